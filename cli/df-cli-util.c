@@ -1,0 +1,112 @@
+#include <stdio.h>
+#include <unistd.h>
+
+#include "df-cli.h"
+
+int
+df_cli_fail (const GError *error)
+{
+  df_cli_progress_end ();
+  /* One line, always. */
+  g_autofree char *msg = g_strdup (error->message);
+  g_strdelimit (msg, "\n", ' ');
+  fprintf (stderr, "deltafetch: %s\n", msg);
+  return df_error_exit_code (error);
+}
+
+int
+df_cli_usage (GOptionContext *ctx, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "deltafetch: %s (see --help)\n", msg);
+  return 2;
+}
+
+gboolean
+df_cli_parse_size (const char *s, guint64 *out)
+{
+  char *end = NULL;
+  if (s == NULL || !g_ascii_isdigit (s[0]))
+    return FALSE;
+  guint64 v = g_ascii_strtoull (s, &end, 10);
+  guint64 mult = 1;
+  switch (g_ascii_toupper (*end))
+    {
+    case '\0':
+      break;
+    case 'K':
+      mult = 1024, end++;
+      break;
+    case 'M':
+      mult = 1024 * 1024, end++;
+      break;
+    case 'G':
+      mult = 1024ull * 1024 * 1024, end++;
+      break;
+    default:
+      return FALSE;
+    }
+  if (mult > 1 && (strcmp (end, "") == 0 || strcmp (end, "iB") == 0 || strcmp (end, "B") == 0))
+    end += strlen (end);
+  if (*end != '\0' || (v != 0 && mult > G_MAXUINT64 / v))
+    return FALSE;
+  *out = v * mult;
+  return TRUE;
+}
+
+OstreeRepo *
+df_cli_open_repo (const char *path, GError **error)
+{
+  g_autoptr(GFile) f = g_file_new_for_path (path);
+  g_autoptr(OstreeRepo) repo = ostree_repo_new (f);
+  if (!ostree_repo_open (repo, NULL, error))
+    {
+      g_prefix_error (error, "opening repository %s: ", path);
+      if ((*error)->domain != DF_ERROR)
+        {
+          GError *n = g_error_new_literal (DF_ERROR, DF_ERROR_INVALID_ARGUMENT, (*error)->message);
+          g_error_free (*error);
+          *error = n;
+        }
+      return NULL;
+    }
+  return g_steal_pointer (&repo);
+}
+
+char *
+df_cli_format_size (guint64 bytes)
+{
+  return g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
+}
+
+static gboolean progress_shown;
+
+void
+df_cli_progress (const DfProgress *p, gpointer user_data)
+{
+  if (!isatty (STDERR_FILENO))
+    return;
+  static const char *names[] = { "", "planning", "metadata", "encoding", "content", "committing" };
+  const char *phase = p->phase < G_N_ELEMENTS (names) ? names[p->phase] : "";
+  g_autofree char *done = df_cli_format_size (p->bytes_done);
+  g_autofree char *total = df_cli_format_size (p->bytes_total);
+  unsigned pct = p->bytes_total ? (unsigned)(100 * p->bytes_done / p->bytes_total) : 0;
+  fprintf (stderr, "\r\033[K%-10s %3u%%  %s / %s  parts %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, phase, pct, done,
+           total, p->parts_done, p->parts_total);
+  fflush (stderr);
+  progress_shown = TRUE;
+}
+
+void
+df_cli_progress_end (void)
+{
+  if (progress_shown)
+    {
+      fprintf (stderr, "\r\033[K");
+      fflush (stderr);
+      progress_shown = FALSE;
+    }
+}

@@ -1,0 +1,26 @@
+/* The deltafetch command-line tool: one file per verb, sharing these. */
+#pragma once
+
+#include "deltafetch.h"
+
+int df_cli_generate (int argc, char **argv);
+int df_cli_apply (int argc, char **argv);
+int df_cli_show (int argc, char **argv);
+
+/* Text appended to every verb's --help. */
+extern const char *df_cli_exit_codes;
+
+/* Prints "deltafetch: <message>" on stderr and returns the exit code. */
+int df_cli_fail (const GError *error);
+/* Usage error: prints the message and returns 2. */
+int df_cli_usage (GOptionContext *ctx, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+
+/* Parses "123", "64K", "64M", "1G" (binary units, optional "iB"/"B"). */
+gboolean df_cli_parse_size (const char *s, guint64 *out);
+
+OstreeRepo *df_cli_open_repo (const char *path, GError **error);
+
+/* Progress line on a TTY (stderr), nothing otherwise. */
+void df_cli_progress (const DfProgress *p, gpointer user_data);
+void df_cli_progress_end (void);
+char *df_cli_format_size (guint64 bytes);

@@ -1,0 +1,65 @@
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "df-cli.h"
+
+const char *df_cli_exit_codes =
+  "Exit codes:\n"
+  "  0    success\n"
+  "  1    other failure\n"
+  "  2    usage error or bad argument (including a memory budget too small for the delta)\n"
+  "  3    invalid delta: malformed, truncated, over a size limit\n"
+  "  4    corrupt: a part or object does not hash to its checksum\n"
+  "  5    untrusted: wrong commit, or an object the commit does not reference\n"
+  "  6    missing base: the from-commit or a source object is not in the repository\n"
+  "  7    no space left on the device\n"
+  "  8    I/O or repository error\n"
+  "  130  cancelled";
+
+static const struct
+{
+  const char *name;
+  int (*run) (int, char **);
+  const char *summary;
+} verbs[] = {
+  { "generate", df_cli_generate, "compute a delta between two commits of a repository" },
+  { "apply", df_cli_apply, "apply a delta directory to a repository, verified, offline" },
+  { "show", df_cli_show, "describe a delta" },
+};
+
+static void
+usage (FILE *f)
+{
+  fprintf (f, "Usage: deltafetch VERB [OPTIONS...]\n\nVerbs:\n");
+  for (guint i = 0; i < G_N_ELEMENTS (verbs); i++)
+    fprintf (f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+  fprintf (f, "\nRun 'deltafetch VERB --help' for a verb's options.\n\n%s\n", df_cli_exit_codes);
+}
+
+int
+main (int argc, char **argv)
+{
+  setlocale (LC_ALL, "");
+  if (argc < 2)
+    {
+      usage (stderr);
+      return 2;
+    }
+  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 || strcmp (argv[1], "help") == 0)
+    {
+      usage (stdout);
+      return 0;
+    }
+  if (strcmp (argv[1], "--version") == 0)
+    {
+      printf ("deltafetch %s\n", DF_VERSION);
+      return 0;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (verbs); i++)
+    if (strcmp (argv[1], verbs[i].name) == 0)
+      return verbs[i].run (argc - 1, argv + 1);
+  fprintf (stderr, "deltafetch: unknown verb '%s'\n", argv[1]);
+  usage (stderr);
+  return 2;
+}

@@ -1,0 +1,677 @@
+/* Offline apply: superblock → trust → metadata walk → content parts on a
+ * worker pool → completeness → commit object, ref, transaction.
+ *
+ * Parts are independent: content parts may be applied in any order and in
+ * parallel once the metadata walk has fixed the set of objects the trusted
+ * commit references. A fetcher hands parts over the same way (one day
+ * through the same queue); offline apply simply finds them all on disk. */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "df-object-writer.h"
+#include "df-part.h"
+#include "df-superblock.h"
+
+struct _DfApplyOptions
+{
+  char *commit;
+  char *ref;
+  guint64 memory;
+  guint jobs;
+  DfProgressFunc progress;
+  gpointer progress_data;
+};
+
+DfApplyOptions *
+df_apply_options_new (void)
+{
+  DfApplyOptions *o = g_new0 (DfApplyOptions, 1);
+  o->memory = DF_DEFAULT_MEMORY_BUDGET;
+  return o;
+}
+
+void
+df_apply_options_free (DfApplyOptions *o)
+{
+  if (o == NULL)
+    return;
+  g_free (o->commit);
+  g_free (o->ref);
+  g_free (o);
+}
+
+void
+df_apply_options_set_commit (DfApplyOptions *o, const char *checksum)
+{
+  g_free (o->commit);
+  o->commit = g_strdup (checksum);
+}
+
+void
+df_apply_options_set_ref (DfApplyOptions *o, const char *ref)
+{
+  g_free (o->ref);
+  o->ref = g_strdup (ref);
+}
+
+void
+df_apply_options_set_memory_budget (DfApplyOptions *o, guint64 bytes)
+{
+  o->memory = bytes;
+}
+
+void
+df_apply_options_set_jobs (DfApplyOptions *o, guint jobs)
+{
+  o->jobs = jobs;
+}
+
+void
+df_apply_options_set_progress (DfApplyOptions *o, DfProgressFunc func, gpointer data)
+{
+  o->progress = func;
+  o->progress_data = data;
+}
+
+/* ---------------------------------------------------------------------- */
+
+typedef struct
+{
+  OstreeRepo *repo;
+  DfSuperblock *sb;
+  int delta_dfd;
+  DfObjectWriter *writer;
+  const DfApplyOptions *opts;
+  GCancellable *cancellable;
+
+  /* Trust walk */
+  GHashTable *delta_meta; /* "hex.type" → GBytes */
+  GHashTable *reached;    /* "hex.type" of every object of the commit */
+
+  /* Content workers, under lock */
+  GMutex lock;
+  GCond cond;
+  GError *error;
+  guint pending;
+  DfProgress progress;
+  gint64 last_report;
+  guint parts_applied;
+} Apply;
+
+static char *
+obj_key (const char *hex, OstreeObjectType t)
+{
+  return g_strdup_printf ("%s.%d", hex, t);
+}
+
+static void
+report (Apply *a, gboolean force)
+{
+  if (a->opts->progress == NULL)
+    return;
+  gint64 now = g_get_monotonic_time ();
+  if (!force && now - a->last_report < G_USEC_PER_SEC / 10)
+    return;
+  a->last_report = now;
+  g_mutex_lock (&a->lock);
+  DfProgress snap = a->progress;
+  g_mutex_unlock (&a->lock);
+  a->opts->progress (&snap, a->opts->progress_data);
+}
+
+static GBytes *
+read_part (Apply *a, guint i, GError **error)
+{
+  char name[16];
+  g_snprintf (name, sizeof name, "%u", i);
+  g_autofree char *what = g_strdup_printf ("part %u", i);
+  g_autoptr(GBytes) file = df_read_file_bounded (a->delta_dfd, name, DF_PART_SIZE_MAX + DF_MIB,
+                                                 a->sb->parts[i].compressed_size, what, error);
+  if (file == NULL)
+    return NULL;
+  return df_part_decode (&a->sb->parts[i], i, file, error);
+}
+
+/* Metadata parts are small: decode them all and keep their objects until
+ * the walk has decided which ones the commit references. */
+static gboolean
+load_metadata (Apply *a, GError **error)
+{
+  for (guint i = 0; i < a->sb->n_parts; i++)
+    {
+      const DfPart *p = &a->sb->parts[i];
+      if (p->kind != DF_PART_KIND_METADATA)
+        continue;
+      g_autoptr(GBytes) payload = read_part (a, i, error);
+      if (payload == NULL)
+        return FALSE;
+      guint64 off = 0;
+      for (guint j = 0; j < p->n_entries; j++)
+        {
+          const DfEntry *e = &p->entries[j];
+          char hex[65];
+          df_hex (e->checksum, hex);
+          g_hash_table_insert (a->delta_meta, obj_key (hex, e->objtype),
+                               g_bytes_new_from_bytes (payload, off, e->data_size));
+          off += e->data_size;
+        }
+      a->progress.parts_done++;
+    }
+  return TRUE;
+}
+
+static gboolean
+valid_name (const char *name)
+{
+  return name[0] != '\0' && strchr (name, '/') == NULL && strcmp (name, ".") != 0 && strcmp (name, "..") != 0;
+}
+
+/* Loads a metadata object the commit references: from the delta (checked
+ * against its checksum and written to the transaction) or from the
+ * repository. */
+static GVariant *
+reach_metadata (Apply *a, OstreeObjectType type, const guint8 *csum, GError **error)
+{
+  char hex[65];
+  df_hex (csum, hex);
+  g_autofree char *key = obj_key (hex, type);
+  GBytes *data = g_hash_table_lookup (a->delta_meta, key);
+  if (data)
+    {
+      guint8 actual[DF_SHA256_LEN];
+      df_sha256 (g_bytes_get_data (data, NULL), g_bytes_get_size (data), actual);
+      if (memcmp (actual, csum, DF_SHA256_LEN) != 0)
+        {
+          df_throw (error, DF_ERROR_CORRUPT, "%s %s: the delta's bytes hash to something else",
+                    ostree_object_type_to_string (type), hex);
+          return NULL;
+        }
+      g_autoptr(GVariant) v = g_variant_ref_sink (
+          g_variant_new_from_bytes (ostree_metadata_variant_type (type), data, FALSE));
+      g_autoptr(GError) local = NULL;
+      gboolean ok = g_variant_is_normal_form (v)
+                    && (type == OSTREE_OBJECT_TYPE_DIR_TREE ? ostree_validate_structureof_dirtree (v, &local)
+                                                            : ostree_validate_structureof_dirmeta (v, &local));
+      if (!ok)
+        {
+          df_throw (error, DF_ERROR_INVALID_DELTA, "%s %s is malformed%s%s", ostree_object_type_to_string (type), hex,
+                    local ? ": " : "", local ? local->message : "");
+          return NULL;
+        }
+      if (type == OSTREE_OBJECT_TYPE_DIR_META)
+        {
+          guint32 mode = 0;
+          g_variant_get_child (v, 2, "u", &mode);
+          if (!S_ISDIR (GUINT32_FROM_BE (mode)))
+            {
+              df_throw (error, DF_ERROR_INVALID_DELTA, "dirmeta %s is not a directory", hex);
+              return NULL;
+            }
+        }
+      if (!g_hash_table_contains (a->reached, key)
+          && !df_object_writer_metadata (a->writer, type, csum, data, a->cancellable, error))
+        return NULL;
+      g_hash_table_add (a->reached, g_steal_pointer (&key));
+      return g_steal_pointer (&v);
+    }
+  g_autoptr(GVariant) v = NULL;
+  g_autoptr(GError) local = NULL;
+  if (!ostree_repo_load_variant_if_exists (a->repo, type, hex, &v, &local) || v == NULL)
+    {
+      df_throw (error, DF_ERROR_MISSING_BASE, "%s %s is neither in the delta nor in the repository",
+                ostree_object_type_to_string (type), hex);
+      return NULL;
+    }
+  g_hash_table_add (a->reached, g_steal_pointer (&key));
+  return g_steal_pointer (&v);
+}
+
+static gboolean
+walk_tree (Apply *a, const guint8 *tree, const guint8 *meta, guint depth, GError **error)
+{
+  if (depth > DF_TREE_DEPTH_MAX)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "directories nested deeper than %d", DF_TREE_DEPTH_MAX);
+  char thex[65];
+  df_hex (tree, thex);
+  g_autofree char *tkey = obj_key (thex, OSTREE_OBJECT_TYPE_DIR_TREE);
+  g_autoptr(GVariant) mv = reach_metadata (a, OSTREE_OBJECT_TYPE_DIR_META, meta, error);
+  if (mv == NULL)
+    return FALSE;
+  /* A subtree shared by several directories is walked once. */
+  if (g_hash_table_contains (a->reached, tkey))
+    return TRUE;
+  g_autoptr(GVariant) tv = reach_metadata (a, OSTREE_OBJECT_TYPE_DIR_TREE, tree, error);
+  if (tv == NULL)
+    return FALSE;
+  g_autoptr(GVariant) files = g_variant_get_child_value (tv, 0);
+  g_autoptr(GVariant) dirs = g_variant_get_child_value (tv, 1);
+  gsize n = g_variant_n_children (files);
+  for (gsize i = 0; i < n; i++)
+    {
+      const char *name;
+      g_autoptr(GVariant) c = NULL;
+      g_variant_get_child (files, i, "(&s@ay)", &name, &c);
+      if (!valid_name (name) || g_variant_get_size (c) != DF_SHA256_LEN)
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "dirtree %s holds an invalid file entry", thex);
+      char hex[65];
+      df_hex (g_variant_get_data (c), hex);
+      g_hash_table_add (a->reached, obj_key (hex, OSTREE_OBJECT_TYPE_FILE));
+    }
+  n = g_variant_n_children (dirs);
+  for (gsize i = 0; i < n; i++)
+    {
+      const char *name;
+      g_autoptr(GVariant) t = NULL, m = NULL;
+      g_variant_get_child (dirs, i, "(&s@ay@ay)", &name, &t, &m);
+      if (!valid_name (name) || g_variant_get_size (t) != DF_SHA256_LEN || g_variant_get_size (m) != DF_SHA256_LEN)
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "dirtree %s holds an invalid directory entry", thex);
+      if (!walk_tree (a, g_variant_get_data (t), g_variant_get_data (m), depth + 1, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* Establishes what the trusted commit references and writes the metadata
+ * it needs; refuses any object of the delta outside that set before a
+ * single content byte is written. */
+static gboolean
+trust_walk (Apply *a, GError **error)
+{
+  g_autoptr(GVariant) commit = g_variant_ref_sink (
+      g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, a->sb->commit, FALSE));
+  g_autoptr(GVariant) tree = g_variant_get_child_value (commit, 6);
+  g_autoptr(GVariant) meta = g_variant_get_child_value (commit, 7);
+  if (g_variant_get_size (tree) != DF_SHA256_LEN || g_variant_get_size (meta) != DF_SHA256_LEN)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "commit %s has a malformed root", a->sb->to_hex);
+  if (!walk_tree (a, g_variant_get_data (tree), g_variant_get_data (meta), 0, error))
+    return FALSE;
+
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, a->delta_meta);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    if (!g_hash_table_contains (a->reached, key))
+      {
+        g_autofree char *hex = g_strndup (key, 64);
+        int type = atoi ((const char *)key + 65);
+        return df_throw (error, DF_ERROR_UNTRUSTED, "%s %s is not referenced by commit %s; refusing the delta",
+                         ostree_object_type_to_string (type), hex, a->sb->to_hex);
+      }
+  for (guint i = 0; i < a->sb->n_parts; i++)
+    for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
+      {
+        const DfEntry *e = &a->sb->parts[i].entries[j];
+        if (e->objtype != OSTREE_OBJECT_TYPE_FILE)
+          continue;
+        char hex[65];
+        df_hex (e->checksum, hex);
+        g_autofree char *k = obj_key (hex, OSTREE_OBJECT_TYPE_FILE);
+        if (!g_hash_table_contains (a->reached, k))
+          return df_throw (error, DF_ERROR_UNTRUSTED, "part %u: file %s is not referenced by commit %s; refusing the delta",
+                           i, hex, a->sb->to_hex);
+        if (e->has_source)
+          {
+            char shex[65];
+            gboolean have = FALSE;
+            df_hex (e->source, shex);
+            if (!ostree_repo_has_object (a->repo, OSTREE_OBJECT_TYPE_FILE, shex, &have, a->cancellable, error))
+              return FALSE;
+            if (!have)
+              return df_throw (error, DF_ERROR_MISSING_BASE, "part %u: source object %s is not in the repository", i,
+                               shex);
+          }
+      }
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Content parts                                                            */
+
+typedef struct
+{
+  Apply *a;
+  guint index;
+} PartTask;
+
+static gboolean
+apply_part (Apply *a, guint index, GError **error)
+{
+  const DfPart *p = &a->sb->parts[index];
+  g_autoptr(GBytes) payload = read_part (a, index, error);
+  if (payload == NULL)
+    return FALSE;
+  const guint8 *data = g_bytes_get_data (payload, NULL);
+  guint64 off = 0;
+  for (guint j = 0; j < p->n_entries; j++)
+    {
+      const DfEntry *e = &p->entries[j];
+      if (g_cancellable_set_error_if_cancelled (a->cancellable, error))
+        return FALSE;
+      if (!df_object_writer_entry_done (a->writer, e)
+          && !df_object_writer_entry (a->writer, e, data + off, a->cancellable, error))
+        {
+          char hex[65];
+          df_hex (e->checksum, hex);
+          g_prefix_error (error, "part %u: file %s: ", index, hex);
+          return FALSE;
+        }
+      off += e->data_size;
+      g_mutex_lock (&a->lock);
+      a->progress.bytes_done += e->data_size;
+      g_mutex_unlock (&a->lock);
+    }
+  return TRUE;
+}
+
+static void
+part_worker (gpointer data, gpointer user_data)
+{
+  PartTask *t = data;
+  Apply *a = t->a;
+  GError *local = NULL;
+  gboolean failed;
+  g_mutex_lock (&a->lock);
+  failed = a->error != NULL;
+  g_mutex_unlock (&a->lock);
+  if (!failed && !apply_part (a, t->index, &local))
+    {
+      g_mutex_lock (&a->lock);
+      if (a->error == NULL)
+        a->error = local;
+      else
+        g_error_free (local);
+      g_mutex_unlock (&a->lock);
+      g_cancellable_cancel (a->cancellable);
+    }
+  g_mutex_lock (&a->lock);
+  a->pending--;
+  a->progress.parts_done++;
+  a->parts_applied++;
+  g_cond_broadcast (&a->cond);
+  g_mutex_unlock (&a->lock);
+  g_free (t);
+}
+
+/* Memory one worker needs for part @p: its compressed and uncompressed
+ * buffers, or the uncompressed buffer plus the largest patch's source
+ * window and output. */
+static guint64
+part_memory (const DfPart *p)
+{
+  guint64 patch = 0;
+  for (guint j = 0; j < p->n_entries; j++)
+    if (p->entries[j].encoding == DF_ENCODING_ZSTD_REF)
+      patch = MAX (patch, p->entries[j].src_length + p->entries[j].length);
+  return MAX (p->compressed_size + p->uncompressed_size, p->uncompressed_size + patch) + DF_COPY_BUFFER;
+}
+
+static gboolean
+apply_content (Apply *a, guint workers, DfApplyResult *result, GError **error)
+{
+  /* Register split objects and find parts that are done already. */
+  g_autoptr(GHashTable) split_chunks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr(GArray) todo = g_array_new (FALSE, FALSE, sizeof (guint));
+  for (guint i = 0; i < a->sb->n_parts; i++)
+    {
+      const DfPart *p = &a->sb->parts[i];
+      if (p->kind != DF_PART_KIND_CONTENT)
+        continue;
+      gboolean all_done = TRUE;
+      for (guint j = 0; j < p->n_entries; j++)
+        {
+          const DfEntry *e = &p->entries[j];
+          gboolean done = df_object_writer_entry_done (a->writer, e);
+          all_done = all_done && done;
+          if (e->length != e->object_size)
+            {
+              char hex[65];
+              df_hex (e->checksum, hex);
+              guint *counts = g_hash_table_lookup (split_chunks, hex);
+              if (counts == NULL)
+                {
+                  counts = g_new0 (guint, 2);
+                  g_hash_table_insert (split_chunks, g_strdup (hex), counts);
+                }
+              counts[0]++;
+              counts[1] += done;
+            }
+        }
+      a->progress.parts_total++;
+      if (all_done)
+        {
+          a->progress.parts_done++;
+          result->parts_skipped++;
+        }
+      else
+        g_array_append_val (todo, i);
+    }
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, split_chunks);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      guint8 csum[DF_SHA256_LEN];
+      guint *counts = value;
+      ostree_checksum_inplace_to_bytes (key, csum);
+      /* The object size is the same in every entry (checked at parse). */
+      guint64 size = 0;
+      for (guint i = 0; i < a->sb->n_parts && size == 0; i++)
+        for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
+          if (memcmp (a->sb->parts[i].entries[j].checksum, csum, DF_SHA256_LEN) == 0)
+            {
+              size = a->sb->parts[i].entries[j].object_size;
+              break;
+            }
+      df_object_writer_expect_split (a->writer, csum, size, counts[0], counts[1]);
+    }
+
+  a->progress.phase = DF_PHASE_CONTENT;
+  report (a, TRUE);
+  GThreadPool *pool = g_thread_pool_new (part_worker, NULL, workers, FALSE, NULL);
+  for (guint k = 0; k < todo->len; k++)
+    {
+      PartTask *t = g_new0 (PartTask, 1);
+      t->a = a;
+      t->index = g_array_index (todo, guint, k);
+      g_mutex_lock (&a->lock);
+      a->pending++;
+      g_mutex_unlock (&a->lock);
+      g_thread_pool_push (pool, t, NULL);
+    }
+  g_mutex_lock (&a->lock);
+  while (a->pending > 0)
+    {
+      gint64 deadline = g_get_monotonic_time () + G_USEC_PER_SEC / 10;
+      g_cond_wait_until (&a->cond, &a->lock, deadline);
+      g_mutex_unlock (&a->lock);
+      report (a, FALSE);
+      g_mutex_lock (&a->lock);
+    }
+  g_mutex_unlock (&a->lock);
+  g_thread_pool_free (pool, FALSE, TRUE);
+  result->parts_applied = a->parts_applied;
+  if (a->error)
+    {
+      g_propagate_error (error, g_steal_pointer (&a->error));
+      return FALSE;
+    }
+  return df_object_writer_finish_splits (a->writer, a->cancellable, error);
+}
+
+/* Every object the commit references must be present before the commit
+ * object is written: a commit never lands half-populated. */
+static gboolean
+check_complete (Apply *a, GError **error)
+{
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, a->reached);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    {
+      char hex[65];
+      memcpy (hex, key, 64);
+      hex[64] = '\0';
+      int type = atoi ((const char *)key + 65);
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (a->repo, type, hex, &have, a->cancellable, error))
+        return FALSE;
+      if (!have)
+        return df_throw (error, a->sb->has_from ? DF_ERROR_MISSING_BASE : DF_ERROR_INVALID_DELTA,
+                         "%s %s of commit %s is neither in the delta nor in the repository",
+                         ostree_object_type_to_string (type), hex, a->sb->to_hex);
+    }
+  return TRUE;
+}
+
+static gboolean
+finish_commit (Apply *a, GError **error)
+{
+  g_autoptr(GVariant) commit = g_variant_ref_sink (
+      g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, a->sb->commit, FALSE));
+  if (g_bytes_get_size (a->sb->commitmeta) > 0)
+    {
+      g_autoptr(GVariant) meta = g_variant_ref_sink (
+          g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), a->sb->commitmeta, FALSE));
+      if (!ostree_repo_write_commit_detached_metadata (a->repo, a->sb->to_hex, meta, a->cancellable, error))
+        return FALSE;
+    }
+  g_autofree guchar *out = NULL;
+  if (!ostree_repo_write_metadata (a->repo, OSTREE_OBJECT_TYPE_COMMIT, a->sb->to_hex, commit, &out, a->cancellable,
+                                   error))
+    return FALSE;
+  return TRUE;
+}
+
+gboolean
+df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in, DfApplyResult *result_out,
+          GCancellable *cancellable, GError **error)
+{
+  g_autoptr(DfApplyOptions) defaults = opts_in ? NULL : df_apply_options_new ();
+  const DfApplyOptions *opts = opts_in ? opts_in : defaults;
+  DfApplyResult result_local = { 0 };
+  DfApplyResult *result = result_out ? result_out : &result_local;
+  memset (result, 0, sizeof *result);
+
+  guint8 want[DF_SHA256_LEN];
+  if (opts->commit && !df_parse_checksum (opts->commit, want, error))
+    return FALSE;
+  if (opts->ref && !ostree_validate_rev (opts->ref, NULL))
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
+
+  int delta_dfd = open (delta_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (delta_dfd < 0)
+    return df_throw_errno (error, errno, "opening delta %s", delta_dir);
+  df_autofd delta_fd_owned = delta_dfd;
+  g_autoptr(DfSuperblock) sb = df_superblock_load (delta_dfd, ".", error);
+  if (sb == NULL)
+    return FALSE;
+
+  /* Trust first: nothing is read beyond the superblock unless the delta
+   * produces the commit the caller trusts. */
+  if (opts->commit && memcmp (want, sb->to, DF_SHA256_LEN) != 0)
+    return df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", sb->to_hex,
+                     opts->commit);
+  memcpy (result->commit, sb->to_hex, 65);
+  result->commit_trusted = opts->commit != NULL;
+  if (sb->has_from)
+    {
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (repo, OSTREE_OBJECT_TYPE_COMMIT, sb->from_hex, &have, cancellable, error))
+        return FALSE;
+      if (!have)
+        return df_throw (error, DF_ERROR_MISSING_BASE, "the delta applies to commit %s, which the repository does not have",
+                         sb->from_hex);
+    }
+
+  /* Workers from the memory budget and the delta's declared sizes. */
+  guint64 need = 0, meta_total = 0;
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      if (sb->parts[i].kind == DF_PART_KIND_METADATA)
+        meta_total += sb->parts[i].uncompressed_size;
+      else
+        need = MAX (need, part_memory (&sb->parts[i]));
+    }
+  guint64 usable = opts->memory > DF_APPLY_RESERVE ? opts->memory - DF_APPLY_RESERVE : 0;
+  if (need > usable || meta_total > usable)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                     "the delta needs %" G_GUINT64_FORMAT " MiB per worker, more than the memory budget of %" G_GUINT64_FORMAT
+                     " MiB allows", (MAX (need, meta_total) + DF_APPLY_RESERVE) / DF_MIB, opts->memory / DF_MIB);
+  guint workers = opts->jobs ? opts->jobs : df_ncpus ();
+  if (need > 0)
+    workers = MAX (1, MIN (workers, usable / need));
+  result->workers = workers;
+
+  Apply a = { .repo = repo, .sb = sb, .delta_dfd = delta_dfd, .opts = opts };
+  a.cancellable = g_cancellable_new ();
+  gulong chained = cancellable ? g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel), a.cancellable, NULL) : 0;
+  g_mutex_init (&a.lock);
+  g_cond_init (&a.cond);
+  a.delta_meta = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
+  a.reached = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (guint i = 0; i < sb->n_parts; i++)
+    a.progress.bytes_total += sb->parts[i].uncompressed_size;
+  a.progress.phase = DF_PHASE_PLAN;
+  report (&a, TRUE);
+
+  g_autofree char *state_dir = g_strdup_printf ("tmp/deltafetch-apply-%s", sb->to_hex);
+  GError *local = NULL;
+  gboolean in_txn = FALSE, ok = FALSE;
+  gboolean resumed = FALSE;
+  OstreeRepoTransactionStats stats;
+
+  a.writer = df_object_writer_new (repo, state_dir, &local);
+  if (a.writer == NULL)
+    goto out;
+  if (!ostree_repo_prepare_transaction (repo, &resumed, a.cancellable, &local))
+    goto out;
+  in_txn = TRUE;
+
+  a.progress.phase = DF_PHASE_METADATA;
+  report (&a, TRUE);
+  if (!load_metadata (&a, &local) || !trust_walk (&a, &local))
+    goto out;
+  g_hash_table_remove_all (a.delta_meta);
+
+  if (!apply_content (&a, workers, result, &local))
+    goto out;
+
+  a.progress.phase = DF_PHASE_COMMIT;
+  report (&a, TRUE);
+  if (!check_complete (&a, &local) || !finish_commit (&a, &local))
+    goto out;
+  if (opts->ref)
+    ostree_repo_transaction_set_ref (repo, NULL, opts->ref, sb->to_hex);
+  if (!ostree_repo_commit_transaction (repo, &stats, a.cancellable, &local))
+    goto out;
+  in_txn = FALSE;
+  df_object_writer_get_stats (a.writer, &result->objects_written, &result->content_bytes);
+  df_object_writer_cleanup (a.writer, NULL);
+  ok = TRUE;
+
+out:
+  /* On failure the transaction is left for the next run to resume: its
+   * staged objects were all verified, and nothing reached objects/. */
+  if (in_txn && local && !g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+      && local->domain == DF_ERROR && local->code != DF_ERROR_NO_SPACE && local->code != DF_ERROR_IO)
+    ostree_repo_abort_transaction (repo, NULL, NULL);
+  if (!ok)
+    {
+      if (a.error)
+        g_clear_error (&a.error);
+      if (cancellable && g_cancellable_is_cancelled (cancellable) && local == NULL)
+        g_cancellable_set_error_if_cancelled (cancellable, &local);
+      df_error_normalize (&local, NULL);
+      g_propagate_error (error, local);
+    }
+  if (chained)
+    g_cancellable_disconnect (cancellable, chained);
+  g_object_unref (a.cancellable);
+  g_clear_pointer (&a.writer, df_object_writer_free);
+  g_hash_table_unref (a.delta_meta);
+  g_hash_table_unref (a.reached);
+  g_mutex_clear (&a.lock);
+  g_cond_clear (&a.cond);
+  return ok;
+}

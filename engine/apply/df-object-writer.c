@@ -1,0 +1,383 @@
+#include "df-object-writer.h"
+
+#include <fcntl.h>
+#include <gio/gunixinputstream.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct
+{
+  guint n_chunks;
+  guint done;
+  guint64 size;
+} Split;
+
+struct _DfObjectWriter
+{
+  OstreeRepo *repo;
+  char *state_dir;
+  int state_dfd;
+  GMutex lock;
+  GHashTable *splits; /* hex → Split* */
+  guint64 objects, bytes;
+};
+
+DfObjectWriter *
+df_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error)
+{
+  int repo_dfd = ostree_repo_get_dfd (repo);
+  if (!df_mkdir_p_at (repo_dfd, state_dir, error))
+    return NULL;
+  int dfd = openat (repo_dfd, state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    {
+      df_throw_errno (error, errno, "opening %s", state_dir);
+      return NULL;
+    }
+  DfObjectWriter *w = g_new0 (DfObjectWriter, 1);
+  w->repo = g_object_ref (repo);
+  w->state_dir = g_strdup (state_dir);
+  w->state_dfd = dfd;
+  g_mutex_init (&w->lock);
+  w->splits = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  return w;
+}
+
+void
+df_object_writer_free (DfObjectWriter *w)
+{
+  if (w == NULL)
+    return;
+  g_object_unref (w->repo);
+  g_free (w->state_dir);
+  if (w->state_dfd >= 0)
+    close (w->state_dfd);
+  g_mutex_clear (&w->lock);
+  g_hash_table_unref (w->splits);
+  g_free (w);
+}
+
+static char *
+marker_name (const char *hex, guint64 offset)
+{
+  return g_strdup_printf ("%s.%" G_GUINT64_FORMAT ".ok", hex, offset);
+}
+
+void
+df_object_writer_expect_split (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN], guint64 size,
+                               guint n_chunks, guint n_done)
+{
+  char hex[65];
+  df_hex (checksum, hex);
+  Split *s = g_new0 (Split, 1);
+  s->n_chunks = n_chunks;
+  s->done = n_done;
+  s->size = size;
+  g_hash_table_replace (w->splits, g_strdup (hex), s);
+}
+
+static gboolean
+is_split (const DfEntry *e)
+{
+  return e->objtype == OSTREE_OBJECT_TYPE_FILE && e->length != e->object_size;
+}
+
+gboolean
+df_object_writer_entry_done (DfObjectWriter *w, const DfEntry *e)
+{
+  char hex[65];
+  df_hex (e->checksum, hex);
+  gboolean have = FALSE;
+  if (ostree_repo_has_object (w->repo, e->objtype, hex, &have, NULL, NULL) && have)
+    return TRUE;
+  if (!is_split (e))
+    return FALSE;
+  g_autofree char *m = marker_name (hex, e->offset);
+  return faccessat (w->state_dfd, m, F_OK, 0) == 0;
+}
+
+/* libostree reports a checksum mismatch as a generic error; give it our
+ * code so callers and exit codes can tell corruption from I/O trouble. */
+static void
+classify_write_error (GError **error, const char *what)
+{
+  if (error && *error && (strstr ((*error)->message, "Corrupted") || strstr ((*error)->message, "checksum expected")))
+    {
+      GError *n = g_error_new (DF_ERROR, DF_ERROR_CORRUPT, "%s: reconstructed bytes do not match the checksum (%s)",
+                               what, (*error)->message);
+      g_error_free (*error);
+      *error = n;
+      return;
+    }
+  df_error_normalize (error, what);
+}
+
+gboolean
+df_object_writer_metadata (DfObjectWriter *w, OstreeObjectType type, const guint8 checksum[DF_SHA256_LEN],
+                           GBytes *data, GCancellable *c, GError **error)
+{
+  char hex[65];
+  df_hex (checksum, hex);
+  g_autoptr(GVariant) v = g_variant_ref_sink (
+      g_variant_new_from_bytes (ostree_metadata_variant_type (type), data, FALSE));
+  g_autofree guchar *out = NULL;
+  if (!ostree_repo_write_metadata (w->repo, type, hex, v, &out, c, error))
+    {
+      g_autofree char *what = g_strdup_printf ("%s %s", ostree_object_type_to_string (type), hex);
+      classify_write_error (error, what);
+      return FALSE;
+    }
+  g_mutex_lock (&w->lock);
+  w->objects++;
+  g_mutex_unlock (&w->lock);
+  return TRUE;
+}
+
+static gboolean
+write_content (DfObjectWriter *w, const char *hex, const DfContentHeader *h, GInputStream *body, guint64 size,
+               GCancellable *c, GError **error)
+{
+  g_autoptr(GFileInfo) info = df_content_header_to_file_info (h, size);
+  g_autoptr(GInputStream) stream = NULL;
+  guint64 len = 0;
+  if (!ostree_raw_file_to_content_stream (body, info, h->xattrs, &stream, &len, c, error))
+    return FALSE;
+  g_autofree guchar *out = NULL;
+  if (!ostree_repo_write_content (w->repo, hex, stream, len, &out, c, error))
+    {
+      g_autofree char *what = g_strdup_printf ("file %s", hex);
+      classify_write_error (error, what);
+      return FALSE;
+    }
+  g_mutex_lock (&w->lock);
+  w->objects++;
+  w->bytes += size;
+  g_mutex_unlock (&w->lock);
+  return TRUE;
+}
+
+/* Reads [off, off+len) of an existing content object into @buf. */
+static gboolean
+read_source_window (OstreeRepo *repo, const guint8 csum[DF_SHA256_LEN], guint64 off, gsize len, guint8 *buf,
+                    GCancellable *c, GError **error)
+{
+  char hex[65];
+  df_hex (csum, hex);
+  g_autoptr(GInputStream) in = NULL;
+  g_autoptr(GFileInfo) info = NULL;
+  g_autoptr(GError) local = NULL;
+  if (!ostree_repo_load_file (repo, hex, &in, &info, NULL, c, &local))
+    return df_throw (error, DF_ERROR_MISSING_BASE, "source object %s is not in the repository", hex);
+  if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
+  guint64 size = g_file_info_get_size (info);
+  if (off > size || len > size - off)
+    return df_throw (error, DF_ERROR_INVALID_DELTA,
+                     "source window %" G_GUINT64_FORMAT "+%zu lies outside object %s (%" G_GUINT64_FORMAT " bytes)", off,
+                     len, hex, size);
+  if (off > 0)
+    {
+      if (G_IS_SEEKABLE (in) && g_seekable_can_seek (G_SEEKABLE (in)))
+        {
+          if (!g_seekable_seek (G_SEEKABLE (in), off, G_SEEK_SET, c, error))
+            return FALSE;
+        }
+      else
+        {
+          guint64 left = off;
+          while (left > 0)
+            {
+              gssize n = g_input_stream_skip (in, MIN (left, (guint64)(1 << 20)), c, error);
+              if (n <= 0)
+                return n < 0 ? FALSE : df_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
+              left -= n;
+            }
+        }
+    }
+  gsize got = 0;
+  if (!g_input_stream_read_all (in, buf, len, &got, c, error))
+    return FALSE;
+  if (got != len)
+    return df_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
+  return TRUE;
+}
+
+/* Decodes a zstd-ref patch into exactly e->length bytes. */
+static guint8 *
+decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize patch_len, GCancellable *c,
+              GError **error)
+{
+  unsigned long long fcs = ZSTD_getFrameContentSize (patch, patch_len);
+  if (fcs != e->length || ZSTD_findFrameCompressedSize (patch, patch_len) != patch_len)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "patch frame does not declare exactly %" G_GUINT64_FORMAT " bytes",
+                e->length);
+      return NULL;
+    }
+  g_autofree guint8 *src = g_malloc (e->src_length ? e->src_length : 1);
+  if (!read_source_window (w->repo, e->source, e->src_offset, e->src_length, src, c, error))
+    return NULL;
+  g_autoptr(ZSTD_DCtx) d = ZSTD_createDCtx ();
+  ZSTD_DCtx_setParameter (d, ZSTD_d_windowLogMax, 30);
+  g_autofree guint8 *out = g_malloc (e->length);
+  size_t r = ZSTD_DCtx_refPrefix (d, src, e->src_length);
+  if (!ZSTD_isError (r))
+    r = ZSTD_decompressDCtx (d, out, e->length, patch, patch_len);
+  if (ZSTD_isError (r) || r != e->length)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "patch does not decode: %s",
+                ZSTD_isError (r) ? ZSTD_getErrorName (r) : "wrong size");
+      return NULL;
+    }
+  return g_steal_pointer (&out);
+}
+
+static gboolean
+fsync_write_at (int dfd, const char *name, int flags, guint64 off, const guint8 *data, gsize len, GError **error)
+{
+  int fd = openat (dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0600);
+  if (fd < 0)
+    return df_throw_errno (error, errno, "staging %s", name);
+  gboolean ok = TRUE;
+  gsize done = 0;
+  while (ok && done < len)
+    {
+      ssize_t n = pwrite (fd, data + done, len - done, off + done);
+      if (n < 0 && errno != EINTR)
+        ok = df_throw_errno (error, errno, "staging %s", name);
+      else if (n > 0)
+        done += n;
+    }
+  if (ok && fdatasync (fd) < 0)
+    ok = df_throw_errno (error, errno, "syncing %s", name);
+  close (fd);
+  return ok;
+}
+
+static gboolean
+assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *c, GError **error)
+{
+  g_autofree char *hname = g_strdup_printf ("%s.header", hex);
+  g_autofree char *dname = g_strdup_printf ("%s.data", hex);
+  g_autoptr(GBytes) hbytes = df_read_file_bounded (w->state_dfd, hname, DF_HEADER_MAX + 4, G_MAXUINT64, "staged header", error);
+  if (hbytes == NULL)
+    return FALSE;
+  g_auto(DfContentHeader) h = { 0 };
+  gsize consumed;
+  if (!df_content_header_parse (g_bytes_get_data (hbytes, NULL), g_bytes_get_size (hbytes), &h, &consumed, error))
+    return FALSE;
+  int fd = openat (w->state_dfd, dname, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return df_throw_errno (error, errno, "opening staged %s", hex);
+  struct stat st;
+  if (fstat (fd, &st) < 0 || (guint64)st.st_size != size)
+    {
+      close (fd);
+      return df_throw (error, DF_ERROR_IO, "staged object %s has the wrong size", hex);
+    }
+  g_autoptr(GInputStream) in = g_unix_input_stream_new (fd, TRUE);
+  g_autoptr(GInputStream) buffered = g_buffered_input_stream_new_sized (in, DF_COPY_BUFFER);
+  if (!write_content (w, hex, &h, buffered, size, c, error))
+    return FALSE;
+  /* Written into the transaction: the staged copy is no longer needed. */
+  unlinkat (w->state_dfd, dname, 0);
+  unlinkat (w->state_dfd, hname, 0);
+  return TRUE;
+}
+
+gboolean
+df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data, GCancellable *c, GError **error)
+{
+  char hex[65];
+  df_hex (e->checksum, hex);
+  g_auto(DfContentHeader) h = { 0 };
+  gsize hlen = 0;
+  if (e->offset == 0 && !df_content_header_parse (data, e->data_size, &h, &hlen, error))
+    return FALSE;
+  const guint8 *body = data + hlen;
+  gsize body_len = e->data_size - hlen;
+  g_autofree guint8 *decoded = NULL;
+  if (e->encoding == DF_ENCODING_ZSTD_REF)
+    {
+      decoded = decode_patch (w, e, body, body_len, c, error);
+      if (decoded == NULL)
+        return FALSE;
+      body = decoded;
+      body_len = e->length;
+    }
+  else if (body_len != e->length)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "raw data of %zu bytes, the entry declares %" G_GUINT64_FORMAT,
+                     body_len, e->length);
+  if (e->offset == 0 && S_ISLNK (h.mode) && e->object_size != 0)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "symlink with content bytes");
+
+  if (!is_split (e))
+    {
+      g_autoptr(GInputStream) in = g_memory_input_stream_new_from_data (body, body_len, NULL);
+      return write_content (w, hex, &h, in, body_len, c, error);
+    }
+
+  /* A chunk of a split object: stage it durably, then mark it done. */
+  g_autofree char *dname = g_strdup_printf ("%s.data", hex);
+  if (e->offset == 0)
+    {
+      g_autofree char *hname = g_strdup_printf ("%s.header", hex);
+      if (!fsync_write_at (w->state_dfd, hname, O_TRUNC, 0, data, hlen, error))
+        return FALSE;
+    }
+  if (!fsync_write_at (w->state_dfd, dname, 0, e->offset, body, body_len, error))
+    return FALSE;
+  g_autofree char *m = marker_name (hex, e->offset);
+  int mfd = openat (w->state_dfd, m, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (mfd < 0)
+    return df_throw_errno (error, errno, "marking %s", m);
+  close (mfd);
+
+  g_mutex_lock (&w->lock);
+  Split *s = g_hash_table_lookup (w->splits, hex);
+  gboolean last = s && ++s->done == s->n_chunks;
+  g_mutex_unlock (&w->lock);
+  if (!last)
+    return TRUE;
+  /* Markers stay until the state directory is removed after commit. */
+  return assemble_split (w, hex, e->object_size, c, error);
+}
+
+gboolean
+df_object_writer_finish_splits (DfObjectWriter *w, GCancellable *c, GError **error)
+{
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, w->splits);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      Split *s = value;
+      gboolean have = FALSE;
+      if (s->done != s->n_chunks)
+        continue;
+      if (!ostree_repo_has_object (w->repo, OSTREE_OBJECT_TYPE_FILE, key, &have, c, error))
+        return FALSE;
+      /* Every chunk was staged by an earlier run that stopped before
+       * writing the object. */
+      if (!have && !assemble_split (w, key, s->size, c, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+void
+df_object_writer_get_stats (DfObjectWriter *w, guint64 *objects, guint64 *bytes)
+{
+  g_mutex_lock (&w->lock);
+  *objects = w->objects;
+  *bytes = w->bytes;
+  g_mutex_unlock (&w->lock);
+}
+
+gboolean
+df_object_writer_cleanup (DfObjectWriter *w, GError **error)
+{
+  close (w->state_dfd);
+  w->state_dfd = -1;
+  return df_rm_rf_at (ostree_repo_get_dfd (w->repo), w->state_dir, error);
+}

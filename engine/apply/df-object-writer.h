@@ -1,0 +1,46 @@
+/* The only room that writes into a repository's objects: every object is
+ * written through libostree with its expected checksum, so libostree hashes
+ * it while writing and refuses it on a mismatch before it can enter
+ * objects/ (it lands in the transaction's staging directory first). */
+#pragma once
+
+#include "df-part.h"
+
+typedef struct _DfObjectWriter DfObjectWriter;
+
+/* @state_dir: a directory (relative to the repo's dfd) for staging objects
+ * that are split across parts; it survives a crash and is reused. */
+DfObjectWriter *df_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error);
+void df_object_writer_free (DfObjectWriter *w);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfObjectWriter, df_object_writer_free)
+
+/* Declares that object @checksum (@size content bytes) arrives in @n_chunks
+ * pieces, @n_done of which are staged already (resume). */
+void df_object_writer_expect_split (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN], guint64 size,
+                                    guint n_chunks, guint n_done);
+
+/* Writes split objects whose every chunk was staged by an earlier run that
+ * stopped before writing the object. */
+gboolean df_object_writer_finish_splits (DfObjectWriter *w, GCancellable *c, GError **error);
+
+/* TRUE when the entry's bytes are already where they need to be: the
+ * object is in the repository (or this transaction), or the chunk is
+ * staged. */
+gboolean df_object_writer_entry_done (DfObjectWriter *w, const DfEntry *e);
+
+/* Writes a verified-by-hash metadata object. */
+gboolean df_object_writer_metadata (DfObjectWriter *w, OstreeObjectType type, const guint8 checksum[DF_SHA256_LEN],
+                                    GBytes *data, GCancellable *c, GError **error);
+
+/* Reconstructs entry @e from @data (its payload bytes in the part) and
+ * writes it: whole objects go straight into the repository; a chunk of a
+ * split object is staged, and the worker that stages the last chunk writes
+ * the object. */
+gboolean df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data, GCancellable *c,
+                                 GError **error);
+
+/* Objects and content bytes written so far. */
+void df_object_writer_get_stats (DfObjectWriter *w, guint64 *objects, guint64 *bytes);
+
+/* Removes the staging area once the transaction is committed. */
+gboolean df_object_writer_cleanup (DfObjectWriter *w, GError **error);

@@ -1,0 +1,312 @@
+#include "df-common.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+G_DEFINE_QUARK (deltafetch-error-quark, df_error)
+
+int
+df_error_exit_code (const GError *error)
+{
+  if (error == NULL)
+    return 0;
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return 130;
+  if (error->domain == DF_ERROR)
+    {
+      switch ((DfError)error->code)
+        {
+        case DF_ERROR_FAILED:
+          return 1;
+        case DF_ERROR_INVALID_ARGUMENT:
+          return 2;
+        case DF_ERROR_INVALID_DELTA:
+          return 3;
+        case DF_ERROR_CORRUPT:
+          return 4;
+        case DF_ERROR_UNTRUSTED:
+          return 5;
+        case DF_ERROR_MISSING_BASE:
+          return 6;
+        case DF_ERROR_NO_SPACE:
+          return 7;
+        case DF_ERROR_IO:
+          return 8;
+        }
+      return 1;
+    }
+  if (error->domain == G_IO_ERROR)
+    return error->code == G_IO_ERROR_NO_SPACE ? 7 : 8;
+  return 1;
+}
+
+static DfError
+code_for_errno (int errsv)
+{
+  return (errsv == ENOSPC || errsv == EDQUOT) ? DF_ERROR_NO_SPACE : DF_ERROR_IO;
+}
+
+gboolean
+df_throw_errno (GError **error, int errsv, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_set_error (error, DF_ERROR, code_for_errno (errsv), "%s: %s", msg, g_strerror (errsv));
+  return FALSE;
+}
+
+gboolean
+df_throw (GError **error, DfError code, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_set_error_literal (error, DF_ERROR, code, msg);
+  return FALSE;
+}
+
+void
+df_error_normalize (GError **error, const char *prefix)
+{
+  if (error == NULL || *error == NULL)
+    return;
+  GError *e = *error;
+  /* libostree reports ENOSPC both as G_IO_ERROR_NO_SPACE and as a message
+   * carrying strerror(ENOSPC) in other codes. */
+  gboolean nospace = g_error_matches (e, G_IO_ERROR, G_IO_ERROR_NO_SPACE)
+                     || strstr (e->message, g_strerror (ENOSPC)) != NULL
+                     || strstr (e->message, g_strerror (EDQUOT)) != NULL;
+  if (nospace)
+    {
+      GError *n = g_error_new (DF_ERROR, DF_ERROR_NO_SPACE, "%s%s%s", prefix ? prefix : "",
+                               prefix ? ": " : "", e->message);
+      g_error_free (e);
+      *error = n;
+    }
+  else if (prefix)
+    g_prefix_error (error, "%s: ", prefix);
+}
+
+void
+df_sha256 (const void *data, gsize len, guint8 out[DF_SHA256_LEN])
+{
+  unsigned int n = 0;
+  if (!EVP_Digest (data, len, out, &n, EVP_sha256 (), NULL) || n != DF_SHA256_LEN)
+    g_error ("OpenSSL SHA-256 failed");
+}
+
+void
+df_sha256_init (DfSha256 *h)
+{
+  h->ctx = EVP_MD_CTX_new ();
+  if (h->ctx == NULL || !EVP_DigestInit_ex (h->ctx, EVP_sha256 (), NULL))
+    g_error ("OpenSSL SHA-256 init failed");
+}
+
+void
+df_sha256_update (DfSha256 *h, const void *data, gsize len)
+{
+  if (!EVP_DigestUpdate (h->ctx, data, len))
+    g_error ("OpenSSL SHA-256 update failed");
+}
+
+void
+df_sha256_final (DfSha256 *h, guint8 out[DF_SHA256_LEN])
+{
+  unsigned int n = 0;
+  if (!EVP_DigestFinal_ex (h->ctx, out, &n) || n != DF_SHA256_LEN)
+    g_error ("OpenSSL SHA-256 final failed");
+}
+
+void
+df_sha256_clear (DfSha256 *h)
+{
+  g_clear_pointer (&h->ctx, EVP_MD_CTX_free);
+}
+
+void
+df_hex (const guint8 csum[DF_SHA256_LEN], char out[65])
+{
+  ostree_checksum_inplace_from_bytes (csum, out);
+}
+
+gboolean
+df_parse_checksum (const char *hex, guint8 out[DF_SHA256_LEN], GError **error)
+{
+  if (hex == NULL || !ostree_validate_checksum_string (hex, NULL))
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "not a SHA-256 checksum: '%s'",
+                     hex ? hex : "(null)");
+  ostree_checksum_inplace_to_bytes (hex, out);
+  return TRUE;
+}
+
+GBytes *
+df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, const char *what,
+                      GError **error)
+{
+  int fd = openat (dfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    {
+      if (errno == ENOENT)
+        {
+          df_throw (error, DF_ERROR_INVALID_DELTA, "%s is missing", what);
+          return NULL;
+        }
+      df_throw_errno (error, errno, "opening %s", what);
+      return NULL;
+    }
+  df_autofd owned = fd;
+  struct stat st;
+  if (fstat (fd, &st) < 0)
+    {
+      df_throw_errno (error, errno, "stat %s", what);
+      return NULL;
+    }
+  if (!S_ISREG (st.st_mode))
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "%s is not a regular file", what);
+      return NULL;
+    }
+  guint64 size = st.st_size;
+  if (expected != G_MAXUINT64 && size != expected)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA,
+                "%s has %" G_GUINT64_FORMAT " bytes, the superblock declares %" G_GUINT64_FORMAT,
+                what, size, expected);
+      return NULL;
+    }
+  if (size > max)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA,
+                "%s has %" G_GUINT64_FORMAT " bytes, more than the limit of %" G_GUINT64_FORMAT,
+                what, size, max);
+      return NULL;
+    }
+  /* Read one byte more than expected so a file that grows under us is
+   * noticed instead of silently cut. */
+  gsize cap = (gsize)size + 1;
+  g_autofree guint8 *buf = g_malloc (cap);
+  gsize got = 0;
+  while (got < cap)
+    {
+      ssize_t n = read (fd, buf + got, cap - got);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          df_throw_errno (error, errno, "reading %s", what);
+          return NULL;
+        }
+      if (n == 0)
+        break;
+      got += n;
+    }
+  if (got != size)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "%s changed size while being read", what);
+      return NULL;
+    }
+  return g_bytes_new_take (g_steal_pointer (&buf), got);
+}
+
+gboolean
+df_write_all (int fd, const void *buf, gsize len, const char *what, GError **error)
+{
+  const guint8 *p = buf;
+  while (len > 0)
+    {
+      ssize_t n = write (fd, p, len);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return df_throw_errno (error, errno, "writing %s", what);
+        }
+      p += n;
+      len -= n;
+    }
+  return TRUE;
+}
+
+guint
+df_ncpus (void)
+{
+  long n = sysconf (_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (guint)n : 1;
+}
+
+gboolean
+df_mkdir_p_at (int dfd, const char *path, GError **error)
+{
+  g_autofree char *copy = g_strdup (path);
+  for (char *p = copy + 1; ; p++)
+    {
+      gboolean end = *p == '\0';
+      if (*p == '/' || end)
+        {
+          *p = '\0';
+          if (mkdirat (dfd, copy, 0755) < 0 && errno != EEXIST)
+            return df_throw_errno (error, errno, "creating %s", copy);
+          if (end)
+            break;
+          *p = '/';
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+rm_rf_children (int dfd, GError **error)
+{
+  DIR *d = fdopendir (dfd);
+  if (d == NULL)
+    {
+      close (dfd);
+      return df_throw_errno (error, errno, "opening a directory to delete");
+    }
+  struct dirent *de;
+  gboolean ok = TRUE;
+  while (ok && (de = readdir (d)) != NULL)
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      if (unlinkat (dirfd (d), de->d_name, 0) == 0)
+        continue;
+      if (errno != EISDIR && errno != EPERM)
+        {
+          if (errno != ENOENT)
+            ok = df_throw_errno (error, errno, "deleting %s", de->d_name);
+          continue;
+        }
+      int sub = openat (dirfd (d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0)
+        ok = df_throw_errno (error, errno, "opening %s", de->d_name);
+      else if (rm_rf_children (sub, error) && unlinkat (dirfd (d), de->d_name, AT_REMOVEDIR) < 0)
+        ok = df_throw_errno (error, errno, "deleting %s", de->d_name);
+      else if (error && *error)
+        ok = FALSE;
+    }
+  closedir (d);
+  return ok;
+}
+
+gboolean
+df_rm_rf_at (int dfd, const char *path, GError **error)
+{
+  if (unlinkat (dfd, path, 0) == 0 || errno == ENOENT)
+    return TRUE;
+  int fd = openat (dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? TRUE : df_throw_errno (error, errno, "opening %s", path);
+  if (!rm_rf_children (fd, error))
+    return FALSE;
+  if (unlinkat (dfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
+    return df_throw_errno (error, errno, "deleting %s", path);
+  return TRUE;
+}

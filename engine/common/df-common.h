@@ -1,0 +1,80 @@
+/* Internal helpers shared by every room of the engine: errors, hashing,
+ * cleanup functions for foreign types, bounded file reads. */
+#pragma once
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+/* Frame-header inspection (ZSTD_getFrameHeader) is in the stable ABI of the
+ * shared library since 1.4 but declared behind this macro. */
+#define ZSTD_STATIC_LINKING_ONLY
+#include <zstd.h>
+
+#include "deltafetch.h"
+#include "df-limits.h"
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZSTD_CCtx, ZSTD_freeCCtx)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ZSTD_DCtx, ZSTD_freeDCtx)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EVP_MD_CTX, EVP_MD_CTX_free)
+
+#define DF_SHA256_LEN 32
+
+/* GLib 2.74 predates g_autofd. */
+static inline void
+df_close_fdp (int *fd)
+{
+  if (*fd >= 0)
+    close (*fd);
+}
+#define df_autofd __attribute__ ((cleanup (df_close_fdp))) int
+
+/* Sets @error from errno @errsv: ENOSPC/EDQUOT become DF_ERROR_NO_SPACE,
+ * everything else DF_ERROR_IO. Always returns FALSE. */
+gboolean df_throw_errno (GError **error, int errsv, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+
+/* Sets @error and returns FALSE. */
+gboolean df_throw (GError **error, DfError code, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+
+/* Rewrites an error from libostree/GIO: ENOSPC-like errors become
+ * DF_ERROR_NO_SPACE, and @prefix is prepended. */
+void df_error_normalize (GError **error, const char *prefix);
+
+void df_sha256 (const void *data, gsize len, guint8 out[DF_SHA256_LEN]);
+
+/* Incremental SHA-256 (OpenSSL EVP). */
+typedef struct
+{
+  EVP_MD_CTX *ctx;
+} DfSha256;
+void df_sha256_init (DfSha256 *h);
+void df_sha256_update (DfSha256 *h, const void *data, gsize len);
+void df_sha256_final (DfSha256 *h, guint8 out[DF_SHA256_LEN]);
+void df_sha256_clear (DfSha256 *h);
+
+/* 32 bytes → 64 hex chars + NUL. */
+void df_hex (const guint8 csum[DF_SHA256_LEN], char out[65]);
+/* Parses a 64-char hex checksum; FALSE (error set) if malformed. */
+gboolean df_parse_checksum (const char *hex, guint8 out[DF_SHA256_LEN], GError **error);
+
+/* Reads a whole file that must be at most @max bytes, exactly @expected bytes
+ * when @expected is not G_MAXUINT64. Errors name @what. */
+GBytes *df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected,
+                              const char *what, GError **error);
+
+/* Writes @len bytes fully, or fails with errno mapped as df_throw_errno. */
+gboolean df_write_all (int fd, const void *buf, gsize len, const char *what, GError **error);
+
+/* a + b without overflow, FALSE when it would overflow. */
+static inline gboolean
+df_add_u64 (guint64 a, guint64 b, guint64 *out)
+{
+  return !__builtin_add_overflow (a, b, out);
+}
+
+/* Number of processors. */
+guint df_ncpus (void);
+
+/* mkdir -p and rm -rf relative to @dfd (AT_FDCWD works); rm_rf of a missing
+ * path succeeds. */
+gboolean df_mkdir_p_at (int dfd, const char *path, GError **error);
+gboolean df_rm_rf_at (int dfd, const char *path, GError **error);

@@ -1,0 +1,55 @@
+/* Every bound deltafetch enforces, in one place. Values read from a delta or
+ * the network are checked against these before use; defaults are what the
+ * generator and apply use unless an option says otherwise. */
+#pragma once
+
+#include <glib.h>
+
+#define DF_MIB (G_GUINT64_CONSTANT (1024) * 1024)
+
+/* Native format version this build writes and the only one it reads. */
+#define DF_FORMAT_VERSION 1
+
+/* --- Superblock ------------------------------------------------------- */
+/* Largest superblock file accepted (bytes). A 200k-file OS update needs
+ * about 25 MiB of entries; anything bigger is refused unread. */
+#define DF_SUPERBLOCK_MAX (64 * DF_MIB)
+/* Most parts and entries one delta may declare. */
+#define DF_PARTS_MAX 65536
+#define DF_ENTRIES_MAX (4u * 1024 * 1024)
+
+/* --- Parts ------------------------------------------------------------ */
+/* Generator default and accepted range of a part's uncompressed payload. */
+#define DF_PART_SIZE_DEFAULT (8 * DF_MIB)
+#define DF_PART_SIZE_MIN (1 * DF_MIB)
+#define DF_PART_SIZE_MAX (32 * DF_MIB)
+/* zstd window of part frames: never larger than the part itself; apply
+ * refuses frames declaring a window above this. */
+#define DF_PART_WINDOW_LOG_MAX 25
+/* A content object larger than this is split into chunks of this size
+ * (generator); apply accepts chunks up to DF_PART_SIZE_MAX. */
+#define DF_CHUNK_SIZE (2 * DF_MIB)
+/* Old-object window a patch may reference (generator default; apply accepts
+ * up to DF_SOURCE_WINDOW_MAX). */
+#define DF_SOURCE_WINDOW (4 * DF_MIB)
+#define DF_SOURCE_WINDOW_MAX (32 * DF_MIB)
+/* Largest content object header (uid, gid, mode, xattrs, symlink target). */
+#define DF_HEADER_MAX (256 * 1024)
+/* Largest dirtree/dirmeta object. */
+#define DF_METADATA_OBJECT_MAX (16 * DF_MIB)
+/* All metadata entries of one delta together (held in memory during the
+ * trust walk). */
+#define DF_METADATA_TOTAL_MAX (48 * DF_MIB)
+/* Deepest directory nesting the trust walk follows (ostree uses 256 too). */
+#define DF_TREE_DEPTH_MAX 256
+
+/* --- Apply memory ----------------------------------------------------- */
+/* Memory set aside from the budget for libostree, GLib, stacks and the
+ * trust walk's tables before workers are counted. */
+#define DF_APPLY_RESERVE (16 * DF_MIB)
+/* Buffer used to stream a staged split object into the repository. */
+#define DF_COPY_BUFFER (256 * 1024)
+
+/* --- Generate ------------------------------------------------------------ */
+/* Encoded entries allowed to wait for the packer, per job. */
+#define DF_GENERATE_QUEUE_PER_JOB 4

@@ -1,0 +1,175 @@
+#include "df-part.h"
+
+#include <sys/stat.h>
+
+GBytes *
+df_part_compress (const guint8 *payload, gsize len, int level, GError **error)
+{
+  g_autoptr(ZSTD_CCtx) cctx = ZSTD_createCCtx ();
+  /* The window never needs to exceed the part, and apply refuses windows
+   * above DF_PART_WINDOW_LOG_MAX; content size and no zstd checksum (the
+   * part's SHA-256 covers it). */
+  int wlog = 10;
+  while (wlog < DF_PART_WINDOW_LOG_MAX && ((gsize)1 << wlog) < len)
+    wlog++;
+  size_t r;
+  if (ZSTD_isError (r = ZSTD_CCtx_setParameter (cctx, ZSTD_c_compressionLevel, level))
+      || ZSTD_isError (r = ZSTD_CCtx_setParameter (cctx, ZSTD_c_windowLog, wlog))
+      || ZSTD_isError (r = ZSTD_CCtx_setParameter (cctx, ZSTD_c_contentSizeFlag, 1))
+      || ZSTD_isError (r = ZSTD_CCtx_setParameter (cctx, ZSTD_c_checksumFlag, 0)))
+    {
+      df_throw (error, DF_ERROR_FAILED, "zstd: %s", ZSTD_getErrorName (r));
+      return NULL;
+    }
+  gsize cap = ZSTD_compressBound (len);
+  g_autofree guint8 *out = g_malloc (cap);
+  r = ZSTD_compress2 (cctx, out, cap, payload, len);
+  if (ZSTD_isError (r))
+    {
+      df_throw (error, DF_ERROR_FAILED, "zstd: %s", ZSTD_getErrorName (r));
+      return NULL;
+    }
+  return g_bytes_new_take (g_realloc (g_steal_pointer (&out), r), r);
+}
+
+GBytes *
+df_part_decode (const DfPart *part, guint index, GBytes *file, GError **error)
+{
+  gsize size = 0;
+  const guint8 *data = g_bytes_get_data (file, &size);
+  if (size != part->compressed_size)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA,
+                "part %u: %zu bytes, the superblock declares %" G_GUINT64_FORMAT, index, size,
+                part->compressed_size);
+      return NULL;
+    }
+  guint8 actual[DF_SHA256_LEN];
+  df_sha256 (data, size, actual);
+  if (memcmp (actual, part->sha256, DF_SHA256_LEN) != 0)
+    {
+      char a[65], e[65];
+      df_hex (actual, a);
+      df_hex (part->sha256, e);
+      df_throw (error, DF_ERROR_CORRUPT, "part %u: SHA-256 is %s, the superblock declares %s", index, a, e);
+      return NULL;
+    }
+  /* From here the bytes are the ones the superblock named, but the
+   * superblock itself may be hostile: still bound everything. */
+  ZSTD_frameHeader fh;
+  size_t r = ZSTD_getFrameHeader (&fh, data, size);
+  if (r != 0 || fh.frameType != ZSTD_frame)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: not a zstd frame", index);
+      return NULL;
+    }
+  if (fh.frameContentSize != part->uncompressed_size)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA,
+                "part %u: frame declares %llu bytes, the superblock %" G_GUINT64_FORMAT, index,
+                (unsigned long long)fh.frameContentSize, part->uncompressed_size);
+      return NULL;
+    }
+  if (fh.windowSize > ((guint64)1 << DF_PART_WINDOW_LOG_MAX))
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: zstd window of %llu bytes is over the limit", index,
+                (unsigned long long)fh.windowSize);
+      return NULL;
+    }
+  if (ZSTD_findFrameCompressedSize (data, size) != size)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: not exactly one zstd frame", index);
+      return NULL;
+    }
+  g_autoptr(ZSTD_DCtx) dctx = ZSTD_createDCtx ();
+  ZSTD_DCtx_setParameter (dctx, ZSTD_d_windowLogMax, DF_PART_WINDOW_LOG_MAX);
+  gsize usize = part->uncompressed_size;
+  g_autofree guint8 *out = g_malloc (usize);
+  /* One-shot into a buffer of exactly the declared size: zstd cannot write
+   * past it, and a frame that would produce more fails. */
+  r = ZSTD_decompressDCtx (dctx, out, usize, data, size);
+  if (ZSTD_isError (r))
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: zstd: %s", index, ZSTD_getErrorName (r));
+      return NULL;
+    }
+  if (r != usize)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: decompressed to %zu bytes, declared %zu", index, r, usize);
+      return NULL;
+    }
+  return g_bytes_new_take (g_steal_pointer (&out), usize);
+}
+
+void
+df_content_header_clear (DfContentHeader *h)
+{
+  g_clear_pointer (&h->xattrs, g_variant_unref);
+  g_clear_pointer (&h->symlink_target, g_free);
+}
+
+GBytes *
+df_content_header_serialize (guint32 uid, guint32 gid, guint32 mode, GVariant *xattrs,
+                             const char *symlink_target)
+{
+  g_autoptr(GVariant) x = xattrs ? g_variant_ref (xattrs) : g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("(ayay)"), NULL, 0));
+  g_autoptr(GVariant) v = g_variant_ref_sink (g_variant_new ("(uuu@a(ayay)s)", GUINT32_TO_LE (uid), GUINT32_TO_LE (gid),
+                                                             GUINT32_TO_LE (mode), x,
+                                                             symlink_target ? symlink_target : ""));
+  g_autoptr(GVariant) normal = g_variant_get_normal_form (v);
+  gsize n = g_variant_get_size (normal);
+  guint8 *buf = g_malloc (4 + n);
+  guint32 len_le = GUINT32_TO_LE ((guint32)n);
+  memcpy (buf, &len_le, 4);
+  g_variant_store (normal, buf + 4);
+  return g_bytes_new_take (buf, 4 + n);
+}
+
+gboolean
+df_content_header_parse (const guint8 *data, gsize len, DfContentHeader *out, gsize *consumed,
+                         GError **error)
+{
+  if (len < 4)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "content header truncated");
+  guint32 hlen;
+  memcpy (&hlen, data, 4);
+  hlen = GUINT32_FROM_LE (hlen);
+  if (hlen > DF_HEADER_MAX || hlen > len - 4)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "content header of %u bytes does not fit", hlen);
+  g_autoptr(GBytes) b = g_bytes_new (data + 4, hlen);
+  g_autoptr(GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_CONTENT_HEADER_TYPE), b, FALSE));
+  if (!g_variant_is_normal_form (v))
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "content header is not a normal-form GVariant");
+  guint32 uid, gid, mode;
+  g_variant_get (v, "(uuu@a(ayay)s)", &uid, &gid, &mode, &out->xattrs, &out->symlink_target);
+  out->uid = GUINT32_FROM_LE (uid);
+  out->gid = GUINT32_FROM_LE (gid);
+  out->mode = GUINT32_FROM_LE (mode);
+  gboolean is_link = S_ISLNK (out->mode), is_reg = S_ISREG (out->mode);
+  if (!is_link && !is_reg)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "content header mode 0%o is neither a regular file nor a symlink",
+                     out->mode);
+  if ((out->mode & ~(S_IFMT | 07777)) != 0)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "content header mode 0%o has unknown bits", out->mode);
+  if (is_link != (out->symlink_target[0] != '\0'))
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "content header symlink target does not match its mode");
+  *consumed = 4 + hlen;
+  return TRUE;
+}
+
+GFileInfo *
+df_content_header_to_file_info (const DfContentHeader *h, guint64 size)
+{
+  GFileInfo *info = g_file_info_new ();
+  gboolean link = S_ISLNK (h->mode);
+  g_file_info_set_attribute_uint32 (info, "standard::type", link ? G_FILE_TYPE_SYMBOLIC_LINK : G_FILE_TYPE_REGULAR);
+  g_file_info_set_attribute_boolean (info, "standard::is-symlink", link);
+  g_file_info_set_attribute_uint32 (info, "unix::uid", h->uid);
+  g_file_info_set_attribute_uint32 (info, "unix::gid", h->gid);
+  g_file_info_set_attribute_uint32 (info, "unix::mode", h->mode);
+  if (link)
+    g_file_info_set_attribute_byte_string (info, "standard::symlink-target", h->symlink_target);
+  else
+    g_file_info_set_attribute_uint64 (info, "standard::size", size);
+  return info;
+}

@@ -1,0 +1,433 @@
+#include "df-superblock.h"
+
+#include <fcntl.h>
+
+DfSuperblock *
+df_superblock_new (void)
+{
+  return g_new0 (DfSuperblock, 1);
+}
+
+void
+df_superblock_free (DfSuperblock *sb)
+{
+  if (sb == NULL)
+    return;
+  g_clear_pointer (&sb->metadata, g_variant_unref);
+  g_clear_pointer (&sb->commit, g_bytes_unref);
+  g_clear_pointer (&sb->commitmeta, g_bytes_unref);
+  for (guint i = 0; i < sb->n_parts; i++)
+    g_free (sb->parts[i].entries);
+  g_free (sb->parts);
+  g_free (sb);
+}
+
+static GVariant *
+bytes_variant (const guint8 *data, gsize len)
+{
+  return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, len, 1);
+}
+
+GBytes *
+df_superblock_serialize (const DfSuperblock *sb)
+{
+  GVariantBuilder parts;
+  g_variant_builder_init (&parts, G_VARIANT_TYPE ("a(ayttya" DF_ENTRY_TYPE ")"));
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      const DfPart *p = &sb->parts[i];
+      GVariantBuilder entries;
+      g_variant_builder_init (&entries, G_VARIANT_TYPE ("a" DF_ENTRY_TYPE));
+      for (guint j = 0; j < p->n_entries; j++)
+        {
+          const DfEntry *e = &p->entries[j];
+          g_variant_builder_add (&entries, "(y@ayy@aytttttt)", e->objtype,
+                                 bytes_variant (e->checksum, DF_SHA256_LEN), e->encoding,
+                                 bytes_variant (e->source, e->has_source ? DF_SHA256_LEN : 0),
+                                 GUINT64_TO_LE (e->object_size), GUINT64_TO_LE (e->offset),
+                                 GUINT64_TO_LE (e->length), GUINT64_TO_LE (e->data_size),
+                                 GUINT64_TO_LE (e->src_offset), GUINT64_TO_LE (e->src_length));
+        }
+      g_variant_builder_add (&parts, "(@aytty@a" DF_ENTRY_TYPE ")",
+                             bytes_variant (p->sha256, DF_SHA256_LEN),
+                             GUINT64_TO_LE (p->compressed_size),
+                             GUINT64_TO_LE (p->uncompressed_size), p->kind,
+                             g_variant_builder_end (&entries));
+    }
+  GVariant *meta = sb->metadata ? sb->metadata : g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0);
+  gsize clen, mlen;
+  const guint8 *cdata = g_bytes_get_data (sb->commit, &clen);
+  const guint8 *mdata = sb->commitmeta ? g_bytes_get_data (sb->commitmeta, &mlen) : NULL;
+  if (mdata == NULL)
+    mlen = 0;
+  g_autoptr(GVariant) body = g_variant_ref_sink (g_variant_new (
+      "(@a{sv}@ay@ay@ay@ay@a(ayttya" DF_ENTRY_TYPE "))", meta,
+      bytes_variant (sb->from, sb->has_from ? DF_SHA256_LEN : 0), bytes_variant (sb->to, DF_SHA256_LEN),
+      bytes_variant (cdata, clen), bytes_variant (mdata, mlen), g_variant_builder_end (&parts)));
+  /* GVariant serializes in host order; the file is little-endian. The
+   * integers above were swapped to LE by value already on big-endian hosts,
+   * which is what g_variant_byteswap would do; keep the body as built. */
+  g_autoptr(GVariant) normal = g_variant_get_normal_form (body);
+  gsize blen = g_variant_get_size (normal);
+  GByteArray *out = g_byte_array_sized_new (DF_SUPERBLOCK_HEADER_LEN + blen);
+  guint32 version = GUINT32_TO_LE (DF_FORMAT_VERSION), reserved = 0;
+  guint64 blen_le = GUINT64_TO_LE ((guint64)blen);
+  g_byte_array_append (out, (const guint8 *)DF_SUPERBLOCK_MAGIC, 8);
+  g_byte_array_append (out, (const guint8 *)&version, 4);
+  g_byte_array_append (out, (const guint8 *)&reserved, 4);
+  g_byte_array_append (out, (const guint8 *)&blen_le, 8);
+  g_byte_array_set_size (out, DF_SUPERBLOCK_HEADER_LEN + blen);
+  g_variant_store (normal, out->data + DF_SUPERBLOCK_HEADER_LEN);
+  return g_byte_array_free_to_bytes (out);
+}
+
+char *
+df_entry_describe (const DfEntry *e)
+{
+  char hex[65];
+  df_hex (e->checksum, hex);
+  return g_strdup_printf ("%s %s", ostree_object_type_to_string (e->objtype), hex);
+}
+
+static gboolean
+get_checksum (GVariant *v, gboolean optional, guint8 out[DF_SHA256_LEN], gboolean *present,
+              const char *what, GError **error)
+{
+  gsize n = 0;
+  const guint8 *d = g_variant_get_fixed_array (v, &n, 1);
+  if (n == 0 && optional)
+    {
+      if (present)
+        *present = FALSE;
+      return TRUE;
+    }
+  if (n != DF_SHA256_LEN)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %s is %zu bytes, not 32", what, n);
+  memcpy (out, d, DF_SHA256_LEN);
+  if (present)
+    *present = TRUE;
+  return TRUE;
+}
+
+static gboolean
+parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, GError **error)
+{
+  g_autoptr(GVariant) csum = NULL, src = NULL;
+  guint8 objtype, encoding;
+  guint64 osize, off, len, dsize, soff, slen;
+  g_variant_get (ev, "(y@ayy@aytttttt)", &objtype, &csum, &encoding, &src, &osize, &off, &len, &dsize,
+                 &soff, &slen);
+  e->objtype = objtype;
+  e->encoding = encoding;
+  e->object_size = GUINT64_FROM_LE (osize);
+  e->offset = GUINT64_FROM_LE (off);
+  e->length = GUINT64_FROM_LE (len);
+  e->data_size = GUINT64_FROM_LE (dsize);
+  e->src_offset = GUINT64_FROM_LE (soff);
+  e->src_length = GUINT64_FROM_LE (slen);
+
+  g_autofree char *where = g_strdup_printf ("part %u entry %u", part, idx);
+  if (!get_checksum (csum, FALSE, e->checksum, NULL, "object checksum", error)
+      || !get_checksum (src, TRUE, e->source, &e->has_source, "source checksum", error))
+    return (g_prefix_error (error, "%s: ", where), FALSE);
+
+#define BAD(fmt, ...)                                                                              \
+  return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %s: " fmt, where, ##__VA_ARGS__)
+
+  if (e->encoding > DF_ENCODING_LAST)
+    BAD ("unknown encoding %u", e->encoding);
+  if (e->encoding == DF_ENCODING_ZSTD_REF)
+    {
+      if (!e->has_source)
+        BAD ("patch without a source object");
+      guint64 end;
+      if (!df_add_u64 (e->src_offset, e->src_length, &end))
+        BAD ("source window overflows");
+      if (e->src_length > DF_SOURCE_WINDOW_MAX)
+        BAD ("source window of %" G_GUINT64_FORMAT " bytes exceeds %" G_GUINT64_FORMAT,
+             e->src_length, (guint64)DF_SOURCE_WINDOW_MAX);
+      if (e->length == 0)
+        BAD ("empty patch");
+    }
+  else if (e->has_source || e->src_offset != 0 || e->src_length != 0)
+    BAD ("raw entry with a source");
+
+  if (kind == DF_PART_KIND_METADATA)
+    {
+      if (objtype != OSTREE_OBJECT_TYPE_DIR_TREE && objtype != OSTREE_OBJECT_TYPE_DIR_META)
+        BAD ("object type %u in a metadata part", objtype);
+      if (e->encoding != DF_ENCODING_RAW || e->offset != 0 || e->length != e->object_size
+          || e->data_size != e->length)
+        BAD ("metadata entry is not stored whole and raw");
+      if (e->object_size > DF_METADATA_OBJECT_MAX)
+        BAD ("metadata object of %" G_GUINT64_FORMAT " bytes", e->object_size);
+    }
+  else
+    {
+      if (objtype != OSTREE_OBJECT_TYPE_FILE)
+        BAD ("object type %u in a content part", objtype);
+      guint64 end;
+      if (!df_add_u64 (e->offset, e->length, &end) || end > e->object_size)
+        BAD ("bytes %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " lie outside the object's %" G_GUINT64_FORMAT,
+             e->offset, e->length, e->object_size);
+      if (e->length == 0 && e->object_size != 0)
+        BAD ("empty chunk of a non-empty object");
+      if (e->length > DF_PART_SIZE_MAX)
+        BAD ("chunk of %" G_GUINT64_FORMAT " bytes exceeds %" G_GUINT64_FORMAT, e->length,
+             (guint64)DF_PART_SIZE_MAX);
+      /* A raw chunk carries its bytes verbatim, after the header in the
+       * first chunk; the exact header length is checked in the part. */
+      if (e->encoding == DF_ENCODING_RAW)
+        {
+          if (e->offset == 0 ? e->data_size < e->length + 4 : e->data_size != e->length)
+            BAD ("raw chunk data size %" G_GUINT64_FORMAT " does not fit length %" G_GUINT64_FORMAT,
+                 e->data_size, e->length);
+        }
+      else if (e->offset == 0 && e->data_size < 4)
+        BAD ("first chunk without a header");
+    }
+#undef BAD
+  return TRUE;
+}
+
+typedef struct
+{
+  const guint8 *checksum;
+  guint64 offset, length, object_size;
+  guint8 objtype;
+} ChunkRef;
+
+static int
+chunk_cmp (const void *a, const void *b)
+{
+  const ChunkRef *x = a, *y = b;
+  int c = memcmp (x->checksum, y->checksum, DF_SHA256_LEN);
+  if (c != 0)
+    return c;
+  if (x->objtype != y->objtype)
+    return x->objtype < y->objtype ? -1 : 1;
+  return x->offset < y->offset ? -1 : x->offset > y->offset ? 1 : 0;
+}
+
+/* Every object must be produced exactly once: its entries tile
+ * [0, object_size) with no gap and no overlap. */
+static gboolean
+check_tiling (DfSuperblock *sb, guint64 n_entries, GError **error)
+{
+  g_autofree ChunkRef *refs = g_new (ChunkRef, n_entries ? n_entries : 1);
+  guint64 n = 0;
+  for (guint i = 0; i < sb->n_parts; i++)
+    for (guint j = 0; j < sb->parts[i].n_entries; j++)
+      {
+        const DfEntry *e = &sb->parts[i].entries[j];
+        refs[n++] = (ChunkRef){ e->checksum, e->offset, e->length, e->object_size, e->objtype };
+      }
+  qsort (refs, n, sizeof *refs, chunk_cmp);
+  for (guint64 k = 0; k < n;)
+    {
+      guint64 expect = 0, m = k;
+      for (; m < n && memcmp (refs[m].checksum, refs[k].checksum, DF_SHA256_LEN) == 0
+             && refs[m].objtype == refs[k].objtype;
+           m++)
+        {
+          if (refs[m].object_size != refs[k].object_size || refs[m].offset != expect)
+            break;
+          expect += refs[m].length;
+          if (refs[m].length == 0)
+            {
+              m++;
+              break;
+            }
+        }
+      gboolean same_next = m < n && memcmp (refs[m].checksum, refs[k].checksum, DF_SHA256_LEN) == 0
+                           && refs[m].objtype == refs[k].objtype;
+      if (same_next || expect != refs[k].object_size)
+        {
+          char hex[65];
+          df_hex (refs[k].checksum, hex);
+          return df_throw (error, DF_ERROR_INVALID_DELTA,
+                           "superblock: the entries of %s %s overlap, repeat or leave a gap",
+                           ostree_object_type_to_string (refs[k].objtype), hex);
+        }
+      k = m;
+    }
+  return TRUE;
+}
+
+DfSuperblock *
+df_superblock_parse (GBytes *bytes, GError **error)
+{
+  gsize size = 0;
+  const guint8 *data = g_bytes_get_data (bytes, &size);
+  if (size < DF_SUPERBLOCK_HEADER_LEN || memcmp (data, DF_SUPERBLOCK_MAGIC, 8) != 0)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: not a deltafetch superblock (bad magic)");
+      return NULL;
+    }
+  guint32 version, reserved;
+  guint64 blen;
+  memcpy (&version, data + 8, 4);
+  memcpy (&reserved, data + 12, 4);
+  memcpy (&blen, data + 16, 8);
+  version = GUINT32_FROM_LE (version);
+  reserved = GUINT32_FROM_LE (reserved);
+  blen = GUINT64_FROM_LE (blen);
+  if (version != DF_FORMAT_VERSION)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: format version %u is not supported (this build reads %u)",
+                version, DF_FORMAT_VERSION);
+      return NULL;
+    }
+  if (reserved != 0)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: reserved header field is %u, not 0", reserved);
+      return NULL;
+    }
+  if (size > DF_SUPERBLOCK_MAX || blen != size - DF_SUPERBLOCK_HEADER_LEN)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA,
+                "superblock: body length %" G_GUINT64_FORMAT " does not match the file (%zu bytes)", blen, size);
+      return NULL;
+    }
+
+  g_autoptr(GBytes) body_bytes = g_bytes_new_from_bytes (bytes, DF_SUPERBLOCK_HEADER_LEN, blen);
+  g_autoptr(GVariant) body = g_variant_ref_sink (
+      g_variant_new_from_bytes (G_VARIANT_TYPE (DF_SUPERBLOCK_BODY_TYPE), body_bytes, FALSE));
+  /* Non-normal serializations would let two different files mean the same
+   * thing and hide data in padding; refuse them. */
+  if (!g_variant_is_normal_form (body))
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: body is not a normal-form GVariant");
+      return NULL;
+    }
+
+  g_autoptr(DfSuperblock) sb = df_superblock_new ();
+  sb->version = version;
+  sb->file_size = size;
+  g_autoptr(GVariant) from = NULL, to = NULL, commit = NULL, commitmeta = NULL, parts = NULL;
+  g_variant_get (body, "(@a{sv}@ay@ay@ay@ay@a(ayttya" DF_ENTRY_TYPE "))", &sb->metadata, &from, &to,
+                 &commit, &commitmeta, &parts);
+  if (!get_checksum (from, TRUE, sb->from, &sb->has_from, "from checksum", error)
+      || !get_checksum (to, FALSE, sb->to, NULL, "to checksum", error))
+    return NULL;
+  if (sb->has_from)
+    df_hex (sb->from, sb->from_hex);
+  df_hex (sb->to, sb->to_hex);
+
+  sb->commit = g_variant_get_data_as_bytes (commit);
+  guint8 actual[DF_SHA256_LEN];
+  df_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), actual);
+  if (memcmp (actual, sb->to, DF_SHA256_LEN) != 0)
+    {
+      char hex[65];
+      df_hex (actual, hex);
+      df_throw (error, DF_ERROR_CORRUPT, "superblock: the commit object hashes to %s, not to the declared %s",
+                hex, sb->to_hex);
+      return NULL;
+    }
+  g_autoptr(GVariant) commitv = g_variant_ref_sink (
+      g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, sb->commit, FALSE));
+  if (!g_variant_is_normal_form (commitv) || !ostree_validate_structureof_commit (commitv, error))
+    {
+      g_clear_error (error);
+      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: commit %s is not a valid commit object", sb->to_hex);
+      return NULL;
+    }
+  sb->commitmeta = g_variant_get_data_as_bytes (commitmeta);
+  if (g_bytes_get_size (sb->commitmeta) > 0)
+    {
+      g_autoptr(GVariant) mv = g_variant_ref_sink (
+          g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), sb->commitmeta, FALSE));
+      if (!g_variant_is_normal_form (mv))
+        {
+          df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: detached commit metadata is malformed");
+          return NULL;
+        }
+    }
+
+  gsize n_parts = g_variant_n_children (parts);
+  if (n_parts > DF_PARTS_MAX)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %zu parts exceed the limit of %u", n_parts,
+                DF_PARTS_MAX);
+      return NULL;
+    }
+  sb->parts = g_new0 (DfPart, n_parts);
+  sb->n_parts = n_parts;
+  guint64 n_entries_total = 0, metadata_total = 0;
+  for (guint i = 0; i < n_parts; i++)
+    {
+      DfPart *p = &sb->parts[i];
+      g_autoptr(GVariant) pv = g_variant_get_child_value (parts, i);
+      g_autoptr(GVariant) sha = NULL, entries = NULL;
+      guint64 csize, usize;
+      g_variant_get (pv, "(@aytty@a" DF_ENTRY_TYPE ")", &sha, &csize, &usize, &p->kind, &entries);
+      p->compressed_size = GUINT64_FROM_LE (csize);
+      p->uncompressed_size = GUINT64_FROM_LE (usize);
+      if (!get_checksum (sha, FALSE, p->sha256, NULL, "part SHA-256", error))
+        return (g_prefix_error (error, "part %u: ", i), NULL);
+      if (p->kind != DF_PART_KIND_CONTENT && p->kind != DF_PART_KIND_METADATA)
+        {
+          df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has unknown kind %u", i, p->kind);
+          return NULL;
+        }
+      if (p->uncompressed_size == 0 || p->uncompressed_size > DF_PART_SIZE_MAX
+          || p->compressed_size == 0 || p->compressed_size > ZSTD_compressBound (p->uncompressed_size))
+        {
+          df_throw (error, DF_ERROR_INVALID_DELTA,
+                    "superblock: part %u declares %" G_GUINT64_FORMAT " bytes compressed, %" G_GUINT64_FORMAT
+                    " uncompressed, outside the limits",
+                    i, p->compressed_size, p->uncompressed_size);
+          return NULL;
+        }
+      gsize n = g_variant_n_children (entries);
+      n_entries_total += n;
+      if (n == 0 || n_entries_total > DF_ENTRIES_MAX)
+        {
+          df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has %zu entries (limit %u in all)", i, n,
+                    DF_ENTRIES_MAX);
+          return NULL;
+        }
+      p->entries = g_new0 (DfEntry, n);
+      p->n_entries = n;
+      guint64 sum = 0;
+      for (guint j = 0; j < n; j++)
+        {
+          g_autoptr(GVariant) ev = g_variant_get_child_value (entries, j);
+          if (!parse_entry (ev, i, j, p->kind, &p->entries[j], error))
+            return NULL;
+          if (!df_add_u64 (sum, p->entries[j].data_size, &sum))
+            sum = G_MAXUINT64;
+        }
+      if (sum != p->uncompressed_size)
+        {
+          df_throw (error, DF_ERROR_INVALID_DELTA,
+                    "superblock: part %u entries add up to %" G_GUINT64_FORMAT " bytes, the part declares %" G_GUINT64_FORMAT,
+                    i, sum, p->uncompressed_size);
+          return NULL;
+        }
+      if (p->kind == DF_PART_KIND_METADATA)
+        {
+          metadata_total += p->uncompressed_size;
+          if (metadata_total > DF_METADATA_TOTAL_MAX)
+            {
+              df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: metadata parts exceed %" G_GUINT64_FORMAT " bytes",
+                        (guint64)DF_METADATA_TOTAL_MAX);
+              return NULL;
+            }
+        }
+    }
+  if (!check_tiling (sb, n_entries_total, error))
+    return NULL;
+  return g_steal_pointer (&sb);
+}
+
+DfSuperblock *
+df_superblock_load (int dfd, const char *dir, GError **error)
+{
+  g_autofree char *path = g_build_filename (dir, "superblock", NULL);
+  g_autoptr(GBytes) bytes = df_read_file_bounded (dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
+  if (bytes == NULL)
+    return NULL;
+  return df_superblock_parse (bytes, error);
+}

@@ -1,0 +1,86 @@
+/* The native superblock: in-memory form, serializer and validating parser.
+ * The byte layout is specified in engine/FORMAT.md. */
+#pragma once
+
+#include "df-common.h"
+
+#define DF_SUPERBLOCK_MAGIC "DFDELTA\n"
+#define DF_SUPERBLOCK_HEADER_LEN 24
+/* GVariant type of the superblock body. */
+#define DF_SUPERBLOCK_BODY_TYPE "(a{sv}ayayayaya(ayttya(yayyaytttttt)))"
+#define DF_ENTRY_TYPE "(yayyaytttttt)"
+/* GVariant type of a content object header inside a part. */
+#define DF_CONTENT_HEADER_TYPE "(uuua(ayay)s)"
+
+typedef enum
+{
+  DF_ENCODING_RAW = 0,
+  DF_ENCODING_ZSTD_REF = 1,
+  DF_ENCODING_LAST = DF_ENCODING_ZSTD_REF,
+} DfEncoding;
+
+typedef enum
+{
+  DF_PART_KIND_CONTENT = 0,
+  DF_PART_KIND_METADATA = 1,
+} DfPartKind;
+
+typedef struct
+{
+  guint8 objtype; /* OstreeObjectType: FILE, DIR_TREE or DIR_META */
+  guint8 encoding;
+  gboolean has_source;
+  guint8 checksum[DF_SHA256_LEN];
+  guint8 source[DF_SHA256_LEN];
+  guint64 object_size; /* whole content (or metadata) size */
+  guint64 offset;      /* where this entry's bytes start in the object */
+  guint64 length;      /* object bytes this entry produces */
+  guint64 data_size;   /* payload bytes this entry consumes */
+  guint64 src_offset;  /* window of the source object (ZSTD_REF) */
+  guint64 src_length;
+} DfEntry;
+
+typedef struct
+{
+  guint8 sha256[DF_SHA256_LEN];
+  guint64 compressed_size;
+  guint64 uncompressed_size;
+  guint8 kind; /* DfPartKind */
+  guint n_entries;
+  DfEntry *entries;
+} DfPart;
+
+typedef struct
+{
+  guint32 version;
+  GVariant *metadata; /* a{sv}, informative */
+  gboolean has_from;
+  guint8 from[DF_SHA256_LEN];
+  guint8 to[DF_SHA256_LEN];
+  char from_hex[65]; /* "" when from scratch */
+  char to_hex[65];
+  GBytes *commit;     /* serialized commit object, hashes to @to */
+  GBytes *commitmeta; /* detached metadata a{sv}, possibly empty */
+  guint n_parts;
+  DfPart *parts;
+  guint64 file_size;
+} DfSuperblock;
+
+DfSuperblock *df_superblock_new (void);
+void df_superblock_free (DfSuperblock *sb);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfSuperblock, df_superblock_free)
+
+/* Serializes @sb (parts with entries must be filled in). */
+GBytes *df_superblock_serialize (const DfSuperblock *sb);
+
+/* Parses and validates bytes read from an untrusted file. Every bound in
+ * df-limits.h and every structural rule of FORMAT.md is checked here, so the
+ * result can be used without further range checks on the superblock's own
+ * numbers (sources are checked against real objects at apply time). */
+DfSuperblock *df_superblock_parse (GBytes *bytes, GError **error);
+
+/* Reads `superblock` in @dir and parses it. */
+DfSuperblock *df_superblock_load (int dfd, const char *dir, GError **error);
+
+/* "<objtype-name> <hex>" for messages, e.g. "file 3a4f…". */
+char *df_entry_describe (const DfEntry *e);

@@ -1,0 +1,1112 @@
+/* Delta generation: walk both commits, pair new content with old, encode
+ * objects on a thread pool, pack entries into parts in a fixed order,
+ * compress parts on a second pool, write the superblock and index last.
+ *
+ * Determinism: the order of entries and the part boundaries depend only on
+ * the two trees and the options; threads only fill in slots that the packer
+ * consumes in order, so the output is the same whatever the timing. */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "df-generate-private.h"
+#include "df-pairing.h"
+#include "df-part.h"
+#include "df-superblock.h"
+
+struct _DfGenerateOptions
+{
+  char *from;
+  gboolean empty;
+  char *to;
+  char *out_dir;
+  guint jobs;
+  int level;
+  guint64 part_size;
+  DfProgressFunc progress;
+  gpointer progress_data;
+};
+
+DfGenerateOptions *
+df_generate_options_new (void)
+{
+  DfGenerateOptions *o = g_new0 (DfGenerateOptions, 1);
+  o->level = DF_DEFAULT_LEVEL;
+  o->part_size = DF_PART_SIZE_DEFAULT;
+  return o;
+}
+
+void
+df_generate_options_free (DfGenerateOptions *o)
+{
+  if (o == NULL)
+    return;
+  g_free (o->from);
+  g_free (o->to);
+  g_free (o->out_dir);
+  g_free (o);
+}
+
+void
+df_generate_options_set_from (DfGenerateOptions *o, const char *rev)
+{
+  g_free (o->from);
+  o->from = g_strdup (rev);
+}
+
+void
+df_generate_options_set_empty (DfGenerateOptions *o, gboolean empty)
+{
+  o->empty = empty;
+}
+
+void
+df_generate_options_set_to (DfGenerateOptions *o, const char *rev)
+{
+  g_free (o->to);
+  o->to = g_strdup (rev);
+}
+
+void
+df_generate_options_set_out_dir (DfGenerateOptions *o, const char *dir)
+{
+  g_free (o->out_dir);
+  o->out_dir = g_strdup (dir);
+}
+
+void
+df_generate_options_set_jobs (DfGenerateOptions *o, guint jobs)
+{
+  o->jobs = jobs;
+}
+
+void
+df_generate_options_set_level (DfGenerateOptions *o, int level)
+{
+  o->level = level;
+}
+
+void
+df_generate_options_set_part_size (DfGenerateOptions *o, guint64 bytes)
+{
+  o->part_size = bytes;
+}
+
+void
+df_generate_options_set_progress (DfGenerateOptions *o, DfProgressFunc func, gpointer data)
+{
+  o->progress = func;
+  o->progress_data = data;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Walking commits                                                          */
+
+typedef struct
+{
+  guint8 objtype;
+  char csum[65];
+} ObjKey;
+
+typedef struct
+{
+  char *path;
+  char csum[65];
+} FileRef;
+
+static void
+file_ref_free (FileRef *f)
+{
+  g_free (f->path);
+  g_free (f);
+}
+
+typedef struct
+{
+  OstreeRepo *repo;
+  GHashTable *seen;     /* "csum.type" of every object reached */
+  GPtrArray *metadata;  /* ObjKey*, pre-order, first occurrence */
+  GPtrArray *files;     /* FileRef*, pre-order, every path */
+} Walk;
+
+static gboolean
+walk_dir (Walk *w, const char *path, const char *tree, const char *meta, guint depth, GError **error)
+{
+  if (depth > DF_TREE_DEPTH_MAX)
+    return df_throw (error, DF_ERROR_FAILED, "directory nesting deeper than %d at %s", DF_TREE_DEPTH_MAX, path);
+  const struct
+  {
+    OstreeObjectType t;
+    const char *c;
+  } objs[] = { { OSTREE_OBJECT_TYPE_DIR_META, meta }, { OSTREE_OBJECT_TYPE_DIR_TREE, tree } };
+  gboolean tree_new = FALSE;
+  for (guint i = 0; i < 2; i++)
+    {
+      char *key = g_strdup_printf ("%s.%d", objs[i].c, objs[i].t);
+      if (g_hash_table_add (w->seen, key))
+        {
+          ObjKey *k = g_new0 (ObjKey, 1);
+          k->objtype = objs[i].t;
+          memcpy (k->csum, objs[i].c, 65);
+          g_ptr_array_add (w->metadata, k);
+          if (objs[i].t == OSTREE_OBJECT_TYPE_DIR_TREE)
+            tree_new = TRUE;
+        }
+    }
+  g_autoptr(GVariant) dirtree = NULL;
+  if (!ostree_repo_load_variant (w->repo, OSTREE_OBJECT_TYPE_DIR_TREE, tree, &dirtree, error))
+    return FALSE;
+  g_autoptr(GVariant) files = g_variant_get_child_value (dirtree, 0);
+  g_autoptr(GVariant) dirs = g_variant_get_child_value (dirtree, 1);
+  /* Identical subtrees share one dirtree; paths still matter for pairing
+   * so files are listed for every occurrence, but a tree seen before adds
+   * no new objects. */
+  (void)tree_new;
+  gsize n = g_variant_n_children (files);
+  for (gsize i = 0; i < n; i++)
+    {
+      const char *name;
+      g_autoptr(GVariant) csum = NULL;
+      g_variant_get_child (files, i, "(&s@ay)", &name, &csum);
+      FileRef *f = g_new0 (FileRef, 1);
+      f->path = g_build_filename (path, name, NULL);
+      ostree_checksum_inplace_from_bytes (ostree_checksum_bytes_peek (csum), f->csum);
+      char *key = g_strdup_printf ("%s.%d", f->csum, OSTREE_OBJECT_TYPE_FILE);
+      g_hash_table_add (w->seen, key);
+      g_ptr_array_add (w->files, f);
+    }
+  n = g_variant_n_children (dirs);
+  for (gsize i = 0; i < n; i++)
+    {
+      const char *name;
+      g_autoptr(GVariant) tcsum = NULL, mcsum = NULL;
+      g_variant_get_child (dirs, i, "(&s@ay@ay)", &name, &tcsum, &mcsum);
+      char t[65], m[65];
+      ostree_checksum_inplace_from_bytes (ostree_checksum_bytes_peek (tcsum), t);
+      ostree_checksum_inplace_from_bytes (ostree_checksum_bytes_peek (mcsum), m);
+      g_autofree char *sub = g_build_filename (path, name, NULL);
+      if (!walk_dir (w, sub, t, m, depth + 1, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+walk_clear (Walk *w)
+{
+  g_clear_pointer (&w->seen, g_hash_table_unref);
+  g_clear_pointer (&w->metadata, g_ptr_array_unref);
+  g_clear_pointer (&w->files, g_ptr_array_unref);
+}
+
+static gboolean
+walk_commit (OstreeRepo *repo, const char *commit, GVariant **out_commit, Walk *w, GError **error)
+{
+  w->repo = repo;
+  w->seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  w->metadata = g_ptr_array_new_with_free_func (g_free);
+  w->files = g_ptr_array_new_with_free_func ((GDestroyNotify)file_ref_free);
+  g_autoptr(GVariant) cv = NULL;
+  if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &cv, error))
+    return FALSE;
+  g_autoptr(GVariant) tree = g_variant_get_child_value (cv, 6);
+  g_autoptr(GVariant) meta = g_variant_get_child_value (cv, 7);
+  char t[65], m[65];
+  ostree_checksum_inplace_from_bytes (ostree_checksum_bytes_peek (tree), t);
+  ostree_checksum_inplace_from_bytes (ostree_checksum_bytes_peek (meta), m);
+  if (!walk_dir (w, "/", t, m, 0, error))
+    return FALSE;
+  if (out_commit)
+    *out_commit = g_steal_pointer (&cv);
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Reading objects in order                                                 */
+
+/* Gives windows [off, off+len) of a stream with non-decreasing offsets, so
+ * compressed (archive-mode) objects are read once, front to back. */
+typedef struct
+{
+  GInputStream *in;
+  guint8 *buf;
+  gsize cap;
+  guint64 start;
+  gsize len;
+} SeqReader;
+
+static void
+seq_reader_init (SeqReader *r, GInputStream *in, gsize cap)
+{
+  r->in = g_object_ref (in);
+  r->buf = g_malloc (cap ? cap : 1);
+  r->cap = cap;
+  r->start = 0;
+  r->len = 0;
+}
+
+static void
+seq_reader_clear (SeqReader *r)
+{
+  g_clear_object (&r->in);
+  g_clear_pointer (&r->buf, g_free);
+}
+
+static gboolean
+seq_reader_window (SeqReader *r, guint64 off, gsize len, const guint8 **out, GCancellable *c, GError **error)
+{
+  g_assert (off >= r->start && len <= r->cap);
+  guint64 end = r->start + r->len;
+  if (off >= end)
+    {
+      guint64 skip = off - end;
+      while (skip > 0)
+        {
+          gssize n = g_input_stream_skip (r->in, MIN (skip, (guint64)G_MAXSSIZE), c, error);
+          if (n < 0)
+            return FALSE;
+          if (n == 0)
+            return df_throw (error, DF_ERROR_IO, "object ended early");
+          skip -= n;
+        }
+      r->len = 0;
+    }
+  else
+    {
+      gsize drop = off - r->start;
+      memmove (r->buf, r->buf + drop, r->len - drop);
+      r->len -= drop;
+    }
+  r->start = off;
+  if (r->len < len)
+    {
+      gsize got = 0;
+      if (!g_input_stream_read_all (r->in, r->buf + r->len, len - r->len, &got, c, error))
+        return FALSE;
+      r->len += got;
+      if (r->len < len)
+        return df_throw (error, DF_ERROR_IO, "object ended early");
+    }
+  *out = r->buf;
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Encoding                                                                 */
+
+typedef struct
+{
+  DfEntry entry;
+  GBytes *data;
+} Encoded;
+
+static void
+encoded_free (Encoded *e)
+{
+  g_bytes_unref (e->data);
+  g_free (e);
+}
+
+typedef struct Generator Generator;
+
+typedef struct
+{
+  Generator *gen;
+  guint index;
+  char csum[65];
+  guint64 size;
+  gboolean is_symlink;
+  char source[65]; /* "" when none */
+  guint64 source_size;
+  /* Filled by the worker, drained by the packer; under gen->lock. */
+  GQueue out;
+  guint64 out_bytes;
+  gboolean done;
+} Item;
+
+struct Generator
+{
+  OstreeRepo *repo;
+  const DfGenerateOptions *opts;
+  guint jobs;
+  GCancellable *cancellable;
+  int out_dfd;
+
+  GMutex lock;
+  GCond cond;
+  GError *error; /* first error of any worker */
+
+  /* Parts, filled in by compress workers. */
+  GArray *parts; /* DfPart */
+  guint parts_pending;
+
+  DfProgress progress;
+  gint64 last_progress;
+};
+
+static void
+gen_fail (Generator *g, GError *error)
+{
+  g_mutex_lock (&g->lock);
+  if (g->error == NULL)
+    g->error = error;
+  else
+    g_error_free (error);
+  g_cond_broadcast (&g->cond);
+  g_mutex_unlock (&g->lock);
+  g_cancellable_cancel (g->cancellable);
+}
+
+static gboolean
+gen_failed (Generator *g)
+{
+  return g->error != NULL;
+}
+
+static ZSTD_CCtx *
+make_cctx (int level, GError **error)
+{
+  ZSTD_CCtx *c = ZSTD_createCCtx ();
+  size_t r = ZSTD_CCtx_setParameter (c, ZSTD_c_compressionLevel, level);
+  if (!ZSTD_isError (r))
+    r = ZSTD_CCtx_setParameter (c, ZSTD_c_checksumFlag, 0);
+  if (!ZSTD_isError (r))
+    r = ZSTD_CCtx_setParameter (c, ZSTD_c_contentSizeFlag, 1);
+  if (ZSTD_isError (r))
+    {
+      ZSTD_freeCCtx (c);
+      df_throw (error, DF_ERROR_FAILED, "zstd: %s", ZSTD_getErrorName (r));
+      return NULL;
+    }
+  return c;
+}
+
+/* Patch-from encoding of @len bytes against @src; NULL when it does not pay
+ * off against storing the bytes raw in the solid part. */
+static GBytes *
+encode_patch (ZSTD_CCtx *cctx, const guint8 *data, gsize len, const guint8 *src, gsize src_len,
+              GError **error)
+{
+  gsize cap = ZSTD_compressBound (len);
+  g_autofree guint8 *out = g_malloc (cap);
+  ZSTD_CCtx_reset (cctx, ZSTD_reset_session_only);
+  size_t r = ZSTD_CCtx_refPrefix (cctx, src, src_len);
+  if (!ZSTD_isError (r))
+    r = ZSTD_compress2 (cctx, out, cap, data, len);
+  if (ZSTD_isError (r))
+    {
+      df_throw (error, DF_ERROR_FAILED, "zstd patch: %s", ZSTD_getErrorName (r));
+      return NULL;
+    }
+  gsize patch = r;
+  /* Raw bytes are compressed later with the rest of the part, usually a
+   * little better than a fast standalone pass; a patch must beat that. */
+  r = ZSTD_compress (out, cap, data, len, 1);
+  gsize raw_estimate = ZSTD_isError (r) ? len : r;
+  if (patch * 10 >= raw_estimate * 8)
+    return NULL;
+  /* Recompute: the buffer was reused for the estimate. */
+  ZSTD_CCtx_reset (cctx, ZSTD_reset_session_only);
+  r = ZSTD_CCtx_refPrefix (cctx, src, src_len);
+  if (!ZSTD_isError (r))
+    r = ZSTD_compress2 (cctx, out, cap, data, len);
+  if (ZSTD_isError (r))
+    {
+      df_throw (error, DF_ERROR_FAILED, "zstd patch: %s", ZSTD_getErrorName (r));
+      return NULL;
+    }
+  return g_bytes_new_take (g_realloc (g_steal_pointer (&out), r), r);
+}
+
+static void
+item_push (Item *it, Encoded *e)
+{
+  Generator *g = it->gen;
+  g_mutex_lock (&g->lock);
+  /* Back-pressure: a worker ahead of the packer waits here; the packer
+   * always drains the lowest unfinished item, whose worker started first,
+   * so this cannot deadlock. */
+  while (it->out_bytes > 2 * g->opts->part_size && !gen_failed (g))
+    g_cond_wait (&g->cond, &g->lock);
+  g_queue_push_tail (&it->out, e);
+  it->out_bytes += g_bytes_get_size (e->data);
+  g_cond_broadcast (&g->cond);
+  g_mutex_unlock (&g->lock);
+}
+
+static gboolean
+encode_item (Item *it, GError **error)
+{
+  Generator *g = it->gen;
+  GCancellable *c = g->cancellable;
+  g_autoptr(GInputStream) in = NULL;
+  g_autoptr(GFileInfo) info = NULL;
+  g_autoptr(GVariant) xattrs = NULL;
+  if (!ostree_repo_load_file (g->repo, it->csum, &in, &info, &xattrs, c, error))
+    return FALSE;
+  const char *target = it->is_symlink ? g_file_info_get_symlink_target (info) : "";
+  g_autoptr(GBytes) header = df_content_header_serialize (
+      g_file_info_get_attribute_uint32 (info, "unix::uid"), g_file_info_get_attribute_uint32 (info, "unix::gid"),
+      g_file_info_get_attribute_uint32 (info, "unix::mode"), xattrs, target);
+  if (g_bytes_get_size (header) > DF_HEADER_MAX)
+    return df_throw (error, DF_ERROR_FAILED, "object %s: header of %zu bytes exceeds the format's limit", it->csum,
+                     g_bytes_get_size (header));
+
+  DfEntry base = { .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = it->size };
+  ostree_checksum_inplace_to_bytes (it->csum, base.checksum);
+  if (it->is_symlink || it->size == 0)
+    {
+      Encoded *e = g_new0 (Encoded, 1);
+      e->entry = base;
+      e->entry.data_size = g_bytes_get_size (header);
+      e->data = g_bytes_ref (header);
+      item_push (it, e);
+      return TRUE;
+    }
+
+  SeqReader rd, src_rd = { 0 };
+  seq_reader_init (&rd, in, MIN (it->size, (guint64)DF_CHUNK_SIZE));
+  g_autoptr(GInputStream) src_in = NULL;
+  g_autoptr(ZSTD_CCtx) cctx = NULL;
+  gboolean ok = TRUE;
+  if (it->source[0] != '\0')
+    {
+      if (!ostree_repo_load_file (g->repo, it->source, &src_in, NULL, NULL, c, error))
+        {
+          seq_reader_clear (&rd);
+          return FALSE;
+        }
+      seq_reader_init (&src_rd, src_in, MIN (it->source_size, (guint64)DF_SOURCE_WINDOW));
+      cctx = make_cctx (g->opts->level, error);
+      ok = cctx != NULL;
+    }
+  for (guint64 off = 0; ok && off < it->size; off += DF_CHUNK_SIZE)
+    {
+      if (g_cancellable_set_error_if_cancelled (c, error))
+        {
+          ok = FALSE;
+          break;
+        }
+      gsize len = MIN ((guint64)DF_CHUNK_SIZE, it->size - off);
+      const guint8 *data;
+      if (!seq_reader_window (&rd, off, len, &data, c, error))
+        {
+          ok = FALSE;
+          break;
+        }
+      Encoded *e = g_new0 (Encoded, 1);
+      e->entry = base;
+      e->entry.offset = off;
+      e->entry.length = len;
+      g_autoptr(GBytes) patch = NULL;
+      if (cctx)
+        {
+          /* The old bytes most likely to match sit at the same relative
+           * position; centre a window there. */
+          guint64 win = MIN (it->source_size, (guint64)DF_SOURCE_WINDOW);
+          guint64 centre = (guint64)((long double)off * it->source_size / it->size);
+          guint64 margin = (win > len) ? (win - len) / 2 : 0;
+          guint64 soff = centre > margin ? centre - margin : 0;
+          if (soff + win > it->source_size)
+            soff = it->source_size - win;
+          if (soff < src_rd.start)
+            soff = src_rd.start; /* windows only move forward */
+          const guint8 *src;
+          if (!seq_reader_window (&src_rd, soff, win, &src, c, error))
+            {
+              g_free (e);
+              ok = FALSE;
+              break;
+            }
+          patch = encode_patch (cctx, data, len, src, win, error);
+          if (patch == NULL && error && *error)
+            {
+              g_free (e);
+              ok = FALSE;
+              break;
+            }
+          if (patch)
+            {
+              e->entry.encoding = DF_ENCODING_ZSTD_REF;
+              e->entry.has_source = TRUE;
+              ostree_checksum_inplace_to_bytes (it->source, e->entry.source);
+              e->entry.src_offset = soff;
+              e->entry.src_length = win;
+            }
+        }
+      GByteArray *buf = g_byte_array_new ();
+      if (off == 0)
+        g_byte_array_append (buf, g_bytes_get_data (header, NULL), g_bytes_get_size (header));
+      if (patch)
+        g_byte_array_append (buf, g_bytes_get_data (patch, NULL), g_bytes_get_size (patch));
+      else
+        g_byte_array_append (buf, data, len);
+      e->entry.data_size = buf->len;
+      e->data = g_byte_array_free_to_bytes (buf);
+      item_push (it, e);
+    }
+  seq_reader_clear (&rd);
+  if (src_rd.in)
+    seq_reader_clear (&src_rd);
+  return ok;
+}
+
+static void
+encode_worker (gpointer data, gpointer user_data)
+{
+  Item *it = data;
+  Generator *g = it->gen;
+  GError *local = NULL;
+  if (!gen_failed (g) && !encode_item (it, &local))
+    {
+      g_prefix_error (&local, "encoding %s: ", it->csum);
+      gen_fail (g, local);
+    }
+  g_mutex_lock (&g->lock);
+  it->done = TRUE;
+  g_cond_broadcast (&g->cond);
+  g_mutex_unlock (&g->lock);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Packing and compressing parts                                            */
+
+typedef struct
+{
+  Generator *gen;
+  guint index;
+  GByteArray *payload;
+  GArray *entries; /* DfEntry */
+  guint8 kind;
+} PartJob;
+
+static void
+compress_worker (gpointer data, gpointer user_data)
+{
+  PartJob *job = data;
+  Generator *g = job->gen;
+  GError *local = NULL;
+  if (!gen_failed (g))
+    {
+      g_autoptr(GBytes) file = df_part_compress (job->payload->data, job->payload->len, g->opts->level, &local);
+      if (file)
+        {
+          char name[16];
+          g_snprintf (name, sizeof name, "%u", job->index);
+          gsize flen;
+          const guint8 *fdata = g_bytes_get_data (file, &flen);
+          int fd = openat (g->out_dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+          if (fd < 0)
+            df_throw_errno (&local, errno, "creating part %u", job->index);
+          else
+            {
+              if (df_write_all (fd, fdata, flen, "part", &local) && fdatasync (fd) < 0)
+                df_throw_errno (&local, errno, "syncing part %u", job->index);
+              close (fd);
+            }
+          if (local == NULL)
+            {
+              g_mutex_lock (&g->lock);
+              DfPart *p = &g_array_index (g->parts, DfPart, job->index);
+              df_sha256 (fdata, flen, p->sha256);
+              p->compressed_size = flen;
+              p->uncompressed_size = job->payload->len;
+              p->kind = job->kind;
+              p->n_entries = job->entries->len;
+              p->entries = (DfEntry *)g_array_free (job->entries, FALSE);
+              job->entries = NULL;
+              g_mutex_unlock (&g->lock);
+            }
+        }
+    }
+  if (local)
+    gen_fail (g, local);
+  g_mutex_lock (&g->lock);
+  g->parts_pending--;
+  g->progress.parts_done++;
+  g_cond_broadcast (&g->cond);
+  g_mutex_unlock (&g->lock);
+  g_byte_array_unref (job->payload);
+  if (job->entries)
+    g_array_unref (job->entries);
+  g_free (job);
+}
+
+typedef struct
+{
+  Generator *gen;
+  GThreadPool *pool;
+  PartJob *cur;
+  guint8 kind;
+} Packer;
+
+static void
+packer_flush (Packer *pk)
+{
+  if (pk->cur == NULL)
+    return;
+  Generator *g = pk->gen;
+  g_mutex_lock (&g->lock);
+  /* Bound the parts waiting to be compressed. */
+  while (g->parts_pending >= 2 * g->jobs && !gen_failed (g))
+    g_cond_wait (&g->cond, &g->lock);
+  g->parts_pending++;
+  g->progress.parts_total++;
+  DfPart empty = { 0 };
+  g_array_append_val (g->parts, empty);
+  g_mutex_unlock (&g->lock);
+  g_thread_pool_push (pk->pool, pk->cur, NULL);
+  pk->cur = NULL;
+}
+
+static void
+packer_add (Packer *pk, guint8 kind, const DfEntry *entry, const guint8 *data, gsize len)
+{
+  Generator *g = pk->gen;
+  if (pk->cur && (pk->cur->kind != kind || pk->cur->payload->len + len > g->opts->part_size))
+    packer_flush (pk);
+  if (pk->cur == NULL)
+    {
+      pk->cur = g_new0 (PartJob, 1);
+      pk->cur->gen = g;
+      pk->cur->kind = kind;
+      g_mutex_lock (&g->lock);
+      pk->cur->index = g->parts->len;
+      g_mutex_unlock (&g->lock);
+      pk->cur->payload = g_byte_array_sized_new (MIN (len, g->opts->part_size));
+      pk->cur->entries = g_array_new (FALSE, FALSE, sizeof (DfEntry));
+    }
+  g_byte_array_append (pk->cur->payload, data, len);
+  g_array_append_vals (pk->cur->entries, entry, 1);
+}
+
+static void
+report (Generator *g, gboolean force)
+{
+  if (g->opts->progress == NULL)
+    return;
+  gint64 now = g_get_monotonic_time ();
+  if (!force && now - g->last_progress < G_USEC_PER_SEC / 10)
+    return;
+  g->last_progress = now;
+  g_mutex_lock (&g->lock);
+  DfProgress snap = g->progress;
+  g_mutex_unlock (&g->lock);
+  g->opts->progress (&snap, g->opts->progress_data);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Output placement and index                                               */
+
+static gboolean
+resolve_rev (OstreeRepo *repo, const char *rev, char **out, GError **error)
+{
+  if (!ostree_repo_resolve_rev (repo, rev, FALSE, out, error))
+    {
+      g_clear_error (error);
+      return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "cannot resolve '%s' in the repository", rev);
+    }
+  return TRUE;
+}
+
+char *
+df_native_delta_relpath (const char *from, const char *to)
+{
+  if (from)
+    return g_strdup_printf ("deltafetch/v1/deltas/%s-%s", from, to);
+  return g_strdup_printf ("deltafetch/v1/deltas/%s", to);
+}
+
+static gboolean
+write_file_atomic (int dfd, const char *path, GBytes *bytes, GError **error)
+{
+  g_autofree char *tmp = g_strdup_printf ("%s.tmp", path);
+  int fd = openat (dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return df_throw_errno (error, errno, "creating %s", tmp);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
+  gboolean ok = df_write_all (fd, data, len, path, error);
+  if (ok && fdatasync (fd) < 0)
+    ok = df_throw_errno (error, errno, "syncing %s", path);
+  close (fd);
+  if (ok && renameat (dfd, tmp, dfd, path) < 0)
+    ok = df_throw_errno (error, errno, "renaming %s", path);
+  if (!ok)
+    unlinkat (dfd, tmp, 0);
+  return ok;
+}
+
+static int
+str_cmp_data (gconstpointer a, gconstpointer b, gpointer unused)
+{
+  return strcmp (a, b);
+}
+
+/* deltafetch/v1/indexes/<to>.index: a{s(ayt)} from-hex ("" from scratch) →
+ * (superblock SHA-256, superblock size), keys sorted. */
+static gboolean
+update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock, GError **error)
+{
+  if (!df_mkdir_p_at (repo_dfd, "deltafetch/v1/indexes", error))
+    return FALSE;
+  g_autofree char *path = g_strdup_printf ("deltafetch/v1/indexes/%s.index", to);
+  g_autoptr(GTree) entries = g_tree_new_full (str_cmp_data, NULL, g_free, (GDestroyNotify)g_variant_unref);
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GBytes) old = df_read_file_bounded (repo_dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", &local);
+  if (old)
+    {
+      g_autoptr(GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), old, FALSE));
+      if (g_variant_is_normal_form (v))
+        {
+          GVariantIter it;
+          const char *k;
+          GVariant *val;
+          g_variant_iter_init (&it, v);
+          while (g_variant_iter_next (&it, "{&s@(ayt)}", &k, &val))
+            g_tree_insert (entries, g_strdup (k), val);
+        }
+    }
+  guint8 sha[DF_SHA256_LEN];
+  df_sha256 (g_bytes_get_data (superblock, NULL), g_bytes_get_size (superblock), sha);
+  GVariant *val = g_variant_ref_sink (g_variant_new ("(@ayt)",
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, sha, DF_SHA256_LEN, 1),
+      GUINT64_TO_LE ((guint64)g_bytes_get_size (superblock))));
+  g_tree_insert (entries, g_strdup (from ? from : ""), val);
+  GVariantBuilder b;
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a{s(ayt)}"));
+  GTreeNode *node = g_tree_node_first (entries);
+  for (; node; node = g_tree_node_next (node))
+    g_variant_builder_add (&b, "{s@(ayt)}", (const char *)g_tree_node_key (node), (GVariant *)g_tree_node_value (node));
+  g_autoptr(GVariant) idx = g_variant_ref_sink (g_variant_builder_end (&b));
+  g_autoptr(GVariant) normal = g_variant_get_normal_form (idx);
+  g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes (normal);
+  return write_file_atomic (repo_dfd, path, bytes, error);
+}
+
+static gboolean
+rm_rf_at (int dfd, const char *path, GError **error)
+{
+  return df_rm_rf_at (dfd, path, error);
+}
+
+/* ---------------------------------------------------------------------- */
+
+static gboolean
+content_info (OstreeRepo *repo, const char *csum, guint64 *size, gboolean *is_symlink, GCancellable *c,
+              GError **error)
+{
+  g_autoptr(GFileInfo) info = NULL;
+  if (!ostree_repo_load_file (repo, csum, NULL, &info, NULL, c, error))
+    return FALSE;
+  *is_symlink = g_file_info_get_file_type (info) == G_FILE_TYPE_SYMBOLIC_LINK;
+  *size = *is_symlink ? 0 : (guint64)g_file_info_get_size (info);
+  return TRUE;
+}
+
+gboolean
+df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_path, GCancellable *cancellable,
+             GError **error)
+{
+  if (opts->to == NULL)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "no to-revision given");
+  if ((opts->from == NULL) == !opts->empty)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "give exactly one of a from-revision or empty");
+  if (opts->level < 1 || opts->level > 19)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "level %d is outside 1..19", opts->level);
+  if (opts->part_size < DF_PART_SIZE_MIN || opts->part_size > DF_PART_SIZE_MAX)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "part size %" G_GUINT64_FORMAT " is outside %" G_GUINT64_FORMAT
+                     "..%" G_GUINT64_FORMAT, opts->part_size, (guint64)DF_PART_SIZE_MIN, (guint64)DF_PART_SIZE_MAX);
+
+  g_autofree char *to = NULL, *from = NULL;
+  if (!resolve_rev (repo, opts->to, &to, error))
+    return FALSE;
+  if (opts->from && !resolve_rev (repo, opts->from, &from, error))
+    return FALSE;
+
+  Generator g = { .repo = repo, .opts = opts };
+  g.jobs = opts->jobs ? opts->jobs : df_ncpus ();
+  g.cancellable = g_cancellable_new ();
+  gulong chained = cancellable ? g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel), g.cancellable, NULL) : 0;
+  g_mutex_init (&g.lock);
+  g_cond_init (&g.cond);
+  g.parts = g_array_new (FALSE, TRUE, sizeof (DfPart));
+  g.out_dfd = -1;
+  g.progress.phase = DF_PHASE_PLAN;
+  report (&g, TRUE);
+
+  gboolean ok = FALSE;
+  Walk wto = { 0 }, wfrom = { 0 };
+  g_autoptr(GVariant) commitv = NULL;
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(DfPairing) pairing = df_pairing_new ();
+  g_autofree char *final_rel = NULL, *tmp_rel = NULL;
+  GThreadPool *encode_pool = NULL, *compress_pool = NULL;
+  int repo_dfd = ostree_repo_get_dfd (repo);
+  GError *local = NULL;
+
+  if (!walk_commit (repo, to, &commitv, &wto, &local))
+    goto done;
+  if (from)
+    {
+      if (!walk_commit (repo, from, NULL, &wfrom, &local))
+        goto done;
+      for (guint i = 0; i < wfrom.files->len; i++)
+        {
+          FileRef *f = wfrom.files->pdata[i];
+          df_pairing_add_old (pairing, f->path, f->csum);
+        }
+    }
+
+  /* Plan content items: new objects in walk order, first path wins. */
+  {
+    g_autoptr(GHashTable) planned = g_hash_table_new (g_str_hash, g_str_equal);
+    g_autoptr(GHashTable) src_info = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+    for (guint i = 0; i < wto.files->len; i++)
+      {
+        FileRef *f = wto.files->pdata[i];
+        g_autofree char *key = g_strdup_printf ("%s.%d", f->csum, OSTREE_OBJECT_TYPE_FILE);
+        if ((wfrom.seen && g_hash_table_contains (wfrom.seen, key)) || g_hash_table_contains (planned, f->csum))
+          continue;
+        g_hash_table_add (planned, f->csum);
+        Item *it = g_new0 (Item, 1);
+        it->gen = &g;
+        it->index = items->len;
+        memcpy (it->csum, f->csum, 65);
+        g_queue_init (&it->out);
+        g_ptr_array_add (items, it);
+        if (!content_info (repo, it->csum, &it->size, &it->is_symlink, cancellable, &local))
+          goto done;
+        g.progress.bytes_total += it->size;
+        if (it->is_symlink || it->size == 0 || !from)
+          continue;
+        g_autofree const char **cands = df_pairing_candidates (pairing, f->path);
+        for (guint k = 0; cands[k]; k++)
+          {
+            guint64 *info = g_hash_table_lookup (src_info, cands[k]);
+            if (info == NULL)
+              {
+                gboolean link;
+                guint64 sz;
+                if (!content_info (repo, cands[k], &sz, &link, cancellable, &local))
+                  goto done;
+                info = g_new (guint64, 1);
+                *info = link ? 0 : sz;
+                g_hash_table_insert (src_info, (gpointer)cands[k], info);
+              }
+            /* Pairs far apart in size rarely share enough to pay for a
+             * patch; an empty or symlink source has nothing to offer. */
+            if (*info == 0 || *info * 4 < it->size || it->size * 4 < *info)
+              continue;
+            memcpy (it->source, cands[k], 65);
+            it->source_size = *info;
+            break;
+          }
+      }
+  }
+  g.progress.objects_total = items->len;
+
+  /* Output directory: a temporary sibling renamed into place at the end,
+   * so a reader never sees a half-written delta. */
+  if (opts->out_dir)
+    {
+      if (g_mkdir_with_parents (opts->out_dir, 0755) < 0)
+        {
+          df_throw_errno (&local, errno, "creating %s", opts->out_dir);
+          goto done;
+        }
+      g_autofree char *sbpath = g_build_filename (opts->out_dir, "superblock", NULL);
+      if (g_file_test (sbpath, G_FILE_TEST_EXISTS))
+        {
+          df_throw (&local, DF_ERROR_INVALID_ARGUMENT, "%s already holds a delta", opts->out_dir);
+          goto done;
+        }
+      g.out_dfd = open (opts->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (g.out_dfd < 0)
+        {
+          df_throw_errno (&local, errno, "opening %s", opts->out_dir);
+          goto done;
+        }
+    }
+  else
+    {
+      final_rel = df_native_delta_relpath (from, to);
+      tmp_rel = g_strdup_printf ("%s.tmp", final_rel);
+      if (!rm_rf_at (repo_dfd, tmp_rel, &local) || !df_mkdir_p_at (repo_dfd, tmp_rel, &local))
+        goto done;
+      g.out_dfd = openat (repo_dfd, tmp_rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (g.out_dfd < 0)
+        {
+          df_throw_errno (&local, errno, "opening %s", tmp_rel);
+          goto done;
+        }
+    }
+
+  compress_pool = g_thread_pool_new (compress_worker, NULL, g.jobs, FALSE, NULL);
+  encode_pool = g_thread_pool_new (encode_worker, NULL, g.jobs, FALSE, NULL);
+  Packer pk = { .gen = &g, .pool = compress_pool };
+
+  /* Metadata parts first: apply needs them to establish trust. */
+  g.progress.phase = DF_PHASE_ENCODE;
+  report (&g, TRUE);
+  for (guint i = 0; i < wto.metadata->len && !gen_failed (&g); i++)
+    {
+      ObjKey *k = wto.metadata->pdata[i];
+      g_autofree char *key = g_strdup_printf ("%s.%d", k->csum, k->objtype);
+      if (wfrom.seen && g_hash_table_contains (wfrom.seen, key))
+        continue;
+      g_autoptr(GVariant) v = NULL;
+      if (!ostree_repo_load_variant (repo, k->objtype, k->csum, &v, &local))
+        goto done;
+      DfEntry e = { .objtype = k->objtype };
+      ostree_checksum_inplace_to_bytes (k->csum, e.checksum);
+      e.object_size = e.length = e.data_size = g_variant_get_size (v);
+      packer_add (&pk, DF_PART_KIND_METADATA, &e, g_variant_get_data (v), e.data_size);
+    }
+  packer_flush (&pk);
+
+  /* Content: keep a bounded window of items in the encode pool and pack
+   * their entries strictly in item order. */
+  guint window = g.jobs * DF_GENERATE_QUEUE_PER_JOB, submitted = 0;
+  for (guint i = 0; i < items->len; i++)
+    {
+      for (; submitted < items->len && submitted < i + window; submitted++)
+        g_thread_pool_push (encode_pool, items->pdata[submitted], NULL);
+      Item *it = items->pdata[i];
+      for (;;)
+        {
+          g_mutex_lock (&g.lock);
+          while (g_queue_is_empty (&it->out) && !it->done && !gen_failed (&g))
+            g_cond_wait (&g.cond, &g.lock);
+          Encoded *e = g_queue_pop_head (&it->out);
+          gboolean finished = e == NULL;
+          if (e)
+            {
+              it->out_bytes -= g_bytes_get_size (e->data);
+              g_cond_broadcast (&g.cond);
+            }
+          g_mutex_unlock (&g.lock);
+          if (finished || gen_failed (&g))
+            {
+              if (e)
+                encoded_free (e);
+              break;
+            }
+          packer_add (&pk, DF_PART_KIND_CONTENT, &e->entry, g_bytes_get_data (e->data, NULL),
+                      g_bytes_get_size (e->data));
+          g.progress.bytes_done += e->entry.length;
+          encoded_free (e);
+          report (&g, FALSE);
+        }
+      if (gen_failed (&g))
+        break;
+      g.progress.objects_done++;
+    }
+  packer_flush (&pk);
+  g_thread_pool_free (encode_pool, FALSE, TRUE);
+  encode_pool = NULL;
+  g_thread_pool_free (compress_pool, FALSE, TRUE);
+  compress_pool = NULL;
+  if (gen_failed (&g))
+    {
+      local = g_steal_pointer (&g.error);
+      goto done;
+    }
+  if (g_cancellable_set_error_if_cancelled (cancellable, &local))
+    goto done;
+
+  g.progress.phase = DF_PHASE_COMMIT;
+  report (&g, TRUE);
+  {
+    g_autoptr(DfSuperblock) sb = df_superblock_new ();
+    GVariantBuilder mb;
+    g_variant_builder_init (&mb, G_VARIANT_TYPE ("a{sv}"));
+    g_variant_builder_add (&mb, "{sv}", "deltafetch.level", g_variant_new_int32 (opts->level));
+    g_variant_builder_add (&mb, "{sv}", "deltafetch.part-size", g_variant_new_uint64 (opts->part_size));
+    sb->metadata = g_variant_ref_sink (g_variant_builder_end (&mb));
+    sb->has_from = from != NULL;
+    if (from)
+      ostree_checksum_inplace_to_bytes (from, sb->from);
+    ostree_checksum_inplace_to_bytes (to, sb->to);
+    sb->commit = g_variant_get_data_as_bytes (commitv);
+    g_autoptr(GVariant) detached = NULL;
+    if (!ostree_repo_read_commit_detached_metadata (repo, to, &detached, cancellable, &local))
+      goto done;
+    if (detached)
+      {
+        g_autoptr(GVariant) dn = g_variant_get_normal_form (detached);
+        sb->commitmeta = g_variant_get_data_as_bytes (dn);
+      }
+    else
+      sb->commitmeta = g_bytes_new (NULL, 0);
+    sb->n_parts = g.parts->len;
+    sb->parts = (DfPart *)g_array_free (g.parts, FALSE);
+    g.parts = NULL;
+    g_autoptr(GBytes) bytes = df_superblock_serialize (sb);
+    if (!write_file_atomic (g.out_dfd, "superblock", bytes, &local))
+      goto done;
+    if (fsync (g.out_dfd) < 0)
+      {
+        df_throw_errno (&local, errno, "syncing the delta directory");
+        goto done;
+      }
+    if (final_rel)
+      {
+        if (!rm_rf_at (repo_dfd, final_rel, &local))
+          goto done;
+        if (renameat (repo_dfd, tmp_rel, repo_dfd, final_rel) < 0)
+          {
+            df_throw_errno (&local, errno, "renaming %s", tmp_rel);
+            goto done;
+          }
+        g_clear_pointer (&tmp_rel, g_free);
+        if (!update_index (repo_dfd, from, to, bytes, &local))
+          goto done;
+      }
+  }
+  if (out_dir_path)
+    {
+      g_autofree char *repo_path = g_file_get_path (ostree_repo_get_path (repo));
+      *out_dir_path = final_rel ? g_build_filename (repo_path, final_rel, NULL) : g_strdup (opts->out_dir);
+    }
+  ok = TRUE;
+
+done:
+  if (encode_pool)
+    {
+      g_cancellable_cancel (g.cancellable);
+      g_mutex_lock (&g.lock);
+      g_cond_broadcast (&g.cond);
+      g_mutex_unlock (&g.lock);
+      g_thread_pool_free (encode_pool, TRUE, TRUE);
+    }
+  if (compress_pool)
+    g_thread_pool_free (compress_pool, FALSE, TRUE);
+  for (guint i = 0; i < items->len; i++)
+    {
+      Item *it = items->pdata[i];
+      g_queue_clear_full (&it->out, (GDestroyNotify)encoded_free);
+    }
+  if (g.parts)
+    {
+      for (guint i = 0; i < g.parts->len; i++)
+        g_free (g_array_index (g.parts, DfPart, i).entries);
+      g_array_free (g.parts, TRUE);
+    }
+  if (tmp_rel)
+    rm_rf_at (repo_dfd, tmp_rel, NULL);
+  if (g.out_dfd >= 0)
+    close (g.out_dfd);
+  walk_clear (&wto);
+  walk_clear (&wfrom);
+  if (g.error)
+    g_error_free (g.error);
+  if (chained)
+    g_cancellable_disconnect (cancellable, chained);
+  g_object_unref (g.cancellable);
+  g_mutex_clear (&g.lock);
+  g_cond_clear (&g.cond);
+  if (!ok)
+    g_propagate_error (error, local);
+  return ok;
+}

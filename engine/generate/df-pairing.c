@@ -1,0 +1,98 @@
+#include "df-pairing.h"
+
+struct _DfPairing
+{
+  GHashTable *by_path;     /* path → checksum */
+  GHashTable *by_masked;   /* masked path → checksum */
+  GHashTable *by_name;     /* basename → checksum */
+  GHashTable *by_mname;    /* masked basename → checksum */
+};
+
+DfPairing *
+df_pairing_new (void)
+{
+  DfPairing *p = g_new0 (DfPairing, 1);
+  p->by_path = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  p->by_masked = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  p->by_name = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  p->by_mname = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  return p;
+}
+
+void
+df_pairing_free (DfPairing *p)
+{
+  if (p == NULL)
+    return;
+  g_hash_table_unref (p->by_path);
+  g_hash_table_unref (p->by_masked);
+  g_hash_table_unref (p->by_name);
+  g_hash_table_unref (p->by_mname);
+  g_free (p);
+}
+
+char *
+df_pairing_mask_digits (const char *s)
+{
+  GString *out = g_string_sized_new (strlen (s));
+  for (const char *c = s; *c; c++)
+    {
+      if (g_ascii_isdigit (*c))
+        {
+          g_string_append_c (out, '#');
+          while (g_ascii_isdigit (c[1]))
+            c++;
+        }
+      else
+        g_string_append_c (out, *c);
+    }
+  return g_string_free (out, FALSE);
+}
+
+static void
+add_first (GHashTable *t, char *key, const char *csum)
+{
+  if (g_hash_table_contains (t, key))
+    g_free (key);
+  else
+    g_hash_table_insert (t, key, g_strdup (csum));
+}
+
+void
+df_pairing_add_old (DfPairing *p, const char *path, const char *checksum)
+{
+  const char *base = strrchr (path, '/');
+  base = base ? base + 1 : path;
+  add_first (p->by_path, g_strdup (path), checksum);
+  add_first (p->by_masked, df_pairing_mask_digits (path), checksum);
+  add_first (p->by_name, g_strdup (base), checksum);
+  add_first (p->by_mname, df_pairing_mask_digits (base), checksum);
+}
+
+const char **
+df_pairing_candidates (DfPairing *p, const char *path)
+{
+  const char *base = strrchr (path, '/');
+  base = base ? base + 1 : path;
+  g_autofree char *masked = df_pairing_mask_digits (path);
+  g_autofree char *mbase = df_pairing_mask_digits (base);
+  const char *found[4] = {
+    g_hash_table_lookup (p->by_path, path),
+    g_hash_table_lookup (p->by_masked, masked),
+    g_hash_table_lookup (p->by_name, base),
+    g_hash_table_lookup (p->by_mname, mbase),
+  };
+  const char **out = g_new0 (const char *, 5);
+  guint n = 0;
+  for (guint i = 0; i < 4; i++)
+    {
+      if (found[i] == NULL)
+        continue;
+      gboolean dup = FALSE;
+      for (guint j = 0; j < n; j++)
+        dup = dup || strcmp (out[j], found[i]) == 0;
+      if (!dup)
+        out[n++] = found[i];
+    }
+  return out;
+}

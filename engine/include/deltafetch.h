@@ -1,0 +1,270 @@
+/* deltafetch — OSTree static deltas, generated and applied fast and safely.
+ *
+ * This header is the whole public API of libdeltafetch and its manual. Every
+ * function is documented where it is declared. Conventions:
+ *
+ *  - Functions that can fail return gboolean (or a pointer, NULL on failure)
+ *    and take `GCancellable *cancellable, GError **error` last. Errors are in
+ *    the DF_ERROR domain (codes below) unless they come straight from GIO
+ *    (G_IO_ERROR_CANCELLED on cancellation).
+ *  - Objects are opaque; `*_new` pairs with `*_free`, and `*_free (NULL)` is a
+ *    no-op. g_autoptr() works for every type declared here.
+ *  - The library never prints. Progress reaches the caller through a callback.
+ *  - Checksums are 64-character lower-case hex SHA-256 strings, as in OSTree.
+ *
+ * Trust model of apply: the root of trust is the to-commit checksum. When the
+ * caller passes it (df_apply_options_set_commit(), what an Uptane/TUF agent
+ * learns from signed metadata), the commit object carried by the delta must
+ * hash to it, and every object written must be reachable from that commit and
+ * hash to its checksum before it enters the repository's objects/.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <ostree.h>
+
+G_BEGIN_DECLS
+
+#define DF_PUBLIC __attribute__ ((visibility ("default")))
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+
+/**
+ * DfError:
+ * @DF_ERROR_FAILED: anything not covered below. CLI exit code 1.
+ * @DF_ERROR_INVALID_ARGUMENT: a bad option or argument from the caller (bad
+ *   checksum syntax, unknown ref, unusable output directory). CLI exit code 2.
+ * @DF_ERROR_INVALID_DELTA: the delta is malformed: bad magic or version,
+ *   truncated or oversized superblock or part, a size/offset/count out of
+ *   bounds, a declared size exceeded while decompressing. CLI exit code 3.
+ * @DF_ERROR_CORRUPT: bytes do not hash to what they should: a part whose
+ *   SHA-256 differs from the superblock's, an object whose reconstructed
+ *   content differs from its checksum. CLI exit code 4.
+ * @DF_ERROR_UNTRUSTED: the delta does not produce the trusted commit: the
+ *   commit object does not hash to the expected checksum, or the delta
+ *   carries an object the commit does not reference. CLI exit code 5.
+ * @DF_ERROR_MISSING_BASE: the delta needs a from-commit or a source object
+ *   that the repository does not have. CLI exit code 6.
+ * @DF_ERROR_NO_SPACE: the filesystem ran out of space (ENOSPC/EDQUOT).
+ *   CLI exit code 7.
+ * @DF_ERROR_IO: reading the delta or writing the repository failed for
+ *   another reason. CLI exit code 8.
+ *
+ * Codes are stable; new ones are only ever appended.
+ */
+typedef enum
+{
+  DF_ERROR_FAILED = 1,
+  DF_ERROR_INVALID_ARGUMENT,
+  DF_ERROR_INVALID_DELTA,
+  DF_ERROR_CORRUPT,
+  DF_ERROR_UNTRUSTED,
+  DF_ERROR_MISSING_BASE,
+  DF_ERROR_NO_SPACE,
+  DF_ERROR_IO,
+} DfError;
+
+#define DF_ERROR (df_error_quark ())
+DF_PUBLIC GQuark df_error_quark (void);
+
+/**
+ * df_error_exit_code:
+ * @error: (nullable): an error returned by this library
+ *
+ * Returns: the process exit code the deltafetch CLI uses for @error: 0 for
+ * NULL, 130 for G_IO_ERROR_CANCELLED, the code listed at #DfError for the
+ * DF_ERROR domain, 7 for G_IO_ERROR_NO_SPACE, 8 for other G_IO_ERROR codes,
+ * and 1 otherwise.
+ */
+DF_PUBLIC int df_error_exit_code (const GError *error);
+
+/* ------------------------------------------------------------------------ */
+/* Progress                                                                  */
+
+typedef enum
+{
+  DF_PHASE_PLAN = 1,   /* walking commits, pairing objects, reading superblock */
+  DF_PHASE_METADATA,   /* verifying and writing dirtree/dirmeta objects */
+  DF_PHASE_ENCODE,     /* generate: encoding objects and compressing parts */
+  DF_PHASE_CONTENT,    /* apply: verifying parts and writing content objects */
+  DF_PHASE_COMMIT,     /* final checks, commit object, transaction, ref */
+} DfPhase;
+
+/**
+ * DfProgress:
+ * A snapshot handed to a #DfProgressFunc. Byte counts are uncompressed
+ * payload bytes of parts for apply and input content bytes for generate.
+ */
+typedef struct
+{
+  DfPhase phase;
+  guint64 parts_done;
+  guint64 parts_total;
+  guint64 bytes_done;
+  guint64 bytes_total;
+  guint64 objects_done;
+  guint64 objects_total;
+} DfProgress;
+
+/**
+ * DfProgressFunc:
+ * Called from the thread that called df_generate() or df_apply(), never
+ * concurrently, at most about ten times a second plus once per phase change.
+ * It must not call back into the library with the same options object.
+ */
+typedef void (*DfProgressFunc) (const DfProgress *progress, gpointer user_data);
+
+/* ------------------------------------------------------------------------ */
+/* Generate                                                                  */
+
+typedef struct _DfGenerateOptions DfGenerateOptions;
+
+/** df_generate_options_new: Returns: (transfer full): options with defaults:
+ * from-scratch unset (a from or empty must be chosen), jobs = number of
+ * processors, level = DF_DEFAULT_LEVEL, part size = 8 MiB. */
+DF_PUBLIC DfGenerateOptions *df_generate_options_new (void);
+DF_PUBLIC void df_generate_options_free (DfGenerateOptions *opts);
+
+/** The zstd level used when none is set; 1..19 are accepted. */
+#define DF_DEFAULT_LEVEL 12
+
+/** Revision (checksum or ref) to delta from; NULL with @empty TRUE makes a
+ * from-scratch delta. */
+DF_PUBLIC void df_generate_options_set_from (DfGenerateOptions *opts, const char *rev);
+DF_PUBLIC void df_generate_options_set_empty (DfGenerateOptions *opts, gboolean empty);
+/** Revision (checksum or ref) the delta produces. Required. */
+DF_PUBLIC void df_generate_options_set_to (DfGenerateOptions *opts, const char *rev);
+/** Write the delta into @dir (created; must not hold a superblock already)
+ * instead of inside the repository; no index is written then. */
+DF_PUBLIC void df_generate_options_set_out_dir (DfGenerateOptions *opts, const char *dir);
+/** Worker threads; 0 means one per processor. */
+DF_PUBLIC void df_generate_options_set_jobs (DfGenerateOptions *opts, guint jobs);
+/** zstd level 1..19 for parts and patches; higher is smaller and slower. */
+DF_PUBLIC void df_generate_options_set_level (DfGenerateOptions *opts, int level);
+/** Upper bound of one part's uncompressed payload, 1 MiB..32 MiB. Smaller
+ * parts cost apply memory less and resume cheaper; larger parts compress
+ * better. */
+DF_PUBLIC void df_generate_options_set_part_size (DfGenerateOptions *opts, guint64 bytes);
+DF_PUBLIC void df_generate_options_set_progress (DfGenerateOptions *opts,
+                                                 DfProgressFunc func, gpointer user_data);
+
+/**
+ * df_generate:
+ * @repo: an opened repository holding both commits (any mode)
+ * @opts: options; from (or empty) and to must be set
+ * @out_dir: (out) (optional): the directory the delta was written to
+ *
+ * Computes a native deltafetch delta (engine/FORMAT.md). Without an output
+ * directory it is written inside @repo at
+ * `deltafetch/v1/deltas/<from>-<to>/` (or `.../deltas/<to>/` from scratch) and
+ * the index `deltafetch/v1/indexes/<to>.index` is updated, both invisible to
+ * stock ostree. The result is byte-for-byte the same for the same repository
+ * content, commits and options, whatever the number of jobs.
+ *
+ * Memory: about (jobs × 100 MiB at level ≥ 16, less at lower levels) plus
+ * four parts in flight per job.
+ */
+DF_PUBLIC gboolean df_generate (OstreeRepo *repo, const DfGenerateOptions *opts,
+                                char **out_dir, GCancellable *cancellable, GError **error);
+
+/* ------------------------------------------------------------------------ */
+/* Inspect                                                                   */
+
+typedef struct _DfDeltaInfo DfDeltaInfo;
+
+/**
+ * df_delta_info_load:
+ * @delta_dir: a directory holding `superblock` and the parts
+ *
+ * Reads and validates the superblock only (parts are not read).
+ * Returns: (transfer full): the delta's description, or NULL with @error set.
+ */
+DF_PUBLIC DfDeltaInfo *df_delta_info_load (const char *delta_dir, GError **error);
+DF_PUBLIC void df_delta_info_free (DfDeltaInfo *info);
+/** Returns: the from-commit checksum, or NULL for a from-scratch delta. */
+DF_PUBLIC const char *df_delta_info_get_from (const DfDeltaInfo *info);
+DF_PUBLIC const char *df_delta_info_get_to (const DfDeltaInfo *info);
+DF_PUBLIC guint df_delta_info_get_format_version (const DfDeltaInfo *info);
+DF_PUBLIC guint df_delta_info_get_n_parts (const DfDeltaInfo *info);
+/** Sizes of part @i (0-based, < n_parts). */
+DF_PUBLIC guint64 df_delta_info_get_part_compressed_size (const DfDeltaInfo *info, guint i);
+DF_PUBLIC guint64 df_delta_info_get_part_uncompressed_size (const DfDeltaInfo *info, guint i);
+DF_PUBLIC guint df_delta_info_get_part_n_entries (const DfDeltaInfo *info, guint i);
+/** Totals over all parts. */
+DF_PUBLIC guint64 df_delta_info_get_total_compressed_size (const DfDeltaInfo *info);
+DF_PUBLIC guint64 df_delta_info_get_total_uncompressed_size (const DfDeltaInfo *info);
+DF_PUBLIC guint64 df_delta_info_get_superblock_size (const DfDeltaInfo *info);
+
+typedef enum
+{
+  DF_COUNT_METADATA = 0,  /* dirtree and dirmeta objects */
+  DF_COUNT_CONTENT_RAW,   /* content objects stored whole (solid zstd) */
+  DF_COUNT_CONTENT_PATCH, /* content objects encoded against an old object */
+  DF_COUNT_CONTENT_SPLIT, /* content objects split across several parts */
+  DF_COUNT_CHUNKS,        /* entries (object pieces) in all parts */
+  DF_COUNT_CONTENT_BYTES, /* uncompressed content bytes the delta produces */
+  DF_COUNT_LAST
+} DfCount;
+
+DF_PUBLIC guint64 df_delta_info_get_count (const DfDeltaInfo *info, DfCount what);
+
+/* ------------------------------------------------------------------------ */
+/* Apply                                                                     */
+
+typedef struct _DfApplyOptions DfApplyOptions;
+
+/** Default memory budget of apply and fetch: 64 MiB. */
+#define DF_DEFAULT_MEMORY_BUDGET (64 * 1024 * 1024)
+
+DF_PUBLIC DfApplyOptions *df_apply_options_new (void);
+DF_PUBLIC void df_apply_options_free (DfApplyOptions *opts);
+/** The trusted to-commit checksum. Without it the delta's own to-checksum is
+ * the root of trust. */
+DF_PUBLIC void df_apply_options_set_commit (DfApplyOptions *opts, const char *checksum);
+/** Ref to point at the new commit once everything is verified and committed
+ * (the same transaction). NULL sets no ref. */
+DF_PUBLIC void df_apply_options_set_ref (DfApplyOptions *opts, const char *ref);
+/** Bytes of memory for in-flight buffers (default DF_DEFAULT_MEMORY_BUDGET);
+ * the number of parallel workers is derived from it and the delta's declared
+ * sizes. A delta whose single part cannot fit is refused. */
+DF_PUBLIC void df_apply_options_set_memory_budget (DfApplyOptions *opts, guint64 bytes);
+/** Upper bound of worker threads; 0 means one per processor. */
+DF_PUBLIC void df_apply_options_set_jobs (DfApplyOptions *opts, guint jobs);
+DF_PUBLIC void df_apply_options_set_progress (DfApplyOptions *opts,
+                                              DfProgressFunc func, gpointer user_data);
+
+typedef struct
+{
+  char commit[65];          /* the commit written */
+  gboolean commit_trusted;  /* TRUE when it matched df_apply_options_set_commit() */
+  guint parts_applied;      /* parts read and applied in this run */
+  guint parts_skipped;      /* parts whose objects were all present already */
+  guint64 objects_written;  /* objects written in this run */
+  guint64 content_bytes;    /* content bytes written in this run */
+  guint workers;            /* parallel workers used */
+} DfApplyResult;
+
+/**
+ * df_apply:
+ * @repo: an opened bare, bare-user or archive repository
+ * @delta_dir: a directory holding `superblock` and the parts
+ * @opts: (nullable): options
+ * @result: (out caller-allocates) (optional): what was done
+ *
+ * Writes the delta's to-commit into @repo inside one libostree transaction.
+ * Each part's SHA-256 is checked before it is decompressed; each object is
+ * hashed as it is reconstructed and must match its checksum and be reachable
+ * from the trusted commit before it is written. The commit object and the ref
+ * are written last. Interrupted at any point (even by SIGKILL), the repository
+ * stays consistent and a new call resumes, skipping parts already applied.
+ */
+DF_PUBLIC gboolean df_apply (OstreeRepo *repo, const char *delta_dir,
+                             const DfApplyOptions *opts, DfApplyResult *result,
+                             GCancellable *cancellable, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfGenerateOptions, df_generate_options_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfApplyOptions, df_apply_options_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfDeltaInfo, df_delta_info_free)
+
+G_END_DECLS
