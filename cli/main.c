@@ -43,7 +43,7 @@ main (int argc, char **argv)
   setlocale (LC_ALL, "");
   if (argc < 2)
     {
-      usage (stderr);
+      fprintf (stderr, "deltafetch: no verb given (see deltafetch --help)\n");
       return 2;
     }
   if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 || strcmp (argv[1], "help") == 0)
@@ -59,7 +59,6 @@ main (int argc, char **argv)
   for (guint i = 0; i < G_N_ELEMENTS (verbs); i++)
     if (strcmp (argv[1], verbs[i].name) == 0)
       return verbs[i].run (argc - 1, argv + 1);
-  fprintf (stderr, "deltafetch: unknown verb '%s'\n", argv[1]);
-  usage (stderr);
+  fprintf (stderr, "deltafetch: unknown verb '%s' (see deltafetch --help)\n", argv[1]);
   return 2;
 }

@@ -1,0 +1,268 @@
+/* Test helper: makes hostile variants of a native delta (each internally
+ * consistent except for the one fault under test) and measures peak RSS.
+ *
+ *   df-test-tool part-sha DELTA N        flip a byte of part N's SHA-256 in the superblock
+ *   df-test-tool corrupt-object DELTA    change one byte of a raw object inside a part,
+ *                                        re-compress it and fix the part's hash and size
+ *   df-test-tool extra-object DELTA      add a valid file object the commit does not reference
+ *   df-test-tool unsized-part DELTA N    re-compress part N without a content size
+ *   df-test-tool grown-part DELTA N      re-compress part N with extra bytes beyond its
+ *                                        declared size (hash and size fixed up)
+ *   df-test-tool maxrss CMD ARGS...      run CMD, print "maxrss-kib N" on stderr, exit as CMD
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "df-part.h"
+#include "df-superblock.h"
+
+static void
+die (const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  fprintf (stderr, "df-test-tool: ");
+  vfprintf (stderr, fmt, ap);
+  fprintf (stderr, "\n");
+  va_end (ap);
+  exit (99);
+}
+
+static DfSuperblock *
+load (const char *dir)
+{
+  g_autoptr(GError) error = NULL;
+  DfSuperblock *sb = df_superblock_load (AT_FDCWD, dir, &error);
+  if (sb == NULL)
+    die ("%s", error->message);
+  return sb;
+}
+
+static void
+save_file (const char *dir, const char *name, GBytes *bytes)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autoptr(GError) error = NULL;
+  if (!g_file_set_contents (path, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes), &error))
+    die ("%s", error->message);
+}
+
+static void
+save_superblock (const char *dir, DfSuperblock *sb)
+{
+  g_autoptr(GBytes) b = df_superblock_serialize (sb);
+  save_file (dir, "superblock", b);
+}
+
+static GBytes *
+read_payload (const char *dir, DfSuperblock *sb, guint n)
+{
+  char name[16];
+  g_snprintf (name, sizeof name, "%u", n);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) file = df_read_file_bounded (AT_FDCWD, g_build_filename (dir, name, NULL), DF_PART_SIZE_MAX * 2,
+                                                 G_MAXUINT64, "part", &error);
+  if (file == NULL)
+    die ("%s", error->message);
+  GBytes *payload = df_part_decode (&sb->parts[n], n, file, &error);
+  if (payload == NULL)
+    die ("%s", error->message);
+  return payload;
+}
+
+/* Writes @file as part @n and records its hash and size. */
+static void
+store_part (const char *dir, DfSuperblock *sb, guint n, GBytes *file)
+{
+  char name[16];
+  g_snprintf (name, sizeof name, "%u", n);
+  save_file (dir, name, file);
+  df_sha256 (g_bytes_get_data (file, NULL), g_bytes_get_size (file), sb->parts[n].sha256);
+  sb->parts[n].compressed_size = g_bytes_get_size (file);
+}
+
+static GBytes *
+compress_with (const guint8 *data, gsize len, gboolean content_size)
+{
+  ZSTD_CCtx *c = ZSTD_createCCtx ();
+  ZSTD_CCtx_setParameter (c, ZSTD_c_contentSizeFlag, content_size);
+  gsize cap = ZSTD_compressBound (len);
+  guint8 *out = g_malloc (cap);
+  size_t r;
+  if (content_size)
+    r = ZSTD_compress2 (c, out, cap, data, len);
+  else
+    {
+      /* Streaming API without a pledged size leaves the size out. */
+      ZSTD_outBuffer ob = { out, cap, 0 };
+      ZSTD_inBuffer ib = { data, len, 0 };
+      r = ZSTD_compressStream2 (c, &ob, &ib, ZSTD_e_end);
+      r = ZSTD_isError (r) ? r : ob.pos;
+    }
+  ZSTD_freeCCtx (c);
+  if (ZSTD_isError (r))
+    die ("zstd: %s", ZSTD_getErrorName (r));
+  return g_bytes_new_take (out, r);
+}
+
+static guint
+first_content_part (DfSuperblock *sb)
+{
+  for (guint i = 0; i < sb->n_parts; i++)
+    if (sb->parts[i].kind == DF_PART_KIND_CONTENT)
+      return i;
+  die ("no content part");
+  return 0;
+}
+
+static int
+cmd_corrupt_object (const char *dir)
+{
+  g_autoptr(DfSuperblock) sb = load (dir);
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      DfPart *p = &sb->parts[i];
+      if (p->kind != DF_PART_KIND_CONTENT)
+        continue;
+      guint64 off = 0;
+      for (guint j = 0; j < p->n_entries; j++)
+        {
+          DfEntry *e = &p->entries[j];
+          if (e->encoding == DF_ENCODING_RAW && e->length > 0 && e->length == e->object_size)
+            {
+              g_autoptr(GBytes) payload = read_payload (dir, sb, i);
+              gsize len = g_bytes_get_size (payload);
+              guint8 *data = g_memdup2 (g_bytes_get_data (payload, NULL), len);
+              /* The body is the entry's last `length` bytes. */
+              data[off + e->data_size - 1] ^= 0x01;
+              g_autoptr(GBytes) file = compress_with (data, len, TRUE);
+              g_free (data);
+              store_part (dir, sb, i, file);
+              save_superblock (dir, sb);
+              char hex[65];
+              df_hex (e->checksum, hex);
+              printf ("%s\n", hex);
+              return 0;
+            }
+          off += e->data_size;
+        }
+    }
+  die ("no raw whole object found");
+  return 1;
+}
+
+static int
+cmd_extra_object (const char *dir)
+{
+  g_autoptr(DfSuperblock) sb = load (dir);
+  guint n = first_content_part (sb);
+  DfPart *p = &sb->parts[n];
+  const char *content = "an object no commit references\n";
+  gsize clen = strlen (content);
+  g_autoptr(GBytes) header = df_content_header_serialize (0, 0, 0100644, NULL, "");
+  g_auto(DfContentHeader) h = { 0 };
+  gsize consumed;
+  g_autoptr(GError) error = NULL;
+  if (!df_content_header_parse (g_bytes_get_data (header, NULL), g_bytes_get_size (header), &h, &consumed, &error))
+    die ("%s", error->message);
+  g_autoptr(GFileInfo) info = df_content_header_to_file_info (&h, clen);
+  g_autoptr(GInputStream) in = g_memory_input_stream_new_from_data (content, clen, NULL);
+  g_autofree guchar *csum = NULL;
+  if (!ostree_checksum_file_from_input (info, h.xattrs, in, OSTREE_OBJECT_TYPE_FILE, &csum, NULL, &error))
+    die ("%s", error->message);
+
+  g_autoptr(GBytes) payload = read_payload (dir, sb, n);
+  GByteArray *buf = g_byte_array_new ();
+  g_byte_array_append (buf, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload));
+  g_byte_array_append (buf, g_bytes_get_data (header, NULL), g_bytes_get_size (header));
+  g_byte_array_append (buf, (const guint8 *)content, clen);
+  DfEntry e = { .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = clen, .length = clen,
+                .data_size = g_bytes_get_size (header) + clen };
+  memcpy (e.checksum, csum, DF_SHA256_LEN);
+  p->entries = g_renew (DfEntry, p->entries, p->n_entries + 1);
+  p->entries[p->n_entries++] = e;
+  p->uncompressed_size = buf->len;
+  g_autoptr(GBytes) file = compress_with (buf->data, buf->len, TRUE);
+  g_byte_array_unref (buf);
+  store_part (dir, sb, n, file);
+  save_superblock (dir, sb);
+  char hex[65];
+  df_hex (csum, hex);
+  printf ("%s\n", hex);
+  return 0;
+}
+
+static int
+cmd_recompress (const char *dir, guint n, gboolean grow, gboolean content_size)
+{
+  g_autoptr(DfSuperblock) sb = load (dir);
+  if (n >= sb->n_parts)
+    die ("no part %u", n);
+  g_autoptr(GBytes) payload = read_payload (dir, sb, n);
+  GByteArray *buf = g_byte_array_new ();
+  g_byte_array_append (buf, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload));
+  if (grow)
+    g_byte_array_set_size (buf, buf->len + 4 * 1024 * 1024); /* zero bytes: a tiny frame, a big output */
+  g_autoptr(GBytes) file = compress_with (buf->data, buf->len, content_size);
+  g_byte_array_unref (buf);
+  store_part (dir, sb, n, file);
+  save_superblock (dir, sb);
+  return 0;
+}
+
+static int
+cmd_part_sha (const char *dir, guint n)
+{
+  g_autoptr(DfSuperblock) sb = load (dir);
+  if (n >= sb->n_parts)
+    die ("no part %u", n);
+  sb->parts[n].sha256[7] ^= 0x80;
+  save_superblock (dir, sb);
+  return 0;
+}
+
+static int
+cmd_maxrss (char **argv)
+{
+  pid_t pid = fork ();
+  if (pid < 0)
+    die ("fork: %s", g_strerror (errno));
+  if (pid == 0)
+    {
+      execvp (argv[0], argv);
+      _exit (127);
+    }
+  int status;
+  struct rusage ru;
+  if (wait4 (pid, &status, 0, &ru) < 0)
+    die ("wait4: %s", g_strerror (errno));
+  fprintf (stderr, "maxrss-kib %ld\n", ru.ru_maxrss);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc < 3)
+    die ("usage: see the comment at the top of df-test-tool.c");
+  const char *cmd = argv[1];
+  if (strcmp (cmd, "maxrss") == 0)
+    return cmd_maxrss (argv + 2);
+  const char *dir = argv[2];
+  guint n = argc > 3 ? (guint)atoi (argv[3]) : 0;
+  if (strcmp (cmd, "part-sha") == 0)
+    return cmd_part_sha (dir, n);
+  if (strcmp (cmd, "corrupt-object") == 0)
+    return cmd_corrupt_object (dir);
+  if (strcmp (cmd, "extra-object") == 0)
+    return cmd_extra_object (dir);
+  if (strcmp (cmd, "unsized-part") == 0)
+    return cmd_recompress (dir, n, FALSE, FALSE);
+  if (strcmp (cmd, "grown-part") == 0)
+    return cmd_recompress (dir, n, TRUE, TRUE);
+  die ("unknown command %s", cmd);
+  return 99;
+}

@@ -1,0 +1,110 @@
+# Shared helpers for deltafetch's shell tests. Each test script sources this,
+# prints TAP (one "ok"/"not ok" line per check) and ends with `finish`.
+# Environment (set by tests/meson.build): DF (the CLI), DF_GEN_TREE,
+# DF_TEST_TOOL, DF_SRCDIR (the source tree).
+set -u
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/deltafetch-test.XXXXXX")
+TAP_N=0
+TAP_FAILED=0
+cleanup_hooks=()
+cleanup () {
+  local h
+  for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
+  if [ "$TAP_FAILED" = 0 ] && [ -z "${DF_KEEP_TMP:-}" ]; then rm -rf "$T"; else echo "# kept $T" >&2; fi
+}
+trap cleanup EXIT
+
+ok () { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $*"; }
+not_ok () { TAP_N=$((TAP_N + 1)); TAP_FAILED=$((TAP_FAILED + 1)); echo "not ok $TAP_N - $*"; }
+check () { # check DESCRIPTION CMD...: ok when CMD succeeds
+  local d=$1; shift
+  if "$@" >"$T/check.out" 2>&1; then ok "$d"; else not_ok "$d"; sed 's/^/# /' "$T/check.out"; fi
+}
+finish () { echo "1..$TAP_N"; [ "$TAP_FAILED" = 0 ]; }
+diag () { echo "# $*"; }
+
+# expect_exit CODE DESCRIPTION CMD...: ok when CMD exits with CODE and, for
+# a failure, prints exactly one line on stderr.
+expect_exit () {
+  local want=$1 d=$2; shift 2
+  local rc=0
+  "$@" >"$T/ee.out" 2>"$T/ee.err" || rc=$?
+  local lines
+  lines=$(wc -l <"$T/ee.err")
+  if [ "$rc" = "$want" ] && { [ "$want" = 0 ] || [ "$lines" = 1 ]; }; then
+    ok "$d (exit $rc)"
+    [ "$want" = 0 ] || diag "stderr: $(cat "$T/ee.err")"
+  else
+    not_ok "$d: exit $rc (want $want), $lines stderr lines"
+    sed 's/^/# /' "$T/ee.err" "$T/ee.out" | head -20
+  fi
+}
+
+# make_tree NAME VERSION [gen-tree options...]: tree at $T/NAME
+make_tree () {
+  local name=$1 version=$2; shift 2
+  "$DF_GEN_TREE" --seed="${SEED:-42}" --version="$version" "$@" "$T/$name"
+}
+
+# make_src_repo REPO MODE: commits trees v1 and v2 (already made) on ref "os"
+make_src_repo () {
+  local repo=$1 mode=$2
+  ostree init --repo="$repo" --mode="$mode"
+  ostree commit --repo="$repo" -b os --tree=dir="$T/v1" -s v1 --timestamp="2024-01-01T00:00:00Z" >/dev/null
+  ostree commit --repo="$repo" -b os --tree=dir="$T/v2" -s v2 --timestamp="2024-02-01T00:00:00Z" >/dev/null
+}
+
+rev () { ostree rev-parse --repo="$1" "$2"; }
+
+# objects_list REPO: sorted list of objects/ files, for "nothing written" checks
+objects_list () { (cd "$1/objects" && find . -type f | sort); }
+
+# checkout_matches REPO COMMIT TREE: fsck clean and checkout identical to TREE
+checkout_matches () {
+  local repo=$1 commit=$2 tree=$3 co
+  co=$(mktemp -d "$T/co.XXXXXX")
+  rmdir "$co"
+  ostree fsck --repo="$repo" >"$T/fsck.out" 2>&1 || { cat "$T/fsck.out"; return 1; }
+  ostree checkout --repo="$repo" "$commit" "$co" || return 1
+  bash "$DF_SRCDIR/tests/tree-compare.sh" "$tree" "$co" || return 1
+  rm -rf "$co"
+}
+
+# start_nginx ROOT: serves ROOT on 127.0.0.1:$NGINX_PORT until the test ends.
+start_nginx () {
+  local root=$1 conf=$T/nginx.conf try
+  command -v nginx >/dev/null || { echo "nginx is not installed" >&2; return 1; }
+  mkdir -p "$T/nginx"
+  chmod 755 "$T"  # nginx workers run unprivileged
+  for try in 1 2 3 4 5 6 7 8; do
+    NGINX_PORT=$((20000 + RANDOM % 30000))
+    cat >"$conf" <<CONF
+daemon on;
+worker_processes 1;
+pid $T/nginx/pid;
+error_log $T/nginx/error.log;
+events { worker_connections 64; }
+http {
+  access_log $T/nginx/access.log;
+  client_body_temp_path $T/nginx/body;
+  proxy_temp_path $T/nginx/proxy;
+  fastcgi_temp_path $T/nginx/fastcgi;
+  uwsgi_temp_path $T/nginx/uwsgi;
+  scgi_temp_path $T/nginx/scgi;
+  types { }
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $root;
+  }
+}
+CONF
+    if nginx -c "$conf" -p "$T/nginx" 2>"$T/nginx/start.err"; then
+      cleanup_hooks+=("kill \$(cat '$T/nginx/pid') 2>/dev/null")
+      return 0
+    fi
+  done
+  cat "$T/nginx/start.err" >&2
+  return 1
+}
