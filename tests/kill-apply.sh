@@ -26,30 +26,45 @@ dur_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 rm -rf "$T/probe"
 diag "uninterrupted apply: ${dur_ms} ms"
 
-killed=0 finished=0
-for i in $(seq 1 "$KILLS"); do
+# Kill at random moments until KILLS kills have landed mid-apply. When an
+# apply slips through to the end, check it and start over from v1.
+cp -a "$repo" "$T/pristine"
+killed=0 attempts=0 resumed_ok=0 resumed_runs=0
+while [ "$killed" -lt "$KILLS" ] && [ "$attempts" -lt $((KILLS * 4)) ]; do
+  attempts=$((attempts + 1))
   delay=$(( RANDOM % (dur_ms + 1) ))
-  "$DF" apply -q --repo="$repo" --commit="$c2" --ref=os "$T/delta" &
+  "$DF" apply --repo="$repo" --commit="$c2" --ref=os "$T/delta" >"$T/run.out" 2>&1 &
   pid=$!
-  sleep "$(printf '0.%03d' "$delay")"
-  if kill -9 "$pid" 2>/dev/null; then killed=$((killed + 1)); fi
-  wait "$pid" 2>/dev/null
-  if [ "$(rev "$repo" os)" = "$c2" ]; then
-    finished=$((finished + 1))
-    diag "kill $i after ${delay} ms: apply had finished"
-    break
+  sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+  if kill -9 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null
+    killed=$((killed + 1))
+    ostree fsck --repo="$repo" >"$T/fsck.out" 2>&1 \
+      && [ "$(rev "$repo" os)" = "$c1" ] \
+      && ok "kill $killed after ${delay} ms: fsck clean, ref still on the old commit" \
+      || { not_ok "kill $killed after ${delay} ms: fsck or ref wrong"; sed 's/^/# /' "$T/fsck.out"; }
+  else
+    wait "$pid"
+    rc=$?
+    # Finished before the kill: after earlier kills it must have resumed.
+    if [ "$rc" = 0 ] && [ "$(rev "$repo" os)" = "$c2" ]; then
+      if grep -qE ' [1-9][0-9]* already present' "$T/run.out"; then resumed_ok=$((resumed_ok + 1)); fi
+      resumed_runs=$((resumed_runs + 1))
+      checkout_matches "$repo" "$c2" "$T/v2" || not_ok "apply that finished after ${delay} ms: result differs"
+      rm -rf "$repo"; cp -a "$T/pristine" "$repo"
+    else
+      not_ok "apply exited $rc without being killed"; sed 's/^/# /' "$T/run.out"
+    fi
   fi
-  ostree fsck --repo="$repo" >"$T/fsck.out" 2>&1 || { not_ok "kill $i after ${delay} ms: fsck failed"; sed 's/^/# /' "$T/fsck.out"; continue; }
-  check "kill $i after ${delay} ms: fsck clean, ref still on the old commit" test "$(rev "$repo" os)" = "$c1"
 done
-diag "$killed kills landed"
+diag "$killed kills landed in $attempts attempts; $resumed_runs runs finished, $resumed_ok of them reusing parts"
+check "at least $KILLS kills landed mid-apply" test "$killed" -ge "$KILLS"
 "$DF" apply --repo="$repo" --commit="$c2" --ref=os "$T/delta" >"$T/final.out" 2>&1
 rc=$?
-cat "$T/final.out" | sed 's/^/# /'
+sed 's/^/# /' "$T/final.out"
 check "rerun completes" test "$rc" = 0
 check "ref moved to the new commit" test "$(rev "$repo" os)" = "$c2"
 check "fsck + checkout identical to v2" checkout_matches "$repo" "$c2" "$T/v2"
-if [ "$finished" = 0 ] && [ "$killed" -gt 2 ]; then
-  check "the rerun reused parts applied before the kills" grep -qE ' [1-9][0-9]* already present' "$T/final.out"
-fi
+grep -qE ' [1-9][0-9]* already present' "$T/final.out" && resumed_ok=$((resumed_ok + 1))
+check "runs after kills reused parts applied before them ($resumed_ok)" test "$resumed_ok" -gt 0
 finish

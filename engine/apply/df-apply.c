@@ -342,6 +342,7 @@ apply_part (Apply *a, guint index, GError **error)
   if (payload == NULL)
     return FALSE;
   const guint8 *data = g_bytes_get_data (payload, NULL);
+  g_autoptr(DfWriteBatch) batch = df_write_batch_new ();
   guint64 off = 0;
   for (guint j = 0; j < p->n_entries; j++)
     {
@@ -349,7 +350,7 @@ apply_part (Apply *a, guint index, GError **error)
       if (g_cancellable_set_error_if_cancelled (a->cancellable, error))
         return FALSE;
       if (!df_object_writer_entry_done (a->writer, e)
-          && !df_object_writer_entry (a->writer, e, data + off, a->cancellable, error))
+          && !df_object_writer_entry (a->writer, e, data + off, batch, a->cancellable, error))
         {
           char hex[65];
           df_hex (e->checksum, hex);
@@ -361,6 +362,8 @@ apply_part (Apply *a, guint index, GError **error)
       a->progress.bytes_done += e->data_size;
       g_mutex_unlock (&a->lock);
     }
+  if (!df_object_writer_commit_batch (a->writer, batch, a->cancellable, error))
+    return (g_prefix_error (error, "part %u: ", index), FALSE);
   return TRUE;
 }
 

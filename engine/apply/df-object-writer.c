@@ -103,8 +103,8 @@ classify_write_error (GError **error, const char *what)
 {
   if (error && *error && (strstr ((*error)->message, "Corrupted") || strstr ((*error)->message, "checksum expected")))
     {
-      GError *n = g_error_new (DF_ERROR, DF_ERROR_CORRUPT, "%s: reconstructed bytes do not match the checksum (%s)",
-                               what, (*error)->message);
+      GError *n = g_error_new (DF_ERROR, DF_ERROR_CORRUPT, "%s%sreconstructed bytes do not match the checksum (%s)",
+                               what ? what : "", what ? ": " : "", (*error)->message);
       g_error_free (*error);
       *error = n;
       return;
@@ -145,8 +145,7 @@ write_content (DfObjectWriter *w, const char *hex, const DfContentHeader *h, GIn
   g_autofree guchar *out = NULL;
   if (!ostree_repo_write_content (w->repo, hex, stream, len, &out, c, error))
     {
-      g_autofree char *what = g_strdup_printf ("file %s", hex);
-      classify_write_error (error, what);
+      classify_write_error (error, NULL);
       return FALSE;
     }
   g_mutex_lock (&w->lock);
@@ -233,25 +232,71 @@ decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize pa
 }
 
 static gboolean
-fsync_write_at (int dfd, const char *name, int flags, guint64 off, const guint8 *data, gsize len, GError **error)
+pwrite_all (int fd, guint64 off, const guint8 *data, gsize len, const char *what, GError **error)
 {
-  int fd = openat (dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0600);
-  if (fd < 0)
-    return df_throw_errno (error, errno, "staging %s", name);
-  gboolean ok = TRUE;
   gsize done = 0;
-  while (ok && done < len)
+  while (done < len)
     {
       ssize_t n = pwrite (fd, data + done, len - done, off + done);
-      if (n < 0 && errno != EINTR)
-        ok = df_throw_errno (error, errno, "staging %s", name);
-      else if (n > 0)
-        done += n;
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return df_throw_errno (error, errno, "staging %s", what);
+        }
+      done += n;
     }
-  if (ok && fdatasync (fd) < 0)
-    ok = df_throw_errno (error, errno, "syncing %s", name);
-  close (fd);
-  return ok;
+  return TRUE;
+}
+
+struct _DfWriteBatch
+{
+  GHashTable *fds;    /* hex → fd of <hex>.data, written but not yet synced */
+  GPtrArray *markers; /* "<hex>.<offset>.ok" to create once synced */
+  GPtrArray *hexes;   /* the object of each marker */
+};
+
+DfWriteBatch *
+df_write_batch_new (void)
+{
+  DfWriteBatch *b = g_new0 (DfWriteBatch, 1);
+  b->fds = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  b->markers = g_ptr_array_new_with_free_func (g_free);
+  b->hexes = g_ptr_array_new_with_free_func (g_free);
+  return b;
+}
+
+void
+df_write_batch_free (DfWriteBatch *b)
+{
+  if (b == NULL)
+    return;
+  GHashTableIter it;
+  gpointer fd;
+  g_hash_table_iter_init (&it, b->fds);
+  while (g_hash_table_iter_next (&it, NULL, &fd))
+    close (GPOINTER_TO_INT (fd));
+  g_hash_table_unref (b->fds);
+  g_ptr_array_unref (b->markers);
+  g_ptr_array_unref (b->hexes);
+  g_free (b);
+}
+
+static int
+batch_fd (DfObjectWriter *w, DfWriteBatch *b, const char *hex, GError **error)
+{
+  gpointer fd;
+  if (g_hash_table_lookup_extended (b->fds, hex, NULL, &fd))
+    return GPOINTER_TO_INT (fd);
+  g_autofree char *name = g_strdup_printf ("%s.data", hex);
+  int n = openat (w->state_dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (n < 0)
+    {
+      df_throw_errno (error, errno, "staging %s", name);
+      return -1;
+    }
+  g_hash_table_insert (b->fds, g_strdup (hex), GINT_TO_POINTER (n));
+  return n;
 }
 
 static gboolean
@@ -286,7 +331,8 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
 }
 
 gboolean
-df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data, GCancellable *c, GError **error)
+df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data, DfWriteBatch *batch,
+                        GCancellable *c, GError **error)
 {
   char hex[65];
   df_hex (e->checksum, hex);
@@ -317,30 +363,66 @@ df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data,
       return write_content (w, hex, &h, in, body_len, c, error);
     }
 
-  /* A chunk of a split object: stage it durably, then mark it done. */
-  g_autofree char *dname = g_strdup_printf ("%s.data", hex);
+  /* A chunk of a split object: staged now, made durable and marked done
+   * for the whole part at once in df_object_writer_commit_batch(). */
   if (e->offset == 0)
     {
       g_autofree char *hname = g_strdup_printf ("%s.header", hex);
-      if (!fsync_write_at (w->state_dfd, hname, O_TRUNC, 0, data, hlen, error))
+      int hfd = openat (w->state_dfd, hname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (hfd < 0)
+        return df_throw_errno (error, errno, "staging %s", hname);
+      gboolean ok = pwrite_all (hfd, 0, data, hlen, hname, error);
+      if (ok && fdatasync (hfd) < 0)
+        ok = df_throw_errno (error, errno, "syncing %s", hname);
+      close (hfd);
+      if (!ok)
         return FALSE;
     }
-  if (!fsync_write_at (w->state_dfd, dname, 0, e->offset, body, body_len, error))
+  int fd = batch_fd (w, batch, hex, error);
+  if (fd < 0 || !pwrite_all (fd, e->offset, body, body_len, hex, error))
     return FALSE;
-  g_autofree char *m = marker_name (hex, e->offset);
-  int mfd = openat (w->state_dfd, m, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  if (mfd < 0)
-    return df_throw_errno (error, errno, "marking %s", m);
-  close (mfd);
+  g_ptr_array_add (batch->markers, marker_name (hex, e->offset));
+  g_ptr_array_add (batch->hexes, g_strdup (hex));
+  return TRUE;
+}
 
-  g_mutex_lock (&w->lock);
-  Split *s = g_hash_table_lookup (w->splits, hex);
-  gboolean last = s && ++s->done == s->n_chunks;
-  g_mutex_unlock (&w->lock);
-  if (!last)
-    return TRUE;
-  /* Markers stay until the state directory is removed after commit. */
-  return assemble_split (w, hex, e->object_size, c, error);
+gboolean
+df_object_writer_commit_batch (DfObjectWriter *w, DfWriteBatch *b, GCancellable *c, GError **error)
+{
+  GHashTableIter it;
+  gpointer key, fd;
+  g_hash_table_iter_init (&it, b->fds);
+  while (g_hash_table_iter_next (&it, &key, &fd))
+    {
+      if (fdatasync (GPOINTER_TO_INT (fd)) < 0)
+        return df_throw_errno (error, errno, "syncing staged %s", (const char *)key);
+      close (GPOINTER_TO_INT (fd));
+      g_hash_table_iter_remove (&it);
+    }
+  /* Data first, then markers: a marker that survives a crash always has
+   * its bytes on disk; a lost marker only costs re-applying the chunk. */
+  g_autoptr(GPtrArray) complete = g_ptr_array_new ();
+  for (guint i = 0; i < b->markers->len; i++)
+    {
+      int mfd = openat (w->state_dfd, b->markers->pdata[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      if (mfd < 0)
+        return df_throw_errno (error, errno, "marking %s", (const char *)b->markers->pdata[i]);
+      close (mfd);
+      g_mutex_lock (&w->lock);
+      Split *s = g_hash_table_lookup (w->splits, b->hexes->pdata[i]);
+      if (s && ++s->done == s->n_chunks)
+        g_ptr_array_add (complete, b->hexes->pdata[i]);
+      g_mutex_unlock (&w->lock);
+    }
+  for (guint i = 0; i < complete->len; i++)
+    {
+      Split *s = g_hash_table_lookup (w->splits, complete->pdata[i]);
+      if (!assemble_split (w, complete->pdata[i], s->size, c, error))
+        return FALSE;
+    }
+  g_ptr_array_set_size (b->markers, 0);
+  g_ptr_array_set_size (b->hexes, 0);
+  return TRUE;
 }
 
 gboolean

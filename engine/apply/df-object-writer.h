@@ -32,12 +32,21 @@ gboolean df_object_writer_entry_done (DfObjectWriter *w, const DfEntry *e);
 gboolean df_object_writer_metadata (DfObjectWriter *w, OstreeObjectType type, const guint8 checksum[DF_SHA256_LEN],
                                     GBytes *data, GCancellable *c, GError **error);
 
+/* Split chunks written by one part, made durable together. */
+typedef struct _DfWriteBatch DfWriteBatch;
+DfWriteBatch *df_write_batch_new (void);
+void df_write_batch_free (DfWriteBatch *b);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfWriteBatch, df_write_batch_free)
+
 /* Reconstructs entry @e from @data (its payload bytes in the part) and
  * writes it: whole objects go straight into the repository; a chunk of a
- * split object is staged, and the worker that stages the last chunk writes
- * the object. */
-gboolean df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data, GCancellable *c,
-                                 GError **error);
+ * split object is staged in @batch. */
+gboolean df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data, DfWriteBatch *batch,
+                                 GCancellable *c, GError **error);
+
+/* Syncs the chunks staged through @batch, marks them done, and writes every
+ * split object whose last chunk this was. Call once per part. */
+gboolean df_object_writer_commit_batch (DfObjectWriter *w, DfWriteBatch *batch, GCancellable *c, GError **error);
 
 /* Objects and content bytes written so far. */
 void df_object_writer_get_stats (DfObjectWriter *w, guint64 *objects, guint64 *bytes);

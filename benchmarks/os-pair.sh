@@ -1,0 +1,57 @@
+#!/bin/bash
+# Builds the real OS-update pair the benchmarks use, once, and caches it:
+#   v1 = Debian 12 from the point-release suite (with a kernel),
+#   v2 = the same system after the security and stable updates (kernel upgrade).
+# Both are committed into CACHE/repo (archive mode) on ref "os" (os^ = v1).
+# Needs root and the Debian mirror apt is configured with; the only benchmark
+# step that uses the network. Usage: benchmarks/os-pair.sh [CACHE]
+set -euo pipefail
+cache=$(realpath -m "${1:-$(dirname "$0")/cache}")
+[ -f "$cache/os-pair.done" ] && { echo "$cache/repo"; exit 0; }
+[ "$(id -u)" = 0 ] || { echo "os-pair.sh: needs root (debootstrap)" >&2; exit 1; }
+command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+
+# The mirror and security mirror this machine's apt uses.
+srcs=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null || true)
+mirror=$(printf '%s\n' "$srcs" | grep -oE 'https?://[^ ]+/debian/?( |$)' | head -1 | tr -d ' ')
+security=$(printf '%s\n' "$srcs" | grep -oE 'https?://[^ ]+/debian-security/?( |$)' | head -1 | tr -d ' ')
+[ -n "$mirror" ] && [ -n "$security" ] || { echo "os-pair.sh: cannot find the Debian mirrors in apt's sources" >&2; exit 1; }
+
+mkdir -p "$cache"
+v1=$cache/rootfs-v1 v2=$cache/rootfs-v2
+rm -rf "$v1" "$v2" "$cache/repo"
+pkgs=linux-image-amd64,initramfs-tools,systemd-sysv,udev,openssh-server,curl,ca-certificates,iproute2,iputils-ping,less,vim-tiny,kmod,procps,dbus
+debootstrap --variant=minbase --include="$pkgs" bookworm "$v1" "$mirror" >"$cache/debootstrap.log" 2>&1 \
+  || { tail -20 "$cache/debootstrap.log" >&2; exit 1; }
+
+cp -a "$v1" "$v2"
+cat >"$v2/etc/apt/sources.list" <<SRC
+deb $mirror bookworm main
+deb $mirror bookworm-updates main
+deb $security bookworm-security main
+SRC
+printf '#!/bin/sh\nexit 101\n' >"$v2/usr/sbin/policy-rc.d"; chmod +x "$v2/usr/sbin/policy-rc.d"
+cp /etc/resolv.conf "$v2/etc/resolv.conf" 2>/dev/null || true
+mount -t proc proc "$v2/proc"
+trap 'umount "$v2/proc" 2>/dev/null || true' EXIT
+chroot "$v2" apt-get update -qq >"$cache/upgrade.log" 2>&1
+DEBIAN_FRONTEND=noninteractive chroot "$v2" apt-get -y -qq dist-upgrade >>"$cache/upgrade.log" 2>&1
+umount "$v2/proc"; trap - EXIT
+rm -f "$v2/usr/sbin/policy-rc.d"
+
+for r in "$v1" "$v2"; do
+  # What an OSTree commit of a rootfs never holds.
+  find "$r/dev" "$r/proc" "$r/sys" "$r/run" "$r/tmp" -mindepth 1 -delete 2>/dev/null || true
+  rm -rf "$r"/var/cache/apt/* "$r"/var/lib/apt/lists/* "$r"/var/log/* "$r/etc/resolv.conf"
+  find "$r" \( -type b -o -type c -o -type p -o -type s \) -delete
+done
+ostree init --repo="$cache/repo" --mode=archive
+ostree commit --repo="$cache/repo" -b os --tree=dir="$v1" -s "Debian 12 point release" --timestamp=2025-01-01T00:00:00Z >/dev/null
+ostree commit --repo="$cache/repo" -b os --tree=dir="$v2" -s "with security updates" --timestamp=2025-02-01T00:00:00Z >/dev/null
+{
+  echo "v1: $(du -sh "$v1" | cut -f1), $(find "$v1" -type f | wc -l) files, kernel $(ls "$v1/boot" | grep vmlinuz)"
+  echo "v2: $(du -sh "$v2" | cut -f1), $(find "$v2" -type f | wc -l) files, kernel $(ls "$v2/boot" | grep vmlinuz | tr '\n' ' ')"
+  echo "changed objects: $(ostree diff --repo="$cache/repo" os^ os | grep -c '^M')"
+} >"$cache/os-pair.txt"
+touch "$cache/os-pair.done"
+echo "$cache/repo"
