@@ -36,6 +36,13 @@ mount -t proc proc "$v2/proc"
 trap 'umount "$v2/proc" 2>/dev/null || true' EXIT
 chroot "$v2" apt-get update -qq >"$cache/upgrade.log" 2>&1
 DEBIAN_FRONTEND=noninteractive chroot "$v2" apt-get -y -qq dist-upgrade >>"$cache/upgrade.log" 2>&1
+# An update replaces the kernel: drop v1's once v2 has a newer one.
+for k in "$v1"/boot/vmlinuz-*; do
+  old=${k##*/vmlinuz-}
+  if [ "$(ls "$v2"/boot/vmlinuz-* | wc -l)" -gt 1 ]; then
+    DEBIAN_FRONTEND=noninteractive chroot "$v2" apt-get -y -qq purge "linux-image-$old" >>"$cache/upgrade.log" 2>&1
+  fi
+done
 umount "$v2/proc"; trap - EXIT
 rm -f "$v2/usr/sbin/policy-rc.d"
 
