@@ -404,7 +404,7 @@ part_memory (const DfPart *p)
 {
   guint64 patch = 0;
   for (guint j = 0; j < p->n_entries; j++)
-    if (p->entries[j].encoding == DF_ENCODING_ZSTD_REF)
+    if (p->entries[j].encoding != DF_ENCODING_RAW)
       patch = MAX (patch, p->entries[j].src_length + p->entries[j].length);
   return MAX (p->compressed_size + p->uncompressed_size, p->uncompressed_size + patch) + DF_COPY_BUFFER;
 }

@@ -1,5 +1,7 @@
 #include "df-object-writer.h"
 
+#include "df-bspatch.h"
+
 #include <fcntl.h>
 #include <gio/gunixinputstream.h>
 #include <sys/stat.h>
@@ -215,21 +217,31 @@ read_source_window (OstreeRepo *repo, const guint8 csum[DF_SHA256_LEN], guint64 
   return TRUE;
 }
 
-/* Decodes a zstd-ref patch into exactly e->length bytes. */
+/* Decodes a zstd-ref patch or a diff into exactly e->length bytes. */
 static guint8 *
 decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize patch_len, GCancellable *c,
               GError **error)
 {
-  unsigned long long fcs = ZSTD_getFrameContentSize (patch, patch_len);
-  if (fcs != e->length || ZSTD_findFrameCompressedSize (patch, patch_len) != patch_len)
+  if (e->encoding == DF_ENCODING_ZSTD_REF)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "patch frame does not declare exactly %" G_GUINT64_FORMAT " bytes",
-                e->length);
-      return NULL;
+      unsigned long long fcs = ZSTD_getFrameContentSize (patch, patch_len);
+      if (fcs != e->length || ZSTD_findFrameCompressedSize (patch, patch_len) != patch_len)
+        {
+          df_throw (error, DF_ERROR_INVALID_DELTA, "patch frame does not declare exactly %" G_GUINT64_FORMAT " bytes",
+                    e->length);
+          return NULL;
+        }
     }
   g_autofree guint8 *src = g_malloc (e->src_length ? e->src_length : 1);
   if (!read_source_window (w->repo, e->source, e->src_offset, e->src_length, src, c, error))
     return NULL;
+  if (e->encoding == DF_ENCODING_DIFF)
+    {
+      g_autofree guint8 *out = g_malloc (e->length);
+      if (!df_bspatch (src, e->src_length, patch, patch_len, out, e->length, error))
+        return NULL;
+      return g_steal_pointer (&out);
+    }
   g_autoptr(ZSTD_DCtx) d = ZSTD_createDCtx ();
   ZSTD_DCtx_setParameter (d, ZSTD_d_windowLogMax, 30);
   g_autofree guint8 *out = g_malloc (e->length);
@@ -357,7 +369,7 @@ df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data,
   const guint8 *body = data + hlen;
   gsize body_len = e->data_size - hlen;
   g_autofree guint8 *decoded = NULL;
-  if (e->encoding == DF_ENCODING_ZSTD_REF)
+  if (e->encoding != DF_ENCODING_RAW)
     {
       decoded = decode_patch (w, e, body, body_len, c, error);
       if (decoded == NULL)

@@ -37,7 +37,7 @@ df_delta_info_load (const char *delta_dir, GError **error)
             continue;
           if (e->length != e->object_size)
             info->counts[DF_COUNT_CONTENT_SPLIT]++;
-          else if (e->encoding == DF_ENCODING_ZSTD_REF)
+          else if (e->encoding != DF_ENCODING_RAW)
             info->counts[DF_COUNT_CONTENT_PATCH]++;
           else
             info->counts[DF_COUNT_CONTENT_RAW]++;

@@ -136,7 +136,7 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
 
   if (e->encoding > DF_ENCODING_LAST)
     BAD ("unknown encoding %u", e->encoding);
-  if (e->encoding == DF_ENCODING_ZSTD_REF)
+  if (e->encoding != DF_ENCODING_RAW)
     {
       if (!e->has_source)
         BAD ("patch without a source object");

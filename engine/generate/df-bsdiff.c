@@ -1,0 +1,173 @@
+#include "df-bsdiff.h"
+
+#include <divsufsort.h>
+
+#include "df-bspatch.h"
+
+static gsize
+common_prefix (const guint8 *a, gsize alen, const guint8 *b, gsize blen)
+{
+  gsize n = MIN (alen, blen), i = 0;
+  while (i < n && a[i] == b[i])
+    i++;
+  return i;
+}
+
+/* Longest prefix of @nw found in @old, by binary search over the sorted
+ * suffixes sa[lo..hi]. */
+static gsize
+longest_match (const saidx_t *sa, const guint8 *old, gsize olen, const guint8 *nw, gsize nlen, gsize lo, gsize hi,
+               gsize *pos)
+{
+  while (hi - lo >= 2)
+    {
+      gsize mid = lo + (hi - lo) / 2;
+      gsize o = sa[mid];
+      if (memcmp (old + o, nw, MIN (olen - o, nlen)) < 0)
+        lo = mid;
+      else
+        hi = mid;
+    }
+  gsize x = common_prefix (old + sa[lo], olen - sa[lo], nw, nlen);
+  gsize y = common_prefix (old + sa[hi], olen - sa[hi], nw, nlen);
+  *pos = x > y ? (gsize)sa[lo] : (gsize)sa[hi];
+  return MAX (x, y);
+}
+
+typedef struct
+{
+  GByteArray *ctl, *add, *copy;
+  guint32 n;
+} Out;
+
+static void
+emit (Out *o, const guint8 *old, const guint8 *nw, gsize lastscan, gsize lastpos, gsize lenf, gsize copy_len,
+      gint64 seek)
+{
+  gsize start = o->add->len;
+  g_byte_array_set_size (o->add, start + lenf);
+  for (gsize i = 0; i < lenf; i++)
+    o->add->data[start + i] = nw[lastscan + i] - old[lastpos + i];
+  g_byte_array_append (o->copy, nw + lastscan + lenf, copy_len);
+  guint32 a = GUINT32_TO_LE ((guint32)lenf), c = GUINT32_TO_LE ((guint32)copy_len);
+  guint64 s = GUINT64_TO_LE ((guint64)seek);
+  g_byte_array_append (o->ctl, (const guint8 *)&a, 4);
+  g_byte_array_append (o->ctl, (const guint8 *)&c, 4);
+  g_byte_array_append (o->ctl, (const guint8 *)&s, 8);
+  o->n++;
+}
+
+GBytes *
+df_bsdiff (const guint8 *old, gsize olen, const guint8 *nw, gsize nlen)
+{
+  Out o = { g_byte_array_new (), g_byte_array_sized_new (nlen), g_byte_array_new (), 0 };
+  g_autofree saidx_t *sa = NULL;
+  if (olen > 0)
+    {
+      sa = g_try_new (saidx_t, olen);
+      if (sa == NULL || divsufsort (old, sa, (saidx_t)olen) != 0)
+        {
+          g_byte_array_unref (o.ctl);
+          g_byte_array_unref (o.add);
+          g_byte_array_unref (o.copy);
+          return NULL;
+        }
+    }
+
+  /* Walk the new bytes; at each point look for the longest exact match in
+   * the old bytes, and switch alignment only when the new match beats the
+   * current alignment (lastoffset) by more than a few bytes. Between
+   * alignments, extend the previous match forward and the next one
+   * backward as long as at least half the bytes agree: those become "add"
+   * bytes (mostly zero), the rest "copy" bytes. */
+  gsize scan = 0, len = 0, pos = 0, lastscan = 0, lastpos = 0;
+  gint64 lastoffset = 0;
+  while (scan < nlen)
+    {
+      gsize oldscore = 0, scsc;
+      for (scsc = scan += len; scan < nlen; scan++)
+        {
+          len = olen ? longest_match (sa, old, olen, nw + scan, nlen - scan, 0, olen - 1, &pos) : 0;
+          for (; scsc < scan + len; scsc++)
+            {
+              gint64 op = (gint64)scsc + lastoffset;
+              if (op >= 0 && (guint64)op < olen && old[op] == nw[scsc])
+                oldscore++;
+            }
+          if ((len == oldscore && len != 0) || len > oldscore + 8)
+            break;
+          gint64 op = (gint64)scan + lastoffset;
+          if (op >= 0 && (guint64)op < olen && old[op] == nw[scan])
+            oldscore--;
+        }
+      if (len == oldscore && scan != nlen)
+        continue;
+
+      gint64 s = 0, best = 0;
+      gsize lenf = 0;
+      for (gsize i = 0; lastscan + i < scan && lastpos + i < olen;)
+        {
+          if (old[lastpos + i] == nw[lastscan + i])
+            s++;
+          i++;
+          if (s * 2 - (gint64)i > best * 2 - (gint64)lenf)
+            {
+              best = s;
+              lenf = i;
+            }
+        }
+      gsize lenb = 0;
+      if (scan < nlen)
+        {
+          s = 0, best = 0;
+          for (gsize i = 1; scan >= lastscan + i && pos >= i; i++)
+            {
+              if (old[pos - i] == nw[scan - i])
+                s++;
+              if (s * 2 - (gint64)i > best * 2 - (gint64)lenb)
+                {
+                  best = s;
+                  lenb = i;
+                }
+            }
+        }
+      if (lastscan + lenf > scan - lenb)
+        {
+          /* The forward and backward extensions overlap: split where the
+           * two alignments' agreement balances best. */
+          gsize overlap = (lastscan + lenf) - (scan - lenb), lens = 0;
+          s = 0, best = 0;
+          for (gsize i = 0; i < overlap; i++)
+            {
+              if (nw[lastscan + lenf - overlap + i] == old[lastpos + lenf - overlap + i])
+                s++;
+              if (nw[scan - lenb + i] == old[pos - lenb + i])
+                s--;
+              if (s > best)
+                {
+                  best = s;
+                  lens = i + 1;
+                }
+            }
+          lenf += lens - overlap;
+          lenb -= lens;
+        }
+      gsize copy_len = (scan - lenb) - (lastscan + lenf);
+      gint64 seek = (gint64)(pos - lenb) - (gint64)(lastpos + lenf);
+      emit (&o, old, nw, lastscan, lastpos, lenf, copy_len, scan < nlen ? seek : 0);
+      lastscan = scan - lenb;
+      lastpos = pos - lenb;
+      lastoffset = (gint64)pos - (gint64)scan;
+    }
+
+  GByteArray *body = g_byte_array_sized_new (4 + o.ctl->len + o.add->len + o.copy->len);
+  guint32 n = GUINT32_TO_LE (o.n);
+  g_byte_array_append (body, (const guint8 *)&n, 4);
+  g_byte_array_append (body, o.ctl->data, o.ctl->len);
+  g_byte_array_append (body, o.add->data, o.add->len);
+  g_byte_array_append (body, o.copy->data, o.copy->len);
+  g_byte_array_unref (o.ctl);
+  g_byte_array_unref (o.add);
+  g_byte_array_unref (o.copy);
+  return g_byte_array_free_to_bytes (body);
+}
