@@ -1,0 +1,369 @@
+/* Unit tests of the parsers and codecs that read untrusted bytes: the
+ * superblock, content headers, the diff decoder; and of pairing. */
+#include "df-bsdiff.h"
+#include "df-bspatch.h"
+#include "df-pairing.h"
+#include "df-part.h"
+#include "df-superblock.h"
+
+static DfSuperblock *
+sample_superblock (void)
+{
+  DfSuperblock *sb = df_superblock_new ();
+  /* A minimal valid commit object: its checksum becomes "to". */
+  g_autoptr(GVariant) commit = g_variant_ref_sink (g_variant_new (
+      "(@a{sv}@ay@a(say)sst@ay@ay)", g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0),
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, "", 0, 1), g_variant_new_array (G_VARIANT_TYPE ("(say)"), NULL, 0),
+      "subject", "body", GUINT64_TO_BE (1700000000),
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, (guint8[32]){ 1 }, 32, 1),
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, (guint8[32]){ 2 }, 32, 1)));
+  g_autoptr(GVariant) normal = g_variant_get_normal_form (commit);
+  sb->commit = g_variant_get_data_as_bytes (normal);
+  df_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), sb->to);
+  df_hex (sb->to, sb->to_hex);
+  sb->commitmeta = g_bytes_new (NULL, 0);
+  sb->n_parts = 2;
+  sb->parts = g_new0 (DfPart, 2);
+  /* Part 0: one metadata object. Part 1: an object split in two chunks
+   * plus a whole raw one. */
+  DfPart *p = &sb->parts[0];
+  p->kind = DF_PART_KIND_METADATA;
+  p->n_entries = 1;
+  p->entries = g_new0 (DfEntry, 1);
+  p->entries[0] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_DIR_META, .object_size = 30, .length = 30, .data_size = 30 };
+  p->entries[0].checksum[0] = 0xaa;
+  p->uncompressed_size = 30;
+  p->compressed_size = 20;
+  p = &sb->parts[1];
+  p->kind = DF_PART_KIND_CONTENT;
+  p->n_entries = 3;
+  p->entries = g_new0 (DfEntry, 3);
+  p->entries[0] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 100, .offset = 0, .length = 60, .data_size = 80 };
+  p->entries[1] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 100, .offset = 60, .length = 40,
+                             .data_size = 30, .encoding = DF_ENCODING_DIFF, .has_source = TRUE, .src_length = 64 };
+  p->entries[0].checksum[0] = p->entries[1].checksum[0] = 0xbb;
+  p->entries[1].source[0] = 0xcc;
+  p->entries[2] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 5, .length = 5, .data_size = 20 };
+  p->entries[2].checksum[0] = 0xdd;
+  p->uncompressed_size = 130;
+  p->compressed_size = 100;
+  return sb;
+}
+
+static void
+test_superblock_roundtrip (void)
+{
+  g_autoptr(DfSuperblock) sb = sample_superblock ();
+  g_autoptr(GBytes) bytes = df_superblock_serialize (sb);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DfSuperblock) back = df_superblock_parse (bytes, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (back->to_hex, ==, sb->to_hex);
+  g_assert_false (back->has_from);
+  g_assert_cmpuint (back->n_parts, ==, 2);
+  g_assert_cmpuint (back->parts[1].n_entries, ==, 3);
+  g_assert_cmpmem (&back->parts[1].entries[1], sizeof (DfEntry), &sb->parts[1].entries[1], sizeof (DfEntry));
+  g_autoptr(GBytes) again = df_superblock_serialize (back);
+  g_assert_true (g_bytes_equal (bytes, again));
+}
+
+static void
+expect_invalid (DfSuperblock *sb, const char *what)
+{
+  g_autoptr(GBytes) bytes = df_superblock_serialize (sb);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DfSuperblock) back = df_superblock_parse (bytes, &error);
+  g_assert_null (back);
+  g_assert_nonnull (error);
+  if (!g_error_matches (error, DF_ERROR, DF_ERROR_INVALID_DELTA))
+    g_error ("%s: unexpected error %s", what, error->message);
+  g_test_message ("%s: %s", what, error->message);
+}
+
+static void
+mut_gap (DfSuperblock *sb)
+{
+  sb->parts[1].entries[1].offset = 61;
+}
+static void
+mut_overlap (DfSuperblock *sb)
+{
+  sb->parts[1].entries[1].offset = 59;
+  sb->parts[1].entries[1].length = 41;
+}
+static void
+mut_repeat (DfSuperblock *sb)
+{
+  memcpy (sb->parts[1].entries[2].checksum, sb->parts[1].entries[0].checksum, 32);
+  sb->parts[1].entries[2].object_size = 100;
+}
+static void
+mut_past_end (DfSuperblock *sb)
+{
+  sb->parts[1].entries[1].length = G_MAXUINT64 - 10;
+}
+static void
+mut_sum (DfSuperblock *sb)
+{
+  sb->parts[1].uncompressed_size = 131;
+}
+static void
+mut_kind (DfSuperblock *sb)
+{
+  sb->parts[0].entries[0].objtype = OSTREE_OBJECT_TYPE_FILE;
+}
+static void
+mut_encoding (DfSuperblock *sb)
+{
+  sb->parts[1].entries[2].encoding = 9;
+}
+static void
+mut_no_source (DfSuperblock *sb)
+{
+  sb->parts[1].entries[1].has_source = FALSE;
+}
+static void
+mut_window (DfSuperblock *sb)
+{
+  sb->parts[1].entries[1].src_offset = G_MAXUINT64 - 1;
+}
+static void
+mut_huge_part (DfSuperblock *sb)
+{
+  sb->parts[1].uncompressed_size = DF_PART_SIZE_MAX + 1;
+}
+static void
+mut_compressed (DfSuperblock *sb)
+{
+  sb->parts[1].compressed_size = 0;
+}
+
+static void
+test_superblock_invalid (void)
+{
+  static const struct
+  {
+    const char *what;
+    void (*mutate) (DfSuperblock *);
+  } cases[] = {
+    { "gap", mut_gap },       { "overlap", mut_overlap },   { "repeat", mut_repeat },
+    { "past end", mut_past_end }, { "sum", mut_sum },       { "kind", mut_kind },
+    { "encoding", mut_encoding }, { "no source", mut_no_source }, { "window", mut_window },
+    { "huge part", mut_huge_part }, { "compressed", mut_compressed },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(DfSuperblock) sb = sample_superblock ();
+      cases[i].mutate (sb);
+      expect_invalid (sb, cases[i].what);
+    }
+}
+
+/* Every truncation and every single-byte change of a valid superblock is
+ * either refused cleanly or parsed; none may crash (run under ASan too). */
+static void
+test_superblock_mangled (void)
+{
+  g_autoptr(DfSuperblock) sb = sample_superblock ();
+  g_autoptr(GBytes) bytes = df_superblock_serialize (sb);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
+  guint refused = 0;
+  for (gsize cut = 0; cut < len; cut++)
+    {
+      g_autoptr(GBytes) b = g_bytes_new (data, cut);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(DfSuperblock) back = df_superblock_parse (b, &error);
+      g_assert_null (back);
+      g_assert_nonnull (error);
+      refused++;
+    }
+  g_autofree guint8 *copy = g_memdup2 (data, len);
+  for (gsize i = 0; i < len; i++)
+    for (guint bit = 0; bit < 8; bit += 3)
+      {
+        copy[i] ^= 1 << bit;
+        g_autoptr(GBytes) b = g_bytes_new (copy, len);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(DfSuperblock) back = df_superblock_parse (b, &error);
+        g_assert_true ((back == NULL) == (error != NULL));
+        refused += back == NULL;
+        copy[i] ^= 1 << bit;
+      }
+  g_test_message ("%u mangled superblocks refused", refused);
+}
+
+static void
+test_content_header (void)
+{
+  g_autoptr(GBytes) h = df_content_header_serialize (0, 0, 0100644, NULL, "");
+  g_auto(DfContentHeader) out = { 0 };
+  gsize consumed = 0;
+  g_autoptr(GError) error = NULL;
+  g_assert_true (df_content_header_parse (g_bytes_get_data (h, NULL), g_bytes_get_size (h), &out, &consumed, &error));
+  g_assert_cmpuint (consumed, ==, g_bytes_get_size (h));
+  g_assert_cmpuint (out.mode, ==, 0100644);
+
+  const struct
+  {
+    guint32 mode;
+    const char *target;
+  } bad[] = { { 0020644, "" }, { 0060644, "" }, { 0120777, "" }, { 0100644, "target" }, { 0140755, "" }, { 0300644, "" } };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(GBytes) b = df_content_header_serialize (0, 0, bad[i].mode, NULL, bad[i].target);
+      g_auto(DfContentHeader) o = { 0 };
+      g_autoptr(GError) e = NULL;
+      g_assert_false (df_content_header_parse (g_bytes_get_data (b, NULL), g_bytes_get_size (b), &o, &consumed, &e));
+      g_assert_error (e, DF_ERROR, DF_ERROR_INVALID_DELTA);
+    }
+  /* A length field pointing past the data. */
+  guint8 lying[8] = { 0xff, 0xff, 0, 0, 1, 2, 3, 4 };
+  g_auto(DfContentHeader) o2 = { 0 };
+  g_clear_error (&error);
+  g_assert_false (df_content_header_parse (lying, sizeof lying, &o2, &consumed, &error));
+}
+
+static void
+fill_code (guint8 *buf, gsize len, guint32 seed)
+{
+  for (gsize i = 0; i < len; i++)
+    {
+      seed = seed * 1103515245 + 12345;
+      buf[i] = (i % 7 == 0) ? (guint8)(seed >> 16) : (guint8)(i * 13);
+    }
+}
+
+static void
+test_diff_roundtrip (void)
+{
+  gsize olen = 200000;
+  g_autofree guint8 *old = g_malloc (olen);
+  fill_code (old, olen, 1);
+  /* New: a block moved, an insertion, a few bytes changed everywhere. */
+  GByteArray *nw = g_byte_array_new ();
+  g_byte_array_append (nw, old + 50000, 50000);
+  g_byte_array_append (nw, (const guint8 *)"inserted bytes that were never there", 36);
+  g_byte_array_append (nw, old, 50000);
+  g_byte_array_append (nw, old + 100000, 100000);
+  for (gsize i = 0; i < nw->len; i += 997)
+    nw->data[i] += 3;
+  g_autoptr(GBytes) diff = df_bsdiff (old, olen, nw->data, nw->len);
+  g_assert_nonnull (diff);
+  g_autofree guint8 *out = g_malloc (nw->len);
+  g_autoptr(GError) error = NULL;
+  g_assert_true (df_bspatch (old, olen, g_bytes_get_data (diff, NULL), g_bytes_get_size (diff), out, nw->len, &error));
+  g_assert_cmpmem (out, nw->len, nw->data, nw->len);
+  /* A diff of related data is mostly zeros: it must compress far better
+   * than the new bytes themselves. */
+  gsize cap = ZSTD_compressBound (nw->len);
+  g_autofree guint8 *c = g_malloc (cap);
+  gsize craw = ZSTD_compress (c, cap, nw->data, nw->len, 3);
+  gsize cdiff = ZSTD_compress (c, cap, g_bytes_get_data (diff, NULL), g_bytes_get_size (diff), 3);
+  g_test_message ("raw %zu → %zu compressed, diff %zu → %zu compressed", (gsize)nw->len, craw,
+                  g_bytes_get_size (diff), cdiff);
+  g_assert_cmpuint (cdiff * 4, <, craw);
+  /* Empty old and empty new. */
+  g_autoptr(GBytes) d2 = df_bsdiff (NULL, 0, nw->data, 100);
+  g_assert_true (df_bspatch (NULL, 0, g_bytes_get_data (d2, NULL), g_bytes_get_size (d2), out, 100, &error));
+  g_assert_cmpmem (out, 100, nw->data, 100);
+  g_byte_array_unref (nw);
+}
+
+static GBytes *
+make_diff (guint32 add, guint32 copy, gint64 seek, gsize body)
+{
+  GByteArray *b = g_byte_array_new ();
+  guint32 n = GUINT32_TO_LE (1), a = GUINT32_TO_LE (add), c = GUINT32_TO_LE (copy);
+  guint64 s = GUINT64_TO_LE ((guint64)seek);
+  g_byte_array_append (b, (guint8 *)&n, 4);
+  g_byte_array_append (b, (guint8 *)&a, 4);
+  g_byte_array_append (b, (guint8 *)&c, 4);
+  g_byte_array_append (b, (guint8 *)&s, 8);
+  g_byte_array_set_size (b, b->len + body);
+  return g_byte_array_free_to_bytes (b);
+}
+
+static void
+test_diff_hostile (void)
+{
+  guint8 old[64] = { 0 }, out[128];
+  const struct
+  {
+    const char *what;
+    guint32 add, copy;
+    gint64 seek;
+    gsize body, out_len;
+  } cases[] = {
+    { "add past old", 100, 0, 0, 100, 100 },
+    { "totals exceed output", 10, 10, 0, 20, 15 },
+    { "body shorter than totals", 10, 10, 0, 19, 20 },
+    { "huge add", G_MAXUINT32, 0, 0, 10, 10 },
+    { "huge copy", 0, G_MAXUINT32, 0, 10, 10 },
+    { "seek to minus infinity", 0, 10, G_MININT64, 10, 10 },
+    { "seek to plus infinity", 0, 10, G_MAXINT64, 10, 10 },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GBytes) d = make_diff (cases[i].add, cases[i].copy, cases[i].seek, cases[i].body);
+      g_autoptr(GError) error = NULL;
+      g_assert_false (df_bspatch (old, sizeof old, g_bytes_get_data (d, NULL), g_bytes_get_size (d), out,
+                                  cases[i].out_len, &error));
+      g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
+      g_test_message ("%s: %s", cases[i].what, error->message);
+    }
+  /* A control count larger than the body can hold. */
+  guint8 many[8] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0 };
+  g_autoptr(GError) error = NULL;
+  g_assert_false (df_bspatch (old, sizeof old, many, sizeof many, out, 4, &error));
+  /* A negative old position is refused before it is used. */
+  GByteArray *b = g_byte_array_new ();
+  guint32 hdr[] = { GUINT32_TO_LE (2), GUINT32_TO_LE (0), GUINT32_TO_LE (4) };
+  g_byte_array_append (b, (guint8 *)hdr, 12);
+  gint64 back = GINT64_TO_LE (-10);
+  g_byte_array_append (b, (guint8 *)&back, 8);
+  guint32 c2[] = { GUINT32_TO_LE (4), GUINT32_TO_LE (0) };
+  gint64 z = 0;
+  g_byte_array_append (b, (guint8 *)c2, 8);
+  g_byte_array_append (b, (guint8 *)&z, 8);
+  g_byte_array_set_size (b, b->len + 8);
+  g_clear_error (&error);
+  g_assert_false (df_bspatch (old, sizeof old, b->data, b->len, out, 8, &error));
+  g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
+  g_byte_array_unref (b);
+}
+
+static void
+test_pairing (void)
+{
+  g_autofree char *m = df_pairing_mask_digits ("/usr/lib/modules/6.1.0-50-amd64/kernel/foo.ko");
+  g_assert_cmpstr (m, ==, "/usr/lib/modules/#.#.#-#-amd#/kernel/foo.ko");
+  g_autoptr(DfPairing) p = df_pairing_new ();
+  df_pairing_add_old (p, "/usr/lib/modules/6.1.0-50-amd64/kernel/foo.ko", "A");
+  df_pairing_add_old (p, "/usr/lib/libfoo.so.1.2.3", "B");
+  df_pairing_add_old (p, "/etc/conf", "C");
+  df_pairing_add_old (p, "/other/conf", "D");
+  g_autofree const char **c1 = df_pairing_candidates (p, "/usr/lib/modules/6.1.0-56-amd64/kernel/foo.ko");
+  g_assert_cmpstr (c1[0], ==, "A");
+  g_autofree const char **c2 = df_pairing_candidates (p, "/usr/lib/x86_64/libfoo.so.1.2.4");
+  g_assert_cmpstr (c2[0], ==, "B");
+  g_autofree const char **c3 = df_pairing_candidates (p, "/etc/conf");
+  g_assert_cmpstr (c3[0], ==, "C");
+  g_assert_null (c3[1]); /* basename match is the same object: no duplicate */
+  g_autofree const char **c4 = df_pairing_candidates (p, "/new/unrelated");
+  g_assert_null (c4[0]);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/format/superblock/roundtrip", test_superblock_roundtrip);
+  g_test_add_func ("/format/superblock/invalid", test_superblock_invalid);
+  g_test_add_func ("/format/superblock/mangled", test_superblock_mangled);
+  g_test_add_func ("/format/content-header", test_content_header);
+  g_test_add_func ("/format/diff/roundtrip", test_diff_roundtrip);
+  g_test_add_func ("/format/diff/hostile", test_diff_hostile);
+  g_test_add_func ("/generate/pairing", test_pairing);
+  return g_test_run ();
+}
