@@ -9,6 +9,7 @@
  *   df-test-tool grown-part DELTA N      re-compress part N with extra bytes beyond its
  *                                        declared size (hash and size fixed up)
  *   df-test-tool maxrss CMD ARGS...      run CMD, print "maxrss-kib N" on stderr, exit as CMD
+ *   df-test-tool stats DELTA             bytes per encoding, raw and compressed alone at level 19
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -225,6 +226,96 @@ cmd_part_sha (const char *dir, guint n)
 }
 
 static int
+cmd_stats (const char *dir)
+{
+  g_autoptr(DfSuperblock) sb = load (dir);
+  const char *names[] = { "metadata", "raw", "zstd-ref", "diff", "raw-first-chunk-headers" };
+  GByteArray *cat[5], *streams[3] = { NULL };
+  guint64 count[5] = { 0 }, length[5] = { 0 };
+  for (guint k = 0; k < 5; k++)
+    cat[k] = g_byte_array_new ();
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      g_autoptr(GBytes) payload = read_payload (dir, sb, i);
+      const guint8 *data = g_bytes_get_data (payload, NULL);
+      guint64 off = 0;
+      for (guint j = 0; j < sb->parts[i].n_entries; j++)
+        {
+          const DfEntry *e = &sb->parts[i].entries[j];
+          guint k = e->objtype != OSTREE_OBJECT_TYPE_FILE ? 0 : 1 + e->encoding;
+          count[k]++;
+          length[k] += e->length;
+          if (k == 3 && g_getenv ("DF_STATS_DIFFS"))
+            {
+              char hex[65], shex[65];
+              df_hex (e->checksum, hex);
+              df_hex (e->source, shex);
+              gsize cap = ZSTD_compressBound (e->data_size);
+              g_autofree guint8 *o = g_malloc (cap);
+              printf ("diff %s %s %" G_GUINT64_FORMAT " %zu\n", hex, shex, e->length,
+                      ZSTD_compress (o, cap, data + off, e->data_size, 3));
+            }
+          if (k == 1 && e->offset == 0 && e->object_size > 65536 && g_getenv ("DF_STATS_LIST"))
+            {
+              char hex[65];
+              df_hex (e->checksum, hex);
+              printf ("raw %s %" G_GUINT64_FORMAT "\n", hex, e->object_size);
+            }
+          g_byte_array_append (cat[k], data + off, e->data_size);
+          if (k == 3 && g_getenv ("DF_STATS_DUMP"))
+            {
+              /* Split diff bodies into their three streams, for experiments. */
+              if (!streams[0])
+                for (int z = 0; z < 3; z++)
+                  streams[z] = g_byte_array_new ();
+              const guint8 *b = data + off;
+              gsize blen = e->data_size;
+              if (e->offset == 0)
+                {
+                  guint32 hl;
+                  memcpy (&hl, b, 4);
+                  b += 4 + hl, blen -= 4 + hl;
+                }
+              guint32 n;
+              memcpy (&n, b, 4);
+              guint64 at = 0;
+              for (guint32 q = 0; q < n; q++)
+                {
+                  guint32 a;
+                  memcpy (&a, b + 4 + q * 16, 4);
+                  at += a;
+                }
+              g_byte_array_append (streams[0], b, 4 + n * 16);
+              g_byte_array_append (streams[1], b + 4 + n * 16, at);
+              g_byte_array_append (streams[2], b + 4 + n * 16 + at, blen - 4 - n * 16 - at);
+            }
+          off += e->data_size;
+        }
+    }
+  const char *sn[] = { "ctl", "add", "copy" };
+  for (int z = 0; z < 3 && streams[0]; z++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s/diff-%s.bin", g_getenv ("DF_STATS_DUMP"), sn[z]);
+      g_file_set_contents (path, (const char *)streams[z]->data, streams[z]->len, NULL);
+    }
+  for (guint k = 0; k < 4; k++)
+    {
+      if (g_getenv ("DF_STATS_DUMP"))
+        {
+          g_autofree char *path = g_strdup_printf ("%s/%s.bin", g_getenv ("DF_STATS_DUMP"), names[k]);
+          g_file_set_contents (path, (const char *)cat[k]->data, cat[k]->len, NULL);
+        }
+      gsize cap = ZSTD_compressBound (cat[k]->len);
+      g_autofree guint8 *out = g_malloc (cap);
+      size_t r = cat[k]->len ? ZSTD_compress (out, cap, cat[k]->data, cat[k]->len, 19) : 0;
+      printf ("%-10s entries %6" G_GUINT64_FORMAT "  object bytes %11" G_GUINT64_FORMAT "  data %11u  alone@19 %11zu\n",
+              names[k], count[k], length[k], cat[k]->len, r);
+      g_byte_array_unref (cat[k]);
+    }
+  return 0;
+}
+
+static int
 cmd_maxrss (char **argv)
 {
   pid_t pid = fork ();
@@ -253,6 +344,8 @@ main (int argc, char **argv)
     return cmd_maxrss (argv + 2);
   const char *dir = argv[2];
   guint n = argc > 3 ? (guint)atoi (argv[3]) : 0;
+  if (strcmp (cmd, "stats") == 0)
+    return cmd_stats (dir);
   if (strcmp (cmd, "part-sha") == 0)
     return cmd_part_sha (dir, n);
   if (strcmp (cmd, "corrupt-object") == 0)

@@ -338,7 +338,14 @@ test_pairing (void)
 {
   g_autofree char *m = df_pairing_mask_digits ("/usr/lib/modules/6.1.0-50-amd64/kernel/foo.ko");
   g_assert_cmpstr (m, ==, "/usr/lib/modules/#.#.#-#-amd#/kernel/foo.ko");
+  g_autofree char *k1 = df_pairing_version_key ("/usr/lib/modules/6.1.0-50-amd64/kernel/cxgb4.ko");
+  g_autofree char *k2 = df_pairing_version_key ("/usr/lib/modules/6.1.0-56-amd64/kernel/cxgb3.ko");
+  g_assert_cmpstr (k1, ==, "/usr/lib/modules/#.#.#-#-amd#/kernel/cxgb4.ko");
+  g_assert_cmpstr (k2, !=, k1);
+  g_autofree char *k3 = df_pairing_version_key ("/usr/lib/libfoo.so.1.2.3");
+  g_assert_cmpstr (k3, ==, "/usr/lib/libfoo.so.#.#.#");
   g_autoptr(DfPairing) p = df_pairing_new ();
+  df_pairing_add_old (p, "/usr/lib/modules/6.1.0-50-amd64/kernel/foo2.ko", "X");
   df_pairing_add_old (p, "/usr/lib/modules/6.1.0-50-amd64/kernel/foo.ko", "A");
   df_pairing_add_old (p, "/usr/lib/libfoo.so.1.2.3", "B");
   df_pairing_add_old (p, "/etc/conf", "C");

@@ -135,9 +135,32 @@ df_object_writer_metadata (DfObjectWriter *w, OstreeObjectType type, const guint
   return TRUE;
 }
 
+/* OSTree's content checksum is SHA-256 over a length-prefixed header
+ * variant (uid, gid, mode big-endian, rdev 0, symlink target, xattrs)
+ * followed by the content. libostree computes it with GLib's portable
+ * SHA-256; OpenSSL's is several times faster, so apply hashes with OpenSSL
+ * and lets libostree skip its own pass when the result matches. */
+static void
+checksum_header (DfSha256 *h, const DfContentHeader *hdr)
+{
+  g_autoptr(GVariant) v = g_variant_ref_sink (g_variant_new (
+      "(uuuus@a(ayay))", GUINT32_TO_BE (hdr->uid), GUINT32_TO_BE (hdr->gid), GUINT32_TO_BE (hdr->mode), 0,
+      hdr->symlink_target, hdr->xattrs));
+  guint32 len_be = GUINT32_TO_BE ((guint32)g_variant_get_size (v));
+  static const guint8 pad[4] = { 0 };
+  df_sha256_init (h);
+  df_sha256_update (h, &len_be, 4);
+  df_sha256_update (h, pad, 4);
+  df_sha256_update (h, g_variant_get_data (v), g_variant_get_size (v));
+}
+
+/* Writes a content object whose bytes come from @body. When @verified is
+ * TRUE the caller has already checked the object's checksum with OpenSSL,
+ * and libostree is asked not to hash again; otherwise libostree hashes and
+ * refuses a mismatch. Either way nothing unverified enters the repository. */
 static gboolean
 write_content (DfObjectWriter *w, const char *hex, const DfContentHeader *h, GInputStream *body, guint64 size,
-               GCancellable *c, GError **error)
+               gboolean verified, GCancellable *c, GError **error)
 {
   g_autoptr(GFileInfo) info = df_content_header_to_file_info (h, size);
   g_autoptr(GInputStream) stream = NULL;
@@ -145,7 +168,7 @@ write_content (DfObjectWriter *w, const char *hex, const DfContentHeader *h, GIn
   if (!ostree_raw_file_to_content_stream (body, info, h->xattrs, &stream, &len, c, error))
     return FALSE;
   g_autofree guchar *out = NULL;
-  if (!ostree_repo_write_content (w->repo, hex, stream, len, &out, c, error))
+  if (!ostree_repo_write_content (w->repo, hex, stream, len, verified ? NULL : &out, c, error))
     {
       classify_write_error (error, NULL);
       return FALSE;
@@ -155,6 +178,31 @@ write_content (DfObjectWriter *w, const char *hex, const DfContentHeader *h, GIn
   w->bytes += size;
   g_mutex_unlock (&w->lock);
   return TRUE;
+}
+
+static gboolean
+checksum_matches (DfSha256 *h, const char *hex)
+{
+  guint8 actual[DF_SHA256_LEN], want[DF_SHA256_LEN];
+  df_sha256_final (h, actual);
+  df_sha256_clear (h);
+  ostree_checksum_inplace_to_bytes (hex, want);
+  return memcmp (actual, want, DF_SHA256_LEN) == 0;
+}
+
+/* A whole object from memory: hash, then write. A mismatch goes through
+ * libostree's own verification, which has the last word on OSTree's
+ * checksum definition and reports the corruption. */
+static gboolean
+write_content_bytes (DfObjectWriter *w, const char *hex, const DfContentHeader *h, const guint8 *data, gsize len,
+                     GCancellable *c, GError **error)
+{
+  DfSha256 sha;
+  checksum_header (&sha, h);
+  df_sha256_update (&sha, data, len);
+  gboolean ok = checksum_matches (&sha, hex);
+  g_autoptr(GInputStream) in = g_memory_input_stream_new_from_data (data, len, NULL);
+  return write_content (w, hex, h, in, len, ok, c, error);
 }
 
 /* Reads [off, off+len) of an existing content object into @buf. */
@@ -232,29 +280,30 @@ decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize pa
           return NULL;
         }
     }
-  g_autofree guint8 *src = g_malloc (e->src_length ? e->src_length : 1);
-  if (!read_source_window (w->repo, e->source, e->src_offset, e->src_length, src, c, error))
-    return NULL;
-  if (e->encoding == DF_ENCODING_DIFF)
+  gsize slen = e->src_length;
+  guint8 *src = df_big_alloc (slen);
+  guint8 *out = df_big_alloc (e->length);
+  gboolean ok = read_source_window (w->repo, e->source, e->src_offset, slen, src, c, error);
+  if (ok && e->encoding == DF_ENCODING_DIFF)
+    ok = df_bspatch (src, slen, patch, patch_len, out, e->length, error);
+  else if (ok)
     {
-      g_autofree guint8 *out = g_malloc (e->length);
-      if (!df_bspatch (src, e->src_length, patch, patch_len, out, e->length, error))
-        return NULL;
-      return g_steal_pointer (&out);
+      g_autoptr(ZSTD_DCtx) d = ZSTD_createDCtx ();
+      ZSTD_DCtx_setParameter (d, ZSTD_d_windowLogMax, 30);
+      size_t r = ZSTD_DCtx_refPrefix (d, src, slen);
+      if (!ZSTD_isError (r))
+        r = ZSTD_decompressDCtx (d, out, e->length, patch, patch_len);
+      if (ZSTD_isError (r) || r != e->length)
+        ok = df_throw (error, DF_ERROR_INVALID_DELTA, "patch does not decode: %s",
+                       ZSTD_isError (r) ? ZSTD_getErrorName (r) : "wrong size");
     }
-  g_autoptr(ZSTD_DCtx) d = ZSTD_createDCtx ();
-  ZSTD_DCtx_setParameter (d, ZSTD_d_windowLogMax, 30);
-  g_autofree guint8 *out = g_malloc (e->length);
-  size_t r = ZSTD_DCtx_refPrefix (d, src, e->src_length);
-  if (!ZSTD_isError (r))
-    r = ZSTD_decompressDCtx (d, out, e->length, patch, patch_len);
-  if (ZSTD_isError (r) || r != e->length)
+  df_big_free (src, slen);
+  if (!ok)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "patch does not decode: %s",
-                ZSTD_isError (r) ? ZSTD_getErrorName (r) : "wrong size");
+      df_big_free (out, e->length);
       return NULL;
     }
-  return g_steal_pointer (&out);
+  return out;
 }
 
 static gboolean
@@ -346,9 +395,26 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
       close (fd);
       return df_throw (error, DF_ERROR_IO, "staged object %s has the wrong size", hex);
     }
+  DfSha256 sha;
+  checksum_header (&sha, &h);
+  g_autofree guint8 *buf = g_malloc (DF_COPY_BUFFER);
+  for (guint64 off = 0; off < size;)
+    {
+      ssize_t n = pread (fd, buf, MIN ((guint64)DF_COPY_BUFFER, size - off), off);
+      if (n <= 0)
+        {
+          int errsv = n < 0 ? errno : EIO;
+          df_sha256_clear (&sha);
+          close (fd);
+          return df_throw_errno (error, errsv, "reading staged %s", hex);
+        }
+      df_sha256_update (&sha, buf, n);
+      off += n;
+    }
+  gboolean verified = checksum_matches (&sha, hex);
   g_autoptr(GInputStream) in = g_unix_input_stream_new (fd, TRUE);
   g_autoptr(GInputStream) buffered = g_buffered_input_stream_new_sized (in, DF_COPY_BUFFER);
-  if (!write_content (w, hex, &h, buffered, size, c, error))
+  if (!write_content (w, hex, &h, buffered, size, verified, c, error))
     return FALSE;
   /* Written into the transaction: the staged copy is no longer needed. */
   unlinkat (w->state_dfd, dname, 0);
@@ -368,7 +434,7 @@ df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data,
     return FALSE;
   const guint8 *body = data + hlen;
   gsize body_len = e->data_size - hlen;
-  g_autofree guint8 *decoded = NULL;
+  guint8 *decoded = NULL;
   if (e->encoding != DF_ENCODING_RAW)
     {
       decoded = decode_patch (w, e, body, body_len, c, error);
@@ -380,14 +446,13 @@ df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data,
   else if (body_len != e->length)
     return df_throw (error, DF_ERROR_INVALID_DELTA, "raw data of %zu bytes, the entry declares %" G_GUINT64_FORMAT,
                      body_len, e->length);
+  /* The decoded buffer is released on every path out. */
+  g_autoptr(GBytes) decoded_owner = decoded ? df_big_bytes (decoded, e->length) : NULL;
   if (e->offset == 0 && S_ISLNK (h.mode) && e->object_size != 0)
     return df_throw (error, DF_ERROR_INVALID_DELTA, "symlink with content bytes");
 
   if (!is_split (e))
-    {
-      g_autoptr(GInputStream) in = g_memory_input_stream_new_from_data (body, body_len, NULL);
-      return write_content (w, hex, &h, in, body_len, c, error);
-    }
+    return write_content_bytes (w, hex, &h, body, body_len, c, error);
 
   /* A chunk of a split object: staged now, made durable and marked done
    * for the whole part at once in df_object_writer_commit_batch(). */

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -191,7 +192,7 @@ df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, 
   /* Read one byte more than expected so a file that grows under us is
    * noticed instead of silently cut. */
   gsize cap = (gsize)size + 1;
-  g_autofree guint8 *buf = g_malloc (cap);
+  guint8 *buf = df_big_alloc (cap);
   gsize got = 0;
   while (got < cap)
     {
@@ -200,6 +201,7 @@ df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, 
         {
           if (errno == EINTR)
             continue;
+          df_big_free (buf, cap);
           df_throw_errno (error, errno, "reading %s", what);
           return NULL;
         }
@@ -209,10 +211,15 @@ df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, 
     }
   if (got != size)
     {
+      df_big_free (buf, cap);
       df_throw (error, DF_ERROR_INVALID_DELTA, "%s changed size while being read", what);
       return NULL;
     }
-  return g_bytes_new_take (g_steal_pointer (&buf), got);
+  /* The GBytes reports @got bytes but owns the whole mapping. */
+  GBytes *whole = df_big_bytes (buf, cap);
+  GBytes *ret = g_bytes_new_from_bytes (whole, 0, got);
+  g_bytes_unref (whole);
+  return ret;
 }
 
 gboolean
@@ -309,4 +316,51 @@ df_rm_rf_at (int dfd, const char *path, GError **error)
   if (unlinkat (dfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
     return df_throw_errno (error, errno, "deleting %s", path);
   return TRUE;
+}
+
+/* Below this, malloc's arenas are the better deal (no page faults on
+ * fresh pages, no syscalls); above it, a mapping returns memory for sure. */
+#define DF_BIG_THRESHOLD (256 * 1024)
+
+guint8 *
+df_big_alloc (gsize len)
+{
+  if (len < DF_BIG_THRESHOLD)
+    return g_malloc (len ? len : 1);
+  void *p = mmap (NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    g_error ("out of memory allocating %zu bytes", len);
+  return p;
+}
+
+void
+df_big_free (guint8 *p, gsize len)
+{
+  if (p && len < DF_BIG_THRESHOLD)
+    g_free (p);
+  else if (p)
+    munmap (p, len);
+}
+
+typedef struct
+{
+  guint8 *p;
+  gsize len;
+} BigBuf;
+
+static void
+big_buf_free (gpointer data)
+{
+  BigBuf *b = data;
+  df_big_free (b->p, b->len);
+  g_free (b);
+}
+
+GBytes *
+df_big_bytes (guint8 *p, gsize len)
+{
+  BigBuf *b = g_new (BigBuf, 1);
+  b->p = p;
+  b->len = len;
+  return g_bytes_new_with_free_func (p, len, big_buf_free, b);
 }

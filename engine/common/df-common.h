@@ -78,3 +78,11 @@ guint df_ncpus (void);
  * path succeeds. */
 gboolean df_mkdir_p_at (int dfd, const char *path, GError **error);
 gboolean df_rm_rf_at (int dfd, const char *path, GError **error);
+
+/* Large buffers (parts, windows) come straight from mmap and go straight
+ * back with munmap: malloc would keep them in per-thread arenas after
+ * free, and the apply memory budget is about resident memory. */
+guint8 *df_big_alloc (gsize len);
+void df_big_free (guint8 *p, gsize len);
+/* Wraps a df_big_alloc() buffer; the GBytes owns it. */
+GBytes *df_big_bytes (guint8 *p, gsize len);

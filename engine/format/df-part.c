@@ -84,21 +84,20 @@ df_part_decode (const DfPart *part, guint index, GBytes *file, GError **error)
   g_autoptr(ZSTD_DCtx) dctx = ZSTD_createDCtx ();
   ZSTD_DCtx_setParameter (dctx, ZSTD_d_windowLogMax, DF_PART_WINDOW_LOG_MAX);
   gsize usize = part->uncompressed_size;
-  g_autofree guint8 *out = g_malloc (usize);
+  guint8 *out = df_big_alloc (usize);
   /* One-shot into a buffer of exactly the declared size: zstd cannot write
    * past it, and a frame that would produce more fails. */
   r = ZSTD_decompressDCtx (dctx, out, usize, data, size);
-  if (ZSTD_isError (r))
+  if (ZSTD_isError (r) || r != usize)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: zstd: %s", index, ZSTD_getErrorName (r));
+      df_big_free (out, usize);
+      if (ZSTD_isError (r))
+        df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: zstd: %s", index, ZSTD_getErrorName (r));
+      else
+        df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: decompressed to %zu bytes, declared %zu", index, r, usize);
       return NULL;
     }
-  if (r != usize)
-    {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: decompressed to %zu bytes, declared %zu", index, r, usize);
-      return NULL;
-    }
-  return g_bytes_new_take (g_steal_pointer (&out), usize);
+  return df_big_bytes (out, usize);
 }
 
 void

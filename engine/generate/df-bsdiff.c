@@ -14,25 +14,37 @@ common_prefix (const guint8 *a, gsize alen, const guint8 *b, gsize blen)
 }
 
 /* Longest prefix of @nw found in @old, by binary search over the sorted
- * suffixes sa[lo..hi]. */
+ * suffixes. The common prefix with both bounds is tracked, so bytes known to
+ * match are not compared again: long matches cost O(log n + length), not
+ * O(log n × length). */
 static gsize
-longest_match (const saidx_t *sa, const guint8 *old, gsize olen, const guint8 *nw, gsize nlen, gsize lo, gsize hi,
-               gsize *pos)
+longest_match (const saidx_t *sa, const guint8 *old, gsize olen, const guint8 *nw, gsize nlen, gsize *pos)
 {
+  gsize lo = 0, hi = olen - 1;
+  gsize llcp = common_prefix (old + sa[lo], olen - sa[lo], nw, nlen);
+  gsize hlcp = common_prefix (old + sa[hi], olen - sa[hi], nw, nlen);
   while (hi - lo >= 2)
     {
       gsize mid = lo + (hi - lo) / 2;
-      gsize o = sa[mid];
-      if (memcmp (old + o, nw, MIN (olen - o, nlen)) < 0)
-        lo = mid;
+      gsize o = sa[mid], m = MIN (llcp, hlcp);
+      gsize k = m + common_prefix (old + o + m, olen - o - m, nw + m, nlen - m);
+      gboolean less = (k < olen - o && k < nlen) ? old[o + k] < nw[k] : FALSE;
+      if (less)
+        lo = mid, llcp = k;
       else
-        hi = mid;
+        hi = mid, hlcp = k;
     }
-  gsize x = common_prefix (old + sa[lo], olen - sa[lo], nw, nlen);
-  gsize y = common_prefix (old + sa[hi], olen - sa[hi], nw, nlen);
-  *pos = x > y ? (gsize)sa[lo] : (gsize)sa[hi];
-  return MAX (x, y);
+  *pos = llcp > hlcp ? (gsize)sa[lo] : (gsize)sa[hi];
+  return MAX (llcp, hlcp);
 }
+
+/* Inside a long exact match the next position's match is at least one byte
+ * shorter at the next old position: reuse it instead of searching while it
+ * stays this long. */
+#define DF_BSDIFF_REUSE_MIN 32
+/* After this many searches in a row found nothing useful, search every
+ * 2nd, then 4th, … up to every 64th byte until something matches again. */
+#define DF_BSDIFF_SKIP_AFTER 32u
 
 typedef struct
 {
@@ -81,13 +93,32 @@ df_bsdiff (const guint8 *old, gsize olen, const guint8 *nw, gsize nlen)
    * backward as long as at least half the bytes agree: those become "add"
    * bytes (mostly zero), the rest "copy" bytes. */
   gsize scan = 0, len = 0, pos = 0, lastscan = 0, lastpos = 0;
+  guint misses = 0;
   gint64 lastoffset = 0;
   while (scan < nlen)
     {
       gsize oldscore = 0, scsc;
+      gboolean fresh = TRUE;
       for (scsc = scan += len; scan < nlen; scan++)
         {
-          len = olen ? longest_match (sa, old, olen, nw + scan, nlen - scan, 0, olen - 1, &pos) : 0;
+          gint64 cur = (gint64)scan + lastoffset;
+          gboolean aligned = cur >= 0 && (guint64)cur < olen && old[cur] == nw[scan];
+          /* Search only where it can change the outcome: not inside a long
+           * match or where the current alignment still agrees (both reuse
+           * the previous match, one byte shorter), and ever more sparsely
+           * across bytes that match nothing (compressed or unrelated data),
+           * so those cost O(n) instead of O(n log n) cache misses. */
+          if (!fresh && len > 1 && (len > DF_BSDIFF_REUSE_MIN || aligned))
+            len--, pos++;
+          else if (!fresh && misses >= DF_BSDIFF_SKIP_AFTER
+                   && (scan & ((1u << MIN (misses / DF_BSDIFF_SKIP_AFTER, 6u)) - 1)) != 0)
+            len = 0;
+          else
+            {
+              len = olen ? longest_match (sa, old, olen, nw + scan, nlen - scan, &pos) : 0;
+              misses = len < 16 ? misses + 1 : 0;
+            }
+          fresh = FALSE;
           for (; scsc < scan + len; scsc++)
             {
               gint64 op = (gint64)scsc + lastoffset;

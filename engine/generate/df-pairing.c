@@ -49,6 +49,24 @@ df_pairing_mask_digits (const char *s)
   return g_string_free (out, FALSE);
 }
 
+/* The key that survives a version bump: digits masked in every directory
+ * (lib/modules/6.1.0-50-amd64 ≈ 6.1.0-56-amd64) but in the file name only
+ * after its first '.', so version suffixes match (libfoo.so.1.2.3 ≈
+ * libfoo.so.1.2.4) while distinct names do not (cxgb3.ko ≠ cxgb4.ko). */
+char *
+df_pairing_version_key (const char *path)
+{
+  const char *base = strrchr (path, '/');
+  base = base ? base + 1 : path;
+  const char *dot = strchr (base, '.');
+  gsize keep_from = base - path, keep_to = dot ? (gsize)(dot - path) : strlen (path);
+  g_autofree char *head = g_strndup (path, keep_from);
+  g_autofree char *name = g_strndup (path + keep_from, keep_to - keep_from);
+  g_autofree char *mhead = df_pairing_mask_digits (head);
+  g_autofree char *mtail = df_pairing_mask_digits (path + keep_to);
+  return g_strconcat (mhead, name, mtail, NULL);
+}
+
 static void
 add_first (GHashTable *t, char *key, const char *csum)
 {
@@ -64,9 +82,9 @@ df_pairing_add_old (DfPairing *p, const char *path, const char *checksum)
   const char *base = strrchr (path, '/');
   base = base ? base + 1 : path;
   add_first (p->by_path, g_strdup (path), checksum);
-  add_first (p->by_masked, df_pairing_mask_digits (path), checksum);
+  add_first (p->by_masked, df_pairing_version_key (path), checksum);
   add_first (p->by_name, g_strdup (base), checksum);
-  add_first (p->by_mname, df_pairing_mask_digits (base), checksum);
+  add_first (p->by_mname, df_pairing_version_key (base), checksum);
 }
 
 const char **
@@ -74,8 +92,8 @@ df_pairing_candidates (DfPairing *p, const char *path)
 {
   const char *base = strrchr (path, '/');
   base = base ? base + 1 : path;
-  g_autofree char *masked = df_pairing_mask_digits (path);
-  g_autofree char *mbase = df_pairing_mask_digits (base);
+  g_autofree char *masked = df_pairing_version_key (path);
+  g_autofree char *mbase = df_pairing_version_key (base);
   const char *found[4] = {
     g_hash_table_lookup (p->by_path, path),
     g_hash_table_lookup (p->by_masked, masked),

@@ -1,9 +1,10 @@
 /* Choosing, for each new content object, an old object to encode it against.
  * Candidates are tried in this order: the same path; the same path with
  * every run of digits masked (a renamed versioned directory such as
- * lib/modules/6.1.0-50-amd64 → 6.1.0-56-amd64); the same file name
- * elsewhere; the same file name with digits masked (libfoo.so.1.2.3 →
- * libfoo.so.1.2.4). */
+ * lib/modules/6.1.0-50-amd64 → 6.1.0-56-amd64) and in the file name's
+ * version suffix (libfoo.so.1.2.3 → libfoo.so.1.2.4), see
+ * df_pairing_version_key(); the same file name elsewhere; the same file name
+ * with its version suffix masked. */
 #pragma once
 
 #include "df-common.h"
@@ -22,6 +23,9 @@ void df_pairing_add_old (DfPairing *p, const char *path, const char *checksum);
 /* Candidates for @path, best first, without duplicates; NULL-terminated,
  * free with g_free (the strings belong to @p). */
 const char **df_pairing_candidates (DfPairing *p, const char *path);
+
+/* Digits masked in directories and after the file name's first '.'. */
+char *df_pairing_version_key (const char *path);
 
 /* Masks every run of ASCII digits with '#'. */
 char *df_pairing_mask_digits (const char *s);
