@@ -3,6 +3,7 @@
 # Environment (set by tests/meson.build): DF (the CLI), DF_GEN_TREE,
 # DF_TEST_TOOL, DF_SRCDIR (the source tree).
 set -u
+export PATH="$PATH:/usr/sbin:/sbin"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/deltafetch-test.XXXXXX")
 TAP_N=0

@@ -618,7 +618,12 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
   a.progress.phase = DF_PHASE_PLAN;
   report (&a, TRUE);
 
-  g_autofree char *state_dir = g_strdup_printf ("tmp/deltafetch-apply-%s", sb->to_hex);
+  /* Staged chunks belong to this exact delta (another delta to the same
+   * commit may cut objects differently), so the state is keyed by the
+   * superblock's hash. */
+  char sb_hex[65];
+  df_hex (sb->file_sha256, sb_hex);
+  g_autofree char *state_dir = g_strdup_printf ("tmp/deltafetch-apply-%s", sb_hex);
   GError *local = NULL;
   gboolean in_txn = FALSE, ok = FALSE;
   gboolean resumed = FALSE;

@@ -2,6 +2,7 @@
 
 #include "df-bspatch.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gio/gunixinputstream.h>
 #include <sys/stat.h>
@@ -374,6 +375,29 @@ batch_fd (DfObjectWriter *w, DfWriteBatch *b, const char *hex, GError **error)
   return n;
 }
 
+static void
+forget_staged (DfObjectWriter *w, const char *hex)
+{
+  int dfd = dup (w->state_dfd);
+  DIR *d = dfd >= 0 ? fdopendir (dfd) : NULL;
+  if (d == NULL)
+    {
+      if (dfd >= 0)
+        close (dfd);
+      return;
+    }
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    if (strncmp (de->d_name, hex, 64) == 0 && de->d_name[64] == '.')
+      unlinkat (w->state_dfd, de->d_name, 0);
+  closedir (d);
+  g_mutex_lock (&w->lock);
+  Split *s = g_hash_table_lookup (w->splits, hex);
+  if (s)
+    s->done = 0;
+  g_mutex_unlock (&w->lock);
+}
+
 static gboolean
 assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *c, GError **error)
 {
@@ -415,7 +439,13 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
   g_autoptr(GInputStream) in = g_unix_input_stream_new (fd, TRUE);
   g_autoptr(GInputStream) buffered = g_buffered_input_stream_new_sized (in, DF_COPY_BUFFER);
   if (!write_content (w, hex, &h, buffered, size, verified, c, error))
-    return FALSE;
+    {
+      /* Bytes that do not verify must not be trusted by a later run: drop
+       * the staged object so it is staged again from the parts. */
+      if (g_error_matches (*error, DF_ERROR, DF_ERROR_CORRUPT))
+        forget_staged (w, hex);
+      return FALSE;
+    }
   /* Written into the transaction: the staged copy is no longer needed. */
   unlinkat (w->state_dfd, dname, 0);
   unlinkat (w->state_dfd, hname, 0);

@@ -1,7 +1,9 @@
-/* The only room that writes into a repository's objects: every object is
- * written through libostree with its expected checksum, so libostree hashes
- * it while writing and refuses it on a mismatch before it can enter
- * objects/ (it lands in the transaction's staging directory first). */
+/* The only room that writes into a repository's objects. Every object is
+ * hashed before libostree writes it (content with OpenSSL over OSTree's
+ * file header and bytes); a match is written without libostree hashing it
+ * again, anything else goes through libostree's verifying write, which
+ * refuses it before it can enter objects/ (writes land in the
+ * transaction's staging directory first). */
 #pragma once
 
 #include "df-part.h"

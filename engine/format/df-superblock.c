@@ -304,6 +304,7 @@ df_superblock_parse (GBytes *bytes, GError **error)
   g_autoptr(DfSuperblock) sb = df_superblock_new ();
   sb->version = version;
   sb->file_size = size;
+  df_sha256 (data, size, sb->file_sha256);
   g_autoptr(GVariant) from = NULL, to = NULL, commit = NULL, commitmeta = NULL, parts = NULL;
   g_variant_get (body, "(@a{sv}@ay@ay@ay@ay@a(ayttya" DF_ENTRY_TYPE "))", &sb->metadata, &from, &to,
                  &commit, &commitmeta, &parts);

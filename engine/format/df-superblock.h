@@ -65,6 +65,7 @@ typedef struct
   guint n_parts;
   DfPart *parts;
   guint64 file_size;
+  guint8 file_sha256[DF_SHA256_LEN]; /* of the whole superblock file */
 } DfSuperblock;
 
 DfSuperblock *df_superblock_new (void);

@@ -162,8 +162,10 @@ DF_PUBLIC void df_generate_options_set_progress (DfGenerateOptions *opts,
  * stock ostree. The result is byte-for-byte the same for the same repository
  * content, commits and options, whatever the number of jobs.
  *
- * Memory: about (jobs × 100 MiB at level ≥ 16, less at lower levels) plus
- * four parts in flight per job.
+ * Memory: per job a 2 MiB chunk, its 4 MiB source window and suffix array
+ * (16 MiB), a zstd compressor (about 30 MiB at level 12, 100 MiB at 19) and
+ * up to two 8 MiB parts waiting; measured peak RSS 230 MB for 2 jobs at
+ * level 12 on a 650 MB OS update.
  */
 DF_PUBLIC gboolean df_generate (OstreeRepo *repo, const DfGenerateOptions *opts,
                                 char **out_dir, GCancellable *cancellable, GError **error);
