@@ -34,7 +34,7 @@ apply_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 echo; echo "== verify"
 ostree fsck --repo="$w/device" 2>&1 | tail -1
 ostree checkout --repo="$w/device" os "$w/checkout"
-diff -r --no-dereference "$w/v2" "$w/checkout" >/dev/null && echo "checkout of os is identical to the v2 source tree"
+bash "$(dirname "$0")/../tests/tree-compare.sh" "$w/v2" "$w/checkout" && echo "checkout of os is identical to the v2 source tree (content, modes, owners, xattrs, links)"
 
 new=$(du -sb "$w/v2" | cut -f1)
 delta=$(du -sb "$w/update" | cut -f1)

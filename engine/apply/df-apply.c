@@ -88,6 +88,7 @@ typedef struct
   /* Trust walk */
   GHashTable *delta_meta; /* "hex.type" → GBytes */
   GHashTable *reached;    /* "hex.type" of every object of the commit */
+  GPtrArray *meta_to_write; /* MetaWrite*: verified, referenced, not yet written */
 
   /* Content workers, under lock */
   GMutex lock;
@@ -98,6 +99,20 @@ typedef struct
   gint64 last_report;
   guint parts_applied;
 } Apply;
+
+typedef struct
+{
+  OstreeObjectType type;
+  guint8 checksum[DF_SHA256_LEN];
+  GBytes *data;
+} MetaWrite;
+
+static void
+meta_write_free (MetaWrite *m)
+{
+  g_bytes_unref (m->data);
+  g_free (m);
+}
 
 static char *
 obj_key (const char *hex, OstreeObjectType t)
@@ -209,9 +224,16 @@ reach_metadata (Apply *a, OstreeObjectType type, const guint8 *csum, GError **er
               return NULL;
             }
         }
-      if (!g_hash_table_contains (a->reached, key)
-          && !df_object_writer_metadata (a->writer, type, csum, data, a->cancellable, error))
-        return NULL;
+      /* Verified and referenced: written later by a worker, alongside the
+       * content parts. */
+      if (!g_hash_table_contains (a->reached, key))
+        {
+          MetaWrite *m = g_new0 (MetaWrite, 1);
+          m->type = type;
+          memcpy (m->checksum, csum, DF_SHA256_LEN);
+          m->data = g_bytes_ref (data);
+          g_ptr_array_add (a->meta_to_write, m);
+        }
       g_hash_table_add (a->reached, g_steal_pointer (&key));
       return g_steal_pointer (&v);
     }
@@ -328,11 +350,25 @@ trust_walk (Apply *a, GError **error)
 /* ---------------------------------------------------------------------- */
 /* Content parts                                                            */
 
+/* A task for the worker pool: a content part, or (index G_MAXUINT) the
+ * verified metadata objects. */
 typedef struct
 {
   Apply *a;
   guint index;
 } PartTask;
+
+static gboolean
+write_metadata (Apply *a, GError **error)
+{
+  for (guint i = 0; i < a->meta_to_write->len; i++)
+    {
+      MetaWrite *m = a->meta_to_write->pdata[i];
+      if (!df_object_writer_metadata (a->writer, m->type, m->checksum, m->data, a->cancellable, error))
+        return FALSE;
+    }
+  return TRUE;
+}
 
 static gboolean
 apply_part (Apply *a, guint index, GError **error)
@@ -377,7 +413,7 @@ part_worker (gpointer data, gpointer user_data)
   g_mutex_lock (&a->lock);
   failed = a->error != NULL;
   g_mutex_unlock (&a->lock);
-  if (!failed && !apply_part (a, t->index, &local))
+  if (!failed && !(t->index == G_MAXUINT ? write_metadata (a, &local) : apply_part (a, t->index, &local)))
     {
       g_mutex_lock (&a->lock);
       if (a->error == NULL)
@@ -389,8 +425,11 @@ part_worker (gpointer data, gpointer user_data)
     }
   g_mutex_lock (&a->lock);
   a->pending--;
-  a->progress.parts_done++;
-  a->parts_applied++;
+  if (t->index != G_MAXUINT)
+    {
+      a->progress.parts_done++;
+      a->parts_applied++;
+    }
   g_cond_broadcast (&a->cond);
   g_mutex_unlock (&a->lock);
   g_free (t);
@@ -472,6 +511,16 @@ apply_content (Apply *a, guint workers, DfApplyResult *result, GError **error)
   a->progress.phase = DF_PHASE_CONTENT;
   report (a, TRUE);
   GThreadPool *pool = g_thread_pool_new (part_worker, NULL, workers, FALSE, NULL);
+  if (a->meta_to_write->len > 0)
+    {
+      PartTask *t = g_new0 (PartTask, 1);
+      t->a = a;
+      t->index = G_MAXUINT;
+      g_mutex_lock (&a->lock);
+      a->pending++;
+      g_mutex_unlock (&a->lock);
+      g_thread_pool_push (pool, t, NULL);
+    }
   for (guint k = 0; k < todo->len; k++)
     {
       PartTask *t = g_new0 (PartTask, 1);
@@ -613,6 +662,7 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
   g_cond_init (&a.cond);
   a.delta_meta = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
   a.reached = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  a.meta_to_write = g_ptr_array_new_with_free_func ((GDestroyNotify)meta_write_free);
   for (guint i = 0; i < sb->n_parts; i++)
     a.progress.bytes_total += sb->parts[i].uncompressed_size;
   a.progress.phase = DF_PHASE_PLAN;
@@ -679,6 +729,7 @@ out:
   g_clear_pointer (&a.writer, df_object_writer_free);
   g_hash_table_unref (a.delta_meta);
   g_hash_table_unref (a.reached);
+  g_ptr_array_unref (a.meta_to_write);
   g_mutex_clear (&a.lock);
   g_cond_clear (&a.cond);
   return ok;
