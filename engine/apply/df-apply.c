@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "df-apply-private.h"
 #include "df-object-writer.h"
 #include "df-part.h"
 #include "df-superblock.h"
@@ -76,11 +77,10 @@ df_apply_options_set_progress (DfApplyOptions *o, DfProgressFunc func, gpointer 
 
 /* ---------------------------------------------------------------------- */
 
-typedef struct
+struct _DfApplySession
 {
   OstreeRepo *repo;
   DfSuperblock *sb;
-  int delta_dfd;
   DfObjectWriter *writer;
   const DfApplyOptions *opts;
   GCancellable *cancellable;
@@ -98,7 +98,21 @@ typedef struct
   DfProgress progress;
   gint64 last_report;
   guint parts_applied;
-} Apply;
+
+  /* Session */
+  GCancellable *user_cancellable;
+  gulong chained;
+  guint workers;
+  GThreadPool *pool;
+  guint meta_parts, meta_received;
+  gboolean walk_done;
+  GPtrArray *queued;  /* PartTask* of content parts that arrived before the walk */
+  guint8 *received;   /* per part */
+  DfApplyResult result;
+  char *state_dir;
+  gboolean in_txn;
+};
+typedef struct _DfApplySession Apply;
 
 typedef struct
 {
@@ -136,44 +150,34 @@ report (Apply *a, gboolean force)
 }
 
 static GBytes *
-read_part (Apply *a, guint i, GError **error)
+read_part (Apply *a, guint i, int dfd, const char *name, GError **error)
 {
-  char name[16];
-  g_snprintf (name, sizeof name, "%u", i);
   g_autofree char *what = g_strdup_printf ("part %u", i);
-  g_autoptr(GBytes) file = df_read_file_bounded (a->delta_dfd, name, DF_PART_SIZE_MAX + DF_MIB,
+  g_autoptr(GBytes) file = df_read_file_bounded (dfd, name, DF_PART_SIZE_MAX + DF_MIB,
                                                  a->sb->parts[i].compressed_size, what, error);
   if (file == NULL)
     return NULL;
   return df_part_decode (&a->sb->parts[i], i, file, error);
 }
 
-/* Metadata parts are small: decode them all and keep their objects until
- * the walk has decided which ones the commit references. */
-static gboolean
-load_metadata (Apply *a, GError **error)
+/* Metadata parts are small: keep their objects until the walk has decided
+ * which ones the commit references. */
+static void
+add_metadata_objects (Apply *a, guint i, GBytes *payload)
 {
-  for (guint i = 0; i < a->sb->n_parts; i++)
+  const DfPart *p = &a->sb->parts[i];
+  guint64 off = 0;
+  g_mutex_lock (&a->lock);
+  for (guint j = 0; j < p->n_entries; j++)
     {
-      const DfPart *p = &a->sb->parts[i];
-      if (p->kind != DF_PART_KIND_METADATA)
-        continue;
-      g_autoptr(GBytes) payload = read_part (a, i, error);
-      if (payload == NULL)
-        return FALSE;
-      guint64 off = 0;
-      for (guint j = 0; j < p->n_entries; j++)
-        {
-          const DfEntry *e = &p->entries[j];
-          char hex[65];
-          df_hex (e->checksum, hex);
-          g_hash_table_insert (a->delta_meta, obj_key (hex, e->objtype),
-                               g_bytes_new_from_bytes (payload, off, e->data_size));
-          off += e->data_size;
-        }
-      a->progress.parts_done++;
+      const DfEntry *e = &p->entries[j];
+      char hex[65];
+      df_hex (e->checksum, hex);
+      g_hash_table_insert (a->delta_meta, obj_key (hex, e->objtype), g_bytes_new_from_bytes (payload, off, e->data_size));
+      off += e->data_size;
     }
-  return TRUE;
+  a->progress.parts_done++;
+  g_mutex_unlock (&a->lock);
 }
 
 static gboolean
@@ -356,7 +360,18 @@ typedef struct
 {
   Apply *a;
   guint index;
+  int dfd;    /* owned; -1 for the metadata task */
+  char *name;
 } PartTask;
+
+static void
+part_task_free (PartTask *t)
+{
+  if (t->dfd >= 0)
+    close (t->dfd);
+  g_free (t->name);
+  g_free (t);
+}
 
 static gboolean
 write_metadata (Apply *a, GError **error)
@@ -371,10 +386,11 @@ write_metadata (Apply *a, GError **error)
 }
 
 static gboolean
-apply_part (Apply *a, guint index, GError **error)
+apply_part (Apply *a, PartTask *t, GError **error)
 {
+  guint index = t->index;
   const DfPart *p = &a->sb->parts[index];
-  g_autoptr(GBytes) payload = read_part (a, index, error);
+  g_autoptr(GBytes) payload = read_part (a, index, t->dfd, t->name, error);
   if (payload == NULL)
     return FALSE;
   const guint8 *data = g_bytes_get_data (payload, NULL);
@@ -413,7 +429,7 @@ part_worker (gpointer data, gpointer user_data)
   g_mutex_lock (&a->lock);
   failed = a->error != NULL;
   g_mutex_unlock (&a->lock);
-  if (!failed && !(t->index == G_MAXUINT ? write_metadata (a, &local) : apply_part (a, t->index, &local)))
+  if (!failed && !(t->index == G_MAXUINT ? write_metadata (a, &local) : apply_part (a, t, &local)))
     {
       g_mutex_lock (&a->lock);
       if (a->error == NULL)
@@ -432,7 +448,7 @@ part_worker (gpointer data, gpointer user_data)
     }
   g_cond_broadcast (&a->cond);
   g_mutex_unlock (&a->lock);
-  g_free (t);
+  part_task_free (t);
 }
 
 /* Memory one worker needs for part @p: its compressed and uncompressed
@@ -448,107 +464,106 @@ part_memory (const DfPart *p)
   return MAX (p->compressed_size + p->uncompressed_size, p->uncompressed_size + patch) + DF_COPY_BUFFER;
 }
 
+/* TRUE when every entry of content part @i is already in the repository
+ * (or staged): the part need not be read. */
 static gboolean
-apply_content (Apply *a, guint workers, DfApplyResult *result, GError **error)
+part_satisfied (Apply *a, guint i)
 {
-  /* Register split objects and find parts that are done already. */
-  g_autoptr(GHashTable) split_chunks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  g_autoptr(GArray) todo = g_array_new (FALSE, FALSE, sizeof (guint));
+  const DfPart *p = &a->sb->parts[i];
+  for (guint j = 0; j < p->n_entries; j++)
+    if (!df_object_writer_entry_done (a->writer, &p->entries[j]))
+      return FALSE;
+  return TRUE;
+}
+
+/* Tells the writer how many chunks each split object has and how many are
+ * staged already (resume). */
+static void
+register_splits (Apply *a)
+{
+  g_autoptr(GHashTable) chunks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   for (guint i = 0; i < a->sb->n_parts; i++)
-    {
-      const DfPart *p = &a->sb->parts[i];
-      if (p->kind != DF_PART_KIND_CONTENT)
-        continue;
-      gboolean all_done = TRUE;
-      for (guint j = 0; j < p->n_entries; j++)
-        {
-          const DfEntry *e = &p->entries[j];
-          gboolean done = df_object_writer_entry_done (a->writer, e);
-          all_done = all_done && done;
-          if (e->length != e->object_size)
-            {
-              char hex[65];
-              df_hex (e->checksum, hex);
-              guint *counts = g_hash_table_lookup (split_chunks, hex);
-              if (counts == NULL)
-                {
-                  counts = g_new0 (guint, 2);
-                  g_hash_table_insert (split_chunks, g_strdup (hex), counts);
-                }
-              counts[0]++;
-              counts[1] += done;
-            }
-        }
-      a->progress.parts_total++;
-      if (all_done)
-        {
-          a->progress.parts_done++;
-          result->parts_skipped++;
-        }
-      else
-        g_array_append_val (todo, i);
-    }
+    for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
+      {
+        const DfEntry *e = &a->sb->parts[i].entries[j];
+        if (e->objtype != OSTREE_OBJECT_TYPE_FILE || e->length == e->object_size)
+          continue;
+        char hex[65];
+        df_hex (e->checksum, hex);
+        guint64 *c = g_hash_table_lookup (chunks, hex);
+        if (c == NULL)
+          {
+            c = g_new0 (guint64, 3);
+            c[2] = e->object_size;
+            g_hash_table_insert (chunks, g_strdup (hex), c);
+          }
+        c[0]++;
+        c[1] += df_object_writer_entry_done (a->writer, e);
+      }
   GHashTableIter it;
   gpointer key, value;
-  g_hash_table_iter_init (&it, split_chunks);
+  g_hash_table_iter_init (&it, chunks);
   while (g_hash_table_iter_next (&it, &key, &value))
     {
+      guint64 *c = value;
       guint8 csum[DF_SHA256_LEN];
-      guint *counts = value;
       ostree_checksum_inplace_to_bytes (key, csum);
-      /* The object size is the same in every entry (checked at parse). */
-      guint64 size = 0;
-      for (guint i = 0; i < a->sb->n_parts && size == 0; i++)
-        for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
-          if (memcmp (a->sb->parts[i].entries[j].checksum, csum, DF_SHA256_LEN) == 0)
-            {
-              size = a->sb->parts[i].entries[j].object_size;
-              break;
-            }
-      df_object_writer_expect_split (a->writer, csum, size, counts[0], counts[1]);
+      df_object_writer_expect_split (a->writer, csum, c[2], c[0], c[1]);
     }
+}
 
+static void
+push_task (Apply *a, PartTask *t)
+{
+  g_mutex_lock (&a->lock);
+  a->pending++;
+  g_mutex_unlock (&a->lock);
+  g_thread_pool_push (a->pool, t, NULL);
+}
+
+/* Hands a content part to the pool, or counts it as done when its objects
+ * are all there already. Called with the walk done. */
+static void
+dispatch_content (Apply *a, PartTask *t)
+{
+  if (part_satisfied (a, t->index))
+    {
+      g_mutex_lock (&a->lock);
+      a->progress.parts_done++;
+      a->result.parts_skipped++;
+      g_mutex_unlock (&a->lock);
+      part_task_free (t);
+      return;
+    }
+  push_task (a, t);
+}
+
+/* Runs once every metadata part is in: the trust walk, then everything
+ * that waited for it. */
+static gboolean
+walk_and_release (Apply *a, GError **error)
+{
+  if (!trust_walk (a, error))
+    return FALSE;
+  g_hash_table_remove_all (a->delta_meta);
+  register_splits (a);
   a->progress.phase = DF_PHASE_CONTENT;
-  report (a, TRUE);
-  GThreadPool *pool = g_thread_pool_new (part_worker, NULL, workers, FALSE, NULL);
   if (a->meta_to_write->len > 0)
     {
       PartTask *t = g_new0 (PartTask, 1);
       t->a = a;
       t->index = G_MAXUINT;
-      g_mutex_lock (&a->lock);
-      a->pending++;
-      g_mutex_unlock (&a->lock);
-      g_thread_pool_push (pool, t, NULL);
-    }
-  for (guint k = 0; k < todo->len; k++)
-    {
-      PartTask *t = g_new0 (PartTask, 1);
-      t->a = a;
-      t->index = g_array_index (todo, guint, k);
-      g_mutex_lock (&a->lock);
-      a->pending++;
-      g_mutex_unlock (&a->lock);
-      g_thread_pool_push (pool, t, NULL);
+      t->dfd = -1;
+      push_task (a, t);
     }
   g_mutex_lock (&a->lock);
-  while (a->pending > 0)
-    {
-      gint64 deadline = g_get_monotonic_time () + G_USEC_PER_SEC / 10;
-      g_cond_wait_until (&a->cond, &a->lock, deadline);
-      g_mutex_unlock (&a->lock);
-      report (a, FALSE);
-      g_mutex_lock (&a->lock);
-    }
+  a->walk_done = TRUE;
+  g_autoptr(GPtrArray) queued = g_steal_pointer (&a->queued);
+  a->queued = g_ptr_array_new ();
   g_mutex_unlock (&a->lock);
-  g_thread_pool_free (pool, FALSE, TRUE);
-  result->parts_applied = a->parts_applied;
-  if (a->error)
-    {
-      g_propagate_error (error, g_steal_pointer (&a->error));
-      return FALSE;
-    }
-  return df_object_writer_finish_splits (a->writer, a->cancellable, error);
+  for (guint i = 0; i < queued->len; i++)
+    dispatch_content (a, queued->pdata[i]);
+  return TRUE;
 }
 
 /* Every object the commit references must be present before the commit
@@ -595,142 +610,334 @@ finish_commit (Apply *a, GError **error)
   return TRUE;
 }
 
+static void
+session_fail_cleanup (Apply *a, GError *error)
+{
+  /* On failure the transaction is left for the next run to resume: its
+   * staged objects were all verified, and nothing reached objects/. A
+   * delta proven bad is aborted instead. */
+  if (a->in_txn && error && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) && error->domain == DF_ERROR
+      && error->code != DF_ERROR_NO_SPACE && error->code != DF_ERROR_IO)
+    ostree_repo_abort_transaction (a->repo, NULL, NULL);
+  a->in_txn = FALSE;
+}
+
+DfApplySession *
+df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptions *opts, GCancellable *cancellable,
+                      GError **error)
+{
+  g_autoptr(DfSuperblock) sb = sb_in;
+  guint8 want[DF_SHA256_LEN];
+  if (opts->commit && !df_parse_checksum (opts->commit, want, error))
+    return NULL;
+  if (opts->ref && !ostree_validate_rev (opts->ref, NULL))
+    {
+      df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
+      return NULL;
+    }
+  /* Trust first: nothing is read beyond the superblock unless the delta
+   * produces the commit the caller trusts. */
+  if (opts->commit && memcmp (want, sb->to, DF_SHA256_LEN) != 0)
+    {
+      df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", sb->to_hex, opts->commit);
+      return NULL;
+    }
+  if (sb->has_from)
+    {
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (repo, OSTREE_OBJECT_TYPE_COMMIT, sb->from_hex, &have, cancellable, error))
+        return NULL;
+      if (!have)
+        {
+          df_throw (error, DF_ERROR_MISSING_BASE, "the delta applies to commit %s, which the repository does not have",
+                    sb->from_hex);
+          return NULL;
+        }
+    }
+
+  /* Workers from the memory budget and the delta's declared sizes. */
+  guint64 need = 0, meta_total = 0;
+  guint meta_parts = 0;
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      if (sb->parts[i].kind == DF_PART_KIND_METADATA)
+        meta_total += sb->parts[i].uncompressed_size, meta_parts++;
+      else
+        need = MAX (need, part_memory (&sb->parts[i]));
+    }
+  guint64 usable = opts->memory > DF_APPLY_RESERVE ? opts->memory - DF_APPLY_RESERVE : 0;
+  if (need > usable || meta_total > usable)
+    {
+      df_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                "the delta needs %" G_GUINT64_FORMAT " MiB per worker, more than the memory budget of %" G_GUINT64_FORMAT
+                " MiB allows", (MAX (need, meta_total) + DF_APPLY_RESERVE) / DF_MIB, opts->memory / DF_MIB);
+      return NULL;
+    }
+  guint workers = opts->jobs ? opts->jobs : df_ncpus ();
+  if (need > 0)
+    workers = MAX (1, MIN (workers, usable / need));
+
+  Apply *a = g_new0 (Apply, 1);
+  a->repo = g_object_ref (repo);
+  a->sb = g_steal_pointer (&sb);
+  a->opts = opts;
+  a->workers = workers;
+  a->result.workers = workers;
+  memcpy (a->result.commit, a->sb->to_hex, 65);
+  a->result.commit_trusted = opts->commit != NULL;
+  a->cancellable = g_cancellable_new ();
+  if (cancellable)
+    {
+      a->user_cancellable = g_object_ref (cancellable);
+      a->chained = g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel), a->cancellable, NULL);
+    }
+  g_mutex_init (&a->lock);
+  g_cond_init (&a->cond);
+  a->delta_meta = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
+  a->reached = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  a->meta_to_write = g_ptr_array_new_with_free_func ((GDestroyNotify)meta_write_free);
+  a->queued = g_ptr_array_new ();
+  a->received = g_new0 (guint8, a->sb->n_parts ? a->sb->n_parts : 1);
+  a->meta_parts = meta_parts;
+  for (guint i = 0; i < a->sb->n_parts; i++)
+    a->progress.bytes_total += a->sb->parts[i].uncompressed_size;
+  a->progress.parts_total = a->sb->n_parts;
+  a->progress.phase = DF_PHASE_PLAN;
+  report (a, TRUE);
+
+  /* Staged chunks belong to this exact delta (another delta to the same
+   * commit may cut objects differently), so the state is keyed by the
+   * superblock's hash. */
+  char sb_hex[65];
+  df_hex (a->sb->file_sha256, sb_hex);
+  a->state_dir = g_strdup_printf ("tmp/deltafetch-apply-%s", sb_hex);
+  GError *local = NULL;
+  gboolean resumed = FALSE;
+  a->writer = df_object_writer_new (repo, a->state_dir, &local);
+  if (a->writer && ostree_repo_prepare_transaction (repo, &resumed, a->cancellable, &local))
+    {
+      a->in_txn = TRUE;
+      a->pool = g_thread_pool_new (part_worker, NULL, workers, FALSE, NULL);
+      a->progress.phase = DF_PHASE_METADATA;
+      report (a, TRUE);
+      if (meta_parts > 0 || walk_and_release (a, &local))
+        return a;
+    }
+  df_error_normalize (&local, NULL);
+  session_fail_cleanup (a, local);
+  g_propagate_error (error, local);
+  df_apply_session_free (a);
+  return NULL;
+}
+
+const DfSuperblock *
+df_apply_session_get_superblock (DfApplySession *a)
+{
+  return a->sb;
+}
+
+gboolean
+df_apply_session_part_needed (DfApplySession *a, guint index)
+{
+  g_return_val_if_fail (index < a->sb->n_parts, FALSE);
+  return a->sb->parts[index].kind == DF_PART_KIND_METADATA || !part_satisfied (a, index);
+}
+
+gboolean
+df_apply_session_add_part (DfApplySession *a, guint index, int dfd, const char *name, GError **error)
+{
+  if (index >= a->sb->n_parts)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "part %u does not exist", index);
+  g_mutex_lock (&a->lock);
+  gboolean dup = a->received[index];
+  a->received[index] = TRUE;
+  g_mutex_unlock (&a->lock);
+  if (dup)
+    return TRUE;
+  if (a->sb->parts[index].kind == DF_PART_KIND_METADATA)
+    {
+      g_autoptr(GBytes) payload = read_part (a, index, dfd, name, error);
+      if (payload == NULL)
+        return FALSE;
+      add_metadata_objects (a, index, payload);
+      g_mutex_lock (&a->lock);
+      gboolean last = ++a->meta_received == a->meta_parts;
+      g_mutex_unlock (&a->lock);
+      if (last && !walk_and_release (a, error))
+        {
+          /* Remember the failure for finish, too. */
+          g_mutex_lock (&a->lock);
+          if (a->error == NULL)
+            a->error = g_error_copy (*error);
+          g_mutex_unlock (&a->lock);
+          return FALSE;
+        }
+      return TRUE;
+    }
+  PartTask *t = g_new0 (PartTask, 1);
+  t->a = a;
+  t->index = index;
+  t->dfd = fcntl (dfd, F_DUPFD_CLOEXEC, 3);
+  t->name = g_strdup (name);
+  if (t->dfd < 0)
+    {
+      part_task_free (t);
+      return df_throw_errno (error, errno, "part %u", index);
+    }
+  g_mutex_lock (&a->lock);
+  gboolean ready = a->walk_done;
+  if (!ready)
+    g_ptr_array_add (a->queued, t);
+  g_mutex_unlock (&a->lock);
+  if (ready)
+    dispatch_content (a, t);
+  return TRUE;
+}
+
+gboolean
+df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **error)
+{
+  GError *local = NULL;
+  /* Wait for the workers, reporting progress. */
+  g_mutex_lock (&a->lock);
+  while (a->pending > 0)
+    {
+      gint64 deadline = g_get_monotonic_time () + G_USEC_PER_SEC / 10;
+      g_cond_wait_until (&a->cond, &a->lock, deadline);
+      g_mutex_unlock (&a->lock);
+      report (a, FALSE);
+      g_mutex_lock (&a->lock);
+    }
+  local = g_steal_pointer (&a->error);
+  gboolean walked = a->walk_done;
+  g_mutex_unlock (&a->lock);
+  if (local == NULL && !walked)
+    {
+      for (guint i = 0; i < a->sb->n_parts && local == NULL; i++)
+        if (a->sb->parts[i].kind == DF_PART_KIND_METADATA && !a->received[i])
+          df_throw (&local, DF_ERROR_INVALID_DELTA, "metadata part %u never arrived", i);
+    }
+  /* A part never handed over is fine only if its objects are all there
+   * (the caller skipped it as not needed). */
+  for (guint i = 0; i < a->sb->n_parts && local == NULL; i++)
+    {
+      if (a->received[i])
+        continue;
+      if (!part_satisfied (a, i))
+        df_throw (&local, DF_ERROR_INVALID_DELTA, "part %u never arrived", i);
+      else
+        a->result.parts_skipped++, a->progress.parts_done++;
+    }
+  if (local == NULL)
+    g_cancellable_set_error_if_cancelled (a->cancellable, &local);
+  if (local == NULL)
+    {
+      a->result.parts_applied = a->parts_applied;
+      a->progress.phase = DF_PHASE_COMMIT;
+      report (a, TRUE);
+      OstreeRepoTransactionStats stats;
+      if (df_object_writer_finish_splits (a->writer, a->cancellable, &local) && check_complete (a, &local)
+          && finish_commit (a, &local))
+        {
+          if (a->opts->ref)
+            ostree_repo_transaction_set_ref (a->repo, NULL, a->opts->ref, a->sb->to_hex);
+          if (ostree_repo_commit_transaction (a->repo, &stats, a->cancellable, &local))
+            {
+              a->in_txn = FALSE;
+              df_object_writer_get_stats (a->writer, &a->result.objects_written, &a->result.content_bytes);
+              df_object_writer_cleanup (a->writer, NULL);
+            }
+        }
+    }
+  if (local)
+    {
+      if (a->user_cancellable && g_cancellable_is_cancelled (a->user_cancellable)
+          && !g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          /* Workers stopped because the caller cancelled. */
+          g_clear_error (&local);
+          g_cancellable_set_error_if_cancelled (a->user_cancellable, &local);
+        }
+      df_error_normalize (&local, NULL);
+      session_fail_cleanup (a, local);
+      g_propagate_error (error, local);
+      return FALSE;
+    }
+  if (result)
+    *result = a->result;
+  return TRUE;
+}
+
+void
+df_apply_session_free (DfApplySession *a)
+{
+  if (a == NULL)
+    return;
+  if (a->pool)
+    {
+      g_cancellable_cancel (a->cancellable);
+      g_thread_pool_free (a->pool, FALSE, TRUE);
+    }
+  if (a->in_txn)
+    ostree_repo_abort_transaction (a->repo, NULL, NULL);
+  if (a->chained)
+    g_cancellable_disconnect (a->user_cancellable, a->chained);
+  g_clear_object (&a->user_cancellable);
+  g_object_unref (a->cancellable);
+  g_clear_pointer (&a->writer, df_object_writer_free);
+  g_hash_table_unref (a->delta_meta);
+  g_hash_table_unref (a->reached);
+  g_ptr_array_unref (a->meta_to_write);
+  for (guint i = 0; a->queued && i < a->queued->len; i++)
+    part_task_free (a->queued->pdata[i]);
+  g_clear_pointer (&a->queued, g_ptr_array_unref);
+  g_clear_error (&a->error);
+  g_free (a->received);
+  g_free (a->state_dir);
+  df_superblock_free (a->sb);
+  g_object_unref (a->repo);
+  g_mutex_clear (&a->lock);
+  g_cond_clear (&a->cond);
+  g_free (a);
+}
+
 gboolean
 df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in, DfApplyResult *result_out,
           GCancellable *cancellable, GError **error)
 {
   g_autoptr(DfApplyOptions) defaults = opts_in ? NULL : df_apply_options_new ();
   const DfApplyOptions *opts = opts_in ? opts_in : defaults;
-  DfApplyResult result_local = { 0 };
-  DfApplyResult *result = result_out ? result_out : &result_local;
-  memset (result, 0, sizeof *result);
-
-  guint8 want[DF_SHA256_LEN];
-  if (opts->commit && !df_parse_checksum (opts->commit, want, error))
-    return FALSE;
-  if (opts->ref && !ostree_validate_rev (opts->ref, NULL))
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
+  if (result_out)
+    memset (result_out, 0, sizeof *result_out);
 
   int delta_dfd = open (delta_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (delta_dfd < 0)
     return df_throw_errno (error, errno, "opening delta %s", delta_dir);
   df_autofd delta_fd_owned = delta_dfd;
-  g_autoptr(DfSuperblock) sb = df_superblock_load (delta_dfd, ".", error);
+  DfSuperblock *sb = df_superblock_load (delta_dfd, ".", error);
   if (sb == NULL)
     return FALSE;
-
-  /* Trust first: nothing is read beyond the superblock unless the delta
-   * produces the commit the caller trusts. */
-  if (opts->commit && memcmp (want, sb->to, DF_SHA256_LEN) != 0)
-    return df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", sb->to_hex,
-                     opts->commit);
-  memcpy (result->commit, sb->to_hex, 65);
-  result->commit_trusted = opts->commit != NULL;
-  if (sb->has_from)
+  g_autoptr(DfApplySession) s = df_apply_session_new (repo, sb, opts, cancellable, error);
+  if (s == NULL)
+    return FALSE;
+  /* Offline, every part is at hand: hand them over in file order (the
+   * session accepts any order). */
+  for (guint i = 0; i < s->sb->n_parts; i++)
     {
-      gboolean have = FALSE;
-      if (!ostree_repo_has_object (repo, OSTREE_OBJECT_TYPE_COMMIT, sb->from_hex, &have, cancellable, error))
-        return FALSE;
-      if (!have)
-        return df_throw (error, DF_ERROR_MISSING_BASE, "the delta applies to commit %s, which the repository does not have",
-                         sb->from_hex);
+      if (!df_apply_session_part_needed (s, i))
+        continue;
+      char name[16];
+      g_snprintf (name, sizeof name, "%u", i);
+      if (!df_apply_session_add_part (s, i, delta_dfd, name, error))
+        {
+          /* Let the workers stop before reporting. */
+          GError *ignored = NULL;
+          g_cancellable_cancel (s->cancellable);
+          df_apply_session_finish (s, NULL, &ignored);
+          g_clear_error (&ignored);
+          session_fail_cleanup (s, *error);
+          return FALSE;
+        }
     }
-
-  /* Workers from the memory budget and the delta's declared sizes. */
-  guint64 need = 0, meta_total = 0;
-  for (guint i = 0; i < sb->n_parts; i++)
-    {
-      if (sb->parts[i].kind == DF_PART_KIND_METADATA)
-        meta_total += sb->parts[i].uncompressed_size;
-      else
-        need = MAX (need, part_memory (&sb->parts[i]));
-    }
-  guint64 usable = opts->memory > DF_APPLY_RESERVE ? opts->memory - DF_APPLY_RESERVE : 0;
-  if (need > usable || meta_total > usable)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                     "the delta needs %" G_GUINT64_FORMAT " MiB per worker, more than the memory budget of %" G_GUINT64_FORMAT
-                     " MiB allows", (MAX (need, meta_total) + DF_APPLY_RESERVE) / DF_MIB, opts->memory / DF_MIB);
-  guint workers = opts->jobs ? opts->jobs : df_ncpus ();
-  if (need > 0)
-    workers = MAX (1, MIN (workers, usable / need));
-  result->workers = workers;
-
-  Apply a = { .repo = repo, .sb = sb, .delta_dfd = delta_dfd, .opts = opts };
-  a.cancellable = g_cancellable_new ();
-  gulong chained = cancellable ? g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel), a.cancellable, NULL) : 0;
-  g_mutex_init (&a.lock);
-  g_cond_init (&a.cond);
-  a.delta_meta = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
-  a.reached = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  a.meta_to_write = g_ptr_array_new_with_free_func ((GDestroyNotify)meta_write_free);
-  for (guint i = 0; i < sb->n_parts; i++)
-    a.progress.bytes_total += sb->parts[i].uncompressed_size;
-  a.progress.phase = DF_PHASE_PLAN;
-  report (&a, TRUE);
-
-  /* Staged chunks belong to this exact delta (another delta to the same
-   * commit may cut objects differently), so the state is keyed by the
-   * superblock's hash. */
-  char sb_hex[65];
-  df_hex (sb->file_sha256, sb_hex);
-  g_autofree char *state_dir = g_strdup_printf ("tmp/deltafetch-apply-%s", sb_hex);
-  GError *local = NULL;
-  gboolean in_txn = FALSE, ok = FALSE;
-  gboolean resumed = FALSE;
-  OstreeRepoTransactionStats stats;
-
-  a.writer = df_object_writer_new (repo, state_dir, &local);
-  if (a.writer == NULL)
-    goto out;
-  if (!ostree_repo_prepare_transaction (repo, &resumed, a.cancellable, &local))
-    goto out;
-  in_txn = TRUE;
-
-  a.progress.phase = DF_PHASE_METADATA;
-  report (&a, TRUE);
-  if (!load_metadata (&a, &local) || !trust_walk (&a, &local))
-    goto out;
-  g_hash_table_remove_all (a.delta_meta);
-
-  if (!apply_content (&a, workers, result, &local))
-    goto out;
-
-  a.progress.phase = DF_PHASE_COMMIT;
-  report (&a, TRUE);
-  if (!check_complete (&a, &local) || !finish_commit (&a, &local))
-    goto out;
-  if (opts->ref)
-    ostree_repo_transaction_set_ref (repo, NULL, opts->ref, sb->to_hex);
-  if (!ostree_repo_commit_transaction (repo, &stats, a.cancellable, &local))
-    goto out;
-  in_txn = FALSE;
-  df_object_writer_get_stats (a.writer, &result->objects_written, &result->content_bytes);
-  df_object_writer_cleanup (a.writer, NULL);
-  ok = TRUE;
-
-out:
-  /* On failure the transaction is left for the next run to resume: its
-   * staged objects were all verified, and nothing reached objects/. */
-  if (in_txn && local && !g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CANCELLED)
-      && local->domain == DF_ERROR && local->code != DF_ERROR_NO_SPACE && local->code != DF_ERROR_IO)
-    ostree_repo_abort_transaction (repo, NULL, NULL);
-  if (!ok)
-    {
-      if (a.error)
-        g_clear_error (&a.error);
-      if (cancellable && g_cancellable_is_cancelled (cancellable) && local == NULL)
-        g_cancellable_set_error_if_cancelled (cancellable, &local);
-      df_error_normalize (&local, NULL);
-      g_propagate_error (error, local);
-    }
-  if (chained)
-    g_cancellable_disconnect (cancellable, chained);
-  g_object_unref (a.cancellable);
-  g_clear_pointer (&a.writer, df_object_writer_free);
-  g_hash_table_unref (a.delta_meta);
-  g_hash_table_unref (a.reached);
-  g_ptr_array_unref (a.meta_to_write);
-  g_mutex_clear (&a.lock);
-  g_cond_clear (&a.cond);
-  return ok;
+  return df_apply_session_finish (s, result_out, error);
 }

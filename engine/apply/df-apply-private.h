@@ -1,0 +1,32 @@
+/* An apply in progress, fed part by part: what a fetcher drives. Parts may
+ * arrive in any order and from any thread; content parts that arrive before
+ * every metadata part wait (as files) until the trust walk is done, then
+ * run on the worker pool, overlapping with further arrivals. */
+#pragma once
+
+#include "df-superblock.h"
+
+typedef struct _DfApplySession DfApplySession;
+
+/* Checks trust and the from-commit, sizes the worker pool from the memory
+ * budget, opens the transaction. Takes ownership of @sb. @opts must
+ * outlive the session. */
+DfApplySession *df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb, const DfApplyOptions *opts,
+                                      GCancellable *cancellable, GError **error);
+void df_apply_session_free (DfApplySession *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfApplySession, df_apply_session_free)
+
+const DfSuperblock *df_apply_session_get_superblock (DfApplySession *s);
+
+/* FALSE when every object of content part @index is present already
+ * (resume): a fetcher need not download it. */
+gboolean df_apply_session_part_needed (DfApplySession *s, guint index);
+
+/* Hands over part @index, a complete file @name under @dfd (the session
+ * reads it later, so it must stay until finish). Thread-safe; adding a part
+ * twice is harmless. Errors found later surface in finish. */
+gboolean df_apply_session_add_part (DfApplySession *s, guint index, int dfd, const char *name, GError **error);
+
+/* Waits for every part, checks the commit is complete, writes the commit
+ * object and the ref, commits the transaction. */
+gboolean df_apply_session_finish (DfApplySession *s, DfApplyResult *result, GError **error);
