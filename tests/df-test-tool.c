@@ -9,7 +9,11 @@
  *   df-test-tool grown-part DELTA N      re-compress part N with extra bytes beyond its
  *                                        declared size (hash and size fixed up)
  *   df-test-tool maxrss CMD ARGS...      run CMD, print "maxrss-kib N" on stderr, exit as CMD
- *   df-test-tool stats DELTA             bytes per encoding, raw and compressed alone at level 19
+ *   df-test-tool stats DELTA             bytes per encoding, raw and compressed alone at level 19;
+ *                                        with DF_STATS_LIST=1 also every raw object over 64 KiB,
+ *                                        DF_STATS_DIFFS=1 every diff entry with its level-3 size,
+ *                                        DF_STATS_DUMP=DIR the category streams (and the diffs'
+ *                                        control/add/copy streams) as files, for codec experiments
  */
 #include <fcntl.h>
 #include <stdio.h>
