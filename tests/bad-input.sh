@@ -83,6 +83,24 @@ try flipped-byte-in-superblock-body 3 "$d" --commit="$c2"
 d=$(mutate missingpart); rm "$d/0"
 try missing-part 3 "$d" --commit="$c2"
 
+# A chunk of an object split across parts: its part verifies, the object
+# does not. Nothing is written, and the good delta still applies afterwards.
+make_tree v3 2 --no-owner --large-file=5000000 >/dev/null
+ostree commit --repo="$src" -b big --tree=dir="$T/v3" >/dev/null
+c3=$(rev "$src" big)
+"$DF" generate -q --repo="$src" --from=os^ --to=big --out="$T/bigdelta" >/dev/null
+rm -rf "$T/m-chunk"; cp -a "$T/bigdelta" "$T/m-chunk"
+if tool corrupt-chunk "$T/m-chunk" >/dev/null; then
+  repo=$T/repo-chunk
+  rm -rf "$repo"; cp -a "$base" "$repo"
+  before=$(objects_list "$repo")
+  expect_exit 4 "split object whose chunk hashes wrong" "$DF" apply --repo="$repo" --commit="$c3" --ref=os "$T/m-chunk"
+  check "split chunk: objects/ unchanged" test "$before" = "$(objects_list "$repo")"
+  check "split chunk: ref unchanged" test "$(rev "$repo" os)" = "$c1"
+  expect_exit 0 "the good delta applies after the bad one" "$DF" apply --repo="$repo" --commit="$c3" --ref=os "$T/bigdelta"
+  check "good delta after bad: fsck + checkout identical" checkout_matches "$repo" "$c3" "$T/v3"
+fi
+
 expect_exit 2 "malformed --commit" "$DF" apply --repo="$base" --commit=xyz "$T/delta"
 expect_exit 2 "memory budget too small" "$DF" apply --repo="$base" --memory=1M "$T/delta"
 expect_exit 2 "not a repository" "$DF" apply --repo="$T/nowhere" "$T/delta"

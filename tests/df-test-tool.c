@@ -4,6 +4,7 @@
  *   df-test-tool part-sha DELTA N        flip a byte of part N's SHA-256 in the superblock
  *   df-test-tool corrupt-object DELTA    change one byte of a raw object inside a part,
  *                                        re-compress it and fix the part's hash and size
+ *   df-test-tool corrupt-chunk DELTA     the same for a later chunk of an object split across parts
  *   df-test-tool extra-object DELTA      add a valid file object the commit does not reference
  *   df-test-tool unsized-part DELTA N    re-compress part N without a content size
  *   df-test-tool grown-part DELTA N      re-compress part N with extra bytes beyond its
@@ -123,8 +124,11 @@ first_content_part (DfSuperblock *sb)
   return 0;
 }
 
+/* Flips a byte in the first entry matching @want_split (a chunk of a split
+ * object, or a whole raw object), re-compresses the part and fixes its
+ * hash: the part verifies, the object does not. */
 static int
-cmd_corrupt_object (const char *dir)
+corrupt_entry (const char *dir, gboolean want_split)
 {
   g_autoptr(DfSuperblock) sb = load (dir);
   for (guint i = 0; i < sb->n_parts; i++)
@@ -136,7 +140,8 @@ cmd_corrupt_object (const char *dir)
       for (guint j = 0; j < p->n_entries; j++)
         {
           DfEntry *e = &p->entries[j];
-          if (e->encoding == DF_ENCODING_RAW && e->length > 0 && e->length == e->object_size)
+          gboolean split = e->length != e->object_size && e->offset > 0;
+          if (e->encoding == DF_ENCODING_RAW && e->length > 0 && (want_split ? split : e->length == e->object_size))
             {
               g_autoptr(GBytes) payload = read_payload (dir, sb, i);
               gsize len = g_bytes_get_size (payload);
@@ -155,8 +160,14 @@ cmd_corrupt_object (const char *dir)
           off += e->data_size;
         }
     }
-  die ("no raw whole object found");
+  die ("no matching raw entry found");
   return 1;
+}
+
+static int
+cmd_corrupt_object (const char *dir)
+{
+  return corrupt_entry (dir, FALSE);
 }
 
 static int
@@ -354,6 +365,8 @@ main (int argc, char **argv)
     return cmd_part_sha (dir, n);
   if (strcmp (cmd, "corrupt-object") == 0)
     return cmd_corrupt_object (dir);
+  if (strcmp (cmd, "corrupt-chunk") == 0)
+    return corrupt_entry (dir, TRUE);
   if (strcmp (cmd, "extra-object") == 0)
     return cmd_extra_object (dir);
   if (strcmp (cmd, "unsized-part") == 0)
