@@ -51,7 +51,7 @@ main (int argc, char **argv)
   double wall = now () - start;
   int code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
   printf ("{\"wall_s\": %.3f, \"user_s\": %.3f, \"sys_s\": %.3f, \"maxrss_kib\": %ld, \"exit\": %d}\n", wall,
-          ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6,
-          ru.ru_maxrss, code);
+          ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6, ru.ru_maxrss,
+          code);
   return code;
 }

@@ -10,22 +10,23 @@ df_cli_apply (int argc, char **argv)
   gboolean quiet = FALSE;
   GOptionEntry entries[] = {
     { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository to write into (required)", "REPO" },
-    { "commit", 0, 0, G_OPTION_ARG_STRING, &commit, "Trusted checksum of the commit the delta must produce", "CHECKSUM" },
+    { "commit", 0, 0, G_OPTION_ARG_STRING, &commit, "Trusted checksum of the commit the delta must produce",
+      "CHECKSUM" },
     { "ref", 0, 0, G_OPTION_ARG_STRING, &ref, "Point REF at the commit once it is verified and committed", "REF" },
     { "memory", 0, 0, G_OPTION_ARG_STRING, &memory, "Memory budget for in-flight buffers (default 64M)", "SIZE" },
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Most worker threads (default: one per processor)", "N" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print nothing on success", NULL },
     { NULL },
   };
-  g_autoptr(GOptionContext) ctx = g_option_context_new ("DELTA - apply a delta directory offline");
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("DELTA - apply a delta directory offline");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_summary (ctx,
-    "Writes the delta's to-commit into REPO (bare, bare-user or archive). Every part is\n"
-    "checked against its SHA-256 before it is decompressed, every object against its\n"
-    "checksum before it enters objects/, and with --commit every object must be\n"
-    "reachable from that commit. An interrupted apply resumes where it stopped.");
+                                "Writes the delta's to-commit into REPO (bare, bare-user or archive). Every part is\n"
+                                "checked against its SHA-256 before it is decompressed, every object against its\n"
+                                "checksum before it enters objects/, and with --commit every object must be\n"
+                                "reachable from that commit. An interrupted apply resumes where it stopped.");
   g_option_context_set_description (ctx, df_cli_exit_codes);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     return df_cli_usage (ctx, "%s", error->message);
   if (argc != 2)
@@ -38,10 +39,10 @@ df_cli_apply (int argc, char **argv)
   if (memory && !df_cli_parse_size (memory, &budget))
     return df_cli_usage (ctx, "cannot parse --memory '%s'", memory);
 
-  g_autoptr(OstreeRepo) repo = df_cli_open_repo (repo_path, &error);
+  g_autoptr (OstreeRepo) repo = df_cli_open_repo (repo_path, &error);
   if (repo == NULL)
     return df_cli_fail (error);
-  g_autoptr(DfApplyOptions) opts = df_apply_options_new ();
+  g_autoptr (DfApplyOptions) opts = df_apply_options_new ();
   df_apply_options_set_commit (opts, commit);
   df_apply_options_set_ref (opts, ref);
   df_apply_options_set_memory_budget (opts, budget);

@@ -20,17 +20,17 @@ df_cli_generate (int argc, char **argv)
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print only the delta's path", NULL },
     { NULL },
   };
-  g_autoptr(GOptionContext) ctx = g_option_context_new ("- compute a native deltafetch delta");
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- compute a native deltafetch delta");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_summary (ctx,
-    "Computes a delta that turns commit FROM (or nothing, with --empty) into commit TO.\n"
-    "Without --out it is stored in REPO under deltafetch/v1/deltas/ with an index under\n"
-    "deltafetch/v1/indexes/, paths stock ostree ignores.\n\n"
-    "Memory: per job about 60 MiB at the default level (100 MiB more at levels 16..19)\n"
-    "plus two parts in flight; 230 MB peak for 2 jobs on a 650 MB OS update.");
+                                "Computes a delta that turns commit FROM (or nothing, with --empty) into commit TO.\n"
+                                "Without --out it is stored in REPO under deltafetch/v1/deltas/ with an index under\n"
+                                "deltafetch/v1/indexes/, paths stock ostree ignores.\n\n"
+                                "Memory: per job about 60 MiB at the default level (100 MiB more at levels 16..19)\n"
+                                "plus two parts in flight; 230 MB peak for 2 jobs on a 650 MB OS update.");
   g_autofree char *desc = g_strdup_printf ("%s", df_cli_exit_codes);
   g_option_context_set_description (ctx, desc);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     return df_cli_usage (ctx, "%s", error->message);
   if (argc > 1)
@@ -45,10 +45,10 @@ df_cli_generate (int argc, char **argv)
   if (part_size && !df_cli_parse_size (part_size, &psize))
     return df_cli_usage (ctx, "cannot parse --part-size '%s'", part_size);
 
-  g_autoptr(OstreeRepo) repo = df_cli_open_repo (repo_path, &error);
+  g_autoptr (OstreeRepo) repo = df_cli_open_repo (repo_path, &error);
   if (repo == NULL)
     return df_cli_fail (error);
-  g_autoptr(DfGenerateOptions) opts = df_generate_options_new ();
+  g_autoptr (DfGenerateOptions) opts = df_generate_options_new ();
   df_generate_options_set_from (opts, from);
   df_generate_options_set_empty (opts, empty);
   df_generate_options_set_to (opts, to);
@@ -68,7 +68,7 @@ df_cli_generate (int argc, char **argv)
       printf ("%s\n", dir);
       return 0;
     }
-  g_autoptr(DfDeltaInfo) info = df_delta_info_load (dir, &error);
+  g_autoptr (DfDeltaInfo) info = df_delta_info_load (dir, &error);
   if (info == NULL)
     return df_cli_fail (error);
   g_autofree char *csize = df_cli_format_size (df_delta_info_get_total_compressed_size (info));

@@ -20,22 +20,22 @@ df_cli_show (int argc, char **argv)
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
     { NULL },
   };
-  g_autoptr(GOptionContext) ctx = g_option_context_new ("DELTA - describe a delta directory");
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("DELTA - describe a delta directory");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_description (ctx, df_cli_exit_codes);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     return df_cli_usage (ctx, "%s", error->message);
   if (argc != 2)
     return df_cli_usage (ctx, "expected exactly one DELTA directory");
-  g_autoptr(DfDeltaInfo) info = df_delta_info_load (argv[1], &error);
+  g_autoptr (DfDeltaInfo) info = df_delta_info_load (argv[1], &error);
   if (info == NULL)
     return df_cli_fail (error);
   const char *from = df_delta_info_get_from (info);
   guint n = df_delta_info_get_n_parts (info);
   if (json)
     {
-      g_autoptr(JsonBuilder) b = json_builder_new ();
+      g_autoptr (JsonBuilder) b = json_builder_new ();
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "format");
       json_builder_add_string_value (b, "deltafetch");
@@ -77,8 +77,8 @@ df_cli_show (int argc, char **argv)
         }
       json_builder_end_array (b);
       json_builder_end_object (b);
-      g_autoptr(JsonGenerator) gen = json_generator_new ();
-      g_autoptr(JsonNode) root = json_builder_get_root (b);
+      g_autoptr (JsonGenerator) gen = json_generator_new ();
+      g_autoptr (JsonNode) root = json_builder_get_root (b);
       json_generator_set_root (gen, root);
       json_generator_set_pretty (gen, TRUE);
       g_autofree char *text = json_generator_to_data (gen, NULL);
@@ -96,13 +96,16 @@ df_cli_show (int argc, char **argv)
   printf ("Objects:     %" G_GUINT64_FORMAT " metadata, %" G_GUINT64_FORMAT " content raw, %" G_GUINT64_FORMAT
           " content patched, %" G_GUINT64_FORMAT " content split\n",
           df_delta_info_get_count (info, DF_COUNT_METADATA), df_delta_info_get_count (info, DF_COUNT_CONTENT_RAW),
-          df_delta_info_get_count (info, DF_COUNT_CONTENT_PATCH), df_delta_info_get_count (info, DF_COUNT_CONTENT_SPLIT));
-  printf ("Content:     %s in %" G_GUINT64_FORMAT " entries\n", cbytes, df_delta_info_get_count (info, DF_COUNT_CHUNKS));
+          df_delta_info_get_count (info, DF_COUNT_CONTENT_PATCH),
+          df_delta_info_get_count (info, DF_COUNT_CONTENT_SPLIT));
+  printf ("Content:     %s in %" G_GUINT64_FORMAT " entries\n", cbytes,
+          df_delta_info_get_count (info, DF_COUNT_CHUNKS));
   for (guint i = 0; i < n; i++)
     {
       g_autofree char *pc = df_cli_format_size (df_delta_info_get_part_compressed_size (info, i));
       g_autofree char *pu = df_cli_format_size (df_delta_info_get_part_uncompressed_size (info, i));
-      printf ("  part %-4u %10s  (%s uncompressed, %u entries)\n", i, pc, pu, df_delta_info_get_part_n_entries (info, i));
+      printf ("  part %-4u %10s  (%s uncompressed, %u entries)\n", i, pc, pu,
+              df_delta_info_get_part_n_entries (info, i));
     }
   return 0;
 }

@@ -60,8 +60,8 @@ df_cli_parse_size (const char *s, guint64 *out)
 OstreeRepo *
 df_cli_open_repo (const char *path, GError **error)
 {
-  g_autoptr(GFile) f = g_file_new_for_path (path);
-  g_autoptr(OstreeRepo) repo = ostree_repo_new (f);
+  g_autoptr (GFile) f = g_file_new_for_path (path);
+  g_autoptr (OstreeRepo) repo = ostree_repo_new (f);
   if (!ostree_repo_open (repo, NULL, error))
     {
       g_prefix_error (error, "opening repository %s: ", path);

@@ -4,18 +4,18 @@
 
 #include "df-cli.h"
 
-const char *df_cli_exit_codes =
-  "Exit codes:\n"
-  "  0    success\n"
-  "  1    other failure\n"
-  "  2    usage error or bad argument (including a memory budget too small for the delta)\n"
-  "  3    invalid delta: malformed, truncated, over a size limit\n"
-  "  4    corrupt: a part or object does not hash to its checksum\n"
-  "  5    untrusted: wrong commit, or an object the commit does not reference\n"
-  "  6    missing base: the from-commit or a source object is not in the repository\n"
-  "  7    no space left on the device\n"
-  "  8    I/O or repository error\n"
-  "  130  cancelled";
+const char *df_cli_exit_codes
+    = "Exit codes:\n"
+      "  0    success\n"
+      "  1    other failure\n"
+      "  2    usage error or bad argument (including a memory budget too small for the delta)\n"
+      "  3    invalid delta: malformed, truncated, over a size limit\n"
+      "  4    corrupt: a part or object does not hash to its checksum\n"
+      "  5    untrusted: wrong commit, or an object the commit does not reference\n"
+      "  6    missing base: the from-commit or a source object is not in the repository\n"
+      "  7    no space left on the device\n"
+      "  8    I/O or repository error\n"
+      "  130  cancelled";
 
 static const struct
 {

@@ -53,7 +53,7 @@ static guint64
 hash_label (const char *label)
 {
   guint64 h = 0xcbf29ce484222325ULL;
-  for (const guchar *p = (const guchar *) label; *p; p++)
+  for (const guchar *p = (const guchar *)label; *p; p++)
     {
       h ^= *p;
       h *= 0x100000001b3ULL;
@@ -74,8 +74,7 @@ rng_init (Rng *r, guint64 seed, const char *label)
     r->s[i] = splitmix64 (&x);
 }
 
-static void
-rng_initf (Rng *r, guint64 seed, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+static void rng_initf (Rng *r, guint64 seed, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
 
 static void
 rng_initf (Rng *r, guint64 seed, const char *fmt, ...)
@@ -112,7 +111,7 @@ rng_next (Rng *r)
 static inline guint32
 rng_range (Rng *r, guint32 n)
 {
-  return (guint32) (((rng_next (r) >> 32) * (guint64) n) >> 32);
+  return (guint32)(((rng_next (r) >> 32) * (guint64)n) >> 32);
 }
 
 /* Uniform in [lo, hi], inclusive. */
@@ -134,7 +133,7 @@ static guint32
 rng_skewed (Rng *r, guint32 lo, guint32 hi)
 {
   guint64 u = rng_range (r, 1024);
-  return lo + (guint32) (((guint64) (hi - lo) * u * u * u) >> 30);
+  return lo + (guint32)(((guint64)(hi - lo) * u * u * u) >> 30);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -166,14 +165,12 @@ static gboolean
 set_errno_error (GError **error, const char *what, const char *path)
 {
   int errsv = errno;
-  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-               "%s %s: %s", what, path, g_strerror (errsv));
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv), "%s %s: %s", what, path, g_strerror (errsv));
   return FALSE;
 }
 
 static gboolean
-write_all (int fd, const guint8 *buf, gsize len, const char *path,
-           GError **error)
+write_all (int fd, const guint8 *buf, gsize len, const char *path, GError **error)
 {
   while (len > 0)
     {
@@ -185,30 +182,25 @@ write_all (int fd, const guint8 *buf, gsize len, const char *path,
           return set_errno_error (error, "Writing", path);
         }
       buf += n;
-      len -= (gsize) n;
+      len -= (gsize)n;
     }
   return TRUE;
 }
 
 static const char *const words[] = {
-  "system",  "network", "device",  "buffer",  "config",  "service", "update",
-  "module",  "kernel",  "socket",  "signal",  "option",  "stream",  "cache",
-  "delta",   "object",  "commit",  "branch",  "remote",  "header",  "packet",
-  "driver",  "memory",  "thread",  "server",  "client",  "policy",  "backup",
-  "filter",  "render",  "parser",  "format",  "timer",   "queue",   "event",
-  "value",   "table",   "index",   "label",   "audit",   "mount",   "volume",
-  "crypto",  "random",  "session", "console", "display", "printer", "default",
-  "enable",  "disable", "allow",   "deny",    "limit",   "retry",   "timeout",
-  "verbose", "debug",   "secure",  "local",   "global",  "shared",  "private",
-  "static",
+  "system",  "network", "device",  "buffer",  "config",  "service", "update",  "module",  "kernel", "socket", "signal",
+  "option",  "stream",  "cache",   "delta",   "object",  "commit",  "branch",  "remote",  "header", "packet", "driver",
+  "memory",  "thread",  "server",  "client",  "policy",  "backup",  "filter",  "render",  "parser", "format", "timer",
+  "queue",   "event",   "value",   "table",   "index",   "label",   "audit",   "mount",   "volume", "crypto", "random",
+  "session", "console", "display", "printer", "default", "enable",  "disable", "allow",   "deny",   "limit",  "retry",
+  "timeout", "verbose", "debug",   "secure",  "local",   "global",  "shared",  "private", "static",
 };
 
 static const char *const syllables[] = {
-  "ba", "be", "bi", "bo", "da", "de", "di", "do", "fa", "fe", "ga", "go",
-  "ka", "ke", "ki", "ko", "la", "le", "li", "lo", "ma", "me", "mi", "mo",
-  "na", "ne", "ni", "no", "pa", "pe", "pi", "po", "ra", "re", "ri", "ro",
-  "sa", "se", "si", "so", "ta", "te", "ti", "to", "va", "ve", "vi", "zu",
-  "x",  "z",  "n",  "r",  "l",  "t",  "k",  "s",  "d",  "m",  "p",  "g",
+  "ba", "be", "bi", "bo", "da", "de", "di", "do", "fa", "fe", "ga", "go", "ka", "ke", "ki",
+  "ko", "la", "le", "li", "lo", "ma", "me", "mi", "mo", "na", "ne", "ni", "no", "pa", "pe",
+  "pi", "po", "ra", "re", "ri", "ro", "sa", "se", "si", "so", "ta", "te", "ti", "to", "va",
+  "ve", "vi", "zu", "x",  "z",  "n",  "r",  "l",  "t",  "k",  "s",  "d",  "m",  "p",  "g",
 };
 
 static const char *
@@ -389,7 +381,7 @@ static Tree *
 tree_new (void)
 {
   Tree *t = g_new0 (Tree, 1);
-  t->entries = g_ptr_array_new_with_free_func ((GDestroyNotify) entry_free);
+  t->entries = g_ptr_array_new_with_free_func ((GDestroyNotify)entry_free);
   t->by_path = g_hash_table_new (g_str_hash, g_str_equal);
   return t;
 }
@@ -468,8 +460,7 @@ static Entry *
 tree_add_text (Tree *t, const char *path, guint mode, GString *text)
 {
   gsize len = text->len;
-  return tree_add_bytes (t, path, mode,
-                         g_bytes_new_take (g_string_free (text, FALSE), len));
+  return tree_add_bytes (t, path, mode, g_bytes_new_take (g_string_free (text, FALSE), len));
 }
 
 static Entry *
@@ -545,7 +536,7 @@ static void
 entry_set_xattr (Entry *e, const char *name, const void *value, gsize len)
 {
   if (e->xattrs == NULL)
-    e->xattrs = g_ptr_array_new_with_free_func ((GDestroyNotify) xattr_free);
+    e->xattrs = g_ptr_array_new_with_free_func ((GDestroyNotify)xattr_free);
   for (guint i = 0; i < e->xattrs->len; i++)
     {
       Xattr *x = e->xattrs->pdata[i];
@@ -599,7 +590,7 @@ typedef struct
   guint ver[3];
   guint debrev;
   guint installed_size;
-  guint day; /* day index of the newest changelog entry */
+  guint day;          /* day index of the newest changelog entry */
   GPtrArray *stanzas; /* newest first */
   const char *license;
 } Package;
@@ -712,8 +703,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (GenCtx, gen_ctx_free)
 /* A name unique within namespace NS, preferring the fixed realistic names
  * and falling back to made-up ones (needed once --scale exceeds the list). */
 static char *
-unique_name (GenCtx *ctx, const char *ns, Rng *r, const char *const *fixed,
-             guint n_fixed, guint index)
+unique_name (GenCtx *ctx, const char *ns, Rng *r, const char *const *fixed, guint n_fixed, guint index)
 {
   for (guint attempt = 0;; attempt++)
     {
@@ -722,8 +712,7 @@ unique_name (GenCtx *ctx, const char *ns, Rng *r, const char *const *fixed,
         base = g_strdup (fixed[index]);
       else
         base = rng_name (r, 2, 3);
-      g_autofree char *candidate = attempt < 8 ? g_strdup (base)
-                                               : g_strdup_printf ("%s%u", base, attempt);
+      g_autofree char *candidate = attempt < 8 ? g_strdup (base) : g_strdup_printf ("%s%u", base, attempt);
       char *key = g_strconcat (ns, ":", candidate, NULL);
       if (!g_hash_table_contains (ctx->used_names, key))
         {
@@ -735,8 +724,7 @@ unique_name (GenCtx *ctx, const char *ns, Rng *r, const char *const *fixed,
 }
 
 static GenCtx *
-gen_ctx_new (guint64 seed, guint scale, guint version, guint64 large_size,
-             gboolean xattrs, gboolean owner)
+gen_ctx_new (guint64 seed, guint scale, guint version, guint64 large_size, gboolean xattrs, gboolean owner)
 {
   GenCtx *ctx = g_new0 (GenCtx, 1);
   ctx->seed = seed;
@@ -747,12 +735,12 @@ gen_ctx_new (guint64 seed, guint scale, guint version, guint64 large_size,
   ctx->owner = owner;
   ctx->used_names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   ctx->tree = tree_new ();
-  ctx->bins = g_ptr_array_new_with_free_func ((GDestroyNotify) program_free);
-  ctx->libs = g_ptr_array_new_with_free_func ((GDestroyNotify) library_free);
-  ctx->modules = g_ptr_array_new_with_free_func ((GDestroyNotify) module_free);
-  ctx->packages = g_ptr_array_new_with_free_func ((GDestroyNotify) package_free);
-  ctx->domains = g_ptr_array_new_with_free_func ((GDestroyNotify) domain_free);
-  ctx->locales = g_ptr_array_new_with_free_func ((GDestroyNotify) locale_free);
+  ctx->bins = g_ptr_array_new_with_free_func ((GDestroyNotify)program_free);
+  ctx->libs = g_ptr_array_new_with_free_func ((GDestroyNotify)library_free);
+  ctx->modules = g_ptr_array_new_with_free_func ((GDestroyNotify)module_free);
+  ctx->packages = g_ptr_array_new_with_free_func ((GDestroyNotify)package_free);
+  ctx->domains = g_ptr_array_new_with_free_func ((GDestroyNotify)domain_free);
+  ctx->locales = g_ptr_array_new_with_free_func ((GDestroyNotify)locale_free);
   ctx->confs = g_ptr_array_new_with_free_func (g_free);
   ctx->kver = g_strdup (KVER_V1);
   ctx->os_version = "12.5";
@@ -760,18 +748,17 @@ gen_ctx_new (guint64 seed, guint scale, guint version, guint64 large_size,
   /* A shared instruction vocabulary: real binaries from one compiler share
    * most of their opcode patterns, which is what lets a delta compressor find
    * cross-file similarity. */
-  static const guint8 lead_bytes[] = { 0x48, 0x89, 0x8b, 0x0f, 0x83, 0x85, 0x31,
-                                       0x41, 0x4c, 0xff, 0xe8, 0xe9, 0x74, 0x75,
-                                       0xc7, 0x8d };
+  static const guint8 lead_bytes[]
+      = { 0x48, 0x89, 0x8b, 0x0f, 0x83, 0x85, 0x31, 0x41, 0x4c, 0xff, 0xe8, 0xe9, 0x74, 0x75, 0xc7, 0x8d };
   Rng r;
   rng_init (&r, seed, "opcodes");
   for (guint i = 0; i < N_OPCODES; i++)
     {
       OpPattern *op = &ctx->ops[i];
-      op->len = (guint8) rng_between (&r, 1, 6);
+      op->len = (guint8)rng_between (&r, 1, 6);
       op->op[0] = lead_bytes[rng_range (&r, G_N_ELEMENTS (lead_bytes))];
       for (guint j = 1; j < op->len; j++)
-        op->op[j] = (guint8) rng_next (&r);
+        op->op[j] = (guint8)rng_next (&r);
       op->has_addr = rng_chance (&r, 25);
     }
   return ctx;
@@ -797,19 +784,18 @@ make_insn (GenCtx *ctx, Rng *r, guint index, guint n_est, Insn *insn)
       if (rng_chance (r, 70))
         {
           /* Local branch. */
-          gint64 t = (gint64) index + (gint64) rng_between (r, 0, 200) - 100;
-          insn->target = (gint32) CLAMP (t, 0, (gint64) n_est);
+          gint64 t = (gint64)index + (gint64)rng_between (r, 0, 200) - 100;
+          insn->target = (gint32)CLAMP (t, 0, (gint64)n_est);
         }
       else
-        insn->target = (gint32) rng_range (r, n_est); /* call */
+        insn->target = (gint32)rng_range (r, n_est); /* call */
     }
 }
 
 static const Insn prologue = { -1, 5, { 0xc3, 0x55, 0x48, 0x89, 0xe5 } };
 
 static ElfModel *
-elf_new (GenCtx *ctx, Rng *r, guint16 e_type, guint32 base, gsize size,
-         GString *rodata)
+elf_new (GenCtx *ctx, Rng *r, guint16 e_type, guint32 base, gsize size, GString *rodata)
 {
   ElfModel *m = g_new0 (ElfModel, 1);
   m->e_type = e_type;
@@ -817,7 +803,7 @@ elf_new (GenCtx *ctx, Rng *r, guint16 e_type, guint32 base, gsize size,
   m->rodata = rodata;
   gsize overhead = ELF_HEADER_SIZE + rodata->len;
   gsize code_target = size > overhead + 1024 ? size - overhead : 1024;
-  guint n_est = (guint) (code_target / 4) + 1;
+  guint n_est = (guint)(code_target / 4) + 1;
   m->code = g_array_sized_new (FALSE, FALSE, sizeof (Insn), n_est);
 
   gsize bytes = 0;
@@ -844,8 +830,8 @@ elf_new (GenCtx *ctx, Rng *r, guint16 e_type, guint32 base, gsize size,
   for (guint i = 0; i < n; i++)
     {
       Insn *insn = &g_array_index (m->code, Insn, i);
-      if (insn->target >= (gint32) n)
-        insn->target %= (gint32) n;
+      if (insn->target >= (gint32)n)
+        insn->target %= (gint32)n;
     }
   return m;
 }
@@ -871,8 +857,8 @@ elf_serialize (const ElfModel *m)
   put_le16 (buf + 16, m->e_type);
   put_le16 (buf + 18, 0x3e); /* x86-64 */
   put_le32 (buf + 20, 1);
-  put_le64 (buf + 24, m->e_type == ET_REL ? 0 : (guint64) m->base + ELF_HEADER_SIZE);
-  put_le64 (buf + 40, ELF_HEADER_SIZE + (guint64) o); /* "section" offset */
+  put_le64 (buf + 24, m->e_type == ET_REL ? 0 : (guint64)m->base + ELF_HEADER_SIZE);
+  put_le64 (buf + 40, ELF_HEADER_SIZE + (guint64)o); /* "section" offset */
   put_le16 (buf + 52, ELF_HEADER_SIZE);
 
   guint8 *p = buf + ELF_HEADER_SIZE;
@@ -884,7 +870,7 @@ elf_serialize (const ElfModel *m)
       p += insn->len;
       if (insn->target >= 0)
         {
-          guint t = MIN ((guint) insn->target, n - 1);
+          guint t = MIN ((guint)insn->target, n - 1);
           put_le32 (p, code_base + offs[t]);
           p += 4;
         }
@@ -910,8 +896,8 @@ elf_recompile (GenCtx *ctx, ElfModel *m, Rng *r, guint n_edits)
           for (guint i = 0; i < n; i++)
             {
               Insn *insn = &g_array_index (m->code, Insn, i);
-              if (insn->target >= (gint32) p)
-                insn->target += (gint32) k;
+              if (insn->target >= (gint32)p)
+                insn->target += (gint32)k;
             }
           g_autofree Insn *fresh = g_new (Insn, k);
           for (guint i = 0; i < k; i++)
@@ -929,10 +915,10 @@ elf_recompile (GenCtx *ctx, ElfModel *m, Rng *r, guint n_edits)
           for (guint i = 0; i < n_new; i++)
             {
               Insn *insn = &g_array_index (m->code, Insn, i);
-              if (insn->target >= (gint32) (p + k))
-                insn->target -= (gint32) k;
-              else if (insn->target >= (gint32) p)
-                insn->target = (gint32) MIN (p, n_new - 1);
+              if (insn->target >= (gint32)(p + k))
+                insn->target -= (gint32)k;
+              else if (insn->target >= (gint32)p)
+                insn->target = (gint32)MIN (p, n_new - 1);
             }
         }
     }
@@ -941,7 +927,7 @@ elf_recompile (GenCtx *ctx, ElfModel *m, Rng *r, guint n_edits)
   for (guint i = 0; i < n_tweaks; i++)
     {
       Insn *insn = &g_array_index (m->code, Insn, rng_range (r, m->code->len));
-      insn->op[insn->len - 1] ^= (guint8) rng_between (r, 1, 255);
+      insn->op[insn->len - 1] ^= (guint8)rng_between (r, 1, 255);
     }
 }
 
@@ -1102,7 +1088,7 @@ edit_text (Rng *r, GBytes *orig)
               GString *s = g_string_new (NULL);
               append_conf_line (s, r);
               g_string_truncate (s, s->len - 1);
-              g_ptr_array_insert (lines, (gint) at, g_string_free (s, FALSE));
+              g_ptr_array_insert (lines, (gint)at, g_string_free (s, FALSE));
             }
         }
       else
@@ -1110,7 +1096,7 @@ edit_text (Rng *r, GBytes *orig)
     }
 
   g_ptr_array_add (lines, NULL);
-  char *joined = g_strjoinv ("\n", (char **) lines->pdata);
+  char *joined = g_strjoinv ("\n", (char **)lines->pdata);
   return g_bytes_new_take (joined, strlen (joined));
 }
 
@@ -1118,26 +1104,23 @@ static char *
 debian_date (guint day)
 {
   static const char *const wdays[] = { "", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
-  static const char *const months[] = { "", "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+  static const char *const months[]
+      = { "", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
   /* 737425 is the GDate Julian day of 2020-01-01. */
   g_autoptr (GDate) d = g_date_new_julian (737425 + day);
-  return g_strdup_printf ("%s, %02u %s %u %02u:%02u:%02u +0000",
-                          wdays[g_date_get_weekday (d)], g_date_get_day (d),
-                          months[g_date_get_month (d)], g_date_get_year (d),
-                          (day * 7) % 24, (day * 13) % 60, (day * 29) % 60);
+  return g_strdup_printf ("%s, %02u %s %u %02u:%02u:%02u +0000", wdays[g_date_get_weekday (d)], g_date_get_day (d),
+                          months[g_date_get_month (d)], g_date_get_year (d), (day * 7) % 24, (day * 13) % 60,
+                          (day * 29) % 60);
 }
 
 static char *
 changelog_stanza (GenCtx *ctx, Package *pkg)
 {
   Rng r;
-  rng_initf (&r, ctx->seed, "changelog:%s:%u.%u.%u-%u", pkg->name, pkg->ver[0],
-             pkg->ver[1], pkg->ver[2], pkg->debrev);
+  rng_initf (&r, ctx->seed, "changelog:%s:%u.%u.%u-%u", pkg->name, pkg->ver[0], pkg->ver[1], pkg->ver[2], pkg->debrev);
   GString *s = g_string_new (NULL);
-  g_string_append_printf (s, "%s (%u.%u.%u-%u) bookworm; urgency=%s\n\n", pkg->name,
-                          pkg->ver[0], pkg->ver[1], pkg->ver[2], pkg->debrev,
-                          rng_chance (&r, 80) ? "medium" : "high");
+  g_string_append_printf (s, "%s (%u.%u.%u-%u) bookworm; urgency=%s\n\n", pkg->name, pkg->ver[0], pkg->ver[1],
+                          pkg->ver[2], pkg->debrev, rng_chance (&r, 80) ? "medium" : "high");
   guint n = rng_between (&r, 1, 6);
   for (guint i = 0; i < n; i++)
     {
@@ -1149,8 +1132,8 @@ changelog_stanza (GenCtx *ctx, Package *pkg)
     }
   g_autofree char *date = debian_date (pkg->day);
   g_autofree char *who = rng_name (&r, 2, 3);
-  g_string_append_printf (s, "\n -- %c%s Maintainer <%s@example.org>  %s\n\n",
-                          g_ascii_toupper (who[0]), who + 1, who, date);
+  g_string_append_printf (s, "\n -- %c%s Maintainer <%s@example.org>  %s\n\n", g_ascii_toupper (who[0]), who + 1, who,
+                          date);
   return g_string_free (s, FALSE);
 }
 
@@ -1240,13 +1223,13 @@ gen_mo (GenCtx *ctx, const Domain *dom, const Locale *loc)
       for (guint i = 0; i < n; i++)
         {
           const char *str = src->pdata[i];
-          guint32 len = (guint32) strlen (str);
+          guint32 len = (guint32)strlen (str);
           put_le32 (out->data + table + 8 * i, len);
-          put_le32 (out->data + table + 8 * i + 4, str_off + (guint32) strings->len);
+          put_le32 (out->data + table + 8 * i + 4, str_off + (guint32)strings->len);
           g_string_append_len (strings, str, len + 1);
         }
     }
-  g_byte_array_append (out, (const guint8 *) strings->str, strings->len);
+  g_byte_array_append (out, (const guint8 *)strings->str, strings->len);
   g_string_free (strings, TRUE);
   return g_byte_array_free_to_bytes (out);
 }
@@ -1256,8 +1239,7 @@ gen_mo (GenCtx *ctx, const Domain *dom, const Locale *loc)
 /* ------------------------------------------------------------------------ */
 
 static gboolean
-gzip_feed (GConverter *conv, GByteArray *out, const guint8 *data, gsize len,
-           gboolean finish, GError **error)
+gzip_feed (GConverter *conv, GByteArray *out, const guint8 *data, gsize len, gboolean finish, GError **error)
 {
   guint8 buf[65536];
   for (;;)
@@ -1265,13 +1247,12 @@ gzip_feed (GConverter *conv, GByteArray *out, const guint8 *data, gsize len,
       if (!finish && len == 0)
         return TRUE;
       gsize nread = 0, nwritten = 0;
-      GConverterResult res =
-        g_converter_convert (conv, data, len, buf, sizeof buf,
-                             finish ? G_CONVERTER_INPUT_AT_END : G_CONVERTER_NO_FLAGS,
-                             &nread, &nwritten, error);
+      GConverterResult res
+          = g_converter_convert (conv, data, len, buf, sizeof buf,
+                                 finish ? G_CONVERTER_INPUT_AT_END : G_CONVERTER_NO_FLAGS, &nread, &nwritten, error);
       if (res == G_CONVERTER_ERROR)
         return FALSE;
-      g_byte_array_append (out, buf, (guint) nwritten);
+      g_byte_array_append (out, buf, (guint)nwritten);
       data += nread;
       len -= nread;
       if (res == G_CONVERTER_FINISHED)
@@ -1283,8 +1264,7 @@ static GBytes *
 gzip_bytes (GBytes *in, GError **error)
 {
   /* Level 9 and no file name/mtime in the header, like dpkg's gzip -9n. */
-  g_autoptr (GZlibCompressor) conv =
-    g_zlib_compressor_new (G_ZLIB_COMPRESSOR_FORMAT_GZIP, 9);
+  g_autoptr (GZlibCompressor) conv = g_zlib_compressor_new (G_ZLIB_COMPRESSOR_FORMAT_GZIP, 9);
   g_autoptr (GByteArray) out = g_byte_array_new ();
   gsize len;
   const guint8 *data = g_bytes_get_data (in, &len);
@@ -1298,9 +1278,8 @@ gzip_bytes (GBytes *in, GError **error)
 /* ------------------------------------------------------------------------ */
 
 static const char *const bin_names[] = {
-  "ls",    "cp",    "mv",    "grep",  "sed",   "tar",   "gzip",  "ping",
-  "su",    "pager", "less",  "ssh",   "curl",  "find",  "gawk",  "bash",
-  "dash",  "nano",  "diff",  "rsync", "sort",  "xargs", "stat",  "mount",
+  "ls",   "cp",   "mv",   "grep", "sed",  "tar",  "gzip", "ping",  "su",   "pager", "less", "ssh",
+  "curl", "find", "gawk", "bash", "dash", "nano", "diff", "rsync", "sort", "xargs", "stat", "mount",
 };
 
 static const char *const sbin_names[] = {
@@ -1308,28 +1287,24 @@ static const char *const sbin_names[] = {
 };
 
 static const char *const lib_names[] = {
-  "libz", "libssl", "libcrypto", "libselinux", "libsystemd", "libcurl",
-  "libzstd", "libacl",
+  "libz", "libssl", "libcrypto", "libselinux", "libsystemd", "libcurl", "libzstd", "libacl",
 };
 
 static const char *const module_subsys[] = {
-  "net/ethernet/intel", "net/wireless", "scsi",     "usb/storage",
-  "gpu/drm",            "input/mouse",  "hid",      "block",
-  "md",                 "nvme/host",
+  "net/ethernet/intel", "net/wireless", "scsi",  "usb/storage", "gpu/drm",
+  "input/mouse",        "hid",          "block", "md",          "nvme/host",
 };
 
 static const char *const module_names[] = {
-  "e1000e", "igb",     "iwlwifi", "sd_mod",  "uas",     "i915",   "psmouse",
-  "hid_generic", "loop", "raid1",  "nvme",    "ixgbe",  "ath9k",  "sr_mod",
-  "usb_storage", "amdgpu", "evdev", "usbhid", "virtio_blk", "dm_crypt", "nvme_core",
-  "bnx2",   "mt7921e", "ahci",    "xhci_pci", "nouveau", "i8042",  "hid_apple",
-  "zram",   "raid10",
+  "e1000e",   "igb",     "iwlwifi",    "sd_mod",    "uas",       "i915",   "psmouse",     "hid_generic",
+  "loop",     "raid1",   "nvme",       "ixgbe",     "ath9k",     "sr_mod", "usb_storage", "amdgpu",
+  "evdev",    "usbhid",  "virtio_blk", "dm_crypt",  "nvme_core", "bnx2",   "mt7921e",     "ahci",
+  "xhci_pci", "nouveau", "i8042",      "hid_apple", "zram",      "raid10",
 };
 
 static const char *const package_names[] = {
-  "coreutils", "grep",      "sed",       "tar",     "gzip",   "iputils-ping",
-  "login",     "less",      "openssh-client", "curl", "findutils", "gawk",
-  "bash",      "dash",      "nano",      "diffutils", "rsync", "iproute2",
+  "coreutils", "grep",           "sed",        "tar",  "gzip",   "iputils-ping", "login",     "less",  "openssh-client",
+  "curl",      "findutils",      "gawk",       "bash", "dash",   "nano",         "diffutils", "rsync", "iproute2",
   "fdisk",     "openssh-server", "util-linux", "kmod", "procps", "passwd",
 };
 
@@ -1350,8 +1325,7 @@ add_program (GenCtx *ctx, const char *dir, const char *name, guint mode)
   g_autofree char *v = version_string (p->ver);
   g_autofree char *banner = g_strdup_printf ("%s (deltafetch) %s", name, v);
   GString *rodata = build_rodata (ctx, p->path, banner, size / 12);
-  ElfModel *m = elf_new (ctx, &r, ET_EXEC, 0x400000 + (rng_range (&r, 64) << 16),
-                         size, rodata);
+  ElfModel *m = elf_new (ctx, &r, ET_EXEC, 0x400000 + (rng_range (&r, 64) << 16), size, rodata);
   tree_add_elf (ctx->tree, p->path, mode, m);
   g_ptr_array_add (ctx->bins, p);
   return p;
@@ -1360,8 +1334,7 @@ add_program (GenCtx *ctx, const char *dir, const char *name, guint mode)
 static char *
 library_path (const Library *l)
 {
-  return g_strdup_printf (LIBDIR "/%s.so.%u.%u.%u", l->name, l->ver[0], l->ver[1],
-                          l->ver[2]);
+  return g_strdup_printf (LIBDIR "/%s.so.%u.%u.%u", l->name, l->ver[0], l->ver[1], l->ver[2]);
 }
 
 static char *
@@ -1374,8 +1347,7 @@ static GString *
 library_rodata (GenCtx *ctx, const Library *l, gsize size)
 {
   g_autofree char *v = version_string (l->ver);
-  g_autofree char *banner = g_strdup_printf ("%s.so.%u (deltafetch) %s", l->name,
-                                             l->ver[0], v);
+  g_autofree char *banner = g_strdup_printf ("%s.so.%u (deltafetch) %s", l->name, l->ver[0], v);
   return build_rodata (ctx, l->name, banner, size / 10);
 }
 
@@ -1401,15 +1373,13 @@ add_library (GenCtx *ctx, const char *name)
 static char *
 module_path (GenCtx *ctx, const Module *mod)
 {
-  return g_strdup_printf ("usr/lib/modules/%s/kernel/drivers/%s/%s.ko", ctx->kver,
-                          mod->subsys, mod->name);
+  return g_strdup_printf ("usr/lib/modules/%s/kernel/drivers/%s/%s.ko", ctx->kver, mod->subsys, mod->name);
 }
 
 static GString *
 module_rodata (GenCtx *ctx, const Module *mod, gsize size)
 {
-  g_autofree char *banner =
-    g_strdup_printf ("vermagic=%s SMP preempt mod_unload modversions", ctx->kver);
+  g_autofree char *banner = g_strdup_printf ("vermagic=%s SMP preempt mod_unload modversions", ctx->kver);
   GString *s = build_rodata (ctx, mod->name, banner, size / 8);
   g_string_append_printf (s, "name=%s", mod->name);
   g_string_append_c (s, '\0');
@@ -1422,8 +1392,7 @@ add_module (GenCtx *ctx, guint index)
   Rng r;
   rng_initf (&r, ctx->seed, "module:%u", index);
   Module *mod = g_new0 (Module, 1);
-  mod->name = unique_name (ctx, "module", &r, module_names,
-                           G_N_ELEMENTS (module_names), index);
+  mod->name = unique_name (ctx, "module", &r, module_names, G_N_ELEMENTS (module_names), index);
   mod->subsys = module_subsys[rng_range (&r, G_N_ELEMENTS (module_subsys))];
   mod->deps = g_ptr_array_new_with_free_func (g_free);
   /* Depend only on earlier modules, as modprobe ordering would. */
@@ -1444,9 +1413,10 @@ add_module (GenCtx *ctx, guint index)
 static GString *
 vmlinuz_rodata (GenCtx *ctx)
 {
-  g_autofree char *banner = g_strdup_printf (
-    "Linux version %s (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) "
-    "12.2.0) #1 SMP PREEMPT_DYNAMIC Debian", ctx->kver);
+  g_autofree char *banner
+      = g_strdup_printf ("Linux version %s (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) "
+                         "12.2.0) #1 SMP PREEMPT_DYNAMIC Debian",
+                         ctx->kver);
   return build_rodata (ctx, "vmlinuz", banner, 96 * 1024);
 }
 
@@ -1456,8 +1426,10 @@ kernel_config (GenCtx *ctx)
   Rng r;
   rng_init (&r, ctx->seed, "kconfig");
   GString *s = g_string_new (NULL);
-  g_string_append_printf (s, "#\n# Automatically generated file; DO NOT EDIT.\n"
-                             "# Linux/x86 %s Kernel Configuration\n#\n", ctx->kver);
+  g_string_append_printf (s,
+                          "#\n# Automatically generated file; DO NOT EDIT.\n"
+                          "# Linux/x86 %s Kernel Configuration\n#\n",
+                          ctx->kver);
   for (guint i = 0; i < 400; i++)
     {
       g_autofree char *sym = g_ascii_strup (rng_word (&r), -1);
@@ -1536,7 +1508,7 @@ add_etc (GenCtx *ctx)
   rng_init (&r, ctx->seed, "machine-id");
   GString *mid = g_string_new (NULL);
   for (guint i = 0; i < 4; i++)
-    g_string_append_printf (mid, "%08x", (guint32) rng_next (&r));
+    g_string_append_printf (mid, "%08x", (guint32)rng_next (&r));
   g_string_append_c (mid, '\n');
   tree_add_text (t, "etc/machine-id", 0444, mid);
 
@@ -1544,8 +1516,7 @@ add_etc (GenCtx *ctx)
   GString *key = g_string_new ("-----BEGIN OPENSSH PRIVATE KEY-----\n");
   for (guint line = 0; line < 5; line++)
     {
-      static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
       for (guint i = 0; i < 70; i++)
         g_string_append_c (key, b64[rng_range (&r, 64)]);
       g_string_append_c (key, '\n');
@@ -1591,18 +1562,16 @@ add_misc (GenCtx *ctx)
   /* A user's home: directory, files and a symlink owned by 1000:1000. */
   Entry *home = tree_add_dir (t, "home/user", 0755);
   entry_set_owner (home, 1000, 1000);
-  entry_set_owner (tree_add_text (t, "home/user/.bashrc", 0644,
-                                  gen_conf (ctx, "home/user/.bashrc", 10, 40)),
-                   1000, 1000);
-  entry_set_owner (tree_add_text (t, "home/user/.profile", 0644,
-                                  g_string_new ("# ~/.profile\nPATH=\"$HOME/bin:$PATH\"\n")),
-                   1000, 1000);
+  entry_set_owner (tree_add_text (t, "home/user/.bashrc", 0644, gen_conf (ctx, "home/user/.bashrc", 10, 40)), 1000,
+                   1000);
+  entry_set_owner (
+      tree_add_text (t, "home/user/.profile", 0644, g_string_new ("# ~/.profile\nPATH=\"$HOME/bin:$PATH\"\n")), 1000,
+      1000);
   entry_set_owner (tree_add_symlink (t, "home/user/.bash_profile", ".profile"), 1000, 1000);
 
   /* Empty files; wtmp belongs to group 5 (tty). */
   tree_add_bytes (t, "var/lib/dpkg/lock", 0644, g_bytes_new_static ("", 0));
-  entry_set_owner (tree_add_bytes (t, "var/log/wtmp", 0644, g_bytes_new_static ("", 0)),
-                   0, 5);
+  entry_set_owner (tree_add_bytes (t, "var/log/wtmp", 0644, g_bytes_new_static ("", 0)), 0, 5);
 
   /* Identical content in several places. */
   Rng r;
@@ -1610,7 +1579,7 @@ add_misc (GenCtx *ctx)
   GString *tz = g_string_new ("TZif2");
   g_string_append_len (tz, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 15);
   for (guint i = 0; i < 96; i++)
-    g_string_append_c (tz, (char) rng_range (&r, 8));
+    g_string_append_c (tz, (char)rng_range (&r, 8));
   g_string_append (tz, "\nUTC0\n");
   gsize tzlen = tz->len;
   g_autoptr (GBytes) tzb = g_bytes_new_take (g_string_free (tz, FALSE), tzlen);
@@ -1620,9 +1589,8 @@ add_misc (GenCtx *ctx)
 
   /* A deep directory chain, as nested node_modules produce. */
   GString *deep = g_string_new ("usr/lib/node_modules");
-  static const char *const deep_names[] = { "npm", "node_modules", "cacache",
-                                            "node_modules", "ssri", "node_modules",
-                                            "minipass", "lib", "internal", "streams" };
+  static const char *const deep_names[] = { "npm",          "node_modules", "cacache", "node_modules", "ssri",
+                                            "node_modules", "minipass",     "lib",     "internal",     "streams" };
   for (guint i = 0; i < G_N_ELEMENTS (deep_names); i++)
     {
       g_string_append_printf (deep, "/%s", deep_names[i]);
@@ -1659,8 +1627,7 @@ add_xattrs (GenCtx *ctx)
   entry_set_xattr (fstab, "user.deltafetch.test", "fstab", 5);
   entry_set_xattr (fstab, "user.deltafetch.origin", "generated", 9);
   static const guint8 blob[] = { 0x00, 'd', 'f', 0x00, 0xff, 0x01, 0x7f };
-  entry_set_xattr (tree_lookup (t, "usr/sbin/sshd"), "user.deltafetch.blob", blob,
-                   sizeof blob);
+  entry_set_xattr (tree_lookup (t, "usr/sbin/sshd"), "user.deltafetch.blob", blob, sizeof blob);
 }
 
 static void
@@ -1672,8 +1639,7 @@ add_packages (GenCtx *ctx)
   for (guint i = 0; i < n; i++)
     {
       Package *pkg = g_new0 (Package, 1);
-      pkg->name = unique_name (ctx, "package", &names, package_names,
-                               G_N_ELEMENTS (package_names), i);
+      pkg->name = unique_name (ctx, "package", &names, package_names, G_N_ELEMENTS (package_names), i);
       Rng r;
       rng_initf (&r, ctx->seed, "package:%s", pkg->name);
       pkg->ver[0] = rng_between (&r, 0, 4);
@@ -1715,9 +1681,8 @@ add_locales (GenCtx *ctx)
     }
 
   static const char *const codes[][2] = {
-    { "de", "de" }, { "fr", "fr" }, { "es", "es" }, { "it", "it" },
-    { "pt_BR", "pt" }, { "pt", "pt" }, { "ja", "ja" }, { "ru", "ru" },
-    { "nl", "nl" }, { "sv", "sv" }, { "en_GB", "en" }, { "en_AU", "en" },
+    { "de", "de" }, { "fr", "fr" }, { "es", "es" }, { "it", "it" }, { "pt_BR", "pt" }, { "pt", "pt" },
+    { "ja", "ja" }, { "ru", "ru" }, { "nl", "nl" }, { "sv", "sv" }, { "en_GB", "en" }, { "en_AU", "en" },
   };
   Rng names;
   rng_init (&names, ctx->seed, "locale-names");
@@ -1750,14 +1715,12 @@ build_v1 (GenCtx *ctx)
   rng_init (&r, ctx->seed, "bin-names");
   for (guint i = 0; i < 24 * ctx->scale; i++)
     {
-      g_autofree char *name = unique_name (ctx, "bin", &r, bin_names,
-                                           G_N_ELEMENTS (bin_names), i);
+      g_autofree char *name = unique_name (ctx, "bin", &r, bin_names, G_N_ELEMENTS (bin_names), i);
       add_program (ctx, "usr/bin", name, strcmp (name, "su") == 0 ? 04755 : 0755);
     }
   for (guint i = 0; i < 8 * ctx->scale; i++)
     {
-      g_autofree char *name = unique_name (ctx, "bin", &r, sbin_names,
-                                           G_N_ELEMENTS (sbin_names), i);
+      g_autofree char *name = unique_name (ctx, "bin", &r, sbin_names, G_N_ELEMENTS (sbin_names), i);
       add_program (ctx, "usr/sbin", name, 0755);
     }
 
@@ -1766,17 +1729,14 @@ build_v1 (GenCtx *ctx)
     Rng lr;
     rng_init (&lr, ctx->seed, "ld.so");
     GString *rodata = build_rodata (ctx, "ld.so", "ld.so (Debian GLIBC 2.36-9)", 2048);
-    tree_add_elf (t, LIBDIR "/ld-linux-x86-64.so.2", 0755,
-                  elf_new (ctx, &lr, ET_DYN, 0, 40 * 1024, rodata));
-    tree_add_symlink (t, "usr/lib64/ld-linux-x86-64.so.2",
-                      "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+    tree_add_elf (t, LIBDIR "/ld-linux-x86-64.so.2", 0755, elf_new (ctx, &lr, ET_DYN, 0, 40 * 1024, rodata));
+    tree_add_symlink (t, "usr/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
   }
 
   rng_init (&r, ctx->seed, "lib-names");
   for (guint i = 0; i < 8 * ctx->scale; i++)
     {
-      g_autofree char *name = unique_name (ctx, "lib", &r, lib_names,
-                                           G_N_ELEMENTS (lib_names), i);
+      g_autofree char *name = unique_name (ctx, "lib", &r, lib_names, G_N_ELEMENTS (lib_names), i);
       if (i >= G_N_ELEMENTS (lib_names))
         {
           g_autofree char *prefixed = g_strconcat ("lib", name, NULL);
@@ -1793,8 +1753,7 @@ build_v1 (GenCtx *ctx)
     Rng kr;
     rng_init (&kr, ctx->seed, "vmlinuz");
     g_autofree char *path = g_strdup_printf ("boot/vmlinuz-%s", ctx->kver);
-    tree_add_elf (t, path, 0644,
-                  elf_new (ctx, &kr, ET_EXEC, 0x1000000, 1024 * 1024, vmlinuz_rodata (ctx)));
+    tree_add_elf (t, path, 0644, elf_new (ctx, &kr, ET_EXEC, 0x1000000, 1024 * 1024, vmlinuz_rodata (ctx)));
   }
 
   add_misc (ctx);
@@ -1847,8 +1806,7 @@ v2_programs (GenCtx *ctx)
         }
       /* "cp" is pinned unchanged and "ls" pinned changed so every seed has
        * both kinds; the rest are a coin toss. */
-      gboolean unchanged = strcmp (p->name, "cp") == 0 ||
-        (strcmp (p->name, "ls") != 0 && rng_chance (&r, 30));
+      gboolean unchanged = strcmp (p->name, "cp") == 0 || (strcmp (p->name, "ls") != 0 && rng_chance (&r, 30));
       if (unchanged)
         continue;
       if (rng_chance (&r, 50))
@@ -1971,8 +1929,7 @@ v2_etc (GenCtx *ctx)
       e->bytes = edited;
     }
   tree_remove (t, "etc/deluser.conf");
-  tree_add_text (t, "etc/sysctl.d/50-deltafetch.conf", 0644,
-                 gen_conf (ctx, "etc/sysctl.d/50-deltafetch.conf", 4, 20));
+  tree_add_text (t, "etc/sysctl.d/50-deltafetch.conf", 0644, gen_conf (ctx, "etc/sysctl.d/50-deltafetch.conf", 4, 20));
 
   /* Metadata-only changes: same bytes, new xattr value / new mode. */
   entry_set_xattr (tree_lookup (t, "etc/hostname"), "user.deltafetch.test", "host-v2", 7);
@@ -2049,7 +2006,7 @@ apply_v2 (GenCtx *ctx)
 static gint
 compare_strings (gconstpointer a, gconstpointer b)
 {
-  return strcmp (*(const char *const *) a, *(const char *const *) b);
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
 }
 
 static void
@@ -2078,7 +2035,7 @@ finalize_modules (GenCtx *ctx)
   g_ptr_array_sort (lines, compare_strings);
   GString *dep = g_string_new (NULL);
   for (guint i = 0; i < lines->len; i++)
-    g_string_append_printf (dep, "%s\n", (const char *) lines->pdata[i]);
+    g_string_append_printf (dep, "%s\n", (const char *)lines->pdata[i]);
   g_autofree char *path = g_strdup_printf ("usr/lib/modules/%s/modules.dep", ctx->kver);
   tree_add_text (ctx->tree, path, 0644, dep);
 }
@@ -2086,9 +2043,8 @@ finalize_modules (GenCtx *ctx)
 static void
 cpio_header (GString *s, const char *name, gsize size)
 {
-  g_string_append_printf (s, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%s",
-                          0u, 0100644u, 0u, 0u, 1u, 0u, (guint) size, 0u, 0u, 0u, 0u,
-                          (guint) strlen (name) + 1, 0u, name);
+  g_string_append_printf (s, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%s", 0u, 0100644u, 0u, 0u, 1u,
+                          0u, (guint)size, 0u, 0u, 0u, 0u, (guint)strlen (name) + 1, 0u, name);
   g_string_append_c (s, '\0');
 }
 
@@ -2108,11 +2064,10 @@ finalize_initrd (GenCtx *ctx, GError **error)
   g_autoptr (GString) s = g_string_new (NULL);
   g_autoptr (GString) init = g_string_new ("#!/bin/sh\n");
   for (guint i = 0; i < ctx->modules->len; i++)
-    g_string_append_printf (init, "modprobe %s\n",
-                            ((Module *) ctx->modules->pdata[i])->name);
+    g_string_append_printf (init, "modprobe %s\n", ((Module *)ctx->modules->pdata[i])->name);
   cpio_header (s, "init", init->len);
   g_string_append_len (s, init->str, init->len);
-  if (!gzip_feed (conv, out, (const guint8 *) s->str, s->len, FALSE, error))
+  if (!gzip_feed (conv, out, (const guint8 *)s->str, s->len, FALSE, error))
     return FALSE;
 
   guint8 blob[8192];
@@ -2123,9 +2078,8 @@ finalize_initrd (GenCtx *ctx, GError **error)
       g_autoptr (GBytes) bytes = elf_serialize (tree_lookup (ctx->tree, path)->elf);
       g_string_truncate (s, 0);
       cpio_header (s, path, g_bytes_get_size (bytes));
-      if (!gzip_feed (conv, out, (const guint8 *) s->str, s->len, FALSE, error) ||
-          !gzip_feed (conv, out, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes),
-                      FALSE, error))
+      if (!gzip_feed (conv, out, (const guint8 *)s->str, s->len, FALSE, error)
+          || !gzip_feed (conv, out, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes), FALSE, error))
         return FALSE;
 
       for (guint j = 0; j < sizeof blob; j += 8)
@@ -2133,13 +2087,13 @@ finalize_initrd (GenCtx *ctx, GError **error)
       g_string_truncate (s, 0);
       g_autofree char *fw = g_strdup_printf ("usr/lib/firmware/fw-%u.bin", i);
       cpio_header (s, fw, sizeof blob);
-      if (!gzip_feed (conv, out, (const guint8 *) s->str, s->len, FALSE, error) ||
-          !gzip_feed (conv, out, blob, sizeof blob, FALSE, error))
+      if (!gzip_feed (conv, out, (const guint8 *)s->str, s->len, FALSE, error)
+          || !gzip_feed (conv, out, blob, sizeof blob, FALSE, error))
         return FALSE;
     }
   g_string_truncate (s, 0);
   cpio_header (s, "TRAILER!!!", 0);
-  if (!gzip_feed (conv, out, (const guint8 *) s->str, s->len, TRUE, error))
+  if (!gzip_feed (conv, out, (const guint8 *)s->str, s->len, TRUE, error))
     return FALSE;
 
   g_autofree char *path = g_strdup_printf ("boot/initrd.img-%s", ctx->kver);
@@ -2153,8 +2107,7 @@ finalize_packages (GenCtx *ctx)
   Tree *t = ctx->tree;
   for (guint i = 0; i < G_N_ELEMENTS (license_names); i++)
     {
-      g_autofree char *path = g_strdup_printf ("usr/share/common-licenses/%s",
-                                               license_names[i]);
+      g_autofree char *path = g_strdup_printf ("usr/share/common-licenses/%s", license_names[i]);
       tree_add_text (t, path, 0644, gen_license (ctx, license_names[i]));
     }
 
@@ -2168,16 +2121,16 @@ finalize_packages (GenCtx *ctx)
       GString *cl = g_string_new (NULL);
       for (guint s = 0; s < pkg->stanzas->len; s++)
         g_string_append (cl, pkg->stanzas->pdata[s]);
-      g_autofree char *cl_path = g_strdup_printf ("usr/share/doc/%s/changelog.Debian.gz",
-                                                  pkg->name);
+      g_autofree char *cl_path = g_strdup_printf ("usr/share/doc/%s/changelog.Debian.gz", pkg->name);
       tree_add_gzip (t, cl_path, 0644, cl);
 
       GString *copyright = gen_license (ctx, pkg->license);
       if (i % 3 != 0)
         {
-          g_autofree char *hdr = g_strdup_printf (
-            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
-            "Upstream-Name: %s\n\nFiles: *\nLicense: %s\n\n", pkg->name, pkg->license);
+          g_autofree char *hdr
+              = g_strdup_printf ("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
+                                 "Upstream-Name: %s\n\nFiles: *\nLicense: %s\n\n",
+                                 pkg->name, pkg->license);
           g_string_prepend (copyright, hdr);
         }
       g_autofree char *cr_path = g_strdup_printf ("usr/share/doc/%s/copyright", pkg->name);
@@ -2190,8 +2143,8 @@ finalize_packages (GenCtx *ctx)
                               "Priority: %s\nSection: %s\nInstalled-Size: %u\n"
                               "Maintainer: Debian Maintainers <debian@example.org>\n"
                               "Architecture: amd64\nVersion: %u.%u.%u-%u\n",
-                              pkg->name, priority, section, pkg->installed_size,
-                              pkg->ver[0], pkg->ver[1], pkg->ver[2], pkg->debrev);
+                              pkg->name, priority, section, pkg->installed_size, pkg->ver[0], pkg->ver[1], pkg->ver[2],
+                              pkg->debrev);
       g_string_append (status, "Depends: libc6 (>= 2.36)");
       for (guint d = rng_range (&r, 3); d > 0; d--)
         {
@@ -2216,8 +2169,7 @@ finalize_locales (GenCtx *ctx)
       for (guint d = 0; d < ctx->domains->len; d++)
         {
           Domain *dom = ctx->domains->pdata[d];
-          g_autofree char *path = g_strdup_printf ("usr/share/locale/%s/LC_MESSAGES/%s.mo",
-                                                   loc->code, dom->name);
+          g_autofree char *path = g_strdup_printf ("usr/share/locale/%s/LC_MESSAGES/%s.mo", loc->code, dom->name);
           tree_add_bytes (ctx->tree, path, 0644, gen_mo (ctx, dom, loc));
         }
     }
@@ -2319,13 +2271,13 @@ write_large (GenCtx *ctx, int fd, const char *path, GError **error)
    * on ext4 (no per-write block allocation). Best effort only: the content
    * is identical either way. */
   if (size > 0)
-    (void) fallocate (fd, 0, 0, (off_t) size);
+    (void)fallocate (fd, 0, 0, (off_t)size);
 
   g_autofree guint8 *buf = g_malloc (LARGE_BUF);
   guint8 tmp[LARGE_BLOCK];
   for (guint64 pos = 0; pos < size; pos += LARGE_BUF)
     {
-      guint64 chunk = MIN ((guint64) LARGE_BUF, size - pos);
+      guint64 chunk = MIN ((guint64)LARGE_BUF, size - pos);
       guint64 first = pos / LARGE_BLOCK;
       for (guint64 b = 0; b * LARGE_BLOCK < chunk; b++)
         large_block (&g, 0, first + b, buf + b * LARGE_BLOCK);
@@ -2356,8 +2308,8 @@ write_large (GenCtx *ctx, int fd, const char *path, GError **error)
 static gint
 compare_entries (gconstpointer a, gconstpointer b)
 {
-  const Entry *ea = *(const Entry *const *) a;
-  const Entry *eb = *(const Entry *const *) b;
+  const Entry *ea = *(const Entry *const *)a;
+  const Entry *eb = *(const Entry *const *)b;
   return strcmp (ea->path, eb->path);
 }
 
@@ -2378,7 +2330,8 @@ apply_xattrs (GenCtx *ctx, int fd, const Entry *e, GError **error)
             {
               g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                            "Setting xattr %s on %s: the filesystem does not support "
-                           "user xattrs (use --no-xattrs)", x->name, e->path);
+                           "user xattrs (use --no-xattrs)",
+                           x->name, e->path);
               return FALSE;
             }
           errno = errsv;
@@ -2392,7 +2345,7 @@ apply_xattrs (GenCtx *ctx, int fd, const Entry *e, GError **error)
 static gboolean
 apply_owner_mode (GenCtx *ctx, int fd, const Entry *e, GError **error)
 {
-  if (ctx->owner && e->uid >= 0 && fchown (fd, (uid_t) e->uid, (gid_t) e->gid) < 0)
+  if (ctx->owner && e->uid >= 0 && fchown (fd, (uid_t)e->uid, (gid_t)e->gid) < 0)
     return set_errno_error (error, "Changing owner of", e->path);
   if (fchmod (fd, e->mode) < 0)
     return set_errno_error (error, "Changing mode of", e->path);
@@ -2469,9 +2422,8 @@ write_tree (GenCtx *ctx, int dfd, GError **error)
         case KIND_SYMLINK:
           if (symlinkat (e->target, dfd, e->path) < 0)
             return set_errno_error (error, "Creating symlink", e->path);
-          if (ctx->owner && e->uid >= 0 &&
-              fchownat (dfd, e->path, (uid_t) e->uid, (gid_t) e->gid,
-                        AT_SYMLINK_NOFOLLOW) < 0)
+          if (ctx->owner && e->uid >= 0
+              && fchownat (dfd, e->path, (uid_t)e->uid, (gid_t)e->gid, AT_SYMLINK_NOFOLLOW) < 0)
             return set_errno_error (error, "Changing owner of", e->path);
           break;
         }
@@ -2505,8 +2457,7 @@ open_outdir (const char *path, GError **error)
     {
       if (!S_ISDIR (st.st_mode))
         {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_DIRECTORY,
-                       "%s exists and is not a directory", path);
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_DIRECTORY, "%s exists and is not a directory", path);
           return -1;
         }
       g_autoptr (GDir) dir = g_dir_open (path, 0, error);
@@ -2514,8 +2465,7 @@ open_outdir (const char *path, GError **error)
         return -1;
       if (g_dir_read_name (dir) != NULL)
         {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
-                       "%s exists and is not empty", path);
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "%s exists and is not empty", path);
           return -1;
         }
     }
@@ -2545,8 +2495,8 @@ parse_u64 (const char *option, const char *str, guint64 *out, GError **error)
 {
   if (!g_ascii_string_to_unsigned (str, 10, 0, G_MAXUINT64, out, NULL))
     {
-      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   "%s expects a non-negative integer, got \"%s\"", option, str);
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s expects a non-negative integer, got \"%s\"",
+                   option, str);
       return FALSE;
     }
   return TRUE;
@@ -2570,18 +2520,13 @@ main (int argc, char **argv)
   gboolean opt_no_owner = FALSE;
   g_auto (GStrv) rest = NULL;
   GOptionEntry entries[] = {
-    { "seed", 0, 0, G_OPTION_ARG_STRING, &opt_seed,
-      "Seed for all generated data (required)", "N" },
-    { "version", 0, 0, G_OPTION_ARG_INT, &opt_version,
-      "Tree version to generate, 1 or 2 (required)", "1|2" },
-    { "scale", 0, 0, G_OPTION_ARG_INT, &opt_scale,
-      "Multiply the number of files (default 1)", "N" },
+    { "seed", 0, 0, G_OPTION_ARG_STRING, &opt_seed, "Seed for all generated data (required)", "N" },
+    { "version", 0, 0, G_OPTION_ARG_INT, &opt_version, "Tree version to generate, 1 or 2 (required)", "1|2" },
+    { "scale", 0, 0, G_OPTION_ARG_INT, &opt_scale, "Multiply the number of files (default 1)", "N" },
     { "large-file", 0, 0, G_OPTION_ARG_STRING, &opt_large,
       "Also write usr/share/images/disk.img of this size (default 0: none)", "BYTES" },
-    { "no-xattrs", 0, 0, G_OPTION_ARG_NONE, &opt_no_xattrs,
-      "Do not set extended attributes", NULL },
-    { "no-owner", 0, 0, G_OPTION_ARG_NONE, &opt_no_owner,
-      "Do not change ownership", NULL },
+    { "no-xattrs", 0, 0, G_OPTION_ARG_NONE, &opt_no_xattrs, "Do not set extended attributes", NULL },
+    { "no-owner", 0, 0, G_OPTION_ARG_NONE, &opt_no_owner, "Do not change ownership", NULL },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &rest, NULL, "OUTDIR" },
     G_OPTION_ENTRY_NULL,
   };
@@ -2601,15 +2546,14 @@ main (int argc, char **argv)
   if (opt_scale < 1 || opt_scale > 10000)
     return usage_error ("--scale must be between 1 and 10000");
   guint64 seed, large = 0;
-  if (!parse_u64 ("--seed", opt_seed, &seed, &error) ||
-      (opt_large != NULL && !parse_u64 ("--large-file", opt_large, &large, &error)))
+  if (!parse_u64 ("--seed", opt_seed, &seed, &error)
+      || (opt_large != NULL && !parse_u64 ("--large-file", opt_large, &large, &error)))
     return usage_error (error->message);
 
   /* Ownership can only be given away by root; as anyone else the files
    * simply stay ours. */
   gboolean owner = !opt_no_owner && geteuid () == 0;
-  g_autoptr (GenCtx) ctx = gen_ctx_new (seed, (guint) opt_scale, (guint) opt_version,
-                                        large, !opt_no_xattrs, owner);
+  g_autoptr (GenCtx) ctx = gen_ctx_new (seed, (guint)opt_scale, (guint)opt_version, large, !opt_no_xattrs, owner);
 
   /* Check OUTDIR before spending time on the model. */
   int dfd = open_outdir (rest[0], &error);

@@ -40,7 +40,7 @@ die (const char *fmt, ...)
 static DfSuperblock *
 load (const char *dir)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   DfSuperblock *sb = df_superblock_load (AT_FDCWD, dir, &error);
   if (sb == NULL)
     die ("%s", error->message);
@@ -51,7 +51,7 @@ static void
 save_file (const char *dir, const char *name, GBytes *bytes)
 {
   g_autofree char *path = g_build_filename (dir, name, NULL);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   if (!g_file_set_contents (path, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes), &error))
     die ("%s", error->message);
 }
@@ -59,7 +59,7 @@ save_file (const char *dir, const char *name, GBytes *bytes)
 static void
 save_superblock (const char *dir, DfSuperblock *sb)
 {
-  g_autoptr(GBytes) b = df_superblock_serialize (sb);
+  g_autoptr (GBytes) b = df_superblock_serialize (sb);
   save_file (dir, "superblock", b);
 }
 
@@ -68,9 +68,9 @@ read_payload (const char *dir, DfSuperblock *sb, guint n)
 {
   char name[16];
   g_snprintf (name, sizeof name, "%u", n);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) file = df_read_file_bounded (AT_FDCWD, g_build_filename (dir, name, NULL), DF_PART_SIZE_MAX * 2,
-                                                 G_MAXUINT64, "part", &error);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) file = df_read_file_bounded (AT_FDCWD, g_build_filename (dir, name, NULL), DF_PART_SIZE_MAX * 2,
+                                                  G_MAXUINT64, "part", &error);
   if (file == NULL)
     die ("%s", error->message);
   GBytes *payload = df_part_decode (&sb->parts[n], n, file, &error);
@@ -130,7 +130,7 @@ first_content_part (DfSuperblock *sb)
 static int
 corrupt_entry (const char *dir, gboolean want_split)
 {
-  g_autoptr(DfSuperblock) sb = load (dir);
+  g_autoptr (DfSuperblock) sb = load (dir);
   for (guint i = 0; i < sb->n_parts; i++)
     {
       DfPart *p = &sb->parts[i];
@@ -143,12 +143,12 @@ corrupt_entry (const char *dir, gboolean want_split)
           gboolean split = e->length != e->object_size && e->offset > 0;
           if (e->encoding == DF_ENCODING_RAW && e->length > 0 && (want_split ? split : e->length == e->object_size))
             {
-              g_autoptr(GBytes) payload = read_payload (dir, sb, i);
+              g_autoptr (GBytes) payload = read_payload (dir, sb, i);
               gsize len = g_bytes_get_size (payload);
               guint8 *data = g_memdup2 (g_bytes_get_data (payload, NULL), len);
               /* The body is the entry's last `length` bytes. */
               data[off + e->data_size - 1] ^= 0x01;
-              g_autoptr(GBytes) file = compress_with (data, len, TRUE);
+              g_autoptr (GBytes) file = compress_with (data, len, TRUE);
               g_free (data);
               store_part (dir, sb, i, file);
               save_superblock (dir, sb);
@@ -173,35 +173,37 @@ cmd_corrupt_object (const char *dir)
 static int
 cmd_extra_object (const char *dir)
 {
-  g_autoptr(DfSuperblock) sb = load (dir);
+  g_autoptr (DfSuperblock) sb = load (dir);
   guint n = first_content_part (sb);
   DfPart *p = &sb->parts[n];
   const char *content = "an object no commit references\n";
   gsize clen = strlen (content);
-  g_autoptr(GBytes) header = df_content_header_serialize (0, 0, 0100644, NULL, "");
-  g_auto(DfContentHeader) h = { 0 };
+  g_autoptr (GBytes) header = df_content_header_serialize (0, 0, 0100644, NULL, "");
+  g_auto (DfContentHeader) h = { 0 };
   gsize consumed;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   if (!df_content_header_parse (g_bytes_get_data (header, NULL), g_bytes_get_size (header), &h, &consumed, &error))
     die ("%s", error->message);
-  g_autoptr(GFileInfo) info = df_content_header_to_file_info (&h, clen);
-  g_autoptr(GInputStream) in = g_memory_input_stream_new_from_data (content, clen, NULL);
+  g_autoptr (GFileInfo) info = df_content_header_to_file_info (&h, clen);
+  g_autoptr (GInputStream) in = g_memory_input_stream_new_from_data (content, clen, NULL);
   g_autofree guchar *csum = NULL;
   if (!ostree_checksum_file_from_input (info, h.xattrs, in, OSTREE_OBJECT_TYPE_FILE, &csum, NULL, &error))
     die ("%s", error->message);
 
-  g_autoptr(GBytes) payload = read_payload (dir, sb, n);
+  g_autoptr (GBytes) payload = read_payload (dir, sb, n);
   GByteArray *buf = g_byte_array_new ();
   g_byte_array_append (buf, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload));
   g_byte_array_append (buf, g_bytes_get_data (header, NULL), g_bytes_get_size (header));
   g_byte_array_append (buf, (const guint8 *)content, clen);
-  DfEntry e = { .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = clen, .length = clen,
+  DfEntry e = { .objtype = OSTREE_OBJECT_TYPE_FILE,
+                .object_size = clen,
+                .length = clen,
                 .data_size = g_bytes_get_size (header) + clen };
   memcpy (e.checksum, csum, DF_SHA256_LEN);
   p->entries = g_renew (DfEntry, p->entries, p->n_entries + 1);
   p->entries[p->n_entries++] = e;
   p->uncompressed_size = buf->len;
-  g_autoptr(GBytes) file = compress_with (buf->data, buf->len, TRUE);
+  g_autoptr (GBytes) file = compress_with (buf->data, buf->len, TRUE);
   g_byte_array_unref (buf);
   store_part (dir, sb, n, file);
   save_superblock (dir, sb);
@@ -214,15 +216,15 @@ cmd_extra_object (const char *dir)
 static int
 cmd_recompress (const char *dir, guint n, gboolean grow, gboolean content_size)
 {
-  g_autoptr(DfSuperblock) sb = load (dir);
+  g_autoptr (DfSuperblock) sb = load (dir);
   if (n >= sb->n_parts)
     die ("no part %u", n);
-  g_autoptr(GBytes) payload = read_payload (dir, sb, n);
+  g_autoptr (GBytes) payload = read_payload (dir, sb, n);
   GByteArray *buf = g_byte_array_new ();
   g_byte_array_append (buf, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload));
   if (grow)
     g_byte_array_set_size (buf, buf->len + 4 * 1024 * 1024); /* zero bytes: a tiny frame, a big output */
-  g_autoptr(GBytes) file = compress_with (buf->data, buf->len, content_size);
+  g_autoptr (GBytes) file = compress_with (buf->data, buf->len, content_size);
   g_byte_array_unref (buf);
   store_part (dir, sb, n, file);
   save_superblock (dir, sb);
@@ -232,7 +234,7 @@ cmd_recompress (const char *dir, guint n, gboolean grow, gboolean content_size)
 static int
 cmd_part_sha (const char *dir, guint n)
 {
-  g_autoptr(DfSuperblock) sb = load (dir);
+  g_autoptr (DfSuperblock) sb = load (dir);
   if (n >= sb->n_parts)
     die ("no part %u", n);
   sb->parts[n].sha256[7] ^= 0x80;
@@ -243,7 +245,7 @@ cmd_part_sha (const char *dir, guint n)
 static int
 cmd_stats (const char *dir)
 {
-  g_autoptr(DfSuperblock) sb = load (dir);
+  g_autoptr (DfSuperblock) sb = load (dir);
   const char *names[] = { "metadata", "raw", "zstd-ref", "diff", "raw-first-chunk-headers" };
   GByteArray *cat[5], *streams[3] = { NULL };
   guint64 count[5] = { 0 }, length[5] = { 0 };
@@ -251,7 +253,7 @@ cmd_stats (const char *dir)
     cat[k] = g_byte_array_new ();
   for (guint i = 0; i < sb->n_parts; i++)
     {
-      g_autoptr(GBytes) payload = read_payload (dir, sb, i);
+      g_autoptr (GBytes) payload = read_payload (dir, sb, i);
       const guint8 *data = g_bytes_get_data (payload, NULL);
       guint64 off = 0;
       for (guint j = 0; j < sb->parts[i].n_entries; j++)

@@ -47,25 +47,25 @@ main (int argc, char **argv)
   int skip = -1;
   if (argc > 5 && g_str_has_prefix (argv[5], "--skip-part="))
     skip = atoi (argv[5] + strlen ("--skip-part="));
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GFile) path = g_file_new_for_path (argv[1]);
-  g_autoptr(OstreeRepo) repo = ostree_repo_new (path);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GFile) path = g_file_new_for_path (argv[1]);
+  g_autoptr (OstreeRepo) repo = ostree_repo_new (path);
   if (!ostree_repo_open (repo, NULL, &error))
     return fprintf (stderr, "%s\n", error->message), 8;
   int dfd = open (argv[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DfSuperblock *sb = df_superblock_load (dfd, ".", &error);
   if (sb == NULL)
     return fprintf (stderr, "%s\n", error->message), df_error_exit_code (error);
-  g_autoptr(DfApplyOptions) opts = df_apply_options_new ();
+  g_autoptr (DfApplyOptions) opts = df_apply_options_new ();
   df_apply_options_set_commit (opts, argv[3]);
   df_apply_options_set_ref (opts, "os");
-  g_autoptr(DfApplySession) s = df_apply_session_new (repo, sb, opts, NULL, &error);
+  g_autoptr (DfApplySession) s = df_apply_session_new (repo, sb, opts, NULL, &error);
   if (s == NULL)
     return fprintf (stderr, "%s\n", error->message), df_error_exit_code (error);
 
   /* Content parts first, shuffled; metadata parts last, shuffled. */
   const DfSuperblock *d = df_apply_session_get_superblock (s);
-  g_autoptr(GRand) rand = g_rand_new_with_seed (atoi (argv[4]));
+  g_autoptr (GRand) rand = g_rand_new_with_seed (atoi (argv[4]));
   g_autofree guint *order = g_new (guint, d->n_parts ? d->n_parts : 1);
   guint n = 0;
   for (int kind = DF_PART_KIND_CONTENT; kind <= DF_PART_KIND_METADATA; kind++)

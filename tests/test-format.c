@@ -11,13 +11,13 @@ sample_superblock (void)
 {
   DfSuperblock *sb = df_superblock_new ();
   /* A minimal valid commit object: its checksum becomes "to". */
-  g_autoptr(GVariant) commit = g_variant_ref_sink (g_variant_new (
+  g_autoptr (GVariant) commit = g_variant_ref_sink (g_variant_new (
       "(@a{sv}@ay@a(say)sst@ay@ay)", g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0),
-      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, "", 0, 1), g_variant_new_array (G_VARIANT_TYPE ("(say)"), NULL, 0),
-      "subject", "body", GUINT64_TO_BE (1700000000),
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, "", 0, 1),
+      g_variant_new_array (G_VARIANT_TYPE ("(say)"), NULL, 0), "subject", "body", GUINT64_TO_BE (1700000000),
       g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, (guint8[32]){ 1 }, 32, 1),
       g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, (guint8[32]){ 2 }, 32, 1)));
-  g_autoptr(GVariant) normal = g_variant_get_normal_form (commit);
+  g_autoptr (GVariant) normal = g_variant_get_normal_form (commit);
   sb->commit = g_variant_get_data_as_bytes (normal);
   df_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), sb->to);
   df_hex (sb->to, sb->to_hex);
@@ -38,9 +38,16 @@ sample_superblock (void)
   p->kind = DF_PART_KIND_CONTENT;
   p->n_entries = 3;
   p->entries = g_new0 (DfEntry, 3);
-  p->entries[0] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 100, .offset = 0, .length = 60, .data_size = 80 };
-  p->entries[1] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 100, .offset = 60, .length = 40,
-                             .data_size = 30, .encoding = DF_ENCODING_DIFF, .has_source = TRUE, .src_length = 64 };
+  p->entries[0]
+      = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 100, .offset = 0, .length = 60, .data_size = 80 };
+  p->entries[1] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE,
+                             .object_size = 100,
+                             .offset = 60,
+                             .length = 40,
+                             .data_size = 30,
+                             .encoding = DF_ENCODING_DIFF,
+                             .has_source = TRUE,
+                             .src_length = 64 };
   p->entries[0].checksum[0] = p->entries[1].checksum[0] = 0xbb;
   p->entries[1].source[0] = 0xcc;
   p->entries[2] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 5, .length = 5, .data_size = 20 };
@@ -53,26 +60,26 @@ sample_superblock (void)
 static void
 test_superblock_roundtrip (void)
 {
-  g_autoptr(DfSuperblock) sb = sample_superblock ();
-  g_autoptr(GBytes) bytes = df_superblock_serialize (sb);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(DfSuperblock) back = df_superblock_parse (bytes, &error);
+  g_autoptr (DfSuperblock) sb = sample_superblock ();
+  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DfSuperblock) back = df_superblock_parse (bytes, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (back->to_hex, ==, sb->to_hex);
   g_assert_false (back->has_from);
   g_assert_cmpuint (back->n_parts, ==, 2);
   g_assert_cmpuint (back->parts[1].n_entries, ==, 3);
   g_assert_cmpmem (&back->parts[1].entries[1], sizeof (DfEntry), &sb->parts[1].entries[1], sizeof (DfEntry));
-  g_autoptr(GBytes) again = df_superblock_serialize (back);
+  g_autoptr (GBytes) again = df_superblock_serialize (back);
   g_assert_true (g_bytes_equal (bytes, again));
 }
 
 static void
 expect_invalid (DfSuperblock *sb, const char *what)
 {
-  g_autoptr(GBytes) bytes = df_superblock_serialize (sb);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(DfSuperblock) back = df_superblock_parse (bytes, &error);
+  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DfSuperblock) back = df_superblock_parse (bytes, &error);
   g_assert_null (back);
   g_assert_nonnull (error);
   if (!g_error_matches (error, DF_ERROR, DF_ERROR_INVALID_DELTA))
@@ -146,14 +153,21 @@ test_superblock_invalid (void)
     const char *what;
     void (*mutate) (DfSuperblock *);
   } cases[] = {
-    { "gap", mut_gap },       { "overlap", mut_overlap },   { "repeat", mut_repeat },
-    { "past end", mut_past_end }, { "sum", mut_sum },       { "kind", mut_kind },
-    { "encoding", mut_encoding }, { "no source", mut_no_source }, { "window", mut_window },
-    { "huge part", mut_huge_part }, { "compressed", mut_compressed },
+    { "gap", mut_gap },
+    { "overlap", mut_overlap },
+    { "repeat", mut_repeat },
+    { "past end", mut_past_end },
+    { "sum", mut_sum },
+    { "kind", mut_kind },
+    { "encoding", mut_encoding },
+    { "no source", mut_no_source },
+    { "window", mut_window },
+    { "huge part", mut_huge_part },
+    { "compressed", mut_compressed },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_autoptr(DfSuperblock) sb = sample_superblock ();
+      g_autoptr (DfSuperblock) sb = sample_superblock ();
       cases[i].mutate (sb);
       expect_invalid (sb, cases[i].what);
     }
@@ -164,16 +178,16 @@ test_superblock_invalid (void)
 static void
 test_superblock_mangled (void)
 {
-  g_autoptr(DfSuperblock) sb = sample_superblock ();
-  g_autoptr(GBytes) bytes = df_superblock_serialize (sb);
+  g_autoptr (DfSuperblock) sb = sample_superblock ();
+  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
   gsize len;
   const guint8 *data = g_bytes_get_data (bytes, &len);
   guint refused = 0;
   for (gsize cut = 0; cut < len; cut++)
     {
-      g_autoptr(GBytes) b = g_bytes_new (data, cut);
-      g_autoptr(GError) error = NULL;
-      g_autoptr(DfSuperblock) back = df_superblock_parse (b, &error);
+      g_autoptr (GBytes) b = g_bytes_new (data, cut);
+      g_autoptr (GError) error = NULL;
+      g_autoptr (DfSuperblock) back = df_superblock_parse (b, &error);
       g_assert_null (back);
       g_assert_nonnull (error);
       refused++;
@@ -183,9 +197,9 @@ test_superblock_mangled (void)
     for (guint bit = 0; bit < 8; bit += 3)
       {
         copy[i] ^= 1 << bit;
-        g_autoptr(GBytes) b = g_bytes_new (copy, len);
-        g_autoptr(GError) error = NULL;
-        g_autoptr(DfSuperblock) back = df_superblock_parse (b, &error);
+        g_autoptr (GBytes) b = g_bytes_new (copy, len);
+        g_autoptr (GError) error = NULL;
+        g_autoptr (DfSuperblock) back = df_superblock_parse (b, &error);
         g_assert_true ((back == NULL) == (error != NULL));
         refused += back == NULL;
         copy[i] ^= 1 << bit;
@@ -196,10 +210,10 @@ test_superblock_mangled (void)
 static void
 test_content_header (void)
 {
-  g_autoptr(GBytes) h = df_content_header_serialize (0, 0, 0100644, NULL, "");
-  g_auto(DfContentHeader) out = { 0 };
+  g_autoptr (GBytes) h = df_content_header_serialize (0, 0, 0100644, NULL, "");
+  g_auto (DfContentHeader) out = { 0 };
   gsize consumed = 0;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   g_assert_true (df_content_header_parse (g_bytes_get_data (h, NULL), g_bytes_get_size (h), &out, &consumed, &error));
   g_assert_cmpuint (consumed, ==, g_bytes_get_size (h));
   g_assert_cmpuint (out.mode, ==, 0100644);
@@ -208,18 +222,19 @@ test_content_header (void)
   {
     guint32 mode;
     const char *target;
-  } bad[] = { { 0020644, "" }, { 0060644, "" }, { 0120777, "" }, { 0100644, "target" }, { 0140755, "" }, { 0300644, "" } };
+  } bad[]
+      = { { 0020644, "" }, { 0060644, "" }, { 0120777, "" }, { 0100644, "target" }, { 0140755, "" }, { 0300644, "" } };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
-      g_autoptr(GBytes) b = df_content_header_serialize (0, 0, bad[i].mode, NULL, bad[i].target);
-      g_auto(DfContentHeader) o = { 0 };
-      g_autoptr(GError) e = NULL;
+      g_autoptr (GBytes) b = df_content_header_serialize (0, 0, bad[i].mode, NULL, bad[i].target);
+      g_auto (DfContentHeader) o = { 0 };
+      g_autoptr (GError) e = NULL;
       g_assert_false (df_content_header_parse (g_bytes_get_data (b, NULL), g_bytes_get_size (b), &o, &consumed, &e));
       g_assert_error (e, DF_ERROR, DF_ERROR_INVALID_DELTA);
     }
   /* A length field pointing past the data. */
   guint8 lying[8] = { 0xff, 0xff, 0, 0, 1, 2, 3, 4 };
-  g_auto(DfContentHeader) o2 = { 0 };
+  g_auto (DfContentHeader) o2 = { 0 };
   g_clear_error (&error);
   g_assert_false (df_content_header_parse (lying, sizeof lying, &o2, &consumed, &error));
 }
@@ -248,10 +263,10 @@ test_diff_roundtrip (void)
   g_byte_array_append (nw, old + 100000, 100000);
   for (gsize i = 0; i < nw->len; i += 997)
     nw->data[i] += 3;
-  g_autoptr(GBytes) diff = df_bsdiff (old, olen, nw->data, nw->len);
+  g_autoptr (GBytes) diff = df_bsdiff (old, olen, nw->data, nw->len);
   g_assert_nonnull (diff);
   g_autofree guint8 *out = g_malloc (nw->len);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   g_assert_true (df_bspatch (old, olen, g_bytes_get_data (diff, NULL), g_bytes_get_size (diff), out, nw->len, &error));
   g_assert_cmpmem (out, nw->len, nw->data, nw->len);
   /* A diff of related data is mostly zeros: it must compress far better
@@ -260,11 +275,11 @@ test_diff_roundtrip (void)
   g_autofree guint8 *c = g_malloc (cap);
   gsize craw = ZSTD_compress (c, cap, nw->data, nw->len, 3);
   gsize cdiff = ZSTD_compress (c, cap, g_bytes_get_data (diff, NULL), g_bytes_get_size (diff), 3);
-  g_test_message ("raw %zu → %zu compressed, diff %zu → %zu compressed", (gsize)nw->len, craw,
-                  g_bytes_get_size (diff), cdiff);
+  g_test_message ("raw %zu → %zu compressed, diff %zu → %zu compressed", (gsize)nw->len, craw, g_bytes_get_size (diff),
+                  cdiff);
   g_assert_cmpuint (cdiff * 4, <, craw);
   /* Empty old and empty new. */
-  g_autoptr(GBytes) d2 = df_bsdiff (NULL, 0, nw->data, 100);
+  g_autoptr (GBytes) d2 = df_bsdiff (NULL, 0, nw->data, 100);
   g_assert_true (df_bspatch (NULL, 0, g_bytes_get_data (d2, NULL), g_bytes_get_size (d2), out, 100, &error));
   g_assert_cmpmem (out, 100, nw->data, 100);
   g_byte_array_unref (nw);
@@ -305,8 +320,8 @@ test_diff_hostile (void)
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_autoptr(GBytes) d = make_diff (cases[i].add, cases[i].copy, cases[i].seek, cases[i].body);
-      g_autoptr(GError) error = NULL;
+      g_autoptr (GBytes) d = make_diff (cases[i].add, cases[i].copy, cases[i].seek, cases[i].body);
+      g_autoptr (GError) error = NULL;
       g_assert_false (df_bspatch (old, sizeof old, g_bytes_get_data (d, NULL), g_bytes_get_size (d), out,
                                   cases[i].out_len, &error));
       g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
@@ -314,7 +329,7 @@ test_diff_hostile (void)
     }
   /* A control count larger than the body can hold. */
   guint8 many[8] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0 };
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   g_assert_false (df_bspatch (old, sizeof old, many, sizeof many, out, 4, &error));
   /* A negative old position is refused before it is used. */
   GByteArray *b = g_byte_array_new ();
@@ -344,7 +359,7 @@ test_pairing (void)
   g_assert_cmpstr (k2, !=, k1);
   g_autofree char *k3 = df_pairing_version_key ("/usr/lib/libfoo.so.1.2.3");
   g_assert_cmpstr (k3, ==, "/usr/lib/libfoo.so.#.#.#");
-  g_autoptr(DfPairing) p = df_pairing_new ();
+  g_autoptr (DfPairing) p = df_pairing_new ();
   df_pairing_add_old (p, "/usr/lib/modules/6.1.0-50-amd64/kernel/foo2.ko", "X");
   df_pairing_add_old (p, "/usr/lib/modules/6.1.0-50-amd64/kernel/foo.ko", "A");
   df_pairing_add_old (p, "/usr/lib/libfoo.so.1.2.3", "B");

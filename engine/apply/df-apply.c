@@ -86,8 +86,8 @@ struct _DfApplySession
   GCancellable *cancellable;
 
   /* Trust walk */
-  GHashTable *delta_meta; /* "hex.type" → GBytes */
-  GHashTable *reached;    /* "hex.type" of every object of the commit */
+  GHashTable *delta_meta;   /* "hex.type" → GBytes */
+  GHashTable *reached;      /* "hex.type" of every object of the commit */
   GPtrArray *meta_to_write; /* MetaWrite*: verified, referenced, not yet written */
 
   /* Content workers, under lock */
@@ -106,8 +106,8 @@ struct _DfApplySession
   GThreadPool *pool;
   guint meta_parts, meta_received;
   gboolean walk_done;
-  GPtrArray *queued;  /* PartTask* of content parts that arrived before the walk */
-  guint8 *received;   /* per part */
+  GPtrArray *queued; /* PartTask* of content parts that arrived before the walk */
+  guint8 *received;  /* per part */
   DfApplyResult result;
   char *state_dir;
   gboolean in_txn;
@@ -153,8 +153,8 @@ static GBytes *
 read_part (Apply *a, guint i, int dfd, const char *name, GError **error)
 {
   g_autofree char *what = g_strdup_printf ("part %u", i);
-  g_autoptr(GBytes) file = df_read_file_bounded (dfd, name, DF_PART_SIZE_MAX + DF_MIB,
-                                                 a->sb->parts[i].compressed_size, what, error);
+  g_autoptr (GBytes) file
+      = df_read_file_bounded (dfd, name, DF_PART_SIZE_MAX + DF_MIB, a->sb->parts[i].compressed_size, what, error);
   if (file == NULL)
     return NULL;
   return df_part_decode (&a->sb->parts[i], i, file, error);
@@ -173,7 +173,8 @@ add_metadata_objects (Apply *a, guint i, GBytes *payload)
       const DfEntry *e = &p->entries[j];
       char hex[65];
       df_hex (e->checksum, hex);
-      g_hash_table_insert (a->delta_meta, obj_key (hex, e->objtype), g_bytes_new_from_bytes (payload, off, e->data_size));
+      g_hash_table_insert (a->delta_meta, obj_key (hex, e->objtype),
+                           g_bytes_new_from_bytes (payload, off, e->data_size));
       off += e->data_size;
     }
   a->progress.parts_done++;
@@ -206,9 +207,9 @@ reach_metadata (Apply *a, OstreeObjectType type, const guint8 *csum, GError **er
                     ostree_object_type_to_string (type), hex);
           return NULL;
         }
-      g_autoptr(GVariant) v = g_variant_ref_sink (
-          g_variant_new_from_bytes (ostree_metadata_variant_type (type), data, FALSE));
-      g_autoptr(GError) local = NULL;
+      g_autoptr (GVariant) v
+          = g_variant_ref_sink (g_variant_new_from_bytes (ostree_metadata_variant_type (type), data, FALSE));
+      g_autoptr (GError) local = NULL;
       gboolean ok = g_variant_is_normal_form (v)
                     && (type == OSTREE_OBJECT_TYPE_DIR_TREE ? ostree_validate_structureof_dirtree (v, &local)
                                                             : ostree_validate_structureof_dirmeta (v, &local));
@@ -241,8 +242,8 @@ reach_metadata (Apply *a, OstreeObjectType type, const guint8 *csum, GError **er
       g_hash_table_add (a->reached, g_steal_pointer (&key));
       return g_steal_pointer (&v);
     }
-  g_autoptr(GVariant) v = NULL;
-  g_autoptr(GError) local = NULL;
+  g_autoptr (GVariant) v = NULL;
+  g_autoptr (GError) local = NULL;
   if (!ostree_repo_load_variant_if_exists (a->repo, type, hex, &v, &local) || v == NULL)
     {
       df_throw (error, DF_ERROR_MISSING_BASE, "%s %s is neither in the delta nor in the repository",
@@ -261,22 +262,22 @@ walk_tree (Apply *a, const guint8 *tree, const guint8 *meta, guint depth, GError
   char thex[65];
   df_hex (tree, thex);
   g_autofree char *tkey = obj_key (thex, OSTREE_OBJECT_TYPE_DIR_TREE);
-  g_autoptr(GVariant) mv = reach_metadata (a, OSTREE_OBJECT_TYPE_DIR_META, meta, error);
+  g_autoptr (GVariant) mv = reach_metadata (a, OSTREE_OBJECT_TYPE_DIR_META, meta, error);
   if (mv == NULL)
     return FALSE;
   /* A subtree shared by several directories is walked once. */
   if (g_hash_table_contains (a->reached, tkey))
     return TRUE;
-  g_autoptr(GVariant) tv = reach_metadata (a, OSTREE_OBJECT_TYPE_DIR_TREE, tree, error);
+  g_autoptr (GVariant) tv = reach_metadata (a, OSTREE_OBJECT_TYPE_DIR_TREE, tree, error);
   if (tv == NULL)
     return FALSE;
-  g_autoptr(GVariant) files = g_variant_get_child_value (tv, 0);
-  g_autoptr(GVariant) dirs = g_variant_get_child_value (tv, 1);
+  g_autoptr (GVariant) files = g_variant_get_child_value (tv, 0);
+  g_autoptr (GVariant) dirs = g_variant_get_child_value (tv, 1);
   gsize n = g_variant_n_children (files);
   for (gsize i = 0; i < n; i++)
     {
       const char *name;
-      g_autoptr(GVariant) c = NULL;
+      g_autoptr (GVariant) c = NULL;
       g_variant_get_child (files, i, "(&s@ay)", &name, &c);
       if (!valid_name (name) || g_variant_get_size (c) != DF_SHA256_LEN)
         return df_throw (error, DF_ERROR_INVALID_DELTA, "dirtree %s holds an invalid file entry", thex);
@@ -288,7 +289,7 @@ walk_tree (Apply *a, const guint8 *tree, const guint8 *meta, guint depth, GError
   for (gsize i = 0; i < n; i++)
     {
       const char *name;
-      g_autoptr(GVariant) t = NULL, m = NULL;
+      g_autoptr (GVariant) t = NULL, m = NULL;
       g_variant_get_child (dirs, i, "(&s@ay@ay)", &name, &t, &m);
       if (!valid_name (name) || g_variant_get_size (t) != DF_SHA256_LEN || g_variant_get_size (m) != DF_SHA256_LEN)
         return df_throw (error, DF_ERROR_INVALID_DELTA, "dirtree %s holds an invalid directory entry", thex);
@@ -304,10 +305,10 @@ walk_tree (Apply *a, const guint8 *tree, const guint8 *meta, guint depth, GError
 static gboolean
 trust_walk (Apply *a, GError **error)
 {
-  g_autoptr(GVariant) commit = g_variant_ref_sink (
-      g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, a->sb->commit, FALSE));
-  g_autoptr(GVariant) tree = g_variant_get_child_value (commit, 6);
-  g_autoptr(GVariant) meta = g_variant_get_child_value (commit, 7);
+  g_autoptr (GVariant) commit
+      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, a->sb->commit, FALSE));
+  g_autoptr (GVariant) tree = g_variant_get_child_value (commit, 6);
+  g_autoptr (GVariant) meta = g_variant_get_child_value (commit, 7);
   if (g_variant_get_size (tree) != DF_SHA256_LEN || g_variant_get_size (meta) != DF_SHA256_LEN)
     return df_throw (error, DF_ERROR_INVALID_DELTA, "commit %s has a malformed root", a->sb->to_hex);
   if (!walk_tree (a, g_variant_get_data (tree), g_variant_get_data (meta), 0, error))
@@ -334,8 +335,9 @@ trust_walk (Apply *a, GError **error)
         df_hex (e->checksum, hex);
         g_autofree char *k = obj_key (hex, OSTREE_OBJECT_TYPE_FILE);
         if (!g_hash_table_contains (a->reached, k))
-          return df_throw (error, DF_ERROR_UNTRUSTED, "part %u: file %s is not referenced by commit %s; refusing the delta",
-                           i, hex, a->sb->to_hex);
+          return df_throw (error, DF_ERROR_UNTRUSTED,
+                           "part %u: file %s is not referenced by commit %s; refusing the delta", i, hex,
+                           a->sb->to_hex);
         if (e->has_source)
           {
             char shex[65];
@@ -360,7 +362,7 @@ typedef struct
 {
   Apply *a;
   guint index;
-  int dfd;    /* owned; -1 for the metadata task */
+  int dfd; /* owned; -1 for the metadata task */
   char *name;
 } PartTask;
 
@@ -390,11 +392,11 @@ apply_part (Apply *a, PartTask *t, GError **error)
 {
   guint index = t->index;
   const DfPart *p = &a->sb->parts[index];
-  g_autoptr(GBytes) payload = read_part (a, index, t->dfd, t->name, error);
+  g_autoptr (GBytes) payload = read_part (a, index, t->dfd, t->name, error);
   if (payload == NULL)
     return FALSE;
   const guint8 *data = g_bytes_get_data (payload, NULL);
-  g_autoptr(DfWriteBatch) batch = df_write_batch_new ();
+  g_autoptr (DfWriteBatch) batch = df_write_batch_new ();
   guint64 off = 0;
   for (guint j = 0; j < p->n_entries; j++)
     {
@@ -481,7 +483,7 @@ part_satisfied (Apply *a, guint i)
 static void
 register_splits (Apply *a)
 {
-  g_autoptr(GHashTable) chunks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr (GHashTable) chunks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   for (guint i = 0; i < a->sb->n_parts; i++)
     for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
       {
@@ -558,7 +560,7 @@ walk_and_release (Apply *a, GError **error)
     }
   g_mutex_lock (&a->lock);
   a->walk_done = TRUE;
-  g_autoptr(GPtrArray) queued = g_steal_pointer (&a->queued);
+  g_autoptr (GPtrArray) queued = g_steal_pointer (&a->queued);
   a->queued = g_ptr_array_new ();
   g_mutex_unlock (&a->lock);
   for (guint i = 0; i < queued->len; i++)
@@ -594,12 +596,12 @@ check_complete (Apply *a, GError **error)
 static gboolean
 finish_commit (Apply *a, GError **error)
 {
-  g_autoptr(GVariant) commit = g_variant_ref_sink (
-      g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, a->sb->commit, FALSE));
+  g_autoptr (GVariant) commit
+      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, a->sb->commit, FALSE));
   if (g_bytes_get_size (a->sb->commitmeta) > 0)
     {
-      g_autoptr(GVariant) meta = g_variant_ref_sink (
-          g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), a->sb->commitmeta, FALSE));
+      g_autoptr (GVariant) meta
+          = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), a->sb->commitmeta, FALSE));
       if (!ostree_repo_write_commit_detached_metadata (a->repo, a->sb->to_hex, meta, a->cancellable, error))
         return FALSE;
     }
@@ -626,7 +628,7 @@ DfApplySession *
 df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptions *opts, GCancellable *cancellable,
                       GError **error)
 {
-  g_autoptr(DfSuperblock) sb = sb_in;
+  g_autoptr (DfSuperblock) sb = sb_in;
   guint8 want[DF_SHA256_LEN];
   if (opts->commit && !df_parse_checksum (opts->commit, want, error))
     return NULL;
@@ -639,7 +641,8 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
    * produces the commit the caller trusts. */
   if (opts->commit && memcmp (want, sb->to, DF_SHA256_LEN) != 0)
     {
-      df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", sb->to_hex, opts->commit);
+      df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", sb->to_hex,
+                opts->commit);
       return NULL;
     }
   if (sb->has_from)
@@ -669,8 +672,9 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   if (need > usable || meta_total > usable)
     {
       df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                "the delta needs %" G_GUINT64_FORMAT " MiB per worker, more than the memory budget of %" G_GUINT64_FORMAT
-                " MiB allows", (MAX (need, meta_total) + DF_APPLY_RESERVE) / DF_MIB, opts->memory / DF_MIB);
+                "the delta needs %" G_GUINT64_FORMAT
+                " MiB per worker, more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
+                (MAX (need, meta_total) + DF_APPLY_RESERVE) / DF_MIB, opts->memory / DF_MIB);
       return NULL;
     }
   guint workers = opts->jobs ? opts->jobs : df_ncpus ();
@@ -756,7 +760,7 @@ df_apply_session_add_part (DfApplySession *a, guint index, int dfd, const char *
     return TRUE;
   if (a->sb->parts[index].kind == DF_PART_KIND_METADATA)
     {
-      g_autoptr(GBytes) payload = read_part (a, index, dfd, name, error);
+      g_autoptr (GBytes) payload = read_part (a, index, dfd, name, error);
       if (payload == NULL)
         return FALSE;
       add_metadata_objects (a, index, payload);
@@ -905,7 +909,7 @@ gboolean
 df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in, DfApplyResult *result_out,
           GCancellable *cancellable, GError **error)
 {
-  g_autoptr(DfApplyOptions) defaults = opts_in ? NULL : df_apply_options_new ();
+  g_autoptr (DfApplyOptions) defaults = opts_in ? NULL : df_apply_options_new ();
   const DfApplyOptions *opts = opts_in ? opts_in : defaults;
   if (result_out)
     memset (result_out, 0, sizeof *result_out);
@@ -917,7 +921,7 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
   DfSuperblock *sb = df_superblock_load (delta_dfd, ".", error);
   if (sb == NULL)
     return FALSE;
-  g_autoptr(DfApplySession) s = df_apply_session_new (repo, sb, opts, cancellable, error);
+  g_autoptr (DfApplySession) s = df_apply_session_new (repo, sb, opts, cancellable, error);
   if (s == NULL)
     return FALSE;
   /* Offline, every part is at hand: hand them over in file order (the

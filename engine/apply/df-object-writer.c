@@ -67,8 +67,8 @@ marker_name (const char *hex, guint64 offset)
 }
 
 void
-df_object_writer_expect_split (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN], guint64 size,
-                               guint n_chunks, guint n_done)
+df_object_writer_expect_split (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN], guint64 size, guint n_chunks,
+                               guint n_done)
 {
   char hex[65];
   df_hex (checksum, hex);
@@ -116,13 +116,13 @@ classify_write_error (GError **error, const char *what)
 }
 
 gboolean
-df_object_writer_metadata (DfObjectWriter *w, OstreeObjectType type, const guint8 checksum[DF_SHA256_LEN],
-                           GBytes *data, GCancellable *c, GError **error)
+df_object_writer_metadata (DfObjectWriter *w, OstreeObjectType type, const guint8 checksum[DF_SHA256_LEN], GBytes *data,
+                           GCancellable *c, GError **error)
 {
   char hex[65];
   df_hex (checksum, hex);
-  g_autoptr(GVariant) v = g_variant_ref_sink (
-      g_variant_new_from_bytes (ostree_metadata_variant_type (type), data, FALSE));
+  g_autoptr (GVariant) v
+      = g_variant_ref_sink (g_variant_new_from_bytes (ostree_metadata_variant_type (type), data, FALSE));
   g_autofree guchar *out = NULL;
   if (!ostree_repo_write_metadata (w->repo, type, hex, v, &out, c, error))
     {
@@ -144,9 +144,9 @@ df_object_writer_metadata (DfObjectWriter *w, OstreeObjectType type, const guint
 static void
 checksum_header (DfSha256 *h, const DfContentHeader *hdr)
 {
-  g_autoptr(GVariant) v = g_variant_ref_sink (g_variant_new (
-      "(uuuus@a(ayay))", GUINT32_TO_BE (hdr->uid), GUINT32_TO_BE (hdr->gid), GUINT32_TO_BE (hdr->mode), 0,
-      hdr->symlink_target, hdr->xattrs));
+  g_autoptr (GVariant) v
+      = g_variant_ref_sink (g_variant_new ("(uuuus@a(ayay))", GUINT32_TO_BE (hdr->uid), GUINT32_TO_BE (hdr->gid),
+                                           GUINT32_TO_BE (hdr->mode), 0, hdr->symlink_target, hdr->xattrs));
   guint32 len_be = GUINT32_TO_BE ((guint32)g_variant_get_size (v));
   static const guint8 pad[4] = { 0 };
   df_sha256_init (h);
@@ -163,8 +163,8 @@ static gboolean
 write_content (DfObjectWriter *w, const char *hex, const DfContentHeader *h, GInputStream *body, guint64 size,
                gboolean verified, GCancellable *c, GError **error)
 {
-  g_autoptr(GFileInfo) info = df_content_header_to_file_info (h, size);
-  g_autoptr(GInputStream) stream = NULL;
+  g_autoptr (GFileInfo) info = df_content_header_to_file_info (h, size);
+  g_autoptr (GInputStream) stream = NULL;
   guint64 len = 0;
   if (!ostree_raw_file_to_content_stream (body, info, h->xattrs, &stream, &len, c, error))
     return FALSE;
@@ -202,7 +202,7 @@ write_content_bytes (DfObjectWriter *w, const char *hex, const DfContentHeader *
   checksum_header (&sha, h);
   df_sha256_update (&sha, data, len);
   gboolean ok = checksum_matches (&sha, hex);
-  g_autoptr(GInputStream) in = g_memory_input_stream_new_from_data (data, len, NULL);
+  g_autoptr (GInputStream) in = g_memory_input_stream_new_from_data (data, len, NULL);
   return write_content (w, hex, h, in, len, ok, c, error);
 }
 
@@ -213,9 +213,9 @@ read_source_window (OstreeRepo *repo, const guint8 csum[DF_SHA256_LEN], guint64 
 {
   char hex[65];
   df_hex (csum, hex);
-  g_autoptr(GInputStream) in = NULL;
-  g_autoptr(GFileInfo) info = NULL;
-  g_autoptr(GError) local = NULL;
+  g_autoptr (GInputStream) in = NULL;
+  g_autoptr (GFileInfo) info = NULL;
+  g_autoptr (GError) local = NULL;
   if (!ostree_repo_load_file (repo, hex, &in, &info, NULL, c, &local))
     return df_throw (error, DF_ERROR_MISSING_BASE, "source object %s is not in the repository", hex);
   if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR)
@@ -223,8 +223,8 @@ read_source_window (OstreeRepo *repo, const guint8 csum[DF_SHA256_LEN], guint64 
   guint64 size = g_file_info_get_size (info);
   if (off > size || len > size - off)
     return df_throw (error, DF_ERROR_INVALID_DELTA,
-                     "source window %" G_GUINT64_FORMAT "+%zu lies outside object %s (%" G_GUINT64_FORMAT " bytes)", off,
-                     len, hex, size);
+                     "source window %" G_GUINT64_FORMAT "+%zu lies outside object %s (%" G_GUINT64_FORMAT " bytes)",
+                     off, len, hex, size);
   /* Bare repositories hand out the object file itself: read the window in
    * place. Archive objects are compressed streams and must be read through. */
   if (G_IS_UNIX_INPUT_STREAM (in))
@@ -289,7 +289,7 @@ decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize pa
     ok = df_bspatch (src, slen, patch, patch_len, out, e->length, error);
   else if (ok)
     {
-      g_autoptr(ZSTD_DCtx) d = ZSTD_createDCtx ();
+      g_autoptr (ZSTD_DCtx) d = ZSTD_createDCtx ();
       ZSTD_DCtx_setParameter (d, ZSTD_d_windowLogMax, 30);
       size_t r = ZSTD_DCtx_refPrefix (d, src, slen);
       if (!ZSTD_isError (r))
@@ -403,10 +403,11 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
 {
   g_autofree char *hname = g_strdup_printf ("%s.header", hex);
   g_autofree char *dname = g_strdup_printf ("%s.data", hex);
-  g_autoptr(GBytes) hbytes = df_read_file_bounded (w->state_dfd, hname, DF_HEADER_MAX + 4, G_MAXUINT64, "staged header", error);
+  g_autoptr (GBytes) hbytes
+      = df_read_file_bounded (w->state_dfd, hname, DF_HEADER_MAX + 4, G_MAXUINT64, "staged header", error);
   if (hbytes == NULL)
     return FALSE;
-  g_auto(DfContentHeader) h = { 0 };
+  g_auto (DfContentHeader) h = { 0 };
   gsize consumed;
   if (!df_content_header_parse (g_bytes_get_data (hbytes, NULL), g_bytes_get_size (hbytes), &h, &consumed, error))
     return FALSE;
@@ -436,8 +437,8 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
       off += n;
     }
   gboolean verified = checksum_matches (&sha, hex);
-  g_autoptr(GInputStream) in = g_unix_input_stream_new (fd, TRUE);
-  g_autoptr(GInputStream) buffered = g_buffered_input_stream_new_sized (in, DF_COPY_BUFFER);
+  g_autoptr (GInputStream) in = g_unix_input_stream_new (fd, TRUE);
+  g_autoptr (GInputStream) buffered = g_buffered_input_stream_new_sized (in, DF_COPY_BUFFER);
   if (!write_content (w, hex, &h, buffered, size, verified, c, error))
     {
       /* Bytes that do not verify must not be trusted by a later run: drop
@@ -453,12 +454,12 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
 }
 
 gboolean
-df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data, DfWriteBatch *batch,
-                        GCancellable *c, GError **error)
+df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data, DfWriteBatch *batch, GCancellable *c,
+                        GError **error)
 {
   char hex[65];
   df_hex (e->checksum, hex);
-  g_auto(DfContentHeader) h = { 0 };
+  g_auto (DfContentHeader) h = { 0 };
   gsize hlen = 0;
   if (e->offset == 0 && !df_content_header_parse (data, e->data_size, &h, &hlen, error))
     return FALSE;
@@ -477,7 +478,7 @@ df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data,
     return df_throw (error, DF_ERROR_INVALID_DELTA, "raw data of %zu bytes, the entry declares %" G_GUINT64_FORMAT,
                      body_len, e->length);
   /* The decoded buffer is released on every path out. */
-  g_autoptr(GBytes) decoded_owner = decoded ? df_big_bytes (decoded, e->length) : NULL;
+  g_autoptr (GBytes) decoded_owner = decoded ? df_big_bytes (decoded, e->length) : NULL;
   if (e->offset == 0 && S_ISLNK (h.mode) && e->object_size != 0)
     return df_throw (error, DF_ERROR_INVALID_DELTA, "symlink with content bytes");
 
@@ -522,7 +523,7 @@ df_object_writer_commit_batch (DfObjectWriter *w, DfWriteBatch *b, GCancellable 
     }
   /* Data first, then markers: a marker that survives a crash always has
    * its bytes on disk; a lost marker only costs re-applying the chunk. */
-  g_autoptr(GPtrArray) complete = g_ptr_array_new ();
+  g_autoptr (GPtrArray) complete = g_ptr_array_new ();
   for (guint i = 0; i < b->markers->len; i++)
     {
       int mfd = openat (w->state_dfd, b->markers->pdata[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-G_DEFINE_QUARK (deltafetch-error-quark, df_error)
+G_DEFINE_QUARK (deltafetch - error - quark, df_error)
 
 int
 df_error_exit_code (const GError *error)
@@ -85,8 +85,8 @@ df_error_normalize (GError **error, const char *prefix)
                      || strstr (e->message, g_strerror (EDQUOT)) != NULL;
   if (nospace)
     {
-      GError *n = g_error_new (DF_ERROR, DF_ERROR_NO_SPACE, "%s%s%s", prefix ? prefix : "",
-                               prefix ? ": " : "", e->message);
+      GError *n
+          = g_error_new (DF_ERROR, DF_ERROR_NO_SPACE, "%s%s%s", prefix ? prefix : "", prefix ? ": " : "", e->message);
       g_error_free (e);
       *error = n;
     }
@@ -141,15 +141,13 @@ gboolean
 df_parse_checksum (const char *hex, guint8 out[DF_SHA256_LEN], GError **error)
 {
   if (hex == NULL || !ostree_validate_checksum_string (hex, NULL))
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "not a SHA-256 checksum: '%s'",
-                     hex ? hex : "(null)");
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "not a SHA-256 checksum: '%s'", hex ? hex : "(null)");
   ostree_checksum_inplace_to_bytes (hex, out);
   return TRUE;
 }
 
 GBytes *
-df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, const char *what,
-                      GError **error)
+df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, const char *what, GError **error)
 {
   int fd = openat (dfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0)
@@ -178,15 +176,13 @@ df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, 
   if (expected != G_MAXUINT64 && size != expected)
     {
       df_throw (error, DF_ERROR_INVALID_DELTA,
-                "%s has %" G_GUINT64_FORMAT " bytes, the superblock declares %" G_GUINT64_FORMAT,
-                what, size, expected);
+                "%s has %" G_GUINT64_FORMAT " bytes, the superblock declares %" G_GUINT64_FORMAT, what, size, expected);
       return NULL;
     }
   if (size > max)
     {
       df_throw (error, DF_ERROR_INVALID_DELTA,
-                "%s has %" G_GUINT64_FORMAT " bytes, more than the limit of %" G_GUINT64_FORMAT,
-                what, size, max);
+                "%s has %" G_GUINT64_FORMAT " bytes, more than the limit of %" G_GUINT64_FORMAT, what, size, max);
       return NULL;
     }
   /* Read one byte more than expected so a file that grows under us is
@@ -252,7 +248,7 @@ gboolean
 df_mkdir_p_at (int dfd, const char *path, GError **error)
 {
   g_autofree char *copy = g_strdup (path);
-  for (char *p = copy + 1; ; p++)
+  for (char *p = copy + 1;; p++)
     {
       gboolean end = *p == '\0';
       if (*p == '/' || end)

@@ -58,8 +58,8 @@ gboolean df_parse_checksum (const char *hex, guint8 out[DF_SHA256_LEN], GError *
 
 /* Reads a whole file that must be at most @max bytes, exactly @expected bytes
  * when @expected is not G_MAXUINT64. Errors name @what. */
-GBytes *df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected,
-                              const char *what, GError **error);
+GBytes *df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, const char *what,
+                              GError **error);
 
 /* Writes @len bytes fully, or fails with errno mapped as df_throw_errno. */
 gboolean df_write_all (int fd, const void *buf, gsize len, const char *what, GError **error);

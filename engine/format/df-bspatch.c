@@ -37,7 +37,8 @@ df_bspatch (const guint8 *old, gsize old_len, const guint8 *diff, gsize diff_len
   guint64 body = diff_len - 4 - n * DF_DIFF_CONTROL_SIZE;
   if (add_total + copy_total != body || add_total + copy_total != out_len)
     BAD ("controls produce %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " bytes from a %" G_GUINT64_FORMAT
-         "-byte body for a %zu-byte result", add_total, copy_total, body, out_len);
+         "-byte body for a %zu-byte result",
+         add_total, copy_total, body, out_len);
   const guint8 *add = ctl + n * DF_DIFF_CONTROL_SIZE;
   const guint8 *copy = add + add_total;
   gint64 oldpos = 0;

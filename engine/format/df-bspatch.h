@@ -13,5 +13,5 @@
  * @old (@old_len bytes). Every length and position is checked before use;
  * a body that does not decode to exactly @out_len bytes using all of its add
  * and copy bytes is refused. */
-gboolean df_bspatch (const guint8 *old, gsize old_len, const guint8 *diff, gsize diff_len, guint8 *out,
-                     gsize out_len, GError **error);
+gboolean df_bspatch (const guint8 *old, gsize old_len, const guint8 *diff, gsize diff_len, guint8 *out, gsize out_len,
+                     GError **error);

@@ -13,7 +13,7 @@ struct _DfDeltaInfo
 DfDeltaInfo *
 df_delta_info_load (const char *delta_dir, GError **error)
 {
-  g_autoptr(DfSuperblock) sb = df_superblock_load (AT_FDCWD, delta_dir, error);
+  g_autoptr (DfSuperblock) sb = df_superblock_load (AT_FDCWD, delta_dir, error);
   if (sb == NULL)
     return NULL;
   DfDeltaInfo *info = g_new0 (DfDeltaInfo, 1);

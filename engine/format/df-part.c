@@ -5,7 +5,7 @@
 GBytes *
 df_part_compress (const guint8 *payload, gsize len, int level, GError **error)
 {
-  g_autoptr(ZSTD_CCtx) cctx = ZSTD_createCCtx ();
+  g_autoptr (ZSTD_CCtx) cctx = ZSTD_createCCtx ();
   /* The window never needs to exceed the part, and apply refuses windows
    * above DF_PART_WINDOW_LOG_MAX; content size and no zstd checksum (the
    * part's SHA-256 covers it). */
@@ -39,9 +39,8 @@ df_part_decode (const DfPart *part, guint index, GBytes *file, GError **error)
   const guint8 *data = g_bytes_get_data (file, &size);
   if (size != part->compressed_size)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA,
-                "part %u: %zu bytes, the superblock declares %" G_GUINT64_FORMAT, index, size,
-                part->compressed_size);
+      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: %zu bytes, the superblock declares %" G_GUINT64_FORMAT, index,
+                size, part->compressed_size);
       return NULL;
     }
   guint8 actual[DF_SHA256_LEN];
@@ -65,9 +64,8 @@ df_part_decode (const DfPart *part, guint index, GBytes *file, GError **error)
     }
   if (fh.frameContentSize != part->uncompressed_size)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA,
-                "part %u: frame declares %llu bytes, the superblock %" G_GUINT64_FORMAT, index,
-                (unsigned long long)fh.frameContentSize, part->uncompressed_size);
+      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: frame declares %llu bytes, the superblock %" G_GUINT64_FORMAT,
+                index, (unsigned long long)fh.frameContentSize, part->uncompressed_size);
       return NULL;
     }
   if (fh.windowSize > ((guint64)1 << DF_PART_WINDOW_LOG_MAX))
@@ -81,7 +79,7 @@ df_part_decode (const DfPart *part, guint index, GBytes *file, GError **error)
       df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: not exactly one zstd frame", index);
       return NULL;
     }
-  g_autoptr(ZSTD_DCtx) dctx = ZSTD_createDCtx ();
+  g_autoptr (ZSTD_DCtx) dctx = ZSTD_createDCtx ();
   ZSTD_DCtx_setParameter (dctx, ZSTD_d_windowLogMax, DF_PART_WINDOW_LOG_MAX);
   gsize usize = part->uncompressed_size;
   guint8 *out = df_big_alloc (usize);
@@ -108,14 +106,14 @@ df_content_header_clear (DfContentHeader *h)
 }
 
 GBytes *
-df_content_header_serialize (guint32 uid, guint32 gid, guint32 mode, GVariant *xattrs,
-                             const char *symlink_target)
+df_content_header_serialize (guint32 uid, guint32 gid, guint32 mode, GVariant *xattrs, const char *symlink_target)
 {
-  g_autoptr(GVariant) x = xattrs ? g_variant_ref (xattrs) : g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("(ayay)"), NULL, 0));
-  g_autoptr(GVariant) v = g_variant_ref_sink (g_variant_new ("(uuu@a(ayay)s)", GUINT32_TO_LE (uid), GUINT32_TO_LE (gid),
-                                                             GUINT32_TO_LE (mode), x,
-                                                             symlink_target ? symlink_target : ""));
-  g_autoptr(GVariant) normal = g_variant_get_normal_form (v);
+  g_autoptr (GVariant) x
+      = xattrs ? g_variant_ref (xattrs) : g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("(ayay)"), NULL, 0));
+  g_autoptr (GVariant) v
+      = g_variant_ref_sink (g_variant_new ("(uuu@a(ayay)s)", GUINT32_TO_LE (uid), GUINT32_TO_LE (gid),
+                                           GUINT32_TO_LE (mode), x, symlink_target ? symlink_target : ""));
+  g_autoptr (GVariant) normal = g_variant_get_normal_form (v);
   gsize n = g_variant_get_size (normal);
   guint8 *buf = g_malloc (4 + n);
   guint32 len_le = GUINT32_TO_LE ((guint32)n);
@@ -125,8 +123,7 @@ df_content_header_serialize (guint32 uid, guint32 gid, guint32 mode, GVariant *x
 }
 
 gboolean
-df_content_header_parse (const guint8 *data, gsize len, DfContentHeader *out, gsize *consumed,
-                         GError **error)
+df_content_header_parse (const guint8 *data, gsize len, DfContentHeader *out, gsize *consumed, GError **error)
 {
   if (len < 4)
     return df_throw (error, DF_ERROR_INVALID_DELTA, "content header truncated");
@@ -135,8 +132,9 @@ df_content_header_parse (const guint8 *data, gsize len, DfContentHeader *out, gs
   hlen = GUINT32_FROM_LE (hlen);
   if (hlen > DF_HEADER_MAX || hlen > len - 4)
     return df_throw (error, DF_ERROR_INVALID_DELTA, "content header of %u bytes does not fit", hlen);
-  g_autoptr(GBytes) b = g_bytes_new (data + 4, hlen);
-  g_autoptr(GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_CONTENT_HEADER_TYPE), b, FALSE));
+  g_autoptr (GBytes) b = g_bytes_new (data + 4, hlen);
+  g_autoptr (GVariant) v
+      = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_CONTENT_HEADER_TYPE), b, FALSE));
   if (!g_variant_is_normal_form (v))
     return df_throw (error, DF_ERROR_INVALID_DELTA, "content header is not a normal-form GVariant");
   guint32 uid, gid, mode;

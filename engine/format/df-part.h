@@ -17,7 +17,7 @@ GBytes *df_part_decode (const DfPart *part, guint index, GBytes *file, GError **
 typedef struct
 {
   guint32 uid, gid, mode;
-  GVariant *xattrs; /* a(ayay) */
+  GVariant *xattrs;     /* a(ayay) */
   char *symlink_target; /* "" for regular files */
 } DfContentHeader;
 
@@ -32,8 +32,7 @@ GBytes *df_content_header_serialize (guint32 uid, guint32 gid, guint32 mode, GVa
 /* Parses a header at the start of @data (@len bytes available); on success
  * *@consumed is the header's full size. Validates the mode: regular files
  * and symlinks only, symlink iff a target is given. */
-gboolean df_content_header_parse (const guint8 *data, gsize len, DfContentHeader *out,
-                                  gsize *consumed, GError **error);
+gboolean df_content_header_parse (const guint8 *data, gsize len, DfContentHeader *out, gsize *consumed, GError **error);
 
 /* A GFileInfo suitable for ostree_raw_file_to_content_stream(). */
 GFileInfo *df_content_header_to_file_info (const DfContentHeader *h, guint64 size);

@@ -41,17 +41,14 @@ df_superblock_serialize (const DfSuperblock *sb)
       for (guint j = 0; j < p->n_entries; j++)
         {
           const DfEntry *e = &p->entries[j];
-          g_variant_builder_add (&entries, "(y@ayy@aytttttt)", e->objtype,
-                                 bytes_variant (e->checksum, DF_SHA256_LEN), e->encoding,
-                                 bytes_variant (e->source, e->has_source ? DF_SHA256_LEN : 0),
-                                 GUINT64_TO_LE (e->object_size), GUINT64_TO_LE (e->offset),
-                                 GUINT64_TO_LE (e->length), GUINT64_TO_LE (e->data_size),
-                                 GUINT64_TO_LE (e->src_offset), GUINT64_TO_LE (e->src_length));
+          g_variant_builder_add (&entries, "(y@ayy@aytttttt)", e->objtype, bytes_variant (e->checksum, DF_SHA256_LEN),
+                                 e->encoding, bytes_variant (e->source, e->has_source ? DF_SHA256_LEN : 0),
+                                 GUINT64_TO_LE (e->object_size), GUINT64_TO_LE (e->offset), GUINT64_TO_LE (e->length),
+                                 GUINT64_TO_LE (e->data_size), GUINT64_TO_LE (e->src_offset),
+                                 GUINT64_TO_LE (e->src_length));
         }
-      g_variant_builder_add (&parts, "(@aytty@a" DF_ENTRY_TYPE ")",
-                             bytes_variant (p->sha256, DF_SHA256_LEN),
-                             GUINT64_TO_LE (p->compressed_size),
-                             GUINT64_TO_LE (p->uncompressed_size), p->kind,
+      g_variant_builder_add (&parts, "(@aytty@a" DF_ENTRY_TYPE ")", bytes_variant (p->sha256, DF_SHA256_LEN),
+                             GUINT64_TO_LE (p->compressed_size), GUINT64_TO_LE (p->uncompressed_size), p->kind,
                              g_variant_builder_end (&entries));
     }
   GVariant *meta = sb->metadata ? sb->metadata : g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0);
@@ -60,14 +57,14 @@ df_superblock_serialize (const DfSuperblock *sb)
   const guint8 *mdata = sb->commitmeta ? g_bytes_get_data (sb->commitmeta, &mlen) : NULL;
   if (mdata == NULL)
     mlen = 0;
-  g_autoptr(GVariant) body = g_variant_ref_sink (g_variant_new (
-      "(@a{sv}@ay@ay@ay@ay@a(ayttya" DF_ENTRY_TYPE "))", meta,
-      bytes_variant (sb->from, sb->has_from ? DF_SHA256_LEN : 0), bytes_variant (sb->to, DF_SHA256_LEN),
-      bytes_variant (cdata, clen), bytes_variant (mdata, mlen), g_variant_builder_end (&parts)));
+  g_autoptr (GVariant) body = g_variant_ref_sink (
+      g_variant_new ("(@a{sv}@ay@ay@ay@ay@a(ayttya" DF_ENTRY_TYPE "))", meta,
+                     bytes_variant (sb->from, sb->has_from ? DF_SHA256_LEN : 0), bytes_variant (sb->to, DF_SHA256_LEN),
+                     bytes_variant (cdata, clen), bytes_variant (mdata, mlen), g_variant_builder_end (&parts)));
   /* GVariant serializes in host order; the file is little-endian. The
    * integers above were swapped to LE by value already on big-endian hosts,
    * which is what g_variant_byteswap would do; keep the body as built. */
-  g_autoptr(GVariant) normal = g_variant_get_normal_form (body);
+  g_autoptr (GVariant) normal = g_variant_get_normal_form (body);
   gsize blen = g_variant_get_size (normal);
   GByteArray *out = g_byte_array_sized_new (DF_SUPERBLOCK_HEADER_LEN + blen);
   guint32 version = GUINT32_TO_LE (DF_FORMAT_VERSION), reserved = 0;
@@ -90,8 +87,8 @@ df_entry_describe (const DfEntry *e)
 }
 
 static gboolean
-get_checksum (GVariant *v, gboolean optional, guint8 out[DF_SHA256_LEN], gboolean *present,
-              const char *what, GError **error)
+get_checksum (GVariant *v, gboolean optional, guint8 out[DF_SHA256_LEN], gboolean *present, const char *what,
+              GError **error)
 {
   gsize n = 0;
   const guint8 *d = g_variant_get_fixed_array (v, &n, 1);
@@ -112,11 +109,10 @@ get_checksum (GVariant *v, gboolean optional, guint8 out[DF_SHA256_LEN], gboolea
 static gboolean
 parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, GError **error)
 {
-  g_autoptr(GVariant) csum = NULL, src = NULL;
+  g_autoptr (GVariant) csum = NULL, src = NULL;
   guint8 objtype, encoding;
   guint64 osize, off, len, dsize, soff, slen;
-  g_variant_get (ev, "(y@ayy@aytttttt)", &objtype, &csum, &encoding, &src, &osize, &off, &len, &dsize,
-                 &soff, &slen);
+  g_variant_get (ev, "(y@ayy@aytttttt)", &objtype, &csum, &encoding, &src, &osize, &off, &len, &dsize, &soff, &slen);
   e->objtype = objtype;
   e->encoding = encoding;
   e->object_size = GUINT64_FROM_LE (osize);
@@ -131,8 +127,7 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
       || !get_checksum (src, TRUE, e->source, &e->has_source, "source checksum", error))
     return (g_prefix_error (error, "%s: ", where), FALSE);
 
-#define BAD(fmt, ...)                                                                              \
-  return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %s: " fmt, where, ##__VA_ARGS__)
+#define BAD(fmt, ...) return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %s: " fmt, where, ##__VA_ARGS__)
 
   if (e->encoding > DF_ENCODING_LAST)
     BAD ("unknown encoding %u", e->encoding);
@@ -144,8 +139,8 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
       if (!df_add_u64 (e->src_offset, e->src_length, &end))
         BAD ("source window overflows");
       if (e->src_length > DF_SOURCE_WINDOW_MAX)
-        BAD ("source window of %" G_GUINT64_FORMAT " bytes exceeds %" G_GUINT64_FORMAT,
-             e->src_length, (guint64)DF_SOURCE_WINDOW_MAX);
+        BAD ("source window of %" G_GUINT64_FORMAT " bytes exceeds %" G_GUINT64_FORMAT, e->src_length,
+             (guint64)DF_SOURCE_WINDOW_MAX);
       if (e->length == 0)
         BAD ("empty patch");
     }
@@ -156,8 +151,7 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
     {
       if (objtype != OSTREE_OBJECT_TYPE_DIR_TREE && objtype != OSTREE_OBJECT_TYPE_DIR_META)
         BAD ("object type %u in a metadata part", objtype);
-      if (e->encoding != DF_ENCODING_RAW || e->offset != 0 || e->length != e->object_size
-          || e->data_size != e->length)
+      if (e->encoding != DF_ENCODING_RAW || e->offset != 0 || e->length != e->object_size || e->data_size != e->length)
         BAD ("metadata entry is not stored whole and raw");
       if (e->object_size > DF_METADATA_OBJECT_MAX)
         BAD ("metadata object of %" G_GUINT64_FORMAT " bytes", e->object_size);
@@ -168,20 +162,19 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
         BAD ("object type %u in a content part", objtype);
       guint64 end;
       if (!df_add_u64 (e->offset, e->length, &end) || end > e->object_size)
-        BAD ("bytes %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " lie outside the object's %" G_GUINT64_FORMAT,
-             e->offset, e->length, e->object_size);
+        BAD ("bytes %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " lie outside the object's %" G_GUINT64_FORMAT, e->offset,
+             e->length, e->object_size);
       if (e->length == 0 && e->object_size != 0)
         BAD ("empty chunk of a non-empty object");
       if (e->length > DF_PART_SIZE_MAX)
-        BAD ("chunk of %" G_GUINT64_FORMAT " bytes exceeds %" G_GUINT64_FORMAT, e->length,
-             (guint64)DF_PART_SIZE_MAX);
+        BAD ("chunk of %" G_GUINT64_FORMAT " bytes exceeds %" G_GUINT64_FORMAT, e->length, (guint64)DF_PART_SIZE_MAX);
       /* A raw chunk carries its bytes verbatim, after the header in the
        * first chunk; the exact header length is checked in the part. */
       if (e->encoding == DF_ENCODING_RAW)
         {
           if (e->offset == 0 ? e->data_size < e->length + 4 : e->data_size != e->length)
-            BAD ("raw chunk data size %" G_GUINT64_FORMAT " does not fit length %" G_GUINT64_FORMAT,
-                 e->data_size, e->length);
+            BAD ("raw chunk data size %" G_GUINT64_FORMAT " does not fit length %" G_GUINT64_FORMAT, e->data_size,
+                 e->length);
         }
       else if (e->offset == 0 && e->data_size < 4)
         BAD ("first chunk without a header");
@@ -290,9 +283,9 @@ df_superblock_parse (GBytes *bytes, GError **error)
       return NULL;
     }
 
-  g_autoptr(GBytes) body_bytes = g_bytes_new_from_bytes (bytes, DF_SUPERBLOCK_HEADER_LEN, blen);
-  g_autoptr(GVariant) body = g_variant_ref_sink (
-      g_variant_new_from_bytes (G_VARIANT_TYPE (DF_SUPERBLOCK_BODY_TYPE), body_bytes, FALSE));
+  g_autoptr (GBytes) body_bytes = g_bytes_new_from_bytes (bytes, DF_SUPERBLOCK_HEADER_LEN, blen);
+  g_autoptr (GVariant) body
+      = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_SUPERBLOCK_BODY_TYPE), body_bytes, FALSE));
   /* Non-normal serializations would let two different files mean the same
    * thing and hide data in padding; refuse them. */
   if (!g_variant_is_normal_form (body))
@@ -301,13 +294,13 @@ df_superblock_parse (GBytes *bytes, GError **error)
       return NULL;
     }
 
-  g_autoptr(DfSuperblock) sb = df_superblock_new ();
+  g_autoptr (DfSuperblock) sb = df_superblock_new ();
   sb->version = version;
   sb->file_size = size;
   df_sha256 (data, size, sb->file_sha256);
-  g_autoptr(GVariant) from = NULL, to = NULL, commit = NULL, commitmeta = NULL, parts = NULL;
-  g_variant_get (body, "(@a{sv}@ay@ay@ay@ay@a(ayttya" DF_ENTRY_TYPE "))", &sb->metadata, &from, &to,
-                 &commit, &commitmeta, &parts);
+  g_autoptr (GVariant) from = NULL, to = NULL, commit = NULL, commitmeta = NULL, parts = NULL;
+  g_variant_get (body, "(@a{sv}@ay@ay@ay@ay@a(ayttya" DF_ENTRY_TYPE "))", &sb->metadata, &from, &to, &commit,
+                 &commitmeta, &parts);
   if (!get_checksum (from, TRUE, sb->from, &sb->has_from, "from checksum", error)
       || !get_checksum (to, FALSE, sb->to, NULL, "to checksum", error))
     return NULL;
@@ -322,12 +315,12 @@ df_superblock_parse (GBytes *bytes, GError **error)
     {
       char hex[65];
       df_hex (actual, hex);
-      df_throw (error, DF_ERROR_CORRUPT, "superblock: the commit object hashes to %s, not to the declared %s",
-                hex, sb->to_hex);
+      df_throw (error, DF_ERROR_CORRUPT, "superblock: the commit object hashes to %s, not to the declared %s", hex,
+                sb->to_hex);
       return NULL;
     }
-  g_autoptr(GVariant) commitv = g_variant_ref_sink (
-      g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, sb->commit, FALSE));
+  g_autoptr (GVariant) commitv
+      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, sb->commit, FALSE));
   if (!g_variant_is_normal_form (commitv) || !ostree_validate_structureof_commit (commitv, error))
     {
       g_clear_error (error);
@@ -337,8 +330,8 @@ df_superblock_parse (GBytes *bytes, GError **error)
   sb->commitmeta = g_variant_get_data_as_bytes (commitmeta);
   if (g_bytes_get_size (sb->commitmeta) > 0)
     {
-      g_autoptr(GVariant) mv = g_variant_ref_sink (
-          g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), sb->commitmeta, FALSE));
+      g_autoptr (GVariant) mv
+          = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), sb->commitmeta, FALSE));
       if (!g_variant_is_normal_form (mv))
         {
           df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: detached commit metadata is malformed");
@@ -349,8 +342,7 @@ df_superblock_parse (GBytes *bytes, GError **error)
   gsize n_parts = g_variant_n_children (parts);
   if (n_parts > DF_PARTS_MAX)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %zu parts exceed the limit of %u", n_parts,
-                DF_PARTS_MAX);
+      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %zu parts exceed the limit of %u", n_parts, DF_PARTS_MAX);
       return NULL;
     }
   sb->parts = g_new0 (DfPart, n_parts);
@@ -359,8 +351,8 @@ df_superblock_parse (GBytes *bytes, GError **error)
   for (guint i = 0; i < n_parts; i++)
     {
       DfPart *p = &sb->parts[i];
-      g_autoptr(GVariant) pv = g_variant_get_child_value (parts, i);
-      g_autoptr(GVariant) sha = NULL, entries = NULL;
+      g_autoptr (GVariant) pv = g_variant_get_child_value (parts, i);
+      g_autoptr (GVariant) sha = NULL, entries = NULL;
       guint64 csize, usize;
       g_variant_get (pv, "(@aytty@a" DF_ENTRY_TYPE ")", &sha, &csize, &usize, &p->kind, &entries);
       p->compressed_size = GUINT64_FROM_LE (csize);
@@ -372,8 +364,8 @@ df_superblock_parse (GBytes *bytes, GError **error)
           df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has unknown kind %u", i, p->kind);
           return NULL;
         }
-      if (p->uncompressed_size == 0 || p->uncompressed_size > DF_PART_SIZE_MAX
-          || p->compressed_size == 0 || p->compressed_size > ZSTD_compressBound (p->uncompressed_size))
+      if (p->uncompressed_size == 0 || p->uncompressed_size > DF_PART_SIZE_MAX || p->compressed_size == 0
+          || p->compressed_size > ZSTD_compressBound (p->uncompressed_size))
         {
           df_throw (error, DF_ERROR_INVALID_DELTA,
                     "superblock: part %u declares %" G_GUINT64_FORMAT " bytes compressed, %" G_GUINT64_FORMAT
@@ -394,7 +386,7 @@ df_superblock_parse (GBytes *bytes, GError **error)
       guint64 sum = 0;
       for (guint j = 0; j < n; j++)
         {
-          g_autoptr(GVariant) ev = g_variant_get_child_value (entries, j);
+          g_autoptr (GVariant) ev = g_variant_get_child_value (entries, j);
           if (!parse_entry (ev, i, j, p->kind, &p->entries[j], error))
             return NULL;
           if (!df_add_u64 (sum, p->entries[j].data_size, &sum))
@@ -403,7 +395,8 @@ df_superblock_parse (GBytes *bytes, GError **error)
       if (sum != p->uncompressed_size)
         {
           df_throw (error, DF_ERROR_INVALID_DELTA,
-                    "superblock: part %u entries add up to %" G_GUINT64_FORMAT " bytes, the part declares %" G_GUINT64_FORMAT,
+                    "superblock: part %u entries add up to %" G_GUINT64_FORMAT
+                    " bytes, the part declares %" G_GUINT64_FORMAT,
                     i, sum, p->uncompressed_size);
           return NULL;
         }
@@ -427,7 +420,7 @@ DfSuperblock *
 df_superblock_load (int dfd, const char *dir, GError **error)
 {
   g_autofree char *path = g_build_filename (dir, "superblock", NULL);
-  g_autoptr(GBytes) bytes = df_read_file_bounded (dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
+  g_autoptr (GBytes) bytes = df_read_file_bounded (dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
   if (bytes == NULL)
     return NULL;
   return df_superblock_parse (bytes, error);

@@ -125,9 +125,9 @@ file_ref_free (FileRef *f)
 typedef struct
 {
   OstreeRepo *repo;
-  GHashTable *seen;     /* "csum.type" of every object reached */
-  GPtrArray *metadata;  /* ObjKey*, pre-order, first occurrence */
-  GPtrArray *files;     /* FileRef*, pre-order, every path */
+  GHashTable *seen;    /* "csum.type" of every object reached */
+  GPtrArray *metadata; /* ObjKey*, pre-order, first occurrence */
+  GPtrArray *files;    /* FileRef*, pre-order, every path */
 } Walk;
 
 static gboolean
@@ -154,11 +154,11 @@ walk_dir (Walk *w, const char *path, const char *tree, const char *meta, guint d
             tree_new = TRUE;
         }
     }
-  g_autoptr(GVariant) dirtree = NULL;
+  g_autoptr (GVariant) dirtree = NULL;
   if (!ostree_repo_load_variant (w->repo, OSTREE_OBJECT_TYPE_DIR_TREE, tree, &dirtree, error))
     return FALSE;
-  g_autoptr(GVariant) files = g_variant_get_child_value (dirtree, 0);
-  g_autoptr(GVariant) dirs = g_variant_get_child_value (dirtree, 1);
+  g_autoptr (GVariant) files = g_variant_get_child_value (dirtree, 0);
+  g_autoptr (GVariant) dirs = g_variant_get_child_value (dirtree, 1);
   /* Identical subtrees share one dirtree; paths still matter for pairing
    * so files are listed for every occurrence, but a tree seen before adds
    * no new objects. */
@@ -167,7 +167,7 @@ walk_dir (Walk *w, const char *path, const char *tree, const char *meta, guint d
   for (gsize i = 0; i < n; i++)
     {
       const char *name;
-      g_autoptr(GVariant) csum = NULL;
+      g_autoptr (GVariant) csum = NULL;
       g_variant_get_child (files, i, "(&s@ay)", &name, &csum);
       FileRef *f = g_new0 (FileRef, 1);
       f->path = g_build_filename (path, name, NULL);
@@ -180,7 +180,7 @@ walk_dir (Walk *w, const char *path, const char *tree, const char *meta, guint d
   for (gsize i = 0; i < n; i++)
     {
       const char *name;
-      g_autoptr(GVariant) tcsum = NULL, mcsum = NULL;
+      g_autoptr (GVariant) tcsum = NULL, mcsum = NULL;
       g_variant_get_child (dirs, i, "(&s@ay@ay)", &name, &tcsum, &mcsum);
       char t[65], m[65];
       ostree_checksum_inplace_from_bytes (ostree_checksum_bytes_peek (tcsum), t);
@@ -207,11 +207,11 @@ walk_commit (OstreeRepo *repo, const char *commit, GVariant **out_commit, Walk *
   w->seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   w->metadata = g_ptr_array_new_with_free_func (g_free);
   w->files = g_ptr_array_new_with_free_func ((GDestroyNotify)file_ref_free);
-  g_autoptr(GVariant) cv = NULL;
+  g_autoptr (GVariant) cv = NULL;
   if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &cv, error))
     return FALSE;
-  g_autoptr(GVariant) tree = g_variant_get_child_value (cv, 6);
-  g_autoptr(GVariant) meta = g_variant_get_child_value (cv, 7);
+  g_autoptr (GVariant) tree = g_variant_get_child_value (cv, 6);
+  g_autoptr (GVariant) meta = g_variant_get_child_value (cv, 7);
   char t[65], m[65];
   ostree_checksum_inplace_from_bytes (ostree_checksum_bytes_peek (tree), t);
   ostree_checksum_inplace_from_bytes (ostree_checksum_bytes_peek (meta), m);
@@ -394,7 +394,7 @@ encode_against (const guint8 *data, gsize len, const guint8 *src, gsize src_len,
 {
   gsize est_raw = quick_size (data, len);
   *incompressible = len >= DF_INCOMPRESSIBLE_MIN && est_raw * 100 >= len * DF_INCOMPRESSIBLE_PERCENT;
-  g_autoptr(GBytes) diff = df_bsdiff (src, src_len, data, len);
+  g_autoptr (GBytes) diff = df_bsdiff (src, src_len, data, len);
   gsize est_diff = diff ? quick_size (g_bytes_get_data (diff, NULL), g_bytes_get_size (diff)) : G_MAXSIZE;
 
   if (est_diff < est_raw)
@@ -427,13 +427,13 @@ encode_item (Item *it, GError **error)
 {
   Generator *g = it->gen;
   GCancellable *c = g->cancellable;
-  g_autoptr(GInputStream) in = NULL;
-  g_autoptr(GFileInfo) info = NULL;
-  g_autoptr(GVariant) xattrs = NULL;
+  g_autoptr (GInputStream) in = NULL;
+  g_autoptr (GFileInfo) info = NULL;
+  g_autoptr (GVariant) xattrs = NULL;
   if (!ostree_repo_load_file (g->repo, it->csum, &in, &info, &xattrs, c, error))
     return FALSE;
   const char *target = it->is_symlink ? g_file_info_get_symlink_target (info) : "";
-  g_autoptr(GBytes) header = df_content_header_serialize (
+  g_autoptr (GBytes) header = df_content_header_serialize (
       g_file_info_get_attribute_uint32 (info, "unix::uid"), g_file_info_get_attribute_uint32 (info, "unix::gid"),
       g_file_info_get_attribute_uint32 (info, "unix::mode"), xattrs, target);
   if (g_bytes_get_size (header) > DF_HEADER_MAX)
@@ -454,7 +454,7 @@ encode_item (Item *it, GError **error)
 
   SeqReader rd, src_rd = { 0 };
   seq_reader_init (&rd, in, MIN (it->size, (guint64)DF_CHUNK_SIZE));
-  g_autoptr(GInputStream) src_in = NULL;
+  g_autoptr (GInputStream) src_in = NULL;
   gboolean ok = TRUE, has_source = it->source[0] != '\0';
   if (has_source)
     {
@@ -483,7 +483,7 @@ encode_item (Item *it, GError **error)
       e->entry = base;
       e->entry.offset = off;
       e->entry.length = len;
-      g_autoptr(GBytes) patch = NULL;
+      g_autoptr (GBytes) patch = NULL;
       if (has_source)
         {
           /* The old bytes most likely to match sit at the same relative
@@ -571,7 +571,7 @@ compress_worker (gpointer data, gpointer user_data)
   GError *local = NULL;
   if (!gen_failed (g))
     {
-      g_autoptr(GBytes) file = df_part_compress (job->payload->data, job->payload->len, job->level, &local);
+      g_autoptr (GBytes) file = df_part_compress (job->payload->data, job->payload->len, job->level, &local);
       if (file)
         {
           char name[16];
@@ -751,12 +751,12 @@ update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock
   if (!df_mkdir_p_at (repo_dfd, "deltafetch/v1/indexes", error))
     return FALSE;
   g_autofree char *path = g_strdup_printf ("deltafetch/v1/indexes/%s.index", to);
-  g_autoptr(GTree) entries = g_tree_new_full (str_cmp_data, NULL, g_free, (GDestroyNotify)g_variant_unref);
-  g_autoptr(GError) local = NULL;
-  g_autoptr(GBytes) old = df_read_file_bounded (repo_dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", &local);
+  g_autoptr (GTree) entries = g_tree_new_full (str_cmp_data, NULL, g_free, (GDestroyNotify)g_variant_unref);
+  g_autoptr (GError) local = NULL;
+  g_autoptr (GBytes) old = df_read_file_bounded (repo_dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", &local);
   if (old)
     {
-      g_autoptr(GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), old, FALSE));
+      g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), old, FALSE));
       if (g_variant_is_normal_form (v))
         {
           GVariantIter it;
@@ -769,18 +769,18 @@ update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock
     }
   guint8 sha[DF_SHA256_LEN];
   df_sha256 (g_bytes_get_data (superblock, NULL), g_bytes_get_size (superblock), sha);
-  GVariant *val = g_variant_ref_sink (g_variant_new ("(@ayt)",
-      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, sha, DF_SHA256_LEN, 1),
-      GUINT64_TO_LE ((guint64)g_bytes_get_size (superblock))));
+  GVariant *val = g_variant_ref_sink (
+      g_variant_new ("(@ayt)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, sha, DF_SHA256_LEN, 1),
+                     GUINT64_TO_LE ((guint64)g_bytes_get_size (superblock))));
   g_tree_insert (entries, g_strdup (from ? from : ""), val);
   GVariantBuilder b;
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a{s(ayt)}"));
   GTreeNode *node = g_tree_node_first (entries);
   for (; node; node = g_tree_node_next (node))
     g_variant_builder_add (&b, "{s@(ayt)}", (const char *)g_tree_node_key (node), (GVariant *)g_tree_node_value (node));
-  g_autoptr(GVariant) idx = g_variant_ref_sink (g_variant_builder_end (&b));
-  g_autoptr(GVariant) normal = g_variant_get_normal_form (idx);
-  g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes (normal);
+  g_autoptr (GVariant) idx = g_variant_ref_sink (g_variant_builder_end (&b));
+  g_autoptr (GVariant) normal = g_variant_get_normal_form (idx);
+  g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (normal);
   return write_file_atomic (repo_dfd, path, bytes, error);
 }
 
@@ -793,10 +793,9 @@ rm_rf_at (int dfd, const char *path, GError **error)
 /* ---------------------------------------------------------------------- */
 
 static gboolean
-content_info (OstreeRepo *repo, const char *csum, guint64 *size, gboolean *is_symlink, GCancellable *c,
-              GError **error)
+content_info (OstreeRepo *repo, const char *csum, guint64 *size, gboolean *is_symlink, GCancellable *c, GError **error)
 {
-  g_autoptr(GFileInfo) info = NULL;
+  g_autoptr (GFileInfo) info = NULL;
   if (!ostree_repo_load_file (repo, csum, NULL, &info, NULL, c, error))
     return FALSE;
   *is_symlink = g_file_info_get_file_type (info) == G_FILE_TYPE_SYMBOLIC_LINK;
@@ -815,8 +814,9 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
   if (opts->level < 1 || opts->level > 19)
     return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "level %d is outside 1..19", opts->level);
   if (opts->part_size < DF_PART_SIZE_MIN || opts->part_size > DF_PART_SIZE_MAX)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "part size %" G_GUINT64_FORMAT " is outside %" G_GUINT64_FORMAT
-                     "..%" G_GUINT64_FORMAT, opts->part_size, (guint64)DF_PART_SIZE_MIN, (guint64)DF_PART_SIZE_MAX);
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                     "part size %" G_GUINT64_FORMAT " is outside %" G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT,
+                     opts->part_size, (guint64)DF_PART_SIZE_MIN, (guint64)DF_PART_SIZE_MAX);
 
   g_autofree char *to = NULL, *from = NULL;
   if (!resolve_rev (repo, opts->to, &to, error))
@@ -827,7 +827,8 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
   Generator g = { .repo = repo, .opts = opts };
   g.jobs = opts->jobs ? opts->jobs : df_ncpus ();
   g.cancellable = g_cancellable_new ();
-  gulong chained = cancellable ? g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel), g.cancellable, NULL) : 0;
+  gulong chained
+      = cancellable ? g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel), g.cancellable, NULL) : 0;
   g_mutex_init (&g.lock);
   g_cond_init (&g.cond);
   g.parts = g_array_new (FALSE, TRUE, sizeof (DfPart));
@@ -837,9 +838,9 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
 
   gboolean ok = FALSE;
   Walk wto = { 0 }, wfrom = { 0 };
-  g_autoptr(GVariant) commitv = NULL;
-  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr(DfPairing) pairing = df_pairing_new ();
+  g_autoptr (GVariant) commitv = NULL;
+  g_autoptr (GPtrArray) items = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (DfPairing) pairing = df_pairing_new ();
   g_autofree char *final_rel = NULL, *tmp_rel = NULL;
   GThreadPool *encode_pool = NULL, *compress_pool = NULL;
   int repo_dfd = ostree_repo_get_dfd (repo);
@@ -860,8 +861,8 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
 
   /* Plan content items: new objects in walk order, first path wins. */
   {
-    g_autoptr(GHashTable) planned = g_hash_table_new (g_str_hash, g_str_equal);
-    g_autoptr(GHashTable) src_info = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+    g_autoptr (GHashTable) planned = g_hash_table_new (g_str_hash, g_str_equal);
+    g_autoptr (GHashTable) src_info = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
     for (guint i = 0; i < wto.files->len; i++)
       {
         FileRef *f = wto.files->pdata[i];
@@ -955,7 +956,7 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
       g_autofree char *key = g_strdup_printf ("%s.%d", k->csum, k->objtype);
       if (wfrom.seen && g_hash_table_contains (wfrom.seen, key))
         continue;
-      g_autoptr(GVariant) v = NULL;
+      g_autoptr (GVariant) v = NULL;
       if (!ostree_repo_load_variant (repo, k->objtype, k->csum, &v, &local))
         goto done;
       DfEntry e = { .objtype = k->objtype };
@@ -1018,7 +1019,7 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
   g.progress.phase = DF_PHASE_COMMIT;
   report (&g, TRUE);
   {
-    g_autoptr(DfSuperblock) sb = df_superblock_new ();
+    g_autoptr (DfSuperblock) sb = df_superblock_new ();
     GVariantBuilder mb;
     g_variant_builder_init (&mb, G_VARIANT_TYPE ("a{sv}"));
     g_variant_builder_add (&mb, "{sv}", "deltafetch.level", g_variant_new_int32 (opts->level));
@@ -1029,12 +1030,12 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
       ostree_checksum_inplace_to_bytes (from, sb->from);
     ostree_checksum_inplace_to_bytes (to, sb->to);
     sb->commit = g_variant_get_data_as_bytes (commitv);
-    g_autoptr(GVariant) detached = NULL;
+    g_autoptr (GVariant) detached = NULL;
     if (!ostree_repo_read_commit_detached_metadata (repo, to, &detached, cancellable, &local))
       goto done;
     if (detached)
       {
-        g_autoptr(GVariant) dn = g_variant_get_normal_form (detached);
+        g_autoptr (GVariant) dn = g_variant_get_normal_form (detached);
         sb->commitmeta = g_variant_get_data_as_bytes (dn);
       }
     else
@@ -1042,7 +1043,7 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
     sb->n_parts = g.parts->len;
     sb->parts = (DfPart *)g_array_free (g.parts, FALSE);
     g.parts = NULL;
-    g_autoptr(GBytes) bytes = df_superblock_serialize (sb);
+    g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
     if (!write_file_atomic (g.out_dfd, "superblock", bytes, &local))
       goto done;
     if (fsync (g.out_dfd) < 0)

@@ -2,10 +2,10 @@
 
 struct _DfPairing
 {
-  GHashTable *by_path;     /* path → checksum */
-  GHashTable *by_masked;   /* masked path → checksum */
-  GHashTable *by_name;     /* basename → checksum */
-  GHashTable *by_mname;    /* masked basename → checksum */
+  GHashTable *by_path;   /* path → checksum */
+  GHashTable *by_masked; /* masked path → checksum */
+  GHashTable *by_name;   /* basename → checksum */
+  GHashTable *by_mname;  /* masked basename → checksum */
 };
 
 DfPairing *

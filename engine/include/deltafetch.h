@@ -84,11 +84,11 @@ DF_PUBLIC int df_error_exit_code (const GError *error);
 
 typedef enum
 {
-  DF_PHASE_PLAN = 1,   /* walking commits, pairing objects, reading superblock */
-  DF_PHASE_METADATA,   /* verifying and writing dirtree/dirmeta objects */
-  DF_PHASE_ENCODE,     /* generate: encoding objects and compressing parts */
-  DF_PHASE_CONTENT,    /* apply: verifying parts and writing content objects */
-  DF_PHASE_COMMIT,     /* final checks, commit object, transaction, ref */
+  DF_PHASE_PLAN = 1, /* walking commits, pairing objects, reading superblock */
+  DF_PHASE_METADATA, /* verifying and writing dirtree/dirmeta objects */
+  DF_PHASE_ENCODE,   /* generate: encoding objects and compressing parts */
+  DF_PHASE_CONTENT,  /* apply: verifying parts and writing content objects */
+  DF_PHASE_COMMIT,   /* final checks, commit object, transaction, ref */
 } DfPhase;
 
 /**
@@ -146,8 +146,7 @@ DF_PUBLIC void df_generate_options_set_level (DfGenerateOptions *opts, int level
  * parts cost apply memory less and resume cheaper; larger parts compress
  * better. */
 DF_PUBLIC void df_generate_options_set_part_size (DfGenerateOptions *opts, guint64 bytes);
-DF_PUBLIC void df_generate_options_set_progress (DfGenerateOptions *opts,
-                                                 DfProgressFunc func, gpointer user_data);
+DF_PUBLIC void df_generate_options_set_progress (DfGenerateOptions *opts, DfProgressFunc func, gpointer user_data);
 
 /**
  * df_generate:
@@ -167,8 +166,8 @@ DF_PUBLIC void df_generate_options_set_progress (DfGenerateOptions *opts,
  * up to two 8 MiB parts waiting; measured peak RSS 230 MB for 2 jobs at
  * level 12 on a 650 MB OS update.
  */
-DF_PUBLIC gboolean df_generate (OstreeRepo *repo, const DfGenerateOptions *opts,
-                                char **out_dir, GCancellable *cancellable, GError **error);
+DF_PUBLIC gboolean df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir,
+                                GCancellable *cancellable, GError **error);
 
 /* ------------------------------------------------------------------------ */
 /* Inspect                                                                   */
@@ -233,18 +232,17 @@ DF_PUBLIC void df_apply_options_set_ref (DfApplyOptions *opts, const char *ref);
 DF_PUBLIC void df_apply_options_set_memory_budget (DfApplyOptions *opts, guint64 bytes);
 /** Upper bound of worker threads; 0 means one per processor. */
 DF_PUBLIC void df_apply_options_set_jobs (DfApplyOptions *opts, guint jobs);
-DF_PUBLIC void df_apply_options_set_progress (DfApplyOptions *opts,
-                                              DfProgressFunc func, gpointer user_data);
+DF_PUBLIC void df_apply_options_set_progress (DfApplyOptions *opts, DfProgressFunc func, gpointer user_data);
 
 typedef struct
 {
-  char commit[65];          /* the commit written */
-  gboolean commit_trusted;  /* TRUE when it matched df_apply_options_set_commit() */
-  guint parts_applied;      /* parts read and applied in this run */
-  guint parts_skipped;      /* parts whose objects were all present already */
-  guint64 objects_written;  /* objects written in this run */
-  guint64 content_bytes;    /* content bytes written in this run */
-  guint workers;            /* parallel workers used */
+  char commit[65];         /* the commit written */
+  gboolean commit_trusted; /* TRUE when it matched df_apply_options_set_commit() */
+  guint parts_applied;     /* parts read and applied in this run */
+  guint parts_skipped;     /* parts whose objects were all present already */
+  guint64 objects_written; /* objects written in this run */
+  guint64 content_bytes;   /* content bytes written in this run */
+  guint workers;           /* parallel workers used */
 } DfApplyResult;
 
 /**
@@ -261,8 +259,7 @@ typedef struct
  * are written last. Interrupted at any point (even by SIGKILL), the repository
  * stays consistent and a new call resumes, skipping parts already applied.
  */
-DF_PUBLIC gboolean df_apply (OstreeRepo *repo, const char *delta_dir,
-                             const DfApplyOptions *opts, DfApplyResult *result,
+DF_PUBLIC gboolean df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts, DfApplyResult *result,
                              GCancellable *cancellable, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfGenerateOptions, df_generate_options_free)
