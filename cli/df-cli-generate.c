@@ -41,7 +41,7 @@ df_cli_generate (int argc, char **argv)
     return df_cli_usage (ctx, "give exactly one of --from or --empty");
   if (jobs < 0)
     return df_cli_usage (ctx, "--jobs must not be negative");
-  guint64 psize = 8 * 1024 * 1024;
+  guint64 psize = DF_DEFAULT_PART_SIZE;
   if (part_size && !df_cli_parse_size (part_size, &psize))
     return df_cli_usage (ctx, "cannot parse --part-size '%s'", part_size);
 

@@ -3,7 +3,7 @@
  * generator and apply use unless an option says otherwise. */
 #pragma once
 
-#include <glib.h>
+#include "deltafetch.h"
 
 #define DF_MIB (G_GUINT64_CONSTANT (1024) * 1024)
 
@@ -20,7 +20,7 @@
 
 /* --- Parts ------------------------------------------------------------ */
 /* Generator default and accepted range of a part's uncompressed payload. */
-#define DF_PART_SIZE_DEFAULT (8 * DF_MIB)
+#define DF_PART_SIZE_DEFAULT DF_DEFAULT_PART_SIZE
 #define DF_PART_SIZE_MIN (1 * DF_MIB)
 #define DF_PART_SIZE_MAX (32 * DF_MIB)
 /* zstd window of part frames: never larger than the part itself; apply

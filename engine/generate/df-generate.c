@@ -140,7 +140,6 @@ walk_dir (Walk *w, const char *path, const char *tree, const char *meta, guint d
     OstreeObjectType t;
     const char *c;
   } objs[] = { { OSTREE_OBJECT_TYPE_DIR_META, meta }, { OSTREE_OBJECT_TYPE_DIR_TREE, tree } };
-  gboolean tree_new = FALSE;
   for (guint i = 0; i < 2; i++)
     {
       char *key = g_strdup_printf ("%s.%d", objs[i].c, objs[i].t);
@@ -150,8 +149,6 @@ walk_dir (Walk *w, const char *path, const char *tree, const char *meta, guint d
           k->objtype = objs[i].t;
           memcpy (k->csum, objs[i].c, 65);
           g_ptr_array_add (w->metadata, k);
-          if (objs[i].t == OSTREE_OBJECT_TYPE_DIR_TREE)
-            tree_new = TRUE;
         }
     }
   g_autoptr (GVariant) dirtree = NULL;
@@ -162,7 +159,6 @@ walk_dir (Walk *w, const char *path, const char *tree, const char *meta, guint d
   /* Identical subtrees share one dirtree; paths still matter for pairing
    * so files are listed for every occurrence, but a tree seen before adds
    * no new objects. */
-  (void)tree_new;
   gsize n = g_variant_n_children (files);
   for (gsize i = 0; i < n; i++)
     {
@@ -784,12 +780,6 @@ update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock
   return write_file_atomic (repo_dfd, path, bytes, error);
 }
 
-static gboolean
-rm_rf_at (int dfd, const char *path, GError **error)
-{
-  return df_rm_rf_at (dfd, path, error);
-}
-
 /* ---------------------------------------------------------------------- */
 
 static gboolean
@@ -933,7 +923,7 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
     {
       final_rel = df_native_delta_relpath (from, to);
       tmp_rel = g_strdup_printf ("%s.tmp", final_rel);
-      if (!rm_rf_at (repo_dfd, tmp_rel, &local) || !df_mkdir_p_at (repo_dfd, tmp_rel, &local))
+      if (!df_rm_rf_at (repo_dfd, tmp_rel, &local) || !df_mkdir_p_at (repo_dfd, tmp_rel, &local))
         goto done;
       g.out_dfd = openat (repo_dfd, tmp_rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (g.out_dfd < 0)
@@ -1053,7 +1043,7 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
       }
     if (final_rel)
       {
-        if (!rm_rf_at (repo_dfd, final_rel, &local))
+        if (!df_rm_rf_at (repo_dfd, final_rel, &local))
           goto done;
         if (renameat (repo_dfd, tmp_rel, repo_dfd, final_rel) < 0)
           {
@@ -1095,7 +1085,7 @@ done:
       g_array_free (g.parts, TRUE);
     }
   if (tmp_rel)
-    rm_rf_at (repo_dfd, tmp_rel, NULL);
+    df_rm_rf_at (repo_dfd, tmp_rel, NULL);
   if (g.out_dfd >= 0)
     close (g.out_dfd);
   walk_clear (&wto);

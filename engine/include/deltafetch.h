@@ -128,6 +128,8 @@ DF_PUBLIC void df_generate_options_free (DfGenerateOptions *opts);
 
 /** The zstd level used when none is set; 1..19 are accepted. */
 #define DF_DEFAULT_LEVEL 12
+/** The part size used when none is set (uncompressed bytes). */
+#define DF_DEFAULT_PART_SIZE (8 * 1024 * 1024)
 
 /** Revision (checksum or ref) to delta from; NULL with @empty TRUE makes a
  * from-scratch delta. */
