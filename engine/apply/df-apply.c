@@ -325,6 +325,7 @@ trust_walk (Apply *a, GError **error)
         return df_throw (error, DF_ERROR_UNTRUSTED, "%s %s is not referenced by commit %s; refusing the delta",
                          ostree_object_type_to_string (type), hex, a->sb->to_hex);
       }
+  g_autoptr (GHashTable) sources_seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   for (guint i = 0; i < a->sb->n_parts; i++)
     for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
       {
@@ -343,6 +344,9 @@ trust_walk (Apply *a, GError **error)
             char shex[65];
             gboolean have = FALSE;
             df_hex (e->source, shex);
+            /* Chunks of one modified file share its source: ask once. */
+            if (!g_hash_table_add (sources_seen, g_strdup (shex)))
+              continue;
             if (!ostree_repo_has_object (a->repo, OSTREE_OBJECT_TYPE_FILE, shex, &have, a->cancellable, error))
               return FALSE;
             if (!have)
@@ -569,15 +573,28 @@ walk_and_release (Apply *a, GError **error)
 }
 
 /* Every object the commit references must be present before the commit
- * object is written: a commit never lands half-populated. */
+ * object is written: a commit never lands half-populated. Objects the
+ * delta carries are in, since every part has been applied; the rest must
+ * already be in the repository. */
 static gboolean
 check_complete (Apply *a, GError **error)
 {
+  g_autoptr (GHashTable) carried = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (guint i = 0; i < a->sb->n_parts; i++)
+    for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
+      {
+        const DfEntry *e = &a->sb->parts[i].entries[j];
+        char hex[65];
+        df_hex (e->checksum, hex);
+        g_hash_table_add (carried, obj_key (hex, e->objtype));
+      }
   GHashTableIter it;
   gpointer key;
   g_hash_table_iter_init (&it, a->reached);
   while (g_hash_table_iter_next (&it, &key, NULL))
     {
+      if (g_hash_table_contains (carried, key))
+        continue;
       char hex[65];
       memcpy (hex, key, 64);
       hex[64] = '\0';
@@ -845,6 +862,7 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
         {
           if (a->opts->ref)
             ostree_repo_transaction_set_ref (a->repo, NULL, a->opts->ref, a->sb->to_hex);
+          df_object_writer_stop_writeback (a->writer);
           if (ostree_repo_commit_transaction (a->repo, &stats, a->cancellable, &local))
             {
               a->in_txn = FALSE;

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gio/gunixinputstream.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,7 +24,54 @@ struct _DfObjectWriter
   GMutex lock;
   GHashTable *splits; /* hex → Split* */
   guint64 objects, bytes;
+
+  /* Early writeback, under lock: see writeback_thread(). */
+  GThread *flusher;
+  GCond flush_cond;
+  guint64 flush_requested; /* w->bytes when the last flush was asked for */
+  gboolean flush_pending, flush_stop;
 };
+
+/* The commit's final syncfs() would otherwise find every byte of the
+ * update still dirty in the page cache (the kernel's background threshold
+ * is a share of RAM, far above a typical update on a large machine) and
+ * the disk idle until then. This thread starts writeback every
+ * DF_WRITEBACK_STEP bytes, so the disk works while the CPU decodes, and
+ * dirty memory stays bounded on a small device. Durability is still the
+ * transaction's job; this only moves the work earlier. */
+static gpointer
+writeback_thread (gpointer data)
+{
+  DfObjectWriter *w = data;
+  g_mutex_lock (&w->lock);
+  while (!w->flush_stop)
+    {
+      if (!w->flush_pending)
+        {
+          g_cond_wait (&w->flush_cond, &w->lock);
+          continue;
+        }
+      w->flush_pending = FALSE;
+      g_mutex_unlock (&w->lock);
+      syncfs (ostree_repo_get_dfd (w->repo));
+      g_mutex_lock (&w->lock);
+    }
+  g_mutex_unlock (&w->lock);
+  return NULL;
+}
+
+void
+df_object_writer_stop_writeback (DfObjectWriter *w)
+{
+  if (w->flusher == NULL)
+    return;
+  g_mutex_lock (&w->lock);
+  w->flush_stop = TRUE;
+  g_cond_signal (&w->flush_cond);
+  g_mutex_unlock (&w->lock);
+  g_thread_join (w->flusher);
+  w->flusher = NULL;
+}
 
 DfObjectWriter *
 df_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error)
@@ -43,6 +91,9 @@ df_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error)
   w->state_dfd = dfd;
   g_mutex_init (&w->lock);
   w->splits = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_cond_init (&w->flush_cond);
+  if (!ostree_repo_get_disable_fsync (repo))
+    w->flusher = g_thread_new ("df-writeback", writeback_thread, w);
   return w;
 }
 
@@ -51,6 +102,8 @@ df_object_writer_free (DfObjectWriter *w)
 {
   if (w == NULL)
     return;
+  df_object_writer_stop_writeback (w);
+  g_cond_clear (&w->flush_cond);
   g_object_unref (w->repo);
   g_free (w->state_dir);
   if (w->state_dfd >= 0)
@@ -177,6 +230,12 @@ write_content (DfObjectWriter *w, const char *hex, const DfContentHeader *h, GIn
   g_mutex_lock (&w->lock);
   w->objects++;
   w->bytes += size;
+  if (w->bytes - w->flush_requested >= DF_WRITEBACK_STEP)
+    {
+      w->flush_requested = w->bytes;
+      w->flush_pending = TRUE;
+      g_cond_signal (&w->flush_cond);
+    }
   g_mutex_unlock (&w->lock);
   return TRUE;
 }
@@ -206,44 +265,111 @@ write_content_bytes (DfObjectWriter *w, const char *hex, const DfContentHeader *
   return write_content (w, hex, h, in, len, ok, c, error);
 }
 
-/* Reads [off, off+len) of an existing content object into @buf. */
-static gboolean
-read_source_window (OstreeRepo *repo, const guint8 csum[DF_SHA256_LEN], guint64 off, gsize len, guint8 *buf,
-                    GCancellable *c, GError **error)
+/* A window of an existing content object, the base of a patch: mapped
+ * straight from the object file in bare repositories, read into a buffer
+ * otherwise. */
+typedef struct
 {
-  char hex[65];
-  df_hex (csum, hex);
-  g_autoptr (GInputStream) in = NULL;
-  g_autoptr (GFileInfo) info = NULL;
-  g_autoptr (GError) local = NULL;
-  if (!ostree_repo_load_file (repo, hex, &in, &info, NULL, c, &local))
-    return df_throw (error, DF_ERROR_MISSING_BASE, "source object %s is not in the repository", hex);
-  if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
-  guint64 size = g_file_info_get_size (info);
+  const guint8 *data;
+  void *map;
+  gsize map_len;
+  guint8 *owned;
+  gsize owned_len;
+} SourceWindow;
+
+static void
+source_window_release (SourceWindow *sw)
+{
+  if (sw->map)
+    munmap (sw->map, sw->map_len);
+  df_big_free (sw->owned, sw->owned_len);
+  memset (sw, 0, sizeof *sw);
+}
+
+static gboolean
+check_window (const char *hex, guint64 size, guint64 off, gsize len, GError **error)
+{
   if (off > size || len > size - off)
     return df_throw (error, DF_ERROR_INVALID_DELTA,
                      "source window %" G_GUINT64_FORMAT "+%zu lies outside object %s (%" G_GUINT64_FORMAT " bytes)",
                      off, len, hex, size);
-  /* Bare repositories hand out the object file itself: read the window in
-   * place. Archive objects are compressed streams and must be read through. */
-  if (G_IS_UNIX_INPUT_STREAM (in))
+  return TRUE;
+}
+
+/* Bare repositories keep a regular file's content as the object file
+ * itself: map the window in place, which costs neither a copy nor a fresh
+ * buffer. Returns FALSE without an error when the object is not there, so
+ * the caller can ask libostree (parent repositories, other modes). */
+static gboolean
+map_bare_window (OstreeRepo *repo, const char *hex, guint64 off, gsize len, SourceWindow *sw, GError **error)
+{
+  OstreeRepoMode mode = ostree_repo_get_mode (repo);
+  if (mode != OSTREE_REPO_MODE_BARE && mode != OSTREE_REPO_MODE_BARE_USER && mode != OSTREE_REPO_MODE_BARE_USER_ONLY)
+    return FALSE;
+  char path[128];
+  g_snprintf (path, sizeof path, "objects/%.2s/%s.file", hex, hex + 2);
+  df_autofd fd = openat (ostree_repo_get_dfd (repo), path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
     {
-      int fd = g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (in));
-      gsize done = 0;
-      while (done < len)
-        {
-          ssize_t n = pread (fd, buf + done, len - done, off + done);
-          if (n < 0 && errno == EINTR)
-            continue;
-          if (n < 0)
-            return df_throw_errno (error, errno, "reading source object %s", hex);
-          if (n == 0)
-            return df_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
-          done += n;
-        }
+      if (errno == ENOENT)
+        return FALSE;
+      if (errno == ELOOP)
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
+      return df_throw_errno (error, errno, "opening source object %s", hex);
+    }
+  struct stat st;
+  if (fstat (fd, &st) < 0)
+    return df_throw_errno (error, errno, "reading source object %s", hex);
+  if (!S_ISREG (st.st_mode))
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
+  if (!check_window (hex, st.st_size, off, len, error))
+    return FALSE;
+  if (len == 0)
+    {
+      sw->data = (const guint8 *)"";
       return TRUE;
     }
+  gsize page = (gsize)sysconf (_SC_PAGESIZE);
+  guint64 start = off - off % page;
+  sw->map_len = len + (off - start);
+  sw->map = mmap (NULL, sw->map_len, PROT_READ, MAP_PRIVATE, fd, start);
+  if (sw->map == MAP_FAILED)
+    {
+      sw->map = NULL;
+      return df_throw_errno (error, errno, "mapping source object %s", hex);
+    }
+  madvise (sw->map, sw->map_len, MADV_SEQUENTIAL);
+  sw->data = (const guint8 *)sw->map + (off - start);
+  return TRUE;
+}
+
+/* Makes [off, off+len) of an existing content object available in @sw. */
+static gboolean
+open_source_window (OstreeRepo *repo, const guint8 csum[DF_SHA256_LEN], guint64 off, gsize len, SourceWindow *sw,
+                    GCancellable *c, GError **error)
+{
+  char hex[65];
+  df_hex (csum, hex);
+  g_autoptr (GError) local = NULL;
+  if (map_bare_window (repo, hex, off, len, sw, &local))
+    return TRUE;
+  if (local)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  g_autoptr (GInputStream) in = NULL;
+  g_autoptr (GFileInfo) info = NULL;
+  if (!ostree_repo_load_file (repo, hex, &in, &info, NULL, c, &local))
+    return df_throw (error, DF_ERROR_MISSING_BASE, "source object %s is not in the repository", hex);
+  if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
+  if (!check_window (hex, g_file_info_get_size (info), off, len, error))
+    return FALSE;
+  /* Archive objects are compressed streams and must be read through. */
+  sw->owned = df_big_alloc (len);
+  sw->owned_len = len;
+  sw->data = sw->owned;
   if (off > 0)
     {
       g_autofree guint8 *skipbuf = g_malloc (DF_COPY_BUFFER);
@@ -259,7 +385,7 @@ read_source_window (OstreeRepo *repo, const guint8 csum[DF_SHA256_LEN], guint64 
         }
     }
   gsize got = 0;
-  if (!g_input_stream_read_all (in, buf, len, &got, c, error))
+  if (!g_input_stream_read_all (in, sw->owned, len, &got, c, error))
     return FALSE;
   if (got != len)
     return df_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
@@ -282,23 +408,29 @@ decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize pa
         }
     }
   gsize slen = e->src_length;
-  guint8 *src = df_big_alloc (slen);
+  SourceWindow src = { 0 };
+  if (!open_source_window (w->repo, e->source, e->src_offset, slen, &src, c, error))
+    {
+      source_window_release (&src);
+      return NULL;
+    }
   guint8 *out = df_big_alloc (e->length);
-  gboolean ok = read_source_window (w->repo, e->source, e->src_offset, slen, src, c, error);
-  if (ok && e->encoding == DF_ENCODING_DIFF)
-    ok = df_bspatch (src, slen, patch, patch_len, out, e->length, error);
-  else if (ok)
+  gboolean ok;
+  if (e->encoding == DF_ENCODING_DIFF)
+    ok = df_bspatch (src.data, slen, patch, patch_len, out, e->length, error);
+  else
     {
       g_autoptr (ZSTD_DCtx) d = ZSTD_createDCtx ();
       ZSTD_DCtx_setParameter (d, ZSTD_d_windowLogMax, 30);
-      size_t r = ZSTD_DCtx_refPrefix (d, src, slen);
+      size_t r = ZSTD_DCtx_refPrefix (d, src.data, slen);
       if (!ZSTD_isError (r))
         r = ZSTD_decompressDCtx (d, out, e->length, patch, patch_len);
-      if (ZSTD_isError (r) || r != e->length)
-        ok = df_throw (error, DF_ERROR_INVALID_DELTA, "patch does not decode: %s",
-                       ZSTD_isError (r) ? ZSTD_getErrorName (r) : "wrong size");
+      ok = !ZSTD_isError (r) && r == e->length;
+      if (!ok)
+        df_throw (error, DF_ERROR_INVALID_DELTA, "patch does not decode: %s",
+                  ZSTD_isError (r) ? ZSTD_getErrorName (r) : "wrong size");
     }
-  df_big_free (src, slen);
+  source_window_release (&src);
   if (!ok)
     {
       df_big_free (out, e->length);

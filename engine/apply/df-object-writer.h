@@ -14,6 +14,8 @@ typedef struct _DfObjectWriter DfObjectWriter;
  * that are split across parts; it survives a crash and is reused. */
 DfObjectWriter *df_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error);
 void df_object_writer_free (DfObjectWriter *w);
+/* Ends the early-writeback thread; call before committing the transaction. */
+void df_object_writer_stop_writeback (DfObjectWriter *w);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfObjectWriter, df_object_writer_free)
 
 /* Declares that object @checksum (@size content bytes) arrives in @n_chunks

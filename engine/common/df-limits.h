@@ -49,6 +49,8 @@
 #define DF_APPLY_RESERVE (16 * DF_MIB)
 /* Buffer used to stream a staged split object into the repository. */
 #define DF_COPY_BUFFER (256 * 1024)
+/* Apply starts writeback of written objects every this many bytes. */
+#define DF_WRITEBACK_STEP (32 * 1024 * 1024)
 
 /* --- Generate ------------------------------------------------------------ */
 /* Encoded entries allowed to wait for the packer, per job. */

@@ -16,6 +16,26 @@ rd64 (const guint8 *p)
   return (gint64)GUINT64_FROM_LE (v);
 }
 
+/* dst[k] = a[k] + b[k] (mod 256), eight bytes at a time: the low seven
+ * bits of each byte are added without carrying into the next byte, and the
+ * top bit is the sum's parity. The add stream is most of a diff's bytes. */
+static void
+add_bytes (guint8 *dst, const guint8 *a, const guint8 *b, gsize n)
+{
+  const guint64 low = G_GUINT64_CONSTANT (0x7f7f7f7f7f7f7f7f), high = ~low;
+  gsize k = 0;
+  for (; k + 8 <= n; k += 8)
+    {
+      guint64 x, y;
+      memcpy (&x, a + k, 8);
+      memcpy (&y, b + k, 8);
+      guint64 r = ((x & low) + (y & low)) ^ ((x ^ y) & high);
+      memcpy (dst + k, &r, 8);
+    }
+  for (; k < n; k++)
+    dst[k] = a[k] + b[k];
+}
+
 gboolean
 df_bspatch (const guint8 *old, gsize old_len, const guint8 *diff, gsize diff_len, guint8 *out, gsize out_len,
             GError **error)
@@ -52,8 +72,7 @@ df_bspatch (const guint8 *old, gsize old_len, const guint8 *diff, gsize diff_len
       if (alen > 0 && (oldpos < 0 || (guint64)oldpos > old_len || alen > old_len - (guint64)oldpos))
         BAD ("control %" G_GUINT64_FORMAT " reads old bytes %" G_GINT64_FORMAT "+%u outside %zu", i, oldpos, alen,
              old_len);
-      for (guint32 k = 0; k < alen; k++)
-        out[newpos + k] = add[k] + old[oldpos + k];
+      add_bytes (out + newpos, add, old + oldpos, alen);
       add += alen;
       newpos += alen;
       oldpos += alen;
