@@ -455,11 +455,13 @@ part_worker (gpointer data, gpointer user_data)
   g_cond_broadcast (&a->cond);
   g_mutex_unlock (&a->lock);
   part_task_free (t);
+  /* Idle pool threads keep no buffers. */
+  df_big_cache_release ();
 }
 
 /* Memory one worker needs for part @p: its compressed and uncompressed
  * buffers, or the uncompressed buffer plus the largest patch's source
- * window and output. */
+ * window and output; plus the freed buffers its thread keeps for reuse. */
 static guint64
 part_memory (const DfPart *p)
 {
@@ -467,7 +469,8 @@ part_memory (const DfPart *p)
   for (guint j = 0; j < p->n_entries; j++)
     if (p->entries[j].encoding != DF_ENCODING_RAW)
       patch = MAX (patch, p->entries[j].src_length + p->entries[j].length);
-  return MAX (p->compressed_size + p->uncompressed_size, p->uncompressed_size + patch) + DF_COPY_BUFFER;
+  return MAX (p->compressed_size + p->uncompressed_size, p->uncompressed_size + patch) + DF_COPY_BUFFER
+         + DF_BIG_CACHE_SLOTS * DF_BIG_CACHE_MAX;
 }
 
 /* TRUE when every entry of content part @i is already in the repository

@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gio/gunixinputstream.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -265,14 +264,10 @@ write_content_bytes (DfObjectWriter *w, const char *hex, const DfContentHeader *
   return write_content (w, hex, h, in, len, ok, c, error);
 }
 
-/* A window of an existing content object, the base of a patch: mapped
- * straight from the object file in bare repositories, read into a buffer
- * otherwise. */
+/* A window of an existing content object, the base of a patch. */
 typedef struct
 {
   const guint8 *data;
-  void *map;
-  gsize map_len;
   guint8 *owned;
   gsize owned_len;
 } SourceWindow;
@@ -280,8 +275,6 @@ typedef struct
 static void
 source_window_release (SourceWindow *sw)
 {
-  if (sw->map)
-    munmap (sw->map, sw->map_len);
   df_big_free (sw->owned, sw->owned_len);
   memset (sw, 0, sizeof *sw);
 }
@@ -297,11 +290,12 @@ check_window (const char *hex, guint64 size, guint64 off, gsize len, GError **er
 }
 
 /* Bare repositories keep a regular file's content as the object file
- * itself: map the window in place, which costs neither a copy nor a fresh
- * buffer. Returns FALSE without an error when the object is not there, so
- * the caller can ask libostree (parent repositories, other modes). */
+ * itself: read the window in place (pread into a reused buffer; mapping
+ * it would take the process-wide mmap lock twice per object). Returns
+ * FALSE without an error when the object is not there, so the caller can
+ * ask libostree (parent repositories, other modes). */
 static gboolean
-map_bare_window (OstreeRepo *repo, const char *hex, guint64 off, gsize len, SourceWindow *sw, GError **error)
+read_bare_window (OstreeRepo *repo, const char *hex, guint64 off, gsize len, SourceWindow *sw, GError **error)
 {
   OstreeRepoMode mode = ostree_repo_get_mode (repo);
   if (mode != OSTREE_REPO_MODE_BARE && mode != OSTREE_REPO_MODE_BARE_USER && mode != OSTREE_REPO_MODE_BARE_USER_ONLY)
@@ -324,22 +318,20 @@ map_bare_window (OstreeRepo *repo, const char *hex, guint64 off, gsize len, Sour
     return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
   if (!check_window (hex, st.st_size, off, len, error))
     return FALSE;
-  if (len == 0)
+  sw->owned = df_big_alloc (len);
+  sw->owned_len = len;
+  sw->data = sw->owned;
+  for (gsize done = 0; done < len;)
     {
-      sw->data = (const guint8 *)"";
-      return TRUE;
+      ssize_t n = pread (fd, sw->owned + done, len - done, off + done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return df_throw_errno (error, errno, "reading source object %s", hex);
+      if (n == 0)
+        return df_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
+      done += n;
     }
-  gsize page = (gsize)sysconf (_SC_PAGESIZE);
-  guint64 start = off - off % page;
-  sw->map_len = len + (off - start);
-  sw->map = mmap (NULL, sw->map_len, PROT_READ, MAP_PRIVATE, fd, start);
-  if (sw->map == MAP_FAILED)
-    {
-      sw->map = NULL;
-      return df_throw_errno (error, errno, "mapping source object %s", hex);
-    }
-  madvise (sw->map, sw->map_len, MADV_SEQUENTIAL);
-  sw->data = (const guint8 *)sw->map + (off - start);
   return TRUE;
 }
 
@@ -351,7 +343,7 @@ open_source_window (OstreeRepo *repo, const guint8 csum[DF_SHA256_LEN], guint64 
   char hex[65];
   df_hex (csum, hex);
   g_autoptr (GError) local = NULL;
-  if (map_bare_window (repo, hex, off, len, sw, &local))
+  if (read_bare_window (repo, hex, off, len, sw, &local))
     return TRUE;
   if (local)
     {

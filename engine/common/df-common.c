@@ -317,25 +317,130 @@ df_rm_rf_at (int dfd, const char *path, GError **error)
 /* Below this, malloc's arenas are the better deal (no page faults on
  * fresh pages, no syscalls); above it, a mapping returns memory for sure. */
 #define DF_BIG_THRESHOLD (256 * 1024)
+/* A mapping starts with this header, which records its capacity. */
+#define DF_BIG_HEADER 64
+
+/* Each thread keeps up to DF_BIG_CACHE_SLOTS freed mappings of at most
+ * DF_BIG_CACHE_MAX bytes for its next allocations: mmap() and munmap()
+ * take the process-wide mmap lock for writing, and with a mapping per
+ * decoded object the workers spent a fifth of their time waiting on each
+ * other there (and on zeroing fresh pages). The apply memory budget counts
+ * the cache per worker, and workers release it after each part, so idle
+ * threads hold nothing. */
+typedef struct
+{
+  guint8 *map[DF_BIG_CACHE_SLOTS];
+} BigCache;
+
+static gsize
+big_capacity (const guint8 *map)
+{
+  gsize cap;
+  memcpy (&cap, map, sizeof cap);
+  return cap;
+}
+
+static void
+big_unmap (guint8 *map)
+{
+  munmap (map, big_capacity (map) + DF_BIG_HEADER);
+}
+
+static void
+big_cache_free (gpointer data)
+{
+  BigCache *c = data;
+  for (guint i = 0; i < DF_BIG_CACHE_SLOTS; i++)
+    if (c->map[i])
+      big_unmap (c->map[i]);
+  g_free (c);
+}
+
+static GPrivate big_cache_key = G_PRIVATE_INIT (big_cache_free);
+
+static BigCache *
+big_cache (void)
+{
+  BigCache *c = g_private_get (&big_cache_key);
+  if (c == NULL)
+    {
+      c = g_new0 (BigCache, 1);
+      g_private_set (&big_cache_key, c);
+    }
+  return c;
+}
+
+void
+df_big_cache_release (void)
+{
+  BigCache *c = g_private_get (&big_cache_key);
+  if (c == NULL)
+    return;
+  for (guint i = 0; i < DF_BIG_CACHE_SLOTS; i++)
+    if (c->map[i])
+      {
+        big_unmap (c->map[i]);
+        c->map[i] = NULL;
+      }
+}
 
 guint8 *
 df_big_alloc (gsize len)
 {
   if (len < DF_BIG_THRESHOLD)
     return g_malloc (len ? len : 1);
-  void *p = mmap (NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  BigCache *c = big_cache ();
+  int best = -1;
+  for (int i = 0; i < DF_BIG_CACHE_SLOTS; i++)
+    if (c->map[i] && big_capacity (c->map[i]) >= len
+        && (best < 0 || big_capacity (c->map[i]) < big_capacity (c->map[best])))
+      best = i;
+  if (best >= 0)
+    {
+      guint8 *map = c->map[best];
+      c->map[best] = NULL;
+      return map + DF_BIG_HEADER;
+    }
+  /* Sizes that may be cached are rounded up so a mapping serves the next
+   * request of a similar size too; untouched pages cost nothing. */
+  gsize cap = len;
+  if (len <= DF_BIG_CACHE_MAX)
+    {
+      cap = DF_BIG_THRESHOLD;
+      while (cap < len)
+        cap *= 2;
+    }
+  if (cap > G_MAXSIZE - DF_BIG_HEADER)
+    g_error ("out of memory allocating %zu bytes", len);
+  void *p = mmap (NULL, cap + DF_BIG_HEADER, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)
     g_error ("out of memory allocating %zu bytes", len);
-  return p;
+  memcpy (p, &cap, sizeof cap);
+  return (guint8 *)p + DF_BIG_HEADER;
 }
 
 void
 df_big_free (guint8 *p, gsize len)
 {
-  if (p && len < DF_BIG_THRESHOLD)
-    g_free (p);
-  else if (p)
-    munmap (p, len);
+  if (p == NULL)
+    return;
+  if (len < DF_BIG_THRESHOLD)
+    {
+      g_free (p);
+      return;
+    }
+  guint8 *map = p - DF_BIG_HEADER;
+  if (big_capacity (map) <= DF_BIG_CACHE_MAX)
+    {
+      BigCache *c = big_cache ();
+      for (guint i = 0; i < DF_BIG_CACHE_SLOTS; i++)
+        if (c->map[i] == NULL)
+          {
+            c->map[i] = map;
+            return;
+          }
+    }
+  big_unmap (map);
 }
 
 typedef struct

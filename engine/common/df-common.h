@@ -84,5 +84,7 @@ gboolean df_rm_rf_at (int dfd, const char *path, GError **error);
  * free, and the apply memory budget is about resident memory. */
 guint8 *df_big_alloc (gsize len);
 void df_big_free (guint8 *p, gsize len);
+/* Unmaps the buffers the calling thread keeps for reuse. */
+void df_big_cache_release (void);
 /* Wraps a df_big_alloc() buffer; the GBytes owns it. */
 GBytes *df_big_bytes (guint8 *p, gsize len);

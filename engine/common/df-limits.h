@@ -46,6 +46,9 @@
 /* --- Apply memory ----------------------------------------------------- */
 /* Memory set aside from the budget for libostree, GLib, stacks and the
  * trust walk's tables before workers are counted. */
+/* Freed buffers each thread keeps for reuse (see df_big_alloc()). */
+#define DF_BIG_CACHE_SLOTS 2
+#define DF_BIG_CACHE_MAX (4 * DF_MIB)
 #define DF_APPLY_RESERVE (16 * DF_MIB)
 /* Buffer used to stream a staged split object into the repository. */
 #define DF_COPY_BUFFER (256 * 1024)
