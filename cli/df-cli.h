@@ -5,6 +5,7 @@
 
 int df_cli_generate (int argc, char **argv);
 int df_cli_apply (int argc, char **argv);
+int df_cli_fetch (int argc, char **argv);
 int df_cli_show (int argc, char **argv);
 
 /* Text appended to every verb's --help. */

@@ -15,6 +15,9 @@ const char *df_cli_exit_codes
       "  6    missing base: the from-commit or a source object is not in the repository\n"
       "  7    no space left on the device\n"
       "  8    I/O or repository error\n"
+      "  9    network: the download failed on every mirror (refused, reset, HTTP error, TLS refused,\n"
+      "       more bytes than declared, wrong range)\n"
+      "  10   slow retrieval: connect timeout, below the low-speed limit, or past a transfer's deadline\n"
       "  130  cancelled";
 
 static const struct
@@ -25,6 +28,7 @@ static const struct
 } verbs[] = {
   { "generate", df_cli_generate, "compute a delta between two commits of a repository" },
   { "apply", df_cli_apply, "apply a delta directory to a repository, verified, offline" },
+  { "fetch", df_cli_fetch, "bring a commit in from a static HTTP(S) server, verified and resumable" },
   { "show", df_cli_show, "describe a delta" },
 };
 

@@ -17,6 +17,10 @@ void df_apply_session_free (DfApplySession *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfApplySession, df_apply_session_free)
 
 const DfSuperblock *df_apply_session_get_superblock (DfApplySession *s);
+/* A snapshot of the session's progress (thread-safe). */
+void df_apply_session_get_progress (DfApplySession *s, DfProgress *out);
+/* Cancelling it stops the workers (finish then reports the cancellation). */
+GCancellable *df_apply_session_get_cancellable (DfApplySession *s);
 
 /* FALSE when every object of content part @index is present already
  * (resume): a fetcher need not download it. */

@@ -760,6 +760,21 @@ df_apply_session_get_superblock (DfApplySession *a)
   return a->sb;
 }
 
+void
+df_apply_session_get_progress (DfApplySession *a, DfProgress *out)
+{
+  g_mutex_lock (&a->lock);
+  *out = a->progress;
+  out->parts_done = a->parts_applied;
+  g_mutex_unlock (&a->lock);
+}
+
+GCancellable *
+df_apply_session_get_cancellable (DfApplySession *a)
+{
+  return a->cancellable;
+}
+
 gboolean
 df_apply_session_part_needed (DfApplySession *a, guint index)
 {

@@ -431,23 +431,6 @@ decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize pa
   return out;
 }
 
-static gboolean
-pwrite_all (int fd, guint64 off, const guint8 *data, gsize len, const char *what, GError **error)
-{
-  gsize done = 0;
-  while (done < len)
-    {
-      ssize_t n = pwrite (fd, data + done, len - done, off + done);
-      if (n < 0)
-        {
-          if (errno == EINTR)
-            continue;
-          return df_throw_errno (error, errno, "staging %s", what);
-        }
-      done += n;
-    }
-  return TRUE;
-}
 
 struct _DfWriteBatch
 {
@@ -617,7 +600,7 @@ df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data,
       int hfd = openat (w->state_dfd, hname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
       if (hfd < 0)
         return df_throw_errno (error, errno, "staging %s", hname);
-      gboolean ok = pwrite_all (hfd, 0, data, hlen, hname, error);
+      gboolean ok = df_pwrite_all (hfd, data, hlen, 0, hname, error);
       if (ok && fdatasync (hfd) < 0)
         ok = df_throw_errno (error, errno, "syncing %s", hname);
       close (hfd);
@@ -625,7 +608,7 @@ df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data,
         return FALSE;
     }
   int fd = batch_fd (w, batch, hex, error);
-  if (fd < 0 || !pwrite_all (fd, e->offset, body, body_len, hex, error))
+  if (fd < 0 || !df_pwrite_all (fd, body, body_len, e->offset, hex, error))
     return FALSE;
   g_ptr_array_add (batch->markers, marker_name (hex, e->offset));
   g_ptr_array_add (batch->hexes, g_strdup (hex));

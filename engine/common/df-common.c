@@ -36,6 +36,10 @@ df_error_exit_code (const GError *error)
           return 7;
         case DF_ERROR_IO:
           return 8;
+        case DF_ERROR_NETWORK:
+          return 9;
+        case DF_ERROR_TIMEOUT:
+          return 10;
         }
       return 1;
     }
@@ -235,6 +239,46 @@ df_write_all (int fd, const void *buf, gsize len, const char *what, GError **err
       len -= n;
     }
   return TRUE;
+}
+
+gboolean
+df_pwrite_all (int fd, const void *buf, gsize len, guint64 off, const char *what, GError **error)
+{
+  const guint8 *p = buf;
+  while (len > 0)
+    {
+      ssize_t n = pwrite (fd, p, len, off);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return df_throw_errno (error, errno, "writing %s", what);
+        }
+      p += n;
+      len -= n;
+      off += n;
+    }
+  return TRUE;
+}
+
+gboolean
+df_write_file_atomic (int dfd, const char *path, GBytes *bytes, GError **error)
+{
+  g_autofree char *tmp = g_strdup_printf ("%s.tmp", path);
+  int fd = openat (dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return df_throw_errno (error, errno, "creating %s", tmp);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
+  gboolean ok = df_write_all (fd, data, len, path, error);
+  if (ok && fdatasync (fd) < 0)
+    ok = df_throw_errno (error, errno, "syncing %s", path);
+  close (fd);
+  if (ok && renameat (dfd, tmp, dfd, path) < 0)
+    ok = df_throw_errno (error, errno, "renaming %s", path);
+  if (!ok)
+    unlinkat (dfd, tmp, 0);
+  return ok;
 }
 
 guint

@@ -63,6 +63,11 @@ GBytes *df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 ex
 
 /* Writes @len bytes fully, or fails with errno mapped as df_throw_errno. */
 gboolean df_write_all (int fd, const void *buf, gsize len, const char *what, GError **error);
+/* The same at offset @off. @error may be NULL; errno tells then. */
+gboolean df_pwrite_all (int fd, const void *buf, gsize len, guint64 off, const char *what, GError **error);
+/* Writes @bytes to @path under @dfd through "@path.tmp", fdatasync and
+ * rename, so readers see the old file or the whole new one. */
+gboolean df_write_file_atomic (int dfd, const char *path, GBytes *bytes, GError **error);
 
 /* a + b without overflow, FALSE when it would overflow. */
 static inline gboolean
@@ -79,9 +84,10 @@ guint df_ncpus (void);
 gboolean df_mkdir_p_at (int dfd, const char *path, GError **error);
 gboolean df_rm_rf_at (int dfd, const char *path, GError **error);
 
-/* Large buffers (parts, windows) come straight from mmap and go straight
- * back with munmap: malloc would keep them in per-thread arenas after
- * free, and the apply memory budget is about resident memory. */
+/* Large buffers (parts, windows) come from mmap and go back with munmap
+ * (malloc would keep them in per-thread arenas after free, and the apply
+ * memory budget is about resident memory), except the few each thread
+ * keeps for reuse until df_big_cache_release(). */
 guint8 *df_big_alloc (gsize len);
 void df_big_free (guint8 *p, gsize len);
 /* Unmaps the buffers the calling thread keeps for reuse. */

@@ -58,3 +58,13 @@
 /* --- Generate ------------------------------------------------------------ */
 /* Encoded entries allowed to wait for the packer, per job. */
 #define DF_GENERATE_QUEUE_PER_JOB 4
+
+/* Fetch */
+/* The server's delta index (one entry per from-commit). */
+#define DF_FETCH_INDEX_MAX (1 * DF_MIB)
+/* Redirects followed per request. */
+#define DF_FETCH_MAX_REDIRECTS 5
+/* Times a part may start over because its file changed on the server. */
+#define DF_FETCH_MAX_CHANGES 3
+/* Finished ranges are made durable and recorded this often. */
+#define DF_FETCH_CHECKPOINT_US (1 * G_USEC_PER_SEC)

@@ -713,25 +713,6 @@ df_native_delta_relpath (const char *from, const char *to)
   return g_strdup_printf ("deltafetch/v1/deltas/%s", to);
 }
 
-static gboolean
-write_file_atomic (int dfd, const char *path, GBytes *bytes, GError **error)
-{
-  g_autofree char *tmp = g_strdup_printf ("%s.tmp", path);
-  int fd = openat (dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return df_throw_errno (error, errno, "creating %s", tmp);
-  gsize len;
-  const guint8 *data = g_bytes_get_data (bytes, &len);
-  gboolean ok = df_write_all (fd, data, len, path, error);
-  if (ok && fdatasync (fd) < 0)
-    ok = df_throw_errno (error, errno, "syncing %s", path);
-  close (fd);
-  if (ok && renameat (dfd, tmp, dfd, path) < 0)
-    ok = df_throw_errno (error, errno, "renaming %s", path);
-  if (!ok)
-    unlinkat (dfd, tmp, 0);
-  return ok;
-}
 
 static int
 str_cmp_data (gconstpointer a, gconstpointer b, gpointer unused)
@@ -777,7 +758,7 @@ update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock
   g_autoptr (GVariant) idx = g_variant_ref_sink (g_variant_builder_end (&b));
   g_autoptr (GVariant) normal = g_variant_get_normal_form (idx);
   g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (normal);
-  return write_file_atomic (repo_dfd, path, bytes, error);
+  return df_write_file_atomic (repo_dfd, path, bytes, error);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1034,7 +1015,7 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
     sb->parts = (DfPart *)g_array_free (g.parts, FALSE);
     g.parts = NULL;
     g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
-    if (!write_file_atomic (g.out_dfd, "superblock", bytes, &local))
+    if (!df_write_file_atomic (g.out_dfd, "superblock", bytes, &local))
       goto done;
     if (fsync (g.out_dfd) < 0)
       {

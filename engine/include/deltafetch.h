@@ -51,6 +51,15 @@ G_BEGIN_DECLS
  * @DF_ERROR_IO: reading the delta or writing the repository failed for
  *   another reason. CLI exit code 8.
  *
+ * @DF_ERROR_NETWORK: fetch: the download failed on every mirror after the
+ *   bounded retries (connection refused or reset, HTTP errors, TLS refused,
+ *   a server that sent more bytes than the delta declares or a range other
+ *   than the one asked for). CLI exit code 9.
+ * @DF_ERROR_TIMEOUT: fetch: slow retrieval: no connection within the
+ *   connect timeout, a transfer below the low-speed limit for the low-speed
+ *   time, or one that overran its deadline (its size divided by the minimum
+ *   average rate, plus slack), on every mirror. CLI exit code 10.
+ *
  * Codes are stable; new ones are only ever appended.
  */
 typedef enum
@@ -63,6 +72,8 @@ typedef enum
   DF_ERROR_MISSING_BASE,
   DF_ERROR_NO_SPACE,
   DF_ERROR_IO,
+  DF_ERROR_NETWORK,
+  DF_ERROR_TIMEOUT,
 } DfError;
 
 #define DF_ERROR (df_error_quark ())
@@ -264,8 +275,154 @@ typedef struct
 DF_PUBLIC gboolean df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts, DfApplyResult *result,
                              GCancellable *cancellable, GError **error);
 
+
+/* ------------------------------------------------------------------------ */
+/* Fetch                                                                     */
+
+/**
+ * DfFetchOptions:
+ * What df_fetch() downloads and how. Create with df_fetch_options_new(); the
+ * commit and at least one URL are required, everything else has a default.
+ */
+typedef struct _DfFetchOptions DfFetchOptions;
+
+/* Defaults of the fetch options. */
+#define DF_DEFAULT_CONNECTIONS 4
+#define DF_DEFAULT_RANGE_SIZE (4 * 1024 * 1024)
+#define DF_DEFAULT_LOW_SPEED_LIMIT 1000 /* bytes per second ... */
+#define DF_DEFAULT_LOW_SPEED_TIME 30    /* ... for this many seconds */
+#define DF_DEFAULT_MIN_RATE 16384       /* bytes per second, for transfer deadlines */
+#define DF_DEFAULT_CONNECT_TIMEOUT 15   /* seconds */
+#define DF_DEFAULT_RETRIES 4            /* attempts per range and mirror */
+
+DF_PUBLIC DfFetchOptions *df_fetch_options_new (void);
+DF_PUBLIC void df_fetch_options_free (DfFetchOptions *opts);
+/* The trusted to-commit (required): what the update agent learned from its
+ * signed metadata. Nothing is written unless the delta produces exactly this
+ * commit. */
+DF_PUBLIC void df_fetch_options_set_commit (DfFetchOptions *opts, const char *checksum);
+/* Adds a base URL of the repository (http, https or file). The first one
+ * added is tried first; a mirror that fails or serves bytes that do not
+ * verify is demoted and the next one used. */
+DF_PUBLIC void df_fetch_options_add_url (DfFetchOptions *opts, const char *url);
+/* The commit the device has (a checksum or a ref of the repository). Default:
+ * what the ref (df_fetch_options_set_ref()) points at, if anything. */
+DF_PUBLIC void df_fetch_options_set_from (DfFetchOptions *opts, const char *rev);
+/* Points @ref at the commit once it is verified and committed. */
+DF_PUBLIC void df_fetch_options_set_ref (DfFetchOptions *opts, const char *ref);
+/* Most parallel transfers (HTTP/1.1 connections, or streams over fewer
+ * HTTP/2 connections). Default DF_DEFAULT_CONNECTIONS. */
+DF_PUBLIC void df_fetch_options_set_connections (DfFetchOptions *opts, guint n);
+/* Parts larger than this are fetched as several ranges. A resumed fetch
+ * downloads again at most one range per connection. */
+DF_PUBLIC void df_fetch_options_set_range_size (DfFetchOptions *opts, guint64 bytes);
+/* Memory budget of the apply workers (default DF_DEFAULT_MEMORY_BUDGET).
+ * Downloads stream to disk and need only libcurl's small buffers. */
+DF_PUBLIC void df_fetch_options_set_memory_budget (DfFetchOptions *opts, guint64 bytes);
+/* A transfer slower than @bytes_per_second for @seconds is abandoned. */
+DF_PUBLIC void df_fetch_options_set_low_speed (DfFetchOptions *opts, guint bytes_per_second, guint seconds);
+/* Every transfer gets a deadline of its size divided by @bytes_per_second,
+ * plus slack, so a trickle just above the low-speed limit cannot hold the
+ * device for hours. */
+DF_PUBLIC void df_fetch_options_set_min_rate (DfFetchOptions *opts, guint bytes_per_second);
+DF_PUBLIC void df_fetch_options_set_connect_timeout (DfFetchOptions *opts, guint seconds);
+/* Attempts per range on each mirror before it is demoted. */
+DF_PUBLIC void df_fetch_options_set_retries (DfFetchOptions *opts, guint attempts);
+/* TLS: CA bundle to verify servers with, client certificate and key
+ * (PEM) for mutual TLS, and an optional public-key pin in libcurl's syntax
+ * ("sha256//BASE64" or a PEM/DER file). Proxies come from libcurl's usual
+ * environment variables (http_proxy, https_proxy, no_proxy). */
+DF_PUBLIC void df_fetch_options_set_ca_file (DfFetchOptions *opts, const char *path);
+DF_PUBLIC void df_fetch_options_set_client_cert (DfFetchOptions *opts, const char *cert, const char *key);
+DF_PUBLIC void df_fetch_options_set_pinned_public_key (DfFetchOptions *opts, const char *pin);
+/* Without a native delta for the update, fall back to libostree's own pull
+ * (default TRUE). */
+DF_PUBLIC void df_fetch_options_set_allow_pull_fallback (DfFetchOptions *opts, gboolean allow);
+
+/**
+ * DfFetchPath:
+ * How the commit was brought in.
+ */
+typedef enum
+{
+  DF_FETCH_PATH_PRESENT = 1, /* the repository had the commit already */
+  DF_FETCH_PATH_DELTA,       /* native delta from the device's commit */
+  DF_FETCH_PATH_SCRATCH,     /* native from-scratch delta */
+  DF_FETCH_PATH_PULL,        /* libostree's pull (no native delta offered) */
+} DfFetchPath;
+
+/**
+ * DfFetchEventType:
+ * @DF_FETCH_EVENT_START: the path is chosen; bytes_total is known.
+ * @DF_FETCH_EVENT_PROGRESS: at most about ten times a second.
+ * @DF_FETCH_EVENT_RETRY: a transfer failed and will be tried again; message
+ *   says why.
+ * @DF_FETCH_EVENT_MIRROR_SWITCH: @url was demoted; message says why.
+ */
+typedef enum
+{
+  DF_FETCH_EVENT_START = 1,
+  DF_FETCH_EVENT_PROGRESS,
+  DF_FETCH_EVENT_RETRY,
+  DF_FETCH_EVENT_MIRROR_SWITCH,
+} DfFetchEventType;
+
+typedef struct
+{
+  DfFetchEventType type;
+  DfFetchPath path;
+  const char *url;          /* the mirror concerned, or NULL */
+  const char *message;      /* RETRY and MIRROR_SWITCH: the reason */
+  guint64 bytes_downloaded; /* bytes received in this run */
+  guint64 bytes_total;      /* bytes still to fetch at the start of this run */
+  guint64 bytes_reused;     /* delta bytes found on disk from an earlier run */
+  guint parts_applied;
+  guint parts_total;
+  double rate;              /* bytes per second over the last seconds */
+} DfFetchEvent;
+
+/* Called from the thread that called df_fetch(), never concurrently. */
+typedef void (*DfFetchEventFunc) (const DfFetchEvent *event, gpointer user_data);
+DF_PUBLIC void df_fetch_options_set_event_func (DfFetchOptions *opts, DfFetchEventFunc func, gpointer user_data);
+
+typedef struct
+{
+  char commit[65];
+  DfFetchPath path;
+  char from[65];             /* the delta's from-commit (DF_FETCH_PATH_DELTA) */
+  guint64 delta_bytes;       /* superblock and parts, as published */
+  guint64 bytes_downloaded;  /* bytes received in this run, superblock and index included */
+  guint64 bytes_reused;      /* part bytes found on disk from an earlier run */
+  guint parts_total;
+  guint parts_downloaded;    /* fetched in this run */
+  guint parts_present;       /* already applied or downloaded before */
+  guint retries;
+  guint mirror_switches;
+  DfApplyResult apply;
+} DfFetchResult;
+
+/**
+ * df_fetch:
+ * @repo: an opened bare, bare-user or archive repository
+ * @opts: options; the commit and a URL are required
+ * @result: (out caller-allocates) (optional): what was done
+ *
+ * Brings the commit into @repo from a static HTTP(S) server: the native delta
+ * from the device's commit if the server's index lists one, else the native
+ * from-scratch delta, else (unless disabled) libostree's pull. Parts are
+ * downloaded in parallel as byte ranges, each checked against its SHA-256
+ * before it is decompressed and applied by worker threads while further
+ * parts download; the verification of df_apply() holds. No response may
+ * carry more bytes than the delta declares. Downloaded bytes persist in the
+ * repository's tmp/ directory, so a call after a crash, power loss or network
+ * loss downloads only what is missing. Cancel with @cancellable.
+ */
+DF_PUBLIC gboolean df_fetch (OstreeRepo *repo, const DfFetchOptions *opts, DfFetchResult *result,
+                             GCancellable *cancellable, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfGenerateOptions, df_generate_options_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfApplyOptions, df_apply_options_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfDeltaInfo, df_delta_info_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfFetchOptions, df_fetch_options_free)
 
 G_END_DECLS

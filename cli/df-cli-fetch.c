@@ -1,0 +1,249 @@
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "df-cli.h"
+
+static const char *path_names[] = { "", "present", "delta", "scratch", "pull" };
+
+typedef struct
+{
+  gboolean json, quiet, tty;
+  gint64 start;
+} FetchUi;
+
+/* One JSON object per line on stdout. */
+static void
+json_line (JsonBuilder *b)
+{
+  json_builder_end_object (b);
+  g_autoptr (JsonGenerator) g = json_generator_new ();
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  json_generator_set_root (g, root);
+  g_autofree char *s = json_generator_to_data (g, NULL);
+  printf ("%s\n", s);
+  fflush (stdout);
+}
+
+static void
+add_int (JsonBuilder *b, const char *name, gint64 v)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_int_value (b, v);
+}
+
+static void
+add_str (JsonBuilder *b, const char *name, const char *v)
+{
+  json_builder_set_member_name (b, name);
+  if (v)
+    json_builder_add_string_value (b, v);
+  else
+    json_builder_add_null_value (b);
+}
+
+static JsonBuilder *
+event_builder (const char *name)
+{
+  JsonBuilder *b = json_builder_new ();
+  json_builder_begin_object (b);
+  add_str (b, "event", name);
+  return b;
+}
+
+static void
+on_event (const DfFetchEvent *ev, gpointer data)
+{
+  FetchUi *ui = data;
+  if (ui->json)
+    {
+      static const char *names[] = { "", "start", "progress", "retry", "mirror-switch" };
+      g_autoptr (JsonBuilder) b = event_builder (names[ev->type]);
+      if (ev->type == DF_FETCH_EVENT_START)
+        add_str (b, "path", path_names[ev->path]);
+      if (ev->url)
+        add_str (b, "url", ev->url);
+      if (ev->message)
+        add_str (b, "message", ev->message);
+      add_int (b, "bytes_downloaded", ev->bytes_downloaded);
+      add_int (b, "bytes_total", ev->bytes_total);
+      add_int (b, "bytes_reused", ev->bytes_reused);
+      add_int (b, "parts_applied", ev->parts_applied);
+      add_int (b, "parts_total", ev->parts_total);
+      json_builder_set_member_name (b, "rate");
+      json_builder_add_double_value (b, ev->rate);
+      json_line (b);
+      return;
+    }
+  if (ui->quiet)
+    return;
+  switch (ev->type)
+    {
+    case DF_FETCH_EVENT_START:
+      if (ev->path == DF_FETCH_PATH_PULL)
+        fprintf (stderr, "no native delta on the server: falling back to libostree's pull from %s\n", ev->url);
+      break;
+    case DF_FETCH_EVENT_RETRY:
+      fprintf (stderr, "%sretrying: %s\n", ui->tty ? "\r\033[K" : "", ev->message);
+      break;
+    case DF_FETCH_EVENT_MIRROR_SWITCH:
+      fprintf (stderr, "%smirror %s demoted: %s\n", ui->tty ? "\r\033[K" : "", ev->url, ev->message);
+      break;
+    case DF_FETCH_EVENT_PROGRESS:
+      if (ui->tty)
+        {
+          g_autofree char *done = df_cli_format_size (ev->bytes_downloaded);
+          g_autofree char *total = df_cli_format_size (ev->bytes_total);
+          g_autofree char *rate = df_cli_format_size ((guint64)ev->rate);
+          char eta[32] = "";
+          if (ev->rate > 0 && ev->bytes_total > ev->bytes_downloaded)
+            g_snprintf (eta, sizeof eta, ", ETA %.0f s", (ev->bytes_total - ev->bytes_downloaded) / ev->rate);
+          fprintf (stderr, "\r\033[K%s of %s at %s/s%s, %u/%u parts applied", done, total, rate, eta,
+                   ev->parts_applied, ev->parts_total);
+        }
+      break;
+    }
+}
+
+int
+df_cli_fetch (int argc, char **argv)
+{
+  g_autofree char *repo_path = NULL, *commit = NULL, *from = NULL, *ref = NULL, *memory = NULL, *range = NULL;
+  g_autofree char *cacert = NULL, *cert = NULL, *key = NULL, *pin = NULL;
+  g_auto (GStrv) urls = NULL;
+  int connections = DF_DEFAULT_CONNECTIONS, low_limit = DF_DEFAULT_LOW_SPEED_LIMIT, low_time = DF_DEFAULT_LOW_SPEED_TIME;
+  int min_rate = DF_DEFAULT_MIN_RATE, connect_timeout = DF_DEFAULT_CONNECT_TIMEOUT, retries = DF_DEFAULT_RETRIES;
+  gboolean json = FALSE, quiet = FALSE, no_pull = FALSE;
+  GOptionEntry entries[] = {
+    { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository to write into (required)", "REPO" },
+    { "url", 0, 0, G_OPTION_ARG_STRING_ARRAY, &urls, "Base URL of the served repository; repeat for mirrors, in order",
+      "URL" },
+    { "commit", 0, 0, G_OPTION_ARG_STRING, &commit, "Trusted checksum of the commit to bring in (required)",
+      "CHECKSUM" },
+    { "from", 0, 0, G_OPTION_ARG_STRING, &from, "Commit the device has (default: what --ref points at)", "REV" },
+    { "ref", 0, 0, G_OPTION_ARG_STRING, &ref, "Point REF at the commit once it is verified and committed", "REF" },
+    { "connections", 0, 0, G_OPTION_ARG_INT, &connections, "Most parallel transfers (default 4)", "N" },
+    { "range-size", 0, 0, G_OPTION_ARG_STRING, &range, "Parts larger than this are fetched in ranges (default 4M)",
+      "SIZE" },
+    { "memory", 0, 0, G_OPTION_ARG_STRING, &memory, "Memory budget of the apply workers (default 64M)", "SIZE" },
+    { "low-speed-limit", 0, 0, G_OPTION_ARG_INT, &low_limit,
+      "Abandon a transfer slower than this many bytes/s (default 1000)...", "BYTES" },
+    { "low-speed-time", 0, 0, G_OPTION_ARG_INT, &low_time, "... for this many seconds (default 30)", "SECONDS" },
+    { "min-rate", 0, 0, G_OPTION_ARG_INT, &min_rate,
+      "Deadline of a transfer: its size at this rate, plus connect and low-speed time (default 16384)", "BYTES" },
+    { "connect-timeout", 0, 0, G_OPTION_ARG_INT, &connect_timeout, "Seconds to connect (default 15)", "SECONDS" },
+    { "retries", 0, 0, G_OPTION_ARG_INT, &retries, "Attempts per range on a mirror before it is demoted (default 4)",
+      "N" },
+    { "cacert", 0, 0, G_OPTION_ARG_FILENAME, &cacert, "CA certificates (PEM) to verify HTTPS servers with", "FILE" },
+    { "cert", 0, 0, G_OPTION_ARG_FILENAME, &cert, "Client certificate (PEM) for mutual TLS", "FILE" },
+    { "key", 0, 0, G_OPTION_ARG_FILENAME, &key, "Key of the client certificate (PEM)", "FILE" },
+    { "pin", 0, 0, G_OPTION_ARG_STRING, &pin, "Pinned server public key: sha256//BASE64 or a key file", "PIN" },
+    { "no-pull-fallback", 0, 0, G_OPTION_ARG_NONE, &no_pull, "Fail instead of using libostree's pull", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON lines (events start, progress, retry, mirror-switch, "
+                                             "done, error) on stdout", NULL },
+    { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print nothing on success", NULL },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- bring a commit in from a static HTTP(S) server");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_set_summary (
+      ctx, "Downloads the native delta to the trusted commit (from the device's commit, else from scratch; else\n"
+           "libostree's pull) in parallel byte ranges, checks every part's SHA-256 before it is decompressed, and\n"
+           "applies parts while others download, with the verification of 'deltafetch apply'. Downloaded bytes\n"
+           "stay in REPO/tmp, so a rerun after a crash or a network loss fetches only what is missing.\n"
+           "Proxies: libcurl's http_proxy, https_proxy and no_proxy environment variables.");
+  g_option_context_set_description (ctx, df_cli_exit_codes);
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    return df_cli_usage (ctx, "%s", error->message);
+  if (argc != 1)
+    return df_cli_usage (ctx, "unexpected argument '%s'", argv[1]);
+  if (repo_path == NULL || commit == NULL || urls == NULL)
+    return df_cli_usage (ctx, "--repo, --commit and --url are required");
+  if (connections < 1 || low_limit < 0 || low_time < 0 || min_rate < 0 || connect_timeout < 1 || retries < 1)
+    return df_cli_usage (ctx, "--connections, --connect-timeout and --retries must be positive, the rest not negative");
+  guint64 budget = DF_DEFAULT_MEMORY_BUDGET, range_size = DF_DEFAULT_RANGE_SIZE;
+  if (memory && !df_cli_parse_size (memory, &budget))
+    return df_cli_usage (ctx, "cannot parse --memory '%s'", memory);
+  if (range && !df_cli_parse_size (range, &range_size))
+    return df_cli_usage (ctx, "cannot parse --range-size '%s'", range);
+
+  FetchUi ui = { .json = json, .quiet = quiet, .tty = isatty (2), .start = g_get_monotonic_time () };
+  g_autoptr (DfFetchOptions) opts = df_fetch_options_new ();
+  df_fetch_options_set_commit (opts, commit);
+  for (guint i = 0; urls[i]; i++)
+    df_fetch_options_add_url (opts, urls[i]);
+  df_fetch_options_set_from (opts, from);
+  df_fetch_options_set_ref (opts, ref);
+  df_fetch_options_set_connections (opts, connections);
+  df_fetch_options_set_range_size (opts, range_size);
+  df_fetch_options_set_memory_budget (opts, budget);
+  df_fetch_options_set_low_speed (opts, low_limit, low_time);
+  df_fetch_options_set_min_rate (opts, min_rate);
+  df_fetch_options_set_connect_timeout (opts, connect_timeout);
+  df_fetch_options_set_retries (opts, retries);
+  df_fetch_options_set_ca_file (opts, cacert);
+  if (cert || key)
+    df_fetch_options_set_client_cert (opts, cert, key);
+  df_fetch_options_set_pinned_public_key (opts, pin);
+  df_fetch_options_set_allow_pull_fallback (opts, !no_pull);
+  df_fetch_options_set_event_func (opts, on_event, &ui);
+
+  DfFetchResult res;
+  g_autoptr (OstreeRepo) repo = df_cli_open_repo (repo_path, &error);
+  gboolean ok = repo && df_fetch (repo, opts, &res, NULL, &error);
+  double secs = (g_get_monotonic_time () - ui.start) / 1e6;
+  if (ui.tty && !json && !quiet)
+    fprintf (stderr, "\r\033[K");
+  if (!ok)
+    {
+      if (json)
+        {
+          g_autoptr (JsonBuilder) b = event_builder ("error");
+          add_int (b, "exit_code", df_error_exit_code (error));
+          add_str (b, "message", error->message);
+          json_line (b);
+        }
+      return df_cli_fail (error);
+    }
+  if (json)
+    {
+      g_autoptr (JsonBuilder) b = event_builder ("done");
+      add_str (b, "path", path_names[res.path]);
+      add_str (b, "commit", res.commit);
+      add_str (b, "from", res.from[0] ? res.from : NULL);
+      add_int (b, "delta_bytes", res.delta_bytes);
+      add_int (b, "bytes_downloaded", res.bytes_downloaded);
+      add_int (b, "bytes_reused", res.bytes_reused);
+      add_int (b, "parts_total", res.parts_total);
+      add_int (b, "parts_downloaded", res.parts_downloaded);
+      add_int (b, "parts_present", res.parts_present);
+      add_int (b, "retries", res.retries);
+      add_int (b, "mirror_switches", res.mirror_switches);
+      add_int (b, "objects_written", res.apply.objects_written);
+      json_builder_set_member_name (b, "seconds");
+      json_builder_add_double_value (b, secs);
+      json_line (b);
+      return 0;
+    }
+  if (quiet)
+    return 0;
+  static const char *how[] = { "", "already in the repository", "native delta from %s", "native from-scratch delta",
+                               "libostree's pull (no native delta on the server)" };
+  printf ("commit %s (matches --commit)\n", res.commit);
+  printf ("path: ");
+  printf (how[res.path], res.from);
+  printf ("\n");
+  if (res.path == DF_FETCH_PATH_DELTA || res.path == DF_FETCH_PATH_SCRATCH)
+    {
+      g_autofree char *dl = df_cli_format_size (res.bytes_downloaded);
+      g_autofree char *db = df_cli_format_size (res.delta_bytes);
+      g_autofree char *ru = df_cli_format_size (res.bytes_reused);
+      printf ("%s downloaded of a %s delta (%s reused from an earlier run), %u of %u parts fetched, %u retries, "
+              "%u mirror switches, %.2f s\n",
+              dl, db, ru, res.parts_downloaded, res.parts_total, res.retries, res.mirror_switches, secs);
+    }
+  if (ref)
+    printf ("ref %s -> %s\n", ref, res.commit);
+  return 0;
+}

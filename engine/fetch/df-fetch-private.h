@@ -1,0 +1,26 @@
+/* The fetcher's internals shared between its files. */
+#pragma once
+
+#include "deltafetch.h"
+
+struct _DfFetchOptions
+{
+  char *commit;
+  GPtrArray *urls;
+  char *from;
+  char *ref;
+  guint connections;
+  guint64 range_size;
+  guint64 memory;
+  guint low_speed_limit, low_speed_time;
+  guint min_rate;
+  guint connect_timeout;
+  guint retries;
+  char *ca_file, *cert, *key, *pin;
+  gboolean allow_pull;
+  DfFetchEventFunc event_func;
+  gpointer event_data;
+};
+
+/* Brings @commit in with libostree's pull from the first URL that works. */
+gboolean df_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable *c, GError **error);
