@@ -75,7 +75,8 @@ on_event (const DfFetchEvent *ev, gpointer data)
       json_line (b);
       return;
     }
-  if (ui->quiet)
+  /* Notes on the way go to a terminal only: a log gets the one-line result. */
+  if (ui->quiet || !ui->tty)
     return;
   switch (ev->type)
     {
@@ -84,13 +85,12 @@ on_event (const DfFetchEvent *ev, gpointer data)
         fprintf (stderr, "no native delta on the server: falling back to libostree's pull from %s\n", ev->url);
       break;
     case DF_FETCH_EVENT_RETRY:
-      fprintf (stderr, "%sretrying: %s\n", ui->tty ? "\r\033[K" : "", ev->message);
+      fprintf (stderr, "\r\033[Kretrying: %s\n", ev->message);
       break;
     case DF_FETCH_EVENT_MIRROR_SWITCH:
-      fprintf (stderr, "%smirror %s demoted: %s\n", ui->tty ? "\r\033[K" : "", ev->url, ev->message);
+      fprintf (stderr, "\r\033[Kmirror %s demoted: %s\n", ev->url, ev->message);
       break;
     case DF_FETCH_EVENT_PROGRESS:
-      if (ui->tty)
         {
           g_autofree char *done = df_cli_format_size (ev->bytes_downloaded);
           g_autofree char *total = df_cli_format_size (ev->bytes_total);

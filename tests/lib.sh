@@ -72,40 +72,48 @@ checkout_matches () {
   rm -rf "$co"
 }
 
-# start_nginx ROOT: serves ROOT on 127.0.0.1:$NGINX_PORT until the test ends.
+# start_nginx ROOT [LISTEN-OPTIONS [SERVER-DIRECTIVES]]: serves ROOT on
+# 127.0.0.1:$NGINX_PORT until the test ends, e.g.
+#   start_nginx "$T/www" "ssl http2" "ssl_certificate ...; ssl_certificate_key ...;"
+# Several servers may run at once; each call sets NGINX_PORT and NGINX_LOG.
 start_nginx () {
-  local root=$1 conf=$T/nginx.conf try
+  local root=$1 listen_opts=${2:-} extra=${3:-} try
+  NGINX_N=$(( ${NGINX_N:-0} + 1 ))
+  local d=$T/nginx$([ "$NGINX_N" = 1 ] || echo "$NGINX_N")
+  local conf=$d.conf
   command -v nginx >/dev/null || { echo "nginx is not installed" >&2; return 1; }
-  mkdir -p "$T/nginx"
+  mkdir -p "$d"
   chmod 755 "$T"  # nginx workers run unprivileged
   for try in 1 2 3 4 5 6 7 8; do
     NGINX_PORT=$((20000 + RANDOM % 30000))
     cat >"$conf" <<CONF
 daemon on;
 worker_processes 1;
-pid $T/nginx/pid;
-error_log $T/nginx/error.log;
+pid $d/pid;
+error_log $d/error.log;
 events { worker_connections 64; }
 http {
-  access_log $T/nginx/access.log;
-  client_body_temp_path $T/nginx/body;
-  proxy_temp_path $T/nginx/proxy;
-  fastcgi_temp_path $T/nginx/fastcgi;
-  uwsgi_temp_path $T/nginx/uwsgi;
-  scgi_temp_path $T/nginx/scgi;
+  access_log $d/access.log;
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fastcgi;
+  uwsgi_temp_path $d/uwsgi;
+  scgi_temp_path $d/scgi;
   types { }
   default_type application/octet-stream;
   server {
-    listen 127.0.0.1:$NGINX_PORT;
+    listen 127.0.0.1:$NGINX_PORT $listen_opts;
     root $root;
+    $extra
   }
 }
 CONF
-    if nginx -c "$conf" -p "$T/nginx" 2>"$T/nginx/start.err"; then
-      cleanup_hooks+=("kill \$(cat '$T/nginx/pid') 2>/dev/null")
+    if nginx -c "$conf" -p "$d" 2>"$d/start.err"; then
+      cleanup_hooks+=("kill \$(cat '$d/pid') 2>/dev/null")
+      NGINX_LOG=$d/access.log
       return 0
     fi
   done
-  cat "$T/nginx/start.err" >&2
+  cat "$d/start.err" >&2
   return 1
 }

@@ -1,0 +1,159 @@
+#!/bin/bash
+# deltafetch fetch against real servers: nginx over HTTP and over HTTPS
+# (HTTP/2, a CA, server and client certificates made here with the openssl
+# CLI), native from-scratch and from-commit deltas into bare and bare-user
+# repositories, bytes on the wire, the libostree pull fallback, trust and
+# TLS refusals, and the README's C example built against the installed
+# pkg-config file.
+. "$(dirname "$0")/lib.sh"
+
+make_tree v1 1 && make_tree v2 2 || { not_ok "generate trees"; finish; exit 1; }
+mkdir -p "$T/www"
+src=$T/www/repo
+make_src_repo "$src" archive
+c1=$(rev "$src" os^) c2=$(rev "$src" os)
+"$DF" generate -q --repo="$src" --empty --to=os^ >/dev/null
+"$DF" generate -q --repo="$src" --from=os^ --to=os >/dev/null
+# A second published repo without native deltas, for the fallback.
+plain=$T/www/plain
+make_src_repo "$plain" archive
+ostree summary --repo="$plain" -u
+
+dir_bytes () { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
+scratch_bytes=$(dir_bytes "$src/deltafetch/v1/deltas/$c1")
+delta_bytes=$(dir_bytes "$src/deltafetch/v1/deltas/$c1-$c2")
+# Body bytes nginx sent for requests matching $2 since line $3 of log $1.
+wire_bytes () { tail -n +"$3" "$1" | awk -v pat="$2" '$7 ~ pat { s += $10 } END { print s + 0 }'; }
+json_field () { sed -n '$p' "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
+
+start_nginx "$T/www" || { not_ok "nginx did not start"; finish; exit 1; }
+ok "nginx serving on 127.0.0.1:$NGINX_PORT"
+url=http://127.0.0.1:$NGINX_PORT/repo
+log=$NGINX_LOG
+
+for mode in bare bare-user; do
+  dev=$T/dev-$mode
+  ostree init --repo="$dev" --mode="$mode"
+  start=$(($(wc -l <"$log") + 1))
+  check "$mode: fetch v1 (from scratch, 64K ranges, 3 connections)" \
+    "$DF" fetch --repo="$dev" --url="$url" --commit="$c1" --ref=os --range-size=64K --connections=3 --json
+  cp "$T/check.out" "$T/f1.json"
+  check "$mode: v1 fsck-clean and identical to the source tree" checkout_matches "$dev" "$c1" "$T/v1"
+  check "$mode: the path taken was the from-scratch delta" test "$(json_field "$T/f1.json" path)" = scratch
+  check "$mode: ranged requests were answered 206" grep -q '" 206 ' "$log"
+  wire=$(wire_bytes "$log" "/deltafetch/v1/deltas/$c1/" "$start")
+  check "$mode: scratch delta bytes on the wire $wire = delta $scratch_bytes" test "$wire" = "$scratch_bytes"
+  start=$(($(wc -l <"$log") + 1))
+  check "$mode: fetch v2 (delta from the ref's commit)" \
+    "$DF" fetch --repo="$dev" --url="$url" --commit="$c2" --ref=os --json
+  cp "$T/check.out" "$T/f2.json"
+  check "$mode: v2 fsck-clean and identical to the source tree" checkout_matches "$dev" "$c2" "$T/v2"
+  check "$mode: ref os moved to v2" test "$(rev "$dev" os)" = "$c2"
+  check "$mode: the path taken was the delta from v1" test "$(json_field "$T/f2.json" from)" = "$c1"
+  wire=$(wire_bytes "$log" "/repo/" "$start")
+  diag "$mode: v2 fetch moved $wire bytes for a $delta_bytes-byte delta (plus index and superblock)"
+  check "$mode: bytes on the wire <= 1.02 x delta bytes" test "$((wire * 100))" -le "$((delta_bytes * 102))"
+  check "$mode: no loose objects were fetched" bash -c "! tail -n +$start '$log' | grep -q '/objects/'"
+  check "$mode: no fetch state left in tmp/" bash -c "! ls '$dev/tmp' | grep -q deltafetch"
+done
+
+dev=$T/dev-bare
+expect_exit 0 "fetching a commit already present" "$DF" fetch --repo="$dev" --url="$url" --commit="$c2" --json
+check "already present: path reported" test "$(json_field "$T/ee.out" path)" = present
+
+# Trust: a commit nobody publishes is not made up.
+bogus=$(echo bogus | sha256sum | cut -c1-64)
+before=$(objects_list "$dev")
+expect_exit 9 "unknown commit, no native delta and no fallback" \
+  "$DF" fetch --repo="$dev" --url="$url" --commit="$bogus" --no-pull-fallback
+expect_exit 9 "unknown commit through the libostree fallback" "$DF" fetch --repo="$dev" --url="$url" --commit="$bogus"
+check "nothing was written for the unknown commit" test "$before" = "$(objects_list "$dev")"
+expect_exit 2 "bad URL scheme" "$DF" fetch --repo="$dev" --url=ftp://example.org/repo --commit="$c2"
+expect_exit 2 "missing --commit" "$DF" fetch --repo="$dev" --url="$url"
+
+# A delta published for another commit is refused before anything is written:
+# the server's index for v1 points at the from-scratch delta of v2.
+cp -a "$src" "$T/src2"
+"$DF" generate -q --repo="$T/src2" --empty --to=os >/dev/null
+fake=$T/www/fake
+mkdir -p "$fake/deltafetch/v1/indexes" "$fake/deltafetch/v1/deltas"
+cp "$T/src2/deltafetch/v1/indexes/$c2.index" "$fake/deltafetch/v1/indexes/$c1.index"
+cp -r "$T/src2/deltafetch/v1/deltas/$c2" "$fake/deltafetch/v1/deltas/$c1"
+dev3=$T/dev-wrong
+ostree init --repo="$dev3" --mode=bare
+expect_exit 5 "a delta leading to another commit is untrusted" \
+  "$DF" fetch --repo="$dev3" --url="http://127.0.0.1:$NGINX_PORT/fake" --commit="$c1" --no-pull-fallback
+check "nothing written by the untrusted delta" bash -c "[ -z \"\$(find '$dev3/objects' -type f)\" ]"
+
+# Fallback: a server without native deltas is pulled with libostree.
+dev4=$T/dev-pull
+ostree init --repo="$dev4" --mode=bare
+check "fallback: libostree pull of v2" \
+  "$DF" fetch --repo="$dev4" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$(rev "$plain" os)" --ref=os --json
+check "fallback: path reported as pull" test "$(json_field "$T/check.out" path)" = pull
+check "fallback: fsck-clean and identical" checkout_matches "$dev4" "$(rev "$plain" os)" "$T/v2"
+check "fallback: ref set" test "$(rev "$dev4" os)" = "$(rev "$plain" os)"
+check "fallback: no remote left behind" bash -c "! ostree remote list --repo='$dev4' | grep -q ."
+
+# HTTPS with HTTP/2 and mutual TLS.
+certs=$T/certs
+if bash "$DF_SRCDIR/tests/make-certs.sh" "$certs" >/dev/null 2>&1 &&
+  start_nginx "$T/www" "ssl http2" "ssl_certificate $certs/server.pem; ssl_certificate_key $certs/server.key;
+    ssl_client_certificate $certs/ca.pem; ssl_verify_client on;"; then
+  ok "nginx with TLS (client certificates required) on 127.0.0.1:$NGINX_PORT"
+  surl=https://localhost:$NGINX_PORT/repo
+  tls=(--cacert="$certs/ca.pem" --cert="$certs/client.pem" --key="$certs/client.key")
+  dev5=$T/dev-tls
+  ostree init --repo="$dev5" --mode=bare
+  expect_exit 9 "https: no client certificate is refused" "$DF" fetch --repo="$dev5" --url="$surl" --commit="$c1" \
+    --cacert="$certs/ca.pem" --retries=1 --no-pull-fallback
+  expect_exit 9 "https: a client certificate from another CA is refused" "$DF" fetch --repo="$dev5" --url="$surl" \
+    --commit="$c1" --cacert="$certs/ca.pem" --cert="$certs/bad-client.pem" --key="$certs/bad-client.key" \
+    --retries=1 --no-pull-fallback
+  expect_exit 9 "https: a server certificate from an unknown CA is refused" "$DF" fetch --repo="$dev5" \
+    --url="$surl" --commit="$c1" --cacert="$certs/other-ca.pem" --cert="$certs/client.pem" \
+    --key="$certs/client.key" --retries=1 --no-pull-fallback
+  expect_exit 9 "https: a wrong public-key pin is refused" "$DF" fetch --repo="$dev5" --url="$surl" --commit="$c1" \
+    "${tls[@]}" --pin="sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" --retries=1 --no-pull-fallback
+  check "https: nothing written by refused fetches" bash -c "[ -z \"\$(find '$dev5/objects' -type f)\" ]"
+  expect_exit 0 "https: mutual TLS with the right pin fetches v1" "$DF" fetch --repo="$dev5" --url="$surl" \
+    --commit="$c1" --ref=os "${tls[@]}" --pin="$(cat "$certs/server.pin")" --range-size=64K --json
+  check "https: v1 fsck-clean and identical" checkout_matches "$dev5" "$c1" "$T/v1"
+  check "https: requests went over HTTP/2" grep -q 'HTTP/2.0" 206' "$NGINX_LOG"
+  check "https: fetch v2" "$DF" fetch --repo="$dev5" --url="$surl" --commit="$c2" --ref=os "${tls[@]}"
+  check "https: v2 fsck-clean and identical" checkout_matches "$dev5" "$c2" "$T/v2"
+else
+  not_ok "TLS set-up failed"
+  cat "$T/nginx2/start.err" 2>/dev/null | sed 's/^/# /'
+fi
+
+# The README's example agent, built against the installed pkg-config file.
+inst=$T/inst
+if meson install -C "$DF_BUILDDIR" --no-rebuild --quiet --destdir "$inst" >"$T/install.log" 2>&1; then
+  # Relocate the installed .pc file (its prefix is /usr/local under DESTDIR).
+  pc=$(find "$inst" -name deltafetch-1.pc | head -1)
+  mkdir -p "$T/pc"
+  sed "s|^prefix=.*|prefix=$inst/usr/local|" "$pc" >"$T/pc/deltafetch-1.pc"
+  export PKG_CONFIG_PATH=$T/pc
+  check "README example is examples/update-agent.c verbatim" python3 - "$DF_SRCDIR" <<'PY'
+import sys
+root = sys.argv[1]
+readme = open(root + "/README.md").read()
+code = open(root + "/examples/update-agent.c").read()
+sys.exit(0 if code in readme else 1)
+PY
+  # shellcheck disable=SC2046
+  check "example agent builds with pkg-config deltafetch-1" cc -Wall -Werror -o "$T/agent" \
+    "$DF_SRCDIR/examples/update-agent.c" $(pkg-config --cflags --libs deltafetch-1)
+  libdir=$(dirname "$(find "$inst" -name 'libdeltafetch.so.1' | head -1)")
+  dev6=$T/dev-agent
+  ostree init --repo="$dev6" --mode=bare
+  check "example agent fetches v1" env LD_LIBRARY_PATH="$libdir" "$T/agent" "$dev6" "$url" "$c1" os
+  check "example agent fetches v2" env LD_LIBRARY_PATH="$libdir" "$T/agent" "$dev6" "$url" "$c2" os
+  check "example agent: fsck-clean and identical" checkout_matches "$dev6" "$c2" "$T/v2"
+  check "example agent: ref set" test "$(rev "$dev6" os)" = "$c2"
+else
+  not_ok "meson install --destdir failed"
+  sed 's/^/# /' "$T/install.log"
+fi
+finish
