@@ -85,6 +85,24 @@ expect_exit 5 "a delta leading to another commit is untrusted" \
   "$DF" fetch --repo="$dev3" --url="http://127.0.0.1:$NGINX_PORT/fake" --commit="$c1" --no-pull-fallback
 check "nothing written by the untrusted delta" bash -c "[ -z \"\$(find '$dev3/objects' -type f)\" ]"
 
+# Free space is checked against the delta's declared sizes before the
+# download starts: on a filesystem too small for the update, the fetch fails
+# at once with exit 7, having downloaded no part.
+if [ "$(id -u)" = 0 ]; then
+  small=$T/small
+  mkdir -p "$small"
+  if mount -t tmpfs -o size=3m tmpfs "$small"; then
+    cleanup_hooks+=("umount -l '$small'")
+    ostree init --repo="$small/repo" --mode=bare
+    mark=$(($(wc -l <"$log") + 1))
+    expect_exit 7 "too little free space: refused before downloading" \
+      "$DF" fetch --repo="$small/repo" --url="$url" --commit="$c1" --no-pull-fallback
+    check "no part was requested" bash -c "! tail -n +$mark '$log' | grep -q 'deltas/$c1/[0-9]'"
+  else
+    not_ok "mount a small tmpfs"
+  fi
+fi
+
 # Fallback: a server without native deltas is pulled with libostree.
 dev4=$T/dev-pull
 ostree init --repo="$dev4" --mode=bare

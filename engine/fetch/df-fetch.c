@@ -205,7 +205,9 @@ struct _Part
   guint32 mirrors_used; /* bit per mirror that delivered bytes */
   guint corrupt, changes;
   guint generation; /* bumped when the part starts over */
+  gboolean resumed;  /* holds ranges downloaded by an earlier run */
   gboolean complete; /* verified and handed to the session */
+  int rec_fd;        /* the .ranges record, -1 until first needed */
 };
 
 typedef struct
@@ -777,6 +779,9 @@ part_reset (Fetch *f, Part *p)
   char name[32];
   g_snprintf (name, sizeof name, "%u.ranges", p->index);
   unlinkat (f->store_dfd, name, 0);
+  if (p->rec_fd >= 0)
+    close (p->rec_fd);
+  p->rec_fd = -1;
   for (guint r = 0; r < p->n_ranges; r++)
     if (!p->ranges[r].queued)
       {
@@ -785,27 +790,40 @@ part_reset (Fetch *f, Part *p)
       }
 }
 
-/* Notes the ranges finished since the last checkpoint: data first made
- * durable, then the record, so a record never claims bytes a power loss
- * took away. */
+/* Notes finished ranges in the part's record as soon as they are in, so a
+ * killed process loses no finished range (the page cache survives it). */
+static void
+record_ranges (Fetch *f, Part *p)
+{
+  if (memcmp (p->done, p->recorded, p->n_ranges) == 0)
+    return;
+  if (p->rec_fd < 0)
+    {
+      char name[32];
+      g_snprintf (name, sizeof name, "%u.ranges", p->index);
+      p->rec_fd = openat (f->store_dfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      guint64 rs = GUINT64_TO_LE (f->o->range_size);
+      if (p->rec_fd < 0 || !df_pwrite_all (p->rec_fd, &rs, sizeof rs, 0, "ranges", NULL))
+        return;
+    }
+  if (df_pwrite_all (p->rec_fd, p->done, p->n_ranges, sizeof (guint64), "ranges", NULL))
+    memcpy (p->recorded, p->done, p->n_ranges);
+}
+
+/* Against power loss: every second, the downloaded bytes and then their
+ * records are made durable. A record can still reach the disk before the
+ * bytes it describes; a resumed part that fails its hash therefore starts
+ * over without blaming the mirror (see part_finish()). */
 static void
 checkpoint (Fetch *f)
 {
   for (guint i = 0; i < f->n_parts; i++)
     {
       Part *p = &f->parts[i];
-      if (p->complete || p->fd < 0 || memcmp (p->done, p->recorded, p->n_ranges) == 0)
+      if (p->complete || p->fd < 0 || p->rec_fd < 0)
         continue;
-      if (fdatasync (p->fd) < 0)
-        continue;
-      char name[32];
-      g_snprintf (name, sizeof name, "%u.ranges", p->index);
-      df_autofd fd = openat (f->store_dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-      guint64 rs = GUINT64_TO_LE (f->o->range_size);
-      if (fd < 0 || !df_pwrite_all (fd, &rs, sizeof rs, 0, "ranges", NULL)
-          || !df_pwrite_all (fd, p->done, p->n_ranges, sizeof rs, "ranges", NULL))
-        continue;
-      memcpy (p->recorded, p->done, p->n_ranges);
+      if (fdatasync (p->fd) == 0)
+        fdatasync (p->rec_fd);
     }
   f->last_checkpoint = g_get_monotonic_time ();
 }
@@ -820,6 +838,13 @@ part_finish (Fetch *f, Part *p)
   g_snprintf (final, sizeof final, "%u", p->index);
   if (!hash_file_matches (p->fd, p->size, dp->sha256))
     {
+      if (p->resumed)
+        {
+          /* Bytes from before a crash may not have reached the disk. */
+          p->resumed = FALSE;
+          part_reset (f, p);
+          return;
+        }
       p->corrupt++;
       g_autofree char *why
           = g_strdup_printf ("part %u does not match its SHA-256 (bytes never decompressed, discarded)", p->index);
@@ -836,6 +861,9 @@ part_finish (Fetch *f, Part *p)
     }
   close (p->fd);
   p->fd = -1;
+  if (p->rec_fd >= 0)
+    close (p->rec_fd);
+  p->rec_fd = -1;
   if (renameat (f->store_dfd, name, f->store_dfd, final) < 0)
     {
       set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_IO, "storing part %u: %s", p->index, g_strerror (errno)));
@@ -887,6 +915,7 @@ part_open (Fetch *f, Part *p, GError **error)
         {
           p->done[r] = p->recorded[r] = 1;
           p->remaining--;
+          p->resumed = TRUE;
           f->res->bytes_reused += p->ranges[r].len;
         }
   return TRUE;
@@ -1022,6 +1051,8 @@ transfer_done (Fetch *f, Xfer *x, CURLcode rc)
         }
       if (p->remaining == 0 && p->active == 0 && !p->complete)
         part_finish (f, p);
+      else
+        record_ranges (f, p);
       return;
     }
   range_failed (f, x, out, kind, msg);
@@ -1251,6 +1282,8 @@ fetch_clear (Fetch *f)
       Part *p = &f->parts[i];
       if (p->fd >= 0)
         close (p->fd);
+      if (p->rec_fd >= 0)
+        close (p->rec_fd);
       g_free (p->ranges);
       g_free (p->done);
       g_free (p->recorded);
@@ -1318,6 +1351,7 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
         f->res->delta_bytes += dp->compressed_size;
         p->index = i;
         p->fd = -1;
+        p->rec_fd = -1;
         p->size = dp->compressed_size;
         guint64 rs = f->o->range_size;
         p->n_ranges = p->size == 0 ? 1 : (guint)((p->size + rs - 1) / rs);
