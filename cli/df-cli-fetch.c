@@ -91,16 +91,16 @@ on_event (const DfFetchEvent *ev, gpointer data)
       fprintf (stderr, "\r\033[Kmirror %s demoted: %s\n", ev->url, ev->message);
       break;
     case DF_FETCH_EVENT_PROGRESS:
-        {
-          g_autofree char *done = df_cli_format_size (ev->bytes_downloaded);
-          g_autofree char *total = df_cli_format_size (ev->bytes_total);
-          g_autofree char *rate = df_cli_format_size ((guint64)ev->rate);
-          char eta[32] = "";
-          if (ev->rate > 0 && ev->bytes_total > ev->bytes_downloaded)
-            g_snprintf (eta, sizeof eta, ", ETA %.0f s", (ev->bytes_total - ev->bytes_downloaded) / ev->rate);
-          fprintf (stderr, "\r\033[K%s of %s at %s/s%s, %u/%u parts applied", done, total, rate, eta,
-                   ev->parts_applied, ev->parts_total);
-        }
+      {
+        g_autofree char *done = df_cli_format_size (ev->bytes_downloaded);
+        g_autofree char *total = df_cli_format_size (ev->bytes_total);
+        g_autofree char *rate = df_cli_format_size ((guint64)ev->rate);
+        char eta[32] = "";
+        if (ev->rate > 0 && ev->bytes_total > ev->bytes_downloaded)
+          g_snprintf (eta, sizeof eta, ", ETA %.0f s", (ev->bytes_total - ev->bytes_downloaded) / ev->rate);
+        fprintf (stderr, "\r\033[K%s of %s at %s/s%s, %u/%u parts applied", done, total, rate, eta, ev->parts_applied,
+                 ev->parts_total);
+      }
       break;
     }
 }
@@ -111,7 +111,8 @@ df_cli_fetch (int argc, char **argv)
   g_autofree char *repo_path = NULL, *commit = NULL, *from = NULL, *ref = NULL, *memory = NULL, *range = NULL;
   g_autofree char *cacert = NULL, *cert = NULL, *key = NULL, *pin = NULL;
   g_auto (GStrv) urls = NULL;
-  int connections = DF_DEFAULT_CONNECTIONS, low_limit = DF_DEFAULT_LOW_SPEED_LIMIT, low_time = DF_DEFAULT_LOW_SPEED_TIME;
+  int connections = DF_DEFAULT_CONNECTIONS, low_limit = DF_DEFAULT_LOW_SPEED_LIMIT,
+      low_time = DF_DEFAULT_LOW_SPEED_TIME;
   int min_rate = DF_DEFAULT_MIN_RATE, connect_timeout = DF_DEFAULT_CONNECT_TIMEOUT, retries = DF_DEFAULT_RETRIES;
   gboolean json = FALSE, quiet = FALSE, no_pull = FALSE;
   GOptionEntry entries[] = {
@@ -139,8 +140,10 @@ df_cli_fetch (int argc, char **argv)
     { "key", 0, 0, G_OPTION_ARG_FILENAME, &key, "Key of the client certificate (PEM)", "FILE" },
     { "pin", 0, 0, G_OPTION_ARG_STRING, &pin, "Pinned server public key: sha256//BASE64 or a key file", "PIN" },
     { "no-pull-fallback", 0, 0, G_OPTION_ARG_NONE, &no_pull, "Fail instead of using libostree's pull", NULL },
-    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON lines (events start, progress, retry, mirror-switch, "
-                                             "done, error) on stdout", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json,
+      "Print JSON lines (events start, progress, retry, mirror-switch, "
+      "done, error) on stdout",
+      NULL },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print nothing on success", NULL },
     { NULL },
   };

@@ -431,7 +431,6 @@ decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize pa
   return out;
 }
 
-
 struct _DfWriteBatch
 {
   GHashTable *fds;    /* hex → fd of <hex>.data, written but not yet synced */

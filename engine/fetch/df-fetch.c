@@ -56,12 +56,12 @@ df_fetch_options_free (DfFetchOptions *o)
   g_free (o);
 }
 
-#define SET_STR(field, value)                                                                                         \
-  do                                                                                                                  \
-    {                                                                                                                 \
-      g_free (field);                                                                                                 \
-      field = g_strdup (value);                                                                                       \
-    }                                                                                                                 \
+#define SET_STR(field, value)                                                                                          \
+  do                                                                                                                   \
+    {                                                                                                                  \
+      g_free (field);                                                                                                  \
+      field = g_strdup (value);                                                                                        \
+    }                                                                                                                  \
   while (0)
 
 void
@@ -204,7 +204,7 @@ struct _Part
   char etag[256];
   guint32 mirrors_used; /* bit per mirror that delivered bytes */
   guint corrupt, changes;
-  guint generation; /* bumped when the part starts over */
+  guint generation;  /* bumped when the part starts over */
   gboolean resumed;  /* holds ranges downloaded by an earlier run */
   gboolean complete; /* verified and handed to the session */
   int rec_fd;        /* the .ranges record, -1 until first needed */
@@ -231,7 +231,7 @@ typedef struct
   Part *parts;
   guint n_parts;
   guint parts_left;
-  GQueue pending;  /* Range* */
+  GQueue pending;   /* Range* */
   GPtrArray *xfers; /* Xfer* in flight */
   DfApplySession *session;
 
@@ -348,8 +348,7 @@ xfer_free (Xfer *x)
   g_free (x);
 }
 
-static gboolean
-refuse (Xfer *x, DfError code, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+static gboolean refuse (Xfer *x, DfError code, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
 
 static gboolean
 refuse (Xfer *x, DfError code, const char *fmt, ...)
@@ -389,16 +388,15 @@ check_response (Xfer *x)
         return refuse (x, DF_ERROR_NETWORK, "206 reply to a request without Range");
       guint64 a, b, t;
       if (!df_http_parse_content_range (x->content_range, &a, &b, &t))
-        return refuse (x, DF_ERROR_NETWORK, "206 reply with a missing or invalid Content-Range '%s'",
-                       x->content_range);
+        return refuse (x, DF_ERROR_NETWORK, "206 reply with a missing or invalid Content-Range '%s'", x->content_range);
       if (a != x->off || b != x->off + x->len - 1 || t != x->file_size)
         return refuse (x, DF_ERROR_NETWORK,
                        "asked for bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
                        ", got Content-Range '%s'",
                        x->off, x->off + x->len - 1, x->file_size, x->content_range);
       if (cl != G_MAXUINT64 && cl != x->len)
-        return refuse (x, DF_ERROR_NETWORK, "Content-Length %" G_GUINT64_FORMAT " for a %" G_GUINT64_FORMAT "-byte range",
-                       cl, x->len);
+        return refuse (x, DF_ERROR_NETWORK,
+                       "Content-Length %" G_GUINT64_FORMAT " for a %" G_GUINT64_FORMAT "-byte range", cl, x->len);
       x->expect = x->len;
     }
   else
@@ -415,8 +413,9 @@ check_response (Xfer *x)
       else
         {
           if (cl != G_MAXUINT64 && cl > x->len)
-            return refuse (x, DF_ERROR_NETWORK, "server declares %" G_GUINT64_FORMAT " bytes, at most %" G_GUINT64_FORMAT
-                           " are acceptable", cl, x->len);
+            return refuse (x, DF_ERROR_NETWORK,
+                           "server declares %" G_GUINT64_FORMAT " bytes, at most %" G_GUINT64_FORMAT " are acceptable",
+                           cl, x->len);
           x->expect = x->len; /* an upper bound for small files */
         }
       if (x->ranged)
@@ -466,8 +465,7 @@ on_write (char *data, size_t size, size_t n, void *user)
     return refuse (x, DF_ERROR_NETWORK, "body without a checked response"), 0;
   /* Endless data stops here, whatever the headers said. */
   if (len > x->expect - x->received)
-    return refuse (x, DF_ERROR_NETWORK, "server sent more than the %" G_GUINT64_FORMAT " bytes expected", x->expect),
-           0;
+    return refuse (x, DF_ERROR_NETWORK, "server sent more than the %" G_GUINT64_FORMAT " bytes expected", x->expect), 0;
   if (x->sink == SINK_MEMORY)
     g_byte_array_append (x->buf, (const guint8 *)data, len);
   else
@@ -605,8 +603,8 @@ judge (Xfer *x, CURLcode rc, DfError *kind, char **msg)
     case CURLE_OK:
       if (x->sink == SINK_PART && x->received != x->expect)
         {
-          *msg = g_strdup_printf ("body ended after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " bytes",
-                                  x->received, x->expect);
+          *msg = g_strdup_printf ("body ended after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " bytes", x->received,
+                                  x->expect);
           return OUTCOME_RETRY;
         }
       return OUTCOME_OK;
@@ -903,7 +901,8 @@ part_open (Fetch *f, Part *p, GError **error)
     return df_throw_errno (error, errno, "opening the part store");
   g_snprintf (ranges, sizeof ranges, "%u.ranges", p->index);
   g_autoptr (GError) ignored = NULL;
-  g_autoptr (GBytes) rec = df_read_file_bounded (f->store_dfd, ranges, 8 + p->n_ranges, G_MAXUINT64, "ranges", &ignored);
+  g_autoptr (GBytes) rec
+      = df_read_file_bounded (f->store_dfd, ranges, 8 + p->n_ranges, G_MAXUINT64, "ranges", &ignored);
   gsize rlen = 0;
   const guint8 *rb = rec ? g_bytes_get_data (rec, &rlen) : NULL;
   guint64 rs = 0;
@@ -969,9 +968,9 @@ range_failed (Fetch *f, Xfer *x, Outcome out, DfError kind, const char *msg)
 {
   Range *r = x->range;
   Part *p = r->part;
-  g_autofree char *what = g_strdup_printf ("%s/%s/%u bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT ": %s",
-                                           f->mirrors[x->mirror].base, f->delta_rel, p->index, r->off,
-                                           r->off + r->len - 1, msg);
+  g_autofree char *what
+      = g_strdup_printf ("%s/%s/%u bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT ": %s", f->mirrors[x->mirror].base,
+                         f->delta_rel, p->index, r->off, r->off + r->len - 1, msg);
   if (out == OUTCOME_FATAL)
     {
       if (g_cancellable_is_cancelled (f->cancellable))
@@ -1154,7 +1153,7 @@ remove_stale_state (Fetch *f, const char *keep_hex)
       const char *n = de->d_name;
       const char *hex = g_str_has_prefix (n, "deltafetch-fetch-")   ? n + 17
                         : g_str_has_prefix (n, "deltafetch-apply-") ? n + 17
-                                                                     : NULL;
+                                                                    : NULL;
       if (hex && (keep_hex == NULL || strcmp (hex, keep_hex) != 0))
         g_ptr_array_add (stale, g_strdup (n));
     }
@@ -1167,8 +1166,7 @@ remove_stale_state (Fetch *f, const char *keep_hex)
  * server's index. Returns the from-key used ("" for scratch) or NULL when
  * the index offers nothing usable. */
 static char *
-pick_delta (Fetch *f, GBytes *index, const char *from, guint8 sb_sha[DF_SHA256_LEN], guint64 *sb_size,
-            GError **error)
+pick_delta (Fetch *f, GBytes *index, const char *from, guint8 sb_sha[DF_SHA256_LEN], guint64 *sb_size, GError **error)
 {
   g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), index, FALSE));
   if (!g_variant_is_normal_form (v))
@@ -1220,8 +1218,9 @@ check_space (Fetch *f, GError **error)
   guint64 avail = (guint64)vfs.f_bavail * vfs.f_frsize;
   if (avail < need || avail - need < reserve)
     return df_throw (error, DF_ERROR_NO_SPACE,
-                     "not enough free space: the update needs %" G_GUINT64_FORMAT " MiB plus the repository's reserve of %"
-                     G_GUINT64_FORMAT " MiB, %" G_GUINT64_FORMAT " MiB are free",
+                     "not enough free space: the update needs %" G_GUINT64_FORMAT
+                     " MiB plus the repository's reserve of %" G_GUINT64_FORMAT " MiB, %" G_GUINT64_FORMAT
+                     " MiB are free",
                      need / DF_MIB + 1, reserve / DF_MIB, avail / DF_MIB);
   return TRUE;
 }

@@ -275,7 +275,6 @@ typedef struct
 DF_PUBLIC gboolean df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts, DfApplyResult *result,
                              GCancellable *cancellable, GError **error);
 
-
 /* ------------------------------------------------------------------------ */
 /* Fetch                                                                     */
 
@@ -378,7 +377,7 @@ typedef struct
   guint64 bytes_reused;     /* delta bytes found on disk from an earlier run */
   guint parts_applied;
   guint parts_total;
-  double rate;              /* bytes per second over the last seconds */
+  double rate; /* bytes per second over the last seconds */
 } DfFetchEvent;
 
 /* Called from the thread that called df_fetch(), never concurrently. */
@@ -389,13 +388,13 @@ typedef struct
 {
   char commit[65];
   DfFetchPath path;
-  char from[65];             /* the delta's from-commit (DF_FETCH_PATH_DELTA) */
-  guint64 delta_bytes;       /* superblock and parts, as published */
-  guint64 bytes_downloaded;  /* bytes received in this run, superblock and index included */
-  guint64 bytes_reused;      /* part bytes found on disk from an earlier run */
+  char from[65];            /* the delta's from-commit (DF_FETCH_PATH_DELTA) */
+  guint64 delta_bytes;      /* superblock and parts, as published */
+  guint64 bytes_downloaded; /* bytes received in this run, superblock and index included */
+  guint64 bytes_reused;     /* part bytes found on disk from an earlier run */
   guint parts_total;
-  guint parts_downloaded;    /* fetched in this run */
-  guint parts_present;       /* already applied or downloaded before */
+  guint parts_downloaded; /* fetched in this run */
+  guint parts_present;    /* already applied or downloaded before */
   guint retries;
   guint mirror_switches;
   DfApplyResult apply;
