@@ -535,7 +535,10 @@ xfer_new (Fetch *f, guint mirror, const char *rel, guint64 off, guint64 len, gui
   curl_easy_setopt (e, CURLOPT_LOW_SPEED_TIME, (long)o->low_speed_time);
   curl_easy_setopt (e, CURLOPT_TIMEOUT_MS, deadline_ms (o, len));
   curl_easy_setopt (e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt (e, CURLOPT_PIPEWAIT, 1L);
+  /* No CURLOPT_PIPEWAIT: it would hold every transfer to a host until its
+   * first response, so a mirror that stalls before its headers would be
+   * probed one request at a time. HTTP/2 multiplexes anyway once the first
+   * connection is up. */
   curl_easy_setopt (e, CURLOPT_USERAGENT, "deltafetch/1");
   curl_easy_setopt (e, CURLOPT_ERRORBUFFER, x->errbuf);
   curl_easy_setopt (e, CURLOPT_HEADERFUNCTION, on_header);
@@ -716,8 +719,12 @@ fetch_small (Fetch *f, const char *rel, guint64 cap, gboolean *not_found, GError
             }
           f->res->retries++;
           emit (f, DF_FETCH_EVENT_RETRY, f->mirrors[m].base, last);
-          if (out == OUTCOME_DEMOTE)
-            break;
+          if (out == OUTCOME_DEMOTE || attempt >= f->o->retries)
+            {
+              /* Failed the small files: no use asking it for parts. */
+              demote (f, m, last);
+              break;
+            }
           if (attempt < f->o->retries)
             g_usleep (backoff_us (attempt));
         }

@@ -1,0 +1,408 @@
+#!/bin/bash
+# deltafetch fetch against hostile servers: tests/fault-server.py cuts,
+# resets, stalls and trickles transfers, ignores or misstates ranges, lies
+# about lengths and encodings, flips bytes, redirects forever and changes
+# files between ranges; nginx serves as the good mirror. Every case runs in
+# a fresh copy of a device repo holding v1 (so the v1 -> v2 delta is used),
+# under `timeout 60` with short limits, and checks the exit code, the JSON
+# result, and that the repo ends either identical to v2 or exactly as it was.
+# A kill -9 in the middle of a trickled fetch is resumed with bounded
+# re-download.
+. "$(dirname "$0")/lib.sh"
+
+make_tree v1 1 && make_tree v2 2 || { not_ok "generate trees"; finish; exit 1; }
+mkdir -p "$T/www"
+src=$T/www/repo
+make_src_repo "$src" archive
+c1=$(rev "$src" os^) c2=$(rev "$src" os)
+"$DF" generate -q --repo="$src" --empty --to=os^ >/dev/null
+"$DF" generate -q --repo="$src" --from=os^ --to=os >/dev/null
+
+ddir=$src/deltafetch/v1/deltas/$c1-$c2
+idx_size=$(stat -c %s "$src/deltafetch/v1/indexes/$c2.index")
+sb_size=$(stat -c %s "$ddir/superblock")
+# The largest part of the v1 -> v2 delta: size and number.
+read -r big_size big_part < <(for f in "$ddir"/[0-9]*; do echo "$(stat -c %s "$f") ${f##*/}"; done | sort -n | tail -1)
+diag "v1 -> v2 delta: $(find "$ddir" -type f -name '[0-9]*' | wc -l) parts, largest is part $big_part ($big_size bytes)"
+# fnmatch globs (on the URL path) for the fault server's rules.
+PARTS="*/deltas/$c1-$c2/[0-9]*" # every part of the v1 -> v2 delta
+BIG="*/deltas/$c1-$c2/$big_part"
+
+# ---------------------------------------------------------------- servers
+
+start_nginx "$T/www" || { not_ok "nginx did not start"; finish; exit 1; }
+good=http://127.0.0.1:$NGINX_PORT/repo
+NG_LOG=$NGINX_LOG
+
+FS_LOG=$T/fault-server.log
+: >"$FS_LOG"
+python3 "$DF_SRCDIR/tests/fault-server.py" --root "$T/www" --port 0 --port-file "$T/fs.port" \
+  --log "$FS_LOG" --seed 7 2>"$T/fs.err" &
+FS_PID=$!
+cleanup_hooks+=("kill $FS_PID 2>/dev/null")
+for _ in $(seq 200); do
+  [ -s "$T/fs.port" ] && break
+  kill -0 "$FS_PID" 2>/dev/null || break
+  sleep 0.05
+done
+FS_PORT=$(cat "$T/fs.port" 2>/dev/null || true)
+[ -n "$FS_PORT" ] || { not_ok "fault server did not start"; sed 's/^/# /' "$T/fs.err"; finish; exit 1; }
+ok "nginx on 127.0.0.1:$NGINX_PORT, fault server on 127.0.0.1:$FS_PORT"
+bad=http://127.0.0.1:$FS_PORT/repo
+ctl=http://127.0.0.1:$FS_PORT/__control
+
+# rules JSON: replace the fault server's rules
+rules () {
+  local code
+  code=$(curl -s -o "$T/rules.out" -w '%{http_code}' -X POST --data-binary "$1" "$ctl/rules")
+  [ "$code" = 200 ] || { not_ok "setting fault rules ($code): $(cat "$T/rules.out")"; return 1; }
+}
+fs_json () { curl -s "$ctl/$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)"; }
+fs_bytes () { fs_json stats 'd["bytes_sent"]'; }
+# fs_settled: the fault server's byte count once it stops changing
+fs_settled () {
+  local a b
+  b=$(fs_bytes)
+  for _ in $(seq 40); do
+    sleep 0.25
+    a=$b b=$(fs_bytes)
+    [ "$a" = "$b" ] && break
+  done
+  echo "$b"
+}
+# fslog FROM EXPR: a Python expression over L, the fault server's log
+# entries (dicts: path, range, status, bytes_sent, fault, ...) from line FROM
+fslog () {
+  python3 - "$FS_LOG" "$1" "$2" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()[int(sys.argv[2]) - 1:]
+L = [json.loads(l) for l in lines if l.strip()]
+print(eval(sys.argv[3]))
+PY
+}
+# jget FILE FIELD: FIELD of the final "done" or "error" JSON line
+jget () {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+v = None
+for l in open(sys.argv[1]):
+    try:
+        e = json.loads(l)
+    except ValueError:
+        continue
+    if e.get("event") in ("done", "error"):
+        v = e.get(sys.argv[2])
+print("" if v is None else v)
+PY
+}
+count_lines () { [ -f "$1" ] && wc -l <"$1" || echo 0; }
+
+# ---------------------------------------------------------------- cases
+
+# The device: v1 brought in by a clean from-scratch fetch from nginx.
+base=$T/base
+ostree init --repo="$base" --mode=bare
+check "device: v1 fetched from scratch from nginx" \
+  "$DF" fetch --repo="$base" --url="$good" --commit="$c1" --ref=os --json
+cp "$T/check.out" "$T/base.json"
+check "device: the from-scratch path was taken" test "$(jget "$T/base.json" path)" = scratch
+check "device: v1 fsck-clean and identical" checkout_matches "$base" "$c1" "$T/v1"
+
+# run_fetch NAME [options...]: fetches v2 into $DEV under `timeout 60` with
+# short limits (later options override them). Sets RC, MS (elapsed ms),
+# OUT (JSON lines) and ERR (stderr), and LOG_FROM/NG_FROM (first log line of
+# this run in the fault server's and nginx's logs).
+run_fetch () {
+  local name=$1 t0
+  shift
+  OUT=$T/$name.json ERR=$T/$name.err
+  LOG_FROM=$(($(count_lines "$FS_LOG") + 1))
+  NG_FROM=$(($(count_lines "$NG_LOG") + 1))
+  t0=$(date +%s%N)
+  RC=0
+  timeout 60 "$DF" fetch --repo="$DEV" --commit="$c2" --ref=os --range-size=64K --low-speed-time=2 \
+    --connect-timeout=3 --retries=2 --json "$@" >"$OUT" 2>"$ERR" || RC=$?
+  MS=$((($(date +%s%N) - t0) / 1000000))
+}
+# fetch_case NAME [options...]: run_fetch into a fresh copy of the device
+fetch_case () {
+  DEV=$T/dev-$1
+  rm -rf "$DEV"
+  cp -a "$base" "$DEV"
+  BEFORE=$(objects_list "$DEV")
+  run_fetch "$@"
+}
+# rc_is "CODES" DESCRIPTION: the last fetch exited with one of CODES and,
+# when it failed, printed exactly one line on stderr and a JSON error line
+# with that exit code.
+rc_is () {
+  local want=$1 d=$2 lines c hit=0
+  lines=$(wc -l <"$ERR")
+  for c in $want; do [ "$RC" = "$c" ] && hit=1; done
+  if [ "$hit" = 1 ] && { [ "$RC" = 0 ] || { [ "$lines" = 1 ] && [ "$(jget "$OUT" exit_code)" = "$RC" ]; }; }; then
+    ok "$d (exit $RC, $MS ms)"
+    [ "$RC" = 0 ] || diag "stderr: $(cut -c1-300 "$ERR")"
+  else
+    not_ok "$d: exit $RC (want $want) after $MS ms, $lines stderr lines"
+    sed 's/^/# /' "$ERR" | head -5
+    grep -v '"progress"' "$OUT" | tail -5 | sed 's/^/# /'
+  fi
+}
+# done_ge FIELD N DESC: the JSON result's FIELD >= N
+done_ge () {
+  local v
+  v=$(jget "$OUT" "$1")
+  check "$3: $1 = $v >= $2" test "${v:-x}" -ge "$2"
+}
+# completed DESC: v2 in the repo, identical to its tree, ref moved, JSON done
+completed () {
+  check "$1: JSON result is done" test "$(jget "$OUT" event)" = "done"
+  check "$1: v2 fsck-clean and identical" checkout_matches "$DEV" "$c2" "$T/v2"
+  check "$1: ref moved to v2" test "$(rev "$DEV" os)" = "$c2"
+}
+# untouched DESC: objects/ and the ref exactly as before, fsck-clean
+untouched () {
+  check "$1: objects/ unchanged" test "$BEFORE" = "$(objects_list "$DEV")"
+  check "$1: ref still at v1" test "$(rev "$DEV" os)" = "$c1"
+  check "$1: repo fsck-clean" ostree fsck --repo="$DEV"
+}
+# within MS-LIMIT DESC: the last fetch took less than MS-LIMIT ms
+within () { check "$2: took $MS ms < $1 ms" test "$MS" -lt "$1"; }
+
+# 1. The connection is cut (FIN) 1000 bytes into a part, twice: retried.
+rules '[{"match": "'"$PARTS"'", "fault": "truncate", "after": 1000, "count": 2}]'
+fetch_case truncate --url="$bad"
+rc_is 0 "truncate: connection cut mid-part twice"
+completed "truncate"
+done_ge retries 1 "truncate"
+
+# 2. TCP reset mid-part, twice: retried.
+rules '[{"match": "'"$PARTS"'", "fault": "reset", "after": 1000, "count": 2}]'
+fetch_case reset --url="$bad"
+rc_is 0 "reset: TCP RST mid-part twice"
+completed "reset"
+done_ge retries 1 "reset"
+
+# 3. The server ignores Range and answers 200 with the whole part: the whole
+# part is taken (the mirror stays in use), and no more than one whole copy
+# per connection comes down.
+rules '[{"match": "'"$PARTS"'", "fault": "ignore_range"}]'
+fetch_case ignore-range --url="$bad"
+rc_is 0 "ignore_range: whole-file 200 replies to ranged requests"
+completed "ignore_range"
+check "ignore_range: ranged requests were answered 200" \
+  test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["fault"] == "ignore_range" and e["range"] and e["status"] == 200)')" -ge 1
+check "ignore_range: the mirror was not demoted" test "$(jget "$OUT" mirror_switches)" = 0
+dl=$(jget "$OUT" bytes_downloaded) db=$(jget "$OUT" delta_bytes)
+check "ignore_range: downloaded $dl <= 4 connections x $db delta bytes" test "${dl:-x}" -le "$((4 * db))"
+
+# 4. A 206 whose Content-Range is not what was asked: a wrong start, then a
+# 20-digit total. One mirror: refused (exit 9), nothing written. With nginx
+# as a second mirror: the bad one is demoted and the fetch completes.
+rules '[{"match": "'"$PARTS"'", "fault": "bad_content_range", "header": "bytes 1-65536/'"$big_size"'"}]'
+fetch_case bad-cr-start --url="$bad" --retries=1
+rc_is 9 "bad Content-Range (wrong start), one mirror"
+untouched "bad Content-Range (wrong start)"
+rules '[{"match": "'"$PARTS"'", "fault": "bad_content_range", "header": "bytes 0-65535/12345678901234567890"}]'
+fetch_case bad-cr-total --url="$bad" --retries=1
+rc_is 9 "bad Content-Range (20-digit total), one mirror"
+untouched "bad Content-Range (20-digit total)"
+rules '[{"match": "'"$PARTS"'", "fault": "bad_content_range", "header": "bytes 1-65536/'"$big_size"'"}]'
+fetch_case bad-cr-mirror --url="$bad" --url="$good" --retries=1
+rc_is 0 "bad Content-Range, then nginx as a second mirror"
+completed "bad Content-Range + good mirror"
+done_ge mirror_switches 1 "bad Content-Range + good mirror"
+check "bad Content-Range + good mirror: nginx served parts" \
+  bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q '/deltas/$c1-$c2/[0-9]'"
+
+# 5. A single range answered as multipart/byteranges: either understood or
+# refused; refused means nothing written.
+rules '[{"match": "'"$PARTS"'", "fault": "multipart"}]'
+fetch_case multipart --url="$bad"
+rc_is "0 9" "multipart/byteranges reply"
+if [ "$RC" = 0 ]; then completed "multipart"; else untouched "multipart"; fi
+
+# 6. One mirror flips a byte of the largest part. Second mirror nginx:
+# completes, the flipping mirror demoted. Alone: exit 4, nothing written.
+flip='[{"match": "'"$BIG"'", "fault": "flip", "offset": '"$((big_size / 2))"'}]'
+rules "$flip"
+fetch_case flip-mirror --url="$bad" --url="$good"
+rc_is 0 "flipped byte in part $big_part, then nginx as a second mirror"
+completed "flip + good mirror"
+done_ge mirror_switches 1 "flip + good mirror"
+rules "$flip"
+fetch_case flip-alone --url="$bad"
+rc_is 4 "flipped byte in part $big_part, one mirror"
+untouched "flip alone"
+
+# 7. Endless garbage for the largest part, without and with a declared
+# length. Without: more bytes than the part has -> exit 9. With a
+# Content-Length equal to the part's size the declared bytes arrive in full
+# and are garbage: refused as corrupt (4) or network (9). Either way the
+# fault server stops streaming once the fetch is gone: every endless reply it
+# started has ended and been logged. Its per-request byte counts include what
+# the loopback socket buffers absorbed (several MiB with autotuning), so the
+# bound is twice the part plus 8 MiB of kernel buffers.
+for variant in no-length length; do
+  [ "$variant" = length ] && len=', "length": true' || len=''
+  rules '[{"match": "'"$BIG"'", "fault": "endless", "count": 1000'"$len"'}]'
+  fetch_case "endless-$variant" --url="$bad"
+  [ "$variant" = length ] && want="4 9" || want=9
+  rc_is "$want" "endless body ($variant) on part $big_part"
+  within 60000 "endless ($variant)"
+  untouched "endless ($variant)"
+  started=$(fs_json rules '1000 - d[0]["remaining"]')
+  for _ in $(seq 40); do
+    ended=$(fslog "$LOG_FROM" 'sum(1 for e in L if e["fault"] == "endless")')
+    [ "$ended" = "$started" ] && break
+    sleep 0.25
+  done
+  check "endless ($variant): all $started endless replies ended ($ended logged)" test "$ended" = "$started"
+  most=$(fslog "$LOG_FROM" 'max([e["bytes_sent"] for e in L if e["fault"] == "endless"] or [0])')
+  diag "endless ($variant): at most $most bytes sent in one reply, part is $big_size bytes"
+  check "endless ($variant): bytes sent per reply $most < 2 x part + 8 MiB" \
+    test "${most:-x}" -lt "$((2 * big_size + 8 * 1024 * 1024))"
+done
+
+# 8. A Content-Length of 10^15: refused on the headers, quickly.
+rules '[{"match": "'"$BIG"'", "fault": "oversized_length", "count": 1000}]'
+fetch_case oversized --url="$bad"
+rc_is 9 "oversized Content-Length on part $big_part"
+within 10000 "oversized Content-Length"
+check "oversized Content-Length: refused for its Content-Length" grep -q "Content-Length" "$ERR"
+untouched "oversized Content-Length"
+most=$(fslog "$LOG_FROM" 'max([e["bytes_sent"] for e in L if e["fault"] == "oversized_length"] or [0])')
+check "oversized Content-Length: at most $most bytes sent per reply (< 1 MiB)" test "${most:-x}" -lt 1048576
+
+# 9. A trickle below the low-speed limit: slow retrieval (exit 10).
+rules '[{"match": "'"$PARTS"'", "fault": "trickle", "rate": 200}]'
+fetch_case trickle-slow --url="$bad" --low-speed-limit=1000 --low-speed-time=2 --retries=1
+rc_is 10 "trickle at 200 B/s under a 1000 B/s limit"
+within 30000 "trickle at 200 B/s"
+untouched "trickle at 200 B/s"
+
+# 10. A trickle just above the low-speed limit on the largest part, fetched
+# as one range: the transfer's deadline (size / min-rate + connect timeout +
+# low-speed time) ends it long before the trickle would.
+rules '[{"match": "'"$BIG"'", "fault": "trickle", "rate": 3000}]'
+fetch_case trickle-deadline --url="$bad" --low-speed-limit=1000 --low-speed-time=2 --min-rate=50000 \
+  --retries=1 --range-size=4M
+trickle_ms=$((big_size * 1000 / 3000))
+deadline_ms=$((big_size * 1000 / 50000 + 5000))
+rc_is 10 "trickle at 3000 B/s above a 1000 B/s limit, min rate 50000 B/s"
+check "trickle at 3000 B/s: $MS ms < a third of the trickle's $trickle_ms ms" test "$MS" -lt "$((trickle_ms / 3))"
+within 30000 "trickle at 3000 B/s"
+check "trickle at 3000 B/s: ended by the $deadline_ms ms deadline (not earlier)" test "$MS" -ge "$((deadline_ms - 500))"
+untouched "trickle at 3000 B/s"
+
+# 11. 503 and 408 with an overall probability of 0.5 (seeded). The counts cap
+# the faults at 5, below --retries=6, so no range can run out of attempts.
+rules '[{"match": "'"$PARTS"'", "fault": "status", "code": 503, "probability": 0.25, "count": 3},
+        {"match": "'"$PARTS"'", "fault": "status", "code": 408, "probability": 0.3334, "count": 2}]'
+fetch_case status --url="$bad" --retries=6
+rc_is 0 "random 503/408 replies"
+completed "503/408"
+injected=$(fslog "$LOG_FROM" 'sum(1 for e in L if e["fault"] == "status")')
+done_ge retries 1 "503/408 ($injected injected)"
+check "503/408: retries $(jget "$OUT" retries) <= $injected injected" test "$(jget "$OUT" retries)" -le "$injected"
+
+# 12. A redirect loop, on the parts and on the index: exit 9.
+rules '[{"match": "'"$PARTS"'", "fault": "redirect_loop"}]'
+fetch_case redirect-loop --url="$bad"
+rc_is 9 "redirect loop on the parts"
+within 30000 "redirect loop on the parts"
+untouched "redirect loop on the parts"
+rules '[{"match": "*.index", "fault": "redirect_loop"}]'
+fetch_case redirect-loop-index --url="$bad" --no-pull-fallback
+rc_is 9 "redirect loop on the index"
+untouched "redirect loop on the index"
+
+# 13. A gzip bomb (Content-Encoding: gzip inflating to 1 GiB) for the parts.
+rules '[{"match": "'"$PARTS"'", "fault": "gzip_bomb"}]'
+fetch_case gzip-bomb --url="$bad"
+rc_is "9 4" "gzip bomb on the parts"
+within 30000 "gzip bomb"
+untouched "gzip bomb"
+
+# 14. The file changes between ranges. On every request (If-Range never
+# matches, every reply carries a new ETag): a part restarts at most a few
+# times; it either fails with exit 9 ("keeps changing") or completes, once a
+# 200 reply to an If-Range request has made the engine take whole files, each
+# from a single reply (which one depends on timing). Either way it ends
+# quickly and the repo is consistent. On the first two requests only: the
+# part restarts and the fetch completes.
+rules '[{"match": "'"$PARTS"'", "fault": "change_etag"}]'
+fetch_case change-etag --url="$bad"
+rc_is "9 0" "ETag changes on every request"
+within 30000 "ETag changes"
+if [ "$RC" = 0 ]; then
+  diag "ETag changes on every request: completed from whole-file replies"
+  completed "ETag changes"
+  done_ge retries 1 "ETag changes"
+else
+  diag "ETag changes on every request: refused"
+  check "ETag changes: the error says the file changed" grep -q "chang" "$ERR"
+  untouched "ETag changes"
+fi
+rules '[{"match": "'"$PARTS"'", "fault": "change_etag", "count": 2}]'
+fetch_case change-etag-twice --url="$bad"
+rc_is 0 "ETag changes on two requests"
+completed "ETag changes twice"
+done_ge retries 1 "ETag changes twice"
+
+# 15. kill -9 in the middle of a trickled fetch, then a rerun: the ref is
+# still v1 after the kill, the rerun reuses what was downloaded, and both
+# runs together download at most the delta plus one range per connection
+# (plus the index and superblock twice).
+rules '[{"match": "'"$PARTS"'", "fault": "trickle", "rate": 30000}]'
+DEV=$T/dev-kill
+rm -rf "$DEV"
+cp -a "$base" "$DEV"
+curl -s -o /dev/null -X POST "$ctl/reset"
+LOG_FROM=$(($(count_lines "$FS_LOG") + 1))
+"$DF" fetch --repo="$DEV" --url="$bad" --commit="$c2" --ref=os --range-size=64K --connections=4 --json \
+  >"$T/kill-first.json" 2>"$T/kill-first.err" &
+pid=$!
+# Kill once two whole 64 KiB ranges went out (about 2 s in, of about 6 s).
+for _ in $(seq 300); do
+  n=$(fslog "$LOG_FROM" 'sum(1 for e in L if e["fault"] == "trickle" and e["bytes_sent"] >= 65536)')
+  [ "$n" -ge 2 ] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+sleep 0.5
+if kill -9 "$pid" 2>/dev/null; then
+  wait "$pid" 2>/dev/null
+  ok "kill -9: fetch killed mid-download"
+else
+  wait "$pid" 2>/dev/null
+  not_ok "kill -9: the first run ended before it could be killed"
+fi
+check "kill -9: the first run reported no result" bash -c "! grep -q '\"event\":\"done\"' '$T/kill-first.json'"
+check "kill -9: ref still at v1" test "$(rev "$DEV" os)" = "$c1"
+check "kill -9: repo fsck-clean" ostree fsck --repo="$DEV"
+first=$(fs_settled)
+diag "kill -9: the first run was sent $first bytes"
+rules '[]'
+run_fetch kill-rerun --url="$bad" --range-size=64K --connections=4
+rc_is 0 "kill -9: rerun"
+completed "kill -9 rerun"
+done_ge bytes_reused 1 "kill -9 rerun"
+dl=$(jget "$OUT" bytes_downloaded) db=$(jget "$OUT" delta_bytes)
+bound=$((db + 4 * 65536 + idx_size + sb_size))
+check "kill -9: first run $first + rerun $dl bytes <= $bound" test "$((first + ${dl:-999999999}))" -le "$bound"
+
+# 16. A server that accepts connections and never answers, with nginx as a
+# second mirror: completes through nginx.
+rules '[{"match": "*", "fault": "stall_before_headers", "seconds": 60}]'
+fetch_case stall --url="$bad" --url="$good"
+rc_is 0 "stalled first mirror, nginx second"
+completed "stalled mirror"
+done_ge mirror_switches 1 "stalled mirror"
+check "stalled mirror: nginx served parts" bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q '/deltas/$c1-$c2/[0-9]'"
+# Failing over takes the index and superblock attempts on the stalled
+# mirror (2 x 2 s each at most), then nginx serves every part.
+check "stalled mirror: failed over in $MS ms < 12000 ms" test "$MS" -lt 12000
+rules '[]'
+
+finish
