@@ -80,6 +80,16 @@ ostree init --repo="$base" --mode=bare
 ostree pull-local --repo="$base" "$repo" "$from" >/dev/null
 ostree refs --repo="$base" --create=os "$from"
 
+# Every run gets its own copy made beforehand, and nothing is deleted until
+# all runs are done: on ext4, creating files right after deleting thousands
+# is several times slower, which would measure the benchmark, not the tools.
+for rep in $(seq 1 "$reps"); do
+  for d in loopback-stock loopback-deltafetch ratelimit-stock ratelimit-deltafetch kill; do
+    cp -a "$base" "$w/dev-$d-$rep"
+  done
+done
+sync
+
 runs=$out/runs.jsonl
 : >"$runs"
 wire_since () { tail -n +"$1" "$log" | awk '{ s += $4 } END { print s + 0 }'; }
@@ -95,8 +105,8 @@ for rep in $(seq 1 "$reps"); do
     [ $scenario = ratelimit ] && p=$((port + 1))
     url=http://127.0.0.1:$p/$rname
     for tool in stock deltafetch; do
-      dev=$w/dev
-      rm -rf "$dev"; cp -a "$base" "$dev"; sync; sleep 1
+      dev=$w/dev-$scenario-$tool-$rep
+      sync; sleep 1
       mark=$(($(wc -l <"$log") + 1))
       if [ $tool = stock ]; then
         ostree remote add --repo="$dev" --no-gpg-verify origin "$url"
@@ -114,8 +124,8 @@ for rep in $(seq 1 "$reps"); do
   done
   # SIGKILL at about half the native delta's bytes (rate-limited, so the
   # moment is controllable), then run again.
-  dev=$w/dev
-  rm -rf "$dev"; cp -a "$base" "$dev"; sync; sleep 1
+  dev=$w/dev-kill-$rep
+  sync; sleep 1
   url=http://127.0.0.1:$((port + 1))/$rname
   mark=$(($(wc -l <"$log") + 1))
   "$DF" fetch -q --repo="$dev" --url="$url" --commit="$to" --ref=os &
@@ -139,7 +149,9 @@ for rep in $(seq 1 "$reps"); do
   record kill-resume deltafetch "$rep" "$j" "$((first + second))" $okv
   echo "kill-resume #$rep: first run $first bytes, rerun $second bytes ($j), delta $native_bytes, ok=$okv" >&2
 done
-ostree fsck --repo="$w/dev" >"$out/fsck-last.txt" 2>&1 && echo "last result fsck-clean" >&2
+for d in "$w"/dev-*-deltafetch-1 "$w/dev-kill-1"; do
+  ostree fsck --repo="$d" >"$out/fsck-$(basename "$d").txt" 2>&1 && echo "$(basename "$d"): fsck-clean" >&2
+done
 
 # Summary: medians per scenario and tool.
 awk -v native="$native_bytes" -v stock="${stock_bytes:-}" -v rate="$rate" '
@@ -154,7 +166,7 @@ END {
     tool = (t == 1) ? "stock" : "deltafetch"; k = order[o] SUBSEP tool
     if (!(k in keys)) continue
     m = n[k]; lo = 1e18; hi = 0
-    for (i = 1; i <= m; i++) { w1[i] = wall[k, i]; r1[i] = rss[k, i]; b1[i] = by[k, i]; if (w1[i] < lo) lo = w1[i]; if (w1[i] > hi) hi = w1[i] }
+    for (i = 1; i <= m; i++) { w1[i] = wall[k, i] + 0; r1[i] = rss[k, i] + 0; b1[i] = by[k, i] + 0; if (w1[i] < lo) lo = w1[i]; if (w1[i] > hi) hi = w1[i] }
     mw = median(w1, m); mr = median(r1, m); mb = median(b1, m); med[k] = mw
     printf "| %s%s | %s | %.2f | %.2f–%.2f | %.0f MiB | %.1f MB | %.3f |\n", order[o], (order[o] == "fetch-ratelimit") ? " (" rate "/conn)" : "", tool, mw, lo, hi, mr / 1024, mb / 1e6, mb / native
   }

@@ -113,6 +113,20 @@ check "fallback: fsck-clean and identical" checkout_matches "$dev4" "$(rev "$pla
 check "fallback: ref set" test "$(rev "$dev4" os)" = "$(rev "$plain" os)"
 check "fallback: no remote left behind" bash -c "! ostree remote list --repo='$dev4' | grep -q ."
 
+# Proxies come from libcurl's environment variables: through an nginx
+# forward proxy, every request shows up in the proxy's log.
+origin_port=$NGINX_PORT
+if start_nginx "$T/www" "" "location / { proxy_pass http://127.0.0.1:$origin_port; }"; then
+  dev7=$T/dev-proxy
+  ostree init --repo="$dev7" --mode=bare
+  check "through http_proxy: fetch v1" env http_proxy="http://127.0.0.1:$NGINX_PORT" no_proxy= \
+    "$DF" fetch --repo="$dev7" --url="$url" --commit="$c1" --ref=os --range-size=64K
+  check "through http_proxy: fsck-clean and identical" checkout_matches "$dev7" "$c1" "$T/v1"
+  check "through http_proxy: the proxy carried the part requests" grep -q "/deltas/$c1/[0-9]" "$NGINX_LOG"
+else
+  not_ok "nginx forward proxy did not start"
+fi
+
 # HTTPS with HTTP/2 and mutual TLS.
 certs=$T/certs
 if bash "$DF_SRCDIR/tests/make-certs.sh" "$certs" >/dev/null 2>&1 &&
@@ -142,7 +156,7 @@ if bash "$DF_SRCDIR/tests/make-certs.sh" "$certs" >/dev/null 2>&1 &&
   check "https: v2 fsck-clean and identical" checkout_matches "$dev5" "$c2" "$T/v2"
 else
   not_ok "TLS set-up failed"
-  cat "$T/nginx2/start.err" 2>/dev/null | sed 's/^/# /'
+  cat "$T"/nginx*/start.err 2>/dev/null | sed 's/^/# /'
 fi
 
 # The README's example agent, built against the installed pkg-config file.

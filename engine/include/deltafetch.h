@@ -286,8 +286,8 @@ DF_PUBLIC gboolean df_apply (OstreeRepo *repo, const char *delta_dir, const DfAp
 typedef struct _DfFetchOptions DfFetchOptions;
 
 /* Defaults of the fetch options. */
-#define DF_DEFAULT_CONNECTIONS 4
-#define DF_DEFAULT_RANGE_SIZE (4 * 1024 * 1024)
+#define DF_DEFAULT_CONNECTIONS 8
+#define DF_DEFAULT_RANGE_SIZE (2 * 1024 * 1024)
 #define DF_DEFAULT_LOW_SPEED_LIMIT 1000 /* bytes per second ... */
 #define DF_DEFAULT_LOW_SPEED_TIME 30    /* ... for this many seconds */
 #define DF_DEFAULT_MIN_RATE 16384       /* bytes per second, for transfer deadlines */
