@@ -31,6 +31,7 @@ ok "nginx serving on 127.0.0.1:$NGINX_PORT"
 url=http://127.0.0.1:$NGINX_PORT/repo
 log=$NGINX_LOG
 
+bogus_hex=$(echo stale | sha256sum | cut -c1-64)
 for mode in bare bare-user; do
   dev=$T/dev-$mode
   ostree init --repo="$dev" --mode="$mode"
@@ -39,10 +40,15 @@ for mode in bare bare-user; do
     "$DF" fetch --repo="$dev" --url="$url" --commit="$c1" --ref=os --range-size=64K --connections=3 --json
   cp "$T/check.out" "$T/f1.json"
   check "$mode: v1 fsck-clean and identical to the source tree" checkout_matches "$dev" "$c1" "$T/v1"
+  for ev in start progress done; do
+    check "$mode: --json emitted a '$ev' event" grep -q "^{\"event\":\"$ev\"" "$T/f1.json"
+  done
   check "$mode: the path taken was the from-scratch delta" test "$(json_field "$T/f1.json" path)" = scratch
   check "$mode: ranged requests were answered 206" grep -q '" 206 ' "$log"
   wire=$(wire_bytes "$log" "/deltafetch/v1/deltas/$c1/" "$start")
   check "$mode: scratch delta bytes on the wire $wire = delta $scratch_bytes" test "$wire" = "$scratch_bytes"
+  # Stale state of another delta is cleaned up when a fetch starts.
+  mkdir -p "$dev/tmp/deltafetch-fetch-$bogus_hex" "$dev/tmp/deltafetch-apply-$bogus_hex"
   start=$(($(wc -l <"$log") + 1))
   check "$mode: fetch v2 (delta from the ref's commit)" \
     "$DF" fetch --repo="$dev" --url="$url" --commit="$c2" --ref=os --json
@@ -54,7 +60,7 @@ for mode in bare bare-user; do
   diag "$mode: v2 fetch moved $wire bytes for a $delta_bytes-byte delta (plus index and superblock)"
   check "$mode: bytes on the wire <= 1.02 x delta bytes" test "$((wire * 100))" -le "$((delta_bytes * 102))"
   check "$mode: no loose objects were fetched" bash -c "! tail -n +$start '$log' | grep -q '/objects/'"
-  check "$mode: no fetch state left in tmp/" bash -c "! ls '$dev/tmp' | grep -q deltafetch"
+  check "$mode: no fetch state left in tmp/, stale state removed" bash -c "! ls '$dev/tmp' | grep -q deltafetch"
 done
 
 dev=$T/dev-bare
