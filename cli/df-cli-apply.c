@@ -7,7 +7,7 @@ df_cli_apply (int argc, char **argv)
 {
   g_autofree char *repo_path = NULL, *commit = NULL, *ref = NULL, *memory = NULL;
   int jobs = 0;
-  gboolean quiet = FALSE;
+  gboolean quiet = FALSE, allow_downgrade = FALSE;
   GOptionEntry entries[] = {
     { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository to write into (required)", "REPO" },
     { "commit", 0, 0, G_OPTION_ARG_STRING, &commit, "Trusted checksum of the commit the delta must produce",
@@ -15,6 +15,8 @@ df_cli_apply (int argc, char **argv)
     { "ref", 0, 0, G_OPTION_ARG_STRING, &ref, "Point REF at the commit once it is verified and committed", "REF" },
     { "memory", 0, 0, G_OPTION_ARG_STRING, &memory, "Memory budget for in-flight buffers (default 64M)", "SIZE" },
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Most worker threads (default: one per processor)", "N" },
+    { "allow-downgrade", 0, 0, G_OPTION_ARG_NONE, &allow_downgrade,
+      "Allow a commit older than the one --ref points at (refused by default, exit 11)", NULL },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print nothing on success", NULL },
     { NULL },
   };
@@ -47,6 +49,7 @@ df_cli_apply (int argc, char **argv)
   df_apply_options_set_ref (opts, ref);
   df_apply_options_set_memory_budget (opts, budget);
   df_apply_options_set_jobs (opts, jobs);
+  df_apply_options_set_allow_downgrade (opts, allow_downgrade);
   if (!quiet)
     df_apply_options_set_progress (opts, df_cli_progress, NULL);
   DfApplyResult res;

@@ -114,7 +114,7 @@ df_cli_fetch (int argc, char **argv)
   int connections = DF_DEFAULT_CONNECTIONS, low_limit = DF_DEFAULT_LOW_SPEED_LIMIT,
       low_time = DF_DEFAULT_LOW_SPEED_TIME;
   int min_rate = DF_DEFAULT_MIN_RATE, connect_timeout = DF_DEFAULT_CONNECT_TIMEOUT, retries = DF_DEFAULT_RETRIES;
-  gboolean json = FALSE, quiet = FALSE, no_pull = FALSE;
+  gboolean json = FALSE, quiet = FALSE, no_pull = FALSE, allow_downgrade = FALSE;
   GOptionEntry entries[] = {
     { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository to write into (required)", "REPO" },
     { "url", 0, 0, G_OPTION_ARG_STRING_ARRAY, &urls, "Base URL of the served repository; repeat for mirrors, in order",
@@ -139,6 +139,8 @@ df_cli_fetch (int argc, char **argv)
     { "cert", 0, 0, G_OPTION_ARG_FILENAME, &cert, "Client certificate (PEM) for mutual TLS", "FILE" },
     { "key", 0, 0, G_OPTION_ARG_FILENAME, &key, "Key of the client certificate (PEM)", "FILE" },
     { "pin", 0, 0, G_OPTION_ARG_STRING, &pin, "Pinned server public key: sha256//BASE64 or a key file", "PIN" },
+    { "allow-downgrade", 0, 0, G_OPTION_ARG_NONE, &allow_downgrade,
+      "Allow a commit older than the one --ref points at (refused by default, exit 11)", NULL },
     { "no-pull-fallback", 0, 0, G_OPTION_ARG_NONE, &no_pull, "Fail instead of using libostree's pull", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json,
       "Print JSON lines (events start, progress, retry, mirror-switch, "
@@ -190,6 +192,7 @@ df_cli_fetch (int argc, char **argv)
     df_fetch_options_set_client_cert (opts, cert, key);
   df_fetch_options_set_pinned_public_key (opts, pin);
   df_fetch_options_set_allow_pull_fallback (opts, !no_pull);
+  df_fetch_options_set_allow_downgrade (opts, allow_downgrade);
   df_fetch_options_set_event_func (opts, on_event, &ui);
 
   DfFetchResult res;

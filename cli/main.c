@@ -18,6 +18,7 @@ const char *df_cli_exit_codes
       "  9    network: the download failed on every mirror (refused, reset, HTTP error, TLS refused,\n"
       "       more bytes than declared, wrong range)\n"
       "  10   slow retrieval: connect timeout, below the low-speed limit, or past a transfer's deadline\n"
+      "  11   downgrade: the commit is older than the one --ref points at (see --allow-downgrade)\n"
       "  130  cancelled";
 
 static const struct

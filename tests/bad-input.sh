@@ -101,6 +101,19 @@ if tool corrupt-chunk "$T/m-chunk" >/dev/null; then
   check "good delta after bad: fsck + checkout identical" checkout_matches "$repo" "$c3" "$T/v3"
 fi
 
+# Rollback protection: a device on v2 refuses the older v1 on the same ref.
+newer=$T/repo-newer
+cp -a "$base" "$newer"
+"$DF" apply -q --repo="$newer" --commit="$c2" --ref=os "$T/delta"
+before=$(objects_list "$newer")
+expect_exit 11 "downgrade refused" "$DF" apply --repo="$newer" --commit="$c1" --ref=os "$T/scratch"
+check "downgrade: objects/ unchanged" test "$before" = "$(objects_list "$newer")"
+check "downgrade: ref still on v2" test "$(rev "$newer" os)" = "$c2"
+expect_exit 0 "downgrade with --allow-downgrade" "$DF" apply --repo="$newer" --commit="$c1" --ref=os \
+  --allow-downgrade "$T/scratch"
+check "allowed downgrade: ref on v1" test "$(rev "$newer" os)" = "$c1"
+expect_exit 0 "no ref given: no downgrade check" "$DF" apply --repo="$newer" --commit="$c1" "$T/scratch"
+
 expect_exit 2 "malformed --commit" "$DF" apply --repo="$base" --commit=xyz "$T/delta"
 expect_exit 2 "memory budget too small" "$DF" apply --repo="$base" --memory=1M "$T/delta"
 expect_exit 2 "not a repository" "$DF" apply --repo="$T/nowhere" "$T/delta"

@@ -67,6 +67,26 @@ dev=$T/dev-bare
 expect_exit 0 "fetching a commit already present" "$DF" fetch --repo="$dev" --url="$url" --commit="$c2" --json
 check "already present: path reported" test "$(json_field "$T/ee.out" path)" = present
 
+# Rollback protection: the ref points at v2; v1 is older.
+mark=$(($(wc -l <"$log") + 1))
+ref_before=$(rev "$dev" os)
+expect_exit 11 "downgrade to a commit already present is refused" \
+  "$DF" fetch --repo="$dev" --url="$url" --commit="$c1" --ref=os
+check "refused downgrade left the ref on v2" test "$(rev "$dev" os)" = "$ref_before"
+dev8=$T/dev-rollback
+ostree init --repo="$dev8" --mode=bare
+ostree pull-local --repo="$dev8" "$src" "$c2" >/dev/null
+ostree refs --repo="$dev8" --create=os "$c2"
+before=$(objects_list "$dev8")
+expect_exit 11 "downgrade through a native delta is refused" \
+  "$DF" fetch --repo="$dev8" --url="$url" --commit="$c1" --ref=os --no-pull-fallback
+check "downgrade refused before any part was downloaded" \
+  bash -c "! tail -n +$mark '$log' | grep -q 'deltas/$c1/[0-9]'"
+check "refused downgrade wrote nothing" test "$before" = "$(objects_list "$dev8")"
+check "allowed downgrade fetches v1" "$DF" fetch --repo="$dev8" --url="$url" --commit="$c1" --ref=os --allow-downgrade
+check "allowed downgrade: fsck-clean, identical, ref on v1" \
+  bash -c "$(declare -f checkout_matches); T='$T' DF_SRCDIR='$DF_SRCDIR' checkout_matches '$dev8' '$c1' '$T/v1' && [ \"\$(ostree rev-parse --repo='$dev8' os)\" = '$c1' ]"
+
 # Trust: a commit nobody publishes is not made up.
 bogus=$(echo bogus | sha256sum | cut -c1-64)
 before=$(objects_list "$dev")
@@ -118,6 +138,10 @@ check "fallback: path reported as pull" test "$(json_field "$T/check.out" path)"
 check "fallback: fsck-clean and identical" checkout_matches "$dev4" "$(rev "$plain" os)" "$T/v2"
 check "fallback: ref set" test "$(rev "$dev4" os)" = "$(rev "$plain" os)"
 check "fallback: no remote left behind" bash -c "! ostree remote list --repo='$dev4' | grep -q ."
+expect_exit 11 "fallback: a downgrade is refused after fetching only the commit object" \
+  "$DF" fetch --repo="$dev4" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$(rev "$plain" os^)" --ref=os
+check "fallback: the refused downgrade kept the ref" test "$(rev "$dev4" os)" = "$(rev "$plain" os)"
+check "fallback: no remote left behind after the refusal" bash -c "! ostree remote list --repo='$dev4' | grep -q ."
 
 # Proxies come from libcurl's environment variables: through an nginx
 # forward proxy, every request shows up in the proxy's log.

@@ -34,3 +34,11 @@ gboolean df_apply_session_add_part (DfApplySession *s, guint index, int dfd, con
 /* Waits for every part, checks the commit is complete, writes the commit
  * object and the ref, commits the transaction. */
 gboolean df_apply_session_finish (DfApplySession *s, DfApplyResult *result, GError **error);
+
+gboolean df_apply_options_get_allow_downgrade (const DfApplyOptions *opts);
+
+/* Rollback protection: FALSE (DF_ERROR_DOWNGRADE) when @ref points at a
+ * commit whose timestamp is later than that of @commit (checksum
+ * @checksum), unless @allow. */
+gboolean df_check_downgrade (OstreeRepo *repo, const char *ref, const char *checksum, GVariant *commit, gboolean allow,
+                             GError **error);

@@ -20,6 +20,7 @@ struct _DfApplyOptions
   char *ref;
   guint64 memory;
   guint jobs;
+  gboolean allow_downgrade;
   DfProgressFunc progress;
   gpointer progress_data;
 };
@@ -66,6 +67,47 @@ void
 df_apply_options_set_jobs (DfApplyOptions *o, guint jobs)
 {
   o->jobs = jobs;
+}
+
+void
+df_apply_options_set_allow_downgrade (DfApplyOptions *o, gboolean allow)
+{
+  o->allow_downgrade = allow;
+}
+
+gboolean
+df_apply_options_get_allow_downgrade (const DfApplyOptions *o)
+{
+  return o->allow_downgrade;
+}
+
+static char *
+format_timestamp (guint64 ts)
+{
+  g_autoptr (GDateTime) dt = g_date_time_new_from_unix_utc ((gint64)MIN (ts, (guint64)G_MAXINT32 * 64));
+  return dt ? g_date_time_format (dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup_printf ("%" G_GUINT64_FORMAT, ts);
+}
+
+gboolean
+df_check_downgrade (OstreeRepo *repo, const char *ref, const char *checksum, GVariant *commit, gboolean allow,
+                    GError **error)
+{
+  if (ref == NULL || allow)
+    return TRUE;
+  g_autofree char *current = NULL;
+  if (!ostree_repo_resolve_rev (repo, ref, TRUE, &current, error))
+    return FALSE;
+  g_autoptr (GVariant) cur = NULL;
+  /* Nothing to compare with when the ref is new or its commit is gone. */
+  if (current == NULL || strcmp (current, checksum) == 0 || !ostree_repo_load_commit (repo, current, &cur, NULL, NULL))
+    return TRUE;
+  guint64 was = ostree_commit_get_timestamp (cur), now = ostree_commit_get_timestamp (commit);
+  if (now >= was)
+    return TRUE;
+  g_autofree char *a = format_timestamp (now), *b = format_timestamp (was);
+  return df_throw (error, DF_ERROR_DOWNGRADE,
+                   "commit %s (%s) is older than %s (%s) on ref %s; refusing the downgrade (allow it explicitly)",
+                   checksum, a, current, b, ref);
 }
 
 void
@@ -665,6 +707,10 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
                 opts->commit);
       return NULL;
     }
+  g_autoptr (GVariant) commit
+      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, sb->commit, FALSE));
+  if (!df_check_downgrade (repo, opts->ref, sb->to_hex, commit, opts->allow_downgrade, error))
+    return NULL;
   if (sb->has_from)
     {
       gboolean have = FALSE;

@@ -40,6 +40,8 @@ df_error_exit_code (const GError *error)
           return 9;
         case DF_ERROR_TIMEOUT:
           return 10;
+        case DF_ERROR_DOWNGRADE:
+          return 11;
         }
       return 1;
     }

@@ -18,6 +18,7 @@ struct _DfFetchOptions
   guint retries;
   char *ca_file, *cert, *key, *pin;
   gboolean allow_pull;
+  gboolean allow_downgrade;
   DfFetchEventFunc event_func;
   gpointer event_data;
 };

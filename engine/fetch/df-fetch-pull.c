@@ -4,6 +4,7 @@
  * the checksum asked for. */
 #include "df-fetch-private.h"
 
+#include "df-apply-private.h"
 #include "df-common.h"
 
 #define FALLBACK_REMOTE "deltafetch-fallback"
@@ -46,8 +47,24 @@ df_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable 
       const char *refs[] = { o->commit, NULL };
       g_variant_builder_add (&b, "{sv}", "refs", g_variant_new_strv (refs, -1));
       g_variant_builder_add (&b, "{sv}", "n-network-retries", g_variant_new_uint32 (o->retries));
+      /* The commit object first, for the downgrade check; then the rest. */
+      GVariantBuilder b1;
+      g_variant_builder_init (&b1, G_VARIANT_TYPE ("a{sv}"));
+      g_variant_builder_add (&b1, "{sv}", "refs", g_variant_new_strv (refs, -1));
+      g_variant_builder_add (&b1, "{sv}", "n-network-retries", g_variant_new_uint32 (o->retries));
+      g_variant_builder_add (&b1, "{sv}", "flags", g_variant_new_int32 (OSTREE_REPO_PULL_FLAGS_COMMIT_ONLY));
+      g_autoptr (GVariant) copts = g_variant_ref_sink (g_variant_builder_end (&b1));
       g_autoptr (GVariant) popts = g_variant_ref_sink (g_variant_builder_end (&b));
-      gboolean ok = ostree_repo_pull_with_options (repo, FALLBACK_REMOTE, popts, NULL, c, &e);
+      g_autoptr (GVariant) commit = NULL;
+      gboolean ok = ostree_repo_pull_with_options (repo, FALLBACK_REMOTE, copts, NULL, c, &e)
+                    && ostree_repo_load_commit (repo, o->commit, &commit, NULL, &e);
+      if (ok && !df_check_downgrade (repo, o->ref, o->commit, commit, o->allow_downgrade, error))
+        {
+          ostree_repo_remote_change (repo, NULL, OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS, FALLBACK_REMOTE, NULL,
+                                     NULL, NULL, NULL);
+          return FALSE;
+        }
+      ok = ok && ostree_repo_pull_with_options (repo, FALLBACK_REMOTE, popts, NULL, c, &e);
       ostree_repo_remote_change (repo, NULL, OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS, FALLBACK_REMOTE, NULL, NULL,
                                  NULL, NULL);
       if (g_cancellable_set_error_if_cancelled (c, error))

@@ -161,6 +161,12 @@ df_fetch_options_set_allow_pull_fallback (DfFetchOptions *o, gboolean allow)
 }
 
 void
+df_fetch_options_set_allow_downgrade (DfFetchOptions *o, gboolean allow)
+{
+  o->allow_downgrade = allow;
+}
+
+void
 df_fetch_options_set_event_func (DfFetchOptions *o, DfFetchEventFunc func, gpointer user_data)
 {
   o->event_func = func;
@@ -1335,6 +1341,7 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
   df_apply_options_set_commit (aopts, f->o->commit);
   df_apply_options_set_ref (aopts, f->o->ref);
   df_apply_options_set_memory_budget (aopts, f->o->memory);
+  df_apply_options_set_allow_downgrade (aopts, f->o->allow_downgrade);
   DfSuperblock *sb = f->sb;
   f->session = df_apply_session_new (f->repo, g_steal_pointer (&f->sb), aopts, f->cancellable, error);
   if (f->session == NULL)
@@ -1506,6 +1513,10 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
   if (commit_present (repo, o->commit))
     {
       res->path = DF_FETCH_PATH_PRESENT;
+      g_autoptr (GVariant) commit = NULL;
+      if (!ostree_repo_load_commit (repo, o->commit, &commit, NULL, error)
+          || !df_check_downgrade (repo, o->ref, o->commit, commit, o->allow_downgrade, error))
+        return FALSE;
       return set_ref (repo, o->ref, o->commit, cancellable, error);
     }
 

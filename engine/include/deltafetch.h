@@ -59,6 +59,8 @@ G_BEGIN_DECLS
  *   connect timeout, a transfer below the low-speed limit for the low-speed
  *   time, or one that overran its deadline (its size divided by the minimum
  *   average rate, plus slack), on every mirror. CLI exit code 10.
+ * @DF_ERROR_DOWNGRADE: the commit is older (by its timestamp) than the one
+ *   the ref points at, and downgrades were not allowed. CLI exit code 11.
  *
  * Codes are stable; new ones are only ever appended.
  */
@@ -74,6 +76,7 @@ typedef enum
   DF_ERROR_IO,
   DF_ERROR_NETWORK,
   DF_ERROR_TIMEOUT,
+  DF_ERROR_DOWNGRADE,
 } DfError;
 
 #define DF_ERROR (df_error_quark ())
@@ -245,6 +248,10 @@ DF_PUBLIC void df_apply_options_set_ref (DfApplyOptions *opts, const char *ref);
 DF_PUBLIC void df_apply_options_set_memory_budget (DfApplyOptions *opts, guint64 bytes);
 /** Upper bound of worker threads; 0 means one per processor. */
 DF_PUBLIC void df_apply_options_set_jobs (DfApplyOptions *opts, guint jobs);
+/* Rollback protection: when a ref is set and already points at a commit
+ * newer (by timestamp) than the delta's, the apply is refused with
+ * DF_ERROR_DOWNGRADE before anything is written, unless @allow. */
+DF_PUBLIC void df_apply_options_set_allow_downgrade (DfApplyOptions *opts, gboolean allow);
 DF_PUBLIC void df_apply_options_set_progress (DfApplyOptions *opts, DfProgressFunc func, gpointer user_data);
 
 typedef struct
@@ -337,6 +344,10 @@ DF_PUBLIC void df_fetch_options_set_pinned_public_key (DfFetchOptions *opts, con
 /* Without a native delta for the update, fall back to libostree's own pull
  * (default TRUE). */
 DF_PUBLIC void df_fetch_options_set_allow_pull_fallback (DfFetchOptions *opts, gboolean allow);
+/* Rollback protection as for apply: a commit older than the one the ref
+ * points at is refused (DF_ERROR_DOWNGRADE) before any part is downloaded,
+ * unless @allow. */
+DF_PUBLIC void df_fetch_options_set_allow_downgrade (DfFetchOptions *opts, gboolean allow);
 
 /**
  * DfFetchPath:
