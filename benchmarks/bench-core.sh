@@ -6,6 +6,7 @@
 #
 # Usage: benchmarks/bench-core.sh [--build=DIR] [--repo=REPO | --synthetic=SCALE]
 #          [--reps=N] [--stock-generate-reps=N] [--level=N] [--out=DIR]
+#   --stock-generate-reps=0 reuses the stock delta REPO already holds
 #   --repo       an archive repo whose ref "os" is the new commit and os^ the old
 #                (benchmarks/os-pair.sh makes the real Debian pair)
 #   --synthetic  build a synthetic pair with df-gen-tree at this scale instead
@@ -79,6 +80,14 @@ for rep in $(seq 1 "$reps"); do
   record generate deltafetch "$rep" "${j%\}}, \"delta_bytes\": $(dir_bytes "$native_dir")}"
   echo "generate deltafetch #$rep: $j" >&2
 done
+if [ -z "$stock_dir" ]; then
+  # No stock generate run (--stock-generate-reps=0): use the stock delta the
+  # repository already holds.
+  stock_sb=$(find "$repo/deltas" -name superblock 2>/dev/null | head -1)
+  [ -n "$stock_sb" ] || { echo "no stock delta in $repo; run with --stock-generate-reps=1" >&2; exit 1; }
+  stock_dir=$w/stock-delta
+  cp -a "$(dirname "$stock_sb")" "$stock_dir"
+fi
 "$DF" show "$native_dir" >"$out/native-delta.txt"
 ostree static-delta show --repo="$repo" "$from-$to" >"$out/stock-delta.txt" 2>&1 || true
 
