@@ -184,6 +184,17 @@ if bash "$DF_SRCDIR/tests/make-certs.sh" "$certs" >/dev/null 2>&1 &&
   check "https: requests went over HTTP/2" grep -q 'HTTP/2.0" 206' "$NGINX_LOG"
   check "https: fetch v2" "$DF" fetch --repo="$dev5" --url="$surl" --commit="$c2" --ref=os "${tls[@]}"
   check "https: v2 fsck-clean and identical" checkout_matches "$dev5" "$c2" "$T/v2"
+  # HTTPS through a CONNECT proxy (https_proxy): the proxy's own "200
+  # Connection established" must not be taken for the server's reply.
+  python3 "$DF_SRCDIR/tests/connect-proxy.py" "$T/cp.port" "$T/cp.log" &
+  cleanup_hooks+=("kill $! 2>/dev/null")
+  for _ in $(seq 100); do [ -s "$T/cp.port" ] && break; sleep 0.05; done
+  dev9=$T/dev-tls-proxy
+  ostree init --repo="$dev9" --mode=bare
+  check "https through a CONNECT proxy: fetch v1 in 64K ranges" env https_proxy="http://127.0.0.1:$(cat "$T/cp.port")" \
+    no_proxy= "$DF" fetch --repo="$dev9" --url="$surl" --commit="$c1" --ref=os "${tls[@]}" --range-size=64K
+  check "https through a CONNECT proxy: fsck-clean and identical" checkout_matches "$dev9" "$c1" "$T/v1"
+  check "https through a CONNECT proxy: the tunnel was used" grep -q "CONNECT localhost:$NGINX_PORT" "$T/cp.log"
 else
   not_ok "TLS set-up failed"
   cat "$T"/nginx*/start.err 2>/dev/null | sed 's/^/# /'

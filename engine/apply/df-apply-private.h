@@ -19,6 +19,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfApplySession, df_apply_session_free)
 const DfSuperblock *df_apply_session_get_superblock (DfApplySession *s);
 /* A snapshot of the session's progress (thread-safe). */
 void df_apply_session_get_progress (DfApplySession *s, DfProgress *out);
+/* TRUE once a worker has failed (finish reports the error). */
+gboolean df_apply_session_failed (DfApplySession *s);
 /* Cancelling it stops the workers (finish then reports the cancellation). */
 GCancellable *df_apply_session_get_cancellable (DfApplySession *s);
 

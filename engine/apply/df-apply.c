@@ -677,11 +677,10 @@ finish_commit (Apply *a, GError **error)
 static void
 session_fail_cleanup (Apply *a, GError *error)
 {
-  /* On failure the transaction is left for the next run to resume: its
-   * staged objects were all verified, and nothing reached objects/. A
-   * delta proven bad is aborted instead. */
-  if (a->in_txn && error && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) && error->domain == DF_ERROR
-      && error->code != DF_ERROR_NO_SPACE && error->code != DF_ERROR_IO)
+  /* Aborting releases the repository for the caller's next transaction;
+   * libostree keeps the staged objects (all verified) for the next run to
+   * reuse, so a resume loses nothing. */
+  if (a->in_txn)
     ostree_repo_abort_transaction (a->repo, NULL, NULL);
   a->in_txn = FALSE;
 }
@@ -813,6 +812,15 @@ df_apply_session_get_progress (DfApplySession *a, DfProgress *out)
   *out = a->progress;
   out->parts_done = a->parts_applied;
   g_mutex_unlock (&a->lock);
+}
+
+gboolean
+df_apply_session_failed (DfApplySession *a)
+{
+  g_mutex_lock (&a->lock);
+  gboolean failed = a->error != NULL;
+  g_mutex_unlock (&a->lock);
+  return failed;
 }
 
 GCancellable *

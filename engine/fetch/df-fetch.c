@@ -190,7 +190,8 @@ typedef struct
   Part *part;
   guint slot; /* range number within the part */
   guint64 off, len;
-  guint attempts;       /* failures on the current mirror */
+  guint attempts; /* failures on attempts_mirror */
+  guint attempts_mirror;
   guint mirrors_failed; /* mirrors demoted while this range was failing */
   gint64 not_before;    /* monotonic µs: backoff */
   gboolean queued;
@@ -207,13 +208,16 @@ struct _Part
   guint remaining;
   guint active; /* transfers writing into this part */
   int fd;
-  char etag[256];
+  char etag[256]; /* of the file on etag_mirror, when consistent so far */
+  guint etag_mirror;
+  gboolean ignore_etag; /* the file changed too often: rely on the SHA-256 alone */
+  gboolean dirty;       /* ranges finished since the last checkpoint */
+  guint64 downloaded;   /* bytes received in this run */
   guint32 mirrors_used; /* bit per mirror that delivered bytes */
   guint corrupt, changes;
   guint generation;  /* bumped when the part starts over */
   gboolean resumed;  /* holds ranges downloaded by an earlier run */
   gboolean complete; /* verified and handed to the session */
-  int rec_fd;        /* the .ranges record, -1 until first needed */
 };
 
 typedef struct
@@ -240,6 +244,7 @@ typedef struct
   GQueue pending;   /* Range* */
   GPtrArray *xfers; /* Xfer* in flight */
   DfApplySession *session;
+  DfApplyOptions *aopts; /* outlives the session */
 
   /* Accounting */
   guint64 bytes_total, bytes_downloaded;
@@ -249,6 +254,7 @@ typedef struct
   double rate;
 
   GError *fatal;
+  gboolean apply_failed;
 } Fetch;
 
 static void
@@ -329,7 +335,8 @@ typedef struct
   /* The response */
   int status;
   char content_range[128], etag[256], content_length[32], content_encoding[64];
-  gboolean headers_checked, full;
+  gboolean headers_checked;
+  gboolean full;    /* the response is the whole file (asked for, or Range ignored) */
   guint64 expect;   /* body bytes the response must deliver */
   guint64 received; /* body bytes taken */
   /* A verdict of the callbacks, which abort the transfer */
@@ -382,7 +389,10 @@ check_response (Xfer *x)
   if (x->content_length[0] && !df_http_parse_u63 (x->content_length, strlen (x->content_length), &cl))
     return refuse (x, DF_ERROR_NETWORK, "unparsable Content-Length '%s'", x->content_length);
   Part *part = x->range ? x->range->part : NULL;
-  if (part && part->etag[0] && x->etag[0] && strcmp (part->etag, x->etag) != 0)
+  if (part && x->generation != part->generation)
+    return refuse (x, DF_ERROR_NETWORK, "superseded"); /* the part started over meanwhile */
+  gboolean compare = part && !part->ignore_etag && part->etag[0] && part->etag_mirror == x->mirror;
+  if (compare && x->etag[0] && strcmp (part->etag, x->etag) != 0)
     {
       x->file_changed = TRUE;
       return refuse (x, DF_ERROR_NETWORK, "part %u changed on the server (ETag %s, was %s)", part->index, x->etag,
@@ -424,15 +434,27 @@ check_response (Xfer *x)
                            cl, x->len);
           x->expect = x->len; /* an upper bound for small files */
         }
-      if (x->ranged)
-        {
-          x->full = TRUE;
-          x->f->mirrors[x->mirror].ignores_ranges = TRUE;
-        }
+      if (part)
+        x->full = TRUE;
+      if (part && x->ranged)
+        x->f->mirrors[x->mirror].ignores_ranges = TRUE;
     }
-  if (part && part->etag[0] == '\0' && x->etag[0])
-    g_strlcpy (part->etag, x->etag, sizeof part->etag);
+  /* ETags are only comparable between replies of one mirror. */
+  if (part && x->etag[0] && (part->etag[0] == '\0' || part->etag_mirror != x->mirror))
+    {
+      g_strlcpy (part->etag, x->etag, sizeof part->etag);
+      part->etag_mirror = x->mirror;
+    }
   return TRUE;
+}
+
+/* Header values reach error messages: no control characters from a server. */
+static void
+sanitize (char *s)
+{
+  for (; *s; s++)
+    if ((guchar)*s < 0x20 || (guchar)*s == 0x7f)
+      *s = '?';
 }
 
 static size_t
@@ -446,6 +468,9 @@ on_header (char *line, size_t size, size_t n, void *data)
       /* A new response (after a redirect or 100-continue): forget the last. */
       x->status = status;
       x->content_range[0] = x->etag[0] = x->content_length[0] = x->content_encoding[0] = '\0';
+      x->headers_checked = FALSE;
+      x->full = FALSE;
+      x->expect = 0;
       return len;
     }
   if (len <= 2 && (line[0] == '\r' || line[0] == '\n'))
@@ -453,6 +478,10 @@ on_header (char *line, size_t size, size_t n, void *data)
       if (x->status < 200 || (x->status >= 300 && x->status < 400))
         return len; /* interim or redirect: libcurl goes on */
       x->headers_checked = TRUE;
+      sanitize (x->content_range);
+      sanitize (x->etag);
+      sanitize (x->content_length);
+      sanitize (x->content_encoding);
       return check_response (x) ? len : 0;
     }
   if (!df_http_header_value (line, len, "Content-Range", x->content_range, sizeof x->content_range)
@@ -508,9 +537,10 @@ on_progress (void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultota
 static long
 deadline_ms (const DfFetchOptions *o, guint64 len)
 {
+  if (o->min_rate == 0)
+    return 0; /* no deadline: the low-speed limit alone */
   guint64 ms = (guint64)(o->connect_timeout + o->low_speed_time) * 1000;
-  if (o->min_rate > 0)
-    ms += len / o->min_rate * 1000 + (len % o->min_rate) * 1000 / o->min_rate;
+  ms += len / o->min_rate * 1000 + (len % o->min_rate) * 1000 / o->min_rate;
   return (long)MIN (ms, (guint64)G_MAXINT32);
 }
 
@@ -532,7 +562,11 @@ xfer_new (Fetch *f, guint mirror, const char *rel, guint64 off, guint64 len, gui
   curl_easy_setopt (e, CURLOPT_URL, x->url);
   curl_easy_setopt (e, CURLOPT_PRIVATE, x);
   curl_easy_setopt (e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt (e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  /* An https mirror never redirects to plain http (its CA and pin would not
+   * apply there). */
+  curl_easy_setopt (e, CURLOPT_REDIR_PROTOCOLS_STR, g_str_has_prefix (x->url, "https:") ? "https" : "http,https");
+  /* A proxy's "200 Connection established" is not the server's answer. */
+  curl_easy_setopt (e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
   curl_easy_setopt (e, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt (e, CURLOPT_MAXREDIRS, (long)DF_FETCH_MAX_REDIRECTS);
   curl_easy_setopt (e, CURLOPT_NOSIGNAL, 1L);
@@ -775,24 +809,48 @@ hash_file_matches (int fd, guint64 size, const guint8 want[DF_SHA256_LEN])
   return memcmp (got, want, DF_SHA256_LEN) == 0;
 }
 
+/* A part's .partial file is open only while transfers write into it (or it
+ * is being checked), so a delta of thousands of parts needs few fds. */
+static int
+part_fd (Fetch *f, Part *p)
+{
+  if (p->fd < 0)
+    {
+      char name[32];
+      g_snprintf (name, sizeof name, "%u.partial", p->index);
+      p->fd = openat (f->store_dfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    }
+  return p->fd;
+}
+
+static void
+part_fd_release (Part *p)
+{
+  if (p->fd >= 0 && p->active == 0)
+    {
+      close (p->fd);
+      p->fd = -1;
+    }
+}
+
 static void
 part_reset (Fetch *f, Part *p)
 {
-  if (p->fd >= 0 && ftruncate (p->fd, 0) < 0)
-    { /* rewritten in full anyway */
-    }
+  char name[32];
+  g_snprintf (name, sizeof name, "%u.partial", p->index);
+  unlinkat (f->store_dfd, name, 0); /* writers still active keep their inode */
+  if (p->fd >= 0)
+    close (p->fd);
+  p->fd = -1;
   p->generation++;
   memset (p->done, 0, p->n_ranges);
   memset (p->recorded, 0, p->n_ranges);
   p->remaining = p->n_ranges;
   p->etag[0] = '\0';
   p->mirrors_used = 0;
-  char name[32];
+  p->resumed = FALSE;
   g_snprintf (name, sizeof name, "%u.ranges", p->index);
   unlinkat (f->store_dfd, name, 0);
-  if (p->rec_fd >= 0)
-    close (p->rec_fd);
-  p->rec_fd = -1;
   for (guint r = 0; r < p->n_ranges; r++)
     if (!p->ranges[r].queued)
       {
@@ -808,17 +866,16 @@ record_ranges (Fetch *f, Part *p)
 {
   if (memcmp (p->done, p->recorded, p->n_ranges) == 0)
     return;
-  if (p->rec_fd < 0)
+  char name[32];
+  g_snprintf (name, sizeof name, "%u.ranges", p->index);
+  df_autofd fd = openat (f->store_dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  guint64 rs = GUINT64_TO_LE (f->o->range_size);
+  if (fd >= 0 && df_pwrite_all (fd, &rs, sizeof rs, 0, "ranges", NULL)
+      && df_pwrite_all (fd, p->done, p->n_ranges, sizeof rs, "ranges", NULL))
     {
-      char name[32];
-      g_snprintf (name, sizeof name, "%u.ranges", p->index);
-      p->rec_fd = openat (f->store_dfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-      guint64 rs = GUINT64_TO_LE (f->o->range_size);
-      if (p->rec_fd < 0 || !df_pwrite_all (p->rec_fd, &rs, sizeof rs, 0, "ranges", NULL))
-        return;
+      memcpy (p->recorded, p->done, p->n_ranges);
+      p->dirty = TRUE;
     }
-  if (df_pwrite_all (p->rec_fd, p->done, p->n_ranges, sizeof (guint64), "ranges", NULL))
-    memcpy (p->recorded, p->done, p->n_ranges);
 }
 
 /* Against power loss: every second, the downloaded bytes and then their
@@ -831,10 +888,15 @@ checkpoint (Fetch *f)
   for (guint i = 0; i < f->n_parts; i++)
     {
       Part *p = &f->parts[i];
-      if (p->complete || p->fd < 0 || p->rec_fd < 0)
+      if (p->complete || !p->dirty)
         continue;
-      if (fdatasync (p->fd) == 0)
-        fdatasync (p->rec_fd);
+      char name[32];
+      g_snprintf (name, sizeof name, "%u.partial", p->index);
+      df_autofd data = openat (f->store_dfd, name, O_RDONLY | O_CLOEXEC);
+      g_snprintf (name, sizeof name, "%u.ranges", p->index);
+      df_autofd rec = openat (f->store_dfd, name, O_RDONLY | O_CLOEXEC);
+      if (data >= 0 && rec >= 0 && fdatasync (data) == 0 && fdatasync (rec) == 0)
+        p->dirty = FALSE;
     }
   f->last_checkpoint = g_get_monotonic_time ();
 }
@@ -847,34 +909,46 @@ part_finish (Fetch *f, Part *p)
   char name[32], final[32];
   g_snprintf (name, sizeof name, "%u.partial", p->index);
   g_snprintf (final, sizeof final, "%u", p->index);
-  if (!hash_file_matches (p->fd, p->size, dp->sha256))
+  int fd = part_fd (f, p);
+  if (fd < 0)
     {
-      if (p->resumed)
+      set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_IO, "opening part %u: %s", p->index, g_strerror (errno)));
+      return;
+    }
+  if (!hash_file_matches (fd, p->size, dp->sha256))
+    {
+      guint used = 0;
+      for (guint m = 0; m < f->n_mirrors && m < 32; m++)
+        used += (p->mirrors_used >> m) & 1;
+      if (++p->corrupt > f->n_mirrors + 2)
         {
-          /* Bytes from before a crash may not have reached the disk. */
-          p->resumed = FALSE;
-          part_reset (f, p);
+          set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_CORRUPT,
+                                     "part %u does not match its SHA-256 from any mirror (bytes never decompressed)",
+                                     p->index));
           return;
         }
-      p->corrupt++;
-      g_autofree char *why
-          = g_strdup_printf ("part %u does not match its SHA-256 (bytes never decompressed, discarded)", p->index);
-      for (guint m = 0; m < f->n_mirrors && m < 32; m++)
-        if (p->mirrors_used & (1u << m))
-          demote (f, m, why);
-      if (p->corrupt > f->n_mirrors || current_mirror (f) < 0)
+      /* Bytes from before a crash may not have reached the disk, and a part
+       * assembled from several mirrors cannot say which one lied: start over
+       * without blame; the next attempt comes from one mirror. Only a part
+       * that one mirror served alone convicts it. */
+      if (!p->resumed && used == 1)
         {
-          set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_CORRUPT, "%s, from every mirror", why));
-          return;
+          g_autofree char *why
+              = g_strdup_printf ("part %u does not match its SHA-256 (bytes never decompressed, discarded)", p->index);
+          for (guint m = 0; m < f->n_mirrors && m < 32; m++)
+            if (p->mirrors_used & (1u << m))
+              demote (f, m, why);
+          if (current_mirror (f) < 0)
+            {
+              set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_CORRUPT, "%s, from every mirror", why));
+              return;
+            }
         }
       part_reset (f, p);
       return;
     }
   close (p->fd);
   p->fd = -1;
-  if (p->rec_fd >= 0)
-    close (p->rec_fd);
-  p->rec_fd = -1;
   if (renameat (f->store_dfd, name, f->store_dfd, final) < 0)
     {
       set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_IO, "storing part %u: %s", p->index, g_strerror (errno)));
@@ -884,19 +958,22 @@ part_finish (Fetch *f, Part *p)
   unlinkat (f->store_dfd, name, 0);
   p->complete = TRUE;
   f->parts_left--;
-  f->res->parts_downloaded++;
+  if (p->downloaded > 0)
+    f->res->parts_downloaded++;
+  else
+    f->res->parts_present++;
   GError *e = NULL;
   if (!df_apply_session_add_part (f->session, p->index, f->store_dfd, final, &e))
     set_fatal (f, e);
 }
 
-/* Opens the store's state for part @i: reuses a verified file or the
+/* Reads the store's state for part @p: a verified file to reuse, or the
  * recorded ranges of an interrupted download. */
-static gboolean
-part_open (Fetch *f, Part *p, GError **error)
+static void
+part_open (Fetch *f, Part *p)
 {
   const DfPart *dp = &f->sb->parts[p->index];
-  char name[32], ranges[32];
+  char name[32];
   g_snprintf (name, sizeof name, "%u", p->index);
   df_autofd done_fd = openat (f->store_dfd, name, O_RDONLY | O_CLOEXEC);
   struct stat st;
@@ -905,22 +982,18 @@ part_open (Fetch *f, Part *p, GError **error)
     {
       p->complete = TRUE;
       f->res->bytes_reused += p->size;
-      return TRUE;
+      return;
     }
   unlinkat (f->store_dfd, name, 0);
-  g_snprintf (name, sizeof name, "%u.partial", p->index);
-  p->fd = openat (f->store_dfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (p->fd < 0)
-    return df_throw_errno (error, errno, "opening the part store");
-  g_snprintf (ranges, sizeof ranges, "%u.ranges", p->index);
+  g_snprintf (name, sizeof name, "%u.ranges", p->index);
   g_autoptr (GError) ignored = NULL;
-  g_autoptr (GBytes) rec
-      = df_read_file_bounded (f->store_dfd, ranges, 8 + p->n_ranges, G_MAXUINT64, "ranges", &ignored);
+  g_autoptr (GBytes) rec = df_read_file_bounded (f->store_dfd, name, 8 + p->n_ranges, G_MAXUINT64, "ranges", &ignored);
   gsize rlen = 0;
   const guint8 *rb = rec ? g_bytes_get_data (rec, &rlen) : NULL;
   guint64 rs = 0;
   if (rb && rlen == 8 + p->n_ranges)
     memcpy (&rs, rb, 8);
+  /* A record made with another range size does not describe these ranges. */
   if (rb && GUINT64_FROM_LE (rs) == f->o->range_size)
     for (guint r = 0; r < p->n_ranges; r++)
       if (rb[8 + r] == 1)
@@ -930,7 +1003,6 @@ part_open (Fetch *f, Part *p, GError **error)
           p->resumed = TRUE;
           f->res->bytes_reused += p->ranges[r].len;
         }
-  return TRUE;
 }
 
 /* Starts transfers while there are free connections and ready ranges. */
@@ -955,11 +1027,18 @@ schedule (Fetch *f)
           g_queue_push_tail (&f->pending, r);
           continue;
         }
+      if (part_fd (f, p) < 0)
+        {
+          set_fatal (f, g_error_new (DF_ERROR, errno == ENOSPC ? DF_ERROR_NO_SPACE : DF_ERROR_IO,
+                                     "opening the part store: %s", g_strerror (errno)));
+          g_queue_push_tail (&f->pending, r);
+          return;
+        }
       r->queued = FALSE;
       g_autofree char *rel = g_strdup_printf ("%s/%u", f->delta_rel, p->index);
       Xfer *x = whole ? xfer_new (f, m, rel, 0, p->size, p->size, FALSE)
                       : xfer_new (f, m, rel, r->off, r->len, p->size, TRUE);
-      if (p->etag[0] && !whole)
+      if (p->etag[0] && p->etag_mirror == (guint)m && !p->ignore_etag && !whole)
         {
           g_autofree char *h = g_strdup_printf ("If-Range: %s", p->etag);
           x->headers = curl_slist_append (x->headers, h);
@@ -967,12 +1046,21 @@ schedule (Fetch *f)
         }
       x->sink = SINK_PART;
       x->range = r;
-      x->full = whole;
       x->generation = p->generation;
       p->active++;
       f->active++;
       g_ptr_array_add (f->xfers, x);
       curl_multi_add_handle (f->multi, x->easy);
+    }
+}
+
+static void
+requeue (Fetch *f, Range *r)
+{
+  if (!r->queued)
+    {
+      r->queued = TRUE;
+      g_queue_push_tail (&f->pending, r);
     }
 }
 
@@ -992,25 +1080,34 @@ range_failed (Fetch *f, Xfer *x, Outcome out, DfError kind, const char *msg)
         set_fatal (f, g_error_new (DF_ERROR, kind, "%s", what));
       return;
     }
-  f->res->retries++;
-  emit (f, DF_FETCH_EVENT_RETRY, f->mirrors[x->mirror].base, what);
   if (out == OUTCOME_CHANGED)
     {
-      if (++p->changes > DF_FETCH_MAX_CHANGES)
-        {
-          set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_NETWORK, "%s (the file keeps changing)", what));
-          return;
-        }
+      f->res->retries++;
+      emit (f, DF_FETCH_EVENT_RETRY, f->mirrors[x->mirror].base, what);
+      /* A file that keeps changing (or load-balanced origins that disagree
+       * on ETags) is left to the part's SHA-256. */
+      if (++p->changes >= DF_FETCH_MAX_CHANGES)
+        p->ignore_etag = TRUE;
       part_reset (f, p);
       return;
+    }
+  if (f->mirrors[x->mirror].demoted)
+    {
+      /* Another range convicted this mirror already: try the next one. */
+      requeue (f, r);
+      return;
+    }
+  if (r->attempts_mirror != x->mirror)
+    {
+      r->attempts = 0;
+      r->attempts_mirror = x->mirror;
     }
   r->attempts++;
   if (out == OUTCOME_DEMOTE || r->attempts >= MAX (1, f->o->retries))
     {
-      if (!f->mirrors[x->mirror].demoted)
-        demote (f, x->mirror, what);
       r->attempts = 0;
       r->mirrors_failed++;
+      demote (f, x->mirror, what);
       if (current_mirror (f) < 0 || r->mirrors_failed >= f->n_mirrors)
         {
           set_fatal (f, g_error_new (DF_ERROR, kind, "%s (every mirror failed)", what));
@@ -1018,12 +1115,12 @@ range_failed (Fetch *f, Xfer *x, Outcome out, DfError kind, const char *msg)
         }
     }
   else
-    r->not_before = g_get_monotonic_time () + backoff_us (r->attempts);
-  if (!r->queued)
     {
-      r->queued = TRUE;
-      g_queue_push_tail (&f->pending, r);
+      f->res->retries++;
+      emit (f, DF_FETCH_EVENT_RETRY, f->mirrors[x->mirror].base, what);
+      r->not_before = g_get_monotonic_time () + backoff_us (r->attempts);
     }
+  requeue (f, r);
 }
 
 static void
@@ -1034,11 +1131,11 @@ transfer_done (Fetch *f, Xfer *x, CURLcode rc)
   p->active--;
   f->active--;
   g_ptr_array_remove_fast (f->xfers, x);
+  p->downloaded += x->received;
   if (x->superseded || x->generation != p->generation)
     {
       /* Its range was queued again when the part started over. */
-      if (p->remaining == 0 && p->active == 0 && !p->complete)
-        part_finish (f, p);
+      part_fd_release (p);
       return;
     }
   if (x->received > 0 && x->mirror < 32)
@@ -1048,7 +1145,6 @@ transfer_done (Fetch *f, Xfer *x, CURLcode rc)
   Outcome out = judge (x, rc, &kind, &msg);
   if (out == OUTCOME_OK)
     {
-      r->attempts = 0;
       if (x->full)
         for (guint k = 0; k < p->n_ranges; k++)
           {
@@ -1061,13 +1157,19 @@ transfer_done (Fetch *f, Xfer *x, CURLcode rc)
           p->done[r->slot] = 1;
           p->remaining--;
         }
-      if (p->remaining == 0 && p->active == 0 && !p->complete)
-        part_finish (f, p);
-      else
-        record_ranges (f, p);
-      return;
     }
-  range_failed (f, x, out, kind, msg);
+  else if (!p->done[r->slot] || out == OUTCOME_FATAL)
+    range_failed (f, x, out, kind, msg);
+  /* (A failure of a range that a whole-file reply delivered meanwhile is moot.) */
+  if (f->fatal)
+    return;
+  if (p->remaining == 0 && p->active == 0 && !p->complete)
+    part_finish (f, p);
+  else
+    {
+      record_ranges (f, p);
+      part_fd_release (p);
+    }
 }
 
 static void
@@ -1098,6 +1200,12 @@ run_loop (Fetch *f)
       if (g_cancellable_is_cancelled (f->cancellable))
         {
           set_fatal (f, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled"));
+          break;
+        }
+      if (df_apply_session_failed (f->session))
+        {
+          /* No use downloading more: finish reports the apply's error. */
+          f->apply_failed = TRUE;
           break;
         }
       schedule (f);
@@ -1294,8 +1402,6 @@ fetch_clear (Fetch *f)
       Part *p = &f->parts[i];
       if (p->fd >= 0)
         close (p->fd);
-      if (p->rec_fd >= 0)
-        close (p->rec_fd);
       g_free (p->ranges);
       g_free (p->done);
       g_free (p->recorded);
@@ -1313,6 +1419,7 @@ fetch_clear (Fetch *f)
     df_apply_session_free (f->session);
   else if (f->sb)
     df_superblock_free (f->sb);
+  df_apply_options_free (f->aopts);
   g_clear_error (&f->fatal);
 }
 
@@ -1327,6 +1434,8 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
   if (strcmp (f->sb->to_hex, f->o->commit) != 0)
     return df_throw (error, DF_ERROR_UNTRUSTED, "the server's delta leads to %s, not to the trusted commit %s",
                      f->sb->to_hex, f->o->commit);
+  /* This delta is the one to finish: state left by others is stale. */
+  remove_stale_state (f, sb_hex);
 
   /* The part store. */
   g_snprintf (f->store_rel, sizeof f->store_rel, "tmp/deltafetch-fetch-%s", sb_hex);
@@ -1337,7 +1446,7 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
   if (f->store_dfd < 0)
     return df_throw_errno (error, errno, "opening %s", f->store_rel);
 
-  g_autoptr (DfApplyOptions) aopts = df_apply_options_new ();
+  DfApplyOptions *aopts = f->aopts = df_apply_options_new ();
   df_apply_options_set_commit (aopts, f->o->commit);
   df_apply_options_set_ref (aopts, f->o->ref);
   df_apply_options_set_memory_budget (aopts, f->o->memory);
@@ -1364,7 +1473,6 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
         f->res->delta_bytes += dp->compressed_size;
         p->index = i;
         p->fd = -1;
-        p->rec_fd = -1;
         p->size = dp->compressed_size;
         guint64 rs = f->o->range_size;
         p->n_ranges = p->size == 0 ? 1 : (guint)((p->size + rs - 1) / rs);
@@ -1385,8 +1493,7 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
             f->res->parts_present++;
             continue;
           }
-        if (!part_open (f, p, error))
-          return FALSE;
+        part_open (f, p);
         if (p->complete)
           {
             f->res->parts_present++;
@@ -1421,8 +1528,20 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
   emit (f, DF_FETCH_EVENT_START, f->mirrors[MAX (0, current_mirror (f))].base, NULL);
   if (f->fatal == NULL)
     run_loop (f);
-  if (f->fatal)
+  if (f->fatal || f->apply_failed)
     {
+      if (f->apply_failed)
+        {
+          /* The apply's own error says what went wrong. */
+          g_clear_error (&f->fatal);
+          if (!df_apply_session_finish (f->session, NULL, &f->fatal) && f->fatal)
+            {
+              g_propagate_error (error, g_steal_pointer (&f->fatal));
+              return FALSE;
+            }
+          g_clear_error (&f->fatal);
+          return df_throw (error, DF_ERROR_FAILED, "the apply failed");
+        }
       GError *ignored = NULL;
       g_cancellable_cancel (df_apply_session_get_cancellable (f->session));
       df_apply_session_finish (f->session, NULL, &ignored);
@@ -1455,7 +1574,6 @@ fetch_native (Fetch *f, const char *key, const guint8 sb_sha[DF_SHA256_LEN], gui
   g_snprintf (f->delta_rel, sizeof f->delta_rel, "deltafetch/v1/deltas/%s%s%s", key, key[0] ? "-" : "", o->commit);
   char sb_hex[65];
   df_hex (sb_sha, sb_hex);
-  remove_stale_state (f, sb_hex);
 
   /* The superblock: from the store of an interrupted run, or the server;
    * either way it must match the index. */
@@ -1500,8 +1618,9 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
   g_strlcpy (res->commit, o->commit, sizeof res->commit);
 
   g_autofree char *from = NULL;
-  if (o->from && !ostree_repo_resolve_rev (repo, o->from, FALSE, &from, error))
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "--from %s is not in the repository", o->from), FALSE;
+  g_autoptr (GError) from_error = NULL;
+  if (o->from && !ostree_repo_resolve_rev (repo, o->from, FALSE, &from, &from_error))
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "the from-commit %s is not in the repository", o->from);
   if (from == NULL && o->ref)
     {
       g_autoptr (GError) ignored = NULL;
@@ -1560,9 +1679,13 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
     }
   if (index)
     {
-      key = pick_delta (f, index, from, sb_sha, &sb_size, error);
-      if (key == NULL && error && *error)
-        goto out;
+      g_autoptr (GError) pick_error = NULL;
+      key = pick_delta (f, index, from, sb_sha, &sb_size, &pick_error);
+      if (pick_error)
+        {
+          g_propagate_error (error, g_steal_pointer (&pick_error));
+          goto out;
+        }
     }
   if (key == NULL)
     {

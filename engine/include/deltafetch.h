@@ -307,9 +307,10 @@ DF_PUBLIC void df_fetch_options_free (DfFetchOptions *opts);
  * signed metadata. Nothing is written unless the delta produces exactly this
  * commit. */
 DF_PUBLIC void df_fetch_options_set_commit (DfFetchOptions *opts, const char *checksum);
-/* Adds a base URL of the repository (http, https or file). The first one
- * added is tried first; a mirror that fails or serves bytes that do not
- * verify is demoted and the next one used. */
+/* Adds a base URL of the repository (http or https; at most 32). The first
+ * one added is tried first; a mirror that fails or serves bytes that do not
+ * verify is demoted and the next one used. An https mirror may redirect to
+ * https only. */
 DF_PUBLIC void df_fetch_options_add_url (DfFetchOptions *opts, const char *url);
 /* The commit the device has (a checksum or a ref of the repository). Default:
  * what the ref (df_fetch_options_set_ref()) points at, if anything. */
@@ -317,19 +318,21 @@ DF_PUBLIC void df_fetch_options_set_from (DfFetchOptions *opts, const char *rev)
 /* Points @ref at the commit once it is verified and committed. */
 DF_PUBLIC void df_fetch_options_set_ref (DfFetchOptions *opts, const char *ref);
 /* Most parallel transfers (HTTP/1.1 connections, or streams over fewer
- * HTTP/2 connections). Default DF_DEFAULT_CONNECTIONS. */
+ * HTTP/2 connections), 1 to 64. Default DF_DEFAULT_CONNECTIONS. */
 DF_PUBLIC void df_fetch_options_set_connections (DfFetchOptions *opts, guint n);
-/* Parts larger than this are fetched as several ranges. A resumed fetch
- * downloads again at most one range per connection. */
+/* Parts larger than this are fetched as several ranges (64 KiB to 32 MiB).
+ * After a kill, a resumed fetch downloads again at most one range per
+ * connection; after a power loss, at most the parts that were in flight. */
 DF_PUBLIC void df_fetch_options_set_range_size (DfFetchOptions *opts, guint64 bytes);
 /* Memory budget of the apply workers (default DF_DEFAULT_MEMORY_BUDGET).
- * Downloads stream to disk and need only libcurl's small buffers. */
+ * Parts stream to disk and need only libcurl's small buffers; the index and
+ * the superblock (at most 1 MiB and 64 MiB) are read into memory. */
 DF_PUBLIC void df_fetch_options_set_memory_budget (DfFetchOptions *opts, guint64 bytes);
 /* A transfer slower than @bytes_per_second for @seconds is abandoned. */
 DF_PUBLIC void df_fetch_options_set_low_speed (DfFetchOptions *opts, guint bytes_per_second, guint seconds);
 /* Every transfer gets a deadline of its size divided by @bytes_per_second,
- * plus slack, so a trickle just above the low-speed limit cannot hold the
- * device for hours. */
+ * plus the connect timeout and the low-speed time, so a trickle just above
+ * the low-speed limit cannot hold the device for hours. 0: no deadline. */
 DF_PUBLIC void df_fetch_options_set_min_rate (DfFetchOptions *opts, guint bytes_per_second);
 DF_PUBLIC void df_fetch_options_set_connect_timeout (DfFetchOptions *opts, guint seconds);
 /* Attempts per range on each mirror before it is demoted. */
@@ -342,7 +345,10 @@ DF_PUBLIC void df_fetch_options_set_ca_file (DfFetchOptions *opts, const char *p
 DF_PUBLIC void df_fetch_options_set_client_cert (DfFetchOptions *opts, const char *cert, const char *key);
 DF_PUBLIC void df_fetch_options_set_pinned_public_key (DfFetchOptions *opts, const char *pin);
 /* Without a native delta for the update, fall back to libostree's own pull
- * (default TRUE). */
+ * (default TRUE). That path has libostree's defences, not these: its own
+ * timeouts, no deadline per transfer, and failures reported as
+ * DF_ERROR_NETWORK. It cannot honour a pinned public key and is refused
+ * when one is set. */
 DF_PUBLIC void df_fetch_options_set_allow_pull_fallback (DfFetchOptions *opts, gboolean allow);
 /* Rollback protection as for apply: a commit older than the one the ref
  * points at is refused (DF_ERROR_DOWNGRADE) before any part is downloaded,
@@ -365,8 +371,8 @@ typedef enum
  * DfFetchEventType:
  * @DF_FETCH_EVENT_START: the path is chosen; bytes_total is known.
  * @DF_FETCH_EVENT_PROGRESS: at most about ten times a second.
- * @DF_FETCH_EVENT_RETRY: a transfer failed and will be tried again; message
- *   says why.
+ * @DF_FETCH_EVENT_RETRY: a transfer failed and will be tried again on the
+ *   same mirror after a back-off; message says why.
  * @DF_FETCH_EVENT_MIRROR_SWITCH: @url was demoted; message says why.
  */
 typedef enum
