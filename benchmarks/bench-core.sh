@@ -153,12 +153,13 @@ END {
   echo "| scenario | stock ostree (median s) | deltafetch (median s) | speed-up | stock peak RSS | deltafetch peak RSS | stock bytes | deltafetch bytes | size ratio |"
   echo "|---|---|---|---|---|---|---|---|---|"
   for s in generate apply; do
-    sw=$(grep "\"scenario\": \"$s\", \"tool\": \"stock\"" "$summary" | grep -o '"wall_median_s": [0-9.]*' | cut -d' ' -f2)
-    dw=$(grep "\"scenario\": \"$s\", \"tool\": \"deltafetch\"" "$summary" | grep -o '"wall_median_s": [0-9.]*' | cut -d' ' -f2)
-    sr=$(grep "\"scenario\": \"$s\", \"tool\": \"stock\"" "$summary" | grep -o '"maxrss_median_kib": [0-9]*' | cut -d' ' -f2)
-    dr=$(grep "\"scenario\": \"$s\", \"tool\": \"deltafetch\"" "$summary" | grep -o '"maxrss_median_kib": [0-9]*' | cut -d' ' -f2)
+    sw=$(grep "\"scenario\": \"$s\", \"tool\": \"stock\"" "$summary" | grep -o '"wall_median_s": [0-9.]*' | cut -d' ' -f2 || true)
+    dw=$(grep "\"scenario\": \"$s\", \"tool\": \"deltafetch\"" "$summary" | grep -o '"wall_median_s": [0-9.]*' | cut -d' ' -f2 || true)
+    sr=$(grep "\"scenario\": \"$s\", \"tool\": \"stock\"" "$summary" | grep -o '"maxrss_median_kib": [0-9]*' | cut -d' ' -f2 || true)
+    dr=$(grep "\"scenario\": \"$s\", \"tool\": \"deltafetch\"" "$summary" | grep -o '"maxrss_median_kib": [0-9]*' | cut -d' ' -f2 || true)
     sb=$(grep "\"scenario\": \"$s\", \"tool\": \"stock\"" "$summary" | grep -o '"delta_bytes": [0-9]*' | cut -d' ' -f2 || true)
     db=$(grep "\"scenario\": \"$s\", \"tool\": \"deltafetch\"" "$summary" | grep -o '"delta_bytes": [0-9]*' | cut -d' ' -f2 || true)
+    [ -n "$sw" ] && [ -n "$dw" ] || continue  # a scenario run by one tool only
     awk -v s="$s" -v sw="$sw" -v dw="$dw" -v sr="$sr" -v dr="$dr" -v sb="$sb" -v db="$db" 'BEGIN {
       printf "| %s | %.2f | %.2f | %.2f× | %.0f MiB | %.0f MiB | %s | %s | %s |\n", s, sw, dw, (dw > 0 ? sw / dw : 0), sr / 1024, dr / 1024,
         (sb == "" ? "" : sprintf("%.1f MB", sb / 1e6)), (db == "" ? "" : sprintf("%.1f MB", db / 1e6)), (sb == "" ? "" : sprintf("%.3f", db / sb)) }'
