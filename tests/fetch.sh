@@ -87,6 +87,23 @@ check "allowed downgrade fetches v1" "$DF" fetch --repo="$dev8" --url="$url" --c
 check "allowed downgrade: fsck-clean, identical, ref on v1" \
   bash -c "$(declare -f checkout_matches); T='$T' DF_SRCDIR='$DF_SRCDIR' checkout_matches '$dev8' '$c1' '$T/v1' && [ \"\$(ostree rev-parse --repo='$dev8' os)\" = '$c1' ]"
 
+# The library: one OstreeRepo survives failed and cancelled fetches.
+dev10=$T/dev-twice
+ostree init --repo="$dev10" --mode=bare
+partless=$T/www/partless/deltafetch/v1
+mkdir -p "$partless/indexes" "$partless/deltas/$c1"
+cp "$src/deltafetch/v1/indexes/$c1.index" "$partless/indexes/"
+cp "$src/deltafetch/v1/deltas/$c1/superblock" "$partless/deltas/$c1/"
+"$DF_FETCH_TWICE" "$dev10" "http://127.0.0.1:$NGINX_PORT/partless" "$url" "$c1" os >"$T/twice.out" 2>&1
+while read -r line; do
+  case $line in
+    "ok "*) ok "library: ${line#ok * - }" ;;
+    "not ok "*) not_ok "library: ${line#not ok * - }" ;;
+    "# "*) echo "$line" ;;
+  esac
+done <"$T/twice.out"
+check "library: fsck-clean and identical after the retries" checkout_matches "$dev10" "$c1" "$T/v1"
+
 # Trust: a commit nobody publishes is not made up.
 bogus=$(echo bogus | sha256sum | cut -c1-64)
 before=$(objects_list "$dev")
