@@ -93,7 +93,7 @@ sync
 runs=$out/runs.jsonl
 : >"$runs"
 wire_since () { tail -n +"$1" "$log" | awk '{ s += $4 } END { print s + 0 }'; }
-measure () { "$MEASURE" "$@" 2>>"$w/stderr.log" | tail -1; }
+measure () { "$MEASURE" "$@" 2>>"$w/stderr.log" | tail -1 || true; }  # a failed run is recorded, not fatal
 record () { # SCENARIO TOOL REP JSON BYTES OK
   printf '{"scenario": "%s", "tool": "%s", "rep": %s, %s, "wire_bytes": %s, "ok": %s}\n' \
     "$1" "$2" "$3" "$(echo "$4" | sed 's/^{//; s/}$//')" "$5" "$6" >>"$runs"
