@@ -69,8 +69,8 @@ read_payload (const char *dir, DfSuperblock *sb, guint n)
   char name[16];
   g_snprintf (name, sizeof name, "%u", n);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) file = df_read_file_bounded (AT_FDCWD, g_build_filename (dir, name, NULL), DF_PART_SIZE_MAX * 2,
-                                                  G_MAXUINT64, "part", &error);
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autoptr (GBytes) file = df_read_file_bounded (AT_FDCWD, path, DF_PART_SIZE_MAX * 2, G_MAXUINT64, "part", &error);
   if (file == NULL)
     die ("%s", error->message);
   GBytes *payload = df_part_decode (&sb->parts[n], n, file, &error);

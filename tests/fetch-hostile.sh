@@ -272,7 +272,10 @@ within 10000 "oversized Content-Length"
 check "oversized Content-Length: refused for its Content-Length" grep -q "Content-Length" "$ERR"
 untouched "oversized Content-Length"
 most=$(fslog "$LOG_FROM" 'max([e["bytes_sent"] for e in L if e["fault"] == "oversized_length"] or [0])')
-check "oversized Content-Length: at most $most bytes sent per reply (< 1 MiB)" test "${most:-x}" -lt 1048576
+# The client reads no body byte; what the server could push is what the
+# kernel's socket buffers took before the client closed (more when the
+# client is slow, as under a sanitizer), far below the declared 10^15.
+check "oversized Content-Length: at most $most bytes sent per reply (< 16 MiB)" test "${most:-x}" -lt 16777216
 
 # 9. A trickle below the low-speed limit: slow retrieval (exit 10).
 rules '[{"match": "'"$PARTS"'", "fault": "trickle", "rate": 200}]'

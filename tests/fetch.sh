@@ -232,10 +232,13 @@ readme = open(root + "/README.md").read()
 code = open(root + "/examples/update-agent.c").read()
 sys.exit(0 if code in readme else 1)
 PY
-  # shellcheck disable=SC2046
-  check "example agent builds with pkg-config deltafetch-1" cc -Wall -Werror -o "$T/agent" \
-    "$DF_SRCDIR/examples/update-agent.c" $(pkg-config --cflags --libs deltafetch-1)
   libdir=$(dirname "$(find "$inst" -name 'libdeltafetch.so.1' | head -1)")
+  # A sanitizer build of the library needs the program built the same way.
+  san=()
+  ldd "$libdir/libdeltafetch.so.1" | grep -q libasan && san=(-fsanitize=address,undefined)
+  # shellcheck disable=SC2046
+  check "example agent builds with pkg-config deltafetch-1" cc -Wall -Werror "${san[@]}" -o "$T/agent" \
+    "$DF_SRCDIR/examples/update-agent.c" $(pkg-config --cflags --libs deltafetch-1)
   dev6=$T/dev-agent
   ostree init --repo="$dev6" --mode=bare
   check "example agent fetches v1" env LD_LIBRARY_PATH="$libdir" "$T/agent" "$dev6" "$url" "$c1" os
