@@ -5,9 +5,9 @@
 int
 df_cli_apply (int argc, char **argv)
 {
-  g_autofree char *repo_path = NULL, *commit = NULL, *ref = NULL, *memory = NULL;
+  g_autofree char *repo_path = NULL, *commit = NULL, *ref = NULL, *memory = NULL, *keys = NULL;
   int jobs = 0;
-  gboolean quiet = FALSE, allow_downgrade = FALSE;
+  gboolean quiet = FALSE, allow_downgrade = FALSE, require_signatures = FALSE;
   GOptionEntry entries[] = {
     { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository to write into (required)", "REPO" },
     { "commit", 0, 0, G_OPTION_ARG_STRING, &commit, "Trusted checksum of the commit the delta must produce",
@@ -15,6 +15,11 @@ df_cli_apply (int argc, char **argv)
     { "ref", 0, 0, G_OPTION_ARG_STRING, &ref, "Point REF at the commit once it is verified and committed", "REF" },
     { "memory", 0, 0, G_OPTION_ARG_STRING, &memory, "Memory budget for in-flight buffers (default 64M)", "SIZE" },
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Most worker threads (default: one per processor)", "N" },
+    { "keys", 0, 0, G_OPTION_ARG_FILENAME, &keys,
+      "Trusted ed25519 public keys (a file of base64 keys, or a directory of them): a signed superblock must verify",
+      "PATH" },
+    { "require-signatures", 0, 0, G_OPTION_ARG_NONE, &require_signatures,
+      "Refuse a delta whose superblock is not signed by one of --keys", NULL },
     { "allow-downgrade", 0, 0, G_OPTION_ARG_NONE, &allow_downgrade,
       "Allow a commit older than the one --ref points at (refused by default, exit 11)", NULL },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print nothing on success", NULL },
@@ -50,6 +55,8 @@ df_cli_apply (int argc, char **argv)
   df_apply_options_set_memory_budget (opts, budget);
   df_apply_options_set_jobs (opts, jobs);
   df_apply_options_set_allow_downgrade (opts, allow_downgrade);
+  df_apply_options_set_trusted_keys (opts, keys);
+  df_apply_options_set_require_signatures (opts, require_signatures);
   if (!quiet)
     df_apply_options_set_progress (opts, df_cli_progress, NULL);
   DfApplyResult res;
@@ -62,6 +69,8 @@ df_cli_apply (int argc, char **argv)
   g_autofree char *bytes = df_cli_format_size (res.content_bytes);
   printf ("commit %s %s\n", res.commit,
           res.commit_trusted ? "(matches --commit)" : "(trusted from the delta itself: no --commit given)");
+  if (res.signature_verified)
+    printf ("superblock signature verified with a trusted key\n");
   printf ("%u parts applied, %u already present, %" G_GUINT64_FORMAT " objects and %s written, %u workers, %.2f s\n",
           res.parts_applied, res.parts_skipped, res.objects_written, bytes, res.workers,
           (g_get_monotonic_time () - start) / 1e6);

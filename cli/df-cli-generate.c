@@ -5,7 +5,7 @@
 int
 df_cli_generate (int argc, char **argv)
 {
-  g_autofree char *repo_path = NULL, *from = NULL, *to = NULL, *out = NULL, *part_size = NULL;
+  g_autofree char *repo_path = NULL, *from = NULL, *to = NULL, *out = NULL, *part_size = NULL, *sign = NULL;
   gboolean empty = FALSE, quiet = FALSE;
   int jobs = 0, level = DF_DEFAULT_LEVEL;
   GOptionEntry entries[] = {
@@ -17,6 +17,8 @@ df_cli_generate (int argc, char **argv)
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Worker threads (default: one per processor)", "N" },
     { "level", 0, 0, G_OPTION_ARG_INT, &level, "zstd level 1..19 (default 12)", "N" },
     { "part-size", 0, 0, G_OPTION_ARG_STRING, &part_size, "Largest uncompressed part, 1M..32M (default 8M)", "SIZE" },
+    { "sign", 0, 0, G_OPTION_ARG_FILENAME, &sign,
+      "Sign the superblock with this ed25519 secret key (ostree sign format: base64 of seed + public key)", "KEYFILE" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print only the delta's path", NULL },
     { NULL },
   };
@@ -56,6 +58,7 @@ df_cli_generate (int argc, char **argv)
   df_generate_options_set_jobs (opts, jobs);
   df_generate_options_set_level (opts, level);
   df_generate_options_set_part_size (opts, psize);
+  df_generate_options_set_sign_key (opts, sign);
   if (!quiet)
     df_generate_options_set_progress (opts, df_cli_progress, NULL);
   g_autofree char *dir = NULL;

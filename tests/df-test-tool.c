@@ -9,6 +9,11 @@
  *   df-test-tool unsized-part DELTA N    re-compress part N without a content size
  *   df-test-tool grown-part DELTA N      re-compress part N with extra bytes beyond its
  *                                        declared size (hash and size fixed up)
+ *   df-test-tool swap-signed DELTA OTHER keep DELTA's signatures, sign nothing: put OTHER's
+ *                                        superblock bytes inside DELTA's signed envelope
+ *   df-test-tool check-envelope SIGNED PLAIN  with GLib alone: SIGNED is libostree's "(taya{sv})"
+ *                                        envelope (magic OSTSGNDT, normal form) around exactly the
+ *                                        bytes of PLAIN, with one 64-byte "ostree.sign.ed25519" "aay"
  *   df-test-tool maxrss CMD ARGS...      run CMD, print "maxrss-kib N" on stderr, exit as CMD
  *   df-test-tool stats DELTA             bytes per encoding, raw and compressed alone at level 19;
  *                                        with DF_STATS_LIST=1 also every raw object over 64 KiB,
@@ -231,6 +236,63 @@ cmd_recompress (const char *dir, guint n, gboolean grow, gboolean content_size)
   return 0;
 }
 
+static GBytes *
+read_superblock_file (const char *dir)
+{
+  g_autofree char *path = g_build_filename (dir, "superblock", NULL);
+  g_autoptr (GError) error = NULL;
+  GBytes *b = df_read_file_bounded (AT_FDCWD, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", &error);
+  if (b == NULL)
+    die ("%s", error->message);
+  return b;
+}
+
+static int
+cmd_swap_signed (const char *dir, const char *other)
+{
+  g_autoptr (GBytes) file = read_superblock_file (dir);
+  g_autoptr (GBytes) inner = NULL;
+  g_autoptr (GPtrArray) sigs = NULL;
+  g_autoptr (GError) error = NULL;
+  if (!df_signed_unwrap (file, &inner, &sigs, &error))
+    die ("%s is not a signed superblock%s%s", dir, error ? ": " : "", error ? error->message : "");
+  g_autoptr (GBytes) replacement = read_superblock_file (other);
+  g_autoptr (GBytes) forged = df_signed_wrap (replacement, sigs);
+  save_file (dir, "superblock", forged);
+  return 0;
+}
+
+static int
+cmd_check_envelope (const char *signed_path, const char *plain_path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) file = df_read_file_bounded (AT_FDCWD, signed_path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "s", &error);
+  g_autoptr (GBytes) plain = df_read_file_bounded (AT_FDCWD, plain_path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "p", NULL);
+  if (file == NULL || plain == NULL)
+    die ("cannot read the superblocks");
+  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(taya{sv})"), file, FALSE));
+  if (!g_variant_is_normal_form (v))
+    die ("not a normal-form (taya{sv})");
+  guint64 magic;
+  g_autoptr (GVariant) data = NULL, dict = NULL;
+  g_variant_get (v, "(t@ay@a{sv})", &magic, &data, &dict);
+  /* libostree reads GUINT64_FROM_BE (the 't') == 0x4F535453474E4454. */
+  if (GUINT64_FROM_BE (magic) != G_GUINT64_CONSTANT (0x4F535453474E4454))
+    die ("magic %" G_GINT64_MODIFIER "x", GUINT64_FROM_BE (magic));
+  g_autoptr (GBytes) inner = g_variant_get_data_as_bytes (data);
+  if (!g_bytes_equal (inner, plain))
+    die ("the signed bytes are not the plain superblock");
+  if (g_variant_n_children (dict) != 1)
+    die ("%zu signature entries", g_variant_n_children (dict));
+  g_autoptr (GVariant) sigs = g_variant_lookup_value (dict, "ostree.sign.ed25519", G_VARIANT_TYPE ("aay"));
+  if (sigs == NULL || g_variant_n_children (sigs) != 1)
+    die ("no single ostree.sign.ed25519 aay");
+  g_autoptr (GVariant) sig = g_variant_get_child_value (sigs, 0);
+  if (g_variant_get_size (sig) != 64)
+    die ("signature of %zu bytes", g_variant_get_size (sig));
+  return 0;
+}
+
 static int
 cmd_part_sha (const char *dir, guint n)
 {
@@ -371,6 +433,10 @@ main (int argc, char **argv)
     return corrupt_entry (dir, TRUE);
   if (strcmp (cmd, "extra-object") == 0)
     return cmd_extra_object (dir);
+  if (strcmp (cmd, "check-envelope") == 0 && argc == 4)
+    return cmd_check_envelope (dir, argv[3]);
+  if (strcmp (cmd, "swap-signed") == 0 && argc == 4)
+    return cmd_swap_signed (dir, argv[3]);
   if (strcmp (cmd, "unsized-part") == 0)
     return cmd_recompress (dir, n, FALSE, FALSE);
   if (strcmp (cmd, "grown-part") == 0)

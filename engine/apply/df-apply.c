@@ -21,6 +21,8 @@ struct _DfApplyOptions
   guint64 memory;
   guint jobs;
   gboolean allow_downgrade;
+  char *trusted_keys;
+  gboolean require_signatures;
   DfProgressFunc progress;
   gpointer progress_data;
 };
@@ -40,6 +42,7 @@ df_apply_options_free (DfApplyOptions *o)
     return;
   g_free (o->commit);
   g_free (o->ref);
+  g_free (o->trusted_keys);
   g_free (o);
 }
 
@@ -67,6 +70,19 @@ void
 df_apply_options_set_jobs (DfApplyOptions *o, guint jobs)
 {
   o->jobs = jobs;
+}
+
+void
+df_apply_options_set_trusted_keys (DfApplyOptions *o, const char *path)
+{
+  g_free (o->trusted_keys);
+  o->trusted_keys = g_strdup (path);
+}
+
+void
+df_apply_options_set_require_signatures (DfApplyOptions *o, gboolean require)
+{
+  o->require_signatures = require;
 }
 
 void
@@ -698,8 +714,14 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
       df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
       return NULL;
     }
-  /* Trust first: nothing is read beyond the superblock unless the delta
-   * produces the commit the caller trusts. */
+  /* Trust first: nothing is read beyond the superblock unless its
+   * signature (by policy) and the commit it produces are the trusted ones. */
+  g_autoptr (DfKeyring) keys = NULL;
+  if (opts->trusted_keys && (keys = df_keyring_load (opts->trusted_keys, error)) == NULL)
+    return NULL;
+  gboolean verified = FALSE;
+  if (!df_superblock_check_signature (sb, keys, opts->require_signatures, &verified, error))
+    return NULL;
   if (opts->commit && memcmp (want, sb->to, DF_SHA256_LEN) != 0)
     {
       df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", sb->to_hex,
@@ -750,6 +772,7 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   a->repo = g_object_ref (repo);
   a->sb = g_steal_pointer (&sb);
   a->opts = opts;
+  a->result.signature_verified = verified;
   a->workers = workers;
   a->result.workers = workers;
   memcpy (a->result.commit, a->sb->to_hex, 65);

@@ -19,6 +19,8 @@ struct _DfFetchOptions
   char *ca_file, *cert, *key, *pin;
   gboolean allow_pull;
   gboolean allow_downgrade;
+  char *trusted_keys;
+  gboolean require_signatures;
   DfFetchEventFunc event_func;
   gpointer event_data;
 };

@@ -53,6 +53,7 @@ df_fetch_options_free (DfFetchOptions *o)
   g_free (o->cert);
   g_free (o->key);
   g_free (o->pin);
+  g_free (o->trusted_keys);
   g_free (o);
 }
 
@@ -158,6 +159,18 @@ void
 df_fetch_options_set_allow_pull_fallback (DfFetchOptions *o, gboolean allow)
 {
   o->allow_pull = allow;
+}
+
+void
+df_fetch_options_set_trusted_keys (DfFetchOptions *o, const char *path)
+{
+  SET_STR (o->trusted_keys, path);
+}
+
+void
+df_fetch_options_set_require_signatures (DfFetchOptions *o, gboolean require)
+{
+  o->require_signatures = require;
 }
 
 void
@@ -1451,6 +1464,8 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
   df_apply_options_set_ref (aopts, f->o->ref);
   df_apply_options_set_memory_budget (aopts, f->o->memory);
   df_apply_options_set_allow_downgrade (aopts, f->o->allow_downgrade);
+  df_apply_options_set_trusted_keys (aopts, f->o->trusted_keys);
+  df_apply_options_set_require_signatures (aopts, f->o->require_signatures);
   DfSuperblock *sb = f->sb;
   f->session = df_apply_session_new (f->repo, g_steal_pointer (&f->sb), aopts, f->cancellable, error);
   if (f->session == NULL)
@@ -1689,6 +1704,13 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
     }
   if (key == NULL)
     {
+      if (o->require_signatures)
+        {
+          df_throw (error, DF_ERROR_UNTRUSTED,
+                    "the server offers no native delta to %s, and signatures are required (libostree's pull has none)",
+                    o->commit);
+          goto out;
+        }
       if (!o->allow_pull)
         {
           df_throw (error, DF_ERROR_NETWORK, "the server offers no native delta to %s%s%s", o->commit,

@@ -16,6 +16,8 @@ df_superblock_free (DfSuperblock *sb)
   g_clear_pointer (&sb->metadata, g_variant_unref);
   g_clear_pointer (&sb->commit, g_bytes_unref);
   g_clear_pointer (&sb->commitmeta, g_bytes_unref);
+  g_clear_pointer (&sb->signed_data, g_bytes_unref);
+  g_clear_pointer (&sb->signatures, g_ptr_array_unref);
   for (guint i = 0; i < sb->n_parts; i++)
     g_free (sb->parts[i].entries);
   g_free (sb->parts);
@@ -247,8 +249,8 @@ check_tiling (DfSuperblock *sb, guint64 n_entries, GError **error)
   return TRUE;
 }
 
-DfSuperblock *
-df_superblock_parse (GBytes *bytes, GError **error)
+static DfSuperblock *
+parse_plain (GBytes *bytes, GError **error)
 {
   gsize size = 0;
   const guint8 *data = g_bytes_get_data (bytes, &size);
@@ -414,6 +416,57 @@ df_superblock_parse (GBytes *bytes, GError **error)
   if (!check_tiling (sb, n_entries_total, error))
     return NULL;
   return g_steal_pointer (&sb);
+}
+
+DfSuperblock *
+df_superblock_parse (GBytes *bytes, GError **error)
+{
+  g_autoptr (GBytes) inner = NULL;
+  g_autoptr (GPtrArray) sigs = NULL;
+  GError *local = NULL;
+  if (!df_signed_unwrap (bytes, &inner, &sigs, &local))
+    {
+      if (local)
+        {
+          g_propagate_error (error, local);
+          return NULL;
+        }
+      return parse_plain (bytes, error);
+    }
+  DfSuperblock *sb = parse_plain (inner, error);
+  if (sb == NULL)
+    return NULL;
+  /* The file as published is the envelope. */
+  sb->file_size = g_bytes_get_size (bytes);
+  df_sha256 (g_bytes_get_data (bytes, NULL), sb->file_size, sb->file_sha256);
+  sb->signed_data = g_steal_pointer (&inner);
+  sb->signatures = g_steal_pointer (&sigs);
+  return sb;
+}
+
+gboolean
+df_superblock_check_signature (const DfSuperblock *sb, const DfKeyring *keys, gboolean require, gboolean *out_verified,
+                               GError **error)
+{
+  *out_verified = FALSE;
+  if (sb->signed_data == NULL)
+    {
+      if (require)
+        return df_throw (error, DF_ERROR_UNTRUSTED, "the superblock is not signed and signatures are required");
+      return TRUE;
+    }
+  if (keys == NULL)
+    {
+      if (require)
+        return df_throw (error, DF_ERROR_UNTRUSTED, "signatures are required but no trusted keys were given");
+      return TRUE;
+    }
+  if (!df_keyring_verify_any (keys, sb->signed_data, sb->signatures))
+    return df_throw (error, DF_ERROR_UNTRUSTED,
+                     "none of the superblock's %u ed25519 signatures verifies with the %u trusted keys",
+                     sb->signatures ? sb->signatures->len : 0, df_keyring_size (keys));
+  *out_verified = TRUE;
+  return TRUE;
 }
 
 DfSuperblock *

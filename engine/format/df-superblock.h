@@ -3,6 +3,7 @@
 #pragma once
 
 #include "df-common.h"
+#include "df-sign.h"
 
 #define DF_SUPERBLOCK_MAGIC "DFDELTA\n"
 #define DF_SUPERBLOCK_HEADER_LEN 24
@@ -66,6 +67,8 @@ typedef struct
   DfPart *parts;
   guint64 file_size;
   guint8 file_sha256[DF_SHA256_LEN]; /* of the whole superblock file */
+  GBytes *signed_data;               /* signed envelope: the bytes signed, else NULL */
+  GPtrArray *signatures;             /* signed envelope: its ed25519 signatures (GBytes) */
 } DfSuperblock;
 
 DfSuperblock *df_superblock_new (void);
@@ -83,6 +86,12 @@ DfSuperblock *df_superblock_parse (GBytes *bytes, GError **error);
 
 /* Reads `superblock` in @dir and parses it. */
 DfSuperblock *df_superblock_load (int dfd, const char *dir, GError **error);
+
+/* Signature policy: a signed superblock must verify with one of @keys
+ * (when given); with @require, an unsigned one, or a signed one without
+ * keys to check it, is refused (DF_ERROR_UNTRUSTED). */
+gboolean df_superblock_check_signature (const DfSuperblock *sb, const DfKeyring *keys, gboolean require,
+                                        gboolean *out_verified, GError **error);
 
 /* "<objtype-name> <hex>" for messages, e.g. "file 3a4f…". */
 char *df_entry_describe (const DfEntry *e);

@@ -24,6 +24,7 @@ struct _DfGenerateOptions
   guint jobs;
   int level;
   guint64 part_size;
+  char *sign_key;
   DfProgressFunc progress;
   gpointer progress_data;
 };
@@ -45,6 +46,7 @@ df_generate_options_free (DfGenerateOptions *o)
   g_free (o->from);
   g_free (o->to);
   g_free (o->out_dir);
+  g_free (o->sign_key);
   g_free (o);
 }
 
@@ -91,6 +93,13 @@ void
 df_generate_options_set_part_size (DfGenerateOptions *o, guint64 bytes)
 {
   o->part_size = bytes;
+}
+
+void
+df_generate_options_set_sign_key (DfGenerateOptions *o, const char *path)
+{
+  g_free (o->sign_key);
+  o->sign_key = g_strdup (path);
 }
 
 void
@@ -713,7 +722,6 @@ df_native_delta_relpath (const char *from, const char *to)
   return g_strdup_printf ("deltafetch/v1/deltas/%s", to);
 }
 
-
 static int
 str_cmp_data (gconstpointer a, gconstpointer b, gpointer unused)
 {
@@ -789,6 +797,10 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
                      "part size %" G_GUINT64_FORMAT " is outside %" G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT,
                      opts->part_size, (guint64)DF_PART_SIZE_MIN, (guint64)DF_PART_SIZE_MAX);
 
+  /* A bad key fails now, not after minutes of encoding. */
+  g_autoptr (DfSigner) signer = NULL;
+  if (opts->sign_key && (signer = df_signer_load (opts->sign_key, error)) == NULL)
+    return FALSE;
   g_autofree char *to = NULL, *from = NULL;
   if (!resolve_rev (repo, opts->to, &to, error))
     return FALSE;
@@ -1015,6 +1027,14 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
     sb->parts = (DfPart *)g_array_free (g.parts, FALSE);
     g.parts = NULL;
     g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+    if (signer)
+      {
+        GBytes *wrapped = df_signer_wrap (signer, bytes, &local);
+        if (wrapped == NULL)
+          goto done;
+        g_bytes_unref (bytes);
+        bytes = wrapped;
+      }
     if (!df_write_file_atomic (g.out_dfd, "superblock", bytes, &local))
       goto done;
     if (fsync (g.out_dfd) < 0)

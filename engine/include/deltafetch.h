@@ -162,6 +162,10 @@ DF_PUBLIC void df_generate_options_set_level (DfGenerateOptions *opts, int level
  * parts cost apply memory less and resume cheaper; larger parts compress
  * better. */
 DF_PUBLIC void df_generate_options_set_part_size (DfGenerateOptions *opts, guint64 bytes);
+/* Signs the superblock with the ed25519 secret key in @path (the format of
+ * `ostree sign`: base64 of the 64 bytes seed + public key), in libostree's
+ * signed-delta envelope (engine/FORMAT.md, "Signatures"). */
+DF_PUBLIC void df_generate_options_set_sign_key (DfGenerateOptions *opts, const char *path);
 DF_PUBLIC void df_generate_options_set_progress (DfGenerateOptions *opts, DfProgressFunc func, gpointer user_data);
 
 /**
@@ -248,6 +252,13 @@ DF_PUBLIC void df_apply_options_set_ref (DfApplyOptions *opts, const char *ref);
 DF_PUBLIC void df_apply_options_set_memory_budget (DfApplyOptions *opts, guint64 bytes);
 /** Upper bound of worker threads; 0 means one per processor. */
 DF_PUBLIC void df_apply_options_set_jobs (DfApplyOptions *opts, guint jobs);
+/* Trusted ed25519 public keys: a file of base64 keys (one per line) or a
+ * directory of such files, as `ostree sign` writes them. A signed superblock
+ * must then verify with one of them before anything else of the delta is
+ * read (DF_ERROR_UNTRUSTED otherwise). */
+DF_PUBLIC void df_apply_options_set_trusted_keys (DfApplyOptions *opts, const char *path);
+/* Refuse unsigned deltas, and signed ones when no trusted keys are set. */
+DF_PUBLIC void df_apply_options_set_require_signatures (DfApplyOptions *opts, gboolean require);
 /* Rollback protection: when a ref is set and already points at a commit
  * newer (by timestamp) than the delta's, the apply is refused with
  * DF_ERROR_DOWNGRADE before anything is written, unless @allow. */
@@ -256,13 +267,14 @@ DF_PUBLIC void df_apply_options_set_progress (DfApplyOptions *opts, DfProgressFu
 
 typedef struct
 {
-  char commit[65];         /* the commit written */
-  gboolean commit_trusted; /* TRUE when it matched df_apply_options_set_commit() */
-  guint parts_applied;     /* parts read and applied in this run */
-  guint parts_skipped;     /* parts whose objects were all present already */
-  guint64 objects_written; /* objects written in this run */
-  guint64 content_bytes;   /* content bytes written in this run */
-  guint workers;           /* parallel workers used */
+  char commit[65];             /* the commit written */
+  gboolean commit_trusted;     /* TRUE when it matched df_apply_options_set_commit() */
+  guint parts_applied;         /* parts read and applied in this run */
+  guint parts_skipped;         /* parts whose objects were all present already */
+  guint64 objects_written;     /* objects written in this run */
+  guint64 content_bytes;       /* content bytes written in this run */
+  guint workers;               /* parallel workers used */
+  gboolean signature_verified; /* the superblock's signature verified with a trusted key */
 } DfApplyResult;
 
 /**
@@ -350,6 +362,10 @@ DF_PUBLIC void df_fetch_options_set_pinned_public_key (DfFetchOptions *opts, con
  * DF_ERROR_NETWORK. It cannot honour a pinned public key and is refused
  * when one is set. */
 DF_PUBLIC void df_fetch_options_set_allow_pull_fallback (DfFetchOptions *opts, gboolean allow);
+/* Signature policy as for apply (df_apply_options_set_trusted_keys()); it
+ * is checked on the superblock before any part is downloaded. */
+DF_PUBLIC void df_fetch_options_set_trusted_keys (DfFetchOptions *opts, const char *path);
+DF_PUBLIC void df_fetch_options_set_require_signatures (DfFetchOptions *opts, gboolean require);
 /* Rollback protection as for apply: a commit older than the one the ref
  * points at is refused (DF_ERROR_DOWNGRADE) before any part is downloaded,
  * unless @allow. */

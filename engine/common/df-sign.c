@@ -1,0 +1,244 @@
+#include "df-sign.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct _DfKeyring
+{
+  GPtrArray *keys; /* EVP_PKEY* */
+};
+
+struct _DfSigner
+{
+  EVP_PKEY *key;
+};
+
+static void
+pkey_free (gpointer p)
+{
+  EVP_PKEY_free (p);
+}
+
+/* Decodes one base64 key of exactly @want bytes. */
+static gboolean
+decode_key (const char *text, gsize want, guint8 *out)
+{
+  g_autofree char *s = g_strstrip (g_strdup (text));
+  if (*s == '\0')
+    return FALSE;
+  for (const char *c = s; *c; c++)
+    if (!g_ascii_isalnum (*c) && *c != '+' && *c != '/' && *c != '=')
+      return FALSE;
+  gsize len = 0;
+  g_autofree guchar *raw = g_base64_decode (s, &len);
+  if (raw == NULL || len != want)
+    return FALSE;
+  memcpy (out, raw, want);
+  return TRUE;
+}
+
+static gboolean
+add_keys_from_file (DfKeyring *k, int dfd, const char *path, GError **error)
+{
+  g_autoptr (GBytes) b = df_read_file_bounded (dfd, path, 1024 * 1024, G_MAXUINT64, "key file", error);
+  if (b == NULL)
+    return FALSE;
+  g_autofree char *text = g_strndup (g_bytes_get_data (b, NULL), g_bytes_get_size (b));
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    {
+      g_strstrip (lines[i]);
+      if (lines[i][0] == '\0' || lines[i][0] == '#')
+        continue;
+      guint8 raw[DF_ED25519_KEY_LEN];
+      if (!decode_key (lines[i], sizeof raw, raw))
+        return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s, line %u: not a base64 ed25519 public key", path, i + 1);
+      EVP_PKEY *pk = EVP_PKEY_new_raw_public_key (EVP_PKEY_ED25519, NULL, raw, sizeof raw);
+      if (pk == NULL)
+        return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s, line %u: unusable ed25519 public key", path, i + 1);
+      g_ptr_array_add (k->keys, pk);
+    }
+  return TRUE;
+}
+
+DfKeyring *
+df_keyring_load (const char *path, GError **error)
+{
+  g_autoptr (DfKeyring) k = g_new0 (DfKeyring, 1);
+  k->keys = g_ptr_array_new_with_free_func (pkey_free);
+  struct stat st;
+  if (stat (path, &st) < 0)
+    {
+      df_throw (error, DF_ERROR_INVALID_ARGUMENT, "trusted keys %s: %s", path, g_strerror (errno));
+      return NULL;
+    }
+  if (S_ISDIR (st.st_mode))
+    {
+      g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
+      g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+      const char *n;
+      while (d && (n = g_dir_read_name (d)))
+        g_ptr_array_add (names, g_build_filename (path, n, NULL));
+      for (guint i = 0; i < names->len; i++)
+        if (g_file_test (names->pdata[i], G_FILE_TEST_IS_REGULAR)
+            && !add_keys_from_file (k, AT_FDCWD, names->pdata[i], error))
+          return NULL;
+    }
+  else if (!add_keys_from_file (k, AT_FDCWD, path, error))
+    return NULL;
+  if (k->keys->len == 0)
+    {
+      df_throw (error, DF_ERROR_INVALID_ARGUMENT, "trusted keys %s: no key found", path);
+      return NULL;
+    }
+  return g_steal_pointer (&k);
+}
+
+void
+df_keyring_free (DfKeyring *k)
+{
+  if (k == NULL)
+    return;
+  g_ptr_array_unref (k->keys);
+  g_free (k);
+}
+
+guint
+df_keyring_size (const DfKeyring *k)
+{
+  return k->keys->len;
+}
+
+gboolean
+df_keyring_verify_any (const DfKeyring *k, GBytes *data, GPtrArray *sigs)
+{
+  gsize len;
+  const guint8 *d = g_bytes_get_data (data, &len);
+  for (guint s = 0; sigs && s < sigs->len; s++)
+    {
+      gsize slen;
+      const guint8 *sig = g_bytes_get_data (sigs->pdata[s], &slen);
+      if (slen != DF_ED25519_SIG_LEN)
+        continue;
+      for (guint i = 0; i < k->keys->len; i++)
+        {
+          EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+          gboolean ok = ctx && EVP_DigestVerifyInit (ctx, NULL, NULL, NULL, k->keys->pdata[i]) == 1
+                        && EVP_DigestVerify (ctx, sig, slen, d, len) == 1;
+          EVP_MD_CTX_free (ctx);
+          if (ok)
+            return TRUE;
+        }
+    }
+  return FALSE;
+}
+
+DfSigner *
+df_signer_load (const char *path, GError **error)
+{
+  g_autoptr (GBytes) b = df_read_file_bounded (AT_FDCWD, path, 4096, G_MAXUINT64, "secret key", error);
+  if (b == NULL)
+    return NULL;
+  g_autofree char *text = g_strndup (g_bytes_get_data (b, NULL), g_bytes_get_size (b));
+  guint8 raw[64];
+  if (!decode_key (text, sizeof raw, raw))
+    {
+      df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s: not a base64 ed25519 secret key (64 bytes: seed and public key)",
+                path);
+      return NULL;
+    }
+  EVP_PKEY *pk = EVP_PKEY_new_raw_private_key (EVP_PKEY_ED25519, NULL, raw, 32);
+  guint8 pub[32];
+  gsize publen = sizeof pub;
+  gboolean ok
+      = pk && EVP_PKEY_get_raw_public_key (pk, pub, &publen) == 1 && publen == 32 && memcmp (pub, raw + 32, 32) == 0;
+  OPENSSL_cleanse (raw, sizeof raw);
+  if (!ok)
+    {
+      EVP_PKEY_free (pk);
+      df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s: the public half does not belong to the seed", path);
+      return NULL;
+    }
+  DfSigner *s = g_new0 (DfSigner, 1);
+  s->key = pk;
+  return s;
+}
+
+void
+df_signer_free (DfSigner *s)
+{
+  if (s == NULL)
+    return;
+  EVP_PKEY_free (s->key);
+  g_free (s);
+}
+
+GBytes *
+df_signed_wrap (GBytes *data, GPtrArray *sigs)
+{
+  GVariantBuilder sb;
+  g_variant_builder_init (&sb, G_VARIANT_TYPE ("aay"));
+  for (guint i = 0; sigs && i < sigs->len; i++)
+    g_variant_builder_add_value (&sb, g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, sigs->pdata[i], TRUE));
+  GVariantBuilder dict;
+  g_variant_builder_init (&dict, G_VARIANT_TYPE ("a{sv}"));
+  g_variant_builder_add (&dict, "{sv}", DF_SIGN_ED25519_KEY, g_variant_builder_end (&sb));
+  guint64 magic;
+  memcpy (&magic, DF_SIGNED_MAGIC, 8); /* big-endian on disk, as libostree stores it */
+  g_autoptr (GVariant) v = g_variant_ref_sink (
+      g_variant_new ("(t@ay@a{sv})", magic, g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, data, TRUE),
+                     g_variant_builder_end (&dict)));
+  g_autoptr (GVariant) normal = g_variant_get_normal_form (v);
+  return g_variant_get_data_as_bytes (normal);
+}
+
+GBytes *
+df_signer_wrap (DfSigner *s, GBytes *data, GError **error)
+{
+  gsize len;
+  const guint8 *d = g_bytes_get_data (data, &len);
+  guint8 sig[DF_ED25519_SIG_LEN];
+  gsize slen = sizeof sig;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+  gboolean ok = ctx && EVP_DigestSignInit (ctx, NULL, NULL, NULL, s->key) == 1
+                && EVP_DigestSign (ctx, sig, &slen, d, len) == 1 && slen == sizeof sig;
+  EVP_MD_CTX_free (ctx);
+  if (!ok)
+    {
+      df_throw (error, DF_ERROR_FAILED, "signing the superblock failed");
+      return NULL;
+    }
+  g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  g_ptr_array_add (sigs, g_bytes_new (sig, sizeof sig));
+  return df_signed_wrap (data, sigs);
+}
+
+gboolean
+df_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError **error)
+{
+  gsize len;
+  const guint8 *d = g_bytes_get_data (file, &len);
+  if (len < 8 || memcmp (d, DF_SIGNED_MAGIC, 8) != 0)
+    return FALSE;
+  g_autoptr (GVariant) v
+      = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_SIGNED_FORMAT), file, FALSE));
+  if (!g_variant_is_normal_form (v))
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "signed superblock: malformed envelope");
+  g_autoptr (GVariant) data = g_variant_get_child_value (v, 1);
+  g_autoptr (GVariant) dict = g_variant_get_child_value (v, 2);
+  g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  g_autoptr (GVariant) list = g_variant_lookup_value (dict, DF_SIGN_ED25519_KEY, G_VARIANT_TYPE ("aay"));
+  for (gsize i = 0; list && i < g_variant_n_children (list); i++)
+    {
+      g_autoptr (GVariant) sig = g_variant_get_child_value (list, i);
+      if (g_variant_get_size (sig) != DF_ED25519_SIG_LEN)
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "signed superblock: an ed25519 signature of %zu bytes",
+                         g_variant_get_size (sig));
+      g_ptr_array_add (sigs, g_variant_get_data_as_bytes (sig));
+    }
+  *out_data = g_variant_get_data_as_bytes (data);
+  *out_sigs = g_steal_pointer (&sigs);
+  return TRUE;
+}

@@ -1,0 +1,47 @@
+/* ed25519 signatures on superblocks, in libostree's signed-delta envelope:
+ * the GVariant "(taya{sv})" whose first member is the magic "OSTSGNDT"
+ * (stored big-endian, so the file starts with those eight bytes), then the
+ * signed superblock bytes, then a dictionary whose key
+ * "ostree.sign.ed25519" holds an "aay" of 64-byte signatures over them.
+ * Keys are in the format `ostree sign` uses: a public key is the base64 of
+ * its 32 raw bytes (one per line in a key file, or one file per key in a
+ * directory), a secret key the base64 of the 64 bytes seed + public key.
+ * The cryptography is OpenSSL's. */
+#pragma once
+
+#include "df-common.h"
+
+#define DF_SIGNED_MAGIC "OSTSGNDT"
+#define DF_SIGNED_FORMAT "(taya{sv})"
+#define DF_SIGN_ED25519_KEY "ostree.sign.ed25519"
+#define DF_ED25519_SIG_LEN 64
+#define DF_ED25519_KEY_LEN 32
+
+typedef struct _DfKeyring DfKeyring;
+
+/* Public keys from a file (one base64 key per line; blank lines and lines
+ * starting with '#' ignored) or from every regular file of a directory. */
+DfKeyring *df_keyring_load (const char *path, GError **error);
+void df_keyring_free (DfKeyring *k);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfKeyring, df_keyring_free)
+guint df_keyring_size (const DfKeyring *k);
+
+/* TRUE when one of @sigs (GBytes of DF_ED25519_SIG_LEN) verifies @data
+ * with one of the keys. */
+gboolean df_keyring_verify_any (const DfKeyring *k, GBytes *data, GPtrArray *sigs);
+
+/* A signer from a secret key file; checks that the seed yields the public
+ * half stored beside it. */
+typedef struct _DfSigner DfSigner;
+DfSigner *df_signer_load (const char *path, GError **error);
+void df_signer_free (DfSigner *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfSigner, df_signer_free)
+/* The envelope around @data with one signature by @s. */
+GBytes *df_signer_wrap (DfSigner *s, GBytes *data, GError **error);
+
+/* When @file starts with the envelope magic: its signed bytes and its
+ * ed25519 signatures (possibly none). FALSE with an error when it is
+ * malformed; FALSE without one when it is no envelope. */
+gboolean df_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError **error);
+/* The envelope around @data with @sigs (test tools re-sign with this). */
+GBytes *df_signed_wrap (GBytes *data, GPtrArray *sigs);
