@@ -5,7 +5,8 @@
 int
 df_cli_generate (int argc, char **argv)
 {
-  g_autofree char *repo_path = NULL, *from = NULL, *to = NULL, *out = NULL, *part_size = NULL, *sign = NULL;
+  g_autofree char *repo_path = NULL, *from = NULL, *to = NULL, *out = NULL, *part_size = NULL, *sign = NULL,
+                  *format = NULL;
   gboolean empty = FALSE, quiet = FALSE;
   int jobs = 0, level = DF_DEFAULT_LEVEL;
   GOptionEntry entries[] = {
@@ -17,6 +18,9 @@ df_cli_generate (int argc, char **argv)
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Worker threads (default: one per processor)", "N" },
     { "level", 0, 0, G_OPTION_ARG_INT, &level, "zstd level 1..19 (default 12)", "N" },
     { "part-size", 0, 0, G_OPTION_ARG_STRING, &part_size, "Largest uncompressed part, 1M..32M (default 8M)", "SIZE" },
+    { "format", 0, 0, G_OPTION_ARG_STRING, &format,
+      "native (default) or ostree: a stock static delta by libostree's generator, indexed for stock clients",
+      "FORMAT" },
     { "sign", 0, 0, G_OPTION_ARG_FILENAME, &sign,
       "Sign the superblock with this ed25519 secret key (ostree sign format: base64 of seed + public key)", "KEYFILE" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print only the delta's path", NULL },
@@ -59,6 +63,10 @@ df_cli_generate (int argc, char **argv)
   df_generate_options_set_level (opts, level);
   df_generate_options_set_part_size (opts, psize);
   df_generate_options_set_sign_key (opts, sign);
+  if (format && strcmp (format, "ostree") == 0)
+    df_generate_options_set_format (opts, DF_DELTA_FORMAT_OSTREE);
+  else if (format && strcmp (format, "native") != 0)
+    return df_cli_usage (ctx, "--format must be native or ostree, not '%s'", format);
   if (!quiet)
     df_generate_options_set_progress (opts, df_cli_progress, NULL);
   g_autofree char *dir = NULL;
@@ -69,6 +77,12 @@ df_cli_generate (int argc, char **argv)
   if (quiet)
     {
       printf ("%s\n", dir);
+      return 0;
+    }
+  if (format && strcmp (format, "ostree") == 0)
+    {
+      /* deltafetch does not read stock deltas yet; ostree static-delta show does. */
+      printf ("stock delta: %s (%.1f s)\n", dir, (g_get_monotonic_time () - start) / 1e6);
       return 0;
     }
   g_autoptr (DfDeltaInfo) info = df_delta_info_load (dir, &error);

@@ -25,6 +25,7 @@ struct _DfGenerateOptions
   int level;
   guint64 part_size;
   char *sign_key;
+  DfDeltaFormat format;
   DfProgressFunc progress;
   gpointer progress_data;
 };
@@ -93,6 +94,12 @@ void
 df_generate_options_set_part_size (DfGenerateOptions *o, guint64 bytes)
 {
   o->part_size = bytes;
+}
+
+void
+df_generate_options_set_format (DfGenerateOptions *o, DfDeltaFormat format)
+{
+  o->format = format;
 }
 
 void
@@ -806,6 +813,8 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
     return FALSE;
   if (opts->from && !resolve_rev (repo, opts->from, &from, error))
     return FALSE;
+  if (opts->format == DF_DELTA_FORMAT_OSTREE)
+    return df_generate_stock (repo, from, to, opts->out_dir, signer, out_dir_path, cancellable, error);
 
   Generator g = { .repo = repo, .opts = opts };
   g.jobs = opts->jobs ? opts->jobs : df_ncpus ();

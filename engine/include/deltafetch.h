@@ -162,6 +162,21 @@ DF_PUBLIC void df_generate_options_set_level (DfGenerateOptions *opts, int level
  * parts cost apply memory less and resume cheaper; larger parts compress
  * better. */
 DF_PUBLIC void df_generate_options_set_part_size (DfGenerateOptions *opts, guint64 bytes);
+/**
+ * DfDeltaFormat:
+ * @DF_DELTA_FORMAT_NATIVE: deltafetch's format (engine/FORMAT.md), the default.
+ * @DF_DELTA_FORMAT_OSTREE: a stock OSTree static delta, made by libostree's
+ *   own generator (slow: single-threaded bsdiff and xz), which stock
+ *   `ostree pull` and `ostree static-delta apply-offline` read. Generated into
+ *   the repository, it is added to the delta index and the summary. Jobs,
+ *   level and part size do not apply.
+ */
+typedef enum
+{
+  DF_DELTA_FORMAT_NATIVE = 0,
+  DF_DELTA_FORMAT_OSTREE = 1,
+} DfDeltaFormat;
+DF_PUBLIC void df_generate_options_set_format (DfGenerateOptions *opts, DfDeltaFormat format);
 /* Signs the superblock with the ed25519 secret key in @path (the format of
  * `ostree sign`: base64 of the 64 bytes seed + public key), in libostree's
  * signed-delta envelope (engine/FORMAT.md, "Signatures"). */
