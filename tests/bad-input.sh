@@ -101,6 +101,17 @@ if tool corrupt-chunk "$T/m-chunk" >/dev/null; then
   check "good delta after bad: fsck + checkout identical" checkout_matches "$repo" "$c3" "$T/v3"
 fi
 
+# An object the commit needs, which the delta does not carry (it expects it
+# from v1), is missing from the repository: refused before the commit lands.
+holey=$T/repo-holey
+cp -a "$base" "$holey"
+find "$holey/objects" -name '*.dirmeta' -delete
+expect_exit 6 "an object neither in the delta nor in the repository" "$DF" apply --repo="$holey" --commit="$c2" \
+  --ref=os "$T/delta"
+check "missing object: the error names it" grep -q "neither in the delta nor in the repository" "$T/ee.err"
+check "missing object: ref still on v1" test "$(rev "$holey" os)" = "$c1"
+check "missing object: no commit object for v2" test ! -e "$holey/objects/${c2:0:2}/${c2:2}.commit"
+
 # Rollback protection: a device on v2 refuses the older v1 on the same ref.
 newer=$T/repo-newer
 cp -a "$base" "$newer"

@@ -169,6 +169,7 @@ struct _DfApplySession
   DfApplyResult result;
   char *state_dir;
   gboolean in_txn;
+  gboolean complete_checked; /* by the task after the walk, under lock */
 };
 typedef struct _DfApplySession Apply;
 
@@ -437,6 +438,11 @@ part_task_free (PartTask *t)
   g_free (t);
 }
 
+static gboolean check_complete (Apply *a, GError **error);
+
+/* The pool task that follows the trust walk: write the verified metadata,
+ * and check that the objects the delta does not carry are present, while
+ * the content parts are being applied. */
 static gboolean
 write_metadata (Apply *a, GError **error)
 {
@@ -446,6 +452,11 @@ write_metadata (Apply *a, GError **error)
       if (!df_object_writer_metadata (a->writer, m->type, m->checksum, m->data, a->cancellable, error))
         return FALSE;
     }
+  if (!check_complete (a, error))
+    return FALSE;
+  g_mutex_lock (&a->lock);
+  a->complete_checked = TRUE;
+  g_mutex_unlock (&a->lock);
   return TRUE;
 }
 
@@ -615,14 +626,13 @@ walk_and_release (Apply *a, GError **error)
   g_hash_table_remove_all (a->delta_meta);
   register_splits (a);
   a->progress.phase = DF_PHASE_CONTENT;
-  if (a->meta_to_write->len > 0)
-    {
-      PartTask *t = g_new0 (PartTask, 1);
-      t->a = a;
-      t->index = G_MAXUINT;
-      t->dfd = -1;
-      push_task (a, t);
-    }
+  {
+    PartTask *t = g_new0 (PartTask, 1);
+    t->a = a;
+    t->index = G_MAXUINT;
+    t->dfd = -1;
+    push_task (a, t);
+  }
   g_mutex_lock (&a->lock);
   a->walk_done = TRUE;
   g_autoptr (GPtrArray) queued = g_steal_pointer (&a->queued);
@@ -952,7 +962,8 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
       a->progress.phase = DF_PHASE_COMMIT;
       report (a, TRUE);
       OstreeRepoTransactionStats stats;
-      if (df_object_writer_finish_splits (a->writer, a->cancellable, &local) && check_complete (a, &local)
+      if (df_object_writer_finish_splits (a->writer, a->cancellable, &local)
+          && (a->complete_checked || check_complete (a, &local))
           && finish_commit (a, &local))
         {
           if (a->opts->ref)
