@@ -5,9 +5,9 @@
 int
 df_cli_apply (int argc, char **argv)
 {
-  g_autofree char *repo_path = NULL, *commit = NULL, *ref = NULL, *memory = NULL, *keys = NULL;
+  g_autofree char *repo_path = NULL, *commit = NULL, *ref = NULL, *memory = NULL;
   int jobs = 0;
-  gboolean quiet = FALSE, allow_downgrade = FALSE, require_signatures = FALSE;
+  gboolean quiet = FALSE;
   GOptionEntry entries[] = {
     { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository to write into (required)", "REPO" },
     { "commit", 0, 0, G_OPTION_ARG_STRING, &commit, "Trusted checksum of the commit the delta must produce",
@@ -15,18 +15,13 @@ df_cli_apply (int argc, char **argv)
     { "ref", 0, 0, G_OPTION_ARG_STRING, &ref, "Point REF at the commit once it is verified and committed", "REF" },
     { "memory", 0, 0, G_OPTION_ARG_STRING, &memory, "Memory budget for in-flight buffers (default 64M)", "SIZE" },
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Most worker threads (default: one per processor)", "N" },
-    { "keys", 0, 0, G_OPTION_ARG_FILENAME, &keys,
-      "Trusted ed25519 public keys (a file of base64 keys, or a directory of them): a signed superblock must verify",
-      "PATH" },
-    { "require-signatures", 0, 0, G_OPTION_ARG_NONE, &require_signatures,
-      "Refuse a delta whose superblock is not signed by one of --keys", NULL },
-    { "allow-downgrade", 0, 0, G_OPTION_ARG_NONE, &allow_downgrade,
-      "Allow a commit older than the one --ref points at (refused by default, exit 11)", NULL },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print nothing on success", NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("DELTA - apply a delta directory offline");
   g_option_context_add_main_entries (ctx, entries, NULL);
+  g_auto (DfCliTrust) trust = { 0 };
+  df_cli_add_trust_options (ctx, &trust);
   g_option_context_set_summary (ctx,
                                 "Writes the delta's to-commit into REPO (bare, bare-user or archive). Every part is\n"
                                 "checked against its SHA-256 before it is decompressed, every object against its\n"
@@ -54,9 +49,9 @@ df_cli_apply (int argc, char **argv)
   df_apply_options_set_ref (opts, ref);
   df_apply_options_set_memory_budget (opts, budget);
   df_apply_options_set_jobs (opts, jobs);
-  df_apply_options_set_allow_downgrade (opts, allow_downgrade);
-  df_apply_options_set_trusted_keys (opts, keys);
-  df_apply_options_set_require_signatures (opts, require_signatures);
+  df_apply_options_set_allow_downgrade (opts, trust.allow_downgrade);
+  df_apply_options_set_trusted_keys (opts, trust.keys);
+  df_apply_options_set_require_signatures (opts, trust.require_signatures);
   if (!quiet)
     df_apply_options_set_progress (opts, df_cli_progress, NULL);
   DfApplyResult res;
@@ -69,8 +64,7 @@ df_cli_apply (int argc, char **argv)
   g_autofree char *bytes = df_cli_format_size (res.content_bytes);
   printf ("commit %s %s\n", res.commit,
           res.commit_trusted ? "(matches --commit)" : "(trusted from the delta itself: no --commit given)");
-  if (res.signature_verified)
-    printf ("superblock signature verified with a trusted key\n");
+  df_cli_print_signature (res.signature_verified);
   printf ("%u parts applied, %u already present, %" G_GUINT64_FORMAT " objects and %s written, %u workers, %.2f s\n",
           res.parts_applied, res.parts_skipped, res.objects_written, bytes, res.workers,
           (g_get_monotonic_time () - start) / 1e6);

@@ -109,12 +109,12 @@ int
 df_cli_fetch (int argc, char **argv)
 {
   g_autofree char *repo_path = NULL, *commit = NULL, *from = NULL, *ref = NULL, *memory = NULL, *range = NULL;
-  g_autofree char *cacert = NULL, *cert = NULL, *key = NULL, *pin = NULL, *keys = NULL;
+  g_autofree char *cacert = NULL, *cert = NULL, *key = NULL, *pin = NULL;
   g_auto (GStrv) urls = NULL;
   int connections = DF_DEFAULT_CONNECTIONS, low_limit = DF_DEFAULT_LOW_SPEED_LIMIT,
       low_time = DF_DEFAULT_LOW_SPEED_TIME;
   int min_rate = DF_DEFAULT_MIN_RATE, connect_timeout = DF_DEFAULT_CONNECT_TIMEOUT, retries = DF_DEFAULT_RETRIES;
-  gboolean json = FALSE, quiet = FALSE, no_pull = FALSE, allow_downgrade = FALSE, require_signatures = FALSE;
+  gboolean json = FALSE, quiet = FALSE, no_pull = FALSE;
   GOptionEntry entries[] = {
     { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository to write into (required)", "REPO" },
     { "url", 0, 0, G_OPTION_ARG_STRING_ARRAY, &urls, "Base URL of the served repository; repeat for mirrors, in order",
@@ -139,13 +139,6 @@ df_cli_fetch (int argc, char **argv)
     { "cert", 0, 0, G_OPTION_ARG_FILENAME, &cert, "Client certificate (PEM) for mutual TLS", "FILE" },
     { "key", 0, 0, G_OPTION_ARG_FILENAME, &key, "Key of the client certificate (PEM)", "FILE" },
     { "pin", 0, 0, G_OPTION_ARG_STRING, &pin, "Pinned server public key: sha256//BASE64 or a key file", "PIN" },
-    { "keys", 0, 0, G_OPTION_ARG_FILENAME, &keys,
-      "Trusted ed25519 public keys (a file of base64 keys, or a directory of them): a signed superblock must verify",
-      "PATH" },
-    { "require-signatures", 0, 0, G_OPTION_ARG_NONE, &require_signatures,
-      "Refuse a delta whose superblock is not signed by one of --keys (and libostree's pull)", NULL },
-    { "allow-downgrade", 0, 0, G_OPTION_ARG_NONE, &allow_downgrade,
-      "Allow a commit older than the one --ref points at (refused by default, exit 11)", NULL },
     { "no-pull-fallback", 0, 0, G_OPTION_ARG_NONE, &no_pull, "Fail instead of using libostree's pull", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json,
       "Print JSON lines (events start, progress, retry, mirror-switch, "
@@ -156,6 +149,8 @@ df_cli_fetch (int argc, char **argv)
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- bring a commit in from a static HTTP(S) server");
   g_option_context_add_main_entries (ctx, entries, NULL);
+  g_auto (DfCliTrust) trust = { 0 };
+  df_cli_add_trust_options (ctx, &trust);
   g_option_context_set_summary (
       ctx, "Downloads the native delta to the trusted commit (from the device's commit, else from scratch; else\n"
            "libostree's pull) in parallel byte ranges, checks every part's SHA-256 before it is decompressed, and\n"
@@ -197,9 +192,9 @@ df_cli_fetch (int argc, char **argv)
     df_fetch_options_set_client_cert (opts, cert, key);
   df_fetch_options_set_pinned_public_key (opts, pin);
   df_fetch_options_set_allow_pull_fallback (opts, !no_pull);
-  df_fetch_options_set_allow_downgrade (opts, allow_downgrade);
-  df_fetch_options_set_trusted_keys (opts, keys);
-  df_fetch_options_set_require_signatures (opts, require_signatures);
+  df_fetch_options_set_allow_downgrade (opts, trust.allow_downgrade);
+  df_fetch_options_set_trusted_keys (opts, trust.keys);
+  df_fetch_options_set_require_signatures (opts, trust.require_signatures);
   df_fetch_options_set_event_func (opts, on_event, &ui);
 
   DfFetchResult res;
@@ -246,8 +241,7 @@ df_cli_fetch (int argc, char **argv)
   static const char *how[] = { "", "already in the repository", "native delta from %s", "native from-scratch delta",
                                "libostree's pull (no native delta on the server)" };
   printf ("commit %s (matches --commit)\n", res.commit);
-  if (res.apply.signature_verified)
-    printf ("superblock signature verified with a trusted key\n");
+  df_cli_print_signature (res.apply.signature_verified);
   printf ("path: ");
   printf (how[res.path], res.from);
   printf ("\n");

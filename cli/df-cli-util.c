@@ -110,3 +110,33 @@ df_cli_progress_end (void)
       progress_shown = FALSE;
     }
 }
+
+void
+df_cli_add_trust_options (GOptionContext *ctx, DfCliTrust *t)
+{
+  GOptionEntry entries[] = {
+    { "keys", 0, 0, G_OPTION_ARG_FILENAME, &t->keys,
+      "Trusted ed25519 public keys (a file of base64 keys, or a directory of them): a signed superblock must verify",
+      "PATH" },
+    { "require-signatures", 0, 0, G_OPTION_ARG_NONE, &t->require_signatures,
+      "Refuse a delta whose superblock is not signed by one of --keys (fetch: and libostree's pull)", NULL },
+    { "allow-downgrade", 0, 0, G_OPTION_ARG_NONE, &t->allow_downgrade,
+      "Allow a commit older than the one --ref points at (refused by default, exit 11)", NULL },
+    { NULL },
+  };
+  /* GLib copies the entries; the variables they point at are @t's. */
+  g_option_context_add_main_entries (ctx, entries, NULL);
+}
+
+void
+df_cli_trust_clear (DfCliTrust *t)
+{
+  g_clear_pointer (&t->keys, g_free);
+}
+
+void
+df_cli_print_signature (gboolean verified)
+{
+  if (verified)
+    printf ("superblock signature verified with a trusted key\n");
+}

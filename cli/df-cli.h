@@ -25,3 +25,18 @@ OstreeRepo *df_cli_open_repo (const char *path, GError **error);
 void df_cli_progress (const DfProgress *p, gpointer user_data);
 void df_cli_progress_end (void);
 char *df_cli_format_size (guint64 bytes);
+
+/* The trust policy options apply and fetch share: --keys,
+ * --require-signatures, --allow-downgrade. Added to @ctx's main group; @t
+ * must outlive the parse. */
+typedef struct
+{
+  char *keys;
+  gboolean require_signatures;
+  gboolean allow_downgrade;
+} DfCliTrust;
+void df_cli_add_trust_options (GOptionContext *ctx, DfCliTrust *t);
+void df_cli_trust_clear (DfCliTrust *t);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfCliTrust, df_cli_trust_clear)
+/* The line apply and fetch print when the superblock's signature verified. */
+void df_cli_print_signature (gboolean verified);

@@ -17,15 +17,22 @@ ln -s "$src/deltafetch/v1/deltas/$c1-$c2" "$T/delta"
 diag "scratch delta $(du -shL "$T/scratch" | cut -f1), update delta $(du -shL "$T/delta" | cut -f1)"
 repo=$T/dev
 ostree init --repo="$repo" --mode=bare
+# within_budget NAME CMD...: CMD succeeds with a peak RSS under 64 MiB
+within_budget () {
+  local name=$1 rc kib
+  shift
+  "$DF_TEST_TOOL" maxrss "$@" >"$T/run.out" 2>"$T/run.rss"
+  rc=$?
+  kib=$(sed -n 's/^maxrss-kib //p' "$T/run.rss")
+  sed 's/^/# /' "$T/run.out"
+  diag "$name: peak RSS $((kib / 1024)) MiB ($kib KiB)"
+  check "$name succeeded" test "$rc" = 0
+  check "$name peak RSS $((kib / 1024)) MiB < 64 MiB" test "${kib:-999999}" -lt 65536
+}
+
 for d in scratch delta; do
   c=$c1; [ $d = delta ] && c=$c2
-  "$DF_TEST_TOOL" maxrss "$DF" apply --repo="$repo" --commit="$c" --ref=os "$T/$d" >"$T/$d.out" 2>"$T/$d.rss"
-  rc=$?
-  kib=$(sed -n 's/^maxrss-kib //p' "$T/$d.rss")
-  sed 's/^/# /' "$T/$d.out"
-  diag "apply $d: peak RSS $((kib / 1024)) MiB ($kib KiB)"
-  check "apply $d succeeded" test "$rc" = 0
-  check "apply $d peak RSS $((kib / 1024)) MiB < 64 MiB" test "$kib" -lt 65536
+  within_budget "apply $d" "$DF" apply --repo="$repo" --commit="$c" --ref=os "$T/$d"
 done
 check "fsck + checkout identical to v2" checkout_matches "$repo" "$c2" "$T/v2"
 
@@ -33,14 +40,7 @@ if start_nginx "$T"; then
   repo=$T/dev-fetch
   ostree init --repo="$repo" --mode=bare
   for c in "$c1" "$c2"; do
-    "$DF_TEST_TOOL" maxrss "$DF" fetch --repo="$repo" --url="http://127.0.0.1:$NGINX_PORT/src" --commit="$c" --ref=os \
-      >"$T/fetch.out" 2>"$T/fetch.rss"
-    rc=$?
-    kib=$(sed -n 's/^maxrss-kib //p' "$T/fetch.rss")
-    sed 's/^/# /' "$T/fetch.out"
-    diag "fetch $c: peak RSS $((kib / 1024)) MiB ($kib KiB)"
-    check "fetch $c succeeded" test "$rc" = 0
-    check "fetch $c peak RSS $((kib / 1024)) MiB < 64 MiB" test "$kib" -lt 65536
+    within_budget "fetch $c" "$DF" fetch --repo="$repo" --url="http://127.0.0.1:$NGINX_PORT/src" --commit="$c" --ref=os
   done
   check "fetched: fsck + checkout identical to v2" checkout_matches "$repo" "$c2" "$T/v2"
 else

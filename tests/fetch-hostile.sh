@@ -10,13 +10,7 @@
 # re-download.
 . "$(dirname "$0")/lib.sh"
 
-make_tree v1 1 && make_tree v2 2 || { not_ok "generate trees"; finish; exit 1; }
-mkdir -p "$T/www"
-src=$T/www/repo
-make_src_repo "$src" archive
-c1=$(rev "$src" os^) c2=$(rev "$src" os)
-"$DF" generate -q --repo="$src" --empty --to=os^ >/dev/null
-"$DF" generate -q --repo="$src" --from=os^ --to=os >/dev/null
+publish_pair
 
 ddir=$src/deltafetch/v1/deltas/$c1-$c2
 idx_size=$(stat -c %s "$src/deltafetch/v1/indexes/$c2.index")

@@ -4,13 +4,7 @@
 # nothing under deltafetch/ is fetched by them.
 . "$(dirname "$0")/lib.sh"
 
-make_tree v1 1 && make_tree v2 2 || { not_ok "generate trees"; finish; exit 1; }
-mkdir -p "$T/www"
-src=$T/www/repo
-make_src_repo "$src" archive
-c1=$(rev "$src" os^) c2=$(rev "$src" os)
-"$DF" generate -q --repo="$src" --empty --to=os^ >/dev/null
-"$DF" generate -q --repo="$src" --from=os^ --to=os >/dev/null
+publish_pair
 ostree summary --repo="$src" -u
 check "stock static delta still generates beside native ones" ostree static-delta generate --repo="$src" --from=os^ --to=os
 ostree summary --repo="$src" -u

@@ -64,6 +64,7 @@ df_throw_errno (GError **error, int errsv, const char *fmt, ...)
   g_autofree char *msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
   g_set_error (error, DF_ERROR, code_for_errno (errsv), "%s: %s", msg, g_strerror (errsv));
+  errno = errsv; /* callers that pass no error read errno */
   return FALSE;
 }
 
@@ -224,13 +225,14 @@ df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, 
   return ret;
 }
 
-gboolean
-df_write_all (int fd, const void *buf, gsize len, const char *what, GError **error)
+/* write() when @off is negative, pwrite() at @off otherwise, until done. */
+static gboolean
+write_loop (int fd, const void *buf, gsize len, gint64 off, const char *what, GError **error)
 {
   const guint8 *p = buf;
   while (len > 0)
     {
-      ssize_t n = write (fd, p, len);
+      ssize_t n = off < 0 ? write (fd, p, len) : pwrite (fd, p, len, off);
       if (n < 0)
         {
           if (errno == EINTR)
@@ -239,28 +241,23 @@ df_write_all (int fd, const void *buf, gsize len, const char *what, GError **err
         }
       p += n;
       len -= n;
+      if (off >= 0)
+        off += n;
     }
   return TRUE;
 }
 
 gboolean
+df_write_all (int fd, const void *buf, gsize len, const char *what, GError **error)
+{
+  return write_loop (fd, buf, len, -1, what, error);
+}
+
+gboolean
 df_pwrite_all (int fd, const void *buf, gsize len, guint64 off, const char *what, GError **error)
 {
-  const guint8 *p = buf;
-  while (len > 0)
-    {
-      ssize_t n = pwrite (fd, p, len, off);
-      if (n < 0)
-        {
-          if (errno == EINTR)
-            continue;
-          return df_throw_errno (error, errno, "writing %s", what);
-        }
-      p += n;
-      len -= n;
-      off += n;
-    }
-  return TRUE;
+  g_return_val_if_fail (off <= (guint64)G_MAXINT64, FALSE);
+  return write_loop (fd, buf, len, (gint64)off, what, error);
 }
 
 gboolean
