@@ -16,7 +16,7 @@ df_cli_generate (int argc, char **argv)
     { "to", 0, 0, G_OPTION_ARG_STRING, &to, "Commit or ref to produce (required)", "REV" },
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Write the delta to DIR instead of inside REPO", "DIR" },
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Worker threads (default: one per processor)", "N" },
-    { "level", 0, 0, G_OPTION_ARG_INT, &level, "zstd level 1..19 (default 12)", "N" },
+    { "level", 0, 0, G_OPTION_ARG_INT, &level, "zstd level 1..19 (default 19)", "N" },
     { "part-size", 0, 0, G_OPTION_ARG_STRING, &part_size, "Largest uncompressed part, 1M..32M (default 8M)", "SIZE" },
     { "format", 0, 0, G_OPTION_ARG_STRING, &format,
       "native (default) or ostree: a stock static delta by libostree's generator, indexed for stock clients",
@@ -32,8 +32,8 @@ df_cli_generate (int argc, char **argv)
                                 "Computes a delta that turns commit FROM (or nothing, with --empty) into commit TO.\n"
                                 "Without --out it is stored in REPO under deltafetch/v1/deltas/ with an index under\n"
                                 "deltafetch/v1/indexes/, paths stock ostree ignores.\n\n"
-                                "Memory: per job about 60 MiB at the default level (100 MiB more at levels 16..19)\n"
-                                "plus two parts in flight; 230 MB peak for 2 jobs on a 650 MB OS update.");
+                                "Memory: per job about 160 MiB at the default level 19 (about 60 MiB at levels up to\n"
+                                "12) plus two parts in flight; 360 MB peak for 2 jobs on a 650 MB OS update.");
   g_autofree char *desc = g_strdup_printf ("%s", df_cli_exit_codes);
   g_option_context_set_description (ctx, desc);
   g_autoptr (GError) error = NULL;

@@ -15,11 +15,10 @@
  *                                        envelope (magic OSTSGNDT, normal form) around exactly the
  *                                        bytes of PLAIN, with one 64-byte "ostree.sign.ed25519" "aay"
  *   df-test-tool maxrss CMD ARGS...      run CMD, print "maxrss-kib N" on stderr, exit as CMD
- *   df-test-tool stats DELTA             bytes per encoding, raw and compressed alone at level 19;
- *                                        with DF_STATS_LIST=1 also every raw object over 64 KiB,
- *                                        DF_STATS_DIFFS=1 every diff entry with its level-3 size,
- *                                        DF_STATS_DUMP=DIR the category streams (and the diffs'
- *                                        control/add/copy streams) as files, for codec experiments
+ *   df-test-tool stats DELTA             entries and object bytes per encoding, and the bytes of
+ *                                        each part section; with DF_STATS_LIST=1 also every raw
+ *                                        object over 64 KiB, DF_STATS_DIFFS=1 every diff entry
+ *                                        ("diff OBJECT SOURCE LENGTH")
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -151,8 +150,9 @@ corrupt_entry (const char *dir, gboolean want_split)
               g_autoptr (GBytes) payload = read_payload (dir, sb, i);
               gsize len = g_bytes_get_size (payload);
               guint8 *data = g_memdup2 (g_bytes_get_data (payload, NULL), len);
-              /* The body is the entry's last `length` bytes. */
-              data[off + e->data_size - 1] ^= 0x01;
+              /* The raw section follows the table; the body is the
+               * entry's last `length` bytes in it. */
+              data[DF_PART_TABLE_LEN + off + e->data_size - 1] ^= 0x01;
               g_autoptr (GBytes) file = compress_with (data, len, TRUE);
               g_free (data);
               store_part (dir, sb, i, file);
@@ -195,11 +195,22 @@ cmd_extra_object (const char *dir)
   if (!ostree_checksum_file_from_input (info, h.xattrs, in, OSTREE_OBJECT_TYPE_FILE, &csum, NULL, &error))
     die ("%s", error->message);
 
+  /* The new entry goes last: its bytes at the end of the raw section. */
   g_autoptr (GBytes) payload = read_payload (dir, sb, n);
-  GByteArray *buf = g_byte_array_new ();
-  g_byte_array_append (buf, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload));
-  g_byte_array_append (buf, g_bytes_get_data (header, NULL), g_bytes_get_size (header));
-  g_byte_array_append (buf, (const guint8 *)content, clen);
+  DfPartReader r;
+  if (!df_part_reader_init (&r, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload), p->raw_size, &error))
+    die ("%s", error->message);
+  GByteArray *sec[DF_SECTION_COUNT];
+  for (guint k = 0; k < DF_SECTION_COUNT; k++)
+    {
+      sec[k] = g_byte_array_new ();
+      g_byte_array_append (sec[k], r.data[k], r.len[k]);
+    }
+  g_byte_array_append (sec[DF_SECTION_RAW], g_bytes_get_data (header, NULL), g_bytes_get_size (header));
+  g_byte_array_append (sec[DF_SECTION_RAW], (const guint8 *)content, clen);
+  GByteArray *buf = df_part_payload_assemble (sec);
+  for (guint k = 0; k < DF_SECTION_COUNT; k++)
+    g_byte_array_unref (sec[k]);
   DfEntry e = { .objtype = OSTREE_OBJECT_TYPE_FILE,
                 .object_size = clen,
                 .length = clen,
@@ -308,16 +319,19 @@ static int
 cmd_stats (const char *dir)
 {
   g_autoptr (DfSuperblock) sb = load (dir);
-  const char *names[] = { "metadata", "raw", "zstd-ref", "diff", "raw-first-chunk-headers" };
-  GByteArray *cat[5], *streams[3] = { NULL };
-  guint64 count[5] = { 0 }, length[5] = { 0 };
-  for (guint k = 0; k < 5; k++)
-    cat[k] = g_byte_array_new ();
+  const char *names[] = { "metadata", "raw", "zstd-ref", "diff" };
+  const char *sections[] = { "raw", "control", "runs", "add", "copy" };
+  guint64 count[4] = { 0 }, length[4] = { 0 }, section[DF_SECTION_COUNT] = { 0 };
   for (guint i = 0; i < sb->n_parts; i++)
     {
       g_autoptr (GBytes) payload = read_payload (dir, sb, i);
-      const guint8 *data = g_bytes_get_data (payload, NULL);
-      guint64 off = 0;
+      DfPartReader r;
+      g_autoptr (GError) error = NULL;
+      if (!df_part_reader_init (&r, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload),
+                                sb->parts[i].raw_size, &error))
+        die ("part %u: %s", i, error->message);
+      for (guint k = 0; k < DF_SECTION_COUNT; k++)
+        section[k] += r.len[k];
       for (guint j = 0; j < sb->parts[i].n_entries; j++)
         {
           const DfEntry *e = &sb->parts[i].entries[j];
@@ -329,10 +343,7 @@ cmd_stats (const char *dir)
               char hex[65], shex[65];
               df_hex (e->checksum, hex);
               df_hex (e->source, shex);
-              gsize cap = ZSTD_compressBound (e->data_size);
-              g_autofree guint8 *o = g_malloc (cap);
-              printf ("diff %s %s %" G_GUINT64_FORMAT " %zu\n", hex, shex, e->length,
-                      ZSTD_compress (o, cap, data + off, e->data_size, 3));
+              printf ("diff %s %s %" G_GUINT64_FORMAT "\n", hex, shex, e->length);
             }
           if (k == 1 && e->offset == 0 && e->object_size > 65536 && g_getenv ("DF_STATS_LIST"))
             {
@@ -340,57 +351,13 @@ cmd_stats (const char *dir)
               df_hex (e->checksum, hex);
               printf ("raw %s %" G_GUINT64_FORMAT "\n", hex, e->object_size);
             }
-          g_byte_array_append (cat[k], data + off, e->data_size);
-          if (k == 3 && g_getenv ("DF_STATS_DUMP"))
-            {
-              /* Split diff bodies into their three streams, for experiments. */
-              if (!streams[0])
-                for (int z = 0; z < 3; z++)
-                  streams[z] = g_byte_array_new ();
-              const guint8 *b = data + off;
-              gsize blen = e->data_size;
-              if (e->offset == 0)
-                {
-                  guint32 hl;
-                  memcpy (&hl, b, 4);
-                  b += 4 + hl, blen -= 4 + hl;
-                }
-              guint32 n;
-              memcpy (&n, b, 4);
-              guint64 at = 0;
-              for (guint32 q = 0; q < n; q++)
-                {
-                  guint32 a;
-                  memcpy (&a, b + 4 + q * 16, 4);
-                  at += a;
-                }
-              g_byte_array_append (streams[0], b, 4 + n * 16);
-              g_byte_array_append (streams[1], b + 4 + n * 16, at);
-              g_byte_array_append (streams[2], b + 4 + n * 16 + at, blen - 4 - n * 16 - at);
-            }
-          off += e->data_size;
         }
-    }
-  const char *sn[] = { "ctl", "add", "copy" };
-  for (int z = 0; z < 3 && streams[0]; z++)
-    {
-      g_autofree char *path = g_strdup_printf ("%s/diff-%s.bin", g_getenv ("DF_STATS_DUMP"), sn[z]);
-      g_file_set_contents (path, (const char *)streams[z]->data, streams[z]->len, NULL);
     }
   for (guint k = 0; k < 4; k++)
-    {
-      if (g_getenv ("DF_STATS_DUMP"))
-        {
-          g_autofree char *path = g_strdup_printf ("%s/%s.bin", g_getenv ("DF_STATS_DUMP"), names[k]);
-          g_file_set_contents (path, (const char *)cat[k]->data, cat[k]->len, NULL);
-        }
-      gsize cap = ZSTD_compressBound (cat[k]->len);
-      g_autofree guint8 *out = g_malloc (cap);
-      size_t r = cat[k]->len ? ZSTD_compress (out, cap, cat[k]->data, cat[k]->len, 19) : 0;
-      printf ("%-10s entries %6" G_GUINT64_FORMAT "  object bytes %11" G_GUINT64_FORMAT "  data %11u  alone@19 %11zu\n",
-              names[k], count[k], length[k], cat[k]->len, r);
-      g_byte_array_unref (cat[k]);
-    }
+    printf ("%-10s entries %6" G_GUINT64_FORMAT "  object bytes %11" G_GUINT64_FORMAT "\n", names[k], count[k],
+            length[k]);
+  for (guint k = 0; k < DF_SECTION_COUNT; k++)
+    printf ("section %-8s %11" G_GUINT64_FORMAT " bytes\n", sections[k], section[k]);
   return 0;
 }
 

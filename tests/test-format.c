@@ -32,7 +32,7 @@ sample_superblock (void)
   p->entries = g_new0 (DfEntry, 1);
   p->entries[0] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_DIR_META, .object_size = 30, .length = 30, .data_size = 30 };
   p->entries[0].checksum[0] = 0xaa;
-  p->uncompressed_size = 30;
+  p->uncompressed_size = DF_PART_TABLE_LEN + 30;
   p->compressed_size = 20;
   p = &sb->parts[1];
   p->kind = DF_PART_KIND_CONTENT;
@@ -44,7 +44,7 @@ sample_superblock (void)
                              .object_size = 100,
                              .offset = 60,
                              .length = 40,
-                             .data_size = 30,
+                             .data_size = 0,
                              .encoding = DF_ENCODING_DIFF,
                              .has_source = TRUE,
                              .src_length = 64 };
@@ -52,7 +52,7 @@ sample_superblock (void)
   p->entries[1].source[0] = 0xcc;
   p->entries[2] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 5, .length = 5, .data_size = 20 };
   p->entries[2].checksum[0] = 0xdd;
-  p->uncompressed_size = 130;
+  p->uncompressed_size = DF_PART_TABLE_LEN + 100 + 50; /* raw section, then the diff's 50 bytes */
   p->compressed_size = 100;
   return sb;
 }
@@ -112,7 +112,12 @@ mut_past_end (DfSuperblock *sb)
 static void
 mut_sum (DfSuperblock *sb)
 {
-  sb->parts[1].uncompressed_size = 131;
+  sb->parts[1].uncompressed_size = DF_PART_TABLE_LEN + 99;
+}
+static void
+mut_diff_raw (DfSuperblock *sb)
+{
+  sb->parts[1].entries[1].data_size = 5;
 }
 static void
 mut_kind (DfSuperblock *sb)
@@ -158,6 +163,7 @@ test_superblock_invalid (void)
     { "repeat", mut_repeat },
     { "past end", mut_past_end },
     { "sum", mut_sum },
+    { "raw bytes in a later diff chunk", mut_diff_raw },
     { "kind", mut_kind },
     { "encoding", mut_encoding },
     { "no source", mut_no_source },
@@ -207,6 +213,46 @@ test_superblock_mangled (void)
   g_test_message ("%u mangled superblocks refused", refused);
 }
 
+/* The same for the compressed body: every single-bit change of the
+ * uncompressed GVariant, re-compressed, is refused or parsed, never a
+ * crash. */
+static void
+test_superblock_mangled_body (void)
+{
+  g_autoptr (DfSuperblock) sb = sample_superblock ();
+  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
+  guint64 blen;
+  memcpy (&blen, data + 16, 8);
+  blen = GUINT64_FROM_LE (blen);
+  g_autofree guint8 *body = g_malloc (blen);
+  g_assert_cmpuint (ZSTD_decompress (body, blen, data + DF_SUPERBLOCK_HEADER_LEN, len - DF_SUPERBLOCK_HEADER_LEN), ==,
+                    blen);
+  gsize cap = DF_SUPERBLOCK_HEADER_LEN + ZSTD_compressBound (blen);
+  g_autofree guint8 *file = g_malloc (cap);
+  memcpy (file, data, DF_SUPERBLOCK_HEADER_LEN);
+  guint refused = 0, parsed = 0;
+  g_autoptr (ZSTD_CCtx) cctx = ZSTD_createCCtx ();
+  ZSTD_CCtx_setParameter (cctx, ZSTD_c_checksumFlag, 1);
+  for (gsize i = 0; i < blen; i++)
+    for (guint bit = 0; bit < 8; bit += 2)
+      {
+        body[i] ^= 1 << bit;
+        size_t r = ZSTD_compress2 (cctx, file + DF_SUPERBLOCK_HEADER_LEN, cap - DF_SUPERBLOCK_HEADER_LEN, body, blen);
+        g_assert_false (ZSTD_isError (r));
+        g_autoptr (GBytes) b = g_bytes_new (file, DF_SUPERBLOCK_HEADER_LEN + r);
+        g_autoptr (GError) error = NULL;
+        g_autoptr (DfSuperblock) back = df_superblock_parse (b, &error);
+        g_assert_true ((back == NULL) == (error != NULL));
+        refused += back == NULL;
+        parsed += back != NULL;
+        body[i] ^= 1 << bit;
+      }
+  g_test_message ("%u mangled bodies refused, %u parsed", refused, parsed);
+  g_assert_cmpuint (refused, >, 0);
+}
+
 static void
 test_content_header (void)
 {
@@ -250,6 +296,39 @@ fill_code (guint8 *buf, gsize len, guint32 seed)
 }
 
 static void
+sections_new (GByteArray *sec[DF_SECTION_COUNT])
+{
+  for (guint k = 0; k < DF_SECTION_COUNT; k++)
+    sec[k] = g_byte_array_new ();
+}
+
+static void
+sections_free (GByteArray *sec[DF_SECTION_COUNT])
+{
+  for (guint k = 0; k < DF_SECTION_COUNT; k++)
+    g_byte_array_unref (sec[k]);
+}
+
+/* Decodes the diff in @sec (one entry of @out_len bytes) against @old;
+ * also checks that skipping walks the sections the same way. */
+static gboolean
+decode_sections (GByteArray *sec[DF_SECTION_COUNT], const guint8 *old, gsize olen, guint8 *out, gsize out_len,
+                 GError **error)
+{
+  g_autoptr (GByteArray) payload = df_part_payload_assemble (sec);
+  DfPartReader r, skip;
+  g_assert_true (df_part_reader_init (&r, payload->data, payload->len, 0, NULL));
+  skip = r;
+  gboolean ok = df_diff_decode (&r, old, olen, out, out_len, error) && df_part_reader_finish (&r, error);
+  if (ok)
+    {
+      g_assert_true (df_diff_skip (&skip, out_len, NULL));
+      g_assert_cmpmem (skip.pos, sizeof skip.pos, r.pos, sizeof r.pos);
+    }
+  return ok;
+}
+
+static void
 test_diff_roundtrip (void)
 {
   gsize olen = 200000;
@@ -263,89 +342,119 @@ test_diff_roundtrip (void)
   g_byte_array_append (nw, old + 100000, 100000);
   for (gsize i = 0; i < nw->len; i += 997)
     nw->data[i] += 3;
-  g_autoptr (GBytes) diff = df_bsdiff (old, olen, nw->data, nw->len);
-  g_assert_nonnull (diff);
+  GByteArray *sec[DF_SECTION_COUNT];
+  sections_new (sec);
+  g_assert_true (df_bsdiff (old, olen, nw->data, nw->len, sec));
   g_autofree guint8 *out = g_malloc (nw->len);
   g_autoptr (GError) error = NULL;
-  g_assert_true (df_bspatch (old, olen, g_bytes_get_data (diff, NULL), g_bytes_get_size (diff), out, nw->len, &error));
+  g_assert_true (decode_sections (sec, old, olen, out, nw->len, &error));
+  g_assert_no_error (error);
   g_assert_cmpmem (out, nw->len, nw->data, nw->len);
-  /* A diff of related data is mostly zeros: it must compress far better
-   * than the new bytes themselves. */
+  /* A diff of related data is small: the changed bytes are in the add
+   * section, the rest are zero runs. */
+  g_autoptr (GByteArray) payload = df_part_payload_assemble (sec);
   gsize cap = ZSTD_compressBound (nw->len);
   g_autofree guint8 *c = g_malloc (cap);
   gsize craw = ZSTD_compress (c, cap, nw->data, nw->len, 3);
-  gsize cdiff = ZSTD_compress (c, cap, g_bytes_get_data (diff, NULL), g_bytes_get_size (diff), 3);
-  g_test_message ("raw %zu → %zu compressed, diff %zu → %zu compressed", (gsize)nw->len, craw, g_bytes_get_size (diff),
-                  cdiff);
+  gsize cdiff = ZSTD_compress (c, cap, payload->data, payload->len, 3);
+  g_test_message ("raw %u → %zu compressed, diff %u → %zu compressed (add section %u bytes)", nw->len, craw,
+                  payload->len, cdiff, sec[DF_SECTION_ADD]->len);
   g_assert_cmpuint (cdiff * 4, <, craw);
-  /* Empty old and empty new. */
-  g_autoptr (GBytes) d2 = df_bsdiff (NULL, 0, nw->data, 100);
-  g_assert_true (df_bspatch (NULL, 0, g_bytes_get_data (d2, NULL), g_bytes_get_size (d2), out, 100, &error));
+  g_assert_cmpuint (sec[DF_SECTION_ADD]->len, <, nw->len / 100);
+  sections_free (sec);
+  /* Empty old: all copy bytes. */
+  sections_new (sec);
+  g_assert_true (df_bsdiff (NULL, 0, nw->data, 100, sec));
+  g_assert_true (decode_sections (sec, NULL, 0, out, 100, &error));
   g_assert_cmpmem (out, 100, nw->data, 100);
+  sections_free (sec);
   g_byte_array_unref (nw);
 }
 
-static GBytes *
-make_diff (guint32 add, guint32 copy, gint64 seek, gsize body)
+/* One diff from explicit numbers: controls (add, copy, zig-zag seek)
+ * triples, run pairs, @add_len add bytes, @copy_len copy bytes. */
+static void
+make_diff (GByteArray *sec[DF_SECTION_COUNT], guint64 n, const guint64 *ctl, guint n_runs, const guint64 *runs,
+           gsize add_len, gsize copy_len)
 {
-  GByteArray *b = g_byte_array_new ();
-  guint32 n = GUINT32_TO_LE (1), a = GUINT32_TO_LE (add), c = GUINT32_TO_LE (copy);
-  guint64 s = GUINT64_TO_LE ((guint64)seek);
-  g_byte_array_append (b, (guint8 *)&n, 4);
-  g_byte_array_append (b, (guint8 *)&a, 4);
-  g_byte_array_append (b, (guint8 *)&c, 4);
-  g_byte_array_append (b, (guint8 *)&s, 8);
-  g_byte_array_set_size (b, b->len + body);
-  return g_byte_array_free_to_bytes (b);
+  sections_new (sec);
+  df_varint_append (sec[DF_SECTION_CONTROL], n);
+  for (guint64 i = 0; i < MIN (3 * n, 6); i++)
+    df_varint_append (sec[DF_SECTION_CONTROL], ctl[i]);
+  for (guint i = 0; i < n_runs; i++)
+    df_varint_append (sec[DF_SECTION_RUNS], runs[i]);
+  g_byte_array_set_size (sec[DF_SECTION_ADD], add_len);
+  memset (sec[DF_SECTION_ADD]->data, 1, add_len);
+  g_byte_array_set_size (sec[DF_SECTION_COPY], copy_len);
+  memset (sec[DF_SECTION_COPY]->data, 7, copy_len);
 }
 
 static void
 test_diff_hostile (void)
 {
   guint8 old[64] = { 0 }, out[128];
+  const guint64 huge = G_MAXUINT64;
   const struct
   {
     const char *what;
-    guint32 add, copy;
-    gint64 seek;
-    gsize body, out_len;
+    guint64 n;
+    guint64 ctl[6];
+    guint n_runs;
+    guint64 runs[4];
+    gsize add_len, copy_len, out_len;
   } cases[] = {
-    { "add past old", 100, 0, 0, 100, 100 },
-    { "totals exceed output", 10, 10, 0, 20, 15 },
-    { "body shorter than totals", 10, 10, 0, 19, 20 },
-    { "huge add", G_MAXUINT32, 0, 0, 10, 10 },
-    { "huge copy", 0, G_MAXUINT32, 0, 10, 10 },
-    { "seek to minus infinity", 0, 10, G_MININT64, 10, 10 },
-    { "seek to plus infinity", 0, 10, G_MAXINT64, 10, 10 },
+    { "add past old", 1, { 100, 0, 0 }, 2, { 100, 0 }, 0, 0, 100 },
+    { "totals exceed output", 1, { 10, 10, 0 }, 2, { 10, 0 }, 0, 10, 15 },
+    { "totals short of output", 1, { 10, 10, 0 }, 2, { 10, 0 }, 0, 10, 21 },
+    { "copy section short", 1, { 10, 10, 0 }, 2, { 10, 0 }, 0, 9, 20 },
+    { "add section short", 1, { 10, 0, 0 }, 2, { 0, 10 }, 9, 0, 10 },
+    { "runs section short", 1, { 10, 0, 0 }, 1, { 5 }, 0, 0, 10 },
+    { "empty run", 1, { 10, 0, 0 }, 4, { 0, 0, 10, 0 }, 0, 0, 10 },
+    { "runs go on past the diff", 1, { 10, 0, 0 }, 2, { 11, 0 }, 0, 0, 10 },
+    { "huge add", 1, { huge, 0, 0 }, 0, { 0 }, 0, 0, 10 },
+    { "huge copy", 1, { 0, huge, 0 }, 0, { 0 }, 0, 10, 10 },
+    { "seek to minus infinity", 1, { 0, 10, huge }, 0, { 0 }, 0, 10, 10 },
+    { "seek to plus infinity", 1, { 0, 10, huge - 1 }, 0, { 0 }, 0, 10, 10 },
+    { "negative old position", 2, { 0, 4, 19, 4, 0, 0 }, 2, { 4, 0 }, 0, 4, 8 },
+    { "more controls than bytes", 1000, { 0 }, 0, { 0 }, 0, 0, 4 },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_autoptr (GBytes) d = make_diff (cases[i].add, cases[i].copy, cases[i].seek, cases[i].body);
+      GByteArray *sec[DF_SECTION_COUNT];
+      make_diff (sec, cases[i].n, cases[i].ctl, cases[i].n_runs, cases[i].runs, cases[i].add_len, cases[i].copy_len);
       g_autoptr (GError) error = NULL;
-      g_assert_false (df_bspatch (old, sizeof old, g_bytes_get_data (d, NULL), g_bytes_get_size (d), out,
-                                  cases[i].out_len, &error));
+      g_assert_false (decode_sections (sec, old, sizeof old, out, cases[i].out_len, &error));
       g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
       g_test_message ("%s: %s", cases[i].what, error->message);
+      sections_free (sec);
     }
-  /* A control count larger than the body can hold. */
-  guint8 many[8] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0 };
+  /* A number longer than 64 bits, and one cut off by the section's end. */
+  const guint8 *bad[] = { (const guint8 *)"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02", (const guint8 *)"\x80\x80" };
+  const gsize bad_len[] = { 10, 2 };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      GByteArray *sec[DF_SECTION_COUNT];
+      sections_new (sec);
+      g_byte_array_append (sec[DF_SECTION_CONTROL], bad[i], bad_len[i]);
+      g_autoptr (GError) error = NULL;
+      g_assert_false (decode_sections (sec, old, sizeof old, out, 4, &error));
+      g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
+      g_test_message ("%s", error->message);
+      sections_free (sec);
+    }
+  /* A section table that does not add up, or a raw section of the wrong
+   * size, is refused before any entry is read. */
+  guint8 table[DF_PART_TABLE_LEN + 4] = { 0 };
+  table[0] = 5;
+  DfPartReader r;
   g_autoptr (GError) error = NULL;
-  g_assert_false (df_bspatch (old, sizeof old, many, sizeof many, out, 4, &error));
-  /* A negative old position is refused before it is used. */
-  GByteArray *b = g_byte_array_new ();
-  guint32 hdr[] = { GUINT32_TO_LE (2), GUINT32_TO_LE (0), GUINT32_TO_LE (4) };
-  g_byte_array_append (b, (guint8 *)hdr, 12);
-  gint64 back = GINT64_TO_LE (-10);
-  g_byte_array_append (b, (guint8 *)&back, 8);
-  guint32 c2[] = { GUINT32_TO_LE (4), GUINT32_TO_LE (0) };
-  gint64 z = 0;
-  g_byte_array_append (b, (guint8 *)c2, 8);
-  g_byte_array_append (b, (guint8 *)&z, 8);
-  g_byte_array_set_size (b, b->len + 8);
+  g_assert_false (df_part_reader_init (&r, table, sizeof table, 5, &error));
   g_clear_error (&error);
-  g_assert_false (df_bspatch (old, sizeof old, b->data, b->len, out, 8, &error));
-  g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
-  g_byte_array_unref (b);
+  table[0] = 4;
+  g_assert_false (df_part_reader_init (&r, table, sizeof table, 3, &error));
+  g_clear_error (&error);
+  g_assert_true (df_part_reader_init (&r, table, sizeof table, 4, &error));
+  g_assert_false (df_part_reader_finish (&r, &error));
 }
 
 static void
@@ -383,6 +492,7 @@ main (int argc, char **argv)
   g_test_add_func ("/format/superblock/roundtrip", test_superblock_roundtrip);
   g_test_add_func ("/format/superblock/invalid", test_superblock_invalid);
   g_test_add_func ("/format/superblock/mangled", test_superblock_mangled);
+  g_test_add_func ("/format/superblock/mangled-body", test_superblock_mangled_body);
   g_test_add_func ("/format/content-header", test_content_header);
   g_test_add_func ("/format/diff/roundtrip", test_diff_roundtrip);
   g_test_add_func ("/format/diff/hostile", test_diff_hostile);

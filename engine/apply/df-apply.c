@@ -221,23 +221,31 @@ read_part (Apply *a, guint i, int dfd, const char *name, GError **error)
 
 /* Metadata parts are small: keep their objects until the walk has decided
  * which ones the commit references. */
-static void
-add_metadata_objects (Apply *a, guint i, GBytes *payload)
+static gboolean
+add_metadata_objects (Apply *a, guint i, GBytes *payload, GError **error)
 {
   const DfPart *p = &a->sb->parts[i];
-  guint64 off = 0;
+  DfPartReader r;
+  gsize len;
+  const guint8 *data = g_bytes_get_data (payload, &len);
+  if (!df_part_reader_init (&r, data, len, p->raw_size, error))
+    return (g_prefix_error (error, "part %u: ", i), FALSE);
   g_mutex_lock (&a->lock);
   for (guint j = 0; j < p->n_entries; j++)
     {
       const DfEntry *e = &p->entries[j];
+      const guint8 *obj = df_part_reader_take (&r, DF_SECTION_RAW, e->data_size, NULL);
+      g_assert (obj != NULL); /* the raw section holds exactly the entries */
       char hex[65];
       df_hex (e->checksum, hex);
       g_hash_table_insert (a->delta_meta, obj_key (hex, e->objtype),
-                           g_bytes_new_from_bytes (payload, off, e->data_size));
-      off += e->data_size;
+                           g_bytes_new_from_bytes (payload, obj - data, e->data_size));
     }
   a->progress.parts_done++;
   g_mutex_unlock (&a->lock);
+  if (!df_part_reader_finish (&r, error))
+    return (g_prefix_error (error, "part %u: ", i), FALSE);
+  return TRUE;
 }
 
 static gboolean
@@ -468,27 +476,32 @@ apply_part (Apply *a, PartTask *t, GError **error)
   g_autoptr (GBytes) payload = read_part (a, index, t->dfd, t->name, error);
   if (payload == NULL)
     return FALSE;
-  const guint8 *data = g_bytes_get_data (payload, NULL);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (payload, &len);
+  DfPartReader r;
+  if (!df_part_reader_init (&r, data, len, p->raw_size, error))
+    return (g_prefix_error (error, "part %u: ", index), FALSE);
   g_autoptr (DfWriteBatch) batch = df_write_batch_new ();
-  guint64 off = 0;
   for (guint j = 0; j < p->n_entries; j++)
     {
       const DfEntry *e = &p->entries[j];
       if (g_cancellable_set_error_if_cancelled (a->cancellable, error))
         return FALSE;
-      if (!df_object_writer_entry_done (a->writer, e)
-          && !df_object_writer_entry (a->writer, e, data + off, batch, a->cancellable, error))
+      gboolean done = df_object_writer_entry_done (a->writer, e);
+      if (!(done ? df_object_writer_skip_entry (e, &r, error)
+                 : df_object_writer_entry (a->writer, e, &r, batch, a->cancellable, error)))
         {
           char hex[65];
           df_hex (e->checksum, hex);
           g_prefix_error (error, "part %u: file %s: ", index, hex);
           return FALSE;
         }
-      off += e->data_size;
       g_mutex_lock (&a->lock);
-      a->progress.bytes_done += e->data_size;
+      a->progress.bytes_done += e->length;
       g_mutex_unlock (&a->lock);
     }
+  if (!df_part_reader_finish (&r, error))
+    return (g_prefix_error (error, "part %u: ", index), FALSE);
   if (!df_object_writer_commit_batch (a->writer, batch, a->cancellable, error))
     return (g_prefix_error (error, "part %u: ", index), FALSE);
   return TRUE;
@@ -802,7 +815,9 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   a->received = g_new0 (guint8, a->sb->n_parts ? a->sb->n_parts : 1);
   a->meta_parts = meta_parts;
   for (guint i = 0; i < a->sb->n_parts; i++)
-    a->progress.bytes_total += a->sb->parts[i].uncompressed_size;
+    if (a->sb->parts[i].kind == DF_PART_KIND_CONTENT)
+      for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
+        a->progress.bytes_total += a->sb->parts[i].entries[j].length;
   a->progress.parts_total = a->sb->n_parts;
   a->progress.phase = DF_PHASE_PLAN;
   report (a, TRUE);
@@ -885,7 +900,8 @@ df_apply_session_add_part (DfApplySession *a, guint index, int dfd, const char *
       g_autoptr (GBytes) payload = read_part (a, index, dfd, name, error);
       if (payload == NULL)
         return FALSE;
-      add_metadata_objects (a, index, payload);
+      if (!add_metadata_objects (a, index, payload, error))
+        return FALSE;
       g_mutex_lock (&a->lock);
       gboolean last = ++a->meta_received == a->meta_parts;
       g_mutex_unlock (&a->lock);

@@ -384,10 +384,11 @@ open_source_window (OstreeRepo *repo, const guint8 csum[DF_SHA256_LEN], guint64 
   return TRUE;
 }
 
-/* Decodes a zstd-ref patch or a diff into exactly e->length bytes. */
+/* Decodes a zstd-ref patch (@patch) or the next diff of @r into exactly
+ * e->length bytes. */
 static guint8 *
-decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize patch_len, GCancellable *c,
-              GError **error)
+decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize patch_len, DfPartReader *r,
+              GCancellable *c, GError **error)
 {
   if (e->encoding == DF_ENCODING_ZSTD_REF)
     {
@@ -409,7 +410,7 @@ decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize pa
   guint8 *out = df_big_alloc (e->length);
   gboolean ok;
   if (e->encoding == DF_ENCODING_DIFF)
-    ok = df_bspatch (src.data, slen, patch, patch_len, out, e->length, error);
+    ok = df_diff_decode (r, src.data, slen, out, e->length, error);
   else
     {
       g_autoptr (ZSTD_DCtx) d = ZSTD_createDCtx ();
@@ -560,11 +561,22 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
 }
 
 gboolean
-df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data, DfWriteBatch *batch, GCancellable *c,
+df_object_writer_skip_entry (const DfEntry *e, DfPartReader *r, GError **error)
+{
+  if (df_part_reader_take (r, DF_SECTION_RAW, e->data_size, error) == NULL)
+    return FALSE;
+  return e->encoding != DF_ENCODING_DIFF || df_diff_skip (r, e->length, error);
+}
+
+gboolean
+df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, DfPartReader *r, DfWriteBatch *batch, GCancellable *c,
                         GError **error)
 {
   char hex[65];
   df_hex (e->checksum, hex);
+  const guint8 *data = df_part_reader_take (r, DF_SECTION_RAW, e->data_size, error);
+  if (data == NULL)
+    return FALSE;
   g_auto (DfContentHeader) h = { 0 };
   gsize hlen = 0;
   if (e->offset == 0 && !df_content_header_parse (data, e->data_size, &h, &hlen, error))
@@ -572,9 +584,11 @@ df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data,
   const guint8 *body = data + hlen;
   gsize body_len = e->data_size - hlen;
   guint8 *decoded = NULL;
+  if (e->encoding == DF_ENCODING_DIFF && body_len != 0)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "%zu raw bytes after the header of a diff entry", body_len);
   if (e->encoding != DF_ENCODING_RAW)
     {
-      decoded = decode_patch (w, e, body, body_len, c, error);
+      decoded = decode_patch (w, e, body, body_len, r, c, error);
       if (decoded == NULL)
         return FALSE;
       body = decoded;

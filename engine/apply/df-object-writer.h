@@ -42,11 +42,14 @@ DfWriteBatch *df_write_batch_new (void);
 void df_write_batch_free (DfWriteBatch *b);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfWriteBatch, df_write_batch_free)
 
-/* Reconstructs entry @e from @data (its payload bytes in the part) and
- * writes it: whole objects go straight into the repository; a chunk of a
- * split object is staged in @batch. */
-gboolean df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, const guint8 *data, DfWriteBatch *batch,
+/* Reconstructs entry @e from its bytes in the part's sections (read
+ * through @r, entries in order) and writes it: whole objects go straight
+ * into the repository; a chunk of a split object is staged in @batch. */
+gboolean df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, DfPartReader *r, DfWriteBatch *batch,
                                  GCancellable *c, GError **error);
+
+/* Moves @r past entry @e, already applied, without decoding it. */
+gboolean df_object_writer_skip_entry (const DfEntry *e, DfPartReader *r, GError **error);
 
 /* Syncs the chunks staged through @batch, marks them done, and writes every
  * split object whose last chunk this was. Call once per part. */

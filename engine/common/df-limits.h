@@ -8,12 +8,16 @@
 #define DF_MIB (G_GUINT64_CONSTANT (1024) * 1024)
 
 /* Native format version this build writes and the only one it reads. */
-#define DF_FORMAT_VERSION 1
+#define DF_FORMAT_VERSION 2
 
 /* --- Superblock ------------------------------------------------------- */
 /* Largest superblock file accepted (bytes). A 200k-file OS update needs
  * about 25 MiB of entries; anything bigger is refused unread. */
 #define DF_SUPERBLOCK_MAX (64 * DF_MIB)
+/* The superblock body is one zstd frame: its level (generator) and largest
+ * window (both sides). */
+#define DF_SUPERBLOCK_LEVEL 19
+#define DF_SUPERBLOCK_WINDOW_LOG_MAX 26
 /* Most parts and entries one delta may declare. */
 #define DF_PARTS_MAX 65536
 #define DF_ENTRIES_MAX (4u * 1024 * 1024)

@@ -1,24 +1,8 @@
 #include "df-bspatch.h"
 
-static guint32
-rd32 (const guint8 *p)
-{
-  guint32 v;
-  memcpy (&v, p, 4);
-  return GUINT32_FROM_LE (v);
-}
-
-static gint64
-rd64 (const guint8 *p)
-{
-  guint64 v;
-  memcpy (&v, p, 8);
-  return (gint64)GUINT64_FROM_LE (v);
-}
-
 /* dst[k] = a[k] + b[k] (mod 256), eight bytes at a time: the low seven
  * bits of each byte are added without carrying into the next byte, and the
- * top bit is the sum's parity. The add stream is most of a diff's bytes. */
+ * top bit is the sum's parity. */
 static void
 add_bytes (guint8 *dst, const guint8 *a, const guint8 *b, gsize n)
 {
@@ -36,58 +20,97 @@ add_bytes (guint8 *dst, const guint8 *a, const guint8 *b, gsize n)
     dst[k] = a[k] + b[k];
 }
 
-gboolean
-df_bspatch (const guint8 *old, gsize old_len, const guint8 *diff, gsize diff_len, guint8 *out, gsize out_len,
-            GError **error)
+/* |seek| and |oldpos| stay below this, so sums of them cannot overflow. */
+#define DF_DIFF_POS_MAX ((gint64)DF_SOURCE_WINDOW_MAX * 4)
+
+/* Decodes into @out, or only walks the sections when @out is NULL. */
+static gboolean
+diff_run (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize out_len, GError **error)
 {
 #define BAD(fmt, ...) return df_throw (error, DF_ERROR_INVALID_DELTA, "diff: " fmt, ##__VA_ARGS__)
-  if (diff_len < 4)
-    BAD ("truncated control count");
-  guint64 n = rd32 (diff);
-  if (n > (diff_len - 4) / DF_DIFF_CONTROL_SIZE)
-    BAD ("%" G_GUINT64_FORMAT " controls do not fit in %zu bytes", n, diff_len);
-  const guint8 *ctl = diff + 4;
-  /* First pass: the add and copy totals must account for every byte. */
-  guint64 add_total = 0, copy_total = 0;
-  for (guint64 i = 0; i < n; i++)
-    {
-      add_total += rd32 (ctl + i * DF_DIFF_CONTROL_SIZE);
-      copy_total += rd32 (ctl + i * DF_DIFF_CONTROL_SIZE + 4);
-    }
-  guint64 body = diff_len - 4 - n * DF_DIFF_CONTROL_SIZE;
-  if (add_total + copy_total != body || add_total + copy_total != out_len)
-    BAD ("controls produce %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " bytes from a %" G_GUINT64_FORMAT
-         "-byte body for a %zu-byte result",
-         add_total, copy_total, body, out_len);
-  const guint8 *add = ctl + n * DF_DIFF_CONTROL_SIZE;
-  const guint8 *copy = add + add_total;
+  guint64 n;
+  if (!df_part_reader_varint (r, DF_SECTION_CONTROL, &n, error))
+    return FALSE;
   gint64 oldpos = 0;
   gsize newpos = 0;
+  /* The current run: this many old bytes copied as they are, then this
+   * many added to the next bytes of the add section. Runs continue across
+   * controls and must end exactly with the diff. */
+  guint64 zeros = 0, adds = 0;
   for (guint64 i = 0; i < n; i++)
     {
-      const guint8 *c = ctl + i * DF_DIFF_CONTROL_SIZE;
-      guint32 alen = rd32 (c), clen = rd32 (c + 4);
-      gint64 seek = rd64 (c + 8);
-      /* newpos stays within out_len: the totals were checked above. */
-      if (alen > 0 && (oldpos < 0 || (guint64)oldpos > old_len || alen > old_len - (guint64)oldpos))
-        BAD ("control %" G_GUINT64_FORMAT " reads old bytes %" G_GINT64_FORMAT "+%u outside %zu", i, oldpos, alen,
-             old_len);
-      add_bytes (out + newpos, add, old + oldpos, alen);
-      add += alen;
-      newpos += alen;
-      oldpos += alen;
-      memcpy (out + newpos, copy, clen);
-      copy += clen;
+      guint64 alen, clen, zz;
+      if (!df_part_reader_varint (r, DF_SECTION_CONTROL, &alen, error)
+          || !df_part_reader_varint (r, DF_SECTION_CONTROL, &clen, error)
+          || !df_part_reader_varint (r, DF_SECTION_CONTROL, &zz, error))
+        return FALSE;
+      if (alen > out_len - newpos || clen > out_len - newpos - alen)
+        BAD ("control %" G_GUINT64_FORMAT " produces %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT
+             " bytes past the %zu-byte result",
+             i, alen, clen, out_len);
+      if (out && alen > 0 && (oldpos < 0 || (guint64)oldpos > old_len || alen > old_len - (guint64)oldpos))
+        BAD ("control %" G_GUINT64_FORMAT " reads old bytes %" G_GINT64_FORMAT "+%" G_GUINT64_FORMAT " outside %zu", i,
+             oldpos, alen, old_len);
+      for (guint64 left = alen; left > 0;)
+        {
+          if (zeros == 0 && adds == 0)
+            {
+              if (!df_part_reader_varint (r, DF_SECTION_RUNS, &zeros, error)
+                  || !df_part_reader_varint (r, DF_SECTION_RUNS, &adds, error))
+                return FALSE;
+              if (zeros == 0 && adds == 0)
+                BAD ("empty run");
+              continue;
+            }
+          if (zeros > 0)
+            {
+              guint64 k = MIN (zeros, left);
+              if (out)
+                memcpy (out + newpos, old + oldpos, k);
+              zeros -= k, left -= k, newpos += k, oldpos += k;
+            }
+          else
+            {
+              guint64 k = MIN (adds, left);
+              const guint8 *src = df_part_reader_take (r, DF_SECTION_ADD, k, error);
+              if (src == NULL)
+                return FALSE;
+              if (out)
+                add_bytes (out + newpos, src, old + oldpos, k);
+              adds -= k, left -= k, newpos += k, oldpos += k;
+            }
+        }
+      const guint8 *copy = df_part_reader_take (r, DF_SECTION_COPY, clen, error);
+      if (copy == NULL)
+        return FALSE;
+      if (out)
+        memcpy (out + newpos, copy, clen);
       newpos += clen;
-      /* Keep oldpos in a range where adding the next length cannot
-       * overflow; it is range-checked before it is used. */
-      if (seek < -(gint64)DF_SOURCE_WINDOW_MAX * 4 || seek > (gint64)DF_SOURCE_WINDOW_MAX * 4)
-        BAD ("control %" G_GUINT64_FORMAT " seeks by %" G_GINT64_FORMAT, i, seek);
+      /* Zig-zag: even values are positive, odd ones negative. */
+      if (zz / 2 > (guint64)DF_DIFF_POS_MAX)
+        BAD ("control %" G_GUINT64_FORMAT " seeks too far", i);
+      gint64 seek = (zz & 1) ? -(gint64)(zz / 2) - 1 : (gint64)(zz / 2);
       oldpos += seek;
-      if (oldpos < -(gint64)DF_SOURCE_WINDOW_MAX * 4 || oldpos > (gint64)DF_SOURCE_WINDOW_MAX * 4)
+      if (oldpos < -DF_DIFF_POS_MAX || oldpos > DF_DIFF_POS_MAX)
         BAD ("control %" G_GUINT64_FORMAT " moves the old position to %" G_GINT64_FORMAT, i, oldpos);
     }
-  g_assert (newpos == out_len);
+  if (newpos != out_len)
+    BAD ("controls produce %zu bytes, the entry declares %zu", newpos, out_len);
+  if (zeros != 0 || adds != 0)
+    BAD ("runs go on past the diff");
   return TRUE;
 #undef BAD
+}
+
+gboolean
+df_diff_decode (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize out_len, GError **error)
+{
+  g_return_val_if_fail (out != NULL || out_len == 0, FALSE);
+  return diff_run (r, old, old_len, out ? out : (guint8 *)"", out_len, error);
+}
+
+gboolean
+df_diff_skip (DfPartReader *r, gsize out_len, GError **error)
+{
+  return diff_run (r, NULL, 0, NULL, out_len, error);
 }

@@ -1,17 +1,19 @@
-/* The "diff" entry encoding (FORMAT.md, encoding 2): a control list of
- * (add, copy, seek) triples, the add bytes, then the copy bytes. Add bytes
- * are new-minus-old byte differences at the current old position, so code
- * that moved and had its addresses shifted turns into long runs of zeros and
- * small values that the part's zstd frame compresses well. */
+/* The "diff" entry encoding (FORMAT.md, encoding 2), spread over four
+ * sections of the part: controls (add, copy, seek), the runs that say
+ * which add bytes are zero, the non-zero add bytes, and the copy bytes.
+ * Add bytes are new-minus-old byte differences at the current old
+ * position, so code that moved and had its addresses shifted becomes long
+ * zero runs (plain copies from old) and a few small values. */
 #pragma once
 
-#include "df-common.h"
+#include "df-part.h"
 
-#define DF_DIFF_CONTROL_SIZE 16
+/* Reconstructs exactly @out_len bytes against @old (@old_len bytes) from
+ * the next diff in @r. Every length and position is checked before use; a
+ * diff that does not produce exactly @out_len bytes is refused. */
+gboolean df_diff_decode (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize out_len,
+                         GError **error);
 
-/* Reconstructs exactly @out_len bytes from @diff (@diff_len bytes) against
- * @old (@old_len bytes). Every length and position is checked before use;
- * a body that does not decode to exactly @out_len bytes using all of its add
- * and copy bytes is refused. */
-gboolean df_bspatch (const guint8 *old, gsize old_len, const guint8 *diff, gsize diff_len, guint8 *out, gsize out_len,
-                     GError **error);
+/* Moves @r past the next diff (of an entry producing @out_len bytes)
+ * without decoding it, for an entry that is already applied. */
+gboolean df_diff_skip (DfPartReader *r, gsize out_len, GError **error);

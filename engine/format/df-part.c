@@ -2,6 +2,114 @@
 
 #include <sys/stat.h>
 
+static const char *const section_names[DF_SECTION_COUNT] = { "raw", "control", "runs", "add", "copy" };
+
+gboolean
+df_part_reader_init (DfPartReader *r, const guint8 *payload, gsize len, guint64 raw_size, GError **error)
+{
+  memset (r, 0, sizeof *r);
+  if (len < DF_PART_TABLE_LEN)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "payload of %zu bytes has no section table", len);
+  guint64 at = DF_PART_TABLE_LEN;
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    {
+      guint64 n;
+      memcpy (&n, payload + 8 * s, 8);
+      n = GUINT64_FROM_LE (n);
+      if (n > len - at)
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "%s section of %" G_GUINT64_FORMAT " bytes does not fit",
+                         section_names[s], n);
+      r->data[s] = payload + at;
+      r->len[s] = n;
+      at += n;
+    }
+  if (at != len)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "sections cover %" G_GUINT64_FORMAT " of %zu payload bytes", at,
+                     len);
+  if (r->len[DF_SECTION_RAW] != raw_size)
+    return df_throw (error, DF_ERROR_INVALID_DELTA,
+                     "raw section of %zu bytes, the entries declare %" G_GUINT64_FORMAT, r->len[DF_SECTION_RAW],
+                     raw_size);
+  return TRUE;
+}
+
+const guint8 *
+df_part_reader_take (DfPartReader *r, DfSection s, guint64 n, GError **error)
+{
+  if (n > r->len[s] - r->pos[s])
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "%s section: %" G_GUINT64_FORMAT " bytes wanted, %zu left",
+                section_names[s], n, r->len[s] - r->pos[s]);
+      return NULL;
+    }
+  const guint8 *p = r->data[s] + r->pos[s];
+  r->pos[s] += n;
+  return p;
+}
+
+gboolean
+df_part_reader_varint (DfPartReader *r, DfSection s, guint64 *out, GError **error)
+{
+  guint64 v = 0;
+  for (guint i = 0; i < 10; i++)
+    {
+      if (r->pos[s] >= r->len[s])
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "%s section ends inside a number", section_names[s]);
+      guint8 b = r->data[s][r->pos[s]++];
+      /* The tenth byte may only carry the 64th bit. */
+      if (i == 9 && b > 1)
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "%s section: number over 64 bits", section_names[s]);
+      v |= (guint64)(b & 0x7f) << (7 * i);
+      if ((b & 0x80) == 0)
+        {
+          *out = v;
+          return TRUE;
+        }
+    }
+  return df_throw (error, DF_ERROR_INVALID_DELTA, "%s section: number over 64 bits", section_names[s]);
+}
+
+gboolean
+df_part_reader_finish (const DfPartReader *r, GError **error)
+{
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    if (r->pos[s] != r->len[s])
+      return df_throw (error, DF_ERROR_INVALID_DELTA, "%s section: %zu bytes left over", section_names[s],
+                       r->len[s] - r->pos[s]);
+  return TRUE;
+}
+
+void
+df_varint_append (GByteArray *out, guint64 v)
+{
+  guint8 b[10];
+  guint n = 0;
+  while (v >= 0x80)
+    {
+      b[n++] = (guint8)(v | 0x80);
+      v >>= 7;
+    }
+  b[n++] = (guint8)v;
+  g_byte_array_append (out, b, n);
+}
+
+GByteArray *
+df_part_payload_assemble (GByteArray *const sections[DF_SECTION_COUNT])
+{
+  gsize total = DF_PART_TABLE_LEN;
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    total += sections[s]->len;
+  GByteArray *out = g_byte_array_sized_new (total);
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    {
+      guint64 n = GUINT64_TO_LE ((guint64)sections[s]->len);
+      g_byte_array_append (out, (const guint8 *)&n, 8);
+    }
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    g_byte_array_append (out, sections[s]->data, sections[s]->len);
+  return out;
+}
+
 GBytes *
 df_part_compress (const guint8 *payload, gsize len, int level, GError **error)
 {

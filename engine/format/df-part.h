@@ -1,8 +1,53 @@
-/* Native part files: one zstd frame whose payload is the concatenation of
- * the part's entries' data (engine/FORMAT.md, "Parts"). */
+/* Native part files: one zstd frame whose payload is a table of section
+ * lengths and five sections (engine/FORMAT.md, "Parts"). */
 #pragma once
 
 #include "df-superblock.h"
+
+/* The sections of a part's payload, in file order. Raw holds the entries'
+ * `data_size` bytes (metadata, content headers, raw bodies, zstd-ref
+ * frames); the other four hold the diffs (df-bspatch.h). */
+typedef enum
+{
+  DF_SECTION_RAW = 0,
+  DF_SECTION_CONTROL,
+  DF_SECTION_RUNS,
+  DF_SECTION_ADD,
+  DF_SECTION_COPY,
+  DF_SECTION_COUNT,
+} DfSection;
+
+/* The payload starts with one u64 LE length per section. */
+#define DF_PART_TABLE_LEN (8 * DF_SECTION_COUNT)
+
+/* Reads the sections of a decoded payload in order; every read is bounded
+ * by its section. */
+typedef struct
+{
+  const guint8 *data[DF_SECTION_COUNT];
+  gsize len[DF_SECTION_COUNT];
+  gsize pos[DF_SECTION_COUNT];
+} DfPartReader;
+
+/* Checks the section table of @payload (@len bytes): the lengths must add
+ * up to the payload exactly, and the raw section must hold @raw_size bytes
+ * (the sum of the entries' data sizes). */
+gboolean df_part_reader_init (DfPartReader *r, const guint8 *payload, gsize len, guint64 raw_size, GError **error);
+
+/* The next @n bytes of section @s, or NULL (error set) when fewer remain. */
+const guint8 *df_part_reader_take (DfPartReader *r, DfSection s, guint64 n, GError **error);
+
+/* An unsigned LEB128 number (at most 10 bytes, no bits beyond 64). */
+gboolean df_part_reader_varint (DfPartReader *r, DfSection s, guint64 *out, GError **error);
+
+/* Every section must have been read to its end. */
+gboolean df_part_reader_finish (const DfPartReader *r, GError **error);
+
+/* Appends @v to @out as an unsigned LEB128 number. */
+void df_varint_append (GByteArray *out, guint64 v);
+
+/* Table plus sections: the payload df_part_reader_init() reads. */
+GByteArray *df_part_payload_assemble (GByteArray *const sections[DF_SECTION_COUNT]);
 
 /* Compresses @payload into a part file. Deterministic for the same input and
  * level. */

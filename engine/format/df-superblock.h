@@ -48,6 +48,7 @@ typedef struct
   guint64 compressed_size;
   guint64 uncompressed_size;
   guint8 kind; /* DfPartKind */
+  guint64 raw_size; /* sum of the entries' data_size: the raw section's length */
   guint n_entries;
   DfEntry *entries;
 } DfPart;

@@ -49,7 +49,7 @@ longest_match (const saidx_t *sa, const guint8 *old, gsize olen, const guint8 *n
 typedef struct
 {
   GByteArray *ctl, *add, *copy;
-  guint32 n;
+  guint64 n;
 } Out;
 
 static void
@@ -61,16 +61,36 @@ emit (Out *o, const guint8 *old, const guint8 *nw, gsize lastscan, gsize lastpos
   for (gsize i = 0; i < lenf; i++)
     o->add->data[start + i] = nw[lastscan + i] - old[lastpos + i];
   g_byte_array_append (o->copy, nw + lastscan + lenf, copy_len);
-  guint32 a = GUINT32_TO_LE ((guint32)lenf), c = GUINT32_TO_LE ((guint32)copy_len);
-  guint64 s = GUINT64_TO_LE ((guint64)seek);
-  g_byte_array_append (o->ctl, (const guint8 *)&a, 4);
-  g_byte_array_append (o->ctl, (const guint8 *)&c, 4);
-  g_byte_array_append (o->ctl, (const guint8 *)&s, 8);
+  df_varint_append (o->ctl, lenf);
+  df_varint_append (o->ctl, copy_len);
+  /* Zig-zag, so small backward seeks stay short too. */
+  df_varint_append (o->ctl, seek >= 0 ? (guint64)seek * 2 : ((guint64)(-(seek + 1)) * 2) + 1);
   o->n++;
 }
 
-GBytes *
-df_bsdiff (const guint8 *old, gsize olen, const guint8 *nw, gsize nlen)
+/* The add bytes as runs: (zeros, non-zero bytes) pairs, the non-zero bytes
+ * themselves going to the add section. */
+static void
+emit_runs (const GByteArray *add, GByteArray *runs, GByteArray *nonzero)
+{
+  gsize i = 0, n = add->len;
+  while (i < n)
+    {
+      gsize z = i;
+      while (z < n && add->data[z] == 0)
+        z++;
+      gsize e = z;
+      while (e < n && add->data[e] != 0)
+        e++;
+      df_varint_append (runs, z - i);
+      df_varint_append (runs, e - z);
+      g_byte_array_append (nonzero, add->data + z, e - z);
+      i = e;
+    }
+}
+
+gboolean
+df_bsdiff (const guint8 *old, gsize olen, const guint8 *nw, gsize nlen, GByteArray *sections[DF_SECTION_COUNT])
 {
   Out o = { g_byte_array_new (), g_byte_array_sized_new (nlen), g_byte_array_new (), 0 };
   g_autofree saidx_t *sa = NULL;
@@ -82,7 +102,7 @@ df_bsdiff (const guint8 *old, gsize olen, const guint8 *nw, gsize nlen)
           g_byte_array_unref (o.ctl);
           g_byte_array_unref (o.add);
           g_byte_array_unref (o.copy);
-          return NULL;
+          return FALSE;
         }
     }
 
@@ -191,14 +211,12 @@ df_bsdiff (const guint8 *old, gsize olen, const guint8 *nw, gsize nlen)
       lastoffset = (gint64)pos - (gint64)scan;
     }
 
-  GByteArray *body = g_byte_array_sized_new (4 + o.ctl->len + o.add->len + o.copy->len);
-  guint32 n = GUINT32_TO_LE (o.n);
-  g_byte_array_append (body, (const guint8 *)&n, 4);
-  g_byte_array_append (body, o.ctl->data, o.ctl->len);
-  g_byte_array_append (body, o.add->data, o.add->len);
-  g_byte_array_append (body, o.copy->data, o.copy->len);
+  df_varint_append (sections[DF_SECTION_CONTROL], o.n);
+  g_byte_array_append (sections[DF_SECTION_CONTROL], o.ctl->data, o.ctl->len);
+  emit_runs (o.add, sections[DF_SECTION_RUNS], sections[DF_SECTION_ADD]);
+  g_byte_array_append (sections[DF_SECTION_COPY], o.copy->data, o.copy->len);
   g_byte_array_unref (o.ctl);
   g_byte_array_unref (o.add);
   g_byte_array_unref (o.copy);
-  return g_byte_array_free_to_bytes (body);
+  return TRUE;
 }

@@ -3,9 +3,10 @@
  * df_bspatch() reverses. Suffix sorting is libdivsufsort's. */
 #pragma once
 
-#include "df-common.h"
+#include "df-part.h"
 
-/* Returns the diff body turning @old into @new_; memory is about
- * 5 × @old_len + 2 × @new_len. NULL only on allocation failure of the
- * suffix sort. */
-GBytes *df_bsdiff (const guint8 *old, gsize old_len, const guint8 *new_, gsize new_len);
+/* Appends the diff turning @old into @new_ to the control, runs, add and
+ * copy sections of @sections; memory is about 5 × @old_len + 2 × @new_len.
+ * FALSE, with nothing appended, only when the suffix sort cannot allocate. */
+gboolean df_bsdiff (const guint8 *old, gsize old_len, const guint8 *new_, gsize new_len,
+                    GByteArray *sections[DF_SECTION_COUNT]);

@@ -310,8 +310,8 @@ seq_reader_window (SeqReader *r, guint64 off, gsize len, const guint8 **out, GCa
 typedef struct
 {
   DfEntry entry;
-  GBytes *data;
-  gboolean incompressible; /* stored raw and a fast zstd pass barely shrinks it */
+  GByteArray *sec[DF_SECTION_COUNT]; /* the entry's bytes for each section of its part */
+  gboolean incompressible;           /* stored raw and a fast zstd pass barely shrinks it */
 } Encoded;
 
 /* Raw chunks of at least this size that a fast zstd pass leaves at this
@@ -322,10 +322,30 @@ typedef struct
 #define DF_INCOMPRESSIBLE_PERCENT 95
 #define DF_FAST_LEVEL 3
 
+static Encoded *
+encoded_new (const DfEntry *base)
+{
+  Encoded *e = g_new0 (Encoded, 1);
+  e->entry = *base;
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    e->sec[s] = g_byte_array_new ();
+  return e;
+}
+
+static gsize
+encoded_size (const Encoded *e)
+{
+  gsize n = 0;
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    n += e->sec[s]->len;
+  return n;
+}
+
 static void
 encoded_free (Encoded *e)
 {
-  g_bytes_unref (e->data);
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    g_byte_array_unref (e->sec[s]);
   g_free (e);
 }
 
@@ -396,26 +416,35 @@ quick_size (const guint8 *data, gsize len)
 
 /* Chooses how to store @len new bytes given old bytes @src: raw or as a
  * diff, both compressed later with the rest of the part; sizes are
- * estimated with a fast zstd pass. Returns the diff body, or NULL to store
- * raw. (zstd patch-from, encoding 1, is not generated: on a Debian OS
- * update it saved 0.1 % over diffs for twice the time; apply still reads
- * it.) */
-static GBytes *
-encode_against (const guint8 *data, gsize len, const guint8 *src, gsize src_len, DfEncoding *encoding,
-                gboolean *incompressible)
+ * estimated with a fast zstd pass. A diff is appended to @e's sections and
+ * TRUE returned; FALSE means store raw. (zstd patch-from, encoding 1, is
+ * not generated: on a Debian OS update it saved 0.1 % over diffs for twice
+ * the time; apply still reads it.) */
+static gboolean
+encode_against (const guint8 *data, gsize len, const guint8 *src, gsize src_len, Encoded *e)
 {
   gsize est_raw = quick_size (data, len);
-  *incompressible = len >= DF_INCOMPRESSIBLE_MIN && est_raw * 100 >= len * DF_INCOMPRESSIBLE_PERCENT;
-  g_autoptr (GBytes) diff = df_bsdiff (src, src_len, data, len);
-  gsize est_diff = diff ? quick_size (g_bytes_get_data (diff, NULL), g_bytes_get_size (diff)) : G_MAXSIZE;
-
-  if (est_diff < est_raw)
+  e->incompressible = len >= DF_INCOMPRESSIBLE_MIN && est_raw * 100 >= len * DF_INCOMPRESSIBLE_PERCENT;
+  GByteArray *diff[DF_SECTION_COUNT];
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    diff[s] = g_byte_array_new ();
+  gboolean use = FALSE;
+  if (df_bsdiff (src, src_len, data, len, diff))
     {
-      *encoding = DF_ENCODING_DIFF;
-      return g_steal_pointer (&diff);
+      /* Estimate the sections as they will sit in the part: one after
+       * another. */
+      g_autoptr (GByteArray) all = g_byte_array_new ();
+      for (guint s = DF_SECTION_CONTROL; s < DF_SECTION_COUNT; s++)
+        g_byte_array_append (all, diff[s]->data, diff[s]->len);
+      use = quick_size (all->data, all->len) < est_raw;
     }
-  *encoding = DF_ENCODING_RAW;
-  return NULL;
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    {
+      if (use)
+        g_byte_array_append (e->sec[s], diff[s]->data, diff[s]->len);
+      g_byte_array_unref (diff[s]);
+    }
+  return use;
 }
 
 static void
@@ -429,7 +458,7 @@ item_push (Item *it, Encoded *e)
   while (it->out_bytes > 2 * g->opts->part_size && !gen_failed (g))
     g_cond_wait (&g->cond, &g->lock);
   g_queue_push_tail (&it->out, e);
-  it->out_bytes += g_bytes_get_size (e->data);
+  it->out_bytes += encoded_size (e);
   g_cond_broadcast (&g->cond);
   g_mutex_unlock (&g->lock);
 }
@@ -456,10 +485,9 @@ encode_item (Item *it, GError **error)
   ostree_checksum_inplace_to_bytes (it->csum, base.checksum);
   if (it->is_symlink || it->size == 0)
     {
-      Encoded *e = g_new0 (Encoded, 1);
-      e->entry = base;
-      e->entry.data_size = g_bytes_get_size (header);
-      e->data = g_bytes_ref (header);
+      Encoded *e = encoded_new (&base);
+      g_byte_array_append (e->sec[DF_SECTION_RAW], g_bytes_get_data (header, NULL), g_bytes_get_size (header));
+      e->entry.data_size = e->sec[DF_SECTION_RAW]->len;
       item_push (it, e);
       return TRUE;
     }
@@ -491,11 +519,12 @@ encode_item (Item *it, GError **error)
           ok = FALSE;
           break;
         }
-      Encoded *e = g_new0 (Encoded, 1);
-      e->entry = base;
+      Encoded *e = encoded_new (&base);
       e->entry.offset = off;
       e->entry.length = len;
-      g_autoptr (GBytes) patch = NULL;
+      if (off == 0)
+        g_byte_array_append (e->sec[DF_SECTION_RAW], g_bytes_get_data (header, NULL), g_bytes_get_size (header));
+      gboolean patched = FALSE;
       if (has_source)
         {
           /* The old bytes most likely to match sit at the same relative
@@ -511,15 +540,14 @@ encode_item (Item *it, GError **error)
           const guint8 *src;
           if (!seq_reader_window (&src_rd, soff, win, &src, c, error))
             {
-              g_free (e);
+              encoded_free (e);
               ok = FALSE;
               break;
             }
-          DfEncoding enc = DF_ENCODING_RAW;
-          patch = encode_against (data, len, src, win, &enc, &e->incompressible);
-          if (patch)
+          patched = encode_against (data, len, src, win, e);
+          if (patched)
             {
-              e->entry.encoding = enc;
+              e->entry.encoding = DF_ENCODING_DIFF;
               e->entry.has_source = TRUE;
               ostree_checksum_inplace_to_bytes (it->source, e->entry.source);
               e->entry.src_offset = soff;
@@ -528,15 +556,9 @@ encode_item (Item *it, GError **error)
         }
       if (!has_source && len >= DF_INCOMPRESSIBLE_MIN)
         e->incompressible = quick_size (data, len) * 100 >= len * DF_INCOMPRESSIBLE_PERCENT;
-      GByteArray *buf = g_byte_array_new ();
-      if (off == 0)
-        g_byte_array_append (buf, g_bytes_get_data (header, NULL), g_bytes_get_size (header));
-      if (patch)
-        g_byte_array_append (buf, g_bytes_get_data (patch, NULL), g_bytes_get_size (patch));
-      else
-        g_byte_array_append (buf, data, len);
-      e->entry.data_size = buf->len;
-      e->data = g_byte_array_free_to_bytes (buf);
+      if (!patched)
+        g_byte_array_append (e->sec[DF_SECTION_RAW], data, len);
+      e->entry.data_size = e->sec[DF_SECTION_RAW]->len;
       item_push (it, e);
     }
   seq_reader_clear (&rd);
@@ -569,7 +591,8 @@ typedef struct
 {
   Generator *gen;
   guint index;
-  GByteArray *payload;
+  GByteArray *sec[DF_SECTION_COUNT];
+  gsize size; /* payload bytes so far, section table included */
   GArray *entries; /* DfEntry */
   guint8 kind;
   int level;
@@ -583,7 +606,8 @@ compress_worker (gpointer data, gpointer user_data)
   GError *local = NULL;
   if (!gen_failed (g))
     {
-      g_autoptr (GBytes) file = df_part_compress (job->payload->data, job->payload->len, job->level, &local);
+      g_autoptr (GByteArray) payload = df_part_payload_assemble (job->sec);
+      g_autoptr (GBytes) file = df_part_compress (payload->data, payload->len, job->level, &local);
       if (file)
         {
           char name[16];
@@ -605,7 +629,7 @@ compress_worker (gpointer data, gpointer user_data)
               DfPart *p = &g_array_index (g->parts, DfPart, job->index);
               df_sha256 (fdata, flen, p->sha256);
               p->compressed_size = flen;
-              p->uncompressed_size = job->payload->len;
+              p->uncompressed_size = payload->len;
               p->kind = job->kind;
               p->n_entries = job->entries->len;
               p->entries = (DfEntry *)g_array_free (job->entries, FALSE);
@@ -621,7 +645,8 @@ compress_worker (gpointer data, gpointer user_data)
   g->progress.parts_done++;
   g_cond_broadcast (&g->cond);
   g_mutex_unlock (&g->lock);
-  g_byte_array_unref (job->payload);
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    g_byte_array_unref (job->sec[s]);
   if (job->entries)
     g_array_unref (job->entries);
   g_free (job);
@@ -670,12 +695,22 @@ packer_flush (Packer *pk)
     }
 }
 
+/* Adds an entry whose bytes are @raw (@raw_len bytes, for the raw section)
+ * and, for a diff, @diff's other sections. */
 static void
-packer_add (Packer *pk, guint8 kind, const DfEntry *entry, const guint8 *data, gsize len, gboolean fast)
+packer_add (Packer *pk, guint8 kind, const DfEntry *entry, const guint8 *raw, gsize raw_len,
+            GByteArray *const *diff, gboolean fast)
 {
   Generator *g = pk->gen;
+  gsize len = raw_len;
+  for (guint s = DF_SECTION_CONTROL; diff && s < DF_SECTION_COUNT; s++)
+    len += diff[s]->len;
+  /* An incompressible part costs its size twice in apply memory
+   * (compressed and decoded): keep it at 3/4 of the part size, so two
+   * workers still fit the default 64 MiB budget. */
+  gsize limit = fast ? g->opts->part_size / 4 * 3 : g->opts->part_size;
   pk->cur = pk->slots[fast];
-  if (pk->cur && (pk->cur->kind != kind || pk->cur->payload->len + len > g->opts->part_size))
+  if (pk->cur && (pk->cur->kind != kind || pk->cur->size + len > limit))
     packer_flush_one (pk);
   if (pk->cur == NULL)
     {
@@ -683,10 +718,15 @@ packer_add (Packer *pk, guint8 kind, const DfEntry *entry, const guint8 *data, g
       pk->cur->gen = g;
       pk->cur->kind = kind;
       pk->cur->level = fast ? MIN (DF_FAST_LEVEL, g->opts->level) : g->opts->level;
-      pk->cur->payload = g_byte_array_sized_new (MIN (len, g->opts->part_size));
+      for (guint s = 0; s < DF_SECTION_COUNT; s++)
+        pk->cur->sec[s] = g_byte_array_new ();
+      pk->cur->size = DF_PART_TABLE_LEN;
       pk->cur->entries = g_array_new (FALSE, FALSE, sizeof (DfEntry));
     }
-  g_byte_array_append (pk->cur->payload, data, len);
+  g_byte_array_append (pk->cur->sec[DF_SECTION_RAW], raw, raw_len);
+  for (guint s = DF_SECTION_CONTROL; diff && s < DF_SECTION_COUNT; s++)
+    g_byte_array_append (pk->cur->sec[s], diff[s]->data, diff[s]->len);
+  pk->cur->size += len;
   g_array_append_vals (pk->cur->entries, entry, 1);
   pk->slots[fast] = pk->cur;
   pk->cur = NULL;
@@ -954,7 +994,7 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
       DfEntry e = { .objtype = k->objtype };
       ostree_checksum_inplace_to_bytes (k->csum, e.checksum);
       e.object_size = e.length = e.data_size = g_variant_get_size (v);
-      packer_add (&pk, DF_PART_KIND_METADATA, &e, g_variant_get_data (v), e.data_size, FALSE);
+      packer_add (&pk, DF_PART_KIND_METADATA, &e, g_variant_get_data (v), e.data_size, NULL, FALSE);
     }
   packer_flush (&pk);
 
@@ -975,7 +1015,7 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
           gboolean finished = e == NULL;
           if (e)
             {
-              it->out_bytes -= g_bytes_get_size (e->data);
+              it->out_bytes -= encoded_size (e);
               g_cond_broadcast (&g.cond);
             }
           g_mutex_unlock (&g.lock);
@@ -985,8 +1025,8 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
                 encoded_free (e);
               break;
             }
-          packer_add (&pk, DF_PART_KIND_CONTENT, &e->entry, g_bytes_get_data (e->data, NULL),
-                      g_bytes_get_size (e->data), e->incompressible);
+          packer_add (&pk, DF_PART_KIND_CONTENT, &e->entry, e->sec[DF_SECTION_RAW]->data,
+                      e->sec[DF_SECTION_RAW]->len, e->sec, e->incompressible);
           g.progress.bytes_done += e->entry.length;
           encoded_free (e);
           report (&g, FALSE);

@@ -107,8 +107,9 @@ typedef enum
 
 /**
  * DfProgress:
- * A snapshot handed to a #DfProgressFunc. Byte counts are uncompressed
- * payload bytes of parts for apply and input content bytes for generate.
+ * A snapshot handed to a #DfProgressFunc. Byte counts are content bytes:
+ * those the delta's content entries produce for apply, those read for
+ * generate.
  */
 typedef struct
 {
@@ -141,7 +142,7 @@ DF_PUBLIC DfGenerateOptions *df_generate_options_new (void);
 DF_PUBLIC void df_generate_options_free (DfGenerateOptions *opts);
 
 /** The zstd level used when none is set; 1..19 are accepted. */
-#define DF_DEFAULT_LEVEL 12
+#define DF_DEFAULT_LEVEL 19
 /** The part size used when none is set (uncompressed bytes). */
 #define DF_DEFAULT_PART_SIZE (8 * 1024 * 1024)
 
@@ -198,8 +199,8 @@ DF_PUBLIC void df_generate_options_set_progress (DfGenerateOptions *opts, DfProg
  *
  * Memory: per job a 2 MiB chunk, its 4 MiB source window and suffix array
  * (16 MiB), a zstd compressor (about 30 MiB at level 12, 100 MiB at 19) and
- * up to two 8 MiB parts waiting; measured peak RSS 230 MB for 2 jobs at
- * level 12 on a 650 MB OS update.
+ * up to two 8 MiB parts waiting; measured peak RSS 360 MB for 2 jobs at
+ * level 19 on a 650 MB OS update.
  */
 DF_PUBLIC gboolean df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir,
                                 GCancellable *cancellable, GError **error);
