@@ -14,6 +14,9 @@
  *   df-test-tool check-envelope SIGNED PLAIN  with GLib alone: SIGNED is libostree's "(taya{sv})"
  *                                        envelope (magic OSTSGNDT, normal form) around exactly the
  *                                        bytes of PLAIN, with one 64-byte "ostree.sign.ed25519" "aay"
+ *   df-test-tool stock-verify REPO DELTA  run every part of the stock delta DELTA (sources from
+ *                                        REPO), hash every object it makes against its checksum;
+ *                                        prints counts of objects and opcodes
  *   df-test-tool maxrss CMD ARGS...      run CMD, print "maxrss-kib N" on stderr, exit as CMD
  *   df-test-tool stats DELTA             entries and object bytes per encoding, and the bytes of
  *                                        each part section; with DF_STATS_LIST=1 also every raw
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include "df-part.h"
+#include "df-stock.h"
 #include "df-superblock.h"
 
 static void
@@ -361,6 +365,147 @@ cmd_stats (const char *dir)
   return 0;
 }
 
+typedef struct
+{
+  OstreeRepo *repo;
+  DfSha256 sha;
+  const guint8 *csum;
+  guint64 meta, content, links, bytes;
+  GBytes *source;
+} StockVerify;
+
+static gboolean
+sv_fail (const guint8 *csum, const char *what, GError **error)
+{
+  char hex[65];
+  df_hex (csum, hex);
+  return df_throw (error, DF_ERROR_CORRUPT, "%s %s does not hash to its checksum", what, hex);
+}
+
+static gboolean
+sv_metadata (gpointer user, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN], GBytes *data, GError **error)
+{
+  StockVerify *v = user;
+  guint8 a[DF_SHA256_LEN];
+  df_sha256 (g_bytes_get_data (data, NULL), g_bytes_get_size (data), a);
+  v->meta++;
+  return memcmp (a, csum, DF_SHA256_LEN) == 0 || sv_fail (csum, ostree_object_type_to_string (type), error);
+}
+
+static gboolean
+sv_begin (gpointer user, const guint8 csum[DF_SHA256_LEN], guint32 uid, guint32 gid, guint32 mode, GVariant *xattrs,
+          const char *target, guint64 size, gboolean *skip, GError **error)
+{
+  StockVerify *v = user;
+  df_content_checksum_begin (&v->sha, uid, gid, mode, target, xattrs);
+  v->csum = csum;
+  v->links += target != NULL;
+  return TRUE;
+}
+
+static gboolean
+sv_data (gpointer user, const guint8 *data, gsize len, GError **error)
+{
+  StockVerify *v = user;
+  df_sha256_update (&v->sha, data, len);
+  v->bytes += len;
+  return TRUE;
+}
+
+static gboolean
+sv_end (gpointer user, GError **error)
+{
+  StockVerify *v = user;
+  guint8 a[DF_SHA256_LEN];
+  df_sha256_final (&v->sha, a);
+  df_sha256_clear (&v->sha);
+  v->content++;
+  return memcmp (a, v->csum, DF_SHA256_LEN) == 0 || sv_fail (v->csum, "file", error);
+}
+
+static gboolean
+sv_source_open (gpointer user, const guint8 csum[DF_SHA256_LEN], guint64 *size, GError **error)
+{
+  StockVerify *v = user;
+  char hex[65];
+  df_hex (csum, hex);
+  g_autoptr (GInputStream) in = NULL;
+  if (!ostree_repo_load_file (v->repo, hex, &in, NULL, NULL, NULL, error))
+    return FALSE;
+  g_autoptr (GOutputStream) out = g_memory_output_stream_new_resizable ();
+  if (in && g_output_stream_splice (out, in, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, error) < 0)
+    return FALSE;
+  g_clear_pointer (&v->source, g_bytes_unref);
+  v->source = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
+  *size = g_bytes_get_size (v->source);
+  return TRUE;
+}
+
+static gboolean
+sv_source_read (gpointer user, guint64 offset, guint8 *buf, gsize len, GError **error)
+{
+  StockVerify *v = user;
+  g_assert (offset + len <= g_bytes_get_size (v->source));
+  memcpy (buf, (const guint8 *)g_bytes_get_data (v->source, NULL) + offset, len);
+  return TRUE;
+}
+
+static void
+sv_source_close (gpointer user)
+{
+  StockVerify *v = user;
+  g_clear_pointer (&v->source, g_bytes_unref);
+}
+
+static int
+cmd_stock_verify (const char *repo_path, const char *dir)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GFile) rf = g_file_new_for_path (repo_path);
+  g_autoptr (OstreeRepo) repo = ostree_repo_new (rf);
+  if (!ostree_repo_open (repo, NULL, &error))
+    die ("%s", error->message);
+  g_autoptr (GBytes) file = read_superblock_file (dir);
+  if (!df_stock_superblock_sniff (file))
+    die ("%s is a native delta", dir);
+  g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (file, &error);
+  if (sb == NULL)
+    die ("%s", error->message);
+  StockVerify v = { .repo = repo };
+  const DfStockSink sink = { sv_metadata, sv_begin, sv_data, sv_end, sv_source_open, sv_source_read, sv_source_close };
+  DfStockOpStats st = { 0 };
+  guint inline_parts = 0;
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("%s/%u", dir, i);
+      df_autofd pfd = sb->parts[i].inline_data ? -1 : open (name, O_RDONLY | O_CLOEXEC);
+      inline_parts += sb->parts[i].inline_data != NULL;
+      if (!sb->parts[i].inline_data && pfd < 0)
+        die ("part %u: %s", i, g_strerror (errno));
+      df_autofd tfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+      if (tfd < 0)
+        die ("tmpfile: %s", g_strerror (errno));
+      guint64 len;
+      DfStockPayload pl;
+      if (!df_stock_part_decode (sb, i, pfd, tfd, G_MAXUINT32, &len, NULL, &error)
+          || !df_stock_payload_open (&pl, tfd, len, &error))
+        die ("%s", error->message);
+      gboolean ok = df_stock_execute (&sb->parts[i], &pl, &sink, &v, &st, NULL, &error);
+      df_stock_payload_clear (&pl);
+      if (!ok)
+        die ("part %u: %s", i, error->message);
+    }
+  printf ("endianness %s%s\nparts %u inline %u\nfallbacks %u\nobjects %" G_GUINT64_FORMAT "\nmetadata %" G_GUINT64_FORMAT
+          "\nfiles %" G_GUINT64_FORMAT "\nsymlinks %" G_GUINT64_FORMAT "\nbytes %" G_GUINT64_FORMAT "\n",
+          sb->big_endian ? "big" : "little", sb->endianness_guessed ? " (guessed)" : "", sb->n_parts, inline_parts,
+          sb->n_fallbacks, sb->n_objects, v.meta, v.content, v.links, v.bytes);
+  printf ("ops splice %" G_GUINT64_FORMAT " open %" G_GUINT64_FORMAT " write %" G_GUINT64_FORMAT
+          " write-source %" G_GUINT64_FORMAT " set-source %" G_GUINT64_FORMAT " unset-source %" G_GUINT64_FORMAT
+          " close %" G_GUINT64_FORMAT " bspatch %" G_GUINT64_FORMAT "\n",
+          st.splice, st.open, st.write, st.write_source, st.set_source, st.unset_source, st.close, st.bspatch);
+  return 0;
+}
+
 static int
 cmd_maxrss (char **argv)
 {
@@ -386,6 +531,8 @@ main (int argc, char **argv)
   if (argc < 3)
     die ("usage: see the comment at the top of df-test-tool.c");
   const char *cmd = argv[1];
+  if (strcmp (cmd, "stock-verify") == 0 && argc == 4)
+    return cmd_stock_verify (argv[2], argv[3]);
   if (strcmp (cmd, "maxrss") == 0)
     return cmd_maxrss (argv + 2);
   const char *dir = argv[2];

@@ -196,15 +196,7 @@ df_object_writer_metadata (DfObjectWriter *w, OstreeObjectType type, const guint
 static void
 checksum_header (DfSha256 *h, const DfContentHeader *hdr)
 {
-  g_autoptr (GVariant) v
-      = g_variant_ref_sink (g_variant_new ("(uuuus@a(ayay))", GUINT32_TO_BE (hdr->uid), GUINT32_TO_BE (hdr->gid),
-                                           GUINT32_TO_BE (hdr->mode), 0, hdr->symlink_target, hdr->xattrs));
-  guint32 len_be = GUINT32_TO_BE ((guint32)g_variant_get_size (v));
-  static const guint8 pad[4] = { 0 };
-  df_sha256_init (h);
-  df_sha256_update (h, &len_be, 4);
-  df_sha256_update (h, pad, 4);
-  df_sha256_update (h, g_variant_get_data (v), g_variant_get_size (v));
+  df_content_checksum_begin (h, hdr->uid, hdr->gid, hdr->mode, hdr->symlink_target, hdr->xattrs);
 }
 
 /* Writes a content object whose bytes come from @body. When @verified is

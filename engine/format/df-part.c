@@ -262,6 +262,23 @@ df_content_header_parse (const guint8 *data, gsize len, DfContentHeader *out, gs
   return TRUE;
 }
 
+void
+df_content_checksum_begin (DfSha256 *h, guint32 uid, guint32 gid, guint32 mode, const char *symlink_target,
+                           GVariant *xattrs)
+{
+  g_autoptr (GVariant) x
+      = xattrs ? g_variant_ref (xattrs) : g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("(ayay)"), NULL, 0));
+  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new ("(uuuus@a(ayay))", GUINT32_TO_BE (uid),
+                                                              GUINT32_TO_BE (gid), GUINT32_TO_BE (mode), 0,
+                                                              symlink_target ? symlink_target : "", x));
+  guint32 len_be = GUINT32_TO_BE ((guint32)g_variant_get_size (v));
+  static const guint8 pad[4] = { 0 };
+  df_sha256_init (h);
+  df_sha256_update (h, &len_be, 4);
+  df_sha256_update (h, pad, 4);
+  df_sha256_update (h, g_variant_get_data (v), g_variant_get_size (v));
+}
+
 GFileInfo *
 df_content_header_to_file_info (const DfContentHeader *h, guint64 size)
 {

@@ -79,5 +79,11 @@ GBytes *df_content_header_serialize (guint32 uid, guint32 gid, guint32 mode, GVa
  * and symlinks only, symlink iff a target is given. */
 gboolean df_content_header_parse (const guint8 *data, gsize len, DfContentHeader *out, gsize *consumed, GError **error);
 
+/* Starts OSTree's content checksum of a file object: the file header
+ * (uid, gid, mode, symlink target, xattrs a(ayay) or NULL); the content
+ * bytes follow. */
+void df_content_checksum_begin (DfSha256 *h, guint32 uid, guint32 gid, guint32 mode, const char *symlink_target,
+                                GVariant *xattrs);
+
 /* A GFileInfo suitable for ostree_raw_file_to_content_stream(). */
 GFileInfo *df_content_header_to_file_info (const DfContentHeader *h, guint64 size);

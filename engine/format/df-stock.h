@@ -1,0 +1,122 @@
+/* Stock OSTree static deltas, as `ostree static-delta generate` writes them
+ * (2022.7 and later): the superblock, the part files and the opcode program
+ * each part runs. Every number read from them is checked before use.
+ * The byte layout is summarised in engine/STOCK-FORMAT.md. */
+#pragma once
+
+#include "df-common.h"
+#include "df-sign.h"
+
+/* One object a part makes: type byte, then its 32-byte checksum. */
+#define DF_STOCK_OBJREC_LEN 33
+
+typedef struct
+{
+  guint8 sha256[DF_SHA256_LEN];
+  guint64 size;        /* the part file's size */
+  guint64 usize;       /* declared size of the objects it makes (informative) */
+  guint n_objects;
+  guint8 *objects;     /* n_objects records of DF_STOCK_OBJREC_LEN bytes */
+  GBytes *inline_data; /* the part's bytes, when the superblock carries it */
+} DfStockPart;
+
+typedef struct
+{
+  guint8 objtype;
+  guint8 checksum[DF_SHA256_LEN];
+  guint64 size;  /* compressed (.filez) size */
+  guint64 usize; /* uncompressed size */
+} DfStockFallback;
+
+typedef struct
+{
+  gboolean has_from;
+  guint8 from[DF_SHA256_LEN];
+  guint8 to[DF_SHA256_LEN];
+  char from_hex[65]; /* "" when from scratch */
+  char to_hex[65];
+  guint64 timestamp;
+  GBytes *commit;      /* serialized commit object; hashes to @to */
+  GVariant *commitmeta; /* detached metadata a{sv}, or NULL */
+  gboolean big_endian;  /* of the part and fallback sizes */
+  gboolean endianness_guessed;
+  guint n_parts;
+  DfStockPart *parts;
+  guint n_fallbacks;
+  DfStockFallback *fallbacks;
+  guint64 n_objects; /* in all parts */
+  guint64 file_size;
+  guint8 file_sha256[DF_SHA256_LEN];
+  GBytes *signed_data;    /* signed envelope: the bytes signed, else NULL */
+  GPtrArray *signatures;  /* signed envelope: its ed25519 signatures */
+} DfStockSuperblock;
+
+void df_stock_superblock_free (DfStockSuperblock *sb);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfStockSuperblock, df_stock_superblock_free)
+
+/* TRUE when @file (a superblock file, perhaps in a signed envelope) is not
+ * a native deltafetch superblock: the caller reads it as a stock one. */
+gboolean df_stock_superblock_sniff (GBytes *file);
+
+/* Parses and validates a stock superblock (plain or in libostree's signed
+ * envelope). The commit must hash to the to-checksum; part and fallback
+ * sizes are read in the delta's endianness. */
+DfStockSuperblock *df_stock_superblock_parse (GBytes *file, GError **error);
+
+/* "deltas/AB/CDEF…-GHIJ…" (modified base64), the directory a stock
+ * repository keeps the delta in; @from may be NULL. */
+char *df_stock_delta_relpath (const char *from, const char *to);
+
+/* Decodes part @i into @out_fd (an empty file): the part file @part_fd (or
+ * the inline bytes) must have the declared size and SHA-256, checked before
+ * any byte is decompressed; the payload may not exceed @max bytes. Returns
+ * the payload length in @out_len. */
+gboolean df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out_fd, guint64 max,
+                               guint64 *out_len, GCancellable *c, GError **error);
+
+/* A decoded part payload `(a(uuu)aa(ayay)ayay)` in a file: the mode and
+ * xattr tables and the opcodes in memory, the raw data read on demand. */
+typedef struct
+{
+  int fd; /* not owned */
+  GVariant *modes;  /* a(uuu), big-endian values */
+  GVariant *xattrs; /* aa(ayay) */
+  guint64 raw_off, raw_len;
+  guint8 *ops;
+  gsize ops_len;
+} DfStockPayload;
+
+gboolean df_stock_payload_open (DfStockPayload *p, int fd, guint64 len, GError **error);
+void df_stock_payload_clear (DfStockPayload *p);
+
+/* What a part's program produces, in order. Content bytes arrive in
+ * pieces; a content object is begun, fed exactly its size, then ended.
+ * Sources are the old objects modified files are rebuilt from. */
+typedef struct
+{
+  gboolean (*metadata) (gpointer user, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN], GBytes *data,
+                        GError **error);
+  /* Set *skip to leave the object out (its bytes are not produced). */
+  gboolean (*content_begin) (gpointer user, const guint8 csum[DF_SHA256_LEN], guint32 uid, guint32 gid, guint32 mode,
+                             GVariant *xattrs, const char *symlink_target, guint64 size, gboolean *skip,
+                             GError **error);
+  gboolean (*content_data) (gpointer user, const guint8 *data, gsize len, GError **error);
+  gboolean (*content_end) (gpointer user, GError **error);
+  /* Opens source object @csum (closing any other); its content size in *size. */
+  gboolean (*source_open) (gpointer user, const guint8 csum[DF_SHA256_LEN], guint64 *size, GError **error);
+  /* Exactly @len bytes at @offset of the open source (always inside it). */
+  gboolean (*source_read) (gpointer user, guint64 offset, guint8 *buf, gsize len, GError **error);
+  void (*source_close) (gpointer user);
+} DfStockSink;
+
+/* Opcodes run, by kind (optional output of df_stock_execute()). */
+typedef struct
+{
+  guint64 splice, open, write, write_source, set_source, unset_source, close, bspatch;
+} DfStockOpStats;
+
+/* Runs part @part's program over @payload into @sink. Every object the
+ * part declares must be produced, in order, and nothing else. @stats, when
+ * given, is added to. */
+gboolean df_stock_execute (const DfStockPart *part, DfStockPayload *payload, const DfStockSink *sink, gpointer user,
+                           DfStockOpStats *stats, GCancellable *c, GError **error);
