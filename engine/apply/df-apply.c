@@ -13,6 +13,7 @@
 #include "df-object-writer.h"
 #include "df-part.h"
 #include "df-superblock.h"
+#include "df-trust.h"
 
 struct _DfApplyOptions
 {
@@ -143,10 +144,7 @@ struct _DfApplySession
   const DfApplyOptions *opts;
   GCancellable *cancellable;
 
-  /* Trust walk */
-  GHashTable *delta_meta;   /* "hex.type" → GBytes */
-  GHashTable *reached;      /* "hex.type" of every object of the commit */
-  GPtrArray *meta_to_write; /* MetaWrite*: verified, referenced, not yet written */
+  DfTrust *trust; /* the walk; its delta metadata is added under lock */
 
   /* Content workers, under lock */
   GMutex lock;
@@ -173,25 +171,6 @@ struct _DfApplySession
 };
 typedef struct _DfApplySession Apply;
 
-typedef struct
-{
-  OstreeObjectType type;
-  guint8 checksum[DF_SHA256_LEN];
-  GBytes *data;
-} MetaWrite;
-
-static void
-meta_write_free (MetaWrite *m)
-{
-  g_bytes_unref (m->data);
-  g_free (m);
-}
-
-static char *
-obj_key (const char *hex, OstreeObjectType t)
-{
-  return g_strdup_printf ("%s.%d", hex, t);
-}
 
 static void
 report (Apply *a, gboolean force)
@@ -236,133 +215,13 @@ add_metadata_objects (Apply *a, guint i, GBytes *payload, GError **error)
       const DfEntry *e = &p->entries[j];
       const guint8 *obj = df_part_reader_take (&r, DF_SECTION_RAW, e->data_size, NULL);
       g_assert (obj != NULL); /* the raw section holds exactly the entries */
-      char hex[65];
-      df_hex (e->checksum, hex);
-      g_hash_table_insert (a->delta_meta, obj_key (hex, e->objtype),
-                           g_bytes_new_from_bytes (payload, obj - data, e->data_size));
+      g_autoptr (GBytes) b = g_bytes_new_from_bytes (payload, obj - data, e->data_size);
+      df_trust_add_delta_metadata (a->trust, e->objtype, e->checksum, b);
     }
   a->progress.parts_done++;
   g_mutex_unlock (&a->lock);
   if (!df_part_reader_finish (&r, error))
     return (g_prefix_error (error, "part %u: ", i), FALSE);
-  return TRUE;
-}
-
-static gboolean
-valid_name (const char *name)
-{
-  return name[0] != '\0' && strchr (name, '/') == NULL && strcmp (name, ".") != 0 && strcmp (name, "..") != 0;
-}
-
-/* Loads a metadata object the commit references: from the delta (checked
- * against its checksum and written to the transaction) or from the
- * repository. */
-static GVariant *
-reach_metadata (Apply *a, OstreeObjectType type, const guint8 *csum, GError **error)
-{
-  char hex[65];
-  df_hex (csum, hex);
-  g_autofree char *key = obj_key (hex, type);
-  GBytes *data = g_hash_table_lookup (a->delta_meta, key);
-  if (data)
-    {
-      guint8 actual[DF_SHA256_LEN];
-      df_sha256 (g_bytes_get_data (data, NULL), g_bytes_get_size (data), actual);
-      if (memcmp (actual, csum, DF_SHA256_LEN) != 0)
-        {
-          df_throw (error, DF_ERROR_CORRUPT, "%s %s: the delta's bytes hash to something else",
-                    ostree_object_type_to_string (type), hex);
-          return NULL;
-        }
-      g_autoptr (GVariant) v
-          = g_variant_ref_sink (g_variant_new_from_bytes (ostree_metadata_variant_type (type), data, FALSE));
-      g_autoptr (GError) local = NULL;
-      gboolean ok = g_variant_is_normal_form (v)
-                    && (type == OSTREE_OBJECT_TYPE_DIR_TREE ? ostree_validate_structureof_dirtree (v, &local)
-                                                            : ostree_validate_structureof_dirmeta (v, &local));
-      if (!ok)
-        {
-          df_throw (error, DF_ERROR_INVALID_DELTA, "%s %s is malformed%s%s", ostree_object_type_to_string (type), hex,
-                    local ? ": " : "", local ? local->message : "");
-          return NULL;
-        }
-      if (type == OSTREE_OBJECT_TYPE_DIR_META)
-        {
-          guint32 mode = 0;
-          g_variant_get_child (v, 2, "u", &mode);
-          if (!S_ISDIR (GUINT32_FROM_BE (mode)))
-            {
-              df_throw (error, DF_ERROR_INVALID_DELTA, "dirmeta %s is not a directory", hex);
-              return NULL;
-            }
-        }
-      /* Verified and referenced: written later by a worker, alongside the
-       * content parts. */
-      if (!g_hash_table_contains (a->reached, key))
-        {
-          MetaWrite *m = g_new0 (MetaWrite, 1);
-          m->type = type;
-          memcpy (m->checksum, csum, DF_SHA256_LEN);
-          m->data = g_bytes_ref (data);
-          g_ptr_array_add (a->meta_to_write, m);
-        }
-      g_hash_table_add (a->reached, g_steal_pointer (&key));
-      return g_steal_pointer (&v);
-    }
-  g_autoptr (GVariant) v = NULL;
-  g_autoptr (GError) local = NULL;
-  if (!ostree_repo_load_variant_if_exists (a->repo, type, hex, &v, &local) || v == NULL)
-    {
-      df_throw (error, DF_ERROR_MISSING_BASE, "%s %s is neither in the delta nor in the repository",
-                ostree_object_type_to_string (type), hex);
-      return NULL;
-    }
-  g_hash_table_add (a->reached, g_steal_pointer (&key));
-  return g_steal_pointer (&v);
-}
-
-static gboolean
-walk_tree (Apply *a, const guint8 *tree, const guint8 *meta, guint depth, GError **error)
-{
-  if (depth > DF_TREE_DEPTH_MAX)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "directories nested deeper than %d", DF_TREE_DEPTH_MAX);
-  char thex[65];
-  df_hex (tree, thex);
-  g_autofree char *tkey = obj_key (thex, OSTREE_OBJECT_TYPE_DIR_TREE);
-  g_autoptr (GVariant) mv = reach_metadata (a, OSTREE_OBJECT_TYPE_DIR_META, meta, error);
-  if (mv == NULL)
-    return FALSE;
-  /* A subtree shared by several directories is walked once. */
-  if (g_hash_table_contains (a->reached, tkey))
-    return TRUE;
-  g_autoptr (GVariant) tv = reach_metadata (a, OSTREE_OBJECT_TYPE_DIR_TREE, tree, error);
-  if (tv == NULL)
-    return FALSE;
-  g_autoptr (GVariant) files = g_variant_get_child_value (tv, 0);
-  g_autoptr (GVariant) dirs = g_variant_get_child_value (tv, 1);
-  gsize n = g_variant_n_children (files);
-  for (gsize i = 0; i < n; i++)
-    {
-      const char *name;
-      g_autoptr (GVariant) c = NULL;
-      g_variant_get_child (files, i, "(&s@ay)", &name, &c);
-      if (!valid_name (name) || g_variant_get_size (c) != DF_SHA256_LEN)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "dirtree %s holds an invalid file entry", thex);
-      char hex[65];
-      df_hex (g_variant_get_data (c), hex);
-      g_hash_table_add (a->reached, obj_key (hex, OSTREE_OBJECT_TYPE_FILE));
-    }
-  n = g_variant_n_children (dirs);
-  for (gsize i = 0; i < n; i++)
-    {
-      const char *name;
-      g_autoptr (GVariant) t = NULL, m = NULL;
-      g_variant_get_child (dirs, i, "(&s@ay@ay)", &name, &t, &m);
-      if (!valid_name (name) || g_variant_get_size (t) != DF_SHA256_LEN || g_variant_get_size (m) != DF_SHA256_LEN)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "dirtree %s holds an invalid directory entry", thex);
-      if (!walk_tree (a, g_variant_get_data (t), g_variant_get_data (m), depth + 1, error))
-        return FALSE;
-    }
   return TRUE;
 }
 
@@ -372,26 +231,8 @@ walk_tree (Apply *a, const guint8 *tree, const guint8 *meta, guint depth, GError
 static gboolean
 trust_walk (Apply *a, GError **error)
 {
-  g_autoptr (GVariant) commit
-      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, a->sb->commit, FALSE));
-  g_autoptr (GVariant) tree = g_variant_get_child_value (commit, 6);
-  g_autoptr (GVariant) meta = g_variant_get_child_value (commit, 7);
-  if (g_variant_get_size (tree) != DF_SHA256_LEN || g_variant_get_size (meta) != DF_SHA256_LEN)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "commit %s has a malformed root", a->sb->to_hex);
-  if (!walk_tree (a, g_variant_get_data (tree), g_variant_get_data (meta), 0, error))
+  if (!df_trust_walk (a->trust, a->sb->commit, a->sb->to_hex, error))
     return FALSE;
-
-  GHashTableIter it;
-  gpointer key;
-  g_hash_table_iter_init (&it, a->delta_meta);
-  while (g_hash_table_iter_next (&it, &key, NULL))
-    if (!g_hash_table_contains (a->reached, key))
-      {
-        g_autofree char *hex = g_strndup (key, 64);
-        int type = atoi ((const char *)key + 65);
-        return df_throw (error, DF_ERROR_UNTRUSTED, "%s %s is not referenced by commit %s; refusing the delta",
-                         ostree_object_type_to_string (type), hex, a->sb->to_hex);
-      }
   g_autoptr (GHashTable) sources_seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   for (guint i = 0; i < a->sb->n_parts; i++)
     for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
@@ -401,8 +242,7 @@ trust_walk (Apply *a, GError **error)
           continue;
         char hex[65];
         df_hex (e->checksum, hex);
-        g_autofree char *k = obj_key (hex, OSTREE_OBJECT_TYPE_FILE);
-        if (!g_hash_table_contains (a->reached, k))
+        if (!df_trust_reaches (a->trust, OSTREE_OBJECT_TYPE_FILE, e->checksum))
           return df_throw (error, DF_ERROR_UNTRUSTED,
                            "part %u: file %s is not referenced by commit %s; refusing the delta", i, hex,
                            a->sb->to_hex);
@@ -454,9 +294,10 @@ static gboolean check_complete (Apply *a, GError **error);
 static gboolean
 write_metadata (Apply *a, GError **error)
 {
-  for (guint i = 0; i < a->meta_to_write->len; i++)
+  GPtrArray *meta = df_trust_metadata (a->trust);
+  for (guint i = 0; i < meta->len; i++)
     {
-      MetaWrite *m = a->meta_to_write->pdata[i];
+      DfTrustMeta *m = meta->pdata[i];
       if (!df_object_writer_metadata (a->writer, m->type, m->checksum, m->data, a->cancellable, error))
         return FALSE;
     }
@@ -636,7 +477,6 @@ walk_and_release (Apply *a, GError **error)
 {
   if (!trust_walk (a, error))
     return FALSE;
-  g_hash_table_remove_all (a->delta_meta);
   register_splits (a);
   a->progress.phase = DF_PHASE_CONTENT;
   {
@@ -670,11 +510,11 @@ check_complete (Apply *a, GError **error)
         const DfEntry *e = &a->sb->parts[i].entries[j];
         char hex[65];
         df_hex (e->checksum, hex);
-        g_hash_table_add (carried, obj_key (hex, e->objtype));
+        g_hash_table_add (carried, df_trust_key (hex, e->objtype));
       }
   GHashTableIter it;
   gpointer key;
-  g_hash_table_iter_init (&it, a->reached);
+  g_hash_table_iter_init (&it, df_trust_reached (a->trust));
   while (g_hash_table_iter_next (&it, &key, NULL))
     {
       if (g_hash_table_contains (carried, key))
@@ -808,9 +648,7 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
     }
   g_mutex_init (&a->lock);
   g_cond_init (&a->cond);
-  a->delta_meta = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
-  a->reached = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  a->meta_to_write = g_ptr_array_new_with_free_func ((GDestroyNotify)meta_write_free);
+  a->trust = df_trust_new (repo);
   a->queued = g_ptr_array_new ();
   a->received = g_new0 (guint8, a->sb->n_parts ? a->sb->n_parts : 1);
   a->meta_parts = meta_parts;
@@ -1029,9 +867,7 @@ df_apply_session_free (DfApplySession *a)
   g_clear_object (&a->user_cancellable);
   g_object_unref (a->cancellable);
   g_clear_pointer (&a->writer, df_object_writer_free);
-  g_hash_table_unref (a->delta_meta);
-  g_hash_table_unref (a->reached);
-  g_ptr_array_unref (a->meta_to_write);
+  df_trust_free (a->trust);
   for (guint i = 0; a->queued && i < a->queued->len; i++)
     part_task_free (a->queued->pdata[i]);
   g_clear_pointer (&a->queued, g_ptr_array_unref);
