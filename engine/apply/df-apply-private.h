@@ -6,6 +6,19 @@
 
 #include "df-superblock.h"
 
+struct _DfApplyOptions
+{
+  char *commit;
+  char *ref;
+  guint64 memory;
+  guint jobs;
+  gboolean allow_downgrade;
+  char *trusted_keys;
+  gboolean require_signatures;
+  DfProgressFunc progress;
+  gpointer progress_data;
+};
+
 typedef struct _DfApplySession DfApplySession;
 
 /* Checks trust and the from-commit, sizes the worker pool from the memory
@@ -38,6 +51,11 @@ gboolean df_apply_session_add_part (DfApplySession *s, guint index, int dfd, con
 gboolean df_apply_session_finish (DfApplySession *s, DfApplyResult *result, GError **error);
 
 gboolean df_apply_options_get_allow_downgrade (const DfApplyOptions *opts);
+
+/* Applies the stock OSTree delta in @delta_dfd whose superblock file is
+ * @superblock (engine/apply/df-apply-stock.c). */
+gboolean df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApplyOptions *opts,
+                         DfApplyResult *result, GCancellable *cancellable, GError **error);
 
 /* Rollback protection: FALSE (DF_ERROR_DOWNGRADE) when @ref points at a
  * commit whose timestamp is later than that of @commit (checksum

@@ -12,21 +12,9 @@
 #include "df-apply-private.h"
 #include "df-object-writer.h"
 #include "df-part.h"
+#include "df-stock.h"
 #include "df-superblock.h"
 #include "df-trust.h"
-
-struct _DfApplyOptions
-{
-  char *commit;
-  char *ref;
-  guint64 memory;
-  guint jobs;
-  gboolean allow_downgrade;
-  char *trusted_keys;
-  gboolean require_signatures;
-  DfProgressFunc progress;
-  gpointer progress_data;
-};
 
 DfApplyOptions *
 df_apply_options_new (void)
@@ -894,7 +882,21 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
   if (delta_dfd < 0)
     return df_throw_errno (error, errno, "opening delta %s", delta_dir);
   df_autofd delta_fd_owned = delta_dfd;
-  DfSuperblock *sb = df_superblock_load (delta_dfd, ".", error);
+  g_autoptr (GBytes) file
+      = df_read_file_bounded (delta_dfd, "superblock", DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
+  if (file == NULL)
+    return FALSE;
+  /* A delta written by `ostree static-delta generate` runs through the
+   * stock interpreter, with the same trust rules. */
+  if (df_stock_superblock_sniff (file))
+    {
+      DfApplyResult r = { 0 };
+      gboolean ok = df_apply_stock (repo, delta_dfd, file, opts, &r, cancellable, error);
+      if (ok && result_out)
+        *result_out = r;
+      return ok;
+    }
+  DfSuperblock *sb = df_superblock_parse (file, error);
   if (sb == NULL)
     return FALSE;
   g_autoptr (DfApplySession) s = df_apply_session_new (repo, sb, opts, cancellable, error);

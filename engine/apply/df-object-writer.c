@@ -231,6 +231,15 @@ write_content (DfObjectWriter *w, const char *hex, const DfContentHeader *h, GIn
   return TRUE;
 }
 
+gboolean
+df_object_writer_content (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN], const DfContentHeader *h,
+                          GInputStream *body, guint64 size, gboolean verified, GCancellable *c, GError **error)
+{
+  char hex[65];
+  df_hex (checksum, hex);
+  return write_content (w, hex, h, body, size, verified, c, error);
+}
+
 static gboolean
 checksum_matches (DfSha256 *h, const char *hex)
 {

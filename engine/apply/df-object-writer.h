@@ -48,6 +48,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfWriteBatch, df_write_batch_free)
 gboolean df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, DfPartReader *r, DfWriteBatch *batch,
                                  GCancellable *c, GError **error);
 
+/* Writes a whole content object whose bytes come from @body (@size bytes).
+ * With @verified the caller has hashed them against @checksum already and
+ * libostree does not hash again; otherwise libostree hashes and refuses a
+ * mismatch (DF_ERROR_CORRUPT), so nothing unverified enters the repository. */
+gboolean df_object_writer_content (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN], const DfContentHeader *h,
+                                   GInputStream *body, guint64 size, gboolean verified, GCancellable *c,
+                                   GError **error);
+
 /* Moves @r past entry @e, already applied, without decoding it. */
 gboolean df_object_writer_skip_entry (const DfEntry *e, DfPartReader *r, GError **error);
 

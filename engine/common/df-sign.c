@@ -242,3 +242,28 @@ df_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError 
   *out_sigs = g_steal_pointer (&sigs);
   return TRUE;
 }
+
+gboolean
+df_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfKeyring *keys, gboolean require,
+                     gboolean *out_verified, GError **error)
+{
+  *out_verified = FALSE;
+  if (signed_data == NULL)
+    {
+      if (require)
+        return df_throw (error, DF_ERROR_UNTRUSTED, "the superblock is not signed and signatures are required");
+      return TRUE;
+    }
+  if (keys == NULL)
+    {
+      if (require)
+        return df_throw (error, DF_ERROR_UNTRUSTED, "signatures are required but no trusted keys were given");
+      return TRUE;
+    }
+  if (!df_keyring_verify_any (keys, signed_data, sigs))
+    return df_throw (error, DF_ERROR_UNTRUSTED,
+                     "none of the superblock's %u ed25519 signatures verifies with the %u trusted keys",
+                     sigs ? sigs->len : 0, df_keyring_size (keys));
+  *out_verified = TRUE;
+  return TRUE;
+}

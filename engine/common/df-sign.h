@@ -30,6 +30,13 @@ guint df_keyring_size (const DfKeyring *k);
  * with one of the keys. */
 gboolean df_keyring_verify_any (const DfKeyring *k, GBytes *data, GPtrArray *sigs);
 
+/* The signature policy for a superblock: @signed_data and @sigs come from
+ * its envelope (NULL when unsigned). A signed superblock must verify with
+ * one of @keys (when given); with @require, an unsigned one, or a signed
+ * one without keys to check it, is refused (DF_ERROR_UNTRUSTED). */
+gboolean df_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfKeyring *keys, gboolean require,
+                              gboolean *out_verified, GError **error);
+
 /* A signer from a secret key file; checks that the seed yields the public
  * half stored beside it. */
 typedef struct _DfSigner DfSigner;

@@ -497,25 +497,7 @@ gboolean
 df_superblock_check_signature (const DfSuperblock *sb, const DfKeyring *keys, gboolean require, gboolean *out_verified,
                                GError **error)
 {
-  *out_verified = FALSE;
-  if (sb->signed_data == NULL)
-    {
-      if (require)
-        return df_throw (error, DF_ERROR_UNTRUSTED, "the superblock is not signed and signatures are required");
-      return TRUE;
-    }
-  if (keys == NULL)
-    {
-      if (require)
-        return df_throw (error, DF_ERROR_UNTRUSTED, "signatures are required but no trusted keys were given");
-      return TRUE;
-    }
-  if (!df_keyring_verify_any (keys, sb->signed_data, sb->signatures))
-    return df_throw (error, DF_ERROR_UNTRUSTED,
-                     "none of the superblock's %u ed25519 signatures verifies with the %u trusted keys",
-                     sb->signatures ? sb->signatures->len : 0, df_keyring_size (keys));
-  *out_verified = TRUE;
-  return TRUE;
+  return df_signature_policy (sb->signed_data, sb->signatures, keys, require, out_verified, error);
 }
 
 DfSuperblock *

@@ -1,0 +1,504 @@
+/* Offline apply of a stock OSTree static delta. Trust comes first, as for
+ * native deltas: the signature policy, the expected commit, rollback and
+ * the from-commit are checked on the superblock alone. Then the parts that
+ * carry dirtree/dirmeta objects run once for them alone, the trust walk
+ * decides what the commit references, and every object any part declares
+ * must be in that set before a content byte is written. Finally every part
+ * runs: each file is hashed while it is rebuilt and written only when the
+ * hash matches. Parts are decoded into a temporary file (xz needs its
+ * dictionary, not the whole payload, in memory). */
+#include <fcntl.h>
+#include <gio/gunixinputstream.h>
+#include <gio/gunixoutputstream.h>
+#include <sys/stat.h>
+
+#include "df-apply-private.h"
+#include "df-object-writer.h"
+#include "df-part.h"
+#include "df-stock.h"
+#include "df-trust.h"
+
+/* Files up to this size are rebuilt in memory; larger ones in a temporary
+ * file, so memory does not follow file size. */
+#define DF_STOCK_INMEM_MAX (4 * DF_MIB)
+/* A decoded part payload may not exceed this (it goes to disk). */
+#define DF_STOCK_PAYLOAD_MAX (G_GUINT64_CONSTANT (8) << 30)
+
+typedef struct
+{
+  OstreeRepo *repo;
+  DfObjectWriter *writer;
+  DfTrust *trust;
+  GCancellable *c;
+  int tmp_dfd;
+  gboolean metadata_pass;
+
+  /* The read source */
+  guint8 src_csum[DF_SHA256_LEN];
+  int src_fd;
+  gboolean src_missing;
+
+  /* The file being rebuilt */
+  const guint8 *csum;
+  DfContentHeader h;
+  guint64 size, got;
+  DfSha256 sha;
+  guint8 *mem;
+  int stage_fd;
+} Run;
+
+static gboolean
+open_tmpfile (Run *r, int *out, GError **error)
+{
+  *out = openat (r->tmp_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (*out < 0)
+    return df_throw_errno (error, errno, "creating a temporary file in the repository");
+  return TRUE;
+}
+
+static gboolean
+on_metadata (gpointer user, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN], GBytes *data, GError **error)
+{
+  Run *r = user;
+  /* Verified by the walk; written once it has decided. */
+  if (r->metadata_pass)
+    df_trust_add_delta_metadata (r->trust, type, csum, data);
+  return TRUE;
+}
+
+static void
+drop_object (Run *r)
+{
+  if (r->mem)
+    df_big_free (r->mem, r->size);
+  r->mem = NULL;
+  if (r->stage_fd >= 0)
+    close (r->stage_fd);
+  r->stage_fd = -1;
+  df_content_header_clear (&r->h);
+  if (r->csum)
+    df_sha256_clear (&r->sha);
+  r->csum = NULL;
+}
+
+static gboolean
+on_begin (gpointer user, const guint8 csum[DF_SHA256_LEN], guint32 uid, guint32 gid, guint32 mode, GVariant *xattrs,
+          const char *target, guint64 size, gboolean *skip, GError **error)
+{
+  Run *r = user;
+  if (r->metadata_pass)
+    return (*skip = TRUE);
+  char hex[65];
+  df_hex (csum, hex);
+  if (!df_trust_reaches (r->trust, OSTREE_OBJECT_TYPE_FILE, csum))
+    return df_throw (error, DF_ERROR_UNTRUSTED, "file %s is not referenced by the commit", hex);
+  gboolean have = FALSE;
+  if (!ostree_repo_has_object (r->repo, OSTREE_OBJECT_TYPE_FILE, hex, &have, r->c, error))
+    return FALSE;
+  if (have)
+    return (*skip = TRUE);
+  r->h.uid = uid, r->h.gid = gid, r->h.mode = mode;
+  r->h.xattrs = g_variant_ref (xattrs);
+  r->h.symlink_target = g_strdup (target ? target : "");
+  df_content_checksum_begin (&r->sha, uid, gid, mode, target, xattrs);
+  r->csum = csum;
+  r->size = size;
+  r->got = 0;
+  if (size > DF_STOCK_INMEM_MAX)
+    return open_tmpfile (r, &r->stage_fd, error);
+  if (size > 0)
+    r->mem = df_big_alloc (size);
+  return TRUE;
+}
+
+static gboolean
+on_data (gpointer user, const guint8 *data, gsize len, GError **error)
+{
+  Run *r = user;
+  g_assert (r->got + len <= r->size); /* the interpreter counts */
+  df_sha256_update (&r->sha, data, len);
+  if (r->mem)
+    memcpy (r->mem + r->got, data, len);
+  else if (!df_pwrite_all (r->stage_fd, data, len, r->got, "staged file", error))
+    return FALSE;
+  r->got += len;
+  return TRUE;
+}
+
+static gboolean
+on_end (gpointer user, GError **error)
+{
+  Run *r = user;
+  char hex[65];
+  df_hex (r->csum, hex);
+  guint8 actual[DF_SHA256_LEN];
+  df_sha256_final (&r->sha, actual);
+  if (memcmp (actual, r->csum, DF_SHA256_LEN) != 0)
+    {
+      drop_object (r);
+      return df_throw (error, DF_ERROR_CORRUPT, "file %s: the rebuilt bytes do not hash to its checksum", hex);
+    }
+  g_autoptr (GInputStream) in = NULL;
+  if (r->stage_fd >= 0)
+    {
+      g_autoptr (GInputStream) raw = g_unix_input_stream_new (r->stage_fd, FALSE);
+      in = g_buffered_input_stream_new_sized (raw, DF_COPY_BUFFER);
+    }
+  else
+    in = g_memory_input_stream_new_from_data (r->mem ? r->mem : (guint8 *)"", r->size, NULL);
+  gboolean ok = df_object_writer_content (r->writer, r->csum, &r->h, in, r->size, TRUE, r->c, error);
+  g_clear_object (&in);
+  drop_object (r);
+  return ok;
+}
+
+static void
+on_source_close (gpointer user)
+{
+  Run *r = user;
+  if (r->src_fd >= 0)
+    close (r->src_fd);
+  r->src_fd = -1;
+  r->src_missing = FALSE;
+}
+
+/* Opens an old file object for reading at any offset: in place in a bare
+ * repository, else copied out through libostree (archive mode, parent
+ * repositories). A missing source only fails when a byte of it is needed:
+ * objects that are present already never read theirs. */
+static gboolean
+on_source_open (gpointer user, const guint8 csum[DF_SHA256_LEN], guint64 *size, GError **error)
+{
+  Run *r = user;
+  on_source_close (r);
+  memcpy (r->src_csum, csum, DF_SHA256_LEN);
+  char hex[65], path[128];
+  df_hex (csum, hex);
+  OstreeRepoMode mode = ostree_repo_get_mode (r->repo);
+  if (mode == OSTREE_REPO_MODE_BARE || mode == OSTREE_REPO_MODE_BARE_USER || mode == OSTREE_REPO_MODE_BARE_USER_ONLY)
+    {
+      g_snprintf (path, sizeof path, "objects/%.2s/%s.file", hex, hex + 2);
+      r->src_fd = openat (ostree_repo_get_dfd (r->repo), path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (r->src_fd < 0 && errno != ENOENT && errno != ELOOP)
+        return df_throw_errno (error, errno, "opening source object %s", hex);
+    }
+  if (r->src_fd < 0)
+    {
+      g_autoptr (GInputStream) in = NULL;
+      g_autoptr (GFileInfo) info = NULL;
+      g_autoptr (GError) local = NULL;
+      if (!ostree_repo_load_file (r->repo, hex, &in, &info, NULL, r->c, &local))
+        {
+          r->src_missing = TRUE;
+          *size = G_MAXUINT64;
+          return TRUE;
+        }
+      if (in == NULL)
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
+      if (!open_tmpfile (r, &r->src_fd, error))
+        return FALSE;
+      g_autoptr (GOutputStream) out = g_unix_output_stream_new (r->src_fd, FALSE);
+      if (g_output_stream_splice (out, in, 0, r->c, error) < 0)
+        return FALSE;
+    }
+  struct stat st;
+  if (fstat (r->src_fd, &st) < 0)
+    return df_throw_errno (error, errno, "reading source object %s", hex);
+  if (!S_ISREG (st.st_mode))
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
+  *size = st.st_size;
+  return TRUE;
+}
+
+static gboolean
+on_source_read (gpointer user, guint64 offset, guint8 *buf, gsize len, GError **error)
+{
+  Run *r = user;
+  char hex[65];
+  df_hex (r->src_csum, hex);
+  if (r->src_missing)
+    return df_throw (error, DF_ERROR_MISSING_BASE, "source object %s is not in the repository", hex);
+  for (gsize done = 0; done < len;)
+    {
+      ssize_t n = pread (r->src_fd, buf + done, len - done, offset + done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return df_throw_errno (error, errno, "reading source object %s", hex);
+      if (n == 0)
+        return df_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
+      done += n;
+    }
+  return TRUE;
+}
+
+static const DfStockSink stock_sink = { on_metadata, on_begin, on_data, on_end,
+                                        on_source_open, on_source_read, on_source_close };
+
+static gboolean
+run_part (Run *r, const DfStockSuperblock *sb, guint i, int delta_dfd, GError **error)
+{
+  df_autofd pfd = -1;
+  if (sb->parts[i].inline_data == NULL)
+    {
+      char name[16];
+      g_snprintf (name, sizeof name, "%u", i);
+      pfd = openat (delta_dfd, name, O_RDONLY | O_CLOEXEC);
+      if (pfd < 0)
+        return errno == ENOENT ? df_throw (error, DF_ERROR_INVALID_DELTA, "part %u is missing", i)
+                               : df_throw_errno (error, errno, "opening part %u", i);
+    }
+  df_autofd tfd = -1;
+  if (!open_tmpfile (r, &tfd, error))
+    return FALSE;
+  guint64 len;
+  DfStockPayload pl;
+  gboolean ok = df_stock_part_decode (sb, i, pfd, tfd, DF_STOCK_PAYLOAD_MAX, &len, r->c, error)
+                && df_stock_payload_open (&pl, tfd, len, error);
+  if (ok)
+    {
+      ok = df_stock_execute (&sb->parts[i], &pl, &stock_sink, r, NULL, r->c, error);
+      df_stock_payload_clear (&pl);
+    }
+  on_source_close (r);
+  drop_object (r);
+  if (!ok)
+    g_prefix_error (error, "part %u: ", i);
+  return ok;
+}
+
+static gboolean
+part_has_metadata (const DfStockPart *p)
+{
+  for (guint j = 0; j < p->n_objects; j++)
+    if (p->objects[j * DF_STOCK_OBJREC_LEN] != OSTREE_OBJECT_TYPE_FILE)
+      return TRUE;
+  return FALSE;
+}
+
+/* Resume: a part whose files are all present need not run. */
+static gboolean
+part_satisfied (OstreeRepo *repo, const DfStockPart *p, GCancellable *c, gboolean *out, GError **error)
+{
+  *out = FALSE;
+  for (guint j = 0; j < p->n_objects; j++)
+    {
+      const guint8 *rec = p->objects + j * DF_STOCK_OBJREC_LEN;
+      char hex[65];
+      df_hex (rec + 1, hex);
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (repo, rec[0], hex, &have, c, error))
+        return FALSE;
+      if (!have)
+        return TRUE;
+    }
+  *out = TRUE;
+  return TRUE;
+}
+
+/* Every object the delta declares (parts and fallbacks) must be one the
+ * commit references: checked before any content is written. */
+static gboolean
+check_declared (DfTrust *trust, const DfStockSuperblock *sb, GError **error)
+{
+  for (guint i = 0; i < sb->n_parts; i++)
+    for (guint j = 0; j < sb->parts[i].n_objects; j++)
+      {
+        const guint8 *rec = sb->parts[i].objects + j * DF_STOCK_OBJREC_LEN;
+        if (!df_trust_reaches (trust, rec[0], rec + 1))
+          {
+            char hex[65];
+            df_hex (rec + 1, hex);
+            return df_throw (error, DF_ERROR_UNTRUSTED, "part %u: %s %s is not referenced by commit %s; refusing the delta",
+                             i, ostree_object_type_to_string (rec[0]), hex, sb->to_hex);
+          }
+      }
+  for (guint i = 0; i < sb->n_fallbacks; i++)
+    if (!df_trust_reaches (trust, sb->fallbacks[i].objtype, sb->fallbacks[i].checksum))
+      {
+        char hex[65];
+        df_hex (sb->fallbacks[i].checksum, hex);
+        return df_throw (error, DF_ERROR_UNTRUSTED, "fallback %s is not referenced by commit %s; refusing the delta", hex,
+                         sb->to_hex);
+      }
+  return TRUE;
+}
+
+/* Every object the commit references must be present before the commit
+ * object is written. */
+static gboolean
+check_complete (OstreeRepo *repo, DfTrust *trust, const DfStockSuperblock *sb, GCancellable *c, GError **error)
+{
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, df_trust_reached (trust));
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    {
+      char hex[65];
+      memcpy (hex, key, 64);
+      hex[64] = '\0';
+      int type = atoi ((const char *)key + 65);
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (repo, type, hex, &have, c, error))
+        return FALSE;
+      if (!have)
+        return df_throw (error, DF_ERROR_MISSING_BASE, "%s %s of commit %s is neither in the delta nor in the repository",
+                         ostree_object_type_to_string (type), hex, sb->to_hex);
+    }
+  return TRUE;
+}
+
+static void
+progress (const DfApplyOptions *opts, DfProgress *p, DfPhase phase)
+{
+  p->phase = phase;
+  if (opts->progress)
+    opts->progress (p, opts->progress_data);
+}
+
+static gboolean
+apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_dfd, const DfApplyOptions *opts,
+              DfApplyResult *result, GError **error)
+{
+  DfProgress p = { .parts_total = sb->n_parts, .objects_total = sb->n_objects };
+  for (guint i = 0; i < sb->n_parts; i++)
+    p.bytes_total += sb->parts[i].usize;
+  progress (opts, &p, DF_PHASE_PLAN);
+
+  /* Metadata first: the parts that carry dirtree/dirmeta run for those
+   * alone, then the walk decides what the commit references. */
+  r->metadata_pass = TRUE;
+  for (guint i = 0; i < sb->n_parts; i++)
+    if (part_has_metadata (&sb->parts[i]) && !run_part (r, sb, i, delta_dfd, error))
+      return FALSE;
+  r->metadata_pass = FALSE;
+  if (!df_trust_walk (r->trust, sb->commit, sb->to_hex, error) || !check_declared (r->trust, sb, error))
+    return FALSE;
+  GPtrArray *meta = df_trust_metadata (r->trust);
+  for (guint i = 0; i < meta->len; i++)
+    {
+      DfTrustMeta *m = meta->pdata[i];
+      if (!df_object_writer_metadata (r->writer, m->type, m->checksum, m->data, r->c, error))
+        return FALSE;
+    }
+
+  progress (opts, &p, DF_PHASE_CONTENT);
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      gboolean done;
+      if (!part_satisfied (repo, &sb->parts[i], r->c, &done, error))
+        return FALSE;
+      if (done)
+        result->parts_skipped++;
+      else if (!run_part (r, sb, i, delta_dfd, error))
+        return FALSE;
+      else
+        result->parts_applied++;
+      p.parts_done++;
+      p.bytes_done += sb->parts[i].usize;
+      progress (opts, &p, DF_PHASE_CONTENT);
+    }
+
+  progress (opts, &p, DF_PHASE_COMMIT);
+  if (!check_complete (repo, r->trust, sb, r->c, error))
+    return FALSE;
+  if (sb->commitmeta
+      && !ostree_repo_write_commit_detached_metadata (repo, sb->to_hex, sb->commitmeta, r->c, error))
+    return FALSE;
+  g_autoptr (GVariant) commit
+      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, sb->commit, FALSE));
+  g_autofree guchar *out = NULL;
+  if (!ostree_repo_write_metadata (repo, OSTREE_OBJECT_TYPE_COMMIT, sb->to_hex, commit, &out, r->c, error))
+    return FALSE;
+  if (opts->ref)
+    ostree_repo_transaction_set_ref (repo, NULL, opts->ref, sb->to_hex);
+  df_object_writer_stop_writeback (r->writer);
+  if (!ostree_repo_commit_transaction (repo, NULL, r->c, error))
+    return FALSE;
+  df_object_writer_get_stats (r->writer, &result->objects_written, &result->content_bytes);
+  return TRUE;
+}
+
+gboolean
+df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApplyOptions *opts,
+                DfApplyResult *result, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (superblock, error);
+  if (sb == NULL)
+    return FALSE;
+  guint8 want[DF_SHA256_LEN];
+  if (opts->commit && !df_parse_checksum (opts->commit, want, error))
+    return FALSE;
+  if (opts->ref && !ostree_validate_rev (opts->ref, NULL))
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
+  g_autoptr (DfKeyring) keys = NULL;
+  if (opts->trusted_keys && (keys = df_keyring_load (opts->trusted_keys, error)) == NULL)
+    return FALSE;
+  if (!df_signature_policy (sb->signed_data, sb->signatures, keys, opts->require_signatures,
+                            &result->signature_verified, error))
+    return FALSE;
+  if (opts->commit && memcmp (want, sb->to, DF_SHA256_LEN) != 0)
+    return df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", sb->to_hex,
+                     opts->commit);
+  g_autoptr (GVariant) commit
+      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, sb->commit, FALSE));
+  if (!df_check_downgrade (repo, opts->ref, sb->to_hex, commit, opts->allow_downgrade, error))
+    return FALSE;
+  if (sb->has_from)
+    {
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (repo, OSTREE_OBJECT_TYPE_COMMIT, sb->from_hex, &have, cancellable, error))
+        return FALSE;
+      if (!have)
+        return df_throw (error, DF_ERROR_MISSING_BASE,
+                         "the delta applies to commit %s, which the repository does not have", sb->from_hex);
+    }
+  /* Objects the delta leaves to be fetched one by one must be here already
+   * for an offline apply. */
+  guint64 missing = 0, missing_bytes = 0;
+  for (guint i = 0; i < sb->n_fallbacks; i++)
+    {
+      char hex[65];
+      df_hex (sb->fallbacks[i].checksum, hex);
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (repo, sb->fallbacks[i].objtype, hex, &have, cancellable, error))
+        return FALSE;
+      if (!have)
+        missing++, missing_bytes += sb->fallbacks[i].size;
+    }
+  if (missing)
+    return df_throw (error, DF_ERROR_MISSING_BASE,
+                     "the delta leaves %" G_GUINT64_FORMAT " objects (%" G_GUINT64_FORMAT
+                     " bytes) to be fetched one by one, and the repository does not have them: use deltafetch fetch",
+                     missing, missing_bytes);
+
+  g_autofree char *state = NULL;
+  {
+    char sha[65];
+    df_hex (sb->file_sha256, sha);
+    state = g_strdup_printf ("tmp/deltafetch-apply-%s", sha);
+  }
+  Run r = { .repo = repo, .c = cancellable, .src_fd = -1, .stage_fd = -1 };
+  r.tmp_dfd = openat (ostree_repo_get_dfd (repo), "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (r.tmp_dfd < 0)
+    return df_throw_errno (error, errno, "opening the repository's tmp directory");
+  df_autofd tmp_owned = r.tmp_dfd;
+  gboolean resumed = FALSE;
+  if (!ostree_repo_prepare_transaction (repo, &resumed, cancellable, error))
+    return FALSE;
+  r.writer = df_object_writer_new (repo, state, error);
+  r.trust = df_trust_new (repo);
+  result->workers = 1;
+  gboolean ok = r.writer && apply_in_txn (&r, repo, sb, delta_dfd, opts, result, error);
+  if (!ok)
+    {
+      /* Staged objects (all verified) stay for the next run. */
+      ostree_repo_abort_transaction (repo, NULL, NULL);
+      df_error_normalize (error, NULL);
+    }
+  else
+    df_object_writer_cleanup (r.writer, NULL);
+  g_clear_pointer (&r.writer, df_object_writer_free);
+  df_trust_free (r.trust);
+  return ok;
+}
