@@ -487,7 +487,7 @@ cmd_stock_verify (const char *repo_path, const char *dir)
         die ("tmpfile: %s", g_strerror (errno));
       guint64 len;
       DfStockPayload pl;
-      if (!df_stock_part_decode (sb, i, pfd, tfd, G_MAXUINT32, &len, NULL, &error)
+      if (!df_stock_part_decode (sb, i, pfd, tfd, G_MAXUINT32, &len, NULL, NULL, &error)
           || !df_stock_payload_open (&pl, tfd, len, &error))
         die ("%s", error->message);
       gboolean ok = df_stock_execute (&sb->parts[i], &pl, &sink, &v, &st, NULL, &error);

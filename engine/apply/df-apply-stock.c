@@ -43,7 +43,8 @@ typedef struct
   DfContentHeader h;
   guint64 size, got;
   DfSha256 sha;
-  guint8 *mem;
+  guint8 *mem;   /* the file in memory: @membuf, or NULL when staged */
+  guint8 *membuf; /* DF_STOCK_INMEM_MAX bytes, allocated once: touched once */
   int stage_fd;
 } Run;
 
@@ -69,8 +70,6 @@ on_metadata (gpointer user, OstreeObjectType type, const guint8 csum[DF_SHA256_L
 static void
 drop_object (Run *r)
 {
-  if (r->mem)
-    df_big_free (r->mem, r->size);
   r->mem = NULL;
   if (r->stage_fd >= 0)
     close (r->stage_fd);
@@ -106,8 +105,7 @@ on_begin (gpointer user, const guint8 csum[DF_SHA256_LEN], guint32 uid, guint32 
   r->got = 0;
   if (size > DF_STOCK_INMEM_MAX)
     return open_tmpfile (r, &r->stage_fd, error);
-  if (size > 0)
-    r->mem = df_big_alloc (size);
+  r->mem = r->membuf;
   return TRUE;
 }
 
@@ -235,8 +233,11 @@ on_source_read (gpointer user, guint64 offset, guint8 *buf, gsize len, GError **
 static const DfStockSink stock_sink = { on_metadata, on_begin, on_data, on_end,
                                         on_source_open, on_source_read, on_source_close };
 
+/* Decodes part @i into @fd (a temporary file reused from part to part, so
+ * its pages are reused rather than freed and taken again). */
 static gboolean
-run_part (Run *r, const DfStockSuperblock *sb, guint i, int delta_dfd, GError **error)
+decode_part (const DfStockSuperblock *sb, guint i, int delta_dfd, int fd, guint64 *len, DfStockDecoder *dec,
+             GCancellable *c, GError **error)
 {
   df_autofd pfd = -1;
   if (sb->parts[i].inline_data == NULL)
@@ -248,13 +249,16 @@ run_part (Run *r, const DfStockSuperblock *sb, guint i, int delta_dfd, GError **
         return errno == ENOENT ? df_throw (error, DF_ERROR_INVALID_DELTA, "part %u is missing", i)
                                : df_throw_errno (error, errno, "opening part %u", i);
     }
-  df_autofd tfd = -1;
-  if (!open_tmpfile (r, &tfd, error))
-    return FALSE;
-  guint64 len;
+  if (!df_stock_part_decode (sb, i, pfd, fd, DF_STOCK_PAYLOAD_MAX, len, dec, c, error))
+    return (g_prefix_error (error, "part %u: ", i), FALSE);
+  return TRUE;
+}
+
+static gboolean
+exec_part (Run *r, const DfStockSuperblock *sb, guint i, int fd, guint64 len, GError **error)
+{
   DfStockPayload pl;
-  gboolean ok = df_stock_part_decode (sb, i, pfd, tfd, DF_STOCK_PAYLOAD_MAX, &len, r->c, error)
-                && df_stock_payload_open (&pl, tfd, len, error);
+  gboolean ok = df_stock_payload_open (&pl, fd, len, error);
   if (ok)
     {
       ok = df_stock_execute (&sb->parts[i], &pl, &stock_sink, r, NULL, r->c, error);
@@ -265,6 +269,111 @@ run_part (Run *r, const DfStockSuperblock *sb, guint i, int delta_dfd, GError **
   if (!ok)
     g_prefix_error (error, "part %u: ", i);
   return ok;
+}
+
+/* Content parts run in order while later ones are decoded in a second
+ * thread: xz decoding and rebuilding files take about the same time
+ * overall, but not part by part (an incompressible initrd takes xz ten
+ * times longer than a part of diffs), so the decoder may run ahead by up
+ * to DF_STOCK_AHEAD_MAX decoded bytes on disk. One decoder only: two would
+ * need two 32 MiB dictionaries. */
+#define DF_STOCK_AHEAD_MAX (256 * DF_MIB)
+
+typedef struct
+{
+  GMutex lock;
+  GCond cond;
+  const DfStockSuperblock *sb;
+  int delta_dfd;
+  int tmp_dfd;
+  GCancellable *c;
+  const guint *plan; /* part indices */
+  guint n_plan;
+  guint n_meta; /* the first entries, held until the content pass: never waited for */
+  int *fd;      /* per plan entry, once decoded */
+  guint64 *len;
+  GArray *pool; /* temporary files free for reuse (their pages stay) */
+  guint64 ahead;
+  GError *error;
+  gboolean stop;
+} Pipe;
+
+static gpointer
+decoder_thread (gpointer data)
+{
+  Pipe *pp = data;
+  g_autoptr (DfStockDecoder) dec = df_stock_decoder_new ();
+  for (guint k = 0; k < pp->n_plan; k++)
+    {
+      guint i = pp->plan[k];
+      g_mutex_lock (&pp->lock);
+      while (k >= pp->n_meta && pp->ahead > DF_STOCK_AHEAD_MAX && !pp->stop)
+        g_cond_wait (&pp->cond, &pp->lock);
+      gboolean stop = pp->stop;
+      int fd = -1;
+      if (pp->pool->len > 0)
+        {
+          fd = g_array_index (pp->pool, int, pp->pool->len - 1);
+          g_array_set_size (pp->pool, pp->pool->len - 1);
+        }
+      g_mutex_unlock (&pp->lock);
+      if (stop)
+        {
+          if (fd >= 0)
+            close (fd);
+          break;
+        }
+      GError *local = NULL;
+      guint64 len = 0;
+      gboolean ok = TRUE;
+      if (fd < 0 && (fd = openat (pp->tmp_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
+        ok = df_throw_errno (&local, errno, "creating a temporary file in the repository");
+      if (ok)
+        ok = decode_part (pp->sb, i, pp->delta_dfd, fd, &len, dec, pp->c, &local);
+      g_mutex_lock (&pp->lock);
+      if (ok)
+        pp->fd[k] = fd, pp->len[k] = len, pp->ahead += len;
+      else
+        {
+          if (fd >= 0)
+            close (fd);
+          pp->error = local, pp->stop = TRUE;
+        }
+      g_cond_broadcast (&pp->cond);
+      g_mutex_unlock (&pp->lock);
+      if (!ok)
+        break;
+    }
+  return NULL;
+}
+
+/* Waits until plan entry @k is decoded. */
+static gboolean
+pipe_wait (Pipe *pp, guint k, GError **error)
+{
+  g_mutex_lock (&pp->lock);
+  while (pp->fd[k] < 0 && pp->error == NULL)
+    g_cond_wait (&pp->cond, &pp->lock);
+  gboolean ok = pp->fd[k] >= 0;
+  if (!ok)
+    g_propagate_error (error, g_error_copy (pp->error));
+  g_mutex_unlock (&pp->lock);
+  return ok;
+}
+
+/* Plan entry @k is done with: its file goes back to the pool. */
+static void
+pipe_release (Pipe *pp, guint k)
+{
+  g_mutex_lock (&pp->lock);
+  if (pp->fd[k] >= 0)
+    {
+      g_array_append_val (pp->pool, pp->fd[k]);
+      pp->fd[k] = -1;
+      pp->ahead -= pp->len[k];
+    }
+  g_cond_broadcast (&pp->cond);
+  g_mutex_unlock (&pp->lock);
 }
 
 static gboolean
@@ -365,39 +474,88 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
     p.bytes_total += sb->parts[i].usize;
   progress (opts, &p, DF_PHASE_PLAN);
 
-  /* Metadata first: the parts that carry dirtree/dirmeta run for those
-   * alone, then the walk decides what the commit references. */
+  /* The plan: parts with dirtree/dirmeta objects first (they run twice:
+   * for those alone before the walk, for their files after it), then the
+   * content parts whose files are not all present already (resume). */
+  g_autofree guint *plan = g_new (guint, MAX (sb->n_parts, 1));
+  g_autofree gboolean *content_run = g_new0 (gboolean, MAX (sb->n_parts, 1));
+  guint n_plan = 0, n_meta = 0;
+  gboolean ok = TRUE;
+  for (guint pass = 0; ok && pass < 2; pass++)
+    for (guint i = 0; ok && i < sb->n_parts; i++)
+      {
+        if (part_has_metadata (&sb->parts[i]) != (pass == 0))
+          continue;
+        gboolean done;
+        ok = part_satisfied (repo, &sb->parts[i], r->c, &done, error);
+        content_run[i] = !done;
+        if (ok && done)
+          result->parts_skipped++, p.parts_done++;
+        if (ok && (pass == 0 || !done))
+          plan[n_plan++] = i, n_meta += pass == 0;
+      }
+
+  g_autofree int *dec_fd = g_new (int, MAX (n_plan, 1));
+  g_autofree guint64 *dec_len = g_new0 (guint64, MAX (n_plan, 1));
+  for (guint k = 0; k < n_plan; k++)
+    dec_fd[k] = -1;
+  Pipe pp = { .sb = sb, .delta_dfd = delta_dfd, .tmp_dfd = r->tmp_dfd, .c = r->c, .plan = plan, .n_plan = n_plan,
+              .n_meta = n_meta, .fd = dec_fd, .len = dec_len, .pool = g_array_new (FALSE, FALSE, sizeof (int)) };
+  g_mutex_init (&pp.lock);
+  g_cond_init (&pp.cond);
+  GThread *decoder = ok && n_plan > 0 ? g_thread_new ("df-stock-decode", decoder_thread, &pp) : NULL;
+
+  /* Metadata: run the first parts for their dirtree/dirmeta objects, walk,
+   * write what the commit references. */
   r->metadata_pass = TRUE;
-  for (guint i = 0; i < sb->n_parts; i++)
-    if (part_has_metadata (&sb->parts[i]) && !run_part (r, sb, i, delta_dfd, error))
-      return FALSE;
+  for (guint k = 0; ok && k < n_meta; k++)
+    ok = pipe_wait (&pp, k, error) && exec_part (r, sb, plan[k], pp.fd[k], pp.len[k], error);
   r->metadata_pass = FALSE;
-  if (!df_trust_walk (r->trust, sb->commit, sb->to_hex, error) || !check_declared (r->trust, sb, error))
-    return FALSE;
+  if (ok)
+    ok = df_trust_walk (r->trust, sb->commit, sb->to_hex, error) && check_declared (r->trust, sb, error);
   GPtrArray *meta = df_trust_metadata (r->trust);
-  for (guint i = 0; i < meta->len; i++)
+  for (guint i = 0; ok && i < meta->len; i++)
     {
       DfTrustMeta *m = meta->pdata[i];
-      if (!df_object_writer_metadata (r->writer, m->type, m->checksum, m->data, r->c, error))
-        return FALSE;
+      ok = df_object_writer_metadata (r->writer, m->type, m->checksum, m->data, r->c, error);
     }
 
   progress (opts, &p, DF_PHASE_CONTENT);
-  for (guint i = 0; i < sb->n_parts; i++)
+  for (guint k = 0; ok && k < n_plan; k++)
     {
-      gboolean done;
-      if (!part_satisfied (repo, &sb->parts[i], r->c, &done, error))
-        return FALSE;
-      if (done)
-        result->parts_skipped++;
-      else if (!run_part (r, sb, i, delta_dfd, error))
-        return FALSE;
-      else
-        result->parts_applied++;
-      p.parts_done++;
-      p.bytes_done += sb->parts[i].usize;
-      progress (opts, &p, DF_PHASE_CONTENT);
+      guint i = plan[k];
+      if (content_run[i])
+        {
+          ok = pipe_wait (&pp, k, error) && exec_part (r, sb, i, pp.fd[k], pp.len[k], error);
+          if (ok)
+            {
+              result->parts_applied++;
+              p.parts_done++;
+              p.bytes_done += sb->parts[i].usize;
+              progress (opts, &p, DF_PHASE_CONTENT);
+            }
+        }
+      pipe_release (&pp, k);
     }
+  if (decoder)
+    {
+      g_mutex_lock (&pp.lock);
+      pp.stop = TRUE;
+      g_cond_broadcast (&pp.cond);
+      g_mutex_unlock (&pp.lock);
+      g_thread_join (decoder);
+    }
+  g_clear_error (&pp.error);
+  g_mutex_clear (&pp.lock);
+  g_cond_clear (&pp.cond);
+  for (guint k = 0; k < n_plan; k++)
+    if (dec_fd[k] >= 0)
+      close (dec_fd[k]);
+  for (guint k = 0; k < pp.pool->len; k++)
+    close (g_array_index (pp.pool, int, k));
+  g_array_unref (pp.pool);
+  if (!ok)
+    return FALSE;
 
   progress (opts, &p, DF_PHASE_COMMIT);
   if (!check_complete (repo, r->trust, sb, r->c, error))
@@ -478,7 +636,8 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApp
     df_hex (sb->file_sha256, sha);
     state = g_strdup_printf ("tmp/deltafetch-apply-%s", sha);
   }
-  Run r = { .repo = repo, .c = cancellable, .src_fd = -1, .stage_fd = -1 };
+  g_autofree guint8 *membuf = g_malloc (DF_STOCK_INMEM_MAX);
+  Run r = { .repo = repo, .c = cancellable, .src_fd = -1, .stage_fd = -1, .membuf = membuf };
   r.tmp_dfd = openat (ostree_repo_get_dfd (repo), "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (r.tmp_dfd < 0)
     return df_throw_errno (error, errno, "opening the repository's tmp directory");
@@ -488,7 +647,7 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApp
     return FALSE;
   r.writer = df_object_writer_new (repo, state, error);
   r.trust = df_trust_new (repo);
-  result->workers = 1;
+  result->workers = 2; /* one decodes, one rebuilds */
   gboolean ok = r.writer && apply_in_txn (&r, repo, sb, delta_dfd, opts, result, error);
   if (!ok)
     {

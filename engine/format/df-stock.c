@@ -298,10 +298,36 @@ src_read (Src *s, guint8 *buf, gsize len)
   return r;
 }
 
+struct _DfStockDecoder
+{
+  lzma_stream s;
+};
+
+DfStockDecoder *
+df_stock_decoder_new (void)
+{
+  DfStockDecoder *d = g_new0 (DfStockDecoder, 1);
+  lzma_stream init = LZMA_STREAM_INIT;
+  d->s = init;
+  return d;
+}
+
+void
+df_stock_decoder_free (DfStockDecoder *d)
+{
+  if (d == NULL)
+    return;
+  lzma_end (&d->s);
+  g_free (d);
+}
+
 gboolean
 df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out_fd, guint64 max, guint64 *out_len,
-                      GCancellable *c, GError **error)
+                      DfStockDecoder *dec, GCancellable *c, GError **error)
 {
+  g_autoptr (DfStockDecoder) own = dec ? NULL : df_stock_decoder_new ();
+  if (dec == NULL)
+    dec = own;
   const DfStockPart *p = &sb->parts[i];
   Src src = { .fd = part_fd };
   if (p->inline_data)
@@ -375,15 +401,18 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out
     }
   else if (comp == 'x')
     {
-      lzma_stream s = LZMA_STREAM_INIT;
-      /* One .xz stream with its integrity check, nothing after it. */
-      if (lzma_stream_decoder (&s, DF_STOCK_XZ_MEMLIMIT, 0) != LZMA_OK)
+      /* One .xz stream with its integrity check, nothing after it. Setting
+       * up the decoder again reuses its memory. */
+      lzma_stream *sp = &dec->s;
+      if (lzma_stream_decoder (sp, DF_STOCK_XZ_MEMLIMIT, 0) != LZMA_OK)
         return df_throw (error, DF_ERROR_FAILED, "part %u: cannot start the xz decoder", i);
+      sp->next_in = NULL; /* nothing left over from an earlier part */
+      sp->avail_in = 0;
       lzma_ret r = LZMA_OK;
       gboolean ok = TRUE;
       while (ok && r != LZMA_STREAM_END)
         {
-          if (s.avail_in == 0)
+          if (sp->avail_in == 0)
             {
               gssize n = src_read (&src, buf, DF_STOCK_IO_CHUNK);
               if (n < 0)
@@ -391,13 +420,13 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out
                   ok = df_throw_errno (error, errno, "reading part %u", i);
                   break;
                 }
-              s.next_in = buf;
-              s.avail_in = n;
+              sp->next_in = buf;
+              sp->avail_in = n;
             }
-          s.next_out = out;
-          s.avail_out = DF_STOCK_IO_CHUNK;
-          r = lzma_code (&s, s.avail_in == 0 ? LZMA_FINISH : LZMA_RUN);
-          gsize n = DF_STOCK_IO_CHUNK - s.avail_out;
+          sp->next_out = out;
+          sp->avail_out = DF_STOCK_IO_CHUNK;
+          r = lzma_code (sp, sp->avail_in == 0 ? LZMA_FINISH : LZMA_RUN);
+          gsize n = DF_STOCK_IO_CHUNK - sp->avail_out;
           if (r != LZMA_OK && r != LZMA_STREAM_END)
             ok = df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: xz data is corrupt (%s)", i,
                            r == LZMA_MEMLIMIT_ERROR ? "needs too much memory" : "lzma error");
@@ -409,8 +438,7 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out
           if (ok && g_cancellable_set_error_if_cancelled (c, error))
             ok = FALSE;
         }
-      gboolean trailing = s.avail_in > 0 || src.off != src.end;
-      lzma_end (&s);
+      gboolean trailing = sp->avail_in > 0 || src.off != src.end;
       if (!ok)
         return FALSE;
       if (trailing)

@@ -71,8 +71,16 @@ char *df_stock_delta_relpath (const char *from, const char *to);
  * the inline bytes) must have the declared size and SHA-256, checked before
  * any byte is decompressed; the payload may not exceed @max bytes. Returns
  * the payload length in @out_len. */
+typedef struct _DfStockDecoder DfStockDecoder;
+/* An xz decoder kept from part to part, so its 32 MiB dictionary is
+ * allocated (and its pages touched) once. */
+DfStockDecoder *df_stock_decoder_new (void);
+void df_stock_decoder_free (DfStockDecoder *d);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfStockDecoder, df_stock_decoder_free)
+
+/* @dec may be NULL (a decoder for this part alone). */
 gboolean df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out_fd, guint64 max,
-                               guint64 *out_len, GCancellable *c, GError **error);
+                               guint64 *out_len, DfStockDecoder *dec, GCancellable *c, GError **error);
 
 /* A decoded part payload `(a(uuu)aa(ayay)ayay)` in a file: the mode and
  * xattr tables and the opcodes in memory, the raw data read on demand. */
