@@ -17,6 +17,12 @@
  *   df-test-tool stock-verify REPO DELTA  run every part of the stock delta DELTA (sources from
  *                                        REPO), hash every object it makes against its checksum;
  *                                        prints counts of objects and opcodes
+ *   df-test-tool stock-mangle DELTA N WHAT  rewrite part N of a stock delta uncompressed, with one
+ *                                        fault (WHAT: opcode = an unknown opcode, offset = the first
+ *                                        data offset past the payload, bspatch-negative and
+ *                                        bspatch-long = the first bspatch control's diff length
+ *                                        negative or past the result, objects = one more object
+ *                                        declared than made); fixes the part's hash and size
  *   df-test-tool maxrss CMD ARGS...      run CMD, print "maxrss-kib N" on stderr, exit as CMD
  *   df-test-tool stats DELTA             entries and object bytes per encoding, and the bytes of
  *                                        each part section; with DF_STATS_LIST=1 also every raw
@@ -506,6 +512,158 @@ cmd_stock_verify (const char *repo_path, const char *dir)
   return 0;
 }
 
+static guint64
+rd_varint (const guint8 *p, gsize len, gsize *pos)
+{
+  guint64 v = 0;
+  for (guint k = 0; k < 10 && *pos < len; k++)
+    {
+      guint8 b = p[(*pos)++];
+      v |= (guint64)(b & 0x7f) << (7 * k);
+      if (!(b & 0x80))
+        break;
+    }
+  return v;
+}
+
+static int
+cmd_stock_mangle (const char *dir, guint n, const char *what)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) file = read_superblock_file (dir);
+  g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (file, &error);
+  if (sb == NULL || n >= sb->n_parts || sb->big_endian || sb->signed_data)
+    die ("not a plain little-endian stock delta with part %u", n);
+  g_autofree char *pname = g_strdup_printf ("%s/%u", dir, n);
+  df_autofd pfd = open (pname, O_RDONLY | O_CLOEXEC);
+  df_autofd tfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  guint64 len;
+  DfStockPayload pl;
+  if (!df_stock_part_decode (sb, n, pfd, tfd, G_MAXUINT32, &len, NULL, NULL, &error)
+      || !df_stock_payload_open (&pl, tfd, len, &error))
+    die ("%s", error->message);
+  GByteArray *raw = g_byte_array_sized_new (pl.raw_len);
+  g_byte_array_set_size (raw, pl.raw_len);
+  if (pread (tfd, raw->data, pl.raw_len, pl.raw_off) != (gssize)pl.raw_len)
+    die ("reading the payload");
+  GByteArray *ops = g_byte_array_new ();
+  g_byte_array_append (ops, pl.ops, pl.ops_len);
+  guint extra_objects = 0;
+  if (g_str_equal (what, "opcode"))
+    ops->data[0] = 'Z';
+  else if (g_str_equal (what, "objects"))
+    extra_objects = 1;
+  else
+    {
+      /* Walk the opcodes to the first one of interest. */
+      gsize pos = 0;
+      guint idx = 0;
+      gboolean done = FALSE;
+      while (!done && pos < ops->len)
+        {
+          guint8 op = ops->data[pos++];
+          gboolean meta = op == 'S' && idx < sb->parts[n].n_objects
+                          && sb->parts[n].objects[idx * DF_STOCK_OBJREC_LEN] != OSTREE_OBJECT_TYPE_FILE;
+          guint nargs = op == 'S' ? (meta ? 2 : 4) : op == 'o' ? 3 : op == 'w' || op == 'B' ? 2 : op == 'r' ? 1 : 0;
+          /* Which operand is an offset into the payload's data. */
+          guint offarg = op == 'S' ? nargs - 1 : op == 'r' ? 0 : G_MAXUINT;
+          if (op == 'S' || op == 'c')
+            idx++;
+          if (op == 'B' && g_str_has_prefix (what, "bspatch"))
+            {
+              guint64 off = rd_varint (ops->data, ops->len, &pos);
+              guint8 *c = raw->data + off;
+              if (g_str_equal (what, "bspatch-negative"))
+                c[7] |= 0x80;
+              else
+                memset (c, 0xff, 7), c[7] = 0x7f;
+              done = TRUE;
+              break;
+            }
+          for (guint k = 0; k < nargs; k++)
+            {
+              gsize start = pos;
+              rd_varint (ops->data, ops->len, &pos);
+              if (k == offarg && g_str_equal (what, "offset"))
+                {
+                  GByteArray *rest = g_byte_array_new ();
+                  g_byte_array_append (rest, ops->data + pos, ops->len - pos);
+                  g_byte_array_set_size (ops, start);
+                  df_varint_append (ops, pl.raw_len + 1);
+                  g_byte_array_append (ops, rest->data, rest->len);
+                  g_byte_array_unref (rest);
+                  done = TRUE;
+                  break;
+                }
+            }
+        }
+      if (!done)
+        die ("no opcode to mangle for %s", what);
+    }
+  g_autoptr (GVariant) modes = g_variant_get_normal_form (pl.modes);
+  g_autoptr (GVariant) xattrs = g_variant_get_normal_form (pl.xattrs);
+  g_autoptr (GVariant) payload = g_variant_ref_sink (g_variant_new (
+      "(@a(uuu)@aa(ayay)@ay@ay)", modes, xattrs,
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, raw->data, raw->len, 1),
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, ops->data, ops->len, 1)));
+  gsize plen = g_variant_get_size (payload);
+  guint8 *pfile = g_malloc (plen + 1);
+  pfile[0] = 0; /* uncompressed */
+  /* g_variant_store() wants an aligned destination. */
+  g_autofree guint8 *aligned = g_malloc (plen);
+  g_variant_store (payload, aligned);
+  memcpy (pfile + 1, aligned, plen);
+  g_autoptr (GBytes) newpart = g_bytes_new_take (pfile, plen + 1);
+  save_file (dir, strrchr (pname, '/') + 1, newpart);
+  /* The superblock with the part's new hash and size. */
+  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (
+      G_VARIANT_TYPE ("(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))"), file, FALSE));
+  g_autoptr (GVariant) headers = g_variant_get_child_value (v, 6);
+  GVariantBuilder hb;
+  g_variant_builder_init (&hb, G_VARIANT_TYPE ("a(uayttay)"));
+  for (guint i = 0; i < g_variant_n_children (headers); i++)
+    {
+      g_autoptr (GVariant) h = g_variant_get_child_value (headers, i);
+      if (i != n)
+        {
+          g_variant_builder_add_value (&hb, h);
+          continue;
+        }
+      guint32 ver;
+      guint64 size, usize;
+      g_autoptr (GVariant) sha = NULL, objs = NULL;
+      g_variant_get (h, "(u@aytt@ay)", &ver, &sha, &size, &usize, &objs);
+      guint8 digest[DF_SHA256_LEN];
+      df_sha256 (g_bytes_get_data (newpart, NULL), g_bytes_get_size (newpart), digest);
+      GByteArray *ob = g_byte_array_new ();
+      g_byte_array_append (ob, g_variant_get_data (objs), g_variant_get_size (objs));
+      if (extra_objects)
+        g_byte_array_append (ob, g_variant_get_data (objs), DF_STOCK_OBJREC_LEN);
+      g_variant_builder_add (&hb, "(u@aytt@ay)", ver,
+                             g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, digest, DF_SHA256_LEN, 1),
+                             GUINT64_TO_LE ((guint64)g_bytes_get_size (newpart)), usize,
+                             g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, ob->data, ob->len, 1));
+      g_byte_array_unref (ob);
+    }
+  GVariantBuilder b;
+  g_variant_builder_init (&b, G_VARIANT_TYPE_TUPLE);
+  for (guint i = 0; i < g_variant_n_children (v); i++)
+    {
+      if (i == 6)
+        g_variant_builder_add_value (&b, g_variant_builder_end (&hb));
+      else
+        g_variant_builder_add_value (&b, g_variant_get_child_value (v, i));
+    }
+  g_autoptr (GVariant) nsb = g_variant_ref_sink (g_variant_builder_end (&b));
+  g_autoptr (GVariant) normal = g_variant_get_normal_form (nsb);
+  g_autoptr (GBytes) out = g_variant_get_data_as_bytes (normal);
+  save_file (dir, "superblock", out);
+  df_stock_payload_clear (&pl);
+  g_byte_array_unref (raw);
+  g_byte_array_unref (ops);
+  return 0;
+}
+
 static int
 cmd_maxrss (char **argv)
 {
@@ -533,6 +691,8 @@ main (int argc, char **argv)
   const char *cmd = argv[1];
   if (strcmp (cmd, "stock-verify") == 0 && argc == 4)
     return cmd_stock_verify (argv[2], argv[3]);
+  if (strcmp (cmd, "stock-mangle") == 0 && argc == 5)
+    return cmd_stock_mangle (argv[2], atoi (argv[3]), argv[4]);
   if (strcmp (cmd, "maxrss") == 0)
     return cmd_maxrss (argv + 2);
   const char *dir = argv[2];

@@ -249,9 +249,7 @@ decode_part (const DfStockSuperblock *sb, guint i, int delta_dfd, int fd, guint6
         return errno == ENOENT ? df_throw (error, DF_ERROR_INVALID_DELTA, "part %u is missing", i)
                                : df_throw_errno (error, errno, "opening part %u", i);
     }
-  if (!df_stock_part_decode (sb, i, pfd, fd, DF_STOCK_PAYLOAD_MAX, len, dec, c, error))
-    return (g_prefix_error (error, "part %u: ", i), FALSE);
-  return TRUE;
+  return df_stock_part_decode (sb, i, pfd, fd, DF_STOCK_PAYLOAD_MAX, len, dec, c, error);
 }
 
 static gboolean
@@ -648,6 +646,8 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApp
   r.writer = df_object_writer_new (repo, state, error);
   r.trust = df_trust_new (repo);
   result->workers = 2; /* one decodes, one rebuilds */
+  memcpy (result->commit, sb->to_hex, 65);
+  result->commit_trusted = opts->commit != NULL;
   gboolean ok = r.writer && apply_in_txn (&r, repo, sb, delta_dfd, opts, result, error);
   if (!ok)
     {
