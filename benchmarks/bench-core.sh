@@ -2,7 +2,8 @@
 # Side-by-side benchmark of delta generation and offline apply: deltafetch
 # against the stock ostree CLI, in one run, on the same repository, alternating
 # the tools, with repetitions; reports medians (and min/max), ratios, delta
-# bytes and peak RSS as JSON and a Markdown table.
+# bytes and peak RSS as JSON and a Markdown table. Apply also runs deltafetch
+# on the stock delta ("apply-stock"), against the same stock runs.
 #
 # Usage: benchmarks/bench-core.sh [--build=DIR] [--repo=REPO | --synthetic=SCALE]
 #          [--reps=N] [--stock-generate-reps=N] [--level=N] [--out=DIR]
@@ -99,24 +100,28 @@ ostree pull-local --repo="$base" "$repo" "$from" >/dev/null
 # all runs are done: on ext4, creating files right after deleting thousands
 # is several times slower, which would measure the benchmark, not the tools.
 for rep in $(seq 1 "$reps"); do
-  for tool in stock deltafetch; do cp -a "$base" "$w/device-$tool-$rep"; done
+  for tool in stock deltafetch deltafetch-stock; do cp -a "$base" "$w/device-$tool-$rep"; done
 done
 sync
 for rep in $(seq 1 "$reps"); do
-  for tool in stock deltafetch; do
+  for tool in stock deltafetch deltafetch-stock; do
     dst=$w/device-$tool-$rep
     sync; sleep 2
-    if [ $tool = stock ]; then
-      j=$(measure ostree static-delta apply-offline --repo="$dst" "$stock_dir")
-    else
-      j=$(measure "$DF" apply -q --repo="$dst" --commit="$to" "$native_dir")
-    fi
+    scenario=apply
+    case $tool in
+      stock) j=$(measure ostree static-delta apply-offline --repo="$dst" "$stock_dir") ;;
+      deltafetch) j=$(measure "$DF" apply -q --repo="$dst" --commit="$to" "$native_dir") ;;
+      # deltafetch applying the stock delta (issue 4), against the same stock runs
+      deltafetch-stock) j=$(measure "$DF" apply -q --repo="$dst" --commit="$to" "$stock_dir"); scenario=apply-stock ;;
+    esac
     ok=$(ostree rev-parse --repo="$dst" "$to" >/dev/null 2>&1 && echo true || echo false)
-    record apply $tool "$rep" "${j%\}}, \"commit_present\": $ok}"
+    record $scenario "${tool%-stock}" "$rep" "${j%\}}, \"commit_present\": $ok}"
     echo "apply $tool #$rep: $j" >&2
   done
 done
 ostree fsck --repo="$w/device-deltafetch-1" >"$out/fsck-deltafetch.txt" 2>&1 && echo "deltafetch result fsck-clean" >&2
+ostree fsck --repo="$w/device-deltafetch-stock-1" >"$out/fsck-deltafetch-stock.txt" 2>&1 &&
+  echo "deltafetch result of the stock delta fsck-clean" >&2
 
 # --- summary ------------------------------------------------------------------
 summary=$out/summary.json
@@ -125,7 +130,7 @@ function field(line, name,   m) { if (match(line, "\"" name "\": [-0-9.a-z]+")) 
 function median(arr, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t } return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2 }
 {
   s = field($0, "scenario"); gsub(/"/, "", s); t = field($0, "tool"); gsub(/"/, "", t)
-  if (s == "") { match($0, /"scenario": "[a-z]+"/); s = substr($0, RSTART + 13, RLENGTH - 14) }
+  if (s == "") { match($0, /"scenario": "[a-z-]+"/); s = substr($0, RSTART + 13, RLENGTH - 14) }
   if (t == "") { match($0, /"tool": "[a-z]+"/); t = substr($0, RSTART + 9, RLENGTH - 10) }
   k = s SUBSEP t; n[k]++
   wall[k, n[k]] = field($0, "wall_s") + 0; cpu[k, n[k]] = field($0, "user_s") + field($0, "sys_s")
@@ -152,10 +157,12 @@ END {
   echo
   echo "| scenario | stock ostree (median s) | deltafetch (median s) | speed-up | stock peak RSS | deltafetch peak RSS | stock bytes | deltafetch bytes | size ratio |"
   echo "|---|---|---|---|---|---|---|---|---|"
-  for s in generate apply; do
-    sw=$(grep "\"scenario\": \"$s\", \"tool\": \"stock\"" "$summary" | grep -o '"wall_median_s": [0-9.]*' | cut -d' ' -f2 || true)
+  for s in generate apply apply-stock; do
+    # deltafetch applying the stock delta is compared with stock's apply.
+    ss=${s%-stock}
+    sw=$(grep "\"scenario\": \"$ss\", \"tool\": \"stock\"" "$summary" | grep -o '"wall_median_s": [0-9.]*' | cut -d' ' -f2 || true)
     dw=$(grep "\"scenario\": \"$s\", \"tool\": \"deltafetch\"" "$summary" | grep -o '"wall_median_s": [0-9.]*' | cut -d' ' -f2 || true)
-    sr=$(grep "\"scenario\": \"$s\", \"tool\": \"stock\"" "$summary" | grep -o '"maxrss_median_kib": [0-9]*' | cut -d' ' -f2 || true)
+    sr=$(grep "\"scenario\": \"$ss\", \"tool\": \"stock\"" "$summary" | grep -o '"maxrss_median_kib": [0-9]*' | cut -d' ' -f2 || true)
     dr=$(grep "\"scenario\": \"$s\", \"tool\": \"deltafetch\"" "$summary" | grep -o '"maxrss_median_kib": [0-9]*' | cut -d' ' -f2 || true)
     sb=$(grep "\"scenario\": \"$s\", \"tool\": \"stock\"" "$summary" | grep -o '"delta_bytes": [0-9]*' | cut -d' ' -f2 || true)
     db=$(grep "\"scenario\": \"$s\", \"tool\": \"deltafetch\"" "$summary" | grep -o '"delta_bytes": [0-9]*' | cut -d' ' -f2 || true)

@@ -8,11 +8,13 @@ B=$DF_SRCDIR/benchmarks
 
 check "bench-core.sh runs on a synthetic pair" bash "$B/bench-core.sh" --build="$DF_BUILDDIR" --synthetic=1 --reps=1 \
   --out="$T/core"
-for s in generate apply; do
+for s in generate apply apply-stock; do
   check "bench-core: summary has a '$s' row" grep -q "^| $s |" "$T/core/summary.md"
 done
 check "bench-core: every run exited 0" bash -c "! grep -v '\"exit\": 0' '$T/core/runs.jsonl' | grep -q ."
 check "bench-core: the apply result was fsck-clean" grep -q "successfully" "$T/core/fsck-deltafetch.txt"
+check "bench-core: the stock delta applied by deltafetch was fsck-clean" grep -q "successfully" \
+  "$T/core/fsck-deltafetch-stock.txt"
 
 make_tree v1 1 && make_tree v2 2 || { not_ok "trees"; finish; exit 1; }
 mkdir -p "$T/srv"
