@@ -1,7 +1,8 @@
 #!/bin/bash
 # deltafetch apply of deltas made by the stock `ostree static-delta
 # generate`: the default (bsdiff and rollsum), --disable-bsdiff, --inline,
-# --swap-endianness, from scratch, into bare and bare-user repositories, and
+# --swap-endianness, from scratch, into bare, bare-user and archive
+# repositories (stock apply-offline cannot write archive), and
 # deltafetch's own signed stock-format deltas; each result fsck-clean and
 # identical to the source tree. Then what must be refused: fallbacks offline,
 # a wrong commit, bad signatures, and malformed parts (hash, opcode, offset,
@@ -59,6 +60,7 @@ apply_ok () { # apply_ok NAME DELTA MODE [apply args...]
 }
 apply_ok default "$T/default" bare
 apply_ok bare-user "$T/default" bare-user
+apply_ok archive "$T/default" archive
 apply_ok nobsdiff "$T/nobsdiff" bare
 apply_ok inline "$T/inline" bare
 apply_ok swapped "$T/swapped" bare
