@@ -23,6 +23,10 @@
  *                                        bspatch-long = the first bspatch control's diff length
  *                                        negative or past the result, objects = one more object
  *                                        declared than made); fixes the part's hash and size
+ *   df-test-tool stock-fuzz REPO DELTA N  N seeded mutations (1 to 4 bytes) of the stock superblock
+ *                                        and of part 0's decoded payload, each parsed and run (sources
+ *                                        from REPO): every one must be refused or succeed, never crash;
+ *                                        prints the counts
  *   df-test-tool maxrss CMD ARGS...      run CMD, print "maxrss-kib N" on stderr, exit as CMD
  *   df-test-tool stats DELTA             entries and object bytes per encoding, and the bytes of
  *                                        each part section; with DF_STATS_LIST=1 also every raw
@@ -438,8 +442,10 @@ sv_source_open (gpointer user, const guint8 csum[DF_SHA256_LEN], guint64 *size, 
   g_autoptr (GInputStream) in = NULL;
   if (!ostree_repo_load_file (v->repo, hex, &in, NULL, NULL, NULL, error))
     return FALSE;
+  if (in == NULL)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
   g_autoptr (GOutputStream) out = g_memory_output_stream_new_resizable ();
-  if (in && g_output_stream_splice (out, in, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, error) < 0)
+  if (g_output_stream_splice (out, in, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, error) < 0)
     return FALSE;
   g_clear_pointer (&v->source, g_bytes_unref);
   v->source = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
@@ -665,6 +671,74 @@ cmd_stock_mangle (const char *dir, guint n, const char *what)
 }
 
 static int
+cmd_stock_fuzz (const char *repo_path, const char *dir, guint iterations)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GFile) rf = g_file_new_for_path (repo_path);
+  g_autoptr (OstreeRepo) repo = ostree_repo_new (rf);
+  if (!ostree_repo_open (repo, NULL, &error))
+    die ("%s", error->message);
+  g_autoptr (GBytes) file = read_superblock_file (dir);
+  g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (file, &error);
+  if (sb == NULL)
+    die ("%s", error->message);
+  g_autofree char *pname = g_strdup_printf ("%s/0", dir);
+  df_autofd pfd = sb->parts[0].inline_data ? -1 : open (pname, O_RDONLY | O_CLOEXEC);
+  df_autofd tfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  guint64 len;
+  if (!df_stock_part_decode (sb, 0, pfd, tfd, G_MAXUINT32, &len, NULL, NULL, &error))
+    die ("%s", error->message);
+  g_autofree guint8 *payload = g_malloc (len);
+  if (pread (tfd, payload, len, 0) != (gssize)len)
+    die ("reading the payload");
+  g_autoptr (GRand) rnd = g_rand_new_with_seed (7);
+  gsize slen;
+  const guint8 *sdata = g_bytes_get_data (file, &slen);
+  g_autofree guint8 *buf = g_malloc (MAX (slen, len));
+  guint sb_ok = 0, sb_refused = 0, run_ok = 0, run_refused = 0;
+  const DfStockSink sink = { sv_metadata, sv_begin, sv_data, sv_end, sv_source_open, sv_source_read, sv_source_close };
+  for (guint it = 0; it < iterations; it++)
+    {
+      gboolean on_sb = g_rand_int_range (rnd, 0, 3) == 0;
+      gsize n = on_sb ? slen : len;
+      memcpy (buf, on_sb ? sdata : payload, n);
+      guint flips = g_rand_int_range (rnd, 1, 5);
+      for (guint f = 0; f < flips; f++)
+        {
+          /* Mostly near the end, where the framing and opcodes are. */
+          gsize at = g_rand_boolean (rnd) ? n - 1 - (gsize)g_rand_int_range (rnd, 0, MIN (n, 4096))
+                                         : (gsize)g_rand_int_range (rnd, 0, n);
+          buf[at] = g_rand_int_range (rnd, 0, 256);
+        }
+      g_autoptr (GError) e = NULL;
+      if (on_sb)
+        {
+          g_autoptr (GBytes) b = g_bytes_new (buf, n);
+          g_autoptr (DfStockSuperblock) m = df_stock_superblock_parse (b, &e);
+          m ? sb_ok++ : sb_refused++;
+          continue;
+        }
+      df_autofd mfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+      if (pwrite (mfd, buf, n, 0) != (gssize)n)
+        die ("writing");
+      DfStockPayload pl;
+      StockVerify v = { .repo = repo };
+      gboolean ok = df_stock_payload_open (&pl, mfd, n, &e);
+      if (ok)
+        {
+          ok = df_stock_execute (&sb->parts[0], &pl, &sink, &v, NULL, NULL, &e);
+          df_stock_payload_clear (&pl);
+        }
+      if (v.csum && v.sha.ctx)
+        df_sha256_clear (&v.sha);
+      sv_source_close (&v);
+      ok ? run_ok++ : run_refused++;
+    }
+  printf ("superblocks parsed %u refused %u\npayloads run %u refused %u\n", sb_ok, sb_refused, run_ok, run_refused);
+  return 0;
+}
+
+static int
 cmd_maxrss (char **argv)
 {
   pid_t pid = fork ();
@@ -693,6 +767,8 @@ main (int argc, char **argv)
     return cmd_stock_verify (argv[2], argv[3]);
   if (strcmp (cmd, "stock-mangle") == 0 && argc == 5)
     return cmd_stock_mangle (argv[2], atoi (argv[3]), argv[4]);
+  if (strcmp (cmd, "stock-fuzz") == 0 && argc == 5)
+    return cmd_stock_fuzz (argv[2], argv[3], atoi (argv[4]));
   if (strcmp (cmd, "maxrss") == 0)
     return cmd_maxrss (argv + 2);
   const char *dir = argv[2];

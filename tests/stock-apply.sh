@@ -126,4 +126,8 @@ for what in opcode offset objects bspatch-negative bspatch-long; do
     not_ok "could not make a part with fault $what"
   fi
 done
+# Seeded random damage to the superblock and to a decoded payload (past its
+# hash): each refused or harmless, never a crash (ASan builds run the same).
+check "500 damaged superblocks and payloads: no crash" "$DF_TEST_TOOL" stock-fuzz "$src" "$T/default" 500
+diag "$(tr '\n' ' ' <"$T/check.out")"
 finish

@@ -748,8 +748,8 @@ op_splice (Exec *x, GError **error)
           g_autofree char *target = g_malloc0 (size + 1);
           if (!raw_read (x, off, (guint8 *)target, size, error))
             return FALSE;
-          if (strlen (target) != size)
-            return OPBAD ("symlink target with a NUL byte");
+          if (strlen (target) != size || !g_utf8_validate (target, size, NULL))
+            return OPBAD ("symlink target with a NUL byte or not UTF-8");
           if (!begin_content (x, rec, mode_idx, xattr_idx, 0, target, error))
             return FALSE;
           return end_content (x, error);
