@@ -9,6 +9,7 @@ static const char *count_names[DF_COUNT_LAST] = {
   [DF_COUNT_CONTENT_PATCH] = "content-patch",
   [DF_COUNT_CONTENT_SPLIT] = "content-split",
   [DF_COUNT_CHUNKS] = "entries",
+  [DF_COUNT_FALLBACK] = "fallback-objects",
   [DF_COUNT_CONTENT_BYTES] = "content-bytes",
 };
 
@@ -38,7 +39,9 @@ df_cli_show (int argc, char **argv)
       g_autoptr (JsonBuilder) b = json_builder_new ();
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "format");
-      json_builder_add_string_value (b, "deltafetch");
+      json_builder_add_string_value (b, df_delta_info_get_format (info));
+      json_builder_set_member_name (b, "signed");
+      json_builder_add_boolean_value (b, df_delta_info_is_signed (info));
       json_builder_set_member_name (b, "version");
       json_builder_add_int_value (b, df_delta_info_get_format_version (info));
       json_builder_set_member_name (b, "from");
@@ -88,24 +91,36 @@ df_cli_show (int argc, char **argv)
   g_autofree char *csize = df_cli_format_size (df_delta_info_get_total_compressed_size (info));
   g_autofree char *usize = df_cli_format_size (df_delta_info_get_total_uncompressed_size (info));
   g_autofree char *cbytes = df_cli_format_size (df_delta_info_get_count (info, DF_COUNT_CONTENT_BYTES));
-  printf ("Format:      deltafetch native v%u\n", df_delta_info_get_format_version (info));
+  gboolean stock = g_str_equal (df_delta_info_get_format (info), "ostree");
+  if (stock)
+    printf ("Format:      stock OSTree static delta%s\n", df_delta_info_is_signed (info) ? ", signed" : "");
+  else
+    printf ("Format:      deltafetch native v%u%s\n", df_delta_info_get_format_version (info),
+            df_delta_info_is_signed (info) ? ", signed" : "");
   printf ("From:        %s\n", from ? from : "(empty: from scratch)");
   printf ("To:          %s\n", df_delta_info_get_to (info));
-  printf ("Parts:       %u, %s compressed, %s uncompressed\n", n, csize, usize);
+  printf ("Parts:       %u, %s compressed, %s %s\n", n, csize, usize, stock ? "of objects" : "uncompressed");
   printf ("Superblock:  %" G_GUINT64_FORMAT " bytes\n", df_delta_info_get_superblock_size (info));
-  printf ("Objects:     %" G_GUINT64_FORMAT " metadata, %" G_GUINT64_FORMAT " content raw, %" G_GUINT64_FORMAT
-          " content patched, %" G_GUINT64_FORMAT " content split\n",
-          df_delta_info_get_count (info, DF_COUNT_METADATA), df_delta_info_get_count (info, DF_COUNT_CONTENT_RAW),
-          df_delta_info_get_count (info, DF_COUNT_CONTENT_PATCH),
-          df_delta_info_get_count (info, DF_COUNT_CONTENT_SPLIT));
-  printf ("Content:     %s in %" G_GUINT64_FORMAT " entries\n", cbytes,
-          df_delta_info_get_count (info, DF_COUNT_CHUNKS));
+  if (stock)
+    printf ("Objects:     %" G_GUINT64_FORMAT " metadata, %" G_GUINT64_FORMAT " files, %" G_GUINT64_FORMAT
+            " left to fetch one by one (fallbacks)\n",
+            df_delta_info_get_count (info, DF_COUNT_METADATA), df_delta_info_get_count (info, DF_COUNT_CONTENT_RAW),
+            df_delta_info_get_count (info, DF_COUNT_FALLBACK));
+  else
+    printf ("Objects:     %" G_GUINT64_FORMAT " metadata, %" G_GUINT64_FORMAT " content raw, %" G_GUINT64_FORMAT
+            " content patched, %" G_GUINT64_FORMAT " content split\n",
+            df_delta_info_get_count (info, DF_COUNT_METADATA), df_delta_info_get_count (info, DF_COUNT_CONTENT_RAW),
+            df_delta_info_get_count (info, DF_COUNT_CONTENT_PATCH),
+            df_delta_info_get_count (info, DF_COUNT_CONTENT_SPLIT));
+  if (!stock)
+    printf ("Content:     %s in %" G_GUINT64_FORMAT " entries\n", cbytes,
+            df_delta_info_get_count (info, DF_COUNT_CHUNKS));
   for (guint i = 0; i < n; i++)
     {
       g_autofree char *pc = df_cli_format_size (df_delta_info_get_part_compressed_size (info, i));
       g_autofree char *pu = df_cli_format_size (df_delta_info_get_part_uncompressed_size (info, i));
-      printf ("  part %-4u %10s  (%s uncompressed, %u entries)\n", i, pc, pu,
-              df_delta_info_get_part_n_entries (info, i));
+      printf ("  part %-4u %10s  (%s %s, %u %s)\n", i, pc, pu, stock ? "of objects" : "uncompressed",
+              df_delta_info_get_part_n_entries (info, i), stock ? "objects" : "entries");
     }
   return 0;
 }

@@ -40,6 +40,11 @@ check "--inline: parsed as inline" grep -q "inline [1-9]" "$T/inline.verify"
 check "--swap-endianness: read as big-endian" grep -q "^endianness big" "$T/swapped.verify"
 check "--min-fallback-size=1: fallback objects declared" bash -c "'$DF_TEST_TOOL' stock-verify '$src' '$T/fallback' | grep -q '^fallbacks [1-9]'"
 diag "default: $(tr '\n' ' ' <"$T/default.verify")"
+check "show: a stock delta" bash -c "'$DF' show '$T/swapped' | grep -q '^Format: *stock OSTree static delta'"
+check "show --json: format ostree, parts and objects" bash -c "'$DF' show --json '$T/inline' | python3 -c '
+import json, sys; d = json.load(sys.stdin)
+assert d[\"format\"] == \"ostree\" and len(d[\"parts\"]) >= 1 and d[\"counts\"][\"metadata-objects\"] > 0, d'"
+check "show: fallbacks counted" bash -c "'$DF' show --json '$T/fallback' | grep -q '\"fallback-objects\" : [1-9]'"
 
 base=$T/base
 ostree init --repo="$base" --mode=bare

@@ -1,19 +1,51 @@
-/* The public, read-only view of a superblock used by `deltafetch show`. */
+/* The public, read-only view of a superblock used by `deltafetch show`:
+ * native, or stock as `ostree static-delta generate` writes it. */
 #include <fcntl.h>
 
+#include "df-stock.h"
 #include "df-superblock.h"
 
 struct _DfDeltaInfo
 {
-  DfSuperblock *sb;
+  DfSuperblock *sb;         /* native */
+  DfStockSuperblock *stock; /* or stock */
   guint64 counts[DF_COUNT_LAST];
   guint64 total_compressed, total_uncompressed;
 };
 
+static DfDeltaInfo *
+stock_info (DfStockSuperblock *st)
+{
+  DfDeltaInfo *info = g_new0 (DfDeltaInfo, 1);
+  info->stock = st;
+  for (guint i = 0; i < st->n_parts; i++)
+    {
+      const DfStockPart *p = &st->parts[i];
+      info->total_compressed += p->size;
+      info->total_uncompressed += p->usize;
+      info->counts[DF_COUNT_CONTENT_BYTES] += p->usize;
+      info->counts[DF_COUNT_CHUNKS] += p->n_objects;
+      for (guint j = 0; j < p->n_objects; j++)
+        info->counts[p->objects[j * DF_STOCK_OBJREC_LEN] == OSTREE_OBJECT_TYPE_FILE ? DF_COUNT_CONTENT_RAW
+                                                                                   : DF_COUNT_METADATA]++;
+    }
+  info->counts[DF_COUNT_FALLBACK] = st->n_fallbacks;
+  return info;
+}
+
 DfDeltaInfo *
 df_delta_info_load (const char *delta_dir, GError **error)
 {
-  g_autoptr (DfSuperblock) sb = df_superblock_load (AT_FDCWD, delta_dir, error);
+  g_autofree char *path = g_build_filename (delta_dir, "superblock", NULL);
+  g_autoptr (GBytes) file = df_read_file_bounded (AT_FDCWD, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
+  if (file == NULL)
+    return NULL;
+  if (df_stock_superblock_sniff (file))
+    {
+      DfStockSuperblock *st = df_stock_superblock_parse (file, error);
+      return st ? stock_info (st) : NULL;
+    }
+  g_autoptr (DfSuperblock) sb = df_superblock_parse (file, error);
   if (sb == NULL)
     return NULL;
   DfDeltaInfo *info = g_new0 (DfDeltaInfo, 1);
@@ -53,52 +85,67 @@ df_delta_info_free (DfDeltaInfo *info)
   if (info == NULL)
     return;
   df_superblock_free (info->sb);
+  df_stock_superblock_free (info->stock);
   g_free (info);
+}
+
+const char *
+df_delta_info_get_format (const DfDeltaInfo *info)
+{
+  return info->stock ? "ostree" : "deltafetch";
 }
 
 const char *
 df_delta_info_get_from (const DfDeltaInfo *info)
 {
+  if (info->stock)
+    return info->stock->has_from ? info->stock->from_hex : NULL;
   return info->sb->has_from ? info->sb->from_hex : NULL;
 }
 
 const char *
 df_delta_info_get_to (const DfDeltaInfo *info)
 {
-  return info->sb->to_hex;
+  return info->stock ? info->stock->to_hex : info->sb->to_hex;
 }
 
 guint
 df_delta_info_get_format_version (const DfDeltaInfo *info)
 {
-  return info->sb->version;
+  return info->stock ? 0 : info->sb->version;
 }
 
 guint
 df_delta_info_get_n_parts (const DfDeltaInfo *info)
 {
-  return info->sb->n_parts;
+  return info->stock ? info->stock->n_parts : info->sb->n_parts;
 }
 
 guint64
 df_delta_info_get_part_compressed_size (const DfDeltaInfo *info, guint i)
 {
-  g_return_val_if_fail (i < info->sb->n_parts, 0);
-  return info->sb->parts[i].compressed_size;
+  g_return_val_if_fail (i < df_delta_info_get_n_parts (info), 0);
+  return info->stock ? info->stock->parts[i].size : info->sb->parts[i].compressed_size;
 }
 
 guint64
 df_delta_info_get_part_uncompressed_size (const DfDeltaInfo *info, guint i)
 {
-  g_return_val_if_fail (i < info->sb->n_parts, 0);
-  return info->sb->parts[i].uncompressed_size;
+  g_return_val_if_fail (i < df_delta_info_get_n_parts (info), 0);
+  return info->stock ? info->stock->parts[i].usize : info->sb->parts[i].uncompressed_size;
 }
 
 guint
 df_delta_info_get_part_n_entries (const DfDeltaInfo *info, guint i)
 {
-  g_return_val_if_fail (i < info->sb->n_parts, 0);
-  return info->sb->parts[i].n_entries;
+  g_return_val_if_fail (i < df_delta_info_get_n_parts (info), 0);
+  return info->stock ? info->stock->parts[i].n_objects : info->sb->parts[i].n_entries;
+}
+
+gboolean
+df_delta_info_is_signed (const DfDeltaInfo *info)
+{
+  return (info->stock ? info->stock->signed_data : info->sb->signed_data) != NULL;
 }
 
 guint64
@@ -116,7 +163,7 @@ df_delta_info_get_total_uncompressed_size (const DfDeltaInfo *info)
 guint64
 df_delta_info_get_superblock_size (const DfDeltaInfo *info)
 {
-  return info->sb->file_size;
+  return info->stock ? info->stock->file_size : info->sb->file_size;
 }
 
 guint64

@@ -212,19 +212,26 @@ typedef struct _DfDeltaInfo DfDeltaInfo;
 
 /**
  * df_delta_info_load:
- * @delta_dir: a directory holding `superblock` and the parts
+ * @delta_dir: a directory holding `superblock` and the parts: a native
+ *   delta, or a stock one (`ostree static-delta generate`)
  *
  * Reads and validates the superblock only (parts are not read).
  * Returns: (transfer full): the delta's description, or NULL with @error set.
  */
 DF_PUBLIC DfDeltaInfo *df_delta_info_load (const char *delta_dir, GError **error);
 DF_PUBLIC void df_delta_info_free (DfDeltaInfo *info);
+/** Returns: "deltafetch" (native) or "ostree" (stock). */
+DF_PUBLIC const char *df_delta_info_get_format (const DfDeltaInfo *info);
+/** Returns: TRUE when the superblock is in a signed envelope. */
+DF_PUBLIC gboolean df_delta_info_is_signed (const DfDeltaInfo *info);
 /** Returns: the from-commit checksum, or NULL for a from-scratch delta. */
 DF_PUBLIC const char *df_delta_info_get_from (const DfDeltaInfo *info);
 DF_PUBLIC const char *df_delta_info_get_to (const DfDeltaInfo *info);
 DF_PUBLIC guint df_delta_info_get_format_version (const DfDeltaInfo *info);
 DF_PUBLIC guint df_delta_info_get_n_parts (const DfDeltaInfo *info);
-/** Sizes of part @i (0-based, < n_parts). */
+/** Sizes of part @i (0-based, < n_parts). For a stock delta the
+ * uncompressed size is what the superblock declares for the objects the
+ * part makes, and its entries are those objects. */
 DF_PUBLIC guint64 df_delta_info_get_part_compressed_size (const DfDeltaInfo *info, guint i);
 DF_PUBLIC guint64 df_delta_info_get_part_uncompressed_size (const DfDeltaInfo *info, guint i);
 DF_PUBLIC guint df_delta_info_get_part_n_entries (const DfDeltaInfo *info, guint i);
@@ -236,11 +243,12 @@ DF_PUBLIC guint64 df_delta_info_get_superblock_size (const DfDeltaInfo *info);
 typedef enum
 {
   DF_COUNT_METADATA = 0,  /* dirtree and dirmeta objects */
-  DF_COUNT_CONTENT_RAW,   /* content objects stored whole (solid zstd) */
+  DF_COUNT_CONTENT_RAW,   /* content objects stored whole (solid zstd); every file of a stock delta */
   DF_COUNT_CONTENT_PATCH, /* content objects encoded against an old object */
   DF_COUNT_CONTENT_SPLIT, /* content objects split across several parts */
   DF_COUNT_CHUNKS,        /* entries (object pieces) in all parts */
   DF_COUNT_CONTENT_BYTES, /* uncompressed content bytes the delta produces */
+  DF_COUNT_FALLBACK,      /* stock deltas: objects left to be fetched one by one */
   DF_COUNT_LAST
 } DfCount;
 
