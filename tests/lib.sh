@@ -75,6 +75,21 @@ publish_pair () {
 # objects_list REPO: sorted list of objects/ files, for "nothing written" checks
 objects_list () { (cd "$1/objects" && find . -type f | sort); }
 
+# try_refused NAME CODE DELTA [apply args...]: apply DELTA into a fresh copy
+# of $base (a repo whose ref os is $c1): it must fail with CODE and one line,
+# and leave objects/, the ref and fsck exactly as they were.
+try_refused () {
+  local name=$1 code=$2 delta=$3; shift 3
+  local repo=$T/repo-$name
+  rm -rf "$repo"; cp -a "$base" "$repo"
+  local before
+  before=$(objects_list "$repo")
+  expect_exit "$code" "$name" "$DF" apply --repo="$repo" --ref=os "$@" "$delta"
+  check "$name: objects/ unchanged" test "$before" = "$(objects_list "$repo")"
+  check "$name: ref unchanged" test "$(rev "$repo" os)" = "$c1"
+  check "$name: repo still fsck-clean" ostree fsck --repo="$repo"
+}
+
 # checkout_matches REPO COMMIT TREE: fsck clean and checkout identical to TREE
 checkout_matches () {
   local repo=$1 commit=$2 tree=$3 co

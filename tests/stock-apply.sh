@@ -89,33 +89,22 @@ openssl pkey -in "$T/o.pem" -pubout -outform DER | tail -c 32 | base64 -w0 >"$T/
 apply_ok signed "$T/signed" bare --keys="$T/k.pub" --require-signatures
 check "signed: the signature is reported verified" grep -q "signature" "$T/ee.out"
 
-# try NAME CODE DELTA [apply args...]: refused, objects/ and ref unchanged
-try () {
-  local name=$1 code=$2 delta=$3; shift 3
-  local repo=$T/repo-$name
-  rm -rf "$repo"; cp -a "$base" "$repo"
-  local before
-  before=$(objects_list "$repo")
-  expect_exit "$code" "$name" "$DF" apply --repo="$repo" --ref=os "$@" "$delta"
-  check "$name: objects/ unchanged" test "$before" = "$(objects_list "$repo")"
-  check "$name: ref unchanged" test "$(rev "$repo" os)" = "$c1"
-}
-try fallbacks-offline 6 "$T/fallback" --commit="$c2"
+try_refused fallbacks-offline 6 "$T/fallback" --commit="$c2"
 empty=$T/empty-bare
 ostree init --repo="$empty" --mode=bare
 expect_exit 6 "fallbacks offline into an empty repository" "$DF" apply --repo="$empty" --commit="$c2" "$T/fallback"
 check "fallbacks offline: nothing in objects/" test -z "$(objects_list "$empty")"
-try wrong-commit 5 "$T/default" --commit="$c1"
-try signed-wrong-key 5 "$T/signed" --keys="$T/other.pub"
-try unsigned-required 5 "$T/default" --keys="$T/k.pub" --require-signatures
+try_refused wrong-commit 5 "$T/default" --commit="$c1"
+try_refused signed-wrong-key 5 "$T/signed" --keys="$T/other.pub"
+try_refused unsigned-required 5 "$T/default" --keys="$T/k.pub" --require-signatures
 
 mutate () { rm -rf "$T/m-$1"; cp -a "$T/default" "$T/m-$1"; echo "$T/m-$1"; }
 d=$(mutate flipped); printf '\x55' | dd of="$d/0" bs=1 seek=100 conv=notrunc 2>/dev/null
-try flipped-byte-in-part 4 "$d" --commit="$c2"
+try_refused flipped-byte-in-part 4 "$d" --commit="$c2"
 d=$(mutate truncated); truncate -s -5 "$d/0"
-try truncated-part 3 "$d" --commit="$c2"
+try_refused truncated-part 3 "$d" --commit="$c2"
 d=$(mutate missing); rm "$d/0"
-try missing-part 3 "$d" --commit="$c2"
+try_refused missing-part 3 "$d" --commit="$c2"
 # Malformed parts, rewritten uncompressed with their hash fixed: the first
 # part whose program has what the fault needs.
 for what in opcode offset objects bspatch-negative bspatch-long; do
@@ -126,7 +115,7 @@ for what in opcode offset objects bspatch-negative bspatch-long; do
   done
   if [ -n "$made" ]; then
     diag "$what: part $made"
-    try "malformed-part-$what" 3 "$d" --commit="$c2"
+    try_refused "malformed-part-$what" 3 "$d" --commit="$c2"
   else
     not_ok "could not make a part with fault $what"
   fi

@@ -52,6 +52,14 @@ gboolean df_apply_session_finish (DfApplySession *s, DfApplyResult *result, GErr
 
 gboolean df_apply_options_get_allow_downgrade (const DfApplyOptions *opts);
 
+/* The checks made on a superblock, whatever its format, before any part is
+ * read: the options, the signature policy (@signed_data and @sigs from its
+ * envelope, NULL when unsigned), the expected commit, rollback, and the
+ * from-commit (@from_hex, NULL from scratch) present. */
+gboolean df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, GBytes *signed_data, GPtrArray *sigs,
+                             const char *to_hex, GBytes *commit_bytes, const char *from_hex, gboolean *out_verified,
+                             GCancellable *cancellable, GError **error);
+
 /* Applies the stock OSTree delta in @delta_dfd whose superblock file is
  * @superblock (engine/apply/df-apply-stock.c). */
 gboolean df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApplyOptions *opts,

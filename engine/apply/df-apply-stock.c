@@ -34,7 +34,7 @@ typedef struct
   gboolean metadata_pass;
 
   /* The read source */
-  guint8 src_csum[DF_SHA256_LEN];
+  char src_what[96]; /* "source object <hex>", for messages */
   int src_fd;
   gboolean src_missing;
 
@@ -169,9 +169,9 @@ on_source_open (gpointer user, const guint8 csum[DF_SHA256_LEN], guint64 *size, 
 {
   Run *r = user;
   on_source_close (r);
-  memcpy (r->src_csum, csum, DF_SHA256_LEN);
   char hex[65], path[128];
   df_hex (csum, hex);
+  g_snprintf (r->src_what, sizeof r->src_what, "source object %s", hex);
   OstreeRepoMode mode = ostree_repo_get_mode (r->repo);
   if (mode == OSTREE_REPO_MODE_BARE || mode == OSTREE_REPO_MODE_BARE_USER || mode == OSTREE_REPO_MODE_BARE_USER_ONLY)
     {
@@ -212,22 +212,9 @@ static gboolean
 on_source_read (gpointer user, guint64 offset, guint8 *buf, gsize len, GError **error)
 {
   Run *r = user;
-  char hex[65];
-  df_hex (r->src_csum, hex);
   if (r->src_missing)
-    return df_throw (error, DF_ERROR_MISSING_BASE, "source object %s is not in the repository", hex);
-  for (gsize done = 0; done < len;)
-    {
-      ssize_t n = pread (r->src_fd, buf + done, len - done, offset + done);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return df_throw_errno (error, errno, "reading source object %s", hex);
-      if (n == 0)
-        return df_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
-      done += n;
-    }
-  return TRUE;
+    return df_throw (error, DF_ERROR_MISSING_BASE, "%s is not in the repository", r->src_what);
+  return df_pread_all (r->src_fd, buf, len, offset, r->src_what, error);
 }
 
 static const DfStockSink stock_sink = { on_metadata, on_begin, on_data, on_end,
@@ -582,33 +569,9 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApp
   g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (superblock, error);
   if (sb == NULL)
     return FALSE;
-  guint8 want[DF_SHA256_LEN];
-  if (opts->commit && !df_parse_checksum (opts->commit, want, error))
+  if (!df_apply_preflight (repo, opts, sb->signed_data, sb->signatures, sb->to_hex, sb->commit,
+                           sb->has_from ? sb->from_hex : NULL, &result->signature_verified, cancellable, error))
     return FALSE;
-  if (opts->ref && !ostree_validate_rev (opts->ref, NULL))
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
-  g_autoptr (DfKeyring) keys = NULL;
-  if (opts->trusted_keys && (keys = df_keyring_load (opts->trusted_keys, error)) == NULL)
-    return FALSE;
-  if (!df_signature_policy (sb->signed_data, sb->signatures, keys, opts->require_signatures,
-                            &result->signature_verified, error))
-    return FALSE;
-  if (opts->commit && memcmp (want, sb->to, DF_SHA256_LEN) != 0)
-    return df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", sb->to_hex,
-                     opts->commit);
-  g_autoptr (GVariant) commit
-      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, sb->commit, FALSE));
-  if (!df_check_downgrade (repo, opts->ref, sb->to_hex, commit, opts->allow_downgrade, error))
-    return FALSE;
-  if (sb->has_from)
-    {
-      gboolean have = FALSE;
-      if (!ostree_repo_has_object (repo, OSTREE_OBJECT_TYPE_COMMIT, sb->from_hex, &have, cancellable, error))
-        return FALSE;
-      if (!have)
-        return df_throw (error, DF_ERROR_MISSING_BASE,
-                         "the delta applies to commit %s, which the repository does not have", sb->from_hex);
-    }
   /* Objects the delta leaves to be fetched one by one must be here already
    * for an offline apply. */
   guint64 missing = 0, missing_bytes = 0;

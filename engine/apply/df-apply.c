@@ -552,49 +552,52 @@ session_fail_cleanup (Apply *a, GError *error)
   a->in_txn = FALSE;
 }
 
+gboolean
+df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, GBytes *signed_data, GPtrArray *sigs,
+                    const char *to_hex, GBytes *commit_bytes, const char *from_hex, gboolean *out_verified,
+                    GCancellable *cancellable, GError **error)
+{
+  guint8 want[DF_SHA256_LEN], to[DF_SHA256_LEN];
+  if (opts->commit && !df_parse_checksum (opts->commit, want, error))
+    return FALSE;
+  if (opts->ref && !ostree_validate_rev (opts->ref, NULL))
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
+  /* Trust first: nothing is read beyond the superblock unless its
+   * signature (by policy) and the commit it produces are the trusted ones. */
+  g_autoptr (DfKeyring) keys = NULL;
+  if (opts->trusted_keys && (keys = df_keyring_load (opts->trusted_keys, error)) == NULL)
+    return FALSE;
+  if (!df_signature_policy (signed_data, sigs, keys, opts->require_signatures, out_verified, error))
+    return FALSE;
+  ostree_checksum_inplace_to_bytes (to_hex, to);
+  if (opts->commit && memcmp (want, to, DF_SHA256_LEN) != 0)
+    return df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", to_hex,
+                     opts->commit);
+  g_autoptr (GVariant) commit
+      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, commit_bytes, FALSE));
+  if (!df_check_downgrade (repo, opts->ref, to_hex, commit, opts->allow_downgrade, error))
+    return FALSE;
+  if (from_hex)
+    {
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (repo, OSTREE_OBJECT_TYPE_COMMIT, from_hex, &have, cancellable, error))
+        return FALSE;
+      if (!have)
+        return df_throw (error, DF_ERROR_MISSING_BASE,
+                         "the delta applies to commit %s, which the repository does not have", from_hex);
+    }
+  return TRUE;
+}
+
 DfApplySession *
 df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptions *opts, GCancellable *cancellable,
                       GError **error)
 {
   g_autoptr (DfSuperblock) sb = sb_in;
-  guint8 want[DF_SHA256_LEN];
-  if (opts->commit && !df_parse_checksum (opts->commit, want, error))
-    return NULL;
-  if (opts->ref && !ostree_validate_rev (opts->ref, NULL))
-    {
-      df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
-      return NULL;
-    }
-  /* Trust first: nothing is read beyond the superblock unless its
-   * signature (by policy) and the commit it produces are the trusted ones. */
-  g_autoptr (DfKeyring) keys = NULL;
-  if (opts->trusted_keys && (keys = df_keyring_load (opts->trusted_keys, error)) == NULL)
-    return NULL;
   gboolean verified = FALSE;
-  if (!df_superblock_check_signature (sb, keys, opts->require_signatures, &verified, error))
+  if (!df_apply_preflight (repo, opts, sb->signed_data, sb->signatures, sb->to_hex, sb->commit,
+                           sb->has_from ? sb->from_hex : NULL, &verified, cancellable, error))
     return NULL;
-  if (opts->commit && memcmp (want, sb->to, DF_SHA256_LEN) != 0)
-    {
-      df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", sb->to_hex,
-                opts->commit);
-      return NULL;
-    }
-  g_autoptr (GVariant) commit
-      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, sb->commit, FALSE));
-  if (!df_check_downgrade (repo, opts->ref, sb->to_hex, commit, opts->allow_downgrade, error))
-    return NULL;
-  if (sb->has_from)
-    {
-      gboolean have = FALSE;
-      if (!ostree_repo_has_object (repo, OSTREE_OBJECT_TYPE_COMMIT, sb->from_hex, &have, cancellable, error))
-        return NULL;
-      if (!have)
-        {
-          df_throw (error, DF_ERROR_MISSING_BASE, "the delta applies to commit %s, which the repository does not have",
-                    sb->from_hex);
-          return NULL;
-        }
-    }
 
   /* Workers from the memory budget and the delta's declared sizes. */
   guint64 need = 0, meta_total = 0;

@@ -322,18 +322,8 @@ read_bare_window (OstreeRepo *repo, const char *hex, guint64 off, gsize len, Sou
   sw->owned = df_big_alloc (len);
   sw->owned_len = len;
   sw->data = sw->owned;
-  for (gsize done = 0; done < len;)
-    {
-      ssize_t n = pread (fd, sw->owned + done, len - done, off + done);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return df_throw_errno (error, errno, "reading source object %s", hex);
-      if (n == 0)
-        return df_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
-      done += n;
-    }
-  return TRUE;
+  g_autofree char *what = g_strdup_printf ("source object %s", hex);
+  return df_pread_all (fd, sw->owned, len, off, what, error);
 }
 
 /* Makes [off, off+len) of an existing content object available in @sw. */

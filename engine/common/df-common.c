@@ -261,6 +261,24 @@ df_pwrite_all (int fd, const void *buf, gsize len, guint64 off, const char *what
 }
 
 gboolean
+df_pread_all (int fd, void *buf, gsize len, guint64 off, const char *what, GError **error)
+{
+  gsize done = 0;
+  while (done < len)
+    {
+      ssize_t n = pread (fd, (guint8 *)buf + done, len - done, off + done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return df_throw_errno (error, errno, "reading %s", what);
+      if (n == 0)
+        return df_throw (error, DF_ERROR_IO, "%s ended early", what);
+      done += n;
+    }
+  return TRUE;
+}
+
+gboolean
 df_write_file_atomic (int dfd, const char *path, GBytes *bytes, GError **error)
 {
   g_autofree char *tmp = g_strdup_printf ("%s.tmp", path);

@@ -65,6 +65,9 @@ GBytes *df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 ex
 gboolean df_write_all (int fd, const void *buf, gsize len, const char *what, GError **error);
 /* The same at offset @off. @error may be NULL; errno tells then. */
 gboolean df_pwrite_all (int fd, const void *buf, gsize len, guint64 off, const char *what, GError **error);
+/* Reads exactly @len bytes at @off: a read error or a file that ends
+ * first (DF_ERROR_IO, "@what ended early") fails. */
+gboolean df_pread_all (int fd, void *buf, gsize len, guint64 off, const char *what, GError **error);
 /* Writes @bytes to @path under @dfd through "@path.tmp", fdatasync and
  * rename, so readers see the old file or the whole new one. */
 gboolean df_write_file_atomic (int dfd, const char *path, GBytes *bytes, GError **error);

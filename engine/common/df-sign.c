@@ -244,6 +244,26 @@ df_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError 
 }
 
 gboolean
+df_signed_open (GBytes *file, GBytes **out_inner, GBytes **out_signed, GPtrArray **out_sigs, GError **error)
+{
+  GError *local = NULL;
+  *out_signed = NULL;
+  *out_sigs = NULL;
+  if (df_signed_unwrap (file, out_signed, out_sigs, &local))
+    {
+      *out_inner = g_bytes_ref (*out_signed);
+      return TRUE;
+    }
+  if (local)
+    {
+      g_propagate_error (error, local);
+      return FALSE;
+    }
+  *out_inner = g_bytes_ref (file);
+  return TRUE;
+}
+
+gboolean
 df_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfKeyring *keys, gboolean require,
                      gboolean *out_verified, GError **error)
 {

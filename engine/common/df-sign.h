@@ -30,6 +30,13 @@ guint df_keyring_size (const DfKeyring *k);
  * with one of the keys. */
 gboolean df_keyring_verify_any (const DfKeyring *k, GBytes *data, GPtrArray *sigs);
 
+/* What a superblock parser reads from @file: the signed bytes of an
+ * envelope (also in *out_signed, with its signatures in *out_sigs), else
+ * @file itself (*out_signed and *out_sigs NULL). FALSE only for a
+ * malformed envelope. */
+gboolean df_signed_open (GBytes *file, GBytes **out_inner, GBytes **out_signed, GPtrArray **out_sigs,
+                         GError **error);
+
 /* The signature policy for a superblock: @signed_data and @sigs come from
  * its envelope (NULL when unsigned). A signed superblock must verify with
  * one of @keys (when given); with @require, an unsigned one, or a signed

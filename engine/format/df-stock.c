@@ -229,8 +229,6 @@ parse_plain (GBytes *bytes, GError **error)
       f->size = sized (sb->big_endian, size);
       f->usize = sized (sb->big_endian, usize);
     }
-  sb->file_size = g_bytes_get_size (bytes);
-  df_sha256 (g_bytes_get_data (bytes, NULL), sb->file_size, sb->file_sha256);
   return g_steal_pointer (&sb);
 #undef BAD
 }
@@ -238,24 +236,18 @@ parse_plain (GBytes *bytes, GError **error)
 DfStockSuperblock *
 df_stock_superblock_parse (GBytes *file, GError **error)
 {
-  g_autoptr (GBytes) inner = NULL;
+  g_autoptr (GBytes) inner = NULL, signed_data = NULL;
   g_autoptr (GPtrArray) sigs = NULL;
-  GError *local = NULL;
-  if (!df_signed_unwrap (file, &inner, &sigs, &local))
-    {
-      if (local)
-        {
-          g_propagate_error (error, local);
-          return NULL;
-        }
-      return parse_plain (file, error);
-    }
+  if (!df_signed_open (file, &inner, &signed_data, &sigs, error))
+    return NULL;
   DfStockSuperblock *sb = parse_plain (inner, error);
   if (sb == NULL)
     return NULL;
+  /* The file as published (the envelope, when signed) is what an index
+   * lists and what the apply state is named after. */
   sb->file_size = g_bytes_get_size (file);
   df_sha256 (g_bytes_get_data (file, NULL), sb->file_size, sb->file_sha256);
-  sb->signed_data = g_steal_pointer (&inner);
+  sb->signed_data = g_steal_pointer (&signed_data);
   sb->signatures = g_steal_pointer (&sigs);
   return sb;
 }
@@ -456,17 +448,7 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out
 static gboolean
 read_exact (int fd, guint8 *buf, gsize len, guint64 off, GError **error)
 {
-  gsize done = 0;
-  while (done < len)
-    {
-      gssize n = read_at (fd, buf + done, len - done, off + done);
-      if (n < 0)
-        return df_throw_errno (error, errno, "reading a part payload");
-      if (n == 0)
-        return df_throw (error, DF_ERROR_IO, "part payload ended early");
-      done += n;
-    }
-  return TRUE;
+  return df_pread_all (fd, buf, len, off, "part payload", error);
 }
 
 static GVariant *

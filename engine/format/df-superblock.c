@@ -470,25 +470,18 @@ parse_plain (GBytes *bytes, GError **error)
 DfSuperblock *
 df_superblock_parse (GBytes *bytes, GError **error)
 {
-  g_autoptr (GBytes) inner = NULL;
+  g_autoptr (GBytes) inner = NULL, signed_data = NULL;
   g_autoptr (GPtrArray) sigs = NULL;
-  GError *local = NULL;
-  if (!df_signed_unwrap (bytes, &inner, &sigs, &local))
-    {
-      if (local)
-        {
-          g_propagate_error (error, local);
-          return NULL;
-        }
-      return parse_plain (bytes, error);
-    }
+  if (!df_signed_open (bytes, &inner, &signed_data, &sigs, error))
+    return NULL;
   DfSuperblock *sb = parse_plain (inner, error);
   if (sb == NULL)
     return NULL;
-  /* The file as published is the envelope. */
+  /* The file as published (the envelope, when signed) is what an index
+   * lists and what the apply state is named after. */
   sb->file_size = g_bytes_get_size (bytes);
   df_sha256 (g_bytes_get_data (bytes, NULL), sb->file_size, sb->file_sha256);
-  sb->signed_data = g_steal_pointer (&inner);
+  sb->signed_data = g_steal_pointer (&signed_data);
   sb->signatures = g_steal_pointer (&sigs);
   return sb;
 }
