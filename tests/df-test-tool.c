@@ -469,20 +469,31 @@ sv_source_close (gpointer user)
   g_clear_pointer (&v->source, g_bytes_unref);
 }
 
+/* Opens REPO and parses the stock superblock of DELTA (dies otherwise). */
+static DfStockSuperblock *
+load_stock (const char *repo_path, const char *dir, OstreeRepo **out_repo, GBytes **out_file)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GFile) rf = g_file_new_for_path (repo_path);
+  *out_repo = ostree_repo_new (rf);
+  if (!ostree_repo_open (*out_repo, NULL, &error))
+    die ("%s", error->message);
+  *out_file = read_superblock_file (dir);
+  if (!df_stock_superblock_sniff (*out_file))
+    die ("%s is a native delta", dir);
+  DfStockSuperblock *sb = df_stock_superblock_parse (*out_file, &error);
+  if (sb == NULL)
+    die ("%s", error->message);
+  return sb;
+}
+
 static int
 cmd_stock_verify (const char *repo_path, const char *dir)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GFile) rf = g_file_new_for_path (repo_path);
-  g_autoptr (OstreeRepo) repo = ostree_repo_new (rf);
-  if (!ostree_repo_open (repo, NULL, &error))
-    die ("%s", error->message);
-  g_autoptr (GBytes) file = read_superblock_file (dir);
-  if (!df_stock_superblock_sniff (file))
-    die ("%s is a native delta", dir);
-  g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (file, &error);
-  if (sb == NULL)
-    die ("%s", error->message);
+  g_autoptr (OstreeRepo) repo = NULL;
+  g_autoptr (GBytes) file = NULL;
+  g_autoptr (DfStockSuperblock) sb = load_stock (repo_path, dir, &repo, &file);
   StockVerify v = { .repo = repo };
   const DfStockSink sink = { sv_metadata, sv_begin, sv_data, sv_end, sv_source_open, sv_source_read, sv_source_close };
   DfStockOpStats st = { 0 };
@@ -674,14 +685,9 @@ static int
 cmd_stock_fuzz (const char *repo_path, const char *dir, guint iterations)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GFile) rf = g_file_new_for_path (repo_path);
-  g_autoptr (OstreeRepo) repo = ostree_repo_new (rf);
-  if (!ostree_repo_open (repo, NULL, &error))
-    die ("%s", error->message);
-  g_autoptr (GBytes) file = read_superblock_file (dir);
-  g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (file, &error);
-  if (sb == NULL)
-    die ("%s", error->message);
+  g_autoptr (OstreeRepo) repo = NULL;
+  g_autoptr (GBytes) file = NULL;
+  g_autoptr (DfStockSuperblock) sb = load_stock (repo_path, dir, &repo, &file);
   g_autofree char *pname = g_strdup_printf ("%s/0", dir);
   df_autofd pfd = sb->parts[0].inline_data ? -1 : open (pname, O_RDONLY | O_CLOEXEC);
   df_autofd tfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);

@@ -5,24 +5,9 @@
 #include "df-generate-private.h"
 
 #include "df-sign.h"
+#include "df-stock.h"
 
 #include <fcntl.h>
-
-/* REPO-relative directory of a stock delta, as libostree lays it out:
- * deltas/<2 chars>/<rest of the modified-base64 from>-<to>, or of <to>
- * alone from scratch. */
-static char *
-stock_delta_relpath (const char *from, const char *to)
-{
-  guint8 b[DF_SHA256_LEN];
-  ostree_checksum_inplace_to_bytes (to, b);
-  g_autofree char *to64 = ostree_checksum_b64_from_bytes (b);
-  if (from == NULL)
-    return g_strdup_printf ("deltas/%.2s/%s", to64, to64 + 2);
-  ostree_checksum_inplace_to_bytes (from, b);
-  g_autofree char *from64 = ostree_checksum_b64_from_bytes (b);
-  return g_strdup_printf ("deltas/%.2s/%s-%s", from64, from64 + 2, to64);
-}
 
 gboolean
 df_generate_stock (OstreeRepo *repo, const char *from, const char *to, const char *out_dir, DfSigner *signer,
@@ -50,7 +35,7 @@ df_generate_stock (OstreeRepo *repo, const char *from, const char *to, const cha
     dir = g_strdup (out_dir);
   else
     {
-      dir = stock_delta_relpath (from, to);
+      dir = df_stock_delta_relpath (from, to);
       base_dfd = ostree_repo_get_dfd (repo);
     }
   g_autofree char *rel_sb = g_build_filename (dir, "superblock", NULL);
