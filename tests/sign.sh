@@ -88,4 +88,21 @@ if start_nginx "$T/www"; then
 else
   not_ok "nginx did not start"
 fi
+
+# The golden signed stock delta in testdata/ (fixed bytes, made once).
+golden=$DF_SRCDIR/testdata/golden-signed-stock
+gdev=$T/golden-dev
+ostree init --repo="$gdev" --mode=bare
+expect_exit 5 "golden: signed by another key is refused" "$DF" apply --repo="$gdev" --keys="$T/good.pub" "$golden"
+cp -a "$golden" "$T/golden-tampered"
+printf '\x00' | dd of="$T/golden-tampered/superblock" bs=1 seek=200 conv=notrunc 2>/dev/null
+expect_exit 5 "golden: a byte changed under the signature is refused" "$DF" apply --repo="$gdev" \
+  --keys="$golden/key.pub" "$T/golden-tampered"
+check "golden: nothing written by the refused ones" test -z "$(objects_list "$gdev")"
+expect_exit 0 "golden: verified with its key, signatures required" "$DF" apply --repo="$gdev" --ref=golden \
+  --keys="$golden/key.pub" --require-signatures \
+  --commit=5a4da14939489b5f5678dd9696dd41e454f9879ac61a976ddc29bbf1a81abb00 "$golden"
+check "golden: the signature is reported verified" grep -qi "signature.*verified" "$T/ee.out"
+check "golden: fsck-clean, the file as made" bash -c "ostree fsck --repo='$gdev' >/dev/null &&
+  test \"\$(ostree cat --repo='$gdev' golden /etc/motd)\" = 'deltafetch golden signed stock superblock'"
 finish

@@ -52,6 +52,11 @@ gboolean df_apply_session_finish (DfApplySession *s, DfApplyResult *result, GErr
 
 gboolean df_apply_options_get_allow_downgrade (const DfApplyOptions *opts);
 
+/* With trusted keys or signatures required, checks the signature policy on
+ * the superblock file @file itself, before a byte of the superblock is
+ * parsed: a tampered superblock is refused as untrusted, unread. */
+gboolean df_apply_verify_envelope (const char *trusted_keys, gboolean require, GBytes *file, GError **error);
+
 /* The checks made on a superblock, whatever its format, before any part is
  * read: the options, the signature policy (@signed_data and @sigs from its
  * envelope, NULL when unsigned), the expected commit, rollback, and the

@@ -553,6 +553,22 @@ session_fail_cleanup (Apply *a, GError *error)
 }
 
 gboolean
+df_apply_verify_envelope (const char *trusted_keys, gboolean require, GBytes *file, GError **error)
+{
+  g_autoptr (GBytes) inner = NULL, signed_data = NULL;
+  g_autoptr (GPtrArray) sigs = NULL;
+  g_autoptr (DfKeyring) keys = NULL;
+  gboolean verified;
+  if (trusted_keys == NULL && !require)
+    return TRUE;
+  if (!df_signed_open (file, &inner, &signed_data, &sigs, error))
+    return FALSE;
+  if (trusted_keys && (keys = df_keyring_load (trusted_keys, error)) == NULL)
+    return FALSE;
+  return df_signature_policy (signed_data, sigs, keys, require, &verified, error);
+}
+
+gboolean
 df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, GBytes *signed_data, GPtrArray *sigs,
                     const char *to_hex, GBytes *commit_bytes, const char *from_hex, gboolean *out_verified,
                     GCancellable *cancellable, GError **error)
@@ -888,6 +904,8 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
   g_autoptr (GBytes) file
       = df_read_file_bounded (delta_dfd, "superblock", DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
   if (file == NULL)
+    return FALSE;
+  if (!df_apply_verify_envelope (opts->trusted_keys, opts->require_signatures, file, error))
     return FALSE;
   /* A delta written by `ostree static-delta generate` runs through the
    * stock interpreter, with the same trust rules. */

@@ -1441,6 +1441,8 @@ fetch_clear (Fetch *f)
 static gboolean
 fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
 {
+  if (!df_apply_verify_envelope (f->o->trusted_keys, f->o->require_signatures, sb_bytes, error))
+    return FALSE;
   f->sb = df_superblock_parse (sb_bytes, error);
   if (f->sb == NULL)
     return FALSE;
