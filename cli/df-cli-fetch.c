@@ -4,7 +4,7 @@
 
 #include "df-cli.h"
 
-static const char *path_names[] = { "", "present", "delta", "scratch", "pull" };
+static const char *path_names[] = { "", "present", "delta", "scratch", "pull", "stock-delta", "stock-scratch" };
 
 typedef struct
 {
@@ -238,14 +238,19 @@ df_cli_fetch (int argc, char **argv)
     }
   if (quiet)
     return 0;
-  static const char *how[] = { "", "already in the repository", "native delta from %s", "native from-scratch delta",
-                               "libostree's pull (no native delta on the server)" };
+  static const char *how[] = { "",
+                               "already in the repository",
+                               "native delta from %s",
+                               "native from-scratch delta",
+                               "libostree's pull (no native delta on the server)",
+                               "stock delta from %s (the server's delta-indexes/)",
+                               "stock from-scratch delta (the server's delta-indexes/)" };
   printf ("commit %s (matches --commit)\n", res.commit);
   df_cli_print_signature (res.apply.signature_verified);
   printf ("path: ");
   printf (how[res.path], res.from);
   printf ("\n");
-  if (res.path == DF_FETCH_PATH_DELTA || res.path == DF_FETCH_PATH_SCRATCH)
+  if (res.path != DF_FETCH_PATH_PRESENT && res.path != DF_FETCH_PATH_PULL)
     {
       g_autofree char *dl = df_cli_format_size (res.bytes_downloaded);
       g_autofree char *db = df_cli_format_size (res.delta_bytes);

@@ -12,6 +12,7 @@
 
 #include "df-apply-private.h"
 #include "df-http.h"
+#include "df-stock.h"
 
 #include <curl/curl.h>
 #include <dirent.h>
@@ -214,6 +215,8 @@ struct _Part
 {
   guint index;
   guint64 size;
+  guint8 sha256[DF_SHA256_LEN]; /* of the part file, from the superblock */
+  guint64 unpacked;             /* what it decodes to (free-space check) */
   guint n_ranges;
   Range *ranges;
   guint8 *done;     /* per range: bytes are in the .partial file */
@@ -248,6 +251,7 @@ typedef struct
 
   /* Delta */
   DfSuperblock *sb; /* owned by the session once it exists */
+  DfStockSuperblock *stock; /* or a stock delta, applied once every part is in */
   char delta_rel[200];
   int store_dfd;
   char store_rel[128];
@@ -918,7 +922,6 @@ checkpoint (Fetch *f)
 static void
 part_finish (Fetch *f, Part *p)
 {
-  const DfPart *dp = &f->sb->parts[p->index];
   char name[32], final[32];
   g_snprintf (name, sizeof name, "%u.partial", p->index);
   g_snprintf (final, sizeof final, "%u", p->index);
@@ -928,7 +931,7 @@ part_finish (Fetch *f, Part *p)
       set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_IO, "opening part %u: %s", p->index, g_strerror (errno)));
       return;
     }
-  if (!hash_file_matches (fd, p->size, dp->sha256))
+  if (!hash_file_matches (fd, p->size, p->sha256))
     {
       guint used = 0;
       for (guint m = 0; m < f->n_mirrors && m < 32; m++)
@@ -976,7 +979,8 @@ part_finish (Fetch *f, Part *p)
   else
     f->res->parts_present++;
   GError *e = NULL;
-  if (!df_apply_session_add_part (f->session, p->index, f->store_dfd, final, &e))
+  /* A stock delta is applied once all its parts are in. */
+  if (f->session && !df_apply_session_add_part (f->session, p->index, f->store_dfd, final, &e))
     set_fatal (f, e);
 }
 
@@ -985,13 +989,12 @@ part_finish (Fetch *f, Part *p)
 static void
 part_open (Fetch *f, Part *p)
 {
-  const DfPart *dp = &f->sb->parts[p->index];
   char name[32];
   g_snprintf (name, sizeof name, "%u", p->index);
   df_autofd done_fd = openat (f->store_dfd, name, O_RDONLY | O_CLOEXEC);
   struct stat st;
   if (done_fd >= 0 && fstat (done_fd, &st) == 0 && (guint64)st.st_size == p->size
-      && hash_file_matches (done_fd, p->size, dp->sha256))
+      && hash_file_matches (done_fd, p->size, p->sha256))
     {
       p->complete = TRUE;
       f->res->bytes_reused += p->size;
@@ -1215,7 +1218,7 @@ run_loop (Fetch *f)
           set_fatal (f, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled"));
           break;
         }
-      if (df_apply_session_failed (f->session))
+      if (f->session && df_apply_session_failed (f->session))
         {
           /* No use downloading more: finish reports the apply's error. */
           f->apply_failed = TRUE;
@@ -1341,7 +1344,7 @@ check_space (Fetch *f, GError **error)
       for (guint r = 0; r < p->n_ranges; r++)
         if (!p->done[r])
           need += p->ranges[r].len;
-      need += f->sb->parts[i].uncompressed_size;
+      need += p->unpacked;
     }
   guint64 reserve = 0;
   g_autoptr (GError) ignored = NULL;
@@ -1432,8 +1435,98 @@ fetch_clear (Fetch *f)
     df_apply_session_free (f->session);
   else if (f->sb)
     df_superblock_free (f->sb);
+  df_stock_superblock_free (f->stock);
   df_apply_options_free (f->aopts);
   g_clear_error (&f->fatal);
+}
+
+/* Sets up part @i (@size bytes, SHA-256 @sha, decoding to @unpacked
+ * bytes): already present (not @needed, or verified in the store), resumed
+ * from recorded ranges, or queued for download. */
+static gboolean
+part_plan (Fetch *f, guint i, guint64 size, const guint8 sha[DF_SHA256_LEN], guint64 unpacked, gboolean needed,
+           GError **error)
+{
+  Part *p = &f->parts[i];
+  f->res->delta_bytes += size;
+  p->index = i;
+  p->fd = -1;
+  p->size = size;
+  memcpy (p->sha256, sha, DF_SHA256_LEN);
+  p->unpacked = unpacked;
+  guint64 rs = f->o->range_size;
+  p->n_ranges = p->size == 0 ? 1 : (guint)((p->size + rs - 1) / rs);
+  p->ranges = g_new0 (Range, p->n_ranges);
+  p->done = g_new0 (guint8, p->n_ranges);
+  p->recorded = g_new0 (guint8, p->n_ranges);
+  p->remaining = p->n_ranges;
+  for (guint r = 0; r < p->n_ranges; r++)
+    {
+      p->ranges[r].part = p;
+      p->ranges[r].slot = r;
+      p->ranges[r].off = r * rs;
+      p->ranges[r].len = MIN (rs, p->size - r * rs);
+    }
+  if (!needed)
+    {
+      p->complete = TRUE;
+      f->res->parts_present++;
+      return TRUE;
+    }
+  part_open (f, p);
+  if (p->complete)
+    {
+      f->res->parts_present++;
+      char name[16];
+      g_snprintf (name, sizeof name, "%u", i);
+      return f->session == NULL || df_apply_session_add_part (f->session, i, f->store_dfd, name, error);
+    }
+  f->parts_left++;
+  for (guint r = 0; r < p->n_ranges; r++)
+    if (!p->done[r])
+      {
+        f->bytes_total += p->ranges[r].len;
+        p->ranges[r].queued = TRUE;
+        g_queue_push_tail (&f->pending, &p->ranges[r]);
+      }
+  if (p->remaining == 0)
+    {
+      /* Every range was in before the interruption. */
+      for (guint r = 0; r < p->n_ranges; r++)
+        p->ranges[r].queued = FALSE;
+      part_finish (f, p);
+    }
+  return TRUE;
+}
+
+/* The part store of the delta whose superblock has SHA-256 @sb_hex, under
+ * the repository's tmp/. */
+static gboolean
+open_store (Fetch *f, const char *sb_hex, GError **error)
+{
+  /* This delta is the one to finish: state left by others is stale. */
+  remove_stale_state (f, sb_hex);
+  g_snprintf (f->store_rel, sizeof f->store_rel, "tmp/deltafetch-fetch-%s", sb_hex);
+  int repo_dfd = ostree_repo_get_dfd (f->repo);
+  if (!df_mkdir_p_at (repo_dfd, f->store_rel, error))
+    return FALSE;
+  f->store_dfd = openat (repo_dfd, f->store_rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (f->store_dfd < 0)
+    return df_throw_errno (error, errno, "opening %s", f->store_rel);
+  return TRUE;
+}
+
+static DfApplyOptions *
+apply_options (Fetch *f)
+{
+  DfApplyOptions *aopts = df_apply_options_new ();
+  df_apply_options_set_commit (aopts, f->o->commit);
+  df_apply_options_set_ref (aopts, f->o->ref);
+  df_apply_options_set_memory_budget (aopts, f->o->memory);
+  df_apply_options_set_allow_downgrade (aopts, f->o->allow_downgrade);
+  df_apply_options_set_trusted_keys (aopts, f->o->trusted_keys);
+  df_apply_options_set_require_signatures (aopts, f->o->require_signatures);
+  return aopts;
 }
 
 /* Downloads and applies the native delta whose superblock @sb_bytes
@@ -1449,25 +1542,10 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
   if (strcmp (f->sb->to_hex, f->o->commit) != 0)
     return df_throw (error, DF_ERROR_UNTRUSTED, "the server's delta leads to %s, not to the trusted commit %s",
                      f->sb->to_hex, f->o->commit);
-  /* This delta is the one to finish: state left by others is stale. */
-  remove_stale_state (f, sb_hex);
-
-  /* The part store. */
-  g_snprintf (f->store_rel, sizeof f->store_rel, "tmp/deltafetch-fetch-%s", sb_hex);
-  int repo_dfd = ostree_repo_get_dfd (f->repo);
-  if (!df_mkdir_p_at (repo_dfd, f->store_rel, error))
+  if (!open_store (f, sb_hex, error))
     return FALSE;
-  f->store_dfd = openat (repo_dfd, f->store_rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (f->store_dfd < 0)
-    return df_throw_errno (error, errno, "opening %s", f->store_rel);
-
-  DfApplyOptions *aopts = f->aopts = df_apply_options_new ();
-  df_apply_options_set_commit (aopts, f->o->commit);
-  df_apply_options_set_ref (aopts, f->o->ref);
-  df_apply_options_set_memory_budget (aopts, f->o->memory);
-  df_apply_options_set_allow_downgrade (aopts, f->o->allow_downgrade);
-  df_apply_options_set_trusted_keys (aopts, f->o->trusted_keys);
-  df_apply_options_set_require_signatures (aopts, f->o->require_signatures);
+  int repo_dfd = ostree_repo_get_dfd (f->repo);
+  DfApplyOptions *aopts = f->aopts = apply_options (f);
   DfSuperblock *sb = f->sb;
   f->session = df_apply_session_new (f->repo, g_steal_pointer (&f->sb), aopts, f->cancellable, error);
   if (f->session == NULL)
@@ -1486,57 +1564,11 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
         const DfPart *dp = &f->sb->parts[i];
         if ((pass == 0) != (dp->kind == DF_PART_KIND_METADATA))
           continue;
-        Part *p = &f->parts[i];
-        f->res->delta_bytes += dp->compressed_size;
-        p->index = i;
-        p->fd = -1;
-        p->size = dp->compressed_size;
-        guint64 rs = f->o->range_size;
-        p->n_ranges = p->size == 0 ? 1 : (guint)((p->size + rs - 1) / rs);
-        p->ranges = g_new0 (Range, p->n_ranges);
-        p->done = g_new0 (guint8, p->n_ranges);
-        p->recorded = g_new0 (guint8, p->n_ranges);
-        p->remaining = p->n_ranges;
-        for (guint r = 0; r < p->n_ranges; r++)
-          {
-            p->ranges[r].part = p;
-            p->ranges[r].slot = r;
-            p->ranges[r].off = r * rs;
-            p->ranges[r].len = MIN (rs, p->size - r * rs);
-          }
-        if (!df_apply_session_part_needed (f->session, i))
-          {
-            p->complete = TRUE;
-            f->res->parts_present++;
-            continue;
-          }
-        part_open (f, p);
-        if (p->complete)
-          {
-            f->res->parts_present++;
-            char name[16];
-            g_snprintf (name, sizeof name, "%u", i);
-            if (!df_apply_session_add_part (f->session, i, f->store_dfd, name, error))
-              return FALSE;
-            continue;
-          }
-        f->parts_left++;
-        for (guint r = 0; r < p->n_ranges; r++)
-          if (!p->done[r])
-            {
-              f->bytes_total += p->ranges[r].len;
-              p->ranges[r].queued = TRUE;
-              g_queue_push_tail (&f->pending, &p->ranges[r]);
-            }
-        if (p->remaining == 0)
-          {
-            /* Every range was in before the interruption. */
-            for (guint r = 0; r < p->n_ranges; r++)
-              p->ranges[r].queued = FALSE;
-            part_finish (f, p);
-            if (f->fatal)
-              break;
-          }
+        if (!part_plan (f, i, dp->compressed_size, dp->sha256, dp->uncompressed_size,
+                        df_apply_session_part_needed (f->session, i), error))
+          return FALSE;
+        if (f->fatal)
+          break;
       }
   if (f->fatal == NULL && !check_space (f, error))
     return FALSE;
@@ -1624,6 +1656,149 @@ fetch_native (Fetch *f, const char *key, const guint8 sb_sha[DF_SHA256_LEN], gui
   return fetch_delta (f, sb_bytes, sb_hex, error);
 }
 
+/* A stock delta (what `ostree static-delta generate` writes): its parts
+ * come through the same ranged, resumable, verified downloads into the part
+ * store; the stock apply runs once they are all in. @sb_bytes matched the
+ * server's delta index. Sets *@usable FALSE, without an error, when the
+ * delta leaves objects to fetch one by one that the repository lacks:
+ * libostree's pull fetches those. */
+static gboolean
+fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, gboolean *usable, GError **error)
+{
+  *usable = TRUE;
+  if (!df_apply_verify_envelope (f->o->trusted_keys, f->o->require_signatures, sb_bytes, error))
+    return FALSE;
+  f->stock = df_stock_superblock_parse (sb_bytes, error);
+  if (f->stock == NULL)
+    return FALSE;
+  DfStockSuperblock *sb = f->stock;
+  if (strcmp (sb->to_hex, f->o->commit) != 0)
+    return df_throw (error, DF_ERROR_UNTRUSTED, "the server's delta leads to %s, not to the trusted commit %s",
+                     sb->to_hex, f->o->commit);
+  for (guint i = 0; i < sb->n_fallbacks; i++)
+    {
+      char hex[65];
+      df_hex (sb->fallbacks[i].checksum, hex);
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (f->repo, sb->fallbacks[i].objtype, hex, &have, f->cancellable, error))
+        return FALSE;
+      if (!have)
+        {
+          *usable = FALSE;
+          return TRUE;
+        }
+    }
+  char sb_hex[65];
+  df_hex (sb->file_sha256, sb_hex);
+  if (!open_store (f, sb_hex, error))
+    return FALSE;
+  /* The apply reads the superblock from the store. */
+  if (!df_write_file_atomic (f->store_dfd, "superblock", sb_bytes, error))
+    return FALSE;
+  g_strlcpy (f->delta_rel, relpath, sizeof f->delta_rel);
+  f->aopts = apply_options (f);
+  f->n_parts = sb->n_parts;
+  f->parts = g_new0 (Part, MAX (f->n_parts, 1));
+  f->res->parts_total = f->n_parts;
+  f->res->delta_bytes = g_bytes_get_size (sb_bytes);
+  for (guint i = 0; i < f->n_parts && f->fatal == NULL; i++)
+    {
+      const DfStockPart *sp = &sb->parts[i];
+      /* Inline parts came with the superblock; parts whose objects are
+       * all present (resume) need not come at all. */
+      gboolean needed = sp->inline_data == NULL;
+      for (guint j = 0; needed && j < sp->n_objects; j++)
+        {
+          const guint8 *rec = sp->objects + j * DF_STOCK_OBJREC_LEN;
+          char hex[65];
+          df_hex (rec + 1, hex);
+          gboolean have = FALSE;
+          if (!ostree_repo_has_object (f->repo, rec[0], hex, &have, f->cancellable, error))
+            return FALSE;
+          needed = j + 1 < sp->n_objects || !have;
+          if (!have)
+            break;
+        }
+      if (!part_plan (f, i, sp->inline_data ? 0 : sp->size, sp->sha256, sp->usize, needed, error))
+        return FALSE;
+    }
+  if (f->fatal == NULL && !check_space (f, error))
+    return FALSE;
+  f->bytes_total += f->bytes_downloaded;
+  emit (f, DF_FETCH_EVENT_START, f->mirrors[MAX (0, current_mirror (f))].base, NULL);
+  if (f->fatal == NULL)
+    run_loop (f);
+  if (f->fatal)
+    {
+      g_propagate_error (error, g_steal_pointer (&f->fatal));
+      return FALSE;
+    }
+  maybe_progress (f, TRUE);
+  if (!df_apply_stock (f->repo, f->store_dfd, sb_bytes, f->aopts, &f->res->apply, f->cancellable, error))
+    return FALSE;
+  close (f->store_dfd);
+  f->store_dfd = -1;
+  df_rm_rf_at (ostree_repo_get_dfd (f->repo), f->store_rel, NULL);
+  return TRUE;
+}
+
+/* Discovery of a stock delta through the stock delta index
+ * (delta-indexes/, which `ostree summary -u` keeps): the delta from @from
+ * when listed, else the from-scratch one. *@used is FALSE when the server
+ * offers neither. */
+static gboolean
+try_stock (Fetch *f, const char *from, gboolean *used, GError **error)
+{
+  *used = FALSE;
+  guint8 to[DF_SHA256_LEN];
+  ostree_checksum_inplace_to_bytes (f->o->commit, to);
+  g_autofree char *to64 = ostree_checksum_b64_from_bytes (to);
+  g_autofree char *index_rel = g_strdup_printf ("delta-indexes/%.2s/%s.index", to64, to64 + 2);
+  gboolean not_found = FALSE;
+  g_autoptr (GError) local = NULL;
+  g_autoptr (GBytes) index = fetch_small (f, index_rel, DF_FETCH_INDEX_MAX, &not_found, &local);
+  if (index == NULL)
+    {
+      if (not_found)
+        return TRUE;
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  g_autoptr (GVariant) iv = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE_VARDICT, index, FALSE));
+  g_autoptr (GVariant) deltas = g_variant_lookup_value (iv, "ostree.static-deltas", G_VARIANT_TYPE_VARDICT);
+  if (deltas == NULL)
+    return TRUE;
+  const char *use_from = NULL;
+  g_autoptr (GVariant) digest = NULL;
+  if (from)
+    {
+      g_autofree char *name = g_strdup_printf ("%s-%s", from, f->o->commit);
+      digest = g_variant_lookup_value (deltas, name, G_VARIANT_TYPE_BYTESTRING);
+      use_from = digest ? from : NULL;
+    }
+  if (digest == NULL)
+    digest = g_variant_lookup_value (deltas, f->o->commit, G_VARIANT_TYPE_BYTESTRING);
+  if (digest == NULL || g_variant_n_children (digest) != DF_SHA256_LEN)
+    return TRUE;
+  g_autofree char *relpath = df_stock_delta_relpath (use_from, f->o->commit);
+  g_autofree char *sb_rel = g_strdup_printf ("%s/superblock", relpath);
+  g_autoptr (GBytes) sb_bytes = fetch_small (f, sb_rel, DF_SUPERBLOCK_MAX, &not_found, error);
+  if (sb_bytes == NULL)
+    return FALSE;
+  guint8 got[DF_SHA256_LEN];
+  df_sha256 (g_bytes_get_data (sb_bytes, NULL), g_bytes_get_size (sb_bytes), got);
+  if (memcmp (got, g_variant_get_data (digest), DF_SHA256_LEN) != 0)
+    return df_throw (error, DF_ERROR_CORRUPT, "%s does not match the server's delta index", sb_rel);
+  f->res->path = use_from ? DF_FETCH_PATH_STOCK_DELTA : DF_FETCH_PATH_STOCK_SCRATCH;
+  if (use_from)
+    g_strlcpy (f->res->from, use_from, sizeof f->res->from);
+  gboolean usable;
+  if (!fetch_stock (f, sb_bytes, relpath, &usable, error))
+    return FALSE;
+  *used = usable;
+  return TRUE;
+}
+
 gboolean
 df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCancellable *cancellable, GError **error)
 {
@@ -1706,6 +1881,11 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
     }
   if (key == NULL)
     {
+      /* A stock delta the server's stock index lists. */
+      gboolean used = FALSE;
+      ok = try_stock (f, from, &used, error);
+      if (!ok || used)
+        goto out;
       if (o->require_signatures)
         {
           df_throw (error, DF_ERROR_UNTRUSTED,

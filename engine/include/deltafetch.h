@@ -405,6 +405,8 @@ typedef enum
   DF_FETCH_PATH_DELTA,       /* native delta from the device's commit */
   DF_FETCH_PATH_SCRATCH,     /* native from-scratch delta */
   DF_FETCH_PATH_PULL,        /* libostree's pull (no native delta offered) */
+  DF_FETCH_PATH_STOCK_DELTA,   /* stock delta from the device's commit (delta-indexes/) */
+  DF_FETCH_PATH_STOCK_SCRATCH, /* stock from-scratch delta */
 } DfFetchPath;
 
 /**
