@@ -1782,9 +1782,16 @@ try_stock (Fetch *f, const char *from, gboolean *used, GError **error)
     return TRUE;
   g_autofree char *relpath = df_stock_delta_relpath (use_from, f->o->commit);
   g_autofree char *sb_rel = g_strdup_printf ("%s/superblock", relpath);
-  g_autoptr (GBytes) sb_bytes = fetch_small (f, sb_rel, DF_SUPERBLOCK_MAX, &not_found, error);
+  not_found = FALSE;
+  g_autoptr (GBytes) sb_bytes = fetch_small (f, sb_rel, DF_SUPERBLOCK_MAX, &not_found, &local);
   if (sb_bytes == NULL)
-    return FALSE;
+    {
+      /* Listed but gone: as stock pull does, go on without it. */
+      if (not_found)
+        return TRUE;
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
   guint8 got[DF_SHA256_LEN];
   df_sha256 (g_bytes_get_data (sb_bytes, NULL), g_bytes_get_size (sb_bytes), got);
   if (memcmp (got, g_variant_get_data (digest), DF_SHA256_LEN) != 0)
@@ -1886,6 +1893,7 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
       ok = try_stock (f, from, &used, error);
       if (!ok || used)
         goto out;
+      ok = FALSE;
       if (o->require_signatures)
         {
           df_throw (error, DF_ERROR_UNTRUSTED,
