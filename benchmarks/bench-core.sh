@@ -81,6 +81,9 @@ for rep in $(seq 1 "$reps"); do
   record generate deltafetch "$rep" "${j%\}}, \"delta_bytes\": $(dir_bytes "$native_dir")}"
   echo "generate deltafetch #$rep: $j" >&2
 done
+# A regenerated stock delta has a new superblock: keep the summary and the
+# delta index, which stock clients (and bench-fetch.sh) go by, in step.
+if [ -n "$stock_dir" ] && [ -e "$repo/summary" ]; then ostree summary -u --repo="$repo"; fi
 if [ -z "$stock_dir" ]; then
   # No stock generate run (--stock-generate-reps=0): use the stock delta the
   # repository already holds.
