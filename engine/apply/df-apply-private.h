@@ -65,10 +65,17 @@ gboolean df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, GByte
                              const char *to_hex, GBytes *commit_bytes, const char *from_hex, gboolean *out_verified,
                              GCancellable *cancellable, GError **error);
 
+/* Returns once part @index of a stock delta is in place as a file (a
+ * fetcher still downloading it), or FALSE with @error to give up. Called
+ * from the apply's decoding thread. */
+typedef gboolean (*DfStockPartWaitFunc) (guint index, gpointer data, GError **error);
+
 /* Applies the stock OSTree delta in @delta_dfd whose superblock file is
- * @superblock (engine/apply/df-apply-stock.c). */
+ * @superblock (engine/apply/df-apply-stock.c). With @wait, each part file
+ * is waited for before it is read, so the apply runs while parts arrive. */
 gboolean df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApplyOptions *opts,
-                         DfApplyResult *result, GCancellable *cancellable, GError **error);
+                         DfStockPartWaitFunc wait, gpointer wait_data, DfApplyResult *result,
+                         GCancellable *cancellable, GError **error);
 
 /* Rollback protection: FALSE (DF_ERROR_DOWNGRADE) when @ref points at a
  * commit whose timestamp is later than that of @commit (checksum

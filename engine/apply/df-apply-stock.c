@@ -278,6 +278,8 @@ typedef struct
   int *fd;      /* per plan entry, once decoded */
   guint64 *len;
   GArray *pool; /* temporary files free for reuse (their pages stay) */
+  DfStockPartWaitFunc wait; /* parts still arriving */
+  gpointer wait_data;
   guint64 ahead;
   GError *error;
   gboolean stop;
@@ -311,7 +313,9 @@ decoder_thread (gpointer data)
       GError *local = NULL;
       guint64 len = 0;
       gboolean ok = TRUE;
-      if (fd < 0 && (fd = openat (pp->tmp_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
+      if (pp->wait && pp->sb->parts[i].inline_data == NULL)
+        ok = pp->wait (i, pp->wait_data, &local);
+      if (ok && fd < 0 && (fd = openat (pp->tmp_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
         ok = df_throw_errno (&local, errno, "creating a temporary file in the repository");
       if (ok)
         ok = decode_part (pp->sb, i, pp->delta_dfd, fd, &len, dec, pp->c, &local);
@@ -452,7 +456,7 @@ progress (const DfApplyOptions *opts, DfProgress *p, DfPhase phase)
 
 static gboolean
 apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_dfd, const DfApplyOptions *opts,
-              DfApplyResult *result, GError **error)
+              DfStockPartWaitFunc wait, gpointer wait_data, DfApplyResult *result, GError **error)
 {
   DfProgress p = { .parts_total = sb->n_parts, .objects_total = sb->n_objects };
   for (guint i = 0; i < sb->n_parts; i++)
@@ -485,7 +489,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
   for (guint k = 0; k < n_plan; k++)
     dec_fd[k] = -1;
   Pipe pp = { .sb = sb, .delta_dfd = delta_dfd, .tmp_dfd = r->tmp_dfd, .c = r->c, .plan = plan, .n_plan = n_plan,
-              .n_meta = n_meta, .fd = dec_fd, .len = dec_len, .pool = g_array_new (FALSE, FALSE, sizeof (int)) };
+              .n_meta = n_meta, .wait = wait, .wait_data = wait_data, .fd = dec_fd, .len = dec_len, .pool = g_array_new (FALSE, FALSE, sizeof (int)) };
   g_mutex_init (&pp.lock);
   g_cond_init (&pp.cond);
   GThread *decoder = ok && n_plan > 0 ? g_thread_new ("df-stock-decode", decoder_thread, &pp) : NULL;
@@ -564,7 +568,8 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
 
 gboolean
 df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApplyOptions *opts,
-                DfApplyResult *result, GCancellable *cancellable, GError **error)
+                DfStockPartWaitFunc wait, gpointer wait_data, DfApplyResult *result, GCancellable *cancellable,
+                GError **error)
 {
   g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (superblock, error);
   if (sb == NULL)
@@ -611,7 +616,7 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApp
   result->workers = 2; /* one decodes, one rebuilds */
   memcpy (result->commit, sb->to_hex, 65);
   result->commit_trusted = opts->commit != NULL;
-  gboolean ok = r.writer && apply_in_txn (&r, repo, sb, delta_dfd, opts, result, error);
+  gboolean ok = r.writer && apply_in_txn (&r, repo, sb, delta_dfd, opts, wait, wait_data, result, error);
   if (!ok)
     {
       /* Staged objects (all verified) stay for the next run. */

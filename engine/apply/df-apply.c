@@ -912,7 +912,7 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
   if (df_stock_superblock_sniff (file))
     {
       DfApplyResult r = { 0 };
-      gboolean ok = df_apply_stock (repo, delta_dfd, file, opts, &r, cancellable, error);
+      gboolean ok = df_apply_stock (repo, delta_dfd, file, opts, NULL, NULL, &r, cancellable, error);
       if (ok && result_out)
         *result_out = r;
       return ok;

@@ -251,7 +251,11 @@ typedef struct
 
   /* Delta */
   DfSuperblock *sb; /* owned by the session once it exists */
-  DfStockSuperblock *stock; /* or a stock delta, applied once every part is in */
+  DfStockSuperblock *stock; /* or a stock delta, applied in a thread as parts arrive */
+  GMutex part_lock;         /* stock: guards the parts' complete flags against ... */
+  GCond part_cond;          /* ... the apply thread waiting on them */
+  gboolean parts_stop;      /* stock: no more parts will come */
+  gint stock_failed;        /* stock: the apply thread failed (atomic) */
   char delta_rel[200];
   int store_dfd;
   char store_rel[128];
@@ -972,7 +976,10 @@ part_finish (Fetch *f, Part *p)
     }
   g_snprintf (name, sizeof name, "%u.ranges", p->index);
   unlinkat (f->store_dfd, name, 0);
+  g_mutex_lock (&f->part_lock);
   p->complete = TRUE;
+  g_cond_broadcast (&f->part_cond);
+  g_mutex_unlock (&f->part_lock);
   f->parts_left--;
   if (p->downloaded > 0)
     f->res->parts_downloaded++;
@@ -1218,7 +1225,7 @@ run_loop (Fetch *f)
           set_fatal (f, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled"));
           break;
         }
-      if (f->session && df_apply_session_failed (f->session))
+      if ((f->session && df_apply_session_failed (f->session)) || g_atomic_int_get (&f->stock_failed))
         {
           /* No use downloading more: finish reports the apply's error. */
           f->apply_failed = TRUE;
@@ -1436,6 +1443,8 @@ fetch_clear (Fetch *f)
   else if (f->sb)
     df_superblock_free (f->sb);
   df_stock_superblock_free (f->stock);
+  g_mutex_clear (&f->part_lock);
+  g_cond_clear (&f->part_cond);
   df_apply_options_free (f->aopts);
   g_clear_error (&f->fatal);
 }
@@ -1656,6 +1665,40 @@ fetch_native (Fetch *f, const char *key, const guint8 sb_sha[DF_SHA256_LEN], gui
   return fetch_delta (f, sb_bytes, sb_hex, error);
 }
 
+/* The stock apply's decoding thread waits here for each part. */
+static gboolean
+stock_wait_part (guint i, gpointer data, GError **error)
+{
+  Fetch *f = data;
+  Part *p = &f->parts[i];
+  g_mutex_lock (&f->part_lock);
+  while (!p->complete && !f->parts_stop)
+    g_cond_wait (&f->part_cond, &f->part_lock);
+  gboolean ok = p->complete;
+  g_mutex_unlock (&f->part_lock);
+  return ok || df_throw (error, DF_ERROR_NETWORK, "part %u did not arrive", i);
+}
+
+typedef struct
+{
+  Fetch *f;
+  GBytes *sb_bytes;
+  gboolean ok;
+  GError *error;
+} StockApply;
+
+static gpointer
+stock_apply_thread (gpointer data)
+{
+  StockApply *sa = data;
+  Fetch *f = sa->f;
+  sa->ok = df_apply_stock (f->repo, f->store_dfd, sa->sb_bytes, f->aopts, stock_wait_part, f, &f->res->apply,
+                           f->cancellable, &sa->error);
+  if (!sa->ok)
+    g_atomic_int_set (&f->stock_failed, 1);
+  return NULL;
+}
+
 /* A stock delta (what `ostree static-delta generate` writes): its parts
  * come through the same ranged, resumable, verified downloads into the part
  * store; the stock apply runs once they are all in. @sb_bytes matched the
@@ -1726,16 +1769,32 @@ fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, gboolean *usable, 
     return FALSE;
   f->bytes_total += f->bytes_downloaded;
   emit (f, DF_FETCH_EVENT_START, f->mirrors[MAX (0, current_mirror (f))].base, NULL);
+  /* The apply runs in its own thread, each part read as soon as it is
+   * verified here; this thread keeps moving bytes. */
+  StockApply sa = { .f = f, .sb_bytes = sb_bytes };
+  GThread *applier = f->fatal ? NULL : g_thread_new ("df-stock-apply", stock_apply_thread, &sa);
   if (f->fatal == NULL)
     run_loop (f);
+  g_mutex_lock (&f->part_lock);
+  f->parts_stop = TRUE;
+  g_cond_broadcast (&f->part_cond);
+  g_mutex_unlock (&f->part_lock);
+  if (applier)
+    g_thread_join (applier);
+  /* The apply's own error says most when it failed first. */
+  if (applier && !sa.ok && (f->fatal == NULL || f->apply_failed))
+    {
+      g_clear_error (&f->fatal);
+      g_propagate_error (error, sa.error);
+      return FALSE;
+    }
+  g_clear_error (&sa.error);
   if (f->fatal)
     {
       g_propagate_error (error, g_steal_pointer (&f->fatal));
       return FALSE;
     }
   maybe_progress (f, TRUE);
-  if (!df_apply_stock (f->repo, f->store_dfd, sb_bytes, f->aopts, &f->res->apply, f->cancellable, error))
-    return FALSE;
   close (f->store_dfd);
   f->store_dfd = -1;
   df_rm_rf_at (ostree_repo_get_dfd (f->repo), f->store_rel, NULL);
@@ -1857,6 +1916,8 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
   for (guint i = 0; i < f->n_mirrors; i++)
     f->mirrors[i].base = o->urls->pdata[i];
   f->xfers = g_ptr_array_new ();
+  g_mutex_init (&f->part_lock);
+  g_cond_init (&f->part_cond);
   f->multi = curl_multi_init ();
   curl_multi_setopt (f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->connections);
   curl_multi_setopt (f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)o->connections);
