@@ -71,4 +71,40 @@ cp -a "$base" "$bad2"
 expect_exit 4 "a superblock that does not match the delta index is refused" "$DF" fetch --repo="$bad2" \
   --url="http://127.0.0.1:$NGINX_PORT/badsb" --commit="$c2" --ref=os
 check "changed superblock: objects/ unchanged" test "$before" = "$(objects_list "$bad2")"
+
+# kill -9 mid-download from a slow server (nginx limit_rate), then a rerun:
+# the ref stays on v1 after the kill, the rerun reuses the ranges already
+# in, and both runs together move at most the delta plus one range per
+# connection (plus the index and superblock twice).
+start_nginx "$T/www" "" "limit_rate 50k;" || { not_ok "slow nginx did not start"; finish; exit 1; }
+slow=http://127.0.0.1:$NGINX_PORT/repo
+slow_log=$NGINX_LOG
+kdev=$T/kill-dev
+cp -a "$base" "$kdev"
+"$DF" fetch --repo="$kdev" --url="$slow" --commit="$c2" --ref=os --range-size=64K --connections=2 --json \
+  >"$T/kill-first.json" 2>&1 &
+pid=$!
+# Kill once about a third of the part is in.
+for _ in $(seq 200); do
+  got=$(awk '/deltas\// { s += $10 } END { print s + 0 }' "$slow_log")
+  [ "$got" -ge $((delta_bytes / 3)) ] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+if kill -9 "$pid" 2>/dev/null; then wait "$pid" 2>/dev/null; ok "kill -9: stock fetch killed mid-download"; else
+  wait "$pid" 2>/dev/null; not_ok "kill -9: the first run ended before it could be killed"; fi
+check "kill -9: ref still at v1" test "$(rev "$kdev" os)" = "$c1"
+check "kill -9: repo fsck-clean" ostree fsck --repo="$kdev"
+first=$(awk '{ s += $10 } END { print s + 0 }' "$slow_log")
+: >"$slow_log"
+expect_exit 0 "kill -9: the rerun completes" "$DF" fetch --repo="$kdev" --url="$slow" --commit="$c2" --ref=os \
+  --range-size=64K --connections=2 --json
+check "kill -9: the rerun reused bytes from the first run" \
+  bash -c "grep '\"event\":\"done\"' '$T/ee.out' | grep -q '\"bytes_reused\":[1-9]'"
+rerun=$(awk '{ s += $10 } END { print s + 0 }' "$slow_log")
+index_sb=$(( $(find "$src/delta-indexes" -name '*.index' -printf '%s\n' | head -1) + $(stat -c %s "$src/$delta_rel/superblock") ))
+bound=$((delta_bytes + 2 * 65536 + 2 * index_sb + 8192))
+diag "kill -9: first run $first bytes, rerun $rerun, bound $bound"
+check "kill -9: both runs moved at most the delta plus a range per connection" test $((first + rerun)) -le "$bound"
+check "kill -9: fsck-clean and identical to v2" checkout_matches "$kdev" "$c2" "$T/v2"
 finish
