@@ -2,7 +2,9 @@
 # Side-by-side benchmark of fetching an update over HTTP: `deltafetch fetch`
 # (native delta) against stock `ostree pull` (stock static delta), from nginx
 # on loopback, plain and with a per-connection rate limit (limit_rate), into
-# copies of a bare device repository holding the old commit; plus deltafetch
+# copies of a bare device repository holding the old commit; deltafetch also
+# fetches the stock delta from a view of the same repository without its
+# deltafetch/ directory (a stock server: "deltafetch-stock"); plus deltafetch
 # killed with SIGKILL at about half the download and run again. Reports wall
 # time, CPU, peak RSS and bytes on the wire (from nginx's access log) as
 # JSON lines and a Markdown table with medians.
@@ -69,8 +71,15 @@ http {
   default_type application/octet-stream;
   server { listen 127.0.0.1:$port; root $(dirname "$repo"); }
   server { listen 127.0.0.1:$((port + 1)); root $(dirname "$repo"); limit_rate $rate; }
+  server { listen 127.0.0.1:$((port + 2)); root $w/stock-view; }
+  server { listen 127.0.0.1:$((port + 3)); root $w/stock-view; limit_rate $rate; }
 }
 CONF
+# The stock server: the same repository without deltafetch/.
+mkdir -p "$w/stock-view/$(basename "$repo")"
+for x in config delta-indexes deltas objects refs summary; do
+  [ -e "$repo/$x" ] && ln -s "$repo/$x" "$w/stock-view/$(basename "$repo")/$x"
+done
 nginx -c "$w/nginx.conf" -p "$w/nginx"
 log=$w/nginx/access.log
 rname=$(basename "$repo")
@@ -84,7 +93,8 @@ ostree refs --repo="$base" --create=os "$from"
 # all runs are done: on ext4, creating files right after deleting thousands
 # is several times slower, which would measure the benchmark, not the tools.
 for rep in $(seq 1 "$reps"); do
-  for d in loopback-stock loopback-deltafetch ratelimit-stock ratelimit-deltafetch kill; do
+  for d in loopback-stock loopback-deltafetch loopback-deltafetch-stock ratelimit-stock ratelimit-deltafetch \
+    ratelimit-deltafetch-stock kill; do
     cp -a "$base" "$w/dev-$d-$rep"
   done
 done
@@ -104,7 +114,7 @@ for rep in $(seq 1 "$reps"); do
     p=$port
     [ $scenario = ratelimit ] && p=$((port + 1))
     url=http://127.0.0.1:$p/$rname
-    for tool in stock deltafetch; do
+    for tool in stock deltafetch deltafetch-stock; do
       dev=$w/dev-$scenario-$tool-$rep
       sync; sleep 1
       mark=$(($(wc -l <"$log") + 1))
@@ -113,7 +123,9 @@ for rep in $(seq 1 "$reps"); do
         j=$(measure ostree pull --repo="$dev" origin os)
         got=$(ostree rev-parse --repo="$dev" origin:os 2>/dev/null || true)
       else
-        j=$(measure "$DF" fetch -q --repo="$dev" --url="$url" --commit="$to" --ref=os)
+        u=$url
+        [ $tool = deltafetch-stock ] && u=http://127.0.0.1:$((p + 2))/$rname
+        j=$(measure "$DF" fetch -q --repo="$dev" --url="$u" --commit="$to" --ref=os)
         got=$(ostree rev-parse --repo="$dev" os 2>/dev/null || true)
       fi
       bytes=$(wire_since "$mark")
@@ -149,7 +161,7 @@ for rep in $(seq 1 "$reps"); do
   record kill-resume deltafetch "$rep" "$j" "$((first + second))" $okv
   echo "kill-resume #$rep: first run $first bytes, rerun $second bytes ($j), delta $native_bytes, ok=$okv" >&2
 done
-for d in "$w"/dev-*-deltafetch-1 "$w/dev-kill-1"; do
+for d in "$w"/dev-*-deltafetch-1 "$w"/dev-*-deltafetch-stock-1 "$w/dev-kill-1"; do
   ostree fsck --repo="$d" >"$out/fsck-$(basename "$d").txt" 2>&1 && echo "$(basename "$d"): fsck-clean" >&2
 done
 
@@ -162,8 +174,8 @@ function median(arr, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j 
 END {
   printf "| scenario | tool | median wall s | min–max s | median peak RSS | median bytes on the wire | bytes ÷ native delta |\n|---|---|---|---|---|---|---|\n"
   split("fetch-loopback fetch-ratelimit kill-resume", order, " ")
-  for (o = 1; o <= 3; o++) for (t = 1; t <= 2; t++) {
-    tool = (t == 1) ? "stock" : "deltafetch"; k = order[o] SUBSEP tool
+  for (o = 1; o <= 3; o++) for (t = 1; t <= 3; t++) {
+    tool = (t == 1) ? "stock" : (t == 2) ? "deltafetch" : "deltafetch-stock"; k = order[o] SUBSEP tool
     if (!(k in keys)) continue
     m = n[k]; lo = 1e18; hi = 0
     for (i = 1; i <= m; i++) { w1[i] = wall[k, i] + 0; r1[i] = rss[k, i] + 0; b1[i] = by[k, i] + 0; if (w1[i] < lo) lo = w1[i]; if (w1[i] > hi) hi = w1[i] }
@@ -172,6 +184,7 @@ END {
   }
   printf "\n"
   for (o = 1; o <= 2; o++) { ks = order[o] SUBSEP "stock"; kd = order[o] SUBSEP "deltafetch"; if ((ks in med) && (kd in med) && med[kd] > 0) printf "%s: deltafetch %.2f× faster than stock ostree pull (median wall)\n", order[o], med[ks] / med[kd] }
+  for (o = 1; o <= 2; o++) { ks = order[o] SUBSEP "stock"; kd = order[o] SUBSEP "deltafetch-stock"; if ((ks in med) && (kd in med) && med[kd] > 0) printf "%s: deltafetch on the stock delta %.2f× faster than stock ostree pull (median wall)\n", order[o], med[ks] / med[kd] }
   printf "native delta: %.1f MB; stock delta: %s\n", native / 1e6, stock
 }' "$runs" | tee "$out/summary.md"
 echo "results: $out" >&2

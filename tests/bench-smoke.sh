@@ -26,5 +26,7 @@ for s in fetch-loopback fetch-ratelimit kill-resume; do
   check "bench-fetch: summary has '$s' rows" grep -q "^| $s" "$T/fetch/summary.md"
 done
 check "bench-fetch: every run brought in the commit" bash -c "! grep -q '\"ok\": false' '$T/fetch/runs.jsonl'"
-check "bench-fetch: five runs recorded" test "$(wc -l <"$T/fetch/runs.jsonl")" = 5
+check "bench-fetch: seven runs recorded" test "$(wc -l <"$T/fetch/runs.jsonl")" = 7
+check "bench-fetch: deltafetch fetched the stock delta from the stock view" \
+  grep -q '"tool": "deltafetch-stock".*"ok": true' "$T/fetch/runs.jsonl"
 finish
