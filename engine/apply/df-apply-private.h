@@ -4,6 +4,7 @@
  * run on the worker pool, overlapping with further arrivals. */
 #pragma once
 
+#include "df-stock.h"
 #include "df-superblock.h"
 
 struct _DfApplyOptions
@@ -64,6 +65,11 @@ gboolean df_apply_verify_envelope (const char *trusted_keys, gboolean require, G
 gboolean df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, GBytes *signed_data, GPtrArray *sigs,
                              const char *to_hex, GBytes *commit_bytes, const char *from_hex, gboolean *out_verified,
                              GCancellable *cancellable, GError **error);
+
+/* *@out: every object part @p of a stock delta makes is in @repo already
+ * (resume), so the part need not be read, nor downloaded. */
+gboolean df_stock_part_present (OstreeRepo *repo, const DfStockPart *p, GCancellable *c, gboolean *out,
+                                GError **error);
 
 /* Returns once part @index of a stock delta is in place as a file (a
  * fetcher still downloading it), or FALSE with @error to give up. Called

@@ -374,9 +374,8 @@ part_has_metadata (const DfStockPart *p)
   return FALSE;
 }
 
-/* Resume: a part whose files are all present need not run. */
-static gboolean
-part_satisfied (OstreeRepo *repo, const DfStockPart *p, GCancellable *c, gboolean *out, GError **error)
+gboolean
+df_stock_part_present (OstreeRepo *repo, const DfStockPart *p, GCancellable *c, gboolean *out, GError **error)
 {
   *out = FALSE;
   for (guint j = 0; j < p->n_objects; j++)
@@ -423,27 +422,20 @@ check_declared (DfTrust *trust, const DfStockSuperblock *sb, GError **error)
 }
 
 /* Every object the commit references must be present before the commit
- * object is written. */
+ * object is written; those the parts make are. */
 static gboolean
-check_complete (OstreeRepo *repo, DfTrust *trust, const DfStockSuperblock *sb, GCancellable *c, GError **error)
+check_complete (DfTrust *trust, const DfStockSuperblock *sb, GCancellable *c, GError **error)
 {
-  GHashTableIter it;
-  gpointer key;
-  g_hash_table_iter_init (&it, df_trust_reached (trust));
-  while (g_hash_table_iter_next (&it, &key, NULL))
-    {
-      char hex[65];
-      memcpy (hex, key, 64);
-      hex[64] = '\0';
-      int type = atoi ((const char *)key + 65);
-      gboolean have = FALSE;
-      if (!ostree_repo_has_object (repo, type, hex, &have, c, error))
-        return FALSE;
-      if (!have)
-        return df_throw (error, DF_ERROR_MISSING_BASE, "%s %s of commit %s is neither in the delta nor in the repository",
-                         ostree_object_type_to_string (type), hex, sb->to_hex);
-    }
-  return TRUE;
+  g_autoptr (GHashTable) carried = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (guint i = 0; i < sb->n_parts; i++)
+    for (guint j = 0; j < sb->parts[i].n_objects; j++)
+      {
+        const guint8 *rec = sb->parts[i].objects + j * DF_STOCK_OBJREC_LEN;
+        char hex[65];
+        df_hex (rec + 1, hex);
+        g_hash_table_add (carried, df_trust_key (hex, rec[0]));
+      }
+  return df_trust_check_present (trust, carried, sb->has_from, sb->to_hex, c, error);
 }
 
 static void
@@ -476,7 +468,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
         if (part_has_metadata (&sb->parts[i]) != (pass == 0))
           continue;
         gboolean done;
-        ok = part_satisfied (repo, &sb->parts[i], r->c, &done, error);
+        ok = df_stock_part_present (repo, &sb->parts[i], r->c, &done, error);
         content_run[i] = !done;
         if (ok && done)
           result->parts_skipped++, p.parts_done++;
@@ -547,7 +539,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
     return FALSE;
 
   progress (opts, &p, DF_PHASE_COMMIT);
-  if (!check_complete (repo, r->trust, sb, r->c, error))
+  if (!check_complete (r->trust, sb, r->c, error))
     return FALSE;
   if (sb->commitmeta
       && !ostree_repo_write_commit_detached_metadata (repo, sb->to_hex, sb->commitmeta, r->c, error))

@@ -500,26 +500,7 @@ check_complete (Apply *a, GError **error)
         df_hex (e->checksum, hex);
         g_hash_table_add (carried, df_trust_key (hex, e->objtype));
       }
-  GHashTableIter it;
-  gpointer key;
-  g_hash_table_iter_init (&it, df_trust_reached (a->trust));
-  while (g_hash_table_iter_next (&it, &key, NULL))
-    {
-      if (g_hash_table_contains (carried, key))
-        continue;
-      char hex[65];
-      memcpy (hex, key, 64);
-      hex[64] = '\0';
-      int type = atoi ((const char *)key + 65);
-      gboolean have = FALSE;
-      if (!ostree_repo_has_object (a->repo, type, hex, &have, a->cancellable, error))
-        return FALSE;
-      if (!have)
-        return df_throw (error, a->sb->has_from ? DF_ERROR_MISSING_BASE : DF_ERROR_INVALID_DELTA,
-                         "%s %s of commit %s is neither in the delta nor in the repository",
-                         ostree_object_type_to_string (type), hex, a->sb->to_hex);
-    }
-  return TRUE;
+  return df_trust_check_present (a->trust, carried, a->sb->has_from, a->sb->to_hex, a->cancellable, error);
 }
 
 static gboolean

@@ -215,3 +215,29 @@ df_trust_reached (DfTrust *t)
 {
   return t->reached;
 }
+
+gboolean
+df_trust_check_present (DfTrust *t, GHashTable *carried, gboolean has_from, const char *to_hex, GCancellable *c,
+                        GError **error)
+{
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, t->reached);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    {
+      if (g_hash_table_contains (carried, key))
+        continue;
+      char hex[65];
+      memcpy (hex, key, 64);
+      hex[64] = '\0';
+      int type = atoi ((const char *)key + 65);
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (t->repo, type, hex, &have, c, error))
+        return FALSE;
+      if (!have)
+        return df_throw (error, has_from ? DF_ERROR_MISSING_BASE : DF_ERROR_INVALID_DELTA,
+                         "%s %s of commit %s is neither in the delta nor in the repository",
+                         ostree_object_type_to_string (type), hex, to_hex);
+    }
+  return TRUE;
+}

@@ -39,3 +39,11 @@ gboolean df_trust_reaches (DfTrust *t, OstreeObjectType type, const guint8 csum[
  * to be written, and every object the commit references (keys). */
 GPtrArray *df_trust_metadata (DfTrust *t);
 GHashTable *df_trust_reached (DfTrust *t);
+
+/* After every part is applied: each object the commit references, other
+ * than those in @carried (keys of what the delta makes), must already be in
+ * the repository, so a commit never lands half-populated. A missing one is
+ * DF_ERROR_MISSING_BASE for a delta from a commit, DF_ERROR_INVALID_DELTA
+ * for one from scratch. */
+gboolean df_trust_check_present (DfTrust *t, GHashTable *carried, gboolean has_from, const char *to_hex,
+                                 GCancellable *c, GError **error);

@@ -1749,19 +1749,10 @@ fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, gboolean *usable, 
       const DfStockPart *sp = &sb->parts[i];
       /* Inline parts came with the superblock; parts whose objects are
        * all present (resume) need not come at all. */
-      gboolean needed = sp->inline_data == NULL;
-      for (guint j = 0; needed && j < sp->n_objects; j++)
-        {
-          const guint8 *rec = sp->objects + j * DF_STOCK_OBJREC_LEN;
-          char hex[65];
-          df_hex (rec + 1, hex);
-          gboolean have = FALSE;
-          if (!ostree_repo_has_object (f->repo, rec[0], hex, &have, f->cancellable, error))
-            return FALSE;
-          needed = j + 1 < sp->n_objects || !have;
-          if (!have)
-            break;
-        }
+      gboolean present = FALSE;
+      if (sp->inline_data == NULL && !df_stock_part_present (f->repo, sp, f->cancellable, &present, error))
+        return FALSE;
+      gboolean needed = sp->inline_data == NULL && !present;
       if (!part_plan (f, i, sp->inline_data ? 0 : sp->size, sp->sha256, sp->usize, needed, error))
         return FALSE;
     }
