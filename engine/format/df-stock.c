@@ -540,6 +540,11 @@ typedef struct
   guint64 source_size;
   guint8 *buf; /* DF_STOCK_IO_CHUNK bytes */
   guint8 *buf2;
+  /* A window of the data, so the many small reads (bspatch controls,
+   * source checksums, small files) are copies, not system calls. */
+  guint8 *win; /* DF_STOCK_IO_CHUNK bytes */
+  guint64 win_off;
+  gsize win_len;
 } Exec;
 
 #define OPBAD(...) df_throw (error, DF_ERROR_INVALID_DELTA, __VA_ARGS__)
@@ -576,10 +581,23 @@ raw_range (Exec *x, guint64 off, guint64 len, GError **error)
   return TRUE;
 }
 
+/* @off and @len lie in the data (raw_range() checked them). */
 static gboolean
 raw_read (Exec *x, guint64 off, guint8 *buf, gsize len, GError **error)
 {
-  return read_exact (x->pl->fd, buf, len, x->pl->raw_off + off, error);
+  if (len >= DF_STOCK_IO_CHUNK / 2)
+    return read_exact (x->pl->fd, buf, len, x->pl->raw_off + off, error);
+  if (off < x->win_off || off + len > x->win_off + x->win_len)
+    {
+      gsize n = MIN ((guint64)DF_STOCK_IO_CHUNK, x->pl->raw_len - off);
+      x->win_len = 0;
+      if (!read_exact (x->pl->fd, x->win, n, x->pl->raw_off + off, error))
+        return FALSE;
+      x->win_off = off;
+      x->win_len = n;
+    }
+  memcpy (buf, x->win + (off - x->win_off), len);
+  return TRUE;
 }
 
 static const guint8 *
@@ -831,8 +849,9 @@ df_stock_execute (const DfStockPart *part, DfStockPayload *payload, const DfStoc
   DfStockOpStats unused;
   if (stats == NULL)
     stats = &unused;
-  g_autofree guint8 *buf = g_malloc (DF_STOCK_IO_CHUNK), *buf2 = g_malloc (DF_STOCK_IO_CHUNK);
-  x.buf = buf, x.buf2 = buf2;
+  g_autofree guint8 *buf = g_malloc (DF_STOCK_IO_CHUNK), *buf2 = g_malloc (DF_STOCK_IO_CHUNK),
+                   *win = g_malloc (DF_STOCK_IO_CHUNK);
+  x.buf = buf, x.buf2 = buf2, x.win = win;
   gboolean ok = TRUE;
   while (ok && x.pc < payload->ops_len)
     {
