@@ -58,16 +58,21 @@ make_src_repo () {
 
 rev () { ostree rev-parse --repo="$1" "$2"; }
 
-# publish_pair: what a server publishes: trees v1 and v2, the archive repo
-# $T/www/repo (sets src, c1, c2) holding both commits, and the native
-# from-scratch delta to v1 and the v1 -> v2 delta inside it. Exits the test
-# when the trees cannot be made.
-publish_pair () {
-  make_tree v1 1 && make_tree v2 2 || { not_ok "generate trees"; finish; exit 1; }
+# serve_pair [make_tree options...]: trees v1 and v2 and the archive repo
+# $T/www/repo (sets src, c1, c2) holding both commits on ref os, no delta
+# yet. Exits the test when the trees cannot be made.
+serve_pair () {
+  make_tree v1 1 "$@" && make_tree v2 2 "$@" || { not_ok "generate trees"; finish; exit 1; }
   mkdir -p "$T/www"
   src=$T/www/repo
   make_src_repo "$src" archive
   c1=$(rev "$src" os^) c2=$(rev "$src" os)
+}
+
+# publish_pair: serve_pair, plus the native from-scratch delta to v1 and
+# the v1 -> v2 delta inside the repo.
+publish_pair () {
+  serve_pair
   "$DF" generate -q --repo="$src" --empty --to=os^ >/dev/null
   "$DF" generate -q --repo="$src" --from=os^ --to=os >/dev/null
 }

@@ -7,11 +7,7 @@
 # server is refused with nothing written.
 . "$(dirname "$0")/lib.sh"
 
-make_tree v1 1 --no-owner && make_tree v2 2 --no-owner || { not_ok "generate trees"; finish; exit 1; }
-mkdir -p "$T/www"
-src=$T/www/repo
-make_src_repo "$src" archive
-c1=$(rev "$src" os^) c2=$(rev "$src" os)
+serve_pair --no-owner
 ostree static-delta generate --repo="$src" --from=os^ --to=os >/dev/null
 ostree static-delta generate --repo="$src" --empty --to=os >/dev/null
 ostree summary -u --repo="$src"

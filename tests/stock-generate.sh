@@ -5,11 +5,7 @@
 # checked against libostree itself, not only against its source.
 . "$(dirname "$0")/lib.sh"
 
-make_tree v1 1 --no-owner && make_tree v2 2 --no-owner || { not_ok "generate trees"; finish; exit 1; }
-mkdir -p "$T/www"
-src=$T/www/repo
-make_src_repo "$src" archive
-c1=$(rev "$src" os^) c2=$(rev "$src" os)
+serve_pair --no-owner
 check "generate --format=ostree into the repo (v1 -> v2)" "$DF" generate --repo="$src" --from=os^ --to=os --format=ostree
 check "stock ostree lists the delta" bash -c "ostree static-delta list --repo='$src' | grep -qx '$c1-$c2'"
 check "the summary indexes it for stock clients" bash -c "ostree summary --repo='$src' --view | grep -q '$c1-$c2'"
