@@ -425,25 +425,24 @@ encode_against (const guint8 *data, gsize len, const guint8 *src, gsize src_len,
 {
   gsize est_raw = quick_size (data, len);
   e->incompressible = len >= DF_INCOMPRESSIBLE_MIN && est_raw * 100 >= len * DF_INCOMPRESSIBLE_PERCENT;
-  GByteArray *diff[DF_SECTION_COUNT];
+  /* The diff goes straight into @e's sections, and is cut off again when
+   * raw is smaller. */
+  gsize mark[DF_SECTION_COUNT];
   for (guint s = 0; s < DF_SECTION_COUNT; s++)
-    diff[s] = g_byte_array_new ();
+    mark[s] = e->sec[s]->len;
   gboolean use = FALSE;
-  if (df_bsdiff (src, src_len, data, len, diff))
+  if (df_bsdiff (src, src_len, data, len, e->sec))
     {
       /* Estimate the sections as they will sit in the part: one after
        * another. */
       g_autoptr (GByteArray) all = g_byte_array_new ();
       for (guint s = DF_SECTION_CONTROL; s < DF_SECTION_COUNT; s++)
-        g_byte_array_append (all, diff[s]->data, diff[s]->len);
+        g_byte_array_append (all, e->sec[s]->data + mark[s], e->sec[s]->len - mark[s]);
       use = quick_size (all->data, all->len) < est_raw;
     }
-  for (guint s = 0; s < DF_SECTION_COUNT; s++)
-    {
-      if (use)
-        g_byte_array_append (e->sec[s], diff[s]->data, diff[s]->len);
-      g_byte_array_unref (diff[s]);
-    }
+  if (!use)
+    for (guint s = 0; s < DF_SECTION_COUNT; s++)
+      g_byte_array_set_size (e->sec[s], mark[s]);
   return use;
 }
 
