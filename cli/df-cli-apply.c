@@ -6,6 +6,7 @@ int
 df_cli_apply (int argc, char **argv)
 {
   g_autofree char *repo_path = NULL, *commit = NULL, *ref = NULL, *memory = NULL;
+  g_auto (GStrv) urls = NULL;
   int jobs = 0;
   gboolean quiet = FALSE;
   GOptionEntry entries[] = {
@@ -14,6 +15,9 @@ df_cli_apply (int argc, char **argv)
       "CHECKSUM" },
     { "ref", 0, 0, G_OPTION_ARG_STRING, &ref, "Point REF at the commit once it is verified and committed", "REF" },
     { "memory", 0, 0, G_OPTION_ARG_STRING, &memory, "Memory budget for in-flight buffers (default 64M)", "SIZE" },
+    { "url", 0, 0, G_OPTION_ARG_STRING_ARRAY, &urls,
+      "Stock delta: take the objects it leaves to be fetched one by one from this archive repository (repeat for mirrors)",
+      "URL" },
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Most worker threads (default: one per processor)", "N" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print nothing on success", NULL },
     { NULL },
@@ -52,6 +56,8 @@ df_cli_apply (int argc, char **argv)
   df_apply_options_set_allow_downgrade (opts, trust.allow_downgrade);
   df_apply_options_set_trusted_keys (opts, trust.keys);
   df_apply_options_set_require_signatures (opts, trust.require_signatures);
+  for (guint i = 0; urls && urls[i]; i++)
+    df_apply_options_add_url (opts, urls[i]);
   if (!quiet)
     df_apply_options_set_progress (opts, df_cli_progress, NULL);
   DfApplyResult res;

@@ -243,8 +243,8 @@ df_cli_fetch (int argc, char **argv)
                                "native delta from %s",
                                "native from-scratch delta",
                                "libostree's pull (no native delta on the server)",
-                               "stock delta from %s (the server's delta-indexes/)",
-                               "stock from-scratch delta (the server's delta-indexes/)" };
+                               "stock delta from %s (stock OSTree format)",
+                               "stock from-scratch delta (stock OSTree format)" };
   printf ("commit %s (matches --commit)\n", res.commit);
   df_cli_print_signature (res.apply.signature_verified);
   printf ("path: ");

@@ -68,6 +68,87 @@ expect_exit 4 "a superblock that does not match the delta index is refused" "$DF
   --url="http://127.0.0.1:$NGINX_PORT/badsb" --commit="$c2" --ref=os
 check "changed superblock: objects/ unchanged" test "$before" = "$(objects_list "$bad2")"
 
+# Discovery through the summary when the server has no delta indexes
+# (older servers): the delta is found and used all the same.
+cp -a "$T/www/repo" "$T/www/sum"
+rm -rf "$T/www/sum/delta-indexes"
+sdev=$T/sum-dev
+cp -a "$base" "$sdev"
+: >"$NGINX_LOG"
+expect_exit 0 "no delta indexes: the stock delta is found through the summary" "$DF" fetch --repo="$sdev" \
+  --url="http://127.0.0.1:$NGINX_PORT/sum" --commit="$c2" --ref=os --no-pull-fallback
+check "summary: the path taken is the stock delta" grep -q "stock delta from $c1" "$T/ee.out"
+check "summary: the summary file was read" grep -q "GET /sum/summary " "$NGINX_LOG"
+check "summary: fsck-clean and identical to v2" checkout_matches "$sdev" "$c2" "$T/v2"
+cp -a "$T/www/sum" "$T/www/sumbad"
+printf '\x55' | dd of="$T/www/sumbad/$delta_rel/superblock" bs=1 seek=100 conv=notrunc 2>/dev/null
+sbad=$T/sum-bad
+cp -a "$base" "$sbad"
+expect_exit 4 "summary: a superblock that does not match the summary is refused" "$DF" fetch --repo="$sbad" \
+  --url="http://127.0.0.1:$NGINX_PORT/sumbad" --commit="$c2" --ref=os
+check "summary: refused superblock: objects/ unchanged" test "$before" = "$(objects_list "$sbad")"
+
+# Fallback objects: a from-scratch delta that leaves every object over 1 MB
+# to be fetched one by one. deltafetch downloads each as a loose .filez
+# through the same ranged machinery, inflates and hashes it before it is
+# accepted, and writes it like the objects of a part.
+cp -a "$T/www/repo" "$T/www/fb"
+fbsrc=$T/www/fb
+rm -rf "$fbsrc/deltas" "$fbsrc/delta-indexes"
+ostree static-delta generate --repo="$fbsrc" --empty --to=os --min-fallback-size=1 >/dev/null
+ostree summary -u --repo="$fbsrc"
+fb_rel=$(cd "$fbsrc" && find deltas -mindepth 2 -maxdepth 2 -type d)
+"$DF_TEST_TOOL" stock-verify "$fbsrc" "$fbsrc/$fb_rel" >"$T/fb.verify" 2>&1
+n_fb=$(awk '$1 == "fallbacks" { print $2 }' "$T/fb.verify")
+check "fallback delta: fallback objects declared" test "${n_fb:-0}" -gt 0
+fresh () { rm -rf "$1"; ostree init --repo="$1" --mode=bare; }
+fdev=$T/fb-dev
+fresh "$fdev"
+: >"$NGINX_LOG"
+expect_exit 0 "fallback delta: fetch" "$DF" fetch --repo="$fdev" --url="http://127.0.0.1:$NGINX_PORT/fb" \
+  --commit="$c2" --ref=os --no-pull-fallback --json --range-size=64K
+check "fallback delta: the path taken is the stock delta, not libostree's pull" \
+  bash -c "sed -n '\$p' '$T/ee.out' | grep -q '\"path\" *: *\"stock-scratch\"'"
+n_get=$(grep -c 'GET /fb/objects/.*\.filez ' "$NGINX_LOG")
+diag "fallback delta: $n_fb fallback objects declared, $n_get .filez requests"
+check "fallback delta: every fallback object was downloaded as .filez" test "$n_get" -ge "$n_fb"
+check "fallback delta: .filez objects came as byte ranges" bash -c "grep '\.filez ' '$NGINX_LOG' | awk '\$9 == 206' | grep -q ."
+check "fallback delta: no other loose objects" bash -c "! grep '/objects/' '$NGINX_LOG' | grep -qv '\.filez '"
+check "fallback delta: ref os on v2" test "$(rev "$fdev" os)" = "$c2"
+check "fallback delta: fsck-clean and identical to v2" checkout_matches "$fdev" "$c2" "$T/v2"
+
+# The same delta applied offline, its fallback objects from --url.
+adev=$T/fb-apply
+fresh "$adev"
+expect_exit 6 "fallback delta offline without --url: refused" "$DF" apply --repo="$adev" --commit="$c2" "$fbsrc/$fb_rel"
+: >"$NGINX_LOG"
+expect_exit 0 "fallback delta offline with --url" "$DF" apply --repo="$adev" --commit="$c2" --ref=os \
+  --url="http://127.0.0.1:$NGINX_PORT/fb" "$fbsrc/$fb_rel"
+check "apply --url: only fallback objects came from the server" bash -c "grep -q '\.filez ' '$NGINX_LOG' &&
+  ! grep -qv '\.filez ' '$NGINX_LOG'"
+check "apply --url: fsck-clean and identical to v2" checkout_matches "$adev" "$c2" "$T/v2"
+
+# A fallback object changed on the server: refused, by fetch and by apply,
+# with nothing written.
+cp -a "$fbsrc" "$T/www/fbbad"
+victim=$(grep -o 'GET /fb/objects/[^ ]*\.filez' "$NGINX_LOG" | head -1 | sed 's|GET /fb/||')
+size=$(stat -c %s "$T/www/fbbad/$victim")
+printf '\x55\xaa\x55\xaa' | dd of="$T/www/fbbad/$victim" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+for how in fetch apply; do
+  fbad=$T/fb-bad-$how
+  fresh "$fbad"
+  if [ $how = fetch ]; then
+    expect_exit 4 "a fallback object changed on the server: $how refuses it" "$DF" fetch --repo="$fbad" \
+      --url="http://127.0.0.1:$NGINX_PORT/fbbad" --commit="$c2" --ref=os --no-pull-fallback --retries=1
+  else
+    expect_exit 4 "a fallback object changed on the server: $how refuses it" "$DF" apply --repo="$fbad" \
+      --commit="$c2" --ref=os --url="http://127.0.0.1:$NGINX_PORT/fbbad" "$T/www/fbbad/$fb_rel"
+  fi
+  check "changed fallback ($how): the error names the fallback object" grep -q "fallback" "$T/ee.err"
+  check "changed fallback ($how): nothing in objects/" test -z "$(objects_list "$fbad")"
+  check "changed fallback ($how): no ref" bash -c "! ostree rev-parse --repo='$fbad' os 2>/dev/null"
+done
+
 # kill -9 mid-download from a slow server (nginx limit_rate), then a rerun:
 # the ref stays on v1 after the kill, the rerun reuses the ranges already
 # in, and both runs together move at most the delta plus one range per

@@ -1,10 +1,14 @@
 /* Unit tests of the parsers and codecs that read untrusted bytes: the
- * superblock, content headers, the diff decoder; and of pairing. */
+ * superblock, content headers, the diff decoder, stock fallback objects;
+ * and of pairing. */
 #include "df-bsdiff.h"
 #include "df-bspatch.h"
 #include "df-pairing.h"
 #include "df-part.h"
+#include "df-stock.h"
 #include "df-superblock.h"
+
+#include <sys/mman.h>
 
 static DfSuperblock *
 sample_superblock (void)
@@ -485,6 +489,112 @@ test_pairing (void)
   g_assert_null (c4[0]);
 }
 
+
+/* A loose .filez object as an archive repository stores it, made by
+ * libostree, and the fallback entry that names it. */
+static GBytes *
+make_filez (const guint8 *data, gsize len, const char *target, DfStockFallback *fb)
+{
+  g_autoptr (GFileInfo) info = g_file_info_new ();
+  g_file_info_set_attribute_uint32 (info, "unix::uid", 0);
+  g_file_info_set_attribute_uint32 (info, "unix::gid", 0);
+  g_file_info_set_attribute_uint32 (info, "unix::mode", target ? (S_IFLNK | 0777) : (S_IFREG | 0644));
+  g_file_info_set_file_type (info, target ? G_FILE_TYPE_SYMBOLIC_LINK : G_FILE_TYPE_REGULAR);
+  if (target)
+    g_file_info_set_symlink_target (info, target);
+  else
+    g_file_info_set_size (info, len);
+  g_autoptr (GVariant) xattrs = g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("(ayay)"), NULL, 0));
+  g_autoptr (GInputStream) in = target ? NULL : g_memory_input_stream_new_from_data (data, len, NULL);
+  g_autoptr (GInputStream) z = NULL;
+  g_assert_true (ostree_raw_file_to_archive_z2_stream (in, info, xattrs, &z, NULL, NULL));
+  g_autoptr (GOutputStream) out = g_memory_output_stream_new_resizable ();
+  g_assert_cmpint (g_output_stream_splice (out, z, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, NULL), >=, 0);
+  g_autoptr (GInputStream) in2 = target ? NULL : g_memory_input_stream_new_from_data (data, len, NULL);
+  g_autofree guchar *csum = NULL;
+  g_assert_true (ostree_checksum_file_from_input (info, xattrs, in2, OSTREE_OBJECT_TYPE_FILE, &csum, NULL, NULL));
+  GBytes *b = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
+  *fb = (DfStockFallback){ .objtype = OSTREE_OBJECT_TYPE_FILE, .size = g_bytes_get_size (b), .usize = target ? 0 : len };
+  memcpy (fb->checksum, csum, DF_SHA256_LEN);
+  return b;
+}
+
+/* Checks @len bytes of @data as fallback @fb: the error code, or 0. */
+static int
+verify_filez (const guint8 *data, gsize len, const DfStockFallback *fb)
+{
+  int fd = memfd_create ("filez", MFD_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (write (fd, data, len), ==, (gssize)len);
+  g_autoptr (GError) error = NULL;
+  gboolean ok = df_stock_fallback_verify (fd, len, fb, NULL, &error);
+  close (fd);
+  if (ok)
+    return 0;
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  return error->code;
+}
+
+static void
+test_stock_filez (void)
+{
+  gsize n = 3 * 1024 * 1024 + 77;
+  g_autofree guint8 *data = g_malloc (n);
+  for (gsize i = 0; i < n; i++)
+    data[i] = (guint8)(i * 2654435761u >> 13);
+  DfStockFallback fb;
+  g_autoptr (GBytes) good = make_filez (data, n, NULL, &fb);
+  gsize len;
+  const guint8 *g = g_bytes_get_data (good, &len);
+  g_assert_cmpint (verify_filez (g, len, &fb), ==, 0);
+
+  DfStockFallback other = fb;
+  other.checksum[5] ^= 1;
+  g_assert_cmpint (verify_filez (g, len, &other), ==, DF_ERROR_CORRUPT);
+  other = fb;
+  other.usize++;
+  g_assert_cmpint (verify_filez (g, len, &other), ==, DF_ERROR_INVALID_DELTA);
+  /* Cut short, with a byte after the stream, flipped in the middle. */
+  g_assert_cmpint (verify_filez (g, len - 1, &fb), !=, 0);
+  g_autofree guint8 *m = g_malloc (len + 1);
+  memcpy (m, g, len);
+  m[len] = 0;
+  g_assert_cmpint (verify_filez (m, len + 1, &fb), ==, DF_ERROR_INVALID_DELTA);
+  m[len / 2] ^= 0x40;
+  g_assert_cmpint (verify_filez (m, len, &fb), !=, 0);
+  memcpy (m, g, len);
+  /* Header sizes: zero, past the file, over the limit. */
+  for (guint k = 0; k < 3; k++)
+    {
+      memcpy (m, g, len);
+      guint32 h = k == 0 ? 0 : k == 1 ? GUINT32_TO_BE ((guint32)len) : GUINT32_TO_BE (DF_HEADER_MAX + 1);
+      memcpy (m, &h, 4);
+      g_assert_cmpint (verify_filez (m, len, &fb), ==, DF_ERROR_INVALID_DELTA);
+    }
+  /* A bomb: the header of a 100-byte file over a stream that inflates to
+   * its 3 MiB; inflating stops at the declared size. */
+  DfStockFallback small;
+  g_autoptr (GBytes) sb = make_filez (data, 100, NULL, &small);
+  guint32 hlen = GUINT32_FROM_BE (*(const guint32 *)g_bytes_get_data (sb, NULL));
+  gsize blen = 8 + hlen + (len - 8 - GUINT32_FROM_BE (*(const guint32 *)g));
+  g_autofree guint8 *bomb = g_malloc (blen);
+  memcpy (bomb, g_bytes_get_data (sb, NULL), 8 + hlen);
+  memcpy (bomb + 8 + hlen, g + 8 + GUINT32_FROM_BE (*(const guint32 *)g), blen - 8 - hlen);
+  g_assert_cmpint (verify_filez (bomb, blen, &small), ==, DF_ERROR_INVALID_DELTA);
+
+  /* A symlink: header only. */
+  DfStockFallback lnk;
+  g_autoptr (GBytes) lb = make_filez (NULL, 0, "../target", &lnk);
+  const guint8 *l = g_bytes_get_data (lb, &len);
+  g_assert_cmpint (verify_filez (l, len, &lnk), ==, 0);
+  /* A dirmeta fallback: its own bytes. */
+  DfStockFallback meta = { .objtype = OSTREE_OBJECT_TYPE_DIR_META, .size = 40 };
+  df_sha256 (data, 40, meta.checksum);
+  g_assert_cmpint (verify_filez (data, 40, &meta), ==, 0);
+  g_assert_cmpint (verify_filez (data + 1, 40, &meta), ==, DF_ERROR_CORRUPT);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -496,6 +606,7 @@ main (int argc, char **argv)
   g_test_add_func ("/format/content-header", test_content_header);
   g_test_add_func ("/format/diff/roundtrip", test_diff_roundtrip);
   g_test_add_func ("/format/diff/hostile", test_diff_hostile);
+  g_test_add_func ("/format/stock/filez", test_stock_filez);
   g_test_add_func ("/generate/pairing", test_pairing);
   return g_test_run ();
 }

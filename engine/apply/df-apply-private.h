@@ -18,6 +18,7 @@ struct _DfApplyOptions
   gboolean require_signatures;
   DfProgressFunc progress;
   gpointer progress_data;
+  GPtrArray *urls; /* for stock fallback objects */
 };
 
 typedef struct _DfApplySession DfApplySession;
@@ -71,17 +72,41 @@ gboolean df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, GByte
 gboolean df_stock_part_present (OstreeRepo *repo, const DfStockPart *p, GCancellable *c, gboolean *out,
                                 GError **error);
 
-/* Returns once part @index of a stock delta is in place as a file (a
- * fetcher still downloading it), or FALSE with @error to give up. Called
- * from the apply's decoding thread. */
+/* Where the parts and fallback objects of a stock delta come from when a
+ * fetcher is still downloading them. Called from the apply's threads.
+ * @wait returns once part @index is in place as a file, or FALSE with
+ * @error to give up. @fallback returns a file holding fallback object
+ * @index (a verified `.filez`, or the object's bytes for a dirtree or
+ * dirmeta), an fd the caller closes, and its size; either may be NULL. */
 typedef gboolean (*DfStockPartWaitFunc) (guint index, gpointer data, GError **error);
+typedef gboolean (*DfStockFallbackFunc) (guint index, int *out_fd, guint64 *out_size, gpointer data, GError **error);
+
+typedef struct
+{
+  DfStockPartWaitFunc wait;
+  DfStockFallbackFunc fallback;
+  gpointer data;
+} DfStockFeed;
 
 /* Applies the stock OSTree delta in @delta_dfd whose superblock file is
- * @superblock (engine/apply/df-apply-stock.c). With @wait, each part file
- * is waited for before it is read, so the apply runs while parts arrive. */
+ * @superblock (engine/apply/df-apply-stock.c). With @feed, parts are
+ * waited for before they are read, so the apply runs while they arrive, and
+ * fallback objects the repository lacks come from it (without it they must
+ * be present). */
 gboolean df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApplyOptions *opts,
-                         DfStockPartWaitFunc wait, gpointer wait_data, DfApplyResult *result,
-                         GCancellable *cancellable, GError **error);
+                         const DfStockFeed *feed, DfApplyResult *result, GCancellable *cancellable, GError **error);
+
+/* The fallback objects of @sb that @repo lacks, as indices into
+ * sb->fallbacks; their .filez bytes in *@bytes when not NULL. */
+GArray *df_stock_missing_fallbacks (OstreeRepo *repo, const DfStockSuperblock *sb, guint64 *bytes, GCancellable *c,
+                                    GError **error);
+
+/* An offline apply of the stock delta in @delta_dfd (superblock file
+ * @sb_bytes) whose missing fallback objects are downloaded from @urls as
+ * they are needed (engine/fetch/df-fetch.c). */
+gboolean df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, GBytes *sb_bytes, GPtrArray *urls,
+                                   const DfApplyOptions *aopts, DfApplyResult *result, GCancellable *cancellable,
+                                   GError **error);
 
 /* Rollback protection: FALSE (DF_ERROR_DOWNGRADE) when @ref points at a
  * commit whose timestamp is later than that of @commit (checksum

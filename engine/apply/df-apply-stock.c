@@ -278,8 +278,7 @@ typedef struct
   int *fd;      /* per plan entry, once decoded */
   guint64 *len;
   GArray *pool; /* temporary files free for reuse (their pages stay) */
-  DfStockPartWaitFunc wait; /* parts still arriving */
-  gpointer wait_data;
+  const DfStockFeed *feed; /* parts still arriving, or NULL */
   guint64 ahead;
   GError *error;
   gboolean stop;
@@ -313,8 +312,8 @@ decoder_thread (gpointer data)
       GError *local = NULL;
       guint64 len = 0;
       gboolean ok = TRUE;
-      if (pp->wait && pp->sb->parts[i].inline_data == NULL)
-        ok = pp->wait (i, pp->wait_data, &local);
+      if (pp->feed && pp->feed->wait && pp->sb->parts[i].inline_data == NULL)
+        ok = pp->feed->wait (i, pp->feed->data, &local);
       if (ok && fd < 0 && (fd = openat (pp->tmp_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
         ok = df_throw_errno (&local, errno, "creating a temporary file in the repository");
       if (ok)
@@ -446,13 +445,79 @@ progress (const DfApplyOptions *opts, DfProgress *p, DfPhase phase)
     opts->progress (p, opts->progress_data);
 }
 
+GArray *
+df_stock_missing_fallbacks (OstreeRepo *repo, const DfStockSuperblock *sb, guint64 *bytes, GCancellable *c,
+                            GError **error)
+{
+  g_autoptr (GArray) missing = g_array_new (FALSE, FALSE, sizeof (guint));
+  if (bytes)
+    *bytes = 0;
+  for (guint i = 0; i < sb->n_fallbacks; i++)
+    {
+      char hex[65];
+      df_hex (sb->fallbacks[i].checksum, hex);
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (repo, sb->fallbacks[i].objtype, hex, &have, c, error))
+        return NULL;
+      if (!have)
+        {
+          g_array_append_val (missing, i);
+          if (bytes)
+            *bytes += sb->fallbacks[i].size;
+        }
+    }
+  return g_steal_pointer (&missing);
+}
+
+/* Fallback objects the repository lacks, from the feed: dirtree and
+ * dirmeta objects join the trust walk's candidates (@meta), files are
+ * rebuilt, hashed and written like those of a part. */
+static gboolean
+apply_fallbacks (Run *r, const DfStockSuperblock *sb, GArray *missing, gboolean meta, const DfStockFeed *feed,
+                 DfProgress *p, const DfApplyOptions *opts, GError **error)
+{
+  for (guint k = 0; k < missing->len; k++)
+    {
+      guint i = g_array_index (missing, guint, k);
+      const DfStockFallback *fb = &sb->fallbacks[i];
+      if ((fb->objtype != OSTREE_OBJECT_TYPE_FILE) != meta)
+        continue;
+      int fd_raw = -1;
+      guint64 size = 0;
+      if (!feed->fallback (i, &fd_raw, &size, feed->data, error))
+        return FALSE;
+      df_autofd fd = fd_raw;
+      if (meta)
+        {
+          /* The feed verified it; the walk checks it again. */
+          if (size > DF_METADATA_OBJECT_MAX)
+            return df_throw (error, DF_ERROR_INVALID_DELTA, "fallback object of %" G_GUINT64_FORMAT " bytes", size);
+          g_autofree guint8 *buf = g_malloc (MAX (size, 1));
+          if (!df_pread_all (fd, buf, size, 0, "fallback object", error))
+            return FALSE;
+          g_autoptr (GBytes) b = g_bytes_new_take (g_steal_pointer (&buf), size);
+          df_trust_add_delta_metadata (r->trust, fb->objtype, fb->checksum, b);
+          continue;
+        }
+      gboolean ok = df_stock_filez_read (fd, size, fb, &stock_sink, r, r->c, error);
+      drop_object (r);
+      if (!ok)
+        return FALSE;
+      p->bytes_done += fb->usize;
+      progress (opts, p, DF_PHASE_CONTENT);
+    }
+  return TRUE;
+}
+
 static gboolean
 apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_dfd, const DfApplyOptions *opts,
-              DfStockPartWaitFunc wait, gpointer wait_data, DfApplyResult *result, GError **error)
+              const DfStockFeed *feed, GArray *missing, DfApplyResult *result, GError **error)
 {
   DfProgress p = { .parts_total = sb->n_parts, .objects_total = sb->n_objects };
   for (guint i = 0; i < sb->n_parts; i++)
     p.bytes_total += sb->parts[i].usize;
+  for (guint k = 0; k < missing->len; k++)
+    p.bytes_total += sb->fallbacks[g_array_index (missing, guint, k)].usize;
   progress (opts, &p, DF_PHASE_PLAN);
 
   /* The plan: parts with dirtree/dirmeta objects first (they run twice:
@@ -481,7 +546,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
   for (guint k = 0; k < n_plan; k++)
     dec_fd[k] = -1;
   Pipe pp = { .sb = sb, .delta_dfd = delta_dfd, .tmp_dfd = r->tmp_dfd, .c = r->c, .plan = plan, .n_plan = n_plan,
-              .n_meta = n_meta, .wait = wait, .wait_data = wait_data, .fd = dec_fd, .len = dec_len, .pool = g_array_new (FALSE, FALSE, sizeof (int)) };
+              .n_meta = n_meta, .feed = feed, .fd = dec_fd, .len = dec_len, .pool = g_array_new (FALSE, FALSE, sizeof (int)) };
   g_mutex_init (&pp.lock);
   g_cond_init (&pp.cond);
   GThread *decoder = ok && n_plan > 0 ? g_thread_new ("df-stock-decode", decoder_thread, &pp) : NULL;
@@ -492,6 +557,8 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
   for (guint k = 0; ok && k < n_meta; k++)
     ok = pipe_wait (&pp, k, error) && exec_part (r, sb, plan[k], pp.fd[k], pp.len[k], error);
   r->metadata_pass = FALSE;
+  if (ok && missing->len > 0)
+    ok = apply_fallbacks (r, sb, missing, TRUE, feed, &p, opts, error);
   if (ok)
     ok = df_trust_walk (r->trust, sb->commit, sb->to_hex, error) && check_declared (r->trust, sb, error);
   GPtrArray *meta = df_trust_metadata (r->trust);
@@ -518,6 +585,8 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
         }
       pipe_release (&pp, k);
     }
+  if (ok && missing->len > 0)
+    ok = apply_fallbacks (r, sb, missing, FALSE, feed, &p, opts, error);
   if (decoder)
     {
       g_mutex_lock (&pp.lock);
@@ -560,8 +629,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
 
 gboolean
 df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApplyOptions *opts,
-                DfStockPartWaitFunc wait, gpointer wait_data, DfApplyResult *result, GCancellable *cancellable,
-                GError **error)
+                const DfStockFeed *feed, DfApplyResult *result, GCancellable *cancellable, GError **error)
 {
   g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (superblock, error);
   if (sb == NULL)
@@ -570,23 +638,17 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApp
                            sb->has_from ? sb->from_hex : NULL, &result->signature_verified, cancellable, error))
     return FALSE;
   /* Objects the delta leaves to be fetched one by one must be here already
-   * for an offline apply. */
-  guint64 missing = 0, missing_bytes = 0;
-  for (guint i = 0; i < sb->n_fallbacks; i++)
-    {
-      char hex[65];
-      df_hex (sb->fallbacks[i].checksum, hex);
-      gboolean have = FALSE;
-      if (!ostree_repo_has_object (repo, sb->fallbacks[i].objtype, hex, &have, cancellable, error))
-        return FALSE;
-      if (!have)
-        missing++, missing_bytes += sb->fallbacks[i].size;
-    }
-  if (missing)
+   * for an offline apply, or come from the feed. */
+  guint64 missing_bytes = 0;
+  g_autoptr (GArray) missing = df_stock_missing_fallbacks (repo, sb, &missing_bytes, cancellable, error);
+  if (missing == NULL)
+    return FALSE;
+  if (missing->len > 0 && (feed == NULL || feed->fallback == NULL))
     return df_throw (error, DF_ERROR_MISSING_BASE,
-                     "the delta leaves %" G_GUINT64_FORMAT " objects (%" G_GUINT64_FORMAT
-                     " bytes) to be fetched one by one, and the repository does not have them: use deltafetch fetch",
-                     missing, missing_bytes);
+                     "the delta leaves %u objects (%" G_GUINT64_FORMAT
+                     " bytes) to be fetched one by one, and the repository does not have them: give --url, or use "
+                     "deltafetch fetch",
+                     missing->len, missing_bytes);
 
   g_autofree char *state = NULL;
   {
@@ -608,7 +670,7 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApp
   result->workers = 2; /* one decodes, one rebuilds */
   memcpy (result->commit, sb->to_hex, 65);
   result->commit_trusted = opts->commit != NULL;
-  gboolean ok = r.writer && apply_in_txn (&r, repo, sb, delta_dfd, opts, wait, wait_data, result, error);
+  gboolean ok = r.writer && apply_in_txn (&r, repo, sb, delta_dfd, opts, feed, missing, result, error);
   if (!ok)
     {
       /* Staged objects (all verified) stay for the next run. */

@@ -21,6 +21,7 @@ df_apply_options_new (void)
 {
   DfApplyOptions *o = g_new0 (DfApplyOptions, 1);
   o->memory = DF_DEFAULT_MEMORY_BUDGET;
+  o->urls = g_ptr_array_new_with_free_func (g_free);
   return o;
 }
 
@@ -32,7 +33,18 @@ df_apply_options_free (DfApplyOptions *o)
   g_free (o->commit);
   g_free (o->ref);
   g_free (o->trusted_keys);
+  g_ptr_array_unref (o->urls);
   g_free (o);
+}
+
+void
+df_apply_options_add_url (DfApplyOptions *o, const char *url)
+{
+  char *u = g_strdup (url);
+  gsize n = strlen (u);
+  while (n > 0 && u[n - 1] == '/')
+    u[--n] = '\0';
+  g_ptr_array_add (o->urls, u);
 }
 
 void
@@ -893,7 +905,10 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
   if (df_stock_superblock_sniff (file))
     {
       DfApplyResult r = { 0 };
-      gboolean ok = df_apply_stock (repo, delta_dfd, file, opts, NULL, NULL, &r, cancellable, error);
+      /* With a URL, fallback objects download while the parts apply. */
+      gboolean ok = opts->urls->len > 0
+                        ? df_fetch_stock_fallbacks (repo, delta_dfd, file, opts->urls, opts, &r, cancellable, error)
+                        : df_apply_stock (repo, delta_dfd, file, opts, NULL, &r, cancellable, error);
       if (ok && result_out)
         *result_out = r;
       return ok;

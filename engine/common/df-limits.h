@@ -63,9 +63,16 @@
 /* Encoded entries allowed to wait for the packer, per job. */
 #define DF_GENERATE_QUEUE_PER_JOB 4
 
+/* Largest stock part file, fallback object or size a stock delta declares
+ * (ostree puts a file too big to diff in a part or a fallback of its own). */
+#define DF_STOCK_FILE_MAX (G_GUINT64_CONSTANT (16) << 30)
+
 /* Fetch */
 /* The server's delta index (one entry per from-commit). */
 #define DF_FETCH_INDEX_MAX (1 * DF_MIB)
+/* A stock server's summary file, read for its delta table when the server
+ * has no delta index for the commit. */
+#define DF_FETCH_SUMMARY_MAX (16 * DF_MIB)
 /* Redirects followed per request. */
 #define DF_FETCH_MAX_REDIRECTS 5
 /* Times a part may start over because its file changed on the server. */

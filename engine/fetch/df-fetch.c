@@ -214,6 +214,9 @@ typedef struct
 struct _Part
 {
   guint index;
+  char name[80];       /* in the store: "<index>", or "<checksum>.<kind>" for a fallback object */
+  char *rel;           /* on the server, when not "<delta>/<index>" */
+  const DfStockFallback *fallback; /* a stock fallback object: checked by its object checksum */
   guint64 size;
   guint8 sha256[DF_SHA256_LEN]; /* of the part file, from the superblock */
   guint64 unpacked;             /* what it decodes to (free-space check) */
@@ -241,6 +244,7 @@ typedef struct
   OstreeRepo *repo;
   const DfFetchOptions *o;
   GCancellable *cancellable;
+  GCancellable *own_cancellable;
   DfFetchResult *res;
 
   Mirror *mirrors;
@@ -261,6 +265,7 @@ typedef struct
   char store_rel[128];
   Part *parts;
   guint n_parts;
+  guint *fallback_part; /* stock: per fallback object, its entry in @parts or G_MAXUINT */
   guint parts_left;
   GQueue pending;   /* Range* */
   GPtrArray *xfers; /* Xfer* in flight */
@@ -830,6 +835,17 @@ hash_file_matches (int fd, guint64 size, const guint8 want[DF_SHA256_LEN])
   return memcmp (got, want, DF_SHA256_LEN) == 0;
 }
 
+/* A downloaded file is what it should be: a part matches its SHA-256; a
+ * stock fallback object (no file checksum is published) is inflated and
+ * hashed as the object it claims to be. */
+static gboolean
+part_matches (Fetch *f, Part *p, int fd, GError **error)
+{
+  if (p->fallback)
+    return df_stock_fallback_verify (fd, p->size, p->fallback, f->cancellable, error);
+  return hash_file_matches (fd, p->size, p->sha256);
+}
+
 /* A part's .partial file is open only while transfers write into it (or it
  * is being checked), so a delta of thousands of parts needs few fds. */
 static int
@@ -837,8 +853,8 @@ part_fd (Fetch *f, Part *p)
 {
   if (p->fd < 0)
     {
-      char name[32];
-      g_snprintf (name, sizeof name, "%u.partial", p->index);
+      char name[96];
+      g_snprintf (name, sizeof name, "%s.partial", p->name);
       p->fd = openat (f->store_dfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     }
   return p->fd;
@@ -857,8 +873,8 @@ part_fd_release (Part *p)
 static void
 part_reset (Fetch *f, Part *p)
 {
-  char name[32];
-  g_snprintf (name, sizeof name, "%u.partial", p->index);
+  char name[96];
+  g_snprintf (name, sizeof name, "%s.partial", p->name);
   unlinkat (f->store_dfd, name, 0); /* writers still active keep their inode */
   if (p->fd >= 0)
     close (p->fd);
@@ -870,7 +886,7 @@ part_reset (Fetch *f, Part *p)
   p->etag[0] = '\0';
   p->mirrors_used = 0;
   p->resumed = FALSE;
-  g_snprintf (name, sizeof name, "%u.ranges", p->index);
+  g_snprintf (name, sizeof name, "%s.ranges", p->name);
   unlinkat (f->store_dfd, name, 0);
   for (guint r = 0; r < p->n_ranges; r++)
     if (!p->ranges[r].queued)
@@ -887,8 +903,8 @@ record_ranges (Fetch *f, Part *p)
 {
   if (memcmp (p->done, p->recorded, p->n_ranges) == 0)
     return;
-  char name[32];
-  g_snprintf (name, sizeof name, "%u.ranges", p->index);
+  char name[96];
+  g_snprintf (name, sizeof name, "%s.ranges", p->name);
   df_autofd fd = openat (f->store_dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   guint64 rs = GUINT64_TO_LE (f->o->range_size);
   if (fd >= 0 && df_pwrite_all (fd, &rs, sizeof rs, 0, "ranges", NULL)
@@ -911,10 +927,10 @@ checkpoint (Fetch *f)
       Part *p = &f->parts[i];
       if (p->complete || !p->dirty)
         continue;
-      char name[32];
-      g_snprintf (name, sizeof name, "%u.partial", p->index);
+      char name[96];
+      g_snprintf (name, sizeof name, "%s.partial", p->name);
       df_autofd data = openat (f->store_dfd, name, O_RDONLY | O_CLOEXEC);
-      g_snprintf (name, sizeof name, "%u.ranges", p->index);
+      g_snprintf (name, sizeof name, "%s.ranges", p->name);
       df_autofd rec = openat (f->store_dfd, name, O_RDONLY | O_CLOEXEC);
       if (data >= 0 && rec >= 0 && fdatasync (data) == 0 && fdatasync (rec) == 0)
         p->dirty = FALSE;
@@ -926,25 +942,30 @@ checkpoint (Fetch *f)
 static void
 part_finish (Fetch *f, Part *p)
 {
-  char name[32], final[32];
-  g_snprintf (name, sizeof name, "%u.partial", p->index);
-  g_snprintf (final, sizeof final, "%u", p->index);
+  char name[96];
+  const char *final = p->name;
+  g_snprintf (name, sizeof name, "%s.partial", p->name);
   int fd = part_fd (f, p);
   if (fd < 0)
     {
-      set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_IO, "opening part %u: %s", p->index, g_strerror (errno)));
+      set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_IO, "opening %s: %s", p->name, g_strerror (errno)));
       return;
     }
-  if (!hash_file_matches (fd, p->size, p->sha256))
+  g_autoptr (GError) why_bad = NULL;
+  if (!part_matches (f, p, fd, &why_bad))
     {
       guint used = 0;
       for (guint m = 0; m < f->n_mirrors && m < 32; m++)
         used += (p->mirrors_used >> m) & 1;
       if (++p->corrupt > f->n_mirrors + 2)
         {
-          set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_CORRUPT,
-                                     "part %u does not match its SHA-256 from any mirror (bytes never decompressed)",
-                                     p->index));
+          if (p->fallback)
+            set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_CORRUPT, "%s, from every mirror (nothing written)",
+                                       why_bad ? why_bad->message : "a bad fallback object"));
+          else
+            set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_CORRUPT,
+                                       "part %u does not match its SHA-256 from any mirror (bytes never decompressed)",
+                                       p->index));
           return;
         }
       /* Bytes from before a crash may not have reached the disk, and a part
@@ -954,7 +975,9 @@ part_finish (Fetch *f, Part *p)
       if (!p->resumed && used == 1)
         {
           g_autofree char *why
-              = g_strdup_printf ("part %u does not match its SHA-256 (bytes never decompressed, discarded)", p->index);
+              = p->fallback ? g_strdup_printf ("%s (discarded)", why_bad ? why_bad->message : p->name)
+                            : g_strdup_printf ("part %u does not match its SHA-256 (bytes never decompressed, discarded)",
+                                               p->index);
           for (guint m = 0; m < f->n_mirrors && m < 32; m++)
             if (p->mirrors_used & (1u << m))
               demote (f, m, why);
@@ -971,10 +994,10 @@ part_finish (Fetch *f, Part *p)
   p->fd = -1;
   if (renameat (f->store_dfd, name, f->store_dfd, final) < 0)
     {
-      set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_IO, "storing part %u: %s", p->index, g_strerror (errno)));
+      set_fatal (f, g_error_new (DF_ERROR, DF_ERROR_IO, "storing %s: %s", p->name, g_strerror (errno)));
       return;
     }
-  g_snprintf (name, sizeof name, "%u.ranges", p->index);
+  g_snprintf (name, sizeof name, "%s.ranges", p->name);
   unlinkat (f->store_dfd, name, 0);
   g_mutex_lock (&f->part_lock);
   p->complete = TRUE;
@@ -986,7 +1009,6 @@ part_finish (Fetch *f, Part *p)
   else
     f->res->parts_present++;
   GError *e = NULL;
-  /* A stock delta is applied once all its parts are in. */
   if (f->session && !df_apply_session_add_part (f->session, p->index, f->store_dfd, final, &e))
     set_fatal (f, e);
 }
@@ -996,19 +1018,18 @@ part_finish (Fetch *f, Part *p)
 static void
 part_open (Fetch *f, Part *p)
 {
-  char name[32];
-  g_snprintf (name, sizeof name, "%u", p->index);
-  df_autofd done_fd = openat (f->store_dfd, name, O_RDONLY | O_CLOEXEC);
+  char name[96];
+  df_autofd done_fd = openat (f->store_dfd, p->name, O_RDONLY | O_CLOEXEC);
   struct stat st;
   if (done_fd >= 0 && fstat (done_fd, &st) == 0 && (guint64)st.st_size == p->size
-      && hash_file_matches (done_fd, p->size, p->sha256))
+      && part_matches (f, p, done_fd, NULL))
     {
       p->complete = TRUE;
       f->res->bytes_reused += p->size;
       return;
     }
-  unlinkat (f->store_dfd, name, 0);
-  g_snprintf (name, sizeof name, "%u.ranges", p->index);
+  unlinkat (f->store_dfd, p->name, 0);
+  g_snprintf (name, sizeof name, "%s.ranges", p->name);
   g_autoptr (GError) ignored = NULL;
   g_autoptr (GBytes) rec = df_read_file_bounded (f->store_dfd, name, 8 + p->n_ranges, G_MAXUINT64, "ranges", &ignored);
   gsize rlen = 0;
@@ -1058,7 +1079,7 @@ schedule (Fetch *f)
           return;
         }
       r->queued = FALSE;
-      g_autofree char *rel = g_strdup_printf ("%s/%u", f->delta_rel, p->index);
+      g_autofree char *rel = p->rel ? g_strdup (p->rel) : g_strdup_printf ("%s/%u", f->delta_rel, p->index);
       Xfer *x = whole ? xfer_new (f, m, rel, 0, p->size, p->size, FALSE)
                       : xfer_new (f, m, rel, r->off, r->len, p->size, TRUE);
       if (p->etag[0] && p->etag_mirror == (guint)m && !p->ignore_etag && !whole)
@@ -1388,6 +1409,22 @@ set_ref (OstreeRepo *repo, const char *ref, const char *commit, GCancellable *c,
 }
 
 static gboolean
+validate_urls (GPtrArray *urls, GError **error)
+{
+  if (urls->len == 0)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "at least one URL is required");
+  if (urls->len > 32)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "at most 32 mirrors are supported");
+  for (guint i = 0; i < urls->len; i++)
+    {
+      const char *u = urls->pdata[i];
+      if (!g_str_has_prefix (u, "http://") && !g_str_has_prefix (u, "https://"))
+        return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "URL '%s' is not http:// or https://", u);
+    }
+  return TRUE;
+}
+
+static gboolean
 validate_options (const DfFetchOptions *o, GError **error)
 {
   guint8 csum[DF_SHA256_LEN];
@@ -1395,16 +1432,8 @@ validate_options (const DfFetchOptions *o, GError **error)
     return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "the trusted commit checksum is required");
   if (!df_parse_checksum (o->commit, csum, error))
     return FALSE;
-  if (o->urls->len == 0)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "at least one URL is required");
-  if (o->urls->len > 32)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "at most 32 mirrors are supported");
-  for (guint i = 0; i < o->urls->len; i++)
-    {
-      const char *u = o->urls->pdata[i];
-      if (!g_str_has_prefix (u, "http://") && !g_str_has_prefix (u, "https://"))
-        return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "URL '%s' is not http:// or https://", u);
-    }
+  if (!validate_urls (o->urls, error))
+    return FALSE;
   if (o->ref && !ostree_validate_rev (o->ref, NULL))
     return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", o->ref);
   if (o->range_size < 64 * 1024 || o->range_size > DF_PART_SIZE_MAX)
@@ -1418,6 +1447,34 @@ validate_options (const DfFetchOptions *o, GError **error)
 }
 
 static void
+fetch_init (Fetch *f, OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, GCancellable *cancellable)
+{
+  static gsize curl_ready = 0;
+  if (g_once_init_enter (&curl_ready))
+    {
+      curl_global_init (CURL_GLOBAL_DEFAULT);
+      g_once_init_leave (&curl_ready, 1);
+    }
+  f->repo = repo;
+  f->o = o;
+  f->res = res;
+  f->store_dfd = -1;
+  f->own_cancellable = cancellable ? NULL : g_cancellable_new ();
+  f->cancellable = cancellable ? cancellable : f->own_cancellable;
+  f->n_mirrors = o->urls->len;
+  f->mirrors = g_new0 (Mirror, f->n_mirrors);
+  for (guint i = 0; i < f->n_mirrors; i++)
+    f->mirrors[i].base = o->urls->pdata[i];
+  f->xfers = g_ptr_array_new ();
+  g_mutex_init (&f->part_lock);
+  g_cond_init (&f->part_cond);
+  f->multi = curl_multi_init ();
+  curl_multi_setopt (f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->connections);
+  curl_multi_setopt (f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)o->connections);
+  curl_multi_setopt (f->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+}
+
+static void
 fetch_clear (Fetch *f)
 {
   for (guint i = 0; i < f->n_parts; i++)
@@ -1425,11 +1482,13 @@ fetch_clear (Fetch *f)
       Part *p = &f->parts[i];
       if (p->fd >= 0)
         close (p->fd);
+      g_free (p->rel);
       g_free (p->ranges);
       g_free (p->done);
       g_free (p->recorded);
     }
   g_free (f->parts);
+  g_free (f->fallback_part);
   g_queue_clear (&f->pending);
   if (f->xfers)
     g_ptr_array_unref (f->xfers);
@@ -1447,6 +1506,7 @@ fetch_clear (Fetch *f)
   g_cond_clear (&f->part_cond);
   df_apply_options_free (f->aopts);
   g_clear_error (&f->fatal);
+  g_clear_object (&f->own_cancellable);
 }
 
 /* Sets up part @i (@size bytes, SHA-256 @sha, decoding to @unpacked
@@ -1459,6 +1519,8 @@ part_plan (Fetch *f, guint i, guint64 size, const guint8 sha[DF_SHA256_LEN], gui
   Part *p = &f->parts[i];
   f->res->delta_bytes += size;
   p->index = i;
+  if (p->name[0] == '\0')
+    g_snprintf (p->name, sizeof p->name, "%u", i);
   p->fd = -1;
   p->size = size;
   memcpy (p->sha256, sha, DF_SHA256_LEN);
@@ -1486,9 +1548,7 @@ part_plan (Fetch *f, guint i, guint64 size, const guint8 sha[DF_SHA256_LEN], gui
   if (p->complete)
     {
       f->res->parts_present++;
-      char name[16];
-      g_snprintf (name, sizeof name, "%u", i);
-      return f->session == NULL || df_apply_session_add_part (f->session, i, f->store_dfd, name, error);
+      return f->session == NULL || df_apply_session_add_part (f->session, i, f->store_dfd, p->name, error);
     }
   f->parts_left++;
   for (guint r = 0; r < p->n_ranges; r++)
@@ -1665,24 +1725,49 @@ fetch_native (Fetch *f, const char *key, const guint8 sb_sha[DF_SHA256_LEN], gui
   return fetch_delta (f, sb_bytes, sb_hex, error);
 }
 
-/* The stock apply's decoding thread waits here for each part. */
+/* The stock apply's threads wait here for each part and fallback object. */
 static gboolean
-stock_wait_part (guint i, gpointer data, GError **error)
+stock_wait (Fetch *f, Part *p, GError **error)
 {
-  Fetch *f = data;
-  Part *p = &f->parts[i];
   g_mutex_lock (&f->part_lock);
   while (!p->complete && !f->parts_stop)
     g_cond_wait (&f->part_cond, &f->part_lock);
   gboolean ok = p->complete;
   g_mutex_unlock (&f->part_lock);
-  return ok || df_throw (error, DF_ERROR_NETWORK, "part %u did not arrive", i);
+  return ok || df_throw (error, DF_ERROR_NETWORK, "%s%s did not arrive", p->fallback ? "fallback object " : "part ",
+                         p->name);
+}
+
+static gboolean
+stock_wait_part (guint i, gpointer data, GError **error)
+{
+  Fetch *f = data;
+  return stock_wait (f, &f->parts[i], error);
+}
+
+static gboolean
+stock_fallback (guint i, int *out_fd, guint64 *out_size, gpointer data, GError **error)
+{
+  Fetch *f = data;
+  guint k = f->fallback_part ? f->fallback_part[i] : G_MAXUINT;
+  if (k == G_MAXUINT)
+    return df_throw (error, DF_ERROR_MISSING_BASE, "fallback object %u was not asked for", i);
+  Part *p = &f->parts[k];
+  if (!stock_wait (f, p, error))
+    return FALSE;
+  *out_fd = openat (f->store_dfd, p->name, O_RDONLY | O_CLOEXEC);
+  if (*out_fd < 0)
+    return df_throw_errno (error, errno, "opening %s", p->name);
+  *out_size = p->size;
+  return TRUE;
 }
 
 typedef struct
 {
   Fetch *f;
   GBytes *sb_bytes;
+  int parts_dfd;
+  const DfApplyOptions *aopts;
   gboolean ok;
   GError *error;
 } StockApply;
@@ -1692,59 +1777,69 @@ stock_apply_thread (gpointer data)
 {
   StockApply *sa = data;
   Fetch *f = sa->f;
-  sa->ok = df_apply_stock (f->repo, f->store_dfd, sa->sb_bytes, f->aopts, stock_wait_part, f, &f->res->apply,
-                           f->cancellable, &sa->error);
+  DfStockFeed feed = { .wait = sa->parts_dfd == f->store_dfd ? stock_wait_part : NULL,
+                       .fallback = stock_fallback,
+                       .data = f };
+  sa->ok = df_apply_stock (f->repo, sa->parts_dfd, sa->sb_bytes, sa->aopts, &feed, &f->res->apply, f->cancellable,
+                           &sa->error);
   if (!sa->ok)
     g_atomic_int_set (&f->stock_failed, 1);
   return NULL;
 }
 
-/* A stock delta (what `ostree static-delta generate` writes): its parts
- * come through the same ranged, resumable, verified downloads into the part
- * store; the stock apply runs once they are all in. @sb_bytes matched the
- * server's delta index. Sets *@usable FALSE, without an error, when the
- * delta leaves objects to fetch one by one that the repository lacks:
- * libostree's pull fetches those. */
-static gboolean
-fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, gboolean *usable, GError **error)
+/* The loose-object path of fallback @fb in an archive repository. */
+static char *
+fallback_rel (const DfStockFallback *fb)
 {
-  *usable = TRUE;
-  if (!df_apply_verify_envelope (f->o->trusted_keys, f->o->require_signatures, sb_bytes, error))
+  char hex[65];
+  df_hex (fb->checksum, hex);
+  const char *ext = fb->objtype == OSTREE_OBJECT_TYPE_FILE ? "filez" : ostree_object_type_to_string (fb->objtype);
+  return g_strdup_printf ("objects/%.2s/%s.%s", hex, hex + 2, ext);
+}
+
+/* A stock delta (what `ostree static-delta generate` writes): its parts
+ * and the fallback objects it leaves to be fetched one by one come through
+ * the same ranged, resumable, verified downloads into the part store, while
+ * the stock apply runs in a thread and takes each as soon as it is in.
+ * @sb_bytes matched the server's delta index. With @local_dfd >= 0 the
+ * parts are there already (an offline apply given a URL): only the missing
+ * fallback objects are downloaded. @aopts: the apply's options. */
+static gboolean
+fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, int local_dfd, const DfApplyOptions *aopts,
+             GError **error)
+{
+  if (!df_apply_verify_envelope (aopts->trusted_keys, aopts->require_signatures, sb_bytes, error))
     return FALSE;
   f->stock = df_stock_superblock_parse (sb_bytes, error);
   if (f->stock == NULL)
     return FALSE;
   DfStockSuperblock *sb = f->stock;
-  if (strcmp (sb->to_hex, f->o->commit) != 0)
-    return df_throw (error, DF_ERROR_UNTRUSTED, "the server's delta leads to %s, not to the trusted commit %s",
-                     sb->to_hex, f->o->commit);
-  for (guint i = 0; i < sb->n_fallbacks; i++)
-    {
-      char hex[65];
-      df_hex (sb->fallbacks[i].checksum, hex);
-      gboolean have = FALSE;
-      if (!ostree_repo_has_object (f->repo, sb->fallbacks[i].objtype, hex, &have, f->cancellable, error))
-        return FALSE;
-      if (!have)
-        {
-          *usable = FALSE;
-          return TRUE;
-        }
-    }
+  if (aopts->commit && strcmp (sb->to_hex, aopts->commit) != 0)
+    return df_throw (error, DF_ERROR_UNTRUSTED, "the delta leads to %s, not to the trusted commit %s", sb->to_hex,
+                     aopts->commit);
+  g_autoptr (GArray) missing = df_stock_missing_fallbacks (f->repo, sb, NULL, f->cancellable, error);
+  if (missing == NULL)
+    return FALSE;
   char sb_hex[65];
   df_hex (sb->file_sha256, sb_hex);
   if (!open_store (f, sb_hex, error))
     return FALSE;
-  /* The apply reads the superblock from the store. */
-  if (!df_write_file_atomic (f->store_dfd, "superblock", sb_bytes, error))
-    return FALSE;
-  g_strlcpy (f->delta_rel, relpath, sizeof f->delta_rel);
-  f->aopts = apply_options (f);
-  f->n_parts = sb->n_parts;
+  guint n_delta_parts = local_dfd >= 0 ? 0 : sb->n_parts;
+  if (local_dfd < 0)
+    {
+      /* The apply reads the superblock from the store. */
+      if (!df_write_file_atomic (f->store_dfd, "superblock", sb_bytes, error))
+        return FALSE;
+      g_strlcpy (f->delta_rel, relpath, sizeof f->delta_rel);
+    }
+  f->n_parts = n_delta_parts + missing->len;
   f->parts = g_new0 (Part, MAX (f->n_parts, 1));
+  f->fallback_part = g_new (guint, MAX (sb->n_fallbacks, 1));
+  for (guint i = 0; i < sb->n_fallbacks; i++)
+    f->fallback_part[i] = G_MAXUINT;
   f->res->parts_total = f->n_parts;
   f->res->delta_bytes = g_bytes_get_size (sb_bytes);
-  for (guint i = 0; i < f->n_parts && f->fatal == NULL; i++)
+  for (guint i = 0; i < n_delta_parts && f->fatal == NULL; i++)
     {
       const DfStockPart *sp = &sb->parts[i];
       /* Inline parts came with the superblock; parts whose objects are
@@ -1756,13 +1851,29 @@ fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, gboolean *usable, 
       if (!part_plan (f, i, sp->inline_data ? 0 : sp->size, sp->sha256, sp->usize, needed, error))
         return FALSE;
     }
+  for (guint k = 0; k < missing->len && f->fatal == NULL; k++)
+    {
+      guint i = g_array_index (missing, guint, k);
+      const DfStockFallback *fb = &sb->fallbacks[i];
+      Part *p = &f->parts[n_delta_parts + k];
+      char hex[65];
+      df_hex (fb->checksum, hex);
+      p->fallback = fb;
+      p->rel = fallback_rel (fb);
+      g_snprintf (p->name, sizeof p->name, "%s.%s", hex, fb->objtype == OSTREE_OBJECT_TYPE_FILE ? "filez" : "meta");
+      f->fallback_part[i] = n_delta_parts + k;
+      static const guint8 no_sha[DF_SHA256_LEN];
+      if (!part_plan (f, n_delta_parts + k, fb->size, no_sha, fb->usize, TRUE, error))
+        return FALSE;
+    }
   if (f->fatal == NULL && !check_space (f, error))
     return FALSE;
   f->bytes_total += f->bytes_downloaded;
   emit (f, DF_FETCH_EVENT_START, f->mirrors[MAX (0, current_mirror (f))].base, NULL);
   /* The apply runs in its own thread, each part read as soon as it is
    * verified here; this thread keeps moving bytes. */
-  StockApply sa = { .f = f, .sb_bytes = sb_bytes };
+  StockApply sa = { .f = f, .sb_bytes = sb_bytes, .parts_dfd = local_dfd >= 0 ? local_dfd : f->store_dfd,
+                    .aopts = aopts };
   GThread *applier = f->fatal ? NULL : g_thread_new ("df-stock-apply", stock_apply_thread, &sa);
   if (f->fatal == NULL)
     run_loop (f);
@@ -1792,14 +1903,16 @@ fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, gboolean *usable, 
   return TRUE;
 }
 
-/* Discovery of a stock delta through the stock delta index
- * (delta-indexes/, which `ostree summary -u` keeps): the delta from @from
- * when listed, else the from-scratch one. *@used is FALSE when the server
- * offers neither. */
-static gboolean
-try_stock (Fetch *f, const char *from, gboolean *used, GError **error)
+/* The "ostree.static-deltas" table (delta name -> SHA-256 of its
+ * superblock) the server publishes for the trusted commit: its delta index
+ * (delta-indexes/, what `ostree summary -u` writes since 2020), else its
+ * summary file (older servers, and repositories whose indexes are gone).
+ * NULL without an error when the server has neither. Neither is trusted:
+ * the digest only tells a damaged superblock early; trust comes from the
+ * commit checksum. */
+static GVariant *
+stock_delta_table (Fetch *f, GError **error)
 {
-  *used = FALSE;
   guint8 to[DF_SHA256_LEN];
   ostree_checksum_inplace_to_bytes (f->o->commit, to);
   g_autofree char *to64 = ostree_checksum_b64_from_bytes (to);
@@ -1807,15 +1920,43 @@ try_stock (Fetch *f, const char *from, gboolean *used, GError **error)
   gboolean not_found = FALSE;
   g_autoptr (GError) local = NULL;
   g_autoptr (GBytes) index = fetch_small (f, index_rel, DF_FETCH_INDEX_MAX, &not_found, &local);
-  if (index == NULL)
+  if (index)
     {
-      if (not_found)
-        return TRUE;
+      g_autoptr (GVariant) iv = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE_VARDICT, index, FALSE));
+      return g_variant_lookup_value (iv, "ostree.static-deltas", G_VARIANT_TYPE_VARDICT);
+    }
+  if (!not_found)
+    {
       g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+  g_clear_error (&local);
+  g_autoptr (GBytes) summary = fetch_small (f, "summary", DF_FETCH_SUMMARY_MAX, &not_found, &local);
+  if (summary == NULL)
+    {
+      if (!not_found)
+        g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+  g_autoptr (GVariant) sv = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_SUMMARY_GVARIANT_FORMAT, summary, FALSE));
+  g_autoptr (GVariant) meta = g_variant_get_child_value (sv, 1);
+  return g_variant_lookup_value (meta, "ostree.static-deltas", G_VARIANT_TYPE_VARDICT);
+}
+
+/* Discovery of a stock delta: the delta from @from when the server lists
+ * one, else the from-scratch one. *@used is FALSE when the server offers
+ * neither. */
+static gboolean
+try_stock (Fetch *f, const char *from, gboolean *used, GError **error)
+{
+  *used = FALSE;
+  GError *local = NULL;
+  g_autoptr (GVariant) deltas = stock_delta_table (f, &local);
+  if (local)
+    {
+      g_propagate_error (error, local);
       return FALSE;
     }
-  g_autoptr (GVariant) iv = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE_VARDICT, index, FALSE));
-  g_autoptr (GVariant) deltas = g_variant_lookup_value (iv, "ostree.static-deltas", G_VARIANT_TYPE_VARDICT);
   if (deltas == NULL)
     return TRUE;
   const char *use_from = NULL;
@@ -1832,14 +1973,17 @@ try_stock (Fetch *f, const char *from, gboolean *used, GError **error)
     return TRUE;
   g_autofree char *relpath = df_stock_delta_relpath (use_from, f->o->commit);
   g_autofree char *sb_rel = g_strdup_printf ("%s/superblock", relpath);
-  not_found = FALSE;
+  gboolean not_found = FALSE;
   g_autoptr (GBytes) sb_bytes = fetch_small (f, sb_rel, DF_SUPERBLOCK_MAX, &not_found, &local);
   if (sb_bytes == NULL)
     {
       /* Listed but gone: as stock pull does, go on without it. */
       if (not_found)
-        return TRUE;
-      g_propagate_error (error, g_steal_pointer (&local));
+        {
+          g_clear_error (&local);
+          return TRUE;
+        }
+      g_propagate_error (error, local);
       return FALSE;
     }
   guint8 got[DF_SHA256_LEN];
@@ -1849,11 +1993,35 @@ try_stock (Fetch *f, const char *from, gboolean *used, GError **error)
   f->res->path = use_from ? DF_FETCH_PATH_STOCK_DELTA : DF_FETCH_PATH_STOCK_SCRATCH;
   if (use_from)
     g_strlcpy (f->res->from, use_from, sizeof f->res->from);
-  gboolean usable;
-  if (!fetch_stock (f, sb_bytes, relpath, &usable, error))
+  f->aopts = apply_options (f);
+  if (!fetch_stock (f, sb_bytes, relpath, -1, f->aopts, error))
     return FALSE;
-  *used = usable;
+  *used = TRUE;
   return TRUE;
+}
+
+/* An offline apply of the stock delta in @delta_dfd (superblock @sb_bytes)
+ * whose fallback objects come from @urls: df_apply() with URLs. */
+gboolean
+df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, GBytes *sb_bytes, GPtrArray *urls,
+                          const DfApplyOptions *aopts, DfApplyResult *result, GCancellable *cancellable,
+                          GError **error)
+{
+  DfFetchResult res = { 0 };
+  g_autoptr (DfFetchOptions) o = df_fetch_options_new ();
+  for (guint i = 0; i < urls->len; i++)
+    df_fetch_options_add_url (o, urls->pdata[i]);
+  df_fetch_options_set_memory_budget (o, aopts->memory);
+  if (!validate_urls (o->urls, error))
+    return FALSE;
+  Fetch fs = { 0 };
+  Fetch *f = &fs;
+  fetch_init (f, repo, o, &res, cancellable);
+  gboolean ok = fetch_stock (f, sb_bytes, NULL, delta_dfd, aopts, error);
+  fetch_clear (f);
+  if (result)
+    *result = res.apply;
+  return ok;
 }
 
 gboolean
@@ -1888,31 +2056,9 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
       return set_ref (repo, o->ref, o->commit, cancellable, error);
     }
 
-  static gsize curl_ready = 0;
-  if (g_once_init_enter (&curl_ready))
-    {
-      curl_global_init (CURL_GLOBAL_DEFAULT);
-      g_once_init_leave (&curl_ready, 1);
-    }
   Fetch fs = { 0 };
   Fetch *f = &fs;
-  f->repo = repo;
-  f->o = o;
-  f->res = res;
-  f->store_dfd = -1;
-  g_autoptr (GCancellable) own_cancellable = cancellable ? NULL : g_cancellable_new ();
-  f->cancellable = cancellable ? cancellable : own_cancellable;
-  f->n_mirrors = o->urls->len;
-  f->mirrors = g_new0 (Mirror, f->n_mirrors);
-  for (guint i = 0; i < f->n_mirrors; i++)
-    f->mirrors[i].base = o->urls->pdata[i];
-  f->xfers = g_ptr_array_new ();
-  g_mutex_init (&f->part_lock);
-  g_cond_init (&f->part_cond);
-  f->multi = curl_multi_init ();
-  curl_multi_setopt (f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->connections);
-  curl_multi_setopt (f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)o->connections);
-  curl_multi_setopt (f->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  fetch_init (f, repo, o, res, cancellable);
 
   gboolean ok = FALSE;
   gboolean not_found = FALSE;

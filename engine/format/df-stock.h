@@ -128,3 +128,17 @@ typedef struct
  * given, is added to. */
 gboolean df_stock_execute (const DfStockPart *part, DfStockPayload *payload, const DfStockSink *sink, gpointer user,
                            DfStockOpStats *stats, GCancellable *c, GError **error);
+
+/* Reads fallback object @fb from @fd, a loose `.filez` file of @file_size
+ * bytes as an archive repository serves it (a header, then the content as
+ * raw deflate), into @sink: begun, fed exactly the declared size, ended.
+ * The header must declare the fallback's size; inflating stops at it. The
+ * caller checks the checksum (the sink sees every byte). */
+gboolean df_stock_filez_read (int fd, guint64 file_size, const DfStockFallback *fb, const DfStockSink *sink,
+                              gpointer user, GCancellable *c, GError **error);
+
+/* Checks that @fd (@file_size bytes) holds fallback @fb: a `.filez` file
+ * whose object hashes to its checksum, or for a dirtree/dirmeta the
+ * object's own bytes. Nothing is written. */
+gboolean df_stock_fallback_verify (int fd, guint64 file_size, const DfStockFallback *fb, GCancellable *c,
+                                   GError **error);

@@ -288,6 +288,13 @@ DF_PUBLIC void df_apply_options_set_require_signatures (DfApplyOptions *opts, gb
  * DF_ERROR_DOWNGRADE before anything is written, unless @allow. */
 DF_PUBLIC void df_apply_options_set_allow_downgrade (DfApplyOptions *opts, gboolean allow);
 DF_PUBLIC void df_apply_options_set_progress (DfApplyOptions *opts, DfProgressFunc func, gpointer user_data);
+/* A static server (an archive repository over http:// or https://) to take
+ * the fallback objects of a stock delta from, the objects `ostree
+ * static-delta generate` leaves out of the parts to be fetched one by one;
+ * more than one: mirrors, in order. They are downloaded as df_fetch() does
+ * (ranged, resumable) and each is hashed before it is written. Without a
+ * URL those objects must already be in the repository. */
+DF_PUBLIC void df_apply_options_add_url (DfApplyOptions *opts, const char *url);
 
 typedef struct
 {
@@ -405,7 +412,7 @@ typedef enum
   DF_FETCH_PATH_DELTA,       /* native delta from the device's commit */
   DF_FETCH_PATH_SCRATCH,     /* native from-scratch delta */
   DF_FETCH_PATH_PULL,        /* libostree's pull (no native delta offered) */
-  DF_FETCH_PATH_STOCK_DELTA,   /* stock delta from the device's commit (delta-indexes/) */
+  DF_FETCH_PATH_STOCK_DELTA,   /* stock delta from the device's commit (delta-indexes/ or summary) */
   DF_FETCH_PATH_STOCK_SCRATCH, /* stock from-scratch delta */
 } DfFetchPath;
 
@@ -467,7 +474,9 @@ typedef struct
  *
  * Brings the commit into @repo from a static HTTP(S) server: the native delta
  * from the device's commit if the server's index lists one, else the native
- * from-scratch delta, else (unless disabled) libostree's pull. Parts are
+ * from-scratch delta, else a stock OSTree delta the server's delta index or
+ * summary lists (with its fallback objects, each hashed before it is
+ * accepted), else (unless disabled) libostree's pull. Parts are
  * downloaded in parallel as byte ranges, each checked against its SHA-256
  * before it is decompressed and applied by worker threads while further
  * parts download; the verification of df_apply() holds. No response may
