@@ -22,6 +22,7 @@ struct _DfObjectWriter
   int state_dfd;
   GMutex lock;
   GHashTable *splits; /* hex → Split* */
+  GHashTable *verified_markers; /* markers checked against their chunk (under lock) */
   guint64 objects, bytes;
 
   /* Early writeback, under lock: see writeback_thread(). */
@@ -90,6 +91,7 @@ df_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error)
   w->state_dfd = dfd;
   g_mutex_init (&w->lock);
   w->splits = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  w->verified_markers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_cond_init (&w->flush_cond);
   if (!ostree_repo_get_disable_fsync (repo))
     w->flusher = g_thread_new ("df-writeback", writeback_thread, w);
@@ -109,6 +111,7 @@ df_object_writer_free (DfObjectWriter *w)
     close (w->state_dfd);
   g_mutex_clear (&w->lock);
   g_hash_table_unref (w->splits);
+  g_hash_table_unref (w->verified_markers);
   g_free (w);
 }
 
@@ -137,6 +140,68 @@ is_split (const DfEntry *e)
   return e->objtype == OSTREE_OBJECT_TYPE_FILE && e->length != e->object_size;
 }
 
+/* SHA-256 of @len bytes at @off of @name in the staging area. */
+static gboolean
+hash_staged (DfObjectWriter *w, const char *name, guint64 off, guint64 len, guint8 out[DF_SHA256_LEN])
+{
+  df_autofd fd = openat (w->state_dfd, name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return FALSE;
+  DfSha256 h;
+  df_sha256_init (&h);
+  g_autofree guint8 *buf = g_malloc (DF_COPY_BUFFER);
+  gboolean ok = TRUE;
+  for (guint64 done = 0; ok && done < len;)
+    {
+      gsize n = MIN ((guint64)DF_COPY_BUFFER, len - done);
+      ok = df_pread_all (fd, buf, n, off + done, name, NULL);
+      if (ok)
+        df_sha256_update (&h, buf, n);
+      done += n;
+    }
+  df_sha256_final (&h, out);
+  df_sha256_clear (&h);
+  return ok;
+}
+
+/* A chunk's marker holds the SHA-256 of the chunk's staged bytes (and, for
+ * the first chunk, of the staged header): the staged files are not synced,
+ * so after a power loss a marker may outlive the bytes it describes. A
+ * marker is trusted only once those bytes hash to it; one that does not is
+ * removed and the chunk applied again. */
+static gboolean
+chunk_staged (DfObjectWriter *w, const char *hex, const DfEntry *e)
+{
+  g_autofree char *m = marker_name (hex, e->offset);
+  g_mutex_lock (&w->lock);
+  gboolean known = g_hash_table_contains (w->verified_markers, m);
+  g_mutex_unlock (&w->lock);
+  if (known)
+    return TRUE;
+  if (faccessat (w->state_dfd, m, F_OK, 0) != 0)
+    return FALSE;
+  gsize want = e->offset == 0 ? 2 * DF_SHA256_LEN : DF_SHA256_LEN;
+  g_autoptr (GBytes) rec = df_read_file_bounded (w->state_dfd, m, want, want, "marker", NULL);
+  g_autofree char *dname = g_strdup_printf ("%s.data", hex);
+  g_autofree char *hname = g_strdup_printf ("%s.header", hex);
+  guint8 got[DF_SHA256_LEN];
+  const guint8 *r = rec ? g_bytes_get_data (rec, NULL) : NULL;
+  gboolean ok = r && hash_staged (w, dname, e->offset, e->length, got) && memcmp (got, r, DF_SHA256_LEN) == 0;
+  struct stat st;
+  if (ok && e->offset == 0)
+    ok = fstatat (w->state_dfd, hname, &st, 0) == 0 && hash_staged (w, hname, 0, st.st_size, got)
+         && memcmp (got, r + DF_SHA256_LEN, DF_SHA256_LEN) == 0;
+  if (!ok)
+    {
+      unlinkat (w->state_dfd, m, 0);
+      return FALSE;
+    }
+  g_mutex_lock (&w->lock);
+  g_hash_table_add (w->verified_markers, g_steal_pointer (&m));
+  g_mutex_unlock (&w->lock);
+  return TRUE;
+}
+
 gboolean
 df_object_writer_entry_done (DfObjectWriter *w, const DfEntry *e)
 {
@@ -145,10 +210,7 @@ df_object_writer_entry_done (DfObjectWriter *w, const DfEntry *e)
   gboolean have = FALSE;
   if (ostree_repo_has_object (w->repo, e->objtype, hex, &have, NULL, NULL) && have)
     return TRUE;
-  if (!is_split (e))
-    return FALSE;
-  g_autofree char *m = marker_name (hex, e->offset);
-  return faccessat (w->state_dfd, m, F_OK, 0) == 0;
+  return is_split (e) && chunk_staged (w, hex, e);
 }
 
 /* libostree reports a checksum mismatch as a generic error; give it our
@@ -425,9 +487,10 @@ decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize pa
 
 struct _DfWriteBatch
 {
-  GHashTable *fds;    /* hex → fd of <hex>.data, written but not yet synced */
-  GPtrArray *markers; /* "<hex>.<offset>.ok" to create once synced */
+  GHashTable *fds;    /* hex → fd of <hex>.data */
+  GPtrArray *markers; /* "<hex>.<offset>.ok" to create once the part is done */
   GPtrArray *hexes;   /* the object of each marker */
+  GPtrArray *hashes;  /* GBytes: each marker's contents */
 };
 
 DfWriteBatch *
@@ -437,6 +500,7 @@ df_write_batch_new (void)
   b->fds = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   b->markers = g_ptr_array_new_with_free_func (g_free);
   b->hexes = g_ptr_array_new_with_free_func (g_free);
+  b->hashes = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   return b;
 }
 
@@ -453,6 +517,7 @@ df_write_batch_free (DfWriteBatch *b)
   g_hash_table_unref (b->fds);
   g_ptr_array_unref (b->markers);
   g_ptr_array_unref (b->hexes);
+  g_ptr_array_unref (b->hashes);
   g_free (b);
 }
 
@@ -493,6 +558,12 @@ forget_staged (DfObjectWriter *w, const char *hex)
   Split *s = g_hash_table_lookup (w->splits, hex);
   if (s)
     s->done = 0;
+  GHashTableIter it;
+  gpointer m;
+  g_hash_table_iter_init (&it, w->verified_markers);
+  while (g_hash_table_iter_next (&it, &m, NULL))
+    if (strncmp (m, hex, 64) == 0)
+      g_hash_table_iter_remove (&it);
   g_mutex_unlock (&w->lock);
 }
 
@@ -596,19 +667,19 @@ df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, DfPartReader *r, Df
   if (!is_split (e))
     return write_content_bytes (w, hex, &h, body, body_len, c, error);
 
-  /* A chunk of a split object: staged now, made durable and marked done
-   * for the whole part at once in df_object_writer_commit_batch(). */
+  /* A chunk of a split object: staged now, marked done for the whole part
+   * at once in df_object_writer_commit_batch(). Not synced: the marker
+   * holds the chunk's hash instead (see chunk_staged()). */
+  guint8 rec[2 * DF_SHA256_LEN];
+  df_sha256 (body, body_len, rec);
   if (e->offset == 0)
     {
+      df_sha256 (data, hlen, rec + DF_SHA256_LEN);
       g_autofree char *hname = g_strdup_printf ("%s.header", hex);
-      int hfd = openat (w->state_dfd, hname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      df_autofd hfd = openat (w->state_dfd, hname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
       if (hfd < 0)
         return df_throw_errno (error, errno, "staging %s", hname);
-      gboolean ok = df_pwrite_all (hfd, data, hlen, 0, hname, error);
-      if (ok && fdatasync (hfd) < 0)
-        ok = df_throw_errno (error, errno, "syncing %s", hname);
-      close (hfd);
-      if (!ok)
+      if (!df_pwrite_all (hfd, data, hlen, 0, hname, error))
         return FALSE;
     }
   int fd = batch_fd (w, batch, hex, error);
@@ -616,6 +687,7 @@ df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, DfPartReader *r, Df
     return FALSE;
   g_ptr_array_add (batch->markers, marker_name (hex, e->offset));
   g_ptr_array_add (batch->hexes, g_strdup (hex));
+  g_ptr_array_add (batch->hashes, g_bytes_new (rec, e->offset == 0 ? sizeof rec : DF_SHA256_LEN));
   return TRUE;
 }
 
@@ -627,21 +699,23 @@ df_object_writer_commit_batch (DfObjectWriter *w, DfWriteBatch *b, GCancellable 
   g_hash_table_iter_init (&it, b->fds);
   while (g_hash_table_iter_next (&it, &key, &fd))
     {
-      if (fdatasync (GPOINTER_TO_INT (fd)) < 0)
-        return df_throw_errno (error, errno, "syncing staged %s", (const char *)key);
       close (GPOINTER_TO_INT (fd));
       g_hash_table_iter_remove (&it);
     }
-  /* Data first, then markers: a marker that survives a crash always has
-   * its bytes on disk; a lost marker only costs re-applying the chunk. */
+  /* Data first, then markers. A marker that a power loss left without its
+   * bytes, or torn, fails its hash on the next run; a lost marker only
+   * costs re-applying the chunk. */
   g_autoptr (GPtrArray) complete = g_ptr_array_new ();
   for (guint i = 0; i < b->markers->len; i++)
     {
-      int mfd = openat (w->state_dfd, b->markers->pdata[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-      if (mfd < 0)
-        return df_throw_errno (error, errno, "marking %s", (const char *)b->markers->pdata[i]);
-      close (mfd);
+      const char *m = b->markers->pdata[i];
+      gsize len;
+      const guint8 *rec = g_bytes_get_data (b->hashes->pdata[i], &len);
+      df_autofd mfd = openat (w->state_dfd, m, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (mfd < 0 || !df_write_all (mfd, rec, len, m, error))
+        return mfd < 0 ? df_throw_errno (error, errno, "marking %s", m) : FALSE;
       g_mutex_lock (&w->lock);
+      g_hash_table_add (w->verified_markers, g_strdup (m));
       Split *s = g_hash_table_lookup (w->splits, b->hexes->pdata[i]);
       if (s && ++s->done == s->n_chunks)
         g_ptr_array_add (complete, b->hexes->pdata[i]);
@@ -655,6 +729,7 @@ df_object_writer_commit_batch (DfObjectWriter *w, DfWriteBatch *b, GCancellable 
     }
   g_ptr_array_set_size (b->markers, 0);
   g_ptr_array_set_size (b->hexes, 0);
+  g_ptr_array_set_size (b->hashes, 0);
   return TRUE;
 }
 

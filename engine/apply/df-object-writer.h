@@ -36,7 +36,7 @@ gboolean df_object_writer_entry_done (DfObjectWriter *w, const DfEntry *e);
 gboolean df_object_writer_metadata (DfObjectWriter *w, OstreeObjectType type, const guint8 checksum[DF_SHA256_LEN],
                                     GBytes *data, GCancellable *c, GError **error);
 
-/* Split chunks written by one part, made durable together. */
+/* Split chunks written by one part, marked done together. */
 typedef struct _DfWriteBatch DfWriteBatch;
 DfWriteBatch *df_write_batch_new (void);
 void df_write_batch_free (DfWriteBatch *b);
@@ -59,7 +59,7 @@ gboolean df_object_writer_content (DfObjectWriter *w, const guint8 checksum[DF_S
 /* Moves @r past entry @e, already applied, without decoding it. */
 gboolean df_object_writer_skip_entry (const DfEntry *e, DfPartReader *r, GError **error);
 
-/* Syncs the chunks staged through @batch, marks them done, and writes every
+/* Marks the chunks staged through @batch done, and writes every
  * split object whose last chunk this was. Call once per part. */
 gboolean df_object_writer_commit_batch (DfObjectWriter *w, DfWriteBatch *batch, GCancellable *c, GError **error);
 
