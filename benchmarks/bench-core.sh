@@ -7,14 +7,20 @@
 #
 # Usage: benchmarks/bench-core.sh [--build=DIR] [--repo=REPO | --synthetic=SCALE]
 #          [--reps=N] [--stock-generate-reps=N] [--level=N] [--out=DIR]
+#          [--fs-image=SIZE]
 #   --stock-generate-reps=0 reuses the stock delta REPO already holds
 #   --repo       an archive repo whose ref "os" is the new commit and os^ the old
 #                (benchmarks/os-pair.sh makes the real Debian pair)
 #   --synthetic  build a synthetic pair with df-gen-tree at this scale instead
+#   --fs-image   (root) run the applies in a fresh journaled ext4 of SIZE on a
+#                loop device, as on a device. Where the work directory's
+#                filesystem has no journal (this project's CI VM), ext4 scans
+#                recently deleted inodes on every file it creates, which
+#                measures the benchmark's own clean-up, not the tools.
 # Needs only bash, awk, the ostree CLI and the built deltafetch + df-measure.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=$here/../build repo= synthetic= reps=3 stock_gen_reps= level= out=
+build=$here/../build repo= synthetic= reps=3 stock_gen_reps= level= out= fs_image=
 for a in "$@"; do
   case $a in
     --build=*) build=${a#*=} ;;
@@ -24,6 +30,7 @@ for a in "$@"; do
     --stock-generate-reps=*) stock_gen_reps=${a#*=} ;;
     --level=*) level=${a#*=} ;;
     --out=*) out=${a#*=} ;;
+    --fs-image=*) fs_image=${a#*=} ;;
     *) echo "unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -34,6 +41,22 @@ out=${out:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 w=$(mktemp -d "${TMPDIR:-/var/tmp}/df-bench.XXXXXX")
 trap 'rm -rf "$w"' EXIT
+dev_dir=$w
+if [ -n "$fs_image" ]; then
+  truncate -s "$fs_image" "$w/fs.img"
+  mkfs.ext4 -q -F "$w/fs.img"
+  mkdir "$w/fs"
+  mount -o loop "$w/fs.img" "$w/fs"
+  trap 'umount "$w/fs"; rm -rf "$w"' EXIT
+  dev_dir=$w/fs
+fi
+fs_desc=$(df -T "$dev_dir" | awk 'NR == 2 { print $2 }')
+if [ "$fs_desc" = ext4 ]; then
+  src=$(df "$dev_dir" | awk 'NR == 2 { print $1 }')
+  if dumpe2fs -h "$src" 2>/dev/null | grep -q has_journal; then fs_desc="ext4 with journal"; else
+    fs_desc="ext4 (journal: $(dumpe2fs -h "$src" >/dev/null 2>&1 && echo none || echo unknown))"; fi
+fi
+[ -n "$fs_image" ] && fs_desc="$fs_desc, fresh $fs_image loop image"
 
 if [ -z "$repo" ]; then
   synthetic=${synthetic:-4}
@@ -61,6 +84,7 @@ measure () { "$MEASURE" "$@" 2>>"$w/stderr.log" | tail -1; }
 dir_bytes () { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
 
 echo "corpus: $corpus" >&2
+echo "apply filesystem: $fs_desc" >&2
 echo "from $from to $to, $reps repetitions" >&2
 
 # --- generate -------------------------------------------------------------
@@ -96,19 +120,26 @@ fi
 ostree static-delta show --repo="$repo" "$from-$to" >"$out/stock-delta.txt" 2>&1 || true
 
 # --- apply offline ----------------------------------------------------------
-base=$w/device-base
+base=$dev_dir/device-base
 ostree init --repo="$base" --mode=bare
 ostree pull-local --repo="$base" "$repo" "$from" >/dev/null
 # Every run gets its own copy made beforehand, and nothing is deleted until
 # all runs are done: on ext4, creating files right after deleting thousands
 # is several times slower, which would measure the benchmark, not the tools.
 for rep in $(seq 1 "$reps"); do
-  for tool in stock deltafetch deltafetch-stock; do cp -a "$base" "$w/device-$tool-$rep"; done
+  for tool in stock deltafetch deltafetch-stock; do cp -a "$base" "$dev_dir/device-$tool-$rep"; done
 done
 sync
+# Each apply adds about the update's new content, at most a base's size.
+need=$((3 * reps * $(du -sb "$base" | cut -f1)))
+avail=$(df --output=avail -B1 "$dev_dir" | tail -1)
+if [ "$avail" -lt "$need" ]; then
+  echo "$((need >> 30)) GiB needed for the applies, $((avail >> 30)) GiB free in $dev_dir (a larger --fs-image?)" >&2
+  exit 1
+fi
 for rep in $(seq 1 "$reps"); do
   for tool in stock deltafetch deltafetch-stock; do
-    dst=$w/device-$tool-$rep
+    dst=$dev_dir/device-$tool-$rep
     sync; sleep 2
     scenario=apply
     case $tool in
@@ -122,13 +153,13 @@ for rep in $(seq 1 "$reps"); do
     echo "apply $tool #$rep: $j" >&2
   done
 done
-ostree fsck --repo="$w/device-deltafetch-1" >"$out/fsck-deltafetch.txt" 2>&1 && echo "deltafetch result fsck-clean" >&2
-ostree fsck --repo="$w/device-deltafetch-stock-1" >"$out/fsck-deltafetch-stock.txt" 2>&1 &&
+ostree fsck --repo="$dev_dir/device-deltafetch-1" >"$out/fsck-deltafetch.txt" 2>&1 && echo "deltafetch result fsck-clean" >&2
+ostree fsck --repo="$dev_dir/device-deltafetch-stock-1" >"$out/fsck-deltafetch-stock.txt" 2>&1 &&
   echo "deltafetch result of the stock delta fsck-clean" >&2
 
 # --- summary ------------------------------------------------------------------
 summary=$out/summary.json
-awk -v corpus="$corpus" -v host="$(uname -m) $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" '
+awk -v corpus="$corpus" -v fs="$fs_desc" -v host="$(uname -m) $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" '
 function field(line, name,   m) { if (match(line, "\"" name "\": [-0-9.a-z]+")) { m = substr(line, RSTART, RLENGTH); sub(/.*: /, "", m); return m } return "" }
 function median(arr, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t } return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2 }
 {
@@ -141,7 +172,7 @@ function median(arr, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j 
   keys[k] = 1
 }
 END {
-  printf "{\n  \"corpus\": \"%s\",\n  \"machine\": \"%s\",\n  \"results\": [\n", corpus, host
+  printf "{\n  \"corpus\": \"%s\",\n  \"machine\": \"%s\",\n  \"apply_filesystem\": \"%s\",\n  \"results\": [\n", corpus, host, fs
   first = 1
   for (k in keys) {
     split(k, p, SUBSEP); c = n[k]
