@@ -58,15 +58,19 @@ expect_exit 4 "a part changed on the server is refused" "$DF" fetch --repo="$bad
 check "changed part: objects/ unchanged" test "$before" = "$(objects_list "$bad")"
 check "changed part: ref unchanged" test "$(rev "$bad" os)" = "$c1"
 
-# A superblock changed on the server no longer matches the index.
-cp -a "$T/www/repo" "$T/www/badsb"
-sbf=$T/www/badsb/$delta_rel/superblock
-printf '\x55' | dd of="$sbf" bs=1 seek=100 conv=notrunc 2>/dev/null
-bad2=$T/bad-dev2
-cp -a "$base" "$bad2"
-expect_exit 4 "a superblock that does not match the delta index is refused" "$DF" fetch --repo="$bad2" \
-  --url="http://127.0.0.1:$NGINX_PORT/badsb" --commit="$c2" --ref=os
-check "changed superblock: objects/ unchanged" test "$before" = "$(objects_list "$bad2")"
+# A superblock changed on the server no longer matches what lists it.
+# bad_superblock SERVED-DIR NAME WHAT: a copy of SERVED-DIR as NAME with the
+# delta's superblock damaged; the fetch must refuse it with nothing written.
+bad_superblock () {
+  cp -a "$T/www/$1" "$T/www/$2"
+  printf '\x55' | dd of="$T/www/$2/$delta_rel/superblock" bs=1 seek=100 conv=notrunc 2>/dev/null
+  local dev=$T/dev-$2
+  cp -a "$base" "$dev"
+  expect_exit 4 "a superblock that does not match the $3 is refused" "$DF" fetch --repo="$dev" \
+    --url="http://127.0.0.1:$NGINX_PORT/$2" --commit="$c2" --ref=os
+  check "changed superblock ($3): objects/ unchanged" test "$before" = "$(objects_list "$dev")"
+}
+bad_superblock repo badsb "delta index"
 
 # Discovery through the summary when the server has no delta indexes
 # (older servers): the delta is found and used all the same.
@@ -80,13 +84,7 @@ expect_exit 0 "no delta indexes: the stock delta is found through the summary" "
 check "summary: the path taken is the stock delta" grep -q "stock delta from $c1" "$T/ee.out"
 check "summary: the summary file was read" grep -q "GET /sum/summary " "$NGINX_LOG"
 check "summary: fsck-clean and identical to v2" checkout_matches "$sdev" "$c2" "$T/v2"
-cp -a "$T/www/sum" "$T/www/sumbad"
-printf '\x55' | dd of="$T/www/sumbad/$delta_rel/superblock" bs=1 seek=100 conv=notrunc 2>/dev/null
-sbad=$T/sum-bad
-cp -a "$base" "$sbad"
-expect_exit 4 "summary: a superblock that does not match the summary is refused" "$DF" fetch --repo="$sbad" \
-  --url="http://127.0.0.1:$NGINX_PORT/sumbad" --commit="$c2" --ref=os
-check "summary: refused superblock: objects/ unchanged" test "$before" = "$(objects_list "$sbad")"
+bad_superblock sum sumbad summary
 
 # Fallback objects: a from-scratch delta that leaves every object over 1 MB
 # to be fetched one by one. deltafetch downloads each as a loose .filez

@@ -1989,7 +1989,7 @@ try_stock (Fetch *f, const char *from, gboolean *used, GError **error)
   guint8 got[DF_SHA256_LEN];
   df_sha256 (g_bytes_get_data (sb_bytes, NULL), g_bytes_get_size (sb_bytes), got);
   if (memcmp (got, g_variant_get_data (digest), DF_SHA256_LEN) != 0)
-    return df_throw (error, DF_ERROR_CORRUPT, "%s does not match the server's delta index", sb_rel);
+    return df_throw (error, DF_ERROR_CORRUPT, "%s does not match the digest the server lists for it", sb_rel);
   f->res->path = use_from ? DF_FETCH_PATH_STOCK_DELTA : DF_FETCH_PATH_STOCK_SCRATCH;
   if (use_from)
     g_strlcpy (f->res->from, use_from, sizeof f->res->from);
