@@ -164,6 +164,7 @@ struct _DfApplySession
   gboolean walk_done;
   GPtrArray *queued; /* PartTask* of content parts that arrived before the walk */
   guint8 *received;  /* per part */
+  guint64 *work;     /* per part: what applying it costs, roughly (task_order()) */
   DfApplyResult result;
   char *state_dir;
   gboolean in_txn;
@@ -287,6 +288,21 @@ part_task_free (PartTask *t)
 }
 
 static gboolean check_complete (Apply *a, GError **error);
+
+/* The pool takes the costliest waiting part first, so an apply ends on
+ * small parts rather than on one worker rebuilding a large part while the
+ * others idle. The metadata task goes before everything. */
+static gint
+task_order (gconstpointer x, gconstpointer y, gpointer data)
+{
+  const PartTask *p = x, *q = y;
+  Apply *a = data;
+  guint64 wp = p->index == G_MAXUINT ? G_MAXUINT64 : a->work[p->index];
+  guint64 wq = q->index == G_MAXUINT ? G_MAXUINT64 : a->work[q->index];
+  if (wp != wq)
+    return wp > wq ? -1 : 1;
+  return p->index < q->index ? -1 : p->index > q->index;
+}
 
 /* The pool task that follows the trust walk: write the verified metadata,
  * and check that the objects the delta does not carry are present, while
@@ -673,6 +689,16 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
     {
       a->in_txn = TRUE;
       a->pool = g_thread_pool_new (part_worker, NULL, workers, FALSE, NULL);
+      /* Bytes written, diffs counted twice: they also read their source
+       * and decode controls. */
+      a->work = g_new0 (guint64, MAX (a->sb->n_parts, 1));
+      for (guint i = 0; i < a->sb->n_parts; i++)
+        for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
+          {
+            const DfEntry *e = &a->sb->parts[i].entries[j];
+            a->work[i] += e->length * (e->encoding == DF_ENCODING_DIFF ? 2 : 1);
+          }
+      g_thread_pool_set_sort_function (a->pool, task_order, a);
       a->progress.phase = DF_PHASE_METADATA;
       report (a, TRUE);
       if (meta_parts > 0 || walk_and_release (a, &local))
@@ -873,6 +899,7 @@ df_apply_session_free (DfApplySession *a)
   g_clear_pointer (&a->queued, g_ptr_array_unref);
   g_clear_error (&a->error);
   g_free (a->received);
+  g_free (a->work);
   g_free (a->state_dir);
   df_superblock_free (a->sb);
   g_object_unref (a->repo);
