@@ -509,6 +509,34 @@ apply_fallbacks (Run *r, const DfStockSuperblock *sb, GArray *missing, gboolean 
   return TRUE;
 }
 
+/* Offline, content parts are decoded and rebuilt in the order that keeps
+ * both threads busy (Johnson's rule for a two-stage flow shop): parts that
+ * decode faster than they rebuild first, quickest to decode first, so the
+ * rebuilding thread has work early; parts that take xz longer than their
+ * rebuilding (poorly compressed ones, an initrd) last, largest first, so
+ * their decoding overlaps the rebuilding of everything before them. Costs
+ * are guessed from the superblock: decoding from the compressed size,
+ * rebuilding from the size of the objects. */
+static gboolean
+decode_heavy (const DfStockPart *p)
+{
+  return p->size * 4 > p->usize;
+}
+
+static gint
+johnson_order (gconstpointer x, gconstpointer y, gpointer data)
+{
+  const DfStockSuperblock *sb = data;
+  const DfStockPart *p = &sb->parts[*(const guint *)x], *q = &sb->parts[*(const guint *)y];
+  gboolean hp = decode_heavy (p), hq = decode_heavy (q);
+  if (hp != hq)
+    return hp ? 1 : -1;
+  guint64 kp = hp ? G_MAXUINT64 - p->usize : p->size, kq = hq ? G_MAXUINT64 - q->usize : q->size;
+  if (kp != kq)
+    return kp < kq ? -1 : 1;
+  return *(const guint *)x < *(const guint *)y ? -1 : 1;
+}
+
 static gboolean
 apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_dfd, const DfApplyOptions *opts,
               const DfStockFeed *feed, GArray *missing, DfApplyResult *result, GError **error)
@@ -540,6 +568,10 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
         if (ok && (pass == 0 || !done))
           plan[n_plan++] = i, n_meta += pass == 0;
       }
+
+  /* A fetcher delivers parts in file order: keep it then. */
+  if (ok && (feed == NULL || feed->wait == NULL))
+    g_qsort_with_data (plan + n_meta, n_plan - n_meta, sizeof *plan, johnson_order, (gpointer)sb);
 
   g_autofree int *dec_fd = g_new (int, MAX (n_plan, 1));
   g_autofree guint64 *dec_len = g_new0 (guint64, MAX (n_plan, 1));
