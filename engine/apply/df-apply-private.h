@@ -96,6 +96,12 @@ typedef struct
 gboolean df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApplyOptions *opts,
                          const DfStockFeed *feed, DfApplyResult *result, GCancellable *cancellable, GError **error);
 
+/* Stock parts holding dirtree/dirmeta objects run first (for those alone,
+ * before the trust walk). The content parts @parts (@n part indices) are
+ * sorted into the order the apply decodes and rebuilds them. */
+gboolean df_stock_part_has_metadata (const DfStockPart *p);
+void df_stock_content_order (const DfStockSuperblock *sb, guint *parts, guint n);
+
 /* The fallback objects of @sb that @repo lacks, as indices into
  * sb->fallbacks; their .filez bytes in *@bytes when not NULL. */
 GArray *df_stock_missing_fallbacks (OstreeRepo *repo, const DfStockSuperblock *sb, guint64 *bytes, GCancellable *c,

@@ -364,8 +364,8 @@ pipe_release (Pipe *pp, guint k)
   g_mutex_unlock (&pp->lock);
 }
 
-static gboolean
-part_has_metadata (const DfStockPart *p)
+gboolean
+df_stock_part_has_metadata (const DfStockPart *p)
 {
   for (guint j = 0; j < p->n_objects; j++)
     if (p->objects[j * DF_STOCK_OBJREC_LEN] != OSTREE_OBJECT_TYPE_FILE)
@@ -509,8 +509,8 @@ apply_fallbacks (Run *r, const DfStockSuperblock *sb, GArray *missing, gboolean 
   return TRUE;
 }
 
-/* Offline, content parts are decoded and rebuilt in the order that keeps
- * both threads busy (Johnson's rule for a two-stage flow shop): parts that
+/* Content parts are decoded and rebuilt in the order that keeps both
+ * threads busy (Johnson's rule for a two-stage flow shop): parts that
  * decode faster than they rebuild first, quickest to decode first, so the
  * rebuilding thread has work early; parts that take xz longer than their
  * rebuilding (poorly compressed ones, an initrd) last, largest first, so
@@ -537,6 +537,12 @@ johnson_order (gconstpointer x, gconstpointer y, gpointer data)
   return *(const guint *)x < *(const guint *)y ? -1 : 1;
 }
 
+void
+df_stock_content_order (const DfStockSuperblock *sb, guint *parts, guint n)
+{
+  g_qsort_with_data (parts, n, sizeof *parts, johnson_order, (gpointer)sb);
+}
+
 static gboolean
 apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_dfd, const DfApplyOptions *opts,
               const DfStockFeed *feed, GArray *missing, DfApplyResult *result, GError **error)
@@ -558,7 +564,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
   for (guint pass = 0; ok && pass < 2; pass++)
     for (guint i = 0; ok && i < sb->n_parts; i++)
       {
-        if (part_has_metadata (&sb->parts[i]) != (pass == 0))
+        if (df_stock_part_has_metadata (&sb->parts[i]) != (pass == 0))
           continue;
         gboolean done;
         ok = df_stock_part_present (repo, &sb->parts[i], r->c, &done, error);
@@ -569,9 +575,10 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
           plan[n_plan++] = i, n_meta += pass == 0;
       }
 
-  /* A fetcher delivers parts in file order: keep it then. */
-  if (ok && (feed == NULL || feed->wait == NULL))
-    g_qsort_with_data (plan + n_meta, n_plan - n_meta, sizeof *plan, johnson_order, (gpointer)sb);
+  /* A fetcher downloads the parts in this order too (xz decodes slower
+   * than a link of 32 MB/s delivers, so the decoder then never waits). */
+  if (ok)
+    df_stock_content_order (sb, plan + n_meta, n_plan - n_meta);
 
   g_autofree int *dec_fd = g_new (int, MAX (n_plan, 1));
   g_autofree guint64 *dec_len = g_new0 (guint64, MAX (n_plan, 1));

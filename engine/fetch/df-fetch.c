@@ -1839,8 +1839,21 @@ fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, int local_dfd, con
     f->fallback_part[i] = G_MAXUINT;
   f->res->parts_total = f->n_parts;
   f->res->delta_bytes = g_bytes_get_size (sb_bytes);
-  for (guint i = 0; i < n_delta_parts && f->fatal == NULL; i++)
+  /* Downloads go in the order the apply takes the parts: metadata parts,
+   * then content parts in its order. */
+  g_autofree guint *order = g_new (guint, MAX (n_delta_parts, 1));
+  guint n_order = 0;
+  for (int pass = 0; pass < 2; pass++)
+    for (guint i = 0; i < n_delta_parts; i++)
+      if (df_stock_part_has_metadata (&sb->parts[i]) == (pass == 0))
+        order[n_order++] = i;
+  guint n_meta_parts = 0;
+  while (n_meta_parts < n_order && df_stock_part_has_metadata (&sb->parts[order[n_meta_parts]]))
+    n_meta_parts++;
+  df_stock_content_order (sb, order + n_meta_parts, n_order - n_meta_parts);
+  for (guint k = 0; k < n_order && f->fatal == NULL; k++)
     {
+      guint i = order[k];
       const DfStockPart *sp = &sb->parts[i];
       /* Inline parts came with the superblock; parts whose objects are
        * all present (resume) need not come at all. */
