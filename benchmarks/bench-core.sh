@@ -13,10 +13,7 @@
 #                (benchmarks/os-pair.sh makes the real Debian pair)
 #   --synthetic  build a synthetic pair with df-gen-tree at this scale instead
 #   --fs-image   (root) run the applies in a fresh journaled ext4 of SIZE on a
-#                loop device, as on a device. Where the work directory's
-#                filesystem has no journal (this project's CI VM), ext4 scans
-#                recently deleted inodes on every file it creates, which
-#                measures the benchmark's own clean-up, not the tools.
+#                loop device, as on a device (benchmarks/lib-fs.sh says why)
 # Needs only bash, awk, the ostree CLI and the built deltafetch + df-measure.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,22 +38,9 @@ out=${out:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 w=$(mktemp -d "${TMPDIR:-/var/tmp}/df-bench.XXXXXX")
 trap 'rm -rf "$w"' EXIT
-dev_dir=$w
-if [ -n "$fs_image" ]; then
-  truncate -s "$fs_image" "$w/fs.img"
-  mkfs.ext4 -q -F "$w/fs.img"
-  mkdir "$w/fs"
-  mount -o loop "$w/fs.img" "$w/fs"
-  trap 'umount "$w/fs"; rm -rf "$w"' EXIT
-  dev_dir=$w/fs
-fi
-fs_desc=$(df -T "$dev_dir" | awk 'NR == 2 { print $2 }')
-if [ "$fs_desc" = ext4 ]; then
-  src=$(df "$dev_dir" | awk 'NR == 2 { print $1 }')
-  if dumpe2fs -h "$src" 2>/dev/null | grep -q has_journal; then fs_desc="ext4 with journal"; else
-    fs_desc="ext4 (journal: $(dumpe2fs -h "$src" >/dev/null 2>&1 && echo none || echo unknown))"; fi
-fi
-[ -n "$fs_image" ] && fs_desc="$fs_desc, fresh $fs_image loop image"
+. "$here/lib-fs.sh"
+trap 'bench_fs_cleanup "$w"; rm -rf "$w"' EXIT
+bench_fs "$w" "$fs_image"
 
 if [ -z "$repo" ]; then
   synthetic=${synthetic:-4}
@@ -84,7 +68,6 @@ measure () { "$MEASURE" "$@" 2>>"$w/stderr.log" | tail -1; }
 dir_bytes () { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
 
 echo "corpus: $corpus" >&2
-echo "apply filesystem: $fs_desc" >&2
 echo "from $from to $to, $reps repetitions" >&2
 
 # --- generate -------------------------------------------------------------

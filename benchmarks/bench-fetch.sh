@@ -10,13 +10,17 @@
 # JSON lines and a Markdown table with medians.
 #
 # Usage: benchmarks/bench-fetch.sh --repo=REPO [--build=DIR] [--reps=N] [--rate=4m] [--out=DIR]
+#          [--fs-image=SIZE]
+#   --fs-image: (root) device repositories on a fresh journaled ext4 of SIZE
+#   on a loop device (benchmarks/lib-fs.sh says why; 32G for 3 repetitions
+#   of the Debian pair)
 #   REPO: an archive repo whose ref "os" is the new commit and os^ the old
 #   (benchmarks/os-pair.sh makes the real Debian pair). A native delta and a
 #   stock delta os^ -> os are generated into it when missing (the stock one
 #   takes minutes), and its summary is updated so stock pull finds its delta.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=$here/../build repo= reps=3 rate=4m out=
+build=$here/../build repo= reps=3 rate=4m out= fs_image=
 for a in "$@"; do
   case $a in
     --build=*) build=${a#*=} ;;
@@ -24,6 +28,7 @@ for a in "$@"; do
     --reps=*) reps=${a#*=} ;;
     --rate=*) rate=${a#*=} ;;
     --out=*) out=${a#*=} ;;
+    --fs-image=*) fs_image=${a#*=} ;;
     *) echo "unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -36,8 +41,14 @@ out=${out:-$here/results/fetch-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 w=$(mktemp -d "${TMPDIR:-/var/tmp}/df-bench-fetch.XXXXXX")
 chmod 755 "$w"
-cleanup () { [ -f "$w/nginx/pid" ] && kill "$(cat "$w/nginx/pid")" 2>/dev/null; rm -rf "$w"; }
+. "$here/lib-fs.sh"
+cleanup () {
+  [ -f "$w/nginx/pid" ] && kill "$(cat "$w/nginx/pid")" 2>/dev/null
+  bench_fs_cleanup "$w"
+  rm -rf "$w"
+}
 trap cleanup EXIT
+bench_fs "$w" "$fs_image"
 
 from=$(ostree rev-parse --repo="$repo" os^)
 to=$(ostree rev-parse --repo="$repo" os)
@@ -84,7 +95,7 @@ nginx -c "$w/nginx.conf" -p "$w/nginx"
 log=$w/nginx/access.log
 rname=$(basename "$repo")
 
-base=$w/device-base
+base=$dev_dir/device-base
 ostree init --repo="$base" --mode=bare
 ostree pull-local --repo="$base" "$repo" "$from" >/dev/null
 ostree refs --repo="$base" --create=os "$from"
@@ -95,7 +106,7 @@ ostree refs --repo="$base" --create=os "$from"
 for rep in $(seq 1 "$reps"); do
   for d in loopback-stock loopback-deltafetch loopback-deltafetch-stock ratelimit-stock ratelimit-deltafetch \
     ratelimit-deltafetch-stock kill; do
-    cp -a "$base" "$w/dev-$d-$rep"
+    cp -a "$base" "$dev_dir/dev-$d-$rep"
   done
 done
 sync
@@ -115,7 +126,7 @@ for rep in $(seq 1 "$reps"); do
     [ $scenario = ratelimit ] && p=$((port + 1))
     url=http://127.0.0.1:$p/$rname
     for tool in stock deltafetch deltafetch-stock; do
-      dev=$w/dev-$scenario-$tool-$rep
+      dev=$dev_dir/dev-$scenario-$tool-$rep
       sync; sleep 1
       mark=$(($(wc -l <"$log") + 1))
       if [ $tool = stock ]; then
@@ -136,7 +147,7 @@ for rep in $(seq 1 "$reps"); do
   done
   # SIGKILL at about half the native delta's bytes (rate-limited, so the
   # moment is controllable), then run again.
-  dev=$w/dev-kill-$rep
+  dev=$dev_dir/dev-kill-$rep
   sync; sleep 1
   url=http://127.0.0.1:$((port + 1))/$rname
   mark=$(($(wc -l <"$log") + 1))
@@ -161,7 +172,7 @@ for rep in $(seq 1 "$reps"); do
   record kill-resume deltafetch "$rep" "$j" "$((first + second))" $okv
   echo "kill-resume #$rep: first run $first bytes, rerun $second bytes ($j), delta $native_bytes, ok=$okv" >&2
 done
-for d in "$w"/dev-*-deltafetch-1 "$w"/dev-*-deltafetch-stock-1 "$w/dev-kill-1"; do
+for d in "$dev_dir"/dev-*-deltafetch-1 "$dev_dir"/dev-*-deltafetch-stock-1 "$dev_dir/dev-kill-1"; do
   ostree fsck --repo="$d" >"$out/fsck-$(basename "$d").txt" 2>&1 && echo "$(basename "$d"): fsck-clean" >&2
 done
 
@@ -188,3 +199,4 @@ END {
   printf "native delta: %.1f MB; stock delta: %s\n", native / 1e6, stock
 }' "$runs" | tee "$out/summary.md"
 echo "results: $out" >&2
+echo "device repositories on: $fs_desc" | tee -a "$out/summary.md"
