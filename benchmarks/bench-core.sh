@@ -106,15 +106,14 @@ ostree static-delta show --repo="$repo" "$from-$to" >"$out/stock-delta.txt" 2>&1
 base=$dev_dir/device-base
 ostree init --repo="$base" --mode=bare
 ostree pull-local --repo="$base" "$repo" "$from" >/dev/null
-# Every run gets its own copy made beforehand, and nothing is deleted until
-# all runs are done: on ext4, creating files right after deleting thousands
-# is several times slower, which would measure the benchmark, not the tools.
-for rep in $(seq 1 "$reps"); do
-  for tool in stock deltafetch deltafetch-stock; do cp -a "$base" "$dev_dir/device-$tool-$rep"; done
-done
-sync
+names=()
+for rep in $(seq 1 "$reps"); do for tool in stock deltafetch deltafetch-stock; do names+=("device-$tool-$rep"); done; done
+bench_devices "$base" "${names[@]}"
 # Each apply adds about the update's new content, at most a base's size.
+# Without an image every copy exists already; with one, the kept copies
+# (-1) and the current one are still to be made.
 need=$((3 * reps * $(du -sb "$base" | cut -f1)))
+[ -n "$fs_image" ] && need=$((4 * 2 * $(du -sb "$base" | cut -f1)))
 avail=$(df --output=avail -B1 "$dev_dir" | tail -1)
 if [ "$avail" -lt "$need" ]; then
   echo "$((need >> 30)) GiB needed for the applies, $((avail >> 30)) GiB free in $dev_dir (a larger --fs-image?)" >&2
@@ -122,7 +121,7 @@ if [ "$avail" -lt "$need" ]; then
 fi
 for rep in $(seq 1 "$reps"); do
   for tool in stock deltafetch deltafetch-stock; do
-    dst=$dev_dir/device-$tool-$rep
+    dst=$(bench_device "$base" "device-$tool-$rep")
     sync; sleep 2
     scenario=apply
     case $tool in
@@ -134,6 +133,7 @@ for rep in $(seq 1 "$reps"); do
     ok=$(ostree rev-parse --repo="$dst" "$to" >/dev/null 2>&1 && echo true || echo false)
     record $scenario "${tool%-stock}" "$rep" "${j%\}}, \"commit_present\": $ok}"
     echo "apply $tool #$rep: $j" >&2
+    bench_device_done "device-$tool-$rep"
   done
 done
 ostree fsck --repo="$dev_dir/device-deltafetch-1" >"$out/fsck-deltafetch.txt" 2>&1 && echo "deltafetch result fsck-clean" >&2

@@ -100,16 +100,12 @@ ostree init --repo="$base" --mode=bare
 ostree pull-local --repo="$base" "$repo" "$from" >/dev/null
 ostree refs --repo="$base" --create=os "$from"
 
-# Every run gets its own copy made beforehand, and nothing is deleted until
-# all runs are done: on ext4, creating files right after deleting thousands
-# is several times slower, which would measure the benchmark, not the tools.
+names=()
 for rep in $(seq 1 "$reps"); do
   for d in loopback-stock loopback-deltafetch loopback-deltafetch-stock ratelimit-stock ratelimit-deltafetch \
-    ratelimit-deltafetch-stock kill; do
-    cp -a "$base" "$dev_dir/dev-$d-$rep"
-  done
+    ratelimit-deltafetch-stock kill; do names+=("dev-$d-$rep"); done
 done
-sync
+bench_devices "$base" "${names[@]}"
 
 runs=$out/runs.jsonl
 : >"$runs"
@@ -126,7 +122,7 @@ for rep in $(seq 1 "$reps"); do
     [ $scenario = ratelimit ] && p=$((port + 1))
     url=http://127.0.0.1:$p/$rname
     for tool in stock deltafetch deltafetch-stock; do
-      dev=$dev_dir/dev-$scenario-$tool-$rep
+      dev=$(bench_device "$base" "dev-$scenario-$tool-$rep")
       sync; sleep 1
       mark=$(($(wc -l <"$log") + 1))
       if [ $tool = stock ]; then
@@ -143,11 +139,12 @@ for rep in $(seq 1 "$reps"); do
       okv=false; [ "$got" = "$to" ] && okv=true
       record "fetch-$scenario" $tool "$rep" "$j" "$bytes" $okv
       echo "fetch-$scenario $tool #$rep: $j, $bytes bytes on the wire, ok=$okv" >&2
+      bench_device_done "dev-$scenario-$tool-$rep"
     done
   done
   # SIGKILL at about half the native delta's bytes (rate-limited, so the
   # moment is controllable), then run again.
-  dev=$dev_dir/dev-kill-$rep
+  dev=$(bench_device "$base" "dev-kill-$rep")
   sync; sleep 1
   url=http://127.0.0.1:$((port + 1))/$rname
   mark=$(($(wc -l <"$log") + 1))
@@ -171,6 +168,7 @@ for rep in $(seq 1 "$reps"); do
   okv=false; [ "$got" = "$to" ] && okv=true
   record kill-resume deltafetch "$rep" "$j" "$((first + second))" $okv
   echo "kill-resume #$rep: first run $first bytes, rerun $second bytes ($j), delta $native_bytes, ok=$okv" >&2
+  bench_device_done "dev-kill-$rep"
 done
 for d in "$dev_dir"/dev-*-deltafetch-1 "$dev_dir"/dev-*-deltafetch-stock-1 "$dev_dir/dev-kill-1"; do
   ostree fsck --repo="$d" >"$out/fsck-$(basename "$d").txt" 2>&1 && echo "$(basename "$d"): fsck-clean" >&2

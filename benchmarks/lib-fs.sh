@@ -5,15 +5,23 @@
 # without a journal (this project's CI VM), ext4 scans recently deleted
 # inodes on every file it creates, which measures the benchmark's own
 # clean-up rather than the tools; devices' filesystems have journals.
+# The loop device uses direct I/O, so the image's pages are not cached a
+# second time under the filesystem's own.
 # bench_fs_cleanup W: unmounts what bench_fs mounted.
+# bench_devices BASE NAME...: the device copies NAME of BASE the runs use.
+# On the rotating root filesystem they are all made up front and kept (no
+# deletions near a measurement); on a journaled image each is made just
+# before its run (bench_device) and removed after it (bench_device_done),
+# so memory holds one copy, not all.
 bench_fs () {
-  local w=$1 size=$2 src
+  local w=$1 size=$2 src  # size: also read as $fs_image by bench_devices
   dev_dir=$w
   if [ -n "$size" ]; then
     truncate -s "$size" "$w/fs.img"
     mkfs.ext4 -q -F "$w/fs.img"
     mkdir "$w/fs"
-    mount -o loop "$w/fs.img" "$w/fs"
+    losetup -f --show --direct-io=on "$w/fs.img" >"$w/fs.loop"
+    mount "$(cat "$w/fs.loop")" "$w/fs"
     dev_dir=$w/fs
   fi
   fs_desc=$(df -T "$dev_dir" | awk 'NR == 2 { print $2 }')
@@ -25,4 +33,24 @@ bench_fs () {
   if [ -n "$size" ]; then fs_desc="$fs_desc, fresh $size loop image"; fi
   echo "device repositories on: $fs_desc" >&2
 }
-bench_fs_cleanup () { if mountpoint -q "$1/fs" 2>/dev/null; then umount "$1/fs"; fi; }
+bench_fs_cleanup () {
+  if mountpoint -q "$1/fs" 2>/dev/null; then umount "$1/fs"; fi
+  if [ -s "$1/fs.loop" ]; then losetup -d "$(cat "$1/fs.loop")" 2>/dev/null || true; fi
+}
+bench_devices () {
+  local base=$1 d; shift
+  if [ -z "$fs_image" ]; then
+    for d in "$@"; do cp -a "$base" "$dev_dir/$d"; done
+    sync
+  fi
+}
+# bench_device BASE NAME: prints the copy's path, made now if it is not yet.
+bench_device () {
+  [ -d "$dev_dir/$2" ] || { cp -a "$1" "$dev_dir/$2"; sync; }
+  echo "$dev_dir/$2"
+}
+# bench_device_done NAME: with an image, the copy goes unless it is kept
+# (names ending in -1 are checked with fsck at the end).
+bench_device_done () {
+  if [ -n "$fs_image" ] && [ "${1%-1}" = "$1" ]; then rm -rf "${dev_dir:?}/$1"; fi
+}
