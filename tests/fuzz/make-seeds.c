@@ -1,0 +1,129 @@
+/* Writes the binary seed inputs of the fuzz targets that need engine code
+ * to make (not run by the tests; testdata/fuzz/README says how the corpora
+ * were made):
+ *   make-seeds diff DIR               diffs made by the generator's encoder
+ *   make-seeds filez DIR              .filez objects made by libostree
+ *   make-seeds stock-part DIR DELTA   every part of a stock delta, decoded */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "df-bsdiff.h"
+#include "df-part.h"
+#include "df-stock.h"
+
+static void
+put (const char *dir, const char *name, const guint8 *a, gsize alen, const guint8 *b, gsize blen)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autoptr (GByteArray) all = g_byte_array_new ();
+  g_byte_array_append (all, a, alen);
+  if (b)
+    g_byte_array_append (all, b, blen);
+  if (!g_file_set_contents (path, (const char *)all->data, all->len, NULL))
+    exit (1);
+}
+
+static void
+diff_seed (const char *dir, const char *name, gsize old_len, gsize new_len, guint shift, guint every)
+{
+  g_autofree guint8 *old = g_malloc (old_len), *nw = g_malloc (new_len);
+  for (gsize i = 0; i < old_len; i++)
+    old[i] = (guint8)(i * 7 + 3); /* the pattern fuzz-diff.c uses */
+  for (gsize i = 0; i < new_len; i++)
+    nw[i] = old[(i + shift) % old_len] + (every && i % every == 0 ? 5 : 0);
+  GByteArray *sec[DF_SECTION_COUNT];
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    sec[s] = g_byte_array_new ();
+  if (!df_bsdiff (old, old_len, nw, new_len, sec))
+    exit (1);
+  g_autoptr (GByteArray) payload = df_part_payload_assemble (sec);
+  guint8 hdr[4] = { old_len & 0xff, old_len >> 8, new_len & 0xff, new_len >> 8 };
+  put (dir, name, hdr, 4, payload->data, payload->len);
+  for (guint s = 0; s < DF_SECTION_COUNT; s++)
+    g_byte_array_unref (sec[s]);
+}
+
+static void
+filez_seed (const char *dir, const char *name, const guint8 *data, gsize len, const char *target)
+{
+  g_autoptr (GFileInfo) info = g_file_info_new ();
+  g_file_info_set_attribute_uint32 (info, "unix::uid", 0);
+  g_file_info_set_attribute_uint32 (info, "unix::gid", 0);
+  g_file_info_set_attribute_uint32 (info, "unix::mode", target ? (S_IFLNK | 0777) : (S_IFREG | 0644));
+  g_file_info_set_file_type (info, target ? G_FILE_TYPE_SYMBOLIC_LINK : G_FILE_TYPE_REGULAR);
+  if (target)
+    g_file_info_set_symlink_target (info, target);
+  else
+    g_file_info_set_size (info, len);
+  g_autoptr (GVariant) xattrs = g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("(ayay)"), NULL, 0));
+  g_autoptr (GInputStream) in = target ? NULL : g_memory_input_stream_new_from_data (data, len, NULL);
+  g_autoptr (GInputStream) z = NULL;
+  if (!ostree_raw_file_to_archive_z2_stream (in, info, xattrs, &z, NULL, NULL))
+    exit (1);
+  g_autoptr (GOutputStream) out = g_memory_output_stream_new_resizable ();
+  if (g_output_stream_splice (out, z, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, NULL) < 0)
+    exit (1);
+  g_autoptr (GBytes) b = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
+  put (dir, name, g_bytes_get_data (b, NULL), g_bytes_get_size (b), NULL, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc >= 3 && strcmp (argv[1], "diff") == 0)
+    {
+      diff_seed (argv[2], "moved", 4000, 4100, 1000, 0);
+      diff_seed (argv[2], "sprinkled", 3000, 3000, 0, 97);
+      diff_seed (argv[2], "grown", 500, 6000, 17, 400);
+      return 0;
+    }
+  if (argc >= 3 && strcmp (argv[1], "filez") == 0)
+    {
+      guint8 text[3000];
+      for (gsize i = 0; i < sizeof text; i++)
+        text[i] = "deltafetch fuzz seed "[i % 21];
+      filez_seed (argv[2], "text", text, sizeof text, NULL);
+      filez_seed (argv[2], "empty", NULL, 0, NULL);
+      filez_seed (argv[2], "symlink", NULL, 0, "../lib/x86_64-linux-gnu/libc.so.6");
+      return 0;
+    }
+  if (argc >= 4 && strcmp (argv[1], "stock-part") == 0)
+    {
+      int dfd = open (argv[3], O_RDONLY | O_DIRECTORY);
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GBytes) sbb = dfd >= 0 ? df_read_file_bounded (dfd, "superblock", 1 << 26, G_MAXUINT64, "sb", &error) : NULL;
+      g_autoptr (DfStockSuperblock) sb = sbb ? df_stock_superblock_parse (sbb, &error) : NULL;
+      if (sb == NULL)
+        return 1;
+      for (guint i = 0; i < sb->n_parts; i++)
+        {
+          char name[16];
+          g_snprintf (name, sizeof name, "%u", i);
+          int pfd = sb->parts[i].inline_data ? -1 : openat (dfd, name, O_RDONLY);
+          int out = memfd_create ("payload", 0);
+          guint64 len = 0;
+          if (!df_stock_part_decode (sb, i, pfd, out, 1 << 26, &len, NULL, NULL, &error))
+            return 1;
+          g_autofree guint8 *payload = g_malloc (MAX (len, 1));
+          if (pread (out, payload, len, 0) != (gssize)len)
+            return 1;
+          const DfStockPart *p = &sb->parts[i];
+          guint n = MIN (p->n_objects, 8u);
+          guint8 hdr[9] = { n };
+          for (guint j = 0; j < n; j++)
+            hdr[1 + j] = p->objects[j * DF_STOCK_OBJREC_LEN] == OSTREE_OBJECT_TYPE_FILE ? 0
+                         : p->objects[j * DF_STOCK_OBJREC_LEN] == OSTREE_OBJECT_TYPE_DIR_TREE ? 1 : 2;
+          char seed[32];
+          g_snprintf (seed, sizeof seed, "part-%u", i);
+          put (argv[2], seed, hdr, 1 + n, payload, len);
+          close (out);
+          if (pfd >= 0)
+            close (pfd);
+        }
+      return 0;
+    }
+  fprintf (stderr, "usage: make-seeds diff|filez DIR | make-seeds stock-part DIR DELTA\n");
+  return 2;
+}
