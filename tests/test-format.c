@@ -388,9 +388,11 @@ make_diff (GByteArray *sec[DF_SECTION_COUNT], guint64 n, const guint64 *ctl, gui
   for (guint i = 0; i < n_runs; i++)
     df_varint_append (sec[DF_SECTION_RUNS], runs[i]);
   g_byte_array_set_size (sec[DF_SECTION_ADD], add_len);
-  memset (sec[DF_SECTION_ADD]->data, 1, add_len);
+  if (add_len) /* an empty GByteArray has no data */
+    memset (sec[DF_SECTION_ADD]->data, 1, add_len);
   g_byte_array_set_size (sec[DF_SECTION_COPY], copy_len);
-  memset (sec[DF_SECTION_COPY]->data, 7, copy_len);
+  if (copy_len)
+    memset (sec[DF_SECTION_COPY]->data, 7, copy_len);
 }
 
 static void

@@ -917,6 +917,9 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
   if (result_out)
     memset (result_out, 0, sizeof *result_out);
 
+  df_autofd lock = df_repo_lock (repo, error);
+  if (lock < 0)
+    return FALSE;
   int delta_dfd = open (delta_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (delta_dfd < 0)
     return df_throw_errno (error, errno, "opening delta %s", delta_dir);

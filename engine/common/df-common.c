@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -525,4 +526,26 @@ df_big_bytes (guint8 *p, gsize len)
   b->p = p;
   b->len = len;
   return g_bytes_new_with_free_func (p, len, big_buf_free, b);
+}
+
+int
+df_repo_lock (OstreeRepo *repo, GError **error)
+{
+  int fd = openat (ostree_repo_get_dfd (repo), "tmp/deltafetch.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    {
+      df_throw_errno (error, errno, "opening the repository's deltafetch lock");
+      return -1;
+    }
+  if (flock (fd, LOCK_EX | LOCK_NB) < 0)
+    {
+      int errsv = errno;
+      close (fd);
+      if (errsv == EWOULDBLOCK)
+        df_throw (error, DF_ERROR_IO, "another deltafetch apply or fetch is working in this repository");
+      else
+        df_throw_errno (error, errsv, "locking the repository");
+      return -1;
+    }
+  return fd;
 }

@@ -72,6 +72,12 @@ gboolean df_pread_all (int fd, void *buf, gsize len, guint64 off, const char *wh
  * rename, so readers see the old file or the whole new one. */
 gboolean df_write_file_atomic (int dfd, const char *path, GBytes *bytes, GError **error);
 
+/* Takes the repository's deltafetch lock (tmp/deltafetch.lock, flock): one
+ * apply or fetch at a time per repository, since each keeps and cleans up
+ * state under tmp/. Returns the fd holding it (close it to release), or -1
+ * with DF_ERROR_IO when another process or thread holds it. */
+int df_repo_lock (OstreeRepo *repo, GError **error);
+
 /* a + b without overflow, FALSE when it would overflow. */
 static inline gboolean
 df_add_u64 (guint64 a, guint64 b, guint64 *out)

@@ -2045,6 +2045,9 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
   memset (res, 0, sizeof *res);
   if (!validate_options (o, error))
     return FALSE;
+  df_autofd lock = df_repo_lock (repo, error);
+  if (lock < 0)
+    return FALSE;
   g_strlcpy (res->commit, o->commit, sizeof res->commit);
 
   g_autofree char *from = NULL;

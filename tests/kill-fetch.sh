@@ -1,0 +1,107 @@
+#!/bin/bash
+# kill -9 of `deltafetch fetch` at seeded random moments, DF_KILLS times
+# (50 by default), from nginx with a per-connection rate limit: after every
+# kill the repository is fsck-clean and its ref names the old commit (or
+# the new one when the kill came after the commit); a run that slips
+# through to the end is checked and started over. Then the fetch finishes.
+# What the kills cost is reported and bounded: each interrupted run may
+# lose at most one range per connection plus the index and superblock it
+# fetches again.
+. "$(dirname "$0")/lib.sh"
+KILLS=${DF_KILLS:-50}
+RANDOM=${SEED:-11}
+CONNS=4 RANGE=65536
+
+serve_pair --no-owner
+"$DF" generate -q --repo="$src" --from=os^ --to=os >/dev/null
+delta_dir=$src/deltafetch/v1/deltas/$c1-$c2
+delta_bytes=$(find "$delta_dir" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+small=$(( $(stat -c %s "$src/deltafetch/v1/indexes/$c2.index") + $(stat -c %s "$delta_dir/superblock") ))
+diag "delta: $(ls "$delta_dir" | wc -l) files, $delta_bytes bytes; index + superblock $small bytes"
+start_nginx "$T/www" "" "limit_rate 64k;" || { not_ok "nginx did not start"; finish; exit 1; }
+url=http://127.0.0.1:$NGINX_PORT/repo
+log=$NGINX_LOG
+
+base=$T/base
+ostree init --repo="$base" --mode=bare
+ostree pull-local --repo="$base" "$src" "$c1" >/dev/null
+ostree refs --repo="$base" --create=os "$c1"
+# exec: a background "fetch" is then deltafetch itself, which kill -9 must hit.
+fetch () { exec "$DF" fetch -q --repo="$1" --url="$url" --commit="$c2" --ref=os --connections=$CONNS --range-size=64K; }
+wire () { awk '{ s += $10 } END { print s + 0 }' "$log"; }
+
+# How long an uninterrupted fetch takes, to spread the kills over it.
+cp -a "$base" "$T/probe"
+start=$(date +%s%N)
+(fetch "$T/probe") || not_ok "probe fetch failed"
+dur_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+rm -rf "$T/probe"
+diag "uninterrupted fetch: ${dur_ms} ms"
+
+# One apply or fetch per repository at a time: a second one is refused
+# while the first runs, which still completes.
+lockrepo=$T/lock-dev
+cp -a "$base" "$lockrepo"
+fetch "$lockrepo" >"$T/first.out" 2>&1 &
+first=$!
+sleep 0.3
+expect_exit 8 "a second fetch into the same repository is refused while the first runs" \
+  "$DF" fetch -q --repo="$lockrepo" --url="$url" --commit="$c2" --ref=os
+check "the refusal says why" grep -q "another deltafetch" "$T/ee.err"
+expect_exit 8 "so is an apply" "$DF" apply -q --repo="$lockrepo" --commit="$c2" "$delta_dir"
+check "the first fetch completes" wait "$first"
+check "the first fetch's result is fsck-clean and identical to v2" checkout_matches "$lockrepo" "$c2" "$T/v2"
+
+repo=$T/dev
+cp -a "$base" "$repo"
+sleep 1; : >"$log"
+killed=0 attempts=0 bad=0 campaigns=0 runs=0 lost=0 kills_in_campaign=0 redl_total=0 finished_early=0
+end_campaign () { # the fetch of this campaign completed: account for its bytes
+  sleep 1  # nginx logs a cut connection when it notices
+  local got
+  got=$(wire)
+  redl_total=$((redl_total + got - delta_bytes - small))
+  lost=$((lost + kills_in_campaign))
+  campaigns=$((campaigns + 1))
+  kills_in_campaign=0
+  : >"$log"
+}
+while [ "$killed" -lt "$KILLS" ] && [ "$attempts" -lt $((KILLS * 4)) ]; do
+  attempts=$((attempts + 1))
+  # Within the first half of a whole fetch: a resumed run has less to do,
+  # so its kills still land anywhere in the update, the commit included.
+  delay=$(( RANDOM % (dur_ms / 2 + 1) ))
+  fetch "$repo" >"$T/run.out" 2>&1 &
+  pid=$!
+  sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+  if kill -9 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null
+    killed=$((killed + 1)) kills_in_campaign=$((kills_in_campaign + 1))
+    now=$(rev "$repo" os)
+    if ! ostree fsck --repo="$repo" >"$T/fsck.out" 2>&1 || { [ "$now" != "$c1" ] && [ "$now" != "$c2" ]; }; then
+      bad=$((bad + 1)); not_ok "kill $killed after $delay ms: fsck or ref wrong (ref $now)"; sed 's/^/# /' "$T/fsck.out"
+    fi
+    if [ "$now" = "$c2" ]; then  # killed after the commit: this campaign is over
+      end_campaign; rm -rf "$repo"; cp -a "$base" "$repo"
+    fi
+  else
+    wait "$pid"; rc=$?
+    finished_early=$((finished_early + 1))
+    if [ "$rc" = 0 ] && checkout_matches "$repo" "$c2" "$T/v2"; then :; else
+      bad=$((bad + 1)); not_ok "a fetch that finished after $delay ms: exit $rc or wrong result"
+      sed 's/^/# /' "$T/run.out"; fi
+    end_campaign; rm -rf "$repo"; cp -a "$base" "$repo"
+  fi
+done
+check "$KILLS kills landed mid-fetch ($killed in $attempts attempts, $finished_early runs finished first)" \
+  test "$killed" -ge "$KILLS"
+check "after every kill: fsck-clean, ref on the old or the new commit" test "$bad" = 0
+expect_exit 0 "the last fetch completes" "$DF" fetch -q --repo="$repo" --url="$url" --commit="$c2" --ref=os \
+  --connections=$CONNS --range-size=64K
+check "fsck-clean and identical to v2" checkout_matches "$repo" "$c2" "$T/v2"
+end_campaign
+bound=$(( lost * (CONNS * RANGE + small) ))
+diag "re-downloaded over $campaigns complete fetches and $lost kills: $redl_total bytes (bound $bound)"
+check "re-downloaded bytes within one range per connection plus index and superblock per kill" \
+  test "$redl_total" -le "$bound"
+finish
