@@ -531,7 +531,9 @@ df_big_bytes (guint8 *p, gsize len)
 int
 df_repo_lock (OstreeRepo *repo, GError **error)
 {
-  int fd = openat (ostree_repo_get_dfd (repo), "tmp/deltafetch.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* The directory itself is locked: nothing is left behind, and libostree
+   * locks other files. */
+  int fd = openat (ostree_repo_get_dfd (repo), "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     {
       df_throw_errno (error, errno, "opening the repository's deltafetch lock");

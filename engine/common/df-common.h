@@ -72,7 +72,7 @@ gboolean df_pread_all (int fd, void *buf, gsize len, guint64 off, const char *wh
  * rename, so readers see the old file or the whole new one. */
 gboolean df_write_file_atomic (int dfd, const char *path, GBytes *bytes, GError **error);
 
-/* Takes the repository's deltafetch lock (tmp/deltafetch.lock, flock): one
+/* Takes the repository's deltafetch lock (flock on REPO/tmp/): one
  * apply or fetch at a time per repository, since each keeps and cleans up
  * state under tmp/. Returns the fd holding it (close it to release), or -1
  * with DF_ERROR_IO when another process or thread holds it. */
