@@ -13,11 +13,21 @@ RANDOM=${SEED:-11}
 CONNS=4 RANGE=65536
 
 serve_pair --no-owner
-"$DF" generate -q --repo="$src" --from=os^ --to=os >/dev/null
-delta_dir=$src/deltafetch/v1/deltas/$c1-$c2
+# DF_KILL_DELTA=stock (tests/kill-fetch-stock.sh): the server holds only a
+# stock delta, found through its delta index.
+if [ "${DF_KILL_DELTA:-native}" = stock ]; then
+  ostree static-delta generate --repo="$src" --from=os^ --to=os >/dev/null
+  ostree summary -u --repo="$src"
+  delta_dir=$src/$(cd "$src" && find deltas -mindepth 2 -maxdepth 2 -type d -name '*-*')
+  index=$(find "$src/delta-indexes" -name '*.index' | head -1)
+else
+  "$DF" generate -q --repo="$src" --from=os^ --to=os >/dev/null
+  delta_dir=$src/deltafetch/v1/deltas/$c1-$c2
+  index=$src/deltafetch/v1/indexes/$c2.index
+fi
 delta_bytes=$(find "$delta_dir" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
-small=$(( $(stat -c %s "$src/deltafetch/v1/indexes/$c2.index") + $(stat -c %s "$delta_dir/superblock") ))
-diag "delta: $(ls "$delta_dir" | wc -l) files, $delta_bytes bytes; index + superblock $small bytes"
+small=$(( $(stat -c %s "$index") + $(stat -c %s "$delta_dir/superblock") ))
+diag "${DF_KILL_DELTA:-native} delta: $(ls "$delta_dir" | wc -l) files, $delta_bytes bytes; index + superblock $small bytes"
 start_nginx "$T/www" "" "limit_rate 64k;" || { not_ok "nginx did not start"; finish; exit 1; }
 url=http://127.0.0.1:$NGINX_PORT/repo
 log=$NGINX_LOG
