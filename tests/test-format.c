@@ -7,6 +7,7 @@
 #include "df-part.h"
 #include "df-stock.h"
 #include "df-superblock.h"
+#include "filez-util.h"
 
 #include <sys/mman.h>
 
@@ -492,32 +493,11 @@ test_pairing (void)
 }
 
 
-/* A loose .filez object as an archive repository stores it, made by
- * libostree, and the fallback entry that names it. */
 static GBytes *
 make_filez (const guint8 *data, gsize len, const char *target, DfStockFallback *fb)
 {
-  g_autoptr (GFileInfo) info = g_file_info_new ();
-  g_file_info_set_attribute_uint32 (info, "unix::uid", 0);
-  g_file_info_set_attribute_uint32 (info, "unix::gid", 0);
-  g_file_info_set_attribute_uint32 (info, "unix::mode", target ? (S_IFLNK | 0777) : (S_IFREG | 0644));
-  g_file_info_set_file_type (info, target ? G_FILE_TYPE_SYMBOLIC_LINK : G_FILE_TYPE_REGULAR);
-  if (target)
-    g_file_info_set_symlink_target (info, target);
-  else
-    g_file_info_set_size (info, len);
-  g_autoptr (GVariant) xattrs = g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("(ayay)"), NULL, 0));
-  g_autoptr (GInputStream) in = target ? NULL : g_memory_input_stream_new_from_data (data, len, NULL);
-  g_autoptr (GInputStream) z = NULL;
-  g_assert_true (ostree_raw_file_to_archive_z2_stream (in, info, xattrs, &z, NULL, NULL));
-  g_autoptr (GOutputStream) out = g_memory_output_stream_new_resizable ();
-  g_assert_cmpint (g_output_stream_splice (out, z, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, NULL), >=, 0);
-  g_autoptr (GInputStream) in2 = target ? NULL : g_memory_input_stream_new_from_data (data, len, NULL);
-  g_autofree guchar *csum = NULL;
-  g_assert_true (ostree_checksum_file_from_input (info, xattrs, in2, OSTREE_OBJECT_TYPE_FILE, &csum, NULL, NULL));
-  GBytes *b = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
-  *fb = (DfStockFallback){ .objtype = OSTREE_OBJECT_TYPE_FILE, .size = g_bytes_get_size (b), .usize = target ? 0 : len };
-  memcpy (fb->checksum, csum, DF_SHA256_LEN);
+  GBytes *b = test_filez_new (data, len, target, fb);
+  g_assert_nonnull (b);
   return b;
 }
 

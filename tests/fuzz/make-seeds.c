@@ -12,6 +12,7 @@
 #include "df-bsdiff.h"
 #include "df-part.h"
 #include "df-stock.h"
+#include "filez-util.h"
 
 static void
 put (const char *dir, const char *name, const guint8 *a, gsize alen, const guint8 *b, gsize blen)
@@ -48,24 +49,10 @@ diff_seed (const char *dir, const char *name, gsize old_len, gsize new_len, guin
 static void
 filez_seed (const char *dir, const char *name, const guint8 *data, gsize len, const char *target)
 {
-  g_autoptr (GFileInfo) info = g_file_info_new ();
-  g_file_info_set_attribute_uint32 (info, "unix::uid", 0);
-  g_file_info_set_attribute_uint32 (info, "unix::gid", 0);
-  g_file_info_set_attribute_uint32 (info, "unix::mode", target ? (S_IFLNK | 0777) : (S_IFREG | 0644));
-  g_file_info_set_file_type (info, target ? G_FILE_TYPE_SYMBOLIC_LINK : G_FILE_TYPE_REGULAR);
-  if (target)
-    g_file_info_set_symlink_target (info, target);
-  else
-    g_file_info_set_size (info, len);
-  g_autoptr (GVariant) xattrs = g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("(ayay)"), NULL, 0));
-  g_autoptr (GInputStream) in = target ? NULL : g_memory_input_stream_new_from_data (data, len, NULL);
-  g_autoptr (GInputStream) z = NULL;
-  if (!ostree_raw_file_to_archive_z2_stream (in, info, xattrs, &z, NULL, NULL))
+  DfStockFallback fb;
+  g_autoptr (GBytes) b = test_filez_new (data, len, target, &fb);
+  if (b == NULL)
     exit (1);
-  g_autoptr (GOutputStream) out = g_memory_output_stream_new_resizable ();
-  if (g_output_stream_splice (out, z, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, NULL) < 0)
-    exit (1);
-  g_autoptr (GBytes) b = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
   put (dir, name, g_bytes_get_data (b, NULL), g_bytes_get_size (b), NULL, 0);
 }
 
