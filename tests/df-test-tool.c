@@ -549,7 +549,7 @@ cmd_stock_mangle (const char *dir, guint n, const char *what)
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) file = read_superblock_file (dir);
   g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (file, &error);
-  if (sb == NULL || n >= sb->n_parts || sb->big_endian || sb->signed_data)
+  if (sb == NULL || n >= sb->n_parts || sb->big_endian || sb->file.signed_data)
     die ("not a plain little-endian stock delta with part %u", n);
   g_autofree char *pname = g_strdup_printf ("%s/%u", dir, n);
   df_autofd pfd = open (pname, O_RDONLY | O_CLOEXEC);

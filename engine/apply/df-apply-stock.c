@@ -673,7 +673,7 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApp
   g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (superblock, error);
   if (sb == NULL)
     return FALSE;
-  if (!df_apply_preflight (repo, opts, sb->signed_data, sb->signatures, sb->to_hex, sb->commit,
+  if (!df_apply_preflight (repo, opts, sb->file.signed_data, sb->file.signatures, sb->to_hex, sb->commit,
                            sb->has_from ? sb->from_hex : NULL, &result->signature_verified, cancellable, error))
     return FALSE;
   /* Objects the delta leaves to be fetched one by one must be here already
@@ -692,7 +692,7 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApp
   g_autofree char *state = NULL;
   {
     char sha[65];
-    df_hex (sb->file_sha256, sha);
+    df_hex (sb->file.sha256, sha);
     state = g_strdup_printf ("tmp/deltafetch-apply-%s", sha);
   }
   g_autofree guint8 *membuf = g_malloc (DF_STOCK_INMEM_MAX);

@@ -620,7 +620,7 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
 {
   g_autoptr (DfSuperblock) sb = sb_in;
   gboolean verified = FALSE;
-  if (!df_apply_preflight (repo, opts, sb->signed_data, sb->signatures, sb->to_hex, sb->commit,
+  if (!df_apply_preflight (repo, opts, sb->file.signed_data, sb->file.signatures, sb->to_hex, sb->commit,
                            sb->has_from ? sb->from_hex : NULL, &verified, cancellable, error))
     return NULL;
 
@@ -680,7 +680,7 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
    * commit may cut objects differently), so the state is keyed by the
    * superblock's hash. */
   char sb_hex[65];
-  df_hex (a->sb->file_sha256, sb_hex);
+  df_hex (a->sb->file.sha256, sb_hex);
   a->state_dir = g_strdup_printf ("tmp/deltafetch-apply-%s", sb_hex);
   GError *local = NULL;
   gboolean resumed = FALSE;

@@ -551,3 +551,46 @@ df_repo_lock (OstreeRepo *repo, GError **error)
     }
   return fd;
 }
+
+gboolean
+df_checksum_from_variant (GVariant *v, gboolean optional, guint8 out[DF_SHA256_LEN], gboolean *present,
+                          const char *what, GError **error)
+{
+  gsize n = 0;
+  const guint8 *d = g_variant_get_fixed_array (v, &n, 1);
+  if (present)
+    *present = n != 0;
+  if (n == 0 && optional)
+    return TRUE;
+  if (n != DF_SHA256_LEN)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "%s is %zu bytes, not 32", what, n);
+  memcpy (out, d, DF_SHA256_LEN);
+  return TRUE;
+}
+
+gboolean
+df_delta_ends_read (GVariant *from, GVariant *to, GVariant *commit, const char *prefix, gboolean *has_from,
+                    guint8 from_out[DF_SHA256_LEN], char from_hex[65], guint8 to_out[DF_SHA256_LEN], char to_hex[65],
+                    GBytes **commit_out, GError **error)
+{
+  g_autofree char *from_what = g_strdup_printf ("%s: from checksum", prefix);
+  g_autofree char *to_what = g_strdup_printf ("%s: to checksum", prefix);
+  if (!df_checksum_from_variant (from, TRUE, from_out, has_from, from_what, error)
+      || !df_checksum_from_variant (to, FALSE, to_out, NULL, to_what, error))
+    return FALSE;
+  from_hex[0] = '\0';
+  if (*has_from)
+    df_hex (from_out, from_hex);
+  df_hex (to_out, to_hex);
+  *commit_out = g_variant_get_data_as_bytes (commit);
+  guint8 actual[DF_SHA256_LEN];
+  df_sha256 (g_bytes_get_data (*commit_out, NULL), g_bytes_get_size (*commit_out), actual);
+  if (memcmp (actual, to_out, DF_SHA256_LEN) != 0)
+    {
+      char hex[65];
+      df_hex (actual, hex);
+      return df_throw (error, DF_ERROR_CORRUPT, "%s: the commit object hashes to %s, not to the declared %s", prefix,
+                       hex, to_hex);
+    }
+  return TRUE;
+}

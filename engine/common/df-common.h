@@ -53,6 +53,19 @@ void df_sha256_clear (DfSha256 *h);
 
 /* 32 bytes → 64 hex chars + NUL. */
 void df_hex (const guint8 csum[DF_SHA256_LEN], char out[65]);
+/* A checksum carried as an `ay` in a superblock: exactly 32 bytes into
+ * @out, or, when @optional, none (*@present FALSE). Errors (invalid delta)
+ * name @what, e.g. "superblock: part SHA-256". */
+gboolean df_checksum_from_variant (GVariant *v, gboolean optional, guint8 out[DF_SHA256_LEN], gboolean *present,
+                                   const char *what, GError **error);
+/* The ends of a delta as both superblock formats carry them: the
+ * from-checksum (empty from scratch), the to-checksum, and the to-commit
+ * object, which must hash to the to-checksum (DF_ERROR_CORRUPT otherwise).
+ * @prefix starts error messages ("superblock", "stock superblock"). */
+gboolean df_delta_ends_read (GVariant *from, GVariant *to, GVariant *commit, const char *prefix, gboolean *has_from,
+                             guint8 from_out[DF_SHA256_LEN], char from_hex[65], guint8 to_out[DF_SHA256_LEN],
+                             char to_hex[65], GBytes **commit_out, GError **error);
+
 /* Parses a 64-char hex checksum; FALSE (error set) if malformed. */
 gboolean df_parse_checksum (const char *hex, guint8 out[DF_SHA256_LEN], GError **error);
 

@@ -263,6 +263,32 @@ df_signed_open (GBytes *file, GBytes **out_inner, GBytes **out_signed, GPtrArray
   return TRUE;
 }
 
+gpointer
+df_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, GError **error)
+{
+  DfSignedFile sf = { 0 };
+  g_autoptr (GBytes) inner = NULL;
+  gpointer sb = NULL;
+  if (df_signed_open (file, &inner, &sf.signed_data, &sf.signatures, error))
+    sb = parse (inner, error);
+  if (sb == NULL)
+    {
+      df_signed_file_clear (&sf);
+      return NULL;
+    }
+  sf.size = g_bytes_get_size (file);
+  df_sha256 (g_bytes_get_data (file, NULL), sf.size, sf.sha256);
+  *(DfSignedFile *)G_STRUCT_MEMBER_P (sb, file_member) = sf;
+  return sb;
+}
+
+void
+df_signed_file_clear (DfSignedFile *f)
+{
+  g_clear_pointer (&f->signed_data, g_bytes_unref);
+  g_clear_pointer (&f->signatures, g_ptr_array_unref);
+}
+
 gboolean
 df_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfKeyring *keys, gboolean require,
                      gboolean *out_verified, GError **error)

@@ -37,6 +37,26 @@ gboolean df_keyring_verify_any (const DfKeyring *k, GBytes *data, GPtrArray *sig
 gboolean df_signed_open (GBytes *file, GBytes **out_inner, GBytes **out_signed, GPtrArray **out_sigs,
                          GError **error);
 
+/* A superblock file as published, opened: its size and SHA-256 (of the
+ * file itself, envelope included: what an index lists and what apply and
+ * fetch state is named after) and, when signed, the signed bytes and
+ * signatures. */
+typedef struct
+{
+  guint64 size;
+  guint8 sha256[DF_SHA256_LEN];
+  GBytes *signed_data; /* NULL when unsigned */
+  GPtrArray *signatures;
+} DfSignedFile;
+
+void df_signed_file_clear (DfSignedFile *f);
+
+/* Parses superblock file @file, native or stock: opens the envelope
+ * (df_signed_open()), runs @parse on what it holds, and stores the
+ * DfSignedFile in the result's member at byte offset @file_member. */
+typedef gpointer (*DfPlainParser) (GBytes *inner, GError **error);
+gpointer df_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, GError **error);
+
 /* The signature policy for a superblock: @signed_data and @sigs come from
  * its envelope (NULL when unsigned). A signed superblock must verify with
  * one of @keys (when given); with @require, an unsigned one, or a signed

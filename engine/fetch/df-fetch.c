@@ -1625,7 +1625,7 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
   f->n_parts = f->sb->n_parts;
   f->parts = g_new0 (Part, f->n_parts);
   f->res->parts_total = f->n_parts;
-  f->res->delta_bytes = f->sb->file_size;
+  f->res->delta_bytes = f->sb->file.size;
   /* Metadata parts first: content parts wait for the trust walk. */
   for (int pass = 0; pass < 2; pass++)
     for (guint i = 0; i < f->n_parts; i++)
@@ -1821,7 +1821,7 @@ fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, int local_dfd, con
   if (missing == NULL)
     return FALSE;
   char sb_hex[65];
-  df_hex (sb->file_sha256, sb_hex);
+  df_hex (sb->file.sha256, sb_hex);
   if (!open_store (f, sb_hex, error))
     return FALSE;
   guint n_delta_parts = local_dfd >= 0 ? 0 : sb->n_parts;

@@ -145,7 +145,7 @@ df_delta_info_get_part_n_entries (const DfDeltaInfo *info, guint i)
 gboolean
 df_delta_info_is_signed (const DfDeltaInfo *info)
 {
-  return (info->stock ? info->stock->signed_data : info->sb->signed_data) != NULL;
+  return (info->stock ? info->stock->file.signed_data : info->sb->file.signed_data) != NULL;
 }
 
 guint64
@@ -163,7 +163,7 @@ df_delta_info_get_total_uncompressed_size (const DfDeltaInfo *info)
 guint64
 df_delta_info_get_superblock_size (const DfDeltaInfo *info)
 {
-  return info->stock ? info->stock->file_size : info->sb->file_size;
+  return info->stock ? info->stock->file.size : info->sb->file.size;
 }
 
 guint64

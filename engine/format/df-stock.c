@@ -32,8 +32,7 @@ df_stock_superblock_free (DfStockSuperblock *sb)
   g_free (sb->fallbacks);
   g_clear_pointer (&sb->commit, g_bytes_unref);
   g_clear_pointer (&sb->commitmeta, g_variant_unref);
-  g_clear_pointer (&sb->signed_data, g_bytes_unref);
-  g_clear_pointer (&sb->signatures, g_ptr_array_unref);
+  df_signed_file_clear (&sb->file);
   g_free (sb);
 }
 
@@ -60,25 +59,6 @@ df_stock_delta_relpath (const char *from, const char *to)
   ostree_checksum_inplace_to_bytes (from, f);
   g_autofree char *fb = ostree_checksum_b64_from_bytes (f);
   return g_strdup_printf ("deltas/%.2s/%s-%s", fb, fb + 2, tb);
-}
-
-static gboolean
-get_csum (GVariant *v, gboolean optional, guint8 out[DF_SHA256_LEN], gboolean *present, const char *what,
-          GError **error)
-{
-  gsize n = g_variant_n_children (v);
-  if (n == 0 && optional)
-    {
-      if (present)
-        *present = FALSE;
-      return TRUE;
-    }
-  if (n != DF_SHA256_LEN)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "stock superblock: %s is %zu bytes, not 32", what, n);
-  memcpy (out, g_variant_get_data (v), DF_SHA256_LEN);
-  if (present)
-    *present = TRUE;
-  return TRUE;
 }
 
 /* ostree writes part and fallback sizes in the generating host's order and
@@ -142,23 +122,9 @@ parse_plain (GBytes *bytes, GError **error)
                  &deps, &headers, &fallbacks);
   g_autoptr (DfStockSuperblock) sb = g_new0 (DfStockSuperblock, 1);
   sb->timestamp = GUINT64_FROM_BE (ts);
-  if (!get_csum (from, TRUE, sb->from, &sb->has_from, "from checksum", error)
-      || !get_csum (to, FALSE, sb->to, NULL, "to checksum", error))
+  if (!df_delta_ends_read (from, to, commit, "stock superblock", &sb->has_from, sb->from, sb->from_hex, sb->to,
+                           sb->to_hex, &sb->commit, error))
     return NULL;
-  if (sb->has_from)
-    df_hex (sb->from, sb->from_hex);
-  df_hex (sb->to, sb->to_hex);
-  sb->commit = g_variant_get_data_as_bytes (commit);
-  guint8 actual[DF_SHA256_LEN];
-  df_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), actual);
-  if (memcmp (actual, sb->to, DF_SHA256_LEN) != 0)
-    {
-      char hex[65];
-      df_hex (actual, hex);
-      df_throw (error, DF_ERROR_CORRUPT, "stock superblock: the commit object hashes to %s, not to the declared %s",
-                hex, sb->to_hex);
-      return NULL;
-    }
   g_autoptr (GError) local = NULL;
   if (!ostree_validate_structureof_commit (commit, &local))
     BAD ("commit %s is not a valid commit object", sb->to_hex);
@@ -186,7 +152,7 @@ parse_plain (GBytes *bytes, GError **error)
       version = sb->big_endian ? GUINT32_FROM_BE (version) : GUINT32_FROM_LE (version);
       if (version != 0)
         BAD ("part %u has version %u (only 0 exists)", i, version);
-      if (!get_csum (sha, FALSE, p->sha256, NULL, "part checksum", error))
+      if (!df_checksum_from_variant (sha, FALSE, p->sha256, NULL, "stock superblock: part checksum", error))
         return NULL;
       p->size = sized (sb->big_endian, size);
       p->usize = sized (sb->big_endian, usize);
@@ -223,7 +189,7 @@ parse_plain (GBytes *bytes, GError **error)
       g_autoptr (GVariant) csum = NULL;
       guint64 size, usize;
       g_variant_get_child (fallbacks, i, "(y@aytt)", &f->objtype, &csum, &size, &usize);
-      if (!get_csum (csum, FALSE, f->checksum, NULL, "fallback checksum", error))
+      if (!df_checksum_from_variant (csum, FALSE, f->checksum, NULL, "stock superblock: fallback checksum", error))
         return NULL;
       if (f->objtype != OSTREE_OBJECT_TYPE_FILE && f->objtype != OSTREE_OBJECT_TYPE_DIR_TREE
           && f->objtype != OSTREE_OBJECT_TYPE_DIR_META)
@@ -241,20 +207,7 @@ parse_plain (GBytes *bytes, GError **error)
 DfStockSuperblock *
 df_stock_superblock_parse (GBytes *file, GError **error)
 {
-  g_autoptr (GBytes) inner = NULL, signed_data = NULL;
-  g_autoptr (GPtrArray) sigs = NULL;
-  if (!df_signed_open (file, &inner, &signed_data, &sigs, error))
-    return NULL;
-  DfStockSuperblock *sb = parse_plain (inner, error);
-  if (sb == NULL)
-    return NULL;
-  /* The file as published (the envelope, when signed) is what an index
-   * lists and what the apply state is named after. */
-  sb->file_size = g_bytes_get_size (file);
-  df_sha256 (g_bytes_get_data (file, NULL), sb->file_size, sb->file_sha256);
-  sb->signed_data = g_steal_pointer (&signed_data);
-  sb->signatures = g_steal_pointer (&sigs);
-  return sb;
+  return df_signed_file_parse (file, (DfPlainParser)parse_plain, G_STRUCT_OFFSET (DfStockSuperblock, file), error);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -45,10 +45,7 @@ typedef struct
   guint n_fallbacks;
   DfStockFallback *fallbacks;
   guint64 n_objects; /* in all parts */
-  guint64 file_size;
-  guint8 file_sha256[DF_SHA256_LEN];
-  GBytes *signed_data;    /* signed envelope: the bytes signed, else NULL */
-  GPtrArray *signatures;  /* signed envelope: its ed25519 signatures */
+  DfSignedFile file; /* the superblock file as published: size, SHA-256, envelope */
 } DfStockSuperblock;
 
 void df_stock_superblock_free (DfStockSuperblock *sb);

@@ -18,8 +18,7 @@ df_superblock_free (DfSuperblock *sb)
   g_clear_pointer (&sb->metadata, g_variant_unref);
   g_clear_pointer (&sb->commit, g_bytes_unref);
   g_clear_pointer (&sb->commitmeta, g_bytes_unref);
-  g_clear_pointer (&sb->signed_data, g_bytes_unref);
-  g_clear_pointer (&sb->signatures, g_ptr_array_unref);
+  df_signed_file_clear (&sb->file);
   for (guint i = 0; i < sb->n_parts; i++)
     g_free (sb->parts[i].entries);
   g_free (sb->parts);
@@ -108,26 +107,6 @@ df_entry_describe (const DfEntry *e)
 }
 
 static gboolean
-get_checksum (GVariant *v, gboolean optional, guint8 out[DF_SHA256_LEN], gboolean *present, const char *what,
-              GError **error)
-{
-  gsize n = 0;
-  const guint8 *d = g_variant_get_fixed_array (v, &n, 1);
-  if (n == 0 && optional)
-    {
-      if (present)
-        *present = FALSE;
-      return TRUE;
-    }
-  if (n != DF_SHA256_LEN)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %s is %zu bytes, not 32", what, n);
-  memcpy (out, d, DF_SHA256_LEN);
-  if (present)
-    *present = TRUE;
-  return TRUE;
-}
-
-static gboolean
 parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, GError **error)
 {
   g_autoptr (GVariant) csum = NULL, src = NULL;
@@ -144,8 +123,8 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
   e->src_length = GUINT64_FROM_LE (slen);
 
   g_autofree char *where = g_strdup_printf ("part %u entry %u", part, idx);
-  if (!get_checksum (csum, FALSE, e->checksum, NULL, "object checksum", error)
-      || !get_checksum (src, TRUE, e->source, &e->has_source, "source checksum", error))
+  if (!df_checksum_from_variant (csum, FALSE, e->checksum, NULL, "superblock: object checksum", error)
+      || !df_checksum_from_variant (src, TRUE, e->source, &e->has_source, "superblock: source checksum", error))
     return (g_prefix_error (error, "%s: ", where), FALSE);
 
 #define BAD(fmt, ...) return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %s: " fmt, where, ##__VA_ARGS__)
@@ -346,29 +325,12 @@ parse_plain (GBytes *bytes, GError **error)
 
   g_autoptr (DfSuperblock) sb = df_superblock_new ();
   sb->version = version;
-  sb->file_size = size;
-  df_sha256 (data, size, sb->file_sha256);
   g_autoptr (GVariant) from = NULL, to = NULL, commit = NULL, commitmeta = NULL, parts = NULL;
   g_variant_get (body, "(@a{sv}@ay@ay@ay@ay@a(ayttya" DF_ENTRY_TYPE "))", &sb->metadata, &from, &to, &commit,
                  &commitmeta, &parts);
-  if (!get_checksum (from, TRUE, sb->from, &sb->has_from, "from checksum", error)
-      || !get_checksum (to, FALSE, sb->to, NULL, "to checksum", error))
+  if (!df_delta_ends_read (from, to, commit, "superblock", &sb->has_from, sb->from, sb->from_hex, sb->to, sb->to_hex,
+                           &sb->commit, error))
     return NULL;
-  if (sb->has_from)
-    df_hex (sb->from, sb->from_hex);
-  df_hex (sb->to, sb->to_hex);
-
-  sb->commit = g_variant_get_data_as_bytes (commit);
-  guint8 actual[DF_SHA256_LEN];
-  df_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), actual);
-  if (memcmp (actual, sb->to, DF_SHA256_LEN) != 0)
-    {
-      char hex[65];
-      df_hex (actual, hex);
-      df_throw (error, DF_ERROR_CORRUPT, "superblock: the commit object hashes to %s, not to the declared %s", hex,
-                sb->to_hex);
-      return NULL;
-    }
   g_autoptr (GVariant) commitv
       = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, sb->commit, FALSE));
   if (!g_variant_is_normal_form (commitv) || !ostree_validate_structureof_commit (commitv, error))
@@ -407,7 +369,7 @@ parse_plain (GBytes *bytes, GError **error)
       g_variant_get (pv, "(@aytty@a" DF_ENTRY_TYPE ")", &sha, &csize, &usize, &p->kind, &entries);
       p->compressed_size = GUINT64_FROM_LE (csize);
       p->uncompressed_size = GUINT64_FROM_LE (usize);
-      if (!get_checksum (sha, FALSE, p->sha256, NULL, "part SHA-256", error))
+      if (!df_checksum_from_variant (sha, FALSE, p->sha256, NULL, "superblock: part SHA-256", error))
         return (g_prefix_error (error, "part %u: ", i), NULL);
       if (p->kind != DF_PART_KIND_CONTENT && p->kind != DF_PART_KIND_METADATA)
         {
@@ -470,27 +432,14 @@ parse_plain (GBytes *bytes, GError **error)
 DfSuperblock *
 df_superblock_parse (GBytes *bytes, GError **error)
 {
-  g_autoptr (GBytes) inner = NULL, signed_data = NULL;
-  g_autoptr (GPtrArray) sigs = NULL;
-  if (!df_signed_open (bytes, &inner, &signed_data, &sigs, error))
-    return NULL;
-  DfSuperblock *sb = parse_plain (inner, error);
-  if (sb == NULL)
-    return NULL;
-  /* The file as published (the envelope, when signed) is what an index
-   * lists and what the apply state is named after. */
-  sb->file_size = g_bytes_get_size (bytes);
-  df_sha256 (g_bytes_get_data (bytes, NULL), sb->file_size, sb->file_sha256);
-  sb->signed_data = g_steal_pointer (&signed_data);
-  sb->signatures = g_steal_pointer (&sigs);
-  return sb;
+  return df_signed_file_parse (bytes, (DfPlainParser)parse_plain, G_STRUCT_OFFSET (DfSuperblock, file), error);
 }
 
 gboolean
 df_superblock_check_signature (const DfSuperblock *sb, const DfKeyring *keys, gboolean require, gboolean *out_verified,
                                GError **error)
 {
-  return df_signature_policy (sb->signed_data, sb->signatures, keys, require, out_verified, error);
+  return df_signature_policy (sb->file.signed_data, sb->file.signatures, keys, require, out_verified, error);
 }
 
 DfSuperblock *

@@ -66,10 +66,7 @@ typedef struct
   GBytes *commitmeta; /* detached metadata a{sv}, possibly empty */
   guint n_parts;
   DfPart *parts;
-  guint64 file_size;
-  guint8 file_sha256[DF_SHA256_LEN]; /* of the whole superblock file */
-  GBytes *signed_data;               /* signed envelope: the bytes signed, else NULL */
-  GPtrArray *signatures;             /* signed envelope: its ed25519 signatures (GBytes) */
+  DfSignedFile file; /* the superblock file as published: size, SHA-256, envelope */
 } DfSuperblock;
 
 DfSuperblock *df_superblock_new (void);
