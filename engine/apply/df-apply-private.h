@@ -114,6 +114,14 @@ gboolean df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, GBytes *sb_b
                                    const DfApplyOptions *aopts, DfApplyResult *result, GCancellable *cancellable,
                                    GError **error);
 
+/* Commits the transaction holding commit @to_hex and what it references.
+ * libostree moves the staged objects into objects/ one by one, the commit
+ * object possibly before its trees, so for that window the commit is
+ * marked partial (as libostree's pull does): a kill then leaves an
+ * unfinished commit that fsck skips and a rerun completes, not a commit
+ * with missing trees. */
+gboolean df_apply_commit_transaction (OstreeRepo *repo, const char *to_hex, GCancellable *c, GError **error);
+
 /* Rollback protection: FALSE (DF_ERROR_DOWNGRADE) when @ref points at a
  * commit whose timestamp is later than that of @commit (checksum
  * @checksum), unless @allow. */

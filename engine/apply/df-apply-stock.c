@@ -660,7 +660,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
   if (opts->ref)
     ostree_repo_transaction_set_ref (repo, NULL, opts->ref, sb->to_hex);
   df_object_writer_stop_writeback (r->writer);
-  if (!ostree_repo_commit_transaction (repo, NULL, r->c, error))
+  if (!df_apply_commit_transaction (repo, sb->to_hex, r->c, error))
     return FALSE;
   df_object_writer_get_stats (r->writer, &result->objects_written, &result->content_bytes);
   return TRUE;

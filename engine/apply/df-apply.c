@@ -841,7 +841,6 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
       a->result.parts_applied = a->parts_applied;
       a->progress.phase = DF_PHASE_COMMIT;
       report (a, TRUE);
-      OstreeRepoTransactionStats stats;
       if (df_object_writer_finish_splits (a->writer, a->cancellable, &local)
           && (a->complete_checked || check_complete (a, &local))
           && finish_commit (a, &local))
@@ -849,7 +848,7 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
           if (a->opts->ref)
             ostree_repo_transaction_set_ref (a->repo, NULL, a->opts->ref, a->sb->to_hex);
           df_object_writer_stop_writeback (a->writer);
-          if (ostree_repo_commit_transaction (a->repo, &stats, a->cancellable, &local))
+          if (df_apply_commit_transaction (a->repo, a->sb->to_hex, a->cancellable, &local))
             {
               a->in_txn = FALSE;
               df_object_writer_get_stats (a->writer, &a->result.objects_written, &a->result.content_bytes);
@@ -906,6 +905,14 @@ df_apply_session_free (DfApplySession *a)
   g_mutex_clear (&a->lock);
   g_cond_clear (&a->cond);
   g_free (a);
+}
+
+gboolean
+df_apply_commit_transaction (OstreeRepo *repo, const char *to_hex, GCancellable *c, GError **error)
+{
+  return ostree_repo_mark_commit_partial (repo, to_hex, TRUE, error)
+         && ostree_repo_commit_transaction (repo, NULL, c, error)
+         && ostree_repo_mark_commit_partial (repo, to_hex, FALSE, error);
 }
 
 gboolean
