@@ -1,30 +1,93 @@
 #!/bin/bash
-# Disk full mid-apply: a clean "no space" error (exit 7), the repo intact and
-# fsck-clean with the ref unchanged, and success once space is freed.
+# Disk full mid-apply (case 21 of HOSTILE-CASES.md), for the native apply,
+# the stock-delta apply and the fetch from nginx: each runs on a 24 MiB tmpfs
+# holding v1, where v2's 40 MB file cannot fit. Each must stop with a clean
+# "no space" error (exit 7, one line), leave objects/, the ref and fsck as
+# they were, and succeed once the filesystem is grown.
 . "$(dirname "$0")/lib.sh"
 
 if [ "$(id -u)" != 0 ]; then echo "1..0 # SKIP needs root to mount a tmpfs"; exit 0; fi
 make_tree v1 1 --no-owner && make_tree v2 2 --no-owner --large-file=40000000 || { not_ok "trees"; finish; exit 1; }
-src=$T/src
+src=$T/www/repo
+mkdir -p "$T/www"
 make_src_repo "$src" archive
 c1=$(rev "$src" os^) c2=$(rev "$src" os)
 "$DF" generate -q --repo="$src" --empty --to=os^ --out="$T/scratch" >/dev/null
 "$DF" generate -q --repo="$src" --from=os^ --to=os --out="$T/delta" >/dev/null
+"$DF" generate -q --repo="$src" --from=os^ --to=os >/dev/null # served by nginx
+mkdir -p "$T/stock"
+ostree static-delta generate --repo="$src" --from="$c1" --to="$c2" --filename="$T/stock/superblock" >/dev/null
+start_nginx "$T/www" || { not_ok "nginx did not start"; finish; exit 1; }
+url=http://127.0.0.1:$NGINX_PORT/repo
 
-mnt=$T/small
+# full_case NAME CMD...: CMD (with REPO in its arguments replaced by the
+# device repo) on a fresh 24 MiB tmpfs holding v1 must fail for space and
+# leave the repo as it was; after the tmpfs grows to 256 MiB it succeeds.
+full_case () {
+  local name=$1 mnt=$T/small-$1 repo before a args=()
+  shift
+  mkdir -p "$mnt"
+  mount -t tmpfs -o size=24m tmpfs "$mnt" || { not_ok "$name: mount tmpfs"; return; }
+  cleanup_hooks+=("umount -l '$mnt'")
+  repo=$mnt/repo
+  for a in "$@"; do args+=("${a//REPO/$repo}"); done
+  ostree init --repo="$repo" --mode=bare-user
+  "$DF" apply -q --repo="$repo" --commit="$c1" --ref=os "$T/scratch"
+  check "$name: v1 fits on the small filesystem" test "$(rev "$repo" os)" = "$c1"
+  before=$(objects_list "$repo")
+  expect_exit 7 "$name: on a full filesystem" "${args[@]}"
+  check "$name: the error says no space" grep -qi "space" "$T/ee.err"
+  check "$name: ref unchanged" test "$(rev "$repo" os)" = "$c1"
+  check "$name: objects/ unchanged" test "$before" = "$(objects_list "$repo")"
+  check "$name: repo fsck-clean" ostree fsck --repo="$repo"
+  mount -o remount,size=256m "$mnt"
+  expect_exit 0 "$name: after space is freed" "${args[@]}"
+  check "$name: fsck + checkout identical to v2" checkout_matches "$repo" "$c2" "$T/v2"
+  umount -l "$mnt"
+}
+
+full_case native "$DF" apply --repo=REPO --commit="$c2" --ref=os "$T/delta"
+# The stock delta leaves v2's large file out as a fallback object: --url.
+full_case stock "$DF" apply --repo=REPO --commit="$c2" --ref=os --url="$url" "$T/stock"
+# fetch refuses before downloading when the declared sizes do not fit.
+full_case fetch "$DF" fetch --repo=REPO --commit="$c2" --ref=os --url="$url"
+
+# The disk fills while a fetch downloads (another writer takes the space the
+# free-space check saw): exit 7 mid-transfer, the repo as it was; once the
+# other file is gone, a rerun completes and reuses what was downloaded. The
+# server is slowed to 64 KiB/s per connection so the fetch is still running
+# when the filler arrives.
+start_nginx "$T/www" "" "limit_rate 64k;" || { not_ok "rate-limited nginx did not start"; finish; exit 1; }
+slow=http://127.0.0.1:$NGINX_PORT/repo
+mnt=$T/small-mid
 mkdir -p "$mnt"
-mount -t tmpfs -o size=24m tmpfs "$mnt" || { not_ok "mount tmpfs"; finish; exit 1; }
-cleanup_hooks+=("umount -l '$mnt'")
+mount -t tmpfs -o size=160m tmpfs "$mnt" && cleanup_hooks+=("umount -l '$mnt'")
 repo=$mnt/repo
 ostree init --repo="$repo" --mode=bare-user
 "$DF" apply -q --repo="$repo" --commit="$c1" --ref=os "$T/scratch"
-check "v1 fits on the small filesystem" test "$(rev "$repo" os)" = "$c1"
 before=$(objects_list "$repo")
-expect_exit 7 "apply on a full filesystem" "$DF" apply --repo="$repo" --commit="$c2" --ref=os "$T/delta"
-check "ref unchanged" test "$(rev "$repo" os)" = "$c1"
-check "objects/ unchanged" test "$before" = "$(objects_list "$repo")"
-check "repo fsck-clean" ostree fsck --repo="$repo"
-mount -o remount,size=256m "$mnt"
-expect_exit 0 "apply after space is freed" "$DF" apply --repo="$repo" --commit="$c2" --ref=os "$T/delta"
-check "fsck + checkout identical to v2" checkout_matches "$repo" "$c2" "$T/v2"
+"$DF" fetch --repo="$repo" --commit="$c2" --ref=os --url="$slow" --json >"$T/mid.json" 2>"$T/mid.err" &
+pid=$!
+# Once 64 KiB of parts is on disk, take all but 256 KiB of what is free.
+for _ in $(seq 200); do
+  [ "$(du -sb "$repo"/tmp/deltafetch-fetch-* 2>/dev/null | awk '{s += $1} END {print s + 0}')" -gt 65536 ] && break
+  sleep 0.05
+done
+free=$(($(stat -f -c '%a * %S' "$mnt")))
+fallocate -l $((free - 262144)) "$mnt/filler"
+rc=0; wait "$pid" || rc=$?
+check "fetch mid-transfer: exit 7 once the disk filled (exit $rc)" test "$rc" = 7
+check "fetch mid-transfer: one stderr line, about space" \
+  bash -c "[ \$(wc -l <'$T/mid.err') = 1 ] && grep -qi 'space' '$T/mid.err'"
+check "fetch mid-transfer: not the check before the download" bash -c "! grep -q 'not enough free space' '$T/mid.err'"
+diag "stderr: $(cat "$T/mid.err")"
+check "fetch mid-transfer: ref unchanged" test "$(rev "$repo" os)" = "$c1"
+check "fetch mid-transfer: objects/ unchanged" test "$before" = "$(objects_list "$repo")"
+check "fetch mid-transfer: repo fsck-clean" ostree fsck --repo="$repo"
+rm -f "$mnt/filler"
+expect_exit 0 "fetch mid-transfer: rerun after space is freed" \
+  "$DF" fetch --repo="$repo" --commit="$c2" --ref=os --url="$url" --json
+check "fetch mid-transfer: the rerun reused downloaded bytes" \
+  bash -c "grep '\"event\":\"done\"' '$T/ee.out' | grep -qv '\"bytes_reused\":0,'"
+check "fetch mid-transfer: fsck + checkout identical to v2" checkout_matches "$repo" "$c2" "$T/v2"
 finish

@@ -347,7 +347,55 @@ rc_is 0 "ETag changes on two requests"
 completed "ETag changes twice"
 done_ge retries 1 "ETag changes twice"
 
-# 15. kill -9 in the middle of a trickled fetch, then a rerun: the ref is
+# 15. Lying lengths (case 3 of HOSTILE-CASES.md). A chunked reply carrying
+# 64 KiB more than the range: the write callback refuses the first byte past
+# the range, and the mirror is demoted at once, as for every reply that
+# breaks the protocol. One mirror: exit 9 naming the excess, nothing written.
+# With nginx as a second mirror: completed through nginx.
+rules '[{"match": "'"$PARTS"'", "fault": "chunked_more", "extra": 65536}]'
+fetch_case chunked-more --url="$bad" --retries=1
+rc_is 9 "chunked reply longer than the range, one mirror"
+check "chunked longer: the error names the excess" grep -q "more than the" "$ERR"
+within 30000 "chunked longer"
+untouched "chunked longer"
+fetch_case chunked-more-mirror --url="$bad" --url="$good"
+rc_is 0 "chunked reply longer than the range, nginx second"
+completed "chunked longer + good mirror"
+done_ge mirror_switches 1 "chunked longer + good mirror"
+check "chunked longer + good mirror: nginx served parts" \
+  bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q '/deltas/$c1-$c2/[0-9]'"
+# A correct Content-Length followed by 1 MiB more before the close: libcurl
+# stops at the declared length, the excess never reaches the part store, the
+# downloaded bytes are exactly the delta's.
+rules '[{"match": "'"$PARTS"'", "fault": "lying_length", "extra": 1048576}]'
+fetch_case lying-length --url="$bad"
+rc_is 0 "Content-Length then 1 MiB more, close-delimited"
+completed "Content-Length then more"
+dl=$(jget "$OUT" bytes_downloaded) db=$(jget "$OUT" delta_bytes)
+check "Content-Length then more: downloaded $dl <= delta $db + index + superblock" \
+  test "${dl:-x}" -le "$((db + idx_size + sb_size))"
+# A Content-Length larger than the range asked for: refused on the headers.
+rules '[{"match": "'"$PARTS"'", "fault": "lying_length", "declared": 999999999}]'
+fetch_case lying-declared --url="$bad" --retries=1
+rc_is 9 "Content-Length larger than the range"
+check "Content-Length larger than the range: refused for its Content-Length" grep -q "Content-Length" "$ERR"
+untouched "Content-Length larger than the range"
+
+# 16. Headers and 1000 body bytes, then silence (case 5). Always, one mirror:
+# slow retrieval (exit 10) within the low-speed window per attempt. On the
+# first two requests: retried and completed.
+rules '[{"match": "'"$PARTS"'", "fault": "stall", "after": 1000, "seconds": 60}]'
+fetch_case stall-body --url="$bad" --retries=1
+rc_is 10 "stall after the headers, one mirror"
+within 20000 "stall after the headers"
+untouched "stall after the headers"
+rules '[{"match": "'"$PARTS"'", "fault": "stall", "after": 1000, "seconds": 60, "count": 2}]'
+fetch_case stall-body-twice --url="$bad"
+rc_is 0 "stall after the headers, twice"
+completed "stall after the headers twice"
+done_ge retries 1 "stall after the headers twice"
+
+# 17. kill -9 in the middle of a trickled fetch, then a rerun: the ref is
 # still v1 after the kill, the rerun reuses what was downloaded, and both
 # runs together download at most the delta plus one range per connection
 # (plus the index and superblock twice).
@@ -389,7 +437,7 @@ dl=$(jget "$OUT" bytes_downloaded) db=$(jget "$OUT" delta_bytes)
 bound=$((db + 4 * 65536 + idx_size + sb_size))
 check "kill -9: first run $first + rerun $dl bytes <= $bound" test "$((first + ${dl:-999999999}))" -le "$bound"
 
-# 16. A server that accepts connections and never answers, with nginx as a
+# 18. A server that accepts connections and never answers, with nginx as a
 # second mirror: completes through nginx.
 rules '[{"match": "*", "fault": "stall_before_headers", "seconds": 60}]'
 fetch_case stall --url="$bad" --url="$good"

@@ -87,10 +87,14 @@ df_error_normalize (GError **error, const char *prefix)
     return;
   GError *e = *error;
   /* libostree reports ENOSPC both as G_IO_ERROR_NO_SPACE and as a message
-   * carrying strerror(ENOSPC) in other codes. */
+   * carrying strerror(ENOSPC) in other codes, and its own reserve
+   * (min-free-space-percent or -size in the repo config) as a plain
+   * "... would be exceeded" message. */
   gboolean nospace = g_error_matches (e, G_IO_ERROR, G_IO_ERROR_NO_SPACE)
                      || strstr (e->message, g_strerror (ENOSPC)) != NULL
-                     || strstr (e->message, g_strerror (EDQUOT)) != NULL;
+                     || strstr (e->message, g_strerror (EDQUOT)) != NULL
+                     || (strstr (e->message, "min-free-space-") != NULL
+                         && strstr (e->message, "would be exceeded") != NULL);
   if (nospace)
     {
       GError *n

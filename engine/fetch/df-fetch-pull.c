@@ -41,7 +41,11 @@ df_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable 
       ostree_repo_remote_change (repo, NULL, OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS, FALLBACK_REMOTE, NULL, NULL, c,
                                  NULL);
       if (!ostree_repo_remote_change (repo, NULL, OSTREE_REPO_REMOTE_CHANGE_ADD, FALLBACK_REMOTE, url, ropts, c, &e))
-        return df_throw (error, DF_ERROR_IO, "configuring the fallback pull: %s", e->message);
+        {
+          g_propagate_error (error, g_steal_pointer (&e));
+          df_error_normalize (error, "configuring the fallback pull");
+          return FALSE;
+        }
       GVariantBuilder b;
       g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
       const char *refs[] = { o->commit, NULL };
@@ -74,6 +78,13 @@ df_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable 
           if (o->ref && !ostree_repo_set_ref_immediate (repo, NULL, o->ref, o->commit, c, error))
             return FALSE;
           return TRUE;
+        }
+      /* A full disk is not the mirror's fault: no other mirror can help. */
+      df_error_normalize (&e, "libostree's pull");
+      if (g_error_matches (e, DF_ERROR, DF_ERROR_NO_SPACE))
+        {
+          g_propagate_error (error, g_steal_pointer (&e));
+          return FALSE;
         }
       g_free (last);
       last = g_strdup_printf ("%s: %s", url, e->message);

@@ -1598,6 +1598,23 @@ apply_options (Fetch *f)
   return aopts;
 }
 
+/* What applying native part @dp adds to the disk: the objects its entries
+ * produce, and the chunks of split objects twice (staged, then the object
+ * assembled from them). Its payload size would undercount diff entries. */
+static guint64
+native_part_output (const DfPart *dp)
+{
+  guint64 out = 0;
+  for (guint j = 0; j < dp->n_entries; j++)
+    {
+      const DfEntry *e = &dp->entries[j];
+      out += e->length;
+      if (e->objtype == OSTREE_OBJECT_TYPE_FILE && e->length != e->object_size)
+        out += e->length;
+    }
+  return out;
+}
+
 /* Downloads and applies the native delta whose superblock @sb_bytes
  * (verified against the index) describes. */
 static gboolean
@@ -1633,7 +1650,7 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
         const DfPart *dp = &f->sb->parts[i];
         if ((pass == 0) != (dp->kind == DF_PART_KIND_METADATA))
           continue;
-        if (!part_plan (f, i, dp->compressed_size, dp->sha256, dp->uncompressed_size,
+        if (!part_plan (f, i, dp->compressed_size, dp->sha256, native_part_output (dp),
                         df_apply_session_part_needed (f->session, i), error))
           return FALSE;
         if (f->fatal)
