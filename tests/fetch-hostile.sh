@@ -163,19 +163,37 @@ untouched () {
 # within MS-LIMIT DESC: the last fetch took less than MS-LIMIT ms
 within () { check "$2: took $MS ms < $1 ms" test "$MS" -lt "$1"; }
 
+# A clean fetch from nginx: what the v1 -> v2 fetch downloads.
+fetch_case clean --url="$good"
+rc_is 0 "clean fetch from nginx"
+clean_dl=$(jget "$OUT" bytes_downloaded)
+
+# no_redownload DESC: the last fetch downloaded no byte twice: the retry of
+# a cut range asked only for the bytes after the cut.
+no_redownload () {
+  local dl
+  dl=$(jget "$OUT" bytes_downloaded)
+  check "$1: downloaded $dl = $clean_dl of a clean fetch (the rest of a cut range only)" \
+    test "${dl:-x}" = "${clean_dl:-y}"
+  check "$1: a retry asked for the rest of a range" \
+    test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["range"] and int(e["range"].split("=")[1].split("-")[0]) % 65536 != 0)')" -ge 1
+}
+
 # 1. The connection is cut (FIN) 1000 bytes into a part, twice: retried.
 rules '[{"match": "'"$PARTS"'", "fault": "truncate", "after": 1000, "count": 2}]'
 fetch_case truncate --url="$bad"
 rc_is 0 "truncate: connection cut mid-part twice"
 completed "truncate"
 done_ge retries 1 "truncate"
+no_redownload "truncate"
 
-# 2. TCP reset mid-part, twice: retried.
+# 2. TCP reset mid-part, twice: retried (case 22 of HOSTILE-CASES.md).
 rules '[{"match": "'"$PARTS"'", "fault": "reset", "after": 1000, "count": 2}]'
 fetch_case reset --url="$bad"
 rc_is 0 "reset: TCP RST mid-part twice"
 completed "reset"
 done_ge retries 1 "reset"
+no_redownload "reset"
 
 # 3. The server ignores Range and answers 200 with the whole part: the whole
 # part is taken (the mirror stays in use), and no more than one whole copy

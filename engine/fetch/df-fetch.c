@@ -204,6 +204,7 @@ typedef struct
   Part *part;
   guint slot; /* range number within the part */
   guint64 off, len;
+  guint64 got;    /* bytes from off already in the part file (a cut transfer): the retry asks for the rest */
   guint attempts; /* failures on attempts_mirror */
   guint attempts_mirror;
   guint mirrors_failed; /* mirrors demoted while this range was failing */
@@ -882,6 +883,8 @@ part_reset (Fetch *f, Part *p)
   p->generation++;
   memset (p->done, 0, p->n_ranges);
   memset (p->recorded, 0, p->n_ranges);
+  for (guint r = 0; r < p->n_ranges; r++)
+    p->ranges[r].got = 0;
   p->remaining = p->n_ranges;
   p->etag[0] = '\0';
   p->mirrors_used = 0;
@@ -1081,7 +1084,7 @@ schedule (Fetch *f)
       r->queued = FALSE;
       g_autofree char *rel = p->rel ? g_strdup (p->rel) : g_strdup_printf ("%s/%u", f->delta_rel, p->index);
       Xfer *x = whole ? xfer_new (f, m, rel, 0, p->size, p->size, FALSE)
-                      : xfer_new (f, m, rel, r->off, r->len, p->size, TRUE);
+                      : xfer_new (f, m, rel, r->off + r->got, r->len - r->got, p->size, TRUE);
       if (p->etag[0] && p->etag_mirror == (guint)m && !p->ignore_etag && !whole)
         {
           g_autofree char *h = g_strdup_printf ("If-Range: %s", p->etag);
@@ -1139,6 +1142,24 @@ range_failed (Fetch *f, Xfer *x, Outcome out, DfError kind, const char *msg)
     {
       /* Another range convicted this mirror already: try the next one. */
       requeue (f, r);
+      return;
+    }
+  /* A cut transfer's bytes stay: the retry (on any mirror) asks for the rest
+   * of the range, and the part's SHA-256 judges the whole. A mirror that
+   * answered wrongly gets nothing kept. */
+  if (out == OUTCOME_RETRY && !x->full)
+    r->got += x->received;
+  else
+    r->got = 0;
+  if (r->got >= r->len)
+    {
+      /* Every byte arrived before the failure. */
+      r->got = 0;
+      if (!p->done[r->slot])
+        {
+          p->done[r->slot] = 1;
+          p->remaining--;
+        }
       return;
     }
   if (r->attempts_mirror != x->mirror)
