@@ -64,10 +64,19 @@ ostree summary --repo="$repo" -u
 native_bytes=$(find "$repo/deltafetch/v1/deltas/$from-$to" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
 stock_bytes=$(ostree static-delta show --repo="$repo" "$from-$to" 2>/dev/null | awk '/^Total Size:/ { print $3 }' || true)
 
-# nginx: one port plain, one with the per-connection rate limit.
-port=$((20000 + RANDOM % 20000))
+# nginx: one port plain, one with the per-connection rate limit (and the
+# same for the stock view). A port taken meanwhile (another server, or a
+# client's ephemeral port) means another try with other ports.
 mkdir -p "$w/nginx"
-cat >"$w/nginx.conf" <<CONF
+# The stock server: the same repository without deltafetch/.
+mkdir -p "$w/stock-view/$(basename "$repo")"
+for x in config delta-indexes deltas objects refs summary; do
+  [ -e "$repo/$x" ] && ln -s "$repo/$x" "$w/stock-view/$(basename "$repo")/$x"
+done
+started=
+for _try in 1 2 3 4 5 6 7 8; do
+  port=$((20000 + RANDOM % 20000))
+  cat >"$w/nginx.conf" <<CONF
 daemon on;
 worker_processes 2;
 pid $w/nginx/pid;
@@ -86,12 +95,9 @@ http {
   server { listen 127.0.0.1:$((port + 3)); root $w/stock-view; limit_rate $rate; }
 }
 CONF
-# The stock server: the same repository without deltafetch/.
-mkdir -p "$w/stock-view/$(basename "$repo")"
-for x in config delta-indexes deltas objects refs summary; do
-  [ -e "$repo/$x" ] && ln -s "$repo/$x" "$w/stock-view/$(basename "$repo")/$x"
+  if nginx -c "$w/nginx.conf" -p "$w/nginx" 2>"$w/nginx/start.err"; then started=1; break; fi
 done
-nginx -c "$w/nginx.conf" -p "$w/nginx"
+[ -n "$started" ] || { cat "$w/nginx/start.err" >&2; echo "bench-fetch: nginx did not start" >&2; exit 1; }
 log=$w/nginx/access.log
 rname=$(basename "$repo")
 

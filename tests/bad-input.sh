@@ -40,6 +40,16 @@ try_refused extra-unreferenced-object 5 "$d" --commit="$c2"
 check "extra object never reached the repo" test ! -e "$T/repo-extra-unreferenced-object/objects/${extra:0:2}/${extra:2}.file"
 grep -q "not referenced" "$T/ee.err" && ok "error names the unreferenced object" || not_ok "error names the unreferenced object"
 
+# Path traversal in a dirtree of the trusted commit itself (a commit that
+# hashes right but names a file ".." or "a/b"): refused by the walk before
+# anything is written.
+for name in .. a/b; do
+  tag=name-${name//\//-}
+  d=$(mutate "$tag"); bad=$(tool bad-name "$d" "$name") || continue
+  try_refused "dirtree-entry-$tag" 3 "$d" --commit="$bad"
+  check "dirtree entry named $name: the error says the dirtree is invalid" grep -qiE "invalid|malformed" "$T/ee.err"
+done
+
 d=$(mutate unsized); tool unsized-part "$d" "$last"
 try_refused part-without-declared-size 3 "$d" --commit="$c2"
 

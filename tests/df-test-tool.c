@@ -6,6 +6,10 @@
  *                                        re-compress it and fix the part's hash and size
  *   df-test-tool corrupt-chunk DELTA     the same for a later chunk of an object split across parts
  *   df-test-tool extra-object DELTA      add a valid file object the commit does not reference
+ *   df-test-tool bad-name DELTA NAME     give the root directory one more file entry named NAME
+ *                                        (e.g. "..", "a/b"), rehash the dirtree and the commit and
+ *                                        make the delta lead to that commit (printed): consistent
+ *                                        but for the name
  *   df-test-tool unsized-part DELTA N    re-compress part N without a content size
  *   df-test-tool grown-part DELTA N      re-compress part N with extra bytes beyond its
  *                                        declared size (hash and size fixed up)
@@ -241,6 +245,104 @@ cmd_extra_object (const char *dir)
   df_hex (csum, hex);
   printf ("%s\n", hex);
   return 0;
+}
+
+static int
+cmd_bad_name (const char *dir, const char *name)
+{
+  g_autoptr (DfSuperblock) sb = load (dir);
+  g_autoptr (GVariant) commit
+      = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(a{sv}aya(say)sstayay)"), sb->commit, FALSE));
+  g_autoptr (GVariant) root_v = g_variant_get_child_value (commit, 6);
+  if (g_variant_get_size (root_v) != DF_SHA256_LEN)
+    die ("commit without a root tree");
+  const guint8 *root = g_variant_get_data (root_v);
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      DfPart *p = &sb->parts[i];
+      if (p->kind != DF_PART_KIND_METADATA)
+        continue;
+      g_autoptr (GBytes) payload = read_payload (dir, sb, i);
+      g_autoptr (GError) error = NULL;
+      DfPartReader r;
+      if (!df_part_reader_init (&r, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload), p->raw_size, &error))
+        die ("%s", error->message);
+      gint found = -1;
+      GByteArray *sec[DF_SECTION_COUNT];
+      for (guint k = 0; k < DF_SECTION_COUNT; k++)
+        {
+          sec[k] = g_byte_array_new ();
+          if (k != DF_SECTION_RAW)
+            g_byte_array_append (sec[k], r.data[k], r.len[k]);
+        }
+      guint8 new_root[DF_SHA256_LEN];
+      for (guint j = 0; j < p->n_entries; j++)
+        {
+          DfEntry *e = &p->entries[j];
+          const guint8 *obj = df_part_reader_take (&r, DF_SECTION_RAW, e->data_size, NULL);
+          if (e->objtype != OSTREE_OBJECT_TYPE_DIR_TREE || memcmp (e->checksum, root, DF_SHA256_LEN) != 0
+              || e->encoding != DF_ENCODING_RAW)
+            {
+              g_byte_array_append (sec[DF_SECTION_RAW], obj, e->data_size);
+              continue;
+            }
+          /* The root dirtree, with NAME pointing at its first file (or at
+           * any checksum: the walk must stop at the name). */
+          g_autoptr (GVariant) tree = g_variant_ref_sink (
+              g_variant_new_from_data (G_VARIANT_TYPE ("(a(say)a(sayay))"), obj, e->data_size, FALSE, NULL, NULL));
+          g_autoptr (GVariant) files = g_variant_get_child_value (tree, 0);
+          g_autoptr (GVariant) dirs = g_variant_get_child_value (tree, 1);
+          GVariantBuilder fb;
+          g_variant_builder_init (&fb, G_VARIANT_TYPE ("a(say)"));
+          guint8 any[DF_SHA256_LEN] = { 0x42 };
+          g_variant_builder_add (&fb, "(s@ay)", name,
+                                 g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, any, DF_SHA256_LEN, 1));
+          for (gsize k = 0; k < g_variant_n_children (files); k++)
+            g_variant_builder_add_value (&fb, g_variant_get_child_value (files, k));
+          g_autoptr (GVariant) nt = g_variant_ref_sink (g_variant_new ("(@a(say)@a(sayay))",
+                                                                       g_variant_builder_end (&fb), g_steal_pointer (&dirs)));
+          gsize len = g_variant_get_size (nt);
+          g_byte_array_append (sec[DF_SECTION_RAW], g_variant_get_data (nt), len);
+          df_sha256 (g_variant_get_data (nt), len, new_root);
+          memcpy (e->checksum, new_root, DF_SHA256_LEN);
+          e->data_size = e->length = e->object_size = len;
+          found = (gint)j;
+        }
+      if (found < 0)
+        {
+          for (guint k = 0; k < DF_SECTION_COUNT; k++)
+            g_byte_array_unref (sec[k]);
+          continue;
+        }
+      GByteArray *buf = df_part_payload_assemble (sec);
+      for (guint k = 0; k < DF_SECTION_COUNT; k++)
+        g_byte_array_unref (sec[k]);
+      p->raw_size = 0;
+      for (guint j = 0; j < p->n_entries; j++)
+        p->raw_size += p->entries[j].data_size;
+      p->uncompressed_size = buf->len;
+      g_autoptr (GBytes) file = compress_with (buf->data, buf->len, TRUE);
+      g_byte_array_unref (buf);
+      store_part (dir, sb, i, file);
+
+      /* The commit, pointing at the new root. */
+      GVariantBuilder cb;
+      g_variant_builder_init (&cb, G_VARIANT_TYPE ("(a{sv}aya(say)sstayay)"));
+      for (gsize k = 0; k < g_variant_n_children (commit); k++)
+        g_variant_builder_add_value (
+            &cb, k == 6 ? g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, new_root, DF_SHA256_LEN, 1)
+                        : g_variant_get_child_value (commit, k));
+      g_autoptr (GVariant) nc = g_variant_ref_sink (g_variant_builder_end (&cb));
+      g_bytes_unref (sb->commit);
+      sb->commit = g_variant_get_data_as_bytes (nc);
+      df_sha256 (g_variant_get_data (nc), g_variant_get_size (nc), sb->to);
+      df_hex (sb->to, sb->to_hex);
+      save_superblock (dir, sb);
+      printf ("%s\n", sb->to_hex);
+      return 0;
+    }
+  die ("the root dirtree is not in the delta");
+  return 1;
 }
 
 static int
@@ -789,6 +891,8 @@ main (int argc, char **argv)
     return corrupt_entry (dir, TRUE);
   if (strcmp (cmd, "extra-object") == 0)
     return cmd_extra_object (dir);
+  if (strcmp (cmd, "bad-name") == 0 && argc == 4)
+    return cmd_bad_name (dir, argv[3]);
   if (strcmp (cmd, "check-envelope") == 0 && argc == 4)
     return cmd_check_envelope (dir, argv[3]);
   if (strcmp (cmd, "swap-signed") == 0 && argc == 4)

@@ -10,17 +10,30 @@
 # re-download.
 . "$(dirname "$0")/lib.sh"
 
-publish_pair
-
-ddir=$src/deltafetch/v1/deltas/$c1-$c2
-idx_size=$(stat -c %s "$src/deltafetch/v1/indexes/$c2.index")
+# DF_HOSTILE_DELTA=stock (tests/fetch-hostile-stock.sh): the server holds
+# only stock deltas (from scratch to v1, v1 -> v2) and their indexes, so the
+# same faults hit the stock path (xz parts, delta-indexes/).
+KIND=${DF_HOSTILE_DELTA:-native}
+if [ "$KIND" = stock ]; then
+  serve_pair
+  ostree static-delta generate --repo="$src" --empty --to=os^ >/dev/null
+  ostree static-delta generate --repo="$src" --from=os^ --to=os >/dev/null
+  ostree summary -u --repo="$src"
+  ddir=$src/$(cd "$src" && find deltas -mindepth 2 -maxdepth 2 -type d -name '*-*')
+  idx_size=$(stat -c %s "$src/delta-indexes/${c2:0:2}/${c2:2}.index")
+else
+  publish_pair
+  ddir=$src/deltafetch/v1/deltas/$c1-$c2
+  idx_size=$(stat -c %s "$src/deltafetch/v1/indexes/$c2.index")
+fi
+DREL=${ddir#"$src"/}
 sb_size=$(stat -c %s "$ddir/superblock")
 # The largest part of the v1 -> v2 delta: size and number.
 read -r big_size big_part < <(for f in "$ddir"/[0-9]*; do echo "$(stat -c %s "$f") ${f##*/}"; done | sort -n | tail -1)
 diag "v1 -> v2 delta: $(find "$ddir" -type f -name '[0-9]*' | wc -l) parts, largest is part $big_part ($big_size bytes)"
 # fnmatch globs (on the URL path) for the fault server's rules.
-PARTS="*/deltas/$c1-$c2/[0-9]*" # every part of the v1 -> v2 delta
-BIG="*/deltas/$c1-$c2/$big_part"
+PARTS="*/$DREL/[0-9]*" # every part of the v1 -> v2 delta
+BIG="*/$DREL/$big_part"
 
 # ---------------------------------------------------------------- servers
 
@@ -99,7 +112,9 @@ ostree init --repo="$base" --mode=bare
 check "device: v1 fetched from scratch from nginx" \
   "$DF" fetch --repo="$base" --url="$good" --commit="$c1" --ref=os --json
 cp "$T/check.out" "$T/base.json"
-check "device: the from-scratch path was taken" test "$(jget "$T/base.json" path)" = scratch
+want_path=scratch
+[ "$KIND" = stock ] && want_path=stock-scratch
+check "device: the from-scratch path ($want_path) was taken" test "$(jget "$T/base.json" path)" = "$want_path"
 check "device: v1 fsck-clean and identical" checkout_matches "$base" "$c1" "$T/v1"
 
 # run_fetch NAME [options...]: fetches v2 into $DEV under `timeout 60` with
@@ -196,8 +211,9 @@ done_ge retries 1 "reset"
 no_redownload "reset"
 
 # 3. The server ignores Range and answers 200 with the whole part: the whole
-# part is taken (the mirror stays in use), and no more than one whole copy
-# per connection comes down.
+# part is taken (the mirror stays in use). Every range in flight gets the
+# whole file; only the first reply is read, the others are dropped at their
+# headers, so each part comes down once: exactly what a clean fetch takes.
 rules '[{"match": "'"$PARTS"'", "fault": "ignore_range"}]'
 fetch_case ignore-range --url="$bad"
 rc_is 0 "ignore_range: whole-file 200 replies to ranged requests"
@@ -205,8 +221,8 @@ completed "ignore_range"
 check "ignore_range: ranged requests were answered 200" \
   test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["fault"] == "ignore_range" and e["range"] and e["status"] == 200)')" -ge 1
 check "ignore_range: the mirror was not demoted" test "$(jget "$OUT" mirror_switches)" = 0
-dl=$(jget "$OUT" bytes_downloaded) db=$(jget "$OUT" delta_bytes)
-check "ignore_range: downloaded $dl <= 4 connections x $db delta bytes" test "${dl:-x}" -le "$((4 * db))"
+dl=$(jget "$OUT" bytes_downloaded)
+check "ignore_range: downloaded $dl = $clean_dl of a clean fetch" test "${dl:-x}" = "${clean_dl:-y}"
 
 # 4. A 206 whose Content-Range is not what was asked: a wrong start, then a
 # 20-digit total. One mirror: refused (exit 9), nothing written. With nginx
@@ -225,7 +241,7 @@ rc_is 0 "bad Content-Range, then nginx as a second mirror"
 completed "bad Content-Range + good mirror"
 done_ge mirror_switches 1 "bad Content-Range + good mirror"
 check "bad Content-Range + good mirror: nginx served parts" \
-  bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q '/deltas/$c1-$c2/[0-9]'"
+  bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q '/$DREL/[0-9]'"
 
 # 5. A single range answered as multipart/byteranges: either understood or
 # refused; refused means nothing written.
@@ -381,7 +397,7 @@ rc_is 0 "chunked reply longer than the range, nginx second"
 completed "chunked longer + good mirror"
 done_ge mirror_switches 1 "chunked longer + good mirror"
 check "chunked longer + good mirror: nginx served parts" \
-  bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q '/deltas/$c1-$c2/[0-9]'"
+  bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q '/$DREL/[0-9]'"
 # A correct Content-Length followed by 1 MiB more before the close: libcurl
 # stops at the declared length, the excess never reaches the part store, the
 # downloaded bytes are exactly the delta's.
@@ -462,7 +478,7 @@ fetch_case stall --url="$bad" --url="$good"
 rc_is 0 "stalled first mirror, nginx second"
 completed "stalled mirror"
 done_ge mirror_switches 1 "stalled mirror"
-check "stalled mirror: nginx served parts" bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q '/deltas/$c1-$c2/[0-9]'"
+check "stalled mirror: nginx served parts" bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q '/$DREL/[0-9]'"
 # Failing over takes the index and superblock attempts on the stalled
 # mirror (2 x 2 s each at most), then nginx serves every part.
 check "stalled mirror: failed over in $MS ms < 12000 ms" test "$MS" -lt 12000

@@ -188,6 +188,15 @@ if bash "$DF_SRCDIR/tests/make-certs.sh" "$certs" >/dev/null 2>&1 &&
     --key="$certs/client.key" --retries=1 --no-pull-fallback
   expect_exit 9 "https: a wrong public-key pin is refused" "$DF" fetch --repo="$dev5" --url="$surl" --commit="$c1" \
     "${tls[@]}" --pin="sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" --retries=1 --no-pull-fallback
+  tls_port=$NGINX_PORT tls_log=$NGINX_LOG
+  if start_nginx "$T/www" "ssl" "ssl_certificate $certs/expired.pem; ssl_certificate_key $certs/expired.key;"; then
+    expect_exit 9 "https: an expired server certificate is refused" "$DF" fetch --repo="$dev5" \
+      --url="https://localhost:$NGINX_PORT/repo" --commit="$c1" --cacert="$certs/ca.pem" --retries=1 --no-pull-fallback
+    check "https: the expired certificate's error says so" grep -qi "expired" "$T/ee.err"
+  else
+    not_ok "nginx with an expired certificate did not start"
+  fi
+  NGINX_PORT=$tls_port NGINX_LOG=$tls_log
   check "https: nothing written by refused fetches" bash -c "[ -z \"\$(find '$dev5/objects' -type f)\" ]"
   expect_exit 0 "https: mutual TLS with the right pin fetches v1" "$DF" fetch --repo="$dev5" --url="$surl" \
     --commit="$c1" --ref=os "${tls[@]}" --pin="$(cat "$certs/server.pin")" --range-size=64K --json

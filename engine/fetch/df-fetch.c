@@ -227,6 +227,7 @@ struct _Part
   guint8 *recorded; /* per range: done and noted durably in the .ranges file */
   guint remaining;
   guint active; /* transfers writing into this part */
+  guint full_active; /* of which whole-file replies */
   int fd;
   char etag[256]; /* of the file on etag_mirror, when consistent so far */
   guint etag_mirror;
@@ -372,6 +373,7 @@ typedef struct
   gboolean file_changed;
   guint generation;    /* of the part when the transfer started */
   gboolean superseded; /* the part started over meanwhile */
+  gboolean moot;       /* a second whole-file reply for a part: dropped, its range waits */
   char errbuf[CURL_ERROR_SIZE];
 } Xfer;
 
@@ -461,8 +463,19 @@ check_response (Xfer *x)
                            cl, x->len);
           x->expect = x->len; /* an upper bound for small files */
         }
+      if (part && (part->full_active > 0 || part->remaining == 0))
+        {
+          /* Another reply brings (or brought) the whole file: a mirror that
+           * ignores Range answers every range in flight with all of it.
+           * Take nothing from this one; its range waits for that one. */
+          x->moot = TRUE;
+          return FALSE;
+        }
       if (part)
-        x->full = TRUE;
+        {
+          x->full = TRUE;
+          part->full_active++;
+        }
       if (part && x->ranged)
         x->f->mirrors[x->mirror].ignores_ranges = TRUE;
     }
@@ -778,7 +791,7 @@ fetch_small (Fetch *f, const char *rel, guint64 cap, gboolean *not_found, GError
               return NULL;
             }
           g_free (last);
-          last = g_strdup_printf ("%s%s: %s", f->mirrors[m].base, rel[0] ? "/" : "", msg);
+          last = g_strdup_printf ("%s%s%s: %s", f->mirrors[m].base, rel[0] ? "/" : "", rel, msg);
           if (status == 404 || status == 410)
             {
               n404++;
@@ -796,7 +809,12 @@ fetch_small (Fetch *f, const char *rel, guint64 cap, gboolean *not_found, GError
             g_usleep (backoff_us (attempt));
         }
     }
-  if (n404 > 0 && n404 == f->n_mirrors)
+  /* Not found when every mirror still in use says so: a mirror demoted for
+   * failing (now or earlier) serves nothing more in this fetch. */
+  guint usable = 0;
+  for (guint m = 0; m < f->n_mirrors; m++)
+    usable += !f->mirrors[m].demoted;
+  if (n404 > 0 && n404 == usable)
     {
       *not_found = TRUE;
       df_throw (error, DF_ERROR_NETWORK, "%s: not found on any mirror", rel);
@@ -1195,8 +1213,20 @@ transfer_done (Fetch *f, Xfer *x, CURLcode rc)
   Part *p = r->part;
   p->active--;
   f->active--;
+  if (x->full)
+    p->full_active--;
   g_ptr_array_remove_fast (f->xfers, x);
   p->downloaded += x->received;
+  if (x->moot)
+    {
+      requeue (f, r);
+      /* The whole-file reply may have finished the part meanwhile. */
+      if (p->remaining == 0 && p->active == 0 && !p->complete)
+        part_finish (f, p);
+      else
+        part_fd_release (p);
+      return;
+    }
   if (x->superseded || x->generation != p->generation)
     {
       /* Its range was queued again when the part started over. */
