@@ -471,7 +471,17 @@ dl=$(jget "$OUT" bytes_downloaded) db=$(jget "$OUT" delta_bytes)
 bound=$((db + 4 * 65536 + idx_size + sb_size))
 check "kill -9: first run $first + rerun $dl bytes <= $bound" test "$((first + ${dl:-999999999}))" -le "$bound"
 
-# 18. A server that accepts connections and never answers, with nginx as a
+# 18. A first mirror that answers 404 for the parts (a stale or partial
+# mirror), nginx second: demoted at once, completed through nginx.
+rules '[{"match": "'"$PARTS"'", "fault": "status", "code": 404}]'
+fetch_case mirror-404 --url="$bad" --url="$good"
+rc_is 0 "first mirror 404 for the parts, nginx second"
+completed "404 mirror"
+done_ge mirror_switches 1 "404 mirror"
+check "404 mirror: no part byte from the first mirror" \
+  test "$(fslog "$LOG_FROM" 'sum(e["bytes_sent"] for e in L if e["fault"] != "status" and "/'"$DREL"'/" in e["path"] and e["path"].rsplit("/", 1)[1].isdigit())')" = 0
+
+# 19. A server that accepts connections and never answers, with nginx as a
 # second mirror: completes through nginx.
 rules '[{"match": "*", "fault": "stall_before_headers", "seconds": 60}]'
 fetch_case stall --url="$bad" --url="$good"
