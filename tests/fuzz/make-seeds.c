@@ -3,7 +3,8 @@
  * were made):
  *   make-seeds diff DIR               diffs made by the generator's encoder
  *   make-seeds filez DIR              .filez objects made by libostree
- *   make-seeds stock-part DIR DELTA   every part of a stock delta, decoded */
+ *   make-seeds stock-part DIR DELTA   every part of a stock delta, decoded
+ *   make-seeds part DIR DELTA         every part of a native delta, as a file, with its declared size */
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -111,6 +112,27 @@ main (int argc, char **argv)
         }
       return 0;
     }
-  fprintf (stderr, "usage: make-seeds diff|filez DIR | make-seeds stock-part DIR DELTA\n");
+  if (argc >= 4 && strcmp (argv[1], "part") == 0)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (DfSuperblock) sb = df_superblock_load (AT_FDCWD, argv[3], &error);
+      if (sb == NULL)
+        return 1;
+      for (guint i = 0; i < sb->n_parts; i++)
+        {
+          char name[16];
+          g_snprintf (name, sizeof name, "%u", i);
+          g_autofree char *path = g_build_filename (argv[3], name, NULL);
+          g_autoptr (GBytes) file = df_read_file_bounded (AT_FDCWD, path, 1 << 26, G_MAXUINT64, "part", &error);
+          guint64 u = sb->parts[i].uncompressed_size;
+          if (file == NULL || u >= 1 << 24)
+            continue; /* the target's size field has 3 bytes */
+          guint8 hdr[3] = { u & 0xff, (u >> 8) & 0xff, (u >> 16) & 0xff };
+          g_snprintf (name, sizeof name, "part-%u", i);
+          put (argv[2], name, hdr, 3, g_bytes_get_data (file, NULL), g_bytes_get_size (file));
+        }
+      return 0;
+    }
+  fprintf (stderr, "usage: make-seeds diff|filez DIR | make-seeds stock-part|part DIR DELTA\n");
   return 2;
 }
