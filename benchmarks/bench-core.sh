@@ -2,22 +2,32 @@
 # Side-by-side benchmark of delta generation and offline apply: deltafetch
 # against the stock ostree CLI, in one run, on the same repository, alternating
 # the tools, with repetitions; reports medians (and min/max), ratios, delta
-# bytes and peak RSS as JSON and a Markdown table. Apply also runs deltafetch
-# on the stock delta ("apply-stock"), against the same stock runs.
+# bytes and peak RSS, objects and content bytes written, as JSON lines
+# (runs.jsonl, meta.json) and, through report.py, summary.json, summary.md
+# and SVG plots. Apply also runs deltafetch on the stock delta
+# ("apply-stock"), against the same stock runs; generate also makes a stock
+# delta with `deltafetch generate --format=ostree` ("generate-ostree") and,
+# with --levels, native deltas at each zstd level ("generate-level": delta
+# size against generate time).
 #
-# Usage: benchmarks/bench-core.sh [--build=DIR] [--repo=REPO | --synthetic=SCALE]
-#          [--reps=N] [--stock-generate-reps=N] [--level=N] [--out=DIR]
-#          [--fs-image=SIZE]
+# Usage: benchmarks/bench-core.sh [--build=DIR] [--repo=REPO | --synthetic=SCALE
+#          [--large-file=BYTES] [--small-files=N]] [--reps=N] [--stock-generate-reps=N]
+#          [--level=N] [--levels=L,...] [--out=DIR] [--fs-image=SIZE]
 #   --stock-generate-reps=0 reuses the stock delta REPO already holds
 #   --repo       an archive repo whose ref "os" is the new commit and os^ the old
 #                (benchmarks/os-pair.sh makes the real Debian pair)
-#   --synthetic  build a synthetic pair with df-gen-tree at this scale instead
+#   --synthetic  build a synthetic pair with df-gen-tree at this scale instead;
+#                --large-file adds one image file of BYTES (1073741824: the
+#                1 GiB corpus), --small-files N small text files (50000: the
+#                many-small-files corpus)
+#   --levels     also generate at each of these zstd levels (one run each)
 #   --fs-image   (root) run the applies in a fresh journaled ext4 of SIZE on a
 #                loop device, as on a device (benchmarks/lib-fs.sh says why)
 # Needs only bash, awk, the ostree CLI and the built deltafetch + df-measure.
 set -euo pipefail
+cmdline="$0 $*"
 here=$(cd "$(dirname "$0")" && pwd)
-build=$here/../build repo= synthetic= reps=3 stock_gen_reps= level= out= fs_image=
+build=$here/../build repo= synthetic= reps=3 stock_gen_reps= level= out= fs_image= large= small= levels=
 for a in "$@"; do
   case $a in
     --build=*) build=${a#*=} ;;
@@ -28,6 +38,9 @@ for a in "$@"; do
     --level=*) level=${a#*=} ;;
     --out=*) out=${a#*=} ;;
     --fs-image=*) fs_image=${a#*=} ;;
+    --large-file=*) large=${a#*=} ;;
+    --small-files=*) small=${a#*=} ;;
+    --levels=*) levels=${a#*=} ;;
     *) echo "unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -44,13 +57,16 @@ bench_fs "$w" "$fs_image"
 
 if [ -z "$repo" ]; then
   synthetic=${synthetic:-4}
-  "$build/testdata/df-gen-tree" --seed=3 --version=1 --scale="$synthetic" "$w/t1"
-  "$build/testdata/df-gen-tree" --seed=3 --version=2 --scale="$synthetic" "$w/t2"
+  gen=(--scale="$synthetic")
+  [ -n "$large" ] && gen+=(--large-file="$large")
+  [ -n "$small" ] && gen+=(--small-files="$small")
+  "$build/testdata/df-gen-tree" --seed=3 --version=1 "${gen[@]}" "$w/t1"
+  "$build/testdata/df-gen-tree" --seed=3 --version=2 "${gen[@]}" "$w/t2"
   repo=$w/repo
   ostree init --repo="$repo" --mode=archive
   ostree commit --repo="$repo" -b os --tree=dir="$w/t1" >/dev/null
   ostree commit --repo="$repo" -b os --tree=dir="$w/t2" >/dev/null
-  corpus="synthetic scale $synthetic"
+  corpus="synthetic scale $synthetic${large:+, one $large-byte image}${small:+, $small small files}"
 else
   corpus="repo $repo"
   [ -f "$repo/../os-pair.txt" ] && corpus="Debian 12 OS update: $(tr '\n' ';' <"$repo/../os-pair.txt")"
@@ -87,6 +103,19 @@ for rep in $(seq 1 "$reps"); do
   j=$(measure "$DF" generate -q --repo="$repo" --from="$from" --to="$to" --out="$native_dir" "${lvl[@]}")
   record generate deltafetch "$rep" "${j%\}}, \"delta_bytes\": $(dir_bytes "$native_dir")}"
   echo "generate deltafetch #$rep: $j" >&2
+  # A stock-format delta by deltafetch (libostree's generator behind it).
+  rm -rf "$w/ostree-format"
+  j=$(measure "$DF" generate -q --format=ostree --repo="$repo" --from="$from" --to="$to" --out="$w/ostree-format")
+  record generate-ostree deltafetch "$rep" "${j%\}}, \"delta_bytes\": $(dir_bytes "$w/ostree-format")}"
+  echo "generate --format=ostree #$rep: $j" >&2
+done
+# Delta size against generate time across zstd levels (one run each).
+for l in ${levels//,/ }; do
+  rm -rf "$w/level-$l"
+  j=$(measure "$DF" generate -q --repo="$repo" --from="$from" --to="$to" --out="$w/level-$l" --level="$l")
+  record generate-level deltafetch 1 "${j%\}}, \"level\": $l, \"delta_bytes\": $(dir_bytes "$w/level-$l")}"
+  echo "generate --level=$l: $j, $(dir_bytes "$w/level-$l") bytes" >&2
+  rm -rf "$w/level-$l"
 done
 # A regenerated stock delta has a new superblock: keep the summary and the
 # delta index, which stock clients (and bench-fetch.sh) go by, in step.
@@ -119,6 +148,9 @@ if [ "$avail" -lt "$need" ]; then
   echo "$((need >> 30)) GiB needed for the applies, $((avail >> 30)) GiB free in $dev_dir (a larger --fs-image?)" >&2
   exit 1
 fi
+read -r base_objects base_bytes < <(obj_stats "$base")
+disk_rate=$(disk_write_rate "$dev_dir")
+echo "disk write rate with fsync on the device filesystem: $((disk_rate / 1000000)) MB/s" >&2
 for rep in $(seq 1 "$reps"); do
   for tool in stock deltafetch deltafetch-stock; do
     dst=$(bench_device "$base" "device-$tool-$rep")
@@ -131,7 +163,9 @@ for rep in $(seq 1 "$reps"); do
       deltafetch-stock) j=$(measure "$DF" apply -q --repo="$dst" --commit="$to" "$stock_dir"); scenario=apply-stock ;;
     esac
     ok=$(ostree rev-parse --repo="$dst" "$to" >/dev/null 2>&1 && echo true || echo false)
-    record $scenario "${tool%-stock}" "$rep" "${j%\}}, \"commit_present\": $ok}"
+    read -r n b < <(obj_stats "$dst")
+    record $scenario "${tool%-stock}" "$rep" \
+      "${j%\}}, \"commit_present\": $ok, \"objects_written\": $((n - base_objects)), \"content_bytes\": $((b - base_bytes))}"
     echo "apply $tool #$rep: $j" >&2
     bench_device_done "device-$tool-$rep"
   done
@@ -141,53 +175,7 @@ ostree fsck --repo="$dev_dir/device-deltafetch-stock-1" >"$out/fsck-deltafetch-s
   echo "deltafetch result of the stock delta fsck-clean" >&2
 
 # --- summary ------------------------------------------------------------------
-summary=$out/summary.json
-awk -v corpus="$corpus" -v fs="$fs_desc" -v host="$(uname -m) $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" '
-function field(line, name,   m) { if (match(line, "\"" name "\": [-0-9.a-z]+")) { m = substr(line, RSTART, RLENGTH); sub(/.*: /, "", m); return m } return "" }
-function median(arr, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t } return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2 }
-{
-  s = field($0, "scenario"); gsub(/"/, "", s); t = field($0, "tool"); gsub(/"/, "", t)
-  if (s == "") { match($0, /"scenario": "[a-z-]+"/); s = substr($0, RSTART + 13, RLENGTH - 14) }
-  if (t == "") { match($0, /"tool": "[a-z]+"/); t = substr($0, RSTART + 9, RLENGTH - 10) }
-  k = s SUBSEP t; n[k]++
-  wall[k, n[k]] = field($0, "wall_s") + 0; cpu[k, n[k]] = field($0, "user_s") + field($0, "sys_s")
-  rss[k, n[k]] = field($0, "maxrss_kib") + 0; b = field($0, "delta_bytes"); if (b != "") bytes[k] = b
-  keys[k] = 1
-}
-END {
-  printf "{\n  \"corpus\": \"%s\",\n  \"machine\": \"%s\",\n  \"apply_filesystem\": \"%s\",\n  \"results\": [\n", corpus, host, fs
-  first = 1
-  for (k in keys) {
-    split(k, p, SUBSEP); c = n[k]
-    for (i = 1; i <= c; i++) { w[i] = wall[k, i]; u[i] = cpu[k, i]; r[i] = rss[k, i] }
-    mw = median(w, c); mc = median(u, c); mr = median(r, c)
-    med[p[1], p[2]] = mw; mrss[p[1], p[2]] = mr
-    printf "%s    {\"scenario\": \"%s\", \"tool\": \"%s\", \"reps\": %d, \"wall_median_s\": %.3f, \"wall_min_s\": %.3f, \"wall_max_s\": %.3f, \"cpu_median_s\": %.3f, \"maxrss_median_kib\": %d%s}", first ? "" : ",\n", p[1], p[2], c, mw, w[1], w[c], mc, mr, (k in bytes) ? ", \"delta_bytes\": " bytes[k] : ""
-    first = 0
-  }
-  printf "\n  ]\n}\n"
-}' "$runs" >"$summary"
-
-# Markdown table with ratios (stock ÷ deltafetch for time: > 1 means faster).
-{
-  echo "Corpus: $corpus"
-  echo
-  echo "| scenario | stock ostree (median s) | deltafetch (median s) | speed-up | stock peak RSS | deltafetch peak RSS | stock bytes | deltafetch bytes | size ratio |"
-  echo "|---|---|---|---|---|---|---|---|---|"
-  for s in generate apply apply-stock; do
-    # deltafetch applying the stock delta is compared with stock's apply.
-    ss=${s%-stock}
-    sw=$(grep "\"scenario\": \"$ss\", \"tool\": \"stock\"" "$summary" | grep -o '"wall_median_s": [0-9.]*' | cut -d' ' -f2 || true)
-    dw=$(grep "\"scenario\": \"$s\", \"tool\": \"deltafetch\"" "$summary" | grep -o '"wall_median_s": [0-9.]*' | cut -d' ' -f2 || true)
-    sr=$(grep "\"scenario\": \"$ss\", \"tool\": \"stock\"" "$summary" | grep -o '"maxrss_median_kib": [0-9]*' | cut -d' ' -f2 || true)
-    dr=$(grep "\"scenario\": \"$s\", \"tool\": \"deltafetch\"" "$summary" | grep -o '"maxrss_median_kib": [0-9]*' | cut -d' ' -f2 || true)
-    sb=$(grep "\"scenario\": \"$s\", \"tool\": \"stock\"" "$summary" | grep -o '"delta_bytes": [0-9]*' | cut -d' ' -f2 || true)
-    db=$(grep "\"scenario\": \"$s\", \"tool\": \"deltafetch\"" "$summary" | grep -o '"delta_bytes": [0-9]*' | cut -d' ' -f2 || true)
-    [ -n "$sw" ] && [ -n "$dw" ] || continue  # a scenario run by one tool only
-    awk -v s="$s" -v sw="$sw" -v dw="$dw" -v sr="$sr" -v dr="$dr" -v sb="$sb" -v db="$db" 'BEGIN {
-      printf "| %s | %.2f | %.2f | %.2f× | %.0f MiB | %.0f MiB | %s | %s | %s |\n", s, sw, dw, (dw > 0 ? sw / dw : 0), sr / 1024, dr / 1024,
-        (sb == "" ? "" : sprintf("%.1f MB", sb / 1e6)), (db == "" ? "" : sprintf("%.1f MB", db / 1e6)), (sb == "" ? "" : sprintf("%.3f", db / sb)) }'
-  done
-} >"$out/summary.md"
-cat "$out/summary.md"
+bench_meta "$out/meta.json" "$corpus" "$cmdline" "$disk_rate" \
+  ", \"native_delta_bytes\": $(dir_bytes "$native_dir"), \"stock_delta_bytes\": $(dir_bytes "$stock_dir")"
+bench_report "$out"
 echo "results: $out" >&2

@@ -5,12 +5,20 @@
 # copies of a bare device repository holding the old commit; deltafetch also
 # fetches the stock delta from a view of the same repository without its
 # deltafetch/ directory (a stock server: "deltafetch-stock"); plus deltafetch
-# killed with SIGKILL at about half the download and run again. Reports wall
-# time, CPU, peak RSS and bytes on the wire (from nginx's access log) as
-# JSON lines and a Markdown table with medians.
+# killed with SIGKILL at about half the download and run again; and, with
+# --wan, all three over an emulated WAN link (benchmarks/lib-wan.sh: a
+# network namespace, a veth pair shaped by tc tbf, a delay proxy for the
+# round-trip time) at each rate given. Reports wall time, CPU, peak RSS,
+# bytes on the wire (from nginx's access log), objects and content bytes
+# written as JSON lines (runs.jsonl, meta.json) and, through report.py,
+# summary.json, summary.md and SVG plots.
 #
 # Usage: benchmarks/bench-fetch.sh --repo=REPO [--build=DIR] [--reps=N] [--rate=4m] [--out=DIR]
-#          [--fs-image=SIZE]
+#          [--fs-image=SIZE] [--wan=RATE,...] [--rtt=MS] [--scenarios=LIST]
+#   --wan: link rates as tc writes them (e.g. 2mbit,8mbit,32mbit; root)
+#   --rtt: the WAN link's round-trip time in ms (default 50)
+#   --scenarios: any of loopback,ratelimit,kill,wan (default: the first
+#   three, and wan when --wan is given)
 #   --fs-image: (root) device repositories on a fresh journaled ext4 of SIZE
 #   on a loop device (benchmarks/lib-fs.sh says why; 32G for 3 repetitions
 #   of the Debian pair)
@@ -19,8 +27,9 @@
 #   stock delta os^ -> os are generated into it when missing (the stock one
 #   takes minutes), and its summary is updated so stock pull finds its delta.
 set -euo pipefail
+cmdline="$0 $*"
 here=$(cd "$(dirname "$0")" && pwd)
-build=$here/../build repo= reps=3 rate=4m out= fs_image=
+build=$here/../build repo= reps=3 rate=4m out= fs_image= wan= rtt=50 scenarios=
 for a in "$@"; do
   case $a in
     --build=*) build=${a#*=} ;;
@@ -29,10 +38,16 @@ for a in "$@"; do
     --rate=*) rate=${a#*=} ;;
     --out=*) out=${a#*=} ;;
     --fs-image=*) fs_image=${a#*=} ;;
+    --wan=*) wan=${a#*=} ;;
+    --rtt=*) rtt=${a#*=} ;;
+    --scenarios=*) scenarios=${a#*=} ;;
     *) echo "unknown argument $a" >&2; exit 2 ;;
   esac
 done
 [ -n "$repo" ] || { echo "--repo is required" >&2; exit 2; }
+scenarios=${scenarios:-loopback,ratelimit,kill${wan:+,wan}}
+has () { [[ ",$scenarios," == *",$1,"* ]]; }
+if has wan && [ -z "$wan" ]; then echo "the wan scenario needs --wan=RATE,..." >&2; exit 2; fi
 repo=$(cd "$repo" && pwd)
 DF=${DF:-$build/cli/deltafetch}
 MEASURE=${MEASURE:-$build/benchmarks/df-measure}
@@ -42,8 +57,10 @@ mkdir -p "$out"
 w=$(mktemp -d "${TMPDIR:-/var/tmp}/df-bench-fetch.XXXXXX")
 chmod 755 "$w"
 . "$here/lib-fs.sh"
+. "$here/lib-wan.sh"
 cleanup () {
   [ -f "$w/nginx/pid" ] && kill "$(cat "$w/nginx/pid")" 2>/dev/null
+  wan_down
   bench_fs_cleanup "$w"
   rm -rf "$w"
 }
@@ -106,24 +123,51 @@ ostree init --repo="$base" --mode=bare
 ostree pull-local --repo="$base" "$repo" "$from" >/dev/null
 ostree refs --repo="$base" --create=os "$from"
 
+read -r base_objects base_bytes < <(obj_stats "$base")
+tools=(stock deltafetch deltafetch-stock)
 names=()
 for rep in $(seq 1 "$reps"); do
-  for d in loopback-stock loopback-deltafetch loopback-deltafetch-stock ratelimit-stock ratelimit-deltafetch \
-    ratelimit-deltafetch-stock kill; do names+=("dev-$d-$rep"); done
+  for scenario in loopback ratelimit; do
+    has $scenario && for tool in "${tools[@]}"; do names+=("dev-$scenario-$tool-$rep"); done
+  done
+  has kill && names+=("dev-kill-$rep")
+  if has wan; then
+    for r in ${wan//,/ }; do for tool in "${tools[@]}"; do names+=("dev-wan$r-$tool-$rep"); done; done
+  fi
 done
 bench_devices "$base" "${names[@]}"
+disk_rate=$(disk_write_rate "$dev_dir")
+echo "disk write rate with fsync on the device filesystem: $((disk_rate / 1000000)) MB/s" >&2
 
 runs=$out/runs.jsonl
 : >"$runs"
-wire_since () { tail -n +"$1" "$log" | awk '{ s += $4 } END { print s + 0 }'; }
+wire_since () { tail -n +"$1" "${2:-$log}" | awk '{ s += $4 } END { print s + 0 }'; }
 measure () { "$MEASURE" "$@" 2>>"$w/stderr.log" | tail -1 || true; }  # a failed run is recorded, not fatal
-record () { # SCENARIO TOOL REP JSON BYTES OK
-  printf '{"scenario": "%s", "tool": "%s", "rep": %s, %s, "wire_bytes": %s, "ok": %s}\n' \
-    "$1" "$2" "$3" "$(echo "$4" | sed 's/^{//; s/}$//')" "$5" "$6" >>"$runs"
+record () { # SCENARIO TOOL REP JSON BYTES OK DEV [EXTRA-FIELDS]
+  local n b
+  read -r n b < <(obj_stats "$7")
+  printf '{"scenario": "%s", "tool": "%s", "rep": %s, %s, "wire_bytes": %s, "ok": %s, "objects_written": %s, "content_bytes": %s%s}\n' \
+    "$1" "$2" "$3" "$(echo "$4" | sed 's/^{//; s/}$//')" "$5" "$6" $((n - base_objects)) $((b - base_bytes)) "${8:-}" >>"$runs"
+}
+# fetch_one SCENARIO TOOL REP URL DEV: one fetch by TOOL from URL into
+# DEV; prints the measurement JSON.
+fetch_one () {
+  local tool=$2 url=$4 dev=$5
+  if [ "$tool" = stock ]; then
+    ostree remote add --repo="$dev" --no-gpg-verify origin "$url"
+    measure ostree pull --repo="$dev" origin os
+  else
+    measure "$DF" fetch -q --repo="$dev" --url="$url" --commit="$to" --ref=os
+  fi
+}
+# got_commit TOOL DEV: the commit the device's ref names after TOOL's run
+got_commit () {
+  if [ "$1" = stock ]; then ostree rev-parse --repo="$2" origin:os; else ostree rev-parse --repo="$2" os; fi 2>/dev/null || true
 }
 
 for rep in $(seq 1 "$reps"); do
   for scenario in loopback ratelimit; do
+    has $scenario || continue
     p=$port
     [ $scenario = ratelimit ] && p=$((port + 1))
     url=http://127.0.0.1:$p/$rname
@@ -131,25 +175,20 @@ for rep in $(seq 1 "$reps"); do
       dev=$(bench_device "$base" "dev-$scenario-$tool-$rep")
       sync; sleep 1
       mark=$(($(wc -l <"$log") + 1))
-      if [ $tool = stock ]; then
-        ostree remote add --repo="$dev" --no-gpg-verify origin "$url"
-        j=$(measure ostree pull --repo="$dev" origin os)
-        got=$(ostree rev-parse --repo="$dev" origin:os 2>/dev/null || true)
-      else
-        u=$url
-        [ $tool = deltafetch-stock ] && u=http://127.0.0.1:$((p + 2))/$rname
-        j=$(measure "$DF" fetch -q --repo="$dev" --url="$u" --commit="$to" --ref=os)
-        got=$(ostree rev-parse --repo="$dev" os 2>/dev/null || true)
-      fi
+      u=$url
+      [ $tool = deltafetch-stock ] && u=http://127.0.0.1:$((p + 2))/$rname
+      j=$(fetch_one "fetch-$scenario" $tool "$rep" "$u" "$dev")
+      got=$(got_commit $tool "$dev")
       bytes=$(wire_since "$mark")
       okv=false; [ "$got" = "$to" ] && okv=true
-      record "fetch-$scenario" $tool "$rep" "$j" "$bytes" $okv
+      record "fetch-$scenario" $tool "$rep" "$j" "$bytes" $okv "$dev"
       echo "fetch-$scenario $tool #$rep: $j, $bytes bytes on the wire, ok=$okv" >&2
       bench_device_done "dev-$scenario-$tool-$rep"
     done
   done
   # SIGKILL at about half the native delta's bytes (rate-limited, so the
   # moment is controllable), then run again.
+  has kill || continue
   dev=$(bench_device "$base" "dev-kill-$rep")
   sync; sleep 1
   url=http://127.0.0.1:$((port + 1))/$rname
@@ -172,35 +211,47 @@ for rep in $(seq 1 "$reps"); do
   second=$(wire_since "$mark")
   got=$(ostree rev-parse --repo="$dev" os 2>/dev/null || true)
   okv=false; [ "$got" = "$to" ] && okv=true
-  record kill-resume deltafetch "$rep" "$j" "$((first + second))" $okv
+  record kill-resume deltafetch "$rep" "$j" "$((first + second))" $okv "$dev"
   echo "kill-resume #$rep: first run $first bytes, rerun $second bytes ($j), delta $native_bytes, ok=$okv" >&2
   bench_device_done "dev-kill-$rep"
 done
+
+# The emulated WAN: one link, reshaped for each rate; the server root holds
+# the repository (native deltas) and the stock view.
+if has wan; then
+  mkdir -p "$w/wanroot"
+  ln -s "$repo" "$w/wanroot/native"
+  ln -s "$w/stock-view/$rname" "$w/wanroot/stock"
+  wan_up "$w" "$w/wanroot"
+  for r in ${wan//,/ }; do
+    wan_link "$r" "$rtt"
+    bps=$(rate_bps "$r")
+    for rep in $(seq 1 "$reps"); do
+      for tool in "${tools[@]}"; do
+        dev=$(bench_device "$base" "dev-wan$r-$tool-$rep")
+        sync; sleep 1
+        mark=$(($(wc -l <"$WAN_LOG") + 1))
+        u=$WAN_URL/native
+        [ $tool = deltafetch-stock ] && u=$WAN_URL/stock
+        j=$(fetch_one fetch-wan $tool "$rep" "$u" "$dev")
+        got=$(got_commit $tool "$dev")
+        bytes=$(wire_since "$mark" "$WAN_LOG")
+        okv=false; [ "$got" = "$to" ] && okv=true
+        record fetch-wan $tool "$rep" "$j" "$bytes" $okv "$dev" ", \"link_bps\": $bps, \"rtt_ms\": $rtt"
+        echo "fetch-wan $r rtt ${rtt}ms $tool #$rep: $j, $bytes bytes on the wire, ok=$okv" >&2
+        bench_device_done "dev-wan$r-$tool-$rep"
+      done
+    done
+  done
+  wan_down
+fi
 for d in "$dev_dir"/dev-*-deltafetch-1 "$dev_dir"/dev-*-deltafetch-stock-1 "$dev_dir/dev-kill-1"; do
   ostree fsck --repo="$d" >"$out/fsck-$(basename "$d").txt" 2>&1 && echo "$(basename "$d"): fsck-clean" >&2
 done
 
-# Summary: medians per scenario and tool.
-awk -v native="$native_bytes" -v stock="${stock_bytes:-}" -v rate="$rate" '
-function field(line, name,   m) { if (match(line, "\"" name "\": [-0-9.a-z]+")) { m = substr(line, RSTART, RLENGTH); sub(/.*: /, "", m); return m } return "" }
-function str(line, name,   m) { match(line, "\"" name "\": \"[^\"]*\""); m = substr(line, RSTART, RLENGTH); sub(/.*: "/, "", m); sub(/"$/, "", m); return m }
-function median(arr, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t } return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2 }
-{ k = str($0, "scenario") SUBSEP str($0, "tool"); c = ++n[k]; wall[k, c] = field($0, "wall_s"); rss[k, c] = field($0, "maxrss_kib"); by[k, c] = field($0, "wire_bytes"); keys[k] = 1 }
-END {
-  printf "| scenario | tool | median wall s | min–max s | median peak RSS | median bytes on the wire | bytes ÷ native delta |\n|---|---|---|---|---|---|---|\n"
-  split("fetch-loopback fetch-ratelimit kill-resume", order, " ")
-  for (o = 1; o <= 3; o++) for (t = 1; t <= 3; t++) {
-    tool = (t == 1) ? "stock" : (t == 2) ? "deltafetch" : "deltafetch-stock"; k = order[o] SUBSEP tool
-    if (!(k in keys)) continue
-    m = n[k]; lo = 1e18; hi = 0
-    for (i = 1; i <= m; i++) { w1[i] = wall[k, i] + 0; r1[i] = rss[k, i] + 0; b1[i] = by[k, i] + 0; if (w1[i] < lo) lo = w1[i]; if (w1[i] > hi) hi = w1[i] }
-    mw = median(w1, m); mr = median(r1, m); mb = median(b1, m); med[k] = mw
-    printf "| %s%s | %s | %.2f | %.2f–%.2f | %.0f MiB | %.1f MB | %.3f |\n", order[o], (order[o] == "fetch-ratelimit") ? " (" rate "/conn)" : "", tool, mw, lo, hi, mr / 1024, mb / 1e6, mb / native
-  }
-  printf "\n"
-  for (o = 1; o <= 2; o++) { ks = order[o] SUBSEP "stock"; kd = order[o] SUBSEP "deltafetch"; if ((ks in med) && (kd in med) && med[kd] > 0) printf "%s: deltafetch %.2f× faster than stock ostree pull (median wall)\n", order[o], med[ks] / med[kd] }
-  for (o = 1; o <= 2; o++) { ks = order[o] SUBSEP "stock"; kd = order[o] SUBSEP "deltafetch-stock"; if ((ks in med) && (kd in med) && med[kd] > 0) printf "%s: deltafetch on the stock delta %.2f× faster than stock ostree pull (median wall)\n", order[o], med[ks] / med[kd] }
-  printf "native delta: %.1f MB; stock delta: %s\n", native / 1e6, stock
-}' "$runs" | tee "$out/summary.md"
+corpus="repo $repo"
+[ -f "$repo/../os-pair.txt" ] && corpus="Debian 12 OS update: $(tr '\n' ';' <"$repo/../os-pair.txt")"
+bench_meta "$out/meta.json" "$corpus" "$cmdline" "$disk_rate" \
+  ", \"native_delta_bytes\": $native_bytes, \"stock_delta_bytes\": ${stock_bytes:-null}, \"rate_per_conn\": $(json_str "$rate"), \"rtt_ms\": $rtt"
+bench_report "$out"
 echo "results: $out" >&2
-echo "device repositories on: $fs_desc" | tee -a "$out/summary.md"

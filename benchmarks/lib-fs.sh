@@ -1,4 +1,6 @@
-# Sourced by the bench scripts: where the device repositories live.
+# Sourced by the bench scripts: where the device repositories live, and the
+# run's description (meta.json) and report.
+#
 # bench_fs W SIZE: sets dev_dir (W itself, or with SIZE a fresh journaled
 # ext4 of SIZE on a loop device mounted under W; root only) and fs_desc,
 # which the reports carry. Where the work directory's filesystem is ext4
@@ -8,6 +10,7 @@
 # The loop device uses direct I/O, so the image's pages are not cached a
 # second time under the filesystem's own.
 # bench_fs_cleanup W: unmounts what bench_fs mounted.
+# obj_stats, disk_write_rate: see below.
 # bench_devices BASE NAME...: the device copies NAME of BASE the runs use.
 # On the rotating root filesystem they are all made up front and kept (no
 # deletions near a measurement); on a journaled image each is made just
@@ -53,4 +56,42 @@ bench_device () {
 # (names ending in -1 are checked with fsck at the end).
 bench_device_done () {
   if [ -n "$fs_image" ] && [ "${1%-1}" = "$1" ]; then rm -rf "${dev_dir:?}/$1"; fi
+}
+# obj_stats REPO: "COUNT BYTES" of the files in REPO/objects (what a run
+# wrote is the difference from its base copy).
+obj_stats () { find "$1/objects" -type f -printf '%s\n' | awk '{ n++; s += $1 } END { print n + 0, s + 0 }'; }
+# disk_write_rate DIR: bytes per second of a 256 MiB sequential write to DIR
+# ending in fsync: the disk's side of the physical floor.
+disk_write_rate () {
+  local t0 t1
+  sync
+  t0=$(date +%s%N)
+  dd if=/dev/zero of="$1/.df-disk-rate" bs=1M count=256 conv=fsync status=none
+  t1=$(date +%s%N)
+  rm -f "$1/.df-disk-rate"
+  echo $((268435456 * 1000000000 / (t1 - t0 + 1)))
+}
+# bench_meta FILE CORPUS COMMAND DISK-RATE [EXTRA-FIELDS]: the run's
+# meta.json for report.py: corpus, machine, filesystem, command, date, the
+# disk rate, plus EXTRA-FIELDS (", \"key\": value" ...).
+json_str () { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr '\n\t' '  ')"; }
+bench_machine () {
+  printf '%s, %s cores, %s, %s' "$(uname -m)" "$(nproc)" \
+    "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" \
+    "$(grep -m1 -E 'model name|^Model' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+}
+bench_meta () {
+  printf '{"corpus": %s, "machine": %s, "filesystem": %s, "command": %s, "date": %s, "disk_write_Bps": %s%s}\n' \
+    "$(json_str "$2")" "$(json_str "$(bench_machine)")" "$(json_str "$fs_desc")" "$(json_str "$3")" \
+    "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")" "${4:-null}" "${5:-}" >"$1"
+}
+# bench_report OUT: summary.json, summary.md and the plots from report.py
+# (Python 3); where there is no Python (a board), says how to make them
+# elsewhere from OUT.
+bench_report () {
+  if command -v python3 >/dev/null; then
+    python3 "$(dirname "${BASH_SOURCE[0]}")/report.py" "$1"
+  else
+    echo "no python3 here: copy $1 to a machine with it and run benchmarks/report.py $1" >&2
+  fi
 }

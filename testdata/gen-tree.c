@@ -613,6 +613,7 @@ typedef struct
   guint scale;
   guint version;
   guint64 large_size;
+  guint small_files;
   gboolean xattrs;
   gboolean owner;
 
@@ -2175,6 +2176,35 @@ finalize_locales (GenCtx *ctx)
     }
 }
 
+/* --small-files=N: N small text files (a few hundred bytes to a few KiB)
+ * spread over 97 x 53 directories, as documentation trees and language
+ * runtimes have them. Version 2 deletes 1 % of them, changes a line in 5 %
+ * and adds N / 50 new ones. */
+static void
+add_small_files (GenCtx *ctx)
+{
+  guint total = ctx->small_files + (ctx->version == 2 ? ctx->small_files / 50 : 0);
+  for (guint i = 0; i < total; i++)
+    {
+      Rng r;
+      rng_initf (&r, ctx->seed, "small:%u", i);
+      guint fate = rng_between (&r, 0, 99);
+      gboolean added = i >= ctx->small_files;
+      if (ctx->version == 2 && !added && fate == 0)
+        continue;
+      g_autofree char *path = g_strdup_printf ("usr/share/many/%02u/%02u/f%07u.txt", i % 97, (i / 97) % 53, i);
+      GString *s = g_string_new (NULL);
+      for (guint l = 0, n = rng_between (&r, 2, 40); l < n; l++)
+        {
+          append_words (s, &r, rng_between (&r, 3, 10), " ");
+          g_string_append_c (s, '\n');
+        }
+      if (ctx->version == 2 && !added && fate <= 5)
+        g_string_append_printf (s, "revised in version 2 (%u)\n", i);
+      tree_add_text (ctx->tree, path, 0644, s);
+    }
+}
+
 static gboolean
 finalize_tree (GenCtx *ctx, GError **error)
 {
@@ -2196,6 +2226,7 @@ finalize_tree (GenCtx *ctx, GError **error)
       Entry *e = tree_add (ctx->tree, "usr/share/images/disk.img", KIND_REG, 0644);
       e->data_kind = DATA_LARGE;
     }
+  add_small_files (ctx);
   return TRUE;
 }
 
@@ -2516,6 +2547,7 @@ main (int argc, char **argv)
   g_autofree char *opt_large = NULL;
   gint opt_version = 0;
   gint opt_scale = 1;
+  gint opt_small = 0;
   gboolean opt_no_xattrs = FALSE;
   gboolean opt_no_owner = FALSE;
   g_auto (GStrv) rest = NULL;
@@ -2525,6 +2557,8 @@ main (int argc, char **argv)
     { "scale", 0, 0, G_OPTION_ARG_INT, &opt_scale, "Multiply the number of files (default 1)", "N" },
     { "large-file", 0, 0, G_OPTION_ARG_STRING, &opt_large,
       "Also write usr/share/images/disk.img of this size (default 0: none)", "BYTES" },
+    { "small-files", 0, 0, G_OPTION_ARG_INT, &opt_small,
+      "Also write N small text files under usr/share/many (default 0)", "N" },
     { "no-xattrs", 0, 0, G_OPTION_ARG_NONE, &opt_no_xattrs, "Do not set extended attributes", NULL },
     { "no-owner", 0, 0, G_OPTION_ARG_NONE, &opt_no_owner, "Do not change ownership", NULL },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &rest, NULL, "OUTDIR" },
@@ -2545,6 +2579,8 @@ main (int argc, char **argv)
     return usage_error ("--version must be 1 or 2");
   if (opt_scale < 1 || opt_scale > 10000)
     return usage_error ("--scale must be between 1 and 10000");
+  if (opt_small < 0 || opt_small > 10000000)
+    return usage_error ("--small-files must be between 0 and 10000000");
   guint64 seed, large = 0;
   if (!parse_u64 ("--seed", opt_seed, &seed, &error)
       || (opt_large != NULL && !parse_u64 ("--large-file", opt_large, &large, &error)))
@@ -2554,6 +2590,7 @@ main (int argc, char **argv)
    * simply stay ours. */
   gboolean owner = !opt_no_owner && geteuid () == 0;
   g_autoptr (GenCtx) ctx = gen_ctx_new (seed, (guint)opt_scale, (guint)opt_version, large, !opt_no_xattrs, owner);
+  ctx->small_files = (guint)opt_small;
 
   /* Check OUTDIR before spending time on the model. */
   int dfd = open_outdir (rest[0], &error);
