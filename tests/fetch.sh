@@ -238,9 +238,9 @@ PY
   libdir=$(dirname "$(find "$inst" -name 'libdeltafetch.so.1' | head -1)")
   # A sanitizer build of the library needs the program built the same way.
   san=()
-  ldd "$libdir/libdeltafetch.so.1" | grep -q libasan && san=(-fsanitize=address,undefined)
+  readelf -d "$libdir/libdeltafetch.so.1" | grep -q 'NEEDED.*libasan' && san=(-fsanitize=address,undefined)
   # shellcheck disable=SC2046
-  check "example agent builds with pkg-config deltafetch-1" cc -Wall -Werror "${san[@]}" -o "$T/agent" \
+  check "example agent builds with pkg-config deltafetch-1" "${CC:-cc}" -Wall -Werror "${san[@]}" -o "$T/agent" \
     "$DF_SRCDIR/examples/update-agent.c" $(pkg-config --cflags --libs deltafetch-1)
   dev6=$T/dev-agent
   ostree init --repo="$dev6" --mode=bare
