@@ -114,7 +114,7 @@ else
     ostree static-delta generate --repo="$repo" --from="$from" --to="$to"
   fi
   ostree summary --repo="$repo" -u
-  native_bytes=$(find "$repo/deltafetch/v1/deltas/$from-$to" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+  native_bytes=$(find "$repo/deltafetch/v1/deltas/$from-$to" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }')
   stock_bytes=$(ostree static-delta show --repo="$repo" "$from-$to" 2>/dev/null | awk '/^Total Size:/ { print $3 }' || true)
 
   # nginx: one port plain, one with the per-connection rate limit (and the
@@ -183,7 +183,7 @@ runs=$out/runs.jsonl
 # a remote server, whose log is not ours)
 wire_since () {
   if [ -n "$remote" ] && [ -z "${2:-}" ]; then echo null; return; fi
-  tail -n +"$1" "${2:-$log}" | awk '{ s += $4 } END { print s + 0 }'
+  tail -n +"$1" "${2:-$log}" | awk '{ s += $4 } END { printf "%.0f\n", s }'
 }
 measure () { "$MEASURE" "$@" 2>>"$w/stderr.log" | tail -1 || true; }  # a failed run is recorded, not fatal
 record () { # SCENARIO TOOL REP JSON BYTES OK DEV [EXTRA-FIELDS]

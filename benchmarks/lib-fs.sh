@@ -59,7 +59,7 @@ bench_device_done () {
 }
 # obj_stats REPO: "COUNT BYTES" of the files in REPO/objects (what a run
 # wrote is the difference from its base copy).
-obj_stats () { find "$1/objects" -type f -printf '%s\n' | awk '{ n++; s += $1 } END { print n + 0, s + 0 }'; }
+obj_stats () { find "$1/objects" -type f -printf '%s\n' | awk '{ n++; s += $1 } END { printf "%.0f %.0f\n", n, s }'; }
 # disk_write_rate DIR: bytes per second of a 256 MiB sequential write to DIR
 # ending in fsync: the disk's side of the physical floor.
 disk_write_rate () {

@@ -13,11 +13,11 @@ plain=$T/www/plain
 make_src_repo "$plain" archive
 ostree summary --repo="$plain" -u
 
-dir_bytes () { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
+dir_bytes () { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 scratch_bytes=$(dir_bytes "$src/deltafetch/v1/deltas/$c1")
 delta_bytes=$(dir_bytes "$src/deltafetch/v1/deltas/$c1-$c2")
 # Body bytes nginx sent for requests matching $2 since line $3 of log $1.
-wire_bytes () { tail -n +"$3" "$1" | awk -v pat="$2" '$7 ~ pat { s += $10 } END { print s + 0 }'; }
+wire_bytes () { tail -n +"$3" "$1" | awk -v pat="$2" '$7 ~ pat { s += $10 } END { printf "%.0f\n", s }'; }
 json_field () { sed -n '$p' "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
 start_nginx "$T/www" || { not_ok "nginx did not start"; finish; exit 1; }

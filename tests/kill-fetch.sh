@@ -25,7 +25,7 @@ else
   delta_dir=$src/deltafetch/v1/deltas/$c1-$c2
   index=$src/deltafetch/v1/indexes/$c2.index
 fi
-delta_bytes=$(find "$delta_dir" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+delta_bytes=$(find "$delta_dir" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }')
 small=$(( $(stat -c %s "$index") + $(stat -c %s "$delta_dir/superblock") ))
 diag "${DF_KILL_DELTA:-native} delta: $(ls "$delta_dir" | wc -l) files, $delta_bytes bytes; index + superblock $small bytes"
 start_nginx "$T/www" "" "limit_rate 64k;" || { not_ok "nginx did not start"; finish; exit 1; }
@@ -38,7 +38,7 @@ ostree pull-local --repo="$base" "$src" "$c1" >/dev/null
 ostree refs --repo="$base" --create=os "$c1"
 # exec: a background "fetch" is then deltafetch itself, which kill -9 must hit.
 fetch () { exec "$DF" fetch -q --repo="$1" --url="$url" --commit="$c2" --ref=os --connections=$CONNS --range-size=64K; }
-wire () { awk '{ s += $10 } END { print s + 0 }' "$log"; }
+wire () { awk '{ s += $10 } END { printf "%.0f\n", s }' "$log"; }
 
 # How long an uninterrupted fetch takes, to spread the kills over it.
 cp -a "$base" "$T/probe"

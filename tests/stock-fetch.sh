@@ -15,7 +15,7 @@ check "the server has stock delta indexes and no native deltas" bash -c "ls '$sr
   test ! -e '$src/deltafetch'"
 # The v1 -> v2 delta: the directory whose name has a "-" (from-to).
 delta_rel=$(cd "$src" && find deltas -mindepth 2 -maxdepth 2 -type d -name '*-*')
-delta_bytes=$(find "$src/$delta_rel" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+delta_bytes=$(find "$src/$delta_rel" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }')
 
 start_nginx "$T/www" || { not_ok "nginx did not start"; finish; exit 1; }
 url=http://127.0.0.1:$NGINX_PORT/repo
@@ -32,7 +32,7 @@ expect_exit 0 "fetch v2 through the stock delta from v1" "$DF" fetch --repo="$de
 check "the path taken is the stock delta" grep -q "stock delta from $c1" "$T/ee.out"
 check "ref os on v2" test "$(rev "$dev" os)" = "$c2"
 check "fsck-clean and identical to v2" checkout_matches "$dev" "$c2" "$T/v2"
-wire=$(awk '{ s += $10 } END { print s + 0 }' "$NGINX_LOG")
+wire=$(awk '{ s += $10 } END { printf "%.0f\n", s }' "$NGINX_LOG")
 diag "bytes on the wire $wire, stock delta $delta_bytes"
 check "bytes on the wire within 1.02 x the delta (plus index)" test "$wire" -le $((delta_bytes * 102 / 100 + 4096))
 check "no loose objects fetched" bash -c "! grep -q '/objects/' '$NGINX_LOG'"
@@ -161,7 +161,7 @@ cp -a "$base" "$kdev"
 pid=$!
 # Kill once about a third of the part is in.
 for _ in $(seq 200); do
-  got=$(awk '/deltas\// { s += $10 } END { print s + 0 }' "$slow_log")
+  got=$(awk '/deltas\// { s += $10 } END { printf "%.0f\n", s }' "$slow_log")
   [ "$got" -ge $((delta_bytes / 3)) ] && break
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.1
@@ -170,13 +170,13 @@ if kill -9 "$pid" 2>/dev/null; then wait "$pid" 2>/dev/null; ok "kill -9: stock 
   wait "$pid" 2>/dev/null; not_ok "kill -9: the first run ended before it could be killed"; fi
 check "kill -9: ref still at v1" test "$(rev "$kdev" os)" = "$c1"
 check "kill -9: repo fsck-clean" ostree fsck --repo="$kdev"
-first=$(awk '{ s += $10 } END { print s + 0 }' "$slow_log")
+first=$(awk '{ s += $10 } END { printf "%.0f\n", s }' "$slow_log")
 : >"$slow_log"
 expect_exit 0 "kill -9: the rerun completes" "$DF" fetch --repo="$kdev" --url="$slow" --commit="$c2" --ref=os \
   --range-size=64K --connections=2 --json
 check "kill -9: the rerun reused bytes from the first run" \
   bash -c "grep '\"event\":\"done\"' '$T/ee.out' | grep -q '\"bytes_reused\":[1-9]'"
-rerun=$(awk '{ s += $10 } END { print s + 0 }' "$slow_log")
+rerun=$(awk '{ s += $10 } END { printf "%.0f\n", s }' "$slow_log")
 index_sb=$(( $(find "$src/delta-indexes" -name '*.index' -printf '%s\n' | head -1) + $(stat -c %s "$src/$delta_rel/superblock") ))
 bound=$((delta_bytes + 2 * 65536 + 2 * index_sb + 8192))
 diag "kill -9: first run $first bytes, rerun $rerun, bound $bound"
