@@ -4,7 +4,7 @@
 # on loopback, plain and with a per-connection rate limit (limit_rate), into
 # copies of a bare device repository holding the old commit; deltafetch also
 # fetches the stock delta from a view of the same repository without its
-# deltafetch/ directory (a stock server: "deltafetch-stock"); plus deltafetch
+# deltafetch/ directory (a stock server: "deltafetch-stock"); plus each tool
 # killed with SIGKILL at about half the download and run again; and, with
 # --wan, all three over an emulated WAN link (benchmarks/lib-wan.sh: a
 # network namespace, a veth pair shaped by tc tbf, a delay proxy for the
@@ -168,7 +168,7 @@ for rep in $(seq 1 "$reps"); do
   for scenario in loopback ratelimit remote; do
     has $scenario && for tool in "${tools[@]}"; do names+=("dev-$scenario-$tool-$rep"); done
   done
-  has kill && names+=("dev-kill-$rep")
+  has kill && names+=("dev-kill-stock-$rep" "dev-kill-$rep")
   if has wan; then
     for r in ${wan//,/ }; do for tool in "${tools[@]}"; do names+=("dev-wan$r-$tool-$rep"); done; done
   fi
@@ -208,7 +208,9 @@ got_commit () {
   if [ "$1" = stock ]; then ostree rev-parse --repo="$2" origin:os; else ostree rev-parse --repo="$2" os; fi 2>/dev/null || true
 }
 
-kill_after_ms=
+# half_ms JSON: half the wall time of a measurement, in ms
+half_ms () { echo "$1" | awk '{ if (match($0, /"wall_s": [0-9.]+/)) printf "%d", substr($0, RSTART + 10, RLENGTH - 10) * 500 }'; }
+kill_after_ms= stock_kill_after_ms=
 for rep in $(seq 1 "$reps"); do
   for scenario in loopback ratelimit remote; do
     has $scenario || continue
@@ -226,9 +228,11 @@ for rep in $(seq 1 "$reps"); do
       u=$url
       [ $tool = deltafetch-stock ] && u=$stock_view
       j=$(fetch_one "fetch-$scenario" $tool "$rep" "$u" "$dev")
-      # A remote kill lands at half of deltafetch's first remote run.
-      if [ $scenario = remote ] && [ $tool = deltafetch ] && [ -z "$kill_after_ms" ]; then
-        kill_after_ms=$(echo "$j" | awk '{ if (match($0, /"wall_s": [0-9.]+/)) printf "%d", substr($0, RSTART + 10, RLENGTH - 10) * 500 }')
+      # A kill by time lands at half of the tool's first run over the same
+      # link (rate-limited or remote): stock's always, deltafetch's remote.
+      if [ $scenario = remote ] && [ $tool = deltafetch ] && [ -z "$kill_after_ms" ]; then kill_after_ms=$(half_ms "$j"); fi
+      if [ $scenario = "${remote:+remote}${remote:-ratelimit}" ] && [ $tool = stock ] && [ -z "$stock_kill_after_ms" ]; then
+        stock_kill_after_ms=$(half_ms "$j")
       fi
       got=$(got_commit $tool "$dev")
       bytes=$(wire_since "$mark")
@@ -238,42 +242,59 @@ for rep in $(seq 1 "$reps"); do
       bench_device_done "dev-$scenario-$tool-$rep"
     done
   done
-  # SIGKILL at about half the native delta's bytes (rate-limited, so the
-  # moment is controllable; from a remote server: at half the time of
-  # deltafetch's first remote run), then run again.
+  # SIGKILL at about half the download, then run again: deltafetch when half
+  # the native delta's bytes are in its part store (rate-limited, so the
+  # moment is controllable; from a remote server: at half the time of its
+  # first remote run), stock pull at half the time of its first run over
+  # the same link. Bytes on the wire count both runs.
   has kill || continue
-  dev=$(bench_device "$base" "dev-kill-$rep")
-  sync; sleep 1
   url=${remote:-http://127.0.0.1:$((port + 1))/$rname}
-  mark=$(($(wc -l <"$log") + 1))
-  "$DF" fetch -q --repo="$dev" --url="$url" --commit="$to" --ref=os &
-  pid=$!
-  t0=$(date +%s%N)
-  while kill -0 $pid 2>/dev/null; do
-    if [ -n "$remote" ]; then
-      [ $((($(date +%s%N) - t0) / 1000000)) -ge "${kill_after_ms:-1000}" ] && break
+  for tool in stock deltafetch; do
+    name=dev-kill-$rep
+    [ $tool = stock ] && name=dev-kill-stock-$rep
+    dev=$(bench_device "$base" "$name")
+    sync; sleep 1
+    mark=$(($(wc -l <"$log") + 1))
+    if [ $tool = stock ]; then
+      ostree remote add --repo="$dev" --no-gpg-verify origin "$url"
+      ostree pull --repo="$dev" origin os >/dev/null 2>&1 &
     else
-      store=$(find "$dev/tmp" -maxdepth 1 -name 'deltafetch-fetch-*' 2>/dev/null | head -1)
-      have=0
-      [ -n "$store" ] && have=$(du -s --block-size=1 "$store" | cut -f1)
-      [ "$have" -ge $((native_bytes / 2)) ] && break
+      "$DF" fetch -q --repo="$dev" --url="$url" --commit="$to" --ref=os &
     fi
-    sleep 0.05
+    pid=$!
+    t0=$(date +%s%N)
+    while kill -0 $pid 2>/dev/null; do
+      if [ $tool = stock ]; then
+        [ $((($(date +%s%N) - t0) / 1000000)) -ge "${stock_kill_after_ms:-2000}" ] && break
+      elif [ -n "$remote" ]; then
+        [ $((($(date +%s%N) - t0) / 1000000)) -ge "${kill_after_ms:-1000}" ] && break
+      else
+        store=$(find "$dev/tmp" -maxdepth 1 -name 'deltafetch-fetch-*' 2>/dev/null | head -1)
+        have=0
+        [ -n "$store" ] && have=$(du -s --block-size=1 "$store" | cut -f1)
+        [ "$have" -ge $((native_bytes / 2)) ] && break
+      fi
+      sleep 0.05
+    done
+    kill -9 $pid 2>/dev/null || true
+    wait $pid 2>/dev/null || true
+    sleep 1  # nginx writes the log line of a cut connection when it notices
+    first=$(wire_since "$mark")
+    mark=$(($(wc -l <"$log") + 1))
+    if [ $tool = stock ]; then
+      j=$(measure ostree pull --repo="$dev" origin os)
+    else
+      j=$(measure "$DF" fetch -q --repo="$dev" --url="$url" --commit="$to" --ref=os)
+    fi
+    second=$(wire_since "$mark")
+    got=$(got_commit $tool "$dev")
+    okv=false; [ "$got" = "$to" ] && okv=true
+    both=null
+    [ "$first" != null ] && both=$((first + second))
+    record kill-resume $tool "$rep" "$j" "$both" $okv "$dev"
+    echo "kill-resume $tool #$rep: first run $first bytes, rerun $second bytes ($j), ok=$okv" >&2
+    bench_device_done "$name"
   done
-  kill -9 $pid 2>/dev/null || true
-  wait $pid 2>/dev/null || true
-  sleep 1  # nginx writes the log line of a cut connection when it notices
-  first=$(wire_since "$mark")
-  mark=$(($(wc -l <"$log") + 1))
-  j=$(measure "$DF" fetch -q --repo="$dev" --url="$url" --commit="$to" --ref=os)
-  second=$(wire_since "$mark")
-  got=$(ostree rev-parse --repo="$dev" os 2>/dev/null || true)
-  okv=false; [ "$got" = "$to" ] && okv=true
-  both=null
-  [ "$first" != null ] && both=$((first + second))
-  record kill-resume deltafetch "$rep" "$j" "$both" $okv "$dev"
-  echo "kill-resume #$rep: first run $first bytes, rerun $second bytes ($j), delta $native_bytes, ok=$okv" >&2
-  bench_device_done "dev-kill-$rep"
 done
 
 # The emulated WAN: one link, reshaped for each rate; the server root holds

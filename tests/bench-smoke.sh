@@ -36,7 +36,7 @@ for s in $scen; do
   check "bench-fetch: report has '$s' rows" grep -q "^| $s |" "$T/fetch/summary.md"
 done
 check "bench-fetch: every run brought in the commit" bash -c "! grep -q '\"ok\": false' '$T/fetch/runs.jsonl'"
-check "bench-fetch: every run recorded" test "$(wc -l <"$T/fetch/runs.jsonl")" = "$(( ${#wan[@]} ? 10 : 7 ))"
+check "bench-fetch: every run recorded" test "$(wc -l <"$T/fetch/runs.jsonl")" = "$(( ${#wan[@]} ? 11 : 8 ))"
 check "bench-fetch: deltafetch fetched the stock delta from the stock view" \
   grep -q '"tool": "deltafetch-stock".*"ok": true' "$T/fetch/runs.jsonl"
 if [ ${#wan[@]} -gt 0 ]; then
