@@ -193,11 +193,11 @@ record () { # SCENARIO TOOL REP JSON BYTES OK DEV [EXTRA-FIELDS]
     "$1" "$2" "$3" "$(echo "$4" | sed 's/^{//; s/}$//')" "$5" "$6" $((n - base_objects)) $((b - base_bytes)) "${8:-}" >>"$runs"
 }
 # fetch_one SCENARIO TOOL REP URL DEV: one fetch by TOOL from URL into
-# DEV; prints the measurement JSON.
+# DEV (again, after a kill); prints the measurement JSON.
 fetch_one () {
   local tool=$2 url=$4 dev=$5
   if [ "$tool" = stock ]; then
-    ostree remote add --repo="$dev" --no-gpg-verify origin "$url"
+    ostree remote add --repo="$dev" --no-gpg-verify --if-not-exists origin "$url"
     measure ostree pull --repo="$dev" origin os
   else
     measure "$DF" fetch -q --repo="$dev" --url="$url" --commit="$to" --ref=os
@@ -281,11 +281,7 @@ for rep in $(seq 1 "$reps"); do
     sleep 1  # nginx writes the log line of a cut connection when it notices
     first=$(wire_since "$mark")
     mark=$(($(wc -l <"$log") + 1))
-    if [ $tool = stock ]; then
-      j=$(measure ostree pull --repo="$dev" origin os)
-    else
-      j=$(measure "$DF" fetch -q --repo="$dev" --url="$url" --commit="$to" --ref=os)
-    fi
+    j=$(fetch_one kill-resume $tool "$rep" "$url" "$dev")
     second=$(wire_since "$mark")
     got=$(got_commit $tool "$dev")
     okv=false; [ "$got" = "$to" ] && okv=true
