@@ -109,6 +109,26 @@ check "missing object: the error names it" grep -q "neither in the delta nor in 
 check "missing object: ref still on v1" test "$(rev "$holey" os)" = "$c1"
 check "missing object: no commit object for v2" test ! -e "$holey/objects/${c2:0:2}/${c2:2}.commit"
 
+# Files v2 keeps unchanged from v1 (so the delta does not carry them) are
+# missing: the final presence check catches them, whether it lists their
+# objects/XX directory (several missing there) or asks for one alone.
+ostree ls --repo="$src" -R -C "$c2" | awk '$1 ~ /^-/ { print $5 }' | sort -u >"$T/c2-files"
+unchanged=$(while read -r f; do [ -e "$base/objects/${f:0:2}/${f:2}.file" ] && echo "$f"; done <"$T/c2-files")
+busiest=$(echo "$unchanged" | cut -c1-2 | sort | uniq -c | sort -rn | awk 'NR == 1 { print $2 }')
+diag "unchanged files: $(echo "$unchanged" | wc -l); busiest objects/ directory $busiest holds $(echo "$unchanged" | grep -c "^$busiest")"
+lone=$(echo "$unchanged" | grep -v "^$busiest" | head -1)
+for kind in many one; do
+  holey=$T/repo-holey-$kind
+  rm -rf "$holey"; cp -a "$base" "$holey"
+  if [ $kind = many ]; then gone=$(echo "$unchanged" | grep "^$busiest"); else gone=$lone; fi
+  for f in $gone; do rm "$holey/objects/${f:0:2}/${f:2}.file"; done
+  expect_exit 6 "unchanged files missing ($kind)" "$DF" apply --repo="$holey" --commit="$c2" --ref=os "$T/delta"
+  check "unchanged files missing ($kind): the error names a missing file" \
+    grep -qE "file ($(echo $gone | tr ' ' '|')) of commit $c2 is neither in the delta nor in the repository" "$T/ee.err"
+  check "unchanged files missing ($kind): ref still on v1" test "$(rev "$holey" os)" = "$c1"
+  check "unchanged files missing ($kind): no commit object for v2" test ! -e "$holey/objects/${c2:0:2}/${c2:2}.commit"
+done
+
 # Rollback protection: a device on v2 refuses the older v1 on the same ref.
 newer=$T/repo-newer
 cp -a "$base" "$newer"

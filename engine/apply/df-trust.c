@@ -1,5 +1,7 @@
 #include "df-trust.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 struct _DfTrust
@@ -61,24 +63,24 @@ valid_name (const char *name)
 }
 
 /* Loads a metadata object the commit references: from the delta (checked
- * against its checksum) or from the repository. */
-static GVariant *
-reach_metadata (DfTrust *t, OstreeObjectType type, const guint8 *csum, GError **error)
+ * against its checksum) or from the repository. Without @out, one reached
+ * before (the dirmeta most directories share) is not loaded again. */
+static gboolean
+reach_metadata (DfTrust *t, OstreeObjectType type, const guint8 *csum, GVariant **out, GError **error)
 {
   char hex[65];
   df_hex (csum, hex);
   g_autofree char *key = df_trust_key (hex, type);
+  if (out == NULL && g_hash_table_contains (t->reached, key))
+    return TRUE;
   GBytes *data = g_hash_table_lookup (t->delta_meta, key);
   if (data)
     {
       guint8 actual[DF_SHA256_LEN];
       df_sha256 (g_bytes_get_data (data, NULL), g_bytes_get_size (data), actual);
       if (memcmp (actual, csum, DF_SHA256_LEN) != 0)
-        {
-          df_throw (error, DF_ERROR_CORRUPT, "%s %s: the delta's bytes hash to something else",
-                    ostree_object_type_to_string (type), hex);
-          return NULL;
-        }
+        return df_throw (error, DF_ERROR_CORRUPT, "%s %s: the delta's bytes hash to something else",
+                         ostree_object_type_to_string (type), hex);
       g_autoptr (GVariant) v
           = g_variant_ref_sink (g_variant_new_from_bytes (ostree_metadata_variant_type (type), data, FALSE));
       g_autoptr (GError) local = NULL;
@@ -86,20 +88,14 @@ reach_metadata (DfTrust *t, OstreeObjectType type, const guint8 *csum, GError **
                     && (type == OSTREE_OBJECT_TYPE_DIR_TREE ? ostree_validate_structureof_dirtree (v, &local)
                                                             : ostree_validate_structureof_dirmeta (v, &local));
       if (!ok)
-        {
-          df_throw (error, DF_ERROR_INVALID_DELTA, "%s %s is malformed%s%s", ostree_object_type_to_string (type), hex,
-                    local ? ": " : "", local ? local->message : "");
-          return NULL;
-        }
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "%s %s is malformed%s%s", ostree_object_type_to_string (type),
+                         hex, local ? ": " : "", local ? local->message : "");
       if (type == OSTREE_OBJECT_TYPE_DIR_META)
         {
           guint32 mode = 0;
           g_variant_get_child (v, 2, "u", &mode);
           if (!S_ISDIR (GUINT32_FROM_BE (mode)))
-            {
-              df_throw (error, DF_ERROR_INVALID_DELTA, "dirmeta %s is not a directory", hex);
-              return NULL;
-            }
+            return df_throw (error, DF_ERROR_INVALID_DELTA, "dirmeta %s is not a directory", hex);
         }
       if (!g_hash_table_contains (t->reached, key))
         {
@@ -110,18 +106,19 @@ reach_metadata (DfTrust *t, OstreeObjectType type, const guint8 *csum, GError **
           g_ptr_array_add (t->meta, m);
         }
       g_hash_table_add (t->reached, g_steal_pointer (&key));
-      return g_steal_pointer (&v);
+      if (out)
+        *out = g_steal_pointer (&v);
+      return TRUE;
     }
   g_autoptr (GVariant) v = NULL;
   g_autoptr (GError) local = NULL;
   if (!ostree_repo_load_variant_if_exists (t->repo, type, hex, &v, &local) || v == NULL)
-    {
-      df_throw (error, DF_ERROR_MISSING_BASE, "%s %s is neither in the delta nor in the repository",
-                ostree_object_type_to_string (type), hex);
-      return NULL;
-    }
+    return df_throw (error, DF_ERROR_MISSING_BASE, "%s %s is neither in the delta nor in the repository",
+                     ostree_object_type_to_string (type), hex);
   g_hash_table_add (t->reached, g_steal_pointer (&key));
-  return g_steal_pointer (&v);
+  if (out)
+    *out = g_steal_pointer (&v);
+  return TRUE;
 }
 
 static gboolean
@@ -132,14 +129,13 @@ walk_tree (DfTrust *t, const guint8 *tree, const guint8 *meta, guint depth, GErr
   char thex[65];
   df_hex (tree, thex);
   g_autofree char *tkey = df_trust_key (thex, OSTREE_OBJECT_TYPE_DIR_TREE);
-  g_autoptr (GVariant) mv = reach_metadata (t, OSTREE_OBJECT_TYPE_DIR_META, meta, error);
-  if (mv == NULL)
+  if (!reach_metadata (t, OSTREE_OBJECT_TYPE_DIR_META, meta, NULL, error))
     return FALSE;
   /* A subtree shared by several directories is walked once. */
   if (g_hash_table_contains (t->reached, tkey))
     return TRUE;
-  g_autoptr (GVariant) tv = reach_metadata (t, OSTREE_OBJECT_TYPE_DIR_TREE, tree, error);
-  if (tv == NULL)
+  g_autoptr (GVariant) tv = NULL;
+  if (!reach_metadata (t, OSTREE_OBJECT_TYPE_DIR_TREE, tree, &tv, error))
     return FALSE;
   g_autoptr (GVariant) files = g_variant_get_child_value (tv, 0);
   g_autoptr (GVariant) dirs = g_variant_get_child_value (tv, 1);
@@ -216,10 +212,62 @@ df_trust_reached (DfTrust *t)
   return t->reached;
 }
 
+/* Which of @wanted (keys of objects whose checksums start with byte @xx)
+ * are loose objects in objects/XX: one readdir instead of two stat calls
+ * per object (libostree's has_object looks in the transaction's staging
+ * directory first, then in objects/). Found ones are removed from
+ * @wanted. A directory that cannot be read leaves everything to the
+ * caller's check. */
+static void
+drop_listed (int objects_dfd, guint xx, const char *file_ext, GHashTable *wanted)
+{
+  char dir[3];
+  g_snprintf (dir, sizeof dir, "%02x", xx);
+  int dfd = openat (objects_dfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return;
+  DIR *d = fdopendir (dfd);
+  if (d == NULL)
+    {
+      close (dfd);
+      return;
+    }
+  static const struct
+  {
+    const char *ext;
+    OstreeObjectType type;
+  } meta_ext[] = { { "dirtree", OSTREE_OBJECT_TYPE_DIR_TREE },
+                   { "dirmeta", OSTREE_OBJECT_TYPE_DIR_META },
+                   { "commit", OSTREE_OBJECT_TYPE_COMMIT } };
+  struct dirent *de;
+  char key[80];
+  memcpy (key, dir, 2);
+  while (g_hash_table_size (wanted) > 0 && (de = readdir (d)) != NULL)
+    {
+      const char *dot = strchr (de->d_name, '.');
+      if (dot == NULL || dot - de->d_name != 62)
+        continue;
+      int type = -1;
+      if (strcmp (dot + 1, file_ext) == 0)
+        type = OSTREE_OBJECT_TYPE_FILE;
+      for (guint k = 0; type < 0 && k < G_N_ELEMENTS (meta_ext); k++)
+        if (strcmp (dot + 1, meta_ext[k].ext) == 0)
+          type = meta_ext[k].type;
+      if (type < 0)
+        continue;
+      memcpy (key + 2, de->d_name, 62);
+      g_snprintf (key + 64, sizeof key - 64, ".%d", type);
+      g_hash_table_remove (wanted, key);
+    }
+  closedir (d);
+}
+
 gboolean
 df_trust_check_present (DfTrust *t, GHashTable *carried, gboolean has_from, const char *to_hex, GCancellable *c,
                         GError **error)
 {
+  /* Grouped by the objects/XX directory they would be in. */
+  GHashTable *by_dir[256] = { NULL };
   GHashTableIter it;
   gpointer key;
   g_hash_table_iter_init (&it, t->reached);
@@ -227,17 +275,41 @@ df_trust_check_present (DfTrust *t, GHashTable *carried, gboolean has_from, cons
     {
       if (g_hash_table_contains (carried, key))
         continue;
-      char hex[65];
-      memcpy (hex, key, 64);
-      hex[64] = '\0';
-      int type = atoi ((const char *)key + 65);
-      gboolean have = FALSE;
-      if (!ostree_repo_has_object (t->repo, type, hex, &have, c, error))
-        return FALSE;
-      if (!have)
-        return df_throw (error, has_from ? DF_ERROR_MISSING_BASE : DF_ERROR_INVALID_DELTA,
-                         "%s %s of commit %s is neither in the delta nor in the repository",
-                         ostree_object_type_to_string (type), hex, to_hex);
+      guint xx = g_ascii_xdigit_value (((const char *)key)[0]) * 16 + g_ascii_xdigit_value (((const char *)key)[1]);
+      if (by_dir[xx] == NULL)
+        by_dir[xx] = g_hash_table_new (g_str_hash, g_str_equal);
+      g_hash_table_add (by_dir[xx], key);
     }
-  return TRUE;
+  int objects_dfd = openat (ostree_repo_get_dfd (t->repo), "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const char *file_ext = ostree_repo_get_mode (t->repo) == OSTREE_REPO_MODE_ARCHIVE ? "filez" : "file";
+  gboolean ok = TRUE;
+  for (guint xx = 0; xx < 256; xx++)
+    {
+      if (by_dir[xx] == NULL)
+        continue;
+      /* A directory is worth listing once it holds a few of the objects. */
+      if (ok && objects_dfd >= 0 && g_hash_table_size (by_dir[xx]) >= DF_PRESENT_LIST_MIN)
+        drop_listed (objects_dfd, xx, file_ext, by_dir[xx]);
+      /* What the listing did not find (staged by this transaction, in a
+       * parent repository, or not there at all) is asked one by one. */
+      g_hash_table_iter_init (&it, by_dir[xx]);
+      while (ok && g_hash_table_iter_next (&it, &key, NULL))
+        {
+          char hex[65];
+          memcpy (hex, key, 64);
+          hex[64] = '\0';
+          int type = atoi ((const char *)key + 65);
+          gboolean have = FALSE;
+          if (!ostree_repo_has_object (t->repo, type, hex, &have, c, error))
+            ok = FALSE;
+          else if (!have)
+            ok = df_throw (error, has_from ? DF_ERROR_MISSING_BASE : DF_ERROR_INVALID_DELTA,
+                           "%s %s of commit %s is neither in the delta nor in the repository",
+                           ostree_object_type_to_string (type), hex, to_hex);
+        }
+      g_hash_table_unref (by_dir[xx]);
+    }
+  if (objects_dfd >= 0)
+    close (objects_dfd);
+  return ok;
 }

@@ -46,13 +46,17 @@
 #define DF_METADATA_TOTAL_MAX (48 * DF_MIB)
 /* Deepest directory nesting the trust walk follows (ostree uses 256 too). */
 #define DF_TREE_DEPTH_MAX 256
+/* The final presence check lists an objects/XX directory (one readdir)
+ * instead of asking for each object (two stat calls) once it looks for at
+ * least this many objects there. */
+#define DF_PRESENT_LIST_MIN 4
 
 /* --- Apply memory ----------------------------------------------------- */
-/* Memory set aside from the budget for libostree, GLib, stacks and the
- * trust walk's tables before workers are counted. */
 /* Freed buffers each thread keeps for reuse (see df_big_alloc()). */
 #define DF_BIG_CACHE_SLOTS 2
 #define DF_BIG_CACHE_MAX (4 * DF_MIB)
+/* Memory set aside from the budget for libostree, GLib, stacks and the
+ * trust walk's tables before workers are counted. */
 #define DF_APPLY_RESERVE (16 * DF_MIB)
 /* Buffer used to stream a staged split object into the repository. */
 #define DF_COPY_BUFFER (256 * 1024)
