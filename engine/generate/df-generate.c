@@ -462,6 +462,22 @@ item_push (Item *it, Encoded *e)
   g_mutex_unlock (&g->lock);
 }
 
+/* @off × @num ÷ @den (@off < @den) in integers only, so every build host
+ * picks the same window (long double is 80 bits on x86 and 128 on
+ * aarch64). Exact while both factors fit 32 bits; beyond that, through
+ * the fraction @off ÷ @den taken to 32 bits. */
+static guint64
+scale_offset (guint64 off, guint64 num, guint64 den)
+{
+  if (off <= G_MAXUINT32 && num <= G_MAXUINT32)
+    return off * num / den;
+  guint shift = 0;
+  while ((den >> shift) > G_MAXUINT32)
+    shift++;
+  guint64 frac = ((off >> shift) << 32) / MAX (den >> shift, 1); /* < 2^32 */
+  return (num >> 32) * frac + (((num & G_MAXUINT32) * frac) >> 32);
+}
+
 static gboolean
 encode_item (Item *it, GError **error)
 {
@@ -529,7 +545,7 @@ encode_item (Item *it, GError **error)
           /* The old bytes most likely to match sit at the same relative
            * position; centre a window there. */
           guint64 win = MIN (it->source_size, (guint64)DF_SOURCE_WINDOW);
-          guint64 centre = (guint64)((long double)off * it->source_size / it->size);
+          guint64 centre = scale_offset (off, it->source_size, it->size);
           guint64 margin = (win > len) ? (win - len) / 2 : 0;
           guint64 soff = centre > margin ? centre - margin : 0;
           if (soff + win > it->source_size)
