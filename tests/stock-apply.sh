@@ -26,6 +26,7 @@ gen inline --from=os^ --to=os --inline
 gen swapped --from=os^ --to=os --swap-endianness
 gen scratch --empty --to=os^
 gen fallback --empty --to=os --min-fallback-size=1
+gen multipart --from=os^ --to=os --max-chunk-size=1
 
 verify () { "$DF_TEST_TOOL" stock-verify "$src" "$T/$1" >"$T/$1.verify" 2>&1; }
 field () { awk -v k="$2" '$1 == k { print $2 }' "$T/$1.verify"; }
@@ -70,6 +71,16 @@ apply_ok nobsdiff "$T/nobsdiff" bare
 apply_ok inline "$T/inline" bare
 apply_ok swapped "$T/swapped" bare
 check "a second apply finds everything present" "$DF" apply -q --repo="$T/dev-default" --commit="$c2" "$T/default"
+
+# Several xz decoders (a budget with room for three dictionaries) on a
+# delta of many small parts, consumed in whatever order they finish.
+nmulti=$(ls "$T/multipart" | grep -c '^[0-9]*$')
+diag "multipart: $nmulti parts"
+check "--max-chunk-size=1: several parts" test "$nmulti" -ge 4
+apply_ok three-decoders "$T/multipart" bare --jobs=3 --memory=160M
+check "three decoders: 3 decoders and the rebuilding thread" grep -q " 4 workers," "$T/ee.out"
+apply_ok one-decoder "$T/multipart" bare --memory=64M
+check "default budget: one decoder and the rebuilding thread" grep -q " 2 workers," "$T/ee.out"
 
 scratch=$T/dev-scratch
 ostree init --repo="$scratch" --mode=bare

@@ -69,8 +69,7 @@ gboolean df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, GByte
 
 /* *@out: every object part @p of a stock delta makes is in @repo already
  * (resume), so the part need not be read, nor downloaded. */
-gboolean df_stock_part_present (OstreeRepo *repo, const DfStockPart *p, GCancellable *c, gboolean *out,
-                                GError **error);
+gboolean df_stock_part_present (OstreeRepo *repo, const DfStockPart *p, GCancellable *c, gboolean *out, GError **error);
 
 /* Where the parts and fallback objects of a stock delta come from when a
  * fetcher is still downloading them. Called from the apply's threads.
@@ -98,9 +97,13 @@ gboolean df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, co
 
 /* Stock parts holding dirtree/dirmeta objects run first (for those alone,
  * before the trust walk). The content parts @parts (@n part indices) are
- * sorted into the order the apply decodes and rebuilds them. */
+ * sorted into the order @decoders xz decoders take them. */
 gboolean df_stock_part_has_metadata (const DfStockPart *p);
-void df_stock_content_order (const DfStockSuperblock *sb, guint *parts, guint n);
+void df_stock_content_order (const DfStockSuperblock *sb, guint *parts, guint n, guint decoders);
+/* How many xz decoders a stock apply runs within a memory budget of
+ * @memory bytes (each needs 33 MiB): at least one, at most @jobs (0: one
+ * per processor but one). */
+guint df_stock_decoders (guint64 memory, guint jobs);
 
 /* The fallback objects of @sb that @repo lacks, as indices into
  * sb->fallbacks; their .filez bytes in *@bytes when not NULL. */

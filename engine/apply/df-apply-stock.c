@@ -43,7 +43,7 @@ typedef struct
   DfContentHeader h;
   guint64 size, got;
   DfSha256 sha;
-  guint8 *mem;   /* the file in memory: @membuf, or NULL when staged */
+  guint8 *mem;    /* the file in memory: @membuf, or NULL when staged */
   guint8 *membuf; /* DF_STOCK_INMEM_MAX bytes, allocated once: touched once */
   int stage_fd;
 } Run;
@@ -217,8 +217,8 @@ on_source_read (gpointer user, guint64 offset, guint8 *buf, gsize len, GError **
   return df_pread_all (r->src_fd, buf, len, offset, r->src_what, error);
 }
 
-static const DfStockSink stock_sink = { on_metadata, on_begin, on_data, on_end,
-                                        on_source_open, on_source_read, on_source_close };
+static const DfStockSink stock_sink
+    = { on_metadata, on_begin, on_data, on_end, on_source_open, on_source_read, on_source_close };
 
 /* Decodes part @i into @fd (a temporary file reused from part to part, so
  * its pages are reused rather than freed and taken again). */
@@ -256,13 +256,32 @@ exec_part (Run *r, const DfStockSuperblock *sb, guint i, int fd, guint64 len, GE
   return ok;
 }
 
-/* Content parts run in order while later ones are decoded in a second
- * thread: xz decoding and rebuilding files take about the same time
- * overall, but not part by part (an incompressible initrd takes xz ten
- * times longer than a part of diffs), so the decoder may run ahead by up
- * to DF_STOCK_AHEAD_MAX decoded bytes on disk. One decoder only: two would
- * need two 32 MiB dictionaries. */
+/* Parts are decoded in threads of their own while the rebuilding thread
+ * takes whichever part is decoded first. xz decoding and rebuilding files
+ * take about the same time overall, but not part by part (an
+ * incompressible initrd takes xz ten times longer than a part of diffs),
+ * so the decoders may run ahead by up to DF_STOCK_AHEAD_MAX decoded bytes
+ * on disk. Each decoder holds a 32 MiB dictionary (what stock ostree's xz
+ * preset needs), so their number comes from the memory budget: one in the
+ * default 64 MiB. */
 #define DF_STOCK_AHEAD_MAX (256 * DF_MIB)
+/* What one xz decoder of a stock part needs (liblzma's figure for the
+ * 32 MiB dictionary ostree's encoder uses), and what the rebuilding
+ * thread holds besides the budget's reserve. */
+#define DF_STOCK_DECODER_MEM (33 * DF_MIB)
+#define DF_STOCK_REBUILD_MEM (DF_STOCK_INMEM_MAX + 2 * DF_COPY_BUFFER)
+
+guint
+df_stock_decoders (guint64 memory, guint jobs)
+{
+  guint64 avail
+      = memory > DF_APPLY_RESERVE + DF_STOCK_REBUILD_MEM ? memory - DF_APPLY_RESERVE - DF_STOCK_REBUILD_MEM : 0;
+  /* Without a number of jobs, the rebuilding thread keeps a processor of
+   * its own: on two processors a second decoder only takes turns with it
+   * (measured: no faster, 30 MiB more). */
+  guint cpus = jobs ? jobs : MAX (df_ncpus (), 2) - 1;
+  return (guint)CLAMP (avail / DF_STOCK_DECODER_MEM, 1, cpus);
+}
 
 typedef struct
 {
@@ -275,9 +294,11 @@ typedef struct
   const guint *plan; /* part indices */
   guint n_plan;
   guint n_meta; /* the first entries, held until the content pass: never waited for */
+  guint next;   /* the next entry a decoder takes */
   int *fd;      /* per plan entry, once decoded */
   guint64 *len;
-  GArray *pool; /* temporary files free for reuse (their pages stay) */
+  gboolean *taken;         /* per plan entry: the rebuilding thread is done with it */
+  GArray *pool;            /* temporary files free for reuse (their pages stay) */
   const DfStockFeed *feed; /* parts still arriving, or NULL */
   guint64 ahead;
   GError *error;
@@ -289,26 +310,27 @@ decoder_thread (gpointer data)
 {
   Pipe *pp = data;
   g_autoptr (DfStockDecoder) dec = df_stock_decoder_new ();
-  for (guint k = 0; k < pp->n_plan; k++)
+  for (;;)
     {
-      guint i = pp->plan[k];
       g_mutex_lock (&pp->lock);
-      while (k >= pp->n_meta && pp->ahead > DF_STOCK_AHEAD_MAX && !pp->stop)
+      while (pp->next < pp->n_plan && pp->next >= pp->n_meta && pp->ahead > DF_STOCK_AHEAD_MAX && !pp->stop)
         g_cond_wait (&pp->cond, &pp->lock);
-      gboolean stop = pp->stop;
+      guint k = pp->next;
+      gboolean stop = pp->stop || k >= pp->n_plan;
       int fd = -1;
-      if (pp->pool->len > 0)
+      if (!stop)
         {
-          fd = g_array_index (pp->pool, int, pp->pool->len - 1);
-          g_array_set_size (pp->pool, pp->pool->len - 1);
+          pp->next++;
+          if (pp->pool->len > 0)
+            {
+              fd = g_array_index (pp->pool, int, pp->pool->len - 1);
+              g_array_set_size (pp->pool, pp->pool->len - 1);
+            }
         }
       g_mutex_unlock (&pp->lock);
       if (stop)
-        {
-          if (fd >= 0)
-            close (fd);
-          break;
-        }
+        break;
+      guint i = pp->plan[k];
       GError *local = NULL;
       guint64 len = 0;
       gboolean ok = TRUE;
@@ -325,7 +347,11 @@ decoder_thread (gpointer data)
         {
           if (fd >= 0)
             close (fd);
-          pp->error = local, pp->stop = TRUE;
+          if (pp->error == NULL)
+            pp->error = local;
+          else
+            g_error_free (local);
+          pp->stop = TRUE;
         }
       g_cond_broadcast (&pp->cond);
       g_mutex_unlock (&pp->lock);
@@ -349,11 +375,47 @@ pipe_wait (Pipe *pp, guint k, GError **error)
   return ok;
 }
 
+/* Waits until a plan entry the rebuilding thread has not taken yet is
+ * decoded, the earliest in the plan when several are; *@out is its index,
+ * or G_MAXUINT when every entry is taken. */
+static gboolean
+pipe_take (Pipe *pp, guint *out, GError **error)
+{
+  g_mutex_lock (&pp->lock);
+  *out = G_MAXUINT;
+  gboolean ok = TRUE;
+  for (;;)
+    {
+      gboolean left = FALSE;
+      for (guint k = 0; k < pp->n_plan && *out == G_MAXUINT; k++)
+        if (!pp->taken[k])
+          {
+            left = TRUE;
+            if (pp->fd[k] >= 0)
+              *out = k;
+          }
+      if (*out != G_MAXUINT || !left)
+        break;
+      if (pp->error)
+        {
+          g_propagate_error (error, g_error_copy (pp->error));
+          ok = FALSE;
+          break;
+        }
+      g_cond_wait (&pp->cond, &pp->lock);
+    }
+  if (*out != G_MAXUINT)
+    pp->taken[*out] = TRUE;
+  g_mutex_unlock (&pp->lock);
+  return ok;
+}
+
 /* Plan entry @k is done with: its file goes back to the pool. */
 static void
 pipe_release (Pipe *pp, guint k)
 {
   g_mutex_lock (&pp->lock);
+  pp->taken[k] = TRUE;
   if (pp->fd[k] >= 0)
     {
       g_array_append_val (pp->pool, pp->fd[k]);
@@ -405,8 +467,9 @@ check_declared (DfTrust *trust, const DfStockSuperblock *sb, GError **error)
           {
             char hex[65];
             df_hex (rec + 1, hex);
-            return df_throw (error, DF_ERROR_UNTRUSTED, "part %u: %s %s is not referenced by commit %s; refusing the delta",
-                             i, ostree_object_type_to_string (rec[0]), hex, sb->to_hex);
+            return df_throw (error, DF_ERROR_UNTRUSTED,
+                             "part %u: %s %s is not referenced by commit %s; refusing the delta", i,
+                             ostree_object_type_to_string (rec[0]), hex, sb->to_hex);
           }
       }
   for (guint i = 0; i < sb->n_fallbacks; i++)
@@ -414,8 +477,8 @@ check_declared (DfTrust *trust, const DfStockSuperblock *sb, GError **error)
       {
         char hex[65];
         df_hex (sb->fallbacks[i].checksum, hex);
-        return df_throw (error, DF_ERROR_UNTRUSTED, "fallback %s is not referenced by commit %s; refusing the delta", hex,
-                         sb->to_hex);
+        return df_throw (error, DF_ERROR_UNTRUSTED, "fallback %s is not referenced by commit %s; refusing the delta",
+                         hex, sb->to_hex);
       }
   return TRUE;
 }
@@ -509,38 +572,50 @@ apply_fallbacks (Run *r, const DfStockSuperblock *sb, GArray *missing, gboolean 
   return TRUE;
 }
 
-/* Content parts are decoded and rebuilt in the order that keeps both
- * threads busy (Johnson's rule for a two-stage flow shop): parts that
- * decode faster than they rebuild first, quickest to decode first, so the
- * rebuilding thread has work early; parts that take xz longer than their
- * rebuilding (poorly compressed ones, an initrd) last, largest first, so
- * their decoding overlaps the rebuilding of everything before them. Costs
- * are guessed from the superblock: decoding from the compressed size,
- * rebuilding from the size of the objects. */
+/* Content parts are decoded and rebuilt in the order that keeps the
+ * threads busy. With one decoder, Johnson's rule for a two-stage flow
+ * shop: parts that decode faster than they rebuild first, quickest to
+ * decode first, so the rebuilding thread has work early; parts that take
+ * xz longer than their rebuilding (poorly compressed ones, an initrd)
+ * last, largest first, so their decoding overlaps the rebuilding of
+ * everything before them. With several decoders the slow-to-decode parts
+ * go first instead, largest first, so one decoder works through them
+ * while the others feed the rebuilding thread the quick ones, and the run
+ * does not end on a single decoder. Costs are guessed from the superblock:
+ * decoding from the compressed size, rebuilding from the size of the
+ * objects. */
 static gboolean
 decode_heavy (const DfStockPart *p)
 {
   return p->size * 4 > p->usize;
 }
 
-static gint
-johnson_order (gconstpointer x, gconstpointer y, gpointer data)
+typedef struct
 {
-  const DfStockSuperblock *sb = data;
-  const DfStockPart *p = &sb->parts[*(const guint *)x], *q = &sb->parts[*(const guint *)y];
+  const DfStockSuperblock *sb;
+  gboolean heavy_first;
+} OrderCtx;
+
+static gint
+content_order (gconstpointer x, gconstpointer y, gpointer data)
+{
+  const OrderCtx *ctx = data;
+  const DfStockPart *p = &ctx->sb->parts[*(const guint *)x], *q = &ctx->sb->parts[*(const guint *)y];
   gboolean hp = decode_heavy (p), hq = decode_heavy (q);
   if (hp != hq)
-    return hp ? 1 : -1;
-  guint64 kp = hp ? G_MAXUINT64 - p->usize : p->size, kq = hq ? G_MAXUINT64 - q->usize : q->size;
+    return (hp != ctx->heavy_first) ? 1 : -1;
+  guint64 kp = hp ? G_MAXUINT64 - (ctx->heavy_first ? p->size : p->usize) : p->size;
+  guint64 kq = hq ? G_MAXUINT64 - (ctx->heavy_first ? q->size : q->usize) : q->size;
   if (kp != kq)
     return kp < kq ? -1 : 1;
   return *(const guint *)x < *(const guint *)y ? -1 : 1;
 }
 
 void
-df_stock_content_order (const DfStockSuperblock *sb, guint *parts, guint n)
+df_stock_content_order (const DfStockSuperblock *sb, guint *parts, guint n, guint decoders)
 {
-  g_qsort_with_data (parts, n, sizeof *parts, johnson_order, (gpointer)sb);
+  OrderCtx ctx = { sb, decoders > 1 };
+  g_qsort_with_data (parts, n, sizeof *parts, content_order, &ctx);
 }
 
 static gboolean
@@ -576,19 +651,35 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
       }
 
   /* A fetcher downloads the parts in this order too (xz decodes slower
-   * than a link of 32 MB/s delivers, so the decoder then never waits). */
+   * than a link of 32 MB/s delivers, so a decoder then never waits). */
+  guint decoders = df_stock_decoders (opts->memory, opts->jobs);
   if (ok)
-    df_stock_content_order (sb, plan + n_meta, n_plan - n_meta);
+    df_stock_content_order (sb, plan + n_meta, n_plan - n_meta, decoders);
+  decoders = MIN (decoders, MAX (n_plan, 1));
+  result->workers = decoders + 1;
 
   g_autofree int *dec_fd = g_new (int, MAX (n_plan, 1));
   g_autofree guint64 *dec_len = g_new0 (guint64, MAX (n_plan, 1));
+  g_autofree gboolean *taken = g_new0 (gboolean, MAX (n_plan, 1));
   for (guint k = 0; k < n_plan; k++)
     dec_fd[k] = -1;
-  Pipe pp = { .sb = sb, .delta_dfd = delta_dfd, .tmp_dfd = r->tmp_dfd, .c = r->c, .plan = plan, .n_plan = n_plan,
-              .n_meta = n_meta, .feed = feed, .fd = dec_fd, .len = dec_len, .pool = g_array_new (FALSE, FALSE, sizeof (int)) };
+  Pipe pp = { .sb = sb,
+              .delta_dfd = delta_dfd,
+              .tmp_dfd = r->tmp_dfd,
+              .c = r->c,
+              .plan = plan,
+              .n_plan = n_plan,
+              .n_meta = n_meta,
+              .feed = feed,
+              .fd = dec_fd,
+              .len = dec_len,
+              .taken = taken,
+              .pool = g_array_new (FALSE, FALSE, sizeof (int)) };
   g_mutex_init (&pp.lock);
   g_cond_init (&pp.cond);
-  GThread *decoder = ok && n_plan > 0 ? g_thread_new ("df-stock-decode", decoder_thread, &pp) : NULL;
+  g_autoptr (GPtrArray) threads = g_ptr_array_new ();
+  for (guint d = 0; ok && n_plan > 0 && d < decoders; d++)
+    g_ptr_array_add (threads, g_thread_new ("df-stock-decode", decoder_thread, &pp));
 
   /* Metadata: run the first parts for their dirtree/dirmeta objects, walk,
    * write what the commit references. */
@@ -607,33 +698,36 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
       ok = df_object_writer_metadata (r->writer, m->type, m->checksum, m->data, r->c, error);
     }
 
+  /* Content: metadata parts whose files are all here are done with; the
+   * rest run as they come out of the decoders. */
   progress (opts, &p, DF_PHASE_CONTENT);
-  for (guint k = 0; ok && k < n_plan; k++)
+  for (guint k = 0; k < n_meta; k++)
+    if (!content_run[plan[k]])
+      pipe_release (&pp, k);
+  for (guint k = 0; ok;)
     {
+      ok = pipe_take (&pp, &k, error);
+      if (!ok || k == G_MAXUINT)
+        break;
       guint i = plan[k];
-      if (content_run[i])
+      ok = exec_part (r, sb, i, pp.fd[k], pp.len[k], error);
+      if (ok)
         {
-          ok = pipe_wait (&pp, k, error) && exec_part (r, sb, i, pp.fd[k], pp.len[k], error);
-          if (ok)
-            {
-              result->parts_applied++;
-              p.parts_done++;
-              p.bytes_done += sb->parts[i].usize;
-              progress (opts, &p, DF_PHASE_CONTENT);
-            }
+          result->parts_applied++;
+          p.parts_done++;
+          p.bytes_done += sb->parts[i].usize;
+          progress (opts, &p, DF_PHASE_CONTENT);
         }
       pipe_release (&pp, k);
     }
   if (ok && missing->len > 0)
     ok = apply_fallbacks (r, sb, missing, FALSE, feed, &p, opts, error);
-  if (decoder)
-    {
-      g_mutex_lock (&pp.lock);
-      pp.stop = TRUE;
-      g_cond_broadcast (&pp.cond);
-      g_mutex_unlock (&pp.lock);
-      g_thread_join (decoder);
-    }
+  g_mutex_lock (&pp.lock);
+  pp.stop = TRUE;
+  g_cond_broadcast (&pp.cond);
+  g_mutex_unlock (&pp.lock);
+  for (guint d = 0; d < threads->len; d++)
+    g_thread_join (threads->pdata[d]);
   g_clear_error (&pp.error);
   g_mutex_clear (&pp.lock);
   g_cond_clear (&pp.cond);
@@ -649,8 +743,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
   progress (opts, &p, DF_PHASE_COMMIT);
   if (!check_complete (r->trust, sb, r->c, error))
     return FALSE;
-  if (sb->commitmeta
-      && !ostree_repo_write_commit_detached_metadata (repo, sb->to_hex, sb->commitmeta, r->c, error))
+  if (sb->commitmeta && !ostree_repo_write_commit_detached_metadata (repo, sb->to_hex, sb->commitmeta, r->c, error))
     return FALSE;
   g_autoptr (GVariant) commit
       = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, sb->commit, FALSE));
@@ -706,7 +799,6 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApp
     return FALSE;
   r.writer = df_object_writer_new (repo, state, error);
   r.trust = df_trust_new (repo);
-  result->workers = 2; /* one decodes, one rebuilds */
   memcpy (result->commit, sb->to_hex, 65);
   result->commit_trusted = opts->commit != NULL;
   gboolean ok = r.writer && apply_in_txn (&r, repo, sb, delta_dfd, opts, feed, missing, result, error);

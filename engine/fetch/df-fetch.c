@@ -1918,7 +1918,8 @@ fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, int local_dfd, con
   guint n_meta_parts = 0;
   while (n_meta_parts < n_order && df_stock_part_has_metadata (&sb->parts[order[n_meta_parts]]))
     n_meta_parts++;
-  df_stock_content_order (sb, order + n_meta_parts, n_order - n_meta_parts);
+  df_stock_content_order (sb, order + n_meta_parts, n_order - n_meta_parts,
+                          df_stock_decoders (f->o->memory, 0));
   for (guint k = 0; k < n_order && f->fatal == NULL; k++)
     {
       guint i = order[k];
