@@ -272,7 +272,8 @@ DF_PUBLIC void df_apply_options_set_commit (DfApplyOptions *opts, const char *ch
 DF_PUBLIC void df_apply_options_set_ref (DfApplyOptions *opts, const char *ref);
 /** Bytes of memory for in-flight buffers (default DF_DEFAULT_MEMORY_BUDGET);
  * the number of parallel workers is derived from it and the delta's declared
- * sizes. A delta whose single part cannot fit is refused. */
+ * sizes (for a stock delta: the number of xz decoders, 33 MiB each). A delta
+ * whose single part cannot fit is refused. */
 DF_PUBLIC void df_apply_options_set_memory_budget (DfApplyOptions *opts, guint64 bytes);
 /** Upper bound of worker threads; 0 means one per processor. */
 DF_PUBLIC void df_apply_options_set_jobs (DfApplyOptions *opts, guint jobs);
