@@ -618,6 +618,28 @@ df_stock_content_order (const DfStockSuperblock *sb, guint *parts, guint n, guin
   g_qsort_with_data (parts, n, sizeof *parts, content_order, &ctx);
 }
 
+typedef struct
+{
+  DfObjectWriter *writer;
+  GPtrArray *meta; /* DfTrustMeta* */
+  GCancellable *c;
+  gint stop;
+  GError *error;
+} MetaWriter;
+
+static gpointer
+meta_writer_thread (gpointer data)
+{
+  MetaWriter *mw = data;
+  for (guint i = 0; i < mw->meta->len && !g_atomic_int_get (&mw->stop); i++)
+    {
+      DfTrustMeta *m = mw->meta->pdata[i];
+      if (!df_object_writer_metadata (mw->writer, m->type, m->checksum, m->data, mw->c, &mw->error))
+        break;
+    }
+  return NULL;
+}
+
 static gboolean
 apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_dfd, const DfApplyOptions *opts,
               const DfStockFeed *feed, GArray *missing, DfApplyResult *result, GError **error)
@@ -691,12 +713,12 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
     ok = apply_fallbacks (r, sb, missing, TRUE, feed, &p, opts, error);
   if (ok)
     ok = df_trust_walk (r->trust, sb->commit, sb->to_hex, error) && check_declared (r->trust, sb, error);
-  GPtrArray *meta = df_trust_metadata (r->trust);
-  for (guint i = 0; ok && i < meta->len; i++)
-    {
-      DfTrustMeta *m = meta->pdata[i];
-      ok = df_object_writer_metadata (r->writer, m->type, m->checksum, m->data, r->c, error);
-    }
+  /* The verified dirtree and dirmeta objects are written in a thread of
+   * their own while the content parts run (libostree takes concurrent
+   * writes into one transaction): thousands of small files otherwise hold
+   * up the first content part. */
+  MetaWriter mw = { .writer = r->writer, .meta = df_trust_metadata (r->trust), .c = r->c };
+  GThread *meta_thread = ok && mw.meta->len > 0 ? g_thread_new ("df-stock-meta", meta_writer_thread, &mw) : NULL;
 
   /* Content: metadata parts whose files are all here are done with; the
    * rest run as they come out of the decoders. */
@@ -722,6 +744,14 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
     }
   if (ok && missing->len > 0)
     ok = apply_fallbacks (r, sb, missing, FALSE, feed, &p, opts, error);
+  if (meta_thread)
+    {
+      g_atomic_int_set (&mw.stop, !ok);
+      g_thread_join (meta_thread);
+      if (ok && mw.error)
+        ok = (g_propagate_error (error, g_steal_pointer (&mw.error)), FALSE);
+      g_clear_error (&mw.error);
+    }
   g_mutex_lock (&pp.lock);
   pp.stop = TRUE;
   g_cond_broadcast (&pp.cond);
