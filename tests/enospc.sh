@@ -52,6 +52,45 @@ full_case stock "$DF" apply --repo=REPO --commit="$c2" --ref=os --url="$url" "$T
 # fetch refuses before downloading when the declared sizes do not fit.
 full_case fetch "$DF" fetch --repo=REPO --commit="$c2" --ref=os --url="$url"
 
+# A stock delta is decoded into temporary files before its objects are
+# made, and the free-space check counts that too: a filesystem with room for
+# the parts and the objects, but not for the decoded payload as well, is
+# refused before anything is downloaded. The server holds only a stock delta
+# that carries the large file in a part (no fallback objects).
+ssrc=$T/www/stockonly
+ostree init --repo="$ssrc" --mode=archive
+ostree pull-local --repo="$ssrc" --depth=1 "$src" os >/dev/null
+ostree static-delta generate --repo="$ssrc" --from="$c1" --to="$c2" --min-fallback-size=1000 >/dev/null
+ostree summary -u --repo="$ssrc"
+read -r parts_bytes objects_bytes < <("$DF" show --json "$(dirname "$(find "$ssrc/deltas" -name superblock | head -1)")" | python3 -c '
+import json, sys; d = json.load(sys.stdin)
+print(sum(p["compressed-size"] for p in d["parts"]), sum(p["uncompressed-size"] for p in d["parts"]))') || true
+mnt=$T/small-stockcheck
+mkdir -p "$mnt"
+mount -t tmpfs -o size=256m tmpfs "$mnt" && cleanup_hooks+=("umount -l '$mnt'")
+repo=$mnt/repo
+ostree init --repo="$repo" --mode=bare-user
+ostree config --repo="$repo" set core.min-free-space-percent 0
+"$DF" apply -q --repo="$repo" --commit="$c1" --ref=os "$T/scratch"
+used=$(($(stat -f -c '(%b - %f) * %S' "$mnt")))
+# Room for parts + objects and 4 MiB more; the decoded payload is about as
+# large as the objects again.
+size_kib=$(( (used + parts_bytes + objects_bytes + 4 * 1048576) / 1024 ))
+mount -o remount,size=${size_kib}k "$mnt"
+diag "stock delta: $parts_bytes bytes of parts making $objects_bytes bytes of objects; tmpfs ${size_kib} KiB"
+before=$(objects_list "$repo")
+expect_exit 7 "stock fetch: refused when the decoded payload would not fit" \
+  "$DF" fetch --repo="$repo" --commit="$c2" --ref=os --url="http://127.0.0.1:$NGINX_PORT/stockonly"
+check "stock fetch: by the check before the download" grep -q "not enough free space" "$T/ee.err"
+check "stock fetch: it was the stock delta" test -n "$objects_bytes" -a "$objects_bytes" -gt 30000000
+check "stock fetch: ref unchanged" test "$(rev "$repo" os)" = "$c1"
+check "stock fetch: objects/ unchanged" test "$before" = "$(objects_list "$repo")"
+mount -o remount,size=256m "$mnt"
+expect_exit 0 "stock fetch: with room for the payload too" \
+  "$DF" fetch --repo="$repo" --commit="$c2" --ref=os --url="http://127.0.0.1:$NGINX_PORT/stockonly"
+check "stock fetch: fsck + checkout identical to v2" checkout_matches "$repo" "$c2" "$T/v2"
+umount -l "$mnt"
+
 # The disk fills while a fetch downloads (another writer takes the space the
 # free-space check saw): exit 7 mid-transfer, the repo as it was; once the
 # other file is gone, a rerun completes and reuses what was downloaded. The

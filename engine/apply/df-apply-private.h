@@ -104,6 +104,10 @@ void df_stock_content_order (const DfStockSuperblock *sb, guint *parts, guint n,
  * @memory bytes (each needs 33 MiB): at least one, at most @jobs (0: one
  * per processor but one). */
 guint df_stock_decoders (guint64 memory, guint jobs);
+/* Most disk space the decoded payloads of @sb take at once in the
+ * repository's tmp/ while @decoders decoders run ahead of the rebuilding
+ * (estimated from the parts' declared sizes), for free-space checks. */
+guint64 df_stock_payload_staging (const DfStockSuperblock *sb, guint decoders);
 
 /* The fallback objects of @sb that @repo lacks, as indices into
  * sb->fallbacks; their .filez bytes in *@bytes when not NULL. */

@@ -283,6 +283,22 @@ df_stock_decoders (guint64 memory, guint jobs)
   return (guint)CLAMP (avail / DF_STOCK_DECODER_MEM, 1, cpus);
 }
 
+guint64
+df_stock_payload_staging (const DfStockSuperblock *sb, guint decoders)
+{
+  /* A payload is about as large as the objects it makes (the data of new
+   * files, or bsdiff patches as long as their targets); decoded parts wait
+   * up to DF_STOCK_AHEAD_MAX, plus one in each decoder and the one being
+   * rebuilt. Their files are reused, never shrunk. */
+  guint64 total = 0, largest = 0;
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      total += sb->parts[i].usize;
+      largest = MAX (largest, sb->parts[i].usize);
+    }
+  return MIN (total, DF_STOCK_AHEAD_MAX + (guint64)(decoders + 1) * largest);
+}
+
 typedef struct
 {
   GMutex lock;

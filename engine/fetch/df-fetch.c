@@ -1425,6 +1425,9 @@ check_space (Fetch *f, GError **error)
           need += p->ranges[r].len;
       need += p->unpacked;
     }
+  /* A stock delta's parts are also decoded into temporary files first. */
+  if (f->stock)
+    need += df_stock_payload_staging (f->stock, df_stock_decoders (f->o->memory, 0));
   guint64 reserve = 0;
   g_autoptr (GError) ignored = NULL;
   ostree_repo_get_min_free_space_bytes (f->repo, &reserve, &ignored);
