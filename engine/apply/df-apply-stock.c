@@ -504,7 +504,7 @@ check_declared (DfTrust *trust, const DfStockSuperblock *sb, GError **error)
 static gboolean
 check_complete (DfTrust *trust, const DfStockSuperblock *sb, GCancellable *c, GError **error)
 {
-  g_autoptr (GHashTable) carried = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr (GHashTable) carried = g_hash_table_new_full (df_trust_key_hash, g_str_equal, g_free, NULL);
   for (guint i = 0; i < sb->n_parts; i++)
     for (guint j = 0; j < sb->parts[i].n_objects; j++)
       {

@@ -519,7 +519,7 @@ walk_and_release (Apply *a, GError **error)
 static gboolean
 check_complete (Apply *a, GError **error)
 {
-  g_autoptr (GHashTable) carried = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr (GHashTable) carried = g_hash_table_new_full (df_trust_key_hash, g_str_equal, g_free, NULL);
   for (guint i = 0; i < a->sb->n_parts; i++)
     for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
       {

@@ -24,8 +24,8 @@ df_trust_new (OstreeRepo *repo)
 {
   DfTrust *t = g_new0 (DfTrust, 1);
   t->repo = g_object_ref (repo);
-  t->delta_meta = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
-  t->reached = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  t->delta_meta = g_hash_table_new_full (df_trust_key_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
+  t->reached = g_hash_table_new_full (df_trust_key_hash, g_str_equal, g_free, NULL);
   t->meta = g_ptr_array_new_with_free_func ((GDestroyNotify)trust_meta_free);
   return t;
 }
@@ -45,7 +45,25 @@ df_trust_free (DfTrust *t)
 char *
 df_trust_key (const char *hex, OstreeObjectType type)
 {
-  return g_strdup_printf ("%s.%d", hex, type);
+  if (type < 0 || type > 9) /* not one parsers let through */
+    return g_strdup_printf ("%s.%d", hex, type);
+  char *key = g_malloc (67);
+  memcpy (key, hex, 64);
+  key[64] = '.';
+  key[65] = '0' + type;
+  key[66] = '\0';
+  return key;
+}
+
+guint
+df_trust_key_hash (gconstpointer key)
+{
+  /* Checksums are uniform: their first eight hex digits are hash enough. */
+  const char *k = key;
+  guint h = 0;
+  for (guint i = 0; i < 8; i++)
+    h = (h << 4) | (guint)g_ascii_xdigit_value (k[i]);
+  return h ^ (guint)k[65];
 }
 
 void
@@ -277,7 +295,7 @@ df_trust_check_present (DfTrust *t, GHashTable *carried, gboolean has_from, cons
         continue;
       guint xx = g_ascii_xdigit_value (((const char *)key)[0]) * 16 + g_ascii_xdigit_value (((const char *)key)[1]);
       if (by_dir[xx] == NULL)
-        by_dir[xx] = g_hash_table_new (g_str_hash, g_str_equal);
+        by_dir[xx] = g_hash_table_new (df_trust_key_hash, g_str_equal);
       g_hash_table_add (by_dir[xx], key);
     }
   int objects_dfd = openat (ostree_repo_get_dfd (t->repo), "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -20,8 +20,10 @@ DfTrust *df_trust_new (OstreeRepo *repo);
 void df_trust_free (DfTrust *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfTrust, df_trust_free)
 
-/* "hex.type", the key of an object in the tables below. */
+/* "hex.type", the key of an object in the tables below, and a hash
+ * function for tables of such keys. */
 char *df_trust_key (const char *hex, OstreeObjectType type);
+guint df_trust_key_hash (gconstpointer key);
 
 /* A dirtree or dirmeta the delta carries, not yet verified. Not
  * thread-safe: the caller serializes. */
