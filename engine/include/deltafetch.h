@@ -459,6 +459,8 @@ typedef struct
   guint64 delta_bytes;      /* superblock and parts, as published */
   guint64 bytes_downloaded; /* bytes received in this run, superblock and index included */
   guint64 bytes_reused;     /* part bytes found on disk from an earlier run */
+  /* Files of the delta to fetch: its parts, and for a stock delta also the
+   * fallback objects the repository lacks (each a .filez file). */
   guint parts_total;
   guint parts_downloaded; /* fetched in this run */
   guint parts_present;    /* already applied or downloaded before */
