@@ -21,4 +21,17 @@ sum1=$(cat "$out"/* | sha256sum)
 "$DF" generate -q --repo="$T/src" --from=os^ --to=os >/dev/null
 check "regenerating inside the repo gives the same bytes" test "$sum1" = "$(cat "$out"/* | sha256sum)"
 check "inside-repo delta equals --out delta" diff -r "$out" "$T/fromostoos-j1"
+
+# A large file (ten 2 MiB chunks): its chunks are encoded by every worker,
+# with the same bytes as one worker makes.
+rm -rf "$T/v1" "$T/v2"
+make_tree v1 1 --no-owner --large-file=20000000 && make_tree v2 2 --no-owner --large-file=20000000
+make_src_repo "$T/large" archive
+for j in 1 2 5; do
+  "$DF" generate -q --repo="$T/large" --from=os^ --to=os --jobs=$j --out="$T/large-j$j" >/dev/null
+done
+check "large file: jobs=1 and jobs=2 identical" diff -r "$T/large-j1" "$T/large-j2"
+check "large file: jobs=1 and jobs=5 identical" diff -r "$T/large-j1" "$T/large-j5"
+check "large file: it is split into chunks" \
+  bash -c "'$DF' show --json '$T/large-j2' | grep -q '\"content-split\" : [1-9]'"
 finish

@@ -351,8 +351,16 @@ encoded_free (Encoded *e)
 
 typedef struct Generator Generator;
 
+/* What the encode pool runs: a whole object, or one chunk of a large one. */
+enum
+{
+  TASK_ITEM,
+  TASK_CHUNK
+};
+
 typedef struct
 {
+  guint kind; /* TASK_ITEM */
   Generator *gen;
   guint index;
   char csum[65];
@@ -377,6 +385,7 @@ struct Generator
   GMutex lock;
   GCond cond;
   GError *error; /* first error of any worker */
+  GThreadPool *encode_pool;
 
   /* Parts, filled in by compress workers. */
   GArray *parts; /* DfPart */
@@ -478,6 +487,144 @@ scale_offset (guint64 off, guint64 num, guint64 den)
   return (num >> 32) * frac + (((num & G_MAXUINT32) * frac) >> 32);
 }
 
+/* One chunk of an object: its new bytes and, when it has a source, the
+ * window of old bytes to diff against, copied so the chunk can be encoded
+ * by any worker while the object's own worker reads on. */
+typedef struct
+{
+  guint kind; /* TASK_CHUNK */
+  Item *it;
+  guint64 off; /* in the object */
+  const guint8 *data;
+  gsize len;
+  const guint8 *src; /* NULL: no source */
+  gsize src_len;
+  guint64 src_off;
+  guint8 *copy; /* owns data and src when queued */
+  Encoded *e;
+  gint state; /* CHUNK_QUEUED, CHUNK_RUNNING, CHUNK_DONE; under gen->lock */
+  gint refs;  /* the object's worker and the pool's queue */
+} ChunkTask;
+
+static void
+chunk_unref (ChunkTask *t)
+{
+  if (g_atomic_int_dec_and_test (&t->refs))
+    {
+      g_free (t->copy);
+      g_free (t);
+    }
+}
+
+enum
+{
+  CHUNK_QUEUED,
+  CHUNK_RUNNING,
+  CHUNK_DONE
+};
+
+/* Objects of at least this many chunks have their chunks encoded by every
+ * worker of the pool (two per job in flight per object): one large image
+ * would otherwise keep a single core busy. */
+#define DF_CHUNK_SPREAD_MIN 4
+
+static void
+encode_chunk (ChunkTask *t)
+{
+  Encoded *e = t->e;
+  gboolean patched = FALSE;
+  if (t->src)
+    {
+      patched = encode_against (t->data, t->len, t->src, t->src_len, e);
+      if (patched)
+        {
+          e->entry.encoding = DF_ENCODING_DIFF;
+          e->entry.has_source = TRUE;
+          ostree_checksum_inplace_to_bytes (t->it->source, e->entry.source);
+          e->entry.src_offset = t->src_off;
+          e->entry.src_length = t->src_len;
+        }
+    }
+  else if (t->len >= DF_INCOMPRESSIBLE_MIN)
+    e->incompressible = quick_size (t->data, t->len) * 100 >= t->len * DF_INCOMPRESSIBLE_PERCENT;
+  if (!patched)
+    g_byte_array_append (e->sec[DF_SECTION_RAW], t->data, t->len);
+  e->entry.data_size = e->sec[DF_SECTION_RAW]->len;
+}
+
+/* Runs @t unless another worker has taken it; TRUE if this call ran it. */
+static gboolean
+chunk_claim_run (ChunkTask *t)
+{
+  Generator *g = t->it->gen;
+  g_mutex_lock (&g->lock);
+  gboolean mine = t->state == CHUNK_QUEUED;
+  if (mine)
+    t->state = CHUNK_RUNNING;
+  g_mutex_unlock (&g->lock);
+  if (!mine)
+    return FALSE;
+  encode_chunk (t);
+  g_mutex_lock (&g->lock);
+  t->state = CHUNK_DONE;
+  g_cond_broadcast (&g->cond);
+  g_mutex_unlock (&g->lock);
+  return TRUE;
+}
+
+/* Finishes the object's chunks in flight (@inflight, oldest first) until
+ * at most @keep remain: the object's own worker runs any chunk no other
+ * worker has started (so it never waits on a queued task, and the pool
+ * cannot deadlock), waits only when all of them are running elsewhere,
+ * and hands finished entries to the packer in order. */
+static void
+chunks_drain (Generator *g, GQueue *inflight, guint keep)
+{
+  while (g_queue_get_length (inflight) > keep)
+    {
+      ChunkTask *head = g_queue_peek_head (inflight);
+      g_mutex_lock (&g->lock);
+      gboolean head_done = head->state == CHUNK_DONE;
+      g_mutex_unlock (&g->lock);
+      if (head_done)
+        {
+          g_queue_pop_head (inflight);
+          item_push (head->it, head->e);
+          head->e = NULL;
+          chunk_unref (head);
+          continue;
+        }
+      gboolean ran = FALSE;
+      for (GList *l = inflight->head; l && !ran; l = l->next)
+        ran = chunk_claim_run (l->data);
+      if (ran)
+        continue;
+      g_mutex_lock (&g->lock);
+      while (head->state != CHUNK_DONE)
+        g_cond_wait (&g->cond, &g->lock);
+      g_mutex_unlock (&g->lock);
+    }
+}
+
+/* The pool runs chunks before whole objects (they hold up an object that
+ * has started), each kind in order. */
+static gint
+encode_task_order (gconstpointer a, gconstpointer b, gpointer user_data)
+{
+  guint ka = *(const guint *)a, kb = *(const guint *)b;
+  if (ka != kb)
+    return ka == TASK_CHUNK ? -1 : 1;
+  if (ka == TASK_CHUNK)
+    {
+      const ChunkTask *x = a, *y = b;
+      if (x->it->index != y->it->index)
+        return x->it->index < y->it->index ? -1 : 1;
+      return x->off < y->off ? -1 : x->off > y->off;
+    }
+  const Item *x = a, *y = b;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
 static gboolean
 encode_item (Item *it, GError **error)
 {
@@ -520,6 +667,11 @@ encode_item (Item *it, GError **error)
         }
       seq_reader_init (&src_rd, src_in, MIN (it->source_size, (guint64)DF_SOURCE_WINDOW));
     }
+  /* Large objects: chunks are copied out and queued for any worker, at
+   * most one per job in flight; the entries still reach the packer in
+   * order, and they are the same bytes as when encoded here. */
+  gboolean spread = g->jobs > 1 && it->size >= DF_CHUNK_SPREAD_MIN * (guint64)DF_CHUNK_SIZE;
+  g_autoptr (GQueue) inflight = g_queue_new ();
   for (guint64 off = 0; ok && off < it->size; off += DF_CHUNK_SIZE)
     {
       if (g_cancellable_set_error_if_cancelled (c, error))
@@ -534,12 +686,17 @@ encode_item (Item *it, GError **error)
           ok = FALSE;
           break;
         }
-      Encoded *e = encoded_new (&base);
-      e->entry.offset = off;
-      e->entry.length = len;
+      ChunkTask *t = g_new0 (ChunkTask, 1);
+      t->kind = TASK_CHUNK;
+      t->it = it;
+      t->off = off;
+      t->e = encoded_new (&base);
+      t->e->entry.offset = off;
+      t->e->entry.length = len;
       if (off == 0)
-        g_byte_array_append (e->sec[DF_SECTION_RAW], g_bytes_get_data (header, NULL), g_bytes_get_size (header));
-      gboolean patched = FALSE;
+        g_byte_array_append (t->e->sec[DF_SECTION_RAW], g_bytes_get_data (header, NULL), g_bytes_get_size (header));
+      t->data = data;
+      t->len = len;
       if (has_source)
         {
           /* The old bytes most likely to match sit at the same relative
@@ -555,27 +712,38 @@ encode_item (Item *it, GError **error)
           const guint8 *src;
           if (!seq_reader_window (&src_rd, soff, win, &src, c, error))
             {
-              encoded_free (e);
+              encoded_free (t->e);
+              g_free (t);
               ok = FALSE;
               break;
             }
-          patched = encode_against (data, len, src, win, e);
-          if (patched)
-            {
-              e->entry.encoding = DF_ENCODING_DIFF;
-              e->entry.has_source = TRUE;
-              ostree_checksum_inplace_to_bytes (it->source, e->entry.source);
-              e->entry.src_offset = soff;
-              e->entry.src_length = win;
-            }
+          t->src = src;
+          t->src_len = win;
+          t->src_off = soff;
         }
-      if (!has_source && len >= DF_INCOMPRESSIBLE_MIN)
-        e->incompressible = quick_size (data, len) * 100 >= len * DF_INCOMPRESSIBLE_PERCENT;
-      if (!patched)
-        g_byte_array_append (e->sec[DF_SECTION_RAW], data, len);
-      e->entry.data_size = e->sec[DF_SECTION_RAW]->len;
-      item_push (it, e);
+      if (!spread)
+        {
+          encode_chunk (t);
+          item_push (it, t->e);
+          g_free (t);
+          continue;
+        }
+      t->copy = g_malloc (t->len + t->src_len);
+      memcpy (t->copy, t->data, t->len);
+      t->data = t->copy;
+      if (t->src)
+        {
+          memcpy (t->copy + t->len, t->src, t->src_len);
+          t->src = t->copy + t->len;
+        }
+      t->refs = 2;
+      g_queue_push_tail (inflight, t);
+      g_thread_pool_push (g->encode_pool, t, NULL);
+      chunks_drain (g, inflight, 2 * g->jobs - 1);
     }
+  /* Every queued chunk is finished (even after an error: the pool still
+   * holds pointers to them). */
+  chunks_drain (g, inflight, 0);
   seq_reader_clear (&rd);
   if (src_rd.in)
     seq_reader_clear (&src_rd);
@@ -585,6 +753,13 @@ encode_item (Item *it, GError **error)
 static void
 encode_worker (gpointer data, gpointer user_data)
 {
+  if (*(guint *)data == TASK_CHUNK)
+    {
+      /* Finished by its object's worker; ran here only if not started. */
+      chunk_claim_run (data);
+      chunk_unref (data);
+      return;
+    }
   Item *it = data;
   Generator *g = it->gen;
   GError *local = NULL;
@@ -992,6 +1167,8 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
 
   compress_pool = g_thread_pool_new (compress_worker, NULL, g.jobs, FALSE, NULL);
   encode_pool = g_thread_pool_new (encode_worker, NULL, g.jobs, FALSE, NULL);
+  g_thread_pool_set_sort_function (encode_pool, encode_task_order, NULL);
+  g.encode_pool = encode_pool;
   Packer pk = { .gen = &g, .pool = compress_pool };
 
   /* Metadata parts first: apply needs them to establish trust. */
