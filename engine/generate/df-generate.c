@@ -668,7 +668,7 @@ encode_item (Item *it, GError **error)
       seq_reader_init (&src_rd, src_in, MIN (it->source_size, (guint64)DF_SOURCE_WINDOW));
     }
   /* Large objects: chunks are copied out and queued for any worker, at
-   * most one per job in flight; the entries still reach the packer in
+   * most two per job in flight; the entries still reach the packer in
    * order, and they are the same bytes as when encoded here. */
   gboolean spread = g->jobs > 1 && it->size >= DF_CHUNK_SPREAD_MIN * (guint64)DF_CHUNK_SIZE;
   g_autoptr (GQueue) inflight = g_queue_new ();
