@@ -114,6 +114,7 @@ df_cli_fetch (int argc, char **argv)
   int connections = DF_DEFAULT_CONNECTIONS, low_limit = DF_DEFAULT_LOW_SPEED_LIMIT,
       low_time = DF_DEFAULT_LOW_SPEED_TIME;
   int min_rate = DF_DEFAULT_MIN_RATE, connect_timeout = DF_DEFAULT_CONNECT_TIMEOUT, retries = DF_DEFAULT_RETRIES;
+  int jobs = 0;
   gboolean json = FALSE, quiet = FALSE, no_pull = FALSE;
   GOptionEntry entries[] = {
     { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository to write into (required)", "REPO" },
@@ -127,6 +128,7 @@ df_cli_fetch (int argc, char **argv)
     { "range-size", 0, 0, G_OPTION_ARG_STRING, &range, "Parts larger than this are fetched in ranges (default 2M)",
       "SIZE" },
     { "memory", 0, 0, G_OPTION_ARG_STRING, &memory, "Memory budget of the apply workers (default 64M)", "SIZE" },
+    { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Most apply worker threads (default: one per processor)", "N" },
     { "low-speed-limit", 0, 0, G_OPTION_ARG_INT, &low_limit,
       "Abandon a transfer slower than this many bytes/s (default 1000)...", "BYTES" },
     { "low-speed-time", 0, 0, G_OPTION_ARG_INT, &low_time, "... for this many seconds (default 30)", "SECONDS" },
@@ -165,7 +167,8 @@ df_cli_fetch (int argc, char **argv)
     return df_cli_usage (ctx, "unexpected argument '%s'", argv[1]);
   if (repo_path == NULL || commit == NULL || urls == NULL)
     return df_cli_usage (ctx, "--repo, --commit and --url are required");
-  if (connections < 1 || low_limit < 0 || low_time < 0 || min_rate < 0 || connect_timeout < 1 || retries < 1)
+  if (connections < 1 || low_limit < 0 || low_time < 0 || min_rate < 0 || connect_timeout < 1 || retries < 1
+      || jobs < 0)
     return df_cli_usage (ctx, "--connections, --connect-timeout and --retries must be positive, the rest not negative");
   guint64 budget = DF_DEFAULT_MEMORY_BUDGET, range_size = DF_DEFAULT_RANGE_SIZE;
   if (memory && !df_cli_parse_size (memory, &budget))
@@ -183,6 +186,7 @@ df_cli_fetch (int argc, char **argv)
   df_fetch_options_set_connections (opts, connections);
   df_fetch_options_set_range_size (opts, range_size);
   df_fetch_options_set_memory_budget (opts, budget);
+  df_fetch_options_set_jobs (opts, jobs);
   df_fetch_options_set_low_speed (opts, low_limit, low_time);
   df_fetch_options_set_min_rate (opts, min_rate);
   df_fetch_options_set_connect_timeout (opts, connect_timeout);
@@ -229,6 +233,7 @@ df_cli_fetch (int argc, char **argv)
       add_int (b, "retries", res.retries);
       add_int (b, "mirror_switches", res.mirror_switches);
       add_int (b, "objects_written", res.apply.objects_written);
+      add_int (b, "workers", res.apply.workers);
       json_builder_set_member_name (b, "signature_verified");
       json_builder_add_boolean_value (b, res.apply.signature_verified);
       json_builder_set_member_name (b, "seconds");

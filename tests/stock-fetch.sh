@@ -39,6 +39,22 @@ check "no loose objects fetched" bash -c "! grep -q '/objects/' '$NGINX_LOG'"
 check "the part store is gone" bash -c "! ls -d '$dev'/tmp/deltafetch-fetch-* 2>/dev/null"
 expect_exit 0 "a second fetch finds the commit present" "$DF" fetch --repo="$dev" --url="$url" --commit="$c2"
 
+# Three xz decoders (--jobs=3 and a budget with room for them) on a stock
+# delta of many parts, fed as the parts arrive.
+cp -a "$src" "$T/www/multi"
+rm -rf "$T/www/multi/deltas" "$T/www/multi/delta-indexes"
+ostree static-delta generate --repo="$T/www/multi" --from="$c1" --to="$c2" --max-chunk-size=1 >/dev/null
+ostree summary -u --repo="$T/www/multi"
+nmulti=$(find "$T/www/multi/deltas" -mindepth 3 -type f -name '[0-9]*' | wc -l)
+diag "many-part stock delta: $nmulti parts"
+check "the many-part stock delta has several parts" test "$nmulti" -ge 4
+dev3=$T/dev-3
+cp -a "$base" "$dev3"
+expect_exit 0 "fetch with three decoders" "$DF" fetch --repo="$dev3" --url="http://127.0.0.1:$NGINX_PORT/multi" \
+  --commit="$c2" --ref=os --jobs=3 --memory=160M --json
+check "three decoders: 3 decoders and the rebuilding thread" grep -q '"workers":4' "$T/ee.out"
+check "three decoders: fsck-clean and identical to v2" checkout_matches "$dev3" "$c2" "$T/v2"
+
 scratch=$T/scratch
 ostree init --repo="$scratch" --mode=bare-user
 expect_exit 0 "fetch into an empty repository: the stock from-scratch delta" "$DF" fetch --repo="$scratch" \

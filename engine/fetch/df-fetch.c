@@ -113,6 +113,12 @@ df_fetch_options_set_memory_budget (DfFetchOptions *o, guint64 bytes)
 }
 
 void
+df_fetch_options_set_jobs (DfFetchOptions *o, guint jobs)
+{
+  o->jobs = jobs;
+}
+
+void
 df_fetch_options_set_low_speed (DfFetchOptions *o, guint bytes_per_second, guint seconds)
 {
   o->low_speed_limit = bytes_per_second;
@@ -1427,7 +1433,7 @@ check_space (Fetch *f, GError **error)
     }
   /* A stock delta's parts are also decoded into temporary files first. */
   if (f->stock)
-    need += df_stock_payload_staging (f->stock, df_stock_decoders (f->o->memory, 0));
+    need += df_stock_payload_staging (f->stock, df_stock_decoders (f->o->memory, f->o->jobs));
   guint64 reserve = 0;
   g_autoptr (GError) ignored = NULL;
   ostree_repo_get_min_free_space_bytes (f->repo, &reserve, &ignored);
@@ -1646,6 +1652,7 @@ apply_options (Fetch *f)
   df_apply_options_set_commit (aopts, f->o->commit);
   df_apply_options_set_ref (aopts, f->o->ref);
   df_apply_options_set_memory_budget (aopts, f->o->memory);
+  df_apply_options_set_jobs (aopts, f->o->jobs);
   df_apply_options_set_allow_downgrade (aopts, f->o->allow_downgrade);
   df_apply_options_set_trusted_keys (aopts, f->o->trusted_keys);
   df_apply_options_set_require_signatures (aopts, f->o->require_signatures);
@@ -1922,7 +1929,7 @@ fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, int local_dfd, con
   while (n_meta_parts < n_order && df_stock_part_has_metadata (&sb->parts[order[n_meta_parts]]))
     n_meta_parts++;
   df_stock_content_order (sb, order + n_meta_parts, n_order - n_meta_parts,
-                          df_stock_decoders (f->o->memory, 0));
+                          df_stock_decoders (f->o->memory, f->o->jobs));
   for (guint k = 0; k < n_order && f->fatal == NULL; k++)
     {
       guint i = order[k];
@@ -2097,6 +2104,7 @@ df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, GBytes *sb_bytes, GPt
   for (guint i = 0; i < urls->len; i++)
     df_fetch_options_add_url (o, urls->pdata[i]);
   df_fetch_options_set_memory_budget (o, aopts->memory);
+  df_fetch_options_set_jobs (o, aopts->jobs);
   if (!validate_urls (o->urls, error))
     return FALSE;
   Fetch fs = { 0 };

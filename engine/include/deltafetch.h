@@ -372,6 +372,10 @@ DF_PUBLIC void df_fetch_options_set_range_size (DfFetchOptions *opts, guint64 by
  * Parts stream to disk and need only libcurl's small buffers; the index and
  * the superblock (at most 1 MiB and 64 MiB) are read into memory. */
 DF_PUBLIC void df_fetch_options_set_memory_budget (DfFetchOptions *opts, guint64 bytes);
+/* Upper bound of the apply's worker threads (for a stock delta: its xz
+ * decoders, each also needing 33 MiB of the budget); 0, the default, means
+ * one per processor (for a stock delta, one per processor but one). */
+DF_PUBLIC void df_fetch_options_set_jobs (DfFetchOptions *opts, guint jobs);
 /* A transfer slower than @bytes_per_second for @seconds is abandoned. */
 DF_PUBLIC void df_fetch_options_set_low_speed (DfFetchOptions *opts, guint bytes_per_second, guint seconds);
 /* Every transfer gets a deadline of its size divided by @bytes_per_second,
