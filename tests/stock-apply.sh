@@ -112,6 +112,12 @@ try_refused unsigned-required 5 "$T/default" --keys="$T/k.pub" --require-signatu
 mutate () { rm -rf "$T/m-$1"; cp -a "$T/default" "$T/m-$1"; echo "$T/m-$1"; }
 d=$(mutate flipped); printf '\x55' | dd of="$d/0" bs=1 seek=100 conv=notrunc 2>/dev/null
 try_refused flipped-byte-in-part 4 "$d" --commit="$c2"
+# With three decoders, a bad part (the last) fails its decoder while the
+# others run: the same refusal, nothing written.
+rm -rf "$T/m-multi"; cp -a "$T/multipart" "$T/m-multi"
+lastpart=$(ls "$T/m-multi" | grep -x '[0-9]*' | sort -n | tail -1)
+printf '\x55' | dd of="$T/m-multi/$lastpart" bs=1 seek=100 conv=notrunc 2>/dev/null
+try_refused flipped-byte-three-decoders 4 "$T/m-multi" --commit="$c2" --jobs=3 --memory=160M
 d=$(mutate truncated); truncate -s -5 "$d/0"
 try_refused truncated-part 3 "$d" --commit="$c2"
 d=$(mutate missing); rm "$d/0"
