@@ -15,6 +15,12 @@ c1=$(rev "$src" os^) c2=$(rev "$src" os)
 ln -s "$src/deltafetch/v1/deltas/$c1" "$T/scratch"
 ln -s "$src/deltafetch/v1/deltas/$c1-$c2" "$T/delta"
 diag "scratch delta $(du -shL "$T/scratch" | cut -f1), update delta $(du -shL "$T/delta" | cut -f1)"
+# The update's parts each make at most 64 MiB of objects, so the file is
+# rebuilt by several parts (and workers), not one.
+check "update delta: parts of at most 64 MiB of output, so several" bash -c "'$DF' show --json '$T/delta' | python3 -c '
+import json, sys; d = json.load(sys.stdin)
+content = [p for p in d[\"parts\"][1:]]
+assert len(content) >= $SIZE // (64 << 20), len(content)'"
 repo=$T/dev
 ostree init --repo="$repo" --mode=bare
 # within_budget NAME CMD...: CMD succeeds with a peak RSS under 64 MiB

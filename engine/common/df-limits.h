@@ -27,6 +27,10 @@
 #define DF_PART_SIZE_DEFAULT DF_DEFAULT_PART_SIZE
 #define DF_PART_SIZE_MIN (1 * DF_MIB)
 #define DF_PART_SIZE_MAX (32 * DF_MIB)
+/* The generator also closes a part once its entries make this many bytes
+ * of objects: a part of small diffs can rebuild a whole disk image, and
+ * apply spreads parts, not entries, over its workers. */
+#define DF_PART_OUTPUT_MAX (64 * DF_MIB)
 /* zstd window of part frames: never larger than the part itself; apply
  * refuses frames declaring a window above this. */
 #define DF_PART_WINDOW_LOG_MAX 25

@@ -783,6 +783,7 @@ typedef struct
   guint index;
   GByteArray *sec[DF_SECTION_COUNT];
   gsize size; /* payload bytes so far, section table included */
+  guint64 output; /* object bytes its entries make */
   GArray *entries; /* DfEntry */
   guint8 kind;
   int level;
@@ -900,7 +901,9 @@ packer_add (Packer *pk, guint8 kind, const DfEntry *entry, const guint8 *raw, gs
    * workers still fit the default 64 MiB budget. */
   gsize limit = fast ? g->opts->part_size / 4 * 3 : g->opts->part_size;
   pk->cur = pk->slots[fast];
-  if (pk->cur && (pk->cur->kind != kind || pk->cur->size + len > limit))
+  if (pk->cur
+      && (pk->cur->kind != kind || pk->cur->size + len > limit
+          || (pk->cur->output > 0 && pk->cur->output + entry->length > DF_PART_OUTPUT_MAX)))
     packer_flush_one (pk);
   if (pk->cur == NULL)
     {
@@ -917,6 +920,7 @@ packer_add (Packer *pk, guint8 kind, const DfEntry *entry, const guint8 *raw, gs
   for (guint s = DF_SECTION_CONTROL; diff && s < DF_SECTION_COUNT; s++)
     g_byte_array_append (pk->cur->sec[s], diff[s]->data, diff[s]->len);
   pk->cur->size += len;
+  pk->cur->output += entry->length;
   g_array_append_vals (pk->cur->entries, entry, 1);
   pk->slots[fast] = pk->cur;
   pk->cur = NULL;
