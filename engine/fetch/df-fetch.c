@@ -1235,8 +1235,13 @@ transfer_done (Fetch *f, Xfer *x, CURLcode rc)
     }
   if (x->superseded || x->generation != p->generation)
     {
-      /* Its range was queued again when the part started over. */
-      part_fd_release (p);
+      /* Its range was queued again when the part started over; the new
+       * ranges may all have finished while this one still ran, and then
+       * the part is done now. */
+      if (p->remaining == 0 && p->active == 0 && !p->complete)
+        part_finish (f, p);
+      else
+        part_fd_release (p);
       return;
     }
   if (x->received > 0 && x->mirror < 32)
