@@ -81,7 +81,6 @@ runs=$out/runs.jsonl
 # record SCENARIO TOOL REP JSON [EXTRA-JSON-FIELDS]
 record () { printf '{"scenario": "%s", "tool": "%s", "rep": %s, %s%s}\n' "$1" "$2" "$3" "${4#\{}" "" | sed 's/}}$/}/' >>"$runs"; }
 measure () { "$MEASURE" "$@" 2>>"$w/stderr.log" | tail -1; }
-dir_bytes () { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 
 echo "corpus: $corpus" >&2
 echo "from $from to $to, $reps repetitions" >&2

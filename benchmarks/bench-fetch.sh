@@ -114,7 +114,7 @@ else
     ostree static-delta generate --repo="$repo" --from="$from" --to="$to"
   fi
   ostree summary --repo="$repo" -u
-  native_bytes=$(find "$repo/deltafetch/v1/deltas/$from-$to" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }')
+  native_bytes=$(dir_bytes "$repo/deltafetch/v1/deltas/$from-$to")
   stock_bytes=$(ostree static-delta show --repo="$repo" "$from-$to" 2>/dev/null | awk '/^Total Size:/ { print $3 }' || true)
 
   # nginx: one port plain, one with the per-connection rate limit (and the

@@ -60,6 +60,9 @@ bench_device_done () {
 # obj_stats REPO: "COUNT BYTES" of the files in REPO/objects (what a run
 # wrote is the difference from its base copy).
 obj_stats () { find "$1/objects" -type f -printf '%s\n' | awk '{ n++; s += $1 } END { printf "%.0f %.0f\n", n, s }'; }
+# dir_bytes DIR: bytes of the files under DIR, as an integer (awk's default
+# print turns 2.16 GB into 2.15682e+09)
+dir_bytes () { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 # disk_write_rate DIR: bytes per second of a 256 MiB sequential write to DIR
 # ending in fsync: the disk's side of the physical floor.
 disk_write_rate () {

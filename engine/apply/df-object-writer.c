@@ -541,14 +541,9 @@ batch_fd (DfObjectWriter *w, DfWriteBatch *b, const char *hex, GError **error)
 static void
 forget_staged (DfObjectWriter *w, const char *hex)
 {
-  int dfd = dup (w->state_dfd);
-  DIR *d = dfd >= 0 ? fdopendir (dfd) : NULL;
+  DIR *d = df_opendir_at (w->state_dfd, ".");
   if (d == NULL)
-    {
-      if (dfd >= 0)
-        close (dfd);
-      return;
-    }
+    return;
   struct dirent *de;
   while ((de = readdir (d)) != NULL)
     if (strncmp (de->d_name, hex, 64) == 0 && de->d_name[64] == '.')

@@ -1,6 +1,5 @@
 #include "df-trust.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -42,16 +41,24 @@ df_trust_free (DfTrust *t)
   g_free (t);
 }
 
+/* Writes the key of object (@hex, @type) into @key (DF_TRUST_KEY_LEN + 1
+ * bytes); @hex need not be terminated. */
+static void
+key_fill (char *key, const char *hex, OstreeObjectType type)
+{
+  memcpy (key, hex, 64);
+  key[64] = '.';
+  key[65] = '0' + type;
+  key[66] = '\0';
+}
+
 char *
 df_trust_key (const char *hex, OstreeObjectType type)
 {
   if (type < 0 || type > 9) /* not one parsers let through */
     return g_strdup_printf ("%s.%d", hex, type);
-  char *key = g_malloc (67);
-  memcpy (key, hex, 64);
-  key[64] = '.';
-  key[65] = '0' + type;
-  key[66] = '\0';
+  char *key = g_malloc (DF_TRUST_KEY_LEN + 1);
+  key_fill (key, hex, type);
   return key;
 }
 
@@ -239,17 +246,11 @@ df_trust_reached (DfTrust *t)
 static void
 drop_listed (int objects_dfd, guint xx, const char *file_ext, GHashTable *wanted)
 {
-  char dir[3];
-  g_snprintf (dir, sizeof dir, "%02x", xx);
-  int dfd = openat (objects_dfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0)
-    return;
-  DIR *d = fdopendir (dfd);
+  char name[65];
+  g_snprintf (name, 3, "%02x", xx);
+  DIR *d = df_opendir_at (objects_dfd, name);
   if (d == NULL)
-    {
-      close (dfd);
-      return;
-    }
+    return;
   static const struct
   {
     const char *ext;
@@ -258,8 +259,7 @@ drop_listed (int objects_dfd, guint xx, const char *file_ext, GHashTable *wanted
                    { "dirmeta", OSTREE_OBJECT_TYPE_DIR_META },
                    { "commit", OSTREE_OBJECT_TYPE_COMMIT } };
   struct dirent *de;
-  char key[80];
-  memcpy (key, dir, 2);
+  char key[DF_TRUST_KEY_LEN + 1];
   while (g_hash_table_size (wanted) > 0 && (de = readdir (d)) != NULL)
     {
       const char *dot = strchr (de->d_name, '.');
@@ -273,8 +273,8 @@ drop_listed (int objects_dfd, guint xx, const char *file_ext, GHashTable *wanted
           type = meta_ext[k].type;
       if (type < 0)
         continue;
-      memcpy (key + 2, de->d_name, 62);
-      g_snprintf (key + 64, sizeof key - 64, ".%d", type);
+      memcpy (name + 2, de->d_name, 62);
+      key_fill (key, name, type);
       g_hash_table_remove (wanted, key);
     }
   closedir (d);

@@ -22,6 +22,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfTrust, df_trust_free)
 
 /* "hex.type", the key of an object in the tables below, and a hash
  * function for tables of such keys. */
+#define DF_TRUST_KEY_LEN 66
 char *df_trust_key (const char *hex, OstreeObjectType type);
 guint df_trust_key_hash (gconstpointer key);
 

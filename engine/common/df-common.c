@@ -310,6 +310,22 @@ df_ncpus (void)
   return n > 0 ? (guint)n : 1;
 }
 
+DIR *
+df_opendir_at (int dfd, const char *path)
+{
+  int fd = openat (dfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  DIR *d = fdopendir (fd);
+  if (d == NULL)
+    {
+      int errsv = errno;
+      close (fd);
+      errno = errsv;
+    }
+  return d;
+}
+
 gboolean
 df_mkdir_p_at (int dfd, const char *path, GError **error)
 {

@@ -2,6 +2,7 @@
  * cleanup functions for foreign types, bounded file reads. */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -105,6 +106,9 @@ guint df_ncpus (void);
  * path succeeds. */
 gboolean df_mkdir_p_at (int dfd, const char *path, GError **error);
 gboolean df_rm_rf_at (int dfd, const char *path, GError **error);
+/* A directory stream on @path relative to @dfd, with its own descriptor;
+ * NULL with errno set when it cannot be opened. */
+DIR *df_opendir_at (int dfd, const char *path);
 
 /* Large buffers (parts, windows) come from mmap and go back with munmap
  * (malloc would keep them in per-thread arenas after free, and the apply

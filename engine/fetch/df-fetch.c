@@ -1212,6 +1212,21 @@ range_failed (Fetch *f, Xfer *x, Outcome out, DfError kind, const char *msg)
   requeue (f, r);
 }
 
+/* After one of @p's transfers ended, whichever: the part is finished once
+ * every range is in and no transfer still writes to it; otherwise its
+ * finished ranges are noted and its file released. */
+static void
+part_settle (Fetch *f, Part *p)
+{
+  if (p->remaining == 0 && p->active == 0 && !p->complete)
+    part_finish (f, p);
+  else
+    {
+      record_ranges (f, p);
+      part_fd_release (p);
+    }
+}
+
 static void
 transfer_done (Fetch *f, Xfer *x, CURLcode rc)
 {
@@ -1225,23 +1240,16 @@ transfer_done (Fetch *f, Xfer *x, CURLcode rc)
   p->downloaded += x->received;
   if (x->moot)
     {
-      requeue (f, r);
       /* The whole-file reply may have finished the part meanwhile. */
-      if (p->remaining == 0 && p->active == 0 && !p->complete)
-        part_finish (f, p);
-      else
-        part_fd_release (p);
+      requeue (f, r);
+      part_settle (f, p);
       return;
     }
   if (x->superseded || x->generation != p->generation)
     {
       /* Its range was queued again when the part started over; the new
-       * ranges may all have finished while this one still ran, and then
-       * the part is done now. */
-      if (p->remaining == 0 && p->active == 0 && !p->complete)
-        part_finish (f, p);
-      else
-        part_fd_release (p);
+       * ranges may all have finished while this one still ran. */
+      part_settle (f, p);
       return;
     }
   if (x->received > 0 && x->mirror < 32)
@@ -1269,13 +1277,7 @@ transfer_done (Fetch *f, Xfer *x, CURLcode rc)
   /* (A failure of a range that a whole-file reply delivered meanwhile is moot.) */
   if (f->fatal)
     return;
-  if (p->remaining == 0 && p->active == 0 && !p->complete)
-    part_finish (f, p);
-  else
-    {
-      record_ranges (f, p);
-      part_fd_release (p);
-    }
+  part_settle (f, p);
 }
 
 static void
@@ -1364,15 +1366,9 @@ run_loop (Fetch *f)
 static void
 remove_stale_state (Fetch *f, const char *keep_hex)
 {
-  int tmp = openat (ostree_repo_get_dfd (f->repo), "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (tmp < 0)
-    return;
-  DIR *d = fdopendir (tmp);
+  DIR *d = df_opendir_at (ostree_repo_get_dfd (f->repo), "tmp");
   if (d == NULL)
-    {
-      close (tmp);
-      return;
-    }
+    return;
   g_autoptr (GPtrArray) stale = g_ptr_array_new_with_free_func (g_free);
   struct dirent *de;
   while ((de = readdir (d)))
