@@ -229,12 +229,12 @@ decode_part (const DfStockSuperblock *sb, guint i, int delta_dfd, int fd, guint6
   df_autofd pfd = -1;
   if (sb->parts[i].inline_data == NULL)
     {
-      char name[16];
+      char name[16], what[32];
       g_snprintf (name, sizeof name, "%u", i);
-      pfd = openat (delta_dfd, name, O_RDONLY | O_CLOEXEC);
+      g_snprintf (what, sizeof what, "part %u", i);
+      pfd = df_open_regular (delta_dfd, name, what, NULL, error);
       if (pfd < 0)
-        return errno == ENOENT ? df_throw (error, DF_ERROR_INVALID_DELTA, "part %u is missing", i)
-                               : df_throw_errno (error, errno, "opening part %u", i);
+        return FALSE;
     }
   return df_stock_part_decode (sb, i, pfd, fd, DF_STOCK_PAYLOAD_MAX, len, dec, c, error);
 }
@@ -504,14 +504,12 @@ check_declared (DfTrust *trust, const DfStockSuperblock *sb, GError **error)
 static gboolean
 check_complete (DfTrust *trust, const DfStockSuperblock *sb, GCancellable *c, GError **error)
 {
-  g_autoptr (GHashTable) carried = g_hash_table_new_full (df_trust_key_hash, g_str_equal, g_free, NULL);
+  g_autoptr (DfObjSet) carried = df_objset_new (NULL);
   for (guint i = 0; i < sb->n_parts; i++)
     for (guint j = 0; j < sb->parts[i].n_objects; j++)
       {
         const guint8 *rec = sb->parts[i].objects + j * DF_STOCK_OBJREC_LEN;
-        char hex[65];
-        df_hex (rec + 1, hex);
-        g_hash_table_add (carried, df_trust_key (hex, rec[0]));
+        df_objset_add (carried, rec[0], rec + 1, NULL);
       }
   return df_trust_check_present (trust, carried, sb->has_from, sb->to_hex, c, error);
 }

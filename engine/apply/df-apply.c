@@ -234,7 +234,7 @@ trust_walk (Apply *a, GError **error)
 {
   if (!df_trust_walk (a->trust, a->sb->commit, a->sb->to_hex, error))
     return FALSE;
-  g_autoptr (GHashTable) sources_seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr (DfObjSet) sources_seen = df_objset_new (NULL);
   for (guint i = 0; i < a->sb->n_parts; i++)
     for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
       {
@@ -253,7 +253,7 @@ trust_walk (Apply *a, GError **error)
             gboolean have = FALSE;
             df_hex (e->source, shex);
             /* Chunks of one modified file share its source: ask once. */
-            if (!g_hash_table_add (sources_seen, g_strdup (shex)))
+            if (!df_objset_add (sources_seen, OSTREE_OBJECT_TYPE_FILE, e->source, NULL))
               continue;
             if (!ostree_repo_has_object (a->repo, OSTREE_OBJECT_TYPE_FILE, shex, &have, a->cancellable, error))
               return FALSE;
@@ -429,7 +429,7 @@ part_satisfied (Apply *a, guint i)
 static void
 register_splits (Apply *a)
 {
-  g_autoptr (GHashTable) chunks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr (GHashTable) chunks = g_hash_table_new_full (df_keyed_str_hash, g_str_equal, g_free, g_free);
   for (guint i = 0; i < a->sb->n_parts; i++)
     for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
       {
@@ -519,14 +519,12 @@ walk_and_release (Apply *a, GError **error)
 static gboolean
 check_complete (Apply *a, GError **error)
 {
-  g_autoptr (GHashTable) carried = g_hash_table_new_full (df_trust_key_hash, g_str_equal, g_free, NULL);
+  g_autoptr (DfObjSet) carried = df_objset_new (NULL);
   for (guint i = 0; i < a->sb->n_parts; i++)
     for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
       {
         const DfEntry *e = &a->sb->parts[i].entries[j];
-        char hex[65];
-        df_hex (e->checksum, hex);
-        g_hash_table_add (carried, df_trust_key (hex, e->objtype));
+        df_objset_add (carried, e->objtype, e->checksum, NULL);
       }
   return df_trust_check_present (a->trust, carried, a->sb->has_from, a->sb->to_hex, a->cancellable, error);
 }

@@ -1,6 +1,7 @@
 #include "df-object-writer.h"
 
 #include "df-bspatch.h"
+#include "df-objset.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -90,8 +91,8 @@ df_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error)
   w->state_dir = g_strdup (state_dir);
   w->state_dfd = dfd;
   g_mutex_init (&w->lock);
-  w->splits = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  w->verified_markers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  w->splits = g_hash_table_new_full (df_keyed_str_hash, g_str_equal, g_free, g_free);
+  w->verified_markers = g_hash_table_new_full (df_keyed_str_hash, g_str_equal, g_free, NULL);
   g_cond_init (&w->flush_cond);
   if (!ostree_repo_get_disable_fsync (repo))
     w->flusher = g_thread_new ("df-writeback", writeback_thread, w);
@@ -144,7 +145,7 @@ is_split (const DfEntry *e)
 static gboolean
 hash_staged (DfObjectWriter *w, const char *name, guint64 off, guint64 len, guint8 out[DF_SHA256_LEN])
 {
-  df_autofd fd = openat (w->state_dfd, name, O_RDONLY | O_CLOEXEC);
+  df_autofd fd = df_open_regular (w->state_dfd, name, name, NULL, NULL);
   if (fd < 0)
     return FALSE;
   DfSha256 h;
@@ -365,26 +366,18 @@ read_bare_window (OstreeRepo *repo, const char *hex, guint64 off, gsize len, Sou
     return FALSE;
   char path[128];
   g_snprintf (path, sizeof path, "objects/%.2s/%s.file", hex, hex + 2);
-  df_autofd fd = openat (ostree_repo_get_dfd (repo), path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    {
-      if (errno == ENOENT)
-        return FALSE;
-      if (errno == ELOOP)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
-      return df_throw_errno (error, errno, "opening source object %s", hex);
-    }
+  if (faccessat (ostree_repo_get_dfd (repo), path, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+    return FALSE;
+  g_autofree char *what = g_strdup_printf ("source object %s", hex);
   struct stat st;
-  if (fstat (fd, &st) < 0)
-    return df_throw_errno (error, errno, "reading source object %s", hex);
-  if (!S_ISREG (st.st_mode))
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
+  df_autofd fd = df_open_regular (ostree_repo_get_dfd (repo), path, what, &st, error);
+  if (fd < 0)
+    return FALSE;
   if (!check_window (hex, st.st_size, off, len, error))
     return FALSE;
   sw->owned = df_big_alloc (len);
   sw->owned_len = len;
   sw->data = sw->owned;
-  g_autofree char *what = g_strdup_printf ("source object %s", hex);
   return df_pread_all (fd, sw->owned, len, off, what, error);
 }
 
@@ -497,7 +490,7 @@ DfWriteBatch *
 df_write_batch_new (void)
 {
   DfWriteBatch *b = g_new0 (DfWriteBatch, 1);
-  b->fds = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  b->fds = g_hash_table_new_full (df_keyed_str_hash, g_str_equal, g_free, NULL);
   b->markers = g_ptr_array_new_with_free_func (g_free);
   b->hexes = g_ptr_array_new_with_free_func (g_free);
   b->hashes = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
@@ -575,11 +568,11 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
   gsize consumed;
   if (!df_content_header_parse (g_bytes_get_data (hbytes, NULL), g_bytes_get_size (hbytes), &h, &consumed, error))
     return FALSE;
-  int fd = openat (w->state_dfd, dname, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return df_throw_errno (error, errno, "opening staged %s", hex);
   struct stat st;
-  if (fstat (fd, &st) < 0 || (guint64)st.st_size != size)
+  int fd = df_open_regular (w->state_dfd, dname, "a staged object", &st, error);
+  if (fd < 0)
+    return FALSE;
+  if ((guint64)st.st_size != size)
     {
       close (fd);
       return df_throw (error, DF_ERROR_IO, "staged object %s has the wrong size", hex);

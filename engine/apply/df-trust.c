@@ -6,9 +6,10 @@
 struct _DfTrust
 {
   OstreeRepo *repo;
-  GHashTable *delta_meta; /* key → GBytes */
-  GHashTable *reached;    /* keys of every object of the commit */
-  GPtrArray *meta;        /* DfTrustMeta*: verified, referenced */
+  DfObjSet *delta_meta; /* → GBytes */
+  DfObjSet *reached;    /* every object of the commit */
+  GPtrArray *meta;      /* DfTrustMeta*: verified, referenced */
+  guint64 memory_limit; /* of the tables: see df_trust_set_memory_limit() */
 };
 
 static void
@@ -23,9 +24,10 @@ df_trust_new (OstreeRepo *repo)
 {
   DfTrust *t = g_new0 (DfTrust, 1);
   t->repo = g_object_ref (repo);
-  t->delta_meta = g_hash_table_new_full (df_trust_key_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
-  t->reached = g_hash_table_new_full (df_trust_key_hash, g_str_equal, g_free, NULL);
+  t->delta_meta = df_objset_new ((GDestroyNotify)g_bytes_unref);
+  t->reached = df_objset_new (NULL);
   t->meta = g_ptr_array_new_with_free_func ((GDestroyNotify)trust_meta_free);
+  t->memory_limit = G_MAXUINT64;
   return t;
 }
 
@@ -35,50 +37,48 @@ df_trust_free (DfTrust *t)
   if (t == NULL)
     return;
   g_object_unref (t->repo);
-  g_hash_table_unref (t->delta_meta);
-  g_hash_table_unref (t->reached);
+  df_objset_free (t->delta_meta);
+  df_objset_free (t->reached);
   g_ptr_array_unref (t->meta);
   g_free (t);
 }
 
-/* Writes the key of object (@hex, @type) into @key (DF_TRUST_KEY_LEN + 1
- * bytes); @hex need not be terminated. */
-static void
-key_fill (char *key, const char *hex, OstreeObjectType type)
+void
+df_trust_set_memory_limit (DfTrust *t, guint64 bytes)
 {
-  memcpy (key, hex, 64);
-  key[64] = '.';
-  key[65] = '0' + type;
-  key[66] = '\0';
+  t->memory_limit = bytes;
 }
 
-char *
-df_trust_key (const char *hex, OstreeObjectType type)
-{
-  if (type < 0 || type > 9) /* not one parsers let through */
-    return g_strdup_printf ("%s.%d", hex, type);
-  char *key = g_malloc (DF_TRUST_KEY_LEN + 1);
-  key_fill (key, hex, type);
-  return key;
-}
+/* What a GBytes slice of a part's payload costs beside its bytes. */
+#define DF_TRUST_BYTES_COST 48
 
-guint
-df_trust_key_hash (gconstpointer key)
+guint64
+df_trust_memory (const DfTrust *t)
 {
-  /* Checksums are uniform: their first eight hex digits are hash enough. */
-  const char *k = key;
-  guint h = 0;
-  for (guint i = 0; i < 8; i++)
-    h = (h << 4) | (guint)g_ascii_xdigit_value (k[i]);
-  return h ^ (guint)k[65];
+  return df_objset_memory (t->delta_meta) + (guint64)df_objset_size (t->delta_meta) * DF_TRUST_BYTES_COST
+         + df_objset_memory (t->reached) + (guint64)t->meta->len * (sizeof (DfTrustMeta) + sizeof (gpointer));
 }
 
 void
 df_trust_add_delta_metadata (DfTrust *t, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN], GBytes *data)
 {
-  char hex[65];
-  df_hex (csum, hex);
-  g_hash_table_insert (t->delta_meta, df_trust_key (hex, type), g_bytes_ref (data));
+  df_objset_add (t->delta_meta, type, csum, g_bytes_ref (data));
+}
+
+/* Notes that the commit references an object. The table grows with the
+ * tree, and a tree made up by a hostile delta (when no trusted commit is
+ * given) can name millions of objects: it stays within its share of the
+ * memory budget. */
+static gboolean
+reach (DfTrust *t, OstreeObjectType type, const guint8 *csum, GError **error)
+{
+  if (!df_objset_add (t->reached, type, csum, NULL))
+    return TRUE;
+  if ((df_objset_size (t->reached) & 4095) == 0 && df_trust_memory (t) > t->memory_limit)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                     "the commit references more than %u objects, more than the memory budget holds",
+                     df_objset_size (t->reached));
+  return TRUE;
 }
 
 static gboolean
@@ -95,10 +95,10 @@ reach_metadata (DfTrust *t, OstreeObjectType type, const guint8 *csum, GVariant 
 {
   char hex[65];
   df_hex (csum, hex);
-  g_autofree char *key = df_trust_key (hex, type);
-  if (out == NULL && g_hash_table_contains (t->reached, key))
+  gboolean reached = df_objset_contains (t->reached, type, csum);
+  if (out == NULL && reached)
     return TRUE;
-  GBytes *data = g_hash_table_lookup (t->delta_meta, key);
+  GBytes *data = df_objset_lookup (t->delta_meta, type, csum);
   if (data)
     {
       guint8 actual[DF_SHA256_LEN];
@@ -122,7 +122,7 @@ reach_metadata (DfTrust *t, OstreeObjectType type, const guint8 *csum, GVariant 
           if (!S_ISDIR (GUINT32_FROM_BE (mode)))
             return df_throw (error, DF_ERROR_INVALID_DELTA, "dirmeta %s is not a directory", hex);
         }
-      if (!g_hash_table_contains (t->reached, key))
+      if (!reached)
         {
           DfTrustMeta *m = g_new0 (DfTrustMeta, 1);
           m->type = type;
@@ -130,7 +130,8 @@ reach_metadata (DfTrust *t, OstreeObjectType type, const guint8 *csum, GVariant 
           m->data = g_bytes_ref (data);
           g_ptr_array_add (t->meta, m);
         }
-      g_hash_table_add (t->reached, g_steal_pointer (&key));
+      if (!reach (t, type, csum, error))
+        return FALSE;
       if (out)
         *out = g_steal_pointer (&v);
       return TRUE;
@@ -140,7 +141,8 @@ reach_metadata (DfTrust *t, OstreeObjectType type, const guint8 *csum, GVariant 
   if (!ostree_repo_load_variant_if_exists (t->repo, type, hex, &v, &local) || v == NULL)
     return df_throw (error, DF_ERROR_MISSING_BASE, "%s %s is neither in the delta nor in the repository",
                      ostree_object_type_to_string (type), hex);
-  g_hash_table_add (t->reached, g_steal_pointer (&key));
+  if (!reach (t, type, csum, error))
+    return FALSE;
   if (out)
     *out = g_steal_pointer (&v);
   return TRUE;
@@ -153,11 +155,10 @@ walk_tree (DfTrust *t, const guint8 *tree, const guint8 *meta, guint depth, GErr
     return df_throw (error, DF_ERROR_INVALID_DELTA, "directories nested deeper than %d", DF_TREE_DEPTH_MAX);
   char thex[65];
   df_hex (tree, thex);
-  g_autofree char *tkey = df_trust_key (thex, OSTREE_OBJECT_TYPE_DIR_TREE);
   if (!reach_metadata (t, OSTREE_OBJECT_TYPE_DIR_META, meta, NULL, error))
     return FALSE;
   /* A subtree shared by several directories is walked once. */
-  if (g_hash_table_contains (t->reached, tkey))
+  if (df_objset_contains (t->reached, OSTREE_OBJECT_TYPE_DIR_TREE, tree))
     return TRUE;
   g_autoptr (GVariant) tv = NULL;
   if (!reach_metadata (t, OSTREE_OBJECT_TYPE_DIR_TREE, tree, &tv, error))
@@ -172,9 +173,8 @@ walk_tree (DfTrust *t, const guint8 *tree, const guint8 *meta, guint depth, GErr
       g_variant_get_child (files, i, "(&s@ay)", &name, &c);
       if (!valid_name (name) || g_variant_get_size (c) != DF_SHA256_LEN)
         return df_throw (error, DF_ERROR_INVALID_DELTA, "dirtree %s holds an invalid file entry", thex);
-      char hex[65];
-      df_hex (g_variant_get_data (c), hex);
-      g_hash_table_add (t->reached, df_trust_key (hex, OSTREE_OBJECT_TYPE_FILE));
+      if (!reach (t, OSTREE_OBJECT_TYPE_FILE, g_variant_get_data (c), error))
+        return FALSE;
     }
   n = g_variant_n_children (dirs);
   for (gsize i = 0; i < n; i++)
@@ -201,40 +201,31 @@ df_trust_walk (DfTrust *t, GBytes *commit_bytes, const char *to_hex, GError **er
     return df_throw (error, DF_ERROR_INVALID_DELTA, "commit %s has a malformed root", to_hex);
   if (!walk_tree (t, g_variant_get_data (tree), g_variant_get_data (meta), 0, error))
     return FALSE;
-  GHashTableIter it;
-  gpointer key;
-  g_hash_table_iter_init (&it, t->delta_meta);
-  while (g_hash_table_iter_next (&it, &key, NULL))
-    if (!g_hash_table_contains (t->reached, key))
+  DfObjSetIter it;
+  const guint8 *key;
+  df_objset_iter_init (&it, t->delta_meta);
+  while (df_objset_iter_next (&it, &key, NULL))
+    if (!df_objset_contains_key (t->reached, key))
       {
-        g_autofree char *hex = g_strndup (key, 64);
-        int type = atoi ((const char *)key + 65);
+        char hex[65];
+        df_hex (key + 1, hex);
         return df_throw (error, DF_ERROR_UNTRUSTED, "%s %s is not referenced by commit %s; refusing the delta",
-                         ostree_object_type_to_string (type), hex, to_hex);
+                         ostree_object_type_to_string (key[0]), hex, to_hex);
       }
-  g_hash_table_remove_all (t->delta_meta);
+  df_objset_clear (t->delta_meta);
   return TRUE;
 }
 
 gboolean
 df_trust_reaches (DfTrust *t, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN])
 {
-  char hex[65];
-  df_hex (csum, hex);
-  g_autofree char *key = df_trust_key (hex, type);
-  return g_hash_table_contains (t->reached, key);
+  return df_objset_contains (t->reached, type, csum);
 }
 
 GPtrArray *
 df_trust_metadata (DfTrust *t)
 {
   return t->meta;
-}
-
-GHashTable *
-df_trust_reached (DfTrust *t)
-{
-  return t->reached;
 }
 
 /* Which of @wanted (keys of objects whose checksums start with byte @xx)
@@ -259,7 +250,7 @@ drop_listed (int objects_dfd, guint xx, const char *file_ext, GHashTable *wanted
                    { "dirmeta", OSTREE_OBJECT_TYPE_DIR_META },
                    { "commit", OSTREE_OBJECT_TYPE_COMMIT } };
   struct dirent *de;
-  char key[DF_TRUST_KEY_LEN + 1];
+  guint8 key[DF_OBJSET_KEY_LEN];
   while (g_hash_table_size (wanted) > 0 && (de = readdir (d)) != NULL)
     {
       const char *dot = strchr (de->d_name, '.');
@@ -274,29 +265,34 @@ drop_listed (int objects_dfd, guint xx, const char *file_ext, GHashTable *wanted
       if (type < 0)
         continue;
       memcpy (name + 2, de->d_name, 62);
-      key_fill (key, name, type);
+      name[64] = '\0';
+      if (!ostree_validate_checksum_string (name, NULL))
+        continue;
+      key[0] = type;
+      ostree_checksum_inplace_to_bytes (name, key + 1);
       g_hash_table_remove (wanted, key);
     }
   closedir (d);
 }
 
 gboolean
-df_trust_check_present (DfTrust *t, GHashTable *carried, gboolean has_from, const char *to_hex, GCancellable *c,
+df_trust_check_present (DfTrust *t, const DfObjSet *carried, gboolean has_from, const char *to_hex, GCancellable *c,
                         GError **error)
 {
-  /* Grouped by the objects/XX directory they would be in. */
+  /* Grouped by the objects/XX directory they would be in; the tables point
+   * at the keys of t->reached. */
   GHashTable *by_dir[256] = { NULL };
-  GHashTableIter it;
-  gpointer key;
-  g_hash_table_iter_init (&it, t->reached);
-  while (g_hash_table_iter_next (&it, &key, NULL))
+  DfObjSetIter it;
+  const guint8 *key;
+  df_objset_iter_init (&it, t->reached);
+  while (df_objset_iter_next (&it, &key, NULL))
     {
-      if (g_hash_table_contains (carried, key))
+      if (df_objset_contains_key (carried, key))
         continue;
-      guint xx = g_ascii_xdigit_value (((const char *)key)[0]) * 16 + g_ascii_xdigit_value (((const char *)key)[1]);
+      guint xx = key[1];
       if (by_dir[xx] == NULL)
-        by_dir[xx] = g_hash_table_new (df_trust_key_hash, g_str_equal);
-      g_hash_table_add (by_dir[xx], key);
+        by_dir[xx] = g_hash_table_new (df_objset_key_hash, df_objset_key_equal);
+      g_hash_table_add (by_dir[xx], (gpointer)key);
     }
   int objects_dfd = openat (ostree_repo_get_dfd (t->repo), "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   const char *file_ext = ostree_repo_get_mode (t->repo) == OSTREE_REPO_MODE_ARCHIVE ? "filez" : "file";
@@ -310,20 +306,21 @@ df_trust_check_present (DfTrust *t, GHashTable *carried, gboolean has_from, cons
         drop_listed (objects_dfd, xx, file_ext, by_dir[xx]);
       /* What the listing did not find (staged by this transaction, in a
        * parent repository, or not there at all) is asked one by one. */
-      g_hash_table_iter_init (&it, by_dir[xx]);
-      while (ok && g_hash_table_iter_next (&it, &key, NULL))
+      GHashTableIter hit;
+      gpointer k;
+      g_hash_table_iter_init (&hit, by_dir[xx]);
+      while (ok && g_hash_table_iter_next (&hit, &k, NULL))
         {
+          const guint8 *obj = k;
           char hex[65];
-          memcpy (hex, key, 64);
-          hex[64] = '\0';
-          int type = atoi ((const char *)key + 65);
+          df_hex (obj + 1, hex);
           gboolean have = FALSE;
-          if (!ostree_repo_has_object (t->repo, type, hex, &have, c, error))
+          if (!ostree_repo_has_object (t->repo, obj[0], hex, &have, c, error))
             ok = FALSE;
           else if (!have)
             ok = df_throw (error, has_from ? DF_ERROR_MISSING_BASE : DF_ERROR_INVALID_DELTA,
                            "%s %s of commit %s is neither in the delta nor in the repository",
-                           ostree_object_type_to_string (type), hex, to_hex);
+                           ostree_object_type_to_string (obj[0]), hex, to_hex);
         }
       g_hash_table_unref (by_dir[xx]);
     }

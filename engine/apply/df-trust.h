@@ -5,7 +5,7 @@
  * refused. Shared by the native and the stock apply. */
 #pragma once
 
-#include "df-common.h"
+#include "df-objset.h"
 
 typedef struct _DfTrust DfTrust;
 
@@ -20,11 +20,9 @@ DfTrust *df_trust_new (OstreeRepo *repo);
 void df_trust_free (DfTrust *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfTrust, df_trust_free)
 
-/* "hex.type", the key of an object in the tables below, and a hash
- * function for tables of such keys. */
-#define DF_TRUST_KEY_LEN 66
-char *df_trust_key (const char *hex, OstreeObjectType type);
-guint df_trust_key_hash (gconstpointer key);
+/* The walk fails (DF_ERROR_INVALID_ARGUMENT, "memory budget") once the
+ * tables take more than @bytes (df_trust_memory()); default: no limit. */
+void df_trust_set_memory_limit (DfTrust *t, guint64 bytes);
 
 /* A dirtree or dirmeta the delta carries, not yet verified. Not
  * thread-safe: the caller serializes. */
@@ -39,14 +37,16 @@ gboolean df_trust_walk (DfTrust *t, GBytes *commit, const char *to_hex, GError *
 gboolean df_trust_reaches (DfTrust *t, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN]);
 
 /* After the walk: the delta's verified, referenced metadata (DfTrustMeta*),
- * to be written, and every object the commit references (keys). */
+ * to be written. */
 GPtrArray *df_trust_metadata (DfTrust *t);
-GHashTable *df_trust_reached (DfTrust *t);
+
+/* Bytes the trust's tables and the delta metadata it holds take now. */
+guint64 df_trust_memory (const DfTrust *t);
 
 /* After every part is applied: each object the commit references, other
- * than those in @carried (keys of what the delta makes), must already be in
+ * than those in @carried (what the delta makes), must already be in
  * the repository, so a commit never lands half-populated. A missing one is
  * DF_ERROR_MISSING_BASE for a delta from a commit, DF_ERROR_INVALID_DELTA
  * for one from scratch. */
-gboolean df_trust_check_present (DfTrust *t, GHashTable *carried, gboolean has_from, const char *to_hex,
+gboolean df_trust_check_present (DfTrust *t, const DfObjSet *carried, gboolean has_from, const char *to_hex,
                                  GCancellable *c, GError **error);

@@ -158,32 +158,49 @@ df_parse_checksum (const char *hex, guint8 out[DF_SHA256_LEN], GError **error)
   return TRUE;
 }
 
-GBytes *
-df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, const char *what, GError **error)
+int
+df_open_regular (int dfd, const char *path, const char *what, struct stat *st_out, GError **error)
 {
-  int fd = openat (dfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  int fd = openat (dfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
   if (fd < 0)
     {
       if (errno == ENOENT)
-        {
-          df_throw (error, DF_ERROR_INVALID_DELTA, "%s is missing", what);
-          return NULL;
-        }
-      df_throw_errno (error, errno, "opening %s", what);
-      return NULL;
+        df_throw (error, DF_ERROR_INVALID_DELTA, "%s is missing", what);
+      else if (errno == ELOOP)
+        df_throw (error, DF_ERROR_INVALID_DELTA, "%s is a symbolic link, not a regular file", what);
+      else
+        df_throw_errno (error, errno, "opening %s", what);
+      return -1;
     }
-  df_autofd owned = fd;
   struct stat st;
   if (fstat (fd, &st) < 0)
     {
       df_throw_errno (error, errno, "stat %s", what);
-      return NULL;
+      close (fd);
+      return -1;
     }
   if (!S_ISREG (st.st_mode))
     {
       df_throw (error, DF_ERROR_INVALID_DELTA, "%s is not a regular file", what);
-      return NULL;
+      close (fd);
+      return -1;
     }
+  /* Reads of a regular file never block; the flag only had to keep open()
+   * from waiting on a FIFO's writer. */
+  fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
+  if (st_out)
+    *st_out = st;
+  return fd;
+}
+
+GBytes *
+df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, const char *what, GError **error)
+{
+  struct stat st;
+  int fd = df_open_regular (dfd, path, what, &st, error);
+  if (fd < 0)
+    return NULL;
+  df_autofd owned = fd;
   guint64 size = st.st_size;
   if (expected != G_MAXUINT64 && size != expected)
     {

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 /* Frame-header inspection (ZSTD_getFrameHeader) is in the stable ABI of the
  * shared library since 1.4 but declared behind this macro. */
@@ -69,6 +70,15 @@ gboolean df_delta_ends_read (GVariant *from, GVariant *to, GVariant *commit, con
 
 /* Parses a 64-char hex checksum; FALSE (error set) if malformed. */
 gboolean df_parse_checksum (const char *hex, guint8 out[DF_SHA256_LEN], GError **error);
+
+/* Opens @path under @dfd for reading the way every file of a delta (or
+ * of the engine's own state) is opened: without blocking (a FIFO in place
+ * of a part must not hang the apply while it holds the repository lock),
+ * without following a symbolic link, and only if it is a regular file
+ * (DF_ERROR_INVALID_DELTA otherwise, naming @what; a missing file is
+ * DF_ERROR_INVALID_DELTA "@what is missing" too). Its status in *@st when
+ * not NULL. Returns the fd, or -1 with @error set. */
+int df_open_regular (int dfd, const char *path, const char *what, struct stat *st, GError **error);
 
 /* Reads a whole file that must be at most @max bytes, exactly @expected bytes
  * when @expected is not G_MAXUINT64. Errors name @what. */

@@ -18,6 +18,10 @@
  * window (both sides). */
 #define DF_SUPERBLOCK_LEVEL 19
 #define DF_SUPERBLOCK_WINDOW_LOG_MAX 26
+/* Most ed25519 signatures a signed superblock may carry: each one is
+ * checked against every trusted key by hashing the whole superblock, and
+ * libostree's envelopes carry one or two (one per signing key). */
+#define DF_SIGNATURES_MAX 8
 /* Most parts and entries one delta may declare. */
 #define DF_PARTS_MAX 65536
 #define DF_ENTRIES_MAX (4u * 1024 * 1024)

@@ -39,10 +39,24 @@ decode_key (const char *text, gsize want, guint8 *out)
   return TRUE;
 }
 
-static gboolean
-add_keys_from_file (DfKeyring *k, int dfd, const char *path, GError **error)
+/* Key files are the device's own configuration, often symbolic links into
+ * a key store: they are followed here, unlike a delta's files. */
+static GBytes *
+read_key_file (const char *path, gsize max, const char *what, GError **error)
 {
-  g_autoptr (GBytes) b = df_read_file_bounded (dfd, path, 1024 * 1024, G_MAXUINT64, "key file", error);
+  g_autofree char *real = realpath (path, NULL);
+  if (real == NULL)
+    {
+      df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s %s: %s", what, path, g_strerror (errno));
+      return NULL;
+    }
+  return df_read_file_bounded (AT_FDCWD, real, max, G_MAXUINT64, what, error);
+}
+
+static gboolean
+add_keys_from_file (DfKeyring *k, const char *path, GError **error)
+{
+  g_autoptr (GBytes) b = read_key_file (path, 1024 * 1024, "key file", error);
   if (b == NULL)
     return FALSE;
   g_autofree char *text = g_strndup (g_bytes_get_data (b, NULL), g_bytes_get_size (b));
@@ -83,10 +97,10 @@ df_keyring_load (const char *path, GError **error)
         g_ptr_array_add (names, g_build_filename (path, n, NULL));
       for (guint i = 0; i < names->len; i++)
         if (g_file_test (names->pdata[i], G_FILE_TEST_IS_REGULAR)
-            && !add_keys_from_file (k, AT_FDCWD, names->pdata[i], error))
+            && !add_keys_from_file (k, names->pdata[i], error))
           return NULL;
     }
-  else if (!add_keys_from_file (k, AT_FDCWD, path, error))
+  else if (!add_keys_from_file (k, path, error))
     return NULL;
   if (k->keys->len == 0)
     {
@@ -138,7 +152,7 @@ df_keyring_verify_any (const DfKeyring *k, GBytes *data, GPtrArray *sigs)
 DfSigner *
 df_signer_load (const char *path, GError **error)
 {
-  g_autoptr (GBytes) b = df_read_file_bounded (AT_FDCWD, path, 4096, G_MAXUINT64, "secret key", error);
+  g_autoptr (GBytes) b = read_key_file (path, 4096, "secret key", error);
   if (b == NULL)
     return NULL;
   g_autofree char *text = g_strndup (g_bytes_get_data (b, NULL), g_bytes_get_size (b));
@@ -230,6 +244,11 @@ df_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError 
   g_autoptr (GVariant) dict = g_variant_get_child_value (v, 2);
   g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   g_autoptr (GVariant) list = g_variant_lookup_value (dict, DF_SIGN_ED25519_KEY, G_VARIANT_TYPE ("aay"));
+  /* Checked before anything is verified: pure ed25519 hashes the whole
+   * message again for every signature and key. */
+  if (list && g_variant_n_children (list) > DF_SIGNATURES_MAX)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "signed superblock: %zu ed25519 signatures, more than %d",
+                     g_variant_n_children (list), DF_SIGNATURES_MAX);
   for (gsize i = 0; list && i < g_variant_n_children (list); i++)
     {
       g_autoptr (GVariant) sig = g_variant_get_child_value (list, i);

@@ -956,9 +956,9 @@ checkpoint (Fetch *f)
         continue;
       char name[96];
       g_snprintf (name, sizeof name, "%s.partial", p->name);
-      df_autofd data = openat (f->store_dfd, name, O_RDONLY | O_CLOEXEC);
+      df_autofd data = df_open_regular (f->store_dfd, name, name, NULL, NULL);
       g_snprintf (name, sizeof name, "%s.ranges", p->name);
-      df_autofd rec = openat (f->store_dfd, name, O_RDONLY | O_CLOEXEC);
+      df_autofd rec = df_open_regular (f->store_dfd, name, name, NULL, NULL);
       if (data >= 0 && rec >= 0 && fdatasync (data) == 0 && fdatasync (rec) == 0)
         p->dirty = FALSE;
     }
@@ -1046,9 +1046,9 @@ static void
 part_open (Fetch *f, Part *p)
 {
   char name[96];
-  df_autofd done_fd = openat (f->store_dfd, p->name, O_RDONLY | O_CLOEXEC);
   struct stat st;
-  if (done_fd >= 0 && fstat (done_fd, &st) == 0 && (guint64)st.st_size == p->size
+  df_autofd done_fd = df_open_regular (f->store_dfd, p->name, p->name, &st, NULL);
+  if (done_fd >= 0 && (guint64)st.st_size == p->size
       && part_matches (f, p, done_fd, NULL))
     {
       p->complete = TRUE;
@@ -1834,9 +1834,9 @@ stock_fallback (guint i, int *out_fd, guint64 *out_size, gpointer data, GError *
   Part *p = &f->parts[k];
   if (!stock_wait (f, p, error))
     return FALSE;
-  *out_fd = openat (f->store_dfd, p->name, O_RDONLY | O_CLOEXEC);
+  *out_fd = df_open_regular (f->store_dfd, p->name, p->name, NULL, error);
   if (*out_fd < 0)
-    return df_throw_errno (error, errno, "opening %s", p->name);
+    return FALSE;
   *out_size = p->size;
   return TRUE;
 }
