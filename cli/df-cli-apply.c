@@ -41,6 +41,8 @@ df_cli_apply (int argc, char **argv)
     return df_cli_usage (ctx, "--repo is required");
   if (jobs < 0)
     return df_cli_usage (ctx, "--jobs must not be negative");
+  if (trust.lock_timeout < 0)
+    return df_cli_usage (ctx, "--lock-timeout must not be negative");
   guint64 budget = DF_DEFAULT_MEMORY_BUDGET;
   if (memory && !df_cli_parse_size (memory, &budget))
     return df_cli_usage (ctx, "cannot parse --memory '%s'", memory);
@@ -56,6 +58,8 @@ df_cli_apply (int argc, char **argv)
   df_apply_options_set_allow_downgrade (opts, trust.allow_downgrade);
   df_apply_options_set_trusted_keys (opts, trust.keys);
   df_apply_options_set_require_signatures (opts, trust.require_signatures);
+  df_apply_options_set_allow_unsigned (opts, trust.allow_unsigned);
+  df_apply_options_set_lock_timeout (opts, trust.lock_timeout);
   for (guint i = 0; urls && urls[i]; i++)
     df_apply_options_add_url (opts, urls[i]);
   if (!quiet)

@@ -57,7 +57,7 @@ on_event (const DfFetchEvent *ev, gpointer data)
   FetchUi *ui = data;
   if (ui->json)
     {
-      static const char *names[] = { "", "start", "progress", "retry", "mirror-switch" };
+      static const char *names[] = { "", "start", "progress", "retry", "mirror-switch", "waiting" };
       g_autoptr (JsonBuilder) b = event_builder (names[ev->type]);
       if (ev->type == DF_FETCH_EVENT_START)
         add_str (b, "path", path_names[ev->path]);
@@ -89,6 +89,9 @@ on_event (const DfFetchEvent *ev, gpointer data)
       break;
     case DF_FETCH_EVENT_MIRROR_SWITCH:
       fprintf (stderr, "\r\033[Kmirror %s demoted: %s\n", ev->url, ev->message);
+      break;
+    case DF_FETCH_EVENT_WAITING:
+      fprintf (stderr, "\r\033[K%s\n", ev->message);
       break;
     case DF_FETCH_EVENT_PROGRESS:
       {
@@ -168,7 +171,7 @@ df_cli_fetch (int argc, char **argv)
   if (repo_path == NULL || commit == NULL || urls == NULL)
     return df_cli_usage (ctx, "--repo, --commit and --url are required");
   if (connections < 1 || low_limit < 0 || low_time < 0 || min_rate < 0 || connect_timeout < 1 || retries < 1
-      || jobs < 0)
+      || jobs < 0 || trust.lock_timeout < 0)
     return df_cli_usage (ctx, "--connections, --connect-timeout and --retries must be positive, the rest not negative");
   guint64 budget = DF_DEFAULT_MEMORY_BUDGET, range_size = DF_DEFAULT_RANGE_SIZE;
   if (memory && !df_cli_parse_size (memory, &budget))
@@ -199,6 +202,8 @@ df_cli_fetch (int argc, char **argv)
   df_fetch_options_set_allow_downgrade (opts, trust.allow_downgrade);
   df_fetch_options_set_trusted_keys (opts, trust.keys);
   df_fetch_options_set_require_signatures (opts, trust.require_signatures);
+  df_fetch_options_set_allow_unsigned (opts, trust.allow_unsigned);
+  df_fetch_options_set_lock_timeout (opts, trust.lock_timeout);
   df_fetch_options_set_event_func (opts, on_event, &ui);
 
   DfFetchResult res;

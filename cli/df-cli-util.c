@@ -89,6 +89,13 @@ df_cli_progress (const DfProgress *p, gpointer user_data)
 {
   if (!isatty (STDERR_FILENO))
     return;
+  if (p->phase == DF_PHASE_WAIT)
+    {
+      fprintf (stderr, "\r\033[Kwaiting for another deltafetch apply or fetch in this repository");
+      fflush (stderr);
+      progress_shown = TRUE;
+      return;
+    }
   static const char *names[] = { "", "planning", "metadata", "encoding", "content", "committing" };
   const char *phase = p->phase < G_N_ELEMENTS (names) ? names[p->phase] : "";
   g_autofree char *done = df_cli_format_size (p->bytes_done);
@@ -114,12 +121,19 @@ df_cli_progress_end (void)
 void
 df_cli_add_trust_options (GOptionContext *ctx, DfCliTrust *t)
 {
+  t->lock_timeout = DF_DEFAULT_LOCK_TIMEOUT;
   GOptionEntry entries[] = {
     { "keys", 0, 0, G_OPTION_ARG_FILENAME, &t->keys,
-      "Trusted ed25519 public keys (a file of base64 keys, or a directory of them): a signed superblock must verify",
+      "Trusted ed25519 public keys (a file of base64 keys, or a directory of them): the superblock must be signed by "
+      "one of them",
       "PATH" },
     { "require-signatures", 0, 0, G_OPTION_ARG_NONE, &t->require_signatures,
       "Refuse a delta whose superblock is not signed by one of --keys (fetch: and libostree's pull)", NULL },
+    { "allow-unsigned", 0, 0, G_OPTION_ARG_NONE, &t->allow_unsigned,
+      "With --keys, still accept an unsigned delta (a signed one must verify): for moving a fleet to signed deltas",
+      NULL },
+    { "lock-timeout", 0, 0, G_OPTION_ARG_INT, &t->lock_timeout,
+      "Seconds to wait while another apply or fetch works in the repository (default 30)", "SECONDS" },
     { "allow-downgrade", 0, 0, G_OPTION_ARG_NONE, &t->allow_downgrade,
       "Allow a commit older than the one --ref points at (refused by default, exit 11)", NULL },
     { NULL },

@@ -26,14 +26,16 @@ void df_cli_progress (const DfProgress *p, gpointer user_data);
 void df_cli_progress_end (void);
 char *df_cli_format_size (guint64 bytes);
 
-/* The trust policy options apply and fetch share: --keys,
- * --require-signatures, --allow-downgrade. Added to @ctx's main group; @t
- * must outlive the parse. */
+/* The options apply and fetch share: the trust policy (--keys,
+ * --require-signatures, --allow-unsigned, --allow-downgrade) and
+ * --lock-timeout. Added to @ctx's main group; @t must outlive the parse. */
 typedef struct
 {
   char *keys;
   gboolean require_signatures;
+  gboolean allow_unsigned;
   gboolean allow_downgrade;
+  int lock_timeout;
 } DfCliTrust;
 void df_cli_add_trust_options (GOptionContext *ctx, DfCliTrust *t);
 void df_cli_trust_clear (DfCliTrust *t);

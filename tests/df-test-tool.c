@@ -483,7 +483,8 @@ typedef struct
   DfSha256 sha;
   const guint8 *csum;
   guint64 meta, content, links, bytes;
-  GBytes *source;
+  guint8 source_csum[DF_SHA256_LEN];
+  GBytes *source; /* loaded on first use */
 } StockVerify;
 
 static gboolean
@@ -536,21 +537,33 @@ sv_end (gpointer user, GError **error)
 }
 
 static gboolean
-sv_source_open (gpointer user, const guint8 csum[DF_SHA256_LEN], guint64 *size, GError **error)
+sv_source_set (gpointer user, const guint8 csum[DF_SHA256_LEN], GError **error)
 {
   StockVerify *v = user;
-  char hex[65];
-  df_hex (csum, hex);
-  g_autoptr (GInputStream) in = NULL;
-  if (!ostree_repo_load_file (v->repo, hex, &in, NULL, NULL, NULL, error))
-    return FALSE;
-  if (in == NULL)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
-  g_autoptr (GOutputStream) out = g_memory_output_stream_new_resizable ();
-  if (g_output_stream_splice (out, in, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, error) < 0)
-    return FALSE;
+  memcpy (v->source_csum, csum, DF_SHA256_LEN);
   g_clear_pointer (&v->source, g_bytes_unref);
-  v->source = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
+  return TRUE;
+}
+
+/* Loads the named source on first use, as the apply does. */
+static gboolean
+sv_source_size (gpointer user, guint64 *size, GError **error)
+{
+  StockVerify *v = user;
+  if (v->source == NULL)
+    {
+      char hex[65];
+      df_hex (v->source_csum, hex);
+      g_autoptr (GInputStream) in = NULL;
+      if (!ostree_repo_load_file (v->repo, hex, &in, NULL, NULL, NULL, error))
+        return FALSE;
+      if (in == NULL)
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
+      g_autoptr (GOutputStream) out = g_memory_output_stream_new_resizable ();
+      if (g_output_stream_splice (out, in, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, error) < 0)
+        return FALSE;
+      v->source = g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
+    }
   *size = g_bytes_get_size (v->source);
   return TRUE;
 }
@@ -559,13 +572,16 @@ static gboolean
 sv_source_read (gpointer user, guint64 offset, guint8 *buf, gsize len, GError **error)
 {
   StockVerify *v = user;
-  g_assert (offset + len <= g_bytes_get_size (v->source));
+  guint64 size;
+  if (!sv_source_size (user, &size, error))
+    return FALSE;
+  g_assert (offset + len <= size);
   memcpy (buf, (const guint8 *)g_bytes_get_data (v->source, NULL) + offset, len);
   return TRUE;
 }
 
 static void
-sv_source_close (gpointer user)
+sv_source_unset (gpointer user)
 {
   StockVerify *v = user;
   g_clear_pointer (&v->source, g_bytes_unref);
@@ -597,7 +613,8 @@ cmd_stock_verify (const char *repo_path, const char *dir)
   g_autoptr (GBytes) file = NULL;
   g_autoptr (DfStockSuperblock) sb = load_stock (repo_path, dir, &repo, &file);
   StockVerify v = { .repo = repo };
-  const DfStockSink sink = { sv_metadata, sv_begin, sv_data, sv_end, sv_source_open, sv_source_read, sv_source_close };
+  const DfStockSink sink
+      = { sv_metadata, sv_begin, sv_data, sv_end, sv_source_set, sv_source_size, sv_source_read, sv_source_unset };
   DfStockOpStats st = { 0 };
   guint inline_parts = 0;
   for (guint i = 0; i < sb->n_parts; i++)
@@ -612,7 +629,7 @@ cmd_stock_verify (const char *repo_path, const char *dir)
         die ("tmpfile: %s", g_strerror (errno));
       guint64 len;
       DfStockPayload pl;
-      if (!df_stock_part_decode (sb, i, pfd, tfd, G_MAXUINT32, &len, NULL, NULL, &error)
+      if (!df_stock_part_decode (sb, i, pfd, -1, tfd, &len, NULL, NULL, &error)
           || !df_stock_payload_open (&pl, tfd, len, &error))
         die ("%s", error->message);
       gboolean ok = df_stock_execute (&sb->parts[i], &pl, &sink, &v, &st, NULL, &error);
@@ -651,22 +668,25 @@ cmd_stock_mangle (const char *dir, guint n, const char *what)
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) file = read_superblock_file (dir);
   g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (file, &error);
-  if (sb == NULL || n >= sb->n_parts || sb->big_endian || sb->file.signed_data)
+  if (sb == NULL || n >= sb->n_parts || sb->big_endian || sb->file.is_signed)
     die ("not a plain little-endian stock delta with part %u", n);
   g_autofree char *pname = g_strdup_printf ("%s/%u", dir, n);
   df_autofd pfd = open (pname, O_RDONLY | O_CLOEXEC);
   df_autofd tfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   guint64 len;
   DfStockPayload pl;
-  if (!df_stock_part_decode (sb, n, pfd, tfd, G_MAXUINT32, &len, NULL, NULL, &error)
+  if (!df_stock_part_decode (sb, n, pfd, -1, tfd, &len, NULL, NULL, &error)
       || !df_stock_payload_open (&pl, tfd, len, &error))
     die ("%s", error->message);
   GByteArray *raw = g_byte_array_sized_new (pl.raw_len);
   g_byte_array_set_size (raw, pl.raw_len);
   if (pread (tfd, raw->data, pl.raw_len, pl.raw_off) != (gssize)pl.raw_len)
     die ("reading the payload");
+  g_autoptr (GBytes) ops_bytes = df_stock_payload_read_ops (&pl, &error);
+  if (ops_bytes == NULL)
+    die ("%s", error->message);
   GByteArray *ops = g_byte_array_new ();
-  g_byte_array_append (ops, pl.ops, pl.ops_len);
+  g_byte_array_append (ops, g_bytes_get_data (ops_bytes, NULL), g_bytes_get_size (ops_bytes));
   guint extra_objects = 0;
   if (g_str_equal (what, "opcode"))
     ops->data[0] = 'Z';
@@ -794,7 +814,7 @@ cmd_stock_fuzz (const char *repo_path, const char *dir, guint iterations)
   df_autofd pfd = sb->parts[0].inline_data ? -1 : open (pname, O_RDONLY | O_CLOEXEC);
   df_autofd tfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   guint64 len;
-  if (!df_stock_part_decode (sb, 0, pfd, tfd, G_MAXUINT32, &len, NULL, NULL, &error))
+  if (!df_stock_part_decode (sb, 0, pfd, -1, tfd, &len, NULL, NULL, &error))
     die ("%s", error->message);
   g_autofree guint8 *payload = g_malloc (len);
   if (pread (tfd, payload, len, 0) != (gssize)len)
@@ -804,7 +824,8 @@ cmd_stock_fuzz (const char *repo_path, const char *dir, guint iterations)
   const guint8 *sdata = g_bytes_get_data (file, &slen);
   g_autofree guint8 *buf = g_malloc (MAX (slen, len));
   guint sb_ok = 0, sb_refused = 0, run_ok = 0, run_refused = 0;
-  const DfStockSink sink = { sv_metadata, sv_begin, sv_data, sv_end, sv_source_open, sv_source_read, sv_source_close };
+  const DfStockSink sink
+      = { sv_metadata, sv_begin, sv_data, sv_end, sv_source_set, sv_source_size, sv_source_read, sv_source_unset };
   for (guint it = 0; it < iterations; it++)
     {
       gboolean on_sb = g_rand_int_range (rnd, 0, 3) == 0;
@@ -839,7 +860,7 @@ cmd_stock_fuzz (const char *repo_path, const char *dir, guint iterations)
         }
       if (v.csum && v.sha.ctx)
         df_sha256_clear (&v.sha);
-      sv_source_close (&v);
+      sv_source_unset (&v);
       ok ? run_ok++ : run_refused++;
     }
   printf ("superblocks parsed %u refused %u\npayloads run %u refused %u\n", sb_ok, sb_refused, run_ok, run_refused);

@@ -3,13 +3,19 @@
  * and of pairing. */
 #include "df-bsdiff.h"
 #include "df-bspatch.h"
+#include "df-objset.h"
 #include "df-pairing.h"
 #include "df-part.h"
 #include "df-stock.h"
 #include "df-superblock.h"
 #include "filez-util.h"
 
+#include <fcntl.h>
+#include <lzma.h>
 #include <sys/mman.h>
+
+/* The split object's size. */
+#define OBJ (DF_CHUNK_MIN + 40)
 
 static DfSuperblock *
 sample_superblock (void)
@@ -30,7 +36,7 @@ sample_superblock (void)
   sb->n_parts = 2;
   sb->parts = g_new0 (DfPart, 2);
   /* Part 0: one metadata object. Part 1: an object split in two chunks
-   * plus a whole raw one. */
+   * (the first as short as chunks may be) plus a whole raw one. */
   DfPart *p = &sb->parts[0];
   p->kind = DF_PART_KIND_METADATA;
   p->n_entries = 1;
@@ -43,11 +49,12 @@ sample_superblock (void)
   p->kind = DF_PART_KIND_CONTENT;
   p->n_entries = 3;
   p->entries = g_new0 (DfEntry, 3);
-  p->entries[0]
-      = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 100, .offset = 0, .length = 60, .data_size = 80 };
+  p->entries[0] = (DfEntry){
+    .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = OBJ, .offset = 0, .length = DF_CHUNK_MIN, .data_size = DF_CHUNK_MIN + 20
+  };
   p->entries[1] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE,
-                             .object_size = 100,
-                             .offset = 60,
+                             .object_size = OBJ,
+                             .offset = DF_CHUNK_MIN,
                              .length = 40,
                              .data_size = 0,
                              .encoding = DF_ENCODING_DIFF,
@@ -57,7 +64,7 @@ sample_superblock (void)
   p->entries[1].source[0] = 0xcc;
   p->entries[2] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 5, .length = 5, .data_size = 20 };
   p->entries[2].checksum[0] = 0xdd;
-  p->uncompressed_size = DF_PART_TABLE_LEN + 100 + 50; /* raw section, then the diff's 50 bytes */
+  p->uncompressed_size = DF_PART_TABLE_LEN + DF_CHUNK_MIN + 40 + 50; /* raw section, then the diff's 50 bytes */
   p->compressed_size = 100;
   return sb;
 }
@@ -95,19 +102,19 @@ expect_invalid (DfSuperblock *sb, const char *what)
 static void
 mut_gap (DfSuperblock *sb)
 {
-  sb->parts[1].entries[1].offset = 61;
+  sb->parts[1].entries[1].offset = DF_CHUNK_MIN + 1;
 }
 static void
 mut_overlap (DfSuperblock *sb)
 {
-  sb->parts[1].entries[1].offset = 59;
+  sb->parts[1].entries[1].offset = DF_CHUNK_MIN - 1;
   sb->parts[1].entries[1].length = 41;
 }
 static void
 mut_repeat (DfSuperblock *sb)
 {
   memcpy (sb->parts[1].entries[2].checksum, sb->parts[1].entries[0].checksum, 32);
-  sb->parts[1].entries[2].object_size = 100;
+  sb->parts[1].entries[2].object_size = OBJ;
 }
 static void
 mut_past_end (DfSuperblock *sb)
@@ -117,7 +124,7 @@ mut_past_end (DfSuperblock *sb)
 static void
 mut_sum (DfSuperblock *sb)
 {
-  sb->parts[1].uncompressed_size = DF_PART_TABLE_LEN + 99;
+  sb->parts[1].uncompressed_size = DF_PART_TABLE_LEN + DF_CHUNK_MIN;
 }
 static void
 mut_diff_raw (DfSuperblock *sb)
@@ -143,6 +150,31 @@ static void
 mut_window (DfSuperblock *sb)
 {
   sb->parts[1].entries[1].src_offset = G_MAXUINT64 - 1;
+}
+/* A chunk other than an object's last shorter than DF_CHUNK_MIN. */
+static void
+mut_short_chunk (DfSuperblock *sb)
+{
+  DfEntry *e = sb->parts[1].entries;
+  e[0].length = DF_CHUNK_MIN - 1;
+  e[0].data_size = e[0].length + 20;
+  e[1].offset = DF_CHUNK_MIN - 1;
+  e[1].length = 41;
+}
+/* A window more than DF_WINDOW_PER_BYTE times what a whole object's
+ * patch makes (the last chunk of a split object may have DF_SOURCE_WINDOW). */
+static void
+mut_wide_window (DfSuperblock *sb)
+{
+  DfEntry *e = &sb->parts[1].entries[2];
+  *e = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 5, .length = 5, .data_size = 20,
+                  .encoding = DF_ENCODING_DIFF, .has_source = TRUE, .src_length = 21 };
+  e->checksum[0] = 0xdd;
+}
+static void
+mut_wide_last_window (DfSuperblock *sb)
+{
+  sb->parts[1].entries[1].src_length = DF_SOURCE_WINDOW + 1;
 }
 static void
 mut_huge_part (DfSuperblock *sb)
@@ -173,6 +205,9 @@ test_superblock_invalid (void)
     { "encoding", mut_encoding },
     { "no source", mut_no_source },
     { "window", mut_window },
+    { "chunk shorter than DF_CHUNK_MIN", mut_short_chunk },
+    { "window wider than 4 times the output", mut_wide_window },
+    { "last chunk's window wider than DF_SOURCE_WINDOW", mut_wide_last_window },
     { "huge part", mut_huge_part },
     { "compressed", mut_compressed },
   };
@@ -577,6 +612,139 @@ test_stock_filez (void)
   g_assert_cmpint (verify_filez (data + 1, 40, &meta), ==, DF_ERROR_CORRUPT);
 }
 
+
+/* The superblock's parse and parsed form count against a memory limit,
+ * checked before they are allocated. */
+static void
+test_superblock_memory (void)
+{
+  g_autoptr (DfSuperblock) sb = sample_superblock ();
+  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DfSuperblock) back = df_superblock_parse_full (bytes, NULL, 1024 * 1024, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (back->memory, >=, 3 * sizeof (DfEntry));
+  g_assert_cmpuint (back->memory, <, 64 * 1024);
+  g_autoptr (DfSuperblock) refused = df_superblock_parse_full (bytes, NULL, g_bytes_get_size (bytes) + 16, &error);
+  g_assert_null (refused);
+  g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "memory budget"));
+}
+
+/* Object keys that share their first bytes (a hostile delta's choice)
+ * still spread over the table: the hash is keyed, not a prefix. */
+static void
+test_objset_flood (void)
+{
+  g_autoptr (DfObjSet) s = df_objset_new (NULL);
+  g_autoptr (GHashTable) hashes = g_hash_table_new (g_direct_hash, g_direct_equal);
+  guint8 csum[DF_SHA256_LEN] = { 0 };
+  const guint n = 20000;
+  for (guint i = 0; i < n; i++)
+    {
+      /* Only the last four bytes differ. */
+      memcpy (csum + 28, &i, 4);
+      g_assert_true (df_objset_add (s, OSTREE_OBJECT_TYPE_DIR_TREE, csum, NULL));
+      guint8 key[DF_OBJSET_KEY_LEN] = { OSTREE_OBJECT_TYPE_DIR_TREE };
+      memcpy (key + 1, csum, DF_SHA256_LEN);
+      g_hash_table_add (hashes, GUINT_TO_POINTER (df_objset_key_hash (key)));
+    }
+  g_assert_cmpuint (df_objset_size (s), ==, n);
+  /* Random 32-bit hashes of 20,000 keys collide about 0.05 times. */
+  g_assert_cmpuint (g_hash_table_size (hashes), >=, n - 5);
+  for (guint i = 0; i < n; i += 997)
+    {
+      memcpy (csum + 28, &i, 4);
+      g_assert_true (df_objset_contains (s, OSTREE_OBJECT_TYPE_DIR_TREE, csum));
+      g_assert_false (df_objset_contains (s, OSTREE_OBJECT_TYPE_DIR_META, csum));
+      g_assert_false (df_objset_add (s, OSTREE_OBJECT_TYPE_DIR_TREE, csum, NULL));
+    }
+  guint seen = 0;
+  DfObjSetIter it;
+  const guint8 *key;
+  df_objset_iter_init (&it, s);
+  while (df_objset_iter_next (&it, &key, NULL))
+    seen += key[0] == OSTREE_OBJECT_TYPE_DIR_TREE;
+  g_assert_cmpuint (seen, ==, n);
+  /* Different inputs of any length hash apart; the same input alike. */
+  g_assert_cmpuint (df_keyed_hash ("a", 1), !=, df_keyed_hash ("a\0", 2));
+  g_assert_cmpuint (df_keyed_hash ("\0", 1), !=, df_keyed_hash ("", 0));
+  g_assert_cmpuint (df_keyed_hash ("abcdefgh", 8), ==, df_keyed_hash ("abcdefgh", 8));
+}
+
+/* An envelope carries at most DF_SIGNATURES_MAX signatures. */
+static void
+test_signature_cap (void)
+{
+  g_autoptr (GBytes) data = g_bytes_new_static ("superblock", 10);
+  for (guint n = DF_SIGNATURES_MAX; n <= DF_SIGNATURES_MAX + 1; n++)
+    {
+      g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+      for (guint i = 0; i < n; i++)
+        g_ptr_array_add (sigs, g_bytes_new (g_malloc0 (DF_ED25519_SIG_LEN), DF_ED25519_SIG_LEN));
+      g_autoptr (GBytes) file = df_signed_wrap (data, sigs);
+      g_autoptr (GBytes) inner = NULL, signed_data = NULL;
+      g_autoptr (GPtrArray) got = NULL;
+      g_autoptr (GError) error = NULL;
+      gboolean ok = df_signed_open (file, &inner, &signed_data, &got, &error);
+      if (n <= DF_SIGNATURES_MAX)
+        {
+          g_assert_no_error (error);
+          g_assert_cmpuint (got->len, ==, n);
+        }
+      else
+        {
+          g_assert_false (ok);
+          g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
+        }
+    }
+}
+
+/* A stock part whose xz stream decodes to far more than its declared size
+ * is refused once decoding passes df_stock_payload_max(), without writing
+ * the rest; the same part within its bound decodes, from a private copy
+ * of the file when asked. */
+static void
+test_stock_decode_bound (void)
+{
+  const gsize plain = 16 * 1024 * 1024;
+  g_autofree guint8 *zeros = g_malloc0 (plain);
+  gsize cap = lzma_stream_buffer_bound (plain) + 1;
+  g_autofree guint8 *file = g_malloc (cap);
+  file[0] = 'x';
+  gsize out = 1;
+  g_assert_cmpint (lzma_easy_buffer_encode (6, LZMA_CHECK_CRC64, NULL, zeros, plain, file, &out, cap), ==, LZMA_OK);
+  int part_fd = memfd_create ("part", MFD_CLOEXEC);
+  g_assert_cmpint (write (part_fd, file, out), ==, (gssize)out);
+  DfStockPart part = { .size = out, .n_objects = 1 };
+  df_sha256 (file, out, part.sha256);
+  DfStockSuperblock sb = { .n_parts = 1, .parts = &part };
+  for (guint k = 0; k < 2; k++)
+    {
+      /* Declared: 1 MiB, then all 16. */
+      part.usize = k == 0 ? 1024 * 1024 : plain;
+      int out_fd = memfd_create ("payload", MFD_CLOEXEC);
+      guint64 len = 0;
+      g_autoptr (GError) error = NULL;
+      gboolean ok = df_stock_part_decode (&sb, 0, part_fd, k == 1 ? AT_FDCWD : -1, out_fd, &len, NULL, NULL, &error);
+      struct stat st;
+      g_assert_cmpint (fstat (out_fd, &st), ==, 0);
+      if (k == 0)
+        {
+          g_assert_false (ok);
+          g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
+          g_assert_cmpuint (st.st_size, <=, df_stock_payload_max (&part));
+        }
+      else
+        {
+          g_assert_no_error (error);
+          g_assert_cmpuint (len, ==, plain);
+        }
+      close (out_fd);
+    }
+  close (part_fd);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -584,6 +752,10 @@ main (int argc, char **argv)
   g_test_add_func ("/format/superblock/roundtrip", test_superblock_roundtrip);
   g_test_add_func ("/format/superblock/invalid", test_superblock_invalid);
   g_test_add_func ("/format/superblock/mangled", test_superblock_mangled);
+  g_test_add_func ("/format/superblock/memory", test_superblock_memory);
+  g_test_add_func ("/format/signed/signature-cap", test_signature_cap);
+  g_test_add_func ("/format/stock/decode-bound", test_stock_decode_bound);
+  g_test_add_func ("/common/objset/flood", test_objset_flood);
   g_test_add_func ("/format/superblock/mangled-body", test_superblock_mangled_body);
   g_test_add_func ("/format/content-header", test_content_header);
   g_test_add_func ("/format/diff/roundtrip", test_diff_roundtrip);

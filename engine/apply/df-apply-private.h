@@ -16,6 +16,8 @@ struct _DfApplyOptions
   gboolean allow_downgrade;
   char *trusted_keys;
   gboolean require_signatures;
+  gboolean allow_unsigned;
+  guint lock_timeout;
   DfProgressFunc progress;
   gpointer progress_data;
   GPtrArray *urls; /* for stock fallback objects */
@@ -52,20 +54,32 @@ gboolean df_apply_session_add_part (DfApplySession *s, guint index, int dfd, con
  * object and the ref, commits the transaction. */
 gboolean df_apply_session_finish (DfApplySession *s, DfApplyResult *result, GError **error);
 
-gboolean df_apply_options_get_allow_downgrade (const DfApplyOptions *opts);
+/* The signature policy @opts ask for: trusted keys require a signature
+ * unless unsigned deltas are allowed explicitly. */
+gboolean df_apply_signature_policy (const DfApplyOptions *opts, DfSignaturePolicy *out, GError **error);
 
-/* With trusted keys or signatures required, checks the signature policy on
- * the superblock file @file itself, before a byte of the superblock is
- * parsed: a tampered superblock is refused as untrusted, unread. */
-gboolean df_apply_verify_envelope (const char *trusted_keys, gboolean require, GBytes *file, GError **error);
+/* Bytes a superblock may take while it is read and parsed: the memory
+ * budget less DF_APPLY_RESERVE. */
+guint64 df_apply_usable_memory (const DfApplyOptions *opts);
 
-/* The checks made on a superblock, whatever its format, before any part is
- * read: the options, the signature policy (@signed_data and @sigs from its
- * envelope, NULL when unsigned), the expected commit, rollback, and the
- * from-commit (@from_hex, NULL from scratch) present. */
-gboolean df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, GBytes *signed_data, GPtrArray *sigs,
-                             const char *to_hex, GBytes *commit_bytes, const char *from_hex, gboolean *out_verified,
-                             GCancellable *cancellable, GError **error);
+/* Reads superblock file @name under @dfd: at most DF_STOCK_SUPERBLOCK_MAX
+ * bytes, and no more than @opts' memory budget leaves. */
+GBytes *df_apply_read_superblock (int dfd, const char *name, const DfApplyOptions *opts, GError **error);
+
+/* The checks made on a parsed superblock, whatever its format, before any
+ * part is read: the options, the expected commit, rollback, and the
+ * from-commit (@from_hex, NULL from scratch) present. The signature policy
+ * was applied while parsing. */
+gboolean df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, const char *to_hex, GBytes *commit_bytes,
+                             const char *from_hex, GCancellable *cancellable, GError **error);
+
+/* Removes what a failed apply of the delta whose superblock has SHA-256
+ * @sb_sha256 staged in the repository's tmp/, when @error says a rerun
+ * cannot succeed (the delta itself is bad: invalid, corrupt, untrusted,
+ * or lacking a base); staging survives interruptions and local trouble
+ * (cancellation, I/O, full disk, network), which a rerun resumes from. */
+gboolean df_apply_failure_is_final (const GError *error);
+void df_apply_forget_staging (OstreeRepo *repo, const guint8 sb_sha256[DF_SHA256_LEN]);
 
 /* *@out: every object part @p of a stock delta makes is in @repo already
  * (resume), so the part need not be read, nor downloaded. */
@@ -85,14 +99,17 @@ typedef struct
   DfStockPartWaitFunc wait;
   DfStockFallbackFunc fallback;
   gpointer data;
+  /* The parts are in the fetcher's own store, written and hashed by it:
+   * they need no private copy before they are decoded. */
+  gboolean private_parts;
 } DfStockFeed;
 
-/* Applies the stock OSTree delta in @delta_dfd whose superblock file is
- * @superblock (engine/apply/df-apply-stock.c). With @feed, parts are
- * waited for before they are read, so the apply runs while they arrive, and
+/* Applies the stock OSTree delta in @delta_dfd whose superblock @sb was
+ * parsed (engine/apply/df-apply-stock.c). With @feed, parts are waited
+ * for before they are read, so the apply runs while they arrive, and
  * fallback objects the repository lacks come from it (without it they must
  * be present). */
-gboolean df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApplyOptions *opts,
+gboolean df_apply_stock (OstreeRepo *repo, int delta_dfd, const DfStockSuperblock *sb, const DfApplyOptions *opts,
                          const DfStockFeed *feed, DfApplyResult *result, GCancellable *cancellable, GError **error);
 
 /* Stock parts holding dirtree/dirmeta objects run first (for those alone,
@@ -100,10 +117,13 @@ gboolean df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, co
  * sorted into the order @decoders xz decoders take them. */
 gboolean df_stock_part_has_metadata (const DfStockPart *p);
 void df_stock_content_order (const DfStockSuperblock *sb, guint *parts, guint n, guint decoders);
-/* How many xz decoders a stock apply runs within a memory budget of
- * @memory bytes (each needs 33 MiB): at least one, at most @jobs (0: one
+/* How many xz decoders a stock apply of @sb runs within a memory budget of
+ * @memory bytes (each needs 33 MiB, after the reserve, the rebuilding
+ * thread and the parsed superblock): at least one, at most @jobs (0: one
  * per processor but one). */
-guint df_stock_decoders (guint64 memory, guint jobs);
+guint df_stock_decoders (const DfStockSuperblock *sb, guint64 memory, guint jobs);
+/* FALSE (DF_ERROR_INVALID_ARGUMENT) when not even one decoder fits. */
+gboolean df_stock_check_memory (const DfStockSuperblock *sb, guint64 memory, GError **error);
 /* Most disk space the decoded payloads of @sb take at once in the
  * repository's tmp/ while @decoders decoders run ahead of the rebuilding
  * (estimated from the parts' declared sizes), for free-space checks. */
@@ -114,10 +134,10 @@ guint64 df_stock_payload_staging (const DfStockSuperblock *sb, guint decoders);
 GArray *df_stock_missing_fallbacks (OstreeRepo *repo, const DfStockSuperblock *sb, guint64 *bytes, GCancellable *c,
                                     GError **error);
 
-/* An offline apply of the stock delta in @delta_dfd (superblock file
- * @sb_bytes) whose missing fallback objects are downloaded from @urls as
- * they are needed (engine/fetch/df-fetch.c). */
-gboolean df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, GBytes *sb_bytes, GPtrArray *urls,
+/* An offline apply of the stock delta in @delta_dfd (superblock @sb,
+ * parsed) whose missing fallback objects are downloaded from @urls as they
+ * are needed (engine/fetch/df-fetch.c). */
+gboolean df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, const DfStockSuperblock *sb, GPtrArray *urls,
                                    const DfApplyOptions *aopts, DfApplyResult *result, GCancellable *cancellable,
                                    GError **error);
 

@@ -21,8 +21,12 @@
 /* Files up to this size are rebuilt in memory; larger ones in a temporary
  * file, so memory does not follow file size. */
 #define DF_STOCK_INMEM_MAX (4 * DF_MIB)
-/* A decoded part payload may not exceed this (it goes to disk). */
-#define DF_STOCK_PAYLOAD_MAX (G_GUINT64_CONSTANT (8) << 30)
+/* In an archive repository a source object is inflated into a temporary
+ * file before it is read; a part may inflate at most this many bytes of
+ * sources per byte of the objects it makes, plus DF_STOCK_INFLATE_SLACK
+ * (ostree diffs files against old ones of similar size). */
+#define DF_STOCK_INFLATE_PER_BYTE 4
+#define DF_STOCK_INFLATE_SLACK (16 * DF_MIB)
 
 typedef struct
 {
@@ -32,11 +36,21 @@ typedef struct
   GCancellable *c;
   int tmp_dfd;
   gboolean metadata_pass;
+  /* Metadata objects the parts carry, held until the walk, and the trust
+   * tables may take at most meta_limit bytes together. */
+  guint64 meta_held, meta_limit;
 
-  /* The read source */
-  char src_what[96]; /* "source object <hex>", for messages */
+  /* The read source: named by the program (src_set), opened on its first
+   * read; the last one opened stays open for the next object that names
+   * it again. */
+  gboolean src_set;
+  guint8 src_csum[DF_SHA256_LEN];
   int src_fd;
-  gboolean src_missing;
+  guint8 src_fd_csum[DF_SHA256_LEN];
+  guint64 src_fd_size;
+  char src_what[96]; /* "source object <hex>", for messages */
+  /* This part: bytes of the objects rebuilt, and of sources inflated. */
+  guint64 part_output, part_inflated;
 
   /* The file being rebuilt */
   const guint8 *csum;
@@ -61,9 +75,16 @@ static gboolean
 on_metadata (gpointer user, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN], GBytes *data, GError **error)
 {
   Run *r = user;
+  if (!r->metadata_pass)
+    return TRUE;
   /* Verified by the walk; written once it has decided. */
-  if (r->metadata_pass)
-    df_trust_add_delta_metadata (r->trust, type, csum, data);
+  df_trust_add_delta_metadata (r->trust, type, csum, data);
+  r->meta_held += g_bytes_get_size (data);
+  if (r->meta_held + df_trust_memory (r->trust) > r->meta_limit)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                     "the delta's dirtree and dirmeta objects take more than the memory budget leaves (%" G_GUINT64_FORMAT
+                     " MiB)",
+                     r->meta_limit / DF_MIB);
   return TRUE;
 }
 
@@ -103,6 +124,7 @@ on_begin (gpointer user, const guint8 csum[DF_SHA256_LEN], guint32 uid, guint32 
   r->csum = csum;
   r->size = size;
   r->got = 0;
+  r->part_output += size;
   if (size > DF_STOCK_INMEM_MAX)
     return open_tmpfile (r, &r->stage_fd, error);
   r->mem = r->membuf;
@@ -151,34 +173,51 @@ on_end (gpointer user, GError **error)
 }
 
 static void
-on_source_close (gpointer user)
+source_close (Run *r)
 {
-  Run *r = user;
   if (r->src_fd >= 0)
     close (r->src_fd);
   r->src_fd = -1;
-  r->src_missing = FALSE;
 }
 
-/* Opens an old file object for reading at any offset: in place in a bare
- * repository, else copied out through libostree (archive mode, parent
- * repositories). A missing source only fails when a byte of it is needed:
- * objects that are present already never read theirs. */
 static gboolean
-on_source_open (gpointer user, const guint8 csum[DF_SHA256_LEN], guint64 *size, GError **error)
+on_source_set (gpointer user, const guint8 csum[DF_SHA256_LEN], GError **error)
 {
   Run *r = user;
-  on_source_close (r);
+  memcpy (r->src_csum, csum, DF_SHA256_LEN);
+  r->src_set = TRUE;
+  return TRUE;
+}
+
+static void
+on_source_unset (gpointer user)
+{
+  Run *r = user;
+  r->src_set = FALSE;
+}
+
+/* Opens the named source for reading at any offset, unless it is open
+ * already: in place in a bare repository, else inflated into a temporary
+ * file through libostree (archive mode, parent repositories), within the
+ * part's allowance. */
+static gboolean
+source_open (Run *r, GError **error)
+{
+  g_assert (r->src_set);
+  if (r->src_fd >= 0 && memcmp (r->src_fd_csum, r->src_csum, DF_SHA256_LEN) == 0)
+    return TRUE;
+  source_close (r);
   char hex[65], path[128];
-  df_hex (csum, hex);
+  df_hex (r->src_csum, hex);
   g_snprintf (r->src_what, sizeof r->src_what, "source object %s", hex);
   OstreeRepoMode mode = ostree_repo_get_mode (r->repo);
+  struct stat st;
   if (mode == OSTREE_REPO_MODE_BARE || mode == OSTREE_REPO_MODE_BARE_USER || mode == OSTREE_REPO_MODE_BARE_USER_ONLY)
     {
       g_snprintf (path, sizeof path, "objects/%.2s/%s.file", hex, hex + 2);
-      r->src_fd = openat (ostree_repo_get_dfd (r->repo), path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-      if (r->src_fd < 0 && errno != ENOENT && errno != ELOOP)
-        return df_throw_errno (error, errno, "opening source object %s", hex);
+      if (faccessat (ostree_repo_get_dfd (r->repo), path, F_OK, AT_SYMLINK_NOFOLLOW) == 0
+          && (r->src_fd = df_open_regular (ostree_repo_get_dfd (r->repo), path, r->src_what, &st, error)) < 0)
+        return FALSE;
     }
   if (r->src_fd < 0)
     {
@@ -186,25 +225,41 @@ on_source_open (gpointer user, const guint8 csum[DF_SHA256_LEN], guint64 *size, 
       g_autoptr (GFileInfo) info = NULL;
       g_autoptr (GError) local = NULL;
       if (!ostree_repo_load_file (r->repo, hex, &in, &info, NULL, r->c, &local))
-        {
-          r->src_missing = TRUE;
-          *size = G_MAXUINT64;
-          return TRUE;
-        }
+        return df_throw (error, DF_ERROR_MISSING_BASE, "%s is not in the repository", r->src_what);
       if (in == NULL)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
-      if (!open_tmpfile (r, &r->src_fd, error))
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "%s is not a regular file", r->src_what);
+      guint64 size = g_file_info_get_size (info);
+      if (r->part_inflated + size > r->part_output * DF_STOCK_INFLATE_PER_BYTE + DF_STOCK_INFLATE_SLACK)
+        return df_throw (error, DF_ERROR_INVALID_DELTA,
+                         "the part reads %" G_GUINT64_FORMAT " bytes of source objects for %" G_GUINT64_FORMAT
+                         " bytes of output",
+                         r->part_inflated + size, r->part_output);
+      r->part_inflated += size;
+      int fd;
+      if (!open_tmpfile (r, &fd, error))
         return FALSE;
+      r->src_fd = fd;
       g_autoptr (GOutputStream) out = g_unix_output_stream_new (r->src_fd, FALSE);
       if (g_output_stream_splice (out, in, 0, r->c, error) < 0)
-        return FALSE;
+        {
+          source_close (r);
+          return FALSE;
+        }
+      if (fstat (r->src_fd, &st) < 0)
+        return df_throw_errno (error, errno, "reading %s", r->src_what);
     }
-  struct stat st;
-  if (fstat (r->src_fd, &st) < 0)
-    return df_throw_errno (error, errno, "reading source object %s", hex);
-  if (!S_ISREG (st.st_mode))
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
-  *size = st.st_size;
+  memcpy (r->src_fd_csum, r->src_csum, DF_SHA256_LEN);
+  r->src_fd_size = st.st_size;
+  return TRUE;
+}
+
+static gboolean
+on_source_size (gpointer user, guint64 *size, GError **error)
+{
+  Run *r = user;
+  if (!source_open (r, error))
+    return FALSE;
+  *size = r->src_fd_size;
   return TRUE;
 }
 
@@ -212,19 +267,19 @@ static gboolean
 on_source_read (gpointer user, guint64 offset, guint8 *buf, gsize len, GError **error)
 {
   Run *r = user;
-  if (r->src_missing)
-    return df_throw (error, DF_ERROR_MISSING_BASE, "%s is not in the repository", r->src_what);
+  if (!source_open (r, error))
+    return FALSE;
   return df_pread_all (r->src_fd, buf, len, offset, r->src_what, error);
 }
 
-static const DfStockSink stock_sink
-    = { on_metadata, on_begin, on_data, on_end, on_source_open, on_source_read, on_source_close };
+static const DfStockSink stock_sink = { on_metadata,   on_begin,       on_data,        on_end,
+                                        on_source_set, on_source_size, on_source_read, on_source_unset };
 
 /* Decodes part @i into @fd (a temporary file reused from part to part, so
  * its pages are reused rather than freed and taken again). */
 static gboolean
-decode_part (const DfStockSuperblock *sb, guint i, int delta_dfd, int fd, guint64 *len, DfStockDecoder *dec,
-             GCancellable *c, GError **error)
+decode_part (const DfStockSuperblock *sb, guint i, int delta_dfd, int copy_dfd, int fd, guint64 *len,
+             DfStockDecoder *dec, GCancellable *c, GError **error)
 {
   df_autofd pfd = -1;
   if (sb->parts[i].inline_data == NULL)
@@ -236,20 +291,21 @@ decode_part (const DfStockSuperblock *sb, guint i, int delta_dfd, int fd, guint6
       if (pfd < 0)
         return FALSE;
     }
-  return df_stock_part_decode (sb, i, pfd, fd, DF_STOCK_PAYLOAD_MAX, len, dec, c, error);
+  return df_stock_part_decode (sb, i, pfd, copy_dfd, fd, len, dec, c, error);
 }
 
 static gboolean
 exec_part (Run *r, const DfStockSuperblock *sb, guint i, int fd, guint64 len, GError **error)
 {
   DfStockPayload pl;
+  r->part_output = r->part_inflated = 0;
   gboolean ok = df_stock_payload_open (&pl, fd, len, error);
   if (ok)
     {
       ok = df_stock_execute (&sb->parts[i], &pl, &stock_sink, r, NULL, r->c, error);
       df_stock_payload_clear (&pl);
     }
-  on_source_close (r);
+  r->src_set = FALSE;
   drop_object (r);
   if (!ok)
     g_prefix_error (error, "part %u: ", i);
@@ -269,32 +325,54 @@ exec_part (Run *r, const DfStockSuperblock *sb, guint i, int fd, guint64 len, GE
  * 32 MiB dictionary ostree's encoder uses), and what the rebuilding
  * thread holds besides the budget's reserve. */
 #define DF_STOCK_DECODER_MEM (33 * DF_MIB)
-#define DF_STOCK_REBUILD_MEM (DF_STOCK_INMEM_MAX + 2 * DF_COPY_BUFFER)
+#define DF_STOCK_REBUILD_MEM (DF_STOCK_INMEM_MAX + 2 * DF_COPY_BUFFER + DF_STOCK_EXEC_MEM)
+
+/* The budget less the reserve, the rebuilding thread and the parsed
+ * superblock: what the decoders and the trust walk share. */
+static guint64
+stock_avail (const DfStockSuperblock *sb, guint64 memory)
+{
+  guint64 fixed = DF_APPLY_RESERVE + DF_STOCK_REBUILD_MEM + sb->memory;
+  return memory > fixed ? memory - fixed : 0;
+}
 
 guint
-df_stock_decoders (guint64 memory, guint jobs)
+df_stock_decoders (const DfStockSuperblock *sb, guint64 memory, guint jobs)
 {
-  guint64 avail
-      = memory > DF_APPLY_RESERVE + DF_STOCK_REBUILD_MEM ? memory - DF_APPLY_RESERVE - DF_STOCK_REBUILD_MEM : 0;
   /* Without a number of jobs, the rebuilding thread keeps a processor of
    * its own: on two processors a second decoder only takes turns with it
    * (measured: no faster, 30 MiB more). */
   guint cpus = jobs ? jobs : MAX (df_ncpus (), 2) - 1;
-  return (guint)CLAMP (avail / DF_STOCK_DECODER_MEM, 1, cpus);
+  return (guint)CLAMP (stock_avail (sb, memory) / DF_STOCK_DECODER_MEM, 1, cpus);
+}
+
+gboolean
+df_stock_check_memory (const DfStockSuperblock *sb, guint64 memory, GError **error)
+{
+  if (stock_avail (sb, memory) >= DF_STOCK_DECODER_MEM)
+    return TRUE;
+  return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                   "the stock delta needs %" G_GUINT64_FORMAT " MiB (superblock %" G_GUINT64_FORMAT
+                   ", an xz decoder %u, rebuilding %u), more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
+                   (DF_APPLY_RESERVE + DF_STOCK_REBUILD_MEM + sb->memory + DF_STOCK_DECODER_MEM) / DF_MIB + 1,
+                   sb->memory / DF_MIB, (guint)(DF_STOCK_DECODER_MEM / DF_MIB), (guint)(DF_STOCK_REBUILD_MEM / DF_MIB),
+                   memory / DF_MIB);
 }
 
 guint64
 df_stock_payload_staging (const DfStockSuperblock *sb, guint decoders)
 {
-  /* A payload is about as large as the objects it makes (the data of new
-   * files, or bsdiff patches as long as their targets); decoded parts wait
+  /* A payload is at most df_stock_payload_max() (about as large as the
+   * objects it makes: the data of new files, or bsdiff patches as long as
+   * their targets); decoding stops there. Decoded parts wait
    * up to DF_STOCK_AHEAD_MAX, plus one in each decoder and the one being
    * rebuilt. Their files are reused, never shrunk. */
   guint64 total = 0, largest = 0;
   for (guint i = 0; i < sb->n_parts; i++)
     {
-      total += sb->parts[i].usize;
-      largest = MAX (largest, sb->parts[i].usize);
+      guint64 most = df_stock_payload_max (&sb->parts[i]);
+      total += most;
+      largest = MAX (largest, most);
     }
   return MIN (total, DF_STOCK_AHEAD_MAX + (guint64)(decoders + 1) * largest);
 }
@@ -355,7 +433,8 @@ decoder_thread (gpointer data)
       if (ok && fd < 0 && (fd = openat (pp->tmp_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
         ok = df_throw_errno (&local, errno, "creating a temporary file in the repository");
       if (ok)
-        ok = decode_part (pp->sb, i, pp->delta_dfd, fd, &len, dec, pp->c, &local);
+        ok = decode_part (pp->sb, i, pp->delta_dfd, pp->feed && pp->feed->private_parts ? -1 : pp->tmp_dfd, fd, &len,
+                          dec, pp->c, &local);
       g_mutex_lock (&pp->lock);
       if (ok)
         pp->fd[k] = fd, pp->len[k] = len, pp->ahead += len;
@@ -688,7 +767,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
 
   /* A fetcher downloads the parts in this order too (xz decodes slower
    * than a link of 32 MB/s delivers, so a decoder then never waits). */
-  guint decoders = df_stock_decoders (opts->memory, opts->jobs);
+  guint decoders = df_stock_decoders (sb, opts->memory, opts->jobs);
   if (ok)
     df_stock_content_order (sb, plan + n_meta, n_plan - n_meta, decoders);
   decoders = MIN (decoders, MAX (n_plan, 1));
@@ -804,14 +883,12 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
 }
 
 gboolean
-df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApplyOptions *opts,
+df_apply_stock (OstreeRepo *repo, int delta_dfd, const DfStockSuperblock *sb, const DfApplyOptions *opts,
                 const DfStockFeed *feed, DfApplyResult *result, GCancellable *cancellable, GError **error)
 {
-  g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (superblock, error);
-  if (sb == NULL)
-    return FALSE;
-  if (!df_apply_preflight (repo, opts, sb->file.signed_data, sb->file.signatures, sb->to_hex, sb->commit,
-                           sb->has_from ? sb->from_hex : NULL, &result->signature_verified, cancellable, error))
+  result->signature_verified = sb->file.verified;
+  if (!df_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->has_from ? sb->from_hex : NULL, cancellable, error)
+      || !df_stock_check_memory (sb, opts->memory, error))
     return FALSE;
   /* Objects the delta leaves to be fetched one by one must be here already
    * for an offline apply, or come from the feed. */
@@ -834,6 +911,11 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApp
   }
   g_autofree guint8 *membuf = g_malloc (DF_STOCK_INMEM_MAX);
   Run r = { .repo = repo, .c = cancellable, .src_fd = -1, .stage_fd = -1, .membuf = membuf };
+  /* The trust walk and the metadata objects held for it get what the
+   * decoders leave of the budget. */
+  guint decoders = df_stock_decoders (sb, opts->memory, opts->jobs);
+  guint64 avail = opts->memory - DF_APPLY_RESERVE - DF_STOCK_REBUILD_MEM - sb->memory;
+  r.meta_limit = avail - MIN (avail, (guint64)decoders * DF_STOCK_DECODER_MEM);
   r.tmp_dfd = openat (ostree_repo_get_dfd (repo), "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (r.tmp_dfd < 0)
     return df_throw_errno (error, errno, "opening the repository's tmp directory");
@@ -843,18 +925,23 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, GBytes *superblock, const DfApp
     return FALSE;
   r.writer = df_object_writer_new (repo, state, error);
   r.trust = df_trust_new (repo);
+  df_trust_set_memory_limit (r.trust, r.meta_limit);
   memcpy (result->commit, sb->to_hex, 65);
   result->commit_trusted = opts->commit != NULL;
   gboolean ok = r.writer && apply_in_txn (&r, repo, sb, delta_dfd, opts, feed, missing, result, error);
+  source_close (&r);
   if (!ok)
     {
-      /* Staged objects (all verified) stay for the next run. */
+      /* Staged objects (all verified) stay for the next run, unless the
+       * delta itself is at fault. */
       ostree_repo_abort_transaction (repo, NULL, NULL);
       df_error_normalize (error, NULL);
     }
   else
     df_object_writer_cleanup (r.writer, NULL);
   g_clear_pointer (&r.writer, df_object_writer_free);
+  if (!ok && df_apply_failure_is_final (*error))
+    df_apply_forget_staging (repo, sb->file.sha256);
   df_trust_free (r.trust);
   return ok;
 }

@@ -21,6 +21,7 @@ df_apply_options_new (void)
 {
   DfApplyOptions *o = g_new0 (DfApplyOptions, 1);
   o->memory = DF_DEFAULT_MEMORY_BUDGET;
+  o->lock_timeout = DF_DEFAULT_LOCK_TIMEOUT;
   o->urls = g_ptr_array_new_with_free_func (g_free);
   return o;
 }
@@ -92,10 +93,76 @@ df_apply_options_set_allow_downgrade (DfApplyOptions *o, gboolean allow)
   o->allow_downgrade = allow;
 }
 
-gboolean
-df_apply_options_get_allow_downgrade (const DfApplyOptions *o)
+void
+df_apply_options_set_allow_unsigned (DfApplyOptions *o, gboolean allow)
 {
-  return o->allow_downgrade;
+  o->allow_unsigned = allow;
+}
+
+void
+df_apply_options_set_lock_timeout (DfApplyOptions *o, guint seconds)
+{
+  o->lock_timeout = seconds;
+}
+
+gboolean
+df_apply_signature_policy (const DfApplyOptions *o, DfSignaturePolicy *out, GError **error)
+{
+  if (o->allow_unsigned && o->require_signatures)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "signatures cannot be both required and optional");
+  return df_signature_policy_init (out, o->trusted_keys,
+                                   o->require_signatures || (o->trusted_keys != NULL && !o->allow_unsigned), error);
+}
+
+guint64
+df_apply_usable_memory (const DfApplyOptions *o)
+{
+  return o->memory > DF_APPLY_RESERVE ? o->memory - DF_APPLY_RESERVE : 0;
+}
+
+GBytes *
+df_apply_read_superblock (int dfd, const char *name, const DfApplyOptions *o, GError **error)
+{
+  struct stat st;
+  df_autofd fd = df_open_regular (dfd, name, "superblock", &st, error);
+  if (fd < 0)
+    return NULL;
+  guint64 usable = df_apply_usable_memory (o);
+  if ((guint64)st.st_size <= DF_STOCK_SUPERBLOCK_MAX && (guint64)st.st_size > usable)
+    {
+      df_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                "the superblock has %" G_GUINT64_FORMAT " MiB, more than the memory budget leaves (%" G_GUINT64_FORMAT
+                " MiB)",
+                (guint64)st.st_size / DF_MIB + 1, usable / DF_MIB);
+      return NULL;
+    }
+  return df_read_file_bounded (dfd, name, DF_STOCK_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
+}
+
+gboolean
+df_apply_failure_is_final (const GError *error)
+{
+  if (error == NULL || error->domain != DF_ERROR)
+    return FALSE;
+  switch ((DfError)error->code)
+    {
+    case DF_ERROR_INVALID_DELTA:
+    case DF_ERROR_CORRUPT:
+    case DF_ERROR_UNTRUSTED:
+    case DF_ERROR_MISSING_BASE:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
+void
+df_apply_forget_staging (OstreeRepo *repo, const guint8 sb_sha256[DF_SHA256_LEN])
+{
+  char hex[65];
+  df_hex (sb_sha256, hex);
+  g_autofree char *dir = g_strdup_printf ("tmp/deltafetch-apply-%s", hex);
+  df_rm_rf_at (ostree_repo_get_dfd (repo), dir, NULL);
 }
 
 static char *
@@ -158,6 +225,7 @@ struct _DfApplySession
   /* Session */
   GCancellable *user_cancellable;
   gulong chained;
+  guint64 usable, fixed, need; /* memory: the budget less the reserve, superblock and metadata parts, a worker */
   guint workers;
   GThreadPool *pool;
   guint meta_parts, meta_received;
@@ -493,6 +561,17 @@ walk_and_release (Apply *a, GError **error)
 {
   if (!trust_walk (a, error))
     return FALSE;
+  /* The walk's tables are known now: the rest of the budget is workers. */
+  if (a->need > 0)
+    {
+      guint64 held = a->fixed + df_trust_memory (a->trust);
+      guint workers = (guint)MAX (1, MIN ((guint64)a->workers, (a->usable - MIN (held, a->usable)) / a->need));
+      if (workers != a->workers)
+        {
+          a->workers = a->result.workers = workers;
+          g_thread_pool_set_max_threads (a->pool, workers, NULL);
+        }
+    }
   register_splits (a);
   a->progress.phase = DF_PHASE_CONTENT;
   {
@@ -557,41 +636,27 @@ session_fail_cleanup (Apply *a, GError *error)
   if (a->in_txn)
     ostree_repo_abort_transaction (a->repo, NULL, NULL);
   a->in_txn = FALSE;
+  /* Chunks staged for a delta that can never succeed are removed: a
+   * hostile delta must not leave gigabytes behind. */
+  if (df_apply_failure_is_final (error))
+    {
+      g_clear_pointer (&a->writer, df_object_writer_free);
+      df_apply_forget_staging (a->repo, a->sb->file.sha256);
+    }
 }
 
 gboolean
-df_apply_verify_envelope (const char *trusted_keys, gboolean require, GBytes *file, GError **error)
-{
-  g_autoptr (GBytes) inner = NULL, signed_data = NULL;
-  g_autoptr (GPtrArray) sigs = NULL;
-  g_autoptr (DfKeyring) keys = NULL;
-  gboolean verified;
-  if (trusted_keys == NULL && !require)
-    return TRUE;
-  if (!df_signed_open (file, &inner, &signed_data, &sigs, error))
-    return FALSE;
-  if (trusted_keys && (keys = df_keyring_load (trusted_keys, error)) == NULL)
-    return FALSE;
-  return df_signature_policy (signed_data, sigs, keys, require, &verified, error);
-}
-
-gboolean
-df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, GBytes *signed_data, GPtrArray *sigs,
-                    const char *to_hex, GBytes *commit_bytes, const char *from_hex, gboolean *out_verified,
-                    GCancellable *cancellable, GError **error)
+df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, const char *to_hex, GBytes *commit_bytes,
+                    const char *from_hex, GCancellable *cancellable, GError **error)
 {
   guint8 want[DF_SHA256_LEN], to[DF_SHA256_LEN];
   if (opts->commit && !df_parse_checksum (opts->commit, want, error))
     return FALSE;
   if (opts->ref && !ostree_validate_rev (opts->ref, NULL))
     return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
-  /* Trust first: nothing is read beyond the superblock unless its
-   * signature (by policy) and the commit it produces are the trusted ones. */
-  g_autoptr (DfKeyring) keys = NULL;
-  if (opts->trusted_keys && (keys = df_keyring_load (opts->trusted_keys, error)) == NULL)
-    return FALSE;
-  if (!df_signature_policy (signed_data, sigs, keys, opts->require_signatures, out_verified, error))
-    return FALSE;
+  /* Trust first: nothing is read beyond the superblock unless the commit
+   * it produces is the trusted one (its signature was checked by policy
+   * before it was parsed). */
   ostree_checksum_inplace_to_bytes (to_hex, to);
   if (opts->commit && memcmp (want, to, DF_SHA256_LEN) != 0)
     return df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", to_hex,
@@ -617,39 +682,44 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
                       GError **error)
 {
   g_autoptr (DfSuperblock) sb = sb_in;
-  gboolean verified = FALSE;
-  if (!df_apply_preflight (repo, opts, sb->file.signed_data, sb->file.signatures, sb->to_hex, sb->commit,
-                           sb->has_from ? sb->from_hex : NULL, &verified, cancellable, error))
+  if (!df_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->has_from ? sb->from_hex : NULL, cancellable,
+                           error))
     return NULL;
 
-  /* Workers from the memory budget and the delta's declared sizes. */
-  guint64 need = 0, meta_total = 0;
+  /* The memory budget holds the parsed superblock, the metadata parts
+   * (kept until the commit is written) and their entries in the trust
+   * tables, one worker at least, and the trust walk's tables; whatever is
+   * left after the walk goes to more workers. */
+  guint64 need = 0, meta_total = 0, meta_entries = 0;
   guint meta_parts = 0;
   for (guint i = 0; i < sb->n_parts; i++)
     {
       if (sb->parts[i].kind == DF_PART_KIND_METADATA)
-        meta_total += sb->parts[i].uncompressed_size, meta_parts++;
+        meta_total += sb->parts[i].uncompressed_size, meta_parts++, meta_entries += sb->parts[i].n_entries;
       else
         need = MAX (need, part_memory (&sb->parts[i]));
     }
-  guint64 usable = opts->memory > DF_APPLY_RESERVE ? opts->memory - DF_APPLY_RESERVE : 0;
-  if (need > usable || meta_total > usable)
+  guint64 usable = df_apply_usable_memory (opts);
+  guint64 fixed = sb->memory + meta_total, tables = meta_entries * DF_TRUST_DELTA_META_COST;
+  if (fixed + tables + need > usable)
     {
       df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                "the delta needs %" G_GUINT64_FORMAT
-                " MiB per worker, more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
-                (MAX (need, meta_total) + DF_APPLY_RESERVE) / DF_MIB, opts->memory / DF_MIB);
+                "the delta needs %" G_GUINT64_FORMAT " MiB (superblock %" G_GUINT64_FORMAT ", metadata %" G_GUINT64_FORMAT
+                ", a worker %" G_GUINT64_FORMAT "), more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
+                (fixed + tables + need + DF_APPLY_RESERVE) / DF_MIB + 1, sb->memory / DF_MIB,
+                (meta_total + tables) / DF_MIB, need / DF_MIB, opts->memory / DF_MIB);
       return NULL;
     }
   guint workers = opts->jobs ? opts->jobs : df_ncpus ();
-  if (need > 0)
-    workers = MAX (1, MIN (workers, usable / need));
 
   Apply *a = g_new0 (Apply, 1);
   a->repo = g_object_ref (repo);
   a->sb = g_steal_pointer (&sb);
   a->opts = opts;
-  a->result.signature_verified = verified;
+  a->result.signature_verified = a->sb->file.verified;
+  a->usable = usable;
+  a->fixed = fixed;
+  a->need = need;
   a->workers = workers;
   a->result.workers = workers;
   memcpy (a->result.commit, a->sb->to_hex, 65);
@@ -663,6 +733,7 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   g_mutex_init (&a->lock);
   g_cond_init (&a->cond);
   a->trust = df_trust_new (repo);
+  df_trust_set_memory_limit (a->trust, usable - fixed - need);
   a->queued = g_ptr_array_new ();
   a->received = g_new0 (guint8, a->sb->n_parts ? a->sb->n_parts : 1);
   a->meta_parts = meta_parts;
@@ -913,6 +984,16 @@ df_apply_commit_transaction (OstreeRepo *repo, const char *to_hex, GCancellable 
          && ostree_repo_mark_commit_partial (repo, to_hex, FALSE, error);
 }
 
+/* The repository lock is taken: say so through the progress callback. */
+static void
+df_apply_lock_waiting (gpointer timeout, gpointer data)
+{
+  const DfApplyOptions *opts = data;
+  DfProgress p = { .phase = DF_PHASE_WAIT };
+  if (opts->progress)
+    opts->progress (&p, opts->progress_data);
+}
+
 gboolean
 df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in, DfApplyResult *result_out,
           GCancellable *cancellable, GError **error)
@@ -922,35 +1003,42 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
   if (result_out)
     memset (result_out, 0, sizeof *result_out);
 
-  df_autofd lock = df_repo_lock (repo, error);
+  df_autofd lock = df_repo_lock (repo, opts->lock_timeout, df_apply_lock_waiting, (gpointer)opts, cancellable, error);
   if (lock < 0)
     return FALSE;
   int delta_dfd = open (delta_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (delta_dfd < 0)
     return df_throw_errno (error, errno, "opening delta %s", delta_dir);
   df_autofd delta_fd_owned = delta_dfd;
-  g_autoptr (GBytes) file
-      = df_read_file_bounded (delta_dfd, "superblock", DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
-  if (file == NULL)
+  g_auto (DfSignaturePolicy) policy = { 0 };
+  if (!df_apply_signature_policy (opts, &policy, error))
     return FALSE;
-  if (!df_apply_verify_envelope (opts->trusted_keys, opts->require_signatures, file, error))
+  g_autoptr (GBytes) file = df_apply_read_superblock (delta_dfd, "superblock", opts, error);
+  if (file == NULL)
     return FALSE;
   /* A delta written by `ostree static-delta generate` runs through the
    * stock interpreter, with the same trust rules. */
   if (df_stock_superblock_sniff (file))
     {
+      g_autoptr (DfStockSuperblock) st
+          = df_stock_superblock_parse_full (file, &policy, df_apply_usable_memory (opts), error);
+      if (st == NULL)
+        return FALSE;
+      g_clear_pointer (&file, g_bytes_unref);
       DfApplyResult r = { 0 };
       /* With a URL, fallback objects download while the parts apply. */
       gboolean ok = opts->urls->len > 0
-                        ? df_fetch_stock_fallbacks (repo, delta_dfd, file, opts->urls, opts, &r, cancellable, error)
-                        : df_apply_stock (repo, delta_dfd, file, opts, NULL, &r, cancellable, error);
+                        ? df_fetch_stock_fallbacks (repo, delta_dfd, st, opts->urls, opts, &r, cancellable, error)
+                        : df_apply_stock (repo, delta_dfd, st, opts, NULL, &r, cancellable, error);
       if (ok && result_out)
         *result_out = r;
       return ok;
     }
-  DfSuperblock *sb = df_superblock_parse (file, error);
+  DfSuperblock *sb = df_superblock_parse_full (file, &policy, df_apply_usable_memory (opts), error);
   if (sb == NULL)
     return FALSE;
+  /* The parsed form keeps nothing of the file. */
+  g_clear_pointer (&file, g_bytes_unref);
   g_autoptr (DfApplySession) s = df_apply_session_new (repo, sb, opts, cancellable, error);
   if (s == NULL)
     return FALSE;

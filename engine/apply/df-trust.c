@@ -49,14 +49,11 @@ df_trust_set_memory_limit (DfTrust *t, guint64 bytes)
   t->memory_limit = bytes;
 }
 
-/* What a GBytes slice of a part's payload costs beside its bytes. */
-#define DF_TRUST_BYTES_COST 48
-
 guint64
 df_trust_memory (const DfTrust *t)
 {
-  return df_objset_memory (t->delta_meta) + (guint64)df_objset_size (t->delta_meta) * DF_TRUST_BYTES_COST
-         + df_objset_memory (t->reached) + (guint64)t->meta->len * (sizeof (DfTrustMeta) + sizeof (gpointer));
+  return (guint64)df_objset_size (t->delta_meta) * DF_TRUST_DELTA_META_COST + df_objset_memory (t->reached)
+         + (guint64)t->meta->len * (sizeof (DfTrustMeta) + sizeof (gpointer));
 }
 
 void

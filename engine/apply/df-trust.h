@@ -20,6 +20,10 @@ DfTrust *df_trust_new (OstreeRepo *repo);
 void df_trust_free (DfTrust *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfTrust, df_trust_free)
 
+/* What each dirtree or dirmeta a delta carries costs in the tables, beside
+ * its bytes. */
+#define DF_TRUST_DELTA_META_COST (DF_OBJSET_ENTRY_COST + 48)
+
 /* The walk fails (DF_ERROR_INVALID_ARGUMENT, "memory budget") once the
  * tables take more than @bytes (df_trust_memory()); default: no limit. */
 void df_trust_set_memory_limit (DfTrust *t, guint64 bytes);

@@ -566,7 +566,7 @@ df_big_bytes (guint8 *p, gsize len)
 }
 
 int
-df_repo_lock (OstreeRepo *repo, GError **error)
+df_repo_lock (OstreeRepo *repo, guint timeout_s, GFunc waiting, gpointer data, GCancellable *c, GError **error)
 {
   /* The directory itself is locked: nothing is left behind, and libostree
    * locks other files. */
@@ -576,15 +576,34 @@ df_repo_lock (OstreeRepo *repo, GError **error)
       df_throw_errno (error, errno, "opening the repository's deltafetch lock");
       return -1;
     }
-  if (flock (fd, LOCK_EX | LOCK_NB) < 0)
+  /* Polled rather than blocking: the wait must end at the timeout and on
+   * cancellation. A process killed with SIGKILL still holds the lock for a
+   * moment after its parent sees it exit, so an agent that restarts at
+   * once waits that moment out here. */
+  gint64 deadline = g_get_monotonic_time () + (gint64)timeout_s * G_USEC_PER_SEC;
+  gboolean told = FALSE;
+  while (flock (fd, LOCK_EX | LOCK_NB) < 0)
     {
       int errsv = errno;
-      close (fd);
-      if (errsv == EWOULDBLOCK)
-        df_throw (error, DF_ERROR_IO, "another deltafetch apply or fetch is working in this repository");
-      else
-        df_throw_errno (error, errsv, "locking the repository");
-      return -1;
+      if (errsv == EINTR)
+        continue;
+      if (errsv != EWOULDBLOCK || g_get_monotonic_time () >= deadline
+          || g_cancellable_set_error_if_cancelled (c, error))
+        {
+          close (fd);
+          if (error && *error)
+            return -1;
+          if (errsv == EWOULDBLOCK)
+            df_throw (error, DF_ERROR_IO,
+                      "another deltafetch apply or fetch is working in this repository (waited %u s)", timeout_s);
+          else
+            df_throw_errno (error, errsv, "locking the repository");
+          return -1;
+        }
+      if (!told && waiting)
+        waiting (GUINT_TO_POINTER (timeout_s), data);
+      told = TRUE;
+      g_usleep (DF_LOCK_POLL_US);
     }
   return fd;
 }

@@ -98,9 +98,12 @@ gboolean df_write_file_atomic (int dfd, const char *path, GBytes *bytes, GError 
 
 /* Takes the repository's deltafetch lock (flock on REPO/tmp/): one
  * apply or fetch at a time per repository, since each keeps and cleans up
- * state under tmp/. Returns the fd holding it (close it to release), or -1
- * with DF_ERROR_IO when another process or thread holds it. */
-int df_repo_lock (OstreeRepo *repo, GError **error);
+ * state under tmp/. While another process or thread holds it, waits up to
+ * @timeout_s seconds, calling @waiting (with the timeout as a pointer-sized
+ * integer, and @data) once when the wait begins. Returns the fd holding it
+ * (close it to release), or -1 with DF_ERROR_IO after the timeout, or the
+ * cancellation. */
+int df_repo_lock (OstreeRepo *repo, guint timeout_s, GFunc waiting, gpointer data, GCancellable *c, GError **error);
 
 /* a + b without overflow, FALSE when it would overflow. */
 static inline gboolean

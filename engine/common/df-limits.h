@@ -11,9 +11,12 @@
 #define DF_FORMAT_VERSION 2
 
 /* --- Superblock ------------------------------------------------------- */
-/* Largest superblock file accepted (bytes). A 200k-file OS update needs
- * about 25 MiB of entries; anything bigger is refused unread. */
-#define DF_SUPERBLOCK_MAX (64 * DF_MIB)
+/* Largest superblock file and decompressed body accepted (bytes). An
+ * entry takes 96 to 130 bytes of body, so the body limit holds a
+ * from-scratch delta of about 250,000 objects; the Debian 12 update pair's
+ * superblock is 0.42 MB. Anything bigger is refused unread. */
+#define DF_SUPERBLOCK_MAX (16 * DF_MIB)
+#define DF_SUPERBLOCK_BODY_MAX (32 * DF_MIB)
 /* The superblock body is one zstd frame: its level (generator) and largest
  * window (both sides). */
 #define DF_SUPERBLOCK_LEVEL 19
@@ -24,7 +27,7 @@
 #define DF_SIGNATURES_MAX 8
 /* Most parts and entries one delta may declare. */
 #define DF_PARTS_MAX 65536
-#define DF_ENTRIES_MAX (4u * 1024 * 1024)
+#define DF_ENTRIES_MAX (1024u * 1024)
 
 /* --- Parts ------------------------------------------------------------ */
 /* Generator default and accepted range of a part's uncompressed payload. */
@@ -41,10 +44,18 @@
 /* A content object larger than this is split into chunks of this size
  * (generator); apply accepts chunks up to DF_PART_SIZE_MAX. */
 #define DF_CHUNK_SIZE (2 * DF_MIB)
+/* Every chunk of a split object but its last is at least this long
+ * (apply); the generator cuts DF_CHUNK_SIZE. */
+#define DF_CHUNK_MIN (1 * DF_MIB)
 /* Old-object window a patch may reference (generator default; apply accepts
  * up to DF_SOURCE_WINDOW_MAX). */
 #define DF_SOURCE_WINDOW (4 * DF_MIB)
 #define DF_SOURCE_WINDOW_MAX (32 * DF_MIB)
+/* A patch's window is at most this many times the bytes it makes (the
+ * last chunk of a split object may have a window of DF_SOURCE_WINDOW
+ * whatever its length). The generator pairs files at most 4 times apart
+ * in size and never reads windows larger than that. */
+#define DF_WINDOW_PER_BYTE 4
 /* Largest content object header (uid, gid, mode, xattrs, symlink target). */
 #define DF_HEADER_MAX (256 * 1024)
 /* Largest dirtree/dirmeta object. */
@@ -75,9 +86,17 @@
 /* Encoded entries allowed to wait for the packer, per job. */
 #define DF_GENERATE_QUEUE_PER_JOB 4
 
+/* Largest stock superblock file: it may carry the parts themselves
+ * (libostree's inline parts); it counts against the memory budget. */
+#define DF_STOCK_SUPERBLOCK_MAX (64 * DF_MIB)
+
 /* Largest stock part file, fallback object or size a stock delta declares
  * (ostree puts a file too big to diff in a part or a fallback of its own). */
 #define DF_STOCK_FILE_MAX (G_GUINT64_CONSTANT (16) << 30)
+
+/* --- Repository lock ------------------------------------------------- */
+/* How often a run waiting for the repository lock tries again. */
+#define DF_LOCK_POLL_US (20 * 1000)
 
 /* Fetch */
 /* The server's delta index (one entry per from-commit). */

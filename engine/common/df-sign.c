@@ -283,29 +283,43 @@ df_signed_open (GBytes *file, GBytes **out_inner, GBytes **out_signed, GPtrArray
 }
 
 gpointer
-df_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, GError **error)
+df_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, const DfSignaturePolicy *policy,
+                      guint64 memory, GError **error)
 {
   DfSignedFile sf = { 0 };
-  g_autoptr (GBytes) inner = NULL;
-  gpointer sb = NULL;
-  if (df_signed_open (file, &inner, &sf.signed_data, &sf.signatures, error))
-    sb = parse (inner, error);
+  g_autoptr (GBytes) inner = NULL, signed_data = NULL;
+  g_autoptr (GPtrArray) sigs = NULL;
+  if (!df_signed_open (file, &inner, &signed_data, &sigs, error))
+    return NULL;
+  if (policy && !df_signature_policy (signed_data, sigs, policy->keys, policy->require, &sf.verified, error))
+    return NULL;
+  sf.is_signed = signed_data != NULL;
+  sf.n_signatures = sigs ? sigs->len : 0;
+  g_clear_pointer (&signed_data, g_bytes_unref);
+  g_clear_pointer (&sigs, g_ptr_array_unref);
+  gpointer sb = parse (inner, memory, error);
   if (sb == NULL)
-    {
-      df_signed_file_clear (&sf);
-      return NULL;
-    }
+    return NULL;
   sf.size = g_bytes_get_size (file);
   df_sha256 (g_bytes_get_data (file, NULL), sf.size, sf.sha256);
   *(DfSignedFile *)G_STRUCT_MEMBER_P (sb, file_member) = sf;
   return sb;
 }
 
-void
-df_signed_file_clear (DfSignedFile *f)
+gboolean
+df_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, gboolean require, GError **error)
 {
-  g_clear_pointer (&f->signed_data, g_bytes_unref);
-  g_clear_pointer (&f->signatures, g_ptr_array_unref);
+  p->keys = NULL;
+  p->require = require;
+  if (keys_path && (p->keys = df_keyring_load (keys_path, error)) == NULL)
+    return FALSE;
+  return TRUE;
+}
+
+void
+df_signature_policy_clear (DfSignaturePolicy *p)
+{
+  g_clear_pointer (&p->keys, df_keyring_free);
 }
 
 gboolean

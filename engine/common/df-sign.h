@@ -37,30 +37,46 @@ gboolean df_keyring_verify_any (const DfKeyring *k, GBytes *data, GPtrArray *sig
 gboolean df_signed_open (GBytes *file, GBytes **out_inner, GBytes **out_signed, GPtrArray **out_sigs,
                          GError **error);
 
-/* A superblock file as published, opened: its size and SHA-256 (of the
- * file itself, envelope included: what an index lists and what apply and
- * fetch state is named after) and, when signed, the signed bytes and
- * signatures. */
+/* What is kept of a superblock file as published once it is parsed: its
+ * size and SHA-256 (of the file itself, envelope included: what an index
+ * lists and what apply and fetch state is named after), and what its
+ * envelope said. The signed bytes and signatures are not kept: the
+ * policy is applied while parsing. */
 typedef struct
 {
   guint64 size;
   guint8 sha256[DF_SHA256_LEN];
-  GBytes *signed_data; /* NULL when unsigned */
-  GPtrArray *signatures;
+  gboolean is_signed;
+  guint n_signatures;
+  gboolean verified; /* a signature verified with a trusted key */
 } DfSignedFile;
 
-void df_signed_file_clear (DfSignedFile *f);
+/* The signature policy of an apply or fetch: a signed superblock must
+ * verify with one of @keys (when given); with @require, an unsigned one,
+ * or a signed one without keys to check it, is refused
+ * (DF_ERROR_UNTRUSTED). */
+typedef struct
+{
+  DfKeyring *keys; /* owned */
+  gboolean require;
+} DfSignaturePolicy;
+
+/* Fills @p from a key file or directory (NULL: no keys). */
+gboolean df_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, gboolean require, GError **error);
+void df_signature_policy_clear (DfSignaturePolicy *p);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfSignaturePolicy, df_signature_policy_clear)
 
 /* Parses superblock file @file, native or stock: opens the envelope
- * (df_signed_open()), runs @parse on what it holds, and stores the
+ * (df_signed_open()), applies @policy (NULL: none) to it before a byte of
+ * what it holds is read, runs @parse on what it holds with @memory (the
+ * bytes the parse may hold at once, @file included), and stores the
  * DfSignedFile in the result's member at byte offset @file_member. */
-typedef gpointer (*DfPlainParser) (GBytes *inner, GError **error);
-gpointer df_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, GError **error);
+typedef gpointer (*DfPlainParser) (GBytes *inner, guint64 memory, GError **error);
+gpointer df_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, const DfSignaturePolicy *policy,
+                               guint64 memory, GError **error);
 
-/* The signature policy for a superblock: @signed_data and @sigs come from
- * its envelope (NULL when unsigned). A signed superblock must verify with
- * one of @keys (when given); with @require, an unsigned one, or a signed
- * one without keys to check it, is refused (DF_ERROR_UNTRUSTED). */
+/* The signature policy applied to an envelope's @signed_data and @sigs
+ * (NULL when unsigned). */
 gboolean df_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfKeyring *keys, gboolean require,
                               gboolean *out_verified, GError **error);
 

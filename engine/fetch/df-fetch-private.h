@@ -22,6 +22,8 @@ struct _DfFetchOptions
   gboolean allow_downgrade;
   char *trusted_keys;
   gboolean require_signatures;
+  gboolean allow_unsigned;
+  guint lock_timeout;
   DfFetchEventFunc event_func;
   gpointer event_data;
 };

@@ -38,6 +38,7 @@ df_fetch_options_new (void)
   o->connect_timeout = DF_DEFAULT_CONNECT_TIMEOUT;
   o->retries = DF_DEFAULT_RETRIES;
   o->allow_pull = TRUE;
+  o->lock_timeout = DF_DEFAULT_LOCK_TIMEOUT;
   return o;
 }
 
@@ -181,6 +182,18 @@ df_fetch_options_set_require_signatures (DfFetchOptions *o, gboolean require)
 }
 
 void
+df_fetch_options_set_allow_unsigned (DfFetchOptions *o, gboolean allow)
+{
+  o->allow_unsigned = allow;
+}
+
+void
+df_fetch_options_set_lock_timeout (DfFetchOptions *o, guint seconds)
+{
+  o->lock_timeout = seconds;
+}
+
+void
 df_fetch_options_set_allow_downgrade (DfFetchOptions *o, gboolean allow)
 {
   o->allow_downgrade = allow;
@@ -264,6 +277,8 @@ typedef struct
   /* Delta */
   DfSuperblock *sb; /* owned by the session once it exists */
   DfStockSuperblock *stock; /* or a stock delta, applied in a thread as parts arrive */
+  gboolean stock_borrowed;  /* the caller's (df_fetch_stock_fallbacks()) */
+  DfSignaturePolicy policy;
   GMutex part_lock;         /* stock: guards the parts' complete flags against ... */
   GCond part_cond;          /* ... the apply thread waiting on them */
   gboolean parts_stop;      /* stock: no more parts will come */
@@ -1434,7 +1449,7 @@ check_space (Fetch *f, GError **error)
     }
   /* A stock delta's parts are also decoded into temporary files first. */
   if (f->stock)
-    need += df_stock_payload_staging (f->stock, df_stock_decoders (f->o->memory, f->o->jobs));
+    need += df_stock_payload_staging (f->stock, df_stock_decoders (f->stock, f->o->memory, f->o->jobs));
   guint64 reserve = 0;
   g_autoptr (GError) ignored = NULL;
   ostree_repo_get_min_free_space_bytes (f->repo, &reserve, &ignored);
@@ -1562,7 +1577,9 @@ fetch_clear (Fetch *f)
     df_apply_session_free (f->session);
   else if (f->sb)
     df_superblock_free (f->sb);
-  df_stock_superblock_free (f->stock);
+  if (!f->stock_borrowed)
+    df_stock_superblock_free (f->stock);
+  df_signature_policy_clear (&f->policy);
   g_mutex_clear (&f->part_lock);
   g_cond_clear (&f->part_cond);
   df_apply_options_free (f->aopts);
@@ -1657,6 +1674,7 @@ apply_options (Fetch *f)
   df_apply_options_set_allow_downgrade (aopts, f->o->allow_downgrade);
   df_apply_options_set_trusted_keys (aopts, f->o->trusted_keys);
   df_apply_options_set_require_signatures (aopts, f->o->require_signatures);
+  df_apply_options_set_allow_unsigned (aopts, f->o->allow_unsigned);
   return aopts;
 }
 
@@ -1682,9 +1700,8 @@ native_part_output (const DfPart *dp)
 static gboolean
 fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
 {
-  if (!df_apply_verify_envelope (f->o->trusted_keys, f->o->require_signatures, sb_bytes, error))
-    return FALSE;
-  f->sb = df_superblock_parse (sb_bytes, error);
+  DfApplyOptions *aopts = f->aopts = apply_options (f);
+  f->sb = df_superblock_parse_full (sb_bytes, &f->policy, df_apply_usable_memory (aopts), error);
   if (f->sb == NULL)
     return FALSE;
   if (strcmp (f->sb->to_hex, f->o->commit) != 0)
@@ -1693,7 +1710,6 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
   if (!open_store (f, sb_hex, error))
     return FALSE;
   int repo_dfd = ostree_repo_get_dfd (f->repo);
-  DfApplyOptions *aopts = f->aopts = apply_options (f);
   DfSuperblock *sb = f->sb;
   f->session = df_apply_session_new (f->repo, g_steal_pointer (&f->sb), aopts, f->cancellable, error);
   if (f->session == NULL)
@@ -1844,7 +1860,6 @@ stock_fallback (guint i, int *out_fd, guint64 *out_size, gpointer data, GError *
 typedef struct
 {
   Fetch *f;
-  GBytes *sb_bytes;
   int parts_dfd;
   const DfApplyOptions *aopts;
   gboolean ok;
@@ -1856,10 +1871,10 @@ stock_apply_thread (gpointer data)
 {
   StockApply *sa = data;
   Fetch *f = sa->f;
-  DfStockFeed feed = { .wait = sa->parts_dfd == f->store_dfd ? stock_wait_part : NULL,
-                       .fallback = stock_fallback,
-                       .data = f };
-  sa->ok = df_apply_stock (f->repo, sa->parts_dfd, sa->sb_bytes, sa->aopts, &feed, &f->res->apply, f->cancellable,
+  gboolean store = sa->parts_dfd == f->store_dfd;
+  DfStockFeed feed
+      = { .wait = store ? stock_wait_part : NULL, .fallback = stock_fallback, .data = f, .private_parts = store };
+  sa->ok = df_apply_stock (f->repo, sa->parts_dfd, f->stock, sa->aopts, &feed, &f->res->apply, f->cancellable,
                            &sa->error);
   if (!sa->ok)
     g_atomic_int_set (&f->stock_failed, 1);
@@ -1887,9 +1902,8 @@ static gboolean
 fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, int local_dfd, const DfApplyOptions *aopts,
              GError **error)
 {
-  if (!df_apply_verify_envelope (aopts->trusted_keys, aopts->require_signatures, sb_bytes, error))
-    return FALSE;
-  f->stock = df_stock_superblock_parse (sb_bytes, error);
+  if (f->stock == NULL)
+    f->stock = df_stock_superblock_parse_full (sb_bytes, &f->policy, df_apply_usable_memory (aopts), error);
   if (f->stock == NULL)
     return FALSE;
   DfStockSuperblock *sb = f->stock;
@@ -1905,19 +1919,14 @@ fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, int local_dfd, con
     return FALSE;
   guint n_delta_parts = local_dfd >= 0 ? 0 : sb->n_parts;
   if (local_dfd < 0)
-    {
-      /* The apply reads the superblock from the store. */
-      if (!df_write_file_atomic (f->store_dfd, "superblock", sb_bytes, error))
-        return FALSE;
-      g_strlcpy (f->delta_rel, relpath, sizeof f->delta_rel);
-    }
+    g_strlcpy (f->delta_rel, relpath, sizeof f->delta_rel);
   f->n_parts = n_delta_parts + missing->len;
   f->parts = g_new0 (Part, MAX (f->n_parts, 1));
   f->fallback_part = g_new (guint, MAX (sb->n_fallbacks, 1));
   for (guint i = 0; i < sb->n_fallbacks; i++)
     f->fallback_part[i] = G_MAXUINT;
   f->res->parts_total = f->n_parts;
-  f->res->delta_bytes = g_bytes_get_size (sb_bytes);
+  f->res->delta_bytes = sb->file.size;
   /* Downloads go in the order the apply takes the parts: metadata parts,
    * then content parts in its order. */
   g_autofree guint *order = g_new (guint, MAX (n_delta_parts, 1));
@@ -1930,7 +1939,7 @@ fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, int local_dfd, con
   while (n_meta_parts < n_order && df_stock_part_has_metadata (&sb->parts[order[n_meta_parts]]))
     n_meta_parts++;
   df_stock_content_order (sb, order + n_meta_parts, n_order - n_meta_parts,
-                          df_stock_decoders (f->o->memory, f->o->jobs));
+                          df_stock_decoders (sb, f->o->memory, f->o->jobs));
   for (guint k = 0; k < n_order && f->fatal == NULL; k++)
     {
       guint i = order[k];
@@ -1965,8 +1974,7 @@ fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, int local_dfd, con
   emit (f, DF_FETCH_EVENT_START, f->mirrors[MAX (0, current_mirror (f))].base, NULL);
   /* The apply runs in its own thread, each part read as soon as it is
    * verified here; this thread keeps moving bytes. */
-  StockApply sa = { .f = f, .sb_bytes = sb_bytes, .parts_dfd = local_dfd >= 0 ? local_dfd : f->store_dfd,
-                    .aopts = aopts };
+  StockApply sa = { .f = f, .parts_dfd = local_dfd >= 0 ? local_dfd : f->store_dfd, .aopts = aopts };
   GThread *applier = f->fatal ? NULL : g_thread_new ("df-stock-apply", stock_apply_thread, &sa);
   if (f->fatal == NULL)
     run_loop (f);
@@ -2093,10 +2101,46 @@ try_stock (Fetch *f, const char *from, gboolean *used, GError **error)
   return TRUE;
 }
 
-/* An offline apply of the stock delta in @delta_dfd (superblock @sb_bytes)
+/* The repository lock is taken: say so with an event. */
+static void
+fetch_lock_waiting (gpointer timeout, gpointer data)
+{
+  const DfFetchOptions *o = data;
+  if (o->event_func == NULL)
+    return;
+  g_autofree char *msg = g_strdup_printf ("another deltafetch apply or fetch is working in this repository: waiting up to %u s",
+                                          GPOINTER_TO_UINT (timeout));
+  DfFetchEvent ev = { .type = DF_FETCH_EVENT_WAITING, .message = msg };
+  o->event_func (&ev, o->event_data);
+}
+
+/* A fetch that failed for a reason a rerun cannot fix (the delta itself is
+ * bad) leaves nothing of it behind: neither the downloaded parts nor what
+ * the apply staged. Interruptions keep both for the rerun to resume. */
+static void
+forget_if_final (Fetch *f, const GError *error)
+{
+  if (!df_apply_failure_is_final (error))
+    return;
+  if (f->store_dfd >= 0)
+    {
+      close (f->store_dfd);
+      f->store_dfd = -1;
+    }
+  if (f->store_rel[0])
+    df_rm_rf_at (ostree_repo_get_dfd (f->repo), f->store_rel, NULL);
+  const DfSignedFile *file = f->session ? &df_apply_session_get_superblock (f->session)->file
+                             : f->sb       ? &f->sb->file
+                             : f->stock    ? &f->stock->file
+                                           : NULL;
+  if (file)
+    df_apply_forget_staging (f->repo, file->sha256);
+}
+
+/* An offline apply of the stock delta in @delta_dfd (superblock @sb, parsed)
  * whose fallback objects come from @urls: df_apply() with URLs. */
 gboolean
-df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, GBytes *sb_bytes, GPtrArray *urls,
+df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, const DfStockSuperblock *sb, GPtrArray *urls,
                           const DfApplyOptions *aopts, DfApplyResult *result, GCancellable *cancellable,
                           GError **error)
 {
@@ -2111,7 +2155,9 @@ df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, GBytes *sb_bytes, GPt
   Fetch fs = { 0 };
   Fetch *f = &fs;
   fetch_init (f, repo, o, &res, cancellable);
-  gboolean ok = fetch_stock (f, sb_bytes, NULL, delta_dfd, aopts, error);
+  f->stock = (DfStockSuperblock *)sb;
+  f->stock_borrowed = TRUE;
+  gboolean ok = fetch_stock (f, NULL, NULL, delta_dfd, aopts, error);
   fetch_clear (f);
   if (result)
     *result = res.apply;
@@ -2126,7 +2172,9 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
   memset (res, 0, sizeof *res);
   if (!validate_options (o, error))
     return FALSE;
-  df_autofd lock = df_repo_lock (repo, error);
+  if (o->allow_unsigned && o->require_signatures)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "signatures cannot be both required and optional");
+  df_autofd lock = df_repo_lock (repo, o->lock_timeout, fetch_lock_waiting, (gpointer)o, cancellable, error);
   if (lock < 0)
     return FALSE;
   g_strlcpy (res->commit, o->commit, sizeof res->commit);
@@ -2156,6 +2204,12 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
   Fetch fs = { 0 };
   Fetch *f = &fs;
   fetch_init (f, repo, o, res, cancellable);
+  if (!df_signature_policy_init (&f->policy, o->trusted_keys,
+                                 o->require_signatures || (o->trusted_keys != NULL && !o->allow_unsigned), error))
+    {
+      fetch_clear (f);
+      return FALSE;
+    }
 
   gboolean ok = FALSE;
   gboolean not_found = FALSE;
@@ -2210,6 +2264,8 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
   ok = fetch_native (f, key, sb_sha, sb_size, error);
 out:
   res->bytes_downloaded = f->bytes_downloaded;
+  if (!ok)
+    forget_if_final (f, error ? *error : NULL);
   fetch_clear (f);
   return ok;
 }

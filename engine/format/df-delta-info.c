@@ -37,7 +37,7 @@ DfDeltaInfo *
 df_delta_info_load (const char *delta_dir, GError **error)
 {
   g_autofree char *path = g_build_filename (delta_dir, "superblock", NULL);
-  g_autoptr (GBytes) file = df_read_file_bounded (AT_FDCWD, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
+  g_autoptr (GBytes) file = df_read_file_bounded (AT_FDCWD, path, DF_STOCK_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
   if (file == NULL)
     return NULL;
   if (df_stock_superblock_sniff (file))
@@ -145,7 +145,7 @@ df_delta_info_get_part_n_entries (const DfDeltaInfo *info, guint i)
 gboolean
 df_delta_info_is_signed (const DfDeltaInfo *info)
 {
-  return (info->stock ? info->stock->file.signed_data : info->sb->file.signed_data) != NULL;
+  return info->stock ? info->stock->file.is_signed : info->sb->file.is_signed;
 }
 
 guint64

@@ -1,5 +1,6 @@
 #include "df-stock.h"
 
+#include <fcntl.h>
 #include <lzma.h>
 #include <sys/stat.h>
 
@@ -10,13 +11,13 @@
 #define STOCK_PAYLOAD_TYPE "(a(uuu)aa(ayay)ayay)"
 
 /* Part payloads are decoded into a file, so they may be large; these bound
- * what a hostile delta can make us write or hold. */
-#define DF_STOCK_PAYLOAD_TABLE_MAX (16 * DF_MIB) /* mode or xattr table */
-#define DF_STOCK_OPS_MAX (64 * DF_MIB)           /* one part's opcodes */
+ * what a hostile delta can make us write or hold. The tables are held in
+ * memory while the part runs (a real part has a few dozen modes and xattr
+ * sets); the opcodes are read through a window. */
+#define DF_STOCK_OPS_MAX (64 * DF_MIB) /* one part's opcodes */
 #define DF_STOCK_SYMLINK_MAX 4096
 /* xz -8, what ostree writes, needs 33 MiB to decode. */
 #define DF_STOCK_XZ_MEMLIMIT (48 * DF_MIB)
-#define DF_STOCK_IO_CHUNK (256 * 1024)
 
 void
 df_stock_superblock_free (DfStockSuperblock *sb)
@@ -32,7 +33,6 @@ df_stock_superblock_free (DfStockSuperblock *sb)
   g_free (sb->fallbacks);
   g_clear_pointer (&sb->commit, g_bytes_unref);
   g_clear_pointer (&sb->commitmeta, g_variant_unref);
-  df_signed_file_clear (&sb->file);
   g_free (sb);
 }
 
@@ -105,11 +105,19 @@ sized (gboolean big, guint64 v)
   return big ? GUINT64_FROM_BE (v) : GUINT64_FROM_LE (v);
 }
 
+/* A copy of @v that does not keep the superblock file alive. */
+static GVariant *
+copy_variant (GVariant *v)
+{
+  g_autoptr (GBytes) b = g_bytes_new (g_variant_get_data (v), g_variant_get_size (v));
+  return g_variant_ref_sink (g_variant_new_from_bytes (g_variant_get_type (v), b, TRUE));
+}
+
 static DfStockSuperblock *
-parse_plain (GBytes *bytes, GError **error)
+parse_plain (GBytes *bytes, guint64 memory, GError **error)
 {
 #define BAD(...) return (df_throw (error, DF_ERROR_INVALID_DELTA, "stock superblock: " __VA_ARGS__), NULL)
-  if (g_bytes_get_size (bytes) > DF_SUPERBLOCK_MAX)
+  if (g_bytes_get_size (bytes) > DF_STOCK_SUPERBLOCK_MAX)
     BAD ("%zu bytes is over the limit", g_bytes_get_size (bytes));
   g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (STOCK_SUPERBLOCK_TYPE), bytes, FALSE));
   /* GVariant serializes in normal form; anything else is not from ostree. */
@@ -125,6 +133,35 @@ parse_plain (GBytes *bytes, GError **error)
   if (!df_delta_ends_read (from, to, commit, "stock superblock", &sb->has_from, sb->from, sb->from_hex, sb->to,
                            sb->to_hex, &sb->commit, error))
     return NULL;
+  g_bytes_unref (sb->commit);
+  sb->commit = g_bytes_new (g_variant_get_data (commit), g_variant_get_size (commit));
+
+  /* What the parsed form takes, counted before it is allocated; the file
+   * is held by the caller meanwhile. */
+  gsize n_parts = g_variant_n_children (headers), n_fb = g_variant_n_children (fallbacks);
+  if (n_parts > DF_PARTS_MAX)
+    BAD ("%zu parts exceed the limit of %u", n_parts, DF_PARTS_MAX);
+  if (n_fb > DF_ENTRIES_MAX)
+    BAD ("%zu fallback objects", n_fb);
+  guint64 n_records = 0;
+  for (gsize i = 0; i < n_parts; i++)
+    {
+      g_autoptr (GVariant) hv = g_variant_get_child_value (headers, i);
+      g_autoptr (GVariant) objs = g_variant_get_child_value (hv, 4);
+      n_records += g_variant_n_children (objs) / DF_STOCK_OBJREC_LEN;
+    }
+  if (n_records > DF_ENTRIES_MAX)
+    BAD ("more than %u objects", DF_ENTRIES_MAX);
+  sb->memory = sizeof *sb + n_parts * sizeof (DfStockPart) + n_records * DF_STOCK_OBJREC_LEN
+               + n_fb * sizeof (DfStockFallback) + g_variant_get_size (commit);
+  if (g_bytes_get_size (bytes) + sb->memory > memory)
+    {
+      df_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                "the stock superblock needs %" G_GUINT64_FORMAT
+                " MiB to read, more than the memory budget leaves (%" G_GUINT64_FORMAT " MiB)",
+                (g_bytes_get_size (bytes) + sb->memory) / DF_MIB + 1, memory / DF_MIB);
+      return NULL;
+    }
   g_autoptr (GError) local = NULL;
   if (!ostree_validate_structureof_commit (commit, &local))
     BAD ("commit %s is not a valid commit object", sb->to_hex);
@@ -135,11 +172,13 @@ parse_plain (GBytes *bytes, GError **error)
 
   g_autofree char *rel = df_stock_delta_relpath (sb->has_from ? sb->from_hex : NULL, sb->to_hex);
   g_autofree char *cm_key = g_strconcat (rel, "/commitmeta", NULL);
-  sb->commitmeta = g_variant_lookup_value (meta, cm_key, G_VARIANT_TYPE ("a{sv}"));
+  g_autoptr (GVariant) commitmeta = g_variant_lookup_value (meta, cm_key, G_VARIANT_TYPE ("a{sv}"));
+  if (commitmeta)
+    {
+      sb->commitmeta = copy_variant (commitmeta);
+      sb->memory += g_variant_get_size (commitmeta);
+    }
 
-  gsize n_parts = g_variant_n_children (headers);
-  if (n_parts > DF_PARTS_MAX)
-    BAD ("%zu parts exceed the limit of %u", n_parts, DF_PARTS_MAX);
   sb->parts = g_new0 (DfStockPart, n_parts);
   sb->n_parts = n_parts;
   for (guint i = 0; i < n_parts; i++)
@@ -176,11 +215,14 @@ parse_plain (GBytes *bytes, GError **error)
       g_autofree char *key = g_strdup_printf ("%s/%u", rel, i);
       g_autoptr (GVariant) inl = g_variant_lookup_value (meta, key, G_VARIANT_TYPE ("(yay)"));
       if (inl)
-        p->inline_data = g_variant_get_data_as_bytes (inl);
+        {
+          /* Inline parts keep the file alive: count it once. */
+          if (!sb->inline_parts)
+            sb->memory += g_bytes_get_size (bytes);
+          sb->inline_parts = TRUE;
+          p->inline_data = g_variant_get_data_as_bytes (inl);
+        }
     }
-  gsize n_fb = g_variant_n_children (fallbacks);
-  if (n_fb > DF_ENTRIES_MAX)
-    BAD ("%zu fallback objects", n_fb);
   sb->fallbacks = g_new0 (DfStockFallback, MAX (n_fb, 1));
   sb->n_fallbacks = n_fb;
   for (guint i = 0; i < n_fb; i++)
@@ -205,9 +247,16 @@ parse_plain (GBytes *bytes, GError **error)
 }
 
 DfStockSuperblock *
+df_stock_superblock_parse_full (GBytes *file, const DfSignaturePolicy *policy, guint64 memory, GError **error)
+{
+  return df_signed_file_parse (file, (DfPlainParser)parse_plain, G_STRUCT_OFFSET (DfStockSuperblock, file), policy,
+                               memory, error);
+}
+
+DfStockSuperblock *
 df_stock_superblock_parse (GBytes *file, GError **error)
 {
-  return df_signed_file_parse (file, (DfPlainParser)parse_plain, G_STRUCT_OFFSET (DfStockSuperblock, file), error);
+  return df_stock_superblock_parse_full (file, NULL, G_MAXUINT64, error);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -271,8 +320,19 @@ df_stock_decoder_free (DfStockDecoder *d)
   g_free (d);
 }
 
+guint64
+df_stock_payload_max (const DfStockPart *p)
+{
+  /* A payload holds the objects' bytes (their declared total, usize) or
+   * bsdiff patches of them (their bytes plus 24-byte controls), the
+   * source checksums, symlink targets (which the declared total leaves
+   * out), the mode and xattr tables and the opcodes. */
+  return p->usize + p->usize / DF_STOCK_PAYLOAD_SLACK_DIV + (guint64)p->n_objects * DF_STOCK_PAYLOAD_PER_OBJECT
+         + DF_STOCK_PAYLOAD_BASE;
+}
+
 gboolean
-df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out_fd, guint64 max, guint64 *out_len,
+df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int copy_dfd, int out_fd, guint64 *out_len,
                       DfStockDecoder *dec, GCancellable *c, GError **error)
 {
   g_autoptr (DfStockDecoder) own = dec ? NULL : df_stock_decoder_new ();
@@ -297,6 +357,17 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out
                      i, src.end, p->size);
   if (src.end < 1)
     return df_throw (error, DF_ERROR_INVALID_DELTA, "part %u is empty", i);
+  /* A part file on media we do not control (a USB stick, a FUSE mount)
+   * could change between being hashed and being read again: it is copied
+   * into a private temporary file while it is hashed, and decoded from
+   * that copy, so liblzma only ever sees bytes that were hashed. */
+  df_autofd copy = -1;
+  if (copy_dfd >= 0 && src.mem == NULL)
+    {
+      copy = openat (copy_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+      if (copy < 0)
+        return df_throw_errno (error, errno, "creating a temporary file in the repository");
+    }
   g_autofree guint8 *buf = g_malloc (DF_STOCK_IO_CHUNK);
   /* The whole file is hashed before any byte of it is interpreted (stock
    * ostree decompresses first). */
@@ -304,6 +375,7 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out
   df_sha256_init (&h);
   for (;;)
     {
+      guint64 at = src.off;
       gssize n = src_read (&src, buf, DF_STOCK_IO_CHUNK);
       if (n < 0)
         {
@@ -313,6 +385,11 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out
       if (n == 0)
         break;
       df_sha256_update (&h, buf, n);
+      if (copy >= 0 && !df_pwrite_all (copy, buf, n, at, "a copy of the part", error))
+        {
+          df_sha256_clear (&h);
+          return FALSE;
+        }
     }
   guint8 actual[DF_SHA256_LEN];
   df_sha256_final (&h, actual);
@@ -326,7 +403,12 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out
       df_hex (p->sha256, e);
       return df_throw (error, DF_ERROR_CORRUPT, "part %u: SHA-256 is %s, the superblock declares %s", i, a, e);
     }
+  if (copy >= 0)
+    src.fd = copy;
 
+  /* Decoding stops at what the part's declared sizes allow, so a small
+   * part cannot fill the disk. */
+  guint64 max = df_stock_payload_max (p);
   src.off = 0;
   guint8 comp;
   if (src_read (&src, &comp, 1) != 1)
@@ -343,7 +425,8 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out
           if (n == 0)
             break;
           if (written + n > max)
-            return df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: payload over %" G_GUINT64_FORMAT " bytes", i, max);
+            return df_throw (error, DF_ERROR_INVALID_DELTA,
+                             "part %u: payload over the %" G_GUINT64_FORMAT " bytes its declared sizes allow", i, max);
           if (!df_pwrite_all (out_fd, buf, n, written, "payload", error))
             return FALSE;
           written += n;
@@ -373,15 +456,19 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out
               sp->next_in = buf;
               sp->avail_in = n;
             }
+          /* Never more output than the bound leaves room for (plus one
+           * byte, to tell a payload that goes on from one that ends). */
+          gsize room = (gsize)MIN ((guint64)DF_STOCK_IO_CHUNK, max - written + 1);
           sp->next_out = out;
-          sp->avail_out = DF_STOCK_IO_CHUNK;
+          sp->avail_out = room;
           r = lzma_code (sp, sp->avail_in == 0 ? LZMA_FINISH : LZMA_RUN);
-          gsize n = DF_STOCK_IO_CHUNK - sp->avail_out;
+          gsize n = room - sp->avail_out;
           if (r != LZMA_OK && r != LZMA_STREAM_END)
             ok = df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: xz data is corrupt (%s)", i,
                            r == LZMA_MEMLIMIT_ERROR ? "needs too much memory" : "lzma error");
           else if (written + n > max)
-            ok = df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: payload over %" G_GUINT64_FORMAT " bytes", i, max);
+            ok = df_throw (error, DF_ERROR_INVALID_DELTA,
+                           "part %u: payload over the %" G_GUINT64_FORMAT " bytes its declared sizes allow", i, max);
           else if (n > 0 && !df_pwrite_all (out_fd, out, n, written, "payload", error))
             ok = FALSE;
           written += n;
@@ -467,9 +554,9 @@ df_stock_payload_open (DfStockPayload *p, int fd, guint64 len, GError **error)
     return FALSE;
   p->raw_off = end[1];
   p->raw_len = end[2] - end[1];
+  p->ops_off = end[2];
   p->ops_len = body - end[2];
-  p->ops = g_malloc (MAX (p->ops_len, 1));
-  return read_exact (fd, p->ops, p->ops_len, end[2], error);
+  return TRUE;
 #undef BAD
 }
 
@@ -478,7 +565,18 @@ df_stock_payload_clear (DfStockPayload *p)
 {
   g_clear_pointer (&p->modes, g_variant_unref);
   g_clear_pointer (&p->xattrs, g_variant_unref);
-  g_clear_pointer (&p->ops, g_free);
+}
+
+GBytes *
+df_stock_payload_read_ops (const DfStockPayload *p, GError **error)
+{
+  guint8 *buf = g_malloc (MAX (p->ops_len, 1));
+  if (!read_exact (p->fd, buf, p->ops_len, p->ops_off, error))
+    {
+      g_free (buf);
+      return NULL;
+    }
+  return g_bytes_new_take (buf, p->ops_len);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -490,13 +588,19 @@ typedef struct
   DfStockPayload *pl;
   const DfStockSink *sink;
   gpointer user;
-  gsize pc; /* next opcode byte */
+  guint64 pc; /* next opcode byte */
+  guint8 *opwin; /* DF_STOCK_OPS_WINDOW bytes of opcodes from opwin_off */
+  guint64 opwin_off;
+  gsize opwin_len;
   guint index; /* next object of the part */
+  guint64 produced; /* bytes of the objects begun so far */
   /* The open content object */
   gboolean open, skip;
   guint64 size, written;
   const guint8 *csum;
-  gboolean have_source;
+  /* The read source: set by 'r', opened by the sink only when a byte of it
+   * is needed (then its size is known). */
+  gboolean have_source, source_known;
   guint64 source_size;
   guint8 *buf; /* DF_STOCK_IO_CHUNK bytes */
   guint8 *buf2;
@@ -509,6 +613,24 @@ typedef struct
 
 #define OPBAD(...) df_throw (error, DF_ERROR_INVALID_DELTA, __VA_ARGS__)
 
+/* The next opcode byte (x->pc < ops_len). */
+static gboolean
+op_byte (Exec *x, guint8 *out, GError **error)
+{
+  if (x->pc < x->opwin_off || x->pc >= x->opwin_off + x->opwin_len)
+    {
+      gsize n = MIN ((guint64)DF_STOCK_OPS_WINDOW, x->pl->ops_len - x->pc);
+      x->opwin_len = 0;
+      if (!read_exact (x->pl->fd, x->opwin, n, x->pl->ops_off + x->pc, error))
+        return FALSE;
+      x->opwin_off = x->pc;
+      x->opwin_len = n;
+    }
+  *out = x->opwin[x->pc - x->opwin_off];
+  x->pc++;
+  return TRUE;
+}
+
 /* An unsigned LEB128 operand, at most 10 bytes. */
 static gboolean
 operand (Exec *x, guint64 *out, GError **error)
@@ -518,7 +640,9 @@ operand (Exec *x, guint64 *out, GError **error)
     {
       if (x->pc >= x->pl->ops_len)
         return OPBAD ("opcodes end inside an operand");
-      guint8 b = x->pl->ops[x->pc++];
+      guint8 b;
+      if (!op_byte (x, &b, error))
+        return FALSE;
       if (k == 9 && b > 1)
         return OPBAD ("operand over 64 bits");
       v |= (guint64)(b & 0x7f) << (7 * k);
@@ -584,6 +708,29 @@ next_object (Exec *x, gboolean meta, GError **error)
   return rec;
 }
 
+/* An object of @size bytes is begun: the part's objects may not add up to
+ * more than it declares (usize), which the free-space check and the
+ * payload bound were sized from. */
+static gboolean
+produce (Exec *x, guint64 size, GError **error)
+{
+  if (!df_add_u64 (x->produced, size, &x->produced) || x->produced > x->part->usize)
+    return OPBAD ("the part's objects come to more than the %" G_GUINT64_FORMAT " bytes it declares", x->part->usize);
+  return TRUE;
+}
+
+/* The size of the read source, opening it if no byte of it was needed yet. */
+static gboolean
+source_size (Exec *x, GError **error)
+{
+  if (x->source_known)
+    return TRUE;
+  if (!x->sink->source_size (x->user, &x->source_size, error))
+    return FALSE;
+  x->source_known = TRUE;
+  return TRUE;
+}
+
 /* Streams @len bytes of the raw data at @off into the object. */
 static gboolean
 emit_raw (Exec *x, guint64 off, guint64 len, GError **error)
@@ -602,6 +749,8 @@ static gboolean
 emit_source (Exec *x, guint64 off, guint64 len, GError **error)
 {
   guint64 end;
+  if (!source_size (x, error))
+    return FALSE;
   if (!df_add_u64 (off, len, &end) || end > x->source_size)
     return OPBAD ("write of source bytes %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " outside its %" G_GUINT64_FORMAT,
                   off, len, x->source_size);
@@ -631,6 +780,8 @@ begin_content (Exec *x, const guint8 *rec, guint64 mode_idx, guint64 xattr_idx, 
     return OPBAD ("symlink mode 0%o where the opcode does not allow it", mode);
   g_autoptr (GVariant) xv = g_variant_get_child_value (x->pl->xattrs, xattr_idx);
   g_autoptr (GVariant) xattrs = g_variant_get_normal_form (xv);
+  if (!produce (x, size, error))
+    return FALSE;
   x->csum = rec + 1;
   x->size = size;
   x->written = 0;
@@ -645,8 +796,8 @@ static void
 close_source (Exec *x)
 {
   if (x->have_source)
-    x->sink->source_close (x->user);
-  x->have_source = FALSE;
+    x->sink->source_unset (x->user);
+  x->have_source = x->source_known = FALSE;
 }
 
 static gboolean
@@ -679,6 +830,8 @@ op_splice (Exec *x, GError **error)
         return FALSE;
       if (len > DF_METADATA_OBJECT_MAX)
         return OPBAD ("metadata object of %" G_GUINT64_FORMAT " bytes", len);
+      if (!produce (x, len, error))
+        return FALSE;
       guint8 *data = g_malloc (MAX (len, 1));
       if (!raw_read (x, off, data, len, error))
         {
@@ -746,6 +899,8 @@ op_bspatch (Exec *x, GError **error)
       x->written = x->size;
       return TRUE;
     }
+  if (!source_size (x, error))
+    return FALSE;
   guint64 pend = off + len, newpos = 0;
   gint64 oldpos = 0;
   const gint64 pos_max = G_MAXINT64 / 4;
@@ -810,17 +965,23 @@ df_stock_execute (const DfStockPart *part, DfStockPayload *payload, const DfStoc
   if (stats == NULL)
     stats = &unused;
   g_autofree guint8 *buf = g_malloc (DF_STOCK_IO_CHUNK), *buf2 = g_malloc (DF_STOCK_IO_CHUNK),
-                   *win = g_malloc (DF_STOCK_IO_CHUNK);
-  x.buf = buf, x.buf2 = buf2, x.win = win;
+                   *win = g_malloc (DF_STOCK_IO_CHUNK), *opwin = g_malloc (DF_STOCK_OPS_WINDOW);
+  x.buf = buf, x.buf2 = buf2, x.win = win, x.opwin = opwin;
   gboolean ok = TRUE;
+  guint64 n_ops = 0;
   while (ok && x.pc < payload->ops_len)
     {
-      if (g_cancellable_set_error_if_cancelled (c, error))
+      if ((++n_ops & 1023) == 0 && g_cancellable_set_error_if_cancelled (c, error))
         {
           ok = FALSE;
           break;
         }
-      guint8 op = payload->ops[x.pc++];
+      guint8 op;
+      if (!op_byte (&x, &op, error))
+        {
+          ok = FALSE;
+          break;
+        }
       guint64 a, b, cc;
       switch (op)
         {
@@ -841,17 +1002,21 @@ df_stock_execute (const DfStockPart *part, DfStockPayload *payload, const DfStoc
           ok = operand (&x, &a, error) && operand (&x, &b, error);
           if (ok && (!x.open || a > x.size - x.written))
             ok = OPBAD ("write of %" G_GUINT64_FORMAT " bytes past the open object", a);
+          /* A skipped object (present already) reads nothing, so its
+           * source is never opened. */
           if (ok && !x.skip)
             ok = x.have_source ? emit_source (&x, b, a, error) : (raw_range (&x, b, a, error) && emit_raw (&x, b, a, error));
           else if (ok && !x.have_source)
             ok = raw_range (&x, b, a, error);
-          else if (ok && (b > x.source_size || a > x.source_size - b))
-            ok = OPBAD ("write of source bytes outside the source");
           if (ok)
             x.written += a;
           break;
         case 'r':
           {
+            /* Only names the source: it is opened when a byte of it is
+             * needed, so opcodes that set sources and read nothing cost
+             * nothing (in an archive repository opening means inflating
+             * the whole object). */
             stats->set_source++;
             guint8 src[DF_SHA256_LEN];
             ok = operand (&x, &a, error) && raw_range (&x, a, DF_SHA256_LEN, error)
@@ -859,7 +1024,7 @@ df_stock_execute (const DfStockPart *part, DfStockPayload *payload, const DfStoc
             if (ok)
               {
                 close_source (&x);
-                ok = sink->source_open (user, src, &x.source_size, error);
+                ok = sink->source_set (user, src, error);
                 x.have_source = ok;
               }
             break;
@@ -877,7 +1042,7 @@ df_stock_execute (const DfStockPart *part, DfStockPayload *payload, const DfStoc
           ok = op_bspatch (&x, error);
           break;
         default:
-          ok = OPBAD ("unknown opcode 0x%02x at byte %zu", op, x.pc - 1);
+          ok = OPBAD ("unknown opcode 0x%02x at byte %" G_GUINT64_FORMAT, op, x.pc - 1);
         }
     }
   close_source (&x);
@@ -1021,7 +1186,7 @@ check_end (gpointer user, GError **error)
   return TRUE;
 }
 
-static const DfStockSink filez_check_sink = { NULL, check_begin, check_data, check_end, NULL, NULL, NULL };
+static const DfStockSink filez_check_sink = { NULL, check_begin, check_data, check_end, NULL, NULL, NULL, NULL };
 
 gboolean
 df_stock_fallback_verify (int fd, guint64 file_size, const DfStockFallback *fb, GCancellable *c, GError **error)

@@ -45,7 +45,9 @@ typedef struct
   guint n_fallbacks;
   DfStockFallback *fallbacks;
   guint64 n_objects; /* in all parts */
+  gboolean inline_parts; /* some part's bytes are in the superblock */
   DfSignedFile file; /* the superblock file as published: size, SHA-256, envelope */
+  guint64 memory;    /* bytes the parsed form takes (for memory budgets) */
 } DfStockSuperblock;
 
 void df_stock_superblock_free (DfStockSuperblock *sb);
@@ -56,8 +58,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfStockSuperblock, df_stock_superblock_free)
 gboolean df_stock_superblock_sniff (GBytes *file);
 
 /* Parses and validates a stock superblock (plain or in libostree's signed
- * envelope). The commit must hash to the to-checksum; part and fallback
- * sizes are read in the delta's endianness. */
+ * envelope, to which @policy, NULL for none, is applied first). The
+ * commit must hash to the to-checksum; part and fallback sizes are read in
+ * the delta's endianness. The file and the parsed form together may take
+ * at most @memory bytes (DF_ERROR_INVALID_ARGUMENT "memory budget"
+ * beyond); the result keeps the file only for inline parts, and takes
+ * sb->memory bytes. */
+DfStockSuperblock *df_stock_superblock_parse_full (GBytes *file, const DfSignaturePolicy *policy, guint64 memory,
+                                                   GError **error);
+/* The same without a policy or a memory limit (tools). */
 DfStockSuperblock *df_stock_superblock_parse (GBytes *file, GError **error);
 
 /* "deltas/AB/CDEF…-GHIJ…" (modified base64), the directory a stock
@@ -75,24 +84,48 @@ DfStockDecoder *df_stock_decoder_new (void);
 void df_stock_decoder_free (DfStockDecoder *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfStockDecoder, df_stock_decoder_free)
 
-/* @dec may be NULL (a decoder for this part alone). */
-gboolean df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int out_fd, guint64 max,
+/* What df_stock_execute() holds while a part runs: the mode and xattr
+ * tables (at most DF_STOCK_PAYLOAD_TABLE_MAX each), three buffers of
+ * DF_STOCK_IO_CHUNK and the opcode window. */
+#define DF_STOCK_PAYLOAD_TABLE_MAX (1024 * 1024)
+#define DF_STOCK_IO_CHUNK (256 * 1024)
+#define DF_STOCK_OPS_WINDOW (64 * 1024)
+#define DF_STOCK_EXEC_MEM (2 * DF_STOCK_PAYLOAD_TABLE_MAX + 3 * DF_STOCK_IO_CHUNK + DF_STOCK_OPS_WINDOW)
+
+/* The most bytes part @p's payload may decode to: its declared
+ * uncompressed size (the objects it makes) plus an allowance for bsdiff
+ * controls (1/DF_STOCK_PAYLOAD_SLACK_DIV of it), per object (source
+ * checksum, symlink target, opcodes) and per part (tables). */
+#define DF_STOCK_PAYLOAD_SLACK_DIV 16
+#define DF_STOCK_PAYLOAD_PER_OBJECT (4096 + 128)
+#define DF_STOCK_PAYLOAD_BASE (64 * 1024)
+guint64 df_stock_payload_max (const DfStockPart *p);
+
+/* @dec may be NULL (a decoder for this part alone). With @copy_dfd >= 0
+ * the part file is copied into a temporary file under that directory
+ * while it is hashed and decoded from the copy (for files on media the
+ * engine does not control); with -1 it is read again (the fetcher's own
+ * store). Decoding stops with DF_ERROR_INVALID_DELTA past
+ * df_stock_payload_max(). */
+gboolean df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int copy_dfd, int out_fd,
                                guint64 *out_len, DfStockDecoder *dec, GCancellable *c, GError **error);
 
 /* A decoded part payload `(a(uuu)aa(ayay)ayay)` in a file: the mode and
- * xattr tables and the opcodes in memory, the raw data read on demand. */
+ * xattr tables in memory (at most 1 MiB each), the raw data and the
+ * opcodes read on demand. */
 typedef struct
 {
   int fd; /* not owned */
   GVariant *modes;  /* a(uuu), big-endian values */
   GVariant *xattrs; /* aa(ayay) */
   guint64 raw_off, raw_len;
-  guint8 *ops;
-  gsize ops_len;
+  guint64 ops_off, ops_len;
 } DfStockPayload;
 
 gboolean df_stock_payload_open (DfStockPayload *p, int fd, guint64 len, GError **error);
 void df_stock_payload_clear (DfStockPayload *p);
+/* All the opcodes (tools). */
+GBytes *df_stock_payload_read_ops (const DfStockPayload *p, GError **error);
 
 /* What a part's program produces, in order. Content bytes arrive in
  * pieces; a content object is begun, fed exactly its size, then ended.
@@ -107,11 +140,15 @@ typedef struct
                              GError **error);
   gboolean (*content_data) (gpointer user, const guint8 *data, gsize len, GError **error);
   gboolean (*content_end) (gpointer user, GError **error);
-  /* Opens source object @csum (closing any other); its content size in *size. */
-  gboolean (*source_open) (gpointer user, const guint8 csum[DF_SHA256_LEN], guint64 *size, GError **error);
-  /* Exactly @len bytes at @offset of the open source (always inside it). */
+  /* Names source object @csum (replacing any other). It is opened only
+   * when source_size() or source_read() needs it: a program may name
+   * sources it never reads. */
+  gboolean (*source_set) (gpointer user, const guint8 csum[DF_SHA256_LEN], GError **error);
+  /* The source's content size (asked before any read). */
+  gboolean (*source_size) (gpointer user, guint64 *size, GError **error);
+  /* Exactly @len bytes at @offset of the source (always inside it). */
   gboolean (*source_read) (gpointer user, guint64 offset, guint8 *buf, gsize len, GError **error);
-  void (*source_close) (gpointer user);
+  void (*source_unset) (gpointer user);
 } DfStockSink;
 
 /* Opcodes run, by kind (optional output of df_stock_execute()). */
@@ -121,7 +158,8 @@ typedef struct
 } DfStockOpStats;
 
 /* Runs part @part's program over @payload into @sink. Every object the
- * part declares must be produced, in order, and nothing else. @stats, when
+ * part declares must be produced, in order, and nothing else, and their
+ * sizes may not add up to more than the part declares. @stats, when
  * given, is added to. */
 gboolean df_stock_execute (const DfStockPart *part, DfStockPayload *payload, const DfStockSink *sink, gpointer user,
                            DfStockOpStats *stats, GCancellable *c, GError **error);

@@ -18,7 +18,6 @@ df_superblock_free (DfSuperblock *sb)
   g_clear_pointer (&sb->metadata, g_variant_unref);
   g_clear_pointer (&sb->commit, g_bytes_unref);
   g_clear_pointer (&sb->commitmeta, g_bytes_unref);
-  df_signed_file_clear (&sb->file);
   for (guint i = 0; i < sb->n_parts; i++)
     g_free (sb->parts[i].entries);
   g_free (sb->parts);
@@ -98,14 +97,6 @@ df_superblock_serialize (const DfSuperblock *sb)
   return g_byte_array_free_to_bytes (out);
 }
 
-char *
-df_entry_describe (const DfEntry *e)
-{
-  char hex[65];
-  df_hex (e->checksum, hex);
-  return g_strdup_printf ("%s %s", ostree_object_type_to_string (e->objtype), hex);
-}
-
 static gboolean
 parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, GError **error)
 {
@@ -143,6 +134,16 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
              (guint64)DF_SOURCE_WINDOW_MAX);
       if (e->length == 0)
         BAD ("empty patch");
+      /* The source bytes a patch reads are bounded by what it makes, so a
+       * delta cannot make apply read (or, in an archive repository,
+       * inflate) megabytes per byte of output. The one exception, the
+       * last chunk of a split object, comes once per object, and a split
+       * object is at least DF_CHUNK_MIN long. */
+      gboolean last_chunk = e->offset > 0 && e->offset + e->length == e->object_size;
+      if (e->length < e->src_length / DF_WINDOW_PER_BYTE + (e->src_length % DF_WINDOW_PER_BYTE != 0)
+          && !(last_chunk && e->src_length <= DF_SOURCE_WINDOW))
+        BAD ("source window of %" G_GUINT64_FORMAT " bytes for %" G_GUINT64_FORMAT " bytes of output",
+             e->src_length, e->length);
     }
   else if (e->has_source || e->src_offset != 0 || e->src_length != 0)
     BAD ("raw entry with a source");
@@ -168,6 +169,13 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
         BAD ("empty chunk of a non-empty object");
       if (e->length > DF_PART_SIZE_MAX)
         BAD ("chunk of %" G_GUINT64_FORMAT " bytes exceeds %" G_GUINT64_FORMAT, e->length, (guint64)DF_PART_SIZE_MAX);
+      /* Every chunk but an object's last is at least DF_CHUNK_MIN: each
+       * chunk costs a staged marker and a window, and a million one-byte
+       * chunks of one object must not be possible. */
+      if (e->offset + e->length < e->object_size && e->length < DF_CHUNK_MIN)
+        BAD ("chunk of %" G_GUINT64_FORMAT " bytes at %" G_GUINT64_FORMAT " of a %" G_GUINT64_FORMAT
+             "-byte object (chunks but the last are at least %" G_GUINT64_FORMAT ")",
+             e->length, e->offset, e->object_size, (guint64)DF_CHUNK_MIN);
       /* A raw chunk carries its bytes verbatim, after the header in the
        * first chunk; the exact header length is checked in the part. */
       if (e->encoding == DF_ENCODING_RAW)
@@ -190,17 +198,10 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
   return TRUE;
 }
 
-typedef struct
-{
-  const guint8 *checksum;
-  guint64 offset, length, object_size;
-  guint8 objtype;
-} ChunkRef;
-
 static int
 chunk_cmp (const void *a, const void *b)
 {
-  const ChunkRef *x = a, *y = b;
+  const DfEntry *x = *(const DfEntry *const *)a, *y = *(const DfEntry *const *)b;
   int c = memcmp (x->checksum, y->checksum, DF_SHA256_LEN);
   if (c != 0)
     return c;
@@ -209,53 +210,72 @@ chunk_cmp (const void *a, const void *b)
   return x->offset < y->offset ? -1 : x->offset > y->offset ? 1 : 0;
 }
 
+static gboolean
+same_object (const DfEntry *x, const DfEntry *y)
+{
+  return memcmp (x->checksum, y->checksum, DF_SHA256_LEN) == 0 && x->objtype == y->objtype;
+}
+
 /* Every object must be produced exactly once: its entries tile
- * [0, object_size) with no gap and no overlap. */
+ * [0, object_size) with no gap and no overlap, and agree on its size. */
 static gboolean
 check_tiling (DfSuperblock *sb, guint64 n_entries, GError **error)
 {
-  g_autofree ChunkRef *refs = g_new (ChunkRef, n_entries ? n_entries : 1);
+  g_autofree const DfEntry **refs = g_new (const DfEntry *, n_entries ? n_entries : 1);
   guint64 n = 0;
   for (guint i = 0; i < sb->n_parts; i++)
     for (guint j = 0; j < sb->parts[i].n_entries; j++)
-      {
-        const DfEntry *e = &sb->parts[i].entries[j];
-        refs[n++] = (ChunkRef){ e->checksum, e->offset, e->length, e->object_size, e->objtype };
-      }
+      refs[n++] = &sb->parts[i].entries[j];
   qsort (refs, n, sizeof *refs, chunk_cmp);
   for (guint64 k = 0; k < n;)
     {
       guint64 expect = 0, m = k;
-      for (; m < n && memcmp (refs[m].checksum, refs[k].checksum, DF_SHA256_LEN) == 0
-             && refs[m].objtype == refs[k].objtype;
-           m++)
+      for (; m < n && same_object (refs[m], refs[k]); m++)
         {
-          if (refs[m].object_size != refs[k].object_size || refs[m].offset != expect)
+          if (refs[m]->object_size != refs[k]->object_size || refs[m]->offset != expect)
             break;
-          expect += refs[m].length;
-          if (refs[m].length == 0)
+          expect += refs[m]->length;
+          if (refs[m]->length == 0)
             {
               m++;
               break;
             }
         }
-      gboolean same_next = m < n && memcmp (refs[m].checksum, refs[k].checksum, DF_SHA256_LEN) == 0
-                           && refs[m].objtype == refs[k].objtype;
-      if (same_next || expect != refs[k].object_size)
+      if ((m < n && same_object (refs[m], refs[k])) || expect != refs[k]->object_size)
         {
           char hex[65];
-          df_hex (refs[k].checksum, hex);
+          df_hex (refs[k]->checksum, hex);
           return df_throw (error, DF_ERROR_INVALID_DELTA,
                            "superblock: the entries of %s %s overlap, repeat or leave a gap",
-                           ostree_object_type_to_string (refs[k].objtype), hex);
+                           ostree_object_type_to_string (refs[k]->objtype), hex);
         }
       k = m;
     }
   return TRUE;
 }
 
+/* A copy of @v's bytes, so the parsed superblock does not keep the whole
+ * decompressed body alive through a child of it. */
+static GBytes *
+copy_bytes (GVariant *v)
+{
+  return g_bytes_new (g_variant_get_data (v), g_variant_get_size (v));
+}
+
+static gboolean
+over_budget (guint64 need, guint64 memory, GError **error)
+{
+  if (need <= memory)
+    return FALSE;
+  df_throw (error, DF_ERROR_INVALID_ARGUMENT,
+            "the superblock needs %" G_GUINT64_FORMAT " MiB to read, more than the memory budget leaves (%" G_GUINT64_FORMAT
+            " MiB)",
+            need / DF_MIB + 1, memory / DF_MIB);
+  return TRUE;
+}
+
 static DfSuperblock *
-parse_plain (GBytes *bytes, GError **error)
+parse_plain (GBytes *bytes, guint64 memory, GError **error)
 {
   gsize size = 0;
   const guint8 *data = g_bytes_get_data (bytes, &size);
@@ -283,12 +303,17 @@ parse_plain (GBytes *bytes, GError **error)
       df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: reserved header field is %u, not 0", reserved);
       return NULL;
     }
-  if (size > DF_SUPERBLOCK_MAX || blen == 0 || blen > DF_SUPERBLOCK_MAX)
+  if (size > DF_SUPERBLOCK_MAX || blen == 0 || blen > DF_SUPERBLOCK_BODY_MAX)
     {
       df_throw (error, DF_ERROR_INVALID_DELTA,
                 "superblock: body of %" G_GUINT64_FORMAT " bytes in a %zu-byte file is outside the limits", blen, size);
       return NULL;
     }
+  /* The file (held by the caller) and the body are in memory at once, then
+   * the parsed form beside them. */
+  guint64 held = size + blen;
+  if (over_budget (held, memory, error))
+    return NULL;
   /* The body is one zstd frame declaring exactly blen bytes, decoded into
    * a buffer of that size. */
   const guint8 *frame = data + DF_SUPERBLOCK_HEADER_LEN;
@@ -303,16 +328,17 @@ parse_plain (GBytes *bytes, GError **error)
     }
   g_autoptr (ZSTD_DCtx) dctx = ZSTD_createDCtx ();
   ZSTD_DCtx_setParameter (dctx, ZSTD_d_windowLogMax, DF_SUPERBLOCK_WINDOW_LOG_MAX);
-  guint8 *plain = g_malloc (blen);
+  guint8 *plain = df_big_alloc (blen);
   size_t r = ZSTD_decompressDCtx (dctx, plain, blen, frame, flen);
   if (ZSTD_isError (r) || r != blen)
     {
-      g_free (plain);
+      df_big_free (plain, blen);
       df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: body does not decompress: %s",
                 ZSTD_isError (r) ? ZSTD_getErrorName (r) : "short");
       return NULL;
     }
-  g_autoptr (GBytes) body_bytes = g_bytes_new_take (plain, blen);
+  g_clear_pointer (&dctx, ZSTD_freeDCtx);
+  g_autoptr (GBytes) body_bytes = df_big_bytes (plain, blen);
   g_autoptr (GVariant) body
       = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_SUPERBLOCK_BODY_TYPE), body_bytes, FALSE));
   /* Non-normal serializations would let two different files mean the same
@@ -325,12 +351,43 @@ parse_plain (GBytes *bytes, GError **error)
 
   g_autoptr (DfSuperblock) sb = df_superblock_new ();
   sb->version = version;
-  g_autoptr (GVariant) from = NULL, to = NULL, commit = NULL, commitmeta = NULL, parts = NULL;
-  g_variant_get (body, "(@a{sv}@ay@ay@ay@ay@a(ayttya" DF_ENTRY_TYPE "))", &sb->metadata, &from, &to, &commit,
-                 &commitmeta, &parts);
+  g_autoptr (GVariant) meta = NULL, from = NULL, to = NULL, commit = NULL, commitmeta = NULL, parts = NULL;
+  g_variant_get (body, "(@a{sv}@ay@ay@ay@ay@a(ayttya" DF_ENTRY_TYPE "))", &meta, &from, &to, &commit, &commitmeta,
+                 &parts);
+
+  /* What the parsed form takes, counted before it is allocated. */
+  gsize n_parts = g_variant_n_children (parts);
+  if (n_parts > DF_PARTS_MAX)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %zu parts exceed the limit of %u", n_parts, DF_PARTS_MAX);
+      return NULL;
+    }
+  guint64 n_entries_total = 0;
+  for (gsize i = 0; i < n_parts; i++)
+    {
+      g_autoptr (GVariant) pv = g_variant_get_child_value (parts, i);
+      g_autoptr (GVariant) entries = g_variant_get_child_value (pv, 4);
+      n_entries_total += g_variant_n_children (entries);
+    }
+  if (n_entries_total > DF_ENTRIES_MAX)
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %" G_GUINT64_FORMAT " entries exceed the limit of %u",
+                n_entries_total, DF_ENTRIES_MAX);
+      return NULL;
+    }
+  sb->memory = sizeof *sb + n_parts * sizeof (DfPart) + n_entries_total * sizeof (DfEntry) + g_variant_get_size (meta)
+               + g_variant_get_size (commit) + g_variant_get_size (commitmeta);
+  /* The tiling check sorts a pointer per entry. */
+  if (over_budget (held + sb->memory + n_entries_total * sizeof (gpointer), memory, error))
+    return NULL;
+
   if (!df_delta_ends_read (from, to, commit, "superblock", &sb->has_from, sb->from, sb->from_hex, sb->to, sb->to_hex,
                            &sb->commit, error))
     return NULL;
+  g_bytes_unref (sb->commit);
+  sb->commit = copy_bytes (commit);
+  g_autoptr (GBytes) meta_bytes = copy_bytes (meta);
+  sb->metadata = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), meta_bytes, TRUE));
   g_autoptr (GVariant) commitv
       = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, sb->commit, FALSE));
   if (!g_variant_is_normal_form (commitv) || !ostree_validate_structureof_commit (commitv, error))
@@ -339,7 +396,7 @@ parse_plain (GBytes *bytes, GError **error)
       df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: commit %s is not a valid commit object", sb->to_hex);
       return NULL;
     }
-  sb->commitmeta = g_variant_get_data_as_bytes (commitmeta);
+  sb->commitmeta = copy_bytes (commitmeta);
   if (g_bytes_get_size (sb->commitmeta) > 0)
     {
       g_autoptr (GVariant) mv
@@ -351,15 +408,9 @@ parse_plain (GBytes *bytes, GError **error)
         }
     }
 
-  gsize n_parts = g_variant_n_children (parts);
-  if (n_parts > DF_PARTS_MAX)
-    {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %zu parts exceed the limit of %u", n_parts, DF_PARTS_MAX);
-      return NULL;
-    }
   sb->parts = g_new0 (DfPart, n_parts);
   sb->n_parts = n_parts;
-  guint64 n_entries_total = 0, metadata_total = 0;
+  guint64 metadata_total = 0;
   for (guint i = 0; i < n_parts; i++)
     {
       DfPart *p = &sb->parts[i];
@@ -386,11 +437,9 @@ parse_plain (GBytes *bytes, GError **error)
           return NULL;
         }
       gsize n = g_variant_n_children (entries);
-      n_entries_total += n;
-      if (n == 0 || n_entries_total > DF_ENTRIES_MAX)
+      if (n == 0)
         {
-          df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has %zu entries (limit %u in all)", i, n,
-                    DF_ENTRIES_MAX);
+          df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has no entries", i);
           return NULL;
         }
       p->entries = g_new0 (DfEntry, n);
@@ -430,16 +479,16 @@ parse_plain (GBytes *bytes, GError **error)
 }
 
 DfSuperblock *
-df_superblock_parse (GBytes *bytes, GError **error)
+df_superblock_parse_full (GBytes *file, const DfSignaturePolicy *policy, guint64 memory, GError **error)
 {
-  return df_signed_file_parse (bytes, (DfPlainParser)parse_plain, G_STRUCT_OFFSET (DfSuperblock, file), error);
+  return df_signed_file_parse (file, (DfPlainParser)parse_plain, G_STRUCT_OFFSET (DfSuperblock, file), policy, memory,
+                               error);
 }
 
-gboolean
-df_superblock_check_signature (const DfSuperblock *sb, const DfKeyring *keys, gboolean require, gboolean *out_verified,
-                               GError **error)
+DfSuperblock *
+df_superblock_parse (GBytes *file, GError **error)
 {
-  return df_signature_policy (sb->file.signed_data, sb->file.signatures, keys, require, out_verified, error);
+  return df_superblock_parse_full (file, NULL, G_MAXUINT64, error);
 }
 
 DfSuperblock *

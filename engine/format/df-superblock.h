@@ -67,6 +67,7 @@ typedef struct
   guint n_parts;
   DfPart *parts;
   DfSignedFile file; /* the superblock file as published: size, SHA-256, envelope */
+  guint64 memory;    /* bytes the parsed form takes (for memory budgets) */
 } DfSuperblock;
 
 DfSuperblock *df_superblock_new (void);
@@ -76,20 +77,19 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfSuperblock, df_superblock_free)
 /* Serializes @sb (parts with entries must be filled in). */
 GBytes *df_superblock_serialize (const DfSuperblock *sb);
 
-/* Parses and validates bytes read from an untrusted file. Every bound in
- * df-limits.h and every structural rule of FORMAT.md is checked here, so the
- * result can be used without further range checks on the superblock's own
- * numbers (sources are checked against real objects at apply time). */
-DfSuperblock *df_superblock_parse (GBytes *bytes, GError **error);
+/* Parses and validates superblock file @file (read from an untrusted
+ * place). @policy (NULL: none) is applied to its envelope before anything
+ * else is read. Every bound in df-limits.h and every structural rule of
+ * FORMAT.md is checked here, so the result can be used without further
+ * range checks on the superblock's own numbers (sources are checked
+ * against real objects at apply time). Reading it may hold at most
+ * @memory bytes at once, @file included, counted before they are
+ * allocated (DF_ERROR_INVALID_ARGUMENT "memory budget" beyond); the
+ * result keeps no reference to @file and takes sb->memory bytes. */
+DfSuperblock *df_superblock_parse_full (GBytes *file, const DfSignaturePolicy *policy, guint64 memory,
+                                        GError **error);
+/* The same without a signature policy or a memory limit (tools). */
+DfSuperblock *df_superblock_parse (GBytes *file, GError **error);
 
-/* Reads `superblock` in @dir and parses it. */
+/* Reads `superblock` in @dir and parses it (tools). */
 DfSuperblock *df_superblock_load (int dfd, const char *dir, GError **error);
-
-/* Signature policy: a signed superblock must verify with one of @keys
- * (when given); with @require, an unsigned one, or a signed one without
- * keys to check it, is refused (DF_ERROR_UNTRUSTED). */
-gboolean df_superblock_check_signature (const DfSuperblock *sb, const DfKeyring *keys, gboolean require,
-                                        gboolean *out_verified, GError **error);
-
-/* "<objtype-name> <hex>" for messages, e.g. "file 3a4f…". */
-char *df_entry_describe (const DfEntry *e);

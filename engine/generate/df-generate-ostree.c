@@ -42,7 +42,7 @@ df_generate_stock (OstreeRepo *repo, const char *from, const char *to, const cha
   if (signer)
     {
       g_autoptr (GBytes) plain
-          = df_read_file_bounded (base_dfd, rel_sb, DF_SUPERBLOCK_MAX, G_MAXUINT64, "stock superblock", error);
+          = df_read_file_bounded (base_dfd, rel_sb, DF_STOCK_SUPERBLOCK_MAX, G_MAXUINT64, "stock superblock", error);
       if (plain == NULL)
         return FALSE;
       g_autoptr (GBytes) wrapped = df_signer_wrap (signer, plain, error);

@@ -103,6 +103,7 @@ typedef enum
   DF_PHASE_ENCODE,   /* generate: encoding objects and compressing parts */
   DF_PHASE_CONTENT,  /* apply: verifying parts and writing content objects */
   DF_PHASE_COMMIT,   /* final checks, commit object, transaction, ref */
+  DF_PHASE_WAIT,     /* apply: waiting for another apply or fetch in the repository (the lock) */
 } DfPhase;
 
 /**
@@ -261,6 +262,9 @@ typedef struct _DfApplyOptions DfApplyOptions;
 
 /** Default memory budget of apply and fetch: 64 MiB. */
 #define DF_DEFAULT_MEMORY_BUDGET (64 * 1024 * 1024)
+/** Default time apply and fetch wait for another apply or fetch working in
+ * the same repository: 30 seconds. */
+#define DF_DEFAULT_LOCK_TIMEOUT 30
 
 DF_PUBLIC DfApplyOptions *df_apply_options_new (void);
 DF_PUBLIC void df_apply_options_free (DfApplyOptions *opts);
@@ -270,20 +274,37 @@ DF_PUBLIC void df_apply_options_set_commit (DfApplyOptions *opts, const char *ch
 /** Ref to point at the new commit once everything is verified and committed
  * (the same transaction). NULL sets no ref. */
 DF_PUBLIC void df_apply_options_set_ref (DfApplyOptions *opts, const char *ref);
-/** Bytes of memory for in-flight buffers (default DF_DEFAULT_MEMORY_BUDGET);
- * the number of parallel workers is derived from it and the delta's declared
- * sizes (for a stock delta: the number of xz decoders, 33 MiB each). A delta
- * whose single part cannot fit is refused. */
+/** Bytes of memory for the apply (default DF_DEFAULT_MEMORY_BUDGET), beyond
+ * the mapped libraries: a reserve of 16 MiB for libostree, GLib and
+ * stacks, the superblock while it is read and once parsed, the metadata
+ * and the tables of the trust walk, and the workers' buffers. The number
+ * of parallel workers is derived from what is left (for a stock delta: the
+ * number of xz decoders, 33 MiB each). A delta that cannot fit one worker
+ * beside the rest is refused with DF_ERROR_INVALID_ARGUMENT before any part
+ * is read (its message says "memory budget"); a trust walk whose tables
+ * outgrow their share is refused the same way before any content is
+ * written. */
 DF_PUBLIC void df_apply_options_set_memory_budget (DfApplyOptions *opts, guint64 bytes);
 /** Upper bound of worker threads; 0 means one per processor. */
 DF_PUBLIC void df_apply_options_set_jobs (DfApplyOptions *opts, guint jobs);
 /* Trusted ed25519 public keys: a file of base64 keys (one per line) or a
- * directory of such files, as `ostree sign` writes them. A signed superblock
- * must then verify with one of them before anything else of the delta is
- * read (DF_ERROR_UNTRUSTED otherwise). */
+ * directory of such files, as `ostree sign` writes them. The superblock
+ * must then be signed (an unsigned one is refused unless
+ * df_apply_options_set_allow_unsigned()) and verify with one of them
+ * before anything else of the delta is read (DF_ERROR_UNTRUSTED
+ * otherwise). An envelope may carry at most 8 signatures. */
 DF_PUBLIC void df_apply_options_set_trusted_keys (DfApplyOptions *opts, const char *path);
 /* Refuse unsigned deltas, and signed ones when no trusted keys are set. */
 DF_PUBLIC void df_apply_options_set_require_signatures (DfApplyOptions *opts, gboolean require);
+/* With trusted keys, still accept an unsigned delta (a signed one must
+ * verify): for a fleet moving to signed deltas. Contradicts
+ * df_apply_options_set_require_signatures() (DF_ERROR_INVALID_ARGUMENT). */
+DF_PUBLIC void df_apply_options_set_allow_unsigned (DfApplyOptions *opts, gboolean allow);
+/* Seconds to wait while another apply or fetch works in the repository
+ * (default DF_DEFAULT_LOCK_TIMEOUT; 0: do not wait). The progress callback
+ * sees DF_PHASE_WAIT when the wait begins; after the timeout the apply
+ * fails with DF_ERROR_IO. */
+DF_PUBLIC void df_apply_options_set_lock_timeout (DfApplyOptions *opts, guint seconds);
 /* Rollback protection: when a ref is set and already points at a commit
  * newer (by timestamp) than the delta's, the apply is refused with
  * DF_ERROR_DOWNGRADE before anything is written, unless @allow. */
@@ -398,10 +419,15 @@ DF_PUBLIC void df_fetch_options_set_pinned_public_key (DfFetchOptions *opts, con
  * DF_ERROR_NETWORK. It cannot honour a pinned public key and is refused
  * when one is set. */
 DF_PUBLIC void df_fetch_options_set_allow_pull_fallback (DfFetchOptions *opts, gboolean allow);
-/* Signature policy as for apply (df_apply_options_set_trusted_keys()); it
+/* Signature policy as for apply (df_apply_options_set_trusted_keys():
+ * trusted keys require a signature unless unsigned deltas are allowed); it
  * is checked on the superblock before any part is downloaded. */
 DF_PUBLIC void df_fetch_options_set_trusted_keys (DfFetchOptions *opts, const char *path);
 DF_PUBLIC void df_fetch_options_set_require_signatures (DfFetchOptions *opts, gboolean require);
+DF_PUBLIC void df_fetch_options_set_allow_unsigned (DfFetchOptions *opts, gboolean allow);
+/* As df_apply_options_set_lock_timeout(); the wait is reported with a
+ * DF_FETCH_EVENT_WAITING event. */
+DF_PUBLIC void df_fetch_options_set_lock_timeout (DfFetchOptions *opts, guint seconds);
 /* Rollback protection as for apply: a commit older than the one the ref
  * points at is refused (DF_ERROR_DOWNGRADE) before any part is downloaded,
  * unless @allow. */
@@ -428,6 +454,8 @@ typedef enum
  * @DF_FETCH_EVENT_RETRY: a transfer failed and will be tried again on the
  *   same mirror after a back-off; message says why.
  * @DF_FETCH_EVENT_MIRROR_SWITCH: @url was demoted; message says why.
+ * @DF_FETCH_EVENT_WAITING: another apply or fetch works in the repository;
+ *   the fetch waits for it (message says how long at most).
  */
 typedef enum
 {
@@ -435,6 +463,7 @@ typedef enum
   DF_FETCH_EVENT_PROGRESS,
   DF_FETCH_EVENT_RETRY,
   DF_FETCH_EVENT_MIRROR_SWITCH,
+  DF_FETCH_EVENT_WAITING,
 } DfFetchEventType;
 
 typedef struct

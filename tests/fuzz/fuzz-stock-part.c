@@ -34,9 +34,15 @@ s_end (gpointer u, GError **e)
   return TRUE;
 }
 static gboolean
-s_open (gpointer u, const guint8 c[DF_SHA256_LEN], guint64 *size, GError **e)
+s_set (gpointer u, const guint8 c[DF_SHA256_LEN], GError **e)
 {
-  *size = c[0] == 0xff ? G_MAXUINT64 : OLD_LEN;
+  *(guint8 *)u = c[0];
+  return TRUE;
+}
+static gboolean
+s_size (gpointer u, guint64 *size, GError **e)
+{
+  *size = *(guint8 *)u == 0xff ? G_MAXUINT64 : OLD_LEN;
   return TRUE;
 }
 static gboolean
@@ -47,11 +53,11 @@ s_read (gpointer u, guint64 off, guint8 *buf, gsize len, GError **e)
   return TRUE;
 }
 static void
-s_close (gpointer u)
+s_unset (gpointer u)
 {
 }
 
-static const DfStockSink sink = { s_metadata, s_begin, s_data, s_end, s_open, s_read, s_close };
+static const DfStockSink sink = { s_metadata, s_begin, s_data, s_end, s_set, s_size, s_read, s_unset };
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
@@ -63,7 +69,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     return 0;
   for (gsize i = 0; i < OLD_LEN; i++)
     old_bytes[i] = (guint8)(i * 31 + 1);
-  DfStockPart part = { .n_objects = n };
+  /* The objects may add up to 1 MiB (what the part declares). */
+  DfStockPart part = { .n_objects = n, .usize = 1024 * 1024 };
   part.objects = g_malloc0 (n * DF_STOCK_OBJREC_LEN);
   for (guint j = 0; j < n; j++)
     {
@@ -80,7 +87,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       g_autoptr (GError) error = NULL;
       if (df_stock_payload_open (&pl, fd, plen, &error))
         {
-          df_stock_execute (&part, &pl, &sink, NULL, NULL, NULL, &error);
+          guint8 source = 0;
+          df_stock_execute (&part, &pl, &sink, &source, NULL, NULL, &error);
           df_stock_payload_clear (&pl);
         }
     }

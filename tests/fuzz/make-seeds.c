@@ -92,7 +92,7 @@ main (int argc, char **argv)
           int pfd = sb->parts[i].inline_data ? -1 : openat (dfd, name, O_RDONLY);
           int out = memfd_create ("payload", 0);
           guint64 len = 0;
-          if (!df_stock_part_decode (sb, i, pfd, out, 1 << 26, &len, NULL, NULL, &error))
+          if (!df_stock_part_decode (sb, i, pfd, -1, out, &len, NULL, NULL, &error))
             return 1;
           g_autofree guint8 *payload = g_malloc (MAX (len, 1));
           if (pread (out, payload, len, 0) != (gssize)len)
