@@ -71,6 +71,33 @@ done
 # describes (staged chunks are not synced): killed while chunks of the large
 # file are staged, the staged bytes are then zeroed and one marker torn. The
 # rerun must notice, apply those chunks again and finish identical.
+# Killed and restarted at once, as an agent or systemd does: the dying
+# process's lock is waited out, no restart finds the repository busy.
+AT_ONCE=${DF_KILLS_AT_ONCE:-20}
+atrepo=$T/at-once
+cp -a "$T/pristine" "$atrepo"
+busy=0 at_kills=0 at_runs=0
+while [ "$at_kills" -lt "$AT_ONCE" ] && [ "$at_runs" -lt $((AT_ONCE * 8)) ]; do
+  at_runs=$((at_runs + 1))
+  "$DF" apply -q --repo="$atrepo" --commit="$c2" --ref=os "$T/delta" >"$T/at.out" 2>&1 &
+  pid=$!
+  delay=$(( RANDOM % (dur_ms + 1) ))
+  sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+  if kill -9 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null
+    at_kills=$((at_kills + 1))
+  else
+    wait "$pid"; rc=$?
+    [ "$rc" = 8 ] && busy=$((busy + 1))
+    [ "$rc" = 0 ] || { not_ok "a restarted apply exited $rc"; sed 's/^/# /' "$T/at.out"; }
+    [ "$(rev "$atrepo" os)" = "$c2" ] && { rm -rf "$atrepo"; cp -a "$T/pristine" "$atrepo"; }
+  fi
+done
+check "$AT_ONCE kills each followed at once by a restart ($at_kills in $at_runs runs)" test "$at_kills" -ge "$AT_ONCE"
+check "no restart found the repository busy (exit 8)" test "$busy" = 0
+expect_exit 0 "the last restart completes" "$DF" apply -q --repo="$atrepo" --commit="$c2" --ref=os "$T/delta"
+check "after the restarts: fsck-clean and identical to v2" checkout_matches "$atrepo" "$c2" "$T/v2"
+
 pl=$T/powerloss
 caught=0
 for try in 1 2 3 4 5 6; do

@@ -4,7 +4,8 @@
 # the envelope checked with GLib independently of deltafetch's parser,
 # verification on apply and fetch with key files and key directories, and
 # every refusal: wrong key, forged contents under a valid signature,
-# unsigned delta or no keys under --require-signatures.
+# unsigned delta under --keys (unless --allow-unsigned) or
+# --require-signatures, no keys under --require-signatures.
 . "$(dirname "$0")/lib.sh"
 
 # keypair NAME: $T/NAME.secret (base64 seed + public key) and $T/NAME.pub
@@ -53,7 +54,21 @@ expect_exit 5 "apply: --require-signatures without keys" "$DF" apply --repo="$de
   --require-signatures "$T/signed"
 expect_exit 2 "apply: a key file that holds no key" "$DF" apply --repo="$dev" --commit="$c1" \
   --keys="$T/good.seed" "$T/signed"
+# Trusted keys alone require a signature: an unsigned delta is refused
+# unless --allow-unsigned says a fleet is still moving to signed deltas.
+expect_exit 5 "apply: --keys alone refuses an unsigned delta" "$DF" apply --repo="$dev" --commit="$c1" \
+  --keys="$T/good.pub" "$T/unsigned"
+check "the refusal says the superblock is not signed" grep -q "not signed" "$T/ee.err"
+expect_exit 2 "apply: --require-signatures contradicts --allow-unsigned" "$DF" apply --repo="$dev" --commit="$c1" \
+  --keys="$T/good.pub" --require-signatures --allow-unsigned "$T/unsigned"
+expect_exit 5 "apply: --allow-unsigned still refuses a signature by another key" "$DF" apply --repo="$dev" \
+  --commit="$c1" --keys="$T/other.pub" --allow-unsigned "$T/signed"
 check "refused deltas wrote nothing" test "$before" = "$(objects_list "$dev")"
+ulet=$T/dev-unsigned
+ostree init --repo="$ulet" --mode=bare
+expect_exit 0 "apply: --keys --allow-unsigned accepts an unsigned delta" "$DF" apply --repo="$ulet" --commit="$c1" \
+  --keys="$T/good.pub" --allow-unsigned "$T/unsigned"
+check "apply --allow-unsigned: fsck-clean and identical" checkout_matches "$ulet" "$c1" "$T/v1"
 mkdir -p "$T/keys.d"
 cp "$T/other.pub" "$T/keys.d/a"
 cp "$T/good.pub" "$T/keys.d/b"
@@ -79,6 +94,17 @@ if start_nginx "$T/www"; then
   check "fetch: v2 verified with the right key" "$DF" fetch --repo="$dev2" --url="$url" --commit="$c2" --ref=os \
     --keys="$T/good.pub" --require-signatures
   check "fetch: fsck-clean and identical" checkout_matches "$dev2" "$c2" "$T/v2"
+  mkdir -p "$T/www/unsigned-repo"
+  usrc=$T/www/unsigned-repo
+  make_src_repo "$usrc" archive
+  "$DF" generate -q --repo="$usrc" --empty --to=os^ >/dev/null
+  udev=$T/udev
+  ostree init --repo="$udev" --mode=bare
+  expect_exit 5 "fetch: --keys alone refuses an unsigned delta" "$DF" fetch --repo="$udev" \
+    --url="http://127.0.0.1:$NGINX_PORT/unsigned-repo" --commit="$(rev "$usrc" os^)" --keys="$T/good.pub" --no-pull-fallback
+  expect_exit 0 "fetch: --keys --allow-unsigned accepts it" "$DF" fetch --repo="$udev" \
+    --url="http://127.0.0.1:$NGINX_PORT/unsigned-repo" --commit="$(rev "$usrc" os^)" --keys="$T/good.pub" \
+    --allow-unsigned --no-pull-fallback
   plain=$T/www/plain
   make_src_repo "$plain" archive
   dev3=$T/dev3

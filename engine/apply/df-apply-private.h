@@ -54,6 +54,15 @@ gboolean df_apply_session_add_part (DfApplySession *s, guint index, int dfd, con
  * object and the ref, commits the transaction. */
 gboolean df_apply_session_finish (DfApplySession *s, DfApplyResult *result, GError **error);
 
+/* Bytes applying native part @p writes into the repository: its objects,
+ * and the chunks of split objects twice (staged, then the object
+ * assembled from them). Its payload size would undercount diff entries. */
+guint64 df_part_output (const DfPart *p);
+
+/* FALSE (DF_ERROR_NO_SPACE) when the filesystem of @dfd has less than
+ * @need bytes free beyond the repository's min-free-space reserve. */
+gboolean df_check_free_space (OstreeRepo *repo, int dfd, guint64 need, GError **error);
+
 /* The signature policy @opts ask for: trusted keys require a signature
  * unless unsigned deltas are allowed explicitly. */
 gboolean df_apply_signature_policy (const DfApplyOptions *opts, DfSignaturePolicy *out, GError **error);

@@ -770,6 +770,19 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
   guint decoders = df_stock_decoders (sb, opts->memory, opts->jobs);
   if (ok)
     df_stock_content_order (sb, plan + n_meta, n_plan - n_meta, decoders);
+  /* Offline, what the delta declares it will write (objects, and payloads
+   * decoded ahead) must fit before a byte is written; a fetch checked
+   * that before downloading. */
+  if (ok && (feed == NULL || feed->wait == NULL))
+    {
+      guint64 need = df_stock_payload_staging (sb, decoders);
+      for (guint i = 0; i < sb->n_parts; i++)
+        if (content_run[i])
+          need += sb->parts[i].usize;
+      for (guint k = 0; k < missing->len; k++)
+        need += sb->fallbacks[g_array_index (missing, guint, k)].usize;
+      ok = df_check_free_space (repo, r->tmp_dfd, need, error);
+    }
   decoders = MIN (decoders, MAX (n_plan, 1));
   result->workers = decoders + 1;
 

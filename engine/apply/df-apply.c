@@ -7,6 +7,7 @@
  * through the same queue); offline apply simply finds them all on disk. */
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "df-apply-private.h"
@@ -480,6 +481,40 @@ part_memory (const DfPart *p)
          + DF_BIG_CACHE_SLOTS * DF_BIG_CACHE_MAX;
 }
 
+guint64
+df_part_output (const DfPart *p)
+{
+  guint64 out = 0;
+  for (guint j = 0; j < p->n_entries; j++)
+    {
+      const DfEntry *e = &p->entries[j];
+      out += e->length;
+      /* A chunk of a split object is staged, then written with the rest. */
+      if (e->objtype == OSTREE_OBJECT_TYPE_FILE && e->length != e->object_size)
+        out += e->length;
+    }
+  return out;
+}
+
+gboolean
+df_check_free_space (OstreeRepo *repo, int dfd, guint64 need, GError **error)
+{
+  guint64 reserve = 0;
+  g_autoptr (GError) ignored = NULL;
+  ostree_repo_get_min_free_space_bytes (repo, &reserve, &ignored);
+  struct statvfs vfs;
+  if (fstatvfs (dfd, &vfs) < 0)
+    return TRUE; /* cannot tell; writes will report ENOSPC */
+  guint64 avail = (guint64)vfs.f_bavail * vfs.f_frsize;
+  if (avail < need || avail - need < reserve)
+    return df_throw (error, DF_ERROR_NO_SPACE,
+                     "not enough free space: the update needs %" G_GUINT64_FORMAT
+                     " MiB plus the repository's reserve of %" G_GUINT64_FORMAT " MiB, %" G_GUINT64_FORMAT
+                     " MiB are free",
+                     need / DF_MIB + 1, reserve / DF_MIB, avail / DF_MIB);
+  return TRUE;
+}
+
 /* TRUE when every entry of content part @i is already in the repository
  * (or staged): the part need not be read. */
 static gboolean
@@ -493,10 +528,24 @@ part_satisfied (Apply *a, guint i)
 }
 
 /* Tells the writer how many chunks each split object has and how many are
- * staged already (resume). */
+ * staged already (resume), and how much it may inflate for patches: at most
+ * DF_WINDOW_PER_BYTE times each patched object (the generator pairs files
+ * at most that far apart in size). */
 static void
 register_splits (Apply *a)
 {
+  g_autoptr (DfObjSet) patched = df_objset_new (NULL);
+  guint64 budget = 0;
+  for (guint i = 0; i < a->sb->n_parts; i++)
+    for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
+      {
+        const DfEntry *e = &a->sb->parts[i].entries[j];
+        if (e->has_source && df_objset_add (patched, e->objtype, e->checksum, NULL)
+            && !df_add_u64 (budget, MIN (e->object_size, G_MAXUINT64 / 8) * DF_WINDOW_PER_BYTE, &budget))
+          budget = G_MAXUINT64;
+      }
+  df_object_writer_set_inflate_budget (a->writer, budget);
+
   g_autoptr (GHashTable) chunks = g_hash_table_new_full (df_keyed_str_hash, g_str_equal, g_free, g_free);
   for (guint i = 0; i < a->sb->n_parts; i++)
     for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
@@ -1041,6 +1090,14 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
   g_clear_pointer (&file, g_bytes_unref);
   g_autoptr (DfApplySession) s = df_apply_session_new (repo, sb, opts, cancellable, error);
   if (s == NULL)
+    return FALSE;
+  /* What the delta declares it will write must fit before a byte is: a
+   * small delta can declare gigabytes. */
+  guint64 need = 0;
+  for (guint i = 0; i < s->sb->n_parts; i++)
+    if (df_apply_session_part_needed (s, i))
+      need += df_part_output (&s->sb->parts[i]);
+  if (!df_check_free_space (repo, ostree_repo_get_dfd (repo), need, error))
     return FALSE;
   /* Offline, every part is at hand: hand them over in file order (the
    * session accepts any order). */

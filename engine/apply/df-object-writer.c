@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gio/gunixinputstream.h>
+#include <gio/gunixoutputstream.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,12 +17,33 @@ typedef struct
   guint64 size;
 } Split;
 
+/* A source object inflated into a temporary file (repositories that do
+ * not keep content in place), shared by the workers. */
+typedef struct
+{
+  guint8 csum[DF_SHA256_LEN];
+  int fd; /* -1 while loading */
+  guint64 size;
+  guint refs;
+  guint64 last_use;
+} Inflated;
+
+/* Inflated sources nobody uses are kept, the most recently used first, up
+ * to this many. */
+#define DF_INFLATED_KEEP 2
+
 struct _DfObjectWriter
 {
   OstreeRepo *repo;
   char *state_dir;
   int state_dfd;
+  int tmp_dfd;
   GMutex lock;
+  GCond source_cond;
+  GPtrArray *inflated;    /* Inflated*, under lock */
+  guint64 inflated_bytes; /* in all, under lock */
+  guint64 inflate_budget;
+  guint64 use_tick;
   GHashTable *splits; /* hex → Split* */
   GHashTable *verified_markers; /* markers checked against their chunk (under lock) */
   guint64 objects, bytes;
@@ -90,7 +112,11 @@ df_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error)
   w->repo = g_object_ref (repo);
   w->state_dir = g_strdup (state_dir);
   w->state_dfd = dfd;
+  w->tmp_dfd = openat (repo_dfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  w->inflated = g_ptr_array_new ();
+  w->inflate_budget = G_MAXUINT64;
   g_mutex_init (&w->lock);
+  g_cond_init (&w->source_cond);
   w->splits = g_hash_table_new_full (df_keyed_str_hash, g_str_equal, g_free, g_free);
   w->verified_markers = g_hash_table_new_full (df_keyed_str_hash, g_str_equal, g_free, NULL);
   g_cond_init (&w->flush_cond);
@@ -110,6 +136,17 @@ df_object_writer_free (DfObjectWriter *w)
   g_free (w->state_dir);
   if (w->state_dfd >= 0)
     close (w->state_dfd);
+  if (w->tmp_dfd >= 0)
+    close (w->tmp_dfd);
+  for (guint i = 0; i < w->inflated->len; i++)
+    {
+      Inflated *s = w->inflated->pdata[i];
+      g_assert (s->refs == 0);
+      close (s->fd);
+      g_free (s);
+    }
+  g_ptr_array_unref (w->inflated);
+  g_cond_clear (&w->source_cond);
   g_mutex_clear (&w->lock);
   g_hash_table_unref (w->splits);
   g_hash_table_unref (w->verified_markers);
@@ -381,53 +418,174 @@ read_bare_window (OstreeRepo *repo, const char *hex, guint64 off, gsize len, Sou
   return df_pread_all (fd, sw->owned, len, off, what, error);
 }
 
-/* Makes [off, off+len) of an existing content object available in @sw. */
+void
+df_object_writer_set_inflate_budget (DfObjectWriter *w, guint64 bytes)
+{
+  w->inflate_budget = bytes;
+}
+
+/* Drops inflated sources nobody uses beyond the DF_INFLATED_KEEP most
+ * recently used. Called with the lock held. */
+static void
+inflated_trim (DfObjectWriter *w)
+{
+  for (;;)
+    {
+      guint idle = 0, oldest = G_MAXUINT;
+      for (guint i = 0; i < w->inflated->len; i++)
+        {
+          Inflated *s = w->inflated->pdata[i];
+          if (s->refs > 0)
+            continue;
+          idle++;
+          if (oldest == G_MAXUINT || s->last_use < ((Inflated *)w->inflated->pdata[oldest])->last_use)
+            oldest = i;
+        }
+      if (idle <= DF_INFLATED_KEEP)
+        return;
+      Inflated *s = g_ptr_array_steal_index_fast (w->inflated, oldest);
+      close (s->fd);
+      g_free (s);
+    }
+}
+
+static void
+inflated_release (DfObjectWriter *w, Inflated *s)
+{
+  g_mutex_lock (&w->lock);
+  s->refs--;
+  s->last_use = ++w->use_tick;
+  inflated_trim (w);
+  g_mutex_unlock (&w->lock);
+}
+
+/* Source object @csum, inflated once into a temporary file however many
+ * patches and workers read it: in an archive repository the content is a
+ * compressed stream, and reading a window at an offset would mean
+ * inflating everything before it, once per patch. The source may be at
+ * most DF_WINDOW_PER_BYTE times the object rebuilt from it (what the
+ * generator pairs), and all the inflating of an apply stays within its
+ * budget (df_object_writer_set_inflate_budget()), so a delta cannot make
+ * apply inflate far more than it writes. */
+static Inflated *
+inflated_get (DfObjectWriter *w, const char *hex, const guint8 csum[DF_SHA256_LEN], guint64 object_size,
+              GCancellable *c, GError **error)
+{
+  g_mutex_lock (&w->lock);
+  Inflated *s = NULL;
+  for (;;)
+    {
+      s = NULL;
+      for (guint i = 0; i < w->inflated->len && s == NULL; i++)
+        if (memcmp (((Inflated *)w->inflated->pdata[i])->csum, csum, DF_SHA256_LEN) == 0)
+          s = w->inflated->pdata[i];
+      if (s == NULL || s->fd >= 0)
+        break;
+      g_cond_wait (&w->source_cond, &w->lock); /* another worker is inflating it */
+    }
+  if (s)
+    {
+      s->refs++;
+      g_mutex_unlock (&w->lock);
+      return s;
+    }
+  s = g_new0 (Inflated, 1);
+  memcpy (s->csum, csum, DF_SHA256_LEN);
+  s->fd = -1;
+  s->refs = 1;
+  g_ptr_array_add (w->inflated, s);
+  g_mutex_unlock (&w->lock);
+
+  gboolean ok = FALSE;
+  int fd = -1;
+  g_autoptr (GInputStream) in = NULL;
+  g_autoptr (GFileInfo) info = NULL;
+  g_autoptr (GError) local = NULL;
+  if (!ostree_repo_load_file (w->repo, hex, &in, &info, NULL, c, &local))
+    df_throw (error, DF_ERROR_MISSING_BASE, "source object %s is not in the repository", hex);
+  else if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR)
+    df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
+  else
+    {
+      guint64 size = g_file_info_get_size (info);
+      gboolean over = object_size <= G_MAXUINT64 / DF_WINDOW_PER_BYTE && size > object_size * DF_WINDOW_PER_BYTE;
+      g_mutex_lock (&w->lock);
+      gboolean spent = w->inflated_bytes + size > w->inflate_budget;
+      if (!over && !spent)
+        w->inflated_bytes += size;
+      g_mutex_unlock (&w->lock);
+      if (over)
+        df_throw (error, DF_ERROR_INVALID_DELTA,
+                  "source object %s has %" G_GUINT64_FORMAT " bytes, too many for an object of %" G_GUINT64_FORMAT, hex,
+                  size, object_size);
+      else if (spent)
+        df_throw (error, DF_ERROR_INVALID_DELTA,
+                  "the delta's patches need more source bytes inflated than %" G_GUINT64_FORMAT
+                  " (%u times what they make)",
+                  w->inflate_budget, DF_WINDOW_PER_BYTE);
+      else if ((fd = openat (w->tmp_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
+        df_throw_errno (error, errno, "creating a temporary file in the repository");
+      else
+        {
+          g_autoptr (GOutputStream) out = g_unix_output_stream_new (fd, FALSE);
+          gssize n = g_output_stream_splice (out, in, 0, c, error);
+          if (n >= 0 && (guint64)n != size)
+            df_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
+          else if (n >= 0)
+            ok = TRUE;
+          if (!ok)
+            df_error_normalize (error, NULL);
+        }
+    }
+  g_mutex_lock (&w->lock);
+  if (ok)
+    {
+      s->fd = fd;
+      s->size = g_file_info_get_size (info);
+    }
+  else
+    {
+      if (fd >= 0)
+        close (fd);
+      g_ptr_array_remove_fast (w->inflated, s);
+      g_free (s);
+      s = NULL;
+    }
+  g_cond_broadcast (&w->source_cond);
+  g_mutex_unlock (&w->lock);
+  return s;
+}
+
+/* Makes [off, off+len) of an existing content object available in @sw,
+ * for rebuilding an object of @object_size bytes. */
 static gboolean
-open_source_window (OstreeRepo *repo, const guint8 csum[DF_SHA256_LEN], guint64 off, gsize len, SourceWindow *sw,
-                    GCancellable *c, GError **error)
+open_source_window (DfObjectWriter *w, const guint8 csum[DF_SHA256_LEN], guint64 off, gsize len,
+                    guint64 object_size, SourceWindow *sw, GCancellable *c, GError **error)
 {
   char hex[65];
   df_hex (csum, hex);
   g_autoptr (GError) local = NULL;
-  if (read_bare_window (repo, hex, off, len, sw, &local))
+  if (read_bare_window (w->repo, hex, off, len, sw, &local))
     return TRUE;
   if (local)
     {
       g_propagate_error (error, g_steal_pointer (&local));
       return FALSE;
     }
-  g_autoptr (GInputStream) in = NULL;
-  g_autoptr (GFileInfo) info = NULL;
-  if (!ostree_repo_load_file (repo, hex, &in, &info, NULL, c, &local))
-    return df_throw (error, DF_ERROR_MISSING_BASE, "source object %s is not in the repository", hex);
-  if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
-  if (!check_window (hex, g_file_info_get_size (info), off, len, error))
+  Inflated *s = inflated_get (w, hex, csum, object_size, c, error);
+  if (s == NULL)
     return FALSE;
-  /* Archive objects are compressed streams and must be read through. */
-  sw->owned = df_big_alloc (len);
-  sw->owned_len = len;
-  sw->data = sw->owned;
-  if (off > 0)
+  gboolean ok = check_window (hex, s->size, off, len, error);
+  if (ok)
     {
-      g_autofree guint8 *skipbuf = g_malloc (DF_COPY_BUFFER);
-      guint64 left = off;
-      while (left > 0)
-        {
-          gssize n = g_input_stream_read (in, skipbuf, MIN (left, (guint64)DF_COPY_BUFFER), c, error);
-          if (n < 0)
-            return FALSE;
-          if (n == 0)
-            return df_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
-          left -= n;
-        }
+      sw->owned = df_big_alloc (len);
+      sw->owned_len = len;
+      sw->data = sw->owned;
+      g_autofree char *what = g_strdup_printf ("source object %s", hex);
+      ok = df_pread_all (s->fd, sw->owned, len, off, what, error);
     }
-  gsize got = 0;
-  if (!g_input_stream_read_all (in, sw->owned, len, &got, c, error))
-    return FALSE;
-  if (got != len)
-    return df_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
-  return TRUE;
+  inflated_release (w, s);
+  return ok;
 }
 
 /* Decodes a zstd-ref patch (@patch) or the next diff of @r into exactly
@@ -448,7 +606,7 @@ decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize pa
     }
   gsize slen = e->src_length;
   SourceWindow src = { 0 };
-  if (!open_source_window (w->repo, e->source, e->src_offset, slen, &src, c, error))
+  if (!open_source_window (w, e->source, e->src_offset, slen, e->object_size, &src, c, error))
     {
       source_window_release (&src);
       return NULL;

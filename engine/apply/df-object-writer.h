@@ -14,6 +14,10 @@ typedef struct _DfObjectWriter DfObjectWriter;
  * that are split across parts; it survives a crash and is reused. */
 DfObjectWriter *df_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error);
 void df_object_writer_free (DfObjectWriter *w);
+/* In repositories that keep content compressed (archive mode), patches
+ * read their sources from inflated copies; inflating may come to at most
+ * @bytes in all (default: no limit). */
+void df_object_writer_set_inflate_budget (DfObjectWriter *w, guint64 bytes);
 /* Ends the early-writeback thread; call before committing the transaction. */
 void df_object_writer_stop_writeback (DfObjectWriter *w);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfObjectWriter, df_object_writer_free)

@@ -1450,20 +1450,7 @@ check_space (Fetch *f, GError **error)
   /* A stock delta's parts are also decoded into temporary files first. */
   if (f->stock)
     need += df_stock_payload_staging (f->stock, df_stock_decoders (f->stock, f->o->memory, f->o->jobs));
-  guint64 reserve = 0;
-  g_autoptr (GError) ignored = NULL;
-  ostree_repo_get_min_free_space_bytes (f->repo, &reserve, &ignored);
-  struct statvfs vfs;
-  if (fstatvfs (f->store_dfd, &vfs) < 0)
-    return TRUE; /* cannot tell; writes will report ENOSPC */
-  guint64 avail = (guint64)vfs.f_bavail * vfs.f_frsize;
-  if (avail < need || avail - need < reserve)
-    return df_throw (error, DF_ERROR_NO_SPACE,
-                     "not enough free space: the update needs %" G_GUINT64_FORMAT
-                     " MiB plus the repository's reserve of %" G_GUINT64_FORMAT " MiB, %" G_GUINT64_FORMAT
-                     " MiB are free",
-                     need / DF_MIB + 1, reserve / DF_MIB, avail / DF_MIB);
-  return TRUE;
+  return df_check_free_space (f->repo, f->store_dfd, need, error);
 }
 
 static gboolean
@@ -1678,23 +1665,6 @@ apply_options (Fetch *f)
   return aopts;
 }
 
-/* What applying native part @dp adds to the disk: the objects its entries
- * produce, and the chunks of split objects twice (staged, then the object
- * assembled from them). Its payload size would undercount diff entries. */
-static guint64
-native_part_output (const DfPart *dp)
-{
-  guint64 out = 0;
-  for (guint j = 0; j < dp->n_entries; j++)
-    {
-      const DfEntry *e = &dp->entries[j];
-      out += e->length;
-      if (e->objtype == OSTREE_OBJECT_TYPE_FILE && e->length != e->object_size)
-        out += e->length;
-    }
-  return out;
-}
-
 /* Downloads and applies the native delta whose superblock @sb_bytes
  * (verified against the index) describes. */
 static gboolean
@@ -1728,7 +1698,7 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
         const DfPart *dp = &f->sb->parts[i];
         if ((pass == 0) != (dp->kind == DF_PART_KIND_METADATA))
           continue;
-        if (!part_plan (f, i, dp->compressed_size, dp->sha256, native_part_output (dp),
+        if (!part_plan (f, i, dp->compressed_size, dp->sha256, df_part_output (dp),
                         df_apply_session_part_needed (f->session, i), error))
           return FALSE;
         if (f->fatal)
