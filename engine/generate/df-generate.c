@@ -1272,6 +1272,17 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
     sb->parts = (DfPart *)g_array_free (g.parts, FALSE);
     g.parts = NULL;
     g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+    /* Never publish a delta apply would refuse: the superblock is read back
+     * with apply's own parser (its limits: file, body and entries). */
+    {
+      g_autoptr (GError) check = NULL;
+      g_autoptr (DfSuperblock) back = df_superblock_parse (bytes, &check);
+      if (back == NULL)
+        {
+          df_throw (&local, DF_ERROR_FAILED, "the delta would break the format's limits: %s", check->message);
+          goto done;
+        }
+    }
     if (signer)
       {
         GBytes *wrapped = df_signer_wrap (signer, bytes, &local);
