@@ -76,25 +76,10 @@ done
 AT_ONCE=${DF_KILLS_AT_ONCE:-20}
 atrepo=$T/at-once
 cp -a "$T/pristine" "$atrepo"
-busy=0 at_kills=0 at_runs=0
-while [ "$at_kills" -lt "$AT_ONCE" ] && [ "$at_runs" -lt $((AT_ONCE * 8)) ]; do
-  at_runs=$((at_runs + 1))
-  "$DF" apply -q --repo="$atrepo" --commit="$c2" --ref=os "$T/delta" >"$T/at.out" 2>&1 &
-  pid=$!
-  delay=$(( RANDOM % (dur_ms + 1) ))
-  sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
-  if kill -9 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null
-    at_kills=$((at_kills + 1))
-  else
-    wait "$pid"; rc=$?
-    [ "$rc" = 8 ] && busy=$((busy + 1))
-    [ "$rc" = 0 ] || { not_ok "a restarted apply exited $rc"; sed 's/^/# /' "$T/at.out"; }
-    [ "$(rev "$atrepo" os)" = "$c2" ] && { rm -rf "$atrepo"; cp -a "$T/pristine" "$atrepo"; }
-  fi
-done
-check "$AT_ONCE kills each followed at once by a restart ($at_kills in $at_runs runs)" test "$at_kills" -ge "$AT_ONCE"
-check "no restart found the repository busy (exit 8)" test "$busy" = 0
+kill_restart_at_once "$AT_ONCE" "$dur_ms" "$atrepo" "$T/pristine" "$c2" \
+  "$DF" apply -q --repo="$atrepo" --commit="$c2" --ref=os "$T/delta"
+check "$AT_ONCE kills each followed at once by a restart ($AT_KILLS in $AT_RUNS runs)" test "$AT_KILLS" -ge "$AT_ONCE"
+check "no restart found the repository busy (exit 8)" test "$AT_BUSY" = 0
 expect_exit 0 "the last restart completes" "$DF" apply -q --repo="$atrepo" --commit="$c2" --ref=os "$T/delta"
 check "after the restarts: fsck-clean and identical to v2" checkout_matches "$atrepo" "$c2" "$T/v2"
 

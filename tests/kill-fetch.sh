@@ -56,6 +56,10 @@ cp -a "$base" "$lockrepo"
 fetch "$lockrepo" >"$T/first.out" 2>&1 &
 first=$!
 sleep 0.3
+# With the default timeout, a second fetch waits for the first to finish,
+# says so in its JSON events, and then has nothing left to do.
+"$DF" fetch --json --repo="$lockrepo" --url="$url" --commit="$c2" --ref=os >"$T/second.json" 2>"$T/second.err" &
+second=$!
 t0=$(date +%s%N)
 expect_exit 8 "a second fetch into the same repository waits 1 s, then is refused while the first runs" \
   "$DF" fetch -q --repo="$lockrepo" --url="$url" --commit="$c2" --ref=os --lock-timeout=1
@@ -63,10 +67,6 @@ waited_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "the refusal says why" grep -q "another deltafetch.*waited 1 s" "$T/ee.err"
 check "it waited the timeout out (${waited_ms} ms)" test "$waited_ms" -ge 1000
 expect_exit 8 "so is an apply" "$DF" apply -q --repo="$lockrepo" --commit="$c2" --lock-timeout=1 "$delta_dir"
-# With the default timeout, a second fetch waits for the first to finish,
-# says so in its JSON events, and then has nothing left to do.
-"$DF" fetch --json --repo="$lockrepo" --url="$url" --commit="$c2" --ref=os >"$T/second.json" 2>"$T/second.err" &
-second=$!
 check "the first fetch completes" wait "$first"
 check "the waiting fetch completes once the first is done" wait "$second"
 check "the waiting fetch reported its wait" grep -q '"event":"waiting"' "$T/second.json"
@@ -78,25 +78,9 @@ check "the first fetch's result is fsck-clean and identical to v2" checkout_matc
 AT_ONCE=${DF_KILLS_AT_ONCE:-20}
 atrepo=$T/at-once
 cp -a "$base" "$atrepo"
-busy=0 at_kills=0 at_runs=0
-while [ "$at_kills" -lt "$AT_ONCE" ] && [ "$at_runs" -lt $((AT_ONCE * 4)) ]; do
-  at_runs=$((at_runs + 1))
-  fetch "$atrepo" >"$T/at.out" 2>&1 &
-  pid=$!
-  delay=$(( 50 + RANDOM % (dur_ms / 4 + 1) ))
-  sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
-  if kill -9 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null
-    at_kills=$((at_kills + 1))
-  else
-    wait "$pid"; rc=$?
-    [ "$rc" = 8 ] && busy=$((busy + 1))
-    [ "$rc" = 0 ] || { not_ok "a restarted fetch exited $rc"; sed 's/^/# /' "$T/at.out"; }
-    [ "$(rev "$atrepo" os)" = "$c2" ] && { rm -rf "$atrepo"; cp -a "$base" "$atrepo"; }
-  fi
-done
-check "$AT_ONCE kills each followed at once by a restart ($at_kills in $at_runs runs)" test "$at_kills" -ge "$AT_ONCE"
-check "no restart found the repository busy (exit 8)" test "$busy" = 0
+kill_restart_at_once "$AT_ONCE" $((dur_ms / 4)) "$atrepo" "$base" "$c2" fetch "$atrepo"
+check "$AT_ONCE kills each followed at once by a restart ($AT_KILLS in $AT_RUNS runs)" test "$AT_KILLS" -ge "$AT_ONCE"
+check "no restart found the repository busy (exit 8)" test "$AT_BUSY" = 0
 expect_exit 0 "the last restart completes" "$DF" fetch -q --repo="$atrepo" --url="$url" --commit="$c2" --ref=os
 check "after the restarts: fsck-clean and identical to v2" checkout_matches "$atrepo" "$c2" "$T/v2"
 

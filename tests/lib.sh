@@ -95,6 +95,35 @@ try_refused () {
   check "$name: repo still fsck-clean" ostree fsck --repo="$repo"
 }
 
+# kill_restart_at_once N MAX_MS REPO PRISTINE NEW CMD...: runs CMD (an apply
+# or fetch into REPO, which must exec deltafetch) in the background, kills it
+# with SIGKILL after 50 ms plus a random part of MAX_MS and starts it again
+# at once, as an agent or systemd restarts it, until N kills have landed. A
+# run that ends on its own must succeed: exit 0, never 8 (the repository
+# busy); once REPO's ref os is on NEW the update starts over from PRISTINE.
+# Sets AT_KILLS, AT_RUNS and AT_BUSY; failures are reported as they happen.
+kill_restart_at_once () {
+  local n=$1 max=$2 repo=$3 pristine=$4 new=$5; shift 5
+  local pid delay rc
+  AT_KILLS=0 AT_RUNS=0 AT_BUSY=0
+  while [ "$AT_KILLS" -lt "$n" ] && [ "$AT_RUNS" -lt $((n * 8)) ]; do
+    AT_RUNS=$((AT_RUNS + 1))
+    "$@" >"$T/at.out" 2>&1 &
+    pid=$!
+    delay=$(( 50 + RANDOM % (max + 1) ))
+    sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+    if kill -9 "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null
+      AT_KILLS=$((AT_KILLS + 1))
+    else
+      wait "$pid"; rc=$?
+      [ "$rc" = 8 ] && AT_BUSY=$((AT_BUSY + 1))
+      [ "$rc" = 0 ] || { not_ok "a restarted run exited $rc"; sed 's/^/# /' "$T/at.out"; }
+      [ "$(rev "$repo" os)" = "$new" ] && { rm -rf "$repo"; cp -a "$pristine" "$repo"; }
+    fi
+  done
+}
+
 # checkout_matches REPO COMMIT TREE: fsck clean and checkout identical to TREE
 checkout_matches () {
   local repo=$1 commit=$2 tree=$3 co
