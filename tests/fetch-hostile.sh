@@ -20,12 +20,16 @@ if [ "$KIND" = stock ]; then
   ostree static-delta generate --repo="$src" --from=os^ --to=os >/dev/null
   ostree summary -u --repo="$src"
   ddir=$src/$(cd "$src" && find deltas -mindepth 2 -maxdepth 2 -type d -name '*-*')
-  idx_size=$(stat -c %s "$src/delta-indexes/${c2:0:2}/${c2:2}.index")
+  # delta-indexes/ names a commit in OSTree's modified base64, as deltas/ does
+  IDX_REL=$(python3 -c 'import base64, sys
+b = base64.b64encode(bytes.fromhex(sys.argv[1])).decode().rstrip("=").replace("/", "_")
+print("delta-indexes/%s/%s.index" % (b[:2], b[2:]))' "$c2")
 else
   publish_pair
   ddir=$src/deltafetch/v1/deltas/$c1-$c2
-  idx_size=$(stat -c %s "$src/deltafetch/v1/indexes/$c2.index")
+  IDX_REL=deltafetch/v1/indexes/$c2.index
 fi
+idx_size=$(stat -c %s "$src/$IDX_REL")
 DREL=${ddir#"$src"/}
 sb_size=$(stat -c %s "$ddir/superblock")
 # The largest part of the v1 -> v2 delta: size and number.
@@ -492,6 +496,76 @@ check "stalled mirror: nginx served parts" bash -c "tail -n +$NG_FROM '$NG_LOG' 
 # Failing over takes the index and superblock attempts on the stalled
 # mirror (2 x 2 s each at most), then nginx serves every part.
 check "stalled mirror: failed over in $MS ms < 12000 ms" test "$MS" -lt 12000
+rules '[]'
+
+# switched_from URL DESC: the last fetch emitted a mirror-switch event for URL
+switched_from () {
+  check "$2: a mirror-switch event names $1" python3 - "$OUT" "$1" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+assert any(e["event"] == "mirror-switch" and e.get("url") == sys.argv[2] for e in ev), ev[-3:]
+PY
+}
+# flip_at FILE DIGEST-OF: an offset inside FILE where the SHA-256 of
+# DIGEST-OF is written (the index's or delta table's entry for that
+# superblock), so that flipping it breaks the link between the two
+flip_at () {
+  python3 - "$1" "$2" <<'PY'
+import hashlib, sys
+data = open(sys.argv[1], "rb").read()
+at = data.find(hashlib.sha256(open(sys.argv[2], "rb").read()).digest())
+assert at >= 0, "digest not found"
+print(at + 7)
+PY
+}
+# small_flip NAME PATH OFFSET WHAT [second-mirror]: the fault server flips
+# byte OFFSET of the file at PATH (under the repo) and nothing else. With a
+# good second mirror (nginx, unless the fault server's repo2 is given) the
+# fetch completes with that mirror's copy of the file, the fault server
+# demoted with a mirror-switch event; alone it fails with exit 4 and leaves
+# the repo untouched.
+small_flip () {
+  local name=$1 path=$2 off=$3 what=$4 second=${5:-$good} rule
+  rule='[{"match": "*/repo/'"$path"'", "fault": "flip", "offset": '"$off"'}'${EXTRA_RULES:-}']'
+  rules "$rule"
+  fetch_case "$name-mirror" --url="$bad" --url="$second"
+  rc_is 0 "$what flipped by the first mirror, a good second mirror"
+  completed "$what flipped + good mirror"
+  switched_from "$bad" "$what flipped + good mirror"
+  check "$what flipped + good mirror: the fault server flipped it" \
+    test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["fault"] == "flip")')" -ge 1
+  if [ "$second" = "$good" ]; then
+    check "$what flipped + good mirror: nginx served it" bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q ' /repo/$path '"
+  else
+    check "$what flipped + good mirror: the second mirror served it" \
+      test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["path"] == "/repo2/'"$path"'" and e["status"] == 200)')" -ge 1
+  fi
+  rules "$rule"
+  fetch_case "$name-alone" --url="$bad"
+  rc_is 4 "$what flipped by the only mirror"
+  check "$what flipped, alone: every mirror failed" grep -q "every mirror failed" "$ERR"
+  untouched "$what flipped, alone"
+}
+
+# 20. A mirror that damages one small file the fetcher reads before any part
+# (case 16 for the index, the superblock and the stock delta table): the
+# file fails its check (the superblock against the index or digest from the
+# same mirror), that mirror is demoted, and discovery starts over on the
+# next, index included.
+if [ "$KIND" = native ]; then
+  small_flip index "$IDX_REL" "$(flip_at "$src/$IDX_REL" "$ddir/superblock")" "native index"
+  small_flip superblock "$DREL/superblock" "$((sb_size / 2))" "native superblock"
+else
+  small_flip delta-index "$IDX_REL" "$(flip_at "$src/$IDX_REL" "$ddir/superblock")" "stock delta-indexes/ entry"
+  small_flip stock-superblock "$DREL/superblock" "$((sb_size / 2))" "stock superblock"
+  # The summary is read when no mirror has a delta-indexes/ entry: the
+  # second mirror is the fault server again, under another name, without a
+  # fault on what it serves there.
+  ln -s repo "$T/www/repo2"
+  EXTRA_RULES=', {"match": "*/delta-indexes/*", "fault": "status", "code": 404}' \
+    small_flip summary summary "$(flip_at "$src/summary" "$ddir/superblock")" "stock summary" \
+    "http://127.0.0.1:$FS_PORT/repo2"
+fi
 rules '[]'
 
 finish
