@@ -568,4 +568,22 @@ else
 fi
 rules '[]'
 
+# 21. Header floods (case 3 for headers): one header line over libcurl's
+# 100 KiB cap on a line, and 400 lines of 1 kB, over its 300 KiB in all.
+# Refused (exit 9) saying what happened, not "Out of memory".
+rules '[{"match": "'"$PARTS"'", "fault": "header_flood", "size": 200000}]'
+fetch_case header-line --url="$bad" --retries=1
+rc_is 9 "a 200 kB header line on the parts"
+check "200 kB header line: the error says a header line exceeded 102400 bytes" \
+  grep -q "a reply header line exceeded 102400 bytes" "$ERR"
+within 30000 "200 kB header line"
+untouched "200 kB header line"
+rules '[{"match": "'"$PARTS"'", "fault": "header_flood", "size": 1024, "lines": 400}]'
+fetch_case header-lines --url="$bad" --retries=1
+rc_is 9 "400 header lines of 1 kB on the parts"
+check "400 header lines: the error names the headers' size" grep -qi "response headers" "$ERR"
+within 30000 "400 header lines"
+untouched "400 header lines"
+rules '[]'
+
 finish

@@ -723,6 +723,18 @@ judge (Xfer *x, CURLcode rc, DfError *kind, char **msg)
     case CURLE_URL_MALFORMAT:
       *msg = g_strdup_printf ("%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror (rc));
       return OUTCOME_DEMOTE;
+    case CURLE_OUT_OF_MEMORY:
+      /* libcurl 7.88 refuses a header line longer than its cap this way,
+       * with nothing in the error buffer, before on_header() sees it. (Its
+       * cap on all headers together, 300 KiB, gives CURLE_RECV_ERROR and
+       * says so in the error buffer.) */
+      if (!x->headers_checked && !x->errbuf[0])
+        {
+          *msg = g_strdup_printf ("a reply header line exceeded %d bytes", CURL_MAX_HTTP_HEADER);
+          return OUTCOME_DEMOTE;
+        }
+      *msg = g_strdup_printf ("%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror (rc));
+      return OUTCOME_RETRY;
     default:
       *msg = g_strdup_printf ("%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror (rc));
       return OUTCOME_RETRY;
