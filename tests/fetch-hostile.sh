@@ -586,4 +586,84 @@ within 30000 "400 header lines"
 untouched "400 header lines"
 rules '[]'
 
+# 22. No delta at all on the server: fetch hands over to libostree's pull,
+# which has no slow-retrieval defence of its own (cases 5, 6 and 7 through
+# the fallback). A repository with both commits and nothing else, on both
+# servers; the faults hit its objects, the v2 commit object included, so a
+# refused pull has written nothing.
+plain=$T/www/plain
+ostree init --repo="$plain" --mode=archive
+ostree pull-local --repo="$plain" "$src" "$c1" "$c2" >/dev/null
+pbad=http://127.0.0.1:$FS_PORT/plain
+POBJ="*/plain/objects/*"
+# pulled DESC: the fetch took libostree's pull; no remote of it is left
+pulled () {
+  check "$1: the path was libostree's pull" grep -q '"event":"start","path":"pull"' "$OUT"
+  check "$1: no fallback remote left in the repo config" bash -c "! grep -q deltafetch-fallback '$DEV/config'"
+}
+# Headers, then silence: the low-speed limit ends it after its 2 s.
+rules '[{"match": "'"$POBJ"'", "fault": "stall", "seconds": 60}]'
+fetch_case pull-stall --url="$pbad" --min-rate=0
+rc_is 10 "fallback pull: stall after the headers"
+within 15000 "fallback pull: stall after the headers"
+check "fallback pull stall: the error says what was too slow" grep -q "too slow: .*below the low-speed limit" "$ERR"
+untouched "fallback pull stall"
+pulled "fallback pull stall"
+# Bursts of 30 bytes 1.5 s apart: never silent for long, 20 B/s on average,
+# 50 times below the 1000 B/s limit.
+rules '[{"match": "'"$POBJ"'", "fault": "burst", "bytes": 30, "seconds": 1.5}]'
+fetch_case pull-burst --url="$pbad" --low-speed-limit=1000 --min-rate=0
+rc_is 10 "fallback pull: bursts of 30 bytes every 1.5 s"
+within 15000 "fallback pull: bursts"
+check "fallback pull bursts: the error says what was too slow" grep -q "too slow: .*below the low-speed limit" "$ERR"
+untouched "fallback pull bursts"
+pulled "fallback pull bursts"
+# File objects in bursts well above the low-speed limit, together below the
+# minimum rate: the deadline ends it once the grace (connect timeout + low-
+# speed time, 5 s) is over, not before. What the pull wrote are objects of v2.
+rules '[{"match": "*/plain/objects/*.filez", "fault": "burst", "bytes": 500, "seconds": 0.25}]'
+fetch_case pull-deadline --url="$pbad" --low-speed-limit=1000 --min-rate=50000
+rc_is 10 "fallback pull: 2000 B/s per object, 50000 B/s minimum rate"
+within 20000 "fallback pull: below the minimum rate"
+check "fallback pull below the minimum rate: not before the 5 s grace" test "$MS" -ge 5000
+check "fallback pull below the minimum rate: the error says what was too slow" \
+  grep -q "too slow: .*below the minimum average rate of 50000" "$ERR"
+check "fallback pull below the minimum rate: ref still at v1" test "$(rev "$DEV" os)" = "$c1"
+check "fallback pull below the minimum rate: repo fsck-clean" ostree fsck --repo="$DEV"
+check "fallback pull below the minimum rate: new objects are all objects of v2" \
+  test -z "$(comm -13 <(objects_list "$T/dev-clean") <(objects_list "$DEV"))"
+pulled "fallback pull below the minimum rate"
+# Slow but acceptable: every object in bursts of 4 kB every 0.1 s, above a
+# 10000 B/s low-speed limit and a 20000 B/s minimum rate: completes.
+rules '[{"match": "'"$POBJ"'", "fault": "burst", "bytes": 4096, "seconds": 0.1}]'
+fetch_case pull-slow --url="$pbad" --low-speed-limit=10000 --min-rate=20000
+rc_is 0 "fallback pull through a slow but acceptable server"
+completed "fallback pull, slow but acceptable"
+pulled "fallback pull, slow but acceptable"
+check "fallback pull, slow but acceptable: the objects came in bursts" \
+  test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["fault"] == "burst")')" -ge 1
+# kill -9 while the pull stalls: the pull's remote stays in the repo config
+# (nothing can remove it then); the next fetch of any kind removes it.
+rules '[{"match": "'"$POBJ"'", "fault": "stall", "seconds": 60}]'
+DEV=$T/dev-pull-kill
+rm -rf "$DEV"
+cp -a "$base" "$DEV"
+LOG_FROM=$(($(count_lines "$FS_LOG") + 1))
+"$DF" fetch --repo="$DEV" --url="$pbad" --commit="$c2" --ref=os --json >"$T/pull-kill.json" 2>&1 &
+pid=$!
+for _ in $(seq 200); do
+  grep -q deltafetch-fallback "$DEV/config" && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.05
+done
+sleep 0.5
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+check "fallback pull kill -9: the pull's remote was in the repo config" grep -q deltafetch-fallback "$DEV/config"
+rules '[]'
+run_fetch pull-kill-rerun --url="$good"
+rc_is 0 "fallback pull kill -9: a fetch from nginx afterwards"
+completed "fallback pull kill -9, then a fetch"
+check "fallback pull kill -9, then a fetch: the remote is gone" bash -c "! grep -q deltafetch-fallback '$DEV/config'"
+
 finish

@@ -2226,6 +2226,8 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
   df_autofd lock = df_repo_lock (repo, error);
   if (lock < 0)
     return FALSE;
+  /* A run killed during its fallback pull left that pull's remote behind. */
+  df_fetch_pull_forget_remote (repo);
   g_strlcpy (res->commit, o->commit, sizeof res->commit);
 
   g_autofree char *from = NULL;
