@@ -192,6 +192,35 @@ check "trickle: right bytes, at about the rate (30 kB at 20 kB/s)" \
 MAXT=1 fetch trickle2 "$URL/big"
 check "trickle: a whole file times out" '[ "$RC" = 28 ] && [ "$SIZE" -lt 100000 ]'
 
+# 5000 bytes in bursts of 2000 with 0.6 s of silence after each: the right
+# bytes, after the two pauses (1.2 s). With 2 s pauses, a client that gives
+# up after 1 s has exactly the first burst.
+rules '[{"match":"/big","fault":"burst","bytes":2000,"seconds":0.6}]'
+t0=$(now); fetch burst -r 0-4999 "$URL/big"; t1=$(now)
+check "burst: right bytes, after the pauses (5000 bytes in bursts of 2000, 0.6 s apart)" \
+  '[ "$RC" = 0 ] && [ "$CODE" = 206 ] && same "$T/burst.body" <(slice 0 5000) && elapsed_ge $t0 $t1 1.2'
+rules '[{"match":"/big","fault":"burst","bytes":2000,"seconds":2}]'
+MAXT=1 fetch burst2 "$URL/big"
+check "burst: silence after each burst" '[ "$RC" = 28 ] && [ "$SIZE" = 2000 ] && same "$T/burst2.body" <(slice 0 2000)'
+
+# Header floods against libcurl's caps: one line of 200 kB (over its
+# 100 KiB per line), 400 lines of 1 kB (over its 300 KiB in all, where that
+# cap exists), and 20 lines that pass.
+rules '[{"match":"/big","fault":"header_flood","size":200000}]'
+fetch hf1 -r 0-99 "$URL/big"
+check "header_flood: one 200 kB header line (curl: out of memory, its per-line cap)" '[ "$RC" = 27 ]'
+rules '[{"match":"/big","fault":"header_flood","size":1024,"lines":400}]'
+fetch hf2 -r 0-99 "$URL/big"
+for _ in $(seq 20); do [ "$(loglines path=/big fault=header_flood)" = 2 ] && break; sleep 0.1; done
+check "header_flood: 400 lines of 1 kB, over 409600 header bytes logged" \
+  'tail -n1 "$T/server.log" | python3 -c "import json,sys; e=json.loads(sys.stdin.read());
+assert e[\"fault\"] == \"header_flood\" and e[\"header_bytes\"] > 409600, e"'
+rules '[{"match":"/big","fault":"header_flood","size":100,"lines":20}]'
+fetch hf3 -r 0-99 "$URL/big"
+check "header_flood: 20 lines of 100 bytes, then the right answer" \
+  '[ "$RC" = 0 ] && [ "$CODE" = 206 ] && [ "$(grep -ac "^X-Flood-" "$T/hf3.hdr")" = 20 ] &&
+   [ "$(grep -a "^X-Flood-19:" "$T/hf3.hdr" | wc -c)" = 100 ] && same "$T/hf3.body" <(slice 0 100)'
+
 rules '[{"match":"/big","fault":"truncate","after":1000}]'
 fetch trunc "$URL/big"
 check "truncate: close after 1000 bytes (curl: partial file)" \

@@ -57,6 +57,7 @@ FAULTS = {
     "stall",                 # headers (and `after` body bytes), then silence for `seconds`
     "stall_before_headers",  # read the request, then say nothing for `seconds`
     "trickle",               # correct response at `rate` bytes per second
+    "burst",                 # correct response in bursts of `bytes` bytes, each followed by `seconds` of silence
     "truncate",              # correct headers, connection closed (FIN) after `after` body bytes
     "reset",                 # correct headers, TCP RST after `after` body bytes
     "endless",               # 200 then garbage forever; `length`: declare the real size or not
@@ -72,6 +73,7 @@ FAULTS = {
     "redirect",              # `code` (302) to `to`; "{path}" in `to` becomes the request path
     "flip",                  # XOR the byte at file offset `offset` with `mask` (0xff)
     "gzip_bomb",             # Content-Encoding: gzip, body inflates to `inflated` (1 GiB) zeros
+    "header_flood",          # correct response after `lines` extra header lines of `size` bytes each
 }
 
 CHUNK = 64 * 1024
@@ -341,6 +343,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     raise ClientGone()
         return done
 
+    def send_bursts(self, f, start, length, burst, seconds):
+        """Send `length` file bytes from `start`, `burst` bytes at a time with
+        `seconds` of silence after each burst but the last."""
+        f.seek(start)
+        done = 0
+        while done < length:
+            data = f.read(min(burst, length - done))
+            if not data:
+                break  # file shrank under us
+            self.write(data)
+            done += len(data)
+            if done < length and not self.pause(seconds):
+                raise ClientGone()
+        return done
+
     def send_garbage_forever(self):
         while not STOP.is_set():
             self.write(GARBAGE)
@@ -528,6 +545,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.send_header("Content-Length", str(content_length))
                 for k, v in over.get("extra", ()):
                     self.send_header(k, v)
+                if fault == "header_flood":
+                    size = max(16, int(rule.get("size", 1024)))
+                    for i in range(int(rule.get("lines", 1))):
+                        name = "X-Flood-%d" % i
+                        self.send_header(name, "a" * (size - len(name) - 4))  # "name: value\r\n"
                 if over.get("close", content_length is None):
                     self.close_connection = True
                     self.send_header("Connection", "close")
@@ -625,6 +647,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if fault == "reset":
                 self.send_file(f, start, length, limit=int(rule.get("after", 0)))
                 self.drain_then_reset()
+            if fault == "burst":
+                self.send_bursts(f, start, length, max(1, int(rule.get("bytes", 1024))),
+                                 float(rule.get("seconds", 1)))
+                return
             rate = float(rule.get("rate", 1024)) if fault == "trickle" else None
             self.send_file(f, start, length, rate=rate, flip=flip)
 

@@ -20,12 +20,16 @@ if [ "$KIND" = stock ]; then
   ostree static-delta generate --repo="$src" --from=os^ --to=os >/dev/null
   ostree summary -u --repo="$src"
   ddir=$src/$(cd "$src" && find deltas -mindepth 2 -maxdepth 2 -type d -name '*-*')
-  idx_size=$(stat -c %s "$src/delta-indexes/${c2:0:2}/${c2:2}.index")
+  # delta-indexes/ names a commit in OSTree's modified base64, as deltas/ does
+  IDX_REL=$(python3 -c 'import base64, sys
+b = base64.b64encode(bytes.fromhex(sys.argv[1])).decode().rstrip("=").replace("/", "_")
+print("delta-indexes/%s/%s.index" % (b[:2], b[2:]))' "$c2")
 else
   publish_pair
   ddir=$src/deltafetch/v1/deltas/$c1-$c2
-  idx_size=$(stat -c %s "$src/deltafetch/v1/indexes/$c2.index")
+  IDX_REL=deltafetch/v1/indexes/$c2.index
 fi
+idx_size=$(stat -c %s "$src/$IDX_REL")
 DREL=${ddir#"$src"/}
 sb_size=$(stat -c %s "$ddir/superblock")
 # The largest part of the v1 -> v2 delta: size and number.
@@ -493,5 +497,173 @@ check "stalled mirror: nginx served parts" bash -c "tail -n +$NG_FROM '$NG_LOG' 
 # mirror (2 x 2 s each at most), then nginx serves every part.
 check "stalled mirror: failed over in $MS ms < 12000 ms" test "$MS" -lt 12000
 rules '[]'
+
+# switched_from URL DESC: the last fetch emitted a mirror-switch event for URL
+switched_from () {
+  check "$2: a mirror-switch event names $1" python3 - "$OUT" "$1" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+assert any(e["event"] == "mirror-switch" and e.get("url") == sys.argv[2] for e in ev), ev[-3:]
+PY
+}
+# flip_at FILE DIGEST-OF: an offset inside FILE where the SHA-256 of
+# DIGEST-OF is written (the index's or delta table's entry for that
+# superblock), so that flipping it breaks the link between the two
+flip_at () {
+  python3 - "$1" "$2" <<'PY'
+import hashlib, sys
+data = open(sys.argv[1], "rb").read()
+at = data.find(hashlib.sha256(open(sys.argv[2], "rb").read()).digest())
+assert at >= 0, "digest not found"
+print(at + 7)
+PY
+}
+# small_flip NAME PATH OFFSET WHAT [second-mirror]: the fault server flips
+# byte OFFSET of the file at PATH (under the repo) and nothing else. With a
+# good second mirror (nginx, unless the fault server's repo2 is given) the
+# fetch completes with that mirror's copy of the file, the fault server
+# demoted with a mirror-switch event; alone it fails with exit 4 and leaves
+# the repo untouched.
+small_flip () {
+  local name=$1 path=$2 off=$3 what=$4 second=${5:-$good} rule
+  rule='[{"match": "*/repo/'"$path"'", "fault": "flip", "offset": '"$off"'}'${EXTRA_RULES:-}']'
+  rules "$rule"
+  fetch_case "$name-mirror" --url="$bad" --url="$second"
+  rc_is 0 "$what flipped by the first mirror, a good second mirror"
+  completed "$what flipped + good mirror"
+  switched_from "$bad" "$what flipped + good mirror"
+  check "$what flipped + good mirror: the fault server flipped it" \
+    test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["fault"] == "flip")')" -ge 1
+  if [ "$second" = "$good" ]; then
+    check "$what flipped + good mirror: nginx served it" bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q ' /repo/$path '"
+  else
+    check "$what flipped + good mirror: the second mirror served it" \
+      test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["path"] == "/repo2/'"$path"'" and e["status"] == 200)')" -ge 1
+  fi
+  rules "$rule"
+  fetch_case "$name-alone" --url="$bad"
+  rc_is 4 "$what flipped by the only mirror"
+  check "$what flipped, alone: every mirror failed" grep -q "every mirror failed" "$ERR"
+  untouched "$what flipped, alone"
+}
+
+# 20. A mirror that damages one small file the fetcher reads before any part
+# (case 16 for the index, the superblock and the stock delta table): the
+# file fails its check (the superblock against the index or digest from the
+# same mirror), that mirror is demoted, and discovery starts over on the
+# next, index included.
+if [ "$KIND" = native ]; then
+  small_flip index "$IDX_REL" "$(flip_at "$src/$IDX_REL" "$ddir/superblock")" "native index"
+  small_flip superblock "$DREL/superblock" "$((sb_size / 2))" "native superblock"
+else
+  small_flip delta-index "$IDX_REL" "$(flip_at "$src/$IDX_REL" "$ddir/superblock")" "stock delta-indexes/ entry"
+  small_flip stock-superblock "$DREL/superblock" "$((sb_size / 2))" "stock superblock"
+  # The summary is read when no mirror has a delta-indexes/ entry: the
+  # second mirror is the fault server again, under another name, without a
+  # fault on what it serves there.
+  ln -s repo "$T/www/repo2"
+  EXTRA_RULES=', {"match": "*/delta-indexes/*", "fault": "status", "code": 404}' \
+    small_flip summary summary "$(flip_at "$src/summary" "$ddir/superblock")" "stock summary" \
+    "http://127.0.0.1:$FS_PORT/repo2"
+fi
+rules '[]'
+
+# 21. Header floods (case 3 for headers): one header line over libcurl's
+# 100 KiB cap on a line, and 400 lines of 1 kB, over its 300 KiB in all.
+# Refused (exit 9) saying what happened, not "Out of memory".
+rules '[{"match": "'"$PARTS"'", "fault": "header_flood", "size": 200000}]'
+fetch_case header-line --url="$bad" --retries=1
+rc_is 9 "a 200 kB header line on the parts"
+check "200 kB header line: the error says a header line exceeded 102400 bytes" \
+  grep -q "a reply header line exceeded 102400 bytes" "$ERR"
+within 30000 "200 kB header line"
+untouched "200 kB header line"
+rules '[{"match": "'"$PARTS"'", "fault": "header_flood", "size": 1024, "lines": 400}]'
+fetch_case header-lines --url="$bad" --retries=1
+rc_is 9 "400 header lines of 1 kB on the parts"
+check "400 header lines: the error names the headers' size" grep -qi "response headers" "$ERR"
+within 30000 "400 header lines"
+untouched "400 header lines"
+rules '[]'
+
+# 22. No delta at all on the server: fetch hands over to libostree's pull,
+# which has no slow-retrieval defence of its own (cases 5, 6 and 7 through
+# the fallback). A repository with both commits and nothing else, on both
+# servers; the faults hit its objects, the v2 commit object included, so a
+# refused pull has written nothing.
+plain=$T/www/plain
+ostree init --repo="$plain" --mode=archive
+ostree pull-local --repo="$plain" "$src" "$c1" "$c2" >/dev/null
+pbad=http://127.0.0.1:$FS_PORT/plain
+POBJ="*/plain/objects/*"
+# pulled DESC: the fetch took libostree's pull; no remote of it is left
+pulled () {
+  check "$1: the path was libostree's pull" grep -q '"event":"start","path":"pull"' "$OUT"
+  check "$1: no fallback remote left in the repo config" bash -c "! grep -q deltafetch-fallback '$DEV/config'"
+}
+# Headers, then silence: the low-speed limit ends it after its 2 s.
+rules '[{"match": "'"$POBJ"'", "fault": "stall", "seconds": 60}]'
+fetch_case pull-stall --url="$pbad" --min-rate=0
+rc_is 10 "fallback pull: stall after the headers"
+within 15000 "fallback pull: stall after the headers"
+check "fallback pull stall: the error says what was too slow" grep -q "too slow: .*below the low-speed limit" "$ERR"
+untouched "fallback pull stall"
+pulled "fallback pull stall"
+# Bursts of 30 bytes 1.5 s apart: never silent for long, 20 B/s on average,
+# 50 times below the 1000 B/s limit.
+rules '[{"match": "'"$POBJ"'", "fault": "burst", "bytes": 30, "seconds": 1.5}]'
+fetch_case pull-burst --url="$pbad" --low-speed-limit=1000 --min-rate=0
+rc_is 10 "fallback pull: bursts of 30 bytes every 1.5 s"
+within 15000 "fallback pull: bursts"
+check "fallback pull bursts: the error says what was too slow" grep -q "too slow: .*below the low-speed limit" "$ERR"
+untouched "fallback pull bursts"
+pulled "fallback pull bursts"
+# File objects in bursts well above the low-speed limit, together below the
+# minimum rate: the deadline ends it once the grace (connect timeout + low-
+# speed time, 5 s) is over, not before. What the pull wrote are objects of v2.
+rules '[{"match": "*/plain/objects/*.filez", "fault": "burst", "bytes": 500, "seconds": 0.25}]'
+fetch_case pull-deadline --url="$pbad" --low-speed-limit=1000 --min-rate=50000
+rc_is 10 "fallback pull: 2000 B/s per object, 50000 B/s minimum rate"
+within 20000 "fallback pull: below the minimum rate"
+check "fallback pull below the minimum rate: not before the 5 s grace" test "$MS" -ge 5000
+check "fallback pull below the minimum rate: the error says what was too slow" \
+  grep -q "too slow: .*below the minimum average rate of 50000" "$ERR"
+check "fallback pull below the minimum rate: ref still at v1" test "$(rev "$DEV" os)" = "$c1"
+check "fallback pull below the minimum rate: repo fsck-clean" ostree fsck --repo="$DEV"
+check "fallback pull below the minimum rate: new objects are all objects of v2" \
+  test -z "$(comm -13 <(objects_list "$T/dev-clean") <(objects_list "$DEV"))"
+pulled "fallback pull below the minimum rate"
+# Slow but acceptable: every object in bursts of 4 kB every 0.1 s, above a
+# 10000 B/s low-speed limit and a 20000 B/s minimum rate: completes.
+rules '[{"match": "'"$POBJ"'", "fault": "burst", "bytes": 4096, "seconds": 0.1}]'
+fetch_case pull-slow --url="$pbad" --low-speed-limit=10000 --min-rate=20000
+rc_is 0 "fallback pull through a slow but acceptable server"
+completed "fallback pull, slow but acceptable"
+pulled "fallback pull, slow but acceptable"
+check "fallback pull, slow but acceptable: the objects came in bursts" \
+  test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["fault"] == "burst")')" -ge 1
+# kill -9 while the pull stalls: the pull's remote stays in the repo config
+# (nothing can remove it then); the next fetch of any kind removes it.
+rules '[{"match": "'"$POBJ"'", "fault": "stall", "seconds": 60}]'
+DEV=$T/dev-pull-kill
+rm -rf "$DEV"
+cp -a "$base" "$DEV"
+LOG_FROM=$(($(count_lines "$FS_LOG") + 1))
+"$DF" fetch --repo="$DEV" --url="$pbad" --commit="$c2" --ref=os --json >"$T/pull-kill.json" 2>&1 &
+pid=$!
+for _ in $(seq 200); do
+  grep -q deltafetch-fallback "$DEV/config" && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.05
+done
+sleep 0.5
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+check "fallback pull kill -9: the pull's remote was in the repo config" grep -q deltafetch-fallback "$DEV/config"
+rules '[]'
+run_fetch pull-kill-rerun --url="$good"
+rc_is 0 "fallback pull kill -9: a fetch from nginx afterwards"
+completed "fallback pull kill -9, then a fetch"
+check "fallback pull kill -9, then a fetch: the remote is gone" bash -c "! grep -q deltafetch-fallback '$DEV/config'"
 
 finish

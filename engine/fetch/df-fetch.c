@@ -304,6 +304,10 @@ typedef struct
 
   GError *fatal;
   gboolean apply_failed;
+  /* The mirror whose small files failed their check (a malformed index, a
+   * superblock that does not match the index or digest that mirror served):
+   * discovery starts over without it. -1: none. */
+  int suspect;
 } Fetch;
 
 static void
@@ -734,6 +738,18 @@ judge (Xfer *x, CURLcode rc, DfError *kind, char **msg)
     case CURLE_URL_MALFORMAT:
       *msg = g_strdup_printf ("%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror (rc));
       return OUTCOME_DEMOTE;
+    case CURLE_OUT_OF_MEMORY:
+      /* libcurl 7.88 refuses a header line longer than its cap this way,
+       * with nothing in the error buffer, before on_header() sees it. (Its
+       * cap on all headers together, 300 KiB, gives CURLE_RECV_ERROR and
+       * says so in the error buffer.) */
+      if (!x->headers_checked && !x->errbuf[0])
+        {
+          *msg = g_strdup_printf ("a reply header line exceeded %d bytes", CURL_MAX_HTTP_HEADER);
+          return OUTCOME_DEMOTE;
+        }
+      *msg = g_strdup_printf ("%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror (rc));
+      return OUTCOME_RETRY;
     default:
       *msg = g_strdup_printf ("%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror (rc));
       return OUTCOME_RETRY;
@@ -775,10 +791,11 @@ perform (Fetch *f, Xfer *x)
   return rc;
 }
 
-/* Fetches @rel (at most @cap bytes) from the first mirror that has it.
- * Returns NULL with *not_found when every mirror answered 404. */
+/* Fetches @rel (at most @cap bytes) from the first mirror that has it, and
+ * says which in *@served_by. Returns NULL with *not_found when every mirror
+ * answered 404. */
 static GBytes *
-fetch_small (Fetch *f, const char *rel, guint64 cap, gboolean *not_found, GError **error)
+fetch_small (Fetch *f, const char *rel, guint64 cap, gboolean *not_found, guint *served_by, GError **error)
 {
   guint n404 = 0;
   DfError kind = DF_ERROR_NETWORK;
@@ -800,6 +817,7 @@ fetch_small (Fetch *f, const char *rel, guint64 cap, gboolean *not_found, GError
             {
               GBytes *b = g_byte_array_free_to_bytes (g_steal_pointer (&x->buf));
               xfer_free (x);
+              *served_by = m;
               return b;
             }
           int status = x->status;
@@ -1742,10 +1760,12 @@ fetch_delta (Fetch *f, GBytes *sb_bytes, const char *sb_hex, GError **error)
   return TRUE;
 }
 
-/* The native delta the index offers under @key ("" for scratch), whose
- * superblock has SHA-256 @sb_sha and @sb_size bytes. */
+/* The native delta the index from mirror @index_mirror offers under @key
+ * ("" for scratch), whose superblock has SHA-256 @sb_sha and @sb_size
+ * bytes. */
 static gboolean
-fetch_native (Fetch *f, const char *key, const guint8 sb_sha[DF_SHA256_LEN], guint64 sb_size, GError **error)
+fetch_native (Fetch *f, guint index_mirror, const char *key, const guint8 sb_sha[DF_SHA256_LEN], guint64 sb_size,
+              GError **error)
 {
   const DfFetchOptions *o = f->o;
   OstreeRepo *repo = f->repo;
@@ -1774,14 +1794,20 @@ fetch_native (Fetch *f, const char *key, const guint8 sb_sha[DF_SHA256_LEN], gui
   if (sb_bytes == NULL)
     {
       g_autofree char *rel = g_strdup_printf ("%s/superblock", f->delta_rel);
-      sb_bytes = fetch_small (f, rel, sb_size, &not_found, error);
+      guint sb_mirror;
+      sb_bytes = fetch_small (f, rel, sb_size, &not_found, &sb_mirror, error);
       if (sb_bytes == NULL)
         return FALSE;
       df_sha256 (g_bytes_get_data (sb_bytes, NULL), g_bytes_get_size (sb_bytes), got);
       if (g_bytes_get_size (sb_bytes) != sb_size || memcmp (got, sb_sha, DF_SHA256_LEN) != 0)
         {
-          df_throw (error, DF_ERROR_CORRUPT, "%s/superblock does not match the server's index", f->delta_rel);
-          return FALSE;
+          /* Either file may be the damaged one: the mirror whose index
+           * promised this superblock is trusted for neither. (The
+           * superblock comes from another mirror only when that one did not
+           * have it.) */
+          f->suspect = index_mirror;
+          return df_throw (error, DF_ERROR_CORRUPT, "%s/%s does not match the server's index",
+                           f->mirrors[sb_mirror].base, rel);
         }
       g_autofree char *dir = g_path_get_dirname (sb_store);
       if (df_mkdir_p_at (ostree_repo_get_dfd (repo), dir, NULL))
@@ -1977,12 +2003,12 @@ fetch_stock (Fetch *f, GBytes *sb_bytes, const char *relpath, int local_dfd, con
 /* The "ostree.static-deltas" table (delta name -> SHA-256 of its
  * superblock) the server publishes for the trusted commit: its delta index
  * (delta-indexes/, what `ostree summary -u` writes since 2020), else its
- * summary file (older servers, and repositories whose indexes are gone).
- * NULL without an error when the server has neither. Neither is trusted:
- * the digest only tells a damaged superblock early; trust comes from the
- * commit checksum. */
+ * summary file (older servers, and repositories whose indexes are gone),
+ * and in *@served_by the mirror it came from. NULL without an error when
+ * the server has neither. Neither is trusted: the digest only tells a
+ * damaged superblock early; trust comes from the commit checksum. */
 static GVariant *
-stock_delta_table (Fetch *f, GError **error)
+stock_delta_table (Fetch *f, guint *served_by, GError **error)
 {
   guint8 to[DF_SHA256_LEN];
   ostree_checksum_inplace_to_bytes (f->o->commit, to);
@@ -1990,10 +2016,16 @@ stock_delta_table (Fetch *f, GError **error)
   g_autofree char *index_rel = g_strdup_printf ("delta-indexes/%.2s/%s.index", to64, to64 + 2);
   gboolean not_found = FALSE;
   g_autoptr (GError) local = NULL;
-  g_autoptr (GBytes) index = fetch_small (f, index_rel, DF_FETCH_INDEX_MAX, &not_found, &local);
+  g_autoptr (GBytes) index = fetch_small (f, index_rel, DF_FETCH_INDEX_MAX, &not_found, served_by, &local);
   if (index)
     {
       g_autoptr (GVariant) iv = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE_VARDICT, index, FALSE));
+      if (!g_variant_is_normal_form (iv))
+        {
+          f->suspect = *served_by;
+          df_throw (error, DF_ERROR_INVALID_DELTA, "%s/%s is malformed", f->mirrors[*served_by].base, index_rel);
+          return NULL;
+        }
       return g_variant_lookup_value (iv, "ostree.static-deltas", G_VARIANT_TYPE_VARDICT);
     }
   if (!not_found)
@@ -2002,7 +2034,7 @@ stock_delta_table (Fetch *f, GError **error)
       return NULL;
     }
   g_clear_error (&local);
-  g_autoptr (GBytes) summary = fetch_small (f, "summary", DF_FETCH_SUMMARY_MAX, &not_found, &local);
+  g_autoptr (GBytes) summary = fetch_small (f, "summary", DF_FETCH_SUMMARY_MAX, &not_found, served_by, &local);
   if (summary == NULL)
     {
       if (!not_found)
@@ -2010,6 +2042,12 @@ stock_delta_table (Fetch *f, GError **error)
       return NULL;
     }
   g_autoptr (GVariant) sv = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_SUMMARY_GVARIANT_FORMAT, summary, FALSE));
+  if (!g_variant_is_normal_form (sv))
+    {
+      f->suspect = *served_by;
+      df_throw (error, DF_ERROR_INVALID_DELTA, "%s/summary is malformed", f->mirrors[*served_by].base);
+      return NULL;
+    }
   g_autoptr (GVariant) meta = g_variant_get_child_value (sv, 1);
   return g_variant_lookup_value (meta, "ostree.static-deltas", G_VARIANT_TYPE_VARDICT);
 }
@@ -2022,7 +2060,8 @@ try_stock (Fetch *f, const char *from, gboolean *used, GError **error)
 {
   *used = FALSE;
   GError *local = NULL;
-  g_autoptr (GVariant) deltas = stock_delta_table (f, &local);
+  guint table_mirror = 0;
+  g_autoptr (GVariant) deltas = stock_delta_table (f, &table_mirror, &local);
   if (local)
     {
       g_propagate_error (error, local);
@@ -2045,7 +2084,8 @@ try_stock (Fetch *f, const char *from, gboolean *used, GError **error)
   g_autofree char *relpath = df_stock_delta_relpath (use_from, f->o->commit);
   g_autofree char *sb_rel = g_strdup_printf ("%s/superblock", relpath);
   gboolean not_found = FALSE;
-  g_autoptr (GBytes) sb_bytes = fetch_small (f, sb_rel, DF_SUPERBLOCK_MAX, &not_found, &local);
+  guint sb_mirror;
+  g_autoptr (GBytes) sb_bytes = fetch_small (f, sb_rel, DF_SUPERBLOCK_MAX, &not_found, &sb_mirror, &local);
   if (sb_bytes == NULL)
     {
       /* Listed but gone: as stock pull does, go on without it. */
@@ -2060,7 +2100,13 @@ try_stock (Fetch *f, const char *from, gboolean *used, GError **error)
   guint8 got[DF_SHA256_LEN];
   df_sha256 (g_bytes_get_data (sb_bytes, NULL), g_bytes_get_size (sb_bytes), got);
   if (memcmp (got, g_variant_get_data (digest), DF_SHA256_LEN) != 0)
-    return df_throw (error, DF_ERROR_CORRUPT, "%s does not match the digest the server lists for it", sb_rel);
+    {
+      /* As for a native superblock and its index: the mirror that listed
+       * this digest is trusted for neither. */
+      f->suspect = table_mirror;
+      return df_throw (error, DF_ERROR_CORRUPT, "%s/%s does not match the digest the server lists for it",
+                       f->mirrors[sb_mirror].base, sb_rel);
+    }
   f->res->path = use_from ? DF_FETCH_PATH_STOCK_DELTA : DF_FETCH_PATH_STOCK_SCRATCH;
   if (use_from)
     g_strlcpy (f->res->from, use_from, sizeof f->res->from);
@@ -2134,6 +2180,57 @@ df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, const DfStockSuperblo
   return ok;
 }
 
+/* Discovery (the native index, else the stock delta table, else
+ * libostree's pull) and the download it leads to, for a device at @from
+ * (NULL: none). A small file that fails its check sets f->suspect. */
+static gboolean
+discover_and_fetch (Fetch *f, const char *from, GError **error)
+{
+  const DfFetchOptions *o = f->o;
+  gboolean not_found = FALSE;
+  g_autofree char *index_rel = g_strdup_printf ("deltafetch/v1/indexes/%s.index", o->commit);
+  guint index_mirror = 0;
+  g_autoptr (GError) index_error = NULL;
+  g_autoptr (GBytes) index = fetch_small (f, index_rel, DF_FETCH_INDEX_MAX, &not_found, &index_mirror, &index_error);
+  if (index == NULL && !not_found)
+    {
+      g_propagate_error (error, g_steal_pointer (&index_error));
+      return FALSE;
+    }
+  g_autofree char *key = NULL;
+  guint8 sb_sha[DF_SHA256_LEN];
+  guint64 sb_size = 0;
+  if (index)
+    {
+      g_autoptr (GError) pick_error = NULL;
+      key = pick_delta (f, index, from, sb_sha, &sb_size, &pick_error);
+      if (pick_error)
+        {
+          f->suspect = index_mirror;
+          return df_throw (error, pick_error->code, "%s/%s: %s", f->mirrors[index_mirror].base, index_rel,
+                           pick_error->message);
+        }
+    }
+  if (key)
+    return fetch_native (f, index_mirror, key, sb_sha, sb_size, error);
+  /* A stock delta the server's stock index lists. */
+  gboolean used = FALSE;
+  if (!try_stock (f, from, &used, error))
+    return FALSE;
+  if (used)
+    return TRUE;
+  if (o->require_signatures)
+    return df_throw (error, DF_ERROR_UNTRUSTED,
+                     "the server offers no native delta to %s, and signatures are required (libostree's pull has none)",
+                     o->commit);
+  if (!o->allow_pull)
+    return df_throw (error, DF_ERROR_NETWORK, "the server offers no native delta to %s%s%s", o->commit,
+                     from ? " from " : "", from ? from : "");
+  f->res->path = DF_FETCH_PATH_PULL;
+  emit (f, DF_FETCH_EVENT_START, o->urls->pdata[0], NULL);
+  return df_fetch_pull_fallback (f->repo, o, f->cancellable, error);
+}
+
 gboolean
 df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCancellable *cancellable, GError **error)
 {
@@ -2147,6 +2244,8 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
   df_autofd lock = df_repo_lock (repo, o->lock_timeout, fetch_lock_waiting, (gpointer)o, cancellable, error);
   if (lock < 0)
     return FALSE;
+  /* A run killed during its fallback pull left that pull's remote behind. */
+  df_fetch_pull_forget_remote (repo);
   g_strlcpy (res->commit, o->commit, sizeof res->commit);
 
   g_autofree char *from = NULL;
@@ -2181,58 +2280,30 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
       return FALSE;
     }
 
-  gboolean ok = FALSE;
-  gboolean not_found = FALSE;
-  g_autofree char *index_rel = g_strdup_printf ("deltafetch/v1/indexes/%s.index", o->commit);
-  g_autoptr (GError) index_error = NULL;
-  g_autoptr (GBytes) index = fetch_small (f, index_rel, DF_FETCH_INDEX_MAX, &not_found, &index_error);
-  res->bytes_downloaded = f->bytes_downloaded;
-  g_autofree char *key = NULL;
-  guint8 sb_sha[DF_SHA256_LEN];
-  guint64 sb_size = 0;
-  if (index == NULL && !not_found)
+  gboolean ok;
+  for (;;)
     {
-      g_propagate_error (error, g_steal_pointer (&index_error));
-      goto out;
-    }
-  if (index)
-    {
-      g_autoptr (GError) pick_error = NULL;
-      key = pick_delta (f, index, from, sb_sha, &sb_size, &pick_error);
-      if (pick_error)
+      g_autoptr (GError) local = NULL;
+      f->suspect = -1;
+      /* Nothing an attempt that failed its check chose stands. */
+      res->path = 0;
+      res->from[0] = '\0';
+      ok = discover_and_fetch (f, from, &local);
+      if (ok || f->suspect < 0)
         {
-          g_propagate_error (error, g_steal_pointer (&pick_error));
-          goto out;
+          if (!ok)
+            g_propagate_error (error, g_steal_pointer (&local));
+          break;
+        }
+      /* A small file failed its check: as for a part that fails its hash,
+       * that mirror is demoted and discovery starts over on the next. */
+      demote (f, f->suspect, local->message);
+      if (current_mirror (f) < 0)
+        {
+          g_set_error (error, local->domain, local->code, "%s (every mirror failed)", local->message);
+          break;
         }
     }
-  if (key == NULL)
-    {
-      /* A stock delta the server's stock index lists. */
-      gboolean used = FALSE;
-      ok = try_stock (f, from, &used, error);
-      if (!ok || used)
-        goto out;
-      ok = FALSE;
-      if (o->require_signatures)
-        {
-          df_throw (error, DF_ERROR_UNTRUSTED,
-                    "the server offers no native delta to %s, and signatures are required (libostree's pull has none)",
-                    o->commit);
-          goto out;
-        }
-      if (!o->allow_pull)
-        {
-          df_throw (error, DF_ERROR_NETWORK, "the server offers no native delta to %s%s%s", o->commit,
-                    from ? " from " : "", from ? from : "");
-          goto out;
-        }
-      res->path = DF_FETCH_PATH_PULL;
-      emit (f, DF_FETCH_EVENT_START, o->urls->pdata[0], NULL);
-      ok = df_fetch_pull_fallback (repo, o, f->cancellable, error);
-      goto out;
-    }
-  ok = fetch_native (f, key, sb_sha, sb_size, error);
-out:
   res->bytes_downloaded = f->bytes_downloaded;
   if (!ok)
     forget_if_final (f, error ? *error : NULL);

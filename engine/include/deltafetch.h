@@ -413,11 +413,20 @@ DF_PUBLIC void df_fetch_options_set_retries (DfFetchOptions *opts, guint attempt
 DF_PUBLIC void df_fetch_options_set_ca_file (DfFetchOptions *opts, const char *path);
 DF_PUBLIC void df_fetch_options_set_client_cert (DfFetchOptions *opts, const char *cert, const char *key);
 DF_PUBLIC void df_fetch_options_set_pinned_public_key (DfFetchOptions *opts, const char *pin);
-/* Without a native delta for the update, fall back to libostree's own pull
- * (default TRUE). That path has libostree's defences, not these: its own
- * timeouts, no deadline per transfer, and failures reported as
- * DF_ERROR_NETWORK. It cannot honour a pinned public key and is refused
- * when one is set. */
+/* Without a delta for the update (native, or a stock one from the device's
+ * commit or from scratch), fall back to libostree's own pull (default
+ * TRUE): object by object, each checked against its checksum, without
+ * libostree's static deltas. The pull is held to the low-speed limit and
+ * the minimum rate over all its transfers together, counting only the time
+ * it waits on the network: fewer than low-speed-limit × low-speed-time
+ * bytes in any low-speed time, or fewer than min-rate bytes for each second
+ * past the connect timeout plus the low-speed time, and it is cancelled
+ * with DF_ERROR_TIMEOUT (a stall, a trickle, or bursts that average below
+ * the limit). Other failures on every mirror are DF_ERROR_NETWORK. While
+ * it runs, the repository's config holds a remote "deltafetch-fallback";
+ * it is removed when the pull ends, or by the next df_fetch() after a
+ * kill. The pull has no signatures (refused when they are required) and
+ * cannot honour a pinned public key (refused when one is set). */
 DF_PUBLIC void df_fetch_options_set_allow_pull_fallback (DfFetchOptions *opts, gboolean allow);
 /* Signature policy as for apply (df_apply_options_set_trusted_keys():
  * trusted keys require a signature unless unsigned deltas are allowed); it
