@@ -681,7 +681,7 @@ test_signature_cap (void)
     {
       g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
       for (guint i = 0; i < n; i++)
-        g_ptr_array_add (sigs, g_bytes_new (g_malloc0 (DF_ED25519_SIG_LEN), DF_ED25519_SIG_LEN));
+        g_ptr_array_add (sigs, g_bytes_new_take (g_malloc0 (DF_ED25519_SIG_LEN), DF_ED25519_SIG_LEN));
       g_autoptr (GBytes) file = df_signed_wrap (data, sigs);
       g_autoptr (GBytes) inner = NULL, signed_data = NULL;
       g_autoptr (GPtrArray) got = NULL;
