@@ -15,4 +15,5 @@ meson compile -C build-asan >/dev/null
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export DF_SANITIZED=1
-meson test -C build-asan --print-errorlogs "$@"
+# The sanitizers run the suite about twice as slowly: twice the timeouts.
+meson test -C build-asan --print-errorlogs --timeout-multiplier 2 "$@"
