@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-20}
-targets=(superblock superblock-body part stock-superblock signed diff stock-part filez http)
+targets=(superblock superblock-body part stock-superblock signed diff stock-part filez http objset)
 if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
     -Dc_args=-fsanitize=fuzzer-no-link -Dwerror_strict=false >"${TMPDIR:-/tmp}/deltafetch-fuzz-setup.log" 2>&1 ||
