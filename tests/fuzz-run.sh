@@ -6,18 +6,37 @@
 # sanitizer report or leak, naming the input that caused it; prints the
 # executions per target.
 #
+# Each target runs under its own limits from tests/fuzz/limits (measured
+# there): libFuzzer's -rss_limit_mb (peak RSS, and the largest single
+# allocation) and -timeout (seconds per input), so that work quadratic in
+# an input's entries or memory unbounded by them fails the run as a
+# timeout or out-of-memory on the attack seeds. ASan's quarantine of freed
+# memory is held to QUARANTINE_MB so that the peak RSS measures what the
+# target holds, not what it freed.
+#
 # Usage: tests/fuzz-run.sh [SECONDS-PER-TARGET]   (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-20}
-targets=(superblock superblock-body part stock-superblock signed diff stock-part filez http)
+QUARANTINE_MB=32
+echo "fuzz run: ${secs} s per target, -max_len=262144, ASan quarantine ${QUARANTINE_MB} MB, limits from tests/fuzz/limits"
+targets=(superblock superblock-body part stock-superblock signed diff stock-part filez http objset)
+declare -A rss_limit timeout
+while read -r name rss secs_per_input _; do
+  case "$name" in '' | '#'*) continue ;; esac
+  rss_limit[$name]=$rss
+  timeout[$name]=$secs_per_input
+done <tests/fuzz/limits
+for t in "${targets[@]}"; do
+  [ -n "${rss_limit[$t]:-}" ] || { echo "tests/fuzz/limits has no line for $t"; exit 1; }
+done
 if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
     -Dc_args=-fsanitize=fuzzer-no-link -Dwerror_strict=false >"${TMPDIR:-/tmp}/deltafetch-fuzz-setup.log" 2>&1 ||
     { cat "${TMPDIR:-/tmp}/deltafetch-fuzz-setup.log"; exit 1; }
 fi
 ninja -C build-fuzz "${targets[@]/#/tests/fuzz-}" >/dev/null
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=$QUARANTINE_MB
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 work=build-fuzz/fuzz-run
 rm -rf "$work"
@@ -25,13 +44,16 @@ failed=0
 for t in "${targets[@]}"; do
   mkdir -p "$work/$t/corpus" "$work/$t/crashes"
   cp testdata/fuzz/"$t"/* "$work/$t/corpus/"
-  if build-fuzz/tests/fuzz-"$t" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=262144 -timeout=10 \
+  limits="-rss_limit_mb=${rss_limit[$t]} -timeout=${timeout[$t]}"
+  # shellcheck disable=SC2086 # $limits is two options
+  if build-fuzz/tests/fuzz-"$t" -max_total_time="$secs" $limits -max_len=262144 \
     -artifact_prefix="$work/$t/crashes/" -print_final_stats=1 "$work/$t/corpus" >"$work/$t/log" 2>&1; then
     runs=$(awk '/stat::number_of_executed_units/ { print $2 }' "$work/$t/log")
-    echo "fuzz $t: ${runs:-?} executions in ${secs} s, no crash"
+    peak=$(awk '/stat::peak_rss_mb/ { print $2 }' "$work/$t/log")
+    echo "fuzz $t: ${runs:-?} executions in ${secs} s, no crash; peak RSS ${peak:-?} MB ($limits)"
   else
     failed=1
-    echo "fuzz $t: FAILED; input: $(ls "$work/$t/crashes"/* 2>/dev/null | head -1)"
+    echo "fuzz $t: FAILED ($limits); input: $(ls "$work/$t/crashes"/* 2>/dev/null | head -1)"
     grep -E "ERROR|SUMMARY|runtime error|#0 |#1 |#2 |#3 " "$work/$t/log" | head -20
   fi
 done

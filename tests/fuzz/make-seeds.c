@@ -4,7 +4,9 @@
  *   make-seeds diff DIR               diffs made by the generator's encoder
  *   make-seeds filez DIR              .filez objects made by libostree
  *   make-seeds stock-part DIR DELTA   every part of a stock delta, decoded
- *   make-seeds part DIR DELTA         every part of a native delta, as a file, with its declared size */
+ *   make-seeds part DIR DELTA         every part of a native delta, as a file, with its declared size
+ *   make-seeds attacks ROOT           the structures of issue 14's attacks, into ROOT/TARGET/attack-*
+ * (see make-seeds-attacks.c for the last). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -14,8 +16,9 @@
 #include "df-part.h"
 #include "df-stock.h"
 #include "filez-util.h"
+#include "make-seeds.h"
 
-static void
+void
 put (const char *dir, const char *name, const guint8 *a, gsize alen, const guint8 *b, gsize blen)
 {
   g_autofree char *path = g_build_filename (dir, name, NULL);
@@ -133,6 +136,11 @@ main (int argc, char **argv)
         }
       return 0;
     }
-  fprintf (stderr, "usage: make-seeds diff|filez DIR | make-seeds stock-part|part DIR DELTA\n");
+  if (argc >= 3 && strcmp (argv[1], "attacks") == 0)
+    {
+      attack_seeds (argv[2]);
+      return 0;
+    }
+  fprintf (stderr, "usage: make-seeds diff|filez|attacks DIR | make-seeds stock-part|part DIR DELTA\n");
   return 2;
 }
