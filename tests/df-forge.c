@@ -231,7 +231,7 @@ forge_open (const char *dir)
   f->sb = df_superblock_load (AT_FDCWD, dir, &error);
   if (f->sb == NULL)
     die ("%s", error->message);
-  if (f->sb->file.signed_data)
+  if (f->sb->file.is_signed)
     die ("%s is signed; forge the plain delta, then sign it", dir);
   f->parts = g_ptr_array_new_with_free_func ((GDestroyNotify)fpart_free);
   for (guint i = 0; i < f->sb->n_parts; i++)
@@ -830,7 +830,7 @@ stock_open (const char *dir)
   g_autoptr (GError) error = NULL;
   if (!df_stock_superblock_sniff (s->file) || (s->sb = df_stock_superblock_parse (s->file, &error)) == NULL)
     die ("%s: not a stock delta%s%s", dir, error ? ": " : "", error ? error->message : "");
-  if (s->sb->file.signed_data)
+  if (s->sb->file.is_signed)
     die ("%s is signed", dir);
   return s;
 }
@@ -875,7 +875,7 @@ stock_payload_read (Stock *s, guint i, StockPayload *out)
     die ("part %u: %s", i, g_strerror (errno));
   guint64 len;
   DfStockPayload pl;
-  if (!df_stock_part_decode (s->sb, i, pfd, tfd, G_MAXUINT32, &len, NULL, NULL, &error)
+  if (!df_stock_part_decode (s->sb, i, pfd, -1, tfd, &len, NULL, NULL, &error)
       || !df_stock_payload_open (&pl, tfd, len, &error))
     die ("part %u: %s", i, error->message);
   out->modes = g_bytes_new (g_variant_get_data (pl.modes), g_variant_get_size (pl.modes));
@@ -884,8 +884,11 @@ stock_payload_read (Stock *s, guint i, StockPayload *out)
   g_byte_array_set_size (out->raw, pl.raw_len);
   if (!df_pread_all (tfd, out->raw->data, pl.raw_len, pl.raw_off, "payload", &error))
     die ("%s", error->message);
+  g_autoptr (GBytes) ops = df_stock_payload_read_ops (&pl, &error);
+  if (ops == NULL)
+    die ("%s", error->message);
   out->ops = g_byte_array_new ();
-  g_byte_array_append (out->ops, pl.ops, pl.ops_len);
+  g_byte_array_append (out->ops, g_bytes_get_data (ops, NULL), g_bytes_get_size (ops));
   df_stock_payload_clear (&pl);
 }
 
