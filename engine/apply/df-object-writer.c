@@ -132,6 +132,9 @@ df_object_writer_free (DfObjectWriter *w)
     return;
   df_object_writer_stop_writeback (w);
   g_cond_clear (&w->flush_cond);
+  /* A staging directory that never received a chunk is not worth keeping
+   * for a rerun (one that holds chunks is, unless the caller removed it). */
+  unlinkat (ostree_repo_get_dfd (w->repo), w->state_dir, AT_REMOVEDIR);
   g_object_unref (w->repo);
   g_free (w->state_dir);
   if (w->state_dfd >= 0)
