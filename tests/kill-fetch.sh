@@ -53,20 +53,26 @@ diag "uninterrupted fetch: ${dur_ms} ms"
 # wait runs out while the first still works; the first completes.
 lockrepo=$T/lock-dev
 cp -a "$base" "$lockrepo"
-fetch "$lockrepo" >"$T/first.out" 2>&1 &
+# The first fetch takes one connection, at 64 KiB/s: several seconds, so it
+# surely still runs while the others wait their timeout out.
+"$DF" fetch -q --repo="$lockrepo" --url="$url" --commit="$c2" --ref=os --connections=1 >"$T/first.out" 2>&1 &
 first=$!
 sleep 0.3
 # With the default timeout, a second fetch waits for the first to finish,
 # says so in its JSON events, and then has nothing left to do.
 "$DF" fetch --json --repo="$lockrepo" --url="$url" --commit="$c2" --ref=os >"$T/second.json" 2>"$T/second.err" &
 second=$!
+# Meanwhile an apply with a 1 s timeout is refused too.
+"$DF" apply -q --repo="$lockrepo" --commit="$c2" --lock-timeout=1 "$delta_dir" >"$T/apply.out" 2>"$T/apply.err" &
+apply=$!
 t0=$(date +%s%N)
 expect_exit 8 "a second fetch into the same repository waits 1 s, then is refused while the first runs" \
   "$DF" fetch -q --repo="$lockrepo" --url="$url" --commit="$c2" --ref=os --lock-timeout=1
 waited_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "the refusal says why" grep -q "another deltafetch.*waited 1 s" "$T/ee.err"
 check "it waited the timeout out (${waited_ms} ms)" test "$waited_ms" -ge 1000
-expect_exit 8 "so is an apply" "$DF" apply -q --repo="$lockrepo" --commit="$c2" --lock-timeout=1 "$delta_dir"
+rc=0; wait "$apply" || rc=$?
+check "so is an apply (exit $rc, want 8)" test "$rc" = 8
 check "the first fetch completes" wait "$first"
 check "the waiting fetch completes once the first is done" wait "$second"
 check "the waiting fetch reported its wait" grep -q '"event":"waiting"' "$T/second.json"
