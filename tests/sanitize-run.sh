@@ -15,5 +15,9 @@ meson compile -C build-asan >/dev/null
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export DF_SANITIZED=1
+# The kill loops are about crash consistency, which the plain build's 50
+# kills (and 20 restarts at once) judge; here fewer kills still run every
+# path under the sanitizers, and keep CI within its time.
+export DF_KILLS=${DF_KILLS:-20} DF_KILLS_AT_ONCE=${DF_KILLS_AT_ONCE:-8}
 # The sanitizers run the suite about twice as slowly: twice the timeouts.
 meson test -C build-asan --print-errorlogs --timeout-multiplier 2 "$@"
