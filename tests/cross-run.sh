@@ -99,7 +99,13 @@ phase "configure and compile"
 export CC=aarch64-linux-gnu-gcc PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
 # Emulated, the suite takes 1.3 to 2 times as long as natively (much of it
 # is the native ostree CLI): twice the native timeouts leaves room.
-[ $# -gt 0 ] || set -- --suite fast --timeout-multiplier 2
+# fetch-hostile-stock runs fetch-hostile's HTTP faults again against a
+# stock server: nothing architecture-dependent that fetch-hostile and
+# stock-fetch do not cover, and 5 minutes under emulation; left out here.
+if [ $# -eq 0 ]; then
+  mapfile -t fast < <(meson test -C "$build" --no-rebuild --list --suite fast 2>/dev/null | grep ' / ' | sed 's|.* / ||' | grep -vx fetch-hostile-stock)
+  set -- --timeout-multiplier 2 "${fast[@]}"
+fi
 rc=0
 meson test -C "$build" --no-rebuild --print-errorlogs "$@" || rc=$?
 phase "meson test"
