@@ -112,8 +112,17 @@ for _ in $(seq 200); do
   [ "$(du -sb "$repo"/tmp/deltafetch-fetch-* 2>/dev/null | awk '{s += $1} END {print s + 0}')" -gt 65536 ] && break
   sleep 0.05
 done
-free=$(($(stat -f -c '%a * %S' "$mnt")))
-fallocate -l $((free - 262144)) "$mnt/filler"
+# The fetch keeps writing while fallocate takes its pages one by one, so a
+# first try may lose the race: retry, leaving a little more each time.
+filled=
+for margin in 262144 524288 1048576 2097152 4194304; do
+  free=$(($(stat -f -c '%a * %S' "$mnt")))
+  if [ "$free" -gt "$margin" ] && fallocate -l $((free - margin)) "$mnt/filler" 2>/dev/null; then
+    filled=$margin; break
+  fi
+  rm -f "$mnt/filler"
+done
+check "fetch mid-transfer: the filler took the free space (left ${filled:-?} bytes)" test -n "$filled"
 rc=0; wait "$pid" || rc=$?
 check "fetch mid-transfer: exit 7 once the disk filled (exit $rc)" test "$rc" = 7
 check "fetch mid-transfer: one stderr line, about space" \
