@@ -36,6 +36,12 @@
  *                                        each part section; with DF_STATS_LIST=1 also every raw
  *                                        object over 64 KiB, DF_STATS_DIFFS=1 every diff entry
  *                                        ("diff OBJECT SOURCE LENGTH")
+ *   df-test-tool detect [OPTIONS] FILE   what FILE is made of (df_detect_fd()): one JSON object per line,
+ *                                        each segment in order ({"seg":I,"depth":D,"parent":P,"kind":K,
+ *                                        "offset":O,"length":L,...}), each cpio entry ({"entry":I,"seg":S,
+ *                                        "name":N,...}), then {"summary":TEXT,...} and the time taken.
+ *                                        OPTIONS: --hash (entry SHA-256), --segments-max=N, --entries-max=N,
+ *                                        --depth-max=N, --decompressed-max=N, --decoder-mem=N (limits)
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,6 +49,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "df-detect.h"
 #include "df-part.h"
 #include "df-stock.h"
 #include "df-superblock.h"
@@ -886,6 +893,161 @@ cmd_maxrss (char **argv)
   return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
 }
 
+/* A JSON string of @s (bytes that are not printable ASCII as \u00XX). */
+static void
+json_str (GString *out, const char *s)
+{
+  g_string_append_c (out, '"');
+  for (const guint8 *p = (const guint8 *)s; *p; p++)
+    if (*p == '"' || *p == '\\')
+      g_string_append_printf (out, "\\%c", *p);
+    else if (*p < 0x20 || *p >= 0x7f)
+      g_string_append_printf (out, "\\u%04x", *p);
+    else
+      g_string_append_c (out, *p);
+  g_string_append_c (out, '"');
+}
+
+static int
+cmd_detect (int argc, char **argv)
+{
+  DfDetectLimits lim;
+  df_detect_limits_default (&lim);
+  DfDetectFlags flags = 0;
+  const char *path = NULL;
+  for (int i = 0; i < argc; i++)
+    {
+      const char *a = argv[i];
+      const char *eq = strchr (a, '=');
+      guint64 v = eq ? g_ascii_strtoull (eq + 1, NULL, 10) : 0;
+      if (strcmp (a, "--hash") == 0)
+        flags |= DF_DETECT_HASH_ENTRIES;
+      else if (g_str_has_prefix (a, "--segments-max="))
+        lim.segments_max = v;
+      else if (g_str_has_prefix (a, "--entries-max="))
+        lim.entries_max = v;
+      else if (g_str_has_prefix (a, "--depth-max="))
+        lim.depth_max = v;
+      else if (g_str_has_prefix (a, "--decompressed-max="))
+        lim.decompressed_max = v;
+      else if (g_str_has_prefix (a, "--decoder-mem="))
+        lim.decoder_mem = v;
+      else if (a[0] == '-' || path)
+        die ("detect: bad argument %s", a);
+      else
+        path = a;
+    }
+  if (path == NULL)
+    die ("usage: detect [OPTIONS] FILE");
+  df_autofd fd = open (path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat (fd, &st) < 0)
+    die ("%s: %s", path, g_strerror (errno));
+  g_autoptr (GError) error = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+  g_autoptr (DfDetect) d = df_detect_fd (fd, st.st_size, &lim, flags, NULL, &error);
+  gint64 t1 = g_get_monotonic_time ();
+  if (d == NULL)
+    die ("%s", error->message);
+  g_autoptr (GString) out = g_string_new (NULL);
+  for (guint i = 0; i < d->n_segments; i++)
+    {
+      const DfSegment *s = &d->segments[i];
+      g_string_append_printf (out,
+                              "{\"seg\":%u,\"depth\":%u,\"parent\":%d,\"kind\":\"%s\",\"offset\":%" G_GUINT64_FORMAT
+                              ",\"length\":%" G_GUINT64_FORMAT,
+                              i, s->depth, s->parent, df_segment_kind_name (s->kind), s->offset, s->length);
+      static const char *const fl[] = { "checked", "content-size", "checksum", "no-trailer",
+                                        "bzimage-payload", "limit", "not-examined" };
+      g_string_append (out, ",\"flags\":[");
+      gboolean first = TRUE;
+      for (guint b = 0; b < G_N_ELEMENTS (fl); b++)
+        if (s->flags & (1u << b))
+          {
+            g_string_append_printf (out, "%s\"%s\"", first ? "" : ",", fl[b]);
+            first = FALSE;
+          }
+      g_string_append_c (out, ']');
+      switch (s->kind)
+        {
+        case DF_SEGMENT_GZIP:
+          g_string_append_printf (out, ",\"dsize\":%" G_GUINT64_FORMAT ",\"flg\":%u,\"xfl\":%u,\"os\":%u,\"mtime\":%u,"
+                                       "\"header_len\":%u,\"name_len\":%u",
+                                  s->decompressed_size, s->u.gzip.flg, s->u.gzip.xfl, s->u.gzip.os, s->u.gzip.mtime,
+                                  s->u.gzip.header_len, s->u.gzip.name_len);
+          break;
+        case DF_SEGMENT_ZLIB:
+          g_string_append_printf (out, ",\"dsize\":%" G_GUINT64_FORMAT ",\"cmf\":%u,\"flg\":%u", s->decompressed_size,
+                                  s->u.zlib.cmf, s->u.zlib.flg);
+          break;
+        case DF_SEGMENT_ZSTD:
+          g_string_append_printf (out, ",\"dsize\":%" G_GUINT64_FORMAT ",\"window\":%" G_GUINT64_FORMAT,
+                                  s->decompressed_size, s->u.zstd.window_size);
+          break;
+        case DF_SEGMENT_ZSTD_SKIPPABLE:
+          g_string_append_printf (out, ",\"magic\":%u", s->u.zstd.magic);
+          break;
+        case DF_SEGMENT_XZ:
+          g_string_append_printf (out, ",\"dsize\":%" G_GUINT64_FORMAT ",\"check\":%u,\"filters\":[",
+                                  s->decompressed_size, s->u.xz.check);
+          for (guint f = 0; f < s->u.xz.n_filters; f++)
+            g_string_append_printf (out, "%s{\"id\":%" G_GUINT64_FORMAT ",\"dict\":%u,\"start\":%u}", f ? "," : "",
+                                    s->u.xz.filters[f].id, s->u.xz.filters[f].dict_size,
+                                    s->u.xz.filters[f].start_offset);
+          g_string_append_c (out, ']');
+          break;
+        case DF_SEGMENT_LZMA:
+          g_string_append_printf (out, ",\"dsize\":%" G_GUINT64_FORMAT ",\"props\":%u,\"dict\":%u", s->decompressed_size,
+                                  s->u.lzma.props, s->u.lzma.dict_size);
+          break;
+        case DF_SEGMENT_CPIO:
+          g_string_append_printf (out, ",\"first_entry\":%u,\"entries\":%u", s->u.cpio.first_entry,
+                                  s->u.cpio.n_entries);
+          break;
+        case DF_SEGMENT_BZIMAGE_SETUP:
+          g_string_append_printf (out, ",\"version\":%u,\"setup_sects\":%u,\"payload_offset\":%u,\"payload_length\":%u",
+                                  s->u.bzimage.version, s->u.bzimage.setup_sects, s->u.bzimage.payload_offset,
+                                  s->u.bzimage.payload_length);
+          break;
+        default:
+          break;
+        }
+      g_string_append (out, "}\n");
+      fwrite (out->str, 1, out->len, stdout);
+      g_string_truncate (out, 0);
+    }
+  for (guint i = 0; i < d->n_entries; i++)
+    {
+      const DfCpioEntry *e = &d->entries[i];
+      g_string_append_printf (out, "{\"entry\":%u,\"seg\":%u,\"name\":", i, e->segment);
+      json_str (out, e->name);
+      g_string_append_printf (out,
+                              ",\"mode\":%u,\"size\":%u,\"header\":%" G_GUINT64_FORMAT ",\"data\":%" G_GUINT64_FORMAT
+                              ",\"ino\":%u,\"nlink\":%u,\"mtime\":%u",
+                              e->mode, e->filesize, e->header_offset, e->data_offset, e->ino, e->nlink, e->mtime);
+      if (e->has_sha256)
+        {
+          char hex[65];
+          df_hex (e->sha256, hex);
+          g_string_append_printf (out, ",\"sha256\":\"%s\"", hex);
+        }
+      g_string_append (out, "}\n");
+      fwrite (out->str, 1, out->len, stdout);
+      g_string_truncate (out, 0);
+    }
+  DfDetectSummary sum;
+  df_detect_summarize (d, &sum);
+  g_autofree char *text = df_detect_summary_to_string (&sum);
+  g_string_append (out, "{\"summary\":");
+  json_str (out, text);
+  g_string_append_printf (out, ",\"segments\":%u,\"entries\":%u,\"decompressed_total\":%" G_GUINT64_FORMAT
+                               ",\"limited\":%s,\"ms\":%" G_GINT64_FORMAT "}\n",
+                          d->n_segments, d->n_entries, d->decompressed_total, d->limited ? "true" : "false",
+                          (t1 - t0) / 1000);
+  fwrite (out->str, 1, out->len, stdout);
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -900,6 +1062,8 @@ main (int argc, char **argv)
     return cmd_stock_fuzz (argv[2], argv[3], atoi (argv[4]));
   if (strcmp (cmd, "maxrss") == 0)
     return cmd_maxrss (argv + 2);
+  if (strcmp (cmd, "detect") == 0)
+    return cmd_detect (argc - 2, argv + 2);
   const char *dir = argv[2];
   guint n = argc > 3 ? (guint)atoi (argv[3]) : 0;
   if (strcmp (cmd, "stats") == 0)
