@@ -1161,7 +1161,7 @@ df_detect_summary_to_string (const DfDetectSummary *s)
     {
       if (s->count[k] == 0)
         continue;
-      g_autofree char *fb = g_format_size (s->file_bytes[k]);
+      g_autofree char *fb = s->file_bytes[k] ? g_format_size (s->file_bytes[k]) : g_strdup ("in frames");
       g_string_append_printf (out, "%s%s %u (%s", out->len ? ", " : "", df_segment_kind_name (k), s->count[k], fb);
       if (s->decompressed_bytes[k])
         {
