@@ -129,7 +129,7 @@ seg_add (Ctx *c, DfSegmentKind kind, guint depth, gint parent, guint64 off, guin
 
 /* A plain run from @off to the end of @src (length fixed later if the
  * end is not known yet); marked DF_SEGMENT_LIMIT when a limit ended
- * detection. Merges into a plain run just before it at the same depth. */
+ * detection. */
 static void
 seg_add_plain_to_end (Ctx *c, Src *src, guint depth, gint parent, guint64 off)
 {

@@ -29,10 +29,17 @@
  * (DF_ERROR_IO) or is cancelled.
  *
  * Memory is bounded by the limits, never by the file's size: one decoder
- * per nesting level (a zstd window or an xz dictionary up to
- * DfDetectLimits.decoder_mem, zlib's 32 KiB), a 256 KiB buffer per level,
- * and the segment and entry tables. Work is bounded by the file's size
- * plus DfDetectLimits.decompressed_max bytes of decompressed output.
+ * per frame being decoded, at most depth_max + 1 at once (each a zstd
+ * window or an xz dictionary of at most DfDetectLimits.decoder_mem, or
+ * zlib's 32 KiB) with 320 KiB of buffers, and the segment and entry
+ * tables (at most segments_max * 112 bytes and entries_max * (120 bytes +
+ * a name of up to DF_DETECT_NAME_MAX)). Work is linear in the file's size
+ * plus at most DfDetectLimits.decompressed_max (+ 64 KiB) bytes of
+ * decoder output: every structure is tried once at each position, and a
+ * read behind what a decoder keeps (which the detector's forward reading
+ * does not do) re-decodes, counted in that budget. Measured on Debian
+ * 12's kernel (8.2 MB, xz payload of 66 MB): 1.8 s, 46 MB peak RSS; its
+ * initrd (36 MB gzip of a 131 MB cpio, 1,187 entries): 1.0 s, 15 MB.
  *
  * Thread safety: a DfDetect is immutable once returned; detections on
  * different files may run in parallel. */
@@ -46,7 +53,9 @@ G_BEGIN_DECLS
 
 /* --- Limits ---------------------------------------------------------- */
 /* Segments in one file, all depths together. A file of more (say a
- * stream of thousands of tiny gzip members) is plain after the last. */
+ * stream of thousands of tiny gzip members) is plain after the last
+ * (the plain runs that end each open stream may add up to depth_max
+ * more). */
 #define DF_DETECT_SEGMENTS_MAX 4096
 /* Cpio entries in one file, all archives and depths together. Debian 12's
  * initrd has about 3,000. */
