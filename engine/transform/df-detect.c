@@ -88,6 +88,8 @@ src_read (Src *s, void *buf, gsize len, guint64 off, GError **error)
 
 /* --- The detection context --------------------------------------------- */
 
+struct FrameSrc;
+
 typedef struct
 {
   DfDetectLimits lim;
@@ -99,6 +101,10 @@ typedef struct
   guint64 produced; /* decoder output, all frames */
   gboolean limited;
   guint8 *scratch; /* STEP bytes for skipping and hashing */
+  /* One frame source per depth, kept with its decoder and buffers from
+   * one frame to the next (a file of many small members must not pay
+   * for a new one each time). */
+  struct FrameSrc *pool[DF_DETECT_DEPTH_MAX + 1];
 } Ctx;
 
 static DfSegment *
@@ -164,7 +170,7 @@ typedef enum
   FS_LIMIT, /* the decompressed budget or decoder memory ran out */
 } FsState;
 
-typedef struct
+typedef struct FrameSrc
 {
   Src base;
   Ctx *c;
@@ -437,18 +443,26 @@ frame_drain (FrameSrc *f, GError **error)
   return TRUE;
 }
 
+/* The frame source of @depth (the pool's, or a new one), set to decode
+ * a frame of @kind whose input starts at @data_start of @parent. */
 static FrameSrc *
-frame_new (Ctx *c, Src *parent, DfSegmentKind kind, guint64 data_start)
+frame_get (Ctx *c, guint depth, Src *parent, DfSegmentKind kind, guint64 data_start)
 {
-  FrameSrc *f = g_new0 (FrameSrc, 1);
-  f->base.read = frame_read;
-  f->base.size = G_MAXUINT64;
-  f->c = c;
+  FrameSrc *f = c->pool[depth];
+  if (f == NULL)
+    {
+      f = c->pool[depth] = g_new0 (FrameSrc, 1);
+      f->base.read = frame_read;
+      f->base.size = G_MAXUINT64;
+      f->c = c;
+      f->win = g_malloc (WIN_CAP);
+      f->lz = (lzma_stream)LZMA_STREAM_INIT;
+    }
   f->parent = parent;
   f->kind = kind;
   f->data_start = data_start;
-  f->win = g_malloc (WIN_CAP);
-  f->lz = (lzma_stream)LZMA_STREAM_INIT;
+  f->end = 0;
+  f->checked = FALSE;
   frame_start (f);
   return f;
 }
@@ -466,7 +480,6 @@ frame_free (FrameSrc *f)
   g_free (f->win);
   g_free (f);
 }
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (FrameSrc, frame_free)
 
 /* --- Recognisers ------------------------------------------------------- */
 
@@ -634,7 +647,7 @@ frame (Ctx *c, Src *src, guint64 pos, guint64 data_start, DfSegment *proto, guin
   proto->parent = parent;
   proto->offset = pos;
   g_array_append_val (c->segs, *proto);
-  g_autoptr (FrameSrc) f = frame_new (c, src, proto->kind, data_start);
+  FrameSrc *f = frame_get (c, depth, src, proto->kind, data_start);
   if (depth < c->lim.depth_max)
     {
       if (!detect_stream (c, &f->base, depth + 1, nseg, error))
@@ -888,6 +901,9 @@ zeros (Ctx *c, Src *src, guint64 pos, guint64 *next, GError **error)
       if (n < 0)
         return RES_ERROR;
       gssize i = 0;
+      guint64 word;
+      while (i + 8 <= n && (memcpy (&word, c->scratch + i, 8), word == 0))
+        i += 8;
       while (i < n && c->scratch[i] == 0)
         i++;
       at += i;
@@ -1049,6 +1065,8 @@ df_detect_read_at (DfReadAtFunc read_at, gpointer user_data, guint64 size, const
   FileSrc file = { .base = { .read = file_read, .size = size }, .fn = read_at, .user = user_data };
   gboolean ok = detect_stream (&c, &file.base, 0, -1, error);
   g_free (c.scratch);
+  for (guint i = 0; i <= DF_DETECT_DEPTH_MAX; i++)
+    frame_free (c.pool[i]);
   if (!ok)
     {
       g_array_unref (c.segs);

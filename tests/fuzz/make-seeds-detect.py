@@ -60,3 +60,14 @@ for kind, cmd in [("xz", ["xz", "-c", "--x86", "--lzma2=dict=1MiB", "--check=crc
     b = bytearray(boot)
     b[0x248:0x250] = struct.pack("<II", 16, len(payload))
     put("bzimage-" + kind, bytes(b) + b"\x90" * 16 + payload + b"trailer")
+
+# Attacks, each within libFuzzer's -max_len (262,144 bytes): output
+# bombs (the budget stops them), more members than the segment limit, a
+# cpio of as many empty entries as fit.
+put("attack-bomb-zstd", run(["zstd", "-q", "-c", "-19"], b"\0" * (256 << 20)))
+put("attack-bomb-gzip", run(["gzip", "-c", "-9", "-n"], b"\0" * (64 << 20)))
+put("attack-bomb-xz", run(["xz", "-c", "-9e"], b"\0" * (64 << 20)))
+tiny = gzip.compress(b"", mtime=0)
+put("attack-members", tiny * (262144 // len(tiny)))
+many = newc([("e%d" % i, 0o100644, b"") for i in range(2000)])
+put("attack-entries", many[:262144])
