@@ -957,8 +957,8 @@ cmd_detect (int argc, char **argv)
                               "{\"seg\":%u,\"depth\":%u,\"parent\":%d,\"kind\":\"%s\",\"offset\":%" G_GUINT64_FORMAT
                               ",\"length\":%" G_GUINT64_FORMAT,
                               i, s->depth, s->parent, df_segment_kind_name (s->kind), s->offset, s->length);
-      static const char *const fl[] = { "checked", "content-size", "checksum", "no-trailer",
-                                        "bzimage-payload", "limit", "not-examined" };
+      static const char *const fl[]
+          = { "checked", "content-size", "checksum", "no-trailer", "bzimage-payload", "limit", "not-examined" };
       g_string_append (out, ",\"flags\":[");
       gboolean first = TRUE;
       for (guint b = 0; b < G_N_ELEMENTS (fl); b++)
@@ -971,8 +971,9 @@ cmd_detect (int argc, char **argv)
       switch (s->kind)
         {
         case DF_SEGMENT_GZIP:
-          g_string_append_printf (out, ",\"dsize\":%" G_GUINT64_FORMAT ",\"flg\":%u,\"xfl\":%u,\"os\":%u,\"mtime\":%u,"
-                                       "\"header_len\":%u,\"name_len\":%u",
+          g_string_append_printf (out,
+                                  ",\"dsize\":%" G_GUINT64_FORMAT ",\"flg\":%u,\"xfl\":%u,\"os\":%u,\"mtime\":%u,"
+                                  "\"header_len\":%u,\"name_len\":%u",
                                   s->decompressed_size, s->u.gzip.flg, s->u.gzip.xfl, s->u.gzip.os, s->u.gzip.mtime,
                                   s->u.gzip.header_len, s->u.gzip.name_len);
           break;
@@ -997,8 +998,8 @@ cmd_detect (int argc, char **argv)
           g_string_append_c (out, ']');
           break;
         case DF_SEGMENT_LZMA:
-          g_string_append_printf (out, ",\"dsize\":%" G_GUINT64_FORMAT ",\"props\":%u,\"dict\":%u", s->decompressed_size,
-                                  s->u.lzma.props, s->u.lzma.dict_size);
+          g_string_append_printf (out, ",\"dsize\":%" G_GUINT64_FORMAT ",\"props\":%u,\"dict\":%u",
+                                  s->decompressed_size, s->u.lzma.props, s->u.lzma.dict_size);
           break;
         case DF_SEGMENT_CPIO:
           g_string_append_printf (out, ",\"first_entry\":%u,\"entries\":%u", s->u.cpio.first_entry,
@@ -1040,8 +1041,9 @@ cmd_detect (int argc, char **argv)
   g_autofree char *text = df_detect_summary_to_string (&sum);
   g_string_append (out, "{\"summary\":");
   json_str (out, text);
-  g_string_append_printf (out, ",\"segments\":%u,\"entries\":%u,\"decompressed_total\":%" G_GUINT64_FORMAT
-                               ",\"limited\":%s,\"ms\":%" G_GINT64_FORMAT "}\n",
+  g_string_append_printf (out,
+                          ",\"segments\":%u,\"entries\":%u,\"decompressed_total\":%" G_GUINT64_FORMAT
+                          ",\"limited\":%s,\"ms\":%" G_GINT64_FORMAT "}\n",
                           d->n_segments, d->n_entries, d->decompressed_total, d->limited ? "true" : "false",
                           (t1 - t0) / 1000);
   fwrite (out->str, 1, out->len, stdout);

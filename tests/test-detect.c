@@ -9,7 +9,7 @@ typedef struct
 {
   const guint8 *data;
   gsize size;
-  guint64 fail_at; /* a read reaching this offset fails */
+  guint64 fail_at;    /* a read reaching this offset fails */
   guint64 reads_past; /* reads the detector made past the end */
   GCancellable *cancel_on_read;
 } Mem;

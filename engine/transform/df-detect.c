@@ -689,6 +689,8 @@ frame (Ctx *c, Src *src, guint64 pos, guint64 data_start, DfSegment *proto, guin
   return RES_OK;
 }
 
+static const guint8 xz_magic[6] = { 0xfd, '7', 'z', 'X', 'Z', 0 };
+
 /* A gzip, zlib, zstd, xz or lzma frame at @pos, recognised from the
  * bytes @p (@n of them). @payload: a bzImage payload (.lzma allowed). */
 static Result
@@ -704,7 +706,7 @@ try_frame (Ctx *c, Src *src, guint64 pos, const guint8 *p, gsize n, guint depth,
       if ((r = gzip_header (c, src, pos, &seg, &data_start, error)) != RES_OK)
         return r;
     }
-  else if (n >= 6 && memcmp (p, "\xfd" "7zXZ\0", 6) == 0)
+  else if (n >= 6 && memcmp (p, xz_magic, 6) == 0)
     {
       seg.kind = DF_SEGMENT_XZ;
       if ((r = xz_header (src, pos, &seg, error)) != RES_OK)
@@ -956,7 +958,8 @@ bzimage (Ctx *c, Src *src, const guint8 *p, gsize n, GError **error)
         seg_add (c, DF_SEGMENT_PLAIN, 0, -1, fend, pend - fend, 0);
     }
   else
-    seg_add (c, DF_SEGMENT_PLAIN, 0, -1, pstart, plen, DF_SEGMENT_BZIMAGE_PAYLOAD | (c->limited ? DF_SEGMENT_LIMIT : 0));
+    seg_add (c, DF_SEGMENT_PLAIN, 0, -1, pstart, plen,
+             DF_SEGMENT_BZIMAGE_PAYLOAD | (c->limited ? DF_SEGMENT_LIMIT : 0));
   if (pend < size)
     seg_add (c, DF_SEGMENT_PLAIN, 0, -1, pend, size - pend, 0);
   return RES_OK;
@@ -1123,16 +1126,11 @@ const char *
 df_segment_kind_name (DfSegmentKind kind)
 {
   static const char *const names[DF_SEGMENT_KIND_COUNT] = {
-    [DF_SEGMENT_PLAIN] = "plain",
-    [DF_SEGMENT_ZERO] = "zero",
-    [DF_SEGMENT_GZIP] = "gzip",
-    [DF_SEGMENT_ZLIB] = "zlib",
-    [DF_SEGMENT_ZSTD] = "zstd",
-    [DF_SEGMENT_ZSTD_SKIPPABLE] = "zstd-skippable",
-    [DF_SEGMENT_XZ] = "xz",
-    [DF_SEGMENT_LZMA] = "lzma",
-    [DF_SEGMENT_CPIO] = "cpio",
-    [DF_SEGMENT_BZIMAGE_SETUP] = "bzimage-setup",
+    [DF_SEGMENT_PLAIN] = "plain", [DF_SEGMENT_ZERO] = "zero",
+    [DF_SEGMENT_GZIP] = "gzip",   [DF_SEGMENT_ZLIB] = "zlib",
+    [DF_SEGMENT_ZSTD] = "zstd",   [DF_SEGMENT_ZSTD_SKIPPABLE] = "zstd-skippable",
+    [DF_SEGMENT_XZ] = "xz",       [DF_SEGMENT_LZMA] = "lzma",
+    [DF_SEGMENT_CPIO] = "cpio",   [DF_SEGMENT_BZIMAGE_SETUP] = "bzimage-setup",
   };
   return (guint)kind < DF_SEGMENT_KIND_COUNT ? names[kind] : "?";
 }

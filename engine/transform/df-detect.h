@@ -93,16 +93,16 @@ void df_detect_limits_default (DfDetectLimits *limits);
 /* --- Segments -------------------------------------------------------- */
 typedef enum
 {
-  DF_SEGMENT_PLAIN = 0,       /* anything not recognised */
-  DF_SEGMENT_ZERO,            /* a run of zero bytes between structures (cpio padding, xz stream padding) */
-  DF_SEGMENT_GZIP,            /* one RFC 1952 member, header to trailer */
-  DF_SEGMENT_ZLIB,            /* one RFC 1950 stream */
-  DF_SEGMENT_ZSTD,            /* one zstd frame */
-  DF_SEGMENT_ZSTD_SKIPPABLE,  /* one zstd skippable frame (not decoded) */
-  DF_SEGMENT_XZ,              /* one xz stream, without the stream padding after it */
-  DF_SEGMENT_LZMA,            /* legacy .lzma ("lzma_alone"): recognised only as a bzImage payload */
-  DF_SEGMENT_CPIO,            /* a newc/crc cpio archive, first header to the end of the trailer entry */
-  DF_SEGMENT_BZIMAGE_SETUP,   /* a bzImage's boot sector and real-mode setup: (setup_sects + 1) * 512 bytes */
+  DF_SEGMENT_PLAIN = 0,      /* anything not recognised */
+  DF_SEGMENT_ZERO,           /* a run of zero bytes between structures (cpio padding, xz stream padding) */
+  DF_SEGMENT_GZIP,           /* one RFC 1952 member, header to trailer */
+  DF_SEGMENT_ZLIB,           /* one RFC 1950 stream */
+  DF_SEGMENT_ZSTD,           /* one zstd frame */
+  DF_SEGMENT_ZSTD_SKIPPABLE, /* one zstd skippable frame (not decoded) */
+  DF_SEGMENT_XZ,             /* one xz stream, without the stream padding after it */
+  DF_SEGMENT_LZMA,           /* legacy .lzma ("lzma_alone"): recognised only as a bzImage payload */
+  DF_SEGMENT_CPIO,           /* a newc/crc cpio archive, first header to the end of the trailer entry */
+  DF_SEGMENT_BZIMAGE_SETUP,  /* a bzImage's boot sector and real-mode setup: (setup_sects + 1) * 512 bytes */
   DF_SEGMENT_KIND_COUNT
 } DfSegmentKind;
 
@@ -135,17 +135,17 @@ enum
 
 typedef struct
 {
-  guint64 id;        /* liblzma filter id: LZMA_FILTER_X86 (4), LZMA_FILTER_LZMA2 (0x21)... */
-  guint32 dict_size; /* LZMA1/LZMA2: dictionary size; 0 for other filters */
+  guint64 id;           /* liblzma filter id: LZMA_FILTER_X86 (4), LZMA_FILTER_LZMA2 (0x21)... */
+  guint32 dict_size;    /* LZMA1/LZMA2: dictionary size; 0 for other filters */
   guint32 start_offset; /* BCJ filters: start offset (0 is the default) */
 } DfDetectFilter;
 
 typedef struct
 {
   DfSegmentKind kind;
-  guint flags;   /* DF_SEGMENT_* */
-  guint depth;   /* 0: in the file */
-  gint parent;   /* index of the enclosing frame in the segment list, -1 at depth 0 */
+  guint flags;    /* DF_SEGMENT_* */
+  guint depth;    /* 0: in the file */
+  gint parent;    /* index of the enclosing frame in the segment list, -1 at depth 0 */
   guint64 offset; /* in the file at depth 0, else in the parent's decompressed stream */
   guint64 length;
   /* Frames (gzip, zlib, zstd, xz, lzma): bytes the frame decompresses to. */
@@ -156,8 +156,8 @@ typedef struct
     {
       guint8 flg, xfl, os; /* header bytes FLG, XFL, OS */
       guint32 mtime;
-      guint32 header_len;  /* bytes before the deflate data */
-      guint16 name_len;    /* FNAME without its NUL (0: none) */
+      guint32 header_len; /* bytes before the deflate data */
+      guint16 name_len;   /* FNAME without its NUL (0: none) */
     } gzip;
     struct
     {
@@ -171,13 +171,13 @@ typedef struct
     } zstd;
     struct
     {
-      guint check;       /* lzma_check: 0 none, 1 CRC32, 4 CRC64, 10 SHA-256 */
-      guint n_filters;   /* of the first block header; 0 when the stream has no block */
+      guint check;     /* lzma_check: 0 none, 1 CRC32, 4 CRC64, 10 SHA-256 */
+      guint n_filters; /* of the first block header; 0 when the stream has no block */
       DfDetectFilter filters[DF_DETECT_FILTERS_MAX];
     } xz;
     struct
     {
-      guint8 props;      /* lc/lp/pb byte */
+      guint8 props; /* lc/lp/pb byte */
       guint32 dict_size;
       guint64 declared_size; /* G_MAXUINT64: unknown (end marker) */
     } lzma;
@@ -188,8 +188,8 @@ typedef struct
     } cpio;
     struct
     {
-      guint16 version;       /* boot protocol version, e.g. 0x020f */
-      guint8 setup_sects;    /* as read (0 means 4) */
+      guint16 version;        /* boot protocol version, e.g. 0x020f */
+      guint8 setup_sects;     /* as read (0 means 4) */
       guint32 payload_offset; /* from the start of the protected-mode code, which follows this segment */
       guint32 payload_length;
     } bzimage;
@@ -204,21 +204,21 @@ typedef struct
   guint segment;    /* index of its archive's segment */
   guint32 ino, mode, uid, gid, nlink, mtime, filesize;
   guint32 devmajor, devminor, rdevmajor, rdevminor, check;
-  guint64 header_offset; /* where its 110-byte header starts */
-  guint64 data_offset;   /* where its data starts (after the name and padding) */
-  gboolean has_sha256;   /* DF_DETECT_HASH_ENTRIES and a regular file */
+  guint64 header_offset;        /* where its 110-byte header starts */
+  guint64 data_offset;          /* where its data starts (after the name and padding) */
+  gboolean has_sha256;          /* DF_DETECT_HASH_ENTRIES and a regular file */
   guint8 sha256[DF_SHA256_LEN]; /* of its filesize bytes of data */
 } DfCpioEntry;
 
 typedef struct
 {
-  guint64 size;           /* of the file */
+  guint64 size; /* of the file */
   guint n_segments;
-  DfSegment *segments;    /* pre-order: a frame, then its children */
+  DfSegment *segments; /* pre-order: a frame, then its children */
   guint n_entries;
   DfCpioEntry *entries;
   guint64 decompressed_total; /* decoder output produced, re-decoding included */
-  gboolean limited;        /* some limit was reached (see DF_SEGMENT_LIMIT) */
+  gboolean limited;           /* some limit was reached (see DF_SEGMENT_LIMIT) */
   /*< private >*/
   GStringChunk *names;
 } DfDetect;
@@ -266,8 +266,8 @@ typedef struct
   guint64 file_bytes[DF_SEGMENT_KIND_COUNT];
   /* Frames of each kind at any depth: the bytes they decompress to. */
   guint64 decompressed_bytes[DF_SEGMENT_KIND_COUNT];
-  guint n_entries;      /* cpio entries at any depth */
-  guint64 entry_bytes;  /* their data */
+  guint n_entries;     /* cpio entries at any depth */
+  guint64 entry_bytes; /* their data */
   guint max_depth;
   gboolean limited;
 } DfDetectSummary;
