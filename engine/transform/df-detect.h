@@ -19,6 +19,22 @@
  *   zstd      2560   ...    decompressed 87 MB
  *     cpio    0      ...    entries: bin/sh, init, usr/lib/modules/...
  *
+ * Where structures are looked for: at the start of the file (or stream)
+ * and just after each structure found. A zero byte there starts a zero
+ * run; anything not recognised there makes the rest of the stream one
+ * plain run (plain content is not scanned for magic numbers).
+ *
+ * A bzImage (recognised at the start of the file only) reads:
+ *
+ *   bzimage-setup 0        20480   boot sector and setup, (setup_sects + 1) * 512
+ *   plain         20480    716     protected-mode code before the payload
+ *   xz            21196    8122336 the payload (DF_SEGMENT_BZIMAGE_PAYLOAD), decompressed 66 MB
+ *   plain         8143532  4       the rest of payload_length (the kernel's le32 of the decompressed size)
+ *   plain         8143536  103696  the rest of the file
+ *
+ * A frame's length counts all of it (a gzip member's header and trailer,
+ * an xz stream's header, index and footer).
+ *
  * Every offset and length read from the file is checked before use; a
  * structure that does not check out (bad magic, a header field out of
  * range, a decoder error, a truncated frame, a failed CRC) is not
