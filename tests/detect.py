@@ -353,6 +353,9 @@ def main():
                "%s\n%s" % (nested, minfo))
         variants("initrd-" + kind, img, len(early))
     p = path("initrd-gzip")
+    lines = run([TOOL, "detect", "--text", p]).decode().splitlines()
+    report(len(lines) == 5 and lines[3].startswith("  cpio ") and "gzip 1 (" in lines[4],
+           "detect --text: one indented line per segment, then the summary", "\n".join(lines))
     check("initrd-like with --depth-max=0: the frame not examined", p, None, opts=["--depth-max=0"],
           seg2={"kind": "gzip", "flags": ["not-examined"]})
     check("initrd-like with --decompressed-max=1000: the frame is plain, limit", p,

@@ -41,7 +41,8 @@
  *                                        "offset":O,"length":L,...}), each cpio entry ({"entry":I,"seg":S,
  *                                        "name":N,...}), then {"summary":TEXT,...} and the time taken.
  *                                        OPTIONS: --hash (entry SHA-256), --segments-max=N, --entries-max=N,
- *                                        --depth-max=N, --decompressed-max=N, --decoder-mem=N (limits)
+ *                                        --depth-max=N, --decompressed-max=N, --decoder-mem=N (limits),
+ *                                        --text (instead: one indented line per segment, then the summary)
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -914,6 +915,7 @@ cmd_detect (int argc, char **argv)
   DfDetectLimits lim;
   df_detect_limits_default (&lim);
   DfDetectFlags flags = 0;
+  gboolean text_form = FALSE;
   const char *path = NULL;
   for (int i = 0; i < argc; i++)
     {
@@ -922,6 +924,8 @@ cmd_detect (int argc, char **argv)
       guint64 v = eq ? g_ascii_strtoull (eq + 1, NULL, 10) : 0;
       if (strcmp (a, "--hash") == 0)
         flags |= DF_DETECT_HASH_ENTRIES;
+      else if (strcmp (a, "--text") == 0)
+        text_form = TRUE;
       else if (g_str_has_prefix (a, "--segments-max="))
         lim.segments_max = v;
       else if (g_str_has_prefix (a, "--entries-max="))
@@ -950,6 +954,27 @@ cmd_detect (int argc, char **argv)
   if (d == NULL)
     die ("%s", error->message);
   g_autoptr (GString) out = g_string_new (NULL);
+  if (text_form)
+    {
+      for (guint i = 0; i < d->n_segments; i++)
+        {
+          const DfSegment *s = &d->segments[i];
+          printf ("%*s%-*s %12" G_GUINT64_FORMAT " %12" G_GUINT64_FORMAT, 2 * s->depth, "", 16 - 2 * s->depth,
+                  df_segment_kind_name (s->kind), s->offset, s->length);
+          if (s->kind >= DF_SEGMENT_GZIP && s->kind <= DF_SEGMENT_LZMA && s->kind != DF_SEGMENT_ZSTD_SKIPPABLE)
+            printf (" -> %" G_GUINT64_FORMAT, s->decompressed_size);
+          if (s->kind == DF_SEGMENT_CPIO)
+            printf ("  %u entries", s->u.cpio.n_entries);
+          printf ("%s%s%s\n", s->flags & DF_SEGMENT_CHECKED ? "  checked" : "",
+                  s->flags & DF_SEGMENT_BZIMAGE_PAYLOAD ? "  bzimage-payload" : "",
+                  s->flags & DF_SEGMENT_LIMIT ? "  LIMIT" : "");
+        }
+      DfDetectSummary sum;
+      df_detect_summarize (d, &sum);
+      g_autofree char *text = df_detect_summary_to_string (&sum);
+      printf ("%s; %" G_GINT64_FORMAT " ms\n", text, (t1 - t0) / 1000);
+      return 0;
+    }
   for (guint i = 0; i < d->n_segments; i++)
     {
       const DfSegment *s = &d->segments[i];
