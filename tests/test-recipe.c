@@ -179,7 +179,8 @@ run_cases (const char *prefix, const Case *cases, guint n, gsize content_len, gu
       check_stream (what, out, content, in, cases[i].reproducible);
       unlink (out);
     }
-  unlink (in);
+  if (g_getenv ("DF_RECIPE_KEEP") == NULL) /* DF_RECIPE_KEEP=1: the content stays, to debug */
+    unlink (in);
 }
 
 #define PY_ZLIB(expr) "python3 -c \"import sys, zlib, gzip; d = open(sys.argv[1], 'rb').read(); " \
@@ -256,7 +257,7 @@ test_xz (void)
     { "xz kernel style", "xz --check=crc32 --x86 --lzma2=dict=32MiB -c \"$IN\" >\"$OUT\"", TRUE },
     { "xz --lzma2=preset=6,lc=1,lp=2,pb=0", "xz --lzma2=preset=6,lc=1,lp=2,pb=0 -c \"$IN\" >\"$OUT\"", TRUE },
   };
-  run_cases ("CLI", cases, G_N_ELEMENTS (cases), 3 * 1024 * 1024, 4);
+  run_cases ("CLI", cases, G_N_ELEMENTS (cases), 3 * 512 * 1024, 4);
 }
 
 /* A valid recipe to start the hostile tests from: xz's kernel style. */
@@ -528,7 +529,10 @@ main (int argc, char **argv)
   g_test_add_func ("/recipe/rebuild/refusals", test_refusals);
   g_test_add_func ("/recipe/memory/zstd-mt", test_zstd_mt_memory);
   int rc = g_test_run ();
-  df_rm_rf_at (AT_FDCWD, tmpdir, NULL);
+  if (g_getenv ("DF_RECIPE_KEEP") == NULL)
+    df_rm_rf_at (AT_FDCWD, tmpdir, NULL);
+  else
+    g_printerr ("kept %s\n", tmpdir);
   g_free (tmpdir);
   return rc;
 }

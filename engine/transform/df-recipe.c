@@ -201,6 +201,22 @@ df_recipe_check (const DfRecipe *r, GError **error)
   return check_deflate_unused (r, error) && check_zstd_unused (r, error);
 }
 
+typedef struct
+{
+  const DfRecipe *r;
+  DfRecipeWriteFunc write;
+  gpointer write_data;
+  z_stream z;
+  gboolean z_live;
+  ZSTD_CCtx *zc;
+  lzma_stream lz;
+  gboolean lz_live;
+  guint32 sum; /* gzip CRC-32 or zlib Adler-32 of the content */
+  guint64 in_total, out_total;
+  gsize out_size;
+  guint8 *out;
+} Encoder;
+
 /* ------------------------------------------------------------------------ */
 /* Encoder parameters                                                        */
 
@@ -351,7 +367,8 @@ df_recipe_memory (const DfRecipe *r, guint64 *out, GError **error)
         return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: liblzma refuses the xz options");
       mem += 16 * 1024; /* stream and block encoder state */
     }
-  *out = mem + 2 * DF_RECIPE_BUFFER;
+  *out = mem + sizeof (Encoder) +
+         (r->codec == DF_RECIPE_CODEC_ZSTD ? ZSTD_CStreamInSize () + ZSTD_CStreamOutSize () : 2 * DF_RECIPE_BUFFER);
   return TRUE;
 }
 
@@ -500,20 +517,6 @@ df_recipe_parse (GBytes *bytes, DfRecipe *out, GError **error)
 /* ------------------------------------------------------------------------ */
 /* The encoder                                                               */
 
-typedef struct
-{
-  const DfRecipe *r;
-  DfRecipeWriteFunc write;
-  gpointer write_data;
-  z_stream z;
-  gboolean z_live;
-  ZSTD_CCtx *zc;
-  lzma_stream lz;
-  gboolean lz_live;
-  guint32 sum; /* gzip CRC-32 or zlib Adler-32 of the content */
-  guint64 in_total, out_total;
-  guint8 out[DF_RECIPE_BUFFER];
-} Encoder;
 
 static gboolean
 emit (Encoder *e, const guint8 *buf, gsize len, GError **error)
@@ -535,6 +538,7 @@ encoder_clear (Encoder *e)
   e->z_live = FALSE;
   ZSTD_freeCCtx (e->zc);
   e->zc = NULL;
+  g_clear_pointer (&e->out, g_free);
   if (e->lz_live)
     lzma_end (&e->lz);
   e->lz_live = FALSE;
@@ -608,11 +612,11 @@ encoder_feed (Encoder *e, const guint8 *in, gsize len, gboolean last, GError **e
       for (;;)
         {
           e->z.next_out = e->out;
-          e->z.avail_out = sizeof e->out;
+          e->z.avail_out = e->out_size;
           int ret = deflate (&e->z, last ? Z_FINISH : Z_NO_FLUSH);
           if (ret == Z_STREAM_ERROR)
             return df_throw (error, DF_ERROR_FAILED, "recipe rebuild: zlib failed");
-          if (!emit (e, e->out, sizeof e->out - e->z.avail_out, error))
+          if (!emit (e, e->out, e->out_size - e->z.avail_out, error))
             return FALSE;
           if (last ? ret == Z_STREAM_END : e->z.avail_in == 0 && e->z.avail_out != 0)
             break;
@@ -639,7 +643,7 @@ encoder_feed (Encoder *e, const guint8 *in, gsize len, gboolean last, GError **e
       ZSTD_inBuffer ib = { in, len, 0 };
       for (;;)
         {
-          ZSTD_outBuffer ob = { e->out, sizeof e->out, 0 };
+          ZSTD_outBuffer ob = { e->out, e->out_size, 0 }; /* fresh each call, as the CLI */
           size_t rem = ZSTD_compressStream2 (e->zc, &ob, &ib, last ? ZSTD_e_end : ZSTD_e_continue);
           if (ZSTD_isError (rem))
             return df_throw (error, DF_ERROR_FAILED, "recipe rebuild: zstd: %s", ZSTD_getErrorName (rem));
@@ -655,16 +659,47 @@ encoder_feed (Encoder *e, const guint8 *in, gsize len, gboolean last, GError **e
   for (;;)
     {
       e->lz.next_out = e->out;
-      e->lz.avail_out = sizeof e->out;
+      e->lz.avail_out = e->out_size;
       lzma_ret ret = lzma_code (&e->lz, last ? LZMA_FINISH : LZMA_RUN);
       if (ret != LZMA_OK && ret != LZMA_STREAM_END)
         return df_throw (error, DF_ERROR_FAILED, "recipe rebuild: liblzma failed (%d)", (int)ret);
-      if (!emit (e, e->out, sizeof e->out - e->lz.avail_out, error))
+      if (!emit (e, e->out, e->out_size - e->lz.avail_out, error))
         return FALSE;
       if (last ? ret == LZMA_STREAM_END : e->lz.avail_in == 0 && e->lz.avail_out != 0)
         break;
     }
   return TRUE;
+}
+
+/* Input chunks and output buffer of a rebuild. zstd's output depends on
+ * how its input arrives (the last call's input may be compressed straight
+ * from the caller's buffer, with the earlier content as an external
+ * dictionary, when the output buffer has room for it and the internal
+ * buffer is at a block start), so zstd is fed as its command-line tool
+ * feeds it: chunks of ZSTD_CStreamInSize(), a fresh ZSTD_CStreamOutSize()
+ * output buffer for each call, and ZSTD_e_end with the last chunk when the
+ * size was known (a file) or alone after it when not (a pipe). */
+static gsize
+in_chunk (const DfRecipe *r)
+{
+  return r->codec == DF_RECIPE_CODEC_ZSTD ? ZSTD_CStreamInSize () : DF_RECIPE_BUFFER;
+}
+
+/* Reads a full chunk of @len bytes unless the content ends first. */
+static gssize
+read_chunk (DfRecipeReadFunc read, gpointer read_data, guint8 *buf, gsize len, GError **error)
+{
+  gsize got = 0;
+  while (got < len)
+    {
+      gssize n = read (read_data, buf + got, len - got, error);
+      if (n < 0)
+        return -1;
+      if (n == 0)
+        break;
+      got += (gsize)MIN ((gsize)n, len - got);
+    }
+  return (gssize)got;
 }
 
 /* Runs @r without the identity and memory checks. */
@@ -673,10 +708,14 @@ run (const DfRecipe *r, DfRecipeReadFunc read, gpointer read_data, DfRecipeWrite
      GCancellable *cancellable, GError **error)
 {
   g_autofree Encoder *e = g_new0 (Encoder, 1);
-  g_autofree guint8 *in = g_malloc (DF_RECIPE_BUFFER);
+  gsize chunk = in_chunk (r);
+  g_autofree guint8 *in = g_malloc (chunk);
   e->r = r;
   e->write = write;
   e->write_data = write_data;
+  e->out_size = r->codec == DF_RECIPE_CODEC_ZSTD ? ZSTD_CStreamOutSize () : DF_RECIPE_BUFFER;
+  e->out = g_malloc (e->out_size);
+  gboolean end_with_data = r->codec == DF_RECIPE_CODEC_ZSTD && r->zstd.pledged;
   gboolean ok = encoder_start (e, error);
   while (ok)
     {
@@ -685,7 +724,7 @@ run (const DfRecipe *r, DfRecipeReadFunc read, gpointer read_data, DfRecipeWrite
           ok = FALSE;
           break;
         }
-      gssize n = read (read_data, in, DF_RECIPE_BUFFER, error);
+      gssize n = read_chunk (read, read_data, in, chunk, error);
       if (n < 0)
         ok = FALSE;
       else if ((guint64)n > r->content_size - e->in_total)
@@ -695,9 +734,18 @@ run (const DfRecipe *r, DfRecipeReadFunc read, gpointer read_data, DfRecipeWrite
         ok = df_throw (error, DF_ERROR_CORRUPT,
                        "recipe rebuild: the content ends after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " bytes",
                        e->in_total, r->content_size);
-      else if (n == 0)
+      else if (n == 0 || (end_with_data && e->in_total + (guint64)n == r->content_size))
         {
-          ok = encoder_feed (e, in, 0, TRUE, error);
+          /* Whatever the content might still hold is refused. */
+          guint8 extra;
+          gssize more = n == 0 ? 0 : read (read_data, &extra, 1, error);
+          if (more < 0)
+            ok = FALSE;
+          else if (more > 0)
+            ok = df_throw (error, DF_ERROR_CORRUPT,
+                           "recipe rebuild: the content is longer than %" G_GUINT64_FORMAT " bytes", r->content_size);
+          else
+            ok = encoder_feed (e, in, (gsize)n, TRUE, error);
           break;
         }
       else
@@ -956,16 +1004,12 @@ list_zstd (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
             else if (!single_segment && fh.windowSize != G_GUINT64_CONSTANT (1) << zstd_window_log (&r))
               continue;
             any = TRUE;
-            /* Content within one job compresses alike in both modes;
-             * above it, multi-threaded first: the CLI's default. */
+            /* Multi-threaded first, the zstd tool's default; its
+             * output differs from the single-threaded one even within one
+             * job (the last input is never compressed in place). */
+            r.zstd.mt = TRUE;
+            add (list, &r);
             r.zstd.mt = FALSE;
-            gboolean one_job = r.content_size <= zstd_job_size (&r);
-            if (!one_job)
-              {
-                r.zstd.mt = TRUE;
-                add (list, &r);
-                r.zstd.mt = FALSE;
-              }
             add (list, &r);
           }
     }

@@ -56,7 +56,10 @@ typedef enum
 /* Largest xz multi-threaded block size a recipe may declare; the encoder
  * holds about twice the block in memory (counted by df_recipe_memory()). */
 #define DF_RECIPE_XZ_BLOCK_MAX (G_GUINT64_CONSTANT (1) << 32)
-/* Buffers a rebuild holds beside the codec's state (input and output). */
+/* Buffers a rebuild holds beside the codec's state: input and output of
+ * this size each, or for zstd ZSTD_CStreamInSize() and
+ * ZSTD_CStreamOutSize() (128 KiB and a little more), which it must use to
+ * make the zstd tool's bytes. */
 #define DF_RECIPE_BUFFER (64 * 1024)
 
 /* Search bounds (build server): at most this many candidates, and at most
@@ -185,7 +188,8 @@ typedef gboolean (*DfRecipeWriteFunc) (gpointer user_data, const guint8 *buf, gs
  * @memory_limit: the most memory the encoder may take (df_recipe_memory())
  *
  * Compresses the content as @recipe says, streaming: beside the codec's
- * state it holds two DF_RECIPE_BUFFER buffers, whatever the content size.
+ * state it holds two buffers (DF_RECIPE_BUFFER), whatever the content
+ * size. zstd input is fed as the zstd tool feeds it (see df-recipe.c).
  * Refuses before reading anything:
  * - DF_ERROR_MISSING_BASE "recipe needs LIB, this device has LIB2" when
  *   the library running here is not the recipe's (its output could differ);
