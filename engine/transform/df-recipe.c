@@ -1054,12 +1054,26 @@ list_xz (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
   if (!usable)
     return;
   /* Sizes in the block header: the multi-threaded encoder wrote it. Its
-   * block size is the first block's content, unless that block holds all
-   * of it (then any size from there up makes the same stream). */
+   * block size is the first block's content when there are more blocks;
+   * when one block holds it all, any size from there up cuts the same
+   * blocks, but liblzma 5.4 tunes the encoder to the block size, so xz's
+   * default (3 times the dictionary, at least 1 MiB) comes first. */
+  guint64 block_sizes[2] = { 0 };
+  guint n_block_sizes = 1;
   if (block.uncompressed_size != LZMA_VLI_UNKNOWN)
-    base->xz.block_size = MAX (block.uncompressed_size, 1);
-  if (base->xz.block_size > DF_RECIPE_XZ_BLOCK_MAX)
-    return;
+    {
+      guint64 first = MAX (block.uncompressed_size, 1);
+      guint64 xz_default = MAX ((guint64)base->xz.dict_size * 3, DF_MIB);
+      block_sizes[0] = first;
+      if (first >= base->content_size && xz_default > first)
+        {
+          block_sizes[0] = xz_default;
+          block_sizes[1] = first;
+          n_block_sizes = 2;
+        }
+      if (block_sizes[0] > DF_RECIPE_XZ_BLOCK_MAX)
+        return;
+    }
   /* lc, lp and pb from the first LZMA2 chunk, when it is an LZMA chunk
    * with properties. */
   const guint8 *chunk = h + LZMA_STREAM_HEADER_SIZE + block.header_size;
@@ -1101,7 +1115,11 @@ list_xz (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
         DfRecipe r = *base;
         r.level = order[i];
         r.xz.extreme = extreme;
-        add (list, &r);
+        for (guint b = 0; b < n_block_sizes; b++)
+          {
+            r.xz.block_size = block_sizes[b];
+            add (list, &r);
+          }
       }
 }
 
