@@ -21,8 +21,9 @@ static char *tmpdir;
 static GBytes *
 make_content (gsize len, guint32 seed)
 {
-  static const char *const words[] = { "kernel", "module", "usr", "lib", "firmware", "systemd", "0x", "ffff",
-                                       "config", "=", "y", "\n", "/", "init", "ramfs", "deltafetch", " ", " ", "\t" };
+  static const char *const words[]
+      = { "kernel", "module", "usr", "lib",  "firmware", "systemd",    "0x", "ffff", "config", "=",
+          "y",      "\n",     "/",   "init", "ramfs",    "deltafetch", " ",  " ",    "\t" };
   guint8 *d = g_malloc (len);
   guint32 x = seed | 1;
   gsize i = 0;
@@ -183,29 +184,39 @@ run_cases (const char *prefix, const Case *cases, guint n, gsize content_len, gu
     unlink (in);
 }
 
-#define PY_ZLIB(expr) "python3 -c \"import sys, zlib, gzip; d = open(sys.argv[1], 'rb').read(); " \
-                      "open(sys.argv[2], 'wb').write(" expr ")\" \"$IN\" \"$OUT\""
+#define PY_ZLIB(expr)                                                                                                  \
+  "python3 -c \"import sys, zlib, gzip; d = open(sys.argv[1], 'rb').read(); "                                          \
+  "open(sys.argv[2], 'wb').write(" expr ")\" \"$IN\" \"$OUT\""
 
 static void
 test_zlib (void)
 {
   static const Case cases[] = {
-#define L(n)                                                                                                       \
-  { "zlib -" #n, PY_ZLIB ("zlib.compress(d, " #n ")"), TRUE },                                                   \
-      { "gzip -" #n, PY_ZLIB ("gzip.compress(d, " #n ")"), TRUE },                                                \
-      { "raw -" #n, PY_ZLIB ("(lambda c: c.compress(d) + c.flush())(zlib.compressobj(" #n ", zlib.DEFLATED, -15))"), \
+#define L(n)                                                                                                           \
+  { "zlib -" #n, PY_ZLIB ("zlib.compress(d, " #n ")"), TRUE },                                                         \
+      { "gzip -" #n, PY_ZLIB ("gzip.compress(d, " #n ")"), TRUE },                                                     \
+      { "raw -" #n, PY_ZLIB ("(lambda c: c.compress(d) + c.flush())(zlib.compressobj(" #n ", zlib.DEFLATED, -15))"),   \
         TRUE }
-    L (1), L (2), L (3), L (4), L (5), L (6), L (7), L (8), L (9),
+    L (1),
+    L (2),
+    L (3),
+    L (4),
+    L (5),
+    L (6),
+    L (7),
+    L (8),
+    L (9),
 #undef L
     { "zlib -6 window 12 memlevel 9",
       PY_ZLIB ("(lambda c: c.compress(d) + c.flush())(zlib.compressobj(6, zlib.DEFLATED, 12, 9))"), TRUE },
-    { "zlib -6 filtered", PY_ZLIB ("(lambda c: c.compress(d) + c.flush())(zlib.compressobj(6, zlib.DEFLATED, 15, 8, 1))"),
-      TRUE },
-    { "zlib -1 huffman", PY_ZLIB ("(lambda c: c.compress(d) + c.flush())(zlib.compressobj(1, zlib.DEFLATED, 15, 8, 2))"),
-      TRUE },
-    { "gzip with a name", PY_ZLIB ("gzip.compress(d, 9, mtime=1700000000)[:3] + b'\\x08' + "
-                                   "gzip.compress(d, 9, mtime=1700000000)[4:10] + b'initrd.img\\x00' + "
-                                   "gzip.compress(d, 9, mtime=1700000000)[10:]"),
+    { "zlib -6 filtered",
+      PY_ZLIB ("(lambda c: c.compress(d) + c.flush())(zlib.compressobj(6, zlib.DEFLATED, 15, 8, 1))"), TRUE },
+    { "zlib -1 huffman",
+      PY_ZLIB ("(lambda c: c.compress(d) + c.flush())(zlib.compressobj(1, zlib.DEFLATED, 15, 8, 2))"), TRUE },
+    { "gzip with a name",
+      PY_ZLIB ("gzip.compress(d, 9, mtime=1700000000)[:3] + b'\\x08' + "
+               "gzip.compress(d, 9, mtime=1700000000)[4:10] + b'initrd.img\\x00' + "
+               "gzip.compress(d, 9, mtime=1700000000)[10:]"),
       TRUE },
   };
   run_cases ("python", cases, G_N_ELEMENTS (cases), 384 * 1024, 1);
@@ -227,15 +238,21 @@ static void
 test_zstd (void)
 {
   static const Case cases[] = {
-#define Z(lvl, t, check)                                                                                        \
-  { "zstd " lvl " " t " " check " file", "zstd -q " lvl " " t " " check " -c \"$IN\" >\"$OUT\"", TRUE },         \
-  {                                                                                                             \
-    "zstd " lvl " " t " " check " pipe", "zstd -q " lvl " " t " " check " -c <\"$IN\" >\"$OUT\"", TRUE          \
-  }
-    Z ("-1", "-T0", ""), Z ("-1", "--single-thread", ""), Z ("-1", "-T0", "--no-check"),
-    Z ("-1", "--single-thread", "--no-check"), Z ("-3", "-T0", ""), Z ("-3", "--single-thread", ""),
-    Z ("-3", "-T0", "--no-check"), Z ("-9", "-T0", ""), Z ("-9", "--single-thread", ""),
-    Z ("-9", "--single-thread", "--no-check"), Z ("-19", "-T0", ""), Z ("-19", "--single-thread", ""),
+#define Z(lvl, t, check)                                                                                               \
+  { "zstd " lvl " " t " " check " file", "zstd -q " lvl " " t " " check " -c \"$IN\" >\"$OUT\"", TRUE },               \
+      { "zstd " lvl " " t " " check " pipe", "zstd -q " lvl " " t " " check " -c <\"$IN\" >\"$OUT\"", TRUE }
+    Z ("-1", "-T0", ""),
+    Z ("-1", "--single-thread", ""),
+    Z ("-1", "-T0", "--no-check"),
+    Z ("-1", "--single-thread", "--no-check"),
+    Z ("-3", "-T0", ""),
+    Z ("-3", "--single-thread", ""),
+    Z ("-3", "-T0", "--no-check"),
+    Z ("-9", "-T0", ""),
+    Z ("-9", "--single-thread", ""),
+    Z ("-9", "--single-thread", "--no-check"),
+    Z ("-19", "-T0", ""),
+    Z ("-19", "--single-thread", ""),
     Z ("-3", "", "--no-content-size"),
 #undef Z
   };
@@ -298,13 +315,13 @@ test_parse_hostile (void)
   g_autoptr (GBytes) good = df_recipe_serialize (&r);
   g_assert_true (df_recipe_parse (good, &out, &error));
   g_assert_no_error (error);
-#define BAD(stmt)                                                                                                  \
-  do                                                                                                               \
-    {                                                                                                              \
-      sample (&r);                                                                                                 \
-      stmt;                                                                                                        \
-      assert_refused (&r, #stmt);                                                                                  \
-    }                                                                                                              \
+#define BAD(stmt)                                                                                                      \
+  do                                                                                                                   \
+    {                                                                                                                  \
+      sample (&r);                                                                                                     \
+      stmt;                                                                                                            \
+      assert_refused (&r, #stmt);                                                                                      \
+    }                                                                                                                  \
   while (0)
   BAD (r.codec = 0);
   BAD (r.codec = 6);
@@ -330,8 +347,8 @@ test_parse_hostile (void)
   BAD (r.deflate.header_len = 3);
   /* Deflate and zstd recipes. */
   BAD (r.codec = DF_RECIPE_CODEC_ZLIB);
-#define DEFLATE(c)                                                                                                 \
-  r.codec = c, memset (&r.xz, 0, sizeof r.xz), df_recipe_library_identity (r.codec, r.library), r.level = 6,       \
+#define DEFLATE(c)                                                                                                     \
+  r.codec = c, memset (&r.xz, 0, sizeof r.xz), df_recipe_library_identity (r.codec, r.library), r.level = 6,           \
   r.deflate.window_bits = 15, r.deflate.mem_level = 8
   sample (&r);
   DEFLATE (DF_RECIPE_CODEC_DEFLATE);
@@ -346,9 +363,10 @@ test_parse_hostile (void)
   BAD (DEFLATE (DF_RECIPE_CODEC_GZIP); r.deflate.header_len = 9);
   BAD (DEFLATE (DF_RECIPE_CODEC_GZIP); r.deflate.header_len = 10);
   BAD (DEFLATE (DF_RECIPE_CODEC_ZLIB); r.deflate.header_len = 2; r.deflate.header[0] = 0x78; r.deflate.header[1] = 0);
-  BAD (DEFLATE (DF_RECIPE_CODEC_ZLIB); r.deflate.header_len = 2; r.deflate.header[0] = 0x78; r.deflate.header[1] = 0xbb);
-#define ZSTD()                                                                                                     \
-  r.codec = DF_RECIPE_CODEC_ZSTD, memset (&r.xz, 0, sizeof r.xz), df_recipe_library_identity (r.codec, r.library), \
+  BAD (DEFLATE (DF_RECIPE_CODEC_ZLIB); r.deflate.header_len = 2; r.deflate.header[0] = 0x78;
+       r.deflate.header[1] = 0xbb);
+#define ZSTD()                                                                                                         \
+  r.codec = DF_RECIPE_CODEC_ZSTD, memset (&r.xz, 0, sizeof r.xz), df_recipe_library_identity (r.codec, r.library),     \
   r.level = 3
   BAD (ZSTD (); r.level = 23);
   BAD (ZSTD (); r.level = ZSTD_minCLevel () - 1);
@@ -486,7 +504,8 @@ test_zstd_mt_memory (void)
       df_recipe_library_identity (r.codec, r.library);
       r.zstd.mt = TRUE;
       r.zstd.checksum = TRUE;
-      guint64 job = G_GUINT64_CONSTANT (1) << MAX (20, ZSTD_getCParams (level, ZSTD_CONTENTSIZE_UNKNOWN, 0).windowLog + 2);
+      guint64 job = G_GUINT64_CONSTANT (1)
+                    << MAX (20, ZSTD_getCParams (level, ZSTD_CONTENTSIZE_UNKNOWN, 0).windowLog + 2);
       r.content_size = 3 * job + 1000;
       r.stream_size = r.content_size + r.content_size / 16;
       guint64 est;
@@ -506,8 +525,8 @@ test_zstd_mt_memory (void)
           peak = MAX (peak, ZSTD_sizeof_CCtx (cctx));
         }
       while (rem != 0);
-      g_test_message ("zstd -%d multi-threaded, one worker: estimate %" G_GUINT64_FORMAT " KiB, libzstd holds %" G_GSIZE_FORMAT
-                      " KiB",
+      g_test_message ("zstd -%d multi-threaded, one worker: estimate %" G_GUINT64_FORMAT
+                      " KiB, libzstd holds %" G_GSIZE_FORMAT " KiB",
                       level, est / 1024, peak / 1024);
       g_assert_cmpuint (est, >=, peak);
       g_assert_cmpuint (est, <=, peak + peak / 2);

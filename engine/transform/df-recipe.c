@@ -90,8 +90,8 @@ check_deflate_unused (const DfRecipe *r, GError **error)
 static gboolean
 check_zstd_unused (const DfRecipe *r, GError **error)
 {
-  if (r->zstd.window_log || r->zstd.checksum || r->zstd.content_size || r->zstd.pledged || r->zstd.mt ||
-      r->zstd.job_size || r->zstd.overlap_log)
+  if (r->zstd.window_log || r->zstd.checksum || r->zstd.content_size || r->zstd.pledged || r->zstd.mt
+      || r->zstd.job_size || r->zstd.overlap_log)
     return bad (error, "zstd parameters of a non-zstd codec", 1);
   return TRUE;
 }
@@ -99,8 +99,8 @@ check_zstd_unused (const DfRecipe *r, GError **error)
 static gboolean
 check_xz_unused (const DfRecipe *r, GError **error)
 {
-  if (r->xz.extreme || r->xz.check || r->xz.dict_size || r->xz.lc || r->xz.lp || r->xz.pb || r->xz.n_filters ||
-      r->xz.block_size)
+  if (r->xz.extreme || r->xz.check || r->xz.dict_size || r->xz.lc || r->xz.lp || r->xz.pb || r->xz.n_filters
+      || r->xz.block_size)
     return bad (error, "xz parameters of a non-xz codec", 1);
   for (guint i = 0; i < DF_RECIPE_FILTERS_MAX; i++)
     if (r->xz.filters[i].id || r->xz.filters[i].arg)
@@ -136,12 +136,12 @@ df_recipe_check (const DfRecipe *r, GError **error)
       if (r->deflate.strategy > Z_FIXED)
         return bad (error, "zlib strategy", r->deflate.strategy);
       const guint8 *h = r->deflate.header;
-      if (r->codec == DF_RECIPE_CODEC_GZIP &&
-          (r->deflate.header_len < 10 || r->deflate.header_len > DF_RECIPE_HEADER_MAX || h[0] != 0x1f || h[1] != 0x8b ||
-           h[2] != 8))
+      if (r->codec == DF_RECIPE_CODEC_GZIP
+          && (r->deflate.header_len < 10 || r->deflate.header_len > DF_RECIPE_HEADER_MAX || h[0] != 0x1f || h[1] != 0x8b
+              || h[2] != 8))
         return bad (error, "gzip header length", r->deflate.header_len);
-      if (r->codec == DF_RECIPE_CODEC_ZLIB &&
-          (r->deflate.header_len != 2 || (h[0] & 0x0f) != 8 || (h[1] & 0x20) || (h[0] * 256 + h[1]) % 31))
+      if (r->codec == DF_RECIPE_CODEC_ZLIB
+          && (r->deflate.header_len != 2 || (h[0] & 0x0f) != 8 || (h[1] & 0x20) || (h[0] * 256 + h[1]) % 31))
         return bad (error, "zlib header", r->deflate.header_len);
       if (r->codec == DF_RECIPE_CODEC_DEFLATE && r->deflate.header_len != 0)
         return bad (error, "raw deflate header length", r->deflate.header_len);
@@ -154,8 +154,8 @@ df_recipe_check (const DfRecipe *r, GError **error)
         return bad (error, "zstd level", (guint64)(gint64)r->level);
       if (r->zstd.window_log && (r->zstd.window_log < ZSTD_WINDOWLOG_MIN || r->zstd.window_log > ZSTD_WINDOWLOG_MAX))
         return bad (error, "zstd window log", r->zstd.window_log);
-      if (!is_bool (r->zstd.checksum) || !is_bool (r->zstd.content_size) || !is_bool (r->zstd.pledged) ||
-          !is_bool (r->zstd.mt))
+      if (!is_bool (r->zstd.checksum) || !is_bool (r->zstd.content_size) || !is_bool (r->zstd.pledged)
+          || !is_bool (r->zstd.mt))
         return bad (error, "zstd flag", 2);
       if (r->zstd.content_size && !r->zstd.pledged)
         return bad (error, "zstd content size flag without a pledged size", 1);
@@ -171,8 +171,8 @@ df_recipe_check (const DfRecipe *r, GError **error)
     return bad (error, "xz preset", (guint64)(gint64)r->level);
   if (!is_bool (r->xz.extreme))
     return bad (error, "xz extreme flag", 2);
-  if (r->xz.check != LZMA_CHECK_NONE && r->xz.check != LZMA_CHECK_CRC32 && r->xz.check != LZMA_CHECK_CRC64 &&
-      r->xz.check != LZMA_CHECK_SHA256)
+  if (r->xz.check != LZMA_CHECK_NONE && r->xz.check != LZMA_CHECK_CRC32 && r->xz.check != LZMA_CHECK_CRC64
+      && r->xz.check != LZMA_CHECK_SHA256)
     return bad (error, "xz check", r->xz.check);
   if (r->xz.dict_size < LZMA_DICT_SIZE_MIN || r->xz.dict_size > (UINT32_C (3) << 29))
     return bad (error, "xz dictionary size", r->xz.dict_size);
@@ -317,8 +317,8 @@ df_recipe_memory (const DfRecipe *r, guint64 *out, GError **error)
   guint64 mem = 0;
   if (is_deflate_family (r->codec))
     /* zlib.h's figure, plus the deflate state (under 6 KiB in 1.2.13). */
-    mem = (G_GUINT64_CONSTANT (1) << (r->deflate.window_bits + 2)) +
-          (G_GUINT64_CONSTANT (1) << (r->deflate.mem_level + 9)) + 8 * 1024;
+    mem = (G_GUINT64_CONSTANT (1) << (r->deflate.window_bits + 2))
+          + (G_GUINT64_CONSTANT (1) << (r->deflate.mem_level + 9)) + 8 * 1024;
   else if (r->codec == DF_RECIPE_CODEC_ZSTD)
     {
       ZSTD_CCtx_params *params = ZSTD_createCCtxParams ();
@@ -367,8 +367,8 @@ df_recipe_memory (const DfRecipe *r, guint64 *out, GError **error)
         return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: liblzma refuses the xz options");
       mem += 16 * 1024; /* stream and block encoder state */
     }
-  *out = mem + sizeof (Encoder) +
-         (r->codec == DF_RECIPE_CODEC_ZSTD ? ZSTD_CStreamInSize () + ZSTD_CStreamOutSize () : 2 * DF_RECIPE_BUFFER);
+  *out = mem + sizeof (Encoder)
+         + (r->codec == DF_RECIPE_CODEC_ZSTD ? ZSTD_CStreamInSize () + ZSTD_CStreamOutSize () : 2 * DF_RECIPE_BUFFER);
   return TRUE;
 }
 
@@ -390,8 +390,9 @@ df_recipe_describe (const DfRecipe *r)
       if (r->zstd.window_log)
         g_string_append_printf (s, ", window log %u", r->zstd.window_log);
       g_string_append_printf (s, ", %s, %s, %s", r->zstd.checksum ? "checksum" : "no checksum",
-                              r->zstd.content_size ? "content size" : r->zstd.pledged ? "size pledged, not written"
-                                                                                      : "size unknown",
+                              r->zstd.content_size ? "content size"
+                              : r->zstd.pledged    ? "size pledged, not written"
+                                                   : "size unknown",
                               r->zstd.mt ? "multi-threaded" : "single-threaded");
     }
   else if (r->codec == DF_RECIPE_CODEC_XZ)
@@ -413,8 +414,8 @@ df_recipe_describe (const DfRecipe *r)
       else
         g_string_append (s, "single-threaded");
     }
-  g_string_append_printf (s, ", %s, %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT " bytes", r->library,
-                          r->content_size, r->stream_size);
+  g_string_append_printf (s, ", %s, %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT " bytes", r->library, r->content_size,
+                          r->stream_size);
   return g_string_free (s, FALSE);
 }
 
@@ -432,12 +433,12 @@ df_recipe_serialize (const DfRecipe *r)
                                                 MIN (r->deflate.header_len, DF_RECIPE_HEADER_MAX), 1);
   char library[DF_RECIPE_LIBRARY_MAX];
   g_strlcpy (library, r->library, sizeof library);
-  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new (
-      "(yysttiyyy@ayybbbbuybyu(yyy)a(tu)t)", (guint8)DF_RECIPE_FORMAT_VERSION, (guint8)r->codec, library,
-      r->content_size, r->stream_size, (gint32)r->level, r->deflate.window_bits, r->deflate.mem_level,
-      r->deflate.strategy, header, r->zstd.window_log, r->zstd.checksum, r->zstd.content_size, r->zstd.pledged,
-      r->zstd.mt, r->zstd.job_size, r->zstd.overlap_log, r->xz.extreme, r->xz.check, r->xz.dict_size, r->xz.lc,
-      r->xz.lp, r->xz.pb, &filters, r->xz.block_size));
+  g_autoptr (GVariant) v = g_variant_ref_sink (
+      g_variant_new ("(yysttiyyy@ayybbbbuybyu(yyy)a(tu)t)", (guint8)DF_RECIPE_FORMAT_VERSION, (guint8)r->codec, library,
+                     r->content_size, r->stream_size, (gint32)r->level, r->deflate.window_bits, r->deflate.mem_level,
+                     r->deflate.strategy, header, r->zstd.window_log, r->zstd.checksum, r->zstd.content_size,
+                     r->zstd.pledged, r->zstd.mt, r->zstd.job_size, r->zstd.overlap_log, r->xz.extreme, r->xz.check,
+                     r->xz.dict_size, r->xz.lc, r->xz.lp, r->xz.pb, &filters, r->xz.block_size));
   return g_variant_get_data_as_bytes (v);
 }
 
@@ -448,8 +449,8 @@ df_recipe_parse (GBytes *bytes, DfRecipe *out, GError **error)
   if (g_bytes_get_size (bytes) > DF_RECIPE_SERIALIZED_MAX)
     return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: %" G_GSIZE_FORMAT " bytes, more than %d",
                      g_bytes_get_size (bytes), DF_RECIPE_SERIALIZED_MAX);
-  g_autoptr (GVariant) v =
-      g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_RECIPE_VARIANT_TYPE), bytes, FALSE));
+  g_autoptr (GVariant) v
+      = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_RECIPE_VARIANT_TYPE), bytes, FALSE));
   if (!g_variant_is_normal_form (v))
     return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: not a well-formed recipe");
   guint8 version, codec, wb, ml, strategy, zwl, ovl, check, lc, lp, pb;
@@ -460,9 +461,13 @@ df_recipe_parse (GBytes *bytes, DfRecipe *out, GError **error)
   const char *library;
   g_autoptr (GVariant) header = NULL;
   g_autoptr (GVariantIter) filters = NULL;
-  g_variant_get (v, "(yy&stti" "yyy@ay" "ybbbbuy" "byu(yyy)a(tu)t)", &version, &codec, &library, &csize, &ssize,
-                 &level, &wb, &ml, &strategy, &header, &zwl, &checksum, &content_size, &pledged, &mt, &job, &ovl,
-                 &extreme, &check, &dict, &lc, &lp, &pb, &filters, &block);
+  g_variant_get (v,
+                 "(yy&stti"
+                 "yyy@ay"
+                 "ybbbbuy"
+                 "byu(yyy)a(tu)t)",
+                 &version, &codec, &library, &csize, &ssize, &level, &wb, &ml, &strategy, &header, &zwl, &checksum,
+                 &content_size, &pledged, &mt, &job, &ovl, &extreme, &check, &dict, &lc, &lp, &pb, &filters, &block);
   if (version != DF_RECIPE_FORMAT_VERSION)
     return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: format version %u, this build reads %d", version,
                      DF_RECIPE_FORMAT_VERSION);
@@ -517,14 +522,14 @@ df_recipe_parse (GBytes *bytes, DfRecipe *out, GError **error)
 /* ------------------------------------------------------------------------ */
 /* The encoder                                                               */
 
-
 static gboolean
 emit (Encoder *e, const guint8 *buf, gsize len, GError **error)
 {
   if (len == 0)
     return TRUE;
   if (len > e->r->stream_size - e->out_total)
-    return df_throw (error, DF_ERROR_CORRUPT, "recipe rebuild: the %s stream grows past its %" G_GUINT64_FORMAT " bytes",
+    return df_throw (error, DF_ERROR_CORRUPT,
+                     "recipe rebuild: the %s stream grows past its %" G_GUINT64_FORMAT " bytes",
                      df_recipe_codec_name (e->r->codec), e->r->stream_size);
   e->out_total += len;
   return e->write (e->write_data, buf, len, error);
@@ -552,7 +557,8 @@ encoder_start (Encoder *e, GError **error)
     {
       memset (&e->z, 0, sizeof e->z);
       if (deflateInit2 (&e->z, r->level, Z_DEFLATED, -(int)r->deflate.window_bits, r->deflate.mem_level,
-                        r->deflate.strategy) != Z_OK)
+                        r->deflate.strategy)
+          != Z_OK)
         return df_throw (error, DF_ERROR_FAILED, "recipe rebuild: zlib cannot start its encoder");
       e->z_live = TRUE;
       e->sum = r->codec == DF_RECIPE_CODEC_GZIP ? crc32 (0, NULL, 0) : adler32 (0, NULL, 0);
@@ -728,8 +734,8 @@ run (const DfRecipe *r, DfRecipeReadFunc read, gpointer read_data, DfRecipeWrite
       if (n < 0)
         ok = FALSE;
       else if ((guint64)n > r->content_size - e->in_total)
-        ok = df_throw (error, DF_ERROR_CORRUPT, "recipe rebuild: the content is longer than %" G_GUINT64_FORMAT " bytes",
-                       r->content_size);
+        ok = df_throw (error, DF_ERROR_CORRUPT,
+                       "recipe rebuild: the content is longer than %" G_GUINT64_FORMAT " bytes", r->content_size);
       else if (n == 0 && e->in_total != r->content_size)
         ok = df_throw (error, DF_ERROR_CORRUPT,
                        "recipe rebuild: the content ends after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " bytes",
@@ -774,8 +780,8 @@ df_recipe_rebuild (const DfRecipe *r, DfRecipeReadFunc read, gpointer read_data,
     return FALSE;
   if (mem > memory_limit)
     return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                     "recipe rebuild (%s) needs %" G_GUINT64_FORMAT " KiB, more than the memory budget of %" G_GUINT64_FORMAT
-                     " KiB",
+                     "recipe rebuild (%s) needs %" G_GUINT64_FORMAT
+                     " KiB, more than the memory budget of %" G_GUINT64_FORMAT " KiB",
                      df_recipe_codec_name (r->codec), mem / 1024, memory_limit / 1024);
   return run (r, read, read_data, write, write_data, cancellable, error);
 }
@@ -936,8 +942,8 @@ list_deflate (GArray *list, DfRecipe *base, const guint8 *h, gsize n, const DfRe
       memcpy (base->deflate.header, h, hl);
       base->deflate.header_len = (guint16)hl;
       guint8 isize[4];
-      if (!df_pread_all (stream->fd, isize, 4, stream->offset + stream->length - 4, "gzip trailer", NULL) ||
-          (isize[0] | isize[1] << 8 | isize[2] << 16 | (guint32)isize[3] << 24) != (guint32)base->content_size)
+      if (!df_pread_all (stream->fd, isize, 4, stream->offset + stream->length - 4, "gzip trailer", NULL)
+          || (isize[0] | isize[1] << 8 | isize[2] << 16 | (guint32)isize[3] << 24) != (guint32)base->content_size)
         return; /* not this content */
       static const int xfl0[] = { 6, 5, 4, 3, 2, 7, 8 }, nine[] = { 9 }, one[] = { 1 };
       if (h[8] == 2)
@@ -964,8 +970,8 @@ list_deflate (GArray *list, DfRecipe *base, const guint8 *h, gsize n, const DfRe
   deflate_candidates (list, base, all_levels, G_N_ELEMENTS (all_levels), TRUE);
 }
 
-static const int zstd_levels[] = { 3,  19, 9,  1,  6,  12, 15, 22, 2,  4,  5,  7,  8,  10, 11,
-                                   13, 14, 16, 17, 18, 20, 21, -1, -2, -3, -4, -5, -6, -7 };
+static const int zstd_levels[]
+    = { 3, 19, 9, 1, 6, 12, 15, 22, 2, 4, 5, 7, 8, 10, 11, 13, 14, 16, 17, 18, 20, 21, -1, -2, -3, -4, -5, -6, -7 };
 
 static void
 list_zstd (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
@@ -1027,14 +1033,14 @@ list_xz (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
   lzma_filter filters[LZMA_FILTERS_MAX + 1];
   lzma_block block = { .version = 1, .check = flags.check, .filters = filters };
   block.header_size = lzma_block_header_size_decode (h[LZMA_STREAM_HEADER_SIZE]);
-  if (h[LZMA_STREAM_HEADER_SIZE] == 0 || LZMA_STREAM_HEADER_SIZE + block.header_size + 6 > n ||
-      lzma_block_header_decode (&block, NULL, h + LZMA_STREAM_HEADER_SIZE) != LZMA_OK)
+  if (h[LZMA_STREAM_HEADER_SIZE] == 0 || LZMA_STREAM_HEADER_SIZE + block.header_size + 6 > n
+      || lzma_block_header_decode (&block, NULL, h + LZMA_STREAM_HEADER_SIZE) != LZMA_OK)
     return;
   guint n_filters = 0;
   while (n_filters < LZMA_FILTERS_MAX && filters[n_filters].id != LZMA_VLI_UNKNOWN)
     n_filters++;
-  gboolean usable = n_filters >= 1 && n_filters - 1 <= DF_RECIPE_FILTERS_MAX &&
-                    filters[n_filters - 1].id == LZMA_FILTER_LZMA2;
+  gboolean usable
+      = n_filters >= 1 && n_filters - 1 <= DF_RECIPE_FILTERS_MAX && filters[n_filters - 1].id == LZMA_FILTER_LZMA2;
   for (guint i = 0; usable && i + 1 < n_filters; i++)
     {
       if (filters[i].id == LZMA_FILTER_DELTA)
@@ -1107,8 +1113,8 @@ list_xz (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
           continue;
         gboolean dup = FALSE;
         for (guint j = 0; j < n_seen && !dup; j++)
-          dup = seen[j].mode == o.mode && seen[j].nice_len == o.nice_len && seen[j].mf == o.mf &&
-                seen[j].depth == o.depth;
+          dup = seen[j].mode == o.mode && seen[j].nice_len == o.nice_len && seen[j].mf == o.mf
+                && seen[j].depth == o.depth;
         if (dup)
           continue;
         seen[n_seen++] = o;
@@ -1137,8 +1143,8 @@ df_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, con
   g_autofree guint8 *h = g_malloc0 (DF_RECIPE_HEADER_MAX + 64);
   if (!df_pread_all (compressed->fd, h, n, compressed->offset, "recipe search: stream", error))
     return FALSE;
-  if (compressed->length == 0 || content->length > DF_RECIPE_CONTENT_MAX ||
-      compressed->length > stream_size_max (content->length))
+  if (compressed->length == 0 || content->length > DF_RECIPE_CONTENT_MAX
+      || compressed->length > stream_size_max (content->length))
     {
       if (stats)
         *stats = st;
@@ -1156,8 +1162,8 @@ df_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, con
     base->codec = DF_RECIPE_CODEC_ZSTD;
   else if (n >= 18 && h[0] == 0x1f && h[1] == 0x8b)
     base->codec = DF_RECIPE_CODEC_GZIP;
-  else if (n >= 6 && (h[0] & 0x0f) == 8 && (h[0] >> 4) <= 7 && (h[0] >> 4) >= 1 && !(h[1] & 0x20) &&
-           (h[0] * 256 + h[1]) % 31 == 0)
+  else if (n >= 6 && (h[0] & 0x0f) == 8 && (h[0] >> 4) <= 7 && (h[0] >> 4) >= 1 && !(h[1] & 0x20)
+           && (h[0] * 256 + h[1]) % 31 == 0)
     base->codec = DF_RECIPE_CODEC_ZLIB;
   else
     base->codec = DF_RECIPE_CODEC_DEFLATE;
@@ -1206,8 +1212,8 @@ df_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, con
           break;
         }
       /* A differing byte, or a length or size mismatch: the next one. */
-      if (local->domain == STOP_QUARK ||
-          (local->domain == DF_ERROR && (local->code == DF_ERROR_CORRUPT || local->code == DF_ERROR_INVALID_DELTA)))
+      if (local->domain == STOP_QUARK
+          || (local->domain == DF_ERROR && (local->code == DF_ERROR_CORRUPT || local->code == DF_ERROR_INVALID_DELTA)))
         continue;
       g_propagate_error (error, g_steal_pointer (&local));
       if (stats)

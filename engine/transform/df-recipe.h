@@ -120,11 +120,11 @@ typedef struct
   } zstd;
   struct
   {
-    gboolean extreme;   /* LZMA_PRESET_EXTREME */
-    guint8 check;       /* LZMA_CHECK_NONE, _CRC32, _CRC64, _SHA256 */
-    guint32 dict_size;  /* LZMA2 dictionary, LZMA_DICT_SIZE_MIN..1.5 GiB */
-    guint8 lc, lp, pb;  /* LZMA2 literal context/position bits: lc + lp ≤ 4, pb ≤ 4 */
-    guint8 n_filters;   /* 0..DF_RECIPE_FILTERS_MAX, before LZMA2 */
+    gboolean extreme;  /* LZMA_PRESET_EXTREME */
+    guint8 check;      /* LZMA_CHECK_NONE, _CRC32, _CRC64, _SHA256 */
+    guint32 dict_size; /* LZMA2 dictionary, LZMA_DICT_SIZE_MIN..1.5 GiB */
+    guint8 lc, lp, pb; /* LZMA2 literal context/position bits: lc + lp ≤ 4, pb ≤ 4 */
+    guint8 n_filters;  /* 0..DF_RECIPE_FILTERS_MAX, before LZMA2 */
     DfRecipeFilter filters[DF_RECIPE_FILTERS_MAX];
     guint64 block_size; /* 0: single-threaded encoder; else the multi-threaded one's block size */
   } xz;
@@ -224,12 +224,12 @@ typedef struct
 /* What a search cost. */
 typedef struct
 {
-  guint candidates;      /* candidates run */
-  guint skipped;         /* candidates skipped for DF_RECIPE_FIND_MEMORY_MAX */
-  guint listed;          /* candidates the headers allowed */
-  guint64 bytes_in;      /* content bytes fed to encoders */
-  guint64 bytes_out;     /* compressed bytes compared */
-  gboolean exhausted;    /* stopped by a limit before every listed candidate ran */
+  guint candidates;   /* candidates run */
+  guint skipped;      /* candidates skipped for DF_RECIPE_FIND_MEMORY_MAX */
+  guint listed;       /* candidates the headers allowed */
+  guint64 bytes_in;   /* content bytes fed to encoders */
+  guint64 bytes_out;  /* compressed bytes compared */
+  gboolean exhausted; /* stopped by a limit before every listed candidate ran */
 } DfRecipeFindStats;
 
 /**

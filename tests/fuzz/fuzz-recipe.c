@@ -69,7 +69,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (ok)
     g_assert_true (mem_ok && mem <= FUZZ_RECIPE_MEMORY_MAX && written == r.stream_size);
   else if (mem_ok && mem > FUZZ_RECIPE_MEMORY_MAX)
-    g_assert_true (g_error_matches (error, DF_ERROR, DF_ERROR_INVALID_ARGUMENT) ||
-                   g_error_matches (error, DF_ERROR, DF_ERROR_MISSING_BASE));
+    g_assert_true (g_error_matches (error, DF_ERROR, DF_ERROR_INVALID_ARGUMENT)
+                   || g_error_matches (error, DF_ERROR, DF_ERROR_MISSING_BASE));
   return 0;
 }
