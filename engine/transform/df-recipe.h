@@ -19,13 +19,23 @@
  * - zlib: the 2 header bytes verbatim (no preset dictionary), raw deflate
  *   from zlib, then the Adler-32 big-endian.
  * - raw deflate: zlib's output alone.
- * - zstd: one frame (no dictionary, no skippable frames around it).
+ * - zstd: one frame (no dictionary, no skippable frames around it), as
+ *   the zstd tool makes it from a file or a pipe, single- or
+ *   multi-threaded (the worker count does not change the bytes; the job
+ *   size and overlap, which follow from the level, do). Its output depends
+ *   on how the input is handed over, so a rebuild feeds it as the tool
+ *   does; a one-shot ZSTD_compress() of more than 128 KiB compresses its
+ *   last block against the caller's whole buffer and is not reproduced.
  * - xz: one stream of LZMA2 behind at most DF_RECIPE_FILTERS_MAX BCJ or
  *   delta filters, from the single-threaded encoder or the multi-threaded
  *   one (whose output depends on the block size, never on the thread count:
  *   a rebuild uses one thread).
  * GNU gzip's own deflate is not zlib's: its output is generally not
- * reproducible this way (df_recipe_find() then reports no recipe). */
+ * reproducible this way (df_recipe_find() then reports no recipe). zlib
+ * level 0 (stored blocks cut by the output buffer) is not supported.
+ * liblzma 5.4's threaded encoder tunes itself to the block size, so a
+ * one-block stream is reproduced only with the block size that made it
+ * (the search tries xz's default, then the block's own size). */
 #pragma once
 
 #include <gio/gio.h>
