@@ -234,6 +234,41 @@ test_gnu_gzip (void)
   run_cases ("GNU", cases, G_N_ELEMENTS (cases), 384 * 1024, 2);
 }
 
+/* The search's bounds: a GNU gzip stream (no recipe) under a limit of
+ * two candidates, then of 100 KB of content, stops there. */
+static void
+test_limits (void)
+{
+  g_autoptr (GBytes) content = make_content (384 * 1024, 6);
+  g_autofree char *in = write_tmp ("limits", content);
+  g_autofree char *out = g_build_filename (tmpdir, "limits.gz", NULL);
+  shell ("gzip -6 -c \"$IN\" >\"$OUT\"", in, out);
+  df_autofd sfd = open (out, O_RDONLY), cfd = open (in, O_RDONLY);
+  struct stat st;
+  g_assert_cmpint (fstat (sfd, &st), ==, 0);
+  DfRecipeSpan s = { sfd, 0, (guint64)st.st_size }, c = { cfd, 0, g_bytes_get_size (content) };
+  DfRecipe r;
+  gboolean found = TRUE;
+  DfRecipeFindStats stats;
+  DfRecipeFindLimits two = { .max_candidates = 2 }, bytes = { .max_bytes = 100000 };
+  g_assert_true (df_recipe_find (&s, &c, &two, &r, &found, &stats, NULL, NULL));
+  g_assert_false (found);
+  g_assert_cmpuint (stats.candidates, ==, 2);
+  g_assert_cmpuint (stats.listed, >, 2);
+  g_assert_true (stats.exhausted);
+  g_assert_true (df_recipe_find (&s, &c, &bytes, &r, &found, &stats, NULL, NULL));
+  g_assert_false (found);
+  g_assert_cmpuint (stats.bytes_in, <=, 100000);
+  g_assert_true (stats.exhausted);
+  g_autoptr (GCancellable) cancel = g_cancellable_new ();
+  g_cancellable_cancel (cancel);
+  g_autoptr (GError) error = NULL;
+  g_assert_false (df_recipe_find (&s, &c, NULL, &r, &found, &stats, cancel, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  unlink (in);
+  unlink (out);
+}
+
 static void
 test_zstd (void)
 {
@@ -542,6 +577,7 @@ main (int argc, char **argv)
   g_assert_no_error (error);
   g_test_add_func ("/recipe/find/python-zlib", test_zlib);
   g_test_add_func ("/recipe/find/gnu-gzip", test_gnu_gzip);
+  g_test_add_func ("/recipe/find/limits", test_limits);
   g_test_add_func ("/recipe/find/zstd", test_zstd);
   g_test_add_func ("/recipe/find/xz", test_xz);
   g_test_add_func ("/recipe/parse/hostile", test_parse_hostile);
