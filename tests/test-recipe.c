@@ -289,6 +289,7 @@ test_zstd (void)
     Z ("-19", "-T0", ""),
     Z ("-19", "--single-thread", ""),
     Z ("-3", "", "--no-content-size"),
+    Z ("-3", "", "--zstd=wlog=20"),
 #undef Z
   };
   run_cases ("CLI", cases, G_N_ELEMENTS (cases), 3 * 1024 * 1024, 3);

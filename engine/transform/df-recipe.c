@@ -991,7 +991,6 @@ list_zstd (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
       DfRecipe r = *base;
       r.zstd.pledged = has_size || pass == 1;
       r.zstd.content_size = has_size;
-      gboolean any = FALSE;
       for (guint explicit_window = 0; explicit_window < 2; explicit_window++)
         for (guint i = 0; i < G_N_ELEMENTS (zstd_levels); i++)
           {
@@ -999,17 +998,21 @@ list_zstd (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
             r.zstd.window_log = 0;
             if (explicit_window)
               {
-                /* Only when no level's own window matched: the window
-                 * was set (the CLI's --zstd=wlog=N). */
-                if (any || single_segment || i >= 4 || fh.windowSize == 0 || (fh.windowSize & (fh.windowSize - 1)))
+                /* The window set apart from the level (the CLI's
+                 * --zstd=wlog=N), for the common levels, after every
+                 * level's own. */
+                if (single_segment || i >= 4 || fh.windowSize == 0 || (fh.windowSize & (fh.windowSize - 1)))
                   continue;
                 r.zstd.window_log = (guint8)g_bit_nth_msf (fh.windowSize, -1);
                 if (r.zstd.window_log < ZSTD_WINDOWLOG_MIN || r.zstd.window_log > ZSTD_WINDOWLOG_MAX)
                   continue;
+                DfRecipe own = r;
+                own.zstd.window_log = 0;
+                if (zstd_window_log (&own) == r.zstd.window_log)
+                  continue; /* listed already */
               }
             else if (!single_segment && fh.windowSize != G_GUINT64_CONSTANT (1) << zstd_window_log (&r))
               continue;
-            any = TRUE;
             /* Multi-threaded first, the zstd tool's default; its
              * output differs from the single-threaded one even within one
              * job (the last input is never compressed in place). */
