@@ -171,7 +171,18 @@ char *df_recipe_describe (const DfRecipe *recipe);
 
 /* Serialises @recipe (which must pass df_recipe_check()) as a GVariant in
  * normal form of type DF_RECIPE_VARIANT_TYPE: at most
- * DF_RECIPE_SERIALIZED_MAX bytes. */
+ * DF_RECIPE_SERIALIZED_MAX bytes (75 to 91 bytes plus a gzip header's
+ * name and comment). The tuple, in order, every field present whatever
+ * the codec (those it does not use are zero):
+ *   y format version (DF_RECIPE_FORMAT_VERSION)   y codec (DfRecipeCodec)
+ *   s library identity   t content size   t stream size   i level
+ *   y zlib window bits   y zlib memory level   y zlib strategy
+ *   ay wrapper header (gzip or zlib, verbatim)
+ *   y zstd window log   b checksum   b content size flag   b pledged
+ *   b multi-threaded   u job size   y overlap log
+ *   b xz extreme   y check   u dictionary size   (yyy) lc, lp, pb
+ *   a(tu) filters before LZMA2 (id, start offset or distance)
+ *   t xz block size (0: single-threaded) */
 #define DF_RECIPE_VARIANT_TYPE "(yysttiyyyayybbbbuybyu(yyy)a(tu)t)"
 #define DF_RECIPE_FORMAT_VERSION 1
 GBytes *df_recipe_serialize (const DfRecipe *recipe);
