@@ -27,7 +27,7 @@ phase () { echo "cross-run: $1 in $((SECONDS - phase_start)) s"; phase_start=$SE
 # project's own list; the arm64 list mirrors meson.build's dependencies.
 tests/install-deps.sh
 host_pkgs="gcc-aarch64-linux-gnu qemu-user"
-arm64_pkgs="libc6-dev libglib2.0-dev libostree-dev libzstd-dev libcurl4-openssl-dev libssl-dev liblzma-dev
+arm64_pkgs="libc6-dev libglib2.0-dev libostree-dev libzstd-dev libcurl4-openssl-dev libssl-dev liblzma-dev zlib1g-dev
 libjson-glib-dev libdivsufsort-dev"
 installed () { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=""
@@ -102,8 +102,12 @@ export CC=aarch64-linux-gnu-gcc PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkg
 # fetch-hostile-stock runs fetch-hostile's HTTP faults again against a
 # stock server: nothing architecture-dependent that fetch-hostile and
 # stock-fetch do not cover, and 5 minutes under emulation; left out here.
+# recipe searches by running the compressors at high levels (45 s of CPU
+# natively, several minutes emulated); what matters across machines, that
+# a recipe found on the build server rebuilds the same bytes on the
+# device, wants its own test once recipes are in deltas (issue 15).
 if [ $# -eq 0 ]; then
-  mapfile -t fast < <(meson test -C "$build" --no-rebuild --list --suite fast 2>/dev/null | grep ' / ' | sed 's|.* / ||' | grep -vx fetch-hostile-stock)
+  mapfile -t fast < <(meson test -C "$build" --no-rebuild --list --suite fast 2>/dev/null | grep ' / ' | sed 's|.* / ||' | grep -vxe fetch-hostile-stock -e recipe)
   set -- --timeout-multiplier 2 "${fast[@]}"
 fi
 rc=0

@@ -32,6 +32,14 @@
  *                                        from REPO): every one must be refused or succeed, never crash;
  *                                        prints the counts
  *   df-test-tool maxrss CMD ARGS...      run CMD, print "maxrss-kib N" on stderr, exit as CMD
+ *   df-test-tool recipe-find STREAM CONTENT [OFFSET LENGTH]  search a recipe for the compressed
+ *                                        stream at OFFSET (LENGTH bytes; default: all of STREAM)
+ *                                        whose content is the file CONTENT; print it, what the search
+ *                                        cost, the memory a rebuild needs, and check the rebuild
+ *   df-test-tool recipe-zstd-mt LEVEL FILE  compress FILE at LEVEL in zstd's multi-threaded mode
+ *                                        with one worker; print the estimate df_recipe_memory() makes,
+ *                                        what libzstd holds (ZSTD_sizeof_CCtx) and the growth of
+ *                                        the peak RSS
  *   df-test-tool stats DELTA             entries and object bytes per encoding, and the bytes of
  *                                        each part section; with DF_STATS_LIST=1 also every raw
  *                                        object over 64 KiB, DF_STATS_DIFFS=1 every diff entry
@@ -46,12 +54,14 @@
  */
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "df-detect.h"
 #include "df-part.h"
+#include "df-recipe.h"
 #include "df-stock.h"
 #include "df-superblock.h"
 
@@ -1075,6 +1085,122 @@ cmd_detect (int argc, char **argv)
   return 0;
 }
 
+static gboolean
+fd_write (gpointer data, const guint8 *buf, gsize len, GError **error)
+{
+  return df_write_all (GPOINTER_TO_INT (data), buf, len, "rebuild", error);
+}
+
+static gssize
+fd_read (gpointer data, guint8 *buf, gsize len, GError **error)
+{
+  gssize n = read (GPOINTER_TO_INT (data), buf, len);
+  if (n < 0)
+    df_throw_errno (error, errno, "read");
+  return n;
+}
+
+static int
+cmd_recipe_find (char **argv, int argc)
+{
+  df_autofd sfd = open (argv[2], O_RDONLY);
+  df_autofd cfd = open (argv[3], O_RDONLY);
+  struct stat ss, cs;
+  if (sfd < 0 || cfd < 0 || fstat (sfd, &ss) < 0 || fstat (cfd, &cs) < 0)
+    die ("cannot open %s or %s", argv[2], argv[3]);
+  DfRecipeSpan s = { sfd, 0, (guint64)ss.st_size }, c = { cfd, 0, (guint64)cs.st_size };
+  if (argc == 6)
+    s.offset = g_ascii_strtoull (argv[4], NULL, 0), s.length = g_ascii_strtoull (argv[5], NULL, 0);
+  DfRecipe r;
+  gboolean found;
+  DfRecipeFindStats st;
+  g_autoptr (GError) error = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+  if (!df_recipe_find (&s, &c, NULL, &r, &found, &st, NULL, &error))
+    die ("%s", error->message);
+  g_autofree char *desc = found ? df_recipe_describe (&r) : g_strdup ("no recipe");
+  printf ("%s\n%u of %u candidates run (%u skipped for memory%s), %" G_GUINT64_FORMAT " content bytes fed, %" G_GUINT64_FORMAT
+          " stream bytes compared, %.2f s\n",
+          desc, st.candidates, st.listed, st.skipped, st.exhausted ? ", stopped by a limit" : "", st.bytes_in,
+          st.bytes_out, (g_get_monotonic_time () - t0) / 1e6);
+  if (!found)
+    return 1;
+  guint64 mem;
+  if (!df_recipe_memory (&r, &mem, &error))
+    die ("%s", error->message);
+  g_autoptr (GBytes) ser = df_recipe_serialize (&r);
+  int out = memfd_create ("rebuild", 0);
+  lseek (cfd, 0, SEEK_SET);
+  t0 = g_get_monotonic_time ();
+  if (!df_recipe_rebuild (&r, fd_read, GINT_TO_POINTER (cfd), fd_write, GINT_TO_POINTER (out), mem, NULL, &error))
+    die ("%s", error->message);
+  printf ("recipe %" G_GSIZE_FORMAT " bytes serialised; rebuild needs %" G_GUINT64_FORMAT " KiB, took %.2f s\n",
+          g_bytes_get_size (ser), mem / 1024, (g_get_monotonic_time () - t0) / 1e6);
+  g_autofree guint8 *a = g_malloc (1 << 20), *b = g_malloc (1 << 20);
+  for (guint64 pos = 0; pos < s.length; pos += 1 << 20)
+    {
+      gsize n = (gsize)MIN (s.length - pos, (guint64)1 << 20);
+      if (!df_pread_all (out, a, n, pos, "rebuild", NULL) || !df_pread_all (sfd, b, n, s.offset + pos, "stream", NULL) ||
+          memcmp (a, b, n) != 0)
+        die ("the rebuild differs near byte %" G_GUINT64_FORMAT, pos);
+    }
+  printf ("rebuild byte-identical\n");
+  return 0;
+}
+
+static guint64
+vm_hwm_kib (void)
+{
+  g_autofree char *status = NULL;
+  g_file_get_contents ("/proc/self/status", &status, NULL, NULL);
+  const char *at = status ? strstr (status, "\nVmHWM:") : NULL;
+  return at ? g_ascii_strtoull (at + 7, NULL, 10) : 0;
+}
+
+static int
+cmd_recipe_zstd_mt (int level, const char *path)
+{
+  g_autofree char *data = NULL;
+  gsize len;
+  if (!g_file_get_contents (path, &data, &len, NULL))
+    die ("cannot read %s", path);
+  DfRecipe r = { .codec = DF_RECIPE_CODEC_ZSTD, .level = level, .content_size = len, .stream_size = len + len / 16 };
+  df_recipe_library_identity (r.codec, r.library);
+  r.zstd.mt = TRUE;
+  r.zstd.checksum = TRUE;
+  guint64 est;
+  g_autoptr (GError) error = NULL;
+  if (!df_recipe_memory (&r, &est, &error))
+    die ("%s", error->message);
+  guint64 before = vm_hwm_kib ();
+  g_autoptr (ZSTD_CCtx) cctx = ZSTD_createCCtx ();
+  ZSTD_CCtx_setParameter (cctx, ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter (cctx, ZSTD_c_checksumFlag, 1);
+  ZSTD_CCtx_setParameter (cctx, ZSTD_c_nbWorkers, 1);
+  gsize out_size = ZSTD_CStreamOutSize (), peak = 0, rem, chunk = ZSTD_CStreamInSize ();
+  g_autofree guint8 *out = g_malloc (out_size);
+  for (gsize pos = 0;; pos += chunk)
+    {
+      gboolean last = pos + chunk >= len;
+      ZSTD_inBuffer ib = { data + pos, last ? len - pos : chunk, 0 };
+      do
+        {
+          ZSTD_outBuffer ob = { out, out_size, 0 };
+          rem = ZSTD_compressStream2 (cctx, &ob, &ib, last ? ZSTD_e_end : ZSTD_e_continue);
+          if (ZSTD_isError (rem))
+            die ("%s", ZSTD_getErrorName (rem));
+          peak = MAX (peak, ZSTD_sizeof_CCtx (cctx));
+        }
+      while (last ? rem != 0 : ib.pos < ib.size);
+      if (last)
+        break;
+    }
+  printf ("zstd -%d, one worker, %" G_GSIZE_FORMAT " bytes: estimate %" G_GUINT64_FORMAT " KiB, libzstd holds %" G_GSIZE_FORMAT
+          " KiB, peak RSS grew by %" G_GUINT64_FORMAT " KiB\n",
+          level, len, est / 1024, peak / 1024, vm_hwm_kib () - before);
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1091,6 +1217,10 @@ main (int argc, char **argv)
     return cmd_maxrss (argv + 2);
   if (strcmp (cmd, "detect") == 0)
     return cmd_detect (argc - 2, argv + 2);
+  if (strcmp (cmd, "recipe-find") == 0 && (argc == 4 || argc == 6))
+    return cmd_recipe_find (argv, argc);
+  if (strcmp (cmd, "recipe-zstd-mt") == 0 && argc == 4)
+    return cmd_recipe_zstd_mt (atoi (argv[2]), argv[3]);
   const char *dir = argv[2];
   guint n = argc > 3 ? (guint)atoi (argv[3]) : 0;
   if (strcmp (cmd, "stats") == 0)

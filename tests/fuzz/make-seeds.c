@@ -6,14 +6,18 @@
  *   make-seeds stock-part DIR DELTA   every part of a stock delta, decoded
  *   make-seeds part DIR DELTA         every part of a native delta, as a file, with its declared size
  *   make-seeds attacks ROOT           the structures of issue 14's attacks, into ROOT/TARGET/attack-*
+ *   make-seeds recipe DIR             rebuild recipes of every codec, as the search finds them
  * (see make-seeds-attacks.c for the last). */
 #include <fcntl.h>
 #include <stdio.h>
+#include <lzma.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "df-bsdiff.h"
 #include "df-part.h"
+#include "df-recipe.h"
 #include "df-stock.h"
 #include "filez-util.h"
 #include "make-seeds.h"
@@ -60,6 +64,66 @@ filez_seed (const char *dir, const char *name, const guint8 *data, gsize len, co
   put (dir, name, g_bytes_get_data (b, NULL), g_bytes_get_size (b), NULL, 0);
 }
 
+/* Finds the recipe of @stream (made from @content) and writes it. */
+static void
+recipe_seed (const char *dir, const char *name, const guint8 *stream, gsize slen, const guint8 *content, gsize clen)
+{
+  int sfd = memfd_create ("stream", 0), cfd = memfd_create ("content", 0);
+  if (!df_write_all (sfd, stream, slen, "seed", NULL) || !df_write_all (cfd, content, clen, "seed", NULL))
+    exit (1);
+  DfRecipeSpan s = { sfd, 0, slen }, c = { cfd, 0, clen };
+  DfRecipe r;
+  gboolean found;
+  if (!df_recipe_find (&s, &c, NULL, &r, &found, NULL, NULL, NULL) || !found)
+    exit (1);
+  g_autoptr (GBytes) b = df_recipe_serialize (&r);
+  put (dir, name, g_bytes_get_data (b, NULL), g_bytes_get_size (b), NULL, 0);
+  close (sfd);
+  close (cfd);
+}
+
+static void
+recipe_seeds (const char *dir)
+{
+  guint8 content[20000];
+  for (gsize i = 0; i < sizeof content; i++)
+    content[i] = "recipe seed, compressible "[i % 26] + (i % 997 == 0);
+  /* zlib: a zlib stream made by compress2(), its body as raw deflate, and
+   * a gzip member around that body. */
+  guint8 z[30000], gz[30100];
+  uLongf zlen = sizeof z;
+  if (compress2 (z, &zlen, content, sizeof content, 9) != Z_OK)
+    exit (1);
+  recipe_seed (dir, "zlib-9", z, zlen, content, sizeof content);
+  recipe_seed (dir, "deflate-9", z + 2, zlen - 6, content, sizeof content);
+  static const guint8 gzip_header[] = { 0x1f, 0x8b, 8, 8, 0, 0, 0, 0, 2, 3, 's', 'e', 'e', 'd', 0 };
+  guint32 crc = crc32 (0, content, sizeof content), isize = sizeof content;
+  memcpy (gz, gzip_header, sizeof gzip_header);
+  memcpy (gz + sizeof gzip_header, z + 2, zlen - 6);
+  for (guint i = 0; i < 4; i++)
+    {
+      gz[sizeof gzip_header + zlen - 6 + i] = (guint8)(crc >> (8 * i));
+      gz[sizeof gzip_header + zlen - 2 + i] = (guint8)(isize >> (8 * i));
+    }
+  recipe_seed (dir, "gzip-9-name", gz, sizeof gzip_header + zlen - 6 + 8, content, sizeof content);
+  /* zstd, one shot at a known size (the search finds the streaming
+   * equivalent), and xz with a BCJ filter. */
+  guint8 zs[30000];
+  size_t zslen = ZSTD_compress (zs, sizeof zs, content, sizeof content, 3);
+  if (ZSTD_isError (zslen))
+    exit (1);
+  recipe_seed (dir, "zstd-3", zs, zslen, content, sizeof content);
+  lzma_options_lzma lz;
+  lzma_lzma_preset (&lz, 1);
+  lzma_filter filters[] = { { LZMA_FILTER_X86, NULL }, { LZMA_FILTER_LZMA2, &lz }, { LZMA_VLI_UNKNOWN, NULL } };
+  guint8 xz[30000];
+  size_t xzlen = 0;
+  if (lzma_stream_buffer_encode (filters, LZMA_CHECK_CRC32, NULL, content, sizeof content, xz, &xzlen, sizeof xz) !=
+      LZMA_OK)
+    exit (1);
+  recipe_seed (dir, "xz-1-x86", xz, xzlen, content, sizeof content);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -68,6 +132,11 @@ main (int argc, char **argv)
       diff_seed (argv[2], "moved", 4000, 4100, 1000, 0);
       diff_seed (argv[2], "sprinkled", 3000, 3000, 0, 97);
       diff_seed (argv[2], "grown", 500, 6000, 17, 400);
+      return 0;
+    }
+  if (argc >= 3 && strcmp (argv[1], "recipe") == 0)
+    {
+      recipe_seeds (argv[2]);
       return 0;
     }
   if (argc >= 3 && strcmp (argv[1], "filez") == 0)
