@@ -1,0 +1,321 @@
+/* The model encoder: hash chains over the content and zlib's and GNU
+ * gzip's matching rules (their facts, not their code), predicting at each
+ * position the token the original encoder chose. Its state depends only on
+ * the content and the real tokens, so analyze and rebuild, which both know
+ * them, keep identical models. */
+#include "df-deflate-private.h"
+
+/* zlib and gzip never match further back than the window less their
+ * lookahead (MAX_DIST), and drop a 3-byte match over TOO_FAR back. */
+#define MODEL_MAX_DIST (DF_DEFLATE_WSIZE - (DF_DEFLATE_MAX_MATCH + DF_DEFLATE_MIN_MATCH + 1))
+#define MODEL_TOO_FAR 4096
+
+/* The tries: zlib's and gzip's level table (good, lazy, nice, chain; the
+ * same in both), then Z_FILTERED at level 6, Z_RLE and Huffman only. */
+const DfDeflateModelParams df_deflate_models[] = {
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 16, 128, 128 },   /* 6 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 32, 258, 258, 4096 }, /* 9 */
+  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 4, 8, 4 },                            /* 1 */
+  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 5, 16, 8 },                           /* 2 */
+  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 6, 32, 32 },                          /* 3 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 4, 4, 16, 16 },     /* 4 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 16, 32, 32 },    /* 5 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 32, 128, 256 },  /* 7 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 32, 128, 258, 1024 }, /* 8 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR | DF_DEFLATE_MODEL_FILTERED, 8, 16, 128, 128 },
+  { DF_DEFLATE_MODEL_RLE, 0, 0, 0, 0, 0 },
+  { DF_DEFLATE_MODEL_LITERAL, 0, 0, 0, 0, 0 },
+};
+const guint df_deflate_n_models = G_N_ELEMENTS (df_deflate_models);
+
+gboolean
+df_deflate_model_params_ok (const DfDeflateModelParams *p)
+{
+  if (p->kind >= DF_DEFLATE_MODEL_KINDS || (p->flags & ~DF_DEFLATE_MODEL_FLAGS))
+    return FALSE;
+  /* chain bounds the work per position: zlib's and gzip's largest. */
+  return p->chain <= 4096 && p->nice <= DF_DEFLATE_MAX_MATCH && p->lazy <= DF_DEFLATE_MAX_MATCH
+         && p->good <= DF_DEFLATE_MAX_MATCH;
+}
+
+void
+df_deflate_model_init (DfDeflateModel *m, const DfDeflateModelParams *p, guint64 total)
+{
+  m->p = *p;
+  m->buf = NULL;
+  m->buf_start = 0;
+  m->total = total;
+  m->pos = 0;
+  m->frontier = 0;
+  m->have_cache = FALSE;
+  m->cache = 0;
+  memset (m->head, 0xff, sizeof m->head);
+  memset (m->prev, 0xff, sizeof m->prev);
+}
+
+static inline const guint8 *
+at (const DfDeflateModel *m, guint64 pos)
+{
+  return m->buf + (pos - m->buf_start);
+}
+
+static inline guint
+hash3 (const guint8 *p)
+{
+  /* zlib's and gzip's hash with 15 bits and shift 5: collisions count
+   * against the chain length as they do there. */
+  return (((guint)p[0] << 10) ^ ((guint)p[1] << 5) ^ p[2]) & (DF_DEFLATE_HASH_SIZE - 1);
+}
+
+static inline void
+insert (DfDeflateModel *m, guint64 q)
+{
+  if (q + DF_DEFLATE_MIN_MATCH > m->total)
+    return;
+  guint h = hash3 (at (m, q));
+  m->prev[q & (DF_DEFLATE_WSIZE - 1)] = m->head[h];
+  m->head[h] = (gint64)q;
+}
+
+static inline void
+insert_upto (DfDeflateModel *m, guint64 end)
+{
+  for (; m->frontier < end; m->frontier++)
+    insert (m, m->frontier);
+}
+
+static inline guint
+match_len (const DfDeflateModel *m, guint64 cand, guint64 pos, guint max)
+{
+  const guint8 *a = at (m, cand), *b = at (m, pos);
+  guint n = 0;
+  while (n < max && a[n] == b[n])
+    n++;
+  return n;
+}
+
+/* The first chain entry before @pos. */
+static inline gint64
+chain_start (const DfDeflateModel *m, guint64 pos)
+{
+  gint64 c = m->head[hash3 (at (m, pos))];
+  while (c >= 0 && (guint64)c >= pos)
+    {
+      gint64 n = m->prev[c & (DF_DEFLATE_WSIZE - 1)];
+      if (n >= c)
+        return -1;
+      c = n;
+    }
+  return c;
+}
+
+static inline guint
+avail (const DfDeflateModel *m, guint64 pos)
+{
+  return (guint)MIN ((guint64)DF_DEFLATE_MAX_MATCH, m->total - pos);
+}
+
+/* zlib's longest_match: the most recent candidate strictly longer than
+ * @best (the previous position's match in a lazy search), at most chain
+ * candidates (a quarter once @best is good), stopping at nice. 0: none. */
+static guint32
+search (const DfDeflateModel *m, guint64 pos, guint best)
+{
+  guint av = avail (m, pos);
+  if (av < DF_DEFLATE_MIN_MATCH)
+    return 0;
+  guint nice = MIN ((guint)m->p.nice, av), chain = m->p.chain, best_d = 0;
+  if (best >= m->p.good)
+    chain >>= 2;
+  if (chain == 0)
+    return 0;
+  gint64 c = chain_start (m, pos);
+  gboolean first = TRUE;
+  while (c > 0) /* position 0 is their NIL: never a candidate */
+    {
+      guint64 d = pos - (guint64)c;
+      if (first ? d > MODEL_MAX_DIST : d >= MODEL_MAX_DIST)
+        break;
+      guint l = match_len (m, (guint64)c, pos, av);
+      if (l > best)
+        {
+          best = l;
+          best_d = (guint)d;
+          if (l >= nice)
+            break;
+        }
+      if (--chain == 0)
+        break;
+      gint64 n = m->prev[c & (DF_DEFLATE_WSIZE - 1)];
+      if (n >= c)
+        break;
+      c = n;
+      first = FALSE;
+    }
+  if (best_d == 0 || best < DF_DEFLATE_MIN_MATCH)
+    return 0;
+  return df_deflate_tok_match (best, best_d);
+}
+
+/* The lazy matcher's filters on a match just found. */
+static guint32
+filter (const DfDeflateModel *m, guint32 t)
+{
+  if (t == 0)
+    return 0;
+  guint l = DF_DEFLATE_TOK_LEN (t);
+  if ((m->p.flags & DF_DEFLATE_MODEL_FILTERED) && l <= 5)
+    return 0;
+  if ((m->p.flags & DF_DEFLATE_MODEL_TOO_FAR) && l == DF_DEFLATE_MIN_MATCH && DF_DEFLATE_TOK_DIST (t) > MODEL_TOO_FAR)
+    return 0;
+  return t;
+}
+
+static guint32
+predict_rle (const DfDeflateModel *m)
+{
+  guint64 p = m->pos;
+  guint av = avail (m, p);
+  if (p == 0 || av < DF_DEFLATE_MIN_MATCH)
+    return *at (m, p);
+  const guint8 *s = at (m, p);
+  guint8 b = s[-1];
+  guint n = 0;
+  while (n < av && s[n] == b)
+    n++;
+  return n >= DF_DEFLATE_MIN_MATCH ? df_deflate_tok_match (n, 1) : *s;
+}
+
+guint32
+df_deflate_model_predict (DfDeflateModel *m)
+{
+  guint64 p = m->pos;
+  guint32 lit = *at (m, p);
+  switch (m->p.kind)
+    {
+    case DF_DEFLATE_MODEL_LITERAL:
+      return lit;
+    case DF_DEFLATE_MODEL_RLE:
+      return predict_rle (m);
+    case DF_DEFLATE_MODEL_GREEDY:
+      {
+        insert_upto (m, p);
+        guint32 t = search (m, p, DF_DEFLATE_MIN_MATCH - 1);
+        insert_upto (m, p + 1);
+        return t ? t : lit;
+      }
+    default:
+      break;
+    }
+  /* Lazy: the match here (found with the previous position's as the bar
+   * when the previous token was a deferred literal), then the next
+   * position's; a longer one there makes this position a literal. */
+  guint32 m0;
+  if (m->have_cache)
+    m0 = m->cache;
+  else
+    {
+      insert_upto (m, p);
+      m0 = filter (m, search (m, p, DF_DEFLATE_MIN_MATCH - 1));
+    }
+  insert_upto (m, p + 1);
+  m->have_cache = FALSE;
+  guint l0 = m0 ? DF_DEFLATE_TOK_LEN (m0) : DF_DEFLATE_MIN_MATCH - 1;
+  if (m0 && l0 >= m->p.lazy)
+    return m0;
+  guint32 m1 = 0;
+  if (p + 1 < m->total)
+    {
+      if (l0 < m->p.lazy)
+        m1 = filter (m, search (m, p + 1, l0));
+      insert_upto (m, p + 2);
+      m->have_cache = TRUE;
+      m->cache = m1;
+    }
+  if (m0 && (m1 == 0 || DF_DEFLATE_TOK_LEN (m1) <= l0))
+    return m0;
+  return lit;
+}
+
+void
+df_deflate_model_advance (DfDeflateModel *m, guint32 tok)
+{
+  if (!(tok & DF_DEFLATE_TOK_MATCH))
+    {
+      m->pos++;
+      return;
+    }
+  guint len = DF_DEFLATE_TOK_LEN (tok);
+  m->have_cache = FALSE;
+  if (m->p.kind == DF_DEFLATE_MODEL_GREEDY && len > m->p.lazy)
+    {
+      /* deflate_fast leaves the inside of a long match out of the chains. */
+      insert_upto (m, m->pos + 1);
+      m->frontier = MAX (m->frontier, m->pos + len);
+    }
+  m->pos += len;
+}
+
+void
+df_deflate_model_skip (DfDeflateModel *m, guint64 n)
+{
+  m->have_cache = FALSE;
+  m->pos += n;
+  /* Eagerly, so a rebuild can hand over a stored block in pieces. */
+  insert_upto (m, m->pos);
+}
+
+gint
+df_deflate_model_rank (DfDeflateModel *m, guint len, guint dist)
+{
+  guint64 p = m->pos;
+  if (avail (m, p) < DF_DEFLATE_MIN_MATCH)
+    return -1;
+  insert_upto (m, p);
+  gint64 c = chain_start (m, p);
+  gint rank = 0;
+  for (guint steps = 0; c >= 0 && steps < DF_DEFLATE_RANK_WALK_MAX; steps++)
+    {
+      guint64 d = p - (guint64)c;
+      if (d > DF_DEFLATE_WSIZE)
+        break;
+      if (match_len (m, (guint64)c, p, len) >= len)
+        {
+          if (d == dist)
+            return rank;
+          rank++;
+        }
+      gint64 n = m->prev[c & (DF_DEFLATE_WSIZE - 1)];
+      if (n >= c)
+        break;
+      c = n;
+    }
+  return -1;
+}
+
+guint
+df_deflate_model_unrank (DfDeflateModel *m, guint len, guint64 rank)
+{
+  guint64 p = m->pos;
+  if (avail (m, p) < MAX (len, DF_DEFLATE_MIN_MATCH))
+    return 0;
+  insert_upto (m, p);
+  gint64 c = chain_start (m, p);
+  for (guint steps = 0; c >= 0 && steps < DF_DEFLATE_RANK_WALK_MAX; steps++)
+    {
+      guint64 d = p - (guint64)c;
+      if (d > DF_DEFLATE_WSIZE)
+        break;
+      if (match_len (m, (guint64)c, p, len) >= len)
+        {
+          if (rank == 0)
+            return (guint)d;
+          rank--;
+        }
+      gint64 n = m->prev[c & (DF_DEFLATE_WSIZE - 1)];
+      if (n >= c)
+        break;
+      c = n;
+    }
+  return 0;
+}
