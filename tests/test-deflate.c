@@ -446,9 +446,69 @@ test_forged_body (void)
     }
 }
 
+/* By hand, not a test: `test-deflate --bench FILE.gz` analyzes and rebuilds
+ * the deflate stream of a single-member gzip file and prints speeds and
+ * the reconstruction data's size. */
+static int
+bench (const char *path)
+{
+  gchar *data;
+  gsize len;
+  g_autoptr (GError) error = NULL;
+  if (!g_file_get_contents (path, &data, &len, &error))
+    {
+      g_printerr ("%s\n", error->message);
+      return 1;
+    }
+  gsize start = 10;
+  if (len < 18 || (guint8)data[0] != 0x1f || (guint8)data[1] != 0x8b)
+    return 1;
+  if (data[3] & 4)
+    start += 2 + ((guint8)data[10] | (guint8)data[11] << 8);
+  for (int f = 8; f <= 16; f <<= 1)
+    if (data[3] & f)
+      {
+        while (start < len && data[start])
+          start++;
+        start++;
+      }
+  if (data[3] & 2)
+    start += 2;
+  gsize consumed;
+  DfDeflateStats st;
+  g_autoptr (GBytes) recon = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+  if (!df_deflate_analyze ((guint8 *)data + start, len - start, NULL, &consumed, &recon, &st, &error))
+    {
+      g_printerr ("%s\n", error->message);
+      return 1;
+    }
+  gint64 t1 = g_get_monotonic_time ();
+  g_autoptr (GBytes) content = df_deflate_inflate ((guint8 *)data + start, len - start, NULL, &consumed, NULL);
+  gint64 t2 = g_get_monotonic_time ();
+  g_autoptr (GBytes) again = df_deflate_rebuild_bytes (g_bytes_get_data (content, NULL), g_bytes_get_size (content),
+                                                       g_bytes_get_data (recon, NULL), g_bytes_get_size (recon), NULL,
+                                                       &error);
+  gint64 t3 = g_get_monotonic_time ();
+  gboolean same = again && g_bytes_get_size (again) == consumed
+                  && memcmp (g_bytes_get_data (again, NULL), data + start, consumed) == 0;
+  double mb = st.content_len / 1e6;
+  g_print ("%s: content %" G_GUINT64_FORMAT " stream %" G_GUINT64_FORMAT " recon %" G_GUINT64_FORMAT
+           " (%.4f%%), model %u, %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " mispredicted, %" G_GUINT64_FORMAT
+           " blocks, %" G_GUINT64_FORMAT " headers verbatim; analyze %.1f s (%.1f MB/s, with its check), rebuild"
+           " %.1f s (%.1f MB/s); identical: %s\n",
+           path, st.content_len, st.stream_len, st.recon_len, 100.0 * st.recon_len / MAX (st.content_len, 1),
+           st.model, st.mispredictions, st.tokens, st.blocks, st.headers_verbatim, (t1 - t0) / 1e6,
+           mb / ((t1 - t0) / 1e6), (t3 - t2) / 1e6, mb / ((t3 - t2) / 1e6), same ? "yes" : "NO");
+  g_free (data);
+  return same ? 0 : 1;
+}
+
 int
 main (int argc, char **argv)
 {
+  if (argc == 3 && strcmp (argv[1], "--bench") == 0)
+    return bench (argv[2]);
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/deflate/zlib", test_zlib);
   g_test_add_func ("/deflate/gzip", test_gzip);

@@ -133,6 +133,11 @@ typedef struct
  * domain... the caller chooses the code (@code) for "not valid deflate". */
 gboolean df_deflate_header_read (DfBitReader *r, DfDeflateHeader *h, int code, GError **error);
 
+/* The header zlib and GNU gzip send for a block of these @n tokens (their
+ * tree construction, the same in both). */
+void df_deflate_header_predict (const guint32 *tokens, guint64 n, DfDeflateHeader *h);
+gboolean df_deflate_header_equal (const DfDeflateHeader *a, const DfDeflateHeader *b);
+
 /* Checks that @n code lengths (0-15) make a prefix code that is not
  * over-subscribed. */
 gboolean df_deflate_lengths_ok (const guint8 *lens, guint n);

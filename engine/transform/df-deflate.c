@@ -76,11 +76,25 @@ encode_body (const DfDeflateParsed *ps, const guint8 *stream, const DfDeflateMod
           df_deflate_model_skip (m, b->stored_len);
           continue;
         }
-      if (b->type == 2)
+      gboolean verbatim = b->type == 2;
+      if (b->type == 2 && b->tok_count <= DF_DEFLATE_BLOCK_TOKENS_MAX)
+        {
+          DfBitReader r;
+          df_bit_reader_init (&r, stream + b->hdr_bit / 8, (b->hdr_bits + 7 + b->hdr_bit % 8) / 8);
+          df_bit_reader_get (&r, b->hdr_bit % 8);
+          g_autofree DfDeflateHeader *real = g_new (DfDeflateHeader, 1);
+          g_autofree DfDeflateHeader *pred = g_new (DfDeflateHeader, 1);
+          if (df_deflate_header_read (&r, real, DF_ERROR_FAILED, NULL))
+            {
+              df_deflate_header_predict (toks + b->tok_start, b->tok_count, pred);
+              verbatim = !df_deflate_header_equal (real, pred);
+            }
+        }
+      if (verbatim)
         head |= 16;
       put_u8 (out, head);
       put_varint (out, b->tok_count);
-      if (b->type == 2)
+      if (verbatim)
         {
           put_varint (out, b->hdr_bits);
           guint8 acc = 0;
@@ -148,18 +162,23 @@ df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimit
   if (!df_deflate_parse (stream, stream_len, limits, TRUE, consumed, &ps, error))
     return FALSE;
 
-  /* Each model on the first blocks; the fewest bytes of body wins. */
+  /* Each model on the first blocks; the fewest bytes of body wins, and one
+   * that predicts every token and header there ends the trials (the most
+   * common settings come first). */
   guint best = 0;
   gsize best_len = G_MAXSIZE;
   for (guint i = 0; i < df_deflate_n_models; i++)
     {
       g_autoptr (GByteArray) trial = g_byte_array_new ();
-      encode_body (&ps, stream, &df_deflate_models[i], TRIAL_TOKENS, trial, NULL);
+      DfDeflateStats ts = { 0 };
+      guint64 miss = encode_body (&ps, stream, &df_deflate_models[i], TRIAL_TOKENS, trial, &ts);
       if (trial->len < best_len)
         {
           best_len = trial->len;
           best = i;
         }
+      if (miss == 0 && ts.headers_verbatim == 0)
+        break;
     }
   const DfDeflateModelParams *mp = &df_deflate_models[best];
   DfDeflateStats st = { 0 };
@@ -382,6 +401,9 @@ typedef struct
   DfDeflateModel model;
   DfHuffEncoder lit, dist;
   DfDeflateHeader hdr;
+  guint32 *toks; /* a block whose header is predicted, until its end */
+  guint64 ntoks;
+  gboolean defer;
   guint8 winbuf[WINDOW_BUF];
 } Rebuild;
 
@@ -389,6 +411,7 @@ static void
 rebuild_free (Rebuild *rb)
 {
   ZSTD_freeDCtx (rb->br.dctx);
+  g_free (rb->toks);
   g_free (rb);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Rebuild, rebuild_free)
@@ -473,7 +496,9 @@ rebuild_step (Rebuild *rb, gboolean corrected, GError **error)
   guint32 tok = df_deflate_model_predict (m);
   if (corrected && !read_correction (rb, &tok, error))
     return FALSE;
-  if (!df_deflate_token_write (&rb->bw, &rb->lit, &rb->dist, tok, error))
+  if (rb->defer)
+    rb->toks[rb->ntoks++] = tok;
+  else if (!df_deflate_token_write (&rb->bw, &rb->lit, &rb->dist, tok, error))
     return FALSE;
   df_deflate_model_advance (m, tok);
   return TRUE;
@@ -604,7 +629,29 @@ df_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *re
             return FALSE;
           if (count > total - m->pos)
             return df_throw (error, DF_ERROR_CORRUPT, "deflate: more tokens than content");
-          if (type == 2)
+          rb->defer = type == 2 && !(head & 16);
+          if (rb->defer)
+            {
+              /* The header follows from the tokens: build them first. */
+              if (count > DF_DEFLATE_BLOCK_TOKENS_MAX)
+                return df_throw (error, INVALID, "deflate: reconstruction data: block too long for its header");
+              if (rb->toks == NULL)
+                rb->toks = g_new (guint32, DF_DEFLATE_BLOCK_TOKENS_MAX);
+              rb->ntoks = 0;
+              if (!rebuild_tokens (rb, count, error))
+                return FALSE;
+              df_deflate_header_predict (rb->toks, rb->ntoks, &rb->hdr);
+              if (!df_deflate_header_write (&rb->bw, &rb->hdr, error))
+                return FALSE;
+              df_huff_encoder_build (&rb->lit, rb->hdr.lit, 288);
+              df_huff_encoder_build (&rb->dist, rb->hdr.dist, 32);
+              fixed = 0;
+              rb->defer = FALSE;
+              for (guint64 i = 0; i < rb->ntoks; i++)
+                if (!df_deflate_token_write (&rb->bw, &rb->lit, &rb->dist, rb->toks[i], error))
+                  return FALSE;
+            }
+          else if (type == 2)
             {
               if (!read_header (rb, error))
                 return FALSE;
@@ -620,8 +667,9 @@ df_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *re
               df_huff_encoder_build (&rb->dist, fd, 30);
               fixed = 1;
             }
-          if (!rebuild_tokens (rb, count, error))
-            return FALSE;
+          if (type == 1 || (head & 16))
+            if (!rebuild_tokens (rb, count, error))
+              return FALSE;
           if (!df_bit_writer_put (&rb->bw, rb->lit.code[256], rb->lit.len[256], error))
             return FALSE;
         }
