@@ -131,12 +131,22 @@ search (const DfDeflateModel *m, guint64 pos, guint best)
     return 0;
   gint64 c = chain_start (m, pos);
   gboolean first = TRUE;
+  gint budget = DF_DEFLATE_SEARCH_BUDGET;
   while (c > 0) /* position 0 is their NIL: never a candidate */
     {
       guint64 d = pos - (guint64)c;
       if (first ? d > MODEL_MAX_DIST : d >= MODEL_MAX_DIST)
         break;
-      guint l = match_len (m, (guint64)c, pos, av);
+      /* Only a candidate that agrees at the current best length can beat
+       * it: the rest cost one byte (zlib's shortcut, same result). */
+      const guint8 *a = at (m, (guint64)c), *b = at (m, pos);
+      guint l = 0;
+      if (best >= av || a[best] == b[best])
+        {
+          l = match_len (m, (guint64)c, pos, av);
+          budget -= (gint)l;
+        }
+      budget--;
       if (l > best)
         {
           best = l;
@@ -144,7 +154,7 @@ search (const DfDeflateModel *m, guint64 pos, guint best)
           if (l >= nice)
             break;
         }
-      if (--chain == 0)
+      if (--chain == 0 || budget <= 0)
         break;
       gint64 n = m->prev[c & (DF_DEFLATE_WSIZE - 1)];
       if (n >= c)

@@ -15,7 +15,7 @@
  * boundaries and each dynamic block's Huffman header (predicted from the
  * block's symbol frequencies the way zlib and gzip build their trees, and
  * stored verbatim where that prediction fails). The layout is in
- * df-deflate-private.h and engine/FORMAT.md's "Deflate reconstruction data".
+ * df-deflate-private.h.
  *
  * The gzip wrapper (header, trailer) is not handled here: only the raw
  * deflate stream.
@@ -47,6 +47,12 @@
  * (memLevel 9) 32 Ki - 1 symbols, GNU gzip's 32 Ki; longer blocks keep their
  * header verbatim. */
 #define DF_DEFLATE_BLOCK_TOKENS_MAX (128u * 1024)
+/* Bytes the model compares in one search before it stops walking the
+ * chain: zlib and gzip have no such bound, but a rebuild must not let
+ * content and a model made to walk 4096 candidates of 257 equal bytes at
+ * every position cost 10^6 compares a byte. Real data stays far below
+ * (a level-9 search mostly rejects a candidate on one byte). */
+#define DF_DEFLATE_SEARCH_BUDGET 32768
 /* zstd window of the reconstruction data's body frame (both sides). */
 #define DF_DEFLATE_RECON_WINDOW_LOG 20
 /* Candidates a rebuild walks along a hash chain to find a match stored by
