@@ -49,6 +49,9 @@ df_deflate_model_init (DfDeflateModel *m, const DfDeflateModelParams *p, guint64
   m->frontier = 0;
   m->have_cache = FALSE;
   m->cache = 0;
+  m->win_offset = 0;
+  m->win_loaded = MIN (total, 2 * DF_DEFLATE_WSIZE);
+  m->win_eof = FALSE;
   memset (m->head, 0xff, sizeof m->head);
   memset (m->prev, 0xff, sizeof m->prev);
 }
@@ -109,6 +112,36 @@ chain_start (const DfDeflateModel *m, guint64 pos)
   return c;
 }
 
+#define WIN_LOOKAHEAD (DF_DEFLATE_MAX_MATCH + DF_DEFLATE_MIN_MATCH + 1)
+
+/* The window as the original encoder has it at @pos: when its lookahead
+ * runs short it slides by 32 KiB (once its position is past the window
+ * less the lookahead) and reads what more fits. gzip stops at the end of
+ * its input; zlib checks for a slide at every position. */
+static void
+win_sync (DfDeflateModel *m, guint64 pos)
+{
+  if (m->win_loaded - MIN (pos, m->win_loaded) >= WIN_LOOKAHEAD)
+    return;
+  gboolean gz = (m->p.flags & DF_DEFLATE_MODEL_GZIP) != 0;
+  for (;;)
+    {
+      if (gz && m->win_eof)
+        return;
+      if (pos - m->win_offset >= 2 * DF_DEFLATE_WSIZE - WIN_LOOKAHEAD)
+        m->win_offset += DF_DEFLATE_WSIZE;
+      guint64 n = MIN (m->win_offset + 2 * DF_DEFLATE_WSIZE - m->win_loaded, m->total - m->win_loaded);
+      if (n == 0)
+        {
+          m->win_eof = TRUE;
+          return;
+        }
+      m->win_loaded += n;
+      if (m->win_loaded - pos >= WIN_LOOKAHEAD)
+        return;
+    }
+}
+
 static inline guint
 avail (const DfDeflateModel *m, guint64 pos)
 {
@@ -119,11 +152,15 @@ avail (const DfDeflateModel *m, guint64 pos)
  * @best (the previous position's match in a lazy search), at most chain
  * candidates (a quarter once @best is good), stopping at nice. 0: none. */
 static guint32
-search (const DfDeflateModel *m, guint64 pos, guint best)
+search (DfDeflateModel *m, guint64 pos, guint best)
 {
   guint av = avail (m, pos);
   if (av < DF_DEFLATE_MIN_MATCH)
     return 0;
+  win_sync (m, pos);
+  if ((m->p.flags & DF_DEFLATE_MODEL_GZIP) && pos - m->win_offset > 2 * DF_DEFLATE_WSIZE - WIN_LOOKAHEAD)
+    return 0;
+  guint64 nil = m->win_offset;
   guint nice = MIN ((guint)m->p.nice, av), chain = m->p.chain, best_d = 0;
   if (best >= m->p.good)
     chain >>= 2;
@@ -132,7 +169,7 @@ search (const DfDeflateModel *m, guint64 pos, guint best)
   gint64 c = chain_start (m, pos);
   gboolean first = TRUE;
   gint budget = DF_DEFLATE_SEARCH_BUDGET;
-  while (c > 0) /* position 0 is their NIL: never a candidate */
+  while (c > (gint64)nil)
     {
       guint64 d = pos - (guint64)c;
       if (first ? d > MODEL_MAX_DIST : d >= MODEL_MAX_DIST)
@@ -201,6 +238,7 @@ df_deflate_model_predict (DfDeflateModel *m)
 {
   guint64 p = m->pos;
   guint32 lit = *at (m, p);
+  win_sync (m, p);
   switch (m->p.kind)
     {
     case DF_DEFLATE_MODEL_LITERAL:

@@ -260,7 +260,11 @@ typedef enum
 
 #define DF_DEFLATE_MODEL_TOO_FAR 1u  /* a 3-byte match over 4096 back is no match */
 #define DF_DEFLATE_MODEL_FILTERED 2u /* zlib Z_FILTERED: matches of 5 or less are none */
-#define DF_DEFLATE_MODEL_FLAGS 3u
+/* GNU gzip's window: it stops sliding once its input ends, and then no
+ * longer searches past its window's end (its last 32-64 KiB); zlib slides
+ * on. */
+#define DF_DEFLATE_MODEL_GZIP 4u
+#define DF_DEFLATE_MODEL_FLAGS 7u
 
 typedef struct
 {
@@ -278,6 +282,11 @@ typedef struct
   guint64 frontier; /* positions below are in the hash chains (or skipped) */
   gboolean have_cache;
   guint32 cache; /* lazy: the match found at @pos (0: none) */
+  /* The original encoder's 64 KiB window, as it slides over the content:
+   * its start, the content read into it, the end of the input seen. A
+   * position at its start is their NIL: never a candidate. */
+  guint64 win_offset, win_loaded;
+  gboolean win_eof;
   gint64 head[DF_DEFLATE_HASH_SIZE];
   gint64 prev[DF_DEFLATE_WSIZE];
 } DfDeflateModel;

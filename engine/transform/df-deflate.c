@@ -180,10 +180,27 @@ df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimit
       if (miss == 0 && ts.headers_verbatim == 0)
         break;
     }
-  const DfDeflateModelParams *mp = &df_deflate_models[best];
+  /* gzip's window differs from zlib's only in the last 64 KiB, which no
+   * trial sees: both run over the whole stream. */
+  DfDeflateModelParams mp0 = df_deflate_models[best], mp1 = mp0;
+  mp1.flags ^= DF_DEFLATE_MODEL_GZIP;
   DfDeflateStats st = { 0 };
   g_autoptr (GByteArray) body = g_byte_array_new ();
-  st.mispredictions = encode_body (&ps, stream, mp, G_MAXUINT64, body, &st);
+  st.mispredictions = encode_body (&ps, stream, &mp0, G_MAXUINT64, body, &st);
+  const DfDeflateModelParams *mp = &df_deflate_models[best];
+  if (mp0.kind == DF_DEFLATE_MODEL_LAZY || mp0.kind == DF_DEFLATE_MODEL_GREEDY)
+    {
+      DfDeflateStats st1 = { 0 };
+      g_autoptr (GByteArray) body1 = g_byte_array_new ();
+      st1.mispredictions = encode_body (&ps, stream, &mp1, G_MAXUINT64, body1, &st1);
+      if (body1->len < body->len)
+        {
+          g_byte_array_unref (body);
+          body = g_steal_pointer (&body1);
+          st = st1;
+          mp = &mp1;
+        }
+    }
 
   g_autoptr (GByteArray) recon = g_byte_array_new ();
   g_byte_array_append (recon, recon_magic, 4);
@@ -240,6 +257,7 @@ df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimit
         }
       stats->tokens = ps.tokens->len;
       stats->model = best;
+      stats->model_flags = mp->flags;
       stats->recon_len = recon->len;
     }
   df_deflate_parsed_clear (&ps);

@@ -87,6 +87,7 @@ typedef struct
   guint64 mispredictions;  /* tokens the model did not predict */
   guint64 headers_verbatim; /* dynamic headers the model did not predict */
   guint model;             /* index of the model chosen (see df-deflate-private.h) */
+  guint model_flags;       /* its flags as used (DF_DEFLATE_MODEL_*) */
   guint64 recon_len;       /* length of the reconstruction data */
 } DfDeflateStats;
 
