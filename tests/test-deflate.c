@@ -60,7 +60,7 @@ make_repetitive (gsize len)
 static GBytes *
 make_elf (gsize max)
 {
-  static const char *paths[] = { "/usr/bin/gzip", "/usr/bin/bash", "/bin/ls", "/proc/self/exe" };
+  static const char *paths[] = { "/usr/bin/bash", "/usr/bin/gzip", "/bin/ls", "/proc/self/exe" };
   for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
     {
       gchar *data;
@@ -90,6 +90,43 @@ zlib_raw (GBytes *in, int level, int strategy, int mem_level)
   gsize n = z.total_out;
   deflateEnd (&z);
   return g_bytes_new_take (out, n);
+}
+
+/* pigz's way: chunks of @chunk bytes, each compressed on its own with the
+ * 32 KiB before it as a dictionary and ended by a sync flush (an empty
+ * stored block); @full: full flushes instead, no dictionary. */
+static GBytes *
+zlib_chunked (GBytes *in, int level, gsize chunk, gboolean full)
+{
+  gsize len;
+  const guint8 *p = g_bytes_get_data (in, &len);
+  GByteArray *out = g_byte_array_new ();
+  for (gsize at = 0; at < len || at == 0; at += chunk)
+    {
+      z_stream z = { 0 };
+      g_assert_cmpint (deflateInit2 (&z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), ==, Z_OK);
+      if (at > 0 && !full)
+        {
+          gsize d = MIN (at, 32768);
+          g_assert_cmpint (deflateSetDictionary (&z, p + at - d, d), ==, Z_OK);
+        }
+      gsize n = MIN (chunk, len - at);
+      gboolean last = at + n >= len;
+      gsize cap = deflateBound (&z, n) + 64;
+      guint8 *buf = g_malloc (cap);
+      z.next_in = (Bytef *)p + at;
+      z.avail_in = n;
+      z.next_out = buf;
+      z.avail_out = cap;
+      int r = deflate (&z, last ? Z_FINISH : full ? Z_FULL_FLUSH : Z_SYNC_FLUSH);
+      g_assert_cmpint (r, ==, last ? Z_STREAM_END : Z_OK);
+      g_byte_array_append (out, buf, z.total_out);
+      g_free (buf);
+      deflateEnd (&z);
+      if (last)
+        break;
+    }
+  return g_byte_array_free_to_bytes (out);
 }
 
 /* GNU gzip's raw deflate stream: the member without its header (10 bytes,
@@ -255,6 +292,20 @@ write_out (gpointer u, const guint8 *b, gsize l, GError **e)
 {
   g_byte_array_append (u, b, (guint)l);
   return TRUE;
+}
+
+/* Flushes and chunks (pigz): empty stored blocks between the chunks. */
+static void
+test_chunked (void)
+{
+  g_autoptr (GBytes) text = make_text (1024 * 1024, 8);
+  g_autoptr (GBytes) sync = zlib_chunked (text, 6, 128 * 1024, FALSE);
+  roundtrip ("pigz-like 128k chunks text", text, sync);
+  g_autoptr (GBytes) full = zlib_chunked (text, 9, 100 * 1000, TRUE);
+  roundtrip ("full flushes text", text, full);
+  g_autoptr (GBytes) elf = make_elf (600 * 1024);
+  g_autoptr (GBytes) esync = zlib_chunked (elf, 6, 64 * 1024, FALSE);
+  roundtrip ("pigz-like 64k chunks elf", elf, esync);
 }
 
 /* Hand-made streams: odd but valid choices every encoder may make. */
@@ -516,6 +567,7 @@ main (int argc, char **argv)
   g_test_add_func ("/deflate/zlib", test_zlib);
   g_test_add_func ("/deflate/gzip", test_gzip);
   g_test_add_func ("/deflate/large", test_large);
+  g_test_add_func ("/deflate/chunked", test_chunked);
   g_test_add_func ("/deflate/odd-streams", test_odd_streams);
   g_test_add_func ("/deflate/bad-streams", test_bad_streams);
   g_test_add_func ("/deflate/bad-recon", test_bad_recon);

@@ -52,6 +52,7 @@ df_deflate_model_init (DfDeflateModel *m, const DfDeflateModelParams *p, guint64
   m->win_offset = 0;
   m->win_loaded = MIN (total, 2 * DF_DEFLATE_WSIZE);
   m->win_eof = FALSE;
+  m->floor = 0;
   memset (m->head, 0xff, sizeof m->head);
   memset (m->prev, 0xff, sizeof m->prev);
 }
@@ -169,7 +170,7 @@ search (DfDeflateModel *m, guint64 pos, guint best)
   gint64 c = chain_start (m, pos);
   gboolean first = TRUE;
   gint budget = DF_DEFLATE_SEARCH_BUDGET;
-  while (c > (gint64)nil)
+  while (c > (gint64)nil && (guint64)c >= m->floor)
     {
       guint64 d = pos - (guint64)c;
       if (first ? d > MODEL_MAX_DIST : d >= MODEL_MAX_DIST)
@@ -313,6 +314,13 @@ df_deflate_model_skip (DfDeflateModel *m, guint64 n)
   insert_upto (m, m->pos);
 }
 
+void
+df_deflate_model_forget (DfDeflateModel *m)
+{
+  m->have_cache = FALSE;
+  m->floor = m->pos;
+}
+
 gint
 df_deflate_model_rank (DfDeflateModel *m, guint len, guint dist)
 {
@@ -322,7 +330,7 @@ df_deflate_model_rank (DfDeflateModel *m, guint len, guint dist)
   insert_upto (m, p);
   gint64 c = chain_start (m, p);
   gint rank = 0;
-  for (guint steps = 0; c >= 0 && steps < DF_DEFLATE_RANK_WALK_MAX; steps++)
+  for (guint steps = 0; c >= 0 && (guint64)c >= m->floor && steps < DF_DEFLATE_RANK_WALK_MAX; steps++)
     {
       guint64 d = p - (guint64)c;
       if (d > DF_DEFLATE_WSIZE)
@@ -349,7 +357,7 @@ df_deflate_model_unrank (DfDeflateModel *m, guint len, guint64 rank)
     return 0;
   insert_upto (m, p);
   gint64 c = chain_start (m, p);
-  for (guint steps = 0; c >= 0 && steps < DF_DEFLATE_RANK_WALK_MAX; steps++)
+  for (guint steps = 0; c >= 0 && (guint64)c >= m->floor && steps < DF_DEFLATE_RANK_WALK_MAX; steps++)
     {
       guint64 d = p - (guint64)c;
       if (d > DF_DEFLATE_WSIZE)

@@ -13,7 +13,10 @@
  *       u8 head: bit 0 final, bits 1-2 BTYPE (0 stored, 1 fixed, 2 dynamic),
  *                bit 3 (stored) the alignment bits before LEN are not all
  *                zero, bit 4 (dynamic) the Huffman header is verbatim (else
- *                predicted from the block's tokens); other bits zero
+ *                predicted from the block's tokens), bit 5: the model
+ *                forgets the content before this block (no candidate
+ *                there: the encoder reset its history, as a zlib full
+ *                flush does); other bits zero
  *       stored: varint LEN, then u8 alignment bits if bit 3
  *       fixed, dynamic: varint token count (literals and matches)
  *       dynamic, verbatim: varint header bit count, the header's bits
@@ -179,6 +182,7 @@ typedef struct
   guint32 hdr_bits;
   guint64 tok_start, tok_count; /* in DfDeflateParsed.tokens */
   guint64 data_start;           /* content offset of the block */
+  gboolean forget;              /* analyze: the model forgets before it */
 } DfDeflateBlock;
 
 typedef struct
@@ -287,6 +291,7 @@ typedef struct
    * position at its start is their NIL: never a candidate. */
   guint64 win_offset, win_loaded;
   gboolean win_eof;
+  guint64 floor; /* no candidate before: the history was reset there */
   gint64 head[DF_DEFLATE_HASH_SIZE];
   gint64 prev[DF_DEFLATE_WSIZE];
 } DfDeflateModel;
@@ -301,6 +306,9 @@ guint32 df_deflate_model_predict (DfDeflateModel *m);
 void df_deflate_model_advance (DfDeflateModel *m, guint32 tok);
 /* @n bytes of a stored block. */
 void df_deflate_model_skip (DfDeflateModel *m, guint64 n);
+/* The original encoder forgot the content before m->pos (a zlib full
+ * flush, a pigz independent chunk). */
+void df_deflate_model_forget (DfDeflateModel *m);
 /* The rank of a match (@len, @dist) at m->pos among the hash chain's
  * candidates at least @len long, or -1 beyond DF_DEFLATE_RANK_WALK_MAX. */
 gint df_deflate_model_rank (DfDeflateModel *m, guint len, guint dist);

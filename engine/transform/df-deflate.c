@@ -66,7 +66,9 @@ encode_body (const DfDeflateParsed *ps, const guint8 *stream, const DfDeflateMod
   for (guint bi = 0; bi < ps->blocks->len && done < max_tokens; bi++)
     {
       const DfDeflateBlock *b = &g_array_index (ps->blocks, DfDeflateBlock, bi);
-      guint8 head = (guint8)(b->final | b->type << 1);
+      guint8 head = (guint8)(b->final | b->type << 1 | (b->forget ? 32 : 0));
+      if (b->forget)
+        df_deflate_model_forget (m);
       if (b->type == 0)
         {
           put_u8 (out, head | (b->pad ? 8 : 0));
@@ -148,6 +150,56 @@ encode_body (const DfDeflateParsed *ps, const guint8 *stream, const DfDeflateMod
   return miss;
 }
 
+/* Marks the blocks after a flush (an empty stored block) that no match
+ * reaches back across: the encoder reset its history there (a full flush,
+ * an independent chunk), and the model must forget it too. */
+static void
+mark_resets (DfDeflateParsed *ps)
+{
+  guint nb = ps->blocks->len;
+  if (nb < 2)
+    return;
+  DfDeflateBlock *blocks = (DfDeflateBlock *)(gpointer)ps->blocks->data;
+  g_autofree gint64 *diff = g_new0 (gint64, nb + 1);
+  const guint32 *toks = (const guint32 *)(gpointer)ps->tokens->data;
+  for (guint bi = 0; bi < nb; bi++)
+    {
+      guint64 q = blocks[bi].data_start;
+      for (guint64 i = 0; i < blocks[bi].tok_count; i++)
+        {
+          guint32 t = toks[blocks[bi].tok_start + i];
+          if (t & DF_DEFLATE_TOK_MATCH)
+            {
+              guint64 r = q - DF_DEFLATE_TOK_DIST (t);
+              /* The blocks starting in (r, q]: from the first after r. */
+              guint lo = 0, hi = bi + 1;
+              while (lo < hi)
+                {
+                  guint mid = (lo + hi) / 2;
+                  if (blocks[mid].data_start > r)
+                    hi = mid;
+                  else
+                    lo = mid + 1;
+                }
+              if (lo <= bi)
+                {
+                  diff[lo]++;
+                  diff[bi + 1]--;
+                }
+              q += DF_DEFLATE_TOK_LEN (t);
+            }
+          else
+            q++;
+        }
+    }
+  gint64 crossed = 0;
+  for (guint bi = 0; bi < nb; bi++)
+    {
+      crossed += diff[bi];
+      blocks[bi].forget = bi > 0 && crossed == 0 && blocks[bi - 1].type == 0 && blocks[bi - 1].stored_len == 0;
+    }
+}
+
 gboolean
 df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimits *limits, gsize *consumed,
                     GBytes **recon_out, DfDeflateStats *stats, GError **error)
@@ -161,6 +213,7 @@ df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimit
   DfDeflateParsed ps;
   if (!df_deflate_parse (stream, stream_len, limits, TRUE, consumed, &ps, error))
     return FALSE;
+  mark_resets (&ps);
 
   /* Each model on the first blocks; the fewest bytes of body wins, and one
    * that predicts every token and header there ends the trials (the most
@@ -607,7 +660,9 @@ df_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *re
       if (!body_u8 (&rb->br, &head, error))
         return FALSE;
       guint type = (head >> 1) & 3, final = head & 1;
-      if (type == 3 || (head & 0xe0) || (type != 0 && (head & 8)) || (type != 2 && (head & 16)))
+      if (head & 32)
+        df_deflate_model_forget (m);
+      if (type == 3 || (head & 0xc0) || (type != 0 && (head & 8)) || (type != 2 && (head & 16)))
         return df_throw (error, INVALID, "deflate: reconstruction data: bad block head");
       if (!df_bit_writer_put (&rb->bw, final | type << 1, 3, error))
         return FALSE;
@@ -625,6 +680,9 @@ df_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *re
           if (!df_bit_writer_put (&rb->bw, pad, nb, error)
               || !df_bit_writer_put (&rb->bw, (guint32)slen | (guint32)(~slen & 0xffff) << 16, 32, error))
             return FALSE;
+          /* Even an empty block ends the model's lazy look-ahead, as in
+           * analyze (a flush does so in zlib). */
+          df_deflate_model_skip (m, 0);
           while (slen > 0)
             {
               guint piece = (guint)MIN (slen, (guint64)STORED_PIECE);
