@@ -53,8 +53,9 @@ df_deflate_model_init (DfDeflateModel *m, const DfDeflateModelParams *p, guint64
   m->win_loaded = MIN (total, 2 * DF_DEFLATE_WSIZE);
   m->win_eof = FALSE;
   m->floor = 0;
-  memset (m->head, 0xff, sizeof m->head);
-  memset (m->prev, 0xff, sizeof m->prev);
+  m->base = 0;
+  memset (m->head, 0, sizeof m->head);
+  memset (m->prev, 0, sizeof m->prev);
 }
 
 static inline const guint8 *
@@ -71,14 +72,38 @@ hash3 (const guint8 *p)
   return (((guint)p[0] << 10) ^ ((guint)p[1] << 5) ^ p[2]) & (DF_DEFLATE_HASH_SIZE - 1);
 }
 
+/* Chain links are 32-bit: a position less @base, plus one (0: none). Every
+ * gigabyte they move down by one, and links that old (far outside the
+ * window) become none. */
+#define REBASE_STEP (G_GUINT64_CONSTANT (1) << 30)
+#define REBASE_AT (3 * REBASE_STEP)
+
+static void
+rebase (DfDeflateModel *m)
+{
+  for (guint i = 0; i < DF_DEFLATE_HASH_SIZE; i++)
+    m->head[i] = m->head[i] > REBASE_STEP ? (guint32)(m->head[i] - REBASE_STEP) : 0;
+  for (guint i = 0; i < DF_DEFLATE_WSIZE; i++)
+    m->prev[i] = m->prev[i] > REBASE_STEP ? (guint32)(m->prev[i] - REBASE_STEP) : 0;
+  m->base += REBASE_STEP;
+}
+
+static inline gint64
+link_pos (const DfDeflateModel *m, guint32 v)
+{
+  return v ? (gint64)(m->base + v - 1) : -1;
+}
+
 static inline void
 insert (DfDeflateModel *m, guint64 q)
 {
   if (q + DF_DEFLATE_MIN_MATCH > m->total)
     return;
   guint h = hash3 (at (m, q));
+  if (q - m->base >= REBASE_AT)
+    rebase (m);
   m->prev[q & (DF_DEFLATE_WSIZE - 1)] = m->head[h];
-  m->head[h] = (gint64)q;
+  m->head[h] = (guint32)(q - m->base + 1);
 }
 
 static inline void
@@ -102,10 +127,10 @@ match_len (const DfDeflateModel *m, guint64 cand, guint64 pos, guint max)
 static inline gint64
 chain_start (const DfDeflateModel *m, guint64 pos)
 {
-  gint64 c = m->head[hash3 (at (m, pos))];
+  gint64 c = link_pos (m, m->head[hash3 (at (m, pos))]);
   while (c >= 0 && (guint64)c >= pos)
     {
-      gint64 n = m->prev[c & (DF_DEFLATE_WSIZE - 1)];
+      gint64 n = link_pos (m, m->prev[c & (DF_DEFLATE_WSIZE - 1)]);
       if (n >= c)
         return -1;
       c = n;
@@ -194,7 +219,7 @@ search (DfDeflateModel *m, guint64 pos, guint best)
         }
       if (--chain == 0 || budget <= 0)
         break;
-      gint64 n = m->prev[c & (DF_DEFLATE_WSIZE - 1)];
+      gint64 n = link_pos (m, m->prev[c & (DF_DEFLATE_WSIZE - 1)]);
       if (n >= c)
         break;
       c = n;
@@ -341,7 +366,7 @@ df_deflate_model_rank (DfDeflateModel *m, guint len, guint dist)
             return rank;
           rank++;
         }
-      gint64 n = m->prev[c & (DF_DEFLATE_WSIZE - 1)];
+      gint64 n = link_pos (m, m->prev[c & (DF_DEFLATE_WSIZE - 1)]);
       if (n >= c)
         break;
       c = n;
@@ -368,7 +393,7 @@ df_deflate_model_unrank (DfDeflateModel *m, guint len, guint64 rank)
             return (guint)d;
           rank--;
         }
-      gint64 n = m->prev[c & (DF_DEFLATE_WSIZE - 1)];
+      gint64 n = link_pos (m, m->prev[c & (DF_DEFLATE_WSIZE - 1)]);
       if (n >= c)
         break;
       c = n;

@@ -292,8 +292,9 @@ typedef struct
   guint64 win_offset, win_loaded;
   gboolean win_eof;
   guint64 floor; /* no candidate before: the history was reset there */
-  gint64 head[DF_DEFLATE_HASH_SIZE];
-  gint64 prev[DF_DEFLATE_WSIZE];
+  guint64 base; /* chain links are positions less this, plus one */
+  guint32 head[DF_DEFLATE_HASH_SIZE];
+  guint32 prev[DF_DEFLATE_WSIZE];
 } DfDeflateModel;
 
 /* @p checked by the caller (df_deflate_model_params_ok). */

@@ -34,7 +34,7 @@
 
 /* --- Limits ---------------------------------------------------------------- */
 /* Rebuild memory: the model's window buffer (2 × 32 KiB + lookahead), its
- * hash chains (32 Ki heads and 32 Ki links of 8 bytes), the block being
+ * hash chains (32 Ki heads and 32 Ki links of 4 bytes), the block being
  * built (at most DF_DEFLATE_BLOCK_TOKENS_MAX tokens of 4 bytes, only for
  * blocks whose header is predicted), the output bit buffer and a zstd
  * decompression context with a window of at most
