@@ -16,10 +16,10 @@ static gboolean verbose_sizes = TRUE;
 static GBytes *
 make_text (gsize len, guint32 seed)
 {
-  static const char *words[] = { "the",    "delta",   "object", "commit", "of",     "and",    "a",     "tree",
-                                 "static", "part",    "apply",  "fetch",  "kernel", "module", "initrd", "to",
-                                 "is",     "in",      "for",    "with",   "size",   "block",  "stream", "data",
-                                 "repo",   "checksum", "\n",    ", ",     "ostree", "update", "device", "server" };
+  static const char *words[]
+      = { "the",    "delta",  "object", "commit",   "of", "and", "a",      "tree",   "static", "part",  "apply",
+          "fetch",  "kernel", "module", "initrd",   "to", "is",  "in",     "for",    "with",   "size",  "block",
+          "stream", "data",   "repo",   "checksum", "\n", ", ",  "ostree", "update", "device", "server" };
   GRand *r = g_rand_new_with_seed (seed);
   GString *s = g_string_sized_new (len + 16);
   while (s->len < len)
@@ -204,8 +204,9 @@ roundtrip (const char *name, GBytes *content, GBytes *stream)
                     " = %.4f%% of content; model %u/%u; %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
                     " tokens mispredicted, %" G_GUINT64_FORMAT " blocks (%" G_GUINT64_FORMAT
                     " dynamic, %" G_GUINT64_FORMAT " headers verbatim); analyze %.1f ms, rebuild %.1f ms",
-                    name, clen, slen, rlen, clen ? 100.0 * rlen / clen : 0.0, st.model, st.model_flags, st.mispredictions, st.tokens,
-                    st.blocks, st.dynamic_blocks, st.headers_verbatim, (t1 - t0) / 1000.0, (t2 - t1) / 1000.0);
+                    name, clen, slen, rlen, clen ? 100.0 * rlen / clen : 0.0, st.model, st.model_flags,
+                    st.mispredictions, st.tokens, st.blocks, st.dynamic_blocks, st.headers_verbatim, (t1 - t0) / 1000.0,
+                    (t2 - t1) / 1000.0);
 }
 
 typedef struct
@@ -214,16 +215,40 @@ typedef struct
   GBytes *(*make) (void);
 } Input;
 
-static GBytes *in_empty (void) { return g_bytes_new (NULL, 0); }
-static GBytes *in_text_small (void) { return make_text (3000, 1); }
-static GBytes *in_text (void) { return make_text (300 * 1024, 2); }
-static GBytes *in_elf (void) { return make_elf (400 * 1024); }
-static GBytes *in_random (void) { return make_random (200 * 1024, 3); }
-static GBytes *in_repetitive (void) { return make_repetitive (300 * 1024); }
+static GBytes *
+in_empty (void)
+{
+  return g_bytes_new (NULL, 0);
+}
+static GBytes *
+in_text_small (void)
+{
+  return make_text (3000, 1);
+}
+static GBytes *
+in_text (void)
+{
+  return make_text (300 * 1024, 2);
+}
+static GBytes *
+in_elf (void)
+{
+  return make_elf (400 * 1024);
+}
+static GBytes *
+in_random (void)
+{
+  return make_random (200 * 1024, 3);
+}
+static GBytes *
+in_repetitive (void)
+{
+  return make_repetitive (300 * 1024);
+}
 
 static const Input inputs[] = {
-  { "empty", in_empty },   { "text-3k", in_text_small }, { "text", in_text },
-  { "elf", in_elf },       { "random", in_random },      { "repetitive", in_repetitive },
+  { "empty", in_empty }, { "text-3k", in_text_small }, { "text", in_text },
+  { "elf", in_elf },     { "random", in_random },      { "repetitive", in_repetitive },
 };
 
 static void
@@ -234,8 +259,8 @@ test_zlib (void)
     const char *name;
     int level, strategy;
   } settings[] = {
-    { "1", 1, Z_DEFAULT_STRATEGY },        { "6", 6, Z_DEFAULT_STRATEGY },    { "9", 9, Z_DEFAULT_STRATEGY },
-    { "6-filtered", 6, Z_FILTERED },       { "6-huffman", 6, Z_HUFFMAN_ONLY }, { "6-rle", 6, Z_RLE },
+    { "1", 1, Z_DEFAULT_STRATEGY },  { "6", 6, Z_DEFAULT_STRATEGY },     { "9", 9, Z_DEFAULT_STRATEGY },
+    { "6-filtered", 6, Z_FILTERED }, { "6-huffman", 6, Z_HUFFMAN_ONLY }, { "6-rle", 6, Z_RLE },
     { "6-fixed", 6, Z_FIXED },
   };
   for (guint i = 0; i < G_N_ELEMENTS (inputs); i++)
@@ -317,7 +342,7 @@ test_odd_streams (void)
   DfBitWriter *w = g_new (DfBitWriter, 1);
   g_autoptr (GByteArray) out = g_byte_array_new ();
   df_bit_writer_init (w, write_out, out);
-  g_assert_true (df_bit_writer_put (w, 0, 3, NULL)); /* not final, stored */
+  g_assert_true (df_bit_writer_put (w, 0, 3, NULL));    /* not final, stored */
   g_assert_true (df_bit_writer_put (w, 0x15, 5, NULL)); /* alignment bits */
   g_assert_true (df_bit_writer_put (w, 2 | 0xfffd << 16, 32, NULL));
   g_assert_true (df_bit_writer_put (w, 'a', 8, NULL));
@@ -548,9 +573,9 @@ bench (const char *path)
   gint64 t1 = cpu_us ();
   g_autoptr (GBytes) content = df_deflate_inflate ((guint8 *)data + start, len - start, NULL, &consumed, NULL);
   gint64 t2 = cpu_us ();
-  g_autoptr (GBytes) again = df_deflate_rebuild_bytes (g_bytes_get_data (content, NULL), g_bytes_get_size (content),
-                                                       g_bytes_get_data (recon, NULL), g_bytes_get_size (recon), NULL,
-                                                       &error);
+  g_autoptr (GBytes) again
+      = df_deflate_rebuild_bytes (g_bytes_get_data (content, NULL), g_bytes_get_size (content),
+                                  g_bytes_get_data (recon, NULL), g_bytes_get_size (recon), NULL, &error);
   gint64 t3 = cpu_us ();
   gboolean same = again && g_bytes_get_size (again) == consumed
                   && memcmp (g_bytes_get_data (again, NULL), data + start, consumed) == 0;
@@ -559,8 +584,8 @@ bench (const char *path)
            " (%.4f%%), model %u/%u, %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " mispredicted, %" G_GUINT64_FORMAT
            " blocks, %" G_GUINT64_FORMAT " headers verbatim; analyze %.1f s of CPU (%.1f MB/s, with its check),"
            " rebuild %.1f s of CPU (%.1f MB/s); identical: %s\n",
-           path, st.content_len, st.stream_len, st.recon_len, 100.0 * st.recon_len / MAX (st.content_len, 1),
-           st.model, st.model_flags, st.mispredictions, st.tokens, st.blocks, st.headers_verbatim, (t1 - t0) / 1e6,
+           path, st.content_len, st.stream_len, st.recon_len, 100.0 * st.recon_len / MAX (st.content_len, 1), st.model,
+           st.model_flags, st.mispredictions, st.tokens, st.blocks, st.headers_verbatim, (t1 - t0) / 1e6,
            mb / ((t1 - t0) / 1e6), (t3 - t2) / 1e6, mb / ((t3 - t2) / 1e6), same ? "yes" : "NO");
   g_free (data);
   return same ? 0 : 1;

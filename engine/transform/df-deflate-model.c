@@ -13,14 +13,14 @@
 /* The tries: zlib's and gzip's level table (good, lazy, nice, chain; the
  * same in both), then Z_FILTERED at level 6, Z_RLE and Huffman only. */
 const DfDeflateModelParams df_deflate_models[] = {
-  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 16, 128, 128 },   /* 6 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 16, 128, 128 },    /* 6 */
   { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 32, 258, 258, 4096 }, /* 9 */
-  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 4, 8, 4 },                            /* 1 */
-  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 5, 16, 8 },                           /* 2 */
-  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 6, 32, 32 },                          /* 3 */
-  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 4, 4, 16, 16 },     /* 4 */
-  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 16, 32, 32 },    /* 5 */
-  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 32, 128, 256 },  /* 7 */
+  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 4, 8, 4 },                              /* 1 */
+  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 5, 16, 8 },                             /* 2 */
+  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 6, 32, 32 },                            /* 3 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 4, 4, 16, 16 },       /* 4 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 16, 32, 32 },      /* 5 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 32, 128, 256 },    /* 7 */
   { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 32, 128, 258, 1024 }, /* 8 */
   { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR | DF_DEFLATE_MODEL_FILTERED, 8, 16, 128, 128 },
   { DF_DEFLATE_MODEL_RLE, 0, 0, 0, 0, 0 },

@@ -46,7 +46,7 @@
  * length << 16 | distance). */
 #define DF_DEFLATE_TOK_MATCH 0x80000000u
 #define DF_DEFLATE_TOK_LEN(t) (((t) >> 16) & 0x1ff)
-#define DF_DEFLATE_TOK_DIST(t) ((t) & 0xffff)
+#define DF_DEFLATE_TOK_DIST(t) ((t)&0xffff)
 static inline guint32
 df_deflate_tok_match (guint len, guint dist)
 {
@@ -148,8 +148,8 @@ gboolean df_deflate_lengths_ok (const guint8 *lens, guint n);
 /* --- Huffman decoding -------------------------------------------------------- */
 typedef struct
 {
-  guint bits;        /* table index width: the longest code */
-  guint16 *table;    /* 1 << bits entries: symbol | length << 9; 0: no code */
+  guint bits;     /* table index width: the longest code */
+  guint16 *table; /* 1 << bits entries: symbol | length << 9; 0: no code */
   guint16 storage[1u << 15];
 } DfHuffDecoder;
 
@@ -174,9 +174,9 @@ df_huff_decode (const DfHuffDecoder *d, DfBitReader *r)
 /* --- Parsed stream (analyze) ------------------------------------------------ */
 typedef struct
 {
-  guint8 type;  /* BTYPE 0-2 */
+  guint8 type; /* BTYPE 0-2 */
   guint8 final;
-  guint8 pad;   /* stored: the alignment bits' value */
+  guint8 pad; /* stored: the alignment bits' value */
   guint32 stored_len;
   guint64 hdr_bit; /* dynamic: first bit of the header (HLIT) */
   guint32 hdr_bits;
@@ -188,8 +188,8 @@ typedef struct
 typedef struct
 {
   GByteArray *content;
-  GArray *tokens; /* guint32 */
-  GArray *blocks; /* DfDeflateBlock */
+  GArray *tokens;  /* guint32 */
+  GArray *blocks;  /* DfDeflateBlock */
   guint8 trailing; /* bits after the final block in its last byte */
   gsize consumed;  /* bytes of the stream */
 } DfDeflateParsed;
@@ -281,8 +281,8 @@ typedef struct
   DfDeflateModelParams p;
   const guint8 *buf; /* the content from absolute offset @buf_start */
   guint64 buf_start;
-  guint64 total; /* content length */
-  guint64 pos;   /* position of the next token */
+  guint64 total;    /* content length */
+  guint64 pos;      /* position of the next token */
   guint64 frontier; /* positions below are in the hash chains (or skipped) */
   gboolean have_cache;
   guint32 cache; /* lazy: the match found at @pos (0: none) */
@@ -292,7 +292,7 @@ typedef struct
   guint64 win_offset, win_loaded;
   gboolean win_eof;
   guint64 floor; /* no candidate before: the history was reset there */
-  guint64 base; /* chain links are positions less this, plus one */
+  guint64 base;  /* chain links are positions less this, plus one */
   guint32 head[DF_DEFLATE_HASH_SIZE];
   guint32 prev[DF_DEFLATE_WSIZE];
 } DfDeflateModel;

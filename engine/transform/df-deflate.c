@@ -234,14 +234,16 @@ df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimit
         break;
     }
   /* gzip's window differs from zlib's only in the last 64 KiB, which no
-   * trial sees: both run over the whole stream. */
+   * trial sees: both run over the whole stream, unless the first predicts
+   * everything. */
   DfDeflateModelParams mp0 = df_deflate_models[best], mp1 = mp0;
   mp1.flags ^= DF_DEFLATE_MODEL_GZIP;
   DfDeflateStats st = { 0 };
   g_autoptr (GByteArray) body = g_byte_array_new ();
   st.mispredictions = encode_body (&ps, stream, &mp0, G_MAXUINT64, body, &st);
   const DfDeflateModelParams *mp = &df_deflate_models[best];
-  if (mp0.kind == DF_DEFLATE_MODEL_LAZY || mp0.kind == DF_DEFLATE_MODEL_GREEDY)
+  if ((mp0.kind == DF_DEFLATE_MODEL_LAZY || mp0.kind == DF_DEFLATE_MODEL_GREEDY)
+      && (st.mispredictions > 0 || st.headers_verbatim > 0))
     {
       DfDeflateStats st1 = { 0 };
       g_autoptr (GByteArray) body1 = g_byte_array_new ();
@@ -455,8 +457,9 @@ window_ensure (Window *w, guint64 pos, GError **error)
       if (n < 0)
         return FALSE;
       if (n == 0)
-        return df_throw (error, DF_ERROR_CORRUPT, "deflate: content shorter than the %" G_GUINT64_FORMAT
-                         " bytes the reconstruction data declares", w->total);
+        return df_throw (
+            error, DF_ERROR_CORRUPT,
+            "deflate: content shorter than the %" G_GUINT64_FORMAT " bytes the reconstruction data declares", w->total);
       if ((gsize)n > room)
         return df_throw (error, DF_ERROR_FAILED, "deflate: content reader returned too much");
       w->end += (guint64)n;
@@ -613,8 +616,12 @@ df_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *re
     return df_throw (error, INVALID, "deflate: reconstruction data over the limit");
   if (recon_len < RECON_FIXED_LEN || memcmp (recon, recon_magic, 4) != 0)
     return df_throw (error, INVALID, "deflate: not deflate reconstruction data");
-  DfDeflateModelParams mp = { recon[4], recon[5], recon[6] | recon[7] << 8, recon[8] | recon[9] << 8,
-                              recon[10] | recon[11] << 8, recon[12] | recon[13] << 8 };
+  DfDeflateModelParams mp = { recon[4],
+                              recon[5],
+                              recon[6] | recon[7] << 8,
+                              recon[8] | recon[9] << 8,
+                              recon[10] | recon[11] << 8,
+                              recon[12] | recon[13] << 8 };
   if (!df_deflate_model_params_ok (&mp))
     return df_throw (error, INVALID, "deflate: reconstruction data: unknown model");
   gsize at = RECON_FIXED_LEN;

@@ -79,16 +79,16 @@ void df_deflate_limits_init (DfDeflateLimits *limits);
 /* What analyze found, for reports and tests. */
 typedef struct
 {
-  guint64 content_len;     /* decompressed bytes */
-  guint64 stream_len;      /* bytes of the deflate stream */
-  guint64 blocks;          /* blocks of each kind below, together */
+  guint64 content_len; /* decompressed bytes */
+  guint64 stream_len;  /* bytes of the deflate stream */
+  guint64 blocks;      /* blocks of each kind below, together */
   guint64 stored_blocks, fixed_blocks, dynamic_blocks;
-  guint64 tokens;          /* literals and matches of all blocks */
-  guint64 mispredictions;  /* tokens the model did not predict */
+  guint64 tokens;           /* literals and matches of all blocks */
+  guint64 mispredictions;   /* tokens the model did not predict */
   guint64 headers_verbatim; /* dynamic headers the model did not predict */
-  guint model;             /* index of the model chosen (see df-deflate-private.h) */
-  guint model_flags;       /* its flags as used (DF_DEFLATE_MODEL_*) */
-  guint64 recon_len;       /* length of the reconstruction data */
+  guint model;              /* index of the model chosen (see df-deflate-private.h) */
+  guint model_flags;        /* its flags as used (DF_DEFLATE_MODEL_*) */
+  guint64 recon_len;        /* length of the reconstruction data */
 } DfDeflateStats;
 
 /* Reads the raw deflate stream @stream (@stream_len bytes, which may go on
