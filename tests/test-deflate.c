@@ -510,8 +510,9 @@ test_forged_body (void)
     {
       g_autoptr (GByteArray) rec = g_byte_array_new ();
       g_byte_array_append (rec, (const guint8 *)"DFZ\1", 4);
-      guint8 model[10] = { DF_DEFLATE_MODEL_LAZY, 1, 8, 0, 16, 0, 128, 0, 128, 0 };
-      g_byte_array_append (rec, model, 10);
+      /* Explicit parameters (zlib's level 6), then flags. */
+      guint8 model[11] = { 0xff, DF_DEFLATE_MODEL_TOO_FAR, DF_DEFLATE_MODEL_LAZY, 8, 0, 16, 0, 128, 0, 128, 0 };
+      g_byte_array_append (rec, model, 11);
       guint8 lens[2] = { 8, 40 };
       g_byte_array_append (rec, lens, 2);
       guint8 frame[256];
@@ -523,6 +524,23 @@ test_forged_body (void)
       g_test_message ("%s: %s", cases[i].what, error ? error->message : "(no error)");
       g_assert_error (error, DF_ERROR, cases[i].code);
     }
+  /* A raw body (flags bit 7): one final stored block of the 8 bytes. */
+  guint8 raw[] = { 'D', 'F', 'Z', 1, 0, 0x81, 8, 13, 1, 8, 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) out = df_deflate_rebuild_bytes (content, 8, raw, sizeof raw, NULL, &error);
+  g_assert_no_error (error);
+  g_autoptr (GBytes) back = df_deflate_inflate (g_bytes_get_data (out, NULL), g_bytes_get_size (out), NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (back, NULL), g_bytes_get_size (back), content, 8);
+  /* The same with a byte more, or one less. */
+  guint8 raw2[sizeof raw + 1];
+  memcpy (raw2, raw, sizeof raw);
+  raw2[sizeof raw] = 0;
+  g_autoptr (GBytes) o2 = df_deflate_rebuild_bytes (content, 8, raw2, sizeof raw2, NULL, &error);
+  g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
+  g_clear_error (&error);
+  g_autoptr (GBytes) o3 = df_deflate_rebuild_bytes (content, 8, raw, sizeof raw - 1, NULL, &error);
+  g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
 }
 
 /* By hand, not a test: `test-deflate --bench FILE.gz` analyzes and rebuilds

@@ -5,10 +5,14 @@
  * Reconstruction data layout (all integers little-endian; "varint" is
  * LEB128, at most 10 bytes):
  *   magic "DFZ\1" (4 bytes)
- *   model: u8 kind (DfDeflateModelKind), u8 flags (DF_DEFLATE_MODEL_*),
- *          u16 good, u16 lazy, u16 nice, u16 chain
+ *   u8 model: an index into df_deflate_models[] (analyze's tries), or
+ *      0xff: u8 kind (DfDeflateModelKind), u16 good, u16 lazy, u16 nice,
+ *      u16 chain follow the flags
+ *   u8 flags: the model's DF_DEFLATE_MODEL_* (they replace the table's);
+ *      bit 7: the body is stored as it is, not as a zstd frame
  *   varint content length, varint stream length
- *   one zstd frame (window at most 2^DF_DEFLATE_RECON_WINDOW_LOG), the body:
+ *   the body: one zstd frame (window at most 2^DF_DEFLATE_RECON_WINDOW_LOG)
+ *   or the bytes themselves (bit 7), nothing after it; decompressed:
  *     per block:
  *       u8 head: bit 0 final, bits 1-2 BTYPE (0 stored, 1 fixed, 2 dynamic),
  *                bit 3 (stored) the alignment bits before LEN are not all

@@ -3,7 +3,9 @@
 #include "df-deflate-private.h"
 
 static const guint8 recon_magic[4] = { 'D', 'F', 'Z', 1 };
-#define RECON_FIXED_LEN (4 + 2 + 8)
+#define RECON_FIXED_LEN (4 + 2)
+#define RECON_EXPLICIT 0xff /* model "index": the parameters follow */
+#define RECON_RAW 0x80      /* flags: the body is not compressed */
 /* Tokens analyze gives each model on trial before keeping the best. */
 #define TRIAL_TOKENS (192u * 1024)
 /* Content rebuild keeps ahead of the next token: a stored piece, a lazy
@@ -43,13 +45,6 @@ static void
 put_u8 (GByteArray *b, guint8 v)
 {
   g_byte_array_append (b, &v, 1);
-}
-
-static void
-put_u16 (GByteArray *b, guint16 v)
-{
-  guint8 x[2] = { (guint8)v, (guint8)(v >> 8) };
-  g_byte_array_append (b, x, 2);
 }
 
 /* Encodes the body for @params; stops after about @max_tokens tokens (a
@@ -259,12 +254,8 @@ df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimit
 
   g_autoptr (GByteArray) recon = g_byte_array_new ();
   g_byte_array_append (recon, recon_magic, 4);
-  put_u8 (recon, mp->kind);
+  put_u8 (recon, (guint8)best);
   put_u8 (recon, mp->flags);
-  put_u16 (recon, mp->good);
-  put_u16 (recon, mp->lazy);
-  put_u16 (recon, mp->nice);
-  put_u16 (recon, mp->chain);
   put_varint (recon, ps.content->len);
   put_varint (recon, ps.consumed);
 
@@ -280,7 +271,15 @@ df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimit
       df_deflate_parsed_clear (&ps);
       return df_throw (error, DF_ERROR_FAILED, "deflate: zstd: %s", ZSTD_getErrorName (z));
     }
-  g_byte_array_set_size (recon, at + z);
+  if (z < body->len)
+    g_byte_array_set_size (recon, at + z);
+  else
+    {
+      /* A short body is smaller as it is than in a frame. */
+      g_byte_array_set_size (recon, at);
+      g_byte_array_append (recon, body->data, body->len);
+      recon->data[5] |= RECON_RAW;
+    }
 
   /* The contract is checked here, once, rather than trusted. */
   g_autoptr (GError) local = NULL;
@@ -349,12 +348,22 @@ typedef struct
   guint8 buf[65536];
   gsize len, at;
   gboolean frame_done;
+  gboolean raw; /* the body is stored as it is: @in without zstd */
 } BodyReader;
 
 static gboolean
 body_fill (BodyReader *br, GError **error)
 {
   br->len = br->at = 0;
+  if (br->raw)
+    {
+      br->len = MIN (sizeof br->buf, br->in.size - br->in.pos);
+      if (br->len == 0)
+        return df_throw (error, INVALID, "deflate: reconstruction data ends early");
+      memcpy (br->buf, (const guint8 *)br->in.src + br->in.pos, br->len);
+      br->in.pos += br->len;
+      return TRUE;
+    }
   while (br->len == 0)
     {
       if (br->frame_done)
@@ -409,7 +418,7 @@ body_end (BodyReader *br, GError **error)
 {
   if (br->at < br->len)
     return df_throw (error, INVALID, "deflate: reconstruction data: bytes after the final block");
-  while (!br->frame_done)
+  while (!br->raw && !br->frame_done)
     {
       ZSTD_outBuffer out = { br->buf, sizeof br->buf, 0 };
       gsize before = br->in.pos;
@@ -424,7 +433,7 @@ body_end (BodyReader *br, GError **error)
         return df_throw (error, INVALID, "deflate: reconstruction data is truncated");
     }
   if (br->in.pos != br->in.size)
-    return df_throw (error, INVALID, "deflate: reconstruction data: bytes after its frame");
+    return df_throw (error, INVALID, "deflate: reconstruction data: bytes after its body");
   return TRUE;
 }
 
@@ -616,15 +625,24 @@ df_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *re
     return df_throw (error, INVALID, "deflate: reconstruction data over the limit");
   if (recon_len < RECON_FIXED_LEN || memcmp (recon, recon_magic, 4) != 0)
     return df_throw (error, INVALID, "deflate: not deflate reconstruction data");
-  DfDeflateModelParams mp = { recon[4],
-                              recon[5],
-                              recon[6] | recon[7] << 8,
-                              recon[8] | recon[9] << 8,
-                              recon[10] | recon[11] << 8,
-                              recon[12] | recon[13] << 8 };
+  DfDeflateModelParams mp;
+  gsize at = RECON_FIXED_LEN;
+  if (recon[4] == RECON_EXPLICIT)
+    {
+      if (recon_len < at + 9)
+        return df_throw (error, INVALID, "deflate: reconstruction data: bad header");
+      const guint8 *e = recon + at;
+      mp = (DfDeflateModelParams){ e[0], 0, e[1] | e[2] << 8, e[3] | e[4] << 8, e[5] | e[6] << 8, e[7] | e[8] << 8 };
+      at += 9;
+    }
+  else if (recon[4] < df_deflate_n_models)
+    mp = df_deflate_models[recon[4]];
+  else
+    return df_throw (error, INVALID, "deflate: reconstruction data: unknown model");
+  gboolean raw = (recon[5] & RECON_RAW) != 0;
+  mp.flags = recon[5] & ~RECON_RAW;
   if (!df_deflate_model_params_ok (&mp))
     return df_throw (error, INVALID, "deflate: reconstruction data: unknown model");
-  gsize at = RECON_FIXED_LEN;
   guint64 lens[2];
   for (guint k = 0; k < 2; k++)
     {
@@ -646,10 +664,14 @@ df_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *re
     return df_throw (error, INVALID, "deflate: reconstruction data: lengths over the limits");
 
   g_autoptr (Rebuild) rb = g_new0 (Rebuild, 1);
-  rb->br.dctx = ZSTD_createDCtx ();
-  if (rb->br.dctx == NULL)
-    return df_throw (error, DF_ERROR_FAILED, "deflate: out of memory");
-  ZSTD_DCtx_setParameter (rb->br.dctx, ZSTD_d_windowLogMax, DF_DEFLATE_RECON_WINDOW_LOG);
+  rb->br.raw = raw;
+  if (!raw)
+    {
+      rb->br.dctx = ZSTD_createDCtx ();
+      if (rb->br.dctx == NULL)
+        return df_throw (error, DF_ERROR_FAILED, "deflate: out of memory");
+      ZSTD_DCtx_setParameter (rb->br.dctx, ZSTD_d_windowLogMax, DF_DEFLATE_RECON_WINDOW_LOG);
+    }
   rb->br.in = (ZSTD_inBuffer){ recon + at, recon_len - at, 0 };
   rb->win = (Window){ read, read_data, rb->winbuf, 0, 0, total };
   df_bit_writer_init (&rb->bw, write, write_data);
