@@ -312,6 +312,41 @@ test_large (void)
   roundtrip ("zlib-9 memlevel 9 text+elf 3M", content, z9);
 }
 
+/* zlib with another window (windowBits) or hash (memLevel): the model
+ * finds them. */
+static void
+test_zlib_params (void)
+{
+  g_autoptr (GBytes) text = make_text (600 * 1024, 17);
+  static const struct
+  {
+    const char *name;
+    int level, wbits, mem_level;
+  } settings[] = { { "zlib-6 memlevel 1", 6, 15, 1 },
+                   { "zlib-9 memlevel 9", 9, 15, 9 },
+                   { "zlib-6 windowbits 10", 6, 10, 8 },
+                   { "zlib-1 windowbits 12 memlevel 4", 1, 12, 4 } };
+  for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
+    {
+      z_stream z = { 0 };
+      g_assert_cmpint (deflateInit2 (&z, settings[k].level, Z_DEFLATED, -settings[k].wbits, settings[k].mem_level,
+                                     Z_DEFAULT_STRATEGY),
+                       ==, Z_OK);
+      gsize len;
+      const guint8 *p = g_bytes_get_data (text, &len);
+      gsize cap = deflateBound (&z, len) + 64;
+      guint8 *out = g_malloc (cap);
+      z.next_in = (Bytef *)p;
+      z.avail_in = len;
+      z.next_out = out;
+      z.avail_out = cap;
+      g_assert_cmpint (deflate (&z, Z_FINISH), ==, Z_STREAM_END);
+      g_autoptr (GBytes) stream = g_bytes_new_take (out, z.total_out);
+      deflateEnd (&z);
+      roundtrip (settings[k].name, text, stream);
+    }
+}
+
 static gboolean
 write_out (gpointer u, const guint8 *b, gsize l, GError **e)
 {
@@ -510,9 +545,10 @@ test_forged_body (void)
     {
       g_autoptr (GByteArray) rec = g_byte_array_new ();
       g_byte_array_append (rec, (const guint8 *)"DFZ\1", 4);
-      /* Explicit parameters (zlib's level 6), then flags. */
-      guint8 model[11] = { 0xff, DF_DEFLATE_MODEL_TOO_FAR, DF_DEFLATE_MODEL_LAZY, 8, 0, 16, 0, 128, 0, 128, 0 };
-      g_byte_array_append (rec, model, 11);
+      /* Explicit parameters (zlib's level 6). */
+      guint8 model[12]
+          = { 0xff, DF_DEFLATE_MODEL_TOO_FAR, 15 << 4 | 7, DF_DEFLATE_MODEL_LAZY, 8, 0, 16, 0, 128, 0, 128, 0 };
+      g_byte_array_append (rec, model, 12);
       guint8 lens[2] = { 8, 40 };
       g_byte_array_append (rec, lens, 2);
       guint8 frame[256];
@@ -525,11 +561,12 @@ test_forged_body (void)
       g_assert_error (error, DF_ERROR, cases[i].code);
     }
   /* A raw body (flags bit 7): one final stored block of the 8 bytes. */
-  guint8 raw[] = { 'D', 'F', 'Z', 1, 0, 0x81, 8, 13, 1, 8, 0 };
+  guint8 raw[] = { 'D', 'F', 'Z', 1, 0, 0x81, 15 << 4 | 7, 8, 13, 1, 8, 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) out = df_deflate_rebuild_bytes (content, 8, raw, sizeof raw, NULL, &error);
   g_assert_no_error (error);
-  g_autoptr (GBytes) back = df_deflate_inflate (g_bytes_get_data (out, NULL), g_bytes_get_size (out), NULL, NULL, &error);
+  g_autoptr (GBytes) back
+      = df_deflate_inflate (g_bytes_get_data (out, NULL), g_bytes_get_size (out), NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpmem (g_bytes_get_data (back, NULL), g_bytes_get_size (back), content, 8);
   /* The same with a byte more, or one less. */
@@ -618,6 +655,7 @@ main (int argc, char **argv)
   g_test_add_func ("/deflate/zlib", test_zlib);
   g_test_add_func ("/deflate/gzip", test_gzip);
   g_test_add_func ("/deflate/large", test_large);
+  g_test_add_func ("/deflate/zlib-params", test_zlib_params);
   g_test_add_func ("/deflate/chunked", test_chunked);
   g_test_add_func ("/deflate/odd-streams", test_odd_streams);
   g_test_add_func ("/deflate/bad-streams", test_bad_streams);

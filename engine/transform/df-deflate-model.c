@@ -7,24 +7,23 @@
 
 /* zlib and gzip never match further back than the window less their
  * lookahead (MAX_DIST), and drop a 3-byte match over TOO_FAR back. */
-#define MODEL_MAX_DIST (DF_DEFLATE_WSIZE - (DF_DEFLATE_MAX_MATCH + DF_DEFLATE_MIN_MATCH + 1))
 #define MODEL_TOO_FAR 4096
 
 /* The tries: zlib's and gzip's level table (good, lazy, nice, chain; the
  * same in both), then Z_FILTERED at level 6, Z_RLE and Huffman only. */
 const DfDeflateModelParams df_deflate_models[] = {
-  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 16, 128, 128 },    /* 6 */
-  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 32, 258, 258, 4096 }, /* 9 */
-  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 4, 8, 4 },                              /* 1 */
-  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 5, 16, 8 },                             /* 2 */
-  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 6, 32, 32 },                            /* 3 */
-  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 4, 4, 16, 16 },       /* 4 */
-  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 16, 32, 32 },      /* 5 */
-  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 32, 128, 256 },    /* 7 */
-  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 32, 128, 258, 1024 }, /* 8 */
-  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR | DF_DEFLATE_MODEL_FILTERED, 8, 16, 128, 128 },
-  { DF_DEFLATE_MODEL_RLE, 0, 0, 0, 0, 0 },
-  { DF_DEFLATE_MODEL_LITERAL, 0, 0, 0, 0, 0 },
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 16, 128, 128, 15, 15 },    /* 6 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 32, 258, 258, 4096, 15, 15 }, /* 9 */
+  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 4, 8, 4, 15, 15 },                              /* 1 */
+  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 5, 16, 8, 15, 15 },                             /* 2 */
+  { DF_DEFLATE_MODEL_GREEDY, 0, 4, 6, 32, 32, 15, 15 },                            /* 3 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 4, 4, 16, 16, 15, 15 },       /* 4 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 16, 32, 32, 15, 15 },      /* 5 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 32, 128, 256, 15, 15 },    /* 7 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 32, 128, 258, 1024, 15, 15 }, /* 8 */
+  { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR | DF_DEFLATE_MODEL_FILTERED, 8, 16, 128, 128, 15, 15 },
+  { DF_DEFLATE_MODEL_RLE, 0, 0, 0, 0, 0, 15, 15 },
+  { DF_DEFLATE_MODEL_LITERAL, 0, 0, 0, 0, 0, 15, 15 },
 };
 const guint df_deflate_n_models = G_N_ELEMENTS (df_deflate_models);
 
@@ -35,7 +34,7 @@ df_deflate_model_params_ok (const DfDeflateModelParams *p)
     return FALSE;
   /* chain bounds the work per position: zlib's and gzip's largest. */
   return p->chain <= 4096 && p->nice <= DF_DEFLATE_MAX_MATCH && p->lazy <= DF_DEFLATE_MAX_MATCH
-         && p->good <= DF_DEFLATE_MAX_MATCH;
+         && p->good <= DF_DEFLATE_MAX_MATCH && p->wbits >= 9 && p->wbits <= 15 && p->hbits >= 8 && p->hbits <= 16;
 }
 
 void
@@ -50,11 +49,15 @@ df_deflate_model_init (DfDeflateModel *m, const DfDeflateModelParams *p, guint64
   m->have_cache = FALSE;
   m->cache = 0;
   m->win_offset = 0;
-  m->win_loaded = MIN (total, 2 * DF_DEFLATE_WSIZE);
+  m->wsize = 1u << p->wbits;
+  m->hshift = (p->hbits + DF_DEFLATE_MIN_MATCH - 1) / DF_DEFLATE_MIN_MATCH;
+  m->hmask = (1u << p->hbits) - 1;
+  m->max_dist = m->wsize - (DF_DEFLATE_MAX_MATCH + DF_DEFLATE_MIN_MATCH + 1);
+  m->win_loaded = MIN (total, 2 * (guint64)m->wsize);
   m->win_eof = FALSE;
   m->floor = 0;
   m->base = 0;
-  memset (m->head, 0, sizeof m->head);
+  memset (m->head, 0, (m->hmask + 1) * sizeof m->head[0]);
   memset (m->prev, 0, sizeof m->prev);
 }
 
@@ -65,11 +68,11 @@ at (const DfDeflateModel *m, guint64 pos)
 }
 
 static inline guint
-hash3 (const guint8 *p)
+hash3 (const DfDeflateModel *m, const guint8 *p)
 {
   /* zlib's and gzip's hash with 15 bits and shift 5: collisions count
    * against the chain length as they do there. */
-  return (((guint)p[0] << 10) ^ ((guint)p[1] << 5) ^ p[2]) & (DF_DEFLATE_HASH_SIZE - 1);
+  return (((guint)p[0] << (2 * m->hshift)) ^ ((guint)p[1] << m->hshift) ^ p[2]) & m->hmask;
 }
 
 /* Chain links are 32-bit: a position less @base, plus one (0: none). Every
@@ -81,7 +84,7 @@ hash3 (const guint8 *p)
 static void
 rebase (DfDeflateModel *m)
 {
-  for (guint i = 0; i < DF_DEFLATE_HASH_SIZE; i++)
+  for (guint i = 0; i <= m->hmask; i++)
     m->head[i] = m->head[i] > REBASE_STEP ? (guint32)(m->head[i] - REBASE_STEP) : 0;
   for (guint i = 0; i < DF_DEFLATE_WSIZE; i++)
     m->prev[i] = m->prev[i] > REBASE_STEP ? (guint32)(m->prev[i] - REBASE_STEP) : 0;
@@ -99,10 +102,10 @@ insert (DfDeflateModel *m, guint64 q)
 {
   if (q + DF_DEFLATE_MIN_MATCH > m->total)
     return;
-  guint h = hash3 (at (m, q));
+  guint h = hash3 (m, at (m, q));
   if (q - m->base >= REBASE_AT)
     rebase (m);
-  m->prev[q & (DF_DEFLATE_WSIZE - 1)] = m->head[h];
+  m->prev[q & (m->wsize - 1)] = m->head[h];
   m->head[h] = (guint32)(q - m->base + 1);
 }
 
@@ -127,10 +130,10 @@ match_len (const DfDeflateModel *m, guint64 cand, guint64 pos, guint max)
 static inline gint64
 chain_start (const DfDeflateModel *m, guint64 pos)
 {
-  gint64 c = link_pos (m, m->head[hash3 (at (m, pos))]);
+  gint64 c = link_pos (m, m->head[hash3 (m, at (m, pos))]);
   while (c >= 0 && (guint64)c >= pos)
     {
-      gint64 n = link_pos (m, m->prev[c & (DF_DEFLATE_WSIZE - 1)]);
+      gint64 n = link_pos (m, m->prev[c & (m->wsize - 1)]);
       if (n >= c)
         return -1;
       c = n;
@@ -154,9 +157,9 @@ win_sync (DfDeflateModel *m, guint64 pos)
     {
       if (gz && m->win_eof)
         return;
-      if (pos - m->win_offset >= 2 * DF_DEFLATE_WSIZE - WIN_LOOKAHEAD)
-        m->win_offset += DF_DEFLATE_WSIZE;
-      guint64 n = MIN (m->win_offset + 2 * DF_DEFLATE_WSIZE - m->win_loaded, m->total - m->win_loaded);
+      if (pos - m->win_offset >= 2 * m->wsize - WIN_LOOKAHEAD)
+        m->win_offset += m->wsize;
+      guint64 n = MIN (m->win_offset + 2 * m->wsize - m->win_loaded, m->total - m->win_loaded);
       if (n == 0)
         {
           m->win_eof = TRUE;
@@ -184,7 +187,7 @@ search (DfDeflateModel *m, guint64 pos, guint best)
   if (av < DF_DEFLATE_MIN_MATCH)
     return 0;
   win_sync (m, pos);
-  if ((m->p.flags & DF_DEFLATE_MODEL_GZIP) && pos - m->win_offset > 2 * DF_DEFLATE_WSIZE - WIN_LOOKAHEAD)
+  if ((m->p.flags & DF_DEFLATE_MODEL_GZIP) && pos - m->win_offset > 2 * m->wsize - WIN_LOOKAHEAD)
     return 0;
   guint64 nil = m->win_offset;
   guint nice = MIN ((guint)m->p.nice, av), chain = m->p.chain, best_d = 0;
@@ -198,7 +201,7 @@ search (DfDeflateModel *m, guint64 pos, guint best)
   while (c > (gint64)nil && (guint64)c >= m->floor)
     {
       guint64 d = pos - (guint64)c;
-      if (first ? d > MODEL_MAX_DIST : d >= MODEL_MAX_DIST)
+      if (first ? d > m->max_dist : d >= m->max_dist)
         break;
       /* Only a candidate that agrees at the current best length can beat
        * it: the rest cost one byte (zlib's shortcut, same result). */
@@ -219,7 +222,7 @@ search (DfDeflateModel *m, guint64 pos, guint best)
         }
       if (--chain == 0 || budget <= 0)
         break;
-      gint64 n = link_pos (m, m->prev[c & (DF_DEFLATE_WSIZE - 1)]);
+      gint64 n = link_pos (m, m->prev[c & (m->wsize - 1)]);
       if (n >= c)
         break;
       c = n;
@@ -366,7 +369,7 @@ df_deflate_model_rank (DfDeflateModel *m, guint len, guint dist)
             return rank;
           rank++;
         }
-      gint64 n = link_pos (m, m->prev[c & (DF_DEFLATE_WSIZE - 1)]);
+      gint64 n = link_pos (m, m->prev[c & (m->wsize - 1)]);
       if (n >= c)
         break;
       c = n;
@@ -393,7 +396,7 @@ df_deflate_model_unrank (DfDeflateModel *m, guint len, guint64 rank)
             return (guint)d;
           rank--;
         }
-      gint64 n = link_pos (m, m->prev[c & (DF_DEFLATE_WSIZE - 1)]);
+      gint64 n = link_pos (m, m->prev[c & (m->wsize - 1)]);
       if (n >= c)
         break;
       c = n;

@@ -6,10 +6,13 @@
  * LEB128, at most 10 bytes):
  *   magic "DFZ\1" (4 bytes)
  *   u8 model: an index into df_deflate_models[] (analyze's tries), or
- *      0xff: u8 kind (DfDeflateModelKind), u16 good, u16 lazy, u16 nice,
- *      u16 chain follow the flags
+ *      0xff: explicit parameters (below)
  *   u8 flags: the model's DF_DEFLATE_MODEL_* (they replace the table's);
  *      bit 7: the body is stored as it is, not as a zstd frame
+ *   u8 window bits (9-15) << 4 | hash bits - 8 (0-8): zlib's windowBits
+ *      and memLevel + 7 (15 and 15 by default; they replace the table's)
+ *   with model 0xff: u8 kind (DfDeflateModelKind), u16 good, u16 lazy,
+ *      u16 nice, u16 chain
  *   varint content length, varint stream length
  *   the body: one zstd frame (window at most 2^DF_DEFLATE_RECON_WINDOW_LOG)
  *   or the bytes themselves (bit 7), nothing after it; decompressed:
@@ -43,7 +46,7 @@
 #define DF_DEFLATE_WSIZE 32768u
 #define DF_DEFLATE_MIN_MATCH 3u
 #define DF_DEFLATE_MAX_MATCH 258u
-#define DF_DEFLATE_HASH_BITS 15u
+#define DF_DEFLATE_HASH_BITS 16u /* the most: zlib's memLevel 9 */
 #define DF_DEFLATE_HASH_SIZE (1u << DF_DEFLATE_HASH_BITS)
 
 /* A token: a literal (the byte, < 256) or a match (DF_DEFLATE_TOK_MATCH |
@@ -278,6 +281,7 @@ typedef struct
 {
   guint8 kind, flags;
   guint16 good, lazy, nice, chain; /* lazy: max_lazy (lazy) or max_insert (greedy) */
+  guint8 wbits, hbits;             /* window 9-15 (zlib's windowBits), hash 8-16 (memLevel + 7) */
 } DfDeflateModelParams;
 
 typedef struct
@@ -297,6 +301,8 @@ typedef struct
   gboolean win_eof;
   guint64 floor; /* no candidate before: the history was reset there */
   guint64 base;  /* chain links are positions less this, plus one */
+  guint wsize, hshift, hmask; /* from wbits, hbits */
+  guint64 max_dist;           /* the window less the lookahead */
   guint32 head[DF_DEFLATE_HASH_SIZE];
   guint32 prev[DF_DEFLATE_WSIZE];
 } DfDeflateModel;

@@ -3,7 +3,7 @@
 #include "df-deflate-private.h"
 
 static const guint8 recon_magic[4] = { 'D', 'F', 'Z', 1 };
-#define RECON_FIXED_LEN (4 + 2)
+#define RECON_FIXED_LEN (4 + 3)
 #define RECON_EXPLICIT 0xff /* model "index": the parameters follow */
 #define RECON_RAW 0x80      /* flags: the body is not compressed */
 /* Tokens analyze gives each model on trial before keeping the best. */
@@ -215,28 +215,85 @@ df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimit
    * common settings come first). */
   guint best = 0;
   gsize best_len = G_MAXSIZE;
-  for (guint i = 0; i < df_deflate_n_models; i++)
+  guint64 best_miss = 0;
+  guint8 wbits = 15, hbits = 15;
+  for (guint round = 0; round < 2; round++)
     {
-      g_autoptr (GByteArray) trial = g_byte_array_new ();
-      DfDeflateStats ts = { 0 };
-      guint64 miss = encode_body (&ps, stream, &df_deflate_models[i], TRIAL_TOKENS, trial, &ts);
-      if (trial->len < best_len)
+      for (guint i = 0; i < df_deflate_n_models; i++)
         {
-          best_len = trial->len;
-          best = i;
+          DfDeflateModelParams t = df_deflate_models[i];
+          t.wbits = wbits;
+          t.hbits = hbits;
+          g_autoptr (GByteArray) trial = g_byte_array_new ();
+          DfDeflateStats ts = { 0 };
+          guint64 miss = encode_body (&ps, stream, &t, TRIAL_TOKENS, trial, &ts);
+          if (trial->len < best_len)
+            {
+              best_len = trial->len;
+              best = i;
+              best_miss = miss;
+            }
+          if (miss == 0 && ts.headers_verbatim == 0)
+            break;
         }
-      if (miss == 0 && ts.headers_verbatim == 0)
+      if (round == 1 || best_miss == 0)
+        break;
+      /* Not zlib's default window and hash, perhaps: its windowBits (the
+       * smallest window that holds every distance, or 15) and memLevel,
+       * found with the commonest level's model, then every model again. */
+      const guint32 *toks = (const guint32 *)(gpointer)ps.tokens->data;
+      guint maxd = 0;
+      for (guint64 i = 0; i < ps.tokens->len; i++)
+        if (toks[i] & DF_DEFLATE_TOK_MATCH)
+          maxd = MAX (maxd, DF_DEFLATE_TOK_DIST (toks[i]));
+      guint8 wb = 15;
+      for (guint k = 9; k < 15; k++)
+        if (maxd <= (1u << k) - (DF_DEFLATE_MAX_MATCH + DF_DEFLATE_MIN_MATCH + 1))
+          {
+            wb = (guint8)k;
+            break;
+          }
+      static const guint8 hb[] = { 15, 16, 14, 13, 12, 11, 10, 9, 8 };
+      gsize grid_best = G_MAXSIZE;
+      guint grid_models[2] = { best, 0 };
+      for (guint g = 0; g < (best ? 2u : 1u) && grid_best > 0; g++)
+        for (guint w = 0; w < 2 && grid_best > 0; w++)
+          for (guint h = 0; h < G_N_ELEMENTS (hb); h++)
+            {
+              DfDeflateModelParams t = df_deflate_models[grid_models[g]];
+              t.wbits = w ? wb : 15;
+              t.hbits = hb[h];
+              if (w && wb == 15)
+                continue;
+              g_autoptr (GByteArray) trial = g_byte_array_new ();
+              guint64 miss = encode_body (&ps, stream, &t, TRIAL_TOKENS, trial, NULL);
+              if (trial->len < grid_best)
+                {
+                  grid_best = trial->len;
+                  wbits = t.wbits;
+                  hbits = t.hbits;
+                }
+              if (miss == 0)
+                {
+                  grid_best = 0;
+                  break;
+                }
+            }
+      if (wbits == 15 && hbits == 15)
         break;
     }
+  DfDeflateModelParams mp0 = df_deflate_models[best];
+  mp0.wbits = wbits;
+  mp0.hbits = hbits;
   /* gzip's window differs from zlib's only in the last 64 KiB, which no
    * trial sees: both run over the whole stream, unless the first predicts
    * everything. */
-  DfDeflateModelParams mp0 = df_deflate_models[best], mp1 = mp0;
+  DfDeflateModelParams mp1 = mp0;
   mp1.flags ^= DF_DEFLATE_MODEL_GZIP;
   DfDeflateStats st = { 0 };
   g_autoptr (GByteArray) body = g_byte_array_new ();
   st.mispredictions = encode_body (&ps, stream, &mp0, G_MAXUINT64, body, &st);
-  const DfDeflateModelParams *mp = &df_deflate_models[best];
+  const DfDeflateModelParams *mp = &mp0;
   if ((mp0.kind == DF_DEFLATE_MODEL_LAZY || mp0.kind == DF_DEFLATE_MODEL_GREEDY)
       && (st.mispredictions > 0 || st.headers_verbatim > 0))
     {
@@ -256,6 +313,7 @@ df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimit
   g_byte_array_append (recon, recon_magic, 4);
   put_u8 (recon, (guint8)best);
   put_u8 (recon, mp->flags);
+  put_u8 (recon, (guint8)(mp->wbits << 4 | (mp->hbits - 8)));
   put_varint (recon, ps.content->len);
   put_varint (recon, ps.consumed);
 
@@ -639,6 +697,8 @@ df_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *re
     mp = df_deflate_models[recon[4]];
   else
     return df_throw (error, INVALID, "deflate: reconstruction data: unknown model");
+  mp.wbits = recon[6] >> 4;
+  mp.hbits = (recon[6] & 15) + 8;
   gboolean raw = (recon[5] & RECON_RAW) != 0;
   mp.flags = recon[5] & ~RECON_RAW;
   if (!df_deflate_model_params_ok (&mp))
