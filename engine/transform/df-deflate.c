@@ -236,7 +236,10 @@ df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimit
           if (miss == 0 && ts.headers_verbatim == 0)
             break;
         }
-      if (round == 1 || best_miss == 0)
+      /* A stream of another encoder (most tokens mispredicted: zlib with
+       * memLevel 1 or windowBits 10 has 15-45 %) does not pay for the
+       * grid. */
+      if (round == 1 || best_miss == 0 || best_miss * 10 > MIN ((guint64)TRIAL_TOKENS, ps.tokens->len) * 6)
         break;
       /* Not zlib's default window and hash, perhaps: its windowBits (the
        * smallest window that holds every distance, or 15) and memLevel,
