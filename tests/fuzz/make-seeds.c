@@ -5,6 +5,7 @@
  *   make-seeds filez DIR              .filez objects made by libostree
  *   make-seeds stock-part DIR DELTA   every part of a stock delta, decoded
  *   make-seeds part DIR DELTA         every part of a native delta, as a file, with its declared size
+ *   make-seeds deflate DIR            zlib streams and their reconstruction data
  *   make-seeds attacks ROOT           the structures of issue 14's attacks, into ROOT/TARGET/attack-*
  *   make-seeds recipe DIR             rebuild recipes of every codec, as the search finds them
  * (see make-seeds-attacks.c for the last). */
@@ -16,6 +17,7 @@
 #include <zlib.h>
 
 #include "df-bsdiff.h"
+#include "df-deflate.h"
 #include "df-part.h"
 #include "df-recipe.h"
 #include "df-stock.h"
@@ -124,9 +126,66 @@ recipe_seeds (const char *dir)
   recipe_seed (dir, "xz-1-x86", xz, xzlen, content, sizeof content);
 }
 
+/* The content fuzz-deflate.c rebuilds over (the same pattern). */
+static void
+deflate_content (guint8 *p, gsize len)
+{
+  static const char *words[] = { "delta ", "fetch ", "commit ", "object\n", "tree ", "kernel " };
+  guint32 x = 1;
+  for (gsize i = 0; i < len;)
+    {
+      x = x * 1103515245 + 12345;
+      const char *w = words[(x >> 16) % G_N_ELEMENTS (words)];
+      for (gsize k = 0; w[k] && i < len; k++)
+        p[i++] = (guint8)w[k];
+    }
+}
+
+/* A raw deflate stream of @content by zlib (even first byte), and its
+ * reconstruction data (odd first byte). */
+static void
+deflate_seed (const char *dir, const char *name, const guint8 *content, gsize len, int level, int strategy, int wbits,
+              int mem_level)
+{
+  z_stream z = { 0 };
+  if (deflateInit2 (&z, level, Z_DEFLATED, -wbits, mem_level, strategy) != Z_OK)
+    exit (1);
+  gsize cap = deflateBound (&z, len) + 64;
+  g_autofree guint8 *out = g_malloc (cap);
+  z.next_in = (Bytef *)content;
+  z.avail_in = len;
+  z.next_out = out;
+  z.avail_out = cap;
+  if (deflate (&z, Z_FINISH) != Z_STREAM_END)
+    exit (1);
+  gsize n = z.total_out;
+  deflateEnd (&z);
+  guint8 even = 0, odd = 1;
+  g_autofree char *sname = g_strdup_printf ("stream-%s", name);
+  put (dir, sname, &even, 1, out, n);
+  g_autoptr (GBytes) recon = NULL;
+  if (!df_deflate_analyze (out, n, NULL, NULL, &recon, NULL, NULL))
+    exit (1);
+  g_autofree char *rname = g_strdup_printf ("recon-%s", name);
+  put (dir, rname, &odd, 1, g_bytes_get_data (recon, NULL), g_bytes_get_size (recon));
+}
+
 int
 main (int argc, char **argv)
 {
+  if (argc >= 3 && strcmp (argv[1], "deflate") == 0)
+    {
+      guint8 content[6000];
+      deflate_content (content, sizeof content);
+      deflate_seed (argv[2], "6", content, sizeof content, 6, Z_DEFAULT_STRATEGY, 15, 8);
+      deflate_seed (argv[2], "1", content, sizeof content, 1, Z_DEFAULT_STRATEGY, 15, 8);
+      deflate_seed (argv[2], "fixed", content, sizeof content, 9, Z_FIXED, 15, 8);
+      deflate_seed (argv[2], "stored", content, sizeof content, 0, Z_DEFAULT_STRATEGY, 15, 8);
+      deflate_seed (argv[2], "head", content, 700, 6, Z_DEFAULT_STRATEGY, 15, 8);
+      /* A small window and hash: the model mispredicts. */
+      deflate_seed (argv[2], "small", content, sizeof content, 6, Z_DEFAULT_STRATEGY, 9, 1);
+      return 0;
+    }
   if (argc >= 3 && strcmp (argv[1], "diff") == 0)
     {
       diff_seed (argv[2], "moved", 4000, 4100, 1000, 0);
@@ -210,6 +269,6 @@ main (int argc, char **argv)
       attack_seeds (argv[2]);
       return 0;
     }
-  fprintf (stderr, "usage: make-seeds diff|filez|attacks DIR | make-seeds stock-part|part DIR DELTA\n");
+  fprintf (stderr, "usage: make-seeds diff|filez|deflate|recipe|attacks DIR | make-seeds stock-part|part DIR DELTA\n");
   return 2;
 }
