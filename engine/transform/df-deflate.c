@@ -877,6 +877,8 @@ mem_read (gpointer user_data, guint8 *buf, gsize len, GError **error)
 {
   MemReader *r = user_data;
   gsize n = MIN (len, r->len - r->at);
+  if (n == 0) /* an empty input may have no buffer at all */
+    return 0;
   memcpy (buf, r->data + r->at, n);
   r->at += n;
   return (gssize)n;
