@@ -1058,7 +1058,7 @@ def main(argv):
             print(__doc__)
             return 0
         elif a.startswith("-") and a != "-":
-            raise Failure("unknown option %s\n%s" % (a, USAGE), 2)
+            raise Failure("unknown option %s (see --help)" % a, 2)
         else:
             pos.append(a)
     if "--list-kinds" in flags:
