@@ -537,7 +537,7 @@ forge_save (Forge *f)
         die ("%s: %s", from, g_strerror (errno));
     }
   for (guint i = 0; i < f->sb->n_parts; i++)
-    g_free (f->sb->parts[i].entries);
+    df_part_clear (&f->sb->parts[i]);
   g_free (f->sb->parts);
   f->sb->parts = parts;
   f->sb->n_parts = n;

@@ -12,6 +12,7 @@ struct _DfApplyOptions
   char *commit;
   char *ref;
   guint64 memory;
+  gboolean memory_explicit; /* set by the caller: rebuilds keep to it */
   guint jobs;
   gboolean allow_downgrade;
   char *trusted_keys;

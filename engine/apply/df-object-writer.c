@@ -2,6 +2,7 @@
 
 #include "df-bspatch.h"
 #include "df-objset.h"
+#include "df-rebuild.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -769,6 +770,103 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
   unlinkat (w->state_dfd, dname, 0);
   unlinkat (w->state_dfd, hname, 0);
   return TRUE;
+}
+
+/* The content of a repository object a rebuild reads: libostree finds it
+ * in the repository or among the objects this transaction has written. */
+static GInputStream *
+open_piece (gpointer data, const guint8 checksum[DF_SHA256_LEN], guint64 length, GCancellable *c, GError **error)
+{
+  DfObjectWriter *w = data;
+  char hex[65];
+  df_hex (checksum, hex);
+  g_autoptr (GInputStream) in = NULL;
+  g_autoptr (GFileInfo) info = NULL;
+  g_autoptr (GError) local = NULL;
+  if (!ostree_repo_load_file (w->repo, hex, &in, &info, NULL, c, &local))
+    {
+      if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        df_throw (error, DF_ERROR_MISSING_BASE, "object %s, which the rebuild reads, is not in the repository", hex);
+      else
+        g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+  if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR || (guint64)g_file_info_get_size (info) != length)
+    {
+      df_throw (error, DF_ERROR_CORRUPT, "object %s is not a regular file of %" G_GUINT64_FORMAT " bytes", hex, length);
+      return NULL;
+    }
+  return g_steal_pointer (&in);
+}
+
+typedef struct
+{
+  int fd;
+  guint64 off;
+  DfSha256 sha;
+  gboolean corrupt_hook;
+} RebuildOut;
+
+static gboolean
+rebuild_write (gpointer data, const guint8 *buf, gsize len, GError **error)
+{
+  RebuildOut *o = data;
+  if (G_UNLIKELY (o->corrupt_hook && o->off == 0 && len > 0))
+    {
+      /* DF_TEST_REBUILD_CORRUPT: a rebuild whose result is wrong. */
+      guint8 first = buf[0] ^ 1;
+      df_sha256_update (&o->sha, &first, 1);
+      df_sha256_update (&o->sha, buf + 1, len - 1);
+    }
+  else
+    df_sha256_update (&o->sha, buf, len);
+  if (!df_pwrite_all (o->fd, buf, len, o->off, "a rebuilt object", error))
+    return FALSE;
+  o->off += len;
+  return TRUE;
+}
+
+gboolean
+df_object_writer_rebuild (DfObjectWriter *w, const DfEntry *e, const guint8 *data, gsize len, guint64 memory_limit,
+                          GCancellable *c, GError **error)
+{
+  char hex[65];
+  df_hex (e->checksum, hex);
+  g_auto (DfContentHeader) h = { 0 };
+  gsize hlen = 0;
+  if (!df_content_header_parse (data, len, &h, &hlen, error))
+    return FALSE;
+  if (!S_ISREG (h.mode))
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "a rebuilt object must be a regular file");
+  g_autoptr (GBytes) prog_bytes = g_bytes_new_static (data + hlen, len - hlen);
+  g_auto (DfRebuildProgram) prog = { 0 };
+  if (!df_rebuild_program_parse (prog_bytes, e->object_size, e->src_length, &prog, error))
+    return FALSE;
+  int fd = openat (w->state_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return df_throw_errno (error, errno, "staging a rebuilt object");
+  RebuildOut out = { .fd = fd, .corrupt_hook = g_getenv ("DF_TEST_REBUILD_CORRUPT") != NULL };
+  checksum_header (&out.sha, &h);
+  if (!df_rebuild_run (&prog, open_piece, w, rebuild_write, &out, memory_limit, c, error))
+    {
+      df_sha256_clear (&out.sha);
+      close (fd);
+      return FALSE;
+    }
+  if (!checksum_matches (&out.sha, hex))
+    {
+      close (fd);
+      return df_throw (error, DF_ERROR_CORRUPT, "the rebuilt object does not match its checksum");
+    }
+  if (lseek (fd, 0, SEEK_SET) < 0)
+    {
+      int errsv = errno;
+      close (fd);
+      return df_throw_errno (error, errsv, "reading a rebuilt object");
+    }
+  g_autoptr (GInputStream) in = g_unix_input_stream_new (fd, TRUE);
+  g_autoptr (GInputStream) buffered = g_buffered_input_stream_new_sized (in, DF_COPY_BUFFER);
+  return write_content (w, hex, &h, buffered, e->object_size, TRUE, c, error);
 }
 
 gboolean

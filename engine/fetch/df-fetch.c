@@ -111,6 +111,7 @@ void
 df_fetch_options_set_memory_budget (DfFetchOptions *o, guint64 bytes)
 {
   o->memory = bytes;
+  o->memory_explicit = TRUE;
 }
 
 void
@@ -1674,7 +1675,10 @@ apply_options (Fetch *f)
   DfApplyOptions *aopts = df_apply_options_new ();
   df_apply_options_set_commit (aopts, f->o->commit);
   df_apply_options_set_ref (aopts, f->o->ref);
-  df_apply_options_set_memory_budget (aopts, f->o->memory);
+  /* Only a budget the caller chose binds rebuilds (the default may rise
+   * for them, engine/FORMAT.md). */
+  if (f->o->memory_explicit)
+    df_apply_options_set_memory_budget (aopts, f->o->memory);
   df_apply_options_set_jobs (aopts, f->o->jobs);
   df_apply_options_set_allow_downgrade (aopts, f->o->allow_downgrade);
   df_apply_options_set_trusted_keys (aopts, f->o->trusted_keys);
@@ -2164,7 +2168,8 @@ df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, const DfStockSuperblo
   g_autoptr (DfFetchOptions) o = df_fetch_options_new ();
   for (guint i = 0; i < urls->len; i++)
     df_fetch_options_add_url (o, urls->pdata[i]);
-  df_fetch_options_set_memory_budget (o, aopts->memory);
+  if (aopts->memory_explicit)
+    df_fetch_options_set_memory_budget (o, aopts->memory);
   df_fetch_options_set_jobs (o, aopts->jobs);
   if (!validate_urls (o->urls, error))
     return FALSE;

@@ -329,7 +329,11 @@ df_recipe_memory (const DfRecipe *r, guint64 *out, GError **error)
       gboolean ok = zstd_params (&st, NULL, params, error);
       if (ok && r->zstd.pledged)
         ZSTD_CCtxParams_setParameter (params, ZSTD_c_srcSizeHint, (int)MIN (MAX (r->content_size, 1), G_MAXINT));
-      size_t est = ok ? ZSTD_estimateCStreamSize_usingCCtxParams (params) : 0;
+      /* In multi-threaded mode the worker's context takes its input from
+       * the round buffer below: no streaming buffers of its own. */
+      size_t est = !ok ? 0
+                   : r->zstd.mt ? ZSTD_estimateCCtxSize_usingCCtxParams (params)
+                                : ZSTD_estimateCStreamSize_usingCCtxParams (params);
       ZSTD_freeCCtxParams (params);
       if (!ok)
         return FALSE;
