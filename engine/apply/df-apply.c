@@ -407,8 +407,13 @@ static gboolean
 rebuild_entry (Apply *a, guint index, const DfEntry *e, const guint8 *raw, GError **error)
 {
   g_autoptr (GError) local = NULL;
+  g_mutex_lock (&a->lock);
+  gboolean failed_before = df_rebuild_plan_failed_before (a->plan, e->checksum);
+  g_mutex_unlock (&a->lock);
+  if (failed_before)
+    df_throw (&local, DF_ERROR_CORRUPT, "its rebuild failed in an earlier run");
   g_mutex_lock (&a->rebuild_lock);
-  gboolean ok = df_object_writer_rebuild (a->writer, e, raw, e->data_size, df_rebuild_plan_memory (a->plan, index),
+  gboolean ok = !failed_before && df_object_writer_rebuild (a->writer, e, raw, e->data_size, df_rebuild_plan_memory (a->plan, index),
                                           a->cancellable, &local);
   g_mutex_unlock (&a->rebuild_lock);
   if (ok)
@@ -425,6 +430,8 @@ rebuild_entry (Apply *a, guint index, const DfEntry *e, const guint8 *raw, GErro
   df_hex (e->checksum, hex);
   g_mutex_lock (&a->lock);
   gboolean alt = own && df_rebuild_plan_fell_back (a->plan, e->checksum);
+  if (own && !failed_before)
+    df_object_writer_note_rebuild_failed (a->writer, e->checksum);
   if (alt)
     {
       a->result.rebuild_fallbacks++;
@@ -923,6 +930,14 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   GError *local = NULL;
   gboolean resumed = FALSE;
   a->writer = df_object_writer_new (repo, a->state_dir, &local);
+  if (a->writer)
+    {
+      /* Rebuilds that failed in an earlier run of this delta: their plain
+       * encoding is wanted now. */
+      g_autoptr (GPtrArray) failed = df_object_writer_rebuild_failures (a->writer, DF_REBUILD_FAILED_MAX);
+      for (guint i = 0; i < failed->len; i++)
+        df_rebuild_plan_fell_back (a->plan, failed->pdata[i]);
+    }
   if (a->writer && ostree_repo_prepare_transaction (repo, &resumed, a->cancellable, &local))
     {
       a->in_txn = TRUE;
@@ -1084,13 +1099,15 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
     {
       if (a->received[i])
         continue;
-      if (!part_satisfied (a, i))
-        df_throw (&local, DF_ERROR_INVALID_DELTA, "part %u never arrived%s", i,
-                  a->sb->parts[i].kind == DF_PART_KIND_ALTERNATIVE
-                      ? " (the plain encoding of an object whose rebuild failed)"
-                      : "");
-      else
+      if (part_satisfied (a, i))
         a->result.parts_skipped++, a->progress.parts_done++;
+      else if (a->sb->parts[i].kind == DF_PART_KIND_ALTERNATIVE)
+        /* Not final: the failure is recorded, and the next run of this
+         * delta fetches the plain encoding instead. */
+        df_throw (&local, DF_ERROR_FAILED,
+                  "a rebuild failed and part %u, its plain encoding, was not fetched: run again to fetch it", i);
+      else
+        df_throw (&local, DF_ERROR_INVALID_DELTA, "part %u never arrived", i);
     }
   if (local == NULL)
     g_cancellable_set_error_if_cancelled (a->cancellable, &local);

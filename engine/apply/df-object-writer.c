@@ -869,6 +869,49 @@ df_object_writer_rebuild (DfObjectWriter *w, const DfEntry *e, const guint8 *dat
   return write_content (w, hex, &h, buffered, e->object_size, TRUE, c, error);
 }
 
+/* Rebuilds that failed, one hex checksum per line, kept with the staged
+ * chunks: a later run of the same delta takes those objects from their
+ * plain encoding (a fetcher downloads it then). */
+#define REBUILD_FAILED "rebuild-failed"
+
+void
+df_object_writer_note_rebuild_failed (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN])
+{
+  char line[66];
+  df_hex (checksum, line);
+  line[64] = '\n';
+  g_mutex_lock (&w->lock);
+  int fd = openat (w->state_dfd, REBUILD_FAILED, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    {
+      df_write_all (fd, (const guint8 *)line, 65, REBUILD_FAILED, NULL);
+      close (fd);
+    }
+  g_mutex_unlock (&w->lock);
+}
+
+GPtrArray *
+df_object_writer_rebuild_failures (DfObjectWriter *w, guint max)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GBytes) b = df_read_file_bounded (w->state_dfd, REBUILD_FAILED, (gsize)max * 65, G_MAXUINT64,
+                                               REBUILD_FAILED, NULL);
+  gsize len = 0;
+  const char *d = b ? g_bytes_get_data (b, &len) : NULL;
+  for (gsize off = 0; off + 65 <= len; off += 65)
+    {
+      char hex[65];
+      memcpy (hex, d + off, 64);
+      hex[64] = '\0';
+      if (d[off + 64] != '\n' || !ostree_validate_checksum_string (hex, NULL))
+        continue;
+      guint8 *raw = g_malloc (DF_SHA256_LEN);
+      ostree_checksum_inplace_to_bytes (hex, raw);
+      g_ptr_array_add (out, raw);
+    }
+  return out;
+}
+
 gboolean
 df_object_writer_skip_entry (const DfEntry *e, DfPartReader *r, GError **error)
 {

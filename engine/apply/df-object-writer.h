@@ -72,6 +72,12 @@ gboolean df_object_writer_content (DfObjectWriter *w, const guint8 checksum[DF_S
 gboolean df_object_writer_rebuild (DfObjectWriter *w, const DfEntry *e, const guint8 *data, gsize len,
                                    guint64 memory_limit, GCancellable *c, GError **error);
 
+/* Records that rebuilding @checksum failed, in the staging area (kept
+ * until the delta is applied): a later run takes its plain encoding. */
+void df_object_writer_note_rebuild_failed (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN]);
+/* The checksums recorded so far (32 bytes each), at most @max. */
+GPtrArray *df_object_writer_rebuild_failures (DfObjectWriter *w, guint max);
+
 /* Moves @r past entry @e, already applied, without decoding it. */
 gboolean df_object_writer_skip_entry (const DfEntry *e, DfPartReader *r, GError **error);
 

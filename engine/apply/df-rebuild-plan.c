@@ -246,6 +246,12 @@ df_rebuild_plan_fell_back (DfRebuildPlan *p, const guint8 checksum[DF_SHA256_LEN
   return df_objset_contains (p->has_alt, OSTREE_OBJECT_TYPE_FILE, checksum);
 }
 
+gboolean
+df_rebuild_plan_failed_before (const DfRebuildPlan *p, const guint8 checksum[DF_SHA256_LEN])
+{
+  return df_objset_contains (p->fell_back, OSTREE_OBJECT_TYPE_FILE, checksum);
+}
+
 void
 df_rebuild_plan_steal_held (DfRebuildPlan *p, GPtrArray *out)
 {

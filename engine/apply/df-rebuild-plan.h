@@ -62,5 +62,9 @@ guint df_rebuild_plan_release (DfRebuildPlan *p, GPtrArray *released);
  * alternative for it (the plan then wants its alternative parts). */
 gboolean df_rebuild_plan_fell_back (DfRebuildPlan *p, const guint8 checksum[DF_SHA256_LEN]);
 
+/* TRUE when the rebuild of @checksum failed already (in this run or, as
+ * recorded, an earlier one). */
+gboolean df_rebuild_plan_failed_before (const DfRebuildPlan *p, const guint8 checksum[DF_SHA256_LEN]);
+
 /* Tasks still held (for freeing them when a session ends early). */
 void df_rebuild_plan_steal_held (DfRebuildPlan *p, GPtrArray *out);

@@ -57,6 +57,9 @@
  * up to this for a rebuild's encoder (zstd -9 in multi-threaded mode, what
  * Debian's mkinitramfs runs, declares about 100 MiB); never further. */
 #define DF_REBUILD_BUDGET_MAX (128 * DF_MIB)
+/* Failed rebuilds a later run of the same delta remembers (one line of 65
+ * bytes each, in the apply's staging area). */
+#define DF_REBUILD_FAILED_MAX 4096
 
 /* --- Parts ------------------------------------------------------------ */
 /* Generator default and accepted range of a part's uncompressed payload. */

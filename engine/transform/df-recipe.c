@@ -1145,6 +1145,8 @@ df_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, con
   memset (out, 0, sizeof *out);
   guint max_candidates = limits && limits->max_candidates ? limits->max_candidates : DF_RECIPE_FIND_CANDIDATES_DEFAULT;
   guint64 max_bytes = limits && limits->max_bytes ? limits->max_bytes : DF_RECIPE_FIND_BYTES_DEFAULT;
+  guint64 max_memory = limits && limits->max_memory ? MIN (limits->max_memory, DF_RECIPE_FIND_MEMORY_MAX)
+                                                    : DF_RECIPE_FIND_MEMORY_MAX;
 
   gsize n = (gsize)MIN (compressed->length, (guint64)DF_RECIPE_HEADER_MAX + 64);
   g_autofree guint8 *h = g_malloc0 (DF_RECIPE_HEADER_MAX + 64);
@@ -1191,7 +1193,7 @@ df_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, con
     {
       const DfRecipe *r = &g_array_index (list, DfRecipe, i);
       guint64 mem;
-      if (!df_recipe_memory (r, &mem, NULL) || mem > DF_RECIPE_FIND_MEMORY_MAX)
+      if (!df_recipe_memory (r, &mem, NULL) || mem > max_memory)
         {
           st.skipped++;
           continue;
