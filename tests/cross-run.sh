@@ -111,6 +111,8 @@ if [ $# -eq 0 ]; then
   mapfile -t fast < <(meson test -C "$build" --no-rebuild --list --suite fast 2>/dev/null | grep ' / ' | sed 's|.* / ||' | grep -vxe fetch-hostile-stock -e recipe -e deflate)
   set -- --timeout-multiplier 2 "${fast[@]}"
 fi
+# rebuild-cross applies here what the build machine's generator made.
+[ -x build/cli/deltafetch ] && export DF_GENERATOR=$PWD/build/cli/deltafetch
 rc=0
 meson test -C "$build" --no-rebuild --print-errorlogs "$@" || rc=$?
 phase "meson test"

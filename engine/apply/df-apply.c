@@ -550,8 +550,9 @@ df_part_output (const DfPart *p)
     {
       const DfEntry *e = &p->entries[j];
       out += e->length;
-      /* A chunk of a split object is staged, then written with the rest. */
-      if (e->objtype == OSTREE_OBJECT_TYPE_FILE && e->length != e->object_size)
+      /* A chunk of a split object is staged, then written with the rest;
+       * a rebuilt object is made in a staged file, then written. */
+      if (e->objtype == OSTREE_OBJECT_TYPE_FILE && (e->length != e->object_size || e->encoding == DF_ENCODING_REBUILD))
         out += e->length;
     }
   return out;

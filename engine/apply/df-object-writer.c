@@ -772,33 +772,6 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
   return TRUE;
 }
 
-/* The content of a repository object a rebuild reads: libostree finds it
- * in the repository or among the objects this transaction has written. */
-static GInputStream *
-open_piece (gpointer data, const guint8 checksum[DF_SHA256_LEN], guint64 length, GCancellable *c, GError **error)
-{
-  DfObjectWriter *w = data;
-  char hex[65];
-  df_hex (checksum, hex);
-  g_autoptr (GInputStream) in = NULL;
-  g_autoptr (GFileInfo) info = NULL;
-  g_autoptr (GError) local = NULL;
-  if (!ostree_repo_load_file (w->repo, hex, &in, &info, NULL, c, &local))
-    {
-      if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
-        df_throw (error, DF_ERROR_MISSING_BASE, "object %s, which the rebuild reads, is not in the repository", hex);
-      else
-        g_propagate_error (error, g_steal_pointer (&local));
-      return NULL;
-    }
-  if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR || (guint64)g_file_info_get_size (info) != length)
-    {
-      df_throw (error, DF_ERROR_CORRUPT, "object %s is not a regular file of %" G_GUINT64_FORMAT " bytes", hex, length);
-      return NULL;
-    }
-  return g_steal_pointer (&in);
-}
-
 typedef struct
 {
   int fd;
@@ -847,7 +820,7 @@ df_object_writer_rebuild (DfObjectWriter *w, const DfEntry *e, const guint8 *dat
     return df_throw_errno (error, errno, "staging a rebuilt object");
   RebuildOut out = { .fd = fd, .corrupt_hook = g_getenv ("DF_TEST_REBUILD_CORRUPT") != NULL };
   checksum_header (&out.sha, &h);
-  if (!df_rebuild_run (&prog, open_piece, w, rebuild_write, &out, memory_limit, c, error))
+  if (!df_rebuild_run (&prog, df_rebuild_open_from_repo, w->repo, rebuild_write, &out, memory_limit, c, error))
     {
       df_sha256_clear (&out.sha);
       close (fd);

@@ -521,22 +521,6 @@ try_frame (Ctx *x, int ofd, guint si, gboolean *used, GError **error)
   return TRUE;
 }
 
-/* The device's reader of repository objects, here. */
-static GInputStream *
-open_source (gpointer data, const guint8 checksum[DF_SHA256_LEN], guint64 length, GCancellable *c, GError **error)
-{
-  DfGenRebuild *g = data;
-  char hex[65];
-  df_hex (checksum, hex);
-  g_autoptr (GInputStream) in = NULL;
-  g_autoptr (GFileInfo) info = NULL;
-  if (!ostree_repo_load_file (g->repo, hex, &in, &info, NULL, c, error))
-    return NULL;
-  if ((guint64)g_file_info_get_size (info) != length)
-    return (df_throw (error, DF_ERROR_CORRUPT, "object %s has another size", hex), NULL);
-  return g_steal_pointer (&in);
-}
-
 typedef struct
 {
   const guint8 *want;
@@ -631,7 +615,7 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
   Compare cmp = { obj, size, 0 };
   g_autoptr (GError) local = NULL;
   if (!df_rebuild_program_parse (program, size, content_total, &prog, &local)
-      || !df_rebuild_run (&prog, open_source, g, compare_write, &cmp, G_MAXUINT64, c, &local) || cmp.off != size)
+      || !df_rebuild_run (&prog, df_rebuild_open_from_repo, g->repo, compare_write, &cmp, G_MAXUINT64, c, &local) || cmp.off != size)
     {
       g_ptr_array_unref (x.sources);
       if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CANCELLED))

@@ -328,6 +328,31 @@ df_rebuild_libraries_match (char *const *libraries, const char **why)
   return TRUE;
 }
 
+GInputStream *
+df_rebuild_open_from_repo (gpointer repo, const guint8 checksum[DF_SHA256_LEN], guint64 length,
+                           GCancellable *cancellable, GError **error)
+{
+  char hex[65];
+  df_hex (checksum, hex);
+  g_autoptr (GInputStream) in = NULL;
+  g_autoptr (GFileInfo) info = NULL;
+  g_autoptr (GError) local = NULL;
+  if (!ostree_repo_load_file (repo, hex, &in, &info, NULL, cancellable, &local))
+    {
+      if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        df_throw (error, DF_ERROR_MISSING_BASE, "object %s, which the rebuild reads, is not in the repository", hex);
+      else
+        g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+  if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR || (guint64)g_file_info_get_size (info) != length)
+    {
+      df_throw (error, DF_ERROR_CORRUPT, "object %s is not a regular file of %" G_GUINT64_FORMAT " bytes", hex, length);
+      return NULL;
+    }
+  return g_steal_pointer (&in);
+}
+
 /* The content of one segment, read piece by piece. */
 typedef struct
 {

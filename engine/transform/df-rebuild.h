@@ -119,6 +119,13 @@ gboolean df_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 c
  * @length bytes (else DF_ERROR_CORRUPT or DF_ERROR_MISSING_BASE). */
 typedef GInputStream *(*DfRebuildOpenFunc) (gpointer user_data, const guint8 checksum[DF_SHA256_LEN],
                                             guint64 length, GCancellable *cancellable, GError **error);
+/* A DfRebuildOpenFunc over OstreeRepo @repo (the user data): libostree
+ * finds the object in the repository or among those the current
+ * transaction has written. A missing object is DF_ERROR_MISSING_BASE; one
+ * that is not a regular file of @length bytes DF_ERROR_CORRUPT. */
+GInputStream *df_rebuild_open_from_repo (gpointer repo, const guint8 checksum[DF_SHA256_LEN], guint64 length,
+                                         GCancellable *cancellable, GError **error);
+
 /* Takes the next @len bytes of the object. */
 typedef gboolean (*DfRebuildWriteFunc) (gpointer user_data, const guint8 *buf, gsize len, GError **error);
 
