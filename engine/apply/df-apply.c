@@ -862,7 +862,9 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
       plan = df_rebuild_plan_new (sb, cap - fixed - tables - need, &extra, error);
       if (plan == NULL)
         return NULL;
-      if (extra > usable - fixed - tables - need)
+      /* The plan's own tables count like the superblock's. */
+      fixed += df_rebuild_plan_memory_size (plan);
+      if (fixed + tables + need <= usable && extra > usable - fixed - tables - need)
         {
           usable = fixed + tables + need + extra;
           raised = usable + DF_APPLY_RESERVE;

@@ -104,6 +104,13 @@ df_rebuild_plan_free (DfRebuildPlan *p)
   g_free (p);
 }
 
+guint64
+df_rebuild_plan_memory_size (const DfRebuildPlan *p)
+{
+  return p->sb->n_parts * (2 + sizeof (guint) + 2 * sizeof (gpointer)) + df_objset_memory (p->rebuilt_by)
+         + df_objset_memory (p->has_alt) + (guint64)df_objset_size (p->has_alt) * DF_OBJSET_ENTRY_COST;
+}
+
 guint
 df_rebuild_plan_n_used (const DfRebuildPlan *p)
 {

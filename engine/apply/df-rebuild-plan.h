@@ -27,6 +27,10 @@ DfRebuildPlan *df_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint6
 void df_rebuild_plan_free (DfRebuildPlan *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfRebuildPlan, df_rebuild_plan_free)
 
+/* Bytes the plan holds, and may grow to (failed rebuilds), for the
+ * memory budget. */
+guint64 df_rebuild_plan_memory_size (const DfRebuildPlan *p);
+
 /* How many rebuild parts are used, and why the first unused one is not
  * (NULL when all are used). */
 guint df_rebuild_plan_n_used (const DfRebuildPlan *p);

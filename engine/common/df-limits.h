@@ -50,6 +50,11 @@
  * and kernels decompress 3-8 times; the generator keeps the rest plain. */
 #define DF_REBUILD_EXPANSION 16
 #define DF_REBUILD_CONTENT_SLACK (64 * DF_MIB)
+/* All rebuild entries of one delta together read at most this much
+ * content: rebuilding runs an encoder over every byte (xz -9 compresses
+ * 1-2 MB/s on a small board), and the hash that refuses a forged result
+ * comes only at the end. Real initrds hold 50-300 MB. */
+#define DF_REBUILD_CONTENT_TOTAL_MAX (G_GUINT64_CONSTANT (2) << 30)
 /* The most a part may declare for its rebuilds' encoders (the device
  * decides within its own budget; this only bounds the number). */
 #define DF_REBUILD_MEMORY_MAX (G_GUINT64_CONSTANT (1) << 30)

@@ -166,8 +166,10 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
       /* A whole object, streamed from its program to a staged file: not
        * held to the part size, but to DF_REBUILD_OBJECT_MAX, and the
        * content its program reads to a multiple of it. */
-      if (objtype != OSTREE_OBJECT_TYPE_FILE || e->has_source || e->src_offset != 0)
-        BAD ("rebuild entry with a source or of object type %u", objtype);
+      if (objtype != OSTREE_OBJECT_TYPE_FILE)
+        BAD ("rebuild entry of object type %u", objtype);
+      if (e->has_source || e->src_offset != 0)
+        BAD ("rebuild entry with a source");
       if (e->offset != 0 || e->length != e->object_size || e->object_size == 0
           || e->object_size > DF_REBUILD_OBJECT_MAX)
         BAD ("rebuild entry of %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " bytes of a %" G_GUINT64_FORMAT
@@ -434,6 +436,20 @@ check_deps (const DfSuperblock *sb, GError **error)
   return TRUE;
 }
 
+/* The content all rebuilds read, together, is bounded (their work). */
+static gboolean
+check_rebuild_total (const DfSuperblock *sb, GError **error)
+{
+  guint64 total = 0;
+  for (guint i = 0; i < sb->n_parts; i++)
+    for (guint j = 0; sb->parts[i].kind == DF_PART_KIND_REBUILD && j < sb->parts[i].n_entries; j++)
+      if (!df_add_u64 (total, sb->parts[i].entries[j].src_length, &total) || total > DF_REBUILD_CONTENT_TOTAL_MAX)
+        return df_throw (error, DF_ERROR_INVALID_DELTA,
+                         "superblock: rebuilds read more than %" G_GUINT64_FORMAT " bytes of content in all",
+                         (guint64)DF_REBUILD_CONTENT_TOTAL_MAX);
+  return TRUE;
+}
+
 static gboolean
 over_budget (guint64 need, guint64 memory, GError **error)
 {
@@ -664,7 +680,7 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
             }
         }
     }
-  if (!check_deps (sb, error) || !check_tiling (sb, n_entries_total, error))
+  if (!check_deps (sb, error) || !check_rebuild_total (sb, error) || !check_tiling (sb, n_entries_total, error))
     return NULL;
   return g_steal_pointer (&sb);
 }

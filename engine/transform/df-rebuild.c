@@ -226,6 +226,8 @@ check_segment (DfRebuildProgram *p, guint i, const Segment *s, GError **error)
     }
   if (s->data_len == 0)
     return BAD ("segment %u has no recipe or reconstruction data", i);
+  if (++p->n_encoders > DF_REBUILD_ENCODER_SEGMENTS_MAX)
+    return BAD ("more than %u recipe or deflate segments", DF_REBUILD_ENCODER_SEGMENTS_MAX);
   if (s->kind == DF_REBUILD_SEGMENT_DEFLATE)
     {
       p->memory = MAX (p->memory, (guint64)DF_DEFLATE_REBUILD_MEMORY);
@@ -436,7 +438,7 @@ df_rebuild_run (const DfRebuildProgram *p, DfRebuildOpenFunc open, gpointer open
     return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
                      "rebuilding needs %" G_GUINT64_FORMAT " MiB, more than the memory budget allows (%" G_GUINT64_FORMAT
                      " MiB)",
-                     p->memory / DF_MIB + 1, memory_limit / DF_MIB);
+                     (p->memory + DF_MIB - 1) / DF_MIB, memory_limit / DF_MIB);
   Reader r = { .p = p, .open = open, .open_data = open_data, .cancellable = cancellable };
   g_autofree guint8 *buf = NULL;
   gboolean ok = TRUE;

@@ -45,6 +45,10 @@
  * segments, 65536 cpio entries, each a header literal and an object). */
 #define DF_REBUILD_SEGMENTS_MAX 4096
 #define DF_REBUILD_PIECES_MAX (256u * 1024)
+/* Recipe and deflate segments of one program: each starts an encoder,
+ * whose setup (zeroing its tables, up to a hundred MiB) costs whatever
+ * little content it gets. Real objects have one to three frames. */
+#define DF_REBUILD_ENCODER_SEGMENTS_MAX 64
 /* Memory a rebuild takes beside its encoder: buffers of the content reader
  * and the output. */
 #define DF_REBUILD_BUFFERS (512 * 1024)
@@ -94,6 +98,7 @@ typedef struct
   const guint8 *literals;
   gsize literals_len;
   guint n_segments, n_pieces;
+  guint n_encoders; /* recipe and deflate segments */
   guint64 object_size, content_total;
   guint64 memory; /* the largest encoder memory a segment needs (df_recipe_memory(), the deflate model's) */
   /* Distinct library identities its recipes need, NULL-terminated. */
@@ -106,7 +111,8 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfRebuildProgram, df_rebuild_program_clear)
 
 /* Parses and checks program @bytes (hostile) for an object of
  * @object_size bytes whose entry declares @content_total bytes of content:
- * normal form, version, at most DF_REBUILD_SEGMENTS_MAX segments and
+ * normal form, version, at most DF_REBUILD_SEGMENTS_MAX segments (of which
+ * DF_REBUILD_ENCODER_SEGMENTS_MAX recipe or deflate ones) and
  * DF_REBUILD_PIECES_MAX pieces, each segment's pieces adding up to its
  * content and its output to the object, every recipe valid and matching
  * its segment, the literals used up exactly, at most 8 distinct libraries.
@@ -134,7 +140,8 @@ typedef gboolean (*DfRebuildWriteFunc) (gpointer user_data, const guint8 *buf, g
  * segment's encoder (at most @memory_limit, else DF_ERROR_INVALID_ARGUMENT
  * before anything is written; a recipe needing another library than this
  * process runs: DF_ERROR_MISSING_BASE) and DF_REBUILD_BUFFERS. Work:
- * linear in content_total. A segment that does not make exactly its
+ * linear in content_total, plus at most DF_REBUILD_ENCODER_SEGMENTS_MAX
+ * encoder setups. A segment that does not make exactly its
  * declared bytes, or content that does not fit a recipe or the
  * reconstruction data, is DF_ERROR_CORRUPT; a malformed one
  * DF_ERROR_INVALID_DELTA. The caller hashes the result. */
