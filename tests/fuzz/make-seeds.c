@@ -9,6 +9,7 @@
  *   make-seeds attacks ROOT           the structures of issue 14's attacks, into ROOT/TARGET/attack-*
  *   make-seeds recipe DIR             rebuild recipes of every codec, as the search finds them
  *   make-seeds rebuild DIR            rebuild programs of every segment kind, and a few broken ones
+ *   make-seeds superblock-v3 SB BODY  a format-3 superblock (rebuild and alternative parts), and its body
  * (see make-seeds-attacks.c for the last). */
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "df-rebuild.h"
 #include "df-recipe.h"
 #include "df-stock.h"
+#include "df-superblock.h"
 #include "filez-util.h"
 #include "fuzz-rebuild.h"
 #include "make-seeds.h"
@@ -364,6 +366,101 @@ rebuild_seeds (const char *dir)
   g_byte_array_unref (c3.content);
 }
 
+/* A format-3 superblock: a metadata part, a content part (the modules), a
+ * rebuild part making two compressed objects from them (depending on the
+ * content part, needing two libraries) and an alternative part with their
+ * plain encoding. Written whole into @sb_dir and as its body (what
+ * fuzz-superblock-body frames) into @body_dir. */
+static void
+superblock_v3_seeds (const char *sb_dir, const char *body_dir)
+{
+  g_autoptr (DfSuperblock) sb = df_superblock_new ();
+  g_autoptr (GVariant) commit = g_variant_ref_sink (g_variant_new (
+      "(@a{sv}@ay@a(say)sst@ay@ay)", g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0),
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, "", 0, 1), g_variant_new_array (G_VARIANT_TYPE ("(say)"), NULL, 0),
+      "subject", "body", GUINT64_TO_BE (1700000000),
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, (guint8[32]){ 1 }, 32, 1),
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, (guint8[32]){ 2 }, 32, 1)));
+  g_autoptr (GVariant) normal = g_variant_get_normal_form (commit);
+  sb->commit = g_variant_get_data_as_bytes (normal);
+  df_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), sb->to);
+  df_hex (sb->to, sb->to_hex);
+  sb->commitmeta = g_bytes_new (NULL, 0);
+  sb->n_parts = 4;
+  sb->parts = g_new0 (DfPart, 4);
+  DfPart *p = &sb->parts[0];
+  p->kind = DF_PART_KIND_METADATA;
+  p->n_entries = 1;
+  p->entries = g_new0 (DfEntry, 1);
+  p->entries[0] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_DIR_META, .object_size = 30, .length = 30, .data_size = 30 };
+  p->entries[0].checksum[0] = 0xaa;
+  p->uncompressed_size = DF_PART_TABLE_LEN + 30;
+  p->compressed_size = 20;
+  p = &sb->parts[1];
+  p->kind = DF_PART_KIND_CONTENT;
+  p->n_entries = 2;
+  p->entries = g_new0 (DfEntry, 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      p->entries[i] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 5000, .length = 5000, .data_size = 5020 };
+      p->entries[i].checksum[0] = 0xb0 + i;
+    }
+  p->uncompressed_size = DF_PART_TABLE_LEN + 2 * 5020;
+  p->compressed_size = 3000;
+  p = &sb->parts[2];
+  p->kind = DF_PART_KIND_REBUILD;
+  p->n_entries = 2;
+  p->entries = g_new0 (DfEntry, 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      p->entries[i] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE,
+                                 .object_size = 2000 + i,
+                                 .length = 2000 + i,
+                                 .data_size = 300,
+                                 .encoding = DF_ENCODING_REBUILD,
+                                 .src_length = 5100 };
+      p->entries[i].checksum[0] = 0xe0 + i;
+    }
+  p->uncompressed_size = DF_PART_TABLE_LEN + 600;
+  p->compressed_size = 500;
+  p->n_deps = 1;
+  p->deps = g_new (guint32, 1);
+  p->deps[0] = 1;
+  const char *libs[] = { "zlib 1.2.13", "liblzma 5.4.1", NULL };
+  p->libraries = g_strdupv ((char **)libs);
+  p->rebuild_memory = 10 * DF_MIB;
+  p = &sb->parts[3];
+  p->kind = DF_PART_KIND_ALTERNATIVE;
+  p->n_entries = 2;
+  p->entries = g_new0 (DfEntry, 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      p->entries[i]
+          = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 2000 + i, .length = 2000 + i, .data_size = 2020 + i };
+      p->entries[i].checksum[0] = 0xe0 + i;
+    }
+  p->uncompressed_size = DF_PART_TABLE_LEN + 4041;
+  p->compressed_size = 4000;
+  g_autoptr (GBytes) file = df_superblock_serialize (sb);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DfSuperblock) back = df_superblock_parse (file, &error);
+  if (back == NULL || back->version != 3)
+    {
+      fprintf (stderr, "superblock-v3: %s\n", error ? error->message : "not version 3");
+      exit (1);
+    }
+  put_bytes (sb_dir, "v3-rebuild", file);
+  gsize n;
+  const guint8 *d = g_bytes_get_data (file, &n);
+  unsigned long long blen = ZSTD_getFrameContentSize (d + DF_SUPERBLOCK_HEADER_LEN, n - DF_SUPERBLOCK_HEADER_LEN);
+  if (blen == ZSTD_CONTENTSIZE_ERROR || blen == ZSTD_CONTENTSIZE_UNKNOWN || blen > SEED_MAX_LEN)
+    exit (1);
+  g_autofree guint8 *body = g_malloc (blen);
+  if (ZSTD_decompress (body, blen, d + DF_SUPERBLOCK_HEADER_LEN, n - DF_SUPERBLOCK_HEADER_LEN) != blen)
+    exit (1);
+  put (body_dir, "v3-rebuild", body, blen, NULL, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -390,6 +487,11 @@ main (int argc, char **argv)
   if (argc >= 3 && strcmp (argv[1], "recipe") == 0)
     {
       recipe_seeds (argv[2]);
+      return 0;
+    }
+  if (argc >= 4 && strcmp (argv[1], "superblock-v3") == 0)
+    {
+      superblock_v3_seeds (argv[2], argv[3]);
       return 0;
     }
   if (argc >= 3 && strcmp (argv[1], "rebuild") == 0)
@@ -468,6 +570,6 @@ main (int argc, char **argv)
       attack_seeds (argv[2]);
       return 0;
     }
-  fprintf (stderr, "usage: make-seeds diff|filez|deflate|recipe|rebuild|attacks DIR | make-seeds stock-part|part DIR DELTA\n");
+  fprintf (stderr, "usage: make-seeds diff|filez|deflate|recipe|rebuild|attacks DIR | make-seeds stock-part|part DIR DELTA | make-seeds superblock-v3 SB BODY\n");
   return 2;
 }
