@@ -9,6 +9,7 @@
  *   make-seeds attacks ROOT           the structures of issue 14's attacks, into ROOT/TARGET/attack-*
  *   make-seeds recipe DIR             rebuild recipes of every codec, as the search finds them
  *   make-seeds rebuild DIR            rebuild programs of every segment kind, and a few broken ones
+ *   make-seeds rebuild-slow DIR       rebuild programs of many encoder segments (slow: see below)
  *   make-seeds superblock-v3 SB BODY  a format-3 superblock (rebuild and alternative parts), and its body
  * (see make-seeds-attacks.c for the last). */
 #include <fcntl.h>
@@ -461,6 +462,56 @@ superblock_v3_seeds (const char *sb_dir, const char *body_dir)
   put (body_dir, "v3-rebuild", body, blen, NULL, 0);
 }
 
+/* slow-segments-*: as many one-byte recipe segments as fit in
+ * SEED_MAX_LEN, each starting an encoder (xz preset 1, the largest under
+ * fuzz-rebuild's limit; zlib level 9). A run's work is linear in its
+ * content plus one encoder start per segment, which the parse does not
+ * bound: about 900 xz starts take 17-19 s of CPU (half of it in the
+ * kernel), 900 zlib starts 1.6 s. Kept out of the corpus `meson test`
+ * replays until the engine bounds them (testdata/fuzz/README.md). */
+static void
+rebuild_slow_seeds (const char *dir)
+{
+  static const struct
+  {
+    const char *name;
+    int codec;
+  } many[] = { { "slow-segments-xz", 0 }, { "slow-segments-zlib", 1 } };
+  for (guint m = 0; m < G_N_ELEMENTS (many); m++)
+    {
+      static const guint8 one[1] = { 'k' };
+      g_autoptr (GBytes) stream = NULL;
+      if (many[m].codec == 0)
+        {
+          guint8 xz[256];
+          size_t xzlen = 0;
+          if (lzma_easy_buffer_encode (1, LZMA_CHECK_CRC64, NULL, one, 1, xz, &xzlen, sizeof xz) != LZMA_OK)
+            exit (1);
+          stream = g_bytes_new (xz, xzlen);
+        }
+      else
+        stream = zlib_stream (one, 1, 9, 15);
+      DfRecipe r;
+      g_autoptr (GBytes) rb = find_recipe_bytes (stream, one, 1, &r);
+      guint n = (SEED_MAX_LEN - 64) / (g_bytes_get_size (rb) + 24);
+      for (;; n -= 16)
+        {
+          g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
+          for (guint i = 0; i < n; i++)
+            {
+              df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, g_bytes_get_size (stream), rb);
+              df_rebuild_builder_literal (b, one, 1);
+            }
+          g_autoptr (GBytes) prog = df_rebuild_builder_end (b, NULL);
+          if (g_bytes_get_size (prog) <= SEED_MAX_LEN)
+            {
+              put_bytes (dir, many[m].name, prog);
+              break;
+            }
+        }
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -492,6 +543,11 @@ main (int argc, char **argv)
   if (argc >= 4 && strcmp (argv[1], "superblock-v3") == 0)
     {
       superblock_v3_seeds (argv[2], argv[3]);
+      return 0;
+    }
+  if (argc >= 3 && strcmp (argv[1], "rebuild-slow") == 0)
+    {
+      rebuild_slow_seeds (argv[2]);
       return 0;
     }
   if (argc >= 3 && strcmp (argv[1], "rebuild") == 0)
@@ -570,6 +626,6 @@ main (int argc, char **argv)
       attack_seeds (argv[2]);
       return 0;
     }
-  fprintf (stderr, "usage: make-seeds diff|filez|deflate|recipe|rebuild|attacks DIR | make-seeds stock-part|part DIR DELTA | make-seeds superblock-v3 SB BODY\n");
+  fprintf (stderr, "usage: make-seeds diff|filez|deflate|recipe|rebuild|rebuild-slow|attacks DIR | make-seeds stock-part|part DIR DELTA | make-seeds superblock-v3 SB BODY\n");
   return 2;
 }
