@@ -152,8 +152,9 @@ assert_rebuilds (GBytes *prog, guint64 content_total, Store *store, GBytes *expe
     }
 }
 
-/* Runs @prog and asserts it fails with @code (parse or run, as @at_parse). */
-static void
+/* Runs @prog and asserts it fails with @code (parse or run, as @at_parse);
+ * returns the bytes the run wrote. */
+static guint64
 assert_fails (GBytes *prog, guint64 object_size, guint64 content_total, Store *store, guint64 limit,
               gboolean at_parse, GQuark domain, int code)
 {
@@ -165,7 +166,7 @@ assert_fails (GBytes *prog, guint64 object_size, guint64 content_total, Store *s
       g_assert_false (parsed);
       g_assert_error (error, domain, code);
       g_test_message ("refused: %s", error->message);
-      return;
+      return 0;
     }
   g_assert_no_error (error);
   g_assert_true (parsed);
@@ -175,6 +176,7 @@ assert_fails (GBytes *prog, guint64 object_size, guint64 content_total, Store *s
   g_assert_error (error, domain, code);
   g_test_message ("failed: %s", error->message);
   g_assert_cmpuint (out->len, <=, object_size);
+  return out->len;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -389,8 +391,9 @@ test_deflate (void)
   g_assert_cmpuint (p.n_libraries, ==, 0);
   assert_rebuilds (prog, total, &f.st, f.file);
   /* Below the deflate model's memory: refused before anything is written. */
-  assert_fails (prog, g_bytes_get_size (f.file), total, &f.st, DF_DEFLATE_REBUILD_MEMORY - 1, FALSE, DF_ERROR,
-                DF_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpuint (assert_fails (prog, g_bytes_get_size (f.file), total, &f.st, DF_DEFLATE_REBUILD_MEMORY - 1, FALSE,
+                                  DF_ERROR, DF_ERROR_INVALID_ARGUMENT),
+                    ==, 0);
   deflate_fix_clear (&f);
 }
 
@@ -502,7 +505,9 @@ check_recipe (const char *codec)
   g_assert_true (df_rebuild_libraries_match (p.libraries, &why));
   assert_rebuilds (prog, total, &f.st, f.stream);
   /* One byte under the encoder's memory: refused, nothing written. */
-  assert_fails (prog, g_bytes_get_size (f.stream), total, &f.st, mem - 1, FALSE, DF_ERROR, DF_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpuint (
+      assert_fails (prog, g_bytes_get_size (f.stream), total, &f.st, mem - 1, FALSE, DF_ERROR, DF_ERROR_INVALID_ARGUMENT),
+      ==, 0);
   /* The object's content replaced by other bytes of the same length: the
    * stream made differs in length, never past the segment's size. */
   g_autoptr (GBytes) other = make_content (g_bytes_get_size (f.obj), 99);
