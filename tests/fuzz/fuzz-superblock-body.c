@@ -2,8 +2,7 @@
  * input is the body itself, framed here as generate frames it (zstd with
  * its content size and checksum, the header's size word), so the fuzzer
  * reaches the parser behind the checksum that fuzz-superblock.c mostly
- * stops at. Parsed and checked as fuzz-superblock.c does, once framed as
- * each format version this build reads (2 and 3). */
+ * stops at. Parsed and checked as fuzz-superblock.c does. */
 #include <zstd.h>
 
 #include "fuzz-tables.h"
@@ -24,28 +23,24 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   ZSTD_freeCCtx (c);
   if (!ZSTD_isError (n))
     {
-      /* Framed as every version this build reads: a body of format 2
-       * (every seed before format 3) has another GVariant type and would
-       * stop at the normal-form check if framed as 3 only. */
-      guint32 reserved = 0;
-      guint64 blen = GUINT64_TO_LE ((guint64)size);
-      memcpy (file, DF_SUPERBLOCK_MAGIC, 8);
-      memcpy (file + 12, &reserved, 4);
-      memcpy (file + 16, &blen, 8);
+      /* The body as format 2 and as format 3 (whose parts have three more
+       * fields): one of them can be its type. */
       for (guint32 v = DF_FORMAT_VERSION_MIN; v <= DF_FORMAT_VERSION; v++)
         {
-          guint32 version = GUINT32_TO_LE (v);
+          guint32 version = GUINT32_TO_LE (v), reserved = 0;
+          guint64 blen = GUINT64_TO_LE ((guint64)size);
+          memcpy (file, DF_SUPERBLOCK_MAGIC, 8);
           memcpy (file + 8, &version, 4);
-          /* Released (with the parse) before the next version is written. */
+          memcpy (file + 12, &reserved, 4);
+          memcpy (file + 16, &blen, 8);
           g_autoptr (GBytes) b = g_bytes_new_static (file, DF_SUPERBLOCK_HEADER_LEN + n);
           g_autoptr (GError) error = NULL;
           g_autoptr (DfSuperblock) sb = df_superblock_parse_full (b, NULL, FUZZ_PARSE_MEMORY, &error);
           if (sb)
-            {
-              g_assert_cmpuint (sb->version, ==, v);
-              fuzz_check_superblock_tables (sb);
-            }
+            fuzz_check_superblock_tables (sb);
         }
+      g_free (file);
+      return 0;
     }
   g_free (file);
   return 0;
