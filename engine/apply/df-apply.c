@@ -242,6 +242,7 @@ struct _DfApplySession
   gboolean complete_checked; /* by the task after the walk, under lock */
   DfRebuildPlan *plan;       /* rebuild and alternative parts (format 3), under lock */
   GMutex rebuild_lock;       /* one rebuild at a time: the budget keeps room for one */
+  guint64 raise_cap, raise_extra; /* the budget may rise to raise_cap to keep workers beside raise_extra */
 };
 typedef struct _DfApplySession Apply;
 
@@ -530,13 +531,15 @@ part_worker (gpointer data, gpointer user_data)
 
 /* Memory one worker needs for part @p: its compressed and uncompressed
  * buffers, or the uncompressed buffer plus the largest patch's source
- * window and output; plus the freed buffers its thread keeps for reuse. */
+ * window and output; plus the freed buffers its thread keeps for reuse.
+ * A rebuild streams its object: its encoders are counted apart
+ * (df_rebuild_plan_new()). */
 static guint64
 part_memory (const DfPart *p)
 {
   guint64 patch = 0;
   for (guint j = 0; j < p->n_entries; j++)
-    if (p->entries[j].encoding != DF_ENCODING_RAW)
+    if (p->entries[j].encoding != DF_ENCODING_RAW && p->entries[j].encoding != DF_ENCODING_REBUILD)
       patch = MAX (patch, p->entries[j].src_length + p->entries[j].length);
   return MAX (p->compressed_size + p->uncompressed_size, p->uncompressed_size + patch) + DF_COPY_BUFFER
          + DF_BIG_CACHE_SLOTS * DF_BIG_CACHE_MAX;
@@ -712,6 +715,18 @@ walk_and_release (Apply *a, GError **error)
   if (a->need > 0)
     {
       guint64 held = a->fixed + df_trust_memory (a->trust);
+      /* A default budget raised for a rebuild keeps the workers the
+       * delta would have had without it (up to DF_REBUILD_BUDGET_MAX). */
+      if (a->raise_cap > a->usable && held + a->raise_extra + (guint64)a->workers * a->need > a->usable)
+        {
+          guint64 before = (a->usable - MIN (held - a->raise_extra, a->usable)) / a->need;
+          guint64 want = held + MIN (before, (guint64)a->workers) * a->need;
+          if (want > a->usable)
+            {
+              a->usable = MIN (want, a->raise_cap);
+              a->result.memory_raised_to = a->usable + DF_APPLY_RESERVE;
+            }
+        }
       guint workers = (guint)MAX (1, MIN ((guint64)a->workers, (a->usable - MIN (held, a->usable)) / a->need));
       if (workers != a->workers)
         {
@@ -850,7 +865,7 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   guint64 usable = df_apply_usable_memory (opts);
   guint64 fixed = sb->memory + meta_total, tables = meta_entries * DF_TRUST_DELTA_META_COST;
   g_autoptr (DfRebuildPlan) plan = NULL;
-  guint64 raised = 0;
+  guint64 raised = 0, raise_cap = 0, raise_extra = 0;
   if (fixed + tables + need <= usable)
     {
       /* Rebuilds run one at a time, their encoders beside the workers:
@@ -864,10 +879,17 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
         return NULL;
       /* The plan's own tables count like the superblock's. */
       fixed += df_rebuild_plan_memory_size (plan);
-      if (fixed + tables + need <= usable && extra > usable - fixed - tables - need)
+      if (extra > 0 && fixed + tables + need <= usable)
         {
-          usable = fixed + tables + need + extra;
-          raised = usable + DF_APPLY_RESERVE;
+          /* Raised (when allowed) to keep the workers the delta would
+           * have had without its rebuilds, beside the largest one. */
+          if (fixed + tables + need + extra > usable && fixed + tables + need + extra <= cap)
+            {
+              usable = fixed + tables + need + extra;
+              raised = usable + DF_APPLY_RESERVE;
+            }
+          raise_cap = cap;
+          raise_extra = extra;
         }
       fixed += extra;
     }
@@ -889,6 +911,8 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   a->opts = opts;
   a->result.signature_verified = a->sb->file.verified;
   a->result.memory_raised_to = raised;
+  a->raise_cap = raise_cap;
+  a->raise_extra = raise_extra;
   for (guint i = 0; i < a->sb->n_parts; i++)
     if (a->sb->parts[i].kind == DF_PART_KIND_REBUILD && !df_rebuild_plan_part_wanted (a->plan, i))
       a->result.rebuild_parts_unused++;

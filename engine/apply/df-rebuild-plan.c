@@ -74,10 +74,14 @@ df_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GErro
           {
             char hex[65];
             df_hex (part->entries[j].checksum, hex);
-            df_throw (error, lib_ok ? DF_ERROR_INVALID_ARGUMENT : DF_ERROR_MISSING_BASE,
-                      "cannot rebuild object %s (%s: %" G_GUINT64_FORMAT " MiB) and the delta carries no plain "
-                      "encoding of it",
-                      hex, why, rebuild_need (part) / DF_MIB + 1);
+            if (lib_ok)
+              df_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                        "cannot rebuild object %s (%s: %" G_GUINT64_FORMAT " MiB) and the delta carries no plain "
+                        "encoding of it",
+                        hex, why, (rebuild_need (part) + DF_MIB - 1) / DF_MIB);
+            else
+              df_throw (error, DF_ERROR_MISSING_BASE,
+                        "cannot rebuild object %s (%s) and the delta carries no plain encoding of it", hex, why);
             return NULL;
           }
     }
