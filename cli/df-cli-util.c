@@ -191,7 +191,7 @@ df_cli_print_rebuild_result (const DfApplyResult *res)
 {
   if (res->memory_raised_to > 0)
     printf ("memory budget raised to %" G_GUINT64_FORMAT " MiB for rebuilding (no --memory given; at most %u MiB)\n",
-            res->memory_raised_to / DF_MIB_CLI + 1, 128);
+            (res->memory_raised_to + DF_MIB_CLI - 1) / DF_MIB_CLI, 128);
   if (res->objects_rebuilt > 0)
     printf ("%" G_GUINT64_FORMAT " compressed objects rebuilt from their content\n", res->objects_rebuilt);
   if (res->rebuild_parts_unused > 0)
