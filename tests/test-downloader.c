@@ -2,7 +2,9 @@
  * without a network: a verified file or a complete record is handed to
  * the consumer; a complete record that fails its check (bytes from before
  * a crash) starts over and blames no mirror; a part not needed is never
- * fetched; a consumer that refuses a part stops the fetch. */
+ * fetched; a consumer that refuses a part stops the fetch. And the
+ * scheduler's choice of ranges and mirrors, transfers added to the multi
+ * handle but never run. */
 #include "df-downloader.h"
 
 #include <fcntl.h>
@@ -47,6 +49,7 @@ fixture_setup (Fixture *fx, gconstpointer data)
   df_fetch_options_add_url (fx->o, "http://127.0.0.1:9/a");
   df_fetch_options_add_url (fx->o, "http://127.0.0.1:9/b");
   df_fetch_options_set_range_size (fx->o, RS);
+  df_fetch_options_set_connections (fx->o, 2);
   fx->d = df_downloader_new (fx->o, &fx->res, NULL);
   df_part_store_init (&fx->store, fx->repo, RS, NULL);
   g_assert_true (df_part_store_open (&fx->store, sb_hex, &error));
@@ -206,6 +209,78 @@ test_demote (Fixture *fx, gconstpointer unused)
   g_assert_cmpint (df_downloader_current_mirror (fx->d), ==, -1);
 }
 
+/* Ranges go out in order, no more at once than the connections allow. */
+static void
+test_schedule_order (Fixture *fx, gconstpointer unused)
+{
+  g_autofree guint8 *data = pattern (4 * RS, 7);
+  DfStorePart *p = setup_part (fx, 4 * RS, data, NULL, FALSE);
+  g_assert_true (df_downloader_add_part (fx->d, p, TRUE, NULL));
+  df_downloader_schedule (fx->d);
+  g_assert_cmpuint (df_downloader_n_in_flight (fx->d), ==, 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      guint m = 9;
+      const DfStoreRange *r = df_downloader_in_flight (fx->d, i, &m);
+      g_assert_true (r == &p->ranges[i]);
+      g_assert_cmpuint (m, ==, 0);
+      g_assert_false (r->queued);
+    }
+  g_assert_true (p->ranges[2].queued && p->ranges[3].queued);
+  g_assert_cmpuint (p->active, ==, 2);
+  g_assert_cmpint (p->fd, >=, 0);
+  /* Both connections busy: nothing more. */
+  df_downloader_schedule (fx->d);
+  g_assert_cmpuint (df_downloader_n_in_flight (fx->d), ==, 2);
+}
+
+/* A range done meanwhile leaves the queue; one backing off waits. */
+static void
+test_schedule_skips (Fixture *fx, gconstpointer unused)
+{
+  g_autofree guint8 *data = pattern (3 * RS, 8);
+  DfStorePart *p = setup_part (fx, 3 * RS, data, NULL, FALSE);
+  g_assert_true (df_downloader_add_part (fx->d, p, TRUE, NULL));
+  g_assert_true (df_part_range_done (p, 0));
+  p->ranges[1].not_before = g_get_monotonic_time () + (gint64)3600 * G_USEC_PER_SEC;
+  df_downloader_schedule (fx->d);
+  g_assert_cmpuint (df_downloader_n_in_flight (fx->d), ==, 1);
+  guint m;
+  g_assert_true (df_downloader_in_flight (fx->d, 0, &m) == &p->ranges[2]);
+  g_assert_false (p->ranges[0].queued);
+  g_assert_true (p->ranges[1].queued);
+}
+
+/* A demoted mirror gets nothing; with every mirror demoted, the ranges
+ * stay queued. */
+static void
+test_schedule_mirrors (Fixture *fx, gconstpointer unused)
+{
+  g_autofree guint8 *data = pattern (3 * RS, 9);
+  DfStorePart *p = setup_part (fx, 3 * RS, data, NULL, FALSE);
+  g_assert_true (df_downloader_add_part (fx->d, p, TRUE, NULL));
+  df_downloader_demote (fx->d, 1, "test");
+  df_downloader_demote (fx->d, 0, "test");
+  df_downloader_schedule (fx->d);
+  g_assert_cmpuint (df_downloader_n_in_flight (fx->d), ==, 0);
+  for (guint r = 0; r < 3; r++)
+    g_assert_true (p->ranges[r].queued);
+}
+
+static void
+test_schedule_next_mirror (Fixture *fx, gconstpointer unused)
+{
+  g_autofree guint8 *data = pattern (RS, 10);
+  DfStorePart *p = setup_part (fx, RS, data, NULL, FALSE);
+  g_assert_true (df_downloader_add_part (fx->d, p, TRUE, NULL));
+  df_downloader_demote (fx->d, 0, "test");
+  df_downloader_schedule (fx->d);
+  g_assert_cmpuint (df_downloader_n_in_flight (fx->d), ==, 1);
+  guint m = 9;
+  g_assert_true (df_downloader_in_flight (fx->d, 0, &m) == &p->ranges[0]);
+  g_assert_cmpuint (m, ==, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -220,5 +295,11 @@ main (int argc, char **argv)
   g_test_add ("/fetch/downloader/consumer-refuses", Fixture, NULL, fixture_setup, test_consumer_refuses,
               fixture_teardown);
   g_test_add ("/fetch/downloader/demote", Fixture, NULL, fixture_setup, test_demote, fixture_teardown);
+  g_test_add ("/fetch/downloader/schedule/order", Fixture, NULL, fixture_setup, test_schedule_order, fixture_teardown);
+  g_test_add ("/fetch/downloader/schedule/skips", Fixture, NULL, fixture_setup, test_schedule_skips, fixture_teardown);
+  g_test_add ("/fetch/downloader/schedule/mirrors", Fixture, NULL, fixture_setup, test_schedule_mirrors,
+              fixture_teardown);
+  g_test_add ("/fetch/downloader/schedule/next-mirror", Fixture, NULL, fixture_setup, test_schedule_next_mirror,
+              fixture_teardown);
   return g_test_run ();
 }

@@ -489,8 +489,8 @@ df_downloader_add_part (DfDownloader *d, DfStorePart *p, gboolean needed, GError
 }
 
 /* Starts transfers while there are free connections and ready ranges. */
-static void
-schedule (DfDownloader *d)
+void
+df_downloader_schedule (DfDownloader *d)
 {
   gint64 now = g_get_monotonic_time ();
   guint n = g_queue_get_length (&d->pending);
@@ -531,6 +531,20 @@ schedule (DfDownloader *d)
       g_ptr_array_add (d->jobs, j);
       curl_multi_add_handle (d->multi, df_transfer_get_easy (j->t));
     }
+}
+
+guint
+df_downloader_n_in_flight (DfDownloader *d)
+{
+  return d->jobs->len;
+}
+
+const DfStoreRange *
+df_downloader_in_flight (DfDownloader *d, guint i, guint *mirror)
+{
+  Job *j = d->jobs->pdata[i];
+  *mirror = j->mirror;
+  return j->range;
 }
 
 /* Range @j->range failed with @out: retry it, here or on the next mirror,
@@ -741,7 +755,7 @@ df_downloader_run (DfDownloader *d)
           d->consumer_failed = TRUE;
           break;
         }
-      schedule (d);
+      df_downloader_schedule (d);
       if (d->active == 0 && g_queue_is_empty (&d->pending) && d->parts_left > 0)
         {
           set_fatal (d, g_error_new (DF_ERROR, DF_ERROR_FAILED, "internal error: %u parts left, nothing to fetch",

@@ -70,6 +70,15 @@ const GError *df_downloader_get_error (DfDownloader *d);
 GError *df_downloader_steal_error (DfDownloader *d);
 /* The download stopped because the consumer failed. */
 gboolean df_downloader_consumer_failed (DfDownloader *d);
+/* Starts transfers for ready ranges while connections are free, as each
+ * turn of df_downloader_run() does: in queue order, on the first mirror
+ * not demoted, skipping ranges done meanwhile and keeping those backing
+ * off (or all, when every mirror is demoted) queued. */
+void df_downloader_schedule (DfDownloader *d);
+/* The transfers in flight, and the range and mirror of the @i-th (for
+ * tests and diagnostics). */
+guint df_downloader_n_in_flight (DfDownloader *d);
+const DfStoreRange *df_downloader_in_flight (DfDownloader *d, guint i, guint *mirror);
 /* Every part is added: counts the bytes received so far (indexes,
  * superblock) in the run's total and emits the START event. */
 void df_downloader_start (DfDownloader *d);
