@@ -53,7 +53,8 @@ df_cli_apply (int argc, char **argv)
   g_autoptr (DfApplyOptions) opts = df_apply_options_new ();
   df_apply_options_set_commit (opts, commit);
   df_apply_options_set_ref (opts, ref);
-  df_apply_options_set_memory_budget (opts, budget);
+  if (memory)
+    df_apply_options_set_memory_budget (opts, budget);
   df_apply_options_set_jobs (opts, jobs);
   df_apply_options_set_allow_downgrade (opts, trust.allow_downgrade);
   df_apply_options_set_trusted_keys (opts, trust.keys);
@@ -78,6 +79,7 @@ df_cli_apply (int argc, char **argv)
   printf ("%u parts applied, %u already present, %" G_GUINT64_FORMAT " objects and %s written, %u workers, %.2f s\n",
           res.parts_applied, res.parts_skipped, res.objects_written, bytes, res.workers,
           (g_get_monotonic_time () - start) / 1e6);
+  df_cli_print_rebuild_result (&res);
   if (ref)
     printf ("ref %s -> %s\n", ref, res.commit);
   return 0;

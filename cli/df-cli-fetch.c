@@ -188,7 +188,8 @@ df_cli_fetch (int argc, char **argv)
   df_fetch_options_set_ref (opts, ref);
   df_fetch_options_set_connections (opts, connections);
   df_fetch_options_set_range_size (opts, range_size);
-  df_fetch_options_set_memory_budget (opts, budget);
+  if (memory)
+    df_fetch_options_set_memory_budget (opts, budget);
   df_fetch_options_set_jobs (opts, jobs);
   df_fetch_options_set_low_speed (opts, low_limit, low_time);
   df_fetch_options_set_min_rate (opts, min_rate);
@@ -239,6 +240,12 @@ df_cli_fetch (int argc, char **argv)
       add_int (b, "mirror_switches", res.mirror_switches);
       add_int (b, "objects_written", res.apply.objects_written);
       add_int (b, "workers", res.apply.workers);
+      add_int (b, "objects_rebuilt", res.apply.objects_rebuilt);
+      add_int (b, "rebuild_fallbacks", res.apply.rebuild_fallbacks);
+      add_str (b, "rebuild_fallback_reason",
+               res.apply.rebuild_fallback_reason[0] ? res.apply.rebuild_fallback_reason : NULL);
+      add_int (b, "rebuild_parts_unused", res.apply.rebuild_parts_unused);
+      add_str (b, "rebuild_unused_reason", res.apply.rebuild_unused_reason[0] ? res.apply.rebuild_unused_reason : NULL);
       json_builder_set_member_name (b, "signature_verified");
       json_builder_add_boolean_value (b, res.apply.signature_verified);
       json_builder_set_member_name (b, "seconds");
@@ -269,6 +276,7 @@ df_cli_fetch (int argc, char **argv)
               "%u mirror switches, %.2f s\n",
               dl, db, ru, res.parts_downloaded, res.parts_total, res.retries, res.mirror_switches, secs);
     }
+  df_cli_print_rebuild_result (&res.apply);
   if (ref)
     printf ("ref %s -> %s\n", ref, res.commit);
   return 0;

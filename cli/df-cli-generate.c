@@ -6,7 +6,7 @@ int
 df_cli_generate (int argc, char **argv)
 {
   g_autofree char *repo_path = NULL, *from = NULL, *to = NULL, *out = NULL, *part_size = NULL, *sign = NULL,
-                  *format = NULL;
+                  *format = NULL, *variants = NULL;
   gboolean empty = FALSE, quiet = FALSE;
   int jobs = 0, level = DF_DEFAULT_LEVEL;
   GOptionEntry entries[] = {
@@ -23,6 +23,10 @@ df_cli_generate (int argc, char **argv)
       "FORMAT" },
     { "sign", 0, 0, G_OPTION_ARG_FILENAME, &sign,
       "Sign the superblock with this ed25519 secret key (ostree sign format: base64 of seed + public key)", "KEYFILE" },
+    { "variants", 0, 0, G_OPTION_ARG_STRING, &variants,
+      "both (default): compressed objects the device can rebuild from their content (initrds, .gz) are carried "
+      "that way and also plainly in optional parts; transformed: rebuilt only; plain: nothing rebuilt (format 2)",
+      "WHICH" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print only the delta's path", NULL },
     { NULL },
   };
@@ -67,6 +71,12 @@ df_cli_generate (int argc, char **argv)
     df_generate_options_set_format (opts, DF_DELTA_FORMAT_OSTREE);
   else if (format && strcmp (format, "native") != 0)
     return df_cli_usage (ctx, "--format must be native or ostree, not '%s'", format);
+  if (variants && strcmp (variants, "transformed") == 0)
+    df_generate_options_set_variants (opts, DF_VARIANTS_TRANSFORMED);
+  else if (variants && strcmp (variants, "plain") == 0)
+    df_generate_options_set_variants (opts, DF_VARIANTS_PLAIN);
+  else if (variants && strcmp (variants, "both") != 0)
+    return df_cli_usage (ctx, "--variants must be both, transformed or plain, not '%s'", variants);
   if (!quiet)
     df_generate_options_set_progress (opts, df_cli_progress, NULL);
   g_autofree char *dir = NULL;
@@ -95,5 +105,6 @@ df_cli_generate (int argc, char **argv)
           df_delta_info_get_to (info));
   printf ("%u parts, %s compressed, %s of new content, %.1f s\n", df_delta_info_get_n_parts (info), csize, usize,
           (g_get_monotonic_time () - start) / 1e6);
+  df_cli_print_rebuilds (info);
   return 0;
 }

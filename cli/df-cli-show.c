@@ -11,6 +11,10 @@ static const char *count_names[DF_COUNT_LAST] = {
   [DF_COUNT_CHUNKS] = "entries",
   [DF_COUNT_FALLBACK] = "fallback-objects",
   [DF_COUNT_CONTENT_BYTES] = "content-bytes",
+  [DF_COUNT_REBUILD_FOUND] = "compressed-found",
+  [DF_COUNT_CONTENT_REBUILT] = "content-rebuilt",
+  [DF_COUNT_REBUILD_BYTES] = "rebuild-bytes",
+  [DF_COUNT_ALTERNATIVE_BYTES] = "alternative-bytes",
 };
 
 int
@@ -76,8 +80,17 @@ df_cli_show (int argc, char **argv)
           json_builder_add_int_value (b, df_delta_info_get_part_uncompressed_size (info, i));
           json_builder_set_member_name (b, "entries");
           json_builder_add_int_value (b, df_delta_info_get_part_n_entries (info, i));
+          json_builder_set_member_name (b, "kind");
+          json_builder_add_string_value (b, df_delta_info_part_is_rebuild (info, i)           ? "rebuild"
+                                            : df_delta_info_part_is_alternative (info, i) ? "alternative"
+                                                                                          : "normal");
           json_builder_end_object (b);
         }
+      json_builder_end_array (b);
+      json_builder_set_member_name (b, "rebuild-notes");
+      json_builder_begin_array (b);
+      for (const char *const *note = df_delta_info_get_rebuild_notes (info); *note; note++)
+        json_builder_add_string_value (b, *note);
       json_builder_end_array (b);
       json_builder_end_object (b);
       g_autoptr (JsonGenerator) gen = json_generator_new ();
@@ -115,12 +128,17 @@ df_cli_show (int argc, char **argv)
   if (!stock)
     printf ("Content:     %s in %" G_GUINT64_FORMAT " entries\n", cbytes,
             df_delta_info_get_count (info, DF_COUNT_CHUNKS));
+  if (!stock)
+    df_cli_print_rebuilds (info);
   for (guint i = 0; i < n; i++)
     {
       g_autofree char *pc = df_cli_format_size (df_delta_info_get_part_compressed_size (info, i));
       g_autofree char *pu = df_cli_format_size (df_delta_info_get_part_uncompressed_size (info, i));
-      printf ("  part %-4u %10s  (%s %s, %u %s)\n", i, pc, pu, stock ? "of objects" : "uncompressed",
-              df_delta_info_get_part_n_entries (info, i), stock ? "objects" : "entries");
+      printf ("  part %-4u %10s  (%s %s, %u %s)%s\n", i, pc, pu, stock ? "of objects" : "uncompressed",
+              df_delta_info_get_part_n_entries (info, i), stock ? "objects" : "entries",
+              df_delta_info_part_is_rebuild (info, i)       ? " rebuild"
+              : df_delta_info_part_is_alternative (info, i) ? " alternative"
+                                                            : "");
     }
   return 0;
 }

@@ -3,6 +3,8 @@
 
 #include "df-cli.h"
 
+#define DF_MIB_CLI (1024 * 1024)
+
 int
 df_cli_fail (const GError *error)
 {
@@ -153,4 +155,49 @@ df_cli_print_signature (gboolean verified)
 {
   if (verified)
     printf ("superblock signature verified with a trusted key\n");
+}
+
+void
+df_cli_print_rebuilds (const DfDeltaInfo *info)
+{
+  guint64 found = df_delta_info_get_count (info, DF_COUNT_REBUILD_FOUND);
+  if (found == 0)
+    return;
+  guint64 rebuilt = df_delta_info_get_count (info, DF_COUNT_CONTENT_REBUILT);
+  guint64 rb = df_delta_info_get_count (info, DF_COUNT_REBUILD_BYTES);
+  guint64 alt = df_delta_info_get_count (info, DF_COUNT_ALTERNATIVE_BYTES);
+  g_autofree char *rbs = df_cli_format_size (rb);
+  g_autofree char *alts = df_cli_format_size (alt);
+  printf ("Compressed:  %" G_GUINT64_FORMAT " objects found, %" G_GUINT64_FORMAT " rebuilt, %" G_GUINT64_FORMAT
+          " plain\n",
+          found, rebuilt, found - MIN (found, rebuilt));
+  if (rebuilt > 0)
+    {
+      if (alt > 0)
+        {
+          g_autofree char *saved = df_cli_format_size (alt > rb ? alt - rb : 0);
+          printf ("Rebuilt:     %s of parts instead of %s plain (%s saved; the plain parts are optional)\n", rbs, alts,
+                  saved);
+        }
+      else
+        printf ("Rebuilt:     %s of parts (no plain encoding carried)\n", rbs);
+    }
+  for (const char *const *note = df_delta_info_get_rebuild_notes (info); *note; note++)
+    printf ("  %s\n", *note);
+}
+
+void
+df_cli_print_rebuild_result (const DfApplyResult *res)
+{
+  if (res->memory_raised_to > 0)
+    printf ("memory budget raised to %" G_GUINT64_FORMAT " MiB for rebuilding (no --memory given; at most %u MiB)\n",
+            res->memory_raised_to / DF_MIB_CLI + 1, 128);
+  if (res->objects_rebuilt > 0)
+    printf ("%" G_GUINT64_FORMAT " compressed objects rebuilt from their content\n", res->objects_rebuilt);
+  if (res->rebuild_parts_unused > 0)
+    printf ("%u rebuild parts not used (%s): their objects came from the plain parts\n", res->rebuild_parts_unused,
+            res->rebuild_unused_reason);
+  if (res->rebuild_fallbacks > 0)
+    printf ("%" G_GUINT64_FORMAT " rebuilds failed and their objects came from the plain parts (%s)\n",
+            res->rebuild_fallbacks, res->rebuild_fallback_reason);
 }

@@ -25,6 +25,11 @@ OstreeRepo *df_cli_open_repo (const char *path, GError **error);
 void df_cli_progress (const DfProgress *p, gpointer user_data);
 void df_cli_progress_end (void);
 char *df_cli_format_size (guint64 bytes);
+/* What `generate` and `show` print about compressed objects rebuilt on the
+ * device (nothing when none were found). */
+void df_cli_print_rebuilds (const DfDeltaInfo *info);
+/* What `apply` and `fetch` print about rebuilt objects and fallbacks. */
+void df_cli_print_rebuild_result (const DfApplyResult *res);
 
 /* The options apply and fetch share: the trust policy (--keys,
  * --require-signatures, --allow-unsigned, --allow-downgrade) and

@@ -466,7 +466,7 @@ forge_serialize (const DfSuperblock *sb)
   ZSTD_CCtx_setParameter (cctx, ZSTD_c_windowLog, 20);
   gsize cap = ZSTD_compressBound (blen);
   GByteArray *out = g_byte_array_sized_new (DF_SUPERBLOCK_HEADER_LEN + cap);
-  guint32 version = GUINT32_TO_LE (DF_FORMAT_VERSION), reserved = 0;
+  guint32 version = GUINT32_TO_LE (DF_FORMAT_VERSION_PLAIN), reserved = 0;
   guint64 blen_le = GUINT64_TO_LE ((guint64)blen);
   g_byte_array_append (out, (const guint8 *)DF_SUPERBLOCK_MAGIC, 8);
   g_byte_array_append (out, (const guint8 *)&version, 4);
@@ -537,7 +537,7 @@ forge_save (Forge *f)
         die ("%s: %s", from, g_strerror (errno));
     }
   for (guint i = 0; i < f->sb->n_parts; i++)
-    g_free (f->sb->parts[i].entries);
+    df_part_clear (&f->sb->parts[i]);
   g_free (f->sb->parts);
   f->sb->parts = parts;
   f->sb->n_parts = n;

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-20}
 QUARANTINE_MB=32
 echo "fuzz run: ${secs} s per target, -max_len=262144, ASan quarantine ${QUARANTINE_MB} MB, limits from tests/fuzz/limits"
-targets=(superblock superblock-body part stock-superblock signed diff stock-part filez http objset detect recipe deflate)
+targets=(superblock superblock-body part stock-superblock signed diff stock-part filez http objset detect recipe deflate rebuild)
 declare -A rss_limit timeout
 while read -r name rss secs_per_input _; do
   case "$name" in '' | '#'*) continue ;; esac

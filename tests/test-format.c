@@ -219,6 +219,270 @@ test_superblock_invalid (void)
     }
 }
 
+/* Format 3: sample_superblock() plus a rebuild part (part 2: one whole
+ * object rebuilt by a program, depending on content part 1, needing one
+ * library) and an alternative part (part 3: the same object raw). */
+#define REBUILT_SIZE 1000
+static DfSuperblock *
+sample_superblock_v3 (void)
+{
+  DfSuperblock *sb = sample_superblock ();
+  sb->parts = g_renew (DfPart, sb->parts, 4);
+  sb->n_parts = 4;
+  DfPart *p = &sb->parts[2];
+  memset (p, 0, 2 * sizeof *p);
+  p->kind = DF_PART_KIND_REBUILD;
+  p->n_entries = 1;
+  p->entries = g_new0 (DfEntry, 1);
+  p->entries[0] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE,
+                             .object_size = REBUILT_SIZE,
+                             .length = REBUILT_SIZE,
+                             .data_size = 100,
+                             .encoding = DF_ENCODING_REBUILD,
+                             .src_length = 5 * REBUILT_SIZE };
+  p->entries[0].checksum[0] = 0xee;
+  p->uncompressed_size = DF_PART_TABLE_LEN + 100;
+  p->compressed_size = 90;
+  p->n_deps = 1;
+  p->deps = g_new (guint32, 1);
+  p->deps[0] = 1;
+  const char *libs[] = { "zlib 1.2.13", NULL };
+  p->libraries = g_strdupv ((char **)libs);
+  p->rebuild_memory = DF_MIB;
+  p = &sb->parts[3];
+  p->kind = DF_PART_KIND_ALTERNATIVE;
+  p->n_entries = 1;
+  p->entries = g_new0 (DfEntry, 1);
+  p->entries[0] = (DfEntry){
+    .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = REBUILT_SIZE, .length = REBUILT_SIZE, .data_size = REBUILT_SIZE + 20
+  };
+  p->entries[0].checksum[0] = 0xee;
+  p->uncompressed_size = DF_PART_TABLE_LEN + REBUILT_SIZE + 20;
+  p->compressed_size = 900;
+  return sb;
+}
+
+static void
+test_superblock_v3_roundtrip (void)
+{
+  g_autoptr (DfSuperblock) v2 = sample_superblock ();
+  g_assert_false (df_superblock_needs_v3 (v2));
+  g_autoptr (DfSuperblock) sb = sample_superblock_v3 ();
+  g_assert_true (df_superblock_needs_v3 (sb));
+  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  guint32 version;
+  memcpy (&version, (const guint8 *)g_bytes_get_data (bytes, NULL) + 8, 4);
+  g_assert_cmpuint (GUINT32_FROM_LE (version), ==, 3);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DfSuperblock) back = df_superblock_parse (bytes, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (back->version, ==, 3);
+  g_assert_cmpuint (back->n_parts, ==, 4);
+  g_assert_cmpuint (back->parts[2].kind, ==, DF_PART_KIND_REBUILD);
+  g_assert_cmpuint (back->parts[3].kind, ==, DF_PART_KIND_ALTERNATIVE);
+  g_assert_cmpuint (back->parts[2].n_deps, ==, 1);
+  g_assert_cmpuint (back->parts[2].deps[0], ==, 1);
+  g_assert_cmpstr (back->parts[2].libraries[0], ==, "zlib 1.2.13");
+  g_assert_null (back->parts[2].libraries[1]);
+  g_assert_cmpuint (back->parts[2].rebuild_memory, ==, DF_MIB);
+  g_assert_cmpuint (back->parts[1].n_deps, ==, 0);
+  g_assert_cmpmem (&back->parts[2].entries[0], sizeof (DfEntry), &sb->parts[2].entries[0], sizeof (DfEntry));
+  g_autoptr (GBytes) again = df_superblock_serialize (back);
+  g_assert_true (g_bytes_equal (bytes, again));
+}
+
+static void
+v3_dep_metadata (DfSuperblock *sb)
+{
+  sb->parts[2].deps[0] = 0; /* the metadata part */
+}
+static void
+v3_dep_rebuild (DfSuperblock *sb)
+{
+  sb->parts[2].deps[0] = 2; /* itself */
+}
+static void
+v3_dep_alternative (DfSuperblock *sb)
+{
+  sb->parts[2].deps[0] = 3;
+}
+static void
+v3_dep_range (DfSuperblock *sb)
+{
+  sb->parts[2].deps[0] = 4;
+}
+static void
+v3_deps_repeat (DfSuperblock *sb)
+{
+  sb->parts[2].deps = g_renew (guint32, sb->parts[2].deps, 2);
+  sb->parts[2].deps[1] = 1;
+  sb->parts[2].n_deps = 2;
+}
+static void
+v3_deps_descending (DfSuperblock *sb)
+{
+  /* Make part 0 a content part too, so that only the order is wrong. */
+  g_free (sb->parts[0].entries);
+  sb->parts[0] = sb->parts[1];
+  sb->parts[0].entries = g_new0 (DfEntry, 1);
+  sb->parts[0].n_entries = 1;
+  sb->parts[0].entries[0] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 7, .length = 7, .data_size = 27 };
+  sb->parts[0].entries[0].checksum[0] = 0x11;
+  sb->parts[0].uncompressed_size = DF_PART_TABLE_LEN + 27;
+  sb->parts[2].deps = g_renew (guint32, sb->parts[2].deps, 2);
+  sb->parts[2].deps[0] = 1;
+  sb->parts[2].deps[1] = 0;
+  sb->parts[2].n_deps = 2;
+}
+static void
+v3_libraries_content (DfSuperblock *sb)
+{
+  const char *libs[] = { "zstd 1.5.4", NULL };
+  sb->parts[1].libraries = g_strdupv ((char **)libs);
+}
+static void
+v3_deps_content (DfSuperblock *sb)
+{
+  sb->parts[1].deps = g_new (guint32, 1);
+  sb->parts[1].deps[0] = 1;
+  sb->parts[1].n_deps = 1;
+}
+static void
+v3_memory_alternative (DfSuperblock *sb)
+{
+  sb->parts[3].rebuild_memory = 1;
+}
+static void
+v3_alternative_orphan (DfSuperblock *sb)
+{
+  sb->parts[3].entries[0].checksum[0] = 0xef; /* no rebuild entry makes it */
+}
+static void
+v3_alternative_of_plain (DfSuperblock *sb)
+{
+  /* The alternative of an object a content part makes (not a rebuild). */
+  sb->parts[3].entries[0].checksum[0] = 0xdd;
+  sb->parts[3].entries[0].object_size = sb->parts[3].entries[0].length = 5;
+}
+static void
+v3_encoding_in_content (DfSuperblock *sb)
+{
+  DfEntry *e = &sb->parts[1].entries[2];
+  e->encoding = DF_ENCODING_REBUILD;
+  e->src_length = 5;
+}
+static void
+v3_raw_in_rebuild (DfSuperblock *sb)
+{
+  DfEntry *e = &sb->parts[2].entries[0];
+  e->encoding = DF_ENCODING_RAW;
+  e->src_length = 0;
+}
+static void
+v3_rebuild_offset (DfSuperblock *sb)
+{
+  DfEntry *e = &sb->parts[2].entries[0];
+  e->offset = 1;
+  e->length = REBUILT_SIZE - 1;
+}
+static void
+v3_rebuild_chunk (DfSuperblock *sb)
+{
+  sb->parts[2].entries[0].length = REBUILT_SIZE - 1;
+}
+static void
+v3_rebuild_no_program (DfSuperblock *sb)
+{
+  sb->parts[2].entries[0].data_size = 4;
+}
+static void
+v3_rebuild_source (DfSuperblock *sb)
+{
+  sb->parts[2].entries[0].has_source = TRUE;
+  sb->parts[2].entries[0].source[0] = 0xcc;
+}
+static void
+v3_rebuild_expansion (DfSuperblock *sb)
+{
+  sb->parts[2].entries[0].src_length = REBUILT_SIZE * DF_REBUILD_EXPANSION + DF_REBUILD_CONTENT_SLACK + 1;
+}
+static void
+v3_rebuild_metadata (DfSuperblock *sb)
+{
+  sb->parts[2].entries[0].objtype = OSTREE_OBJECT_TYPE_DIR_META;
+}
+static void
+v3_library_empty (DfSuperblock *sb)
+{
+  g_free (sb->parts[2].libraries[0]);
+  sb->parts[2].libraries[0] = g_strdup ("");
+}
+static void
+v3_library_control (DfSuperblock *sb)
+{
+  g_free (sb->parts[2].libraries[0]);
+  sb->parts[2].libraries[0] = g_strdup ("zlib\n1.2.13");
+}
+static void
+v3_library_long (DfSuperblock *sb)
+{
+  g_free (sb->parts[2].libraries[0]);
+  sb->parts[2].libraries[0] = g_strnfill (32, 'z');
+}
+static void
+v3_libraries_many (DfSuperblock *sb)
+{
+  g_strfreev (sb->parts[2].libraries);
+  const char *libs[] = { "a 1", "b 1", "c 1", "d 1", "e 1", NULL };
+  sb->parts[2].libraries = g_strdupv ((char **)libs);
+}
+static void
+v3_memory_huge (DfSuperblock *sb)
+{
+  sb->parts[2].rebuild_memory = DF_REBUILD_MEMORY_MAX + 1;
+}
+
+static void
+test_superblock_v3_invalid (void)
+{
+  static const struct
+  {
+    const char *what;
+    void (*mutate) (DfSuperblock *);
+  } cases[] = {
+    { "dependency on a metadata part", v3_dep_metadata },
+    { "dependency on itself", v3_dep_rebuild },
+    { "dependency on an alternative part", v3_dep_alternative },
+    { "dependency out of range", v3_dep_range },
+    { "dependency repeated", v3_deps_repeat },
+    { "dependencies descending", v3_deps_descending },
+    { "libraries on a content part", v3_libraries_content },
+    { "dependencies of a content part", v3_deps_content },
+    { "memory on an alternative part", v3_memory_alternative },
+    { "alternative without a rebuild entry", v3_alternative_orphan },
+    { "alternative of an object a content part makes", v3_alternative_of_plain },
+    { "encoding 3 in a content part", v3_encoding_in_content },
+    { "raw entry in a rebuild part", v3_raw_in_rebuild },
+    { "rebuild entry at offset 1", v3_rebuild_offset },
+    { "rebuild entry of part of an object", v3_rebuild_chunk },
+    { "rebuild entry without its program", v3_rebuild_no_program },
+    { "rebuild entry with a source", v3_rebuild_source },
+    { "rebuild reading too much content", v3_rebuild_expansion },
+    { "rebuild of a metadata object", v3_rebuild_metadata },
+    { "empty library name", v3_library_empty },
+    { "library name with a control character", v3_library_control },
+    { "library name of 32 bytes", v3_library_long },
+    { "five libraries", v3_libraries_many },
+    { "memory over DF_REBUILD_MEMORY_MAX", v3_memory_huge },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (DfSuperblock) sb = sample_superblock_v3 ();
+      cases[i].mutate (sb);
+      expect_invalid (sb, cases[i].what);
+    }
+}
+
 /* Every truncation and every single-byte change of a valid superblock is
  * either refused cleanly or parsed; none may crash (run under ASan too). */
 static void
@@ -752,6 +1016,8 @@ main (int argc, char **argv)
   g_test_add_func ("/format/superblock/roundtrip", test_superblock_roundtrip);
   g_test_add_func ("/format/superblock/invalid", test_superblock_invalid);
   g_test_add_func ("/format/superblock/mangled", test_superblock_mangled);
+  g_test_add_func ("/format/superblock/v3-roundtrip", test_superblock_v3_roundtrip);
+  g_test_add_func ("/format/superblock/v3-invalid", test_superblock_v3_invalid);
   g_test_add_func ("/format/superblock/memory", test_superblock_memory);
   g_test_add_func ("/format/signed/signature-cap", test_signature_cap);
   g_test_add_func ("/format/stock/decode-bound", test_stock_decode_bound);

@@ -12,6 +12,7 @@ struct _DfApplyOptions
   char *commit;
   char *ref;
   guint64 memory;
+  gboolean memory_explicit; /* set by the caller: rebuilds keep to it */
   guint jobs;
   gboolean allow_downgrade;
   char *trusted_keys;
@@ -55,8 +56,8 @@ gboolean df_apply_session_add_part (DfApplySession *s, guint index, int dfd, con
 gboolean df_apply_session_finish (DfApplySession *s, DfApplyResult *result, GError **error);
 
 /* Bytes applying native part @p writes into the repository: its objects,
- * and the chunks of split objects twice (staged, then the object
- * assembled from them). Its payload size would undercount diff entries. */
+ * and the chunks of split objects and rebuilt objects twice (staged, then
+ * the object made from them). Its payload size would undercount diff entries. */
 guint64 df_part_output (const DfPart *p);
 
 /* FALSE (DF_ERROR_NO_SPACE) when the filesystem of @dfd has less than

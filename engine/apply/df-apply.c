@@ -12,6 +12,7 @@
 
 #include "df-apply-private.h"
 #include "df-object-writer.h"
+#include "df-rebuild-plan.h"
 #include "df-part.h"
 #include "df-stock.h"
 #include "df-superblock.h"
@@ -67,6 +68,7 @@ void
 df_apply_options_set_memory_budget (DfApplyOptions *o, guint64 bytes)
 {
   o->memory = bytes;
+  o->memory_explicit = TRUE;
 }
 
 void
@@ -238,6 +240,8 @@ struct _DfApplySession
   char *state_dir;
   gboolean in_txn;
   gboolean complete_checked; /* by the task after the walk, under lock */
+  DfRebuildPlan *plan;       /* rebuild and alternative parts (format 3), under lock */
+  GMutex rebuild_lock;       /* one rebuild at a time: the budget keeps room for one */
 };
 typedef struct _DfApplySession Apply;
 
@@ -357,6 +361,7 @@ part_task_free (PartTask *t)
 }
 
 static gboolean check_complete (Apply *a, GError **error);
+static void part_finished (Apply *a, guint index);
 
 /* The pool takes the costliest waiting part first, so an apply ends on
  * small parts rather than on one worker rebuilding a large part while the
@@ -394,6 +399,53 @@ write_metadata (Apply *a, GError **error)
   return TRUE;
 }
 
+/* Rebuilds one object; a rebuild that fails for a reason of its own (a
+ * library or memory refusal, a malformed program, a result that does not
+ * hash to the checksum) falls back to the object's alternative entries,
+ * applied after every rebuild part. */
+static gboolean
+rebuild_entry (Apply *a, guint index, const DfEntry *e, const guint8 *raw, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  g_mutex_lock (&a->lock);
+  gboolean failed_before = df_rebuild_plan_failed_before (a->plan, e->checksum);
+  g_mutex_unlock (&a->lock);
+  if (failed_before)
+    df_throw (&local, DF_ERROR_CORRUPT, "its rebuild failed in an earlier run");
+  g_mutex_lock (&a->rebuild_lock);
+  gboolean ok = !failed_before && df_object_writer_rebuild (a->writer, e, raw, e->data_size, df_rebuild_plan_memory (a->plan, index),
+                                          a->cancellable, &local);
+  g_mutex_unlock (&a->rebuild_lock);
+  if (ok)
+    {
+      g_mutex_lock (&a->lock);
+      a->result.objects_rebuilt++;
+      g_mutex_unlock (&a->lock);
+      return TRUE;
+    }
+  gboolean own = local->domain == DF_ERROR
+                 && (local->code == DF_ERROR_CORRUPT || local->code == DF_ERROR_INVALID_DELTA
+                     || local->code == DF_ERROR_MISSING_BASE || local->code == DF_ERROR_INVALID_ARGUMENT);
+  char hex[65];
+  df_hex (e->checksum, hex);
+  g_mutex_lock (&a->lock);
+  gboolean alt = own && df_rebuild_plan_fell_back (a->plan, e->checksum);
+  if (own && !failed_before)
+    df_object_writer_note_rebuild_failed (a->writer, e->checksum);
+  if (alt)
+    {
+      a->result.rebuild_fallbacks++;
+      if (a->result.rebuild_fallback_reason[0] == '\0')
+        g_snprintf (a->result.rebuild_fallback_reason, sizeof a->result.rebuild_fallback_reason, "%s: %s", hex,
+                    local->message);
+    }
+  g_mutex_unlock (&a->lock);
+  if (alt)
+    return TRUE;
+  g_propagate_prefixed_error (error, g_steal_pointer (&local), "rebuilding %s: ", hex);
+  return FALSE;
+}
+
 static gboolean
 apply_part (Apply *a, PartTask *t, GError **error)
 {
@@ -414,8 +466,14 @@ apply_part (Apply *a, PartTask *t, GError **error)
       if (g_cancellable_set_error_if_cancelled (a->cancellable, error))
         return FALSE;
       gboolean done = df_object_writer_entry_done (a->writer, e);
-      if (!(done ? df_object_writer_skip_entry (e, &r, error)
-                 : df_object_writer_entry (a->writer, e, &r, batch, a->cancellable, error)))
+      if (e->encoding == DF_ENCODING_REBUILD)
+        {
+          const guint8 *raw = df_part_reader_take (&r, DF_SECTION_RAW, e->data_size, error);
+          if (raw == NULL || (!done && !rebuild_entry (a, index, e, raw, error)))
+            return (g_prefix_error (error, "part %u: ", index), FALSE);
+        }
+      else if (!(done ? df_object_writer_skip_entry (e, &r, error)
+                      : df_object_writer_entry (a->writer, e, &r, batch, a->cancellable, error)))
         {
           char hex[65];
           df_hex (e->checksum, hex);
@@ -453,16 +511,19 @@ part_worker (gpointer data, gpointer user_data)
       g_mutex_unlock (&a->lock);
       g_cancellable_cancel (a->cancellable);
     }
+  guint index = t->index;
+  part_task_free (t);
+  if (index != G_MAXUINT)
+    part_finished (a, index);
   g_mutex_lock (&a->lock);
   a->pending--;
-  if (t->index != G_MAXUINT)
+  if (index != G_MAXUINT)
     {
       a->progress.parts_done++;
       a->parts_applied++;
     }
   g_cond_broadcast (&a->cond);
   g_mutex_unlock (&a->lock);
-  part_task_free (t);
   /* Idle pool threads keep no buffers. */
   df_big_cache_release ();
 }
@@ -489,8 +550,9 @@ df_part_output (const DfPart *p)
     {
       const DfEntry *e = &p->entries[j];
       out += e->length;
-      /* A chunk of a split object is staged, then written with the rest. */
-      if (e->objtype == OSTREE_OBJECT_TYPE_FILE && e->length != e->object_size)
+      /* A chunk of a split object is staged, then written with the rest;
+       * a rebuilt object is made in a staged file, then written. */
+      if (e->objtype == OSTREE_OBJECT_TYPE_FILE && (e->length != e->object_size || e->encoding == DF_ENCODING_REBUILD))
         out += e->length;
     }
   return out;
@@ -591,16 +653,52 @@ push_task (Apply *a, PartTask *t)
 static void
 dispatch_content (Apply *a, PartTask *t)
 {
-  if (part_satisfied (a, t->index))
+  g_mutex_lock (&a->lock);
+  gboolean wanted = df_rebuild_plan_part_wanted (a->plan, t->index);
+  g_mutex_unlock (&a->lock);
+  if (!wanted || part_satisfied (a, t->index))
     {
+      guint index = t->index;
       g_mutex_lock (&a->lock);
       a->progress.parts_done++;
       a->result.parts_skipped++;
       g_mutex_unlock (&a->lock);
       part_task_free (t);
+      part_finished (a, index);
       return;
     }
   push_task (a, t);
+}
+
+/* A content part is done (or was found present): the rebuild and
+ * alternative parts that waited for it may run. */
+static void
+part_finished (Apply *a, guint index)
+{
+  g_autoptr (GPtrArray) released = g_ptr_array_new ();
+  g_mutex_lock (&a->lock);
+  df_rebuild_plan_done (a->plan, index, released);
+  g_mutex_unlock (&a->lock);
+  for (guint i = 0; i < released->len; i++)
+    dispatch_content (a, released->pdata[i]);
+}
+
+/* Hands over a content part that arrived after the walk: now, or once the
+ * parts it waits for are done. */
+static void
+offer_content (Apply *a, PartTask *t)
+{
+  g_mutex_lock (&a->lock);
+  gboolean now = df_rebuild_plan_offer (a->plan, t->index, t);
+  g_mutex_unlock (&a->lock);
+  if (now)
+    dispatch_content (a, t);
+}
+
+static gboolean
+satisfied_cb (gpointer data, guint index)
+{
+  return part_satisfied (data, index);
 }
 
 /* Runs once every metadata part is in: the trust walk, then everything
@@ -622,6 +720,7 @@ walk_and_release (Apply *a, GError **error)
         }
     }
   register_splits (a);
+  df_rebuild_plan_start (a->plan, satisfied_cb, a);
   a->progress.phase = DF_PHASE_CONTENT;
   {
     PartTask *t = g_new0 (PartTask, 1);
@@ -636,7 +735,7 @@ walk_and_release (Apply *a, GError **error)
   a->queued = g_ptr_array_new ();
   g_mutex_unlock (&a->lock);
   for (guint i = 0; i < queued->len; i++)
-    dispatch_content (a, queued->pdata[i]);
+    offer_content (a, queued->pdata[i]);
   return TRUE;
 }
 
@@ -750,6 +849,28 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
     }
   guint64 usable = df_apply_usable_memory (opts);
   guint64 fixed = sb->memory + meta_total, tables = meta_entries * DF_TRUST_DELTA_META_COST;
+  g_autoptr (DfRebuildPlan) plan = NULL;
+  guint64 raised = 0;
+  if (fixed + tables + need <= usable)
+    {
+      /* Rebuilds run one at a time, their encoders beside the workers:
+       * room for the largest is kept out of the workers' share. Without
+       * a budget of the caller's, the default may rise for it up to
+       * DF_REBUILD_BUDGET_MAX. */
+      guint64 cap = opts->memory_explicit ? usable : MAX (usable, DF_REBUILD_BUDGET_MAX - DF_APPLY_RESERVE);
+      guint64 extra = 0;
+      plan = df_rebuild_plan_new (sb, cap - fixed - tables - need, &extra, error);
+      if (plan == NULL)
+        return NULL;
+      /* The plan's own tables count like the superblock's. */
+      fixed += df_rebuild_plan_memory_size (plan);
+      if (fixed + tables + need <= usable && extra > usable - fixed - tables - need)
+        {
+          usable = fixed + tables + need + extra;
+          raised = usable + DF_APPLY_RESERVE;
+        }
+      fixed += extra;
+    }
   if (fixed + tables + need > usable)
     {
       df_throw (error, DF_ERROR_INVALID_ARGUMENT,
@@ -764,8 +885,16 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   Apply *a = g_new0 (Apply, 1);
   a->repo = g_object_ref (repo);
   a->sb = g_steal_pointer (&sb);
+  a->plan = g_steal_pointer (&plan);
   a->opts = opts;
   a->result.signature_verified = a->sb->file.verified;
+  a->result.memory_raised_to = raised;
+  for (guint i = 0; i < a->sb->n_parts; i++)
+    if (a->sb->parts[i].kind == DF_PART_KIND_REBUILD && !df_rebuild_plan_part_wanted (a->plan, i))
+      a->result.rebuild_parts_unused++;
+  if (df_rebuild_plan_unused_reason (a->plan))
+    g_strlcpy (a->result.rebuild_unused_reason, df_rebuild_plan_unused_reason (a->plan),
+               sizeof a->result.rebuild_unused_reason);
   a->usable = usable;
   a->fixed = fixed;
   a->need = need;
@@ -780,6 +909,7 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
       a->chained = g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel), a->cancellable, NULL);
     }
   g_mutex_init (&a->lock);
+  g_mutex_init (&a->rebuild_lock);
   g_cond_init (&a->cond);
   a->trust = df_trust_new (repo);
   df_trust_set_memory_limit (a->trust, usable - fixed - need);
@@ -787,7 +917,7 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   a->received = g_new0 (guint8, a->sb->n_parts ? a->sb->n_parts : 1);
   a->meta_parts = meta_parts;
   for (guint i = 0; i < a->sb->n_parts; i++)
-    if (a->sb->parts[i].kind == DF_PART_KIND_CONTENT)
+    if (a->sb->parts[i].kind == DF_PART_KIND_CONTENT || a->sb->parts[i].kind == DF_PART_KIND_REBUILD)
       for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
         a->progress.bytes_total += a->sb->parts[i].entries[j].length;
   a->progress.parts_total = a->sb->n_parts;
@@ -803,6 +933,14 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   GError *local = NULL;
   gboolean resumed = FALSE;
   a->writer = df_object_writer_new (repo, a->state_dir, &local);
+  if (a->writer)
+    {
+      /* Rebuilds that failed in an earlier run of this delta: their plain
+       * encoding is wanted now. */
+      g_autoptr (GPtrArray) failed = df_object_writer_rebuild_failures (a->writer, DF_REBUILD_FAILED_MAX);
+      for (guint i = 0; i < failed->len; i++)
+        df_rebuild_plan_fell_back (a->plan, failed->pdata[i]);
+    }
   if (a->writer && ostree_repo_prepare_transaction (repo, &resumed, a->cancellable, &local))
     {
       a->in_txn = TRUE;
@@ -814,7 +952,7 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
         for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
           {
             const DfEntry *e = &a->sb->parts[i].entries[j];
-            a->work[i] += e->length * (e->encoding == DF_ENCODING_DIFF ? 2 : 1);
+            a->work[i] += e->length * (e->encoding == DF_ENCODING_DIFF ? 2 : e->encoding == DF_ENCODING_REBUILD ? 4 : 1);
           }
       g_thread_pool_set_sort_function (a->pool, task_order, a);
       a->progress.phase = DF_PHASE_METADATA;
@@ -863,7 +1001,12 @@ gboolean
 df_apply_session_part_needed (DfApplySession *a, guint index)
 {
   g_return_val_if_fail (index < a->sb->n_parts, FALSE);
-  return a->sb->parts[index].kind == DF_PART_KIND_METADATA || !part_satisfied (a, index);
+  if (a->sb->parts[index].kind == DF_PART_KIND_METADATA)
+    return TRUE;
+  g_mutex_lock (&a->lock);
+  gboolean wanted = df_rebuild_plan_part_wanted (a->plan, index);
+  g_mutex_unlock (&a->lock);
+  return wanted && !part_satisfied (a, index);
 }
 
 gboolean
@@ -914,7 +1057,7 @@ df_apply_session_add_part (DfApplySession *a, guint index, int dfd, const char *
     g_ptr_array_add (a->queued, t);
   g_mutex_unlock (&a->lock);
   if (ready)
-    dispatch_content (a, t);
+    offer_content (a, t);
   return TRUE;
 }
 
@@ -922,14 +1065,26 @@ gboolean
 df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **error)
 {
   GError *local = NULL;
-  /* Wait for the workers, reporting progress. */
+  /* Wait for the workers, reporting progress; then run what still waits
+   * for parts that will not come (present already, or missing: reported
+   * below), rebuild parts before alternatives. */
   g_mutex_lock (&a->lock);
-  while (a->pending > 0)
+  for (;;)
     {
-      gint64 deadline = g_get_monotonic_time () + G_USEC_PER_SEC / 10;
-      g_cond_wait_until (&a->cond, &a->lock, deadline);
+      while (a->pending > 0)
+        {
+          gint64 deadline = g_get_monotonic_time () + G_USEC_PER_SEC / 10;
+          g_cond_wait_until (&a->cond, &a->lock, deadline);
+          g_mutex_unlock (&a->lock);
+          report (a, FALSE);
+          g_mutex_lock (&a->lock);
+        }
+      g_autoptr (GPtrArray) released = g_ptr_array_new ();
+      if (a->error != NULL || !a->walk_done || df_rebuild_plan_release (a->plan, released) == 0)
+        break;
       g_mutex_unlock (&a->lock);
-      report (a, FALSE);
+      for (guint i = 0; i < released->len; i++)
+        dispatch_content (a, released->pdata[i]);
       g_mutex_lock (&a->lock);
     }
   local = g_steal_pointer (&a->error);
@@ -947,10 +1102,15 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
     {
       if (a->received[i])
         continue;
-      if (!part_satisfied (a, i))
-        df_throw (&local, DF_ERROR_INVALID_DELTA, "part %u never arrived", i);
-      else
+      if (part_satisfied (a, i))
         a->result.parts_skipped++, a->progress.parts_done++;
+      else if (a->sb->parts[i].kind == DF_PART_KIND_ALTERNATIVE)
+        /* Not final: the failure is recorded, and the next run of this
+         * delta fetches the plain encoding instead. */
+        df_throw (&local, DF_ERROR_FAILED,
+                  "a rebuild failed and part %u, its plain encoding, was not fetched: run again to fetch it", i);
+      else
+        df_throw (&local, DF_ERROR_INVALID_DELTA, "part %u never arrived", i);
     }
   if (local == NULL)
     g_cancellable_set_error_if_cancelled (a->cancellable, &local);
@@ -1014,6 +1174,12 @@ df_apply_session_free (DfApplySession *a)
   for (guint i = 0; a->queued && i < a->queued->len; i++)
     part_task_free (a->queued->pdata[i]);
   g_clear_pointer (&a->queued, g_ptr_array_unref);
+  if (a->plan)
+    {
+      g_autoptr (GPtrArray) held = g_ptr_array_new_with_free_func ((GDestroyNotify)part_task_free);
+      df_rebuild_plan_steal_held (a->plan, held);
+      df_rebuild_plan_free (a->plan);
+    }
   g_clear_error (&a->error);
   g_free (a->received);
   g_free (a->work);
@@ -1021,6 +1187,7 @@ df_apply_session_free (DfApplySession *a)
   df_superblock_free (a->sb);
   g_object_unref (a->repo);
   g_mutex_clear (&a->lock);
+  g_mutex_clear (&a->rebuild_lock);
   g_cond_clear (&a->cond);
   g_free (a);
 }
@@ -1103,7 +1270,9 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
    * session accepts any order). */
   for (guint i = 0; i < s->sb->n_parts; i++)
     {
-      if (!df_apply_session_part_needed (s, i))
+      /* Alternatives are at hand too: a rebuild that fails falls back on
+       * them (the session skips those it does not need). */
+      if (!df_apply_session_part_needed (s, i) && s->sb->parts[i].kind != DF_PART_KIND_ALTERNATIVE)
         continue;
       char name[16];
       g_snprintf (name, sizeof name, "%u", i);

@@ -2,6 +2,7 @@
 
 #include "df-bspatch.h"
 #include "df-objset.h"
+#include "df-rebuild.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -769,6 +770,119 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
   unlinkat (w->state_dfd, dname, 0);
   unlinkat (w->state_dfd, hname, 0);
   return TRUE;
+}
+
+typedef struct
+{
+  int fd;
+  guint64 off;
+  DfSha256 sha;
+  gboolean corrupt_hook;
+} RebuildOut;
+
+static gboolean
+rebuild_write (gpointer data, const guint8 *buf, gsize len, GError **error)
+{
+  RebuildOut *o = data;
+  if (G_UNLIKELY (o->corrupt_hook && o->off == 0 && len > 0))
+    {
+      /* DF_TEST_REBUILD_CORRUPT: a rebuild whose result is wrong. */
+      guint8 first = buf[0] ^ 1;
+      df_sha256_update (&o->sha, &first, 1);
+      df_sha256_update (&o->sha, buf + 1, len - 1);
+    }
+  else
+    df_sha256_update (&o->sha, buf, len);
+  if (!df_pwrite_all (o->fd, buf, len, o->off, "a rebuilt object", error))
+    return FALSE;
+  o->off += len;
+  return TRUE;
+}
+
+gboolean
+df_object_writer_rebuild (DfObjectWriter *w, const DfEntry *e, const guint8 *data, gsize len, guint64 memory_limit,
+                          GCancellable *c, GError **error)
+{
+  char hex[65];
+  df_hex (e->checksum, hex);
+  g_auto (DfContentHeader) h = { 0 };
+  gsize hlen = 0;
+  if (!df_content_header_parse (data, len, &h, &hlen, error))
+    return FALSE;
+  if (!S_ISREG (h.mode))
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "a rebuilt object must be a regular file");
+  g_autoptr (GBytes) prog_bytes = g_bytes_new_static (data + hlen, len - hlen);
+  g_auto (DfRebuildProgram) prog = { 0 };
+  if (!df_rebuild_program_parse (prog_bytes, e->object_size, e->src_length, &prog, error))
+    return FALSE;
+  int fd = openat (w->state_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return df_throw_errno (error, errno, "staging a rebuilt object");
+  RebuildOut out = { .fd = fd, .corrupt_hook = g_getenv ("DF_TEST_REBUILD_CORRUPT") != NULL };
+  checksum_header (&out.sha, &h);
+  if (!df_rebuild_run (&prog, df_rebuild_open_from_repo, w->repo, rebuild_write, &out, memory_limit, c, error))
+    {
+      df_sha256_clear (&out.sha);
+      close (fd);
+      return FALSE;
+    }
+  if (!checksum_matches (&out.sha, hex))
+    {
+      close (fd);
+      return df_throw (error, DF_ERROR_CORRUPT, "the rebuilt object does not match its checksum");
+    }
+  if (lseek (fd, 0, SEEK_SET) < 0)
+    {
+      int errsv = errno;
+      close (fd);
+      return df_throw_errno (error, errsv, "reading a rebuilt object");
+    }
+  g_autoptr (GInputStream) in = g_unix_input_stream_new (fd, TRUE);
+  g_autoptr (GInputStream) buffered = g_buffered_input_stream_new_sized (in, DF_COPY_BUFFER);
+  return write_content (w, hex, &h, buffered, e->object_size, TRUE, c, error);
+}
+
+/* Rebuilds that failed, one hex checksum per line, kept with the staged
+ * chunks: a later run of the same delta takes those objects from their
+ * plain encoding (a fetcher downloads it then). */
+#define REBUILD_FAILED "rebuild-failed"
+
+void
+df_object_writer_note_rebuild_failed (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN])
+{
+  char line[66];
+  df_hex (checksum, line);
+  line[64] = '\n';
+  g_mutex_lock (&w->lock);
+  int fd = openat (w->state_dfd, REBUILD_FAILED, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    {
+      df_write_all (fd, (const guint8 *)line, 65, REBUILD_FAILED, NULL);
+      close (fd);
+    }
+  g_mutex_unlock (&w->lock);
+}
+
+GPtrArray *
+df_object_writer_rebuild_failures (DfObjectWriter *w, guint max)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GBytes) b = df_read_file_bounded (w->state_dfd, REBUILD_FAILED, (gsize)max * 65, G_MAXUINT64,
+                                               REBUILD_FAILED, NULL);
+  gsize len = 0;
+  const char *d = b ? g_bytes_get_data (b, &len) : NULL;
+  for (gsize off = 0; off + 65 <= len; off += 65)
+    {
+      char hex[65];
+      memcpy (hex, d + off, 64);
+      hex[64] = '\0';
+      if (d[off + 64] != '\n' || !ostree_validate_checksum_string (hex, NULL))
+        continue;
+      guint8 *raw = g_malloc (DF_SHA256_LEN);
+      ostree_checksum_inplace_to_bytes (hex, raw);
+      g_ptr_array_add (out, raw);
+    }
+  return out;
 }
 
 gboolean

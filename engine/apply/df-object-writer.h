@@ -60,6 +60,24 @@ gboolean df_object_writer_content (DfObjectWriter *w, const guint8 checksum[DF_S
                                    GInputStream *body, guint64 size, gboolean verified, GCancellable *c,
                                    GError **error);
 
+/* Rebuilds the object of DF_ENCODING_REBUILD entry @e from @data (its
+ * header and program, @len bytes: the entry's raw bytes) into a staged
+ * unnamed file, hashing it as it goes, and writes it when the hash
+ * matches. The program's object pieces are read from the repository
+ * (objects written earlier in this transaction included). Its encoders
+ * may take at most @memory_limit. Errors: the program's
+ * (df_rebuild_run()), and DF_ERROR_CORRUPT when the result does not hash
+ * to the checksum: nothing is written then, and the caller may use the
+ * object's plain encoding instead. */
+gboolean df_object_writer_rebuild (DfObjectWriter *w, const DfEntry *e, const guint8 *data, gsize len,
+                                   guint64 memory_limit, GCancellable *c, GError **error);
+
+/* Records that rebuilding @checksum failed, in the staging area (kept
+ * until the delta is applied): a later run takes its plain encoding. */
+void df_object_writer_note_rebuild_failed (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN]);
+/* The checksums recorded so far (32 bytes each), at most @max. */
+GPtrArray *df_object_writer_rebuild_failures (DfObjectWriter *w, guint max);
+
 /* Moves @r past entry @e, already applied, without decoding it. */
 gboolean df_object_writer_skip_entry (const DfEntry *e, DfPartReader *r, GError **error);
 

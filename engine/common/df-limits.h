@@ -7,8 +7,12 @@
 
 #define DF_MIB (G_GUINT64_CONSTANT (1024) * 1024)
 
-/* Native format version this build writes and the only one it reads. */
-#define DF_FORMAT_VERSION 2
+/* Native format version this build writes when a delta rebuilds
+ * compressed objects (3), the one it writes otherwise (2, which older
+ * builds read), and the oldest it reads. */
+#define DF_FORMAT_VERSION 3
+#define DF_FORMAT_VERSION_PLAIN 2
+#define DF_FORMAT_VERSION_MIN 2
 
 /* --- Superblock ------------------------------------------------------- */
 /* Largest superblock file and decompressed body accepted (bytes). An
@@ -28,6 +32,39 @@
 /* Most parts and entries one delta may declare. */
 #define DF_PARTS_MAX 65536
 #define DF_ENTRIES_MAX (1024u * 1024)
+
+/* --- Rebuilt objects (format 3) ---------------------------------------- */
+/* Parts that rebuild compressed objects (kind "rebuild") in one delta, and
+ * the parts one of them may depend on (the parts writing the objects its
+ * rebuilds read): the dependency records apply keeps are at most their
+ * product. A real kernel update has one or two such parts. */
+#define DF_REBUILD_PARTS_MAX 64
+#define DF_REBUILD_DEPS_MAX 4096
+/* Library identities one rebuild part may require. */
+#define DF_REBUILD_LIBRARIES_MAX 4
+/* Largest object a rebuild entry may make (it is streamed to a staged
+ * file, never held in memory). */
+#define DF_REBUILD_OBJECT_MAX (G_GUINT64_CONSTANT (4) << 30)
+/* The decompressed content a rebuild reads (its work) is at most this many
+ * times the object it makes, plus DF_REBUILD_CONTENT_SLACK: real initrds
+ * and kernels decompress 3-8 times; the generator keeps the rest plain. */
+#define DF_REBUILD_EXPANSION 16
+#define DF_REBUILD_CONTENT_SLACK (64 * DF_MIB)
+/* All rebuild entries of one delta together read at most this much
+ * content: rebuilding runs an encoder over every byte (xz -9 compresses
+ * 1-2 MB/s on a small board), and the hash that refuses a forged result
+ * comes only at the end. Real initrds hold 50-300 MB. */
+#define DF_REBUILD_CONTENT_TOTAL_MAX (G_GUINT64_CONSTANT (2) << 30)
+/* The most a part may declare for its rebuilds' encoders (the device
+ * decides within its own budget; this only bounds the number). */
+#define DF_REBUILD_MEMORY_MAX (G_GUINT64_CONSTANT (1) << 30)
+/* When the caller did not set a memory budget, apply may raise the default
+ * up to this for a rebuild's encoder (zstd -9 in multi-threaded mode, what
+ * Debian's mkinitramfs runs, declares about 100 MiB); never further. */
+#define DF_REBUILD_BUDGET_MAX (128 * DF_MIB)
+/* Failed rebuilds a later run of the same delta remembers (one line of 65
+ * bytes each, in the apply's staging area). */
+#define DF_REBUILD_FAILED_MAX 4096
 
 /* --- Parts ------------------------------------------------------------ */
 /* Generator default and accepted range of a part's uncompressed payload. */

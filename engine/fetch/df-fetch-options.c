@@ -90,6 +90,7 @@ void
 df_fetch_options_set_memory_budget (DfFetchOptions *o, guint64 bytes)
 {
   o->memory = bytes;
+  o->memory_explicit = TRUE;
 }
 
 void

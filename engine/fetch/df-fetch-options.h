@@ -14,6 +14,7 @@ struct _DfFetchOptions
   guint connections;
   guint64 range_size;
   guint64 memory;
+  gboolean memory_explicit; /* set by the caller: rebuilds keep to it */
   guint jobs;
   guint low_speed_limit, low_speed_time;
   guint min_rate;

@@ -205,7 +205,8 @@ df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, const DfStockSuperblo
   g_autoptr (DfFetchOptions) o = df_fetch_options_new ();
   for (guint i = 0; i < urls->len; i++)
     df_fetch_options_add_url (o, urls->pdata[i]);
-  df_fetch_options_set_memory_budget (o, aopts->memory);
+  if (aopts->memory_explicit)
+    df_fetch_options_set_memory_budget (o, aopts->memory);
   df_fetch_options_set_jobs (o, aopts->jobs);
   if (!df_fetch_validate_urls (o->urls, error))
     return FALSE;

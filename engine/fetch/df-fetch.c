@@ -50,7 +50,10 @@ df_fetch_run_apply_options (DfFetchRun *f)
   DfApplyOptions *aopts = df_apply_options_new ();
   df_apply_options_set_commit (aopts, f->o->commit);
   df_apply_options_set_ref (aopts, f->o->ref);
-  df_apply_options_set_memory_budget (aopts, f->o->memory);
+  /* Only a budget the caller chose binds rebuilds (the default may rise
+   * for them, engine/FORMAT.md). */
+  if (f->o->memory_explicit)
+    df_apply_options_set_memory_budget (aopts, f->o->memory);
   df_apply_options_set_jobs (aopts, f->o->jobs);
   df_apply_options_set_allow_downgrade (aopts, f->o->allow_downgrade);
   df_apply_options_set_trusted_keys (aopts, f->o->trusted_keys);

@@ -11,6 +11,7 @@ struct _DfDeltaInfo
   DfStockSuperblock *stock; /* or stock */
   guint64 counts[DF_COUNT_LAST];
   guint64 total_compressed, total_uncompressed;
+  char **notes; /* rebuild notes (native format 3) */
 };
 
 static DfDeltaInfo *
@@ -54,6 +55,14 @@ df_delta_info_load (const char *delta_dir, GError **error)
       const DfPart *p = &sb->parts[i];
       info->total_compressed += p->compressed_size;
       info->total_uncompressed += p->uncompressed_size;
+      if (p->kind == DF_PART_KIND_REBUILD)
+        info->counts[DF_COUNT_REBUILD_BYTES] += p->compressed_size;
+      if (p->kind == DF_PART_KIND_ALTERNATIVE)
+        {
+          /* The same objects again, for devices that do not rebuild. */
+          info->counts[DF_COUNT_ALTERNATIVE_BYTES] += p->compressed_size;
+          continue;
+        }
       for (guint j = 0; j < p->n_entries; j++)
         {
           const DfEntry *e = &p->entries[j];
@@ -67,7 +76,9 @@ df_delta_info_load (const char *delta_dir, GError **error)
           /* Count each object once, by its first chunk. */
           if (e->offset != 0)
             continue;
-          if (e->length != e->object_size)
+          if (e->encoding == DF_ENCODING_REBUILD)
+            info->counts[DF_COUNT_CONTENT_REBUILT]++;
+          else if (e->length != e->object_size)
             info->counts[DF_COUNT_CONTENT_SPLIT]++;
           else if (e->encoding != DF_ENCODING_RAW)
             info->counts[DF_COUNT_CONTENT_PATCH]++;
@@ -75,8 +86,47 @@ df_delta_info_load (const char *delta_dir, GError **error)
             info->counts[DF_COUNT_CONTENT_RAW]++;
         }
     }
+  /* What the generator found (informative metadata: a(sbs), checksum,
+   * rebuilt, note). */
+  g_autoptr (GPtrArray) notes = g_ptr_array_new ();
+  g_autoptr (GVariant) found = sb->metadata ? g_variant_lookup_value (sb->metadata, "deltafetch.rebuild.found",
+                                                                    G_VARIANT_TYPE ("a(sbs)"))
+                                            : NULL;
+  if (found)
+    {
+      GVariantIter it;
+      const char *csum, *note;
+      gboolean rebuilt;
+      g_variant_iter_init (&it, found);
+      while (g_variant_iter_next (&it, "(&sb&s)", &csum, &rebuilt, &note))
+        {
+          info->counts[DF_COUNT_REBUILD_FOUND]++;
+          g_ptr_array_add (notes, g_strdup_printf ("%s %s: %s", csum, rebuilt ? "rebuilt" : "plain", note));
+        }
+    }
+  g_ptr_array_add (notes, NULL);
+  info->notes = (char **)g_ptr_array_free (g_steal_pointer (&notes), FALSE);
   info->sb = g_steal_pointer (&sb);
   return info;
+}
+
+const char *const *
+df_delta_info_get_rebuild_notes (const DfDeltaInfo *info)
+{
+  static const char *const none[] = { NULL };
+  return info->notes ? (const char *const *)info->notes : none;
+}
+
+gboolean
+df_delta_info_part_is_alternative (const DfDeltaInfo *info, guint i)
+{
+  return info->sb && i < info->sb->n_parts && info->sb->parts[i].kind == DF_PART_KIND_ALTERNATIVE;
+}
+
+gboolean
+df_delta_info_part_is_rebuild (const DfDeltaInfo *info, guint i)
+{
+  return info->sb && i < info->sb->n_parts && info->sb->parts[i].kind == DF_PART_KIND_REBUILD;
 }
 
 void
@@ -86,6 +136,7 @@ df_delta_info_free (DfDeltaInfo *info)
     return;
   df_superblock_free (info->sb);
   df_stock_superblock_free (info->stock);
+  g_strfreev (info->notes);
   g_free (info);
 }
 

@@ -4,6 +4,23 @@
 
 #include "df-part.h"
 
+void
+df_part_clear (DfPart *p)
+{
+  g_clear_pointer (&p->entries, g_free);
+  g_clear_pointer (&p->deps, g_free);
+  g_clear_pointer (&p->libraries, g_strfreev);
+}
+
+gboolean
+df_superblock_needs_v3 (const DfSuperblock *sb)
+{
+  for (guint i = 0; i < sb->n_parts; i++)
+    if (sb->parts[i].kind == DF_PART_KIND_REBUILD || sb->parts[i].kind == DF_PART_KIND_ALTERNATIVE)
+      return TRUE;
+  return FALSE;
+}
+
 DfSuperblock *
 df_superblock_new (void)
 {
@@ -19,7 +36,7 @@ df_superblock_free (DfSuperblock *sb)
   g_clear_pointer (&sb->commit, g_bytes_unref);
   g_clear_pointer (&sb->commitmeta, g_bytes_unref);
   for (guint i = 0; i < sb->n_parts; i++)
-    g_free (sb->parts[i].entries);
+    df_part_clear (&sb->parts[i]);
   g_free (sb->parts);
   g_free (sb);
 }
@@ -33,8 +50,13 @@ bytes_variant (const guint8 *data, gsize len)
 GBytes *
 df_superblock_serialize (const DfSuperblock *sb)
 {
+  /* Format 2 unless something needs 3: older devices keep reading deltas
+   * that rebuild nothing. */
+  gboolean v3 = df_superblock_needs_v3 (sb);
+  const char *part_type = v3 ? "(ayttya" DF_ENTRY_TYPE "auast)" : "(ayttya" DF_ENTRY_TYPE ")";
   GVariantBuilder parts;
-  g_variant_builder_init (&parts, G_VARIANT_TYPE ("a(ayttya" DF_ENTRY_TYPE ")"));
+  g_autofree char *parts_type = g_strdup_printf ("a%s", part_type);
+  g_variant_builder_init (&parts, G_VARIANT_TYPE (parts_type));
   for (guint i = 0; i < sb->n_parts; i++)
     {
       const DfPart *p = &sb->parts[i];
@@ -49,9 +71,23 @@ df_superblock_serialize (const DfSuperblock *sb)
                                  GUINT64_TO_LE (e->data_size), GUINT64_TO_LE (e->src_offset),
                                  GUINT64_TO_LE (e->src_length));
         }
-      g_variant_builder_add (&parts, "(@aytty@a" DF_ENTRY_TYPE ")", bytes_variant (p->sha256, DF_SHA256_LEN),
-                             GUINT64_TO_LE (p->compressed_size), GUINT64_TO_LE (p->uncompressed_size), p->kind,
-                             g_variant_builder_end (&entries));
+      GVariant *sha = bytes_variant (p->sha256, DF_SHA256_LEN);
+      GVariant *ev = g_variant_builder_end (&entries);
+      if (!v3)
+        {
+          g_variant_builder_add (&parts, "(@aytty@a" DF_ENTRY_TYPE ")", sha, GUINT64_TO_LE (p->compressed_size),
+                                 GUINT64_TO_LE (p->uncompressed_size), p->kind, ev);
+          continue;
+        }
+      g_autofree guint32 *deps_le = g_new (guint32, p->n_deps + 1);
+      for (guint k = 0; k < p->n_deps; k++)
+        deps_le[k] = GUINT32_TO_LE (p->deps[k]);
+      const char *const none[] = { NULL };
+      g_variant_builder_add (&parts, "(@aytty@a" DF_ENTRY_TYPE "@au@ast)", sha, GUINT64_TO_LE (p->compressed_size),
+                             GUINT64_TO_LE (p->uncompressed_size), p->kind, ev,
+                             g_variant_new_fixed_array (G_VARIANT_TYPE_UINT32, deps_le, p->n_deps, 4),
+                             g_variant_new_strv (p->libraries ? (const char *const *)p->libraries : none, -1),
+                             GUINT64_TO_LE (p->rebuild_memory));
     }
   GVariant *meta = sb->metadata ? sb->metadata : g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0);
   gsize clen, mlen;
@@ -59,8 +95,9 @@ df_superblock_serialize (const DfSuperblock *sb)
   const guint8 *mdata = sb->commitmeta ? g_bytes_get_data (sb->commitmeta, &mlen) : NULL;
   if (mdata == NULL)
     mlen = 0;
+  g_autofree char *body_fmt = g_strdup_printf ("(@a{sv}@ay@ay@ay@ay@a%s)", part_type);
   g_autoptr (GVariant) body = g_variant_ref_sink (
-      g_variant_new ("(@a{sv}@ay@ay@ay@ay@a(ayttya" DF_ENTRY_TYPE "))", meta,
+      g_variant_new (body_fmt, meta,
                      bytes_variant (sb->from, sb->has_from ? DF_SHA256_LEN : 0), bytes_variant (sb->to, DF_SHA256_LEN),
                      bytes_variant (cdata, clen), bytes_variant (mdata, mlen), g_variant_builder_end (&parts)));
   /* GVariant serializes in host order; the file is little-endian. The
@@ -84,7 +121,7 @@ df_superblock_serialize (const DfSuperblock *sb)
   ZSTD_CCtx_setParameter (cctx, ZSTD_c_windowLog, wlog);
   gsize cap = ZSTD_compressBound (blen);
   GByteArray *out = g_byte_array_sized_new (DF_SUPERBLOCK_HEADER_LEN + cap);
-  guint32 version = GUINT32_TO_LE (DF_FORMAT_VERSION), reserved = 0;
+  guint32 version = GUINT32_TO_LE (v3 ? DF_FORMAT_VERSION : DF_FORMAT_VERSION_PLAIN), reserved = 0;
   guint64 blen_le = GUINT64_TO_LE ((guint64)blen);
   g_byte_array_append (out, (const guint8 *)DF_SUPERBLOCK_MAGIC, 8);
   g_byte_array_append (out, (const guint8 *)&version, 4);
@@ -122,6 +159,29 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
 
   if (e->encoding > DF_ENCODING_LAST)
     BAD ("unknown encoding %u", e->encoding);
+  if ((e->encoding == DF_ENCODING_REBUILD) != (kind == DF_PART_KIND_REBUILD))
+    BAD ("encoding %u in a part of kind %u", e->encoding, kind);
+  if (e->encoding == DF_ENCODING_REBUILD)
+    {
+      /* A whole object, streamed from its program to a staged file: not
+       * held to the part size, but to DF_REBUILD_OBJECT_MAX, and the
+       * content its program reads to a multiple of it. */
+      if (objtype != OSTREE_OBJECT_TYPE_FILE)
+        BAD ("rebuild entry of object type %u", objtype);
+      if (e->has_source || e->src_offset != 0)
+        BAD ("rebuild entry with a source");
+      if (e->offset != 0 || e->length != e->object_size || e->object_size == 0
+          || e->object_size > DF_REBUILD_OBJECT_MAX)
+        BAD ("rebuild entry of %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " bytes of a %" G_GUINT64_FORMAT
+             "-byte object (whole objects of 1 byte to %" G_GUINT64_FORMAT " only)",
+             e->offset, e->length, e->object_size, (guint64)DF_REBUILD_OBJECT_MAX);
+      if (e->src_length > e->object_size * DF_REBUILD_EXPANSION + DF_REBUILD_CONTENT_SLACK)
+        BAD ("rebuild reads %" G_GUINT64_FORMAT " bytes for a %" G_GUINT64_FORMAT "-byte object", e->src_length,
+             e->object_size);
+      if (e->data_size <= 4)
+        BAD ("rebuild entry without its program");
+      return TRUE;
+    }
   if (e->encoding != DF_ENCODING_RAW)
     {
       if (!e->has_source)
@@ -161,6 +221,7 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
     {
       if (objtype != OSTREE_OBJECT_TYPE_FILE)
         BAD ("object type %u in a content part", objtype);
+      /* Content and alternative parts follow the same rules. */
       guint64 end;
       if (!df_add_u64 (e->offset, e->length, &end) || end > e->object_size)
         BAD ("bytes %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " lie outside the object's %" G_GUINT64_FORMAT, e->offset,
@@ -210,6 +271,18 @@ chunk_cmp (const void *a, const void *b)
   return x->offset < y->offset ? -1 : x->offset > y->offset ? 1 : 0;
 }
 
+/* chunk_cmp() without the offset: the same order, so it searches arrays
+ * sorted by chunk_cmp(). */
+static int
+object_cmp (const void *a, const void *b)
+{
+  const DfEntry *x = *(const DfEntry *const *)a, *y = *(const DfEntry *const *)b;
+  int c = memcmp (x->checksum, y->checksum, DF_SHA256_LEN);
+  if (c != 0)
+    return c;
+  return x->objtype < y->objtype ? -1 : x->objtype > y->objtype;
+}
+
 static gboolean
 same_object (const DfEntry *x, const DfEntry *y)
 {
@@ -217,16 +290,12 @@ same_object (const DfEntry *x, const DfEntry *y)
 }
 
 /* Every object must be produced exactly once: its entries tile
- * [0, object_size) with no gap and no overlap, and agree on its size. */
+ * [0, object_size) with no gap and no overlap, and agree on its size.
+ * @refs (@n, sorted by chunk_cmp) are the entries of one set: the primary
+ * encoding (content, metadata and rebuild parts) or the alternatives. */
 static gboolean
-check_tiling (DfSuperblock *sb, guint64 n_entries, GError **error)
+check_tiling_set (const DfEntry **refs, guint64 n, const char *what, GError **error)
 {
-  g_autofree const DfEntry **refs = g_new (const DfEntry *, n_entries ? n_entries : 1);
-  guint64 n = 0;
-  for (guint i = 0; i < sb->n_parts; i++)
-    for (guint j = 0; j < sb->parts[i].n_entries; j++)
-      refs[n++] = &sb->parts[i].entries[j];
-  qsort (refs, n, sizeof *refs, chunk_cmp);
   for (guint64 k = 0; k < n;)
     {
       guint64 expect = 0, m = k;
@@ -246,10 +315,48 @@ check_tiling (DfSuperblock *sb, guint64 n_entries, GError **error)
           char hex[65];
           df_hex (refs[k]->checksum, hex);
           return df_throw (error, DF_ERROR_INVALID_DELTA,
-                           "superblock: the entries of %s %s overlap, repeat or leave a gap",
+                           "superblock: the %sentries of %s %s overlap, repeat or leave a gap", what,
                            ostree_object_type_to_string (refs[k]->objtype), hex);
         }
       k = m;
+    }
+  return TRUE;
+}
+
+static gboolean
+check_tiling (DfSuperblock *sb, guint64 n_entries, GError **error)
+{
+  g_autofree const DfEntry **refs = g_new (const DfEntry *, n_entries ? n_entries : 1);
+  guint64 n = 0, n_alt = 0;
+  for (guint i = 0; i < sb->n_parts; i++)
+    if (sb->parts[i].kind != DF_PART_KIND_ALTERNATIVE)
+      for (guint j = 0; j < sb->parts[i].n_entries; j++)
+        refs[n++] = &sb->parts[i].entries[j];
+  qsort (refs, n, sizeof *refs, chunk_cmp);
+  if (!check_tiling_set (refs, n, "", error))
+    return FALSE;
+  /* Alternatives tile among themselves, and only objects that a rebuild
+   * part makes have them. */
+  const DfEntry **alt = refs + n;
+  for (guint i = 0; i < sb->n_parts; i++)
+    if (sb->parts[i].kind == DF_PART_KIND_ALTERNATIVE)
+      for (guint j = 0; j < sb->parts[i].n_entries; j++)
+        alt[n_alt++] = &sb->parts[i].entries[j];
+  if (n_alt == 0)
+    return TRUE;
+  qsort (alt, n_alt, sizeof *alt, chunk_cmp);
+  if (!check_tiling_set (alt, n_alt, "alternative ", error))
+    return FALSE;
+  for (guint64 k = 0; k < n_alt; k++)
+    {
+      const DfEntry **hit = bsearch (&alt[k], refs, n, sizeof *refs, object_cmp);
+      if (hit == NULL || (*hit)->encoding != DF_ENCODING_REBUILD)
+        {
+          char hex[65];
+          df_hex (alt[k]->checksum, hex);
+          return df_throw (error, DF_ERROR_INVALID_DELTA,
+                           "superblock: alternative entries for %s, which no rebuild part makes", hex);
+        }
     }
   return TRUE;
 }
@@ -260,6 +367,87 @@ static GBytes *
 copy_bytes (GVariant *v)
 {
   return g_bytes_new (g_variant_get_data (v), g_variant_get_size (v));
+}
+
+/* Format 3 fields of part @i (whose kind is read): only rebuild parts
+ * have dependencies, libraries and memory; dependencies name content
+ * parts (which depend on nothing: no cycle), strictly ascending. */
+static gboolean
+parse_rebuild_fields (DfSuperblock *sb, guint i, GVariant *deps, GVariant *libs, guint64 memory, guint *n_rebuild,
+                      GError **error)
+{
+  DfPart *p = &sb->parts[i];
+  gsize n_deps = g_variant_n_children (deps), n_libs = g_variant_n_children (libs);
+  if (p->kind != DF_PART_KIND_REBUILD)
+    {
+      if (n_deps != 0 || n_libs != 0 || memory != 0)
+        return df_throw (error, DF_ERROR_INVALID_DELTA,
+                         "superblock: part %u of kind %u has dependencies, libraries or memory", i, p->kind);
+      return TRUE;
+    }
+  if (++*n_rebuild > DF_REBUILD_PARTS_MAX)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: more than %u rebuild parts", DF_REBUILD_PARTS_MAX);
+  if (n_deps > DF_REBUILD_DEPS_MAX || n_libs > DF_REBUILD_LIBRARIES_MAX || memory > DF_REBUILD_MEMORY_MAX)
+    return df_throw (error, DF_ERROR_INVALID_DELTA,
+                     "superblock: rebuild part %u declares %zu dependencies, %zu libraries, %" G_GUINT64_FORMAT
+                     " bytes of memory (limits %u, %u, %" G_GUINT64_FORMAT ")",
+                     i, n_deps, n_libs, memory, DF_REBUILD_DEPS_MAX, DF_REBUILD_LIBRARIES_MAX,
+                     (guint64)DF_REBUILD_MEMORY_MAX);
+  gsize len;
+  const guint32 *d = g_variant_get_fixed_array (deps, &len, sizeof (guint32));
+  p->deps = g_new (guint32, n_deps + 1);
+  p->n_deps = n_deps;
+  for (gsize k = 0; k < n_deps; k++)
+    {
+      p->deps[k] = GUINT32_FROM_LE (d[k]);
+      /* Parts after @i are not parsed yet: their kind is checked in
+       * df_superblock_check_deps(). */
+      if (p->deps[k] >= sb->n_parts || (k > 0 && p->deps[k] <= p->deps[k - 1]))
+        return df_throw (error, DF_ERROR_INVALID_DELTA,
+                         "superblock: rebuild part %u: dependencies out of range or order", i);
+    }
+  p->libraries = g_new0 (char *, n_libs + 1);
+  for (gsize k = 0; k < n_libs; k++)
+    {
+      const char *lib;
+      g_variant_get_child (libs, k, "&s", &lib);
+      gsize l = strlen (lib);
+      gboolean printable = l > 0 && l < 32;
+      for (gsize c = 0; printable && c < l; c++)
+        printable = g_ascii_isprint (lib[c]);
+      if (!printable)
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: rebuild part %u: bad library name", i);
+      p->libraries[k] = g_strdup (lib);
+    }
+  p->rebuild_memory = memory;
+  return TRUE;
+}
+
+/* Every dependency names a content part. */
+static gboolean
+check_deps (const DfSuperblock *sb, GError **error)
+{
+  for (guint i = 0; i < sb->n_parts; i++)
+    for (guint k = 0; k < sb->parts[i].n_deps; k++)
+      if (sb->parts[sb->parts[i].deps[k]].kind != DF_PART_KIND_CONTENT)
+        return df_throw (error, DF_ERROR_INVALID_DELTA,
+                         "superblock: rebuild part %u depends on part %u, which is not a content part", i,
+                         sb->parts[i].deps[k]);
+  return TRUE;
+}
+
+/* The content all rebuilds read, together, is bounded (their work). */
+static gboolean
+check_rebuild_total (const DfSuperblock *sb, GError **error)
+{
+  guint64 total = 0;
+  for (guint i = 0; i < sb->n_parts; i++)
+    for (guint j = 0; sb->parts[i].kind == DF_PART_KIND_REBUILD && j < sb->parts[i].n_entries; j++)
+      if (!df_add_u64 (total, sb->parts[i].entries[j].src_length, &total) || total > DF_REBUILD_CONTENT_TOTAL_MAX)
+        return df_throw (error, DF_ERROR_INVALID_DELTA,
+                         "superblock: rebuilds read more than %" G_GUINT64_FORMAT " bytes of content in all",
+                         (guint64)DF_REBUILD_CONTENT_TOTAL_MAX);
+  return TRUE;
 }
 
 static gboolean
@@ -292,12 +480,14 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
   version = GUINT32_FROM_LE (version);
   reserved = GUINT32_FROM_LE (reserved);
   blen = GUINT64_FROM_LE (blen);
-  if (version != DF_FORMAT_VERSION)
+  if (version < DF_FORMAT_VERSION_MIN || version > DF_FORMAT_VERSION)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: format version %u is not supported (this build reads %u)",
-                version, DF_FORMAT_VERSION);
+      df_throw (error, DF_ERROR_INVALID_DELTA,
+                "superblock: format version %u is not supported (this build reads %u to %u)", version,
+                DF_FORMAT_VERSION_MIN, DF_FORMAT_VERSION);
       return NULL;
     }
+  gboolean v3 = version >= 3;
   if (reserved != 0)
     {
       df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: reserved header field is %u, not 0", reserved);
@@ -340,7 +530,8 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
   g_clear_pointer (&dctx, ZSTD_freeDCtx);
   g_autoptr (GBytes) body_bytes = df_big_bytes (plain, blen);
   g_autoptr (GVariant) body
-      = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_SUPERBLOCK_BODY_TYPE), body_bytes, FALSE));
+      = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (v3 ? DF_SUPERBLOCK_BODY_TYPE_V3 : DF_SUPERBLOCK_BODY_TYPE_V2),
+                                                  body_bytes, FALSE));
   /* Non-normal serializations would let two different files mean the same
    * thing and hide data in padding; refuse them. */
   if (!g_variant_is_normal_form (body))
@@ -352,8 +543,7 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
   g_autoptr (DfSuperblock) sb = df_superblock_new ();
   sb->version = version;
   g_autoptr (GVariant) meta = NULL, from = NULL, to = NULL, commit = NULL, commitmeta = NULL, parts = NULL;
-  g_variant_get (body, "(@a{sv}@ay@ay@ay@ay@a(ayttya" DF_ENTRY_TYPE "))", &meta, &from, &to, &commit, &commitmeta,
-                 &parts);
+  g_variant_get (body, "(@a{sv}@ay@ay@ay@ay*)", &meta, &from, &to, &commit, &commitmeta, &parts);
 
   /* What the parsed form takes, counted before it is allocated. */
   gsize n_parts = g_variant_n_children (parts);
@@ -362,12 +552,20 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
       df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %zu parts exceed the limit of %u", n_parts, DF_PARTS_MAX);
       return NULL;
     }
-  guint64 n_entries_total = 0;
+  guint64 n_entries_total = 0, extra = 0;
   for (gsize i = 0; i < n_parts; i++)
     {
       g_autoptr (GVariant) pv = g_variant_get_child_value (parts, i);
       g_autoptr (GVariant) entries = g_variant_get_child_value (pv, 4);
       n_entries_total += g_variant_n_children (entries);
+      if (v3)
+        {
+          /* Dependencies and library names are kept: count them too
+           * (bounded by the body's size, checked in detail below). */
+          g_autoptr (GVariant) deps = g_variant_get_child_value (pv, 5);
+          g_autoptr (GVariant) libs = g_variant_get_child_value (pv, 6);
+          extra += g_variant_get_size (deps) + g_variant_get_size (libs) + 16 * g_variant_n_children (libs);
+        }
     }
   if (n_entries_total > DF_ENTRIES_MAX)
     {
@@ -376,7 +574,7 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
       return NULL;
     }
   sb->memory = sizeof *sb + n_parts * sizeof (DfPart) + n_entries_total * sizeof (DfEntry) + g_variant_get_size (meta)
-               + g_variant_get_size (commit) + g_variant_get_size (commitmeta);
+               + g_variant_get_size (commit) + g_variant_get_size (commitmeta) + extra;
   /* The tiling check sorts a pointer per entry. */
   if (over_budget (held + sb->memory + n_entries_total * sizeof (gpointer), memory, error))
     return NULL;
@@ -411,22 +609,31 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
   sb->parts = g_new0 (DfPart, n_parts);
   sb->n_parts = n_parts;
   guint64 metadata_total = 0;
+  guint n_rebuild_parts = 0;
   for (guint i = 0; i < n_parts; i++)
     {
       DfPart *p = &sb->parts[i];
       g_autoptr (GVariant) pv = g_variant_get_child_value (parts, i);
       g_autoptr (GVariant) sha = NULL, entries = NULL;
       guint64 csize, usize;
-      g_variant_get (pv, "(@aytty@a" DF_ENTRY_TYPE ")", &sha, &csize, &usize, &p->kind, &entries);
+      g_autoptr (GVariant) deps = NULL, libs = NULL;
+      guint64 rmem = 0;
+      if (v3)
+        g_variant_get (pv, "(@aytty@a" DF_ENTRY_TYPE "@au@ast)", &sha, &csize, &usize, &p->kind, &entries, &deps, &libs,
+                       &rmem);
+      else
+        g_variant_get (pv, "(@aytty@a" DF_ENTRY_TYPE ")", &sha, &csize, &usize, &p->kind, &entries);
       p->compressed_size = GUINT64_FROM_LE (csize);
       p->uncompressed_size = GUINT64_FROM_LE (usize);
       if (!df_checksum_from_variant (sha, FALSE, p->sha256, NULL, "superblock: part SHA-256", error))
         return (g_prefix_error (error, "part %u: ", i), NULL);
-      if (p->kind != DF_PART_KIND_CONTENT && p->kind != DF_PART_KIND_METADATA)
+      if (p->kind > (v3 ? DF_PART_KIND_LAST : DF_PART_KIND_METADATA))
         {
           df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has unknown kind %u", i, p->kind);
           return NULL;
         }
+      if (v3 && !parse_rebuild_fields (sb, i, deps, libs, GUINT64_FROM_LE (rmem), &n_rebuild_parts, error))
+        return NULL;
       if (p->uncompressed_size == 0 || p->uncompressed_size > DF_PART_SIZE_MAX || p->compressed_size == 0
           || p->compressed_size > ZSTD_compressBound (p->uncompressed_size))
         {
@@ -473,7 +680,7 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
             }
         }
     }
-  if (!check_tiling (sb, n_entries_total, error))
+  if (!check_deps (sb, error) || !check_rebuild_total (sb, error) || !check_tiling (sb, n_entries_total, error))
     return NULL;
   return g_steal_pointer (&sb);
 }

@@ -7,8 +7,11 @@
 
 #define DF_SUPERBLOCK_MAGIC "DFDELTA\n"
 #define DF_SUPERBLOCK_HEADER_LEN 24
-/* GVariant type of the superblock body. */
-#define DF_SUPERBLOCK_BODY_TYPE "(a{sv}ayayayaya(ayttya(yayyaytttttt)))"
+/* GVariant type of the superblock body: format 2, and format 3, whose
+ * parts also carry their dependencies, the libraries their rebuilds need
+ * and the memory those declare. */
+#define DF_SUPERBLOCK_BODY_TYPE_V2 "(a{sv}ayayayaya(ayttya(yayyaytttttt)))"
+#define DF_SUPERBLOCK_BODY_TYPE_V3 "(a{sv}ayayayaya(ayttya(yayyaytttttt)auast))"
 #define DF_ENTRY_TYPE "(yayyaytttttt)"
 /* GVariant type of a content object header inside a part. */
 #define DF_CONTENT_HEADER_TYPE "(uuua(ayay)s)"
@@ -18,13 +21,21 @@ typedef enum
   DF_ENCODING_RAW = 0,
   DF_ENCODING_ZSTD_REF = 1,
   DF_ENCODING_DIFF = 2,
-  DF_ENCODING_LAST = DF_ENCODING_DIFF,
+  DF_ENCODING_REBUILD = 3, /* format 3: a whole compressed object rebuilt by a program (df-rebuild.h) */
+  DF_ENCODING_LAST = DF_ENCODING_REBUILD,
 } DfEncoding;
 
 typedef enum
 {
   DF_PART_KIND_CONTENT = 0,
   DF_PART_KIND_METADATA = 1,
+  /* Format 3: entries that rebuild compressed objects (DF_ENCODING_REBUILD
+   * only), applied once the parts they depend on are. */
+  DF_PART_KIND_REBUILD = 2,
+  /* Format 3: the plain encoding of objects a rebuild part makes, used
+   * only when the device cannot or did not rebuild them. */
+  DF_PART_KIND_ALTERNATIVE = 3,
+  DF_PART_KIND_LAST = DF_PART_KIND_ALTERNATIVE,
 } DfPartKind;
 
 typedef struct
@@ -39,7 +50,7 @@ typedef struct
   guint64 length;      /* object bytes this entry produces */
   guint64 data_size;   /* payload bytes this entry consumes */
   guint64 src_offset;  /* window of the source object (ZSTD_REF) */
-  guint64 src_length;
+  guint64 src_length;  /* REBUILD: the decompressed bytes the program reads (its work) */
 } DfEntry;
 
 typedef struct
@@ -51,6 +62,11 @@ typedef struct
   guint64 raw_size; /* sum of the entries' data_size: the raw section's length */
   guint n_entries;
   DfEntry *entries;
+  /* Format 3, rebuild parts only (else zero / empty): */
+  guint n_deps;
+  guint32 *deps;   /* content parts to apply first, strictly ascending */
+  char **libraries; /* NULL-terminated library identities the rebuilds need ("zstd 1.5.4"), or NULL */
+  guint64 rebuild_memory; /* the most any of its rebuilds' encoders declares */
 } DfPart;
 
 typedef struct
@@ -71,6 +87,11 @@ typedef struct
 } DfSuperblock;
 
 DfSuperblock *df_superblock_new (void);
+/* Frees what @p owns (entries, dependencies, libraries). */
+void df_part_clear (DfPart *p);
+/* TRUE when @sb has rebuild or alternative parts: it is written as format
+ * 3, otherwise as format 2. */
+gboolean df_superblock_needs_v3 (const DfSuperblock *sb);
 void df_superblock_free (DfSuperblock *sb);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfSuperblock, df_superblock_free)
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "df-generate-private.h"
+#include "df-gen-rebuild.h"
 #include "df-bsdiff.h"
 #include "df-pairing.h"
 #include "df-part.h"
@@ -26,6 +27,7 @@ struct _DfGenerateOptions
   guint64 part_size;
   char *sign_key;
   DfDeltaFormat format;
+  DfVariants variants;
   DfProgressFunc progress;
   gpointer progress_data;
 };
@@ -94,6 +96,12 @@ void
 df_generate_options_set_part_size (DfGenerateOptions *o, guint64 bytes)
 {
   o->part_size = bytes;
+}
+
+void
+df_generate_options_set_variants (DfGenerateOptions *o, DfVariants variants)
+{
+  o->variants = variants;
 }
 
 void
@@ -312,6 +320,7 @@ typedef struct
   DfEntry entry;
   GByteArray *sec[DF_SECTION_COUNT]; /* the entry's bytes for each section of its part */
   gboolean incompressible;           /* stored raw and a fast zstd pass barely shrinks it */
+  guint8 part_kind;                  /* DfPartKind: content, rebuild or alternative */
 } Encoded;
 
 /* Raw chunks of at least this size that a fast zstd pass leaves at this
@@ -390,6 +399,11 @@ struct Generator
   /* Parts, filled in by compress workers. */
   GArray *parts; /* DfPart */
   guint parts_pending;
+
+  /* Rebuilt objects (NULL with DF_VARIANTS_PLAIN), and what the analysis
+   * found: csum → DfGenRebuildResult* (under lock). */
+  DfGenRebuild *rebuild;
+  GHashTable *rebuilds;
 
   DfProgress progress;
   gint64 last_progress;
@@ -645,6 +659,44 @@ encode_item (Item *it, GError **error)
 
   DfEntry base = { .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = it->size };
   ostree_checksum_inplace_to_bytes (it->csum, base.checksum);
+  guint8 pkind = DF_PART_KIND_CONTENT;
+  if (g->rebuild && !it->is_symlink && it->size > 0)
+    {
+      DfGenRebuildResult *res = g_new0 (DfGenRebuildResult, 1);
+      if (!df_gen_rebuild_analyze (g->rebuild, it->csum, it->size, res, c, error))
+        {
+          df_gen_rebuild_result_clear (res);
+          g_free (res);
+          return FALSE;
+        }
+      gboolean transformed = res->transformed;
+      if (transformed)
+        {
+          Encoded *e = encoded_new (&base);
+          e->part_kind = DF_PART_KIND_REBUILD;
+          e->entry.encoding = DF_ENCODING_REBUILD;
+          e->entry.length = it->size;
+          e->entry.src_length = res->content_total;
+          g_byte_array_append (e->sec[DF_SECTION_RAW], g_bytes_get_data (header, NULL), g_bytes_get_size (header));
+          g_byte_array_append (e->sec[DF_SECTION_RAW], g_bytes_get_data (res->program, NULL),
+                               g_bytes_get_size (res->program));
+          e->entry.data_size = e->sec[DF_SECTION_RAW]->len;
+          g_clear_pointer (&res->program, g_bytes_unref);
+          item_push (it, e);
+          pkind = DF_PART_KIND_ALTERNATIVE;
+        }
+      g_mutex_lock (&g->lock);
+      if (res->found)
+        g_hash_table_replace (g->rebuilds, g_strdup (it->csum), res);
+      g_mutex_unlock (&g->lock);
+      if (!res->found)
+        {
+          df_gen_rebuild_result_clear (res);
+          g_free (res);
+        }
+      if (transformed && g->opts->variants == DF_VARIANTS_TRANSFORMED)
+        return TRUE;
+    }
   if (it->is_symlink || it->size == 0)
     {
       Encoded *e = encoded_new (&base);
@@ -691,6 +743,7 @@ encode_item (Item *it, GError **error)
       t->it = it;
       t->off = off;
       t->e = encoded_new (&base);
+      t->e->part_kind = pkind;
       t->e->entry.offset = off;
       t->e->entry.length = len;
       if (off == 0)
@@ -849,7 +902,7 @@ typedef struct
 {
   Generator *gen;
   GThreadPool *pool;
-  PartJob *slots[2];
+  PartJob *slots[DF_PART_KIND_LAST + 1][2]; /* by part kind and fast */
   PartJob *cur;
 } Packer;
 
@@ -878,12 +931,13 @@ packer_flush_one (Packer *pk)
 static void
 packer_flush (Packer *pk)
 {
-  for (guint i = 0; i < 2; i++)
-    {
-      pk->cur = pk->slots[i];
-      packer_flush_one (pk);
-      pk->slots[i] = NULL;
-    }
+  for (guint k = 0; k <= DF_PART_KIND_LAST; k++)
+    for (guint i = 0; i < 2; i++)
+      {
+        pk->cur = pk->slots[k][i];
+        packer_flush_one (pk);
+        pk->slots[k][i] = NULL;
+      }
 }
 
 /* Adds an entry whose bytes are @raw (@raw_len bytes, for the raw section)
@@ -900,9 +954,9 @@ packer_add (Packer *pk, guint8 kind, const DfEntry *entry, const guint8 *raw, gs
    * (compressed and decoded): keep it at 3/4 of the part size, so two
    * workers still fit the default 64 MiB budget. */
   gsize limit = fast ? g->opts->part_size / 4 * 3 : g->opts->part_size;
-  pk->cur = pk->slots[fast];
+  pk->cur = pk->slots[kind][fast];
   if (pk->cur
-      && (pk->cur->kind != kind || pk->cur->size + len > limit
+      && (pk->cur->size + len > limit
           || (pk->cur->output > 0 && pk->cur->output + entry->length > DF_PART_OUTPUT_MAX)))
     packer_flush_one (pk);
   if (pk->cur == NULL)
@@ -922,7 +976,7 @@ packer_add (Packer *pk, guint8 kind, const DfEntry *entry, const guint8 *raw, gs
   pk->cur->size += len;
   pk->cur->output += entry->length;
   g_array_append_vals (pk->cur->entries, entry, 1);
-  pk->slots[fast] = pk->cur;
+  pk->slots[kind][fast] = pk->cur;
   pk->cur = NULL;
 }
 
@@ -1011,6 +1065,101 @@ update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock
 }
 
 /* ---------------------------------------------------------------------- */
+
+static int
+df_u32_cmp (const void *a, const void *b)
+{
+  guint32 x = *(const guint32 *)a, y = *(const guint32 *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void
+rebuild_result_free (gpointer p)
+{
+  df_gen_rebuild_result_clear (p);
+  g_free (p);
+}
+
+/* Format 3 fields of the rebuild parts: the content parts writing the
+ * objects their programs read, the libraries and memory they need; and
+ * the generator's findings as informative metadata. */
+static void
+finish_rebuild_parts (Generator *g, DfSuperblock *sb, GVariantBuilder *meta)
+{
+  if (g->rebuilds == NULL || g_hash_table_size (g->rebuilds) == 0)
+    return;
+  /* Which content parts write each source object. */
+  g_autoptr (GHashTable) writers = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_array_unref);
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, g->rebuilds);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      DfGenRebuildResult *r = value;
+      for (guint i = 0; r->transformed && i < r->sources->len; i++)
+        if (!g_hash_table_contains (writers, r->sources->pdata[i]))
+          g_hash_table_insert (writers, r->sources->pdata[i], g_array_new (FALSE, FALSE, sizeof (guint32)));
+    }
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      const DfPart *p = &sb->parts[i];
+      if (p->kind != DF_PART_KIND_CONTENT)
+        continue;
+      for (guint j = 0; j < p->n_entries; j++)
+        {
+          char hex[65];
+          df_hex (p->entries[j].checksum, hex);
+          GArray *a = g_hash_table_lookup (writers, hex);
+          guint32 idx = i;
+          if (a && (a->len == 0 || g_array_index (a, guint32, a->len - 1) != idx))
+            g_array_append_val (a, idx);
+        }
+    }
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      DfPart *p = &sb->parts[i];
+      if (p->kind != DF_PART_KIND_REBUILD)
+        continue;
+      g_autoptr (GHashTable) deps = g_hash_table_new (NULL, NULL);
+      g_autoptr (GPtrArray) libs = g_ptr_array_new ();
+      for (guint j = 0; j < p->n_entries; j++)
+        {
+          char hex[65];
+          df_hex (p->entries[j].checksum, hex);
+          DfGenRebuildResult *r = g_hash_table_lookup (g->rebuilds, hex);
+          g_assert (r && r->transformed);
+          p->rebuild_memory = MAX (p->rebuild_memory, r->memory);
+          for (guint k = 0; r->libraries[k]; k++)
+            if (!g_ptr_array_find_with_equal_func (libs, r->libraries[k], g_str_equal, NULL))
+              g_ptr_array_add (libs, r->libraries[k]);
+          for (guint k = 0; k < r->sources->len; k++)
+            {
+              GArray *a = g_hash_table_lookup (writers, r->sources->pdata[k]);
+              for (guint m = 0; a && m < a->len; m++)
+                g_hash_table_add (deps, GUINT_TO_POINTER (g_array_index (a, guint32, m) + 1));
+            }
+        }
+      p->n_deps = g_hash_table_size (deps);
+      p->deps = g_new (guint32, p->n_deps + 1);
+      guint n = 0;
+      g_hash_table_iter_init (&it, deps);
+      while (g_hash_table_iter_next (&it, &key, NULL))
+        p->deps[n++] = GPOINTER_TO_UINT (key) - 1;
+      qsort (p->deps, p->n_deps, sizeof (guint32), df_u32_cmp);
+      p->libraries = g_new0 (char *, libs->len + 1);
+      for (guint k = 0; k < libs->len; k++)
+        p->libraries[k] = g_strdup (libs->pdata[k]);
+    }
+  GVariantBuilder found;
+  g_variant_builder_init (&found, G_VARIANT_TYPE ("a(sbs)"));
+  g_autoptr (GList) keys = g_list_sort (g_hash_table_get_keys (g->rebuilds), (GCompareFunc)strcmp);
+  for (GList *l = keys; l; l = l->next)
+    {
+      DfGenRebuildResult *r = g_hash_table_lookup (g->rebuilds, l->data);
+      g_variant_builder_add (&found, "(sbs)", (const char *)l->data, r->transformed, r->description);
+    }
+  g_variant_builder_add (meta, "{sv}", "deltafetch.rebuild.found", g_variant_builder_end (&found));
+}
 
 static gboolean
 content_info (OstreeRepo *repo, const char *csum, guint64 *size, gboolean *is_symlink, GCancellable *c, GError **error)
@@ -1133,6 +1282,22 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
   }
   g.progress.objects_total = items->len;
 
+  /* Compressed objects rebuilt on the device read objects of both trees. */
+  if (opts->variants != DF_VARIANTS_PLAIN)
+    {
+      g.rebuild = df_gen_rebuild_new (repo);
+      g.rebuilds = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, rebuild_result_free);
+      g_autoptr (GHashTable) added = g_hash_table_new (g_str_hash, g_str_equal);
+      Walk *walks[] = { &wto, &wfrom };
+      for (guint w = 0; w < G_N_ELEMENTS (walks); w++)
+        for (guint i = 0; walks[w]->files && i < walks[w]->files->len; i++)
+          {
+            FileRef *f = walks[w]->files->pdata[i];
+            if (g_hash_table_add (added, f->csum))
+              df_gen_rebuild_add_source (g.rebuild, f->csum);
+          }
+    }
+
   /* Output directory: a temporary sibling renamed into place at the end,
    * so a reader never sees a half-written delta. */
   if (opts->out_dir)
@@ -1221,7 +1386,7 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
                 encoded_free (e);
               break;
             }
-          packer_add (&pk, DF_PART_KIND_CONTENT, &e->entry, e->sec[DF_SECTION_RAW]->data,
+          packer_add (&pk, e->part_kind, &e->entry, e->sec[DF_SECTION_RAW]->data,
                       e->sec[DF_SECTION_RAW]->len, e->sec, e->incompressible);
           g.progress.bytes_done += e->entry.length;
           encoded_free (e);
@@ -1248,11 +1413,6 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
   report (&g, TRUE);
   {
     g_autoptr (DfSuperblock) sb = df_superblock_new ();
-    GVariantBuilder mb;
-    g_variant_builder_init (&mb, G_VARIANT_TYPE ("a{sv}"));
-    g_variant_builder_add (&mb, "{sv}", "deltafetch.level", g_variant_new_int32 (opts->level));
-    g_variant_builder_add (&mb, "{sv}", "deltafetch.part-size", g_variant_new_uint64 (opts->part_size));
-    sb->metadata = g_variant_ref_sink (g_variant_builder_end (&mb));
     sb->has_from = from != NULL;
     if (from)
       ostree_checksum_inplace_to_bytes (from, sb->from);
@@ -1271,6 +1431,12 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
     sb->n_parts = g.parts->len;
     sb->parts = (DfPart *)g_array_free (g.parts, FALSE);
     g.parts = NULL;
+    GVariantBuilder mb;
+    g_variant_builder_init (&mb, G_VARIANT_TYPE ("a{sv}"));
+    g_variant_builder_add (&mb, "{sv}", "deltafetch.level", g_variant_new_int32 (opts->level));
+    g_variant_builder_add (&mb, "{sv}", "deltafetch.part-size", g_variant_new_uint64 (opts->part_size));
+    finish_rebuild_parts (&g, sb, &mb);
+    sb->metadata = g_variant_ref_sink (g_variant_builder_end (&mb));
     g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
     /* Never publish a delta apply would refuse: the superblock is read back
      * with apply's own parser (its limits: file, body and entries). */
@@ -1338,7 +1504,7 @@ done:
   if (g.parts)
     {
       for (guint i = 0; i < g.parts->len; i++)
-        g_free (g_array_index (g.parts, DfPart, i).entries);
+        df_part_clear (&g_array_index (g.parts, DfPart, i));
       g_array_free (g.parts, TRUE);
     }
   if (tmp_rel)
@@ -1347,6 +1513,8 @@ done:
     close (g.out_dfd);
   walk_clear (&wto);
   walk_clear (&wfrom);
+  g_clear_pointer (&g.rebuild, df_gen_rebuild_free);
+  g_clear_pointer (&g.rebuilds, g_hash_table_unref);
   if (g.error)
     g_error_free (g.error);
   if (chained)

@@ -179,6 +179,24 @@ typedef enum
   DF_DELTA_FORMAT_OSTREE = 1,
 } DfDeltaFormat;
 DF_PUBLIC void df_generate_options_set_format (DfGenerateOptions *opts, DfDeltaFormat format);
+/**
+ * DfVariants:
+ * @DF_VARIANTS_BOTH: compressed objects that can be rebuilt on the device
+ *   from their decompressed content (initrds, .gz files) are carried that
+ *   way, and also plainly in optional parts a device uses when it cannot
+ *   rebuild them (the default).
+ * @DF_VARIANTS_TRANSFORMED: rebuilt only: smallest, but a device whose
+ *   libraries or memory budget do not allow the rebuild cannot apply it.
+ * @DF_VARIANTS_PLAIN: nothing rebuilt: a format-2 delta, as older builds
+ *   made.
+ */
+typedef enum
+{
+  DF_VARIANTS_BOTH = 0,
+  DF_VARIANTS_TRANSFORMED,
+  DF_VARIANTS_PLAIN,
+} DfVariants;
+DF_PUBLIC void df_generate_options_set_variants (DfGenerateOptions *opts, DfVariants variants);
 /* Signs the superblock with the ed25519 secret key in @path (the format of
  * `ostree sign`: base64 of the 64 bytes seed + public key), in libostree's
  * signed-delta envelope (engine/FORMAT.md, "Signatures"). */
@@ -250,10 +268,22 @@ typedef enum
   DF_COUNT_CHUNKS,        /* entries (object pieces) in all parts */
   DF_COUNT_CONTENT_BYTES, /* uncompressed content bytes the delta produces */
   DF_COUNT_FALLBACK,      /* stock deltas: objects left to be fetched one by one */
+  DF_COUNT_REBUILD_FOUND,       /* native: content objects found compressed by the generator */
+  DF_COUNT_CONTENT_REBUILT,     /* native: objects a device rebuilds from their decompressed content */
+  DF_COUNT_REBUILD_BYTES,       /* native: compressed bytes of the parts that rebuild them */
+  DF_COUNT_ALTERNATIVE_BYTES,   /* native: compressed bytes of their plain encoding (optional parts) */
   DF_COUNT_LAST
 } DfCount;
 
 DF_PUBLIC guint64 df_delta_info_get_count (const DfDeltaInfo *info, DfCount what);
+/* One line per compressed object the generator found: its checksum, what
+ * it found and whether it rebuilds it or why not (NULL-terminated; empty
+ * for stock deltas and deltas without such objects). */
+DF_PUBLIC const char *const *df_delta_info_get_rebuild_notes (const DfDeltaInfo *info);
+/* Whether part @i is only needed by devices that do not rebuild (an
+ * alternative part), or rebuilds objects. */
+DF_PUBLIC gboolean df_delta_info_part_is_alternative (const DfDeltaInfo *info, guint i);
+DF_PUBLIC gboolean df_delta_info_part_is_rebuild (const DfDeltaInfo *info, guint i);
 
 /* ------------------------------------------------------------------------ */
 /* Apply                                                                     */
@@ -328,6 +358,12 @@ typedef struct
   guint64 content_bytes;       /* content bytes written in this run */
   guint workers;               /* parallel workers used */
   gboolean signature_verified; /* the superblock's signature verified with a trusted key */
+  guint64 objects_rebuilt;     /* compressed objects rebuilt from their content (format 3) */
+  guint64 rebuild_fallbacks;   /* objects whose rebuild failed and that came from their plain encoding */
+  char rebuild_fallback_reason[256]; /* the first such failure: "<checksum>: <why>", or "" */
+  guint rebuild_parts_unused;  /* rebuild parts this device did not run (their plain encoding was used) */
+  char rebuild_unused_reason[128]; /* why, or "" */
+  guint64 memory_raised_to;    /* the budget rebuilding raised the default to (bytes), or 0 */
 } DfApplyResult;
 
 /**

@@ -329,7 +329,11 @@ df_recipe_memory (const DfRecipe *r, guint64 *out, GError **error)
       gboolean ok = zstd_params (&st, NULL, params, error);
       if (ok && r->zstd.pledged)
         ZSTD_CCtxParams_setParameter (params, ZSTD_c_srcSizeHint, (int)MIN (MAX (r->content_size, 1), G_MAXINT));
-      size_t est = ok ? ZSTD_estimateCStreamSize_usingCCtxParams (params) : 0;
+      /* In multi-threaded mode the worker's context takes its input from
+       * the round buffer below: no streaming buffers of its own. */
+      size_t est = !ok ? 0
+                   : r->zstd.mt ? ZSTD_estimateCCtxSize_usingCCtxParams (params)
+                                : ZSTD_estimateCStreamSize_usingCCtxParams (params);
       ZSTD_freeCCtxParams (params);
       if (!ok)
         return FALSE;
@@ -1141,6 +1145,8 @@ df_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, con
   memset (out, 0, sizeof *out);
   guint max_candidates = limits && limits->max_candidates ? limits->max_candidates : DF_RECIPE_FIND_CANDIDATES_DEFAULT;
   guint64 max_bytes = limits && limits->max_bytes ? limits->max_bytes : DF_RECIPE_FIND_BYTES_DEFAULT;
+  guint64 max_memory = limits && limits->max_memory ? MIN (limits->max_memory, DF_RECIPE_FIND_MEMORY_MAX)
+                                                    : DF_RECIPE_FIND_MEMORY_MAX;
 
   gsize n = (gsize)MIN (compressed->length, (guint64)DF_RECIPE_HEADER_MAX + 64);
   g_autofree guint8 *h = g_malloc0 (DF_RECIPE_HEADER_MAX + 64);
@@ -1187,7 +1193,7 @@ df_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, con
     {
       const DfRecipe *r = &g_array_index (list, DfRecipe, i);
       guint64 mem;
-      if (!df_recipe_memory (r, &mem, NULL) || mem > DF_RECIPE_FIND_MEMORY_MAX)
+      if (!df_recipe_memory (r, &mem, NULL) || mem > max_memory)
         {
           st.skipped++;
           continue;

@@ -240,6 +240,7 @@ typedef struct
 {
   guint max_candidates; /* 0: DF_RECIPE_FIND_CANDIDATES_DEFAULT */
   guint64 max_bytes;    /* content bytes fed over all candidates; 0: DF_RECIPE_FIND_BYTES_DEFAULT */
+  guint64 max_memory;   /* candidates needing more are skipped; 0 (or more): DF_RECIPE_FIND_MEMORY_MAX */
 } DfRecipeFindLimits;
 
 /* What a search cost. */

@@ -23,17 +23,23 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   ZSTD_freeCCtx (c);
   if (!ZSTD_isError (n))
     {
-      guint32 version = GUINT32_TO_LE (DF_FORMAT_VERSION), reserved = 0;
-      guint64 blen = GUINT64_TO_LE ((guint64)size);
-      memcpy (file, DF_SUPERBLOCK_MAGIC, 8);
-      memcpy (file + 8, &version, 4);
-      memcpy (file + 12, &reserved, 4);
-      memcpy (file + 16, &blen, 8);
-      g_autoptr (GBytes) b = g_bytes_new_take (file, DF_SUPERBLOCK_HEADER_LEN + n);
-      g_autoptr (GError) error = NULL;
-      g_autoptr (DfSuperblock) sb = df_superblock_parse_full (b, NULL, FUZZ_PARSE_MEMORY, &error);
-      if (sb)
-        fuzz_check_superblock_tables (sb);
+      /* The body as format 2 and as format 3 (whose parts have three more
+       * fields): one of them can be its type. */
+      for (guint32 v = DF_FORMAT_VERSION_MIN; v <= DF_FORMAT_VERSION; v++)
+        {
+          guint32 version = GUINT32_TO_LE (v), reserved = 0;
+          guint64 blen = GUINT64_TO_LE ((guint64)size);
+          memcpy (file, DF_SUPERBLOCK_MAGIC, 8);
+          memcpy (file + 8, &version, 4);
+          memcpy (file + 12, &reserved, 4);
+          memcpy (file + 16, &blen, 8);
+          g_autoptr (GBytes) b = g_bytes_new_static (file, DF_SUPERBLOCK_HEADER_LEN + n);
+          g_autoptr (GError) error = NULL;
+          g_autoptr (DfSuperblock) sb = df_superblock_parse_full (b, NULL, FUZZ_PARSE_MEMORY, &error);
+          if (sb)
+            fuzz_check_superblock_tables (sb);
+        }
+      g_free (file);
       return 0;
     }
   g_free (file);

@@ -8,6 +8,9 @@
  *   make-seeds deflate DIR            zlib streams and their reconstruction data
  *   make-seeds attacks ROOT           the structures of issue 14's attacks, into ROOT/TARGET/attack-*
  *   make-seeds recipe DIR             rebuild recipes of every codec, as the search finds them
+ *   make-seeds rebuild DIR            rebuild programs of every segment kind, and a few broken ones
+ *   make-seeds rebuild-slow DIR       rebuild programs of many encoder segments (slow: see below)
+ *   make-seeds superblock-v3 SB BODY  a format-3 superblock (rebuild and alternative parts), and its body
  * (see make-seeds-attacks.c for the last). */
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,9 +22,12 @@
 #include "df-bsdiff.h"
 #include "df-deflate.h"
 #include "df-part.h"
+#include "df-rebuild.h"
 #include "df-recipe.h"
 #include "df-stock.h"
+#include "df-superblock.h"
 #include "filez-util.h"
+#include "fuzz-rebuild.h"
 #include "make-seeds.h"
 
 void
@@ -170,6 +176,342 @@ deflate_seed (const char *dir, const char *name, const guint8 *content, gsize le
   put (dir, rname, &odd, 1, g_bytes_get_data (recon, NULL), g_bytes_get_size (recon));
 }
 
+/* Rebuild programs (fuzz-rebuild.c): content = a literal + an object piece
+ * (whose bytes are what the target's source returns for its checksum) + a
+ * literal, compressed in-process; recipes found by the search. */
+typedef struct
+{
+  GByteArray *content;
+  guint8 csum[DF_SHA256_LEN];
+  gsize head, obj, tail;
+} RebuildContent;
+
+static void
+rebuild_content (RebuildContent *c, guint8 which, gsize obj_len)
+{
+  c->content = g_byte_array_new ();
+  memset (c->csum, which, sizeof c->csum);
+  static const char head[] = "070701000000010000a1a4 cpio header, module.ko.xz";
+  static const char tail[] = "TRAILER!!!\n";
+  c->head = sizeof head - 1;
+  c->obj = obj_len;
+  c->tail = sizeof tail - 1;
+  g_byte_array_append (c->content, (const guint8 *)head, c->head);
+  g_byte_array_set_size (c->content, c->head + obj_len);
+  fuzz_rebuild_object_bytes (c->csum, c->content->data + c->head, obj_len);
+  g_byte_array_append (c->content, (const guint8 *)tail, c->tail);
+}
+
+/* Adds @c's pieces to the builder's current segment. */
+static void
+rebuild_pieces (DfRebuildBuilder *b, const RebuildContent *c, const guint8 *csum)
+{
+  df_rebuild_builder_literal (b, c->content->data, c->head);
+  df_rebuild_builder_object (b, csum ? csum : c->csum, c->obj);
+  df_rebuild_builder_literal (b, c->content->data + c->head + c->obj, c->tail);
+}
+
+static GBytes *
+zlib_stream (const guint8 *content, gsize len, int level, int wbits)
+{
+  z_stream z = { 0 };
+  if (deflateInit2 (&z, level, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    exit (1);
+  gsize cap = deflateBound (&z, len) + 64;
+  guint8 *out = g_malloc (cap);
+  z.next_in = (Bytef *)content;
+  z.avail_in = len;
+  z.next_out = out;
+  z.avail_out = cap;
+  if (deflate (&z, Z_FINISH) != Z_STREAM_END)
+    exit (1);
+  gsize n = z.total_out;
+  deflateEnd (&z);
+  return g_bytes_new_take (out, n);
+}
+
+static GBytes *
+find_recipe_bytes (GBytes *stream, const guint8 *content, gsize clen, DfRecipe *r)
+{
+  int sfd = memfd_create ("stream", 0), cfd = memfd_create ("content", 0);
+  if (!df_write_all (sfd, g_bytes_get_data (stream, NULL), g_bytes_get_size (stream), "seed", NULL)
+      || !df_write_all (cfd, content, clen, "seed", NULL))
+    exit (1);
+  DfRecipeSpan s = { sfd, 0, g_bytes_get_size (stream) }, c = { cfd, 0, clen };
+  gboolean found;
+  if (!df_recipe_find (&s, &c, NULL, r, &found, NULL, NULL, NULL) || !found)
+    exit (1);
+  close (sfd);
+  close (cfd);
+  return df_recipe_serialize (r);
+}
+
+static void
+put_bytes (const char *dir, const char *name, GBytes *b)
+{
+  if (g_bytes_get_size (b) > SEED_MAX_LEN)
+    exit (1);
+  put (dir, name, g_bytes_get_data (b, NULL), g_bytes_get_size (b), NULL, 0);
+}
+
+/* One recipe segment over @c's content compressed as @stream; with
+ * @library set, the recipe's library replaced by it. */
+static void
+recipe_program_seed (const char *dir, const char *name, const RebuildContent *c, GBytes *stream, const char *library)
+{
+  DfRecipe r;
+  g_autoptr (GBytes) rb = find_recipe_bytes (stream, c->content->data, c->content->len, &r);
+  if (library)
+    {
+      g_strlcpy (r.library, library, sizeof r.library);
+      g_bytes_unref (rb);
+      rb = df_recipe_serialize (&r);
+    }
+  g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
+  df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, g_bytes_get_size (stream), rb);
+  rebuild_pieces (b, c, NULL);
+  g_autoptr (GBytes) prog = df_rebuild_builder_end (b, NULL);
+  put_bytes (dir, name, prog);
+}
+
+static void
+rebuild_seeds (const char *dir)
+{
+  /* plain: a header literal, an object, another object, a trailer. */
+  RebuildContent c1;
+  rebuild_content (&c1, 1, 3000);
+  {
+    g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
+    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, c1.content->len + 500, NULL);
+    rebuild_pieces (b, &c1, NULL);
+    guint8 other[DF_SHA256_LEN];
+    memset (other, 7, sizeof other);
+    df_rebuild_builder_object (b, other, 500);
+    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 4, NULL);
+    df_rebuild_builder_literal (b, (const guint8 *)"END\n", 4);
+    g_autoptr (GBytes) prog = df_rebuild_builder_end (b, NULL);
+    put_bytes (dir, "plain", prog);
+    /* Broken: another version; cut short. */
+    gsize n;
+    const guint8 *d = g_bytes_get_data (prog, &n);
+    g_autofree guint8 *v2 = g_memdup2 (d, n);
+    v2[0] = 2;
+    put (dir, "broken-version", v2, n, NULL, 0);
+    put (dir, "broken-truncated", d, n - 1, NULL, 0);
+  }
+  /* deflate: a gzip-like file as plain header + deflate segment + plain
+   * trailer, the deflate segment's content read from an object. */
+  RebuildContent c2;
+  rebuild_content (&c2, 2, 8000);
+  g_autoptr (GBytes) raw = zlib_stream (c2.content->data, c2.content->len, 6, -15);
+  g_autoptr (GBytes) recon = NULL;
+  if (!df_deflate_analyze (g_bytes_get_data (raw, NULL), g_bytes_get_size (raw), NULL, NULL, &recon, NULL, NULL))
+    exit (1);
+  for (guint forged = 0; forged < 2; forged++)
+    {
+      g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
+      static const guint8 gz[10] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3 };
+      df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, sizeof gz, NULL);
+      df_rebuild_builder_literal (b, gz, sizeof gz);
+      df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_DEFLATE, g_bytes_get_size (raw), recon);
+      guint8 other[DF_SHA256_LEN];
+      memset (other, 3, sizeof other); /* other bytes: the data does not fit */
+      rebuild_pieces (b, &c2, forged ? other : NULL);
+      df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 8, NULL);
+      df_rebuild_builder_literal (b, (const guint8 *)"crc+size", 8);
+      g_autoptr (GBytes) prog = df_rebuild_builder_end (b, NULL);
+      put_bytes (dir, forged ? "broken-deflate-content" : "deflate", prog);
+    }
+  /* recipes: gzip (zlib's wrapper), zlib, zstd, xz; a library this device
+   * does not run; an xz preset over the target's memory limit. */
+  RebuildContent c3;
+  rebuild_content (&c3, 4, 20000);
+  g_autoptr (GBytes) gzs = zlib_stream (c3.content->data, c3.content->len, 9, 31);
+  recipe_program_seed (dir, "recipe-gzip-9", &c3, gzs, NULL);
+  recipe_program_seed (dir, "broken-recipe-library", &c3, gzs, "zlib 0.9.9");
+  g_autoptr (GBytes) zls = zlib_stream (c3.content->data, c3.content->len, 6, 15);
+  recipe_program_seed (dir, "recipe-zlib-6", &c3, zls, NULL);
+  guint8 zs[30000];
+  size_t zslen = ZSTD_compress (zs, sizeof zs, c3.content->data, c3.content->len, 3);
+  if (ZSTD_isError (zslen))
+    exit (1);
+  g_autoptr (GBytes) zsb = g_bytes_new (zs, zslen);
+  recipe_program_seed (dir, "recipe-zstd-3", &c3, zsb, NULL);
+  for (guint32 preset = 1; preset <= 6; preset += 5)
+    {
+      guint8 xz[30000];
+      size_t xzlen = 0;
+      if (lzma_easy_buffer_encode (preset, LZMA_CHECK_CRC64, NULL, c3.content->data, c3.content->len, xz, &xzlen,
+                                   sizeof xz)
+          != LZMA_OK)
+        exit (1);
+      g_autoptr (GBytes) xzb = g_bytes_new (xz, xzlen);
+      recipe_program_seed (dir, preset == 1 ? "recipe-xz-1" : "recipe-xz-6-memory", &c3, xzb, NULL);
+    }
+  /* mixed: every kind in one object (an initrd-like early plain part). */
+  {
+    DfRecipe r;
+    g_autoptr (GBytes) rb = find_recipe_bytes (gzs, c3.content->data, c3.content->len, &r);
+    g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
+    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, c1.content->len, NULL);
+    rebuild_pieces (b, &c1, NULL);
+    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_DEFLATE, g_bytes_get_size (raw), recon);
+    rebuild_pieces (b, &c2, NULL);
+    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, g_bytes_get_size (gzs), rb);
+    rebuild_pieces (b, &c3, NULL);
+    g_autoptr (GBytes) prog = df_rebuild_builder_end (b, NULL);
+    put_bytes (dir, "mixed", prog);
+  }
+  g_byte_array_unref (c1.content);
+  g_byte_array_unref (c2.content);
+  g_byte_array_unref (c3.content);
+}
+
+/* A format-3 superblock: a metadata part, a content part (the modules), a
+ * rebuild part making two compressed objects from them (depending on the
+ * content part, needing two libraries) and an alternative part with their
+ * plain encoding. Written whole into @sb_dir and as its body (what
+ * fuzz-superblock-body frames) into @body_dir. */
+static void
+superblock_v3_seeds (const char *sb_dir, const char *body_dir)
+{
+  g_autoptr (DfSuperblock) sb = df_superblock_new ();
+  g_autoptr (GVariant) commit = g_variant_ref_sink (g_variant_new (
+      "(@a{sv}@ay@a(say)sst@ay@ay)", g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0),
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, "", 0, 1), g_variant_new_array (G_VARIANT_TYPE ("(say)"), NULL, 0),
+      "subject", "body", GUINT64_TO_BE (1700000000),
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, (guint8[32]){ 1 }, 32, 1),
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, (guint8[32]){ 2 }, 32, 1)));
+  g_autoptr (GVariant) normal = g_variant_get_normal_form (commit);
+  sb->commit = g_variant_get_data_as_bytes (normal);
+  df_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), sb->to);
+  df_hex (sb->to, sb->to_hex);
+  sb->commitmeta = g_bytes_new (NULL, 0);
+  sb->n_parts = 4;
+  sb->parts = g_new0 (DfPart, 4);
+  DfPart *p = &sb->parts[0];
+  p->kind = DF_PART_KIND_METADATA;
+  p->n_entries = 1;
+  p->entries = g_new0 (DfEntry, 1);
+  p->entries[0] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_DIR_META, .object_size = 30, .length = 30, .data_size = 30 };
+  p->entries[0].checksum[0] = 0xaa;
+  p->uncompressed_size = DF_PART_TABLE_LEN + 30;
+  p->compressed_size = 20;
+  p = &sb->parts[1];
+  p->kind = DF_PART_KIND_CONTENT;
+  p->n_entries = 2;
+  p->entries = g_new0 (DfEntry, 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      p->entries[i] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 5000, .length = 5000, .data_size = 5020 };
+      p->entries[i].checksum[0] = 0xb0 + i;
+    }
+  p->uncompressed_size = DF_PART_TABLE_LEN + 2 * 5020;
+  p->compressed_size = 3000;
+  p = &sb->parts[2];
+  p->kind = DF_PART_KIND_REBUILD;
+  p->n_entries = 2;
+  p->entries = g_new0 (DfEntry, 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      p->entries[i] = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE,
+                                 .object_size = 2000 + i,
+                                 .length = 2000 + i,
+                                 .data_size = 300,
+                                 .encoding = DF_ENCODING_REBUILD,
+                                 .src_length = 5100 };
+      p->entries[i].checksum[0] = 0xe0 + i;
+    }
+  p->uncompressed_size = DF_PART_TABLE_LEN + 600;
+  p->compressed_size = 500;
+  p->n_deps = 1;
+  p->deps = g_new (guint32, 1);
+  p->deps[0] = 1;
+  const char *libs[] = { "zlib 1.2.13", "liblzma 5.4.1", NULL };
+  p->libraries = g_strdupv ((char **)libs);
+  p->rebuild_memory = 10 * DF_MIB;
+  p = &sb->parts[3];
+  p->kind = DF_PART_KIND_ALTERNATIVE;
+  p->n_entries = 2;
+  p->entries = g_new0 (DfEntry, 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      p->entries[i]
+          = (DfEntry){ .objtype = OSTREE_OBJECT_TYPE_FILE, .object_size = 2000 + i, .length = 2000 + i, .data_size = 2020 + i };
+      p->entries[i].checksum[0] = 0xe0 + i;
+    }
+  p->uncompressed_size = DF_PART_TABLE_LEN + 4041;
+  p->compressed_size = 4000;
+  g_autoptr (GBytes) file = df_superblock_serialize (sb);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DfSuperblock) back = df_superblock_parse (file, &error);
+  if (back == NULL || back->version != 3)
+    {
+      fprintf (stderr, "superblock-v3: %s\n", error ? error->message : "not version 3");
+      exit (1);
+    }
+  put_bytes (sb_dir, "v3-rebuild", file);
+  gsize n;
+  const guint8 *d = g_bytes_get_data (file, &n);
+  unsigned long long blen = ZSTD_getFrameContentSize (d + DF_SUPERBLOCK_HEADER_LEN, n - DF_SUPERBLOCK_HEADER_LEN);
+  if (blen == ZSTD_CONTENTSIZE_ERROR || blen == ZSTD_CONTENTSIZE_UNKNOWN || blen > SEED_MAX_LEN)
+    exit (1);
+  g_autofree guint8 *body = g_malloc (blen);
+  if (ZSTD_decompress (body, blen, d + DF_SUPERBLOCK_HEADER_LEN, n - DF_SUPERBLOCK_HEADER_LEN) != blen)
+    exit (1);
+  put (body_dir, "v3-rebuild", body, blen, NULL, 0);
+}
+
+/* slow-segments-*: as many one-byte recipe segments as fit in
+ * SEED_MAX_LEN, each starting an encoder (xz preset 1, the largest under
+ * fuzz-rebuild's limit; zlib level 9). A run's work is linear in its
+ * content plus one encoder start per segment, which the parse does not
+ * bound: about 900 xz starts take 17-19 s of CPU (half of it in the
+ * kernel), 900 zlib starts 1.6 s. Kept out of the corpus `meson test`
+ * replays until the engine bounds them (testdata/fuzz/README.md). */
+static void
+rebuild_slow_seeds (const char *dir)
+{
+  static const struct
+  {
+    const char *name;
+    int codec;
+  } many[] = { { "slow-segments-xz", 0 }, { "slow-segments-zlib", 1 } };
+  for (guint m = 0; m < G_N_ELEMENTS (many); m++)
+    {
+      static const guint8 one[1] = { 'k' };
+      g_autoptr (GBytes) stream = NULL;
+      if (many[m].codec == 0)
+        {
+          guint8 xz[256];
+          size_t xzlen = 0;
+          if (lzma_easy_buffer_encode (1, LZMA_CHECK_CRC64, NULL, one, 1, xz, &xzlen, sizeof xz) != LZMA_OK)
+            exit (1);
+          stream = g_bytes_new (xz, xzlen);
+        }
+      else
+        stream = zlib_stream (one, 1, 9, 15);
+      DfRecipe r;
+      g_autoptr (GBytes) rb = find_recipe_bytes (stream, one, 1, &r);
+      guint n = (SEED_MAX_LEN - 64) / (g_bytes_get_size (rb) + 24);
+      for (;; n -= 16)
+        {
+          g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
+          for (guint i = 0; i < n; i++)
+            {
+              df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, g_bytes_get_size (stream), rb);
+              df_rebuild_builder_literal (b, one, 1);
+            }
+          g_autoptr (GBytes) prog = df_rebuild_builder_end (b, NULL);
+          if (g_bytes_get_size (prog) <= SEED_MAX_LEN)
+            {
+              put_bytes (dir, many[m].name, prog);
+              break;
+            }
+        }
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -196,6 +538,21 @@ main (int argc, char **argv)
   if (argc >= 3 && strcmp (argv[1], "recipe") == 0)
     {
       recipe_seeds (argv[2]);
+      return 0;
+    }
+  if (argc >= 4 && strcmp (argv[1], "superblock-v3") == 0)
+    {
+      superblock_v3_seeds (argv[2], argv[3]);
+      return 0;
+    }
+  if (argc >= 3 && strcmp (argv[1], "rebuild-slow") == 0)
+    {
+      rebuild_slow_seeds (argv[2]);
+      return 0;
+    }
+  if (argc >= 3 && strcmp (argv[1], "rebuild") == 0)
+    {
+      rebuild_seeds (argv[2]);
       return 0;
     }
   if (argc >= 3 && strcmp (argv[1], "filez") == 0)
@@ -269,6 +626,6 @@ main (int argc, char **argv)
       attack_seeds (argv[2]);
       return 0;
     }
-  fprintf (stderr, "usage: make-seeds diff|filez|deflate|recipe|attacks DIR | make-seeds stock-part|part DIR DELTA\n");
+  fprintf (stderr, "usage: make-seeds diff|filez|deflate|recipe|rebuild|rebuild-slow|attacks DIR | make-seeds stock-part|part DIR DELTA | make-seeds superblock-v3 SB BODY\n");
   return 2;
 }

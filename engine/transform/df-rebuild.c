@@ -1,0 +1,499 @@
+#include "df-rebuild.h"
+
+#include "df-deflate.h"
+
+/* ---------------------------------------------------------------------- */
+/* Building                                                                 */
+
+struct _DfRebuildBuilder
+{
+  GVariantBuilder segments;
+  GVariantBuilder pieces;
+  GByteArray *literals;
+  /* The segment being built */
+  gboolean open;
+  guint8 kind;
+  guint64 out_size, content;
+  guint32 n_pieces;
+  GBytes *data;
+  guint64 pending_literal; /* a literal piece not yet added (merged) */
+  guint64 total;
+};
+
+DfRebuildBuilder *
+df_rebuild_builder_new (void)
+{
+  DfRebuildBuilder *b = g_new0 (DfRebuildBuilder, 1);
+  g_variant_builder_init (&b->segments, G_VARIANT_TYPE ("a(yttuay)"));
+  g_variant_builder_init (&b->pieces, G_VARIANT_TYPE ("a(yayt)"));
+  b->literals = g_byte_array_new ();
+  return b;
+}
+
+void
+df_rebuild_builder_free (DfRebuildBuilder *b)
+{
+  if (b == NULL)
+    return;
+  g_variant_builder_clear (&b->segments);
+  g_variant_builder_clear (&b->pieces);
+  g_byte_array_unref (b->literals);
+  g_clear_pointer (&b->data, g_bytes_unref);
+  g_free (b);
+}
+
+static GVariant *
+bytes_variant (const guint8 *data, gsize len)
+{
+  return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, len, 1);
+}
+
+static void
+flush_literal (DfRebuildBuilder *b)
+{
+  if (b->pending_literal == 0)
+    return;
+  g_variant_builder_add (&b->pieces, "(y@ayt)", DF_REBUILD_PIECE_LITERAL, bytes_variant (NULL, 0),
+                         GUINT64_TO_LE (b->pending_literal));
+  b->n_pieces++;
+  b->pending_literal = 0;
+}
+
+static void
+close_segment (DfRebuildBuilder *b)
+{
+  if (!b->open)
+    return;
+  flush_literal (b);
+  gsize len = 0;
+  const guint8 *d = b->data ? g_bytes_get_data (b->data, &len) : NULL;
+  g_variant_builder_add (&b->segments, "(yttu@ay)", b->kind, GUINT64_TO_LE (b->out_size), GUINT64_TO_LE (b->content),
+                         GUINT32_TO_LE (b->n_pieces), bytes_variant (d, len));
+  g_clear_pointer (&b->data, g_bytes_unref);
+  b->open = FALSE;
+}
+
+void
+df_rebuild_builder_segment (DfRebuildBuilder *b, DfRebuildSegmentKind kind, guint64 out_size, GBytes *data)
+{
+  close_segment (b);
+  b->open = TRUE;
+  b->kind = kind;
+  b->out_size = out_size;
+  b->content = 0;
+  b->n_pieces = 0;
+  b->data = data ? g_bytes_ref (data) : NULL;
+}
+
+void
+df_rebuild_builder_literal (DfRebuildBuilder *b, const guint8 *data, gsize len)
+{
+  g_return_if_fail (b->open);
+  if (len == 0)
+    return;
+  g_byte_array_append (b->literals, data, len);
+  b->pending_literal += len;
+  b->content += len;
+  b->total += len;
+}
+
+void
+df_rebuild_builder_object (DfRebuildBuilder *b, const guint8 checksum[DF_SHA256_LEN], guint64 length)
+{
+  g_return_if_fail (b->open && length > 0);
+  flush_literal (b);
+  g_variant_builder_add (&b->pieces, "(y@ayt)", DF_REBUILD_PIECE_OBJECT, bytes_variant (checksum, DF_SHA256_LEN),
+                         GUINT64_TO_LE (length));
+  b->n_pieces++;
+  b->content += length;
+  b->total += length;
+}
+
+guint64
+df_rebuild_builder_literal_bytes (const DfRebuildBuilder *b)
+{
+  return b->literals->len;
+}
+
+GBytes *
+df_rebuild_builder_end (DfRebuildBuilder *b, guint64 *content_total)
+{
+  close_segment (b);
+  g_autoptr (GVariant) v = g_variant_ref_sink (
+      g_variant_new ("(y@a(yttuay)@a(yayt)@ay)", DF_REBUILD_PROGRAM_VERSION, g_variant_builder_end (&b->segments),
+                     g_variant_builder_end (&b->pieces), bytes_variant (b->literals->data, b->literals->len)));
+  g_variant_builder_init (&b->segments, G_VARIANT_TYPE ("a(yttuay)"));
+  g_variant_builder_init (&b->pieces, G_VARIANT_TYPE ("a(yayt)"));
+  g_autoptr (GVariant) normal = g_variant_get_normal_form (v);
+  if (content_total)
+    *content_total = b->total;
+  return g_variant_get_data_as_bytes (normal);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Parsing                                                                  */
+
+void
+df_rebuild_program_clear (DfRebuildProgram *p)
+{
+  g_clear_pointer (&p->segments, g_variant_unref);
+  g_clear_pointer (&p->pieces, g_variant_unref);
+  g_clear_pointer (&p->v, g_variant_unref);
+  for (guint i = 0; i < p->n_libraries; i++)
+    g_free (p->libraries[i]);
+  memset (p, 0, sizeof *p);
+}
+
+typedef struct
+{
+  guint8 kind;
+  guint64 out_size, content;
+  guint32 n_pieces;
+  const guint8 *data;
+  gsize data_len;
+} Segment;
+
+static void
+get_segment (const DfRebuildProgram *p, guint i, Segment *s)
+{
+  g_autoptr (GVariant) sv = g_variant_get_child_value (p->segments, i);
+  g_autoptr (GVariant) data = NULL;
+  guint64 out, content;
+  guint32 n;
+  g_variant_get (sv, "(yttu@ay)", &s->kind, &out, &content, &n, &data);
+  s->out_size = GUINT64_FROM_LE (out);
+  s->content = GUINT64_FROM_LE (content);
+  s->n_pieces = GUINT32_FROM_LE (n);
+  /* The data lives in the program, which outlives the segment. */
+  s->data = g_variant_get_fixed_array (data, &s->data_len, 1);
+}
+
+typedef struct
+{
+  guint8 kind;
+  const guint8 *checksum; /* NULL for a literal */
+  guint64 length;
+} Piece;
+
+static gboolean
+get_piece (const DfRebuildProgram *p, guint i, Piece *out)
+{
+  g_autoptr (GVariant) pv = g_variant_get_child_value (p->pieces, i);
+  g_autoptr (GVariant) csum = NULL;
+  guint64 len;
+  g_variant_get (pv, "(y@ayt)", &out->kind, &csum, &len);
+  out->length = GUINT64_FROM_LE (len);
+  gsize n;
+  const guint8 *c = g_variant_get_fixed_array (csum, &n, 1);
+  if (out->length == 0)
+    return FALSE;
+  if (out->kind == DF_REBUILD_PIECE_LITERAL)
+    {
+      out->checksum = NULL;
+      return n == 0;
+    }
+  out->checksum = c;
+  return out->kind == DF_REBUILD_PIECE_OBJECT && n == DF_SHA256_LEN;
+}
+
+static gboolean
+add_library (DfRebuildProgram *p, const char *lib, GError **error)
+{
+  for (guint i = 0; i < p->n_libraries; i++)
+    if (strcmp (p->libraries[i], lib) == 0)
+      return TRUE;
+  if (p->n_libraries + 1 >= G_N_ELEMENTS (p->libraries))
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "rebuild program: more than %u libraries",
+                     (guint)G_N_ELEMENTS (p->libraries) - 1);
+  p->libraries[p->n_libraries++] = g_strdup (lib);
+  return TRUE;
+}
+
+#define BAD(...) (df_throw (error, DF_ERROR_INVALID_DELTA, "rebuild program: " __VA_ARGS__), FALSE)
+
+static gboolean
+check_segment (DfRebuildProgram *p, guint i, const Segment *s, GError **error)
+{
+  if (s->kind > DF_REBUILD_SEGMENT_LAST)
+    return BAD ("segment %u has unknown kind %u", i, s->kind);
+  if (s->out_size == 0)
+    return BAD ("segment %u makes nothing", i);
+  if (s->kind == DF_REBUILD_SEGMENT_PLAIN)
+    {
+      if (s->data_len != 0 || s->content != s->out_size)
+        return BAD ("plain segment %u is not its content", i);
+      return TRUE;
+    }
+  if (s->data_len == 0)
+    return BAD ("segment %u has no recipe or reconstruction data", i);
+  if (++p->n_encoders > DF_REBUILD_ENCODER_SEGMENTS_MAX)
+    return BAD ("more than %u recipe or deflate segments", DF_REBUILD_ENCODER_SEGMENTS_MAX);
+  if (s->kind == DF_REBUILD_SEGMENT_DEFLATE)
+    {
+      p->memory = MAX (p->memory, (guint64)DF_DEFLATE_REBUILD_MEMORY);
+      return TRUE;
+    }
+  DfRecipe r;
+  g_autoptr (GBytes) rb = g_bytes_new_static (s->data, s->data_len);
+  guint64 mem;
+  if (!df_recipe_parse (rb, &r, error) || !df_recipe_memory (&r, &mem, error))
+    return (g_prefix_error (error, "rebuild program: segment %u: ", i), FALSE);
+  if (r.content_size != s->content || r.stream_size != s->out_size)
+    return BAD ("segment %u: its recipe is for %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT " bytes, not %" G_GUINT64_FORMAT
+                " -> %" G_GUINT64_FORMAT,
+                i, r.content_size, r.stream_size, s->content, s->out_size);
+  p->memory = MAX (p->memory, mem);
+  return add_library (p, r.library, error);
+}
+
+gboolean
+df_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_total, DfRebuildProgram *out,
+                          GError **error)
+{
+  memset (out, 0, sizeof *out);
+  g_auto (DfRebuildProgram) p = { 0 };
+  p.v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_REBUILD_PROGRAM_TYPE), bytes, FALSE));
+  if (!g_variant_is_normal_form (p.v))
+    return BAD ("not a normal-form GVariant");
+  guint8 version;
+  g_autoptr (GVariant) lit = NULL;
+  g_variant_get (p.v, "(y@a(yttuay)@a(yayt)@ay)", &version, &p.segments, &p.pieces, &lit);
+  if (version != DF_REBUILD_PROGRAM_VERSION)
+    return BAD ("version %u is not supported", version);
+  p.literals = g_variant_get_fixed_array (lit, &p.literals_len, 1);
+  gsize n_seg = g_variant_n_children (p.segments), n_pieces = g_variant_n_children (p.pieces);
+  if (n_seg == 0 || n_seg > DF_REBUILD_SEGMENTS_MAX || n_pieces > DF_REBUILD_PIECES_MAX)
+    return BAD ("%zu segments and %zu pieces (limits 1..%u, %u)", n_seg, n_pieces, DF_REBUILD_SEGMENTS_MAX,
+                DF_REBUILD_PIECES_MAX);
+  p.n_segments = n_seg;
+  p.n_pieces = n_pieces;
+  p.object_size = object_size;
+  p.content_total = content_total;
+  guint64 out_sum = 0, content_sum = 0, literal_sum = 0;
+  guint piece = 0;
+  for (guint i = 0; i < n_seg; i++)
+    {
+      Segment s;
+      get_segment (&p, i, &s);
+      if (!check_segment (&p, i, &s, error))
+        return FALSE;
+      if (!df_add_u64 (out_sum, s.out_size, &out_sum) || out_sum > object_size)
+        return BAD ("segments make more than the object's %" G_GUINT64_FORMAT " bytes", object_size);
+      if (s.n_pieces > n_pieces - piece)
+        return BAD ("segment %u takes more pieces than there are", i);
+      guint64 seg_content = 0;
+      for (guint k = 0; k < s.n_pieces; k++, piece++)
+        {
+          Piece pc;
+          if (!get_piece (&p, piece, &pc))
+            return BAD ("piece %u is malformed", piece);
+          if (!df_add_u64 (seg_content, pc.length, &seg_content) || seg_content > s.content)
+            return BAD ("the pieces of segment %u exceed its content", i);
+          if (pc.kind == DF_REBUILD_PIECE_LITERAL && !df_add_u64 (literal_sum, pc.length, &literal_sum))
+            return BAD ("literals overflow");
+        }
+      if (seg_content != s.content)
+        return BAD ("the pieces of segment %u hold %" G_GUINT64_FORMAT " bytes, it declares %" G_GUINT64_FORMAT, i,
+                    seg_content, s.content);
+      if (!df_add_u64 (content_sum, s.content, &content_sum) || content_sum > content_total)
+        return BAD ("content exceeds the %" G_GUINT64_FORMAT " bytes its entry declares", content_total);
+    }
+  if (piece != n_pieces || out_sum != object_size || content_sum != content_total || literal_sum != p.literals_len)
+    return BAD ("sizes do not add up (pieces %u of %u, output %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
+                ", content %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT ", literals %" G_GUINT64_FORMAT " of %zu)",
+                piece, p.n_pieces, out_sum, object_size, content_sum, content_total, literal_sum, p.literals_len);
+  *out = p;
+  memset (&p, 0, sizeof p);
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Running                                                                  */
+
+gboolean
+df_rebuild_libraries_match (char *const *libraries, const char **why)
+{
+  const char *hook = g_getenv ("DF_TEST_REBUILD_LIBRARY");
+  gboolean mismatch = hook && strcmp (hook, "mismatch") == 0;
+  for (guint i = 0; libraries && libraries[i]; i++)
+    {
+      char have[DF_RECIPE_LIBRARY_MAX] = "";
+      gboolean known = FALSE;
+      for (DfRecipeCodec c = DF_RECIPE_CODEC_GZIP; c <= DF_RECIPE_CODEC_XZ && !known; c++)
+        known = df_recipe_library_identity (c, have) && strcmp (have, libraries[i]) == 0;
+      if (!known || mismatch)
+        {
+          *why = "a library it needs differs on this device";
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+GInputStream *
+df_rebuild_open_from_repo (gpointer repo, const guint8 checksum[DF_SHA256_LEN], guint64 length,
+                           GCancellable *cancellable, GError **error)
+{
+  char hex[65];
+  df_hex (checksum, hex);
+  g_autoptr (GInputStream) in = NULL;
+  g_autoptr (GFileInfo) info = NULL;
+  g_autoptr (GError) local = NULL;
+  if (!ostree_repo_load_file (repo, hex, &in, &info, NULL, cancellable, &local))
+    {
+      if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        df_throw (error, DF_ERROR_MISSING_BASE, "object %s, which the rebuild reads, is not in the repository", hex);
+      else
+        g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+  if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR || (guint64)g_file_info_get_size (info) != length)
+    {
+      df_throw (error, DF_ERROR_CORRUPT, "object %s is not a regular file of %" G_GUINT64_FORMAT " bytes", hex, length);
+      return NULL;
+    }
+  return g_steal_pointer (&in);
+}
+
+/* The content of one segment, read piece by piece. */
+typedef struct
+{
+  const DfRebuildProgram *p;
+  guint piece, end;      /* pieces [piece, end) remain */
+  guint64 left;          /* of the current piece */
+  gsize literal_at;      /* next literal byte */
+  GInputStream *stream;  /* the current object piece */
+  const guint8 *object;  /* its checksum */
+  DfRebuildOpenFunc open;
+  gpointer open_data;
+  GCancellable *cancellable;
+} Reader;
+
+static gssize
+reader_read (gpointer data, guint8 *buf, gsize len, GError **error)
+{
+  Reader *r = data;
+  while (r->left == 0)
+    {
+      g_clear_object (&r->stream);
+      if (r->piece == r->end)
+        return 0;
+      Piece pc;
+      get_piece (r->p, r->piece++, &pc); /* checked by the parser */
+      r->left = pc.length;
+      r->object = pc.checksum;
+      if (pc.kind == DF_REBUILD_PIECE_OBJECT)
+        {
+          r->stream = r->open (r->open_data, pc.checksum, pc.length, r->cancellable, error);
+          if (r->stream == NULL)
+            return -1;
+        }
+    }
+  gsize n = MIN ((guint64)len, r->left);
+  if (r->stream == NULL)
+    {
+      memcpy (buf, r->p->literals + r->literal_at, n);
+      r->literal_at += n;
+    }
+  else
+    {
+      gsize got = 0;
+      if (!g_input_stream_read_all (r->stream, buf, n, &got, r->cancellable, error))
+        return -1;
+      if (got != n)
+        {
+          char hex[65];
+          df_hex (r->object, hex);
+          df_throw (error, DF_ERROR_CORRUPT, "object %s ended early", hex);
+          return -1;
+        }
+    }
+  r->left -= n;
+  return n;
+}
+
+/* The output of one segment, held to its size. */
+typedef struct
+{
+  DfRebuildWriteFunc write;
+  gpointer data;
+  guint64 left;
+} Writer;
+
+static gboolean
+writer_write (gpointer data, const guint8 *buf, gsize len, GError **error)
+{
+  Writer *w = data;
+  if (len > w->left)
+    return df_throw (error, DF_ERROR_CORRUPT, "a rebuilt segment grows past its declared size");
+  w->left -= len;
+  return w->write (w->data, buf, len, error);
+}
+
+gboolean
+df_rebuild_run (const DfRebuildProgram *p, DfRebuildOpenFunc open, gpointer open_data, DfRebuildWriteFunc write,
+                gpointer write_data, guint64 memory_limit, GCancellable *cancellable, GError **error)
+{
+  if (p->memory > memory_limit)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                     "rebuilding needs %" G_GUINT64_FORMAT " MiB, more than the memory budget allows (%" G_GUINT64_FORMAT
+                     " MiB)",
+                     (p->memory + DF_MIB - 1) / DF_MIB, memory_limit / DF_MIB);
+  Reader r = { .p = p, .open = open, .open_data = open_data, .cancellable = cancellable };
+  g_autofree guint8 *buf = NULL;
+  gboolean ok = TRUE;
+  for (guint i = 0; ok && i < p->n_segments; i++)
+    {
+      Segment s;
+      get_segment (p, i, &s);
+      r.end = r.piece + s.n_pieces;
+      Writer w = { .write = write, .data = write_data, .left = s.out_size };
+      if (s.kind == DF_REBUILD_SEGMENT_PLAIN)
+        {
+          if (buf == NULL)
+            buf = g_malloc (DF_REBUILD_BUFFERS / 2);
+          for (;;)
+            {
+              if (g_cancellable_set_error_if_cancelled (cancellable, error))
+                {
+                  ok = FALSE;
+                  break;
+                }
+              gssize n = reader_read (&r, buf, DF_REBUILD_BUFFERS / 2, error);
+              if (n <= 0)
+                {
+                  ok = n == 0;
+                  break;
+                }
+              if (!writer_write (&w, buf, n, error))
+                {
+                  ok = FALSE;
+                  break;
+                }
+            }
+        }
+      else if (s.kind == DF_REBUILD_SEGMENT_RECIPE)
+        {
+          DfRecipe rec;
+          g_autoptr (GBytes) rb = g_bytes_new_static (s.data, s.data_len);
+          ok = df_recipe_parse (rb, &rec, error)
+               && df_recipe_rebuild (&rec, (DfRecipeReadFunc)reader_read, &r, writer_write, &w, memory_limit,
+                                     cancellable, error);
+        }
+      else
+        {
+          DfDeflateLimits lim;
+          df_deflate_limits_init (&lim);
+          lim.max_output = s.content;
+          lim.max_input = s.out_size;
+          ok = df_deflate_rebuild ((DfDeflateReadFunc)reader_read, &r, s.data, s.data_len, writer_write, &w, &lim,
+                                   cancellable, error);
+        }
+      if (ok && (w.left != 0 || r.piece != r.end || r.left != 0))
+        ok = df_throw (error, DF_ERROR_CORRUPT, "rebuilt segment %u does not have its declared size", i);
+      if (!ok)
+        g_prefix_error (error, "segment %u: ", i);
+    }
+  g_clear_object (&r.stream);
+  return ok;
+}
