@@ -86,3 +86,78 @@ df_http_header_value (const char *line, gsize len, const char *name, char *out, 
   out[b - a] = '\0';
   return TRUE;
 }
+
+static DfHttpVerdict bad (char **why, DfHttpVerdict v, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+
+static DfHttpVerdict
+bad (char **why, DfHttpVerdict v, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  *why = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  return v;
+}
+
+/* A 206: exactly the range asked, of a file of the size asked. */
+static DfHttpVerdict
+check_partial (const DfHttpAsk *ask, const DfHttpReply *reply, guint64 cl, guint64 *expect, char **why)
+{
+  if (!ask->ranged)
+    return bad (why, DF_HTTP_REPLY_BAD, "206 reply to a request without Range");
+  guint64 a, b, t;
+  if (!df_http_parse_content_range (reply->content_range, &a, &b, &t))
+    return bad (why, DF_HTTP_REPLY_BAD, "206 reply with a missing or invalid Content-Range '%s'", reply->content_range);
+  if (a != ask->off || b != ask->off + ask->len - 1 || t != ask->file_size)
+    return bad (why, DF_HTTP_REPLY_BAD,
+                "asked for bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
+                ", got Content-Range '%s'",
+                ask->off, ask->off + ask->len - 1, ask->file_size, reply->content_range);
+  if (cl != G_MAXUINT64 && cl != ask->len)
+    return bad (why, DF_HTTP_REPLY_BAD, "Content-Length %" G_GUINT64_FORMAT " for a %" G_GUINT64_FORMAT "-byte range",
+                cl, ask->len);
+  *expect = ask->len;
+  return DF_HTTP_REPLY_RANGE;
+}
+
+/* A 200: the whole file, asked for or not (a server may ignore Range). */
+static DfHttpVerdict
+check_whole (const DfHttpAsk *ask, guint64 cl, guint64 *expect, char **why)
+{
+  if (ask->file_size != G_MAXUINT64)
+    {
+      if (cl != G_MAXUINT64 && cl != ask->file_size)
+        return bad (why, DF_HTTP_REPLY_BAD,
+                    "server declares %" G_GUINT64_FORMAT " bytes, the delta declares %" G_GUINT64_FORMAT, cl,
+                    ask->file_size);
+      *expect = ask->file_size;
+      return DF_HTTP_REPLY_WHOLE;
+    }
+  if (cl != G_MAXUINT64 && cl > ask->len)
+    return bad (why, DF_HTTP_REPLY_BAD,
+                "server declares %" G_GUINT64_FORMAT " bytes, at most %" G_GUINT64_FORMAT " are acceptable", cl,
+                ask->len);
+  *expect = ask->len; /* an upper bound for small files */
+  return DF_HTTP_REPLY_WHOLE;
+}
+
+DfHttpVerdict
+df_http_check_reply (const DfHttpAsk *ask, const DfHttpReply *reply, guint64 *expect, char **why)
+{
+  *why = NULL;
+  *expect = 0;
+  if (reply->status != 200 && reply->status != 206)
+    return DF_HTTP_REPLY_STATUS;
+  if (reply->content_encoding[0] && g_ascii_strcasecmp (reply->content_encoding, "identity") != 0)
+    return bad (why, DF_HTTP_REPLY_BAD, "server applied Content-Encoding '%s' to a delta file",
+                reply->content_encoding);
+  guint64 cl = G_MAXUINT64;
+  if (reply->content_length[0] && !df_http_parse_u63 (reply->content_length, strlen (reply->content_length), &cl))
+    return bad (why, DF_HTTP_REPLY_BAD, "unparsable Content-Length '%s'", reply->content_length);
+  if (ask->validator && ask->validator[0] && reply->etag[0] && strcmp (ask->validator, reply->etag) != 0)
+    return bad (why, DF_HTTP_REPLY_CHANGED, "%s changed on the server (ETag %s, was %s)", ask->name, reply->etag,
+                ask->validator);
+  if (reply->status == 206)
+    return check_partial (ask, reply, cl, expect, why);
+  return check_whole (ask, cl, expect, why);
+}

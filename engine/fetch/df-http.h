@@ -21,3 +21,39 @@ int df_http_parse_status_line (const char *line, gsize len);
  * copies the trimmed value into @out (at most @out_len - 1 bytes; longer
  * values are refused) and returns TRUE. Names compare case-insensitively. */
 gboolean df_http_header_value (const char *line, gsize len, const char *name, char *out, gsize out_len);
+
+/* What a request asked for, as the reply checker sees it. */
+typedef struct
+{
+  gboolean ranged;       /* a Range header for [off, off + len) was sent */
+  guint64 off, len;      /* without Range: @len bounds a reply of unknown size */
+  guint64 file_size;     /* of the whole file; G_MAXUINT64 when unknown */
+  const char *validator; /* an ETag a reply must repeat if it names one, or NULL */
+  const char *name;      /* what is asked for, in messages ("part 3") */
+} DfHttpAsk;
+
+/* The final response's status and header values ("" when absent), with
+ * control characters already replaced. */
+typedef struct
+{
+  int status;
+  const char *content_range, *content_length, *content_encoding, *etag;
+} DfHttpReply;
+
+typedef enum
+{
+  DF_HTTP_REPLY_STATUS,  /* neither 200 nor 206: the status says what failed */
+  DF_HTTP_REPLY_RANGE,   /* 206 carrying exactly the bytes asked */
+  DF_HTTP_REPLY_WHOLE,   /* 200: the whole file from offset 0 (asked for or Range ignored) */
+  DF_HTTP_REPLY_CHANGED, /* the ETag differs from the validator: the file changed */
+  DF_HTTP_REPLY_BAD,     /* not an answer to what was asked */
+} DfHttpVerdict;
+
+/* Judges a response's headers against @ask: status, Content-Encoding (only
+ * identity), Content-Length, ETag against @ask->validator, and for a 206
+ * Content-Range, which must be exactly the range asked of a file of
+ * @ask->file_size bytes. A pure function. For RANGE and WHOLE, *@expect
+ * is the number of body bytes the reply must deliver (an upper bound when
+ * the file size is unknown). For CHANGED and BAD, *@why is a newly
+ * allocated one-line reason (free with g_free()); otherwise NULL. */
+DfHttpVerdict df_http_check_reply (const DfHttpAsk *ask, const DfHttpReply *reply, guint64 *expect, char **why);

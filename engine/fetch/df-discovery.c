@@ -1,0 +1,200 @@
+/* Discovery (see df-discovery.h). */
+#include "df-discovery.h"
+
+#include "df-stock.h"
+#include "df-superblock.h"
+
+void
+df_discovered_clear (DfDiscovered *dd)
+{
+  g_clear_pointer (&dd->key, g_free);
+  g_clear_pointer (&dd->stock_from, g_free);
+  g_clear_pointer (&dd->stock_relpath, g_free);
+  g_clear_pointer (&dd->stock_superblock, g_bytes_unref);
+  dd->kind = DF_DISCOVERED_NONE;
+}
+
+/* Looks up the delta for a device at @from (NULL: none) in the native
+ * index. Returns the key used ("" for scratch) or NULL when the index
+ * offers nothing usable. */
+static char *
+pick_delta (GBytes *index, const char *from, guint8 sb_sha[DF_SHA256_LEN], guint64 *sb_size, GError **error)
+{
+  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), index, FALSE));
+  if (!g_variant_is_normal_form (v))
+    {
+      df_throw (error, DF_ERROR_INVALID_DELTA, "the server's delta index is malformed");
+      return NULL;
+    }
+  const char *keys[2] = { from ? from : NULL, "" };
+  for (guint k = 0; k < 2; k++)
+    {
+      if (keys[k] == NULL)
+        continue;
+      g_autoptr (GVariant) sha = NULL;
+      guint64 size;
+      if (!g_variant_lookup (v, keys[k], "(@ayt)", &sha, &size))
+        continue;
+      if (g_variant_get_size (sha) != DF_SHA256_LEN || size > DF_SUPERBLOCK_MAX || size < DF_SUPERBLOCK_HEADER_LEN)
+        {
+          df_throw (error, DF_ERROR_INVALID_DELTA, "the server's delta index has a bad entry for '%s'", keys[k]);
+          return NULL;
+        }
+      memcpy (sb_sha, g_variant_get_data (sha), DF_SHA256_LEN);
+      *sb_size = size;
+      return g_strdup (keys[k]);
+    }
+  return NULL;
+}
+
+/* The "ostree.static-deltas" table (delta name -> SHA-256 of its
+ * superblock) the server publishes for @commit: its delta index
+ * (delta-indexes/, what `ostree summary -u` writes since 2020), else its
+ * summary file (older servers, and repositories whose indexes are gone),
+ * and in *@served_by the mirror it came from. NULL without an error when
+ * the server has neither. */
+static GVariant *
+stock_delta_table (DfDownloader *d, const char *commit, guint *served_by, int *suspect, GError **error)
+{
+  guint8 to[DF_SHA256_LEN];
+  ostree_checksum_inplace_to_bytes (commit, to);
+  g_autofree char *to64 = ostree_checksum_b64_from_bytes (to);
+  g_autofree char *index_rel = g_strdup_printf ("delta-indexes/%.2s/%s.index", to64, to64 + 2);
+  gboolean not_found = FALSE;
+  g_autoptr (GError) local = NULL;
+  g_autoptr (GBytes) index
+      = df_downloader_fetch_small (d, index_rel, DF_FETCH_INDEX_MAX, &not_found, served_by, &local);
+  if (index)
+    {
+      g_autoptr (GVariant) iv = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE_VARDICT, index, FALSE));
+      if (!g_variant_is_normal_form (iv))
+        {
+          *suspect = *served_by;
+          df_throw (error, DF_ERROR_INVALID_DELTA, "%s/%s is malformed", df_downloader_mirror (d, *served_by),
+                    index_rel);
+          return NULL;
+        }
+      return g_variant_lookup_value (iv, "ostree.static-deltas", G_VARIANT_TYPE_VARDICT);
+    }
+  if (!not_found)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+  g_clear_error (&local);
+  g_autoptr (GBytes) summary
+      = df_downloader_fetch_small (d, "summary", DF_FETCH_SUMMARY_MAX, &not_found, served_by, &local);
+  if (summary == NULL)
+    {
+      if (!not_found)
+        g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+  g_autoptr (GVariant) sv
+      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_SUMMARY_GVARIANT_FORMAT, summary, FALSE));
+  if (!g_variant_is_normal_form (sv))
+    {
+      *suspect = *served_by;
+      df_throw (error, DF_ERROR_INVALID_DELTA, "%s/summary is malformed", df_downloader_mirror (d, *served_by));
+      return NULL;
+    }
+  g_autoptr (GVariant) meta = g_variant_get_child_value (sv, 1);
+  return g_variant_lookup_value (meta, "ostree.static-deltas", G_VARIANT_TYPE_VARDICT);
+}
+
+/* A stock delta: the one from @from when the server lists one, else the
+ * from-scratch one, its superblock fetched and matched against the
+ * listing. Leaves @out NONE when the server offers neither. */
+static gboolean
+discover_stock (DfDownloader *d, const char *commit, const char *from, DfDiscovered *out, int *suspect, GError **error)
+{
+  GError *local = NULL;
+  guint table_mirror = 0;
+  g_autoptr (GVariant) deltas = stock_delta_table (d, commit, &table_mirror, suspect, &local);
+  if (local)
+    {
+      g_propagate_error (error, local);
+      return FALSE;
+    }
+  if (deltas == NULL)
+    return TRUE;
+  const char *use_from = NULL;
+  g_autoptr (GVariant) digest = NULL;
+  if (from)
+    {
+      g_autofree char *name = g_strdup_printf ("%s-%s", from, commit);
+      digest = g_variant_lookup_value (deltas, name, G_VARIANT_TYPE_BYTESTRING);
+      use_from = digest ? from : NULL;
+    }
+  if (digest == NULL)
+    digest = g_variant_lookup_value (deltas, commit, G_VARIANT_TYPE_BYTESTRING);
+  if (digest == NULL || g_variant_n_children (digest) != DF_SHA256_LEN)
+    return TRUE;
+  g_autofree char *relpath = df_stock_delta_relpath (use_from, commit);
+  g_autofree char *sb_rel = g_strdup_printf ("%s/superblock", relpath);
+  gboolean not_found = FALSE;
+  guint sb_mirror;
+  g_autoptr (GBytes) sb_bytes
+      = df_downloader_fetch_small (d, sb_rel, DF_SUPERBLOCK_MAX, &not_found, &sb_mirror, &local);
+  if (sb_bytes == NULL)
+    {
+      /* Listed but gone: as stock pull does, go on without it. */
+      if (not_found)
+        {
+          g_clear_error (&local);
+          return TRUE;
+        }
+      g_propagate_error (error, local);
+      return FALSE;
+    }
+  guint8 got[DF_SHA256_LEN];
+  df_sha256 (g_bytes_get_data (sb_bytes, NULL), g_bytes_get_size (sb_bytes), got);
+  if (memcmp (got, g_variant_get_data (digest), DF_SHA256_LEN) != 0)
+    {
+      /* As for a native superblock and its index: the mirror that listed
+       * this digest is trusted for neither. */
+      *suspect = table_mirror;
+      return df_throw (error, DF_ERROR_CORRUPT, "%s/%s does not match the digest the server lists for it",
+                       df_downloader_mirror (d, sb_mirror), sb_rel);
+    }
+  out->kind = DF_DISCOVERED_STOCK;
+  out->stock_from = g_strdup (use_from);
+  out->stock_relpath = g_steal_pointer (&relpath);
+  out->stock_superblock = g_steal_pointer (&sb_bytes);
+  return TRUE;
+}
+
+gboolean
+df_discover (DfDownloader *d, const char *commit, const char *from, DfDiscovered *out, int *suspect, GError **error)
+{
+  memset (out, 0, sizeof *out);
+  gboolean not_found = FALSE;
+  g_autofree char *index_rel = g_strdup_printf ("deltafetch/v1/indexes/%s.index", commit);
+  guint index_mirror = 0;
+  g_autoptr (GError) index_error = NULL;
+  g_autoptr (GBytes) index
+      = df_downloader_fetch_small (d, index_rel, DF_FETCH_INDEX_MAX, &not_found, &index_mirror, &index_error);
+  if (index == NULL && !not_found)
+    {
+      g_propagate_error (error, g_steal_pointer (&index_error));
+      return FALSE;
+    }
+  if (index)
+    {
+      g_autoptr (GError) pick_error = NULL;
+      out->key = pick_delta (index, from, out->sb_sha, &out->sb_size, &pick_error);
+      if (pick_error)
+        {
+          *suspect = index_mirror;
+          return df_throw (error, pick_error->code, "%s/%s: %s", df_downloader_mirror (d, index_mirror), index_rel,
+                           pick_error->message);
+        }
+    }
+  if (out->key)
+    {
+      out->kind = DF_DISCOVERED_NATIVE;
+      out->index_mirror = index_mirror;
+      return TRUE;
+    }
+  return discover_stock (d, commit, from, out, suspect, error);
+}
