@@ -18,7 +18,7 @@ export DF_SANITIZED=1
 # The kill loops are about crash consistency, which the plain build's 50
 # kills (and 20 restarts at once) judge; here fewer kills still run every
 # path under the sanitizers, and keep CI within its time.
-export DF_KILLS=${DF_KILLS:-20} DF_KILLS_AT_ONCE=${DF_KILLS_AT_ONCE:-8}
+export DF_KILLS=${DF_KILLS:-12} DF_KILLS_AT_ONCE=${DF_KILLS_AT_ONCE:-5}
 # The sanitizers run the suite about twice as slowly: twice the timeouts.
 # Left out here: the benchmarks' smoke test (suite bench: scripts and
 # reports, which the plain build checks), and the tests whose time goes
