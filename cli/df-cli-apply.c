@@ -16,7 +16,8 @@ df_cli_apply (int argc, char **argv)
     { "ref", 0, 0, G_OPTION_ARG_STRING, &ref, "Point REF at the commit once it is verified and committed", "REF" },
     { "memory", 0, 0, G_OPTION_ARG_STRING, &memory, "Memory budget for in-flight buffers (default 64M)", "SIZE" },
     { "url", 0, 0, G_OPTION_ARG_STRING_ARRAY, &urls,
-      "Stock delta: take the objects it leaves to be fetched one by one from this archive repository (repeat for mirrors)",
+      "Stock delta: take the objects it leaves to be fetched one by one from this archive repository (repeat for "
+      "mirrors), with the network options below",
       "URL" },
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Most worker threads (default: one per processor)", "N" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print nothing on success", NULL },
@@ -26,6 +27,8 @@ df_cli_apply (int argc, char **argv)
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_auto (DfCliTrust) trust = { 0 };
   df_cli_add_trust_options (ctx, &trust);
+  g_auto (DfCliNet) net = { 0 };
+  df_cli_add_network_options (ctx, &net);
   g_option_context_set_summary (ctx,
                                 "Writes the delta's to-commit into REPO (bare, bare-user or archive). Every part is\n"
                                 "checked against its SHA-256 before it is decompressed, every object against its\n"
@@ -50,25 +53,33 @@ df_cli_apply (int argc, char **argv)
   g_autoptr (OstreeRepo) repo = df_cli_open_repo (repo_path, &error);
   if (repo == NULL)
     return df_cli_fail (error);
-  g_autoptr (DfApplyOptions) opts = df_apply_options_new ();
-  df_apply_options_set_commit (opts, commit);
-  df_apply_options_set_ref (opts, ref);
+  /* With --url, a fetch from the delta directory: only what the delta
+   * leaves to be fetched comes from the servers, with every network
+   * option. */
+  g_autoptr (DfFetchOptions) opts = df_fetch_options_new ();
+  df_fetch_options_set_delta_dir (opts, argv[1]);
+  df_fetch_options_set_commit (opts, commit);
+  df_fetch_options_set_ref (opts, ref);
   if (memory)
-    df_apply_options_set_memory_budget (opts, budget);
-  df_apply_options_set_jobs (opts, jobs);
-  df_apply_options_set_allow_downgrade (opts, trust.allow_downgrade);
-  df_apply_options_set_trusted_keys (opts, trust.keys);
-  df_apply_options_set_require_signatures (opts, trust.require_signatures);
-  df_apply_options_set_allow_unsigned (opts, trust.allow_unsigned);
-  df_apply_options_set_lock_timeout (opts, trust.lock_timeout);
+    df_fetch_options_set_memory_budget (opts, budget);
+  df_fetch_options_set_jobs (opts, jobs);
+  df_fetch_options_set_allow_downgrade (opts, trust.allow_downgrade);
+  df_fetch_options_set_trusted_keys (opts, trust.keys);
+  df_fetch_options_set_require_signatures (opts, trust.require_signatures);
+  df_fetch_options_set_allow_unsigned (opts, trust.allow_unsigned);
+  df_fetch_options_set_lock_timeout (opts, trust.lock_timeout);
   for (guint i = 0; urls && urls[i]; i++)
-    df_apply_options_add_url (opts, urls[i]);
+    df_fetch_options_add_url (opts, urls[i]);
+  g_autofree char *msg = NULL;
+  if (!df_cli_net_apply (&net, opts, &msg))
+    return df_cli_usage (ctx, "%s", msg);
   if (!quiet)
-    df_apply_options_set_progress (opts, df_cli_progress, NULL);
-  DfApplyResult res;
+    df_fetch_options_set_progress (opts, df_cli_progress, NULL);
+  DfFetchResult fres;
   gint64 start = g_get_monotonic_time ();
-  if (!df_apply (repo, argv[1], opts, &res, NULL, &error))
+  if (!df_fetch (repo, opts, &fres, NULL, &error))
     return df_cli_fail (error);
+  const DfApplyResult res = fres.apply;
   df_cli_progress_end ();
   if (quiet)
     return 0;
@@ -79,6 +90,11 @@ df_cli_apply (int argc, char **argv)
   printf ("%u parts applied, %u already present, %" G_GUINT64_FORMAT " objects and %s written, %u workers, %.2f s\n",
           res.parts_applied, res.parts_skipped, res.objects_written, bytes, res.workers,
           (g_get_monotonic_time () - start) / 1e6);
+  if (fres.bytes_downloaded > 0)
+    {
+      g_autofree char *dl = df_cli_format_size (fres.bytes_downloaded);
+      printf ("%s of fallback objects downloaded\n", dl);
+    }
   df_cli_print_rebuild_result (&res);
   if (ref)
     printf ("ref %s -> %s\n", ref, res.commit);

@@ -111,12 +111,8 @@ on_event (const DfFetchEvent *ev, gpointer data)
 int
 df_cli_fetch (int argc, char **argv)
 {
-  g_autofree char *repo_path = NULL, *commit = NULL, *from = NULL, *ref = NULL, *memory = NULL, *range = NULL;
-  g_autofree char *cacert = NULL, *cert = NULL, *key = NULL, *pin = NULL;
+  g_autofree char *repo_path = NULL, *commit = NULL, *from = NULL, *ref = NULL, *memory = NULL;
   g_auto (GStrv) urls = NULL;
-  int connections = DF_DEFAULT_CONNECTIONS, low_limit = DF_DEFAULT_LOW_SPEED_LIMIT,
-      low_time = DF_DEFAULT_LOW_SPEED_TIME;
-  int min_rate = DF_DEFAULT_MIN_RATE, connect_timeout = DF_DEFAULT_CONNECT_TIMEOUT, retries = DF_DEFAULT_RETRIES;
   int jobs = 0;
   gboolean json = FALSE, quiet = FALSE, no_pull = FALSE;
   GOptionEntry entries[] = {
@@ -127,23 +123,8 @@ df_cli_fetch (int argc, char **argv)
       "CHECKSUM" },
     { "from", 0, 0, G_OPTION_ARG_STRING, &from, "Commit the device has (default: what --ref points at)", "REV" },
     { "ref", 0, 0, G_OPTION_ARG_STRING, &ref, "Point REF at the commit once it is verified and committed", "REF" },
-    { "connections", 0, 0, G_OPTION_ARG_INT, &connections, "Most parallel transfers (default 8)", "N" },
-    { "range-size", 0, 0, G_OPTION_ARG_STRING, &range, "Parts larger than this are fetched in ranges (default 2M)",
-      "SIZE" },
     { "memory", 0, 0, G_OPTION_ARG_STRING, &memory, "Memory budget of the apply workers (default 64M)", "SIZE" },
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Most apply worker threads (default: one per processor)", "N" },
-    { "low-speed-limit", 0, 0, G_OPTION_ARG_INT, &low_limit,
-      "Abandon a transfer slower than this many bytes/s (default 1000)...", "BYTES" },
-    { "low-speed-time", 0, 0, G_OPTION_ARG_INT, &low_time, "... for this many seconds (default 30)", "SECONDS" },
-    { "min-rate", 0, 0, G_OPTION_ARG_INT, &min_rate,
-      "Deadline of a transfer: its size at this rate, plus connect and low-speed time (default 16384)", "BYTES" },
-    { "connect-timeout", 0, 0, G_OPTION_ARG_INT, &connect_timeout, "Seconds to connect (default 15)", "SECONDS" },
-    { "retries", 0, 0, G_OPTION_ARG_INT, &retries, "Attempts per range on a mirror before it is demoted (default 4)",
-      "N" },
-    { "cacert", 0, 0, G_OPTION_ARG_FILENAME, &cacert, "CA certificates (PEM) to verify HTTPS servers with", "FILE" },
-    { "cert", 0, 0, G_OPTION_ARG_FILENAME, &cert, "Client certificate (PEM) for mutual TLS", "FILE" },
-    { "key", 0, 0, G_OPTION_ARG_FILENAME, &key, "Key of the client certificate (PEM)", "FILE" },
-    { "pin", 0, 0, G_OPTION_ARG_STRING, &pin, "Pinned server public key: sha256//BASE64 or a key file", "PIN" },
     { "no-pull-fallback", 0, 0, G_OPTION_ARG_NONE, &no_pull, "Fail instead of using libostree's pull", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json,
       "Print JSON lines (events start, progress, retry, mirror-switch, "
@@ -156,6 +137,8 @@ df_cli_fetch (int argc, char **argv)
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_auto (DfCliTrust) trust = { 0 };
   df_cli_add_trust_options (ctx, &trust);
+  g_auto (DfCliNet) net = { 0 };
+  df_cli_add_network_options (ctx, &net);
   g_option_context_set_summary (
       ctx, "Downloads the native delta to the trusted commit (from the device's commit, else from scratch; else\n"
            "libostree's pull) in parallel byte ranges, checks every part's SHA-256 before it is decompressed, and\n"
@@ -170,14 +153,11 @@ df_cli_fetch (int argc, char **argv)
     return df_cli_usage (ctx, "unexpected argument '%s'", argv[1]);
   if (repo_path == NULL || commit == NULL || urls == NULL)
     return df_cli_usage (ctx, "--repo, --commit and --url are required");
-  if (connections < 1 || low_limit < 0 || low_time < 0 || min_rate < 0 || connect_timeout < 1 || retries < 1
-      || jobs < 0 || trust.lock_timeout < 0)
-    return df_cli_usage (ctx, "--connections, --connect-timeout and --retries must be positive, the rest not negative");
-  guint64 budget = DF_DEFAULT_MEMORY_BUDGET, range_size = DF_DEFAULT_RANGE_SIZE;
+  if (jobs < 0 || trust.lock_timeout < 0)
+    return df_cli_usage (ctx, "--jobs and --lock-timeout must not be negative");
+  guint64 budget = DF_DEFAULT_MEMORY_BUDGET;
   if (memory && !df_cli_parse_size (memory, &budget))
     return df_cli_usage (ctx, "cannot parse --memory '%s'", memory);
-  if (range && !df_cli_parse_size (range, &range_size))
-    return df_cli_usage (ctx, "cannot parse --range-size '%s'", range);
 
   FetchUi ui = { .json = json, .quiet = quiet, .tty = isatty (2), .start = g_get_monotonic_time () };
   g_autoptr (DfFetchOptions) opts = df_fetch_options_new ();
@@ -186,19 +166,12 @@ df_cli_fetch (int argc, char **argv)
     df_fetch_options_add_url (opts, urls[i]);
   df_fetch_options_set_from (opts, from);
   df_fetch_options_set_ref (opts, ref);
-  df_fetch_options_set_connections (opts, connections);
-  df_fetch_options_set_range_size (opts, range_size);
+  g_autofree char *msg = NULL;
+  if (!df_cli_net_apply (&net, opts, &msg))
+    return df_cli_usage (ctx, "%s", msg);
   if (memory)
     df_fetch_options_set_memory_budget (opts, budget);
   df_fetch_options_set_jobs (opts, jobs);
-  df_fetch_options_set_low_speed (opts, low_limit, low_time);
-  df_fetch_options_set_min_rate (opts, min_rate);
-  df_fetch_options_set_connect_timeout (opts, connect_timeout);
-  df_fetch_options_set_retries (opts, retries);
-  df_fetch_options_set_ca_file (opts, cacert);
-  if (cert || key)
-    df_fetch_options_set_client_cert (opts, cert, key);
-  df_fetch_options_set_pinned_public_key (opts, pin);
   df_fetch_options_set_allow_pull_fallback (opts, !no_pull);
   df_fetch_options_set_allow_downgrade (opts, trust.allow_downgrade);
   df_fetch_options_set_trusted_keys (opts, trust.keys);

@@ -151,6 +151,74 @@ df_cli_trust_clear (DfCliTrust *t)
 }
 
 void
+df_cli_add_network_options (GOptionContext *ctx, DfCliNet *n)
+{
+  n->connections = DF_DEFAULT_CONNECTIONS;
+  n->low_limit = DF_DEFAULT_LOW_SPEED_LIMIT;
+  n->low_time = DF_DEFAULT_LOW_SPEED_TIME;
+  n->min_rate = DF_DEFAULT_MIN_RATE;
+  n->connect_timeout = DF_DEFAULT_CONNECT_TIMEOUT;
+  n->retries = DF_DEFAULT_RETRIES;
+  GOptionEntry entries[] = {
+    { "connections", 0, 0, G_OPTION_ARG_INT, &n->connections, "Most parallel transfers (default 8)", "N" },
+    { "range-size", 0, 0, G_OPTION_ARG_STRING, &n->range, "Files larger than this are fetched in ranges (default 2M)",
+      "SIZE" },
+    { "low-speed-limit", 0, 0, G_OPTION_ARG_INT, &n->low_limit,
+      "Abandon a transfer slower than this many bytes/s (default 1000)...", "BYTES" },
+    { "low-speed-time", 0, 0, G_OPTION_ARG_INT, &n->low_time, "... for this many seconds (default 30)", "SECONDS" },
+    { "min-rate", 0, 0, G_OPTION_ARG_INT, &n->min_rate,
+      "Deadline of a transfer: its size at this rate, plus connect and low-speed time (default 16384)", "BYTES" },
+    { "connect-timeout", 0, 0, G_OPTION_ARG_INT, &n->connect_timeout, "Seconds to connect (default 15)", "SECONDS" },
+    { "retries", 0, 0, G_OPTION_ARG_INT, &n->retries, "Attempts per range on a mirror before it is demoted (default 4)",
+      "N" },
+    { "cacert", 0, 0, G_OPTION_ARG_FILENAME, &n->cacert, "CA certificates (PEM) to verify HTTPS servers with", "FILE" },
+    { "cert", 0, 0, G_OPTION_ARG_FILENAME, &n->cert, "Client certificate (PEM) for mutual TLS", "FILE" },
+    { "key", 0, 0, G_OPTION_ARG_FILENAME, &n->key, "Key of the client certificate (PEM)", "FILE" },
+    { "pin", 0, 0, G_OPTION_ARG_STRING, &n->pin, "Pinned server public key: sha256//BASE64 or a key file", "PIN" },
+    { NULL },
+  };
+  g_option_context_add_main_entries (ctx, entries, NULL);
+}
+
+gboolean
+df_cli_net_apply (const DfCliNet *n, DfFetchOptions *opts, char **msg)
+{
+  if (n->connections < 1 || n->low_limit < 0 || n->low_time < 0 || n->min_rate < 0 || n->connect_timeout < 1
+      || n->retries < 1)
+    {
+      *msg = g_strdup ("--connections, --connect-timeout and --retries must be positive, the rest not negative");
+      return FALSE;
+    }
+  guint64 range_size = DF_DEFAULT_RANGE_SIZE;
+  if (n->range && !df_cli_parse_size (n->range, &range_size))
+    {
+      *msg = g_strdup_printf ("cannot parse --range-size '%s'", n->range);
+      return FALSE;
+    }
+  df_fetch_options_set_connections (opts, n->connections);
+  df_fetch_options_set_range_size (opts, range_size);
+  df_fetch_options_set_low_speed (opts, n->low_limit, n->low_time);
+  df_fetch_options_set_min_rate (opts, n->min_rate);
+  df_fetch_options_set_connect_timeout (opts, n->connect_timeout);
+  df_fetch_options_set_retries (opts, n->retries);
+  df_fetch_options_set_ca_file (opts, n->cacert);
+  if (n->cert || n->key)
+    df_fetch_options_set_client_cert (opts, n->cert, n->key);
+  df_fetch_options_set_pinned_public_key (opts, n->pin);
+  return TRUE;
+}
+
+void
+df_cli_net_clear (DfCliNet *n)
+{
+  g_clear_pointer (&n->range, g_free);
+  g_clear_pointer (&n->cacert, g_free);
+  g_clear_pointer (&n->cert, g_free);
+  g_clear_pointer (&n->key, g_free);
+  g_clear_pointer (&n->pin, g_free);
+}
+
+void
 df_cli_print_signature (gboolean verified)
 {
   if (verified)

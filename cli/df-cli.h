@@ -45,5 +45,20 @@ typedef struct
 void df_cli_add_trust_options (GOptionContext *ctx, DfCliTrust *t);
 void df_cli_trust_clear (DfCliTrust *t);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfCliTrust, df_cli_trust_clear)
+/* The network options apply and fetch share: connections, ranges,
+ * timeouts, retries, TLS. Added to @ctx's main group with the defaults of
+ * DfFetchOptions; @n must outlive the parse. */
+typedef struct
+{
+  int connections, low_limit, low_time, min_rate, connect_timeout, retries;
+  char *range, *cacert, *cert, *key, *pin;
+} DfCliNet;
+void df_cli_add_network_options (GOptionContext *ctx, DfCliNet *n);
+/* Checks the values parsed into @n and sets them on @opts; FALSE with a
+ * usage message in *@msg (free it) when one is out of range. */
+gboolean df_cli_net_apply (const DfCliNet *n, DfFetchOptions *opts, char **msg);
+void df_cli_net_clear (DfCliNet *n);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfCliNet, df_cli_net_clear)
+
 /* The line apply and fetch print when the superblock's signature verified. */
 void df_cli_print_signature (gboolean verified);

@@ -198,4 +198,33 @@ bound=$((delta_bytes + 2 * 65536 + 2 * index_sb + 8192))
 diag "kill -9: first run $first bytes, rerun $rerun, bound $bound"
 check "kill -9: both runs moved at most the delta plus a range per connection" test $((first + rerun)) -le "$bound"
 check "kill -9: fsck-clean and identical to v2" checkout_matches "$kdev" "$c2" "$T/v2"
+
+# apply --url over HTTPS with mutual TLS and a pinned key: the fallback
+# objects download with the same network options as fetch.
+certs=$T/certs
+if bash "$DF_SRCDIR/tests/make-certs.sh" "$certs" >/dev/null 2>&1 &&
+  start_nginx "$T/www" "ssl" "ssl_certificate $certs/server.pem; ssl_certificate_key $certs/server.key;
+    ssl_client_certificate $certs/ca.pem; ssl_verify_client on;"; then
+  ok "nginx with TLS (client certificates required) on 127.0.0.1:$NGINX_PORT"
+  turl=https://localhost:$NGINX_PORT/fb
+  tdev=$T/fb-apply-tls
+  fresh "$tdev"
+  expect_exit 9 "apply --url https: without a client certificate, refused" "$DF" apply --repo="$tdev" \
+    --commit="$c2" --cacert="$certs/ca.pem" --retries=1 --url="$turl" "$fbsrc/$fb_rel"
+  check "apply --url https: the refusal names the object on the server" grep -q "$turl/objects/.*\.filez" "$T/ee.err"
+  expect_exit 9 "apply --url https: a wrong pin, refused" "$DF" apply --repo="$tdev" --commit="$c2" \
+    --cacert="$certs/ca.pem" --cert="$certs/client.pem" --key="$certs/client.key" \
+    --pin="sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" --retries=1 --url="$turl" "$fbsrc/$fb_rel"
+  check "apply --url https: no ref after the refusals" bash -c "! ostree rev-parse --repo='$tdev' os >/dev/null 2>&1"
+  : >"$NGINX_LOG"
+  expect_exit 0 "apply --url https: mutual TLS with the right pin" "$DF" apply --repo="$tdev" --commit="$c2" \
+    --ref=os --cacert="$certs/ca.pem" --cert="$certs/client.pem" --key="$certs/client.key" \
+    --pin="$(cat "$certs/server.pin")" --range-size=64K --url="$turl" "$fbsrc/$fb_rel"
+  check "apply --url https: it says how much was downloaded" grep -q "of fallback objects downloaded" "$T/ee.out"
+  check "apply --url https: only .filez objects came from the server" bash -c "grep -q '\.filez ' '$NGINX_LOG' &&
+    ! grep -qv '\.filez ' '$NGINX_LOG'"
+  check "apply --url https: fsck-clean and identical to v2" checkout_matches "$tdev" "$c2" "$T/v2"
+else
+  not_ok "nginx with TLS did not start"
+fi
 finish

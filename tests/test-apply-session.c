@@ -7,7 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 
-#include "df-apply-private.h"
+#include "df-apply-session.h"
 
 typedef struct
 {

@@ -12,7 +12,8 @@
 #include <gio/gunixoutputstream.h>
 #include <sys/stat.h>
 
-#include "df-apply-private.h"
+#include "df-apply-policy.h"
+#include "df-apply-stock.h"
 #include "df-object-writer.h"
 #include "df-part.h"
 #include "df-stock.h"
@@ -81,10 +82,10 @@ on_metadata (gpointer user, OstreeObjectType type, const guint8 csum[DF_SHA256_L
   df_trust_add_delta_metadata (r->trust, type, csum, data);
   r->meta_held += g_bytes_get_size (data);
   if (r->meta_held + df_trust_memory (r->trust) > r->meta_limit)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                     "the delta's dirtree and dirmeta objects take more than the memory budget leaves (%" G_GUINT64_FORMAT
-                     " MiB)",
-                     r->meta_limit / DF_MIB);
+    return df_throw (
+        error, DF_ERROR_INVALID_ARGUMENT,
+        "the delta's dirtree and dirmeta objects take more than the memory budget leaves (%" G_GUINT64_FORMAT " MiB)",
+        r->meta_limit / DF_MIB);
   return TRUE;
 }
 
@@ -272,8 +273,8 @@ on_source_read (gpointer user, guint64 offset, guint8 *buf, gsize len, GError **
   return df_pread_all (r->src_fd, buf, len, offset, r->src_what, error);
 }
 
-static const DfStockSink stock_sink = { on_metadata,   on_begin,       on_data,        on_end,
-                                        on_source_set, on_source_size, on_source_read, on_source_unset };
+static const DfStockSink stock_sink
+    = { on_metadata, on_begin, on_data, on_end, on_source_set, on_source_size, on_source_read, on_source_unset };
 
 /* Decodes part @i into @fd (a temporary file reused from part to part, so
  * its pages are reused rather than freed and taken again). */
@@ -351,12 +352,12 @@ df_stock_check_memory (const DfStockSuperblock *sb, guint64 memory, GError **err
 {
   if (stock_avail (sb, memory) >= DF_STOCK_DECODER_MEM)
     return TRUE;
-  return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                   "the stock delta needs %" G_GUINT64_FORMAT " MiB (superblock %" G_GUINT64_FORMAT
-                   ", an xz decoder %u, rebuilding %u), more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
-                   (DF_APPLY_RESERVE + DF_STOCK_REBUILD_MEM + sb->memory + DF_STOCK_DECODER_MEM) / DF_MIB + 1,
-                   sb->memory / DF_MIB, (guint)(DF_STOCK_DECODER_MEM / DF_MIB), (guint)(DF_STOCK_REBUILD_MEM / DF_MIB),
-                   memory / DF_MIB);
+  return df_throw (
+      error, DF_ERROR_INVALID_ARGUMENT,
+      "the stock delta needs %" G_GUINT64_FORMAT " MiB (superblock %" G_GUINT64_FORMAT
+      ", an xz decoder %u, rebuilding %u), more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
+      (DF_APPLY_RESERVE + DF_STOCK_REBUILD_MEM + sb->memory + DF_STOCK_DECODER_MEM) / DF_MIB + 1, sb->memory / DF_MIB,
+      (guint)(DF_STOCK_DECODER_MEM / DF_MIB), (guint)(DF_STOCK_REBUILD_MEM / DF_MIB), memory / DF_MIB);
 }
 
 guint64
@@ -382,7 +383,6 @@ typedef struct
   GMutex lock;
   GCond cond;
   const DfStockSuperblock *sb;
-  int delta_dfd;
   int tmp_dfd;
   GCancellable *c;
   const guint *plan; /* part indices */
@@ -393,7 +393,7 @@ typedef struct
   guint64 *len;
   gboolean *taken;         /* per plan entry: the rebuilding thread is done with it */
   GArray *pool;            /* temporary files free for reuse (their pages stay) */
-  const DfStockFeed *feed; /* parts still arriving, or NULL */
+  const DfPartSource *src; /* where the parts are */
   guint64 ahead;
   GError *error;
   gboolean stop;
@@ -428,13 +428,13 @@ decoder_thread (gpointer data)
       GError *local = NULL;
       guint64 len = 0;
       gboolean ok = TRUE;
-      if (pp->feed && pp->feed->wait && pp->sb->parts[i].inline_data == NULL)
-        ok = pp->feed->wait (i, pp->feed->data, &local);
+      if (pp->src->wait && pp->sb->parts[i].inline_data == NULL)
+        ok = pp->src->wait (i, pp->src->data, &local);
       if (ok && fd < 0 && (fd = openat (pp->tmp_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
         ok = df_throw_errno (&local, errno, "creating a temporary file in the repository");
       if (ok)
-        ok = decode_part (pp->sb, i, pp->delta_dfd, pp->feed && pp->feed->private_parts ? -1 : pp->tmp_dfd, fd, &len,
-                          dec, pp->c, &local);
+        ok = decode_part (pp->sb, i, pp->src->dfd, pp->src->private_parts ? -1 : pp->tmp_dfd, fd, &len, dec, pp->c,
+                          &local);
       g_mutex_lock (&pp->lock);
       if (ok)
         pp->fd[k] = fd, pp->len[k] = len, pp->ahead += len;
@@ -625,11 +625,11 @@ df_stock_missing_fallbacks (OstreeRepo *repo, const DfStockSuperblock *sb, guint
   return g_steal_pointer (&missing);
 }
 
-/* Fallback objects the repository lacks, from the feed: dirtree and
+/* Fallback objects the repository lacks, from the part source: dirtree and
  * dirmeta objects join the trust walk's candidates (@meta), files are
  * rebuilt, hashed and written like those of a part. */
 static gboolean
-apply_fallbacks (Run *r, const DfStockSuperblock *sb, GArray *missing, gboolean meta, const DfStockFeed *feed,
+apply_fallbacks (Run *r, const DfStockSuperblock *sb, GArray *missing, gboolean meta, const DfPartSource *src,
                  DfProgress *p, const DfApplyOptions *opts, GError **error)
 {
   for (guint k = 0; k < missing->len; k++)
@@ -640,12 +640,12 @@ apply_fallbacks (Run *r, const DfStockSuperblock *sb, GArray *missing, gboolean 
         continue;
       int fd_raw = -1;
       guint64 size = 0;
-      if (!feed->fallback (i, &fd_raw, &size, feed->data, error))
+      if (!src->fallback (i, &fd_raw, &size, src->data, error))
         return FALSE;
       df_autofd fd = fd_raw;
       if (meta)
         {
-          /* The feed verified it; the walk checks it again. */
+          /* The source verified it; the walk checks it again. */
           if (size > DF_METADATA_OBJECT_MAX)
             return df_throw (error, DF_ERROR_INVALID_DELTA, "fallback object of %" G_GUINT64_FORMAT " bytes", size);
           g_autofree guint8 *buf = g_malloc (MAX (size, 1));
@@ -734,8 +734,8 @@ meta_writer_thread (gpointer data)
 }
 
 static gboolean
-apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_dfd, const DfApplyOptions *opts,
-              const DfStockFeed *feed, GArray *missing, DfApplyResult *result, GError **error)
+apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, const DfPartSource *src,
+              const DfApplyOptions *opts, GArray *missing, DfApplyResult *result, GError **error)
 {
   DfProgress p = { .parts_total = sb->n_parts, .objects_total = sb->n_objects };
   for (guint i = 0; i < sb->n_parts; i++)
@@ -773,7 +773,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
   /* Offline, what the delta declares it will write (objects, and payloads
    * decoded ahead) must fit before a byte is written; a fetch checked
    * that before downloading. */
-  if (ok && (feed == NULL || feed->wait == NULL))
+  if (ok && src->wait == NULL)
     {
       guint64 need = df_stock_payload_staging (sb, decoders);
       for (guint i = 0; i < sb->n_parts; i++)
@@ -792,13 +792,12 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
   for (guint k = 0; k < n_plan; k++)
     dec_fd[k] = -1;
   Pipe pp = { .sb = sb,
-              .delta_dfd = delta_dfd,
               .tmp_dfd = r->tmp_dfd,
               .c = r->c,
               .plan = plan,
               .n_plan = n_plan,
               .n_meta = n_meta,
-              .feed = feed,
+              .src = src,
               .fd = dec_fd,
               .len = dec_len,
               .taken = taken,
@@ -816,7 +815,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
     ok = pipe_wait (&pp, k, error) && exec_part (r, sb, plan[k], pp.fd[k], pp.len[k], error);
   r->metadata_pass = FALSE;
   if (ok && missing->len > 0)
-    ok = apply_fallbacks (r, sb, missing, TRUE, feed, &p, opts, error);
+    ok = apply_fallbacks (r, sb, missing, TRUE, src, &p, opts, error);
   if (ok)
     ok = df_trust_walk (r->trust, sb->commit, sb->to_hex, error) && check_declared (r->trust, sb, error);
   /* The verified dirtree and dirmeta objects are written in a thread of
@@ -849,7 +848,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
       pipe_release (&pp, k);
     }
   if (ok && missing->len > 0)
-    ok = apply_fallbacks (r, sb, missing, FALSE, feed, &p, opts, error);
+    ok = apply_fallbacks (r, sb, missing, FALSE, src, &p, opts, error);
   if (meta_thread)
     {
       g_atomic_int_set (&mw.stop, !ok);
@@ -879,37 +878,25 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, int delta_d
   progress (opts, &p, DF_PHASE_COMMIT);
   if (!check_complete (r->trust, sb, r->c, error))
     return FALSE;
-  if (sb->commitmeta && !ostree_repo_write_commit_detached_metadata (repo, sb->to_hex, sb->commitmeta, r->c, error))
-    return FALSE;
-  g_autoptr (GVariant) commit
-      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, sb->commit, FALSE));
-  g_autofree guchar *out = NULL;
-  if (!ostree_repo_write_metadata (repo, OSTREE_OBJECT_TYPE_COMMIT, sb->to_hex, commit, &out, r->c, error))
-    return FALSE;
-  if (opts->ref)
-    ostree_repo_transaction_set_ref (repo, NULL, opts->ref, sb->to_hex);
-  df_object_writer_stop_writeback (r->writer);
-  if (!df_apply_commit_transaction (repo, sb->to_hex, r->c, error))
-    return FALSE;
-  df_object_writer_get_stats (r->writer, &result->objects_written, &result->content_bytes);
-  return TRUE;
+  return df_object_writer_commit (r->writer, sb->to_hex, sb->commit, sb->commitmeta, opts->ref,
+                                  &result->objects_written, &result->content_bytes, r->c, error);
 }
 
 gboolean
-df_apply_stock (OstreeRepo *repo, int delta_dfd, const DfStockSuperblock *sb, const DfApplyOptions *opts,
-                const DfStockFeed *feed, DfApplyResult *result, GCancellable *cancellable, GError **error)
+df_apply_stock (OstreeRepo *repo, const DfStockSuperblock *sb, const DfPartSource *src, const DfApplyOptions *opts,
+                DfApplyResult *result, GCancellable *cancellable, GError **error)
 {
   result->signature_verified = sb->file.verified;
   if (!df_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->has_from ? sb->from_hex : NULL, cancellable, error)
       || !df_stock_check_memory (sb, opts->memory, error))
     return FALSE;
   /* Objects the delta leaves to be fetched one by one must be here already
-   * for an offline apply, or come from the feed. */
+   * for an offline apply, or come from the part source. */
   guint64 missing_bytes = 0;
   g_autoptr (GArray) missing = df_stock_missing_fallbacks (repo, sb, &missing_bytes, cancellable, error);
   if (missing == NULL)
     return FALSE;
-  if (missing->len > 0 && (feed == NULL || feed->fallback == NULL))
+  if (missing->len > 0 && src->fallback == NULL)
     return df_throw (error, DF_ERROR_MISSING_BASE,
                      "the delta leaves %u objects (%" G_GUINT64_FORMAT
                      " bytes) to be fetched one by one, and the repository does not have them: give --url, or use "
@@ -941,7 +928,7 @@ df_apply_stock (OstreeRepo *repo, int delta_dfd, const DfStockSuperblock *sb, co
   df_trust_set_memory_limit (r.trust, r.meta_limit);
   memcpy (result->commit, sb->to_hex, 65);
   result->commit_trusted = opts->commit != NULL;
-  gboolean ok = r.writer && apply_in_txn (&r, repo, sb, delta_dfd, opts, feed, missing, result, error);
+  gboolean ok = r.writer && apply_in_txn (&r, repo, sb, src, opts, missing, result, error);
   source_close (&r);
   if (!ok)
     {

@@ -85,6 +85,16 @@ gboolean df_object_writer_skip_entry (const DfEntry *e, DfPartReader *r, GError 
  * split object whose last chunk this was. Call once per part. */
 gboolean df_object_writer_commit_batch (DfObjectWriter *w, DfWriteBatch *batch, GCancellable *c, GError **error);
 
+/* The end of every apply, once every object is in and the commit is
+ * known to be complete: writes the commit's detached metadata
+ * (@commitmeta, NULL: none) and the commit object (@commit_bytes, checksum
+ * @to_hex), points @ref (NULL: none) at it, stops the early writeback and
+ * commits the repository's transaction, the commit marked partial until
+ * every object is in objects/. Then *@objects and *@bytes: what was
+ * written. libostree's errors. */
+gboolean df_object_writer_commit (DfObjectWriter *w, const char *to_hex, GBytes *commit_bytes, GVariant *commitmeta,
+                                  const char *ref, guint64 *objects, guint64 *bytes, GCancellable *c, GError **error);
+
 /* Objects and content bytes written so far. */
 void df_object_writer_get_stats (DfObjectWriter *w, guint64 *objects, guint64 *bytes);
 

@@ -74,14 +74,14 @@ df_downloader_new (const DfFetchOptions *o, DfFetchResult *res, GCancellable *ca
   d->res = res;
   d->cancellable = cancellable;
   df_fetch_options_get_net (o, &d->net);
-  d->n_mirrors = o->urls->len;
+  d->n_mirrors = o->net.urls->len;
   d->mirrors = g_new0 (Mirror, d->n_mirrors);
   for (guint i = 0; i < d->n_mirrors; i++)
-    d->mirrors[i].base = o->urls->pdata[i];
+    d->mirrors[i].base = o->net.urls->pdata[i];
   d->jobs = g_ptr_array_new ();
   d->multi = curl_multi_init ();
-  curl_multi_setopt (d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->connections);
-  curl_multi_setopt (d->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)o->connections);
+  curl_multi_setopt (d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->net.connections);
+  curl_multi_setopt (d->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)o->net.connections);
   curl_multi_setopt (d->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
   return d;
 }
@@ -263,6 +263,16 @@ job_write (gpointer data, guint64 at, const void *buf, gsize len, GError **error
   return DF_SINK_OK;
 }
 
+/* Where part @p is on a mirror, relative to its base URL: a fallback
+ * object's own path, else the delta's directory and the part's index. */
+static char *
+part_rel (DfDownloader *d, const DfStorePart *p)
+{
+  if (p->rel)
+    return g_strdup (p->rel);
+  return g_strdup_printf ("%s%s%u", d->delta_rel, d->delta_rel[0] ? "/" : "", p->index);
+}
+
 static Job *
 job_new (DfDownloader *d, guint mirror, const char *rel, const char *name, guint64 off, guint64 len, guint64 file_size,
          gboolean ranged, const char *if_range)
@@ -295,7 +305,7 @@ df_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gboole
     {
       if (d->mirrors[m].demoted)
         continue;
-      for (guint attempt = 1; attempt <= MAX (1, d->o->retries); attempt++)
+      for (guint attempt = 1; attempt <= MAX (1, d->o->net.retries); attempt++)
         {
           Job *j = job_new (d, m, rel, rel, 0, cap, G_MAXUINT64, FALSE, NULL);
           j->buf = g_byte_array_new ();
@@ -327,13 +337,13 @@ df_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gboole
             }
           d->res->retries++;
           df_downloader_emit (d, DF_FETCH_EVENT_RETRY, d->mirrors[m].base, last);
-          if (out == DF_TRANSFER_DEMOTE || attempt >= d->o->retries)
+          if (out == DF_TRANSFER_DEMOTE || attempt >= d->o->net.retries)
             {
               /* Failed the small files: no use asking it for parts. */
               df_downloader_demote (d, m, last);
               break;
             }
-          if (attempt < d->o->retries)
+          if (attempt < d->o->net.retries)
             g_usleep (df_transfer_backoff_us (attempt));
         }
     }
@@ -494,7 +504,7 @@ df_downloader_schedule (DfDownloader *d)
 {
   gint64 now = g_get_monotonic_time ();
   guint n = g_queue_get_length (&d->pending);
-  for (guint k = 0; k < n && d->active < MAX (1, d->o->connections); k++)
+  for (guint k = 0; k < n && d->active < MAX (1, d->o->net.connections); k++)
     {
       DfStoreRange *r = g_queue_pop_head (&d->pending);
       DfStorePart *p = r->part;
@@ -519,7 +529,7 @@ df_downloader_schedule (DfDownloader *d)
           return;
         }
       r->queued = FALSE;
-      g_autofree char *rel = p->rel ? g_strdup (p->rel) : g_strdup_printf ("%s/%u", d->delta_rel, p->index);
+      g_autofree char *rel = part_rel (d, p);
       g_autofree char *name = g_strdup_printf ("part %u", p->index);
       const char *if_range = p->etag[0] && p->etag_mirror == (guint)m && !p->ignore_etag && !whole ? p->etag : NULL;
       Job *j = whole ? job_new (d, m, rel, name, 0, p->size, p->size, FALSE, NULL)
@@ -554,9 +564,9 @@ range_failed (DfDownloader *d, Job *j, DfTransferOutcome out, DfError kind, cons
 {
   DfStoreRange *r = j->range;
   DfStorePart *p = r->part;
-  g_autofree char *what
-      = g_strdup_printf ("%s/%s/%u bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT ": %s", d->mirrors[j->mirror].base,
-                         d->delta_rel, p->index, r->off, r->off + r->len - 1, msg);
+  g_autofree char *rel = part_rel (d, p);
+  g_autofree char *what = g_strdup_printf ("%s/%s bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT ": %s",
+                                           d->mirrors[j->mirror].base, rel, r->off, r->off + r->len - 1, msg);
   if (out == DF_TRANSFER_FATAL)
     {
       if (g_cancellable_is_cancelled (d->cancellable))
@@ -602,7 +612,7 @@ range_failed (DfDownloader *d, Job *j, DfTransferOutcome out, DfError kind, cons
       r->attempts_mirror = j->mirror;
     }
   r->attempts++;
-  if (out == DF_TRANSFER_DEMOTE || r->attempts >= MAX (1, d->o->retries))
+  if (out == DF_TRANSFER_DEMOTE || r->attempts >= MAX (1, d->o->net.retries))
     {
       r->attempts = 0;
       r->mirrors_failed++;

@@ -7,17 +7,25 @@ DfFetchOptions *
 df_fetch_options_new (void)
 {
   DfFetchOptions *o = g_new0 (DfFetchOptions, 1);
-  o->urls = g_ptr_array_new_with_free_func (g_free);
-  o->connections = DF_DEFAULT_CONNECTIONS;
-  o->range_size = DF_DEFAULT_RANGE_SIZE;
-  o->memory = DF_DEFAULT_MEMORY_BUDGET;
-  o->low_speed_limit = DF_DEFAULT_LOW_SPEED_LIMIT;
-  o->low_speed_time = DF_DEFAULT_LOW_SPEED_TIME;
-  o->min_rate = DF_DEFAULT_MIN_RATE;
-  o->connect_timeout = DF_DEFAULT_CONNECT_TIMEOUT;
-  o->retries = DF_DEFAULT_RETRIES;
+  o->apply = df_apply_options_new ();
+  o->net.urls = g_ptr_array_new_with_free_func (g_free);
+  o->net.connections = DF_DEFAULT_CONNECTIONS;
+  o->net.range_size = DF_DEFAULT_RANGE_SIZE;
+  o->net.low_speed_limit = DF_DEFAULT_LOW_SPEED_LIMIT;
+  o->net.low_speed_time = DF_DEFAULT_LOW_SPEED_TIME;
+  o->net.min_rate = DF_DEFAULT_MIN_RATE;
+  o->net.connect_timeout = DF_DEFAULT_CONNECT_TIMEOUT;
+  o->net.retries = DF_DEFAULT_RETRIES;
   o->allow_pull = TRUE;
-  o->lock_timeout = DF_DEFAULT_LOCK_TIMEOUT;
+  return o;
+}
+
+DfFetchOptions *
+df_fetch_options_new_for_apply (const DfApplyOptions *apply)
+{
+  DfFetchOptions *o = df_fetch_options_new ();
+  df_apply_options_free (o->apply);
+  o->apply = df_apply_options_copy (apply);
   return o;
 }
 
@@ -26,15 +34,14 @@ df_fetch_options_free (DfFetchOptions *o)
 {
   if (o == NULL)
     return;
-  g_free (o->commit);
-  g_ptr_array_unref (o->urls);
+  df_apply_options_free (o->apply);
+  g_ptr_array_unref (o->net.urls);
+  g_free (o->net.ca_file);
+  g_free (o->net.cert);
+  g_free (o->net.key);
+  g_free (o->net.pin);
   g_free (o->from);
-  g_free (o->ref);
-  g_free (o->ca_file);
-  g_free (o->cert);
-  g_free (o->key);
-  g_free (o->pin);
-  g_free (o->trusted_keys);
+  g_free (o->delta_dir);
   g_free (o);
 }
 
@@ -49,7 +56,7 @@ df_fetch_options_free (DfFetchOptions *o)
 void
 df_fetch_options_set_commit (DfFetchOptions *o, const char *checksum)
 {
-  SET_STR (o->commit, checksum);
+  df_apply_options_set_commit (o->apply, checksum);
 }
 
 void
@@ -59,7 +66,7 @@ df_fetch_options_add_url (DfFetchOptions *o, const char *url)
   gsize n = strlen (u);
   while (n > 0 && u[n - 1] == '/')
     u[--n] = '\0';
-  g_ptr_array_add (o->urls, g_steal_pointer (&u));
+  g_ptr_array_add (o->net.urls, g_steal_pointer (&u));
 }
 
 void
@@ -71,76 +78,75 @@ df_fetch_options_set_from (DfFetchOptions *o, const char *rev)
 void
 df_fetch_options_set_ref (DfFetchOptions *o, const char *ref)
 {
-  SET_STR (o->ref, ref);
+  df_apply_options_set_ref (o->apply, ref);
 }
 
 void
 df_fetch_options_set_connections (DfFetchOptions *o, guint n)
 {
-  o->connections = n;
+  o->net.connections = n;
 }
 
 void
 df_fetch_options_set_range_size (DfFetchOptions *o, guint64 bytes)
 {
-  o->range_size = bytes;
+  o->net.range_size = bytes;
 }
 
 void
 df_fetch_options_set_memory_budget (DfFetchOptions *o, guint64 bytes)
 {
-  o->memory = bytes;
-  o->memory_explicit = TRUE;
+  df_apply_options_set_memory_budget (o->apply, bytes);
 }
 
 void
 df_fetch_options_set_jobs (DfFetchOptions *o, guint jobs)
 {
-  o->jobs = jobs;
+  df_apply_options_set_jobs (o->apply, jobs);
 }
 
 void
 df_fetch_options_set_low_speed (DfFetchOptions *o, guint bytes_per_second, guint seconds)
 {
-  o->low_speed_limit = bytes_per_second;
-  o->low_speed_time = seconds;
+  o->net.low_speed_limit = bytes_per_second;
+  o->net.low_speed_time = seconds;
 }
 
 void
 df_fetch_options_set_min_rate (DfFetchOptions *o, guint bytes_per_second)
 {
-  o->min_rate = bytes_per_second;
+  o->net.min_rate = bytes_per_second;
 }
 
 void
 df_fetch_options_set_connect_timeout (DfFetchOptions *o, guint seconds)
 {
-  o->connect_timeout = seconds;
+  o->net.connect_timeout = seconds;
 }
 
 void
 df_fetch_options_set_retries (DfFetchOptions *o, guint attempts)
 {
-  o->retries = attempts;
+  o->net.retries = attempts;
 }
 
 void
 df_fetch_options_set_ca_file (DfFetchOptions *o, const char *path)
 {
-  SET_STR (o->ca_file, path);
+  SET_STR (o->net.ca_file, path);
 }
 
 void
 df_fetch_options_set_client_cert (DfFetchOptions *o, const char *cert, const char *key)
 {
-  SET_STR (o->cert, cert);
-  SET_STR (o->key, key);
+  SET_STR (o->net.cert, cert);
+  SET_STR (o->net.key, key);
 }
 
 void
 df_fetch_options_set_pinned_public_key (DfFetchOptions *o, const char *pin)
 {
-  SET_STR (o->pin, pin);
+  SET_STR (o->net.pin, pin);
 }
 
 void
@@ -152,31 +158,43 @@ df_fetch_options_set_allow_pull_fallback (DfFetchOptions *o, gboolean allow)
 void
 df_fetch_options_set_trusted_keys (DfFetchOptions *o, const char *path)
 {
-  SET_STR (o->trusted_keys, path);
+  df_apply_options_set_trusted_keys (o->apply, path);
 }
 
 void
 df_fetch_options_set_require_signatures (DfFetchOptions *o, gboolean require)
 {
-  o->require_signatures = require;
+  df_apply_options_set_require_signatures (o->apply, require);
 }
 
 void
 df_fetch_options_set_allow_unsigned (DfFetchOptions *o, gboolean allow)
 {
-  o->allow_unsigned = allow;
+  df_apply_options_set_allow_unsigned (o->apply, allow);
 }
 
 void
 df_fetch_options_set_lock_timeout (DfFetchOptions *o, guint seconds)
 {
-  o->lock_timeout = seconds;
+  df_apply_options_set_lock_timeout (o->apply, seconds);
 }
 
 void
 df_fetch_options_set_allow_downgrade (DfFetchOptions *o, gboolean allow)
 {
-  o->allow_downgrade = allow;
+  df_apply_options_set_allow_downgrade (o->apply, allow);
+}
+
+void
+df_fetch_options_set_delta_dir (DfFetchOptions *o, const char *dir)
+{
+  SET_STR (o->delta_dir, dir);
+}
+
+void
+df_fetch_options_set_progress (DfFetchOptions *o, DfProgressFunc func, gpointer user_data)
+{
+  df_apply_options_set_progress (o->apply, func, user_data);
 }
 
 void
@@ -205,21 +223,26 @@ df_fetch_validate_urls (GPtrArray *urls, GError **error)
 gboolean
 df_fetch_options_validate (const DfFetchOptions *o, GError **error)
 {
+  const DfApplyOptions *a = o->apply;
   guint8 csum[DF_SHA256_LEN];
-  if (o->commit == NULL)
+  /* From a delta directory, the commit may come from the delta itself, as
+   * for df_apply(), and the mirrors are needed only for what it lacks. */
+  if (a->commit == NULL && o->delta_dir == NULL)
     return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "the trusted commit checksum is required");
-  if (!df_parse_checksum (o->commit, csum, error))
+  if (a->commit && !df_parse_checksum (a->commit, csum, error))
     return FALSE;
-  if (!df_fetch_validate_urls (o->urls, error))
+  if ((o->delta_dir == NULL || o->net.urls->len > 0) && !df_fetch_validate_urls (o->net.urls, error))
     return FALSE;
-  if (o->ref && !ostree_validate_rev (o->ref, NULL))
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", o->ref);
-  if (o->range_size < 64 * 1024 || o->range_size > DF_PART_SIZE_MAX)
+  if (a->ref && !ostree_validate_rev (a->ref, NULL))
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", a->ref);
+  if (a->allow_unsigned && a->require_signatures)
+    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "signatures cannot be both required and optional");
+  if (o->net.range_size < 64 * 1024 || o->net.range_size > DF_PART_SIZE_MAX)
     return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "the range size must be between 64 KiB and %u MiB",
                      (guint)(DF_PART_SIZE_MAX / DF_MIB));
-  if (o->connections == 0 || o->connections > 64)
+  if (o->net.connections == 0 || o->net.connections > 64)
     return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "connections must be between 1 and 64");
-  if ((o->cert == NULL) != (o->key == NULL))
+  if ((o->net.cert == NULL) != (o->net.key == NULL))
     return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "a client certificate needs its key, and the other way round");
   return TRUE;
 }
@@ -227,12 +250,12 @@ df_fetch_options_validate (const DfFetchOptions *o, GError **error)
 void
 df_fetch_options_get_net (const DfFetchOptions *o, DfNetConfig *net)
 {
-  net->connect_timeout = o->connect_timeout;
-  net->low_speed_limit = o->low_speed_limit;
-  net->low_speed_time = o->low_speed_time;
-  net->min_rate = o->min_rate;
-  net->ca_file = o->ca_file;
-  net->cert = o->cert;
-  net->key = o->key;
-  net->pin = o->pin;
+  net->connect_timeout = o->net.connect_timeout;
+  net->low_speed_limit = o->net.low_speed_limit;
+  net->low_speed_time = o->net.low_speed_time;
+  net->min_rate = o->net.min_rate;
+  net->ca_file = o->net.ca_file;
+  net->cert = o->net.cert;
+  net->key = o->net.key;
+  net->pin = o->net.pin;
 }

@@ -2,31 +2,32 @@
  * what the fetcher's files read, and the checks made before a fetch. */
 #pragma once
 
-#include "deltafetch.h"
+#include "df-apply-options.h"
 #include "df-transfer.h"
 
-struct _DfFetchOptions
+/* Where and how bytes come over the network: the mirrors, the transfers'
+ * limits, TLS. */
+typedef struct
 {
-  char *commit;
   GPtrArray *urls;
-  char *from;
-  char *ref;
   guint connections;
   guint64 range_size;
-  guint64 memory;
-  gboolean memory_explicit; /* set by the caller: rebuilds keep to it */
-  guint jobs;
+  guint retries;
   guint low_speed_limit, low_speed_time;
   guint min_rate;
   guint connect_timeout;
-  guint retries;
   char *ca_file, *cert, *key, *pin;
+} DfFetchNet;
+
+struct _DfFetchOptions
+{
+  /* What the apply of what is fetched takes: the trusted commit, the ref,
+   * memory, workers, signatures, rollback, the lock. */
+  DfApplyOptions *apply;
+  DfFetchNet net;
+  char *from;
+  char *delta_dir; /* a local delta directory: no discovery */
   gboolean allow_pull;
-  gboolean allow_downgrade;
-  char *trusted_keys;
-  gboolean require_signatures;
-  gboolean allow_unsigned;
-  guint lock_timeout;
   DfFetchEventFunc event_func;
   gpointer event_data;
 };
@@ -34,8 +35,11 @@ struct _DfFetchOptions
 /* Checks the mirror list: one to 32 http:// or https:// URLs
  * (DF_ERROR_INVALID_ARGUMENT). */
 gboolean df_fetch_validate_urls (GPtrArray *urls, GError **error);
-/* Checks @o before a fetch: the commit, URLs, ref, range size,
- * connections, certificate and key (DF_ERROR_INVALID_ARGUMENT). */
+/* Checks @o before a fetch: the commit, URLs (both optional with a delta
+ * directory), ref, range size, connections, certificate and key, the
+ * signature options (DF_ERROR_INVALID_ARGUMENT). */
 gboolean df_fetch_options_validate (const DfFetchOptions *o, GError **error);
+/* Options for a fetch with @apply's settings (copied) and no URL yet. */
+DfFetchOptions *df_fetch_options_new_for_apply (const DfApplyOptions *apply);
 /* The network settings of @o for a transfer; its strings stay @o's. */
 void df_fetch_options_get_net (const DfFetchOptions *o, DfNetConfig *net);

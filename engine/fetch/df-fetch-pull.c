@@ -23,7 +23,7 @@
  * before handing over. */
 #include "df-fetch-private.h"
 
-#include "df-apply-private.h"
+#include "df-apply-policy.h"
 #include "df-common.h"
 
 #include <sys/socket.h>
@@ -80,9 +80,9 @@ watchdog_tick (gpointer data)
   guint64 bytes = ostree_async_progress_get_uint64 (w->progress, "bytes-transferred");
   w->waited += step;
 
-  if (o->low_speed_limit > 0 && o->low_speed_time > 0)
+  if (o->net.low_speed_limit > 0 && o->net.low_speed_time > 0)
     {
-      gint64 span = (gint64)o->low_speed_time * G_USEC_PER_SEC;
+      gint64 span = (gint64)o->net.low_speed_time * G_USEC_PER_SEC;
       Sample s = { w->waited, bytes };
       g_array_append_val (w->window, s);
       /* Keep one sample at or before the window's start. */
@@ -91,22 +91,22 @@ watchdog_tick (gpointer data)
         drop++;
       g_array_remove_range (w->window, 0, drop);
       const Sample *first = &g_array_index (w->window, Sample, 0);
-      guint64 need = (guint64)o->low_speed_limit * o->low_speed_time;
+      guint64 need = (guint64)o->net.low_speed_limit * o->net.low_speed_time;
       if (first->at <= w->waited - span && bytes - first->bytes < need)
         w->verdict = g_strdup_printf ("too slow: %" G_GUINT64_FORMAT " bytes in the last %u s, below the low-speed "
                                       "limit of %u bytes/s",
-                                      bytes - first->bytes, o->low_speed_time, o->low_speed_limit);
+                                      bytes - first->bytes, o->net.low_speed_time, o->net.low_speed_limit);
     }
-  gint64 grace = ((gint64)o->connect_timeout + o->low_speed_time) * G_USEC_PER_SEC;
-  if (w->verdict == NULL && o->min_rate > 0 && w->waited > grace)
+  gint64 grace = ((gint64)o->net.connect_timeout + o->net.low_speed_time) * G_USEC_PER_SEC;
+  if (w->verdict == NULL && o->net.min_rate > 0 && w->waited > grace)
     {
-      guint64 need = (guint64)((w->waited - grace) / 1000) * o->min_rate / 1000;
+      guint64 need = (guint64)((w->waited - grace) / 1000) * o->net.min_rate / 1000;
       if (bytes < need)
-        w->verdict
-            = g_strdup_printf ("too slow: %" G_GUINT64_FORMAT " bytes in %" G_GINT64_FORMAT
-                               " s, below the minimum average rate of %u bytes/s (after %u s allowed for "
-                               "connecting and stalls)",
-                               bytes, w->waited / G_USEC_PER_SEC, o->min_rate, o->connect_timeout + o->low_speed_time);
+        w->verdict = g_strdup_printf ("too slow: %" G_GUINT64_FORMAT " bytes in %" G_GINT64_FORMAT
+                                      " s, below the minimum average rate of %u bytes/s (after %u s allowed for "
+                                      "connecting and stalls)",
+                                      bytes, w->waited / G_USEC_PER_SEC, o->net.min_rate,
+                                      o->net.connect_timeout + o->net.low_speed_time);
     }
   if (w->verdict)
     g_cancellable_cancel (w->cancellable);
@@ -204,12 +204,12 @@ remote_options (const DfFetchOptions *o)
   /* Trust comes from the commit checksum, not from GPG. */
   g_variant_builder_add (&b, "{sv}", "gpg-verify", g_variant_new_string ("false"));
   g_variant_builder_add (&b, "{sv}", "gpg-verify-summary", g_variant_new_string ("false"));
-  if (o->ca_file)
-    g_variant_builder_add (&b, "{sv}", "tls-ca-path", g_variant_new_string (o->ca_file));
-  if (o->cert)
-    g_variant_builder_add (&b, "{sv}", "tls-client-cert-path", g_variant_new_string (o->cert));
-  if (o->key)
-    g_variant_builder_add (&b, "{sv}", "tls-client-key-path", g_variant_new_string (o->key));
+  if (o->net.ca_file)
+    g_variant_builder_add (&b, "{sv}", "tls-ca-path", g_variant_new_string (o->net.ca_file));
+  if (o->net.cert)
+    g_variant_builder_add (&b, "{sv}", "tls-client-cert-path", g_variant_new_string (o->net.cert));
+  if (o->net.key)
+    g_variant_builder_add (&b, "{sv}", "tls-client-key-path", g_variant_new_string (o->net.key));
   return g_variant_ref_sink (g_variant_builder_end (&b));
 }
 
@@ -218,9 +218,9 @@ pull_options (const DfFetchOptions *o, OstreeRepoPullFlags flags)
 {
   GVariantBuilder b;
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
-  const char *refs[] = { o->commit, NULL };
+  const char *refs[] = { o->apply->commit, NULL };
   g_variant_builder_add (&b, "{sv}", "refs", g_variant_new_strv (refs, -1));
-  g_variant_builder_add (&b, "{sv}", "n-network-retries", g_variant_new_uint32 (o->retries));
+  g_variant_builder_add (&b, "{sv}", "n-network-retries", g_variant_new_uint32 (o->net.retries));
   g_variant_builder_add (&b, "{sv}", "disable-static-deltas", g_variant_new_boolean (TRUE));
   g_variant_builder_add (&b, "{sv}", "update-frequency", g_variant_new_uint32 (WATCHDOG_TICK_MS));
   if (flags)
@@ -252,9 +252,10 @@ pull_mirror (OstreeRepo *repo, const DfFetchOptions *o, const char *url, GVarian
   g_autoptr (GVariant) copts = pull_options (o, OSTREE_REPO_PULL_FLAGS_COMMIT_ONLY);
   g_autoptr (GVariant) popts = pull_options (o, 0);
   g_autoptr (GVariant) commit = NULL;
-  if (!watched_pull (repo, o, copts, c, error) || !ostree_repo_load_commit (repo, o->commit, &commit, NULL, error))
+  if (!watched_pull (repo, o, copts, c, error)
+      || !ostree_repo_load_commit (repo, o->apply->commit, &commit, NULL, error))
     return FALSE;
-  if (!df_check_downgrade (repo, o->ref, o->commit, commit, o->allow_downgrade, error))
+  if (!df_check_downgrade (repo, o->apply->ref, o->apply->commit, commit, o->apply->allow_downgrade, error))
     {
       *final = TRUE;
       return FALSE;
@@ -265,22 +266,23 @@ pull_mirror (OstreeRepo *repo, const DfFetchOptions *o, const char *url, GVarian
 gboolean
 df_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable *c, GError **error)
 {
-  if (o->pin)
+  if (o->net.pin)
     return df_throw (error, DF_ERROR_NETWORK,
                      "the server offers no native delta, and libostree's pull cannot honour the pinned public key");
   g_autoptr (GVariant) ropts = remote_options (o);
   g_autofree char *last = NULL;
   DfError kind = DF_ERROR_NETWORK;
-  for (guint i = 0; i < o->urls->len; i++)
+  for (guint i = 0; i < o->net.urls->len; i++)
     {
-      const char *url = o->urls->pdata[i];
+      const char *url = o->net.urls->pdata[i];
       g_autoptr (GError) e = NULL;
       gboolean final;
       gboolean ok = pull_mirror (repo, o, url, ropts, c, &final, &e);
       /* The remote exists only while its pull runs, whatever the outcome. */
       df_fetch_pull_forget_remote (repo);
       if (ok)
-        return o->ref == NULL || ostree_repo_set_ref_immediate (repo, NULL, o->ref, o->commit, c, error);
+        return o->apply->ref == NULL
+               || ostree_repo_set_ref_immediate (repo, NULL, o->apply->ref, o->apply->commit, c, error);
       if (g_error_matches (e, G_IO_ERROR, G_IO_ERROR_CANCELLED) || final)
         {
           g_propagate_error (error, g_steal_pointer (&e));

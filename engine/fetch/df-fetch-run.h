@@ -1,12 +1,12 @@
-/* One df_fetch() (or df_fetch_stock_fallbacks()) run: what the
+/* One fetch run: what the
  * orchestration of the native and stock paths shares. The downloader moves
  * bytes into the part store; the apply (a session for a native delta, a
  * thread for a stock one) takes the parts it verifies. */
 #pragma once
 
-#include "df-apply-private.h"
+#include "df-apply-session.h"
+#include "df-apply-stock.h"
 #include "df-downloader.h"
-#include "df-stock.h"
 
 typedef struct
 {
@@ -20,12 +20,11 @@ typedef struct
   /* The delta */
   DfSuperblock *sb;         /* owned by the session once it exists */
   DfStockSuperblock *stock; /* or a stock delta, applied in a thread as parts arrive */
-  gboolean stock_borrowed;  /* the caller's (df_fetch_stock_fallbacks()) */
+  gboolean stock_borrowed;  /* a delta directory's, owned by its DfDelta */
   DfSignaturePolicy policy;
   guint *fallback_part; /* stock: per fallback object, its entry in the store or G_MAXUINT */
   gint stock_failed;    /* stock: the apply thread failed (atomic) */
   DfApplySession *session;
-  DfApplyOptions *aopts; /* outlives the session */
   /* The mirror whose small files failed their check: discovery starts
    * over without it. -1: none. */
   int suspect;
@@ -36,8 +35,6 @@ typedef struct
 void df_fetch_run_init (DfFetchRun *f, OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res,
                         GCancellable *cancellable);
 void df_fetch_run_clear (DfFetchRun *f);
-/* The apply options a fetch with @f->o implies. */
-DfApplyOptions *df_fetch_run_apply_options (DfFetchRun *f);
 /* Whether the file system holds what the parts still to come need: their
  * missing bytes, what they decode to, a stock delta's staging. */
 gboolean df_fetch_run_check_space (DfFetchRun *f, GError **error);
@@ -45,6 +42,5 @@ gboolean df_fetch_run_check_space (DfFetchRun *f, GError **error);
 /* Fetches and applies the stock delta @f->stock (parsed from @sb_bytes when
  * NULL): its parts from @relpath on the mirrors, or from @local_dfd when
  * >= 0 (then only the missing fallback objects come from the mirrors),
- * applied in a thread with @aopts as parts arrive. */
-gboolean df_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int local_dfd,
-                             const DfApplyOptions *aopts, GError **error);
+ * applied in a thread as parts arrive. */
+gboolean df_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int local_dfd, GError **error);

@@ -40,7 +40,6 @@ typedef struct
 {
   DfFetchRun *f;
   int parts_dfd;
-  const DfApplyOptions *aopts;
   gboolean ok;
   GError *error;
 } StockApply;
@@ -51,10 +50,12 @@ stock_apply_thread (gpointer data)
   StockApply *sa = data;
   DfFetchRun *f = sa->f;
   gboolean store = sa->parts_dfd == f->store.dfd;
-  DfStockFeed feed
-      = { .wait = store ? stock_wait_part : NULL, .fallback = stock_fallback, .data = f, .private_parts = store };
-  sa->ok
-      = df_apply_stock (f->repo, sa->parts_dfd, f->stock, sa->aopts, &feed, &f->res->apply, f->cancellable, &sa->error);
+  DfPartSource src = { .dfd = sa->parts_dfd,
+                       .wait = store ? stock_wait_part : NULL,
+                       .fallback = stock_fallback,
+                       .data = f,
+                       .private_parts = store };
+  sa->ok = df_apply_stock (f->repo, f->stock, &src, f->o->apply, &f->res->apply, f->cancellable, &sa->error);
   if (!sa->ok)
     g_atomic_int_set (&f->stock_failed, 1);
   return NULL;
@@ -87,7 +88,7 @@ plan_delta_parts (DfFetchRun *f, guint n_delta_parts, GError **error)
   while (n_meta_parts < n_order && df_stock_part_has_metadata (&sb->parts[order[n_meta_parts]]))
     n_meta_parts++;
   df_stock_content_order (sb, order + n_meta_parts, n_order - n_meta_parts,
-                          df_stock_decoders (sb, f->o->memory, f->o->jobs));
+                          df_stock_decoders (sb, f->o->apply->memory, f->o->apply->jobs));
   for (guint k = 0; k < n_order && df_downloader_get_error (f->dl) == NULL; k++)
     {
       guint i = order[k];
@@ -131,9 +132,9 @@ plan_fallbacks (DfFetchRun *f, guint n_delta_parts, GArray *missing, GError **er
 /* Runs the download with the apply in its own thread, each part read as
  * soon as it is verified; this thread keeps moving bytes. */
 static gboolean
-download_and_apply (DfFetchRun *f, int local_dfd, const DfApplyOptions *aopts, GError **error)
+download_and_apply (DfFetchRun *f, int local_dfd, GError **error)
 {
-  StockApply sa = { .f = f, .parts_dfd = local_dfd >= 0 ? local_dfd : f->store.dfd, .aopts = aopts };
+  StockApply sa = { .f = f, .parts_dfd = local_dfd >= 0 ? local_dfd : f->store.dfd };
   gboolean stopped = df_downloader_get_error (f->dl) != NULL;
   GThread *applier = stopped ? NULL : g_thread_new ("df-stock-apply", stock_apply_thread, &sa);
   if (!stopped)
@@ -158,9 +159,9 @@ download_and_apply (DfFetchRun *f, int local_dfd, const DfApplyOptions *aopts, G
 }
 
 gboolean
-df_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int local_dfd, const DfApplyOptions *aopts,
-                    GError **error)
+df_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int local_dfd, GError **error)
 {
+  const DfApplyOptions *aopts = f->o->apply;
   if (f->stock == NULL)
     f->stock = df_stock_superblock_parse_full (sb_bytes, &f->policy, df_apply_usable_memory (aopts), error);
   if (f->stock == NULL)
@@ -190,34 +191,9 @@ df_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int lo
   if (df_downloader_get_error (f->dl) == NULL && !df_fetch_run_check_space (f, error))
     return FALSE;
   df_downloader_start (f->dl);
-  if (!download_and_apply (f, local_dfd, aopts, error))
+  if (!download_and_apply (f, local_dfd, error))
     return FALSE;
   df_downloader_progress (f->dl, TRUE);
   df_part_store_remove (&f->store);
   return TRUE;
-}
-
-gboolean
-df_fetch_stock_fallbacks (OstreeRepo *repo, int delta_dfd, const DfStockSuperblock *sb, GPtrArray *urls,
-                          const DfApplyOptions *aopts, DfApplyResult *result, GCancellable *cancellable, GError **error)
-{
-  DfFetchResult res = { 0 };
-  g_autoptr (DfFetchOptions) o = df_fetch_options_new ();
-  for (guint i = 0; i < urls->len; i++)
-    df_fetch_options_add_url (o, urls->pdata[i]);
-  if (aopts->memory_explicit)
-    df_fetch_options_set_memory_budget (o, aopts->memory);
-  df_fetch_options_set_jobs (o, aopts->jobs);
-  if (!df_fetch_validate_urls (o->urls, error))
-    return FALSE;
-  DfFetchRun fs = { 0 };
-  DfFetchRun *f = &fs;
-  df_fetch_run_init (f, repo, o, &res, cancellable);
-  f->stock = (DfStockSuperblock *)sb;
-  f->stock_borrowed = TRUE;
-  gboolean ok = df_fetch_run_stock (f, NULL, NULL, delta_dfd, aopts, error);
-  df_fetch_run_clear (f);
-  if (result)
-    *result = res.apply;
-  return ok;
 }

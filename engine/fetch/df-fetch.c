@@ -1,5 +1,6 @@
-/* df_fetch(): discovery, then the native or stock path, else libostree's
- * pull; this file only wires the rooms together.
+/* A fetch: discovery, then the native or stock path, else libostree's
+ * pull, or a delta directory at hand; this file only wires the rooms
+ * together.
  *
  * The downloader (df-downloader.c) moves bytes: small files into memory,
  * ranges of part files into the part store (df-part-store.c), a directory
@@ -10,6 +11,12 @@
  * each transfer (df-transfer.c) holds status, Content-Range,
  * Content-Length and ETag to what was asked (df_http_check_reply()), and
  * no response may deliver more bytes than the delta declares. */
+#include "df-fetch.h"
+
+#include <fcntl.h>
+
+#include "df-apply-delta.h"
+#include "df-apply-policy.h"
 #include "df-discovery.h"
 #include "df-fetch-private.h"
 #include "df-fetch-run.h"
@@ -24,7 +31,7 @@ df_fetch_run_init (DfFetchRun *f, OstreeRepo *repo, const DfFetchOptions *o, DfF
   f->own_cancellable = cancellable ? NULL : g_cancellable_new ();
   f->cancellable = cancellable ? cancellable : f->own_cancellable;
   f->dl = df_downloader_new (o, res, f->cancellable);
-  df_part_store_init (&f->store, repo, o->range_size, f->cancellable);
+  df_part_store_init (&f->store, repo, o->net.range_size, f->cancellable);
 }
 
 void
@@ -40,26 +47,7 @@ df_fetch_run_clear (DfFetchRun *f)
   if (!f->stock_borrowed)
     df_stock_superblock_free (f->stock);
   df_signature_policy_clear (&f->policy);
-  df_apply_options_free (f->aopts);
   g_clear_object (&f->own_cancellable);
-}
-
-DfApplyOptions *
-df_fetch_run_apply_options (DfFetchRun *f)
-{
-  DfApplyOptions *aopts = df_apply_options_new ();
-  df_apply_options_set_commit (aopts, f->o->commit);
-  df_apply_options_set_ref (aopts, f->o->ref);
-  /* Only a budget the caller chose binds rebuilds (the default may rise
-   * for them, engine/FORMAT.md). */
-  if (f->o->memory_explicit)
-    df_apply_options_set_memory_budget (aopts, f->o->memory);
-  df_apply_options_set_jobs (aopts, f->o->jobs);
-  df_apply_options_set_allow_downgrade (aopts, f->o->allow_downgrade);
-  df_apply_options_set_trusted_keys (aopts, f->o->trusted_keys);
-  df_apply_options_set_require_signatures (aopts, f->o->require_signatures);
-  df_apply_options_set_allow_unsigned (aopts, f->o->allow_unsigned);
-  return aopts;
 }
 
 gboolean
@@ -78,7 +66,7 @@ df_fetch_run_check_space (DfFetchRun *f, GError **error)
     }
   /* A stock delta's parts are also decoded into temporary files first. */
   if (f->stock)
-    need += df_stock_payload_staging (f->stock, df_stock_decoders (f->stock, f->o->memory, f->o->jobs));
+    need += df_stock_payload_staging (f->stock, df_stock_decoders (f->stock, f->o->apply->memory, f->o->apply->jobs));
   return df_check_free_space (f->repo, f->store.dfd, need, error);
 }
 
@@ -159,13 +147,13 @@ native_failed (DfFetchRun *f, GError **error)
 static gboolean
 fetch_delta (DfFetchRun *f, GBytes *sb_bytes, const char *sb_hex, const char *delta_rel, GError **error)
 {
-  DfApplyOptions *aopts = f->aopts = df_fetch_run_apply_options (f);
+  const DfApplyOptions *aopts = f->o->apply;
   f->sb = df_superblock_parse_full (sb_bytes, &f->policy, df_apply_usable_memory (aopts), error);
   if (f->sb == NULL)
     return FALSE;
-  if (strcmp (f->sb->to_hex, f->o->commit) != 0)
+  if (strcmp (f->sb->to_hex, f->o->apply->commit) != 0)
     return df_throw (error, DF_ERROR_UNTRUSTED, "the server's delta leads to %s, not to the trusted commit %s",
-                     f->sb->to_hex, f->o->commit);
+                     f->sb->to_hex, f->o->apply->commit);
   if (!df_part_store_open (&f->store, sb_hex, error))
     return FALSE;
   DfSuperblock *sb = f->sb;
@@ -251,7 +239,7 @@ fetch_native (DfFetchRun *f, const DfDiscovered *dd, GError **error)
   if (key[0])
     g_strlcpy (f->res->from, key, sizeof f->res->from);
   char delta_rel[200];
-  g_snprintf (delta_rel, sizeof delta_rel, "deltafetch/v1/deltas/%s%s%s", key, key[0] ? "-" : "", f->o->commit);
+  g_snprintf (delta_rel, sizeof delta_rel, "deltafetch/v1/deltas/%s%s%s", key, key[0] ? "-" : "", f->o->apply->commit);
   char sb_hex[65];
   df_hex (dd->sb_sha, sb_hex);
   g_autoptr (GBytes) sb_bytes
@@ -261,20 +249,6 @@ fetch_native (DfFetchRun *f, const DfDiscovered *dd, GError **error)
 
 /* ---------------------------------------------------------------------- */
 /* The whole fetch                                                          */
-
-/* The repository lock is taken: say so with an event. */
-static void
-fetch_lock_waiting (gpointer timeout, gpointer data)
-{
-  const DfFetchOptions *o = data;
-  if (o->event_func == NULL)
-    return;
-  g_autofree char *msg
-      = g_strdup_printf ("another deltafetch apply or fetch is working in this repository: waiting up to %u s",
-                         GPOINTER_TO_UINT (timeout));
-  DfFetchEvent ev = { .type = DF_FETCH_EVENT_WAITING, .message = msg };
-  o->event_func (&ev, o->event_data);
-}
 
 /* A fetch that failed for a reason a rerun cannot fix (the delta itself is
  * bad) leaves nothing of it behind: neither the downloaded parts nor what
@@ -301,7 +275,7 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
 {
   const DfFetchOptions *o = f->o;
   g_auto (DfDiscovered) dd = { 0 };
-  if (!df_discover (f->dl, o->commit, from, &dd, &f->suspect, error))
+  if (!df_discover (f->dl, o->apply->commit, from, &dd, &f->suspect, error))
     return FALSE;
   if (dd.kind == DF_DISCOVERED_NATIVE)
     return fetch_native (f, &dd, error);
@@ -310,18 +284,17 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
       f->res->path = dd.stock_from ? DF_FETCH_PATH_STOCK_DELTA : DF_FETCH_PATH_STOCK_SCRATCH;
       if (dd.stock_from)
         g_strlcpy (f->res->from, dd.stock_from, sizeof f->res->from);
-      f->aopts = df_fetch_run_apply_options (f);
-      return df_fetch_run_stock (f, dd.stock_superblock, dd.stock_relpath, -1, f->aopts, error);
+      return df_fetch_run_stock (f, dd.stock_superblock, dd.stock_relpath, -1, error);
     }
-  if (o->require_signatures)
+  if (o->apply->require_signatures)
     return df_throw (error, DF_ERROR_UNTRUSTED,
                      "the server offers no native delta to %s, and signatures are required (libostree's pull has none)",
-                     o->commit);
+                     o->apply->commit);
   if (!o->allow_pull)
-    return df_throw (error, DF_ERROR_NETWORK, "the server offers no native delta to %s%s%s", o->commit,
+    return df_throw (error, DF_ERROR_NETWORK, "the server offers no native delta to %s%s%s", o->apply->commit,
                      from ? " from " : "", from ? from : "");
   f->res->path = DF_FETCH_PATH_PULL;
-  df_downloader_emit (f->dl, DF_FETCH_EVENT_START, o->urls->pdata[0], NULL);
+  df_downloader_emit (f->dl, DF_FETCH_EVENT_START, o->net.urls->pdata[0], NULL);
   return df_fetch_pull_fallback (f->repo, o, f->cancellable, error);
 }
 
@@ -352,10 +325,10 @@ resolve_from (OstreeRepo *repo, const DfFetchOptions *o, char **out, GError **er
   g_autoptr (GError) from_error = NULL;
   if (o->from && !ostree_repo_resolve_rev (repo, o->from, FALSE, &from, &from_error))
     return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "the from-commit %s is not in the repository", o->from);
-  if (from == NULL && o->ref)
+  if (from == NULL && o->apply->ref)
     {
       g_autoptr (GError) ignored = NULL;
-      ostree_repo_resolve_rev (repo, o->ref, TRUE, &from, &ignored);
+      ostree_repo_resolve_rev (repo, o->apply->ref, TRUE, &from, &ignored);
     }
   if (from && !commit_present (repo, from))
     g_clear_pointer (&from, g_free);
@@ -392,46 +365,68 @@ fetch_from_mirrors (DfFetchRun *f, const char *from, GError **error)
     }
 }
 
-gboolean
-df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCancellable *cancellable, GError **error)
+/* A delta directory at hand (offline media): its superblock read and its
+ * signature checked once; only a stock delta's fallback objects that the
+ * repository lacks come from the mirrors, if any are given. */
+static gboolean
+fetch_from_dir (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, GCancellable *cancellable,
+                GError **error)
 {
-  DfFetchResult local_res;
-  DfFetchResult *res = result ? result : &local_res;
-  memset (res, 0, sizeof *res);
-  if (!df_fetch_options_validate (o, error))
+  int dfd = open (o->delta_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return df_throw_errno (error, errno, "opening delta %s", o->delta_dir);
+  df_autofd dfd_owned = dfd;
+  g_auto (DfDelta) d = { 0 };
+  if (!df_delta_open (dfd, o->apply, &d, error))
     return FALSE;
-  if (o->allow_unsigned && o->require_signatures)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "signatures cannot be both required and optional");
-  df_autofd lock = df_repo_lock (repo, o->lock_timeout, fetch_lock_waiting, (gpointer)o, cancellable, error);
-  if (lock < 0)
-    return FALSE;
+  const char *from = df_delta_from (&d);
+  if (d.stock)
+    res->path = from ? DF_FETCH_PATH_STOCK_DELTA : DF_FETCH_PATH_STOCK_SCRATCH;
+  else
+    res->path = from ? DF_FETCH_PATH_DELTA : DF_FETCH_PATH_SCRATCH;
+  if (from)
+    g_strlcpy (res->from, from, sizeof res->from);
+  g_strlcpy (res->commit, df_delta_to (&d), sizeof res->commit);
+  res->delta_bytes = df_delta_file (&d)->size;
+  if (d.stock && o->net.urls->len > 0)
+    {
+      DfFetchRun f = { .stock = d.stock, .stock_borrowed = TRUE };
+      df_fetch_run_init (&f, repo, o, res, cancellable);
+      gboolean ok = df_fetch_run_stock (&f, NULL, NULL, dfd, error);
+      res->bytes_downloaded = df_downloader_bytes (f.dl);
+      df_fetch_run_clear (&f);
+      return ok;
+    }
+  DfPartSource src = df_part_source_dir (dfd);
+  return df_apply_delta (repo, &d, &src, o->apply, &res->apply, cancellable, error);
+}
+
+gboolean
+df_fetch_locked (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, GCancellable *cancellable,
+                 GError **error)
+{
+  const DfApplyOptions *a = o->apply;
   /* A run killed during its fallback pull left that pull's remote behind. */
   df_fetch_pull_forget_remote (repo);
-  g_strlcpy (res->commit, o->commit, sizeof res->commit);
-
+  if (o->delta_dir)
+    return fetch_from_dir (repo, o, res, cancellable, error);
+  g_strlcpy (res->commit, a->commit, sizeof res->commit);
   g_autofree char *from = NULL;
   if (!resolve_from (repo, o, &from, error))
     return FALSE;
-  if (commit_present (repo, o->commit))
+  if (commit_present (repo, a->commit))
     {
       res->path = DF_FETCH_PATH_PRESENT;
       g_autoptr (GVariant) commit = NULL;
-      if (!ostree_repo_load_commit (repo, o->commit, &commit, NULL, error)
-          || !df_check_downgrade (repo, o->ref, o->commit, commit, o->allow_downgrade, error))
+      if (!ostree_repo_load_commit (repo, a->commit, &commit, NULL, error)
+          || !df_check_downgrade (repo, a->ref, a->commit, commit, a->allow_downgrade, error))
         return FALSE;
-      return set_ref (repo, o->ref, o->commit, cancellable, error);
+      return set_ref (repo, a->ref, a->commit, cancellable, error);
     }
-
   DfFetchRun fs = { 0 };
   DfFetchRun *f = &fs;
   df_fetch_run_init (f, repo, o, res, cancellable);
-  if (!df_signature_policy_init (&f->policy, o->trusted_keys,
-                                 o->require_signatures || (o->trusted_keys != NULL && !o->allow_unsigned), error))
-    {
-      df_fetch_run_clear (f);
-      return FALSE;
-    }
-  gboolean ok = fetch_from_mirrors (f, from, error);
+  gboolean ok = df_apply_signature_policy (a, &f->policy, error) && fetch_from_mirrors (f, from, error);
   res->bytes_downloaded = df_downloader_bytes (f->dl);
   if (!ok)
     forget_if_final (f, error ? *error : NULL);

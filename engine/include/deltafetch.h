@@ -261,17 +261,17 @@ DF_PUBLIC guint64 df_delta_info_get_superblock_size (const DfDeltaInfo *info);
 
 typedef enum
 {
-  DF_COUNT_METADATA = 0,  /* dirtree and dirmeta objects */
-  DF_COUNT_CONTENT_RAW,   /* content objects stored whole (solid zstd); every file of a stock delta */
-  DF_COUNT_CONTENT_PATCH, /* content objects encoded against an old object */
-  DF_COUNT_CONTENT_SPLIT, /* content objects split across several parts */
-  DF_COUNT_CHUNKS,        /* entries (object pieces) in all parts */
-  DF_COUNT_CONTENT_BYTES, /* uncompressed content bytes the delta produces */
-  DF_COUNT_FALLBACK,      /* stock deltas: objects left to be fetched one by one */
-  DF_COUNT_REBUILD_FOUND,       /* native: content objects found compressed by the generator */
-  DF_COUNT_CONTENT_REBUILT,     /* native: objects a device rebuilds from their decompressed content */
-  DF_COUNT_REBUILD_BYTES,       /* native: compressed bytes of the parts that rebuild them */
-  DF_COUNT_ALTERNATIVE_BYTES,   /* native: compressed bytes of their plain encoding (optional parts) */
+  DF_COUNT_METADATA = 0,      /* dirtree and dirmeta objects */
+  DF_COUNT_CONTENT_RAW,       /* content objects stored whole (solid zstd); every file of a stock delta */
+  DF_COUNT_CONTENT_PATCH,     /* content objects encoded against an old object */
+  DF_COUNT_CONTENT_SPLIT,     /* content objects split across several parts */
+  DF_COUNT_CHUNKS,            /* entries (object pieces) in all parts */
+  DF_COUNT_CONTENT_BYTES,     /* uncompressed content bytes the delta produces */
+  DF_COUNT_FALLBACK,          /* stock deltas: objects left to be fetched one by one */
+  DF_COUNT_REBUILD_FOUND,     /* native: content objects found compressed by the generator */
+  DF_COUNT_CONTENT_REBUILT,   /* native: objects a device rebuilds from their decompressed content */
+  DF_COUNT_REBUILD_BYTES,     /* native: compressed bytes of the parts that rebuild them */
+  DF_COUNT_ALTERNATIVE_BYTES, /* native: compressed bytes of their plain encoding (optional parts) */
   DF_COUNT_LAST
 } DfCount;
 
@@ -344,26 +344,28 @@ DF_PUBLIC void df_apply_options_set_progress (DfApplyOptions *opts, DfProgressFu
  * the fallback objects of a stock delta from, the objects `ostree
  * static-delta generate` leaves out of the parts to be fetched one by one;
  * more than one: mirrors, in order. They are downloaded as df_fetch() does
- * (ranged, resumable) and each is hashed before it is written. Without a
- * URL those objects must already be in the repository. */
+ * (ranged, resumable) and each is hashed before it is written, with
+ * libcurl's defaults for TLS; for a CA, a client certificate, a pinned key,
+ * timeouts or retries, use df_fetch() with df_fetch_options_set_delta_dir().
+ * Without a URL those objects must already be in the repository. */
 DF_PUBLIC void df_apply_options_add_url (DfApplyOptions *opts, const char *url);
 
 typedef struct
 {
-  char commit[65];             /* the commit written */
-  gboolean commit_trusted;     /* TRUE when it matched df_apply_options_set_commit() */
-  guint parts_applied;         /* parts read and applied in this run */
-  guint parts_skipped;         /* parts whose objects were all present already */
-  guint64 objects_written;     /* objects written in this run */
-  guint64 content_bytes;       /* content bytes written in this run */
-  guint workers;               /* parallel workers used */
-  gboolean signature_verified; /* the superblock's signature verified with a trusted key */
-  guint64 objects_rebuilt;     /* compressed objects rebuilt from their content (format 3) */
-  guint64 rebuild_fallbacks;   /* objects whose rebuild failed and that came from their plain encoding */
+  char commit[65];                   /* the commit written */
+  gboolean commit_trusted;           /* TRUE when it matched df_apply_options_set_commit() */
+  guint parts_applied;               /* parts read and applied in this run */
+  guint parts_skipped;               /* parts whose objects were all present already */
+  guint64 objects_written;           /* objects written in this run */
+  guint64 content_bytes;             /* content bytes written in this run */
+  guint workers;                     /* parallel workers used */
+  gboolean signature_verified;       /* the superblock's signature verified with a trusted key */
+  guint64 objects_rebuilt;           /* compressed objects rebuilt from their content (format 3) */
+  guint64 rebuild_fallbacks;         /* objects whose rebuild failed and that came from their plain encoding */
   char rebuild_fallback_reason[256]; /* the first such failure: "<checksum>: <why>", or "" */
-  guint rebuild_parts_unused;  /* rebuild parts this device did not run (their plain encoding was used) */
-  char rebuild_unused_reason[128]; /* why, or "" */
-  guint64 memory_raised_to;    /* the budget rebuilding raised the default to (bytes), or 0 */
+  guint rebuild_parts_unused;        /* rebuild parts this device did not run (their plain encoding was used) */
+  char rebuild_unused_reason[128];   /* why, or "" */
+  guint64 memory_raised_to;          /* the budget rebuilding raised the default to (bytes), or 0 */
 } DfApplyResult;
 
 /**
@@ -389,7 +391,8 @@ DF_PUBLIC gboolean df_apply (OstreeRepo *repo, const char *delta_dir, const DfAp
 /**
  * DfFetchOptions:
  * What df_fetch() downloads and how. Create with df_fetch_options_new(); the
- * commit and at least one URL are required, everything else has a default.
+ * commit and at least one URL are required (unless a delta directory is
+ * given: df_fetch_options_set_delta_dir()), everything else has a default.
  */
 typedef struct _DfFetchOptions DfFetchOptions;
 
@@ -478,16 +481,25 @@ DF_PUBLIC void df_fetch_options_set_lock_timeout (DfFetchOptions *opts, guint se
  * unless @allow. */
 DF_PUBLIC void df_fetch_options_set_allow_downgrade (DfFetchOptions *opts, gboolean allow);
 
+/* Apply the delta in directory @dir (offline media: a native or a stock
+ * delta) instead of looking for one on the mirrors, as df_apply() does.
+ * The commit is then optional (the delta's own, trusted by its signature
+ * or the caller's word, when none is given), and the mirrors are needed
+ * only for what the delta leaves to be fetched: a stock delta's fallback
+ * objects that the repository lacks, downloaded with every network setting
+ * of @opts while the parts apply. */
+DF_PUBLIC void df_fetch_options_set_delta_dir (DfFetchOptions *opts, const char *dir);
+
 /**
  * DfFetchPath:
  * How the commit was brought in.
  */
 typedef enum
 {
-  DF_FETCH_PATH_PRESENT = 1, /* the repository had the commit already */
-  DF_FETCH_PATH_DELTA,       /* native delta from the device's commit */
-  DF_FETCH_PATH_SCRATCH,     /* native from-scratch delta */
-  DF_FETCH_PATH_PULL,        /* libostree's pull (no native delta offered) */
+  DF_FETCH_PATH_PRESENT = 1,   /* the repository had the commit already */
+  DF_FETCH_PATH_DELTA,         /* native delta from the device's commit */
+  DF_FETCH_PATH_SCRATCH,       /* native from-scratch delta */
+  DF_FETCH_PATH_PULL,          /* libostree's pull (no native delta offered) */
   DF_FETCH_PATH_STOCK_DELTA,   /* stock delta from the device's commit (delta-indexes/ or summary) */
   DF_FETCH_PATH_STOCK_SCRATCH, /* stock from-scratch delta */
 } DfFetchPath;
@@ -528,6 +540,9 @@ typedef struct
 /* Called from the thread that called df_fetch(), never concurrently. */
 typedef void (*DfFetchEventFunc) (const DfFetchEvent *event, gpointer user_data);
 DF_PUBLIC void df_fetch_options_set_event_func (DfFetchOptions *opts, DfFetchEventFunc func, gpointer user_data);
+/* The apply's own progress (phases, parts and bytes applied), reported
+ * as by df_apply_options_set_progress(). */
+DF_PUBLIC void df_fetch_options_set_progress (DfFetchOptions *opts, DfProgressFunc func, gpointer user_data);
 
 typedef struct
 {

@@ -1,208 +1,22 @@
-/* Offline apply: superblock → trust → metadata walk → content parts on a
- * worker pool → completeness → commit object, ref, transaction.
+/* The apply of a native delta, fed part by part: trust → metadata walk →
+ * content parts on a worker pool → completeness → commit object, ref,
+ * transaction.
  *
  * Parts are independent: content parts may be applied in any order and in
  * parallel once the metadata walk has fixed the set of objects the trusted
- * commit references. A fetcher hands parts over the same way (one day
- * through the same queue); offline apply simply finds them all on disk. */
+ * commit references. A fetcher hands them over as they are verified; an
+ * offline apply (df-apply-delta.c) finds them all on disk. */
+#include "df-apply-session.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "df-apply-private.h"
+#include "df-apply-policy.h"
 #include "df-object-writer.h"
-#include "df-rebuild-plan.h"
 #include "df-part.h"
-#include "df-stock.h"
-#include "df-superblock.h"
+#include "df-rebuild-plan.h"
 #include "df-trust.h"
-
-DfApplyOptions *
-df_apply_options_new (void)
-{
-  DfApplyOptions *o = g_new0 (DfApplyOptions, 1);
-  o->memory = DF_DEFAULT_MEMORY_BUDGET;
-  o->lock_timeout = DF_DEFAULT_LOCK_TIMEOUT;
-  o->urls = g_ptr_array_new_with_free_func (g_free);
-  return o;
-}
-
-void
-df_apply_options_free (DfApplyOptions *o)
-{
-  if (o == NULL)
-    return;
-  g_free (o->commit);
-  g_free (o->ref);
-  g_free (o->trusted_keys);
-  g_ptr_array_unref (o->urls);
-  g_free (o);
-}
-
-void
-df_apply_options_add_url (DfApplyOptions *o, const char *url)
-{
-  char *u = g_strdup (url);
-  gsize n = strlen (u);
-  while (n > 0 && u[n - 1] == '/')
-    u[--n] = '\0';
-  g_ptr_array_add (o->urls, u);
-}
-
-void
-df_apply_options_set_commit (DfApplyOptions *o, const char *checksum)
-{
-  g_free (o->commit);
-  o->commit = g_strdup (checksum);
-}
-
-void
-df_apply_options_set_ref (DfApplyOptions *o, const char *ref)
-{
-  g_free (o->ref);
-  o->ref = g_strdup (ref);
-}
-
-void
-df_apply_options_set_memory_budget (DfApplyOptions *o, guint64 bytes)
-{
-  o->memory = bytes;
-  o->memory_explicit = TRUE;
-}
-
-void
-df_apply_options_set_jobs (DfApplyOptions *o, guint jobs)
-{
-  o->jobs = jobs;
-}
-
-void
-df_apply_options_set_trusted_keys (DfApplyOptions *o, const char *path)
-{
-  g_free (o->trusted_keys);
-  o->trusted_keys = g_strdup (path);
-}
-
-void
-df_apply_options_set_require_signatures (DfApplyOptions *o, gboolean require)
-{
-  o->require_signatures = require;
-}
-
-void
-df_apply_options_set_allow_downgrade (DfApplyOptions *o, gboolean allow)
-{
-  o->allow_downgrade = allow;
-}
-
-void
-df_apply_options_set_allow_unsigned (DfApplyOptions *o, gboolean allow)
-{
-  o->allow_unsigned = allow;
-}
-
-void
-df_apply_options_set_lock_timeout (DfApplyOptions *o, guint seconds)
-{
-  o->lock_timeout = seconds;
-}
-
-gboolean
-df_apply_signature_policy (const DfApplyOptions *o, DfSignaturePolicy *out, GError **error)
-{
-  if (o->allow_unsigned && o->require_signatures)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "signatures cannot be both required and optional");
-  return df_signature_policy_init (out, o->trusted_keys,
-                                   o->require_signatures || (o->trusted_keys != NULL && !o->allow_unsigned), error);
-}
-
-guint64
-df_apply_usable_memory (const DfApplyOptions *o)
-{
-  return o->memory > DF_APPLY_RESERVE ? o->memory - DF_APPLY_RESERVE : 0;
-}
-
-GBytes *
-df_apply_read_superblock (int dfd, const char *name, const DfApplyOptions *o, GError **error)
-{
-  struct stat st;
-  df_autofd fd = df_open_regular (dfd, name, "superblock", &st, error);
-  if (fd < 0)
-    return NULL;
-  guint64 usable = df_apply_usable_memory (o);
-  if ((guint64)st.st_size <= DF_STOCK_SUPERBLOCK_MAX && (guint64)st.st_size > usable)
-    {
-      df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                "the superblock has %" G_GUINT64_FORMAT " MiB, more than the memory budget leaves (%" G_GUINT64_FORMAT
-                " MiB)",
-                (guint64)st.st_size / DF_MIB + 1, usable / DF_MIB);
-      return NULL;
-    }
-  return df_read_file_bounded (dfd, name, DF_STOCK_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
-}
-
-gboolean
-df_apply_failure_is_final (const GError *error)
-{
-  if (error == NULL || error->domain != DF_ERROR)
-    return FALSE;
-  switch ((DfError)error->code)
-    {
-    case DF_ERROR_INVALID_DELTA:
-    case DF_ERROR_CORRUPT:
-    case DF_ERROR_UNTRUSTED:
-    case DF_ERROR_MISSING_BASE:
-      return TRUE;
-    default:
-      return FALSE;
-    }
-}
-
-void
-df_apply_forget_staging (OstreeRepo *repo, const guint8 sb_sha256[DF_SHA256_LEN])
-{
-  char hex[65];
-  df_hex (sb_sha256, hex);
-  g_autofree char *dir = g_strdup_printf ("tmp/deltafetch-apply-%s", hex);
-  df_rm_rf_at (ostree_repo_get_dfd (repo), dir, NULL);
-}
-
-static char *
-format_timestamp (guint64 ts)
-{
-  g_autoptr (GDateTime) dt = g_date_time_new_from_unix_utc ((gint64)MIN (ts, (guint64)G_MAXINT32 * 64));
-  return dt ? g_date_time_format (dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup_printf ("%" G_GUINT64_FORMAT, ts);
-}
-
-gboolean
-df_check_downgrade (OstreeRepo *repo, const char *ref, const char *checksum, GVariant *commit, gboolean allow,
-                    GError **error)
-{
-  if (ref == NULL || allow)
-    return TRUE;
-  g_autofree char *current = NULL;
-  if (!ostree_repo_resolve_rev (repo, ref, TRUE, &current, error))
-    return FALSE;
-  g_autoptr (GVariant) cur = NULL;
-  /* Nothing to compare with when the ref is new or its commit is gone. */
-  if (current == NULL || strcmp (current, checksum) == 0 || !ostree_repo_load_commit (repo, current, &cur, NULL, NULL))
-    return TRUE;
-  guint64 was = ostree_commit_get_timestamp (cur), now = ostree_commit_get_timestamp (commit);
-  if (now >= was)
-    return TRUE;
-  g_autofree char *a = format_timestamp (now), *b = format_timestamp (was);
-  return df_throw (error, DF_ERROR_DOWNGRADE,
-                   "commit %s (%s) is older than %s (%s) on ref %s; refusing the downgrade (allow it explicitly)",
-                   checksum, a, current, b, ref);
-}
-
-void
-df_apply_options_set_progress (DfApplyOptions *o, DfProgressFunc func, gpointer data)
-{
-  o->progress = func;
-  o->progress_data = data;
-}
 
 /* ---------------------------------------------------------------------- */
 
@@ -239,13 +53,12 @@ struct _DfApplySession
   DfApplyResult result;
   char *state_dir;
   gboolean in_txn;
-  gboolean complete_checked; /* by the task after the walk, under lock */
-  DfRebuildPlan *plan;       /* rebuild and alternative parts (format 3), under lock */
-  GMutex rebuild_lock;       /* one rebuild at a time: the budget keeps room for one */
+  gboolean complete_checked;      /* by the task after the walk, under lock */
+  DfRebuildPlan *plan;            /* rebuild and alternative parts (format 3), under lock */
+  GMutex rebuild_lock;            /* one rebuild at a time: the budget keeps room for one */
   guint64 raise_cap, raise_extra; /* the budget may rise to raise_cap to keep workers beside raise_extra */
 };
 typedef struct _DfApplySession Apply;
-
 
 static void
 report (Apply *a, gboolean force)
@@ -414,8 +227,9 @@ rebuild_entry (Apply *a, guint index, const DfEntry *e, const guint8 *raw, GErro
   if (failed_before)
     df_throw (&local, DF_ERROR_CORRUPT, "its rebuild failed in an earlier run");
   g_mutex_lock (&a->rebuild_lock);
-  gboolean ok = !failed_before && df_object_writer_rebuild (a->writer, e, raw, e->data_size, df_rebuild_plan_memory (a->plan, index),
-                                          a->cancellable, &local);
+  gboolean ok = !failed_before
+                && df_object_writer_rebuild (a->writer, e, raw, e->data_size, df_rebuild_plan_memory (a->plan, index),
+                                             a->cancellable, &local);
   g_mutex_unlock (&a->rebuild_lock);
   if (ok)
     {
@@ -559,25 +373,6 @@ df_part_output (const DfPart *p)
         out += e->length;
     }
   return out;
-}
-
-gboolean
-df_check_free_space (OstreeRepo *repo, int dfd, guint64 need, GError **error)
-{
-  guint64 reserve = 0;
-  g_autoptr (GError) ignored = NULL;
-  ostree_repo_get_min_free_space_bytes (repo, &reserve, &ignored);
-  struct statvfs vfs;
-  if (fstatvfs (dfd, &vfs) < 0)
-    return TRUE; /* cannot tell; writes will report ENOSPC */
-  guint64 avail = (guint64)vfs.f_bavail * vfs.f_frsize;
-  if (avail < need || avail - need < reserve)
-    return df_throw (error, DF_ERROR_NO_SPACE,
-                     "not enough free space: the update needs %" G_GUINT64_FORMAT
-                     " MiB plus the repository's reserve of %" G_GUINT64_FORMAT " MiB, %" G_GUINT64_FORMAT
-                     " MiB are free",
-                     need / DF_MIB + 1, reserve / DF_MIB, avail / DF_MIB);
-  return TRUE;
 }
 
 /* TRUE when every entry of content part @i is already in the repository
@@ -771,27 +566,8 @@ check_complete (Apply *a, GError **error)
   return df_trust_check_present (a->trust, carried, a->sb->has_from, a->sb->to_hex, a->cancellable, error);
 }
 
-static gboolean
-finish_commit (Apply *a, GError **error)
-{
-  g_autoptr (GVariant) commit
-      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, a->sb->commit, FALSE));
-  if (g_bytes_get_size (a->sb->commitmeta) > 0)
-    {
-      g_autoptr (GVariant) meta
-          = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), a->sb->commitmeta, FALSE));
-      if (!ostree_repo_write_commit_detached_metadata (a->repo, a->sb->to_hex, meta, a->cancellable, error))
-        return FALSE;
-    }
-  g_autofree guchar *out = NULL;
-  if (!ostree_repo_write_metadata (a->repo, OSTREE_OBJECT_TYPE_COMMIT, a->sb->to_hex, commit, &out, a->cancellable,
-                                   error))
-    return FALSE;
-  return TRUE;
-}
-
 static void
-session_fail_cleanup (Apply *a, GError *error)
+session_fail_cleanup (Apply *a, const GError *error)
 {
   /* Aborting releases the repository for the caller's next transaction;
    * libostree keeps the staged objects (all verified) for the next run to
@@ -808,45 +584,12 @@ session_fail_cleanup (Apply *a, GError *error)
     }
 }
 
-gboolean
-df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, const char *to_hex, GBytes *commit_bytes,
-                    const char *from_hex, GCancellable *cancellable, GError **error)
-{
-  guint8 want[DF_SHA256_LEN], to[DF_SHA256_LEN];
-  if (opts->commit && !df_parse_checksum (opts->commit, want, error))
-    return FALSE;
-  if (opts->ref && !ostree_validate_rev (opts->ref, NULL))
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
-  /* Trust first: nothing is read beyond the superblock unless the commit
-   * it produces is the trusted one (its signature was checked by policy
-   * before it was parsed). */
-  ostree_checksum_inplace_to_bytes (to_hex, to);
-  if (opts->commit && memcmp (want, to, DF_SHA256_LEN) != 0)
-    return df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", to_hex,
-                     opts->commit);
-  g_autoptr (GVariant) commit
-      = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, commit_bytes, FALSE));
-  if (!df_check_downgrade (repo, opts->ref, to_hex, commit, opts->allow_downgrade, error))
-    return FALSE;
-  if (from_hex)
-    {
-      gboolean have = FALSE;
-      if (!ostree_repo_has_object (repo, OSTREE_OBJECT_TYPE_COMMIT, from_hex, &have, cancellable, error))
-        return FALSE;
-      if (!have)
-        return df_throw (error, DF_ERROR_MISSING_BASE,
-                         "the delta applies to commit %s, which the repository does not have", from_hex);
-    }
-  return TRUE;
-}
-
 DfApplySession *
 df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptions *opts, GCancellable *cancellable,
                       GError **error)
 {
   g_autoptr (DfSuperblock) sb = sb_in;
-  if (!df_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->has_from ? sb->from_hex : NULL, cancellable,
-                           error))
+  if (!df_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->has_from ? sb->from_hex : NULL, cancellable, error))
     return NULL;
 
   /* The memory budget holds the parsed superblock, the metadata parts
@@ -896,8 +639,9 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   if (fixed + tables + need > usable)
     {
       df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                "the delta needs %" G_GUINT64_FORMAT " MiB (superblock %" G_GUINT64_FORMAT ", metadata %" G_GUINT64_FORMAT
-                ", a worker %" G_GUINT64_FORMAT "), more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
+                "the delta needs %" G_GUINT64_FORMAT " MiB (superblock %" G_GUINT64_FORMAT
+                ", metadata %" G_GUINT64_FORMAT ", a worker %" G_GUINT64_FORMAT
+                "), more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
                 (fixed + tables + need + DF_APPLY_RESERVE) / DF_MIB + 1, sb->memory / DF_MIB,
                 (meta_total + tables) / DF_MIB, need / DF_MIB, opts->memory / DF_MIB);
       return NULL;
@@ -976,7 +720,10 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
         for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
           {
             const DfEntry *e = &a->sb->parts[i].entries[j];
-            a->work[i] += e->length * (e->encoding == DF_ENCODING_DIFF ? 2 : e->encoding == DF_ENCODING_REBUILD ? 4 : 1);
+            a->work[i] += e->length
+                          * (e->encoding == DF_ENCODING_DIFF      ? 2
+                             : e->encoding == DF_ENCODING_REBUILD ? 4
+                                                                  : 1);
           }
       g_thread_pool_set_sort_function (a->pool, task_order, a);
       a->progress.phase = DF_PHASE_METADATA;
@@ -1143,19 +890,16 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
       a->result.parts_applied = a->parts_applied;
       a->progress.phase = DF_PHASE_COMMIT;
       report (a, TRUE);
+      g_autoptr (GVariant) meta = NULL;
+      if (g_bytes_get_size (a->sb->commitmeta) > 0)
+        meta = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), a->sb->commitmeta, FALSE));
       if (df_object_writer_finish_splits (a->writer, a->cancellable, &local)
           && (a->complete_checked || check_complete (a, &local))
-          && finish_commit (a, &local))
+          && df_object_writer_commit (a->writer, a->sb->to_hex, a->sb->commit, meta, a->opts->ref,
+                                      &a->result.objects_written, &a->result.content_bytes, a->cancellable, &local))
         {
-          if (a->opts->ref)
-            ostree_repo_transaction_set_ref (a->repo, NULL, a->opts->ref, a->sb->to_hex);
-          df_object_writer_stop_writeback (a->writer);
-          if (df_apply_commit_transaction (a->repo, a->sb->to_hex, a->cancellable, &local))
-            {
-              a->in_txn = FALSE;
-              df_object_writer_get_stats (a->writer, &a->result.objects_written, &a->result.content_bytes);
-              df_object_writer_cleanup (a->writer, NULL);
-            }
+          a->in_txn = FALSE;
+          df_object_writer_cleanup (a->writer, NULL);
         }
     }
   if (local)
@@ -1216,100 +960,13 @@ df_apply_session_free (DfApplySession *a)
   g_free (a);
 }
 
-gboolean
-df_apply_commit_transaction (OstreeRepo *repo, const char *to_hex, GCancellable *c, GError **error)
+void
+df_apply_session_abort (DfApplySession *s, const GError *error)
 {
-  return ostree_repo_mark_commit_partial (repo, to_hex, TRUE, error)
-         && ostree_repo_commit_transaction (repo, NULL, c, error)
-         && ostree_repo_mark_commit_partial (repo, to_hex, FALSE, error);
-}
-
-/* The repository lock is taken: say so through the progress callback. */
-static void
-df_apply_lock_waiting (gpointer timeout, gpointer data)
-{
-  const DfApplyOptions *opts = data;
-  DfProgress p = { .phase = DF_PHASE_WAIT };
-  if (opts->progress)
-    opts->progress (&p, opts->progress_data);
-}
-
-gboolean
-df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in, DfApplyResult *result_out,
-          GCancellable *cancellable, GError **error)
-{
-  g_autoptr (DfApplyOptions) defaults = opts_in ? NULL : df_apply_options_new ();
-  const DfApplyOptions *opts = opts_in ? opts_in : defaults;
-  if (result_out)
-    memset (result_out, 0, sizeof *result_out);
-
-  df_autofd lock = df_repo_lock (repo, opts->lock_timeout, df_apply_lock_waiting, (gpointer)opts, cancellable, error);
-  if (lock < 0)
-    return FALSE;
-  int delta_dfd = open (delta_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (delta_dfd < 0)
-    return df_throw_errno (error, errno, "opening delta %s", delta_dir);
-  df_autofd delta_fd_owned = delta_dfd;
-  g_auto (DfSignaturePolicy) policy = { 0 };
-  if (!df_apply_signature_policy (opts, &policy, error))
-    return FALSE;
-  g_autoptr (GBytes) file = df_apply_read_superblock (delta_dfd, "superblock", opts, error);
-  if (file == NULL)
-    return FALSE;
-  /* A delta written by `ostree static-delta generate` runs through the
-   * stock interpreter, with the same trust rules. */
-  if (df_stock_superblock_sniff (file))
-    {
-      g_autoptr (DfStockSuperblock) st
-          = df_stock_superblock_parse_full (file, &policy, df_apply_usable_memory (opts), error);
-      if (st == NULL)
-        return FALSE;
-      g_clear_pointer (&file, g_bytes_unref);
-      DfApplyResult r = { 0 };
-      /* With a URL, fallback objects download while the parts apply. */
-      gboolean ok = opts->urls->len > 0
-                        ? df_fetch_stock_fallbacks (repo, delta_dfd, st, opts->urls, opts, &r, cancellable, error)
-                        : df_apply_stock (repo, delta_dfd, st, opts, NULL, &r, cancellable, error);
-      if (ok && result_out)
-        *result_out = r;
-      return ok;
-    }
-  DfSuperblock *sb = df_superblock_parse_full (file, &policy, df_apply_usable_memory (opts), error);
-  if (sb == NULL)
-    return FALSE;
-  /* The parsed form keeps nothing of the file. */
-  g_clear_pointer (&file, g_bytes_unref);
-  g_autoptr (DfApplySession) s = df_apply_session_new (repo, sb, opts, cancellable, error);
-  if (s == NULL)
-    return FALSE;
-  /* What the delta declares it will write must fit before a byte is: a
-   * small delta can declare gigabytes. */
-  guint64 need = 0;
-  for (guint i = 0; i < s->sb->n_parts; i++)
-    if (df_apply_session_part_needed (s, i))
-      need += df_part_output (&s->sb->parts[i]);
-  if (!df_check_free_space (repo, ostree_repo_get_dfd (repo), need, error))
-    return FALSE;
-  /* Offline, every part is at hand: hand them over in file order (the
-   * session accepts any order). */
-  for (guint i = 0; i < s->sb->n_parts; i++)
-    {
-      /* Alternatives are at hand too: a rebuild that fails falls back on
-       * them (the session skips those it does not need). */
-      if (!df_apply_session_part_needed (s, i) && s->sb->parts[i].kind != DF_PART_KIND_ALTERNATIVE)
-        continue;
-      char name[16];
-      g_snprintf (name, sizeof name, "%u", i);
-      if (!df_apply_session_add_part (s, i, delta_dfd, name, error))
-        {
-          /* Let the workers stop before reporting. */
-          GError *ignored = NULL;
-          g_cancellable_cancel (s->cancellable);
-          df_apply_session_finish (s, NULL, &ignored);
-          g_clear_error (&ignored);
-          session_fail_cleanup (s, *error);
-          return FALSE;
-        }
-    }
-  return df_apply_session_finish (s, result_out, error);
+  /* Let the workers stop before cleaning up. */
+  GError *ignored = NULL;
+  g_cancellable_cancel (s->cancellable);
+  df_apply_session_finish (s, NULL, &ignored);
+  g_clear_error (&ignored);
+  session_fail_cleanup (s, (GError *)error);
 }
