@@ -1,6 +1,6 @@
 /* Internals of the deflate reconstruction (df-deflate.h): the tokeniser,
  * the bit-exact writer, the model encoder and the tree builder, shared by
- * df-deflate.c and the tests.
+ * df-deflate.c (analyze), df-deflate-rebuild.c and the tests.
  *
  * Reconstruction data layout (all integers little-endian; "varint" is
  * LEB128, at most 10 bytes):
@@ -42,6 +42,15 @@
 #pragma once
 
 #include "df-deflate.h"
+
+/* The reconstruction data's magic (defined in df-deflate.c), the length
+ * of its fixed fields (magic, model, flags, window and hash bits), the
+ * model "index" that says explicit parameters follow, and the flag bit
+ * that says the body is stored as it is. */
+extern const guint8 df_deflate_recon_magic[4];
+#define DF_DEFLATE_RECON_FIXED_LEN (4 + 3)
+#define DF_DEFLATE_RECON_EXPLICIT 0xff
+#define DF_DEFLATE_RECON_RAW 0x80
 
 #define DF_DEFLATE_WSIZE 32768u
 #define DF_DEFLATE_MIN_MATCH 3u
