@@ -89,8 +89,8 @@ bench_meta () {
     "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")" "${4:-null}" "${5:-}" >"$1"
 }
 # bench_report OUT: summary.json, summary.md and the plots from report.py
-# (Python 3); where there is no Python (a board), says how to make them
-# elsewhere from OUT.
+# (Python 3; the plots with matplotlib); where there is no Python (a
+# board), says how to make them elsewhere from OUT.
 bench_report () {
   if command -v python3 >/dev/null; then
     python3 "$(dirname "${BASH_SOURCE[0]}")/report.py" "$1"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Report on benchmark runs: medians per group of runs, ratios to stock
-ostree, physical floors, Markdown tables and SVG plots, from what
-bench-core.sh and bench-fetch.sh record.
+ostree, physical floors and Markdown tables, from what bench-core.sh and
+bench-fetch.sh record; plots.py draws the plots from the same figures.
 
 Usage: benchmarks/report.py [--out=DIR] RESULTS-DIR [RESULTS-DIR...]
 
@@ -12,11 +12,13 @@ bench-core run and a bench-fetch run); each group of runs is judged with
 the meta of the directory it came from. Writes into DIR (default: the
 first RESULTS-DIR):
 
-  summary.json         the metas, one object per group, the headlines
+  summary.json         the metas, one object per group, the headlines,
+                       the SVG plots drawn
   summary.md           the same as tables (also printed on stdout)
-  overview.svg         speed ratio to stock per scenario
-  fetch-wan.svg        fetch time against link rate (fetch-wan runs only)
-  generate-levels.svg  delta size against generate time per --level
+  overview.svg/.png    speed ratio to stock per scenario
+  fetch-wan.svg/.png   fetch time against link rate (fetch-wan runs only)
+  generate-levels.svg/.png
+                       delta size against generate time per --level
                        (generate-level runs only)
 A plot left over in DIR from an earlier report that this one does not
 make is removed.
@@ -30,10 +32,11 @@ generate-ostree and generate-level against generate.
 Exit status: 0; 2 with one line on stderr on a usage error or unreadable
 input; 1 when the output cannot be written.
 
-Python 3.11 standard library only, so it runs wherever python3 does (the
-bench scripts themselves need none; copy a results directory off a board
-and run this elsewhere). The SVG is written by hand because the standard
-library has no plotting.
+The figures and tables need the Python 3.11 standard library only, so
+they come wherever python3 runs (the bench scripts themselves need none;
+copy a results directory off a board and run this elsewhere). The plots
+need matplotlib (Debian 12: python3-matplotlib); without it the report
+says so in one line on stderr, draws none and still exits 0.
 """
 
 import json
@@ -41,7 +44,6 @@ import math
 import os
 import sys
 from datetime import datetime, timezone
-from xml.sax.saxutils import escape, quoteattr
 
 PROG = "report.py"
 
@@ -50,8 +52,6 @@ SCENARIO_ORDER = ["generate", "generate-ostree", "generate-level", "apply", "app
 TOOL_ORDER = ["stock", "deltafetch", "deltafetch-stock"]
 TOOL_LABEL = {"stock": "stock ostree", "deltafetch": "deltafetch",
               "deltafetch-stock": "deltafetch, stock delta"}
-TOOL_COLOUR = {"stock": "#d95f02", "deltafetch": "#1f65c1", "deltafetch-stock": "#1b9e77"}
-OTHER_COLOURS = ["#7570b3", "#e7298a", "#66a61e", "#a6761d", "#666666"]
 META_STR = ["corpus", "machine", "filesystem", "command", "date", "rate_per_conn"]
 META_NUM = ["disk_write_Bps", "native_delta_bytes", "stock_delta_bytes"]
 
@@ -627,471 +627,44 @@ def summary_json(groups, sources, heads, plots):
     }
 
 
-# --- SVG -----------------------------------------------------------------------
-
-W, H = 720, 440
-
-
-def f1(v):
-    return f"{v:.1f}".rstrip("0").rstrip(".")
-
-
-def tick_text(v):
-    if v == 0:
-        return "0"
-    text = f"{v:.6g}"
-    if "e" in text:
-        text = f"{v:.0f}" if abs(v) >= 1 else f"{v:.10f}".rstrip("0")
-    return text
-
-
-def nice_step(span, target=6):
-    raw = span / target
-    mag = 10 ** math.floor(math.log10(raw))
-    for m in (1, 2, 5, 10):
-        if m * mag >= raw * (1 - 1e-9):
-            return m * mag
-    return 10 * mag
-
-
-def step125_down(v):
-    e = math.floor(math.log10(v))
-    for m in (10, 5, 2, 1):
-        if m * 10 ** e <= v * (1 + 1e-9):
-            return m * 10 ** e
-    return 10 ** e
-
-
-def step125_up(v):
-    e = math.floor(math.log10(v))
-    for m in (1, 2, 5, 10):
-        if m * 10 ** e >= v * (1 - 1e-9):
-            return m * 10 ** e
-    return 10 ** (e + 1)
-
-
-class Axis:
-    """Data range [lo, hi] onto pixels [p0, p1], linear or log, with 1-2-5 ticks."""
-
-    def __init__(self, values, p0, p1, log=False, zero=False):
-        values = [v for v in values if v is not None and (v > 0 or not log)]
-        if not values:
-            values = [1.0]
-        lo, hi = min(values), max(values)
-        self.log, self.p0, self.p1 = log, p0, p1
-        if log:
-            # Padded a little in log space so no point sits on the frame;
-            # ticks are the 1-2-5 values inside (powers of ten alone over
-            # more than three decades).
-            span = math.log10(hi / lo)
-            pad = 10 ** max(span * 0.05, 0.06)
-            self.lo, self.hi = lo / pad, hi * pad
-            marks = (1,) if span > 3 else (1, 2, 5)
-            self.ticks = self.log_ticks(marks)
-            while len(self.ticks) < 2:
-                self.lo, self.hi = step125_down(self.lo * 0.999), step125_up(self.hi * 1.001)
-                self.ticks = self.log_ticks(marks)
-        else:
-            if zero:
-                lo, hi = min(lo, 0.0), max(hi, 0.0)
-            if hi == lo:
-                lo, hi = (lo - 1, hi + 1) if lo == 0 else (lo - abs(lo) * 0.1, hi + abs(hi) * 0.1)
-            pad = (hi - lo) * 0.04
-            lo = lo if (zero and lo == 0) else lo - pad
-            hi = hi + pad
-            step = nice_step(hi - lo)
-            self.lo = math.floor(lo / step + 1e-9) * step
-            self.hi = math.ceil(hi / step - 1e-9) * step
-            n = int(round((self.hi - self.lo) / step))
-            self.ticks = [float(f"{self.lo + i * step:.10g}") for i in range(n + 1)]
-
-    def log_ticks(self, marks):
-        ticks = []
-        for e in range(math.floor(math.log10(self.lo)) - 1, math.ceil(math.log10(self.hi)) + 1):
-            for m in marks:
-                v = float(f"{m * 10 ** e:.6g}")
-                if self.lo * (1 - 1e-9) <= v <= self.hi * (1 + 1e-9):
-                    ticks.append(v)
-        return ticks
-
-    def __call__(self, v):
-        if self.log:
-            v = max(v, self.lo * 1e-3)
-            t = math.log10(v / self.lo) / math.log10(self.hi / self.lo)
-        else:
-            t = (v - self.lo) / (self.hi - self.lo)
-        return self.p0 + t * (self.p1 - self.p0)
-
-
-TOP = 66  # the plot area's top, under the title, the corpus and the note
-
-
-class Svg:
-    def __init__(self, title, corpus, note):
-        self.items = []
-        self.defs = []
-        self.occupied = []  # pixels holding data, which the legend avoids
-        self.rect(0, 0, W, H, fill="#ffffff")
-        if len(title) > 72:
-            title = title[:71] + "…"
-        self.text(W / 2, 22, title, size=15, anchor="middle", font_weight="bold")
-        if corpus:
-            self.text(W / 2, 39, corpus, size=11, anchor="middle", fill="#333333")
-        self.text(W / 2, 54, note, size=10, anchor="middle", fill="#666666")
-
-    @staticmethod
-    def attrs(kw):
-        return "".join(f" {k.replace('_', '-')}={quoteattr(str(v))}" for k, v in kw.items() if v is not None)
-
-    def add(self, tag, kw, body=None):
-        a = self.attrs(kw)
-        self.items.append(f"<{tag}{a}/>" if body is None else f"<{tag}{a}>{body}</{tag}>")
-
-    def rect(self, x, y, w, h, **kw):
-        self.add("rect", {"x": f1(x), "y": f1(y), "width": f1(max(w, 0)), "height": f1(max(h, 0)), **kw})
-
-    def line(self, x1, y1, x2, y2, stroke="#000000", **kw):
-        self.add("line", {"x1": f1(x1), "y1": f1(y1), "x2": f1(x2), "y2": f1(y2), "stroke": stroke, **kw})
-
-    def polyline(self, pts, stroke, **kw):
-        self.add("polyline", {"points": " ".join(f"{f1(x)},{f1(y)}" for x, y in pts), "fill": "none",
-                              "stroke": stroke, **kw})
-
-    def marker(self, x, y, colour, shape="circle"):
-        if shape == "square":
-            self.rect(x - 4.5, y - 4.5, 9, 9, fill=colour, stroke="#ffffff", stroke_width="1")
-        elif shape == "diamond":
-            pts = f"{f1(x)},{f1(y - 6)} {f1(x + 6)},{f1(y)} {f1(x)},{f1(y + 6)} {f1(x - 6)},{f1(y)}"
-            self.add("polygon", {"points": pts, "fill": colour, "stroke": "#ffffff", "stroke-width": "1"})
-        else:
-            self.add("circle", {"cx": f1(x), "cy": f1(y), "r": "4.5", "fill": colour,
-                                "stroke": "#ffffff", "stroke-width": "1"})
-
-    def text(self, x, y, s, size=11, anchor="start", rotate=None, **kw):
-        tr = f"rotate({rotate} {f1(x)} {f1(y)})" if rotate is not None else None
-        self.add("text", {"x": f1(x), "y": f1(y), "font-size": size, "text-anchor": anchor,
-                          "transform": tr, **kw}, escape(str(s)))
-
-    def clip(self, name, x, y, w, h):
-        self.defs.append(f'<clipPath id="{name}"><rect x="{f1(x)}" y="{f1(y)}" width="{f1(w)}" '
-                         f'height="{f1(h)}"/></clipPath>')
-
-    def frame(self, xa, ya, xlabel, ylabel, xticks=True):
-        """Grid, ticks and labels of a plot area spanned by axes xa and ya."""
-        x0, x1, y0, y1 = xa.p0, xa.p1, ya.p0, ya.p1
-        for v in ya.ticks:
-            y = ya(v)
-            self.line(x0, y, x1, y, stroke="#e3e3e3")
-            self.line(x0 - 5, y, x0, y)
-            self.text(x0 - 8, y + 4, tick_text(v), anchor="end")
-        if xticks:
-            for v in xa.ticks:
-                x = xa(v)
-                self.line(x, y0, x, y1, stroke="#e3e3e3")
-                self.line(x, y0, x, y0 + 5)
-                self.text(x, y0 + 18, tick_text(v), anchor="middle")
-        self.rect(x0, y1, x1 - x0, y0 - y1, fill="none", stroke="#000000")
-        if xlabel:
-            self.text((x0 + x1) / 2, y0 + 38, xlabel, size=12, anchor="middle")
-        self.text(18, (y0 + y1) / 2, ylabel, size=12, anchor="middle", rotate=-90)
-
-    def occupy_line(self, pts):
-        for (ax, ay), (bx, by) in zip(pts, pts[1:] or pts):
-            n = max(1, int(math.hypot(bx - ax, by - ay) / 4))
-            self.occupied += [(ax + (bx - ax) * i / n, ay + (by - ay) * i / n) for i in range(n + 1)]
-
-    def occupy_rect(self, x, y, w, h):
-        self.occupied += [(x + w * i / 4, y + h * j / 8) for i in range(5) for j in range(9)]
-
-    def legend(self, entries, x0, y0, x1, y1):
-        """entries: (label, colour, kind) with kind "line", "dash", "bar", "square",
-        "circle" or "note"; in the corner of the plot area x0..x1, y1..y0 (top)
-        covering the fewest data, top right first."""
-        if not entries:
-            return
-        width = 34 + max(len(e[0]) for e in entries) * 6.3
-        height = 8 + 17 * len(entries)
-        corners = [(x1 - 8 - width, y1 + 8), (x0 + 8, y1 + 8),
-                   (x1 - 8 - width, y0 - 8 - height), (x0 + 8, y0 - 8 - height)]
-
-        def covered(c):
-            cx, cy = c
-            return sum(1 for px, py in self.occupied
-                       if cx - 6 <= px <= cx + width + 6 and cy - 6 <= py <= cy + height + 6)
-        x, y = min(corners, key=covered)
-        self.rect(x, y, width, height, fill="#ffffff", fill_opacity="0.9", stroke="#999999")
-        for i, (label, colour, kind) in enumerate(entries):
-            cy = y + 13 + 17 * i
-            if kind == "bar":
-                self.rect(x + 8, cy - 6, 16, 11, fill=colour)
-            elif kind == "dash":
-                self.line(x + 6, cy, x + 26, cy, stroke=colour, stroke_width="1.5", stroke_dasharray="5,3")
-            elif kind in ("line", "square", "circle", "diamond"):
-                if kind == "line":
-                    self.line(x + 6, cy, x + 26, cy, stroke=colour, stroke_width="2")
-                self.marker(x + 16, cy, colour, "circle" if kind == "line" else kind)
-            self.text(x + 32, cy + 4, label, fill=colour if kind == "note" else None)
-
-    def write(self, path):
-        body = "\n".join(self.items)
-        defs = f"<defs>{''.join(self.defs)}</defs>\n" if self.defs else ""
-        doc = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-               f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{W}" height="{H}" '
-               f'viewBox="0 0 {W} {H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">\n'
-               f"{defs}{body}\n</svg>\n")
-        write_file(path, doc)
-
-
-def colours(tools):
-    extra = iter(OTHER_COLOURS * 4)
-    return {t: TOOL_COLOUR.get(t) or next(extra) for t in sorted(set(tools), key=tool_rank)}
-
-
-def corpus_of(groups):
-    names = []
-    for g in groups:
-        c = g.source.meta.get("corpus")
-        if c and c not in names:
-            names.append(c)
-    text = "; ".join(names)
-    return text if len(text) <= 110 else text[:109] + "…"
-
-
-def series_name(tool, src, many):
-    return tool_label(tool) + (f" ({src.label})" if many else "")
-
-
-def lost_notes(gs, most=4):
-    """Legend lines for groups a plot cannot show for want of a successful run."""
-    notes = []
-    for g in gs:
-        who = "no successful run" if g.wall is None else "stock: no successful run"
-        notes.append((f"⚠ {group_name(g)}, {tool_label(g.tool)}: {who}", "#b00000", "note"))
-    if len(notes) > most:
-        notes = notes[:most - 1] + [(f"⚠ and {len(notes) - most + 1} more without a figure",
-                                     "#b00000", "note")]
-    return notes
-
-
-def plot_fetch_wan(groups, path):
-    wan = [g for g in groups if g.scenario == "fetch-wan" and g.link_bps and g.wall is not None]
-    if not wan:
-        return False
-    many = len({g.source for g in wan}) > 1
-    series = {}
-    for g in wan:
-        series.setdefault((tool_rank(g.tool), g.source.index, g.tool, g.source), []).append(g)
-    pal = colours(g.tool for g in wan)
-
-    # The dashed floor: the native delta at the link rate, from the first
-    # deltafetch series that knows its delta's size.
-    floor_bytes = next((g.delta_ref for g in wan if g.tool == "deltafetch" and g.delta_ref), None)
-    mbits = [g.link_bps / 1e6 for g in wan]
-    ys = [v for g in wan for v in (g.wall_min, g.wall_max, g.wall)]
-    if floor_bytes:
-        ys += [floor_bytes * 8 / (m * 1e6) for m in mbits]
-    ylog = max(ys) / max(min(ys), 1e-9) > 10
-    x0, x1, y0, y1 = 75, W - 25, H - 62, TOP
-    xa = Axis(mbits, x0, x1, log=True)
-    ya = Axis(ys, y0, y1, log=ylog, zero=not ylog)
-    rtts = sorted({g.rtt_ms for g in wan if g.rtt_ms is not None})
-    sub = "median of the successful runs, whiskers min–max"
-    if rtts:
-        sub += "; RTT " + ", ".join(f"{r:g}" for r in rtts) + " ms"
-    corpus = corpus_of(wan)
-    svg = Svg("Fetch time against link rate", corpus, sub)
-    svg.frame(xa, ya, "link rate (Mbit/s, log scale)",
-              "fetch time (s" + (", log scale)" if ylog else ")"))
-    svg.clip("plot", x0, y1, x1 - x0, y0 - y1)
-    legend = []
-    if floor_bytes:
-        pts = []
-        lo, hi = math.log10(xa.lo), math.log10(xa.hi)
-        for i in range(61):
-            m = 10 ** (lo + (hi - lo) * i / 60)
-            pts.append((xa(m), ya(floor_bytes * 8 / (m * 1e6))))
-        svg.polyline(pts, "#000000", stroke_width="1.5", stroke_dasharray="6,4", clip_path="url(#plot)")
-        svg.occupy_line([p for p in pts if y1 <= p[1] <= y0])
-        legend.append((f"floor: native delta ({floor_bytes / 1e6:.1f} MB) at the link rate", "#000000", "dash"))
-    flagged = False
-    for key in sorted(series):
-        _, _, tool, src = key
-        pts = sorted(series[key], key=lambda g: g.link_bps)
-        col = pal[tool]
-        line = [(xa(g.link_bps / 1e6), ya(g.wall)) for g in pts]
-        svg.polyline(line, col, stroke_width="2")
-        svg.occupy_line(line)
-        for g in pts:
-            x = xa(g.link_bps / 1e6)
-            svg.line(x, ya(g.wall_min), x, ya(g.wall_max), stroke=col, stroke_width="1.5")
-            svg.line(x - 4, ya(g.wall_min), x + 4, ya(g.wall_min), stroke=col, stroke_width="1.5")
-            svg.line(x - 4, ya(g.wall_max), x + 4, ya(g.wall_max), stroke=col, stroke_width="1.5")
-            svg.marker(x, ya(g.wall), col)
-            if g.failed:
-                flagged = True
-                svg.text(x + 7, ya(g.wall) - 6, f"⚠ {len(g.failed)} failed", size=10, fill="#b00000")
-        legend.append((series_name(tool, src, many), col, "line"))
-    if flagged:
-        legend.append(("⚠ failed runs left out of the median", "#b00000", "note"))
-    legend += lost_notes([g for g in groups if g.scenario == "fetch-wan" and g.wall is None])
-    svg.legend(legend, x0, y0, x1, y1)
-    svg.write(path)
-    return True
-
-
-def plot_generate_levels(groups, path):
-    lv = [g for g in groups if g.scenario == "generate-level" and g.level is not None
-          and g.wall is not None and g.delta_bytes is not None]
-    if not lv:
-        return False
-    many = len({g.source for g in lv}) > 1
-    srcs = sorted({g.source for g in lv}, key=lambda s: s.index)
-    stock = pick([h for h in groups if h.scenario == "generate" and h.tool == "stock"
-                  and h.wall is not None and h.delta_bytes is not None],
-                 next(g for g in lv))
-    stock_bytes = None
-    if stock is None:
-        stock_bytes = next((s.meta["stock_delta_bytes"] for s in srcs if s.meta.get("stock_delta_bytes")), None)
-    xs = [v for g in lv for v in (g.wall_min, g.wall_max)]
-    ys = [g.delta_bytes / 1e6 for g in lv]
-    if stock:
-        xs.append(stock.wall)
-        ys.append(stock.delta_bytes / 1e6)
-    if stock_bytes:
-        ys.append(stock_bytes / 1e6)
-    xlog = max(xs) / max(min(xs), 1e-9) > 10
-    x0, x1, y0, y1 = 75, W - 25, H - 62, TOP
-    xa = Axis(xs, x0, x1, log=xlog, zero=not xlog)
-    ya = Axis(ys, y0, y1)
-    corpus = corpus_of(lv)
-    svg = Svg("Delta size against generate time per --level", corpus,
-              "median of the successful runs; horizontal whiskers min–max time")
-    svg.frame(xa, ya, "generate time (s" + (", log scale)" if xlog else ")"), "delta size (MB)")
-    pal = colours(g.tool for g in lv)
-    legend = []
-    series = {}
-    for g in lv:
-        series.setdefault((tool_rank(g.tool), g.source.index, g.tool, g.source), []).append(g)
-    for key in sorted(series):
-        _, _, tool, src = key
-        pts = sorted(series[key], key=lambda g: g.level)
-        col = pal[tool] if tool != "stock" else "#7570b3"
-        line = [(xa(g.wall), ya(g.delta_bytes / 1e6)) for g in pts]
-        svg.polyline(line, col, stroke_width="1.5")
-        svg.occupy_line(line)
-        svg.occupy_line([(x - 4, y - 14) for x, y in line] + [(x + 30, y - 14) for x, y in line])
-        for g in pts:
-            x, y = xa(g.wall), ya(g.delta_bytes / 1e6)
-            if g.wall_max > g.wall_min:
-                svg.line(xa(g.wall_min), y, xa(g.wall_max), y, stroke=col, stroke_width="1.2")
-            svg.marker(x, y, col)
-            label = fmt_level(g.level) + (f" ⚠{len(g.failed)} failed" if g.failed else "")
-            svg.text(x + 6, y - 7, label, size=11, fill="#b00000" if g.failed else "#000000")
-        legend.append((series_name(tool, src, many) + " --level=N", col, "line"))
-    if stock:
-        x, y = xa(stock.wall), ya(stock.delta_bytes / 1e6)
-        col = TOOL_COLOUR["stock"]
-        svg.marker(x, y, col, "square")
-        svg.occupy_line([(x - 90, y - 12), (x + 5, y + 5)])
-        svg.text(x - 8, y - 8, "stock ostree", anchor="end", fill=col)
-        legend.append(("stock ostree static-delta generate", col, "square"))
-    elif stock_bytes:
-        y = ya(stock_bytes / 1e6)
-        svg.line(x0, y, x1, y, stroke=TOOL_COLOUR["stock"], stroke_width="1.5", stroke_dasharray="6,4")
-        svg.occupy_line([(x0, y), (x1, y)])
-        legend.append((f"stock delta size ({stock_bytes / 1e6:.1f} MB; no stock generate runs)",
-                       TOOL_COLOUR["stock"], "dash"))
-    svg.legend(legend, x0, y0, x1, y1)
-    svg.write(path)
-    return True
-
-
-def plot_overview(groups, path):
-    cats = {}
-    for g in groups:
-        if g.speed is None:
-            continue
-        key = (scenario_rank(g.scenario), g.level or 0, g.link_bps or 0, g.source.index)
-        cats.setdefault(key, []).append(g)
-    # A RESULTS-DIR is named under a bar group only where two of them ran
-    # the same scenario.
-    seen = {}
-    for k in cats:
-        seen[k[:3]] = seen.get(k[:3], 0) + 1
-    keys = sorted(cats)
-    tools = sorted({g.tool for gs in cats.values() for g in gs}, key=tool_rank)
-    pal = colours(tools)
-    svg = Svg("Speed ratio to stock ostree per scenario", corpus_of(groups),
-              "stock's median wall time ÷ the tool's; above 1× is faster than stock")
-    if not keys:
-        svg.text(W / 2, H / 2, "no scenario has successful runs of both a tool and stock ostree", size=13,
-                 anchor="middle")
-        lost = lost_notes([g for g in groups if g.tool != "stock" and g.speed is None
-                           and g.has_stock])
-        for i, (text, colour, _) in enumerate(lost):
-            svg.text(W / 2, H / 2 + 24 + 16 * i, text, anchor="middle", fill=colour)
-        svg.write(path)
-        return True
-    ratios = [g.speed for gs in cats.values() for g in gs]
-    log = max(ratios + [1]) / min(ratios + [1]) > 8
-    rotate = len(keys) > 6
-    x0, x1, y0, y1 = 75, W - 25, H - (105 if rotate else 62), TOP
-    ya = Axis(ratios + [1.0], y0, y1, log=log, zero=not log)
-    svg.frame(Axis([0, 1], x0, x1), ya, None,
-              "speed ratio to stock (×" + (", log scale)" if log else ")"), xticks=False)
-    slot = (x1 - x0) / len(keys)
-    bar = min(42.0, slot * 0.8 / max(len(tools), 1))
-    base = ya(1.0) if log else ya(0.0)
-    for i, key in enumerate(keys):
-        gs = cats[key]
-        g0 = gs[0]
-        cx = x0 + slot * (i + 0.5)
-        gs = sorted(gs, key=lambda g: tool_rank(g.tool))
-        left = cx - bar * len(gs) / 2
-        for j, g in enumerate(gs):
-            x, y = left + bar * j, ya(g.speed)
-            svg.rect(x + 1, min(y, base), bar - 2, abs(base - y), fill=pal[g.tool])
-            svg.occupy_rect(x, min(y, base) - 14, bar, abs(base - y) + 14)
-            # The value over the bar, as precise as the bar is wide (about
-            # 5.5 px a character at this size).
-            shaky = bool(g.failed or g.counterpart.failed)
-            mark = "⚠" if shaky else ""
-            for digits in (2, 1, 0):
-                label = f"{g.speed:.{digits}f}×{mark}"
-                if len(label) * 5.5 <= bar + 2:
-                    break
-            else:
-                label = None
-            if label:
-                ty = y - 4 if y <= base else y + 12
-                svg.text(x + bar / 2, ty, label, size=9, anchor="middle",
-                         fill="#b00000" if shaky else "#000000")
-        detail = []
-        if g0.level is not None:
-            detail.append(fmt_level(g0.level))
-        if g0.link_bps:
-            detail.append(fmt_rate(g0.link_bps))
-        if seen[key[:3]] > 1:
-            detail.append(f"({g0.source.label})")
-        if rotate:
-            svg.text(cx + 4, y0 + 12, " ".join([g0.scenario] + detail), size=10, anchor="end", rotate=-35)
-        else:
-            svg.text(cx, y0 + 17, g0.scenario, size=11, anchor="middle")
-            if detail:
-                svg.text(cx, y0 + 31, " ".join(detail), size=10, anchor="middle", fill="#444444")
-    svg.line(x0, ya(1.0), x1, ya(1.0), stroke="#000000", stroke_width="1.2", stroke_dasharray="6,3")
-    legend = [(tool_label(t), pal[t], "bar") for t in tools]
-    legend.append(("1× = as fast as stock", "#000000", "dash"))
-    if any(g.failed or g.counterpart.failed for gs in cats.values() for g in gs):
-        legend.append(("⚠ failed runs (tool or stock) left out of the medians", "#b00000", "note"))
-    legend += lost_notes([g for g in groups if g.tool != "stock" and g.speed is None
-                          and g.has_stock])
-    svg.legend(legend, x0, y0, x1, y1)
-    svg.write(path)
-    return True
-
-
 # --- main ----------------------------------------------------------------------
+
+PLOT_NAMES = ("overview", "fetch-wan", "generate-levels")  # drawn by plots.py
+
+
+def load_plots():
+    """plots.py, or None where matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    # plots.py imports this module by name; run as a script it is
+    # __main__, and would otherwise be read a second time.
+    sys.modules.setdefault("report", sys.modules[__name__])
+    import plots
+    return plots
+
+
+def write_plots(groups, out):
+    """Each plot as NAME.svg and NAME.png in out; the SVG names of those
+    drawn. A plot this report does not draw (no such runs, or no
+    matplotlib) is removed, for one left from an earlier report with other
+    runs would mislead."""
+    plots = load_plots()
+    if plots is None:
+        print(f"{PROG}: plots skipped: no matplotlib for {sys.executable} "
+              "(apt-get install python3-matplotlib)", file=sys.stderr)
+    made = []
+    for name in PLOT_NAMES:
+        stem = os.path.join(out, name)
+        if plots is not None and plots.draw(name, groups, stem):
+            made.append(name + ".svg")
+            continue
+        for ext in (".svg", ".png"):
+            if os.path.exists(stem + ext):
+                os.remove(stem + ext)
+    return made
+
 
 def write_file(path, text):
     tmp = path + ".tmp"
@@ -1153,14 +726,7 @@ def main(argv):
     md = markdown(groups, sources)
     try:
         os.makedirs(out, exist_ok=True)
-        plots = []
-        for name, plot in (("overview.svg", plot_overview), ("fetch-wan.svg", plot_fetch_wan),
-                           ("generate-levels.svg", plot_generate_levels)):
-            path = os.path.join(out, name)
-            if plot(groups, path):
-                plots.append(name)
-            elif os.path.exists(path):
-                os.remove(path)  # from an earlier report with other runs: it would mislead
+        plots = write_plots(groups, out)
         doc = summary_json(groups, sources, headlines(groups, sources), plots)
         write_file(os.path.join(out, "summary.json"),
                    json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")

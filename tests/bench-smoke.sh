@@ -3,11 +3,13 @@
 # (a synthetic pair with an image file and small files, one repetition),
 # every scenario included (the WAN one needs root for its network
 # namespace), and must produce its report with every scenario, every run
-# succeeding, fsck-clean results and well-formed SVG plots. No figure here is
-# judged; speed belongs to benchmarks/, not to tests.
+# succeeding, fsck-clean results and its plots as well-formed SVG and as PNG
+# (report.py draws them with matplotlib: tests/install-deps.sh installs it).
+# No figure here is judged; speed belongs to benchmarks/, not to tests.
 . "$(dirname "$0")/lib.sh"
 B=$DF_SRCDIR/benchmarks
 svg_ok () { python3 -c 'import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); sys.exit(0 if r.tag.endswith("svg") else 1)' "$1"; }
+png_ok () { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; }
 
 check "bench-core.sh runs on a synthetic pair, with levels, an image and small files" bash "$B/bench-core.sh" \
   --build="$DF_BUILDDIR" --synthetic=1 --large-file=2000000 --small-files=200 --levels=1,3 --reps=1 --out="$T/core"
@@ -18,7 +20,10 @@ check "bench-core: every run exited 0" bash -c "! grep -v '\"exit\": 0' '$T/core
 check "bench-core: no run flagged as failed" bash -c "! grep -q '⚠' '$T/core/summary.md'"
 check "bench-core: runs record objects and content written" grep -q '"scenario": "apply".*"content_bytes": [1-9]' "$T/core/runs.jsonl"
 check "bench-core: summary.json parses" python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$T/core/summary.json"
-for p in overview generate-levels; do check "bench-core: $p.svg is well-formed SVG" svg_ok "$T/core/$p.svg"; done
+for p in overview generate-levels; do
+  check "bench-core: $p.svg is well-formed SVG" svg_ok "$T/core/$p.svg"
+  check "bench-core: $p.png is a PNG" png_ok "$T/core/$p.png"
+done
 check "bench-core: the apply result was fsck-clean" grep -q "successfully" "$T/core/fsck-deltafetch.txt"
 check "bench-core: the stock delta applied by deltafetch was fsck-clean" grep -q "successfully" \
   "$T/core/fsck-deltafetch-stock.txt"
@@ -41,6 +46,7 @@ check "bench-fetch: deltafetch fetched the stock delta from the stock view" \
   grep -q '"tool": "deltafetch-stock".*"ok": true' "$T/fetch/runs.jsonl"
 if [ ${#wan[@]} -gt 0 ]; then
   check "bench-fetch: fetch-wan.svg is well-formed SVG" svg_ok "$T/fetch/fetch-wan.svg"
+  check "bench-fetch: fetch-wan.png is a PNG" png_ok "$T/fetch/fetch-wan.png"
   check "bench-fetch: the WAN runs carry the link rate" grep -q '"scenario": "fetch-wan".*"link_bps": 16000000' \
     "$T/fetch/runs.jsonl"
   check "bench-fetch: the WAN namespace is gone" bash -c "! ip netns list | grep -q dfwan"
