@@ -92,8 +92,16 @@ bench_meta () {
 # (Python 3; the plots with matplotlib); where there is no Python (a
 # board), says how to make them elsewhere from OUT.
 bench_report () {
-  if command -v python3 >/dev/null; then
-    python3 "$(dirname "${BASH_SOURCE[0]}")/report.py" "$1"
+  # The first python3 that has matplotlib (a python3 of its own on PATH,
+  # pyenv's say, does not see Debian's python3-matplotlib), else any.
+  local py=
+  for p in python3 /usr/bin/python3; do
+    command -v "$p" >/dev/null || continue
+    [ -n "$py" ] || py=$p
+    if "$p" -c 'import matplotlib' 2>/dev/null; then py=$p; break; fi
+  done
+  if [ -n "$py" ]; then
+    "$py" "$(dirname "${BASH_SOURCE[0]}")/report.py" "$1"
   else
     echo "no python3 here: copy $1 to a machine with it and run benchmarks/report.py $1" >&2
   fi

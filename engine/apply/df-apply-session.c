@@ -6,7 +6,7 @@
  * parallel once the metadata walk has fixed the set of objects the trusted
  * commit references. A fetcher hands them over as they are verified; an
  * offline apply (df-apply-delta.c) finds them all on disk. */
-#include "df-apply-session.h"
+#include "df-apply-session-private.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -19,46 +19,6 @@
 #include "df-trust.h"
 
 /* ---------------------------------------------------------------------- */
-
-struct _DfApplySession
-{
-  OstreeRepo *repo;
-  DfSuperblock *sb;
-  DfObjectWriter *writer;
-  const DfApplyOptions *opts;
-  GCancellable *cancellable;
-
-  DfTrust *trust; /* the walk; its delta metadata is added under lock */
-
-  /* Content workers, under lock */
-  GMutex lock;
-  GCond cond;
-  GError *error;
-  guint pending;
-  DfProgress progress;
-  gint64 last_report;
-  guint parts_applied;
-
-  /* Session */
-  GCancellable *user_cancellable;
-  gulong chained;
-  guint64 usable, fixed, need; /* memory: the budget less the reserve, superblock and metadata parts, a worker */
-  guint workers;
-  GThreadPool *pool;
-  guint meta_parts, meta_received;
-  gboolean walk_done;
-  GPtrArray *queued; /* PartTask* of content parts that arrived before the walk */
-  guint8 *received;  /* per part */
-  guint64 *work;     /* per part: what applying it costs, roughly (task_order()) */
-  DfApplyResult result;
-  char *state_dir;
-  gboolean in_txn;
-  gboolean complete_checked;      /* by the task after the walk, under lock */
-  DfRebuildPlan *plan;            /* rebuild and alternative parts (format 3), under lock */
-  GMutex rebuild_lock;            /* one rebuild at a time: the budget keeps room for one */
-  guint64 raise_cap, raise_extra; /* the budget may rise to raise_cap to keep workers beside raise_extra */
-};
-typedef struct _DfApplySession Apply;
 
 static void
 report (Apply *a, gboolean force)
@@ -73,17 +33,6 @@ report (Apply *a, gboolean force)
   DfProgress snap = a->progress;
   g_mutex_unlock (&a->lock);
   a->opts->progress (&snap, a->opts->progress_data);
-}
-
-static GBytes *
-read_part (Apply *a, guint i, int dfd, const char *name, GError **error)
-{
-  g_autofree char *what = g_strdup_printf ("part %u", i);
-  g_autoptr (GBytes) file
-      = df_read_file_bounded (dfd, name, DF_PART_SIZE_MAX + DF_MIB, a->sb->parts[i].compressed_size, what, error);
-  if (file == NULL)
-    return NULL;
-  return df_part_decode (&a->sb->parts[i], i, file, error);
 }
 
 /* Metadata parts are small: keep their objects until the walk has decided
@@ -154,210 +103,6 @@ trust_walk (Apply *a, GError **error)
 
 /* ---------------------------------------------------------------------- */
 /* Content parts                                                            */
-
-/* A task for the worker pool: a content part, or (index G_MAXUINT) the
- * verified metadata objects. */
-typedef struct
-{
-  Apply *a;
-  guint index;
-  int dfd; /* owned; -1 for the metadata task */
-  char *name;
-} PartTask;
-
-static void
-part_task_free (PartTask *t)
-{
-  if (t->dfd >= 0)
-    close (t->dfd);
-  g_free (t->name);
-  g_free (t);
-}
-
-static gboolean check_complete (Apply *a, GError **error);
-static void part_finished (Apply *a, guint index);
-
-/* The pool takes the costliest waiting part first, so an apply ends on
- * small parts rather than on one worker rebuilding a large part while the
- * others idle. The metadata task goes before everything. */
-static gint
-task_order (gconstpointer x, gconstpointer y, gpointer data)
-{
-  const PartTask *p = x, *q = y;
-  Apply *a = data;
-  guint64 wp = p->index == G_MAXUINT ? G_MAXUINT64 : a->work[p->index];
-  guint64 wq = q->index == G_MAXUINT ? G_MAXUINT64 : a->work[q->index];
-  if (wp != wq)
-    return wp > wq ? -1 : 1;
-  return p->index < q->index ? -1 : p->index > q->index;
-}
-
-/* The pool task that follows the trust walk: write the verified metadata,
- * and check that the objects the delta does not carry are present, while
- * the content parts are being applied. */
-static gboolean
-write_metadata (Apply *a, GError **error)
-{
-  GPtrArray *meta = df_trust_metadata (a->trust);
-  for (guint i = 0; i < meta->len; i++)
-    {
-      DfTrustMeta *m = meta->pdata[i];
-      if (!df_object_writer_metadata (a->writer, m->type, m->checksum, m->data, a->cancellable, error))
-        return FALSE;
-    }
-  if (!check_complete (a, error))
-    return FALSE;
-  g_mutex_lock (&a->lock);
-  a->complete_checked = TRUE;
-  g_mutex_unlock (&a->lock);
-  return TRUE;
-}
-
-/* Rebuilds one object; a rebuild that fails for a reason of its own (a
- * library or memory refusal, a malformed program, a result that does not
- * hash to the checksum) falls back to the object's alternative entries,
- * applied after every rebuild part. */
-static gboolean
-rebuild_entry (Apply *a, guint index, const DfEntry *e, const guint8 *raw, GError **error)
-{
-  g_autoptr (GError) local = NULL;
-  g_mutex_lock (&a->lock);
-  gboolean failed_before = df_rebuild_plan_failed_before (a->plan, e->checksum);
-  g_mutex_unlock (&a->lock);
-  if (failed_before)
-    df_throw (&local, DF_ERROR_CORRUPT, "its rebuild failed in an earlier run");
-  g_mutex_lock (&a->rebuild_lock);
-  gboolean ok = !failed_before
-                && df_object_writer_rebuild (a->writer, e, raw, e->data_size, df_rebuild_plan_memory (a->plan, index),
-                                             a->cancellable, &local);
-  g_mutex_unlock (&a->rebuild_lock);
-  if (ok)
-    {
-      g_mutex_lock (&a->lock);
-      a->result.objects_rebuilt++;
-      g_mutex_unlock (&a->lock);
-      return TRUE;
-    }
-  gboolean own = local->domain == DF_ERROR
-                 && (local->code == DF_ERROR_CORRUPT || local->code == DF_ERROR_INVALID_DELTA
-                     || local->code == DF_ERROR_MISSING_BASE || local->code == DF_ERROR_INVALID_ARGUMENT);
-  char hex[65];
-  df_hex (e->checksum, hex);
-  g_mutex_lock (&a->lock);
-  gboolean alt = own && df_rebuild_plan_fell_back (a->plan, e->checksum);
-  if (own && !failed_before)
-    df_object_writer_note_rebuild_failed (a->writer, e->checksum);
-  if (alt)
-    {
-      a->result.rebuild_fallbacks++;
-      if (a->result.rebuild_fallback_reason[0] == '\0')
-        g_snprintf (a->result.rebuild_fallback_reason, sizeof a->result.rebuild_fallback_reason, "%s: %s", hex,
-                    local->message);
-    }
-  g_mutex_unlock (&a->lock);
-  if (alt)
-    return TRUE;
-  g_propagate_prefixed_error (error, g_steal_pointer (&local), "rebuilding %s: ", hex);
-  return FALSE;
-}
-
-static gboolean
-apply_part (Apply *a, PartTask *t, GError **error)
-{
-  guint index = t->index;
-  const DfPart *p = &a->sb->parts[index];
-  g_autoptr (GBytes) payload = read_part (a, index, t->dfd, t->name, error);
-  if (payload == NULL)
-    return FALSE;
-  gsize len;
-  const guint8 *data = g_bytes_get_data (payload, &len);
-  DfPartReader r;
-  if (!df_part_reader_init (&r, data, len, p->raw_size, error))
-    return (g_prefix_error (error, "part %u: ", index), FALSE);
-  g_autoptr (DfWriteBatch) batch = df_write_batch_new ();
-  for (guint j = 0; j < p->n_entries; j++)
-    {
-      const DfEntry *e = &p->entries[j];
-      if (g_cancellable_set_error_if_cancelled (a->cancellable, error))
-        return FALSE;
-      gboolean done = df_object_writer_entry_done (a->writer, e);
-      if (e->encoding == DF_ENCODING_REBUILD)
-        {
-          const guint8 *raw = df_part_reader_take (&r, DF_SECTION_RAW, e->data_size, error);
-          if (raw == NULL || (!done && !rebuild_entry (a, index, e, raw, error)))
-            return (g_prefix_error (error, "part %u: ", index), FALSE);
-        }
-      else if (!(done ? df_object_writer_skip_entry (e, &r, error)
-                      : df_object_writer_entry (a->writer, e, &r, batch, a->cancellable, error)))
-        {
-          char hex[65];
-          df_hex (e->checksum, hex);
-          g_prefix_error (error, "part %u: file %s: ", index, hex);
-          return FALSE;
-        }
-      g_mutex_lock (&a->lock);
-      a->progress.bytes_done += e->length;
-      g_mutex_unlock (&a->lock);
-    }
-  if (!df_part_reader_finish (&r, error))
-    return (g_prefix_error (error, "part %u: ", index), FALSE);
-  if (!df_object_writer_commit_batch (a->writer, batch, a->cancellable, error))
-    return (g_prefix_error (error, "part %u: ", index), FALSE);
-  return TRUE;
-}
-
-static void
-part_worker (gpointer data, gpointer user_data)
-{
-  PartTask *t = data;
-  Apply *a = t->a;
-  GError *local = NULL;
-  gboolean failed;
-  g_mutex_lock (&a->lock);
-  failed = a->error != NULL;
-  g_mutex_unlock (&a->lock);
-  if (!failed && !(t->index == G_MAXUINT ? write_metadata (a, &local) : apply_part (a, t, &local)))
-    {
-      g_mutex_lock (&a->lock);
-      if (a->error == NULL)
-        a->error = local;
-      else
-        g_error_free (local);
-      g_mutex_unlock (&a->lock);
-      g_cancellable_cancel (a->cancellable);
-    }
-  guint index = t->index;
-  part_task_free (t);
-  if (index != G_MAXUINT)
-    part_finished (a, index);
-  g_mutex_lock (&a->lock);
-  a->pending--;
-  if (index != G_MAXUINT)
-    {
-      a->progress.parts_done++;
-      a->parts_applied++;
-    }
-  g_cond_broadcast (&a->cond);
-  g_mutex_unlock (&a->lock);
-  /* Idle pool threads keep no buffers. */
-  df_big_cache_release ();
-}
-
-/* Memory one worker needs for part @p: its compressed and uncompressed
- * buffers, or the uncompressed buffer plus the largest patch's source
- * window and output; plus the freed buffers its thread keeps for reuse.
- * A rebuild streams its object: its encoders are counted apart
- * (df_rebuild_plan_new()). */
-static guint64
-part_memory (const DfPart *p)
-{
-  guint64 patch = 0;
-  for (guint j = 0; j < p->n_entries; j++)
-    if (p->entries[j].encoding != DF_ENCODING_RAW && p->entries[j].encoding != DF_ENCODING_REBUILD)
-      patch = MAX (patch, p->entries[j].src_length + p->entries[j].length);
-  return MAX (p->compressed_size + p->uncompressed_size, p->uncompressed_size + patch) + DF_COPY_BUFFER
-         + DF_BIG_CACHE_SLOTS * DF_BIG_CACHE_MAX;
-}
 
 guint64
 df_part_output (const DfPart *p)
@@ -461,8 +206,8 @@ dispatch_content (Apply *a, PartTask *t)
       a->progress.parts_done++;
       a->result.parts_skipped++;
       g_mutex_unlock (&a->lock);
-      part_task_free (t);
-      part_finished (a, index);
+      df_session_task_free (t);
+      df_session_part_finished (a, index);
       return;
     }
   push_task (a, t);
@@ -470,8 +215,8 @@ dispatch_content (Apply *a, PartTask *t)
 
 /* A content part is done (or was found present): the rebuild and
  * alternative parts that waited for it may run. */
-static void
-part_finished (Apply *a, guint index)
+void
+df_session_part_finished (Apply *a, guint index)
 {
   g_autoptr (GPtrArray) released = g_ptr_array_new ();
   g_mutex_lock (&a->lock);
@@ -553,8 +298,8 @@ walk_and_release (Apply *a, GError **error)
  * object is written: a commit never lands half-populated. Objects the
  * delta carries are in, since every part has been applied; the rest must
  * already be in the repository. */
-static gboolean
-check_complete (Apply *a, GError **error)
+gboolean
+df_session_check_complete (Apply *a, GError **error)
 {
   g_autoptr (DfObjSet) carried = df_objset_new (NULL);
   for (guint i = 0; i < a->sb->n_parts; i++)
@@ -603,7 +348,7 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
       if (sb->parts[i].kind == DF_PART_KIND_METADATA)
         meta_total += sb->parts[i].uncompressed_size, meta_parts++, meta_entries += sb->parts[i].n_entries;
       else
-        need = MAX (need, part_memory (&sb->parts[i]));
+        need = MAX (need, df_session_part_memory (&sb->parts[i]));
     }
   guint64 usable = df_apply_usable_memory (opts);
   guint64 fixed = sb->memory + meta_total, tables = meta_entries * DF_TRUST_DELTA_META_COST;
@@ -712,7 +457,7 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   if (a->writer && ostree_repo_prepare_transaction (repo, &resumed, a->cancellable, &local))
     {
       a->in_txn = TRUE;
-      a->pool = g_thread_pool_new (part_worker, NULL, workers, FALSE, NULL);
+      a->pool = g_thread_pool_new (df_session_worker, NULL, workers, FALSE, NULL);
       /* Bytes written, diffs counted twice: they also read their source
        * and decode controls. */
       a->work = g_new0 (guint64, MAX (a->sb->n_parts, 1));
@@ -725,7 +470,7 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
                              : e->encoding == DF_ENCODING_REBUILD ? 4
                                                                   : 1);
           }
-      g_thread_pool_set_sort_function (a->pool, task_order, a);
+      g_thread_pool_set_sort_function (a->pool, df_session_task_order, a);
       a->progress.phase = DF_PHASE_METADATA;
       report (a, TRUE);
       if (meta_parts > 0 || walk_and_release (a, &local))
@@ -793,7 +538,7 @@ df_apply_session_add_part (DfApplySession *a, guint index, int dfd, const char *
     return TRUE;
   if (a->sb->parts[index].kind == DF_PART_KIND_METADATA)
     {
-      g_autoptr (GBytes) payload = read_part (a, index, dfd, name, error);
+      g_autoptr (GBytes) payload = df_session_read_part (a, index, dfd, name, error);
       if (payload == NULL)
         return FALSE;
       if (!add_metadata_objects (a, index, payload, error))
@@ -819,7 +564,7 @@ df_apply_session_add_part (DfApplySession *a, guint index, int dfd, const char *
   t->name = g_strdup (name);
   if (t->dfd < 0)
     {
-      part_task_free (t);
+      df_session_task_free (t);
       return df_throw_errno (error, errno, "part %u", index);
     }
   g_mutex_lock (&a->lock);
@@ -894,7 +639,7 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
       if (g_bytes_get_size (a->sb->commitmeta) > 0)
         meta = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), a->sb->commitmeta, FALSE));
       if (df_object_writer_finish_splits (a->writer, a->cancellable, &local)
-          && (a->complete_checked || check_complete (a, &local))
+          && (a->complete_checked || df_session_check_complete (a, &local))
           && df_object_writer_commit (a->writer, a->sb->to_hex, a->sb->commit, meta, a->opts->ref,
                                       &a->result.objects_written, &a->result.content_bytes, a->cancellable, &local))
         {
@@ -940,11 +685,11 @@ df_apply_session_free (DfApplySession *a)
   g_clear_pointer (&a->writer, df_object_writer_free);
   df_trust_free (a->trust);
   for (guint i = 0; a->queued && i < a->queued->len; i++)
-    part_task_free (a->queued->pdata[i]);
+    df_session_task_free (a->queued->pdata[i]);
   g_clear_pointer (&a->queued, g_ptr_array_unref);
   if (a->plan)
     {
-      g_autoptr (GPtrArray) held = g_ptr_array_new_with_free_func ((GDestroyNotify)part_task_free);
+      g_autoptr (GPtrArray) held = g_ptr_array_new_with_free_func ((GDestroyNotify)df_session_task_free);
       df_rebuild_plan_steal_held (a->plan, held);
       df_rebuild_plan_free (a->plan);
     }
