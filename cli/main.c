@@ -58,7 +58,7 @@ main (int argc, char **argv)
     }
   if (strcmp (argv[1], "--version") == 0)
     {
-      printf ("deltafetch %s\n", DF_VERSION);
+      printf ("deltafetch %s\n", df_version ());
       return 0;
     }
   for (guint i = 0; i < G_N_ELEMENTS (verbs); i++)

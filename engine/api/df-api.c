@@ -8,6 +8,12 @@
 #include "df-apply-delta.h"
 #include "df-fetch.h"
 
+const char *
+df_version (void)
+{
+  return DF_VERSION_STRING;
+}
+
 /* The repository lock is taken: say so through the progress callback and
  * the event function. */
 static void

@@ -28,6 +28,23 @@ G_BEGIN_DECLS
 #define DF_PUBLIC __attribute__ ((visibility ("default")))
 
 /* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+
+/* The version of this header (the project's, meson.build). */
+#define DF_VERSION_MAJOR 0
+#define DF_VERSION_MINOR 1
+#define DF_VERSION_MICRO 0
+#define DF_VERSION_STRING "0.1.0"
+/* TRUE when this header is version @major.@minor.@micro or later. */
+#define DF_CHECK_VERSION(major, minor, micro)                                                                          \
+  (DF_VERSION_MAJOR > (major) || (DF_VERSION_MAJOR == (major) && DF_VERSION_MINOR > (minor))                           \
+   || (DF_VERSION_MAJOR == (major) && DF_VERSION_MINOR == (minor) && DF_VERSION_MICRO >= (micro)))
+
+/* The version of the library in use ("MAJOR.MINOR.MICRO"), which may be
+ * newer than the header a program was built with. */
+DF_PUBLIC const char *df_version (void);
+
+/* ------------------------------------------------------------------------ */
 /* Errors                                                                    */
 
 /**
