@@ -185,9 +185,9 @@ typedef struct
   gulong chained;            /* its link to g.cancellable */
   const char *from, *to;     /* full checksums; from NULL: from scratch */
   DfGenWalk wto, wfrom;
-  GVariant *commitv; /* the to-commit object */
-  GPtrArray *items;  /* DfGenItem*: new content objects, in walk order */
-  GThreadPool *encode_pool, *compress_pool;
+  GVariant *commitv;          /* the to-commit object */
+  GPtrArray *items;           /* DfGenItem*: new content objects, in walk order */
+  GThreadPool *compress_pool; /* the encode pool is g.encode_pool */
 } Run;
 
 static gboolean
@@ -232,13 +232,13 @@ static void
 run_clear (Run *r)
 {
   DfGenerator *g = &r->g;
-  if (r->encode_pool)
+  if (g->encode_pool)
     {
       g_cancellable_cancel (g->cancellable);
       g_mutex_lock (&g->lock);
       g_cond_broadcast (&g->cond);
       g_mutex_unlock (&g->lock);
-      g_thread_pool_free (r->encode_pool, TRUE, TRUE);
+      g_thread_pool_free (g->encode_pool, TRUE, TRUE);
     }
   if (r->compress_pool)
     g_thread_pool_free (r->compress_pool, FALSE, TRUE);
@@ -433,7 +433,7 @@ pack_content (Run *r, DfGenPacker *pk)
   for (guint i = 0; i < r->items->len; i++)
     {
       for (; submitted < r->items->len && submitted < i + window; submitted++)
-        g_thread_pool_push (r->encode_pool, r->items->pdata[submitted], NULL);
+        g_thread_pool_push (g->encode_pool, r->items->pdata[submitted], NULL);
       pack_item (g, pk, r->items->pdata[i]);
       if (df_gen_failed (g))
         break;
@@ -449,9 +449,8 @@ phase_encode_pack (Run *r, GError **error)
 {
   DfGenerator *g = &r->g;
   r->compress_pool = g_thread_pool_new (df_gen_compress_worker, NULL, g->jobs, FALSE, NULL);
-  r->encode_pool = g_thread_pool_new (df_gen_encode_worker, NULL, g->jobs, FALSE, NULL);
-  g_thread_pool_set_sort_function (r->encode_pool, df_gen_encode_task_order, NULL);
-  g->encode_pool = r->encode_pool;
+  g->encode_pool = g_thread_pool_new (df_gen_encode_worker, NULL, g->jobs, FALSE, NULL);
+  g_thread_pool_set_sort_function (g->encode_pool, df_gen_encode_task_order, NULL);
   DfGenPacker pk = { .gen = g, .pool = r->compress_pool };
 
   g->progress.phase = DF_PHASE_ENCODE;
@@ -459,8 +458,8 @@ phase_encode_pack (Run *r, GError **error)
   if (!pack_metadata (r, &pk, error))
     return FALSE;
   pack_content (r, &pk);
-  g_thread_pool_free (r->encode_pool, FALSE, TRUE);
-  r->encode_pool = NULL;
+  g_thread_pool_free (g->encode_pool, FALSE, TRUE);
+  g->encode_pool = NULL;
   g_thread_pool_free (r->compress_pool, FALSE, TRUE);
   r->compress_pool = NULL;
   if (df_gen_failed (g))

@@ -38,8 +38,8 @@ struct _DfGenerator
 
   GMutex lock;
   GCond cond;
-  GError *error; /* first error of any worker */
-  GThreadPool *encode_pool;
+  GError *error;            /* first error of any worker */
+  GThreadPool *encode_pool; /* during the encode phase */
 
   /* Parts, filled in by compress workers. */
   GArray *parts; /* DfPart */
