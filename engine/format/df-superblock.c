@@ -462,16 +462,13 @@ over_budget (guint64 need, guint64 memory, GError **error)
   return TRUE;
 }
 
-static DfSuperblock *
-parse_plain (GBytes *bytes, guint64 memory, GError **error)
+/* The fixed header: magic, format version, reserved field and body length,
+ * each checked against what this build reads and the file's size. */
+static gboolean
+read_header (const guint8 *data, gsize size, guint32 *out_version, guint64 *out_blen, GError **error)
 {
-  gsize size = 0;
-  const guint8 *data = g_bytes_get_data (bytes, &size);
   if (size < DF_SUPERBLOCK_HEADER_LEN || memcmp (data, DF_SUPERBLOCK_MAGIC, 8) != 0)
-    {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: not a deltafetch superblock (bad magic)");
-      return NULL;
-    }
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: not a deltafetch superblock (bad magic)");
   guint32 version, reserved;
   guint64 blen;
   memcpy (&version, data + 8, 4);
@@ -481,39 +478,37 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
   reserved = GUINT32_FROM_LE (reserved);
   blen = GUINT64_FROM_LE (blen);
   if (version < DF_FORMAT_VERSION_MIN || version > DF_FORMAT_VERSION)
-    {
-      df_throw (error, DF_ERROR_INVALID_DELTA,
-                "superblock: format version %u is not supported (this build reads %u to %u)", version,
-                DF_FORMAT_VERSION_MIN, DF_FORMAT_VERSION);
-      return NULL;
-    }
-  gboolean v3 = version >= 3;
+    return df_throw (error, DF_ERROR_INVALID_DELTA,
+                     "superblock: format version %u is not supported (this build reads %u to %u)", version,
+                     DF_FORMAT_VERSION_MIN, DF_FORMAT_VERSION);
   if (reserved != 0)
-    {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: reserved header field is %u, not 0", reserved);
-      return NULL;
-    }
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: reserved header field is %u, not 0", reserved);
   if (size > DF_SUPERBLOCK_MAX || blen == 0 || blen > DF_SUPERBLOCK_BODY_MAX)
-    {
-      df_throw (error, DF_ERROR_INVALID_DELTA,
-                "superblock: body of %" G_GUINT64_FORMAT " bytes in a %zu-byte file is outside the limits", blen, size);
-      return NULL;
-    }
-  /* The file (held by the caller) and the body are in memory at once, then
-   * the parsed form beside them. */
-  guint64 held = size + blen;
-  if (over_budget (held, memory, error))
-    return NULL;
+    return df_throw (error, DF_ERROR_INVALID_DELTA,
+                     "superblock: body of %" G_GUINT64_FORMAT " bytes in a %zu-byte file is outside the limits", blen,
+                     size);
+  *out_version = version;
+  *out_blen = blen;
+  return TRUE;
+}
+
+/* The body after the header of the @size-byte file @data, decompressed
+ * (@blen bytes) and read as the body type of its version. */
+static GVariant *
+read_body (const guint8 *data, gsize size, guint64 blen, gboolean v3, GError **error)
+{
   /* The body is one zstd frame declaring exactly blen bytes, decoded into
    * a buffer of that size. */
   const guint8 *frame = data + DF_SUPERBLOCK_HEADER_LEN;
   gsize flen = size - DF_SUPERBLOCK_HEADER_LEN;
   ZSTD_frameHeader fh;
   if (ZSTD_getFrameHeader (&fh, frame, flen) != 0 || fh.frameType != ZSTD_frame || fh.frameContentSize != blen
-      || !fh.checksumFlag || fh.windowSize > ((guint64)1 << DF_SUPERBLOCK_WINDOW_LOG_MAX) || ZSTD_findFrameCompressedSize (frame, flen) != flen)
+      || !fh.checksumFlag || fh.windowSize > ((guint64)1 << DF_SUPERBLOCK_WINDOW_LOG_MAX)
+      || ZSTD_findFrameCompressedSize (frame, flen) != flen)
     {
       df_throw (error, DF_ERROR_INVALID_DELTA,
-                "superblock: body is not one checksummed zstd frame of %" G_GUINT64_FORMAT " bytes filling the file", blen);
+                "superblock: body is not one checksummed zstd frame of %" G_GUINT64_FORMAT " bytes filling the file",
+                blen);
       return NULL;
     }
   g_autoptr (ZSTD_DCtx) dctx = ZSTD_createDCtx ();
@@ -529,9 +524,8 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
     }
   g_clear_pointer (&dctx, ZSTD_freeDCtx);
   g_autoptr (GBytes) body_bytes = df_big_bytes (plain, blen);
-  g_autoptr (GVariant) body
-      = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (v3 ? DF_SUPERBLOCK_BODY_TYPE_V3 : DF_SUPERBLOCK_BODY_TYPE_V2),
-                                                  body_bytes, FALSE));
+  g_autoptr (GVariant) body = g_variant_ref_sink (g_variant_new_from_bytes (
+      G_VARIANT_TYPE (v3 ? DF_SUPERBLOCK_BODY_TYPE_V3 : DF_SUPERBLOCK_BODY_TYPE_V2), body_bytes, FALSE));
   /* Non-normal serializations would let two different files mean the same
    * thing and hide data in padding; refuse them. */
   if (!g_variant_is_normal_form (body))
@@ -539,19 +533,21 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
       df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: body is not a normal-form GVariant");
       return NULL;
     }
+  return g_steal_pointer (&body);
+}
 
-  g_autoptr (DfSuperblock) sb = df_superblock_new ();
-  sb->version = version;
-  g_autoptr (GVariant) meta = NULL, from = NULL, to = NULL, commit = NULL, commitmeta = NULL, parts = NULL;
-  g_variant_get (body, "(@a{sv}@ay@ay@ay@ay*)", &meta, &from, &to, &commit, &commitmeta, &parts);
-
-  /* What the parsed form takes, counted before it is allocated. */
+/* What the parsed form takes, counted before it is allocated: sets
+ * sb->memory and *@out_entries (entries in all @parts), and checks them
+ * against the limits and, with the @held bytes, the @memory budget. */
+static gboolean
+count_parsed (DfSuperblock *sb, GVariant *parts, GVariant *meta, GVariant *commit, GVariant *commitmeta, guint64 held,
+              guint64 memory, guint64 *out_entries, GError **error)
+{
+  gboolean v3 = sb->version >= 3;
   gsize n_parts = g_variant_n_children (parts);
   if (n_parts > DF_PARTS_MAX)
-    {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %zu parts exceed the limit of %u", n_parts, DF_PARTS_MAX);
-      return NULL;
-    }
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %zu parts exceed the limit of %u", n_parts,
+                     DF_PARTS_MAX);
   guint64 n_entries_total = 0, extra = 0;
   for (gsize i = 0; i < n_parts; i++)
     {
@@ -568,20 +564,26 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
         }
     }
   if (n_entries_total > DF_ENTRIES_MAX)
-    {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %" G_GUINT64_FORMAT " entries exceed the limit of %u",
-                n_entries_total, DF_ENTRIES_MAX);
-      return NULL;
-    }
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %" G_GUINT64_FORMAT " entries exceed the limit of %u",
+                     n_entries_total, DF_ENTRIES_MAX);
   sb->memory = sizeof *sb + n_parts * sizeof (DfPart) + n_entries_total * sizeof (DfEntry) + g_variant_get_size (meta)
                + g_variant_get_size (commit) + g_variant_get_size (commitmeta) + extra;
   /* The tiling check sorts a pointer per entry. */
   if (over_budget (held + sb->memory + n_entries_total * sizeof (gpointer), memory, error))
-    return NULL;
+    return FALSE;
+  *out_entries = n_entries_total;
+  return TRUE;
+}
 
+/* The delta's ends, its commit and detached metadata, and the delta's
+ * metadata, copied into @sb and checked. */
+static gboolean
+read_ends (DfSuperblock *sb, GVariant *from, GVariant *to, GVariant *commit, GVariant *meta, GVariant *commitmeta,
+           GError **error)
+{
   if (!df_delta_ends_read (from, to, commit, "superblock", &sb->has_from, sb->from, sb->from_hex, sb->to, sb->to_hex,
                            &sb->commit, error))
-    return NULL;
+    return FALSE;
   g_bytes_unref (sb->commit);
   sb->commit = copy_bytes (commit);
   g_autoptr (GBytes) meta_bytes = copy_bytes (meta);
@@ -591,8 +593,7 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
   if (!g_variant_is_normal_form (commitv) || !ostree_validate_structureof_commit (commitv, error))
     {
       g_clear_error (error);
-      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: commit %s is not a valid commit object", sb->to_hex);
-      return NULL;
+      return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: commit %s is not a valid commit object", sb->to_hex);
     }
   sb->commitmeta = copy_bytes (commitmeta);
   if (g_bytes_get_size (sb->commitmeta) > 0)
@@ -600,85 +601,120 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
       g_autoptr (GVariant) mv
           = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), sb->commitmeta, FALSE));
       if (!g_variant_is_normal_form (mv))
-        {
-          df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: detached commit metadata is malformed");
-          return NULL;
-        }
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: detached commit metadata is malformed");
     }
+  return TRUE;
+}
 
+/* The entries of part @i (@p, its kind read) from @entries: at least one,
+ * each valid, their raw bytes within the part's payload. */
+static gboolean
+parse_part_entries (DfPart *p, guint i, GVariant *entries, GError **error)
+{
+  gsize n = g_variant_n_children (entries);
+  if (n == 0)
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has no entries", i);
+  p->entries = g_new0 (DfEntry, n);
+  p->n_entries = n;
+  guint64 sum = 0;
+  for (guint j = 0; j < n; j++)
+    {
+      g_autoptr (GVariant) ev = g_variant_get_child_value (entries, j);
+      if (!parse_entry (ev, i, j, p->kind, &p->entries[j], error))
+        return FALSE;
+      if (!df_add_u64 (sum, p->entries[j].data_size, &sum))
+        sum = G_MAXUINT64;
+    }
+  if (p->uncompressed_size < DF_PART_TABLE_LEN || sum > p->uncompressed_size - DF_PART_TABLE_LEN)
+    return df_throw (error, DF_ERROR_INVALID_DELTA,
+                     "superblock: part %u entries hold %" G_GUINT64_FORMAT
+                     " raw bytes, more than the part's %" G_GUINT64_FORMAT,
+                     i, sum, p->uncompressed_size);
+  p->raw_size = sum;
+  return TRUE;
+}
+
+/* Part @i of @sb from @pv. @n_rebuild_parts and @metadata_total carry
+ * counts from part to part. */
+static gboolean
+parse_part (DfSuperblock *sb, guint i, GVariant *pv, guint *n_rebuild_parts, guint64 *metadata_total, GError **error)
+{
+  gboolean v3 = sb->version >= 3;
+  DfPart *p = &sb->parts[i];
+  g_autoptr (GVariant) sha = NULL, entries = NULL;
+  guint64 csize, usize;
+  g_autoptr (GVariant) deps = NULL, libs = NULL;
+  guint64 rmem = 0;
+  if (v3)
+    g_variant_get (pv, "(@aytty@a" DF_ENTRY_TYPE "@au@ast)", &sha, &csize, &usize, &p->kind, &entries, &deps, &libs,
+                   &rmem);
+  else
+    g_variant_get (pv, "(@aytty@a" DF_ENTRY_TYPE ")", &sha, &csize, &usize, &p->kind, &entries);
+  p->compressed_size = GUINT64_FROM_LE (csize);
+  p->uncompressed_size = GUINT64_FROM_LE (usize);
+  if (!df_checksum_from_variant (sha, FALSE, p->sha256, NULL, "superblock: part SHA-256", error))
+    return (g_prefix_error (error, "part %u: ", i), FALSE);
+  if (p->kind > (v3 ? DF_PART_KIND_LAST : DF_PART_KIND_METADATA))
+    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has unknown kind %u", i, p->kind);
+  if (v3 && !parse_rebuild_fields (sb, i, deps, libs, GUINT64_FROM_LE (rmem), n_rebuild_parts, error))
+    return FALSE;
+  if (p->uncompressed_size == 0 || p->uncompressed_size > DF_PART_SIZE_MAX || p->compressed_size == 0
+      || p->compressed_size > ZSTD_compressBound (p->uncompressed_size))
+    return df_throw (error, DF_ERROR_INVALID_DELTA,
+                     "superblock: part %u declares %" G_GUINT64_FORMAT " bytes compressed, %" G_GUINT64_FORMAT
+                     " uncompressed, outside the limits",
+                     i, p->compressed_size, p->uncompressed_size);
+  if (!parse_part_entries (p, i, entries, error))
+    return FALSE;
+  if (p->kind == DF_PART_KIND_METADATA)
+    {
+      *metadata_total += p->uncompressed_size;
+      if (*metadata_total > DF_METADATA_TOTAL_MAX)
+        return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: metadata parts exceed %" G_GUINT64_FORMAT " bytes",
+                         (guint64)DF_METADATA_TOTAL_MAX);
+    }
+  return TRUE;
+}
+
+static DfSuperblock *
+parse_plain (GBytes *bytes, guint64 memory, GError **error)
+{
+  gsize size = 0;
+  const guint8 *data = g_bytes_get_data (bytes, &size);
+  guint32 version = 0;
+  guint64 blen = 0;
+  if (!read_header (data, size, &version, &blen, error))
+    return NULL;
+  gboolean v3 = version >= 3;
+  /* The file (held by the caller) and the body are in memory at once, then
+   * the parsed form beside them. */
+  guint64 held = size + blen;
+  if (over_budget (held, memory, error))
+    return NULL;
+  g_autoptr (GVariant) body = read_body (data, size, blen, v3, error);
+  if (body == NULL)
+    return NULL;
+
+  g_autoptr (DfSuperblock) sb = df_superblock_new ();
+  sb->version = version;
+  g_autoptr (GVariant) meta = NULL, from = NULL, to = NULL, commit = NULL, commitmeta = NULL, parts = NULL;
+  g_variant_get (body, "(@a{sv}@ay@ay@ay@ay*)", &meta, &from, &to, &commit, &commitmeta, &parts);
+  guint64 n_entries_total = 0;
+  if (!count_parsed (sb, parts, meta, commit, commitmeta, held, memory, &n_entries_total, error))
+    return NULL;
+  if (!read_ends (sb, from, to, commit, meta, commitmeta, error))
+    return NULL;
+
+  gsize n_parts = g_variant_n_children (parts);
   sb->parts = g_new0 (DfPart, n_parts);
   sb->n_parts = n_parts;
   guint64 metadata_total = 0;
   guint n_rebuild_parts = 0;
   for (guint i = 0; i < n_parts; i++)
     {
-      DfPart *p = &sb->parts[i];
       g_autoptr (GVariant) pv = g_variant_get_child_value (parts, i);
-      g_autoptr (GVariant) sha = NULL, entries = NULL;
-      guint64 csize, usize;
-      g_autoptr (GVariant) deps = NULL, libs = NULL;
-      guint64 rmem = 0;
-      if (v3)
-        g_variant_get (pv, "(@aytty@a" DF_ENTRY_TYPE "@au@ast)", &sha, &csize, &usize, &p->kind, &entries, &deps, &libs,
-                       &rmem);
-      else
-        g_variant_get (pv, "(@aytty@a" DF_ENTRY_TYPE ")", &sha, &csize, &usize, &p->kind, &entries);
-      p->compressed_size = GUINT64_FROM_LE (csize);
-      p->uncompressed_size = GUINT64_FROM_LE (usize);
-      if (!df_checksum_from_variant (sha, FALSE, p->sha256, NULL, "superblock: part SHA-256", error))
-        return (g_prefix_error (error, "part %u: ", i), NULL);
-      if (p->kind > (v3 ? DF_PART_KIND_LAST : DF_PART_KIND_METADATA))
-        {
-          df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has unknown kind %u", i, p->kind);
-          return NULL;
-        }
-      if (v3 && !parse_rebuild_fields (sb, i, deps, libs, GUINT64_FROM_LE (rmem), &n_rebuild_parts, error))
+      if (!parse_part (sb, i, pv, &n_rebuild_parts, &metadata_total, error))
         return NULL;
-      if (p->uncompressed_size == 0 || p->uncompressed_size > DF_PART_SIZE_MAX || p->compressed_size == 0
-          || p->compressed_size > ZSTD_compressBound (p->uncompressed_size))
-        {
-          df_throw (error, DF_ERROR_INVALID_DELTA,
-                    "superblock: part %u declares %" G_GUINT64_FORMAT " bytes compressed, %" G_GUINT64_FORMAT
-                    " uncompressed, outside the limits",
-                    i, p->compressed_size, p->uncompressed_size);
-          return NULL;
-        }
-      gsize n = g_variant_n_children (entries);
-      if (n == 0)
-        {
-          df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has no entries", i);
-          return NULL;
-        }
-      p->entries = g_new0 (DfEntry, n);
-      p->n_entries = n;
-      guint64 sum = 0;
-      for (guint j = 0; j < n; j++)
-        {
-          g_autoptr (GVariant) ev = g_variant_get_child_value (entries, j);
-          if (!parse_entry (ev, i, j, p->kind, &p->entries[j], error))
-            return NULL;
-          if (!df_add_u64 (sum, p->entries[j].data_size, &sum))
-            sum = G_MAXUINT64;
-        }
-      if (p->uncompressed_size < DF_PART_TABLE_LEN || sum > p->uncompressed_size - DF_PART_TABLE_LEN)
-        {
-          df_throw (error, DF_ERROR_INVALID_DELTA,
-                    "superblock: part %u entries hold %" G_GUINT64_FORMAT
-                    " raw bytes, more than the part's %" G_GUINT64_FORMAT,
-                    i, sum, p->uncompressed_size);
-          return NULL;
-        }
-      p->raw_size = sum;
-      if (p->kind == DF_PART_KIND_METADATA)
-        {
-          metadata_total += p->uncompressed_size;
-          if (metadata_total > DF_METADATA_TOTAL_MAX)
-            {
-              df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: metadata parts exceed %" G_GUINT64_FORMAT " bytes",
-                        (guint64)DF_METADATA_TOTAL_MAX);
-              return NULL;
-            }
-        }
     }
   if (!check_deps (sb, error) || !check_rebuild_total (sb, error) || !check_tiling (sb, n_entries_total, error))
     return NULL;

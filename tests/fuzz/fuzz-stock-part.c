@@ -1,5 +1,6 @@
 /* A stock part's decoded payload and its opcode program, bspatch included
- * (engine/format/df-stock.c). Sources are a fixed 64 KiB pattern.
+ * (engine/format/df-stock-payload.c, df-stock-ops.c). Sources are a fixed
+ * 64 KiB pattern.
  *
  * Input: the objects the part declares, then the payload. Either
  *   N (1 byte, 1..8; larger counts as 8), then N type bytes: object j has

@@ -1,4 +1,4 @@
-/* The stock superblock parser (engine/format/df-stock.c): both
+/* The stock superblock parser (engine/format/df-stock-superblock.c): both
  * endiannesses, inline parts, fallbacks, the signed envelope. Parsed with
  * the memory apply and fetch give it by default; what it yields goes into
  * the object tables apply builds (fuzz-tables.h). */

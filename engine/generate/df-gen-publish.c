@@ -1,0 +1,294 @@
+/* Publishing a delta: the output directory (the caller's, or a temporary
+ * sibling of the delta's place in the repository, renamed into place at
+ * the end so a reader never sees a half-written delta), the superblock
+ * written last and checked with apply's own parser, and the repository's
+ * delta index (see df-gen-publish.h). */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "df-generate-private.h"
+#include "df-gen-publish.h"
+#include "df-generator.h"
+#include "df-superblock.h"
+
+/* ---------------------------------------------------------------------- */
+/* Output placement and index                                               */
+
+char *
+df_native_delta_relpath (const char *from, const char *to)
+{
+  if (from)
+    return g_strdup_printf ("deltafetch/v1/deltas/%s-%s", from, to);
+  return g_strdup_printf ("deltafetch/v1/deltas/%s", to);
+}
+
+static int
+str_cmp_data (gconstpointer a, gconstpointer b, gpointer unused)
+{
+  return strcmp (a, b);
+}
+
+/* deltafetch/v1/indexes/<to>.index: a{s(ayt)} from-hex ("" from scratch) →
+ * (superblock SHA-256, superblock size), keys sorted. */
+static gboolean
+update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock, GError **error)
+{
+  if (!df_mkdir_p_at (repo_dfd, "deltafetch/v1/indexes", error))
+    return FALSE;
+  g_autofree char *path = g_strdup_printf ("deltafetch/v1/indexes/%s.index", to);
+  g_autoptr (GTree) entries = g_tree_new_full (str_cmp_data, NULL, g_free, (GDestroyNotify)g_variant_unref);
+  g_autoptr (GError) local = NULL;
+  g_autoptr (GBytes) old = df_read_file_bounded (repo_dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", &local);
+  if (old)
+    {
+      g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), old, FALSE));
+      if (g_variant_is_normal_form (v))
+        {
+          GVariantIter it;
+          const char *k;
+          GVariant *val;
+          g_variant_iter_init (&it, v);
+          while (g_variant_iter_next (&it, "{&s@(ayt)}", &k, &val))
+            g_tree_insert (entries, g_strdup (k), val);
+        }
+    }
+  guint8 sha[DF_SHA256_LEN];
+  df_sha256 (g_bytes_get_data (superblock, NULL), g_bytes_get_size (superblock), sha);
+  GVariant *val = g_variant_ref_sink (
+      g_variant_new ("(@ayt)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, sha, DF_SHA256_LEN, 1),
+                     GUINT64_TO_LE ((guint64)g_bytes_get_size (superblock))));
+  g_tree_insert (entries, g_strdup (from ? from : ""), val);
+  GVariantBuilder b;
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a{s(ayt)}"));
+  GTreeNode *node = g_tree_node_first (entries);
+  for (; node; node = g_tree_node_next (node))
+    g_variant_builder_add (&b, "{s@(ayt)}", (const char *)g_tree_node_key (node), (GVariant *)g_tree_node_value (node));
+  g_autoptr (GVariant) idx = g_variant_ref_sink (g_variant_builder_end (&b));
+  g_autoptr (GVariant) normal = g_variant_get_normal_form (idx);
+  g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (normal);
+  return df_write_file_atomic (repo_dfd, path, bytes, error);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The superblock                                                          */
+
+static int
+df_u32_cmp (const void *a, const void *b)
+{
+  guint32 x = *(const guint32 *)a, y = *(const guint32 *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Format 3 fields of the rebuild parts: the content parts writing the
+ * objects their programs read, the libraries and memory they need; and
+ * the generator's findings as informative metadata. */
+static void
+finish_rebuild_parts (DfGenerator *g, DfSuperblock *sb, GVariantBuilder *meta)
+{
+  if (g->rebuilds == NULL || g_hash_table_size (g->rebuilds) == 0)
+    return;
+  /* Which content parts write each source object. */
+  g_autoptr (GHashTable) writers = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_array_unref);
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, g->rebuilds);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      DfGenRebuildResult *r = value;
+      for (guint i = 0; r->transformed && i < r->sources->len; i++)
+        if (!g_hash_table_contains (writers, r->sources->pdata[i]))
+          g_hash_table_insert (writers, r->sources->pdata[i], g_array_new (FALSE, FALSE, sizeof (guint32)));
+    }
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      const DfPart *p = &sb->parts[i];
+      if (p->kind != DF_PART_KIND_CONTENT)
+        continue;
+      for (guint j = 0; j < p->n_entries; j++)
+        {
+          char hex[65];
+          df_hex (p->entries[j].checksum, hex);
+          GArray *a = g_hash_table_lookup (writers, hex);
+          guint32 idx = i;
+          if (a && (a->len == 0 || g_array_index (a, guint32, a->len - 1) != idx))
+            g_array_append_val (a, idx);
+        }
+    }
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      DfPart *p = &sb->parts[i];
+      if (p->kind != DF_PART_KIND_REBUILD)
+        continue;
+      g_autoptr (GHashTable) deps = g_hash_table_new (NULL, NULL);
+      g_autoptr (GPtrArray) libs = g_ptr_array_new ();
+      for (guint j = 0; j < p->n_entries; j++)
+        {
+          char hex[65];
+          df_hex (p->entries[j].checksum, hex);
+          DfGenRebuildResult *r = g_hash_table_lookup (g->rebuilds, hex);
+          g_assert (r && r->transformed);
+          p->rebuild_memory = MAX (p->rebuild_memory, r->memory);
+          for (guint k = 0; r->libraries[k]; k++)
+            if (!g_ptr_array_find_with_equal_func (libs, r->libraries[k], g_str_equal, NULL))
+              g_ptr_array_add (libs, r->libraries[k]);
+          for (guint k = 0; k < r->sources->len; k++)
+            {
+              GArray *a = g_hash_table_lookup (writers, r->sources->pdata[k]);
+              for (guint m = 0; a && m < a->len; m++)
+                g_hash_table_add (deps, GUINT_TO_POINTER (g_array_index (a, guint32, m) + 1));
+            }
+        }
+      p->n_deps = g_hash_table_size (deps);
+      p->deps = g_new (guint32, p->n_deps + 1);
+      guint n = 0;
+      g_hash_table_iter_init (&it, deps);
+      while (g_hash_table_iter_next (&it, &key, NULL))
+        p->deps[n++] = GPOINTER_TO_UINT (key) - 1;
+      qsort (p->deps, p->n_deps, sizeof (guint32), df_u32_cmp);
+      p->libraries = g_new0 (char *, libs->len + 1);
+      for (guint k = 0; k < libs->len; k++)
+        p->libraries[k] = g_strdup (libs->pdata[k]);
+    }
+  GVariantBuilder found;
+  g_variant_builder_init (&found, G_VARIANT_TYPE ("a(sbs)"));
+  g_autoptr (GList) keys = g_list_sort (g_hash_table_get_keys (g->rebuilds), (GCompareFunc)strcmp);
+  for (GList *l = keys; l; l = l->next)
+    {
+      DfGenRebuildResult *r = g_hash_table_lookup (g->rebuilds, l->data);
+      g_variant_builder_add (&found, "(sbs)", (const char *)l->data, r->transformed, r->description);
+    }
+  g_variant_builder_add (meta, "{sv}", "deltafetch.rebuild.found", g_variant_builder_end (&found));
+}
+
+gboolean
+df_gen_output_open (DfGenerator *g, const char *from, const char *to, GError **error)
+{
+  const DfGenerateOptions *opts = g->opts;
+  int repo_dfd = ostree_repo_get_dfd (g->repo);
+  /* Output directory: a temporary sibling renamed into place at the end,
+   * so a reader never sees a half-written delta. */
+  if (opts->out_dir)
+    {
+      if (g_mkdir_with_parents (opts->out_dir, 0755) < 0)
+        return df_throw_errno (error, errno, "creating %s", opts->out_dir);
+      g_autofree char *sbpath = g_build_filename (opts->out_dir, "superblock", NULL);
+      if (g_file_test (sbpath, G_FILE_TEST_EXISTS))
+        return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s already holds a delta", opts->out_dir);
+      g->out_dfd = open (opts->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (g->out_dfd < 0)
+        return df_throw_errno (error, errno, "opening %s", opts->out_dir);
+    }
+  else
+    {
+      g->final_rel = df_native_delta_relpath (from, to);
+      g->tmp_rel = g_strdup_printf ("%s.tmp", g->final_rel);
+      if (!df_rm_rf_at (repo_dfd, g->tmp_rel, error) || !df_mkdir_p_at (repo_dfd, g->tmp_rel, error))
+        return FALSE;
+      g->out_dfd = openat (repo_dfd, g->tmp_rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (g->out_dfd < 0)
+        return df_throw_errno (error, errno, "opening %s", g->tmp_rel);
+    }
+  return TRUE;
+}
+
+/* The superblock of the parts written (taken from g->parts) for the delta
+ * from @from (NULL: from scratch) to @to, whose commit object is @commitv. */
+static DfSuperblock *
+build_superblock (DfGenerator *g, const char *from, const char *to, GVariant *commitv, GCancellable *cancellable,
+                  GError **error)
+{
+  g_autoptr (DfSuperblock) sb = df_superblock_new ();
+  sb->has_from = from != NULL;
+  if (from)
+    ostree_checksum_inplace_to_bytes (from, sb->from);
+  ostree_checksum_inplace_to_bytes (to, sb->to);
+  sb->commit = g_variant_get_data_as_bytes (commitv);
+  g_autoptr (GVariant) detached = NULL;
+  if (!ostree_repo_read_commit_detached_metadata (g->repo, to, &detached, cancellable, error))
+    return NULL;
+  if (detached)
+    {
+      g_autoptr (GVariant) dn = g_variant_get_normal_form (detached);
+      sb->commitmeta = g_variant_get_data_as_bytes (dn);
+    }
+  else
+    sb->commitmeta = g_bytes_new (NULL, 0);
+  sb->n_parts = g->parts->len;
+  sb->parts = (DfPart *)g_array_free (g->parts, FALSE);
+  g->parts = NULL;
+  GVariantBuilder mb;
+  g_variant_builder_init (&mb, G_VARIANT_TYPE ("a{sv}"));
+  g_variant_builder_add (&mb, "{sv}", "deltafetch.level", g_variant_new_int32 (g->opts->level));
+  g_variant_builder_add (&mb, "{sv}", "deltafetch.part-size", g_variant_new_uint64 (g->opts->part_size));
+  finish_rebuild_parts (g, sb, &mb);
+  sb->metadata = g_variant_ref_sink (g_variant_builder_end (&mb));
+  return g_steal_pointer (&sb);
+}
+
+/* The superblock file's bytes: @sb serialized, checked, and signed by
+ * @signer when given. */
+static GBytes *
+superblock_file (DfSuperblock *sb, DfSigner *signer, GError **error)
+{
+  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  /* Never publish a delta apply would refuse: the superblock is read back
+   * with apply's own parser (its limits: file, body and entries). */
+  {
+    g_autoptr (GError) check = NULL;
+    g_autoptr (DfSuperblock) back = df_superblock_parse (bytes, &check);
+    if (back == NULL)
+      {
+        df_throw (error, DF_ERROR_FAILED, "the delta would break the format's limits: %s", check->message);
+        return NULL;
+      }
+  }
+  if (signer)
+    return df_signer_wrap (signer, bytes, error);
+  return g_steal_pointer (&bytes);
+}
+
+gboolean
+df_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *commitv, DfSigner *signer,
+                char **out_dir_path, GCancellable *cancellable, GError **error)
+{
+  int repo_dfd = ostree_repo_get_dfd (g->repo);
+  g_autoptr (DfSuperblock) sb = build_superblock (g, from, to, commitv, cancellable, error);
+  if (sb == NULL)
+    return FALSE;
+  g_autoptr (GBytes) bytes = superblock_file (sb, signer, error);
+  if (bytes == NULL)
+    return FALSE;
+  if (!df_write_file_atomic (g->out_dfd, "superblock", bytes, error))
+    return FALSE;
+  if (fsync (g->out_dfd) < 0)
+    return df_throw_errno (error, errno, "syncing the delta directory");
+  if (g->final_rel)
+    {
+      if (!df_rm_rf_at (repo_dfd, g->final_rel, error))
+        return FALSE;
+      if (renameat (repo_dfd, g->tmp_rel, repo_dfd, g->final_rel) < 0)
+        return df_throw_errno (error, errno, "renaming %s", g->tmp_rel);
+      g_clear_pointer (&g->tmp_rel, g_free);
+      if (!update_index (repo_dfd, from, to, bytes, error))
+        return FALSE;
+    }
+  if (out_dir_path)
+    {
+      g_autofree char *repo_path = g_file_get_path (ostree_repo_get_path (g->repo));
+      *out_dir_path = g->final_rel ? g_build_filename (repo_path, g->final_rel, NULL) : g_strdup (g->opts->out_dir);
+    }
+  return TRUE;
+}
+
+void
+df_gen_output_close (DfGenerator *g)
+{
+  if (g->tmp_rel)
+    df_rm_rf_at (ostree_repo_get_dfd (g->repo), g->tmp_rel, NULL);
+  if (g->out_dfd >= 0)
+    close (g->out_dfd);
+  g->out_dfd = -1;
+  g_clear_pointer (&g->tmp_rel, g_free);
+  g_clear_pointer (&g->final_rel, g_free);
+}

@@ -1,0 +1,30 @@
+/* Publishing a delta: where the generator writes it, and the last phase of
+ * df_generate() that makes it whole — the superblock, its signature, the
+ * rename into place and the repository's delta index. */
+#pragma once
+
+#include "df-common.h"
+#include "df-sign.h"
+
+typedef struct _DfGenerator DfGenerator;
+
+/* Opens g->out_dfd: the options' out_dir (created; refused if it already
+ * holds a superblock), or else a fresh temporary directory next to the
+ * delta's place in g->repo (g->final_rel, g->tmp_rel), @from (NULL: from
+ * scratch) to @to being full checksums. Whatever the result, release with
+ * df_gen_output_close(). */
+gboolean df_gen_output_open (DfGenerator *g, const char *from, const char *to, GError **error);
+
+/* Once every part is written: builds the superblock from g->parts (taken
+ * over) and g->rebuilds, with the commit object @commitv and @to's
+ * detached metadata; checks it with apply's parser (a delta beyond the
+ * format's limits fails here); signs it with @signer (may be NULL); writes
+ * and syncs it; and, in the repository, renames the delta into place and
+ * updates deltafetch/v1/indexes/<to>.index. @out_dir_path (may be NULL):
+ * the delta's directory, transfer full. */
+gboolean df_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *commitv, DfSigner *signer,
+                         char **out_dir_path, GCancellable *cancellable, GError **error);
+
+/* Closes g->out_dfd and removes a temporary directory not yet renamed
+ * (after an error); safe to call on an output never opened. */
+void df_gen_output_close (DfGenerator *g);
