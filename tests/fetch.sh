@@ -170,9 +170,7 @@ fi
 
 # HTTPS with HTTP/2 and mutual TLS.
 certs=$T/certs
-if bash "$DF_SRCDIR/tests/make-certs.sh" "$certs" >/dev/null 2>&1 &&
-  start_nginx "$T/www" "ssl http2" "ssl_certificate $certs/server.pem; ssl_certificate_key $certs/server.key;
-    ssl_client_certificate $certs/ca.pem; ssl_verify_client on;"; then
+if start_nginx_mtls "$T/www" "$certs" http2; then
   ok "nginx with TLS (client certificates required) on 127.0.0.1:$NGINX_PORT"
   surl=https://localhost:$NGINX_PORT/repo
   tls=(--cacert="$certs/ca.pem" --cert="$certs/client.pem" --key="$certs/client.key")

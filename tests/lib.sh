@@ -135,6 +135,15 @@ checkout_matches () {
   rm -rf "$co"
 }
 
+# start_nginx_mtls ROOT CERTS [LISTEN-OPTIONS]: makes a CA, server and
+# client certificates in CERTS (tests/make-certs.sh), then serves ROOT over
+# HTTPS that requires a client certificate of that CA (start_nginx).
+start_nginx_mtls () {
+  bash "$DF_SRCDIR/tests/make-certs.sh" "$2" >/dev/null 2>&1 &&
+    start_nginx "$1" "ssl ${3:-}" "ssl_certificate $2/server.pem; ssl_certificate_key $2/server.key;
+      ssl_client_certificate $2/ca.pem; ssl_verify_client on;"
+}
+
 # start_nginx ROOT [LISTEN-OPTIONS [SERVER-DIRECTIVES]]: serves ROOT on
 # 127.0.0.1:$NGINX_PORT until the test ends, e.g.
 #   start_nginx "$T/www" "ssl http2" "ssl_certificate ...; ssl_certificate_key ...;"

@@ -202,9 +202,7 @@ check "kill -9: fsck-clean and identical to v2" checkout_matches "$kdev" "$c2" "
 # apply --url over HTTPS with mutual TLS and a pinned key: the fallback
 # objects download with the same network options as fetch.
 certs=$T/certs
-if bash "$DF_SRCDIR/tests/make-certs.sh" "$certs" >/dev/null 2>&1 &&
-  start_nginx "$T/www" "ssl" "ssl_certificate $certs/server.pem; ssl_certificate_key $certs/server.key;
-    ssl_client_certificate $certs/ca.pem; ssl_verify_client on;"; then
+if start_nginx_mtls "$T/www" "$certs"; then
   ok "nginx with TLS (client certificates required) on 127.0.0.1:$NGINX_PORT"
   turl=https://localhost:$NGINX_PORT/fb
   tdev=$T/fb-apply-tls

@@ -4,25 +4,10 @@
 #pragma once
 
 #include "df-common.h"
+#include "df-generate-options.h"
 #include "df-gen-encode.h"
 #include "df-gen-pack.h"
 #include "df-gen-rebuild.h"
-
-struct _DfGenerateOptions
-{
-  char *from;
-  gboolean empty;
-  char *to;
-  char *out_dir;
-  guint jobs;
-  int level;
-  guint64 part_size;
-  char *sign_key;
-  DfDeltaFormat format;
-  DfVariants variants;
-  DfProgressFunc progress;
-  gpointer progress_data;
-};
 
 struct _DfGenerator
 {
