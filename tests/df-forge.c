@@ -89,7 +89,7 @@ static void
 parse_csum (const char *hex, guint8 out[DF_SHA256_LEN])
 {
   g_autoptr (GError) error = NULL;
-  if (!df_parse_checksum (hex, out, &error))
+  if (!dfi_parse_checksum (hex, out, &error))
     die ("%s", error->message);
 }
 
@@ -228,7 +228,7 @@ forge_open (const char *dir)
   g_autoptr (GError) error = NULL;
   Forge *f = g_new0 (Forge, 1);
   f->dir = g_strdup (dir);
-  f->sb = df_superblock_load (AT_FDCWD, dir, &error);
+  f->sb = dfi_superblock_load (AT_FDCWD, dir, &error);
   if (f->sb == NULL)
     die ("%s", error->message);
   if (f->sb->file.is_signed)
@@ -248,7 +248,7 @@ static void
 forge_free (Forge *f)
 {
   g_ptr_array_unref (f->parts);
-  df_superblock_free (f->sb);
+  dfi_superblock_free (f->sb);
   g_free (f->dir);
   g_free (f);
 }
@@ -276,13 +276,13 @@ forge_slots (Forge *f, FPart *p)
   g_autoptr (GError) error = NULL;
   g_autofree char *path = g_strdup_printf ("%s/%u", f->dir, p->orig);
   g_autoptr (GBytes) file = read_file (path);
-  g_autoptr (GBytes) payload = df_part_decode (info, p->orig, file, &error);
+  g_autoptr (GBytes) payload = dfi_part_decode (info, p->orig, file, &error);
   if (payload == NULL)
     die ("%s", error->message);
   gsize len;
   const guint8 *data = g_bytes_get_data (payload, &len);
   DfPartReader r;
-  if (!df_part_reader_init (&r, data, len, info->raw_size, &error))
+  if (!dfi_part_reader_init (&r, data, len, info->raw_size, &error))
     die ("part %u: %s", p->orig, error->message);
   p->slots = g_ptr_array_new_with_free_func ((GDestroyNotify)slot_free);
   for (guint j = 0; j < info->n_entries; j++)
@@ -291,15 +291,15 @@ forge_slots (Forge *f, FPart *p)
       s->e = info->entries[j];
       gsize before[DF_SECTION_COUNT];
       memcpy (before, r.pos, sizeof before);
-      if (df_part_reader_take (&r, DF_SECTION_RAW, s->e.data_size, &error) == NULL
-          || (s->e.encoding == DF_ENCODING_DIFF && !df_diff_skip (&r, s->e.length, &error)))
+      if (dfi_part_reader_take (&r, DF_SECTION_RAW, s->e.data_size, &error) == NULL
+          || (s->e.encoding == DF_ENCODING_DIFF && !dfi_diff_skip (&r, s->e.length, &error)))
         die ("part %u entry %u: %s", p->orig, j, error->message);
       for (guint k = 0; k < DF_SECTION_COUNT; k++)
         if (r.pos[k] > before[k])
           s->sec[k] = g_bytes_new_from_bytes (payload, (r.data[k] - data) + before[k], r.pos[k] - before[k]);
       g_ptr_array_add (p->slots, s);
     }
-  if (!df_part_reader_finish (&r, &error))
+  if (!dfi_part_reader_finish (&r, &error))
     die ("part %u: %s", p->orig, error->message);
   return p->slots;
 }
@@ -333,7 +333,7 @@ forge_find_file (Forge *f, const guint8 csum[DF_SHA256_LEN], FPart **out_part, g
         }
     }
   char hex[65];
-  df_hex (csum, hex);
+  dfi_hex (csum, hex);
   die ("file %s is not in the delta", hex);
 }
 
@@ -398,17 +398,17 @@ forge_write_part (Forge *f, FPart *p, const char *name, DfPart *out)
   if (sec[DF_SECTION_RAW]->len != out->raw_size)
     die ("a rebuilt part's raw section holds %u bytes, its entries %" G_GUINT64_FORMAT, sec[DF_SECTION_RAW]->len,
          out->raw_size);
-  GByteArray *payload = df_part_payload_assemble (sec);
+  GByteArray *payload = dfi_part_payload_assemble (sec);
   for (guint k = 0; k < DF_SECTION_COUNT; k++)
     g_byte_array_unref (sec[k]);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) file = df_part_compress (payload->data, payload->len, FORGE_ZSTD_LEVEL, &error);
+  g_autoptr (GBytes) file = dfi_part_compress (payload->data, payload->len, FORGE_ZSTD_LEVEL, &error);
   if (file == NULL)
     die ("%s", error->message);
   out->uncompressed_size = payload->len;
   g_byte_array_unref (payload);
   out->compressed_size = g_bytes_get_size (file);
-  df_sha256 (g_bytes_get_data (file, NULL), g_bytes_get_size (file), out->sha256);
+  dfi_sha256 (g_bytes_get_data (file, NULL), g_bytes_get_size (file), out->sha256);
   g_autofree char *path = g_build_filename (f->dir, name, NULL);
   write_bytes (path, file);
   g_clear_pointer (&p->slots, g_ptr_array_unref);
@@ -420,7 +420,7 @@ bytes_variant (const guint8 *data, gsize len)
   return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, len, 1);
 }
 
-/* The superblock file (FORMAT.md, "Superblock"), as df_superblock_serialize()
+/* The superblock file (FORMAT.md, "Superblock"), as dfi_superblock_serialize()
  * writes it but compressed at FORGE_ZSTD_LEVEL: its level 19 took 18 s for
  * the 20 MB body of 200,000 entries, and the format leaves the level to the
  * writer. */
@@ -537,7 +537,7 @@ forge_save (Forge *f)
         die ("%s: %s", from, g_strerror (errno));
     }
   for (guint i = 0; i < f->sb->n_parts; i++)
-    df_part_clear (&f->sb->parts[i]);
+    dfi_part_clear (&f->sb->parts[i]);
   g_free (f->sb->parts);
   f->sb->parts = parts;
   f->sb->n_parts = n;
@@ -568,7 +568,7 @@ cmd_info (const char *dir)
   guint64 body;
   memcpy (&body, d + 16, 8);
   g_autoptr (GError) error = NULL;
-  g_autoptr (DfSuperblock) sb = df_superblock_parse (file, &error);
+  g_autoptr (DfSuperblock) sb = dfi_superblock_parse (file, &error);
   guint64 entries = 0;
   for (guint i = 0; sb && i < sb->n_parts; i++)
     entries += sb->parts[i].n_entries;
@@ -736,10 +736,10 @@ cmd_window (const char *dir, const char *source_hex, guint64 src_len, guint64 ma
           d->e.data_size = g_bytes_get_size (header);
           d->sec[DF_SECTION_RAW] = g_steal_pointer (&header);
           GByteArray *ctl = g_byte_array_new ();
-          df_varint_append (ctl, 1);
-          df_varint_append (ctl, 0);
-          df_varint_append (ctl, s->e.length);
-          df_varint_append (ctl, 0);
+          dfi_varint_append (ctl, 1);
+          dfi_varint_append (ctl, 0);
+          dfi_varint_append (ctl, s->e.length);
+          dfi_varint_append (ctl, 0);
           d->sec[DF_SECTION_CONTROL] = g_byte_array_free_to_bytes (ctl);
           d->sec[DF_SECTION_COPY] = g_steal_pointer (&body);
           g_ptr_array_add (dest->slots, d);
@@ -779,7 +779,7 @@ cmd_sig_flood (const char *path, guint n, guint64 size, guint64 seed)
   g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   for (guint i = 0; i < n; i++)
     g_ptr_array_add (sigs, crafted_signature (rnd));
-  g_autoptr (GBytes) env = df_signed_wrap (data, sigs);
+  g_autoptr (GBytes) env = dfi_signed_wrap (data, sigs);
   write_bytes (path, env);
   return 0;
 }
@@ -790,20 +790,20 @@ cmd_sig_nth (const char *dir, const char *secret, guint n)
   g_autoptr (GError) error = NULL;
   g_autofree char *path = g_build_filename (dir, "superblock", NULL);
   g_autoptr (GBytes) plain = read_file (path);
-  g_autoptr (DfSigner) signer = df_signer_load (secret, &error);
+  g_autoptr (DfSigner) signer = dfi_signer_load (secret, &error);
   if (signer == NULL)
     die ("%s", error->message);
-  g_autoptr (GBytes) one = df_signer_wrap (signer, plain, &error);
+  g_autoptr (GBytes) one = dfi_signer_wrap (signer, plain, &error);
   g_autoptr (GBytes) inner = NULL;
   g_autoptr (GPtrArray) valid = NULL;
-  if (one == NULL || !df_signed_unwrap (one, &inner, &valid, &error) || valid->len != 1)
+  if (one == NULL || !dfi_signed_unwrap (one, &inner, &valid, &error) || valid->len != 1)
     die ("signing: %s", error ? error->message : "no signature");
   g_autoptr (GRand) rnd = g_rand_new_with_seed (n);
   g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   for (guint i = 0; i + 1 < n; i++)
     g_ptr_array_add (sigs, crafted_signature (rnd));
   g_ptr_array_add (sigs, g_bytes_ref (valid->pdata[0]));
-  g_autoptr (GBytes) env = df_signed_wrap (plain, sigs);
+  g_autoptr (GBytes) env = dfi_signed_wrap (plain, sigs);
   write_bytes (path, env);
   return 0;
 }
@@ -828,7 +828,7 @@ stock_open (const char *dir)
   g_autofree char *path = g_build_filename (dir, "superblock", NULL);
   s->file = read_file (path);
   g_autoptr (GError) error = NULL;
-  if (!df_stock_superblock_sniff (s->file) || (s->sb = df_stock_superblock_parse (s->file, &error)) == NULL)
+  if (!dfi_stock_superblock_sniff (s->file) || (s->sb = dfi_stock_superblock_parse (s->file, &error)) == NULL)
     die ("%s: not a stock delta%s%s", dir, error ? ": " : "", error ? error->message : "");
   if (s->sb->file.is_signed)
     die ("%s is signed", dir);
@@ -839,7 +839,7 @@ static void
 stock_free (Stock *s)
 {
   g_bytes_unref (s->file);
-  df_stock_superblock_free (s->sb);
+  dfi_stock_superblock_free (s->sb);
   g_free (s->dir);
   g_free (s);
 }
@@ -869,27 +869,27 @@ stock_payload_read (Stock *s, guint i, StockPayload *out)
   if (s->sb->parts[i].inline_data)
     die ("part %u is inline", i);
   g_autofree char *path = g_strdup_printf ("%s/%u", s->dir, i);
-  df_autofd pfd = open (path, O_RDONLY | O_CLOEXEC);
-  df_autofd tfd = open (g_get_tmp_dir (), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  dfi_autofd pfd = open (path, O_RDONLY | O_CLOEXEC);
+  dfi_autofd tfd = open (g_get_tmp_dir (), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (pfd < 0 || tfd < 0)
     die ("part %u: %s", i, g_strerror (errno));
   guint64 len;
   DfStockPayload pl;
-  if (!df_stock_part_decode (s->sb, i, pfd, -1, tfd, &len, NULL, NULL, &error)
-      || !df_stock_payload_open (&pl, tfd, len, &error))
+  if (!dfi_stock_part_decode (s->sb, i, pfd, -1, tfd, &len, NULL, NULL, &error)
+      || !dfi_stock_payload_open (&pl, tfd, len, &error))
     die ("part %u: %s", i, error->message);
   out->modes = g_bytes_new (g_variant_get_data (pl.modes), g_variant_get_size (pl.modes));
   out->xattrs = g_bytes_new (g_variant_get_data (pl.xattrs), g_variant_get_size (pl.xattrs));
   out->raw = g_byte_array_sized_new (pl.raw_len);
   g_byte_array_set_size (out->raw, pl.raw_len);
-  if (!df_pread_all (tfd, out->raw->data, pl.raw_len, pl.raw_off, "payload", &error))
+  if (!dfi_pread_all (tfd, out->raw->data, pl.raw_len, pl.raw_off, "payload", &error))
     die ("%s", error->message);
-  g_autoptr (GBytes) ops = df_stock_payload_read_ops (&pl, &error);
+  g_autoptr (GBytes) ops = dfi_stock_payload_read_ops (&pl, &error);
   if (ops == NULL)
     die ("%s", error->message);
   out->ops = g_byte_array_new ();
   g_byte_array_append (out->ops, g_bytes_get_data (ops, NULL), g_bytes_get_size (ops));
-  df_stock_payload_clear (&pl);
+  dfi_stock_payload_clear (&pl);
 }
 
 /* A part file being written, hashed as it goes. */
@@ -904,9 +904,9 @@ static void
 sink_out (PartSink *k, const guint8 *p, gsize n)
 {
   g_autoptr (GError) error = NULL;
-  if (!df_pwrite_all (k->fd, p, n, k->size, "part", &error))
+  if (!dfi_pwrite_all (k->fd, p, n, k->size, "part", &error))
     die ("%s", error->message);
-  df_sha256_update (&k->sha, p, n);
+  dfi_sha256_update (&k->sha, p, n);
   k->size += n;
 }
 
@@ -1009,7 +1009,7 @@ stock_write_part (Stock *s, guint i, const StockPayload *pl, guint64 zeros, gboo
   PartSink k = { .fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) };
   if (k.fd < 0)
     die ("%s: %s", path, g_strerror (errno));
-  df_sha256_init (&k.sha);
+  dfi_sha256_init (&k.sha);
   guint8 type = xz ? 'x' : 0;
   sink_out (&k, &type, 1);
   if (xz)
@@ -1028,8 +1028,8 @@ stock_write_part (Stock *s, guint i, const StockPayload *pl, guint64 zeros, gboo
     }
   g_byte_array_unref (prefix);
   g_byte_array_unref (suffix);
-  df_sha256_final (&k.sha, sha);
-  df_sha256_clear (&k.sha);
+  dfi_sha256_final (&k.sha, sha);
+  dfi_sha256_clear (&k.sha);
   *size = k.size;
   close (k.fd);
 }
@@ -1168,8 +1168,8 @@ cmd_stock_flood (const char *dir, guint n, guint64 seed)
       memcpy (rec + 1 + DF_SHA256_LEN - 4, &counter, 4);
       g_byte_array_append (objs, rec, sizeof rec);
       g_byte_array_append (pl.ops, (const guint8 *)"S", 1);
-      df_varint_append (pl.ops, mlen);
-      df_varint_append (pl.ops, off);
+      dfi_varint_append (pl.ops, mlen);
+      dfi_varint_append (pl.ops, off);
     }
   guint8 sha[DF_SHA256_LEN];
   guint64 size;
@@ -1229,7 +1229,7 @@ cmd_stock_ropen (const char *dir, guint count, const char *source_hex)
           for (guint k = 0; k < count; k++)
             {
               g_byte_array_append (ins, (const guint8 *)"r", 1);
-              df_varint_append (ins, off);
+              dfi_varint_append (ins, off);
             }
           GByteArray *ops = g_byte_array_new ();
           g_byte_array_append (ops, pl.ops->data, at);

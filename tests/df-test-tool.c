@@ -37,14 +37,14 @@
  *                                        whose content is the file CONTENT; print it, what the search
  *                                        cost, the memory a rebuild needs, and check the rebuild
  *   df-test-tool recipe-zstd-mt LEVEL FILE  compress FILE at LEVEL in zstd's multi-threaded mode
- *                                        with one worker; print the estimate df_recipe_memory() makes,
+ *                                        with one worker; print the estimate dfi_recipe_memory() makes,
  *                                        what libzstd holds (ZSTD_sizeof_CCtx) and the growth of
  *                                        the peak RSS
  *   df-test-tool stats DELTA             entries and object bytes per encoding, and the bytes of
  *                                        each part section; with DF_STATS_LIST=1 also every raw
  *                                        object over 64 KiB, DF_STATS_DIFFS=1 every diff entry
  *                                        ("diff OBJECT SOURCE LENGTH")
- *   df-test-tool detect [OPTIONS] FILE   what FILE is made of (df_detect_fd()): one JSON object per line,
+ *   df-test-tool detect [OPTIONS] FILE   what FILE is made of (dfi_detect_fd()): one JSON object per line,
  *                                        each segment in order ({"seg":I,"depth":D,"parent":P,"kind":K,
  *                                        "offset":O,"length":L,...}), each cpio entry ({"entry":I,"seg":S,
  *                                        "name":N,...}), then {"summary":TEXT,...} and the time taken.
@@ -81,7 +81,7 @@ static DfSuperblock *
 load (const char *dir)
 {
   g_autoptr (GError) error = NULL;
-  DfSuperblock *sb = df_superblock_load (AT_FDCWD, dir, &error);
+  DfSuperblock *sb = dfi_superblock_load (AT_FDCWD, dir, &error);
   if (sb == NULL)
     die ("%s", error->message);
   return sb;
@@ -99,7 +99,7 @@ save_file (const char *dir, const char *name, GBytes *bytes)
 static void
 save_superblock (const char *dir, DfSuperblock *sb)
 {
-  g_autoptr (GBytes) b = df_superblock_serialize (sb);
+  g_autoptr (GBytes) b = dfi_superblock_serialize (sb);
   save_file (dir, "superblock", b);
 }
 
@@ -110,10 +110,10 @@ read_payload (const char *dir, DfSuperblock *sb, guint n)
   g_snprintf (name, sizeof name, "%u", n);
   g_autoptr (GError) error = NULL;
   g_autofree char *path = g_build_filename (dir, name, NULL);
-  g_autoptr (GBytes) file = df_read_file_bounded (AT_FDCWD, path, DF_PART_SIZE_MAX * 2, G_MAXUINT64, "part", &error);
+  g_autoptr (GBytes) file = dfi_read_file_bounded (AT_FDCWD, path, DF_PART_SIZE_MAX * 2, G_MAXUINT64, "part", &error);
   if (file == NULL)
     die ("%s", error->message);
-  GBytes *payload = df_part_decode (&sb->parts[n], n, file, &error);
+  GBytes *payload = dfi_part_decode (&sb->parts[n], n, file, &error);
   if (payload == NULL)
     die ("%s", error->message);
   return payload;
@@ -126,7 +126,7 @@ store_part (const char *dir, DfSuperblock *sb, guint n, GBytes *file)
   char name[16];
   g_snprintf (name, sizeof name, "%u", n);
   save_file (dir, name, file);
-  df_sha256 (g_bytes_get_data (file, NULL), g_bytes_get_size (file), sb->parts[n].sha256);
+  dfi_sha256 (g_bytes_get_data (file, NULL), g_bytes_get_size (file), sb->parts[n].sha256);
   sb->parts[n].compressed_size = g_bytes_get_size (file);
 }
 
@@ -194,7 +194,7 @@ corrupt_entry (const char *dir, gboolean want_split)
               store_part (dir, sb, i, file);
               save_superblock (dir, sb);
               char hex[65];
-              df_hex (e->checksum, hex);
+              dfi_hex (e->checksum, hex);
               printf ("%s\n", hex);
               return 0;
             }
@@ -219,13 +219,13 @@ cmd_extra_object (const char *dir)
   DfPart *p = &sb->parts[n];
   const char *content = "an object no commit references\n";
   gsize clen = strlen (content);
-  g_autoptr (GBytes) header = df_content_header_serialize (0, 0, 0100644, NULL, "");
+  g_autoptr (GBytes) header = dfi_content_header_serialize (0, 0, 0100644, NULL, "");
   g_auto (DfContentHeader) h = { 0 };
   gsize consumed;
   g_autoptr (GError) error = NULL;
-  if (!df_content_header_parse (g_bytes_get_data (header, NULL), g_bytes_get_size (header), &h, &consumed, &error))
+  if (!dfi_content_header_parse (g_bytes_get_data (header, NULL), g_bytes_get_size (header), &h, &consumed, &error))
     die ("%s", error->message);
-  g_autoptr (GFileInfo) info = df_content_header_to_file_info (&h, clen);
+  g_autoptr (GFileInfo) info = dfi_content_header_to_file_info (&h, clen);
   g_autoptr (GInputStream) in = g_memory_input_stream_new_from_data (content, clen, NULL);
   g_autofree guchar *csum = NULL;
   if (!ostree_checksum_file_from_input (info, h.xattrs, in, OSTREE_OBJECT_TYPE_FILE, &csum, NULL, &error))
@@ -234,7 +234,7 @@ cmd_extra_object (const char *dir)
   /* The new entry goes last: its bytes at the end of the raw section. */
   g_autoptr (GBytes) payload = read_payload (dir, sb, n);
   DfPartReader r;
-  if (!df_part_reader_init (&r, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload), p->raw_size, &error))
+  if (!dfi_part_reader_init (&r, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload), p->raw_size, &error))
     die ("%s", error->message);
   GByteArray *sec[DF_SECTION_COUNT];
   for (guint k = 0; k < DF_SECTION_COUNT; k++)
@@ -244,7 +244,7 @@ cmd_extra_object (const char *dir)
     }
   g_byte_array_append (sec[DF_SECTION_RAW], g_bytes_get_data (header, NULL), g_bytes_get_size (header));
   g_byte_array_append (sec[DF_SECTION_RAW], (const guint8 *)content, clen);
-  GByteArray *buf = df_part_payload_assemble (sec);
+  GByteArray *buf = dfi_part_payload_assemble (sec);
   for (guint k = 0; k < DF_SECTION_COUNT; k++)
     g_byte_array_unref (sec[k]);
   DfEntry e = { .objtype = OSTREE_OBJECT_TYPE_FILE,
@@ -260,7 +260,7 @@ cmd_extra_object (const char *dir)
   store_part (dir, sb, n, file);
   save_superblock (dir, sb);
   char hex[65];
-  df_hex (csum, hex);
+  dfi_hex (csum, hex);
   printf ("%s\n", hex);
   return 0;
 }
@@ -283,7 +283,7 @@ cmd_bad_name (const char *dir, const char *name)
       g_autoptr (GBytes) payload = read_payload (dir, sb, i);
       g_autoptr (GError) error = NULL;
       DfPartReader r;
-      if (!df_part_reader_init (&r, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload), p->raw_size, &error))
+      if (!dfi_part_reader_init (&r, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload), p->raw_size, &error))
         die ("%s", error->message);
       gint found = -1;
       GByteArray *sec[DF_SECTION_COUNT];
@@ -297,7 +297,7 @@ cmd_bad_name (const char *dir, const char *name)
       for (guint j = 0; j < p->n_entries; j++)
         {
           DfEntry *e = &p->entries[j];
-          const guint8 *obj = df_part_reader_take (&r, DF_SECTION_RAW, e->data_size, NULL);
+          const guint8 *obj = dfi_part_reader_take (&r, DF_SECTION_RAW, e->data_size, NULL);
           if (e->objtype != OSTREE_OBJECT_TYPE_DIR_TREE || memcmp (e->checksum, root, DF_SHA256_LEN) != 0
               || e->encoding != DF_ENCODING_RAW)
             {
@@ -321,7 +321,7 @@ cmd_bad_name (const char *dir, const char *name)
                                                                        g_variant_builder_end (&fb), g_steal_pointer (&dirs)));
           gsize len = g_variant_get_size (nt);
           g_byte_array_append (sec[DF_SECTION_RAW], g_variant_get_data (nt), len);
-          df_sha256 (g_variant_get_data (nt), len, new_root);
+          dfi_sha256 (g_variant_get_data (nt), len, new_root);
           memcpy (e->checksum, new_root, DF_SHA256_LEN);
           e->data_size = e->length = e->object_size = len;
           found = (gint)j;
@@ -332,7 +332,7 @@ cmd_bad_name (const char *dir, const char *name)
             g_byte_array_unref (sec[k]);
           continue;
         }
-      GByteArray *buf = df_part_payload_assemble (sec);
+      GByteArray *buf = dfi_part_payload_assemble (sec);
       for (guint k = 0; k < DF_SECTION_COUNT; k++)
         g_byte_array_unref (sec[k]);
       p->raw_size = 0;
@@ -353,8 +353,8 @@ cmd_bad_name (const char *dir, const char *name)
       g_autoptr (GVariant) nc = g_variant_ref_sink (g_variant_builder_end (&cb));
       g_bytes_unref (sb->commit);
       sb->commit = g_variant_get_data_as_bytes (nc);
-      df_sha256 (g_variant_get_data (nc), g_variant_get_size (nc), sb->to);
-      df_hex (sb->to, sb->to_hex);
+      dfi_sha256 (g_variant_get_data (nc), g_variant_get_size (nc), sb->to);
+      dfi_hex (sb->to, sb->to_hex);
       save_superblock (dir, sb);
       printf ("%s\n", sb->to_hex);
       return 0;
@@ -386,7 +386,7 @@ read_superblock_file (const char *dir)
 {
   g_autofree char *path = g_build_filename (dir, "superblock", NULL);
   g_autoptr (GError) error = NULL;
-  GBytes *b = df_read_file_bounded (AT_FDCWD, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", &error);
+  GBytes *b = dfi_read_file_bounded (AT_FDCWD, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", &error);
   if (b == NULL)
     die ("%s", error->message);
   return b;
@@ -399,10 +399,10 @@ cmd_swap_signed (const char *dir, const char *other)
   g_autoptr (GBytes) inner = NULL;
   g_autoptr (GPtrArray) sigs = NULL;
   g_autoptr (GError) error = NULL;
-  if (!df_signed_unwrap (file, &inner, &sigs, &error))
+  if (!dfi_signed_unwrap (file, &inner, &sigs, &error))
     die ("%s is not a signed superblock%s%s", dir, error ? ": " : "", error ? error->message : "");
   g_autoptr (GBytes) replacement = read_superblock_file (other);
-  g_autoptr (GBytes) forged = df_signed_wrap (replacement, sigs);
+  g_autoptr (GBytes) forged = dfi_signed_wrap (replacement, sigs);
   save_file (dir, "superblock", forged);
   return 0;
 }
@@ -411,8 +411,8 @@ static int
 cmd_check_envelope (const char *signed_path, const char *plain_path)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) file = df_read_file_bounded (AT_FDCWD, signed_path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "s", &error);
-  g_autoptr (GBytes) plain = df_read_file_bounded (AT_FDCWD, plain_path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "p", NULL);
+  g_autoptr (GBytes) file = dfi_read_file_bounded (AT_FDCWD, signed_path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "s", &error);
+  g_autoptr (GBytes) plain = dfi_read_file_bounded (AT_FDCWD, plain_path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "p", NULL);
   if (file == NULL || plain == NULL)
     die ("cannot read the superblocks");
   g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(taya{sv})"), file, FALSE));
@@ -461,8 +461,8 @@ cmd_stats (const char *dir)
       g_autoptr (GBytes) payload = read_payload (dir, sb, i);
       DfPartReader r;
       g_autoptr (GError) error = NULL;
-      if (!df_part_reader_init (&r, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload),
-                                sb->parts[i].raw_size, &error))
+      if (!dfi_part_reader_init (&r, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload),
+                                 sb->parts[i].raw_size, &error))
         die ("part %u: %s", i, error->message);
       for (guint k = 0; k < DF_SECTION_COUNT; k++)
         section[k] += r.len[k];
@@ -475,14 +475,14 @@ cmd_stats (const char *dir)
           if (k == 3 && g_getenv ("DF_STATS_DIFFS"))
             {
               char hex[65], shex[65];
-              df_hex (e->checksum, hex);
-              df_hex (e->source, shex);
+              dfi_hex (e->checksum, hex);
+              dfi_hex (e->source, shex);
               printf ("diff %s %s %" G_GUINT64_FORMAT "\n", hex, shex, e->length);
             }
           if (k == 1 && e->offset == 0 && e->object_size > 65536 && g_getenv ("DF_STATS_LIST"))
             {
               char hex[65];
-              df_hex (e->checksum, hex);
+              dfi_hex (e->checksum, hex);
               printf ("raw %s %" G_GUINT64_FORMAT "\n", hex, e->object_size);
             }
         }
@@ -509,8 +509,8 @@ static gboolean
 sv_fail (const guint8 *csum, const char *what, GError **error)
 {
   char hex[65];
-  df_hex (csum, hex);
-  return df_throw (error, DF_ERROR_CORRUPT, "%s %s does not hash to its checksum", what, hex);
+  dfi_hex (csum, hex);
+  return dfi_throw (error, DF_ERROR_CORRUPT, "%s %s does not hash to its checksum", what, hex);
 }
 
 static gboolean
@@ -518,7 +518,7 @@ sv_metadata (gpointer user, OstreeObjectType type, const guint8 csum[DF_SHA256_L
 {
   StockVerify *v = user;
   guint8 a[DF_SHA256_LEN];
-  df_sha256 (g_bytes_get_data (data, NULL), g_bytes_get_size (data), a);
+  dfi_sha256 (g_bytes_get_data (data, NULL), g_bytes_get_size (data), a);
   v->meta++;
   return memcmp (a, csum, DF_SHA256_LEN) == 0 || sv_fail (csum, ostree_object_type_to_string (type), error);
 }
@@ -528,7 +528,7 @@ sv_begin (gpointer user, const guint8 csum[DF_SHA256_LEN], guint32 uid, guint32 
           const char *target, guint64 size, gboolean *skip, GError **error)
 {
   StockVerify *v = user;
-  df_content_checksum_begin (&v->sha, uid, gid, mode, target, xattrs);
+  dfi_content_checksum_begin (&v->sha, uid, gid, mode, target, xattrs);
   v->csum = csum;
   v->links += target != NULL;
   return TRUE;
@@ -538,7 +538,7 @@ static gboolean
 sv_data (gpointer user, const guint8 *data, gsize len, GError **error)
 {
   StockVerify *v = user;
-  df_sha256_update (&v->sha, data, len);
+  dfi_sha256_update (&v->sha, data, len);
   v->bytes += len;
   return TRUE;
 }
@@ -548,8 +548,8 @@ sv_end (gpointer user, GError **error)
 {
   StockVerify *v = user;
   guint8 a[DF_SHA256_LEN];
-  df_sha256_final (&v->sha, a);
-  df_sha256_clear (&v->sha);
+  dfi_sha256_final (&v->sha, a);
+  dfi_sha256_clear (&v->sha);
   v->content++;
   return memcmp (a, v->csum, DF_SHA256_LEN) == 0 || sv_fail (v->csum, "file", error);
 }
@@ -571,12 +571,12 @@ sv_source_size (gpointer user, guint64 *size, GError **error)
   if (v->source == NULL)
     {
       char hex[65];
-      df_hex (v->source_csum, hex);
+      dfi_hex (v->source_csum, hex);
       g_autoptr (GInputStream) in = NULL;
       if (!ostree_repo_load_file (v->repo, hex, &in, NULL, NULL, NULL, error))
         return FALSE;
       if (in == NULL)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
       g_autoptr (GOutputStream) out = g_memory_output_stream_new_resizable ();
       if (g_output_stream_splice (out, in, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, error) < 0)
         return FALSE;
@@ -615,9 +615,9 @@ load_stock (const char *repo_path, const char *dir, OstreeRepo **out_repo, GByte
   if (!ostree_repo_open (*out_repo, NULL, &error))
     die ("%s", error->message);
   *out_file = read_superblock_file (dir);
-  if (!df_stock_superblock_sniff (*out_file))
+  if (!dfi_stock_superblock_sniff (*out_file))
     die ("%s is a native delta", dir);
-  DfStockSuperblock *sb = df_stock_superblock_parse (*out_file, &error);
+  DfStockSuperblock *sb = dfi_stock_superblock_parse (*out_file, &error);
   if (sb == NULL)
     die ("%s", error->message);
   return sb;
@@ -638,20 +638,20 @@ cmd_stock_verify (const char *repo_path, const char *dir)
   for (guint i = 0; i < sb->n_parts; i++)
     {
       g_autofree char *name = g_strdup_printf ("%s/%u", dir, i);
-      df_autofd pfd = sb->parts[i].inline_data ? -1 : open (name, O_RDONLY | O_CLOEXEC);
+      dfi_autofd pfd = sb->parts[i].inline_data ? -1 : open (name, O_RDONLY | O_CLOEXEC);
       inline_parts += sb->parts[i].inline_data != NULL;
       if (!sb->parts[i].inline_data && pfd < 0)
         die ("part %u: %s", i, g_strerror (errno));
-      df_autofd tfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+      dfi_autofd tfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
       if (tfd < 0)
         die ("tmpfile: %s", g_strerror (errno));
       guint64 len;
       DfStockPayload pl;
-      if (!df_stock_part_decode (sb, i, pfd, -1, tfd, &len, NULL, NULL, &error)
-          || !df_stock_payload_open (&pl, tfd, len, &error))
+      if (!dfi_stock_part_decode (sb, i, pfd, -1, tfd, &len, NULL, NULL, &error)
+          || !dfi_stock_payload_open (&pl, tfd, len, &error))
         die ("%s", error->message);
-      gboolean ok = df_stock_execute (&sb->parts[i], &pl, &sink, &v, &st, NULL, &error);
-      df_stock_payload_clear (&pl);
+      gboolean ok = dfi_stock_execute (&sb->parts[i], &pl, &sink, &v, &st, NULL, &error);
+      dfi_stock_payload_clear (&pl);
       if (!ok)
         die ("part %u: %s", i, error->message);
     }
@@ -685,22 +685,22 @@ cmd_stock_mangle (const char *dir, guint n, const char *what)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) file = read_superblock_file (dir);
-  g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse (file, &error);
+  g_autoptr (DfStockSuperblock) sb = dfi_stock_superblock_parse (file, &error);
   if (sb == NULL || n >= sb->n_parts || sb->big_endian || sb->file.is_signed)
     die ("not a plain little-endian stock delta with part %u", n);
   g_autofree char *pname = g_strdup_printf ("%s/%u", dir, n);
-  df_autofd pfd = open (pname, O_RDONLY | O_CLOEXEC);
-  df_autofd tfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  dfi_autofd pfd = open (pname, O_RDONLY | O_CLOEXEC);
+  dfi_autofd tfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   guint64 len;
   DfStockPayload pl;
-  if (!df_stock_part_decode (sb, n, pfd, -1, tfd, &len, NULL, NULL, &error)
-      || !df_stock_payload_open (&pl, tfd, len, &error))
+  if (!dfi_stock_part_decode (sb, n, pfd, -1, tfd, &len, NULL, NULL, &error)
+      || !dfi_stock_payload_open (&pl, tfd, len, &error))
     die ("%s", error->message);
   GByteArray *raw = g_byte_array_sized_new (pl.raw_len);
   g_byte_array_set_size (raw, pl.raw_len);
   if (pread (tfd, raw->data, pl.raw_len, pl.raw_off) != (gssize)pl.raw_len)
     die ("reading the payload");
-  g_autoptr (GBytes) ops_bytes = df_stock_payload_read_ops (&pl, &error);
+  g_autoptr (GBytes) ops_bytes = dfi_stock_payload_read_ops (&pl, &error);
   if (ops_bytes == NULL)
     die ("%s", error->message);
   GByteArray *ops = g_byte_array_new ();
@@ -746,7 +746,7 @@ cmd_stock_mangle (const char *dir, guint n, const char *what)
                   GByteArray *rest = g_byte_array_new ();
                   g_byte_array_append (rest, ops->data + pos, ops->len - pos);
                   g_byte_array_set_size (ops, start);
-                  df_varint_append (ops, pl.raw_len + 1);
+                  dfi_varint_append (ops, pl.raw_len + 1);
                   g_byte_array_append (ops, rest->data, rest->len);
                   g_byte_array_unref (rest);
                   done = TRUE;
@@ -791,7 +791,7 @@ cmd_stock_mangle (const char *dir, guint n, const char *what)
       g_autoptr (GVariant) sha = NULL, objs = NULL;
       g_variant_get (h, "(u@aytt@ay)", &ver, &sha, &size, &usize, &objs);
       guint8 digest[DF_SHA256_LEN];
-      df_sha256 (g_bytes_get_data (newpart, NULL), g_bytes_get_size (newpart), digest);
+      dfi_sha256 (g_bytes_get_data (newpart, NULL), g_bytes_get_size (newpart), digest);
       GByteArray *ob = g_byte_array_new ();
       g_byte_array_append (ob, g_variant_get_data (objs), g_variant_get_size (objs));
       if (extra_objects)
@@ -815,7 +815,7 @@ cmd_stock_mangle (const char *dir, guint n, const char *what)
   g_autoptr (GVariant) normal = g_variant_get_normal_form (nsb);
   g_autoptr (GBytes) out = g_variant_get_data_as_bytes (normal);
   save_file (dir, "superblock", out);
-  df_stock_payload_clear (&pl);
+  dfi_stock_payload_clear (&pl);
   g_byte_array_unref (raw);
   g_byte_array_unref (ops);
   return 0;
@@ -829,10 +829,10 @@ cmd_stock_fuzz (const char *repo_path, const char *dir, guint iterations)
   g_autoptr (GBytes) file = NULL;
   g_autoptr (DfStockSuperblock) sb = load_stock (repo_path, dir, &repo, &file);
   g_autofree char *pname = g_strdup_printf ("%s/0", dir);
-  df_autofd pfd = sb->parts[0].inline_data ? -1 : open (pname, O_RDONLY | O_CLOEXEC);
-  df_autofd tfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  dfi_autofd pfd = sb->parts[0].inline_data ? -1 : open (pname, O_RDONLY | O_CLOEXEC);
+  dfi_autofd tfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   guint64 len;
-  if (!df_stock_part_decode (sb, 0, pfd, -1, tfd, &len, NULL, NULL, &error))
+  if (!dfi_stock_part_decode (sb, 0, pfd, -1, tfd, &len, NULL, NULL, &error))
     die ("%s", error->message);
   g_autofree guint8 *payload = g_malloc (len);
   if (pread (tfd, payload, len, 0) != (gssize)len)
@@ -861,23 +861,23 @@ cmd_stock_fuzz (const char *repo_path, const char *dir, guint iterations)
       if (on_sb)
         {
           g_autoptr (GBytes) b = g_bytes_new (buf, n);
-          g_autoptr (DfStockSuperblock) m = df_stock_superblock_parse (b, &e);
+          g_autoptr (DfStockSuperblock) m = dfi_stock_superblock_parse (b, &e);
           m ? sb_ok++ : sb_refused++;
           continue;
         }
-      df_autofd mfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+      dfi_autofd mfd = open ("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
       if (pwrite (mfd, buf, n, 0) != (gssize)n)
         die ("writing");
       DfStockPayload pl;
       StockVerify v = { .repo = repo };
-      gboolean ok = df_stock_payload_open (&pl, mfd, n, &e);
+      gboolean ok = dfi_stock_payload_open (&pl, mfd, n, &e);
       if (ok)
         {
-          ok = df_stock_execute (&sb->parts[0], &pl, &sink, &v, NULL, NULL, &e);
-          df_stock_payload_clear (&pl);
+          ok = dfi_stock_execute (&sb->parts[0], &pl, &sink, &v, NULL, NULL, &e);
+          dfi_stock_payload_clear (&pl);
         }
       if (v.csum && v.sha.ctx)
-        df_sha256_clear (&v.sha);
+        dfi_sha256_clear (&v.sha);
       sv_source_unset (&v);
       ok ? run_ok++ : run_refused++;
     }
@@ -923,7 +923,7 @@ static int
 cmd_detect (int argc, char **argv)
 {
   DfDetectLimits lim;
-  df_detect_limits_default (&lim);
+  dfi_detect_limits_default (&lim);
   DfDetectFlags flags = 0;
   gboolean text_form = FALSE;
   const char *path = NULL;
@@ -953,13 +953,13 @@ cmd_detect (int argc, char **argv)
     }
   if (path == NULL)
     die ("usage: detect [OPTIONS] FILE");
-  df_autofd fd = open (path, O_RDONLY | O_CLOEXEC);
+  dfi_autofd fd = open (path, O_RDONLY | O_CLOEXEC);
   struct stat st;
   if (fd < 0 || fstat (fd, &st) < 0)
     die ("%s: %s", path, g_strerror (errno));
   g_autoptr (GError) error = NULL;
   gint64 t0 = g_get_monotonic_time ();
-  g_autoptr (DfDetect) d = df_detect_fd (fd, st.st_size, &lim, flags, NULL, &error);
+  g_autoptr (DfDetect) d = dfi_detect_fd (fd, st.st_size, &lim, flags, NULL, &error);
   gint64 t1 = g_get_monotonic_time ();
   if (d == NULL)
     die ("%s", error->message);
@@ -970,7 +970,7 @@ cmd_detect (int argc, char **argv)
         {
           const DfSegment *s = &d->segments[i];
           printf ("%*s%-*s %12" G_GUINT64_FORMAT " %12" G_GUINT64_FORMAT, 2 * s->depth, "", 16 - 2 * s->depth,
-                  df_segment_kind_name (s->kind), s->offset, s->length);
+                  dfi_segment_kind_name (s->kind), s->offset, s->length);
           if (s->kind >= DF_SEGMENT_GZIP && s->kind <= DF_SEGMENT_LZMA && s->kind != DF_SEGMENT_ZSTD_SKIPPABLE)
             printf (" -> %" G_GUINT64_FORMAT, s->decompressed_size);
           if (s->kind == DF_SEGMENT_CPIO)
@@ -980,8 +980,8 @@ cmd_detect (int argc, char **argv)
                   s->flags & DF_SEGMENT_LIMIT ? "  LIMIT" : "");
         }
       DfDetectSummary sum;
-      df_detect_summarize (d, &sum);
-      g_autofree char *text = df_detect_summary_to_string (&sum);
+      dfi_detect_summarize (d, &sum);
+      g_autofree char *text = dfi_detect_summary_to_string (&sum);
       printf ("%s; %" G_GINT64_FORMAT " ms\n", text, (t1 - t0) / 1000);
       return 0;
     }
@@ -991,7 +991,7 @@ cmd_detect (int argc, char **argv)
       g_string_append_printf (out,
                               "{\"seg\":%u,\"depth\":%u,\"parent\":%d,\"kind\":\"%s\",\"offset\":%" G_GUINT64_FORMAT
                               ",\"length\":%" G_GUINT64_FORMAT,
-                              i, s->depth, s->parent, df_segment_kind_name (s->kind), s->offset, s->length);
+                              i, s->depth, s->parent, dfi_segment_kind_name (s->kind), s->offset, s->length);
       static const char *const fl[]
           = { "checked", "content-size", "checksum", "no-trailer", "bzimage-payload", "limit", "not-examined" };
       g_string_append (out, ",\"flags\":[");
@@ -1064,7 +1064,7 @@ cmd_detect (int argc, char **argv)
       if (e->has_sha256)
         {
           char hex[65];
-          df_hex (e->sha256, hex);
+          dfi_hex (e->sha256, hex);
           g_string_append_printf (out, ",\"sha256\":\"%s\"", hex);
         }
       g_string_append (out, "}\n");
@@ -1072,8 +1072,8 @@ cmd_detect (int argc, char **argv)
       g_string_truncate (out, 0);
     }
   DfDetectSummary sum;
-  df_detect_summarize (d, &sum);
-  g_autofree char *text = df_detect_summary_to_string (&sum);
+  dfi_detect_summarize (d, &sum);
+  g_autofree char *text = dfi_detect_summary_to_string (&sum);
   g_string_append (out, "{\"summary\":");
   json_str (out, text);
   g_string_append_printf (out,
@@ -1088,7 +1088,7 @@ cmd_detect (int argc, char **argv)
 static gboolean
 fd_write (gpointer data, const guint8 *buf, gsize len, GError **error)
 {
-  return df_write_all (GPOINTER_TO_INT (data), buf, len, "rebuild", error);
+  return dfi_write_all (GPOINTER_TO_INT (data), buf, len, "rebuild", error);
 }
 
 static gssize
@@ -1096,15 +1096,15 @@ fd_read (gpointer data, guint8 *buf, gsize len, GError **error)
 {
   gssize n = read (GPOINTER_TO_INT (data), buf, len);
   if (n < 0)
-    df_throw_errno (error, errno, "read");
+    dfi_throw_errno (error, errno, "read");
   return n;
 }
 
 static int
 cmd_recipe_find (char **argv, int argc)
 {
-  df_autofd sfd = open (argv[2], O_RDONLY);
-  df_autofd cfd = open (argv[3], O_RDONLY);
+  dfi_autofd sfd = open (argv[2], O_RDONLY);
+  dfi_autofd cfd = open (argv[3], O_RDONLY);
   struct stat ss, cs;
   if (sfd < 0 || cfd < 0 || fstat (sfd, &ss) < 0 || fstat (cfd, &cs) < 0)
     die ("cannot open %s or %s", argv[2], argv[3]);
@@ -1116,9 +1116,9 @@ cmd_recipe_find (char **argv, int argc)
   DfRecipeFindStats st;
   g_autoptr (GError) error = NULL;
   gint64 t0 = g_get_monotonic_time ();
-  if (!df_recipe_find (&s, &c, NULL, &r, &found, &st, NULL, &error))
+  if (!dfi_recipe_find (&s, &c, NULL, &r, &found, &st, NULL, &error))
     die ("%s", error->message);
-  g_autofree char *desc = found ? df_recipe_describe (&r) : g_strdup ("no recipe");
+  g_autofree char *desc = found ? dfi_recipe_describe (&r) : g_strdup ("no recipe");
   printf ("%s\n%u of %u candidates run (%u skipped for memory%s), %" G_GUINT64_FORMAT " content bytes fed, %" G_GUINT64_FORMAT
           " stream bytes compared, %.2f s\n",
           desc, st.candidates, st.listed, st.skipped, st.exhausted ? ", stopped by a limit" : "", st.bytes_in,
@@ -1126,13 +1126,13 @@ cmd_recipe_find (char **argv, int argc)
   if (!found)
     return 1;
   guint64 mem;
-  if (!df_recipe_memory (&r, &mem, &error))
+  if (!dfi_recipe_memory (&r, &mem, &error))
     die ("%s", error->message);
-  g_autoptr (GBytes) ser = df_recipe_serialize (&r);
+  g_autoptr (GBytes) ser = dfi_recipe_serialize (&r);
   int out = memfd_create ("rebuild", 0);
   lseek (cfd, 0, SEEK_SET);
   t0 = g_get_monotonic_time ();
-  if (!df_recipe_rebuild (&r, fd_read, GINT_TO_POINTER (cfd), fd_write, GINT_TO_POINTER (out), mem, NULL, &error))
+  if (!dfi_recipe_rebuild (&r, fd_read, GINT_TO_POINTER (cfd), fd_write, GINT_TO_POINTER (out), mem, NULL, &error))
     die ("%s", error->message);
   printf ("recipe %" G_GSIZE_FORMAT " bytes serialised; rebuild needs %" G_GUINT64_FORMAT " KiB, took %.2f s\n",
           g_bytes_get_size (ser), mem / 1024, (g_get_monotonic_time () - t0) / 1e6);
@@ -1140,8 +1140,8 @@ cmd_recipe_find (char **argv, int argc)
   for (guint64 pos = 0; pos < s.length; pos += 1 << 20)
     {
       gsize n = (gsize)MIN (s.length - pos, (guint64)1 << 20);
-      if (!df_pread_all (out, a, n, pos, "rebuild", NULL) || !df_pread_all (sfd, b, n, s.offset + pos, "stream", NULL) ||
-          memcmp (a, b, n) != 0)
+      if (!dfi_pread_all (out, a, n, pos, "rebuild", NULL) || !dfi_pread_all (sfd, b, n, s.offset + pos, "stream", NULL)
+          || memcmp (a, b, n) != 0)
         die ("the rebuild differs near byte %" G_GUINT64_FORMAT, pos);
     }
   printf ("rebuild byte-identical\n");
@@ -1165,12 +1165,12 @@ cmd_recipe_zstd_mt (int level, const char *path)
   if (!g_file_get_contents (path, &data, &len, NULL))
     die ("cannot read %s", path);
   DfRecipe r = { .codec = DF_RECIPE_CODEC_ZSTD, .level = level, .content_size = len, .stream_size = len + len / 16 };
-  df_recipe_library_identity (r.codec, r.library);
+  dfi_recipe_library_identity (r.codec, r.library);
   r.zstd.mt = TRUE;
   r.zstd.checksum = TRUE;
   guint64 est;
   g_autoptr (GError) error = NULL;
-  if (!df_recipe_memory (&r, &est, &error))
+  if (!dfi_recipe_memory (&r, &est, &error))
     die ("%s", error->message);
   guint64 before = vm_hwm_kib ();
   g_autoptr (ZSTD_CCtx) cctx = ZSTD_createCCtx ();

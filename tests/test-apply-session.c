@@ -30,7 +30,7 @@ feed (gpointer data)
         continue;
       char name[16];
       g_snprintf (name, sizeof name, "%u", i);
-      df_apply_session_add_part (f->s, i, f->dfd, name, &f->error);
+      dfi_apply_session_add_part (f->s, i, f->dfd, name, &f->error);
       g_usleep (g_random_int_range (0, 2000));
     }
   return NULL;
@@ -53,18 +53,18 @@ main (int argc, char **argv)
   if (!ostree_repo_open (repo, NULL, &error))
     return fprintf (stderr, "%s\n", error->message), 8;
   int dfd = open (argv[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  DfSuperblock *sb = df_superblock_load (dfd, ".", &error);
+  DfSuperblock *sb = dfi_superblock_load (dfd, ".", &error);
   if (sb == NULL)
     return fprintf (stderr, "%s\n", error->message), df_error_exit_code (error);
   g_autoptr (DfApplyOptions) opts = df_apply_options_new ();
   df_apply_options_set_commit (opts, argv[3]);
   df_apply_options_set_ref (opts, "os");
-  g_autoptr (DfApplySession) s = df_apply_session_new (repo, sb, opts, NULL, &error);
+  g_autoptr (DfApplySession) s = dfi_apply_session_new (repo, sb, opts, NULL, &error);
   if (s == NULL)
     return fprintf (stderr, "%s\n", error->message), df_error_exit_code (error);
 
   /* Content parts first, shuffled; metadata parts last, shuffled. */
-  const DfSuperblock *d = df_apply_session_get_superblock (s);
+  const DfSuperblock *d = dfi_apply_session_get_superblock (s);
   g_autoptr (GRand) rand = g_rand_new_with_seed (atoi (argv[4]));
   g_autofree guint *order = g_new (guint, d->n_parts ? d->n_parts : 1);
   guint n = 0;
@@ -88,7 +88,7 @@ main (int argc, char **argv)
   if (f.error)
     return fprintf (stderr, "%s\n", f.error->message), df_error_exit_code (f.error);
   DfApplyResult res;
-  if (!df_apply_session_finish (s, &res, &error))
+  if (!dfi_apply_session_finish (s, &res, &error))
     return fprintf (stderr, "%s\n", error->message), df_error_exit_code (error);
   printf ("applied %u parts in the order", res.parts_applied);
   for (guint k = 0; k < n; k++)

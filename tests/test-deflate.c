@@ -181,18 +181,18 @@ roundtrip (const char *name, GBytes *content, GBytes *stream)
   gsize clen, slen;
   const guint8 *c = g_bytes_get_data (content, &clen), *s = g_bytes_get_data (stream, &slen);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) back = df_deflate_inflate (s, slen, NULL, NULL, &error);
+  g_autoptr (GBytes) back = dfi_deflate_inflate (s, slen, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpmem (g_bytes_get_data (back, NULL), g_bytes_get_size (back), c, clen);
   g_autoptr (GBytes) recon = NULL;
   DfDeflateStats st;
   gint64 t0 = g_get_monotonic_time ();
-  g_assert_true (df_deflate_analyze (s, slen, NULL, NULL, &recon, &st, &error));
+  g_assert_true (dfi_deflate_analyze (s, slen, NULL, NULL, &recon, &st, &error));
   g_assert_no_error (error);
   gint64 t1 = g_get_monotonic_time ();
   gsize rlen;
   const guint8 *r = g_bytes_get_data (recon, &rlen);
-  g_autoptr (GBytes) again = df_deflate_rebuild_bytes (c, clen, r, rlen, NULL, &error);
+  g_autoptr (GBytes) again = dfi_deflate_rebuild_bytes (c, clen, r, rlen, NULL, &error);
   g_assert_no_error (error);
   gint64 t2 = g_get_monotonic_time ();
   g_assert_cmpmem (g_bytes_get_data (again, NULL), g_bytes_get_size (again), s, slen);
@@ -376,25 +376,25 @@ test_odd_streams (void)
    * with non-zero bits after it: "ab" stored, "c" fixed. */
   DfBitWriter *w = g_new (DfBitWriter, 1);
   g_autoptr (GByteArray) out = g_byte_array_new ();
-  df_bit_writer_init (w, write_out, out);
-  g_assert_true (df_bit_writer_put (w, 0, 3, NULL));    /* not final, stored */
-  g_assert_true (df_bit_writer_put (w, 0x15, 5, NULL)); /* alignment bits */
-  g_assert_true (df_bit_writer_put (w, 2u | 0xfffdu << 16, 32, NULL));
-  g_assert_true (df_bit_writer_put (w, 'a', 8, NULL));
-  g_assert_true (df_bit_writer_put (w, 'b', 8, NULL));
+  dfi_bit_writer_init (w, write_out, out);
+  g_assert_true (dfi_bit_writer_put (w, 0, 3, NULL));    /* not final, stored */
+  g_assert_true (dfi_bit_writer_put (w, 0x15, 5, NULL)); /* alignment bits */
+  g_assert_true (dfi_bit_writer_put (w, 2u | 0xfffdu << 16, 32, NULL));
+  g_assert_true (dfi_bit_writer_put (w, 'a', 8, NULL));
+  g_assert_true (dfi_bit_writer_put (w, 'b', 8, NULL));
   guint8 fl[288], fd[32];
-  df_deflate_fixed_lengths (fl, fd);
+  dfi_deflate_fixed_lengths (fl, fd);
   DfHuffEncoder lit, dist;
-  df_huff_encoder_build (&lit, fl, 288);
-  df_huff_encoder_build (&dist, fd, 30);
-  g_assert_true (df_bit_writer_put (w, 1 | 1 << 1, 3, NULL));
-  g_assert_true (df_deflate_token_write (w, &lit, &dist, 'c', NULL));
+  dfi_huff_encoder_build (&lit, fl, 288);
+  dfi_huff_encoder_build (&dist, fd, 30);
+  g_assert_true (dfi_bit_writer_put (w, 1 | 1 << 1, 3, NULL));
+  g_assert_true (dfi_deflate_token_write (w, &lit, &dist, 'c', NULL));
   /* "abc" again: a match of 3 at distance 3. */
-  g_assert_true (df_deflate_token_write (w, &lit, &dist, df_deflate_tok_match (3, 3), NULL));
-  g_assert_true (df_bit_writer_put (w, lit.code[256], lit.len[256], NULL));
-  guint pend = (8 - df_bit_writer_pending (w)) % 8;
-  g_assert_true (df_bit_writer_put (w, (1u << pend) - 1, pend, NULL));
-  g_assert_true (df_bit_writer_flush_buf (w, NULL));
+  g_assert_true (dfi_deflate_token_write (w, &lit, &dist, dfi_deflate_tok_match (3, 3), NULL));
+  g_assert_true (dfi_bit_writer_put (w, lit.code[256], lit.len[256], NULL));
+  guint pend = (8 - dfi_bit_writer_pending (w)) % 8;
+  g_assert_true (dfi_bit_writer_put (w, (1u << pend) - 1, pend, NULL));
+  g_assert_true (dfi_bit_writer_flush_buf (w, NULL));
   g_free (w);
   g_autoptr (GBytes) stream = g_bytes_new (out->data, out->len);
   g_autoptr (GBytes) content = g_bytes_new ("abcabc", 6);
@@ -415,7 +415,7 @@ test_bad_streams (void)
   /* Every truncation is refused cleanly. */
   for (gsize cut = 0; cut < slen; cut += 1 + cut / 8)
     {
-      g_assert_false (df_deflate_analyze (s, cut, NULL, NULL, &recon, NULL, &error));
+      g_assert_false (dfi_deflate_analyze (s, cut, NULL, NULL, &recon, NULL, &error));
       g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_ARGUMENT);
       g_clear_error (&error);
     }
@@ -423,24 +423,24 @@ test_bad_streams (void)
   g_autoptr (GByteArray) more = g_byte_array_new ();
   g_byte_array_append (more, s, slen);
   g_byte_array_append (more, (const guint8 *)"TRAILER!", 8);
-  g_assert_false (df_deflate_analyze (more->data, more->len, NULL, NULL, &recon, NULL, &error));
+  g_assert_false (dfi_deflate_analyze (more->data, more->len, NULL, NULL, &recon, NULL, &error));
   g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
   gsize consumed = 0;
-  g_assert_true (df_deflate_analyze (more->data, more->len, NULL, &consumed, &recon, NULL, &error));
+  g_assert_true (dfi_deflate_analyze (more->data, more->len, NULL, &consumed, &recon, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (consumed, ==, slen);
   g_clear_pointer (&recon, g_bytes_unref);
   /* Block type 3. */
   guint8 bt3[] = { 0x07, 0, 0 };
-  g_assert_false (df_deflate_analyze (bt3, sizeof bt3, NULL, NULL, &recon, NULL, &error));
+  g_assert_false (dfi_deflate_analyze (bt3, sizeof bt3, NULL, NULL, &recon, NULL, &error));
   g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
   /* Content over the limit. */
   DfDeflateLimits lim;
-  df_deflate_limits_init (&lim);
+  dfi_deflate_limits_init (&lim);
   lim.max_output = 1000;
-  g_assert_false (df_deflate_analyze (s, slen, &lim, NULL, &recon, NULL, &error));
+  g_assert_false (dfi_deflate_analyze (s, slen, &lim, NULL, &recon, NULL, &error));
   g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
   /* Random bytes never crash the tokeniser. */
@@ -451,7 +451,7 @@ test_bad_streams (void)
       guint n = g_rand_int_range (r, 0, sizeof buf);
       for (guint i = 0; i < n; i++)
         buf[i] = (guint8)g_rand_int (r);
-      g_autoptr (GBytes) out = df_deflate_inflate (buf, n, NULL, NULL, &error);
+      g_autoptr (GBytes) out = dfi_deflate_inflate (buf, n, NULL, NULL, &error);
       (void)out;
       g_clear_error (&error);
     }
@@ -467,34 +467,34 @@ test_bad_recon (void)
   const guint8 *c = g_bytes_get_data (content, &clen), *s = g_bytes_get_data (stream, &slen);
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) recon = NULL;
-  g_assert_true (df_deflate_analyze (s, slen, NULL, NULL, &recon, NULL, &error));
+  g_assert_true (dfi_deflate_analyze (s, slen, NULL, NULL, &recon, NULL, &error));
   const guint8 *r = g_bytes_get_data (recon, &rlen);
   /* Every truncation fails cleanly. */
   for (gsize cut = 0; cut < rlen; cut++)
     {
-      g_autoptr (GBytes) out = df_deflate_rebuild_bytes (c, clen, r, cut, NULL, &error);
+      g_autoptr (GBytes) out = dfi_deflate_rebuild_bytes (c, clen, r, cut, NULL, &error);
       (void)out;
       g_assert_null (out);
       g_assert_nonnull (error);
       g_clear_error (&error);
     }
   /* Content of another length. */
-  g_autoptr (GBytes) o1 = df_deflate_rebuild_bytes (c, clen - 1, r, rlen, NULL, &error);
+  g_autoptr (GBytes) o1 = dfi_deflate_rebuild_bytes (c, clen - 1, r, rlen, NULL, &error);
   (void)o1;
   g_assert_error (error, DF_ERROR, DF_ERROR_CORRUPT);
   g_clear_error (&error);
   g_autoptr (GByteArray) longer = g_byte_array_new ();
   g_byte_array_append (longer, c, clen);
   g_byte_array_append (longer, (const guint8 *)"x", 1);
-  g_autoptr (GBytes) o2 = df_deflate_rebuild_bytes (longer->data, longer->len, r, rlen, NULL, &error);
+  g_autoptr (GBytes) o2 = dfi_deflate_rebuild_bytes (longer->data, longer->len, r, rlen, NULL, &error);
   (void)o2;
   g_assert_error (error, DF_ERROR, DF_ERROR_CORRUPT);
   g_clear_error (&error);
   /* Over the limits. */
   DfDeflateLimits lim;
-  df_deflate_limits_init (&lim);
+  dfi_deflate_limits_init (&lim);
   lim.max_output = clen - 1;
-  g_autoptr (GBytes) o3 = df_deflate_rebuild_bytes (c, clen, r, rlen, &lim, &error);
+  g_autoptr (GBytes) o3 = dfi_deflate_rebuild_bytes (c, clen, r, rlen, &lim, &error);
   (void)o3;
   g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
   g_clear_error (&error);
@@ -509,7 +509,7 @@ test_bad_recon (void)
       guint flips = g_rand_int_range (rnd, 1, 4);
       for (guint f = 0; f < flips; f++)
         bad->data[g_rand_int_range (rnd, 0, rlen)] ^= (guint8)(1u << g_rand_int_range (rnd, 0, 8));
-      g_autoptr (GBytes) out = df_deflate_rebuild_bytes (c, clen, bad->data, rlen, NULL, &error);
+      g_autoptr (GBytes) out = dfi_deflate_rebuild_bytes (c, clen, bad->data, rlen, NULL, &error);
       (void)out;
       g_assert_true ((out == NULL) == (error != NULL));
       g_clear_error (&error);
@@ -561,7 +561,7 @@ test_forged_body (void)
       g_assert_false (ZSTD_isError (z));
       g_byte_array_append (rec, frame, z);
       g_autoptr (GError) error = NULL;
-      g_autoptr (GBytes) out = df_deflate_rebuild_bytes (content, 8, rec->data, rec->len, NULL, &error);
+      g_autoptr (GBytes) out = dfi_deflate_rebuild_bytes (content, 8, rec->data, rec->len, NULL, &error);
       (void)out;
       g_test_message ("%s: %s", cases[i].what, error ? error->message : "(no error)");
       g_assert_error (error, DF_ERROR, cases[i].code);
@@ -569,22 +569,22 @@ test_forged_body (void)
   /* A raw body (flags bit 7): one final stored block of the 8 bytes. */
   guint8 raw[] = { 'D', 'F', 'Z', 1, 0, 0x81, 15 << 4 | 7, 8, 13, 1, 8, 0 };
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) out = df_deflate_rebuild_bytes (content, 8, raw, sizeof raw, NULL, &error);
+  g_autoptr (GBytes) out = dfi_deflate_rebuild_bytes (content, 8, raw, sizeof raw, NULL, &error);
   (void)out;
   g_assert_no_error (error);
   g_autoptr (GBytes) back
-      = df_deflate_inflate (g_bytes_get_data (out, NULL), g_bytes_get_size (out), NULL, NULL, &error);
+      = dfi_deflate_inflate (g_bytes_get_data (out, NULL), g_bytes_get_size (out), NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpmem (g_bytes_get_data (back, NULL), g_bytes_get_size (back), content, 8);
   /* The same with a byte more, or one less. */
   guint8 raw2[sizeof raw + 1];
   memcpy (raw2, raw, sizeof raw);
   raw2[sizeof raw] = 0;
-  g_autoptr (GBytes) o2 = df_deflate_rebuild_bytes (content, 8, raw2, sizeof raw2, NULL, &error);
+  g_autoptr (GBytes) o2 = dfi_deflate_rebuild_bytes (content, 8, raw2, sizeof raw2, NULL, &error);
   (void)o2;
   g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
   g_clear_error (&error);
-  g_autoptr (GBytes) o3 = df_deflate_rebuild_bytes (content, 8, raw, sizeof raw - 1, NULL, &error);
+  g_autoptr (GBytes) o3 = dfi_deflate_rebuild_bytes (content, 8, raw, sizeof raw - 1, NULL, &error);
   (void)o3;
   g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
 }
@@ -629,17 +629,17 @@ bench (const char *path)
   DfDeflateStats st;
   g_autoptr (GBytes) recon = NULL;
   gint64 t0 = cpu_us ();
-  if (!df_deflate_analyze ((guint8 *)data + start, len - start, NULL, &consumed, &recon, &st, &error))
+  if (!dfi_deflate_analyze ((guint8 *)data + start, len - start, NULL, &consumed, &recon, &st, &error))
     {
       g_printerr ("%s\n", error->message);
       return 1;
     }
   gint64 t1 = cpu_us ();
-  g_autoptr (GBytes) content = df_deflate_inflate ((guint8 *)data + start, len - start, NULL, &consumed, NULL);
+  g_autoptr (GBytes) content = dfi_deflate_inflate ((guint8 *)data + start, len - start, NULL, &consumed, NULL);
   gint64 t2 = cpu_us ();
   g_autoptr (GBytes) again
-      = df_deflate_rebuild_bytes (g_bytes_get_data (content, NULL), g_bytes_get_size (content),
-                                  g_bytes_get_data (recon, NULL), g_bytes_get_size (recon), NULL, &error);
+      = dfi_deflate_rebuild_bytes (g_bytes_get_data (content, NULL), g_bytes_get_size (content),
+                                   g_bytes_get_data (recon, NULL), g_bytes_get_size (recon), NULL, &error);
   gint64 t3 = cpu_us ();
   gboolean same = again && g_bytes_get_size (again) == consumed
                   && memcmp (g_bytes_get_data (again, NULL), data + start, consumed) == 0;

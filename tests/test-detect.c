@@ -60,7 +60,7 @@ test_read_error (void)
   const guint8 *data = g_bytes_get_data (gz, &size);
   Mem m = { data, size, size / 2, 0, NULL };
   g_autoptr (GError) error = NULL;
-  DfDetect *d = df_detect_read_at (mem_read_at, &m, size, NULL, 0, NULL, &error);
+  DfDetect *d = dfi_detect_read_at (mem_read_at, &m, size, NULL, 0, NULL, &error);
   g_assert_null (d);
   g_assert_error (error, DF_ERROR, DF_ERROR_IO);
 }
@@ -74,7 +74,7 @@ test_short_file (void)
   /* The callback returns 0 before the declared size: the file shrank. */
   Mem m = { data, size, G_MAXUINT64, 0, NULL };
   g_autoptr (GError) error = NULL;
-  DfDetect *d = df_detect_read_at (mem_read_at, &m, size + 100, NULL, 0, NULL, &error);
+  DfDetect *d = dfi_detect_read_at (mem_read_at, &m, size + 100, NULL, 0, NULL, &error);
   g_assert_null (d);
   g_assert_error (error, DF_ERROR, DF_ERROR_IO);
   g_assert_nonnull (strstr (error->message, "ended"));
@@ -89,7 +89,7 @@ test_cancel (void)
   g_autoptr (GCancellable) c = g_cancellable_new ();
   Mem m = { data, size, G_MAXUINT64, 0, c };
   g_autoptr (GError) error = NULL;
-  DfDetect *d = df_detect_read_at (mem_read_at, &m, size, NULL, 0, c, &error);
+  DfDetect *d = dfi_detect_read_at (mem_read_at, &m, size, NULL, 0, c, &error);
   g_assert_null (d);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 }
@@ -107,10 +107,10 @@ test_segment_limit (void)
     g_byte_array_append (all, p, len);
   Mem m = { all->data, all->len, G_MAXUINT64, 0, NULL };
   DfDetectLimits lim;
-  df_detect_limits_default (&lim);
+  dfi_detect_limits_default (&lim);
   lim.segments_max = 100;
   g_autoptr (GError) error = NULL;
-  g_autoptr (DfDetect) d = df_detect_read_at (mem_read_at, &m, all->len, &lim, 0, NULL, &error);
+  g_autoptr (DfDetect) d = dfi_detect_read_at (mem_read_at, &m, all->len, &lim, 0, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (d->n_segments, ==, 100);
   for (guint i = 0; i < 99; i++)
@@ -127,15 +127,15 @@ test_segment_limit (void)
   g_assert_cmpuint (m.reads_past, ==, 0);
 
   DfDetectSummary s, total = { 0 };
-  df_detect_summarize (d, &s);
+  dfi_detect_summarize (d, &s);
   g_assert_cmpuint (s.count[DF_SEGMENT_GZIP], ==, 99);
   g_assert_cmpuint (s.file_bytes[DF_SEGMENT_GZIP], ==, 99 * len);
   g_assert_cmpuint (s.decompressed_bytes[DF_SEGMENT_GZIP], ==, 990);
   g_assert_cmpuint (s.file_bytes[DF_SEGMENT_PLAIN], ==, 201 * len);
-  df_detect_summary_add (&total, &s);
-  df_detect_summary_add (&total, &s);
+  dfi_detect_summary_add (&total, &s);
+  dfi_detect_summary_add (&total, &s);
   g_assert_cmpuint (total.count[DF_SEGMENT_GZIP], ==, 198);
-  g_autofree char *text = df_detect_summary_to_string (&s);
+  g_autofree char *text = dfi_detect_summary_to_string (&s);
   g_assert_nonnull (strstr (text, "gzip 99 ("));
   g_assert_nonnull (strstr (text, "-> 990 bytes)"));
   g_assert_true (g_str_has_suffix (text, ", limit reached"));
@@ -151,10 +151,10 @@ test_budget (void)
   const guint8 *data = g_bytes_get_data (gz, &size);
   Mem m = { data, size, G_MAXUINT64, 0, NULL };
   DfDetectLimits lim;
-  df_detect_limits_default (&lim);
+  dfi_detect_limits_default (&lim);
   lim.decompressed_max = 1024 * 1024;
   g_autoptr (GError) error = NULL;
-  g_autoptr (DfDetect) d = df_detect_read_at (mem_read_at, &m, size, &lim, 0, NULL, &error);
+  g_autoptr (DfDetect) d = dfi_detect_read_at (mem_read_at, &m, size, &lim, 0, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (d->n_segments, ==, 1);
   g_assert_cmpint (d->segments[0].kind, ==, DF_SEGMENT_PLAIN);
@@ -165,15 +165,15 @@ test_budget (void)
 static void
 test_names (void)
 {
-  g_assert_cmpstr (df_segment_kind_name (DF_SEGMENT_PLAIN), ==, "plain");
-  g_assert_cmpstr (df_segment_kind_name (DF_SEGMENT_ZSTD_SKIPPABLE), ==, "zstd-skippable");
-  g_assert_cmpstr (df_segment_kind_name (DF_SEGMENT_BZIMAGE_SETUP), ==, "bzimage-setup");
-  g_assert_cmpstr (df_segment_kind_name (DF_SEGMENT_KIND_COUNT), ==, "?");
+  g_assert_cmpstr (dfi_segment_kind_name (DF_SEGMENT_PLAIN), ==, "plain");
+  g_assert_cmpstr (dfi_segment_kind_name (DF_SEGMENT_ZSTD_SKIPPABLE), ==, "zstd-skippable");
+  g_assert_cmpstr (dfi_segment_kind_name (DF_SEGMENT_BZIMAGE_SETUP), ==, "bzimage-setup");
+  g_assert_cmpstr (dfi_segment_kind_name (DF_SEGMENT_KIND_COUNT), ==, "?");
   for (guint k = 0; k < DF_SEGMENT_KIND_COUNT; k++)
-    g_assert_cmpstr (df_segment_kind_name (k), !=, "?");
-  df_detect_free (NULL);
+    g_assert_cmpstr (dfi_segment_kind_name (k), !=, "?");
+  dfi_detect_free (NULL);
   DfDetectLimits lim;
-  df_detect_limits_default (&lim);
+  dfi_detect_limits_default (&lim);
   g_assert_cmpuint (lim.depth_max, ==, DF_DETECT_DEPTH_MAX);
 }
 

@@ -31,7 +31,7 @@ take_part (gpointer data, DfStorePart *p, GError **error)
   Fixture *fx = data;
   g_assert_cmpint (p->state, ==, DF_PART_STATE_DONE);
   if (fx->refuse)
-    return df_throw (error, DF_ERROR_CORRUPT, "refused part %u", p->index);
+    return dfi_throw (error, DF_ERROR_CORRUPT, "refused part %u", p->index);
   fx->handed++;
   return TRUE;
 }
@@ -50,21 +50,21 @@ fixture_setup (Fixture *fx, gconstpointer data)
   df_fetch_options_add_url (fx->o, "http://127.0.0.1:9/b");
   df_fetch_options_set_range_size (fx->o, RS);
   df_fetch_options_set_connections (fx->o, 2);
-  fx->d = df_downloader_new (fx->o, &fx->res, NULL);
-  df_part_store_init (&fx->store, fx->repo, RS, NULL);
-  g_assert_true (df_part_store_open (&fx->store, sb_hex, &error));
+  fx->d = dfi_downloader_new (fx->o, &fx->res, NULL);
+  dfi_part_store_init (&fx->store, fx->repo, RS, NULL);
+  g_assert_true (dfi_part_store_open (&fx->store, sb_hex, &error));
   DfPartConsumer consumer = { .part_ready = take_part, .data = fx };
-  df_downloader_attach (fx->d, &fx->store, "deltas/x", &consumer);
-  df_part_store_alloc (&fx->store, 1);
+  dfi_downloader_attach (fx->d, &fx->store, "deltas/x", &consumer);
+  dfi_part_store_alloc (&fx->store, 1);
 }
 
 static void
 fixture_teardown (Fixture *fx, gconstpointer data)
 {
-  df_downloader_free (fx->d);
-  df_part_store_clear (&fx->store);
+  dfi_downloader_free (fx->d);
+  dfi_part_store_clear (&fx->store);
   df_fetch_options_free (fx->o);
-  df_rm_rf_at (AT_FDCWD, fx->dir, NULL);
+  dfi_rm_rf_at (AT_FDCWD, fx->dir, NULL);
   g_object_unref (fx->repo);
   g_free (fx->dir);
 }
@@ -76,13 +76,13 @@ static DfStorePart *
 setup_part (Fixture *fx, gsize size, const guint8 *want, const guint8 *have, gboolean whole)
 {
   guint8 sha[DF_SHA256_LEN];
-  df_sha256 (want, size, sha);
+  dfi_sha256 (want, size, sha);
   DfStorePart *p = &fx->store.parts[0];
-  df_part_init (&fx->store, p, 0, size, sha, size);
+  dfi_part_init (&fx->store, p, 0, size, sha, size);
   if (have == NULL)
     return p;
   g_autoptr (GBytes) b = g_bytes_new (have, size);
-  g_assert_true (df_write_file_atomic (fx->store.dfd, whole ? "0" : "0.partial", b, NULL));
+  g_assert_true (dfi_write_file_atomic (fx->store.dfd, whole ? "0" : "0.partial", b, NULL));
   if (!whole)
     {
       guint8 rec[8 + 16];
@@ -90,7 +90,7 @@ setup_part (Fixture *fx, gsize size, const guint8 *want, const guint8 *have, gbo
       memcpy (rec, &rs, 8);
       memset (rec + 8, 1, p->n_ranges);
       g_autoptr (GBytes) r = g_bytes_new (rec, 8 + p->n_ranges);
-      g_assert_true (df_write_file_atomic (fx->store.dfd, "0.ranges", r, NULL));
+      g_assert_true (dfi_write_file_atomic (fx->store.dfd, "0.ranges", r, NULL));
     }
   return p;
 }
@@ -109,13 +109,13 @@ test_verified_in_store (Fixture *fx, gconstpointer unused)
 {
   g_autofree guint8 *data = pattern (2 * RS, 1);
   DfStorePart *p = setup_part (fx, 2 * RS, data, data, TRUE);
-  g_assert_true (df_downloader_add_part (fx->d, p, TRUE, NULL));
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
   g_assert_cmpint (p->state, ==, DF_PART_STATE_DONE);
   g_assert_cmpuint (fx->handed, ==, 1);
   g_assert_cmpuint (fx->res.parts_present, ==, 1);
   g_assert_cmpuint (fx->res.bytes_reused, ==, 2 * RS);
   g_assert_cmpuint (fx->res.delta_bytes, ==, 2 * RS);
-  g_assert_null (df_downloader_get_error (fx->d));
+  g_assert_null (dfi_downloader_get_error (fx->d));
 }
 
 static void
@@ -123,7 +123,7 @@ test_recorded_good (Fixture *fx, gconstpointer unused)
 {
   g_autofree guint8 *data = pattern (2 * RS + 5, 2);
   DfStorePart *p = setup_part (fx, 2 * RS + 5, data, data, FALSE);
-  g_assert_true (df_downloader_add_part (fx->d, p, TRUE, NULL));
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
   g_assert_cmpint (p->state, ==, DF_PART_STATE_DONE);
   g_assert_cmpuint (fx->handed, ==, 1);
   g_assert_cmpuint (fx->res.parts_present, ==, 1); /* nothing downloaded in this run */
@@ -144,8 +144,8 @@ test_recorded_bad_blames_nobody (Fixture *fx, gconstpointer unused)
   stale[RS + 1] ^= 0x80;
   DfStorePart *p = setup_part (fx, 3 * RS, data, stale, FALSE);
   p->mirrors_used = 1; /* even so */
-  g_assert_true (df_downloader_add_part (fx->d, p, TRUE, NULL));
-  g_assert_null (df_downloader_get_error (fx->d));
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
+  g_assert_null (dfi_downloader_get_error (fx->d));
   g_assert_cmpint (p->state, ==, DF_PART_STATE_WANTED);
   g_assert_cmpuint (p->generation, ==, 1);
   g_assert_cmpuint (p->remaining, ==, 3);
@@ -154,7 +154,7 @@ test_recorded_bad_blames_nobody (Fixture *fx, gconstpointer unused)
     g_assert_true (p->ranges[r].queued);
   g_assert_cmpuint (fx->handed, ==, 0);
   g_assert_cmpuint (fx->res.mirror_switches, ==, 0);
-  g_assert_cmpint (df_downloader_current_mirror (fx->d), ==, 0);
+  g_assert_cmpint (dfi_downloader_current_mirror (fx->d), ==, 0);
   struct stat st;
   g_assert_cmpint (fstatat (fx->store.dfd, "0.partial", &st, 0), ==, -1);
   g_assert_cmpint (fstatat (fx->store.dfd, "0.ranges", &st, 0), ==, -1);
@@ -165,7 +165,7 @@ test_not_needed (Fixture *fx, gconstpointer unused)
 {
   g_autofree guint8 *data = pattern (RS, 4);
   DfStorePart *p = setup_part (fx, RS, data, NULL, FALSE);
-  g_assert_true (df_downloader_add_part (fx->d, p, FALSE, NULL));
+  g_assert_true (dfi_downloader_add_part (fx->d, p, FALSE, NULL));
   g_assert_cmpint (p->state, ==, DF_PART_STATE_UNNEEDED);
   g_assert_cmpuint (fx->res.parts_present, ==, 1);
   g_assert_cmpuint (fx->handed, ==, 0);
@@ -177,7 +177,7 @@ test_missing_queued (Fixture *fx, gconstpointer unused)
 {
   g_autofree guint8 *data = pattern (2 * RS, 5);
   DfStorePart *p = setup_part (fx, 2 * RS, data, NULL, FALSE);
-  g_assert_true (df_downloader_add_part (fx->d, p, TRUE, NULL));
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
   g_assert_cmpint (p->state, ==, DF_PART_STATE_WANTED);
   g_assert_true (p->ranges[0].queued && p->ranges[1].queued);
   g_assert_cmpuint (fx->handed, ==, 0);
@@ -190,7 +190,7 @@ test_consumer_refuses (Fixture *fx, gconstpointer unused)
   DfStorePart *p = setup_part (fx, RS, data, data, TRUE);
   fx->refuse = TRUE;
   g_autoptr (GError) error = NULL;
-  g_assert_false (df_downloader_add_part (fx->d, p, TRUE, &error));
+  g_assert_false (dfi_downloader_add_part (fx->d, p, TRUE, &error));
   g_assert_error (error, DF_ERROR, DF_ERROR_CORRUPT);
   g_assert_cmpstr (error->message, ==, "refused part 0");
 }
@@ -199,14 +199,14 @@ test_consumer_refuses (Fixture *fx, gconstpointer unused)
 static void
 test_demote (Fixture *fx, gconstpointer unused)
 {
-  g_assert_cmpuint (df_downloader_n_mirrors (fx->d), ==, 2);
-  g_assert_cmpstr (df_downloader_mirror (fx->d, 1), ==, "http://127.0.0.1:9/b");
-  df_downloader_demote (fx->d, 0, "bad");
-  df_downloader_demote (fx->d, 0, "bad again");
+  g_assert_cmpuint (dfi_downloader_n_mirrors (fx->d), ==, 2);
+  g_assert_cmpstr (dfi_downloader_mirror (fx->d, 1), ==, "http://127.0.0.1:9/b");
+  dfi_downloader_demote (fx->d, 0, "bad");
+  dfi_downloader_demote (fx->d, 0, "bad again");
   g_assert_cmpuint (fx->res.mirror_switches, ==, 1);
-  g_assert_cmpint (df_downloader_current_mirror (fx->d), ==, 1);
-  df_downloader_demote (fx->d, 1, "bad");
-  g_assert_cmpint (df_downloader_current_mirror (fx->d), ==, -1);
+  g_assert_cmpint (dfi_downloader_current_mirror (fx->d), ==, 1);
+  dfi_downloader_demote (fx->d, 1, "bad");
+  g_assert_cmpint (dfi_downloader_current_mirror (fx->d), ==, -1);
 }
 
 /* Ranges go out in order, no more at once than the connections allow. */
@@ -215,13 +215,13 @@ test_schedule_order (Fixture *fx, gconstpointer unused)
 {
   g_autofree guint8 *data = pattern (4 * RS, 7);
   DfStorePart *p = setup_part (fx, 4 * RS, data, NULL, FALSE);
-  g_assert_true (df_downloader_add_part (fx->d, p, TRUE, NULL));
-  df_downloader_schedule (fx->d);
-  g_assert_cmpuint (df_downloader_n_in_flight (fx->d), ==, 2);
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
+  dfi_downloader_schedule (fx->d);
+  g_assert_cmpuint (dfi_downloader_n_in_flight (fx->d), ==, 2);
   for (guint i = 0; i < 2; i++)
     {
       guint m = 9;
-      const DfStoreRange *r = df_downloader_in_flight (fx->d, i, &m);
+      const DfStoreRange *r = dfi_downloader_in_flight (fx->d, i, &m);
       g_assert_true (r == &p->ranges[i]);
       g_assert_cmpuint (m, ==, 0);
       g_assert_false (r->queued);
@@ -230,8 +230,8 @@ test_schedule_order (Fixture *fx, gconstpointer unused)
   g_assert_cmpuint (p->active, ==, 2);
   g_assert_cmpint (p->fd, >=, 0);
   /* Both connections busy: nothing more. */
-  df_downloader_schedule (fx->d);
-  g_assert_cmpuint (df_downloader_n_in_flight (fx->d), ==, 2);
+  dfi_downloader_schedule (fx->d);
+  g_assert_cmpuint (dfi_downloader_n_in_flight (fx->d), ==, 2);
 }
 
 /* A range done meanwhile leaves the queue; one backing off waits. */
@@ -240,13 +240,13 @@ test_schedule_skips (Fixture *fx, gconstpointer unused)
 {
   g_autofree guint8 *data = pattern (3 * RS, 8);
   DfStorePart *p = setup_part (fx, 3 * RS, data, NULL, FALSE);
-  g_assert_true (df_downloader_add_part (fx->d, p, TRUE, NULL));
-  g_assert_true (df_part_range_done (p, 0));
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
+  g_assert_true (dfi_part_range_done (p, 0));
   p->ranges[1].not_before = g_get_monotonic_time () + (gint64)3600 * G_USEC_PER_SEC;
-  df_downloader_schedule (fx->d);
-  g_assert_cmpuint (df_downloader_n_in_flight (fx->d), ==, 1);
+  dfi_downloader_schedule (fx->d);
+  g_assert_cmpuint (dfi_downloader_n_in_flight (fx->d), ==, 1);
   guint m;
-  g_assert_true (df_downloader_in_flight (fx->d, 0, &m) == &p->ranges[2]);
+  g_assert_true (dfi_downloader_in_flight (fx->d, 0, &m) == &p->ranges[2]);
   g_assert_false (p->ranges[0].queued);
   g_assert_true (p->ranges[1].queued);
 }
@@ -258,11 +258,11 @@ test_schedule_mirrors (Fixture *fx, gconstpointer unused)
 {
   g_autofree guint8 *data = pattern (3 * RS, 9);
   DfStorePart *p = setup_part (fx, 3 * RS, data, NULL, FALSE);
-  g_assert_true (df_downloader_add_part (fx->d, p, TRUE, NULL));
-  df_downloader_demote (fx->d, 1, "test");
-  df_downloader_demote (fx->d, 0, "test");
-  df_downloader_schedule (fx->d);
-  g_assert_cmpuint (df_downloader_n_in_flight (fx->d), ==, 0);
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
+  dfi_downloader_demote (fx->d, 1, "test");
+  dfi_downloader_demote (fx->d, 0, "test");
+  dfi_downloader_schedule (fx->d);
+  g_assert_cmpuint (dfi_downloader_n_in_flight (fx->d), ==, 0);
   for (guint r = 0; r < 3; r++)
     g_assert_true (p->ranges[r].queued);
 }
@@ -272,12 +272,12 @@ test_schedule_next_mirror (Fixture *fx, gconstpointer unused)
 {
   g_autofree guint8 *data = pattern (RS, 10);
   DfStorePart *p = setup_part (fx, RS, data, NULL, FALSE);
-  g_assert_true (df_downloader_add_part (fx->d, p, TRUE, NULL));
-  df_downloader_demote (fx->d, 0, "test");
-  df_downloader_schedule (fx->d);
-  g_assert_cmpuint (df_downloader_n_in_flight (fx->d), ==, 1);
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
+  dfi_downloader_demote (fx->d, 0, "test");
+  dfi_downloader_schedule (fx->d);
+  g_assert_cmpuint (dfi_downloader_n_in_flight (fx->d), ==, 1);
   guint m = 9;
-  g_assert_true (df_downloader_in_flight (fx->d, 0, &m) == &p->ranges[0]);
+  g_assert_true (dfi_downloader_in_flight (fx->d, 0, &m) == &p->ranges[0]);
   g_assert_cmpuint (m, ==, 1);
 }
 

@@ -20,7 +20,7 @@
 static DfSuperblock *
 sample_superblock (void)
 {
-  DfSuperblock *sb = df_superblock_new ();
+  DfSuperblock *sb = dfi_superblock_new ();
   /* A minimal valid commit object: its checksum becomes "to". */
   g_autoptr (GVariant) commit = g_variant_ref_sink (g_variant_new (
       "(@a{sv}@ay@a(say)sst@ay@ay)", g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0),
@@ -30,8 +30,8 @@ sample_superblock (void)
       g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, (guint8[32]){ 2 }, 32, 1)));
   g_autoptr (GVariant) normal = g_variant_get_normal_form (commit);
   sb->commit = g_variant_get_data_as_bytes (normal);
-  df_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), sb->to);
-  df_hex (sb->to, sb->to_hex);
+  dfi_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), sb->to);
+  dfi_hex (sb->to, sb->to_hex);
   sb->commitmeta = g_bytes_new (NULL, 0);
   sb->n_parts = 2;
   sb->parts = g_new0 (DfPart, 2);
@@ -73,25 +73,25 @@ static void
 test_superblock_roundtrip (void)
 {
   g_autoptr (DfSuperblock) sb = sample_superblock ();
-  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  g_autoptr (GBytes) bytes = dfi_superblock_serialize (sb);
   g_autoptr (GError) error = NULL;
-  g_autoptr (DfSuperblock) back = df_superblock_parse (bytes, &error);
+  g_autoptr (DfSuperblock) back = dfi_superblock_parse (bytes, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (back->to_hex, ==, sb->to_hex);
   g_assert_false (back->has_from);
   g_assert_cmpuint (back->n_parts, ==, 2);
   g_assert_cmpuint (back->parts[1].n_entries, ==, 3);
   g_assert_cmpmem (&back->parts[1].entries[1], sizeof (DfEntry), &sb->parts[1].entries[1], sizeof (DfEntry));
-  g_autoptr (GBytes) again = df_superblock_serialize (back);
+  g_autoptr (GBytes) again = dfi_superblock_serialize (back);
   g_assert_true (g_bytes_equal (bytes, again));
 }
 
 static void
 expect_invalid (DfSuperblock *sb, const char *what)
 {
-  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  g_autoptr (GBytes) bytes = dfi_superblock_serialize (sb);
   g_autoptr (GError) error = NULL;
-  g_autoptr (DfSuperblock) back = df_superblock_parse (bytes, &error);
+  g_autoptr (DfSuperblock) back = dfi_superblock_parse (bytes, &error);
   g_assert_null (back);
   g_assert_nonnull (error);
   if (!g_error_matches (error, DF_ERROR, DF_ERROR_INVALID_DELTA))
@@ -266,15 +266,15 @@ static void
 test_superblock_v3_roundtrip (void)
 {
   g_autoptr (DfSuperblock) v2 = sample_superblock ();
-  g_assert_false (df_superblock_needs_v3 (v2));
+  g_assert_false (dfi_superblock_needs_v3 (v2));
   g_autoptr (DfSuperblock) sb = sample_superblock_v3 ();
-  g_assert_true (df_superblock_needs_v3 (sb));
-  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  g_assert_true (dfi_superblock_needs_v3 (sb));
+  g_autoptr (GBytes) bytes = dfi_superblock_serialize (sb);
   guint32 version;
   memcpy (&version, (const guint8 *)g_bytes_get_data (bytes, NULL) + 8, 4);
   g_assert_cmpuint (GUINT32_FROM_LE (version), ==, 3);
   g_autoptr (GError) error = NULL;
-  g_autoptr (DfSuperblock) back = df_superblock_parse (bytes, &error);
+  g_autoptr (DfSuperblock) back = dfi_superblock_parse (bytes, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (back->version, ==, 3);
   g_assert_cmpuint (back->n_parts, ==, 4);
@@ -287,7 +287,7 @@ test_superblock_v3_roundtrip (void)
   g_assert_cmpuint (back->parts[2].rebuild_memory, ==, DF_MIB);
   g_assert_cmpuint (back->parts[1].n_deps, ==, 0);
   g_assert_cmpmem (&back->parts[2].entries[0], sizeof (DfEntry), &sb->parts[2].entries[0], sizeof (DfEntry));
-  g_autoptr (GBytes) again = df_superblock_serialize (back);
+  g_autoptr (GBytes) again = dfi_superblock_serialize (back);
   g_assert_true (g_bytes_equal (bytes, again));
 }
 
@@ -489,7 +489,7 @@ static void
 test_superblock_mangled (void)
 {
   g_autoptr (DfSuperblock) sb = sample_superblock ();
-  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  g_autoptr (GBytes) bytes = dfi_superblock_serialize (sb);
   gsize len;
   const guint8 *data = g_bytes_get_data (bytes, &len);
   guint refused = 0;
@@ -497,7 +497,7 @@ test_superblock_mangled (void)
     {
       g_autoptr (GBytes) b = g_bytes_new (data, cut);
       g_autoptr (GError) error = NULL;
-      g_autoptr (DfSuperblock) back = df_superblock_parse (b, &error);
+      g_autoptr (DfSuperblock) back = dfi_superblock_parse (b, &error);
       g_assert_null (back);
       g_assert_nonnull (error);
       refused++;
@@ -509,7 +509,7 @@ test_superblock_mangled (void)
         copy[i] ^= 1 << bit;
         g_autoptr (GBytes) b = g_bytes_new (copy, len);
         g_autoptr (GError) error = NULL;
-        g_autoptr (DfSuperblock) back = df_superblock_parse (b, &error);
+        g_autoptr (DfSuperblock) back = dfi_superblock_parse (b, &error);
         g_assert_true ((back == NULL) == (error != NULL));
         refused += back == NULL;
         copy[i] ^= 1 << bit;
@@ -524,7 +524,7 @@ static void
 test_superblock_mangled_body (void)
 {
   g_autoptr (DfSuperblock) sb = sample_superblock ();
-  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  g_autoptr (GBytes) bytes = dfi_superblock_serialize (sb);
   gsize len;
   const guint8 *data = g_bytes_get_data (bytes, &len);
   guint64 blen;
@@ -547,7 +547,7 @@ test_superblock_mangled_body (void)
         g_assert_false (ZSTD_isError (r));
         g_autoptr (GBytes) b = g_bytes_new (file, DF_SUPERBLOCK_HEADER_LEN + r);
         g_autoptr (GError) error = NULL;
-        g_autoptr (DfSuperblock) back = df_superblock_parse (b, &error);
+        g_autoptr (DfSuperblock) back = dfi_superblock_parse (b, &error);
         g_assert_true ((back == NULL) == (error != NULL));
         refused += back == NULL;
         parsed += back != NULL;
@@ -560,11 +560,11 @@ test_superblock_mangled_body (void)
 static void
 test_content_header (void)
 {
-  g_autoptr (GBytes) h = df_content_header_serialize (0, 0, 0100644, NULL, "");
+  g_autoptr (GBytes) h = dfi_content_header_serialize (0, 0, 0100644, NULL, "");
   g_auto (DfContentHeader) out = { 0 };
   gsize consumed = 0;
   g_autoptr (GError) error = NULL;
-  g_assert_true (df_content_header_parse (g_bytes_get_data (h, NULL), g_bytes_get_size (h), &out, &consumed, &error));
+  g_assert_true (dfi_content_header_parse (g_bytes_get_data (h, NULL), g_bytes_get_size (h), &out, &consumed, &error));
   g_assert_cmpuint (consumed, ==, g_bytes_get_size (h));
   g_assert_cmpuint (out.mode, ==, 0100644);
 
@@ -576,17 +576,17 @@ test_content_header (void)
       = { { 0020644, "" }, { 0060644, "" }, { 0120777, "" }, { 0100644, "target" }, { 0140755, "" }, { 0300644, "" } };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
-      g_autoptr (GBytes) b = df_content_header_serialize (0, 0, bad[i].mode, NULL, bad[i].target);
+      g_autoptr (GBytes) b = dfi_content_header_serialize (0, 0, bad[i].mode, NULL, bad[i].target);
       g_auto (DfContentHeader) o = { 0 };
       g_autoptr (GError) e = NULL;
-      g_assert_false (df_content_header_parse (g_bytes_get_data (b, NULL), g_bytes_get_size (b), &o, &consumed, &e));
+      g_assert_false (dfi_content_header_parse (g_bytes_get_data (b, NULL), g_bytes_get_size (b), &o, &consumed, &e));
       g_assert_error (e, DF_ERROR, DF_ERROR_INVALID_DELTA);
     }
   /* A length field pointing past the data. */
   guint8 lying[8] = { 0xff, 0xff, 0, 0, 1, 2, 3, 4 };
   g_auto (DfContentHeader) o2 = { 0 };
   g_clear_error (&error);
-  g_assert_false (df_content_header_parse (lying, sizeof lying, &o2, &consumed, &error));
+  g_assert_false (dfi_content_header_parse (lying, sizeof lying, &o2, &consumed, &error));
 }
 
 static void
@@ -619,14 +619,14 @@ static gboolean
 decode_sections (GByteArray *sec[DF_SECTION_COUNT], const guint8 *old, gsize olen, guint8 *out, gsize out_len,
                  GError **error)
 {
-  g_autoptr (GByteArray) payload = df_part_payload_assemble (sec);
+  g_autoptr (GByteArray) payload = dfi_part_payload_assemble (sec);
   DfPartReader r, skip;
-  g_assert_true (df_part_reader_init (&r, payload->data, payload->len, 0, NULL));
+  g_assert_true (dfi_part_reader_init (&r, payload->data, payload->len, 0, NULL));
   skip = r;
-  gboolean ok = df_diff_decode (&r, old, olen, out, out_len, error) && df_part_reader_finish (&r, error);
+  gboolean ok = dfi_diff_decode (&r, old, olen, out, out_len, error) && dfi_part_reader_finish (&r, error);
   if (ok)
     {
-      g_assert_true (df_diff_skip (&skip, out_len, NULL));
+      g_assert_true (dfi_diff_skip (&skip, out_len, NULL));
       g_assert_cmpmem (skip.pos, sizeof skip.pos, r.pos, sizeof r.pos);
     }
   return ok;
@@ -648,7 +648,7 @@ test_diff_roundtrip (void)
     nw->data[i] += 3;
   GByteArray *sec[DF_SECTION_COUNT];
   sections_new (sec);
-  g_assert_true (df_bsdiff (old, olen, nw->data, nw->len, sec));
+  g_assert_true (dfi_bsdiff (old, olen, nw->data, nw->len, sec));
   g_autofree guint8 *out = g_malloc (nw->len);
   g_autoptr (GError) error = NULL;
   g_assert_true (decode_sections (sec, old, olen, out, nw->len, &error));
@@ -656,7 +656,7 @@ test_diff_roundtrip (void)
   g_assert_cmpmem (out, nw->len, nw->data, nw->len);
   /* A diff of related data is small: the changed bytes are in the add
    * section, the rest are zero runs. */
-  g_autoptr (GByteArray) payload = df_part_payload_assemble (sec);
+  g_autoptr (GByteArray) payload = dfi_part_payload_assemble (sec);
   gsize cap = ZSTD_compressBound (nw->len);
   g_autofree guint8 *c = g_malloc (cap);
   gsize craw = ZSTD_compress (c, cap, nw->data, nw->len, 3);
@@ -668,7 +668,7 @@ test_diff_roundtrip (void)
   sections_free (sec);
   /* Empty old: all copy bytes. */
   sections_new (sec);
-  g_assert_true (df_bsdiff (NULL, 0, nw->data, 100, sec));
+  g_assert_true (dfi_bsdiff (NULL, 0, nw->data, 100, sec));
   g_assert_true (decode_sections (sec, NULL, 0, out, 100, &error));
   g_assert_cmpmem (out, 100, nw->data, 100);
   sections_free (sec);
@@ -682,11 +682,11 @@ make_diff (GByteArray *sec[DF_SECTION_COUNT], guint64 n, const guint64 *ctl, gui
            gsize add_len, gsize copy_len)
 {
   sections_new (sec);
-  df_varint_append (sec[DF_SECTION_CONTROL], n);
+  dfi_varint_append (sec[DF_SECTION_CONTROL], n);
   for (guint64 i = 0; i < MIN (3 * n, 6); i++)
-    df_varint_append (sec[DF_SECTION_CONTROL], ctl[i]);
+    dfi_varint_append (sec[DF_SECTION_CONTROL], ctl[i]);
   for (guint i = 0; i < n_runs; i++)
-    df_varint_append (sec[DF_SECTION_RUNS], runs[i]);
+    dfi_varint_append (sec[DF_SECTION_RUNS], runs[i]);
   g_byte_array_set_size (sec[DF_SECTION_ADD], add_len);
   if (add_len) /* an empty GByteArray has no data */
     memset (sec[DF_SECTION_ADD]->data, 1, add_len);
@@ -754,40 +754,40 @@ test_diff_hostile (void)
   table[0] = 5;
   DfPartReader r;
   g_autoptr (GError) error = NULL;
-  g_assert_false (df_part_reader_init (&r, table, sizeof table, 5, &error));
+  g_assert_false (dfi_part_reader_init (&r, table, sizeof table, 5, &error));
   g_clear_error (&error);
   table[0] = 4;
-  g_assert_false (df_part_reader_init (&r, table, sizeof table, 3, &error));
+  g_assert_false (dfi_part_reader_init (&r, table, sizeof table, 3, &error));
   g_clear_error (&error);
-  g_assert_true (df_part_reader_init (&r, table, sizeof table, 4, &error));
-  g_assert_false (df_part_reader_finish (&r, &error));
+  g_assert_true (dfi_part_reader_init (&r, table, sizeof table, 4, &error));
+  g_assert_false (dfi_part_reader_finish (&r, &error));
 }
 
 static void
 test_pairing (void)
 {
-  g_autofree char *m = df_pairing_mask_digits ("/usr/lib/modules/6.1.0-50-amd64/kernel/foo.ko");
+  g_autofree char *m = dfi_pairing_mask_digits ("/usr/lib/modules/6.1.0-50-amd64/kernel/foo.ko");
   g_assert_cmpstr (m, ==, "/usr/lib/modules/#.#.#-#-amd#/kernel/foo.ko");
-  g_autofree char *k1 = df_pairing_version_key ("/usr/lib/modules/6.1.0-50-amd64/kernel/cxgb4.ko");
-  g_autofree char *k2 = df_pairing_version_key ("/usr/lib/modules/6.1.0-56-amd64/kernel/cxgb3.ko");
+  g_autofree char *k1 = dfi_pairing_version_key ("/usr/lib/modules/6.1.0-50-amd64/kernel/cxgb4.ko");
+  g_autofree char *k2 = dfi_pairing_version_key ("/usr/lib/modules/6.1.0-56-amd64/kernel/cxgb3.ko");
   g_assert_cmpstr (k1, ==, "/usr/lib/modules/#.#.#-#-amd#/kernel/cxgb4.ko");
   g_assert_cmpstr (k2, !=, k1);
-  g_autofree char *k3 = df_pairing_version_key ("/usr/lib/libfoo.so.1.2.3");
+  g_autofree char *k3 = dfi_pairing_version_key ("/usr/lib/libfoo.so.1.2.3");
   g_assert_cmpstr (k3, ==, "/usr/lib/libfoo.so.#.#.#");
-  g_autoptr (DfPairing) p = df_pairing_new ();
-  df_pairing_add_old (p, "/usr/lib/modules/6.1.0-50-amd64/kernel/foo2.ko", "X");
-  df_pairing_add_old (p, "/usr/lib/modules/6.1.0-50-amd64/kernel/foo.ko", "A");
-  df_pairing_add_old (p, "/usr/lib/libfoo.so.1.2.3", "B");
-  df_pairing_add_old (p, "/etc/conf", "C");
-  df_pairing_add_old (p, "/other/conf", "D");
-  g_autofree const char **c1 = df_pairing_candidates (p, "/usr/lib/modules/6.1.0-56-amd64/kernel/foo.ko");
+  g_autoptr (DfPairing) p = dfi_pairing_new ();
+  dfi_pairing_add_old (p, "/usr/lib/modules/6.1.0-50-amd64/kernel/foo2.ko", "X");
+  dfi_pairing_add_old (p, "/usr/lib/modules/6.1.0-50-amd64/kernel/foo.ko", "A");
+  dfi_pairing_add_old (p, "/usr/lib/libfoo.so.1.2.3", "B");
+  dfi_pairing_add_old (p, "/etc/conf", "C");
+  dfi_pairing_add_old (p, "/other/conf", "D");
+  g_autofree const char **c1 = dfi_pairing_candidates (p, "/usr/lib/modules/6.1.0-56-amd64/kernel/foo.ko");
   g_assert_cmpstr (c1[0], ==, "A");
-  g_autofree const char **c2 = df_pairing_candidates (p, "/usr/lib/x86_64/libfoo.so.1.2.4");
+  g_autofree const char **c2 = dfi_pairing_candidates (p, "/usr/lib/x86_64/libfoo.so.1.2.4");
   g_assert_cmpstr (c2[0], ==, "B");
-  g_autofree const char **c3 = df_pairing_candidates (p, "/etc/conf");
+  g_autofree const char **c3 = dfi_pairing_candidates (p, "/etc/conf");
   g_assert_cmpstr (c3[0], ==, "C");
   g_assert_null (c3[1]); /* basename match is the same object: no duplicate */
-  g_autofree const char **c4 = df_pairing_candidates (p, "/new/unrelated");
+  g_autofree const char **c4 = dfi_pairing_candidates (p, "/new/unrelated");
   g_assert_null (c4[0]);
 }
 
@@ -808,7 +808,7 @@ verify_filez (const guint8 *data, gsize len, const DfStockFallback *fb)
   g_assert_cmpint (fd, >=, 0);
   g_assert_cmpint (write (fd, data, len), ==, (gssize)len);
   g_autoptr (GError) error = NULL;
-  gboolean ok = df_stock_fallback_verify (fd, len, fb, NULL, &error);
+  gboolean ok = dfi_stock_fallback_verify (fd, len, fb, NULL, &error);
   close (fd);
   if (ok)
     return 0;
@@ -871,7 +871,7 @@ test_stock_filez (void)
   g_assert_cmpint (verify_filez (l, len, &lnk), ==, 0);
   /* A dirmeta fallback: its own bytes. */
   DfStockFallback meta = { .objtype = OSTREE_OBJECT_TYPE_DIR_META, .size = 40 };
-  df_sha256 (data, 40, meta.checksum);
+  dfi_sha256 (data, 40, meta.checksum);
   g_assert_cmpint (verify_filez (data, 40, &meta), ==, 0);
   g_assert_cmpint (verify_filez (data + 1, 40, &meta), ==, DF_ERROR_CORRUPT);
 }
@@ -883,13 +883,13 @@ static void
 test_superblock_memory (void)
 {
   g_autoptr (DfSuperblock) sb = sample_superblock ();
-  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  g_autoptr (GBytes) bytes = dfi_superblock_serialize (sb);
   g_autoptr (GError) error = NULL;
-  g_autoptr (DfSuperblock) back = df_superblock_parse_full (bytes, NULL, 1024 * 1024, &error);
+  g_autoptr (DfSuperblock) back = dfi_superblock_parse_full (bytes, NULL, 1024 * 1024, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (back->memory, >=, 3 * sizeof (DfEntry));
   g_assert_cmpuint (back->memory, <, 64 * 1024);
-  g_autoptr (DfSuperblock) refused = df_superblock_parse_full (bytes, NULL, g_bytes_get_size (bytes) + 16, &error);
+  g_autoptr (DfSuperblock) refused = dfi_superblock_parse_full (bytes, NULL, g_bytes_get_size (bytes) + 16, &error);
   g_assert_null (refused);
   g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_ARGUMENT);
   g_assert_nonnull (strstr (error->message, "memory budget"));
@@ -900,7 +900,7 @@ test_superblock_memory (void)
 static void
 test_objset_flood (void)
 {
-  g_autoptr (DfObjSet) s = df_objset_new (NULL);
+  g_autoptr (DfObjSet) s = dfi_objset_new (NULL);
   g_autoptr (GHashTable) hashes = g_hash_table_new (g_direct_hash, g_direct_equal);
   guint8 csum[DF_SHA256_LEN] = { 0 };
   const guint n = 20000;
@@ -908,32 +908,32 @@ test_objset_flood (void)
     {
       /* Only the last four bytes differ. */
       memcpy (csum + 28, &i, 4);
-      g_assert_true (df_objset_add (s, OSTREE_OBJECT_TYPE_DIR_TREE, csum, NULL));
+      g_assert_true (dfi_objset_add (s, OSTREE_OBJECT_TYPE_DIR_TREE, csum, NULL));
       guint8 key[DF_OBJSET_KEY_LEN] = { OSTREE_OBJECT_TYPE_DIR_TREE };
       memcpy (key + 1, csum, DF_SHA256_LEN);
-      g_hash_table_add (hashes, GUINT_TO_POINTER (df_objset_key_hash (key)));
+      g_hash_table_add (hashes, GUINT_TO_POINTER (dfi_objset_key_hash (key)));
     }
-  g_assert_cmpuint (df_objset_size (s), ==, n);
+  g_assert_cmpuint (dfi_objset_size (s), ==, n);
   /* Random 32-bit hashes of 20,000 keys collide about 0.05 times. */
   g_assert_cmpuint (g_hash_table_size (hashes), >=, n - 5);
   for (guint i = 0; i < n; i += 997)
     {
       memcpy (csum + 28, &i, 4);
-      g_assert_true (df_objset_contains (s, OSTREE_OBJECT_TYPE_DIR_TREE, csum));
-      g_assert_false (df_objset_contains (s, OSTREE_OBJECT_TYPE_DIR_META, csum));
-      g_assert_false (df_objset_add (s, OSTREE_OBJECT_TYPE_DIR_TREE, csum, NULL));
+      g_assert_true (dfi_objset_contains (s, OSTREE_OBJECT_TYPE_DIR_TREE, csum));
+      g_assert_false (dfi_objset_contains (s, OSTREE_OBJECT_TYPE_DIR_META, csum));
+      g_assert_false (dfi_objset_add (s, OSTREE_OBJECT_TYPE_DIR_TREE, csum, NULL));
     }
   guint seen = 0;
   DfObjSetIter it;
   const guint8 *key;
-  df_objset_iter_init (&it, s);
-  while (df_objset_iter_next (&it, &key, NULL))
+  dfi_objset_iter_init (&it, s);
+  while (dfi_objset_iter_next (&it, &key, NULL))
     seen += key[0] == OSTREE_OBJECT_TYPE_DIR_TREE;
   g_assert_cmpuint (seen, ==, n);
   /* Different inputs of any length hash apart; the same input alike. */
-  g_assert_cmpuint (df_keyed_hash ("a", 1), !=, df_keyed_hash ("a\0", 2));
-  g_assert_cmpuint (df_keyed_hash ("\0", 1), !=, df_keyed_hash ("", 0));
-  g_assert_cmpuint (df_keyed_hash ("abcdefgh", 8), ==, df_keyed_hash ("abcdefgh", 8));
+  g_assert_cmpuint (dfi_keyed_hash ("a", 1), !=, dfi_keyed_hash ("a\0", 2));
+  g_assert_cmpuint (dfi_keyed_hash ("\0", 1), !=, dfi_keyed_hash ("", 0));
+  g_assert_cmpuint (dfi_keyed_hash ("abcdefgh", 8), ==, dfi_keyed_hash ("abcdefgh", 8));
 }
 
 /* An envelope carries at most DF_SIGNATURES_MAX signatures. */
@@ -946,11 +946,11 @@ test_signature_cap (void)
       g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
       for (guint i = 0; i < n; i++)
         g_ptr_array_add (sigs, g_bytes_new_take (g_malloc0 (DF_ED25519_SIG_LEN), DF_ED25519_SIG_LEN));
-      g_autoptr (GBytes) file = df_signed_wrap (data, sigs);
+      g_autoptr (GBytes) file = dfi_signed_wrap (data, sigs);
       g_autoptr (GBytes) inner = NULL, signed_data = NULL;
       g_autoptr (GPtrArray) got = NULL;
       g_autoptr (GError) error = NULL;
-      gboolean ok = df_signed_open (file, &inner, &signed_data, &got, &error);
+      gboolean ok = dfi_signed_open (file, &inner, &signed_data, &got, &error);
       if (n <= DF_SIGNATURES_MAX)
         {
           g_assert_no_error (error);
@@ -965,7 +965,7 @@ test_signature_cap (void)
 }
 
 /* A stock part whose xz stream decodes to far more than its declared size
- * is refused once decoding passes df_stock_payload_max(), without writing
+ * is refused once decoding passes dfi_stock_payload_max(), without writing
  * the rest; the same part within its bound decodes, from a private copy
  * of the file when asked. */
 static void
@@ -981,7 +981,7 @@ test_stock_decode_bound (void)
   int part_fd = memfd_create ("part", MFD_CLOEXEC);
   g_assert_cmpint (write (part_fd, file, out), ==, (gssize)out);
   DfStockPart part = { .size = out, .n_objects = 1 };
-  df_sha256 (file, out, part.sha256);
+  dfi_sha256 (file, out, part.sha256);
   DfStockSuperblock sb = { .n_parts = 1, .parts = &part };
   for (guint k = 0; k < 2; k++)
     {
@@ -990,14 +990,14 @@ test_stock_decode_bound (void)
       int out_fd = memfd_create ("payload", MFD_CLOEXEC);
       guint64 len = 0;
       g_autoptr (GError) error = NULL;
-      gboolean ok = df_stock_part_decode (&sb, 0, part_fd, k == 1 ? AT_FDCWD : -1, out_fd, &len, NULL, NULL, &error);
+      gboolean ok = dfi_stock_part_decode (&sb, 0, part_fd, k == 1 ? AT_FDCWD : -1, out_fd, &len, NULL, NULL, &error);
       struct stat st;
       g_assert_cmpint (fstat (out_fd, &st), ==, 0);
       if (k == 0)
         {
           g_assert_false (ok);
           g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
-          g_assert_cmpuint (st.st_size, <=, df_stock_payload_max (&part));
+          g_assert_cmpuint (st.st_size, <=, dfi_stock_payload_max (&part));
         }
       else
         {

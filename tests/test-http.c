@@ -40,7 +40,7 @@ test_content_range (void)
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       guint64 a = 1, b = 2, t = 3;
-      gboolean ok = df_http_parse_content_range (cases[i].value, &a, &b, &t);
+      gboolean ok = dfi_http_parse_content_range (cases[i].value, &a, &b, &t);
       g_assert_cmpint (ok, ==, cases[i].ok);
       if (ok)
         {
@@ -61,15 +61,15 @@ test_content_range (void)
 static void
 test_status_line (void)
 {
-  g_assert_cmpint (df_http_parse_status_line ("HTTP/1.1 206 Partial Content\r\n", 31), ==, 206);
-  g_assert_cmpint (df_http_parse_status_line ("HTTP/2 200\r\n", 12), ==, 200);
-  g_assert_cmpint (df_http_parse_status_line ("HTTP/1.0 404\r\n", 14), ==, 404);
-  g_assert_cmpint (df_http_parse_status_line ("HTTP/1.1 20\r\n", 13), ==, -1);
-  g_assert_cmpint (df_http_parse_status_line ("HTTP/1.1 2000 x\r\n", 17), ==, -1);
-  g_assert_cmpint (df_http_parse_status_line ("Content-Length: 5\r\n", 19), ==, -1);
-  g_assert_cmpint (df_http_parse_status_line ("HTTP/", 5), ==, -1);
+  g_assert_cmpint (dfi_http_parse_status_line ("HTTP/1.1 206 Partial Content\r\n", 31), ==, 206);
+  g_assert_cmpint (dfi_http_parse_status_line ("HTTP/2 200\r\n", 12), ==, 200);
+  g_assert_cmpint (dfi_http_parse_status_line ("HTTP/1.0 404\r\n", 14), ==, 404);
+  g_assert_cmpint (dfi_http_parse_status_line ("HTTP/1.1 20\r\n", 13), ==, -1);
+  g_assert_cmpint (dfi_http_parse_status_line ("HTTP/1.1 2000 x\r\n", 17), ==, -1);
+  g_assert_cmpint (dfi_http_parse_status_line ("Content-Length: 5\r\n", 19), ==, -1);
+  g_assert_cmpint (dfi_http_parse_status_line ("HTTP/", 5), ==, -1);
   /* Length-bounded: a line cut before the code is no status. */
-  g_assert_cmpint (df_http_parse_status_line ("HTTP/1.1 206", 10), ==, -1);
+  g_assert_cmpint (dfi_http_parse_status_line ("HTTP/1.1 206", 10), ==, -1);
 }
 
 static void
@@ -77,14 +77,14 @@ test_header_value (void)
 {
   char v[16];
   const char *l = "content-range:  bytes 0-9/10 \r\n";
-  g_assert_true (df_http_header_value (l, strlen (l), "Content-Range", v, sizeof v));
+  g_assert_true (dfi_http_header_value (l, strlen (l), "Content-Range", v, sizeof v));
   g_assert_cmpstr (v, ==, "bytes 0-9/10");
   l = "Content-Rangex: bytes 0-9/10\r\n";
-  g_assert_false (df_http_header_value (l, strlen (l), "Content-Range", v, sizeof v));
+  g_assert_false (dfi_http_header_value (l, strlen (l), "Content-Range", v, sizeof v));
   l = "ETag: \"a-very-long-etag-value\"\r\n";
-  g_assert_false (df_http_header_value (l, strlen (l), "ETag", v, sizeof v)); /* longer than the buffer */
+  g_assert_false (dfi_http_header_value (l, strlen (l), "ETag", v, sizeof v)); /* longer than the buffer */
   l = "ETag:\r\n";
-  g_assert_true (df_http_header_value (l, strlen (l), "ETag", v, sizeof v));
+  g_assert_true (dfi_http_header_value (l, strlen (l), "ETag", v, sizeof v));
   g_assert_cmpstr (v, ==, "");
 }
 
@@ -92,13 +92,13 @@ static void
 test_u63 (void)
 {
   guint64 v = 7;
-  g_assert_true (df_http_parse_u63 ("0", 1, &v) && v == 0);
-  g_assert_true (df_http_parse_u63 ("9223372036854775807", 19, &v) && v == G_MAXINT64);
-  g_assert_false (df_http_parse_u63 ("9223372036854775808", 19, &v));
-  g_assert_false (df_http_parse_u63 ("9999999999999999999", 19, &v));
-  g_assert_false (df_http_parse_u63 ("12345678901234567890", 20, &v));
-  g_assert_false (df_http_parse_u63 ("", 0, &v));
-  g_assert_false (df_http_parse_u63 ("1 ", 2, &v));
+  g_assert_true (dfi_http_parse_u63 ("0", 1, &v) && v == 0);
+  g_assert_true (dfi_http_parse_u63 ("9223372036854775807", 19, &v) && v == G_MAXINT64);
+  g_assert_false (dfi_http_parse_u63 ("9223372036854775808", 19, &v));
+  g_assert_false (dfi_http_parse_u63 ("9999999999999999999", 19, &v));
+  g_assert_false (dfi_http_parse_u63 ("12345678901234567890", 20, &v));
+  g_assert_false (dfi_http_parse_u63 ("", 0, &v));
+  g_assert_false (dfi_http_parse_u63 ("1 ", 2, &v));
 }
 
 /* A ranged request for bytes 100-199 of a 1000-byte file. */
@@ -110,7 +110,7 @@ check (const DfHttpAsk *ask, int status, const char *cr, const char *cl, const c
 {
   DfHttpReply reply
       = { .status = status, .content_range = cr, .content_length = cl, .content_encoding = ce, .etag = etag };
-  return df_http_check_reply (ask, &reply, expect, why);
+  return dfi_http_check_reply (ask, &reply, expect, why);
 }
 
 /* Asserts the verdict, and that a reason comes exactly with CHANGED and

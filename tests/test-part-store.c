@@ -36,21 +36,21 @@ test_state_table (void)
   for (guint from = 0; from < DF_PART_N_STATES; from++)
     for (guint to = 0; to < DF_PART_N_STATES; to++)
       {
-        g_assert_cmpint (df_part_state_legal (from, to), ==, expected_legal (from, to));
-        n_legal += df_part_state_legal (from, to);
+        g_assert_cmpint (dfi_part_state_legal (from, to), ==, expected_legal (from, to));
+        n_legal += dfi_part_state_legal (from, to);
       }
   g_assert_cmpuint (n_legal, ==, G_N_ELEMENTS (legal_moves));
   /* No way out of DONE, UNNEEDED or FAILED, and nothing beyond the enum. */
   for (guint s = 0; s <= DF_PART_N_STATES; s++)
     {
-      g_assert_false (df_part_state_legal (DF_PART_STATE_DONE, s));
-      g_assert_false (df_part_state_legal (DF_PART_STATE_UNNEEDED, s));
-      g_assert_false (df_part_state_legal (DF_PART_STATE_FAILED, s));
-      g_assert_false (df_part_state_legal (DF_PART_N_STATES, s));
-      g_assert_false (df_part_state_legal (s, DF_PART_N_STATES));
+      g_assert_false (dfi_part_state_legal (DF_PART_STATE_DONE, s));
+      g_assert_false (dfi_part_state_legal (DF_PART_STATE_UNNEEDED, s));
+      g_assert_false (dfi_part_state_legal (DF_PART_STATE_FAILED, s));
+      g_assert_false (dfi_part_state_legal (DF_PART_N_STATES, s));
+      g_assert_false (dfi_part_state_legal (s, DF_PART_N_STATES));
     }
-  g_assert_cmpstr (df_part_state_name (DF_PART_STATE_VERIFYING), ==, "verifying");
-  g_assert_cmpstr (df_part_state_name (DF_PART_N_STATES), ==, "invalid");
+  g_assert_cmpstr (dfi_part_state_name (DF_PART_STATE_VERIFYING), ==, "verifying");
+  g_assert_cmpstr (dfi_part_state_name (DF_PART_N_STATES), ==, "invalid");
 }
 
 /* One move, data = from * DF_PART_N_STATES + to: a legal one is made and
@@ -63,12 +63,12 @@ test_move (gconstpointer data)
   if (g_test_subprocess ())
     {
       DfPartStore s;
-      df_part_store_init (&s, NULL, RS, NULL);
+      dfi_part_store_init (&s, NULL, RS, NULL);
       DfStorePart p = { .state = from, .fd = -1 };
       g_strlcpy (p.name, "7", sizeof p.name);
-      df_part_store_set_state (&s, &p, to);
+      dfi_part_store_set_state (&s, &p, to);
       g_assert_cmpint (p.state, ==, to);
-      df_part_store_clear (&s);
+      dfi_part_store_clear (&s);
       return;
     }
   g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
@@ -77,8 +77,8 @@ test_move (gconstpointer data)
   else
     {
       g_test_trap_assert_failed ();
-      g_autofree char *msg = g_strdup_printf ("*part 7: illegal move from %s to %s*", df_part_state_name (from),
-                                              df_part_state_name (to));
+      g_autofree char *msg = g_strdup_printf ("*part 7: illegal move from %s to %s*", dfi_part_state_name (from),
+                                              dfi_part_state_name (to));
       g_test_trap_assert_stderr (msg);
     }
 }
@@ -105,7 +105,7 @@ fixture_setup (Fixture *fx, gconstpointer data)
 static void
 fixture_teardown (Fixture *fx, gconstpointer data)
 {
-  df_rm_rf_at (AT_FDCWD, fx->dir, NULL);
+  dfi_rm_rf_at (AT_FDCWD, fx->dir, NULL);
   g_object_unref (fx->repo);
   g_free (fx->dir);
 }
@@ -127,14 +127,14 @@ static DfStorePart *
 open_part (DfPartStore *s, Fixture *fx, gsize size, const guint8 *data)
 {
   g_autoptr (GError) error = NULL;
-  df_part_store_init (s, fx->repo, RS, NULL);
-  g_assert_true (df_part_store_open (s, sb_hex, &error));
+  dfi_part_store_init (s, fx->repo, RS, NULL);
+  g_assert_true (dfi_part_store_open (s, sb_hex, &error));
   g_assert_no_error (error);
-  df_part_store_alloc (s, 1);
+  dfi_part_store_alloc (s, 1);
   guint8 sha[DF_SHA256_LEN];
-  df_sha256 (data, size, sha);
+  dfi_sha256 (data, size, sha);
   DfStorePart *p = &s->parts[0];
-  df_part_init (s, p, 0, size, sha, size * 2);
+  dfi_part_init (s, p, 0, size, sha, size * 2);
   g_assert_cmpint (p->state, ==, DF_PART_STATE_NEW);
   g_assert_cmpstr (p->name, ==, "0");
   return p;
@@ -143,12 +143,12 @@ open_part (DfPartStore *s, Fixture *fx, gsize size, const guint8 *data)
 static void
 write_range (DfPartStore *s, DfStorePart *p, guint r, const guint8 *data)
 {
-  int fd = df_part_store_fd (s, p);
+  int fd = dfi_part_store_fd (s, p);
   g_assert_cmpint (fd, >=, 0);
   const DfStoreRange *range = &p->ranges[r];
-  g_assert_true (df_pwrite_all (fd, data + range->off, range->len, range->off, "part", NULL));
-  g_assert_true (df_part_range_done (p, r));
-  g_assert_false (df_part_range_done (p, r)); /* once only */
+  g_assert_true (dfi_pwrite_all (fd, data + range->off, range->len, range->off, "part", NULL));
+  g_assert_true (dfi_part_range_done (p, r));
+  g_assert_false (dfi_part_range_done (p, r)); /* once only */
 }
 
 static gboolean
@@ -171,25 +171,25 @@ test_lifecycle (Fixture *fx, gconstpointer unused)
   g_assert_cmpuint (p->n_ranges, ==, 4);
   g_assert_cmpuint (p->ranges[3].off, ==, 3 * RS);
   g_assert_cmpuint (p->ranges[3].len, ==, 1000);
-  df_part_store_lookup (&s, p);
+  dfi_part_store_lookup (&s, p);
   g_assert_cmpint (p->state, ==, DF_PART_STATE_WANTED);
   g_assert_cmpuint (p->remaining, ==, 4);
   g_assert_false (p->resumed);
   write_range (&s, p, 0, data);
   write_range (&s, p, 2, data);
-  df_part_store_record (&s, p);
+  dfi_part_store_record (&s, p);
   g_assert_true (p->dirty);
-  df_part_store_checkpoint (&s);
+  dfi_part_store_checkpoint (&s);
   g_assert_false (p->dirty);
-  df_part_store_release_fd (p);
+  dfi_part_store_release_fd (p);
   g_assert_cmpint (p->fd, ==, -1);
   g_assert_true (exists (&s, "0.partial") && exists (&s, "0.ranges"));
-  df_part_store_clear (&s);
+  dfi_part_store_clear (&s);
 
   /* Second run: the recorded ranges are reused; the rest arrives and the
    * part is verified and renamed. */
   p = open_part (&s, fx, size, data);
-  df_part_store_lookup (&s, p);
+  dfi_part_store_lookup (&s, p);
   g_assert_cmpint (p->state, ==, DF_PART_STATE_WANTED);
   g_assert_true (p->resumed);
   g_assert_cmpuint (p->remaining, ==, 2);
@@ -198,30 +198,30 @@ test_lifecycle (Fixture *fx, gconstpointer unused)
   write_range (&s, p, 1, data);
   write_range (&s, p, 3, data);
   guint32 served = 0;
-  g_assert_cmpint (df_part_store_finish (&s, p, &served, &error), ==, DF_PART_VERIFIED);
+  g_assert_cmpint (dfi_part_store_finish (&s, p, &served, &error), ==, DF_PART_VERIFIED);
   g_assert_no_error (error);
   g_assert_cmpint (p->state, ==, DF_PART_STATE_DONE);
-  g_assert_true (df_part_settled (p));
+  g_assert_true (dfi_part_settled (p));
   g_assert_true (exists (&s, "0") && !exists (&s, "0.partial") && !exists (&s, "0.ranges"));
-  df_part_store_clear (&s);
+  dfi_part_store_clear (&s);
 
   /* Third run: the verified file is taken as it is. */
   p = open_part (&s, fx, size, data);
-  df_part_store_lookup (&s, p);
+  dfi_part_store_lookup (&s, p);
   g_assert_cmpint (p->state, ==, DF_PART_STATE_DONE);
   g_assert_cmpuint (s.bytes_reused, ==, size);
 
   /* Opening the store of another delta removes this one. */
   char rel[128];
   g_strlcpy (rel, s.rel, sizeof rel);
-  df_part_store_clear (&s);
-  df_part_store_init (&s, fx->repo, RS, NULL);
-  g_assert_true (df_part_store_open (&s, "ff", &error));
+  dfi_part_store_clear (&s);
+  dfi_part_store_init (&s, fx->repo, RS, NULL);
+  g_assert_true (dfi_part_store_open (&s, "ff", &error));
   struct stat st;
   g_assert_cmpint (fstatat (ostree_repo_get_dfd (fx->repo), rel, &st, 0), ==, -1);
-  df_part_store_remove (&s);
+  dfi_part_store_remove (&s);
   g_assert_cmpint (fstatat (ostree_repo_get_dfd (fx->repo), "tmp/deltafetch-fetch-ff", &st, 0), ==, -1);
-  df_part_store_clear (&s);
+  dfi_part_store_clear (&s);
 }
 
 /* A record made with another range size describes other ranges: ignored. */
@@ -232,23 +232,23 @@ test_other_range_size (Fixture *fx, gconstpointer unused)
   g_autofree guint8 *data = pattern (size);
   DfPartStore s;
   DfStorePart *p = open_part (&s, fx, size, data);
-  df_part_store_lookup (&s, p);
+  dfi_part_store_lookup (&s, p);
   write_range (&s, p, 0, data);
-  df_part_store_record (&s, p);
-  df_part_store_clear (&s);
-  df_part_store_init (&s, fx->repo, 2 * RS, NULL);
-  g_assert_true (df_part_store_open (&s, sb_hex, NULL));
-  df_part_store_alloc (&s, 1);
+  dfi_part_store_record (&s, p);
+  dfi_part_store_clear (&s);
+  dfi_part_store_init (&s, fx->repo, 2 * RS, NULL);
+  g_assert_true (dfi_part_store_open (&s, sb_hex, NULL));
+  dfi_part_store_alloc (&s, 1);
   guint8 sha[DF_SHA256_LEN];
-  df_sha256 (data, size, sha);
+  dfi_sha256 (data, size, sha);
   p = &s.parts[0];
-  df_part_init (&s, p, 0, size, sha, size);
-  df_part_store_lookup (&s, p);
+  dfi_part_init (&s, p, 0, size, sha, size);
+  dfi_part_store_lookup (&s, p);
   g_assert_cmpuint (p->n_ranges, ==, 1);
   g_assert_cmpuint (p->remaining, ==, 1);
   g_assert_false (p->resumed);
   g_assert_cmpuint (s.bytes_reused, ==, 0);
-  df_part_store_clear (&s);
+  dfi_part_store_clear (&s);
 }
 
 /* Bytes that do not match: BAD, with who served them; the store blames
@@ -262,7 +262,7 @@ test_bad_and_restart (Fixture *fx, gconstpointer unused)
   wrong[RS + 3] ^= 1;
   DfPartStore s;
   DfStorePart *p = open_part (&s, fx, size, data);
-  df_part_store_lookup (&s, p);
+  dfi_part_store_lookup (&s, p);
   write_range (&s, p, 0, wrong);
   write_range (&s, p, 1, wrong);
   p->mirrors_used = 0x5;
@@ -271,11 +271,11 @@ test_bad_and_restart (Fixture *fx, gconstpointer unused)
   guint gen = p->generation;
   guint32 served = 0;
   g_autoptr (GError) error = NULL;
-  g_assert_cmpint (df_part_store_finish (&s, p, &served, &error), ==, DF_PART_BAD);
+  g_assert_cmpint (dfi_part_store_finish (&s, p, &served, &error), ==, DF_PART_BAD);
   g_assert_cmpuint (served, ==, 0x5);
   g_assert_cmpint (p->state, ==, DF_PART_STATE_VERIFYING);
   g_assert_false (exists (&s, "0"));
-  df_part_store_restart (&s, p);
+  dfi_part_store_restart (&s, p);
   g_assert_cmpint (p->state, ==, DF_PART_STATE_WANTED);
   g_assert_cmpuint (p->generation, ==, gen + 1);
   g_assert_cmpuint (p->remaining, ==, 2);
@@ -285,14 +285,14 @@ test_bad_and_restart (Fixture *fx, gconstpointer unused)
   g_assert_false (exists (&s, "0.partial") || exists (&s, "0.ranges"));
   /* Restarting a part that is still downloading (its file changed). */
   write_range (&s, p, 0, data);
-  df_part_store_restart (&s, p);
+  dfi_part_store_restart (&s, p);
   g_assert_cmpint (p->state, ==, DF_PART_STATE_WANTED);
   g_assert_cmpuint (p->remaining, ==, 2);
   /* The right bytes now. */
   write_range (&s, p, 0, data);
   write_range (&s, p, 1, data);
-  g_assert_cmpint (df_part_store_finish (&s, p, &served, &error), ==, DF_PART_VERIFIED);
-  df_part_store_clear (&s);
+  g_assert_cmpint (dfi_part_store_finish (&s, p, &served, &error), ==, DF_PART_VERIFIED);
+  dfi_part_store_clear (&s);
 }
 
 /* The final name is taken by a directory: the rename fails, an I/O error,
@@ -304,18 +304,18 @@ test_io_error (Fixture *fx, gconstpointer unused)
   g_autofree guint8 *data = pattern (size);
   DfPartStore s;
   DfStorePart *p = open_part (&s, fx, size, data);
-  df_part_store_lookup (&s, p);
+  dfi_part_store_lookup (&s, p);
   write_range (&s, p, 0, data);
   g_assert_cmpint (mkdirat (s.dfd, "0", 0700), ==, 0);
   g_assert_cmpint (mkdirat (s.dfd, "0/x", 0700), ==, 0);
   guint32 served = 0;
   g_autoptr (GError) error = NULL;
-  g_assert_cmpint (df_part_store_finish (&s, p, &served, &error), ==, DF_PART_IO_ERROR);
+  g_assert_cmpint (dfi_part_store_finish (&s, p, &served, &error), ==, DF_PART_IO_ERROR);
   g_assert_error (error, DF_ERROR, DF_ERROR_IO);
   g_assert_nonnull (strstr (error->message, "storing 0"));
   g_assert_cmpint (p->state, ==, DF_PART_STATE_FAILED);
-  g_assert_false (df_part_settled (p));
-  df_part_store_clear (&s);
+  g_assert_false (dfi_part_settled (p));
+  dfi_part_store_clear (&s);
 }
 
 typedef struct
@@ -330,7 +330,7 @@ static gpointer
 wait_thread (gpointer data)
 {
   Waiter *w = data;
-  w->ok = df_part_store_wait (w->s, w->p, &w->error);
+  w->ok = dfi_part_store_wait (w->s, w->p, &w->error);
   return NULL;
 }
 
@@ -340,30 +340,30 @@ static void
 test_wait (void)
 {
   DfPartStore s;
-  df_part_store_init (&s, NULL, RS, NULL);
-  df_part_store_alloc (&s, 2);
+  dfi_part_store_init (&s, NULL, RS, NULL);
+  dfi_part_store_alloc (&s, 2);
   static const guint8 sha[DF_SHA256_LEN];
   for (guint i = 0; i < 2; i++)
-    df_part_init (&s, &s.parts[i], i, 10, sha, 10);
+    dfi_part_init (&s, &s.parts[i], i, 10, sha, 10);
   Waiter w0 = { &s, &s.parts[0] }, w1 = { &s, &s.parts[1] };
   GThread *t0 = g_thread_new ("w0", wait_thread, &w0);
   GThread *t1 = g_thread_new ("w1", wait_thread, &w1);
-  df_part_store_set_state (&s, &s.parts[0], DF_PART_STATE_WANTED);
-  df_part_store_set_state (&s, &s.parts[0], DF_PART_STATE_VERIFYING);
-  df_part_store_set_state (&s, &s.parts[0], DF_PART_STATE_DONE);
+  dfi_part_store_set_state (&s, &s.parts[0], DF_PART_STATE_WANTED);
+  dfi_part_store_set_state (&s, &s.parts[0], DF_PART_STATE_VERIFYING);
+  dfi_part_store_set_state (&s, &s.parts[0], DF_PART_STATE_DONE);
   g_thread_join (t0);
   g_assert_true (w0.ok);
   g_assert_no_error (w0.error);
-  df_part_store_stop (&s);
+  dfi_part_store_stop (&s);
   g_thread_join (t1);
   g_assert_false (w1.ok);
   g_assert_error (w1.error, DF_ERROR, DF_ERROR_NETWORK);
   g_assert_cmpstr (w1.error->message, ==, "part 1 did not arrive");
   g_clear_error (&w1.error);
   /* An UNNEEDED part does not hold a waiter. */
-  df_part_store_set_state (&s, &s.parts[1], DF_PART_STATE_UNNEEDED);
-  g_assert_true (df_part_store_wait (&s, &s.parts[1], NULL));
-  df_part_store_clear (&s);
+  dfi_part_store_set_state (&s, &s.parts[1], DF_PART_STATE_UNNEEDED);
+  g_assert_true (dfi_part_store_wait (&s, &s.parts[1], NULL));
+  dfi_part_store_clear (&s);
 }
 
 int
@@ -375,7 +375,7 @@ main (int argc, char **argv)
     for (guint to = 0; to < DF_PART_N_STATES; to++)
       {
         g_autofree char *path
-            = g_strdup_printf ("/fetch/part-state/move/%s-%s", df_part_state_name (from), df_part_state_name (to));
+            = g_strdup_printf ("/fetch/part-state/move/%s-%s", dfi_part_state_name (from), dfi_part_state_name (to));
         g_test_add_data_func (path, GUINT_TO_POINTER (from * DF_PART_N_STATES + to), test_move);
       }
   g_test_add ("/fetch/part-store/lifecycle", Fixture, NULL, fixture_setup, test_lifecycle, fixture_teardown);

@@ -1,7 +1,7 @@
 /* Rebuild programs (engine/transform/df-rebuild.c): programs made with the
  * builder are parsed and run over an in-memory object store and rebuild
  * their objects byte for byte (plain segments, a deflate segment with
- * reconstruction data from df_deflate_analyze(), recipe segments for zlib,
+ * reconstruction data from dfi_deflate_analyze(), recipe segments for zlib,
  * gzip and xz streams made in-process); hand-made hostile programs are
  * refused with the exact error code the header documents, and no failing
  * run writes more than the object's declared size. */
@@ -39,7 +39,7 @@ make_content (gsize len, guint32 seed)
 static void
 csum_of (GBytes *b, guint8 out[DF_SHA256_LEN])
 {
-  df_sha256 (g_bytes_get_data (b, NULL), g_bytes_get_size (b), out);
+  dfi_sha256 (g_bytes_get_data (b, NULL), g_bytes_get_size (b), out);
 }
 
 /* An object store: checksum (hex) -> content. */
@@ -72,7 +72,7 @@ store_put (Store *s, GBytes *content, const guint8 *csum, guint8 out[DF_SHA256_L
   else
     csum_of (content, c);
   char hex[65];
-  df_hex (c, hex);
+  dfi_hex (c, hex);
   g_hash_table_replace (s->objects, g_strdup (hex), g_bytes_ref (content));
   if (out)
     memcpy (out, c, DF_SHA256_LEN);
@@ -84,7 +84,7 @@ store_open (gpointer data, const guint8 checksum[DF_SHA256_LEN], guint64 length,
 {
   Store *s = data;
   char hex[65];
-  df_hex (checksum, hex);
+  dfi_hex (checksum, hex);
   s->opens++;
   GBytes *b = g_hash_table_lookup (s->objects, hex);
   if (b == NULL)
@@ -124,12 +124,12 @@ run_program (GBytes *prog, guint64 object_size, guint64 content_total, Store *st
   g_auto (DfRebuildProgram) p = { 0 };
   GByteArray *out = g_byte_array_new ();
   *ok = FALSE;
-  if (!df_rebuild_program_parse (prog, object_size, content_total, &p, error))
+  if (!dfi_rebuild_program_parse (prog, object_size, content_total, &p, error))
     return out;
   g_assert_cmpuint (p.object_size, ==, object_size);
   g_assert_cmpuint (p.content_total, ==, content_total);
   Sink k = { out, object_size, NULL };
-  *ok = df_rebuild_run (&p, store_open, store, sink_write, &k, limit, cancellable, error);
+  *ok = dfi_rebuild_run (&p, store_open, store, sink_write, &k, limit, cancellable, error);
   g_assert_cmpuint (out->len, <=, object_size);
   if (*ok)
     g_assert_cmpuint (out->len, ==, object_size);
@@ -160,7 +160,7 @@ assert_fails (GBytes *prog, guint64 object_size, guint64 content_total, Store *s
 {
   g_auto (DfRebuildProgram) p = { 0 };
   g_autoptr (GError) error = NULL;
-  gboolean parsed = df_rebuild_program_parse (prog, object_size, content_total, &p, &error);
+  gboolean parsed = dfi_rebuild_program_parse (prog, object_size, content_total, &p, &error);
   if (at_parse)
     {
       g_assert_false (parsed);
@@ -172,7 +172,7 @@ assert_fails (GBytes *prog, guint64 object_size, guint64 content_total, Store *s
   g_assert_true (parsed);
   g_autoptr (GByteArray) out = g_byte_array_new ();
   Sink k = { out, object_size, NULL };
-  g_assert_false (df_rebuild_run (&p, store_open, store, sink_write, &k, limit, NULL, &error));
+  g_assert_false (dfi_rebuild_run (&p, store_open, store, sink_write, &k, limit, NULL, &error));
   g_assert_error (error, domain, code);
   g_test_message ("failed: %s", error->message);
   g_assert_cmpuint (out->len, <=, object_size);
@@ -251,23 +251,23 @@ test_plain (void)
   guint64 seg1 = expect->len;
   g_byte_array_append (expect, g_bytes_get_data (b, NULL), g_bytes_get_size (b));
   g_byte_array_append (expect, g_bytes_get_data (b, NULL), g_bytes_get_size (b));
-  g_autoptr (DfRebuildBuilder) bld = df_rebuild_builder_new ();
-  df_rebuild_builder_segment (bld, DF_REBUILD_SEGMENT_PLAIN, seg1, NULL);
-  df_rebuild_builder_literal (bld, (const guint8 *)"he", 2);
-  df_rebuild_builder_literal (bld, (const guint8 *)"ad", 2); /* merged with the one before */
-  df_rebuild_builder_object (bld, ca, g_bytes_get_size (a));
-  df_rebuild_builder_literal (bld, (const guint8 *)"mid", 3);
-  df_rebuild_builder_segment (bld, DF_REBUILD_SEGMENT_PLAIN, expect->len - seg1, NULL);
-  df_rebuild_builder_object (bld, cb, g_bytes_get_size (b));
-  df_rebuild_builder_object (bld, cb, g_bytes_get_size (b));
-  g_assert_cmpuint (df_rebuild_builder_literal_bytes (bld), ==, 7);
+  g_autoptr (DfRebuildBuilder) bld = dfi_rebuild_builder_new ();
+  dfi_rebuild_builder_segment (bld, DF_REBUILD_SEGMENT_PLAIN, seg1, NULL);
+  dfi_rebuild_builder_literal (bld, (const guint8 *)"he", 2);
+  dfi_rebuild_builder_literal (bld, (const guint8 *)"ad", 2); /* merged with the one before */
+  dfi_rebuild_builder_object (bld, ca, g_bytes_get_size (a));
+  dfi_rebuild_builder_literal (bld, (const guint8 *)"mid", 3);
+  dfi_rebuild_builder_segment (bld, DF_REBUILD_SEGMENT_PLAIN, expect->len - seg1, NULL);
+  dfi_rebuild_builder_object (bld, cb, g_bytes_get_size (b));
+  dfi_rebuild_builder_object (bld, cb, g_bytes_get_size (b));
+  g_assert_cmpuint (dfi_rebuild_builder_literal_bytes (bld), ==, 7);
   guint64 total = 0;
-  g_autoptr (GBytes) prog = df_rebuild_builder_end (bld, &total);
+  g_autoptr (GBytes) prog = dfi_rebuild_builder_end (bld, &total);
   g_assert_cmpuint (total, ==, expect->len);
   g_autoptr (GBytes) exp = g_bytes_new (expect->data, expect->len);
   g_auto (DfRebuildProgram) p = { 0 };
   g_autoptr (GError) error = NULL;
-  g_assert_true (df_rebuild_program_parse (prog, expect->len, total, &p, &error));
+  g_assert_true (dfi_rebuild_program_parse (prog, expect->len, total, &p, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (p.n_segments, ==, 2);
   g_assert_cmpuint (p.n_pieces, ==, 5); /* "head", a, "mid" | b, b */
@@ -334,8 +334,8 @@ deflate_fix_init (DeflateFix *f)
   f->content = concat3 (f->head, f->obj, f->tail);
   f->stream = zlib_raw (f->content, 6, -15);
   g_autoptr (GError) error = NULL;
-  g_assert_true (df_deflate_analyze (g_bytes_get_data (f->stream, NULL), g_bytes_get_size (f->stream), NULL, NULL,
-                                     &f->recon, NULL, &error));
+  g_assert_true (dfi_deflate_analyze (g_bytes_get_data (f->stream, NULL), g_bytes_get_size (f->stream), NULL, NULL,
+                                      &f->recon, NULL, &error));
   g_assert_no_error (error);
   g_autoptr (GBytes) pre = g_bytes_new_static ("PREFIX!", 7), post = g_bytes_new_static ("POST.", 5);
   f->file = concat3 (pre, f->stream, post);
@@ -359,18 +359,18 @@ deflate_fix_clear (DeflateFix *f)
 static GBytes *
 deflate_program (DeflateFix *f, GBytes *recon, gboolean extra, guint64 *total)
 {
-  g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
-  df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 7, NULL);
-  df_rebuild_builder_literal (b, (const guint8 *)"PREFIX!", 7);
-  df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_DEFLATE, g_bytes_get_size (f->stream), recon);
-  df_rebuild_builder_literal (b, g_bytes_get_data (f->head, NULL), g_bytes_get_size (f->head));
-  df_rebuild_builder_object (b, f->cobj, g_bytes_get_size (f->obj));
-  df_rebuild_builder_literal (b, g_bytes_get_data (f->tail, NULL), g_bytes_get_size (f->tail));
+  g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
+  dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 7, NULL);
+  dfi_rebuild_builder_literal (b, (const guint8 *)"PREFIX!", 7);
+  dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_DEFLATE, g_bytes_get_size (f->stream), recon);
+  dfi_rebuild_builder_literal (b, g_bytes_get_data (f->head, NULL), g_bytes_get_size (f->head));
+  dfi_rebuild_builder_object (b, f->cobj, g_bytes_get_size (f->obj));
+  dfi_rebuild_builder_literal (b, g_bytes_get_data (f->tail, NULL), g_bytes_get_size (f->tail));
   if (extra)
-    df_rebuild_builder_literal (b, (const guint8 *)"X", 1);
-  df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 5, NULL);
-  df_rebuild_builder_literal (b, (const guint8 *)"POST.", 5);
-  return df_rebuild_builder_end (b, total);
+    dfi_rebuild_builder_literal (b, (const guint8 *)"X", 1);
+  dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 5, NULL);
+  dfi_rebuild_builder_literal (b, (const guint8 *)"POST.", 5);
+  return dfi_rebuild_builder_end (b, total);
 }
 
 static void
@@ -385,7 +385,7 @@ test_deflate (void)
                   g_bytes_get_size (f.stream), g_bytes_get_size (f.recon), g_bytes_get_size (prog));
   g_auto (DfRebuildProgram) p = { 0 };
   g_autoptr (GError) error = NULL;
-  g_assert_true (df_rebuild_program_parse (prog, g_bytes_get_size (f.file), total, &p, &error));
+  g_assert_true (dfi_rebuild_program_parse (prog, g_bytes_get_size (f.file), total, &p, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (p.memory, ==, DF_DEFLATE_REBUILD_MEMORY);
   g_assert_cmpuint (p.n_libraries, ==, 0);
@@ -404,19 +404,17 @@ find_recipe (GBytes *stream, GBytes *content, DfRecipe *r)
   int sfd = memfd_create ("stream", 0), cfd = memfd_create ("content", 0);
   g_assert_cmpint (sfd, >=, 0);
   g_assert_cmpint (cfd, >=, 0);
-  g_assert_true (
-      df_write_all (sfd, g_bytes_get_data (stream, NULL), g_bytes_get_size (stream), "stream", NULL));
-  g_assert_true (
-      df_write_all (cfd, g_bytes_get_data (content, NULL), g_bytes_get_size (content), "content", NULL));
+  g_assert_true (dfi_write_all (sfd, g_bytes_get_data (stream, NULL), g_bytes_get_size (stream), "stream", NULL));
+  g_assert_true (dfi_write_all (cfd, g_bytes_get_data (content, NULL), g_bytes_get_size (content), "content", NULL));
   DfRecipeSpan s = { sfd, 0, g_bytes_get_size (stream) }, c = { cfd, 0, g_bytes_get_size (content) };
   gboolean found = FALSE;
   g_autoptr (GError) error = NULL;
-  g_assert_true (df_recipe_find (&s, &c, NULL, r, &found, NULL, NULL, &error));
+  g_assert_true (dfi_recipe_find (&s, &c, NULL, r, &found, NULL, NULL, &error));
   g_assert_no_error (error);
   g_assert_true (found);
   close (sfd);
   close (cfd);
-  return df_recipe_serialize (r);
+  return dfi_recipe_serialize (r);
 }
 
 /* A recipe fixture: content = literal head + object + literal tail, the
@@ -456,7 +454,7 @@ recipe_fix_init (RecipeFix *f, const char *codec)
   else
     f->stream = xz_stream (f->content);
   f->recipe = find_recipe (f->stream, f->content, &f->r);
-  g_autofree char *desc = df_recipe_describe (&f->r);
+  g_autofree char *desc = dfi_recipe_describe (&f->r);
   g_test_message ("%s: %s", codec, desc);
 }
 
@@ -475,12 +473,12 @@ recipe_fix_clear (RecipeFix *f)
 static GBytes *
 recipe_program (RecipeFix *f, GBytes *recipe, guint64 out_size, guint64 *total)
 {
-  g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
-  df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, out_size, recipe);
-  df_rebuild_builder_literal (b, g_bytes_get_data (f->head, NULL), g_bytes_get_size (f->head));
-  df_rebuild_builder_object (b, f->cobj, g_bytes_get_size (f->obj));
-  df_rebuild_builder_literal (b, g_bytes_get_data (f->tail, NULL), g_bytes_get_size (f->tail));
-  return df_rebuild_builder_end (b, total);
+  g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
+  dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, out_size, recipe);
+  dfi_rebuild_builder_literal (b, g_bytes_get_data (f->head, NULL), g_bytes_get_size (f->head));
+  dfi_rebuild_builder_object (b, f->cobj, g_bytes_get_size (f->obj));
+  dfi_rebuild_builder_literal (b, g_bytes_get_data (f->tail, NULL), g_bytes_get_size (f->tail));
+  return dfi_rebuild_builder_end (b, total);
 }
 
 static void
@@ -493,16 +491,16 @@ check_recipe (const char *codec)
   g_assert_cmpuint (total, ==, g_bytes_get_size (f.content));
   g_auto (DfRebuildProgram) p = { 0 };
   g_autoptr (GError) error = NULL;
-  g_assert_true (df_rebuild_program_parse (prog, g_bytes_get_size (f.stream), total, &p, &error));
+  g_assert_true (dfi_rebuild_program_parse (prog, g_bytes_get_size (f.stream), total, &p, &error));
   g_assert_no_error (error);
   guint64 mem;
-  g_assert_true (df_recipe_memory (&f.r, &mem, NULL));
+  g_assert_true (dfi_recipe_memory (&f.r, &mem, NULL));
   g_assert_cmpuint (p.memory, ==, mem);
   g_assert_cmpuint (p.n_libraries, ==, 1);
   g_assert_cmpstr (p.libraries[0], ==, f.r.library);
   g_assert_null (p.libraries[1]);
   const char *why = NULL;
-  g_assert_true (df_rebuild_libraries_match (p.libraries, &why));
+  g_assert_true (dfi_rebuild_libraries_match (p.libraries, &why));
   assert_rebuilds (prog, total, &f.st, f.stream);
   /* One byte under the encoder's memory: refused, nothing written. */
   g_assert_cmpuint (
@@ -543,19 +541,19 @@ test_mixed (void)
   deflate_fix_init (&d);
   recipe_fix_init (&r, "gzip");
   store_put (&d.st, r.obj, NULL, NULL);
-  g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
-  df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_DEFLATE, g_bytes_get_size (d.stream), d.recon);
-  df_rebuild_builder_literal (b, g_bytes_get_data (d.head, NULL), g_bytes_get_size (d.head));
-  df_rebuild_builder_object (b, d.cobj, g_bytes_get_size (d.obj));
-  df_rebuild_builder_literal (b, g_bytes_get_data (d.tail, NULL), g_bytes_get_size (d.tail));
-  df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 3, NULL);
-  df_rebuild_builder_literal (b, (const guint8 *)"mid", 3);
-  df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, g_bytes_get_size (r.stream), r.recipe);
-  df_rebuild_builder_literal (b, g_bytes_get_data (r.head, NULL), g_bytes_get_size (r.head));
-  df_rebuild_builder_object (b, r.cobj, g_bytes_get_size (r.obj));
-  df_rebuild_builder_literal (b, g_bytes_get_data (r.tail, NULL), g_bytes_get_size (r.tail));
+  g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
+  dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_DEFLATE, g_bytes_get_size (d.stream), d.recon);
+  dfi_rebuild_builder_literal (b, g_bytes_get_data (d.head, NULL), g_bytes_get_size (d.head));
+  dfi_rebuild_builder_object (b, d.cobj, g_bytes_get_size (d.obj));
+  dfi_rebuild_builder_literal (b, g_bytes_get_data (d.tail, NULL), g_bytes_get_size (d.tail));
+  dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 3, NULL);
+  dfi_rebuild_builder_literal (b, (const guint8 *)"mid", 3);
+  dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, g_bytes_get_size (r.stream), r.recipe);
+  dfi_rebuild_builder_literal (b, g_bytes_get_data (r.head, NULL), g_bytes_get_size (r.head));
+  dfi_rebuild_builder_object (b, r.cobj, g_bytes_get_size (r.obj));
+  dfi_rebuild_builder_literal (b, g_bytes_get_data (r.tail, NULL), g_bytes_get_size (r.tail));
   guint64 total;
-  g_autoptr (GBytes) prog = df_rebuild_builder_end (b, &total);
+  g_autoptr (GBytes) prog = dfi_rebuild_builder_end (b, &total);
   g_autoptr (GBytes) mid = g_bytes_new_static ("mid", 3);
   g_autoptr (GBytes) expect = concat3 (d.stream, mid, r.stream);
   assert_rebuilds (prog, total, &d.st, expect);
@@ -595,7 +593,7 @@ test_hostile_parse (void)
     g_autoptr (GBytes) ok = serialize (1, &seg, 1, pcs, 2, LIT, 10);
     g_auto (DfRebuildProgram) p = { 0 };
     g_autoptr (GError) error = NULL;
-    g_assert_true (df_rebuild_program_parse (ok, 30, 30, &p, &error));
+    g_assert_true (dfi_rebuild_program_parse (ok, 30, 30, &p, &error));
     g_assert_no_error (error);
     /* The object and content sizes the entry declares must match. */
     PARSE_BAD (ok, 31, 30); /* segment out sizes do not add up to the object */
@@ -641,7 +639,7 @@ test_hostile_parse (void)
     g_autoptr (GBytes) at = serialize (1, ss, n - 1, pp, n - 1, lit, n - 1);
     g_auto (DfRebuildProgram) p = { 0 };
     g_autoptr (GError) error = NULL;
-    g_assert_true (df_rebuild_program_parse (at, n - 1, n - 1, &p, &error));
+    g_assert_true (dfi_rebuild_program_parse (at, n - 1, n - 1, &p, &error));
     g_assert_no_error (error);
   }
   /* Too many pieces: one segment of 256 Ki + 1 one-byte literals. */
@@ -754,12 +752,12 @@ test_hostile_recipe (void)
   }
   /* The content one byte off the recipe's content size. */
   {
-    g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
-    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, slen, f.recipe);
-    df_rebuild_builder_literal (b, g_bytes_get_data (f.head, NULL), g_bytes_get_size (f.head) - 1);
-    df_rebuild_builder_object (b, f.cobj, g_bytes_get_size (f.obj));
-    df_rebuild_builder_literal (b, g_bytes_get_data (f.tail, NULL), g_bytes_get_size (f.tail));
-    g_autoptr (GBytes) prog = df_rebuild_builder_end (b, &total);
+    g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
+    dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, slen, f.recipe);
+    dfi_rebuild_builder_literal (b, g_bytes_get_data (f.head, NULL), g_bytes_get_size (f.head) - 1);
+    dfi_rebuild_builder_object (b, f.cobj, g_bytes_get_size (f.obj));
+    dfi_rebuild_builder_literal (b, g_bytes_get_data (f.tail, NULL), g_bytes_get_size (f.tail));
+    g_autoptr (GBytes) prog = dfi_rebuild_builder_end (b, &total);
     PARSE_BAD (prog, slen, total);
   }
   /* A recipe for another library identity: parsed (the device decides from
@@ -767,18 +765,18 @@ test_hostile_recipe (void)
   {
     DfRecipe other = f.r;
     g_strlcpy (other.library, "zlib 0.0.1", sizeof other.library);
-    g_autoptr (GBytes) rb = df_recipe_serialize (&other);
+    g_autoptr (GBytes) rb = dfi_recipe_serialize (&other);
     g_autoptr (GBytes) prog = recipe_program (&f, rb, slen, &total);
     g_auto (DfRebuildProgram) p = { 0 };
     g_autoptr (GError) error = NULL;
-    g_assert_true (df_rebuild_program_parse (prog, slen, total, &p, &error));
+    g_assert_true (dfi_rebuild_program_parse (prog, slen, total, &p, &error));
     g_assert_cmpstr (p.libraries[0], ==, "zlib 0.0.1");
     const char *why = NULL;
-    g_assert_false (df_rebuild_libraries_match (p.libraries, &why));
+    g_assert_false (dfi_rebuild_libraries_match (p.libraries, &why));
     g_assert_nonnull (why);
     g_autoptr (GByteArray) out = g_byte_array_new ();
     Sink k = { out, slen, NULL };
-    g_assert_false (df_rebuild_run (&p, store_open, &f.st, sink_write, &k, 64 * DF_MIB, NULL, &error));
+    g_assert_false (dfi_rebuild_run (&p, store_open, &f.st, sink_write, &k, 64 * DF_MIB, NULL, &error));
     g_assert_error (error, DF_ERROR, DF_ERROR_MISSING_BASE);
     g_assert_cmpuint (out->len, ==, 0);
   }
@@ -786,32 +784,32 @@ test_hostile_recipe (void)
   {
     g_auto (DfRebuildProgram) p = { 0 };
     g_autoptr (GBytes) prog = recipe_program (&f, f.recipe, slen, &total);
-    g_assert_true (df_rebuild_program_parse (prog, slen, total, &p, NULL));
+    g_assert_true (dfi_rebuild_program_parse (prog, slen, total, &p, NULL));
     const char *why = NULL;
     g_setenv ("DF_TEST_REBUILD_LIBRARY", "mismatch", TRUE);
-    g_assert_false (df_rebuild_libraries_match (p.libraries, &why));
+    g_assert_false (dfi_rebuild_libraries_match (p.libraries, &why));
     g_unsetenv ("DF_TEST_REBUILD_LIBRARY");
-    g_assert_true (df_rebuild_libraries_match (p.libraries, &why));
+    g_assert_true (dfi_rebuild_libraries_match (p.libraries, &why));
   }
   /* Eight distinct libraries are accepted, nine are not. */
   for (guint n = 8; n <= 9; n++)
     {
-      g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
+      g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
       GBytes *keep[9];
       for (guint i = 0; i < n; i++)
         {
           DfRecipe other = f.r;
           g_snprintf (other.library, sizeof other.library, "zlib 9.9.%u", i);
-          keep[i] = df_recipe_serialize (&other);
-          df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, slen, keep[i]);
-          df_rebuild_builder_literal (b, g_bytes_get_data (f.content, NULL), g_bytes_get_size (f.content));
+          keep[i] = dfi_recipe_serialize (&other);
+          dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, slen, keep[i]);
+          dfi_rebuild_builder_literal (b, g_bytes_get_data (f.content, NULL), g_bytes_get_size (f.content));
         }
-      g_autoptr (GBytes) prog = df_rebuild_builder_end (b, &total);
+      g_autoptr (GBytes) prog = dfi_rebuild_builder_end (b, &total);
       for (guint i = 0; i < n; i++)
         g_bytes_unref (keep[i]);
       g_auto (DfRebuildProgram) p = { 0 };
       g_autoptr (GError) error = NULL;
-      gboolean ok = df_rebuild_program_parse (prog, slen * n, total, &p, &error);
+      gboolean ok = dfi_rebuild_program_parse (prog, slen * n, total, &p, &error);
       if (n == 8)
         {
           g_assert_no_error (error);
@@ -884,11 +882,11 @@ test_hostile_run (void)
     store_put (&sh, cut, f.cobj, NULL);
     assert_fails (prog, flen, total, &sh, 64 * DF_MIB, FALSE, DF_ERROR, DF_ERROR_CORRUPT);
     /* Same in a plain segment. */
-    g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
-    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, g_bytes_get_size (f.obj), NULL);
-    df_rebuild_builder_object (b, f.cobj, g_bytes_get_size (f.obj));
+    g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
+    dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, g_bytes_get_size (f.obj), NULL);
+    dfi_rebuild_builder_object (b, f.cobj, g_bytes_get_size (f.obj));
     guint64 t2;
-    g_autoptr (GBytes) p2 = df_rebuild_builder_end (b, &t2);
+    g_autoptr (GBytes) p2 = dfi_rebuild_builder_end (b, &t2);
     assert_fails (p2, g_bytes_get_size (f.obj), t2, &sh, 0, FALSE, DF_ERROR, DF_ERROR_CORRUPT);
     store_clear (&sh);
   }
@@ -915,13 +913,13 @@ test_hostile_run (void)
   /* Cancelled before the run, and during it (after the first write). */
   {
     g_auto (DfRebuildProgram) p = { 0 };
-    g_assert_true (df_rebuild_program_parse (prog, flen, total, &p, NULL));
+    g_assert_true (dfi_rebuild_program_parse (prog, flen, total, &p, NULL));
     g_autoptr (GCancellable) c = g_cancellable_new ();
     g_cancellable_cancel (c);
     g_autoptr (GError) error = NULL;
     g_autoptr (GByteArray) out = g_byte_array_new ();
     Sink k = { out, flen, NULL };
-    g_assert_false (df_rebuild_run (&p, store_open, &f.st, sink_write, &k, 64 * DF_MIB, c, &error));
+    g_assert_false (dfi_rebuild_run (&p, store_open, &f.st, sink_write, &k, 64 * DF_MIB, c, &error));
     g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
     g_assert_cmpuint (out->len, <, flen);
   }
@@ -932,18 +930,18 @@ test_hostile_run (void)
     g_autoptr (GBytes) obj = make_content (3 * DF_MIB, 31);
     guint8 c[DF_SHA256_LEN];
     store_put (&big, obj, NULL, c);
-    g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
-    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 3 * DF_MIB, NULL);
-    df_rebuild_builder_object (b, c, 3 * DF_MIB);
+    g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
+    dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 3 * DF_MIB, NULL);
+    dfi_rebuild_builder_object (b, c, 3 * DF_MIB);
     guint64 t2;
-    g_autoptr (GBytes) p2 = df_rebuild_builder_end (b, &t2);
+    g_autoptr (GBytes) p2 = dfi_rebuild_builder_end (b, &t2);
     g_auto (DfRebuildProgram) p = { 0 };
-    g_assert_true (df_rebuild_program_parse (p2, 3 * DF_MIB, t2, &p, NULL));
+    g_assert_true (dfi_rebuild_program_parse (p2, 3 * DF_MIB, t2, &p, NULL));
     g_autoptr (GCancellable) cancel = g_cancellable_new ();
     g_autoptr (GError) error = NULL;
     g_autoptr (GByteArray) out = g_byte_array_new ();
     Sink k = { out, 3 * DF_MIB, cancel };
-    g_assert_false (df_rebuild_run (&p, store_open, &big, sink_write, &k, 0, cancel, &error));
+    g_assert_false (dfi_rebuild_run (&p, store_open, &big, sink_write, &k, 0, cancel, &error));
     g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
     g_assert_cmpuint (out->len, <, 3 * DF_MIB);
     store_clear (&big);
@@ -958,17 +956,17 @@ test_hostile_run (void)
 static void
 segment_starts (GBytes *rb, size_t xzlen, const guint8 *one, guint n)
 {
-  g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
+  g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
   for (guint i = 0; i < n; i++)
     {
-      df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, xzlen, rb);
-      df_rebuild_builder_literal (b, one, 1);
+      dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, xzlen, rb);
+      dfi_rebuild_builder_literal (b, one, 1);
     }
   guint64 total;
-  g_autoptr (GBytes) prog = df_rebuild_builder_end (b, &total);
+  g_autoptr (GBytes) prog = dfi_rebuild_builder_end (b, &total);
   g_auto (DfRebuildProgram) p = { 0 };
   g_autoptr (GError) error = NULL;
-  gboolean parsed = df_rebuild_program_parse (prog, (guint64)xzlen * n, total, &p, &error);
+  gboolean parsed = dfi_rebuild_program_parse (prog, (guint64)xzlen * n, total, &p, &error);
   if (n > DF_REBUILD_ENCODER_SEGMENTS_MAX)
     {
       g_assert_false (parsed);
@@ -980,7 +978,7 @@ segment_starts (GBytes *rb, size_t xzlen, const guint8 *one, guint n)
   store_init (&st);
   g_autoptr (GByteArray) out = g_byte_array_new ();
   Sink k = { out, (guint64)xzlen * n, NULL };
-  gboolean ok = df_rebuild_run (&p, store_open, &st, sink_write, &k, 16 * DF_MIB, NULL, &error);
+  gboolean ok = dfi_rebuild_run (&p, store_open, &st, sink_write, &k, 16 * DF_MIB, NULL, &error);
   store_clear (&st);
   g_assert_no_error (error);
   g_assert_true (ok);

@@ -103,7 +103,7 @@ rebuild (const DfRecipe *r, GBytes *content, guint64 limit, GError **error)
 {
   MemReader m = { g_bytes_get_data (content, NULL), g_bytes_get_size (content), 0 };
   g_autoptr (GByteArray) out = g_byte_array_new ();
-  if (!df_recipe_rebuild (r, mem_read, &m, array_write, out, limit, NULL, error))
+  if (!dfi_recipe_rebuild (r, mem_read, &m, array_write, out, limit, NULL, error))
     return NULL;
   return g_steal_pointer (&out);
 }
@@ -114,8 +114,8 @@ rebuild (const DfRecipe *r, GBytes *content, guint64 limit, GError **error)
 static void
 check_stream (const char *what, const char *stream_path, GBytes *content, const char *content_path, gboolean expect)
 {
-  df_autofd sfd = open (stream_path, O_RDONLY);
-  df_autofd cfd = open (content_path, O_RDONLY);
+  dfi_autofd sfd = open (stream_path, O_RDONLY);
+  dfi_autofd cfd = open (content_path, O_RDONLY);
   g_assert_cmpint (sfd, >=, 0);
   g_assert_cmpint (cfd, >=, 0);
   struct stat st;
@@ -126,9 +126,9 @@ check_stream (const char *what, const char *stream_path, GBytes *content, const 
   DfRecipeFindStats stats;
   g_autoptr (GError) error = NULL;
   gint64 t0 = g_get_monotonic_time ();
-  g_assert_true (df_recipe_find (&s, &c, NULL, &r, &found, &stats, NULL, &error));
+  g_assert_true (dfi_recipe_find (&s, &c, NULL, &r, &found, &stats, NULL, &error));
   g_assert_no_error (error);
-  g_autofree char *desc = found ? df_recipe_describe (&r) : g_strdup ("no recipe");
+  g_autofree char *desc = found ? dfi_recipe_describe (&r) : g_strdup ("no recipe");
   g_test_message ("%s: %s; %u of %u candidates, %" G_GUINT64_FORMAT " content bytes fed, %" G_GUINT64_FORMAT
                   " compared, %.2f s",
                   what, desc, stats.candidates, stats.listed, stats.bytes_in, stats.bytes_out,
@@ -137,14 +137,14 @@ check_stream (const char *what, const char *stream_path, GBytes *content, const 
     g_error ("%s: recipe %s, expected %s (%s)", what, found ? "found" : "not found", expect ? "one" : "none", desc);
   if (!found)
     return;
-  g_autoptr (GBytes) ser = df_recipe_serialize (&r);
+  g_autoptr (GBytes) ser = dfi_recipe_serialize (&r);
   g_assert_cmpuint (g_bytes_get_size (ser), <=, DF_RECIPE_SERIALIZED_MAX);
   DfRecipe parsed;
-  g_assert_true (df_recipe_parse (ser, &parsed, &error));
+  g_assert_true (dfi_recipe_parse (ser, &parsed, &error));
   g_assert_no_error (error);
   g_assert_cmpmem (&parsed, sizeof parsed, &r, sizeof r);
   guint64 mem;
-  g_assert_true (df_recipe_memory (&parsed, &mem, &error));
+  g_assert_true (dfi_recipe_memory (&parsed, &mem, &error));
   g_autoptr (GByteArray) a = rebuild (&parsed, content, mem, &error);
   g_assert_no_error (error);
   g_autofree char *orig = NULL;
@@ -155,8 +155,8 @@ check_stream (const char *what, const char *stream_path, GBytes *content, const 
   g_autoptr (GByteArray) b = rebuild (&parsed, content, mem, &error);
   g_assert_no_error (error);
   guint8 ha[DF_SHA256_LEN], hb[DF_SHA256_LEN];
-  df_sha256 (a->data, a->len, ha);
-  df_sha256 (b->data, b->len, hb);
+  dfi_sha256 (a->data, a->len, ha);
+  dfi_sha256 (b->data, b->len, hb);
   g_assert_cmpmem (ha, sizeof ha, hb, sizeof hb);
 }
 
@@ -243,7 +243,7 @@ test_limits (void)
   g_autofree char *in = write_tmp ("limits", content);
   g_autofree char *out = g_build_filename (tmpdir, "limits.gz", NULL);
   shell ("gzip -6 -c \"$IN\" >\"$OUT\"", in, out);
-  df_autofd sfd = open (out, O_RDONLY), cfd = open (in, O_RDONLY);
+  dfi_autofd sfd = open (out, O_RDONLY), cfd = open (in, O_RDONLY);
   struct stat st;
   g_assert_cmpint (fstat (sfd, &st), ==, 0);
   DfRecipeSpan s = { sfd, 0, (guint64)st.st_size }, c = { cfd, 0, g_bytes_get_size (content) };
@@ -251,19 +251,19 @@ test_limits (void)
   gboolean found = TRUE;
   DfRecipeFindStats stats;
   DfRecipeFindLimits two = { .max_candidates = 2 }, bytes = { .max_bytes = 100000 };
-  g_assert_true (df_recipe_find (&s, &c, &two, &r, &found, &stats, NULL, NULL));
+  g_assert_true (dfi_recipe_find (&s, &c, &two, &r, &found, &stats, NULL, NULL));
   g_assert_false (found);
   g_assert_cmpuint (stats.candidates, ==, 2);
   g_assert_cmpuint (stats.listed, >, 2);
   g_assert_true (stats.exhausted);
-  g_assert_true (df_recipe_find (&s, &c, &bytes, &r, &found, &stats, NULL, NULL));
+  g_assert_true (dfi_recipe_find (&s, &c, &bytes, &r, &found, &stats, NULL, NULL));
   g_assert_false (found);
   g_assert_cmpuint (stats.bytes_in, <=, 100000);
   g_assert_true (stats.exhausted);
   g_autoptr (GCancellable) cancel = g_cancellable_new ();
   g_cancellable_cancel (cancel);
   g_autoptr (GError) error = NULL;
-  g_assert_false (df_recipe_find (&s, &c, NULL, &r, &found, &stats, cancel, &error));
+  g_assert_false (dfi_recipe_find (&s, &c, NULL, &r, &found, &stats, cancel, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   unlink (in);
   unlink (out);
@@ -319,7 +319,7 @@ sample (DfRecipe *r)
 {
   memset (r, 0, sizeof *r);
   r->codec = DF_RECIPE_CODEC_XZ;
-  df_recipe_library_identity (r->codec, r->library);
+  dfi_recipe_library_identity (r->codec, r->library);
   r->content_size = 1000;
   r->stream_size = 600;
   r->level = 6;
@@ -334,10 +334,10 @@ sample (DfRecipe *r)
 static void
 assert_refused (const DfRecipe *r, const char *what)
 {
-  g_autoptr (GBytes) b = df_recipe_serialize (r);
+  g_autoptr (GBytes) b = dfi_recipe_serialize (r);
   DfRecipe out;
   g_autoptr (GError) error = NULL;
-  if (df_recipe_parse (b, &out, &error))
+  if (dfi_recipe_parse (b, &out, &error))
     g_error ("hostile recipe accepted: %s", what);
   g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
 }
@@ -348,8 +348,8 @@ test_parse_hostile (void)
   DfRecipe r, out;
   sample (&r);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) good = df_recipe_serialize (&r);
-  g_assert_true (df_recipe_parse (good, &out, &error));
+  g_autoptr (GBytes) good = dfi_recipe_serialize (&r);
+  g_assert_true (dfi_recipe_parse (good, &out, &error));
   g_assert_no_error (error);
 #define BAD(stmt)                                                                                                      \
   do                                                                                                                   \
@@ -384,12 +384,12 @@ test_parse_hostile (void)
   /* Deflate and zstd recipes. */
   BAD (r.codec = DF_RECIPE_CODEC_ZLIB);
 #define DEFLATE(c)                                                                                                     \
-  r.codec = c, memset (&r.xz, 0, sizeof r.xz), df_recipe_library_identity (r.codec, r.library), r.level = 6,           \
+  r.codec = c, memset (&r.xz, 0, sizeof r.xz), dfi_recipe_library_identity (r.codec, r.library), r.level = 6,          \
   r.deflate.window_bits = 15, r.deflate.mem_level = 8
   sample (&r);
   DEFLATE (DF_RECIPE_CODEC_DEFLATE);
-  good = (g_bytes_unref (good), df_recipe_serialize (&r));
-  g_assert_true (df_recipe_parse (good, &out, &error));
+  good = (g_bytes_unref (good), dfi_recipe_serialize (&r));
+  g_assert_true (dfi_recipe_parse (good, &out, &error));
   BAD (DEFLATE (DF_RECIPE_CODEC_DEFLATE); r.level = 0);
   BAD (DEFLATE (DF_RECIPE_CODEC_DEFLATE); r.deflate.window_bits = 8);
   BAD (DEFLATE (DF_RECIPE_CODEC_DEFLATE); r.deflate.window_bits = 16);
@@ -402,7 +402,7 @@ test_parse_hostile (void)
   BAD (DEFLATE (DF_RECIPE_CODEC_ZLIB); r.deflate.header_len = 2; r.deflate.header[0] = 0x78;
        r.deflate.header[1] = 0xbb);
 #define ZSTD()                                                                                                         \
-  r.codec = DF_RECIPE_CODEC_ZSTD, memset (&r.xz, 0, sizeof r.xz), df_recipe_library_identity (r.codec, r.library),     \
+  r.codec = DF_RECIPE_CODEC_ZSTD, memset (&r.xz, 0, sizeof r.xz), dfi_recipe_library_identity (r.codec, r.library),    \
   r.level = 3
   BAD (ZSTD (); r.level = 23);
   BAD (ZSTD (); r.level = ZSTD_minCLevel () - 1);
@@ -418,7 +418,7 @@ test_parse_hostile (void)
   /* The bytes themselves: truncated, grown, flipped, another version. */
   sample (&r);
   g_bytes_unref (good);
-  good = df_recipe_serialize (&r);
+  good = dfi_recipe_serialize (&r);
   gsize len;
   const guint8 *d = g_bytes_get_data (good, &len);
   for (gsize cut = 0; cut < len; cut++)
@@ -428,18 +428,18 @@ test_parse_hostile (void)
       /* A shorter buffer may still be a normal-form variant of the type
        * (GVariant gives defaults); whatever it parses to passed the
        * checks. */
-      if (df_recipe_parse (b, &out, NULL))
-        g_assert_true (df_recipe_check (&out, NULL));
+      if (dfi_recipe_parse (b, &out, NULL))
+        g_assert_true (dfi_recipe_check (&out, NULL));
     }
   g_autofree guint8 *big = g_malloc0 (DF_RECIPE_SERIALIZED_MAX + 1);
   g_autoptr (GBytes) huge = g_bytes_new (big, DF_RECIPE_SERIALIZED_MAX + 1);
-  g_assert_false (df_recipe_parse (huge, &out, &error));
+  g_assert_false (dfi_recipe_parse (huge, &out, &error));
   g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
   g_clear_error (&error);
   g_autofree guint8 *v2 = g_memdup2 (d, len);
   v2[0] = DF_RECIPE_FORMAT_VERSION + 1;
   g_autoptr (GBytes) b2 = g_bytes_new (v2, len);
-  g_assert_false (df_recipe_parse (b2, &out, &error));
+  g_assert_false (dfi_recipe_parse (b2, &out, &error));
   g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
   g_clear_error (&error);
   for (gsize i = 0; i < len; i++)
@@ -448,8 +448,8 @@ test_parse_hostile (void)
         g_autofree guint8 *m = g_memdup2 (d, len);
         m[i] ^= (guint8)(1 << bit);
         g_autoptr (GBytes) b = g_bytes_new (m, len);
-        if (df_recipe_parse (b, &out, NULL))
-          g_assert_true (df_recipe_check (&out, NULL));
+        if (dfi_recipe_parse (b, &out, NULL))
+          g_assert_true (dfi_recipe_check (&out, NULL));
       }
 }
 
@@ -461,13 +461,13 @@ small_recipe (DfRecipe *r, GBytes **content)
   g_autofree char *in = write_tmp ("small", *content);
   g_autofree char *out = g_build_filename (tmpdir, "small.xz", NULL);
   shell ("xz -9 -c \"$IN\" >\"$OUT\"", in, out);
-  df_autofd sfd = open (out, O_RDONLY), cfd = open (in, O_RDONLY);
+  dfi_autofd sfd = open (out, O_RDONLY), cfd = open (in, O_RDONLY);
   struct stat st;
   g_assert_cmpint (fstat (sfd, &st), ==, 0);
   DfRecipeSpan s = { sfd, 0, (guint64)st.st_size }, c = { cfd, 0, g_bytes_get_size (*content) };
   gboolean found;
   g_autoptr (GError) error = NULL;
-  g_assert_true (df_recipe_find (&s, &c, NULL, r, &found, NULL, NULL, &error));
+  g_assert_true (dfi_recipe_find (&s, &c, NULL, r, &found, NULL, NULL, &error));
   g_assert_no_error (error);
   g_assert_true (found);
   unlink (in);
@@ -488,7 +488,7 @@ test_refusals (void)
   g_autoptr (GBytes) content = NULL;
   small_recipe (&r, &content);
   guint64 mem;
-  g_assert_true (df_recipe_memory (&r, &mem, NULL));
+  g_assert_true (dfi_recipe_memory (&r, &mem, NULL));
   g_test_message ("xz -9 on 100 kB: the rebuild needs %" G_GUINT64_FORMAT " KiB", mem / 1024);
   g_assert_cmpuint (mem, >, 600 * DF_MIB); /* a 64 MiB dictionary's bt4 match finder */
 
@@ -496,7 +496,7 @@ test_refusals (void)
   guint reads = 0;
   g_autoptr (GByteArray) out = g_byte_array_new ();
   g_autoptr (GError) error = NULL;
-  g_assert_false (df_recipe_rebuild (&r, counting_read, &reads, array_write, out, mem - 1, NULL, &error));
+  g_assert_false (dfi_recipe_rebuild (&r, counting_read, &reads, array_write, out, mem - 1, NULL, &error));
   g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_ARGUMENT);
   g_assert_nonnull (strstr (error->message, "memory budget"));
   g_assert_cmpuint (reads, ==, 0);
@@ -506,7 +506,7 @@ test_refusals (void)
   /* Another library build: refused too. */
   DfRecipe other = r;
   g_strlcpy (other.library, "liblzma 5.2.5", sizeof other.library);
-  g_assert_false (df_recipe_rebuild (&other, counting_read, &reads, array_write, out, G_MAXUINT64, NULL, &error));
+  g_assert_false (dfi_recipe_rebuild (&other, counting_read, &reads, array_write, out, G_MAXUINT64, NULL, &error));
   g_assert_error (error, DF_ERROR, DF_ERROR_MISSING_BASE);
   g_assert_nonnull (strstr (error->message, "liblzma 5.2.5"));
   g_assert_cmpuint (reads, ==, 0);
@@ -523,7 +523,7 @@ test_refusals (void)
   g_autoptr (GBytes) other_content = make_content (g_bytes_get_size (content), 99);
   MemReader m = { g_bytes_get_data (other_content, NULL), g_bytes_get_size (other_content), 0 };
   g_byte_array_set_size (out, 0);
-  if (!df_recipe_rebuild (&r, mem_read, &m, array_write, out, mem, NULL, &error))
+  if (!dfi_recipe_rebuild (&r, mem_read, &m, array_write, out, mem, NULL, &error))
     g_assert_error (error, DF_ERROR, DF_ERROR_CORRUPT);
   g_assert_cmpuint (out->len, <=, r.stream_size);
 }
@@ -537,7 +537,7 @@ test_zstd_mt_memory (void)
   for (int level = 1; level <= 3; level += 2)
     {
       DfRecipe r = { .codec = DF_RECIPE_CODEC_ZSTD, .level = level };
-      df_recipe_library_identity (r.codec, r.library);
+      dfi_recipe_library_identity (r.codec, r.library);
       r.zstd.mt = TRUE;
       r.zstd.checksum = TRUE;
       guint64 job = G_GUINT64_CONSTANT (1)
@@ -545,7 +545,7 @@ test_zstd_mt_memory (void)
       r.content_size = 3 * job + 1000;
       r.stream_size = r.content_size + r.content_size / 16;
       guint64 est;
-      g_assert_true (df_recipe_memory (&r, &est, NULL));
+      g_assert_true (dfi_recipe_memory (&r, &est, NULL));
       g_autoptr (GBytes) content = make_content (r.content_size, 7);
       g_autoptr (ZSTD_CCtx) cctx = ZSTD_createCCtx ();
       ZSTD_CCtx_setParameter (cctx, ZSTD_c_compressionLevel, level);
@@ -586,7 +586,7 @@ main (int argc, char **argv)
   g_test_add_func ("/recipe/memory/zstd-mt", test_zstd_mt_memory);
   int rc = g_test_run ();
   if (g_getenv ("DF_RECIPE_KEEP") == NULL)
-    df_rm_rf_at (AT_FDCWD, tmpdir, NULL);
+    dfi_rm_rf_at (AT_FDCWD, tmpdir, NULL);
   else
     g_printerr ("kept %s\n", tmpdir);
   g_free (tmpdir);

@@ -38,12 +38,12 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
   DfFetchResult local_res;
   DfFetchResult *res = result ? result : &local_res;
   memset (res, 0, sizeof *res);
-  if (!df_fetch_options_validate (o, error))
+  if (!dfi_fetch_options_validate (o, error))
     return FALSE;
-  df_autofd lock = df_repo_lock (repo, o->apply->lock_timeout, lock_waiting, (gpointer)o, cancellable, error);
+  dfi_autofd lock = dfi_repo_lock (repo, o->apply->lock_timeout, lock_waiting, (gpointer)o, cancellable, error);
   if (lock < 0)
     return FALSE;
-  return df_fetch_locked (repo, o, res, cancellable, error);
+  return dfi_fetch_locked (repo, o, res, cancellable, error);
 }
 
 gboolean
@@ -57,7 +57,7 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
   memset (result, 0, sizeof *result);
   /* With URLs, the stock delta's fallback objects download while the
    * parts apply: a fetch from the directory. */
-  g_autoptr (DfFetchOptions) fo = df_fetch_options_new_for_apply (opts);
+  g_autoptr (DfFetchOptions) fo = dfi_fetch_options_new_for_apply (opts);
   for (guint i = 0; i < opts->urls->len; i++)
     df_fetch_options_add_url (fo, opts->urls->pdata[i]);
   df_fetch_options_set_delta_dir (fo, delta_dir);

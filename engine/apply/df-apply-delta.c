@@ -8,40 +8,40 @@
 #include "df-apply-stock.h"
 
 gboolean
-df_delta_open (int dfd, const DfApplyOptions *opts, DfDelta *out, GError **error)
+dfi_delta_open (int dfd, const DfApplyOptions *opts, DfDelta *out, GError **error)
 {
   memset (out, 0, sizeof *out);
   g_auto (DfSignaturePolicy) policy = { 0 };
-  if (!df_apply_signature_policy (opts, &policy, error))
+  if (!dfi_apply_signature_policy (opts, &policy, error))
     return FALSE;
-  g_autoptr (GBytes) file = df_apply_read_superblock (dfd, "superblock", opts, error);
+  g_autoptr (GBytes) file = dfi_apply_read_superblock (dfd, "superblock", opts, error);
   if (file == NULL)
     return FALSE;
   /* A delta written by `ostree static-delta generate` runs through the
    * stock interpreter, with the same trust rules. The parsed forms keep
    * nothing of the file. */
-  if (df_stock_superblock_sniff (file))
-    out->stock = df_stock_superblock_parse_full (file, &policy, df_apply_usable_memory (opts), error);
+  if (dfi_stock_superblock_sniff (file))
+    out->stock = dfi_stock_superblock_parse_full (file, &policy, dfi_apply_usable_memory (opts), error);
   else
-    out->native = df_superblock_parse_full (file, &policy, df_apply_usable_memory (opts), error);
+    out->native = dfi_superblock_parse_full (file, &policy, dfi_apply_usable_memory (opts), error);
   return out->stock != NULL || out->native != NULL;
 }
 
 void
-df_delta_clear (DfDelta *d)
+dfi_delta_clear (DfDelta *d)
 {
-  g_clear_pointer (&d->native, df_superblock_free);
-  g_clear_pointer (&d->stock, df_stock_superblock_free);
+  g_clear_pointer (&d->native, dfi_superblock_free);
+  g_clear_pointer (&d->stock, dfi_stock_superblock_free);
 }
 
 const DfSignedFile *
-df_delta_file (const DfDelta *d)
+dfi_delta_file (const DfDelta *d)
 {
   return d->native ? &d->native->file : &d->stock->file;
 }
 
 const char *
-df_delta_from (const DfDelta *d)
+dfi_delta_from (const DfDelta *d)
 {
   if (d->native)
     return d->native->has_from ? d->native->from_hex : NULL;
@@ -49,7 +49,7 @@ df_delta_from (const DfDelta *d)
 }
 
 const char *
-df_delta_to (const DfDelta *d)
+dfi_delta_to (const DfDelta *d)
 {
   return d->native ? d->native->to_hex : d->stock->to_hex;
 }
@@ -60,45 +60,46 @@ static gboolean
 apply_native (OstreeRepo *repo, DfSuperblock *sb, const DfPartSource *src, const DfApplyOptions *opts,
               DfApplyResult *result, GCancellable *cancellable, GError **error)
 {
-  g_autoptr (DfApplySession) s = df_apply_session_new (repo, sb, opts, cancellable, error);
+  g_autoptr (DfApplySession) s = dfi_apply_session_new (repo, sb, opts, cancellable, error);
   if (s == NULL)
     return FALSE;
-  sb = (DfSuperblock *)df_apply_session_get_superblock (s);
+  sb = (DfSuperblock *)dfi_apply_session_get_superblock (s);
   /* What the delta declares it will write must fit before a byte is: a
    * small delta can declare gigabytes. */
   guint64 need = 0;
   for (guint i = 0; i < sb->n_parts; i++)
-    if (df_apply_session_part_needed (s, i))
-      need += df_part_output (&sb->parts[i]);
-  if (!df_check_free_space (repo, ostree_repo_get_dfd (repo), need, error))
+    if (dfi_apply_session_part_needed (s, i))
+      need += dfi_part_output (&sb->parts[i]);
+  if (!dfi_check_free_space (repo, ostree_repo_get_dfd (repo), need, error))
     return FALSE;
   for (guint i = 0; i < sb->n_parts; i++)
     {
       /* Alternatives are handed over too: a rebuild that fails falls back
        * on them (the session skips those it does not need). */
-      if (!df_apply_session_part_needed (s, i) && sb->parts[i].kind != DF_PART_KIND_ALTERNATIVE)
+      if (!dfi_apply_session_part_needed (s, i) && sb->parts[i].kind != DF_PART_KIND_ALTERNATIVE)
         continue;
       char name[16];
       g_snprintf (name, sizeof name, "%u", i);
       GError *local = NULL;
-      if ((src->wait && !src->wait (i, src->data, &local)) || !df_apply_session_add_part (s, i, src->dfd, name, &local))
+      if ((src->wait && !src->wait (i, src->data, &local))
+          || !dfi_apply_session_add_part (s, i, src->dfd, name, &local))
         {
-          df_apply_session_abort (s, local);
+          dfi_apply_session_abort (s, local);
           g_propagate_error (error, local);
           return FALSE;
         }
     }
-  return df_apply_session_finish (s, result, error);
+  return dfi_apply_session_finish (s, result, error);
 }
 
 gboolean
-df_apply_delta (OstreeRepo *repo, DfDelta *d, const DfPartSource *src, const DfApplyOptions *opts,
-                DfApplyResult *result, GCancellable *cancellable, GError **error)
+dfi_apply_delta (OstreeRepo *repo, DfDelta *d, const DfPartSource *src, const DfApplyOptions *opts,
+                 DfApplyResult *result, GCancellable *cancellable, GError **error)
 {
   DfApplyResult local = { 0 };
   DfApplyResult *r = result ? result : &local;
   memset (r, 0, sizeof *r);
   if (d->stock)
-    return df_apply_stock (repo, d->stock, src, opts, r, cancellable, error);
+    return dfi_apply_stock (repo, d->stock, src, opts, r, cancellable, error);
   return apply_native (repo, g_steal_pointer (&d->native), src, opts, r, cancellable, error);
 }

@@ -19,18 +19,18 @@ typedef struct
 /* Reads and parses the superblock file of the delta directory @dfd within
  * @opts' memory budget, its signature envelope checked once against @opts'
  * signature policy. Errors: the policy's, the parser's. */
-gboolean df_delta_open (int dfd, const DfApplyOptions *opts, DfDelta *out, GError **error);
-void df_delta_clear (DfDelta *d);
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfDelta, df_delta_clear)
+gboolean dfi_delta_open (int dfd, const DfApplyOptions *opts, DfDelta *out, GError **error);
+void dfi_delta_clear (DfDelta *d);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfDelta, dfi_delta_clear)
 
 /* The delta's identity: its superblock file (size, SHA-256, signature). */
-const DfSignedFile *df_delta_file (const DfDelta *d);
+const DfSignedFile *dfi_delta_file (const DfDelta *d);
 /* Its from-commit (hex), or NULL from scratch; its to-commit. */
-const char *df_delta_from (const DfDelta *d);
-const char *df_delta_to (const DfDelta *d);
+const char *dfi_delta_from (const DfDelta *d);
+const char *dfi_delta_to (const DfDelta *d);
 
 /* Applies @d (a native superblock moves into the apply: @d no longer
  * holds it) with its parts from @src, checking free space first for what
  * the delta declares it writes. */
-gboolean df_apply_delta (OstreeRepo *repo, DfDelta *d, const DfPartSource *src, const DfApplyOptions *opts,
-                         DfApplyResult *result, GCancellable *cancellable, GError **error);
+gboolean dfi_apply_delta (OstreeRepo *repo, DfDelta *d, const DfPartSource *src, const DfApplyOptions *opts,
+                          DfApplyResult *result, GCancellable *cancellable, GError **error);

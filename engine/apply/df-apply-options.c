@@ -100,22 +100,22 @@ df_apply_options_set_progress (DfApplyOptions *o, DfProgressFunc func, gpointer 
 }
 
 gboolean
-df_apply_signature_policy (const DfApplyOptions *o, DfSignaturePolicy *out, GError **error)
+dfi_apply_signature_policy (const DfApplyOptions *o, DfSignaturePolicy *out, GError **error)
 {
   if (o->allow_unsigned && o->require_signatures)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "signatures cannot be both required and optional");
-  return df_signature_policy_init (out, o->trusted_keys,
-                                   o->require_signatures || (o->trusted_keys != NULL && !o->allow_unsigned), error);
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "signatures cannot be both required and optional");
+  return dfi_signature_policy_init (out, o->trusted_keys,
+                                    o->require_signatures || (o->trusted_keys != NULL && !o->allow_unsigned), error);
 }
 
 guint64
-df_apply_usable_memory (const DfApplyOptions *o)
+dfi_apply_usable_memory (const DfApplyOptions *o)
 {
   return o->memory > DF_APPLY_RESERVE ? o->memory - DF_APPLY_RESERVE : 0;
 }
 
 DfApplyOptions *
-df_apply_options_copy (const DfApplyOptions *o)
+dfi_apply_options_copy (const DfApplyOptions *o)
 {
   DfApplyOptions *c = g_memdup2 (o, sizeof *o);
   c->commit = g_strdup (o->commit);

@@ -24,14 +24,14 @@ struct _DfApplyOptions
 };
 
 /* A copy of @o (progress function included). */
-DfApplyOptions *df_apply_options_copy (const DfApplyOptions *o);
+DfApplyOptions *dfi_apply_options_copy (const DfApplyOptions *o);
 
 /* The signature policy @o asks for: trusted keys require a signature
  * unless unsigned deltas are allowed explicitly (DF_ERROR_INVALID_ARGUMENT
  * when both are asked for; errors reading the keys). Clear it with
- * df_signature_policy_clear(). */
-gboolean df_apply_signature_policy (const DfApplyOptions *o, DfSignaturePolicy *out, GError **error);
+ * dfi_signature_policy_clear(). */
+gboolean dfi_apply_signature_policy (const DfApplyOptions *o, DfSignaturePolicy *out, GError **error);
 
 /* Bytes a superblock may take while it is read and parsed: the memory
  * budget less DF_APPLY_RESERVE. */
-guint64 df_apply_usable_memory (const DfApplyOptions *o);
+guint64 dfi_apply_usable_memory (const DfApplyOptions *o);

@@ -8,43 +8,43 @@
 #include "df-apply-policy.h"
 
 GBytes *
-df_apply_read_superblock (int dfd, const char *name, const DfApplyOptions *o, GError **error)
+dfi_apply_read_superblock (int dfd, const char *name, const DfApplyOptions *o, GError **error)
 {
   struct stat st;
-  df_autofd fd = df_open_regular (dfd, name, "superblock", &st, error);
+  dfi_autofd fd = dfi_open_regular (dfd, name, "superblock", &st, error);
   if (fd < 0)
     return NULL;
-  guint64 usable = df_apply_usable_memory (o);
+  guint64 usable = dfi_apply_usable_memory (o);
   if ((guint64)st.st_size <= DF_STOCK_SUPERBLOCK_MAX && (guint64)st.st_size > usable)
     {
-      df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                "the superblock has %" G_GUINT64_FORMAT " MiB, more than the memory budget leaves (%" G_GUINT64_FORMAT
-                " MiB)",
-                (guint64)st.st_size / DF_MIB + 1, usable / DF_MIB);
+      dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                 "the superblock has %" G_GUINT64_FORMAT " MiB, more than the memory budget leaves (%" G_GUINT64_FORMAT
+                 " MiB)",
+                 (guint64)st.st_size / DF_MIB + 1, usable / DF_MIB);
       return NULL;
     }
-  return df_read_file_bounded (dfd, name, DF_STOCK_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
+  return dfi_read_file_bounded (dfd, name, DF_STOCK_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
 }
 
 gboolean
-df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, const char *to_hex, GBytes *commit_bytes,
-                    const char *from_hex, GCancellable *cancellable, GError **error)
+dfi_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, const char *to_hex, GBytes *commit_bytes,
+                     const char *from_hex, GCancellable *cancellable, GError **error)
 {
   guint8 want[DF_SHA256_LEN], to[DF_SHA256_LEN];
-  if (opts->commit && !df_parse_checksum (opts->commit, want, error))
+  if (opts->commit && !dfi_parse_checksum (opts->commit, want, error))
     return FALSE;
   if (opts->ref && !ostree_validate_rev (opts->ref, NULL))
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
   /* Trust first: nothing is read beyond the superblock unless the commit
    * it produces is the trusted one (its signature was checked by policy
    * before it was parsed). */
   ostree_checksum_inplace_to_bytes (to_hex, to);
   if (opts->commit && memcmp (want, to, DF_SHA256_LEN) != 0)
-    return df_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", to_hex,
-                     opts->commit);
+    return dfi_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", to_hex,
+                      opts->commit);
   g_autoptr (GVariant) commit
       = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, commit_bytes, FALSE));
-  if (!df_check_downgrade (repo, opts->ref, to_hex, commit, opts->allow_downgrade, error))
+  if (!dfi_check_downgrade (repo, opts->ref, to_hex, commit, opts->allow_downgrade, error))
     return FALSE;
   if (from_hex)
     {
@@ -52,8 +52,8 @@ df_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, const char *to
       if (!ostree_repo_has_object (repo, OSTREE_OBJECT_TYPE_COMMIT, from_hex, &have, cancellable, error))
         return FALSE;
       if (!have)
-        return df_throw (error, DF_ERROR_MISSING_BASE,
-                         "the delta applies to commit %s, which the repository does not have", from_hex);
+        return dfi_throw (error, DF_ERROR_MISSING_BASE,
+                          "the delta applies to commit %s, which the repository does not have", from_hex);
     }
   return TRUE;
 }
@@ -66,8 +66,8 @@ format_timestamp (guint64 ts)
 }
 
 gboolean
-df_check_downgrade (OstreeRepo *repo, const char *ref, const char *checksum, GVariant *commit, gboolean allow,
-                    GError **error)
+dfi_check_downgrade (OstreeRepo *repo, const char *ref, const char *checksum, GVariant *commit, gboolean allow,
+                     GError **error)
 {
   if (ref == NULL || allow)
     return TRUE;
@@ -82,13 +82,13 @@ df_check_downgrade (OstreeRepo *repo, const char *ref, const char *checksum, GVa
   if (now >= was)
     return TRUE;
   g_autofree char *a = format_timestamp (now), *b = format_timestamp (was);
-  return df_throw (error, DF_ERROR_DOWNGRADE,
-                   "commit %s (%s) is older than %s (%s) on ref %s; refusing the downgrade (allow it explicitly)",
-                   checksum, a, current, b, ref);
+  return dfi_throw (error, DF_ERROR_DOWNGRADE,
+                    "commit %s (%s) is older than %s (%s) on ref %s; refusing the downgrade (allow it explicitly)",
+                    checksum, a, current, b, ref);
 }
 
 gboolean
-df_check_free_space (OstreeRepo *repo, int dfd, guint64 need, GError **error)
+dfi_check_free_space (OstreeRepo *repo, int dfd, guint64 need, GError **error)
 {
   guint64 reserve = 0;
   g_autoptr (GError) ignored = NULL;
@@ -98,16 +98,16 @@ df_check_free_space (OstreeRepo *repo, int dfd, guint64 need, GError **error)
     return TRUE; /* cannot tell; writes will report ENOSPC */
   guint64 avail = (guint64)vfs.f_bavail * vfs.f_frsize;
   if (avail < need || avail - need < reserve)
-    return df_throw (error, DF_ERROR_NO_SPACE,
-                     "not enough free space: the update needs %" G_GUINT64_FORMAT
-                     " MiB plus the repository's reserve of %" G_GUINT64_FORMAT " MiB, %" G_GUINT64_FORMAT
-                     " MiB are free",
-                     need / DF_MIB + 1, reserve / DF_MIB, avail / DF_MIB);
+    return dfi_throw (error, DF_ERROR_NO_SPACE,
+                      "not enough free space: the update needs %" G_GUINT64_FORMAT
+                      " MiB plus the repository's reserve of %" G_GUINT64_FORMAT " MiB, %" G_GUINT64_FORMAT
+                      " MiB are free",
+                      need / DF_MIB + 1, reserve / DF_MIB, avail / DF_MIB);
   return TRUE;
 }
 
 gboolean
-df_apply_failure_is_final (const GError *error)
+dfi_apply_failure_is_final (const GError *error)
 {
   if (error == NULL || error->domain != DF_ERROR)
     return FALSE;
@@ -124,10 +124,10 @@ df_apply_failure_is_final (const GError *error)
 }
 
 void
-df_apply_forget_staging (OstreeRepo *repo, const guint8 sb_sha256[DF_SHA256_LEN])
+dfi_apply_forget_staging (OstreeRepo *repo, const guint8 sb_sha256[DF_SHA256_LEN])
 {
   char hex[65];
-  df_hex (sb_sha256, hex);
+  dfi_hex (sb_sha256, hex);
   g_autofree char *dir = g_strdup_printf ("tmp/deltafetch-apply-%s", hex);
-  df_rm_rf_at (ostree_repo_get_dfd (repo), dir, NULL);
+  dfi_rm_rf_at (ostree_repo_get_dfd (repo), dir, NULL);
 }

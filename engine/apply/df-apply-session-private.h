@@ -37,7 +37,7 @@ struct _DfApplySession
   gboolean walk_done;
   GPtrArray *queued; /* PartTask* of content parts that arrived before the walk */
   guint8 *received;  /* per part */
-  guint64 *work;     /* per part: what applying it costs, roughly (df_session_task_order()) */
+  guint64 *work;     /* per part: what applying it costs, roughly (dfi_session_task_order()) */
   DfApplyResult result;
   char *state_dir;
   gboolean in_txn;
@@ -61,22 +61,22 @@ typedef struct
 /* df-apply-worker.c */
 
 /* Frees @t, closing its part file. */
-void df_session_task_free (PartTask *t);
+void dfi_session_task_free (PartTask *t);
 /* The pool's order: the metadata task first, then the costliest part. */
-gint df_session_task_order (gconstpointer x, gconstpointer y, gpointer data);
+gint dfi_session_task_order (gconstpointer x, gconstpointer y, gpointer data);
 /* The pool's function: runs task @data (a PartTask, freed here), records
  * a failure in the session and cancels it, counts the part done. */
-void df_session_worker (gpointer data, gpointer user_data);
+void dfi_session_worker (gpointer data, gpointer user_data);
 /* Reads part @i from file @name under @dfd, checked against its size and
  * SHA-256, and decodes its payload. */
-GBytes *df_session_read_part (Apply *a, guint i, int dfd, const char *name, GError **error);
+GBytes *dfi_session_read_part (Apply *a, guint i, int dfd, const char *name, GError **error);
 /* Memory one worker needs for part @p. */
-guint64 df_session_part_memory (const DfPart *p);
+guint64 dfi_session_part_memory (const DfPart *p);
 
 /* df-apply-session.c */
 
 /* Whether every object the commit references and the delta does not carry
  * is in the repository (the delta's own objects are checked as written). */
-gboolean df_session_check_complete (Apply *a, GError **error);
+gboolean dfi_session_check_complete (Apply *a, GError **error);
 /* Part @index is done with: rebuild parts waiting for it may go. */
-void df_session_part_finished (Apply *a, guint index);
+void dfi_session_part_finished (Apply *a, guint index);

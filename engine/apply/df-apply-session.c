@@ -44,20 +44,20 @@ add_metadata_objects (Apply *a, guint i, GBytes *payload, GError **error)
   DfPartReader r;
   gsize len;
   const guint8 *data = g_bytes_get_data (payload, &len);
-  if (!df_part_reader_init (&r, data, len, p->raw_size, error))
+  if (!dfi_part_reader_init (&r, data, len, p->raw_size, error))
     return (g_prefix_error (error, "part %u: ", i), FALSE);
   g_mutex_lock (&a->lock);
   for (guint j = 0; j < p->n_entries; j++)
     {
       const DfEntry *e = &p->entries[j];
-      const guint8 *obj = df_part_reader_take (&r, DF_SECTION_RAW, e->data_size, NULL);
+      const guint8 *obj = dfi_part_reader_take (&r, DF_SECTION_RAW, e->data_size, NULL);
       g_assert (obj != NULL); /* the raw section holds exactly the entries */
       g_autoptr (GBytes) b = g_bytes_new_from_bytes (payload, obj - data, e->data_size);
-      df_trust_add_delta_metadata (a->trust, e->objtype, e->checksum, b);
+      dfi_trust_add_delta_metadata (a->trust, e->objtype, e->checksum, b);
     }
   a->progress.parts_done++;
   g_mutex_unlock (&a->lock);
-  if (!df_part_reader_finish (&r, error))
+  if (!dfi_part_reader_finish (&r, error))
     return (g_prefix_error (error, "part %u: ", i), FALSE);
   return TRUE;
 }
@@ -68,9 +68,9 @@ add_metadata_objects (Apply *a, guint i, GBytes *payload, GError **error)
 static gboolean
 trust_walk (Apply *a, GError **error)
 {
-  if (!df_trust_walk (a->trust, a->sb->commit, a->sb->to_hex, error))
+  if (!dfi_trust_walk (a->trust, a->sb->commit, a->sb->to_hex, error))
     return FALSE;
-  g_autoptr (DfObjSet) sources_seen = df_objset_new (NULL);
+  g_autoptr (DfObjSet) sources_seen = dfi_objset_new (NULL);
   for (guint i = 0; i < a->sb->n_parts; i++)
     for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
       {
@@ -78,24 +78,24 @@ trust_walk (Apply *a, GError **error)
         if (e->objtype != OSTREE_OBJECT_TYPE_FILE)
           continue;
         char hex[65];
-        df_hex (e->checksum, hex);
-        if (!df_trust_reaches (a->trust, OSTREE_OBJECT_TYPE_FILE, e->checksum))
-          return df_throw (error, DF_ERROR_UNTRUSTED,
-                           "part %u: file %s is not referenced by commit %s; refusing the delta", i, hex,
-                           a->sb->to_hex);
+        dfi_hex (e->checksum, hex);
+        if (!dfi_trust_reaches (a->trust, OSTREE_OBJECT_TYPE_FILE, e->checksum))
+          return dfi_throw (error, DF_ERROR_UNTRUSTED,
+                            "part %u: file %s is not referenced by commit %s; refusing the delta", i, hex,
+                            a->sb->to_hex);
         if (e->has_source)
           {
             char shex[65];
             gboolean have = FALSE;
-            df_hex (e->source, shex);
+            dfi_hex (e->source, shex);
             /* Chunks of one modified file share its source: ask once. */
-            if (!df_objset_add (sources_seen, OSTREE_OBJECT_TYPE_FILE, e->source, NULL))
+            if (!dfi_objset_add (sources_seen, OSTREE_OBJECT_TYPE_FILE, e->source, NULL))
               continue;
             if (!ostree_repo_has_object (a->repo, OSTREE_OBJECT_TYPE_FILE, shex, &have, a->cancellable, error))
               return FALSE;
             if (!have)
-              return df_throw (error, DF_ERROR_MISSING_BASE, "part %u: source object %s is not in the repository", i,
-                               shex);
+              return dfi_throw (error, DF_ERROR_MISSING_BASE, "part %u: source object %s is not in the repository", i,
+                                shex);
           }
       }
   return TRUE;
@@ -105,7 +105,7 @@ trust_walk (Apply *a, GError **error)
 /* Content parts                                                            */
 
 guint64
-df_part_output (const DfPart *p)
+dfi_part_output (const DfPart *p)
 {
   guint64 out = 0;
   for (guint j = 0; j < p->n_entries; j++)
@@ -127,7 +127,7 @@ part_satisfied (Apply *a, guint i)
 {
   const DfPart *p = &a->sb->parts[i];
   for (guint j = 0; j < p->n_entries; j++)
-    if (!df_object_writer_entry_done (a->writer, &p->entries[j]))
+    if (!dfi_object_writer_entry_done (a->writer, &p->entries[j]))
       return FALSE;
   return TRUE;
 }
@@ -139,19 +139,19 @@ part_satisfied (Apply *a, guint i)
 static void
 register_splits (Apply *a)
 {
-  g_autoptr (DfObjSet) patched = df_objset_new (NULL);
+  g_autoptr (DfObjSet) patched = dfi_objset_new (NULL);
   guint64 budget = 0;
   for (guint i = 0; i < a->sb->n_parts; i++)
     for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
       {
         const DfEntry *e = &a->sb->parts[i].entries[j];
-        if (e->has_source && df_objset_add (patched, e->objtype, e->checksum, NULL)
-            && !df_add_u64 (budget, MIN (e->object_size, G_MAXUINT64 / 8) * DF_WINDOW_PER_BYTE, &budget))
+        if (e->has_source && dfi_objset_add (patched, e->objtype, e->checksum, NULL)
+            && !dfi_add_u64 (budget, MIN (e->object_size, G_MAXUINT64 / 8) * DF_WINDOW_PER_BYTE, &budget))
           budget = G_MAXUINT64;
       }
-  df_object_writer_set_inflate_budget (a->writer, budget);
+  dfi_object_writer_set_inflate_budget (a->writer, budget);
 
-  g_autoptr (GHashTable) chunks = g_hash_table_new_full (df_keyed_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr (GHashTable) chunks = g_hash_table_new_full (dfi_keyed_str_hash, g_str_equal, g_free, g_free);
   for (guint i = 0; i < a->sb->n_parts; i++)
     for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
       {
@@ -159,7 +159,7 @@ register_splits (Apply *a)
         if (e->objtype != OSTREE_OBJECT_TYPE_FILE || e->length == e->object_size)
           continue;
         char hex[65];
-        df_hex (e->checksum, hex);
+        dfi_hex (e->checksum, hex);
         guint64 *c = g_hash_table_lookup (chunks, hex);
         if (c == NULL)
           {
@@ -168,7 +168,7 @@ register_splits (Apply *a)
             g_hash_table_insert (chunks, g_strdup (hex), c);
           }
         c[0]++;
-        c[1] += df_object_writer_entry_done (a->writer, e);
+        c[1] += dfi_object_writer_entry_done (a->writer, e);
       }
   GHashTableIter it;
   gpointer key, value;
@@ -178,7 +178,7 @@ register_splits (Apply *a)
       guint64 *c = value;
       guint8 csum[DF_SHA256_LEN];
       ostree_checksum_inplace_to_bytes (key, csum);
-      df_object_writer_expect_split (a->writer, csum, c[2], c[0], c[1]);
+      dfi_object_writer_expect_split (a->writer, csum, c[2], c[0], c[1]);
     }
 }
 
@@ -197,7 +197,7 @@ static void
 dispatch_content (Apply *a, PartTask *t)
 {
   g_mutex_lock (&a->lock);
-  gboolean wanted = df_rebuild_plan_part_wanted (a->plan, t->index);
+  gboolean wanted = dfi_rebuild_plan_part_wanted (a->plan, t->index);
   g_mutex_unlock (&a->lock);
   if (!wanted || part_satisfied (a, t->index))
     {
@@ -206,8 +206,8 @@ dispatch_content (Apply *a, PartTask *t)
       a->progress.parts_done++;
       a->result.parts_skipped++;
       g_mutex_unlock (&a->lock);
-      df_session_task_free (t);
-      df_session_part_finished (a, index);
+      dfi_session_task_free (t);
+      dfi_session_part_finished (a, index);
       return;
     }
   push_task (a, t);
@@ -216,11 +216,11 @@ dispatch_content (Apply *a, PartTask *t)
 /* A content part is done (or was found present): the rebuild and
  * alternative parts that waited for it may run. */
 void
-df_session_part_finished (Apply *a, guint index)
+dfi_session_part_finished (Apply *a, guint index)
 {
   g_autoptr (GPtrArray) released = g_ptr_array_new ();
   g_mutex_lock (&a->lock);
-  df_rebuild_plan_done (a->plan, index, released);
+  dfi_rebuild_plan_done (a->plan, index, released);
   g_mutex_unlock (&a->lock);
   for (guint i = 0; i < released->len; i++)
     dispatch_content (a, released->pdata[i]);
@@ -232,7 +232,7 @@ static void
 offer_content (Apply *a, PartTask *t)
 {
   g_mutex_lock (&a->lock);
-  gboolean now = df_rebuild_plan_offer (a->plan, t->index, t);
+  gboolean now = dfi_rebuild_plan_offer (a->plan, t->index, t);
   g_mutex_unlock (&a->lock);
   if (now)
     dispatch_content (a, t);
@@ -254,7 +254,7 @@ walk_and_release (Apply *a, GError **error)
   /* The walk's tables are known now: the rest of the budget is workers. */
   if (a->need > 0)
     {
-      guint64 held = a->fixed + df_trust_memory (a->trust);
+      guint64 held = a->fixed + dfi_trust_memory (a->trust);
       /* A default budget raised for a rebuild keeps the workers the
        * delta would have had without it (up to DF_REBUILD_BUDGET_MAX). */
       if (a->raise_cap > a->usable && held + a->raise_extra + (guint64)a->workers * a->need > a->usable)
@@ -275,7 +275,7 @@ walk_and_release (Apply *a, GError **error)
         }
     }
   register_splits (a);
-  df_rebuild_plan_start (a->plan, satisfied_cb, a);
+  dfi_rebuild_plan_start (a->plan, satisfied_cb, a);
   a->progress.phase = DF_PHASE_CONTENT;
   {
     PartTask *t = g_new0 (PartTask, 1);
@@ -299,16 +299,16 @@ walk_and_release (Apply *a, GError **error)
  * delta carries are in, since every part has been applied; the rest must
  * already be in the repository. */
 gboolean
-df_session_check_complete (Apply *a, GError **error)
+dfi_session_check_complete (Apply *a, GError **error)
 {
-  g_autoptr (DfObjSet) carried = df_objset_new (NULL);
+  g_autoptr (DfObjSet) carried = dfi_objset_new (NULL);
   for (guint i = 0; i < a->sb->n_parts; i++)
     for (guint j = 0; j < a->sb->parts[i].n_entries; j++)
       {
         const DfEntry *e = &a->sb->parts[i].entries[j];
-        df_objset_add (carried, e->objtype, e->checksum, NULL);
+        dfi_objset_add (carried, e->objtype, e->checksum, NULL);
       }
-  return df_trust_check_present (a->trust, carried, a->sb->has_from, a->sb->to_hex, a->cancellable, error);
+  return dfi_trust_check_present (a->trust, carried, a->sb->has_from, a->sb->to_hex, a->cancellable, error);
 }
 
 static void
@@ -322,19 +322,19 @@ session_fail_cleanup (Apply *a, const GError *error)
   a->in_txn = FALSE;
   /* Chunks staged for a delta that can never succeed are removed: a
    * hostile delta must not leave gigabytes behind. */
-  if (df_apply_failure_is_final (error))
+  if (dfi_apply_failure_is_final (error))
     {
-      g_clear_pointer (&a->writer, df_object_writer_free);
-      df_apply_forget_staging (a->repo, a->sb->file.sha256);
+      g_clear_pointer (&a->writer, dfi_object_writer_free);
+      dfi_apply_forget_staging (a->repo, a->sb->file.sha256);
     }
 }
 
 DfApplySession *
-df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptions *opts, GCancellable *cancellable,
-                      GError **error)
+dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptions *opts, GCancellable *cancellable,
+                       GError **error)
 {
   g_autoptr (DfSuperblock) sb = sb_in;
-  if (!df_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->has_from ? sb->from_hex : NULL, cancellable, error))
+  if (!dfi_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->has_from ? sb->from_hex : NULL, cancellable, error))
     return NULL;
 
   /* The memory budget holds the parsed superblock, the metadata parts
@@ -348,9 +348,9 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
       if (sb->parts[i].kind == DF_PART_KIND_METADATA)
         meta_total += sb->parts[i].uncompressed_size, meta_parts++, meta_entries += sb->parts[i].n_entries;
       else
-        need = MAX (need, df_session_part_memory (&sb->parts[i]));
+        need = MAX (need, dfi_session_part_memory (&sb->parts[i]));
     }
-  guint64 usable = df_apply_usable_memory (opts);
+  guint64 usable = dfi_apply_usable_memory (opts);
   guint64 fixed = sb->memory + meta_total, tables = meta_entries * DF_TRUST_DELTA_META_COST;
   g_autoptr (DfRebuildPlan) plan = NULL;
   guint64 raised = 0, raise_cap = 0, raise_extra = 0;
@@ -362,11 +362,11 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
        * DF_REBUILD_BUDGET_MAX. */
       guint64 cap = opts->memory_explicit ? usable : MAX (usable, DF_REBUILD_BUDGET_MAX - DF_APPLY_RESERVE);
       guint64 extra = 0;
-      plan = df_rebuild_plan_new (sb, cap - fixed - tables - need, &extra, error);
+      plan = dfi_rebuild_plan_new (sb, cap - fixed - tables - need, &extra, error);
       if (plan == NULL)
         return NULL;
       /* The plan's own tables count like the superblock's. */
-      fixed += df_rebuild_plan_memory_size (plan);
+      fixed += dfi_rebuild_plan_memory_size (plan);
       if (extra > 0 && fixed + tables + need <= usable)
         {
           /* Raised (when allowed) to keep the workers the delta would
@@ -383,15 +383,15 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
     }
   if (fixed + tables + need > usable)
     {
-      df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                "the delta needs %" G_GUINT64_FORMAT " MiB (superblock %" G_GUINT64_FORMAT
-                ", metadata %" G_GUINT64_FORMAT ", a worker %" G_GUINT64_FORMAT
-                "), more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
-                (fixed + tables + need + DF_APPLY_RESERVE) / DF_MIB + 1, sb->memory / DF_MIB,
-                (meta_total + tables) / DF_MIB, need / DF_MIB, opts->memory / DF_MIB);
+      dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                 "the delta needs %" G_GUINT64_FORMAT " MiB (superblock %" G_GUINT64_FORMAT
+                 ", metadata %" G_GUINT64_FORMAT ", a worker %" G_GUINT64_FORMAT
+                 "), more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
+                 (fixed + tables + need + DF_APPLY_RESERVE) / DF_MIB + 1, sb->memory / DF_MIB,
+                 (meta_total + tables) / DF_MIB, need / DF_MIB, opts->memory / DF_MIB);
       return NULL;
     }
-  guint workers = opts->jobs ? opts->jobs : df_ncpus ();
+  guint workers = opts->jobs ? opts->jobs : dfi_ncpus ();
 
   Apply *a = g_new0 (Apply, 1);
   a->repo = g_object_ref (repo);
@@ -403,10 +403,10 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   a->raise_cap = raise_cap;
   a->raise_extra = raise_extra;
   for (guint i = 0; i < a->sb->n_parts; i++)
-    if (a->sb->parts[i].kind == DF_PART_KIND_REBUILD && !df_rebuild_plan_part_wanted (a->plan, i))
+    if (a->sb->parts[i].kind == DF_PART_KIND_REBUILD && !dfi_rebuild_plan_part_wanted (a->plan, i))
       a->result.rebuild_parts_unused++;
-  if (df_rebuild_plan_unused_reason (a->plan))
-    g_strlcpy (a->result.rebuild_unused_reason, df_rebuild_plan_unused_reason (a->plan),
+  if (dfi_rebuild_plan_unused_reason (a->plan))
+    g_strlcpy (a->result.rebuild_unused_reason, dfi_rebuild_plan_unused_reason (a->plan),
                sizeof a->result.rebuild_unused_reason);
   a->usable = usable;
   a->fixed = fixed;
@@ -424,8 +424,8 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
   g_mutex_init (&a->lock);
   g_mutex_init (&a->rebuild_lock);
   g_cond_init (&a->cond);
-  a->trust = df_trust_new (repo);
-  df_trust_set_memory_limit (a->trust, usable - fixed - need);
+  a->trust = dfi_trust_new (repo);
+  dfi_trust_set_memory_limit (a->trust, usable - fixed - need);
   a->queued = g_ptr_array_new ();
   a->received = g_new0 (guint8, a->sb->n_parts ? a->sb->n_parts : 1);
   a->meta_parts = meta_parts;
@@ -441,23 +441,23 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
    * commit may cut objects differently), so the state is keyed by the
    * superblock's hash. */
   char sb_hex[65];
-  df_hex (a->sb->file.sha256, sb_hex);
+  dfi_hex (a->sb->file.sha256, sb_hex);
   a->state_dir = g_strdup_printf ("tmp/deltafetch-apply-%s", sb_hex);
   GError *local = NULL;
   gboolean resumed = FALSE;
-  a->writer = df_object_writer_new (repo, a->state_dir, &local);
+  a->writer = dfi_object_writer_new (repo, a->state_dir, &local);
   if (a->writer)
     {
       /* Rebuilds that failed in an earlier run of this delta: their plain
        * encoding is wanted now. */
-      g_autoptr (GPtrArray) failed = df_object_writer_rebuild_failures (a->writer, DF_REBUILD_FAILED_MAX);
+      g_autoptr (GPtrArray) failed = dfi_object_writer_rebuild_failures (a->writer, DF_REBUILD_FAILED_MAX);
       for (guint i = 0; i < failed->len; i++)
-        df_rebuild_plan_fell_back (a->plan, failed->pdata[i]);
+        dfi_rebuild_plan_fell_back (a->plan, failed->pdata[i]);
     }
   if (a->writer && ostree_repo_prepare_transaction (repo, &resumed, a->cancellable, &local))
     {
       a->in_txn = TRUE;
-      a->pool = g_thread_pool_new (df_session_worker, NULL, workers, FALSE, NULL);
+      a->pool = g_thread_pool_new (dfi_session_worker, NULL, workers, FALSE, NULL);
       /* Bytes written, diffs counted twice: they also read their source
        * and decode controls. */
       a->work = g_new0 (guint64, MAX (a->sb->n_parts, 1));
@@ -470,27 +470,27 @@ df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOption
                              : e->encoding == DF_ENCODING_REBUILD ? 4
                                                                   : 1);
           }
-      g_thread_pool_set_sort_function (a->pool, df_session_task_order, a);
+      g_thread_pool_set_sort_function (a->pool, dfi_session_task_order, a);
       a->progress.phase = DF_PHASE_METADATA;
       report (a, TRUE);
       if (meta_parts > 0 || walk_and_release (a, &local))
         return a;
     }
-  df_error_normalize (&local, NULL);
+  dfi_error_normalize (&local, NULL);
   session_fail_cleanup (a, local);
   g_propagate_error (error, local);
-  df_apply_session_free (a);
+  dfi_apply_session_free (a);
   return NULL;
 }
 
 const DfSuperblock *
-df_apply_session_get_superblock (DfApplySession *a)
+dfi_apply_session_get_superblock (DfApplySession *a)
 {
   return a->sb;
 }
 
 void
-df_apply_session_get_progress (DfApplySession *a, DfProgress *out)
+dfi_apply_session_get_progress (DfApplySession *a, DfProgress *out)
 {
   g_mutex_lock (&a->lock);
   *out = a->progress;
@@ -499,7 +499,7 @@ df_apply_session_get_progress (DfApplySession *a, DfProgress *out)
 }
 
 gboolean
-df_apply_session_failed (DfApplySession *a)
+dfi_apply_session_failed (DfApplySession *a)
 {
   g_mutex_lock (&a->lock);
   gboolean failed = a->error != NULL;
@@ -508,28 +508,28 @@ df_apply_session_failed (DfApplySession *a)
 }
 
 GCancellable *
-df_apply_session_get_cancellable (DfApplySession *a)
+dfi_apply_session_get_cancellable (DfApplySession *a)
 {
   return a->cancellable;
 }
 
 gboolean
-df_apply_session_part_needed (DfApplySession *a, guint index)
+dfi_apply_session_part_needed (DfApplySession *a, guint index)
 {
   g_return_val_if_fail (index < a->sb->n_parts, FALSE);
   if (a->sb->parts[index].kind == DF_PART_KIND_METADATA)
     return TRUE;
   g_mutex_lock (&a->lock);
-  gboolean wanted = df_rebuild_plan_part_wanted (a->plan, index);
+  gboolean wanted = dfi_rebuild_plan_part_wanted (a->plan, index);
   g_mutex_unlock (&a->lock);
   return wanted && !part_satisfied (a, index);
 }
 
 gboolean
-df_apply_session_add_part (DfApplySession *a, guint index, int dfd, const char *name, GError **error)
+dfi_apply_session_add_part (DfApplySession *a, guint index, int dfd, const char *name, GError **error)
 {
   if (index >= a->sb->n_parts)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "part %u does not exist", index);
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "part %u does not exist", index);
   g_mutex_lock (&a->lock);
   gboolean dup = a->received[index];
   a->received[index] = TRUE;
@@ -538,7 +538,7 @@ df_apply_session_add_part (DfApplySession *a, guint index, int dfd, const char *
     return TRUE;
   if (a->sb->parts[index].kind == DF_PART_KIND_METADATA)
     {
-      g_autoptr (GBytes) payload = df_session_read_part (a, index, dfd, name, error);
+      g_autoptr (GBytes) payload = dfi_session_read_part (a, index, dfd, name, error);
       if (payload == NULL)
         return FALSE;
       if (!add_metadata_objects (a, index, payload, error))
@@ -564,8 +564,8 @@ df_apply_session_add_part (DfApplySession *a, guint index, int dfd, const char *
   t->name = g_strdup (name);
   if (t->dfd < 0)
     {
-      df_session_task_free (t);
-      return df_throw_errno (error, errno, "part %u", index);
+      dfi_session_task_free (t);
+      return dfi_throw_errno (error, errno, "part %u", index);
     }
   g_mutex_lock (&a->lock);
   gboolean ready = a->walk_done;
@@ -578,7 +578,7 @@ df_apply_session_add_part (DfApplySession *a, guint index, int dfd, const char *
 }
 
 gboolean
-df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **error)
+dfi_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **error)
 {
   GError *local = NULL;
   /* Wait for the workers, reporting progress; then run what still waits
@@ -596,7 +596,7 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
           g_mutex_lock (&a->lock);
         }
       g_autoptr (GPtrArray) released = g_ptr_array_new ();
-      if (a->error != NULL || !a->walk_done || df_rebuild_plan_release (a->plan, released) == 0)
+      if (a->error != NULL || !a->walk_done || dfi_rebuild_plan_release (a->plan, released) == 0)
         break;
       g_mutex_unlock (&a->lock);
       for (guint i = 0; i < released->len; i++)
@@ -610,7 +610,7 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
     {
       for (guint i = 0; i < a->sb->n_parts && local == NULL; i++)
         if (a->sb->parts[i].kind == DF_PART_KIND_METADATA && !a->received[i])
-          df_throw (&local, DF_ERROR_INVALID_DELTA, "metadata part %u never arrived", i);
+          dfi_throw (&local, DF_ERROR_INVALID_DELTA, "metadata part %u never arrived", i);
     }
   /* A part never handed over is fine only if its objects are all there
    * (the caller skipped it as not needed). */
@@ -623,10 +623,10 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
       else if (a->sb->parts[i].kind == DF_PART_KIND_ALTERNATIVE)
         /* Not final: the failure is recorded, and the next run of this
          * delta fetches the plain encoding instead. */
-        df_throw (&local, DF_ERROR_FAILED,
-                  "a rebuild failed and part %u, its plain encoding, was not fetched: run again to fetch it", i);
+        dfi_throw (&local, DF_ERROR_FAILED,
+                   "a rebuild failed and part %u, its plain encoding, was not fetched: run again to fetch it", i);
       else
-        df_throw (&local, DF_ERROR_INVALID_DELTA, "part %u never arrived", i);
+        dfi_throw (&local, DF_ERROR_INVALID_DELTA, "part %u never arrived", i);
     }
   if (local == NULL)
     g_cancellable_set_error_if_cancelled (a->cancellable, &local);
@@ -638,13 +638,13 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
       g_autoptr (GVariant) meta = NULL;
       if (g_bytes_get_size (a->sb->commitmeta) > 0)
         meta = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), a->sb->commitmeta, FALSE));
-      if (df_object_writer_finish_splits (a->writer, a->cancellable, &local)
-          && (a->complete_checked || df_session_check_complete (a, &local))
-          && df_object_writer_commit (a->writer, a->sb->to_hex, a->sb->commit, meta, a->opts->ref,
-                                      &a->result.objects_written, &a->result.content_bytes, a->cancellable, &local))
+      if (dfi_object_writer_finish_splits (a->writer, a->cancellable, &local)
+          && (a->complete_checked || dfi_session_check_complete (a, &local))
+          && dfi_object_writer_commit (a->writer, a->sb->to_hex, a->sb->commit, meta, a->opts->ref,
+                                       &a->result.objects_written, &a->result.content_bytes, a->cancellable, &local))
         {
           a->in_txn = FALSE;
-          df_object_writer_cleanup (a->writer, NULL);
+          dfi_object_writer_cleanup (a->writer, NULL);
         }
     }
   if (local)
@@ -656,7 +656,7 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
           g_clear_error (&local);
           g_cancellable_set_error_if_cancelled (a->user_cancellable, &local);
         }
-      df_error_normalize (&local, NULL);
+      dfi_error_normalize (&local, NULL);
       session_fail_cleanup (a, local);
       g_propagate_error (error, local);
       return FALSE;
@@ -667,7 +667,7 @@ df_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **erro
 }
 
 void
-df_apply_session_free (DfApplySession *a)
+dfi_apply_session_free (DfApplySession *a)
 {
   if (a == NULL)
     return;
@@ -682,22 +682,22 @@ df_apply_session_free (DfApplySession *a)
     g_cancellable_disconnect (a->user_cancellable, a->chained);
   g_clear_object (&a->user_cancellable);
   g_object_unref (a->cancellable);
-  g_clear_pointer (&a->writer, df_object_writer_free);
-  df_trust_free (a->trust);
+  g_clear_pointer (&a->writer, dfi_object_writer_free);
+  dfi_trust_free (a->trust);
   for (guint i = 0; a->queued && i < a->queued->len; i++)
-    df_session_task_free (a->queued->pdata[i]);
+    dfi_session_task_free (a->queued->pdata[i]);
   g_clear_pointer (&a->queued, g_ptr_array_unref);
   if (a->plan)
     {
-      g_autoptr (GPtrArray) held = g_ptr_array_new_with_free_func ((GDestroyNotify)df_session_task_free);
-      df_rebuild_plan_steal_held (a->plan, held);
-      df_rebuild_plan_free (a->plan);
+      g_autoptr (GPtrArray) held = g_ptr_array_new_with_free_func ((GDestroyNotify)dfi_session_task_free);
+      dfi_rebuild_plan_steal_held (a->plan, held);
+      dfi_rebuild_plan_free (a->plan);
     }
   g_clear_error (&a->error);
   g_free (a->received);
   g_free (a->work);
   g_free (a->state_dir);
-  df_superblock_free (a->sb);
+  dfi_superblock_free (a->sb);
   g_object_unref (a->repo);
   g_mutex_clear (&a->lock);
   g_mutex_clear (&a->rebuild_lock);
@@ -706,12 +706,12 @@ df_apply_session_free (DfApplySession *a)
 }
 
 void
-df_apply_session_abort (DfApplySession *s, const GError *error)
+dfi_apply_session_abort (DfApplySession *s, const GError *error)
 {
   /* Let the workers stop before cleaning up. */
   GError *ignored = NULL;
   g_cancellable_cancel (s->cancellable);
-  df_apply_session_finish (s, NULL, &ignored);
+  dfi_apply_session_finish (s, NULL, &ignored);
   g_clear_error (&ignored);
   session_fail_cleanup (s, (GError *)error);
 }

@@ -13,38 +13,38 @@ typedef struct _DfApplySession DfApplySession;
 /* Checks trust and the from-commit, sizes the worker pool from the memory
  * budget, opens the transaction. Takes ownership of @sb. @opts must
  * outlive the session. */
-DfApplySession *df_apply_session_new (OstreeRepo *repo, DfSuperblock *sb, const DfApplyOptions *opts,
-                                      GCancellable *cancellable, GError **error);
-void df_apply_session_free (DfApplySession *s);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfApplySession, df_apply_session_free)
+DfApplySession *dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb, const DfApplyOptions *opts,
+                                       GCancellable *cancellable, GError **error);
+void dfi_apply_session_free (DfApplySession *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfApplySession, dfi_apply_session_free)
 
-const DfSuperblock *df_apply_session_get_superblock (DfApplySession *s);
+const DfSuperblock *dfi_apply_session_get_superblock (DfApplySession *s);
 /* A snapshot of the session's progress (thread-safe). */
-void df_apply_session_get_progress (DfApplySession *s, DfProgress *out);
+void dfi_apply_session_get_progress (DfApplySession *s, DfProgress *out);
 /* TRUE once a worker has failed (finish reports the error). */
-gboolean df_apply_session_failed (DfApplySession *s);
+gboolean dfi_apply_session_failed (DfApplySession *s);
 /* Cancelling it stops the workers (finish then reports the cancellation). */
-GCancellable *df_apply_session_get_cancellable (DfApplySession *s);
+GCancellable *dfi_apply_session_get_cancellable (DfApplySession *s);
 
 /* FALSE when every object of content part @index is present already
  * (resume): a fetcher need not download it. */
-gboolean df_apply_session_part_needed (DfApplySession *s, guint index);
+gboolean dfi_apply_session_part_needed (DfApplySession *s, guint index);
 
 /* Hands over part @index, a complete file @name under @dfd (the session
  * reads it later, so it must stay until finish). Thread-safe; adding a part
  * twice is harmless. Errors found later surface in finish. */
-gboolean df_apply_session_add_part (DfApplySession *s, guint index, int dfd, const char *name, GError **error);
+gboolean dfi_apply_session_add_part (DfApplySession *s, guint index, int dfd, const char *name, GError **error);
 
 /* Waits for every part, checks the commit is complete, writes the commit
  * object and the ref, commits the transaction. */
-gboolean df_apply_session_finish (DfApplySession *s, DfApplyResult *result, GError **error);
+gboolean dfi_apply_session_finish (DfApplySession *s, DfApplyResult *result, GError **error);
 
 /* The caller gives up after @error: stops the workers, releases the
  * transaction, and removes what was staged when @error is final
- * (df_apply_failure_is_final()). The session is then only to be freed. */
-void df_apply_session_abort (DfApplySession *s, const GError *error);
+ * (dfi_apply_failure_is_final()). The session is then only to be freed. */
+void dfi_apply_session_abort (DfApplySession *s, const GError *error);
 
 /* Bytes applying native part @p writes into the repository: its objects,
  * and the chunks of split objects and rebuilt objects twice (staged, then
  * the object made from them). Its payload size would undercount diff entries. */
-guint64 df_part_output (const DfPart *p);
+guint64 dfi_part_output (const DfPart *p);

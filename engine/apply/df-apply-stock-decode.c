@@ -13,17 +13,17 @@ static gboolean
 decode_part (const DfStockSuperblock *sb, guint i, int delta_dfd, int copy_dfd, int fd, guint64 *len,
              DfStockDecoder *dec, GCancellable *c, GError **error)
 {
-  df_autofd pfd = -1;
+  dfi_autofd pfd = -1;
   if (sb->parts[i].inline_data == NULL)
     {
       char name[16], what[32];
       g_snprintf (name, sizeof name, "%u", i);
       g_snprintf (what, sizeof what, "part %u", i);
-      pfd = df_open_regular (delta_dfd, name, what, NULL, error);
+      pfd = dfi_open_regular (delta_dfd, name, what, NULL, error);
       if (pfd < 0)
         return FALSE;
     }
-  return df_stock_part_decode (sb, i, pfd, copy_dfd, fd, len, dec, c, error);
+  return dfi_stock_part_decode (sb, i, pfd, copy_dfd, fd, len, dec, c, error);
 }
 
 /* The budget less the reserve, the rebuilding thread and the parsed
@@ -36,21 +36,21 @@ stock_avail (const DfStockSuperblock *sb, guint64 memory)
 }
 
 guint
-df_stock_decoders (const DfStockSuperblock *sb, guint64 memory, guint jobs)
+dfi_stock_decoders (const DfStockSuperblock *sb, guint64 memory, guint jobs)
 {
   /* Without a number of jobs, the rebuilding thread keeps a processor of
    * its own: on two processors a second decoder only takes turns with it
    * (measured: no faster, 30 MiB more). */
-  guint cpus = jobs ? jobs : MAX (df_ncpus (), 2) - 1;
+  guint cpus = jobs ? jobs : MAX (dfi_ncpus (), 2) - 1;
   return (guint)CLAMP (stock_avail (sb, memory) / DF_STOCK_DECODER_MEM, 1, cpus);
 }
 
 gboolean
-df_stock_check_memory (const DfStockSuperblock *sb, guint64 memory, GError **error)
+dfi_stock_check_memory (const DfStockSuperblock *sb, guint64 memory, GError **error)
 {
   if (stock_avail (sb, memory) >= DF_STOCK_DECODER_MEM)
     return TRUE;
-  return df_throw (
+  return dfi_throw (
       error, DF_ERROR_INVALID_ARGUMENT,
       "the stock delta needs %" G_GUINT64_FORMAT " MiB (superblock %" G_GUINT64_FORMAT
       ", an xz decoder %u, rebuilding %u), more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
@@ -59,9 +59,9 @@ df_stock_check_memory (const DfStockSuperblock *sb, guint64 memory, GError **err
 }
 
 guint64
-df_stock_payload_staging (const DfStockSuperblock *sb, guint decoders)
+dfi_stock_payload_staging (const DfStockSuperblock *sb, guint decoders)
 {
-  /* A payload is at most df_stock_payload_max() (about as large as the
+  /* A payload is at most dfi_stock_payload_max() (about as large as the
    * objects it makes: the data of new files, or bsdiff patches as long as
    * their targets); decoding stops there. Decoded parts wait
    * up to DF_STOCK_AHEAD_MAX, plus one in each decoder and the one being
@@ -69,7 +69,7 @@ df_stock_payload_staging (const DfStockSuperblock *sb, guint decoders)
   guint64 total = 0, largest = 0;
   for (guint i = 0; i < sb->n_parts; i++)
     {
-      guint64 most = df_stock_payload_max (&sb->parts[i]);
+      guint64 most = dfi_stock_payload_max (&sb->parts[i]);
       total += most;
       largest = MAX (largest, most);
     }
@@ -77,10 +77,10 @@ df_stock_payload_staging (const DfStockSuperblock *sb, guint decoders)
 }
 
 gpointer
-df_stock_decoder_thread (gpointer data)
+dfi_stock_decoder_thread (gpointer data)
 {
   Pipe *pp = data;
-  g_autoptr (DfStockDecoder) dec = df_stock_decoder_new ();
+  g_autoptr (DfStockDecoder) dec = dfi_stock_decoder_new ();
   for (;;)
     {
       g_mutex_lock (&pp->lock);
@@ -108,7 +108,7 @@ df_stock_decoder_thread (gpointer data)
       if (pp->src->wait && pp->sb->parts[i].inline_data == NULL)
         ok = pp->src->wait (i, pp->src->data, &local);
       if (ok && fd < 0 && (fd = openat (pp->tmp_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
-        ok = df_throw_errno (&local, errno, "creating a temporary file in the repository");
+        ok = dfi_throw_errno (&local, errno, "creating a temporary file in the repository");
       if (ok)
         ok = decode_part (pp->sb, i, pp->src->dfd, pp->src->private_parts ? -1 : pp->tmp_dfd, fd, &len, dec, pp->c,
                           &local);
@@ -135,7 +135,7 @@ df_stock_decoder_thread (gpointer data)
 
 /* Waits until plan entry @k is decoded. */
 gboolean
-df_stock_pipe_wait (Pipe *pp, guint k, GError **error)
+dfi_stock_pipe_wait (Pipe *pp, guint k, GError **error)
 {
   g_mutex_lock (&pp->lock);
   while (pp->fd[k] < 0 && pp->error == NULL)
@@ -151,7 +151,7 @@ df_stock_pipe_wait (Pipe *pp, guint k, GError **error)
  * decoded, the earliest in the plan when several are; *@out is its index,
  * or G_MAXUINT when every entry is taken. */
 gboolean
-df_stock_pipe_take (Pipe *pp, guint *out, GError **error)
+dfi_stock_pipe_take (Pipe *pp, guint *out, GError **error)
 {
   g_mutex_lock (&pp->lock);
   *out = G_MAXUINT;
@@ -184,7 +184,7 @@ df_stock_pipe_take (Pipe *pp, guint *out, GError **error)
 
 /* Plan entry @k is done with: its file goes back to the pool. */
 void
-df_stock_pipe_release (Pipe *pp, guint k)
+dfi_stock_pipe_release (Pipe *pp, guint k)
 {
   g_mutex_lock (&pp->lock);
   pp->taken[k] = TRUE;

@@ -50,11 +50,11 @@ typedef struct
 } Pipe;
 
 /* A decoder's thread (@data: the Pipe). */
-gpointer df_stock_decoder_thread (gpointer data);
+gpointer dfi_stock_decoder_thread (gpointer data);
 /* Waits until plan entry @k (a metadata part, taken in order) is decoded. */
-gboolean df_stock_pipe_wait (Pipe *pp, guint k, GError **error);
+gboolean dfi_stock_pipe_wait (Pipe *pp, guint k, GError **error);
 /* The next decoded content entry in *@out (G_MAXUINT: none left). */
-gboolean df_stock_pipe_take (Pipe *pp, guint *out, GError **error);
+gboolean dfi_stock_pipe_take (Pipe *pp, guint *out, GError **error);
 /* The rebuilding thread is done with entry @k: its file goes back to the
  * pool. */
-void df_stock_pipe_release (Pipe *pp, guint k);
+void dfi_stock_pipe_release (Pipe *pp, guint k);

@@ -65,7 +65,7 @@ open_tmpfile (Run *r, int *out, GError **error)
 {
   *out = openat (r->tmp_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (*out < 0)
-    return df_throw_errno (error, errno, "creating a temporary file in the repository");
+    return dfi_throw_errno (error, errno, "creating a temporary file in the repository");
   return TRUE;
 }
 
@@ -76,10 +76,10 @@ on_metadata (gpointer user, OstreeObjectType type, const guint8 csum[DF_SHA256_L
   if (!r->metadata_pass)
     return TRUE;
   /* Verified by the walk; written once it has decided. */
-  df_trust_add_delta_metadata (r->trust, type, csum, data);
+  dfi_trust_add_delta_metadata (r->trust, type, csum, data);
   r->meta_held += g_bytes_get_size (data);
-  if (r->meta_held + df_trust_memory (r->trust) > r->meta_limit)
-    return df_throw (
+  if (r->meta_held + dfi_trust_memory (r->trust) > r->meta_limit)
+    return dfi_throw (
         error, DF_ERROR_INVALID_ARGUMENT,
         "the delta's dirtree and dirmeta objects take more than the memory budget leaves (%" G_GUINT64_FORMAT " MiB)",
         r->meta_limit / DF_MIB);
@@ -93,9 +93,9 @@ drop_object (Run *r)
   if (r->stage_fd >= 0)
     close (r->stage_fd);
   r->stage_fd = -1;
-  df_content_header_clear (&r->h);
+  dfi_content_header_clear (&r->h);
   if (r->csum)
-    df_sha256_clear (&r->sha);
+    dfi_sha256_clear (&r->sha);
   r->csum = NULL;
 }
 
@@ -107,9 +107,9 @@ on_begin (gpointer user, const guint8 csum[DF_SHA256_LEN], guint32 uid, guint32 
   if (r->metadata_pass)
     return (*skip = TRUE);
   char hex[65];
-  df_hex (csum, hex);
-  if (!df_trust_reaches (r->trust, OSTREE_OBJECT_TYPE_FILE, csum))
-    return df_throw (error, DF_ERROR_UNTRUSTED, "file %s is not referenced by the commit", hex);
+  dfi_hex (csum, hex);
+  if (!dfi_trust_reaches (r->trust, OSTREE_OBJECT_TYPE_FILE, csum))
+    return dfi_throw (error, DF_ERROR_UNTRUSTED, "file %s is not referenced by the commit", hex);
   gboolean have = FALSE;
   if (!ostree_repo_has_object (r->repo, OSTREE_OBJECT_TYPE_FILE, hex, &have, r->c, error))
     return FALSE;
@@ -118,7 +118,7 @@ on_begin (gpointer user, const guint8 csum[DF_SHA256_LEN], guint32 uid, guint32 
   r->h.uid = uid, r->h.gid = gid, r->h.mode = mode;
   r->h.xattrs = g_variant_ref (xattrs);
   r->h.symlink_target = g_strdup (target ? target : "");
-  df_content_checksum_begin (&r->sha, uid, gid, mode, target, xattrs);
+  dfi_content_checksum_begin (&r->sha, uid, gid, mode, target, xattrs);
   r->csum = csum;
   r->size = size;
   r->got = 0;
@@ -134,10 +134,10 @@ on_data (gpointer user, const guint8 *data, gsize len, GError **error)
 {
   Run *r = user;
   g_assert (r->got + len <= r->size); /* the interpreter counts */
-  df_sha256_update (&r->sha, data, len);
+  dfi_sha256_update (&r->sha, data, len);
   if (r->mem)
     memcpy (r->mem + r->got, data, len);
-  else if (!df_pwrite_all (r->stage_fd, data, len, r->got, "staged file", error))
+  else if (!dfi_pwrite_all (r->stage_fd, data, len, r->got, "staged file", error))
     return FALSE;
   r->got += len;
   return TRUE;
@@ -148,13 +148,13 @@ on_end (gpointer user, GError **error)
 {
   Run *r = user;
   char hex[65];
-  df_hex (r->csum, hex);
+  dfi_hex (r->csum, hex);
   guint8 actual[DF_SHA256_LEN];
-  df_sha256_final (&r->sha, actual);
+  dfi_sha256_final (&r->sha, actual);
   if (memcmp (actual, r->csum, DF_SHA256_LEN) != 0)
     {
       drop_object (r);
-      return df_throw (error, DF_ERROR_CORRUPT, "file %s: the rebuilt bytes do not hash to its checksum", hex);
+      return dfi_throw (error, DF_ERROR_CORRUPT, "file %s: the rebuilt bytes do not hash to its checksum", hex);
     }
   g_autoptr (GInputStream) in = NULL;
   if (r->stage_fd >= 0)
@@ -164,7 +164,7 @@ on_end (gpointer user, GError **error)
     }
   else
     in = g_memory_input_stream_new_from_data (r->mem ? r->mem : (guint8 *)"", r->size, NULL);
-  gboolean ok = df_object_writer_content (r->writer, r->csum, &r->h, in, r->size, TRUE, r->c, error);
+  gboolean ok = dfi_object_writer_content (r->writer, r->csum, &r->h, in, r->size, TRUE, r->c, error);
   g_clear_object (&in);
   drop_object (r);
   return ok;
@@ -206,7 +206,7 @@ source_open (Run *r, GError **error)
     return TRUE;
   source_close (r);
   char hex[65], path[128];
-  df_hex (r->src_csum, hex);
+  dfi_hex (r->src_csum, hex);
   g_snprintf (r->src_what, sizeof r->src_what, "source object %s", hex);
   OstreeRepoMode mode = ostree_repo_get_mode (r->repo);
   struct stat st;
@@ -214,7 +214,7 @@ source_open (Run *r, GError **error)
     {
       g_snprintf (path, sizeof path, "objects/%.2s/%s.file", hex, hex + 2);
       if (faccessat (ostree_repo_get_dfd (r->repo), path, F_OK, AT_SYMLINK_NOFOLLOW) == 0
-          && (r->src_fd = df_open_regular (ostree_repo_get_dfd (r->repo), path, r->src_what, &st, error)) < 0)
+          && (r->src_fd = dfi_open_regular (ostree_repo_get_dfd (r->repo), path, r->src_what, &st, error)) < 0)
         return FALSE;
     }
   if (r->src_fd < 0)
@@ -223,15 +223,15 @@ source_open (Run *r, GError **error)
       g_autoptr (GFileInfo) info = NULL;
       g_autoptr (GError) local = NULL;
       if (!ostree_repo_load_file (r->repo, hex, &in, &info, NULL, r->c, &local))
-        return df_throw (error, DF_ERROR_MISSING_BASE, "%s is not in the repository", r->src_what);
+        return dfi_throw (error, DF_ERROR_MISSING_BASE, "%s is not in the repository", r->src_what);
       if (in == NULL)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "%s is not a regular file", r->src_what);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s is not a regular file", r->src_what);
       guint64 size = g_file_info_get_size (info);
       if (r->part_inflated + size > r->part_output * DF_STOCK_INFLATE_PER_BYTE + DF_STOCK_INFLATE_SLACK)
-        return df_throw (error, DF_ERROR_INVALID_DELTA,
-                         "the part reads %" G_GUINT64_FORMAT " bytes of source objects for %" G_GUINT64_FORMAT
-                         " bytes of output",
-                         r->part_inflated + size, r->part_output);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                          "the part reads %" G_GUINT64_FORMAT " bytes of source objects for %" G_GUINT64_FORMAT
+                          " bytes of output",
+                          r->part_inflated + size, r->part_output);
       r->part_inflated += size;
       int fd;
       if (!open_tmpfile (r, &fd, error))
@@ -244,7 +244,7 @@ source_open (Run *r, GError **error)
           return FALSE;
         }
       if (fstat (r->src_fd, &st) < 0)
-        return df_throw_errno (error, errno, "reading %s", r->src_what);
+        return dfi_throw_errno (error, errno, "reading %s", r->src_what);
     }
   memcpy (r->src_fd_csum, r->src_csum, DF_SHA256_LEN);
   r->src_fd_size = st.st_size;
@@ -267,7 +267,7 @@ on_source_read (gpointer user, guint64 offset, guint8 *buf, gsize len, GError **
   Run *r = user;
   if (!source_open (r, error))
     return FALSE;
-  return df_pread_all (r->src_fd, buf, len, offset, r->src_what, error);
+  return dfi_pread_all (r->src_fd, buf, len, offset, r->src_what, error);
 }
 
 static const DfStockSink stock_sink
@@ -278,11 +278,11 @@ exec_part (Run *r, const DfStockSuperblock *sb, guint i, int fd, guint64 len, GE
 {
   DfStockPayload pl;
   r->part_output = r->part_inflated = 0;
-  gboolean ok = df_stock_payload_open (&pl, fd, len, error);
+  gboolean ok = dfi_stock_payload_open (&pl, fd, len, error);
   if (ok)
     {
-      ok = df_stock_execute (&sb->parts[i], &pl, &stock_sink, r, NULL, r->c, error);
-      df_stock_payload_clear (&pl);
+      ok = dfi_stock_execute (&sb->parts[i], &pl, &stock_sink, r, NULL, r->c, error);
+      dfi_stock_payload_clear (&pl);
     }
   r->src_set = FALSE;
   drop_object (r);
@@ -292,7 +292,7 @@ exec_part (Run *r, const DfStockSuperblock *sb, guint i, int fd, guint64 len, GE
 }
 
 gboolean
-df_stock_part_has_metadata (const DfStockPart *p)
+dfi_stock_part_has_metadata (const DfStockPart *p)
 {
   for (guint j = 0; j < p->n_objects; j++)
     if (p->objects[j * DF_STOCK_OBJREC_LEN] != OSTREE_OBJECT_TYPE_FILE)
@@ -301,14 +301,14 @@ df_stock_part_has_metadata (const DfStockPart *p)
 }
 
 gboolean
-df_stock_part_present (OstreeRepo *repo, const DfStockPart *p, GCancellable *c, gboolean *out, GError **error)
+dfi_stock_part_present (OstreeRepo *repo, const DfStockPart *p, GCancellable *c, gboolean *out, GError **error)
 {
   *out = FALSE;
   for (guint j = 0; j < p->n_objects; j++)
     {
       const guint8 *rec = p->objects + j * DF_STOCK_OBJREC_LEN;
       char hex[65];
-      df_hex (rec + 1, hex);
+      dfi_hex (rec + 1, hex);
       gboolean have = FALSE;
       if (!ostree_repo_has_object (repo, rec[0], hex, &have, c, error))
         return FALSE;
@@ -328,22 +328,22 @@ check_declared (DfTrust *trust, const DfStockSuperblock *sb, GError **error)
     for (guint j = 0; j < sb->parts[i].n_objects; j++)
       {
         const guint8 *rec = sb->parts[i].objects + j * DF_STOCK_OBJREC_LEN;
-        if (!df_trust_reaches (trust, rec[0], rec + 1))
+        if (!dfi_trust_reaches (trust, rec[0], rec + 1))
           {
             char hex[65];
-            df_hex (rec + 1, hex);
-            return df_throw (error, DF_ERROR_UNTRUSTED,
-                             "part %u: %s %s is not referenced by commit %s; refusing the delta", i,
-                             ostree_object_type_to_string (rec[0]), hex, sb->to_hex);
+            dfi_hex (rec + 1, hex);
+            return dfi_throw (error, DF_ERROR_UNTRUSTED,
+                              "part %u: %s %s is not referenced by commit %s; refusing the delta", i,
+                              ostree_object_type_to_string (rec[0]), hex, sb->to_hex);
           }
       }
   for (guint i = 0; i < sb->n_fallbacks; i++)
-    if (!df_trust_reaches (trust, sb->fallbacks[i].objtype, sb->fallbacks[i].checksum))
+    if (!dfi_trust_reaches (trust, sb->fallbacks[i].objtype, sb->fallbacks[i].checksum))
       {
         char hex[65];
-        df_hex (sb->fallbacks[i].checksum, hex);
-        return df_throw (error, DF_ERROR_UNTRUSTED, "fallback %s is not referenced by commit %s; refusing the delta",
-                         hex, sb->to_hex);
+        dfi_hex (sb->fallbacks[i].checksum, hex);
+        return dfi_throw (error, DF_ERROR_UNTRUSTED, "fallback %s is not referenced by commit %s; refusing the delta",
+                          hex, sb->to_hex);
       }
   return TRUE;
 }
@@ -353,14 +353,14 @@ check_declared (DfTrust *trust, const DfStockSuperblock *sb, GError **error)
 static gboolean
 check_complete (DfTrust *trust, const DfStockSuperblock *sb, GCancellable *c, GError **error)
 {
-  g_autoptr (DfObjSet) carried = df_objset_new (NULL);
+  g_autoptr (DfObjSet) carried = dfi_objset_new (NULL);
   for (guint i = 0; i < sb->n_parts; i++)
     for (guint j = 0; j < sb->parts[i].n_objects; j++)
       {
         const guint8 *rec = sb->parts[i].objects + j * DF_STOCK_OBJREC_LEN;
-        df_objset_add (carried, rec[0], rec + 1, NULL);
+        dfi_objset_add (carried, rec[0], rec + 1, NULL);
       }
-  return df_trust_check_present (trust, carried, sb->has_from, sb->to_hex, c, error);
+  return dfi_trust_check_present (trust, carried, sb->has_from, sb->to_hex, c, error);
 }
 
 static void
@@ -372,8 +372,8 @@ progress (const DfApplyOptions *opts, DfProgress *p, DfPhase phase)
 }
 
 GArray *
-df_stock_missing_fallbacks (OstreeRepo *repo, const DfStockSuperblock *sb, guint64 *bytes, GCancellable *c,
-                            GError **error)
+dfi_stock_missing_fallbacks (OstreeRepo *repo, const DfStockSuperblock *sb, guint64 *bytes, GCancellable *c,
+                             GError **error)
 {
   g_autoptr (GArray) missing = g_array_new (FALSE, FALSE, sizeof (guint));
   if (bytes)
@@ -381,7 +381,7 @@ df_stock_missing_fallbacks (OstreeRepo *repo, const DfStockSuperblock *sb, guint
   for (guint i = 0; i < sb->n_fallbacks; i++)
     {
       char hex[65];
-      df_hex (sb->fallbacks[i].checksum, hex);
+      dfi_hex (sb->fallbacks[i].checksum, hex);
       gboolean have = FALSE;
       if (!ostree_repo_has_object (repo, sb->fallbacks[i].objtype, hex, &have, c, error))
         return NULL;
@@ -412,20 +412,20 @@ apply_fallbacks (Run *r, const DfStockSuperblock *sb, GArray *missing, gboolean 
       guint64 size = 0;
       if (!src->fallback (i, &fd_raw, &size, src->data, error))
         return FALSE;
-      df_autofd fd = fd_raw;
+      dfi_autofd fd = fd_raw;
       if (meta)
         {
           /* The source verified it; the walk checks it again. */
           if (size > DF_METADATA_OBJECT_MAX)
-            return df_throw (error, DF_ERROR_INVALID_DELTA, "fallback object of %" G_GUINT64_FORMAT " bytes", size);
+            return dfi_throw (error, DF_ERROR_INVALID_DELTA, "fallback object of %" G_GUINT64_FORMAT " bytes", size);
           g_autofree guint8 *buf = g_malloc (MAX (size, 1));
-          if (!df_pread_all (fd, buf, size, 0, "fallback object", error))
+          if (!dfi_pread_all (fd, buf, size, 0, "fallback object", error))
             return FALSE;
           g_autoptr (GBytes) b = g_bytes_new_take (g_steal_pointer (&buf), size);
-          df_trust_add_delta_metadata (r->trust, fb->objtype, fb->checksum, b);
+          dfi_trust_add_delta_metadata (r->trust, fb->objtype, fb->checksum, b);
           continue;
         }
-      gboolean ok = df_stock_filez_read (fd, size, fb, &stock_sink, r, r->c, error);
+      gboolean ok = dfi_stock_filez_read (fd, size, fb, &stock_sink, r, r->c, error);
       drop_object (r);
       if (!ok)
         return FALSE;
@@ -475,7 +475,7 @@ content_order (gconstpointer x, gconstpointer y, gpointer data)
 }
 
 void
-df_stock_content_order (const DfStockSuperblock *sb, guint *parts, guint n, guint decoders)
+dfi_stock_content_order (const DfStockSuperblock *sb, guint *parts, guint n, guint decoders)
 {
   OrderCtx ctx = { sb, decoders > 1 };
   g_qsort_with_data (parts, n, sizeof *parts, content_order, &ctx);
@@ -497,7 +497,7 @@ meta_writer_thread (gpointer data)
   for (guint i = 0; i < mw->meta->len && !g_atomic_int_get (&mw->stop); i++)
     {
       DfTrustMeta *m = mw->meta->pdata[i];
-      if (!df_object_writer_metadata (mw->writer, m->type, m->checksum, m->data, mw->c, &mw->error))
+      if (!dfi_object_writer_metadata (mw->writer, m->type, m->checksum, m->data, mw->c, &mw->error))
         break;
     }
   return NULL;
@@ -524,10 +524,10 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, const DfPar
   for (guint pass = 0; ok && pass < 2; pass++)
     for (guint i = 0; ok && i < sb->n_parts; i++)
       {
-        if (df_stock_part_has_metadata (&sb->parts[i]) != (pass == 0))
+        if (dfi_stock_part_has_metadata (&sb->parts[i]) != (pass == 0))
           continue;
         gboolean done;
-        ok = df_stock_part_present (repo, &sb->parts[i], r->c, &done, error);
+        ok = dfi_stock_part_present (repo, &sb->parts[i], r->c, &done, error);
         content_run[i] = !done;
         if (ok && done)
           result->parts_skipped++, p.parts_done++;
@@ -537,21 +537,21 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, const DfPar
 
   /* A fetcher downloads the parts in this order too (xz decodes slower
    * than a link of 32 MB/s delivers, so a decoder then never waits). */
-  guint decoders = df_stock_decoders (sb, opts->memory, opts->jobs);
+  guint decoders = dfi_stock_decoders (sb, opts->memory, opts->jobs);
   if (ok)
-    df_stock_content_order (sb, plan + n_meta, n_plan - n_meta, decoders);
+    dfi_stock_content_order (sb, plan + n_meta, n_plan - n_meta, decoders);
   /* Offline, what the delta declares it will write (objects, and payloads
    * decoded ahead) must fit before a byte is written; a fetch checked
    * that before downloading. */
   if (ok && src->wait == NULL)
     {
-      guint64 need = df_stock_payload_staging (sb, decoders);
+      guint64 need = dfi_stock_payload_staging (sb, decoders);
       for (guint i = 0; i < sb->n_parts; i++)
         if (content_run[i])
           need += sb->parts[i].usize;
       for (guint k = 0; k < missing->len; k++)
         need += sb->fallbacks[g_array_index (missing, guint, k)].usize;
-      ok = df_check_free_space (repo, r->tmp_dfd, need, error);
+      ok = dfi_check_free_space (repo, r->tmp_dfd, need, error);
     }
   decoders = MIN (decoders, MAX (n_plan, 1));
   result->workers = decoders + 1;
@@ -576,23 +576,23 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, const DfPar
   g_cond_init (&pp.cond);
   g_autoptr (GPtrArray) threads = g_ptr_array_new ();
   for (guint d = 0; ok && n_plan > 0 && d < decoders; d++)
-    g_ptr_array_add (threads, g_thread_new ("df-stock-decode", df_stock_decoder_thread, &pp));
+    g_ptr_array_add (threads, g_thread_new ("df-stock-decode", dfi_stock_decoder_thread, &pp));
 
   /* Metadata: run the first parts for their dirtree/dirmeta objects, walk,
    * write what the commit references. */
   r->metadata_pass = TRUE;
   for (guint k = 0; ok && k < n_meta; k++)
-    ok = df_stock_pipe_wait (&pp, k, error) && exec_part (r, sb, plan[k], pp.fd[k], pp.len[k], error);
+    ok = dfi_stock_pipe_wait (&pp, k, error) && exec_part (r, sb, plan[k], pp.fd[k], pp.len[k], error);
   r->metadata_pass = FALSE;
   if (ok && missing->len > 0)
     ok = apply_fallbacks (r, sb, missing, TRUE, src, &p, opts, error);
   if (ok)
-    ok = df_trust_walk (r->trust, sb->commit, sb->to_hex, error) && check_declared (r->trust, sb, error);
+    ok = dfi_trust_walk (r->trust, sb->commit, sb->to_hex, error) && check_declared (r->trust, sb, error);
   /* The verified dirtree and dirmeta objects are written in a thread of
    * their own while the content parts run (libostree takes concurrent
    * writes into one transaction): thousands of small files otherwise hold
    * up the first content part. */
-  MetaWriter mw = { .writer = r->writer, .meta = df_trust_metadata (r->trust), .c = r->c };
+  MetaWriter mw = { .writer = r->writer, .meta = dfi_trust_metadata (r->trust), .c = r->c };
   GThread *meta_thread = ok && mw.meta->len > 0 ? g_thread_new ("df-stock-meta", meta_writer_thread, &mw) : NULL;
 
   /* Content: metadata parts whose files are all here are done with; the
@@ -600,10 +600,10 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, const DfPar
   progress (opts, &p, DF_PHASE_CONTENT);
   for (guint k = 0; k < n_meta; k++)
     if (!content_run[plan[k]])
-      df_stock_pipe_release (&pp, k);
+      dfi_stock_pipe_release (&pp, k);
   for (guint k = 0; ok;)
     {
-      ok = df_stock_pipe_take (&pp, &k, error);
+      ok = dfi_stock_pipe_take (&pp, &k, error);
       if (!ok || k == G_MAXUINT)
         break;
       guint i = plan[k];
@@ -615,7 +615,7 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, const DfPar
           p.bytes_done += sb->parts[i].usize;
           progress (opts, &p, DF_PHASE_CONTENT);
         }
-      df_stock_pipe_release (&pp, k);
+      dfi_stock_pipe_release (&pp, k);
     }
   if (ok && missing->len > 0)
     ok = apply_fallbacks (r, sb, missing, FALSE, src, &p, opts, error);
@@ -648,54 +648,54 @@ apply_in_txn (Run *r, OstreeRepo *repo, const DfStockSuperblock *sb, const DfPar
   progress (opts, &p, DF_PHASE_COMMIT);
   if (!check_complete (r->trust, sb, r->c, error))
     return FALSE;
-  return df_object_writer_commit (r->writer, sb->to_hex, sb->commit, sb->commitmeta, opts->ref,
-                                  &result->objects_written, &result->content_bytes, r->c, error);
+  return dfi_object_writer_commit (r->writer, sb->to_hex, sb->commit, sb->commitmeta, opts->ref,
+                                   &result->objects_written, &result->content_bytes, r->c, error);
 }
 
 gboolean
-df_apply_stock (OstreeRepo *repo, const DfStockSuperblock *sb, const DfPartSource *src, const DfApplyOptions *opts,
-                DfApplyResult *result, GCancellable *cancellable, GError **error)
+dfi_apply_stock (OstreeRepo *repo, const DfStockSuperblock *sb, const DfPartSource *src, const DfApplyOptions *opts,
+                 DfApplyResult *result, GCancellable *cancellable, GError **error)
 {
   result->signature_verified = sb->file.verified;
-  if (!df_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->has_from ? sb->from_hex : NULL, cancellable, error)
-      || !df_stock_check_memory (sb, opts->memory, error))
+  if (!dfi_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->has_from ? sb->from_hex : NULL, cancellable, error)
+      || !dfi_stock_check_memory (sb, opts->memory, error))
     return FALSE;
   /* Objects the delta leaves to be fetched one by one must be here already
    * for an offline apply, or come from the part source. */
   guint64 missing_bytes = 0;
-  g_autoptr (GArray) missing = df_stock_missing_fallbacks (repo, sb, &missing_bytes, cancellable, error);
+  g_autoptr (GArray) missing = dfi_stock_missing_fallbacks (repo, sb, &missing_bytes, cancellable, error);
   if (missing == NULL)
     return FALSE;
   if (missing->len > 0 && src->fallback == NULL)
-    return df_throw (error, DF_ERROR_MISSING_BASE,
-                     "the delta leaves %u objects (%" G_GUINT64_FORMAT
-                     " bytes) to be fetched one by one, and the repository does not have them: give --url, or use "
-                     "deltafetch fetch",
-                     missing->len, missing_bytes);
+    return dfi_throw (error, DF_ERROR_MISSING_BASE,
+                      "the delta leaves %u objects (%" G_GUINT64_FORMAT
+                      " bytes) to be fetched one by one, and the repository does not have them: give --url, or use "
+                      "deltafetch fetch",
+                      missing->len, missing_bytes);
 
   g_autofree char *state = NULL;
   {
     char sha[65];
-    df_hex (sb->file.sha256, sha);
+    dfi_hex (sb->file.sha256, sha);
     state = g_strdup_printf ("tmp/deltafetch-apply-%s", sha);
   }
   g_autofree guint8 *membuf = g_malloc (DF_STOCK_INMEM_MAX);
   Run r = { .repo = repo, .c = cancellable, .src_fd = -1, .stage_fd = -1, .membuf = membuf };
   /* The trust walk and the metadata objects held for it get what the
    * decoders leave of the budget. */
-  guint decoders = df_stock_decoders (sb, opts->memory, opts->jobs);
+  guint decoders = dfi_stock_decoders (sb, opts->memory, opts->jobs);
   guint64 avail = opts->memory - DF_APPLY_RESERVE - DF_STOCK_REBUILD_MEM - sb->memory;
   r.meta_limit = avail - MIN (avail, (guint64)decoders * DF_STOCK_DECODER_MEM);
   r.tmp_dfd = openat (ostree_repo_get_dfd (repo), "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (r.tmp_dfd < 0)
-    return df_throw_errno (error, errno, "opening the repository's tmp directory");
-  df_autofd tmp_owned = r.tmp_dfd;
+    return dfi_throw_errno (error, errno, "opening the repository's tmp directory");
+  dfi_autofd tmp_owned = r.tmp_dfd;
   gboolean resumed = FALSE;
   if (!ostree_repo_prepare_transaction (repo, &resumed, cancellable, error))
     return FALSE;
-  r.writer = df_object_writer_new (repo, state, error);
-  r.trust = df_trust_new (repo);
-  df_trust_set_memory_limit (r.trust, r.meta_limit);
+  r.writer = dfi_object_writer_new (repo, state, error);
+  r.trust = dfi_trust_new (repo);
+  dfi_trust_set_memory_limit (r.trust, r.meta_limit);
   memcpy (result->commit, sb->to_hex, 65);
   result->commit_trusted = opts->commit != NULL;
   gboolean ok = r.writer && apply_in_txn (&r, repo, sb, src, opts, missing, result, error);
@@ -705,13 +705,13 @@ df_apply_stock (OstreeRepo *repo, const DfStockSuperblock *sb, const DfPartSourc
       /* Staged objects (all verified) stay for the next run, unless the
        * delta itself is at fault. */
       ostree_repo_abort_transaction (repo, NULL, NULL);
-      df_error_normalize (error, NULL);
+      dfi_error_normalize (error, NULL);
     }
   else
-    df_object_writer_cleanup (r.writer, NULL);
-  g_clear_pointer (&r.writer, df_object_writer_free);
-  if (!ok && df_apply_failure_is_final (*error))
-    df_apply_forget_staging (repo, sb->file.sha256);
-  df_trust_free (r.trust);
+    dfi_object_writer_cleanup (r.writer, NULL);
+  g_clear_pointer (&r.writer, dfi_object_writer_free);
+  if (!ok && dfi_apply_failure_is_final (*error))
+    dfi_apply_forget_staging (repo, sb->file.sha256);
+  dfi_trust_free (r.trust);
   return ok;
 }

@@ -9,18 +9,18 @@
 #include "df-part.h"
 
 GBytes *
-df_session_read_part (Apply *a, guint i, int dfd, const char *name, GError **error)
+dfi_session_read_part (Apply *a, guint i, int dfd, const char *name, GError **error)
 {
   g_autofree char *what = g_strdup_printf ("part %u", i);
   g_autoptr (GBytes) file
-      = df_read_file_bounded (dfd, name, DF_PART_SIZE_MAX + DF_MIB, a->sb->parts[i].compressed_size, what, error);
+      = dfi_read_file_bounded (dfd, name, DF_PART_SIZE_MAX + DF_MIB, a->sb->parts[i].compressed_size, what, error);
   if (file == NULL)
     return NULL;
-  return df_part_decode (&a->sb->parts[i], i, file, error);
+  return dfi_part_decode (&a->sb->parts[i], i, file, error);
 }
 
 void
-df_session_task_free (PartTask *t)
+dfi_session_task_free (PartTask *t)
 {
   if (t->dfd >= 0)
     close (t->dfd);
@@ -32,7 +32,7 @@ df_session_task_free (PartTask *t)
  * small parts rather than on one worker rebuilding a large part while the
  * others idle. The metadata task goes before everything. */
 gint
-df_session_task_order (gconstpointer x, gconstpointer y, gpointer data)
+dfi_session_task_order (gconstpointer x, gconstpointer y, gpointer data)
 {
   const PartTask *p = x, *q = y;
   Apply *a = data;
@@ -49,14 +49,14 @@ df_session_task_order (gconstpointer x, gconstpointer y, gpointer data)
 static gboolean
 write_metadata (Apply *a, GError **error)
 {
-  GPtrArray *meta = df_trust_metadata (a->trust);
+  GPtrArray *meta = dfi_trust_metadata (a->trust);
   for (guint i = 0; i < meta->len; i++)
     {
       DfTrustMeta *m = meta->pdata[i];
-      if (!df_object_writer_metadata (a->writer, m->type, m->checksum, m->data, a->cancellable, error))
+      if (!dfi_object_writer_metadata (a->writer, m->type, m->checksum, m->data, a->cancellable, error))
         return FALSE;
     }
-  if (!df_session_check_complete (a, error))
+  if (!dfi_session_check_complete (a, error))
     return FALSE;
   g_mutex_lock (&a->lock);
   a->complete_checked = TRUE;
@@ -73,14 +73,14 @@ rebuild_entry (Apply *a, guint index, const DfEntry *e, const guint8 *raw, GErro
 {
   g_autoptr (GError) local = NULL;
   g_mutex_lock (&a->lock);
-  gboolean failed_before = df_rebuild_plan_failed_before (a->plan, e->checksum);
+  gboolean failed_before = dfi_rebuild_plan_failed_before (a->plan, e->checksum);
   g_mutex_unlock (&a->lock);
   if (failed_before)
-    df_throw (&local, DF_ERROR_CORRUPT, "its rebuild failed in an earlier run");
+    dfi_throw (&local, DF_ERROR_CORRUPT, "its rebuild failed in an earlier run");
   g_mutex_lock (&a->rebuild_lock);
   gboolean ok = !failed_before
-                && df_object_writer_rebuild (a->writer, e, raw, e->data_size, df_rebuild_plan_memory (a->plan, index),
-                                             a->cancellable, &local);
+                && dfi_object_writer_rebuild (a->writer, e, raw, e->data_size, dfi_rebuild_plan_memory (a->plan, index),
+                                              a->cancellable, &local);
   g_mutex_unlock (&a->rebuild_lock);
   if (ok)
     {
@@ -93,11 +93,11 @@ rebuild_entry (Apply *a, guint index, const DfEntry *e, const guint8 *raw, GErro
                  && (local->code == DF_ERROR_CORRUPT || local->code == DF_ERROR_INVALID_DELTA
                      || local->code == DF_ERROR_MISSING_BASE || local->code == DF_ERROR_INVALID_ARGUMENT);
   char hex[65];
-  df_hex (e->checksum, hex);
+  dfi_hex (e->checksum, hex);
   g_mutex_lock (&a->lock);
-  gboolean alt = own && df_rebuild_plan_fell_back (a->plan, e->checksum);
+  gboolean alt = own && dfi_rebuild_plan_fell_back (a->plan, e->checksum);
   if (own && !failed_before)
-    df_object_writer_note_rebuild_failed (a->writer, e->checksum);
+    dfi_object_writer_note_rebuild_failed (a->writer, e->checksum);
   if (alt)
     {
       a->result.rebuild_fallbacks++;
@@ -117,32 +117,32 @@ apply_part (Apply *a, PartTask *t, GError **error)
 {
   guint index = t->index;
   const DfPart *p = &a->sb->parts[index];
-  g_autoptr (GBytes) payload = df_session_read_part (a, index, t->dfd, t->name, error);
+  g_autoptr (GBytes) payload = dfi_session_read_part (a, index, t->dfd, t->name, error);
   if (payload == NULL)
     return FALSE;
   gsize len;
   const guint8 *data = g_bytes_get_data (payload, &len);
   DfPartReader r;
-  if (!df_part_reader_init (&r, data, len, p->raw_size, error))
+  if (!dfi_part_reader_init (&r, data, len, p->raw_size, error))
     return (g_prefix_error (error, "part %u: ", index), FALSE);
-  g_autoptr (DfWriteBatch) batch = df_write_batch_new ();
+  g_autoptr (DfWriteBatch) batch = dfi_write_batch_new ();
   for (guint j = 0; j < p->n_entries; j++)
     {
       const DfEntry *e = &p->entries[j];
       if (g_cancellable_set_error_if_cancelled (a->cancellable, error))
         return FALSE;
-      gboolean done = df_object_writer_entry_done (a->writer, e);
+      gboolean done = dfi_object_writer_entry_done (a->writer, e);
       if (e->encoding == DF_ENCODING_REBUILD)
         {
-          const guint8 *raw = df_part_reader_take (&r, DF_SECTION_RAW, e->data_size, error);
+          const guint8 *raw = dfi_part_reader_take (&r, DF_SECTION_RAW, e->data_size, error);
           if (raw == NULL || (!done && !rebuild_entry (a, index, e, raw, error)))
             return (g_prefix_error (error, "part %u: ", index), FALSE);
         }
-      else if (!(done ? df_object_writer_skip_entry (e, &r, error)
-                      : df_object_writer_entry (a->writer, e, &r, batch, a->cancellable, error)))
+      else if (!(done ? dfi_object_writer_skip_entry (e, &r, error)
+                      : dfi_object_writer_entry (a->writer, e, &r, batch, a->cancellable, error)))
         {
           char hex[65];
-          df_hex (e->checksum, hex);
+          dfi_hex (e->checksum, hex);
           g_prefix_error (error, "part %u: file %s: ", index, hex);
           return FALSE;
         }
@@ -150,15 +150,15 @@ apply_part (Apply *a, PartTask *t, GError **error)
       a->progress.bytes_done += e->length;
       g_mutex_unlock (&a->lock);
     }
-  if (!df_part_reader_finish (&r, error))
+  if (!dfi_part_reader_finish (&r, error))
     return (g_prefix_error (error, "part %u: ", index), FALSE);
-  if (!df_object_writer_commit_batch (a->writer, batch, a->cancellable, error))
+  if (!dfi_object_writer_commit_batch (a->writer, batch, a->cancellable, error))
     return (g_prefix_error (error, "part %u: ", index), FALSE);
   return TRUE;
 }
 
 void
-df_session_worker (gpointer data, gpointer user_data)
+dfi_session_worker (gpointer data, gpointer user_data)
 {
   PartTask *t = data;
   Apply *a = t->a;
@@ -178,9 +178,9 @@ df_session_worker (gpointer data, gpointer user_data)
       g_cancellable_cancel (a->cancellable);
     }
   guint index = t->index;
-  df_session_task_free (t);
+  dfi_session_task_free (t);
   if (index != G_MAXUINT)
-    df_session_part_finished (a, index);
+    dfi_session_part_finished (a, index);
   g_mutex_lock (&a->lock);
   a->pending--;
   if (index != G_MAXUINT)
@@ -191,16 +191,16 @@ df_session_worker (gpointer data, gpointer user_data)
   g_cond_broadcast (&a->cond);
   g_mutex_unlock (&a->lock);
   /* Idle pool threads keep no buffers. */
-  df_big_cache_release ();
+  dfi_big_cache_release ();
 }
 
 /* Memory one worker needs for part @p: its compressed and uncompressed
  * buffers, or the uncompressed buffer plus the largest patch's source
  * window and output; plus the freed buffers its thread keeps for reuse.
  * A rebuild streams its object: its encoders are counted apart
- * (df_rebuild_plan_new()). */
+ * (dfi_rebuild_plan_new()). */
 guint64
-df_session_part_memory (const DfPart *p)
+dfi_session_part_memory (const DfPart *p)
 {
   guint64 patch = 0;
   for (guint j = 0; j < p->n_entries; j++)

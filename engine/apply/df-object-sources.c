@@ -23,7 +23,7 @@ typedef struct
 static void
 source_window_release (SourceWindow *sw)
 {
-  df_big_free (sw->owned, sw->owned_len);
+  dfi_big_free (sw->owned, sw->owned_len);
   memset (sw, 0, sizeof *sw);
 }
 
@@ -31,9 +31,9 @@ static gboolean
 check_window (const char *hex, guint64 size, guint64 off, gsize len, GError **error)
 {
   if (off > size || len > size - off)
-    return df_throw (error, DF_ERROR_INVALID_DELTA,
-                     "source window %" G_GUINT64_FORMAT "+%zu lies outside object %s (%" G_GUINT64_FORMAT " bytes)",
-                     off, len, hex, size);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                      "source window %" G_GUINT64_FORMAT "+%zu lies outside object %s (%" G_GUINT64_FORMAT " bytes)",
+                      off, len, hex, size);
   return TRUE;
 }
 
@@ -54,19 +54,19 @@ read_bare_window (OstreeRepo *repo, const char *hex, guint64 off, gsize len, Sou
     return FALSE;
   g_autofree char *what = g_strdup_printf ("source object %s", hex);
   struct stat st;
-  df_autofd fd = df_open_regular (ostree_repo_get_dfd (repo), path, what, &st, error);
+  dfi_autofd fd = dfi_open_regular (ostree_repo_get_dfd (repo), path, what, &st, error);
   if (fd < 0)
     return FALSE;
   if (!check_window (hex, st.st_size, off, len, error))
     return FALSE;
-  sw->owned = df_big_alloc (len);
+  sw->owned = dfi_big_alloc (len);
   sw->owned_len = len;
   sw->data = sw->owned;
-  return df_pread_all (fd, sw->owned, len, off, what, error);
+  return dfi_pread_all (fd, sw->owned, len, off, what, error);
 }
 
 void
-df_object_writer_set_inflate_budget (DfObjectWriter *w, guint64 bytes)
+dfi_object_writer_set_inflate_budget (DfObjectWriter *w, guint64 bytes)
 {
   w->inflate_budget = bytes;
 }
@@ -112,7 +112,7 @@ inflated_release (DfObjectWriter *w, Inflated *s)
  * inflating everything before it, once per patch. The source may be at
  * most DF_WINDOW_PER_BYTE times the object rebuilt from it (what the
  * generator pairs), and all the inflating of an apply stays within its
- * budget (df_object_writer_set_inflate_budget()), so a delta cannot make
+ * budget (dfi_object_writer_set_inflate_budget()), so a delta cannot make
  * apply inflate far more than it writes. */
 static Inflated *
 inflated_get (DfObjectWriter *w, const char *hex, const guint8 csum[DF_SHA256_LEN], guint64 object_size,
@@ -149,9 +149,9 @@ inflated_get (DfObjectWriter *w, const char *hex, const guint8 csum[DF_SHA256_LE
   g_autoptr (GFileInfo) info = NULL;
   g_autoptr (GError) local = NULL;
   if (!ostree_repo_load_file (w->repo, hex, &in, &info, NULL, c, &local))
-    df_throw (error, DF_ERROR_MISSING_BASE, "source object %s is not in the repository", hex);
+    dfi_throw (error, DF_ERROR_MISSING_BASE, "source object %s is not in the repository", hex);
   else if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR)
-    df_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
+    dfi_throw (error, DF_ERROR_INVALID_DELTA, "source object %s is not a regular file", hex);
   else
     {
       guint64 size = g_file_info_get_size (info);
@@ -162,26 +162,26 @@ inflated_get (DfObjectWriter *w, const char *hex, const guint8 csum[DF_SHA256_LE
         w->inflated_bytes += size;
       g_mutex_unlock (&w->lock);
       if (over)
-        df_throw (error, DF_ERROR_INVALID_DELTA,
-                  "source object %s has %" G_GUINT64_FORMAT " bytes, too many for an object of %" G_GUINT64_FORMAT, hex,
-                  size, object_size);
+        dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                   "source object %s has %" G_GUINT64_FORMAT " bytes, too many for an object of %" G_GUINT64_FORMAT,
+                   hex, size, object_size);
       else if (spent)
-        df_throw (error, DF_ERROR_INVALID_DELTA,
-                  "the delta's patches need more source bytes inflated than %" G_GUINT64_FORMAT
-                  " (%u times what they make)",
-                  w->inflate_budget, DF_WINDOW_PER_BYTE);
+        dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                   "the delta's patches need more source bytes inflated than %" G_GUINT64_FORMAT
+                   " (%u times what they make)",
+                   w->inflate_budget, DF_WINDOW_PER_BYTE);
       else if ((fd = openat (w->tmp_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
-        df_throw_errno (error, errno, "creating a temporary file in the repository");
+        dfi_throw_errno (error, errno, "creating a temporary file in the repository");
       else
         {
           g_autoptr (GOutputStream) out = g_unix_output_stream_new (fd, FALSE);
           gssize n = g_output_stream_splice (out, in, 0, c, error);
           if (n >= 0 && (guint64)n != size)
-            df_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
+            dfi_throw (error, DF_ERROR_IO, "source object %s ended early", hex);
           else if (n >= 0)
             ok = TRUE;
           if (!ok)
-            df_error_normalize (error, NULL);
+            dfi_error_normalize (error, NULL);
         }
     }
   g_mutex_lock (&w->lock);
@@ -210,7 +210,7 @@ open_source_window (DfObjectWriter *w, const guint8 csum[DF_SHA256_LEN], guint64
                     SourceWindow *sw, GCancellable *c, GError **error)
 {
   char hex[65];
-  df_hex (csum, hex);
+  dfi_hex (csum, hex);
   g_autoptr (GError) local = NULL;
   if (read_bare_window (w->repo, hex, off, len, sw, &local))
     return TRUE;
@@ -225,11 +225,11 @@ open_source_window (DfObjectWriter *w, const guint8 csum[DF_SHA256_LEN], guint64
   gboolean ok = check_window (hex, s->size, off, len, error);
   if (ok)
     {
-      sw->owned = df_big_alloc (len);
+      sw->owned = dfi_big_alloc (len);
       sw->owned_len = len;
       sw->data = sw->owned;
       g_autofree char *what = g_strdup_printf ("source object %s", hex);
-      ok = df_pread_all (s->fd, sw->owned, len, off, what, error);
+      ok = dfi_pread_all (s->fd, sw->owned, len, off, what, error);
     }
   inflated_release (w, s);
   return ok;
@@ -238,16 +238,16 @@ open_source_window (DfObjectWriter *w, const guint8 csum[DF_SHA256_LEN], guint64
 /* Decodes a zstd-ref patch (@patch) or the next diff of @r into exactly
  * e->length bytes. */
 guint8 *
-df_object_writer_decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize patch_len,
-                               DfPartReader *r, GCancellable *c, GError **error)
+dfi_object_writer_decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize patch_len,
+                                DfPartReader *r, GCancellable *c, GError **error)
 {
   if (e->encoding == DF_ENCODING_ZSTD_REF)
     {
       unsigned long long fcs = ZSTD_getFrameContentSize (patch, patch_len);
       if (fcs != e->length || ZSTD_findFrameCompressedSize (patch, patch_len) != patch_len)
         {
-          df_throw (error, DF_ERROR_INVALID_DELTA, "patch frame does not declare exactly %" G_GUINT64_FORMAT " bytes",
-                    e->length);
+          dfi_throw (error, DF_ERROR_INVALID_DELTA, "patch frame does not declare exactly %" G_GUINT64_FORMAT " bytes",
+                     e->length);
           return NULL;
         }
     }
@@ -258,10 +258,10 @@ df_object_writer_decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8
       source_window_release (&src);
       return NULL;
     }
-  guint8 *out = df_big_alloc (e->length);
+  guint8 *out = dfi_big_alloc (e->length);
   gboolean ok;
   if (e->encoding == DF_ENCODING_DIFF)
-    ok = df_diff_decode (r, src.data, slen, out, e->length, error);
+    ok = dfi_diff_decode (r, src.data, slen, out, e->length, error);
   else
     {
       g_autoptr (ZSTD_DCtx) d = ZSTD_createDCtx ();
@@ -271,13 +271,13 @@ df_object_writer_decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8
         r = ZSTD_decompressDCtx (d, out, e->length, patch, patch_len);
       ok = !ZSTD_isError (r) && r == e->length;
       if (!ok)
-        df_throw (error, DF_ERROR_INVALID_DELTA, "patch does not decode: %s",
-                  ZSTD_isError (r) ? ZSTD_getErrorName (r) : "wrong size");
+        dfi_throw (error, DF_ERROR_INVALID_DELTA, "patch does not decode: %s",
+                   ZSTD_isError (r) ? ZSTD_getErrorName (r) : "wrong size");
     }
   source_window_release (&src);
   if (!ok)
     {
-      df_big_free (out, e->length);
+      dfi_big_free (out, e->length);
       return NULL;
     }
   return out;

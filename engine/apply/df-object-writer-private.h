@@ -53,6 +53,6 @@ struct _DfObjectWriter
 /* Decodes a zstd-ref patch (@patch, @patch_len bytes) or the next diff of
  * @r for entry @e into exactly e->length bytes, against the window of the
  * source object the entry names (DF_ERROR_INVALID_DELTA when it does not
- * decode to that length). Free the result with df_big_free(). */
-guint8 *df_object_writer_decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize patch_len,
-                                       DfPartReader *r, GCancellable *c, GError **error);
+ * decode to that length). Free the result with dfi_big_free(). */
+guint8 *dfi_object_writer_decode_patch (DfObjectWriter *w, const DfEntry *e, const guint8 *patch, gsize patch_len,
+                                        DfPartReader *r, GCancellable *c, GError **error);

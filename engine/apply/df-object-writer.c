@@ -40,7 +40,7 @@ writeback_thread (gpointer data)
 }
 
 void
-df_object_writer_stop_writeback (DfObjectWriter *w)
+dfi_object_writer_stop_writeback (DfObjectWriter *w)
 {
   if (w->flusher == NULL)
     return;
@@ -53,15 +53,15 @@ df_object_writer_stop_writeback (DfObjectWriter *w)
 }
 
 DfObjectWriter *
-df_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error)
+dfi_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error)
 {
   int repo_dfd = ostree_repo_get_dfd (repo);
-  if (!df_mkdir_p_at (repo_dfd, state_dir, error))
+  if (!dfi_mkdir_p_at (repo_dfd, state_dir, error))
     return NULL;
   int dfd = openat (repo_dfd, state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0)
     {
-      df_throw_errno (error, errno, "opening %s", state_dir);
+      dfi_throw_errno (error, errno, "opening %s", state_dir);
       return NULL;
     }
   DfObjectWriter *w = g_new0 (DfObjectWriter, 1);
@@ -73,8 +73,8 @@ df_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error)
   w->inflate_budget = G_MAXUINT64;
   g_mutex_init (&w->lock);
   g_cond_init (&w->source_cond);
-  w->splits = g_hash_table_new_full (df_keyed_str_hash, g_str_equal, g_free, g_free);
-  w->verified_markers = g_hash_table_new_full (df_keyed_str_hash, g_str_equal, g_free, NULL);
+  w->splits = g_hash_table_new_full (dfi_keyed_str_hash, g_str_equal, g_free, g_free);
+  w->verified_markers = g_hash_table_new_full (dfi_keyed_str_hash, g_str_equal, g_free, NULL);
   g_cond_init (&w->flush_cond);
   if (!ostree_repo_get_disable_fsync (repo))
     w->flusher = g_thread_new ("df-writeback", writeback_thread, w);
@@ -82,11 +82,11 @@ df_object_writer_new (OstreeRepo *repo, const char *state_dir, GError **error)
 }
 
 void
-df_object_writer_free (DfObjectWriter *w)
+dfi_object_writer_free (DfObjectWriter *w)
 {
   if (w == NULL)
     return;
-  df_object_writer_stop_writeback (w);
+  dfi_object_writer_stop_writeback (w);
   g_cond_clear (&w->flush_cond);
   /* A staging directory that never received a chunk is not worth keeping
    * for a rerun (one that holds chunks is, unless the caller removed it). */
@@ -119,11 +119,11 @@ marker_name (const char *hex, guint64 offset)
 }
 
 void
-df_object_writer_expect_split (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN], guint64 size, guint n_chunks,
-                               guint n_done)
+dfi_object_writer_expect_split (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN], guint64 size, guint n_chunks,
+                                guint n_done)
 {
   char hex[65];
-  df_hex (checksum, hex);
+  dfi_hex (checksum, hex);
   Split *s = g_new0 (Split, 1);
   s->n_chunks = n_chunks;
   s->done = n_done;
@@ -141,23 +141,23 @@ is_split (const DfEntry *e)
 static gboolean
 hash_staged (DfObjectWriter *w, const char *name, guint64 off, guint64 len, guint8 out[DF_SHA256_LEN])
 {
-  df_autofd fd = df_open_regular (w->state_dfd, name, name, NULL, NULL);
+  dfi_autofd fd = dfi_open_regular (w->state_dfd, name, name, NULL, NULL);
   if (fd < 0)
     return FALSE;
   DfSha256 h;
-  df_sha256_init (&h);
+  dfi_sha256_init (&h);
   g_autofree guint8 *buf = g_malloc (DF_COPY_BUFFER);
   gboolean ok = TRUE;
   for (guint64 done = 0; ok && done < len;)
     {
       gsize n = MIN ((guint64)DF_COPY_BUFFER, len - done);
-      ok = df_pread_all (fd, buf, n, off + done, name, NULL);
+      ok = dfi_pread_all (fd, buf, n, off + done, name, NULL);
       if (ok)
-        df_sha256_update (&h, buf, n);
+        dfi_sha256_update (&h, buf, n);
       done += n;
     }
-  df_sha256_final (&h, out);
-  df_sha256_clear (&h);
+  dfi_sha256_final (&h, out);
+  dfi_sha256_clear (&h);
   return ok;
 }
 
@@ -178,7 +178,7 @@ chunk_staged (DfObjectWriter *w, const char *hex, const DfEntry *e)
   if (faccessat (w->state_dfd, m, F_OK, 0) != 0)
     return FALSE;
   gsize want = e->offset == 0 ? 2 * DF_SHA256_LEN : DF_SHA256_LEN;
-  g_autoptr (GBytes) rec = df_read_file_bounded (w->state_dfd, m, want, want, "marker", NULL);
+  g_autoptr (GBytes) rec = dfi_read_file_bounded (w->state_dfd, m, want, want, "marker", NULL);
   g_autofree char *dname = g_strdup_printf ("%s.data", hex);
   g_autofree char *hname = g_strdup_printf ("%s.header", hex);
   guint8 got[DF_SHA256_LEN];
@@ -200,10 +200,10 @@ chunk_staged (DfObjectWriter *w, const char *hex, const DfEntry *e)
 }
 
 gboolean
-df_object_writer_entry_done (DfObjectWriter *w, const DfEntry *e)
+dfi_object_writer_entry_done (DfObjectWriter *w, const DfEntry *e)
 {
   char hex[65];
-  df_hex (e->checksum, hex);
+  dfi_hex (e->checksum, hex);
   gboolean have = FALSE;
   if (ostree_repo_has_object (w->repo, e->objtype, hex, &have, NULL, NULL) && have)
     return TRUE;
@@ -223,15 +223,15 @@ classify_write_error (GError **error, const char *what)
       *error = n;
       return;
     }
-  df_error_normalize (error, what);
+  dfi_error_normalize (error, what);
 }
 
 gboolean
-df_object_writer_metadata (DfObjectWriter *w, OstreeObjectType type, const guint8 checksum[DF_SHA256_LEN], GBytes *data,
-                           GCancellable *c, GError **error)
+dfi_object_writer_metadata (DfObjectWriter *w, OstreeObjectType type, const guint8 checksum[DF_SHA256_LEN],
+                            GBytes *data, GCancellable *c, GError **error)
 {
   char hex[65];
-  df_hex (checksum, hex);
+  dfi_hex (checksum, hex);
   g_autoptr (GVariant) v
       = g_variant_ref_sink (g_variant_new_from_bytes (ostree_metadata_variant_type (type), data, FALSE));
   g_autofree guchar *out = NULL;
@@ -255,7 +255,7 @@ df_object_writer_metadata (DfObjectWriter *w, OstreeObjectType type, const guint
 static void
 checksum_header (DfSha256 *h, const DfContentHeader *hdr)
 {
-  df_content_checksum_begin (h, hdr->uid, hdr->gid, hdr->mode, hdr->symlink_target, hdr->xattrs);
+  dfi_content_checksum_begin (h, hdr->uid, hdr->gid, hdr->mode, hdr->symlink_target, hdr->xattrs);
 }
 
 /* Writes a content object whose bytes come from @body. When @verified is
@@ -266,7 +266,7 @@ static gboolean
 write_content (DfObjectWriter *w, const char *hex, const DfContentHeader *h, GInputStream *body, guint64 size,
                gboolean verified, GCancellable *c, GError **error)
 {
-  g_autoptr (GFileInfo) info = df_content_header_to_file_info (h, size);
+  g_autoptr (GFileInfo) info = dfi_content_header_to_file_info (h, size);
   g_autoptr (GInputStream) stream = NULL;
   guint64 len = 0;
   if (!ostree_raw_file_to_content_stream (body, info, h->xattrs, &stream, &len, c, error))
@@ -291,11 +291,11 @@ write_content (DfObjectWriter *w, const char *hex, const DfContentHeader *h, GIn
 }
 
 gboolean
-df_object_writer_content (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN], const DfContentHeader *h,
-                          GInputStream *body, guint64 size, gboolean verified, GCancellable *c, GError **error)
+dfi_object_writer_content (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN], const DfContentHeader *h,
+                           GInputStream *body, guint64 size, gboolean verified, GCancellable *c, GError **error)
 {
   char hex[65];
-  df_hex (checksum, hex);
+  dfi_hex (checksum, hex);
   return write_content (w, hex, h, body, size, verified, c, error);
 }
 
@@ -303,8 +303,8 @@ static gboolean
 checksum_matches (DfSha256 *h, const char *hex)
 {
   guint8 actual[DF_SHA256_LEN], want[DF_SHA256_LEN];
-  df_sha256_final (h, actual);
-  df_sha256_clear (h);
+  dfi_sha256_final (h, actual);
+  dfi_sha256_clear (h);
   ostree_checksum_inplace_to_bytes (hex, want);
   return memcmp (actual, want, DF_SHA256_LEN) == 0;
 }
@@ -318,7 +318,7 @@ write_content_bytes (DfObjectWriter *w, const char *hex, const DfContentHeader *
 {
   DfSha256 sha;
   checksum_header (&sha, h);
-  df_sha256_update (&sha, data, len);
+  dfi_sha256_update (&sha, data, len);
   gboolean ok = checksum_matches (&sha, hex);
   g_autoptr (GInputStream) in = g_memory_input_stream_new_from_data (data, len, NULL);
   return write_content (w, hex, h, in, len, ok, c, error);
@@ -333,10 +333,10 @@ struct _DfWriteBatch
 };
 
 DfWriteBatch *
-df_write_batch_new (void)
+dfi_write_batch_new (void)
 {
   DfWriteBatch *b = g_new0 (DfWriteBatch, 1);
-  b->fds = g_hash_table_new_full (df_keyed_str_hash, g_str_equal, g_free, NULL);
+  b->fds = g_hash_table_new_full (dfi_keyed_str_hash, g_str_equal, g_free, NULL);
   b->markers = g_ptr_array_new_with_free_func (g_free);
   b->hexes = g_ptr_array_new_with_free_func (g_free);
   b->hashes = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
@@ -344,7 +344,7 @@ df_write_batch_new (void)
 }
 
 void
-df_write_batch_free (DfWriteBatch *b)
+dfi_write_batch_free (DfWriteBatch *b)
 {
   if (b == NULL)
     return;
@@ -370,7 +370,7 @@ batch_fd (DfObjectWriter *w, DfWriteBatch *b, const char *hex, GError **error)
   int n = openat (w->state_dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (n < 0)
     {
-      df_throw_errno (error, errno, "staging %s", name);
+      dfi_throw_errno (error, errno, "staging %s", name);
       return -1;
     }
   g_hash_table_insert (b->fds, g_strdup (hex), GINT_TO_POINTER (n));
@@ -380,7 +380,7 @@ batch_fd (DfObjectWriter *w, DfWriteBatch *b, const char *hex, GError **error)
 static void
 forget_staged (DfObjectWriter *w, const char *hex)
 {
-  DIR *d = df_opendir_at (w->state_dfd, ".");
+  DIR *d = dfi_opendir_at (w->state_dfd, ".");
   if (d == NULL)
     return;
   struct dirent *de;
@@ -407,21 +407,21 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
   g_autofree char *hname = g_strdup_printf ("%s.header", hex);
   g_autofree char *dname = g_strdup_printf ("%s.data", hex);
   g_autoptr (GBytes) hbytes
-      = df_read_file_bounded (w->state_dfd, hname, DF_HEADER_MAX + 4, G_MAXUINT64, "staged header", error);
+      = dfi_read_file_bounded (w->state_dfd, hname, DF_HEADER_MAX + 4, G_MAXUINT64, "staged header", error);
   if (hbytes == NULL)
     return FALSE;
   g_auto (DfContentHeader) h = { 0 };
   gsize consumed;
-  if (!df_content_header_parse (g_bytes_get_data (hbytes, NULL), g_bytes_get_size (hbytes), &h, &consumed, error))
+  if (!dfi_content_header_parse (g_bytes_get_data (hbytes, NULL), g_bytes_get_size (hbytes), &h, &consumed, error))
     return FALSE;
   struct stat st;
-  int fd = df_open_regular (w->state_dfd, dname, "a staged object", &st, error);
+  int fd = dfi_open_regular (w->state_dfd, dname, "a staged object", &st, error);
   if (fd < 0)
     return FALSE;
   if ((guint64)st.st_size != size)
     {
       close (fd);
-      return df_throw (error, DF_ERROR_IO, "staged object %s has the wrong size", hex);
+      return dfi_throw (error, DF_ERROR_IO, "staged object %s has the wrong size", hex);
     }
   DfSha256 sha;
   checksum_header (&sha, &h);
@@ -432,11 +432,11 @@ assemble_split (DfObjectWriter *w, const char *hex, guint64 size, GCancellable *
       if (n <= 0)
         {
           int errsv = n < 0 ? errno : EIO;
-          df_sha256_clear (&sha);
+          dfi_sha256_clear (&sha);
           close (fd);
-          return df_throw_errno (error, errsv, "reading staged %s", hex);
+          return dfi_throw_errno (error, errsv, "reading staged %s", hex);
         }
-      df_sha256_update (&sha, buf, n);
+      dfi_sha256_update (&sha, buf, n);
       off += n;
     }
   gboolean verified = checksum_matches (&sha, hex);
@@ -472,54 +472,54 @@ rebuild_write (gpointer data, const guint8 *buf, gsize len, GError **error)
     {
       /* DF_TEST_REBUILD_CORRUPT: a rebuild whose result is wrong. */
       guint8 first = buf[0] ^ 1;
-      df_sha256_update (&o->sha, &first, 1);
-      df_sha256_update (&o->sha, buf + 1, len - 1);
+      dfi_sha256_update (&o->sha, &first, 1);
+      dfi_sha256_update (&o->sha, buf + 1, len - 1);
     }
   else
-    df_sha256_update (&o->sha, buf, len);
-  if (!df_pwrite_all (o->fd, buf, len, o->off, "a rebuilt object", error))
+    dfi_sha256_update (&o->sha, buf, len);
+  if (!dfi_pwrite_all (o->fd, buf, len, o->off, "a rebuilt object", error))
     return FALSE;
   o->off += len;
   return TRUE;
 }
 
 gboolean
-df_object_writer_rebuild (DfObjectWriter *w, const DfEntry *e, const guint8 *data, gsize len, guint64 memory_limit,
-                          GCancellable *c, GError **error)
+dfi_object_writer_rebuild (DfObjectWriter *w, const DfEntry *e, const guint8 *data, gsize len, guint64 memory_limit,
+                           GCancellable *c, GError **error)
 {
   char hex[65];
-  df_hex (e->checksum, hex);
+  dfi_hex (e->checksum, hex);
   g_auto (DfContentHeader) h = { 0 };
   gsize hlen = 0;
-  if (!df_content_header_parse (data, len, &h, &hlen, error))
+  if (!dfi_content_header_parse (data, len, &h, &hlen, error))
     return FALSE;
   if (!S_ISREG (h.mode))
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "a rebuilt object must be a regular file");
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "a rebuilt object must be a regular file");
   g_autoptr (GBytes) prog_bytes = g_bytes_new_static (data + hlen, len - hlen);
   g_auto (DfRebuildProgram) prog = { 0 };
-  if (!df_rebuild_program_parse (prog_bytes, e->object_size, e->src_length, &prog, error))
+  if (!dfi_rebuild_program_parse (prog_bytes, e->object_size, e->src_length, &prog, error))
     return FALSE;
   int fd = openat (w->state_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0)
-    return df_throw_errno (error, errno, "staging a rebuilt object");
+    return dfi_throw_errno (error, errno, "staging a rebuilt object");
   RebuildOut out = { .fd = fd, .corrupt_hook = g_getenv ("DF_TEST_REBUILD_CORRUPT") != NULL };
   checksum_header (&out.sha, &h);
-  if (!df_rebuild_run (&prog, df_rebuild_open_from_repo, w->repo, rebuild_write, &out, memory_limit, c, error))
+  if (!dfi_rebuild_run (&prog, dfi_rebuild_open_from_repo, w->repo, rebuild_write, &out, memory_limit, c, error))
     {
-      df_sha256_clear (&out.sha);
+      dfi_sha256_clear (&out.sha);
       close (fd);
       return FALSE;
     }
   if (!checksum_matches (&out.sha, hex))
     {
       close (fd);
-      return df_throw (error, DF_ERROR_CORRUPT, "the rebuilt object does not match its checksum");
+      return dfi_throw (error, DF_ERROR_CORRUPT, "the rebuilt object does not match its checksum");
     }
   if (lseek (fd, 0, SEEK_SET) < 0)
     {
       int errsv = errno;
       close (fd);
-      return df_throw_errno (error, errsv, "reading a rebuilt object");
+      return dfi_throw_errno (error, errsv, "reading a rebuilt object");
     }
   g_autoptr (GInputStream) in = g_unix_input_stream_new (fd, TRUE);
   g_autoptr (GInputStream) buffered = g_buffered_input_stream_new_sized (in, DF_COPY_BUFFER);
@@ -532,27 +532,27 @@ df_object_writer_rebuild (DfObjectWriter *w, const DfEntry *e, const guint8 *dat
 #define REBUILD_FAILED "rebuild-failed"
 
 void
-df_object_writer_note_rebuild_failed (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN])
+dfi_object_writer_note_rebuild_failed (DfObjectWriter *w, const guint8 checksum[DF_SHA256_LEN])
 {
   char line[66];
-  df_hex (checksum, line);
+  dfi_hex (checksum, line);
   line[64] = '\n';
   g_mutex_lock (&w->lock);
   int fd = openat (w->state_dfd, REBUILD_FAILED, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd >= 0)
     {
-      df_write_all (fd, (const guint8 *)line, 65, REBUILD_FAILED, NULL);
+      dfi_write_all (fd, (const guint8 *)line, 65, REBUILD_FAILED, NULL);
       close (fd);
     }
   g_mutex_unlock (&w->lock);
 }
 
 GPtrArray *
-df_object_writer_rebuild_failures (DfObjectWriter *w, guint max)
+dfi_object_writer_rebuild_failures (DfObjectWriter *w, guint max)
 {
   GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GBytes) b
-      = df_read_file_bounded (w->state_dfd, REBUILD_FAILED, (gsize)max * 65, G_MAXUINT64, REBUILD_FAILED, NULL);
+      = dfi_read_file_bounded (w->state_dfd, REBUILD_FAILED, (gsize)max * 65, G_MAXUINT64, REBUILD_FAILED, NULL);
   gsize len = 0;
   const char *d = b ? g_bytes_get_data (b, &len) : NULL;
   for (gsize off = 0; off + 65 <= len; off += 65)
@@ -570,67 +570,67 @@ df_object_writer_rebuild_failures (DfObjectWriter *w, guint max)
 }
 
 gboolean
-df_object_writer_skip_entry (const DfEntry *e, DfPartReader *r, GError **error)
+dfi_object_writer_skip_entry (const DfEntry *e, DfPartReader *r, GError **error)
 {
-  if (df_part_reader_take (r, DF_SECTION_RAW, e->data_size, error) == NULL)
+  if (dfi_part_reader_take (r, DF_SECTION_RAW, e->data_size, error) == NULL)
     return FALSE;
-  return e->encoding != DF_ENCODING_DIFF || df_diff_skip (r, e->length, error);
+  return e->encoding != DF_ENCODING_DIFF || dfi_diff_skip (r, e->length, error);
 }
 
 gboolean
-df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, DfPartReader *r, DfWriteBatch *batch, GCancellable *c,
-                        GError **error)
+dfi_object_writer_entry (DfObjectWriter *w, const DfEntry *e, DfPartReader *r, DfWriteBatch *batch, GCancellable *c,
+                         GError **error)
 {
   char hex[65];
-  df_hex (e->checksum, hex);
-  const guint8 *data = df_part_reader_take (r, DF_SECTION_RAW, e->data_size, error);
+  dfi_hex (e->checksum, hex);
+  const guint8 *data = dfi_part_reader_take (r, DF_SECTION_RAW, e->data_size, error);
   if (data == NULL)
     return FALSE;
   g_auto (DfContentHeader) h = { 0 };
   gsize hlen = 0;
-  if (e->offset == 0 && !df_content_header_parse (data, e->data_size, &h, &hlen, error))
+  if (e->offset == 0 && !dfi_content_header_parse (data, e->data_size, &h, &hlen, error))
     return FALSE;
   const guint8 *body = data + hlen;
   gsize body_len = e->data_size - hlen;
   guint8 *decoded = NULL;
   if (e->encoding == DF_ENCODING_DIFF && body_len != 0)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "%zu raw bytes after the header of a diff entry", body_len);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%zu raw bytes after the header of a diff entry", body_len);
   if (e->encoding != DF_ENCODING_RAW)
     {
-      decoded = df_object_writer_decode_patch (w, e, body, body_len, r, c, error);
+      decoded = dfi_object_writer_decode_patch (w, e, body, body_len, r, c, error);
       if (decoded == NULL)
         return FALSE;
       body = decoded;
       body_len = e->length;
     }
   else if (body_len != e->length)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "raw data of %zu bytes, the entry declares %" G_GUINT64_FORMAT,
-                     body_len, e->length);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "raw data of %zu bytes, the entry declares %" G_GUINT64_FORMAT,
+                      body_len, e->length);
   /* The decoded buffer is released on every path out. */
-  g_autoptr (GBytes) decoded_owner = decoded ? df_big_bytes (decoded, e->length) : NULL;
+  g_autoptr (GBytes) decoded_owner = decoded ? dfi_big_bytes (decoded, e->length) : NULL;
   if (e->offset == 0 && S_ISLNK (h.mode) && e->object_size != 0)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "symlink with content bytes");
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "symlink with content bytes");
 
   if (!is_split (e))
     return write_content_bytes (w, hex, &h, body, body_len, c, error);
 
   /* A chunk of a split object: staged now, marked done for the whole part
-   * at once in df_object_writer_commit_batch(). Not synced: the marker
+   * at once in dfi_object_writer_commit_batch(). Not synced: the marker
    * holds the chunk's hash instead (see chunk_staged()). */
   guint8 rec[2 * DF_SHA256_LEN];
-  df_sha256 (body, body_len, rec);
+  dfi_sha256 (body, body_len, rec);
   if (e->offset == 0)
     {
-      df_sha256 (data, hlen, rec + DF_SHA256_LEN);
+      dfi_sha256 (data, hlen, rec + DF_SHA256_LEN);
       g_autofree char *hname = g_strdup_printf ("%s.header", hex);
-      df_autofd hfd = openat (w->state_dfd, hname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      dfi_autofd hfd = openat (w->state_dfd, hname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
       if (hfd < 0)
-        return df_throw_errno (error, errno, "staging %s", hname);
-      if (!df_pwrite_all (hfd, data, hlen, 0, hname, error))
+        return dfi_throw_errno (error, errno, "staging %s", hname);
+      if (!dfi_pwrite_all (hfd, data, hlen, 0, hname, error))
         return FALSE;
     }
   int fd = batch_fd (w, batch, hex, error);
-  if (fd < 0 || !df_pwrite_all (fd, body, body_len, e->offset, hex, error))
+  if (fd < 0 || !dfi_pwrite_all (fd, body, body_len, e->offset, hex, error))
     return FALSE;
   g_ptr_array_add (batch->markers, marker_name (hex, e->offset));
   g_ptr_array_add (batch->hexes, g_strdup (hex));
@@ -639,7 +639,7 @@ df_object_writer_entry (DfObjectWriter *w, const DfEntry *e, DfPartReader *r, Df
 }
 
 gboolean
-df_object_writer_commit_batch (DfObjectWriter *w, DfWriteBatch *b, GCancellable *c, GError **error)
+dfi_object_writer_commit_batch (DfObjectWriter *w, DfWriteBatch *b, GCancellable *c, GError **error)
 {
   GHashTableIter it;
   gpointer key, fd;
@@ -658,9 +658,9 @@ df_object_writer_commit_batch (DfObjectWriter *w, DfWriteBatch *b, GCancellable 
       const char *m = b->markers->pdata[i];
       gsize len;
       const guint8 *rec = g_bytes_get_data (b->hashes->pdata[i], &len);
-      df_autofd mfd = openat (w->state_dfd, m, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-      if (mfd < 0 || !df_write_all (mfd, rec, len, m, error))
-        return mfd < 0 ? df_throw_errno (error, errno, "marking %s", m) : FALSE;
+      dfi_autofd mfd = openat (w->state_dfd, m, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (mfd < 0 || !dfi_write_all (mfd, rec, len, m, error))
+        return mfd < 0 ? dfi_throw_errno (error, errno, "marking %s", m) : FALSE;
       g_mutex_lock (&w->lock);
       g_hash_table_add (w->verified_markers, g_strdup (m));
       Split *s = g_hash_table_lookup (w->splits, b->hexes->pdata[i]);
@@ -681,7 +681,7 @@ df_object_writer_commit_batch (DfObjectWriter *w, DfWriteBatch *b, GCancellable 
 }
 
 gboolean
-df_object_writer_finish_splits (DfObjectWriter *w, GCancellable *c, GError **error)
+dfi_object_writer_finish_splits (DfObjectWriter *w, GCancellable *c, GError **error)
 {
   GHashTableIter it;
   gpointer key, value;
@@ -703,7 +703,7 @@ df_object_writer_finish_splits (DfObjectWriter *w, GCancellable *c, GError **err
 }
 
 void
-df_object_writer_get_stats (DfObjectWriter *w, guint64 *objects, guint64 *bytes)
+dfi_object_writer_get_stats (DfObjectWriter *w, guint64 *objects, guint64 *bytes)
 {
   g_mutex_lock (&w->lock);
   *objects = w->objects;
@@ -712,16 +712,16 @@ df_object_writer_get_stats (DfObjectWriter *w, guint64 *objects, guint64 *bytes)
 }
 
 gboolean
-df_object_writer_cleanup (DfObjectWriter *w, GError **error)
+dfi_object_writer_cleanup (DfObjectWriter *w, GError **error)
 {
   close (w->state_dfd);
   w->state_dfd = -1;
-  return df_rm_rf_at (ostree_repo_get_dfd (w->repo), w->state_dir, error);
+  return dfi_rm_rf_at (ostree_repo_get_dfd (w->repo), w->state_dir, error);
 }
 
 gboolean
-df_object_writer_commit (DfObjectWriter *w, const char *to_hex, GBytes *commit_bytes, GVariant *commitmeta,
-                         const char *ref, guint64 *objects, guint64 *bytes, GCancellable *c, GError **error)
+dfi_object_writer_commit (DfObjectWriter *w, const char *to_hex, GBytes *commit_bytes, GVariant *commitmeta,
+                          const char *ref, guint64 *objects, guint64 *bytes, GCancellable *c, GError **error)
 {
   if (commitmeta && !ostree_repo_write_commit_detached_metadata (w->repo, to_hex, commitmeta, c, error))
     return FALSE;
@@ -732,7 +732,7 @@ df_object_writer_commit (DfObjectWriter *w, const char *to_hex, GBytes *commit_b
     return FALSE;
   if (ref)
     ostree_repo_transaction_set_ref (w->repo, NULL, ref, to_hex);
-  df_object_writer_stop_writeback (w);
+  dfi_object_writer_stop_writeback (w);
   /* libostree moves the staged objects into objects/ one by one, the
    * commit object possibly before its trees, so for that window the commit
    * is marked partial (as libostree's pull does): a kill then leaves an
@@ -742,6 +742,6 @@ df_object_writer_commit (DfObjectWriter *w, const char *to_hex, GBytes *commit_b
       || !ostree_repo_commit_transaction (w->repo, NULL, c, error)
       || !ostree_repo_mark_commit_partial (w->repo, to_hex, FALSE, error))
     return FALSE;
-  df_object_writer_get_stats (w, objects, bytes);
+  dfi_object_writer_get_stats (w, objects, bytes);
   return TRUE;
 }

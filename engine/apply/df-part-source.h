@@ -32,7 +32,7 @@ typedef struct
 /* The source a delta directory @dfd (borrowed) is: every part present, no
  * fallback objects. */
 static inline DfPartSource
-df_part_source_dir (int dfd)
+dfi_part_source_dir (int dfd)
 {
   return (DfPartSource){ .dfd = dfd };
 }

@@ -27,7 +27,7 @@ rebuild_need (const DfPart *p)
 }
 
 DfRebuildPlan *
-df_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GError **error)
+dfi_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GError **error)
 {
   g_autoptr (DfRebuildPlan) p = g_new0 (DfRebuildPlan, 1);
   guint n = MAX (sb->n_parts, 1);
@@ -37,17 +37,17 @@ df_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GErro
   p->deps_left = g_new0 (guint, n);
   p->dependents = g_new0 (GPtrArray *, n);
   p->held = g_new0 (gpointer, n);
-  p->rebuilt_by = df_objset_new (NULL);
-  p->has_alt = df_objset_new (NULL);
-  p->fell_back = df_objset_new (NULL);
+  p->rebuilt_by = dfi_objset_new (NULL);
+  p->has_alt = dfi_objset_new (NULL);
+  p->fell_back = dfi_objset_new (NULL);
   for (guint i = 0; i < sb->n_parts; i++)
     {
       const DfPart *part = &sb->parts[i];
       for (guint j = 0; j < part->n_entries; j++)
         if (part->kind == DF_PART_KIND_REBUILD)
-          df_objset_add (p->rebuilt_by, part->entries[j].objtype, part->entries[j].checksum, GUINT_TO_POINTER (i + 1));
+          dfi_objset_add (p->rebuilt_by, part->entries[j].objtype, part->entries[j].checksum, GUINT_TO_POINTER (i + 1));
         else if (part->kind == DF_PART_KIND_ALTERNATIVE)
-          df_objset_add (p->has_alt, part->entries[j].objtype, part->entries[j].checksum, NULL);
+          dfi_objset_add (p->has_alt, part->entries[j].objtype, part->entries[j].checksum, NULL);
     }
   guint64 raised = 0;
   for (guint i = 0; i < sb->n_parts; i++)
@@ -56,7 +56,7 @@ df_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GErro
       if (part->kind != DF_PART_KIND_REBUILD)
         continue;
       const char *why = NULL;
-      gboolean lib_ok = df_rebuild_libraries_match (part->libraries, &why);
+      gboolean lib_ok = dfi_rebuild_libraries_match (part->libraries, &why);
       gboolean mem_ok = rebuild_need (part) <= room;
       if (lib_ok && mem_ok)
         {
@@ -70,18 +70,18 @@ df_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GErro
       if (p->unused_reason == NULL)
         p->unused_reason = why;
       for (guint j = 0; j < part->n_entries; j++)
-        if (!df_objset_contains (p->has_alt, part->entries[j].objtype, part->entries[j].checksum))
+        if (!dfi_objset_contains (p->has_alt, part->entries[j].objtype, part->entries[j].checksum))
           {
             char hex[65];
-            df_hex (part->entries[j].checksum, hex);
+            dfi_hex (part->entries[j].checksum, hex);
             if (lib_ok)
-              df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                        "cannot rebuild object %s (%s: %" G_GUINT64_FORMAT " MiB) and the delta carries no plain "
-                        "encoding of it",
-                        hex, why, (rebuild_need (part) + DF_MIB - 1) / DF_MIB);
+              dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                         "cannot rebuild object %s (%s: %" G_GUINT64_FORMAT " MiB) and the delta carries no plain "
+                         "encoding of it",
+                         hex, why, (rebuild_need (part) + DF_MIB - 1) / DF_MIB);
             else
-              df_throw (error, DF_ERROR_MISSING_BASE,
-                        "cannot rebuild object %s (%s) and the delta carries no plain encoding of it", hex, why);
+              dfi_throw (error, DF_ERROR_MISSING_BASE,
+                         "cannot rebuild object %s (%s) and the delta carries no plain encoding of it", hex, why);
             return NULL;
           }
     }
@@ -90,7 +90,7 @@ df_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GErro
 }
 
 void
-df_rebuild_plan_free (DfRebuildPlan *p)
+dfi_rebuild_plan_free (DfRebuildPlan *p)
 {
   if (p == NULL)
     return;
@@ -102,39 +102,39 @@ df_rebuild_plan_free (DfRebuildPlan *p)
   g_free (p->done);
   g_free (p->deps_left);
   g_free (p->held);
-  df_objset_free (p->rebuilt_by);
-  df_objset_free (p->has_alt);
-  df_objset_free (p->fell_back);
+  dfi_objset_free (p->rebuilt_by);
+  dfi_objset_free (p->has_alt);
+  dfi_objset_free (p->fell_back);
   g_free (p);
 }
 
 guint64
-df_rebuild_plan_memory_size (const DfRebuildPlan *p)
+dfi_rebuild_plan_memory_size (const DfRebuildPlan *p)
 {
-  return p->sb->n_parts * (2 + sizeof (guint) + 2 * sizeof (gpointer)) + df_objset_memory (p->rebuilt_by)
-         + df_objset_memory (p->has_alt) + (guint64)df_objset_size (p->has_alt) * DF_OBJSET_ENTRY_COST;
+  return p->sb->n_parts * (2 + sizeof (guint) + 2 * sizeof (gpointer)) + dfi_objset_memory (p->rebuilt_by)
+         + dfi_objset_memory (p->has_alt) + (guint64)dfi_objset_size (p->has_alt) * DF_OBJSET_ENTRY_COST;
 }
 
 guint
-df_rebuild_plan_n_used (const DfRebuildPlan *p)
+dfi_rebuild_plan_n_used (const DfRebuildPlan *p)
 {
   return p->n_used;
 }
 
 const char *
-df_rebuild_plan_unused_reason (const DfRebuildPlan *p)
+dfi_rebuild_plan_unused_reason (const DfRebuildPlan *p)
 {
   return p->unused_reason;
 }
 
 guint64
-df_rebuild_plan_memory (const DfRebuildPlan *p, guint index)
+dfi_rebuild_plan_memory (const DfRebuildPlan *p, guint index)
 {
   return p->sb->parts[index].rebuild_memory;
 }
 
 gboolean
-df_rebuild_plan_part_wanted (const DfRebuildPlan *p, guint index)
+dfi_rebuild_plan_part_wanted (const DfRebuildPlan *p, guint index)
 {
   const DfPart *part = &p->sb->parts[index];
   if (part->kind == DF_PART_KIND_REBUILD)
@@ -144,15 +144,15 @@ df_rebuild_plan_part_wanted (const DfRebuildPlan *p, guint index)
   for (guint j = 0; j < part->n_entries; j++)
     {
       const DfEntry *e = &part->entries[j];
-      guint by = GPOINTER_TO_UINT (df_objset_lookup (p->rebuilt_by, e->objtype, e->checksum));
-      if (by == 0 || !p->used[by - 1] || df_objset_contains (p->fell_back, e->objtype, e->checksum))
+      guint by = GPOINTER_TO_UINT (dfi_objset_lookup (p->rebuilt_by, e->objtype, e->checksum));
+      if (by == 0 || !p->used[by - 1] || dfi_objset_contains (p->fell_back, e->objtype, e->checksum))
         return TRUE;
     }
   return FALSE;
 }
 
 void
-df_rebuild_plan_start (DfRebuildPlan *p, gboolean (*satisfied) (gpointer data, guint index), gpointer data)
+dfi_rebuild_plan_start (DfRebuildPlan *p, gboolean (*satisfied) (gpointer data, guint index), gpointer data)
 {
   for (guint i = 0; i < p->sb->n_parts; i++)
     {
@@ -195,7 +195,7 @@ ready (const DfRebuildPlan *p, guint index)
 }
 
 gboolean
-df_rebuild_plan_offer (DfRebuildPlan *p, guint index, gpointer task)
+dfi_rebuild_plan_offer (DfRebuildPlan *p, guint index, gpointer task)
 {
   if (ready (p, index))
     return TRUE;
@@ -213,7 +213,7 @@ release (DfRebuildPlan *p, guint index, GPtrArray *released)
 }
 
 void
-df_rebuild_plan_done (DfRebuildPlan *p, guint index, GPtrArray *released)
+dfi_rebuild_plan_done (DfRebuildPlan *p, guint index, GPtrArray *released)
 {
   if (p->done[index])
     return;
@@ -233,7 +233,7 @@ df_rebuild_plan_done (DfRebuildPlan *p, guint index, GPtrArray *released)
 }
 
 guint
-df_rebuild_plan_release (DfRebuildPlan *p, GPtrArray *released)
+dfi_rebuild_plan_release (DfRebuildPlan *p, GPtrArray *released)
 {
   guint before = released->len;
   for (guint i = 0; i < p->sb->n_parts; i++)
@@ -251,20 +251,20 @@ df_rebuild_plan_release (DfRebuildPlan *p, GPtrArray *released)
 }
 
 gboolean
-df_rebuild_plan_fell_back (DfRebuildPlan *p, const guint8 checksum[DF_SHA256_LEN])
+dfi_rebuild_plan_fell_back (DfRebuildPlan *p, const guint8 checksum[DF_SHA256_LEN])
 {
-  df_objset_add (p->fell_back, OSTREE_OBJECT_TYPE_FILE, checksum, NULL);
-  return df_objset_contains (p->has_alt, OSTREE_OBJECT_TYPE_FILE, checksum);
+  dfi_objset_add (p->fell_back, OSTREE_OBJECT_TYPE_FILE, checksum, NULL);
+  return dfi_objset_contains (p->has_alt, OSTREE_OBJECT_TYPE_FILE, checksum);
 }
 
 gboolean
-df_rebuild_plan_failed_before (const DfRebuildPlan *p, const guint8 checksum[DF_SHA256_LEN])
+dfi_rebuild_plan_failed_before (const DfRebuildPlan *p, const guint8 checksum[DF_SHA256_LEN])
 {
-  return df_objset_contains (p->fell_back, OSTREE_OBJECT_TYPE_FILE, checksum);
+  return dfi_objset_contains (p->fell_back, OSTREE_OBJECT_TYPE_FILE, checksum);
 }
 
 void
-df_rebuild_plan_steal_held (DfRebuildPlan *p, GPtrArray *out)
+dfi_rebuild_plan_steal_held (DfRebuildPlan *p, GPtrArray *out)
 {
   for (guint i = 0; i < p->sb->n_parts; i++)
     release (p, i, out);

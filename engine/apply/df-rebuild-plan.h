@@ -23,52 +23,52 @@ typedef struct _DfRebuildPlan DfRebuildPlan;
  * the used ones need of it at most. An unused rebuild part whose objects
  * have no alternative fails here: DF_ERROR_MISSING_BASE (a library
  * differs) or DF_ERROR_INVALID_ARGUMENT (the memory budget). */
-DfRebuildPlan *df_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GError **error);
-void df_rebuild_plan_free (DfRebuildPlan *p);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfRebuildPlan, df_rebuild_plan_free)
+DfRebuildPlan *dfi_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GError **error);
+void dfi_rebuild_plan_free (DfRebuildPlan *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfRebuildPlan, dfi_rebuild_plan_free)
 
 /* Bytes the plan holds, and may grow to (failed rebuilds), for the
  * memory budget. */
-guint64 df_rebuild_plan_memory_size (const DfRebuildPlan *p);
+guint64 dfi_rebuild_plan_memory_size (const DfRebuildPlan *p);
 
 /* How many rebuild parts are used, and why the first unused one is not
  * (NULL when all are used). */
-guint df_rebuild_plan_n_used (const DfRebuildPlan *p);
-const char *df_rebuild_plan_unused_reason (const DfRebuildPlan *p);
+guint dfi_rebuild_plan_n_used (const DfRebuildPlan *p);
+const char *dfi_rebuild_plan_unused_reason (const DfRebuildPlan *p);
 
 /* Memory part @index's rebuilds may take (its declared encoder memory). */
-guint64 df_rebuild_plan_memory (const DfRebuildPlan *p, guint index);
+guint64 dfi_rebuild_plan_memory (const DfRebuildPlan *p, guint index);
 
 /* FALSE for a rebuild part that is not used, and for an alternative part
  * all of whose objects a used rebuild part makes (and has not failed to
  * make). Other parts: TRUE (the caller still skips what is present). */
-gboolean df_rebuild_plan_part_wanted (const DfRebuildPlan *p, guint index);
+gboolean dfi_rebuild_plan_part_wanted (const DfRebuildPlan *p, guint index);
 
 /* Called once after the trust walk: @satisfied(@data, i) says whether
  * part i's objects are all present already; such dependencies (and used
  * rebuild parts) count as done. */
-void df_rebuild_plan_start (DfRebuildPlan *p, gboolean (*satisfied) (gpointer data, guint index), gpointer data);
+void dfi_rebuild_plan_start (DfRebuildPlan *p, gboolean (*satisfied) (gpointer data, guint index), gpointer data);
 
 /* Part @index (its task @task) has arrived: TRUE when it may run now;
  * otherwise the plan holds @task until it may. */
-gboolean df_rebuild_plan_offer (DfRebuildPlan *p, guint index, gpointer task);
+gboolean dfi_rebuild_plan_offer (DfRebuildPlan *p, guint index, gpointer task);
 
 /* Part @index is done (applied or found present): appends to @released
  * the held tasks that may run now. */
-void df_rebuild_plan_done (DfRebuildPlan *p, guint index, GPtrArray *released);
+void dfi_rebuild_plan_done (DfRebuildPlan *p, guint index, GPtrArray *released);
 
 /* Every part has been handed over and nothing runs: releases what is still
  * held, the rebuild parts first (when any, it returns after them; call
  * again once they are done). Returns the number released. */
-guint df_rebuild_plan_release (DfRebuildPlan *p, GPtrArray *released);
+guint dfi_rebuild_plan_release (DfRebuildPlan *p, GPtrArray *released);
 
 /* The rebuild of object @checksum failed: TRUE when the delta has an
  * alternative for it (the plan then wants its alternative parts). */
-gboolean df_rebuild_plan_fell_back (DfRebuildPlan *p, const guint8 checksum[DF_SHA256_LEN]);
+gboolean dfi_rebuild_plan_fell_back (DfRebuildPlan *p, const guint8 checksum[DF_SHA256_LEN]);
 
 /* TRUE when the rebuild of @checksum failed already (in this run or, as
  * recorded, an earlier one). */
-gboolean df_rebuild_plan_failed_before (const DfRebuildPlan *p, const guint8 checksum[DF_SHA256_LEN]);
+gboolean dfi_rebuild_plan_failed_before (const DfRebuildPlan *p, const guint8 checksum[DF_SHA256_LEN]);
 
 /* Tasks still held (for freeing them when a session ends early). */
-void df_rebuild_plan_steal_held (DfRebuildPlan *p, GPtrArray *out);
+void dfi_rebuild_plan_steal_held (DfRebuildPlan *p, GPtrArray *out);

@@ -9,7 +9,7 @@ struct _DfTrust
   DfObjSet *delta_meta; /* → GBytes */
   DfObjSet *reached;    /* every object of the commit */
   GPtrArray *meta;      /* DfTrustMeta*: verified, referenced */
-  guint64 memory_limit; /* of the tables: see df_trust_set_memory_limit() */
+  guint64 memory_limit; /* of the tables: see dfi_trust_set_memory_limit() */
 };
 
 static void
@@ -20,46 +20,46 @@ trust_meta_free (DfTrustMeta *m)
 }
 
 DfTrust *
-df_trust_new (OstreeRepo *repo)
+dfi_trust_new (OstreeRepo *repo)
 {
   DfTrust *t = g_new0 (DfTrust, 1);
   t->repo = g_object_ref (repo);
-  t->delta_meta = df_objset_new ((GDestroyNotify)g_bytes_unref);
-  t->reached = df_objset_new (NULL);
+  t->delta_meta = dfi_objset_new ((GDestroyNotify)g_bytes_unref);
+  t->reached = dfi_objset_new (NULL);
   t->meta = g_ptr_array_new_with_free_func ((GDestroyNotify)trust_meta_free);
   t->memory_limit = G_MAXUINT64;
   return t;
 }
 
 void
-df_trust_free (DfTrust *t)
+dfi_trust_free (DfTrust *t)
 {
   if (t == NULL)
     return;
   g_object_unref (t->repo);
-  df_objset_free (t->delta_meta);
-  df_objset_free (t->reached);
+  dfi_objset_free (t->delta_meta);
+  dfi_objset_free (t->reached);
   g_ptr_array_unref (t->meta);
   g_free (t);
 }
 
 void
-df_trust_set_memory_limit (DfTrust *t, guint64 bytes)
+dfi_trust_set_memory_limit (DfTrust *t, guint64 bytes)
 {
   t->memory_limit = bytes;
 }
 
 guint64
-df_trust_memory (const DfTrust *t)
+dfi_trust_memory (const DfTrust *t)
 {
-  return (guint64)df_objset_size (t->delta_meta) * DF_TRUST_DELTA_META_COST + df_objset_memory (t->reached)
+  return (guint64)dfi_objset_size (t->delta_meta) * DF_TRUST_DELTA_META_COST + dfi_objset_memory (t->reached)
          + (guint64)t->meta->len * (sizeof (DfTrustMeta) + sizeof (gpointer));
 }
 
 void
-df_trust_add_delta_metadata (DfTrust *t, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN], GBytes *data)
+dfi_trust_add_delta_metadata (DfTrust *t, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN], GBytes *data)
 {
-  df_objset_add (t->delta_meta, type, csum, g_bytes_ref (data));
+  dfi_objset_add (t->delta_meta, type, csum, g_bytes_ref (data));
 }
 
 /* Notes that the commit references an object. The table grows with the
@@ -69,12 +69,12 @@ df_trust_add_delta_metadata (DfTrust *t, OstreeObjectType type, const guint8 csu
 static gboolean
 reach (DfTrust *t, OstreeObjectType type, const guint8 *csum, GError **error)
 {
-  if (!df_objset_add (t->reached, type, csum, NULL))
+  if (!dfi_objset_add (t->reached, type, csum, NULL))
     return TRUE;
-  if ((df_objset_size (t->reached) & 4095) == 0 && df_trust_memory (t) > t->memory_limit)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                     "the commit references more than %u objects, more than the memory budget holds",
-                     df_objset_size (t->reached));
+  if ((dfi_objset_size (t->reached) & 4095) == 0 && dfi_trust_memory (t) > t->memory_limit)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                      "the commit references more than %u objects, more than the memory budget holds",
+                      dfi_objset_size (t->reached));
   return TRUE;
 }
 
@@ -91,18 +91,18 @@ static gboolean
 reach_metadata (DfTrust *t, OstreeObjectType type, const guint8 *csum, GVariant **out, GError **error)
 {
   char hex[65];
-  df_hex (csum, hex);
-  gboolean reached = df_objset_contains (t->reached, type, csum);
+  dfi_hex (csum, hex);
+  gboolean reached = dfi_objset_contains (t->reached, type, csum);
   if (out == NULL && reached)
     return TRUE;
-  GBytes *data = df_objset_lookup (t->delta_meta, type, csum);
+  GBytes *data = dfi_objset_lookup (t->delta_meta, type, csum);
   if (data)
     {
       guint8 actual[DF_SHA256_LEN];
-      df_sha256 (g_bytes_get_data (data, NULL), g_bytes_get_size (data), actual);
+      dfi_sha256 (g_bytes_get_data (data, NULL), g_bytes_get_size (data), actual);
       if (memcmp (actual, csum, DF_SHA256_LEN) != 0)
-        return df_throw (error, DF_ERROR_CORRUPT, "%s %s: the delta's bytes hash to something else",
-                         ostree_object_type_to_string (type), hex);
+        return dfi_throw (error, DF_ERROR_CORRUPT, "%s %s: the delta's bytes hash to something else",
+                          ostree_object_type_to_string (type), hex);
       g_autoptr (GVariant) v
           = g_variant_ref_sink (g_variant_new_from_bytes (ostree_metadata_variant_type (type), data, FALSE));
       g_autoptr (GError) local = NULL;
@@ -110,14 +110,14 @@ reach_metadata (DfTrust *t, OstreeObjectType type, const guint8 *csum, GVariant 
                     && (type == OSTREE_OBJECT_TYPE_DIR_TREE ? ostree_validate_structureof_dirtree (v, &local)
                                                             : ostree_validate_structureof_dirmeta (v, &local));
       if (!ok)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "%s %s is malformed%s%s", ostree_object_type_to_string (type),
-                         hex, local ? ": " : "", local ? local->message : "");
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s %s is malformed%s%s", ostree_object_type_to_string (type),
+                          hex, local ? ": " : "", local ? local->message : "");
       if (type == OSTREE_OBJECT_TYPE_DIR_META)
         {
           guint32 mode = 0;
           g_variant_get_child (v, 2, "u", &mode);
           if (!S_ISDIR (GUINT32_FROM_BE (mode)))
-            return df_throw (error, DF_ERROR_INVALID_DELTA, "dirmeta %s is not a directory", hex);
+            return dfi_throw (error, DF_ERROR_INVALID_DELTA, "dirmeta %s is not a directory", hex);
         }
       if (!reached)
         {
@@ -136,8 +136,8 @@ reach_metadata (DfTrust *t, OstreeObjectType type, const guint8 *csum, GVariant 
   g_autoptr (GVariant) v = NULL;
   g_autoptr (GError) local = NULL;
   if (!ostree_repo_load_variant_if_exists (t->repo, type, hex, &v, &local) || v == NULL)
-    return df_throw (error, DF_ERROR_MISSING_BASE, "%s %s is neither in the delta nor in the repository",
-                     ostree_object_type_to_string (type), hex);
+    return dfi_throw (error, DF_ERROR_MISSING_BASE, "%s %s is neither in the delta nor in the repository",
+                      ostree_object_type_to_string (type), hex);
   if (!reach (t, type, csum, error))
     return FALSE;
   if (out)
@@ -149,13 +149,13 @@ static gboolean
 walk_tree (DfTrust *t, const guint8 *tree, const guint8 *meta, guint depth, GError **error)
 {
   if (depth > DF_TREE_DEPTH_MAX)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "directories nested deeper than %d", DF_TREE_DEPTH_MAX);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "directories nested deeper than %d", DF_TREE_DEPTH_MAX);
   char thex[65];
-  df_hex (tree, thex);
+  dfi_hex (tree, thex);
   if (!reach_metadata (t, OSTREE_OBJECT_TYPE_DIR_META, meta, NULL, error))
     return FALSE;
   /* A subtree shared by several directories is walked once. */
-  if (df_objset_contains (t->reached, OSTREE_OBJECT_TYPE_DIR_TREE, tree))
+  if (dfi_objset_contains (t->reached, OSTREE_OBJECT_TYPE_DIR_TREE, tree))
     return TRUE;
   g_autoptr (GVariant) tv = NULL;
   if (!reach_metadata (t, OSTREE_OBJECT_TYPE_DIR_TREE, tree, &tv, error))
@@ -169,7 +169,7 @@ walk_tree (DfTrust *t, const guint8 *tree, const guint8 *meta, guint depth, GErr
       g_autoptr (GVariant) c = NULL;
       g_variant_get_child (files, i, "(&s@ay)", &name, &c);
       if (!valid_name (name) || g_variant_get_size (c) != DF_SHA256_LEN)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "dirtree %s holds an invalid file entry", thex);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "dirtree %s holds an invalid file entry", thex);
       if (!reach (t, OSTREE_OBJECT_TYPE_FILE, g_variant_get_data (c), error))
         return FALSE;
     }
@@ -180,7 +180,7 @@ walk_tree (DfTrust *t, const guint8 *tree, const guint8 *meta, guint depth, GErr
       g_autoptr (GVariant) st = NULL, sm = NULL;
       g_variant_get_child (dirs, i, "(&s@ay@ay)", &name, &st, &sm);
       if (!valid_name (name) || g_variant_get_size (st) != DF_SHA256_LEN || g_variant_get_size (sm) != DF_SHA256_LEN)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "dirtree %s holds an invalid directory entry", thex);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "dirtree %s holds an invalid directory entry", thex);
       if (!walk_tree (t, g_variant_get_data (st), g_variant_get_data (sm), depth + 1, error))
         return FALSE;
     }
@@ -188,39 +188,39 @@ walk_tree (DfTrust *t, const guint8 *tree, const guint8 *meta, guint depth, GErr
 }
 
 gboolean
-df_trust_walk (DfTrust *t, GBytes *commit_bytes, const char *to_hex, GError **error)
+dfi_trust_walk (DfTrust *t, GBytes *commit_bytes, const char *to_hex, GError **error)
 {
   g_autoptr (GVariant) commit
       = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, commit_bytes, FALSE));
   g_autoptr (GVariant) tree = g_variant_get_child_value (commit, 6);
   g_autoptr (GVariant) meta = g_variant_get_child_value (commit, 7);
   if (g_variant_get_size (tree) != DF_SHA256_LEN || g_variant_get_size (meta) != DF_SHA256_LEN)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "commit %s has a malformed root", to_hex);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "commit %s has a malformed root", to_hex);
   if (!walk_tree (t, g_variant_get_data (tree), g_variant_get_data (meta), 0, error))
     return FALSE;
   DfObjSetIter it;
   const guint8 *key;
-  df_objset_iter_init (&it, t->delta_meta);
-  while (df_objset_iter_next (&it, &key, NULL))
-    if (!df_objset_contains_key (t->reached, key))
+  dfi_objset_iter_init (&it, t->delta_meta);
+  while (dfi_objset_iter_next (&it, &key, NULL))
+    if (!dfi_objset_contains_key (t->reached, key))
       {
         char hex[65];
-        df_hex (key + 1, hex);
-        return df_throw (error, DF_ERROR_UNTRUSTED, "%s %s is not referenced by commit %s; refusing the delta",
-                         ostree_object_type_to_string (key[0]), hex, to_hex);
+        dfi_hex (key + 1, hex);
+        return dfi_throw (error, DF_ERROR_UNTRUSTED, "%s %s is not referenced by commit %s; refusing the delta",
+                          ostree_object_type_to_string (key[0]), hex, to_hex);
       }
-  df_objset_clear (t->delta_meta);
+  dfi_objset_clear (t->delta_meta);
   return TRUE;
 }
 
 gboolean
-df_trust_reaches (DfTrust *t, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN])
+dfi_trust_reaches (DfTrust *t, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN])
 {
-  return df_objset_contains (t->reached, type, csum);
+  return dfi_objset_contains (t->reached, type, csum);
 }
 
 GPtrArray *
-df_trust_metadata (DfTrust *t)
+dfi_trust_metadata (DfTrust *t)
 {
   return t->meta;
 }
@@ -236,7 +236,7 @@ drop_listed (int objects_dfd, guint xx, const char *file_ext, GHashTable *wanted
 {
   char name[65];
   g_snprintf (name, 3, "%02x", xx);
-  DIR *d = df_opendir_at (objects_dfd, name);
+  DIR *d = dfi_opendir_at (objects_dfd, name);
   if (d == NULL)
     return;
   static const struct
@@ -273,22 +273,22 @@ drop_listed (int objects_dfd, guint xx, const char *file_ext, GHashTable *wanted
 }
 
 gboolean
-df_trust_check_present (DfTrust *t, const DfObjSet *carried, gboolean has_from, const char *to_hex, GCancellable *c,
-                        GError **error)
+dfi_trust_check_present (DfTrust *t, const DfObjSet *carried, gboolean has_from, const char *to_hex, GCancellable *c,
+                         GError **error)
 {
   /* Grouped by the objects/XX directory they would be in; the tables point
    * at the keys of t->reached. */
   GHashTable *by_dir[256] = { NULL };
   DfObjSetIter it;
   const guint8 *key;
-  df_objset_iter_init (&it, t->reached);
-  while (df_objset_iter_next (&it, &key, NULL))
+  dfi_objset_iter_init (&it, t->reached);
+  while (dfi_objset_iter_next (&it, &key, NULL))
     {
-      if (df_objset_contains_key (carried, key))
+      if (dfi_objset_contains_key (carried, key))
         continue;
       guint xx = key[1];
       if (by_dir[xx] == NULL)
-        by_dir[xx] = g_hash_table_new (df_objset_key_hash, df_objset_key_equal);
+        by_dir[xx] = g_hash_table_new (dfi_objset_key_hash, dfi_objset_key_equal);
       g_hash_table_add (by_dir[xx], (gpointer)key);
     }
   int objects_dfd = openat (ostree_repo_get_dfd (t->repo), "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -310,14 +310,14 @@ df_trust_check_present (DfTrust *t, const DfObjSet *carried, gboolean has_from, 
         {
           const guint8 *obj = k;
           char hex[65];
-          df_hex (obj + 1, hex);
+          dfi_hex (obj + 1, hex);
           gboolean have = FALSE;
           if (!ostree_repo_has_object (t->repo, obj[0], hex, &have, c, error))
             ok = FALSE;
           else if (!have)
-            ok = df_throw (error, has_from ? DF_ERROR_MISSING_BASE : DF_ERROR_INVALID_DELTA,
-                           "%s %s of commit %s is neither in the delta nor in the repository",
-                           ostree_object_type_to_string (obj[0]), hex, to_hex);
+            ok = dfi_throw (error, has_from ? DF_ERROR_MISSING_BASE : DF_ERROR_INVALID_DELTA,
+                            "%s %s of commit %s is neither in the delta nor in the repository",
+                            ostree_object_type_to_string (obj[0]), hex, to_hex);
         }
       g_hash_table_unref (by_dir[xx]);
     }

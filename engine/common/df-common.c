@@ -58,7 +58,7 @@ code_for_errno (int errsv)
 }
 
 gboolean
-df_throw_errno (GError **error, int errsv, const char *fmt, ...)
+dfi_throw_errno (GError **error, int errsv, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -70,7 +70,7 @@ df_throw_errno (GError **error, int errsv, const char *fmt, ...)
 }
 
 gboolean
-df_throw (GError **error, DfError code, const char *fmt, ...)
+dfi_throw (GError **error, DfError code, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -81,7 +81,7 @@ df_throw (GError **error, DfError code, const char *fmt, ...)
 }
 
 void
-df_error_normalize (GError **error, const char *prefix)
+dfi_error_normalize (GError **error, const char *prefix)
 {
   if (error == NULL || *error == NULL)
     return;
@@ -107,7 +107,7 @@ df_error_normalize (GError **error, const char *prefix)
 }
 
 void
-df_sha256 (const void *data, gsize len, guint8 out[DF_SHA256_LEN])
+dfi_sha256 (const void *data, gsize len, guint8 out[DF_SHA256_LEN])
 {
   unsigned int n = 0;
   if (!EVP_Digest (data, len, out, &n, EVP_sha256 (), NULL) || n != DF_SHA256_LEN)
@@ -115,7 +115,7 @@ df_sha256 (const void *data, gsize len, guint8 out[DF_SHA256_LEN])
 }
 
 void
-df_sha256_init (DfSha256 *h)
+dfi_sha256_init (DfSha256 *h)
 {
   h->ctx = EVP_MD_CTX_new ();
   if (h->ctx == NULL || !EVP_DigestInit_ex (h->ctx, EVP_sha256 (), NULL))
@@ -123,14 +123,14 @@ df_sha256_init (DfSha256 *h)
 }
 
 void
-df_sha256_update (DfSha256 *h, const void *data, gsize len)
+dfi_sha256_update (DfSha256 *h, const void *data, gsize len)
 {
   if (!EVP_DigestUpdate (h->ctx, data, len))
     g_error ("OpenSSL SHA-256 update failed");
 }
 
 void
-df_sha256_final (DfSha256 *h, guint8 out[DF_SHA256_LEN])
+dfi_sha256_final (DfSha256 *h, guint8 out[DF_SHA256_LEN])
 {
   unsigned int n = 0;
   if (!EVP_DigestFinal_ex (h->ctx, out, &n) || n != DF_SHA256_LEN)
@@ -138,50 +138,50 @@ df_sha256_final (DfSha256 *h, guint8 out[DF_SHA256_LEN])
 }
 
 void
-df_sha256_clear (DfSha256 *h)
+dfi_sha256_clear (DfSha256 *h)
 {
   g_clear_pointer (&h->ctx, EVP_MD_CTX_free);
 }
 
 void
-df_hex (const guint8 csum[DF_SHA256_LEN], char out[65])
+dfi_hex (const guint8 csum[DF_SHA256_LEN], char out[65])
 {
   ostree_checksum_inplace_from_bytes (csum, out);
 }
 
 gboolean
-df_parse_checksum (const char *hex, guint8 out[DF_SHA256_LEN], GError **error)
+dfi_parse_checksum (const char *hex, guint8 out[DF_SHA256_LEN], GError **error)
 {
   if (hex == NULL || !ostree_validate_checksum_string (hex, NULL))
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "not a SHA-256 checksum: '%s'", hex ? hex : "(null)");
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "not a SHA-256 checksum: '%s'", hex ? hex : "(null)");
   ostree_checksum_inplace_to_bytes (hex, out);
   return TRUE;
 }
 
 int
-df_open_regular (int dfd, const char *path, const char *what, struct stat *st_out, GError **error)
+dfi_open_regular (int dfd, const char *path, const char *what, struct stat *st_out, GError **error)
 {
   int fd = openat (dfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
   if (fd < 0)
     {
       if (errno == ENOENT)
-        df_throw (error, DF_ERROR_INVALID_DELTA, "%s is missing", what);
+        dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s is missing", what);
       else if (errno == ELOOP)
-        df_throw (error, DF_ERROR_INVALID_DELTA, "%s is a symbolic link, not a regular file", what);
+        dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s is a symbolic link, not a regular file", what);
       else
-        df_throw_errno (error, errno, "opening %s", what);
+        dfi_throw_errno (error, errno, "opening %s", what);
       return -1;
     }
   struct stat st;
   if (fstat (fd, &st) < 0)
     {
-      df_throw_errno (error, errno, "stat %s", what);
+      dfi_throw_errno (error, errno, "stat %s", what);
       close (fd);
       return -1;
     }
   if (!S_ISREG (st.st_mode))
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "%s is not a regular file", what);
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s is not a regular file", what);
       close (fd);
       return -1;
     }
@@ -194,30 +194,31 @@ df_open_regular (int dfd, const char *path, const char *what, struct stat *st_ou
 }
 
 GBytes *
-df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, const char *what, GError **error)
+dfi_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, const char *what, GError **error)
 {
   struct stat st;
-  int fd = df_open_regular (dfd, path, what, &st, error);
+  int fd = dfi_open_regular (dfd, path, what, &st, error);
   if (fd < 0)
     return NULL;
-  df_autofd owned = fd;
+  dfi_autofd owned = fd;
   guint64 size = st.st_size;
   if (expected != G_MAXUINT64 && size != expected)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA,
-                "%s has %" G_GUINT64_FORMAT " bytes, the superblock declares %" G_GUINT64_FORMAT, what, size, expected);
+      dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                 "%s has %" G_GUINT64_FORMAT " bytes, the superblock declares %" G_GUINT64_FORMAT, what, size,
+                 expected);
       return NULL;
     }
   if (size > max)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA,
-                "%s has %" G_GUINT64_FORMAT " bytes, more than the limit of %" G_GUINT64_FORMAT, what, size, max);
+      dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                 "%s has %" G_GUINT64_FORMAT " bytes, more than the limit of %" G_GUINT64_FORMAT, what, size, max);
       return NULL;
     }
   /* Read one byte more than expected so a file that grows under us is
    * noticed instead of silently cut. */
   gsize cap = (gsize)size + 1;
-  guint8 *buf = df_big_alloc (cap);
+  guint8 *buf = dfi_big_alloc (cap);
   gsize got = 0;
   while (got < cap)
     {
@@ -226,8 +227,8 @@ df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, 
         {
           if (errno == EINTR)
             continue;
-          df_big_free (buf, cap);
-          df_throw_errno (error, errno, "reading %s", what);
+          dfi_big_free (buf, cap);
+          dfi_throw_errno (error, errno, "reading %s", what);
           return NULL;
         }
       if (n == 0)
@@ -236,12 +237,12 @@ df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, 
     }
   if (got != size)
     {
-      df_big_free (buf, cap);
-      df_throw (error, DF_ERROR_INVALID_DELTA, "%s changed size while being read", what);
+      dfi_big_free (buf, cap);
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s changed size while being read", what);
       return NULL;
     }
   /* The GBytes reports @got bytes but owns the whole mapping. */
-  GBytes *whole = df_big_bytes (buf, cap);
+  GBytes *whole = dfi_big_bytes (buf, cap);
   GBytes *ret = g_bytes_new_from_bytes (whole, 0, got);
   g_bytes_unref (whole);
   return ret;
@@ -259,7 +260,7 @@ write_loop (int fd, const void *buf, gsize len, gint64 off, const char *what, GE
         {
           if (errno == EINTR)
             continue;
-          return df_throw_errno (error, errno, "writing %s", what);
+          return dfi_throw_errno (error, errno, "writing %s", what);
         }
       p += n;
       len -= n;
@@ -270,20 +271,20 @@ write_loop (int fd, const void *buf, gsize len, gint64 off, const char *what, GE
 }
 
 gboolean
-df_write_all (int fd, const void *buf, gsize len, const char *what, GError **error)
+dfi_write_all (int fd, const void *buf, gsize len, const char *what, GError **error)
 {
   return write_loop (fd, buf, len, -1, what, error);
 }
 
 gboolean
-df_pwrite_all (int fd, const void *buf, gsize len, guint64 off, const char *what, GError **error)
+dfi_pwrite_all (int fd, const void *buf, gsize len, guint64 off, const char *what, GError **error)
 {
   g_return_val_if_fail (off <= (guint64)G_MAXINT64, FALSE);
   return write_loop (fd, buf, len, (gint64)off, what, error);
 }
 
 gboolean
-df_pread_all (int fd, void *buf, gsize len, guint64 off, const char *what, GError **error)
+dfi_pread_all (int fd, void *buf, gsize len, guint64 off, const char *what, GError **error)
 {
   gsize done = 0;
   while (done < len)
@@ -292,43 +293,43 @@ df_pread_all (int fd, void *buf, gsize len, guint64 off, const char *what, GErro
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0)
-        return df_throw_errno (error, errno, "reading %s", what);
+        return dfi_throw_errno (error, errno, "reading %s", what);
       if (n == 0)
-        return df_throw (error, DF_ERROR_IO, "%s ended early", what);
+        return dfi_throw (error, DF_ERROR_IO, "%s ended early", what);
       done += n;
     }
   return TRUE;
 }
 
 gboolean
-df_write_file_atomic (int dfd, const char *path, GBytes *bytes, GError **error)
+dfi_write_file_atomic (int dfd, const char *path, GBytes *bytes, GError **error)
 {
   g_autofree char *tmp = g_strdup_printf ("%s.tmp", path);
   int fd = openat (dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
-    return df_throw_errno (error, errno, "creating %s", tmp);
+    return dfi_throw_errno (error, errno, "creating %s", tmp);
   gsize len;
   const guint8 *data = g_bytes_get_data (bytes, &len);
-  gboolean ok = df_write_all (fd, data, len, path, error);
+  gboolean ok = dfi_write_all (fd, data, len, path, error);
   if (ok && fdatasync (fd) < 0)
-    ok = df_throw_errno (error, errno, "syncing %s", path);
+    ok = dfi_throw_errno (error, errno, "syncing %s", path);
   close (fd);
   if (ok && renameat (dfd, tmp, dfd, path) < 0)
-    ok = df_throw_errno (error, errno, "renaming %s", path);
+    ok = dfi_throw_errno (error, errno, "renaming %s", path);
   if (!ok)
     unlinkat (dfd, tmp, 0);
   return ok;
 }
 
 guint
-df_ncpus (void)
+dfi_ncpus (void)
 {
   long n = sysconf (_SC_NPROCESSORS_ONLN);
   return n > 0 ? (guint)n : 1;
 }
 
 DIR *
-df_opendir_at (int dfd, const char *path)
+dfi_opendir_at (int dfd, const char *path)
 {
   int fd = openat (dfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
@@ -344,7 +345,7 @@ df_opendir_at (int dfd, const char *path)
 }
 
 gboolean
-df_mkdir_p_at (int dfd, const char *path, GError **error)
+dfi_mkdir_p_at (int dfd, const char *path, GError **error)
 {
   g_autofree char *copy = g_strdup (path);
   for (char *p = copy + 1;; p++)
@@ -354,7 +355,7 @@ df_mkdir_p_at (int dfd, const char *path, GError **error)
         {
           *p = '\0';
           if (mkdirat (dfd, copy, 0755) < 0 && errno != EEXIST)
-            return df_throw_errno (error, errno, "creating %s", copy);
+            return dfi_throw_errno (error, errno, "creating %s", copy);
           if (end)
             break;
           *p = '/';
@@ -370,7 +371,7 @@ rm_rf_children (int dfd, GError **error)
   if (d == NULL)
     {
       close (dfd);
-      return df_throw_errno (error, errno, "opening a directory to delete");
+      return dfi_throw_errno (error, errno, "opening a directory to delete");
     }
   struct dirent *de;
   gboolean ok = TRUE;
@@ -383,14 +384,14 @@ rm_rf_children (int dfd, GError **error)
       if (errno != EISDIR && errno != EPERM)
         {
           if (errno != ENOENT)
-            ok = df_throw_errno (error, errno, "deleting %s", de->d_name);
+            ok = dfi_throw_errno (error, errno, "deleting %s", de->d_name);
           continue;
         }
       int sub = openat (dirfd (d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub < 0)
-        ok = df_throw_errno (error, errno, "opening %s", de->d_name);
+        ok = dfi_throw_errno (error, errno, "opening %s", de->d_name);
       else if (rm_rf_children (sub, error) && unlinkat (dirfd (d), de->d_name, AT_REMOVEDIR) < 0)
-        ok = df_throw_errno (error, errno, "deleting %s", de->d_name);
+        ok = dfi_throw_errno (error, errno, "deleting %s", de->d_name);
       else if (error && *error)
         ok = FALSE;
     }
@@ -399,17 +400,17 @@ rm_rf_children (int dfd, GError **error)
 }
 
 gboolean
-df_rm_rf_at (int dfd, const char *path, GError **error)
+dfi_rm_rf_at (int dfd, const char *path, GError **error)
 {
   if (unlinkat (dfd, path, 0) == 0 || errno == ENOENT)
     return TRUE;
   int fd = openat (dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
-    return errno == ENOENT ? TRUE : df_throw_errno (error, errno, "opening %s", path);
+    return errno == ENOENT ? TRUE : dfi_throw_errno (error, errno, "opening %s", path);
   if (!rm_rf_children (fd, error))
     return FALSE;
   if (unlinkat (dfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
-    return df_throw_errno (error, errno, "deleting %s", path);
+    return dfi_throw_errno (error, errno, "deleting %s", path);
   return TRUE;
 }
 
@@ -470,7 +471,7 @@ big_cache (void)
 }
 
 void
-df_big_cache_release (void)
+dfi_big_cache_release (void)
 {
   BigCache *c = g_private_get (&big_cache_key);
   if (c == NULL)
@@ -484,7 +485,7 @@ df_big_cache_release (void)
 }
 
 guint8 *
-df_big_alloc (gsize len)
+dfi_big_alloc (gsize len)
 {
   if (len < DF_BIG_THRESHOLD)
     return g_malloc (len ? len : 1);
@@ -519,7 +520,7 @@ df_big_alloc (gsize len)
 }
 
 void
-df_big_free (guint8 *p, gsize len)
+dfi_big_free (guint8 *p, gsize len)
 {
   if (p == NULL)
     return;
@@ -552,12 +553,12 @@ static void
 big_buf_free (gpointer data)
 {
   BigBuf *b = data;
-  df_big_free (b->p, b->len);
+  dfi_big_free (b->p, b->len);
   g_free (b);
 }
 
 GBytes *
-df_big_bytes (guint8 *p, gsize len)
+dfi_big_bytes (guint8 *p, gsize len)
 {
   BigBuf *b = g_new (BigBuf, 1);
   b->p = p;
@@ -566,14 +567,14 @@ df_big_bytes (guint8 *p, gsize len)
 }
 
 int
-df_repo_lock (OstreeRepo *repo, guint timeout_s, GFunc waiting, gpointer data, GCancellable *c, GError **error)
+dfi_repo_lock (OstreeRepo *repo, guint timeout_s, GFunc waiting, gpointer data, GCancellable *c, GError **error)
 {
   /* The directory itself is locked: nothing is left behind, and libostree
    * locks other files. */
   int fd = openat (ostree_repo_get_dfd (repo), "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     {
-      df_throw_errno (error, errno, "opening the repository's deltafetch lock");
+      dfi_throw_errno (error, errno, "opening the repository's deltafetch lock");
       return -1;
     }
   /* Polled rather than blocking: the wait must end at the timeout and on
@@ -594,10 +595,10 @@ df_repo_lock (OstreeRepo *repo, guint timeout_s, GFunc waiting, gpointer data, G
           if (error && *error)
             return -1;
           if (errsv == EWOULDBLOCK)
-            df_throw (error, DF_ERROR_IO,
-                      "another deltafetch apply or fetch is working in this repository (waited %u s)", timeout_s);
+            dfi_throw (error, DF_ERROR_IO,
+                       "another deltafetch apply or fetch is working in this repository (waited %u s)", timeout_s);
           else
-            df_throw_errno (error, errsv, "locking the repository");
+            dfi_throw_errno (error, errsv, "locking the repository");
           return -1;
         }
       if (!told && waiting)
@@ -609,8 +610,8 @@ df_repo_lock (OstreeRepo *repo, guint timeout_s, GFunc waiting, gpointer data, G
 }
 
 gboolean
-df_checksum_from_variant (GVariant *v, gboolean optional, guint8 out[DF_SHA256_LEN], gboolean *present,
-                          const char *what, GError **error)
+dfi_checksum_from_variant (GVariant *v, gboolean optional, guint8 out[DF_SHA256_LEN], gboolean *present,
+                           const char *what, GError **error)
 {
   gsize n = 0;
   const guint8 *d = g_variant_get_fixed_array (v, &n, 1);
@@ -619,34 +620,34 @@ df_checksum_from_variant (GVariant *v, gboolean optional, guint8 out[DF_SHA256_L
   if (n == 0 && optional)
     return TRUE;
   if (n != DF_SHA256_LEN)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "%s is %zu bytes, not 32", what, n);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s is %zu bytes, not 32", what, n);
   memcpy (out, d, DF_SHA256_LEN);
   return TRUE;
 }
 
 gboolean
-df_delta_ends_read (GVariant *from, GVariant *to, GVariant *commit, const char *prefix, gboolean *has_from,
-                    guint8 from_out[DF_SHA256_LEN], char from_hex[65], guint8 to_out[DF_SHA256_LEN], char to_hex[65],
-                    GBytes **commit_out, GError **error)
+dfi_delta_ends_read (GVariant *from, GVariant *to, GVariant *commit, const char *prefix, gboolean *has_from,
+                     guint8 from_out[DF_SHA256_LEN], char from_hex[65], guint8 to_out[DF_SHA256_LEN], char to_hex[65],
+                     GBytes **commit_out, GError **error)
 {
   g_autofree char *from_what = g_strdup_printf ("%s: from checksum", prefix);
   g_autofree char *to_what = g_strdup_printf ("%s: to checksum", prefix);
-  if (!df_checksum_from_variant (from, TRUE, from_out, has_from, from_what, error)
-      || !df_checksum_from_variant (to, FALSE, to_out, NULL, to_what, error))
+  if (!dfi_checksum_from_variant (from, TRUE, from_out, has_from, from_what, error)
+      || !dfi_checksum_from_variant (to, FALSE, to_out, NULL, to_what, error))
     return FALSE;
   from_hex[0] = '\0';
   if (*has_from)
-    df_hex (from_out, from_hex);
-  df_hex (to_out, to_hex);
+    dfi_hex (from_out, from_hex);
+  dfi_hex (to_out, to_hex);
   *commit_out = g_variant_get_data_as_bytes (commit);
   guint8 actual[DF_SHA256_LEN];
-  df_sha256 (g_bytes_get_data (*commit_out, NULL), g_bytes_get_size (*commit_out), actual);
+  dfi_sha256 (g_bytes_get_data (*commit_out, NULL), g_bytes_get_size (*commit_out), actual);
   if (memcmp (actual, to_out, DF_SHA256_LEN) != 0)
     {
       char hex[65];
-      df_hex (actual, hex);
-      return df_throw (error, DF_ERROR_CORRUPT, "%s: the commit object hashes to %s, not to the declared %s", prefix,
-                       hex, to_hex);
+      dfi_hex (actual, hex);
+      return dfi_throw (error, DF_ERROR_CORRUPT, "%s: the commit object hashes to %s, not to the declared %s", prefix,
+                        hex, to_hex);
     }
   return TRUE;
 }

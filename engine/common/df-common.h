@@ -23,53 +23,53 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (EVP_MD_CTX, EVP_MD_CTX_free)
 
 /* GLib 2.74 predates g_autofd. */
 static inline void
-df_close_fdp (int *fd)
+dfi_close_fdp (int *fd)
 {
   if (*fd >= 0)
     close (*fd);
 }
-#define df_autofd __attribute__ ((cleanup (df_close_fdp))) int
+#define dfi_autofd __attribute__ ((cleanup (dfi_close_fdp))) int
 
 /* Sets @error from errno @errsv: ENOSPC/EDQUOT become DF_ERROR_NO_SPACE,
  * everything else DF_ERROR_IO. Always returns FALSE. */
-gboolean df_throw_errno (GError **error, int errsv, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+gboolean dfi_throw_errno (GError **error, int errsv, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
 
 /* Sets @error and returns FALSE. */
-gboolean df_throw (GError **error, DfError code, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+gboolean dfi_throw (GError **error, DfError code, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
 
 /* Rewrites an error from libostree/GIO: ENOSPC-like errors become
  * DF_ERROR_NO_SPACE, and @prefix is prepended. */
-void df_error_normalize (GError **error, const char *prefix);
+void dfi_error_normalize (GError **error, const char *prefix);
 
-void df_sha256 (const void *data, gsize len, guint8 out[DF_SHA256_LEN]);
+void dfi_sha256 (const void *data, gsize len, guint8 out[DF_SHA256_LEN]);
 
 /* Incremental SHA-256 (OpenSSL EVP). */
 typedef struct
 {
   EVP_MD_CTX *ctx;
 } DfSha256;
-void df_sha256_init (DfSha256 *h);
-void df_sha256_update (DfSha256 *h, const void *data, gsize len);
-void df_sha256_final (DfSha256 *h, guint8 out[DF_SHA256_LEN]);
-void df_sha256_clear (DfSha256 *h);
+void dfi_sha256_init (DfSha256 *h);
+void dfi_sha256_update (DfSha256 *h, const void *data, gsize len);
+void dfi_sha256_final (DfSha256 *h, guint8 out[DF_SHA256_LEN]);
+void dfi_sha256_clear (DfSha256 *h);
 
 /* 32 bytes → 64 hex chars + NUL. */
-void df_hex (const guint8 csum[DF_SHA256_LEN], char out[65]);
+void dfi_hex (const guint8 csum[DF_SHA256_LEN], char out[65]);
 /* A checksum carried as an `ay` in a superblock: exactly 32 bytes into
  * @out, or, when @optional, none (*@present FALSE). Errors (invalid delta)
  * name @what, e.g. "superblock: part SHA-256". */
-gboolean df_checksum_from_variant (GVariant *v, gboolean optional, guint8 out[DF_SHA256_LEN], gboolean *present,
-                                   const char *what, GError **error);
+gboolean dfi_checksum_from_variant (GVariant *v, gboolean optional, guint8 out[DF_SHA256_LEN], gboolean *present,
+                                    const char *what, GError **error);
 /* The ends of a delta as both superblock formats carry them: the
  * from-checksum (empty from scratch), the to-checksum, and the to-commit
  * object, which must hash to the to-checksum (DF_ERROR_CORRUPT otherwise).
  * @prefix starts error messages ("superblock", "stock superblock"). */
-gboolean df_delta_ends_read (GVariant *from, GVariant *to, GVariant *commit, const char *prefix, gboolean *has_from,
-                             guint8 from_out[DF_SHA256_LEN], char from_hex[65], guint8 to_out[DF_SHA256_LEN],
-                             char to_hex[65], GBytes **commit_out, GError **error);
+gboolean dfi_delta_ends_read (GVariant *from, GVariant *to, GVariant *commit, const char *prefix, gboolean *has_from,
+                              guint8 from_out[DF_SHA256_LEN], char from_hex[65], guint8 to_out[DF_SHA256_LEN],
+                              char to_hex[65], GBytes **commit_out, GError **error);
 
 /* Parses a 64-char hex checksum; FALSE (error set) if malformed. */
-gboolean df_parse_checksum (const char *hex, guint8 out[DF_SHA256_LEN], GError **error);
+gboolean dfi_parse_checksum (const char *hex, guint8 out[DF_SHA256_LEN], GError **error);
 
 /* Opens @path under @dfd for reading the way every file of a delta (or
  * of the engine's own state) is opened: without blocking (a FIFO in place
@@ -78,23 +78,23 @@ gboolean df_parse_checksum (const char *hex, guint8 out[DF_SHA256_LEN], GError *
  * (DF_ERROR_INVALID_DELTA otherwise, naming @what; a missing file is
  * DF_ERROR_INVALID_DELTA "@what is missing" too). Its status in *@st when
  * not NULL. Returns the fd, or -1 with @error set. */
-int df_open_regular (int dfd, const char *path, const char *what, struct stat *st, GError **error);
+int dfi_open_regular (int dfd, const char *path, const char *what, struct stat *st, GError **error);
 
 /* Reads a whole file that must be at most @max bytes, exactly @expected bytes
  * when @expected is not G_MAXUINT64. Errors name @what. */
-GBytes *df_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, const char *what,
-                              GError **error);
+GBytes *dfi_read_file_bounded (int dfd, const char *path, guint64 max, guint64 expected, const char *what,
+                               GError **error);
 
-/* Writes @len bytes fully, or fails with errno mapped as df_throw_errno. */
-gboolean df_write_all (int fd, const void *buf, gsize len, const char *what, GError **error);
+/* Writes @len bytes fully, or fails with errno mapped as dfi_throw_errno. */
+gboolean dfi_write_all (int fd, const void *buf, gsize len, const char *what, GError **error);
 /* The same at offset @off. @error may be NULL; errno tells then. */
-gboolean df_pwrite_all (int fd, const void *buf, gsize len, guint64 off, const char *what, GError **error);
+gboolean dfi_pwrite_all (int fd, const void *buf, gsize len, guint64 off, const char *what, GError **error);
 /* Reads exactly @len bytes at @off: a read error or a file that ends
  * first (DF_ERROR_IO, "@what ended early") fails. */
-gboolean df_pread_all (int fd, void *buf, gsize len, guint64 off, const char *what, GError **error);
+gboolean dfi_pread_all (int fd, void *buf, gsize len, guint64 off, const char *what, GError **error);
 /* Writes @bytes to @path under @dfd through "@path.tmp", fdatasync and
  * rename, so readers see the old file or the whole new one. */
-gboolean df_write_file_atomic (int dfd, const char *path, GBytes *bytes, GError **error);
+gboolean dfi_write_file_atomic (int dfd, const char *path, GBytes *bytes, GError **error);
 
 /* Takes the repository's deltafetch lock (flock on REPO/tmp/): one
  * apply or fetch at a time per repository, since each keeps and cleans up
@@ -103,33 +103,33 @@ gboolean df_write_file_atomic (int dfd, const char *path, GBytes *bytes, GError 
  * integer, and @data) once when the wait begins. Returns the fd holding it
  * (close it to release), or -1 with DF_ERROR_IO after the timeout, or the
  * cancellation. */
-int df_repo_lock (OstreeRepo *repo, guint timeout_s, GFunc waiting, gpointer data, GCancellable *c, GError **error);
+int dfi_repo_lock (OstreeRepo *repo, guint timeout_s, GFunc waiting, gpointer data, GCancellable *c, GError **error);
 
 /* a + b without overflow, FALSE when it would overflow. */
 static inline gboolean
-df_add_u64 (guint64 a, guint64 b, guint64 *out)
+dfi_add_u64 (guint64 a, guint64 b, guint64 *out)
 {
   return !__builtin_add_overflow (a, b, out);
 }
 
 /* Number of processors. */
-guint df_ncpus (void);
+guint dfi_ncpus (void);
 
 /* mkdir -p and rm -rf relative to @dfd (AT_FDCWD works); rm_rf of a missing
  * path succeeds. */
-gboolean df_mkdir_p_at (int dfd, const char *path, GError **error);
-gboolean df_rm_rf_at (int dfd, const char *path, GError **error);
+gboolean dfi_mkdir_p_at (int dfd, const char *path, GError **error);
+gboolean dfi_rm_rf_at (int dfd, const char *path, GError **error);
 /* A directory stream on @path relative to @dfd, with its own descriptor;
  * NULL with errno set when it cannot be opened. */
-DIR *df_opendir_at (int dfd, const char *path);
+DIR *dfi_opendir_at (int dfd, const char *path);
 
 /* Large buffers (parts, windows) come from mmap and go back with munmap
  * (malloc would keep them in per-thread arenas after free, and the apply
  * memory budget is about resident memory), except the few each thread
- * keeps for reuse until df_big_cache_release(). */
-guint8 *df_big_alloc (gsize len);
-void df_big_free (guint8 *p, gsize len);
+ * keeps for reuse until dfi_big_cache_release(). */
+guint8 *dfi_big_alloc (gsize len);
+void dfi_big_free (guint8 *p, gsize len);
 /* Unmaps the buffers the calling thread keeps for reuse. */
-void df_big_cache_release (void);
-/* Wraps a df_big_alloc() buffer; the GBytes owns it. */
-GBytes *df_big_bytes (guint8 *p, gsize len);
+void dfi_big_cache_release (void);
+/* Wraps a dfi_big_alloc() buffer; the GBytes owns it. */
+GBytes *dfi_big_bytes (guint8 *p, gsize len);

@@ -108,7 +108,7 @@
 #define DF_PRESENT_LIST_MIN 4
 
 /* --- Apply memory ----------------------------------------------------- */
-/* Freed buffers each thread keeps for reuse (see df_big_alloc()). */
+/* Freed buffers each thread keeps for reuse (see dfi_big_alloc()). */
 #define DF_BIG_CACHE_SLOTS 2
 #define DF_BIG_CACHE_MAX (4 * DF_MIB)
 /* Memory set aside from the budget for libostree, GLib, stacks and the

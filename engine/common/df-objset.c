@@ -39,7 +39,7 @@ hash_key (void)
 }
 
 guint64
-df_keyed_hash (const void *data, gsize len)
+dfi_keyed_hash (const void *data, gsize len)
 {
   /* Horner's rule: each 32-bit word plus one (so leading zero words
    * count), then the length. Two different inputs of n words give
@@ -64,9 +64,9 @@ df_keyed_hash (const void *data, gsize len)
 }
 
 guint
-df_keyed_str_hash (gconstpointer key)
+dfi_keyed_str_hash (gconstpointer key)
 {
-  guint64 h = df_keyed_hash (key, strlen (key));
+  guint64 h = dfi_keyed_hash (key, strlen (key));
   return (guint)(h ^ (h >> 32));
 }
 
@@ -78,30 +78,30 @@ struct _DfObjSet
 };
 
 guint
-df_objset_key_hash (gconstpointer key)
+dfi_objset_key_hash (gconstpointer key)
 {
-  guint64 h = df_keyed_hash (key, DF_OBJSET_KEY_LEN);
+  guint64 h = dfi_keyed_hash (key, DF_OBJSET_KEY_LEN);
   return (guint)(h ^ (h >> 32));
 }
 
 gboolean
-df_objset_key_equal (gconstpointer a, gconstpointer b)
+dfi_objset_key_equal (gconstpointer a, gconstpointer b)
 {
   return memcmp (a, b, DF_OBJSET_KEY_LEN) == 0;
 }
 
 DfObjSet *
-df_objset_new (GDestroyNotify value_free)
+dfi_objset_new (GDestroyNotify value_free)
 {
   DfObjSet *s = g_new0 (DfObjSet, 1);
   s->value_free = value_free;
-  s->table = g_hash_table_new_full (df_objset_key_hash, df_objset_key_equal, NULL, value_free);
+  s->table = g_hash_table_new_full (dfi_objset_key_hash, dfi_objset_key_equal, NULL, value_free);
   s->keys = g_string_chunk_new (64 * 1024);
   return s;
 }
 
 void
-df_objset_free (DfObjSet *s)
+dfi_objset_free (DfObjSet *s)
 {
   if (s == NULL)
     return;
@@ -118,7 +118,7 @@ key_fill (guint8 key[DF_OBJSET_KEY_LEN], OstreeObjectType type, const guint8 csu
 }
 
 gboolean
-df_objset_add (DfObjSet *s, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN], gpointer value)
+dfi_objset_add (DfObjSet *s, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN], gpointer value)
 {
   guint8 key[DF_OBJSET_KEY_LEN];
   key_fill (key, type, csum);
@@ -135,13 +135,13 @@ df_objset_add (DfObjSet *s, OstreeObjectType type, const guint8 csum[DF_SHA256_L
 }
 
 gboolean
-df_objset_contains_key (const DfObjSet *s, const guint8 key[DF_OBJSET_KEY_LEN])
+dfi_objset_contains_key (const DfObjSet *s, const guint8 key[DF_OBJSET_KEY_LEN])
 {
   return g_hash_table_contains (s->table, key);
 }
 
 gboolean
-df_objset_contains (const DfObjSet *s, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN])
+dfi_objset_contains (const DfObjSet *s, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN])
 {
   guint8 key[DF_OBJSET_KEY_LEN];
   key_fill (key, type, csum);
@@ -149,7 +149,7 @@ df_objset_contains (const DfObjSet *s, OstreeObjectType type, const guint8 csum[
 }
 
 gpointer
-df_objset_lookup (const DfObjSet *s, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN])
+dfi_objset_lookup (const DfObjSet *s, OstreeObjectType type, const guint8 csum[DF_SHA256_LEN])
 {
   guint8 key[DF_OBJSET_KEY_LEN];
   key_fill (key, type, csum);
@@ -157,32 +157,32 @@ df_objset_lookup (const DfObjSet *s, OstreeObjectType type, const guint8 csum[DF
 }
 
 guint
-df_objset_size (const DfObjSet *s)
+dfi_objset_size (const DfObjSet *s)
 {
   return g_hash_table_size (s->table);
 }
 
 guint64
-df_objset_memory (const DfObjSet *s)
+dfi_objset_memory (const DfObjSet *s)
 {
   return (guint64)g_hash_table_size (s->table) * DF_OBJSET_ENTRY_COST;
 }
 
 void
-df_objset_clear (DfObjSet *s)
+dfi_objset_clear (DfObjSet *s)
 {
   g_hash_table_remove_all (s->table);
   g_string_chunk_clear (s->keys);
 }
 
 void
-df_objset_iter_init (DfObjSetIter *it, const DfObjSet *s)
+dfi_objset_iter_init (DfObjSetIter *it, const DfObjSet *s)
 {
   g_hash_table_iter_init (it, s->table);
 }
 
 gboolean
-df_objset_iter_next (DfObjSetIter *it, const guint8 **key, gpointer *value)
+dfi_objset_iter_next (DfObjSetIter *it, const guint8 **key, gpointer *value)
 {
   gpointer k;
   if (!g_hash_table_iter_next (it, &k, value))

@@ -47,10 +47,10 @@ read_key_file (const char *path, gsize max, const char *what, GError **error)
   g_autofree char *real = realpath (path, NULL);
   if (real == NULL)
     {
-      df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s %s: %s", what, path, g_strerror (errno));
+      dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s %s: %s", what, path, g_strerror (errno));
       return NULL;
     }
-  return df_read_file_bounded (AT_FDCWD, real, max, G_MAXUINT64, what, error);
+  return dfi_read_file_bounded (AT_FDCWD, real, max, G_MAXUINT64, what, error);
 }
 
 static gboolean
@@ -68,24 +68,25 @@ add_keys_from_file (DfKeyring *k, const char *path, GError **error)
         continue;
       guint8 raw[DF_ED25519_KEY_LEN];
       if (!decode_key (lines[i], sizeof raw, raw))
-        return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s, line %u: not a base64 ed25519 public key", path, i + 1);
+        return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s, line %u: not a base64 ed25519 public key", path,
+                          i + 1);
       EVP_PKEY *pk = EVP_PKEY_new_raw_public_key (EVP_PKEY_ED25519, NULL, raw, sizeof raw);
       if (pk == NULL)
-        return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s, line %u: unusable ed25519 public key", path, i + 1);
+        return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s, line %u: unusable ed25519 public key", path, i + 1);
       g_ptr_array_add (k->keys, pk);
     }
   return TRUE;
 }
 
 DfKeyring *
-df_keyring_load (const char *path, GError **error)
+dfi_keyring_load (const char *path, GError **error)
 {
   g_autoptr (DfKeyring) k = g_new0 (DfKeyring, 1);
   k->keys = g_ptr_array_new_with_free_func (pkey_free);
   struct stat st;
   if (stat (path, &st) < 0)
     {
-      df_throw (error, DF_ERROR_INVALID_ARGUMENT, "trusted keys %s: %s", path, g_strerror (errno));
+      dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "trusted keys %s: %s", path, g_strerror (errno));
       return NULL;
     }
   if (S_ISDIR (st.st_mode))
@@ -104,14 +105,14 @@ df_keyring_load (const char *path, GError **error)
     return NULL;
   if (k->keys->len == 0)
     {
-      df_throw (error, DF_ERROR_INVALID_ARGUMENT, "trusted keys %s: no key found", path);
+      dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "trusted keys %s: no key found", path);
       return NULL;
     }
   return g_steal_pointer (&k);
 }
 
 void
-df_keyring_free (DfKeyring *k)
+dfi_keyring_free (DfKeyring *k)
 {
   if (k == NULL)
     return;
@@ -120,13 +121,13 @@ df_keyring_free (DfKeyring *k)
 }
 
 guint
-df_keyring_size (const DfKeyring *k)
+dfi_keyring_size (const DfKeyring *k)
 {
   return k->keys->len;
 }
 
 gboolean
-df_keyring_verify_any (const DfKeyring *k, GBytes *data, GPtrArray *sigs)
+dfi_keyring_verify_any (const DfKeyring *k, GBytes *data, GPtrArray *sigs)
 {
   gsize len;
   const guint8 *d = g_bytes_get_data (data, &len);
@@ -150,7 +151,7 @@ df_keyring_verify_any (const DfKeyring *k, GBytes *data, GPtrArray *sigs)
 }
 
 DfSigner *
-df_signer_load (const char *path, GError **error)
+dfi_signer_load (const char *path, GError **error)
 {
   g_autoptr (GBytes) b = read_key_file (path, 4096, "secret key", error);
   if (b == NULL)
@@ -159,8 +160,8 @@ df_signer_load (const char *path, GError **error)
   guint8 raw[64];
   if (!decode_key (text, sizeof raw, raw))
     {
-      df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s: not a base64 ed25519 secret key (64 bytes: seed and public key)",
-                path);
+      dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                 "%s: not a base64 ed25519 secret key (64 bytes: seed and public key)", path);
       return NULL;
     }
   EVP_PKEY *pk = EVP_PKEY_new_raw_private_key (EVP_PKEY_ED25519, NULL, raw, 32);
@@ -172,7 +173,7 @@ df_signer_load (const char *path, GError **error)
   if (!ok)
     {
       EVP_PKEY_free (pk);
-      df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s: the public half does not belong to the seed", path);
+      dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s: the public half does not belong to the seed", path);
       return NULL;
     }
   DfSigner *s = g_new0 (DfSigner, 1);
@@ -181,7 +182,7 @@ df_signer_load (const char *path, GError **error)
 }
 
 void
-df_signer_free (DfSigner *s)
+dfi_signer_free (DfSigner *s)
 {
   if (s == NULL)
     return;
@@ -190,7 +191,7 @@ df_signer_free (DfSigner *s)
 }
 
 GBytes *
-df_signed_wrap (GBytes *data, GPtrArray *sigs)
+dfi_signed_wrap (GBytes *data, GPtrArray *sigs)
 {
   GVariantBuilder sb;
   g_variant_builder_init (&sb, G_VARIANT_TYPE ("aay"));
@@ -209,7 +210,7 @@ df_signed_wrap (GBytes *data, GPtrArray *sigs)
 }
 
 GBytes *
-df_signer_wrap (DfSigner *s, GBytes *data, GError **error)
+dfi_signer_wrap (DfSigner *s, GBytes *data, GError **error)
 {
   gsize len;
   const guint8 *d = g_bytes_get_data (data, &len);
@@ -221,16 +222,16 @@ df_signer_wrap (DfSigner *s, GBytes *data, GError **error)
   EVP_MD_CTX_free (ctx);
   if (!ok)
     {
-      df_throw (error, DF_ERROR_FAILED, "signing the superblock failed");
+      dfi_throw (error, DF_ERROR_FAILED, "signing the superblock failed");
       return NULL;
     }
   g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
   g_ptr_array_add (sigs, g_bytes_new (sig, sizeof sig));
-  return df_signed_wrap (data, sigs);
+  return dfi_signed_wrap (data, sigs);
 }
 
 gboolean
-df_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError **error)
+dfi_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError **error)
 {
   gsize len;
   const guint8 *d = g_bytes_get_data (file, &len);
@@ -239,7 +240,7 @@ df_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError 
   g_autoptr (GVariant) v
       = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_SIGNED_FORMAT), file, FALSE));
   if (!g_variant_is_normal_form (v))
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "signed superblock: malformed envelope");
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "signed superblock: malformed envelope");
   g_autoptr (GVariant) data = g_variant_get_child_value (v, 1);
   g_autoptr (GVariant) dict = g_variant_get_child_value (v, 2);
   g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
@@ -247,14 +248,14 @@ df_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError 
   /* Checked before anything is verified: pure ed25519 hashes the whole
    * message again for every signature and key. */
   if (list && g_variant_n_children (list) > DF_SIGNATURES_MAX)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "signed superblock: %zu ed25519 signatures, more than %d",
-                     g_variant_n_children (list), DF_SIGNATURES_MAX);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "signed superblock: %zu ed25519 signatures, more than %d",
+                      g_variant_n_children (list), DF_SIGNATURES_MAX);
   for (gsize i = 0; list && i < g_variant_n_children (list); i++)
     {
       g_autoptr (GVariant) sig = g_variant_get_child_value (list, i);
       if (g_variant_get_size (sig) != DF_ED25519_SIG_LEN)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "signed superblock: an ed25519 signature of %zu bytes",
-                         g_variant_get_size (sig));
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "signed superblock: an ed25519 signature of %zu bytes",
+                          g_variant_get_size (sig));
       g_ptr_array_add (sigs, g_variant_get_data_as_bytes (sig));
     }
   *out_data = g_variant_get_data_as_bytes (data);
@@ -263,12 +264,12 @@ df_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError 
 }
 
 gboolean
-df_signed_open (GBytes *file, GBytes **out_inner, GBytes **out_signed, GPtrArray **out_sigs, GError **error)
+dfi_signed_open (GBytes *file, GBytes **out_inner, GBytes **out_signed, GPtrArray **out_sigs, GError **error)
 {
   GError *local = NULL;
   *out_signed = NULL;
   *out_sigs = NULL;
-  if (df_signed_unwrap (file, out_signed, out_sigs, &local))
+  if (dfi_signed_unwrap (file, out_signed, out_sigs, &local))
     {
       *out_inner = g_bytes_ref (*out_signed);
       return TRUE;
@@ -283,15 +284,15 @@ df_signed_open (GBytes *file, GBytes **out_inner, GBytes **out_signed, GPtrArray
 }
 
 gpointer
-df_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, const DfSignaturePolicy *policy,
-                      guint64 memory, GError **error)
+dfi_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, const DfSignaturePolicy *policy,
+                       guint64 memory, GError **error)
 {
   DfSignedFile sf = { 0 };
   g_autoptr (GBytes) inner = NULL, signed_data = NULL;
   g_autoptr (GPtrArray) sigs = NULL;
-  if (!df_signed_open (file, &inner, &signed_data, &sigs, error))
+  if (!dfi_signed_open (file, &inner, &signed_data, &sigs, error))
     return NULL;
-  if (policy && !df_signature_policy (signed_data, sigs, policy->keys, policy->require, &sf.verified, error))
+  if (policy && !dfi_signature_policy (signed_data, sigs, policy->keys, policy->require, &sf.verified, error))
     return NULL;
   sf.is_signed = signed_data != NULL;
   sf.n_signatures = sigs ? sigs->len : 0;
@@ -301,48 +302,48 @@ df_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, co
   if (sb == NULL)
     return NULL;
   sf.size = g_bytes_get_size (file);
-  df_sha256 (g_bytes_get_data (file, NULL), sf.size, sf.sha256);
+  dfi_sha256 (g_bytes_get_data (file, NULL), sf.size, sf.sha256);
   *(DfSignedFile *)G_STRUCT_MEMBER_P (sb, file_member) = sf;
   return sb;
 }
 
 gboolean
-df_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, gboolean require, GError **error)
+dfi_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, gboolean require, GError **error)
 {
   p->keys = NULL;
   p->require = require;
-  if (keys_path && (p->keys = df_keyring_load (keys_path, error)) == NULL)
+  if (keys_path && (p->keys = dfi_keyring_load (keys_path, error)) == NULL)
     return FALSE;
   return TRUE;
 }
 
 void
-df_signature_policy_clear (DfSignaturePolicy *p)
+dfi_signature_policy_clear (DfSignaturePolicy *p)
 {
-  g_clear_pointer (&p->keys, df_keyring_free);
+  g_clear_pointer (&p->keys, dfi_keyring_free);
 }
 
 gboolean
-df_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfKeyring *keys, gboolean require,
-                     gboolean *out_verified, GError **error)
+dfi_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfKeyring *keys, gboolean require,
+                      gboolean *out_verified, GError **error)
 {
   *out_verified = FALSE;
   if (signed_data == NULL)
     {
       if (require)
-        return df_throw (error, DF_ERROR_UNTRUSTED, "the superblock is not signed and signatures are required");
+        return dfi_throw (error, DF_ERROR_UNTRUSTED, "the superblock is not signed and signatures are required");
       return TRUE;
     }
   if (keys == NULL)
     {
       if (require)
-        return df_throw (error, DF_ERROR_UNTRUSTED, "signatures are required but no trusted keys were given");
+        return dfi_throw (error, DF_ERROR_UNTRUSTED, "signatures are required but no trusted keys were given");
       return TRUE;
     }
-  if (!df_keyring_verify_any (keys, signed_data, sigs))
-    return df_throw (error, DF_ERROR_UNTRUSTED,
-                     "none of the superblock's %u ed25519 signatures verifies with the %u trusted keys",
-                     sigs ? sigs->len : 0, df_keyring_size (keys));
+  if (!dfi_keyring_verify_any (keys, signed_data, sigs))
+    return dfi_throw (error, DF_ERROR_UNTRUSTED,
+                      "none of the superblock's %u ed25519 signatures verifies with the %u trusted keys",
+                      sigs ? sigs->len : 0, dfi_keyring_size (keys));
   *out_verified = TRUE;
   return TRUE;
 }

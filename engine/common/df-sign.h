@@ -21,21 +21,20 @@ typedef struct _DfKeyring DfKeyring;
 
 /* Public keys from a file (one base64 key per line; blank lines and lines
  * starting with '#' ignored) or from every regular file of a directory. */
-DfKeyring *df_keyring_load (const char *path, GError **error);
-void df_keyring_free (DfKeyring *k);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfKeyring, df_keyring_free)
-guint df_keyring_size (const DfKeyring *k);
+DfKeyring *dfi_keyring_load (const char *path, GError **error);
+void dfi_keyring_free (DfKeyring *k);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfKeyring, dfi_keyring_free)
+guint dfi_keyring_size (const DfKeyring *k);
 
 /* TRUE when one of @sigs (GBytes of DF_ED25519_SIG_LEN) verifies @data
  * with one of the keys. */
-gboolean df_keyring_verify_any (const DfKeyring *k, GBytes *data, GPtrArray *sigs);
+gboolean dfi_keyring_verify_any (const DfKeyring *k, GBytes *data, GPtrArray *sigs);
 
 /* What a superblock parser reads from @file: the signed bytes of an
  * envelope (also in *out_signed, with its signatures in *out_sigs), else
  * @file itself (*out_signed and *out_sigs NULL). FALSE only for a
  * malformed envelope. */
-gboolean df_signed_open (GBytes *file, GBytes **out_inner, GBytes **out_signed, GPtrArray **out_sigs,
-                         GError **error);
+gboolean dfi_signed_open (GBytes *file, GBytes **out_inner, GBytes **out_signed, GPtrArray **out_sigs, GError **error);
 
 /* What is kept of a superblock file as published once it is parsed: its
  * size and SHA-256 (of the file itself, envelope included: what an index
@@ -62,36 +61,36 @@ typedef struct
 } DfSignaturePolicy;
 
 /* Fills @p from a key file or directory (NULL: no keys). */
-gboolean df_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, gboolean require, GError **error);
-void df_signature_policy_clear (DfSignaturePolicy *p);
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfSignaturePolicy, df_signature_policy_clear)
+gboolean dfi_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, gboolean require, GError **error);
+void dfi_signature_policy_clear (DfSignaturePolicy *p);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfSignaturePolicy, dfi_signature_policy_clear)
 
 /* Parses superblock file @file, native or stock: opens the envelope
- * (df_signed_open()), applies @policy (NULL: none) to it before a byte of
+ * (dfi_signed_open()), applies @policy (NULL: none) to it before a byte of
  * what it holds is read, runs @parse on what it holds with @memory (the
  * bytes the parse may hold at once, @file included), and stores the
  * DfSignedFile in the result's member at byte offset @file_member. */
 typedef gpointer (*DfPlainParser) (GBytes *inner, guint64 memory, GError **error);
-gpointer df_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, const DfSignaturePolicy *policy,
-                               guint64 memory, GError **error);
+gpointer dfi_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, const DfSignaturePolicy *policy,
+                                guint64 memory, GError **error);
 
 /* The signature policy applied to an envelope's @signed_data and @sigs
  * (NULL when unsigned). */
-gboolean df_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfKeyring *keys, gboolean require,
-                              gboolean *out_verified, GError **error);
+gboolean dfi_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfKeyring *keys, gboolean require,
+                               gboolean *out_verified, GError **error);
 
 /* A signer from a secret key file; checks that the seed yields the public
  * half stored beside it. */
 typedef struct _DfSigner DfSigner;
-DfSigner *df_signer_load (const char *path, GError **error);
-void df_signer_free (DfSigner *s);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfSigner, df_signer_free)
+DfSigner *dfi_signer_load (const char *path, GError **error);
+void dfi_signer_free (DfSigner *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfSigner, dfi_signer_free)
 /* The envelope around @data with one signature by @s. */
-GBytes *df_signer_wrap (DfSigner *s, GBytes *data, GError **error);
+GBytes *dfi_signer_wrap (DfSigner *s, GBytes *data, GError **error);
 
 /* When @file starts with the envelope magic: its signed bytes and its
  * ed25519 signatures (possibly none). FALSE with an error when it is
  * malformed; FALSE without one when it is no envelope. */
-gboolean df_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError **error);
+gboolean dfi_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError **error);
 /* The envelope around @data with @sigs (test tools re-sign with this). */
-GBytes *df_signed_wrap (GBytes *data, GPtrArray *sigs);
+GBytes *dfi_signed_wrap (GBytes *data, GPtrArray *sigs);

@@ -5,7 +5,7 @@
 #include "df-superblock.h"
 
 void
-df_discovered_clear (DfDiscovered *dd)
+dfi_discovered_clear (DfDiscovered *dd)
 {
   g_clear_pointer (&dd->key, g_free);
   g_clear_pointer (&dd->stock_from, g_free);
@@ -23,7 +23,7 @@ pick_delta (GBytes *index, const char *from, guint8 sb_sha[DF_SHA256_LEN], guint
   g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), index, FALSE));
   if (!g_variant_is_normal_form (v))
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "the server's delta index is malformed");
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "the server's delta index is malformed");
       return NULL;
     }
   const char *keys[2] = { from ? from : NULL, "" };
@@ -37,7 +37,7 @@ pick_delta (GBytes *index, const char *from, guint8 sb_sha[DF_SHA256_LEN], guint
         continue;
       if (g_variant_get_size (sha) != DF_SHA256_LEN || size > DF_SUPERBLOCK_MAX || size < DF_SUPERBLOCK_HEADER_LEN)
         {
-          df_throw (error, DF_ERROR_INVALID_DELTA, "the server's delta index has a bad entry for '%s'", keys[k]);
+          dfi_throw (error, DF_ERROR_INVALID_DELTA, "the server's delta index has a bad entry for '%s'", keys[k]);
           return NULL;
         }
       memcpy (sb_sha, g_variant_get_data (sha), DF_SHA256_LEN);
@@ -63,15 +63,15 @@ stock_delta_table (DfDownloader *d, const char *commit, guint *served_by, int *s
   gboolean not_found = FALSE;
   g_autoptr (GError) local = NULL;
   g_autoptr (GBytes) index
-      = df_downloader_fetch_small (d, index_rel, DF_FETCH_INDEX_MAX, &not_found, served_by, &local);
+      = dfi_downloader_fetch_small (d, index_rel, DF_FETCH_INDEX_MAX, &not_found, served_by, &local);
   if (index)
     {
       g_autoptr (GVariant) iv = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE_VARDICT, index, FALSE));
       if (!g_variant_is_normal_form (iv))
         {
           *suspect = *served_by;
-          df_throw (error, DF_ERROR_INVALID_DELTA, "%s/%s is malformed", df_downloader_mirror (d, *served_by),
-                    index_rel);
+          dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s/%s is malformed", dfi_downloader_mirror (d, *served_by),
+                     index_rel);
           return NULL;
         }
       return g_variant_lookup_value (iv, "ostree.static-deltas", G_VARIANT_TYPE_VARDICT);
@@ -83,7 +83,7 @@ stock_delta_table (DfDownloader *d, const char *commit, guint *served_by, int *s
     }
   g_clear_error (&local);
   g_autoptr (GBytes) summary
-      = df_downloader_fetch_small (d, "summary", DF_FETCH_SUMMARY_MAX, &not_found, served_by, &local);
+      = dfi_downloader_fetch_small (d, "summary", DF_FETCH_SUMMARY_MAX, &not_found, served_by, &local);
   if (summary == NULL)
     {
       if (!not_found)
@@ -95,7 +95,7 @@ stock_delta_table (DfDownloader *d, const char *commit, guint *served_by, int *s
   if (!g_variant_is_normal_form (sv))
     {
       *suspect = *served_by;
-      df_throw (error, DF_ERROR_INVALID_DELTA, "%s/summary is malformed", df_downloader_mirror (d, *served_by));
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s/summary is malformed", dfi_downloader_mirror (d, *served_by));
       return NULL;
     }
   g_autoptr (GVariant) meta = g_variant_get_child_value (sv, 1);
@@ -130,12 +130,12 @@ discover_stock (DfDownloader *d, const char *commit, const char *from, DfDiscove
     digest = g_variant_lookup_value (deltas, commit, G_VARIANT_TYPE_BYTESTRING);
   if (digest == NULL || g_variant_n_children (digest) != DF_SHA256_LEN)
     return TRUE;
-  g_autofree char *relpath = df_stock_delta_relpath (use_from, commit);
+  g_autofree char *relpath = dfi_stock_delta_relpath (use_from, commit);
   g_autofree char *sb_rel = g_strdup_printf ("%s/superblock", relpath);
   gboolean not_found = FALSE;
   guint sb_mirror;
   g_autoptr (GBytes) sb_bytes
-      = df_downloader_fetch_small (d, sb_rel, DF_SUPERBLOCK_MAX, &not_found, &sb_mirror, &local);
+      = dfi_downloader_fetch_small (d, sb_rel, DF_SUPERBLOCK_MAX, &not_found, &sb_mirror, &local);
   if (sb_bytes == NULL)
     {
       /* Listed but gone: as stock pull does, go on without it. */
@@ -148,14 +148,14 @@ discover_stock (DfDownloader *d, const char *commit, const char *from, DfDiscove
       return FALSE;
     }
   guint8 got[DF_SHA256_LEN];
-  df_sha256 (g_bytes_get_data (sb_bytes, NULL), g_bytes_get_size (sb_bytes), got);
+  dfi_sha256 (g_bytes_get_data (sb_bytes, NULL), g_bytes_get_size (sb_bytes), got);
   if (memcmp (got, g_variant_get_data (digest), DF_SHA256_LEN) != 0)
     {
       /* As for a native superblock and its index: the mirror that listed
        * this digest is trusted for neither. */
       *suspect = table_mirror;
-      return df_throw (error, DF_ERROR_CORRUPT, "%s/%s does not match the digest the server lists for it",
-                       df_downloader_mirror (d, sb_mirror), sb_rel);
+      return dfi_throw (error, DF_ERROR_CORRUPT, "%s/%s does not match the digest the server lists for it",
+                        dfi_downloader_mirror (d, sb_mirror), sb_rel);
     }
   out->kind = DF_DISCOVERED_STOCK;
   out->stock_from = g_strdup (use_from);
@@ -165,7 +165,7 @@ discover_stock (DfDownloader *d, const char *commit, const char *from, DfDiscove
 }
 
 gboolean
-df_discover (DfDownloader *d, const char *commit, const char *from, DfDiscovered *out, int *suspect, GError **error)
+dfi_discover (DfDownloader *d, const char *commit, const char *from, DfDiscovered *out, int *suspect, GError **error)
 {
   memset (out, 0, sizeof *out);
   gboolean not_found = FALSE;
@@ -173,7 +173,7 @@ df_discover (DfDownloader *d, const char *commit, const char *from, DfDiscovered
   guint index_mirror = 0;
   g_autoptr (GError) index_error = NULL;
   g_autoptr (GBytes) index
-      = df_downloader_fetch_small (d, index_rel, DF_FETCH_INDEX_MAX, &not_found, &index_mirror, &index_error);
+      = dfi_downloader_fetch_small (d, index_rel, DF_FETCH_INDEX_MAX, &not_found, &index_mirror, &index_error);
   if (index == NULL && !not_found)
     {
       g_propagate_error (error, g_steal_pointer (&index_error));
@@ -186,8 +186,8 @@ df_discover (DfDownloader *d, const char *commit, const char *from, DfDiscovered
       if (pick_error)
         {
           *suspect = index_mirror;
-          return df_throw (error, pick_error->code, "%s/%s: %s", df_downloader_mirror (d, index_mirror), index_rel,
-                           pick_error->message);
+          return dfi_throw (error, pick_error->code, "%s/%s: %s", dfi_downloader_mirror (d, index_mirror), index_rel,
+                            pick_error->message);
         }
     }
   if (out->key)

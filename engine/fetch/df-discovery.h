@@ -30,13 +30,13 @@ typedef struct
 } DfDiscovered;
 
 /* Frees what @dd holds. */
-void df_discovered_clear (DfDiscovered *dd);
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfDiscovered, df_discovered_clear)
+void dfi_discovered_clear (DfDiscovered *dd);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfDiscovered, dfi_discovered_clear)
 
 /* Finds the delta to @commit for a device at @from (NULL: none) on @d's
  * mirrors: from @from if offered, else from scratch. A native delta wins
  * over a stock one. When a small file fails its check (a malformed index,
  * a superblock that does not match its listing), *@suspect is the mirror
  * that served the listing and the error says why. */
-gboolean df_discover (DfDownloader *d, const char *commit, const char *from, DfDiscovered *out, int *suspect,
-                      GError **error);
+gboolean dfi_discover (DfDownloader *d, const char *commit, const char *from, DfDiscovered *out, int *suspect,
+                       GError **error);

@@ -54,14 +54,14 @@ typedef struct
 static void
 job_free (Job *j)
 {
-  df_transfer_free (j->t);
+  dfi_transfer_free (j->t);
   if (j->buf)
     g_byte_array_unref (j->buf);
   g_free (j);
 }
 
 DfDownloader *
-df_downloader_new (const DfFetchOptions *o, DfFetchResult *res, GCancellable *cancellable)
+dfi_downloader_new (const DfFetchOptions *o, DfFetchResult *res, GCancellable *cancellable)
 {
   static gsize curl_ready = 0;
   if (g_once_init_enter (&curl_ready))
@@ -73,7 +73,7 @@ df_downloader_new (const DfFetchOptions *o, DfFetchResult *res, GCancellable *ca
   d->o = o;
   d->res = res;
   d->cancellable = cancellable;
-  df_fetch_options_get_net (o, &d->net);
+  dfi_fetch_options_get_net (o, &d->net);
   d->n_mirrors = o->net.urls->len;
   d->mirrors = g_new0 (Mirror, d->n_mirrors);
   for (guint i = 0; i < d->n_mirrors; i++)
@@ -87,14 +87,14 @@ df_downloader_new (const DfFetchOptions *o, DfFetchResult *res, GCancellable *ca
 }
 
 void
-df_downloader_free (DfDownloader *d)
+dfi_downloader_free (DfDownloader *d)
 {
   if (d == NULL)
     return;
   for (guint i = 0; i < d->jobs->len; i++)
     {
       Job *j = d->jobs->pdata[i];
-      curl_multi_remove_handle (d->multi, df_transfer_get_easy (j->t));
+      curl_multi_remove_handle (d->multi, dfi_transfer_get_easy (j->t));
       job_free (j);
     }
   g_ptr_array_unref (d->jobs);
@@ -106,43 +106,43 @@ df_downloader_free (DfDownloader *d)
 }
 
 guint
-df_downloader_n_mirrors (DfDownloader *d)
+dfi_downloader_n_mirrors (DfDownloader *d)
 {
   return d->n_mirrors;
 }
 
 const char *
-df_downloader_mirror (DfDownloader *d, guint m)
+dfi_downloader_mirror (DfDownloader *d, guint m)
 {
   return d->mirrors[m].base;
 }
 
 guint64
-df_downloader_bytes (DfDownloader *d)
+dfi_downloader_bytes (DfDownloader *d)
 {
   return d->bytes_downloaded;
 }
 
 const GError *
-df_downloader_get_error (DfDownloader *d)
+dfi_downloader_get_error (DfDownloader *d)
 {
   return d->fatal;
 }
 
 GError *
-df_downloader_steal_error (DfDownloader *d)
+dfi_downloader_steal_error (DfDownloader *d)
 {
   return g_steal_pointer (&d->fatal);
 }
 
 gboolean
-df_downloader_consumer_failed (DfDownloader *d)
+dfi_downloader_consumer_failed (DfDownloader *d)
 {
   return d->consumer_failed;
 }
 
 void
-df_downloader_emit (DfDownloader *d, DfFetchEventType type, const char *url, const char *message)
+dfi_downloader_emit (DfDownloader *d, DfFetchEventType type, const char *url, const char *message)
 {
   if (d->o->event_func == NULL)
     return;
@@ -171,7 +171,7 @@ set_fatal (DfDownloader *d, GError *e)
 }
 
 int
-df_downloader_current_mirror (DfDownloader *d)
+dfi_downloader_current_mirror (DfDownloader *d)
 {
   for (guint i = 0; i < d->n_mirrors; i++)
     if (!d->mirrors[i].demoted)
@@ -180,13 +180,13 @@ df_downloader_current_mirror (DfDownloader *d)
 }
 
 void
-df_downloader_demote (DfDownloader *d, guint m, const char *why)
+dfi_downloader_demote (DfDownloader *d, guint m, const char *why)
 {
   if (d->mirrors[m].demoted)
     return;
   d->mirrors[m].demoted = TRUE;
   d->res->mirror_switches++;
-  df_downloader_emit (d, DF_FETCH_EVENT_MIRROR_SWITCH, d->mirrors[m].base, why);
+  dfi_downloader_emit (d, DF_FETCH_EVENT_MIRROR_SWITCH, d->mirrors[m].base, why);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -253,9 +253,9 @@ job_write (gpointer data, guint64 at, const void *buf, gsize len, GError **error
           j->superseded = TRUE;
           return DF_SINK_STALE;
         }
-      if (!df_pwrite_all (p->fd, buf, len, at, "part", NULL))
+      if (!dfi_pwrite_all (p->fd, buf, len, at, "part", NULL))
         {
-          df_throw_errno (error, errno, "writing downloaded bytes");
+          dfi_throw_errno (error, errno, "writing downloaded bytes");
           return DF_SINK_FAILED;
         }
     }
@@ -286,7 +286,7 @@ job_new (DfDownloader *d, guint mirror, const char *rel, const char *name, guint
     .url = url, .name = name, .ranged = ranged, .off = off, .len = len, .file_size = file_size, .if_range = if_range
   };
   DfTransferSink sink = { .validator = job_validator, .reply = job_reply, .write = job_write, .data = j };
-  j->t = df_transfer_new (&d->net, &req, &sink, d->cancellable);
+  j->t = dfi_transfer_new (&d->net, &req, &sink, d->cancellable);
   return j;
 }
 
@@ -294,8 +294,8 @@ job_new (DfDownloader *d, guint mirror, const char *rel, const char *name, guint
 /* Small files                                                              */
 
 GBytes *
-df_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gboolean *not_found, guint *served_by,
-                           GError **error)
+dfi_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gboolean *not_found, guint *served_by,
+                            GError **error)
 {
   guint n404 = 0;
   DfError kind = DF_ERROR_NETWORK;
@@ -309,9 +309,9 @@ df_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gboole
         {
           Job *j = job_new (d, m, rel, rel, 0, cap, G_MAXUINT64, FALSE, NULL);
           j->buf = g_byte_array_new ();
-          CURLcode rc = df_transfer_perform (j->t, d->multi);
+          CURLcode rc = dfi_transfer_perform (j->t, d->multi);
           g_autofree char *msg = NULL;
-          DfTransferOutcome out = df_transfer_judge (j->t, rc, &kind, &msg);
+          DfTransferOutcome out = dfi_transfer_judge (j->t, rc, &kind, &msg);
           if (out == DF_TRANSFER_OK)
             {
               GBytes *b = g_byte_array_free_to_bytes (g_steal_pointer (&j->buf));
@@ -319,13 +319,13 @@ df_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gboole
               *served_by = m;
               return b;
             }
-          int status = df_transfer_get_status (j->t);
+          int status = dfi_transfer_get_status (j->t);
           job_free (j);
           if (g_cancellable_set_error_if_cancelled (d->cancellable, error))
             return NULL;
           if (out == DF_TRANSFER_FATAL)
             {
-              df_throw (error, kind, "%s: %s", rel, msg);
+              dfi_throw (error, kind, "%s: %s", rel, msg);
               return NULL;
             }
           g_free (last);
@@ -336,15 +336,15 @@ df_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gboole
               break; /* not there; no point asking again */
             }
           d->res->retries++;
-          df_downloader_emit (d, DF_FETCH_EVENT_RETRY, d->mirrors[m].base, last);
+          dfi_downloader_emit (d, DF_FETCH_EVENT_RETRY, d->mirrors[m].base, last);
           if (out == DF_TRANSFER_DEMOTE || attempt >= d->o->net.retries)
             {
               /* Failed the small files: no use asking it for parts. */
-              df_downloader_demote (d, m, last);
+              dfi_downloader_demote (d, m, last);
               break;
             }
           if (attempt < d->o->net.retries)
-            g_usleep (df_transfer_backoff_us (attempt));
+            g_usleep (dfi_transfer_backoff_us (attempt));
         }
     }
   /* Not found when every mirror still in use says so: a mirror demoted for
@@ -355,10 +355,10 @@ df_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gboole
   if (n404 > 0 && n404 == usable)
     {
       *not_found = TRUE;
-      df_throw (error, DF_ERROR_NETWORK, "%s: not found on any mirror", rel);
+      dfi_throw (error, DF_ERROR_NETWORK, "%s: not found on any mirror", rel);
       return NULL;
     }
-  df_throw (error, kind, "%s (every mirror failed)", last ? last : rel);
+  dfi_throw (error, kind, "%s (every mirror failed)", last ? last : rel);
   return NULL;
 }
 
@@ -366,7 +366,7 @@ df_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gboole
 /* Parts                                                                    */
 
 void
-df_downloader_attach (DfDownloader *d, DfPartStore *store, const char *delta_rel, const DfPartConsumer *consumer)
+dfi_downloader_attach (DfDownloader *d, DfPartStore *store, const char *delta_rel, const DfPartConsumer *consumer)
 {
   d->store = store;
   g_strlcpy (d->delta_rel, delta_rel ? delta_rel : "", sizeof d->delta_rel);
@@ -387,7 +387,7 @@ requeue (DfDownloader *d, DfStoreRange *r)
 static void
 restart_part (DfDownloader *d, DfStorePart *p)
 {
-  df_part_store_restart (d->store, p);
+  dfi_part_store_restart (d->store, p);
   for (guint r = 0; r < p->n_ranges; r++)
     requeue (d, &p->ranges[r]);
 }
@@ -407,7 +407,7 @@ part_bad (DfDownloader *d, DfStorePart *p, guint32 served_by, const GError *why_
     used += (served_by >> m) & 1;
   if (++p->corrupt > d->n_mirrors + 2)
     {
-      df_part_store_set_state (d->store, p, DF_PART_STATE_FAILED);
+      dfi_part_store_set_state (d->store, p, DF_PART_STATE_FAILED);
       if (p->fallback)
         set_fatal (d, g_error_new (DF_ERROR, DF_ERROR_CORRUPT, "%s, from every mirror (nothing written)",
                                    why_bad ? why_bad->message : "a bad fallback object"));
@@ -429,10 +429,10 @@ part_bad (DfDownloader *d, DfStorePart *p, guint32 served_by, const GError *why_
                                            p->index);
       for (guint m = 0; m < d->n_mirrors && m < 32; m++)
         if (served_by & (1u << m))
-          df_downloader_demote (d, m, why);
-      if (df_downloader_current_mirror (d) < 0)
+          dfi_downloader_demote (d, m, why);
+      if (dfi_downloader_current_mirror (d) < 0)
         {
-          df_part_store_set_state (d->store, p, DF_PART_STATE_FAILED);
+          dfi_part_store_set_state (d->store, p, DF_PART_STATE_FAILED);
           set_fatal (d, g_error_new (DF_ERROR, DF_ERROR_CORRUPT, "%s, from every mirror", why));
           return;
         }
@@ -447,7 +447,7 @@ part_finish (DfDownloader *d, DfStorePart *p)
 {
   guint32 served_by = 0;
   g_autoptr (GError) error = NULL;
-  switch (df_part_store_finish (d->store, p, &served_by, &error))
+  switch (dfi_part_store_finish (d->store, p, &served_by, &error))
     {
     case DF_PART_IO_ERROR:
       set_fatal (d, g_steal_pointer (&error));
@@ -468,17 +468,17 @@ part_finish (DfDownloader *d, DfStorePart *p)
 }
 
 gboolean
-df_downloader_add_part (DfDownloader *d, DfStorePart *p, gboolean needed, GError **error)
+dfi_downloader_add_part (DfDownloader *d, DfStorePart *p, gboolean needed, GError **error)
 {
   d->res->delta_bytes += p->size;
   if (!needed)
     {
-      df_part_store_set_state (d->store, p, DF_PART_STATE_UNNEEDED);
+      dfi_part_store_set_state (d->store, p, DF_PART_STATE_UNNEEDED);
       d->res->parts_present++;
       return TRUE;
     }
   guint64 reused = d->store->bytes_reused;
-  df_part_store_lookup (d->store, p);
+  dfi_part_store_lookup (d->store, p);
   d->res->bytes_reused += d->store->bytes_reused - reused;
   if (p->state == DF_PART_STATE_DONE)
     {
@@ -500,7 +500,7 @@ df_downloader_add_part (DfDownloader *d, DfStorePart *p, gboolean needed, GError
 
 /* Starts transfers while there are free connections and ready ranges. */
 void
-df_downloader_schedule (DfDownloader *d)
+dfi_downloader_schedule (DfDownloader *d)
 {
   gint64 now = g_get_monotonic_time ();
   guint n = g_queue_get_length (&d->pending);
@@ -513,17 +513,17 @@ df_downloader_schedule (DfDownloader *d)
           r->queued = FALSE;
           continue;
         }
-      int m = df_downloader_current_mirror (d);
+      int m = dfi_downloader_current_mirror (d);
       gboolean whole = m >= 0 && d->mirrors[m].ignores_ranges;
       if (r->not_before > now || m < 0 || (whole && p->active > 0))
         {
           g_queue_push_tail (&d->pending, r);
           continue;
         }
-      if (df_part_store_fd (d->store, p) < 0)
+      if (dfi_part_store_fd (d->store, p) < 0)
         {
           GError *e = NULL;
-          df_throw_errno (&e, errno, "opening the part store");
+          dfi_throw_errno (&e, errno, "opening the part store");
           set_fatal (d, e);
           g_queue_push_tail (&d->pending, r);
           return;
@@ -539,18 +539,18 @@ df_downloader_schedule (DfDownloader *d)
       p->active++;
       d->active++;
       g_ptr_array_add (d->jobs, j);
-      curl_multi_add_handle (d->multi, df_transfer_get_easy (j->t));
+      curl_multi_add_handle (d->multi, dfi_transfer_get_easy (j->t));
     }
 }
 
 guint
-df_downloader_n_in_flight (DfDownloader *d)
+dfi_downloader_n_in_flight (DfDownloader *d)
 {
   return d->jobs->len;
 }
 
 const DfStoreRange *
-df_downloader_in_flight (DfDownloader *d, guint i, guint *mirror)
+dfi_downloader_in_flight (DfDownloader *d, guint i, guint *mirror)
 {
   Job *j = d->jobs->pdata[i];
   *mirror = j->mirror;
@@ -578,7 +578,7 @@ range_failed (DfDownloader *d, Job *j, DfTransferOutcome out, DfError kind, cons
   if (out == DF_TRANSFER_CHANGED)
     {
       d->res->retries++;
-      df_downloader_emit (d, DF_FETCH_EVENT_RETRY, d->mirrors[j->mirror].base, what);
+      dfi_downloader_emit (d, DF_FETCH_EVENT_RETRY, d->mirrors[j->mirror].base, what);
       /* A file that keeps changing (or load-balanced origins that disagree
        * on ETags) is left to the part's SHA-256. */
       if (++p->changes >= DF_FETCH_MAX_CHANGES)
@@ -596,14 +596,14 @@ range_failed (DfDownloader *d, Job *j, DfTransferOutcome out, DfError kind, cons
    * of the range, and the part's SHA-256 judges the whole. A mirror that
    * answered wrongly gets nothing kept. */
   if (out == DF_TRANSFER_RETRY && !j->whole)
-    r->got += df_transfer_get_received (j->t);
+    r->got += dfi_transfer_get_received (j->t);
   else
     r->got = 0;
   if (r->got >= r->len)
     {
       /* Every byte arrived before the failure. */
       r->got = 0;
-      df_part_range_done (p, r->slot);
+      dfi_part_range_done (p, r->slot);
       return;
     }
   if (r->attempts_mirror != j->mirror)
@@ -616,8 +616,8 @@ range_failed (DfDownloader *d, Job *j, DfTransferOutcome out, DfError kind, cons
     {
       r->attempts = 0;
       r->mirrors_failed++;
-      df_downloader_demote (d, j->mirror, what);
-      if (df_downloader_current_mirror (d) < 0 || r->mirrors_failed >= d->n_mirrors)
+      dfi_downloader_demote (d, j->mirror, what);
+      if (dfi_downloader_current_mirror (d) < 0 || r->mirrors_failed >= d->n_mirrors)
         {
           set_fatal (d, g_error_new (DF_ERROR, kind, "%s (every mirror failed)", what));
           return;
@@ -626,8 +626,8 @@ range_failed (DfDownloader *d, Job *j, DfTransferOutcome out, DfError kind, cons
   else
     {
       d->res->retries++;
-      df_downloader_emit (d, DF_FETCH_EVENT_RETRY, d->mirrors[j->mirror].base, what);
-      r->not_before = g_get_monotonic_time () + df_transfer_backoff_us (r->attempts);
+      dfi_downloader_emit (d, DF_FETCH_EVENT_RETRY, d->mirrors[j->mirror].base, what);
+      r->not_before = g_get_monotonic_time () + dfi_transfer_backoff_us (r->attempts);
     }
   requeue (d, r);
 }
@@ -642,8 +642,8 @@ part_settle (DfDownloader *d, DfStorePart *p)
     part_finish (d, p);
   else
     {
-      df_part_store_record (d->store, p);
-      df_part_store_release_fd (p);
+      dfi_part_store_record (d->store, p);
+      dfi_part_store_release_fd (p);
     }
 }
 
@@ -652,7 +652,7 @@ static void
 part_all_done (DfStorePart *p)
 {
   for (guint k = 0; k < p->n_ranges; k++)
-    df_part_range_done (p, k);
+    dfi_part_range_done (p, k);
 }
 
 static void
@@ -665,7 +665,7 @@ job_done (DfDownloader *d, Job *j, CURLcode rc)
   if (j->whole)
     p->full_active--;
   g_ptr_array_remove_fast (d->jobs, j);
-  guint64 received = df_transfer_get_received (j->t);
+  guint64 received = dfi_transfer_get_received (j->t);
   p->downloaded += received;
   if (j->moot)
     {
@@ -685,13 +685,13 @@ job_done (DfDownloader *d, Job *j, CURLcode rc)
     p->mirrors_used |= 1u << j->mirror;
   DfError kind;
   g_autofree char *msg = NULL;
-  DfTransferOutcome out = df_transfer_judge (j->t, rc, &kind, &msg);
+  DfTransferOutcome out = dfi_transfer_judge (j->t, rc, &kind, &msg);
   if (out == DF_TRANSFER_OK)
     {
       if (j->whole)
         part_all_done (p);
       else
-        df_part_range_done (p, r->slot);
+        dfi_part_range_done (p, r->slot);
     }
   else if (!p->done[r->slot] || out == DF_TRANSFER_FATAL)
     range_failed (d, j, out, kind, msg);
@@ -702,7 +702,7 @@ job_done (DfDownloader *d, Job *j, CURLcode rc)
 }
 
 void
-df_downloader_progress (DfDownloader *d, gboolean force)
+dfi_downloader_progress (DfDownloader *d, gboolean force)
 {
   gint64 now = g_get_monotonic_time ();
   if (now - d->rate_since >= G_USEC_PER_SEC)
@@ -715,15 +715,15 @@ df_downloader_progress (DfDownloader *d, gboolean force)
   if (force || now - d->last_event >= G_USEC_PER_SEC / 10)
     {
       d->last_event = now;
-      df_downloader_emit (d, DF_FETCH_EVENT_PROGRESS, NULL, NULL);
+      dfi_downloader_emit (d, DF_FETCH_EVENT_PROGRESS, NULL, NULL);
     }
 }
 
 void
-df_downloader_start (DfDownloader *d)
+dfi_downloader_start (DfDownloader *d)
 {
   d->bytes_total += d->bytes_downloaded;
-  df_downloader_emit (d, DF_FETCH_EVENT_START, d->mirrors[MAX (0, df_downloader_current_mirror (d))].base, NULL);
+  dfi_downloader_emit (d, DF_FETCH_EVENT_START, d->mirrors[MAX (0, dfi_downloader_current_mirror (d))].base, NULL);
 }
 
 /* Takes the transfers that ended; TRUE if any did. */
@@ -740,7 +740,7 @@ collect (DfDownloader *d)
       finished_any = TRUE;
       CURL *e = m->easy_handle;
       CURLcode rc = m->data.result;
-      Job *j = df_transfer_get_sink_data (df_transfer_from_easy (e));
+      Job *j = dfi_transfer_get_sink_data (dfi_transfer_from_easy (e));
       curl_multi_remove_handle (d->multi, e);
       job_done (d, j, rc);
       job_free (j);
@@ -749,7 +749,7 @@ collect (DfDownloader *d)
 }
 
 void
-df_downloader_run (DfDownloader *d)
+dfi_downloader_run (DfDownloader *d)
 {
   d->rate_since = d->last_checkpoint = g_get_monotonic_time ();
   while (d->fatal == NULL && d->parts_left > 0)
@@ -765,7 +765,7 @@ df_downloader_run (DfDownloader *d)
           d->consumer_failed = TRUE;
           break;
         }
-      df_downloader_schedule (d);
+      dfi_downloader_schedule (d);
       if (d->active == 0 && g_queue_is_empty (&d->pending) && d->parts_left > 0)
         {
           set_fatal (d, g_error_new (DF_ERROR, DF_ERROR_FAILED, "internal error: %u parts left, nothing to fetch",
@@ -778,10 +778,10 @@ df_downloader_run (DfDownloader *d)
       gint64 now = g_get_monotonic_time ();
       if (now - d->last_checkpoint >= DF_FETCH_CHECKPOINT_US)
         {
-          df_part_store_checkpoint (d->store);
+          dfi_part_store_checkpoint (d->store);
           d->last_checkpoint = g_get_monotonic_time ();
         }
-      df_downloader_progress (d, FALSE);
+      dfi_downloader_progress (d, FALSE);
       /* A finished transfer frees a connection: fill it before waiting. */
       if (d->fatal == NULL && d->parts_left > 0 && !finished_any)
         curl_multi_poll (d->multi, NULL, 0, 100, NULL);
@@ -790,10 +790,10 @@ df_downloader_run (DfDownloader *d)
   for (guint i = 0; i < d->jobs->len; i++)
     {
       Job *j = d->jobs->pdata[i];
-      curl_multi_remove_handle (d->multi, df_transfer_get_easy (j->t));
+      curl_multi_remove_handle (d->multi, dfi_transfer_get_easy (j->t));
       job_free (j);
     }
   g_ptr_array_set_size (d->jobs, 0);
-  df_part_store_checkpoint (d->store);
+  dfi_part_store_checkpoint (d->store);
   d->last_checkpoint = g_get_monotonic_time ();
 }

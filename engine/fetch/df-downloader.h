@@ -32,57 +32,57 @@ typedef struct _DfDownloader DfDownloader;
 
 /* A downloader for @o's mirrors and network settings (@o borrowed),
  * counting into @res (borrowed), stopped by @cancellable (borrowed). */
-DfDownloader *df_downloader_new (const DfFetchOptions *o, DfFetchResult *res, GCancellable *cancellable);
-void df_downloader_free (DfDownloader *d);
+DfDownloader *dfi_downloader_new (const DfFetchOptions *o, DfFetchResult *res, GCancellable *cancellable);
+void dfi_downloader_free (DfDownloader *d);
 
-guint df_downloader_n_mirrors (DfDownloader *d);
-const char *df_downloader_mirror (DfDownloader *d, guint m);
+guint dfi_downloader_n_mirrors (DfDownloader *d);
+const char *dfi_downloader_mirror (DfDownloader *d, guint m);
 /* The first mirror not demoted, or -1. */
-int df_downloader_current_mirror (DfDownloader *d);
+int dfi_downloader_current_mirror (DfDownloader *d);
 /* Stops using mirror @m (at most once: a MIRROR_SWITCH event says @why). */
-void df_downloader_demote (DfDownloader *d, guint m, const char *why);
+void dfi_downloader_demote (DfDownloader *d, guint m, const char *why);
 /* Bytes received in this run. */
-guint64 df_downloader_bytes (DfDownloader *d);
+guint64 dfi_downloader_bytes (DfDownloader *d);
 /* Emits event @type about @url (may be NULL) with @message (may be NULL). */
-void df_downloader_emit (DfDownloader *d, DfFetchEventType type, const char *url, const char *message);
+void dfi_downloader_emit (DfDownloader *d, DfFetchEventType type, const char *url, const char *message);
 /* A progress event, at most ten a second unless @force. */
-void df_downloader_progress (DfDownloader *d, gboolean force);
+void dfi_downloader_progress (DfDownloader *d, gboolean force);
 
 /* Fetches @rel (at most @cap bytes) from the first mirror that has it,
  * retrying and demoting as for parts, and says which in *@served_by.
  * Returns NULL with *@not_found when every mirror still in use answered
  * 404 or 410. */
-GBytes *df_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gboolean *not_found, guint *served_by,
-                                   GError **error);
+GBytes *dfi_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gboolean *not_found,
+                                    guint *served_by, GError **error);
 
 /* Downloads into @store (borrowed) the parts added next: those without a
  * path of their own are "@delta_rel/<index>" on the mirrors. Verified parts
  * go to @consumer (copied). */
-void df_downloader_attach (DfDownloader *d, DfPartStore *store, const char *delta_rel, const DfPartConsumer *consumer);
+void dfi_downloader_attach (DfDownloader *d, DfPartStore *store, const char *delta_rel, const DfPartConsumer *consumer);
 /* Takes NEW part @p of the store: UNNEEDED unless @needed; else looks it
  * up in the store and queues its missing ranges (or finishes it when none
  * is missing). FALSE with @error when the consumer refuses a part found
  * verified. */
-gboolean df_downloader_add_part (DfDownloader *d, DfStorePart *p, gboolean needed, GError **error);
+gboolean dfi_downloader_add_part (DfDownloader *d, DfStorePart *p, gboolean needed, GError **error);
 /* The first error that stopped the download, or NULL; owned by @d. */
-const GError *df_downloader_get_error (DfDownloader *d);
+const GError *dfi_downloader_get_error (DfDownloader *d);
 /* Takes that error (NULL when none). */
-GError *df_downloader_steal_error (DfDownloader *d);
+GError *dfi_downloader_steal_error (DfDownloader *d);
 /* The download stopped because the consumer failed. */
-gboolean df_downloader_consumer_failed (DfDownloader *d);
+gboolean dfi_downloader_consumer_failed (DfDownloader *d);
 /* Starts transfers for ready ranges while connections are free, as each
- * turn of df_downloader_run() does: in queue order, on the first mirror
+ * turn of dfi_downloader_run() does: in queue order, on the first mirror
  * not demoted, skipping ranges done meanwhile and keeping those backing
  * off (or all, when every mirror is demoted) queued. */
-void df_downloader_schedule (DfDownloader *d);
+void dfi_downloader_schedule (DfDownloader *d);
 /* The transfers in flight, and the range and mirror of the @i-th (for
  * tests and diagnostics). */
-guint df_downloader_n_in_flight (DfDownloader *d);
-const DfStoreRange *df_downloader_in_flight (DfDownloader *d, guint i, guint *mirror);
+guint dfi_downloader_n_in_flight (DfDownloader *d);
+const DfStoreRange *dfi_downloader_in_flight (DfDownloader *d, guint i, guint *mirror);
 /* Every part is added: counts the bytes received so far (indexes,
  * superblock) in the run's total and emits the START event. */
-void df_downloader_start (DfDownloader *d);
+void dfi_downloader_start (DfDownloader *d);
 /* Runs until every added part is settled, an error stops it (see
- * df_downloader_get_error()) or the consumer fails. Leaves what is in
+ * dfi_downloader_get_error()) or the consumer fails. Leaves what is in
  * flight for a resume and makes it durable. */
-void df_downloader_run (DfDownloader *d);
+void dfi_downloader_run (DfDownloader *d);

@@ -21,11 +21,11 @@ df_fetch_options_new (void)
 }
 
 DfFetchOptions *
-df_fetch_options_new_for_apply (const DfApplyOptions *apply)
+dfi_fetch_options_new_for_apply (const DfApplyOptions *apply)
 {
   DfFetchOptions *o = df_fetch_options_new ();
   df_apply_options_free (o->apply);
-  o->apply = df_apply_options_copy (apply);
+  o->apply = dfi_apply_options_copy (apply);
   return o;
 }
 
@@ -205,50 +205,50 @@ df_fetch_options_set_event_func (DfFetchOptions *o, DfFetchEventFunc func, gpoin
 }
 
 gboolean
-df_fetch_validate_urls (GPtrArray *urls, GError **error)
+dfi_fetch_validate_urls (GPtrArray *urls, GError **error)
 {
   if (urls->len == 0)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "at least one URL is required");
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "at least one URL is required");
   if (urls->len > 32)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "at most 32 mirrors are supported");
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "at most 32 mirrors are supported");
   for (guint i = 0; i < urls->len; i++)
     {
       const char *u = urls->pdata[i];
       if (!g_str_has_prefix (u, "http://") && !g_str_has_prefix (u, "https://"))
-        return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "URL '%s' is not http:// or https://", u);
+        return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "URL '%s' is not http:// or https://", u);
     }
   return TRUE;
 }
 
 gboolean
-df_fetch_options_validate (const DfFetchOptions *o, GError **error)
+dfi_fetch_options_validate (const DfFetchOptions *o, GError **error)
 {
   const DfApplyOptions *a = o->apply;
   guint8 csum[DF_SHA256_LEN];
   /* From a delta directory, the commit may come from the delta itself, as
    * for df_apply(), and the mirrors are needed only for what it lacks. */
   if (a->commit == NULL && o->delta_dir == NULL)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "the trusted commit checksum is required");
-  if (a->commit && !df_parse_checksum (a->commit, csum, error))
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "the trusted commit checksum is required");
+  if (a->commit && !dfi_parse_checksum (a->commit, csum, error))
     return FALSE;
-  if ((o->delta_dir == NULL || o->net.urls->len > 0) && !df_fetch_validate_urls (o->net.urls, error))
+  if ((o->delta_dir == NULL || o->net.urls->len > 0) && !dfi_fetch_validate_urls (o->net.urls, error))
     return FALSE;
   if (a->ref && !ostree_validate_rev (a->ref, NULL))
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", a->ref);
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", a->ref);
   if (a->allow_unsigned && a->require_signatures)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "signatures cannot be both required and optional");
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "signatures cannot be both required and optional");
   if (o->net.range_size < 64 * 1024 || o->net.range_size > DF_PART_SIZE_MAX)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "the range size must be between 64 KiB and %u MiB",
-                     (guint)(DF_PART_SIZE_MAX / DF_MIB));
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "the range size must be between 64 KiB and %u MiB",
+                      (guint)(DF_PART_SIZE_MAX / DF_MIB));
   if (o->net.connections == 0 || o->net.connections > 64)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "connections must be between 1 and 64");
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "connections must be between 1 and 64");
   if ((o->net.cert == NULL) != (o->net.key == NULL))
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "a client certificate needs its key, and the other way round");
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "a client certificate needs its key, and the other way round");
   return TRUE;
 }
 
 void
-df_fetch_options_get_net (const DfFetchOptions *o, DfNetConfig *net)
+dfi_fetch_options_get_net (const DfFetchOptions *o, DfNetConfig *net)
 {
   net->connect_timeout = o->net.connect_timeout;
   net->low_speed_limit = o->net.low_speed_limit;

@@ -34,12 +34,12 @@ struct _DfFetchOptions
 
 /* Checks the mirror list: one to 32 http:// or https:// URLs
  * (DF_ERROR_INVALID_ARGUMENT). */
-gboolean df_fetch_validate_urls (GPtrArray *urls, GError **error);
+gboolean dfi_fetch_validate_urls (GPtrArray *urls, GError **error);
 /* Checks @o before a fetch: the commit, URLs (both optional with a delta
  * directory), ref, range size, connections, certificate and key, the
  * signature options (DF_ERROR_INVALID_ARGUMENT). */
-gboolean df_fetch_options_validate (const DfFetchOptions *o, GError **error);
+gboolean dfi_fetch_options_validate (const DfFetchOptions *o, GError **error);
 /* Options for a fetch with @apply's settings (copied) and no URL yet. */
-DfFetchOptions *df_fetch_options_new_for_apply (const DfApplyOptions *apply);
+DfFetchOptions *dfi_fetch_options_new_for_apply (const DfApplyOptions *apply);
 /* The network settings of @o for a transfer; its strings stay @o's. */
-void df_fetch_options_get_net (const DfFetchOptions *o, DfNetConfig *net);
+void dfi_fetch_options_get_net (const DfFetchOptions *o, DfNetConfig *net);

@@ -5,7 +5,7 @@
 
 /* Brings @commit in with libostree's pull from the first URL that works,
  * held to the low-speed limit and the minimum rate (DF_ERROR_TIMEOUT). */
-gboolean df_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable *c, GError **error);
+gboolean dfi_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable *c, GError **error);
 /* Removes the temporary remote the fallback pull adds to @repo's config,
  * if a run killed during its pull left it there. */
-void df_fetch_pull_forget_remote (OstreeRepo *repo);
+void dfi_fetch_pull_forget_remote (OstreeRepo *repo);

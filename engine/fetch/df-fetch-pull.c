@@ -191,7 +191,7 @@ watched_pull (OstreeRepo *repo, const DfFetchOptions *o, GVariant *popts, GCance
   if (g_cancellable_set_error_if_cancelled (c, error))
     return FALSE;
   if (verdict)
-    return df_throw (error, DF_ERROR_TIMEOUT, "%s", verdict);
+    return dfi_throw (error, DF_ERROR_TIMEOUT, "%s", verdict);
   g_propagate_error (error, g_steal_pointer (&local));
   return FALSE;
 }
@@ -229,7 +229,7 @@ pull_options (const DfFetchOptions *o, OstreeRepoPullFlags flags)
 }
 
 void
-df_fetch_pull_forget_remote (OstreeRepo *repo)
+dfi_fetch_pull_forget_remote (OstreeRepo *repo)
 {
   ostree_repo_remote_change (repo, NULL, OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS, FALLBACK_REMOTE, NULL, NULL, NULL,
                              NULL);
@@ -242,11 +242,11 @@ pull_mirror (OstreeRepo *repo, const DfFetchOptions *o, const char *url, GVarian
              gboolean *final, GError **error)
 {
   *final = FALSE;
-  df_fetch_pull_forget_remote (repo);
+  dfi_fetch_pull_forget_remote (repo);
   if (!ostree_repo_remote_change (repo, NULL, OSTREE_REPO_REMOTE_CHANGE_ADD, FALLBACK_REMOTE, url, ropts, c, error))
     {
       *final = TRUE;
-      df_error_normalize (error, "configuring the fallback pull");
+      dfi_error_normalize (error, "configuring the fallback pull");
       return FALSE;
     }
   g_autoptr (GVariant) copts = pull_options (o, OSTREE_REPO_PULL_FLAGS_COMMIT_ONLY);
@@ -255,7 +255,7 @@ pull_mirror (OstreeRepo *repo, const DfFetchOptions *o, const char *url, GVarian
   if (!watched_pull (repo, o, copts, c, error)
       || !ostree_repo_load_commit (repo, o->apply->commit, &commit, NULL, error))
     return FALSE;
-  if (!df_check_downgrade (repo, o->apply->ref, o->apply->commit, commit, o->apply->allow_downgrade, error))
+  if (!dfi_check_downgrade (repo, o->apply->ref, o->apply->commit, commit, o->apply->allow_downgrade, error))
     {
       *final = TRUE;
       return FALSE;
@@ -264,11 +264,11 @@ pull_mirror (OstreeRepo *repo, const DfFetchOptions *o, const char *url, GVarian
 }
 
 gboolean
-df_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable *c, GError **error)
+dfi_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable *c, GError **error)
 {
   if (o->net.pin)
-    return df_throw (error, DF_ERROR_NETWORK,
-                     "the server offers no native delta, and libostree's pull cannot honour the pinned public key");
+    return dfi_throw (error, DF_ERROR_NETWORK,
+                      "the server offers no native delta, and libostree's pull cannot honour the pinned public key");
   g_autoptr (GVariant) ropts = remote_options (o);
   g_autofree char *last = NULL;
   DfError kind = DF_ERROR_NETWORK;
@@ -279,7 +279,7 @@ df_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable 
       gboolean final;
       gboolean ok = pull_mirror (repo, o, url, ropts, c, &final, &e);
       /* The remote exists only while its pull runs, whatever the outcome. */
-      df_fetch_pull_forget_remote (repo);
+      dfi_fetch_pull_forget_remote (repo);
       if (ok)
         return o->apply->ref == NULL
                || ostree_repo_set_ref_immediate (repo, NULL, o->apply->ref, o->apply->commit, c, error);
@@ -290,7 +290,7 @@ df_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable 
         }
       /* A full disk is not the mirror's fault: no other mirror can help. */
       if (!g_error_matches (e, DF_ERROR, DF_ERROR_TIMEOUT))
-        df_error_normalize (&e, "libostree's pull");
+        dfi_error_normalize (&e, "libostree's pull");
       if (g_error_matches (e, DF_ERROR, DF_ERROR_NO_SPACE))
         {
           g_propagate_error (error, g_steal_pointer (&e));
@@ -300,5 +300,5 @@ df_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable 
       g_free (last);
       last = g_strdup_printf ("%s: %s", url, e->message);
     }
-  return df_throw (error, kind, "libostree's pull failed on every mirror; last: %s", last);
+  return dfi_throw (error, kind, "libostree's pull failed on every mirror; last: %s", last);
 }

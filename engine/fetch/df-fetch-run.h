@@ -32,15 +32,15 @@ typedef struct
 
 /* Sets up @f for a fetch of @o into @repo counting into @res (all
  * borrowed); @cancellable may be NULL. */
-void df_fetch_run_init (DfFetchRun *f, OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res,
-                        GCancellable *cancellable);
-void df_fetch_run_clear (DfFetchRun *f);
+void dfi_fetch_run_init (DfFetchRun *f, OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res,
+                         GCancellable *cancellable);
+void dfi_fetch_run_clear (DfFetchRun *f);
 /* Whether the file system holds what the parts still to come need: their
  * missing bytes, what they decode to, a stock delta's staging. */
-gboolean df_fetch_run_check_space (DfFetchRun *f, GError **error);
+gboolean dfi_fetch_run_check_space (DfFetchRun *f, GError **error);
 
 /* Fetches and applies the stock delta @f->stock (parsed from @sb_bytes when
  * NULL): its parts from @relpath on the mirrors, or from @local_dfd when
  * >= 0 (then only the missing fallback objects come from the mirrors),
  * applied in a thread as parts arrive. */
-gboolean df_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int local_dfd, GError **error);
+gboolean dfi_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int local_dfd, GError **error);

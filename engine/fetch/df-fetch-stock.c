@@ -9,7 +9,7 @@ static gboolean
 stock_wait_part (guint i, gpointer data, GError **error)
 {
   DfFetchRun *f = data;
-  return df_part_store_wait (&f->store, &f->store.parts[i], error);
+  return dfi_part_store_wait (&f->store, &f->store.parts[i], error);
 }
 
 static gboolean
@@ -18,11 +18,11 @@ stock_fallback (guint i, int *out_fd, guint64 *out_size, gpointer data, GError *
   DfFetchRun *f = data;
   guint k = f->fallback_part ? f->fallback_part[i] : G_MAXUINT;
   if (k == G_MAXUINT)
-    return df_throw (error, DF_ERROR_MISSING_BASE, "fallback object %u was not asked for", i);
+    return dfi_throw (error, DF_ERROR_MISSING_BASE, "fallback object %u was not asked for", i);
   DfStorePart *p = &f->store.parts[k];
-  if (!df_part_store_wait (&f->store, p, error))
+  if (!dfi_part_store_wait (&f->store, p, error))
     return FALSE;
-  *out_fd = df_open_regular (f->store.dfd, p->name, p->name, NULL, error);
+  *out_fd = dfi_open_regular (f->store.dfd, p->name, p->name, NULL, error);
   if (*out_fd < 0)
     return FALSE;
   *out_size = p->size;
@@ -55,7 +55,7 @@ stock_apply_thread (gpointer data)
                        .fallback = stock_fallback,
                        .data = f,
                        .private_parts = store };
-  sa->ok = df_apply_stock (f->repo, f->stock, &src, f->o->apply, &f->res->apply, f->cancellable, &sa->error);
+  sa->ok = dfi_apply_stock (f->repo, f->stock, &src, f->o->apply, &f->res->apply, f->cancellable, &sa->error);
   if (!sa->ok)
     g_atomic_int_set (&f->stock_failed, 1);
   return NULL;
@@ -66,7 +66,7 @@ static char *
 fallback_rel (const DfStockFallback *fb)
 {
   char hex[65];
-  df_hex (fb->checksum, hex);
+  dfi_hex (fb->checksum, hex);
   const char *ext = fb->objtype == OSTREE_OBJECT_TYPE_FILE ? "filez" : ostree_object_type_to_string (fb->objtype);
   return g_strdup_printf ("objects/%.2s/%s.%s", hex, hex + 2, ext);
 }
@@ -82,24 +82,24 @@ plan_delta_parts (DfFetchRun *f, guint n_delta_parts, GError **error)
   guint n_order = 0;
   for (int pass = 0; pass < 2; pass++)
     for (guint i = 0; i < n_delta_parts; i++)
-      if (df_stock_part_has_metadata (&sb->parts[i]) == (pass == 0))
+      if (dfi_stock_part_has_metadata (&sb->parts[i]) == (pass == 0))
         order[n_order++] = i;
   guint n_meta_parts = 0;
-  while (n_meta_parts < n_order && df_stock_part_has_metadata (&sb->parts[order[n_meta_parts]]))
+  while (n_meta_parts < n_order && dfi_stock_part_has_metadata (&sb->parts[order[n_meta_parts]]))
     n_meta_parts++;
-  df_stock_content_order (sb, order + n_meta_parts, n_order - n_meta_parts,
-                          df_stock_decoders (sb, f->o->apply->memory, f->o->apply->jobs));
-  for (guint k = 0; k < n_order && df_downloader_get_error (f->dl) == NULL; k++)
+  dfi_stock_content_order (sb, order + n_meta_parts, n_order - n_meta_parts,
+                           dfi_stock_decoders (sb, f->o->apply->memory, f->o->apply->jobs));
+  for (guint k = 0; k < n_order && dfi_downloader_get_error (f->dl) == NULL; k++)
     {
       guint i = order[k];
       const DfStockPart *sp = &sb->parts[i];
       gboolean present = FALSE;
-      if (sp->inline_data == NULL && !df_stock_part_present (f->repo, sp, f->cancellable, &present, error))
+      if (sp->inline_data == NULL && !dfi_stock_part_present (f->repo, sp, f->cancellable, &present, error))
         return FALSE;
       gboolean needed = sp->inline_data == NULL && !present;
       DfStorePart *p = &f->store.parts[i];
-      df_part_init (&f->store, p, i, sp->inline_data ? 0 : sp->size, sp->sha256, sp->usize);
-      if (!df_downloader_add_part (f->dl, p, needed, error))
+      dfi_part_init (&f->store, p, i, sp->inline_data ? 0 : sp->size, sp->sha256, sp->usize);
+      if (!dfi_downloader_add_part (f->dl, p, needed, error))
         return FALSE;
     }
   return TRUE;
@@ -110,20 +110,20 @@ static gboolean
 plan_fallbacks (DfFetchRun *f, guint n_delta_parts, GArray *missing, GError **error)
 {
   DfStockSuperblock *sb = f->stock;
-  for (guint k = 0; k < missing->len && df_downloader_get_error (f->dl) == NULL; k++)
+  for (guint k = 0; k < missing->len && dfi_downloader_get_error (f->dl) == NULL; k++)
     {
       guint i = g_array_index (missing, guint, k);
       const DfStockFallback *fb = &sb->fallbacks[i];
       DfStorePart *p = &f->store.parts[n_delta_parts + k];
       char hex[65];
-      df_hex (fb->checksum, hex);
+      dfi_hex (fb->checksum, hex);
       p->fallback = fb;
       p->rel = fallback_rel (fb);
       g_snprintf (p->name, sizeof p->name, "%s.%s", hex, fb->objtype == OSTREE_OBJECT_TYPE_FILE ? "filez" : "meta");
       f->fallback_part[i] = n_delta_parts + k;
       static const guint8 no_sha[DF_SHA256_LEN];
-      df_part_init (&f->store, p, n_delta_parts + k, fb->size, no_sha, fb->usize);
-      if (!df_downloader_add_part (f->dl, p, TRUE, error))
+      dfi_part_init (&f->store, p, n_delta_parts + k, fb->size, no_sha, fb->usize);
+      if (!dfi_downloader_add_part (f->dl, p, TRUE, error))
         return FALSE;
     }
   return TRUE;
@@ -135,16 +135,16 @@ static gboolean
 download_and_apply (DfFetchRun *f, int local_dfd, GError **error)
 {
   StockApply sa = { .f = f, .parts_dfd = local_dfd >= 0 ? local_dfd : f->store.dfd };
-  gboolean stopped = df_downloader_get_error (f->dl) != NULL;
+  gboolean stopped = dfi_downloader_get_error (f->dl) != NULL;
   GThread *applier = stopped ? NULL : g_thread_new ("df-stock-apply", stock_apply_thread, &sa);
   if (!stopped)
-    df_downloader_run (f->dl);
-  df_part_store_stop (&f->store);
+    dfi_downloader_run (f->dl);
+  dfi_part_store_stop (&f->store);
   if (applier)
     g_thread_join (applier);
   /* The apply's own error says most when it failed first. */
-  g_autoptr (GError) fatal = df_downloader_steal_error (f->dl);
-  if (applier && !sa.ok && (fatal == NULL || df_downloader_consumer_failed (f->dl)))
+  g_autoptr (GError) fatal = dfi_downloader_steal_error (f->dl);
+  if (applier && !sa.ok && (fatal == NULL || dfi_downloader_consumer_failed (f->dl)))
     {
       g_propagate_error (error, sa.error);
       return FALSE;
@@ -159,28 +159,28 @@ download_and_apply (DfFetchRun *f, int local_dfd, GError **error)
 }
 
 gboolean
-df_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int local_dfd, GError **error)
+dfi_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int local_dfd, GError **error)
 {
   const DfApplyOptions *aopts = f->o->apply;
   if (f->stock == NULL)
-    f->stock = df_stock_superblock_parse_full (sb_bytes, &f->policy, df_apply_usable_memory (aopts), error);
+    f->stock = dfi_stock_superblock_parse_full (sb_bytes, &f->policy, dfi_apply_usable_memory (aopts), error);
   if (f->stock == NULL)
     return FALSE;
   DfStockSuperblock *sb = f->stock;
   if (aopts->commit && strcmp (sb->to_hex, aopts->commit) != 0)
-    return df_throw (error, DF_ERROR_UNTRUSTED, "the delta leads to %s, not to the trusted commit %s", sb->to_hex,
-                     aopts->commit);
-  g_autoptr (GArray) missing = df_stock_missing_fallbacks (f->repo, sb, NULL, f->cancellable, error);
+    return dfi_throw (error, DF_ERROR_UNTRUSTED, "the delta leads to %s, not to the trusted commit %s", sb->to_hex,
+                      aopts->commit);
+  g_autoptr (GArray) missing = dfi_stock_missing_fallbacks (f->repo, sb, NULL, f->cancellable, error);
   if (missing == NULL)
     return FALSE;
   char sb_hex[65];
-  df_hex (sb->file.sha256, sb_hex);
-  if (!df_part_store_open (&f->store, sb_hex, error))
+  dfi_hex (sb->file.sha256, sb_hex);
+  if (!dfi_part_store_open (&f->store, sb_hex, error))
     return FALSE;
   guint n_delta_parts = local_dfd >= 0 ? 0 : sb->n_parts;
   DfPartConsumer consumer = { .failed = stock_consumer_failed, .data = f };
-  df_downloader_attach (f->dl, &f->store, local_dfd < 0 ? relpath : "", &consumer);
-  df_part_store_alloc (&f->store, n_delta_parts + missing->len);
+  dfi_downloader_attach (f->dl, &f->store, local_dfd < 0 ? relpath : "", &consumer);
+  dfi_part_store_alloc (&f->store, n_delta_parts + missing->len);
   f->fallback_part = g_new (guint, MAX (sb->n_fallbacks, 1));
   for (guint i = 0; i < sb->n_fallbacks; i++)
     f->fallback_part[i] = G_MAXUINT;
@@ -188,12 +188,12 @@ df_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int lo
   f->res->delta_bytes = sb->file.size;
   if (!plan_delta_parts (f, n_delta_parts, error) || !plan_fallbacks (f, n_delta_parts, missing, error))
     return FALSE;
-  if (df_downloader_get_error (f->dl) == NULL && !df_fetch_run_check_space (f, error))
+  if (dfi_downloader_get_error (f->dl) == NULL && !dfi_fetch_run_check_space (f, error))
     return FALSE;
-  df_downloader_start (f->dl);
+  dfi_downloader_start (f->dl);
   if (!download_and_apply (f, local_dfd, error))
     return FALSE;
-  df_downloader_progress (f->dl, TRUE);
-  df_part_store_remove (&f->store);
+  dfi_downloader_progress (f->dl, TRUE);
+  dfi_part_store_remove (&f->store);
   return TRUE;
 }

@@ -9,7 +9,7 @@
  * matches the superblock is handed to the apply, whose workers decode and
  * write it while further parts download. Nothing a server says is trusted:
  * each transfer (df-transfer.c) holds status, Content-Range,
- * Content-Length and ETag to what was asked (df_http_check_reply()), and
+ * Content-Length and ETag to what was asked (dfi_http_check_reply()), and
  * no response may deliver more bytes than the delta declares. */
 #include "df-fetch.h"
 
@@ -22,42 +22,42 @@
 #include "df-fetch-run.h"
 
 void
-df_fetch_run_init (DfFetchRun *f, OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res,
-                   GCancellable *cancellable)
+dfi_fetch_run_init (DfFetchRun *f, OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res,
+                    GCancellable *cancellable)
 {
   f->repo = repo;
   f->o = o;
   f->res = res;
   f->own_cancellable = cancellable ? NULL : g_cancellable_new ();
   f->cancellable = cancellable ? cancellable : f->own_cancellable;
-  f->dl = df_downloader_new (o, res, f->cancellable);
-  df_part_store_init (&f->store, repo, o->net.range_size, f->cancellable);
+  f->dl = dfi_downloader_new (o, res, f->cancellable);
+  dfi_part_store_init (&f->store, repo, o->net.range_size, f->cancellable);
 }
 
 void
-df_fetch_run_clear (DfFetchRun *f)
+dfi_fetch_run_clear (DfFetchRun *f)
 {
-  df_downloader_free (f->dl);
-  df_part_store_clear (&f->store);
+  dfi_downloader_free (f->dl);
+  dfi_part_store_clear (&f->store);
   g_free (f->fallback_part);
   if (f->session)
-    df_apply_session_free (f->session);
+    dfi_apply_session_free (f->session);
   else if (f->sb)
-    df_superblock_free (f->sb);
+    dfi_superblock_free (f->sb);
   if (!f->stock_borrowed)
-    df_stock_superblock_free (f->stock);
-  df_signature_policy_clear (&f->policy);
+    dfi_stock_superblock_free (f->stock);
+  dfi_signature_policy_clear (&f->policy);
   g_clear_object (&f->own_cancellable);
 }
 
 gboolean
-df_fetch_run_check_space (DfFetchRun *f, GError **error)
+dfi_fetch_run_check_space (DfFetchRun *f, GError **error)
 {
   guint64 need = 0;
   for (guint i = 0; i < f->store.n_parts; i++)
     {
       DfStorePart *p = &f->store.parts[i];
-      if (df_part_settled (p))
+      if (dfi_part_settled (p))
         continue;
       for (guint r = 0; r < p->n_ranges; r++)
         if (!p->done[r])
@@ -66,8 +66,8 @@ df_fetch_run_check_space (DfFetchRun *f, GError **error)
     }
   /* A stock delta's parts are also decoded into temporary files first. */
   if (f->stock)
-    need += df_stock_payload_staging (f->stock, df_stock_decoders (f->stock, f->o->apply->memory, f->o->apply->jobs));
-  return df_check_free_space (f->repo, f->store.dfd, need, error);
+    need += dfi_stock_payload_staging (f->stock, dfi_stock_decoders (f->stock, f->o->apply->memory, f->o->apply->jobs));
+  return dfi_check_free_space (f->repo, f->store.dfd, need, error);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -77,14 +77,14 @@ static gboolean
 session_take_part (gpointer data, DfStorePart *p, GError **error)
 {
   DfFetchRun *f = data;
-  return df_apply_session_add_part (f->session, p->index, f->store.dfd, p->name, error);
+  return dfi_apply_session_add_part (f->session, p->index, f->store.dfd, p->name, error);
 }
 
 static gboolean
 session_failed (gpointer data)
 {
   DfFetchRun *f = data;
-  return df_apply_session_failed (f->session);
+  return dfi_apply_session_failed (f->session);
 }
 
 static guint
@@ -92,7 +92,7 @@ session_parts_applied (gpointer data)
 {
   DfFetchRun *f = data;
   DfProgress p;
-  df_apply_session_get_progress (f->session, &p);
+  dfi_apply_session_get_progress (f->session, &p);
   return p.parts_done;
 }
 
@@ -108,10 +108,10 @@ plan_native_parts (DfFetchRun *f, GError **error)
         if ((pass == 0) != (dp->kind == DF_PART_KIND_METADATA))
           continue;
         DfStorePart *p = &f->store.parts[i];
-        df_part_init (&f->store, p, i, dp->compressed_size, dp->sha256, df_part_output (dp));
-        if (!df_downloader_add_part (f->dl, p, df_apply_session_part_needed (f->session, i), error))
+        dfi_part_init (&f->store, p, i, dp->compressed_size, dp->sha256, dfi_part_output (dp));
+        if (!dfi_downloader_add_part (f->dl, p, dfi_apply_session_part_needed (f->session, i), error))
           return FALSE;
-        if (df_downloader_get_error (f->dl))
+        if (dfi_downloader_get_error (f->dl))
           return TRUE;
       }
   return TRUE;
@@ -122,21 +122,21 @@ plan_native_parts (DfFetchRun *f, GError **error)
 static gboolean
 native_failed (DfFetchRun *f, GError **error)
 {
-  g_autoptr (GError) fatal = df_downloader_steal_error (f->dl);
-  if (df_downloader_consumer_failed (f->dl))
+  g_autoptr (GError) fatal = dfi_downloader_steal_error (f->dl);
+  if (dfi_downloader_consumer_failed (f->dl))
     {
       /* The apply's own error says what went wrong. */
       g_autoptr (GError) apply_error = NULL;
-      if (!df_apply_session_finish (f->session, NULL, &apply_error) && apply_error)
+      if (!dfi_apply_session_finish (f->session, NULL, &apply_error) && apply_error)
         {
           g_propagate_error (error, g_steal_pointer (&apply_error));
           return FALSE;
         }
-      return df_throw (error, DF_ERROR_FAILED, "the apply failed");
+      return dfi_throw (error, DF_ERROR_FAILED, "the apply failed");
     }
   GError *ignored = NULL;
-  g_cancellable_cancel (df_apply_session_get_cancellable (f->session));
-  df_apply_session_finish (f->session, NULL, &ignored);
+  g_cancellable_cancel (dfi_apply_session_get_cancellable (f->session));
+  dfi_apply_session_finish (f->session, NULL, &ignored);
   g_clear_error (&ignored);
   g_propagate_error (error, g_steal_pointer (&fatal));
   return FALSE;
@@ -148,43 +148,43 @@ static gboolean
 fetch_delta (DfFetchRun *f, GBytes *sb_bytes, const char *sb_hex, const char *delta_rel, GError **error)
 {
   const DfApplyOptions *aopts = f->o->apply;
-  f->sb = df_superblock_parse_full (sb_bytes, &f->policy, df_apply_usable_memory (aopts), error);
+  f->sb = dfi_superblock_parse_full (sb_bytes, &f->policy, dfi_apply_usable_memory (aopts), error);
   if (f->sb == NULL)
     return FALSE;
   if (strcmp (f->sb->to_hex, f->o->apply->commit) != 0)
-    return df_throw (error, DF_ERROR_UNTRUSTED, "the server's delta leads to %s, not to the trusted commit %s",
-                     f->sb->to_hex, f->o->apply->commit);
-  if (!df_part_store_open (&f->store, sb_hex, error))
+    return dfi_throw (error, DF_ERROR_UNTRUSTED, "the server's delta leads to %s, not to the trusted commit %s",
+                      f->sb->to_hex, f->o->apply->commit);
+  if (!dfi_part_store_open (&f->store, sb_hex, error))
     return FALSE;
   DfSuperblock *sb = f->sb;
-  f->session = df_apply_session_new (f->repo, g_steal_pointer (&f->sb), aopts, f->cancellable, error);
+  f->session = dfi_apply_session_new (f->repo, g_steal_pointer (&f->sb), aopts, f->cancellable, error);
   if (f->session == NULL)
     return FALSE;
-  f->sb = (DfSuperblock *)df_apply_session_get_superblock (f->session);
+  f->sb = (DfSuperblock *)dfi_apply_session_get_superblock (f->session);
   g_assert (f->sb == sb);
 
   DfPartConsumer consumer = {
     .part_ready = session_take_part, .failed = session_failed, .parts_applied = session_parts_applied, .data = f
   };
-  df_downloader_attach (f->dl, &f->store, delta_rel, &consumer);
-  df_part_store_alloc (&f->store, f->sb->n_parts);
+  dfi_downloader_attach (f->dl, &f->store, delta_rel, &consumer);
+  dfi_part_store_alloc (&f->store, f->sb->n_parts);
   f->res->parts_total = f->store.n_parts;
   f->res->delta_bytes = f->sb->file.size;
   if (!plan_native_parts (f, error))
     return FALSE;
-  gboolean stopped = df_downloader_get_error (f->dl) != NULL;
-  if (!stopped && !df_fetch_run_check_space (f, error))
+  gboolean stopped = dfi_downloader_get_error (f->dl) != NULL;
+  if (!stopped && !dfi_fetch_run_check_space (f, error))
     return FALSE;
-  df_downloader_start (f->dl);
+  dfi_downloader_start (f->dl);
   if (!stopped)
-    df_downloader_run (f->dl);
-  if (df_downloader_get_error (f->dl) || df_downloader_consumer_failed (f->dl))
+    dfi_downloader_run (f->dl);
+  if (dfi_downloader_get_error (f->dl) || dfi_downloader_consumer_failed (f->dl))
     return native_failed (f, error);
-  df_downloader_progress (f->dl, TRUE);
-  if (!df_apply_session_finish (f->session, &f->res->apply, error))
+  dfi_downloader_progress (f->dl, TRUE);
+  if (!dfi_apply_session_finish (f->session, &f->res->apply, error))
     return FALSE;
-  df_downloader_progress (f->dl, TRUE);
-  df_part_store_remove (&f->store);
+  dfi_downloader_progress (f->dl, TRUE);
+  dfi_part_store_remove (&f->store);
   return TRUE;
 }
 
@@ -198,11 +198,11 @@ native_superblock (DfFetchRun *f, guint index_mirror, const char *delta_rel, con
   int repo_dfd = ostree_repo_get_dfd (f->repo);
   g_autofree char *sb_store = g_strdup_printf ("tmp/deltafetch-fetch-%s/superblock", sb_hex);
   g_autoptr (GError) ignored = NULL;
-  g_autoptr (GBytes) sb_bytes = df_read_file_bounded (repo_dfd, sb_store, sb_size, sb_size, "superblock", &ignored);
+  g_autoptr (GBytes) sb_bytes = dfi_read_file_bounded (repo_dfd, sb_store, sb_size, sb_size, "superblock", &ignored);
   guint8 got[DF_SHA256_LEN];
   if (sb_bytes)
     {
-      df_sha256 (g_bytes_get_data (sb_bytes, NULL), g_bytes_get_size (sb_bytes), got);
+      dfi_sha256 (g_bytes_get_data (sb_bytes, NULL), g_bytes_get_size (sb_bytes), got);
       if (memcmp (got, sb_sha, DF_SHA256_LEN) == 0)
         return g_steal_pointer (&sb_bytes);
       g_clear_pointer (&sb_bytes, g_bytes_unref);
@@ -210,23 +210,23 @@ native_superblock (DfFetchRun *f, guint index_mirror, const char *delta_rel, con
   g_autofree char *rel = g_strdup_printf ("%s/superblock", delta_rel);
   guint sb_mirror;
   gboolean not_found;
-  sb_bytes = df_downloader_fetch_small (f->dl, rel, sb_size, &not_found, &sb_mirror, error);
+  sb_bytes = dfi_downloader_fetch_small (f->dl, rel, sb_size, &not_found, &sb_mirror, error);
   if (sb_bytes == NULL)
     return NULL;
-  df_sha256 (g_bytes_get_data (sb_bytes, NULL), g_bytes_get_size (sb_bytes), got);
+  dfi_sha256 (g_bytes_get_data (sb_bytes, NULL), g_bytes_get_size (sb_bytes), got);
   if (g_bytes_get_size (sb_bytes) != sb_size || memcmp (got, sb_sha, DF_SHA256_LEN) != 0)
     {
       /* Either file may be the damaged one: the mirror whose index
        * promised this superblock is trusted for neither. (The superblock
        * comes from another mirror only when that one did not have it.) */
       f->suspect = index_mirror;
-      df_throw (error, DF_ERROR_CORRUPT, "%s/%s does not match the server's index",
-                df_downloader_mirror (f->dl, sb_mirror), rel);
+      dfi_throw (error, DF_ERROR_CORRUPT, "%s/%s does not match the server's index",
+                 dfi_downloader_mirror (f->dl, sb_mirror), rel);
       return NULL;
     }
   g_autofree char *dir = g_path_get_dirname (sb_store);
-  if (df_mkdir_p_at (repo_dfd, dir, NULL))
-    df_write_file_atomic (repo_dfd, sb_store, sb_bytes, NULL);
+  if (dfi_mkdir_p_at (repo_dfd, dir, NULL))
+    dfi_write_file_atomic (repo_dfd, sb_store, sb_bytes, NULL);
   return g_steal_pointer (&sb_bytes);
 }
 
@@ -241,7 +241,7 @@ fetch_native (DfFetchRun *f, const DfDiscovered *dd, GError **error)
   char delta_rel[200];
   g_snprintf (delta_rel, sizeof delta_rel, "deltafetch/v1/deltas/%s%s%s", key, key[0] ? "-" : "", f->o->apply->commit);
   char sb_hex[65];
-  df_hex (dd->sb_sha, sb_hex);
+  dfi_hex (dd->sb_sha, sb_hex);
   g_autoptr (GBytes) sb_bytes
       = native_superblock (f, dd->index_mirror, delta_rel, dd->sb_sha, sb_hex, dd->sb_size, error);
   return sb_bytes && fetch_delta (f, sb_bytes, sb_hex, delta_rel, error);
@@ -256,15 +256,15 @@ fetch_native (DfFetchRun *f, const DfDiscovered *dd, GError **error)
 static void
 forget_if_final (DfFetchRun *f, const GError *error)
 {
-  if (!df_apply_failure_is_final (error))
+  if (!dfi_apply_failure_is_final (error))
     return;
-  df_part_store_remove (&f->store);
-  const DfSignedFile *file = f->session ? &df_apply_session_get_superblock (f->session)->file
+  dfi_part_store_remove (&f->store);
+  const DfSignedFile *file = f->session ? &dfi_apply_session_get_superblock (f->session)->file
                              : f->sb    ? &f->sb->file
                              : f->stock ? &f->stock->file
                                         : NULL;
   if (file)
-    df_apply_forget_staging (f->repo, file->sha256);
+    dfi_apply_forget_staging (f->repo, file->sha256);
 }
 
 /* Discovery and the download it leads to (else libostree's pull), for a
@@ -275,7 +275,7 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
 {
   const DfFetchOptions *o = f->o;
   g_auto (DfDiscovered) dd = { 0 };
-  if (!df_discover (f->dl, o->apply->commit, from, &dd, &f->suspect, error))
+  if (!dfi_discover (f->dl, o->apply->commit, from, &dd, &f->suspect, error))
     return FALSE;
   if (dd.kind == DF_DISCOVERED_NATIVE)
     return fetch_native (f, &dd, error);
@@ -284,18 +284,19 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
       f->res->path = dd.stock_from ? DF_FETCH_PATH_STOCK_DELTA : DF_FETCH_PATH_STOCK_SCRATCH;
       if (dd.stock_from)
         g_strlcpy (f->res->from, dd.stock_from, sizeof f->res->from);
-      return df_fetch_run_stock (f, dd.stock_superblock, dd.stock_relpath, -1, error);
+      return dfi_fetch_run_stock (f, dd.stock_superblock, dd.stock_relpath, -1, error);
     }
   if (o->apply->require_signatures)
-    return df_throw (error, DF_ERROR_UNTRUSTED,
-                     "the server offers no native delta to %s, and signatures are required (libostree's pull has none)",
-                     o->apply->commit);
+    return dfi_throw (
+        error, DF_ERROR_UNTRUSTED,
+        "the server offers no native delta to %s, and signatures are required (libostree's pull has none)",
+        o->apply->commit);
   if (!o->allow_pull)
-    return df_throw (error, DF_ERROR_NETWORK, "the server offers no native delta to %s%s%s", o->apply->commit,
-                     from ? " from " : "", from ? from : "");
+    return dfi_throw (error, DF_ERROR_NETWORK, "the server offers no native delta to %s%s%s", o->apply->commit,
+                      from ? " from " : "", from ? from : "");
   f->res->path = DF_FETCH_PATH_PULL;
-  df_downloader_emit (f->dl, DF_FETCH_EVENT_START, o->net.urls->pdata[0], NULL);
-  return df_fetch_pull_fallback (f->repo, o, f->cancellable, error);
+  dfi_downloader_emit (f->dl, DF_FETCH_EVENT_START, o->net.urls->pdata[0], NULL);
+  return dfi_fetch_pull_fallback (f->repo, o, f->cancellable, error);
 }
 
 static gboolean
@@ -324,7 +325,7 @@ resolve_from (OstreeRepo *repo, const DfFetchOptions *o, char **out, GError **er
   g_autofree char *from = NULL;
   g_autoptr (GError) from_error = NULL;
   if (o->from && !ostree_repo_resolve_rev (repo, o->from, FALSE, &from, &from_error))
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "the from-commit %s is not in the repository", o->from);
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "the from-commit %s is not in the repository", o->from);
   if (from == NULL && o->apply->ref)
     {
       g_autoptr (GError) ignored = NULL;
@@ -356,8 +357,8 @@ fetch_from_mirrors (DfFetchRun *f, const char *from, GError **error)
           g_propagate_error (error, g_steal_pointer (&local));
           return FALSE;
         }
-      df_downloader_demote (f->dl, f->suspect, local->message);
-      if (df_downloader_current_mirror (f->dl) < 0)
+      dfi_downloader_demote (f->dl, f->suspect, local->message);
+      if (dfi_downloader_current_mirror (f->dl) < 0)
         {
           g_set_error (error, local->domain, local->code, "%s (every mirror failed)", local->message);
           return FALSE;
@@ -374,40 +375,40 @@ fetch_from_dir (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, G
 {
   int dfd = open (o->delta_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0)
-    return df_throw_errno (error, errno, "opening delta %s", o->delta_dir);
-  df_autofd dfd_owned = dfd;
+    return dfi_throw_errno (error, errno, "opening delta %s", o->delta_dir);
+  dfi_autofd dfd_owned = dfd;
   g_auto (DfDelta) d = { 0 };
-  if (!df_delta_open (dfd, o->apply, &d, error))
+  if (!dfi_delta_open (dfd, o->apply, &d, error))
     return FALSE;
-  const char *from = df_delta_from (&d);
+  const char *from = dfi_delta_from (&d);
   if (d.stock)
     res->path = from ? DF_FETCH_PATH_STOCK_DELTA : DF_FETCH_PATH_STOCK_SCRATCH;
   else
     res->path = from ? DF_FETCH_PATH_DELTA : DF_FETCH_PATH_SCRATCH;
   if (from)
     g_strlcpy (res->from, from, sizeof res->from);
-  g_strlcpy (res->commit, df_delta_to (&d), sizeof res->commit);
-  res->delta_bytes = df_delta_file (&d)->size;
+  g_strlcpy (res->commit, dfi_delta_to (&d), sizeof res->commit);
+  res->delta_bytes = dfi_delta_file (&d)->size;
   if (d.stock && o->net.urls->len > 0)
     {
       DfFetchRun f = { .stock = d.stock, .stock_borrowed = TRUE };
-      df_fetch_run_init (&f, repo, o, res, cancellable);
-      gboolean ok = df_fetch_run_stock (&f, NULL, NULL, dfd, error);
-      res->bytes_downloaded = df_downloader_bytes (f.dl);
-      df_fetch_run_clear (&f);
+      dfi_fetch_run_init (&f, repo, o, res, cancellable);
+      gboolean ok = dfi_fetch_run_stock (&f, NULL, NULL, dfd, error);
+      res->bytes_downloaded = dfi_downloader_bytes (f.dl);
+      dfi_fetch_run_clear (&f);
       return ok;
     }
-  DfPartSource src = df_part_source_dir (dfd);
-  return df_apply_delta (repo, &d, &src, o->apply, &res->apply, cancellable, error);
+  DfPartSource src = dfi_part_source_dir (dfd);
+  return dfi_apply_delta (repo, &d, &src, o->apply, &res->apply, cancellable, error);
 }
 
 gboolean
-df_fetch_locked (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, GCancellable *cancellable,
-                 GError **error)
+dfi_fetch_locked (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, GCancellable *cancellable,
+                  GError **error)
 {
   const DfApplyOptions *a = o->apply;
   /* A run killed during its fallback pull left that pull's remote behind. */
-  df_fetch_pull_forget_remote (repo);
+  dfi_fetch_pull_forget_remote (repo);
   if (o->delta_dir)
     return fetch_from_dir (repo, o, res, cancellable, error);
   g_strlcpy (res->commit, a->commit, sizeof res->commit);
@@ -419,17 +420,17 @@ df_fetch_locked (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, 
       res->path = DF_FETCH_PATH_PRESENT;
       g_autoptr (GVariant) commit = NULL;
       if (!ostree_repo_load_commit (repo, a->commit, &commit, NULL, error)
-          || !df_check_downgrade (repo, a->ref, a->commit, commit, a->allow_downgrade, error))
+          || !dfi_check_downgrade (repo, a->ref, a->commit, commit, a->allow_downgrade, error))
         return FALSE;
       return set_ref (repo, a->ref, a->commit, cancellable, error);
     }
   DfFetchRun fs = { 0 };
   DfFetchRun *f = &fs;
-  df_fetch_run_init (f, repo, o, res, cancellable);
-  gboolean ok = df_apply_signature_policy (a, &f->policy, error) && fetch_from_mirrors (f, from, error);
-  res->bytes_downloaded = df_downloader_bytes (f->dl);
+  dfi_fetch_run_init (f, repo, o, res, cancellable);
+  gboolean ok = dfi_apply_signature_policy (a, &f->policy, error) && fetch_from_mirrors (f, from, error);
+  res->bytes_downloaded = dfi_downloader_bytes (f->dl);
   if (!ok)
     forget_if_final (f, error ? *error : NULL);
-  df_fetch_run_clear (f);
+  dfi_fetch_run_clear (f);
   return ok;
 }

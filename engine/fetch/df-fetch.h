@@ -8,6 +8,6 @@
  * from a delta directory (o->delta_dir, only a stock delta's missing
  * fallback objects downloaded), else through discovery on the mirrors and
  * the native or stock path, else libostree's pull. @o was validated
- * (df_fetch_options_validate()); @res was zeroed. Errors: see df_fetch(). */
-gboolean df_fetch_locked (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, GCancellable *cancellable,
-                          GError **error);
+ * (dfi_fetch_options_validate()); @res was zeroed. Errors: see df_fetch(). */
+gboolean dfi_fetch_locked (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, GCancellable *cancellable,
+                           GError **error);

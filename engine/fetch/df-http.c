@@ -3,7 +3,7 @@
 #include <string.h>
 
 gboolean
-df_http_parse_u63 (const char *s, gsize len, guint64 *out)
+dfi_http_parse_u63 (const char *s, gsize len, guint64 *out)
 {
   if (len == 0 || len > 19)
     return FALSE;
@@ -23,7 +23,7 @@ df_http_parse_u63 (const char *s, gsize len, guint64 *out)
 }
 
 gboolean
-df_http_parse_content_range (const char *value, guint64 *first, guint64 *last, guint64 *total)
+dfi_http_parse_content_range (const char *value, guint64 *first, guint64 *last, guint64 *total)
 {
   if (strncmp (value, "bytes ", 6) != 0)
     return FALSE;
@@ -35,12 +35,12 @@ df_http_parse_content_range (const char *value, guint64 *first, guint64 *last, g
   if (slash == NULL)
     return FALSE;
   guint64 a, b, t;
-  if (!df_http_parse_u63 (p, dash - p, &a) || !df_http_parse_u63 (dash + 1, slash - dash - 1, &b))
+  if (!dfi_http_parse_u63 (p, dash - p, &a) || !dfi_http_parse_u63 (dash + 1, slash - dash - 1, &b))
     return FALSE;
   const char *tp = slash + 1;
   if (strcmp (tp, "*") == 0)
     t = G_MAXUINT64;
-  else if (!df_http_parse_u63 (tp, strlen (tp), &t))
+  else if (!dfi_http_parse_u63 (tp, strlen (tp), &t))
     return FALSE;
   if (b < a || (t != G_MAXUINT64 && b >= t))
     return FALSE;
@@ -51,7 +51,7 @@ df_http_parse_content_range (const char *value, guint64 *first, guint64 *last, g
 }
 
 int
-df_http_parse_status_line (const char *line, gsize len)
+dfi_http_parse_status_line (const char *line, gsize len)
 {
   if (len < 5 || strncmp (line, "HTTP/", 5) != 0)
     return -1;
@@ -70,7 +70,7 @@ df_http_parse_status_line (const char *line, gsize len)
 }
 
 gboolean
-df_http_header_value (const char *line, gsize len, const char *name, char *out, gsize out_len)
+dfi_http_header_value (const char *line, gsize len, const char *name, char *out, gsize out_len)
 {
   gsize n = strlen (name);
   if (len <= n || g_ascii_strncasecmp (line, name, n) != 0 || line[n] != ':')
@@ -106,7 +106,7 @@ check_partial (const DfHttpAsk *ask, const DfHttpReply *reply, guint64 cl, guint
   if (!ask->ranged)
     return bad (why, DF_HTTP_REPLY_BAD, "206 reply to a request without Range");
   guint64 a, b, t;
-  if (!df_http_parse_content_range (reply->content_range, &a, &b, &t))
+  if (!dfi_http_parse_content_range (reply->content_range, &a, &b, &t))
     return bad (why, DF_HTTP_REPLY_BAD, "206 reply with a missing or invalid Content-Range '%s'", reply->content_range);
   if (a != ask->off || b != ask->off + ask->len - 1 || t != ask->file_size)
     return bad (why, DF_HTTP_REPLY_BAD,
@@ -142,7 +142,7 @@ check_whole (const DfHttpAsk *ask, guint64 cl, guint64 *expect, char **why)
 }
 
 DfHttpVerdict
-df_http_check_reply (const DfHttpAsk *ask, const DfHttpReply *reply, guint64 *expect, char **why)
+dfi_http_check_reply (const DfHttpAsk *ask, const DfHttpReply *reply, guint64 *expect, char **why)
 {
   *why = NULL;
   *expect = 0;
@@ -152,7 +152,7 @@ df_http_check_reply (const DfHttpAsk *ask, const DfHttpReply *reply, guint64 *ex
     return bad (why, DF_HTTP_REPLY_BAD, "server applied Content-Encoding '%s' to a delta file",
                 reply->content_encoding);
   guint64 cl = G_MAXUINT64;
-  if (reply->content_length[0] && !df_http_parse_u63 (reply->content_length, strlen (reply->content_length), &cl))
+  if (reply->content_length[0] && !dfi_http_parse_u63 (reply->content_length, strlen (reply->content_length), &cl))
     return bad (why, DF_HTTP_REPLY_BAD, "unparsable Content-Length '%s'", reply->content_length);
   if (ask->validator && ask->validator[0] && reply->etag[0] && strcmp (ask->validator, reply->etag) != 0)
     return bad (why, DF_HTTP_REPLY_CHANGED, "%s changed on the server (ETag %s, was %s)", ask->name, reply->etag,

@@ -7,20 +7,20 @@
 
 /* Parses an unsigned decimal of at most 19 digits (so it fits in 63 bits)
  * spanning exactly [@s, @s + @len). */
-gboolean df_http_parse_u63 (const char *s, gsize len, guint64 *out);
+gboolean dfi_http_parse_u63 (const char *s, gsize len, guint64 *out);
 
 /* "bytes FIRST-LAST/TOTAL" (RFC 9110 §14.4). TOTAL "*" gives G_MAXUINT64.
  * Rejects other units, signs, spaces inside numbers, more than 19 digits,
  * LAST < FIRST and LAST >= TOTAL. */
-gboolean df_http_parse_content_range (const char *value, guint64 *first, guint64 *last, guint64 *total);
+gboolean dfi_http_parse_content_range (const char *value, guint64 *first, guint64 *last, guint64 *total);
 
 /* "HTTP/1.1 206 Partial Content", "HTTP/2 200": the status code, or -1. */
-int df_http_parse_status_line (const char *line, gsize len);
+int dfi_http_parse_status_line (const char *line, gsize len);
 
 /* When @line (one raw header line, CRLF included or not) is "@name: value",
  * copies the trimmed value into @out (at most @out_len - 1 bytes; longer
  * values are refused) and returns TRUE. Names compare case-insensitively. */
-gboolean df_http_header_value (const char *line, gsize len, const char *name, char *out, gsize out_len);
+gboolean dfi_http_header_value (const char *line, gsize len, const char *name, char *out, gsize out_len);
 
 /* What a request asked for, as the reply checker sees it. */
 typedef struct
@@ -56,4 +56,4 @@ typedef enum
  * is the number of body bytes the reply must deliver (an upper bound when
  * the file size is unknown). For CHANGED and BAD, *@why is a newly
  * allocated one-line reason (free with g_free()); otherwise NULL. */
-DfHttpVerdict df_http_check_reply (const DfHttpAsk *ask, const DfHttpReply *reply, guint64 *expect, char **why);
+DfHttpVerdict dfi_http_check_reply (const DfHttpAsk *ask, const DfHttpReply *reply, guint64 *expect, char **why);

@@ -12,13 +12,13 @@ static const gboolean legal[DF_PART_N_STATES][DF_PART_N_STATES] = {
 };
 
 gboolean
-df_part_state_legal (DfPartState from, DfPartState to)
+dfi_part_state_legal (DfPartState from, DfPartState to)
 {
   return from < DF_PART_N_STATES && to < DF_PART_N_STATES && legal[from][to];
 }
 
 const char *
-df_part_state_name (DfPartState state)
+dfi_part_state_name (DfPartState state)
 {
   static const char *const names[] = { "new", "unneeded", "wanted", "verifying", "done", "failed" };
   G_STATIC_ASSERT (G_N_ELEMENTS (names) == DF_PART_N_STATES);
@@ -26,10 +26,10 @@ df_part_state_name (DfPartState state)
 }
 
 void
-df_part_store_set_state (DfPartStore *s, DfStorePart *p, DfPartState to)
+dfi_part_store_set_state (DfPartStore *s, DfStorePart *p, DfPartState to)
 {
-  if (!df_part_state_legal (p->state, to))
-    g_error ("part %s: illegal move from %s to %s", p->name, df_part_state_name (p->state), df_part_state_name (to));
+  if (!dfi_part_state_legal (p->state, to))
+    g_error ("part %s: illegal move from %s to %s", p->name, dfi_part_state_name (p->state), dfi_part_state_name (to));
   g_mutex_lock (&s->lock);
   p->state = to;
   g_cond_broadcast (&s->cond);
@@ -37,13 +37,13 @@ df_part_store_set_state (DfPartStore *s, DfStorePart *p, DfPartState to)
 }
 
 gboolean
-df_part_settled (const DfStorePart *p)
+dfi_part_settled (const DfStorePart *p)
 {
   return p->state == DF_PART_STATE_DONE || p->state == DF_PART_STATE_UNNEEDED;
 }
 
 void
-df_part_store_init (DfPartStore *s, OstreeRepo *repo, guint64 range_size, GCancellable *cancellable)
+dfi_part_store_init (DfPartStore *s, OstreeRepo *repo, guint64 range_size, GCancellable *cancellable)
 {
   memset (s, 0, sizeof *s);
   s->repo = repo;
@@ -55,7 +55,7 @@ df_part_store_init (DfPartStore *s, OstreeRepo *repo, guint64 range_size, GCance
 }
 
 void
-df_part_store_clear (DfPartStore *s)
+dfi_part_store_clear (DfPartStore *s)
 {
   for (guint i = 0; i < s->n_parts; i++)
     {
@@ -81,7 +81,7 @@ df_part_store_clear (DfPartStore *s)
 static void
 remove_stale_state (OstreeRepo *repo, const char *keep_hex)
 {
-  DIR *d = df_opendir_at (ostree_repo_get_dfd (repo), "tmp");
+  DIR *d = dfi_opendir_at (ostree_repo_get_dfd (repo), "tmp");
   if (d == NULL)
     return;
   g_autoptr (GPtrArray) stale = g_ptr_array_new_with_free_func (g_free);
@@ -96,36 +96,36 @@ remove_stale_state (OstreeRepo *repo, const char *keep_hex)
         g_ptr_array_add (stale, g_strdup (n));
     }
   for (guint i = 0; i < stale->len; i++)
-    df_rm_rf_at (dirfd (d), stale->pdata[i], NULL);
+    dfi_rm_rf_at (dirfd (d), stale->pdata[i], NULL);
   closedir (d);
 }
 
 gboolean
-df_part_store_open (DfPartStore *s, const char *sb_hex, GError **error)
+dfi_part_store_open (DfPartStore *s, const char *sb_hex, GError **error)
 {
   remove_stale_state (s->repo, sb_hex);
   g_snprintf (s->rel, sizeof s->rel, "tmp/deltafetch-fetch-%s", sb_hex);
   int repo_dfd = ostree_repo_get_dfd (s->repo);
-  if (!df_mkdir_p_at (repo_dfd, s->rel, error))
+  if (!dfi_mkdir_p_at (repo_dfd, s->rel, error))
     return FALSE;
   s->dfd = openat (repo_dfd, s->rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (s->dfd < 0)
-    return df_throw_errno (error, errno, "opening %s", s->rel);
+    return dfi_throw_errno (error, errno, "opening %s", s->rel);
   return TRUE;
 }
 
 void
-df_part_store_remove (DfPartStore *s)
+dfi_part_store_remove (DfPartStore *s)
 {
   if (s->dfd >= 0)
     close (s->dfd);
   s->dfd = -1;
   if (s->rel[0])
-    df_rm_rf_at (ostree_repo_get_dfd (s->repo), s->rel, NULL);
+    dfi_rm_rf_at (ostree_repo_get_dfd (s->repo), s->rel, NULL);
 }
 
 void
-df_part_store_alloc (DfPartStore *s, guint n)
+dfi_part_store_alloc (DfPartStore *s, guint n)
 {
   s->parts = g_new0 (DfStorePart, MAX (n, 1));
   s->n_parts = n;
@@ -134,8 +134,8 @@ df_part_store_alloc (DfPartStore *s, guint n)
 }
 
 void
-df_part_init (DfPartStore *s, DfStorePart *p, guint index, guint64 size, const guint8 sha[DF_SHA256_LEN],
-              guint64 unpacked)
+dfi_part_init (DfPartStore *s, DfStorePart *p, guint index, guint64 size, const guint8 sha[DF_SHA256_LEN],
+               guint64 unpacked)
 {
   p->index = index;
   if (p->name[0] == '\0')
@@ -163,22 +163,22 @@ static gboolean
 hash_file_matches (int fd, guint64 size, const guint8 want[DF_SHA256_LEN])
 {
   DfSha256 h;
-  df_sha256_init (&h);
+  dfi_sha256_init (&h);
   g_autofree guint8 *buf = g_malloc (DF_COPY_BUFFER);
   for (guint64 off = 0; off < size;)
     {
       ssize_t n = pread (fd, buf, MIN ((guint64)DF_COPY_BUFFER, size - off), off);
       if (n <= 0)
         {
-          df_sha256_clear (&h);
+          dfi_sha256_clear (&h);
           return FALSE;
         }
-      df_sha256_update (&h, buf, n);
+      dfi_sha256_update (&h, buf, n);
       off += n;
     }
   guint8 got[DF_SHA256_LEN];
-  df_sha256_final (&h, got);
-  df_sha256_clear (&h);
+  dfi_sha256_final (&h, got);
+  dfi_sha256_clear (&h);
   return memcmp (got, want, DF_SHA256_LEN) == 0;
 }
 
@@ -189,27 +189,27 @@ static gboolean
 part_matches (DfPartStore *s, DfStorePart *p, int fd, GError **error)
 {
   if (p->fallback)
-    return df_stock_fallback_verify (fd, p->size, p->fallback, s->cancellable, error);
+    return dfi_stock_fallback_verify (fd, p->size, p->fallback, s->cancellable, error);
   return hash_file_matches (fd, p->size, p->sha256);
 }
 
 void
-df_part_store_lookup (DfPartStore *s, DfStorePart *p)
+dfi_part_store_lookup (DfPartStore *s, DfStorePart *p)
 {
   char name[96];
   struct stat st;
-  df_autofd done_fd = df_open_regular (s->dfd, p->name, p->name, &st, NULL);
+  dfi_autofd done_fd = dfi_open_regular (s->dfd, p->name, p->name, &st, NULL);
   if (done_fd >= 0 && (guint64)st.st_size == p->size && part_matches (s, p, done_fd, NULL))
     {
-      df_part_store_set_state (s, p, DF_PART_STATE_DONE);
+      dfi_part_store_set_state (s, p, DF_PART_STATE_DONE);
       s->bytes_reused += p->size;
       return;
     }
-  df_part_store_set_state (s, p, DF_PART_STATE_WANTED);
+  dfi_part_store_set_state (s, p, DF_PART_STATE_WANTED);
   unlinkat (s->dfd, p->name, 0);
   g_snprintf (name, sizeof name, "%s.ranges", p->name);
   g_autoptr (GError) ignored = NULL;
-  g_autoptr (GBytes) rec = df_read_file_bounded (s->dfd, name, 8 + p->n_ranges, G_MAXUINT64, "ranges", &ignored);
+  g_autoptr (GBytes) rec = dfi_read_file_bounded (s->dfd, name, 8 + p->n_ranges, G_MAXUINT64, "ranges", &ignored);
   gsize rlen = 0;
   const guint8 *rb = rec ? g_bytes_get_data (rec, &rlen) : NULL;
   guint64 rs = 0;
@@ -228,7 +228,7 @@ df_part_store_lookup (DfPartStore *s, DfStorePart *p)
 }
 
 gboolean
-df_part_range_done (DfStorePart *p, guint slot)
+dfi_part_range_done (DfStorePart *p, guint slot)
 {
   g_assert (p->state == DF_PART_STATE_WANTED && slot < p->n_ranges);
   if (p->done[slot])
@@ -241,7 +241,7 @@ df_part_range_done (DfStorePart *p, guint slot)
 /* A part's .partial file is open only while transfers write into it (or it
  * is being checked), so a delta of thousands of parts needs few fds. */
 int
-df_part_store_fd (DfPartStore *s, DfStorePart *p)
+dfi_part_store_fd (DfPartStore *s, DfStorePart *p)
 {
   if (p->fd < 0)
     {
@@ -253,7 +253,7 @@ df_part_store_fd (DfPartStore *s, DfStorePart *p)
 }
 
 void
-df_part_store_release_fd (DfStorePart *p)
+dfi_part_store_release_fd (DfStorePart *p)
 {
   if (p->fd >= 0 && p->active == 0)
     {
@@ -263,10 +263,10 @@ df_part_store_release_fd (DfStorePart *p)
 }
 
 void
-df_part_store_restart (DfPartStore *s, DfStorePart *p)
+dfi_part_store_restart (DfPartStore *s, DfStorePart *p)
 {
   if (p->state != DF_PART_STATE_WANTED)
-    df_part_store_set_state (s, p, DF_PART_STATE_WANTED);
+    dfi_part_store_set_state (s, p, DF_PART_STATE_WANTED);
   char name[96];
   g_snprintf (name, sizeof name, "%s.partial", p->name);
   unlinkat (s->dfd, name, 0); /* writers still active keep their inode */
@@ -287,16 +287,16 @@ df_part_store_restart (DfPartStore *s, DfStorePart *p)
 }
 
 void
-df_part_store_record (DfPartStore *s, DfStorePart *p)
+dfi_part_store_record (DfPartStore *s, DfStorePart *p)
 {
   if (memcmp (p->done, p->recorded, p->n_ranges) == 0)
     return;
   char name[96];
   g_snprintf (name, sizeof name, "%s.ranges", p->name);
-  df_autofd fd = openat (s->dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  dfi_autofd fd = openat (s->dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   guint64 rs = GUINT64_TO_LE (s->range_size);
-  if (fd >= 0 && df_pwrite_all (fd, &rs, sizeof rs, 0, "ranges", NULL)
-      && df_pwrite_all (fd, p->done, p->n_ranges, sizeof rs, "ranges", NULL))
+  if (fd >= 0 && dfi_pwrite_all (fd, &rs, sizeof rs, 0, "ranges", NULL)
+      && dfi_pwrite_all (fd, p->done, p->n_ranges, sizeof rs, "ranges", NULL))
     {
       memcpy (p->recorded, p->done, p->n_ranges);
       p->dirty = TRUE;
@@ -307,35 +307,35 @@ df_part_store_record (DfPartStore *s, DfStorePart *p)
  * resumed part that fails its check therefore starts over without blame
  * (see p->resumed). */
 void
-df_part_store_checkpoint (DfPartStore *s)
+dfi_part_store_checkpoint (DfPartStore *s)
 {
   for (guint i = 0; i < s->n_parts; i++)
     {
       DfStorePart *p = &s->parts[i];
-      if (df_part_settled (p) || !p->dirty)
+      if (dfi_part_settled (p) || !p->dirty)
         continue;
       char name[96];
       g_snprintf (name, sizeof name, "%s.partial", p->name);
-      df_autofd data = df_open_regular (s->dfd, name, name, NULL, NULL);
+      dfi_autofd data = dfi_open_regular (s->dfd, name, name, NULL, NULL);
       g_snprintf (name, sizeof name, "%s.ranges", p->name);
-      df_autofd rec = df_open_regular (s->dfd, name, name, NULL, NULL);
+      dfi_autofd rec = dfi_open_regular (s->dfd, name, name, NULL, NULL);
       if (data >= 0 && rec >= 0 && fdatasync (data) == 0 && fdatasync (rec) == 0)
         p->dirty = FALSE;
     }
 }
 
 DfPartVerdict
-df_part_store_finish (DfPartStore *s, DfStorePart *p, guint32 *served_by, GError **error)
+dfi_part_store_finish (DfPartStore *s, DfStorePart *p, guint32 *served_by, GError **error)
 {
   g_assert (p->remaining == 0 && p->active == 0);
-  df_part_store_set_state (s, p, DF_PART_STATE_VERIFYING);
+  dfi_part_store_set_state (s, p, DF_PART_STATE_VERIFYING);
   char name[96];
   g_snprintf (name, sizeof name, "%s.partial", p->name);
-  int fd = df_part_store_fd (s, p);
+  int fd = dfi_part_store_fd (s, p);
   if (fd < 0)
     {
-      df_throw (error, DF_ERROR_IO, "opening %s: %s", p->name, g_strerror (errno));
-      df_part_store_set_state (s, p, DF_PART_STATE_FAILED);
+      dfi_throw (error, DF_ERROR_IO, "opening %s: %s", p->name, g_strerror (errno));
+      dfi_part_store_set_state (s, p, DF_PART_STATE_FAILED);
       return DF_PART_IO_ERROR;
     }
   if (!part_matches (s, p, fd, error))
@@ -347,31 +347,31 @@ df_part_store_finish (DfPartStore *s, DfStorePart *p, guint32 *served_by, GError
   p->fd = -1;
   if (renameat (s->dfd, name, s->dfd, p->name) < 0)
     {
-      df_throw (error, DF_ERROR_IO, "storing %s: %s", p->name, g_strerror (errno));
-      df_part_store_set_state (s, p, DF_PART_STATE_FAILED);
+      dfi_throw (error, DF_ERROR_IO, "storing %s: %s", p->name, g_strerror (errno));
+      dfi_part_store_set_state (s, p, DF_PART_STATE_FAILED);
       return DF_PART_IO_ERROR;
     }
   g_snprintf (name, sizeof name, "%s.ranges", p->name);
   unlinkat (s->dfd, name, 0);
-  df_part_store_set_state (s, p, DF_PART_STATE_DONE);
+  dfi_part_store_set_state (s, p, DF_PART_STATE_DONE);
   return DF_PART_VERIFIED;
 }
 
 gboolean
-df_part_store_wait (DfPartStore *s, DfStorePart *p, GError **error)
+dfi_part_store_wait (DfPartStore *s, DfStorePart *p, GError **error)
 {
   g_mutex_lock (&s->lock);
-  while (!df_part_settled (p) && !s->stop)
+  while (!dfi_part_settled (p) && !s->stop)
     g_cond_wait (&s->cond, &s->lock);
-  gboolean ok = df_part_settled (p);
+  gboolean ok = dfi_part_settled (p);
   g_mutex_unlock (&s->lock);
   return ok
-         || df_throw (error, DF_ERROR_NETWORK, "%s%s did not arrive", p->fallback ? "fallback object " : "part ",
-                      p->name);
+         || dfi_throw (error, DF_ERROR_NETWORK, "%s%s did not arrive", p->fallback ? "fallback object " : "part ",
+                       p->name);
 }
 
 void
-df_part_store_stop (DfPartStore *s)
+dfi_part_store_stop (DfPartStore *s)
 {
   g_mutex_lock (&s->lock);
   s->stop = TRUE;

@@ -6,7 +6,7 @@
  * while ranges arrive, with "NAME.ranges" noting (the range size, then one
  * byte per range) which ranges are durably in; it is renamed to "NAME"
  * once it matches its checksum. A part's life is one state, moved only by
- * df_part_store_set_state(), which asserts the move is legal:
+ * dfi_part_store_set_state(), which asserts the move is legal:
  *
  *   NEW ──> UNNEEDED                       (the apply needs nothing of it)
  *   NEW ──> DONE                           (verified in the store already)
@@ -17,7 +17,7 @@
  * The store judges bytes and keeps files; it blames nobody: finishing a
  * part says verified, bad (with the mirrors that served it) or I/O error,
  * and its caller decides. Everything runs in the thread that downloads,
- * except df_part_store_wait(), for a consumer thread. */
+ * except dfi_part_store_wait(), for a consumer thread. */
 #pragma once
 
 #include "df-common.h"
@@ -54,7 +54,7 @@ typedef struct
 
 struct _DfStorePart
 {
-  DfPartState state; /* read it freely in the downloading thread; change it with df_part_store_set_state() */
+  DfPartState state; /* read it freely in the downloading thread; change it with dfi_part_store_set_state() */
   guint index;
   char name[80];                   /* in the store: "<index>", or "<checksum>.<kind>" for a fallback object */
   const DfStockFallback *fallback; /* a stock fallback object: checked by its object checksum */
@@ -93,60 +93,60 @@ typedef struct
   guint n_parts;
   guint64 bytes_reused; /* found verified or in recorded ranges */
   GMutex lock;          /* guards the parts' states against ... */
-  GCond cond;           /* ... a consumer waiting in df_part_store_wait() */
+  GCond cond;           /* ... a consumer waiting in dfi_part_store_wait() */
   gboolean stop;        /* no more parts will come */
 } DfPartStore;
 
 /* Sets up @s for @repo (borrowed; NULL in unit tests), ranges of
  * @range_size bytes, checks stopped by @cancellable (borrowed). */
-void df_part_store_init (DfPartStore *s, OstreeRepo *repo, guint64 range_size, GCancellable *cancellable);
+void dfi_part_store_init (DfPartStore *s, OstreeRepo *repo, guint64 range_size, GCancellable *cancellable);
 /* Frees the parts and closes what is open; the files stay. */
-void df_part_store_clear (DfPartStore *s);
+void dfi_part_store_clear (DfPartStore *s);
 
 /* Opens (creating it) the store of the delta whose superblock has SHA-256
  * @sb_hex, after removing every other fetch's or apply's leftover state in
  * tmp/ (this delta is the one to finish). */
-gboolean df_part_store_open (DfPartStore *s, const char *sb_hex, GError **error);
+gboolean dfi_part_store_open (DfPartStore *s, const char *sb_hex, GError **error);
 /* Closes the store and removes its directory (done, or final failure). */
-void df_part_store_remove (DfPartStore *s);
+void dfi_part_store_remove (DfPartStore *s);
 
 /* Allocates @n parts (at least one slot), all NEW with empty names. */
-void df_part_store_alloc (DfPartStore *s, guint n);
+void dfi_part_store_alloc (DfPartStore *s, guint n);
 /* Describes part @p: number @index, @size bytes of SHA-256 @sha (ignored
  * for a fallback object), decoding to @unpacked; splits it into ranges.
  * Names it "<index>" unless a name is set. */
-void df_part_init (DfPartStore *s, DfStorePart *p, guint index, guint64 size, const guint8 sha[DF_SHA256_LEN],
-                   guint64 unpacked);
+void dfi_part_init (DfPartStore *s, DfStorePart *p, guint index, guint64 size, const guint8 sha[DF_SHA256_LEN],
+                    guint64 unpacked);
 /* Consults the store for NEW part @p: DONE when a verified file is there,
  * else WANTED with the ranges an earlier run recorded marked done. */
-void df_part_store_lookup (DfPartStore *s, DfStorePart *p);
+void dfi_part_store_lookup (DfPartStore *s, DfStorePart *p);
 
 /* Whether moving a part from @from to @to is legal (see the diagram). */
-gboolean df_part_state_legal (DfPartState from, DfPartState to);
+gboolean dfi_part_state_legal (DfPartState from, DfPartState to);
 /* The state's name, for messages. */
-const char *df_part_state_name (DfPartState state);
+const char *dfi_part_state_name (DfPartState state);
 /* Moves @p to @to under the store's lock, waking waiters; aborts on an
  * illegal move. */
-void df_part_store_set_state (DfPartStore *s, DfStorePart *p, DfPartState to);
+void dfi_part_store_set_state (DfPartStore *s, DfStorePart *p, DfPartState to);
 /* DONE or UNNEEDED: nothing more to do for @p. */
-gboolean df_part_settled (const DfStorePart *p);
+gboolean dfi_part_settled (const DfStorePart *p);
 
 /* Marks range @slot of WANTED @p done; FALSE if it was already. */
-gboolean df_part_range_done (DfStorePart *p, guint slot);
+gboolean dfi_part_range_done (DfStorePart *p, guint slot);
 /* The .partial file of @p, opened on demand; -1 with errno on failure. */
-int df_part_store_fd (DfPartStore *s, DfStorePart *p);
+int dfi_part_store_fd (DfPartStore *s, DfStorePart *p);
 /* Closes @p's file when no transfer writes into it. */
-void df_part_store_release_fd (DfStorePart *p);
+void dfi_part_store_release_fd (DfStorePart *p);
 /* Notes @p's finished ranges in its .ranges file, as soon as they are in,
  * so a killed process loses none (the page cache survives it). */
-void df_part_store_record (DfPartStore *s, DfStorePart *p);
+void dfi_part_store_record (DfPartStore *s, DfStorePart *p);
 /* Against power loss: makes the bytes of every part with new records,
  * then the records, durable. */
-void df_part_store_checkpoint (DfPartStore *s);
+void dfi_part_store_checkpoint (DfPartStore *s);
 /* Starts @p over (WANTED or VERIFYING → WANTED): its files go, every range
  * is missing again and the generation changes; writers still active keep
  * writing into the old inode. Its ranges are not queued here. */
-void df_part_store_restart (DfPartStore *s, DfStorePart *p);
+void dfi_part_store_restart (DfPartStore *s, DfStorePart *p);
 
 typedef enum
 {
@@ -159,10 +159,10 @@ typedef enum
  * under its final name. BAD leaves @p VERIFYING with *@served_by the
  * mirrors (a bit each) that delivered its bytes in this run and @error
  * saying why; IO_ERROR sets @error. */
-DfPartVerdict df_part_store_finish (DfPartStore *s, DfStorePart *p, guint32 *served_by, GError **error);
+DfPartVerdict dfi_part_store_finish (DfPartStore *s, DfStorePart *p, guint32 *served_by, GError **error);
 
 /* For a consumer thread: waits until @p is settled (TRUE) or the store is
  * stopped (FALSE, @error set). */
-gboolean df_part_store_wait (DfPartStore *s, DfStorePart *p, GError **error);
+gboolean dfi_part_store_wait (DfPartStore *s, DfStorePart *p, GError **error);
 /* No more parts will come: wakes every waiter. */
-void df_part_store_stop (DfPartStore *s);
+void dfi_part_store_stop (DfPartStore *s);

@@ -29,7 +29,7 @@ struct _DfTransfer
 };
 
 void
-df_transfer_free (DfTransfer *t)
+dfi_transfer_free (DfTransfer *t)
 {
   if (t == NULL)
     return;
@@ -71,7 +71,7 @@ check_reply (DfTransfer *t)
                         .content_encoding = t->content_encoding,
                         .etag = t->etag };
   g_autofree char *why = NULL;
-  switch (df_http_check_reply (&ask, &reply, &t->expect, &why))
+  switch (dfi_http_check_reply (&ask, &reply, &t->expect, &why))
     {
     case DF_HTTP_REPLY_STATUS:
       return FALSE; /* reported from the status */
@@ -103,7 +103,7 @@ on_header (char *line, size_t size, size_t n, void *data)
 {
   DfTransfer *t = data;
   gsize len = size * n;
-  int status = df_http_parse_status_line (line, len);
+  int status = dfi_http_parse_status_line (line, len);
   if (status >= 0)
     {
       /* A new response (after a redirect or 100-continue): forget the last. */
@@ -125,10 +125,10 @@ on_header (char *line, size_t size, size_t n, void *data)
       sanitize (t->content_encoding);
       return check_reply (t) ? len : 0;
     }
-  if (!df_http_header_value (line, len, "Content-Range", t->content_range, sizeof t->content_range)
-      && !df_http_header_value (line, len, "ETag", t->etag, sizeof t->etag)
-      && !df_http_header_value (line, len, "Content-Length", t->content_length, sizeof t->content_length))
-    df_http_header_value (line, len, "Content-Encoding", t->content_encoding, sizeof t->content_encoding);
+  if (!dfi_http_header_value (line, len, "Content-Range", t->content_range, sizeof t->content_range)
+      && !dfi_http_header_value (line, len, "ETag", t->etag, sizeof t->etag)
+      && !dfi_http_header_value (line, len, "Content-Length", t->content_length, sizeof t->content_length))
+    dfi_http_header_value (line, len, "Content-Encoding", t->content_encoding, sizeof t->content_encoding);
   return len;
 }
 
@@ -210,8 +210,8 @@ set_network (CURL *e, const DfNetConfig *net, const char *url, guint64 len)
 }
 
 DfTransfer *
-df_transfer_new (const DfNetConfig *net, const DfTransferRequest *req, const DfTransferSink *sink,
-                 GCancellable *cancellable)
+dfi_transfer_new (const DfNetConfig *net, const DfTransferRequest *req, const DfTransferSink *sink,
+                  GCancellable *cancellable)
 {
   DfTransfer *t = g_new0 (DfTransfer, 1);
   t->net = net;
@@ -253,13 +253,13 @@ df_transfer_new (const DfNetConfig *net, const DfTransferRequest *req, const DfT
 }
 
 CURL *
-df_transfer_get_easy (DfTransfer *t)
+dfi_transfer_get_easy (DfTransfer *t)
 {
   return t->easy;
 }
 
 DfTransfer *
-df_transfer_from_easy (CURL *easy)
+dfi_transfer_from_easy (CURL *easy)
 {
   DfTransfer *t = NULL;
   curl_easy_getinfo (easy, CURLINFO_PRIVATE, (char **)&t);
@@ -267,25 +267,25 @@ df_transfer_from_easy (CURL *easy)
 }
 
 gpointer
-df_transfer_get_sink_data (DfTransfer *t)
+dfi_transfer_get_sink_data (DfTransfer *t)
 {
   return t->sink.data;
 }
 
 int
-df_transfer_get_status (DfTransfer *t)
+dfi_transfer_get_status (DfTransfer *t)
 {
   return t->status;
 }
 
 guint64
-df_transfer_get_received (DfTransfer *t)
+dfi_transfer_get_received (DfTransfer *t)
 {
   return t->received;
 }
 
 CURLcode
-df_transfer_perform (DfTransfer *t, CURLM *multi)
+dfi_transfer_perform (DfTransfer *t, CURLM *multi)
 {
   curl_multi_add_handle (multi, t->easy);
   int running = 1;
@@ -369,7 +369,7 @@ judge_curl (DfTransfer *t, CURLcode rc, DfError *kind, char **msg)
 }
 
 DfTransferOutcome
-df_transfer_judge (DfTransfer *t, CURLcode rc, DfError *kind, char **msg)
+dfi_transfer_judge (DfTransfer *t, CURLcode rc, DfError *kind, char **msg)
 {
   *kind = DF_ERROR_NETWORK;
   if (g_cancellable_is_cancelled (t->cancellable))
@@ -398,7 +398,7 @@ df_transfer_judge (DfTransfer *t, CURLcode rc, DfError *kind, char **msg)
 }
 
 gint64
-df_transfer_backoff_us (guint attempts)
+dfi_transfer_backoff_us (guint attempts)
 {
   gint64 us = 250 * 1000;
   for (guint i = 1; i < attempts && us < 8 * G_USEC_PER_SEC; i++)

@@ -5,9 +5,9 @@
  * curl's client writers take a response: the sink is told once whether the
  * checked reply is taken (the asked range, or the whole file), and then
  * receives the body's bytes at their offsets in the file. Every header is
- * judged by df_http_check_reply(); no reply may deliver more bytes than it
+ * judged by dfi_http_check_reply(); no reply may deliver more bytes than it
  * must. The transfer runs in a multi handle its owner drives (or alone
- * with df_transfer_perform()); df_transfer_judge() says what its end
+ * with dfi_transfer_perform()); dfi_transfer_judge() says what its end
  * means. */
 #pragma once
 
@@ -71,25 +71,25 @@ typedef struct _DfTransfer DfTransfer;
 /* A new transfer of @req into @sink (copied; its data is borrowed), held
  * to @net (borrowed for the transfer's life) and stopped when @cancellable
  * (borrowed, may be NULL) is cancelled. Aborts when libcurl cannot create
- * a handle (out of memory). Free with df_transfer_free(). */
-DfTransfer *df_transfer_new (const DfNetConfig *net, const DfTransferRequest *req, const DfTransferSink *sink,
-                             GCancellable *cancellable);
+ * a handle (out of memory). Free with dfi_transfer_free(). */
+DfTransfer *dfi_transfer_new (const DfNetConfig *net, const DfTransferRequest *req, const DfTransferSink *sink,
+                              GCancellable *cancellable);
 /* Frees @t (NULL is fine); it must not be in a multi handle. */
-void df_transfer_free (DfTransfer *t);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfTransfer, df_transfer_free)
+void dfi_transfer_free (DfTransfer *t);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfTransfer, dfi_transfer_free)
 
 /* The easy handle, to add to and remove from a multi handle. */
-CURL *df_transfer_get_easy (DfTransfer *t);
+CURL *dfi_transfer_get_easy (DfTransfer *t);
 /* The transfer that owns @easy. */
-DfTransfer *df_transfer_from_easy (CURL *easy);
+DfTransfer *dfi_transfer_from_easy (CURL *easy);
 /* The sink's data. */
-gpointer df_transfer_get_sink_data (DfTransfer *t);
+gpointer dfi_transfer_get_sink_data (DfTransfer *t);
 /* The final reply's status (0 before one), and the body bytes taken. */
-int df_transfer_get_status (DfTransfer *t);
-guint64 df_transfer_get_received (DfTransfer *t);
+int dfi_transfer_get_status (DfTransfer *t);
+guint64 dfi_transfer_get_received (DfTransfer *t);
 
 /* Runs @t to its end in @multi, alone; returns libcurl's result. */
-CURLcode df_transfer_perform (DfTransfer *t, CURLM *multi);
+CURLcode dfi_transfer_perform (DfTransfer *t, CURLM *multi);
 
 typedef enum
 {
@@ -104,7 +104,7 @@ typedef enum
  * by cancellation), *@msg is a newly allocated reason and *@kind its error
  * code (DF_ERROR_NETWORK, DF_ERROR_TIMEOUT, or the sink's I/O code). Not
  * for a transfer its sink stopped (MOOT or STALE). */
-DfTransferOutcome df_transfer_judge (DfTransfer *t, CURLcode rc, DfError *kind, char **msg);
+DfTransferOutcome dfi_transfer_judge (DfTransfer *t, CURLcode rc, DfError *kind, char **msg);
 
 /* The pause before attempt @attempts + 1: 250 ms doubling up to 8 s. */
-gint64 df_transfer_backoff_us (guint attempts);
+gint64 dfi_transfer_backoff_us (guint attempts);

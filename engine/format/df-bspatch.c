@@ -27,9 +27,9 @@ add_bytes (guint8 *dst, const guint8 *a, const guint8 *b, gsize n)
 static gboolean
 diff_run (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize out_len, GError **error)
 {
-#define BAD(fmt, ...) return df_throw (error, DF_ERROR_INVALID_DELTA, "diff: " fmt, ##__VA_ARGS__)
+#define BAD(fmt, ...) return dfi_throw (error, DF_ERROR_INVALID_DELTA, "diff: " fmt, ##__VA_ARGS__)
   guint64 n;
-  if (!df_part_reader_varint (r, DF_SECTION_CONTROL, &n, error))
+  if (!dfi_part_reader_varint (r, DF_SECTION_CONTROL, &n, error))
     return FALSE;
   gint64 oldpos = 0;
   gsize newpos = 0;
@@ -40,9 +40,9 @@ diff_run (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize 
   for (guint64 i = 0; i < n; i++)
     {
       guint64 alen, clen, zz;
-      if (!df_part_reader_varint (r, DF_SECTION_CONTROL, &alen, error)
-          || !df_part_reader_varint (r, DF_SECTION_CONTROL, &clen, error)
-          || !df_part_reader_varint (r, DF_SECTION_CONTROL, &zz, error))
+      if (!dfi_part_reader_varint (r, DF_SECTION_CONTROL, &alen, error)
+          || !dfi_part_reader_varint (r, DF_SECTION_CONTROL, &clen, error)
+          || !dfi_part_reader_varint (r, DF_SECTION_CONTROL, &zz, error))
         return FALSE;
       if (alen > out_len - newpos || clen > out_len - newpos - alen)
         BAD ("control %" G_GUINT64_FORMAT " produces %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT
@@ -55,8 +55,8 @@ diff_run (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize 
         {
           if (zeros == 0 && adds == 0)
             {
-              if (!df_part_reader_varint (r, DF_SECTION_RUNS, &zeros, error)
-                  || !df_part_reader_varint (r, DF_SECTION_RUNS, &adds, error))
+              if (!dfi_part_reader_varint (r, DF_SECTION_RUNS, &zeros, error)
+                  || !dfi_part_reader_varint (r, DF_SECTION_RUNS, &adds, error))
                 return FALSE;
               if (zeros == 0 && adds == 0)
                 BAD ("empty run");
@@ -72,7 +72,7 @@ diff_run (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize 
           else
             {
               guint64 k = MIN (adds, left);
-              const guint8 *src = df_part_reader_take (r, DF_SECTION_ADD, k, error);
+              const guint8 *src = dfi_part_reader_take (r, DF_SECTION_ADD, k, error);
               if (src == NULL)
                 return FALSE;
               if (out)
@@ -80,7 +80,7 @@ diff_run (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize 
               adds -= k, left -= k, newpos += k, oldpos += k;
             }
         }
-      const guint8 *copy = df_part_reader_take (r, DF_SECTION_COPY, clen, error);
+      const guint8 *copy = dfi_part_reader_take (r, DF_SECTION_COPY, clen, error);
       if (copy == NULL)
         return FALSE;
       if (out)
@@ -103,14 +103,14 @@ diff_run (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize 
 }
 
 gboolean
-df_diff_decode (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize out_len, GError **error)
+dfi_diff_decode (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize out_len, GError **error)
 {
   g_return_val_if_fail (out != NULL || out_len == 0, FALSE);
   return diff_run (r, old, old_len, out ? out : (guint8 *)"", out_len, error);
 }
 
 gboolean
-df_diff_skip (DfPartReader *r, gsize out_len, GError **error)
+dfi_diff_skip (DfPartReader *r, gsize out_len, GError **error)
 {
   return diff_run (r, NULL, 0, NULL, out_len, error);
 }

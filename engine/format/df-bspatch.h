@@ -11,9 +11,9 @@
 /* Reconstructs exactly @out_len bytes against @old (@old_len bytes) from
  * the next diff in @r. Every length and position is checked before use; a
  * diff that does not produce exactly @out_len bytes is refused. */
-gboolean df_diff_decode (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize out_len,
-                         GError **error);
+gboolean dfi_diff_decode (DfPartReader *r, const guint8 *old, gsize old_len, guint8 *out, gsize out_len,
+                          GError **error);
 
 /* Moves @r past the next diff (of an entry producing @out_len bytes)
  * without decoding it, for an entry that is already applied. */
-gboolean df_diff_skip (DfPartReader *r, gsize out_len, GError **error);
+gboolean dfi_diff_skip (DfPartReader *r, gsize out_len, GError **error);

@@ -38,15 +38,16 @@ DfDeltaInfo *
 df_delta_info_load (const char *delta_dir, GError **error)
 {
   g_autofree char *path = g_build_filename (delta_dir, "superblock", NULL);
-  g_autoptr (GBytes) file = df_read_file_bounded (AT_FDCWD, path, DF_STOCK_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
+  g_autoptr (GBytes) file
+      = dfi_read_file_bounded (AT_FDCWD, path, DF_STOCK_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
   if (file == NULL)
     return NULL;
-  if (df_stock_superblock_sniff (file))
+  if (dfi_stock_superblock_sniff (file))
     {
-      DfStockSuperblock *st = df_stock_superblock_parse (file, error);
+      DfStockSuperblock *st = dfi_stock_superblock_parse (file, error);
       return st ? stock_info (st) : NULL;
     }
-  g_autoptr (DfSuperblock) sb = df_superblock_parse (file, error);
+  g_autoptr (DfSuperblock) sb = dfi_superblock_parse (file, error);
   if (sb == NULL)
     return NULL;
   DfDeltaInfo *info = g_new0 (DfDeltaInfo, 1);
@@ -134,8 +135,8 @@ df_delta_info_free (DfDeltaInfo *info)
 {
   if (info == NULL)
     return;
-  df_superblock_free (info->sb);
-  df_stock_superblock_free (info->stock);
+  dfi_superblock_free (info->sb);
+  dfi_stock_superblock_free (info->stock);
   g_strfreev (info->notes);
   g_free (info);
 }

@@ -5,11 +5,11 @@
 static const char *const section_names[DF_SECTION_COUNT] = { "raw", "control", "runs", "add", "copy" };
 
 gboolean
-df_part_reader_init (DfPartReader *r, const guint8 *payload, gsize len, guint64 raw_size, GError **error)
+dfi_part_reader_init (DfPartReader *r, const guint8 *payload, gsize len, guint64 raw_size, GError **error)
 {
   memset (r, 0, sizeof *r);
   if (len < DF_PART_TABLE_LEN)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "payload of %zu bytes has no section table", len);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "payload of %zu bytes has no section table", len);
   guint64 at = DF_PART_TABLE_LEN;
   for (guint s = 0; s < DF_SECTION_COUNT; s++)
     {
@@ -17,29 +17,28 @@ df_part_reader_init (DfPartReader *r, const guint8 *payload, gsize len, guint64 
       memcpy (&n, payload + 8 * s, 8);
       n = GUINT64_FROM_LE (n);
       if (n > len - at)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "%s section of %" G_GUINT64_FORMAT " bytes does not fit",
-                         section_names[s], n);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s section of %" G_GUINT64_FORMAT " bytes does not fit",
+                          section_names[s], n);
       r->data[s] = payload + at;
       r->len[s] = n;
       at += n;
     }
   if (at != len)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "sections cover %" G_GUINT64_FORMAT " of %zu payload bytes", at,
-                     len);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "sections cover %" G_GUINT64_FORMAT " of %zu payload bytes", at,
+                      len);
   if (r->len[DF_SECTION_RAW] != raw_size)
-    return df_throw (error, DF_ERROR_INVALID_DELTA,
-                     "raw section of %zu bytes, the entries declare %" G_GUINT64_FORMAT, r->len[DF_SECTION_RAW],
-                     raw_size);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "raw section of %zu bytes, the entries declare %" G_GUINT64_FORMAT,
+                      r->len[DF_SECTION_RAW], raw_size);
   return TRUE;
 }
 
 const guint8 *
-df_part_reader_take (DfPartReader *r, DfSection s, guint64 n, GError **error)
+dfi_part_reader_take (DfPartReader *r, DfSection s, guint64 n, GError **error)
 {
   if (n > r->len[s] - r->pos[s])
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "%s section: %" G_GUINT64_FORMAT " bytes wanted, %zu left",
-                section_names[s], n, r->len[s] - r->pos[s]);
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s section: %" G_GUINT64_FORMAT " bytes wanted, %zu left",
+                 section_names[s], n, r->len[s] - r->pos[s]);
       return NULL;
     }
   const guint8 *p = r->data[s] + r->pos[s];
@@ -48,17 +47,17 @@ df_part_reader_take (DfPartReader *r, DfSection s, guint64 n, GError **error)
 }
 
 gboolean
-df_part_reader_varint (DfPartReader *r, DfSection s, guint64 *out, GError **error)
+dfi_part_reader_varint (DfPartReader *r, DfSection s, guint64 *out, GError **error)
 {
   guint64 v = 0;
   for (guint i = 0; i < 10; i++)
     {
       if (r->pos[s] >= r->len[s])
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "%s section ends inside a number", section_names[s]);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s section ends inside a number", section_names[s]);
       guint8 b = r->data[s][r->pos[s]++];
       /* The tenth byte may only carry the 64th bit. */
       if (i == 9 && b > 1)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "%s section: number over 64 bits", section_names[s]);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s section: number over 64 bits", section_names[s]);
       v |= (guint64)(b & 0x7f) << (7 * i);
       if ((b & 0x80) == 0)
         {
@@ -66,21 +65,21 @@ df_part_reader_varint (DfPartReader *r, DfSection s, guint64 *out, GError **erro
           return TRUE;
         }
     }
-  return df_throw (error, DF_ERROR_INVALID_DELTA, "%s section: number over 64 bits", section_names[s]);
+  return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s section: number over 64 bits", section_names[s]);
 }
 
 gboolean
-df_part_reader_finish (const DfPartReader *r, GError **error)
+dfi_part_reader_finish (const DfPartReader *r, GError **error)
 {
   for (guint s = 0; s < DF_SECTION_COUNT; s++)
     if (r->pos[s] != r->len[s])
-      return df_throw (error, DF_ERROR_INVALID_DELTA, "%s section: %zu bytes left over", section_names[s],
-                       r->len[s] - r->pos[s]);
+      return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s section: %zu bytes left over", section_names[s],
+                        r->len[s] - r->pos[s]);
   return TRUE;
 }
 
 void
-df_varint_append (GByteArray *out, guint64 v)
+dfi_varint_append (GByteArray *out, guint64 v)
 {
   guint8 b[10];
   guint n = 0;
@@ -94,7 +93,7 @@ df_varint_append (GByteArray *out, guint64 v)
 }
 
 GByteArray *
-df_part_payload_assemble (GByteArray *const sections[DF_SECTION_COUNT])
+dfi_part_payload_assemble (GByteArray *const sections[DF_SECTION_COUNT])
 {
   gsize total = DF_PART_TABLE_LEN;
   for (guint s = 0; s < DF_SECTION_COUNT; s++)
@@ -111,7 +110,7 @@ df_part_payload_assemble (GByteArray *const sections[DF_SECTION_COUNT])
 }
 
 GBytes *
-df_part_compress (const guint8 *payload, gsize len, int level, GError **error)
+dfi_part_compress (const guint8 *payload, gsize len, int level, GError **error)
 {
   g_autoptr (ZSTD_CCtx) cctx = ZSTD_createCCtx ();
   /* The window never needs to exceed the part, and apply refuses windows
@@ -126,7 +125,7 @@ df_part_compress (const guint8 *payload, gsize len, int level, GError **error)
       || ZSTD_isError (r = ZSTD_CCtx_setParameter (cctx, ZSTD_c_contentSizeFlag, 1))
       || ZSTD_isError (r = ZSTD_CCtx_setParameter (cctx, ZSTD_c_checksumFlag, 0)))
     {
-      df_throw (error, DF_ERROR_FAILED, "zstd: %s", ZSTD_getErrorName (r));
+      dfi_throw (error, DF_ERROR_FAILED, "zstd: %s", ZSTD_getErrorName (r));
       return NULL;
     }
   gsize cap = ZSTD_compressBound (len);
@@ -134,31 +133,31 @@ df_part_compress (const guint8 *payload, gsize len, int level, GError **error)
   r = ZSTD_compress2 (cctx, out, cap, payload, len);
   if (ZSTD_isError (r))
     {
-      df_throw (error, DF_ERROR_FAILED, "zstd: %s", ZSTD_getErrorName (r));
+      dfi_throw (error, DF_ERROR_FAILED, "zstd: %s", ZSTD_getErrorName (r));
       return NULL;
     }
   return g_bytes_new_take (g_realloc (g_steal_pointer (&out), r), r);
 }
 
 GBytes *
-df_part_decode (const DfPart *part, guint index, GBytes *file, GError **error)
+dfi_part_decode (const DfPart *part, guint index, GBytes *file, GError **error)
 {
   gsize size = 0;
   const guint8 *data = g_bytes_get_data (file, &size);
   if (size != part->compressed_size)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: %zu bytes, the superblock declares %" G_GUINT64_FORMAT, index,
-                size, part->compressed_size);
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "part %u: %zu bytes, the superblock declares %" G_GUINT64_FORMAT, index,
+                 size, part->compressed_size);
       return NULL;
     }
   guint8 actual[DF_SHA256_LEN];
-  df_sha256 (data, size, actual);
+  dfi_sha256 (data, size, actual);
   if (memcmp (actual, part->sha256, DF_SHA256_LEN) != 0)
     {
       char a[65], e[65];
-      df_hex (actual, a);
-      df_hex (part->sha256, e);
-      df_throw (error, DF_ERROR_CORRUPT, "part %u: SHA-256 is %s, the superblock declares %s", index, a, e);
+      dfi_hex (actual, a);
+      dfi_hex (part->sha256, e);
+      dfi_throw (error, DF_ERROR_CORRUPT, "part %u: SHA-256 is %s, the superblock declares %s", index, a, e);
       return NULL;
     }
   /* From here the bytes are the ones the superblock named, but the
@@ -167,54 +166,54 @@ df_part_decode (const DfPart *part, guint index, GBytes *file, GError **error)
   size_t r = ZSTD_getFrameHeader (&fh, data, size);
   if (r != 0 || fh.frameType != ZSTD_frame)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: not a zstd frame", index);
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "part %u: not a zstd frame", index);
       return NULL;
     }
   if (fh.frameContentSize != part->uncompressed_size)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: frame declares %llu bytes, the superblock %" G_GUINT64_FORMAT,
-                index, (unsigned long long)fh.frameContentSize, part->uncompressed_size);
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "part %u: frame declares %llu bytes, the superblock %" G_GUINT64_FORMAT,
+                 index, (unsigned long long)fh.frameContentSize, part->uncompressed_size);
       return NULL;
     }
   if (fh.windowSize > ((guint64)1 << DF_PART_WINDOW_LOG_MAX))
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: zstd window of %llu bytes is over the limit", index,
-                (unsigned long long)fh.windowSize);
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "part %u: zstd window of %llu bytes is over the limit", index,
+                 (unsigned long long)fh.windowSize);
       return NULL;
     }
   if (ZSTD_findFrameCompressedSize (data, size) != size)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: not exactly one zstd frame", index);
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "part %u: not exactly one zstd frame", index);
       return NULL;
     }
   g_autoptr (ZSTD_DCtx) dctx = ZSTD_createDCtx ();
   ZSTD_DCtx_setParameter (dctx, ZSTD_d_windowLogMax, DF_PART_WINDOW_LOG_MAX);
   gsize usize = part->uncompressed_size;
-  guint8 *out = df_big_alloc (usize);
+  guint8 *out = dfi_big_alloc (usize);
   /* One-shot into a buffer of exactly the declared size: zstd cannot write
    * past it, and a frame that would produce more fails. */
   r = ZSTD_decompressDCtx (dctx, out, usize, data, size);
   if (ZSTD_isError (r) || r != usize)
     {
-      df_big_free (out, usize);
+      dfi_big_free (out, usize);
       if (ZSTD_isError (r))
-        df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: zstd: %s", index, ZSTD_getErrorName (r));
+        dfi_throw (error, DF_ERROR_INVALID_DELTA, "part %u: zstd: %s", index, ZSTD_getErrorName (r));
       else
-        df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: decompressed to %zu bytes, declared %zu", index, r, usize);
+        dfi_throw (error, DF_ERROR_INVALID_DELTA, "part %u: decompressed to %zu bytes, declared %zu", index, r, usize);
       return NULL;
     }
-  return df_big_bytes (out, usize);
+  return dfi_big_bytes (out, usize);
 }
 
 void
-df_content_header_clear (DfContentHeader *h)
+dfi_content_header_clear (DfContentHeader *h)
 {
   g_clear_pointer (&h->xattrs, g_variant_unref);
   g_clear_pointer (&h->symlink_target, g_free);
 }
 
 GBytes *
-df_content_header_serialize (guint32 uid, guint32 gid, guint32 mode, GVariant *xattrs, const char *symlink_target)
+dfi_content_header_serialize (guint32 uid, guint32 gid, guint32 mode, GVariant *xattrs, const char *symlink_target)
 {
   g_autoptr (GVariant) x
       = xattrs ? g_variant_ref (xattrs) : g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("(ayay)"), NULL, 0));
@@ -231,20 +230,20 @@ df_content_header_serialize (guint32 uid, guint32 gid, guint32 mode, GVariant *x
 }
 
 gboolean
-df_content_header_parse (const guint8 *data, gsize len, DfContentHeader *out, gsize *consumed, GError **error)
+dfi_content_header_parse (const guint8 *data, gsize len, DfContentHeader *out, gsize *consumed, GError **error)
 {
   if (len < 4)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "content header truncated");
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "content header truncated");
   guint32 hlen;
   memcpy (&hlen, data, 4);
   hlen = GUINT32_FROM_LE (hlen);
   if (hlen > DF_HEADER_MAX || hlen > len - 4)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "content header of %u bytes does not fit", hlen);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "content header of %u bytes does not fit", hlen);
   g_autoptr (GBytes) b = g_bytes_new (data + 4, hlen);
   g_autoptr (GVariant) v
       = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_CONTENT_HEADER_TYPE), b, FALSE));
   if (!g_variant_is_normal_form (v))
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "content header is not a normal-form GVariant");
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "content header is not a normal-form GVariant");
   guint32 uid, gid, mode;
   g_variant_get (v, "(uuu@a(ayay)s)", &uid, &gid, &mode, &out->xattrs, &out->symlink_target);
   out->uid = GUINT32_FROM_LE (uid);
@@ -252,19 +251,19 @@ df_content_header_parse (const guint8 *data, gsize len, DfContentHeader *out, gs
   out->mode = GUINT32_FROM_LE (mode);
   gboolean is_link = S_ISLNK (out->mode), is_reg = S_ISREG (out->mode);
   if (!is_link && !is_reg)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "content header mode 0%o is neither a regular file nor a symlink",
-                     out->mode);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "content header mode 0%o is neither a regular file nor a symlink",
+                      out->mode);
   if ((out->mode & ~(S_IFMT | 07777)) != 0)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "content header mode 0%o has unknown bits", out->mode);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "content header mode 0%o has unknown bits", out->mode);
   if (is_link != (out->symlink_target[0] != '\0'))
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "content header symlink target does not match its mode");
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "content header symlink target does not match its mode");
   *consumed = 4 + hlen;
   return TRUE;
 }
 
 void
-df_content_checksum_begin (DfSha256 *h, guint32 uid, guint32 gid, guint32 mode, const char *symlink_target,
-                           GVariant *xattrs)
+dfi_content_checksum_begin (DfSha256 *h, guint32 uid, guint32 gid, guint32 mode, const char *symlink_target,
+                            GVariant *xattrs)
 {
   g_autoptr (GVariant) x
       = xattrs ? g_variant_ref (xattrs) : g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("(ayay)"), NULL, 0));
@@ -273,14 +272,14 @@ df_content_checksum_begin (DfSha256 *h, guint32 uid, guint32 gid, guint32 mode, 
                                                               symlink_target ? symlink_target : "", x));
   guint32 len_be = GUINT32_TO_BE ((guint32)g_variant_get_size (v));
   static const guint8 pad[4] = { 0 };
-  df_sha256_init (h);
-  df_sha256_update (h, &len_be, 4);
-  df_sha256_update (h, pad, 4);
-  df_sha256_update (h, g_variant_get_data (v), g_variant_get_size (v));
+  dfi_sha256_init (h);
+  dfi_sha256_update (h, &len_be, 4);
+  dfi_sha256_update (h, pad, 4);
+  dfi_sha256_update (h, g_variant_get_data (v), g_variant_get_size (v));
 }
 
 GFileInfo *
-df_content_header_to_file_info (const DfContentHeader *h, guint64 size)
+dfi_content_header_to_file_info (const DfContentHeader *h, guint64 size)
 {
   GFileInfo *info = g_file_info_new ();
   gboolean link = S_ISLNK (h->mode);

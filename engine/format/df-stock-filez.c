@@ -9,22 +9,22 @@
 #define STOCK_FILEZ_HEADER_TYPE "(tuuuusa(ayay))"
 
 gboolean
-df_stock_filez_read (int fd, guint64 file_size, const DfStockFallback *fb, const DfStockSink *sink, gpointer user,
-                     GCancellable *c, GError **error)
+dfi_stock_filez_read (int fd, guint64 file_size, const DfStockFallback *fb, const DfStockSink *sink, gpointer user,
+                      GCancellable *c, GError **error)
 {
   char hex[65];
-  df_hex (fb->checksum, hex);
-#define FZBAD(fmt, ...) df_throw (error, DF_ERROR_INVALID_DELTA, "fallback object %s: " fmt, hex, ##__VA_ARGS__)
+  dfi_hex (fb->checksum, hex);
+#define FZBAD(fmt, ...) dfi_throw (error, DF_ERROR_INVALID_DELTA, "fallback object %s: " fmt, hex, ##__VA_ARGS__)
   /* A size word (big-endian), 4 bytes of padding, the header, then the
    * content as raw deflate. */
   guint8 pre[8];
-  if (file_size < sizeof pre || !df_pread_all (fd, pre, sizeof pre, 0, "fallback object", error))
+  if (file_size < sizeof pre || !dfi_pread_all (fd, pre, sizeof pre, 0, "fallback object", error))
     return file_size < sizeof pre ? FZBAD ("%" G_GUINT64_FORMAT " bytes are too short", file_size) : FALSE;
   guint32 hlen = (guint32)pre[0] << 24 | (guint32)pre[1] << 16 | (guint32)pre[2] << 8 | pre[3];
   if (hlen == 0 || hlen > DF_HEADER_MAX || hlen > file_size - sizeof pre)
     return FZBAD ("header of %u bytes", hlen);
   guint8 *hbuf = g_malloc (hlen);
-  if (!df_pread_all (fd, hbuf, hlen, sizeof pre, "fallback object", error))
+  if (!dfi_pread_all (fd, hbuf, hlen, sizeof pre, "fallback object", error))
     {
       g_free (hbuf);
       return FALSE;
@@ -72,7 +72,7 @@ df_stock_filez_read (int fd, guint64 file_size, const DfStockFallback *fb, const
       if (in_pos == in_len && in_off < file_size)
         {
           in_len = MIN (DF_STOCK_IO_CHUNK, file_size - in_off);
-          if (!df_pread_all (fd, in, in_len, in_off, "fallback object", error))
+          if (!dfi_pread_all (fd, in, in_len, in_off, "fallback object", error))
             return FALSE;
           in_off += in_len;
           in_pos = 0;
@@ -115,7 +115,7 @@ check_begin (gpointer user, const guint8 csum[DF_SHA256_LEN], guint32 uid, guint
              const char *target, guint64 size, gboolean *skip, GError **error)
 {
   FilezCheck *k = user;
-  df_content_checksum_begin (&k->h, uid, gid, mode, target, xattrs);
+  dfi_content_checksum_begin (&k->h, uid, gid, mode, target, xattrs);
   k->begun = TRUE;
   return TRUE;
 }
@@ -124,7 +124,7 @@ static gboolean
 check_data (gpointer user, const guint8 *data, gsize len, GError **error)
 {
   FilezCheck *k = user;
-  df_sha256_update (&k->h, data, len);
+  dfi_sha256_update (&k->h, data, len);
   return TRUE;
 }
 
@@ -137,34 +137,34 @@ check_end (gpointer user, GError **error)
 static const DfStockSink filez_check_sink = { NULL, check_begin, check_data, check_end, NULL, NULL, NULL, NULL };
 
 gboolean
-df_stock_fallback_verify (int fd, guint64 file_size, const DfStockFallback *fb, GCancellable *c, GError **error)
+dfi_stock_fallback_verify (int fd, guint64 file_size, const DfStockFallback *fb, GCancellable *c, GError **error)
 {
   char hex[65];
-  df_hex (fb->checksum, hex);
+  dfi_hex (fb->checksum, hex);
   FilezCheck k = { 0 };
   guint8 got[DF_SHA256_LEN];
   if (fb->objtype != OSTREE_OBJECT_TYPE_FILE)
     {
       if (file_size > DF_METADATA_OBJECT_MAX)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "fallback %s: %" G_GUINT64_FORMAT " bytes", hex, file_size);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "fallback %s: %" G_GUINT64_FORMAT " bytes", hex, file_size);
       g_autofree guint8 *buf = g_malloc (MAX (file_size, 1));
-      if (!df_pread_all (fd, buf, file_size, 0, "fallback object", error))
+      if (!dfi_pread_all (fd, buf, file_size, 0, "fallback object", error))
         return FALSE;
-      df_sha256 (buf, file_size, got);
+      dfi_sha256 (buf, file_size, got);
     }
   else
     {
-      gboolean ok = df_stock_filez_read (fd, file_size, fb, &filez_check_sink, &k, c, error);
+      gboolean ok = dfi_stock_filez_read (fd, file_size, fb, &filez_check_sink, &k, c, error);
       if (k.begun)
         {
-          df_sha256_final (&k.h, got);
-          df_sha256_clear (&k.h);
+          dfi_sha256_final (&k.h, got);
+          dfi_sha256_clear (&k.h);
         }
       if (!ok)
         return FALSE;
     }
   if (memcmp (got, fb->checksum, DF_SHA256_LEN) != 0)
-    return df_throw (error, DF_ERROR_CORRUPT, "fallback %s %s does not hash to its checksum",
-                     ostree_object_type_to_string (fb->objtype), hex);
+    return dfi_throw (error, DF_ERROR_CORRUPT, "fallback %s %s does not hash to its checksum",
+                      ostree_object_type_to_string (fb->objtype), hex);
   return TRUE;
 }

@@ -10,11 +10,11 @@
  * raw deflate), into @sink: begun, fed exactly the declared size, ended.
  * The header must declare the fallback's size; inflating stops at it. The
  * caller checks the checksum (the sink sees every byte). */
-gboolean df_stock_filez_read (int fd, guint64 file_size, const DfStockFallback *fb, const DfStockSink *sink,
-                              gpointer user, GCancellable *c, GError **error);
+gboolean dfi_stock_filez_read (int fd, guint64 file_size, const DfStockFallback *fb, const DfStockSink *sink,
+                               gpointer user, GCancellable *c, GError **error);
 
 /* Checks that @fd (@file_size bytes) holds fallback @fb: a `.filez` file
  * whose object hashes to its checksum, or for a dirtree/dirmeta the
  * object's own bytes. Nothing is written. */
-gboolean df_stock_fallback_verify (int fd, guint64 file_size, const DfStockFallback *fb, GCancellable *c,
-                                   GError **error);
+gboolean dfi_stock_fallback_verify (int fd, guint64 file_size, const DfStockFallback *fb, GCancellable *c,
+                                    GError **error);

@@ -32,7 +32,7 @@ typedef struct
   gsize win_len;
 } Exec;
 
-#define OPBAD(...) df_throw (error, DF_ERROR_INVALID_DELTA, __VA_ARGS__)
+#define OPBAD(...) dfi_throw (error, DF_ERROR_INVALID_DELTA, __VA_ARGS__)
 
 /* The next opcode byte (x->pc < ops_len). */
 static gboolean
@@ -42,7 +42,7 @@ op_byte (Exec *x, guint8 *out, GError **error)
     {
       gsize n = MIN ((guint64)DF_STOCK_OPS_WINDOW, x->pl->ops_len - x->pc);
       x->opwin_len = 0;
-      if (!df_stock_payload_pread (x->pl->fd, x->opwin, n, x->pl->ops_off + x->pc, error))
+      if (!dfi_stock_payload_pread (x->pl->fd, x->opwin, n, x->pl->ops_off + x->pc, error))
         return FALSE;
       x->opwin_off = x->pc;
       x->opwin_len = n;
@@ -80,7 +80,7 @@ static gboolean
 raw_range (Exec *x, guint64 off, guint64 len, GError **error)
 {
   guint64 end;
-  if (!df_add_u64 (off, len, &end) || end > x->pl->raw_len)
+  if (!dfi_add_u64 (off, len, &end) || end > x->pl->raw_len)
     return OPBAD ("data %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " lies outside the part's %" G_GUINT64_FORMAT
                   " bytes",
                   off, len, x->pl->raw_len);
@@ -92,12 +92,12 @@ static gboolean
 raw_read (Exec *x, guint64 off, guint8 *buf, gsize len, GError **error)
 {
   if (len >= DF_STOCK_IO_CHUNK / 2)
-    return df_stock_payload_pread (x->pl->fd, buf, len, x->pl->raw_off + off, error);
+    return dfi_stock_payload_pread (x->pl->fd, buf, len, x->pl->raw_off + off, error);
   if (off < x->win_off || off + len > x->win_off + x->win_len)
     {
       gsize n = MIN ((guint64)DF_STOCK_IO_CHUNK, x->pl->raw_len - off);
       x->win_len = 0;
-      if (!df_stock_payload_pread (x->pl->fd, x->win, n, x->pl->raw_off + off, error))
+      if (!dfi_stock_payload_pread (x->pl->fd, x->win, n, x->pl->raw_off + off, error))
         return FALSE;
       x->win_off = off;
       x->win_len = n;
@@ -136,7 +136,7 @@ next_object (Exec *x, gboolean meta, GError **error)
 static gboolean
 produce (Exec *x, guint64 size, GError **error)
 {
-  if (!df_add_u64 (x->produced, size, &x->produced) || x->produced > x->part->usize)
+  if (!dfi_add_u64 (x->produced, size, &x->produced) || x->produced > x->part->usize)
     return OPBAD ("the part's objects come to more than the %" G_GUINT64_FORMAT " bytes it declares", x->part->usize);
   return TRUE;
 }
@@ -173,7 +173,7 @@ emit_source (Exec *x, guint64 off, guint64 len, GError **error)
   guint64 end;
   if (!source_size (x, error))
     return FALSE;
-  if (!df_add_u64 (off, len, &end) || end > x->source_size)
+  if (!dfi_add_u64 (off, len, &end) || end > x->source_size)
     return OPBAD ("write of source bytes %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " outside its %" G_GUINT64_FORMAT,
                   off, len, x->source_size);
   while (len > 0)
@@ -379,8 +379,8 @@ op_bspatch (Exec *x, GError **error)
 }
 
 gboolean
-df_stock_execute (const DfStockPart *part, DfStockPayload *payload, const DfStockSink *sink, gpointer user,
-                  DfStockOpStats *stats, GCancellable *c, GError **error)
+dfi_stock_execute (const DfStockPart *part, DfStockPayload *payload, const DfStockSink *sink, gpointer user,
+                   DfStockOpStats *stats, GCancellable *c, GError **error)
 {
   Exec x = { .part = part, .pl = payload, .sink = sink, .user = user };
   DfStockOpStats unused;

@@ -34,7 +34,7 @@ typedef struct
   void (*source_unset) (gpointer user);
 } DfStockSink;
 
-/* Opcodes run, by kind (optional output of df_stock_execute()). */
+/* Opcodes run, by kind (optional output of dfi_stock_execute()). */
 typedef struct
 {
   guint64 splice, open, write, write_source, set_source, unset_source, close, bspatch;
@@ -44,5 +44,5 @@ typedef struct
  * part declares must be produced, in order, and nothing else, and their
  * sizes may not add up to more than the part declares. @stats, when
  * given, is added to. */
-gboolean df_stock_execute (const DfStockPart *part, DfStockPayload *payload, const DfStockSink *sink, gpointer user,
-                           DfStockOpStats *stats, GCancellable *c, GError **error);
+gboolean dfi_stock_execute (const DfStockPart *part, DfStockPayload *payload, const DfStockSink *sink, gpointer user,
+                            DfStockOpStats *stats, GCancellable *c, GError **error);

@@ -52,7 +52,7 @@ struct _DfStockDecoder
 };
 
 DfStockDecoder *
-df_stock_decoder_new (void)
+dfi_stock_decoder_new (void)
 {
   DfStockDecoder *d = g_new0 (DfStockDecoder, 1);
   lzma_stream init = LZMA_STREAM_INIT;
@@ -61,7 +61,7 @@ df_stock_decoder_new (void)
 }
 
 void
-df_stock_decoder_free (DfStockDecoder *d)
+dfi_stock_decoder_free (DfStockDecoder *d)
 {
   if (d == NULL)
     return;
@@ -70,7 +70,7 @@ df_stock_decoder_free (DfStockDecoder *d)
 }
 
 guint64
-df_stock_payload_max (const DfStockPart *p)
+dfi_stock_payload_max (const DfStockPart *p)
 {
   /* A payload holds the objects' bytes (their declared total, usize) or
    * bsdiff patches of them (their bytes plus 24-byte controls), the
@@ -88,36 +88,36 @@ static gboolean
 part_check (const DfStockPart *p, guint i, Src *src, int copy, guint8 *buf, GError **error)
 {
   DfSha256 h;
-  df_sha256_init (&h);
+  dfi_sha256_init (&h);
   for (;;)
     {
       guint64 at = src->off;
       gssize n = src_read (src, buf, DF_STOCK_IO_CHUNK);
       if (n < 0)
         {
-          df_sha256_clear (&h);
-          return df_throw_errno (error, errno, "reading part %u", i);
+          dfi_sha256_clear (&h);
+          return dfi_throw_errno (error, errno, "reading part %u", i);
         }
       if (n == 0)
         break;
-      df_sha256_update (&h, buf, n);
-      if (copy >= 0 && !df_pwrite_all (copy, buf, n, at, "a copy of the part", error))
+      dfi_sha256_update (&h, buf, n);
+      if (copy >= 0 && !dfi_pwrite_all (copy, buf, n, at, "a copy of the part", error))
         {
-          df_sha256_clear (&h);
+          dfi_sha256_clear (&h);
           return FALSE;
         }
     }
   guint8 actual[DF_SHA256_LEN];
-  df_sha256_final (&h, actual);
-  df_sha256_clear (&h);
+  dfi_sha256_final (&h, actual);
+  dfi_sha256_clear (&h);
   if (src->off != p->size)
-    return df_throw (error, DF_ERROR_IO, "part %u ended early", i);
+    return dfi_throw (error, DF_ERROR_IO, "part %u ended early", i);
   if (memcmp (actual, p->sha256, DF_SHA256_LEN) != 0)
     {
       char a[65], e[65];
-      df_hex (actual, a);
-      df_hex (p->sha256, e);
-      return df_throw (error, DF_ERROR_CORRUPT, "part %u: SHA-256 is %s, the superblock declares %s", i, a, e);
+      dfi_hex (actual, a);
+      dfi_hex (p->sha256, e);
+      return dfi_throw (error, DF_ERROR_CORRUPT, "part %u: SHA-256 is %s, the superblock declares %s", i, a, e);
     }
   return TRUE;
 }
@@ -131,13 +131,13 @@ payload_copy (Src *src, guint i, guint64 max, int out_fd, guint8 *buf, guint64 *
     {
       gssize n = src_read (src, buf, DF_STOCK_IO_CHUNK);
       if (n < 0)
-        return df_throw_errno (error, errno, "reading part %u", i);
+        return dfi_throw_errno (error, errno, "reading part %u", i);
       if (n == 0)
         break;
       if (*written + n > max)
-        return df_throw (error, DF_ERROR_INVALID_DELTA,
-                         "part %u: payload over the %" G_GUINT64_FORMAT " bytes its declared sizes allow", i, max);
-      if (!df_pwrite_all (out_fd, buf, n, *written, "payload", error))
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                          "part %u: payload over the %" G_GUINT64_FORMAT " bytes its declared sizes allow", i, max);
+      if (!dfi_pwrite_all (out_fd, buf, n, *written, "payload", error))
         return FALSE;
       *written += n;
     }
@@ -155,7 +155,7 @@ payload_xz (DfStockDecoder *dec, Src *src, guint i, guint64 max, int out_fd, gui
    * up the decoder again reuses its memory. */
   lzma_stream *sp = &dec->s;
   if (lzma_stream_decoder (sp, DF_STOCK_XZ_MEMLIMIT, 0) != LZMA_OK)
-    return df_throw (error, DF_ERROR_FAILED, "part %u: cannot start the xz decoder", i);
+    return dfi_throw (error, DF_ERROR_FAILED, "part %u: cannot start the xz decoder", i);
   sp->next_in = NULL; /* nothing left over from an earlier part */
   sp->avail_in = 0;
   lzma_ret r = LZMA_OK;
@@ -167,7 +167,7 @@ payload_xz (DfStockDecoder *dec, Src *src, guint i, guint64 max, int out_fd, gui
           gssize n = src_read (src, buf, DF_STOCK_IO_CHUNK);
           if (n < 0)
             {
-              ok = df_throw_errno (error, errno, "reading part %u", i);
+              ok = dfi_throw_errno (error, errno, "reading part %u", i);
               break;
             }
           sp->next_in = buf;
@@ -181,12 +181,12 @@ payload_xz (DfStockDecoder *dec, Src *src, guint i, guint64 max, int out_fd, gui
       r = lzma_code (sp, sp->avail_in == 0 ? LZMA_FINISH : LZMA_RUN);
       gsize n = room - sp->avail_out;
       if (r != LZMA_OK && r != LZMA_STREAM_END)
-        ok = df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: xz data is corrupt (%s)", i,
-                       r == LZMA_MEMLIMIT_ERROR ? "needs too much memory" : "lzma error");
+        ok = dfi_throw (error, DF_ERROR_INVALID_DELTA, "part %u: xz data is corrupt (%s)", i,
+                        r == LZMA_MEMLIMIT_ERROR ? "needs too much memory" : "lzma error");
       else if (*written + n > max)
-        ok = df_throw (error, DF_ERROR_INVALID_DELTA,
-                       "part %u: payload over the %" G_GUINT64_FORMAT " bytes its declared sizes allow", i, max);
-      else if (n > 0 && !df_pwrite_all (out_fd, out, n, *written, "payload", error))
+        ok = dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                        "part %u: payload over the %" G_GUINT64_FORMAT " bytes its declared sizes allow", i, max);
+      else if (n > 0 && !dfi_pwrite_all (out_fd, out, n, *written, "payload", error))
         ok = FALSE;
       *written += n;
       if (ok && g_cancellable_set_error_if_cancelled (c, error))
@@ -196,15 +196,15 @@ payload_xz (DfStockDecoder *dec, Src *src, guint i, guint64 max, int out_fd, gui
   if (!ok)
     return FALSE;
   if (trailing)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: bytes after the xz stream", i);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "part %u: bytes after the xz stream", i);
   return TRUE;
 }
 
 gboolean
-df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int copy_dfd, int out_fd, guint64 *out_len,
-                      DfStockDecoder *dec, GCancellable *c, GError **error)
+dfi_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int copy_dfd, int out_fd, guint64 *out_len,
+                       DfStockDecoder *dec, GCancellable *c, GError **error)
 {
-  g_autoptr (DfStockDecoder) own = dec ? NULL : df_stock_decoder_new ();
+  g_autoptr (DfStockDecoder) own = dec ? NULL : dfi_stock_decoder_new ();
   if (dec == NULL)
     dec = own;
   const DfStockPart *p = &sb->parts[i];
@@ -218,25 +218,25 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int cop
     {
       struct stat st;
       if (fstat (part_fd, &st) < 0)
-        return df_throw_errno (error, errno, "part %u", i);
+        return dfi_throw_errno (error, errno, "part %u", i);
       src.end = st.st_size;
     }
   if (src.end != p->size)
-    return df_throw (error, DF_ERROR_INVALID_DELTA,
-                     "part %u: %" G_GUINT64_FORMAT " bytes, the superblock declares %" G_GUINT64_FORMAT, i, src.end,
-                     p->size);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                      "part %u: %" G_GUINT64_FORMAT " bytes, the superblock declares %" G_GUINT64_FORMAT, i, src.end,
+                      p->size);
   if (src.end < 1)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "part %u is empty", i);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "part %u is empty", i);
   /* A part file on media we do not control (a USB stick, a FUSE mount)
    * could change between being hashed and being read again: it is copied
    * into a private temporary file while it is hashed, and decoded from
    * that copy, so liblzma only ever sees bytes that were hashed. */
-  df_autofd copy = -1;
+  dfi_autofd copy = -1;
   if (copy_dfd >= 0 && src.mem == NULL)
     {
       copy = openat (copy_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
       if (copy < 0)
-        return df_throw_errno (error, errno, "creating a temporary file in the repository");
+        return dfi_throw_errno (error, errno, "creating a temporary file in the repository");
     }
   g_autofree guint8 *buf = g_malloc (DF_STOCK_IO_CHUNK);
   if (!part_check (p, i, &src, copy, buf, error))
@@ -246,11 +246,11 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int cop
 
   /* Decoding stops at what the part's declared sizes allow, so a small
    * part cannot fill the disk. */
-  guint64 max = df_stock_payload_max (p);
+  guint64 max = dfi_stock_payload_max (p);
   src.off = 0;
   guint8 comp;
   if (src_read (&src, &comp, 1) != 1)
-    return df_throw_errno (error, errno, "reading part %u", i);
+    return dfi_throw_errno (error, errno, "reading part %u", i);
   guint64 written = 0;
   if (comp == 0)
     {
@@ -263,7 +263,7 @@ df_stock_part_decode (const DfStockSuperblock *sb, guint i, int part_fd, int cop
         return FALSE;
     }
   else
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "part %u: unknown compression type %u", i, comp);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "part %u: unknown compression type %u", i, comp);
   *out_len = written;
   return TRUE;
 }

@@ -11,16 +11,16 @@
 #define DF_STOCK_OPS_MAX (64 * DF_MIB) /* one part's opcodes */
 
 gboolean
-df_stock_payload_pread (int fd, guint8 *buf, gsize len, guint64 off, GError **error)
+dfi_stock_payload_pread (int fd, guint8 *buf, gsize len, guint64 off, GError **error)
 {
-  return df_pread_all (fd, buf, len, off, "part payload", error);
+  return dfi_pread_all (fd, buf, len, off, "part payload", error);
 }
 
 static GVariant *
 load_member (int fd, guint64 off, guint64 len, const char *type, GError **error)
 {
   guint8 *buf = g_malloc (MAX (len, 1));
-  if (!df_stock_payload_pread (fd, buf, len, off, error))
+  if (!dfi_stock_payload_pread (fd, buf, len, off, error))
     {
       g_free (buf);
       return NULL;
@@ -32,11 +32,11 @@ load_member (int fd, guint64 off, guint64 len, const char *type, GError **error)
 }
 
 gboolean
-df_stock_payload_open (DfStockPayload *p, int fd, guint64 len, GError **error)
+dfi_stock_payload_open (DfStockPayload *p, int fd, guint64 len, GError **error)
 {
   memset (p, 0, sizeof *p);
   p->fd = fd;
-#define BAD(...) return df_throw (error, DF_ERROR_INVALID_DELTA, "part payload: " __VA_ARGS__)
+#define BAD(...) return dfi_throw (error, DF_ERROR_INVALID_DELTA, "part payload: " __VA_ARGS__)
   /* The tuple's first three members are variable-sized: their ends are
    * framing offsets at the very end, the first member's last, each as wide
    * as the payload's size needs. */
@@ -44,7 +44,7 @@ df_stock_payload_open (DfStockPayload *p, int fd, guint64 len, GError **error)
   if (len < 3 * osz)
     BAD ("%" G_GUINT64_FORMAT " bytes", len);
   guint8 tail[24];
-  if (!df_stock_payload_pread (fd, tail, 3 * osz, len - 3 * osz, error))
+  if (!dfi_stock_payload_pread (fd, tail, 3 * osz, len - 3 * osz, error))
     return FALSE;
   guint64 end[3];
   for (guint k = 0; k < 3; k++)
@@ -81,17 +81,17 @@ df_stock_payload_open (DfStockPayload *p, int fd, guint64 len, GError **error)
 }
 
 void
-df_stock_payload_clear (DfStockPayload *p)
+dfi_stock_payload_clear (DfStockPayload *p)
 {
   g_clear_pointer (&p->modes, g_variant_unref);
   g_clear_pointer (&p->xattrs, g_variant_unref);
 }
 
 GBytes *
-df_stock_payload_read_ops (const DfStockPayload *p, GError **error)
+dfi_stock_payload_read_ops (const DfStockPayload *p, GError **error)
 {
   guint8 *buf = g_malloc (MAX (p->ops_len, 1));
-  if (!df_stock_payload_pread (p->fd, buf, p->ops_len, p->ops_off, error))
+  if (!dfi_stock_payload_pread (p->fd, buf, p->ops_len, p->ops_off, error))
     {
       g_free (buf);
       return NULL;

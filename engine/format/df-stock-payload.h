@@ -5,7 +5,7 @@
 
 #include "df-common.h"
 
-/* What df_stock_execute() holds while a part runs: the mode and xattr
+/* What dfi_stock_execute() holds while a part runs: the mode and xattr
  * tables (at most DF_STOCK_PAYLOAD_TABLE_MAX each), three buffers of
  * DF_STOCK_IO_CHUNK and the opcode window. */
 #define DF_STOCK_PAYLOAD_TABLE_MAX (1024 * 1024)
@@ -25,11 +25,11 @@ typedef struct
   guint64 ops_off, ops_len;
 } DfStockPayload;
 
-gboolean df_stock_payload_open (DfStockPayload *p, int fd, guint64 len, GError **error);
-void df_stock_payload_clear (DfStockPayload *p);
+gboolean dfi_stock_payload_open (DfStockPayload *p, int fd, guint64 len, GError **error);
+void dfi_stock_payload_clear (DfStockPayload *p);
 /* All the opcodes (tools). */
-GBytes *df_stock_payload_read_ops (const DfStockPayload *p, GError **error);
+GBytes *dfi_stock_payload_read_ops (const DfStockPayload *p, GError **error);
 
 /* Reads exactly @len bytes at @off of the payload file @fd; a short file
  * is DF_ERROR_IO ("part payload"). */
-gboolean df_stock_payload_pread (int fd, guint8 *buf, gsize len, guint64 off, GError **error);
+gboolean dfi_stock_payload_pread (int fd, guint8 *buf, gsize len, guint64 off, GError **error);

@@ -7,7 +7,7 @@
 #define STOCK_SUPERBLOCK_TYPE "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))"
 
 void
-df_stock_superblock_free (DfStockSuperblock *sb)
+dfi_stock_superblock_free (DfStockSuperblock *sb)
 {
   if (sb == NULL)
     return;
@@ -24,7 +24,7 @@ df_stock_superblock_free (DfStockSuperblock *sb)
 }
 
 gboolean
-df_stock_superblock_sniff (GBytes *file)
+dfi_stock_superblock_sniff (GBytes *file)
 {
   /* In the signed envelope (taya{sv}) the signed bytes start right after
    * the 8-byte magic; nothing needs parsing to look at them. */
@@ -35,7 +35,7 @@ df_stock_superblock_sniff (GBytes *file)
 }
 
 char *
-df_stock_delta_relpath (const char *from, const char *to)
+dfi_stock_delta_relpath (const char *from, const char *to)
 {
   guint8 t[DF_SHA256_LEN];
   ostree_checksum_inplace_to_bytes (to, t);
@@ -59,7 +59,7 @@ stock_endianness (GVariant *meta, GVariant *headers, gboolean *big, gboolean *gu
   if (g_variant_lookup (meta, "ostree.endianness", "y", &e))
     {
       if (e != 'l' && e != 'B')
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "stock superblock: unknown endianness '%c'", e);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "stock superblock: unknown endianness '%c'", e);
       *big = e == 'B';
       return TRUE;
     }
@@ -103,7 +103,7 @@ copy_variant (GVariant *v)
 static DfStockSuperblock *
 parse_plain (GBytes *bytes, guint64 memory, GError **error)
 {
-#define BAD(...) return (df_throw (error, DF_ERROR_INVALID_DELTA, "stock superblock: " __VA_ARGS__), NULL)
+#define BAD(...) return (dfi_throw (error, DF_ERROR_INVALID_DELTA, "stock superblock: " __VA_ARGS__), NULL)
   if (g_bytes_get_size (bytes) > DF_STOCK_SUPERBLOCK_MAX)
     BAD ("%zu bytes is over the limit", g_bytes_get_size (bytes));
   g_autoptr (GVariant) v
@@ -118,8 +118,8 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
                  &deps, &headers, &fallbacks);
   g_autoptr (DfStockSuperblock) sb = g_new0 (DfStockSuperblock, 1);
   sb->timestamp = GUINT64_FROM_BE (ts);
-  if (!df_delta_ends_read (from, to, commit, "stock superblock", &sb->has_from, sb->from, sb->from_hex, sb->to,
-                           sb->to_hex, &sb->commit, error))
+  if (!dfi_delta_ends_read (from, to, commit, "stock superblock", &sb->has_from, sb->from, sb->from_hex, sb->to,
+                            sb->to_hex, &sb->commit, error))
     return NULL;
   g_bytes_unref (sb->commit);
   sb->commit = g_bytes_new (g_variant_get_data (commit), g_variant_get_size (commit));
@@ -144,10 +144,10 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
                + n_fb * sizeof (DfStockFallback) + g_variant_get_size (commit);
   if (g_bytes_get_size (bytes) + sb->memory > memory)
     {
-      df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                "the stock superblock needs %" G_GUINT64_FORMAT
-                " MiB to read, more than the memory budget leaves (%" G_GUINT64_FORMAT " MiB)",
-                (g_bytes_get_size (bytes) + sb->memory) / DF_MIB + 1, memory / DF_MIB);
+      dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                 "the stock superblock needs %" G_GUINT64_FORMAT
+                 " MiB to read, more than the memory budget leaves (%" G_GUINT64_FORMAT " MiB)",
+                 (g_bytes_get_size (bytes) + sb->memory) / DF_MIB + 1, memory / DF_MIB);
       return NULL;
     }
   g_autoptr (GError) local = NULL;
@@ -158,7 +158,7 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
   if (!stock_endianness (meta, headers, &sb->big_endian, &sb->endianness_guessed, error))
     return NULL;
 
-  g_autofree char *rel = df_stock_delta_relpath (sb->has_from ? sb->from_hex : NULL, sb->to_hex);
+  g_autofree char *rel = dfi_stock_delta_relpath (sb->has_from ? sb->from_hex : NULL, sb->to_hex);
   g_autofree char *cm_key = g_strconcat (rel, "/commitmeta", NULL);
   g_autoptr (GVariant) commitmeta = g_variant_lookup_value (meta, cm_key, G_VARIANT_TYPE ("a{sv}"));
   if (commitmeta)
@@ -179,7 +179,7 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
       version = sb->big_endian ? GUINT32_FROM_BE (version) : GUINT32_FROM_LE (version);
       if (version != 0)
         BAD ("part %u has version %u (only 0 exists)", i, version);
-      if (!df_checksum_from_variant (sha, FALSE, p->sha256, NULL, "stock superblock: part checksum", error))
+      if (!dfi_checksum_from_variant (sha, FALSE, p->sha256, NULL, "stock superblock: part checksum", error))
         return NULL;
       p->size = sized (sb->big_endian, size);
       p->usize = sized (sb->big_endian, usize);
@@ -220,7 +220,7 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
       g_autoptr (GVariant) csum = NULL;
       guint64 size, usize;
       g_variant_get_child (fallbacks, i, "(y@aytt)", &f->objtype, &csum, &size, &usize);
-      if (!df_checksum_from_variant (csum, FALSE, f->checksum, NULL, "stock superblock: fallback checksum", error))
+      if (!dfi_checksum_from_variant (csum, FALSE, f->checksum, NULL, "stock superblock: fallback checksum", error))
         return NULL;
       if (f->objtype != OSTREE_OBJECT_TYPE_FILE && f->objtype != OSTREE_OBJECT_TYPE_DIR_TREE
           && f->objtype != OSTREE_OBJECT_TYPE_DIR_META)
@@ -237,14 +237,14 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
 }
 
 DfStockSuperblock *
-df_stock_superblock_parse_full (GBytes *file, const DfSignaturePolicy *policy, guint64 memory, GError **error)
+dfi_stock_superblock_parse_full (GBytes *file, const DfSignaturePolicy *policy, guint64 memory, GError **error)
 {
-  return df_signed_file_parse (file, (DfPlainParser)parse_plain, G_STRUCT_OFFSET (DfStockSuperblock, file), policy,
-                               memory, error);
+  return dfi_signed_file_parse (file, (DfPlainParser)parse_plain, G_STRUCT_OFFSET (DfStockSuperblock, file), policy,
+                                memory, error);
 }
 
 DfStockSuperblock *
-df_stock_superblock_parse (GBytes *file, GError **error)
+dfi_stock_superblock_parse (GBytes *file, GError **error)
 {
-  return df_stock_superblock_parse_full (file, NULL, G_MAXUINT64, error);
+  return dfi_stock_superblock_parse_full (file, NULL, G_MAXUINT64, error);
 }

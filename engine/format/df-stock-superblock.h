@@ -51,12 +51,12 @@ typedef struct
   guint64 memory;        /* bytes the parsed form takes (for memory budgets) */
 } DfStockSuperblock;
 
-void df_stock_superblock_free (DfStockSuperblock *sb);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfStockSuperblock, df_stock_superblock_free)
+void dfi_stock_superblock_free (DfStockSuperblock *sb);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfStockSuperblock, dfi_stock_superblock_free)
 
 /* TRUE when @file (a superblock file, perhaps in a signed envelope) is not
  * a native deltafetch superblock: the caller reads it as a stock one. */
-gboolean df_stock_superblock_sniff (GBytes *file);
+gboolean dfi_stock_superblock_sniff (GBytes *file);
 
 /* Parses and validates a stock superblock (plain or in libostree's signed
  * envelope, to which @policy, NULL for none, is applied first). The
@@ -65,11 +65,11 @@ gboolean df_stock_superblock_sniff (GBytes *file);
  * at most @memory bytes (DF_ERROR_INVALID_ARGUMENT "memory budget"
  * beyond); the result keeps the file only for inline parts, and takes
  * sb->memory bytes. */
-DfStockSuperblock *df_stock_superblock_parse_full (GBytes *file, const DfSignaturePolicy *policy, guint64 memory,
-                                                   GError **error);
+DfStockSuperblock *dfi_stock_superblock_parse_full (GBytes *file, const DfSignaturePolicy *policy, guint64 memory,
+                                                    GError **error);
 /* The same without a policy or a memory limit (tools). */
-DfStockSuperblock *df_stock_superblock_parse (GBytes *file, GError **error);
+DfStockSuperblock *dfi_stock_superblock_parse (GBytes *file, GError **error);
 
 /* "deltas/AB/CDEF…-GHIJ…" (modified base64), the directory a stock
  * repository keeps the delta in; @from may be NULL. */
-char *df_stock_delta_relpath (const char *from, const char *to);
+char *dfi_stock_delta_relpath (const char *from, const char *to);

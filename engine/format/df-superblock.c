@@ -5,7 +5,7 @@
 #include "df-part.h"
 
 void
-df_part_clear (DfPart *p)
+dfi_part_clear (DfPart *p)
 {
   g_clear_pointer (&p->entries, g_free);
   g_clear_pointer (&p->deps, g_free);
@@ -13,7 +13,7 @@ df_part_clear (DfPart *p)
 }
 
 gboolean
-df_superblock_needs_v3 (const DfSuperblock *sb)
+dfi_superblock_needs_v3 (const DfSuperblock *sb)
 {
   for (guint i = 0; i < sb->n_parts; i++)
     if (sb->parts[i].kind == DF_PART_KIND_REBUILD || sb->parts[i].kind == DF_PART_KIND_ALTERNATIVE)
@@ -22,13 +22,13 @@ df_superblock_needs_v3 (const DfSuperblock *sb)
 }
 
 DfSuperblock *
-df_superblock_new (void)
+dfi_superblock_new (void)
 {
   return g_new0 (DfSuperblock, 1);
 }
 
 void
-df_superblock_free (DfSuperblock *sb)
+dfi_superblock_free (DfSuperblock *sb)
 {
   if (sb == NULL)
     return;
@@ -36,7 +36,7 @@ df_superblock_free (DfSuperblock *sb)
   g_clear_pointer (&sb->commit, g_bytes_unref);
   g_clear_pointer (&sb->commitmeta, g_bytes_unref);
   for (guint i = 0; i < sb->n_parts; i++)
-    df_part_clear (&sb->parts[i]);
+    dfi_part_clear (&sb->parts[i]);
   g_free (sb->parts);
   g_free (sb);
 }
@@ -48,11 +48,11 @@ bytes_variant (const guint8 *data, gsize len)
 }
 
 GBytes *
-df_superblock_serialize (const DfSuperblock *sb)
+dfi_superblock_serialize (const DfSuperblock *sb)
 {
   /* Format 2 unless something needs 3: older devices keep reading deltas
    * that rebuild nothing. */
-  gboolean v3 = df_superblock_needs_v3 (sb);
+  gboolean v3 = dfi_superblock_needs_v3 (sb);
   const char *part_type = v3 ? "(ayttya" DF_ENTRY_TYPE "auast)" : "(ayttya" DF_ENTRY_TYPE ")";
   GVariantBuilder parts;
   g_autofree char *parts_type = g_strdup_printf ("a%s", part_type);
@@ -151,11 +151,11 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
   e->src_length = GUINT64_FROM_LE (slen);
 
   g_autofree char *where = g_strdup_printf ("part %u entry %u", part, idx);
-  if (!df_checksum_from_variant (csum, FALSE, e->checksum, NULL, "superblock: object checksum", error)
-      || !df_checksum_from_variant (src, TRUE, e->source, &e->has_source, "superblock: source checksum", error))
+  if (!dfi_checksum_from_variant (csum, FALSE, e->checksum, NULL, "superblock: object checksum", error)
+      || !dfi_checksum_from_variant (src, TRUE, e->source, &e->has_source, "superblock: source checksum", error))
     return (g_prefix_error (error, "%s: ", where), FALSE);
 
-#define BAD(fmt, ...) return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %s: " fmt, where, ##__VA_ARGS__)
+#define BAD(fmt, ...) return dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %s: " fmt, where, ##__VA_ARGS__)
 
   if (e->encoding > DF_ENCODING_LAST)
     BAD ("unknown encoding %u", e->encoding);
@@ -187,7 +187,7 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
       if (!e->has_source)
         BAD ("patch without a source object");
       guint64 end;
-      if (!df_add_u64 (e->src_offset, e->src_length, &end))
+      if (!dfi_add_u64 (e->src_offset, e->src_length, &end))
         BAD ("source window overflows");
       if (e->src_length > DF_SOURCE_WINDOW_MAX)
         BAD ("source window of %" G_GUINT64_FORMAT " bytes exceeds %" G_GUINT64_FORMAT, e->src_length,
@@ -223,7 +223,7 @@ parse_entry (GVariant *ev, guint part, guint idx, DfPartKind kind, DfEntry *e, G
         BAD ("object type %u in a content part", objtype);
       /* Content and alternative parts follow the same rules. */
       guint64 end;
-      if (!df_add_u64 (e->offset, e->length, &end) || end > e->object_size)
+      if (!dfi_add_u64 (e->offset, e->length, &end) || end > e->object_size)
         BAD ("bytes %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT " lie outside the object's %" G_GUINT64_FORMAT, e->offset,
              e->length, e->object_size);
       if (e->length == 0 && e->object_size != 0)
@@ -313,10 +313,10 @@ check_tiling_set (const DfEntry **refs, guint64 n, const char *what, GError **er
       if ((m < n && same_object (refs[m], refs[k])) || expect != refs[k]->object_size)
         {
           char hex[65];
-          df_hex (refs[k]->checksum, hex);
-          return df_throw (error, DF_ERROR_INVALID_DELTA,
-                           "superblock: the %sentries of %s %s overlap, repeat or leave a gap", what,
-                           ostree_object_type_to_string (refs[k]->objtype), hex);
+          dfi_hex (refs[k]->checksum, hex);
+          return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                            "superblock: the %sentries of %s %s overlap, repeat or leave a gap", what,
+                            ostree_object_type_to_string (refs[k]->objtype), hex);
         }
       k = m;
     }
@@ -353,9 +353,9 @@ check_tiling (DfSuperblock *sb, guint64 n_entries, GError **error)
       if (hit == NULL || (*hit)->encoding != DF_ENCODING_REBUILD)
         {
           char hex[65];
-          df_hex (alt[k]->checksum, hex);
-          return df_throw (error, DF_ERROR_INVALID_DELTA,
-                           "superblock: alternative entries for %s, which no rebuild part makes", hex);
+          dfi_hex (alt[k]->checksum, hex);
+          return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                            "superblock: alternative entries for %s, which no rebuild part makes", hex);
         }
     }
   return TRUE;
@@ -381,18 +381,18 @@ parse_rebuild_fields (DfSuperblock *sb, guint i, GVariant *deps, GVariant *libs,
   if (p->kind != DF_PART_KIND_REBUILD)
     {
       if (n_deps != 0 || n_libs != 0 || memory != 0)
-        return df_throw (error, DF_ERROR_INVALID_DELTA,
-                         "superblock: part %u of kind %u has dependencies, libraries or memory", i, p->kind);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                          "superblock: part %u of kind %u has dependencies, libraries or memory", i, p->kind);
       return TRUE;
     }
   if (++*n_rebuild > DF_REBUILD_PARTS_MAX)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: more than %u rebuild parts", DF_REBUILD_PARTS_MAX);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: more than %u rebuild parts", DF_REBUILD_PARTS_MAX);
   if (n_deps > DF_REBUILD_DEPS_MAX || n_libs > DF_REBUILD_LIBRARIES_MAX || memory > DF_REBUILD_MEMORY_MAX)
-    return df_throw (error, DF_ERROR_INVALID_DELTA,
-                     "superblock: rebuild part %u declares %zu dependencies, %zu libraries, %" G_GUINT64_FORMAT
-                     " bytes of memory (limits %u, %u, %" G_GUINT64_FORMAT ")",
-                     i, n_deps, n_libs, memory, DF_REBUILD_DEPS_MAX, DF_REBUILD_LIBRARIES_MAX,
-                     (guint64)DF_REBUILD_MEMORY_MAX);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                      "superblock: rebuild part %u declares %zu dependencies, %zu libraries, %" G_GUINT64_FORMAT
+                      " bytes of memory (limits %u, %u, %" G_GUINT64_FORMAT ")",
+                      i, n_deps, n_libs, memory, DF_REBUILD_DEPS_MAX, DF_REBUILD_LIBRARIES_MAX,
+                      (guint64)DF_REBUILD_MEMORY_MAX);
   gsize len;
   const guint32 *d = g_variant_get_fixed_array (deps, &len, sizeof (guint32));
   p->deps = g_new (guint32, n_deps + 1);
@@ -401,10 +401,10 @@ parse_rebuild_fields (DfSuperblock *sb, guint i, GVariant *deps, GVariant *libs,
     {
       p->deps[k] = GUINT32_FROM_LE (d[k]);
       /* Parts after @i are not parsed yet: their kind is checked in
-       * df_superblock_check_deps(). */
+       * dfi_superblock_check_deps(). */
       if (p->deps[k] >= sb->n_parts || (k > 0 && p->deps[k] <= p->deps[k - 1]))
-        return df_throw (error, DF_ERROR_INVALID_DELTA,
-                         "superblock: rebuild part %u: dependencies out of range or order", i);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                          "superblock: rebuild part %u: dependencies out of range or order", i);
     }
   p->libraries = g_new0 (char *, n_libs + 1);
   for (gsize k = 0; k < n_libs; k++)
@@ -416,7 +416,7 @@ parse_rebuild_fields (DfSuperblock *sb, guint i, GVariant *deps, GVariant *libs,
       for (gsize c = 0; printable && c < l; c++)
         printable = g_ascii_isprint (lib[c]);
       if (!printable)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: rebuild part %u: bad library name", i);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: rebuild part %u: bad library name", i);
       p->libraries[k] = g_strdup (lib);
     }
   p->rebuild_memory = memory;
@@ -430,9 +430,9 @@ check_deps (const DfSuperblock *sb, GError **error)
   for (guint i = 0; i < sb->n_parts; i++)
     for (guint k = 0; k < sb->parts[i].n_deps; k++)
       if (sb->parts[sb->parts[i].deps[k]].kind != DF_PART_KIND_CONTENT)
-        return df_throw (error, DF_ERROR_INVALID_DELTA,
-                         "superblock: rebuild part %u depends on part %u, which is not a content part", i,
-                         sb->parts[i].deps[k]);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                          "superblock: rebuild part %u depends on part %u, which is not a content part", i,
+                          sb->parts[i].deps[k]);
   return TRUE;
 }
 
@@ -443,10 +443,10 @@ check_rebuild_total (const DfSuperblock *sb, GError **error)
   guint64 total = 0;
   for (guint i = 0; i < sb->n_parts; i++)
     for (guint j = 0; sb->parts[i].kind == DF_PART_KIND_REBUILD && j < sb->parts[i].n_entries; j++)
-      if (!df_add_u64 (total, sb->parts[i].entries[j].src_length, &total) || total > DF_REBUILD_CONTENT_TOTAL_MAX)
-        return df_throw (error, DF_ERROR_INVALID_DELTA,
-                         "superblock: rebuilds read more than %" G_GUINT64_FORMAT " bytes of content in all",
-                         (guint64)DF_REBUILD_CONTENT_TOTAL_MAX);
+      if (!dfi_add_u64 (total, sb->parts[i].entries[j].src_length, &total) || total > DF_REBUILD_CONTENT_TOTAL_MAX)
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                          "superblock: rebuilds read more than %" G_GUINT64_FORMAT " bytes of content in all",
+                          (guint64)DF_REBUILD_CONTENT_TOTAL_MAX);
   return TRUE;
 }
 
@@ -455,10 +455,10 @@ over_budget (guint64 need, guint64 memory, GError **error)
 {
   if (need <= memory)
     return FALSE;
-  df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-            "the superblock needs %" G_GUINT64_FORMAT " MiB to read, more than the memory budget leaves (%" G_GUINT64_FORMAT
-            " MiB)",
-            need / DF_MIB + 1, memory / DF_MIB);
+  dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+             "the superblock needs %" G_GUINT64_FORMAT
+             " MiB to read, more than the memory budget leaves (%" G_GUINT64_FORMAT " MiB)",
+             need / DF_MIB + 1, memory / DF_MIB);
   return TRUE;
 }
 
@@ -468,7 +468,7 @@ static gboolean
 read_header (const guint8 *data, gsize size, guint32 *out_version, guint64 *out_blen, GError **error)
 {
   if (size < DF_SUPERBLOCK_HEADER_LEN || memcmp (data, DF_SUPERBLOCK_MAGIC, 8) != 0)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: not a deltafetch superblock (bad magic)");
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: not a deltafetch superblock (bad magic)");
   guint32 version, reserved;
   guint64 blen;
   memcpy (&version, data + 8, 4);
@@ -478,15 +478,15 @@ read_header (const guint8 *data, gsize size, guint32 *out_version, guint64 *out_
   reserved = GUINT32_FROM_LE (reserved);
   blen = GUINT64_FROM_LE (blen);
   if (version < DF_FORMAT_VERSION_MIN || version > DF_FORMAT_VERSION)
-    return df_throw (error, DF_ERROR_INVALID_DELTA,
-                     "superblock: format version %u is not supported (this build reads %u to %u)", version,
-                     DF_FORMAT_VERSION_MIN, DF_FORMAT_VERSION);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                      "superblock: format version %u is not supported (this build reads %u to %u)", version,
+                      DF_FORMAT_VERSION_MIN, DF_FORMAT_VERSION);
   if (reserved != 0)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: reserved header field is %u, not 0", reserved);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: reserved header field is %u, not 0", reserved);
   if (size > DF_SUPERBLOCK_MAX || blen == 0 || blen > DF_SUPERBLOCK_BODY_MAX)
-    return df_throw (error, DF_ERROR_INVALID_DELTA,
-                     "superblock: body of %" G_GUINT64_FORMAT " bytes in a %zu-byte file is outside the limits", blen,
-                     size);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                      "superblock: body of %" G_GUINT64_FORMAT " bytes in a %zu-byte file is outside the limits", blen,
+                      size);
   *out_version = version;
   *out_blen = blen;
   return TRUE;
@@ -506,31 +506,31 @@ read_body (const guint8 *data, gsize size, guint64 blen, gboolean v3, GError **e
       || !fh.checksumFlag || fh.windowSize > ((guint64)1 << DF_SUPERBLOCK_WINDOW_LOG_MAX)
       || ZSTD_findFrameCompressedSize (frame, flen) != flen)
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA,
-                "superblock: body is not one checksummed zstd frame of %" G_GUINT64_FORMAT " bytes filling the file",
-                blen);
+      dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                 "superblock: body is not one checksummed zstd frame of %" G_GUINT64_FORMAT " bytes filling the file",
+                 blen);
       return NULL;
     }
   g_autoptr (ZSTD_DCtx) dctx = ZSTD_createDCtx ();
   ZSTD_DCtx_setParameter (dctx, ZSTD_d_windowLogMax, DF_SUPERBLOCK_WINDOW_LOG_MAX);
-  guint8 *plain = df_big_alloc (blen);
+  guint8 *plain = dfi_big_alloc (blen);
   size_t r = ZSTD_decompressDCtx (dctx, plain, blen, frame, flen);
   if (ZSTD_isError (r) || r != blen)
     {
-      df_big_free (plain, blen);
-      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: body does not decompress: %s",
-                ZSTD_isError (r) ? ZSTD_getErrorName (r) : "short");
+      dfi_big_free (plain, blen);
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: body does not decompress: %s",
+                 ZSTD_isError (r) ? ZSTD_getErrorName (r) : "short");
       return NULL;
     }
   g_clear_pointer (&dctx, ZSTD_freeDCtx);
-  g_autoptr (GBytes) body_bytes = df_big_bytes (plain, blen);
+  g_autoptr (GBytes) body_bytes = dfi_big_bytes (plain, blen);
   g_autoptr (GVariant) body = g_variant_ref_sink (g_variant_new_from_bytes (
       G_VARIANT_TYPE (v3 ? DF_SUPERBLOCK_BODY_TYPE_V3 : DF_SUPERBLOCK_BODY_TYPE_V2), body_bytes, FALSE));
   /* Non-normal serializations would let two different files mean the same
    * thing and hide data in padding; refuse them. */
   if (!g_variant_is_normal_form (body))
     {
-      df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: body is not a normal-form GVariant");
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: body is not a normal-form GVariant");
       return NULL;
     }
   return g_steal_pointer (&body);
@@ -546,8 +546,8 @@ count_parsed (DfSuperblock *sb, GVariant *parts, GVariant *meta, GVariant *commi
   gboolean v3 = sb->version >= 3;
   gsize n_parts = g_variant_n_children (parts);
   if (n_parts > DF_PARTS_MAX)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %zu parts exceed the limit of %u", n_parts,
-                     DF_PARTS_MAX);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %zu parts exceed the limit of %u", n_parts,
+                      DF_PARTS_MAX);
   guint64 n_entries_total = 0, extra = 0;
   for (gsize i = 0; i < n_parts; i++)
     {
@@ -564,8 +564,8 @@ count_parsed (DfSuperblock *sb, GVariant *parts, GVariant *meta, GVariant *commi
         }
     }
   if (n_entries_total > DF_ENTRIES_MAX)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %" G_GUINT64_FORMAT " entries exceed the limit of %u",
-                     n_entries_total, DF_ENTRIES_MAX);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: %" G_GUINT64_FORMAT " entries exceed the limit of %u",
+                      n_entries_total, DF_ENTRIES_MAX);
   sb->memory = sizeof *sb + n_parts * sizeof (DfPart) + n_entries_total * sizeof (DfEntry) + g_variant_get_size (meta)
                + g_variant_get_size (commit) + g_variant_get_size (commitmeta) + extra;
   /* The tiling check sorts a pointer per entry. */
@@ -581,8 +581,8 @@ static gboolean
 read_ends (DfSuperblock *sb, GVariant *from, GVariant *to, GVariant *commit, GVariant *meta, GVariant *commitmeta,
            GError **error)
 {
-  if (!df_delta_ends_read (from, to, commit, "superblock", &sb->has_from, sb->from, sb->from_hex, sb->to, sb->to_hex,
-                           &sb->commit, error))
+  if (!dfi_delta_ends_read (from, to, commit, "superblock", &sb->has_from, sb->from, sb->from_hex, sb->to, sb->to_hex,
+                            &sb->commit, error))
     return FALSE;
   g_bytes_unref (sb->commit);
   sb->commit = copy_bytes (commit);
@@ -593,7 +593,8 @@ read_ends (DfSuperblock *sb, GVariant *from, GVariant *to, GVariant *commit, GVa
   if (!g_variant_is_normal_form (commitv) || !ostree_validate_structureof_commit (commitv, error))
     {
       g_clear_error (error);
-      return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: commit %s is not a valid commit object", sb->to_hex);
+      return dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: commit %s is not a valid commit object",
+                        sb->to_hex);
     }
   sb->commitmeta = copy_bytes (commitmeta);
   if (g_bytes_get_size (sb->commitmeta) > 0)
@@ -601,7 +602,7 @@ read_ends (DfSuperblock *sb, GVariant *from, GVariant *to, GVariant *commit, GVa
       g_autoptr (GVariant) mv
           = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{sv}"), sb->commitmeta, FALSE));
       if (!g_variant_is_normal_form (mv))
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: detached commit metadata is malformed");
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: detached commit metadata is malformed");
     }
   return TRUE;
 }
@@ -613,7 +614,7 @@ parse_part_entries (DfPart *p, guint i, GVariant *entries, GError **error)
 {
   gsize n = g_variant_n_children (entries);
   if (n == 0)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has no entries", i);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has no entries", i);
   p->entries = g_new0 (DfEntry, n);
   p->n_entries = n;
   guint64 sum = 0;
@@ -622,14 +623,14 @@ parse_part_entries (DfPart *p, guint i, GVariant *entries, GError **error)
       g_autoptr (GVariant) ev = g_variant_get_child_value (entries, j);
       if (!parse_entry (ev, i, j, p->kind, &p->entries[j], error))
         return FALSE;
-      if (!df_add_u64 (sum, p->entries[j].data_size, &sum))
+      if (!dfi_add_u64 (sum, p->entries[j].data_size, &sum))
         sum = G_MAXUINT64;
     }
   if (p->uncompressed_size < DF_PART_TABLE_LEN || sum > p->uncompressed_size - DF_PART_TABLE_LEN)
-    return df_throw (error, DF_ERROR_INVALID_DELTA,
-                     "superblock: part %u entries hold %" G_GUINT64_FORMAT
-                     " raw bytes, more than the part's %" G_GUINT64_FORMAT,
-                     i, sum, p->uncompressed_size);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                      "superblock: part %u entries hold %" G_GUINT64_FORMAT
+                      " raw bytes, more than the part's %" G_GUINT64_FORMAT,
+                      i, sum, p->uncompressed_size);
   p->raw_size = sum;
   return TRUE;
 }
@@ -652,26 +653,27 @@ parse_part (DfSuperblock *sb, guint i, GVariant *pv, guint *n_rebuild_parts, gui
     g_variant_get (pv, "(@aytty@a" DF_ENTRY_TYPE ")", &sha, &csize, &usize, &p->kind, &entries);
   p->compressed_size = GUINT64_FROM_LE (csize);
   p->uncompressed_size = GUINT64_FROM_LE (usize);
-  if (!df_checksum_from_variant (sha, FALSE, p->sha256, NULL, "superblock: part SHA-256", error))
+  if (!dfi_checksum_from_variant (sha, FALSE, p->sha256, NULL, "superblock: part SHA-256", error))
     return (g_prefix_error (error, "part %u: ", i), FALSE);
   if (p->kind > (v3 ? DF_PART_KIND_LAST : DF_PART_KIND_METADATA))
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has unknown kind %u", i, p->kind);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "superblock: part %u has unknown kind %u", i, p->kind);
   if (v3 && !parse_rebuild_fields (sb, i, deps, libs, GUINT64_FROM_LE (rmem), n_rebuild_parts, error))
     return FALSE;
   if (p->uncompressed_size == 0 || p->uncompressed_size > DF_PART_SIZE_MAX || p->compressed_size == 0
       || p->compressed_size > ZSTD_compressBound (p->uncompressed_size))
-    return df_throw (error, DF_ERROR_INVALID_DELTA,
-                     "superblock: part %u declares %" G_GUINT64_FORMAT " bytes compressed, %" G_GUINT64_FORMAT
-                     " uncompressed, outside the limits",
-                     i, p->compressed_size, p->uncompressed_size);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                      "superblock: part %u declares %" G_GUINT64_FORMAT " bytes compressed, %" G_GUINT64_FORMAT
+                      " uncompressed, outside the limits",
+                      i, p->compressed_size, p->uncompressed_size);
   if (!parse_part_entries (p, i, entries, error))
     return FALSE;
   if (p->kind == DF_PART_KIND_METADATA)
     {
       *metadata_total += p->uncompressed_size;
       if (*metadata_total > DF_METADATA_TOTAL_MAX)
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "superblock: metadata parts exceed %" G_GUINT64_FORMAT " bytes",
-                         (guint64)DF_METADATA_TOTAL_MAX);
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA,
+                          "superblock: metadata parts exceed %" G_GUINT64_FORMAT " bytes",
+                          (guint64)DF_METADATA_TOTAL_MAX);
     }
   return TRUE;
 }
@@ -695,7 +697,7 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
   if (body == NULL)
     return NULL;
 
-  g_autoptr (DfSuperblock) sb = df_superblock_new ();
+  g_autoptr (DfSuperblock) sb = dfi_superblock_new ();
   sb->version = version;
   g_autoptr (GVariant) meta = NULL, from = NULL, to = NULL, commit = NULL, commitmeta = NULL, parts = NULL;
   g_variant_get (body, "(@a{sv}@ay@ay@ay@ay*)", &meta, &from, &to, &commit, &commitmeta, &parts);
@@ -722,24 +724,24 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
 }
 
 DfSuperblock *
-df_superblock_parse_full (GBytes *file, const DfSignaturePolicy *policy, guint64 memory, GError **error)
+dfi_superblock_parse_full (GBytes *file, const DfSignaturePolicy *policy, guint64 memory, GError **error)
 {
-  return df_signed_file_parse (file, (DfPlainParser)parse_plain, G_STRUCT_OFFSET (DfSuperblock, file), policy, memory,
-                               error);
+  return dfi_signed_file_parse (file, (DfPlainParser)parse_plain, G_STRUCT_OFFSET (DfSuperblock, file), policy, memory,
+                                error);
 }
 
 DfSuperblock *
-df_superblock_parse (GBytes *file, GError **error)
+dfi_superblock_parse (GBytes *file, GError **error)
 {
-  return df_superblock_parse_full (file, NULL, G_MAXUINT64, error);
+  return dfi_superblock_parse_full (file, NULL, G_MAXUINT64, error);
 }
 
 DfSuperblock *
-df_superblock_load (int dfd, const char *dir, GError **error)
+dfi_superblock_load (int dfd, const char *dir, GError **error)
 {
   g_autofree char *path = g_build_filename (dir, "superblock", NULL);
-  g_autoptr (GBytes) bytes = df_read_file_bounded (dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
+  g_autoptr (GBytes) bytes = dfi_read_file_bounded (dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
   if (bytes == NULL)
     return NULL;
-  return df_superblock_parse (bytes, error);
+  return dfi_superblock_parse (bytes, error);
 }

@@ -86,17 +86,17 @@ typedef struct
   guint64 memory;    /* bytes the parsed form takes (for memory budgets) */
 } DfSuperblock;
 
-DfSuperblock *df_superblock_new (void);
+DfSuperblock *dfi_superblock_new (void);
 /* Frees what @p owns (entries, dependencies, libraries). */
-void df_part_clear (DfPart *p);
+void dfi_part_clear (DfPart *p);
 /* TRUE when @sb has rebuild or alternative parts: it is written as format
  * 3, otherwise as format 2. */
-gboolean df_superblock_needs_v3 (const DfSuperblock *sb);
-void df_superblock_free (DfSuperblock *sb);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfSuperblock, df_superblock_free)
+gboolean dfi_superblock_needs_v3 (const DfSuperblock *sb);
+void dfi_superblock_free (DfSuperblock *sb);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfSuperblock, dfi_superblock_free)
 
 /* Serializes @sb (parts with entries must be filled in). */
-GBytes *df_superblock_serialize (const DfSuperblock *sb);
+GBytes *dfi_superblock_serialize (const DfSuperblock *sb);
 
 /* Parses and validates superblock file @file (read from an untrusted
  * place). @policy (NULL: none) is applied to its envelope before anything
@@ -107,10 +107,9 @@ GBytes *df_superblock_serialize (const DfSuperblock *sb);
  * @memory bytes at once, @file included, counted before they are
  * allocated (DF_ERROR_INVALID_ARGUMENT "memory budget" beyond); the
  * result keeps no reference to @file and takes sb->memory bytes. */
-DfSuperblock *df_superblock_parse_full (GBytes *file, const DfSignaturePolicy *policy, guint64 memory,
-                                        GError **error);
+DfSuperblock *dfi_superblock_parse_full (GBytes *file, const DfSignaturePolicy *policy, guint64 memory, GError **error);
 /* The same without a signature policy or a memory limit (tools). */
-DfSuperblock *df_superblock_parse (GBytes *file, GError **error);
+DfSuperblock *dfi_superblock_parse (GBytes *file, GError **error);
 
 /* Reads `superblock` in @dir and parses it (tools). */
-DfSuperblock *df_superblock_load (int dfd, const char *dir, GError **error);
+DfSuperblock *dfi_superblock_load (int dfd, const char *dir, GError **error);

@@ -61,10 +61,10 @@ emit (Out *o, const guint8 *old, const guint8 *nw, gsize lastscan, gsize lastpos
   for (gsize i = 0; i < lenf; i++)
     o->add->data[start + i] = nw[lastscan + i] - old[lastpos + i];
   g_byte_array_append (o->copy, nw + lastscan + lenf, copy_len);
-  df_varint_append (o->ctl, lenf);
-  df_varint_append (o->ctl, copy_len);
+  dfi_varint_append (o->ctl, lenf);
+  dfi_varint_append (o->ctl, copy_len);
   /* Zig-zag, so small backward seeks stay short too. */
-  df_varint_append (o->ctl, seek >= 0 ? (guint64)seek * 2 : ((guint64)(-(seek + 1)) * 2) + 1);
+  dfi_varint_append (o->ctl, seek >= 0 ? (guint64)seek * 2 : ((guint64)(-(seek + 1)) * 2) + 1);
   o->n++;
 }
 
@@ -82,15 +82,15 @@ emit_runs (const GByteArray *add, GByteArray *runs, GByteArray *nonzero)
       gsize e = z;
       while (e < n && add->data[e] != 0)
         e++;
-      df_varint_append (runs, z - i);
-      df_varint_append (runs, e - z);
+      dfi_varint_append (runs, z - i);
+      dfi_varint_append (runs, e - z);
       g_byte_array_append (nonzero, add->data + z, e - z);
       i = e;
     }
 }
 
 gboolean
-df_bsdiff (const guint8 *old, gsize olen, const guint8 *nw, gsize nlen, GByteArray *sections[DF_SECTION_COUNT])
+dfi_bsdiff (const guint8 *old, gsize olen, const guint8 *nw, gsize nlen, GByteArray *sections[DF_SECTION_COUNT])
 {
   Out o = { g_byte_array_new (), g_byte_array_sized_new (nlen), g_byte_array_new (), 0 };
   g_autofree saidx_t *sa = NULL;
@@ -211,7 +211,7 @@ df_bsdiff (const guint8 *old, gsize olen, const guint8 *nw, gsize nlen, GByteArr
       lastoffset = (gint64)pos - (gint64)scan;
     }
 
-  df_varint_append (sections[DF_SECTION_CONTROL], o.n);
+  dfi_varint_append (sections[DF_SECTION_CONTROL], o.n);
   g_byte_array_append (sections[DF_SECTION_CONTROL], o.ctl->data, o.ctl->len);
   emit_runs (o.add, sections[DF_SECTION_RUNS], sections[DF_SECTION_ADD]);
   g_byte_array_append (sections[DF_SECTION_COPY], o.copy->data, o.copy->len);

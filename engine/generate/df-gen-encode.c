@@ -18,7 +18,7 @@
 #define DF_INCOMPRESSIBLE_PERCENT 95
 
 DfGenEncoded *
-df_gen_encoded_new (const DfEntry *base)
+dfi_gen_encoded_new (const DfEntry *base)
 {
   DfGenEncoded *e = g_new0 (DfGenEncoded, 1);
   e->entry = *base;
@@ -28,7 +28,7 @@ df_gen_encoded_new (const DfEntry *base)
 }
 
 gsize
-df_gen_encoded_size (const DfGenEncoded *e)
+dfi_gen_encoded_size (const DfGenEncoded *e)
 {
   gsize n = 0;
   for (guint s = 0; s < DF_SECTION_COUNT; s++)
@@ -37,7 +37,7 @@ df_gen_encoded_size (const DfGenEncoded *e)
 }
 
 void
-df_gen_encoded_free (DfGenEncoded *e)
+dfi_gen_encoded_free (DfGenEncoded *e)
 {
   for (guint s = 0; s < DF_SECTION_COUNT; s++)
     g_byte_array_unref (e->sec[s]);
@@ -89,7 +89,7 @@ seq_reader_window (SeqReader *r, guint64 off, gsize len, const guint8 **out, GCa
           if (n < 0)
             return FALSE;
           if (n == 0)
-            return df_throw (error, DF_ERROR_IO, "object ended early");
+            return dfi_throw (error, DF_ERROR_IO, "object ended early");
           skip -= n;
         }
       r->len = 0;
@@ -108,7 +108,7 @@ seq_reader_window (SeqReader *r, guint64 off, gsize len, const guint8 **out, GCa
         return FALSE;
       r->len += got;
       if (r->len < len)
-        return df_throw (error, DF_ERROR_IO, "object ended early");
+        return dfi_throw (error, DF_ERROR_IO, "object ended early");
     }
   *out = r->buf;
   return TRUE;
@@ -143,7 +143,7 @@ encode_against (const guint8 *data, gsize len, const guint8 *src, gsize src_len,
   for (guint s = 0; s < DF_SECTION_COUNT; s++)
     mark[s] = e->sec[s]->len;
   gboolean use = FALSE;
-  if (df_bsdiff (src, src_len, data, len, e->sec))
+  if (dfi_bsdiff (src, src_len, data, len, e->sec))
     {
       /* Estimate the sections as they will sit in the part: one after
        * another. */
@@ -166,10 +166,10 @@ item_push (DfGenItem *it, DfGenEncoded *e)
   /* Back-pressure: a worker ahead of the packer waits here; the packer
    * always drains the lowest unfinished item, whose worker started first,
    * so this cannot deadlock. */
-  while (it->out_bytes > 2 * g->opts->part_size && !df_gen_failed (g))
+  while (it->out_bytes > 2 * g->opts->part_size && !dfi_gen_failed (g))
     g_cond_wait (&g->cond, &g->lock);
   g_queue_push_tail (&it->out, e);
-  it->out_bytes += df_gen_encoded_size (e);
+  it->out_bytes += dfi_gen_encoded_size (e);
   g_cond_broadcast (&g->cond);
   g_mutex_unlock (&g->lock);
 }
@@ -312,7 +312,7 @@ chunks_drain (DfGenerator *g, GQueue *inflight, guint keep)
 /* The pool runs chunks before whole objects (they hold up an object that
  * has started), each kind in order. */
 gint
-df_gen_encode_task_order (gconstpointer a, gconstpointer b, gpointer user_data)
+dfi_gen_encode_task_order (gconstpointer a, gconstpointer b, gpointer user_data)
 {
   guint ka = *(const guint *)a, kb = *(const guint *)b;
   if (ka != kb)
@@ -340,13 +340,13 @@ item_header (DfGenItem *it, GInputStream **out_in, GError **error)
   if (!ostree_repo_load_file (g->repo, it->csum, out_in, &info, &xattrs, g->cancellable, error))
     return NULL;
   const char *target = it->is_symlink ? g_file_info_get_symlink_target (info) : "";
-  g_autoptr (GBytes) header = df_content_header_serialize (
+  g_autoptr (GBytes) header = dfi_content_header_serialize (
       g_file_info_get_attribute_uint32 (info, "unix::uid"), g_file_info_get_attribute_uint32 (info, "unix::gid"),
       g_file_info_get_attribute_uint32 (info, "unix::mode"), xattrs, target);
   if (g_bytes_get_size (header) > DF_HEADER_MAX)
     {
-      df_throw (error, DF_ERROR_FAILED, "object %s: header of %zu bytes exceeds the format's limit", it->csum,
-                g_bytes_get_size (header));
+      dfi_throw (error, DF_ERROR_FAILED, "object %s: header of %zu bytes exceeds the format's limit", it->csum,
+                 g_bytes_get_size (header));
       return NULL;
     }
   return g_steal_pointer (&header);
@@ -361,16 +361,16 @@ encode_rebuild (DfGenItem *it, const DfEntry *base, GBytes *header, guint8 *pkin
 {
   DfGenerator *g = it->gen;
   DfGenRebuildResult *res = g_new0 (DfGenRebuildResult, 1);
-  if (!df_gen_rebuild_analyze (g->rebuild, it->csum, it->size, res, g->cancellable, error))
+  if (!dfi_gen_rebuild_analyze (g->rebuild, it->csum, it->size, res, g->cancellable, error))
     {
-      df_gen_rebuild_result_clear (res);
+      dfi_gen_rebuild_result_clear (res);
       g_free (res);
       return FALSE;
     }
   gboolean transformed = res->transformed;
   if (transformed)
     {
-      DfGenEncoded *e = df_gen_encoded_new (base);
+      DfGenEncoded *e = dfi_gen_encoded_new (base);
       e->part_kind = DF_PART_KIND_REBUILD;
       e->entry.encoding = DF_ENCODING_REBUILD;
       e->entry.length = it->size;
@@ -389,7 +389,7 @@ encode_rebuild (DfGenItem *it, const DfEntry *base, GBytes *header, guint8 *pkin
   g_mutex_unlock (&g->lock);
   if (!res->found)
     {
-      df_gen_rebuild_result_clear (res);
+      dfi_gen_rebuild_result_clear (res);
       g_free (res);
     }
   *out_done = transformed && g->opts->variants == DF_VARIANTS_TRANSFORMED;
@@ -405,7 +405,7 @@ chunk_new (DfGenItem *it, const DfEntry *base, guint8 pkind, guint64 off, const 
   t->kind = DF_GEN_TASK_CHUNK;
   t->it = it;
   t->off = off;
-  t->e = df_gen_encoded_new (base);
+  t->e = dfi_gen_encoded_new (base);
   t->e->part_kind = pkind;
   t->e->entry.offset = off;
   t->e->entry.length = len;
@@ -502,7 +502,7 @@ encode_chunks (DfGenItem *it, GInputStream *in, const DfEntry *base, GBytes *hea
       ChunkTask *t = chunk_new (it, base, pkind, off, data, len, header);
       if (has_source && !chunk_source (t, &src_rd, error))
         {
-          df_gen_encoded_free (t->e);
+          dfi_gen_encoded_free (t->e);
           g_free (t);
           ok = FALSE;
           break;
@@ -547,7 +547,7 @@ encode_item (DfGenItem *it, GError **error)
     }
   if (it->is_symlink || it->size == 0)
     {
-      DfGenEncoded *e = df_gen_encoded_new (&base);
+      DfGenEncoded *e = dfi_gen_encoded_new (&base);
       g_byte_array_append (e->sec[DF_SECTION_RAW], g_bytes_get_data (header, NULL), g_bytes_get_size (header));
       e->entry.data_size = e->sec[DF_SECTION_RAW]->len;
       item_push (it, e);
@@ -556,7 +556,7 @@ encode_item (DfGenItem *it, GError **error)
   return encode_chunks (it, in, &base, header, pkind, error);
 }
 void
-df_gen_encode_worker (gpointer data, gpointer user_data)
+dfi_gen_encode_worker (gpointer data, gpointer user_data)
 {
   if (*(guint *)data == DF_GEN_TASK_CHUNK)
     {
@@ -568,10 +568,10 @@ df_gen_encode_worker (gpointer data, gpointer user_data)
   DfGenItem *it = data;
   DfGenerator *g = it->gen;
   GError *local = NULL;
-  if (!df_gen_failed (g) && !encode_item (it, &local))
+  if (!dfi_gen_failed (g) && !encode_item (it, &local))
     {
       g_prefix_error (&local, "encoding %s: ", it->csum);
-      df_gen_fail (g, local);
+      dfi_gen_fail (g, local);
     }
   g_mutex_lock (&g->lock);
   it->done = TRUE;

@@ -47,20 +47,20 @@ typedef struct
 } DfGenItem;
 
 /* A new entry with @base's fields and empty sections; free with
- * df_gen_encoded_free(). */
-DfGenEncoded *df_gen_encoded_new (const DfEntry *base);
+ * dfi_gen_encoded_free(). */
+DfGenEncoded *dfi_gen_encoded_new (const DfEntry *base);
 
 /* The bytes of all of @e's sections together. */
-gsize df_gen_encoded_size (const DfGenEncoded *e);
+gsize dfi_gen_encoded_size (const DfGenEncoded *e);
 
 /* Frees @e and its sections. */
-void df_gen_encoded_free (DfGenEncoded *e);
+void dfi_gen_encoded_free (DfGenEncoded *e);
 
 /* The encode pool's function: @data is a DfGenItem or a chunk task (by
  * its kind). An item's entries go to its queue and it is marked done, also
- * after an error, which goes to df_gen_fail() with the object named. */
-void df_gen_encode_worker (gpointer data, gpointer user_data);
+ * after an error, which goes to dfi_gen_fail() with the object named. */
+void dfi_gen_encode_worker (gpointer data, gpointer user_data);
 
 /* The encode pool's sort function: chunks before whole objects (they hold
  * up an object that has started), each kind in order. */
-gint df_gen_encode_task_order (gconstpointer a, gconstpointer b, gpointer user_data);
+gint dfi_gen_encode_task_order (gconstpointer a, gconstpointer b, gpointer user_data);

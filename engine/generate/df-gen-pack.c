@@ -22,15 +22,15 @@ struct _DfGenPartJob
 };
 
 void
-df_gen_compress_worker (gpointer data, gpointer user_data)
+dfi_gen_compress_worker (gpointer data, gpointer user_data)
 {
   DfGenPartJob *job = data;
   DfGenerator *g = job->gen;
   GError *local = NULL;
-  if (!df_gen_failed (g))
+  if (!dfi_gen_failed (g))
     {
-      g_autoptr (GByteArray) payload = df_part_payload_assemble (job->sec);
-      g_autoptr (GBytes) file = df_part_compress (payload->data, payload->len, job->level, &local);
+      g_autoptr (GByteArray) payload = dfi_part_payload_assemble (job->sec);
+      g_autoptr (GBytes) file = dfi_part_compress (payload->data, payload->len, job->level, &local);
       if (file)
         {
           char name[16];
@@ -39,18 +39,18 @@ df_gen_compress_worker (gpointer data, gpointer user_data)
           const guint8 *fdata = g_bytes_get_data (file, &flen);
           int fd = openat (g->out_dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
           if (fd < 0)
-            df_throw_errno (&local, errno, "creating part %u", job->index);
+            dfi_throw_errno (&local, errno, "creating part %u", job->index);
           else
             {
-              if (df_write_all (fd, fdata, flen, "part", &local) && fdatasync (fd) < 0)
-                df_throw_errno (&local, errno, "syncing part %u", job->index);
+              if (dfi_write_all (fd, fdata, flen, "part", &local) && fdatasync (fd) < 0)
+                dfi_throw_errno (&local, errno, "syncing part %u", job->index);
               close (fd);
             }
           if (local == NULL)
             {
               g_mutex_lock (&g->lock);
               DfPart *p = &g_array_index (g->parts, DfPart, job->index);
-              df_sha256 (fdata, flen, p->sha256);
+              dfi_sha256 (fdata, flen, p->sha256);
               p->compressed_size = flen;
               p->uncompressed_size = payload->len;
               p->kind = job->kind;
@@ -62,7 +62,7 @@ df_gen_compress_worker (gpointer data, gpointer user_data)
         }
     }
   if (local)
-    df_gen_fail (g, local);
+    dfi_gen_fail (g, local);
   g_mutex_lock (&g->lock);
   g->parts_pending--;
   g->progress.parts_done++;
@@ -83,7 +83,7 @@ packer_flush_one (DfGenPacker *pk)
   DfGenerator *g = pk->gen;
   g_mutex_lock (&g->lock);
   /* Bound the parts waiting to be compressed. */
-  while (g->parts_pending >= 2 * g->jobs && !df_gen_failed (g))
+  while (g->parts_pending >= 2 * g->jobs && !dfi_gen_failed (g))
     g_cond_wait (&g->cond, &g->lock);
   g->parts_pending++;
   g->progress.parts_total++;
@@ -98,7 +98,7 @@ packer_flush_one (DfGenPacker *pk)
 }
 
 void
-df_gen_packer_flush (DfGenPacker *pk)
+dfi_gen_packer_flush (DfGenPacker *pk)
 {
   for (guint k = 0; k <= DF_PART_KIND_LAST; k++)
     for (guint i = 0; i < 2; i++)
@@ -112,8 +112,8 @@ df_gen_packer_flush (DfGenPacker *pk)
 /* Adds an entry whose bytes are @raw (@raw_len bytes, for the raw section)
  * and, for a diff, @diff's other sections. */
 void
-df_gen_packer_add (DfGenPacker *pk, guint8 kind, const DfEntry *entry, const guint8 *raw, gsize raw_len,
-                   GByteArray *const *diff, gboolean fast)
+dfi_gen_packer_add (DfGenPacker *pk, guint8 kind, const DfEntry *entry, const guint8 *raw, gsize raw_len,
+                    GByteArray *const *diff, gboolean fast)
 {
   DfGenerator *g = pk->gen;
   gsize len = raw_len;

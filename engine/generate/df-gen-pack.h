@@ -22,16 +22,16 @@ typedef struct
 } DfGenPacker;
 
 /* The compress pool's function: @data is a part handed on by the packer
- * (freed here). Errors go to df_gen_fail(). */
-void df_gen_compress_worker (gpointer data, gpointer user_data);
+ * (freed here). Errors go to dfi_gen_fail(). */
+void dfi_gen_compress_worker (gpointer data, gpointer user_data);
 
 /* Adds an entry of part kind @kind whose bytes are @raw (@raw_len bytes,
  * for the raw section) and, for a diff, @diff's other sections (NULL:
  * none); @fast: an incompressible chunk. Copies what it is given; a part
  * over the size limits is handed to the pool first, which may wait while
  * the pool is 2 × jobs parts behind. */
-void df_gen_packer_add (DfGenPacker *pk, guint8 kind, const DfEntry *entry, const guint8 *raw, gsize raw_len,
-                        GByteArray *const *diff, gboolean fast);
+void dfi_gen_packer_add (DfGenPacker *pk, guint8 kind, const DfEntry *entry, const guint8 *raw, gsize raw_len,
+                         GByteArray *const *diff, gboolean fast);
 
 /* Hands every part still filling to the pool, in a fixed order. */
-void df_gen_packer_flush (DfGenPacker *pk);
+void dfi_gen_packer_flush (DfGenPacker *pk);

@@ -16,7 +16,7 @@
 /* Output placement and index                                               */
 
 char *
-df_native_delta_relpath (const char *from, const char *to)
+dfi_native_delta_relpath (const char *from, const char *to)
 {
   if (from)
     return g_strdup_printf ("deltafetch/v1/deltas/%s-%s", from, to);
@@ -34,12 +34,12 @@ str_cmp_data (gconstpointer a, gconstpointer b, gpointer unused)
 static gboolean
 update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock, GError **error)
 {
-  if (!df_mkdir_p_at (repo_dfd, "deltafetch/v1/indexes", error))
+  if (!dfi_mkdir_p_at (repo_dfd, "deltafetch/v1/indexes", error))
     return FALSE;
   g_autofree char *path = g_strdup_printf ("deltafetch/v1/indexes/%s.index", to);
   g_autoptr (GTree) entries = g_tree_new_full (str_cmp_data, NULL, g_free, (GDestroyNotify)g_variant_unref);
   g_autoptr (GError) local = NULL;
-  g_autoptr (GBytes) old = df_read_file_bounded (repo_dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", &local);
+  g_autoptr (GBytes) old = dfi_read_file_bounded (repo_dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", &local);
   if (old)
     {
       g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), old, FALSE));
@@ -54,7 +54,7 @@ update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock
         }
     }
   guint8 sha[DF_SHA256_LEN];
-  df_sha256 (g_bytes_get_data (superblock, NULL), g_bytes_get_size (superblock), sha);
+  dfi_sha256 (g_bytes_get_data (superblock, NULL), g_bytes_get_size (superblock), sha);
   GVariant *val = g_variant_ref_sink (
       g_variant_new ("(@ayt)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, sha, DF_SHA256_LEN, 1),
                      GUINT64_TO_LE ((guint64)g_bytes_get_size (superblock))));
@@ -67,14 +67,14 @@ update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock
   g_autoptr (GVariant) idx = g_variant_ref_sink (g_variant_builder_end (&b));
   g_autoptr (GVariant) normal = g_variant_get_normal_form (idx);
   g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (normal);
-  return df_write_file_atomic (repo_dfd, path, bytes, error);
+  return dfi_write_file_atomic (repo_dfd, path, bytes, error);
 }
 
 /* ---------------------------------------------------------------------- */
 /* The superblock                                                          */
 
 static int
-df_u32_cmp (const void *a, const void *b)
+dfi_u32_cmp (const void *a, const void *b)
 {
   guint32 x = *(const guint32 *)a, y = *(const guint32 *)b;
   return x < y ? -1 : x > y;
@@ -108,7 +108,7 @@ finish_rebuild_parts (DfGenerator *g, DfSuperblock *sb, GVariantBuilder *meta)
       for (guint j = 0; j < p->n_entries; j++)
         {
           char hex[65];
-          df_hex (p->entries[j].checksum, hex);
+          dfi_hex (p->entries[j].checksum, hex);
           GArray *a = g_hash_table_lookup (writers, hex);
           guint32 idx = i;
           if (a && (a->len == 0 || g_array_index (a, guint32, a->len - 1) != idx))
@@ -125,7 +125,7 @@ finish_rebuild_parts (DfGenerator *g, DfSuperblock *sb, GVariantBuilder *meta)
       for (guint j = 0; j < p->n_entries; j++)
         {
           char hex[65];
-          df_hex (p->entries[j].checksum, hex);
+          dfi_hex (p->entries[j].checksum, hex);
           DfGenRebuildResult *r = g_hash_table_lookup (g->rebuilds, hex);
           g_assert (r && r->transformed);
           p->rebuild_memory = MAX (p->rebuild_memory, r->memory);
@@ -145,7 +145,7 @@ finish_rebuild_parts (DfGenerator *g, DfSuperblock *sb, GVariantBuilder *meta)
       g_hash_table_iter_init (&it, deps);
       while (g_hash_table_iter_next (&it, &key, NULL))
         p->deps[n++] = GPOINTER_TO_UINT (key) - 1;
-      qsort (p->deps, p->n_deps, sizeof (guint32), df_u32_cmp);
+      qsort (p->deps, p->n_deps, sizeof (guint32), dfi_u32_cmp);
       p->libraries = g_new0 (char *, libs->len + 1);
       for (guint k = 0; k < libs->len; k++)
         p->libraries[k] = g_strdup (libs->pdata[k]);
@@ -162,7 +162,7 @@ finish_rebuild_parts (DfGenerator *g, DfSuperblock *sb, GVariantBuilder *meta)
 }
 
 gboolean
-df_gen_output_open (DfGenerator *g, const char *from, const char *to, GError **error)
+dfi_gen_output_open (DfGenerator *g, const char *from, const char *to, GError **error)
 {
   const DfGenerateOptions *opts = g->opts;
   int repo_dfd = ostree_repo_get_dfd (g->repo);
@@ -171,23 +171,23 @@ df_gen_output_open (DfGenerator *g, const char *from, const char *to, GError **e
   if (opts->out_dir)
     {
       if (g_mkdir_with_parents (opts->out_dir, 0755) < 0)
-        return df_throw_errno (error, errno, "creating %s", opts->out_dir);
+        return dfi_throw_errno (error, errno, "creating %s", opts->out_dir);
       g_autofree char *sbpath = g_build_filename (opts->out_dir, "superblock", NULL);
       if (g_file_test (sbpath, G_FILE_TEST_EXISTS))
-        return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s already holds a delta", opts->out_dir);
+        return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s already holds a delta", opts->out_dir);
       g->out_dfd = open (opts->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (g->out_dfd < 0)
-        return df_throw_errno (error, errno, "opening %s", opts->out_dir);
+        return dfi_throw_errno (error, errno, "opening %s", opts->out_dir);
     }
   else
     {
-      g->final_rel = df_native_delta_relpath (from, to);
+      g->final_rel = dfi_native_delta_relpath (from, to);
       g->tmp_rel = g_strdup_printf ("%s.tmp", g->final_rel);
-      if (!df_rm_rf_at (repo_dfd, g->tmp_rel, error) || !df_mkdir_p_at (repo_dfd, g->tmp_rel, error))
+      if (!dfi_rm_rf_at (repo_dfd, g->tmp_rel, error) || !dfi_mkdir_p_at (repo_dfd, g->tmp_rel, error))
         return FALSE;
       g->out_dfd = openat (repo_dfd, g->tmp_rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (g->out_dfd < 0)
-        return df_throw_errno (error, errno, "opening %s", g->tmp_rel);
+        return dfi_throw_errno (error, errno, "opening %s", g->tmp_rel);
     }
   return TRUE;
 }
@@ -198,7 +198,7 @@ static DfSuperblock *
 build_superblock (DfGenerator *g, const char *from, const char *to, GVariant *commitv, GCancellable *cancellable,
                   GError **error)
 {
-  g_autoptr (DfSuperblock) sb = df_superblock_new ();
+  g_autoptr (DfSuperblock) sb = dfi_superblock_new ();
   sb->has_from = from != NULL;
   if (from)
     ostree_checksum_inplace_to_bytes (from, sb->from);
@@ -231,26 +231,26 @@ build_superblock (DfGenerator *g, const char *from, const char *to, GVariant *co
 static GBytes *
 superblock_file (DfSuperblock *sb, DfSigner *signer, GError **error)
 {
-  g_autoptr (GBytes) bytes = df_superblock_serialize (sb);
+  g_autoptr (GBytes) bytes = dfi_superblock_serialize (sb);
   /* Never publish a delta apply would refuse: the superblock is read back
    * with apply's own parser (its limits: file, body and entries). */
   {
     g_autoptr (GError) check = NULL;
-    g_autoptr (DfSuperblock) back = df_superblock_parse (bytes, &check);
+    g_autoptr (DfSuperblock) back = dfi_superblock_parse (bytes, &check);
     if (back == NULL)
       {
-        df_throw (error, DF_ERROR_FAILED, "the delta would break the format's limits: %s", check->message);
+        dfi_throw (error, DF_ERROR_FAILED, "the delta would break the format's limits: %s", check->message);
         return NULL;
       }
   }
   if (signer)
-    return df_signer_wrap (signer, bytes, error);
+    return dfi_signer_wrap (signer, bytes, error);
   return g_steal_pointer (&bytes);
 }
 
 gboolean
-df_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *commitv, DfSigner *signer,
-                char **out_dir_path, GCancellable *cancellable, GError **error)
+dfi_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *commitv, DfSigner *signer,
+                 char **out_dir_path, GCancellable *cancellable, GError **error)
 {
   int repo_dfd = ostree_repo_get_dfd (g->repo);
   g_autoptr (DfSuperblock) sb = build_superblock (g, from, to, commitv, cancellable, error);
@@ -259,16 +259,16 @@ df_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *comm
   g_autoptr (GBytes) bytes = superblock_file (sb, signer, error);
   if (bytes == NULL)
     return FALSE;
-  if (!df_write_file_atomic (g->out_dfd, "superblock", bytes, error))
+  if (!dfi_write_file_atomic (g->out_dfd, "superblock", bytes, error))
     return FALSE;
   if (fsync (g->out_dfd) < 0)
-    return df_throw_errno (error, errno, "syncing the delta directory");
+    return dfi_throw_errno (error, errno, "syncing the delta directory");
   if (g->final_rel)
     {
-      if (!df_rm_rf_at (repo_dfd, g->final_rel, error))
+      if (!dfi_rm_rf_at (repo_dfd, g->final_rel, error))
         return FALSE;
       if (renameat (repo_dfd, g->tmp_rel, repo_dfd, g->final_rel) < 0)
-        return df_throw_errno (error, errno, "renaming %s", g->tmp_rel);
+        return dfi_throw_errno (error, errno, "renaming %s", g->tmp_rel);
       g_clear_pointer (&g->tmp_rel, g_free);
       if (!update_index (repo_dfd, from, to, bytes, error))
         return FALSE;
@@ -282,10 +282,10 @@ df_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *comm
 }
 
 void
-df_gen_output_close (DfGenerator *g)
+dfi_gen_output_close (DfGenerator *g)
 {
   if (g->tmp_rel)
-    df_rm_rf_at (ostree_repo_get_dfd (g->repo), g->tmp_rel, NULL);
+    dfi_rm_rf_at (ostree_repo_get_dfd (g->repo), g->tmp_rel, NULL);
   if (g->out_dfd >= 0)
     close (g->out_dfd);
   g->out_dfd = -1;

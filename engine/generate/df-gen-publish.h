@@ -12,8 +12,8 @@ typedef struct _DfGenerator DfGenerator;
  * holds a superblock), or else a fresh temporary directory next to the
  * delta's place in g->repo (g->final_rel, g->tmp_rel), @from (NULL: from
  * scratch) to @to being full checksums. Whatever the result, release with
- * df_gen_output_close(). */
-gboolean df_gen_output_open (DfGenerator *g, const char *from, const char *to, GError **error);
+ * dfi_gen_output_close(). */
+gboolean dfi_gen_output_open (DfGenerator *g, const char *from, const char *to, GError **error);
 
 /* Once every part is written: builds the superblock from g->parts (taken
  * over) and g->rebuilds, with the commit object @commitv and @to's
@@ -22,9 +22,9 @@ gboolean df_gen_output_open (DfGenerator *g, const char *from, const char *to, G
  * and syncs it; and, in the repository, renames the delta into place and
  * updates deltafetch/v1/indexes/<to>.index. @out_dir_path (may be NULL):
  * the delta's directory, transfer full. */
-gboolean df_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *commitv, DfSigner *signer,
-                         char **out_dir_path, GCancellable *cancellable, GError **error);
+gboolean dfi_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *commitv, DfSigner *signer,
+                          char **out_dir_path, GCancellable *cancellable, GError **error);
 
 /* Closes g->out_dfd and removes a temporary directory not yet renamed
  * (after an error); safe to call on an output never opened. */
-void df_gen_output_close (DfGenerator *g);
+void dfi_gen_output_close (DfGenerator *g);

@@ -44,7 +44,7 @@ u64_equal (gconstpointer a, gconstpointer b)
 }
 
 DfGenRebuild *
-df_gen_rebuild_new (OstreeRepo *repo)
+dfi_gen_rebuild_new (OstreeRepo *repo)
 {
   DfGenRebuild *g = g_new0 (DfGenRebuild, 1);
   g->repo = g_object_ref (repo);
@@ -56,7 +56,7 @@ df_gen_rebuild_new (OstreeRepo *repo)
 }
 
 void
-df_gen_rebuild_free (DfGenRebuild *g)
+dfi_gen_rebuild_free (DfGenRebuild *g)
 {
   if (g == NULL)
     return;
@@ -86,7 +86,7 @@ index_source (DfGenRebuild *g, const char *csum, guint64 size)
 }
 
 void
-df_gen_rebuild_add_source (DfGenRebuild *g, const char *csum)
+dfi_gen_rebuild_add_source (DfGenRebuild *g, const char *csum)
 {
   g_mutex_lock (&g->lock);
   g_ptr_array_add (g->pending, g_strdup (csum));
@@ -114,7 +114,7 @@ resolve_sources (DfGenRebuild *g, GCancellable *c, GError **error)
 }
 
 void
-df_gen_rebuild_result_clear (DfGenRebuildResult *r)
+dfi_gen_rebuild_result_clear (DfGenRebuildResult *r)
 {
   g_clear_pointer (&r->program, g_bytes_unref);
   g_clear_pointer (&r->libraries, g_strfreev);
@@ -145,9 +145,9 @@ load_object (DfGenRebuild *g, const char *csum, guint64 size, GCancellable *c, G
   g_autoptr (GInputStream) in = NULL;
   if (!ostree_repo_load_file (g->repo, csum, &in, NULL, NULL, c, error))
     return -1;
-  df_autofd fd = memfd_create ("deltafetch-object", MFD_CLOEXEC);
+  dfi_autofd fd = memfd_create ("deltafetch-object", MFD_CLOEXEC);
   if (fd < 0)
-    return (df_throw_errno (error, errno, "memfd_create"), -1);
+    return (dfi_throw_errno (error, errno, "memfd_create"), -1);
   g_autofree guint8 *buf = g_malloc (DF_COPY_BUFFER);
   guint64 off = 0;
   for (;;)
@@ -160,12 +160,12 @@ load_object (DfGenRebuild *g, const char *csum, guint64 size, GCancellable *c, G
       /* Most objects are not candidates: stop at their first bytes. */
       if (off == 0 && !looks_transformable (buf, n))
         return -2;
-      if (!df_pwrite_all (fd, buf, n, off, "an object copy", error))
+      if (!dfi_pwrite_all (fd, buf, n, off, "an object copy", error))
         return -1;
       off += n;
     }
   if (off != size)
-    return (df_throw (error, DF_ERROR_IO, "object %s is not %" G_GUINT64_FORMAT " bytes", csum, size), -1);
+    return (dfi_throw (error, DF_ERROR_IO, "object %s is not %" G_GUINT64_FORMAT " bytes", csum, size), -1);
   int out = fd;
   fd = -1;
   return out;
@@ -187,7 +187,7 @@ source_hash (DfGenRebuild *g, const char *csum, guint64 size, GCancellable *c, G
   if (!ostree_repo_load_file (g->repo, csum, &in, NULL, NULL, c, error))
     return NULL;
   DfSha256 h;
-  df_sha256_init (&h);
+  dfi_sha256_init (&h);
   g_autofree guint8 *buf = g_malloc (DF_COPY_BUFFER);
   guint64 total = 0;
   gboolean excluded = FALSE;
@@ -196,19 +196,19 @@ source_hash (DfGenRebuild *g, const char *csum, guint64 size, GCancellable *c, G
       gsize got = 0;
       if (!g_input_stream_read_all (in, buf, DF_COPY_BUFFER, &got, c, error))
         {
-          df_sha256_clear (&h);
+          dfi_sha256_clear (&h);
           return NULL;
         }
       if (total == 0 && looks_transformable (buf, got))
         excluded = TRUE;
-      df_sha256_update (&h, buf, got);
+      dfi_sha256_update (&h, buf, got);
       total += got;
       if (got < DF_COPY_BUFFER)
         break;
     }
   guint8 sha[DF_SHA256_LEN];
-  df_sha256_final (&h, sha);
-  df_sha256_clear (&h);
+  dfi_sha256_final (&h, sha);
+  dfi_sha256_clear (&h);
   GBytes *v = excluded || total != size ? g_bytes_new (NULL, 0) : g_bytes_new (sha, sizeof sha);
   g_mutex_lock (&g->lock);
   g_hash_table_replace (g->hashes, g_strdup (csum), g_bytes_ref (v));
@@ -250,8 +250,8 @@ static gboolean
 sink_put (Sink *s, const guint8 *buf, gsize len, GError **error)
 {
   if (len > s->cap - s->off)
-    return df_throw (error, DF_ERROR_FAILED, "frame decompresses to more than detection said");
-  if (!df_pwrite_all (s->fd, buf, len, s->off, "frame content", error))
+    return dfi_throw (error, DF_ERROR_FAILED, "frame decompresses to more than detection said");
+  if (!dfi_pwrite_all (s->fd, buf, len, s->off, "frame content", error))
     return FALSE;
   s->off += len;
   return TRUE;
@@ -265,7 +265,7 @@ decompress_frame (DfSegmentKind kind, const guint8 *in, gsize in_len, Sink *out,
     {
       z_stream z = { 0 };
       if (inflateInit2 (&z, kind == DF_SEGMENT_GZIP ? 31 : 15) != Z_OK)
-        return df_throw (error, DF_ERROR_FAILED, "inflateInit2 failed");
+        return dfi_throw (error, DF_ERROR_FAILED, "inflateInit2 failed");
       z.next_in = (Bytef *)in;
       z.avail_in = in_len;
       int r = Z_OK;
@@ -276,7 +276,7 @@ decompress_frame (DfSegmentKind kind, const guint8 *in, gsize in_len, Sink *out,
           z.avail_out = DF_COPY_BUFFER;
           r = inflate (&z, Z_NO_FLUSH);
           if (r != Z_OK && r != Z_STREAM_END)
-            ok = df_throw (error, DF_ERROR_FAILED, "inflate: %s", z.msg ? z.msg : "error");
+            ok = dfi_throw (error, DF_ERROR_FAILED, "inflate: %s", z.msg ? z.msg : "error");
           else
             ok = sink_put (out, buf, DF_COPY_BUFFER - z.avail_out, error);
         }
@@ -293,7 +293,7 @@ decompress_frame (DfSegmentKind kind, const guint8 *in, gsize in_len, Sink *out,
           ZSTD_outBuffer ob = { buf, DF_COPY_BUFFER, 0 };
           size_t r = ZSTD_decompressStream (d, &ob, &ib);
           if (ZSTD_isError (r))
-            return df_throw (error, DF_ERROR_FAILED, "zstd: %s", ZSTD_getErrorName (r));
+            return dfi_throw (error, DF_ERROR_FAILED, "zstd: %s", ZSTD_getErrorName (r));
           if (!sink_put (out, buf, ob.pos, error))
             return FALSE;
           if (r == 0 || (ib.pos == ib.size && ob.pos < ob.size))
@@ -302,7 +302,7 @@ decompress_frame (DfSegmentKind kind, const guint8 *in, gsize in_len, Sink *out,
     }
   lzma_stream l = LZMA_STREAM_INIT;
   if (lzma_stream_decoder (&l, DF_GEN_RECIPE_MEMORY_MAX * 8, 0) != LZMA_OK)
-    return df_throw (error, DF_ERROR_FAILED, "lzma_stream_decoder failed");
+    return dfi_throw (error, DF_ERROR_FAILED, "lzma_stream_decoder failed");
   l.next_in = in;
   l.avail_in = in_len;
   gboolean ok = TRUE;
@@ -312,7 +312,7 @@ decompress_frame (DfSegmentKind kind, const guint8 *in, gsize in_len, Sink *out,
       l.avail_out = DF_COPY_BUFFER;
       r = lzma_code (&l, LZMA_FINISH);
       if (r != LZMA_OK && r != LZMA_STREAM_END)
-        ok = df_throw (error, DF_ERROR_FAILED, "xz: error %d", r);
+        ok = dfi_throw (error, DF_ERROR_FAILED, "xz: error %d", r);
       else
         ok = sink_put (out, buf, DF_COPY_BUFFER - l.avail_out, error);
     }
@@ -360,9 +360,9 @@ literal_from_fd (Ctx *x, int fd, guint64 off, guint64 len, GError **error)
   while (len > 0)
     {
       gsize n = MIN (len, (guint64)DF_COPY_BUFFER);
-      if (!df_pread_all (fd, buf, n, off, "frame content", error))
+      if (!dfi_pread_all (fd, buf, n, off, "frame content", error))
         return FALSE;
-      df_rebuild_builder_literal (x->b, buf, n);
+      dfi_rebuild_builder_literal (x->b, buf, n);
       off += n;
       len -= n;
     }
@@ -408,7 +408,7 @@ add_content (Ctx *x, guint si, int cfd, guint64 clen, GError **error)
           ok = literal_from_fd (x, cfd, pos, m->offset - pos, error);
           guint8 raw[DF_SHA256_LEN];
           ostree_checksum_inplace_to_bytes (m->csum, raw);
-          df_rebuild_builder_object (x->b, raw, m->length);
+          dfi_rebuild_builder_object (x->b, raw, m->length);
           g_ptr_array_add (x->sources, g_strdup (m->csum));
           x->matched++;
           x->matched_bytes += m->length;
@@ -424,8 +424,8 @@ add_plain (Ctx *x, guint64 off, guint64 len)
 {
   if (len == 0)
     return;
-  df_rebuild_builder_segment (x->b, DF_REBUILD_SEGMENT_PLAIN, len, NULL);
-  df_rebuild_builder_literal (x->b, x->object + off, len);
+  dfi_rebuild_builder_segment (x->b, DF_REBUILD_SEGMENT_PLAIN, len, NULL);
+  dfi_rebuild_builder_literal (x->b, x->object + off, len);
 }
 
 /* Frame segment @si: a recipe or deflate reconstruction data for it, and
@@ -438,9 +438,9 @@ try_frame (Ctx *x, int ofd, guint si, gboolean *used, GError **error)
   *used = FALSE;
   if (s->decompressed_size == 0 || s->decompressed_size > x->size * DF_REBUILD_EXPANSION)
     return TRUE;
-  df_autofd cfd = memfd_create ("deltafetch-content", MFD_CLOEXEC);
+  dfi_autofd cfd = memfd_create ("deltafetch-content", MFD_CLOEXEC);
   if (cfd < 0)
-    return df_throw_errno (error, errno, "memfd_create");
+    return dfi_throw_errno (error, errno, "memfd_create");
   Sink sink = { cfd, 0, s->decompressed_size };
   g_autoptr (GError) dlocal = NULL;
   if (!decompress_frame (s->kind, x->object + s->offset, s->length, &sink, &dlocal) || sink.off != s->decompressed_size)
@@ -456,30 +456,30 @@ try_frame (Ctx *x, int ofd, guint si, gboolean *used, GError **error)
    * recipe over 66 MB costs a minute. */
   DfRecipeFindLimits lim = { .max_memory = DF_GEN_RECIPE_MEMORY_MAX };
   DfRecipeFindStats fst;
-  if (!df_recipe_find (&cspan, &content, &lim, &r, &found, &fst, x->c, error))
+  if (!dfi_recipe_find (&cspan, &content, &lim, &r, &found, &fst, x->c, error))
     return FALSE;
-  if (found && !df_recipe_memory (&r, &mem, error))
+  if (found && !dfi_recipe_memory (&r, &mem, error))
     return FALSE;
   if (!found && fst.skipped > 0 && s->kind != DF_SEGMENT_GZIP && s->kind != DF_SEGMENT_ZLIB)
     {
       g_string_append_printf (x->what, "%s%s frame: %u candidate recipes need more than %u MiB to run, kept plain",
-                              x->what->len ? "; " : "", df_segment_kind_name (s->kind), fst.skipped,
+                              x->what->len ? "; " : "", dfi_segment_kind_name (s->kind), fst.skipped,
                               (guint)(DF_GEN_RECIPE_MEMORY_MAX / DF_MIB));
       return TRUE;
     }
   if (found)
     {
-      g_autoptr (GBytes) rb = df_recipe_serialize (&r);
-      df_rebuild_builder_segment (x->b, DF_REBUILD_SEGMENT_RECIPE, s->length, rb);
+      g_autoptr (GBytes) rb = dfi_recipe_serialize (&r);
+      dfi_rebuild_builder_segment (x->b, DF_REBUILD_SEGMENT_RECIPE, s->length, rb);
       gboolean have = FALSE;
       for (guint i = 0; i < x->libraries->len && !have; i++)
         have = strcmp (x->libraries->pdata[i], r.library) == 0;
       if (!have)
         g_ptr_array_add (x->libraries, g_strdup (r.library));
       x->memory = MAX (x->memory, mem);
-      g_autofree char *desc = df_recipe_describe (&r);
+      g_autofree char *desc = dfi_recipe_describe (&r);
       g_string_append_printf (x->what, "%s%s frame by recipe (%s; %" G_GUINT64_FORMAT " MiB to rebuild)",
-                              x->what->len ? "; " : "", df_segment_kind_name (s->kind), desc, mem / DF_MIB + 1);
+                              x->what->len ? "; " : "", dfi_segment_kind_name (s->kind), desc, mem / DF_MIB + 1);
     }
   else if (s->kind == DF_SEGMENT_GZIP || s->kind == DF_SEGMENT_ZLIB)
     {
@@ -490,17 +490,17 @@ try_frame (Ctx *x, int ofd, guint si, gboolean *used, GError **error)
       g_autoptr (GBytes) recon = NULL;
       DfDeflateStats st;
       g_autoptr (GError) local = NULL;
-      if (!df_deflate_analyze (x->object + s->offset + head, s->length - head - tail, NULL, NULL, &recon, &st, &local))
+      if (!dfi_deflate_analyze (x->object + s->offset + head, s->length - head - tail, NULL, NULL, &recon, &st, &local))
         {
           g_string_append_printf (x->what, "%s%s frame: no reconstruction (%s), kept plain", x->what->len ? "; " : "",
-                                  df_segment_kind_name (s->kind), local->message);
+                                  dfi_segment_kind_name (s->kind), local->message);
           return TRUE;
         }
       add_plain (x, s->offset, head);
-      df_rebuild_builder_segment (x->b, DF_REBUILD_SEGMENT_DEFLATE, s->length - head - tail, recon);
+      dfi_rebuild_builder_segment (x->b, DF_REBUILD_SEGMENT_DEFLATE, s->length - head - tail, recon);
       x->memory = MAX (x->memory, (guint64)DF_DEFLATE_REBUILD_MEMORY);
       g_string_append_printf (x->what, "%s%s frame by deflate reconstruction (%zu B)", x->what->len ? "; " : "",
-                              df_segment_kind_name (s->kind), g_bytes_get_size (recon));
+                              dfi_segment_kind_name (s->kind), g_bytes_get_size (recon));
       if (!add_content (x, si, cfd, clen, error))
         return FALSE;
       add_plain (x, s->offset + s->length - tail, tail);
@@ -511,7 +511,7 @@ try_frame (Ctx *x, int ofd, guint si, gboolean *used, GError **error)
   else
     {
       g_string_append_printf (x->what, "%s%s frame: no recipe reproduces it, kept plain", x->what->len ? "; " : "",
-                              df_segment_kind_name (s->kind));
+                              dfi_segment_kind_name (s->kind));
       return TRUE;
     }
   if (!add_content (x, si, cfd, clen, error))
@@ -532,7 +532,7 @@ compare_write (gpointer data, const guint8 *buf, gsize len, GError **error)
 {
   Compare *c = data;
   if (len > c->size - c->off || memcmp (c->want + c->off, buf, len) != 0)
-    return df_throw (error, DF_ERROR_FAILED, "the rebuilt bytes differ from the object at %" G_GUINT64_FORMAT, c->off);
+    return dfi_throw (error, DF_ERROR_FAILED, "the rebuilt bytes differ from the object at %" G_GUINT64_FORMAT, c->off);
   c->off += len;
   return TRUE;
 }
@@ -543,10 +543,10 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
 {
   if (!resolve_sources (g, c, error))
     return FALSE;
-  g_autoptr (DfDetect) d = df_detect_fd (ofd, size, NULL, DF_DETECT_HASH_ENTRIES, c, error);
+  g_autoptr (DfDetect) d = dfi_detect_fd (ofd, size, NULL, DF_DETECT_HASH_ENTRIES, c, error);
   if (d == NULL)
     return FALSE;
-  g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
+  g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
   g_autoptr (GPtrArray) libs = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GString) what = g_string_new (NULL);
   Ctx x = { .g = g, .b = b, .d = d, .object = obj, .size = size, .libraries = libs, .what = what, .c = c };
@@ -590,8 +590,8 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
       return TRUE;
     }
   guint64 content_total = 0;
-  g_autoptr (GBytes) program = df_rebuild_builder_end (b, &content_total);
-  out->literal_bytes = df_rebuild_builder_literal_bytes (b);
+  g_autoptr (GBytes) program = dfi_rebuild_builder_end (b, &content_total);
+  out->literal_bytes = dfi_rebuild_builder_literal_bytes (b);
   g_autofree char *summary = g_strdup_printf (
       "%s; %u of %u cpio files from the trees (%" G_GUINT64_FORMAT " bytes), %" G_GUINT64_FORMAT " bytes literal",
       what->str, x.matched, x.entries, x.matched_bytes, out->literal_bytes);
@@ -614,8 +614,9 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
   g_auto (DfRebuildProgram) prog = { 0 };
   Compare cmp = { obj, size, 0 };
   g_autoptr (GError) local = NULL;
-  if (!df_rebuild_program_parse (program, size, content_total, &prog, &local)
-      || !df_rebuild_run (&prog, df_rebuild_open_from_repo, g->repo, compare_write, &cmp, G_MAXUINT64, c, &local) || cmp.off != size)
+  if (!dfi_rebuild_program_parse (program, size, content_total, &prog, &local)
+      || !dfi_rebuild_run (&prog, dfi_rebuild_open_from_repo, g->repo, compare_write, &cmp, G_MAXUINT64, c, &local)
+      || cmp.off != size)
     {
       g_ptr_array_unref (x.sources);
       if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -636,26 +637,26 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
 }
 
 gboolean
-df_gen_rebuild_analyze (DfGenRebuild *g, const char *csum, guint64 size, DfGenRebuildResult *out,
-                        GCancellable *cancellable, GError **error)
+dfi_gen_rebuild_analyze (DfGenRebuild *g, const char *csum, guint64 size, DfGenRebuildResult *out,
+                         GCancellable *cancellable, GError **error)
 {
   memset (out, 0, sizeof *out);
   if (size < DF_GEN_REBUILD_MIN || size > DF_REBUILD_OBJECT_MAX)
     return TRUE;
-  df_autofd fd = load_object (g, csum, size, cancellable, error);
+  dfi_autofd fd = load_object (g, csum, size, cancellable, error);
   if (fd == -2)
     return TRUE;
   if (fd < 0)
     return FALSE;
   guint8 head[0x210];
   gsize hn = MIN (size, (guint64)sizeof head);
-  if (!df_pread_all (fd, head, hn, 0, "object", error))
+  if (!dfi_pread_all (fd, head, hn, 0, "object", error))
     return FALSE;
   if (!looks_transformable (head, hn))
     return TRUE;
   void *map = mmap (NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
   if (map == MAP_FAILED)
-    return df_throw_errno (error, errno, "mapping object %s", csum);
+    return dfi_throw_errno (error, errno, "mapping object %s", csum);
   gboolean ok = analyze_mapped (g, csum, fd, map, size, out, cancellable, error);
   munmap (map, size);
   return ok;

@@ -8,7 +8,7 @@
  *
  * Thread-safe: encode workers analyse objects in parallel. Memory (build
  * server): per analysis the object and its largest frame's content in
- * unnamed memory files, and what df_deflate_analyze() holds (about twice
+ * unnamed memory files, and what dfi_deflate_analyze() holds (about twice
  * the content for a gzip stream). */
 #pragma once
 
@@ -16,15 +16,15 @@
 
 typedef struct _DfGenRebuild DfGenRebuild;
 
-DfGenRebuild *df_gen_rebuild_new (OstreeRepo *repo);
-void df_gen_rebuild_free (DfGenRebuild *g);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfGenRebuild, df_gen_rebuild_free)
+DfGenRebuild *dfi_gen_rebuild_new (OstreeRepo *repo);
+void dfi_gen_rebuild_free (DfGenRebuild *g);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfGenRebuild, dfi_gen_rebuild_free)
 
 /* Content object @csum (of the to- or from-commit) may be a piece of a
  * program: the device has it, or this delta writes it plainly (objects
  * this module would transform themselves are left out when they are
  * hashed). Call for all of them before analysing. */
-void df_gen_rebuild_add_source (DfGenRebuild *g, const char *csum);
+void dfi_gen_rebuild_add_source (DfGenRebuild *g, const char *csum);
 
 typedef struct
 {
@@ -39,8 +39,8 @@ typedef struct
   char *description;     /* one line for reports */
 } DfGenRebuildResult;
 
-void df_gen_rebuild_result_clear (DfGenRebuildResult *r);
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfGenRebuildResult, df_gen_rebuild_result_clear)
+void dfi_gen_rebuild_result_clear (DfGenRebuildResult *r);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfGenRebuildResult, dfi_gen_rebuild_result_clear)
 
 /* Analyses content object @csum (@size bytes, a regular file): fills @out.
  * Finding nothing, or nothing worth rebuilding, is not an error
@@ -48,5 +48,5 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfGenRebuildResult, df_gen_rebuild_result_clea
  * repository, the cancellation, or DF_ERROR_FAILED when a program the
  * generator made does not rebuild the object (a bug: the object then
  * stays plain and the caller may report it). */
-gboolean df_gen_rebuild_analyze (DfGenRebuild *g, const char *csum, guint64 size, DfGenRebuildResult *out,
-                                 GCancellable *cancellable, GError **error);
+gboolean dfi_gen_rebuild_analyze (DfGenRebuild *g, const char *csum, guint64 size, DfGenRebuildResult *out,
+                                  GCancellable *cancellable, GError **error);

@@ -14,7 +14,7 @@ static gboolean
 walk_dir (DfGenWalk *w, const char *path, const char *tree, const char *meta, guint depth, GError **error)
 {
   if (depth > DF_TREE_DEPTH_MAX)
-    return df_throw (error, DF_ERROR_FAILED, "directory nesting deeper than %d at %s", DF_TREE_DEPTH_MAX, path);
+    return dfi_throw (error, DF_ERROR_FAILED, "directory nesting deeper than %d at %s", DF_TREE_DEPTH_MAX, path);
   const struct
   {
     OstreeObjectType t;
@@ -69,7 +69,7 @@ walk_dir (DfGenWalk *w, const char *path, const char *tree, const char *meta, gu
 }
 
 void
-df_gen_walk_clear (DfGenWalk *w)
+dfi_gen_walk_clear (DfGenWalk *w)
 {
   g_clear_pointer (&w->seen, g_hash_table_unref);
   g_clear_pointer (&w->metadata, g_ptr_array_unref);
@@ -77,7 +77,7 @@ df_gen_walk_clear (DfGenWalk *w)
 }
 
 gboolean
-df_gen_walk_commit (OstreeRepo *repo, const char *commit, GVariant **out_commit, DfGenWalk *w, GError **error)
+dfi_gen_walk_commit (OstreeRepo *repo, const char *commit, GVariant **out_commit, DfGenWalk *w, GError **error)
 {
   w->repo = repo;
   w->seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);

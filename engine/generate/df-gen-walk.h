@@ -30,11 +30,12 @@ typedef struct
 } DfGenWalk;
 
 /* Walks @commit of @repo into @w (zero-filled by the caller; released
- * with df_gen_walk_clear() whatever the result). @out_commit (may be NULL):
+ * with dfi_gen_walk_clear() whatever the result). @out_commit (may be NULL):
  * the commit object, transfer full. Identical subtrees are listed at every
  * path but add no objects twice. Errors: a missing or unreadable object,
  * directories nested deeper than DF_TREE_DEPTH_MAX. */
-gboolean df_gen_walk_commit (OstreeRepo *repo, const char *commit, GVariant **out_commit, DfGenWalk *w, GError **error);
+gboolean dfi_gen_walk_commit (OstreeRepo *repo, const char *commit, GVariant **out_commit, DfGenWalk *w,
+                              GError **error);
 
 /* Frees what @w holds and leaves it empty; a zero-filled @w is fine. */
-void df_gen_walk_clear (DfGenWalk *w);
+void dfi_gen_walk_clear (DfGenWalk *w);

@@ -10,8 +10,8 @@
 #include <fcntl.h>
 
 gboolean
-df_generate_stock (OstreeRepo *repo, const char *from, const char *to, const char *out_dir, DfSigner *signer,
-                   char **out_path, GCancellable *cancellable, GError **error)
+dfi_generate_stock (OstreeRepo *repo, const char *from, const char *to, const char *out_dir, DfSigner *signer,
+                    char **out_path, GCancellable *cancellable, GError **error)
 {
   GVariantBuilder b;
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
@@ -19,10 +19,10 @@ df_generate_stock (OstreeRepo *repo, const char *from, const char *to, const cha
   if (out_dir)
     {
       if (g_mkdir_with_parents (out_dir, 0755) < 0)
-        return df_throw_errno (error, errno, "creating %s", out_dir);
+        return dfi_throw_errno (error, errno, "creating %s", out_dir);
       sb_path = g_build_filename (out_dir, "superblock", NULL);
       if (g_file_test (sb_path, G_FILE_TEST_EXISTS))
-        return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s already holds a delta", out_dir);
+        return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s already holds a delta", out_dir);
       g_variant_builder_add (&b, "{sv}", "filename", g_variant_new_bytestring (sb_path));
     }
   g_autoptr (GVariant) params = g_variant_ref_sink (g_variant_builder_end (&b));
@@ -35,18 +35,18 @@ df_generate_stock (OstreeRepo *repo, const char *from, const char *to, const cha
     dir = g_strdup (out_dir);
   else
     {
-      dir = df_stock_delta_relpath (from, to);
+      dir = dfi_stock_delta_relpath (from, to);
       base_dfd = ostree_repo_get_dfd (repo);
     }
   g_autofree char *rel_sb = g_build_filename (dir, "superblock", NULL);
   if (signer)
     {
       g_autoptr (GBytes) plain
-          = df_read_file_bounded (base_dfd, rel_sb, DF_STOCK_SUPERBLOCK_MAX, G_MAXUINT64, "stock superblock", error);
+          = dfi_read_file_bounded (base_dfd, rel_sb, DF_STOCK_SUPERBLOCK_MAX, G_MAXUINT64, "stock superblock", error);
       if (plain == NULL)
         return FALSE;
-      g_autoptr (GBytes) wrapped = df_signer_wrap (signer, plain, error);
-      if (wrapped == NULL || !df_write_file_atomic (base_dfd, rel_sb, wrapped, error))
+      g_autoptr (GBytes) wrapped = dfi_signer_wrap (signer, plain, error);
+      if (wrapped == NULL || !dfi_write_file_atomic (base_dfd, rel_sb, wrapped, error))
         return FALSE;
     }
   if (!out_dir)

@@ -4,12 +4,12 @@
 
 /* Where a native delta lives inside a repository, relative to its top:
  * deltafetch/v1/deltas/<from>-<to> or deltafetch/v1/deltas/<to>. */
-char *df_native_delta_relpath (const char *from, const char *to);
+char *dfi_native_delta_relpath (const char *from, const char *to);
 
 typedef struct _DfSigner DfSigner;
 
 /* generate --format=ostree: libostree's generator into REPO (then the delta
  * index and summary are updated) or into @out_dir, signed by @signer when
  * given. @out_path: the delta's directory. */
-gboolean df_generate_stock (OstreeRepo *repo, const char *from, const char *to, const char *out_dir, DfSigner *signer,
-                            char **out_path, GCancellable *cancellable, GError **error);
+gboolean dfi_generate_stock (OstreeRepo *repo, const char *from, const char *to, const char *out_dir, DfSigner *signer,
+                             char **out_path, GCancellable *cancellable, GError **error);

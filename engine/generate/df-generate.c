@@ -19,7 +19,7 @@
 /* The generator                                                            */
 
 void
-df_gen_fail (DfGenerator *g, GError *error)
+dfi_gen_fail (DfGenerator *g, GError *error)
 {
   g_mutex_lock (&g->lock);
   if (g->error == NULL)
@@ -32,13 +32,13 @@ df_gen_fail (DfGenerator *g, GError *error)
 }
 
 gboolean
-df_gen_failed (DfGenerator *g)
+dfi_gen_failed (DfGenerator *g)
 {
   return g->error != NULL;
 }
 
 void
-df_gen_report (DfGenerator *g, gboolean force)
+dfi_gen_report (DfGenerator *g, gboolean force)
 {
   if (g->opts->progress == NULL)
     return;
@@ -61,7 +61,7 @@ resolve_rev (OstreeRepo *repo, const char *rev, char **out, GError **error)
   if (!ostree_repo_resolve_rev (repo, rev, FALSE, out, error))
     {
       g_clear_error (error);
-      return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "cannot resolve '%s' in the repository", rev);
+      return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "cannot resolve '%s' in the repository", rev);
     }
   return TRUE;
 }
@@ -69,7 +69,7 @@ resolve_rev (OstreeRepo *repo, const char *rev, char **out, GError **error)
 static void
 rebuild_result_free (gpointer p)
 {
-  df_gen_rebuild_result_clear (p);
+  dfi_gen_rebuild_result_clear (p);
   g_free (p);
 }
 
@@ -102,15 +102,15 @@ static gboolean
 check_options (const DfGenerateOptions *opts, GError **error)
 {
   if (opts->to == NULL)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "no to-revision given");
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "no to-revision given");
   if ((opts->from == NULL) == !opts->empty)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "give exactly one of a from-revision or empty");
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "give exactly one of a from-revision or empty");
   if (opts->level < 1 || opts->level > 19)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT, "level %d is outside 1..19", opts->level);
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "level %d is outside 1..19", opts->level);
   if (opts->part_size < DF_PART_SIZE_MIN || opts->part_size > DF_PART_SIZE_MAX)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                     "part size %" G_GUINT64_FORMAT " is outside %" G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT,
-                     opts->part_size, (guint64)DF_PART_SIZE_MIN, (guint64)DF_PART_SIZE_MAX);
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                      "part size %" G_GUINT64_FORMAT " is outside %" G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT,
+                      opts->part_size, (guint64)DF_PART_SIZE_MIN, (guint64)DF_PART_SIZE_MAX);
   return TRUE;
 }
 
@@ -121,7 +121,7 @@ run_init (Run *r, OstreeRepo *repo, const DfGenerateOptions *opts, const char *f
   DfGenerator *g = &r->g;
   g->repo = repo;
   g->opts = opts;
-  g->jobs = opts->jobs ? opts->jobs : df_ncpus ();
+  g->jobs = opts->jobs ? opts->jobs : dfi_ncpus ();
   g->cancellable = g_cancellable_new ();
   r->cancellable = cancellable;
   r->chained
@@ -153,18 +153,18 @@ run_clear (Run *r)
   for (guint i = 0; i < r->items->len; i++)
     {
       DfGenItem *it = r->items->pdata[i];
-      g_queue_clear_full (&it->out, (GDestroyNotify)df_gen_encoded_free);
+      g_queue_clear_full (&it->out, (GDestroyNotify)dfi_gen_encoded_free);
     }
   if (g->parts)
     {
       for (guint i = 0; i < g->parts->len; i++)
-        df_part_clear (&g_array_index (g->parts, DfPart, i));
+        dfi_part_clear (&g_array_index (g->parts, DfPart, i));
       g_array_free (g->parts, TRUE);
     }
-  df_gen_output_close (g);
-  df_gen_walk_clear (&r->wto);
-  df_gen_walk_clear (&r->wfrom);
-  g_clear_pointer (&g->rebuild, df_gen_rebuild_free);
+  dfi_gen_output_close (g);
+  dfi_gen_walk_clear (&r->wto);
+  dfi_gen_walk_clear (&r->wfrom);
+  g_clear_pointer (&g->rebuild, dfi_gen_rebuild_free);
   g_clear_pointer (&g->rebuilds, g_hash_table_unref);
   if (g->error)
     g_error_free (g->error);
@@ -181,9 +181,9 @@ run_clear (Run *r)
 static gboolean
 phase_walk (Run *r, GError **error)
 {
-  if (!df_gen_walk_commit (r->g.repo, r->to, &r->commitv, &r->wto, error))
+  if (!dfi_gen_walk_commit (r->g.repo, r->to, &r->commitv, &r->wto, error))
     return FALSE;
-  return r->from == NULL || df_gen_walk_commit (r->g.repo, r->from, NULL, &r->wfrom, error);
+  return r->from == NULL || dfi_gen_walk_commit (r->g.repo, r->from, NULL, &r->wfrom, error);
 }
 
 /* Pairs @it (at @path) with the first of @pairing's candidates worth
@@ -192,7 +192,7 @@ phase_walk (Run *r, GError **error)
 static gboolean
 choose_source (Run *r, DfPairing *pairing, GHashTable *src_info, DfGenItem *it, const char *path, GError **error)
 {
-  g_autofree const char **cands = df_pairing_candidates (pairing, path);
+  g_autofree const char **cands = dfi_pairing_candidates (pairing, path);
   for (guint k = 0; cands[k]; k++)
     {
       guint64 *info = g_hash_table_lookup (src_info, cands[k]);
@@ -223,11 +223,11 @@ static gboolean
 phase_plan (Run *r, GError **error)
 {
   DfGenerator *g = &r->g;
-  g_autoptr (DfPairing) pairing = df_pairing_new ();
+  g_autoptr (DfPairing) pairing = dfi_pairing_new ();
   for (guint i = 0; r->wfrom.files && i < r->wfrom.files->len; i++)
     {
       DfGenFileRef *f = r->wfrom.files->pdata[i];
-      df_pairing_add_old (pairing, f->path, f->csum);
+      dfi_pairing_add_old (pairing, f->path, f->csum);
     }
   g_autoptr (GHashTable) planned = g_hash_table_new (g_str_hash, g_str_equal);
   g_autoptr (GHashTable) src_info = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
@@ -263,7 +263,7 @@ plan_rebuild_sources (Run *r)
   DfGenerator *g = &r->g;
   if (g->opts->variants == DF_VARIANTS_PLAIN)
     return;
-  g->rebuild = df_gen_rebuild_new (g->repo);
+  g->rebuild = dfi_gen_rebuild_new (g->repo);
   g->rebuilds = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, rebuild_result_free);
   g_autoptr (GHashTable) added = g_hash_table_new (g_str_hash, g_str_equal);
   DfGenWalk *walks[] = { &r->wto, &r->wfrom };
@@ -272,7 +272,7 @@ plan_rebuild_sources (Run *r)
       {
         DfGenFileRef *f = walks[w]->files->pdata[i];
         if (g_hash_table_add (added, f->csum))
-          df_gen_rebuild_add_source (g->rebuild, f->csum);
+          dfi_gen_rebuild_add_source (g->rebuild, f->csum);
       }
 }
 
@@ -281,7 +281,7 @@ static gboolean
 pack_metadata (Run *r, DfGenPacker *pk, GError **error)
 {
   DfGenerator *g = &r->g;
-  for (guint i = 0; i < r->wto.metadata->len && !df_gen_failed (g); i++)
+  for (guint i = 0; i < r->wto.metadata->len && !dfi_gen_failed (g); i++)
     {
       DfGenObjKey *k = r->wto.metadata->pdata[i];
       g_autofree char *key = g_strdup_printf ("%s.%d", k->csum, k->objtype);
@@ -293,9 +293,9 @@ pack_metadata (Run *r, DfGenPacker *pk, GError **error)
       DfEntry e = { .objtype = k->objtype };
       ostree_checksum_inplace_to_bytes (k->csum, e.checksum);
       e.object_size = e.length = e.data_size = g_variant_get_size (v);
-      df_gen_packer_add (pk, DF_PART_KIND_METADATA, &e, g_variant_get_data (v), e.data_size, NULL, FALSE);
+      dfi_gen_packer_add (pk, DF_PART_KIND_METADATA, &e, g_variant_get_data (v), e.data_size, NULL, FALSE);
     }
-  df_gen_packer_flush (pk);
+  dfi_gen_packer_flush (pk);
   return TRUE;
 }
 
@@ -307,27 +307,27 @@ pack_item (DfGenerator *g, DfGenPacker *pk, DfGenItem *it)
   for (;;)
     {
       g_mutex_lock (&g->lock);
-      while (g_queue_is_empty (&it->out) && !it->done && !df_gen_failed (g))
+      while (g_queue_is_empty (&it->out) && !it->done && !dfi_gen_failed (g))
         g_cond_wait (&g->cond, &g->lock);
       DfGenEncoded *e = g_queue_pop_head (&it->out);
       gboolean finished = e == NULL;
       if (e)
         {
-          it->out_bytes -= df_gen_encoded_size (e);
+          it->out_bytes -= dfi_gen_encoded_size (e);
           g_cond_broadcast (&g->cond);
         }
       g_mutex_unlock (&g->lock);
-      if (finished || df_gen_failed (g))
+      if (finished || dfi_gen_failed (g))
         {
           if (e)
-            df_gen_encoded_free (e);
+            dfi_gen_encoded_free (e);
           break;
         }
-      df_gen_packer_add (pk, e->part_kind, &e->entry, e->sec[DF_SECTION_RAW]->data, e->sec[DF_SECTION_RAW]->len, e->sec,
-                         e->incompressible);
+      dfi_gen_packer_add (pk, e->part_kind, &e->entry, e->sec[DF_SECTION_RAW]->data, e->sec[DF_SECTION_RAW]->len,
+                          e->sec, e->incompressible);
       g->progress.bytes_done += e->entry.length;
-      df_gen_encoded_free (e);
-      df_gen_report (g, FALSE);
+      dfi_gen_encoded_free (e);
+      dfi_gen_report (g, FALSE);
     }
 }
 
@@ -343,11 +343,11 @@ pack_content (Run *r, DfGenPacker *pk)
       for (; submitted < r->items->len && submitted < i + window; submitted++)
         g_thread_pool_push (g->encode_pool, r->items->pdata[submitted], NULL);
       pack_item (g, pk, r->items->pdata[i]);
-      if (df_gen_failed (g))
+      if (dfi_gen_failed (g))
         break;
       g->progress.objects_done++;
     }
-  df_gen_packer_flush (pk);
+  dfi_gen_packer_flush (pk);
 }
 
 /* Encode and pack: objects are encoded on one pool, their entries packed
@@ -356,13 +356,13 @@ static gboolean
 phase_encode_pack (Run *r, GError **error)
 {
   DfGenerator *g = &r->g;
-  r->compress_pool = g_thread_pool_new (df_gen_compress_worker, NULL, g->jobs, FALSE, NULL);
-  g->encode_pool = g_thread_pool_new (df_gen_encode_worker, NULL, g->jobs, FALSE, NULL);
-  g_thread_pool_set_sort_function (g->encode_pool, df_gen_encode_task_order, NULL);
+  r->compress_pool = g_thread_pool_new (dfi_gen_compress_worker, NULL, g->jobs, FALSE, NULL);
+  g->encode_pool = g_thread_pool_new (dfi_gen_encode_worker, NULL, g->jobs, FALSE, NULL);
+  g_thread_pool_set_sort_function (g->encode_pool, dfi_gen_encode_task_order, NULL);
   DfGenPacker pk = { .gen = g, .pool = r->compress_pool };
 
   g->progress.phase = DF_PHASE_ENCODE;
-  df_gen_report (g, TRUE);
+  dfi_gen_report (g, TRUE);
   if (!pack_metadata (r, &pk, error))
     return FALSE;
   pack_content (r, &pk);
@@ -370,7 +370,7 @@ phase_encode_pack (Run *r, GError **error)
   g->encode_pool = NULL;
   g_thread_pool_free (r->compress_pool, FALSE, TRUE);
   r->compress_pool = NULL;
-  if (df_gen_failed (g))
+  if (dfi_gen_failed (g))
     {
       g_propagate_error (error, g_steal_pointer (&g->error));
       return FALSE;
@@ -378,13 +378,13 @@ phase_encode_pack (Run *r, GError **error)
   return !g_cancellable_set_error_if_cancelled (r->cancellable, error);
 }
 
-/* Superblock, signature and publication: see df_gen_publish(). */
+/* Superblock, signature and publication: see dfi_gen_publish(). */
 static gboolean
 phase_publish (Run *r, DfSigner *signer, char **out_dir_path, GError **error)
 {
   r->g.progress.phase = DF_PHASE_COMMIT;
-  df_gen_report (&r->g, TRUE);
-  return df_gen_publish (&r->g, r->from, r->to, r->commitv, signer, out_dir_path, r->cancellable, error);
+  dfi_gen_report (&r->g, TRUE);
+  return dfi_gen_publish (&r->g, r->from, r->to, r->commitv, signer, out_dir_path, r->cancellable, error);
 }
 
 gboolean
@@ -395,7 +395,7 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
     return FALSE;
   /* A bad key fails now, not after minutes of encoding. */
   g_autoptr (DfSigner) signer = NULL;
-  if (opts->sign_key && (signer = df_signer_load (opts->sign_key, error)) == NULL)
+  if (opts->sign_key && (signer = dfi_signer_load (opts->sign_key, error)) == NULL)
     return FALSE;
   g_autofree char *to = NULL, *from = NULL;
   if (!resolve_rev (repo, opts->to, &to, error))
@@ -403,16 +403,16 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
   if (opts->from && !resolve_rev (repo, opts->from, &from, error))
     return FALSE;
   if (opts->format == DF_DELTA_FORMAT_OSTREE)
-    return df_generate_stock (repo, from, to, opts->out_dir, signer, out_dir_path, cancellable, error);
+    return dfi_generate_stock (repo, from, to, opts->out_dir, signer, out_dir_path, cancellable, error);
 
   Run r = { 0 };
   run_init (&r, repo, opts, from, to, cancellable);
   r.g.progress.phase = DF_PHASE_PLAN;
-  df_gen_report (&r.g, TRUE);
+  dfi_gen_report (&r.g, TRUE);
   gboolean ok = phase_walk (&r, error) && phase_plan (&r, error);
   if (ok)
     plan_rebuild_sources (&r);
-  ok = ok && df_gen_output_open (&r.g, from, to, error) && phase_encode_pack (&r, error)
+  ok = ok && dfi_gen_output_open (&r.g, from, to, error) && phase_encode_pack (&r, error)
        && phase_publish (&r, signer, out_dir_path, error);
   run_clear (&r);
   return ok;

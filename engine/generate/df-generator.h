@@ -41,11 +41,11 @@ struct _DfGenerator
 
 /* Records @error (transfer full) as the generation's error unless one is
  * already recorded, wakes every waiter and cancels the workers. Any thread. */
-void df_gen_fail (DfGenerator *g, GError *error);
+void dfi_gen_fail (DfGenerator *g, GError *error);
 
 /* Whether a worker has failed. */
-gboolean df_gen_failed (DfGenerator *g);
+gboolean dfi_gen_failed (DfGenerator *g);
 
 /* Calls the progress callback with a snapshot of g->progress, at most ten
  * times a second unless @force. Only from df_generate()'s thread. */
-void df_gen_report (DfGenerator *g, gboolean force);
+void dfi_gen_report (DfGenerator *g, gboolean force);

@@ -9,7 +9,7 @@ struct _DfPairing
 };
 
 DfPairing *
-df_pairing_new (void)
+dfi_pairing_new (void)
 {
   DfPairing *p = g_new0 (DfPairing, 1);
   p->by_path = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
@@ -20,7 +20,7 @@ df_pairing_new (void)
 }
 
 void
-df_pairing_free (DfPairing *p)
+dfi_pairing_free (DfPairing *p)
 {
   if (p == NULL)
     return;
@@ -32,7 +32,7 @@ df_pairing_free (DfPairing *p)
 }
 
 char *
-df_pairing_mask_digits (const char *s)
+dfi_pairing_mask_digits (const char *s)
 {
   GString *out = g_string_sized_new (strlen (s));
   for (const char *c = s; *c; c++)
@@ -54,7 +54,7 @@ df_pairing_mask_digits (const char *s)
  * after its first '.', so version suffixes match (libfoo.so.1.2.3 ≈
  * libfoo.so.1.2.4) while distinct names do not (cxgb3.ko ≠ cxgb4.ko). */
 char *
-df_pairing_version_key (const char *path)
+dfi_pairing_version_key (const char *path)
 {
   const char *base = strrchr (path, '/');
   base = base ? base + 1 : path;
@@ -62,8 +62,8 @@ df_pairing_version_key (const char *path)
   gsize keep_from = base - path, keep_to = dot ? (gsize)(dot - path) : strlen (path);
   g_autofree char *head = g_strndup (path, keep_from);
   g_autofree char *name = g_strndup (path + keep_from, keep_to - keep_from);
-  g_autofree char *mhead = df_pairing_mask_digits (head);
-  g_autofree char *mtail = df_pairing_mask_digits (path + keep_to);
+  g_autofree char *mhead = dfi_pairing_mask_digits (head);
+  g_autofree char *mtail = dfi_pairing_mask_digits (path + keep_to);
   return g_strconcat (mhead, name, mtail, NULL);
 }
 
@@ -77,23 +77,23 @@ add_first (GHashTable *t, char *key, const char *csum)
 }
 
 void
-df_pairing_add_old (DfPairing *p, const char *path, const char *checksum)
+dfi_pairing_add_old (DfPairing *p, const char *path, const char *checksum)
 {
   const char *base = strrchr (path, '/');
   base = base ? base + 1 : path;
   add_first (p->by_path, g_strdup (path), checksum);
-  add_first (p->by_masked, df_pairing_version_key (path), checksum);
+  add_first (p->by_masked, dfi_pairing_version_key (path), checksum);
   add_first (p->by_name, g_strdup (base), checksum);
-  add_first (p->by_mname, df_pairing_version_key (base), checksum);
+  add_first (p->by_mname, dfi_pairing_version_key (base), checksum);
 }
 
 const char **
-df_pairing_candidates (DfPairing *p, const char *path)
+dfi_pairing_candidates (DfPairing *p, const char *path)
 {
   const char *base = strrchr (path, '/');
   base = base ? base + 1 : path;
-  g_autofree char *masked = df_pairing_version_key (path);
-  g_autofree char *mbase = df_pairing_version_key (base);
+  g_autofree char *masked = dfi_pairing_version_key (path);
+  g_autofree char *mbase = dfi_pairing_version_key (base);
   const char *found[4] = {
     g_hash_table_lookup (p->by_path, path),
     g_hash_table_lookup (p->by_masked, masked),

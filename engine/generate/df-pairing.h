@@ -3,7 +3,7 @@
  * every run of digits masked (a renamed versioned directory such as
  * lib/modules/6.1.0-50-amd64 → 6.1.0-56-amd64) and in the file name's
  * version suffix (libfoo.so.1.2.3 → libfoo.so.1.2.4), see
- * df_pairing_version_key(); the same file name elsewhere; the same file name
+ * dfi_pairing_version_key(); the same file name elsewhere; the same file name
  * with its version suffix masked. */
 #pragma once
 
@@ -11,21 +11,21 @@
 
 typedef struct _DfPairing DfPairing;
 
-DfPairing *df_pairing_new (void);
-void df_pairing_free (DfPairing *p);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfPairing, df_pairing_free)
+DfPairing *dfi_pairing_new (void);
+void dfi_pairing_free (DfPairing *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfPairing, dfi_pairing_free)
 
 /* Records an old regular file at @path (absolute within the commit). The
  * first path recorded for a key wins, so the result depends only on the
  * order of calls. */
-void df_pairing_add_old (DfPairing *p, const char *path, const char *checksum);
+void dfi_pairing_add_old (DfPairing *p, const char *path, const char *checksum);
 
 /* Candidates for @path, best first, without duplicates; NULL-terminated,
  * free with g_free (the strings belong to @p). */
-const char **df_pairing_candidates (DfPairing *p, const char *path);
+const char **dfi_pairing_candidates (DfPairing *p, const char *path);
 
 /* Digits masked in directories and after the file name's first '.'. */
-char *df_pairing_version_key (const char *path);
+char *dfi_pairing_version_key (const char *path);
 
 /* Masks every run of ASCII digits with '#'. */
-char *df_pairing_mask_digits (const char *s);
+char *dfi_pairing_mask_digits (const char *s);

@@ -11,7 +11,7 @@
 
 /* The tries: zlib's and gzip's level table (good, lazy, nice, chain; the
  * same in both), then Z_FILTERED at level 6, Z_RLE and Huffman only. */
-const DfDeflateModelParams df_deflate_models[] = {
+const DfDeflateModelParams dfi_deflate_models[] = {
   { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 8, 16, 128, 128, 15, 15 },    /* 6 */
   { DF_DEFLATE_MODEL_LAZY, DF_DEFLATE_MODEL_TOO_FAR, 32, 258, 258, 4096, 15, 15 }, /* 9 */
   { DF_DEFLATE_MODEL_GREEDY, 0, 4, 4, 8, 4, 15, 15 },                              /* 1 */
@@ -25,10 +25,10 @@ const DfDeflateModelParams df_deflate_models[] = {
   { DF_DEFLATE_MODEL_RLE, 0, 0, 0, 0, 0, 15, 15 },
   { DF_DEFLATE_MODEL_LITERAL, 0, 0, 0, 0, 0, 15, 15 },
 };
-const guint df_deflate_n_models = G_N_ELEMENTS (df_deflate_models);
+const guint dfi_deflate_n_models = G_N_ELEMENTS (dfi_deflate_models);
 
 gboolean
-df_deflate_model_params_ok (const DfDeflateModelParams *p)
+dfi_deflate_model_params_ok (const DfDeflateModelParams *p)
 {
   if (p->kind >= DF_DEFLATE_MODEL_KINDS || (p->flags & ~DF_DEFLATE_MODEL_FLAGS))
     return FALSE;
@@ -38,7 +38,7 @@ df_deflate_model_params_ok (const DfDeflateModelParams *p)
 }
 
 void
-df_deflate_model_init (DfDeflateModel *m, const DfDeflateModelParams *p, guint64 total)
+dfi_deflate_model_init (DfDeflateModel *m, const DfDeflateModelParams *p, guint64 total)
 {
   m->p = *p;
   m->buf = NULL;
@@ -230,7 +230,7 @@ search (DfDeflateModel *m, guint64 pos, guint best)
     }
   if (best_d == 0 || best < DF_DEFLATE_MIN_MATCH)
     return 0;
-  return df_deflate_tok_match (best, best_d);
+  return dfi_deflate_tok_match (best, best_d);
 }
 
 /* The lazy matcher's filters on a match just found. */
@@ -259,11 +259,11 @@ predict_rle (const DfDeflateModel *m)
   guint n = 0;
   while (n < av && s[n] == b)
     n++;
-  return n >= DF_DEFLATE_MIN_MATCH ? df_deflate_tok_match (n, 1) : *s;
+  return n >= DF_DEFLATE_MIN_MATCH ? dfi_deflate_tok_match (n, 1) : *s;
 }
 
 guint32
-df_deflate_model_predict (DfDeflateModel *m)
+dfi_deflate_model_predict (DfDeflateModel *m)
 {
   guint64 p = m->pos;
   guint32 lit = *at (m, p);
@@ -315,7 +315,7 @@ df_deflate_model_predict (DfDeflateModel *m)
 }
 
 void
-df_deflate_model_advance (DfDeflateModel *m, guint32 tok)
+dfi_deflate_model_advance (DfDeflateModel *m, guint32 tok)
 {
   if (!(tok & DF_DEFLATE_TOK_MATCH))
     {
@@ -334,7 +334,7 @@ df_deflate_model_advance (DfDeflateModel *m, guint32 tok)
 }
 
 void
-df_deflate_model_skip (DfDeflateModel *m, guint64 n)
+dfi_deflate_model_skip (DfDeflateModel *m, guint64 n)
 {
   m->have_cache = FALSE;
   m->pos += n;
@@ -343,14 +343,14 @@ df_deflate_model_skip (DfDeflateModel *m, guint64 n)
 }
 
 void
-df_deflate_model_forget (DfDeflateModel *m)
+dfi_deflate_model_forget (DfDeflateModel *m)
 {
   m->have_cache = FALSE;
   m->floor = m->pos;
 }
 
 gint
-df_deflate_model_rank (DfDeflateModel *m, guint len, guint dist)
+dfi_deflate_model_rank (DfDeflateModel *m, guint len, guint dist)
 {
   guint64 p = m->pos;
   if (avail (m, p) < DF_DEFLATE_MIN_MATCH)
@@ -378,7 +378,7 @@ df_deflate_model_rank (DfDeflateModel *m, guint len, guint dist)
 }
 
 guint
-df_deflate_model_unrank (DfDeflateModel *m, guint len, guint64 rank)
+dfi_deflate_model_unrank (DfDeflateModel *m, guint len, guint64 rank)
 {
   guint64 p = m->pos;
   if (avail (m, p) < MAX (len, DF_DEFLATE_MIN_MATCH))

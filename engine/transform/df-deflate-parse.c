@@ -2,19 +2,19 @@
  * decompressed content, every field checked (the stream is hostile). */
 #include "df-deflate-private.h"
 
-const guint16 df_deflate_len_base[29] = { 3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
-                                          31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258 };
-const guint8 df_deflate_len_extra[29]
+const guint16 dfi_deflate_len_base[29] = { 3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
+                                           31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258 };
+const guint8 dfi_deflate_len_extra[29]
     = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0 };
-const guint16 df_deflate_dist_base[30]
+const guint16 dfi_deflate_dist_base[30]
     = { 1,   2,   3,   4,   5,   7,    9,    13,   17,   25,   33,   49,   65,    97,    129,
         193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577 };
-const guint8 df_deflate_dist_extra[30]
+const guint8 dfi_deflate_dist_extra[30]
     = { 0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13 };
-const guint8 df_deflate_clen_order[19] = { 16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15 };
+const guint8 dfi_deflate_clen_order[19] = { 16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15 };
 
 guint
-df_deflate_len_code (guint len)
+dfi_deflate_len_code (guint len)
 {
   if (len == 258)
     return 28;
@@ -26,7 +26,7 @@ df_deflate_len_code (guint len)
 }
 
 guint
-df_deflate_dist_code (guint dist)
+dfi_deflate_dist_code (guint dist)
 {
   if (dist <= 4)
     return dist - 1;
@@ -35,7 +35,7 @@ df_deflate_dist_code (guint dist)
 }
 
 void
-df_deflate_fixed_lengths (guint8 lit[288], guint8 dist[32])
+dfi_deflate_fixed_lengths (guint8 lit[288], guint8 dist[32])
 {
   for (guint i = 0; i < 288; i++)
     lit[i] = i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8;
@@ -44,13 +44,13 @@ df_deflate_fixed_lengths (guint8 lit[288], guint8 dist[32])
 }
 
 void
-df_bit_reader_init (DfBitReader *r, const guint8 *data, gsize len)
+dfi_bit_reader_init (DfBitReader *r, const guint8 *data, gsize len)
 {
   *r = (DfBitReader){ .data = data, .len = len };
 }
 
 gboolean
-df_deflate_lengths_ok (const guint8 *lens, guint n)
+dfi_deflate_lengths_ok (const guint8 *lens, guint n)
 {
   guint count[16] = { 0 };
   for (guint i = 0; i < n; i++)
@@ -70,7 +70,7 @@ df_deflate_lengths_ok (const guint8 *lens, guint n)
 }
 
 void
-df_huff_decoder_build (DfHuffDecoder *d, const guint8 *lens, guint n)
+dfi_huff_decoder_build (DfHuffDecoder *d, const guint8 *lens, guint n)
 {
   guint count[16] = { 0 }, next[16];
   guint maxl = 0;
@@ -107,49 +107,49 @@ df_huff_decoder_build (DfHuffDecoder *d, const guint8 *lens, guint n)
 static gboolean
 bad (GError **error, int code, const DfBitReader *r, const char *what)
 {
-  return df_throw (error, code, "deflate: %s at bit %" G_GUINT64_FORMAT, what, df_bit_reader_tell (r));
+  return dfi_throw (error, code, "deflate: %s at bit %" G_GUINT64_FORMAT, what, dfi_bit_reader_tell (r));
 }
 
 gboolean
-df_deflate_header_read (DfBitReader *r, DfDeflateHeader *h, int code, GError **error)
+dfi_deflate_header_read (DfBitReader *r, DfDeflateHeader *h, int code, GError **error)
 {
   memset (h, 0, sizeof *h);
-  h->hlit = df_bit_reader_get (r, 5) + 257;
-  h->hdist = df_bit_reader_get (r, 5) + 1;
-  h->hclen = df_bit_reader_get (r, 4) + 4;
+  h->hlit = dfi_bit_reader_get (r, 5) + 257;
+  h->hdist = dfi_bit_reader_get (r, 5) + 1;
+  h->hclen = dfi_bit_reader_get (r, 4) + 4;
   if (h->hlit > 286 || h->hdist > 30)
     return bad (error, code, r, "too many length or distance codes");
   for (guint i = 0; i < h->hclen; i++)
-    h->clen_lens[df_deflate_clen_order[i]] = (guint8)df_bit_reader_get (r, 3);
-  if (!df_deflate_lengths_ok (h->clen_lens, 19))
+    h->clen_lens[dfi_deflate_clen_order[i]] = (guint8)dfi_bit_reader_get (r, 3);
+  if (!dfi_deflate_lengths_ok (h->clen_lens, 19))
     return bad (error, code, r, "over-subscribed code length code");
   g_autofree DfHuffDecoder *cd = g_new (DfHuffDecoder, 1);
-  df_huff_decoder_build (cd, h->clen_lens, 19);
+  dfi_huff_decoder_build (cd, h->clen_lens, 19);
   guint8 lens[320];
   guint n = 0, total = h->hlit + h->hdist;
   while (n < total)
     {
-      int sym = df_huff_decode (cd, r);
-      if (sym < 0 || df_bit_reader_overrun (r))
+      int sym = dfi_huff_decode (cd, r);
+      if (sym < 0 || dfi_bit_reader_overrun (r))
         return bad (error, code, r, "invalid code length code");
       guint extra = 0, rep = 1, val = sym;
       if (sym == 16)
         {
           if (n == 0)
             return bad (error, code, r, "length repeat with no length before it");
-          extra = df_bit_reader_get (r, 2);
+          extra = dfi_bit_reader_get (r, 2);
           rep = 3 + extra;
           val = lens[n - 1];
         }
       else if (sym == 17)
         {
-          extra = df_bit_reader_get (r, 3);
+          extra = dfi_bit_reader_get (r, 3);
           rep = 3 + extra;
           val = 0;
         }
       else if (sym == 18)
         {
-          extra = df_bit_reader_get (r, 7);
+          extra = dfi_bit_reader_get (r, 7);
           rep = 11 + extra;
           val = 0;
         }
@@ -159,19 +159,19 @@ df_deflate_header_read (DfBitReader *r, DfDeflateHeader *h, int code, GError **e
       for (guint i = 0; i < rep; i++)
         lens[n++] = (guint8)val;
     }
-  if (df_bit_reader_overrun (r))
+  if (dfi_bit_reader_overrun (r))
     return bad (error, code, r, "stream ends in a block header");
   memcpy (h->lit, lens, h->hlit);
   memcpy (h->dist, lens + h->hlit, h->hdist);
   if (h->lit[256] == 0)
     return bad (error, code, r, "no end-of-block code");
-  if (!df_deflate_lengths_ok (h->lit, 288) || !df_deflate_lengths_ok (h->dist, 32))
+  if (!dfi_deflate_lengths_ok (h->lit, 288) || !dfi_deflate_lengths_ok (h->dist, 32))
     return bad (error, code, r, "over-subscribed literal/length or distance code");
   return TRUE;
 }
 
 void
-df_deflate_parsed_clear (DfDeflateParsed *p)
+dfi_deflate_parsed_clear (DfDeflateParsed *p)
 {
   if (p->content)
     g_byte_array_unref (p->content);
@@ -192,8 +192,8 @@ parse_tokens (DfBitReader *r, const DfHuffDecoder *lit, const DfHuffDecoder *dis
   GByteArray *c = out->content;
   for (;;)
     {
-      int sym = df_huff_decode (lit, r);
-      if (sym < 0 || df_bit_reader_overrun (r))
+      int sym = dfi_huff_decode (lit, r);
+      if (sym < 0 || dfi_bit_reader_overrun (r))
         return bad (error, INVALID, r, sym < 0 ? "invalid literal/length code" : "stream ends in a block");
       if (sym < 256)
         {
@@ -213,15 +213,15 @@ parse_tokens (DfBitReader *r, const DfHuffDecoder *lit, const DfHuffDecoder *dis
       if (sym > 285)
         return bad (error, INVALID, r, "invalid length symbol");
       guint li = sym - 257;
-      guint e = df_bit_reader_get (r, df_deflate_len_extra[li]);
-      guint len = df_deflate_len_base[li] + e;
+      guint e = dfi_bit_reader_get (r, dfi_deflate_len_extra[li]);
+      guint len = dfi_deflate_len_base[li] + e;
       if (len > 258)
         return bad (error, INVALID, r, "length 258 coded with symbol 284");
-      int ds = df_huff_decode (dist, r);
+      int ds = dfi_huff_decode (dist, r);
       if (ds < 0 || ds > 29)
         return bad (error, INVALID, r, "invalid distance code");
-      guint d = df_deflate_dist_base[ds] + df_bit_reader_get (r, df_deflate_dist_extra[ds]);
-      if (df_bit_reader_overrun (r))
+      guint d = dfi_deflate_dist_base[ds] + dfi_bit_reader_get (r, dfi_deflate_dist_extra[ds]);
+      if (dfi_bit_reader_overrun (r))
         return bad (error, INVALID, r, "stream ends in a block");
       if (d > c->len)
         return bad (error, INVALID, r, "distance before the start of the content");
@@ -234,24 +234,24 @@ parse_tokens (DfBitReader *r, const DfHuffDecoder *lit, const DfHuffDecoder *dis
         p[i] = p[(gssize)i - d];
       if (keep)
         {
-          guint32 t = df_deflate_tok_match (len, d);
+          guint32 t = dfi_deflate_tok_match (len, d);
           g_array_append_val (out->tokens, t);
         }
     }
 }
 
 gboolean
-df_deflate_parse (const guint8 *stream, gsize len, const DfDeflateLimits *limits, gboolean keep, gsize *consumed,
-                  DfDeflateParsed *out, GError **error)
+dfi_deflate_parse (const guint8 *stream, gsize len, const DfDeflateLimits *limits, gboolean keep, gsize *consumed,
+                   DfDeflateParsed *out, GError **error)
 {
   memset (out, 0, sizeof *out);
   if (len > limits->max_input)
-    return df_throw (error, INVALID, "deflate: stream of %" G_GSIZE_FORMAT " bytes is over the limit", len);
+    return dfi_throw (error, INVALID, "deflate: stream of %" G_GSIZE_FORMAT " bytes is over the limit", len);
   out->content = g_byte_array_new ();
   out->tokens = g_array_new (FALSE, FALSE, sizeof (guint32));
   out->blocks = g_array_new (FALSE, TRUE, sizeof (DfDeflateBlock));
   DfBitReader r;
-  df_bit_reader_init (&r, stream, len);
+  dfi_bit_reader_init (&r, stream, len);
   g_autofree DfHuffDecoder *lit = g_new (DfHuffDecoder, 1);
   g_autofree DfHuffDecoder *dist = g_new (DfHuffDecoder, 1);
   g_autofree DfDeflateHeader *h = g_new (DfDeflateHeader, 1);
@@ -259,46 +259,46 @@ df_deflate_parse (const guint8 *stream, gsize len, const DfDeflateLimits *limits
   for (;;)
     {
       DfDeflateBlock b = { 0 };
-      b.final = (guint8)df_bit_reader_get (&r, 1);
-      b.type = (guint8)df_bit_reader_get (&r, 2);
+      b.final = (guint8)dfi_bit_reader_get (&r, 1);
+      b.type = (guint8)dfi_bit_reader_get (&r, 2);
       b.tok_start = out->tokens->len;
       b.data_start = out->content->len;
-      if (df_bit_reader_overrun (&r))
+      if (dfi_bit_reader_overrun (&r))
         {
-          df_deflate_parsed_clear (out);
+          dfi_deflate_parsed_clear (out);
           return bad (error, INVALID, &r, "stream ends before its final block");
         }
       if (b.type == 3)
         {
-          df_deflate_parsed_clear (out);
+          dfi_deflate_parsed_clear (out);
           return bad (error, INVALID, &r, "invalid block type");
         }
       if (b.type == 0)
         {
           guint n = r.nbits % 8;
-          b.pad = (guint8)df_bit_reader_get (&r, n);
-          guint32 v = df_bit_reader_get (&r, 32);
-          if (df_bit_reader_overrun (&r))
+          b.pad = (guint8)dfi_bit_reader_get (&r, n);
+          guint32 v = dfi_bit_reader_get (&r, 32);
+          if (dfi_bit_reader_overrun (&r))
             {
-              df_deflate_parsed_clear (out);
+              dfi_deflate_parsed_clear (out);
               return bad (error, INVALID, &r, "stream ends in a stored block header");
             }
           guint slen = v & 0xffff;
           if ((v >> 16) != (~slen & 0xffff))
             {
-              df_deflate_parsed_clear (out);
+              dfi_deflate_parsed_clear (out);
               return bad (error, INVALID, &r, "stored block length check fails");
             }
           /* The reader holds whole bytes now: drain it, then copy. */
-          gsize at = (gsize)(df_bit_reader_tell (&r) / 8);
+          gsize at = (gsize)(dfi_bit_reader_tell (&r) / 8);
           if (slen > len - at)
             {
-              df_deflate_parsed_clear (out);
+              dfi_deflate_parsed_clear (out);
               return bad (error, INVALID, &r, "stream ends in a stored block");
             }
           if ((guint64)out->content->len + slen > limits->max_output)
             {
-              df_deflate_parsed_clear (out);
+              dfi_deflate_parsed_clear (out);
               return bad (error, INVALID, &r, "content over the limit");
             }
           g_byte_array_append (out->content, stream + at, slen);
@@ -312,28 +312,28 @@ df_deflate_parse (const guint8 *stream, gsize len, const DfDeflateLimits *limits
         {
           if (b.type == 2)
             {
-              b.hdr_bit = df_bit_reader_tell (&r);
-              if (!df_deflate_header_read (&r, h, INVALID, error))
+              b.hdr_bit = dfi_bit_reader_tell (&r);
+              if (!dfi_deflate_header_read (&r, h, INVALID, error))
                 {
-                  df_deflate_parsed_clear (out);
+                  dfi_deflate_parsed_clear (out);
                   return FALSE;
                 }
-              b.hdr_bits = (guint32)(df_bit_reader_tell (&r) - b.hdr_bit);
-              df_huff_decoder_build (lit, h->lit, 288);
-              df_huff_decoder_build (dist, h->dist, 32);
+              b.hdr_bits = (guint32)(dfi_bit_reader_tell (&r) - b.hdr_bit);
+              dfi_huff_decoder_build (lit, h->lit, 288);
+              dfi_huff_decoder_build (dist, h->dist, 32);
               fixed_built = FALSE;
             }
           else if (!fixed_built)
             {
               guint8 fl[288], fd[32];
-              df_deflate_fixed_lengths (fl, fd);
-              df_huff_decoder_build (lit, fl, 288);
-              df_huff_decoder_build (dist, fd, 32);
+              dfi_deflate_fixed_lengths (fl, fd);
+              dfi_huff_decoder_build (lit, fl, 288);
+              dfi_huff_decoder_build (dist, fd, 32);
               fixed_built = TRUE;
             }
           if (!parse_tokens (&r, lit, dist, limits, out, keep, error))
             {
-              df_deflate_parsed_clear (out);
+              dfi_deflate_parsed_clear (out);
               return FALSE;
             }
         }
@@ -343,20 +343,20 @@ df_deflate_parse (const guint8 *stream, gsize len, const DfDeflateLimits *limits
         break;
     }
   guint n = r.nbits % 8;
-  out->trailing = (guint8)df_bit_reader_get (&r, n);
-  if (df_bit_reader_overrun (&r))
+  out->trailing = (guint8)dfi_bit_reader_get (&r, n);
+  if (dfi_bit_reader_overrun (&r))
     {
-      df_deflate_parsed_clear (out);
+      dfi_deflate_parsed_clear (out);
       return bad (error, INVALID, &r, "stream ends in its final block");
     }
-  out->consumed = (gsize)(df_bit_reader_tell (&r) / 8);
+  out->consumed = (gsize)(dfi_bit_reader_tell (&r) / 8);
   if (consumed)
     *consumed = out->consumed;
   else if (out->consumed != len)
     {
       gsize extra = len - out->consumed;
-      df_deflate_parsed_clear (out);
-      return df_throw (error, INVALID, "deflate: %" G_GSIZE_FORMAT " bytes after the final block", extra);
+      dfi_deflate_parsed_clear (out);
+      return dfi_throw (error, INVALID, "deflate: %" G_GSIZE_FORMAT " bytes after the final block", extra);
     }
   return TRUE;
 }

@@ -5,7 +5,7 @@
  * Reconstruction data layout (all integers little-endian; "varint" is
  * LEB128, at most 10 bytes):
  *   magic "DFZ\1" (4 bytes)
- *   u8 model: an index into df_deflate_models[] (analyze's tries), or
+ *   u8 model: an index into dfi_deflate_models[] (analyze's tries), or
  *      0xff: explicit parameters (below)
  *   u8 flags: the model's DF_DEFLATE_MODEL_* (they replace the table's);
  *      bit 7: the body is stored as it is, not as a zstd frame
@@ -47,7 +47,7 @@
  * of its fixed fields (magic, model, flags, window and hash bits), the
  * model "index" that says explicit parameters follow, and the flag bit
  * that says the body is stored as it is. */
-extern const guint8 df_deflate_recon_magic[4];
+extern const guint8 dfi_deflate_recon_magic[4];
 #define DF_DEFLATE_RECON_FIXED_LEN (4 + 3)
 #define DF_DEFLATE_RECON_EXPLICIT 0xff
 #define DF_DEFLATE_RECON_RAW 0x80
@@ -64,23 +64,23 @@ extern const guint8 df_deflate_recon_magic[4];
 #define DF_DEFLATE_TOK_LEN(t) (((t) >> 16) & 0x1ff)
 #define DF_DEFLATE_TOK_DIST(t) ((t)&0xffff)
 static inline guint32
-df_deflate_tok_match (guint len, guint dist)
+dfi_deflate_tok_match (guint len, guint dist)
 {
   return DF_DEFLATE_TOK_MATCH | (guint32)len << 16 | dist;
 }
 
 /* --- Tables (RFC 1951 3.2.5) --------------------------------------------- */
-extern const guint16 df_deflate_len_base[29];
-extern const guint8 df_deflate_len_extra[29];
-extern const guint16 df_deflate_dist_base[30];
-extern const guint8 df_deflate_dist_extra[30];
-extern const guint8 df_deflate_clen_order[19];
+extern const guint16 dfi_deflate_len_base[29];
+extern const guint8 dfi_deflate_len_extra[29];
+extern const guint16 dfi_deflate_dist_base[30];
+extern const guint8 dfi_deflate_dist_extra[30];
+extern const guint8 dfi_deflate_clen_order[19];
 /* Length symbol index (0-28, i.e. symbol - 257) of a length 3-258. */
-guint df_deflate_len_code (guint len);
+guint dfi_deflate_len_code (guint len);
 /* Distance code (0-29) of a distance 1-32768. */
-guint df_deflate_dist_code (guint dist);
+guint dfi_deflate_dist_code (guint dist);
 /* The fixed code's lengths (288 literal/length, 30 distance). */
-void df_deflate_fixed_lengths (guint8 lit[288], guint8 dist[32]);
+void dfi_deflate_fixed_lengths (guint8 lit[288], guint8 dist[32]);
 
 /* --- Bit reader -------------------------------------------------------------- */
 typedef struct
@@ -93,21 +93,21 @@ typedef struct
   guint nbits;
 } DfBitReader;
 
-void df_bit_reader_init (DfBitReader *r, const guint8 *data, gsize len);
+void dfi_bit_reader_init (DfBitReader *r, const guint8 *data, gsize len);
 /* Bits consumed so far. */
 static inline guint64
-df_bit_reader_tell (const DfBitReader *r)
+dfi_bit_reader_tell (const DfBitReader *r)
 {
   return (guint64)(r->pos + r->virt) * 8 - r->nbits;
 }
 /* TRUE when more bits were consumed than the data holds. */
 static inline gboolean
-df_bit_reader_overrun (const DfBitReader *r)
+dfi_bit_reader_overrun (const DfBitReader *r)
 {
-  return df_bit_reader_tell (r) > (guint64)r->len * 8;
+  return dfi_bit_reader_tell (r) > (guint64)r->len * 8;
 }
 static inline void
-df_bit_reader_need (DfBitReader *r, guint n)
+dfi_bit_reader_need (DfBitReader *r, guint n)
 {
   while (r->nbits < n)
     {
@@ -122,11 +122,11 @@ df_bit_reader_need (DfBitReader *r, guint n)
 }
 /* Reads @n (<= 32) bits. Past the end, zeros: check overrun. */
 static inline guint32
-df_bit_reader_get (DfBitReader *r, guint n)
+dfi_bit_reader_get (DfBitReader *r, guint n)
 {
   if (n == 0)
     return 0;
-  df_bit_reader_need (r, n);
+  dfi_bit_reader_need (r, n);
   guint32 v = (guint32)(r->bitbuf & ((G_GUINT64_CONSTANT (1) << n) - 1));
   r->bitbuf >>= n;
   r->nbits -= n;
@@ -150,16 +150,16 @@ typedef struct
  * literal/length and distance codes (over-subscribed refused; end-of-block
  * must have a code). Errors: DF_ERROR_INVALID_ARGUMENT with @code's
  * domain... the caller chooses the code (@code) for "not valid deflate". */
-gboolean df_deflate_header_read (DfBitReader *r, DfDeflateHeader *h, int code, GError **error);
+gboolean dfi_deflate_header_read (DfBitReader *r, DfDeflateHeader *h, int code, GError **error);
 
 /* The header zlib and GNU gzip send for a block of these @n tokens (their
  * tree construction, the same in both). */
-void df_deflate_header_predict (const guint32 *tokens, guint64 n, DfDeflateHeader *h);
-gboolean df_deflate_header_equal (const DfDeflateHeader *a, const DfDeflateHeader *b);
+void dfi_deflate_header_predict (const guint32 *tokens, guint64 n, DfDeflateHeader *h);
+gboolean dfi_deflate_header_equal (const DfDeflateHeader *a, const DfDeflateHeader *b);
 
 /* Checks that @n code lengths (0-15) make a prefix code that is not
  * over-subscribed. */
-gboolean df_deflate_lengths_ok (const guint8 *lens, guint n);
+gboolean dfi_deflate_lengths_ok (const guint8 *lens, guint n);
 
 /* --- Huffman decoding -------------------------------------------------------- */
 typedef struct
@@ -169,15 +169,15 @@ typedef struct
   guint16 storage[1u << 15];
 } DfHuffDecoder;
 
-/* Builds @d for @n lengths (checked with df_deflate_lengths_ok first). */
-void df_huff_decoder_build (DfHuffDecoder *d, const guint8 *lens, guint n);
+/* Builds @d for @n lengths (checked with dfi_deflate_lengths_ok first). */
+void dfi_huff_decoder_build (DfHuffDecoder *d, const guint8 *lens, guint n);
 /* Decodes one symbol, or -1 for bits that are no code. */
 static inline int
-df_huff_decode (const DfHuffDecoder *d, DfBitReader *r)
+dfi_huff_decode (const DfHuffDecoder *d, DfBitReader *r)
 {
   if (d->bits == 0)
     return -1;
-  df_bit_reader_need (r, d->bits);
+  dfi_bit_reader_need (r, d->bits);
   guint16 e = d->table[r->bitbuf & ((1u << d->bits) - 1)];
   guint l = e >> 9;
   if (l == 0)
@@ -210,11 +210,11 @@ typedef struct
   gsize consumed;  /* bytes of the stream */
 } DfDeflateParsed;
 
-void df_deflate_parsed_clear (DfDeflateParsed *p);
-/* Tokenises and decompresses @stream (see df_deflate_analyze() for
+void dfi_deflate_parsed_clear (DfDeflateParsed *p);
+/* Tokenises and decompresses @stream (see dfi_deflate_analyze() for
  * @consumed and the errors); with @tokens FALSE only the content is kept. */
-gboolean df_deflate_parse (const guint8 *stream, gsize len, const DfDeflateLimits *limits, gboolean tokens,
-                           gsize *consumed, DfDeflateParsed *out, GError **error);
+gboolean dfi_deflate_parse (const guint8 *stream, gsize len, const DfDeflateLimits *limits, gboolean tokens,
+                            gsize *consumed, DfDeflateParsed *out, GError **error);
 
 /* --- Bit writer ------------------------------------------------------------------ */
 typedef struct
@@ -228,17 +228,17 @@ typedef struct
   gpointer write_data;
 } DfBitWriter;
 
-void df_bit_writer_init (DfBitWriter *w, DfDeflateWriteFunc write, gpointer write_data);
-gboolean df_bit_writer_flush_buf (DfBitWriter *w, GError **error);
+void dfi_bit_writer_init (DfBitWriter *w, DfDeflateWriteFunc write, gpointer write_data);
+gboolean dfi_bit_writer_flush_buf (DfBitWriter *w, GError **error);
 /* Appends @n (<= 32) bits of @v, LSB first. */
 static inline gboolean
-df_bit_writer_put (DfBitWriter *w, guint32 v, guint n, GError **error)
+dfi_bit_writer_put (DfBitWriter *w, guint32 v, guint n, GError **error)
 {
   w->acc |= (guint64)v << w->n;
   w->n += n;
   while (w->n >= 8)
     {
-      if (w->len == sizeof w->buf && !df_bit_writer_flush_buf (w, error))
+      if (w->len == sizeof w->buf && !dfi_bit_writer_flush_buf (w, error))
         return FALSE;
       w->buf[w->len++] = (guint8)w->acc;
       w->acc >>= 8;
@@ -248,7 +248,7 @@ df_bit_writer_put (DfBitWriter *w, guint32 v, guint n, GError **error)
 }
 /* Bits pending in the current byte (0-7). */
 static inline guint
-df_bit_writer_pending (const DfBitWriter *w)
+dfi_bit_writer_pending (const DfBitWriter *w)
 {
   return w->n;
 }
@@ -259,14 +259,14 @@ typedef struct
   guint16 code[288];
   guint8 len[288];
 } DfHuffEncoder;
-void df_huff_encoder_build (DfHuffEncoder *e, const guint8 *lens, guint n);
+void dfi_huff_encoder_build (DfHuffEncoder *e, const guint8 *lens, guint n);
 
 /* Writes @h's bits (HLIT onwards) exactly as transmitted. */
-gboolean df_deflate_header_write (DfBitWriter *w, const DfDeflateHeader *h, GError **error);
+gboolean dfi_deflate_header_write (DfBitWriter *w, const DfDeflateHeader *h, GError **error);
 /* Writes @tok with the codes @lit/@dist; FALSE (DF_ERROR_INVALID_DELTA) for
  * a symbol without a code. */
-gboolean df_deflate_token_write (DfBitWriter *w, const DfHuffEncoder *lit, const DfHuffEncoder *dist, guint32 tok,
-                                 GError **error);
+gboolean dfi_deflate_token_write (DfBitWriter *w, const DfHuffEncoder *lit, const DfHuffEncoder *dist, guint32 tok,
+                                  GError **error);
 
 /* --- Model -------------------------------------------------------------------- */
 typedef enum
@@ -316,25 +316,25 @@ typedef struct
   guint32 prev[DF_DEFLATE_WSIZE];
 } DfDeflateModel;
 
-/* @p checked by the caller (df_deflate_model_params_ok). */
-void df_deflate_model_init (DfDeflateModel *m, const DfDeflateModelParams *p, guint64 total);
-gboolean df_deflate_model_params_ok (const DfDeflateModelParams *p);
+/* @p checked by the caller (dfi_deflate_model_params_ok). */
+void dfi_deflate_model_init (DfDeflateModel *m, const DfDeflateModelParams *p, guint64 total);
+gboolean dfi_deflate_model_params_ok (const DfDeflateModelParams *p);
 /* The model's token at m->pos; the buffer must hold the content from
  * m->pos - 32768 (or 0) to m->pos + 260 (or the end). */
-guint32 df_deflate_model_predict (DfDeflateModel *m);
+guint32 dfi_deflate_model_predict (DfDeflateModel *m);
 /* The real token at m->pos was @tok (checked to fit by the caller); moves on. */
-void df_deflate_model_advance (DfDeflateModel *m, guint32 tok);
+void dfi_deflate_model_advance (DfDeflateModel *m, guint32 tok);
 /* @n bytes of a stored block. */
-void df_deflate_model_skip (DfDeflateModel *m, guint64 n);
+void dfi_deflate_model_skip (DfDeflateModel *m, guint64 n);
 /* The original encoder forgot the content before m->pos (a zlib full
  * flush, a pigz independent chunk). */
-void df_deflate_model_forget (DfDeflateModel *m);
+void dfi_deflate_model_forget (DfDeflateModel *m);
 /* The rank of a match (@len, @dist) at m->pos among the hash chain's
  * candidates at least @len long, or -1 beyond DF_DEFLATE_RANK_WALK_MAX. */
-gint df_deflate_model_rank (DfDeflateModel *m, guint len, guint dist);
+gint dfi_deflate_model_rank (DfDeflateModel *m, guint len, guint dist);
 /* The distance of the @rank-th candidate at least @len long, 0 if none. */
-guint df_deflate_model_unrank (DfDeflateModel *m, guint len, guint64 rank);
+guint dfi_deflate_model_unrank (DfDeflateModel *m, guint len, guint64 rank);
 
 /* The models analyze tries, by index (DfDeflateStats.model). */
-extern const DfDeflateModelParams df_deflate_models[];
-extern const guint df_deflate_n_models;
+extern const DfDeflateModelParams dfi_deflate_models[];
+extern const guint dfi_deflate_n_models;

@@ -31,7 +31,7 @@ body_fill (BodyReader *br, GError **error)
     {
       br->len = MIN (sizeof br->buf, br->in.size - br->in.pos);
       if (br->len == 0)
-        return df_throw (error, INVALID, "deflate: reconstruction data ends early");
+        return dfi_throw (error, INVALID, "deflate: reconstruction data ends early");
       memcpy (br->buf, (const guint8 *)br->in.src + br->in.pos, br->len);
       br->in.pos += br->len;
       return TRUE;
@@ -39,17 +39,17 @@ body_fill (BodyReader *br, GError **error)
   while (br->len == 0)
     {
       if (br->frame_done)
-        return df_throw (error, INVALID, "deflate: reconstruction data ends early");
+        return dfi_throw (error, INVALID, "deflate: reconstruction data ends early");
       ZSTD_outBuffer out = { br->buf, sizeof br->buf, 0 };
       gsize before = br->in.pos;
       gsize r = ZSTD_decompressStream (br->dctx, &out, &br->in);
       if (ZSTD_isError (r))
-        return df_throw (error, INVALID, "deflate: reconstruction data: zstd: %s", ZSTD_getErrorName (r));
+        return dfi_throw (error, INVALID, "deflate: reconstruction data: zstd: %s", ZSTD_getErrorName (r));
       br->len = out.pos;
       if (r == 0)
         br->frame_done = TRUE;
       else if (out.pos == 0 && br->in.pos == before && br->in.pos == br->in.size)
-        return df_throw (error, INVALID, "deflate: reconstruction data is truncated");
+        return dfi_throw (error, INVALID, "deflate: reconstruction data is truncated");
     }
   return TRUE;
 }
@@ -81,7 +81,7 @@ body_varint (BodyReader *br, guint64 *v, GError **error)
           return TRUE;
         }
     }
-  return df_throw (error, INVALID, "deflate: reconstruction data: bad varint");
+  return dfi_throw (error, INVALID, "deflate: reconstruction data: bad varint");
 }
 
 /* The body has nothing after its last field. */
@@ -89,23 +89,23 @@ static gboolean
 body_end (BodyReader *br, GError **error)
 {
   if (br->at < br->len)
-    return df_throw (error, INVALID, "deflate: reconstruction data: bytes after the final block");
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: bytes after the final block");
   while (!br->raw && !br->frame_done)
     {
       ZSTD_outBuffer out = { br->buf, sizeof br->buf, 0 };
       gsize before = br->in.pos;
       gsize r = ZSTD_decompressStream (br->dctx, &out, &br->in);
       if (ZSTD_isError (r))
-        return df_throw (error, INVALID, "deflate: reconstruction data: zstd: %s", ZSTD_getErrorName (r));
+        return dfi_throw (error, INVALID, "deflate: reconstruction data: zstd: %s", ZSTD_getErrorName (r));
       if (out.pos)
-        return df_throw (error, INVALID, "deflate: reconstruction data: bytes after the final block");
+        return dfi_throw (error, INVALID, "deflate: reconstruction data: bytes after the final block");
       if (r == 0)
         br->frame_done = TRUE;
       else if (br->in.pos == before)
-        return df_throw (error, INVALID, "deflate: reconstruction data is truncated");
+        return dfi_throw (error, INVALID, "deflate: reconstruction data is truncated");
     }
   if (br->in.pos != br->in.size)
-    return df_throw (error, INVALID, "deflate: reconstruction data: bytes after its body");
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: bytes after its body");
   return TRUE;
 }
 
@@ -138,11 +138,11 @@ window_ensure (Window *w, guint64 pos, GError **error)
       if (n < 0)
         return FALSE;
       if (n == 0)
-        return df_throw (
+        return dfi_throw (
             error, DF_ERROR_CORRUPT,
             "deflate: content shorter than the %" G_GUINT64_FORMAT " bytes the reconstruction data declares", w->total);
       if ((gsize)n > room)
-        return df_throw (error, DF_ERROR_FAILED, "deflate: content reader returned too much");
+        return dfi_throw (error, DF_ERROR_FAILED, "deflate: content reader returned too much");
       w->end += (guint64)n;
     }
   return TRUE;
@@ -179,19 +179,19 @@ read_header (Rebuild *rb, GError **error)
     return FALSE;
   /* 14 + 19 × 3 + 316 × (7 + 7) bits at most. */
   if (nbits > 14 + 19 * 3 + 316 * 14)
-    return df_throw (error, INVALID, "deflate: reconstruction data: header too long");
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: header too long");
   guint8 bytes[(14 + 19 * 3 + 316 * 14 + 7) / 8];
   guint nb = (guint)((nbits + 7) / 8);
   for (guint i = 0; i < nb; i++)
     if (!body_u8 (&rb->br, &bytes[i], error))
       return FALSE;
   DfBitReader r;
-  df_bit_reader_init (&r, bytes, nb);
-  if (!df_deflate_header_read (&r, &rb->hdr, INVALID, error))
+  dfi_bit_reader_init (&r, bytes, nb);
+  if (!dfi_deflate_header_read (&r, &rb->hdr, INVALID, error))
     return FALSE;
-  if (df_bit_reader_tell (&r) != nbits)
-    return df_throw (error, INVALID, "deflate: reconstruction data: header length differs");
-  return df_deflate_header_write (&rb->bw, &rb->hdr, error);
+  if (dfi_bit_reader_tell (&r) != nbits)
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: header length differs");
+  return dfi_deflate_header_write (&rb->bw, &rb->hdr, error);
 }
 
 /* The correction for the token at the model's position. */
@@ -209,31 +209,31 @@ read_correction (Rebuild *rb, guint32 *tok, GError **error)
       return TRUE;
     }
   if (code > 2)
-    return df_throw (error, INVALID, "deflate: reconstruction data: bad correction");
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: bad correction");
   guint64 v;
   if (!body_u8 (&rb->br, &l3, error) || !body_varint (&rb->br, &v, error))
     return FALSE;
   guint len = l3 + 3u;
   if (len > left)
-    return df_throw (error, DF_ERROR_CORRUPT, "deflate: a match runs past the end of the content");
+    return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: a match runs past the end of the content");
   guint64 d;
   if (code == 1)
     {
-      d = df_deflate_model_unrank (m, len, v);
+      d = dfi_deflate_model_unrank (m, len, v);
       if (d == 0)
-        return df_throw (error, DF_ERROR_CORRUPT, "deflate: no match of that rank in the content");
+        return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: no match of that rank in the content");
     }
   else
     {
       d = v + 1;
       if (d > DF_DEFLATE_WSIZE || d > pos)
-        return df_throw (error, INVALID, "deflate: reconstruction data: distance out of range");
+        return dfi_throw (error, INVALID, "deflate: reconstruction data: distance out of range");
       const guint8 *a = m->buf + (pos - d - m->buf_start), *b = m->buf + (pos - m->buf_start);
       for (guint i = 0; i < len; i++)
         if (a[i] != b[i])
-          return df_throw (error, DF_ERROR_CORRUPT, "deflate: a match the content does not hold");
+          return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: a match the content does not hold");
     }
-  *tok = df_deflate_tok_match (len, (guint)d);
+  *tok = dfi_deflate_tok_match (len, (guint)d);
   return TRUE;
 }
 
@@ -243,19 +243,19 @@ rebuild_step (Rebuild *rb, gboolean corrected, GError **error)
 {
   DfDeflateModel *m = &rb->model;
   if (m->pos >= m->total)
-    return df_throw (error, DF_ERROR_CORRUPT, "deflate: tokens past the end of the content");
+    return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: tokens past the end of the content");
   if (!window_ensure (&rb->win, m->pos, error))
     return FALSE;
   m->buf = rb->win.buf;
   m->buf_start = rb->win.start;
-  guint32 tok = df_deflate_model_predict (m);
+  guint32 tok = dfi_deflate_model_predict (m);
   if (corrected && !read_correction (rb, &tok, error))
     return FALSE;
   if (rb->defer)
     rb->toks[rb->ntoks++] = tok;
-  else if (!df_deflate_token_write (&rb->bw, &rb->lit, &rb->dist, tok, error))
+  else if (!dfi_deflate_token_write (&rb->bw, &rb->lit, &rb->dist, tok, error))
     return FALSE;
-  df_deflate_model_advance (m, tok);
+  dfi_deflate_model_advance (m, tok);
   return TRUE;
 }
 
@@ -269,7 +269,7 @@ rebuild_tokens (Rebuild *rb, guint64 count, GError **error)
       if (!body_varint (&rb->br, &run, error))
         return FALSE;
       if (run > left)
-        return df_throw (error, INVALID, "deflate: reconstruction data: run past the block's end");
+        return dfi_throw (error, INVALID, "deflate: reconstruction data: run past the block's end");
       for (guint64 i = 0; i < run; i++)
         if (!rebuild_step (rb, FALSE, error))
           return FALSE;
@@ -292,28 +292,28 @@ read_recon_header (const guint8 *recon, gsize recon_len, const DfDeflateLimits *
                    gboolean *raw, guint64 *total, guint64 *stream_len, gsize *body_at, GError **error)
 {
   if (recon_len > limits->max_recon)
-    return df_throw (error, INVALID, "deflate: reconstruction data over the limit");
-  if (recon_len < DF_DEFLATE_RECON_FIXED_LEN || memcmp (recon, df_deflate_recon_magic, 4) != 0)
-    return df_throw (error, INVALID, "deflate: not deflate reconstruction data");
+    return dfi_throw (error, INVALID, "deflate: reconstruction data over the limit");
+  if (recon_len < DF_DEFLATE_RECON_FIXED_LEN || memcmp (recon, dfi_deflate_recon_magic, 4) != 0)
+    return dfi_throw (error, INVALID, "deflate: not deflate reconstruction data");
   gsize at = DF_DEFLATE_RECON_FIXED_LEN;
   if (recon[4] == DF_DEFLATE_RECON_EXPLICIT)
     {
       if (recon_len < at + 9)
-        return df_throw (error, INVALID, "deflate: reconstruction data: bad header");
+        return dfi_throw (error, INVALID, "deflate: reconstruction data: bad header");
       const guint8 *e = recon + at;
       *mp = (DfDeflateModelParams){ e[0], 0, e[1] | e[2] << 8, e[3] | e[4] << 8, e[5] | e[6] << 8, e[7] | e[8] << 8 };
       at += 9;
     }
-  else if (recon[4] < df_deflate_n_models)
-    *mp = df_deflate_models[recon[4]];
+  else if (recon[4] < dfi_deflate_n_models)
+    *mp = dfi_deflate_models[recon[4]];
   else
-    return df_throw (error, INVALID, "deflate: reconstruction data: unknown model");
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: unknown model");
   mp->wbits = recon[6] >> 4;
   mp->hbits = (recon[6] & 15) + 8;
   *raw = (recon[5] & DF_DEFLATE_RECON_RAW) != 0;
   mp->flags = recon[5] & ~DF_DEFLATE_RECON_RAW;
-  if (!df_deflate_model_params_ok (mp))
-    return df_throw (error, INVALID, "deflate: reconstruction data: unknown model");
+  if (!dfi_deflate_model_params_ok (mp))
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: unknown model");
   guint64 lens[2];
   for (guint k = 0; k < 2; k++)
     {
@@ -322,7 +322,7 @@ read_recon_header (const guint8 *recon, gsize recon_len, const DfDeflateLimits *
       for (;; i++)
         {
           if (at >= recon_len || i == 10)
-            return df_throw (error, INVALID, "deflate: reconstruction data: bad header");
+            return dfi_throw (error, INVALID, "deflate: reconstruction data: bad header");
           guint8 b = recon[at++];
           x |= (guint64)(b & 0x7f) << (7 * i);
           if (!(b & 0x80))
@@ -333,7 +333,7 @@ read_recon_header (const guint8 *recon, gsize recon_len, const DfDeflateLimits *
   *total = lens[0];
   *stream_len = lens[1];
   if (*total > limits->max_output || *stream_len > limits->max_input)
-    return df_throw (error, INVALID, "deflate: reconstruction data: lengths over the limits");
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: lengths over the limits");
   *body_at = at;
   return TRUE;
 }
@@ -348,17 +348,17 @@ rebuild_stored (Rebuild *rb, guint8 head, GError **error)
   guint8 pad = 0;
   if (!body_varint (&rb->br, &slen, error) || ((head & 8) && !body_u8 (&rb->br, &pad, error)))
     return FALSE;
-  guint nb = (8 - df_bit_writer_pending (&rb->bw)) % 8;
+  guint nb = (8 - dfi_bit_writer_pending (&rb->bw)) % 8;
   if (slen > 0xffff || pad >> nb)
-    return df_throw (error, INVALID, "deflate: reconstruction data: bad stored block");
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: bad stored block");
   if (slen > m->total - m->pos)
-    return df_throw (error, DF_ERROR_CORRUPT, "deflate: stored block past the end of the content");
-  if (!df_bit_writer_put (&rb->bw, pad, nb, error)
-      || !df_bit_writer_put (&rb->bw, (guint32)slen | (guint32)(~slen & 0xffff) << 16, 32, error))
+    return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: stored block past the end of the content");
+  if (!dfi_bit_writer_put (&rb->bw, pad, nb, error)
+      || !dfi_bit_writer_put (&rb->bw, (guint32)slen | (guint32)(~slen & 0xffff) << 16, 32, error))
     return FALSE;
   /* Even an empty block ends the model's lazy look-ahead, as in
    * analyze (a flush does so in zlib). */
-  df_deflate_model_skip (m, 0);
+  dfi_deflate_model_skip (m, 0);
   while (slen > 0)
     {
       guint piece = (guint)MIN (slen, (guint64)STORED_PIECE);
@@ -368,9 +368,9 @@ rebuild_stored (Rebuild *rb, guint8 head, GError **error)
       m->buf_start = rb->win.start;
       const guint8 *src = m->buf + (m->pos - m->buf_start);
       for (guint i = 0; i < piece; i++)
-        if (!df_bit_writer_put (&rb->bw, src[i], 8, error))
+        if (!dfi_bit_writer_put (&rb->bw, src[i], 8, error))
           return FALSE;
-      df_deflate_model_skip (m, piece);
+      dfi_deflate_model_skip (m, piece);
       slen -= piece;
     }
   return TRUE;
@@ -388,49 +388,49 @@ rebuild_coded (Rebuild *rb, guint8 head, guint type, gint *fixed, GError **error
   if (!body_varint (&rb->br, &count, error))
     return FALSE;
   if (count > m->total - m->pos)
-    return df_throw (error, DF_ERROR_CORRUPT, "deflate: more tokens than content");
+    return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: more tokens than content");
   rb->defer = type == 2 && !(head & 16);
   if (rb->defer)
     {
       /* The header follows from the tokens: build them first. */
       if (count > DF_DEFLATE_BLOCK_TOKENS_MAX)
-        return df_throw (error, INVALID, "deflate: reconstruction data: block too long for its header");
+        return dfi_throw (error, INVALID, "deflate: reconstruction data: block too long for its header");
       if (rb->toks == NULL)
         rb->toks = g_new (guint32, DF_DEFLATE_BLOCK_TOKENS_MAX);
       rb->ntoks = 0;
       if (!rebuild_tokens (rb, count, error))
         return FALSE;
-      df_deflate_header_predict (rb->toks, rb->ntoks, &rb->hdr);
-      if (!df_deflate_header_write (&rb->bw, &rb->hdr, error))
+      dfi_deflate_header_predict (rb->toks, rb->ntoks, &rb->hdr);
+      if (!dfi_deflate_header_write (&rb->bw, &rb->hdr, error))
         return FALSE;
-      df_huff_encoder_build (&rb->lit, rb->hdr.lit, 288);
-      df_huff_encoder_build (&rb->dist, rb->hdr.dist, 32);
+      dfi_huff_encoder_build (&rb->lit, rb->hdr.lit, 288);
+      dfi_huff_encoder_build (&rb->dist, rb->hdr.dist, 32);
       *fixed = 0;
       rb->defer = FALSE;
       for (guint64 i = 0; i < rb->ntoks; i++)
-        if (!df_deflate_token_write (&rb->bw, &rb->lit, &rb->dist, rb->toks[i], error))
+        if (!dfi_deflate_token_write (&rb->bw, &rb->lit, &rb->dist, rb->toks[i], error))
           return FALSE;
     }
   else if (type == 2)
     {
       if (!read_header (rb, error))
         return FALSE;
-      df_huff_encoder_build (&rb->lit, rb->hdr.lit, 288);
-      df_huff_encoder_build (&rb->dist, rb->hdr.dist, 32);
+      dfi_huff_encoder_build (&rb->lit, rb->hdr.lit, 288);
+      dfi_huff_encoder_build (&rb->dist, rb->hdr.dist, 32);
       *fixed = 0;
     }
   else if (*fixed != 1)
     {
       guint8 fl[288], fd[32];
-      df_deflate_fixed_lengths (fl, fd);
-      df_huff_encoder_build (&rb->lit, fl, 288);
-      df_huff_encoder_build (&rb->dist, fd, 30);
+      dfi_deflate_fixed_lengths (fl, fd);
+      dfi_huff_encoder_build (&rb->lit, fl, 288);
+      dfi_huff_encoder_build (&rb->dist, fd, 30);
       *fixed = 1;
     }
   if (type == 1 || (head & 16))
     if (!rebuild_tokens (rb, count, error))
       return FALSE;
-  return df_bit_writer_put (&rb->bw, rb->lit.code[256], rb->lit.len[256], error);
+  return dfi_bit_writer_put (&rb->bw, rb->lit.code[256], rb->lit.len[256], error);
 }
 
 /* After the final block: the trailing bits, then checks that the body,
@@ -441,34 +441,34 @@ rebuild_finish (Rebuild *rb, DfDeflateReadFunc read, gpointer read_data, guint64
   guint8 trailing;
   if (!body_u8 (&rb->br, &trailing, error))
     return FALSE;
-  guint nb = (8 - df_bit_writer_pending (&rb->bw)) % 8;
+  guint nb = (8 - dfi_bit_writer_pending (&rb->bw)) % 8;
   if (trailing >> nb)
-    return df_throw (error, INVALID, "deflate: reconstruction data: bad trailing bits");
-  if (!df_bit_writer_put (&rb->bw, trailing, nb, error) || !body_end (&rb->br, error))
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: bad trailing bits");
+  if (!dfi_bit_writer_put (&rb->bw, trailing, nb, error) || !body_end (&rb->br, error))
     return FALSE;
   if (rb->model.pos != rb->model.total)
-    return df_throw (error, DF_ERROR_CORRUPT, "deflate: the stream ends before the content");
+    return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: the stream ends before the content");
   if (rb->bw.total + rb->bw.len != stream_len)
-    return df_throw (error, DF_ERROR_CORRUPT, "deflate: stream of a length other than declared");
+    return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: stream of a length other than declared");
   /* The content must end where declared. */
   guint8 extra;
   gssize n = read (read_data, &extra, 1, error);
   if (n < 0)
     return FALSE;
   if (n > 0)
-    return df_throw (error, DF_ERROR_CORRUPT, "deflate: content longer than the reconstruction data declares");
-  return df_bit_writer_flush_buf (&rb->bw, error);
+    return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: content longer than the reconstruction data declares");
+  return dfi_bit_writer_flush_buf (&rb->bw, error);
 }
 
 gboolean
-df_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *recon, gsize recon_len,
-                    DfDeflateWriteFunc write, gpointer write_data, const DfDeflateLimits *limits,
-                    GCancellable *cancellable, GError **error)
+dfi_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *recon, gsize recon_len,
+                     DfDeflateWriteFunc write, gpointer write_data, const DfDeflateLimits *limits,
+                     GCancellable *cancellable, GError **error)
 {
   DfDeflateLimits def;
   if (limits == NULL)
     {
-      df_deflate_limits_init (&def);
+      dfi_deflate_limits_init (&def);
       limits = &def;
     }
   DfDeflateModelParams mp;
@@ -484,13 +484,13 @@ df_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *re
     {
       rb->br.dctx = ZSTD_createDCtx ();
       if (rb->br.dctx == NULL)
-        return df_throw (error, DF_ERROR_FAILED, "deflate: out of memory");
+        return dfi_throw (error, DF_ERROR_FAILED, "deflate: out of memory");
       ZSTD_DCtx_setParameter (rb->br.dctx, ZSTD_d_windowLogMax, DF_DEFLATE_RECON_WINDOW_LOG);
     }
   rb->br.in = (ZSTD_inBuffer){ recon + at, recon_len - at, 0 };
   rb->win = (Window){ read, read_data, rb->winbuf, 0, 0, total };
-  df_bit_writer_init (&rb->bw, write, write_data);
-  df_deflate_model_init (&rb->model, &mp, total);
+  dfi_bit_writer_init (&rb->bw, write, write_data);
+  dfi_deflate_model_init (&rb->model, &mp, total);
   gint fixed = -1; /* the current codes are the fixed ones */
 
   for (;;)
@@ -498,16 +498,16 @@ df_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *re
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         return FALSE;
       if (rb->bw.total + rb->bw.len > stream_len)
-        return df_throw (error, DF_ERROR_CORRUPT, "deflate: stream longer than declared");
+        return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: stream longer than declared");
       guint8 head;
       if (!body_u8 (&rb->br, &head, error))
         return FALSE;
       guint type = (head >> 1) & 3, final = head & 1;
       if (head & 32)
-        df_deflate_model_forget (&rb->model);
+        dfi_deflate_model_forget (&rb->model);
       if (type == 3 || (head & 0xc0) || (type != 0 && (head & 8)) || (type != 2 && (head & 16)))
-        return df_throw (error, INVALID, "deflate: reconstruction data: bad block head");
-      if (!df_bit_writer_put (&rb->bw, final | type << 1, 3, error))
+        return dfi_throw (error, INVALID, "deflate: reconstruction data: bad block head");
+      if (!dfi_bit_writer_put (&rb->bw, final | type << 1, 3, error))
         return FALSE;
       if (type == 0 ? !rebuild_stored (rb, head, error) : !rebuild_coded (rb, head, type, &fixed, error))
         return FALSE;
@@ -543,12 +543,12 @@ mem_write (gpointer user_data, const guint8 *buf, gsize len, GError **error)
 }
 
 GBytes *
-df_deflate_rebuild_bytes (const guint8 *content, gsize content_len, const guint8 *recon, gsize recon_len,
-                          const DfDeflateLimits *limits, GError **error)
+dfi_deflate_rebuild_bytes (const guint8 *content, gsize content_len, const guint8 *recon, gsize recon_len,
+                           const DfDeflateLimits *limits, GError **error)
 {
   MemReader r = { content, content_len, 0 };
   g_autoptr (GByteArray) out = g_byte_array_new ();
-  if (!df_deflate_rebuild (mem_read, &r, recon, recon_len, mem_write, out, limits, NULL, error))
+  if (!dfi_deflate_rebuild (mem_read, &r, recon, recon_len, mem_write, out, limits, NULL, error))
     return NULL;
   return g_byte_array_free_to_bytes (g_steal_pointer (&out));
 }

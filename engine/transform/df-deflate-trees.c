@@ -198,7 +198,7 @@ scan_lengths (const guint8 *lens, int max_code, guint32 *bl_freq, DfDeflateHeade
 }
 
 void
-df_deflate_header_predict (const guint32 *tokens, guint64 n, DfDeflateHeader *h)
+dfi_deflate_header_predict (const guint32 *tokens, guint64 n, DfDeflateHeader *h)
 {
   guint32 lf[286] = { 0 }, df[30] = { 0 }, bf[19] = { 0 };
   for (guint64 i = 0; i < n; i++)
@@ -208,8 +208,8 @@ df_deflate_header_predict (const guint32 *tokens, guint64 n, DfDeflateHeader *h)
         lf[t]++;
       else
         {
-          lf[257 + df_deflate_len_code (DF_DEFLATE_TOK_LEN (t))]++;
-          df[df_deflate_dist_code (DF_DEFLATE_TOK_DIST (t))]++;
+          lf[257 + dfi_deflate_len_code (DF_DEFLATE_TOK_LEN (t))]++;
+          df[dfi_deflate_dist_code (DF_DEFLATE_TOK_DIST (t))]++;
         }
     }
   lf[256] = 1;
@@ -222,7 +222,7 @@ df_deflate_header_predict (const guint32 *tokens, guint64 n, DfDeflateHeader *h)
   build_tree (t, bf, 19, 7, h->clen_lens);
   int maxb;
   for (maxb = 18; maxb >= 3; maxb--)
-    if (h->clen_lens[df_deflate_clen_order[maxb]] != 0)
+    if (h->clen_lens[dfi_deflate_clen_order[maxb]] != 0)
       break;
   h->hlit = (guint)lmax + 1;
   h->hdist = (guint)dmax + 1;
@@ -232,7 +232,7 @@ df_deflate_header_predict (const guint32 *tokens, guint64 n, DfDeflateHeader *h)
 }
 
 gboolean
-df_deflate_header_equal (const DfDeflateHeader *a, const DfDeflateHeader *b)
+dfi_deflate_header_equal (const DfDeflateHeader *a, const DfDeflateHeader *b)
 {
   return a->hlit == b->hlit && a->hdist == b->hdist && a->hclen == b->hclen
          && memcmp (a->clen_lens, b->clen_lens, sizeof a->clen_lens) == 0 && a->ncl == b->ncl

@@ -3,12 +3,12 @@
  * into the stream on the device. */
 #include "df-deflate-private.h"
 
-const guint8 df_deflate_recon_magic[4] = { 'D', 'F', 'Z', 1 };
+const guint8 dfi_deflate_recon_magic[4] = { 'D', 'F', 'Z', 1 };
 /* Tokens analyze gives each model on trial before keeping the best. */
 #define TRIAL_TOKENS (192u * 1024)
 
 void
-df_deflate_limits_init (DfDeflateLimits *limits)
+dfi_deflate_limits_init (DfDeflateLimits *limits)
 {
   limits->max_output = G_GUINT64_CONSTANT (1) << 30;
   limits->max_input = G_GUINT64_CONSTANT (1) << 30;
@@ -47,7 +47,7 @@ encode_body (const DfDeflateParsed *ps, const guint8 *stream, const DfDeflateMod
              GByteArray *out, DfDeflateStats *stats)
 {
   g_autofree DfDeflateModel *m = g_new (DfDeflateModel, 1);
-  df_deflate_model_init (m, params, ps->content->len);
+  dfi_deflate_model_init (m, params, ps->content->len);
   m->buf = ps->content->data;
   const guint32 *toks = (const guint32 *)(gpointer)ps->tokens->data;
   guint64 miss = 0, done = 0;
@@ -56,28 +56,28 @@ encode_body (const DfDeflateParsed *ps, const guint8 *stream, const DfDeflateMod
       const DfDeflateBlock *b = &g_array_index (ps->blocks, DfDeflateBlock, bi);
       guint8 head = (guint8)(b->final | b->type << 1 | (b->forget ? 32 : 0));
       if (b->forget)
-        df_deflate_model_forget (m);
+        dfi_deflate_model_forget (m);
       if (b->type == 0)
         {
           put_u8 (out, head | (b->pad ? 8 : 0));
           put_varint (out, b->stored_len);
           if (b->pad)
             put_u8 (out, b->pad);
-          df_deflate_model_skip (m, b->stored_len);
+          dfi_deflate_model_skip (m, b->stored_len);
           continue;
         }
       gboolean verbatim = b->type == 2;
       if (b->type == 2 && b->tok_count <= DF_DEFLATE_BLOCK_TOKENS_MAX)
         {
           DfBitReader r;
-          df_bit_reader_init (&r, stream + b->hdr_bit / 8, (b->hdr_bits + 7 + b->hdr_bit % 8) / 8);
-          df_bit_reader_get (&r, b->hdr_bit % 8);
+          dfi_bit_reader_init (&r, stream + b->hdr_bit / 8, (b->hdr_bits + 7 + b->hdr_bit % 8) / 8);
+          dfi_bit_reader_get (&r, b->hdr_bit % 8);
           g_autofree DfDeflateHeader *real = g_new (DfDeflateHeader, 1);
           g_autofree DfDeflateHeader *pred = g_new (DfDeflateHeader, 1);
-          if (df_deflate_header_read (&r, real, DF_ERROR_FAILED, NULL))
+          if (dfi_deflate_header_read (&r, real, DF_ERROR_FAILED, NULL))
             {
-              df_deflate_header_predict (toks + b->tok_start, b->tok_count, pred);
-              verbatim = !df_deflate_header_equal (real, pred);
+              dfi_deflate_header_predict (toks + b->tok_start, b->tok_count, pred);
+              verbatim = !dfi_deflate_header_equal (real, pred);
             }
         }
       if (verbatim)
@@ -109,7 +109,7 @@ encode_body (const DfDeflateParsed *ps, const guint8 *stream, const DfDeflateMod
       for (guint64 i = 0; i < b->tok_count; i++)
         {
           guint32 t = toks[b->tok_start + i];
-          guint32 pred = df_deflate_model_predict (m);
+          guint32 pred = dfi_deflate_model_predict (m);
           if (pred == t)
             run++;
           else
@@ -122,13 +122,13 @@ encode_body (const DfDeflateParsed *ps, const guint8 *stream, const DfDeflateMod
               else
                 {
                   guint len = DF_DEFLATE_TOK_LEN (t), d = DF_DEFLATE_TOK_DIST (t);
-                  gint rank = df_deflate_model_rank (m, len, d);
+                  gint rank = dfi_deflate_model_rank (m, len, d);
                   put_u8 (out, rank >= 0 ? 1 : 2);
                   put_u8 (out, (guint8)(len - 3));
                   put_varint (out, rank >= 0 ? (guint64)rank : d - 1);
                 }
             }
-          df_deflate_model_advance (m, t);
+          dfi_deflate_model_advance (m, t);
         }
       put_varint (out, run);
       done += b->tok_count;
@@ -223,7 +223,7 @@ search_window_and_hash (const DfDeflateParsed *ps, const guint8 *stream, guint b
     for (guint w = 0; w < 2 && grid_best > 0; w++)
       for (guint h = 0; h < G_N_ELEMENTS (hb); h++)
         {
-          DfDeflateModelParams t = df_deflate_models[grid_models[g]];
+          DfDeflateModelParams t = dfi_deflate_models[grid_models[g]];
           t.wbits = w ? wb : 15;
           t.hbits = hb[h];
           if (w && wb == 15)
@@ -244,7 +244,7 @@ search_window_and_hash (const DfDeflateParsed *ps, const guint8 *stream, guint b
         }
 }
 
-/* Picks the model for @ps: returns its index in df_deflate_models[], and
+/* Picks the model for @ps: returns its index in dfi_deflate_models[], and
  * in *@wbits_out and *@hbits_out the window and hash bits to run it
  * with. */
 static guint
@@ -259,9 +259,9 @@ choose_model (const DfDeflateParsed *ps, const guint8 *stream, guint8 *wbits_out
   guint8 wbits = 15, hbits = 15;
   for (guint round = 0; round < 2; round++)
     {
-      for (guint i = 0; i < df_deflate_n_models; i++)
+      for (guint i = 0; i < dfi_deflate_n_models; i++)
         {
-          DfDeflateModelParams t = df_deflate_models[i];
+          DfDeflateModelParams t = dfi_deflate_models[i];
           t.wbits = wbits;
           t.hbits = hbits;
           g_autoptr (GByteArray) trial = g_byte_array_new ();
@@ -299,7 +299,7 @@ static GByteArray *
 encode_chosen (const DfDeflateParsed *ps, const guint8 *stream, guint best, guint8 wbits, guint8 hbits,
                DfDeflateModelParams *mp_out, DfDeflateStats *st_out)
 {
-  DfDeflateModelParams mp0 = df_deflate_models[best];
+  DfDeflateModelParams mp0 = dfi_deflate_models[best];
   mp0.wbits = wbits;
   mp0.hbits = hbits;
   /* gzip's window differs from zlib's only in the last 64 KiB, which no
@@ -337,7 +337,7 @@ pack_recon (const DfDeflateParsed *ps, guint best, const DfDeflateModelParams *m
             GError **error)
 {
   g_autoptr (GByteArray) recon = g_byte_array_new ();
-  g_byte_array_append (recon, df_deflate_recon_magic, 4);
+  g_byte_array_append (recon, dfi_deflate_recon_magic, 4);
   put_u8 (recon, (guint8)best);
   put_u8 (recon, mp->flags);
   put_u8 (recon, (guint8)(mp->wbits << 4 | (mp->hbits - 8)));
@@ -353,7 +353,7 @@ pack_recon (const DfDeflateParsed *ps, guint best, const DfDeflateModelParams *m
   gsize z = ZSTD_compress2 (cctx, recon->data + at, bound, body->data, body->len);
   if (ZSTD_isError (z))
     {
-      df_throw (error, DF_ERROR_FAILED, "deflate: zstd: %s", ZSTD_getErrorName (z));
+      dfi_throw (error, DF_ERROR_FAILED, "deflate: zstd: %s", ZSTD_getErrorName (z));
       return NULL;
     }
   if (z < body->len)
@@ -395,17 +395,17 @@ fill_stats (DfDeflateStats *stats, const DfDeflateStats *st, const DfDeflatePars
 }
 
 gboolean
-df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimits *limits, gsize *consumed,
-                    GBytes **recon_out, DfDeflateStats *stats, GError **error)
+dfi_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimits *limits, gsize *consumed,
+                     GBytes **recon_out, DfDeflateStats *stats, GError **error)
 {
   DfDeflateLimits def;
   if (limits == NULL)
     {
-      df_deflate_limits_init (&def);
+      dfi_deflate_limits_init (&def);
       limits = &def;
     }
   DfDeflateParsed ps;
-  if (!df_deflate_parse (stream, stream_len, limits, TRUE, consumed, &ps, error))
+  if (!dfi_deflate_parse (stream, stream_len, limits, TRUE, consumed, &ps, error))
     return FALSE;
   mark_resets (&ps);
 
@@ -417,43 +417,43 @@ df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimit
   g_autoptr (GByteArray) recon = pack_recon (&ps, best, &mp, body, error);
   if (recon == NULL)
     {
-      df_deflate_parsed_clear (&ps);
+      dfi_deflate_parsed_clear (&ps);
       return FALSE;
     }
 
   /* The contract is checked here, once, rather than trusted. */
   g_autoptr (GError) local = NULL;
   g_autoptr (GBytes) again
-      = df_deflate_rebuild_bytes (ps.content->data, ps.content->len, recon->data, recon->len, limits, &local);
+      = dfi_deflate_rebuild_bytes (ps.content->data, ps.content->len, recon->data, recon->len, limits, &local);
   if (again == NULL || g_bytes_get_size (again) != ps.consumed
       || memcmp (g_bytes_get_data (again, NULL), stream, ps.consumed) != 0)
     {
-      df_deflate_parsed_clear (&ps);
-      return df_throw (error, DF_ERROR_FAILED, "deflate: the rebuilt stream differs from the original%s%s",
-                       local ? ": " : "", local ? local->message : "");
+      dfi_deflate_parsed_clear (&ps);
+      return dfi_throw (error, DF_ERROR_FAILED, "deflate: the rebuilt stream differs from the original%s%s",
+                        local ? ": " : "", local ? local->message : "");
     }
 
   if (stats)
     fill_stats (stats, &st, &ps, best, mp.flags, recon->len);
-  df_deflate_parsed_clear (&ps);
+  dfi_deflate_parsed_clear (&ps);
   *recon_out = g_byte_array_free_to_bytes (g_steal_pointer (&recon));
   return TRUE;
 }
 
 GBytes *
-df_deflate_inflate (const guint8 *stream, gsize stream_len, const DfDeflateLimits *limits, gsize *consumed,
-                    GError **error)
+dfi_deflate_inflate (const guint8 *stream, gsize stream_len, const DfDeflateLimits *limits, gsize *consumed,
+                     GError **error)
 {
   DfDeflateLimits def;
   if (limits == NULL)
     {
-      df_deflate_limits_init (&def);
+      dfi_deflate_limits_init (&def);
       limits = &def;
     }
   DfDeflateParsed ps;
-  if (!df_deflate_parse (stream, stream_len, limits, FALSE, consumed, &ps, error))
+  if (!dfi_deflate_parse (stream, stream_len, limits, FALSE, consumed, &ps, error))
     return NULL;
   GBytes *b = g_byte_array_free_to_bytes (g_steal_pointer (&ps.content));
-  df_deflate_parsed_clear (&ps);
+  dfi_deflate_parsed_clear (&ps);
   return b;
 }

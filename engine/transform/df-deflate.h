@@ -3,8 +3,8 @@
  * A compressed file that no zlib setting reproduces (GNU gzip's output,
  * pigz's, any other encoder's) is carried in a delta as its decompressed
  * content plus reconstruction data: the build server runs
- * df_deflate_analyze() over the original stream, the device runs
- * df_deflate_rebuild() over the decompressed content and that data and gets
+ * dfi_deflate_analyze() over the original stream, the device runs
+ * dfi_deflate_rebuild() over the decompressed content and that data and gets
  * the original stream back, byte for byte.
  *
  * The reconstruction data is small because a model encoder (hash chains and
@@ -76,7 +76,7 @@ typedef struct
 
 /* Defaults: 1 GiB of content, 1 GiB of stream, 64 MiB of reconstruction
  * data. */
-void df_deflate_limits_init (DfDeflateLimits *limits);
+void dfi_deflate_limits_init (DfDeflateLimits *limits);
 
 /* What analyze found, for reports and tests. */
 typedef struct
@@ -107,8 +107,8 @@ typedef struct
  * should carry the stream as it is). Runs on the build server: memory as
  * said in DfDeflateLimits; speed about 10 MB/s of content for zlib's and
  * gzip's streams, a few times slower for other encoders'. */
-gboolean df_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimits *limits, gsize *consumed,
-                             GBytes **recon_out, DfDeflateStats *stats, GError **error);
+gboolean dfi_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimits *limits, gsize *consumed,
+                              GBytes **recon_out, DfDeflateStats *stats, GError **error);
 
 /* Reads up to @len bytes of decompressed content into @buf: returns the
  * count (0 only at the content's end) or -1 with @error set. */
@@ -132,17 +132,17 @@ typedef gboolean (*DfDeflateWriteFunc) (gpointer user_data, const guint8 *buf, g
  * (a match the content does not hold, a length that differs), the callbacks'
  * errors as they set them, G_IO_ERROR_CANCELLED through @cancellable
  * (checked every block). */
-gboolean df_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *recon, gsize recon_len,
-                             DfDeflateWriteFunc write, gpointer write_data, const DfDeflateLimits *limits,
-                             GCancellable *cancellable, GError **error);
+gboolean dfi_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *recon, gsize recon_len,
+                              DfDeflateWriteFunc write, gpointer write_data, const DfDeflateLimits *limits,
+                              GCancellable *cancellable, GError **error);
 
 /* Convenience for tests and small streams: rebuild from @content in memory
  * into a new GBytes. */
-GBytes *df_deflate_rebuild_bytes (const guint8 *content, gsize content_len, const guint8 *recon, gsize recon_len,
-                                  const DfDeflateLimits *limits, GError **error);
+GBytes *dfi_deflate_rebuild_bytes (const guint8 *content, gsize content_len, const guint8 *recon, gsize recon_len,
+                                   const DfDeflateLimits *limits, GError **error);
 
 /* Decompresses a raw deflate stream (the tokeniser of analyze) into a new
- * GBytes; *@consumed as for df_deflate_analyze(). For tests and callers that
- * need the content. Errors as df_deflate_analyze(). */
-GBytes *df_deflate_inflate (const guint8 *stream, gsize stream_len, const DfDeflateLimits *limits, gsize *consumed,
-                            GError **error);
+ * GBytes; *@consumed as for dfi_deflate_analyze(). For tests and callers that
+ * need the content. Errors as dfi_deflate_analyze(). */
+GBytes *dfi_deflate_inflate (const guint8 *stream, gsize stream_len, const DfDeflateLimits *limits, gsize *consumed,
+                             GError **error);

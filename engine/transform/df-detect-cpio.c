@@ -32,20 +32,20 @@ align4 (guint64 base, guint64 at)
  * until its trailer. An archive broken or cut after at least one entry
  * ends after its last complete entry (DF_SEGMENT_NO_TRAILER). */
 DfDetectResult
-df_detect_cpio (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint depth, gint parent, guint64 *next, GError **error)
+dfi_detect_cpio (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint depth, gint parent, guint64 *next, GError **error)
 {
-  if (!df_detect_seg_room (c))
+  if (!dfi_detect_seg_room (c))
     return DF_DETECT_RES_LIMIT;
-  guint seg_index = df_detect_seg_add (c, DF_SEGMENT_CPIO, depth, parent, pos, 0, DF_SEGMENT_NO_TRAILER);
+  guint seg_index = dfi_detect_seg_add (c, DF_SEGMENT_CPIO, depth, parent, pos, 0, DF_SEGMENT_NO_TRAILER);
   guint first = c->entries->len;
   guint64 off = pos;
   g_autofree char *name = g_malloc (DF_DETECT_NAME_MAX);
   for (;;)
     {
-      if (df_detect_cancelled (c, error))
+      if (dfi_detect_cancelled (c, error))
         return DF_DETECT_RES_ERROR;
       guint8 h[CPIO_HDR_LEN];
-      gssize n = df_detect_src_read (src, h, sizeof h, off, error);
+      gssize n = dfi_detect_src_read (src, h, sizeof h, off, error);
       if (n < 0)
         return DF_DETECT_RES_ERROR;
       guint32 v[13];
@@ -57,7 +57,7 @@ df_detect_cpio (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint depth, gint
       guint32 namesize = v[11];
       if (!hex_ok || namesize < 1 || namesize > DF_DETECT_NAME_MAX)
         break;
-      if ((n = df_detect_src_read (src, name, namesize, off + CPIO_HDR_LEN, error)) < 0)
+      if ((n = dfi_detect_src_read (src, name, namesize, off + CPIO_HDR_LEN, error)) < 0)
         return DF_DETECT_RES_ERROR;
       if (n < namesize || name[namesize - 1] != 0 || strlen (name) != namesize - 1)
         break;
@@ -75,15 +75,15 @@ df_detect_cpio (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint depth, gint
       gboolean hash = (c->flags & DF_DETECT_HASH_ENTRIES) && S_ISREG (v[1]) && !trailer;
       DfSha256 sha = { 0 };
       if (hash)
-        df_sha256_init (&sha);
+        dfi_sha256_init (&sha);
       gboolean ok;
-      gboolean io = df_detect_pass_bytes (c, src, data_off, data_end, hash ? &sha : NULL, &ok, error)
-                    && (!ok || df_detect_pass_bytes (c, src, data_end, end, NULL, &ok, error));
+      gboolean io = dfi_detect_pass_bytes (c, src, data_off, data_end, hash ? &sha : NULL, &ok, error)
+                    && (!ok || dfi_detect_pass_bytes (c, src, data_end, end, NULL, &ok, error));
       DfCpioEntry e = { 0 };
       if (hash)
         {
-          df_sha256_final (&sha, e.sha256);
-          df_sha256_clear (&sha);
+          dfi_sha256_final (&sha, e.sha256);
+          dfi_sha256_clear (&sha);
           e.has_sha256 = TRUE;
         }
       if (!io)
@@ -94,7 +94,7 @@ df_detect_cpio (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint depth, gint
       off = end;
       if (trailer)
         {
-          df_detect_seg_at (c, seg_index)->flags &= ~DF_SEGMENT_NO_TRAILER;
+          dfi_detect_seg_at (c, seg_index)->flags &= ~DF_SEGMENT_NO_TRAILER;
           break;
         }
       e.name = g_string_chunk_insert_len (c->names, name, namesize - 1);
@@ -106,10 +106,10 @@ df_detect_cpio (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint depth, gint
       e.data_offset = data_off;
       g_array_append_val (c->entries, e);
     }
-  DfSegment *s = df_detect_seg_at (c, seg_index);
+  DfSegment *s = dfi_detect_seg_at (c, seg_index);
   if (off == pos)
     {
-      df_detect_rollback (c, seg_index, first);
+      dfi_detect_rollback (c, seg_index, first);
       return c->limited ? DF_DETECT_RES_LIMIT : DF_DETECT_RES_NO;
     }
   s->length = off - pos;

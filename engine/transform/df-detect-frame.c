@@ -13,7 +13,7 @@ gzip_field (DfDetectSrc *src, guint64 *p, guint *len, GError **error)
   guint total = 0;
   while (total < DF_DETECT_GZIP_FIELD_MAX)
     {
-      gssize n = df_detect_src_read (src, buf, MIN (sizeof buf, DF_DETECT_GZIP_FIELD_MAX - total), *p + total, error);
+      gssize n = dfi_detect_src_read (src, buf, MIN (sizeof buf, DF_DETECT_GZIP_FIELD_MAX - total), *p + total, error);
       if (n < 0)
         return DF_DETECT_RES_ERROR;
       if (n == 0)
@@ -36,25 +36,25 @@ static DfDetectResult
 gzip_header (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, DfSegment *seg, guint64 *data_start, GError **error)
 {
   guint8 h[10];
-  gssize n = df_detect_src_read (src, h, 10, pos, error);
+  gssize n = dfi_detect_src_read (src, h, 10, pos, error);
   if (n < 0)
     return DF_DETECT_RES_ERROR;
   if (n < 10 || h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 || (h[3] & 0xe0) != 0)
     return DF_DETECT_RES_NO;
   guint8 flg = h[3];
   seg->u.gzip.flg = flg;
-  seg->u.gzip.mtime = df_detect_le32 (h + 4);
+  seg->u.gzip.mtime = dfi_detect_le32 (h + 4);
   seg->u.gzip.xfl = h[8];
   seg->u.gzip.os = h[9];
   guint64 p = pos + 10;
   if (flg & 0x04) /* FEXTRA */
     {
       guint8 x[2];
-      if ((n = df_detect_src_read (src, x, 2, p, error)) < 0)
+      if ((n = dfi_detect_src_read (src, x, 2, p, error)) < 0)
         return DF_DETECT_RES_ERROR;
       if (n < 2)
         return DF_DETECT_RES_NO;
-      p += 2 + df_detect_le16 (x);
+      p += 2 + dfi_detect_le16 (x);
     }
   guint len = 0;
   DfDetectResult r;
@@ -72,7 +72,7 @@ gzip_header (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, DfSegment *seg, guin
       uLong crc = crc32 (0, NULL, 0);
       for (guint64 q = pos; q < p;)
         {
-          gssize m = df_detect_src_read (src, c->scratch, MIN (DF_DETECT_STEP, p - q), q, error);
+          gssize m = dfi_detect_src_read (src, c->scratch, MIN (DF_DETECT_STEP, p - q), q, error);
           if (m < 0)
             return DF_DETECT_RES_ERROR;
           if (m == 0)
@@ -81,9 +81,9 @@ gzip_header (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, DfSegment *seg, guin
           q += m;
         }
       guint8 x[2];
-      if ((n = df_detect_src_read (src, x, 2, p, error)) < 0)
+      if ((n = dfi_detect_src_read (src, x, 2, p, error)) < 0)
         return DF_DETECT_RES_ERROR;
-      if (n < 2 || df_detect_le16 (x) != (crc & 0xffff))
+      if (n < 2 || dfi_detect_le16 (x) != (crc & 0xffff))
         return DF_DETECT_RES_NO;
       p += 2;
     }
@@ -97,7 +97,7 @@ static DfDetectResult
 xz_header (DfDetectSrc *src, guint64 pos, DfSegment *seg, GError **error)
 {
   guint8 h[LZMA_STREAM_HEADER_SIZE];
-  gssize n = df_detect_src_read (src, h, sizeof h, pos, error);
+  gssize n = dfi_detect_src_read (src, h, sizeof h, pos, error);
   if (n < 0)
     return DF_DETECT_RES_ERROR;
   lzma_stream_flags sf;
@@ -105,7 +105,7 @@ xz_header (DfDetectSrc *src, guint64 pos, DfSegment *seg, GError **error)
     return DF_DETECT_RES_NO;
   seg->u.xz.check = sf.check;
   guint8 bh[LZMA_BLOCK_HEADER_SIZE_MAX];
-  if ((n = df_detect_src_read (src, bh, 1, pos + sizeof h, error)) < 0)
+  if ((n = dfi_detect_src_read (src, bh, 1, pos + sizeof h, error)) < 0)
     return DF_DETECT_RES_ERROR;
   if (n < 1)
     return DF_DETECT_RES_NO;
@@ -114,7 +114,7 @@ xz_header (DfDetectSrc *src, guint64 pos, DfSegment *seg, GError **error)
   lzma_filter filters[LZMA_FILTERS_MAX + 1];
   lzma_block block = { .version = 1, .check = sf.check, .filters = filters };
   block.header_size = lzma_block_header_size_decode (bh[0]);
-  if ((n = df_detect_src_read (src, bh, block.header_size, pos + sizeof h, error)) < 0)
+  if ((n = dfi_detect_src_read (src, bh, block.header_size, pos + sizeof h, error)) < 0)
     return DF_DETECT_RES_ERROR;
   if (n < block.header_size || lzma_block_header_decode (&block, NULL, bh) != LZMA_OK)
     return DF_DETECT_RES_NO;
@@ -139,26 +139,26 @@ static DfDetectResult
 frame (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint64 data_start, DfSegment *proto, guint depth, gint parent,
        guint64 *next, GError **error)
 {
-  if (!df_detect_seg_room (c))
+  if (!dfi_detect_seg_room (c))
     return DF_DETECT_RES_LIMIT;
   guint nseg = c->segs->len, nent = c->entries->len;
   proto->depth = depth;
   proto->parent = parent;
   proto->offset = pos;
   g_array_append_val (c->segs, *proto);
-  DfDetectFrameSrc *f = df_detect_frame_get (c, depth, src, proto->kind, data_start);
+  DfDetectFrameSrc *f = dfi_detect_frame_get (c, depth, src, proto->kind, data_start);
   if (depth < c->lim.depth_max)
     {
-      if (!df_detect_stream (c, &f->base, depth + 1, nseg, error))
+      if (!dfi_detect_stream (c, &f->base, depth + 1, nseg, error))
         return DF_DETECT_RES_ERROR;
     }
   else
-    df_detect_seg_at (c, nseg)->flags |= DF_SEGMENT_NOT_EXAMINED;
-  if (!df_detect_frame_drain (f, error))
+    dfi_detect_seg_at (c, nseg)->flags |= DF_SEGMENT_NOT_EXAMINED;
+  if (!dfi_detect_frame_drain (f, error))
     return DF_DETECT_RES_ERROR;
   if (f->state != DF_DETECT_FS_END)
     {
-      df_detect_rollback (c, nseg, nent);
+      dfi_detect_rollback (c, nseg, nent);
       if (f->state == DF_DETECT_FS_LIMIT)
         {
           c->limited = TRUE;
@@ -166,8 +166,8 @@ frame (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint64 data_start, DfSegm
         }
       return DF_DETECT_RES_NO;
     }
-  guint64 dsize = df_detect_frame_produced (f);
-  DfSegment *s = df_detect_seg_at (c, nseg);
+  guint64 dsize = dfi_detect_frame_produced (f);
+  DfSegment *s = dfi_detect_seg_at (c, nseg);
   s->length = f->end - pos;
   s->decompressed_size = dsize;
   if (f->checked || (s->kind == DF_SEGMENT_ZSTD && (s->flags & DF_SEGMENT_CHECKSUM))
@@ -177,12 +177,12 @@ frame (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint64 data_start, DfSegm
    * nothing and is dropped. */
   if (c->segs->len > nseg + 1)
     {
-      DfSegment *last = df_detect_seg_at (c, c->segs->len - 1);
+      DfSegment *last = dfi_detect_seg_at (c, c->segs->len - 1);
       if (last->depth == depth + 1 && last->length == DF_DETECT_LEN_TO_END)
         last->length = dsize - last->offset;
     }
-  if (c->segs->len == nseg + 2 && df_detect_seg_at (c, nseg + 1)->kind == DF_SEGMENT_PLAIN
-      && !(df_detect_seg_at (c, nseg + 1)->flags & DF_SEGMENT_LIMIT))
+  if (c->segs->len == nseg + 2 && dfi_detect_seg_at (c, nseg + 1)->kind == DF_SEGMENT_PLAIN
+      && !(dfi_detect_seg_at (c, nseg + 1)->flags & DF_SEGMENT_LIMIT))
     g_array_set_size (c->segs, nseg + 1);
   *next = f->end;
   return DF_DETECT_RES_OK;
@@ -193,8 +193,8 @@ static const guint8 xz_magic[6] = { 0xfd, '7', 'z', 'X', 'Z', 0 };
 /* A gzip, zlib, zstd, xz or lzma frame at @pos, recognised from the
  * bytes @p (@n of them). @payload: a bzImage payload (.lzma allowed). */
 DfDetectResult
-df_detect_try_frame (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, const guint8 *p, gsize n, guint depth, gint parent,
-                     gboolean payload, guint64 *next, GError **error)
+dfi_detect_try_frame (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, const guint8 *p, gsize n, guint depth, gint parent,
+                      gboolean payload, guint64 *next, GError **error)
 {
   DfSegment seg = { 0 };
   guint64 data_start = pos;
@@ -211,7 +211,7 @@ df_detect_try_frame (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, const guint8
       if ((r = xz_header (src, pos, &seg, error)) != DF_DETECT_RES_OK)
         return r;
     }
-  else if (n >= 4 && df_detect_le32 (p) == ZSTD_MAGICNUMBER)
+  else if (n >= 4 && dfi_detect_le32 (p) == ZSTD_MAGICNUMBER)
     {
       ZSTD_frameHeader zfh;
       if (ZSTD_getFrameHeader (&zfh, p, n) != 0)
@@ -238,12 +238,12 @@ df_detect_try_frame (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, const guint8
       seg.u.zlib.cmf = p[0];
       seg.u.zlib.flg = p[1];
     }
-  else if (payload && n >= 13 && p[0] < 225 && df_detect_le32 (p + 1) >= 4096)
+  else if (payload && n >= 13 && p[0] < 225 && dfi_detect_le32 (p + 1) >= 4096)
     {
       seg.kind = DF_SEGMENT_LZMA;
       seg.u.lzma.props = p[0];
-      seg.u.lzma.dict_size = df_detect_le32 (p + 1);
-      seg.u.lzma.declared_size = df_detect_le32 (p + 5) | (guint64)df_detect_le32 (p + 9) << 32;
+      seg.u.lzma.dict_size = dfi_detect_le32 (p + 1);
+      seg.u.lzma.declared_size = dfi_detect_le32 (p + 5) | (guint64)dfi_detect_le32 (p + 9) << 32;
     }
   else
     return DF_DETECT_RES_NO;

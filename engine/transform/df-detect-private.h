@@ -40,7 +40,7 @@ struct DfDetectSrc
 /* Reads up to @len bytes (any length) at @off of @s, in reads of at most
  * DF_DETECT_STEP: the count (short only at the end) or -1 with @error
  * set. */
-gssize df_detect_src_read (DfDetectSrc *s, void *buf, gsize len, guint64 off, GError **error);
+gssize dfi_detect_src_read (DfDetectSrc *s, void *buf, gsize len, guint64 off, GError **error);
 
 /* --- The detection context --------------------------------------------- */
 
@@ -64,36 +64,36 @@ typedef struct
 } DfDetectCtx;
 
 /* The segment at index @i (the pointer moves when segments are added). */
-DfSegment *df_detect_seg_at (DfDetectCtx *c, guint i);
+DfSegment *dfi_detect_seg_at (DfDetectCtx *c, guint i);
 
 /* Whether one more segment that is not the last of its stream fits;
  * otherwise the limit is reached (c->limited is set). One plain run per
  * depth may still be added after that to end each stream. */
-gboolean df_detect_seg_room (DfDetectCtx *c);
+gboolean dfi_detect_seg_room (DfDetectCtx *c);
 
-/* Appends a segment (callers check df_detect_seg_room() first); returns
+/* Appends a segment (callers check dfi_detect_seg_room() first); returns
  * its index. */
-guint df_detect_seg_add (DfDetectCtx *c, DfSegmentKind kind, guint depth, gint parent, guint64 off, guint64 len,
-                         guint flags);
+guint dfi_detect_seg_add (DfDetectCtx *c, DfSegmentKind kind, guint depth, gint parent, guint64 off, guint64 len,
+                          guint flags);
 
 /* A plain run from @off to the end of @src (length DF_DETECT_LEN_TO_END,
  * fixed later, if the end is not known yet); marked DF_SEGMENT_LIMIT when
  * a limit ended detection. Nothing when @off is the end. */
-void df_detect_seg_add_plain_to_end (DfDetectCtx *c, DfDetectSrc *src, guint depth, gint parent, guint64 off);
+void dfi_detect_seg_add_plain_to_end (DfDetectCtx *c, DfDetectSrc *src, guint depth, gint parent, guint64 off);
 
 /* Forgets the segments from @nseg and the entries from @nent on (a
  * structure that did not check out). */
-void df_detect_rollback (DfDetectCtx *c, guint nseg, guint nent);
+void dfi_detect_rollback (DfDetectCtx *c, guint nseg, guint nent);
 
 /* TRUE, with @error set, when the detection is cancelled. */
-gboolean df_detect_cancelled (DfDetectCtx *c, GError **error);
+gboolean dfi_detect_cancelled (DfDetectCtx *c, GError **error);
 
 /* Reads (and hashes into @h when not NULL) [@from, @to) of @src, through
  * c->scratch: FALSE with *@ok FALSE when the stream ends first; FALSE
  * alone on an I/O error. Without @h a file source is not read (its size
  * says) and a decompressed one only to its last byte. */
-gboolean df_detect_pass_bytes (DfDetectCtx *c, DfDetectSrc *src, guint64 from, guint64 to, DfSha256 *h, gboolean *ok,
-                               GError **error);
+gboolean dfi_detect_pass_bytes (DfDetectCtx *c, DfDetectSrc *src, guint64 from, guint64 to, DfSha256 *h, gboolean *ok,
+                                GError **error);
 
 /* --- Frame sources (df-detect-source.c) ------------------------------- */
 
@@ -131,35 +131,35 @@ typedef struct DfDetectFrameSrc
 } DfDetectFrameSrc;
 
 static inline guint64
-df_detect_frame_produced (DfDetectFrameSrc *f)
+dfi_detect_frame_produced (DfDetectFrameSrc *f)
 {
   return f->win_base + f->win_len;
 }
 
 /* The frame source of @depth (the pool's, or a new one, owned by the pool
- * and freed with df_detect_frame_free()), set to decode a frame of @kind
+ * and freed with dfi_detect_frame_free()), set to decode a frame of @kind
  * whose input starts at @data_start of @parent. A decoder that cannot start leaves the
  * state DF_DETECT_FS_LIMIT. */
-DfDetectFrameSrc *df_detect_frame_get (DfDetectCtx *c, guint depth, DfDetectSrc *parent, DfSegmentKind kind,
-                                       guint64 data_start);
+DfDetectFrameSrc *dfi_detect_frame_get (DfDetectCtx *c, guint depth, DfDetectSrc *parent, DfSegmentKind kind,
+                                        guint64 data_start);
 
 /* Decodes the rest of the frame, throwing the output away; the state then
  * says how it ended. FALSE on an I/O error or cancellation. */
-gboolean df_detect_frame_drain (DfDetectFrameSrc *f, GError **error);
+gboolean dfi_detect_frame_drain (DfDetectFrameSrc *f, GError **error);
 
 /* Frees @f, its decoders and buffers; NULL is allowed. */
-void df_detect_frame_free (DfDetectFrameSrc *f);
+void dfi_detect_frame_free (DfDetectFrameSrc *f);
 
 /* --- Recognisers ------------------------------------------------------ */
 
 static inline guint32
-df_detect_le32 (const guint8 *p)
+dfi_detect_le32 (const guint8 *p)
 {
   return p[0] | p[1] << 8 | p[2] << 16 | (guint32)p[3] << 24;
 }
 
 static inline guint16
-df_detect_le16 (const guint8 *p)
+dfi_detect_le16 (const guint8 *p)
 {
   return p[0] | p[1] << 8;
 }
@@ -175,22 +175,22 @@ typedef enum
 /* Segments of @src from its start to its end, at @depth under @parent
  * (the walk over a stream, df-detect.c). FALSE only on an I/O error or
  * cancellation. */
-gboolean df_detect_stream (DfDetectCtx *c, DfDetectSrc *src, guint depth, gint parent, GError **error);
+gboolean dfi_detect_stream (DfDetectCtx *c, DfDetectSrc *src, guint depth, gint parent, GError **error);
 
 /* A gzip, zlib, zstd, xz or lzma frame at @pos, recognised from the
  * bytes @p (@n of them). @payload: a bzImage payload (.lzma allowed).
  * Adds the frame's segment and its children; *@next is where it ends
  * (df-detect-frame.c). */
-DfDetectResult df_detect_try_frame (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, const guint8 *p, gsize n,
-                                    guint depth, gint parent, gboolean payload, guint64 *next, GError **error);
+DfDetectResult dfi_detect_try_frame (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, const guint8 *p, gsize n,
+                                     guint depth, gint parent, gboolean payload, guint64 *next, GError **error);
 
 /* A newc (070701) or crc (070702) cpio archive at @pos, entry by entry
  * until its trailer; its entries are added to c->entries
  * (df-detect-cpio.c). */
-DfDetectResult df_detect_cpio (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint depth, gint parent, guint64 *next,
-                               GError **error);
+DfDetectResult dfi_detect_cpio (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint depth, gint parent, guint64 *next,
+                                GError **error);
 
 /* An x86 bzImage (boot protocol 2.08 or later) filling the file @src:
  * DF_DETECT_RES_NO when @p (the first @n bytes) is not one; else its
  * segments, all of the file (df-detect-bzimage.c). */
-DfDetectResult df_detect_bzimage (DfDetectCtx *c, DfDetectSrc *src, const guint8 *p, gsize n, GError **error);
+DfDetectResult dfi_detect_bzimage (DfDetectCtx *c, DfDetectSrc *src, const guint8 *p, gsize n, GError **error);

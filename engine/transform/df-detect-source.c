@@ -13,7 +13,7 @@
 
 /* Reads up to @len bytes (any length) at @off: count (short at the end) or -1. */
 gssize
-df_detect_src_read (DfDetectSrc *s, void *buf, gsize len, guint64 off, GError **error)
+dfi_detect_src_read (DfDetectSrc *s, void *buf, gsize len, guint64 off, GError **error)
 {
   gsize done = 0;
   while (done < len)
@@ -114,12 +114,12 @@ gzip_trailer (DfDetectFrameSrc *f, GError **error)
 {
   guint8 t[8];
   guint64 at = frame_in_pos (f);
-  gssize n = df_detect_src_read (f->parent, t, 8, at, error);
+  gssize n = dfi_detect_src_read (f->parent, t, 8, at, error);
   if (n < 0)
     return FALSE;
   guint32 crc = t[0] | t[1] << 8 | t[2] << 16 | (guint32)t[3] << 24;
   guint32 isize = t[4] | t[5] << 8 | t[6] << 16 | (guint32)t[7] << 24;
-  if (n < 8 || crc != f->crc || isize != (guint32)df_detect_frame_produced (f))
+  if (n < 8 || crc != f->crc || isize != (guint32)dfi_detect_frame_produced (f))
     f->state = DF_DETECT_FS_BAD;
   else
     {
@@ -136,7 +136,7 @@ static gboolean
 frame_step (DfDetectFrameSrc *f, GError **error)
 {
   DfDetectCtx *c = f->c;
-  if (df_detect_cancelled (c, error))
+  if (dfi_detect_cancelled (c, error))
     return FALSE;
   if (c->produced >= c->lim.decompressed_max)
     {
@@ -247,20 +247,20 @@ frame_read (DfDetectSrc *s, void *buf, gsize len, guint64 off, GError **error)
       if (!frame_start (f))
         return 0;
     }
-  while (off + len > df_detect_frame_produced (f) && f->state == DF_DETECT_FS_RUNNING)
+  while (off + len > dfi_detect_frame_produced (f) && f->state == DF_DETECT_FS_RUNNING)
     if (!frame_step (f, error))
       return -1;
-  if (off >= df_detect_frame_produced (f))
+  if (off >= dfi_detect_frame_produced (f))
     return 0;
   g_assert (off >= f->win_base);
-  gsize n = MIN (len, df_detect_frame_produced (f) - off);
+  gsize n = MIN (len, dfi_detect_frame_produced (f) - off);
   memcpy (buf, f->win + (off - f->win_base), n);
   return n;
 }
 
 /* Decodes the rest of the frame. FALSE on an I/O error. */
 gboolean
-df_detect_frame_drain (DfDetectFrameSrc *f, GError **error)
+dfi_detect_frame_drain (DfDetectFrameSrc *f, GError **error)
 {
   while (f->state == DF_DETECT_FS_RUNNING)
     {
@@ -276,7 +276,7 @@ df_detect_frame_drain (DfDetectFrameSrc *f, GError **error)
 /* The frame source of @depth (the pool's, or a new one), set to decode
  * a frame of @kind whose input starts at @data_start of @parent. */
 DfDetectFrameSrc *
-df_detect_frame_get (DfDetectCtx *c, guint depth, DfDetectSrc *parent, DfSegmentKind kind, guint64 data_start)
+dfi_detect_frame_get (DfDetectCtx *c, guint depth, DfDetectSrc *parent, DfSegmentKind kind, guint64 data_start)
 {
   DfDetectFrameSrc *f = c->pool[depth];
   if (f == NULL)
@@ -298,7 +298,7 @@ df_detect_frame_get (DfDetectCtx *c, guint depth, DfDetectSrc *parent, DfSegment
 }
 
 void
-df_detect_frame_free (DfDetectFrameSrc *f)
+dfi_detect_frame_free (DfDetectFrameSrc *f)
 {
   if (f == NULL)
     return;

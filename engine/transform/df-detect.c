@@ -31,8 +31,8 @@ file_read (DfDetectSrc *s, void *buf, gsize len, guint64 off, GError **error)
       if (n < 0)
         return -1;
       if (n == 0)
-        return df_throw (error, DF_ERROR_IO, "detect: file ended at %" G_GUINT64_FORMAT ", before its size",
-                         off + done),
+        return dfi_throw (error, DF_ERROR_IO, "detect: file ended at %" G_GUINT64_FORMAT ", before its size",
+                          off + done),
                -1;
       done += n;
     }
@@ -42,7 +42,7 @@ file_read (DfDetectSrc *s, void *buf, gsize len, guint64 off, GError **error)
 /* --- The detection context --------------------------------------------- */
 
 DfSegment *
-df_detect_seg_at (DfDetectCtx *c, guint i)
+dfi_detect_seg_at (DfDetectCtx *c, guint i)
 {
   return &g_array_index (c->segs, DfSegment, i);
 }
@@ -51,7 +51,7 @@ df_detect_seg_at (DfDetectCtx *c, guint i)
  * otherwise the limit is reached. One plain run per depth may still be
  * added after that to end each stream. */
 gboolean
-df_detect_seg_room (DfDetectCtx *c)
+dfi_detect_seg_room (DfDetectCtx *c)
 {
   if (c->segs->len + 1 < c->lim.segments_max)
     return TRUE;
@@ -60,7 +60,7 @@ df_detect_seg_room (DfDetectCtx *c)
 }
 
 guint
-df_detect_seg_add (DfDetectCtx *c, DfSegmentKind kind, guint depth, gint parent, guint64 off, guint64 len, guint flags)
+dfi_detect_seg_add (DfDetectCtx *c, DfSegmentKind kind, guint depth, gint parent, guint64 off, guint64 len, guint flags)
 {
   DfSegment s = { .kind = kind, .depth = depth, .parent = parent, .offset = off, .length = len, .flags = flags };
   g_array_append_val (c->segs, s);
@@ -71,25 +71,25 @@ df_detect_seg_add (DfDetectCtx *c, DfSegmentKind kind, guint depth, gint parent,
  * end is not known yet); marked DF_SEGMENT_LIMIT when a limit ended
  * detection. */
 void
-df_detect_seg_add_plain_to_end (DfDetectCtx *c, DfDetectSrc *src, guint depth, gint parent, guint64 off)
+dfi_detect_seg_add_plain_to_end (DfDetectCtx *c, DfDetectSrc *src, guint depth, gint parent, guint64 off)
 {
   guint64 len = src->size == G_MAXUINT64 ? DF_DETECT_LEN_TO_END : src->size - off;
   if (len == 0)
     return;
-  df_detect_seg_add (c, DF_SEGMENT_PLAIN, depth, parent, off, len, c->limited ? DF_SEGMENT_LIMIT : 0);
+  dfi_detect_seg_add (c, DF_SEGMENT_PLAIN, depth, parent, off, len, c->limited ? DF_SEGMENT_LIMIT : 0);
 }
 
 /* Forgets the segments from @nseg and the entries from @nent on (a
  * structure that did not check out). */
 void
-df_detect_rollback (DfDetectCtx *c, guint nseg, guint nent)
+dfi_detect_rollback (DfDetectCtx *c, guint nseg, guint nent)
 {
   g_array_set_size (c->segs, nseg);
   g_array_set_size (c->entries, nent);
 }
 
 gboolean
-df_detect_cancelled (DfDetectCtx *c, GError **error)
+dfi_detect_cancelled (DfDetectCtx *c, GError **error)
 {
   return g_cancellable_set_error_if_cancelled (c->cancellable, error);
 }
@@ -97,8 +97,8 @@ df_detect_cancelled (DfDetectCtx *c, GError **error)
 /* Reads (and hashes when @h) [@from, @to) of @src: FALSE with *@ok
  * FALSE when the stream ends first; FALSE alone on an I/O error. */
 gboolean
-df_detect_pass_bytes (DfDetectCtx *c, DfDetectSrc *src, guint64 from, guint64 to, DfSha256 *h, gboolean *ok,
-                      GError **error)
+dfi_detect_pass_bytes (DfDetectCtx *c, DfDetectSrc *src, guint64 from, guint64 to, DfSha256 *h, gboolean *ok,
+                       GError **error)
 {
   *ok = FALSE;
   if (src->size != G_MAXUINT64 && h == NULL)
@@ -110,13 +110,13 @@ df_detect_pass_bytes (DfDetectCtx *c, DfDetectSrc *src, guint64 from, guint64 to
     from = to - 1;
   while (from < to)
     {
-      gssize n = df_detect_src_read (src, c->scratch, MIN (DF_DETECT_STEP, to - from), from, error);
+      gssize n = dfi_detect_src_read (src, c->scratch, MIN (DF_DETECT_STEP, to - from), from, error);
       if (n < 0)
         return FALSE;
       if (n == 0)
         return TRUE;
       if (h)
-        df_sha256_update (h, c->scratch, n);
+        dfi_sha256_update (h, c->scratch, n);
       from += n;
     }
   *ok = TRUE;
@@ -132,7 +132,7 @@ zeros (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint64 *next, GError **er
   guint64 at = pos;
   for (;;)
     {
-      gssize n = df_detect_src_read (src, c->scratch, DF_DETECT_STEP, at, error);
+      gssize n = dfi_detect_src_read (src, c->scratch, DF_DETECT_STEP, at, error);
       if (n < 0)
         return DF_DETECT_RES_ERROR;
       gssize i = 0;
@@ -152,41 +152,41 @@ zeros (DfDetectCtx *c, DfDetectSrc *src, guint64 pos, guint64 *next, GError **er
 /* Segments of @src from its start to its end, at @depth under @parent.
  * FALSE only on an I/O error or cancellation. */
 gboolean
-df_detect_stream (DfDetectCtx *c, DfDetectSrc *src, guint depth, gint parent, GError **error)
+dfi_detect_stream (DfDetectCtx *c, DfDetectSrc *src, guint depth, gint parent, GError **error)
 {
   guint8 probe[PROBE_LEN];
   guint64 pos = 0;
   for (;;)
     {
-      if (df_detect_cancelled (c, error))
+      if (dfi_detect_cancelled (c, error))
         return FALSE;
-      gssize n = df_detect_src_read (src, probe, sizeof probe, pos, error);
+      gssize n = dfi_detect_src_read (src, probe, sizeof probe, pos, error);
       if (n < 0)
         return FALSE;
       if (n == 0)
         return TRUE;
       if (c->limited)
         {
-          df_detect_seg_add_plain_to_end (c, src, depth, parent, pos);
+          dfi_detect_seg_add_plain_to_end (c, src, depth, parent, pos);
           return TRUE;
         }
       guint64 next = pos;
       DfDetectResult r;
-      if (depth == 0 && pos == 0 && (r = df_detect_bzimage (c, src, probe, n, error)) != DF_DETECT_RES_NO)
+      if (depth == 0 && pos == 0 && (r = dfi_detect_bzimage (c, src, probe, n, error)) != DF_DETECT_RES_NO)
         return r != DF_DETECT_RES_ERROR;
       if (n >= 6 && memcmp (probe, "07070", 5) == 0)
-        r = df_detect_cpio (c, src, pos, depth, parent, &next, error);
-      else if (n >= 8 && (df_detect_le32 (probe) & 0xfffffff0) == ZSTD_MAGIC_SKIPPABLE_START)
+        r = dfi_detect_cpio (c, src, pos, depth, parent, &next, error);
+      else if (n >= 8 && (dfi_detect_le32 (probe) & 0xfffffff0) == ZSTD_MAGIC_SKIPPABLE_START)
         {
-          guint64 end = pos + 8 + df_detect_le32 (probe + 4);
+          guint64 end = pos + 8 + dfi_detect_le32 (probe + 4);
           gboolean ok;
           r = DF_DETECT_RES_NO;
-          if (!df_detect_pass_bytes (c, src, end - 1, end, NULL, &ok, error))
+          if (!dfi_detect_pass_bytes (c, src, end - 1, end, NULL, &ok, error))
             r = DF_DETECT_RES_ERROR;
-          else if (ok && df_detect_seg_room (c))
+          else if (ok && dfi_detect_seg_room (c))
             {
-              guint i = df_detect_seg_add (c, DF_SEGMENT_ZSTD_SKIPPABLE, depth, parent, pos, end - pos, 0);
-              df_detect_seg_at (c, i)->u.zstd.magic = df_detect_le32 (probe);
+              guint i = dfi_detect_seg_add (c, DF_SEGMENT_ZSTD_SKIPPABLE, depth, parent, pos, end - pos, 0);
+              dfi_detect_seg_at (c, i)->u.zstd.magic = dfi_detect_le32 (probe);
               next = end;
               r = DF_DETECT_RES_OK;
             }
@@ -195,12 +195,12 @@ df_detect_stream (DfDetectCtx *c, DfDetectSrc *src, guint depth, gint parent, GE
         }
       else if (probe[0] == 0)
         {
-          r = df_detect_seg_room (c) ? zeros (c, src, pos, &next, error) : DF_DETECT_RES_LIMIT;
+          r = dfi_detect_seg_room (c) ? zeros (c, src, pos, &next, error) : DF_DETECT_RES_LIMIT;
           if (r == DF_DETECT_RES_OK)
-            df_detect_seg_add (c, DF_SEGMENT_ZERO, depth, parent, pos, next - pos, 0);
+            dfi_detect_seg_add (c, DF_SEGMENT_ZERO, depth, parent, pos, next - pos, 0);
         }
       else
-        r = df_detect_try_frame (c, src, pos, probe, n, depth, parent, FALSE, &next, error);
+        r = dfi_detect_try_frame (c, src, pos, probe, n, depth, parent, FALSE, &next, error);
       switch (r)
         {
         case DF_DETECT_RES_ERROR:
@@ -213,7 +213,7 @@ df_detect_stream (DfDetectCtx *c, DfDetectSrc *src, guint depth, gint parent, GE
           c->limited = TRUE;
           break; /* the next round adds the plain run */
         case DF_DETECT_RES_NO:
-          df_detect_seg_add_plain_to_end (c, src, depth, parent, pos);
+          dfi_detect_seg_add_plain_to_end (c, src, depth, parent, pos);
           return TRUE;
         }
     }
@@ -222,7 +222,7 @@ df_detect_stream (DfDetectCtx *c, DfDetectSrc *src, guint depth, gint parent, GE
 /* --- Entry points -------------------------------------------------------- */
 
 void
-df_detect_limits_default (DfDetectLimits *limits)
+dfi_detect_limits_default (DfDetectLimits *limits)
 {
   *limits = (DfDetectLimits){
     .segments_max = DF_DETECT_SEGMENTS_MAX,
@@ -234,14 +234,14 @@ df_detect_limits_default (DfDetectLimits *limits)
 }
 
 DfDetect *
-df_detect_read_at (DfReadAtFunc read_at, gpointer user_data, guint64 size, const DfDetectLimits *limits,
-                   DfDetectFlags flags, GCancellable *cancellable, GError **error)
+dfi_detect_read_at (DfReadAtFunc read_at, gpointer user_data, guint64 size, const DfDetectLimits *limits,
+                    DfDetectFlags flags, GCancellable *cancellable, GError **error)
 {
   DfDetectCtx c = { .flags = flags, .cancellable = cancellable };
   if (limits)
     c.lim = *limits;
   else
-    df_detect_limits_default (&c.lim);
+    dfi_detect_limits_default (&c.lim);
   c.lim.segments_max = MAX (c.lim.segments_max, 1);
   c.lim.depth_max = MIN (c.lim.depth_max, DF_DETECT_DEPTH_MAX);
   c.lim.decoder_mem = MAX (c.lim.decoder_mem, 64 * 1024);
@@ -250,10 +250,10 @@ df_detect_read_at (DfReadAtFunc read_at, gpointer user_data, guint64 size, const
   c.names = g_string_chunk_new (4096);
   c.scratch = g_malloc (DF_DETECT_STEP);
   DfDetectFileSrc file = { .base = { .read = file_read, .size = size }, .fn = read_at, .user = user_data };
-  gboolean ok = df_detect_stream (&c, &file.base, 0, -1, error);
+  gboolean ok = dfi_detect_stream (&c, &file.base, 0, -1, error);
   g_free (c.scratch);
   for (guint i = 0; i <= DF_DETECT_DEPTH_MAX; i++)
-    df_detect_frame_free (c.pool[i]);
+    dfi_detect_frame_free (c.pool[i]);
   if (!ok)
     {
       g_array_unref (c.segs);
@@ -283,19 +283,19 @@ fd_read_at (gpointer user_data, void *buf, gsize len, guint64 offset, GError **e
       if (n >= 0)
         return n;
       if (errno != EINTR)
-        return df_throw_errno (error, errno, "detect: read at %" G_GUINT64_FORMAT, offset), -1;
+        return dfi_throw_errno (error, errno, "detect: read at %" G_GUINT64_FORMAT, offset), -1;
     }
 }
 
 DfDetect *
-df_detect_fd (int fd, guint64 size, const DfDetectLimits *limits, DfDetectFlags flags, GCancellable *cancellable,
-              GError **error)
+dfi_detect_fd (int fd, guint64 size, const DfDetectLimits *limits, DfDetectFlags flags, GCancellable *cancellable,
+               GError **error)
 {
-  return df_detect_read_at (fd_read_at, GINT_TO_POINTER (fd), size, limits, flags, cancellable, error);
+  return dfi_detect_read_at (fd_read_at, GINT_TO_POINTER (fd), size, limits, flags, cancellable, error);
 }
 
 void
-df_detect_free (DfDetect *d)
+dfi_detect_free (DfDetect *d)
 {
   if (d == NULL)
     return;
@@ -307,7 +307,7 @@ df_detect_free (DfDetect *d)
 }
 
 const char *
-df_segment_kind_name (DfSegmentKind kind)
+dfi_segment_kind_name (DfSegmentKind kind)
 {
   static const char *const names[DF_SEGMENT_KIND_COUNT] = {
     [DF_SEGMENT_PLAIN] = "plain", [DF_SEGMENT_ZERO] = "zero",
@@ -320,7 +320,7 @@ df_segment_kind_name (DfSegmentKind kind)
 }
 
 void
-df_detect_summarize (const DfDetect *d, DfDetectSummary *out)
+dfi_detect_summarize (const DfDetect *d, DfDetectSummary *out)
 {
   memset (out, 0, sizeof *out);
   for (guint i = 0; i < d->n_segments; i++)
@@ -339,7 +339,7 @@ df_detect_summarize (const DfDetect *d, DfDetectSummary *out)
 }
 
 void
-df_detect_summary_add (DfDetectSummary *total, const DfDetectSummary *s)
+dfi_detect_summary_add (DfDetectSummary *total, const DfDetectSummary *s)
 {
   for (guint k = 0; k < DF_SEGMENT_KIND_COUNT; k++)
     {
@@ -354,7 +354,7 @@ df_detect_summary_add (DfDetectSummary *total, const DfDetectSummary *s)
 }
 
 char *
-df_detect_summary_to_string (const DfDetectSummary *s)
+dfi_detect_summary_to_string (const DfDetectSummary *s)
 {
   GString *out = g_string_new (NULL);
   for (guint k = 0; k < DF_SEGMENT_KIND_COUNT; k++)
@@ -362,7 +362,7 @@ df_detect_summary_to_string (const DfDetectSummary *s)
       if (s->count[k] == 0)
         continue;
       g_autofree char *fb = s->file_bytes[k] ? g_format_size (s->file_bytes[k]) : g_strdup ("in frames");
-      g_string_append_printf (out, "%s%s %u (%s", out->len ? ", " : "", df_segment_kind_name (k), s->count[k], fb);
+      g_string_append_printf (out, "%s%s %u (%s", out->len ? ", " : "", dfi_segment_kind_name (k), s->count[k], fb);
       if (s->decompressed_bytes[k])
         {
           g_autofree char *db = g_format_size (s->decompressed_bytes[k]);

@@ -1,6 +1,6 @@
 /* Content detection for the generator: what a file is made of.
  *
- * df_detect_fd() (or df_detect_read_at()) reads a file and describes it as
+ * dfi_detect_fd() (or dfi_detect_read_at()) reads a file and describes it as
  * a flat list of segments in file order: plain bytes, runs of zero bytes,
  * compressed frames (gzip members, zlib streams, zstd frames and skippable
  * frames, xz streams, the legacy .lzma format inside a kernel), newc cpio
@@ -92,7 +92,7 @@ G_BEGIN_DECLS
  * `xz -9` (64 MiB dictionary). */
 #define DF_DETECT_DECODER_MEM_MAX (128 * DF_MIB)
 
-/* The limits a detection runs under; df_detect_limits_default() fills in
+/* The limits a detection runs under; dfi_detect_limits_default() fills in
  * the DF_DETECT_* values above. Tests and fuzzers lower them. Every field
  * must be at least 1; depth_max at most DF_DETECT_DEPTH_MAX. */
 typedef struct
@@ -104,7 +104,7 @@ typedef struct
   guint64 decoder_mem; /* bytes; rounded down to a power of two for zstd */
 } DfDetectLimits;
 
-void df_detect_limits_default (DfDetectLimits *limits);
+void dfi_detect_limits_default (DfDetectLimits *limits);
 
 /* --- Segments -------------------------------------------------------- */
 typedef enum
@@ -255,24 +255,24 @@ typedef gssize (*DfReadAtFunc) (gpointer user_data, void *buf, gsize len, guint6
 
 /* Describes the @size bytes of the file @fd (read with pread(), the
  * file offset untouched; @fd stays the caller's) under @limits (NULL: the
- * defaults). Returns a new DfDetect (free with df_detect_free()), or NULL
+ * defaults). Returns a new DfDetect (free with dfi_detect_free()), or NULL
  * with DF_ERROR_IO when a read fails or the file is shorter than @size,
  * or G_IO_ERROR_CANCELLED. Content never fails it (see the top). */
-DfDetect *df_detect_fd (int fd, guint64 size, const DfDetectLimits *limits, DfDetectFlags flags,
-                        GCancellable *cancellable, GError **error);
+DfDetect *dfi_detect_fd (int fd, guint64 size, const DfDetectLimits *limits, DfDetectFlags flags,
+                         GCancellable *cancellable, GError **error);
 
 /* The same over @read_at (called with @user_data; never past @size). */
-DfDetect *df_detect_read_at (DfReadAtFunc read_at, gpointer user_data, guint64 size, const DfDetectLimits *limits,
-                             DfDetectFlags flags, GCancellable *cancellable, GError **error);
+DfDetect *dfi_detect_read_at (DfReadAtFunc read_at, gpointer user_data, guint64 size, const DfDetectLimits *limits,
+                              DfDetectFlags flags, GCancellable *cancellable, GError **error);
 
 /* Frees @d and everything it owns; NULL is fine. */
-void df_detect_free (DfDetect *d);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfDetect, df_detect_free)
+void dfi_detect_free (DfDetect *d);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfDetect, dfi_detect_free)
 
 /* A short stable name of @kind ("plain", "zero", "gzip", "zlib", "zstd",
  * "zstd-skippable", "xz", "lzma", "cpio", "bzimage-setup"); "?" for
  * anything else. */
-const char *df_segment_kind_name (DfSegmentKind kind);
+const char *dfi_segment_kind_name (DfSegmentKind kind);
 
 /* --- Summary ---------------------------------------------------------- */
 typedef struct
@@ -289,14 +289,14 @@ typedef struct
 } DfDetectSummary;
 
 /* Counts and bytes by kind of @d into @out. */
-void df_detect_summarize (const DfDetect *d, DfDetectSummary *out);
+void dfi_detect_summarize (const DfDetect *d, DfDetectSummary *out);
 
 /* Adds @s to @total (for a generator that sums up many files). */
-void df_detect_summary_add (DfDetectSummary *total, const DfDetectSummary *s);
+void dfi_detect_summary_add (DfDetectSummary *total, const DfDetectSummary *s);
 
 /* One line of text for @s, e.g. "gzip 2 (1.2 MB -> 4.0 MB), cpio 1 (1,234
  * entries), plain 1 (20 kB)": kinds present only, in DfSegmentKind
  * order. Free with g_free(). */
-char *df_detect_summary_to_string (const DfDetectSummary *s);
+char *dfi_detect_summary_to_string (const DfDetectSummary *s);
 
 G_END_DECLS

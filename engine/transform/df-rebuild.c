@@ -21,7 +21,7 @@ struct _DfRebuildBuilder
 };
 
 DfRebuildBuilder *
-df_rebuild_builder_new (void)
+dfi_rebuild_builder_new (void)
 {
   DfRebuildBuilder *b = g_new0 (DfRebuildBuilder, 1);
   g_variant_builder_init (&b->segments, G_VARIANT_TYPE ("a(yttuay)"));
@@ -31,7 +31,7 @@ df_rebuild_builder_new (void)
 }
 
 void
-df_rebuild_builder_free (DfRebuildBuilder *b)
+dfi_rebuild_builder_free (DfRebuildBuilder *b)
 {
   if (b == NULL)
     return;
@@ -74,7 +74,7 @@ close_segment (DfRebuildBuilder *b)
 }
 
 void
-df_rebuild_builder_segment (DfRebuildBuilder *b, DfRebuildSegmentKind kind, guint64 out_size, GBytes *data)
+dfi_rebuild_builder_segment (DfRebuildBuilder *b, DfRebuildSegmentKind kind, guint64 out_size, GBytes *data)
 {
   close_segment (b);
   b->open = TRUE;
@@ -86,7 +86,7 @@ df_rebuild_builder_segment (DfRebuildBuilder *b, DfRebuildSegmentKind kind, guin
 }
 
 void
-df_rebuild_builder_literal (DfRebuildBuilder *b, const guint8 *data, gsize len)
+dfi_rebuild_builder_literal (DfRebuildBuilder *b, const guint8 *data, gsize len)
 {
   g_return_if_fail (b->open);
   if (len == 0)
@@ -98,7 +98,7 @@ df_rebuild_builder_literal (DfRebuildBuilder *b, const guint8 *data, gsize len)
 }
 
 void
-df_rebuild_builder_object (DfRebuildBuilder *b, const guint8 checksum[DF_SHA256_LEN], guint64 length)
+dfi_rebuild_builder_object (DfRebuildBuilder *b, const guint8 checksum[DF_SHA256_LEN], guint64 length)
 {
   g_return_if_fail (b->open && length > 0);
   flush_literal (b);
@@ -110,13 +110,13 @@ df_rebuild_builder_object (DfRebuildBuilder *b, const guint8 checksum[DF_SHA256_
 }
 
 guint64
-df_rebuild_builder_literal_bytes (const DfRebuildBuilder *b)
+dfi_rebuild_builder_literal_bytes (const DfRebuildBuilder *b)
 {
   return b->literals->len;
 }
 
 GBytes *
-df_rebuild_builder_end (DfRebuildBuilder *b, guint64 *content_total)
+dfi_rebuild_builder_end (DfRebuildBuilder *b, guint64 *content_total)
 {
   close_segment (b);
   g_autoptr (GVariant) v = g_variant_ref_sink (
@@ -134,7 +134,7 @@ df_rebuild_builder_end (DfRebuildBuilder *b, guint64 *content_total)
 /* Parsing                                                                  */
 
 void
-df_rebuild_program_clear (DfRebuildProgram *p)
+dfi_rebuild_program_clear (DfRebuildProgram *p)
 {
   g_clear_pointer (&p->segments, g_variant_unref);
   g_clear_pointer (&p->pieces, g_variant_unref);
@@ -203,13 +203,13 @@ add_library (DfRebuildProgram *p, const char *lib, GError **error)
     if (strcmp (p->libraries[i], lib) == 0)
       return TRUE;
   if (p->n_libraries + 1 >= G_N_ELEMENTS (p->libraries))
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "rebuild program: more than %u libraries",
-                     (guint)G_N_ELEMENTS (p->libraries) - 1);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "rebuild program: more than %u libraries",
+                      (guint)G_N_ELEMENTS (p->libraries) - 1);
   p->libraries[p->n_libraries++] = g_strdup (lib);
   return TRUE;
 }
 
-#define BAD(...) (df_throw (error, DF_ERROR_INVALID_DELTA, "rebuild program: " __VA_ARGS__), FALSE)
+#define BAD(...) (dfi_throw (error, DF_ERROR_INVALID_DELTA, "rebuild program: " __VA_ARGS__), FALSE)
 
 static gboolean
 check_segment (DfRebuildProgram *p, guint i, const Segment *s, GError **error)
@@ -236,7 +236,7 @@ check_segment (DfRebuildProgram *p, guint i, const Segment *s, GError **error)
   DfRecipe r;
   g_autoptr (GBytes) rb = g_bytes_new_static (s->data, s->data_len);
   guint64 mem;
-  if (!df_recipe_parse (rb, &r, error) || !df_recipe_memory (&r, &mem, error))
+  if (!dfi_recipe_parse (rb, &r, error) || !dfi_recipe_memory (&r, &mem, error))
     return (g_prefix_error (error, "rebuild program: segment %u: ", i), FALSE);
   if (r.content_size != s->content || r.stream_size != s->out_size)
     return BAD ("segment %u: its recipe is for %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT " bytes, not %" G_GUINT64_FORMAT
@@ -247,8 +247,8 @@ check_segment (DfRebuildProgram *p, guint i, const Segment *s, GError **error)
 }
 
 gboolean
-df_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_total, DfRebuildProgram *out,
-                          GError **error)
+dfi_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_total, DfRebuildProgram *out,
+                           GError **error)
 {
   memset (out, 0, sizeof *out);
   g_auto (DfRebuildProgram) p = { 0 };
@@ -277,7 +277,7 @@ df_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_to
       get_segment (&p, i, &s);
       if (!check_segment (&p, i, &s, error))
         return FALSE;
-      if (!df_add_u64 (out_sum, s.out_size, &out_sum) || out_sum > object_size)
+      if (!dfi_add_u64 (out_sum, s.out_size, &out_sum) || out_sum > object_size)
         return BAD ("segments make more than the object's %" G_GUINT64_FORMAT " bytes", object_size);
       if (s.n_pieces > n_pieces - piece)
         return BAD ("segment %u takes more pieces than there are", i);
@@ -287,15 +287,15 @@ df_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_to
           Piece pc;
           if (!get_piece (&p, piece, &pc))
             return BAD ("piece %u is malformed", piece);
-          if (!df_add_u64 (seg_content, pc.length, &seg_content) || seg_content > s.content)
+          if (!dfi_add_u64 (seg_content, pc.length, &seg_content) || seg_content > s.content)
             return BAD ("the pieces of segment %u exceed its content", i);
-          if (pc.kind == DF_REBUILD_PIECE_LITERAL && !df_add_u64 (literal_sum, pc.length, &literal_sum))
+          if (pc.kind == DF_REBUILD_PIECE_LITERAL && !dfi_add_u64 (literal_sum, pc.length, &literal_sum))
             return BAD ("literals overflow");
         }
       if (seg_content != s.content)
         return BAD ("the pieces of segment %u hold %" G_GUINT64_FORMAT " bytes, it declares %" G_GUINT64_FORMAT, i,
                     seg_content, s.content);
-      if (!df_add_u64 (content_sum, s.content, &content_sum) || content_sum > content_total)
+      if (!dfi_add_u64 (content_sum, s.content, &content_sum) || content_sum > content_total)
         return BAD ("content exceeds the %" G_GUINT64_FORMAT " bytes its entry declares", content_total);
     }
   if (piece != n_pieces || out_sum != object_size || content_sum != content_total || literal_sum != p.literals_len)
@@ -311,7 +311,7 @@ df_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_to
 /* Running                                                                  */
 
 gboolean
-df_rebuild_libraries_match (char *const *libraries, const char **why)
+dfi_rebuild_libraries_match (char *const *libraries, const char **why)
 {
   const char *hook = g_getenv ("DF_TEST_REBUILD_LIBRARY");
   gboolean mismatch = hook && strcmp (hook, "mismatch") == 0;
@@ -320,7 +320,7 @@ df_rebuild_libraries_match (char *const *libraries, const char **why)
       char have[DF_RECIPE_LIBRARY_MAX] = "";
       gboolean known = FALSE;
       for (DfRecipeCodec c = DF_RECIPE_CODEC_GZIP; c <= DF_RECIPE_CODEC_XZ && !known; c++)
-        known = df_recipe_library_identity (c, have) && strcmp (have, libraries[i]) == 0;
+        known = dfi_recipe_library_identity (c, have) && strcmp (have, libraries[i]) == 0;
       if (!known || mismatch)
         {
           *why = "a library it needs differs on this device";
@@ -331,25 +331,26 @@ df_rebuild_libraries_match (char *const *libraries, const char **why)
 }
 
 GInputStream *
-df_rebuild_open_from_repo (gpointer repo, const guint8 checksum[DF_SHA256_LEN], guint64 length,
-                           GCancellable *cancellable, GError **error)
+dfi_rebuild_open_from_repo (gpointer repo, const guint8 checksum[DF_SHA256_LEN], guint64 length,
+                            GCancellable *cancellable, GError **error)
 {
   char hex[65];
-  df_hex (checksum, hex);
+  dfi_hex (checksum, hex);
   g_autoptr (GInputStream) in = NULL;
   g_autoptr (GFileInfo) info = NULL;
   g_autoptr (GError) local = NULL;
   if (!ostree_repo_load_file (repo, hex, &in, &info, NULL, cancellable, &local))
     {
       if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
-        df_throw (error, DF_ERROR_MISSING_BASE, "object %s, which the rebuild reads, is not in the repository", hex);
+        dfi_throw (error, DF_ERROR_MISSING_BASE, "object %s, which the rebuild reads, is not in the repository", hex);
       else
         g_propagate_error (error, g_steal_pointer (&local));
       return NULL;
     }
   if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR || (guint64)g_file_info_get_size (info) != length)
     {
-      df_throw (error, DF_ERROR_CORRUPT, "object %s is not a regular file of %" G_GUINT64_FORMAT " bytes", hex, length);
+      dfi_throw (error, DF_ERROR_CORRUPT, "object %s is not a regular file of %" G_GUINT64_FORMAT " bytes", hex,
+                 length);
       return NULL;
     }
   return g_steal_pointer (&in);
@@ -403,8 +404,8 @@ reader_read (gpointer data, guint8 *buf, gsize len, GError **error)
       if (got != n)
         {
           char hex[65];
-          df_hex (r->object, hex);
-          df_throw (error, DF_ERROR_CORRUPT, "object %s ended early", hex);
+          dfi_hex (r->object, hex);
+          dfi_throw (error, DF_ERROR_CORRUPT, "object %s ended early", hex);
           return -1;
         }
     }
@@ -425,20 +426,20 @@ writer_write (gpointer data, const guint8 *buf, gsize len, GError **error)
 {
   Writer *w = data;
   if (len > w->left)
-    return df_throw (error, DF_ERROR_CORRUPT, "a rebuilt segment grows past its declared size");
+    return dfi_throw (error, DF_ERROR_CORRUPT, "a rebuilt segment grows past its declared size");
   w->left -= len;
   return w->write (w->data, buf, len, error);
 }
 
 gboolean
-df_rebuild_run (const DfRebuildProgram *p, DfRebuildOpenFunc open, gpointer open_data, DfRebuildWriteFunc write,
-                gpointer write_data, guint64 memory_limit, GCancellable *cancellable, GError **error)
+dfi_rebuild_run (const DfRebuildProgram *p, DfRebuildOpenFunc open, gpointer open_data, DfRebuildWriteFunc write,
+                 gpointer write_data, guint64 memory_limit, GCancellable *cancellable, GError **error)
 {
   if (p->memory > memory_limit)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                     "rebuilding needs %" G_GUINT64_FORMAT " MiB, more than the memory budget allows (%" G_GUINT64_FORMAT
-                     " MiB)",
-                     (p->memory + DF_MIB - 1) / DF_MIB, memory_limit / DF_MIB);
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                      "rebuilding needs %" G_GUINT64_FORMAT
+                      " MiB, more than the memory budget allows (%" G_GUINT64_FORMAT " MiB)",
+                      (p->memory + DF_MIB - 1) / DF_MIB, memory_limit / DF_MIB);
   Reader r = { .p = p, .open = open, .open_data = open_data, .cancellable = cancellable };
   g_autofree guint8 *buf = NULL;
   gboolean ok = TRUE;
@@ -476,21 +477,21 @@ df_rebuild_run (const DfRebuildProgram *p, DfRebuildOpenFunc open, gpointer open
         {
           DfRecipe rec;
           g_autoptr (GBytes) rb = g_bytes_new_static (s.data, s.data_len);
-          ok = df_recipe_parse (rb, &rec, error)
-               && df_recipe_rebuild (&rec, (DfRecipeReadFunc)reader_read, &r, writer_write, &w, memory_limit,
-                                     cancellable, error);
+          ok = dfi_recipe_parse (rb, &rec, error)
+               && dfi_recipe_rebuild (&rec, (DfRecipeReadFunc)reader_read, &r, writer_write, &w, memory_limit,
+                                      cancellable, error);
         }
       else
         {
           DfDeflateLimits lim;
-          df_deflate_limits_init (&lim);
+          dfi_deflate_limits_init (&lim);
           lim.max_output = s.content;
           lim.max_input = s.out_size;
-          ok = df_deflate_rebuild ((DfDeflateReadFunc)reader_read, &r, s.data, s.data_len, writer_write, &w, &lim,
-                                   cancellable, error);
+          ok = dfi_deflate_rebuild ((DfDeflateReadFunc)reader_read, &r, s.data, s.data_len, writer_write, &w, &lim,
+                                    cancellable, error);
         }
       if (ok && (w.left != 0 || r.piece != r.end || r.left != 0))
-        ok = df_throw (error, DF_ERROR_CORRUPT, "rebuilt segment %u does not have its declared size", i);
+        ok = dfi_throw (error, DF_ERROR_CORRUPT, "rebuilt segment %u does not have its declared size", i);
       if (!ok)
         g_prefix_error (error, "segment %u: ", i);
     }

@@ -28,8 +28,8 @@
  *       empty for a literal), length
  *   ay  literals: every literal piece's bytes, in order
  *
- * The device treats a program as hostile: df_rebuild_program_parse()
- * checks every count and sum before anything runs, and df_rebuild_run()
+ * The device treats a program as hostile: dfi_rebuild_program_parse()
+ * checks every count and sum before anything runs, and dfi_rebuild_run()
  * bounds what it writes to the declared sizes; whatever it writes is
  * hash-checked by the caller before it enters a repository. */
 #pragma once
@@ -71,23 +71,23 @@ typedef enum
 
 typedef struct _DfRebuildBuilder DfRebuildBuilder;
 
-DfRebuildBuilder *df_rebuild_builder_new (void);
-void df_rebuild_builder_free (DfRebuildBuilder *b);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfRebuildBuilder, df_rebuild_builder_free)
+DfRebuildBuilder *dfi_rebuild_builder_new (void);
+void dfi_rebuild_builder_free (DfRebuildBuilder *b);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfRebuildBuilder, dfi_rebuild_builder_free)
 
 /* Starts a segment making @out_size bytes of the object; @data is the
  * serialized recipe or the reconstruction data (NULL for plain). Its
  * content follows as pieces. */
-void df_rebuild_builder_segment (DfRebuildBuilder *b, DfRebuildSegmentKind kind, guint64 out_size, GBytes *data);
+void dfi_rebuild_builder_segment (DfRebuildBuilder *b, DfRebuildSegmentKind kind, guint64 out_size, GBytes *data);
 /* Appends literal bytes to the current segment's content (merged with a
  * literal piece just before). */
-void df_rebuild_builder_literal (DfRebuildBuilder *b, const guint8 *data, gsize len);
+void dfi_rebuild_builder_literal (DfRebuildBuilder *b, const guint8 *data, gsize len);
 /* Appends the whole content of object @checksum (@length bytes). */
-void df_rebuild_builder_object (DfRebuildBuilder *b, const guint8 checksum[DF_SHA256_LEN], guint64 length);
+void dfi_rebuild_builder_object (DfRebuildBuilder *b, const guint8 checksum[DF_SHA256_LEN], guint64 length);
 /* Bytes of literals so far (what the program will carry). */
-guint64 df_rebuild_builder_literal_bytes (const DfRebuildBuilder *b);
+guint64 dfi_rebuild_builder_literal_bytes (const DfRebuildBuilder *b);
 /* The serialized program; *@content_total: the content bytes it reads. */
-GBytes *df_rebuild_builder_end (DfRebuildBuilder *b, guint64 *content_total);
+GBytes *dfi_rebuild_builder_end (DfRebuildBuilder *b, guint64 *content_total);
 
 /* --- Running (device) --------------------------------------------------- */
 
@@ -100,14 +100,14 @@ typedef struct
   guint n_segments, n_pieces;
   guint n_encoders; /* recipe and deflate segments */
   guint64 object_size, content_total;
-  guint64 memory; /* the largest encoder memory a segment needs (df_recipe_memory(), the deflate model's) */
+  guint64 memory; /* the largest encoder memory a segment needs (dfi_recipe_memory(), the deflate model's) */
   /* Distinct library identities its recipes need, NULL-terminated. */
   char *libraries[9];
   guint n_libraries;
 } DfRebuildProgram;
 
-void df_rebuild_program_clear (DfRebuildProgram *p);
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfRebuildProgram, df_rebuild_program_clear)
+void dfi_rebuild_program_clear (DfRebuildProgram *p);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfRebuildProgram, dfi_rebuild_program_clear)
 
 /* Parses and checks program @bytes (hostile) for an object of
  * @object_size bytes whose entry declares @content_total bytes of content:
@@ -118,8 +118,8 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfRebuildProgram, df_rebuild_program_clear)
  * its segment, the literals used up exactly, at most 8 distinct libraries.
  * DF_ERROR_INVALID_DELTA naming what is wrong. Keeps a reference to
  * @bytes; allocates nothing per piece. */
-gboolean df_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_total, DfRebuildProgram *out,
-                                   GError **error);
+gboolean dfi_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_total, DfRebuildProgram *out,
+                                    GError **error);
 
 /* Opens object @checksum for reading its content, which must be exactly
  * @length bytes (else DF_ERROR_CORRUPT or DF_ERROR_MISSING_BASE). */
@@ -129,8 +129,8 @@ typedef GInputStream *(*DfRebuildOpenFunc) (gpointer user_data, const guint8 che
  * finds the object in the repository or among those the current
  * transaction has written. A missing object is DF_ERROR_MISSING_BASE; one
  * that is not a regular file of @length bytes DF_ERROR_CORRUPT. */
-GInputStream *df_rebuild_open_from_repo (gpointer repo, const guint8 checksum[DF_SHA256_LEN], guint64 length,
-                                         GCancellable *cancellable, GError **error);
+GInputStream *dfi_rebuild_open_from_repo (gpointer repo, const guint8 checksum[DF_SHA256_LEN], guint64 length,
+                                          GCancellable *cancellable, GError **error);
 
 /* Takes the next @len bytes of the object. */
 typedef gboolean (*DfRebuildWriteFunc) (gpointer user_data, const guint8 *buf, gsize len, GError **error);
@@ -145,13 +145,13 @@ typedef gboolean (*DfRebuildWriteFunc) (gpointer user_data, const guint8 *buf, g
  * declared bytes, or content that does not fit a recipe or the
  * reconstruction data, is DF_ERROR_CORRUPT; a malformed one
  * DF_ERROR_INVALID_DELTA. The caller hashes the result. */
-gboolean df_rebuild_run (const DfRebuildProgram *p, DfRebuildOpenFunc open, gpointer open_data,
-                         DfRebuildWriteFunc write, gpointer write_data, guint64 memory_limit,
-                         GCancellable *cancellable, GError **error);
+gboolean dfi_rebuild_run (const DfRebuildProgram *p, DfRebuildOpenFunc open, gpointer open_data,
+                          DfRebuildWriteFunc write, gpointer write_data, guint64 memory_limit,
+                          GCancellable *cancellable, GError **error);
 
 /* Checks that this process can run programs needing @libraries (NULL-
  * terminated identities, as a superblock part declares them): FALSE with
  * *@why set (a static string) when one is not what this process runs. A
  * test hook: DF_TEST_REBUILD_LIBRARY=mismatch in the environment makes
  * every library differ. */
-gboolean df_rebuild_libraries_match (char *const *libraries, const char **why);
+gboolean dfi_rebuild_libraries_match (char *const *libraries, const char **why);

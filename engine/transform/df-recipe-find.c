@@ -1,5 +1,5 @@
 /* Recipe search (build server): lists the encoder settings a stream's
- * headers allow (the codec files' df_recipe_*_list()) and runs them in
+ * headers allow (the codec files' dfi_recipe_*_list()) and runs them in
  * turn against the stream (df-recipe.h is the manual). */
 #include "df-recipe-private.h"
 
@@ -32,7 +32,7 @@ content_read (gpointer data, guint8 *buf, gsize len, GError **error)
       return -1;
     }
   n = MIN (n, cr->budget);
-  if (!df_pread_all (cr->span->fd, buf, n, cr->span->offset + cr->pos, "recipe search: content", error))
+  if (!dfi_pread_all (cr->span->fd, buf, n, cr->span->offset + cr->pos, "recipe search: content", error))
     return -1;
   cr->pos += n;
   cr->budget -= n;
@@ -57,7 +57,7 @@ compare_write (gpointer data, const guint8 *out, gsize len, GError **error)
       if (c->pos == c->span->length)
         return g_set_error_literal (error, STOP_QUARK, STOP_DIFFERS, "longer"), FALSE;
       gsize n = (gsize)MIN ((guint64)MIN (len, sizeof c->buf), c->span->length - c->pos);
-      if (!df_pread_all (c->span->fd, c->buf, n, c->span->offset + c->pos, "recipe search: stream", error))
+      if (!dfi_pread_all (c->span->fd, c->buf, n, c->span->offset + c->pos, "recipe search: stream", error))
         return FALSE;
       if (memcmp (c->buf, out, n) != 0)
         return g_set_error_literal (error, STOP_QUARK, STOP_DIFFERS, "differs"), FALSE;
@@ -73,7 +73,7 @@ compare_write (gpointer data, const guint8 *out, gsize len, GError **error)
 #define LISTED_MAX 256
 
 void
-df_recipe_candidate_add (GArray *list, const DfRecipe *r)
+dfi_recipe_candidate_add (GArray *list, const DfRecipe *r)
 {
   if (list->len >= LISTED_MAX)
     return;
@@ -84,8 +84,8 @@ df_recipe_candidate_add (GArray *list, const DfRecipe *r)
 }
 
 gboolean
-df_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, const DfRecipeFindLimits *limits,
-                DfRecipe *out, gboolean *found, DfRecipeFindStats *stats, GCancellable *cancellable, GError **error)
+dfi_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, const DfRecipeFindLimits *limits,
+                 DfRecipe *out, gboolean *found, DfRecipeFindStats *stats, GCancellable *cancellable, GError **error)
 {
   DfRecipeFindStats st = { 0 };
   *found = FALSE;
@@ -97,10 +97,10 @@ df_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, con
 
   gsize n = (gsize)MIN (compressed->length, (guint64)DF_RECIPE_HEADER_MAX + 64);
   g_autofree guint8 *h = g_malloc0 (DF_RECIPE_HEADER_MAX + 64);
-  if (!df_pread_all (compressed->fd, h, n, compressed->offset, "recipe search: stream", error))
+  if (!dfi_pread_all (compressed->fd, h, n, compressed->offset, "recipe search: stream", error))
     return FALSE;
   if (compressed->length == 0 || content->length > DF_RECIPE_CONTENT_MAX
-      || compressed->length > df_recipe_stream_size_max (content->length))
+      || compressed->length > dfi_recipe_stream_size_max (content->length))
     {
       if (stats)
         *stats = st;
@@ -123,24 +123,24 @@ df_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, con
     base->codec = DF_RECIPE_CODEC_ZLIB;
   else
     base->codec = DF_RECIPE_CODEC_DEFLATE;
-  df_recipe_library_identity (base->codec, base->library);
-  if (df_recipe_is_deflate_family (base->codec))
+  dfi_recipe_library_identity (base->codec, base->library);
+  if (dfi_recipe_is_deflate_family (base->codec))
     {
       base->deflate.window_bits = 15;
       base->deflate.mem_level = 8;
-      df_recipe_zlib_list (list, base, h, n, compressed);
+      dfi_recipe_zlib_list (list, base, h, n, compressed);
     }
   else if (base->codec == DF_RECIPE_CODEC_ZSTD)
-    df_recipe_zstd_list (list, base, h, n);
+    dfi_recipe_zstd_list (list, base, h, n);
   else
-    df_recipe_xz_list (list, base, h, n);
+    dfi_recipe_xz_list (list, base, h, n);
   st.listed = list->len;
 
   for (guint i = 0; i < list->len; i++)
     {
       const DfRecipe *r = &g_array_index (list, DfRecipe, i);
       guint64 mem;
-      if (!df_recipe_memory (r, &mem, NULL) || mem > max_memory)
+      if (!dfi_recipe_memory (r, &mem, NULL) || mem > max_memory)
         {
           st.skipped++;
           continue;
@@ -156,7 +156,7 @@ df_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, con
       cmp->span = compressed;
       cmp->compared = &st.bytes_out;
       g_autoptr (GError) local = NULL;
-      if (df_recipe_run (r, content_read, &cr, compare_write, cmp, cancellable, &local))
+      if (dfi_recipe_run (r, content_read, &cr, compare_write, cmp, cancellable, &local))
         {
           *out = *r;
           *found = TRUE;

@@ -47,7 +47,7 @@ xz_mt (const DfRecipe *r, const lzma_filter *filters)
 }
 
 gboolean
-df_recipe_xz_memory (const DfRecipe *r, guint64 *out, GError **error)
+dfi_recipe_xz_memory (const DfRecipe *r, guint64 *out, GError **error)
 {
   guint64 mem;
   lzma_filter filters[LZMA_FILTERS_MAX + 1];
@@ -63,14 +63,14 @@ df_recipe_xz_memory (const DfRecipe *r, guint64 *out, GError **error)
   else
     mem = lzma_raw_encoder_memusage (filters);
   if (mem == UINT64_MAX)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: liblzma refuses the xz options");
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "recipe: liblzma refuses the xz options");
   mem += 16 * 1024; /* stream and block encoder state */
   *out = mem;
   return TRUE;
 }
 
 gboolean
-df_recipe_xz_start (DfRecipeEncoder *e, GError **error)
+dfi_recipe_xz_start (DfRecipeEncoder *e, GError **error)
 {
   const DfRecipe *r = e->r;
   lzma_filter filters[LZMA_FILTERS_MAX + 1];
@@ -88,14 +88,14 @@ df_recipe_xz_start (DfRecipeEncoder *e, GError **error)
   else
     ret = lzma_stream_encoder (&e->lz, filters, (lzma_check)r->xz.check);
   if (ret != LZMA_OK)
-    return df_throw (error, ret == LZMA_MEM_ERROR ? DF_ERROR_FAILED : DF_ERROR_INVALID_DELTA,
-                     "recipe rebuild: liblzma cannot start its encoder (%d)", (int)ret);
+    return dfi_throw (error, ret == LZMA_MEM_ERROR ? DF_ERROR_FAILED : DF_ERROR_INVALID_DELTA,
+                      "recipe rebuild: liblzma cannot start its encoder (%d)", (int)ret);
   e->lz_live = TRUE;
   return TRUE;
 }
 
 gboolean
-df_recipe_xz_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean last, GError **error)
+dfi_recipe_xz_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean last, GError **error)
 {
   e->lz.next_in = in;
   e->lz.avail_in = len;
@@ -105,8 +105,8 @@ df_recipe_xz_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean las
       e->lz.avail_out = e->out_size;
       lzma_ret ret = lzma_code (&e->lz, last ? LZMA_FINISH : LZMA_RUN);
       if (ret != LZMA_OK && ret != LZMA_STREAM_END)
-        return df_throw (error, DF_ERROR_FAILED, "recipe rebuild: liblzma failed (%d)", (int)ret);
-      if (!df_recipe_emit (e, e->out, e->out_size - e->lz.avail_out, error))
+        return dfi_throw (error, DF_ERROR_FAILED, "recipe rebuild: liblzma failed (%d)", (int)ret);
+      if (!dfi_recipe_emit (e, e->out, e->out_size - e->lz.avail_out, error))
         return FALSE;
       if (last ? ret == LZMA_STREAM_END : e->lz.avail_in == 0 && e->lz.avail_out != 0)
         break;
@@ -120,7 +120,7 @@ df_recipe_xz_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean las
 /* xz's presets by dictionary size, to try those whose own dictionary is the
  * block header's first. */
 void
-df_recipe_xz_list (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
+dfi_recipe_xz_list (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
 {
   lzma_stream_flags flags;
   if (n < LZMA_STREAM_HEADER_SIZE + 1 || lzma_stream_header_decode (&flags, h) != LZMA_OK)
@@ -141,7 +141,7 @@ df_recipe_xz_list (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
     {
       if (filters[i].id == LZMA_FILTER_DELTA)
         base->xz.filters[i].arg = ((lzma_options_delta *)filters[i].options)->dist;
-      else if (df_recipe_is_bcj (filters[i].id))
+      else if (dfi_recipe_is_bcj (filters[i].id))
         base->xz.filters[i].arg = filters[i].options ? ((lzma_options_bcj *)filters[i].options)->start_offset : 0;
       else
         usable = FALSE;
@@ -220,7 +220,7 @@ df_recipe_xz_list (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
         for (guint b = 0; b < n_block_sizes; b++)
           {
             r.xz.block_size = block_sizes[b];
-            df_recipe_candidate_add (list, &r);
+            dfi_recipe_candidate_add (list, &r);
           }
       }
 }

@@ -7,7 +7,7 @@
 /* Encoding                                                                  */
 
 guint64
-df_recipe_zlib_memory (const DfRecipe *r)
+dfi_recipe_zlib_memory (const DfRecipe *r)
 {
   /* zlib.h's figure, plus the deflate state (under 6 KiB in 1.2.13). */
   return (G_GUINT64_CONSTANT (1) << (r->deflate.window_bits + 2))
@@ -15,21 +15,21 @@ df_recipe_zlib_memory (const DfRecipe *r)
 }
 
 gboolean
-df_recipe_zlib_start (DfRecipeEncoder *e, GError **error)
+dfi_recipe_zlib_start (DfRecipeEncoder *e, GError **error)
 {
   const DfRecipe *r = e->r;
   memset (&e->z, 0, sizeof e->z);
   if (deflateInit2 (&e->z, r->level, Z_DEFLATED, -(int)r->deflate.window_bits, r->deflate.mem_level,
                     r->deflate.strategy)
       != Z_OK)
-    return df_throw (error, DF_ERROR_FAILED, "recipe rebuild: zlib cannot start its encoder");
+    return dfi_throw (error, DF_ERROR_FAILED, "recipe rebuild: zlib cannot start its encoder");
   e->z_live = TRUE;
   e->sum = r->codec == DF_RECIPE_CODEC_GZIP ? crc32 (0, NULL, 0) : adler32 (0, NULL, 0);
-  return df_recipe_emit (e, r->deflate.header, r->deflate.header_len, error);
+  return dfi_recipe_emit (e, r->deflate.header, r->deflate.header_len, error);
 }
 
 gboolean
-df_recipe_zlib_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean last, GError **error)
+dfi_recipe_zlib_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean last, GError **error)
 {
   const DfRecipe *r = e->r;
   if (r->codec == DF_RECIPE_CODEC_GZIP)
@@ -44,8 +44,8 @@ df_recipe_zlib_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean l
       e->z.avail_out = e->out_size;
       int ret = deflate (&e->z, last ? Z_FINISH : Z_NO_FLUSH);
       if (ret == Z_STREAM_ERROR)
-        return df_throw (error, DF_ERROR_FAILED, "recipe rebuild: zlib failed");
-      if (!df_recipe_emit (e, e->out, e->out_size - e->z.avail_out, error))
+        return dfi_throw (error, DF_ERROR_FAILED, "recipe rebuild: zlib failed");
+      if (!dfi_recipe_emit (e, e->out, e->out_size - e->z.avail_out, error))
         return FALSE;
       if (last ? ret == Z_STREAM_END : e->z.avail_in == 0 && e->z.avail_out != 0)
         break;
@@ -61,11 +61,11 @@ df_recipe_zlib_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean l
           trailer[i] = (guint8)(e->sum >> (8 * i));
           trailer[4 + i] = (guint8)(isize >> (8 * i));
         }
-      return df_recipe_emit (e, trailer, 8, error);
+      return dfi_recipe_emit (e, trailer, 8, error);
     }
   for (guint i = 0; i < 4; i++)
     trailer[i] = (guint8)(e->sum >> (24 - 8 * i));
-  return df_recipe_emit (e, trailer, 4, error);
+  return dfi_recipe_emit (e, trailer, 4, error);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -83,23 +83,23 @@ deflate_candidates (GArray *list, DfRecipe *base, const int *levels, guint n_lev
       {
         r.level = levels[i];
         r.deflate.mem_level = (guint8)ml;
-        df_recipe_candidate_add (list, &r);
+        dfi_recipe_candidate_add (list, &r);
       }
   r.deflate.mem_level = 8;
   if (huffman_hint)
     {
       r.level = 1;
       r.deflate.strategy = Z_HUFFMAN_ONLY;
-      df_recipe_candidate_add (list, &r);
+      dfi_recipe_candidate_add (list, &r);
       r.deflate.strategy = Z_RLE;
-      df_recipe_candidate_add (list, &r);
+      dfi_recipe_candidate_add (list, &r);
     }
   for (guint s = Z_FILTERED; s <= Z_FIXED; s += Z_FIXED - Z_FILTERED)
     for (guint i = 0; i < n_levels; i++)
       {
         r.level = levels[i];
         r.deflate.strategy = (guint8)s;
-        df_recipe_candidate_add (list, &r);
+        dfi_recipe_candidate_add (list, &r);
       }
 }
 
@@ -134,7 +134,7 @@ gzip_header_len (const guint8 *h, gsize n)
 }
 
 void
-df_recipe_zlib_list (GArray *list, DfRecipe *base, const guint8 *h, gsize n, const DfRecipeSpan *stream)
+dfi_recipe_zlib_list (GArray *list, DfRecipe *base, const guint8 *h, gsize n, const DfRecipeSpan *stream)
 {
   if (base->codec == DF_RECIPE_CODEC_GZIP)
     {
@@ -144,7 +144,7 @@ df_recipe_zlib_list (GArray *list, DfRecipe *base, const guint8 *h, gsize n, con
       memcpy (base->deflate.header, h, hl);
       base->deflate.header_len = (guint16)hl;
       guint8 isize[4];
-      if (!df_pread_all (stream->fd, isize, 4, stream->offset + stream->length - 4, "gzip trailer", NULL)
+      if (!dfi_pread_all (stream->fd, isize, 4, stream->offset + stream->length - 4, "gzip trailer", NULL)
           || (isize[0] | isize[1] << 8 | isize[2] << 16 | (guint32)isize[3] << 24) != (guint32)base->content_size)
         return; /* not this content */
       static const int xfl0[] = { 6, 5, 4, 3, 2, 7, 8 }, nine[] = { 9 }, one[] = { 1 };

@@ -31,8 +31,8 @@ zstd_params (const DfRecipe *r, ZSTD_CCtx *cctx, ZSTD_CCtx_params *params, GErro
       size_t rc = cctx ? ZSTD_CCtx_setParameter (cctx, set[i].p, set[i].v)
                        : ZSTD_CCtxParams_setParameter (params, set[i].p, set[i].v);
       if (ZSTD_isError (rc))
-        return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: zstd refuses %s %d: %s", set[i].name, set[i].v,
-                         ZSTD_getErrorName (rc));
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "recipe: zstd refuses %s %d: %s", set[i].name, set[i].v,
+                          ZSTD_getErrorName (rc));
     }
   return TRUE;
 }
@@ -56,7 +56,7 @@ zstd_job_size (const DfRecipe *r)
 }
 
 gboolean
-df_recipe_zstd_memory (const DfRecipe *r, guint64 *out, GError **error)
+dfi_recipe_zstd_memory (const DfRecipe *r, guint64 *out, GError **error)
 {
   ZSTD_CCtx_params *params = ZSTD_createCCtxParams ();
   DfRecipe st = *r;
@@ -75,8 +75,8 @@ df_recipe_zstd_memory (const DfRecipe *r, guint64 *out, GError **error)
   if (!ok)
     return FALSE;
   if (ZSTD_isError (est))
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: zstd cannot estimate its memory: %s",
-                     ZSTD_getErrorName (est));
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "recipe: zstd cannot estimate its memory: %s",
+                      ZSTD_getErrorName (est));
   guint64 mem = est;
   if (r->zstd.mt)
     {
@@ -94,25 +94,25 @@ df_recipe_zstd_memory (const DfRecipe *r, guint64 *out, GError **error)
 }
 
 gboolean
-df_recipe_zstd_start (DfRecipeEncoder *e, GError **error)
+dfi_recipe_zstd_start (DfRecipeEncoder *e, GError **error)
 {
   const DfRecipe *r = e->r;
   e->zc = ZSTD_createCCtx ();
   if (e->zc == NULL)
-    return df_throw (error, DF_ERROR_FAILED, "recipe rebuild: out of memory for the zstd encoder");
+    return dfi_throw (error, DF_ERROR_FAILED, "recipe rebuild: out of memory for the zstd encoder");
   if (!zstd_params (r, e->zc, NULL, error))
     return FALSE;
   if (r->zstd.pledged)
     {
       size_t rc = ZSTD_CCtx_setPledgedSrcSize (e->zc, r->content_size);
       if (ZSTD_isError (rc))
-        return df_throw (error, DF_ERROR_FAILED, "recipe rebuild: zstd: %s", ZSTD_getErrorName (rc));
+        return dfi_throw (error, DF_ERROR_FAILED, "recipe rebuild: zstd: %s", ZSTD_getErrorName (rc));
     }
   return TRUE;
 }
 
 gboolean
-df_recipe_zstd_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean last, GError **error)
+dfi_recipe_zstd_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean last, GError **error)
 {
   ZSTD_inBuffer ib = { in, len, 0 };
   for (;;)
@@ -120,8 +120,8 @@ df_recipe_zstd_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean l
       ZSTD_outBuffer ob = { e->out, e->out_size, 0 }; /* fresh each call, as the CLI */
       size_t rem = ZSTD_compressStream2 (e->zc, &ob, &ib, last ? ZSTD_e_end : ZSTD_e_continue);
       if (ZSTD_isError (rem))
-        return df_throw (error, DF_ERROR_FAILED, "recipe rebuild: zstd: %s", ZSTD_getErrorName (rem));
-      if (!df_recipe_emit (e, e->out, ob.pos, error))
+        return dfi_throw (error, DF_ERROR_FAILED, "recipe rebuild: zstd: %s", ZSTD_getErrorName (rem));
+      if (!dfi_recipe_emit (e, e->out, ob.pos, error))
         return FALSE;
       if (last ? rem == 0 : ib.pos == ib.size)
         break;
@@ -136,7 +136,7 @@ static const int zstd_levels[]
     = { 3, 19, 9, 1, 6, 12, 15, 22, 2, 4, 5, 7, 8, 10, 11, 13, 14, 16, 17, 18, 20, 21, -1, -2, -3, -4, -5, -6, -7 };
 
 void
-df_recipe_zstd_list (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
+dfi_recipe_zstd_list (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
 {
   ZSTD_frameHeader fh;
   if (ZSTD_getFrameHeader (&fh, h, n) != 0 || fh.frameType != ZSTD_frame || fh.dictID != 0)
@@ -179,9 +179,9 @@ df_recipe_zstd_list (GArray *list, DfRecipe *base, const guint8 *h, gsize n)
              * output differs from the single-threaded one even within one
              * job (the last input is never compressed in place). */
             r.zstd.mt = TRUE;
-            df_recipe_candidate_add (list, &r);
+            dfi_recipe_candidate_add (list, &r);
             r.zstd.mt = FALSE;
-            df_recipe_candidate_add (list, &r);
+            dfi_recipe_candidate_add (list, &r);
           }
     }
 }

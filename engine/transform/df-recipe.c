@@ -10,7 +10,7 @@
 /* Names and identities                                                      */
 
 const char *
-df_recipe_codec_name (DfRecipeCodec codec)
+dfi_recipe_codec_name (DfRecipeCodec codec)
 {
   switch (codec)
     {
@@ -29,15 +29,15 @@ df_recipe_codec_name (DfRecipeCodec codec)
 }
 
 gboolean
-df_recipe_is_deflate_family (DfRecipeCodec codec)
+dfi_recipe_is_deflate_family (DfRecipeCodec codec)
 {
   return codec == DF_RECIPE_CODEC_GZIP || codec == DF_RECIPE_CODEC_ZLIB || codec == DF_RECIPE_CODEC_DEFLATE;
 }
 
 gboolean
-df_recipe_library_identity (DfRecipeCodec codec, char out[DF_RECIPE_LIBRARY_MAX])
+dfi_recipe_library_identity (DfRecipeCodec codec, char out[DF_RECIPE_LIBRARY_MAX])
 {
-  if (df_recipe_is_deflate_family (codec))
+  if (dfi_recipe_is_deflate_family (codec))
     g_snprintf (out, DF_RECIPE_LIBRARY_MAX, "zlib %s", zlibVersion ());
   else if (codec == DF_RECIPE_CODEC_ZSTD)
     g_snprintf (out, DF_RECIPE_LIBRARY_MAX, "zstd %s", ZSTD_versionString ());
@@ -57,7 +57,7 @@ df_recipe_library_identity (DfRecipeCodec codec, char out[DF_RECIPE_LIBRARY_MAX]
 static gboolean
 bad (GError **error, const char *field, guint64 value)
 {
-  return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: %s out of range (%" G_GUINT64_FORMAT ")", field, value);
+  return dfi_throw (error, DF_ERROR_INVALID_DELTA, "recipe: %s out of range (%" G_GUINT64_FORMAT ")", field, value);
 }
 
 static gboolean
@@ -67,7 +67,7 @@ is_bool (gboolean b)
 }
 
 gboolean
-df_recipe_is_bcj (guint64 id)
+dfi_recipe_is_bcj (guint64 id)
 {
   return id >= LZMA_FILTER_X86 && id <= LZMA_FILTER_ARM64 && id != LZMA_FILTER_DELTA;
 }
@@ -75,7 +75,7 @@ df_recipe_is_bcj (guint64 id)
 /* The longest a stream may be for its content: what the worst of the
  * codecs adds to incompressible data is far below 1/16 plus 1 MiB. */
 guint64
-df_recipe_stream_size_max (guint64 content_size)
+dfi_recipe_stream_size_max (guint64 content_size)
 {
   return content_size + content_size / 16 + DF_MIB + DF_RECIPE_HEADER_MAX;
 }
@@ -110,11 +110,11 @@ check_xz_unused (const DfRecipe *r, GError **error)
 }
 
 gboolean
-df_recipe_check (const DfRecipe *r, GError **error)
+dfi_recipe_check (const DfRecipe *r, GError **error)
 {
   char lib[DF_RECIPE_LIBRARY_MAX];
-  if (!df_recipe_library_identity (r->codec, lib))
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: unknown codec %d", (int)r->codec);
+  if (!dfi_recipe_library_identity (r->codec, lib))
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "recipe: unknown codec %d", (int)r->codec);
   gsize lib_len = strnlen (r->library, DF_RECIPE_LIBRARY_MAX);
   if (lib_len == 0 || lib_len == DF_RECIPE_LIBRARY_MAX)
     return bad (error, "library identity length", lib_len);
@@ -123,10 +123,10 @@ df_recipe_check (const DfRecipe *r, GError **error)
       return bad (error, "library identity character", (guint8)r->library[i]);
   if (r->content_size > DF_RECIPE_CONTENT_MAX)
     return bad (error, "content size", r->content_size);
-  if (r->stream_size == 0 || r->stream_size > df_recipe_stream_size_max (r->content_size))
+  if (r->stream_size == 0 || r->stream_size > dfi_recipe_stream_size_max (r->content_size))
     return bad (error, "stream size", r->stream_size);
 
-  if (df_recipe_is_deflate_family (r->codec))
+  if (dfi_recipe_is_deflate_family (r->codec))
     {
       if (r->level < 1 || r->level > 9)
         return bad (error, "zlib level", (guint64)r->level);
@@ -194,7 +194,7 @@ df_recipe_check (const DfRecipe *r, GError **error)
           if (f->arg < LZMA_DELTA_DIST_MIN || f->arg > LZMA_DELTA_DIST_MAX)
             return bad (error, "xz delta distance", f->arg);
         }
-      else if (!df_recipe_is_bcj (f->id))
+      else if (!dfi_recipe_is_bcj (f->id))
         return bad (error, "xz filter", f->id);
     }
   if (r->xz.block_size > DF_RECIPE_XZ_BLOCK_MAX)
@@ -203,19 +203,19 @@ df_recipe_check (const DfRecipe *r, GError **error)
 }
 
 gboolean
-df_recipe_memory (const DfRecipe *r, guint64 *out, GError **error)
+dfi_recipe_memory (const DfRecipe *r, guint64 *out, GError **error)
 {
-  if (!df_recipe_check (r, error))
+  if (!dfi_recipe_check (r, error))
     return FALSE;
   guint64 mem = 0;
-  if (df_recipe_is_deflate_family (r->codec))
-    mem = df_recipe_zlib_memory (r);
+  if (dfi_recipe_is_deflate_family (r->codec))
+    mem = dfi_recipe_zlib_memory (r);
   else if (r->codec == DF_RECIPE_CODEC_ZSTD)
     {
-      if (!df_recipe_zstd_memory (r, &mem, error))
+      if (!dfi_recipe_zstd_memory (r, &mem, error))
         return FALSE;
     }
-  else if (!df_recipe_xz_memory (r, &mem, error))
+  else if (!dfi_recipe_xz_memory (r, &mem, error))
     return FALSE;
   *out = mem + sizeof (DfRecipeEncoder)
          + (r->codec == DF_RECIPE_CODEC_ZSTD ? ZSTD_CStreamInSize () + ZSTD_CStreamOutSize () : 2 * DF_RECIPE_BUFFER);
@@ -223,10 +223,10 @@ df_recipe_memory (const DfRecipe *r, guint64 *out, GError **error)
 }
 
 char *
-df_recipe_describe (const DfRecipe *r)
+dfi_recipe_describe (const DfRecipe *r)
 {
-  GString *s = g_string_new (df_recipe_codec_name (r->codec));
-  if (df_recipe_is_deflate_family (r->codec))
+  GString *s = g_string_new (dfi_recipe_codec_name (r->codec));
+  if (dfi_recipe_is_deflate_family (r->codec))
     {
       static const char *const strategies[] = { "default", "filtered", "huffman-only", "rle", "fixed" };
       g_string_append_printf (s, " level %d, window bits %u, memory level %u, strategy %s, header %u bytes", r->level,
@@ -256,7 +256,8 @@ df_recipe_describe (const DfRecipe *r)
           if (id == LZMA_FILTER_DELTA)
             g_string_append_printf (s, ", delta %u", r->xz.filters[i].arg);
           else
-            g_string_append_printf (s, ", %s", df_recipe_is_bcj (id) ? bcj[id == LZMA_FILTER_ARM64 ? 6 : id - 4] : "?");
+            g_string_append_printf (s, ", %s",
+                                    dfi_recipe_is_bcj (id) ? bcj[id == LZMA_FILTER_ARM64 ? 6 : id - 4] : "?");
         }
       g_string_append_printf (s, ", check %u, ", r->xz.check);
       if (r->xz.block_size)
@@ -273,7 +274,7 @@ df_recipe_describe (const DfRecipe *r)
 /* Serialisation                                                             */
 
 GBytes *
-df_recipe_serialize (const DfRecipe *r)
+dfi_recipe_serialize (const DfRecipe *r)
 {
   GVariantBuilder filters;
   g_variant_builder_init (&filters, G_VARIANT_TYPE ("a(tu)"));
@@ -293,16 +294,16 @@ df_recipe_serialize (const DfRecipe *r)
 }
 
 gboolean
-df_recipe_parse (GBytes *bytes, DfRecipe *out, GError **error)
+dfi_recipe_parse (GBytes *bytes, DfRecipe *out, GError **error)
 {
   memset (out, 0, sizeof *out);
   if (g_bytes_get_size (bytes) > DF_RECIPE_SERIALIZED_MAX)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: %" G_GSIZE_FORMAT " bytes, more than %d",
-                     g_bytes_get_size (bytes), DF_RECIPE_SERIALIZED_MAX);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "recipe: %" G_GSIZE_FORMAT " bytes, more than %d",
+                      g_bytes_get_size (bytes), DF_RECIPE_SERIALIZED_MAX);
   g_autoptr (GVariant) v
       = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (DF_RECIPE_VARIANT_TYPE), bytes, FALSE));
   if (!g_variant_is_normal_form (v))
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: not a well-formed recipe");
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "recipe: not a well-formed recipe");
   guint8 version, codec, wb, ml, strategy, zwl, ovl, check, lc, lp, pb;
   gboolean checksum, content_size, pledged, mt, extreme;
   guint32 job, dict;
@@ -319,8 +320,8 @@ df_recipe_parse (GBytes *bytes, DfRecipe *out, GError **error)
                  &version, &codec, &library, &csize, &ssize, &level, &wb, &ml, &strategy, &header, &zwl, &checksum,
                  &content_size, &pledged, &mt, &job, &ovl, &extreme, &check, &dict, &lc, &lp, &pb, &filters, &block);
   if (version != DF_RECIPE_FORMAT_VERSION)
-    return df_throw (error, DF_ERROR_INVALID_DELTA, "recipe: format version %u, this build reads %d", version,
-                     DF_RECIPE_FORMAT_VERSION);
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "recipe: format version %u, this build reads %d", version,
+                      DF_RECIPE_FORMAT_VERSION);
   if (strlen (library) >= DF_RECIPE_LIBRARY_MAX)
     return bad (error, "library identity length", strlen (library));
   gsize header_len = 0;
@@ -361,7 +362,7 @@ df_recipe_parse (GBytes *bytes, DfRecipe *out, GError **error)
   guint32 arg;
   for (guint i = 0; g_variant_iter_next (filters, "(tu)", &id, &arg); i++)
     out->xz.filters[i] = (DfRecipeFilter){ .id = id, .arg = arg };
-  if (!df_recipe_check (out, error))
+  if (!dfi_recipe_check (out, error))
     {
       memset (out, 0, sizeof *out);
       return FALSE;
@@ -373,14 +374,14 @@ df_recipe_parse (GBytes *bytes, DfRecipe *out, GError **error)
 /* The encoder                                                               */
 
 gboolean
-df_recipe_emit (DfRecipeEncoder *e, const guint8 *buf, gsize len, GError **error)
+dfi_recipe_emit (DfRecipeEncoder *e, const guint8 *buf, gsize len, GError **error)
 {
   if (len == 0)
     return TRUE;
   if (len > e->r->stream_size - e->out_total)
-    return df_throw (error, DF_ERROR_CORRUPT,
-                     "recipe rebuild: the %s stream grows past its %" G_GUINT64_FORMAT " bytes",
-                     df_recipe_codec_name (e->r->codec), e->r->stream_size);
+    return dfi_throw (error, DF_ERROR_CORRUPT,
+                      "recipe rebuild: the %s stream grows past its %" G_GUINT64_FORMAT " bytes",
+                      dfi_recipe_codec_name (e->r->codec), e->r->stream_size);
   e->out_total += len;
   return e->write (e->write_data, buf, len, error);
 }
@@ -402,11 +403,11 @@ encoder_clear (DfRecipeEncoder *e)
 static gboolean
 encoder_start (DfRecipeEncoder *e, GError **error)
 {
-  if (df_recipe_is_deflate_family (e->r->codec))
-    return df_recipe_zlib_start (e, error);
+  if (dfi_recipe_is_deflate_family (e->r->codec))
+    return dfi_recipe_zlib_start (e, error);
   if (e->r->codec == DF_RECIPE_CODEC_ZSTD)
-    return df_recipe_zstd_start (e, error);
-  return df_recipe_xz_start (e, error);
+    return dfi_recipe_zstd_start (e, error);
+  return dfi_recipe_xz_start (e, error);
 }
 
 /* Feeds @len content bytes (the last ones when @last) and emits what the
@@ -415,11 +416,11 @@ static gboolean
 encoder_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean last, GError **error)
 {
   e->in_total += len;
-  if (df_recipe_is_deflate_family (e->r->codec))
-    return df_recipe_zlib_feed (e, in, len, last, error);
+  if (dfi_recipe_is_deflate_family (e->r->codec))
+    return dfi_recipe_zlib_feed (e, in, len, last, error);
   if (e->r->codec == DF_RECIPE_CODEC_ZSTD)
-    return df_recipe_zstd_feed (e, in, len, last, error);
-  return df_recipe_xz_feed (e, in, len, last, error);
+    return dfi_recipe_zstd_feed (e, in, len, last, error);
+  return dfi_recipe_xz_feed (e, in, len, last, error);
 }
 
 /* Input chunks and output buffer of a rebuild. zstd's output depends on
@@ -455,8 +456,8 @@ read_chunk (DfRecipeReadFunc read, gpointer read_data, guint8 *buf, gsize len, G
 
 /* Runs @r without the identity and memory checks. */
 gboolean
-df_recipe_run (const DfRecipe *r, DfRecipeReadFunc read, gpointer read_data, DfRecipeWriteFunc write,
-               gpointer write_data, GCancellable *cancellable, GError **error)
+dfi_recipe_run (const DfRecipe *r, DfRecipeReadFunc read, gpointer read_data, DfRecipeWriteFunc write,
+                gpointer write_data, GCancellable *cancellable, GError **error)
 {
   g_autofree DfRecipeEncoder *e = g_new0 (DfRecipeEncoder, 1);
   gsize chunk = in_chunk (r);
@@ -479,12 +480,12 @@ df_recipe_run (const DfRecipe *r, DfRecipeReadFunc read, gpointer read_data, DfR
       if (n < 0)
         ok = FALSE;
       else if ((guint64)n > r->content_size - e->in_total)
-        ok = df_throw (error, DF_ERROR_CORRUPT,
-                       "recipe rebuild: the content is longer than %" G_GUINT64_FORMAT " bytes", r->content_size);
+        ok = dfi_throw (error, DF_ERROR_CORRUPT,
+                        "recipe rebuild: the content is longer than %" G_GUINT64_FORMAT " bytes", r->content_size);
       else if (n == 0 && e->in_total != r->content_size)
-        ok = df_throw (error, DF_ERROR_CORRUPT,
-                       "recipe rebuild: the content ends after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " bytes",
-                       e->in_total, r->content_size);
+        ok = dfi_throw (error, DF_ERROR_CORRUPT,
+                        "recipe rebuild: the content ends after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " bytes",
+                        e->in_total, r->content_size);
       else if (n == 0 || (end_with_data && e->in_total + (guint64)n == r->content_size))
         {
           /* Whatever the content might still hold is refused. */
@@ -493,8 +494,8 @@ df_recipe_run (const DfRecipe *r, DfRecipeReadFunc read, gpointer read_data, DfR
           if (more < 0)
             ok = FALSE;
           else if (more > 0)
-            ok = df_throw (error, DF_ERROR_CORRUPT,
-                           "recipe rebuild: the content is longer than %" G_GUINT64_FORMAT " bytes", r->content_size);
+            ok = dfi_throw (error, DF_ERROR_CORRUPT,
+                            "recipe rebuild: the content is longer than %" G_GUINT64_FORMAT " bytes", r->content_size);
           else
             ok = encoder_feed (e, in, (gsize)n, TRUE, error);
           break;
@@ -503,30 +504,30 @@ df_recipe_run (const DfRecipe *r, DfRecipeReadFunc read, gpointer read_data, DfR
         ok = encoder_feed (e, in, (gsize)n, FALSE, error);
     }
   if (ok && e->out_total != r->stream_size)
-    ok = df_throw (error, DF_ERROR_CORRUPT,
-                   "recipe rebuild: the %s stream has %" G_GUINT64_FORMAT " bytes, the recipe says %" G_GUINT64_FORMAT,
-                   df_recipe_codec_name (r->codec), e->out_total, r->stream_size);
+    ok = dfi_throw (error, DF_ERROR_CORRUPT,
+                    "recipe rebuild: the %s stream has %" G_GUINT64_FORMAT " bytes, the recipe says %" G_GUINT64_FORMAT,
+                    dfi_recipe_codec_name (r->codec), e->out_total, r->stream_size);
   encoder_clear (e);
   return ok;
 }
 
 gboolean
-df_recipe_rebuild (const DfRecipe *r, DfRecipeReadFunc read, gpointer read_data, DfRecipeWriteFunc write,
-                   gpointer write_data, guint64 memory_limit, GCancellable *cancellable, GError **error)
+dfi_recipe_rebuild (const DfRecipe *r, DfRecipeReadFunc read, gpointer read_data, DfRecipeWriteFunc write,
+                    gpointer write_data, guint64 memory_limit, GCancellable *cancellable, GError **error)
 {
-  if (!df_recipe_check (r, error))
+  if (!dfi_recipe_check (r, error))
     return FALSE;
   char lib[DF_RECIPE_LIBRARY_MAX];
-  df_recipe_library_identity (r->codec, lib);
+  dfi_recipe_library_identity (r->codec, lib);
   if (strcmp (lib, r->library) != 0)
-    return df_throw (error, DF_ERROR_MISSING_BASE, "recipe needs %s, this device has %s", r->library, lib);
+    return dfi_throw (error, DF_ERROR_MISSING_BASE, "recipe needs %s, this device has %s", r->library, lib);
   guint64 mem;
-  if (!df_recipe_memory (r, &mem, error))
+  if (!dfi_recipe_memory (r, &mem, error))
     return FALSE;
   if (mem > memory_limit)
-    return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                     "recipe rebuild (%s) needs %" G_GUINT64_FORMAT
-                     " KiB, more than the memory budget of %" G_GUINT64_FORMAT " KiB",
-                     df_recipe_codec_name (r->codec), mem / 1024, memory_limit / 1024);
-  return df_recipe_run (r, read, read_data, write, write_data, cancellable, error);
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                      "recipe rebuild (%s) needs %" G_GUINT64_FORMAT
+                      " KiB, more than the memory budget of %" G_GUINT64_FORMAT " KiB",
+                      dfi_recipe_codec_name (r->codec), mem / 1024, memory_limit / 1024);
+  return dfi_recipe_run (r, read, read_data, write, write_data, cancellable, error);
 }

@@ -2,12 +2,12 @@
  * decompressed content by compressing it again with the system libraries
  * (zlib, libzstd, liblzma).
  *
- * The build server runs df_recipe_find() on a compressed stream and its
+ * The build server runs dfi_recipe_find() on a compressed stream and its
  * content; when it finds a recipe, the delta can carry the content (diffed
- * in the decompressed domain) and the recipe (df_recipe_serialize(), a few
+ * in the decompressed domain) and the recipe (dfi_recipe_serialize(), a few
  * dozen bytes plus a gzip header) instead of the compressed bytes. The
- * device parses the recipe (df_recipe_parse(), hostile input) and runs
- * df_recipe_rebuild(), which refuses when its libraries are not the ones
+ * device parses the recipe (dfi_recipe_parse(), hostile input) and runs
+ * dfi_recipe_rebuild(), which refuses when its libraries are not the ones
  * the recipe was found with or when the encoder would need more memory than
  * the device allows; the device then falls back to plain parts. Whatever a
  * rebuild produces is hash-checked by the caller before it is used.
@@ -31,7 +31,7 @@
  *   one (whose output depends on the block size, never on the thread count:
  *   a rebuild uses one thread).
  * GNU gzip's own deflate is not zlib's: its output is generally not
- * reproducible this way (df_recipe_find() then reports no recipe). zlib
+ * reproducible this way (dfi_recipe_find() then reports no recipe). zlib
  * level 0 (stored blocks cut by the output buffer) is not supported.
  * liblzma 5.4's threaded encoder tunes itself to the block size, so a
  * one-block stream is reproduced only with the block size that made it
@@ -58,13 +58,13 @@ typedef enum
 #define DF_RECIPE_FILTERS_MAX 3
 /* Room for a library identity such as "liblzma 5.4.1", NUL included. */
 #define DF_RECIPE_LIBRARY_MAX 32
-/* Largest serialised recipe df_recipe_parse() reads. */
+/* Largest serialised recipe dfi_recipe_parse() reads. */
 #define DF_RECIPE_SERIALIZED_MAX (DF_RECIPE_HEADER_MAX + 512)
 /* Largest content a recipe may declare (1 TiB): a sanity bound; the work
  * of a rebuild is linear in the content. */
 #define DF_RECIPE_CONTENT_MAX (G_GUINT64_CONSTANT (1) << 40)
 /* Largest xz multi-threaded block size a recipe may declare; the encoder
- * holds about twice the block in memory (counted by df_recipe_memory()). */
+ * holds about twice the block in memory (counted by dfi_recipe_memory()). */
 #define DF_RECIPE_XZ_BLOCK_MAX (G_GUINT64_CONSTANT (1) << 32)
 /* Buffers a rebuild holds beside the codec's state: input and output of
  * this size each, or for zstd ZSTD_CStreamInSize() and
@@ -96,7 +96,7 @@ typedef struct
  * DfRecipe:
  * Everything that changes the compressed bytes. A plain value: copy it,
  * keep it on the stack (about 4.2 KiB), zero it to start. Fields a codec
- * does not use are zero (df_recipe_parse() insists).
+ * does not use are zero (dfi_recipe_parse() insists).
  */
 typedef struct
 {
@@ -141,17 +141,17 @@ typedef struct
 } DfRecipe;
 
 /* "gzip", "zlib", "deflate", "zstd", "xz", or "unknown". */
-const char *df_recipe_codec_name (DfRecipeCodec codec);
+const char *dfi_recipe_codec_name (DfRecipeCodec codec);
 
 /* Writes the identity of the library @codec depends on, as this process
  * runs it (zlibVersion(), ZSTD_versionString(), lzma_version_string(), not
  * the headers), into @out. FALSE for an unknown codec. */
-gboolean df_recipe_library_identity (DfRecipeCodec codec, char out[DF_RECIPE_LIBRARY_MAX]);
+gboolean dfi_recipe_library_identity (DfRecipeCodec codec, char out[DF_RECIPE_LIBRARY_MAX]);
 
 /* Checks every field of @recipe against its codec's range (the same checks
- * df_recipe_parse() makes). DF_ERROR_INVALID_DELTA naming the field, or
+ * dfi_recipe_parse() makes). DF_ERROR_INVALID_DELTA naming the field, or
  * for an unknown codec. */
-gboolean df_recipe_check (const DfRecipe *recipe, GError **error);
+gboolean dfi_recipe_check (const DfRecipe *recipe, GError **error);
 
 /* The peak memory a rebuild of @recipe needs, in bytes: the encoder's
  * state plus the rebuild's buffers. zlib: its documented formula
@@ -161,15 +161,15 @@ gboolean df_recipe_check (const DfRecipe *recipe, GError **error);
  * buffers, a formula checked against measured use (test-recipe's
  * /recipe/memory/zstd-mt); xz: lzma_raw_encoder_memusage() or
  * lzma_stream_encoder_mt_memusage() with one thread. FALSE
- * (DF_ERROR_INVALID_DELTA) when @recipe does not pass df_recipe_check() or
+ * (DF_ERROR_INVALID_DELTA) when @recipe does not pass dfi_recipe_check() or
  * the library cannot say. */
-gboolean df_recipe_memory (const DfRecipe *recipe, guint64 *out, GError **error);
+gboolean dfi_recipe_memory (const DfRecipe *recipe, guint64 *out, GError **error);
 
 /* A one-line human description ("xz preset 6, dict 32 MiB, x86, crc32,
  * single-threaded, liblzma 5.4.1"). Free with g_free(). */
-char *df_recipe_describe (const DfRecipe *recipe);
+char *dfi_recipe_describe (const DfRecipe *recipe);
 
-/* Serialises @recipe (which must pass df_recipe_check()) as a GVariant in
+/* Serialises @recipe (which must pass dfi_recipe_check()) as a GVariant in
  * normal form of type DF_RECIPE_VARIANT_TYPE: at most
  * DF_RECIPE_SERIALIZED_MAX bytes (75 to 91 bytes plus a gzip header's
  * name and comment). The tuple, in order, every field present whatever
@@ -185,14 +185,14 @@ char *df_recipe_describe (const DfRecipe *recipe);
  *   t xz block size (0: single-threaded) */
 #define DF_RECIPE_VARIANT_TYPE "(yysttiyyyayybbbbuybyu(yyy)a(tu)t)"
 #define DF_RECIPE_FORMAT_VERSION 1
-GBytes *df_recipe_serialize (const DfRecipe *recipe);
+GBytes *dfi_recipe_serialize (const DfRecipe *recipe);
 
 /* Parses untrusted @bytes into @out: more than DF_RECIPE_SERIALIZED_MAX
  * bytes, not in GVariant normal form, another format version, an unknown
- * codec or any field out of range (df_recipe_check()) is
+ * codec or any field out of range (dfi_recipe_check()) is
  * DF_ERROR_INVALID_DELTA. Reads nothing beyond @bytes and allocates only
  * the variant. */
-gboolean df_recipe_parse (GBytes *bytes, DfRecipe *out, GError **error);
+gboolean dfi_recipe_parse (GBytes *bytes, DfRecipe *out, GError **error);
 
 /* Reads up to @len bytes of content into @buf: returns how many (0 at the
  * end), or -1 with @error set. */
@@ -202,11 +202,11 @@ typedef gssize (*DfRecipeReadFunc) (gpointer user_data, guint8 *buf, gsize len, 
 typedef gboolean (*DfRecipeWriteFunc) (gpointer user_data, const guint8 *buf, gsize len, GError **error);
 
 /**
- * df_recipe_rebuild:
+ * dfi_recipe_rebuild:
  * @recipe: a recipe (checked again here)
  * @read: the decompressed content, read once, front to back
  * @write: receives the compressed stream, front to back
- * @memory_limit: the most memory the encoder may take (df_recipe_memory())
+ * @memory_limit: the most memory the encoder may take (dfi_recipe_memory())
  *
  * Compresses the content as @recipe says, streaming: beside the codec's
  * state it holds two buffers (DF_RECIPE_BUFFER), whatever the content
@@ -215,8 +215,8 @@ typedef gboolean (*DfRecipeWriteFunc) (gpointer user_data, const guint8 *buf, gs
  * - DF_ERROR_MISSING_BASE "recipe needs LIB, this device has LIB2" when
  *   the library running here is not the recipe's (its output could differ);
  * - DF_ERROR_INVALID_ARGUMENT "... more than the memory budget ..." when
- *   df_recipe_memory() exceeds @memory_limit;
- * - DF_ERROR_INVALID_DELTA for a recipe that fails df_recipe_check().
+ *   dfi_recipe_memory() exceeds @memory_limit;
+ * - DF_ERROR_INVALID_DELTA for a recipe that fails dfi_recipe_check().
  * Either way the device can fall back to the compressed bytes themselves.
  * While running: DF_ERROR_CORRUPT when the content is not content_size
  * bytes or the output would not be stream_size bytes (the output is cut
@@ -224,8 +224,8 @@ typedef gboolean (*DfRecipeWriteFunc) (gpointer user_data, const guint8 *buf, gs
  * @read and @write; the cancellation. The caller still hash-checks what
  * was written.
  */
-gboolean df_recipe_rebuild (const DfRecipe *recipe, DfRecipeReadFunc read, gpointer read_data, DfRecipeWriteFunc write,
-                            gpointer write_data, guint64 memory_limit, GCancellable *cancellable, GError **error);
+gboolean dfi_recipe_rebuild (const DfRecipe *recipe, DfRecipeReadFunc read, gpointer read_data, DfRecipeWriteFunc write,
+                             gpointer write_data, guint64 memory_limit, GCancellable *cancellable, GError **error);
 
 /* A byte range of a file: @length bytes at @offset of @fd (read with
  * pread, so the same fd may serve several spans). */
@@ -255,7 +255,7 @@ typedef struct
 } DfRecipeFindStats;
 
 /**
- * df_recipe_find:
+ * dfi_recipe_find:
  * @compressed: the compressed stream, exactly (one gzip member, zlib
  *   stream, raw deflate stream, zstd frame or xz stream)
  * @content: its decompressed content
@@ -274,6 +274,6 @@ typedef struct
  * one candidate's encoder at a time (at most DF_RECIPE_FIND_MEMORY_MAX)
  * and a few buffers.
  */
-gboolean df_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, const DfRecipeFindLimits *limits,
-                         DfRecipe *out, gboolean *found, DfRecipeFindStats *stats, GCancellable *cancellable,
-                         GError **error);
+gboolean dfi_recipe_find (const DfRecipeSpan *compressed, const DfRecipeSpan *content, const DfRecipeFindLimits *limits,
+                          DfRecipe *out, gboolean *found, DfRecipeFindStats *stats, GCancellable *cancellable,
+                          GError **error);

@@ -62,11 +62,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if ((data[0] & 1) == 0)
     {
       gsize consumed = 0;
-      g_autoptr (GBytes) content = df_deflate_inflate (data + 1, size - 1, &lim, &consumed, &error);
+      g_autoptr (GBytes) content = dfi_deflate_inflate (data + 1, size - 1, &lim, &consumed, &error);
       if (content == NULL)
         return 0;
       g_autoptr (GBytes) recon = NULL;
-      if (!df_deflate_analyze (data + 1, size - 1, &lim, &consumed, &recon, NULL, &error))
+      if (!dfi_deflate_analyze (data + 1, size - 1, &lim, &consumed, &recon, NULL, &error))
         {
           fprintf (stderr, "analyze failed on a stream the tokeniser took: %s\n", error->message);
           abort ();
@@ -77,7 +77,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   content_pattern (content, CONTENT_LEN);
   Src src = { content, CONTENT_LEN, 0 };
   gsize written = 0;
-  if (df_deflate_rebuild (src_read, &src, data + 1, size - 1, sink, &written, &lim, NULL, &error))
+  if (dfi_deflate_rebuild (src_read, &src, data + 1, size - 1, sink, &written, &lim, NULL, &error))
     g_assert (written <= lim.max_input);
   return 0;
 }

@@ -1,4 +1,4 @@
-/* Content detection (df_detect_read_at()) of the input as a file, read
+/* Content detection (dfi_detect_read_at()) of the input as a file, read
  * through an in-memory callback that aborts on any read past the end (the
  * detector must never ask for one), under lowered limits so that each
  * input stays within tests/fuzz/limits: decoders of at most 8 MiB, 32 MiB
@@ -27,11 +27,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   Mem m = { data, size };
   DfDetectLimits lim;
-  df_detect_limits_default (&lim);
+  dfi_detect_limits_default (&lim);
   lim.decoder_mem = 8 * DF_MIB;
   lim.decompressed_max = 32 * DF_MIB;
   g_autoptr (GError) error = NULL;
-  g_autoptr (DfDetect) d = df_detect_read_at (mem_read_at, &m, size, &lim, DF_DETECT_HASH_ENTRIES, NULL, &error);
+  g_autoptr (DfDetect) d = dfi_detect_read_at (mem_read_at, &m, size, &lim, DF_DETECT_HASH_ENTRIES, NULL, &error);
   if (d == NULL)
     abort (); /* content never fails a detection */
   guint64 at = 0;
@@ -51,7 +51,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (d->entries[i].segment >= d->n_segments || d->segments[d->entries[i].segment].kind != DF_SEGMENT_CPIO)
       abort ();
   DfDetectSummary sum;
-  df_detect_summarize (d, &sum);
-  g_free (df_detect_summary_to_string (&sum));
+  dfi_detect_summarize (d, &sum);
+  g_free (dfi_detect_summary_to_string (&sum));
   return 0;
 }

@@ -17,13 +17,13 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autofree guint8 *out = g_malloc (MAX (out_len, 1));
   DfPartReader r;
   g_autoptr (GError) error = NULL;
-  if (!df_part_reader_init (&r, data + 4, size - 4, 0, &error))
+  if (!dfi_part_reader_init (&r, data + 4, size - 4, 0, &error))
     return 0;
   /* Two diffs back to back, as entries follow each other in a part. */
   for (int k = 0; k < 2 && error == NULL; k++)
-    df_diff_decode (&r, old, old_len, out, out_len, &error);
+    dfi_diff_decode (&r, old, old_len, out, out_len, &error);
   g_clear_error (&error);
-  if (df_part_reader_init (&r, data + 4, size - 4, 0, &error))
-    df_diff_skip (&r, out_len, &error);
+  if (dfi_part_reader_init (&r, data + 4, size - 4, 0, &error))
+    dfi_diff_skip (&r, out_len, &error);
   return 0;
 }

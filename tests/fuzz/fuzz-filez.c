@@ -1,6 +1,6 @@
 /* A stock fallback object as a server hands it out (`.filez`: header,
  * raw deflate), checked as deltafetch checks a download
- * (df_stock_fallback_verify()). The declared size is read from where the
+ * (dfi_stock_fallback_verify()). The declared size is read from where the
  * header keeps it, so well-formed inputs get past the size check. */
 #include <sys/mman.h>
 #include <unistd.h>
@@ -24,7 +24,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (size == 0 || write (fd, data, size) == (gssize)size)
     {
       g_autoptr (GError) error = NULL;
-      df_stock_fallback_verify (fd, size, &fb, NULL, &error);
+      dfi_stock_fallback_verify (fd, size, &fb, NULL, &error);
     }
   close (fd);
   return 0;

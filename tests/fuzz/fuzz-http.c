@@ -19,7 +19,7 @@ parse_ask (const char *value, DfHttpAsk *ask)
   for (guint i = 0; i < 3; i++)
     if (i == 2 && strcmp (f[i], "*") == 0)
       v[i] = G_MAXUINT64;
-    else if (!df_http_parse_u63 (f[i], strlen (f[i]), &v[i]))
+    else if (!dfi_http_parse_u63 (f[i], strlen (f[i]), &v[i]))
       return;
   ask->off = v[0];
   ask->len = v[1];
@@ -39,13 +39,13 @@ check_reply (const char *s)
       const char *l = lines[i];
       gsize len = strlen (l);
       if (status < 0)
-        status = df_http_parse_status_line (l, len);
-      if (!df_http_header_value (l, len, "Content-Range", cr, sizeof cr)
-          && !df_http_header_value (l, len, "Content-Length", cl, sizeof cl)
-          && !df_http_header_value (l, len, "Content-Encoding", ce, sizeof ce)
-          && !df_http_header_value (l, len, "ETag", etag, sizeof etag)
-          && !df_http_header_value (l, len, "X-Ask", ask_value, sizeof ask_value))
-        df_http_header_value (l, len, "X-Validator", validator, sizeof validator);
+        status = dfi_http_parse_status_line (l, len);
+      if (!dfi_http_header_value (l, len, "Content-Range", cr, sizeof cr)
+          && !dfi_http_header_value (l, len, "Content-Length", cl, sizeof cl)
+          && !dfi_http_header_value (l, len, "Content-Encoding", ce, sizeof ce)
+          && !dfi_http_header_value (l, len, "ETag", etag, sizeof etag)
+          && !dfi_http_header_value (l, len, "X-Ask", ask_value, sizeof ask_value))
+        dfi_http_header_value (l, len, "X-Validator", validator, sizeof validator);
     }
   if (ask_value[0])
     parse_ask (ask_value, &ask);
@@ -55,7 +55,7 @@ check_reply (const char *s)
   };
   guint64 expect = 0;
   g_autofree char *why = NULL;
-  DfHttpVerdict v = df_http_check_reply (&ask, &reply, &expect, &why);
+  DfHttpVerdict v = dfi_http_check_reply (&ask, &reply, &expect, &why);
   /* What the checker promises its callers. */
   switch (v)
     {
@@ -84,17 +84,17 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autofree char *s = g_strndup ((const char *)data, size); /* stops at a NUL, as header values do */
   gsize len = strlen (s);
   guint64 a, b, c;
-  df_http_parse_status_line (s, len);
-  df_http_parse_content_range (s, &a, &b, &c);
-  df_http_parse_u63 (s, len, &a);
+  dfi_http_parse_status_line (s, len);
+  dfi_http_parse_content_range (s, &a, &b, &c);
+  dfi_http_parse_u63 (s, len, &a);
   char out[64];
-  df_http_header_value (s, len, "Content-Range", out, sizeof out);
-  df_http_header_value (s, len, "ETag", out, sizeof out);
+  dfi_http_header_value (s, len, "Content-Range", out, sizeof out);
+  dfi_http_header_value (s, len, "ETag", out, sizeof out);
   const char *nl = strchr (s, '\n');
   if (nl)
     {
-      df_http_parse_status_line (s, nl - s);
-      df_http_parse_content_range (nl + 1, &a, &b, &c);
+      dfi_http_parse_status_line (s, nl - s);
+      dfi_http_parse_content_range (nl + 1, &a, &b, &c);
     }
   check_reply (s);
   return 0;

@@ -17,8 +17,8 @@
  *             MIN (A, 28)..+3; K keeps the last
  *   5 iterate and compare with the reference
  *   6 clear
- *   7 hash    df_keyed_hash() of the next A bytes, twice: the same value;
- *             equal keys hash alike through df_objset_key_hash()
+ *   7 hash    dfi_keyed_hash() of the next A bytes, twice: the same value;
+ *             equal keys hash alike through dfi_objset_key_hash()
  * At most FUZZ_OBJSET_MAX_ADDS adds and FUZZ_OBJSET_MAX_CHECKS iterations
  * per input (the rest are ignored), so that an input's work stays bounded
  * and a timeout means the set's own work. */
@@ -59,7 +59,7 @@ add (State *st, const guint8 key[L])
     return;
   st->adds++;
   gpointer value = GSIZE_TO_POINTER (++st->serial);
-  gboolean is_new = df_objset_add (st->set, key[0], key + 1, value);
+  gboolean is_new = dfi_objset_add (st->set, key[0], key + 1, value);
   gint before = g_tree_nnodes (st->ref);
   g_tree_replace (st->ref, g_memdup2 (key, L), value);
   g_assert_true (is_new == (g_tree_nnodes (st->ref) > before));
@@ -69,17 +69,17 @@ static void
 lookup (State *st, const guint8 key[L])
 {
   gpointer want = g_tree_lookup (st->ref, key);
-  g_assert_true (df_objset_lookup (st->set, key[0], key + 1) == want);
-  g_assert_true (df_objset_contains (st->set, key[0], key + 1) == (want != NULL));
-  g_assert_true (df_objset_contains_key (st->set, key) == (want != NULL));
+  g_assert_true (dfi_objset_lookup (st->set, key[0], key + 1) == want);
+  g_assert_true (dfi_objset_contains (st->set, key[0], key + 1) == (want != NULL));
+  g_assert_true (dfi_objset_contains_key (st->set, key) == (want != NULL));
 }
 
 static void
 check_all (State *st)
 {
   guint n = (guint)g_tree_nnodes (st->ref);
-  g_assert_cmpuint (df_objset_size (st->set), ==, n);
-  g_assert_cmpuint (df_objset_memory (st->set), ==, (guint64)n * DF_OBJSET_ENTRY_COST);
+  g_assert_cmpuint (dfi_objset_size (st->set), ==, n);
+  g_assert_cmpuint (dfi_objset_memory (st->set), ==, (guint64)n * DF_OBJSET_ENTRY_COST);
   /* Each key once: values are unique, so a key seen twice shows as its
    * value seen twice. */
   g_autofree guint8 *seen = g_malloc0 (st->serial + 1);
@@ -87,8 +87,8 @@ check_all (State *st)
   const guint8 *key;
   gpointer value;
   guint visited = 0;
-  df_objset_iter_init (&it, st->set);
-  while (df_objset_iter_next (&it, &key, &value))
+  dfi_objset_iter_init (&it, st->set);
+  while (dfi_objset_iter_next (&it, &key, &value))
     {
       g_assert_true (g_tree_lookup (st->ref, key) == value);
       gsize serial = GPOINTER_TO_SIZE (value);
@@ -103,7 +103,7 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   n_freed = 0;
-  State st = { .set = df_objset_new (value_free), .ref = g_tree_new_full (tree_cmp, NULL, g_free, NULL) };
+  State st = { .set = dfi_objset_new (value_free), .ref = g_tree_new_full (tree_cmp, NULL, g_free, NULL) };
   guint8 k[L] = { 0 };
   for (gsize i = 0; i < size;)
     {
@@ -145,26 +145,26 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             check_all (&st);
           break;
         case 6:
-          df_objset_clear (st.set);
+          dfi_objset_clear (st.set);
           g_tree_destroy (st.ref);
           st.ref = g_tree_new_full (tree_cmp, NULL, g_free, NULL);
-          g_assert_cmpuint (df_objset_size (st.set), ==, 0);
+          g_assert_cmpuint (dfi_objset_size (st.set), ==, 0);
           break;
         case 7:
           {
             gsize len = MIN ((gsize)a, size - i);
-            g_assert_true (df_keyed_hash (data + i, len) == df_keyed_hash (data + i, len));
+            g_assert_true (dfi_keyed_hash (data + i, len) == dfi_keyed_hash (data + i, len));
             guint8 copy[L];
             memcpy (copy, k, L);
-            g_assert_true (df_objset_key_hash (copy) == df_objset_key_hash (k));
-            g_assert_true (df_objset_key_equal (copy, k));
+            g_assert_true (dfi_objset_key_hash (copy) == dfi_objset_key_hash (k));
+            g_assert_true (dfi_objset_key_equal (copy, k));
             i += len;
             break;
           }
         }
     }
   check_all (&st);
-  df_objset_free (st.set);
+  dfi_objset_free (st.set);
   g_tree_destroy (st.ref);
   /* Replaced, cleared or freed with the set: every value once. */
   g_assert_cmpuint (n_freed, ==, st.serial);

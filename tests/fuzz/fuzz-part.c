@@ -15,10 +15,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   DfPart part = { .kind = DF_PART_KIND_CONTENT };
   part.uncompressed_size = data[0] | (guint64)data[1] << 8 | (guint64)data[2] << 16;
   part.compressed_size = size - 3;
-  df_sha256 (data + 3, size - 3, part.sha256);
+  dfi_sha256 (data + 3, size - 3, part.sha256);
   g_autoptr (GBytes) file = g_bytes_new_static (data + 3, size - 3);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) payload = df_part_decode (&part, 0, file, &error);
+  g_autoptr (GBytes) payload = dfi_part_decode (&part, 0, file, &error);
   if (payload == NULL)
     return 0;
   gsize len;
@@ -28,7 +28,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   guint64 raw;
   memcpy (&raw, p, sizeof raw);
   DfPartReader r;
-  if (!df_part_reader_init (&r, p, len, GUINT64_FROM_LE (raw), &error))
+  if (!dfi_part_reader_init (&r, p, len, GUINT64_FROM_LE (raw), &error))
     return 0;
   /* Raw: content headers, each followed by as many body bytes as the next
    * control varint says (a stand-in for the entries' data sizes). */
@@ -37,15 +37,15 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       g_auto (DfContentHeader) h = { 0 };
       gsize consumed;
       const guint8 *at = r.data[DF_SECTION_RAW] + r.pos[DF_SECTION_RAW];
-      if (!df_content_header_parse (at, r.len[DF_SECTION_RAW] - r.pos[DF_SECTION_RAW], &h, &consumed, &error)
-          || !df_part_reader_take (&r, DF_SECTION_RAW, consumed, &error))
+      if (!dfi_content_header_parse (at, r.len[DF_SECTION_RAW] - r.pos[DF_SECTION_RAW], &h, &consumed, &error)
+          || !dfi_part_reader_take (&r, DF_SECTION_RAW, consumed, &error))
         break;
       guint64 body;
-      if (!df_part_reader_varint (&r, DF_SECTION_CONTROL, &body, &error)
-          || !df_part_reader_take (&r, DF_SECTION_RAW, body, &error))
+      if (!dfi_part_reader_varint (&r, DF_SECTION_CONTROL, &body, &error)
+          || !dfi_part_reader_take (&r, DF_SECTION_RAW, body, &error))
         break;
     }
   g_clear_error (&error);
-  df_part_reader_finish (&r, &error);
+  dfi_part_reader_finish (&r, &error);
   return 0;
 }

@@ -61,7 +61,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   }
   g_auto (DfRebuildProgram) p = { 0 };
   g_autoptr (GError) error = NULL;
-  if (!df_rebuild_program_parse (in, object_size, content_total, &p, &error))
+  if (!dfi_rebuild_program_parse (in, object_size, content_total, &p, &error))
     {
       g_assert_true (g_error_matches (error, DF_ERROR, DF_ERROR_INVALID_DELTA));
       return 0;
@@ -74,18 +74,18 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_assert_cmpuint (p.n_libraries, <, G_N_ELEMENTS (p.libraries));
   g_assert_null (p.libraries[p.n_libraries]);
   const char *why;
-  (void)df_rebuild_libraries_match (p.libraries, &why);
+  (void)dfi_rebuild_libraries_match (p.libraries, &why);
   /* The sums must match exactly: any other object size is refused. */
   {
     g_auto (DfRebuildProgram) q = { 0 };
     g_autoptr (GError) e2 = NULL;
-    g_assert_false (df_rebuild_program_parse (in, object_size ^ 1, content_total, &q, &e2));
+    g_assert_false (dfi_rebuild_program_parse (in, object_size ^ 1, content_total, &q, &e2));
     g_assert_true (g_error_matches (e2, DF_ERROR, DF_ERROR_INVALID_DELTA));
   }
   if (content_total > FUZZ_REBUILD_CONTENT_MAX)
     return 0;
   Sink s = { 0, object_size };
-  gboolean ok = df_rebuild_run (&p, source_open, NULL, sink_write, &s, FUZZ_REBUILD_MEMORY_MAX, NULL, &error);
+  gboolean ok = dfi_rebuild_run (&p, source_open, NULL, sink_write, &s, FUZZ_REBUILD_MEMORY_MAX, NULL, &error);
   g_assert_cmpuint (s.written, <=, object_size);
   if (ok)
     g_assert_cmpuint (s.written, ==, object_size);

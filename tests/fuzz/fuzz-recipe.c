@@ -1,6 +1,6 @@
 /* Rebuild recipes (engine/transform/df-recipe.c) as the device reads
- * them: the input is a serialised recipe. Whatever df_recipe_parse()
- * accepts must pass df_recipe_check(), serialise back to the same bytes
+ * them: the input is a serialised recipe. Whatever dfi_recipe_parse()
+ * accepts must pass dfi_recipe_check(), serialise back to the same bytes
  * (it accepts only the normal form), have a memory figure, and, when its
  * content is small, rebuild under a strict memory limit from a made-up
  * content without writing more than the recipe's stream size: refused,
@@ -48,23 +48,23 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autoptr (GBytes) in = g_bytes_new (data, size);
   DfRecipe r;
   g_autoptr (GError) error = NULL;
-  if (!df_recipe_parse (in, &r, &error))
+  if (!dfi_recipe_parse (in, &r, &error))
     {
       g_assert_true (g_error_matches (error, DF_ERROR, DF_ERROR_INVALID_DELTA));
       return 0;
     }
-  g_assert_true (df_recipe_check (&r, NULL));
-  g_autoptr (GBytes) again = df_recipe_serialize (&r);
+  g_assert_true (dfi_recipe_check (&r, NULL));
+  g_autoptr (GBytes) again = dfi_recipe_serialize (&r);
   g_assert_true (g_bytes_equal (in, again));
-  g_autofree char *desc = df_recipe_describe (&r);
+  g_autofree char *desc = dfi_recipe_describe (&r);
   g_assert_nonnull (desc);
   guint64 mem = 0;
-  gboolean mem_ok = df_recipe_memory (&r, &mem, NULL);
+  gboolean mem_ok = dfi_recipe_memory (&r, &mem, NULL);
   if (r.content_size > FUZZ_RECIPE_CONTENT_MAX)
     return 0;
   Source src = { r.content_size, (guint32)size };
   guint64 written = 0;
-  gboolean ok = df_recipe_rebuild (&r, source_read, &src, sink_write, &written, FUZZ_RECIPE_MEMORY_MAX, NULL, &error);
+  gboolean ok = dfi_recipe_rebuild (&r, source_read, &src, sink_write, &written, FUZZ_RECIPE_MEMORY_MAX, NULL, &error);
   g_assert_cmpuint (written, <=, r.stream_size);
   if (ok)
     g_assert_true (mem_ok && mem <= FUZZ_RECIPE_MEMORY_MAX && written == r.stream_size);

@@ -35,10 +35,10 @@ trusted_keys (void)
   g_assert_no_error (error);
   close (fd);
   g_assert_true (g_file_set_contents (path, text->str, text->len, &error));
-  keys = df_keyring_load (path, &error);
+  keys = dfi_keyring_load (path, &error);
   g_unlink (path);
   g_assert_no_error (error);
-  g_assert_cmpuint (df_keyring_size (keys), ==, FUZZ_KEYS);
+  g_assert_cmpuint (dfi_keyring_size (keys), ==, FUZZ_KEYS);
   return keys;
 }
 
@@ -50,15 +50,15 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autoptr (GBytes) inner = NULL, signed_data = NULL;
   g_autoptr (GPtrArray) sigs = NULL;
   g_autoptr (GError) error = NULL;
-  if (!df_signed_open (b, &inner, &signed_data, &sigs, &error) || signed_data == NULL)
+  if (!dfi_signed_open (b, &inner, &signed_data, &sigs, &error) || signed_data == NULL)
     return 0;
   /* Checked before anything is verified (issue 14: signature flooding). */
   g_assert_cmpuint (sigs->len, <=, DF_SIGNATURES_MAX);
   gboolean verified;
-  df_signature_policy (signed_data, sigs, NULL, FALSE, &verified, &error);
+  dfi_signature_policy (signed_data, sigs, NULL, FALSE, &verified, &error);
   g_assert_no_error (error);
   g_assert_false (verified);
-  gboolean ok = df_signature_policy (signed_data, sigs, keys, TRUE, &verified, &error);
+  gboolean ok = dfi_signature_policy (signed_data, sigs, keys, TRUE, &verified, &error);
   g_assert_true (ok == verified && ok == (error == NULL));
   return 0;
 }

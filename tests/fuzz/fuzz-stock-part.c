@@ -187,10 +187,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     {
       DfStockPayload pl;
       g_autoptr (GError) error = NULL;
-      if (df_stock_payload_open (&pl, fd, plen, &error))
+      if (dfi_stock_payload_open (&pl, fd, plen, &error))
         {
-          df_stock_execute (&part, &pl, &sink, &s, NULL, NULL, &error);
-          df_stock_payload_clear (&pl);
+          dfi_stock_execute (&part, &pl, &sink, &s, NULL, NULL, &error);
+          dfi_stock_payload_clear (&pl);
         }
     }
   if (fd >= 0)

@@ -10,8 +10,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   g_autoptr (GBytes) b = g_bytes_new (data, size);
   g_autoptr (GError) error = NULL;
-  df_stock_superblock_sniff (b);
-  g_autoptr (DfStockSuperblock) sb = df_stock_superblock_parse_full (b, NULL, FUZZ_PARSE_MEMORY, &error);
+  dfi_stock_superblock_sniff (b);
+  g_autoptr (DfStockSuperblock) sb = dfi_stock_superblock_parse_full (b, NULL, FUZZ_PARSE_MEMORY, &error);
   if (sb)
     fuzz_check_stock_superblock_tables (sb);
   return 0;

@@ -35,7 +35,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
           memcpy (file + 16, &blen, 8);
           g_autoptr (GBytes) b = g_bytes_new_static (file, DF_SUPERBLOCK_HEADER_LEN + n);
           g_autoptr (GError) error = NULL;
-          g_autoptr (DfSuperblock) sb = df_superblock_parse_full (b, NULL, FUZZ_PARSE_MEMORY, &error);
+          g_autoptr (DfSuperblock) sb = dfi_superblock_parse_full (b, NULL, FUZZ_PARSE_MEMORY, &error);
           if (sb)
             fuzz_check_superblock_tables (sb);
         }

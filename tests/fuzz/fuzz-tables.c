@@ -21,14 +21,14 @@ fuzz_key_append (GByteArray *keys, guint8 type, const guint8 csum[DF_SHA256_LEN]
 void
 fuzz_check_object_set (const guint8 *keys, gsize n)
 {
-  g_autoptr (DfObjSet) set = df_objset_new (NULL);
+  g_autoptr (DfObjSet) set = dfi_objset_new (NULL);
   gsize added = 0;
   for (gsize i = 0; i < n; i++)
-    added += df_objset_add (set, keys[i * L], keys + i * L + 1, NULL);
+    added += dfi_objset_add (set, keys[i * L], keys + i * L + 1, NULL);
 
   if (n == 0)
     {
-      g_assert_cmpuint (df_objset_size (set), ==, 0);
+      g_assert_cmpuint (dfi_objset_size (set), ==, 0);
       return;
     }
   /* The reference: the keys sorted, repeats dropped. */
@@ -40,28 +40,28 @@ fuzz_check_object_set (const guint8 *keys, gsize n)
       memmove (ref + distinct++ * L, ref + i * L, L);
 
   g_assert_cmpuint (added, ==, distinct);
-  g_assert_cmpuint (df_objset_size (set), ==, distinct);
-  g_assert_cmpuint (df_objset_memory (set), ==, (guint64)distinct * DF_OBJSET_ENTRY_COST);
+  g_assert_cmpuint (dfi_objset_size (set), ==, distinct);
+  g_assert_cmpuint (dfi_objset_memory (set), ==, (guint64)distinct * DF_OBJSET_ENTRY_COST);
   for (gsize i = 0; i < n; i++)
     {
       const guint8 *k = keys + i * L;
-      g_assert_true (df_objset_contains_key (set, k));
-      g_assert_true (df_objset_contains (set, k[0], k + 1));
+      g_assert_true (dfi_objset_contains_key (set, k));
+      g_assert_true (dfi_objset_contains (set, k[0], k + 1));
       /* A neighbour differing in the last byte is there only if it was
        * added too. */
       guint8 other[L];
       memcpy (other, k, L);
       other[L - 1] ^= 0x5a;
       gboolean expect = bsearch (other, ref, distinct, L, key_cmp) != NULL;
-      g_assert_true (df_objset_contains_key (set, other) == expect);
+      g_assert_true (dfi_objset_contains_key (set, other) == expect);
     }
   g_autofree guint8 *seen = g_malloc0 (distinct);
   gsize visited = 0;
   DfObjSetIter it;
   const guint8 *key;
   gpointer value;
-  df_objset_iter_init (&it, set);
-  while (df_objset_iter_next (&it, &key, &value))
+  dfi_objset_iter_init (&it, set);
+  while (dfi_objset_iter_next (&it, &key, &value))
     {
       const guint8 *at = bsearch (key, ref, distinct, L, key_cmp);
       g_assert_nonnull (at);

@@ -13,7 +13,7 @@
 #include "df-superblock.h"
 
 /* The memory a superblock parse gets in apply and fetch by default
- * (df_apply_usable_memory()). */
+ * (dfi_apply_usable_memory()). */
 #define FUZZ_PARSE_MEMORY (DF_DEFAULT_MEMORY_BUDGET - DF_APPLY_RESERVE)
 
 /* Adds @n keys (DF_OBJSET_KEY_LEN bytes each, repeats allowed) to a fresh

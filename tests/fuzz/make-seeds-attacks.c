@@ -104,10 +104,10 @@ normal_bytes (GVariant *floating)
 static DfSuperblock *
 native_new (void)
 {
-  DfSuperblock *sb = df_superblock_new ();
+  DfSuperblock *sb = dfi_superblock_new ();
   sb->version = DF_FORMAT_VERSION;
   sb->commit = normal_bytes (commit_v ());
-  df_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), sb->to);
+  dfi_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), sb->to);
   sb->has_from = TRUE;
   shared_csum (sb->from, 8, 0);
   return sb;
@@ -263,9 +263,9 @@ static void
 native_seed (DfSuperblock *sb, const char *file_name, const char *body_name)
 {
   g_autoptr (DfSuperblock) own = sb;
-  g_autoptr (GBytes) file = df_superblock_serialize (sb);
+  g_autoptr (GBytes) file = dfi_superblock_serialize (sb);
   g_autoptr (GError) error = NULL;
-  g_autoptr (DfSuperblock) back = df_superblock_parse_full (file, NULL, FUZZ_PARSE_MEMORY, &error);
+  g_autoptr (DfSuperblock) back = dfi_superblock_parse_full (file, NULL, FUZZ_PARSE_MEMORY, &error);
   if (back == NULL)
     {
       fprintf (stderr, "%s: %s\n", file_name ? file_name : body_name, error->message);
@@ -312,7 +312,7 @@ stock_superblock (guint n_parts, guint per_part, guint n_fallbacks)
   g_autoptr (GVariant) commit = g_variant_ref_sink (commit_v ());
   g_autoptr (GVariant) commit_n = g_variant_get_normal_form (commit);
   guint8 to[DF_SHA256_LEN];
-  df_sha256 (g_variant_get_data (commit_n), g_variant_get_size (commit_n), to);
+  dfi_sha256 (g_variant_get_data (commit_n), g_variant_get_size (commit_n), to);
   GVariantBuilder meta, headers, fallbacks;
   g_variant_builder_init (&meta, G_VARIANT_TYPE ("a{sv}"));
   g_variant_builder_add (&meta, "{sv}", "ostree.endianness", g_variant_new_byte ('l'));
@@ -340,7 +340,7 @@ stock_superblock (guint n_parts, guint per_part, guint n_fallbacks)
                      GUINT64_TO_BE (1700000000), csum_v (8, 0), bytes_v (to, sizeof to), commit, bytes_v (NULL, 0),
                      g_variant_builder_end (&headers), g_variant_builder_end (&fallbacks)));
   g_autoptr (GError) error = NULL;
-  g_autoptr (DfStockSuperblock) back = df_stock_superblock_parse_full (b, NULL, FUZZ_PARSE_MEMORY, &error);
+  g_autoptr (DfStockSuperblock) back = dfi_stock_superblock_parse_full (b, NULL, FUZZ_PARSE_MEMORY, &error);
   if (back == NULL)
     {
       fprintf (stderr, "stock superblock: %s\n", error->message);
@@ -506,7 +506,7 @@ signed_seed (const char *name, guint n, gsize msg_len, gsize sig_len, gboolean v
       g_ptr_array_add (sigs, g_bytes_new (sig, sig_len));
     }
   g_autoptr (GBytes) m = g_bytes_new (msg, msg_len);
-  g_autoptr (GBytes) env = df_signed_wrap (m, sigs);
+  g_autoptr (GBytes) env = dfi_signed_wrap (m, sigs);
   seed_bytes ("signed", name, env);
 }
 

@@ -53,9 +53,9 @@ diff_seed (const char *dir, const char *name, gsize old_len, gsize new_len, guin
   GByteArray *sec[DF_SECTION_COUNT];
   for (guint s = 0; s < DF_SECTION_COUNT; s++)
     sec[s] = g_byte_array_new ();
-  if (!df_bsdiff (old, old_len, nw, new_len, sec))
+  if (!dfi_bsdiff (old, old_len, nw, new_len, sec))
     exit (1);
-  g_autoptr (GByteArray) payload = df_part_payload_assemble (sec);
+  g_autoptr (GByteArray) payload = dfi_part_payload_assemble (sec);
   guint8 hdr[4] = { old_len & 0xff, old_len >> 8, new_len & 0xff, new_len >> 8 };
   put (dir, name, hdr, 4, payload->data, payload->len);
   for (guint s = 0; s < DF_SECTION_COUNT; s++)
@@ -77,14 +77,14 @@ static void
 recipe_seed (const char *dir, const char *name, const guint8 *stream, gsize slen, const guint8 *content, gsize clen)
 {
   int sfd = memfd_create ("stream", 0), cfd = memfd_create ("content", 0);
-  if (!df_write_all (sfd, stream, slen, "seed", NULL) || !df_write_all (cfd, content, clen, "seed", NULL))
+  if (!dfi_write_all (sfd, stream, slen, "seed", NULL) || !dfi_write_all (cfd, content, clen, "seed", NULL))
     exit (1);
   DfRecipeSpan s = { sfd, 0, slen }, c = { cfd, 0, clen };
   DfRecipe r;
   gboolean found;
-  if (!df_recipe_find (&s, &c, NULL, &r, &found, NULL, NULL, NULL) || !found)
+  if (!dfi_recipe_find (&s, &c, NULL, &r, &found, NULL, NULL, NULL) || !found)
     exit (1);
-  g_autoptr (GBytes) b = df_recipe_serialize (&r);
+  g_autoptr (GBytes) b = dfi_recipe_serialize (&r);
   put (dir, name, g_bytes_get_data (b, NULL), g_bytes_get_size (b), NULL, 0);
   close (sfd);
   close (cfd);
@@ -170,7 +170,7 @@ deflate_seed (const char *dir, const char *name, const guint8 *content, gsize le
   g_autofree char *sname = g_strdup_printf ("stream-%s", name);
   put (dir, sname, &even, 1, out, n);
   g_autoptr (GBytes) recon = NULL;
-  if (!df_deflate_analyze (out, n, NULL, NULL, &recon, NULL, NULL))
+  if (!dfi_deflate_analyze (out, n, NULL, NULL, &recon, NULL, NULL))
     exit (1);
   g_autofree char *rname = g_strdup_printf ("recon-%s", name);
   put (dir, rname, &odd, 1, g_bytes_get_data (recon, NULL), g_bytes_get_size (recon));
@@ -206,9 +206,9 @@ rebuild_content (RebuildContent *c, guint8 which, gsize obj_len)
 static void
 rebuild_pieces (DfRebuildBuilder *b, const RebuildContent *c, const guint8 *csum)
 {
-  df_rebuild_builder_literal (b, c->content->data, c->head);
-  df_rebuild_builder_object (b, csum ? csum : c->csum, c->obj);
-  df_rebuild_builder_literal (b, c->content->data + c->head + c->obj, c->tail);
+  dfi_rebuild_builder_literal (b, c->content->data, c->head);
+  dfi_rebuild_builder_object (b, csum ? csum : c->csum, c->obj);
+  dfi_rebuild_builder_literal (b, c->content->data + c->head + c->obj, c->tail);
 }
 
 static GBytes *
@@ -234,16 +234,16 @@ static GBytes *
 find_recipe_bytes (GBytes *stream, const guint8 *content, gsize clen, DfRecipe *r)
 {
   int sfd = memfd_create ("stream", 0), cfd = memfd_create ("content", 0);
-  if (!df_write_all (sfd, g_bytes_get_data (stream, NULL), g_bytes_get_size (stream), "seed", NULL)
-      || !df_write_all (cfd, content, clen, "seed", NULL))
+  if (!dfi_write_all (sfd, g_bytes_get_data (stream, NULL), g_bytes_get_size (stream), "seed", NULL)
+      || !dfi_write_all (cfd, content, clen, "seed", NULL))
     exit (1);
   DfRecipeSpan s = { sfd, 0, g_bytes_get_size (stream) }, c = { cfd, 0, clen };
   gboolean found;
-  if (!df_recipe_find (&s, &c, NULL, r, &found, NULL, NULL, NULL) || !found)
+  if (!dfi_recipe_find (&s, &c, NULL, r, &found, NULL, NULL, NULL) || !found)
     exit (1);
   close (sfd);
   close (cfd);
-  return df_recipe_serialize (r);
+  return dfi_recipe_serialize (r);
 }
 
 static void
@@ -265,12 +265,12 @@ recipe_program_seed (const char *dir, const char *name, const RebuildContent *c,
     {
       g_strlcpy (r.library, library, sizeof r.library);
       g_bytes_unref (rb);
-      rb = df_recipe_serialize (&r);
+      rb = dfi_recipe_serialize (&r);
     }
-  g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
-  df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, g_bytes_get_size (stream), rb);
+  g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
+  dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, g_bytes_get_size (stream), rb);
   rebuild_pieces (b, c, NULL);
-  g_autoptr (GBytes) prog = df_rebuild_builder_end (b, NULL);
+  g_autoptr (GBytes) prog = dfi_rebuild_builder_end (b, NULL);
   put_bytes (dir, name, prog);
 }
 
@@ -281,15 +281,15 @@ rebuild_seeds (const char *dir)
   RebuildContent c1;
   rebuild_content (&c1, 1, 3000);
   {
-    g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
-    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, c1.content->len + 500, NULL);
+    g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
+    dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, c1.content->len + 500, NULL);
     rebuild_pieces (b, &c1, NULL);
     guint8 other[DF_SHA256_LEN];
     memset (other, 7, sizeof other);
-    df_rebuild_builder_object (b, other, 500);
-    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 4, NULL);
-    df_rebuild_builder_literal (b, (const guint8 *)"END\n", 4);
-    g_autoptr (GBytes) prog = df_rebuild_builder_end (b, NULL);
+    dfi_rebuild_builder_object (b, other, 500);
+    dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 4, NULL);
+    dfi_rebuild_builder_literal (b, (const guint8 *)"END\n", 4);
+    g_autoptr (GBytes) prog = dfi_rebuild_builder_end (b, NULL);
     put_bytes (dir, "plain", prog);
     /* Broken: another version; cut short. */
     gsize n;
@@ -305,21 +305,21 @@ rebuild_seeds (const char *dir)
   rebuild_content (&c2, 2, 8000);
   g_autoptr (GBytes) raw = zlib_stream (c2.content->data, c2.content->len, 6, -15);
   g_autoptr (GBytes) recon = NULL;
-  if (!df_deflate_analyze (g_bytes_get_data (raw, NULL), g_bytes_get_size (raw), NULL, NULL, &recon, NULL, NULL))
+  if (!dfi_deflate_analyze (g_bytes_get_data (raw, NULL), g_bytes_get_size (raw), NULL, NULL, &recon, NULL, NULL))
     exit (1);
   for (guint forged = 0; forged < 2; forged++)
     {
-      g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
+      g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
       static const guint8 gz[10] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3 };
-      df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, sizeof gz, NULL);
-      df_rebuild_builder_literal (b, gz, sizeof gz);
-      df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_DEFLATE, g_bytes_get_size (raw), recon);
+      dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, sizeof gz, NULL);
+      dfi_rebuild_builder_literal (b, gz, sizeof gz);
+      dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_DEFLATE, g_bytes_get_size (raw), recon);
       guint8 other[DF_SHA256_LEN];
       memset (other, 3, sizeof other); /* other bytes: the data does not fit */
       rebuild_pieces (b, &c2, forged ? other : NULL);
-      df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 8, NULL);
-      df_rebuild_builder_literal (b, (const guint8 *)"crc+size", 8);
-      g_autoptr (GBytes) prog = df_rebuild_builder_end (b, NULL);
+      dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 8, NULL);
+      dfi_rebuild_builder_literal (b, (const guint8 *)"crc+size", 8);
+      g_autoptr (GBytes) prog = dfi_rebuild_builder_end (b, NULL);
       put_bytes (dir, forged ? "broken-deflate-content" : "deflate", prog);
     }
   /* recipes: gzip (zlib's wrapper), zlib, zstd, xz; a library this device
@@ -352,14 +352,14 @@ rebuild_seeds (const char *dir)
   {
     DfRecipe r;
     g_autoptr (GBytes) rb = find_recipe_bytes (gzs, c3.content->data, c3.content->len, &r);
-    g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
-    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, c1.content->len, NULL);
+    g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
+    dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, c1.content->len, NULL);
     rebuild_pieces (b, &c1, NULL);
-    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_DEFLATE, g_bytes_get_size (raw), recon);
+    dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_DEFLATE, g_bytes_get_size (raw), recon);
     rebuild_pieces (b, &c2, NULL);
-    df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, g_bytes_get_size (gzs), rb);
+    dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, g_bytes_get_size (gzs), rb);
     rebuild_pieces (b, &c3, NULL);
-    g_autoptr (GBytes) prog = df_rebuild_builder_end (b, NULL);
+    g_autoptr (GBytes) prog = dfi_rebuild_builder_end (b, NULL);
     put_bytes (dir, "mixed", prog);
   }
   g_byte_array_unref (c1.content);
@@ -375,7 +375,7 @@ rebuild_seeds (const char *dir)
 static void
 superblock_v3_seeds (const char *sb_dir, const char *body_dir)
 {
-  g_autoptr (DfSuperblock) sb = df_superblock_new ();
+  g_autoptr (DfSuperblock) sb = dfi_superblock_new ();
   g_autoptr (GVariant) commit = g_variant_ref_sink (g_variant_new (
       "(@a{sv}@ay@a(say)sst@ay@ay)", g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0),
       g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, "", 0, 1), g_variant_new_array (G_VARIANT_TYPE ("(say)"), NULL, 0),
@@ -384,8 +384,8 @@ superblock_v3_seeds (const char *sb_dir, const char *body_dir)
       g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, (guint8[32]){ 2 }, 32, 1)));
   g_autoptr (GVariant) normal = g_variant_get_normal_form (commit);
   sb->commit = g_variant_get_data_as_bytes (normal);
-  df_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), sb->to);
-  df_hex (sb->to, sb->to_hex);
+  dfi_sha256 (g_bytes_get_data (sb->commit, NULL), g_bytes_get_size (sb->commit), sb->to);
+  dfi_hex (sb->to, sb->to_hex);
   sb->commitmeta = g_bytes_new (NULL, 0);
   sb->n_parts = 4;
   sb->parts = g_new0 (DfPart, 4);
@@ -442,9 +442,9 @@ superblock_v3_seeds (const char *sb_dir, const char *body_dir)
     }
   p->uncompressed_size = DF_PART_TABLE_LEN + 4041;
   p->compressed_size = 4000;
-  g_autoptr (GBytes) file = df_superblock_serialize (sb);
+  g_autoptr (GBytes) file = dfi_superblock_serialize (sb);
   g_autoptr (GError) error = NULL;
-  g_autoptr (DfSuperblock) back = df_superblock_parse (file, &error);
+  g_autoptr (DfSuperblock) back = dfi_superblock_parse (file, &error);
   if (back == NULL || back->version != 3)
     {
       fprintf (stderr, "superblock-v3: %s\n", error ? error->message : "not version 3");
@@ -496,13 +496,13 @@ rebuild_slow_seeds (const char *dir)
       guint n = (SEED_MAX_LEN - 64) / (g_bytes_get_size (rb) + 24);
       for (;; n -= 16)
         {
-          g_autoptr (DfRebuildBuilder) b = df_rebuild_builder_new ();
+          g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
           for (guint i = 0; i < n; i++)
             {
-              df_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, g_bytes_get_size (stream), rb);
-              df_rebuild_builder_literal (b, one, 1);
+              dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_RECIPE, g_bytes_get_size (stream), rb);
+              dfi_rebuild_builder_literal (b, one, 1);
             }
-          g_autoptr (GBytes) prog = df_rebuild_builder_end (b, NULL);
+          g_autoptr (GBytes) prog = dfi_rebuild_builder_end (b, NULL);
           if (g_bytes_get_size (prog) <= SEED_MAX_LEN)
             {
               put_bytes (dir, many[m].name, prog);
@@ -569,8 +569,9 @@ main (int argc, char **argv)
     {
       int dfd = open (argv[3], O_RDONLY | O_DIRECTORY);
       g_autoptr (GError) error = NULL;
-      g_autoptr (GBytes) sbb = dfd >= 0 ? df_read_file_bounded (dfd, "superblock", 1 << 26, G_MAXUINT64, "sb", &error) : NULL;
-      g_autoptr (DfStockSuperblock) sb = sbb ? df_stock_superblock_parse (sbb, &error) : NULL;
+      g_autoptr (GBytes) sbb
+          = dfd >= 0 ? dfi_read_file_bounded (dfd, "superblock", 1 << 26, G_MAXUINT64, "sb", &error) : NULL;
+      g_autoptr (DfStockSuperblock) sb = sbb ? dfi_stock_superblock_parse (sbb, &error) : NULL;
       if (sb == NULL)
         return 1;
       for (guint i = 0; i < sb->n_parts; i++)
@@ -580,7 +581,7 @@ main (int argc, char **argv)
           int pfd = sb->parts[i].inline_data ? -1 : openat (dfd, name, O_RDONLY);
           int out = memfd_create ("payload", 0);
           guint64 len = 0;
-          if (!df_stock_part_decode (sb, i, pfd, -1, out, &len, NULL, NULL, &error))
+          if (!dfi_stock_part_decode (sb, i, pfd, -1, out, &len, NULL, NULL, &error))
             return 1;
           g_autofree guint8 *payload = g_malloc (MAX (len, 1));
           if (pread (out, payload, len, 0) != (gssize)len)
@@ -603,7 +604,7 @@ main (int argc, char **argv)
   if (argc >= 4 && strcmp (argv[1], "part") == 0)
     {
       g_autoptr (GError) error = NULL;
-      g_autoptr (DfSuperblock) sb = df_superblock_load (AT_FDCWD, argv[3], &error);
+      g_autoptr (DfSuperblock) sb = dfi_superblock_load (AT_FDCWD, argv[3], &error);
       if (sb == NULL)
         return 1;
       for (guint i = 0; i < sb->n_parts; i++)
@@ -611,7 +612,7 @@ main (int argc, char **argv)
           char name[16];
           g_snprintf (name, sizeof name, "%u", i);
           g_autofree char *path = g_build_filename (argv[3], name, NULL);
-          g_autoptr (GBytes) file = df_read_file_bounded (AT_FDCWD, path, 1 << 26, G_MAXUINT64, "part", &error);
+          g_autoptr (GBytes) file = dfi_read_file_bounded (AT_FDCWD, path, 1 << 26, G_MAXUINT64, "part", &error);
           guint64 u = sb->parts[i].uncompressed_size;
           if (file == NULL || u >= 1 << 24)
             continue; /* the target's size field has 3 bytes */

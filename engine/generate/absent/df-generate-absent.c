@@ -5,6 +5,6 @@
 gboolean
 df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir, GCancellable *cancellable, GError **error)
 {
-  return df_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                   "this libdeltafetch was built without the generator (meson -Dgenerate=false)");
+  return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                    "this libdeltafetch was built without the generator (meson -Dgenerate=false)");
 }
