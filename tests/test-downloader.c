@@ -4,7 +4,8 @@
  * a crash) starts over and blames no mirror; a part not needed is never
  * fetched; a consumer that refuses a part stops the fetch. And the
  * scheduler's choice of ranges and mirrors, transfers added to the multi
- * handle but never run. */
+ * handle but never run. And the blame rules, on parts whose ranges are
+ * marked in as if transfers had delivered them. */
 #include "df-downloader.h"
 
 #include <fcntl.h>
@@ -281,6 +282,126 @@ test_schedule_next_mirror (Fixture *fx, gconstpointer unused)
   g_assert_cmpuint (m, ==, 1);
 }
 
+/* Part 0 of 2 ranges queued, then every range marked in as delivered in
+ * this run by the mirrors in @served_by, the file holding @bytes, and the
+ * part settled. */
+static DfStorePart *
+deliver (Fixture *fx, DfStorePart *p, const guint8 *bytes, guint32 served_by)
+{
+  g_autoptr (GBytes) b = g_bytes_new (bytes, p->size);
+  g_assert_true (dfi_write_file_atomic (fx->store.dfd, "0.partial", b, NULL));
+  for (guint r = 0; r < p->n_ranges; r++)
+    g_assert_true (dfi_part_range_done (p, r));
+  p->mirrors_used = served_by;
+  p->downloaded = p->size;
+  dfi_downloader_settle_part (fx->d, p);
+  return p;
+}
+
+/* Delivered whole and right: verified, stored, handed over. */
+static void
+test_blame_good (Fixture *fx, gconstpointer unused)
+{
+  g_autofree guint8 *data = pattern (2 * RS, 11);
+  DfStorePart *p = setup_part (fx, 2 * RS, data, NULL, FALSE);
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
+  deliver (fx, p, data, 1u << 1);
+  g_assert_null (dfi_downloader_get_error (fx->d));
+  g_assert_cmpint (p->state, ==, DF_PART_STATE_DONE);
+  g_assert_cmpuint (fx->handed, ==, 1);
+  g_assert_cmpuint (fx->res.parts_downloaded, ==, 1);
+  g_assert_cmpuint (fx->res.mirror_switches, ==, 0);
+  struct stat st;
+  g_assert_cmpint (fstatat (fx->store.dfd, "0", &st, 0), ==, 0);
+}
+
+/* Bad bytes that one mirror served alone convict it: it is demoted, and
+ * the part starts over on the next. */
+static void
+test_blame_one_mirror (Fixture *fx, gconstpointer unused)
+{
+  g_autofree guint8 *data = pattern (2 * RS, 12);
+  g_autofree guint8 *bad = pattern (2 * RS, 12);
+  bad[RS + 7] ^= 1;
+  DfStorePart *p = setup_part (fx, 2 * RS, data, NULL, FALSE);
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
+  deliver (fx, p, bad, 1u << 0);
+  g_assert_null (dfi_downloader_get_error (fx->d));
+  g_assert_cmpuint (fx->res.mirror_switches, ==, 1);
+  g_assert_cmpint (dfi_downloader_current_mirror (fx->d), ==, 1);
+  g_assert_cmpint (p->state, ==, DF_PART_STATE_WANTED);
+  g_assert_cmpuint (p->corrupt, ==, 1);
+  g_assert_cmpuint (p->generation, ==, 1);
+  g_assert_cmpuint (p->remaining, ==, 2);
+  g_assert_true (p->ranges[0].queued && p->ranges[1].queued);
+  g_assert_cmpuint (fx->handed, ==, 0);
+  struct stat st;
+  g_assert_cmpint (fstatat (fx->store.dfd, "0.partial", &st, 0), ==, -1);
+  /* The next mirror serves it right: handed over. */
+  deliver (fx, p, data, 1u << 1);
+  g_assert_cmpint (p->state, ==, DF_PART_STATE_DONE);
+  g_assert_cmpuint (fx->handed, ==, 1);
+}
+
+/* Bad bytes from two mirrors cannot say which one lied: no blame. */
+static void
+test_blame_mixed (Fixture *fx, gconstpointer unused)
+{
+  g_autofree guint8 *data = pattern (2 * RS, 13);
+  g_autofree guint8 *bad = pattern (2 * RS, 13);
+  bad[3] ^= 1;
+  DfStorePart *p = setup_part (fx, 2 * RS, data, NULL, FALSE);
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
+  deliver (fx, p, bad, (1u << 0) | (1u << 1));
+  g_assert_null (dfi_downloader_get_error (fx->d));
+  g_assert_cmpuint (fx->res.mirror_switches, ==, 0);
+  g_assert_cmpint (dfi_downloader_current_mirror (fx->d), ==, 0);
+  g_assert_cmpint (p->state, ==, DF_PART_STATE_WANTED);
+  g_assert_cmpuint (p->corrupt, ==, 1);
+}
+
+/* Each mirror convicted in turn: with none left, the fetch fails as
+ * corrupt and the part with it. */
+static void
+test_blame_every_mirror (Fixture *fx, gconstpointer unused)
+{
+  g_autofree guint8 *data = pattern (2 * RS, 14);
+  g_autofree guint8 *bad = pattern (2 * RS, 15);
+  DfStorePart *p = setup_part (fx, 2 * RS, data, NULL, FALSE);
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
+  deliver (fx, p, bad, 1u << 0);
+  g_assert_null (dfi_downloader_get_error (fx->d));
+  deliver (fx, p, bad, 1u << 1);
+  const GError *e = dfi_downloader_get_error (fx->d);
+  g_assert_error (e, DF_ERROR, DF_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (e->message, "from every mirror"));
+  g_assert_cmpint (p->state, ==, DF_PART_STATE_FAILED);
+  g_assert_cmpint (dfi_downloader_current_mirror (fx->d), ==, -1);
+  g_assert_cmpuint (fx->handed, ==, 0);
+}
+
+/* Failures nobody can be blamed for are bounded too: after the mirrors'
+ * number plus two, the fetch fails. */
+static void
+test_blame_bounded (Fixture *fx, gconstpointer unused)
+{
+  g_autofree guint8 *data = pattern (2 * RS, 16);
+  g_autofree guint8 *bad = pattern (2 * RS, 17);
+  DfStorePart *p = setup_part (fx, 2 * RS, data, NULL, FALSE);
+  g_assert_true (dfi_downloader_add_part (fx->d, p, TRUE, NULL));
+  for (guint k = 0; k < 4; k++)
+    {
+      deliver (fx, p, bad, 3);
+      g_assert_null (dfi_downloader_get_error (fx->d));
+    }
+  deliver (fx, p, bad, 3);
+  const GError *e = dfi_downloader_get_error (fx->d);
+  g_assert_error (e, DF_ERROR, DF_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (e->message, "does not match its SHA-256 from any mirror"));
+  g_assert_cmpint (p->state, ==, DF_PART_STATE_FAILED);
+  g_assert_cmpuint (fx->res.mirror_switches, ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -295,6 +416,13 @@ main (int argc, char **argv)
   g_test_add ("/fetch/downloader/consumer-refuses", Fixture, NULL, fixture_setup, test_consumer_refuses,
               fixture_teardown);
   g_test_add ("/fetch/downloader/demote", Fixture, NULL, fixture_setup, test_demote, fixture_teardown);
+  g_test_add ("/fetch/downloader/blame/good", Fixture, NULL, fixture_setup, test_blame_good, fixture_teardown);
+  g_test_add ("/fetch/downloader/blame/one-mirror", Fixture, NULL, fixture_setup, test_blame_one_mirror,
+              fixture_teardown);
+  g_test_add ("/fetch/downloader/blame/mixed", Fixture, NULL, fixture_setup, test_blame_mixed, fixture_teardown);
+  g_test_add ("/fetch/downloader/blame/every-mirror", Fixture, NULL, fixture_setup, test_blame_every_mirror,
+              fixture_teardown);
+  g_test_add ("/fetch/downloader/blame/bounded", Fixture, NULL, fixture_setup, test_blame_bounded, fixture_teardown);
   g_test_add ("/fetch/downloader/schedule/order", Fixture, NULL, fixture_setup, test_schedule_order, fixture_teardown);
   g_test_add ("/fetch/downloader/schedule/skips", Fixture, NULL, fixture_setup, test_schedule_skips, fixture_teardown);
   g_test_add ("/fetch/downloader/schedule/mirrors", Fixture, NULL, fixture_setup, test_schedule_mirrors,

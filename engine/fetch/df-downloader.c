@@ -635,8 +635,8 @@ range_failed (DfDownloader *d, Job *j, DfTransferOutcome out, DfError kind, cons
 /* After one of @p's transfers ended, whichever: the part is finished once
  * every range is in and no transfer still writes to it; otherwise its
  * finished ranges are noted and its file released. */
-static void
-part_settle (DfDownloader *d, DfStorePart *p)
+void
+dfi_downloader_settle_part (DfDownloader *d, DfStorePart *p)
 {
   if (p->remaining == 0 && p->active == 0 && p->state == DF_PART_STATE_WANTED)
     part_finish (d, p);
@@ -671,14 +671,14 @@ job_done (DfDownloader *d, Job *j, CURLcode rc)
     {
       /* The whole-file reply may have finished the part meanwhile. */
       requeue (d, r);
-      part_settle (d, p);
+      dfi_downloader_settle_part (d, p);
       return;
     }
   if (j->superseded || j->generation != p->generation)
     {
       /* Its range was queued again when the part started over; the new
        * ranges may all have finished while this one still ran. */
-      part_settle (d, p);
+      dfi_downloader_settle_part (d, p);
       return;
     }
   if (received > 0 && j->mirror < 32)
@@ -698,7 +698,7 @@ job_done (DfDownloader *d, Job *j, CURLcode rc)
   /* (A failure of a range that a whole-file reply delivered meanwhile is moot.) */
   if (d->fatal)
     return;
-  part_settle (d, p);
+  dfi_downloader_settle_part (d, p);
 }
 
 void

@@ -82,6 +82,14 @@ const DfStoreRange *dfi_downloader_in_flight (DfDownloader *d, guint i, guint *m
 /* Every part is added: counts the bytes received so far (indexes,
  * superblock) in the run's total and emits the START event. */
 void dfi_downloader_start (DfDownloader *d);
+/* What the transfer loop does when one of @p's transfers has ended: once
+ * every range is in and none is being written, the part is checked and
+ * handed to the consumer, or else blamed and started again (a part one
+ * mirror served alone demotes that mirror; a part from several mirrors,
+ * or resumed from an earlier run, blames none; after more failures than
+ * mirrors plus two, or with every mirror demoted, the fetch fails with
+ * DF_ERROR_CORRUPT). Called by the loop; public for the unit tests. */
+void dfi_downloader_settle_part (DfDownloader *d, DfStorePart *p);
 /* Runs until every added part is settled, an error stops it (see
  * dfi_downloader_get_error()) or the consumer fails. Leaves what is in
  * flight for a resume and makes it durable. */
