@@ -173,11 +173,7 @@ df_cli_fetch (int argc, char **argv)
     df_fetch_options_set_memory_budget (opts, budget);
   df_fetch_options_set_jobs (opts, jobs);
   df_fetch_options_set_allow_pull_fallback (opts, !no_pull);
-  df_fetch_options_set_allow_downgrade (opts, trust.allow_downgrade);
-  df_fetch_options_set_trusted_keys (opts, trust.keys);
-  df_fetch_options_set_require_signatures (opts, trust.require_signatures);
-  df_fetch_options_set_allow_unsigned (opts, trust.allow_unsigned);
-  df_fetch_options_set_lock_timeout (opts, trust.lock_timeout);
+  df_cli_trust_set (&trust, opts);
   df_fetch_options_set_event_func (opts, on_event, &ui);
 
   DfFetchResult res;

@@ -145,6 +145,16 @@ df_cli_add_trust_options (GOptionContext *ctx, DfCliTrust *t)
 }
 
 void
+df_cli_trust_set (const DfCliTrust *t, DfFetchOptions *opts)
+{
+  df_fetch_options_set_allow_downgrade (opts, t->allow_downgrade);
+  df_fetch_options_set_trusted_keys (opts, t->keys);
+  df_fetch_options_set_require_signatures (opts, t->require_signatures);
+  df_fetch_options_set_allow_unsigned (opts, t->allow_unsigned);
+  df_fetch_options_set_lock_timeout (opts, t->lock_timeout);
+}
+
+void
 df_cli_trust_clear (DfCliTrust *t)
 {
   g_clear_pointer (&t->keys, g_free);

@@ -44,6 +44,8 @@ typedef struct
 } DfCliTrust;
 void df_cli_add_trust_options (GOptionContext *ctx, DfCliTrust *t);
 void df_cli_trust_clear (DfCliTrust *t);
+/* Sets what @t parsed on @opts (apply and fetch both run as a fetch). */
+void df_cli_trust_set (const DfCliTrust *t, DfFetchOptions *opts);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfCliTrust, df_cli_trust_clear)
 /* The network options apply and fetch share: connections, ranges,
  * timeouts, retries, TLS. Added to @ctx's main group with the defaults of

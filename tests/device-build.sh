@@ -18,10 +18,7 @@ fi
 lib=$b/engine/libdeltafetch.so
 check "the device library does not link libdivsufsort" bash -c "! ldd '$lib' | grep -q divsufsort"
 check "the device library has no generate room" bash -c "! nm '$lib' | grep -q 'dfi_bsdiff\\|dfi_gen_'"
-nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^_' | sort >"$T/exports"
-grep -oE '^DF_PUBLIC [^(]*\(' "$DF_SRCDIR/engine/include/deltafetch.h" | grep -oE 'df_[a-z_0-9]+ *\($' | tr -d ' (' |
-  sort >"$T/declared"
-check "it exports every DF_PUBLIC function ($(wc -l <"$T/declared")), nothing else" diff "$T/exports" "$T/declared"
+check_exports "$lib"
 ostree init --repo="$T/repo" --mode=archive
 expect_exit 2 "deltafetch generate says the generator was left out" "$b/cli/deltafetch" generate --repo="$T/repo" \
   --empty --to=x

@@ -135,6 +135,15 @@ checkout_matches () {
   rm -rf "$co"
 }
 
+# check_exports LIB: LIB's exported symbols are exactly the public
+# header's DF_PUBLIC functions.
+check_exports () {
+  nm -D --defined-only "$1" | awk '{print $3}' | grep -v '^_' | sort >"$T/exports"
+  grep -oE '^DF_PUBLIC [^(]*\(' "$DF_SRCDIR/engine/include/deltafetch.h" | grep -oE 'df_[a-z_0-9]+ *\($' |
+    tr -d ' (' | sort >"$T/declared"
+  check "exported symbols equal the header's DF_PUBLIC functions ($(wc -l <"$T/declared"))" diff "$T/exports" "$T/declared"
+}
+
 # start_nginx_mtls ROOT CERTS [LISTEN-OPTIONS]: makes a CA, server and
 # client certificates in CERTS (tests/make-certs.sh), then serves ROOT over
 # HTTPS that requires a client certificate of that CA (start_nginx).
