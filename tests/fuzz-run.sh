@@ -40,8 +40,11 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=$QUARANTI
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 work=build-fuzz/fuzz-run
 rm -rf "$work"
-failed=0
-for t in "${targets[@]}"; do
+# Each target is one process on one core: run as many at once as there are
+# cores (each still gets its full SECONDS), and report in the targets' order.
+par=$(nproc 2>/dev/null || echo 1)
+run_target() {
+  local t=$1 limits
   mkdir -p "$work/$t/corpus" "$work/$t/crashes"
   cp testdata/fuzz/"$t"/* "$work/$t/corpus/"
   limits="-rss_limit_mb=${rss_limit[$t]} -timeout=${timeout[$t]}"
@@ -50,11 +53,23 @@ for t in "${targets[@]}"; do
     -artifact_prefix="$work/$t/crashes/" -print_final_stats=1 "$work/$t/corpus" >"$work/$t/log" 2>&1; then
     runs=$(awk '/stat::number_of_executed_units/ { print $2 }' "$work/$t/log")
     peak=$(awk '/stat::peak_rss_mb/ { print $2 }' "$work/$t/log")
-    echo "fuzz $t: ${runs:-?} executions in ${secs} s, no crash; peak RSS ${peak:-?} MB ($limits)"
-  else
-    failed=1
+    echo "fuzz $t: ${runs:-?} executions in ${secs} s, no crash; peak RSS ${peak:-?} MB ($limits)" >"$work/$t/result"
+    return 0
+  fi
+  {
     echo "fuzz $t: FAILED ($limits); input: $(ls "$work/$t/crashes"/* 2>/dev/null | head -1)"
     grep -E "ERROR|SUMMARY|runtime error|#0 |#1 |#2 |#3 " "$work/$t/log" | head -20
-  fi
+  } >"$work/$t/result"
+  return 1
+}
+failed=0
+for ((i = 0; i < ${#targets[@]}; i += par)); do
+  pids=()
+  for t in "${targets[@]:i:par}"; do
+    run_target "$t" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 done
+for t in "${targets[@]}"; do cat "$work/$t/result"; done
 exit "$failed"
