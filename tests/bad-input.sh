@@ -142,6 +142,30 @@ expect_exit 0 "downgrade with --allow-downgrade" "$DF" apply --repo="$newer" --c
 check "allowed downgrade: ref on v1" test "$(rev "$newer" os)" = "$c1"
 expect_exit 0 "no ref given: no downgrade check" "$DF" apply --repo="$newer" --commit="$c1" "$T/scratch"
 
+# The source repository lacks an object the to-commit needs, or holds it
+# cut short: generate fails with an I/O error naming it and leaves nothing
+# in --out. A missing root dirmeta fails it while packing metadata; a file
+# only v2 has, cut in half, while encoding content. A directory that
+# existed keeps what it held.
+gholey=$T/src-holey
+cp -a "$src" "$gholey"
+gone=$(ostree ls --repo="$src" -d -C os / | awk '{ print $6 }')
+rm "$gholey/objects/${gone:0:2}/${gone:2}.dirmeta"
+expect_exit 8 "generate: a dirmeta missing from the source" "$DF" generate --repo="$gholey" --empty --to=os \
+  --out="$T/gen-holey"
+check "generate, missing dirmeta: the error names it" grep -q "$gone" "$T/ee.err"
+check "generate, missing dirmeta: no delta directory left" test ! -e "$T/gen-holey"
+rm -rf "$gholey" && cp -a "$src" "$gholey"
+files_of () { ostree ls --repo="$src" -R -C "$1" / | awk '/^-/ { print $5 }' | sort -u; }
+gone=$(comm -13 <(files_of os^) <(files_of os) | head -1)
+gz=$gholey/objects/${gone:0:2}/${gone:2}.filez
+truncate -s $(($(stat -c %s "$gz") / 2)) "$gz"
+mkdir -p "$T/gen-holey2" && echo keep >"$T/gen-holey2/notes"
+expect_exit 8 "generate: a file cut short in the source" "$DF" generate --repo="$gholey" --from=os^ --to=os \
+  --out="$T/gen-holey2"
+check "generate, file cut short: the error names it" grep -q "$gone" "$T/ee.err"
+check "generate, file cut short: the directory holds only what it held" test "$(ls "$T/gen-holey2")" = notes
+
 expect_exit 2 "malformed --commit" "$DF" apply --repo="$base" --commit=xyz "$T/delta"
 expect_exit 2 "memory budget too small" "$DF" apply --repo="$base" --memory=1M "$T/delta"
 expect_exit 2 "not a repository" "$DF" apply --repo="$T/nowhere" "$T/delta"

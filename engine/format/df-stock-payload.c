@@ -1,8 +1,6 @@
 /* Opening decoded stock part payloads (see df-stock-payload.h). */
 #include "df-stock-payload.h"
 
-#define STOCK_PAYLOAD_TYPE "(a(uuu)aa(ayay)ayay)"
-
 /* Part payloads are decoded into a file, so they may be large; limits
  * bound what a hostile delta can make us write or hold. The tables are held
  * in memory while the part runs (a real part has a few dozen modes and

@@ -166,10 +166,13 @@ dfi_gen_output_open (DfGenerator *g, const char *from, const char *to, GError **
 {
   const DfGenerateOptions *opts = g->opts;
   int repo_dfd = ostree_repo_get_dfd (g->repo);
-  /* Output directory: a temporary sibling renamed into place at the end,
-   * so a reader never sees a half-written delta. */
+  /* In the repository: a temporary sibling renamed into place at the end,
+   * so a reader never sees a half-written delta. An out_dir is written in
+   * place (it may be a mount point), the superblock last; a failed run
+   * removes what it wrote there (dfi_gen_output_close()). */
   if (opts->out_dir)
     {
+      g->out_created = !g_file_test (opts->out_dir, G_FILE_TEST_EXISTS);
       if (g_mkdir_with_parents (opts->out_dir, 0755) < 0)
         return dfi_throw_errno (error, errno, "creating %s", opts->out_dir);
       g_autofree char *sbpath = g_build_filename (opts->out_dir, "superblock", NULL);
@@ -273,6 +276,7 @@ dfi_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *com
       if (!update_index (repo_dfd, from, to, bytes, error))
         return FALSE;
     }
+  g->published = TRUE;
   if (out_dir_path)
     {
       g_autofree char *repo_path = g_file_get_path (ostree_repo_get_path (g->repo));
@@ -286,6 +290,20 @@ dfi_gen_output_close (DfGenerator *g)
 {
   if (g->tmp_rel)
     dfi_rm_rf_at (ostree_repo_get_dfd (g->repo), g->tmp_rel, NULL);
+  if (g->opts->out_dir && g->out_dfd >= 0 && !g->published)
+    {
+      /* The parts are named by their index; the superblock was not there
+       * before (dfi_gen_output_open() checked). */
+      for (guint i = 0; g->parts && i < g->parts->len; i++)
+        {
+          char name[16];
+          g_snprintf (name, sizeof name, "%u", i);
+          unlinkat (g->out_dfd, name, 0);
+        }
+      unlinkat (g->out_dfd, "superblock", 0);
+      if (g->out_created)
+        rmdir (g->opts->out_dir);
+    }
   if (g->out_dfd >= 0)
     close (g->out_dfd);
   g->out_dfd = -1;

@@ -155,13 +155,13 @@ run_clear (Run *r)
       DfGenItem *it = r->items->pdata[i];
       g_queue_clear_full (&it->out, (GDestroyNotify)dfi_gen_encoded_free);
     }
+  dfi_gen_output_close (g); /* before the parts: it names their files */
   if (g->parts)
     {
       for (guint i = 0; i < g->parts->len; i++)
         dfi_part_clear (&g_array_index (g->parts, DfPart, i));
       g_array_free (g->parts, TRUE);
     }
-  dfi_gen_output_close (g);
   dfi_gen_walk_clear (&r->wto);
   dfi_gen_walk_clear (&r->wfrom);
   g_clear_pointer (&g->rebuild, dfi_gen_rebuild_free);
@@ -276,9 +276,11 @@ plan_rebuild_sources (Run *r)
       }
 }
 
-/* Metadata parts first: apply needs them to establish trust. */
-static gboolean
-pack_metadata (Run *r, DfGenPacker *pk, GError **error)
+/* Metadata parts first: apply needs them to establish trust. An object
+ * that cannot be loaded fails the generator, and the parts packed so far
+ * still go to the compress pool, which frees them. */
+static void
+pack_metadata (Run *r, DfGenPacker *pk)
 {
   DfGenerator *g = &r->g;
   for (guint i = 0; i < r->wto.metadata->len && !dfi_gen_failed (g); i++)
@@ -288,15 +290,18 @@ pack_metadata (Run *r, DfGenPacker *pk, GError **error)
       if (r->wfrom.seen && g_hash_table_contains (r->wfrom.seen, key))
         continue;
       g_autoptr (GVariant) v = NULL;
-      if (!ostree_repo_load_variant (g->repo, k->objtype, k->csum, &v, error))
-        return FALSE;
+      GError *local = NULL;
+      if (!ostree_repo_load_variant (g->repo, k->objtype, k->csum, &v, &local))
+        {
+          dfi_gen_fail (g, local);
+          break;
+        }
       DfEntry e = { .objtype = k->objtype };
       ostree_checksum_inplace_to_bytes (k->csum, e.checksum);
       e.object_size = e.length = e.data_size = g_variant_get_size (v);
       dfi_gen_packer_add (pk, DF_PART_KIND_METADATA, &e, g_variant_get_data (v), e.data_size, NULL, FALSE);
     }
   dfi_gen_packer_flush (pk);
-  return TRUE;
 }
 
 /* Packs @it's entries as its worker queues them, until it is done or a
@@ -363,9 +368,9 @@ phase_encode_pack (Run *r, GError **error)
 
   g->progress.phase = DF_PHASE_ENCODE;
   dfi_gen_report (g, TRUE);
-  if (!pack_metadata (r, &pk, error))
-    return FALSE;
-  pack_content (r, &pk);
+  pack_metadata (r, &pk);
+  if (!dfi_gen_failed (g))
+    pack_content (r, &pk);
   g_thread_pool_free (g->encode_pool, FALSE, TRUE);
   g->encode_pool = NULL;
   g_thread_pool_free (r->compress_pool, FALSE, TRUE);

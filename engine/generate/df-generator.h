@@ -20,6 +20,10 @@ struct _DfGenerator
    * temporary directory written first (NULL once renamed). */
   char *final_rel;
   char *tmp_rel;
+  /* With an out_dir: whether this run made the directory, and whether the
+   * delta in it is complete; else what was written goes again at close. */
+  gboolean out_created;
+  gboolean published;
 
   GMutex lock;
   GCond cond;
