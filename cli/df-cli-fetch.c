@@ -57,7 +57,7 @@ on_event (const DfFetchEvent *ev, gpointer data)
   FetchUi *ui = data;
   if (ui->json)
     {
-      static const char *names[] = { "", "start", "progress", "retry", "mirror-switch", "waiting" };
+      static const char *names[] = { "", "start", "progress", "retry", "mirror-switch", "waiting", "rebuild-fallback" };
       g_autoptr (JsonBuilder) b = event_builder (names[ev->type]);
       if (ev->type == DF_FETCH_EVENT_START)
         add_str (b, "path", path_names[ev->path]);
@@ -93,6 +93,9 @@ on_event (const DfFetchEvent *ev, gpointer data)
     case DF_FETCH_EVENT_WAITING:
       fprintf (stderr, "\r\033[K%s\n", ev->message);
       break;
+    case DF_FETCH_EVENT_REBUILD_FALLBACK:
+      fprintf (stderr, "\r\033[Ka rebuild failed (%s): fetching its plain encoding\n", ev->message);
+      break;
     case DF_FETCH_EVENT_PROGRESS:
       {
         g_autofree char *done = df_cli_format_size (ev->bytes_downloaded);
@@ -127,8 +130,8 @@ df_cli_fetch (int argc, char **argv)
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Most apply worker threads (default: one per processor)", "N" },
     { "no-pull-fallback", 0, 0, G_OPTION_ARG_NONE, &no_pull, "Fail instead of using libostree's pull", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json,
-      "Print JSON lines (events start, progress, retry, mirror-switch, "
-      "done, error) on stdout",
+      "Print JSON lines (events start, progress, retry, mirror-switch, waiting, "
+      "rebuild-fallback, done, error) on stdout",
       NULL },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print nothing on success", NULL },
     { NULL },

@@ -17,7 +17,7 @@ static const struct
   { DF_PART_STATE_NEW, DF_PART_STATE_UNNEEDED },     { DF_PART_STATE_NEW, DF_PART_STATE_WANTED },
   { DF_PART_STATE_NEW, DF_PART_STATE_DONE },         { DF_PART_STATE_WANTED, DF_PART_STATE_VERIFYING },
   { DF_PART_STATE_VERIFYING, DF_PART_STATE_WANTED }, { DF_PART_STATE_VERIFYING, DF_PART_STATE_DONE },
-  { DF_PART_STATE_VERIFYING, DF_PART_STATE_FAILED },
+  { DF_PART_STATE_VERIFYING, DF_PART_STATE_FAILED }, { DF_PART_STATE_UNNEEDED, DF_PART_STATE_NEW },
 };
 
 static gboolean
@@ -40,11 +40,12 @@ test_state_table (void)
         n_legal += dfi_part_state_legal (from, to);
       }
   g_assert_cmpuint (n_legal, ==, G_N_ELEMENTS (legal_moves));
-  /* No way out of DONE, UNNEEDED or FAILED, and nothing beyond the enum. */
+  /* No way out of DONE or FAILED, UNNEEDED only back to NEW, and nothing
+   * beyond the enum. */
   for (guint s = 0; s <= DF_PART_N_STATES; s++)
     {
       g_assert_false (dfi_part_state_legal (DF_PART_STATE_DONE, s));
-      g_assert_false (dfi_part_state_legal (DF_PART_STATE_UNNEEDED, s));
+      g_assert_true (dfi_part_state_legal (DF_PART_STATE_UNNEEDED, s) == (s == DF_PART_STATE_NEW));
       g_assert_false (dfi_part_state_legal (DF_PART_STATE_FAILED, s));
       g_assert_false (dfi_part_state_legal (DF_PART_N_STATES, s));
       g_assert_false (dfi_part_state_legal (s, DF_PART_N_STATES));

@@ -577,13 +577,12 @@ dfi_apply_session_add_part (DfApplySession *a, guint index, int dfd, const char 
   return TRUE;
 }
 
-gboolean
-dfi_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **error)
+/* Waits for the workers, reporting progress; then runs what still waits
+ * for parts that will not come (present already, or missing), rebuild
+ * parts before alternatives. Returns with a->lock held. */
+static void
+drain_locked (Apply *a)
 {
-  GError *local = NULL;
-  /* Wait for the workers, reporting progress; then run what still waits
-   * for parts that will not come (present already, or missing: reported
-   * below), rebuild parts before alternatives. */
   g_mutex_lock (&a->lock);
   for (;;)
     {
@@ -603,7 +602,29 @@ dfi_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **err
         dispatch_content (a, released->pdata[i]);
       g_mutex_lock (&a->lock);
     }
-  local = g_steal_pointer (&a->error);
+}
+
+void
+dfi_apply_session_drain (DfApplySession *a)
+{
+  drain_locked (a);
+  g_mutex_unlock (&a->lock);
+}
+
+char *
+dfi_apply_session_fallback_reason (DfApplySession *a)
+{
+  g_mutex_lock (&a->lock);
+  char *reason = a->result.rebuild_fallback_reason[0] ? g_strdup (a->result.rebuild_fallback_reason) : NULL;
+  g_mutex_unlock (&a->lock);
+  return reason;
+}
+
+gboolean
+dfi_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **error)
+{
+  drain_locked (a);
+  GError *local = g_steal_pointer (&a->error);
   gboolean walked = a->walk_done;
   g_mutex_unlock (&a->lock);
   if (local == NULL && !walked)

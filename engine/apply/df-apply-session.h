@@ -35,6 +35,14 @@ gboolean dfi_apply_session_part_needed (DfApplySession *s, guint index);
  * twice is harmless. Errors found later surface in finish. */
 gboolean dfi_apply_session_add_part (DfApplySession *s, guint index, int dfd, const char *name, GError **error);
 
+/* Waits until every part handed over is applied, and runs what waited for
+ * parts that were not handed over. A rebuild that failed meanwhile makes
+ * its plain encoding needed (dfi_apply_session_part_needed()): a fetcher
+ * may then hand that over too before finish. */
+void dfi_apply_session_drain (DfApplySession *s);
+/* Why the first rebuild that failed did (newly allocated), or NULL. */
+char *dfi_apply_session_fallback_reason (DfApplySession *s);
+
 /* Waits for every part, checks the commit is complete, writes the commit
  * object and the ref, commits the transaction. */
 gboolean dfi_apply_session_finish (DfApplySession *s, DfApplyResult *result, GError **error);

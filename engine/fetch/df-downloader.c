@@ -498,6 +498,16 @@ dfi_downloader_add_part (DfDownloader *d, DfStorePart *p, gboolean needed, GErro
   return TRUE;
 }
 
+gboolean
+dfi_downloader_want_part (DfDownloader *d, DfStorePart *p, GError **error)
+{
+  g_return_val_if_fail (p->state == DF_PART_STATE_UNNEEDED, FALSE);
+  dfi_part_store_set_state (d->store, p, DF_PART_STATE_NEW);
+  d->res->parts_present--;
+  d->res->delta_bytes -= p->size;
+  return dfi_downloader_add_part (d, p, TRUE, error);
+}
+
 /* Starts transfers while there are free connections and ready ranges. */
 void
 dfi_downloader_schedule (DfDownloader *d)

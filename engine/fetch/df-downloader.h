@@ -64,6 +64,10 @@ void dfi_downloader_attach (DfDownloader *d, DfPartStore *store, const char *del
  * is missing). FALSE with @error when the consumer refuses a part found
  * verified. */
 gboolean dfi_downloader_add_part (DfDownloader *d, DfStorePart *p, gboolean needed, GError **error);
+/* Takes UNNEEDED part @p after all, as dfi_downloader_add_part() would
+ * have (a rebuild failed and @p holds its plain encoding); the next
+ * dfi_downloader_run() downloads it. */
+gboolean dfi_downloader_want_part (DfDownloader *d, DfStorePart *p, GError **error);
 /* The first error that stopped the download, or NULL; owned by @d. */
 const GError *dfi_downloader_get_error (DfDownloader *d);
 /* Takes that error (NULL when none). */

@@ -142,6 +142,37 @@ native_failed (DfFetchRun *f, GError **error)
   return FALSE;
 }
 
+/* Once every part downloaded is applied: the plain encoding of any object
+ * whose rebuild failed meanwhile is downloaded now, in the same run. The
+ * failure is recorded in the apply's staging first, so a run interrupted
+ * from here on asks for those parts from the start. */
+static gboolean
+fetch_rebuild_fallbacks (DfFetchRun *f, GError **error)
+{
+  dfi_apply_session_drain (f->session);
+  if (dfi_apply_session_failed (f->session))
+    return TRUE; /* finish reports it */
+  guint wanted = 0;
+  for (guint i = 0; i < f->store.n_parts; i++)
+    {
+      DfStorePart *p = &f->store.parts[i];
+      if (p->state != DF_PART_STATE_UNNEEDED || !dfi_apply_session_part_needed (f->session, i))
+        continue;
+      if (!dfi_downloader_want_part (f->dl, p, error))
+        return FALSE;
+      wanted++;
+    }
+  if (wanted == 0)
+    return TRUE;
+  g_autofree char *why = dfi_apply_session_fallback_reason (f->session);
+  dfi_downloader_emit (f->dl, DF_FETCH_EVENT_REBUILD_FALLBACK, NULL, why ? why : "a rebuild failed");
+  if (dfi_downloader_get_error (f->dl) == NULL && !dfi_fetch_run_check_space (f, error))
+    return FALSE;
+  if (dfi_downloader_get_error (f->dl) == NULL)
+    dfi_downloader_run (f->dl);
+  return TRUE;
+}
+
 /* Downloads (from @delta_rel on the mirrors) and applies the native delta
  * whose superblock @sb_bytes (verified against the index) describes. */
 static gboolean
@@ -178,6 +209,9 @@ fetch_delta (DfFetchRun *f, GBytes *sb_bytes, const char *sb_hex, const char *de
   dfi_downloader_start (f->dl);
   if (!stopped)
     dfi_downloader_run (f->dl);
+  if (dfi_downloader_get_error (f->dl) == NULL && !dfi_downloader_consumer_failed (f->dl)
+      && !fetch_rebuild_fallbacks (f, error))
+    return FALSE;
   if (dfi_downloader_get_error (f->dl) || dfi_downloader_consumer_failed (f->dl))
     return native_failed (f, error);
   dfi_downloader_progress (f->dl, TRUE);

@@ -6,6 +6,7 @@
 /* Legal moves, [from][to]. */
 static const gboolean legal[DF_PART_N_STATES][DF_PART_N_STATES] = {
   [DF_PART_STATE_NEW] = { [DF_PART_STATE_UNNEEDED] = TRUE, [DF_PART_STATE_WANTED] = TRUE, [DF_PART_STATE_DONE] = TRUE },
+  [DF_PART_STATE_UNNEEDED] = { [DF_PART_STATE_NEW] = TRUE }, /* wanted after all: a rebuild failed */
   [DF_PART_STATE_WANTED] = { [DF_PART_STATE_VERIFYING] = TRUE },
   [DF_PART_STATE_VERIFYING]
   = { [DF_PART_STATE_WANTED] = TRUE, [DF_PART_STATE_DONE] = TRUE, [DF_PART_STATE_FAILED] = TRUE },

@@ -9,6 +9,7 @@
  * dfi_part_store_set_state(), which asserts the move is legal:
  *
  *   NEW ──> UNNEEDED                       (the apply needs nothing of it)
+ *   UNNEEDED ──> NEW                       (needed after all: a rebuild failed)
  *   NEW ──> DONE                           (verified in the store already)
  *   NEW ──> WANTED ──> VERIFYING ──> DONE
  *             ^            │  └───> FAILED (an I/O error, or bad from everywhere)

@@ -530,6 +530,9 @@ typedef enum
  * @DF_FETCH_EVENT_MIRROR_SWITCH: @url was demoted; message says why.
  * @DF_FETCH_EVENT_WAITING: another apply or fetch works in the repository;
  *   the fetch waits for it (message says how long at most).
+ * @DF_FETCH_EVENT_REBUILD_FALLBACK: an object rebuilt on the device failed
+ *   its check (message says which and why); the plain encoding of what
+ *   failed is downloaded in the same run, and bytes_total grows by it.
  */
 typedef enum
 {
@@ -538,6 +541,7 @@ typedef enum
   DF_FETCH_EVENT_RETRY,
   DF_FETCH_EVENT_MIRROR_SWITCH,
   DF_FETCH_EVENT_WAITING,
+  DF_FETCH_EVENT_REBUILD_FALLBACK,
 } DfFetchEventType;
 
 typedef struct
@@ -545,7 +549,7 @@ typedef struct
   DfFetchEventType type;
   DfFetchPath path;
   const char *url;          /* the mirror concerned, or NULL */
-  const char *message;      /* RETRY and MIRROR_SWITCH: the reason */
+  const char *message;      /* RETRY, MIRROR_SWITCH, REBUILD_FALLBACK: the reason */
   guint64 bytes_downloaded; /* bytes received in this run */
   guint64 bytes_total;      /* bytes still to fetch at the start of this run */
   guint64 bytes_reused;     /* delta bytes found on disk from an earlier run */
