@@ -5,7 +5,10 @@
 # bytes and peak RSS, objects and content bytes written, as JSON lines
 # (runs.jsonl, meta.json) and, through report.py, summary.json, summary.md
 # and SVG plots. Apply also runs deltafetch on the stock delta
-# ("apply-stock"), against the same stock runs; generate also makes a stock
+# ("apply-stock"), against the same stock runs, and, when the native delta
+# rebuilds compressed objects, deltafetch with --rebuild=always
+# ("apply-rebuild": the default takes the plain parts a delta directory
+# carries); generate also makes a stock
 # delta with `deltafetch generate --format=ostree` ("generate-ostree") and,
 # with --levels, native deltas at each zstd level ("generate-level": delta
 # size against generate time).
@@ -136,14 +139,22 @@ ostree static-delta show --repo="$repo" "$from-$to" >"$out/stock-delta.txt" 2>&1
 base=$dev_dir/device-base
 ostree init --repo="$base" --mode=bare
 ostree pull-local --repo="$base" "$repo" "$from" >/dev/null
+# A native delta that rebuilds compressed objects is also applied with
+# --rebuild=always: what a fetch, which downloads only the rebuild parts,
+# spends on the device.
+apply_tools="stock deltafetch deltafetch-stock"
+if "$DF" show --json "$native_dir" | grep -Eq '"content-rebuilt" *: *[1-9]'; then
+  apply_tools="$apply_tools deltafetch-rebuild"
+fi
 names=()
-for rep in $(seq 1 "$reps"); do for tool in stock deltafetch deltafetch-stock; do names+=("device-$tool-$rep"); done; done
+for rep in $(seq 1 "$reps"); do for tool in $apply_tools; do names+=("device-$tool-$rep"); done; done
 bench_devices "$base" "${names[@]}"
 # Each apply adds about the update's new content, at most a base's size.
 # Without an image every copy exists already; with one, the kept copies
 # (-1) and the current one are still to be made.
-need=$((3 * reps * $(du -sb "$base" | cut -f1)))
-[ -n "$fs_image" ] && need=$((4 * 2 * $(du -sb "$base" | cut -f1)))
+ntools=$(echo $apply_tools | wc -w)
+need=$((ntools * reps * $(du -sb "$base" | cut -f1)))
+[ -n "$fs_image" ] && need=$(((ntools + 1) * 2 * $(du -sb "$base" | cut -f1)))
 avail=$(df --output=avail -B1 "$dev_dir" | tail -1)
 if [ "$avail" -lt "$need" ]; then
   echo "$((need >> 30)) GiB needed for the applies, $((avail >> 30)) GiB free in $dev_dir (a larger --fs-image?)" >&2
@@ -153,7 +164,7 @@ read -r base_objects base_bytes < <(obj_stats "$base")
 disk_rate=$(disk_write_rate "$dev_dir")
 echo "disk write rate with fsync on the device filesystem: $((disk_rate / 1000000)) MB/s" >&2
 for rep in $(seq 1 "$reps"); do
-  for tool in stock deltafetch deltafetch-stock; do
+  for tool in $apply_tools; do
     dst=$(bench_device "$base" "device-$tool-$rep")
     sync; sleep 2
     scenario=apply
@@ -162,10 +173,13 @@ for rep in $(seq 1 "$reps"); do
       deltafetch) j=$(measure "$DF" apply -q --repo="$dst" --commit="$to" "$native_dir") ;;
       # deltafetch applying the stock delta (issue 4), against the same stock runs
       deltafetch-stock) j=$(measure "$DF" apply -q --repo="$dst" --commit="$to" "$stock_dir"); scenario=apply-stock ;;
+      deltafetch-rebuild)
+        j=$(measure "$DF" apply -q --rebuild=always --repo="$dst" --commit="$to" "$native_dir")
+        scenario=apply-rebuild ;;
     esac
     ok=$(ostree rev-parse --repo="$dst" "$to" >/dev/null 2>&1 && echo true || echo false)
     read -r n b < <(obj_stats "$dst")
-    record $scenario "${tool%-stock}" "$rep" \
+    record $scenario "$(echo "$tool" | sed 's/-stock$//; s/-rebuild$//')" "$rep" \
       "${j%\}}, \"commit_present\": $ok, \"objects_written\": $((n - base_objects)), \"content_bytes\": $((b - base_bytes))}"
     echo "apply $tool #$rep: $j" >&2
     bench_device_done "device-$tool-$rep"

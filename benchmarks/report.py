@@ -26,8 +26,8 @@ make is removed.
 A group is (scenario, tool, level, link_bps) within one RESULTS-DIR. A
 failed run (exit != 0, or ok / commit_present false, or no wall time) is
 counted and flagged, and left out of every median. Stock counterparts:
-the same scenario (and link) with tool "stock"; apply-stock against apply,
-generate-ostree and generate-level against generate.
+the same scenario (and link) with tool "stock"; apply-stock and
+apply-rebuild against apply, generate-ostree and generate-level against generate.
 
 Exit status: 0; 2 with one line on stderr on a usage error or unreadable
 input; 1 when the output cannot be written.
@@ -47,7 +47,7 @@ from datetime import datetime, timezone
 
 PROG = "report.py"
 
-SCENARIO_ORDER = ["generate", "generate-ostree", "generate-level", "apply", "apply-stock",
+SCENARIO_ORDER = ["generate", "generate-ostree", "generate-level", "apply", "apply-rebuild", "apply-stock",
                   "fetch-loopback", "fetch-ratelimit", "fetch-wan", "kill-resume"]
 TOOL_ORDER = ["stock", "deltafetch", "deltafetch-stock"]
 TOOL_LABEL = {"stock": "stock ostree", "deltafetch": "deltafetch",
@@ -262,7 +262,7 @@ def stock_counterpart(g, groups):
     """The stock group g is compared with (None without a successful stock
     run), and the stock groups there are at all."""
     target = g.scenario
-    if g.scenario == "apply-stock":
+    if g.scenario in ("apply-stock", "apply-rebuild"):
         target = "apply"
     elif g.scenario in ("generate-ostree", "generate-level"):
         target = "generate"
@@ -569,8 +569,8 @@ def markdown(groups, sources):
                      "content bytes written ÷ the disk's sequential write rate (meta.json "
                      "disk_write_Bps); × floor = median wall ÷ floor.")
     if any(g.speed is not None for g in groups):
-        notes.append("Speed-up = stock's median wall ÷ the tool's median wall (apply-stock against "
-                     "apply; generate-ostree and generate-level against generate).")
+        notes.append("Speed-up = stock's median wall ÷ the tool's median wall (apply-stock and "
+                     "apply-rebuild against apply; generate-ostree and generate-level against generate).")
     for n in notes:
         out += [n, ""]
     return "\n".join(out).rstrip() + "\n"

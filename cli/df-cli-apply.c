@@ -44,8 +44,6 @@ df_cli_apply (int argc, char **argv)
     return df_cli_usage (ctx, "--repo is required");
   if (jobs < 0)
     return df_cli_usage (ctx, "--jobs must not be negative");
-  if (trust.lock_timeout < 0)
-    return df_cli_usage (ctx, "--lock-timeout must not be negative");
   guint64 budget = DF_DEFAULT_MEMORY_BUDGET;
   if (memory && !df_cli_parse_size (memory, &budget))
     return df_cli_usage (ctx, "cannot parse --memory '%s'", memory);
@@ -63,7 +61,9 @@ df_cli_apply (int argc, char **argv)
   if (memory)
     df_fetch_options_set_memory_budget (opts, budget);
   df_fetch_options_set_jobs (opts, jobs);
-  df_cli_trust_set (&trust, opts);
+  g_autofree char *trust_msg = NULL;
+  if (!df_cli_trust_set (&trust, opts, &trust_msg))
+    return df_cli_usage (ctx, "%s", trust_msg);
   for (guint i = 0; urls && urls[i]; i++)
     df_fetch_options_add_url (opts, urls[i]);
   g_autofree char *msg = NULL;
@@ -83,8 +83,10 @@ df_cli_apply (int argc, char **argv)
   printf ("commit %s %s\n", res.commit,
           res.commit_trusted ? "(matches --commit)" : "(trusted from the delta itself: no --commit given)");
   df_cli_print_signature (res.signature_verified);
-  printf ("%u parts applied, %u already present, %" G_GUINT64_FORMAT " objects and %s written, %u workers, %.2f s\n",
-          res.parts_applied, res.parts_skipped, res.objects_written, bytes, res.workers,
+  g_autofree char *unused = res.parts_unused ? g_strdup_printf (", %u of the other variant not needed", res.parts_unused)
+                                             : g_strdup ("");
+  printf ("%u parts applied, %u already present%s, %" G_GUINT64_FORMAT " objects and %s written, %u workers, %.2f s\n",
+          res.parts_applied, res.parts_skipped, unused, res.objects_written, bytes, res.workers,
           (g_get_monotonic_time () - start) / 1e6);
   if (fres.bytes_downloaded > 0)
     {

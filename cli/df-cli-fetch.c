@@ -176,7 +176,9 @@ df_cli_fetch (int argc, char **argv)
     df_fetch_options_set_memory_budget (opts, budget);
   df_fetch_options_set_jobs (opts, jobs);
   df_fetch_options_set_allow_pull_fallback (opts, !no_pull);
-  df_cli_trust_set (&trust, opts);
+  g_autofree char *trust_msg = NULL;
+  if (!df_cli_trust_set (&trust, opts, &trust_msg))
+    return df_cli_usage (ctx, "%s", trust_msg);
   df_fetch_options_set_event_func (opts, on_event, &ui);
 
   DfFetchResult res;
@@ -217,6 +219,7 @@ df_cli_fetch (int argc, char **argv)
       add_str (b, "rebuild_fallback_reason",
                res.apply.rebuild_fallback_reason[0] ? res.apply.rebuild_fallback_reason : NULL);
       add_int (b, "rebuild_parts_unused", res.apply.rebuild_parts_unused);
+      add_int (b, "parts_unused", res.apply.parts_unused);
       add_str (b, "rebuild_unused_reason", res.apply.rebuild_unused_reason[0] ? res.apply.rebuild_unused_reason : NULL);
       json_builder_set_member_name (b, "signature_verified");
       json_builder_add_boolean_value (b, res.apply.signature_verified);

@@ -138,26 +138,48 @@ df_cli_add_trust_options (GOptionContext *ctx, DfCliTrust *t)
       "Seconds to wait while another apply or fetch works in the repository (default 30)", "SECONDS" },
     { "allow-downgrade", 0, 0, G_OPTION_ARG_NONE, &t->allow_downgrade,
       "Allow a commit older than the one --ref points at (refused by default, exit 11)", NULL },
+    { "rebuild", 0, 0, G_OPTION_ARG_STRING, &t->rebuild,
+      "Rebuild compressed objects from their content: auto (the default: unless a delta directory carries their plain "
+      "encoding), always, or never",
+      "WHEN" },
     { NULL },
   };
   /* GLib copies the entries; the variables they point at are @t's. */
   g_option_context_add_main_entries (ctx, entries, NULL);
 }
 
-void
-df_cli_trust_set (const DfCliTrust *t, DfFetchOptions *opts)
+gboolean
+df_cli_trust_set (const DfCliTrust *t, DfFetchOptions *opts, char **msg)
 {
+  if (t->lock_timeout < 0)
+    {
+      *msg = g_strdup ("--lock-timeout must not be negative");
+      return FALSE;
+    }
+  DfRebuildPolicy rebuild = DF_REBUILD_AUTO;
+  if (t->rebuild && strcmp (t->rebuild, "always") == 0)
+    rebuild = DF_REBUILD_ALWAYS;
+  else if (t->rebuild && strcmp (t->rebuild, "never") == 0)
+    rebuild = DF_REBUILD_NEVER;
+  else if (t->rebuild && strcmp (t->rebuild, "auto") != 0)
+    {
+      *msg = g_strdup_printf ("--rebuild must be auto, always or never, not '%s'", t->rebuild);
+      return FALSE;
+    }
+  df_fetch_options_set_rebuild (opts, rebuild);
   df_fetch_options_set_allow_downgrade (opts, t->allow_downgrade);
   df_fetch_options_set_trusted_keys (opts, t->keys);
   df_fetch_options_set_require_signatures (opts, t->require_signatures);
   df_fetch_options_set_allow_unsigned (opts, t->allow_unsigned);
   df_fetch_options_set_lock_timeout (opts, t->lock_timeout);
+  return TRUE;
 }
 
 void
 df_cli_trust_clear (DfCliTrust *t)
 {
   g_clear_pointer (&t->keys, g_free);
+  g_clear_pointer (&t->rebuild, g_free);
 }
 
 void

@@ -32,8 +32,8 @@ void df_cli_print_rebuilds (const DfDeltaInfo *info);
 void df_cli_print_rebuild_result (const DfApplyResult *res);
 
 /* The options apply and fetch share: the trust policy (--keys,
- * --require-signatures, --allow-unsigned, --allow-downgrade) and
- * --lock-timeout. Added to @ctx's main group; @t must outlive the parse. */
+ * --require-signatures, --allow-unsigned, --allow-downgrade),
+ * --lock-timeout and --rebuild. Added to @ctx's main group; @t must outlive the parse. */
 typedef struct
 {
   char *keys;
@@ -41,11 +41,13 @@ typedef struct
   gboolean allow_unsigned;
   gboolean allow_downgrade;
   int lock_timeout;
+  char *rebuild;
 } DfCliTrust;
 void df_cli_add_trust_options (GOptionContext *ctx, DfCliTrust *t);
 void df_cli_trust_clear (DfCliTrust *t);
-/* Sets what @t parsed on @opts (apply and fetch both run as a fetch). */
-void df_cli_trust_set (const DfCliTrust *t, DfFetchOptions *opts);
+/* Sets what @t parsed on @opts (apply and fetch both run as a fetch);
+ * FALSE with a usage message in *@msg (free it) for a bad value. */
+gboolean df_cli_trust_set (const DfCliTrust *t, DfFetchOptions *opts, char **msg);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfCliTrust, df_cli_trust_clear)
 /* The network options apply and fetch share: connections, ranges,
  * timeouts, retries, TLS. Added to @ctx's main group with the defaults of

@@ -19,6 +19,19 @@ done
 check "bench-core: every run exited 0" bash -c "! grep -v '\"exit\": 0' '$T/core/runs.jsonl' | grep -q ."
 check "bench-core: no run flagged as failed" bash -c "! grep -q '⚠' '$T/core/summary.md'"
 check "bench-core: runs record objects and content written" grep -q '"scenario": "apply".*"content_bytes": [1-9]' "$T/core/runs.jsonl"
+# A pair whose initrd the native delta rebuilds (tests/transform-tree.py):
+# apply-rebuild runs beside apply, which takes the plain parts.
+tt=$T/rebuild-pair
+python3 "$DF_SRCDIR/tests/transform-tree.py" "$tt/v1" 1 zlib-gzip-6 &&
+  python3 "$DF_SRCDIR/tests/transform-tree.py" "$tt/v2" 2 zlib-gzip-6 || not_ok "transform-tree.py"
+ostree init --repo="$tt/repo" --mode=archive
+ostree commit --repo="$tt/repo" -b os --tree=dir="$tt/v1" --owner-uid=0 --owner-gid=0 >/dev/null
+ostree commit --repo="$tt/repo" -b os --tree=dir="$tt/v2" --owner-uid=0 --owner-gid=0 >/dev/null
+check "bench-core.sh runs on a pair with a rebuilt initrd" bash "$B/bench-core.sh" \
+  --build="$DF_BUILDDIR" --repo="$tt/repo" --reps=1 --out="$T/core-rebuild"
+check "bench-core: report has an 'apply-rebuild' row" grep -q "^| apply-rebuild | deltafetch |" "$T/core-rebuild/summary.md"
+check "bench-core, rebuild pair: every run exited 0" bash -c "! grep -v '\"exit\": 0' '$T/core-rebuild/runs.jsonl' | grep -q ."
+check "bench-core, rebuild pair: no run flagged as failed" bash -c "! grep -q '⚠' '$T/core-rebuild/summary.md'"
 check "bench-core: summary.json parses" python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$T/core/summary.json"
 for p in overview generate-levels; do
   check "bench-core: $p.svg is well-formed SVG" svg_ok "$T/core/$p.svg"

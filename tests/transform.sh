@@ -149,14 +149,16 @@ for k in "${KINDS[@]}"; do
   for mode in $modes; do
     dev=$d/dev-$mode
     ostree init --repo="$dev" --mode="$mode"
-    expect_exit 0 "$k→$mode: apply from scratch" "$DF" apply --repo="$dev" --commit="$c1" --ref=os "$scratch"
+    expect_exit 0 "$k→$mode: apply from scratch" "$DF" apply --rebuild=always --repo="$dev" --commit="$c1" --ref=os "$scratch"
     check "$k→$mode: ref on v1" test "$(rev "$dev" os)" = "$c1"
     case $SCRATCH_REBUILT in *" $k "*)
       check "$k→$mode: from scratch, '1 compressed objects rebuilt'" \
         grep -q "^1 compressed objects rebuilt from their content" "$T/ee.out" ;;
     esac
     [ "$mode" != bare-user ] || cp -a "$dev" "$d/dev-v1"
-    expect_exit 0 "$k→$mode: apply v1→v2" "$DF" apply --repo="$dev" --commit="$c2" --ref=os "$delta"
+    # --rebuild=always: the directory carries the plain parts too, which
+    # the default would use.
+    expect_exit 0 "$k→$mode: apply v1→v2" "$DF" apply --rebuild=always --repo="$dev" --commit="$c2" --ref=os "$delta"
     cp "$T/ee.out" "$d/apply-$mode.out"
     check "$k→$mode: ref on v2" test "$(rev "$dev" os)" = "$c2"
     check "$k→$mode: fsck clean, checkout identical to v2" checkout_matches "$dev" "$c2" "$d/v2"
@@ -177,13 +179,14 @@ for k in "${KINDS[@]}"; do
 done
 
 # apply_v2 NAME KIND DELTA [apply args...]: applies DELTA into a copy of
-# KIND's device repo at v1; sets out (its output file) and dev.
+# KIND's device repo at v1 (rebuilding where it can, unless the args say
+# otherwise); sets out (its output file) and dev.
 apply_v2 () {
   local name=$1 k=$2 delta=$3; shift 3
   read -r c1 c2 <"$T/$k/commits"
   dev=$T/repo-$name
   rm -rf "$dev"; cp -a "$T/$k/dev-v1" "$dev"
-  expect_exit 0 "$name: apply" "$DF" apply --repo="$dev" --commit="$c2" --ref=os "$@" "$delta"
+  expect_exit 0 "$name: apply" "$DF" apply --rebuild=always --repo="$dev" --commit="$c2" --ref=os "$@" "$delta"
   out=$T/$name.out
   cp "$T/ee.out" "$out"
   check "$name: fsck clean, checkout identical to v2" checkout_matches "$dev" "$c2" "$T/$k/v2"
@@ -206,6 +209,36 @@ check "memory64-xz-6: budget kept" bash -c "! grep -q 'budget raised' '$out'"
 apply_v2 memory256-zstd-9-mt zstd-9-mt "$(delta_of zstd-9-mt)" --memory=256M
 check "memory256-zstd-9-mt: '1 compressed objects rebuilt'" grep -q "^1 compressed objects rebuilt from their content" "$out"
 check "memory256-zstd-9-mt: no rebuild unused" bash -c "! grep -q 'not used' '$out'"
+
+# The default, --rebuild=auto: a delta directory that carries the plain
+# parts is applied from them (the rebuild would save no bytes); one that
+# lacks any of them rebuilds; --rebuild=never takes the plain parts, and
+# refuses a delta that has none.
+k=zlib-gzip-6
+apply_v2 auto-$k $k "$(delta_of $k)" --rebuild=auto
+check "auto-$k: '1 rebuild parts not used (the delta directory carries ...)'" \
+  grep -q "^1 rebuild parts not used (the delta directory carries their plain encoding): their objects came" "$out"
+check "auto-$k: '1 of the other variant not needed'" grep -q " already present, 1 of the other variant not needed," "$out"
+check "auto-$k: nothing rebuilt, budget kept" bash -c "! grep -Eq 'rebuilt from their content|budget raised' '$out'"
+apply_v2 always-$k $k "$(delta_of $k)"
+na=$(json "$T/$k/show.json" "sum(1 for p in d['parts'] if p['kind'] == 'alternative')")
+check "always-$k: '$na of the other variant not needed'" grep -q " already present, $na of the other variant not needed," "$out"
+cp -a "$(delta_of $k)" "$T/auto-partial"
+rm "$T/auto-partial/$(json "$T/$k/show.json" "[i for i, p in enumerate(d['parts']) if p['kind'] == 'alternative'][0]")"
+apply_v2 auto-partial-$k $k "$T/auto-partial" --rebuild=auto
+check "auto-partial-$k: a plain part missing: rebuilt" grep -q "^1 compressed objects rebuilt from their content" "$out"
+apply_v2 never-$k $k "$(delta_of $k)" --rebuild=never
+check "never-$k: '1 rebuild parts not used (rebuilding is turned off)'" \
+  grep -q "^1 rebuild parts not used (rebuilding is turned off): their objects came" "$out"
+read -r c1 c2 <"$T/$k/commits"
+cp -a "$T/$k/dev-v1" "$T/repo-never-transformed"
+expect_exit 2 "never, --variants=transformed: refused" \
+  "$DF" apply --rebuild=never --repo="$T/repo-never-transformed" --commit="$c2" --ref=os "$T/$k/transformed"
+check "never, --variants=transformed: one line naming the object" \
+  grep -q "^deltafetch: cannot rebuild object [0-9a-f]\{64\} (rebuilding is turned off) and the delta carries no plain encoding of it$" "$T/ee.err"
+check "never, --variants=transformed: ref unchanged, nothing staged" \
+  bash -c "test '$(rev "$T/$k/dev-v1" os)' = \"\$(ostree rev-parse --repo='$T/repo-never-transformed' os)\" && ! ls '$T/repo-never-transformed/tmp' | grep -q deltafetch"
+expect_exit 2 "--rebuild=sometimes: usage error" "$DF" apply --rebuild=sometimes --repo="$T/repo-never-transformed" "$T/$k/transformed"
 
 # --variants=transformed: no plain alternative.
 for k in zlib-gzip-6 xz-6; do
@@ -248,7 +281,7 @@ if start_nginx "$T/www"; then
     cp -a "$T/$k/dev-v1" "$dev"
     mark=$(($(wc -l <"$log") + 1))
     out=$T/fetch-$name.json
-    env "$@" "$DF" fetch --repo="$dev" --url="http://127.0.0.1:$NGINX_PORT/$k" --commit="$c2" --ref=os --json >"$out" 2>"$out.err"
+    env "$@" "$DF" fetch --repo="$dev" --url="http://127.0.0.1:$NGINX_PORT/$k" --commit="$c2" --ref=os --json ${FETCH_ARGS:-} >"$out" 2>"$out.err"
     rc=$?
     check "fetch $name: exit $rc" test "$rc" = 0
     [ "$rc" = 0 ] || sed 's/^/# /' "$out.err"
@@ -298,6 +331,11 @@ if start_nginx "$T/www"; then
   check "fetch mismatch-$k: a reason ($reason)" test -n "$reason" -a "$reason" != None
   ri=$(part_index "$k" rebuild)
   check "fetch mismatch-$k: rebuild part $ri not requested" bash -c "! tail -n +$mark '$log' | grep -q 'deltas/$c1-$c2/$ri '"
+  FETCH_ARGS=--rebuild=never fetch_v2 "never-$k" "$k"
+  check "fetch never-$k: rebuild_parts_unused 1, objects_rebuilt 0, reason" \
+    test "$(field "$out" rebuild_parts_unused)/$(field "$out" objects_rebuilt)/$(field "$out" rebuild_unused_reason)" = "1/0/rebuilding is turned off"
+  check "fetch never-$k: rebuild part $ri not requested" bash -c "! tail -n +$mark '$log' | grep -q 'deltas/$c1-$c2/$ri '"
+  check "fetch never-$k: the alternative parts requested" requested "$(part_index "$k" alternative | cut -d' ' -f1)"
 else
   not_ok "nginx did not start"
 fi

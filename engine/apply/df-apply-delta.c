@@ -3,6 +3,8 @@
  * order, the stock one through the stock applier. */
 #include "df-apply-delta.h"
 
+#include <sys/stat.h>
+
 #include "df-apply-policy.h"
 #include "df-apply-session.h"
 #include "df-apply-stock.h"
@@ -54,12 +56,36 @@ dfi_delta_to (const DfDelta *d)
   return d->native ? d->native->to_hex : d->stock->to_hex;
 }
 
+/* Whether a delta directory holds every alternative part, at its size:
+ * then a rebuild would spend the CPU to save bytes that do not move. */
+static gboolean
+plain_at_hand (const DfSuperblock *sb, const DfPartSource *src)
+{
+  if (src->wait != NULL)
+    return FALSE;
+  for (guint i = 0; i < sb->n_parts; i++)
+    {
+      if (sb->parts[i].kind != DF_PART_KIND_ALTERNATIVE)
+        continue;
+      char name[16];
+      g_snprintf (name, sizeof name, "%u", i);
+      struct stat st;
+      if (fstatat (src->dfd, name, &st, 0) < 0 || !S_ISREG (st.st_mode)
+          || (guint64)st.st_size != sb->parts[i].compressed_size)
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* Hands the native delta's parts to a session, in file order (the session
  * accepts any order), each once @src has it. */
 static gboolean
-apply_native (OstreeRepo *repo, DfSuperblock *sb, const DfPartSource *src, const DfApplyOptions *opts,
+apply_native (OstreeRepo *repo, DfSuperblock *sb, const DfPartSource *src, const DfApplyOptions *opts_in,
               DfApplyResult *result, GCancellable *cancellable, GError **error)
 {
+  /* The copy outlives the session, which keeps a pointer to it. */
+  g_autoptr (DfApplyOptions) opts = dfi_apply_options_copy (opts_in);
+  opts->plain_at_hand = plain_at_hand (sb, src);
   g_autoptr (DfApplySession) s = dfi_apply_session_new (repo, sb, opts, cancellable, error);
   if (s == NULL)
     return FALSE;

@@ -56,6 +56,12 @@ df_apply_options_set_memory_budget (DfApplyOptions *o, guint64 bytes)
 }
 
 void
+df_apply_options_set_rebuild (DfApplyOptions *o, DfRebuildPolicy policy)
+{
+  o->rebuild = policy;
+}
+
+void
 df_apply_options_set_jobs (DfApplyOptions *o, guint jobs)
 {
   o->jobs = jobs;

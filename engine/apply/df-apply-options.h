@@ -21,6 +21,8 @@ struct _DfApplyOptions
   DfProgressFunc progress;
   gpointer progress_data;
   GPtrArray *urls; /* df_apply_options_add_url(): where a stock delta's fallback objects come from */
+  DfRebuildPolicy rebuild;
+  gboolean plain_at_hand; /* set by apply on its copy: the delta directory holds every plain part */
 };
 
 /* A copy of @o (progress function included). */

@@ -204,7 +204,10 @@ dispatch_content (Apply *a, PartTask *t)
       guint index = t->index;
       g_mutex_lock (&a->lock);
       a->progress.parts_done++;
-      a->result.parts_skipped++;
+      if (wanted)
+        a->result.parts_skipped++;
+      else
+        a->result.parts_unused++;
       g_mutex_unlock (&a->lock);
       dfi_session_task_free (t);
       dfi_session_part_finished (a, index);
@@ -362,7 +365,11 @@ dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptio
        * DF_REBUILD_BUDGET_MAX. */
       guint64 cap = opts->memory_explicit ? usable : MAX (usable, DF_REBUILD_BUDGET_MAX - DF_APPLY_RESERVE);
       guint64 extra = 0;
-      plan = dfi_rebuild_plan_new (sb, cap - fixed - tables - need, &extra, error);
+      gboolean never = opts->rebuild == DF_REBUILD_NEVER;
+      const char *plain = never                                                   ? "rebuilding is turned off"
+                          : opts->rebuild == DF_REBUILD_AUTO && opts->plain_at_hand ? "the delta directory carries their plain encoding"
+                                                                                    : NULL;
+      plan = dfi_rebuild_plan_new (sb, cap - fixed - tables - need, plain, never, &extra, error);
       if (plan == NULL)
         return NULL;
       /* The plan's own tables count like the superblock's. */
@@ -639,7 +646,9 @@ dfi_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **err
     {
       if (a->received[i])
         continue;
-      if (part_satisfied (a, i))
+      if (!dfi_rebuild_plan_part_wanted (a->plan, i))
+        a->result.parts_unused++, a->progress.parts_done++;
+      else if (part_satisfied (a, i))
         a->result.parts_skipped++, a->progress.parts_done++;
       else if (a->sb->parts[i].kind == DF_PART_KIND_ALTERNATIVE)
         /* Not final: the failure is recorded, and the next run of this

@@ -26,8 +26,18 @@ rebuild_need (const DfPart *p)
   return p->rebuild_memory + DF_REBUILD_BUFFERS;
 }
 
+static gboolean
+all_have_alt (const DfRebuildPlan *p, const DfPart *part)
+{
+  for (guint j = 0; j < part->n_entries; j++)
+    if (!dfi_objset_contains (p->has_alt, part->entries[j].objtype, part->entries[j].checksum))
+      return FALSE;
+  return TRUE;
+}
+
 DfRebuildPlan *
-dfi_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GError **error)
+dfi_rebuild_plan_new (const DfSuperblock *sb, guint64 room, const char *plain, gboolean never_rebuild,
+                      guint64 *extra, GError **error)
 {
   g_autoptr (DfRebuildPlan) p = g_new0 (DfRebuildPlan, 1);
   guint n = MAX (sb->n_parts, 1);
@@ -56,16 +66,19 @@ dfi_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GErr
       if (part->kind != DF_PART_KIND_REBUILD)
         continue;
       const char *why = NULL;
-      gboolean lib_ok = dfi_rebuild_libraries_match (part->libraries, &why);
-      gboolean mem_ok = rebuild_need (part) <= room;
-      if (lib_ok && mem_ok)
+      gboolean lib_ok = FALSE;
+      if (plain != NULL && all_have_alt (p, part))
+        why = plain;
+      else if (never_rebuild)
+        why = "rebuilding is turned off";
+      else if ((lib_ok = dfi_rebuild_libraries_match (part->libraries, &why)) && rebuild_need (part) <= room)
         {
           p->used[i] = TRUE;
           p->n_used++;
           raised = MAX (raised, rebuild_need (part));
           continue;
         }
-      if (lib_ok)
+      else if (lib_ok)
         why = "rebuilding needs more memory than the budget allows";
       if (p->unused_reason == NULL)
         p->unused_reason = why;
@@ -74,7 +87,10 @@ dfi_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GErr
           {
             char hex[65];
             dfi_hex (part->entries[j].checksum, hex);
-            if (lib_ok)
+            if (never_rebuild)
+              dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                         "cannot rebuild object %s (%s) and the delta carries no plain encoding of it", hex, why);
+            else if (lib_ok)
               dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
                          "cannot rebuild object %s (%s: %" G_GUINT64_FORMAT " MiB) and the delta carries no plain "
                          "encoding of it",

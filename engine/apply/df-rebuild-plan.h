@@ -22,8 +22,12 @@ typedef struct _DfRebuildPlan DfRebuildPlan;
  * workers' part buffers that one rebuild at a time may take. *@extra: what
  * the used ones need of it at most. An unused rebuild part whose objects
  * have no alternative fails here: DF_ERROR_MISSING_BASE (a library
- * differs) or DF_ERROR_INVALID_ARGUMENT (the memory budget). */
-DfRebuildPlan *dfi_rebuild_plan_new (const DfSuperblock *sb, guint64 room, guint64 *extra, GError **error);
+ * differs) or DF_ERROR_INVALID_ARGUMENT (the memory budget). @plain (when
+ * not NULL) says why plain encodings are preferred: a rebuild part whose
+ * objects all have one is not used, and with @never_rebuild one whose
+ * objects lack one fails with DF_ERROR_INVALID_ARGUMENT. */
+DfRebuildPlan *dfi_rebuild_plan_new (const DfSuperblock *sb, guint64 room, const char *plain, gboolean never_rebuild,
+                                     guint64 *extra, GError **error);
 void dfi_rebuild_plan_free (DfRebuildPlan *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfRebuildPlan, dfi_rebuild_plan_free)
 

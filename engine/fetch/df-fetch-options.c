@@ -106,6 +106,12 @@ df_fetch_options_set_jobs (DfFetchOptions *o, guint jobs)
 }
 
 void
+df_fetch_options_set_rebuild (DfFetchOptions *o, DfRebuildPolicy policy)
+{
+  df_apply_options_set_rebuild (o->apply, policy);
+}
+
+void
 df_fetch_options_set_low_speed (DfFetchOptions *o, guint bytes_per_second, guint seconds)
 {
   o->net.low_speed_limit = bytes_per_second;

@@ -357,6 +357,26 @@ DF_PUBLIC void df_apply_options_set_lock_timeout (DfApplyOptions *opts, guint se
  * DF_ERROR_DOWNGRADE before anything is written, unless @allow. */
 DF_PUBLIC void df_apply_options_set_allow_downgrade (DfApplyOptions *opts, gboolean allow);
 DF_PUBLIC void df_apply_options_set_progress (DfApplyOptions *opts, DfProgressFunc func, gpointer user_data);
+/**
+ * DfRebuildPolicy:
+ * @DF_REBUILD_AUTO: rebuild a compressed object from its content when its
+ *   plain encoding would have to be downloaded; when the plain encoding is
+ *   already at hand (a delta directory that carries every plain part it
+ *   needs), use it: the rebuild would spend the device's CPU to save bytes
+ *   that do not move (the default).
+ * @DF_REBUILD_ALWAYS: rebuild whenever the libraries and the memory budget
+ *   allow, as a fetch does.
+ * @DF_REBUILD_NEVER: use the plain encoding of every object; a delta that
+ *   carries none for an object it rebuilds is refused with
+ *   DF_ERROR_INVALID_ARGUMENT before anything is written.
+ */
+typedef enum
+{
+  DF_REBUILD_AUTO = 0,
+  DF_REBUILD_ALWAYS,
+  DF_REBUILD_NEVER,
+} DfRebuildPolicy;
+DF_PUBLIC void df_apply_options_set_rebuild (DfApplyOptions *opts, DfRebuildPolicy policy);
 /* A static server (an archive repository over http:// or https://) to take
  * the fallback objects of a stock delta from, the objects `ostree
  * static-delta generate` leaves out of the parts to be fetched one by one;
@@ -383,6 +403,7 @@ typedef struct
   guint rebuild_parts_unused;        /* rebuild parts this device did not run (their plain encoding was used) */
   char rebuild_unused_reason[128];   /* why, or "" */
   guint64 memory_raised_to;          /* the budget rebuilding raised the default to (bytes), or 0 */
+  guint parts_unused;                /* parts of the other variant (rebuild or plain) this device did not need */
 } DfApplyResult;
 
 /**
@@ -453,6 +474,9 @@ DF_PUBLIC void df_fetch_options_set_memory_budget (DfFetchOptions *opts, guint64
  * decoders, each also needing 33 MiB of the budget); 0, the default, means
  * one per processor (for a stock delta, one per processor but one). */
 DF_PUBLIC void df_fetch_options_set_jobs (DfFetchOptions *opts, guint jobs);
+/* As df_apply_options_set_rebuild(); a fetch downloads its parts, so AUTO
+ * rebuilds. */
+DF_PUBLIC void df_fetch_options_set_rebuild (DfFetchOptions *opts, DfRebuildPolicy policy);
 /* A transfer slower than @bytes_per_second for @seconds is abandoned. */
 DF_PUBLIC void df_fetch_options_set_low_speed (DfFetchOptions *opts, guint bytes_per_second, guint seconds);
 /* Every transfer gets a deadline of its size divided by @bytes_per_second,
