@@ -84,6 +84,16 @@ df_cli_show (int argc, char **argv)
           json_builder_add_string_value (b, df_delta_info_part_is_rebuild (info, i)           ? "rebuild"
                                             : df_delta_info_part_is_alternative (info, i) ? "alternative"
                                                                                           : "normal");
+          guint nd;
+          const guint *deps = df_delta_info_part_get_deps (info, i, &nd);
+          if (nd > 0)
+            {
+              json_builder_set_member_name (b, "depends-on");
+              json_builder_begin_array (b);
+              for (guint k = 0; k < nd; k++)
+                json_builder_add_int_value (b, deps[k]);
+              json_builder_end_array (b);
+            }
           json_builder_end_object (b);
         }
       json_builder_end_array (b);
@@ -134,11 +144,17 @@ df_cli_show (int argc, char **argv)
     {
       g_autofree char *pc = df_cli_format_size (df_delta_info_get_part_compressed_size (info, i));
       g_autofree char *pu = df_cli_format_size (df_delta_info_get_part_uncompressed_size (info, i));
-      printf ("  part %-4u %10s  (%s %s, %u %s)%s\n", i, pc, pu, stock ? "of objects" : "uncompressed",
+      guint nd;
+      const guint *deps = df_delta_info_part_get_deps (info, i, &nd);
+      g_autoptr (GString) after = g_string_new (NULL);
+      for (guint k = 0; k < nd; k++)
+        g_string_append_printf (after, "%s%u", k ? "," : " after parts ", deps[k]);
+      printf ("  part %-4u %10s  (%s %s, %u %s)%s%s\n", i, pc, pu, stock ? "of objects" : "uncompressed",
               df_delta_info_get_part_n_entries (info, i), stock ? "objects" : "entries",
               df_delta_info_part_is_rebuild (info, i)       ? " rebuild"
               : df_delta_info_part_is_alternative (info, i) ? " alternative"
-                                                            : "");
+                                                            : "",
+              after->str);
     }
   return 0;
 }

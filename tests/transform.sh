@@ -323,6 +323,21 @@ if start_nginx "$T/www"; then
   check "fetch corrupt-$k: bytes_downloaded $bytes > alternative $alt" test "$bytes" -gt "$alt"
   check "fetch corrupt-$k: no staging left" bash -c "! ls -d '$dev'/tmp/deltafetch-* 2>/dev/null | grep -q ."
 
+  # Download order: the parts a rebuild reads, then the rebuild part, then
+  # the rest, so that the rebuild runs while the rest downloads. One
+  # connection: nginx logs the parts in the order they were asked for.
+  ri=$(part_index "$k" rebuild)
+  deps=$(json "$T/$k/show.json" "' '.join(str(x) for x in d['parts'][$ri].get('depends-on', []))")
+  check "$k: show --json lists the rebuild part's dependencies ($deps)" test -n "$deps"
+  FETCH_ARGS=--connections=1 fetch_v2 "order-$k" "$k"
+  order=$(tail -n +"$mark" "$log" | grep -o "deltas/$c1-$c2/[0-9]* " | sed 's|.*/||' | awk '!seen[$1]++' | tr '\n' ' ')
+  check "fetch order-$k: [$order] has $deps before $ri, then only other parts" python3 -c '
+import sys
+order, deps, r = sys.argv[1].split(), sys.argv[2].split(), sys.argv[3]
+pos = order.index(r)
+after = order[pos + 1:]
+sys.exit(0 if all(order.index(d) < pos for d in deps) and after and not set(after) & set(deps) else 1)' "$order" "$deps" "$ri"
+
   k=xz-6
   fetch_v2 "mismatch-$k" "$k" DF_TEST_REBUILD_LIBRARY=mismatch
   check "fetch mismatch-$k: rebuild_parts_unused 1, objects_rebuilt 0" \

@@ -101,11 +101,28 @@ session_parts_applied (gpointer data)
 static gboolean
 plan_native_parts (DfFetchRun *f, GError **error)
 {
-  for (int pass = 0; pass < 2; pass++)
+  /* Queued in this order: the metadata, then the content parts a rebuild
+   * this device runs reads, then those rebuild parts, then the rest. A
+   * rebuild (seconds of CPU for an initrd) then runs while the rest
+   * downloads, instead of after the last byte. */
+  g_autofree guint8 *pass_of = g_new (guint8, MAX (f->sb->n_parts, 1));
+  for (guint i = 0; i < f->sb->n_parts; i++)
+    pass_of[i] = f->sb->parts[i].kind == DF_PART_KIND_METADATA ? 0 : 3;
+  for (guint i = 0; i < f->sb->n_parts; i++)
+    {
+      const DfPart *dp = &f->sb->parts[i];
+      if (dp->kind != DF_PART_KIND_REBUILD || !dfi_apply_session_part_needed (f->session, i))
+        continue;
+      pass_of[i] = 2;
+      for (guint k = 0; k < dp->n_deps; k++)
+        if (pass_of[dp->deps[k]] == 3)
+          pass_of[dp->deps[k]] = 1;
+    }
+  for (guint pass = 0; pass < 4; pass++)
     for (guint i = 0; i < f->sb->n_parts; i++)
       {
         const DfPart *dp = &f->sb->parts[i];
-        if ((pass == 0) != (dp->kind == DF_PART_KIND_METADATA))
+        if (pass_of[i] != pass)
           continue;
         DfStorePart *p = &f->store.parts[i];
         dfi_part_init (&f->store, p, i, dp->compressed_size, dp->sha256, dfi_part_output (dp));

@@ -130,6 +130,16 @@ df_delta_info_part_is_rebuild (const DfDeltaInfo *info, guint i)
   return info->sb && i < info->sb->n_parts && info->sb->parts[i].kind == DF_PART_KIND_REBUILD;
 }
 
+const guint *
+df_delta_info_part_get_deps (const DfDeltaInfo *info, guint i, guint *n_deps)
+{
+  *n_deps = 0;
+  if (info->sb == NULL || i >= info->sb->n_parts || info->sb->parts[i].n_deps == 0)
+    return NULL;
+  *n_deps = info->sb->parts[i].n_deps;
+  return info->sb->parts[i].deps;
+}
+
 void
 df_delta_info_free (DfDeltaInfo *info)
 {

@@ -301,6 +301,9 @@ DF_PUBLIC const char *const *df_delta_info_get_rebuild_notes (const DfDeltaInfo 
  * alternative part), or rebuilds objects. */
 DF_PUBLIC gboolean df_delta_info_part_is_alternative (const DfDeltaInfo *info, guint i);
 DF_PUBLIC gboolean df_delta_info_part_is_rebuild (const DfDeltaInfo *info, guint i);
+/* The content parts rebuild part @i reads objects of (ascending; *@n_deps
+ * of them, 0 and NULL for any other part), owned by @info. */
+DF_PUBLIC const guint *df_delta_info_part_get_deps (const DfDeltaInfo *info, guint i, guint *n_deps);
 
 /* ------------------------------------------------------------------------ */
 /* Apply                                                                     */

@@ -116,11 +116,28 @@ insert_upto (DfDeflateModel *m, guint64 end)
     insert (m, m->frontier);
 }
 
+/* The common prefix of the content at @cand and @pos, at most @max bytes:
+ * eight at a time, then byte by byte (the same count either way). */
 static inline guint
 match_len (const DfDeflateModel *m, guint64 cand, guint64 pos, guint max)
 {
   const guint8 *a = at (m, cand), *b = at (m, pos);
   guint n = 0;
+  while (n + 8 <= max)
+    {
+      guint64 x, y;
+      memcpy (&x, a + n, 8);
+      memcpy (&y, b + n, 8);
+      if (x != y)
+        {
+#if G_BYTE_ORDER == G_LITTLE_ENDIAN
+          return n + (guint)(__builtin_ctzll (x ^ y) >> 3);
+#else
+          return n + (guint)(__builtin_clzll (x ^ y) >> 3);
+#endif
+        }
+      n += 8;
+    }
   while (n < max && a[n] == b[n])
     n++;
   return n;
