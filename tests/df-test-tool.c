@@ -706,7 +706,10 @@ cmd_stock_mangle (const char *dir, guint n, const char *what)
   GByteArray *ops = g_byte_array_new ();
   g_byte_array_append (ops, g_bytes_get_data (ops_bytes, NULL), g_bytes_get_size (ops_bytes));
   guint extra_objects = 0;
-  if (g_str_equal (what, "opcode"))
+  gboolean zero_size = g_str_equal (what, "zero-size");
+  if (zero_size)
+    ; /* an empty part file, declared so */
+  else if (g_str_equal (what, "opcode"))
     ops->data[0] = 'Z';
   else if (g_str_equal (what, "objects"))
     extra_objects = 1;
@@ -770,7 +773,7 @@ cmd_stock_mangle (const char *dir, guint n, const char *what)
   g_autofree guint8 *aligned = g_malloc (plen);
   g_variant_store (payload, aligned);
   memcpy (pfile + 1, aligned, plen);
-  g_autoptr (GBytes) newpart = g_bytes_new_take (pfile, plen + 1);
+  g_autoptr (GBytes) newpart = g_bytes_new_take (pfile, zero_size ? 0 : plen + 1);
   save_file (dir, strrchr (pname, '/') + 1, newpart);
   /* The superblock with the part's new hash and size. */
   g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (

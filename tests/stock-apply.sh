@@ -124,7 +124,7 @@ d=$(mutate missing); rm "$d/0"
 try_refused missing-part 3 "$d" --commit="$c2"
 # Malformed parts, rewritten uncompressed with their hash fixed: the first
 # part whose program has what the fault needs.
-for what in opcode offset objects bspatch-negative bspatch-long; do
+for what in opcode offset objects bspatch-negative bspatch-long zero-size; do
   d=$T/m-$what made=
   for i in $(ls "$T/default" | grep -x '[0-9]*' | sort -n); do
     rm -rf "$d"; cp -a "$T/default" "$d"

@@ -183,6 +183,10 @@ parse_plain (GBytes *bytes, guint64 memory, GError **error)
         return NULL;
       p->size = sized (sb->big_endian, size);
       p->usize = sized (sb->big_endian, usize);
+      /* A part file holds at least its compression byte: an empty one
+       * would make an empty byte range to fetch. */
+      if (p->size == 0)
+        BAD ("part %u declares 0 bytes", i);
       if (p->size > DF_STOCK_FILE_MAX || p->usize > DF_STOCK_FILE_MAX)
         BAD ("part %u declares %" G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT " unpacked (limit %" G_GUINT64_FORMAT
              ")",
