@@ -143,7 +143,9 @@ ostree pull-local --repo="$base" "$repo" "$from" >/dev/null
 # --rebuild=always: what a fetch, which downloads only the rebuild parts,
 # spends on the device.
 apply_tools="stock deltafetch deltafetch-stock"
-if "$DF" show --json "$native_dir" | grep -Eq '"content-rebuilt" *: *[1-9]'; then
+# (Through a file: grep -q would end the pipe early, and pipefail fail it.)
+"$DF" show --json "$native_dir" >"$w/native-show.json"
+if grep -Eq '"content-rebuilt" *: *[1-9]' "$w/native-show.json"; then
   apply_tools="$apply_tools deltafetch-rebuild"
 fi
 names=()
