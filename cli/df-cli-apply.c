@@ -83,8 +83,8 @@ df_cli_apply (int argc, char **argv)
   printf ("commit %s %s\n", res.commit,
           res.commit_trusted ? "(matches --commit)" : "(trusted from the delta itself: no --commit given)");
   df_cli_print_signature (res.signature_verified);
-  g_autofree char *unused = res.parts_unused ? g_strdup_printf (", %u of the other variant not needed", res.parts_unused)
-                                             : g_strdup ("");
+  g_autofree char *unused
+      = res.parts_unused ? g_strdup_printf (", %u of the other variant not needed", res.parts_unused) : g_strdup ("");
   printf ("%u parts applied, %u already present%s, %" G_GUINT64_FORMAT " objects and %s written, %u workers, %.2f s\n",
           res.parts_applied, res.parts_skipped, unused, res.objects_written, bytes, res.workers,
           (g_get_monotonic_time () - start) / 1e6);

@@ -366,9 +366,11 @@ dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptio
       guint64 cap = opts->memory_explicit ? usable : MAX (usable, DF_REBUILD_BUDGET_MAX - DF_APPLY_RESERVE);
       guint64 extra = 0;
       gboolean never = opts->rebuild == DF_REBUILD_NEVER;
-      const char *plain = never                                                   ? "rebuilding is turned off"
-                          : opts->rebuild == DF_REBUILD_AUTO && opts->plain_at_hand ? "the delta directory carries their plain encoding"
-                                                                                    : NULL;
+      const char *plain = NULL;
+      if (never)
+        plain = "rebuilding is turned off";
+      else if (opts->rebuild == DF_REBUILD_AUTO && opts->plain_at_hand)
+        plain = "the delta directory carries their plain encoding";
       plan = dfi_rebuild_plan_new (sb, cap - fixed - tables - need, plain, never, &extra, error);
       if (plan == NULL)
         return NULL;

@@ -36,8 +36,8 @@ all_have_alt (const DfRebuildPlan *p, const DfPart *part)
 }
 
 DfRebuildPlan *
-dfi_rebuild_plan_new (const DfSuperblock *sb, guint64 room, const char *plain, gboolean never_rebuild,
-                      guint64 *extra, GError **error)
+dfi_rebuild_plan_new (const DfSuperblock *sb, guint64 room, const char *plain, gboolean never_rebuild, guint64 *extra,
+                      GError **error)
 {
   g_autoptr (DfRebuildPlan) p = g_new0 (DfRebuildPlan, 1);
   guint n = MAX (sb->n_parts, 1);
