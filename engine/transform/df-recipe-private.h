@@ -9,6 +9,17 @@
 
 #include "df-recipe.h"
 
+/* The allocator a zstd encoder gets: it counts what libzstd holds, from
+ * every thread, and refuses (libzstd then fails cleanly) what would take
+ * it past @limit, the recipe's memory (dfi_recipe_memory()). */
+typedef struct
+{
+  guint64 limit;
+  gint64 live, peak; /* under @lock */
+  gboolean refused;
+  GMutex lock;
+} DfRecipeAlloc;
+
 /* One rebuild's encoder: the codec's state (only the recipe's codec is
  * live), the running checksum, the counts and the output buffer. Owned by
  * dfi_recipe_run(), which frees the codec state and the buffer. */
@@ -20,6 +31,7 @@ typedef struct
   z_stream z;
   gboolean z_live;
   ZSTD_CCtx *zc;
+  DfRecipeAlloc *zalloc; /* what zc allocates, within the recipe's memory */
   lzma_stream lz;
   gboolean lz_live;
   guint32 sum; /* gzip CRC-32 or zlib Adler-32 of the content */
@@ -100,6 +112,8 @@ void dfi_recipe_zlib_list (GArray *list, DfRecipe *base, const guint8 *h, gsize 
 gboolean dfi_recipe_zstd_memory (const DfRecipe *r, guint64 *out, GError **error);
 gboolean dfi_recipe_zstd_start (DfRecipeEncoder *e, GError **error);
 gboolean dfi_recipe_zstd_feed (DfRecipeEncoder *e, const guint8 *in, gsize len, gboolean last, GError **error);
+/* Frees the zstd encoder and its allocator. */
+void dfi_recipe_zstd_stop (DfRecipeEncoder *e);
 void dfi_recipe_zstd_list (GArray *list, DfRecipe *base, const guint8 *h, gsize n);
 
 gboolean dfi_recipe_xz_memory (const DfRecipe *r, guint64 *out, GError **error);

@@ -392,8 +392,7 @@ encoder_clear (DfRecipeEncoder *e)
   if (e->z_live)
     deflateEnd (&e->z);
   e->z_live = FALSE;
-  ZSTD_freeCCtx (e->zc);
-  e->zc = NULL;
+  dfi_recipe_zstd_stop (e);
   g_clear_pointer (&e->out, g_free);
   if (e->lz_live)
     lzma_end (&e->lz);

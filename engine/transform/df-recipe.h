@@ -165,6 +165,11 @@ gboolean dfi_recipe_check (const DfRecipe *recipe, GError **error);
  * the library cannot say. */
 gboolean dfi_recipe_memory (const DfRecipe *recipe, guint64 *out, GError **error);
 
+/* The most libzstd held during this thread's last zstd rebuild or proof
+ * (counted by the encoder's allocator, which refuses more than the
+ * recipe's memory); for tests and benchmarks. */
+guint64 dfi_recipe_zstd_last_peak (void);
+
 /* A one-line human description ("xz preset 6, dict 32 MiB, x86, crc32,
  * single-threaded, liblzma 5.4.1"). Free with g_free(). */
 char *dfi_recipe_describe (const DfRecipe *recipe);
