@@ -221,6 +221,9 @@ df_cli_fetch (int argc, char **argv)
       add_int (b, "rebuild_parts_unused", res.apply.rebuild_parts_unused);
       add_int (b, "parts_unused", res.apply.parts_unused);
       add_str (b, "rebuild_unused_reason", res.apply.rebuild_unused_reason[0] ? res.apply.rebuild_unused_reason : NULL);
+      add_int (b, "memory_raised_to", res.apply.memory_raised_to);
+      json_builder_set_member_name (b, "rebuild_alone");
+      json_builder_add_boolean_value (b, res.apply.rebuild_alone);
       json_builder_set_member_name (b, "signature_verified");
       json_builder_add_boolean_value (b, res.apply.signature_verified);
       json_builder_set_member_name (b, "seconds");

@@ -293,7 +293,8 @@ df_cli_print_rebuild_result (const DfApplyResult *res)
     printf ("memory budget raised to %" G_GUINT64_FORMAT " MiB for rebuilding (no --memory given; at most %u MiB)\n",
             (res->memory_raised_to + DF_MIB_CLI - 1) / DF_MIB_CLI, 128);
   if (res->objects_rebuilt > 0)
-    printf ("%" G_GUINT64_FORMAT " compressed objects rebuilt from their content\n", res->objects_rebuilt);
+    printf ("%" G_GUINT64_FORMAT " compressed objects rebuilt from their content%s\n", res->objects_rebuilt,
+            res->rebuild_alone ? " (alone: no part applied beside them, to fit the memory budget)" : "");
   if (res->rebuild_parts_unused > 0)
     printf ("%u rebuild parts not used (%s): their objects came from the plain parts\n", res->rebuild_parts_unused,
             res->rebuild_unused_reason);

@@ -26,7 +26,7 @@ declare -A FOUND=([zlib-gzip-6]=1 [gnu-gzip-6n]=1 [gnu-gzip-9]=1 [no-early-zlib-
 declare -A REBUILT=([zlib-gzip-6]=1 [gnu-gzip-6n]=1 [gnu-gzip-9]=1 [no-early-zlib-gzip-9]=1 [zstd-3]=1
   [zstd-9-mt]=1 [xz-6]=1 [bzimage-xz]=1 [garbled]=0 [plain]=0)
 declare -A OUTCOME=([zlib-gzip-6]=rebuilt [gnu-gzip-6n]=rebuilt [gnu-gzip-9]=rebuilt [no-early-zlib-gzip-9]=rebuilt
-  [zstd-3]=rebuilt [zstd-9-mt]=unused [xz-6]=rebuilt [bzimage-xz]=rebuilt [garbled]=none [plain]=none)
+  [zstd-3]=rebuilt [zstd-9-mt]=rebuilt [xz-6]=rebuilt [bzimage-xz]=rebuilt [garbled]=none [plain]=none)
 declare -A NOTE=([zlib-gzip-6]='rebuilt: gzip frame by recipe' [gnu-gzip-6n]='rebuilt: gzip frame by deflate reconstruction'
   [gnu-gzip-9]='rebuilt: gzip frame by deflate reconstruction' [no-early-zlib-gzip-9]='rebuilt: gzip frame by recipe'
   [zstd-3]='rebuilt: zstd frame by recipe' [zstd-9-mt]='rebuilt: zstd frame by recipe' [xz-6]='rebuilt: xz frame by recipe'
@@ -174,7 +174,7 @@ for k in "${KINDS[@]}"; do
         check "$k→$mode: nothing about rebuilding" bash -c "! grep -Eq 'rebuil|not used' '$out'" ;;
     esac
     [ "$k" != xz-6 ] || check "$k→$mode: the budget was raised" grep -q "^memory budget raised to 12[0-8] MiB" "$out"
-    [ "$k" != zstd-9-mt ] || check "$k→$mode: not used for memory" grep -q "not used (.*more memory than the budget" "$out"
+    [ "$k" != zstd-9-mt ] || check "$k→$mode: the budget was raised" grep -Eq "^memory budget raised to 1[0-2][0-9] MiB" "$out"
   done
 done
 
@@ -209,6 +209,19 @@ check "memory64-xz-6: budget kept" bash -c "! grep -q 'budget raised' '$out'"
 apply_v2 memory256-zstd-9-mt zstd-9-mt "$(delta_of zstd-9-mt)" --memory=256M
 check "memory256-zstd-9-mt: '1 compressed objects rebuilt'" grep -q "^1 compressed objects rebuilt from their content" "$out"
 check "memory256-zstd-9-mt: no rebuild unused" bash -c "! grep -q 'not used' '$out'"
+check "memory256-zstd-9-mt: rebuilt beside the workers" bash -c "! grep -q '(alone:' '$out'"
+# Parts as large as the Debian pair's (a worker needs 40 MiB for them): zstd
+# -9 -T0 (95 MiB) fits the raised default only alone, and runs so.
+DF_TEST_APPLY_PART_MEMORY=$((40 << 20)) apply_v2 alone-zstd-9-mt zstd-9-mt "$(delta_of zstd-9-mt)"
+check "alone-zstd-9-mt: rebuilt alone" \
+  grep -q "^1 compressed objects rebuilt from their content (alone: no part applied beside them" "$out"
+check "alone-zstd-9-mt: the budget was raised" grep -Eq "^memory budget raised to 1[0-2][0-9] MiB" "$out"
+DF_TEST_APPLY_PART_MEMORY=$((40 << 20)) apply_v2 alone256-zstd-9-mt zstd-9-mt "$(delta_of zstd-9-mt)" --memory=256M
+check "alone256-zstd-9-mt: rebuilt beside the workers" bash -c "! grep -q '(alone:' '$out'"
+check "alone256-zstd-9-mt: '1 compressed objects rebuilt'" grep -q "^1 compressed objects rebuilt from their content" "$out"
+apply_v2 memory96-zstd-9-mt zstd-9-mt "$(delta_of zstd-9-mt)" --memory=96M
+check "memory96-zstd-9-mt: '1 rebuild parts not used'" grep -q "^1 rebuild parts not used (.*memory.*): their objects came from the plain parts" "$out"
+check "memory96-zstd-9-mt: budget kept" bash -c "! grep -q 'budget raised' '$out'"
 
 # The default, --rebuild=auto: a delta directory that carries the plain
 # parts is applied from them (the rebuild would save no bytes); one that

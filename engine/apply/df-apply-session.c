@@ -344,7 +344,7 @@ dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptio
    * (kept until the commit is written) and their entries in the trust
    * tables, one worker at least, and the trust walk's tables; whatever is
    * left after the walk goes to more workers. */
-  guint64 need = 0, meta_total = 0, meta_entries = 0;
+  guint64 need = 0, meta_total = 0, meta_entries = 0, own = 0;
   guint meta_parts = 0;
   for (guint i = 0; i < sb->n_parts; i++)
     {
@@ -352,16 +352,24 @@ dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptio
         meta_total += sb->parts[i].uncompressed_size, meta_parts++, meta_entries += sb->parts[i].n_entries;
       else
         need = MAX (need, dfi_session_part_memory (&sb->parts[i]));
+      if (sb->parts[i].kind == DF_PART_KIND_REBUILD)
+        own = MAX (own, dfi_session_part_memory (&sb->parts[i]));
     }
+  const char *hook = g_getenv ("DF_TEST_APPLY_PART_MEMORY"); /* tests: parts as large as this */
+  if (hook != NULL)
+    need = MAX (need, g_ascii_strtoull (hook, NULL, 10));
   guint64 usable = dfi_apply_usable_memory (opts);
   guint64 fixed = sb->memory + meta_total, tables = meta_entries * DF_TRUST_DELTA_META_COST;
   g_autoptr (DfRebuildPlan) plan = NULL;
   guint64 raised = 0, raise_cap = 0, raise_extra = 0;
+  gboolean alone_mode = FALSE;
   if (fixed + tables + need <= usable)
     {
-      /* Rebuilds run one at a time, their encoders beside the workers:
-       * room for the largest is kept out of the workers' share. Without
-       * a budget of the caller's, the default may rise for it up to
+      /* Rebuilds run one at a time, their encoders beside the workers
+       * (room for the largest is kept out of the workers' share) or, when
+       * that does not fit, alone: a rebuild part then waits for the parts
+       * being applied and none starts beside it. Without a budget of the
+       * caller's, the default may rise for them up to
        * DF_REBUILD_BUDGET_MAX. */
       guint64 cap = opts->memory_explicit ? usable : MAX (usable, DF_REBUILD_BUDGET_MAX - DF_APPLY_RESERVE);
       guint64 extra = 0;
@@ -371,24 +379,41 @@ dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptio
         plain = "rebuilding is turned off";
       else if (opts->rebuild == DF_REBUILD_AUTO && opts->plain_at_hand)
         plain = "the delta directory carries their plain encoding";
-      plan = dfi_rebuild_plan_new (sb, cap - fixed - tables - need, plain, never, &extra, error);
+      plan = dfi_rebuild_plan_new (sb, cap - fixed - tables - own, plain, never, &extra, error);
       if (plan == NULL)
         return NULL;
       /* The plan's own tables count like the superblock's. */
       fixed += dfi_rebuild_plan_memory_size (plan);
-      if (extra > 0 && fixed + tables + need <= usable)
+      if (extra > 0 && fixed + tables + need + extra <= cap)
         {
           /* Raised (when allowed) to keep the workers the delta would
            * have had without its rebuilds, beside the largest one. */
-          if (fixed + tables + need + extra > usable && fixed + tables + need + extra <= cap)
+          if (fixed + tables + need + extra > usable)
             {
               usable = fixed + tables + need + extra;
               raised = usable + DF_APPLY_RESERVE;
             }
           raise_cap = cap;
           raise_extra = extra;
+          fixed += extra;
         }
-      fixed += extra;
+      else if (extra > 0)
+        {
+          /* Alone: a rebuild part's own buffers and its encoder, or the
+           * workers, never both. */
+          guint64 alone = fixed + tables + MAX (need, own + extra);
+          if (alone > cap)
+            fixed += extra; /* the plan's tables took the room: refused below */
+          else
+            {
+              if (alone > usable)
+                {
+                  usable = alone;
+                  raised = usable + DF_APPLY_RESERVE;
+                }
+              alone_mode = TRUE;
+            }
+        }
     }
   if (fixed + tables + need > usable)
     {
@@ -411,6 +436,7 @@ dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptio
   a->result.memory_raised_to = raised;
   a->raise_cap = raise_cap;
   a->raise_extra = raise_extra;
+  a->result.rebuild_alone = alone_mode;
   for (guint i = 0; i < a->sb->n_parts; i++)
     if (a->sb->parts[i].kind == DF_PART_KIND_REBUILD && !dfi_rebuild_plan_part_wanted (a->plan, i))
       a->result.rebuild_parts_unused++;

@@ -157,6 +157,56 @@ apply_part (Apply *a, PartTask *t, GError **error)
   return TRUE;
 }
 
+/* When rebuilds run alone (a->result.rebuild_alone), a rebuild part waits
+ * until no part is being applied and keeps the others out while it runs;
+ * parts wait while a rebuild part runs or waits, so that it does not wait
+ * for ever. Neither waits on the other while holding its own turn: no
+ * deadlock. */
+static void
+gate_enter (Apply *a, gboolean alone)
+{
+  g_mutex_lock (&a->lock);
+  if (alone)
+    {
+      a->gate_waiting++;
+      while (a->gate_shared > 0 || a->gate_alone)
+        g_cond_wait (&a->cond, &a->lock);
+      a->gate_waiting--;
+      a->gate_alone = TRUE;
+    }
+  else
+    {
+      while (a->gate_waiting > 0 || a->gate_alone)
+        g_cond_wait (&a->cond, &a->lock);
+      a->gate_shared++;
+    }
+  g_mutex_unlock (&a->lock);
+}
+
+static void
+gate_leave (Apply *a, gboolean alone)
+{
+  g_mutex_lock (&a->lock);
+  if (alone)
+    a->gate_alone = FALSE;
+  else
+    a->gate_shared--;
+  g_cond_broadcast (&a->cond);
+  g_mutex_unlock (&a->lock);
+}
+
+static gboolean
+apply_part_gated (Apply *a, PartTask *t, GError **error)
+{
+  if (!a->result.rebuild_alone)
+    return apply_part (a, t, error);
+  gboolean alone = a->sb->parts[t->index].kind == DF_PART_KIND_REBUILD;
+  gate_enter (a, alone);
+  gboolean ok = apply_part (a, t, error);
+  gate_leave (a, alone);
+  return ok;
+}
+
 void
 dfi_session_worker (gpointer data, gpointer user_data)
 {
@@ -167,7 +217,7 @@ dfi_session_worker (gpointer data, gpointer user_data)
   g_mutex_lock (&a->lock);
   failed = a->error != NULL;
   g_mutex_unlock (&a->lock);
-  if (!failed && !(t->index == G_MAXUINT ? write_metadata (a, &local) : apply_part (a, t, &local)))
+  if (!failed && !(t->index == G_MAXUINT ? write_metadata (a, &local) : apply_part_gated (a, t, &local)))
     {
       g_mutex_lock (&a->lock);
       if (a->error == NULL)

@@ -407,6 +407,7 @@ typedef struct
   char rebuild_unused_reason[128];   /* why, or "" */
   guint64 memory_raised_to;          /* the budget rebuilding raised the default to (bytes), or 0 */
   guint parts_unused;                /* parts of the other variant (rebuild or plain) this device did not need */
+  gboolean rebuild_alone;            /* rebuilds ran with no part applied beside them, to fit the budget */
 } DfApplyResult;
 
 /**
