@@ -47,9 +47,9 @@ struct _DfApplySession
   guint64 raise_cap, raise_extra; /* the budget may rise to raise_cap to keep workers beside raise_extra */
   /* Rebuilds that fit the budget only alone: a rebuild part waits for the
    * parts being applied and none starts beside it (under lock). */
-  guint gate_shared;    /* parts being applied */
-  guint gate_waiting;   /* rebuild parts waiting to run alone */
-  gboolean gate_alone;  /* a rebuild part is running alone */
+  guint gate_shared;   /* parts being applied */
+  guint gate_waiting;  /* rebuild parts waiting to run alone */
+  gboolean gate_alone; /* a rebuild part is running alone */
 };
 typedef struct _DfApplySession Apply;
 
