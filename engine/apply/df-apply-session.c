@@ -332,6 +332,74 @@ session_fail_cleanup (Apply *a, const GError *error)
     }
 }
 
+/* The memory budget of a session, in bytes (the reserve left out). */
+typedef struct
+{
+  guint64 usable;                  /* the budget; raised for rebuilds when allowed */
+  guint64 fixed;                   /* superblock, metadata parts, rebuild plan (and a rebuild beside the workers) */
+  guint64 tables;                  /* the trust tables' estimate */
+  guint64 need, own;               /* a worker's buffers; a rebuild part's own */
+  guint64 raised;                  /* what the budget was raised to (with the reserve), or 0 */
+  guint64 raise_cap, raise_extra;  /* see Apply */
+  gboolean alone;                  /* rebuilds run alone */
+} Budget;
+
+/* Decides which rebuild parts run (dfi_rebuild_plan_new()) and how they
+ * fit @m, which is updated. Rebuilds run one at a time, their encoders
+ * beside the workers (room for the largest is kept out of the workers'
+ * share) or, when that does not fit, alone: a rebuild part then waits for
+ * the parts being applied and none starts beside it. Without a budget of
+ * the caller's, the default may rise for them up to DF_REBUILD_BUDGET_MAX. */
+static DfRebuildPlan *
+plan_rebuilds (const DfSuperblock *sb, const DfApplyOptions *opts, Budget *m, GError **error)
+{
+  guint64 cap = opts->memory_explicit ? m->usable : MAX (m->usable, DF_REBUILD_BUDGET_MAX - DF_APPLY_RESERVE);
+  guint64 extra = 0;
+  gboolean never = opts->rebuild == DF_REBUILD_NEVER;
+  const char *plain = NULL;
+  if (never)
+    plain = "rebuilding is turned off";
+  else if (opts->rebuild == DF_REBUILD_AUTO && opts->plain_at_hand)
+    plain = "the delta directory carries their plain encoding";
+  DfRebuildPlan *plan = dfi_rebuild_plan_new (sb, cap - m->fixed - m->tables - m->own, plain, never, &extra, error);
+  if (plan == NULL)
+    return NULL;
+  /* The plan's own tables count like the superblock's. */
+  m->fixed += dfi_rebuild_plan_memory_size (plan);
+  guint64 base = m->fixed + m->tables;
+  if (extra == 0)
+    return plan;
+  if (base + m->need + extra <= cap)
+    {
+      /* Raised (when allowed) to keep the workers the delta would have
+       * had without its rebuilds, beside the largest one. */
+      if (base + m->need + extra > m->usable)
+        {
+          m->usable = base + m->need + extra;
+          m->raised = m->usable + DF_APPLY_RESERVE;
+        }
+      m->raise_cap = cap;
+      m->raise_extra = extra;
+      m->fixed += extra;
+      return plan;
+    }
+  /* Alone: a rebuild part's own buffers and its encoder, or the workers,
+   * never both. */
+  guint64 alone = base + MAX (m->need, m->own + extra);
+  if (alone > cap)
+    {
+      m->fixed += extra; /* the plan's tables took the room: refused by the caller */
+      return plan;
+    }
+  if (alone > m->usable)
+    {
+      m->usable = alone;
+      m->raised = m->usable + DF_APPLY_RESERVE;
+    }
+  m->alone = TRUE;
+  return plan;
+}
+
 DfApplySession *
 dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptions *opts, GCancellable *cancellable,
                        GError **error)
@@ -358,63 +426,15 @@ dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptio
   const char *hook = g_getenv ("DF_TEST_APPLY_PART_MEMORY"); /* tests: parts as large as this */
   if (hook != NULL)
     need = MAX (need, g_ascii_strtoull (hook, NULL, 10));
-  guint64 usable = dfi_apply_usable_memory (opts);
-  guint64 fixed = sb->memory + meta_total, tables = meta_entries * DF_TRUST_DELTA_META_COST;
+  Budget m = { .usable = dfi_apply_usable_memory (opts),
+                .fixed = sb->memory + meta_total,
+                .tables = meta_entries * DF_TRUST_DELTA_META_COST,
+                .need = need,
+                .own = own };
   g_autoptr (DfRebuildPlan) plan = NULL;
-  guint64 raised = 0, raise_cap = 0, raise_extra = 0;
-  gboolean alone_mode = FALSE;
-  if (fixed + tables + need <= usable)
-    {
-      /* Rebuilds run one at a time, their encoders beside the workers
-       * (room for the largest is kept out of the workers' share) or, when
-       * that does not fit, alone: a rebuild part then waits for the parts
-       * being applied and none starts beside it. Without a budget of the
-       * caller's, the default may rise for them up to
-       * DF_REBUILD_BUDGET_MAX. */
-      guint64 cap = opts->memory_explicit ? usable : MAX (usable, DF_REBUILD_BUDGET_MAX - DF_APPLY_RESERVE);
-      guint64 extra = 0;
-      gboolean never = opts->rebuild == DF_REBUILD_NEVER;
-      const char *plain = NULL;
-      if (never)
-        plain = "rebuilding is turned off";
-      else if (opts->rebuild == DF_REBUILD_AUTO && opts->plain_at_hand)
-        plain = "the delta directory carries their plain encoding";
-      plan = dfi_rebuild_plan_new (sb, cap - fixed - tables - own, plain, never, &extra, error);
-      if (plan == NULL)
-        return NULL;
-      /* The plan's own tables count like the superblock's. */
-      fixed += dfi_rebuild_plan_memory_size (plan);
-      if (extra > 0 && fixed + tables + need + extra <= cap)
-        {
-          /* Raised (when allowed) to keep the workers the delta would
-           * have had without its rebuilds, beside the largest one. */
-          if (fixed + tables + need + extra > usable)
-            {
-              usable = fixed + tables + need + extra;
-              raised = usable + DF_APPLY_RESERVE;
-            }
-          raise_cap = cap;
-          raise_extra = extra;
-          fixed += extra;
-        }
-      else if (extra > 0)
-        {
-          /* Alone: a rebuild part's own buffers and its encoder, or the
-           * workers, never both. */
-          guint64 alone = fixed + tables + MAX (need, own + extra);
-          if (alone > cap)
-            fixed += extra; /* the plan's tables took the room: refused below */
-          else
-            {
-              if (alone > usable)
-                {
-                  usable = alone;
-                  raised = usable + DF_APPLY_RESERVE;
-                }
-              alone_mode = TRUE;
-            }
-        }
-    }
+  if (m.fixed + m.tables + m.need <= m.usable && (plan = plan_rebuilds (sb, opts, &m, error)) == NULL)
+    return NULL;
+  guint64 usable = m.usable, fixed = m.fixed, tables = m.tables;
   if (fixed + tables + need > usable)
     {
       dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
@@ -433,10 +453,10 @@ dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptio
   a->plan = g_steal_pointer (&plan);
   a->opts = opts;
   a->result.signature_verified = a->sb->file.verified;
-  a->result.memory_raised_to = raised;
-  a->raise_cap = raise_cap;
-  a->raise_extra = raise_extra;
-  a->result.rebuild_alone = alone_mode;
+  a->result.memory_raised_to = m.raised;
+  a->raise_cap = m.raise_cap;
+  a->raise_extra = m.raise_extra;
+  a->result.rebuild_alone = m.alone;
   for (guint i = 0; i < a->sb->n_parts; i++)
     if (a->sb->parts[i].kind == DF_PART_KIND_REBUILD && !dfi_rebuild_plan_part_wanted (a->plan, i))
       a->result.rebuild_parts_unused++;
