@@ -194,7 +194,7 @@ typedef struct
 {
   guint8 kind;
   gsize csum_len; /* 0 for none */
-  guint8 csum[40];
+  guint8 csum[48];
   guint64 len;
 } TPiece;
 
@@ -611,8 +611,8 @@ test_hostile_parse (void)
     g_autoptr (GBytes) badb = g_bytes_new_take (bad, n);
     PARSE_BAD (badb, 30, 30);
   }
-  /* Wrong version (0 and 2). */
-  for (guint v = 0; v <= 2; v += 2)
+  /* Wrong version (0 and 3; 2 is the one with patch pieces). */
+  for (guint v = 0; v <= 3; v += 3)
     {
       g_autoptr (GBytes) b = serialize (v, &seg, 1, pcs, 2, LIT, 10);
       PARSE_BAD (b, 30, 30);
@@ -694,9 +694,12 @@ test_hostile_parse (void)
     g_autoptr (GBytes) d = serialize (1, &seg, 1, lc, 2, LIT, 10);
     PARSE_BAD (d, 30, 30);
     TPiece uk[2] = { lit_piece (10), obj_piece (csum, 32, 20) };
-    uk[1].kind = 2;
+    uk[1].kind = 3;
     g_autoptr (GBytes) e = serialize (1, &seg, 1, uk, 2, LIT, 10);
     PARSE_BAD (e, 30, 30);
+    uk[1].kind = DF_REBUILD_PIECE_PATCH; /* with a 32-byte id */
+    g_autoptr (GBytes) f = serialize (2, &seg, 1, uk, 2, LIT, 10);
+    PARSE_BAD (f, 30, 30);
   }
   /* Plain segments with data, or whose content differs from their output;
    * a segment making nothing; an unknown segment kind; recipe and deflate
@@ -999,6 +1002,288 @@ test_hostile_segment_starts (void)
   segment_starts (rb, xzlen, one, DF_REBUILD_ENCODER_SEGMENTS_MAX);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Patch pieces (version 2): content diffed against an old object's         */
+/* decompressed content                                                     */
+
+/* A zstd frame of @content against @prefix. */
+static GBytes *
+zstd_patch (GBytes *content, GBytes *prefix)
+{
+  g_autoptr (ZSTD_CCtx) cc = ZSTD_createCCtx ();
+  ZSTD_CCtx_setParameter (cc, ZSTD_c_compressionLevel, 19);
+  ZSTD_CCtx_setParameter (cc, ZSTD_c_windowLog, 24);
+  g_assert_false (ZSTD_isError (ZSTD_CCtx_refPrefix (cc, g_bytes_get_data (prefix, NULL), g_bytes_get_size (prefix))));
+  gsize cap = ZSTD_compressBound (g_bytes_get_size (content));
+  guint8 *dst = g_malloc (cap);
+  size_t n = ZSTD_compress2 (cc, dst, cap, g_bytes_get_data (content, NULL), g_bytes_get_size (content));
+  g_assert_false (ZSTD_isError (n));
+  return g_bytes_new_take (dst, n);
+}
+
+static GBytes *
+zstd_of (GBytes *content)
+{
+  gsize cap = ZSTD_compressBound (g_bytes_get_size (content));
+  guint8 *dst = g_malloc (cap);
+  size_t n = ZSTD_compress (dst, cap, g_bytes_get_data (content, NULL), g_bytes_get_size (content), 3);
+  g_assert_false (ZSTD_isError (n));
+  return g_bytes_new_take (dst, n);
+}
+
+/* The fixture: old content, the new (the old with a new head and an edit),
+ * the old stored gzip-compressed in two members and zstd-compressed. */
+typedef struct
+{
+  Store st;
+  GBytes *old, *new, *old_gz, *old_zst, *patch;
+  guint8 c_gz[DF_SHA256_LEN], c_zst[DF_SHA256_LEN];
+} PatchFix;
+
+static void
+patch_fix_init (PatchFix *f)
+{
+  store_init (&f->st);
+  f->old = make_content (200000, 21);
+  g_autoptr (GBytes) head = make_content (3000, 22);
+  g_autoptr (GByteArray) nb = g_byte_array_new ();
+  g_byte_array_append (nb, g_bytes_get_data (head, NULL), g_bytes_get_size (head));
+  g_byte_array_append (nb, g_bytes_get_data (f->old, NULL), g_bytes_get_size (f->old));
+  memcpy (nb->data + 100000, "an edit in the middle", 21);
+  f->new = g_byte_array_free_to_bytes (g_steal_pointer (&nb));
+  gsize half = g_bytes_get_size (f->old) / 2;
+  g_autoptr (GBytes) a = g_bytes_new_from_bytes (f->old, 0, half);
+  g_autoptr (GBytes) b = g_bytes_new_from_bytes (f->old, half, g_bytes_get_size (f->old) - half);
+  g_autoptr (GBytes) ga = zlib_raw (a, 6, 31), gb = zlib_raw (b, 9, 31);
+  f->old_gz = concat3 (ga, gb, NULL);
+  f->old_zst = zstd_of (f->old);
+  store_put (&f->st, f->old_gz, NULL, f->c_gz);
+  store_put (&f->st, f->old_zst, NULL, f->c_zst);
+  f->patch = zstd_patch (f->new, f->old);
+}
+
+static void
+patch_fix_clear (PatchFix *f)
+{
+  store_clear (&f->st);
+  g_clear_pointer (&f->old, g_bytes_unref);
+  g_clear_pointer (&f->new, g_bytes_unref);
+  g_clear_pointer (&f->old_gz, g_bytes_unref);
+  g_clear_pointer (&f->old_zst, g_bytes_unref);
+  g_clear_pointer (&f->patch, g_bytes_unref);
+}
+
+/* A program: a literal, then a patch piece of the new content against
+ * @src (@src_size bytes, @source_size decompressed), as one plain segment. */
+static GBytes *
+patch_program (PatchFix *f, const guint8 *src, guint64 src_size, guint64 source_size, guint64 *content_total)
+{
+  g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
+  dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 10 + g_bytes_get_size (f->new), NULL);
+  dfi_rebuild_builder_literal (b, LIT, 10);
+  dfi_rebuild_builder_patch (b, src, src_size, source_size, g_bytes_get_size (f->new),
+                             g_bytes_get_data (f->patch, NULL), g_bytes_get_size (f->patch));
+  return dfi_rebuild_builder_end (b, content_total);
+}
+
+static void
+test_patch (void)
+{
+  PatchFix f;
+  patch_fix_init (&f);
+  g_test_message ("new content %zu bytes, its patch against the old %zu bytes", g_bytes_get_size (f.new),
+                  g_bytes_get_size (f.patch));
+  g_assert_cmpuint (g_bytes_get_size (f.patch) * 20, <, g_bytes_get_size (f.new));
+  g_autoptr (GBytes) expect = concat3 (g_bytes_new_static (LIT, 10), f.new, NULL);
+  for (guint which = 0; which < 2; which++)
+    {
+      const guint8 *src = which ? f.c_zst : f.c_gz;
+      GBytes *file = which ? f.old_zst : f.old_gz;
+      guint64 total;
+      g_autoptr (GBytes) prog = patch_program (&f, src, g_bytes_get_size (file), g_bytes_get_size (f.old), &total);
+      g_assert_cmpuint (((const guint8 *)g_bytes_get_data (prog, NULL))[0], ==, DF_REBUILD_PROGRAM_VERSION_PATCH);
+      assert_rebuilds (prog, total, &f.st, expect);
+      g_auto (DfRebuildProgram) p = { 0 };
+      g_assert_true (dfi_rebuild_program_parse (prog, g_bytes_get_size (expect), total, &p, NULL));
+      g_assert_cmpuint (p.n_patches, ==, 1);
+      g_assert_cmpuint (p.memory, ==, g_bytes_get_size (f.old) + g_bytes_get_size (f.new) + DF_REBUILD_PATCH_DECODERS);
+      /* A budget below that refuses before anything runs. */
+      assert_fails (prog, g_bytes_get_size (expect), total, &f.st, p.memory - 1, FALSE, DF_ERROR,
+                    DF_ERROR_INVALID_ARGUMENT);
+    }
+  patch_fix_clear (&f);
+}
+
+/* A hand-made program: one plain segment of a patch piece with @pc's
+ * fields, its frame @frame, at program @version. */
+static GBytes *
+patch_hand (guint8 version, const guint8 *csum, gsize csum_len, guint64 len, GBytes *frame)
+{
+  TPiece pc = { DF_REBUILD_PIECE_PATCH, csum_len, { 0 }, len };
+  memcpy (pc.csum, csum, csum_len);
+  TSeg seg = { DF_REBUILD_SEGMENT_PLAIN, len, len, 1, NULL };
+  return serialize (version, &seg, 1, &pc, 1, g_bytes_get_data (frame, NULL), g_bytes_get_size (frame));
+}
+
+static void
+patch_id (guint8 out[48], const guint8 *csum, guint64 size, guint64 source_size)
+{
+  memcpy (out, csum, DF_SHA256_LEN);
+  guint64 a = GUINT64_TO_LE (size), b = GUINT64_TO_LE (source_size);
+  memcpy (out + 32, &a, 8);
+  memcpy (out + 40, &b, 8);
+}
+
+static void
+test_hostile_patch (void)
+{
+  PatchFix f;
+  patch_fix_init (&f);
+  guint64 n = g_bytes_get_size (f.new), gz = g_bytes_get_size (f.old_gz), old = g_bytes_get_size (f.old);
+  guint8 id[48];
+  patch_id (id, f.c_gz, gz, old);
+  /* The hand-made form of a good program runs. */
+  {
+    g_autoptr (GBytes) prog = patch_hand (2, id, 48, n, f.patch);
+    assert_rebuilds (prog, n, &f.st, f.new);
+  }
+  /* Parse: a patch in a version-1 program, a frame that declares another
+   * length, a frame cut short, bytes after the frame, a 40-byte id, a
+   * source or an output over the limits, an empty source. */
+  {
+    g_autoptr (GBytes) prog = patch_hand (1, id, 48, n, f.patch);
+    assert_fails (prog, n, n, &f.st, 64 * DF_MIB, TRUE, DF_ERROR, DF_ERROR_INVALID_DELTA);
+  }
+  {
+    g_autoptr (GBytes) prog = patch_hand (2, id, 48, n - 1, f.patch);
+    assert_fails (prog, n - 1, n - 1, &f.st, 64 * DF_MIB, TRUE, DF_ERROR, DF_ERROR_INVALID_DELTA);
+  }
+  {
+    g_autoptr (GBytes) cut = g_bytes_new_from_bytes (f.patch, 0, g_bytes_get_size (f.patch) - 1);
+    g_autoptr (GBytes) prog = patch_hand (2, id, 48, n, cut);
+    assert_fails (prog, n, n, &f.st, 64 * DF_MIB, TRUE, DF_ERROR, DF_ERROR_INVALID_DELTA);
+  }
+  {
+    g_autoptr (GBytes) more = concat3 (f.patch, g_bytes_new_static (LIT, 3), NULL);
+    g_autoptr (GBytes) prog = patch_hand (2, id, 48, n, more);
+    assert_fails (prog, n, n, &f.st, 64 * DF_MIB, TRUE, DF_ERROR, DF_ERROR_INVALID_DELTA);
+  }
+  {
+    g_autoptr (GBytes) prog = patch_hand (2, id, 40, n, f.patch);
+    assert_fails (prog, n, n, &f.st, 64 * DF_MIB, TRUE, DF_ERROR, DF_ERROR_INVALID_DELTA);
+  }
+  guint8 bad[48];
+  patch_id (bad, f.c_gz, gz, DF_REBUILD_PATCH_SOURCE_MAX + 1);
+  {
+    g_autoptr (GBytes) prog = patch_hand (2, bad, 48, n, f.patch);
+    assert_fails (prog, n, n, &f.st, 64 * DF_MIB, TRUE, DF_ERROR, DF_ERROR_INVALID_DELTA);
+  }
+  patch_id (bad, f.c_gz, gz, 0);
+  {
+    g_autoptr (GBytes) prog = patch_hand (2, bad, 48, n, f.patch);
+    assert_fails (prog, n, n, &f.st, 64 * DF_MIB, TRUE, DF_ERROR, DF_ERROR_INVALID_DELTA);
+  }
+  {
+    /* An output over the limit (its frame declares it; the content is
+     * zeros, so the frame is small). */
+    gsize big = DF_REBUILD_PATCH_OUTPUT_MAX + 1;
+    g_autoptr (GBytes) zeros = g_bytes_new_take (g_malloc0 (big), big);
+    g_autoptr (GBytes) frame = zstd_patch (zeros, f.old);
+    g_autoptr (GBytes) prog = patch_hand (2, id, 48, big, frame);
+    assert_fails (prog, big, big, &f.st, G_MAXUINT64, TRUE, DF_ERROR, DF_ERROR_INVALID_DELTA);
+  }
+  /* More than DF_REBUILD_PATCH_PIECES_MAX patch pieces. */
+  {
+    g_autoptr (GBytes) tiny = g_bytes_new_static ("x", 1);
+    g_autoptr (GBytes) frame = zstd_patch (tiny, f.old);
+    for (guint count = DF_REBUILD_PATCH_PIECES_MAX; count <= DF_REBUILD_PATCH_PIECES_MAX + 1; count++)
+      {
+        g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
+        dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, count, NULL);
+        for (guint i = 0; i < count; i++)
+          dfi_rebuild_builder_patch (b, f.c_gz, gz, old, 1, g_bytes_get_data (frame, NULL), g_bytes_get_size (frame));
+        guint64 total;
+        g_autoptr (GBytes) prog = dfi_rebuild_builder_end (b, &total);
+        g_auto (DfRebuildProgram) p = { 0 };
+        g_autoptr (GError) error = NULL;
+        gboolean ok = dfi_rebuild_program_parse (prog, count, total, &p, &error);
+        if (count <= DF_REBUILD_PATCH_PIECES_MAX)
+          g_assert_no_error (error);
+        else
+          g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
+        g_assert_true (ok == (count <= DF_REBUILD_PATCH_PIECES_MAX));
+      }
+  }
+  /* Run: the source missing, not compressed, cut short, decompressing to
+   * more or less than declared; nothing is written past the object. */
+  guint8 missing[DF_SHA256_LEN] = { 1 };
+  patch_id (bad, missing, gz, old);
+  {
+    g_autoptr (GBytes) prog = patch_hand (2, bad, 48, n, f.patch);
+    assert_fails (prog, n, n, &f.st, 64 * DF_MIB, FALSE, DF_ERROR, DF_ERROR_MISSING_BASE);
+  }
+  guint8 c_raw[DF_SHA256_LEN], c_cut[DF_SHA256_LEN], c_trail[DF_SHA256_LEN];
+  store_put (&f.st, f.old, NULL, c_raw);
+  g_autoptr (GBytes) cut = g_bytes_new_from_bytes (f.old_gz, 0, gz - 9);
+  store_put (&f.st, cut, NULL, c_cut);
+  g_autoptr (GBytes) trail = concat3 (f.old_zst, g_bytes_new_static ("junk", 4), NULL);
+  store_put (&f.st, trail, NULL, c_trail);
+  struct
+  {
+    const guint8 *c;
+    guint64 size, source;
+  } runs[] = {
+    { c_raw, old, old },
+    { c_cut, gz - 9, old },
+    { c_trail, g_bytes_get_size (trail), old },
+    { f.c_gz, gz, old - 1 },
+    { f.c_gz, gz, old + 1 },
+    { f.c_zst, g_bytes_get_size (f.old_zst), old - 1 },
+    { f.c_zst, g_bytes_get_size (f.old_zst), old + 1 },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (runs); i++)
+    {
+      patch_id (bad, runs[i].c, runs[i].size, runs[i].source);
+      g_autoptr (GBytes) prog = patch_hand (2, bad, 48, n, f.patch);
+      g_assert_cmpuint (assert_fails (prog, n, n, &f.st, 64 * DF_MIB, FALSE, DF_ERROR, DF_ERROR_CORRUPT), ==, 0);
+    }
+  patch_fix_clear (&f);
+}
+
+/* dfi_rebuild_unpack(): several gzip members, several zstd frames, and a
+ * limit that a stream of unknown size must keep. */
+static void
+test_unpack (void)
+{
+  PatchFix f;
+  patch_fix_init (&f);
+  g_autoptr (GBytes) two = concat3 (f.old_zst, f.old_zst, NULL);
+  g_autoptr (GBytes) twice = concat3 (f.old, f.old, NULL);
+  struct
+  {
+    GBytes *file, *content;
+  } ok[] = { { f.old_gz, f.old }, { f.old_zst, f.old }, { two, twice } };
+  for (guint i = 0; i < G_N_ELEMENTS (ok); i++)
+    for (guint known = 0; known < 2; known++)
+      {
+        g_autoptr (GInputStream) in = g_memory_input_stream_new_from_bytes (ok[i].file);
+        g_autoptr (GError) error = NULL;
+        guint64 size = g_bytes_get_size (ok[i].content);
+        g_autoptr (GBytes) got = dfi_rebuild_unpack (in, known ? size : 0, known ? size : 16 * DF_MIB, NULL, &error);
+        g_assert_no_error (error);
+        g_assert_true (g_bytes_equal (got, ok[i].content));
+      }
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr (GInputStream) in = g_memory_input_stream_new_from_bytes (i ? f.old_zst : f.old_gz);
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GBytes) got = dfi_rebuild_unpack (in, 0, g_bytes_get_size (f.old) - 1, NULL, &error);
+      g_assert_null (got);
+      g_assert_error (error, DF_ERROR, DF_ERROR_FAILED);
+    }
+  patch_fix_clear (&f);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1013,5 +1298,8 @@ main (int argc, char **argv)
   g_test_add_func ("/rebuild/hostile/recipe", test_hostile_recipe);
   g_test_add_func ("/rebuild/hostile/run", test_hostile_run);
   g_test_add_func ("/rebuild/hostile/segment-starts", test_hostile_segment_starts);
+  g_test_add_func ("/rebuild/patch", test_patch);
+  g_test_add_func ("/rebuild/hostile/patch", test_hostile_patch);
+  g_test_add_func ("/rebuild/unpack", test_unpack);
   return g_test_run ();
 }

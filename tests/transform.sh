@@ -283,6 +283,55 @@ unset DF_TEST_REBUILD_LIBRARY
 check "transformed-xz-6-mismatch: no apply state left" \
   bash -c "! ls '$T/repo-transformed-xz-6-mismatch/tmp' | grep -q deltafetch"
 
+# Patches in the decompressed domain: a gzip -9n changelog (as Debian's
+# dh_compress makes it) whose new version adds entries at its top is
+# carried as a patch against the old version's decompressed content.
+cl=$T/changelog
+mkdir -p "$cl"
+python3 - "$cl" <<'PY'
+import os, random, subprocess, sys
+out = sys.argv[1]
+r = random.Random(15)
+words = ["".join(r.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(r.randint(2, 9))) for _ in range(3000)]
+def entry(v):
+    e = random.Random(v)
+    body = "".join("  * " + " ".join(e.choice(words) for _ in range(e.randint(6, 14))) + "\n"
+                   for _ in range(e.randint(20, 60)))
+    return "pkg (1.%d-1) bookworm; urgency=medium\n\n%s\n -- M <m@example.org>  Mon, 01 Jan 2024 00:00:00 +0000\n\n" % (v, body)
+for tree, last in (("v1", 300), ("v2", 303)):
+    d = os.path.join(out, tree, "usr/share/doc/pkg")
+    os.makedirs(d)
+    with open(os.path.join(d, "changelog"), "w") as f:
+        f.write("".join(entry(v) for v in range(last, 0, -1)))
+    subprocess.check_call(["gzip", "-9n", os.path.join(d, "changelog")])
+    with open(os.path.join(out, tree, "version"), "w") as f:
+        f.write(tree + "\n")
+PY
+commit_pair "$cl/repo" "$cl" >/dev/null
+c1=$(rev "$cl/repo" os^) c2=$(rev "$cl/repo" os)
+expect_exit 0 "changelog: generate" "$DF" generate --repo="$cl/repo" --from=os^ --to=os --out="$cl/delta"
+check "changelog: rebuilt by a patch against the old version's content" \
+  grep -q "rebuilt: gzip frame by .*bytes of content as a [0-9]*-byte patch against the old version's" "$T/ee.out"
+"$DF" show --json "$cl/delta" >"$cl/show.json"
+rb=$(json "$cl/show.json" "d['counts']['rebuild-bytes']")
+alt=$(json "$cl/show.json" "d['counts']['alternative-bytes']")
+diag "changelog: rebuild part $rb B, its plain alternative $alt B"
+check "changelog: rebuild part $rb B < 1/20 of the plain $alt B" test $((rb * 20)) -lt "$alt"
+ostree init --repo="$cl/dev" --mode=bare-user
+ostree pull-local --repo="$cl/dev" "$cl/repo" "$c1" >/dev/null
+cp -a "$cl/dev" "$cl/dev-v1"
+expect_exit 0 "changelog: apply" "$DF" apply --rebuild=always --repo="$cl/dev" --commit="$c2" --ref=os "$cl/delta"
+check "changelog: '1 compressed objects rebuilt'" grep -q "^1 compressed objects rebuilt from their content" "$T/ee.out"
+check "changelog: fsck clean, checkout identical to v2" checkout_matches "$cl/dev" "$c2" "$cl/v2"
+# A rebuilt changelog that does not hash: the plain parts give the same
+# commit.
+rm -rf "$cl/dev"; cp -a "$cl/dev-v1" "$cl/dev"
+DF_TEST_REBUILD_CORRUPT=1 expect_exit 0 "changelog, rebuild corrupt: apply" \
+  "$DF" apply --rebuild=always --repo="$cl/dev" --commit="$c2" --ref=os "$cl/delta"
+check "changelog, rebuild corrupt: '1 rebuilds failed'" \
+  grep -q "^1 rebuilds failed and their objects came from the plain parts" "$T/ee.out"
+check "changelog, rebuild corrupt: fsck clean, checkout identical to v2" checkout_matches "$cl/dev" "$c2" "$cl/v2"
+
 # fetch over nginx: the alternative parts are not downloaded.
 if start_nginx "$T/www"; then
   log=$NGINX_LOG

@@ -361,7 +361,8 @@ encode_rebuild (DfGenItem *it, const DfEntry *base, GBytes *header, guint8 *pkin
 {
   DfGenerator *g = it->gen;
   DfGenRebuildResult *res = g_new0 (DfGenRebuildResult, 1);
-  if (!dfi_gen_rebuild_analyze (g->rebuild, it->csum, it->size, res, g->cancellable, error))
+  if (!dfi_gen_rebuild_analyze (g->rebuild, it->csum, it->size, it->source[0] ? it->source : NULL, res, g->cancellable,
+                                error))
     {
       dfi_gen_rebuild_result_clear (res);
       g_free (res);

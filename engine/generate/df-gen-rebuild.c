@@ -16,6 +16,13 @@
 /* cpio entries shorter than this stay literal: a piece costs about 45
  * bytes of program. */
 #define DF_GEN_PIECE_MIN 256
+/* Literal content runs shorter than this are not diffed against the old
+ * counterpart's content: a patch frame costs a few dozen bytes. */
+#define DF_GEN_PATCH_MIN 4096
+/* The level patches are made at (their source and output are at most 16
+ * MiB: level 19 takes a second or two). */
+#define DF_GEN_PATCH_LEVEL 19
+
 /* Recipes whose encoder needs more than this are not used: a device never
  * raises its budget past it (xz kernels made with a 32 MiB dictionary need
  * about 370 MiB to compress again). */
@@ -350,6 +357,14 @@ typedef struct
   guint64 matched_bytes;
   GString *what;
   GCancellable *c;
+  /* The old counterpart: its checksum, size, decompressed content (once
+   * asked for; NULL when it has none) */
+  const char *old;
+  guint64 old_size;
+  GBytes *old_content;
+  gboolean old_tried;
+  guint patches;
+  guint64 patched_bytes, patch_bytes;
 } Ctx;
 
 /* Appends @len bytes at @off of @fd as literals. */
@@ -366,6 +381,91 @@ literal_from_fd (Ctx *x, int fd, guint64 off, guint64 len, GError **error)
       off += n;
       len -= n;
     }
+  return TRUE;
+}
+
+/* The old counterpart's decompressed content, or NULL (not an error) when
+ * there is none: no counterpart, not gzip or zstd, more than
+ * DF_REBUILD_PATCH_SOURCE_MAX. */
+static GBytes *
+old_content (Ctx *x, GError **error)
+{
+  if (x->old == NULL || x->old_tried)
+    return x->old_content;
+  x->old_tried = TRUE;
+  g_autoptr (GInputStream) in = NULL;
+  g_autoptr (GFileInfo) info = NULL;
+  if (!ostree_repo_load_file (x->g->repo, x->old, &in, &info, NULL, x->c, error))
+    return NULL;
+  if (g_file_info_get_file_type (info) != G_FILE_TYPE_REGULAR)
+    return NULL;
+  g_autoptr (GError) local = NULL;
+  x->old_size = g_file_info_get_size (info);
+  x->old_content = dfi_rebuild_unpack (in, 0, DF_REBUILD_PATCH_SOURCE_MAX, x->c, &local);
+  if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    g_propagate_error (error, g_steal_pointer (&local));
+  if (x->old_content != NULL && g_bytes_get_size (x->old_content) == 0)
+    g_clear_pointer (&x->old_content, g_bytes_unref);
+  return x->old_content;
+}
+
+/* A zstd frame of @len bytes at @data against @prefix (NULL for none), at
+ * @level; NULL when zstd fails. */
+static GBytes *
+zstd_frame (const guint8 *data, gsize len, GBytes *prefix, int level)
+{
+  g_autoptr (ZSTD_CCtx) cc = ZSTD_createCCtx ();
+  gsize cap = ZSTD_compressBound (len);
+  g_autofree guint8 *dst = g_malloc (cap);
+  ZSTD_CCtx_setParameter (cc, ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter (cc, ZSTD_c_contentSizeFlag, 1);
+  if (prefix != NULL)
+    {
+      /* The window covers the prefix and the output (at most 32 MiB). */
+      guint64 span = g_bytes_get_size (prefix) + len;
+      ZSTD_CCtx_setParameter (cc, ZSTD_c_windowLog, MAX (ZSTD_WINDOWLOG_MIN, (int)g_bit_storage (span)));
+      if (ZSTD_isError (ZSTD_CCtx_refPrefix (cc, g_bytes_get_data (prefix, NULL), g_bytes_get_size (prefix))))
+        return NULL;
+    }
+  size_t n = ZSTD_compress2 (cc, dst, cap, data, len);
+  if (ZSTD_isError (n))
+    return NULL;
+  return g_bytes_new (dst, n);
+}
+
+/* Appends the content run of @len bytes at @off of @fd: literals, or a
+ * patch against the old counterpart's content when that is smaller than
+ * the literals would be once compressed. */
+static gboolean
+content_run (Ctx *x, int fd, guint64 off, guint64 len, GError **error)
+{
+  GBytes *old = NULL;
+  if (len >= DF_GEN_PATCH_MIN && len <= DF_REBUILD_PATCH_OUTPUT_MAX)
+    {
+      old = old_content (x, error);
+      if (old == NULL && error && *error)
+        return FALSE;
+    }
+  if (old == NULL)
+    return literal_from_fd (x, fd, off, len, error);
+  g_autofree guint8 *run = g_malloc (len);
+  if (!dfi_pread_all (fd, run, len, off, "frame content", error))
+    return FALSE;
+  g_autoptr (GBytes) patch = zstd_frame (run, len, old, DF_GEN_PATCH_LEVEL);
+  g_autoptr (GBytes) alone = patch ? zstd_frame (run, len, NULL, DF_GEN_PATCH_LEVEL) : NULL;
+  if (alone == NULL || g_bytes_get_size (patch) * 10 > g_bytes_get_size (alone) * 9)
+    {
+      dfi_rebuild_builder_literal (x->b, run, len);
+      return TRUE;
+    }
+  guint8 raw[DF_SHA256_LEN];
+  ostree_checksum_inplace_to_bytes (x->old, raw);
+  dfi_rebuild_builder_patch (x->b, raw, x->old_size, g_bytes_get_size (old), len, g_bytes_get_data (patch, NULL),
+                             g_bytes_get_size (patch));
+  if (x->patches++ == 0)
+    g_ptr_array_add (x->sources, g_strdup (x->old));
+  x->patched_bytes += len;
+  x->patch_bytes += g_bytes_get_size (patch);
   return TRUE;
 }
 
@@ -405,7 +505,7 @@ add_content (Ctx *x, guint si, int cfd, guint64 clen, GError **error)
       Match *m = &g_array_index (matches, Match, i);
       if (ok && m->offset >= pos)
         {
-          ok = literal_from_fd (x, cfd, pos, m->offset - pos, error);
+          ok = content_run (x, cfd, pos, m->offset - pos, error);
           guint8 raw[DF_SHA256_LEN];
           ostree_checksum_inplace_to_bytes (m->csum, raw);
           dfi_rebuild_builder_object (x->b, raw, m->length);
@@ -416,7 +516,7 @@ add_content (Ctx *x, guint si, int cfd, guint64 clen, GError **error)
         }
       g_free (m->csum);
     }
-  return ok && literal_from_fd (x, cfd, pos, clen - pos, error);
+  return ok && content_run (x, cfd, pos, clen - pos, error);
 }
 
 static void
@@ -538,8 +638,8 @@ compare_write (gpointer data, const guint8 *buf, gsize len, GError **error)
 }
 
 static gboolean
-analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, guint64 size, DfGenRebuildResult *out,
-                GCancellable *c, GError **error)
+analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, guint64 size, const char *old,
+                DfGenRebuildResult *out, GCancellable *c, GError **error)
 {
   if (!resolve_sources (g, c, error))
     return FALSE;
@@ -549,7 +649,7 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
   g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
   g_autoptr (GPtrArray) libs = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GString) what = g_string_new (NULL);
-  Ctx x = { .g = g, .b = b, .d = d, .object = obj, .size = size, .libraries = libs, .what = what, .c = c };
+  Ctx x = { .g = g, .b = b, .d = d, .object = obj, .size = size, .libraries = libs, .what = what, .c = c, .old = old };
   x.sources = g_ptr_array_new_with_free_func (g_free);
   guint64 plain_from = 0;
   guint n_frames = 0;
@@ -592,9 +692,15 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
   guint64 content_total = 0;
   g_autoptr (GBytes) program = dfi_rebuild_builder_end (b, &content_total);
   out->literal_bytes = dfi_rebuild_builder_literal_bytes (b);
+  g_autofree char *patched = x.patches
+                                 ? g_strdup_printf (" (%" G_GUINT64_FORMAT " bytes of content as a %" G_GUINT64_FORMAT
+                                                    "-byte patch against the old version's)",
+                                                    x.patched_bytes, x.patch_bytes)
+                                 : g_strdup ("");
   g_autofree char *summary = g_strdup_printf (
-      "%s; %u of %u cpio files from the trees (%" G_GUINT64_FORMAT " bytes), %" G_GUINT64_FORMAT " bytes literal",
-      what->str, x.matched, x.entries, x.matched_bytes, out->literal_bytes);
+      "%s; %u of %u cpio files from the trees (%" G_GUINT64_FORMAT " bytes), %" G_GUINT64_FORMAT " bytes literal%s",
+      what->str, x.matched, x.entries, x.matched_bytes, out->literal_bytes, patched);
+  g_clear_pointer (&x.old_content, g_bytes_unref);
 
   /* Worth it? The program is stored zstd-compressed; the plain encoding of
    * a compressed object costs about its size. */
@@ -628,7 +734,7 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
   out->transformed = TRUE;
   out->program = g_steal_pointer (&program);
   out->content_total = content_total;
-  out->memory = x.memory;
+  out->memory = prog.memory; /* the encoders' and the patches' */
   g_ptr_array_add (libs, NULL);
   out->libraries = (char **)g_ptr_array_free (g_steal_pointer (&libs), FALSE);
   out->sources = x.sources;
@@ -637,7 +743,7 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
 }
 
 gboolean
-dfi_gen_rebuild_analyze (DfGenRebuild *g, const char *csum, guint64 size, DfGenRebuildResult *out,
+dfi_gen_rebuild_analyze (DfGenRebuild *g, const char *csum, guint64 size, const char *old, DfGenRebuildResult *out,
                          GCancellable *cancellable, GError **error)
 {
   memset (out, 0, sizeof *out);
@@ -657,7 +763,7 @@ dfi_gen_rebuild_analyze (DfGenRebuild *g, const char *csum, guint64 size, DfGenR
   void *map = mmap (NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
   if (map == MAP_FAILED)
     return dfi_throw_errno (error, errno, "mapping object %s", csum);
-  gboolean ok = analyze_mapped (g, csum, fd, map, size, out, cancellable, error);
+  gboolean ok = analyze_mapped (g, csum, fd, map, size, old, out, cancellable, error);
   munmap (map, size);
   return ok;
 }

@@ -43,10 +43,13 @@ void dfi_gen_rebuild_result_clear (DfGenRebuildResult *r);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfGenRebuildResult, dfi_gen_rebuild_result_clear)
 
 /* Analyses content object @csum (@size bytes, a regular file): fills @out.
+ * @old (NULL for none): the object of the from-commit it replaces (the
+ * device has it): literal content runs become patches against its
+ * decompressed content (gzip or zstd) where that is smaller.
  * Finding nothing, or nothing worth rebuilding, is not an error
  * (out->transformed FALSE, out->description says why). Errors: reading the
  * repository, the cancellation, or DF_ERROR_FAILED when a program the
  * generator made does not rebuild the object (a bug: the object then
  * stays plain and the caller may report it). */
-gboolean dfi_gen_rebuild_analyze (DfGenRebuild *g, const char *csum, guint64 size, DfGenRebuildResult *out,
-                                  GCancellable *cancellable, GError **error);
+gboolean dfi_gen_rebuild_analyze (DfGenRebuild *g, const char *csum, guint64 size, const char *old,
+                                  DfGenRebuildResult *out, GCancellable *cancellable, GError **error);

@@ -1,5 +1,7 @@
 #include "df-rebuild.h"
 
+#include <zlib.h>
+
 #include "df-deflate.h"
 
 /* ---------------------------------------------------------------------- */
@@ -18,6 +20,7 @@ struct _DfRebuildBuilder
   GBytes *data;
   guint64 pending_literal; /* a literal piece not yet added (merged) */
   guint64 total;
+  guint8 version;
 };
 
 DfRebuildBuilder *
@@ -27,6 +30,7 @@ dfi_rebuild_builder_new (void)
   g_variant_builder_init (&b->segments, G_VARIANT_TYPE ("a(yttuay)"));
   g_variant_builder_init (&b->pieces, G_VARIANT_TYPE ("a(yayt)"));
   b->literals = g_byte_array_new ();
+  b->version = DF_REBUILD_PROGRAM_VERSION;
   return b;
 }
 
@@ -109,6 +113,26 @@ dfi_rebuild_builder_object (DfRebuildBuilder *b, const guint8 checksum[DF_SHA256
   b->total += length;
 }
 
+void
+dfi_rebuild_builder_patch (DfRebuildBuilder *b, const guint8 checksum[DF_SHA256_LEN], guint64 size, guint64 source_size,
+                           guint64 length, const guint8 *frame, gsize frame_len)
+{
+  g_return_if_fail (b->open && length > 0);
+  flush_literal (b);
+  guint8 id[DF_SHA256_LEN + 16];
+  guint64 le_size = GUINT64_TO_LE (size), le_source = GUINT64_TO_LE (source_size);
+  memcpy (id, checksum, DF_SHA256_LEN);
+  memcpy (id + DF_SHA256_LEN, &le_size, 8);
+  memcpy (id + DF_SHA256_LEN + 8, &le_source, 8);
+  g_variant_builder_add (&b->pieces, "(y@ayt)", DF_REBUILD_PIECE_PATCH, bytes_variant (id, sizeof id),
+                         GUINT64_TO_LE (length));
+  g_byte_array_append (b->literals, frame, frame_len);
+  b->n_pieces++;
+  b->content += length;
+  b->total += length;
+  b->version = DF_REBUILD_PROGRAM_VERSION_PATCH;
+}
+
 guint64
 dfi_rebuild_builder_literal_bytes (const DfRebuildBuilder *b)
 {
@@ -120,7 +144,7 @@ dfi_rebuild_builder_end (DfRebuildBuilder *b, guint64 *content_total)
 {
   close_segment (b);
   g_autoptr (GVariant) v = g_variant_ref_sink (
-      g_variant_new ("(y@a(yttuay)@a(yayt)@ay)", DF_REBUILD_PROGRAM_VERSION, g_variant_builder_end (&b->segments),
+      g_variant_new ("(y@a(yttuay)@a(yayt)@ay)", b->version, g_variant_builder_end (&b->segments),
                      g_variant_builder_end (&b->pieces), bytes_variant (b->literals->data, b->literals->len)));
   g_variant_builder_init (&b->segments, G_VARIANT_TYPE ("a(yttuay)"));
   g_variant_builder_init (&b->pieces, G_VARIANT_TYPE ("a(yayt)"));
@@ -173,6 +197,7 @@ typedef struct
   guint8 kind;
   const guint8 *checksum; /* NULL for a literal */
   guint64 length;
+  guint64 size, source_size; /* a patch's source object */
 } Piece;
 
 static gboolean
@@ -193,7 +218,29 @@ get_piece (const DfRebuildProgram *p, guint i, Piece *out)
       return n == 0;
     }
   out->checksum = c;
+  if (out->kind == DF_REBUILD_PIECE_PATCH && n == DF_SHA256_LEN + 16)
+    {
+      memcpy (&out->size, c + DF_SHA256_LEN, 8);
+      memcpy (&out->source_size, c + DF_SHA256_LEN + 8, 8);
+      out->size = GUINT64_FROM_LE (out->size);
+      out->source_size = GUINT64_FROM_LE (out->source_size);
+      return out->size > 0 && out->size <= DF_REBUILD_OBJECT_MAX && out->source_size > 0
+             && out->source_size <= DF_REBUILD_PATCH_SOURCE_MAX && out->length <= DF_REBUILD_PATCH_OUTPUT_MAX;
+    }
   return out->kind == DF_REBUILD_PIECE_OBJECT && n == DF_SHA256_LEN;
+}
+
+/* The patch frame of piece @pc at @at of the literals: its length, or 0
+ * when it is not one zstd frame declaring the piece's length. */
+static gsize
+patch_frame (const DfRebuildProgram *p, gsize at, const Piece *pc)
+{
+  if (at > p->literals_len)
+    return 0;
+  size_t fs = ZSTD_findFrameCompressedSize (p->literals + at, p->literals_len - at);
+  if (ZSTD_isError (fs) || ZSTD_getFrameContentSize (p->literals + at, fs) != pc->length)
+    return 0;
+  return fs;
 }
 
 static gboolean
@@ -258,7 +305,7 @@ dfi_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_t
   guint8 version;
   g_autoptr (GVariant) lit = NULL;
   g_variant_get (p.v, "(y@a(yttuay)@a(yayt)@ay)", &version, &p.segments, &p.pieces, &lit);
-  if (version != DF_REBUILD_PROGRAM_VERSION)
+  if (version != DF_REBUILD_PROGRAM_VERSION && version != DF_REBUILD_PROGRAM_VERSION_PATCH)
     return BAD ("version %u is not supported", version);
   p.literals = g_variant_get_fixed_array (lit, &p.literals_len, 1);
   gsize n_seg = g_variant_n_children (p.segments), n_pieces = g_variant_n_children (p.pieces);
@@ -269,7 +316,7 @@ dfi_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_t
   p.n_pieces = n_pieces;
   p.object_size = object_size;
   p.content_total = content_total;
-  guint64 out_sum = 0, content_sum = 0, literal_sum = 0;
+  guint64 out_sum = 0, content_sum = 0, literal_sum = 0, patch_memory = 0;
   guint piece = 0;
   for (guint i = 0; i < n_seg; i++)
     {
@@ -291,6 +338,16 @@ dfi_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_t
             return BAD ("the pieces of segment %u exceed its content", i);
           if (pc.kind == DF_REBUILD_PIECE_LITERAL && !dfi_add_u64 (literal_sum, pc.length, &literal_sum))
             return BAD ("literals overflow");
+          if (pc.kind == DF_REBUILD_PIECE_PATCH)
+            {
+              gsize fs = version == DF_REBUILD_PROGRAM_VERSION_PATCH ? patch_frame (&p, literal_sum, &pc) : 0;
+              if (fs == 0)
+                return BAD ("patch piece %u has no zstd frame of its %" G_GUINT64_FORMAT " bytes", piece, pc.length);
+              if (++p.n_patches > DF_REBUILD_PATCH_PIECES_MAX)
+                return BAD ("more than %u patch pieces", DF_REBUILD_PATCH_PIECES_MAX);
+              literal_sum += fs;
+              patch_memory = MAX (patch_memory, pc.source_size + pc.length + DF_REBUILD_PATCH_DECODERS);
+            }
         }
       if (seg_content != s.content)
         return BAD ("the pieces of segment %u hold %" G_GUINT64_FORMAT " bytes, it declares %" G_GUINT64_FORMAT, i,
@@ -302,6 +359,7 @@ dfi_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_t
     return BAD ("sizes do not add up (pieces %u of %u, output %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
                 ", content %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT ", literals %" G_GUINT64_FORMAT " of %zu)",
                 piece, p.n_pieces, out_sum, object_size, content_sum, content_total, literal_sum, p.literals_len);
+  p.memory += patch_memory;
   *out = p;
   memset (&p, 0, sizeof p);
   return TRUE;
@@ -356,6 +414,143 @@ dfi_rebuild_open_from_repo (gpointer repo, const guint8 checksum[DF_SHA256_LEN],
   return g_steal_pointer (&in);
 }
 
+/* Reads up to @len bytes of @in; 0 at its end. */
+static gssize
+unpack_read (GInputStream *in, guint8 *buf, gsize len, GCancellable *cancellable, GError **error)
+{
+  gsize got = 0;
+  if (!g_input_stream_read_all (in, buf, len, &got, cancellable, error))
+    return -1;
+  return (gssize)got;
+}
+
+static gboolean
+unpack_gzip (GInputStream *in, guint8 *buf, gsize len, guint8 *out, gsize cap, gsize *made, GCancellable *cancellable,
+             GError **error)
+{
+  z_stream z = { 0 };
+  if (inflateInit2 (&z, 31) != Z_OK)
+    return dfi_throw (error, DF_ERROR_FAILED, "inflateInit2 failed");
+  gboolean ok = TRUE, in_member = TRUE;
+  z.next_in = buf;
+  z.avail_in = len;
+  z.next_out = out;
+  z.avail_out = cap;
+  while (ok)
+    {
+      if (z.avail_in == 0)
+        {
+          gssize n = unpack_read (in, buf, DF_COPY_BUFFER, cancellable, error);
+          if (n < 0)
+            {
+              ok = FALSE;
+              break;
+            }
+          if (n == 0)
+            {
+              if (in_member)
+                ok = dfi_throw (error, DF_ERROR_CORRUPT, "the gzip stream ends early");
+              break;
+            }
+          z.next_in = buf;
+          z.avail_in = (uInt)n;
+        }
+      if (!in_member)
+        {
+          /* Another member, or the end. */
+          if (z.next_in[0] != 0x1f)
+            {
+              ok = dfi_throw (error, DF_ERROR_CORRUPT, "bytes after the gzip stream");
+              break;
+            }
+          inflateReset (&z);
+          in_member = TRUE;
+        }
+      int r = inflate (&z, Z_NO_FLUSH);
+      if (r == Z_STREAM_END)
+        in_member = FALSE;
+      else if (r == Z_BUF_ERROR && z.avail_out == 0)
+        ok = dfi_throw (error, DF_ERROR_CORRUPT, "the gzip stream decompresses to more than %zu bytes", cap);
+      else if (r != Z_OK)
+        ok = dfi_throw (error, DF_ERROR_CORRUPT, "inflate: %s", z.msg ? z.msg : "error");
+    }
+  *made = cap - z.avail_out;
+  inflateEnd (&z);
+  return ok;
+}
+
+static gboolean
+unpack_zstd (GInputStream *in, guint8 *buf, gsize len, guint8 *out, gsize cap, gsize *made, GCancellable *cancellable,
+             GError **error)
+{
+  g_autoptr (ZSTD_DCtx) d = ZSTD_createDCtx ();
+  if (d == NULL)
+    return dfi_throw (error, DF_ERROR_FAILED, "out of memory for the zstd decoder");
+  /* The output is the window: no buffer of libzstd's own. */
+  ZSTD_DCtx_setParameter (d, ZSTD_d_stableOutBuffer, 1);
+  ZSTD_outBuffer ob = { out, cap, 0 };
+  size_t r = 1;
+  for (;;)
+    {
+      ZSTD_inBuffer ib = { buf, len, 0 };
+      while (ib.pos < ib.size)
+        {
+          gsize in_was = ib.pos, out_was = ob.pos;
+          r = ZSTD_decompressStream (d, &ob, &ib);
+          if (ZSTD_isError (r))
+            return dfi_throw (error, DF_ERROR_CORRUPT, "zstd: %s", ZSTD_getErrorName (r));
+          if (ib.pos == in_was && ob.pos == out_was)
+            {
+              /* No room left (the output holds one byte more than
+               * allowed, so this is a stream too long). */
+              *made = ob.pos + 1;
+              return TRUE;
+            }
+        }
+      gssize n = unpack_read (in, buf, DF_COPY_BUFFER, cancellable, error);
+      if (n < 0)
+        return FALSE;
+      if (n == 0)
+        break;
+      len = (gsize)n;
+    }
+  *made = ob.pos;
+  if (r != 0)
+    return dfi_throw (error, DF_ERROR_CORRUPT, "the zstd stream ends early");
+  return TRUE;
+}
+
+GBytes *
+dfi_rebuild_unpack (GInputStream *in, guint64 expect, guint64 max, GCancellable *cancellable, GError **error)
+{
+  gsize cap = (gsize)(expect ? expect : max);
+  g_autofree guint8 *buf = g_malloc (DF_COPY_BUFFER);
+  gssize n = unpack_read (in, buf, DF_COPY_BUFFER, cancellable, error);
+  if (n < 0)
+    return NULL;
+  /* One byte more than expected tells a stream that is too long. */
+  guint8 *out = g_malloc (cap + 1);
+  gsize made = 0;
+  gboolean ok;
+  if (n >= 2 && buf[0] == 0x1f && buf[1] == 0x8b)
+    ok = unpack_gzip (in, buf, (gsize)n, out, cap + 1, &made, cancellable, error);
+  else if (n >= 4 && ZSTD_isFrame (buf, (gsize)n))
+    ok = unpack_zstd (in, buf, (gsize)n, out, cap + 1, &made, cancellable, error);
+  else
+    ok = dfi_throw (error, DF_ERROR_CORRUPT, "not a gzip or zstd stream");
+  if (ok && made > cap)
+    ok = expect ? dfi_throw (error, DF_ERROR_CORRUPT, "decompresses to more than %zu bytes", cap)
+                : dfi_throw (error, DF_ERROR_FAILED, "decompresses to more than %zu bytes", cap);
+  else if (ok && expect && made != expect)
+    ok = dfi_throw (error, DF_ERROR_CORRUPT, "decompresses to %zu bytes, not %zu", made, cap);
+  if (!ok)
+    {
+      g_free (out);
+      return NULL;
+    }
+  return g_bytes_new_take (g_realloc (out, MAX (made, 1)), made);
+}
+
 /* The content of one segment, read piece by piece. */
 typedef struct
 {
@@ -365,10 +560,41 @@ typedef struct
   gsize literal_at;      /* next literal byte */
   GInputStream *stream;  /* the current object piece */
   const guint8 *object;  /* its checksum */
+  guint8 *patched;       /* the current patch piece's bytes */
+  gsize patched_at;
   DfRebuildOpenFunc open;
   gpointer open_data;
   GCancellable *cancellable;
 } Reader;
+
+/* Decodes patch piece @pc, whose frame is at r->literal_at: its bytes go
+ * to r->patched. */
+static gboolean
+reader_patch (Reader *r, const Piece *pc, GError **error)
+{
+  char hex[65];
+  dfi_hex (pc->checksum, hex);
+  g_autoptr (GInputStream) in = r->open (r->open_data, pc->checksum, pc->size, r->cancellable, error);
+  if (in == NULL)
+    return FALSE;
+  g_autoptr (GBytes) src = dfi_rebuild_unpack (in, pc->source_size, pc->source_size, r->cancellable, error);
+  if (src == NULL)
+    return (g_prefix_error (error, "object %s, the source of a patch: ", hex), FALSE);
+  gsize fs = patch_frame (r->p, r->literal_at, pc); /* checked by the parser */
+  g_autoptr (ZSTD_DCtx) d = ZSTD_createDCtx ();
+  if (d == NULL)
+    return dfi_throw (error, DF_ERROR_FAILED, "out of memory for the zstd decoder");
+  r->patched = g_malloc (pc->length);
+  r->patched_at = 0;
+  size_t rc = ZSTD_DCtx_refPrefix (d, g_bytes_get_data (src, NULL), g_bytes_get_size (src));
+  if (!ZSTD_isError (rc))
+    rc = ZSTD_decompressDCtx (d, r->patched, pc->length, r->p->literals + r->literal_at, fs);
+  if (ZSTD_isError (rc) || rc != pc->length)
+    return dfi_throw (error, DF_ERROR_CORRUPT, "the patch against object %s does not decode: %s", hex,
+                      ZSTD_isError (rc) ? ZSTD_getErrorName (rc) : "short");
+  r->literal_at += fs;
+  return TRUE;
+}
 
 static gssize
 reader_read (gpointer data, guint8 *buf, gsize len, GError **error)
@@ -377,6 +603,7 @@ reader_read (gpointer data, guint8 *buf, gsize len, GError **error)
   while (r->left == 0)
     {
       g_clear_object (&r->stream);
+      g_clear_pointer (&r->patched, g_free);
       if (r->piece == r->end)
         return 0;
       Piece pc;
@@ -389,9 +616,16 @@ reader_read (gpointer data, guint8 *buf, gsize len, GError **error)
           if (r->stream == NULL)
             return -1;
         }
+      else if (pc.kind == DF_REBUILD_PIECE_PATCH && !reader_patch (r, &pc, error))
+        return -1;
     }
   gsize n = MIN ((guint64)len, r->left);
-  if (r->stream == NULL)
+  if (r->patched != NULL)
+    {
+      memcpy (buf, r->patched + r->patched_at, n);
+      r->patched_at += n;
+    }
+  else if (r->stream == NULL)
     {
       memcpy (buf, r->p->literals + r->literal_at, n);
       r->literal_at += n;
@@ -496,5 +730,6 @@ dfi_rebuild_run (const DfRebuildProgram *p, DfRebuildOpenFunc open, gpointer ope
         g_prefix_error (error, "segment %u: ", i);
     }
   g_clear_object (&r.stream);
+  g_free (r.patched);
   return ok;
 }

@@ -15,7 +15,10 @@
  * bytes are exactly object X"): the files of the new tree that an initrd's
  * cpio archive holds again. So an initrd of 130 MB of cpio, nearly all of
  * it files of the tree, costs its cpio headers, the files found nowhere
- * else and the deflate reconstruction data.
+ * else and the deflate reconstruction data. A patch piece (version 2) is
+ * bytes diffed in the decompressed domain: a zstd frame, carried among the
+ * literals, decoded with the decompressed content of an existing object
+ * (the old version of a .gz changelog, gzip or zstd) as its prefix.
  *
  * Serialized form, a GVariant of type DF_REBUILD_PROGRAM_TYPE in normal
  * form:
@@ -25,8 +28,11 @@
  *       from the piece list), its data (a serialized recipe, the deflate
  *       reconstruction data, or empty for plain)
  *   a(yayt) pieces: kind (DfRebuildPieceKind), object checksum (32 bytes,
- *       empty for a literal), length
- *   ay  literals: every literal piece's bytes, in order
+ *       empty for a literal; for a patch 48: the checksum, then the
+ *       object's size and its decompressed size, little-endian 64-bit),
+ *       length (the content bytes the piece makes)
+ *   ay  literals: every literal piece's bytes and every patch piece's zstd
+ *       frame, in piece order
  *
  * The device treats a program as hostile: dfi_rebuild_program_parse()
  * checks every count and sum before anything runs, and dfi_rebuild_run()
@@ -41,6 +47,18 @@
 
 #define DF_REBUILD_PROGRAM_TYPE "(ya(yttuay)a(yayt)ay)"
 #define DF_REBUILD_PROGRAM_VERSION 1
+/* Programs with patch pieces carry version 2; version 1 is still read. */
+#define DF_REBUILD_PROGRAM_VERSION_PATCH 2
+/* A patch piece's source decompresses to at most this, and it makes at most
+ * this: both are held in memory while it is decoded. */
+#define DF_REBUILD_PATCH_SOURCE_MAX (16 * DF_MIB)
+#define DF_REBUILD_PATCH_OUTPUT_MAX (16 * DF_MIB)
+/* Patch pieces one program may hold (each decompresses its source). */
+#define DF_REBUILD_PATCH_PIECES_MAX 64
+/* Memory a patch piece takes beside its source and its output: the
+ * source's decoder (gzip or zstd, into a buffer of its own size) and the
+ * patch's. */
+#define DF_REBUILD_PATCH_DECODERS (512 * 1024)
 /* Segments and pieces one program may hold: detection's own limits (4096
  * segments, 65536 cpio entries, each a header literal and an object). */
 #define DF_REBUILD_SEGMENTS_MAX 4096
@@ -65,6 +83,7 @@ typedef enum
 {
   DF_REBUILD_PIECE_LITERAL = 0,
   DF_REBUILD_PIECE_OBJECT = 1,
+  DF_REBUILD_PIECE_PATCH = 2,
 } DfRebuildPieceKind;
 
 /* --- Building (generator) ---------------------------------------------- */
@@ -84,6 +103,12 @@ void dfi_rebuild_builder_segment (DfRebuildBuilder *b, DfRebuildSegmentKind kind
 void dfi_rebuild_builder_literal (DfRebuildBuilder *b, const guint8 *data, gsize len);
 /* Appends the whole content of object @checksum (@length bytes). */
 void dfi_rebuild_builder_object (DfRebuildBuilder *b, const guint8 checksum[DF_SHA256_LEN], guint64 length);
+/* Appends @length bytes made by zstd @frame (@frame_len bytes, carried
+ * among the literals) decoded against the decompressed content of object
+ * @checksum (@size bytes, @source_size decompressed); the program becomes
+ * version 2. */
+void dfi_rebuild_builder_patch (DfRebuildBuilder *b, const guint8 checksum[DF_SHA256_LEN], guint64 size,
+                                guint64 source_size, guint64 length, const guint8 *frame, gsize frame_len);
 /* Bytes of literals so far (what the program will carry). */
 guint64 dfi_rebuild_builder_literal_bytes (const DfRebuildBuilder *b);
 /* The serialized program; *@content_total: the content bytes it reads. */
@@ -100,7 +125,9 @@ typedef struct
   guint n_segments, n_pieces;
   guint n_encoders; /* recipe and deflate segments */
   guint64 object_size, content_total;
-  guint64 memory; /* the largest encoder memory a segment needs (dfi_recipe_memory(), the deflate model's) */
+  guint64 memory; /* the largest encoder memory a segment needs (dfi_recipe_memory(), the deflate model's),
+                   * plus the largest patch piece's source, output and decoders */
+  guint n_patches;
   /* Distinct library identities its recipes need, NULL-terminated. */
   char *libraries[9];
   guint n_libraries;
@@ -131,6 +158,14 @@ typedef GInputStream *(*DfRebuildOpenFunc) (gpointer user_data, const guint8 che
  * that is not a regular file of @length bytes DF_ERROR_CORRUPT. */
 GInputStream *dfi_rebuild_open_from_repo (gpointer repo, const guint8 checksum[DF_SHA256_LEN], guint64 length,
                                           GCancellable *cancellable, GError **error);
+
+/* The decompressed content of a gzip (one or more members) or zstd (one or
+ * more frames) stream read from @in, which must be exactly @expect bytes
+ * (else DF_ERROR_CORRUPT), or with @expect 0 at most @max bytes (else
+ * DF_ERROR_FAILED). DF_ERROR_CORRUPT for anything else in the stream.
+ * Memory: the output and the decoder's state (no zstd window: the output
+ * is the window). */
+GBytes *dfi_rebuild_unpack (GInputStream *in, guint64 expect, guint64 max, GCancellable *cancellable, GError **error);
 
 /* Takes the next @len bytes of the object. */
 typedef gboolean (*DfRebuildWriteFunc) (gpointer user_data, const guint8 *buf, gsize len, GError **error);

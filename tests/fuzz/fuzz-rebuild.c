@@ -7,7 +7,8 @@
  * under FUZZ_REBUILD_MEMORY_MAX with an object source that returns
  * deterministic bytes of the requested length for any checksum: refused,
  * failed or done, it never writes more than the object's size, and a
- * success writes exactly that. */
+ * success writes exactly that. A patch piece's source (checksum starting
+ * with FUZZ_REBUILD_PATCH_ID, at its size) is a zstd frame. */
 #include "df-rebuild.h"
 #include "fuzz-rebuild.h"
 #include "fuzz.h"
@@ -16,8 +17,23 @@ static GInputStream *
 source_open (gpointer data, const guint8 checksum[DF_SHA256_LEN], guint64 length, GCancellable *cancellable,
              GError **error)
 {
-  /* The program's content is at most FUZZ_REBUILD_CONTENT_MAX bytes. */
-  g_assert_cmpuint (length, <=, FUZZ_REBUILD_CONTENT_MAX);
+  if (checksum[0] == FUZZ_REBUILD_PATCH_ID)
+    {
+      gsize n;
+      guint8 *z = fuzz_rebuild_patch_source (&n, NULL);
+      if (length == n)
+        return g_memory_input_stream_new_from_bytes (g_bytes_new_take (z, n));
+      g_free (z);
+    }
+  /* An object piece is at most the program's content (at most
+   * FUZZ_REBUILD_CONTENT_MAX bytes); a patch's source may be declared
+   * larger. */
+  if (length > FUZZ_REBUILD_CONTENT_MAX)
+    {
+      g_set_error (error, DF_ERROR, DF_ERROR_CORRUPT, "the fuzz source has no object of %" G_GUINT64_FORMAT " bytes",
+                   length);
+      return NULL;
+    }
   guint8 *buf = g_malloc (MAX (length, 1));
   fuzz_rebuild_object_bytes (checksum, buf, length);
   g_autoptr (GBytes) b = g_bytes_new_take (buf, length);

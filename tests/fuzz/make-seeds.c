@@ -295,7 +295,7 @@ rebuild_seeds (const char *dir)
     gsize n;
     const guint8 *d = g_bytes_get_data (prog, &n);
     g_autofree guint8 *v2 = g_memdup2 (d, n);
-    v2[0] = 2;
+    v2[0] = 3;
     put (dir, "broken-version", v2, n, NULL, 0);
     put (dir, "broken-truncated", d, n - 1, NULL, 0);
   }
@@ -361,6 +361,37 @@ rebuild_seeds (const char *dir)
     rebuild_pieces (b, &c3, NULL);
     g_autoptr (GBytes) prog = dfi_rebuild_builder_end (b, NULL);
     put_bytes (dir, "mixed", prog);
+  }
+  /* patch (version 2): a literal, then the patch source's content with
+   * an edit, as a patch against it; and the same with a source of another
+   * size. */
+  {
+    gsize zlen;
+    guint8 *text = NULL;
+    g_autofree guint8 *z = fuzz_rebuild_patch_source (&zlen, &text);
+    g_autofree guint8 *src = text;
+    g_autofree guint8 *edited = g_memdup2 (src, FUZZ_REBUILD_PATCH_SOURCE_LEN);
+    memcpy (edited + 1000, "an edit", 7);
+    g_autoptr (ZSTD_CCtx) cc = ZSTD_createCCtx ();
+    ZSTD_CCtx_setParameter (cc, ZSTD_c_compressionLevel, 19);
+    if (ZSTD_isError (ZSTD_CCtx_refPrefix (cc, src, FUZZ_REBUILD_PATCH_SOURCE_LEN)))
+      exit (1);
+    guint8 frame[4096];
+    size_t flen = ZSTD_compress2 (cc, frame, sizeof frame, edited, FUZZ_REBUILD_PATCH_SOURCE_LEN);
+    if (ZSTD_isError (flen))
+      exit (1);
+    guint8 id[DF_SHA256_LEN];
+    memset (id, FUZZ_REBUILD_PATCH_ID, sizeof id);
+    for (guint broken = 0; broken < 2; broken++)
+      {
+        g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
+        dfi_rebuild_builder_segment (b, DF_REBUILD_SEGMENT_PLAIN, 4 + FUZZ_REBUILD_PATCH_SOURCE_LEN, NULL);
+        dfi_rebuild_builder_literal (b, (const guint8 *)"HEAD", 4);
+        dfi_rebuild_builder_patch (b, id, zlen + broken, FUZZ_REBUILD_PATCH_SOURCE_LEN, FUZZ_REBUILD_PATCH_SOURCE_LEN,
+                                   frame, flen);
+        g_autoptr (GBytes) prog = dfi_rebuild_builder_end (b, NULL);
+        put_bytes (dir, broken ? "broken-patch-source" : "patch", prog);
+      }
   }
   g_byte_array_unref (c1.content);
   g_byte_array_unref (c2.content);
