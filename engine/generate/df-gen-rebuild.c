@@ -452,8 +452,11 @@ content_run (Ctx *x, int fd, guint64 off, guint64 len, GError **error)
   if (!dfi_pread_all (fd, run, len, off, "frame content", error))
     return FALSE;
   g_autoptr (GBytes) patch = zstd_frame (run, len, old, DF_GEN_PATCH_LEVEL);
-  g_autoptr (GBytes) alone = patch ? zstd_frame (run, len, NULL, DF_GEN_PATCH_LEVEL) : NULL;
-  if (alone == NULL || g_bytes_get_size (patch) * 10 > g_bytes_get_size (alone) * 9)
+  /* A patch under 1/32 of the run beats any compression of it alone
+   * (text does not shrink that far): not worth a second level-19 pass. */
+  g_autoptr (GBytes) alone
+      = patch == NULL || g_bytes_get_size (patch) * 32 <= len ? NULL : zstd_frame (run, len, NULL, DF_GEN_PATCH_LEVEL);
+  if (patch == NULL || (alone != NULL && g_bytes_get_size (patch) * 10 > g_bytes_get_size (alone) * 9))
     {
       dfi_rebuild_builder_literal (x->b, run, len);
       return TRUE;
