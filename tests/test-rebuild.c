@@ -1107,6 +1107,28 @@ test_patch (void)
       g_assert_true (dfi_rebuild_program_parse (prog, g_bytes_get_size (expect), total, &p, NULL));
       g_assert_cmpuint (p.n_patches, ==, 1);
       g_assert_cmpuint (p.memory, ==, g_bytes_get_size (f.old) + g_bytes_get_size (f.new) + DF_REBUILD_PATCH_DECODERS);
+      /* Two patches against one source: it is opened and decompressed
+       * once. */
+      {
+        g_autoptr (DfRebuildBuilder) b2 = dfi_rebuild_builder_new ();
+        gsize nl = g_bytes_get_size (f.new);
+        dfi_rebuild_builder_segment (b2, DF_REBUILD_SEGMENT_PLAIN, 2 * nl + 10, NULL);
+        dfi_rebuild_builder_patch (b2, src, g_bytes_get_size (file), g_bytes_get_size (f.old), nl,
+                                   g_bytes_get_data (f.patch, NULL), g_bytes_get_size (f.patch));
+        dfi_rebuild_builder_literal (b2, LIT, 10);
+        dfi_rebuild_builder_patch (b2, src, g_bytes_get_size (file), g_bytes_get_size (f.old), nl,
+                                   g_bytes_get_data (f.patch, NULL), g_bytes_get_size (f.patch));
+        guint64 total2;
+        g_autoptr (GBytes) prog2 = dfi_rebuild_builder_end (b2, &total2);
+        g_autoptr (GBytes) twice = concat3 (f.new, g_bytes_new_static (LIT, 10), f.new);
+        f.st.opens = 0;
+        assert_rebuilds (prog2, total2, &f.st, twice);
+        g_assert_cmpuint (f.st.opens, ==, 2); /* once a run, two runs */
+        g_auto (DfRebuildProgram) p2 = { 0 };
+        g_assert_true (dfi_rebuild_program_parse (prog2, 2 * nl + 10, total2, &p2, NULL));
+        g_assert_cmpuint (p2.n_patches, ==, 2);
+        g_assert_cmpuint (p2.memory, ==, p.memory);
+      }
       /* A budget below that refuses before anything runs. */
       assert_fails (prog, g_bytes_get_size (expect), total, &f.st, p.memory - 1, FALSE, DF_ERROR,
                     DF_ERROR_INVALID_ARGUMENT);

@@ -440,7 +440,9 @@ static gboolean
 content_run (Ctx *x, int fd, guint64 off, guint64 len, GError **error)
 {
   GBytes *old = NULL;
-  if (len >= DF_GEN_PATCH_MIN && len <= DF_REBUILD_PATCH_OUTPUT_MAX)
+  /* Past the device's limit of patch pieces the program would be refused:
+   * the rest stays literal. */
+  if (len >= DF_GEN_PATCH_MIN && len <= DF_REBUILD_PATCH_OUTPUT_MAX && x->patches < DF_REBUILD_PATCH_PIECES_MAX)
     {
       old = old_content (x, error);
       if (old == NULL && error && *error)

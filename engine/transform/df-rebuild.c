@@ -501,9 +501,11 @@ unpack_zstd (GInputStream *in, guint8 *buf, gsize len, guint8 *out, gsize cap, g
             return dfi_throw (error, DF_ERROR_CORRUPT, "zstd: %s", ZSTD_getErrorName (r));
           if (ib.pos == in_was && ob.pos == out_was)
             {
-              /* No room left (the output holds one byte more than
-               * allowed, so this is a stream too long). */
-              *made = ob.pos + 1;
+              if (ob.pos < ob.size)
+                return dfi_throw (error, DF_ERROR_CORRUPT, "the zstd stream stalls");
+              /* The output is full: one byte more than allowed, which
+               * the caller reports as too long. */
+              *made = ob.pos;
               return TRUE;
             }
         }
@@ -562,6 +564,8 @@ typedef struct
   const guint8 *object;  /* its checksum */
   guint8 *patched;       /* the current patch piece's bytes */
   gsize patched_at;
+  GBytes *source;          /* the last patch's decompressed source, kept for */
+  const guint8 *source_id; /* the next patch against it: its 48-byte id */
   DfRebuildOpenFunc open;
   gpointer open_data;
   GCancellable *cancellable;
@@ -574,12 +578,22 @@ reader_patch (Reader *r, const Piece *pc, GError **error)
 {
   char hex[65];
   dfi_hex (pc->checksum, hex);
-  g_autoptr (GInputStream) in = r->open (r->open_data, pc->checksum, pc->size, r->cancellable, error);
-  if (in == NULL)
-    return FALSE;
-  g_autoptr (GBytes) src = dfi_rebuild_unpack (in, pc->source_size, pc->source_size, r->cancellable, error);
-  if (src == NULL)
-    return (g_prefix_error (error, "object %s, the source of a patch: ", hex), FALSE);
+  /* Patches against one source (the runs between an archive's matched
+   * files) decompress it once; another source replaces it, so that one
+   * is held at a time, as the program's memory counts. */
+  if (r->source_id == NULL || memcmp (r->source_id, pc->checksum, DF_SHA256_LEN + 16) != 0)
+    {
+      g_clear_pointer (&r->source, g_bytes_unref);
+      r->source_id = NULL;
+      g_autoptr (GInputStream) in = r->open (r->open_data, pc->checksum, pc->size, r->cancellable, error);
+      if (in == NULL)
+        return FALSE;
+      r->source = dfi_rebuild_unpack (in, pc->source_size, pc->source_size, r->cancellable, error);
+      if (r->source == NULL)
+        return (g_prefix_error (error, "object %s, the source of a patch: ", hex), FALSE);
+      r->source_id = pc->checksum;
+    }
+  GBytes *src = r->source;
   gsize fs = patch_frame (r->p, r->literal_at, pc); /* checked by the parser */
   g_autoptr (ZSTD_DCtx) d = ZSTD_createDCtx ();
   if (d == NULL)
@@ -731,5 +745,6 @@ dfi_rebuild_run (const DfRebuildProgram *p, DfRebuildOpenFunc open, gpointer ope
     }
   g_clear_object (&r.stream);
   g_free (r.patched);
+  g_clear_pointer (&r.source, g_bytes_unref);
   return ok;
 }
