@@ -175,8 +175,59 @@ gzip_raw (GBytes *in, const char *level, gboolean no_name)
 
 /* --- Round trip -------------------------------------------------------------- */
 
+/* Content in memory for lanes: each lane reads through its own copy. */
+typedef struct
+{
+  const guint8 *data;
+  gsize len, at;
+} MemSrc;
+
+static gssize
+memsrc_read (gpointer data, guint8 *buf, gsize len, GError **error)
+{
+  MemSrc *r = data;
+  gsize n = MIN (len, r->len - r->at);
+  memcpy (buf, r->data + r->at, n);
+  r->at += n;
+  return (gssize)n;
+}
+
+static gboolean
+memsrc_skip (gpointer data, guint64 n, GError **error)
+{
+  MemSrc *r = data;
+  r->at += (gsize)MIN (n, (guint64)(r->len - r->at));
+  return TRUE;
+}
+
+static gpointer
+memsrc_clone (gpointer data)
+{
+  return g_memdup2 (data, sizeof (MemSrc));
+}
+
+static gboolean
+memsrc_write (gpointer data, const guint8 *buf, gsize len, GError **error)
+{
+  g_byte_array_append (data, buf, (guint)len);
+  return TRUE;
+}
+
+static const DfDeflateSource memsrc = { memsrc_read, memsrc_skip, memsrc_clone, g_free };
+
+/* Rebuilds in @lanes lanes into a new GBytes, or NULL with @error set. */
+static GBytes *
+rebuild_lanes (const guint8 *content, gsize clen, const guint8 *recon, gsize rlen, guint lanes, GError **error)
+{
+  MemSrc src = { content, clen, 0 };
+  g_autoptr (GByteArray) out = g_byte_array_new ();
+  if (!dfi_deflate_rebuild_lanes (&memsrc, &src, lanes, recon, rlen, memsrc_write, out, NULL, NULL, error))
+    return NULL;
+  return g_byte_array_free_to_bytes (g_steal_pointer (&out));
+}
+
 static void
-roundtrip (const char *name, GBytes *content, GBytes *stream)
+roundtrip_splits (const char *name, GBytes *content, GBytes *stream, guint64 *splits_out)
 {
   gsize clen, slen;
   const guint8 *c = g_bytes_get_data (content, &clen), *s = g_bytes_get_data (stream, &slen);
@@ -196,6 +247,17 @@ roundtrip (const char *name, GBytes *content, GBytes *stream)
   g_assert_no_error (error);
   gint64 t2 = g_get_monotonic_time ();
   g_assert_cmpmem (g_bytes_get_data (again, NULL), g_bytes_get_size (again), s, slen);
+  /* With splits, lanes rebuild the same: two, and more lanes than there
+   * are (capped). */
+  if (st.splits > 0)
+    for (guint lanes = 2; lanes <= 3; lanes++)
+      {
+        g_autoptr (GBytes) lb = rebuild_lanes (c, clen, r, rlen, lanes, &error);
+        g_assert_no_error (error);
+        g_assert_cmpmem (g_bytes_get_data (lb, NULL), g_bytes_get_size (lb), s, slen);
+      }
+  if (splits_out)
+    *splits_out = st.splits;
   /* zlib's and gzip's streams of 64 KiB or more: well under 1 %. */
   if (clen >= 65536)
     g_assert_cmpuint (rlen * 100, <, clen);
@@ -203,10 +265,17 @@ roundtrip (const char *name, GBytes *content, GBytes *stream)
     g_test_message ("%-28s content %8" G_GSIZE_FORMAT " stream %8" G_GSIZE_FORMAT " recon %6" G_GSIZE_FORMAT
                     " = %.4f%% of content; model %u/%u; %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
                     " tokens mispredicted, %" G_GUINT64_FORMAT " blocks (%" G_GUINT64_FORMAT
-                    " dynamic, %" G_GUINT64_FORMAT " headers verbatim); analyze %.1f ms, rebuild %.1f ms",
+                    " dynamic, %" G_GUINT64_FORMAT " headers verbatim), %" G_GUINT64_FORMAT
+                    " splits; analyze %.1f ms, rebuild %.1f ms",
                     name, clen, slen, rlen, clen ? 100.0 * rlen / clen : 0.0, st.model, st.model_flags,
-                    st.mispredictions, st.tokens, st.blocks, st.dynamic_blocks, st.headers_verbatim, (t1 - t0) / 1000.0,
-                    (t2 - t1) / 1000.0);
+                    st.mispredictions, st.tokens, st.blocks, st.dynamic_blocks, st.headers_verbatim, st.splits,
+                    (t1 - t0) / 1000.0, (t2 - t1) / 1000.0);
+}
+
+static void
+roundtrip (const char *name, GBytes *content, GBytes *stream)
+{
+  roundtrip_splits (name, content, stream, NULL);
 }
 
 typedef struct
@@ -294,22 +363,49 @@ test_gzip (void)
     }
 }
 
-/* Several MiB: many blocks, window slides, gzip's and zlib's block cuts. */
+/* Several MiB of text, random bytes (stored blocks, over which the
+ * model's window lags) and an ELF. */
+static GBytes *
+make_large (void)
+{
+  g_autoptr (GBytes) text = make_text (2 * 1024 * 1024, 7);
+  g_autoptr (GBytes) rnd = make_random (640 * 1024, 8);
+  g_autoptr (GBytes) elf = make_elf (1024 * 1024);
+  g_autoptr (GByteArray) all = g_byte_array_new ();
+  g_byte_array_append (all, g_bytes_get_data (text, NULL), g_bytes_get_size (text));
+  g_byte_array_append (all, g_bytes_get_data (rnd, NULL), g_bytes_get_size (rnd));
+  g_byte_array_append (all, g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
+  return g_byte_array_free_to_bytes (g_steal_pointer (&all));
+}
+
+/* Several MiB: many blocks, window slides, gzip's and zlib's block cuts,
+ * and splits (lanes) for every lazy model, none for the greedy one. */
 static void
 test_large (void)
 {
-  g_autoptr (GBytes) text = make_text (2 * 1024 * 1024, 7);
-  g_autoptr (GBytes) elf = make_elf (1024 * 1024);
-  g_autoptr (GByteArray) both = g_byte_array_new ();
-  g_byte_array_append (both, g_bytes_get_data (text, NULL), g_bytes_get_size (text));
-  g_byte_array_append (both, g_bytes_get_data (elf, NULL), g_bytes_get_size (elf));
-  g_autoptr (GBytes) content = g_byte_array_free_to_bytes (g_steal_pointer (&both));
+  g_autoptr (GBytes) content = make_large ();
+  guint64 splits;
   g_autoptr (GBytes) gz = gzip_raw (content, "-6", TRUE);
-  roundtrip ("gzip-6 -n text+elf 3M", content, gz);
+  roundtrip_splits ("gzip-6 -n text+random+elf", content, gz, &splits);
+  g_assert_cmpuint (splits, >=, 3);
+  g_autoptr (GBytes) gz9 = gzip_raw (content, "-9", TRUE);
+  roundtrip_splits ("gzip-9 -n text+random+elf", content, gz9, &splits);
+  g_assert_cmpuint (splits, >=, 3);
   g_autoptr (GBytes) z = zlib_raw (content, 6, Z_DEFAULT_STRATEGY, 8);
-  roundtrip ("zlib-6 text+elf 3M", content, z);
+  roundtrip_splits ("zlib-6 text+random+elf", content, z, &splits);
+  g_assert_cmpuint (splits, >=, 3);
   g_autoptr (GBytes) z9 = zlib_raw (content, 9, Z_DEFAULT_STRATEGY, 9);
-  roundtrip ("zlib-9 memlevel 9 text+elf 3M", content, z9);
+  roundtrip_splits ("zlib-9 memlevel 9 text+random+elf", content, z9, &splits);
+  g_assert_cmpuint (splits, >=, 3);
+  g_autoptr (GBytes) z4 = zlib_raw (content, 4, Z_DEFAULT_STRATEGY, 8);
+  roundtrip_splits ("zlib-4 text+random+elf", content, z4, &splits);
+  g_assert_cmpuint (splits, >=, 3);
+  g_autoptr (GBytes) zr = zlib_raw (content, 6, Z_RLE, 8);
+  roundtrip_splits ("zlib-6 rle text+random+elf", content, zr, &splits);
+  g_assert_cmpuint (splits, >=, 3);
+  g_autoptr (GBytes) z1 = zlib_raw (content, 1, Z_DEFAULT_STRATEGY, 8);
+  roundtrip_splits ("zlib-1 text+random+elf", content, z1, &splits);
+  g_assert_cmpuint (splits, ==, 0);
 }
 
 /* zlib with another window (windowBits) or hash (memLevel): the model
@@ -589,6 +685,116 @@ test_forged_body (void)
   g_assert_error (error, DF_ERROR, DF_ERROR_INVALID_DELTA);
 }
 
+/* Reconstruction data of @content at zlib level 6, memLevel 2 (many small
+ * blocks), with a split wherever a segment allows one. */
+static GBytes *
+split_recon (GBytes *content, GBytes **stream_out, guint64 *splits)
+{
+  g_autoptr (GBytes) stream = zlib_raw (content, 6, Z_DEFAULT_STRATEGY, 2);
+  g_autoptr (GError) error = NULL;
+  GBytes *recon = NULL;
+  DfDeflateStats st;
+  g_setenv ("DF_TEST_DEFLATE_SEGMENT_TARGET", "1", TRUE);
+  gboolean ok = dfi_deflate_analyze (g_bytes_get_data (stream, NULL), g_bytes_get_size (stream), NULL, NULL, &recon,
+                                     &st, &error);
+  g_unsetenv ("DF_TEST_DEFLATE_SEGMENT_TARGET");
+  g_assert_no_error (error);
+  g_assert_true (ok);
+  *splits = st.splits;
+  *stream_out = g_steal_pointer (&stream);
+  return recon;
+}
+
+static gboolean
+fail_write (gpointer data, const guint8 *buf, gsize len, GError **error)
+{
+  guint *calls = data;
+  if (++*calls < 2)
+    return TRUE;
+  return dfi_throw (error, DF_ERROR_IO, "the disk is full");
+}
+
+/* A rebuild of forged data made @out, or failed as a forgery must. */
+static void
+assert_forgery_refused (GBytes *out, GError **error)
+{
+  if (out != NULL)
+    return;
+  g_assert_true (g_error_matches (*error, DF_ERROR, DF_ERROR_INVALID_DELTA)
+                 || g_error_matches (*error, DF_ERROR, DF_ERROR_CORRUPT));
+  g_clear_error (error);
+}
+
+/* Forged split tables: every byte of the table changed, in one lane and
+ * in two: a clean error (a split's numbers out of range or not at a
+ * block, a state the model does not keep) or a stream, the same in both;
+ * a failing writer and a cancelled rebuild stop every lane. */
+static void
+test_split_hostile (void)
+{
+  g_autoptr (GBytes) content = make_text (400 * 1024, 21);
+  g_autoptr (GBytes) stream = NULL;
+  guint64 splits;
+  g_autoptr (GBytes) recon = split_recon (content, &stream, &splits);
+  g_assert_cmpuint (splits, >=, 4);
+  gsize clen, rlen;
+  const guint8 *c = g_bytes_get_data (content, &clen), *r = g_bytes_get_data (recon, &rlen);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) plain = NULL;
+  g_assert_true (dfi_deflate_analyze (g_bytes_get_data (stream, NULL), g_bytes_get_size (stream), NULL, NULL, &plain,
+                                      NULL, &error));
+  /* The table: where the data with splits and the data without part
+   * (after the flags byte), for as many bytes as it is longer. */
+  const guint8 *p = g_bytes_get_data (plain, NULL);
+  gsize start = DF_DEFLATE_RECON_FIXED_LEN, table = rlen - g_bytes_get_size (plain);
+  while (r[start] == p[start])
+    start++;
+  g_assert_cmpuint (table, >, 4 * splits);
+  guint failed = 0, made = 0;
+  for (gsize i = start; i < start + table; i++)
+    for (guint v = 0; v < 2; v++)
+      {
+        g_autofree guint8 *f = g_memdup2 (r, rlen);
+        f[i] ^= v ? 0x80 : 0x01;
+        g_autoptr (GBytes) one = dfi_deflate_rebuild_bytes (c, clen, f, rlen, NULL, &error);
+        assert_forgery_refused (one, &error);
+        g_autoptr (GBytes) two = rebuild_lanes (c, clen, f, rlen, 2, &error);
+        assert_forgery_refused (two, &error);
+        g_assert_true ((one == NULL) == (two == NULL));
+        if (two == NULL)
+          failed++;
+        else
+          {
+            g_assert_true (g_bytes_equal (one, two));
+            made++;
+          }
+      }
+  g_test_message ("%" G_GUINT64_FORMAT " splits, %" G_GSIZE_FORMAT " bytes of table: %u forgeries refused, %u made a "
+                  "stream",
+                  splits, table, failed, made);
+  g_assert_cmpuint (failed, >, 0);
+
+  /* A writer that fails, a cancelled rebuild: every lane stops. */
+  MemSrc src = { c, clen, 0 };
+  guint calls = 0;
+  g_assert_false (dfi_deflate_rebuild_lanes (&memsrc, &src, 2, r, rlen, fail_write, &calls, NULL, NULL, &error));
+  g_assert_error (error, DF_ERROR, DF_ERROR_IO);
+  g_clear_error (&error);
+  g_autoptr (GCancellable) cancel = g_cancellable_new ();
+  g_cancellable_cancel (cancel);
+  src.at = 0;
+  g_autoptr (GByteArray) out = g_byte_array_new ();
+  g_assert_false (dfi_deflate_rebuild_lanes (&memsrc, &src, 2, r, rlen, memsrc_write, out, NULL, cancel, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  /* Content shorter than declared, in lanes: the lane that reads past it
+   * says so. */
+  g_clear_error (&error);
+  src = (MemSrc){ c, clen - 1000, 0 };
+  g_byte_array_set_size (out, 0);
+  g_assert_false (dfi_deflate_rebuild_lanes (&memsrc, &src, 2, r, rlen, memsrc_write, out, NULL, NULL, &error));
+  g_assert_error (error, DF_ERROR, DF_ERROR_CORRUPT);
+}
+
 /* By hand, not a test: `test-deflate --bench FILE.gz` analyzes and rebuilds
  * the deflate stream of a single-member gzip file and prints speeds and
  * the reconstruction data's size. */
@@ -643,6 +849,19 @@ bench (const char *path)
   gint64 t3 = cpu_us ();
   gboolean same = again && g_bytes_get_size (again) == consumed
                   && memcmp (g_bytes_get_data (again, NULL), data + start, consumed) == 0;
+  /* The same in DF_DEFLATE_LANES lanes, by the clock. */
+  gint64 w0 = g_get_monotonic_time (), c0 = cpu_us ();
+  g_autoptr (GBytes) lanes_out
+      = rebuild_lanes (g_bytes_get_data (content, NULL), g_bytes_get_size (content), g_bytes_get_data (recon, NULL),
+                       g_bytes_get_size (recon), DF_DEFLATE_LANES, &error);
+  gint64 w1 = g_get_monotonic_time (), c1 = cpu_us ();
+  gboolean lanes_same = lanes_out && g_bytes_get_size (lanes_out) == consumed
+                        && memcmp (g_bytes_get_data (lanes_out, NULL), data + start, consumed) == 0;
+  if (!lanes_out)
+    g_printerr ("lanes: %s\n", error->message);
+  g_print ("%" G_GUINT64_FORMAT " splits; %u lanes: rebuild %.2f s by the clock, %.2f s of CPU; identical: %s\n",
+           st.splits, DF_DEFLATE_LANES, (w1 - w0) / 1e6, (c1 - c0) / 1e6, lanes_same ? "yes" : "NO");
+  same = same && lanes_same;
   double mb = st.content_len / 1e6;
   g_print ("%s: content %" G_GUINT64_FORMAT " stream %" G_GUINT64_FORMAT " recon %" G_GUINT64_FORMAT
            " (%.4f%%), model %u/%u, %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " mispredicted, %" G_GUINT64_FORMAT
@@ -664,6 +883,7 @@ main (int argc, char **argv)
   g_test_add_func ("/deflate/zlib", test_zlib);
   g_test_add_func ("/deflate/gzip", test_gzip);
   g_test_add_func ("/deflate/large", test_large);
+  g_test_add_func ("/deflate/split-hostile", test_split_hostile);
   g_test_add_func ("/deflate/zlib-params", test_zlib_params);
   g_test_add_func ("/deflate/chunked", test_chunked);
   g_test_add_func ("/deflate/odd-streams", test_odd_streams);

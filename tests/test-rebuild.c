@@ -287,10 +287,10 @@ test_plain (void)
 
 /* Raw deflate of @content by zlib at @level. */
 static GBytes *
-zlib_raw (GBytes *content, int level, int wbits)
+zlib_raw_ml (GBytes *content, int level, int wbits, int mem_level)
 {
   z_stream z = { 0 };
-  g_assert_cmpint (deflateInit2 (&z, level, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY), ==, Z_OK);
+  g_assert_cmpint (deflateInit2 (&z, level, Z_DEFLATED, wbits, mem_level, Z_DEFAULT_STRATEGY), ==, Z_OK);
   gsize cap = deflateBound (&z, g_bytes_get_size (content)) + 64;
   guint8 *out = g_malloc (cap);
   z.next_in = (Bytef *)g_bytes_get_data (content, NULL);
@@ -301,6 +301,12 @@ zlib_raw (GBytes *content, int level, int wbits)
   gsize n = z.total_out;
   deflateEnd (&z);
   return g_bytes_new_take (out, n);
+}
+
+static GBytes *
+zlib_raw (GBytes *content, int level, int wbits)
+{
+  return zlib_raw_ml (content, level, wbits, 8);
 }
 
 static GBytes *
@@ -323,22 +329,36 @@ typedef struct
   guint8 cobj[DF_SHA256_LEN];
 } DeflateFix;
 
+/* With @splits, analyze puts a split wherever a segment allows one. */
+static void
+deflate_fix_init_sized (DeflateFix *f, gsize head, gsize obj, gsize tail, gboolean splits)
+{
+  store_init (&f->st);
+  f->head = make_content (head, 11);
+  f->obj = make_content (obj, 12);
+  f->tail = make_content (tail, 13);
+  store_put (&f->st, f->obj, NULL, f->cobj);
+  f->content = concat3 (f->head, f->obj, f->tail);
+  /* memLevel 2 with splits: small blocks, room for many. */
+  f->stream = zlib_raw_ml (f->content, 6, -15, splits ? 2 : 8);
+  g_autoptr (GError) error = NULL;
+  if (splits)
+    g_setenv ("DF_TEST_DEFLATE_SEGMENT_TARGET", "1", TRUE);
+  DfDeflateStats st;
+  g_assert_true (dfi_deflate_analyze (g_bytes_get_data (f->stream, NULL), g_bytes_get_size (f->stream), NULL, NULL,
+                                      &f->recon, &st, &error));
+  g_unsetenv ("DF_TEST_DEFLATE_SEGMENT_TARGET");
+  g_assert_no_error (error);
+  if (splits)
+    g_assert_cmpuint (st.splits, >=, 3);
+  g_autoptr (GBytes) pre = g_bytes_new_static ("PREFIX!", 7), post = g_bytes_new_static ("POST.", 5);
+  f->file = concat3 (pre, f->stream, post);
+}
+
 static void
 deflate_fix_init (DeflateFix *f)
 {
-  store_init (&f->st);
-  f->head = make_content (1234, 11);
-  f->obj = make_content (150000, 12);
-  f->tail = make_content (4321, 13);
-  store_put (&f->st, f->obj, NULL, f->cobj);
-  f->content = concat3 (f->head, f->obj, f->tail);
-  f->stream = zlib_raw (f->content, 6, -15);
-  g_autoptr (GError) error = NULL;
-  g_assert_true (dfi_deflate_analyze (g_bytes_get_data (f->stream, NULL), g_bytes_get_size (f->stream), NULL, NULL,
-                                      &f->recon, NULL, &error));
-  g_assert_no_error (error);
-  g_autoptr (GBytes) pre = g_bytes_new_static ("PREFIX!", 7), post = g_bytes_new_static ("POST.", 5);
-  f->file = concat3 (pre, f->stream, post);
+  deflate_fix_init_sized (f, 1234, 150000, 4321, FALSE);
 }
 
 static void
@@ -394,6 +414,44 @@ test_deflate (void)
   g_assert_cmpuint (assert_fails (prog, g_bytes_get_size (f.file), total, &f.st, DF_DEFLATE_REBUILD_MEMORY - 1, FALSE,
                                   DF_ERROR, DF_ERROR_INVALID_ARGUMENT),
                     ==, 0);
+  deflate_fix_clear (&f);
+}
+
+/* A deflate segment with splits: its memory counts a second lane, and it
+ * rebuilds the same in one lane, two, and as many as the cores (each lane
+ * reading the object piece and the literals through its own reader). */
+static void
+test_deflate_lanes (void)
+{
+  DeflateFix f;
+  deflate_fix_init_sized (&f, 120000, 240000, 110000, TRUE);
+  guint64 total;
+  g_autoptr (GBytes) prog = deflate_program (&f, f.recon, FALSE, &total);
+  g_auto (DfRebuildProgram) p = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_assert_true (dfi_rebuild_program_parse (prog, g_bytes_get_size (f.file), total, &p, &error));
+  g_assert_cmpuint (p.deflate_lanes, ==, DF_DEFLATE_LANES);
+  g_assert_cmpuint (p.memory, ==, DF_DEFLATE_REBUILD_MEMORY + (DF_DEFLATE_LANES - 1) * DF_DEFLATE_LANE_MEMORY);
+  static const char *lanes[] = { "1", "2", NULL };
+  for (guint i = 0; i < G_N_ELEMENTS (lanes); i++)
+    {
+      if (lanes[i])
+        g_setenv ("DF_TEST_DEFLATE_LANES", lanes[i], TRUE);
+      else
+        g_unsetenv ("DF_TEST_DEFLATE_LANES");
+      assert_rebuilds (prog, total, &f.st, f.file);
+    }
+  g_unsetenv ("DF_TEST_DEFLATE_LANES");
+  /* Its memory is what the program declares: below, refused. */
+  g_assert_cmpuint (assert_fails (prog, g_bytes_get_size (f.file), total, &f.st, p.memory - 1, FALSE, DF_ERROR,
+                                  DF_ERROR_INVALID_ARGUMENT),
+                    ==, 0);
+  /* Content that does not fit (an extra literal byte): a clean error from
+   * whichever lane meets it. */
+  g_autoptr (GBytes) bad = deflate_program (&f, f.recon, TRUE, &total);
+  g_setenv ("DF_TEST_DEFLATE_LANES", "2", TRUE);
+  assert_fails (bad, g_bytes_get_size (f.file), total, &f.st, 64 * DF_MIB, FALSE, DF_ERROR, DF_ERROR_CORRUPT);
+  g_unsetenv ("DF_TEST_DEFLATE_LANES");
   deflate_fix_clear (&f);
 }
 
@@ -1312,6 +1370,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/rebuild/plain", test_plain);
   g_test_add_func ("/rebuild/deflate", test_deflate);
+  g_test_add_func ("/rebuild/deflate-lanes", test_deflate_lanes);
   g_test_add_func ("/rebuild/recipe/gzip", test_recipe_gzip);
   g_test_add_func ("/rebuild/recipe/zlib", test_recipe_zlib);
   g_test_add_func ("/rebuild/recipe/xz", test_recipe_xz);

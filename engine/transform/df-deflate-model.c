@@ -355,8 +355,11 @@ dfi_deflate_model_skip (DfDeflateModel *m, guint64 n)
 {
   m->have_cache = FALSE;
   m->pos += n;
-  /* Eagerly, so a rebuild can hand over a stored block in pieces. */
-  insert_upto (m, m->pos);
+  /* Eagerly, so a rebuild can hand over a stored block in pieces; the
+   * models without chains keep none (and a rebuild's window does not
+   * hold their start). */
+  if (m->p.kind == DF_DEFLATE_MODEL_LAZY || m->p.kind == DF_DEFLATE_MODEL_GREEDY)
+    insert_upto (m, m->pos);
 }
 
 void
@@ -419,4 +422,66 @@ dfi_deflate_model_unrank (DfDeflateModel *m, guint len, guint64 rank)
       c = n;
     }
   return 0;
+}
+
+void
+dfi_deflate_model_save (const DfDeflateModel *m, DfDeflateModelState *s)
+{
+  *s = (DfDeflateModelState){ .frontier = m->frontier,
+                              .win_offset = m->win_offset,
+                              .win_loaded = m->win_loaded,
+                              .floor = m->floor,
+                              .cache = m->have_cache ? m->cache : 0,
+                              .have_cache = m->have_cache,
+                              .win_eof = m->win_eof };
+}
+
+gboolean
+dfi_deflate_model_state_ok (const DfDeflateModel *m, guint64 pos, const DfDeflateModelState *s)
+{
+  if (m->p.kind == DF_DEFLATE_MODEL_GREEDY || pos >= m->total || s->floor > pos)
+    return FALSE;
+  if (m->p.kind == DF_DEFLATE_MODEL_LAZY)
+    {
+      /* The lazy model's frontier trails its position by a match at most
+       * and leads it by two. */
+      if (s->frontier > pos + 2 || s->frontier + DF_DEFLATE_MAX_MATCH < pos)
+        return FALSE;
+    }
+  else if (s->frontier != 0 || s->have_cache)
+    return FALSE; /* no chains, no look-ahead */
+  if (s->have_cache && s->cache != 0)
+    {
+      guint len = DF_DEFLATE_TOK_LEN (s->cache), dist = DF_DEFLATE_TOK_DIST (s->cache);
+      if (s->cache != dfi_deflate_tok_match (len, dist) || len < DF_DEFLATE_MIN_MATCH || len > DF_DEFLATE_MAX_MATCH
+          || len > m->total - pos || dist == 0 || dist > pos || dist > DF_DEFLATE_WSIZE)
+        return FALSE;
+    }
+  /* The window as win_sync() keeps it: slid by whole windows, never past
+   * the content or the position (which a stored block may have taken far
+   * past it: the next search slides it on). */
+  return s->win_offset <= pos && s->win_offset % m->wsize == 0 && s->win_loaded >= s->win_offset
+         && s->win_loaded <= m->total && s->win_loaded - s->win_offset <= 2 * (guint64)m->wsize;
+}
+
+void
+dfi_deflate_model_restore (DfDeflateModel *m, guint64 pos, const DfDeflateModelState *s)
+{
+  m->pos = pos;
+  m->win_offset = s->win_offset;
+  m->win_loaded = s->win_loaded;
+  m->win_eof = s->win_eof;
+  m->floor = s->floor;
+  m->have_cache = s->have_cache;
+  m->cache = s->cache;
+  if (m->p.kind != DF_DEFLATE_MODEL_LAZY)
+    {
+      m->frontier = s->frontier;
+      return;
+    }
+  /* Every position goes into the chains in order, so those of the last
+   * 32 KiB make the chains a search at @pos or later can reach: a link
+   * further back is beyond every distance the model takes. */
+  m->frontier = pos > DF_DEFLATE_WSIZE ? pos - DF_DEFLATE_WSIZE : 0;
+  insert_upto (m, s->frontier);
 }

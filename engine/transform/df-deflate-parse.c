@@ -259,6 +259,7 @@ dfi_deflate_parse (const guint8 *stream, gsize len, const DfDeflateLimits *limit
   for (;;)
     {
       DfDeflateBlock b = { 0 };
+      b.start_bit = dfi_bit_reader_tell (&r);
       b.final = (guint8)dfi_bit_reader_get (&r, 1);
       b.type = (guint8)dfi_bit_reader_get (&r, 2);
       b.tok_start = out->tokens->len;

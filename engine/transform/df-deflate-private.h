@@ -14,6 +14,26 @@
  *   with model 0xff: u8 kind (DfDeflateModelKind), u16 good, u16 lazy,
  *      u16 nice, u16 chain
  *   varint content length, varint stream length
+ *   with flags bit 6 (DF_DEFLATE_RECON_SPLITS), the split table: varint n
+ *      (1..DF_DEFLATE_SPLITS_MAX), then n splits in increasing order, each
+ *      the start of a block where a rebuild may start over (in another
+ *      thread, a lane) with the model's state written here:
+ *        varint content offset, less the previous split's (or 0)
+ *        varint stream bit offset of the block's first header bit, less
+ *               the previous split's
+ *        varint body offset of the block's head, less the previous split's
+ *        u8 state: bit 0 a lazy match is cached, bit 1 the window saw the
+ *               end of the input; other bits zero
+ *        varint the cached match token (bit 0 only; 0: none)
+ *        varint content offset + 2 - the model's frontier (the next
+ *               position its hash chains take)
+ *        varint window start, varint window end (content read into it)
+ *        varint content offset - floor (where the history was reset)
+ *      Only for models that keep every position in their chains (not
+ *      the greedy one): their chains at a split are those of the 32 KiB
+ *      before it. Each segment between splits (and before the first and
+ *      after the last) holds at least DF_DEFLATE_SEGMENT_MIN_CONTENT bytes
+ *      of content and at most DF_DEFLATE_SEGMENT_MAX bytes of stream.
  *   the body: one zstd frame (window at most 2^DF_DEFLATE_RECON_WINDOW_LOG)
  *   or the bytes themselves (bit 7), nothing after it; decompressed:
  *     per block:
@@ -51,6 +71,7 @@ extern const guint8 dfi_deflate_recon_magic[4];
 #define DF_DEFLATE_RECON_FIXED_LEN (4 + 3)
 #define DF_DEFLATE_RECON_EXPLICIT 0xff
 #define DF_DEFLATE_RECON_RAW 0x80
+#define DF_DEFLATE_RECON_SPLITS 0x40
 
 #define DF_DEFLATE_WSIZE 32768u
 #define DF_DEFLATE_MIN_MATCH 3u
@@ -198,6 +219,7 @@ typedef struct
   guint32 hdr_bits;
   guint64 tok_start, tok_count; /* in DfDeflateParsed.tokens */
   guint64 data_start;           /* content offset of the block */
+  guint64 start_bit;            /* stream bit offset of its BFINAL bit */
   gboolean forget;              /* analyze: the model forgets before it */
 } DfDeflateBlock;
 
@@ -334,6 +356,34 @@ void dfi_deflate_model_forget (DfDeflateModel *m);
 gint dfi_deflate_model_rank (DfDeflateModel *m, guint len, guint dist);
 /* The distance of the @rank-th candidate at least @len long, 0 if none. */
 guint dfi_deflate_model_unrank (DfDeflateModel *m, guint len, guint64 rank);
+
+/* The model's state at a block start, all a lane needs besides the 32 KiB
+ * of content before it (df-deflate-private.h's split table). */
+typedef struct
+{
+  guint64 frontier, win_offset, win_loaded, floor;
+  guint32 cache;
+  gboolean have_cache, win_eof;
+} DfDeflateModelState;
+
+void dfi_deflate_model_save (const DfDeflateModel *m, DfDeflateModelState *s);
+/* Checks @s (hostile) against @m's parameters and content length for a
+ * restart at @pos: every field in the range the model keeps it in, so
+ * that a restart reads only the window a rebuild holds and ends. Only
+ * models whose chains hold every position may restart. A cached match is
+ * checked against the content by the caller. */
+gboolean dfi_deflate_model_state_ok (const DfDeflateModel *m, guint64 pos, const DfDeflateModelState *s);
+/* Starts @m (initialised, its buffer holding the content from @pos - 32768
+ * or 0 to @pos + 260 or the end) over at @pos in state @s: its chains
+ * take the positions from 32768 before @pos up to s->frontier. */
+void dfi_deflate_model_restore (DfDeflateModel *m, guint64 pos, const DfDeflateModelState *s);
+
+/* A split of the reconstruction data: where a lane may start. */
+typedef struct
+{
+  guint64 content, bit, body;
+  DfDeflateModelState st;
+} DfDeflateSplit;
 
 /* The models analyze tries, by index (DfDeflateStats.model). */
 extern const DfDeflateModelParams dfi_deflate_models[];

@@ -19,6 +19,7 @@ typedef struct
   ZSTD_inBuffer in;
   guint8 buf[65536];
   gsize len, at;
+  guint64 off0; /* body bytes before @buf */
   gboolean frame_done;
   gboolean raw; /* the body is stored as it is: @in without zstd */
 } BodyReader;
@@ -26,6 +27,7 @@ typedef struct
 static gboolean
 body_fill (BodyReader *br, GError **error)
 {
+  br->off0 += br->len;
   br->len = br->at = 0;
   if (br->raw)
     {
@@ -84,6 +86,25 @@ body_varint (BodyReader *br, guint64 *v, GError **error)
   return dfi_throw (error, INVALID, "deflate: reconstruction data: bad varint");
 }
 
+static inline guint64
+body_offset (const BodyReader *br)
+{
+  return br->off0 + br->at;
+}
+
+/* Moves on to body offset @to (not before the current one). */
+static gboolean
+body_skip (BodyReader *br, guint64 to, GError **error)
+{
+  while (body_offset (br) < to)
+    {
+      if (br->at == br->len && !body_fill (br, error))
+        return FALSE;
+      br->at += (gsize)MIN ((guint64)(br->len - br->at), to - body_offset (br));
+    }
+  return TRUE;
+}
+
 /* The body has nothing after its last field. */
 static gboolean
 body_end (BodyReader *br, GError **error)
@@ -113,10 +134,44 @@ body_end (BodyReader *br, GError **error)
 typedef struct
 {
   DfDeflateReadFunc read;
+  DfDeflateSkipFunc skip; /* NULL: reads what it skips */
   gpointer read_data;
   guint8 *buf;
   guint64 start, end, total;
 } Window;
+
+/* Makes the window start at @start (not before its start): skips the
+ * content up to there when the window does not reach it. */
+static gboolean
+window_seek (Window *w, guint64 start, GError **error)
+{
+  if (start < w->start)
+    return dfi_throw (error, DF_ERROR_FAILED, "deflate: a lane cannot go back");
+  if (start <= w->end)
+    {
+      memmove (w->buf, w->buf + (start - w->start), w->end - start);
+      w->start = start;
+      return TRUE;
+    }
+  guint64 n = start - w->end;
+  if (w->skip != NULL)
+    {
+      if (!w->skip (w->read_data, n, error))
+        return FALSE;
+    }
+  else
+    while (n > 0)
+      {
+        gssize got = w->read (w->read_data, w->buf, (gsize)MIN (n, (guint64)WINDOW_BUF), error);
+        if (got < 0)
+          return FALSE;
+        if (got == 0)
+          return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: content shorter than the reconstruction data declares");
+        n -= MIN (n, (guint64)got);
+      }
+  w->start = w->end = start;
+  return TRUE;
+}
 
 /* Makes the window hold [pos - 32768, min (pos + AHEAD, total)). */
 static gboolean
@@ -148,11 +203,24 @@ window_ensure (Window *w, guint64 pos, GError **error)
   return TRUE;
 }
 
+/* Reconstruction data, parsed (its fixed fields and split table). */
+typedef struct
+{
+  DfDeflateModelParams mp;
+  gboolean raw;
+  guint64 total, stream_len;
+  const guint8 *body; /* the body as stored */
+  gsize body_len;
+  DfDeflateSplit *splits;
+  guint n_splits;
+} Recon;
+
 typedef struct
 {
   BodyReader br;
   Window win;
   DfBitWriter bw;
+  guint64 byte_base; /* stream bytes before the first @bw takes */
   DfDeflateModel model;
   DfHuffEncoder lit, dist;
   DfDeflateHeader hdr;
@@ -282,15 +350,96 @@ rebuild_tokens (Rebuild *rb, guint64 count, GError **error)
     }
 }
 
-/* The fixed fields of reconstruction data (layout in
- * df-deflate-private.h), checked against @limits: the model's parameters
- * in *@mp, whether the body is stored raw, the content and stream
- * lengths, and in *@body_at where the body starts. DF_ERROR_INVALID_DELTA
- * for anything out of range. */
 static gboolean
-read_recon_header (const guint8 *recon, gsize recon_len, const DfDeflateLimits *limits, DfDeflateModelParams *mp,
-                   gboolean *raw, guint64 *total, guint64 *stream_len, gsize *body_at, GError **error)
+recon_varint (const guint8 *recon, gsize recon_len, gsize *at, guint64 *v)
 {
+  guint64 x = 0;
+  for (guint i = 0; i < 10 && *at < recon_len; i++)
+    {
+      guint8 b = recon[(*at)++];
+      if (i == 9 && b > 1)
+        return FALSE;
+      x |= (guint64)(b & 0x7f) << (7 * i);
+      if (!(b & 0x80))
+        {
+          *v = x;
+          return TRUE;
+        }
+    }
+  return FALSE;
+}
+
+/* The split table at @at (layout in df-deflate-private.h) into rc->splits:
+ * increasing, each segment within DF_DEFLATE_SEGMENT_MIN_CONTENT and
+ * DF_DEFLATE_SEGMENT_MAX; the model states are checked at a restart. */
+static gboolean
+read_splits (const guint8 *recon, gsize recon_len, gsize *at, Recon *rc, GError **error)
+{
+  guint64 n;
+  if (!recon_varint (recon, recon_len, at, &n) || n == 0 || n > DF_DEFLATE_SPLITS_MAX)
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: bad split table");
+  rc->splits = g_new0 (DfDeflateSplit, n);
+  rc->n_splits = (guint)n;
+  guint64 content = 0, bit = 0, body = 0;
+  for (guint i = 0; i < n; i++)
+    {
+      DfDeflateSplit *sp = &rc->splits[i];
+      guint64 dc, db, dr, cache = 0, fr, wo, wl, fl;
+      if (!recon_varint (recon, recon_len, at, &dc) || !recon_varint (recon, recon_len, at, &db)
+          || !recon_varint (recon, recon_len, at, &dr) || *at >= recon_len)
+        return dfi_throw (error, INVALID, "deflate: reconstruction data: bad split table");
+      guint8 st = recon[(*at)++];
+      if (st > 3 || ((st & 1) && !recon_varint (recon, recon_len, at, &cache))
+          || !recon_varint (recon, recon_len, at, &fr) || !recon_varint (recon, recon_len, at, &wo)
+          || !recon_varint (recon, recon_len, at, &wl) || !recon_varint (recon, recon_len, at, &fl))
+        return dfi_throw (error, INVALID, "deflate: reconstruction data: bad split table");
+      /* Bounded before they are added: no sum wraps. */
+      if (dc < DF_DEFLATE_SEGMENT_MIN_CONTENT || dc > rc->total || db == 0 || db > rc->stream_len * 8 || dr == 0
+          || dr > G_MAXUINT32 || cache > G_MAXUINT32)
+        return dfi_throw (error, INVALID, "deflate: reconstruction data: bad split %u", i);
+      guint64 prev_bit = bit;
+      content += dc, bit += db, body += dr;
+      if (content > rc->total || rc->total - content < DF_DEFLATE_SEGMENT_MIN_CONTENT || bit >= rc->stream_len * 8
+          || bit / 8 - prev_bit / 8 + 1 > DF_DEFLATE_SEGMENT_MAX || fr > content + 2 || fl > content)
+        return dfi_throw (error, INVALID, "deflate: reconstruction data: bad split %u", i);
+      *sp = (DfDeflateSplit){ .content = content,
+                              .bit = bit,
+                              .body = body,
+                              .st = { .frontier = content + 2 - fr,
+                                      .win_offset = wo,
+                                      .win_loaded = wl,
+                                      .floor = content - fl,
+                                      .cache = (guint32)cache,
+                                      .have_cache = (st & 1) != 0,
+                                      .win_eof = (st & 2) != 0 } };
+    }
+  if (rc->stream_len - bit / 8 + 1 > DF_DEFLATE_SEGMENT_MAX)
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: the last split's segment is too long");
+  return TRUE;
+}
+
+static void
+recon_clear (Recon *rc)
+{
+  g_clear_pointer (&rc->splits, g_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Recon, recon_clear)
+
+/* The fixed fields of reconstruction data (layout in
+ * df-deflate-private.h) and its split table, checked against @limits (NULL:
+ * the defaults): the model's parameters, whether the body is stored raw,
+ * the content and stream lengths, the body. DF_ERROR_INVALID_DELTA for
+ * anything out of range. */
+static gboolean
+read_recon (const guint8 *recon, gsize recon_len, const DfDeflateLimits *limits, Recon *rc, GError **error)
+{
+  DfDeflateLimits def;
+  if (limits == NULL)
+    {
+      dfi_deflate_limits_init (&def);
+      limits = &def;
+    }
+  DfDeflateModelParams *mp = &rc->mp;
   if (recon_len > limits->max_recon)
     return dfi_throw (error, INVALID, "deflate: reconstruction data over the limit");
   if (recon_len < DF_DEFLATE_RECON_FIXED_LEN || memcmp (recon, dfi_deflate_recon_magic, 4) != 0)
@@ -310,31 +459,18 @@ read_recon_header (const guint8 *recon, gsize recon_len, const DfDeflateLimits *
     return dfi_throw (error, INVALID, "deflate: reconstruction data: unknown model");
   mp->wbits = recon[6] >> 4;
   mp->hbits = (recon[6] & 15) + 8;
-  *raw = (recon[5] & DF_DEFLATE_RECON_RAW) != 0;
-  mp->flags = recon[5] & ~DF_DEFLATE_RECON_RAW;
+  rc->raw = (recon[5] & DF_DEFLATE_RECON_RAW) != 0;
+  mp->flags = recon[5] & ~(DF_DEFLATE_RECON_RAW | DF_DEFLATE_RECON_SPLITS);
   if (!dfi_deflate_model_params_ok (mp))
     return dfi_throw (error, INVALID, "deflate: reconstruction data: unknown model");
-  guint64 lens[2];
-  for (guint k = 0; k < 2; k++)
-    {
-      guint64 x = 0;
-      guint i = 0;
-      for (;; i++)
-        {
-          if (at >= recon_len || i == 10)
-            return dfi_throw (error, INVALID, "deflate: reconstruction data: bad header");
-          guint8 b = recon[at++];
-          x |= (guint64)(b & 0x7f) << (7 * i);
-          if (!(b & 0x80))
-            break;
-        }
-      lens[k] = x;
-    }
-  *total = lens[0];
-  *stream_len = lens[1];
-  if (*total > limits->max_output || *stream_len > limits->max_input)
+  if (!recon_varint (recon, recon_len, &at, &rc->total) || !recon_varint (recon, recon_len, &at, &rc->stream_len))
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: bad header");
+  if (rc->total > limits->max_output || rc->stream_len > limits->max_input)
     return dfi_throw (error, INVALID, "deflate: reconstruction data: lengths over the limits");
-  *body_at = at;
+  if ((recon[5] & DF_DEFLATE_RECON_SPLITS) && !read_splits (recon, recon_len, &at, rc, error))
+    return FALSE;
+  rc->body = recon + at;
+  rc->body_len = recon_len - at;
   return TRUE;
 }
 
@@ -448,7 +584,7 @@ rebuild_finish (Rebuild *rb, DfDeflateReadFunc read, gpointer read_data, guint64
     return FALSE;
   if (rb->model.pos != rb->model.total)
     return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: the stream ends before the content");
-  if (rb->bw.total + rb->bw.len != stream_len)
+  if (rb->byte_base + rb->bw.total + rb->bw.len != stream_len)
     return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: stream of a length other than declared");
   /* The content must end where declared. */
   guint8 extra;
@@ -460,44 +596,79 @@ rebuild_finish (Rebuild *rb, DfDeflateReadFunc read, gpointer read_data, guint64
   return dfi_bit_writer_flush_buf (&rb->bw, error);
 }
 
-gboolean
-dfi_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *recon, gsize recon_len,
-                     DfDeflateWriteFunc write, gpointer write_data, const DfDeflateLimits *limits,
-                     GCancellable *cancellable, GError **error)
+static Rebuild *
+rebuild_new (const Recon *rc, DfDeflateReadFunc read, DfDeflateSkipFunc skip, gpointer read_data,
+             DfDeflateWriteFunc write, gpointer write_data, GError **error)
 {
-  DfDeflateLimits def;
-  if (limits == NULL)
-    {
-      dfi_deflate_limits_init (&def);
-      limits = &def;
-    }
-  DfDeflateModelParams mp;
-  gboolean raw = FALSE;
-  guint64 total = 0, stream_len = 0;
-  gsize at = 0;
-  if (!read_recon_header (recon, recon_len, limits, &mp, &raw, &total, &stream_len, &at, error))
-    return FALSE;
-
   g_autoptr (Rebuild) rb = g_new0 (Rebuild, 1);
-  rb->br.raw = raw;
-  if (!raw)
+  rb->br.raw = rc->raw;
+  if (!rc->raw)
     {
       rb->br.dctx = ZSTD_createDCtx ();
       if (rb->br.dctx == NULL)
-        return dfi_throw (error, DF_ERROR_FAILED, "deflate: out of memory");
+        return (dfi_throw (error, DF_ERROR_FAILED, "deflate: out of memory"), NULL);
       ZSTD_DCtx_setParameter (rb->br.dctx, ZSTD_d_windowLogMax, DF_DEFLATE_RECON_WINDOW_LOG);
     }
-  rb->br.in = (ZSTD_inBuffer){ recon + at, recon_len - at, 0 };
-  rb->win = (Window){ read, read_data, rb->winbuf, 0, 0, total };
+  rb->br.in = (ZSTD_inBuffer){ rc->body, rc->body_len, 0 };
+  rb->win = (Window){ read, skip, read_data, rb->winbuf, 0, 0, rc->total };
   dfi_bit_writer_init (&rb->bw, write, write_data);
-  dfi_deflate_model_init (&rb->model, &mp, total);
-  gint fixed = -1; /* the current codes are the fixed ones */
+  dfi_deflate_model_init (&rb->model, &rc->mp, rc->total);
+  return g_steal_pointer (&rb);
+}
 
+/* The stream bit the next block starts at. */
+static inline guint64
+rebuild_bit (const Rebuild *rb)
+{
+  return (rb->byte_base + rb->bw.total + rb->bw.len) * 8 + dfi_bit_writer_pending (&rb->bw);
+}
+
+/* Starts the model over at split @sp: the window holds the content from
+ * 32 KiB before it. */
+static gboolean
+restart (Rebuild *rb, const Recon *rc, const DfDeflateSplit *sp, GError **error)
+{
+  DfDeflateModel *m = &rb->model;
+  if (!window_ensure (&rb->win, sp->content, error))
+    return FALSE;
+  if (rb->win.start > (sp->content > DF_DEFLATE_WSIZE ? sp->content - DF_DEFLATE_WSIZE : 0))
+    return dfi_throw (error, DF_ERROR_FAILED, "deflate: a restart without its window");
+  dfi_deflate_model_init (m, &rc->mp, rc->total);
+  if (!dfi_deflate_model_state_ok (m, sp->content, &sp->st))
+    return dfi_throw (error, INVALID, "deflate: reconstruction data: a split's model state is out of range");
+  m->buf = rb->win.buf;
+  m->buf_start = rb->win.start;
+  if (sp->st.have_cache && sp->st.cache != 0)
+    {
+      guint len = DF_DEFLATE_TOK_LEN (sp->st.cache), d = DF_DEFLATE_TOK_DIST (sp->st.cache);
+      const guint8 *b = m->buf + (sp->content - m->buf_start);
+      if (memcmp (b - d, b, len) != 0)
+        return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: a split's cached match the content does not hold");
+    }
+  dfi_deflate_model_restore (m, sp->content, &sp->st);
+  return TRUE;
+}
+
+/* Segment @k: from split k - 1 (or the start) to split k (or the end),
+ * the body, the window and the bit writer where it starts. */
+static gboolean
+run_segment (Rebuild *rb, const Recon *rc, guint k, GCancellable *cancellable, GError **error)
+{
+  const DfDeflateSplit *next = k < rc->n_splits ? &rc->splits[k] : NULL;
+  if (k > 0 && !restart (rb, rc, &rc->splits[k - 1], error))
+    return FALSE;
+  gint fixed = -1; /* the current codes are the fixed ones */
   for (;;)
     {
+      if (next && rebuild_bit (rb) >= next->bit)
+        {
+          if (rebuild_bit (rb) != next->bit || rb->model.pos != next->content || body_offset (&rb->br) != next->body)
+            return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: split %u is not where a block starts", k);
+          return TRUE;
+        }
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         return FALSE;
-      if (rb->bw.total + rb->bw.len > stream_len)
+      if (rb->byte_base + rb->bw.total + rb->bw.len > rc->stream_len)
         return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: stream longer than declared");
       guint8 head;
       if (!body_u8 (&rb->br, &head, error))
@@ -507,14 +678,221 @@ dfi_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *r
         dfi_deflate_model_forget (&rb->model);
       if (type == 3 || (head & 0xc0) || (type != 0 && (head & 8)) || (type != 2 && (head & 16)))
         return dfi_throw (error, INVALID, "deflate: reconstruction data: bad block head");
+      if (final && next)
+        return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: the final block comes before split %u", k);
       if (!dfi_bit_writer_put (&rb->bw, final | type << 1, 3, error))
         return FALSE;
       if (type == 0 ? !rebuild_stored (rb, head, error) : !rebuild_coded (rb, head, type, &fixed, error))
         return FALSE;
       if (final)
-        break;
+        return rebuild_finish (rb, rb->win.read, rb->win.read_data, rc->stream_len, error);
     }
-  return rebuild_finish (rb, read, read_data, stream_len, error);
+}
+
+static gboolean
+rebuild_direct (const Recon *rc, DfDeflateReadFunc read, DfDeflateSkipFunc skip, gpointer read_data,
+                DfDeflateWriteFunc write, gpointer write_data, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (Rebuild) rb = rebuild_new (rc, read, skip, read_data, write, write_data, error);
+  if (rb == NULL)
+    return FALSE;
+  /* One lane takes every segment in turn, and starts over at each split
+   * as a lane of its own would: what analyze checks. */
+  for (guint k = 0; k <= rc->n_splits; k++)
+    if (!run_segment (rb, rc, k, cancellable, error))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+dfi_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *recon, gsize recon_len,
+                     DfDeflateWriteFunc write, gpointer write_data, const DfDeflateLimits *limits,
+                     GCancellable *cancellable, GError **error)
+{
+  g_auto (Recon) rc = { 0 };
+  if (!read_recon (recon, recon_len, limits, &rc, error))
+    return FALSE;
+  return rebuild_direct (&rc, read, NULL, read_data, write, write_data, cancellable, error);
+}
+
+/* --- Lanes ------------------------------------------------------------------ */
+
+gboolean
+dfi_deflate_recon_has_splits (const guint8 *recon, gsize recon_len)
+{
+  return recon_len >= DF_DEFLATE_RECON_FIXED_LEN && memcmp (recon, dfi_deflate_recon_magic, 4) == 0
+         && (recon[5] & DF_DEFLATE_RECON_SPLITS);
+}
+
+/* What the lanes share: the segment each takes next, the one to be
+ * written next, the bits of its first byte the one before left, the
+ * first error. */
+typedef struct
+{
+  const Recon *rc;
+  const DfDeflateSource *src;
+  DfDeflateWriteFunc write;
+  gpointer write_data;
+  GCancellable *cancellable;
+  GMutex lock;
+  GCond cond;
+  guint next_take, next_emit;
+  guint8 carry;
+  GError *error;
+} Lanes;
+
+typedef struct
+{
+  Lanes *ls;
+  gpointer reader;
+  GByteArray *out; /* the segment's whole bytes */
+} Lane;
+
+static gboolean
+lane_write (gpointer data, const guint8 *buf, gsize len, GError **error)
+{
+  Lane *l = data;
+  if (len > DF_DEFLATE_SEGMENT_MAX - MIN (l->out->len, DF_DEFLATE_SEGMENT_MAX))
+    return dfi_throw (error, DF_ERROR_CORRUPT, "deflate: a segment longer than its split table allows");
+  g_byte_array_append (l->out, buf, (guint)len);
+  return TRUE;
+}
+
+static void
+lanes_fail (Lanes *ls, GError *e)
+{
+  g_mutex_lock (&ls->lock);
+  if (ls->error == NULL)
+    ls->error = e;
+  else
+    g_error_free (e);
+  g_cond_broadcast (&ls->cond);
+  g_mutex_unlock (&ls->lock);
+}
+
+/* Writes segment @k's bytes (the first sharing the bits of the one before
+ * it) once every segment before it is written. */
+static gboolean
+lane_emit (Lane *l, guint k, guint8 partial, GError **error)
+{
+  Lanes *ls = l->ls;
+  g_mutex_lock (&ls->lock);
+  while (ls->error == NULL && ls->next_emit != k)
+    g_cond_wait (&ls->cond, &ls->lock);
+  gboolean stop = ls->error != NULL;
+  g_mutex_unlock (&ls->lock);
+  if (stop)
+    return (g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "deflate: another lane failed"), FALSE);
+  /* Our turn: the lanes after us wait for it, so the carry is ours. */
+  if (l->out->len > 0)
+    {
+      l->out->data[0] |= ls->carry;
+      if (!ls->write (ls->write_data, l->out->data, l->out->len, error))
+        return FALSE;
+      ls->carry = partial;
+    }
+  else
+    ls->carry |= partial;
+  g_mutex_lock (&ls->lock);
+  ls->next_emit++;
+  g_cond_broadcast (&ls->cond);
+  g_mutex_unlock (&ls->lock);
+  return TRUE;
+}
+
+/* One lane: takes the next segment until none is left, moves its body,
+ * window and bit writer to its start, rebuilds it into its buffer and
+ * writes it in its turn. */
+static gboolean
+lane_run (Lane *l, GError **error)
+{
+  Lanes *ls = l->ls;
+  const Recon *rc = ls->rc;
+  g_autoptr (Rebuild) rb = rebuild_new (rc, ls->src->read, ls->src->skip, l->reader, lane_write, l, error);
+  if (rb == NULL)
+    return FALSE;
+  for (;;)
+    {
+      g_mutex_lock (&ls->lock);
+      guint k = ls->next_take;
+      gboolean stop = ls->error != NULL || k > rc->n_splits;
+      if (!stop)
+        ls->next_take++;
+      g_mutex_unlock (&ls->lock);
+      if (stop)
+        return TRUE;
+      guint64 bit0 = 0;
+      if (k > 0)
+        {
+          const DfDeflateSplit *sp = &rc->splits[k - 1];
+          bit0 = sp->bit;
+          if (!body_skip (&rb->br, sp->body, error)
+              || !window_seek (&rb->win, sp->content > DF_DEFLATE_WSIZE ? sp->content - DF_DEFLATE_WSIZE : 0, error))
+            return FALSE;
+        }
+      g_byte_array_set_size (l->out, 0);
+      dfi_bit_writer_init (&rb->bw, lane_write, l);
+      rb->bw.n = (guint)(bit0 % 8);
+      rb->byte_base = bit0 / 8;
+      if (!run_segment (rb, rc, k, ls->cancellable, error) || !dfi_bit_writer_flush_buf (&rb->bw, error))
+        return FALSE;
+      if (!lane_emit (l, k, (guint8)rb->bw.acc, error))
+        return FALSE;
+    }
+}
+
+static gpointer
+lane_thread (gpointer data)
+{
+  Lane *l = data;
+  GError *e = NULL;
+  if (!lane_run (l, &e))
+    lanes_fail (l->ls, e);
+  return NULL;
+}
+
+gboolean
+dfi_deflate_rebuild_lanes (const DfDeflateSource *src, gpointer reader, guint lanes, const guint8 *recon,
+                           gsize recon_len, DfDeflateWriteFunc write, gpointer write_data,
+                           const DfDeflateLimits *limits, GCancellable *cancellable, GError **error)
+{
+  g_auto (Recon) rc = { 0 };
+  if (!read_recon (recon, recon_len, limits, &rc, error))
+    return FALSE;
+  lanes = MIN (MIN (lanes, DF_DEFLATE_LANES), rc.n_splits + 1);
+  if (lanes <= 1)
+    return rebuild_direct (&rc, src->read, src->skip, reader, write, write_data, cancellable, error);
+
+  Lanes ls = { .rc = &rc, .src = src, .write = write, .write_data = write_data, .cancellable = cancellable };
+  g_mutex_init (&ls.lock);
+  g_cond_init (&ls.cond);
+  Lane lane[DF_DEFLATE_LANES];
+  GThread *threads[DF_DEFLATE_LANES] = { NULL };
+  /* Every reader is taken where the caller's is, before any reads. */
+  for (guint i = 0; i < lanes; i++)
+    lane[i] = (Lane){ &ls, i ? src->clone (reader) : reader, g_byte_array_new () };
+  for (guint i = 1; i < lanes; i++)
+    threads[i] = g_thread_try_new ("deflate-lane", lane_thread, &lane[i], NULL);
+  lane_thread (&lane[0]);
+  for (guint i = 1; i < lanes; i++)
+    if (threads[i])
+      g_thread_join (threads[i]);
+  for (guint i = 0; i < lanes; i++)
+    {
+      if (i)
+        src->free (lane[i].reader);
+      g_byte_array_unref (lane[i].out);
+    }
+  g_mutex_clear (&ls.lock);
+  g_cond_clear (&ls.cond);
+  if (ls.error)
+    {
+      g_propagate_error (error, ls.error);
+      return FALSE;
+    }
+  if (ls.next_emit != rc.n_splits + 1)
+    return dfi_throw (error, DF_ERROR_FAILED, "deflate: lanes ended early");
+  return TRUE;
 }
 
 typedef struct

@@ -40,11 +40,25 @@ put_u8 (GByteArray *b, guint8 v)
   g_byte_array_append (b, &v, 1);
 }
 
+/* Whether a split may go at the start of block @b, the last one having
+ * gone at @last (or none: the stream's start). */
+static gboolean
+split_here (const DfDeflateParsed *ps, const DfDeflateBlock *b, const DfDeflateSplit *last)
+{
+  guint64 bit0 = last ? last->bit : 0, content0 = last ? last->content : 0;
+  /* Tests and fuzz seeds: splits in small streams. */
+  const char *hook = g_getenv ("DF_TEST_DEFLATE_SEGMENT_TARGET");
+  guint64 target = hook ? g_ascii_strtoull (hook, NULL, 10) : DF_DEFLATE_SEGMENT_TARGET;
+  return b->start_bit - bit0 >= 8 * target && b->data_start - content0 >= DF_DEFLATE_SEGMENT_MIN_CONTENT
+         && ps->content->len - b->data_start >= DF_DEFLATE_SEGMENT_MIN_CONTENT && ps->consumed * 8 > b->start_bit;
+}
+
 /* Encodes the body for @params; stops after about @max_tokens tokens (a
- * trial). Returns the mispredictions. */
+ * trial). Returns the mispredictions. With @splits (not for the greedy
+ * model), appends the split table's entries (DfDeflateSplit) to it. */
 static guint64
 encode_body (const DfDeflateParsed *ps, const guint8 *stream, const DfDeflateModelParams *params, guint64 max_tokens,
-             GByteArray *out, DfDeflateStats *stats)
+             GByteArray *out, DfDeflateStats *stats, GArray *splits)
 {
   g_autofree DfDeflateModel *m = g_new (DfDeflateModel, 1);
   dfi_deflate_model_init (m, params, ps->content->len);
@@ -54,6 +68,14 @@ encode_body (const DfDeflateParsed *ps, const guint8 *stream, const DfDeflateMod
   for (guint bi = 0; bi < ps->blocks->len && done < max_tokens; bi++)
     {
       const DfDeflateBlock *b = &g_array_index (ps->blocks, DfDeflateBlock, bi);
+      const DfDeflateSplit *last
+          = splits && splits->len ? &g_array_index (splits, DfDeflateSplit, splits->len - 1) : NULL;
+      if (splits && splits->len < DF_DEFLATE_SPLITS_MAX && split_here (ps, b, last))
+        {
+          DfDeflateSplit sp = { .content = b->data_start, .bit = b->start_bit, .body = out->len };
+          dfi_deflate_model_save (m, &sp.st);
+          g_array_append_val (splits, sp);
+        }
       guint8 head = (guint8)(b->final | b->type << 1 | (b->forget ? 32 : 0));
       if (b->forget)
         dfi_deflate_model_forget (m);
@@ -229,7 +251,7 @@ search_window_and_hash (const DfDeflateParsed *ps, const guint8 *stream, guint b
           if (w && wb == 15)
             continue;
           g_autoptr (GByteArray) trial = g_byte_array_new ();
-          guint64 miss = encode_body (ps, stream, &t, TRIAL_TOKENS, trial, NULL);
+          guint64 miss = encode_body (ps, stream, &t, TRIAL_TOKENS, trial, NULL, NULL);
           if (trial->len < grid_best)
             {
               grid_best = trial->len;
@@ -266,7 +288,7 @@ choose_model (const DfDeflateParsed *ps, const guint8 *stream, guint8 *wbits_out
           t.hbits = hbits;
           g_autoptr (GByteArray) trial = g_byte_array_new ();
           DfDeflateStats ts = { 0 };
-          guint64 miss = encode_body (ps, stream, &t, TRIAL_TOKENS, trial, &ts);
+          guint64 miss = encode_body (ps, stream, &t, TRIAL_TOKENS, trial, &ts, NULL);
           if (trial->len < best_len)
             {
               best_len = trial->len;
@@ -297,7 +319,7 @@ choose_model (const DfDeflateParsed *ps, const guint8 *stream, guint8 *wbits_out
  * the body, its parameters in *@mp_out and its figures in *@st_out. */
 static GByteArray *
 encode_chosen (const DfDeflateParsed *ps, const guint8 *stream, guint best, guint8 wbits, guint8 hbits,
-               DfDeflateModelParams *mp_out, DfDeflateStats *st_out)
+               DfDeflateModelParams *mp_out, DfDeflateStats *st_out, GArray *splits)
 {
   DfDeflateModelParams mp0 = dfi_deflate_models[best];
   mp0.wbits = wbits;
@@ -309,16 +331,20 @@ encode_chosen (const DfDeflateParsed *ps, const guint8 *stream, guint best, guin
   mp1.flags ^= DF_DEFLATE_MODEL_GZIP;
   DfDeflateStats st = { 0 };
   g_autoptr (GByteArray) body = g_byte_array_new ();
-  st.mispredictions = encode_body (ps, stream, &mp0, G_MAXUINT64, body, &st);
+  gboolean chains_all = mp0.kind != DF_DEFLATE_MODEL_GREEDY;
+  st.mispredictions = encode_body (ps, stream, &mp0, G_MAXUINT64, body, &st, chains_all ? splits : NULL);
   *mp_out = mp0;
   if ((mp0.kind == DF_DEFLATE_MODEL_LAZY || mp0.kind == DF_DEFLATE_MODEL_GREEDY)
       && (st.mispredictions > 0 || st.headers_verbatim > 0))
     {
       DfDeflateStats st1 = { 0 };
       g_autoptr (GByteArray) body1 = g_byte_array_new ();
-      st1.mispredictions = encode_body (ps, stream, &mp1, G_MAXUINT64, body1, &st1);
+      g_autoptr (GArray) splits1 = g_array_new (FALSE, FALSE, sizeof (DfDeflateSplit));
+      st1.mispredictions = encode_body (ps, stream, &mp1, G_MAXUINT64, body1, &st1, chains_all ? splits1 : NULL);
       if (body1->len < body->len)
         {
+          g_array_set_size (splits, 0);
+          g_array_append_vals (splits, splits1->data, splits1->len);
           g_byte_array_unref (body);
           body = g_steal_pointer (&body1);
           st = st1;
@@ -329,20 +355,61 @@ encode_chosen (const DfDeflateParsed *ps, const guint8 *stream, guint best, guin
   return g_steal_pointer (&body);
 }
 
+/* Whether every segment @splits make holds at most DF_DEFLATE_SEGMENT_MAX
+ * bytes of stream (a block longer than that leaves none). */
+static gboolean
+splits_fit (const DfDeflateParsed *ps, const GArray *splits)
+{
+  guint64 prev = 0;
+  for (guint i = 0; i <= splits->len; i++)
+    {
+      guint64 bit = i < splits->len ? g_array_index (splits, DfDeflateSplit, i).bit : (guint64)ps->consumed * 8;
+      if (bit / 8 - prev / 8 + 1 > DF_DEFLATE_SEGMENT_MAX)
+        return FALSE;
+      prev = bit;
+    }
+  return TRUE;
+}
+
+static void
+put_splits (GByteArray *recon, const GArray *splits)
+{
+  put_varint (recon, splits->len);
+  const DfDeflateSplit *prev = NULL;
+  for (guint i = 0; i < splits->len; i++)
+    {
+      const DfDeflateSplit *sp = &g_array_index (splits, DfDeflateSplit, i);
+      put_varint (recon, sp->content - (prev ? prev->content : 0));
+      put_varint (recon, sp->bit - (prev ? prev->bit : 0));
+      put_varint (recon, sp->body - (prev ? prev->body : 0));
+      put_u8 (recon, (guint8)((sp->st.have_cache ? 1 : 0) | (sp->st.win_eof ? 2 : 0)));
+      if (sp->st.have_cache)
+        put_varint (recon, sp->st.cache);
+      put_varint (recon, sp->content + 2 - sp->st.frontier);
+      put_varint (recon, sp->st.win_offset);
+      put_varint (recon, sp->st.win_loaded);
+      put_varint (recon, sp->content - sp->st.floor);
+      prev = sp;
+    }
+}
+
 /* The reconstruction data of @ps (layout in df-deflate-private.h): model
- * @best run with @mp, then @body as a zstd frame, or as it is when the
- * frame would not be smaller. NULL with DF_ERROR_FAILED when zstd fails. */
+ * @best run with @mp, the split table of @splits (when it has any), then
+ * @body as a zstd frame, or as it is when the frame would not be smaller.
+ * NULL with DF_ERROR_FAILED when zstd fails. */
 static GByteArray *
 pack_recon (const DfDeflateParsed *ps, guint best, const DfDeflateModelParams *mp, const GByteArray *body,
-            GError **error)
+            const GArray *splits, GError **error)
 {
   g_autoptr (GByteArray) recon = g_byte_array_new ();
   g_byte_array_append (recon, dfi_deflate_recon_magic, 4);
   put_u8 (recon, (guint8)best);
-  put_u8 (recon, mp->flags);
+  put_u8 (recon, (guint8)(mp->flags | (splits->len ? DF_DEFLATE_RECON_SPLITS : 0)));
   put_u8 (recon, (guint8)(mp->wbits << 4 | (mp->hbits - 8)));
   put_varint (recon, ps->content->len);
   put_varint (recon, ps->consumed);
+  if (splits->len)
+    put_splits (recon, splits);
 
   g_autoptr (ZSTD_CCtx) cctx = ZSTD_createCCtx ();
   ZSTD_CCtx_setParameter (cctx, ZSTD_c_compressionLevel, 19);
@@ -413,28 +480,44 @@ dfi_deflate_analyze (const guint8 *stream, gsize stream_len, const DfDeflateLimi
   guint best = choose_model (&ps, stream, &wbits, &hbits);
   DfDeflateModelParams mp;
   DfDeflateStats st;
-  g_autoptr (GByteArray) body = encode_chosen (&ps, stream, best, wbits, hbits, &mp, &st);
-  g_autoptr (GByteArray) recon = pack_recon (&ps, best, &mp, body, error);
-  if (recon == NULL)
-    {
-      dfi_deflate_parsed_clear (&ps);
-      return FALSE;
-    }
-
-  /* The contract is checked here, once, rather than trusted. */
+  g_autoptr (GArray) splits = g_array_new (FALSE, FALSE, sizeof (DfDeflateSplit));
+  g_autoptr (GByteArray) body = encode_chosen (&ps, stream, best, wbits, hbits, &mp, &st, splits);
+  if (!splits_fit (&ps, splits))
+    g_array_set_size (splits, 0);
+  g_autoptr (GByteArray) recon = NULL;
+  /* The contract is checked here, once, rather than trusted: the rebuild
+   * starts over at every split, so the check covers each of them; should
+   * one not hold, the data goes without splits. */
   g_autoptr (GError) local = NULL;
-  g_autoptr (GBytes) again
-      = dfi_deflate_rebuild_bytes (ps.content->data, ps.content->len, recon->data, recon->len, limits, &local);
-  if (again == NULL || g_bytes_get_size (again) != ps.consumed
-      || memcmp (g_bytes_get_data (again, NULL), stream, ps.consumed) != 0)
+  for (;;)
     {
-      dfi_deflate_parsed_clear (&ps);
-      return dfi_throw (error, DF_ERROR_FAILED, "deflate: the rebuilt stream differs from the original%s%s",
-                        local ? ": " : "", local ? local->message : "");
+      g_clear_pointer (&recon, g_byte_array_unref);
+      recon = pack_recon (&ps, best, &mp, body, splits, error);
+      if (recon == NULL)
+        {
+          dfi_deflate_parsed_clear (&ps);
+          return FALSE;
+        }
+      g_clear_error (&local);
+      g_autoptr (GBytes) again
+          = dfi_deflate_rebuild_bytes (ps.content->data, ps.content->len, recon->data, recon->len, limits, &local);
+      if (again != NULL && g_bytes_get_size (again) == ps.consumed
+          && memcmp (g_bytes_get_data (again, NULL), stream, ps.consumed) == 0)
+        break;
+      if (splits->len == 0)
+        {
+          dfi_deflate_parsed_clear (&ps);
+          return dfi_throw (error, DF_ERROR_FAILED, "deflate: the rebuilt stream differs from the original%s%s",
+                            local ? ": " : "", local ? local->message : "");
+        }
+      g_array_set_size (splits, 0);
     }
 
   if (stats)
-    fill_stats (stats, &st, &ps, best, mp.flags, recon->len);
+    {
+      fill_stats (stats, &st, &ps, best, mp.flags, recon->len);
+      stats->splits = splits->len;
+    }
   dfi_deflate_parsed_clear (&ps);
   *recon_out = g_byte_array_free_to_bytes (g_steal_pointer (&recon));
   return TRUE;

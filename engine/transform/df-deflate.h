@@ -55,6 +55,19 @@
 #define DF_DEFLATE_SEARCH_BUDGET 32768
 /* zstd window of the reconstruction data's body frame (both sides). */
 #define DF_DEFLATE_RECON_WINDOW_LOG 20
+/* Splits (lanes): at most this many in reconstruction data; a segment
+ * between two holds at least DF_DEFLATE_SEGMENT_MIN_CONTENT bytes of content
+ * (a restart re-reads 32 KiB of it) and at most DF_DEFLATE_SEGMENT_MAX bytes
+ * of stream (a lane holds its segment's output until the segments before
+ * it are written); analyze puts one about every DF_DEFLATE_SEGMENT_TARGET
+ * bytes of stream. A rebuild runs at most DF_DEFLATE_LANES lanes, each
+ * DF_DEFLATE_LANE_MEMORY more than one. */
+#define DF_DEFLATE_SPLITS_MAX 4096u
+#define DF_DEFLATE_SEGMENT_MIN_CONTENT (64u * 1024)
+#define DF_DEFLATE_SEGMENT_MAX (1024u * 1024)
+#define DF_DEFLATE_SEGMENT_TARGET (256u * 1024)
+#define DF_DEFLATE_LANES 2u
+#define DF_DEFLATE_LANE_MEMORY (DF_DEFLATE_REBUILD_MEMORY + DF_DEFLATE_SEGMENT_MAX)
 /* Candidates a rebuild walks along a hash chain to find a match stored by
  * its rank (analyze stores a raw distance when the rank is beyond). */
 #define DF_DEFLATE_RANK_WALK_MAX 256
@@ -91,6 +104,7 @@ typedef struct
   guint model;              /* index of the model chosen (see df-deflate-private.h) */
   guint model_flags;        /* its flags as used (DF_DEFLATE_MODEL_*) */
   guint64 recon_len;        /* length of the reconstruction data */
+  guint64 splits;           /* where a rebuild's lanes may start */
 } DfDeflateStats;
 
 /* Reads the raw deflate stream @stream (@stream_len bytes, which may go on
@@ -135,6 +149,39 @@ typedef gboolean (*DfDeflateWriteFunc) (gpointer user_data, const guint8 *buf, g
 gboolean dfi_deflate_rebuild (DfDeflateReadFunc read, gpointer read_data, const guint8 *recon, gsize recon_len,
                               DfDeflateWriteFunc write, gpointer write_data, const DfDeflateLimits *limits,
                               GCancellable *cancellable, GError **error);
+
+/* Whether reconstruction data @recon has a split table (its lanes). */
+gboolean dfi_deflate_recon_has_splits (const guint8 *recon, gsize recon_len);
+
+/* Skips the next @n bytes of content (FALSE with @error set). */
+typedef gboolean (*DfDeflateSkipFunc) (gpointer user_data, guint64 n, GError **error);
+
+/* Content that several lanes can read at once: @read and @skip on a
+ * reader, @clone a new reader where a reader is now (taken before it has
+ * read anything), @free for a clone. Each lane uses its own reader, from
+ * its own thread. */
+typedef struct
+{
+  DfDeflateReadFunc read;
+  DfDeflateSkipFunc skip;
+  gpointer (*clone) (gpointer reader);
+  GDestroyNotify free;
+} DfDeflateSource;
+
+/* dfi_deflate_rebuild() in up to @lanes threads (at most DF_DEFLATE_LANES,
+ * this one among them) when the reconstruction data has a split table:
+ * each lane takes the next segment between splits, starts the model over
+ * there from the state the table holds, and writes its segment's bytes
+ * through @write once the segments before it are written, so that @write
+ * takes the stream in order, from one lane at a time. Memory:
+ * DF_DEFLATE_LANE_MEMORY a lane past the first, and the clones' own; the
+ * work of a lane past the first grows by the content it skips and 32 KiB
+ * a segment. Errors as dfi_deflate_rebuild(), and a split where no block
+ * starts, or a model state out of range, as DF_ERROR_CORRUPT or
+ * DF_ERROR_INVALID_DELTA. */
+gboolean dfi_deflate_rebuild_lanes (const DfDeflateSource *src, gpointer reader, guint lanes, const guint8 *recon,
+                                    gsize recon_len, DfDeflateWriteFunc write, gpointer write_data,
+                                    const DfDeflateLimits *limits, GCancellable *cancellable, GError **error);
 
 /* Convenience for tests and small streams: rebuild from @content in memory
  * into a new GBytes. */

@@ -277,7 +277,13 @@ check_segment (DfRebuildProgram *p, guint i, const Segment *s, GError **error)
     return BAD ("more than %u recipe or deflate segments", DF_REBUILD_ENCODER_SEGMENTS_MAX);
   if (s->kind == DF_REBUILD_SEGMENT_DEFLATE)
     {
-      p->memory = MAX (p->memory, (guint64)DF_DEFLATE_REBUILD_MEMORY);
+      /* With a split table, one more lane is counted for each core a
+       * rebuild may use (dfi_deflate_rebuild_lanes()). */
+      gboolean split = dfi_deflate_recon_has_splits (s->data, s->data_len);
+      if (split)
+        p->deflate_lanes = DF_DEFLATE_LANES;
+      p->memory = MAX (p->memory, (guint64)DF_DEFLATE_REBUILD_MEMORY
+                                      + (split ? (DF_DEFLATE_LANES - 1) * (guint64)DF_DEFLATE_LANE_MEMORY : 0));
       return TRUE;
     }
   DfRecipe r;
@@ -359,7 +365,8 @@ dfi_rebuild_program_parse (GBytes *bytes, guint64 object_size, guint64 content_t
     return BAD ("sizes do not add up (pieces %u of %u, output %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
                 ", content %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT ", literals %" G_GUINT64_FORMAT " of %zu)",
                 piece, p.n_pieces, out_sum, object_size, content_sum, content_total, literal_sum, p.literals_len);
-  p.memory += patch_memory;
+  /* Each lane reads its own patches. */
+  p.memory += patch_memory * MAX (p.deflate_lanes, 1u);
   *out = p;
   memset (&p, 0, sizeof p);
   return TRUE;
@@ -610,10 +617,11 @@ reader_patch (Reader *r, const Piece *pc, GError **error)
   return TRUE;
 }
 
-static gssize
-reader_read (gpointer data, guint8 *buf, gsize len, GError **error)
+/* Moves on to the next piece with bytes left: 1, or 0 at the segment's
+ * end, or -1 with @error set. */
+static int
+reader_next (Reader *r, GError **error)
 {
-  Reader *r = data;
   while (r->left == 0)
     {
       g_clear_object (&r->stream);
@@ -633,6 +641,111 @@ reader_read (gpointer data, guint8 *buf, gsize len, GError **error)
       else if (pc.kind == DF_REBUILD_PIECE_PATCH && !reader_patch (r, &pc, error))
         return -1;
     }
+  return 1;
+}
+
+static gboolean
+object_short (const Reader *r, GError **error)
+{
+  char hex[65];
+  dfi_hex (r->object, hex);
+  return dfi_throw (error, DF_ERROR_CORRUPT, "object %s ended early", hex);
+}
+
+static gboolean
+reader_skip (gpointer data, guint64 n, GError **error)
+{
+  Reader *r = data;
+  while (n > 0)
+    {
+      int more = reader_next (r, error);
+      if (more <= 0)
+        return more == 0 ? dfi_throw (error, DF_ERROR_CORRUPT, "a segment's content ends early") : FALSE;
+      guint64 k = MIN (n, r->left);
+      if (r->patched != NULL)
+        r->patched_at += k;
+      else if (r->stream == NULL)
+        r->literal_at += k;
+      else
+        /* Read, not g_input_stream_skip(): a filter stream (an archive
+         * repository's decompressing one) skips its base stream's bytes. */
+        for (guint64 left = k; left > 0;)
+          {
+            guint8 buf[16384];
+            gssize got
+                = g_input_stream_read (r->stream, buf, (gsize)MIN (left, (guint64)sizeof buf), r->cancellable, error);
+            if (got < 0)
+              return FALSE;
+            if (got == 0)
+              return object_short (r, error);
+            left -= (guint64)got;
+          }
+      r->left -= k;
+      n -= k;
+    }
+  return TRUE;
+}
+
+/* A reader where @r is, before it reads: for another lane. */
+static gpointer
+reader_clone (gpointer data)
+{
+  const Reader *r = data;
+  Reader *c = g_new0 (Reader, 1);
+  *c = (Reader){ .p = r->p,
+                 .piece = r->piece,
+                 .end = r->end,
+                 .literal_at = r->literal_at,
+                 .open = r->open,
+                 .open_data = r->open_data,
+                 .cancellable = r->cancellable };
+  return c;
+}
+
+static void
+reader_clear (Reader *r)
+{
+  g_clear_object (&r->stream);
+  g_clear_pointer (&r->patched, g_free);
+  g_clear_pointer (&r->source, g_bytes_unref);
+  r->source_id = NULL;
+}
+
+static void
+reader_free (gpointer data)
+{
+  reader_clear (data);
+  g_free (data);
+}
+
+/* Moves @r from piece @piece, literal byte @literal_at (where a segment
+ * started) to the end of its pieces without reading them: after lanes
+ * read the segment with readers of their own. */
+static void
+reader_jump_end (Reader *r, guint piece, gsize literal_at)
+{
+  g_clear_object (&r->stream);
+  g_clear_pointer (&r->patched, g_free);
+  r->literal_at = literal_at;
+  for (r->piece = piece; r->piece < r->end; r->piece++)
+    {
+      Piece pc;
+      get_piece (r->p, r->piece, &pc);
+      if (pc.kind == DF_REBUILD_PIECE_LITERAL)
+        r->literal_at += pc.length;
+      else if (pc.kind == DF_REBUILD_PIECE_PATCH)
+        r->literal_at += patch_frame (r->p, r->literal_at, &pc);
+    }
+  r->left = 0;
+}
+
+static gssize
+reader_read (gpointer data, guint8 *buf, gsize len, GError **error)
+{
+  Reader *r = data;
+  int more = reader_next (r, error);
+  if (more <= 0)
+    return more;
   gsize n = MIN ((guint64)len, r->left);
   if (r->patched != NULL)
     {
@@ -650,12 +763,7 @@ reader_read (gpointer data, guint8 *buf, gsize len, GError **error)
       if (!g_input_stream_read_all (r->stream, buf, n, &got, r->cancellable, error))
         return -1;
       if (got != n)
-        {
-          char hex[65];
-          dfi_hex (r->object, hex);
-          dfi_throw (error, DF_ERROR_CORRUPT, "object %s ended early", hex);
-          return -1;
-        }
+        return (object_short (r, error), -1);
     }
   r->left -= n;
   return n;
@@ -677,6 +785,40 @@ writer_write (gpointer data, const guint8 *buf, gsize len, GError **error)
     return dfi_throw (error, DF_ERROR_CORRUPT, "a rebuilt segment grows past its declared size");
   w->left -= len;
   return w->write (w->data, buf, len, error);
+}
+
+/* Lanes a deflate segment's rebuild runs: one a core up to what the
+ * program's memory counts (DF_TEST_DEFLATE_LANES in the environment: that
+ * many, for tests). */
+static guint
+deflate_lanes (const DfRebuildProgram *p)
+{
+  if (p->deflate_lanes == 0)
+    return 1;
+  const char *hook = g_getenv ("DF_TEST_DEFLATE_LANES");
+  guint n = hook ? (guint)g_ascii_strtoull (hook, NULL, 10) : dfi_ncpus ();
+  return CLAMP (n, 1, p->deflate_lanes);
+}
+
+static gboolean
+rebuild_deflate (const DfRebuildProgram *p, const Segment *s, Reader *r, Writer *w, GCancellable *cancellable,
+                 GError **error)
+{
+  DfDeflateLimits lim;
+  dfi_deflate_limits_init (&lim);
+  lim.max_output = s->content;
+  lim.max_input = s->out_size;
+  guint lanes = deflate_lanes (p);
+  if (lanes <= 1)
+    return dfi_deflate_rebuild ((DfDeflateReadFunc)reader_read, r, s->data, s->data_len, writer_write, w, &lim,
+                                cancellable, error);
+  static const DfDeflateSource src = { reader_read, reader_skip, reader_clone, reader_free };
+  guint piece = r->piece;
+  gsize literal_at = r->literal_at;
+  if (!dfi_deflate_rebuild_lanes (&src, r, lanes, s->data, s->data_len, writer_write, w, &lim, cancellable, error))
+    return FALSE;
+  reader_jump_end (r, piece, literal_at);
+  return TRUE;
 }
 
 gboolean
@@ -730,21 +872,12 @@ dfi_rebuild_run (const DfRebuildProgram *p, DfRebuildOpenFunc open, gpointer ope
                                       cancellable, error);
         }
       else
-        {
-          DfDeflateLimits lim;
-          dfi_deflate_limits_init (&lim);
-          lim.max_output = s.content;
-          lim.max_input = s.out_size;
-          ok = dfi_deflate_rebuild ((DfDeflateReadFunc)reader_read, &r, s.data, s.data_len, writer_write, &w, &lim,
-                                    cancellable, error);
-        }
+        ok = rebuild_deflate (p, &s, &r, &w, cancellable, error);
       if (ok && (w.left != 0 || r.piece != r.end || r.left != 0))
         ok = dfi_throw (error, DF_ERROR_CORRUPT, "rebuilt segment %u does not have its declared size", i);
       if (!ok)
         g_prefix_error (error, "segment %u: ", i);
     }
-  g_clear_object (&r.stream);
-  g_free (r.patched);
-  g_clear_pointer (&r.source, g_bytes_unref);
+  reader_clear (&r);
   return ok;
 }

@@ -128,6 +128,7 @@ typedef struct
   guint64 memory; /* the largest encoder memory a segment needs (dfi_recipe_memory(), the deflate model's),
                    * plus the largest patch piece's source, output and decoders */
   guint n_patches;
+  guint deflate_lanes; /* lanes its memory counts for a deflate segment with splits (else 0) */
   /* Distinct library identities its recipes need, NULL-terminated. */
   char *libraries[9];
   guint n_libraries;

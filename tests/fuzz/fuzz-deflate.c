@@ -6,12 +6,15 @@
  *         fails otherwise: an abort here);
  *   odd:  the rest is reconstruction data, rebuilt over a fixed 6000-byte
  *         content (text with repeats, the pattern make-seeds uses): a
- *         clean error or some stream, within the limits.
+ *         clean error or some stream, within the limits;
+ *   3 mod 4: the same over 200 KiB of that pattern (room for splits), in
+ *         one lane and then in two (threads).
  * Limits are tight: 1 MiB of content, 64 KiB of stream and data. */
 #include "df-deflate.h"
 #include "fuzz.h"
 
 #define CONTENT_LEN 6000
+#define SPLIT_CONTENT_LEN (200 * 1024)
 
 /* Also in make-seeds.c. */
 static void
@@ -52,6 +55,31 @@ src_read (gpointer user_data, guint8 *buf, gsize len, GError **error)
   return (gssize)n;
 }
 
+static gboolean
+src_skip (gpointer user_data, guint64 n, GError **error)
+{
+  Src *s = user_data;
+  s->at += (gsize)MIN (n, (guint64)(s->len - s->at));
+  return TRUE;
+}
+
+static gpointer
+src_clone (gpointer user_data)
+{
+  return g_memdup2 (user_data, sizeof (Src));
+}
+
+/* With a lock: lanes write in turn but from their own threads. */
+static gboolean
+sink_locked (gpointer user_data, const guint8 *buf, gsize len, GError **error)
+{
+  static GMutex lock;
+  g_mutex_lock (&lock);
+  gboolean ok = sink (user_data, buf, len, error);
+  g_mutex_unlock (&lock);
+  return ok;
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -73,11 +101,22 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         }
       return 0;
     }
-  static guint8 content[CONTENT_LEN];
-  content_pattern (content, CONTENT_LEN);
-  Src src = { content, CONTENT_LEN, 0 };
+  static guint8 content[SPLIT_CONTENT_LEN];
+  static gboolean made;
+  if (!made)
+    content_pattern (content, SPLIT_CONTENT_LEN), made = TRUE;
+  gsize clen = (data[0] & 3) == 3 ? SPLIT_CONTENT_LEN : CONTENT_LEN;
+  Src src = { content, clen, 0 };
   gsize written = 0;
   if (dfi_deflate_rebuild (src_read, &src, data + 1, size - 1, sink, &written, &lim, NULL, &error))
     g_assert (written <= lim.max_input);
+  if ((data[0] & 3) != 3)
+    return 0;
+  g_clear_error (&error);
+  static const DfDeflateSource lanes_src = { src_read, src_skip, src_clone, g_free };
+  Src src2 = { content, clen, 0 };
+  gsize written2 = 0;
+  if (dfi_deflate_rebuild_lanes (&lanes_src, &src2, 2, data + 1, size - 1, sink_locked, &written2, &lim, NULL, &error))
+    g_assert (written2 == written);
   return 0;
 }

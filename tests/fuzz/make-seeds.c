@@ -173,7 +173,8 @@ deflate_seed (const char *dir, const char *name, const guint8 *content, gsize le
   if (!dfi_deflate_analyze (out, n, NULL, NULL, &recon, NULL, NULL))
     exit (1);
   g_autofree char *rname = g_strdup_printf ("recon-%s", name);
-  put (dir, rname, &odd, 1, g_bytes_get_data (recon, NULL), g_bytes_get_size (recon));
+  guint8 first = len > 6000 ? 3 : odd; /* fuzz-deflate.c: 3, the larger content */
+  put (dir, rname, &first, 1, g_bytes_get_data (recon, NULL), g_bytes_get_size (recon));
 }
 
 /* Rebuild programs (fuzz-rebuild.c): content = a literal + an object piece
@@ -557,6 +558,11 @@ main (int argc, char **argv)
       deflate_seed (argv[2], "head", content, 700, 6, Z_DEFAULT_STRATEGY, 15, 8);
       /* A small window and hash: the model mispredicts. */
       deflate_seed (argv[2], "small", content, sizeof content, 6, Z_DEFAULT_STRATEGY, 9, 1);
+      /* Splits (lanes) over 200 KiB, at every block a segment allows. */
+      g_autofree guint8 *big = g_malloc (200 * 1024);
+      deflate_content (big, 200 * 1024);
+      g_setenv ("DF_TEST_DEFLATE_SEGMENT_TARGET", "1", TRUE);
+      deflate_seed (argv[2], "splits", big, 200 * 1024, 6, Z_DEFAULT_STRATEGY, 15, 2);
       return 0;
     }
   if (argc >= 3 && strcmp (argv[1], "diff") == 0)
