@@ -193,6 +193,9 @@ df_cli_fetch (int argc, char **argv)
         {
           g_autoptr (JsonBuilder) b = event_builder ("error");
           add_int (b, "exit_code", df_error_exit_code (error));
+          add_str (b, "error", df_error_name (error));
+          json_builder_set_member_name (b, "retryable");
+          json_builder_add_boolean_value (b, df_error_is_retryable (error));
           add_str (b, "message", error->message);
           json_line (b);
         }

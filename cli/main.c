@@ -14,11 +14,12 @@ const char *df_cli_exit_codes
       "  5    untrusted: wrong commit, or an object the commit does not reference\n"
       "  6    missing base: the from-commit or a source object is not in the repository\n"
       "  7    no space left on the device\n"
-      "  8    I/O or repository error (also: another apply or fetch is working in REPO)\n"
+      "  8    I/O or repository error\n"
       "  9    network: the download failed on every mirror (refused, reset, HTTP error, TLS refused,\n"
       "       more bytes than declared, wrong range)\n"
       "  10   slow retrieval: connect timeout, below the low-speed limit, or past a transfer's deadline\n"
       "  11   downgrade: the commit is older than the one --ref points at (see --allow-downgrade)\n"
+      "  12   busy: another apply or fetch kept REPO past --lock-timeout\n"
       "  130  cancelled";
 
 static const struct

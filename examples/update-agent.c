@@ -36,7 +36,10 @@ main (int argc, char **argv)
   DfFetchResult result;
   if (!df_fetch (repo, opts, &result, cancellable, &error))
     {
-      fprintf (stderr, "update failed: %s\n", error->message);
+      /* Retryable ("network", "timeout", "busy", "no-space"): try again
+       * later, and the fetch resumes; otherwise this update is refused. */
+      fprintf (stderr, "update failed (%s%s): %s\n", df_error_name (error),
+               df_error_is_retryable (error) ? ", retry later" : "", error->message);
       return df_error_exit_code (error);
     }
   printf ("%s: %llu bytes downloaded, %llu objects written\n", result.commit,

@@ -49,7 +49,7 @@ rm -rf "$T/probe"
 diag "uninterrupted fetch: ${dur_ms} ms"
 
 # One apply or fetch per repository at a time: a second one waits for the
-# first (--lock-timeout, default 30 s) and is refused with exit 8 when the
+# first (--lock-timeout, default 30 s) and is refused with exit 12 when the
 # wait runs out while the first still works; the first completes.
 lockrepo=$T/lock-dev
 cp -a "$base" "$lockrepo"
@@ -66,13 +66,15 @@ second=$!
 "$DF" apply -q --repo="$lockrepo" --commit="$c2" --lock-timeout=1 "$delta_dir" >"$T/apply.out" 2>"$T/apply.err" &
 apply=$!
 t0=$(date +%s%N)
-expect_exit 8 "a second fetch into the same repository waits 1 s, then is refused while the first runs" \
-  "$DF" fetch -q --repo="$lockrepo" --url="$url" --commit="$c2" --ref=os --lock-timeout=1
+expect_exit 12 "a second fetch into the same repository waits 1 s, then is refused while the first runs (busy)" \
+  "$DF" fetch --json --repo="$lockrepo" --url="$url" --commit="$c2" --ref=os --lock-timeout=1
 waited_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "the refusal says why" grep -q "another deltafetch.*waited 1 s" "$T/ee.err"
+check "its JSON error event names it busy, retryable" \
+  grep -q '"event":"error".*"exit_code":12,"error":"busy","retryable":true' "$T/ee.out"
 check "it waited the timeout out (${waited_ms} ms)" test "$waited_ms" -ge 1000
 rc=0; wait "$apply" || rc=$?
-check "so is an apply (exit $rc, want 8)" test "$rc" = 8
+check "so is an apply (exit $rc, want 12)" test "$rc" = 12
 check "the first fetch completes" wait "$first"
 check "the waiting fetch completes once the first is done" wait "$second"
 check "the waiting fetch reported its wait" grep -q '"event":"waiting"' "$T/second.json"
@@ -86,7 +88,7 @@ atrepo=$T/at-once
 cp -a "$base" "$atrepo"
 kill_restart_at_once "$AT_ONCE" $((dur_ms / 4)) "$atrepo" "$base" "$c2" fetch "$atrepo"
 check "$AT_ONCE kills each followed at once by a restart ($AT_KILLS in $AT_RUNS runs)" test "$AT_KILLS" -ge "$AT_ONCE"
-check "no restart found the repository busy (exit 8)" test "$AT_BUSY" = 0
+check "no restart found the repository busy (exit 12)" test "$AT_BUSY" = 0
 expect_exit 0 "the last restart completes" "$DF" fetch -q --repo="$atrepo" --url="$url" --commit="$c2" --ref=os
 check "after the restarts: fsck-clean and identical to v2" checkout_matches "$atrepo" "$c2" "$T/v2"
 

@@ -117,7 +117,7 @@ kill_restart_at_once () {
       AT_KILLS=$((AT_KILLS + 1))
     else
       wait "$pid"; rc=$?
-      [ "$rc" = 8 ] && AT_BUSY=$((AT_BUSY + 1))
+      [ "$rc" = 12 ] && AT_BUSY=$((AT_BUSY + 1))
       [ "$rc" = 0 ] || { not_ok "a restarted run exited $rc"; sed 's/^/# /' "$T/at.out"; }
       [ "$(rev "$repo" os)" = "$new" ] && { rm -rf "$repo"; cp -a "$pristine" "$repo"; }
     fi

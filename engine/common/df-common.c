@@ -10,45 +10,60 @@
 
 G_DEFINE_QUARK (deltafetch - error - quark, df_error)
 
+/* What callers are told of an error: its exit code, name and whether a
+ * retry may succeed (deltafetch.h). */
+typedef struct
+{
+  int exit_code;
+  const char *name;
+  gboolean retryable;
+} ErrorKind;
+
+static const ErrorKind error_kinds[] = {
+  [DF_ERROR_FAILED] = { 1, "failed", FALSE },
+  [DF_ERROR_INVALID_ARGUMENT] = { 2, "invalid-argument", FALSE },
+  [DF_ERROR_INVALID_DELTA] = { 3, "invalid-delta", FALSE },
+  [DF_ERROR_CORRUPT] = { 4, "corrupt", FALSE },
+  [DF_ERROR_UNTRUSTED] = { 5, "untrusted", FALSE },
+  [DF_ERROR_MISSING_BASE] = { 6, "missing-base", FALSE },
+  [DF_ERROR_NO_SPACE] = { 7, "no-space", TRUE },
+  [DF_ERROR_IO] = { 8, "io", FALSE },
+  [DF_ERROR_NETWORK] = { 9, "network", TRUE },
+  [DF_ERROR_TIMEOUT] = { 10, "timeout", TRUE },
+  [DF_ERROR_DOWNGRADE] = { 11, "downgrade", FALSE },
+  [DF_ERROR_BUSY] = { 12, "busy", TRUE },
+};
+static const ErrorKind error_cancelled = { 130, "cancelled", FALSE };
+
+static const ErrorKind *
+error_kind (const GError *error)
+{
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return &error_cancelled;
+  DfError code = DF_ERROR_FAILED;
+  if (error->domain == DF_ERROR && error->code >= DF_ERROR_FAILED && error->code <= DF_ERROR_BUSY)
+    code = (DfError)error->code;
+  else if (error->domain == G_IO_ERROR)
+    code = error->code == G_IO_ERROR_NO_SPACE ? DF_ERROR_NO_SPACE : DF_ERROR_IO;
+  return &error_kinds[code];
+}
+
 int
 df_error_exit_code (const GError *error)
 {
-  if (error == NULL)
-    return 0;
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    return 130;
-  if (error->domain == DF_ERROR)
-    {
-      switch ((DfError)error->code)
-        {
-        case DF_ERROR_FAILED:
-          return 1;
-        case DF_ERROR_INVALID_ARGUMENT:
-          return 2;
-        case DF_ERROR_INVALID_DELTA:
-          return 3;
-        case DF_ERROR_CORRUPT:
-          return 4;
-        case DF_ERROR_UNTRUSTED:
-          return 5;
-        case DF_ERROR_MISSING_BASE:
-          return 6;
-        case DF_ERROR_NO_SPACE:
-          return 7;
-        case DF_ERROR_IO:
-          return 8;
-        case DF_ERROR_NETWORK:
-          return 9;
-        case DF_ERROR_TIMEOUT:
-          return 10;
-        case DF_ERROR_DOWNGRADE:
-          return 11;
-        }
-      return 1;
-    }
-  if (error->domain == G_IO_ERROR)
-    return error->code == G_IO_ERROR_NO_SPACE ? 7 : 8;
-  return 1;
+  return error ? error_kind (error)->exit_code : 0;
+}
+
+const char *
+df_error_name (const GError *error)
+{
+  return error ? error_kind (error)->name : NULL;
+}
+
+gboolean
+df_error_is_retryable (const GError *error)
+{
+  return error && error_kind (error)->retryable;
 }
 
 static DfError
@@ -595,7 +610,7 @@ dfi_repo_lock (OstreeRepo *repo, guint timeout_s, GFunc waiting, gpointer data, 
           if (error && *error)
             return -1;
           if (errsv == EWOULDBLOCK)
-            dfi_throw (error, DF_ERROR_IO,
+            dfi_throw (error, DF_ERROR_BUSY,
                        "another deltafetch apply or fetch is working in this repository (waited %u s)", timeout_s);
           else
             dfi_throw_errno (error, errsv, "locking the repository");

@@ -78,8 +78,12 @@ DF_PUBLIC const char *df_version (void);
  *   average rate, plus slack), on every mirror. CLI exit code 10.
  * @DF_ERROR_DOWNGRADE: the commit is older (by its timestamp) than the one
  *   the ref points at, and downgrades were not allowed. CLI exit code 11.
+ * @DF_ERROR_BUSY: another deltafetch apply or fetch kept the repository
+ *   for longer than the lock timeout. CLI exit code 12. (Until 0.1.0 this
+ *   was DF_ERROR_IO, exit code 8.)
  *
- * Codes are stable; new ones are only ever appended.
+ * Codes are stable; new ones are only ever appended. df_error_name() and
+ * df_error_is_retryable() classify any error this library returns.
  */
 typedef enum
 {
@@ -94,6 +98,7 @@ typedef enum
   DF_ERROR_NETWORK,
   DF_ERROR_TIMEOUT,
   DF_ERROR_DOWNGRADE,
+  DF_ERROR_BUSY,
 } DfError;
 
 #define DF_ERROR (df_error_quark ())
@@ -109,6 +114,36 @@ DF_PUBLIC GQuark df_error_quark (void);
  * and 1 otherwise.
  */
 DF_PUBLIC int df_error_exit_code (const GError *error);
+
+/**
+ * df_error_name:
+ * @error: (nullable): an error returned by this library
+ *
+ * Returns: a stable name for @error's kind, for logs and machine-readable
+ * output: "failed", "invalid-argument", "invalid-delta", "corrupt",
+ * "untrusted", "missing-base", "no-space", "io", "network", "timeout",
+ * "downgrade", "busy" (the DfError codes, and G_IO_ERROR_NO_SPACE and
+ * other G_IO_ERROR codes as "no-space" and "io"), "cancelled"
+ * (G_IO_ERROR_CANCELLED); NULL for a NULL @error. The same grouping as
+ * df_error_exit_code().
+ */
+DF_PUBLIC const char *df_error_name (const GError *error);
+
+/**
+ * df_error_is_retryable:
+ * @error: (nullable): an error returned by this library
+ *
+ * Returns: TRUE when the same call, with the same update, may succeed if
+ * tried again later, because what failed lies outside the update: the
+ * network ("network"), a slow server ("timeout"), a busy repository
+ * ("busy"), a full disk once space is freed ("no-space"). Fetch and apply
+ * keep what they verified, so a retry resumes. FALSE for an update that
+ * is itself wrong or refused (invalid delta, corrupt, untrusted, missing
+ * base, downgrade: trying again gets the same answer until the update or
+ * the repository changes), for a bad call, for a cancellation and for
+ * anything unclassified ("failed", "io").
+ */
+DF_PUBLIC gboolean df_error_is_retryable (const GError *error);
 
 /* ------------------------------------------------------------------------ */
 /* Progress                                                                  */
@@ -353,7 +388,7 @@ DF_PUBLIC void df_apply_options_set_allow_unsigned (DfApplyOptions *opts, gboole
 /* Seconds to wait while another apply or fetch works in the repository
  * (default DF_DEFAULT_LOCK_TIMEOUT; 0: do not wait). The progress callback
  * sees DF_PHASE_WAIT when the wait begins; after the timeout the apply
- * fails with DF_ERROR_IO. */
+ * fails with DF_ERROR_BUSY. */
 DF_PUBLIC void df_apply_options_set_lock_timeout (DfApplyOptions *opts, guint seconds);
 /* Rollback protection: when a ref is set and already points at a commit
  * newer (by timestamp) than the delta's, the apply is refused with
