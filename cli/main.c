@@ -16,7 +16,7 @@ const char *df_cli_exit_codes
       "  7    no space left on the device\n"
       "  8    I/O or repository error\n"
       "  9    network: the download failed on every mirror (refused, reset, HTTP error, TLS refused,\n"
-      "       more bytes than declared, wrong range)\n"
+      "       more bytes than declared, wrong range, index and superblock disagree)\n"
       "  10   slow retrieval: connect timeout, below the low-speed limit, or past a transfer's deadline\n"
       "  11   downgrade: the commit is older than the one --ref points at (see --allow-downgrade)\n"
       "  12   busy: another apply or fetch kept REPO past --lock-timeout\n"

@@ -522,8 +522,9 @@ PY
 # byte OFFSET of the file at PATH (under the repo) and nothing else. With a
 # good second mirror (nginx, unless the fault server's repo2 is given) the
 # fetch completes with that mirror's copy of the file, the fault server
-# demoted with a mirror-switch event; alone it fails with exit 4 and leaves
-# the repo untouched.
+# demoted with a mirror-switch event; alone, the files still disagree when
+# asked for fresh copies (a cache may hold an old index: not corruption), so
+# it fails with exit 9, retryable, and leaves the repo untouched.
 small_flip () {
   local name=$1 path=$2 off=$3 what=$4 second=${5:-$good} rule
   rule='[{"match": "*/repo/'"$path"'", "fault": "flip", "offset": '"$off"'}'${EXTRA_RULES:-}']'
@@ -535,16 +536,46 @@ small_flip () {
   check "$what flipped + good mirror: the fault server flipped it" \
     test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["fault"] == "flip")')" -ge 1
   if [ "$second" = "$good" ]; then
-    check "$what flipped + good mirror: nginx served it" bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q ' /repo/$path '"
+    check "$what flipped + good mirror: nginx served it" bash -c "tail -n +$NG_FROM '$NG_LOG' | grep -q ' /repo/$path[ ?]'"
   else
     check "$what flipped + good mirror: the second mirror served it" \
       test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["path"] == "/repo2/'"$path"'" and e["status"] == 200)')" -ge 1
   fi
   rules "$rule"
   fetch_case "$name-alone" --url="$bad"
-  rc_is 4 "$what flipped by the only mirror"
-  check "$what flipped, alone: every mirror failed" grep -q "every mirror failed" "$ERR"
+  rc_is 9 "$what flipped by the only mirror"
+  check "$what flipped, alone: every mirror failed, also asked for fresh copies" \
+    grep -q "also when asked for fresh copies (every mirror failed)" "$ERR"
+  check "$what flipped, alone: the JSON error is network, retryable" \
+    test "$(jget "$OUT" error) $(jget "$OUT" retryable)" = "network True"
+  check "$what flipped, alone: the second try asked for fresh copies" \
+    test "$(fslog "$LOG_FROM" 'sum(1 for e in L if "fresh=" in (e.get("query") or ""))')" -ge 1
   untouched "$what flipped, alone"
+}
+
+# stale_once NAME WHAT: the first request for the index is redirected to an
+# old copy of it (its superblock digest changed, as after the delta was made
+# again), as a cache in front of the server might serve: the superblock does
+# not match it, the fetch asks again for fresh copies (no-cache, a new query)
+# on the same mirror, gets the current index and completes.
+stale_once () {
+  local name=$1 what=$2
+  mkdir -p "$(dirname "$T/www/stale/$IDX_REL")"
+  python3 - "$src/$IDX_REL" "$T/www/stale/$IDX_REL" "$(flip_at "$src/$IDX_REL" "$ddir/superblock")" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+data[int(sys.argv[3])] ^= 0xff
+open(sys.argv[2], "wb").write(data)
+PY
+  rules '[{"match": "*/repo/'"$IDX_REL"'", "fault": "redirect", "to": "/stale/'"$IDX_REL"'", "count": 1}]'
+  fetch_case "$name" --url="$bad"
+  rc_is 0 "$what stale in a cache once"
+  completed "$what stale once"
+  check "$what stale once: a retry event says it asked for fresh copies" \
+    grep -q '"event":"retry".*asking again for fresh copies' "$OUT"
+  check "$what stale once: no mirror was demoted" bash -c "! grep -q '\"event\":\"mirror-switch\"' '$OUT'"
+  check "$what stale once: the index asked for fresh had a new query" \
+    test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["path"] == "/repo/'"$IDX_REL"'" and "fresh=" in (e.get("query") or ""))')" -ge 1
 }
 
 # 20. A mirror that damages one small file the fetcher reads before any part
@@ -566,6 +597,7 @@ else
     small_flip summary summary "$(flip_at "$src/summary" "$ddir/superblock")" "stock summary" \
     "http://127.0.0.1:$FS_PORT/repo2"
 fi
+stale_once stale-index "the index"
 rules '[]'
 
 # 21. Header floods (case 3 for headers): one header line over libcurl's

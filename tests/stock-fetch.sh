@@ -76,14 +76,18 @@ check "changed part: ref unchanged" test "$(rev "$bad" os)" = "$c1"
 
 # A superblock changed on the server no longer matches what lists it.
 # bad_superblock SERVED-DIR NAME WHAT: a copy of SERVED-DIR as NAME with the
-# delta's superblock damaged; the fetch must refuse it with nothing written.
+# delta's superblock damaged; the fetch must refuse it with nothing written,
+# after asking once more for fresh copies (a stale cache looks the same):
+# exit 9, the server's files disagree.
 bad_superblock () {
   cp -a "$T/www/$1" "$T/www/$2"
   printf '\x55' | dd of="$T/www/$2/$delta_rel/superblock" bs=1 seek=100 conv=notrunc 2>/dev/null
   local dev=$T/dev-$2
   cp -a "$base" "$dev"
-  expect_exit 4 "a superblock that does not match the $3 is refused" "$DF" fetch --repo="$dev" \
+  expect_exit 9 "a superblock that does not match the $3 is refused" "$DF" fetch --repo="$dev" \
     --url="http://127.0.0.1:$NGINX_PORT/$2" --commit="$c2" --ref=os
+  check "changed superblock ($3): the server's files disagree, also fresh" \
+    grep -q "also when asked for fresh copies" "$T/ee.err"
   check "changed superblock ($3): objects/ unchanged" test "$before" = "$(objects_list "$dev")"
 }
 bad_superblock repo badsb "delta index"

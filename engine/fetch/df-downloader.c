@@ -33,6 +33,7 @@ struct _DfDownloader
   double rate;
   GError *fatal;
   gboolean consumer_failed;
+  gboolean fresh; /* small files: ask caches for fresh copies */
 };
 
 /* One transfer as the downloader sees it: the sink of a small file or of
@@ -274,20 +275,40 @@ part_rel (DfDownloader *d, const DfStorePart *p)
 }
 
 static Job *
-job_new (DfDownloader *d, guint mirror, const char *rel, const char *name, guint64 off, guint64 len, guint64 file_size,
-         gboolean ranged, const char *if_range)
+job_new_full (DfDownloader *d, guint mirror, const char *rel, const char *name, guint64 off, guint64 len,
+              guint64 file_size, gboolean ranged, const char *if_range, gboolean fresh)
 {
   Job *j = g_new0 (Job, 1);
   j->d = d;
   j->mirror = mirror;
   j->ranged = ranged;
-  g_autofree char *url = g_strconcat (d->mirrors[mirror].base, "/", rel, NULL);
-  DfTransferRequest req = {
-    .url = url, .name = name, .ranged = ranged, .off = off, .len = len, .file_size = file_size, .if_range = if_range
-  };
+  g_autofree char *url = fresh ? g_strdup_printf ("%s/%s?fresh=%" G_GINT64_FORMAT, d->mirrors[mirror].base, rel,
+                                                  g_get_real_time ())
+                               : g_strconcat (d->mirrors[mirror].base, "/", rel, NULL);
+  DfTransferRequest req = { .url = url,
+                            .name = name,
+                            .ranged = ranged,
+                            .off = off,
+                            .len = len,
+                            .file_size = file_size,
+                            .if_range = if_range,
+                            .fresh = fresh };
   DfTransferSink sink = { .validator = job_validator, .reply = job_reply, .write = job_write, .data = j };
   j->t = dfi_transfer_new (&d->net, &req, &sink, d->cancellable);
   return j;
+}
+
+static Job *
+job_new (DfDownloader *d, guint mirror, const char *rel, const char *name, guint64 off, guint64 len, guint64 file_size,
+         gboolean ranged, const char *if_range)
+{
+  return job_new_full (d, mirror, rel, name, off, len, file_size, ranged, if_range, FALSE);
+}
+
+void
+dfi_downloader_set_fresh (DfDownloader *d)
+{
+  d->fresh = TRUE;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -307,7 +328,7 @@ dfi_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gbool
         continue;
       for (guint attempt = 1; attempt <= MAX (1, d->o->net.retries); attempt++)
         {
-          Job *j = job_new (d, m, rel, rel, 0, cap, G_MAXUINT64, FALSE, NULL);
+          Job *j = job_new_full (d, m, rel, rel, 0, cap, G_MAXUINT64, FALSE, NULL, d->fresh);
           j->buf = g_byte_array_new ();
           CURLcode rc = dfi_transfer_perform (j->t, d->multi);
           g_autofree char *msg = NULL;

@@ -48,6 +48,11 @@ void dfi_downloader_emit (DfDownloader *d, DfFetchEventType type, const char *ur
 /* A progress event, at most ten a second unless @force. */
 void dfi_downloader_progress (DfDownloader *d, gboolean force);
 
+/* From now on, small files are asked for fresh: "Cache-Control: no-cache"
+ * and a query no cache has seen, for caches that key on the URL (a CDN in
+ * front of a static server, which ignores the query). */
+void dfi_downloader_set_fresh (DfDownloader *d);
+
 /* Fetches @rel (at most @cap bytes) from the first mirror that has it,
  * retrying and demoting as for parts, and says which in *@served_by.
  * Returns NULL with *@not_found when every mirror still in use answered

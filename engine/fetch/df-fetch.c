@@ -390,10 +390,18 @@ resolve_from (OstreeRepo *repo, const DfFetchOptions *o, char **out, GError **er
 
 /* Discovery and download until one succeeds, or fails for a reason other
  * than a small file that failed its check: as for a part that fails its
- * hash, that mirror is demoted and discovery starts over on the next. */
+ * hash, that mirror is demoted and discovery starts over on the next.
+ * When a listing and the superblock it lists disagree, the likeliest cause
+ * is a cache in front of the server that holds an old copy of one of them
+ * (an index changes in place when a delta is made again): once, before
+ * any mirror is demoted for it, discovery starts over on the same mirror
+ * with every small file asked for fresh. Files that still disagree on
+ * every mirror are a server in the middle of an update, or inconsistent:
+ * DF_ERROR_NETWORK (retryable), not corruption. */
 static gboolean
 fetch_from_mirrors (DfFetchRun *f, const char *from, GError **error)
 {
+  gboolean fresh = FALSE;
   for (;;)
     {
       g_autoptr (GError) local = NULL;
@@ -408,10 +416,25 @@ fetch_from_mirrors (DfFetchRun *f, const char *from, GError **error)
           g_propagate_error (error, g_steal_pointer (&local));
           return FALSE;
         }
+      gboolean disagree = g_error_matches (local, DF_ERROR, DF_ERROR_CORRUPT);
+      if (disagree && !fresh)
+        {
+          fresh = TRUE;
+          dfi_downloader_set_fresh (f->dl);
+          g_autofree char *why = g_strdup_printf ("%s: asking again for fresh copies", local->message);
+          dfi_downloader_emit (f->dl, DF_FETCH_EVENT_RETRY, dfi_downloader_mirror (f->dl, (guint)f->suspect), why);
+          continue;
+        }
       dfi_downloader_demote (f->dl, f->suspect, local->message);
       if (dfi_downloader_current_mirror (f->dl) < 0)
         {
-          g_set_error (error, local->domain, local->code, "%s (every mirror failed)", local->message);
+          if (disagree)
+            g_set_error (error, DF_ERROR, DF_ERROR_NETWORK,
+                         "%s, also when asked for fresh copies (every mirror failed): the server's files disagree, "
+                         "perhaps while it is being updated",
+                         local->message);
+          else
+            g_set_error (error, local->domain, local->code, "%s (every mirror failed)", local->message);
           return FALSE;
         }
     }

@@ -247,8 +247,14 @@ dfi_transfer_new (const DfNetConfig *net, const DfTransferRequest *req, const Df
     {
       g_autofree char *h = g_strdup_printf ("If-Range: %s", req->if_range);
       t->headers = curl_slist_append (t->headers, h);
-      curl_easy_setopt (e, CURLOPT_HTTPHEADER, t->headers);
     }
+  if (req->fresh)
+    {
+      t->headers = curl_slist_append (t->headers, "Cache-Control: no-cache");
+      t->headers = curl_slist_append (t->headers, "Pragma: no-cache");
+    }
+  if (t->headers)
+    curl_easy_setopt (e, CURLOPT_HTTPHEADER, t->headers);
   return t;
 }
 

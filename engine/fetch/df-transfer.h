@@ -29,7 +29,8 @@ typedef struct
  * bytes (G_MAXUINT64: unknown) with a Range header when @ranged, else the
  * whole file, of which @len bounds an unknown size. With @if_range, the
  * request carries "If-Range: @if_range". @name names the file in
- * messages ("part 3"). Strings are copied. */
+ * messages ("part 3"). With @fresh, the request asks every cache on the
+ * way for a fresh copy ("Cache-Control: no-cache"). Strings are copied. */
 typedef struct
 {
   const char *url;
@@ -37,6 +38,7 @@ typedef struct
   gboolean ranged;
   guint64 off, len, file_size;
   const char *if_range;
+  gboolean fresh;
 } DfTransferRequest;
 
 typedef enum

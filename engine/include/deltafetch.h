@@ -71,7 +71,8 @@ DF_PUBLIC const char *df_version (void);
  * @DF_ERROR_NETWORK: fetch: the download failed on every mirror after the
  *   bounded retries (connection refused or reset, HTTP errors, TLS refused,
  *   a server that sent more bytes than the delta declares or a range other
- *   than the one asked for). CLI exit code 9.
+ *   than the one asked for, an index and the superblock it lists that
+ *   disagree even when asked for fresh copies). CLI exit code 9.
  * @DF_ERROR_TIMEOUT: fetch: slow retrieval: no connection within the
  *   connect timeout, a transfer below the low-speed limit for the low-speed
  *   time, or one that overran its deadline (its size divided by the minimum
