@@ -42,12 +42,23 @@ add_str (JsonBuilder *b, const char *name, const char *v)
     json_builder_add_null_value (b);
 }
 
+/* The version of the JSON lines' schema (docs/json-events.md): raised when
+ * a field changes meaning or goes; new fields and events do not raise it. */
+#define JSON_SCHEMA 1
+
+/* An event's line: its name, the schema and the time (UTC, RFC 3339, to
+ * the millisecond), then its fields. */
 static JsonBuilder *
 event_builder (const char *name)
 {
   JsonBuilder *b = json_builder_new ();
   json_builder_begin_object (b);
   add_str (b, "event", name);
+  add_int (b, "schema", JSON_SCHEMA);
+  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+  g_autofree char *t = g_date_time_format (now, "%Y-%m-%dT%H:%M:%S");
+  g_autofree char *ts = g_strdup_printf ("%s.%03dZ", t, g_date_time_get_microsecond (now) / 1000);
+  add_str (b, "time", ts);
   return b;
 }
 
@@ -70,8 +81,7 @@ on_event (const DfFetchEvent *ev, gpointer data)
       add_int (b, "bytes_reused", ev->bytes_reused);
       add_int (b, "parts_applied", ev->parts_applied);
       add_int (b, "parts_total", ev->parts_total);
-      json_builder_set_member_name (b, "rate");
-      json_builder_add_double_value (b, ev->rate);
+      add_int (b, "rate", (gint64)(ev->rate + 0.5)); /* bytes a second */
       json_line (b);
       return;
     }
@@ -230,7 +240,7 @@ df_cli_fetch (int argc, char **argv)
       json_builder_set_member_name (b, "signature_verified");
       json_builder_add_boolean_value (b, res.apply.signature_verified);
       json_builder_set_member_name (b, "seconds");
-      json_builder_add_double_value (b, secs);
+      json_builder_add_double_value (b, (gint64)(secs * 1000 + 0.5) / 1000.0); /* to the millisecond */
       json_line (b);
       return 0;
     }

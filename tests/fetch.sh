@@ -37,6 +37,22 @@ for mode in bare bare-user; do
   for ev in start progress done; do
     check "$mode: --json emitted a '$ev' event" grep -q "^{\"event\":\"$ev\"" "$T/f1.json"
   done
+  check "$mode: every JSON line has the schema and time, integer rates, only keys docs/json-events.md lists" \
+    python3 - "$T/f1.json" "$DF_SRCDIR/docs/json-events.md" <<'PY'
+import json, re, sys
+doc = open(sys.argv[2]).read()
+known = set(re.findall(r"^\| `([a-z_]+)`", doc, re.M))
+for k in re.findall(r"^\| `([a-z_]+)`, `([a-z_]+)`(?:, `([a-z_]+)`)?", doc, re.M):
+    known.update(x for x in k if x)
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    assert list(e)[:3] == ["event", "schema", "time"], list(e)[:3]
+    assert e["schema"] == 1 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"]), e
+    if "rate" in e:
+        assert isinstance(e["rate"], int), e["rate"]
+    unknown = set(e) - known
+    assert not unknown, "keys not in docs/json-events.md: %s" % unknown
+PY
   check "$mode: the path taken was the from-scratch delta" test "$(json_field "$T/f1.json" path)" = scratch
   check "$mode: ranged requests were answered 206" grep -q '" 206 ' "$log"
   wire=$(wire_bytes "$log" "/deltafetch/v1/deltas/$c1/" "$start")
