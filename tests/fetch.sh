@@ -157,11 +157,26 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 # Fallback: a server without native deltas is pulled with libostree.
+# It writes nothing into the repository's config, and counts the bytes it
+# moves as nginx does.
 dev4=$T/dev-pull
 ostree init --repo="$dev4" --mode=bare
+conf_before=$(sha256sum <"$dev4/config")
+sleep 1; mark=$(($(wc -l <"$log") + 1))
 check "fallback: libostree pull of v2" \
   "$DF" fetch --repo="$dev4" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$(rev "$plain" os)" --ref=os --json
-check "fallback: path reported as pull" test "$(json_field "$T/check.out" path)" = pull
+cp "$T/check.out" "$T/pull.json"
+check "fallback: path reported as pull" test "$(json_field "$T/pull.json" path)" = pull
+check "fallback: the config is byte-identical, no remote file left in tmp" \
+  bash -c "[ '$(sha256sum <"$dev4/config")' = '$conf_before' ] && [ ! -e '$dev4/tmp/deltafetch-remote' ]"
+sleep 1
+wire=$(tail -n +"$mark" "$log" | awk '{ s += $10 } END { printf "%.0f\n", s }')
+counted=$(json_field "$T/pull.json" bytes_downloaded)
+diag "fallback: $counted bytes counted, nginx sent $wire"
+check "fallback: bytes_downloaded within 1 % of what nginx sent" \
+  test $((counted * 100)) -ge $((wire * 99)) -a $((counted * 100)) -le $((wire * 101))
+check "fallback: progress events carried the pull's bytes" \
+  grep -q '"event":"progress".*"bytes_downloaded":[1-9][0-9][0-9][0-9]' "$T/pull.json"
 check "fallback: fsck-clean and identical" checkout_matches "$dev4" "$(rev "$plain" os)" "$T/v2"
 check "fallback: ref set" test "$(rev "$dev4" os)" = "$(rev "$plain" os)"
 check "fallback: no remote left behind" bash -c "! ostree remote list --repo='$dev4' | grep -q ."

@@ -92,6 +92,52 @@ check "no restart found the repository busy (exit 12)" test "$AT_BUSY" = 0
 expect_exit 0 "the last restart completes" "$DF" fetch -q --repo="$atrepo" --url="$url" --commit="$c2" --ref=os
 check "after the restarts: fsck-clean and identical to v2" checkout_matches "$atrepo" "$c2" "$T/v2"
 
+# The fallback to libostree's pull (a server without deltas) killed at
+# random moments: the repository's config stays byte-identical every time
+# (the pull's remote is never written there), the repository fsck-clean.
+if [ "${DF_KILL_DELTA:-native}" = native ]; then
+  PULL_KILLS=${DF_PULL_KILLS:-10}
+  plain=$T/www/plain
+  ostree init --repo="$plain" --mode=archive
+  ostree pull-local --repo="$plain" "$src" "$c2" >/dev/null
+  ostree refs --repo="$plain" --create=os "$c2"
+  prepo=$T/pull-dev
+  cp -a "$base" "$prepo"
+  conf=$(sha256sum <"$prepo/config")
+  pfetch () { exec "$DF" fetch -q --repo="$prepo" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$c2" --ref=os; }
+  start=$(date +%s%N)
+  (pfetch) || not_ok "probe pull failed"
+  pull_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  rm -rf "$prepo"; cp -a "$base" "$prepo"
+  diag "uninterrupted fallback pull: ${pull_ms} ms"
+  pkilled=0 pbad=0
+  for i in $(seq 1 $((PULL_KILLS * 3))); do
+    [ "$pkilled" -ge "$PULL_KILLS" ] && break
+    delay=$(( RANDOM % (pull_ms * 3 / 4 + 1) ))
+    pfetch >"$T/prun.out" 2>&1 &
+    pid=$!
+    sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+    if kill -9 "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null
+      pkilled=$((pkilled + 1))
+    else
+      wait "$pid" || { pbad=$((pbad + 1)); not_ok "a pull that finished after $delay ms failed"; }
+      rm -rf "$prepo"; cp -a "$base" "$prepo"
+    fi
+    if [ "$(sha256sum <"$prepo/config")" != "$conf" ] || ! ostree fsck --repo="$prepo" >"$T/fsck.out" 2>&1; then
+      pbad=$((pbad + 1)); not_ok "pull kill $pkilled after $delay ms: config changed or fsck failed"
+      sed 's/^/# /' "$T/fsck.out"; diff <(echo) "$prepo/config" | sed 's/^/# /'
+    fi
+  done
+  check "$PULL_KILLS kills of the fallback pull landed ($pkilled)" test "$pkilled" -ge "$PULL_KILLS"
+  check "after every kill of the pull: config byte-identical, fsck-clean" test "$pbad" = 0
+  expect_exit 0 "the last fallback pull completes" "$DF" fetch -q --repo="$prepo" \
+    --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$c2" --ref=os
+  check "after it: fsck-clean and identical to v2" checkout_matches "$prepo" "$c2" "$T/v2"
+  check "after it: config byte-identical, no remote file in tmp" \
+    bash -c "[ '$(sha256sum <"$prepo/config")' = '$conf' ] && [ ! -e '$prepo/tmp/deltafetch-remote' ]"
+fi
+
 repo=$T/dev
 cp -a "$base" "$repo"
 sleep 1; : >"$log"

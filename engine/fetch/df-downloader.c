@@ -751,6 +751,14 @@ dfi_downloader_progress (DfDownloader *d, gboolean force)
 }
 
 void
+dfi_downloader_count_external (DfDownloader *d, guint64 n)
+{
+  d->bytes_downloaded += n;
+  if (n > 0)
+    dfi_downloader_progress (d, FALSE);
+}
+
+void
 dfi_downloader_start (DfDownloader *d)
 {
   d->bytes_total += d->bytes_downloaded;

@@ -43,6 +43,9 @@ int dfi_downloader_current_mirror (DfDownloader *d);
 void dfi_downloader_demote (DfDownloader *d, guint m, const char *why);
 /* Bytes received in this run. */
 guint64 dfi_downloader_bytes (DfDownloader *d);
+/* Counts @n more bytes received by a transfer that is not the downloader's
+ * (libostree's pull) and reports progress as dfi_downloader_progress(). */
+void dfi_downloader_count_external (DfDownloader *d, guint64 n);
 /* Emits event @type about @url (may be NULL) with @message (may be NULL). */
 void dfi_downloader_emit (DfDownloader *d, DfFetchEventType type, const char *url, const char *message);
 /* A progress event, at most ten a second unless @force. */

@@ -1,11 +1,13 @@
 /* The fallback to libostree's pull (df-fetch-pull.c), for df_fetch(). */
 #pragma once
 
-#include "df-fetch-options.h"
+#include "df-fetch-run.h"
 
-/* Brings @commit in with libostree's pull from the first URL that works,
- * held to the low-speed limit and the minimum rate (DF_ERROR_TIMEOUT). */
-gboolean dfi_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable *c, GError **error);
-/* Removes the temporary remote the fallback pull adds to @repo's config,
- * if a run killed during its pull left it there. */
+/* Brings the commit of @f in with libostree's pull from the first URL that
+ * works, held to the low-speed limit and the minimum rate
+ * (DF_ERROR_TIMEOUT); the bytes it receives count in @f->dl, with
+ * progress events. Writes nothing into the repository's config. */
+gboolean dfi_fetch_pull_fallback (DfFetchRun *f, GError **error);
+/* Removes the fallback pull's remote file, if a run killed during its pull
+ * left it there (and the remote older versions wrote into the config). */
 void dfi_fetch_pull_forget_remote (OstreeRepo *repo);

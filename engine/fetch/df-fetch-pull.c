@@ -20,7 +20,16 @@
  * main contexts, before it publishes any progress, where no watchdog could
  * see a stall. deltafetch's own discovery has looked for the deltas it
  * takes (native, and stock from the device's commit or from scratch)
- * before handing over. */
+ * before handing over.
+ *
+ * libostree pulls only from a named remote, and ostree_repo_remote_change()
+ * writes one into REPO/config, where a process killed mid-pull would leave
+ * it (with gpg-verify=false). Instead the remote lives in a file of its own
+ * under REPO/tmp, and the pull runs through a second OstreeRepo on the same
+ * directory whose "remotes-config-dir" names that file's directory: it
+ * reads its remotes from config and from there, and the config is never
+ * written. The file goes when the pull ends, and the next run removes what
+ * a killed one left (under the deltafetch lock, which the caller holds). */
 #include "df-fetch-private.h"
 
 #include "df-apply-policy.h"
@@ -29,6 +38,8 @@
 #include <sys/socket.h>
 
 #define FALLBACK_REMOTE "deltafetch-fallback"
+/* The directory of the remote's file, relative to the repository. */
+#define REMOTE_DIR "tmp/deltafetch-remote"
 
 /* How often the pull publishes its progress and the watchdog looks at it. */
 #define WATCHDOG_TICK_MS 100
@@ -46,6 +57,8 @@ typedef struct
 typedef struct
 {
   const DfFetchOptions *o;
+  DfDownloader *dl; /* counts the pull's bytes, reports progress */
+  guint64 counted;  /* of "bytes-transferred", what dl has been told */
   OstreeAsyncProgress *progress;
   GCancellable *cancellable; /* the pull's own: cancelled on a verdict */
   gint64 last_tick;          /* monotonic µs */
@@ -53,6 +66,14 @@ typedef struct
   GArray *window;            /* Sample, spanning the last low-speed time of waiting */
   char *verdict;             /* why the pull was cancelled */
 } Watchdog;
+
+static void
+count_bytes (Watchdog *w, guint64 bytes)
+{
+  if (bytes > w->counted)
+    dfi_downloader_count_external (w->dl, bytes - w->counted);
+  w->counted = MAX (w->counted, bytes);
+}
 
 /* The same rules as a native transfer's (libcurl's low-speed limit, and the
  * deadline of deadline_ms() in df-fetch.c), for a pull whose size nobody
@@ -78,6 +99,7 @@ watchdog_tick (gpointer data)
   if (fetches == NULL || g_variant_get_uint32 (fetches) == 0)
     return G_SOURCE_CONTINUE;
   guint64 bytes = ostree_async_progress_get_uint64 (w->progress, "bytes-transferred");
+  count_bytes (w, bytes);
   w->waited += step;
 
   if (o->net.low_speed_limit > 0 && o->net.low_speed_time > 0)
@@ -154,14 +176,16 @@ forward_cancel (GCancellable *from, gpointer to)
  * the watchdog stopped it, fails with DF_ERROR_TIMEOUT saying what was too
  * slow; when @c did, with G_IO_ERROR_CANCELLED. */
 static gboolean
-watched_pull (OstreeRepo *repo, const DfFetchOptions *o, GVariant *popts, GCancellable *c, GError **error)
+watched_pull (OstreeRepo *repo, DfFetchRun *f, GVariant *popts, GError **error)
 {
+  const DfFetchOptions *o = f->o;
+  GCancellable *c = f->cancellable;
   g_autoptr (GMainContext) ctx = g_main_context_new ();
   g_main_context_set_poll_func (ctx, watched_poll);
   g_main_context_push_thread_default (ctx);
   g_autoptr (GCancellable) pc = g_cancellable_new ();
   gulong forward = c ? g_cancellable_connect (c, G_CALLBACK (forward_cancel), pc, NULL) : 0;
-  Watchdog w = { .o = o, .cancellable = pc, .last_tick = g_get_monotonic_time () };
+  Watchdog w = { .o = o, .dl = f->dl, .cancellable = pc, .last_tick = g_get_monotonic_time () };
   /* Made here, so that its change notifications go to the pull's context. */
   w.progress = ostree_async_progress_new ();
   w.window = g_array_new (FALSE, FALSE, sizeof (Sample));
@@ -177,6 +201,7 @@ watched_pull (OstreeRepo *repo, const DfFetchOptions *o, GVariant *popts, GCance
   gboolean ok = ostree_repo_pull_with_options (repo, FALLBACK_REMOTE, popts, w.progress, pc, &local);
 
   g_private_set (&current_watchdog, NULL);
+  count_bytes (&w, ostree_async_progress_get_uint64 (w.progress, "bytes-transferred"));
   g_source_destroy (tick);
   g_source_unref (tick);
   ostree_async_progress_finish (w.progress);
@@ -196,21 +221,41 @@ watched_pull (OstreeRepo *repo, const DfFetchOptions *o, GVariant *popts, GCance
   return FALSE;
 }
 
-static GVariant *
-remote_options (const DfFetchOptions *o)
+/* A second OstreeRepo on @repo's directory that knows the fallback remote,
+ * at @url, from its own file. */
+static OstreeRepo *
+repo_with_remote (OstreeRepo *repo, const DfFetchOptions *o, const char *url, GError **error)
 {
-  GVariantBuilder b;
-  g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
+  int dfd = ostree_repo_get_dfd (repo);
+  if (!dfi_rm_rf_at (dfd, REMOTE_DIR, error))
+    return NULL;
+  if (mkdirat (dfd, REMOTE_DIR, 0700) < 0)
+    {
+      dfi_throw_errno (error, errno, "creating %s", REMOTE_DIR);
+      return NULL;
+    }
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  const char *group = "remote \"" FALLBACK_REMOTE "\"";
+  g_key_file_set_string (kf, group, "url", url);
   /* Trust comes from the commit checksum, not from GPG. */
-  g_variant_builder_add (&b, "{sv}", "gpg-verify", g_variant_new_string ("false"));
-  g_variant_builder_add (&b, "{sv}", "gpg-verify-summary", g_variant_new_string ("false"));
+  g_key_file_set_boolean (kf, group, "gpg-verify", FALSE);
+  g_key_file_set_boolean (kf, group, "gpg-verify-summary", FALSE);
   if (o->net.ca_file)
-    g_variant_builder_add (&b, "{sv}", "tls-ca-path", g_variant_new_string (o->net.ca_file));
+    g_key_file_set_string (kf, group, "tls-ca-path", o->net.ca_file);
   if (o->net.cert)
-    g_variant_builder_add (&b, "{sv}", "tls-client-cert-path", g_variant_new_string (o->net.cert));
+    g_key_file_set_string (kf, group, "tls-client-cert-path", o->net.cert);
   if (o->net.key)
-    g_variant_builder_add (&b, "{sv}", "tls-client-key-path", g_variant_new_string (o->net.key));
-  return g_variant_ref_sink (g_variant_builder_end (&b));
+    g_key_file_set_string (kf, group, "tls-client-key-path", o->net.key);
+  g_autofree char *dir = g_build_filename (g_file_peek_path (ostree_repo_get_path (repo)), REMOTE_DIR, NULL);
+  g_autofree char *file = g_build_filename (dir, FALLBACK_REMOTE ".conf", NULL);
+  g_autoptr (OstreeRepo) r
+      = g_object_new (OSTREE_TYPE_REPO, "path", ostree_repo_get_path (repo), "remotes-config-dir", dir, NULL);
+  if (!g_key_file_save_to_file (kf, file, error) || !ostree_repo_open (r, NULL, error))
+    {
+      dfi_error_normalize (error, "configuring the fallback pull");
+      return NULL;
+    }
+  return g_steal_pointer (&r);
 }
 
 static GVariant *
@@ -231,6 +276,8 @@ pull_options (const DfFetchOptions *o, OstreeRepoPullFlags flags)
 void
 dfi_fetch_pull_forget_remote (OstreeRepo *repo)
 {
+  dfi_rm_rf_at (ostree_repo_get_dfd (repo), REMOTE_DIR, NULL);
+  /* Earlier versions wrote the remote into the config. */
   ostree_repo_remote_change (repo, NULL, OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS, FALLBACK_REMOTE, NULL, NULL, NULL,
                              NULL);
 }
@@ -238,38 +285,36 @@ dfi_fetch_pull_forget_remote (OstreeRepo *repo)
 /* Brings the commit in from @url: the commit object first, for the
  * downgrade check (whose refusal is final: *@final), then the rest. */
 static gboolean
-pull_mirror (OstreeRepo *repo, const DfFetchOptions *o, const char *url, GVariant *ropts, GCancellable *c,
-             gboolean *final, GError **error)
+pull_mirror (DfFetchRun *f, const char *url, gboolean *final, GError **error)
 {
+  const DfFetchOptions *o = f->o;
   *final = FALSE;
-  dfi_fetch_pull_forget_remote (repo);
-  if (!ostree_repo_remote_change (repo, NULL, OSTREE_REPO_REMOTE_CHANGE_ADD, FALLBACK_REMOTE, url, ropts, c, error))
+  g_autoptr (OstreeRepo) pr = repo_with_remote (f->repo, o, url, error);
+  if (pr == NULL)
     {
       *final = TRUE;
-      dfi_error_normalize (error, "configuring the fallback pull");
       return FALSE;
     }
   g_autoptr (GVariant) copts = pull_options (o, OSTREE_REPO_PULL_FLAGS_COMMIT_ONLY);
   g_autoptr (GVariant) popts = pull_options (o, 0);
   g_autoptr (GVariant) commit = NULL;
-  if (!watched_pull (repo, o, copts, c, error)
-      || !ostree_repo_load_commit (repo, o->apply->commit, &commit, NULL, error))
+  if (!watched_pull (pr, f, copts, error) || !ostree_repo_load_commit (f->repo, o->apply->commit, &commit, NULL, error))
     return FALSE;
-  if (!dfi_check_downgrade (repo, o->apply->ref, o->apply->commit, commit, o->apply->allow_downgrade, error))
+  if (!dfi_check_downgrade (f->repo, o->apply->ref, o->apply->commit, commit, o->apply->allow_downgrade, error))
     {
       *final = TRUE;
       return FALSE;
     }
-  return watched_pull (repo, o, popts, c, error);
+  return watched_pull (pr, f, popts, error);
 }
 
 gboolean
-dfi_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable *c, GError **error)
+dfi_fetch_pull_fallback (DfFetchRun *f, GError **error)
 {
+  const DfFetchOptions *o = f->o;
   if (o->net.pin)
     return dfi_throw (error, DF_ERROR_NETWORK,
                       "the server offers no native delta, and libostree's pull cannot honour the pinned public key");
-  g_autoptr (GVariant) ropts = remote_options (o);
   g_autofree char *last = NULL;
   DfError kind = DF_ERROR_NETWORK;
   for (guint i = 0; i < o->net.urls->len; i++)
@@ -277,12 +322,12 @@ dfi_fetch_pull_fallback (OstreeRepo *repo, const DfFetchOptions *o, GCancellable
       const char *url = o->net.urls->pdata[i];
       g_autoptr (GError) e = NULL;
       gboolean final;
-      gboolean ok = pull_mirror (repo, o, url, ropts, c, &final, &e);
+      gboolean ok = pull_mirror (f, url, &final, &e);
       /* The remote exists only while its pull runs, whatever the outcome. */
-      dfi_fetch_pull_forget_remote (repo);
+      dfi_rm_rf_at (ostree_repo_get_dfd (f->repo), REMOTE_DIR, NULL);
       if (ok)
         return o->apply->ref == NULL
-               || ostree_repo_set_ref_immediate (repo, NULL, o->apply->ref, o->apply->commit, c, error);
+               || ostree_repo_set_ref_immediate (f->repo, NULL, o->apply->ref, o->apply->commit, f->cancellable, error);
       if (g_error_matches (e, G_IO_ERROR, G_IO_ERROR_CANCELLED) || final)
         {
           g_propagate_error (error, g_steal_pointer (&e));

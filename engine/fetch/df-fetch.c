@@ -347,7 +347,7 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
                       from ? " from " : "", from ? from : "");
   f->res->path = DF_FETCH_PATH_PULL;
   dfi_downloader_emit (f->dl, DF_FETCH_EVENT_START, o->net.urls->pdata[0], NULL);
-  return dfi_fetch_pull_fallback (f->repo, o, f->cancellable, error);
+  return dfi_fetch_pull_fallback (f, error);
 }
 
 static gboolean
