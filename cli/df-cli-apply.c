@@ -73,7 +73,7 @@ df_cli_apply (int argc, char **argv)
     df_fetch_options_set_progress (opts, df_cli_progress, NULL);
   DfFetchResult fres;
   gint64 start = g_get_monotonic_time ();
-  if (!df_fetch (repo, opts, &fres, NULL, &error))
+  if (!df_fetch (repo, opts, &fres, df_cli_cancellable, &error))
     return df_cli_fail (error);
   const DfApplyResult res = fres.apply;
   df_cli_progress_end ();

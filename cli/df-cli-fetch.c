@@ -193,7 +193,7 @@ df_cli_fetch (int argc, char **argv)
 
   DfFetchResult res;
   g_autoptr (OstreeRepo) repo = df_cli_open_repo (repo_path, &error);
-  gboolean ok = repo && df_fetch (repo, opts, &res, NULL, &error);
+  gboolean ok = repo && df_fetch (repo, opts, &res, df_cli_cancellable, &error);
   double secs = (g_get_monotonic_time () - ui.start) / 1e6;
   if (ui.tty && !json && !quiet)
     fprintf (stderr, "\r\033[K");
@@ -206,7 +206,8 @@ df_cli_fetch (int argc, char **argv)
           add_str (b, "error", df_error_name (error));
           json_builder_set_member_name (b, "retryable");
           json_builder_add_boolean_value (b, df_error_is_retryable (error));
-          add_str (b, "message", error->message);
+          g_autofree char *line = df_cli_error_line (error);
+          add_str (b, "message", line);
           json_line (b);
         }
       return df_cli_fail (error);

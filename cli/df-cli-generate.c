@@ -81,7 +81,7 @@ df_cli_generate (int argc, char **argv)
     df_generate_options_set_progress (opts, df_cli_progress, NULL);
   g_autofree char *dir = NULL;
   gint64 start = g_get_monotonic_time ();
-  if (!df_generate (repo, opts, &dir, NULL, &error))
+  if (!df_generate (repo, opts, &dir, df_cli_cancellable, &error))
     return df_cli_fail (error);
   df_cli_progress_end ();
   if (quiet)

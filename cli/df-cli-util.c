@@ -1,3 +1,5 @@
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -5,13 +7,66 @@
 
 #define DF_MIB_CLI (1024 * 1024)
 
+/* The signal that cancelled the run (0: none yet). */
+static volatile gint cancel_signal;
+
+static gpointer
+signal_thread (gpointer data)
+{
+  GCancellable *c = data;
+  sigset_t set;
+  sigemptyset (&set);
+  sigaddset (&set, SIGINT);
+  sigaddset (&set, SIGTERM);
+  for (;;)
+    {
+      int sig;
+      if (sigwait (&set, &sig) != 0)
+        continue;
+      /* A second signal while the first one's cancellation winds down:
+       * the user insists. Nothing the run leaves is unaccounted for
+       * (the same holds for SIGKILL). */
+      if (g_atomic_int_get (&cancel_signal) != 0)
+        _exit (130);
+      g_atomic_int_set (&cancel_signal, sig);
+      g_cancellable_cancel (c);
+    }
+  return NULL;
+}
+
+GCancellable *
+df_cli_cancel_on_signals (void)
+{
+  /* Blocked here, before any other thread exists, so that every thread
+   * inherits the mask and only the signal thread takes them. */
+  sigset_t set;
+  sigemptyset (&set);
+  sigaddset (&set, SIGINT);
+  sigaddset (&set, SIGTERM);
+  pthread_sigmask (SIG_BLOCK, &set, NULL);
+  GCancellable *c = g_cancellable_new ();
+  g_thread_unref (g_thread_new ("df-signals", signal_thread, g_object_ref (c)));
+  return c;
+}
+
+char *
+df_cli_error_line (const GError *error)
+{
+  int sig = g_atomic_int_get (&cancel_signal);
+  if (sig != 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return g_strdup_printf ("cancelled by %s; a rerun resumes where this one stopped",
+                            sig == SIGINT ? "SIGINT" : "SIGTERM");
+  /* One line, always. */
+  char *msg = g_strdup (error->message);
+  g_strdelimit (msg, "\n", ' ');
+  return msg;
+}
+
 int
 df_cli_fail (const GError *error)
 {
   df_cli_progress_end ();
-  /* One line, always. */
-  g_autofree char *msg = g_strdup (error->message);
-  g_strdelimit (msg, "\n", ' ');
+  g_autofree char *msg = df_cli_error_line (error);
   fprintf (stderr, "deltafetch: %s\n", msg);
   return df_error_exit_code (error);
 }

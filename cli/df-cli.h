@@ -11,6 +11,15 @@ int df_cli_show (int argc, char **argv);
 /* Text appended to every verb's --help. */
 extern const char *df_cli_exit_codes;
 
+/* A cancellable that SIGINT and SIGTERM cancel (a second signal exits at
+ * once with 130); blocks both signals in the calling thread and the ones it
+ * creates, so call it before any other thread starts. The verbs whose work
+ * checks the cancellable get it (through df_cli_cancellable). */
+GCancellable *df_cli_cancel_on_signals (void);
+extern GCancellable *df_cli_cancellable;
+
+/* @error's message on one line (saying which signal cancelled the run). */
+char *df_cli_error_line (const GError *error);
 /* Prints "deltafetch: <message>" on stderr and returns the exit code. */
 int df_cli_fail (const GError *error);
 /* Usage error: prints the message and returns 2. */

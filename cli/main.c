@@ -20,18 +20,21 @@ const char *df_cli_exit_codes
       "  10   slow retrieval: connect timeout, below the low-speed limit, or past a transfer's deadline\n"
       "  11   downgrade: the commit is older than the one --ref points at (see --allow-downgrade)\n"
       "  12   busy: another apply or fetch kept REPO past --lock-timeout\n"
-      "  130  cancelled";
+      "  130  cancelled (SIGINT or SIGTERM; a rerun resumes)";
+
+GCancellable *df_cli_cancellable;
 
 static const struct
 {
   const char *name;
   int (*run) (int, char **);
+  gboolean cancellable; /* SIGINT and SIGTERM cancel it cleanly */
   const char *summary;
 } verbs[] = {
-  { "generate", df_cli_generate, "compute a delta between two commits of a repository" },
-  { "apply", df_cli_apply, "apply a delta directory to a repository, verified, offline" },
-  { "fetch", df_cli_fetch, "bring a commit in from a static HTTP(S) server, verified and resumable" },
-  { "show", df_cli_show, "describe a delta" },
+  { "generate", df_cli_generate, TRUE, "compute a delta between two commits of a repository" },
+  { "apply", df_cli_apply, TRUE, "apply a delta directory to a repository, verified, offline" },
+  { "fetch", df_cli_fetch, TRUE, "bring a commit in from a static HTTP(S) server, verified and resumable" },
+  { "show", df_cli_show, FALSE, "describe a delta" },
 };
 
 static void
@@ -64,7 +67,11 @@ main (int argc, char **argv)
     }
   for (guint i = 0; i < G_N_ELEMENTS (verbs); i++)
     if (strcmp (argv[1], verbs[i].name) == 0)
-      return verbs[i].run (argc - 1, argv + 1);
+      {
+        if (verbs[i].cancellable)
+          df_cli_cancellable = df_cli_cancel_on_signals ();
+        return verbs[i].run (argc - 1, argv + 1);
+      }
   fprintf (stderr, "deltafetch: unknown verb '%s' (see deltafetch --help)\n", argv[1]);
   return 2;
 }

@@ -402,7 +402,7 @@ forge_write_part (Forge *f, FPart *p, const char *name, DfPart *out)
   for (guint k = 0; k < DF_SECTION_COUNT; k++)
     g_byte_array_unref (sec[k]);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) file = dfi_part_compress (payload->data, payload->len, FORGE_ZSTD_LEVEL, &error);
+  g_autoptr (GBytes) file = dfi_part_compress (payload->data, payload->len, FORGE_ZSTD_LEVEL, NULL, &error);
   if (file == NULL)
     die ("%s", error->message);
   out->uncompressed_size = payload->len;

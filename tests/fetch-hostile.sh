@@ -674,28 +674,33 @@ completed "fallback pull, slow but acceptable"
 pulled "fallback pull, slow but acceptable"
 check "fallback pull, slow but acceptable: the objects came in bursts" \
   test "$(fslog "$LOG_FROM" 'sum(1 for e in L if e["fault"] == "burst")')" -ge 1
-# kill -9 while the pull stalls: the pull's remote stays in the repo config
-# (nothing can remove it then); the next fetch of any kind removes it.
+# kill -9 while the pull stalls: the config stays byte-identical (the
+# pull's remote lives in a file under tmp/); the next fetch of any kind
+# removes that file.
 rules '[{"match": "'"$POBJ"'", "fault": "stall", "seconds": 60}]'
 DEV=$T/dev-pull-kill
 rm -rf "$DEV"
 cp -a "$base" "$DEV"
+conf=$(sha256sum <"$DEV/config")
 LOG_FROM=$(($(count_lines "$FS_LOG") + 1))
 "$DF" fetch --repo="$DEV" --url="$pbad" --commit="$c2" --ref=os --json >"$T/pull-kill.json" 2>&1 &
 pid=$!
 for _ in $(seq 200); do
-  grep -q deltafetch-fallback "$DEV/config" && break
+  [ -e "$DEV/tmp/deltafetch-remote/deltafetch-fallback.conf" ] && break
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.05
 done
 sleep 0.5
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
-check "fallback pull kill -9: the pull's remote was in the repo config" grep -q deltafetch-fallback "$DEV/config"
+check "fallback pull kill -9: the pull's remote was in its own file" \
+  test -e "$DEV/tmp/deltafetch-remote/deltafetch-fallback.conf"
+check "fallback pull kill -9: the config is byte-identical" test "$(sha256sum <"$DEV/config")" = "$conf"
 rules '[]'
 run_fetch pull-kill-rerun --url="$good"
 rc_is 0 "fallback pull kill -9: a fetch from nginx afterwards"
 completed "fallback pull kill -9, then a fetch"
-check "fallback pull kill -9, then a fetch: the remote is gone" bash -c "! grep -q deltafetch-fallback '$DEV/config'"
+check "fallback pull kill -9, then a fetch: the remote file is gone, the config unchanged" \
+  bash -c "[ ! -e '$DEV/tmp/deltafetch-remote' ] && [ '$(sha256sum <"$DEV/config")' = '$conf' ]"
 
 finish

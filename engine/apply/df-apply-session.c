@@ -474,7 +474,7 @@ dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptio
   if (cancellable)
     {
       a->user_cancellable = g_object_ref (cancellable);
-      a->chained = g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel), a->cancellable, NULL);
+      a->chained = dfi_cancellable_forward (cancellable, a->cancellable);
     }
   g_mutex_init (&a->lock);
   g_mutex_init (&a->rebuild_lock);

@@ -666,3 +666,15 @@ dfi_delta_ends_read (GVariant *from, GVariant *to, GVariant *commit, const char 
     }
   return TRUE;
 }
+
+static void
+forward_cancel (GCancellable *from, gpointer to)
+{
+  g_cancellable_cancel (to);
+}
+
+gulong
+dfi_cancellable_forward (GCancellable *from, GCancellable *to)
+{
+  return from ? g_cancellable_connect (from, G_CALLBACK (forward_cancel), to, NULL) : 0;
+}

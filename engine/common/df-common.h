@@ -40,6 +40,9 @@ gboolean dfi_throw (GError **error, DfError code, const char *fmt, ...) G_GNUC_P
 /* Rewrites an error from libostree/GIO: ENOSPC-like errors become
  * DF_ERROR_NO_SPACE, and @prefix is prepended. */
 void dfi_error_normalize (GError **error, const char *prefix);
+/* Makes cancelling @from (may be NULL: then returns 0) cancel @to, at once
+ * if @from already is; the handler id is for g_cancellable_disconnect(). */
+gulong dfi_cancellable_forward (GCancellable *from, GCancellable *to);
 
 void dfi_sha256 (const void *data, gsize len, guint8 out[DF_SHA256_LEN]);
 

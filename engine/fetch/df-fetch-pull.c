@@ -165,12 +165,6 @@ watched_poll (GPollFD *fds, guint n, gint timeout)
   return g_poll (fds, n, timeout);
 }
 
-static void
-forward_cancel (GCancellable *from, gpointer to)
-{
-  g_cancellable_cancel (to);
-}
-
 /* ostree_repo_pull_with_options() from the fallback remote under the
  * watchdog, with @c (the caller's, may be NULL) still cancelling it. When
  * the watchdog stopped it, fails with DF_ERROR_TIMEOUT saying what was too
@@ -184,7 +178,7 @@ watched_pull (OstreeRepo *repo, DfFetchRun *f, GVariant *popts, GError **error)
   g_main_context_set_poll_func (ctx, watched_poll);
   g_main_context_push_thread_default (ctx);
   g_autoptr (GCancellable) pc = g_cancellable_new ();
-  gulong forward = c ? g_cancellable_connect (c, G_CALLBACK (forward_cancel), pc, NULL) : 0;
+  gulong forward = dfi_cancellable_forward (c, pc);
   Watchdog w = { .o = o, .dl = f->dl, .cancellable = pc, .last_tick = g_get_monotonic_time () };
   /* Made here, so that its change notifications go to the pull's context. */
   w.progress = ostree_async_progress_new ();

@@ -109,13 +109,19 @@ dfi_part_payload_assemble (GByteArray *const sections[DF_SECTION_COUNT])
   return out;
 }
 
+/* Input handed to zstd between two looks at the cancellable: about half a
+ * second of work at level 19. */
+#define COMPRESS_STEP (1024 * 1024)
+
 GBytes *
-dfi_part_compress (const guint8 *payload, gsize len, int level, GError **error)
+dfi_part_compress (const guint8 *payload, gsize len, int level, GCancellable *cancellable, GError **error)
 {
   g_autoptr (ZSTD_CCtx) cctx = ZSTD_createCCtx ();
   /* The window never needs to exceed the part, and apply refuses windows
    * above DF_PART_WINDOW_LOG_MAX; content size and no zstd checksum (the
-   * part's SHA-256 covers it). */
+   * part's SHA-256 covers it). The input is handed over a step at a time,
+   * for cancellation, from a buffer zstd reads in place (stable input: no
+   * copy into its own window buffer). */
   int wlog = 10;
   while (wlog < DF_PART_WINDOW_LOG_MAX && ((gsize)1 << wlog) < len)
     wlog++;
@@ -123,20 +129,35 @@ dfi_part_compress (const guint8 *payload, gsize len, int level, GError **error)
   if (ZSTD_isError (r = ZSTD_CCtx_setParameter (cctx, ZSTD_c_compressionLevel, level))
       || ZSTD_isError (r = ZSTD_CCtx_setParameter (cctx, ZSTD_c_windowLog, wlog))
       || ZSTD_isError (r = ZSTD_CCtx_setParameter (cctx, ZSTD_c_contentSizeFlag, 1))
-      || ZSTD_isError (r = ZSTD_CCtx_setParameter (cctx, ZSTD_c_checksumFlag, 0)))
+      || ZSTD_isError (r = ZSTD_CCtx_setParameter (cctx, ZSTD_c_checksumFlag, 0))
+      || ZSTD_isError (r = ZSTD_CCtx_setParameter (cctx, ZSTD_c_stableInBuffer, 1))
+      || ZSTD_isError (r = ZSTD_CCtx_setPledgedSrcSize (cctx, len)))
     {
       dfi_throw (error, DF_ERROR_FAILED, "zstd: %s", ZSTD_getErrorName (r));
       return NULL;
     }
   gsize cap = ZSTD_compressBound (len);
   g_autofree guint8 *out = g_malloc (cap);
-  r = ZSTD_compress2 (cctx, out, cap, payload, len);
-  if (ZSTD_isError (r))
+  ZSTD_outBuffer ob = { out, cap, 0 };
+  ZSTD_inBuffer ib = { payload, 0, 0 };
+  for (;;)
     {
-      dfi_throw (error, DF_ERROR_FAILED, "zstd: %s", ZSTD_getErrorName (r));
-      return NULL;
+      ib.size = MIN (len, ib.size + COMPRESS_STEP);
+      ZSTD_EndDirective mode = ib.size == len ? ZSTD_e_end : ZSTD_e_continue;
+      do
+        r = ZSTD_compressStream2 (cctx, &ob, &ib, mode);
+      while (!ZSTD_isError (r) && (mode == ZSTD_e_end ? r != 0 && ob.pos < ob.size : ib.pos < ib.size));
+      if (ZSTD_isError (r) || (mode == ZSTD_e_end && r != 0))
+        {
+          dfi_throw (error, DF_ERROR_FAILED, "zstd: %s", ZSTD_isError (r) ? ZSTD_getErrorName (r) : "output full");
+          return NULL;
+        }
+      if (mode == ZSTD_e_end)
+        break;
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return NULL;
     }
-  return g_bytes_new_take (g_realloc (g_steal_pointer (&out), r), r);
+  return g_bytes_new_take (g_realloc (g_steal_pointer (&out), ob.pos), ob.pos);
 }
 
 GBytes *

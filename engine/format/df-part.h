@@ -50,8 +50,8 @@ void dfi_varint_append (GByteArray *out, guint64 v);
 GByteArray *dfi_part_payload_assemble (GByteArray *const sections[DF_SECTION_COUNT]);
 
 /* Compresses @payload into a part file. Deterministic for the same input and
- * level. */
-GBytes *dfi_part_compress (const guint8 *payload, gsize len, int level, GError **error);
+ * level. Looks at @cancellable (may be NULL) after every MiB of input. */
+GBytes *dfi_part_compress (const guint8 *payload, gsize len, int level, GCancellable *cancellable, GError **error);
 
 /* Checks @file against the part's declared SHA-256 and sizes before looking
  * at any byte of it, then decompresses it within the declared size.

@@ -30,7 +30,7 @@ dfi_gen_compress_worker (gpointer data, gpointer user_data)
   if (!dfi_gen_failed (g))
     {
       g_autoptr (GByteArray) payload = dfi_part_payload_assemble (job->sec);
-      g_autoptr (GBytes) file = dfi_part_compress (payload->data, payload->len, job->level, &local);
+      g_autoptr (GBytes) file = dfi_part_compress (payload->data, payload->len, job->level, g->cancellable, &local);
       if (file)
         {
           char name[16];

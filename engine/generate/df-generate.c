@@ -124,8 +124,7 @@ run_init (Run *r, OstreeRepo *repo, const DfGenerateOptions *opts, const char *f
   g->jobs = opts->jobs ? opts->jobs : dfi_ncpus ();
   g->cancellable = g_cancellable_new ();
   r->cancellable = cancellable;
-  r->chained
-      = cancellable ? g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel), g->cancellable, NULL) : 0;
+  r->chained = dfi_cancellable_forward (cancellable, g->cancellable);
   g_mutex_init (&g->lock);
   g_cond_init (&g->cond);
   g->parts = g_array_new (FALSE, TRUE, sizeof (DfPart));
