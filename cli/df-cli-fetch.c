@@ -44,20 +44,20 @@ add_str (JsonBuilder *b, const char *name, const char *v)
 
 /* The version of the JSON lines' schema (docs/json-events.md): raised when
  * a field changes meaning or goes; new fields and events do not raise it. */
-#define JSON_SCHEMA 1
+#define JSON_SCHEMA 2
 
 /* An event's line: its name, the schema and the time (UTC, RFC 3339, to
  * the millisecond), then its fields. */
 static JsonBuilder *
-event_builder (const char *name)
+event_builder (const char *name, gint64 time)
 {
   JsonBuilder *b = json_builder_new ();
   json_builder_begin_object (b);
   add_str (b, "event", name);
   add_int (b, "schema", JSON_SCHEMA);
-  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+  g_autoptr (GDateTime) now = g_date_time_new_from_unix_utc (time / G_USEC_PER_SEC);
   g_autofree char *t = g_date_time_format (now, "%Y-%m-%dT%H:%M:%S");
-  g_autofree char *ts = g_strdup_printf ("%s.%03dZ", t, g_date_time_get_microsecond (now) / 1000);
+  g_autofree char *ts = g_strdup_printf ("%s.%03dZ", t, (int)(time % G_USEC_PER_SEC / 1000));
   add_str (b, "time", ts);
   return b;
 }
@@ -69,15 +69,18 @@ on_event (const DfFetchEvent *ev, gpointer data)
   if (ui->json)
     {
       static const char *names[] = { "", "start", "progress", "retry", "mirror-switch", "waiting", "rebuild-fallback" };
-      g_autoptr (JsonBuilder) b = event_builder (names[ev->type]);
+      static const char *phases[] = { "", "discover", "download", "apply", "commit" };
+      g_autoptr (JsonBuilder) b = event_builder (names[ev->type], ev->time);
+      add_str (b, "phase", phases[ev->phase]);
       if (ev->type == DF_FETCH_EVENT_START)
         add_str (b, "path", path_names[ev->path]);
       if (ev->url)
         add_str (b, "url", ev->url);
       if (ev->message)
         add_str (b, "message", ev->message);
-      add_int (b, "bytes_downloaded", ev->bytes_downloaded);
+      add_int (b, "bytes_done", ev->bytes_done);
       add_int (b, "bytes_total", ev->bytes_total);
+      add_int (b, "bytes_downloaded", ev->bytes_downloaded);
       add_int (b, "bytes_reused", ev->bytes_reused);
       add_int (b, "parts_applied", ev->parts_applied);
       add_int (b, "parts_total", ev->parts_total);
@@ -108,12 +111,12 @@ on_event (const DfFetchEvent *ev, gpointer data)
       break;
     case DF_FETCH_EVENT_PROGRESS:
       {
-        g_autofree char *done = df_cli_format_size (ev->bytes_downloaded);
+        g_autofree char *done = df_cli_format_size (ev->bytes_done);
         g_autofree char *total = df_cli_format_size (ev->bytes_total);
         g_autofree char *rate = df_cli_format_size ((guint64)ev->rate);
         char eta[32] = "";
-        if (ev->rate > 0 && ev->bytes_total > ev->bytes_downloaded)
-          g_snprintf (eta, sizeof eta, ", ETA %.0f s", (ev->bytes_total - ev->bytes_downloaded) / ev->rate);
+        if (ev->rate > 0 && ev->bytes_total > ev->bytes_done)
+          g_snprintf (eta, sizeof eta, ", ETA %.0f s", (ev->bytes_total - ev->bytes_done) / ev->rate);
         fprintf (stderr, "\r\033[K%s of %s at %s/s%s, %u/%u parts applied", done, total, rate, eta, ev->parts_applied,
                  ev->parts_total);
       }
@@ -201,7 +204,7 @@ df_cli_fetch (int argc, char **argv)
     {
       if (json)
         {
-          g_autoptr (JsonBuilder) b = event_builder ("error");
+          g_autoptr (JsonBuilder) b = event_builder ("error", g_get_real_time ());
           add_int (b, "exit_code", df_error_exit_code (error));
           add_str (b, "error", df_error_name (error));
           json_builder_set_member_name (b, "retryable");
@@ -214,7 +217,7 @@ df_cli_fetch (int argc, char **argv)
     }
   if (json)
     {
-      g_autoptr (JsonBuilder) b = event_builder ("done");
+      g_autoptr (JsonBuilder) b = event_builder ("done", g_get_real_time ());
       add_str (b, "path", path_names[res.path]);
       add_str (b, "commit", res.commit);
       add_str (b, "from", res.from[0] ? res.from : NULL);

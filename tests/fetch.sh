@@ -37,21 +37,39 @@ for mode in bare bare-user; do
   for ev in start progress done; do
     check "$mode: --json emitted a '$ev' event" grep -q "^{\"event\":\"$ev\"" "$T/f1.json"
   done
-  check "$mode: every JSON line has the schema and time, integer rates, only keys docs/json-events.md lists" \
+  check "$mode: JSON lines: schema, time, integer rates, documented keys; phases in order, progress only on change" \
     python3 - "$T/f1.json" "$DF_SRCDIR/docs/json-events.md" <<'PY'
 import json, re, sys
 doc = open(sys.argv[2]).read()
 known = set(re.findall(r"^\| `([a-z_]+)`", doc, re.M))
 for k in re.findall(r"^\| `([a-z_]+)`, `([a-z_]+)`(?:, `([a-z_]+)`)?", doc, re.M):
     known.update(x for x in k if x)
+order = ["discover", "download", "apply", "commit"]
+seen, last, times = [], None, []
 for line in open(sys.argv[1]):
     e = json.loads(line)
     assert list(e)[:3] == ["event", "schema", "time"], list(e)[:3]
-    assert e["schema"] == 1 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"]), e
+    assert e["schema"] == 2 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"]), e
+    times.append(e["time"])
     if "rate" in e:
         assert isinstance(e["rate"], int), e["rate"]
     unknown = set(e) - known
     assert not unknown, "keys not in docs/json-events.md: %s" % unknown
+    if e["event"] in ("done", "error"):
+        continue
+    assert e["phase"] in order, e
+    assert not seen or order.index(e["phase"]) >= order.index(seen[-1]), (seen, e)
+    if not seen or seen[-1] != e["phase"]:
+        seen.append(e["phase"])
+    assert e["bytes_done"] == e["bytes_reused"] + e["bytes_downloaded"], e
+    assert e["bytes_total"] == 0 or e["bytes_done"] <= e["bytes_total"], e
+    if e["event"] == "progress":
+        now = (e["phase"], e["bytes_downloaded"], e["bytes_total"], e["parts_applied"])
+        assert now != last, "a progress event without a change: %s" % line
+        last, last_e = now, e
+assert times == sorted(times), "times out of order"
+assert seen[-2:] == ["apply", "commit"] and "download" in seen, seen
+assert last_e["bytes_done"] == last_e["bytes_total"] > 0, last_e
 PY
   check "$mode: the path taken was the from-scratch delta" test "$(json_field "$T/f1.json" path)" = scratch
   check "$mode: ranged requests were answered 206" grep -q '" 206 ' "$log"

@@ -4,6 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The result structs are caller-allocated: their sizes are the ABI. A new
+ * field takes its room from the reserved words (LP64: x86_64, aarch64). */
+#if GLIB_SIZEOF_VOID_P == 8
+G_STATIC_ASSERT (sizeof (DfApplyResult) == 656);
+G_STATIC_ASSERT (sizeof (DfFetchResult) == 976);
+#endif
+
 int
 main (void)
 {

@@ -28,7 +28,9 @@ lock_waiting (gpointer timeout, gpointer data)
   g_autofree char *msg
       = g_strdup_printf ("another deltafetch apply or fetch is working in this repository: waiting up to %u s",
                          GPOINTER_TO_UINT (timeout));
-  DfFetchEvent ev = { .type = DF_FETCH_EVENT_WAITING, .message = msg };
+  DfFetchEvent ev = {
+    .type = DF_FETCH_EVENT_WAITING, .message = msg, .phase = DF_FETCH_PHASE_DISCOVER, .time = g_get_real_time ()
+  };
   o->event_func (&ev, o->event_data);
 }
 

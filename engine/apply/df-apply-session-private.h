@@ -42,6 +42,8 @@ struct _DfApplySession
   char *state_dir;
   gboolean in_txn;
   gboolean complete_checked;      /* by the task after the walk, under lock */
+  GFunc on_commit;                /* dfi_apply_session_on_commit() */
+  gpointer on_commit_data;
   DfRebuildPlan *plan;            /* rebuild and alternative parts (format 3), under lock */
   GMutex rebuild_lock;            /* one rebuild at a time: the budget keeps room for one */
   guint64 raise_cap, raise_extra; /* the budget may rise to raise_cap to keep workers beside raise_extra */

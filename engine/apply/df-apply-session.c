@@ -711,6 +711,8 @@ dfi_apply_session_finish (DfApplySession *a, DfApplyResult *result, GError **err
   if (local == NULL)
     {
       a->result.parts_applied = a->parts_applied;
+      if (a->on_commit)
+        a->on_commit (a->on_commit_data, NULL);
       a->progress.phase = DF_PHASE_COMMIT;
       report (a, TRUE);
       g_autoptr (GVariant) meta = NULL;
@@ -792,4 +794,11 @@ dfi_apply_session_abort (DfApplySession *s, const GError *error)
   dfi_apply_session_finish (s, NULL, &ignored);
   g_clear_error (&ignored);
   session_fail_cleanup (s, (GError *)error);
+}
+
+void
+dfi_apply_session_on_commit (DfApplySession *a, GFunc func, gpointer data)
+{
+  a->on_commit = func;
+  a->on_commit_data = data;
 }

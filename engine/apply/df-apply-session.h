@@ -46,6 +46,9 @@ char *dfi_apply_session_fallback_reason (DfApplySession *s);
 /* Waits for every part, checks the commit is complete, writes the commit
  * object and the ref, commits the transaction. */
 gboolean dfi_apply_session_finish (DfApplySession *s, DfApplyResult *result, GError **error);
+/* Has dfi_apply_session_finish() call @func (@data) on its thread once every
+ * part is applied, before the final checks and the commit. */
+void dfi_apply_session_on_commit (DfApplySession *s, GFunc func, gpointer data);
 
 /* The caller gives up after @error: stops the workers, releases the
  * transaction, and removes what was staged when @error is final

@@ -31,6 +31,11 @@ struct _DfDownloader
   guint64 rate_bytes;
   gint64 rate_since;
   double rate;
+  DfFetchPhase phase;
+  /* What the last PROGRESS event carried: none is sent without a change. */
+  guint64 shown_bytes, shown_total;
+  guint shown_parts;
+  DfFetchPhase shown_phase;
   GError *fatal;
   gboolean consumer_failed;
   gboolean fresh; /* small files: ask caches for fresh copies */
@@ -71,6 +76,7 @@ dfi_downloader_new (const DfFetchOptions *o, DfFetchResult *res, GCancellable *c
       g_once_init_leave (&curl_ready, 1);
     }
   DfDownloader *d = g_new0 (DfDownloader, 1);
+  d->phase = DF_FETCH_PHASE_DISCOVER;
   d->o = o;
   d->res = res;
   d->cancellable = cancellable;
@@ -153,12 +159,23 @@ dfi_downloader_emit (DfDownloader *d, DfFetchEventType type, const char *url, co
   ev.url = url;
   ev.message = message;
   ev.bytes_downloaded = d->bytes_downloaded;
-  ev.bytes_total = d->bytes_total;
   ev.bytes_reused = d->res->bytes_reused;
+  ev.bytes_total = d->bytes_total ? d->bytes_total + ev.bytes_reused : 0;
+  ev.bytes_done = d->bytes_downloaded + ev.bytes_reused;
   ev.parts_total = d->store ? d->store->n_parts : 0;
   if (d->consumer.parts_applied)
     ev.parts_applied = d->consumer.parts_applied (d->consumer.data);
   ev.rate = d->rate;
+  ev.phase = d->phase;
+  ev.time = g_get_real_time ();
+  if (type == DF_FETCH_EVENT_PROGRESS)
+    {
+      if (ev.bytes_downloaded == d->shown_bytes && ev.bytes_total == d->shown_total
+          && ev.parts_applied == d->shown_parts && ev.phase == d->shown_phase)
+        return;
+      d->shown_bytes = ev.bytes_downloaded, d->shown_total = ev.bytes_total;
+      d->shown_parts = ev.parts_applied, d->shown_phase = ev.phase;
+    }
   d->o->event_func (&ev, d->o->event_data);
 }
 
@@ -759,8 +776,18 @@ dfi_downloader_count_external (DfDownloader *d, guint64 n)
 }
 
 void
+dfi_downloader_set_phase (DfDownloader *d, DfFetchPhase phase)
+{
+  if (d->phase == phase)
+    return;
+  d->phase = phase;
+  dfi_downloader_progress (d, TRUE);
+}
+
+void
 dfi_downloader_start (DfDownloader *d)
 {
+  d->phase = DF_FETCH_PHASE_DOWNLOAD;
   d->bytes_total += d->bytes_downloaded;
   dfi_downloader_emit (d, DF_FETCH_EVENT_START, d->mirrors[MAX (0, dfi_downloader_current_mirror (d))].base, NULL);
 }

@@ -46,6 +46,9 @@ guint64 dfi_downloader_bytes (DfDownloader *d);
 /* Counts @n more bytes received by a transfer that is not the downloader's
  * (libostree's pull) and reports progress as dfi_downloader_progress(). */
 void dfi_downloader_count_external (DfDownloader *d, guint64 n);
+/* Enters @phase (DF_FETCH_PHASE_DISCOVER at first, DOWNLOAD from
+ * dfi_downloader_start()), with a PROGRESS event if it changed. */
+void dfi_downloader_set_phase (DfDownloader *d, DfFetchPhase phase);
 /* Emits event @type about @url (may be NULL) with @message (may be NULL). */
 void dfi_downloader_emit (DfDownloader *d, DfFetchEventType type, const char *url, const char *message);
 /* A progress event, at most ten a second unless @force. */

@@ -140,6 +140,8 @@ download_and_apply (DfFetchRun *f, int local_dfd, GError **error)
   if (!stopped)
     dfi_downloader_run (f->dl);
   dfi_part_store_stop (&f->store);
+  if (applier && dfi_downloader_get_error (f->dl) == NULL)
+    dfi_downloader_set_phase (f->dl, DF_FETCH_PHASE_APPLY);
   if (applier)
     g_thread_join (applier);
   /* The apply's own error says most when it failed first. */

@@ -192,6 +192,12 @@ fetch_rebuild_fallbacks (DfFetchRun *f, GError **error)
 
 /* Downloads (from @delta_rel on the mirrors) and applies the native delta
  * whose superblock @sb_bytes (verified against the index) describes. */
+static void
+enter_commit (gpointer dl, gpointer unused)
+{
+  dfi_downloader_set_phase (dl, DF_FETCH_PHASE_COMMIT);
+}
+
 static gboolean
 fetch_delta (DfFetchRun *f, GBytes *sb_bytes, const char *sb_hex, const char *delta_rel, GError **error)
 {
@@ -231,7 +237,8 @@ fetch_delta (DfFetchRun *f, GBytes *sb_bytes, const char *sb_hex, const char *de
     return FALSE;
   if (dfi_downloader_get_error (f->dl) || dfi_downloader_consumer_failed (f->dl))
     return native_failed (f, error);
-  dfi_downloader_progress (f->dl, TRUE);
+  dfi_downloader_set_phase (f->dl, DF_FETCH_PHASE_APPLY);
+  dfi_apply_session_on_commit (f->session, enter_commit, f->dl);
   if (!dfi_apply_session_finish (f->session, &f->res->apply, error))
     return FALSE;
   dfi_downloader_progress (f->dl, TRUE);
@@ -346,6 +353,7 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
     return dfi_throw (error, DF_ERROR_NETWORK, "the server offers no native delta to %s%s%s", o->apply->commit,
                       from ? " from " : "", from ? from : "");
   f->res->path = DF_FETCH_PATH_PULL;
+  dfi_downloader_set_phase (f->dl, DF_FETCH_PHASE_DOWNLOAD);
   dfi_downloader_emit (f->dl, DF_FETCH_EVENT_START, o->net.urls->pdata[0], NULL);
   return dfi_fetch_pull_fallback (f, error);
 }

@@ -444,6 +444,8 @@ typedef struct
   guint64 memory_raised_to;          /* the budget rebuilding raised the default to (bytes), or 0 */
   guint parts_unused;                /* parts of the other variant (rebuild or plain) this device did not need */
   gboolean rebuild_alone;            /* rebuilds ran with no part applied beside them, to fit the budget */
+  /*< private >*/
+  guint64 reserved[16]; /* zeroed; room for later fields: the struct's size is part of the ABI */
 } DfApplyResult;
 
 /**
@@ -588,7 +590,8 @@ typedef enum
 /**
  * DfFetchEventType:
  * @DF_FETCH_EVENT_START: the path is chosen; bytes_total is known.
- * @DF_FETCH_EVENT_PROGRESS: at most about ten times a second.
+ * @DF_FETCH_EVENT_PROGRESS: at most about ten times a second, and only when
+ *   something it carries changed (bytes, parts applied, the phase).
  * @DF_FETCH_EVENT_RETRY: a transfer failed and will be tried again on the
  *   same mirror after a back-off; message says why.
  * @DF_FETCH_EVENT_MIRROR_SWITCH: @url was demoted; message says why.
@@ -608,6 +611,27 @@ typedef enum
   DF_FETCH_EVENT_REBUILD_FALLBACK,
 } DfFetchEventType;
 
+/**
+ * DfFetchPhase:
+ * @DF_FETCH_PHASE_DISCOVER: waiting for the repository, reading the
+ *   server's index and the superblock, choosing the path.
+ * @DF_FETCH_PHASE_DOWNLOAD: downloading (parts are applied meanwhile as
+ *   they arrive); libostree's pull stays in this phase to its end.
+ * @DF_FETCH_PHASE_APPLY: everything downloaded, parts still being applied.
+ * @DF_FETCH_PHASE_COMMIT: final checks, the commit, the ref (native deltas).
+ *
+ * A change of phase is reported by a PROGRESS event.
+ */
+typedef enum
+{
+  DF_FETCH_PHASE_DISCOVER = 1,
+  DF_FETCH_PHASE_DOWNLOAD,
+  DF_FETCH_PHASE_APPLY,
+  DF_FETCH_PHASE_COMMIT,
+} DfFetchPhase;
+
+/* Allocated by the library for the callback's time: later versions may add
+ * fields at the end. */
 typedef struct
 {
   DfFetchEventType type;
@@ -615,11 +639,15 @@ typedef struct
   const char *url;          /* the mirror concerned, or NULL */
   const char *message;      /* RETRY, MIRROR_SWITCH, REBUILD_FALLBACK: the reason */
   guint64 bytes_downloaded; /* bytes received in this run */
-  guint64 bytes_total;      /* bytes still to fetch at the start of this run */
+  guint64 bytes_total;      /* the whole update's bytes to download: what earlier runs left (bytes_reused) plus what
+                               this run fetches; 0 until known (libostree's pull: never) */
   guint64 bytes_reused;     /* delta bytes found on disk from an earlier run */
   guint parts_applied;
   guint parts_total;
-  double rate; /* bytes per second over the last seconds */
+  double rate;        /* bytes per second over the last seconds */
+  DfFetchPhase phase; /* what the fetch is doing */
+  gint64 time;        /* when, as g_get_real_time(): microseconds since 1970, UTC */
+  guint64 bytes_done; /* of bytes_total: bytes_reused plus bytes_downloaded */
 } DfFetchEvent;
 
 /* Called from the thread that called df_fetch(), never concurrently. */
@@ -645,6 +673,8 @@ typedef struct
   guint retries;
   guint mirror_switches;
   DfApplyResult apply;
+  /*< private >*/
+  guint64 reserved[16]; /* zeroed; room for later fields: the struct's size is part of the ABI */
 } DfFetchResult;
 
 /**
