@@ -127,10 +127,10 @@ on_event (const DfFetchEvent *ev, gpointer data)
 int
 df_cli_fetch (int argc, char **argv)
 {
-  g_autofree char *repo_path = NULL, *commit = NULL, *from = NULL, *ref = NULL, *memory = NULL;
+  g_autofree char *repo_path = NULL, *commit = NULL, *from = NULL, *ref = NULL, *memory = NULL, *max_bytes = NULL;
   g_auto (GStrv) urls = NULL;
   int jobs = 0;
-  gboolean json = FALSE, quiet = FALSE, no_pull = FALSE;
+  gboolean json = FALSE, quiet = FALSE, no_pull = FALSE, no_scratch = FALSE;
   GOptionEntry entries[] = {
     { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository to write into (required)", "REPO" },
     { "url", 0, 0, G_OPTION_ARG_STRING_ARRAY, &urls, "Base URL of the served repository; repeat for mirrors, in order",
@@ -142,6 +142,10 @@ df_cli_fetch (int argc, char **argv)
     { "memory", 0, 0, G_OPTION_ARG_STRING, &memory, "Memory budget of the apply workers (default 64M)", "SIZE" },
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Most apply worker threads (default: one per processor)", "N" },
     { "no-pull-fallback", 0, 0, G_OPTION_ARG_NONE, &no_pull, "Fail instead of using libostree's pull", NULL },
+    { "max-bytes", 0, 0, G_OPTION_ARG_STRING, &max_bytes,
+      "Refuse (exit 13) before downloading parts an update that needs more than SIZE downloaded", "SIZE" },
+    { "no-from-scratch", 0, 0, G_OPTION_ARG_NONE, &no_scratch,
+      "Refuse (exit 13) from-scratch deltas, and libostree's pull when REPO has no from-commit", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json,
       "Print JSON lines (events start, progress, retry, mirror-switch, waiting, "
       "rebuild-fallback, done, error) on stdout",
@@ -174,6 +178,9 @@ df_cli_fetch (int argc, char **argv)
   guint64 budget = DF_DEFAULT_MEMORY_BUDGET;
   if (memory && !df_cli_parse_size (memory, &budget))
     return df_cli_usage (ctx, "cannot parse --memory '%s'", memory);
+  guint64 max_bytes_v = 0;
+  if (max_bytes && (!df_cli_parse_size (max_bytes, &max_bytes_v) || max_bytes_v == 0))
+    return df_cli_usage (ctx, "cannot parse --max-bytes '%s'", max_bytes);
 
   FetchUi ui = { .json = json, .quiet = quiet, .tty = isatty (2), .start = g_get_monotonic_time () };
   g_autoptr (DfFetchOptions) opts = df_fetch_options_new ();
@@ -189,6 +196,8 @@ df_cli_fetch (int argc, char **argv)
     df_fetch_options_set_memory_budget (opts, budget);
   df_fetch_options_set_jobs (opts, jobs);
   df_fetch_options_set_allow_pull_fallback (opts, !no_pull);
+  df_fetch_options_set_max_bytes (opts, max_bytes_v);
+  df_fetch_options_set_allow_from_scratch (opts, !no_scratch);
   g_autofree char *trust_msg = NULL;
   if (!df_cli_trust_set (&trust, opts, &trust_msg))
     return df_cli_usage (ctx, "%s", trust_msg);

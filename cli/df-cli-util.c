@@ -255,6 +255,8 @@ df_cli_add_network_options (GOptionContext *ctx, DfCliNet *n)
     { "low-speed-time", 0, 0, G_OPTION_ARG_INT, &n->low_time, "... for this many seconds (default 30)", "SECONDS" },
     { "min-rate", 0, 0, G_OPTION_ARG_INT, &n->min_rate,
       "Deadline of a transfer: its size at this rate, plus connect and low-speed time (default 16384)", "BYTES" },
+    { "max-rate", 0, 0, G_OPTION_ARG_STRING, &n->max_rate,
+      "Cap the download at about this many bytes/s over all connections (default: none)", "SIZE" },
     { "connect-timeout", 0, 0, G_OPTION_ARG_INT, &n->connect_timeout, "Seconds to connect (default 15)", "SECONDS" },
     { "retries", 0, 0, G_OPTION_ARG_INT, &n->retries, "Attempts per range on a mirror before it is demoted (default 4)",
       "N" },
@@ -282,6 +284,13 @@ df_cli_net_apply (const DfCliNet *n, DfFetchOptions *opts, char **msg)
       *msg = g_strdup_printf ("cannot parse --range-size '%s'", n->range);
       return FALSE;
     }
+  guint64 max_rate = 0;
+  if (n->max_rate && (!df_cli_parse_size (n->max_rate, &max_rate) || max_rate == 0))
+    {
+      *msg = g_strdup_printf ("cannot parse --max-rate '%s' (bytes a second, e.g. 512K)", n->max_rate);
+      return FALSE;
+    }
+  df_fetch_options_set_max_rate (opts, max_rate);
   df_fetch_options_set_connections (opts, n->connections);
   df_fetch_options_set_range_size (opts, range_size);
   df_fetch_options_set_low_speed (opts, n->low_limit, n->low_time);
@@ -303,6 +312,7 @@ df_cli_net_clear (DfCliNet *n)
   g_clear_pointer (&n->cert, g_free);
   g_clear_pointer (&n->key, g_free);
   g_clear_pointer (&n->pin, g_free);
+  g_clear_pointer (&n->max_rate, g_free);
 }
 
 void

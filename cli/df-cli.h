@@ -64,7 +64,7 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfCliTrust, df_cli_trust_clear)
 typedef struct
 {
   int connections, low_limit, low_time, min_rate, connect_timeout, retries;
-  char *range, *cacert, *cert, *key, *pin;
+  char *range, *cacert, *cert, *key, *pin, *max_rate;
 } DfCliNet;
 void df_cli_add_network_options (GOptionContext *ctx, DfCliNet *n);
 /* Checks the values parsed into @n and sets them on @opts; FALSE with a

@@ -20,6 +20,7 @@ const char *df_cli_exit_codes
       "  10   slow retrieval: connect timeout, below the low-speed limit, or past a transfer's deadline\n"
       "  11   downgrade: the commit is older than the one --ref points at (see --allow-downgrade)\n"
       "  12   busy: another apply or fetch kept REPO past --lock-timeout\n"
+      "  13   too large: over --max-bytes, or only from scratch with --no-from-scratch\n"
       "  130  cancelled (SIGINT or SIGTERM; a rerun resumes)";
 
 GCancellable *df_cli_cancellable;

@@ -203,6 +203,56 @@ expect_exit 11 "fallback: a downgrade is refused after fetching only the commit 
 check "fallback: the refused downgrade kept the ref" test "$(rev "$dev4" os)" = "$(rev "$plain" os)"
 check "fallback: no remote left behind after the refusal" bash -c "! ostree remote list --repo='$dev4' | grep -q ."
 
+# Limits for metered and shared links. --max-bytes and --no-from-scratch
+# refuse (exit 13) once the superblock says how big the update is, before
+# any part is requested; --max-rate caps the rate over all connections.
+dev9=$T/dev-limits
+ostree init --repo="$dev9" --mode=bare
+ostree pull-local --repo="$dev9" "$src" "$c1" >/dev/null
+ostree refs --repo="$dev9" --create=os "$c1"
+cp -a "$dev9" "$T/dev-limits-v1"
+mark=$(($(wc -l <"$log") + 1))
+expect_exit 13 "--max-bytes below the delta's size: refused (too large)" \
+  "$DF" fetch --json --repo="$dev9" --url="$url" --commit="$c2" --ref=os --max-bytes=$((delta_bytes / 2))
+check "--max-bytes: the JSON error names it too-large, not retryable" \
+  grep -q '"event":"error".*"exit_code":13,"error":"too-large","retryable":false' "$T/ee.out"
+check "--max-bytes: no part was requested, the ref still on v1" \
+  bash -c "! tail -n +$mark '$log' | grep -q 'deltas/$c1-$c2/[0-9]' && [ \$(ostree rev-parse --repo='$dev9' os) = '$c1' ]"
+check "--max-bytes above the delta's size (index and superblock included): fetched" \
+  "$DF" fetch -q --repo="$dev9" --url="$url" --commit="$c2" --ref=os --max-bytes=$((delta_bytes + 65536))
+check "--max-bytes: fsck-clean and identical to v2" checkout_matches "$dev9" "$c2" "$T/v2"
+dev10=$T/dev-noscratch
+ostree init --repo="$dev10" --mode=bare
+mark=$(($(wc -l <"$log") + 1))
+expect_exit 13 "--no-from-scratch with nothing to start from: refused" \
+  "$DF" fetch --repo="$dev10" --url="$url" --commit="$c1" --no-from-scratch
+check "--no-from-scratch: no part was requested" bash -c "! tail -n +$mark '$log' | grep -q 'deltas/$c1/[0-9]'"
+check "--no-from-scratch with a delta from the device's commit: fetched" \
+  "$DF" fetch -q --repo="$T/dev-limits-v1" --url="$url" --commit="$c2" --ref=os --no-from-scratch
+expect_exit 13 "--no-from-scratch: the pull fallback into an empty repository is refused" \
+  "$DF" fetch --repo="$dev10" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$(rev "$plain" os)" \
+  --no-from-scratch
+expect_exit 13 "--max-bytes: the pull fallback (size unknown beforehand) is refused" \
+  "$DF" fetch --repo="$dev10" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$(rev "$plain" os)" \
+  --max-bytes=1G
+expect_exit 9 "--max-rate: the pull fallback (no rate cap in libostree) is refused" \
+  "$DF" fetch --repo="$dev10" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$(rev "$plain" os)" \
+  --max-rate=1M
+# The cap: the from-scratch delta at a quarter of its size a second, over 8
+# connections; a share (cap / 8) below --min-rate lowers the deadline's rate
+# instead of timing transfers out. Only the upper bound is asserted: a
+# loaded machine may be slower, never faster.
+rate=$((scratch_bytes / 4))
+rm -rf "$dev10"; ostree init --repo="$dev10" --mode=bare
+t0=$(date +%s%N)
+check "--max-rate=$rate: the from-scratch delta completes" \
+  "$DF" fetch -q --repo="$dev10" --url="$url" --commit="$c1" --max-rate="$rate" --connections=8 --min-rate=1000000
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+got=$(( scratch_bytes * 1000 / (ms + 1) ))
+diag "--max-rate=$rate: $scratch_bytes bytes in $ms ms, $got bytes/s"
+check "--max-rate: the average rate $got stays within 10 % of the cap $rate" test $((got * 10)) -le $((rate * 11))
+check "--max-rate: fsck-clean and identical to v1" checkout_matches "$dev10" "$c1" "$T/v1"
+
 # Proxies come from libcurl's environment variables: through an nginx
 # forward proxy, every request shows up in the proxy's log.
 origin_port=$NGINX_PORT

@@ -31,6 +31,8 @@ struct _DfDownloader
   guint64 rate_bytes;
   gint64 rate_since;
   double rate;
+  DfRateBucket bucket; /* the rate cap (net.bucket points here), when set */
+  guint pace_next;     /* the transfer dfi_transfer_pace() starts with */
   DfFetchPhase phase;
   /* What the last PROGRESS event carried: none is sent without a change. */
   guint64 shown_bytes, shown_total;
@@ -81,6 +83,11 @@ dfi_downloader_new (const DfFetchOptions *o, DfFetchResult *res, GCancellable *c
   d->res = res;
   d->cancellable = cancellable;
   dfi_fetch_options_get_net (o, &d->net);
+  if (o->net.max_rate > 0)
+    {
+      d->bucket.rate = o->net.max_rate;
+      d->net.bucket = &d->bucket;
+    }
   d->n_mirrors = o->net.urls->len;
   d->mirrors = g_new0 (Mirror, d->n_mirrors);
   for (guint i = 0; i < d->n_mirrors; i++)
@@ -128,6 +135,12 @@ guint64
 dfi_downloader_bytes (DfDownloader *d)
 {
   return d->bytes_downloaded;
+}
+
+guint64
+dfi_downloader_bytes_planned (DfDownloader *d)
+{
+  return d->bytes_total;
 }
 
 const GError *
@@ -838,6 +851,10 @@ dfi_downloader_run (DfDownloader *d)
                                      d->parts_left));
           break;
         }
+      guint n_jobs = d->jobs->len;
+      d->pace_next++;
+      for (guint i = 0; i < n_jobs; i++)
+        dfi_transfer_pace (((Job *)d->jobs->pdata[(d->pace_next + i) % n_jobs])->t);
       int running;
       curl_multi_perform (d->multi, &running);
       gboolean finished_any = collect (d);

@@ -43,6 +43,8 @@ int dfi_downloader_current_mirror (DfDownloader *d);
 void dfi_downloader_demote (DfDownloader *d, guint m, const char *why);
 /* Bytes received in this run. */
 guint64 dfi_downloader_bytes (DfDownloader *d);
+/* Bytes the parts added so far will fetch (before dfi_downloader_start()). */
+guint64 dfi_downloader_bytes_planned (DfDownloader *d);
 /* Counts @n more bytes received by a transfer that is not the downloader's
  * (libostree's pull) and reports progress as dfi_downloader_progress(). */
 void dfi_downloader_count_external (DfDownloader *d, guint64 n);

@@ -17,6 +17,7 @@ df_fetch_options_new (void)
   o->net.connect_timeout = DF_DEFAULT_CONNECT_TIMEOUT;
   o->net.retries = DF_DEFAULT_RETRIES;
   o->allow_pull = TRUE;
+  o->allow_scratch = TRUE;
   return o;
 }
 
@@ -260,8 +261,37 @@ dfi_fetch_options_get_net (const DfFetchOptions *o, DfNetConfig *net)
   net->low_speed_limit = o->net.low_speed_limit;
   net->low_speed_time = o->net.low_speed_time;
   net->min_rate = o->net.min_rate;
+  net->bucket = NULL; /* the downloader's, when there is a cap */
+  if (o->net.max_rate > 0)
+    {
+      /* The limits that would cut a transfer stay below half of what each
+       * gets when every connection shares the cap. */
+      guint64 share = MAX (o->net.max_rate / o->net.connections, 2);
+      guint half = (guint)MIN (share / 2, (guint64)G_MAXUINT);
+      net->low_speed_limit = MIN (net->low_speed_limit, half);
+      if (net->min_rate > 0)
+        net->min_rate = MIN (net->min_rate, half);
+    }
   net->ca_file = o->net.ca_file;
   net->cert = o->net.cert;
   net->key = o->net.key;
   net->pin = o->net.pin;
+}
+
+void
+df_fetch_options_set_max_rate (DfFetchOptions *o, guint64 bytes_per_second)
+{
+  o->net.max_rate = bytes_per_second;
+}
+
+void
+df_fetch_options_set_max_bytes (DfFetchOptions *o, guint64 bytes)
+{
+  o->max_bytes = bytes;
+}
+
+void
+df_fetch_options_set_allow_from_scratch (DfFetchOptions *o, gboolean allow)
+{
+  o->allow_scratch = allow;
 }

@@ -16,6 +16,7 @@ typedef struct
   guint low_speed_limit, low_speed_time;
   guint min_rate;
   guint connect_timeout;
+  guint64 max_rate; /* over all connections; 0: none */
   char *ca_file, *cert, *key, *pin;
 } DfFetchNet;
 
@@ -28,6 +29,8 @@ struct _DfFetchOptions
   char *from;
   char *delta_dir; /* a local delta directory: no discovery */
   gboolean allow_pull;
+  guint64 max_bytes; /* 0: no limit */
+  gboolean allow_scratch;
   DfFetchEventFunc event_func;
   gpointer event_data;
 };

@@ -35,8 +35,10 @@ typedef struct
 void dfi_fetch_run_init (DfFetchRun *f, OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res,
                          GCancellable *cancellable);
 void dfi_fetch_run_clear (DfFetchRun *f);
-/* Whether the file system holds what the parts still to come need: their
- * missing bytes, what they decode to, a stock delta's staging. */
+/* Whether the download stays within the caller's byte limit
+ * (DF_ERROR_TOO_LARGE), and the file system holds what the parts still to
+ * come need: their missing bytes, what they decode to, a stock delta's
+ * staging. */
 gboolean dfi_fetch_run_check_space (DfFetchRun *f, GError **error);
 
 /* Fetches and applies the stock delta @f->stock (parsed from @sb_bytes when

@@ -53,6 +53,13 @@ dfi_fetch_run_clear (DfFetchRun *f)
 gboolean
 dfi_fetch_run_check_space (DfFetchRun *f, GError **error)
 {
+  guint64 planned = dfi_downloader_bytes_planned (f->dl) + dfi_downloader_bytes (f->dl);
+  if (f->o->max_bytes > 0 && planned > f->o->max_bytes)
+    return dfi_throw (error, DF_ERROR_TOO_LARGE,
+                      "the update needs %" G_GUINT64_FORMAT
+                      " bytes downloaded, more than the limit of %" G_GUINT64_FORMAT
+                      " (nothing of it was downloaded but the index and the superblock)",
+                      planned, f->o->max_bytes);
   guint64 need = 0;
   for (guint i = 0; i < f->store.n_parts; i++)
     {
@@ -335,6 +342,16 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
   g_auto (DfDiscovered) dd = { 0 };
   if (!dfi_discover (f->dl, o->apply->commit, from, &dd, &f->suspect, error))
     return FALSE;
+  gboolean scratch = dd.kind == DF_DISCOVERED_NATIVE  ? dd.key[0] == '\0'
+                     : dd.kind == DF_DISCOVERED_STOCK ? dd.stock_from == NULL
+                                                      : from == NULL;
+  if (scratch && !o->allow_scratch)
+    return dfi_throw (error, DF_ERROR_TOO_LARGE,
+                      "the server offers %s to %s%s%s, and from-scratch downloads are not allowed",
+                      dd.kind == DF_DISCOVERED_NATIVE  ? "only a from-scratch delta"
+                      : dd.kind == DF_DISCOVERED_STOCK ? "only a stock from-scratch delta"
+                                                       : "no delta (libostree's pull would fetch the whole commit)",
+                      o->apply->commit, from ? " from " : "", from ? from : "");
   if (dd.kind == DF_DISCOVERED_NATIVE)
     return fetch_native (f, &dd, error);
   if (dd.kind == DF_DISCOVERED_STOCK)
@@ -352,6 +369,15 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
   if (!o->allow_pull)
     return dfi_throw (error, DF_ERROR_NETWORK, "the server offers no native delta to %s%s%s", o->apply->commit,
                       from ? " from " : "", from ? from : "");
+  if (o->max_bytes > 0)
+    return dfi_throw (error, DF_ERROR_TOO_LARGE,
+                      "the server offers no delta to %s, and libostree's pull cannot be held to a byte limit (its "
+                      "size is not known beforehand)",
+                      o->apply->commit);
+  if (o->net.max_rate > 0)
+    return dfi_throw (error, DF_ERROR_NETWORK,
+                      "the server offers no delta to %s, and libostree's pull cannot honour the rate cap",
+                      o->apply->commit);
   f->res->path = DF_FETCH_PATH_PULL;
   dfi_downloader_set_phase (f->dl, DF_FETCH_PHASE_DOWNLOAD);
   dfi_downloader_emit (f->dl, DF_FETCH_EVENT_START, o->net.urls->pdata[0], NULL);

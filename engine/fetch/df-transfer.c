@@ -25,8 +25,31 @@ struct _DfTransfer
   char *verdict_msg;
   gboolean local_failure; /* the sink failed to store bytes */
   gboolean file_changed;
+  gboolean paused; /* by the rate cap, until dfi_transfer_pace() */
   char errbuf[CURL_ERROR_SIZE];
 };
+
+static void
+refill (DfRateBucket *b)
+{
+  gint64 now = g_get_monotonic_time ();
+  double burst = MAX ((double)b->rate / 4, (double)CURL_MAX_WRITE_SIZE);
+  b->tokens = b->at == 0 ? burst : MIN (b->tokens + (double)(now - b->at) * b->rate / G_USEC_PER_SEC, burst);
+  b->at = now;
+}
+
+void
+dfi_transfer_pace (DfTransfer *t)
+{
+  if (!t->paused)
+    return;
+  refill (t->net->bucket);
+  if (t->net->bucket->tokens <= 0)
+    return;
+  t->paused = FALSE;
+  /* libcurl may hand the held bytes over (on_write) before this returns. */
+  curl_easy_pause (t->easy, CURLPAUSE_CONT);
+}
 
 void
 dfi_transfer_free (DfTransfer *t)
@@ -142,6 +165,17 @@ on_write (char *data, size_t size, size_t n, void *user)
   /* Endless data stops here, whatever the headers said. */
   if (len > t->expect - t->received)
     return refuse (t, DF_ERROR_NETWORK, "server sent more than the %" G_GUINT64_FORMAT " bytes expected", t->expect), 0;
+  if (t->net->bucket)
+    {
+      refill (t->net->bucket);
+      if (t->net->bucket->tokens <= 0)
+        {
+          /* libcurl holds these bytes and the server waits on TCP's window. */
+          t->paused = TRUE;
+          return CURL_WRITEFUNC_PAUSE;
+        }
+      t->net->bucket->tokens -= (double)len;
+    }
   g_autoptr (GError) error = NULL;
   guint64 at = (t->whole ? 0 : t->off) + t->received;
   switch (t->sink.write (t->sink.data, at, data, len, &error))
@@ -298,6 +332,7 @@ dfi_transfer_perform (DfTransfer *t, CURLM *multi)
   CURLcode rc = CURLE_OK;
   while (running)
     {
+      dfi_transfer_pace (t);
       if (curl_multi_perform (multi, &running) != CURLM_OK)
         break;
       int left;

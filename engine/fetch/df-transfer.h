@@ -17,11 +17,22 @@
 #include "df-common.h"
 
 /* The network settings a transfer obeys. Strings are borrowed. */
+/* A rate cap shared by transfers (one thread's): bytes they may take now,
+ * refilled at @rate a second, held to a quarter second of it (and at least
+ * one chunk of what libcurl hands over at once). */
+typedef struct
+{
+  guint64 rate;
+  double tokens;
+  gint64 at; /* monotonic µs of the last refill */
+} DfRateBucket;
+
 typedef struct
 {
   guint connect_timeout;                 /* s */
   guint low_speed_limit, low_speed_time; /* B/s below which, for so many s, a transfer is cut */
   guint min_rate;                        /* B/s on average over the transfer; 0: no deadline */
+  DfRateBucket *bucket;                  /* a rate cap the transfers share, or NULL (dfi_transfer_pace()) */
   const char *ca_file, *cert, *key, *pin;
 } DfNetConfig;
 
@@ -92,6 +103,12 @@ guint64 dfi_transfer_get_received (DfTransfer *t);
 
 /* Runs @t to its end in @multi, alone; returns libcurl's result. */
 CURLcode dfi_transfer_perform (DfTransfer *t, CURLM *multi);
+/* Under a rate cap (DfNetConfig.bucket) a transfer that finds the bucket
+ * empty pauses (libcurl holds the bytes, TCP's window holds the server);
+ * this resumes it once the bucket has refilled. Call it for every transfer
+ * in flight each time round the loop that drives them, starting with a
+ * different one each time, so that none starves. */
+void dfi_transfer_pace (DfTransfer *t);
 
 typedef enum
 {

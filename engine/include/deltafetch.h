@@ -82,6 +82,10 @@ DF_PUBLIC const char *df_version (void);
  * @DF_ERROR_BUSY: another deltafetch apply or fetch kept the repository
  *   for longer than the lock timeout. CLI exit code 12. (Until 0.1.0 this
  *   was DF_ERROR_IO, exit code 8.)
+ * @DF_ERROR_TOO_LARGE: fetch: the update is larger than the caller allows
+ *   (df_fetch_options_set_max_bytes()), or only a from-scratch download was
+ *   offered and it is not allowed (df_fetch_options_set_allow_from_scratch());
+ *   refused before any part was downloaded. CLI exit code 13.
  *
  * Codes are stable; new ones are only ever appended. df_error_name() and
  * df_error_is_retryable() classify any error this library returns.
@@ -100,6 +104,7 @@ typedef enum
   DF_ERROR_TIMEOUT,
   DF_ERROR_DOWNGRADE,
   DF_ERROR_BUSY,
+  DF_ERROR_TOO_LARGE,
 } DfError;
 
 #define DF_ERROR (df_error_quark ())
@@ -123,7 +128,7 @@ DF_PUBLIC int df_error_exit_code (const GError *error);
  * Returns: a stable name for @error's kind, for logs and machine-readable
  * output: "failed", "invalid-argument", "invalid-delta", "corrupt",
  * "untrusted", "missing-base", "no-space", "io", "network", "timeout",
- * "downgrade", "busy" (the DfError codes, and G_IO_ERROR_NO_SPACE and
+ * "downgrade", "busy", "too-large" (the DfError codes, and G_IO_ERROR_NO_SPACE and
  * other G_IO_ERROR codes as "no-space" and "io"), "cancelled"
  * (G_IO_ERROR_CANCELLED); NULL for a NULL @error. The same grouping as
  * df_error_exit_code().
@@ -525,6 +530,21 @@ DF_PUBLIC void df_fetch_options_set_low_speed (DfFetchOptions *opts, guint bytes
  * plus the connect timeout and the low-speed time, so a trickle just above
  * the low-speed limit cannot hold the device for hours. 0: no deadline. */
 DF_PUBLIC void df_fetch_options_set_min_rate (DfFetchOptions *opts, guint bytes_per_second);
+/* Caps the download rate at about @bytes_per_second over all connections
+ * (each transfer is held to its share, libcurl's per-transfer receive cap),
+ * for a link the device shares; 0 (the default): no cap. The low-speed limit
+ * and the minimum rate are lowered to half a transfer's share where they
+ * exceed it, so that a cap never turns into a timeout. */
+DF_PUBLIC void df_fetch_options_set_max_rate (DfFetchOptions *opts, guint64 bytes_per_second);
+/* Refuses (DF_ERROR_TOO_LARGE), before any part is downloaded, an update
+ * whose download would exceed @bytes (index and superblock included), and
+ * libostree's pull, whose size is not known beforehand. 0 (the default): no
+ * limit. */
+DF_PUBLIC void df_fetch_options_set_max_bytes (DfFetchOptions *opts, guint64 bytes);
+/* With FALSE, refuses (DF_ERROR_TOO_LARGE) from-scratch deltas, native or
+ * stock, and libostree's pull into a repository without a from-commit: a
+ * metered link takes only a delta from the device's commit. Default TRUE. */
+DF_PUBLIC void df_fetch_options_set_allow_from_scratch (DfFetchOptions *opts, gboolean allow);
 DF_PUBLIC void df_fetch_options_set_connect_timeout (DfFetchOptions *opts, guint seconds);
 /* Attempts per range on each mirror before it is demoted. */
 DF_PUBLIC void df_fetch_options_set_retries (DfFetchOptions *opts, guint attempts);
@@ -544,11 +564,12 @@ DF_PUBLIC void df_fetch_options_set_pinned_public_key (DfFetchOptions *opts, con
  * bytes in any low-speed time, or fewer than min-rate bytes for each second
  * past the connect timeout plus the low-speed time, and it is cancelled
  * with DF_ERROR_TIMEOUT (a stall, a trickle, or bursts that average below
- * the limit). Other failures on every mirror are DF_ERROR_NETWORK. While
- * it runs, the repository's config holds a remote "deltafetch-fallback";
- * it is removed when the pull ends, or by the next df_fetch() after a
- * kill. The pull has no signatures (refused when they are required) and
- * cannot honour a pinned public key (refused when one is set). */
+ * the limit). Other failures on every mirror are DF_ERROR_NETWORK. The
+ * repository's config is never written: the pull's remote lives in a file
+ * under REPO/tmp/ while it runs (removed when it ends, or by the next
+ * df_fetch() after a kill). The pull has no signatures (refused when they
+ * are required) and cannot honour a pinned public key, a rate cap or a byte
+ * limit (refused when one is set: its size is not known beforehand). */
 DF_PUBLIC void df_fetch_options_set_allow_pull_fallback (DfFetchOptions *opts, gboolean allow);
 /* Signature policy as for apply (df_apply_options_set_trusted_keys():
  * trusted keys require a signature unless unsigned deltas are allowed); it
