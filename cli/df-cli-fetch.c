@@ -160,9 +160,10 @@ df_cli_fetch (int argc, char **argv)
   g_auto (DfCliNet) net = { 0 };
   df_cli_add_network_options (ctx, &net);
   g_option_context_set_summary (
-      ctx, "Downloads the native delta to the trusted commit (from the device's commit, else from scratch; else\n"
-           "libostree's pull) in parallel byte ranges, checks every part's SHA-256 before it is decompressed, and\n"
-           "applies parts while others download, with the verification of 'deltafetch apply'. Downloaded bytes\n"
+      ctx, "Downloads the native delta to the trusted commit (from the device's commit, else from the newest\n"
+           "commit in REPO it has a delta from, else from scratch; else libostree's pull) in parallel byte\n"
+           "ranges, checks every part's SHA-256 before it is decompressed, and applies parts while others\n"
+           "download, with the verification of 'deltafetch apply'. Downloaded bytes\n"
            "stay in REPO/tmp, so a rerun after a crash or a network loss fetches only what is missing.\n"
            "Proxies: libcurl's http_proxy, https_proxy and no_proxy environment variables.");
   g_option_context_set_description (ctx, df_cli_exit_codes);
@@ -230,6 +231,8 @@ df_cli_fetch (int argc, char **argv)
       add_str (b, "path", path_names[res.path]);
       add_str (b, "commit", res.commit);
       add_str (b, "from", res.from[0] ? res.from : NULL);
+      static const char *found[] = { NULL, "option", "ref", "repository" };
+      add_str (b, "from_found", found[res.from_found]);
       add_int (b, "delta_bytes", res.delta_bytes);
       add_int (b, "bytes_downloaded", res.bytes_downloaded);
       add_int (b, "bytes_reused", res.bytes_reused);
@@ -270,6 +273,8 @@ df_cli_fetch (int argc, char **argv)
   df_cli_print_signature (res.apply.signature_verified);
   printf ("path: ");
   printf (how[res.path], res.from);
+  if (res.from_found == DF_FETCH_FROM_REPOSITORY)
+    printf (" (found in the repository: the newest commit it holds that the server has a delta from)");
   printf ("\n");
   if (res.path != DF_FETCH_PATH_PRESENT && res.path != DF_FETCH_PATH_PULL)
     {

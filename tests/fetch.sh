@@ -203,6 +203,20 @@ expect_exit 11 "fallback: a downgrade is refused after fetching only the commit 
 check "fallback: the refused downgrade kept the ref" test "$(rev "$dev4" os)" = "$(rev "$plain" os)"
 check "fallback: no remote left behind after the refusal" bash -c "! ostree remote list --repo='$dev4' | grep -q ."
 
+# The from-commit found by itself: a device that holds v1 under no ref (nor
+# --from) gets the delta from v1, not the from-scratch delta.
+dev11=$T/dev-noref
+ostree init --repo="$dev11" --mode=bare
+ostree pull-local --repo="$dev11" "$src" "$c1" >/dev/null
+mark=$(($(wc -l <"$log") + 1))
+check "no ref, no --from: fetch v2" "$DF" fetch --json --repo="$dev11" --url="$url" --commit="$c2"
+cp "$T/check.out" "$T/noref.json"
+check "no ref: the delta from v1, found in the repository" \
+  bash -c "[ \"\$(sed -n '\$p' '$T/noref.json' | python3 -c 'import json,sys; e = json.load(sys.stdin); print(e[\"path\"], e[\"from\"], e[\"from_found\"])')\" = 'delta $c1 repository' ]"
+check "no ref: no loose object was requested (the server has no from-scratch delta to v2: the pull)" \
+  bash -c "! tail -n +$mark '$log' | grep -q '/objects/'"
+check "no ref: fsck-clean and identical to v2" checkout_matches "$dev11" "$c2" "$T/v2"
+
 # Limits for metered and shared links. --max-bytes and --no-from-scratch
 # refuse (exit 13) once the superblock says how big the update is, before
 # any part is requested; --max-rate caps the rate over all connections.

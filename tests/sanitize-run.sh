@@ -18,7 +18,7 @@ export DF_SANITIZED=1
 # The kill loops are about crash consistency, which the plain build's 50
 # kills (and 20 restarts at once) judge; here fewer kills still run every
 # path under the sanitizers, and keep CI within its time.
-export DF_KILLS=${DF_KILLS:-8} DF_KILLS_AT_ONCE=${DF_KILLS_AT_ONCE:-4}
+export DF_KILLS=${DF_KILLS:-8} DF_KILLS_AT_ONCE=${DF_KILLS_AT_ONCE:-4} DF_PULL_KILLS=${DF_PULL_KILLS:-4}
 # Likewise the big file: its memory bound is judged by the plain build
 # (not here, DF_SANITIZED); a 256 MiB file still spans several parts and
 # every streaming path, in a quarter of the time.

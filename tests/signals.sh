@@ -26,6 +26,13 @@ wait_for () {
   for i in $(seq 600); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
   return 1
 }
+# cancelled_as WHAT SIGNAL STDERR: the run that signal_and_time ended
+# exited 130 ($rc) with one line naming SIGNAL, within the bound ($ms).
+cancelled_as () {
+  check "$1: SIG$2 gives exit 130 (got $rc), one line naming it" \
+    bash -c "[ '$rc' = 130 ] && [ \$(wc -l <'$3') = 1 ] && grep -q 'cancelled by SIG$2' '$3'"
+  check "$1: within ${BOUND_MS} ms (${ms} ms)" test "$ms" -le "$BOUND_MS"
+}
 # signal_and_time PID SIGNAL: sends it, waits for PID, sets rc and ms.
 signal_and_time () {
   local t0
@@ -46,10 +53,7 @@ pid=$!
 check "fetch: downloading" wait_for "$T/f.json" '"event":"progress".*"bytes_downloaded":[1-9][0-9]\{5\}'
 signal_and_time "$pid" TERM
 diag "fetch: SIGTERM to exit ${ms} ms"
-check "fetch: SIGTERM gives exit 130 (got $rc)" test "$rc" = 130
-check "fetch: within ${BOUND_MS} ms (${ms} ms)" test "$ms" -le "$BOUND_MS"
-check "fetch: one line on stderr says so" \
-  bash -c "[ \$(wc -l <'$T/f.err') = 1 ] && grep -q 'cancelled by SIGTERM' '$T/f.err'"
+cancelled_as fetch TERM "$T/f.err"
 check "fetch: the JSON stream ends with an error event, cancelled, exit code 130" \
   bash -c "tail -n 1 '$T/f.json' | grep -q '\"event\":\"error\".*\"exit_code\":130,\"error\":\"cancelled\"'"
 check "fetch: the ref still names v1" test "$(rev "$repo" os)" = "$c1"
@@ -68,9 +72,7 @@ pid=$!
 sleep 1.5
 signal_and_time "$pid" INT
 diag "fetch: SIGINT to exit ${ms} ms"
-check "fetch: SIGINT gives exit 130 (got $rc), one line" \
-  bash -c "[ '$rc' = 130 ] && [ \$(wc -l <'$T/i.err') = 1 ] && grep -q 'cancelled by SIGINT' '$T/i.err'"
-check "fetch: within ${BOUND_MS} ms (${ms} ms)" test "$ms" -le "$BOUND_MS"
+cancelled_as fetch INT "$T/i.err"
 check "fetch after SIGINT: ref on v1, fsck-clean" \
   bash -c "[ \$(ostree rev-parse --repo='$repo' os) = '$c1' ] && ostree fsck --repo='$repo' >/dev/null"
 
@@ -93,9 +95,7 @@ diag "apply: SIGINT to exit ${ms} ms"
 if [ "$rc" = 0 ]; then
   ok "# SKIP apply finished before the signal"
 else
-  check "apply: SIGINT gives exit 130 (got $rc), one line" \
-    bash -c "[ '$rc' = 130 ] && [ \$(wc -l <'$T/a.err') = 1 ] && grep -q 'cancelled by SIGINT' '$T/a.err'"
-  check "apply: within ${BOUND_MS} ms (${ms} ms)" test "$ms" -le "$BOUND_MS"
+  cancelled_as apply INT "$T/a.err"
   check "apply: the ref still names v1, fsck-clean" \
     bash -c "[ \$(ostree rev-parse --repo='$repo' os) = '$c1' ] && ostree fsck --repo='$repo' >/dev/null"
 fi
@@ -112,9 +112,7 @@ diag "generate: SIGTERM to exit ${ms} ms"
 if [ "$rc" = 0 ]; then
   ok "# SKIP generate finished before the signal"
 else
-  check "generate: SIGTERM gives exit 130 (got $rc), one line" \
-    bash -c "[ '$rc' = 130 ] && [ \$(wc -l <'$T/g.err') = 1 ] && grep -q 'cancelled by SIGTERM' '$T/g.err'"
-  check "generate: within ${BOUND_MS} ms (${ms} ms)" test "$ms" -le "$BOUND_MS"
+  cancelled_as generate TERM "$T/g.err"
   check "generate: no output directory left" test ! -e "$out"
 fi
 

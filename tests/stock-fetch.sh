@@ -39,6 +39,18 @@ check "no loose objects fetched" bash -c "! grep -q '/objects/' '$NGINX_LOG'"
 check "the part store is gone" bash -c "! ls -d '$dev'/tmp/deltafetch-fetch-* 2>/dev/null"
 expect_exit 0 "a second fetch finds the commit present" "$DF" fetch --repo="$dev" --url="$url" --commit="$c2"
 
+# A device that holds v1 under no ref (nor --from) takes the stock delta
+# from v1 all the same, found in its repository.
+noref=$T/dev-noref
+ostree init --repo="$noref" --mode=bare
+ostree pull-local --repo="$noref" "$src" "$c1" >/dev/null
+: >"$NGINX_LOG"
+expect_exit 0 "no ref: fetch v2" "$DF" fetch --json --repo="$noref" --url="$url" --commit="$c2"
+check "no ref: the stock delta from v1, found in the repository" \
+  grep -q "\"path\":\"stock-delta\",\"commit\":\"$c2\",\"from\":\"$c1\",\"from_found\":\"repository\"" "$T/ee.out"
+check "no ref: no loose objects fetched" bash -c "! grep -q '/objects/' '$NGINX_LOG'"
+check "no ref: fsck-clean and identical to v2" checkout_matches "$noref" "$c2" "$T/v2"
+
 # Three xz decoders (--jobs=3 and a budget with room for them) on a stock
 # delta of many parts, fed as the parts arrive.
 cp -a "$src" "$T/www/multi"

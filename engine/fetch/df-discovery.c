@@ -14,11 +14,44 @@ dfi_discovered_clear (DfDiscovered *dd)
   dd->kind = DF_DISCOVERED_NONE;
 }
 
+/* The timestamp of @commit when it is wholly in @repo, else -1. */
+static gint64
+local_commit_time (OstreeRepo *repo, const char *commit)
+{
+  g_autoptr (GVariant) v = NULL;
+  OstreeRepoCommitState state = 0;
+  if (repo == NULL || !ostree_validate_checksum_string (commit, NULL)
+      || !ostree_repo_load_commit (repo, commit, &v, &state, NULL) || (state & OSTREE_REPO_COMMIT_STATE_PARTIAL))
+    return -1;
+  return (gint64)MIN (ostree_commit_get_timestamp (v), (guint64)G_MAXINT64);
+}
+
+/* Of the from-commits @names those wholly in @repo, the newest by
+ * timestamp: the nearest in history, whose delta is likely the smallest (a
+ * listing carries no delta's size). NULL when none is. */
+static const char *
+newest_local (OstreeRepo *repo, GPtrArray *names)
+{
+  const char *best = NULL;
+  gint64 best_time = -1;
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      gint64 t = local_commit_time (repo, name);
+      if (t > best_time || (t == best_time && t >= 0 && strcmp (name, best) < 0))
+        best = name, best_time = t;
+    }
+  return best;
+}
+
 /* Looks up the delta for a device at @from (NULL: none) in the native
- * index. Returns the key used ("" for scratch) or NULL when the index
- * offers nothing usable. */
+ * index; without one from @from, from the newest commit of @repo (may be
+ * NULL) the index has a delta from (*@searched), else from scratch.
+ * Returns the key used ("" for scratch) or NULL when the index offers
+ * nothing usable. */
 static char *
-pick_delta (GBytes *index, const char *from, guint8 sb_sha[DF_SHA256_LEN], guint64 *sb_size, GError **error)
+pick_delta (GBytes *index, OstreeRepo *repo, const char *from, guint8 sb_sha[DF_SHA256_LEN], guint64 *sb_size,
+            gboolean *searched, GError **error)
 {
   g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), index, FALSE));
   if (!g_variant_is_normal_form (v))
@@ -26,8 +59,25 @@ pick_delta (GBytes *index, const char *from, guint8 sb_sha[DF_SHA256_LEN], guint
       dfi_throw (error, DF_ERROR_INVALID_DELTA, "the server's delta index is malformed");
       return NULL;
     }
-  const char *keys[2] = { from ? from : NULL, "" };
-  for (guint k = 0; k < 2; k++)
+  const char *found = NULL;
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  if (repo && (from == NULL || !g_variant_lookup (v, from, "(@ayt)", NULL, NULL)))
+    {
+      /* As many as an index of at most DF_FETCH_INDEX_MAX bytes holds. */
+      gsize n = g_variant_n_children (v);
+      for (gsize i = 0; i < n; i++)
+        {
+          g_autoptr (GVariant) e = g_variant_get_child_value (v, i);
+          g_autoptr (GVariant) key = g_variant_get_child_value (e, 0);
+          const char *name = g_variant_get_string (key, NULL);
+          if (name[0])
+            g_ptr_array_add (names, g_strdup (name));
+        }
+      found = newest_local (repo, names);
+      *searched = found != NULL;
+    }
+  const char *keys[3] = { from, found, "" };
+  for (guint k = 0; k < 3; k++)
     {
       if (keys[k] == NULL)
         continue;
@@ -106,7 +156,8 @@ stock_delta_table (DfDownloader *d, const char *commit, guint *served_by, int *s
  * from-scratch one, its superblock fetched and matched against the
  * listing. Leaves @out NONE when the server offers neither. */
 static gboolean
-discover_stock (DfDownloader *d, const char *commit, const char *from, DfDiscovered *out, int *suspect, GError **error)
+discover_stock (DfDownloader *d, OstreeRepo *repo, const char *commit, const char *from, DfDiscovered *out,
+                int *suspect, GError **error)
 {
   GError *local = NULL;
   guint table_mirror = 0;
@@ -125,6 +176,29 @@ discover_stock (DfDownloader *d, const char *commit, const char *from, DfDiscove
       g_autofree char *name = g_strdup_printf ("%s-%s", from, commit);
       digest = g_variant_lookup_value (deltas, name, G_VARIANT_TYPE_BYTESTRING);
       use_from = digest ? from : NULL;
+    }
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  if (digest == NULL && repo)
+    {
+      /* Names are "FROM-TO": those to @commit from a commit @repo holds. */
+      gsize n = g_variant_n_children (deltas);
+      for (gsize i = 0; i < n; i++)
+        {
+          g_autoptr (GVariant) e = g_variant_get_child_value (deltas, i);
+          g_autoptr (GVariant) key = g_variant_get_child_value (e, 0);
+          const char *name = g_variant_get_string (key, NULL);
+          const char *dash = strchr (name, '-');
+          if (dash && dash - name == 64 && strcmp (dash + 1, commit) == 0)
+            g_ptr_array_add (names, g_strndup (name, 64));
+        }
+      const char *found = newest_local (repo, names);
+      if (found)
+        {
+          g_autofree char *name = g_strdup_printf ("%s-%s", found, commit);
+          digest = g_variant_lookup_value (deltas, name, G_VARIANT_TYPE_BYTESTRING);
+          use_from = found;
+          out->searched = TRUE;
+        }
     }
   if (digest == NULL)
     digest = g_variant_lookup_value (deltas, commit, G_VARIANT_TYPE_BYTESTRING);
@@ -165,7 +239,8 @@ discover_stock (DfDownloader *d, const char *commit, const char *from, DfDiscove
 }
 
 gboolean
-dfi_discover (DfDownloader *d, const char *commit, const char *from, DfDiscovered *out, int *suspect, GError **error)
+dfi_discover (DfDownloader *d, OstreeRepo *repo, const char *commit, const char *from, DfDiscovered *out, int *suspect,
+              GError **error)
 {
   memset (out, 0, sizeof *out);
   gboolean not_found = FALSE;
@@ -182,7 +257,7 @@ dfi_discover (DfDownloader *d, const char *commit, const char *from, DfDiscovere
   if (index)
     {
       g_autoptr (GError) pick_error = NULL;
-      out->key = pick_delta (index, from, out->sb_sha, &out->sb_size, &pick_error);
+      out->key = pick_delta (index, repo, from, out->sb_sha, &out->sb_size, &out->searched, &pick_error);
       if (pick_error)
         {
           *suspect = index_mirror;
@@ -196,5 +271,5 @@ dfi_discover (DfDownloader *d, const char *commit, const char *from, DfDiscovere
       out->index_mirror = index_mirror;
       return TRUE;
     }
-  return discover_stock (d, commit, from, out, suspect, error);
+  return discover_stock (d, repo, commit, from, out, suspect, error);
 }

@@ -28,6 +28,7 @@ typedef struct
   /* The mirror whose small files failed their check: discovery starts
    * over without it. -1: none. */
   int suspect;
+  DfFetchFrom from_how; /* where the device's from-commit came from */
 } DfFetchRun;
 
 /* Sets up @f for a fetch of @o into @repo counting into @res (all

@@ -340,8 +340,12 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
 {
   const DfFetchOptions *o = f->o;
   g_auto (DfDiscovered) dd = { 0 };
-  if (!dfi_discover (f->dl, o->apply->commit, from, &dd, &f->suspect, error))
+  if (!dfi_discover (f->dl, f->repo, o->apply->commit, from, &dd, &f->suspect, error))
     return FALSE;
+  gboolean has_from = dd.kind == DF_DISCOVERED_NATIVE  ? dd.key[0] != '\0'
+                      : dd.kind == DF_DISCOVERED_STOCK ? dd.stock_from != NULL
+                                                       : FALSE;
+  f->res->from_found = !has_from ? DF_FETCH_FROM_NONE : dd.searched ? DF_FETCH_FROM_REPOSITORY : f->from_how;
   gboolean scratch = dd.kind == DF_DISCOVERED_NATIVE  ? dd.key[0] == '\0'
                      : dd.kind == DF_DISCOVERED_STOCK ? dd.stock_from == NULL
                                                       : from == NULL;
@@ -405,16 +409,18 @@ set_ref (OstreeRepo *repo, const char *ref, const char *commit, GCancellable *c,
 /* Where the device is: @o->from resolved, else its ref; NULL when that
  * commit is not wholly in @repo. */
 static gboolean
-resolve_from (OstreeRepo *repo, const DfFetchOptions *o, char **out, GError **error)
+resolve_from (OstreeRepo *repo, const DfFetchOptions *o, char **out, DfFetchFrom *how, GError **error)
 {
   g_autofree char *from = NULL;
   g_autoptr (GError) from_error = NULL;
   if (o->from && !ostree_repo_resolve_rev (repo, o->from, FALSE, &from, &from_error))
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "the from-commit %s is not in the repository", o->from);
+  *how = DF_FETCH_FROM_OPTION;
   if (from == NULL && o->apply->ref)
     {
       g_autoptr (GError) ignored = NULL;
       ostree_repo_resolve_rev (repo, o->apply->ref, TRUE, &from, &ignored);
+      *how = DF_FETCH_FROM_REF;
     }
   if (from && !commit_present (repo, from))
     g_clear_pointer (&from, g_free);
@@ -443,6 +449,7 @@ fetch_from_mirrors (DfFetchRun *f, const char *from, GError **error)
       /* Nothing an attempt that failed its check chose stands. */
       f->res->path = 0;
       f->res->from[0] = '\0';
+      f->res->from_found = DF_FETCH_FROM_NONE;
       if (discover_and_fetch (f, from, &local))
         return TRUE;
       if (f->suspect < 0)
@@ -521,7 +528,8 @@ dfi_fetch_locked (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res,
     return fetch_from_dir (repo, o, res, cancellable, error);
   g_strlcpy (res->commit, a->commit, sizeof res->commit);
   g_autofree char *from = NULL;
-  if (!resolve_from (repo, o, &from, error))
+  DfFetchFrom how = DF_FETCH_FROM_NONE;
+  if (!resolve_from (repo, o, &from, &how, error))
     return FALSE;
   if (commit_present (repo, a->commit))
     {
@@ -535,6 +543,7 @@ dfi_fetch_locked (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res,
   DfFetchRun fs = { 0 };
   DfFetchRun *f = &fs;
   dfi_fetch_run_init (f, repo, o, res, cancellable);
+  f->from_how = how;
   gboolean ok = dfi_apply_signature_policy (a, &f->policy, error) && fetch_from_mirrors (f, from, error);
   res->bytes_downloaded = dfi_downloader_bytes (f->dl);
   if (!ok)

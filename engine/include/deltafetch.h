@@ -678,6 +678,26 @@ DF_PUBLIC void df_fetch_options_set_event_func (DfFetchOptions *opts, DfFetchEve
  * as by df_apply_options_set_progress(). */
 DF_PUBLIC void df_fetch_options_set_progress (DfFetchOptions *opts, DfProgressFunc func, gpointer user_data);
 
+/**
+ * DfFetchFrom:
+ * @DF_FETCH_FROM_NONE: no from-commit (from scratch, libostree's pull, or
+ *   the commit was present)
+ * @DF_FETCH_FROM_OPTION: the one df_fetch_options_set_from() named
+ * @DF_FETCH_FROM_REF: the commit the ref (df_fetch_options_set_ref()) names
+ * @DF_FETCH_FROM_REPOSITORY: the device's own commit had no delta (or there
+ *   was none): the newest commit wholly in the repository that the server
+ *   offers a delta from
+ *
+ * How the from-commit of the delta used was found.
+ */
+typedef enum
+{
+  DF_FETCH_FROM_NONE = 0,
+  DF_FETCH_FROM_OPTION,
+  DF_FETCH_FROM_REF,
+  DF_FETCH_FROM_REPOSITORY,
+} DfFetchFrom;
+
 typedef struct
 {
   char commit[65];
@@ -694,8 +714,10 @@ typedef struct
   guint retries;
   guint mirror_switches;
   DfApplyResult apply;
+  DfFetchFrom from_found; /* how from was found */
   /*< private >*/
-  guint64 reserved[16]; /* zeroed; room for later fields: the struct's size is part of the ABI */
+  guint32 reserved32;
+  guint64 reserved[15]; /* zeroed; room for later fields: the struct's size is part of the ABI */
 } DfFetchResult;
 
 /**
@@ -705,7 +727,8 @@ typedef struct
  * @result: (out caller-allocates) (optional): what was done
  *
  * Brings the commit into @repo from a static HTTP(S) server: the native delta
- * from the device's commit if the server's index lists one, else the native
+ * from the device's commit if the server's index lists one, else from the
+ * newest commit the repository holds that it lists one from, else the native
  * from-scratch delta, else a stock OSTree delta the server's delta index or
  * summary lists (with its fallback objects, each hashed before it is
  * accepted), else (unless disabled) libostree's pull. Parts are
