@@ -197,14 +197,14 @@ fetch_rebuild_fallbacks (DfFetchRun *f, GError **error)
   return TRUE;
 }
 
-/* Downloads (from @delta_rel on the mirrors) and applies the native delta
- * whose superblock @sb_bytes (verified against the index) describes. */
 static void
 enter_commit (gpointer dl, gpointer unused)
 {
   dfi_downloader_set_phase (dl, DF_FETCH_PHASE_COMMIT);
 }
 
+/* Downloads (from @delta_rel on the mirrors) and applies the native delta
+ * whose superblock @sb_bytes (verified against the index) describes. */
 static gboolean
 fetch_delta (DfFetchRun *f, GBytes *sb_bytes, const char *sb_hex, const char *delta_rel, GError **error)
 {
@@ -346,9 +346,9 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
                       : dd.kind == DF_DISCOVERED_STOCK ? dd.stock_from != NULL
                                                        : FALSE;
   f->res->from_found = !has_from ? DF_FETCH_FROM_NONE : dd.searched ? DF_FETCH_FROM_REPOSITORY : f->from_how;
-  gboolean scratch = dd.kind == DF_DISCOVERED_NATIVE  ? dd.key[0] == '\0'
-                     : dd.kind == DF_DISCOVERED_STOCK ? dd.stock_from == NULL
-                                                      : from == NULL;
+  /* Without a delta on offer, only the pull is left: from scratch unless
+   * the device has a commit. */
+  gboolean scratch = dd.kind == DF_DISCOVERED_NONE ? from == NULL : !has_from;
   if (scratch && !o->allow_scratch)
     return dfi_throw (error, DF_ERROR_TOO_LARGE,
                       "the server offers %s to %s%s%s, and from-scratch downloads are not allowed",
