@@ -124,21 +124,45 @@ on_event (const DfFetchEvent *ev, gpointer data)
     }
 }
 
-int
-df_cli_fetch (int argc, char **argv)
+/* The repository `pull` works in without --repo: $OSTREE_REPO, else the
+ * system's, as `ostree` does. */
+static const char *
+default_repo (void)
+{
+  const char *env = g_getenv ("OSTREE_REPO");
+  return env && env[0] ? env : "/sysroot/ostree/repo";
+}
+
+/* `fetch` (a commit from URLs) and `pull` (a ref through a remote of the
+ * repository's config) share everything but how the target is named. */
+static int
+fetch_main (int argc, char **argv, gboolean pull)
 {
   g_autofree char *repo_path = NULL, *commit = NULL, *from = NULL, *ref = NULL, *memory = NULL, *max_bytes = NULL;
   g_auto (GStrv) urls = NULL;
   int jobs = 0;
   gboolean json = FALSE, quiet = FALSE, no_pull = FALSE, no_scratch = FALSE;
-  GOptionEntry entries[] = {
+  GOptionEntry fetch_entries[] = {
     { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository to write into (required)", "REPO" },
     { "url", 0, 0, G_OPTION_ARG_STRING_ARRAY, &urls, "Base URL of the served repository; repeat for mirrors, in order",
       "URL" },
     { "commit", 0, 0, G_OPTION_ARG_STRING, &commit, "Trusted checksum of the commit to bring in (required)",
       "CHECKSUM" },
-    { "from", 0, 0, G_OPTION_ARG_STRING, &from, "Commit the device has (default: what --ref points at)", "REV" },
-    { "ref", 0, 0, G_OPTION_ARG_STRING, &ref, "Point REF at the commit once it is verified and committed", "REF" },
+    { "ref", 0, 0, G_OPTION_ARG_STRING, &ref,
+      "Point REF (or REMOTE:REF) at the commit once it is verified and committed", "REF" },
+    { NULL },
+  };
+  GOptionEntry pull_entries[] = {
+    { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path,
+      "Repository to write into (default: $OSTREE_REPO, else /sysroot/ostree/repo)", "REPO" },
+    { "url", 0, 0, G_OPTION_ARG_STRING_ARRAY, &urls,
+      "Fetch from these mirrors instead of the remote's (contenturl, url, mirrorlist); repeatable", "URL" },
+    { "commit", 0, 0, G_OPTION_ARG_STRING, &commit,
+      "Trusted checksum of the commit (from signed metadata): the summary is not consulted", "CHECKSUM" },
+    { NULL },
+  };
+  GOptionEntry entries[] = {
+    { "from", 0, 0, G_OPTION_ARG_STRING, &from, "Commit the device has (default: what the ref points at)", "REV" },
     { "memory", 0, 0, G_OPTION_ARG_STRING, &memory, "Memory budget of the apply workers (default 64M)", "SIZE" },
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Most apply worker threads (default: one per processor)", "N" },
     { "no-pull-fallback", 0, 0, G_OPTION_ARG_NONE, &no_pull, "Fail instead of using libostree's pull", NULL },
@@ -153,27 +177,63 @@ df_cli_fetch (int argc, char **argv)
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print nothing on success", NULL },
     { NULL },
   };
-  g_autoptr (GOptionContext) ctx = g_option_context_new ("- bring a commit in from a static HTTP(S) server");
+  g_autoptr (GOptionContext) ctx = g_option_context_new (
+      pull ? "REMOTE[:REF] [REF] - bring a ref's commit in through a remote of the repository's config"
+           : "- bring a commit in from a static HTTP(S) server");
+  g_option_context_add_main_entries (ctx, pull ? pull_entries : fetch_entries, NULL);
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_auto (DfCliTrust) trust = { 0 };
   df_cli_add_trust_options (ctx, &trust);
   g_auto (DfCliNet) net = { 0 };
   df_cli_add_network_options (ctx, &net);
-  g_option_context_set_summary (
-      ctx, "Downloads the native delta to the trusted commit (from the device's commit, else from the newest\n"
-           "commit in REPO it has a delta from, else from scratch; else libostree's pull) in parallel byte\n"
-           "ranges, checks every part's SHA-256 before it is decompressed, and applies parts while others\n"
-           "download, with the verification of 'deltafetch apply'. Downloaded bytes\n"
-           "stay in REPO/tmp, so a rerun after a crash or a network loss fetches only what is missing.\n"
-           "Proxies: libcurl's http_proxy, https_proxy and no_proxy environment variables.");
+  if (pull)
+    g_option_context_set_summary (
+        ctx, "As 'deltafetch fetch', with everything from the repository's [remote \"REMOTE\"] config, as\n"
+             "'ostree pull' reads it: the mirrors (contenturl, else url; \"mirrorlist=URL\" lists, file:// too),\n"
+             "tls-ca-path, tls-client-cert-path, tls-client-key-path, tls-permissive, proxy. Command-line\n"
+             "options override. Without --commit, REF's commit is looked up in the remote's summary, whose\n"
+             "signature is checked first when the remote asks (sign-verify-summary with its ed25519 keys,\n"
+             "gpg-verify-summary with its keyring); the commit's signature is checked before any part is\n"
+             "downloaded as its gpg-verify and sign-verify ask. REF is then written as REMOTE:REF\n"
+             "(refs/remotes/REMOTE/REF), as 'ostree pull' does, and is the device's from-commit.");
+  else
+    g_option_context_set_summary (
+        ctx, "Downloads the native delta to the trusted commit (from the device's commit, else from the newest\n"
+             "commit in REPO it has a delta from, else from scratch; else libostree's pull) in parallel byte\n"
+             "ranges, checks every part's SHA-256 before it is decompressed, and applies parts while others\n"
+             "download, with the verification of 'deltafetch apply'. Downloaded bytes\n"
+             "stay in REPO/tmp, so a rerun after a crash or a network loss fetches only what is missing.\n"
+             "Proxies: --proxy, else libcurl's http_proxy, https_proxy and no_proxy environment variables.");
   g_option_context_set_description (ctx, df_cli_exit_codes);
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     return df_cli_usage (ctx, "%s", error->message);
-  if (argc != 1)
-    return df_cli_usage (ctx, "unexpected argument '%s'", argv[1]);
-  if (repo_path == NULL || commit == NULL || urls == NULL)
-    return df_cli_usage (ctx, "--repo, --commit and --url are required");
+  g_autofree char *remote = NULL;
+  if (pull)
+    {
+      if (argc < 2 || argc > 3)
+        return df_cli_usage (ctx, argc < 2 ? "REMOTE is required" : "unexpected argument '%s'",
+                             argc > 3 ? argv[3] : "");
+      const char *colon = strchr (argv[1], ':');
+      remote = colon ? g_strndup (argv[1], colon - argv[1]) : g_strdup (argv[1]);
+      if (colon && argc == 3)
+        return df_cli_usage (ctx, "the ref is given twice: '%s' and '%s'", argv[1], argv[2]);
+      const char *name = colon ? colon + 1 : argc == 3 ? argv[2] : NULL;
+      if (remote[0] == '\0' || (name && name[0] == '\0'))
+        return df_cli_usage (ctx, "cannot parse '%s' as REMOTE[:REF]", argv[1]);
+      if (name == NULL && commit == NULL)
+        return df_cli_usage (ctx, "a REF (or --commit) is required");
+      ref = name ? g_strdup_printf ("%s:%s", remote, name) : NULL;
+      if (repo_path == NULL)
+        repo_path = g_strdup (default_repo ());
+    }
+  else
+    {
+      if (argc != 1)
+        return df_cli_usage (ctx, "unexpected argument '%s'", argv[1]);
+      if (repo_path == NULL || commit == NULL || urls == NULL)
+        return df_cli_usage (ctx, "--repo, --commit and --url are required");
+    }
   if (jobs < 0 || trust.lock_timeout < 0)
     return df_cli_usage (ctx, "--jobs and --lock-timeout must not be negative");
   guint64 budget = DF_DEFAULT_MEMORY_BUDGET;
@@ -186,7 +246,8 @@ df_cli_fetch (int argc, char **argv)
   FetchUi ui = { .json = json, .quiet = quiet, .tty = isatty (2), .start = g_get_monotonic_time () };
   g_autoptr (DfFetchOptions) opts = df_fetch_options_new ();
   df_fetch_options_set_commit (opts, commit);
-  for (guint i = 0; urls[i]; i++)
+  df_fetch_options_set_remote (opts, remote);
+  for (guint i = 0; urls && urls[i]; i++)
     df_fetch_options_add_url (opts, urls[i]);
   df_fetch_options_set_from (opts, from);
   df_fetch_options_set_ref (opts, ref);
@@ -230,6 +291,9 @@ df_cli_fetch (int argc, char **argv)
       g_autoptr (JsonBuilder) b = event_builder ("done", g_get_real_time ());
       add_str (b, "path", path_names[res.path]);
       add_str (b, "commit", res.commit);
+      add_str (b, "ref", ref);
+      json_builder_set_member_name (b, "summary_verified");
+      json_builder_add_boolean_value (b, res.summary_verified);
       add_str (b, "from", res.from[0] ? res.from : NULL);
       static const char *found[] = { NULL, "option", "ref", "repository" };
       add_str (b, "from_found", found[res.from_found]);
@@ -269,7 +333,11 @@ df_cli_fetch (int argc, char **argv)
                                "libostree's pull (no native delta on the server)",
                                "stock delta from %s (stock OSTree format)",
                                "stock from-scratch delta (stock OSTree format)" };
-  printf ("commit %s (matches --commit)\n", res.commit);
+  if (commit)
+    printf ("commit %s (matches --commit)\n", res.commit);
+  else
+    printf ("commit %s (from remote %s's summary%s)\n", res.commit, remote,
+            res.summary_verified ? ", its signature verified" : ", which is not signed");
   df_cli_print_signature (res.apply.signature_verified);
   printf ("path: ");
   printf (how[res.path], res.from);
@@ -289,4 +357,16 @@ df_cli_fetch (int argc, char **argv)
   if (ref)
     printf ("ref %s -> %s\n", ref, res.commit);
   return 0;
+}
+
+int
+df_cli_fetch (int argc, char **argv)
+{
+  return fetch_main (argc, argv, FALSE);
+}
+
+int
+df_cli_pull (int argc, char **argv)
+{
+  return fetch_main (argc, argv, TRUE);
 }

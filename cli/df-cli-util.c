@@ -264,6 +264,10 @@ df_cli_add_network_options (GOptionContext *ctx, DfCliNet *n)
     { "cert", 0, 0, G_OPTION_ARG_FILENAME, &n->cert, "Client certificate (PEM) for mutual TLS", "FILE" },
     { "key", 0, 0, G_OPTION_ARG_FILENAME, &n->key, "Key of the client certificate (PEM)", "FILE" },
     { "pin", 0, 0, G_OPTION_ARG_STRING, &n->pin, "Pinned server public key: sha256//BASE64 or a key file", "PIN" },
+    { "proxy", 0, 0, G_OPTION_ARG_STRING, &n->proxy,
+      "Proxy for every request (default: the http_proxy, https_proxy and no_proxy variables)", "URL" },
+    { "http-header", 0, 0, G_OPTION_ARG_STRING_ARRAY, &n->headers, "Send this header with every request; repeatable",
+      "NAME=VALUE" },
     { NULL },
   };
   g_option_context_add_main_entries (ctx, entries, NULL);
@@ -301,6 +305,18 @@ df_cli_net_apply (const DfCliNet *n, DfFetchOptions *opts, char **msg)
   if (n->cert || n->key)
     df_fetch_options_set_client_cert (opts, n->cert, n->key);
   df_fetch_options_set_pinned_public_key (opts, n->pin);
+  df_fetch_options_set_proxy (opts, n->proxy);
+  for (guint i = 0; n->headers && n->headers[i]; i++)
+    {
+      const char *eq = strchr (n->headers[i], '=');
+      if (eq == NULL || eq == n->headers[i])
+        {
+          *msg = g_strdup_printf ("--http-header wants NAME=VALUE, not '%s'", n->headers[i]);
+          return FALSE;
+        }
+      g_autofree char *name = g_strndup (n->headers[i], eq - n->headers[i]);
+      df_fetch_options_add_http_header (opts, name, eq + 1);
+    }
   return TRUE;
 }
 
@@ -313,6 +329,8 @@ df_cli_net_clear (DfCliNet *n)
   g_clear_pointer (&n->key, g_free);
   g_clear_pointer (&n->pin, g_free);
   g_clear_pointer (&n->max_rate, g_free);
+  g_clear_pointer (&n->proxy, g_free);
+  g_clear_pointer (&n->headers, g_strfreev);
 }
 
 void

@@ -6,6 +6,7 @@
 int df_cli_generate (int argc, char **argv);
 int df_cli_apply (int argc, char **argv);
 int df_cli_fetch (int argc, char **argv);
+int df_cli_pull (int argc, char **argv);
 int df_cli_show (int argc, char **argv);
 
 /* Text appended to every verb's --help. */
@@ -64,7 +65,8 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfCliTrust, df_cli_trust_clear)
 typedef struct
 {
   int connections, low_limit, low_time, min_rate, connect_timeout, retries;
-  char *range, *cacert, *cert, *key, *pin, *max_rate;
+  char *range, *cacert, *cert, *key, *pin, *max_rate, *proxy;
+  char **headers;
 } DfCliNet;
 void df_cli_add_network_options (GOptionContext *ctx, DfCliNet *n);
 /* Checks the values parsed into @n and sets them on @opts; FALSE with a

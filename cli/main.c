@@ -11,7 +11,8 @@ const char *df_cli_exit_codes
       "  2    usage error or bad argument (including a memory budget too small for the delta)\n"
       "  3    invalid delta: malformed, truncated, over a size limit\n"
       "  4    corrupt: a part or object does not hash to its checksum\n"
-      "  5    untrusted: wrong commit, or an object the commit does not reference\n"
+      "  5    untrusted: wrong commit, an object the commit does not reference, or a signature\n"
+      "       (superblock, summary, commit) missing or not verifying\n"
       "  6    missing base: the from-commit or a source object is not in the repository\n"
       "  7    no space left on the device\n"
       "  8    I/O or repository error\n"
@@ -21,6 +22,7 @@ const char *df_cli_exit_codes
       "  11   downgrade: the commit is older than the one --ref points at (see --allow-downgrade)\n"
       "  12   busy: another apply or fetch kept REPO past --lock-timeout\n"
       "  13   too large: over --max-bytes, or only from scratch with --no-from-scratch\n"
+      "  14   not found: the remote's summary has no such ref (pull)\n"
       "  130  cancelled (SIGINT or SIGTERM; a rerun resumes)";
 
 GCancellable *df_cli_cancellable;
@@ -35,6 +37,7 @@ static const struct
   { "generate", df_cli_generate, TRUE, "compute a delta between two commits of a repository" },
   { "apply", df_cli_apply, TRUE, "apply a delta directory to a repository, verified, offline" },
   { "fetch", df_cli_fetch, TRUE, "bring a commit in from a static HTTP(S) server, verified and resumable" },
+  { "pull", df_cli_pull, TRUE, "fetch a ref's commit through a remote of the repository's config, as ostree pull" },
   { "show", df_cli_show, FALSE, "describe a delta" },
 };
 

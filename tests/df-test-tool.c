@@ -18,6 +18,11 @@
  *   df-test-tool check-envelope SIGNED PLAIN  with GLib alone: SIGNED is libostree's "(taya{sv})"
  *                                        envelope (magic OSTSGNDT, normal form) around exactly the
  *                                        bytes of PLAIN, with one 64-byte "ostree.sign.ed25519" "aay"
+ *   df-test-tool sign-commit REPO COMMIT SECRET  add an ed25519 signature by SECRET (a key file
+ *                                        in `ostree sign`'s format) to COMMIT's detached metadata,
+ *                                        as `ostree sign` does (Debian's libostree cannot: no libsodium)
+ *   df-test-tool sign-summary REPO SECRET  write REPO/summary.sig with one ed25519 signature of
+ *                                        REPO/summary, as `ostree summary -u --sign` does
  *   df-test-tool stock-verify REPO DELTA  run every part of the stock delta DELTA (sources from
  *                                        REPO), hash every object it makes against its checksum;
  *                                        prints counts of objects and opcodes
@@ -62,6 +67,7 @@
 #include "df-detect.h"
 #include "df-part.h"
 #include "df-recipe.h"
+#include "df-sign.h"
 #include "df-stock.h"
 #include "df-superblock.h"
 
@@ -1204,12 +1210,67 @@ cmd_recipe_zstd_mt (int level, const char *path)
   return 0;
 }
 
+/* An a{sv} with "ostree.sign.ed25519" → one signature of @data by @secret,
+ * added to @base (may be NULL). */
+static GVariant *
+signed_dict (GVariant *base, GBytes *data, const char *secret)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DfSigner) s = dfi_signer_load (secret, &error);
+  g_autoptr (GBytes) sig = s ? dfi_signer_sign (s, data, &error) : NULL;
+  if (sig == NULL)
+    die ("%s", error->message);
+  g_autoptr (GVariantDict) d = g_variant_dict_new (base);
+  GVariantBuilder sigs;
+  g_variant_builder_init (&sigs, G_VARIANT_TYPE ("aay"));
+  g_variant_builder_add_value (&sigs, g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, sig, TRUE));
+  g_variant_dict_insert_value (d, DF_SIGN_ED25519_KEY, g_variant_builder_end (&sigs));
+  return g_variant_ref_sink (g_variant_dict_end (d));
+}
+
+static int
+cmd_sign_commit (const char *repo_path, const char *commit, const char *secret)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GFile) f = g_file_new_for_path (repo_path);
+  g_autoptr (OstreeRepo) repo = ostree_repo_new (f);
+  g_autoptr (GVariant) cv = NULL, meta = NULL;
+  if (!ostree_repo_open (repo, NULL, &error) || !ostree_repo_load_commit (repo, commit, &cv, NULL, &error)
+      || !ostree_repo_read_commit_detached_metadata (repo, commit, &meta, NULL, &error))
+    die ("%s", error->message);
+  g_autoptr (GBytes) data = g_variant_get_data_as_bytes (cv);
+  g_autoptr (GVariant) d = signed_dict (meta, data, secret);
+  if (!ostree_repo_write_commit_detached_metadata (repo, commit, d, NULL, &error))
+    die ("%s", error->message);
+  return 0;
+}
+
+static int
+cmd_sign_summary (const char *repo_path, const char *secret)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = g_build_filename (repo_path, "summary", NULL);
+  g_autofree char *sig_path = g_build_filename (repo_path, "summary.sig", NULL);
+  g_autoptr (GMappedFile) m = g_mapped_file_new (path, FALSE, &error);
+  if (m == NULL)
+    die ("%s", error->message);
+  g_autoptr (GBytes) data = g_mapped_file_get_bytes (m);
+  g_autoptr (GVariant) d = signed_dict (NULL, data, secret);
+  if (!g_file_set_contents (sig_path, g_variant_get_data (d), g_variant_get_size (d), &error))
+    die ("%s", error->message);
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
   if (argc < 3)
     die ("usage: see the comment at the top of df-test-tool.c");
   const char *cmd = argv[1];
+  if (strcmp (cmd, "sign-commit") == 0 && argc == 5)
+    return cmd_sign_commit (argv[2], argv[3], argv[4]);
+  if (strcmp (cmd, "sign-summary") == 0 && argc == 4)
+    return cmd_sign_summary (argv[2], argv[3]);
   if (strcmp (cmd, "stock-verify") == 0 && argc == 4)
     return cmd_stock_verify (argv[2], argv[3]);
   if (strcmp (cmd, "stock-mangle") == 0 && argc == 5)

@@ -42,6 +42,7 @@ main (void)
     { 0, DF_ERROR_DOWNGRADE, 11, "downgrade", FALSE },
     { 0, DF_ERROR_BUSY, 12, "busy", TRUE },
     { 0, DF_ERROR_TOO_LARGE, 13, "too-large", FALSE },
+    { 0, DF_ERROR_NOT_FOUND, 14, "not-found", FALSE },
     { 0, 999, 1, "failed", FALSE },
     { 1, G_IO_ERROR_CANCELLED, 130, "cancelled", FALSE },
     { 1, G_IO_ERROR_NO_SPACE, 7, "no-space", TRUE },

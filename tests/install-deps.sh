@@ -6,7 +6,7 @@
 set -eu
 pkgs="meson ninja-build pkg-config gcc libc6-dev libostree-dev libglib2.0-dev libzstd-dev
 libcurl4-openssl-dev libssl-dev liblzma-dev zlib1g-dev libjson-glib-dev libdivsufsort-dev ostree nginx-light attr python3 e2fsprogs curl openssl
-clang libclang-rt-14-dev zstd xz-utils gzip python3-matplotlib"
+clang libclang-rt-14-dev zstd xz-utils gzip python3-matplotlib gnupg"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

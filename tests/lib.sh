@@ -58,6 +58,16 @@ make_src_repo () {
 
 rev () { ostree rev-parse --repo="$1" "$2"; }
 
+# keypair NAME: an ed25519 key pair made with openssl in the format of
+# `ostree sign`: $T/NAME.secret (base64 seed + public key), $T/NAME.pub
+keypair () {
+  openssl genpkey -algorithm ed25519 -out "$T/$1.pem" 2>/dev/null || return 1
+  openssl pkey -in "$T/$1.pem" -outform DER | tail -c 32 >"$T/$1.seed"
+  openssl pkey -in "$T/$1.pem" -pubout -outform DER | tail -c 32 >"$T/$1.raw"
+  base64 -w0 "$T/$1.raw" >"$T/$1.pub"
+  cat "$T/$1.seed" "$T/$1.raw" | base64 -w0 >"$T/$1.secret"
+}
+
 # serve_pair [make_tree options...]: trees v1 and v2 and the archive repo
 # $T/www/repo (sets src, c1, c2) holding both commits on ref os, no delta
 # yet. Exits the test when the trees cannot be made.

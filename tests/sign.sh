@@ -8,14 +8,6 @@
 # --require-signatures, no keys under --require-signatures.
 . "$(dirname "$0")/lib.sh"
 
-# keypair NAME: $T/NAME.secret (base64 seed + public key) and $T/NAME.pub
-keypair () {
-  openssl genpkey -algorithm ed25519 -out "$T/$1.pem" 2>/dev/null || return 1
-  openssl pkey -in "$T/$1.pem" -outform DER | tail -c 32 >"$T/$1.seed"
-  openssl pkey -in "$T/$1.pem" -pubout -outform DER | tail -c 32 >"$T/$1.raw"
-  base64 -w0 "$T/$1.raw" >"$T/$1.pub"
-  cat "$T/$1.seed" "$T/$1.raw" | base64 -w0 >"$T/$1.secret"
-}
 keypair good && keypair other || { not_ok "openssl made no ed25519 keys"; finish; exit 1; }
 ok "ed25519 key pairs made with openssl"
 

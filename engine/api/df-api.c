@@ -6,6 +6,7 @@
 #include <fcntl.h>
 
 #include "df-apply-delta.h"
+#include "df-fetch-remote.h"
 #include "df-fetch.h"
 
 const char *
@@ -40,12 +41,24 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
   DfFetchResult local_res;
   DfFetchResult *res = result ? result : &local_res;
   memset (res, 0, sizeof *res);
+  g_autoptr (DfFetchOptions) resolved = NULL;
+  if (o->remote)
+    {
+      if (!dfi_fetch_remote_resolve (repo, o, res, cancellable, &resolved, error))
+        return FALSE;
+      o = resolved;
+    }
   if (!dfi_fetch_options_validate (o, error))
     return FALSE;
   dfi_autofd lock = dfi_repo_lock (repo, o->apply->lock_timeout, lock_waiting, (gpointer)o, cancellable, error);
   if (lock < 0)
     return FALSE;
-  return dfi_fetch_locked (repo, o, res, cancellable, error);
+  /* What the summary cost counts with the rest. */
+  guint64 summary_bytes = res->bytes_downloaded;
+  res->bytes_downloaded = 0;
+  gboolean ok = dfi_fetch_locked (repo, o, res, cancellable, error);
+  res->bytes_downloaded += summary_bytes;
+  return ok;
 }
 
 gboolean

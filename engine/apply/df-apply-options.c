@@ -20,6 +20,7 @@ df_apply_options_free (DfApplyOptions *o)
   g_free (o->commit);
   g_free (o->ref);
   g_free (o->trusted_keys);
+  g_free (o->remote);
   g_ptr_array_unref (o->urls);
   g_free (o);
 }
@@ -127,6 +128,7 @@ dfi_apply_options_copy (const DfApplyOptions *o)
   c->commit = g_strdup (o->commit);
   c->ref = g_strdup (o->ref);
   c->trusted_keys = g_strdup (o->trusted_keys);
+  c->remote = g_strdup (o->remote);
   c->urls = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < o->urls->len; i++)
     g_ptr_array_add (c->urls, g_strdup (o->urls->pdata[i]));

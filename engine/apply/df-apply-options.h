@@ -23,6 +23,7 @@ struct _DfApplyOptions
   GPtrArray *urls; /* df_apply_options_add_url(): where a stock delta's fallback objects come from */
   DfRebuildPolicy rebuild;
   gboolean plain_at_hand; /* set by apply on its copy: the delta directory holds every plain part */
+  char *remote;           /* set by a fetch through a remote: the commit's signature is checked as its config asks */
 };
 
 /* A copy of @o (progress function included). */

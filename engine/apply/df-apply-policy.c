@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 
 #include "df-apply-policy.h"
+#include "df-remote-sign.h"
 
 GBytes *
 dfi_apply_read_superblock (int dfd, const char *name, const DfApplyOptions *o, GError **error)
@@ -28,12 +29,12 @@ dfi_apply_read_superblock (int dfd, const char *name, const DfApplyOptions *o, G
 
 gboolean
 dfi_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, const char *to_hex, GBytes *commit_bytes,
-                     const char *from_hex, GCancellable *cancellable, GError **error)
+                     GBytes *commitmeta, const char *from_hex, GCancellable *cancellable, GError **error)
 {
   guint8 want[DF_SHA256_LEN], to[DF_SHA256_LEN];
   if (opts->commit && !dfi_parse_checksum (opts->commit, want, error))
     return FALSE;
-  if (opts->ref && !ostree_validate_rev (opts->ref, NULL))
+  if (opts->ref && !dfi_valid_refspec (opts->ref))
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", opts->ref);
   /* Trust first: nothing is read beyond the superblock unless the commit
    * it produces is the trusted one (its signature was checked by policy
@@ -42,6 +43,8 @@ dfi_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, const char *t
   if (opts->commit && memcmp (want, to, DF_SHA256_LEN) != 0)
     return dfi_throw (error, DF_ERROR_UNTRUSTED, "the delta produces commit %s, not the expected %s", to_hex,
                       opts->commit);
+  if (opts->remote && !dfi_verify_commit_for_remote (repo, opts->remote, to_hex, commit_bytes, commitmeta, error))
+    return FALSE;
   g_autoptr (GVariant) commit
       = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, commit_bytes, FALSE));
   if (!dfi_check_downgrade (repo, opts->ref, to_hex, commit, opts->allow_downgrade, error))
@@ -56,6 +59,13 @@ dfi_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, const char *t
                           "the delta applies to commit %s, which the repository does not have", from_hex);
     }
   return TRUE;
+}
+
+gboolean
+dfi_valid_refspec (const char *ref)
+{
+  g_autofree char *remote = NULL, *name = NULL;
+  return ostree_parse_refspec (ref, &remote, &name, NULL) && (remote == NULL || remote[0] != '\0');
 }
 
 static char *

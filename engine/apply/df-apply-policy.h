@@ -15,7 +15,11 @@ GBytes *dfi_apply_read_superblock (int dfd, const char *name, const DfApplyOptio
  * scratch) present (DF_ERROR_MISSING_BASE). The signature policy was
  * applied while parsing. */
 gboolean dfi_apply_preflight (OstreeRepo *repo, const DfApplyOptions *opts, const char *to_hex, GBytes *commit_bytes,
-                              const char *from_hex, GCancellable *cancellable, GError **error);
+                              GBytes *commitmeta, const char *from_hex, GCancellable *cancellable, GError **error);
+
+/* Whether @ref is a ref name, or a refspec REMOTE:REF (a remote's ref, as
+ * `ostree pull` keeps it under refs/remotes/). */
+gboolean dfi_valid_refspec (const char *ref);
 
 /* Rollback protection: FALSE (DF_ERROR_DOWNGRADE) when @ref points at a
  * commit whose timestamp is later than that of @commit (checksum

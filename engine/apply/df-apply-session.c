@@ -405,7 +405,8 @@ dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptio
                        GError **error)
 {
   g_autoptr (DfSuperblock) sb = sb_in;
-  if (!dfi_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->has_from ? sb->from_hex : NULL, cancellable, error))
+  if (!dfi_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->commitmeta, sb->has_from ? sb->from_hex : NULL,
+                            cancellable, error))
     return NULL;
 
   /* The memory budget holds the parsed superblock, the metadata parts

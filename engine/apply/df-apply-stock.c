@@ -657,7 +657,9 @@ dfi_apply_stock (OstreeRepo *repo, const DfStockSuperblock *sb, const DfPartSour
                  DfApplyResult *result, GCancellable *cancellable, GError **error)
 {
   result->signature_verified = sb->file.verified;
-  if (!dfi_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->has_from ? sb->from_hex : NULL, cancellable, error)
+  g_autoptr (GBytes) commitmeta = sb->commitmeta ? g_variant_get_data_as_bytes (sb->commitmeta) : NULL;
+  if (!dfi_apply_preflight (repo, opts, sb->to_hex, sb->commit, commitmeta, sb->has_from ? sb->from_hex : NULL,
+                            cancellable, error)
       || !dfi_stock_check_memory (sb, opts->memory, error))
     return FALSE;
   /* Objects the delta leaves to be fetched one by one must be here already

@@ -731,7 +731,7 @@ dfi_object_writer_commit (DfObjectWriter *w, const char *to_hex, GBytes *commit_
   if (!ostree_repo_write_metadata (w->repo, OSTREE_OBJECT_TYPE_COMMIT, to_hex, commit, &out, c, error))
     return FALSE;
   if (ref)
-    ostree_repo_transaction_set_ref (w->repo, NULL, ref, to_hex);
+    ostree_repo_transaction_set_refspec (w->repo, ref, to_hex);
   dfi_object_writer_stop_writeback (w);
   /* libostree moves the staged objects into objects/ one by one, the
    * commit object possibly before its trees, so for that window the commit

@@ -33,6 +33,7 @@ static const ErrorKind error_kinds[] = {
   [DF_ERROR_DOWNGRADE] = { 11, "downgrade", FALSE },
   [DF_ERROR_BUSY] = { 12, "busy", TRUE },
   [DF_ERROR_TOO_LARGE] = { 13, "too-large", FALSE },
+  [DF_ERROR_NOT_FOUND] = { 14, "not-found", FALSE },
 };
 static const ErrorKind error_cancelled = { 130, "cancelled", FALSE };
 
@@ -42,7 +43,7 @@ error_kind (const GError *error)
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return &error_cancelled;
   DfError code = DF_ERROR_FAILED;
-  if (error->domain == DF_ERROR && error->code >= DF_ERROR_FAILED && error->code <= DF_ERROR_TOO_LARGE)
+  if (error->domain == DF_ERROR && error->code >= DF_ERROR_FAILED && error->code <= DF_ERROR_NOT_FOUND)
     code = (DfError)error->code;
   else if (error->domain == G_IO_ERROR)
     code = error->code == G_IO_ERROR_NO_SPACE ? DF_ERROR_NO_SPACE : DF_ERROR_IO;

@@ -141,6 +141,12 @@
 /* A stock server's summary file, read for its delta table when the server
  * has no delta index for the commit. */
 #define DF_FETCH_SUMMARY_MAX (16 * DF_MIB)
+/* A summary's signatures (summary.sig): a few hundred bytes a key. */
+#define DF_FETCH_SUMMARY_SIG_MAX (1 * DF_MIB)
+/* A remote's mirror list ("mirrorlist=URL"): a URL a line. */
+#define DF_FETCH_MIRRORLIST_MAX (64 * 1024)
+/* Mirrors a fetch takes. */
+#define DF_FETCH_MIRRORS 32
 /* Redirects followed per request. */
 #define DF_FETCH_MAX_REDIRECTS 5
 /* Times a part may start over because its file changed on the server. */

@@ -79,29 +79,50 @@ add_keys_from_file (DfKeyring *k, const char *path, GError **error)
 }
 
 DfKeyring *
-dfi_keyring_load (const char *path, GError **error)
+dfi_keyring_new (void)
 {
-  g_autoptr (DfKeyring) k = g_new0 (DfKeyring, 1);
+  DfKeyring *k = g_new0 (DfKeyring, 1);
   k->keys = g_ptr_array_new_with_free_func (pkey_free);
+  return k;
+}
+
+gboolean
+dfi_keyring_add_path (DfKeyring *k, const char *path, GError **error)
+{
   struct stat st;
   if (stat (path, &st) < 0)
-    {
-      dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "trusted keys %s: %s", path, g_strerror (errno));
-      return NULL;
-    }
-  if (S_ISDIR (st.st_mode))
-    {
-      g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-      g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-      const char *n;
-      while (d && (n = g_dir_read_name (d)))
-        g_ptr_array_add (names, g_build_filename (path, n, NULL));
-      for (guint i = 0; i < names->len; i++)
-        if (g_file_test (names->pdata[i], G_FILE_TEST_IS_REGULAR)
-            && !add_keys_from_file (k, names->pdata[i], error))
-          return NULL;
-    }
-  else if (!add_keys_from_file (k, path, error))
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "trusted keys %s: %s", path, g_strerror (errno));
+  if (!S_ISDIR (st.st_mode))
+    return add_keys_from_file (k, path, error);
+  g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  const char *n;
+  while (d && (n = g_dir_read_name (d)))
+    g_ptr_array_add (names, g_build_filename (path, n, NULL));
+  for (guint i = 0; i < names->len; i++)
+    if (g_file_test (names->pdata[i], G_FILE_TEST_IS_REGULAR) && !add_keys_from_file (k, names->pdata[i], error))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+dfi_keyring_add_key (DfKeyring *k, const char *base64, GError **error)
+{
+  guint8 raw[DF_ED25519_KEY_LEN];
+  EVP_PKEY *pk = decode_key (base64, sizeof raw, raw)
+                     ? EVP_PKEY_new_raw_public_key (EVP_PKEY_ED25519, NULL, raw, sizeof raw)
+                     : NULL;
+  if (pk == NULL)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "'%s' is not a base64 ed25519 public key", base64);
+  g_ptr_array_add (k->keys, pk);
+  return TRUE;
+}
+
+DfKeyring *
+dfi_keyring_load (const char *path, GError **error)
+{
+  g_autoptr (DfKeyring) k = dfi_keyring_new ();
+  if (!dfi_keyring_add_path (k, path, error))
     return NULL;
   if (k->keys->len == 0)
     {
@@ -210,7 +231,7 @@ dfi_signed_wrap (GBytes *data, GPtrArray *sigs)
 }
 
 GBytes *
-dfi_signer_wrap (DfSigner *s, GBytes *data, GError **error)
+dfi_signer_sign (DfSigner *s, GBytes *data, GError **error)
 {
   gsize len;
   const guint8 *d = g_bytes_get_data (data, &len);
@@ -222,11 +243,20 @@ dfi_signer_wrap (DfSigner *s, GBytes *data, GError **error)
   EVP_MD_CTX_free (ctx);
   if (!ok)
     {
-      dfi_throw (error, DF_ERROR_FAILED, "signing the superblock failed");
+      dfi_throw (error, DF_ERROR_FAILED, "ed25519 signing failed");
       return NULL;
     }
+  return g_bytes_new (sig, sizeof sig);
+}
+
+GBytes *
+dfi_signer_wrap (DfSigner *s, GBytes *data, GError **error)
+{
+  GBytes *sig = dfi_signer_sign (s, data, error);
+  if (sig == NULL)
+    return NULL;
   g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
-  g_ptr_array_add (sigs, g_bytes_new (sig, sizeof sig));
+  g_ptr_array_add (sigs, sig);
   return dfi_signed_wrap (data, sigs);
 }
 

@@ -22,6 +22,12 @@ typedef struct _DfKeyring DfKeyring;
 /* Public keys from a file (one base64 key per line; blank lines and lines
  * starting with '#' ignored) or from every regular file of a directory. */
 DfKeyring *dfi_keyring_load (const char *path, GError **error);
+/* An empty keyring, to fill with the two below. */
+DfKeyring *dfi_keyring_new (void);
+/* Adds the keys of a key file or of a directory's files. */
+gboolean dfi_keyring_add_path (DfKeyring *k, const char *path, GError **error);
+/* Adds one base64 public key. */
+gboolean dfi_keyring_add_key (DfKeyring *k, const char *base64, GError **error);
 void dfi_keyring_free (DfKeyring *k);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfKeyring, dfi_keyring_free)
 guint dfi_keyring_size (const DfKeyring *k);
@@ -85,6 +91,8 @@ typedef struct _DfSigner DfSigner;
 DfSigner *dfi_signer_load (const char *path, GError **error);
 void dfi_signer_free (DfSigner *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfSigner, dfi_signer_free)
+/* @s's signature of @data (DF_ED25519_SIG_LEN bytes). */
+GBytes *dfi_signer_sign (DfSigner *s, GBytes *data, GError **error);
 /* The envelope around @data with one signature by @s. */
 GBytes *dfi_signer_wrap (DfSigner *s, GBytes *data, GError **error);
 

@@ -1,6 +1,7 @@
 /* df_fetch()'s options (see deltafetch.h) and their checks. */
 #include "df-fetch-options.h"
 
+#include "df-apply-policy.h"
 #include "df-common.h"
 
 DfFetchOptions *
@@ -9,6 +10,7 @@ df_fetch_options_new (void)
   DfFetchOptions *o = g_new0 (DfFetchOptions, 1);
   o->apply = df_apply_options_new ();
   o->net.urls = g_ptr_array_new_with_free_func (g_free);
+  o->net.headers = g_ptr_array_new_with_free_func (g_free);
   o->net.connections = DF_DEFAULT_CONNECTIONS;
   o->net.range_size = DF_DEFAULT_RANGE_SIZE;
   o->net.low_speed_limit = DF_DEFAULT_LOW_SPEED_LIMIT;
@@ -30,6 +32,33 @@ dfi_fetch_options_new_for_apply (const DfApplyOptions *apply)
   return o;
 }
 
+static GPtrArray *
+copy_strings (GPtrArray *a)
+{
+  GPtrArray *c = g_ptr_array_new_full (a->len, g_free);
+  for (guint i = 0; i < a->len; i++)
+    g_ptr_array_add (c, g_strdup (a->pdata[i]));
+  return c;
+}
+
+DfFetchOptions *
+dfi_fetch_options_copy (const DfFetchOptions *o)
+{
+  DfFetchOptions *c = g_memdup2 (o, sizeof *o);
+  c->apply = dfi_apply_options_copy (o->apply);
+  c->net.urls = copy_strings (o->net.urls);
+  c->net.headers = copy_strings (o->net.headers);
+  c->net.ca_file = g_strdup (o->net.ca_file);
+  c->net.cert = g_strdup (o->net.cert);
+  c->net.key = g_strdup (o->net.key);
+  c->net.pin = g_strdup (o->net.pin);
+  c->net.proxy = g_strdup (o->net.proxy);
+  c->from = g_strdup (o->from);
+  c->remote = g_strdup (o->remote);
+  c->delta_dir = g_strdup (o->delta_dir);
+  return c;
+}
+
 void
 df_fetch_options_free (DfFetchOptions *o)
 {
@@ -37,6 +66,9 @@ df_fetch_options_free (DfFetchOptions *o)
     return;
   df_apply_options_free (o->apply);
   g_ptr_array_unref (o->net.urls);
+  g_ptr_array_unref (o->net.headers);
+  g_free (o->net.proxy);
+  g_free (o->remote);
   g_free (o->net.ca_file);
   g_free (o->net.cert);
   g_free (o->net.key);
@@ -157,6 +189,31 @@ df_fetch_options_set_pinned_public_key (DfFetchOptions *o, const char *pin)
 }
 
 void
+df_fetch_options_set_remote (DfFetchOptions *o, const char *remote)
+{
+  SET_STR (o->remote, remote);
+}
+
+void
+df_fetch_options_set_proxy (DfFetchOptions *o, const char *proxy)
+{
+  SET_STR (o->net.proxy, proxy);
+}
+
+void
+df_fetch_options_set_tls_permissive (DfFetchOptions *o, gboolean permissive)
+{
+  o->net.insecure = permissive;
+}
+
+void
+df_fetch_options_add_http_header (DfFetchOptions *o, const char *name, const char *value)
+{
+  g_ptr_array_add (o->net.headers, g_strdup (name));
+  g_ptr_array_add (o->net.headers, g_strdup (value));
+}
+
+void
 df_fetch_options_set_allow_pull_fallback (DfFetchOptions *o, gboolean allow)
 {
   o->allow_pull = allow;
@@ -216,8 +273,8 @@ dfi_fetch_validate_urls (GPtrArray *urls, GError **error)
 {
   if (urls->len == 0)
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "at least one URL is required");
-  if (urls->len > 32)
-    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "at most 32 mirrors are supported");
+  if (urls->len > DF_FETCH_MIRRORS)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "at most %u mirrors are supported", DF_FETCH_MIRRORS);
   for (guint i = 0; i < urls->len; i++)
     {
       const char *u = urls->pdata[i];
@@ -240,7 +297,7 @@ dfi_fetch_options_validate (const DfFetchOptions *o, GError **error)
     return FALSE;
   if ((o->delta_dir == NULL || o->net.urls->len > 0) && !dfi_fetch_validate_urls (o->net.urls, error))
     return FALSE;
-  if (a->ref && !ostree_validate_rev (a->ref, NULL))
+  if (a->ref && !dfi_valid_refspec (a->ref))
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid ref name '%s'", a->ref);
   if (a->allow_unsigned && a->require_signatures)
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "signatures cannot be both required and optional");
@@ -249,6 +306,12 @@ dfi_fetch_options_validate (const DfFetchOptions *o, GError **error)
                       (guint)(DF_PART_SIZE_MAX / DF_MIB));
   if (o->net.connections == 0 || o->net.connections > 64)
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "connections must be between 1 and 64");
+  for (guint i = 0; i + 1 < o->net.headers->len; i += 2)
+    {
+      const char *name = o->net.headers->pdata[i], *value = o->net.headers->pdata[i + 1];
+      if (!name[0] || strpbrk (name, ": \t\r\n") || strpbrk (value, "\r\n"))
+        return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "invalid HTTP header '%s'", name);
+    }
   if ((o->net.cert == NULL) != (o->net.key == NULL))
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "a client certificate needs its key, and the other way round");
   return TRUE;
@@ -276,6 +339,9 @@ dfi_fetch_options_get_net (const DfFetchOptions *o, DfNetConfig *net)
   net->cert = o->net.cert;
   net->key = o->net.key;
   net->pin = o->net.pin;
+  net->proxy = o->net.proxy;
+  net->insecure = o->net.insecure;
+  net->headers = o->net.headers;
 }
 
 void

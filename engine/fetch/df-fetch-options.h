@@ -18,6 +18,9 @@ typedef struct
   guint connect_timeout;
   guint64 max_rate; /* over all connections; 0: none */
   char *ca_file, *cert, *key, *pin;
+  char *proxy;        /* NULL: libcurl's environment variables */
+  gboolean insecure;  /* no check of the server's certificate (a remote's tls-permissive) */
+  GPtrArray *headers; /* extra request headers: name, value, name, value... */
 } DfFetchNet;
 
 struct _DfFetchOptions
@@ -27,6 +30,7 @@ struct _DfFetchOptions
   DfApplyOptions *apply;
   DfFetchNet net;
   char *from;
+  char *remote;    /* df_fetch_options_set_remote(): resolved by dfi_fetch_remote_resolve() */
   char *delta_dir; /* a local delta directory: no discovery */
   gboolean allow_pull;
   guint64 max_bytes; /* 0: no limit */
@@ -44,5 +48,7 @@ gboolean dfi_fetch_validate_urls (GPtrArray *urls, GError **error);
 gboolean dfi_fetch_options_validate (const DfFetchOptions *o, GError **error);
 /* Options for a fetch with @apply's settings (copied) and no URL yet. */
 DfFetchOptions *dfi_fetch_options_new_for_apply (const DfApplyOptions *apply);
+/* A deep copy of @o. */
+DfFetchOptions *dfi_fetch_options_copy (const DfFetchOptions *o);
 /* The network settings of @o for a transfer; its strings stay @o's. */
 void dfi_fetch_options_get_net (const DfFetchOptions *o, DfNetConfig *net);

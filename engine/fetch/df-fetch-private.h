@@ -11,3 +11,5 @@ gboolean dfi_fetch_pull_fallback (DfFetchRun *f, GError **error);
 /* Removes the fallback pull's remote file, if a run killed during its pull
  * left it there (and the remote older versions wrote into the config). */
 void dfi_fetch_pull_forget_remote (OstreeRepo *repo);
+/* Points @ref (NULL: none), a ref or a refspec REMOTE:REF, at @commit. */
+gboolean dfi_set_ref (OstreeRepo *repo, const char *ref, const char *commit, GCancellable *c, GError **error);

@@ -192,7 +192,8 @@ watched_pull (OstreeRepo *repo, DfFetchRun *f, GVariant *popts, GError **error)
   g_private_set (&current_watchdog, &w);
 
   g_autoptr (GError) local = NULL;
-  gboolean ok = ostree_repo_pull_with_options (repo, FALLBACK_REMOTE, popts, w.progress, pc, &local);
+  const char *remote = f->o->apply->remote ? f->o->apply->remote : FALLBACK_REMOTE;
+  gboolean ok = ostree_repo_pull_with_options (repo, remote, popts, w.progress, pc, &local);
 
   g_private_set (&current_watchdog, NULL);
   count_bytes (&w, ostree_async_progress_get_uint64 (w.progress, "bytes-transferred"));
@@ -240,6 +241,10 @@ repo_with_remote (OstreeRepo *repo, const DfFetchOptions *o, const char *url, GE
     g_key_file_set_string (kf, group, "tls-client-cert-path", o->net.cert);
   if (o->net.key)
     g_key_file_set_string (kf, group, "tls-client-key-path", o->net.key);
+  if (o->net.proxy)
+    g_key_file_set_string (kf, group, "proxy", o->net.proxy);
+  if (o->net.insecure)
+    g_key_file_set_boolean (kf, group, "tls-permissive", TRUE);
   g_autofree char *dir = g_build_filename (g_file_peek_path (ostree_repo_get_path (repo)), REMOTE_DIR, NULL);
   g_autofree char *file = g_build_filename (dir, FALLBACK_REMOTE ".conf", NULL);
   g_autoptr (OstreeRepo) r
@@ -253,10 +258,23 @@ repo_with_remote (OstreeRepo *repo, const DfFetchOptions *o, const char *url, GE
 }
 
 static GVariant *
-pull_options (const DfFetchOptions *o, OstreeRepoPullFlags flags)
+pull_options (const DfFetchOptions *o, const char *url, OstreeRepoPullFlags flags)
 {
   GVariantBuilder b;
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a{sv}"));
+  /* Through a remote of the config, its TLS and signature settings hold
+   * (libostree checks the commit's signature as it asks); only the mirror
+   * is ours. */
+  if (o->apply->remote)
+    g_variant_builder_add (&b, "{sv}", "override-url", g_variant_new_string (url));
+  if (o->net.headers->len > 0)
+    {
+      GVariantBuilder h;
+      g_variant_builder_init (&h, G_VARIANT_TYPE ("a(ss)"));
+      for (guint i = 0; i + 1 < o->net.headers->len; i += 2)
+        g_variant_builder_add (&h, "(ss)", o->net.headers->pdata[i], o->net.headers->pdata[i + 1]);
+      g_variant_builder_add (&b, "{sv}", "http-headers", g_variant_builder_end (&h));
+    }
   const char *refs[] = { o->apply->commit, NULL };
   g_variant_builder_add (&b, "{sv}", "refs", g_variant_new_strv (refs, -1));
   g_variant_builder_add (&b, "{sv}", "n-network-retries", g_variant_new_uint32 (o->net.retries));
@@ -283,14 +301,14 @@ pull_mirror (DfFetchRun *f, const char *url, gboolean *final, GError **error)
 {
   const DfFetchOptions *o = f->o;
   *final = FALSE;
-  g_autoptr (OstreeRepo) pr = repo_with_remote (f->repo, o, url, error);
+  g_autoptr (OstreeRepo) pr = o->apply->remote ? g_object_ref (f->repo) : repo_with_remote (f->repo, o, url, error);
   if (pr == NULL)
     {
       *final = TRUE;
       return FALSE;
     }
-  g_autoptr (GVariant) copts = pull_options (o, OSTREE_REPO_PULL_FLAGS_COMMIT_ONLY);
-  g_autoptr (GVariant) popts = pull_options (o, 0);
+  g_autoptr (GVariant) copts = pull_options (o, url, OSTREE_REPO_PULL_FLAGS_COMMIT_ONLY);
+  g_autoptr (GVariant) popts = pull_options (o, url, 0);
   g_autoptr (GVariant) commit = NULL;
   if (!watched_pull (pr, f, copts, error) || !ostree_repo_load_commit (f->repo, o->apply->commit, &commit, NULL, error))
     return FALSE;
@@ -320,8 +338,7 @@ dfi_fetch_pull_fallback (DfFetchRun *f, GError **error)
       /* The remote exists only while its pull runs, whatever the outcome. */
       dfi_rm_rf_at (ostree_repo_get_dfd (f->repo), REMOTE_DIR, NULL);
       if (ok)
-        return o->apply->ref == NULL
-               || ostree_repo_set_ref_immediate (f->repo, NULL, o->apply->ref, o->apply->commit, f->cancellable, error);
+        return dfi_set_ref (f->repo, o->apply->ref, o->apply->commit, f->cancellable, error);
       if (g_error_matches (e, G_IO_ERROR, G_IO_ERROR_CANCELLED) || final)
         {
           g_propagate_error (error, g_steal_pointer (&e));

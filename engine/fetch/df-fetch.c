@@ -398,12 +398,15 @@ commit_present (OstreeRepo *repo, const char *commit)
   return (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) == 0;
 }
 
-static gboolean
-set_ref (OstreeRepo *repo, const char *ref, const char *commit, GCancellable *c, GError **error)
+gboolean
+dfi_set_ref (OstreeRepo *repo, const char *ref, const char *commit, GCancellable *c, GError **error)
 {
+  g_autofree char *remote = NULL, *name = NULL;
   if (ref == NULL)
     return TRUE;
-  return ostree_repo_set_ref_immediate (repo, NULL, ref, commit, c, error);
+  if (!ostree_parse_refspec (ref, &remote, &name, error))
+    return FALSE;
+  return ostree_repo_set_ref_immediate (repo, remote, name, commit, c, error);
 }
 
 /* Where the device is: @o->from resolved, else its ref; NULL when that
@@ -538,7 +541,7 @@ dfi_fetch_locked (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res,
       if (!ostree_repo_load_commit (repo, a->commit, &commit, NULL, error)
           || !dfi_check_downgrade (repo, a->ref, a->commit, commit, a->allow_downgrade, error))
         return FALSE;
-      return set_ref (repo, a->ref, a->commit, cancellable, error);
+      return dfi_set_ref (repo, a->ref, a->commit, cancellable, error);
     }
   DfFetchRun fs = { 0 };
   DfFetchRun *f = &fs;

@@ -241,6 +241,13 @@ set_network (CURL *e, const DfNetConfig *net, const char *url, guint64 len)
     curl_easy_setopt (e, CURLOPT_SSLKEY, net->key);
   if (net->pin)
     curl_easy_setopt (e, CURLOPT_PINNEDPUBLICKEY, net->pin);
+  if (net->proxy)
+    curl_easy_setopt (e, CURLOPT_PROXY, net->proxy);
+  if (net->insecure)
+    {
+      curl_easy_setopt (e, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt (e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
 }
 
 DfTransfer *
@@ -280,6 +287,12 @@ dfi_transfer_new (const DfNetConfig *net, const DfTransferRequest *req, const Df
   if (req->if_range)
     {
       g_autofree char *h = g_strdup_printf ("If-Range: %s", req->if_range);
+      t->headers = curl_slist_append (t->headers, h);
+    }
+  for (guint i = 0; net->headers && i + 1 < net->headers->len; i += 2)
+    {
+      g_autofree char *h
+          = g_strdup_printf ("%s: %s", (char *)net->headers->pdata[i], (char *)net->headers->pdata[i + 1]);
       t->headers = curl_slist_append (t->headers, h);
     }
   if (req->fresh)

@@ -34,6 +34,9 @@ typedef struct
   guint min_rate;                        /* B/s on average over the transfer; 0: no deadline */
   DfRateBucket *bucket;                  /* a rate cap the transfers share, or NULL (dfi_transfer_pace()) */
   const char *ca_file, *cert, *key, *pin;
+  const char *proxy;        /* NULL: libcurl's environment variables */
+  gboolean insecure;        /* the server's certificate is not checked */
+  const GPtrArray *headers; /* extra request headers, name and value in turn; may be NULL */
 } DfNetConfig;
 
 /* What to fetch: bytes [@off, @off + @len) of @url's file of @file_size

@@ -60,7 +60,9 @@ DF_PUBLIC const char *df_version (void);
  *   content differs from its checksum. CLI exit code 4.
  * @DF_ERROR_UNTRUSTED: the delta does not produce the trusted commit: the
  *   commit object does not hash to the expected checksum, or the delta
- *   carries an object the commit does not reference. CLI exit code 5.
+ *   carries an object the commit does not reference; or a signature the
+ *   policy or a remote's config asks for (superblock, summary, commit) is
+ *   missing or does not verify. CLI exit code 5.
  * @DF_ERROR_MISSING_BASE: the delta needs a from-commit or a source object
  *   that the repository does not have. CLI exit code 6.
  * @DF_ERROR_NO_SPACE: the filesystem ran out of space (ENOSPC/EDQUOT).
@@ -86,6 +88,8 @@ DF_PUBLIC const char *df_version (void);
  *   (df_fetch_options_set_max_bytes()), or only a from-scratch download was
  *   offered and it is not allowed (df_fetch_options_set_allow_from_scratch());
  *   refused before any part was downloaded. CLI exit code 13.
+ * @DF_ERROR_NOT_FOUND: fetch through a remote: the remote's summary has no
+ *   such ref. CLI exit code 14.
  *
  * Codes are stable; new ones are only ever appended. df_error_name() and
  * df_error_is_retryable() classify any error this library returns.
@@ -105,6 +109,7 @@ typedef enum
   DF_ERROR_DOWNGRADE,
   DF_ERROR_BUSY,
   DF_ERROR_TOO_LARGE,
+  DF_ERROR_NOT_FOUND,
 } DfError;
 
 #define DF_ERROR (df_error_quark ())
@@ -128,7 +133,7 @@ DF_PUBLIC int df_error_exit_code (const GError *error);
  * Returns: a stable name for @error's kind, for logs and machine-readable
  * output: "failed", "invalid-argument", "invalid-delta", "corrupt",
  * "untrusted", "missing-base", "no-space", "io", "network", "timeout",
- * "downgrade", "busy", "too-large" (the DfError codes, and G_IO_ERROR_NO_SPACE and
+ * "downgrade", "busy", "too-large", "not-found" (the DfError codes, and G_IO_ERROR_NO_SPACE and
  * other G_IO_ERROR codes as "no-space" and "io"), "cancelled"
  * (G_IO_ERROR_CANCELLED); NULL for a NULL @error. The same grouping as
  * df_error_exit_code().
@@ -555,6 +560,36 @@ DF_PUBLIC void df_fetch_options_set_retries (DfFetchOptions *opts, guint attempt
 DF_PUBLIC void df_fetch_options_set_ca_file (DfFetchOptions *opts, const char *path);
 DF_PUBLIC void df_fetch_options_set_client_cert (DfFetchOptions *opts, const char *cert, const char *key);
 DF_PUBLIC void df_fetch_options_set_pinned_public_key (DfFetchOptions *opts, const char *pin);
+/* Proxy for every request ("http://host:port", any form libcurl takes),
+ * instead of libcurl's environment variables. */
+DF_PUBLIC void df_fetch_options_set_proxy (DfFetchOptions *opts, const char *proxy);
+/* With TRUE, servers' certificates are not checked (a remote's
+ * tls-permissive): trust then rests on the commit checksum and the
+ * signatures alone. Default FALSE. */
+DF_PUBLIC void df_fetch_options_set_tls_permissive (DfFetchOptions *opts, gboolean permissive);
+/* A header sent with every request ("Authorization", "Bearer …"), for
+ * servers that want a token; repeat for more. A name with ':', a space or
+ * a line break, or a value with a line break, is refused
+ * (DF_ERROR_INVALID_ARGUMENT). */
+DF_PUBLIC void df_fetch_options_add_http_header (DfFetchOptions *opts, const char *name, const char *value);
+/* Fetch through @remote, a remote of the repository's configuration, as
+ * `ostree pull REMOTE` would: read when df_fetch() starts, what the
+ * options do not set comes from it: the mirrors (contenturl, else url,
+ * either of them possibly "mirrorlist=URL" with http(s):// or file://
+ * URLs), tls-ca-path, tls-client-cert-path and tls-client-key-path,
+ * tls-permissive, proxy. Without a commit (df_fetch_options_set_commit()),
+ * the ref is looked up in the remote's summary (from its url), whose
+ * signature is checked first when the remote asks for it
+ * (sign-verify-summary: ed25519 with verification-ed25519-key or -file;
+ * gpg-verify-summary: through libostree with the remote's keyring); a
+ * summary that fails is DF_ERROR_UNTRUSTED, a ref it lacks
+ * DF_ERROR_NOT_FOUND. The commit's own signature is then checked, before
+ * any part is downloaded, as the remote's gpg-verify and sign-verify ask
+ * (DF_ERROR_UNTRUSTED), and the libostree pull fallback pulls through the
+ * remote. A ref without a remote ("stable") is written as the remote's
+ * ("REMOTE:stable", refs/remotes/REMOTE/stable), as `ostree pull` does; an
+ * unknown remote is DF_ERROR_INVALID_ARGUMENT. */
+DF_PUBLIC void df_fetch_options_set_remote (DfFetchOptions *opts, const char *remote);
 /* Without a delta for the update (native, or a stock one from the device's
  * commit or from scratch), fall back to libostree's own pull (default
  * TRUE): object by object, each checked against its checksum, without
@@ -714,9 +749,9 @@ typedef struct
   guint retries;
   guint mirror_switches;
   DfApplyResult apply;
-  DfFetchFrom from_found; /* how from was found */
+  DfFetchFrom from_found;    /* how from was found */
+  gboolean summary_verified; /* through a remote: the commit came from its summary, whose signature verified */
   /*< private >*/
-  guint32 reserved32;
   guint64 reserved[15]; /* zeroed; room for later fields: the struct's size is part of the ABI */
 } DfFetchResult;
 
