@@ -81,3 +81,139 @@ df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in
   *result = res.apply;
   return ok;
 }
+
+/* df_fetch_async(): df_fetch() in a GTask's worker thread, its events and
+ * progress handed to the caller's main context as copies. */
+typedef struct
+{
+  OstreeRepo *repo;
+  DfFetchOptions *opts; /* a copy whose callbacks forward */
+  GMainContext *context;
+  DfFetchEventFunc event_func;
+  gpointer event_data;
+  DfProgressFunc progress_func;
+  gpointer progress_data;
+  DfFetchResult result;
+} AsyncFetch;
+
+static void
+async_fetch_free (gpointer p)
+{
+  AsyncFetch *af = p;
+  g_object_unref (af->repo);
+  df_fetch_options_free (af->opts);
+  g_main_context_unref (af->context);
+  g_free (af);
+}
+
+/* One event or progress snapshot on its way to the caller's context; it
+ * holds the task, so the callbacks' data outlive it. */
+typedef struct
+{
+  GTask *task;
+  gboolean is_progress;
+  DfFetchEvent ev;
+  DfProgress progress;
+  char *url, *message;
+} Delivery;
+
+static gboolean
+deliver (gpointer p)
+{
+  Delivery *d = p;
+  AsyncFetch *af = g_task_get_task_data (d->task);
+  if (d->is_progress)
+    af->progress_func (&d->progress, af->progress_data);
+  else
+    {
+      d->ev.url = d->url;
+      d->ev.message = d->message;
+      af->event_func (&d->ev, af->event_data);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+delivery_free (gpointer p)
+{
+  Delivery *d = p;
+  g_object_unref (d->task);
+  g_free (d->url);
+  g_free (d->message);
+  g_free (d);
+}
+
+static void
+post (GTask *task, Delivery *d)
+{
+  AsyncFetch *af = g_task_get_task_data (task);
+  d->task = g_object_ref (task);
+  /* Same priority as the task's completion, so every event comes before it. */
+  g_main_context_invoke_full (af->context, G_PRIORITY_DEFAULT, deliver, d, delivery_free);
+}
+
+static void
+forward_event (const DfFetchEvent *ev, gpointer task)
+{
+  Delivery *d = g_new0 (Delivery, 1);
+  d->ev = *ev;
+  d->url = g_strdup (ev->url);
+  d->message = g_strdup (ev->message);
+  post (task, d);
+}
+
+static void
+forward_progress (const DfProgress *p, gpointer task)
+{
+  Delivery *d = g_new0 (Delivery, 1);
+  d->is_progress = TRUE;
+  d->progress = *p;
+  post (task, d);
+}
+
+static void
+fetch_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  AsyncFetch *af = data;
+  GError *error = NULL;
+  if (df_fetch (af->repo, af->opts, &af->result, cancellable, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+void
+df_fetch_async (OstreeRepo *repo, const DfFetchOptions *opts, GCancellable *cancellable, GAsyncReadyCallback callback,
+                gpointer user_data)
+{
+  GTask *task = g_task_new (NULL, cancellable, callback, user_data);
+  g_task_set_source_tag (task, df_fetch_async);
+  g_task_set_name (task, "deltafetch fetch");
+  AsyncFetch *af = g_new0 (AsyncFetch, 1);
+  af->repo = g_object_ref (repo);
+  af->opts = dfi_fetch_options_copy (opts);
+  af->context = g_main_context_ref_thread_default ();
+  af->event_func = opts->event_func;
+  af->event_data = opts->event_data;
+  af->progress_func = opts->apply->progress;
+  af->progress_data = opts->apply->progress_data;
+  /* The task is its callbacks' data: the worker runs while it lives. */
+  if (af->event_func)
+    df_fetch_options_set_event_func (af->opts, forward_event, task);
+  if (af->progress_func)
+    df_fetch_options_set_progress (af->opts, forward_progress, task);
+  g_task_set_task_data (task, af, async_fetch_free);
+  g_task_run_in_thread (task, fetch_thread);
+  g_object_unref (task);
+}
+
+gboolean
+df_fetch_finish (GAsyncResult *res, DfFetchResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (res, NULL), FALSE);
+  g_return_val_if_fail (g_async_result_is_tagged (res, df_fetch_async), FALSE);
+  AsyncFetch *af = g_task_get_task_data (G_TASK (res));
+  if (result)
+    *result = af->result;
+  return g_task_propagate_boolean (G_TASK (res), error);
+}

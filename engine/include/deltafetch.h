@@ -777,6 +777,39 @@ typedef struct
 DF_PUBLIC gboolean df_fetch (OstreeRepo *repo, const DfFetchOptions *opts, DfFetchResult *result,
                              GCancellable *cancellable, GError **error);
 
+/**
+ * df_fetch_async:
+ * @repo: an opened repository (referenced until the fetch ends)
+ * @opts: options as for df_fetch(), copied: free them when you like
+ * @cancellable: (nullable): cancels the fetch; the callback then runs with
+ *   G_IO_ERROR_CANCELLED once the worker has stopped (a fraction of a
+ *   second), and a later fetch resumes from what was verified
+ * @callback: called in the thread-default main context of the caller
+ *
+ * df_fetch() in a worker thread (a #GTask) for agents built on a GLib main
+ * loop. The event function and the apply's progress function of @opts are
+ * called in the caller's thread-default main context, in order and all
+ * before @callback, each with a copy of the event whose strings it owns
+ * (valid for the call). Finish with df_fetch_finish().
+ *
+ * There is no pause: to stop a download for a while, cancel it and call
+ * again later. What the cancelled run downloaded and verified stays (ranges
+ * are checkpointed every second); a resumed run downloads again at most the
+ * ranges in flight when it was cancelled, each at most the range size
+ * (2 MiB by default) per connection.
+ */
+DF_PUBLIC void df_fetch_async (OstreeRepo *repo, const DfFetchOptions *opts, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data);
+/**
+ * df_fetch_finish:
+ * @res: the result handed to df_fetch_async()'s callback
+ * @result: (out caller-allocates) (optional): what was done, as df_fetch()
+ *   fills it (also on failure: how far it got)
+ *
+ * Returns: TRUE on success; FALSE with @error set as df_fetch() sets it.
+ */
+DF_PUBLIC gboolean df_fetch_finish (GAsyncResult *res, DfFetchResult *result, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfGenerateOptions, df_generate_options_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfApplyOptions, df_apply_options_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfDeltaInfo, df_delta_info_free)
