@@ -12,17 +12,32 @@ typedef struct
   gint64 start;
 } FetchUi;
 
-/* One JSON object per line on stdout. */
+/* One JSON object per line on stdout; with @seconds >= 0, a last member
+ * "seconds" to the millisecond (json-glib writes doubles with 17 digits:
+ * 0.147 would be 0.14699999999999999). */
 static void
-json_line (JsonBuilder *b)
+json_line_seconds (JsonBuilder *b, double seconds)
 {
   json_builder_end_object (b);
   g_autoptr (JsonGenerator) g = json_generator_new ();
   g_autoptr (JsonNode) root = json_builder_get_root (b);
   json_generator_set_root (g, root);
   g_autofree char *s = json_generator_to_data (g, NULL);
-  printf ("%s\n", s);
+  if (seconds >= 0)
+    {
+      gint64 ms = (gint64)(seconds * 1000 + 0.5);
+      s[strlen (s) - 1] = '\0'; /* the closing brace */
+      printf ("%s,\"seconds\":%" G_GINT64_FORMAT ".%03d}\n", s, ms / 1000, (int)(ms % 1000));
+    }
+  else
+    printf ("%s\n", s);
   fflush (stdout);
+}
+
+static void
+json_line (JsonBuilder *b)
+{
+  json_line_seconds (b, -1);
 }
 
 static void
@@ -295,7 +310,7 @@ fetch_main (int argc, char **argv, gboolean pull)
       json_builder_set_member_name (b, "summary_verified");
       json_builder_add_boolean_value (b, res.summary_verified);
       add_str (b, "from", res.from[0] ? res.from : NULL);
-      static const char *found[] = { NULL, "option", "ref", "repository" };
+      static const char *found[] = { NULL, "option", "ref", "repository", "booted" };
       add_str (b, "from_found", found[res.from_found]);
       add_int (b, "delta_bytes", res.delta_bytes);
       add_int (b, "bytes_downloaded", res.bytes_downloaded);
@@ -319,9 +334,7 @@ fetch_main (int argc, char **argv, gboolean pull)
       json_builder_add_boolean_value (b, res.apply.rebuild_alone);
       json_builder_set_member_name (b, "signature_verified");
       json_builder_add_boolean_value (b, res.apply.signature_verified);
-      json_builder_set_member_name (b, "seconds");
-      json_builder_add_double_value (b, (gint64)(secs * 1000 + 0.5) / 1000.0); /* to the millisecond */
-      json_line (b);
+      json_line_seconds (b, secs);
       return 0;
     }
   if (quiet)
@@ -341,6 +354,8 @@ fetch_main (int argc, char **argv, gboolean pull)
   df_cli_print_signature (res.apply.signature_verified);
   printf ("path: ");
   printf (how[res.path], res.from);
+  if (res.from_found == DF_FETCH_FROM_BOOTED)
+    printf (" (the booted deployment's commit)");
   if (res.from_found == DF_FETCH_FROM_REPOSITORY)
     printf (" (found in the repository: the newest commit it holds that the server has a delta from)");
   printf ("\n");

@@ -52,6 +52,7 @@ check "the ref is the remote's: origin:os -> v1 (refs/remotes/origin/os), no loc
   bash -c "[ \"\$(ostree rev-parse --repo='$dev' origin:os)\" = '$c1' ] && [ ! -e '$dev/refs/heads/os' ]"
 check "JSON: the summary's signature verified, ref origin:os, from scratch" test "$(sed -n '$p' "$T/p1.json" |
   python3 -c 'import json,sys; e=json.load(sys.stdin); print(e["summary_verified"], e["ref"], e["path"])')" = "True origin:os scratch"
+check "JSON: seconds to the millisecond" grep -qE '"seconds":[0-9]+\.[0-9]{3}}$' "$T/p1.json"
 check "the commit's detached metadata (its signature) was written" test -s "$dev/objects/${c1:0:2}/${c1:2}.commitmeta"
 check "the summary and its signature were fetched over TLS with the client certificate" \
   grep -q 'GET /repo/summary.sig HTTP/2.0" 200' "$log"

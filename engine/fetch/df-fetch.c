@@ -14,6 +14,7 @@
 #include "df-fetch.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include "df-apply-delta.h"
 #include "df-apply-policy.h"
@@ -409,8 +410,27 @@ dfi_set_ref (OstreeRepo *repo, const char *ref, const char *commit, GCancellable
   return ostree_repo_set_ref_immediate (repo, remote, name, commit, c, error);
 }
 
-/* Where the device is: @o->from resolved, else its ref; NULL when that
- * commit is not wholly in @repo. */
+/* The commit of the deployment the system booted (/run/ostree-booted),
+ * when @repo is the booted sysroot's repository; else NULL. */
+static char *
+booted_commit (OstreeRepo *repo)
+{
+  if (!g_file_test ("/run/ostree-booted", G_FILE_TEST_EXISTS))
+    return NULL;
+  g_autoptr (OstreeSysroot) sysroot = ostree_sysroot_new_default ();
+  g_autoptr (OstreeRepo) sysrepo = NULL;
+  if (!ostree_sysroot_load (sysroot, NULL, NULL) || !ostree_sysroot_get_repo (sysroot, &sysrepo, NULL, NULL))
+    return NULL;
+  OstreeDeployment *booted = ostree_sysroot_get_booted_deployment (sysroot);
+  struct stat a, b;
+  if (booted == NULL || fstat (ostree_repo_get_dfd (repo), &a) < 0 || fstat (ostree_repo_get_dfd (sysrepo), &b) < 0
+      || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+    return NULL;
+  return g_strdup (ostree_deployment_get_csum (booted));
+}
+
+/* Where the device is: @o->from resolved, else the booted deployment's
+ * commit, else its ref's; NULL when that commit is not wholly in @repo. */
 static gboolean
 resolve_from (OstreeRepo *repo, const DfFetchOptions *o, char **out, DfFetchFrom *how, GError **error)
 {
@@ -419,6 +439,12 @@ resolve_from (OstreeRepo *repo, const DfFetchOptions *o, char **out, DfFetchFrom
   if (o->from && !ostree_repo_resolve_rev (repo, o->from, FALSE, &from, &from_error))
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "the from-commit %s is not in the repository", o->from);
   *how = DF_FETCH_FROM_OPTION;
+  if (from == NULL && (from = booted_commit (repo)) != NULL)
+    {
+      *how = DF_FETCH_FROM_BOOTED;
+      if (!commit_present (repo, from))
+        g_clear_pointer (&from, g_free);
+    }
   if (from == NULL && o->apply->ref)
     {
       g_autoptr (GError) ignored = NULL;

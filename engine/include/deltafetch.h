@@ -719,9 +719,14 @@ DF_PUBLIC void df_fetch_options_set_progress (DfFetchOptions *opts, DfProgressFu
  *   the commit was present)
  * @DF_FETCH_FROM_OPTION: the one df_fetch_options_set_from() named
  * @DF_FETCH_FROM_REF: the commit the ref (df_fetch_options_set_ref()) names
+ *   (when the system is not booted from @repo's sysroot, or its booted
+ *   commit is not wholly in @repo)
  * @DF_FETCH_FROM_REPOSITORY: the device's own commit had no delta (or there
  *   was none): the newest commit wholly in the repository that the server
  *   offers a delta from
+ * @DF_FETCH_FROM_BOOTED: the commit of the deployment the system booted
+ *   (/run/ostree-booted, the default sysroot), when @repo is that sysroot's
+ *   repository and no from-commit was given: tried before the ref's
  *
  * How the from-commit of the delta used was found.
  */
@@ -731,6 +736,7 @@ typedef enum
   DF_FETCH_FROM_OPTION,
   DF_FETCH_FROM_REF,
   DF_FETCH_FROM_REPOSITORY,
+  DF_FETCH_FROM_BOOTED,
 } DfFetchFrom;
 
 typedef struct
