@@ -139,6 +139,73 @@ on_event (const DfFetchEvent *ev, gpointer data)
     }
 }
 
+static void
+add_bool (JsonBuilder *b, const char *name, gboolean v)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_boolean_value (b, v);
+}
+
+static const char *found_names[] = { NULL, "option", "ref", "repository", "booted" };
+
+/* --dry-run: what the fetch would do. */
+static int
+print_plan (const DfFetchPlan *p, const char *ref, gboolean json, gboolean quiet)
+{
+  if (json)
+    {
+      g_autoptr (JsonBuilder) b = event_builder ("plan", g_get_real_time ());
+      add_str (b, "path", path_names[p->path]);
+      add_str (b, "commit", p->commit);
+      add_str (b, "ref", ref);
+      add_str (b, "from", p->from[0] ? p->from : NULL);
+      add_str (b, "from_found", found_names[p->from_found]);
+      add_int (b, "delta_bytes", p->delta_bytes);
+      add_int (b, "download_bytes", p->download_bytes);
+      add_int (b, "reused_bytes", p->reused_bytes);
+      add_int (b, "disk_bytes", p->disk_bytes);
+      add_int (b, "parts_total", p->parts_total);
+      add_int (b, "parts_to_fetch", p->parts_to_fetch);
+      add_bool (b, "size_known", p->size_known);
+      add_bool (b, "signature_verified", p->signature_verified);
+      add_bool (b, "summary_verified", p->summary_verified);
+      json_line (b);
+      return 0;
+    }
+  if (quiet)
+    return 0;
+  static const char *how[] = { "",
+                               "nothing to do: the commit is in the repository",
+                               "native delta from %s",
+                               "native from-scratch delta",
+                               "libostree's pull (no delta on the server)",
+                               "stock delta from %s",
+                               "stock from-scratch delta" };
+  printf ("commit %s\n", p->commit);
+  printf ("would take: ");
+  printf (how[p->path], p->from);
+  if (p->from_found == DF_FETCH_FROM_BOOTED)
+    printf (" (the booted deployment's commit)");
+  else if (p->from_found == DF_FETCH_FROM_REPOSITORY)
+    printf (" (found in the repository)");
+  printf ("\n");
+  g_autofree char *dl = df_cli_format_size (p->download_bytes);
+  g_autofree char *db = df_cli_format_size (p->delta_bytes);
+  g_autofree char *ru = df_cli_format_size (p->reused_bytes);
+  g_autofree char *disk = df_cli_format_size (p->disk_bytes);
+  if (p->path == DF_FETCH_PATH_PULL)
+    printf ("download: not known beforehand (libostree's pull)\n");
+  else if (p->path != DF_FETCH_PATH_PRESENT)
+    printf ("download: %s of a %s delta (%s already here), %u of %u files; disk: %s needed\n", dl, db, ru,
+            p->parts_to_fetch, p->parts_total, disk);
+  if (p->path != DF_FETCH_PATH_PRESENT && p->path != DF_FETCH_PATH_PULL)
+    printf ("superblock signature: %s\n", p->signature_verified ? "verified with a trusted key" : "not checked");
+  if (p->summary_verified)
+    printf ("summary signature: verified\n");
+  printf ("nothing was written (--dry-run)\n");
+  return 0;
+}
+
 /* The repository `pull` works in without --repo: $OSTREE_REPO, else the
  * system's, as `ostree` does. */
 static const char *
@@ -156,7 +223,7 @@ fetch_main (int argc, char **argv, gboolean pull)
   g_autofree char *repo_path = NULL, *commit = NULL, *from = NULL, *ref = NULL, *memory = NULL, *max_bytes = NULL;
   g_auto (GStrv) urls = NULL;
   int jobs = 0;
-  gboolean json = FALSE, quiet = FALSE, no_pull = FALSE, no_scratch = FALSE;
+  gboolean json = FALSE, quiet = FALSE, no_pull = FALSE, no_scratch = FALSE, dry_run = FALSE;
   GOptionEntry fetch_entries[] = {
     { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository to write into (required)", "REPO" },
     { "url", 0, 0, G_OPTION_ARG_STRING_ARRAY, &urls, "Base URL of the served repository; repeat for mirrors, in order",
@@ -190,6 +257,8 @@ fetch_main (int argc, char **argv, gboolean pull)
       "rebuild-fallback, done, error) on stdout",
       NULL },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print nothing on success", NULL },
+    { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run,
+      "Only say what the fetch would do (path, bytes to download, disk space, signatures), writing nothing", NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new (
@@ -281,8 +350,11 @@ fetch_main (int argc, char **argv, gboolean pull)
   df_fetch_options_set_event_func (opts, on_event, &ui);
 
   DfFetchResult res;
+  DfFetchPlan plan;
   g_autoptr (OstreeRepo) repo = df_cli_open_repo (repo_path, &error);
-  gboolean ok = repo && df_fetch (repo, opts, &res, df_cli_cancellable, &error);
+  gboolean ok = repo
+                && (dry_run ? df_fetch_plan (repo, opts, &plan, df_cli_cancellable, &error)
+                            : df_fetch (repo, opts, &res, df_cli_cancellable, &error));
   double secs = (g_get_monotonic_time () - ui.start) / 1e6;
   if (ui.tty && !json && !quiet)
     fprintf (stderr, "\r\033[K");
@@ -301,6 +373,8 @@ fetch_main (int argc, char **argv, gboolean pull)
         }
       return df_cli_fail (error);
     }
+  if (dry_run)
+    return print_plan (&plan, ref, json, quiet);
   if (json)
     {
       g_autoptr (JsonBuilder) b = event_builder ("done", g_get_real_time ());
@@ -310,8 +384,7 @@ fetch_main (int argc, char **argv, gboolean pull)
       json_builder_set_member_name (b, "summary_verified");
       json_builder_add_boolean_value (b, res.summary_verified);
       add_str (b, "from", res.from[0] ? res.from : NULL);
-      static const char *found[] = { NULL, "option", "ref", "repository", "booted" };
-      add_str (b, "from_found", found[res.from_found]);
+      add_str (b, "from_found", found_names[res.from_found]);
       add_int (b, "delta_bytes", res.delta_bytes);
       add_int (b, "bytes_downloaded", res.bytes_downloaded);
       add_int (b, "bytes_reused", res.bytes_reused);

@@ -62,6 +62,34 @@ df_fetch (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *result, GCan
 }
 
 gboolean
+df_fetch_plan (OstreeRepo *repo, const DfFetchOptions *o, DfFetchPlan *plan, GCancellable *cancellable, GError **error)
+{
+  memset (plan, 0, sizeof *plan);
+  DfFetchResult res = { 0 };
+  g_autoptr (DfFetchOptions) resolved = NULL;
+  if (o->remote)
+    {
+      if (!dfi_fetch_remote_resolve (repo, o, &res, cancellable, &resolved, error))
+        return FALSE;
+      o = resolved;
+    }
+  if (!dfi_fetch_options_validate (o, error))
+    return FALSE;
+  guint64 summary_bytes = res.bytes_downloaded;
+  res.bytes_downloaded = 0;
+  if (!dfi_fetch_plan (repo, o, plan, &res, cancellable, error))
+    return FALSE;
+  g_strlcpy (plan->commit, res.commit, sizeof plan->commit);
+  g_strlcpy (plan->from, res.from, sizeof plan->from);
+  plan->path = res.path;
+  plan->from_found = res.from_found;
+  plan->delta_bytes = res.delta_bytes;
+  plan->summary_verified = res.summary_verified;
+  plan->download_bytes += summary_bytes;
+  return TRUE;
+}
+
+gboolean
 df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts_in, DfApplyResult *result_out,
           GCancellable *cancellable, GError **error)
 {

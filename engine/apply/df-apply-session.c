@@ -400,19 +400,15 @@ plan_rebuilds (const DfSuperblock *sb, const DfApplyOptions *opts, Budget *m, GE
   return plan;
 }
 
-DfApplySession *
-dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptions *opts, GCancellable *cancellable,
-                       GError **error)
+/* The memory budget of an apply of @sb: the parsed superblock, the
+ * metadata parts (kept until the commit is written) and their entries in
+ * the trust tables, one worker at least, and the trust walk's tables;
+ * whatever is left after the walk goes to more workers. Also the rebuild
+ * plan, in *@plan_out. */
+static gboolean
+session_budget (const DfSuperblock *sb, const DfApplyOptions *opts, Budget *m, guint *meta_parts_out,
+                DfRebuildPlan **plan_out, GError **error)
 {
-  g_autoptr (DfSuperblock) sb = sb_in;
-  if (!dfi_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->commitmeta, sb->has_from ? sb->from_hex : NULL,
-                            cancellable, error))
-    return NULL;
-
-  /* The memory budget holds the parsed superblock, the metadata parts
-   * (kept until the commit is written) and their entries in the trust
-   * tables, one worker at least, and the trust walk's tables; whatever is
-   * left after the walk goes to more workers. */
   guint64 need = 0, meta_total = 0, meta_entries = 0, own = 0;
   guint meta_parts = 0;
   for (guint i = 0; i < sb->n_parts; i++)
@@ -427,25 +423,55 @@ dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptio
   const char *hook = g_getenv ("DF_TEST_APPLY_PART_MEMORY"); /* tests: parts as large as this */
   if (hook != NULL)
     need = MAX (need, g_ascii_strtoull (hook, NULL, 10));
-  Budget m = { .usable = dfi_apply_usable_memory (opts),
-                .fixed = sb->memory + meta_total,
-                .tables = meta_entries * DF_TRUST_DELTA_META_COST,
-                .need = need,
-                .own = own };
+  *m = (Budget){ .usable = dfi_apply_usable_memory (opts),
+                 .fixed = sb->memory + meta_total,
+                 .tables = meta_entries * DF_TRUST_DELTA_META_COST,
+                 .need = need,
+                 .own = own };
+  *meta_parts_out = meta_parts;
+  if (m->fixed + m->tables + m->need <= m->usable && (*plan_out = plan_rebuilds (sb, opts, m, error)) == NULL)
+    return FALSE;
+  if (m->fixed + m->tables + need > m->usable)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                      "the delta needs %" G_GUINT64_FORMAT " MiB (superblock %" G_GUINT64_FORMAT
+                      ", metadata %" G_GUINT64_FORMAT ", a worker %" G_GUINT64_FORMAT
+                      "), more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
+                      (m->fixed + m->tables + need + DF_APPLY_RESERVE) / DF_MIB + 1, sb->memory / DF_MIB,
+                      (meta_total + m->tables) / DF_MIB, need / DF_MIB, opts->memory / DF_MIB);
+  return TRUE;
+}
+
+gboolean
+dfi_apply_session_plan (OstreeRepo *repo, const DfSuperblock *sb, const DfApplyOptions *opts, guint8 *wanted,
+                        GCancellable *cancellable, GError **error)
+{
+  if (!dfi_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->commitmeta, sb->has_from ? sb->from_hex : NULL,
+                            cancellable, error))
+    return FALSE;
+  Budget m;
+  guint meta_parts;
   g_autoptr (DfRebuildPlan) plan = NULL;
-  if (m.fixed + m.tables + m.need <= m.usable && (plan = plan_rebuilds (sb, opts, &m, error)) == NULL)
+  if (!session_budget (sb, opts, &m, &meta_parts, &plan, error))
+    return FALSE;
+  for (guint i = 0; i < sb->n_parts; i++)
+    wanted[i] = sb->parts[i].kind == DF_PART_KIND_METADATA || dfi_rebuild_plan_part_wanted (plan, i);
+  return TRUE;
+}
+
+DfApplySession *
+dfi_apply_session_new (OstreeRepo *repo, DfSuperblock *sb_in, const DfApplyOptions *opts, GCancellable *cancellable,
+                       GError **error)
+{
+  g_autoptr (DfSuperblock) sb = sb_in;
+  if (!dfi_apply_preflight (repo, opts, sb->to_hex, sb->commit, sb->commitmeta, sb->has_from ? sb->from_hex : NULL,
+                            cancellable, error))
     return NULL;
-  guint64 usable = m.usable, fixed = m.fixed, tables = m.tables;
-  if (fixed + tables + need > usable)
-    {
-      dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                 "the delta needs %" G_GUINT64_FORMAT " MiB (superblock %" G_GUINT64_FORMAT
-                 ", metadata %" G_GUINT64_FORMAT ", a worker %" G_GUINT64_FORMAT
-                 "), more than the memory budget of %" G_GUINT64_FORMAT " MiB allows",
-                 (fixed + tables + need + DF_APPLY_RESERVE) / DF_MIB + 1, sb->memory / DF_MIB,
-                 (meta_total + tables) / DF_MIB, need / DF_MIB, opts->memory / DF_MIB);
-      return NULL;
-    }
+  Budget m;
+  guint meta_parts;
+  g_autoptr (DfRebuildPlan) plan = NULL;
+  if (!session_budget (sb, opts, &m, &meta_parts, &plan, error))
+    return NULL;
+  guint64 usable = m.usable, fixed = m.fixed, need = m.need;
   guint workers = opts->jobs ? opts->jobs : dfi_ncpus ();
 
   Apply *a = g_new0 (Apply, 1);

@@ -29,6 +29,14 @@ GCancellable *dfi_apply_session_get_cancellable (DfApplySession *s);
 /* FALSE when every object of content part @index is present already
  * (resume): a fetcher need not download it. */
 gboolean dfi_apply_session_part_needed (DfApplySession *s, guint index);
+/* What a session of @sb would want, without one: the checks before any
+ * part (dfi_apply_preflight(): trust, rollback, the from-commit, the
+ * commit's signature), the memory budget, and in @wanted (one per part)
+ * the parts it would ask for on a first run: every metadata part, the
+ * content parts and the rebuild parts the rebuild plan keeps. Writes
+ * nothing. */
+gboolean dfi_apply_session_plan (OstreeRepo *repo, const DfSuperblock *sb, const DfApplyOptions *opts, guint8 *wanted,
+                                 GCancellable *cancellable, GError **error);
 
 /* Hands over part @index, a complete file @name under @dfd (the session
  * reads it later, so it must stay until finish). Thread-safe; adding a part

@@ -29,6 +29,7 @@ typedef struct
    * over without it. -1: none. */
   int suspect;
   DfFetchFrom from_how; /* where the device's from-commit came from */
+  DfFetchPlan *plan;    /* a plan only (df_fetch_plan()): nothing written, no part downloaded */
 } DfFetchRun;
 
 /* Sets up @f for a fetch of @o into @repo counting into @res (all
@@ -41,6 +42,12 @@ void dfi_fetch_run_clear (DfFetchRun *f);
  * come need: their missing bytes, what they decode to, a stock delta's
  * staging. */
 gboolean dfi_fetch_run_check_space (DfFetchRun *f, GError **error);
+/* A plan's end: the parts of @f->store (initialised, not looked up) whose
+ * @wanted entry is set are what would be downloaded, less what the store
+ * already holds (and a stock delta's staging is needed on disk). Fills
+ * @f->plan and fails as the check before the download would
+ * (dfi_fetch_run_check_space()). */
+gboolean dfi_fetch_run_plan_parts (DfFetchRun *f, const guint8 *wanted, GError **error);
 
 /* Fetches and applies the stock delta @f->stock (parsed from @sb_bytes when
  * NULL): its parts from @relpath on the mirrors, or from @local_dfd when

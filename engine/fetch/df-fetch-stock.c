@@ -2,6 +2,7 @@
  * generate` writes) whose parts and fallback objects come through the
  * downloader into the part store, while the stock apply runs in a thread
  * and takes each as soon as it is verified. */
+#include "df-apply-policy.h"
 #include "df-fetch-run.h"
 
 /* The stock apply's threads wait here for each part and fallback object. */
@@ -75,7 +76,7 @@ fallback_rel (const DfStockFallback *fb)
  * then content parts in its order. Parts that came with the superblock
  * (inline) or whose objects are all present (resume) are not needed. */
 static gboolean
-plan_delta_parts (DfFetchRun *f, guint n_delta_parts, GError **error)
+plan_delta_parts (DfFetchRun *f, guint n_delta_parts, guint8 *wanted, GError **error)
 {
   DfStockSuperblock *sb = f->stock;
   g_autofree guint *order = g_new (guint, MAX (n_delta_parts, 1));
@@ -99,7 +100,9 @@ plan_delta_parts (DfFetchRun *f, guint n_delta_parts, GError **error)
       gboolean needed = sp->inline_data == NULL && !present;
       DfStorePart *p = &f->store.parts[i];
       dfi_part_init (&f->store, p, i, sp->inline_data ? 0 : sp->size, sp->sha256, sp->usize);
-      if (!dfi_downloader_add_part (f->dl, p, needed, error))
+      if (wanted)
+        wanted[i] = needed;
+      else if (!dfi_downloader_add_part (f->dl, p, needed, error))
         return FALSE;
     }
   return TRUE;
@@ -107,7 +110,7 @@ plan_delta_parts (DfFetchRun *f, guint n_delta_parts, GError **error)
 
 /* The fallback objects in @missing, after the delta's parts. */
 static gboolean
-plan_fallbacks (DfFetchRun *f, guint n_delta_parts, GArray *missing, GError **error)
+plan_fallbacks (DfFetchRun *f, guint n_delta_parts, GArray *missing, guint8 *wanted, GError **error)
 {
   DfStockSuperblock *sb = f->stock;
   for (guint k = 0; k < missing->len && dfi_downloader_get_error (f->dl) == NULL; k++)
@@ -123,7 +126,9 @@ plan_fallbacks (DfFetchRun *f, guint n_delta_parts, GArray *missing, GError **er
       f->fallback_part[i] = n_delta_parts + k;
       static const guint8 no_sha[DF_SHA256_LEN];
       dfi_part_init (&f->store, p, n_delta_parts + k, fb->size, no_sha, fb->usize);
-      if (!dfi_downloader_add_part (f->dl, p, TRUE, error))
+      if (wanted)
+        wanted[n_delta_parts + k] = TRUE;
+      else if (!dfi_downloader_add_part (f->dl, p, TRUE, error))
         return FALSE;
     }
   return TRUE;
@@ -160,6 +165,29 @@ download_and_apply (DfFetchRun *f, int local_dfd, GError **error)
   return TRUE;
 }
 
+/* A plan of the stock delta @f->stock: the checks its apply makes before
+ * any part, then every part the repository lacks and the fallback objects
+ * in @missing, less what the store holds. */
+static gboolean
+plan_stock (DfFetchRun *f, const char *sb_hex, GArray *missing, GError **error)
+{
+  DfStockSuperblock *sb = f->stock;
+  const DfApplyOptions *aopts = f->o->apply;
+  g_autoptr (GBytes) commitmeta = sb->commitmeta ? g_variant_get_data_as_bytes (sb->commitmeta) : NULL;
+  if (!dfi_apply_preflight (f->repo, aopts, sb->to_hex, sb->commit, commitmeta, sb->has_from ? sb->from_hex : NULL,
+                            f->cancellable, error)
+      || !dfi_stock_check_memory (sb, aopts->memory, error))
+    return FALSE;
+  f->plan->signature_verified = sb->file.verified;
+  dfi_part_store_open_existing (&f->store, sb_hex);
+  dfi_part_store_alloc (&f->store, sb->n_parts + missing->len);
+  f->fallback_part = g_new (guint, MAX (sb->n_fallbacks, 1));
+  f->res->delta_bytes = sb->file.size;
+  g_autofree guint8 *wanted = g_new0 (guint8, f->store.n_parts + 1);
+  return plan_delta_parts (f, sb->n_parts, wanted, error) && plan_fallbacks (f, sb->n_parts, missing, wanted, error)
+         && dfi_fetch_run_plan_parts (f, wanted, error);
+}
+
 gboolean
 dfi_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int local_dfd, GError **error)
 {
@@ -177,6 +205,8 @@ dfi_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int l
     return FALSE;
   char sb_hex[65];
   dfi_hex (sb->file.sha256, sb_hex);
+  if (f->plan)
+    return plan_stock (f, sb_hex, missing, error);
   if (!dfi_part_store_open (&f->store, sb_hex, error))
     return FALSE;
   guint n_delta_parts = local_dfd >= 0 ? 0 : sb->n_parts;
@@ -188,7 +218,7 @@ dfi_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int l
     f->fallback_part[i] = G_MAXUINT;
   f->res->parts_total = f->store.n_parts;
   f->res->delta_bytes = sb->file.size;
-  if (!plan_delta_parts (f, n_delta_parts, error) || !plan_fallbacks (f, n_delta_parts, missing, error))
+  if (!plan_delta_parts (f, n_delta_parts, NULL, error) || !plan_fallbacks (f, n_delta_parts, missing, NULL, error))
     return FALSE;
   if (dfi_downloader_get_error (f->dl) == NULL && !dfi_fetch_run_check_space (f, error))
     return FALSE;

@@ -51,16 +51,34 @@ dfi_fetch_run_clear (DfFetchRun *f)
   g_clear_object (&f->own_cancellable);
 }
 
-gboolean
-dfi_fetch_run_check_space (DfFetchRun *f, GError **error)
+/* Refuses (DF_ERROR_TOO_LARGE) a download of @planned bytes over the
+ * caller's limit. */
+static gboolean
+check_max_bytes (DfFetchRun *f, guint64 planned, GError **error)
 {
-  guint64 planned = dfi_downloader_bytes_planned (f->dl) + dfi_downloader_bytes (f->dl);
   if (f->o->max_bytes > 0 && planned > f->o->max_bytes)
     return dfi_throw (error, DF_ERROR_TOO_LARGE,
                       "the update needs %" G_GUINT64_FORMAT
                       " bytes downloaded, more than the limit of %" G_GUINT64_FORMAT
                       " (nothing of it was downloaded but the index and the superblock)",
                       planned, f->o->max_bytes);
+  return TRUE;
+}
+
+/* A stock delta's parts are also decoded into temporary files first. */
+static guint64
+stock_staging (DfFetchRun *f)
+{
+  return f->stock ? dfi_stock_payload_staging (f->stock,
+                                               dfi_stock_decoders (f->stock, f->o->apply->memory, f->o->apply->jobs))
+                  : 0;
+}
+
+gboolean
+dfi_fetch_run_check_space (DfFetchRun *f, GError **error)
+{
+  if (!check_max_bytes (f, dfi_downloader_bytes_planned (f->dl) + dfi_downloader_bytes (f->dl), error))
+    return FALSE;
   guint64 need = 0;
   for (guint i = 0; i < f->store.n_parts; i++)
     {
@@ -72,10 +90,37 @@ dfi_fetch_run_check_space (DfFetchRun *f, GError **error)
           need += p->ranges[r].len;
       need += p->unpacked;
     }
-  /* A stock delta's parts are also decoded into temporary files first. */
-  if (f->stock)
-    need += dfi_stock_payload_staging (f->stock, dfi_stock_decoders (f->stock, f->o->apply->memory, f->o->apply->jobs));
-  return dfi_check_free_space (f->repo, f->store.dfd, need, error);
+  return dfi_check_free_space (f->repo, f->store.dfd, need + stock_staging (f), error);
+}
+
+gboolean
+dfi_fetch_run_plan_parts (DfFetchRun *f, const guint8 *wanted, GError **error)
+{
+  DfFetchPlan *plan = f->plan;
+  guint64 missing = 0, reused = 0, disk = 0;
+  for (guint i = 0; i < f->store.n_parts; i++)
+    {
+      DfStorePart *p = &f->store.parts[i];
+      f->res->delta_bytes += p->size;
+      if (!wanted[i])
+        continue;
+      guint64 have = dfi_part_store_peek (&f->store, p);
+      reused += have;
+      missing += p->size - have;
+      if (have < p->size)
+        {
+          plan->parts_to_fetch++;
+          disk += p->size - have + p->unpacked;
+        }
+    }
+  plan->reused_bytes = reused;
+  plan->download_bytes = dfi_downloader_bytes (f->dl) + missing;
+  plan->disk_bytes = disk + stock_staging (f);
+  plan->parts_total = f->store.n_parts;
+  plan->size_known = TRUE;
+  if (!check_max_bytes (f, plan->download_bytes, error))
+    return FALSE;
+  return dfi_check_free_space (f->repo, ostree_repo_get_dfd (f->repo), plan->disk_bytes, error);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -204,6 +249,26 @@ enter_commit (gpointer dl, gpointer unused)
   dfi_downloader_set_phase (dl, DF_FETCH_PHASE_COMMIT);
 }
 
+/* A plan of the native delta @f->sb: the parts a first run's session
+ * would want, less what the store holds. */
+static gboolean
+plan_native (DfFetchRun *f, const char *sb_hex, GError **error)
+{
+  g_autofree guint8 *wanted = g_new0 (guint8, MAX (f->sb->n_parts, 1));
+  if (!dfi_apply_session_plan (f->repo, f->sb, f->o->apply, wanted, f->cancellable, error))
+    return FALSE;
+  f->plan->signature_verified = f->sb->file.verified;
+  dfi_part_store_open_existing (&f->store, sb_hex);
+  dfi_part_store_alloc (&f->store, f->sb->n_parts);
+  for (guint i = 0; i < f->sb->n_parts; i++)
+    {
+      const DfPart *dp = &f->sb->parts[i];
+      dfi_part_init (&f->store, &f->store.parts[i], i, dp->compressed_size, dp->sha256, dfi_part_output (dp));
+    }
+  f->res->delta_bytes = f->sb->file.size;
+  return dfi_fetch_run_plan_parts (f, wanted, error);
+}
+
 /* Downloads (from @delta_rel on the mirrors) and applies the native delta
  * whose superblock @sb_bytes (verified against the index) describes. */
 static gboolean
@@ -216,6 +281,8 @@ fetch_delta (DfFetchRun *f, GBytes *sb_bytes, const char *sb_hex, const char *de
   if (strcmp (f->sb->to_hex, f->o->apply->commit) != 0)
     return dfi_throw (error, DF_ERROR_UNTRUSTED, "the server's delta leads to %s, not to the trusted commit %s",
                       f->sb->to_hex, f->o->apply->commit);
+  if (f->plan)
+    return plan_native (f, sb_hex, error);
   if (!dfi_part_store_open (&f->store, sb_hex, error))
     return FALSE;
   DfSuperblock *sb = f->sb;
@@ -291,7 +358,7 @@ native_superblock (DfFetchRun *f, guint index_mirror, const char *delta_rel, con
       return NULL;
     }
   g_autofree char *dir = g_path_get_dirname (sb_store);
-  if (dfi_mkdir_p_at (repo_dfd, dir, NULL))
+  if (f->plan == NULL && dfi_mkdir_p_at (repo_dfd, dir, NULL))
     dfi_write_file_atomic (repo_dfd, sb_store, sb_bytes, NULL);
   return g_steal_pointer (&sb_bytes);
 }
@@ -384,6 +451,11 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
                       "the server offers no delta to %s, and libostree's pull cannot honour the rate cap",
                       o->apply->commit);
   f->res->path = DF_FETCH_PATH_PULL;
+  if (f->plan)
+    {
+      f->plan->download_bytes = dfi_downloader_bytes (f->dl);
+      return TRUE; /* its size is not known beforehand */
+    }
   dfi_downloader_set_phase (f->dl, DF_FETCH_PHASE_DOWNLOAD);
   dfi_downloader_emit (f->dl, DF_FETCH_EVENT_START, o->net.urls->pdata[0], NULL);
   return dfi_fetch_pull_fallback (f, error);
@@ -544,6 +616,35 @@ fetch_from_dir (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, G
     }
   DfPartSource src = dfi_part_source_dir (dfd);
   return dfi_apply_delta (repo, &d, &src, o->apply, &res->apply, cancellable, error);
+}
+
+gboolean
+dfi_fetch_plan (OstreeRepo *repo, const DfFetchOptions *o, DfFetchPlan *plan, DfFetchResult *res,
+                GCancellable *cancellable, GError **error)
+{
+  const DfApplyOptions *a = o->apply;
+  if (o->delta_dir)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "a plan is made for a download, not a delta directory");
+  g_strlcpy (res->commit, a->commit, sizeof res->commit);
+  g_autofree char *from = NULL;
+  DfFetchFrom how = DF_FETCH_FROM_NONE;
+  if (!resolve_from (repo, o, &from, &how, error))
+    return FALSE;
+  if (commit_present (repo, a->commit))
+    {
+      res->path = DF_FETCH_PATH_PRESENT;
+      plan->size_known = TRUE;
+      g_autoptr (GVariant) commit = NULL;
+      return ostree_repo_load_commit (repo, a->commit, &commit, NULL, error)
+             && dfi_check_downgrade (repo, a->ref, a->commit, commit, a->allow_downgrade, error);
+    }
+  DfFetchRun fs = { .plan = plan };
+  DfFetchRun *f = &fs;
+  dfi_fetch_run_init (f, repo, o, res, cancellable);
+  f->from_how = how;
+  gboolean ok = dfi_apply_signature_policy (a, &f->policy, error) && fetch_from_mirrors (f, from, error);
+  dfi_fetch_run_clear (f);
+  return ok;
 }
 
 gboolean

@@ -11,3 +11,7 @@
  * (dfi_fetch_options_validate()); @res was zeroed. Errors: see df_fetch(). */
 gboolean dfi_fetch_locked (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, GCancellable *cancellable,
                            GError **error);
+/* What dfi_fetch_locked() would do (df_fetch_plan()): the same discovery,
+ * the checks before any part, in @plan; writes nothing. */
+gboolean dfi_fetch_plan (OstreeRepo *repo, const DfFetchOptions *o, DfFetchPlan *plan, DfFetchResult *res,
+                         GCancellable *cancellable, GError **error);

@@ -2,6 +2,7 @@
 #include "df-part-store.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 /* Legal moves, [from][to]. */
 static const gboolean legal[DF_PART_N_STATES][DF_PART_N_STATES] = {
@@ -113,6 +114,40 @@ dfi_part_store_open (DfPartStore *s, const char *sb_hex, GError **error)
   if (s->dfd < 0)
     return dfi_throw_errno (error, errno, "opening %s", s->rel);
   return TRUE;
+}
+
+gboolean
+dfi_part_store_open_existing (DfPartStore *s, const char *sb_hex)
+{
+  g_snprintf (s->rel, sizeof s->rel, "tmp/deltafetch-fetch-%s", sb_hex);
+  s->dfd = openat (ostree_repo_get_dfd (s->repo), s->rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  s->rel[0] = '\0'; /* nothing to remove */
+  return s->dfd >= 0;
+}
+
+guint64
+dfi_part_store_peek (DfPartStore *s, const DfStorePart *p)
+{
+  if (s->dfd < 0)
+    return 0;
+  struct stat st;
+  /* Under its final name, a part was verified before it was renamed. */
+  if (fstatat (s->dfd, p->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (st.st_mode)
+      && (guint64)st.st_size == p->size)
+    return p->size;
+  char name[96];
+  g_snprintf (name, sizeof name, "%s.ranges", p->name);
+  g_autoptr (GBytes) rec = dfi_read_file_bounded (s->dfd, name, 8 + p->n_ranges, G_MAXUINT64, "ranges", NULL);
+  gsize rlen = 0;
+  const guint8 *rb = rec ? g_bytes_get_data (rec, &rlen) : NULL;
+  guint64 rs = 0, reused = 0;
+  if (rb && rlen == 8 + p->n_ranges)
+    memcpy (&rs, rb, 8);
+  if (rb && GUINT64_FROM_LE (rs) == s->range_size)
+    for (guint r = 0; r < p->n_ranges; r++)
+      if (rb[8 + r] == 1)
+        reused += p->ranges[r].len;
+  return reused;
 }
 
 void

@@ -108,6 +108,13 @@ void dfi_part_store_clear (DfPartStore *s);
  * @sb_hex, after removing every other fetch's or apply's leftover state in
  * tmp/ (this delta is the one to finish). */
 gboolean dfi_part_store_open (DfPartStore *s, const char *sb_hex, GError **error);
+/* For a plan: opens the store of that delta if an earlier run left one,
+ * reading only (nothing created, nothing removed); FALSE when there is
+ * none. */
+gboolean dfi_part_store_open_existing (DfPartStore *s, const char *sb_hex);
+/* For a plan: the bytes of @p (initialised, not looked up) an earlier run
+ * left in the store: all of it when verified, else its recorded ranges. */
+guint64 dfi_part_store_peek (DfPartStore *s, const DfStorePart *p);
 /* Closes the store and removes its directory (done, or final failure). */
 void dfi_part_store_remove (DfPartStore *s);
 

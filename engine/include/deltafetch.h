@@ -784,6 +784,53 @@ DF_PUBLIC gboolean df_fetch (OstreeRepo *repo, const DfFetchOptions *opts, DfFet
                              GCancellable *cancellable, GError **error);
 
 /**
+ * DfFetchPlan:
+ * What df_fetch() would do now, as df_fetch_plan() finds it.
+ */
+typedef struct
+{
+  char commit[65];
+  DfFetchPath path; /* the path it would take (PRESENT: nothing to do) */
+  char from[65];    /* the delta's from-commit, "" when none */
+  DfFetchFrom from_found;
+  guint64 delta_bytes;    /* the delta as published: superblock and parts (stock: and the fallback objects it lacks) */
+  guint64 download_bytes; /* what df_fetch() would download now: index, superblock, and the parts (stock: fallback
+                             objects) still missing; with size_known FALSE, only what the plan itself fetched */
+  guint64 reused_bytes;   /* part bytes an interrupted run left, not downloaded again */
+  guint64 disk_bytes;     /* the free space df_fetch() checks for before downloading (beyond min-free-space) */
+  guint parts_total;
+  guint parts_to_fetch;        /* parts (stock: and fallback objects) with bytes still to download */
+  gboolean size_known;         /* FALSE for libostree's pull, whose size is not known beforehand */
+  gboolean signature_verified; /* the superblock's signature verified with a trusted key */
+  gboolean summary_verified;   /* as in #DfFetchResult */
+  /*< private >*/
+  guint32 reserved32;
+  guint64 reserved[16]; /* zeroed; room for later fields */
+} DfFetchPlan;
+
+/**
+ * df_fetch_plan:
+ * @repo: the repository df_fetch() would write into
+ * @opts: options as for df_fetch()
+ * @plan: (out caller-allocates): what df_fetch() would do
+ *
+ * Finds what df_fetch() would do, downloading only the small files it
+ * needs for that (a remote's summary, the delta index, the superblock) and
+ * writing nothing, in the repository or anywhere: the path, the
+ * from-commit, the bytes to download (less what an interrupted run left),
+ * the free space needed, the signatures' state. It fails as df_fetch()
+ * would before downloading a part: a superblock whose signature, commit or
+ * from-commit is wrong (DF_ERROR_UNTRUSTED, DF_ERROR_MISSING_BASE), a
+ * downgrade, an update over the byte limit or a from-scratch download not
+ * allowed (DF_ERROR_TOO_LARGE), not enough free space (DF_ERROR_NO_SPACE).
+ * The repository's lock is not taken.
+ *
+ * Returns: TRUE with @plan filled.
+ */
+DF_PUBLIC gboolean df_fetch_plan (OstreeRepo *repo, const DfFetchOptions *opts, DfFetchPlan *plan,
+                                  GCancellable *cancellable, GError **error);
+
+/**
  * df_fetch_async:
  * @repo: an opened repository (referenced until the fetch ends)
  * @opts: options as for df_fetch(), copied: free them when you like

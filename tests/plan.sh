@@ -1,0 +1,121 @@
+#!/bin/bash
+# fetch --dry-run and pull --dry-run (df_fetch_plan()) against nginx: for
+# each path (a native delta from the device's commit, a native from-scratch
+# delta, a stock delta, libostree's pull, nothing to do) the plan names the
+# path the fetch then takes, its bytes to download are within 1 % of what
+# the fetch then downloads, and it writes nothing: every file of the
+# repository (config, refs, objects, tmp/) is as it was. After an
+# interrupted fetch the plan counts what is already there. A plan fails as
+# the fetch would: over --max-bytes, from scratch under --no-from-scratch.
+. "$(dirname "$0")/lib.sh"
+
+publish_pair
+"$DF" generate -q --repo="$src" --empty --to=os >/dev/null
+stock=$T/www/stock
+make_src_repo "$stock" archive
+ostree static-delta generate --repo="$stock" --from=os^ --to=os >/dev/null
+ostree summary -u --repo="$stock"
+plain=$T/www/plain
+make_src_repo "$plain" archive
+ostree summary -u --repo="$plain"
+start_nginx "$T/www" || { not_ok "nginx did not start"; finish; exit 1; }
+base=http://127.0.0.1:$NGINX_PORT
+
+# snapshot REPO: every file and directory with size, mode and mtime
+snapshot () { (cd "$1" && find . -printf '%p %s %m %T@ %y\n' | sort); }
+field () { python3 -c "import json,sys; e=json.loads(open(sys.argv[1]).read().splitlines()[-1]); v=e[sys.argv[2]]; print(str(v).lower() if isinstance(v,bool) else v)" "$@"; }
+# within1 A B: A and B differ by at most 1 % of B
+within1 () { python3 -c "import sys; a,b=int(sys.argv[1]),int(sys.argv[2]); sys.exit(0 if abs(a-b) <= b/100 else 1)" "$1" "$2"; }
+
+# plan_then_fetch NAME REPO URL EXPECTED-PATH [fetch options...]
+plan_then_fetch () {
+  local name=$1 repo=$2 u=$3 want=$4; shift 4
+  local before
+  before=$(snapshot "$repo")
+  expect_exit 0 "$name: --dry-run" "$DF" fetch --repo="$repo" --url="$u" --commit="$c2" --ref=os --dry-run --json "$@"
+  cp "$T/ee.out" "$T/plan.json"
+  check "$name: the plan wrote nothing" test "$(snapshot "$repo")" = "$before"
+  check "$name: the plan's path is $want" test "$(field "$T/plan.json" path)" = "$want"
+  expect_exit 0 "$name: the fetch" "$DF" fetch --repo="$repo" --url="$u" --commit="$c2" --ref=os --json "$@"
+  cp "$T/ee.out" "$T/done.json"
+  check "$name: the fetch took the planned path and from-commit" \
+    test "$(field "$T/done.json" path) $(field "$T/done.json" from)" = "$want $(field "$T/plan.json" from)"
+  local planned got
+  planned=$(field "$T/plan.json" download_bytes) got=$(field "$T/done.json" bytes_downloaded)
+  diag "$name: planned $planned bytes, downloaded $got"
+  if [ "$want" != pull ]; then
+    check "$name: planned bytes within 1 % of those downloaded ($planned, $got)" within1 "$planned" "$got"
+  else
+    check "$name: libostree's pull: the size is not known beforehand" test "$(field "$T/plan.json" size_known)" = false
+  fi
+  check "$name: v2 fsck-clean and identical" checkout_matches "$repo" "$c2" "$T/v2"
+}
+
+for kind in delta scratch stock-delta pull; do
+  dev=$T/dev-$kind
+  ostree init --repo="$dev" --mode=bare
+  case $kind in
+    delta) ostree pull-local --repo="$dev" "$src" "$c1" >/dev/null && ostree refs --repo="$dev" --create=os "$c1" ;;
+    stock-delta) ostree pull-local --repo="$dev" "$stock" "$c1" >/dev/null && ostree refs --repo="$dev" --create=os "$c1" ;;
+  esac
+  case $kind in
+    delta | scratch) u=$base/repo ;;
+    stock-delta) u=$base/stock ;;
+    pull) u=$base/plain ;;
+  esac
+  plan_then_fetch "$kind" "$dev" "$u" "$kind"
+done
+
+expect_exit 0 "present: --dry-run" "$DF" fetch --repo="$T/dev-delta" --url="$base/repo" --commit="$c2" --dry-run --json
+check "present: nothing to do" test "$(field "$T/ee.out" path) $(field "$T/ee.out" download_bytes)" = "present 0"
+
+# Refused as the fetch would be, before any part: the plan's exit codes.
+fresh=$T/fresh
+ostree init --repo="$fresh" --mode=bare
+before=$(snapshot "$fresh")
+expect_exit 13 "--dry-run over --max-bytes" "$DF" fetch --repo="$fresh" --url="$base/repo" --commit="$c2" --dry-run \
+  --max-bytes=100K
+expect_exit 13 "--dry-run from scratch under --no-from-scratch" "$DF" fetch --repo="$fresh" --url="$base/repo" \
+  --commit="$c2" --dry-run --no-from-scratch
+before_dg=$(snapshot "$T/dev-scratch")
+expect_exit 11 "--dry-run of a downgrade (v1 where the ref has v2)" "$DF" fetch --repo="$T/dev-scratch" \
+  --url="$base/repo" --commit="$c1" --ref=os --dry-run
+check "the refused downgrade plan wrote nothing" test "$(snapshot "$T/dev-scratch")" = "$before_dg"
+check "the refused plans wrote nothing" test "$(snapshot "$fresh")" = "$before"
+
+# After an interrupted fetch (64 KiB ranges, a slow server, SIGTERM) the
+# plan counts what is already there and plans the rest.
+start_nginx "$T/www" "" "limit_rate 96k;" || not_ok "nginx (slow) did not start"
+slow=http://127.0.0.1:$NGINX_PORT/repo
+"$DF" fetch --repo="$fresh" --url="$slow" --commit="$c1" --range-size=64K --connections=2 >/dev/null 2>&1 &
+pid=$!
+sleep 3
+kill -TERM "$pid"
+wait "$pid"
+before=$(snapshot "$fresh")
+expect_exit 0 "after an interrupted fetch: --dry-run" "$DF" fetch --repo="$fresh" --url="$base/repo" --commit="$c1" \
+  --range-size=64K --dry-run --json
+cp "$T/ee.out" "$T/plan.json"
+check "the plan wrote nothing" test "$(snapshot "$fresh")" = "$before"
+reused=$(field "$T/plan.json" reused_bytes)
+check "the plan counts what the interrupted run left ($reused bytes)" test "$reused" -gt 0
+expect_exit 0 "the fetch resumes" "$DF" fetch --repo="$fresh" --url="$base/repo" --commit="$c1" --range-size=64K --json
+planned=$(field "$T/plan.json" download_bytes) got=$(field "$T/ee.out" bytes_downloaded)
+check "resumed: planned bytes within 1 % of those downloaded ($planned, $got)" within1 "$planned" "$got"
+check "resumed: the plan's reused bytes are the fetch's ($reused)" test "$(field "$T/ee.out" bytes_reused)" = "$reused"
+check "v1 fsck-clean and identical" checkout_matches "$fresh" "$c1" "$T/v1"
+
+# pull --dry-run: through a remote, the summary read, nothing written.
+rdev=$T/rdev
+ostree init --repo="$rdev" --mode=bare
+ostree remote add --repo="$rdev" --no-gpg-verify origin "$base/repo"
+ostree summary -u --repo="$src"
+before=$(snapshot "$rdev")
+expect_exit 0 "pull --dry-run origin:os" "$DF" pull --repo="$rdev" origin:os --dry-run --json
+check "pull --dry-run wrote nothing (no ref, no object)" test "$(snapshot "$rdev")" = "$before"
+check "pull --dry-run: the summary's commit, from scratch" \
+  test "$(field "$T/ee.out" commit) $(field "$T/ee.out" path)" = "$c2 scratch"
+expect_exit 0 "pull --dry-run, text" "$DF" pull --repo="$rdev" origin:os --dry-run
+check "the text says nothing was written" grep -q "nothing was written" "$T/ee.out"
+
+finish
