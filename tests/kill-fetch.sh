@@ -1,5 +1,6 @@
 #!/bin/bash
-# kill -9 of `deltafetch fetch` at seeded random moments, DF_KILLS times
+# kill -9 of `deltafetch fetch` (and of `deltafetch pull` through a remote,
+# in the libostree pull fallback) at seeded random moments, DF_KILLS times
 # (50 by default), from nginx with a per-connection rate limit: after every
 # kill the repository is fsck-clean and its ref names the old commit (or
 # the new one when the kill came after the commit); a run that slips
@@ -101,10 +102,18 @@ if [ "${DF_KILL_DELTA:-native}" = native ]; then
   ostree init --repo="$plain" --mode=archive
   ostree pull-local --repo="$plain" "$src" "$c2" >/dev/null
   ostree refs --repo="$plain" --create=os "$c2"
+  ostree summary -u --repo="$plain"
+  # Half the runs are `deltafetch pull origin:os` through a remote of the
+  # config (the commit from the summary; libostree pulls through that
+  # remote), half `fetch` (the fallback's own remote file in tmp/).
+  ostree remote add --repo="$base" --no-gpg-verify origin "http://127.0.0.1:$NGINX_PORT/plain"
   prepo=$T/pull-dev
   cp -a "$base" "$prepo"
   conf=$(sha256sum <"$prepo/config")
-  pfetch () { exec "$DF" fetch -q --repo="$prepo" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$c2" --ref=os; }
+  pfetch () {
+    if [ $((RANDOM % 2)) = 0 ]; then exec "$DF" pull -q --repo="$prepo" origin:os; fi
+    exec "$DF" fetch -q --repo="$prepo" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$c2" --ref=os
+  }
   start=$(date +%s%N)
   (pfetch) || not_ok "probe pull failed"
   pull_ms=$(( ($(date +%s%N) - start) / 1000000 ))
@@ -131,8 +140,8 @@ if [ "${DF_KILL_DELTA:-native}" = native ]; then
   done
   check "$PULL_KILLS kills of the fallback pull landed ($pkilled)" test "$pkilled" -ge "$PULL_KILLS"
   check "after every kill of the pull: config byte-identical, fsck-clean" test "$pbad" = 0
-  expect_exit 0 "the last fallback pull completes" "$DF" fetch -q --repo="$prepo" \
-    --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$c2" --ref=os
+  expect_exit 0 "the last fallback pull completes (deltafetch pull origin:os)" "$DF" pull -q --repo="$prepo" origin:os
+  check "after it: origin:os on v2" test "$(rev "$prepo" origin:os)" = "$c2"
   check "after it: fsck-clean and identical to v2" checkout_matches "$prepo" "$c2" "$T/v2"
   check "after it: config byte-identical, no remote file in tmp" \
     bash -c "[ '$(sha256sum <"$prepo/config")' = '$conf' ] && [ ! -e '$prepo/tmp/deltafetch-remote' ]"
