@@ -220,7 +220,8 @@ default_repo (void)
 static int
 fetch_main (int argc, char **argv, gboolean pull)
 {
-  g_autofree char *repo_path = NULL, *commit = NULL, *from = NULL, *ref = NULL, *memory = NULL, *max_bytes = NULL;
+  g_autofree char *repo_path = NULL, *commit = NULL, *from = NULL, *ref = NULL, *memory = NULL, *max_bytes = NULL,
+                  *expected = NULL;
   g_auto (GStrv) urls = NULL;
   int jobs = 0;
   gboolean json = FALSE, quiet = FALSE, no_pull = FALSE, no_scratch = FALSE, dry_run = FALSE;
@@ -250,6 +251,10 @@ fetch_main (int argc, char **argv, gboolean pull)
     { "no-pull-fallback", 0, 0, G_OPTION_ARG_NONE, &no_pull, "Fail instead of using libostree's pull", NULL },
     { "max-bytes", 0, 0, G_OPTION_ARG_STRING, &max_bytes,
       "Refuse (exit 13) before downloading parts an update that needs more than SIZE downloaded", "SIZE" },
+    { "expected-size", 0, 0, G_OPTION_ARG_STRING, &expected,
+      "Refuse (exit 5) before downloading parts a delta whose published size (superblock and parts, as in the "
+      "generator's stats file) is not SIZE",
+      "SIZE" },
     { "no-from-scratch", 0, 0, G_OPTION_ARG_NONE, &no_scratch,
       "Refuse (exit 13) from-scratch deltas, and libostree's pull when REPO has no from-commit", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json,
@@ -323,9 +328,11 @@ fetch_main (int argc, char **argv, gboolean pull)
   guint64 budget = DF_DEFAULT_MEMORY_BUDGET;
   if (memory && !df_cli_parse_size (memory, &budget))
     return df_cli_usage (ctx, "cannot parse --memory '%s'", memory);
-  guint64 max_bytes_v = 0;
+  guint64 max_bytes_v = 0, expected_v = 0;
   if (max_bytes && (!df_cli_parse_size (max_bytes, &max_bytes_v) || max_bytes_v == 0))
     return df_cli_usage (ctx, "cannot parse --max-bytes '%s'", max_bytes);
+  if (expected && (!df_cli_parse_size (expected, &expected_v) || expected_v == 0))
+    return df_cli_usage (ctx, "cannot parse --expected-size '%s'", expected);
 
   FetchUi ui = { .json = json, .quiet = quiet, .tty = isatty (2), .start = g_get_monotonic_time () };
   g_autoptr (DfFetchOptions) opts = df_fetch_options_new ();
@@ -343,6 +350,7 @@ fetch_main (int argc, char **argv, gboolean pull)
   df_fetch_options_set_jobs (opts, jobs);
   df_fetch_options_set_allow_pull_fallback (opts, !no_pull);
   df_fetch_options_set_max_bytes (opts, max_bytes_v);
+  df_fetch_options_set_expected_size (opts, expected_v);
   df_fetch_options_set_allow_from_scratch (opts, !no_scratch);
   g_autofree char *trust_msg = NULL;
   if (!df_cli_trust_set (&trust, opts, &trust_msg))

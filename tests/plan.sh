@@ -20,6 +20,7 @@ make_src_repo "$plain" archive
 ostree summary -u --repo="$plain"
 start_nginx "$T/www" || { not_ok "nginx did not start"; finish; exit 1; }
 base=http://127.0.0.1:$NGINX_PORT
+log=$NGINX_LOG
 
 # snapshot REPO: every file and directory with size, mode and mtime
 snapshot () { (cd "$1" && find . -printf '%p %s %m %T@ %y\n' | sort); }
@@ -104,6 +105,43 @@ planned=$(field "$T/plan.json" download_bytes) got=$(field "$T/ee.out" bytes_dow
 check "resumed: planned bytes within 1 % of those downloaded ($planned, $got)" within1 "$planned" "$got"
 check "resumed: the plan's reused bytes are the fetch's ($reused)" test "$(field "$T/ee.out" bytes_reused)" = "$reused"
 check "v1 fsck-clean and identical" checkout_matches "$fresh" "$c1" "$T/v1"
+
+# The stats file generate keeps beside the index, signed with --sign, and
+# fetch --expected-size with its figure.
+keypair good || not_ok "openssl made no ed25519 key"
+"$DF" generate -q --repo="$src" --from="$c1" --to="$c2" --sign="$T/good.secret" >/dev/null
+stats=$src/deltafetch/v1/stats/$c2.json
+check "generate wrote the stats file of v2 and its signature" test -s "$stats" -a -s "$stats.sig"
+check "the stats file lists both deltas to v2 with their sizes as published" python3 - "$stats" "$src" "$c1" "$c2" <<'PY'
+import json, os, sys
+st, src, c1, c2 = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], sys.argv[4]
+assert st["to"] == c2
+got = {d["from"]: d for d in st["deltas"]}
+assert set(got) == {None, c1}, got
+for frm, d in got.items():
+    path = os.path.join(src, "deltafetch/v1/deltas", (frm + "-" if frm else "") + c2)
+    files = os.listdir(path)
+    assert d["size"] == sum(os.path.getsize(os.path.join(path, f)) for f in files), d
+    assert d["parts"] == len(files) - 1 and d["superblock_size"] == os.path.getsize(os.path.join(path, "superblock"))
+PY
+openssl pkey -in "$T/good.pem" -pubout -out "$T/good.pub.pem" 2>/dev/null
+check "its signature verifies with the openssl CLI" openssl pkeyutl -verify -pubin -inkey "$T/good.pub.pem" -rawin \
+  -in "$stats" -sigfile "$stats.sig"
+size=$(python3 -c "import json,sys; print([d['size'] for d in json.load(open(sys.argv[1]))['deltas'] if d['from']][0])" "$stats")
+edev=$T/edev
+ostree init --repo="$edev" --mode=bare
+ostree pull-local --repo="$edev" "$src" "$c1" >/dev/null
+expect_exit 0 "--expected-size with the stats file's size: the plan agrees" "$DF" fetch --repo="$edev" \
+  --url="$base/repo" --commit="$c2" --from="$c1" --expected-size="$size" --dry-run
+before=$(objects_list "$edev")
+start=$(($(wc -l <"$log") + 1))
+expect_exit 5 "--expected-size one byte off: refused" "$DF" fetch --repo="$edev" --url="$base/repo" --commit="$c2" \
+  --from="$c1" --expected-size="$((size + 1))"
+check "refused before any part was downloaded" bash -c "! tail -n +$start '$log' | grep -q 'deltas/[^ ]*/[0-9]'"
+check "refused: no object written" test "$(objects_list "$edev")" = "$before"
+expect_exit 0 "--expected-size with the stats file's size: the fetch" "$DF" fetch --repo="$edev" --url="$base/repo" \
+  --commit="$c2" --from="$c1" --expected-size="$size"
+check "v2 fsck-clean and identical" checkout_matches "$edev" "$c2" "$T/v2"
 
 # pull --dry-run: through a remote, the summary read, nothing written.
 rdev=$T/rdev

@@ -351,6 +351,12 @@ df_fetch_options_set_max_rate (DfFetchOptions *o, guint64 bytes_per_second)
 }
 
 void
+df_fetch_options_set_expected_size (DfFetchOptions *o, guint64 bytes)
+{
+  o->expected_size = bytes;
+}
+
+void
 df_fetch_options_set_max_bytes (DfFetchOptions *o, guint64 bytes)
 {
   o->max_bytes = bytes;

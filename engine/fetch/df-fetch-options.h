@@ -33,7 +33,8 @@ struct _DfFetchOptions
   char *remote;    /* df_fetch_options_set_remote(): resolved by dfi_fetch_remote_resolve() */
   char *delta_dir; /* a local delta directory: no discovery */
   gboolean allow_pull;
-  guint64 max_bytes; /* 0: no limit */
+  guint64 max_bytes;     /* 0: no limit */
+  guint64 expected_size; /* the delta's published size the update's metadata gives; 0: none */
   gboolean allow_scratch;
   DfFetchEventFunc event_func;
   gpointer event_data;

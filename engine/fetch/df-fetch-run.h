@@ -42,6 +42,9 @@ void dfi_fetch_run_clear (DfFetchRun *f);
  * come need: their missing bytes, what they decode to, a stock delta's
  * staging. */
 gboolean dfi_fetch_run_check_space (DfFetchRun *f, GError **error);
+/* The delta's published size (superblock and parts), @published, is the
+ * one the caller expects, if it gave one (DF_ERROR_UNTRUSTED). */
+gboolean dfi_fetch_run_check_expected (DfFetchRun *f, guint64 published, GError **error);
 /* A plan's end: the parts of @f->store (initialised, not looked up) whose
  * @wanted entry is set are what would be downloaded, less what the store
  * already holds (and a stock delta's staging is needed on disk). Fills

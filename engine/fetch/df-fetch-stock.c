@@ -200,6 +200,11 @@ dfi_fetch_run_stock (DfFetchRun *f, GBytes *sb_bytes, const char *relpath, int l
   if (aopts->commit && strcmp (sb->to_hex, aopts->commit) != 0)
     return dfi_throw (error, DF_ERROR_UNTRUSTED, "the delta leads to %s, not to the trusted commit %s", sb->to_hex,
                       aopts->commit);
+  guint64 published = sb->file.size;
+  for (guint i = 0; i < sb->n_parts; i++)
+    published += sb->parts[i].inline_data ? 0 : sb->parts[i].size;
+  if (!dfi_fetch_run_check_expected (f, published, error))
+    return FALSE;
   g_autoptr (GArray) missing = dfi_stock_missing_fallbacks (f->repo, sb, NULL, f->cancellable, error);
   if (missing == NULL)
     return FALSE;

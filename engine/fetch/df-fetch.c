@@ -75,6 +75,27 @@ stock_staging (DfFetchRun *f)
 }
 
 gboolean
+dfi_fetch_run_check_expected (DfFetchRun *f, guint64 published, GError **error)
+{
+  if (f->o->expected_size == 0 || published == f->o->expected_size)
+    return TRUE;
+  return dfi_throw (error, DF_ERROR_UNTRUSTED,
+                    "the server's delta to %s%s%s has %" G_GUINT64_FORMAT
+                    " bytes, and the update's metadata says %" G_GUINT64_FORMAT,
+                    f->o->apply->commit, f->res->from[0] ? " from " : "", f->res->from, published, f->o->expected_size);
+}
+
+/* The native delta's size as published: superblock and parts. */
+static guint64
+native_published (const DfSuperblock *sb)
+{
+  guint64 n = sb->file.size;
+  for (guint i = 0; i < sb->n_parts; i++)
+    n += sb->parts[i].compressed_size;
+  return n;
+}
+
+gboolean
 dfi_fetch_run_check_space (DfFetchRun *f, GError **error)
 {
   if (!check_max_bytes (f, dfi_downloader_bytes_planned (f->dl) + dfi_downloader_bytes (f->dl), error))
@@ -281,6 +302,8 @@ fetch_delta (DfFetchRun *f, GBytes *sb_bytes, const char *sb_hex, const char *de
   if (strcmp (f->sb->to_hex, f->o->apply->commit) != 0)
     return dfi_throw (error, DF_ERROR_UNTRUSTED, "the server's delta leads to %s, not to the trusted commit %s",
                       f->sb->to_hex, f->o->apply->commit);
+  if (!dfi_fetch_run_check_expected (f, native_published (f->sb), error))
+    return FALSE;
   if (f->plan)
     return plan_native (f, sb_hex, error);
   if (!dfi_part_store_open (&f->store, sb_hex, error))
@@ -450,6 +473,11 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
     return dfi_throw (error, DF_ERROR_NETWORK,
                       "the server offers no delta to %s, and libostree's pull cannot honour the rate cap",
                       o->apply->commit);
+  if (o->expected_size > 0)
+    return dfi_throw (error, DF_ERROR_UNTRUSTED,
+                      "the server offers no delta to %s, and the update's metadata expects one of %" G_GUINT64_FORMAT
+                      " bytes",
+                      o->apply->commit, o->expected_size);
   f->res->path = DF_FETCH_PATH_PULL;
   if (f->plan)
     {

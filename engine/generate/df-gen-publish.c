@@ -3,7 +3,9 @@
  * the end so a reader never sees a half-written delta), the superblock
  * written last and checked with apply's own parser, and the repository's
  * delta index (see df-gen-publish.h). */
+#include <dirent.h>
 #include <fcntl.h>
+#include <json-glib/json-glib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +70,106 @@ update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock
   g_autoptr (GVariant) normal = g_variant_get_normal_form (idx);
   g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (normal);
   return dfi_write_file_atomic (repo_dfd, path, bytes, error);
+}
+
+/* Bytes of the regular files in directory @rel of @dfd, and how many. */
+static guint64
+dir_bytes (int dfd, const char *rel, guint *files)
+{
+  *files = 0;
+  int d = openat (dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0)
+    return 0;
+  DIR *dir = fdopendir (d);
+  if (dir == NULL)
+    {
+      close (d);
+      return 0;
+    }
+  guint64 total = 0;
+  struct dirent *de;
+  while ((de = readdir (dir)) != NULL)
+    {
+      struct stat st;
+      if (fstatat (dirfd (dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (st.st_mode))
+        total += st.st_size, (*files)++;
+    }
+  closedir (dir);
+  return total;
+}
+
+/* deltafetch/v1/stats/<to>.json: every delta to @to the index lists, with
+ * its size as published (superblock and parts), for update metadata
+ * (TUF/Uptane targets) to carry, as aktualizr-lite's delta-stats; with
+ * @signer also <to>.json.sig, the raw 64-byte ed25519 signature of the
+ * JSON file's bytes. */
+static gboolean
+update_stats (int repo_dfd, const char *to, DfSigner *signer, GError **error)
+{
+  g_autofree char *index_path = g_strdup_printf ("deltafetch/v1/indexes/%s.index", to);
+  g_autoptr (GBytes) index
+      = dfi_read_file_bounded (repo_dfd, index_path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", error);
+  if (index == NULL)
+    return FALSE;
+  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), index, FALSE));
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "to");
+  json_builder_add_string_value (b, to);
+  json_builder_set_member_name (b, "deltas");
+  json_builder_begin_array (b);
+  GVariantIter it;
+  const char *from;
+  GVariant *sha;
+  guint64 sb_size;
+  g_variant_iter_init (&it, v);
+  while (g_variant_iter_next (&it, "{&s(@ayt)}", &from, &sha, &sb_size))
+    {
+      g_autoptr (GVariant) sha_owned = sha;
+      g_autofree char *rel = dfi_native_delta_relpath (from[0] ? from : NULL, to);
+      guint files;
+      guint64 size = dir_bytes (repo_dfd, rel, &files);
+      char hex[65] = "";
+      if (g_variant_get_size (sha) == DF_SHA256_LEN)
+        dfi_hex (g_variant_get_data (sha), hex);
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "from");
+      if (from[0])
+        json_builder_add_string_value (b, from);
+      else
+        json_builder_add_null_value (b);
+      json_builder_set_member_name (b, "size");
+      json_builder_add_int_value (b, (gint64)size);
+      json_builder_set_member_name (b, "parts");
+      json_builder_add_int_value (b, files > 0 ? files - 1 : 0);
+      json_builder_set_member_name (b, "superblock_sha256");
+      json_builder_add_string_value (b, hex);
+      json_builder_set_member_name (b, "superblock_size");
+      json_builder_add_int_value (b, (gint64)GUINT64_FROM_LE (sb_size));
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, TRUE);
+  gsize len;
+  g_autofree char *text = json_generator_to_data (gen, &len);
+  g_autoptr (GBytes) json = g_bytes_new (text, len);
+  g_autofree char *path = g_strdup_printf ("deltafetch/v1/stats/%s.json", to);
+  g_autofree char *sig_path = g_strconcat (path, ".sig", NULL);
+  if (!dfi_mkdir_p_at (repo_dfd, "deltafetch/v1/stats", error))
+    return FALSE;
+  if (signer)
+    {
+      g_autoptr (GBytes) sig = dfi_signer_sign (signer, json, error);
+      if (sig == NULL || !dfi_write_file_atomic (repo_dfd, sig_path, sig, error))
+        return FALSE;
+    }
+  else if (unlinkat (repo_dfd, sig_path, 0) < 0 && errno != ENOENT)
+    return dfi_throw_errno (error, errno, "removing %s", sig_path);
+  return dfi_write_file_atomic (repo_dfd, path, json, error);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -273,7 +375,7 @@ dfi_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *com
       if (renameat (repo_dfd, g->tmp_rel, repo_dfd, g->final_rel) < 0)
         return dfi_throw_errno (error, errno, "renaming %s", g->tmp_rel);
       g_clear_pointer (&g->tmp_rel, g_free);
-      if (!update_index (repo_dfd, from, to, bytes, error))
+      if (!update_index (repo_dfd, from, to, bytes, error) || !update_stats (repo_dfd, to, signer, error))
         return FALSE;
     }
   g->published = TRUE;

@@ -546,6 +546,12 @@ DF_PUBLIC void df_fetch_options_set_max_rate (DfFetchOptions *opts, guint64 byte
  * libostree's pull, whose size is not known beforehand. 0 (the default): no
  * limit. */
 DF_PUBLIC void df_fetch_options_set_max_bytes (DfFetchOptions *opts, guint64 bytes);
+/* The size of the delta, as published (superblock and parts: "size" in the
+ * generator's deltafetch/v1/stats/TO.json), that the update's signed
+ * metadata gives: a delta of another size, or libostree's pull (no delta),
+ * is refused (DF_ERROR_UNTRUSTED) once the superblock is in, before any
+ * part is downloaded. 0 (the default): not checked. */
+DF_PUBLIC void df_fetch_options_set_expected_size (DfFetchOptions *opts, guint64 bytes);
 /* With FALSE, refuses (DF_ERROR_TOO_LARGE) from-scratch deltas, native or
  * stock, and libostree's pull into a repository without a from-commit: a
  * metered link takes only a delta from the device's commit. Default TRUE. */
