@@ -146,6 +146,15 @@ add_bool (JsonBuilder *b, const char *name, gboolean v)
   json_builder_add_boolean_value (b, v);
 }
 
+/* How the commit came (or would come) in, for people. */
+static const char *path_text[] = { "",
+                                   "already in the repository",
+                                   "native delta from %s",
+                                   "native from-scratch delta",
+                                   "libostree's pull (no native delta on the server)",
+                                   "stock delta from %s (stock OSTree format)",
+                                   "stock from-scratch delta (stock OSTree format)" };
+
 static const char *found_names[] = { NULL, "option", "ref", "repository", "booted" };
 
 /* --dry-run: what the fetch would do. */
@@ -174,16 +183,9 @@ print_plan (const DfFetchPlan *p, const char *ref, gboolean json, gboolean quiet
     }
   if (quiet)
     return 0;
-  static const char *how[] = { "",
-                               "nothing to do: the commit is in the repository",
-                               "native delta from %s",
-                               "native from-scratch delta",
-                               "libostree's pull (no delta on the server)",
-                               "stock delta from %s",
-                               "stock from-scratch delta" };
   printf ("commit %s\n", p->commit);
   printf ("would take: ");
-  printf (how[p->path], p->from);
+  printf (path_text[p->path], p->from);
   if (p->from_found == DF_FETCH_FROM_BOOTED)
     printf (" (the booted deployment's commit)");
   else if (p->from_found == DF_FETCH_FROM_REPOSITORY)
@@ -420,13 +422,6 @@ fetch_main (int argc, char **argv, gboolean pull)
     }
   if (quiet)
     return 0;
-  static const char *how[] = { "",
-                               "already in the repository",
-                               "native delta from %s",
-                               "native from-scratch delta",
-                               "libostree's pull (no native delta on the server)",
-                               "stock delta from %s (stock OSTree format)",
-                               "stock from-scratch delta (stock OSTree format)" };
   if (commit)
     printf ("commit %s (matches --commit)\n", res.commit);
   else
@@ -434,7 +429,7 @@ fetch_main (int argc, char **argv, gboolean pull)
             res.summary_verified ? ", its signature verified" : ", which is not signed");
   df_cli_print_signature (res.apply.signature_verified);
   printf ("path: ");
-  printf (how[res.path], res.from);
+  printf (path_text[res.path], res.from);
   if (res.from_found == DF_FETCH_FROM_BOOTED)
     printf (" (the booted deployment's commit)");
   if (res.from_found == DF_FETCH_FROM_REPOSITORY)

@@ -646,6 +646,24 @@ fetch_from_dir (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, G
   return dfi_apply_delta (repo, &d, &src, o->apply, &res->apply, cancellable, error);
 }
 
+/* What a fetch and a plan start with: where the device is (*@from, how
+ * found), and whether the commit is already in @repo (res->path PRESENT,
+ * after the rollback check that applies to it too). */
+static gboolean
+begin_run (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res, char **from, DfFetchFrom *how, GError **error)
+{
+  const DfApplyOptions *a = o->apply;
+  g_strlcpy (res->commit, a->commit, sizeof res->commit);
+  if (!resolve_from (repo, o, from, how, error))
+    return FALSE;
+  if (!commit_present (repo, a->commit))
+    return TRUE;
+  res->path = DF_FETCH_PATH_PRESENT;
+  g_autoptr (GVariant) commit = NULL;
+  return ostree_repo_load_commit (repo, a->commit, &commit, NULL, error)
+         && dfi_check_downgrade (repo, a->ref, a->commit, commit, a->allow_downgrade, error);
+}
+
 gboolean
 dfi_fetch_plan (OstreeRepo *repo, const DfFetchOptions *o, DfFetchPlan *plan, DfFetchResult *res,
                 GCancellable *cancellable, GError **error)
@@ -653,18 +671,14 @@ dfi_fetch_plan (OstreeRepo *repo, const DfFetchOptions *o, DfFetchPlan *plan, Df
   const DfApplyOptions *a = o->apply;
   if (o->delta_dir)
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "a plan is made for a download, not a delta directory");
-  g_strlcpy (res->commit, a->commit, sizeof res->commit);
   g_autofree char *from = NULL;
   DfFetchFrom how = DF_FETCH_FROM_NONE;
-  if (!resolve_from (repo, o, &from, &how, error))
+  if (!begin_run (repo, o, res, &from, &how, error))
     return FALSE;
-  if (commit_present (repo, a->commit))
+  if (res->path == DF_FETCH_PATH_PRESENT)
     {
-      res->path = DF_FETCH_PATH_PRESENT;
       plan->size_known = TRUE;
-      g_autoptr (GVariant) commit = NULL;
-      return ostree_repo_load_commit (repo, a->commit, &commit, NULL, error)
-             && dfi_check_downgrade (repo, a->ref, a->commit, commit, a->allow_downgrade, error);
+      return TRUE;
     }
   DfFetchRun fs = { .plan = plan };
   DfFetchRun *f = &fs;
@@ -684,20 +698,12 @@ dfi_fetch_locked (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res,
   dfi_fetch_pull_forget_remote (repo);
   if (o->delta_dir)
     return fetch_from_dir (repo, o, res, cancellable, error);
-  g_strlcpy (res->commit, a->commit, sizeof res->commit);
   g_autofree char *from = NULL;
   DfFetchFrom how = DF_FETCH_FROM_NONE;
-  if (!resolve_from (repo, o, &from, &how, error))
+  if (!begin_run (repo, o, res, &from, &how, error))
     return FALSE;
-  if (commit_present (repo, a->commit))
-    {
-      res->path = DF_FETCH_PATH_PRESENT;
-      g_autoptr (GVariant) commit = NULL;
-      if (!ostree_repo_load_commit (repo, a->commit, &commit, NULL, error)
-          || !dfi_check_downgrade (repo, a->ref, a->commit, commit, a->allow_downgrade, error))
-        return FALSE;
-      return dfi_set_ref (repo, a->ref, a->commit, cancellable, error);
-    }
+  if (res->path == DF_FETCH_PATH_PRESENT)
+    return dfi_set_ref (repo, a->ref, a->commit, cancellable, error);
   DfFetchRun fs = { 0 };
   DfFetchRun *f = &fs;
   dfi_fetch_run_init (f, repo, o, res, cancellable);
