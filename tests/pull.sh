@@ -8,7 +8,8 @@
 # the remote's (refs/remotes/REMOTE/REF) as `ostree pull` does, and used as
 # the from-commit of the next pull. Side by side with the stock `ostree
 # pull` through the same remote config (GPG-signed summary and commits:
-# Debian's libostree has no ed25519). Every refusal: a forged summary, a
+# Debian's libostree has no ed25519), and a server with only stock deltas.
+# Every refusal: a forged summary, a
 # summary without summary.sig, an unsigned commit, a commit signed by
 # another key, an unknown ref or remote; mirror lists (file://) and
 # contenturl; $OSTREE_REPO; command-line overrides.
@@ -69,6 +70,35 @@ check "only the delta's parts came, not the from-scratch delta's" \
   bash -c "! tail -n +$start '$log' | grep -q 'deltas/$c1/'"
 expect_exit 0 "pull again: already there" "$DF" pull --repo="$dev" origin:os --json
 check "JSON: path present" test "$(json_field "$T/ee.out" path)" = present
+
+# The same remote config on a server with only stock deltas (`ostree
+# static-delta generate`, their superblocks carrying the commits' detached
+# signatures): v1 from the stock from-scratch delta, then v2 through the
+# stock v1 -> v2 delta, `deltafetch pull REMOTE REF` alone.
+stockrepo=$T/www/stockrepo
+ostree init --repo="$stockrepo" --mode=archive
+ostree pull-local --repo="$stockrepo" "$src" "$c1" "$c2" >/dev/null
+ostree static-delta generate --repo="$stockrepo" --empty --to="$c1" >/dev/null
+ostree static-delta generate --repo="$stockrepo" --from="$c1" --to="$c2" >/dev/null
+stock_publish () {
+  ostree refs --repo="$stockrepo" --delete os 2>/dev/null; ostree refs --repo="$stockrepo" --create=os "$1" &&
+    ostree summary --repo="$stockrepo" -u && "$DF_TEST_TOOL" sign-summary "$stockrepo" "$T/good.secret"
+}
+stock_publish "$c1"
+sdev=$T/sdev
+ostree init --repo="$sdev" --mode=bare
+add_remote "$sdev" stockorigin "${url%/repo}/stockrepo"
+expect_exit 0 "stock server: pull stockorigin os" "$DF" pull --repo="$sdev" stockorigin os --json
+check "stock server: v1 by the stock from-scratch delta" test "$(json_field "$T/ee.out" path)" = stock-scratch
+check "stock server: v1 fsck-clean and identical" checkout_matches "$sdev" "$c1" "$T/v1"
+stock_publish "$c2"
+expect_exit 0 "stock server: pull stockorigin os after v2 is published" "$DF" pull --repo="$sdev" stockorigin os --json
+check "stock server: v2 by the stock v1 -> v2 delta, v1 found through the remote's ref" \
+  test "$(sed -n '$p' "$T/ee.out" | python3 -c 'import json,sys; e=json.load(sys.stdin); print(e["path"], e["from"], e["from_found"])')" = "stock-delta $c1 ref"
+check "stock server: v2 fsck-clean and identical" checkout_matches "$sdev" "$c2" "$T/v2"
+# Stock ostree with this very config: Debian's libostree has no ed25519.
+ostree pull --repo="$sdev" stockorigin os >"$T/stock-pull.out" 2>&1 && diag "stock ostree pull with sign-verify ed25519: works" ||
+  diag "stock ostree pull with the same sign-verify ed25519 config: $(tail -1 "$T/stock-pull.out")"
 
 # $OSTREE_REPO, and --commit instead of the summary (an agent that has the
 # commit from its own signed metadata).
