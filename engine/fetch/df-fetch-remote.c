@@ -179,7 +179,7 @@ resolve_ref (OstreeRepo *repo, const DfFetchOptions *o, const char *remote, cons
       if (sig == NULL && !sig_missing)
         {
           g_propagate_error (error, g_steal_pointer (&sig_error));
-          summary = NULL;
+          g_clear_pointer (&summary, g_bytes_unref);
         }
     }
   else if (not_found)
