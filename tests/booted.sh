@@ -50,11 +50,16 @@ check "no ref is left in the sysroot's repository" test -z "$(ostree refs --repo
 # booted CMD...: runs CMD in a private mount namespace whose root is the
 # deployment, as on a device booted from it.
 booted () {
+  # The build tree, the sources and $T keep their paths inside: their top
+  # directories (/work, /tmp, /check, wherever the clone is) are bound in.
+  local tops top
+  tops=$(for p in "$DF_BUILDDIR" "$DF_SRCDIR" "$T"; do top=$(realpath "$p"); top=${top#/}; echo "/${top%%/*}"; done | sort -u | grep -vx '/usr')
   unshare --mount --propagation private bash -c '
     set -e
-    d=$1 sysroot=$2; shift 2
+    d=$1 sysroot=$2 tops=$3; shift 3
     chattr -i "$d"
-    mkdir -p "$d/sysroot" "$d/run" "$d/proc" "$d/dev" "$d/tmp" "$d/work" "$d/etc" "$d/boot"
+    mkdir -p "$d/sysroot" "$d/run" "$d/proc" "$d/dev" "$d/etc" "$d/boot"
+    for t in $tops; do mkdir -p "$d$t"; done
     for l in bin sbin lib lib64; do [ -e "$d/$l" ] || [ -L "$d/$l" ] || [ ! -e "/$l" ] || ln -s "usr/$l" "$d/$l"; done
     [ -L "$d/ostree" ] || ln -s sysroot/ostree "$d/ostree"
     chattr +i "$d"
@@ -65,14 +70,13 @@ booted () {
     mount -t tmpfs tmpfs "$d/run" && touch "$d/run/ostree-booted"
     mount --bind /proc "$d/proc"
     mount --bind /dev "$d/dev"
-    mount --bind /work "$d/work"
-    mount --bind "$(dirname "$TMPDIR/x")" "$d/tmp" 2>/dev/null || true
+    for t in $tops; do mount --bind "$t" "$d$t"; done
     exec chroot "$d" "$@"
-  ' booted "$deploy" "$sysroot" "$@"
+  ' booted "$deploy" "$sysroot" "$tops" "$@"
 }
 
 check "in the namespace, ostree admin status sees v1 booted" \
-  bash -c "$(declare -f booted); deploy='$deploy' sysroot='$sysroot' booted ostree admin status 2>&1 | grep -q '^\* test $c1'"
+  bash -c "$(declare -f booted); T='$T' deploy='$deploy' sysroot='$sysroot' booted ostree admin status 2>&1 | grep -q '^\* test $c1'"
 expect_exit 0 "booted: fetch v2 (no --from, no ref naming v1)" booted "$DF" fetch --repo=/sysroot/ostree/repo \
   --url="$url" --commit="$c2" --json --no-pull-fallback
 check "the v1 -> v2 delta, v1 found as the booted deployment's commit" \
