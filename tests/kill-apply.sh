@@ -3,7 +3,7 @@
 # fsck-clean and the ref still names the old commit; a rerun resumes, skipping
 # parts already applied, and the result is identical to the source tree.
 . "$(dirname "$0")/lib.sh"
-KILLS=${DF_KILLS:-50}
+KILLS=${DF_KILLS:-30}
 RANDOM=${SEED:-7}
 
 make_tree v1 1 --scale=6 && make_tree v2 2 --scale=6 --large-file=48000000 || { not_ok "trees"; finish; exit 1; }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # kill -9 of `deltafetch fetch` (and of `deltafetch pull` through a remote,
 # in the libostree pull fallback) at seeded random moments, DF_KILLS times
-# (50 by default), from nginx with a per-connection rate limit: after every
+# (30 by default), from nginx with a per-connection rate limit: after every
 # kill the repository is fsck-clean and its ref names the old commit (or
 # the new one when the kill came after the commit); a run that slips
 # through to the end is checked and started over. Then the fetch finishes.
@@ -9,7 +9,7 @@
 # lose at most one range per connection plus the index and superblock it
 # fetches again.
 . "$(dirname "$0")/lib.sh"
-KILLS=${DF_KILLS:-50}
+KILLS=${DF_KILLS:-30}
 RANDOM=${SEED:-11}
 CONNS=4 RANGE=65536
 
