@@ -2,17 +2,52 @@
 
 #include "df-cli.h"
 
+/* What generate made (or kept) of one delta; 0, else the exit code. */
+static int
+print_delta (DfGeneratedDelta *d, gboolean stock)
+{
+  if (d->skipped)
+    {
+      g_autofree char *size = df_cli_format_size (d->size);
+      printf ("kept: %s (already published whole, %s, checked in %.1f s)\n", d->dir, size, d->seconds);
+      return 0;
+    }
+  if (stock)
+    {
+      /* deltafetch show reads stock deltas too; the summary is its job. */
+      printf ("stock delta: %s (%.1f s)\n", d->dir, d->seconds);
+      return 0;
+    }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (DfDeltaInfo) info = df_delta_info_load (d->dir, &error);
+  if (info == NULL)
+    return df_cli_fail (error);
+  g_autofree char *csize = df_cli_format_size (df_delta_info_get_total_compressed_size (info));
+  g_autofree char *usize = df_cli_format_size (df_delta_info_get_count (info, DF_COUNT_CONTENT_BYTES));
+  printf ("delta: %s\n", d->dir);
+  printf ("from %s to %s\n", d->from ? d->from : "(empty)", d->to);
+  printf ("%u parts, %s compressed, %s of new content, %.1f s\n", df_delta_info_get_n_parts (info), csize, usize,
+          d->seconds);
+  df_cli_print_rebuilds (info);
+  return 0;
+}
+
 int
 df_cli_generate (int argc, char **argv)
 {
-  g_autofree char *repo_path = NULL, *from = NULL, *to = NULL, *out = NULL, *part_size = NULL, *sign = NULL,
-                  *format = NULL, *variants = NULL;
-  gboolean empty = FALSE, quiet = FALSE;
-  int jobs = 0, level = DF_DEFAULT_LEVEL;
+  g_autofree char *repo_path = NULL, *to = NULL, *out = NULL, *part_size = NULL, *format = NULL, *variants = NULL;
+  g_auto (GStrv) froms = NULL, signs = NULL;
+  gboolean empty = FALSE, quiet = FALSE, force = FALSE;
+  int jobs = 0, level = DF_DEFAULT_LEVEL, from_last = 0;
   GOptionEntry entries[] = {
     { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository holding both commits (required)", "REPO" },
-    { "from", 0, 0, G_OPTION_ARG_STRING, &from, "Commit or ref the device has", "REV" },
+    { "from", 0, 0, G_OPTION_ARG_STRING_ARRAY, &froms, "Commit or ref the device has; repeat for a delta from each",
+      "REV" },
+    { "from-last", 0, 0, G_OPTION_ARG_INT, &from_last,
+      "Also a delta from each of the N commits before --to in its history", "N" },
     { "empty", 0, 0, G_OPTION_ARG_NONE, &empty, "Make a from-scratch delta", NULL },
+    { "force", 0, 0, G_OPTION_ARG_NONE, &force,
+      "Make deltas again that are already published whole with these options and keys", NULL },
     { "to", 0, 0, G_OPTION_ARG_STRING, &to, "Commit or ref to produce (required)", "REV" },
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Write the delta to DIR instead of inside REPO", "DIR" },
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Worker threads (default: one per processor)", "N" },
@@ -21,8 +56,10 @@ df_cli_generate (int argc, char **argv)
     { "format", 0, 0, G_OPTION_ARG_STRING, &format,
       "native (default) or ostree: a stock static delta by libostree's generator, indexed for stock clients",
       "FORMAT" },
-    { "sign", 0, 0, G_OPTION_ARG_FILENAME, &sign,
-      "Sign the superblock with this ed25519 secret key (ostree sign format: base64 of seed + public key)", "KEYFILE" },
+    { "sign", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &signs,
+      "Sign the superblock with this ed25519 secret key (ostree sign format: base64 of seed + public key); "
+      "repeat for one signature per key",
+      "KEYFILE" },
     { "variants", 0, 0, G_OPTION_ARG_STRING, &variants,
       "both (default): compressed objects the device can rebuild from their content (initrds, .gz) are carried "
       "that way and also plainly in optional parts; transformed: rebuilt only; plain: nothing rebuilt (format 2)",
@@ -30,12 +67,14 @@ df_cli_generate (int argc, char **argv)
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print only the delta's path", NULL },
     { NULL },
   };
-  g_autoptr (GOptionContext) ctx = g_option_context_new ("- compute a native deltafetch delta");
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- compute deltafetch deltas to one commit");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_summary (ctx,
-                                "Computes a delta that turns commit FROM (or nothing, with --empty) into commit TO.\n"
-                                "Without --out it is stored in REPO under deltafetch/v1/deltas/ with an index under\n"
-                                "deltafetch/v1/indexes/, paths stock ostree ignores.\n\n"
+                                "Computes a delta that turns commit FROM (or nothing, with --empty) into commit TO,\n"
+                                "one for each --from, each of the --from-last commits and --empty, in one run.\n"
+                                "Without --out each is stored in REPO under deltafetch/v1/deltas/ with an index under\n"
+                                "deltafetch/v1/indexes/, paths stock ostree ignores. A delta already published whole,\n"
+                                "with the same options and keys, is kept (\"kept\"), unless --force.\n\n"
                                 "Memory: per job about 160 MiB at the default level 19 (about 60 MiB at levels up to\n"
                                 "12) plus two parts in flight; 360 MB peak for 2 jobs on a 650 MB OS update.");
   g_autofree char *desc = g_strdup_printf ("%s", df_cli_exit_codes);
@@ -47,8 +86,10 @@ df_cli_generate (int argc, char **argv)
     return df_cli_usage (ctx, "unexpected argument '%s'", argv[1]);
   if (repo_path == NULL || to == NULL)
     return df_cli_usage (ctx, "--repo and --to are required");
-  if ((from == NULL) == !empty)
-    return df_cli_usage (ctx, "give exactly one of --from or --empty");
+  if (from_last < 0 || from_last > 1000)
+    return df_cli_usage (ctx, "--from-last must be within 0..1000");
+  if (froms == NULL && from_last == 0 && !empty)
+    return df_cli_usage (ctx, "give --from, --from-last or --empty");
   if (jobs < 0)
     return df_cli_usage (ctx, "--jobs must not be negative");
   guint64 psize = DF_DEFAULT_PART_SIZE;
@@ -59,14 +100,18 @@ df_cli_generate (int argc, char **argv)
   if (repo == NULL)
     return df_cli_fail (error);
   g_autoptr (DfGenerateOptions) opts = df_generate_options_new ();
-  df_generate_options_set_from (opts, from);
+  for (guint i = 0; froms && froms[i]; i++)
+    df_generate_options_add_from (opts, froms[i]);
+  df_generate_options_set_from_last (opts, from_last);
+  df_generate_options_set_force (opts, force);
   df_generate_options_set_empty (opts, empty);
   df_generate_options_set_to (opts, to);
   df_generate_options_set_out_dir (opts, out);
   df_generate_options_set_jobs (opts, jobs);
   df_generate_options_set_level (opts, level);
   df_generate_options_set_part_size (opts, psize);
-  df_generate_options_set_sign_key (opts, sign);
+  for (guint i = 0; signs && signs[i]; i++)
+    df_generate_options_add_sign_key (opts, signs[i]);
   if (format && strcmp (format, "ostree") == 0)
     df_generate_options_set_format (opts, DF_DELTA_FORMAT_OSTREE);
   else if (format && strcmp (format, "native") != 0)
@@ -79,32 +124,30 @@ df_cli_generate (int argc, char **argv)
     return df_cli_usage (ctx, "--variants must be both, transformed or plain, not '%s'", variants);
   if (!quiet)
     df_generate_options_set_progress (opts, df_cli_progress, NULL);
-  g_autofree char *dir = NULL;
+  g_autoptr (GPtrArray) deltas = NULL;
   gint64 start = g_get_monotonic_time ();
-  if (!df_generate (repo, opts, &dir, df_cli_cancellable, &error))
+  if (!df_generate_many (repo, opts, &deltas, df_cli_cancellable, &error))
     return df_cli_fail (error);
   df_cli_progress_end ();
-  if (quiet)
+  guint made = 0;
+  guint64 total = 0;
+  for (guint i = 0; i < deltas->len; i++)
     {
-      printf ("%s\n", dir);
-      return 0;
+      DfGeneratedDelta *d = deltas->pdata[i];
+      made += !d->skipped;
+      total += d->size;
+      int rc = 0;
+      if (quiet)
+        printf ("%s\n", d->dir);
+      else if ((rc = print_delta (d, format && strcmp (format, "ostree") == 0)) != 0)
+        return rc;
     }
-  if (format && strcmp (format, "ostree") == 0)
+  if (!quiet && deltas->len > 1)
     {
-      /* deltafetch does not read stock deltas yet; ostree static-delta show does. */
-      printf ("stock delta: %s (%.1f s)\n", dir, (g_get_monotonic_time () - start) / 1e6);
-      return 0;
+      g_autofree char *tsize = df_cli_format_size (total);
+      printf ("%u deltas to %.12s: %u made, %u kept, %s in all, %.1f s\n", deltas->len,
+              ((DfGeneratedDelta *)deltas->pdata[0])->to, made, deltas->len - made, tsize,
+              (g_get_monotonic_time () - start) / 1e6);
     }
-  g_autoptr (DfDeltaInfo) info = df_delta_info_load (dir, &error);
-  if (info == NULL)
-    return df_cli_fail (error);
-  g_autofree char *csize = df_cli_format_size (df_delta_info_get_total_compressed_size (info));
-  g_autofree char *usize = df_cli_format_size (df_delta_info_get_count (info, DF_COUNT_CONTENT_BYTES));
-  printf ("delta: %s\n", dir);
-  printf ("from %s to %s\n", df_delta_info_get_from (info) ? df_delta_info_get_from (info) : "(empty)",
-          df_delta_info_get_to (info));
-  printf ("%u parts, %s compressed, %s of new content, %.1f s\n", df_delta_info_get_n_parts (info), csize, usize,
-          (g_get_monotonic_time () - start) / 1e6);
-  df_cli_print_rebuilds (info);
   return 0;
 }

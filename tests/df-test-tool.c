@@ -15,6 +15,8 @@
  *                                        declared size (hash and size fixed up)
  *   df-test-tool swap-signed DELTA OTHER keep DELTA's signatures, sign nothing: put OTHER's
  *                                        superblock bytes inside DELTA's signed envelope
+ *   df-test-tool index-froms INDEX       the from-commits a native index lists, one per line
+ *                                        ("empty" for from scratch), read with GLib alone
  *   df-test-tool check-envelope SIGNED PLAIN  with GLib alone: SIGNED is libostree's "(taya{sv})"
  *                                        envelope (magic OSTSGNDT, normal form) around exactly the
  *                                        bytes of PLAIN, with one 64-byte "ostree.sign.ed25519" "aay"
@@ -410,6 +412,25 @@ cmd_swap_signed (const char *dir, const char *other)
   g_autoptr (GBytes) replacement = read_superblock_file (other);
   g_autoptr (GBytes) forged = dfi_signed_wrap (replacement, sigs);
   save_file (dir, "superblock", forged);
+  return 0;
+}
+
+static int
+cmd_index_froms (const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GMappedFile) m = g_mapped_file_new (path, FALSE, &error);
+  if (m == NULL)
+    die ("%s", error->message);
+  g_autoptr (GBytes) b = g_mapped_file_get_bytes (m);
+  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), b, FALSE));
+  if (!g_variant_is_normal_form (v))
+    die ("%s: not an index in normal form", path);
+  GVariantIter it;
+  const char *from;
+  g_variant_iter_init (&it, v);
+  while (g_variant_iter_next (&it, "{&s@(ayt)}", &from, NULL))
+    printf ("%s\n", from[0] ? from : "empty");
   return 0;
 }
 
@@ -1299,6 +1320,8 @@ main (int argc, char **argv)
     return cmd_extra_object (dir);
   if (strcmp (cmd, "bad-name") == 0 && argc == 4)
     return cmd_bad_name (dir, argv[3]);
+  if (strcmp (cmd, "index-froms") == 0 && argc == 3)
+    return cmd_index_froms (argv[2]);
   if (strcmp (cmd, "check-envelope") == 0 && argc == 4)
     return cmd_check_envelope (dir, argv[3]);
   if (strcmp (cmd, "swap-signed") == 0 && argc == 4)

@@ -87,6 +87,32 @@ publish_pair () {
   "$DF" generate -q --repo="$src" --from=os^ --to=os >/dev/null
 }
 
+# make_releases N [make_tree options...]: N releases of an OS tree, as a
+# fleet keeps them: r1 is tree v1, r2 tree v2, and each later one the one
+# before with a dozen files patched and etc/release changed. Committed in
+# order on ref os of the archive repo $T/www/repo (sets src; rel[K] is
+# release K's commit). Exits the test when the trees cannot be made.
+make_releases () {
+  local n=$1 k f; shift
+  make_tree r1 1 "$@" && make_tree r2 2 "$@" || { not_ok "generate trees"; finish; exit 1; }
+  for ((k = 3; k <= n; k++)); do
+    cp -a "$T/r$((k - 1))" "$T/r$k"
+    find "$T/r$k" -type f -size +20k | sort | awk -v k="$k" 'NR % 9 == k % 9' | while read -r f; do
+      printf 'release %s patch' "$k" | dd of="$f" bs=1 seek=4096 conv=notrunc status=none
+    done
+    mkdir -p "$T/r$k/etc" && echo "release $k" >"$T/r$k/etc/release"
+  done
+  mkdir -p "$T/www"
+  src=$T/www/repo
+  ostree init --repo="$src" --mode=archive
+  rel=()
+  for ((k = 1; k <= n; k++)); do
+    ostree commit --repo="$src" -b os --tree=dir="$T/r$k" -s "release $k" \
+      --timestamp="2024-$(printf %02d "$k")-01T00:00:00Z" >/dev/null
+    rel[k]=$(rev "$src" os)
+  done
+}
+
 # objects_list REPO: sorted list of objects/ files, for "nothing written" checks
 objects_list () { (cd "$1/objects" && find . -type f | sort); }
 

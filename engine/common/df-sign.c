@@ -261,6 +261,95 @@ dfi_signer_wrap (DfSigner *s, GBytes *data, GError **error)
 }
 
 gboolean
+dfi_signer_verify (DfSigner *s, GBytes *data, GBytes *sig)
+{
+  gsize len, slen;
+  const guint8 *d = g_bytes_get_data (data, &len);
+  const guint8 *sg = g_bytes_get_data (sig, &slen);
+  if (slen != DF_ED25519_SIG_LEN)
+    return FALSE;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+  gboolean ok = ctx && EVP_DigestVerifyInit (ctx, NULL, NULL, NULL, s->key) == 1
+                && EVP_DigestVerify (ctx, sg, slen, d, len) == 1;
+  EVP_MD_CTX_free (ctx);
+  return ok;
+}
+
+/* The raw public key of @s. */
+static gboolean
+signer_public (DfSigner *s, guint8 pub[DF_ED25519_KEY_LEN])
+{
+  gsize len = DF_ED25519_KEY_LEN;
+  return EVP_PKEY_get_raw_public_key (s->key, pub, &len) == 1 && len == DF_ED25519_KEY_LEN;
+}
+
+GPtrArray *
+dfi_signers_load (const char *const *paths, GError **error)
+{
+  g_autoptr (GPtrArray) signers = g_ptr_array_new_with_free_func ((GDestroyNotify)dfi_signer_free);
+  for (guint i = 0; paths && paths[i]; i++)
+    {
+      DfSigner *s = dfi_signer_load (paths[i], error);
+      if (s == NULL)
+        return NULL;
+      g_ptr_array_add (signers, s);
+      guint8 pub[DF_ED25519_KEY_LEN], other[DF_ED25519_KEY_LEN];
+      if (!signer_public (s, pub))
+        {
+          dfi_throw (error, DF_ERROR_FAILED, "%s: cannot read its public key", paths[i]);
+          return NULL;
+        }
+      for (guint j = 0; j < i; j++)
+        if (signer_public (signers->pdata[j], other) && memcmp (pub, other, sizeof pub) == 0)
+          {
+            dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s and %s hold the same key", paths[j], paths[i]);
+            return NULL;
+          }
+    }
+  return g_steal_pointer (&signers);
+}
+
+GPtrArray *
+dfi_signers_sign (GPtrArray *signers, GBytes *data, GError **error)
+{
+  g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  for (guint i = 0; signers && i < signers->len; i++)
+    {
+      GBytes *sig = dfi_signer_sign (signers->pdata[i], data, error);
+      if (sig == NULL)
+        return NULL;
+      g_ptr_array_add (sigs, sig);
+    }
+  return g_steal_pointer (&sigs);
+}
+
+GBytes *
+dfi_signers_wrap (GPtrArray *signers, GBytes *data, GError **error)
+{
+  g_autoptr (GPtrArray) sigs = dfi_signers_sign (signers, data, error);
+  return sigs ? dfi_signed_wrap (data, sigs) : NULL;
+}
+
+gboolean
+dfi_signers_match (GPtrArray *signers, GBytes *data, GPtrArray *sigs)
+{
+  guint n = signers ? signers->len : 0;
+  if (sigs == NULL || n == 0)
+    return sigs == NULL && n == 0;
+  if (sigs->len != n)
+    return FALSE;
+  for (guint i = 0; i < n; i++)
+    {
+      gboolean found = FALSE;
+      for (guint j = 0; j < sigs->len && !found; j++)
+        found = dfi_signer_verify (signers->pdata[i], data, sigs->pdata[j]);
+      if (!found)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
 dfi_signed_unwrap (GBytes *file, GBytes **out_data, GPtrArray **out_sigs, GError **error)
 {
   gsize len;

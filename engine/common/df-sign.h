@@ -95,6 +95,20 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfSigner, dfi_signer_free)
 GBytes *dfi_signer_sign (DfSigner *s, GBytes *data, GError **error);
 /* The envelope around @data with one signature by @s. */
 GBytes *dfi_signer_wrap (DfSigner *s, GBytes *data, GError **error);
+/* TRUE when @sig is @s's signature of @data. */
+gboolean dfi_signer_verify (DfSigner *s, GBytes *data, GBytes *sig);
+
+/* Several signers (a GPtrArray of DfSigner*, owning them), one per key
+ * file of @paths (NULL-terminated); the same key twice is an error. */
+GPtrArray *dfi_signers_load (const char *const *paths, GError **error);
+/* The envelope around @data with one signature by each of @signers, in
+ * their order (libostree's envelope holds a list). */
+GBytes *dfi_signers_wrap (GPtrArray *signers, GBytes *data, GError **error);
+/* The signatures of @data by each of @signers, in their order (GBytes). */
+GPtrArray *dfi_signers_sign (GPtrArray *signers, GBytes *data, GError **error);
+/* TRUE when @sigs are exactly one signature of @data by each of
+ * @signers (NULL or empty: when @sigs is NULL, unsigned). */
+gboolean dfi_signers_match (GPtrArray *signers, GBytes *data, GPtrArray *sigs);
 
 /* When @file starts with the envelope magic: its signed bytes and its
  * ed25519 signatures (possibly none). FALSE with an error when it is

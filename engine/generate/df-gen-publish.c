@@ -101,10 +101,10 @@ dir_bytes (int dfd, const char *rel, guint *files)
 /* deltafetch/v1/stats/<to>.json: every delta to @to the index lists, with
  * its size as published (superblock and parts), for update metadata
  * (TUF/Uptane targets) to carry, as aktualizr-lite's delta-stats; with
- * @signer also <to>.json.sig, the raw 64-byte ed25519 signature of the
- * JSON file's bytes. */
+ * @signers also <to>.json.sig, the raw 64-byte ed25519 signatures of the
+ * JSON file's bytes, one per key in the order given, concatenated. */
 static gboolean
-update_stats (int repo_dfd, const char *to, DfSigner *signer, GError **error)
+update_stats (int repo_dfd, const char *to, GPtrArray *signers, GError **error)
 {
   g_autofree char *index_path = g_strdup_printf ("deltafetch/v1/indexes/%s.index", to);
   g_autoptr (GBytes) index
@@ -161,10 +161,17 @@ update_stats (int repo_dfd, const char *to, DfSigner *signer, GError **error)
   g_autofree char *sig_path = g_strconcat (path, ".sig", NULL);
   if (!dfi_mkdir_p_at (repo_dfd, "deltafetch/v1/stats", error))
     return FALSE;
-  if (signer)
+  if (signers && signers->len > 0)
     {
-      g_autoptr (GBytes) sig = dfi_signer_sign (signer, json, error);
-      if (sig == NULL || !dfi_write_file_atomic (repo_dfd, sig_path, sig, error))
+      /* One raw signature per key, in the order the keys were given. */
+      g_autoptr (GPtrArray) sigs = dfi_signers_sign (signers, json, error);
+      if (sigs == NULL)
+        return FALSE;
+      g_autoptr (GByteArray) all = g_byte_array_new ();
+      for (guint i = 0; i < sigs->len; i++)
+        g_byte_array_append (all, g_bytes_get_data (sigs->pdata[i], NULL), g_bytes_get_size (sigs->pdata[i]));
+      g_autoptr (GBytes) sig = g_byte_array_free_to_bytes (g_steal_pointer (&all));
+      if (!dfi_write_file_atomic (repo_dfd, sig_path, sig, error))
         return FALSE;
     }
   else if (unlinkat (repo_dfd, sig_path, 0) < 0 && errno != ENOENT)
@@ -326,15 +333,16 @@ build_superblock (DfGenerator *g, const char *from, const char *to, GVariant *co
   g_variant_builder_init (&mb, G_VARIANT_TYPE ("a{sv}"));
   g_variant_builder_add (&mb, "{sv}", "deltafetch.level", g_variant_new_int32 (g->opts->level));
   g_variant_builder_add (&mb, "{sv}", "deltafetch.part-size", g_variant_new_uint64 (g->opts->part_size));
+  g_variant_builder_add (&mb, "{sv}", "deltafetch.variants", g_variant_new_uint32 (g->opts->variants));
   finish_rebuild_parts (g, sb, &mb);
   sb->metadata = g_variant_ref_sink (g_variant_builder_end (&mb));
   return g_steal_pointer (&sb);
 }
 
 /* The superblock file's bytes: @sb serialized, checked, and signed by
- * @signer when given. */
+ * each of @signers when given. */
 static GBytes *
-superblock_file (DfSuperblock *sb, DfSigner *signer, GError **error)
+superblock_file (DfSuperblock *sb, GPtrArray *signers, GError **error)
 {
   g_autoptr (GBytes) bytes = dfi_superblock_serialize (sb);
   /* Never publish a delta apply would refuse: the superblock is read back
@@ -348,20 +356,20 @@ superblock_file (DfSuperblock *sb, DfSigner *signer, GError **error)
         return NULL;
       }
   }
-  if (signer)
-    return dfi_signer_wrap (signer, bytes, error);
+  if (signers && signers->len > 0)
+    return dfi_signers_wrap (signers, bytes, error);
   return g_steal_pointer (&bytes);
 }
 
 gboolean
-dfi_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *commitv, DfSigner *signer,
+dfi_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *commitv, GPtrArray *signers,
                  char **out_dir_path, GCancellable *cancellable, GError **error)
 {
   int repo_dfd = ostree_repo_get_dfd (g->repo);
   g_autoptr (DfSuperblock) sb = build_superblock (g, from, to, commitv, cancellable, error);
   if (sb == NULL)
     return FALSE;
-  g_autoptr (GBytes) bytes = superblock_file (sb, signer, error);
+  g_autoptr (GBytes) bytes = superblock_file (sb, signers, error);
   if (bytes == NULL)
     return FALSE;
   if (!dfi_write_file_atomic (g->out_dfd, "superblock", bytes, error))
@@ -375,7 +383,7 @@ dfi_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *com
       if (renameat (repo_dfd, g->tmp_rel, repo_dfd, g->final_rel) < 0)
         return dfi_throw_errno (error, errno, "renaming %s", g->tmp_rel);
       g_clear_pointer (&g->tmp_rel, g_free);
-      if (!update_index (repo_dfd, from, to, bytes, error) || !update_stats (repo_dfd, to, signer, error))
+      if (!update_index (repo_dfd, from, to, bytes, error) || !update_stats (repo_dfd, to, signers, error))
         return FALSE;
     }
   g->published = TRUE;

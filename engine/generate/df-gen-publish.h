@@ -18,11 +18,11 @@ gboolean dfi_gen_output_open (DfGenerator *g, const char *from, const char *to, 
 /* Once every part is written: builds the superblock from g->parts (taken
  * over) and g->rebuilds, with the commit object @commitv and @to's
  * detached metadata; checks it with apply's parser (a delta beyond the
- * format's limits fails here); signs it with @signer (may be NULL); writes
+ * format's limits fails here); signs it with each of @signers (may be NULL); writes
  * and syncs it; and, in the repository, renames the delta into place and
  * updates deltafetch/v1/indexes/<to>.index. @out_dir_path (may be NULL):
  * the delta's directory, transfer full. */
-gboolean dfi_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *commitv, DfSigner *signer,
+gboolean dfi_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *commitv, GPtrArray *signers,
                           char **out_dir_path, GCancellable *cancellable, GError **error);
 
 /* Closes g->out_dfd and removes a temporary directory not yet renamed

@@ -9,6 +9,8 @@ df_generate_options_new (void)
   DfGenerateOptions *o = g_new0 (DfGenerateOptions, 1);
   o->level = DF_DEFAULT_LEVEL;
   o->part_size = DF_PART_SIZE_DEFAULT;
+  o->froms = g_ptr_array_new_with_free_func (g_free);
+  o->sign_keys = g_ptr_array_new_with_free_func (g_free);
   return o;
 }
 
@@ -17,18 +19,37 @@ df_generate_options_free (DfGenerateOptions *o)
 {
   if (o == NULL)
     return;
-  g_free (o->from);
+  g_ptr_array_unref (o->froms);
   g_free (o->to);
   g_free (o->out_dir);
-  g_free (o->sign_key);
+  g_ptr_array_unref (o->sign_keys);
   g_free (o);
 }
 
 void
 df_generate_options_set_from (DfGenerateOptions *o, const char *rev)
 {
-  g_free (o->from);
-  o->from = g_strdup (rev);
+  g_ptr_array_set_size (o->froms, 0);
+  if (rev)
+    g_ptr_array_add (o->froms, g_strdup (rev));
+}
+
+void
+df_generate_options_add_from (DfGenerateOptions *o, const char *rev)
+{
+  g_ptr_array_add (o->froms, g_strdup (rev));
+}
+
+void
+df_generate_options_set_from_last (DfGenerateOptions *o, guint n)
+{
+  o->from_last = n;
+}
+
+void
+df_generate_options_set_force (DfGenerateOptions *o, gboolean force)
+{
+  o->force = force;
 }
 
 void
@@ -84,8 +105,15 @@ df_generate_options_set_format (DfGenerateOptions *o, DfDeltaFormat format)
 void
 df_generate_options_set_sign_key (DfGenerateOptions *o, const char *path)
 {
-  g_free (o->sign_key);
-  o->sign_key = g_strdup (path);
+  g_ptr_array_set_size (o->sign_keys, 0);
+  if (path)
+    g_ptr_array_add (o->sign_keys, g_strdup (path));
+}
+
+void
+df_generate_options_add_sign_key (DfGenerateOptions *o, const char *path)
+{
+  g_ptr_array_add (o->sign_keys, g_strdup (path));
 }
 
 void

@@ -7,14 +7,16 @@
 
 struct _DfGenerateOptions
 {
-  char *from;
+  GPtrArray *froms; /* char*: revisions, in the order given */
+  guint from_last;  /* also the N commits before the to-commit */
   gboolean empty;
+  gboolean force;
   char *to;
   char *out_dir;
   guint jobs;
   int level;
   guint64 part_size;
-  char *sign_key;
+  GPtrArray *sign_keys; /* char*: secret key files */
   DfDeltaFormat format;
   DfVariants variants;
   DfProgressFunc progress;

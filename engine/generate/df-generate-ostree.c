@@ -10,7 +10,7 @@
 #include <fcntl.h>
 
 gboolean
-dfi_generate_stock (OstreeRepo *repo, const char *from, const char *to, const char *out_dir, DfSigner *signer,
+dfi_generate_stock (OstreeRepo *repo, const char *from, const char *to, const char *out_dir, GPtrArray *signers,
                     char **out_path, GCancellable *cancellable, GError **error)
 {
   GVariantBuilder b;
@@ -39,13 +39,13 @@ dfi_generate_stock (OstreeRepo *repo, const char *from, const char *to, const ch
       base_dfd = ostree_repo_get_dfd (repo);
     }
   g_autofree char *rel_sb = g_build_filename (dir, "superblock", NULL);
-  if (signer)
+  if (signers && signers->len > 0)
     {
       g_autoptr (GBytes) plain
           = dfi_read_file_bounded (base_dfd, rel_sb, DF_STOCK_SUPERBLOCK_MAX, G_MAXUINT64, "stock superblock", error);
       if (plain == NULL)
         return FALSE;
-      g_autoptr (GBytes) wrapped = dfi_signer_wrap (signer, plain, error);
+      g_autoptr (GBytes) wrapped = dfi_signers_wrap (signers, plain, error);
       if (wrapped == NULL || !dfi_write_file_atomic (base_dfd, rel_sb, wrapped, error))
         return FALSE;
     }

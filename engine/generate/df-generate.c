@@ -10,10 +10,12 @@
  * the two trees and the options; threads only fill in slots that the packer
  * consumes in order, so the output is the same whatever the timing. */
 #include "df-generate-private.h"
+#include "df-gen-current.h"
 #include "df-gen-publish.h"
 #include "df-gen-walk.h"
 #include "df-generator.h"
 #include "df-pairing.h"
+#include "df-stock-superblock.h"
 
 /* ---------------------------------------------------------------------- */
 /* The generator                                                            */
@@ -84,16 +86,36 @@ content_info (OstreeRepo *repo, const char *csum, guint64 *size, gboolean *is_sy
   return TRUE;
 }
 
-/* One df_generate() call: the generator the workers share, and what each
- * phase hands on to the next. */
+/* What every delta to one to-commit shares, worked out once for all the
+ * deltas of a df_generate_many() call: the commit's walk, its object, and
+ * the size of each of its content objects. */
+typedef struct
+{
+  gboolean walked;
+  DfGenWalk walk;
+  GVariant *commitv;
+  GHashTable *sizes; /* checksum (owned by walk) -> guint64[2] { size, is symlink } */
+} ToCommit;
+
+static void
+to_commit_clear (ToCommit *tc)
+{
+  dfi_gen_walk_clear (&tc->walk);
+  g_clear_pointer (&tc->commitv, g_variant_unref);
+  g_clear_pointer (&tc->sizes, g_hash_table_unref);
+  tc->walked = FALSE;
+}
+
+/* One delta: the generator the workers share, and what each phase hands
+ * on to the next. */
 typedef struct
 {
   DfGenerator g;
   GCancellable *cancellable; /* the caller's; may be NULL */
   gulong chained;            /* its link to g.cancellable */
   const char *from, *to;     /* full checksums; from NULL: from scratch */
-  DfGenWalk wto, wfrom;
-  GVariant *commitv;          /* the to-commit object */
+  ToCommit *tc;              /* the to-commit, possibly walked by an earlier delta */
+  DfGenWalk wfrom;
   GPtrArray *items;           /* DfGenItem*: new content objects, in walk order */
   GThreadPool *compress_pool; /* the encode pool is g.encode_pool */
 } Run;
@@ -103,8 +125,6 @@ check_options (const DfGenerateOptions *opts, GError **error)
 {
   if (opts->to == NULL)
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "no to-revision given");
-  if ((opts->from == NULL) == !opts->empty)
-    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "give exactly one of a from-revision or empty");
   if (opts->level < 1 || opts->level > 19)
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "level %d is outside 1..19", opts->level);
   if (opts->part_size < DF_PART_SIZE_MIN || opts->part_size > DF_PART_SIZE_MAX)
@@ -115,9 +135,10 @@ check_options (const DfGenerateOptions *opts, GError **error)
 }
 
 static void
-run_init (Run *r, OstreeRepo *repo, const DfGenerateOptions *opts, const char *from, const char *to,
+run_init (Run *r, OstreeRepo *repo, const DfGenerateOptions *opts, const char *from, const char *to, ToCommit *tc,
           GCancellable *cancellable)
 {
+  r->tc = tc;
   DfGenerator *g = &r->g;
   g->repo = repo;
   g->opts = opts;
@@ -161,7 +182,6 @@ run_clear (Run *r)
         dfi_part_clear (&g_array_index (g->parts, DfPart, i));
       g_array_free (g->parts, TRUE);
     }
-  dfi_gen_walk_clear (&r->wto);
   dfi_gen_walk_clear (&r->wfrom);
   g_clear_pointer (&g->rebuild, dfi_gen_rebuild_free);
   g_clear_pointer (&g->rebuilds, g_hash_table_unref);
@@ -173,16 +193,42 @@ run_clear (Run *r)
   g_mutex_clear (&g->lock);
   g_cond_clear (&g->cond);
   g_ptr_array_unref (r->items);
-  g_clear_pointer (&r->commitv, g_variant_unref);
 }
 
-/* Walk: both commits. */
+/* Walk: both commits (the to-commit once for all its deltas). */
 static gboolean
 phase_walk (Run *r, GError **error)
 {
-  if (!dfi_gen_walk_commit (r->g.repo, r->to, &r->commitv, &r->wto, error))
-    return FALSE;
+  ToCommit *tc = r->tc;
+  if (!tc->walked)
+    {
+      if (!dfi_gen_walk_commit (r->g.repo, r->to, &tc->commitv, &tc->walk, error))
+        return FALSE;
+      tc->sizes = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+      tc->walked = TRUE;
+    }
   return r->from == NULL || dfi_gen_walk_commit (r->g.repo, r->from, NULL, &r->wfrom, error);
+}
+
+/* content_info() of a content object of the to-commit, looked up once. */
+static gboolean
+to_content_info (Run *r, char *csum, guint64 *size, gboolean *is_symlink, GError **error)
+{
+  guint64 *known = g_hash_table_lookup (r->tc->sizes, csum);
+  if (known == NULL)
+    {
+      guint64 sz;
+      gboolean link;
+      if (!content_info (r->g.repo, csum, &sz, &link, r->cancellable, error))
+        return FALSE;
+      known = g_new (guint64, 2);
+      known[0] = sz;
+      known[1] = link;
+      g_hash_table_insert (r->tc->sizes, csum, known);
+    }
+  *size = known[0];
+  *is_symlink = known[1] != 0;
+  return TRUE;
 }
 
 /* Pairs @it (at @path) with the first of @pairing's candidates worth
@@ -230,9 +276,9 @@ phase_plan (Run *r, GError **error)
     }
   g_autoptr (GHashTable) planned = g_hash_table_new (g_str_hash, g_str_equal);
   g_autoptr (GHashTable) src_info = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
-  for (guint i = 0; i < r->wto.files->len; i++)
+  for (guint i = 0; i < r->tc->walk.files->len; i++)
     {
-      DfGenFileRef *f = r->wto.files->pdata[i];
+      DfGenFileRef *f = r->tc->walk.files->pdata[i];
       g_autofree char *key = g_strdup_printf ("%s.%d", f->csum, OSTREE_OBJECT_TYPE_FILE);
       if ((r->wfrom.seen && g_hash_table_contains (r->wfrom.seen, key)) || g_hash_table_contains (planned, f->csum))
         continue;
@@ -243,7 +289,7 @@ phase_plan (Run *r, GError **error)
       memcpy (it->csum, f->csum, 65);
       g_queue_init (&it->out);
       g_ptr_array_add (r->items, it);
-      if (!content_info (g->repo, it->csum, &it->size, &it->is_symlink, r->cancellable, error))
+      if (!to_content_info (r, f->csum, &it->size, &it->is_symlink, error))
         return FALSE;
       g->progress.bytes_total += it->size;
       if (it->is_symlink || it->size == 0 || !r->from)
@@ -265,7 +311,7 @@ plan_rebuild_sources (Run *r)
   g->rebuild = dfi_gen_rebuild_new (g->repo);
   g->rebuilds = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, rebuild_result_free);
   g_autoptr (GHashTable) added = g_hash_table_new (g_str_hash, g_str_equal);
-  DfGenWalk *walks[] = { &r->wto, &r->wfrom };
+  DfGenWalk *walks[] = { &r->tc->walk, &r->wfrom };
   for (guint w = 0; w < G_N_ELEMENTS (walks); w++)
     for (guint i = 0; walks[w]->files && i < walks[w]->files->len; i++)
       {
@@ -282,9 +328,9 @@ static void
 pack_metadata (Run *r, DfGenPacker *pk)
 {
   DfGenerator *g = &r->g;
-  for (guint i = 0; i < r->wto.metadata->len && !dfi_gen_failed (g); i++)
+  for (guint i = 0; i < r->tc->walk.metadata->len && !dfi_gen_failed (g); i++)
     {
-      DfGenObjKey *k = r->wto.metadata->pdata[i];
+      DfGenObjKey *k = r->tc->walk.metadata->pdata[i];
       g_autofree char *key = g_strdup_printf ("%s.%d", k->csum, k->objtype);
       if (r->wfrom.seen && g_hash_table_contains (r->wfrom.seen, key))
         continue;
@@ -384,11 +430,42 @@ phase_encode_pack (Run *r, GError **error)
 
 /* Superblock, signature and publication: see dfi_gen_publish(). */
 static gboolean
-phase_publish (Run *r, DfSigner *signer, char **out_dir_path, GError **error)
+phase_publish (Run *r, GPtrArray *signers, char **out_dir_path, GError **error)
 {
   r->g.progress.phase = DF_PHASE_COMMIT;
   dfi_gen_report (&r->g, TRUE);
-  return dfi_gen_publish (&r->g, r->from, r->to, r->commitv, signer, out_dir_path, r->cancellable, error);
+  return dfi_gen_publish (&r->g, r->from, r->to, r->tc->commitv, signers, out_dir_path, r->cancellable, error);
+}
+
+/* One delta from @from (NULL: from scratch) to @to, of @opts's format. */
+static gboolean
+generate_one (OstreeRepo *repo, const DfGenerateOptions *opts, const char *from, const char *to, ToCommit *tc,
+              GPtrArray *signers, char **out_dir_path, GCancellable *cancellable, GError **error)
+{
+  if (opts->format == DF_DELTA_FORMAT_OSTREE)
+    return dfi_generate_stock (repo, from, to, opts->out_dir, signers, out_dir_path, cancellable, error);
+  Run r = { 0 };
+  run_init (&r, repo, opts, from, to, tc, cancellable);
+  r.g.progress.phase = DF_PHASE_PLAN;
+  dfi_gen_report (&r.g, TRUE);
+  gboolean ok = phase_walk (&r, error) && phase_plan (&r, error);
+  if (ok)
+    plan_rebuild_sources (&r);
+  ok = ok && dfi_gen_output_open (&r.g, from, to, error) && phase_encode_pack (&r, error)
+       && phase_publish (&r, signers, out_dir_path, error);
+  run_clear (&r);
+  return ok;
+}
+
+/* The signers of @opts's keys; an empty array when none. A bad key fails
+ * at once, not after minutes of encoding. */
+static GPtrArray *
+load_signers (const DfGenerateOptions *opts, GError **error)
+{
+  g_ptr_array_add (opts->sign_keys, NULL);
+  GPtrArray *signers = dfi_signers_load ((const char *const *)opts->sign_keys->pdata, error);
+  g_ptr_array_set_size (opts->sign_keys, opts->sign_keys->len - 1);
+  return signers;
 }
 
 gboolean
@@ -397,27 +474,149 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
 {
   if (!check_options (opts, error))
     return FALSE;
-  /* A bad key fails now, not after minutes of encoding. */
-  g_autoptr (DfSigner) signer = NULL;
-  if (opts->sign_key && (signer = dfi_signer_load (opts->sign_key, error)) == NULL)
+  if (opts->froms->len + (opts->empty ? 1 : 0) != 1 || opts->from_last > 0)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "give exactly one of a from-revision or empty");
+  g_autoptr (GPtrArray) signers = load_signers (opts, error);
+  if (signers == NULL)
     return FALSE;
   g_autofree char *to = NULL, *from = NULL;
   if (!resolve_rev (repo, opts->to, &to, error))
     return FALSE;
-  if (opts->from && !resolve_rev (repo, opts->from, &from, error))
+  if (opts->froms->len && !resolve_rev (repo, opts->froms->pdata[0], &from, error))
     return FALSE;
-  if (opts->format == DF_DELTA_FORMAT_OSTREE)
-    return dfi_generate_stock (repo, from, to, opts->out_dir, signer, out_dir_path, cancellable, error);
+  ToCommit tc = { 0 };
+  gboolean ok = generate_one (repo, opts, from, to, &tc, signers, out_dir_path, cancellable, error);
+  to_commit_clear (&tc);
+  return ok;
+}
 
-  Run r = { 0 };
-  run_init (&r, repo, opts, from, to, cancellable);
-  r.g.progress.phase = DF_PHASE_PLAN;
-  dfi_gen_report (&r.g, TRUE);
-  gboolean ok = phase_walk (&r, error) && phase_plan (&r, error);
-  if (ok)
-    plan_rebuild_sources (&r);
-  ok = ok && dfi_gen_output_open (&r.g, from, to, error) && phase_encode_pack (&r, error)
-       && phase_publish (&r, signer, out_dir_path, error);
-  run_clear (&r);
+/* ---------------------------------------------------------------------- */
+/* Many deltas to one commit                                               */
+
+void
+df_generated_delta_free (DfGeneratedDelta *d)
+{
+  if (d == NULL)
+    return;
+  g_free (d->from);
+  g_free (d->to);
+  g_free (d->dir);
+  g_free (d->note);
+  g_free (d);
+}
+
+/* Adds @csum to @froms (a from-commit of the run) unless it is there. */
+static void
+add_from (GPtrArray *froms, const char *csum)
+{
+  for (guint i = 0; i < froms->len; i++)
+    if (g_strcmp0 (froms->pdata[i], csum) == 0)
+      return;
+  g_ptr_array_add (froms, g_strdup (csum));
+}
+
+/* The from-commits of @opts, resolved, each once, in order: the revisions
+ * given, then the @from_last commits before @to (its parent first; fewer
+ * when the history is shorter or its older commits are not in @repo),
+ * then NULL for from scratch. */
+static GPtrArray *
+list_froms (OstreeRepo *repo, const DfGenerateOptions *opts, const char *to, GError **error)
+{
+  g_autoptr (GPtrArray) froms = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < opts->froms->len; i++)
+    {
+      g_autofree char *c = NULL;
+      if (!resolve_rev (repo, opts->froms->pdata[i], &c, error))
+        return NULL;
+      if (strcmp (c, to) == 0)
+        {
+          dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "from-revision '%s' is the to-commit itself",
+                     (const char *)opts->froms->pdata[i]);
+          return NULL;
+        }
+      add_from (froms, c);
+    }
+  g_autofree char *cur = g_strdup (to);
+  for (guint n = 0; n < opts->from_last; n++)
+    {
+      g_autoptr (GVariant) commit = NULL;
+      if (!ostree_repo_load_variant_if_exists (repo, OSTREE_OBJECT_TYPE_COMMIT, cur, &commit, error))
+        return NULL;
+      g_autofree char *parent = commit ? ostree_commit_get_parent (commit) : NULL;
+      g_autoptr (GVariant) pv = NULL;
+      if (parent == NULL || !ostree_repo_load_variant_if_exists (repo, OSTREE_OBJECT_TYPE_COMMIT, parent, &pv, error))
+        break;
+      if (pv == NULL)
+        break; /* pruned or never pulled: the history ends here */
+      add_from (froms, parent);
+      g_free (cur);
+      cur = g_steal_pointer (&parent);
+    }
+  if (opts->empty)
+    g_ptr_array_add (froms, NULL);
+  return g_steal_pointer (&froms);
+}
+
+/* Bytes of the published delta in @dir: superblock and parts. */
+static guint64
+published_size (const char *dir)
+{
+  g_autoptr (DfDeltaInfo) info = df_delta_info_load (dir, NULL);
+  return info ? df_delta_info_get_superblock_size (info) + df_delta_info_get_total_compressed_size (info) : 0;
+}
+
+gboolean
+df_generate_many (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray **out_deltas, GCancellable *cancellable,
+                  GError **error)
+{
+  if (opts->to == NULL)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "no to-revision given");
+  if (opts->froms->len == 0 && opts->from_last == 0 && !opts->empty)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "give a from-revision, a number of previous commits or empty");
+  if (!check_options (opts, error))
+    return FALSE;
+  g_autoptr (GPtrArray) signers = load_signers (opts, error);
+  if (signers == NULL)
+    return FALSE;
+  g_autofree char *to = NULL;
+  if (!resolve_rev (repo, opts->to, &to, error))
+    return FALSE;
+  g_autoptr (GPtrArray) froms = list_froms (repo, opts, to, error);
+  if (froms == NULL)
+    return FALSE;
+  if (opts->out_dir && froms->len != 1)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "an output directory holds one delta, and %u were asked for",
+                      froms->len);
+  g_autoptr (GPtrArray) deltas = g_ptr_array_new_with_free_func ((GDestroyNotify)df_generated_delta_free);
+  g_autofree char *repo_path = g_file_get_path (ostree_repo_get_path (repo));
+  ToCommit tc = { 0 };
+  gboolean ok = TRUE;
+  for (guint i = 0; ok && i < froms->len; i++)
+    {
+      const char *from = froms->pdata[i];
+      DfGeneratedDelta *d = g_new0 (DfGeneratedDelta, 1);
+      d->from = g_strdup (from);
+      d->to = g_strdup (to);
+      g_ptr_array_add (deltas, d);
+      gint64 start = g_get_monotonic_time ();
+      if (!opts->force && opts->out_dir == NULL
+          && dfi_gen_delta_current (repo, opts, from, to, signers, &d->note, cancellable))
+        {
+          d->skipped = TRUE;
+          g_autofree char *rel = opts->format == DF_DELTA_FORMAT_OSTREE ? dfi_stock_delta_relpath (from, to)
+                                                                        : dfi_native_delta_relpath (from, to);
+          d->dir = g_build_filename (repo_path, rel, NULL);
+        }
+      else
+        ok = generate_one (repo, opts, from, to, &tc, signers, &d->dir, cancellable, error);
+      if (g_cancellable_set_error_if_cancelled (cancellable, ok ? error : NULL))
+        ok = FALSE;
+      d->seconds = (g_get_monotonic_time () - start) / 1e6;
+      if (ok)
+        d->size = published_size (d->dir);
+    }
+  to_commit_clear (&tc);
+  if (ok && out_deltas)
+    *out_deltas = g_steal_pointer (&deltas);
   return ok;
 }

@@ -214,6 +214,16 @@ DF_PUBLIC void df_generate_options_free (DfGenerateOptions *opts);
  * from-scratch delta. */
 DF_PUBLIC void df_generate_options_set_from (DfGenerateOptions *opts, const char *rev);
 DF_PUBLIC void df_generate_options_set_empty (DfGenerateOptions *opts, gboolean empty);
+/** One more revision to delta from (df_generate_many(): a delta each). */
+DF_PUBLIC void df_generate_options_add_from (DfGenerateOptions *opts, const char *rev);
+/** df_generate_many(): also a delta from each of the @n commits before the
+ * to-commit in its history (its parent first); fewer when the history is
+ * shorter or its older commits are no longer in the repository. */
+DF_PUBLIC void df_generate_options_set_from_last (DfGenerateOptions *opts, guint n);
+/** df_generate_many(): make every delta again, even one that is already
+ * published whole and as these options would make it (by default it is
+ * kept and reported as skipped). */
+DF_PUBLIC void df_generate_options_set_force (DfGenerateOptions *opts, gboolean force);
 /** Revision (checksum or ref) the delta produces. Required. */
 DF_PUBLIC void df_generate_options_set_to (DfGenerateOptions *opts, const char *rev);
 /** Write the delta into @dir (created; must not hold a superblock already)
@@ -262,8 +272,12 @@ typedef enum
 DF_PUBLIC void df_generate_options_set_variants (DfGenerateOptions *opts, DfVariants variants);
 /* Signs the superblock with the ed25519 secret key in @path (the format of
  * `ostree sign`: base64 of the 64 bytes seed + public key), in libostree's
- * signed-delta envelope (engine/FORMAT.md, "Signatures"). */
+ * signed-delta envelope (engine/FORMAT.md, "Signatures"). Replaces the keys
+ * set before; NULL: unsigned. */
 DF_PUBLIC void df_generate_options_set_sign_key (DfGenerateOptions *opts, const char *path);
+/* One more signing key: the envelope carries one signature per key (a
+ * device trusting any of them accepts the delta), for a key rotation. */
+DF_PUBLIC void df_generate_options_add_sign_key (DfGenerateOptions *opts, const char *path);
 DF_PUBLIC void df_generate_options_set_progress (DfGenerateOptions *opts, DfProgressFunc func, gpointer user_data);
 
 /**
@@ -286,6 +300,52 @@ DF_PUBLIC void df_generate_options_set_progress (DfGenerateOptions *opts, DfProg
  */
 DF_PUBLIC gboolean df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir,
                                 GCancellable *cancellable, GError **error);
+
+/**
+ * DfGeneratedDelta: one delta of a df_generate_many() run.
+ * @from: its from-commit (NULL: from scratch); @to: its to-commit
+ * @dir: where it is
+ * @skipped: it was already published whole, with the same options and
+ *   signatures, and was kept as it was
+ * @note: when made, why the one there (if any) was not kept ("not there",
+ *   "made with other options ...", "part 3 is missing ..."); NULL when skipped
+ * @size: its published bytes (superblock and parts)
+ * @seconds: the time it took (checking it, when skipped)
+ */
+typedef struct
+{
+  char *from;
+  char *to;
+  char *dir;
+  gboolean skipped;
+  char *note;
+  guint64 size;
+  double seconds;
+  gpointer reserved[4];
+} DfGeneratedDelta;
+DF_PUBLIC void df_generated_delta_free (DfGeneratedDelta *delta);
+
+/**
+ * df_generate_many:
+ * @opts: the to-revision and any number of from-revisions
+ *   (df_generate_options_add_from()), previous commits
+ *   (df_generate_options_set_from_last()) and empty, at least one
+ * @out_deltas: (out) (optional) (element-type DfGeneratedDelta): one per
+ *   delta, in the order made: the revisions given, the previous commits
+ *   (newest first), from scratch
+ *
+ * Makes every delta to one commit in one run, as df_generate() makes one:
+ * the to-commit is walked and its objects looked up once for all of them,
+ * and each delta uses every job. A delta already published in the
+ * repository whole (its parts' SHA-256 as listed), with the same options
+ * and exactly the requested signatures is kept (skipped) unless
+ * df_generate_options_set_force(). An output directory holds one delta
+ * only. The first failure ends the run; the deltas made before it stay
+ * published (a rerun keeps them). Memory: as df_generate(), plus the
+ * to-commit's walk kept between deltas.
+ */
+DF_PUBLIC gboolean df_generate_many (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray **out_deltas,
+                                     GCancellable *cancellable, GError **error);
 
 /* ------------------------------------------------------------------------ */
 /* Inspect                                                                   */
@@ -870,6 +930,7 @@ DF_PUBLIC void df_fetch_async (OstreeRepo *repo, const DfFetchOptions *opts, GCa
 DF_PUBLIC gboolean df_fetch_finish (GAsyncResult *res, DfFetchResult *result, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfGenerateOptions, df_generate_options_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfGeneratedDelta, df_generated_delta_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfApplyOptions, df_apply_options_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfDeltaInfo, df_delta_info_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfFetchOptions, df_fetch_options_free)

@@ -1,0 +1,204 @@
+/* Whether a delta generate is asked for is already published in the
+ * repository, whole and as these options would make it again: then a run
+ * over many from-commits skips it (df_generate_many()). */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "df-gen-current.h"
+#include "df-generate-private.h"
+#include "df-gen-publish.h"
+#include "df-generate-options.h"
+#include "df-sign.h"
+#include "df-stock-superblock.h"
+#include "df-stock.h"
+#include "df-superblock.h"
+
+/* Sets *@why (when asked) and returns FALSE. */
+static gboolean stale (char **why, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+static gboolean
+stale (char **why, const char *fmt, ...)
+{
+  if (why)
+    {
+      va_list ap;
+      va_start (ap, fmt);
+      g_free (*why);
+      *why = g_strdup_vprintf (fmt, ap);
+      va_end (ap);
+    }
+  return FALSE;
+}
+
+/* TRUE when file @name of directory @dfd has @size bytes and SHA-256
+ * @sha256; read in 1 MiB steps. */
+static gboolean
+file_matches (int dfd, const char *name, guint64 size, const guint8 sha256[DF_SHA256_LEN], GCancellable *cancellable)
+{
+  int fd = openat (dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return FALSE;
+  struct stat st;
+  gboolean ok = fstat (fd, &st) == 0 && S_ISREG (st.st_mode) && (guint64)st.st_size == size;
+  DfSha256 h;
+  dfi_sha256_init (&h);
+  g_autofree guint8 *buf = ok ? g_malloc (DF_MIB) : NULL;
+  guint64 done = 0;
+  while (ok && done < size && !g_cancellable_is_cancelled (cancellable))
+    {
+      ssize_t n = read (fd, buf, MIN ((guint64)DF_MIB, size - done));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        ok = FALSE;
+      else
+        {
+          dfi_sha256_update (&h, buf, n);
+          done += n;
+        }
+    }
+  close (fd);
+  guint8 got[DF_SHA256_LEN];
+  dfi_sha256_final (&h, got);
+  dfi_sha256_clear (&h);
+  return ok && done == size && memcmp (got, sha256, DF_SHA256_LEN) == 0;
+}
+
+/* The index entry for @from (NULL: from scratch) of the native index of
+ * @to: the superblock's SHA-256 and size. */
+static gboolean
+index_entry (int repo_dfd, const char *from, const char *to, guint8 sha256[DF_SHA256_LEN], guint64 *size)
+{
+  g_autofree char *path = g_strdup_printf ("deltafetch/v1/indexes/%s.index", to);
+  g_autoptr (GBytes) bytes = dfi_read_file_bounded (repo_dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", NULL);
+  if (bytes == NULL)
+    return FALSE;
+  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), bytes, FALSE));
+  g_autoptr (GVariant) entry = g_variant_lookup_value (v, from ? from : "", G_VARIANT_TYPE ("(ayt)"));
+  if (entry == NULL)
+    return FALSE;
+  g_autoptr (GVariant) sha = g_variant_get_child_value (entry, 0);
+  if (g_variant_get_size (sha) != DF_SHA256_LEN)
+    return FALSE;
+  memcpy (sha256, g_variant_get_data (sha), DF_SHA256_LEN);
+  g_variant_get_child (entry, 1, "t", size);
+  *size = GUINT64_FROM_LE (*size);
+  return TRUE;
+}
+
+/* The superblock file of the delta in @rel, checked against @signers: it
+ * must carry exactly their signatures (none without signers). */
+static GBytes *
+read_signed (int repo_dfd, const char *rel, guint64 max, GPtrArray *signers, char **why)
+{
+  g_autofree char *path = g_build_filename (rel, "superblock", NULL);
+  g_autoptr (GBytes) file = dfi_read_file_bounded (repo_dfd, path, max, G_MAXUINT64, "superblock", NULL);
+  if (file == NULL)
+    {
+      stale (why, "not there");
+      return NULL;
+    }
+  g_autoptr (GBytes) data = NULL;
+  g_autoptr (GPtrArray) sigs = NULL;
+  g_autoptr (GError) local = NULL;
+  if (!dfi_signed_unwrap (file, &data, &sigs, &local) && local)
+    {
+      stale (why, "its superblock: %s", local->message);
+      return NULL;
+    }
+  if (!dfi_signers_match (signers, data, sigs))
+    {
+      stale (why, "signed by other keys than those given");
+      return NULL;
+    }
+  return g_steal_pointer (&file);
+}
+
+static gboolean
+native_current (OstreeRepo *repo, const DfGenerateOptions *opts, const char *from, const char *to, GPtrArray *signers,
+                char **why, GCancellable *cancellable)
+{
+  int repo_dfd = ostree_repo_get_dfd (repo);
+  g_autofree char *rel = dfi_native_delta_relpath (from, to);
+  g_autoptr (GBytes) file = read_signed (repo_dfd, rel, DF_SUPERBLOCK_MAX, signers, why);
+  if (file == NULL)
+    return FALSE;
+  guint8 listed[DF_SHA256_LEN], sha[DF_SHA256_LEN];
+  guint64 listed_size;
+  dfi_sha256 (g_bytes_get_data (file, NULL), g_bytes_get_size (file), sha);
+  if (!index_entry (repo_dfd, from, to, listed, &listed_size) || listed_size != g_bytes_get_size (file)
+      || memcmp (listed, sha, DF_SHA256_LEN) != 0)
+    return stale (why, "the index does not list this superblock");
+  g_autoptr (GError) local = NULL;
+  g_autoptr (DfSuperblock) sb = dfi_superblock_parse (file, &local);
+  if (sb == NULL)
+    return stale (why, "its superblock: %s", local->message);
+  if (strcmp (sb->from_hex, from ? from : "") != 0 || strcmp (sb->to_hex, to) != 0)
+    return stale (why, "its superblock names other commits");
+  gint32 level = 0;
+  guint64 part_size = 0;
+  guint32 variants = G_MAXUINT32;
+  if (sb->metadata == NULL || !g_variant_lookup (sb->metadata, "deltafetch.level", "i", &level)
+      || !g_variant_lookup (sb->metadata, "deltafetch.part-size", "t", &part_size)
+      || !g_variant_lookup (sb->metadata, "deltafetch.variants", "u", &variants))
+    return stale (why, "made by an older generator");
+  if (level != opts->level || part_size != opts->part_size || variants != (guint32)opts->variants)
+    return stale (why, "made with other options (level %d, part size %" G_GUINT64_FORMAT ", variants %u)", level,
+                  part_size, variants);
+  int dfd = openat (repo_dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return stale (why, "not there");
+  gboolean ok = TRUE;
+  for (guint i = 0; i < sb->n_parts && ok; i++)
+    {
+      char name[16];
+      g_snprintf (name, sizeof name, "%u", i);
+      ok = file_matches (dfd, name, sb->parts[i].compressed_size, sb->parts[i].sha256, cancellable);
+      if (!ok)
+        stale (why, "part %u is missing or does not match its SHA-256", i);
+    }
+  close (dfd);
+  return ok;
+}
+
+static gboolean
+stock_current (OstreeRepo *repo, const char *from, const char *to, GPtrArray *signers, char **why,
+               GCancellable *cancellable)
+{
+  int repo_dfd = ostree_repo_get_dfd (repo);
+  g_autofree char *rel = dfi_stock_delta_relpath (from, to);
+  g_autoptr (GBytes) file = read_signed (repo_dfd, rel, DF_STOCK_SUPERBLOCK_MAX, signers, why);
+  if (file == NULL)
+    return FALSE;
+  g_autoptr (GError) local = NULL;
+  g_autoptr (DfStockSuperblock) sb = dfi_stock_superblock_parse (file, &local);
+  if (sb == NULL)
+    return stale (why, "its superblock: %s", local->message);
+  if (strcmp (sb->from_hex, from ? from : "") != 0 || strcmp (sb->to_hex, to) != 0)
+    return stale (why, "its superblock names other commits");
+  int dfd = openat (repo_dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return stale (why, "not there");
+  gboolean ok = TRUE;
+  for (guint i = 0; i < sb->n_parts && ok; i++)
+    {
+      if (sb->parts[i].inline_data)
+        continue;
+      char name[16];
+      g_snprintf (name, sizeof name, "%u", i);
+      ok = file_matches (dfd, name, sb->parts[i].size, sb->parts[i].sha256, cancellable);
+      if (!ok)
+        stale (why, "part %u is missing or does not match its SHA-256", i);
+    }
+  close (dfd);
+  return ok;
+}
+
+gboolean
+dfi_gen_delta_current (OstreeRepo *repo, const DfGenerateOptions *opts, const char *from, const char *to,
+                       GPtrArray *signers, char **why, GCancellable *cancellable)
+{
+  if (opts->format == DF_DELTA_FORMAT_OSTREE)
+    return stock_current (repo, from, to, signers, why, cancellable);
+  return native_current (repo, opts, from, to, signers, why, cancellable);
+}
