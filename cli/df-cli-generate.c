@@ -36,7 +36,8 @@ int
 df_cli_generate (int argc, char **argv)
 {
   g_autofree char *repo_path = NULL, *to = NULL, *out = NULL, *part_size = NULL, *format = NULL, *variants = NULL;
-  g_auto (GStrv) froms = NULL, signs = NULL;
+  g_auto (GStrv) froms = NULL, signs = NULL, gpg_keys = NULL;
+  g_autofree char *gpg_homedir = NULL;
   gboolean empty = FALSE, quiet = FALSE, force = FALSE;
   int jobs = 0, level = DF_DEFAULT_LEVEL, from_last = 0;
   GOptionEntry entries[] = {
@@ -60,6 +61,9 @@ df_cli_generate (int argc, char **argv)
       "Sign the superblock with this ed25519 secret key (ostree sign format: base64 of seed + public key); "
       "repeat for one signature per key",
       "KEYFILE" },
+    { "gpg-sign", 0, 0, G_OPTION_ARG_STRING_ARRAY, &gpg_keys,
+      "GPG key id that signs the repository's summary when a stock delta changes it (repeatable)", "KEYID" },
+    { "gpg-homedir", 0, 0, G_OPTION_ARG_FILENAME, &gpg_homedir, "GnuPG home directory for --gpg-sign", "DIR" },
     { "variants", 0, 0, G_OPTION_ARG_STRING, &variants,
       "both (default): compressed objects the device can rebuild from their content (initrds, .gz) are carried "
       "that way and also plainly in optional parts; transformed: rebuilt only; plain: nothing rebuilt (format 2)",
@@ -112,6 +116,9 @@ df_cli_generate (int argc, char **argv)
   df_generate_options_set_part_size (opts, psize);
   for (guint i = 0; signs && signs[i]; i++)
     df_generate_options_add_sign_key (opts, signs[i]);
+  for (guint i = 0; gpg_keys && gpg_keys[i]; i++)
+    df_generate_options_add_summary_gpg_key (opts, gpg_keys[i]);
+  df_generate_options_set_gpg_homedir (opts, gpg_homedir);
   if (format && strcmp (format, "ostree") == 0)
     df_generate_options_set_format (opts, DF_DELTA_FORMAT_OSTREE);
   else if (format && strcmp (format, "native") != 0)

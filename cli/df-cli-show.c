@@ -21,8 +21,11 @@ int
 df_cli_show (int argc, char **argv)
 {
   gboolean json = FALSE;
+  g_autofree char *repo_path = NULL;
   GOptionEntry entries[] = {
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+    { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path,
+      "DELTA may be a delta id of this repository (FROM-TO or TO, as deltafetch list prints; native first)", "REPO" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("DELTA - describe a delta directory");
@@ -33,7 +36,27 @@ df_cli_show (int argc, char **argv)
     return df_cli_usage (ctx, "%s", error->message);
   if (argc != 2)
     return df_cli_usage (ctx, "expected exactly one DELTA directory");
-  g_autoptr (DfDeltaInfo) info = df_delta_info_load (argv[1], &error);
+  g_autofree char *dir = g_strdup (argv[1]);
+  if (repo_path && !g_file_test (dir, G_FILE_TEST_IS_DIR))
+    {
+      g_autoptr (OstreeRepo) repo = df_cli_open_repo (repo_path, &error);
+      g_autoptr (GPtrArray) deltas = NULL;
+      if (repo == NULL || !df_list_deltas (repo, &deltas, NULL, &error))
+        return df_cli_fail (error);
+      g_clear_pointer (&dir, g_free);
+      for (guint i = 0; i < deltas->len && dir == NULL; i++)
+        {
+          DfRepoDelta *d = deltas->pdata[i];
+          if (strcmp (d->id, argv[1]) == 0) /* native sorts first */
+            dir = g_strdup (d->dir);
+        }
+      if (dir == NULL)
+        {
+          g_set_error (&error, DF_ERROR, DF_ERROR_NOT_FOUND, "%s has no delta %s", repo_path, argv[1]);
+          return df_cli_fail (error);
+        }
+    }
+  g_autoptr (DfDeltaInfo) info = df_delta_info_load (dir, &error);
   if (info == NULL)
     return df_cli_fail (error);
   const char *from = df_delta_info_get_from (info);

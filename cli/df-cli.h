@@ -8,6 +8,10 @@ int df_cli_apply (int argc, char **argv);
 int df_cli_fetch (int argc, char **argv);
 int df_cli_pull (int argc, char **argv);
 int df_cli_show (int argc, char **argv);
+int df_cli_list (int argc, char **argv);
+int df_cli_delete (int argc, char **argv);
+int df_cli_prune (int argc, char **argv);
+int df_cli_verify (int argc, char **argv);
 
 /* Text appended to every verb's --help. */
 extern const char *df_cli_exit_codes;

@@ -22,7 +22,8 @@ const char *df_cli_exit_codes
       "  11   downgrade: the commit is older than the one --ref points at (see --allow-downgrade)\n"
       "  12   busy: another apply or fetch kept REPO past --lock-timeout\n"
       "  13   too large: over --max-bytes, or only from scratch with --no-from-scratch\n"
-      "  14   not found: the remote's summary has no such ref (pull)\n"
+      "  14   not found: the remote's summary has no such ref (pull), or REPO no such delta (show, verify,\n"
+      "       delete)\n"
       "  130  cancelled (SIGINT or SIGTERM; a rerun resumes)";
 
 GCancellable *df_cli_cancellable;
@@ -39,6 +40,10 @@ static const struct
   { "fetch", df_cli_fetch, TRUE, "bring a commit in from a static HTTP(S) server, verified and resumable" },
   { "pull", df_cli_pull, TRUE, "fetch a ref's commit through a remote of the repository's config, as ostree pull" },
   { "show", df_cli_show, FALSE, "describe a delta" },
+  { "list", df_cli_list, FALSE, "list the deltas a repository publishes" },
+  { "delete", df_cli_delete, FALSE, "remove deltas from a repository, index first" },
+  { "prune", df_cli_prune, FALSE, "remove deltas whose commits are gone or too old" },
+  { "verify", df_cli_verify, TRUE, "check published deltas: parts whole, signatures, a trial apply" },
 };
 
 static void

@@ -32,8 +32,9 @@ stale (char **why, const char *fmt, ...)
 
 /* TRUE when file @name of directory @dfd has @size bytes and SHA-256
  * @sha256; read in 1 MiB steps. */
-static gboolean
-file_matches (int dfd, const char *name, guint64 size, const guint8 sha256[DF_SHA256_LEN], GCancellable *cancellable)
+gboolean
+dfi_gen_file_matches (int dfd, const char *name, guint64 size, const guint8 sha256[DF_SHA256_LEN],
+                      GCancellable *cancellable)
 {
   int fd = openat (dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0)
@@ -153,7 +154,7 @@ native_current (OstreeRepo *repo, const DfGenerateOptions *opts, const char *fro
     {
       char name[16];
       g_snprintf (name, sizeof name, "%u", i);
-      ok = file_matches (dfd, name, sb->parts[i].compressed_size, sb->parts[i].sha256, cancellable);
+      ok = dfi_gen_file_matches (dfd, name, sb->parts[i].compressed_size, sb->parts[i].sha256, cancellable);
       if (!ok)
         stale (why, "part %u is missing or does not match its SHA-256", i);
     }
@@ -186,7 +187,7 @@ stock_current (OstreeRepo *repo, const char *from, const char *to, GPtrArray *si
         continue;
       char name[16];
       g_snprintf (name, sizeof name, "%u", i);
-      ok = file_matches (dfd, name, sb->parts[i].size, sb->parts[i].sha256, cancellable);
+      ok = dfi_gen_file_matches (dfd, name, sb->parts[i].size, sb->parts[i].sha256, cancellable);
       if (!ok)
         stale (why, "part %u is missing or does not match its SHA-256", i);
     }

@@ -32,9 +32,11 @@ str_cmp_data (gconstpointer a, gconstpointer b, gpointer unused)
 }
 
 /* deltafetch/v1/indexes/<to>.index: a{s(ayt)} from-hex ("" from scratch) →
- * (superblock SHA-256, superblock size), keys sorted. */
+ * (superblock SHA-256, superblock size), keys sorted. Adds or replaces the
+ * entry of @from with @superblock's, or removes it when @superblock is
+ * NULL (and the file with its last entry: *@left FALSE). */
 static gboolean
-update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock, GError **error)
+update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock, gboolean *left, GError **error)
 {
   if (!dfi_mkdir_p_at (repo_dfd, "deltafetch/v1/indexes", error))
     return FALSE;
@@ -55,12 +57,24 @@ update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock
             g_tree_insert (entries, g_strdup (k), val);
         }
     }
-  guint8 sha[DF_SHA256_LEN];
-  dfi_sha256 (g_bytes_get_data (superblock, NULL), g_bytes_get_size (superblock), sha);
-  GVariant *val = g_variant_ref_sink (
-      g_variant_new ("(@ayt)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, sha, DF_SHA256_LEN, 1),
-                     GUINT64_TO_LE ((guint64)g_bytes_get_size (superblock))));
-  g_tree_insert (entries, g_strdup (from ? from : ""), val);
+  if (superblock)
+    {
+      guint8 sha[DF_SHA256_LEN];
+      dfi_sha256 (g_bytes_get_data (superblock, NULL), g_bytes_get_size (superblock), sha);
+      GVariant *val = g_variant_ref_sink (
+          g_variant_new ("(@ayt)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, sha, DF_SHA256_LEN, 1),
+                         GUINT64_TO_LE ((guint64)g_bytes_get_size (superblock))));
+      g_tree_insert (entries, g_strdup (from ? from : ""), val);
+    }
+  else
+    g_tree_remove (entries, from ? from : "");
+  *left = g_tree_nnodes (entries) > 0;
+  if (!*left)
+    {
+      if (unlinkat (repo_dfd, path, 0) < 0 && errno != ENOENT)
+        return dfi_throw_errno (error, errno, "removing %s", path);
+      return TRUE;
+    }
   GVariantBuilder b;
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a{s(ayt)}"));
   GTreeNode *node = g_tree_node_first (entries);
@@ -177,6 +191,34 @@ update_stats (int repo_dfd, const char *to, GPtrArray *signers, GError **error)
   else if (unlinkat (repo_dfd, sig_path, 0) < 0 && errno != ENOENT)
     return dfi_throw_errno (error, errno, "removing %s", sig_path);
   return dfi_write_file_atomic (repo_dfd, path, json, error);
+}
+
+gboolean
+dfi_gen_stats_check_keys (int repo_dfd, const char *to, GPtrArray *signers, GError **error)
+{
+  g_autofree char *sig_path = g_strdup_printf ("deltafetch/v1/stats/%s.json.sig", to);
+  if ((signers == NULL || signers->len == 0) && faccessat (repo_dfd, sig_path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                      "the stats file of %.12s is signed and would need signing again: give the key (--sign); "
+                      "nothing was changed",
+                      to);
+  return TRUE;
+}
+
+gboolean
+dfi_gen_index_remove (int repo_dfd, const char *from, const char *to, GPtrArray *signers, GError **error)
+{
+  gboolean left;
+  if (!update_index (repo_dfd, from, to, NULL, &left, error))
+    return FALSE;
+  if (left)
+    return update_stats (repo_dfd, to, signers, error);
+  g_autofree char *path = g_strdup_printf ("deltafetch/v1/stats/%s.json", to);
+  g_autofree char *sig_path = g_strconcat (path, ".sig", NULL);
+  if ((unlinkat (repo_dfd, sig_path, 0) < 0 && errno != ENOENT)
+      || (unlinkat (repo_dfd, path, 0) < 0 && errno != ENOENT))
+    return dfi_throw_errno (error, errno, "removing %s", path);
+  return TRUE;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -383,7 +425,8 @@ dfi_gen_publish (DfGenerator *g, const char *from, const char *to, GVariant *com
       if (renameat (repo_dfd, g->tmp_rel, repo_dfd, g->final_rel) < 0)
         return dfi_throw_errno (error, errno, "renaming %s", g->tmp_rel);
       g_clear_pointer (&g->tmp_rel, g_free);
-      if (!update_index (repo_dfd, from, to, bytes, error) || !update_stats (repo_dfd, to, signers, error))
+      gboolean left;
+      if (!update_index (repo_dfd, from, to, bytes, &left, error) || !update_stats (repo_dfd, to, signers, error))
         return FALSE;
     }
   g->published = TRUE;

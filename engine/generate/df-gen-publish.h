@@ -28,3 +28,11 @@ gboolean dfi_gen_publish (DfGenerator *g, const char *from, const char *to, GVar
 /* Closes g->out_dfd and removes a temporary directory not yet renamed
  * (after an error); safe to call on an output never opened. */
 void dfi_gen_output_close (DfGenerator *g);
+
+/* Removes the entry of @from (NULL: from scratch) from the native index of
+ * @to (the index goes with its last entry) and rewrites the stats file,
+ * signed by @signers (removed with the index). */
+gboolean dfi_gen_index_remove (int repo_dfd, const char *from, const char *to, GPtrArray *signers, GError **error);
+/* FALSE when @to's stats file is signed and @signers is empty: removing a
+ * delta would leave it unsigned (call before changing anything). */
+gboolean dfi_gen_stats_check_keys (int repo_dfd, const char *to, GPtrArray *signers, GError **error);

@@ -11,6 +11,7 @@ df_generate_options_new (void)
   o->part_size = DF_PART_SIZE_DEFAULT;
   o->froms = g_ptr_array_new_with_free_func (g_free);
   o->sign_keys = g_ptr_array_new_with_free_func (g_free);
+  o->gpg_keys = g_ptr_array_new_with_free_func (g_free);
   return o;
 }
 
@@ -23,6 +24,8 @@ df_generate_options_free (DfGenerateOptions *o)
   g_free (o->to);
   g_free (o->out_dir);
   g_ptr_array_unref (o->sign_keys);
+  g_ptr_array_unref (o->gpg_keys);
+  g_free (o->gpg_homedir);
   g_free (o);
 }
 
@@ -117,8 +120,49 @@ df_generate_options_add_sign_key (DfGenerateOptions *o, const char *path)
 }
 
 void
+df_generate_options_add_summary_gpg_key (DfGenerateOptions *o, const char *key_id)
+{
+  g_ptr_array_add (o->gpg_keys, g_strdup (key_id));
+}
+
+void
+df_generate_options_set_gpg_homedir (DfGenerateOptions *o, const char *homedir)
+{
+  g_free (o->gpg_homedir);
+  o->gpg_homedir = g_strdup (homedir);
+}
+
+void
 df_generate_options_set_progress (DfGenerateOptions *o, DfProgressFunc func, gpointer data)
 {
   o->progress = func;
   o->progress_data = data;
+}
+
+/* The results of df_generate_many() and df_list_deltas(), freed in every
+ * configuration. */
+
+void
+df_generated_delta_free (DfGeneratedDelta *d)
+{
+  if (d == NULL)
+    return;
+  g_free (d->from);
+  g_free (d->to);
+  g_free (d->dir);
+  g_free (d->note);
+  g_free (d);
+}
+
+void
+df_repo_delta_free (DfRepoDelta *d)
+{
+  if (d == NULL)
+    return;
+  g_free (d->id);
+  g_free (d->from);
+  g_free (d->to);
+  g_free (d->dir);
+  g_free (d->problem);
+  g_free (d);
 }

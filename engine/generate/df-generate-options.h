@@ -17,6 +17,8 @@ struct _DfGenerateOptions
   int level;
   guint64 part_size;
   GPtrArray *sign_keys; /* char*: secret key files */
+  GPtrArray *gpg_keys;  /* char*: GPG key ids that sign the summary */
+  char *gpg_homedir;
   DfDeltaFormat format;
   DfVariants variants;
   DfProgressFunc progress;

@@ -443,7 +443,7 @@ generate_one (OstreeRepo *repo, const DfGenerateOptions *opts, const char *from,
               GPtrArray *signers, char **out_dir_path, GCancellable *cancellable, GError **error)
 {
   if (opts->format == DF_DELTA_FORMAT_OSTREE)
-    return dfi_generate_stock (repo, from, to, opts->out_dir, signers, out_dir_path, cancellable, error);
+    return dfi_generate_stock (repo, opts, from, to, signers, out_dir_path, cancellable, error);
   Run r = { 0 };
   run_init (&r, repo, opts, from, to, tc, cancellable);
   r.g.progress.phase = DF_PHASE_PLAN;
@@ -484,6 +484,9 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
     return FALSE;
   if (opts->froms->len && !resolve_rev (repo, opts->froms->pdata[0], &from, error))
     return FALSE;
+  if (opts->format == DF_DELTA_FORMAT_OSTREE && opts->out_dir == NULL
+      && !dfi_summary_check_keys (repo, opts, signers, error))
+    return FALSE;
   ToCommit tc = { 0 };
   gboolean ok = generate_one (repo, opts, from, to, &tc, signers, out_dir_path, cancellable, error);
   to_commit_clear (&tc);
@@ -492,18 +495,6 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
 
 /* ---------------------------------------------------------------------- */
 /* Many deltas to one commit                                               */
-
-void
-df_generated_delta_free (DfGeneratedDelta *d)
-{
-  if (d == NULL)
-    return;
-  g_free (d->from);
-  g_free (d->to);
-  g_free (d->dir);
-  g_free (d->note);
-  g_free (d);
-}
 
 /* Adds @csum to @froms (a from-commit of the run) unless it is there. */
 static void
@@ -587,6 +578,9 @@ df_generate_many (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray **o
   if (opts->out_dir && froms->len != 1)
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "an output directory holds one delta, and %u were asked for",
                       froms->len);
+  if (opts->format == DF_DELTA_FORMAT_OSTREE && opts->out_dir == NULL
+      && !dfi_summary_check_keys (repo, opts, signers, error))
+    return FALSE;
   g_autoptr (GPtrArray) deltas = g_ptr_array_new_with_free_func ((GDestroyNotify)df_generated_delta_free);
   g_autofree char *repo_path = g_file_get_path (ostree_repo_get_path (repo));
   ToCommit tc = { 0 };

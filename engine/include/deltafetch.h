@@ -278,6 +278,14 @@ DF_PUBLIC void df_generate_options_set_sign_key (DfGenerateOptions *opts, const 
 /* One more signing key: the envelope carries one signature per key (a
  * device trusting any of them accepts the delta), for a key rotation. */
 DF_PUBLIC void df_generate_options_add_sign_key (DfGenerateOptions *opts, const char *path);
+/* The repository's summary, whenever it is regenerated (a stock delta made
+ * or removed), keeps the kinds of signatures it had: GPG ones are made
+ * again with these key ids (and GnuPG home directory), ed25519 ones with
+ * the sign keys. A signed summary whose kind of key is not given is not
+ * touched: the call fails before anything changes (never a summary that
+ * silently lost its signature). GPG keys also sign an unsigned summary. */
+DF_PUBLIC void df_generate_options_add_summary_gpg_key (DfGenerateOptions *opts, const char *key_id);
+DF_PUBLIC void df_generate_options_set_gpg_homedir (DfGenerateOptions *opts, const char *homedir);
 DF_PUBLIC void df_generate_options_set_progress (DfGenerateOptions *opts, DfProgressFunc func, gpointer user_data);
 
 /**
@@ -346,6 +354,86 @@ DF_PUBLIC void df_generated_delta_free (DfGeneratedDelta *delta);
  */
 DF_PUBLIC gboolean df_generate_many (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray **out_deltas,
                                      GCancellable *cancellable, GError **error);
+
+/* ------------------------------------------------------------------------ */
+/* Deltas in a repository (the build server's side)                         */
+
+/**
+ * DfRepoDelta: a delta a repository publishes.
+ * @id: "FROM-TO", or "TO" from scratch (full checksums)
+ * @from: (nullable): its from-commit; @to: its to-commit
+ * @dir: its directory
+ * @format: DF_DELTA_FORMAT_NATIVE (deltafetch/v1/deltas/) or
+ *   DF_DELTA_FORMAT_OSTREE (deltas/, stock)
+ * @size: bytes on disk (superblock and parts)
+ * @n_parts: parts its superblock lists (0 when it cannot be read)
+ * @n_signatures: ed25519 signatures in its envelope (0: unsigned)
+ * @indexed: native: its index lists this very superblock (SHA-256 and
+ *   size); stock: always TRUE (libostree's delta index)
+ * @from_present, @to_present: its commits are in the repository (a
+ *   from-scratch delta's "from" is always present)
+ * @problem: (nullable): why it cannot serve a device as it is (superblock
+ *   missing or unreadable, not indexed, a commit gone); NULL when it reads
+ *   well. Parts are not read here: see `deltafetch verify`.
+ */
+typedef struct
+{
+  char *id;
+  char *from;
+  char *to;
+  char *dir;
+  DfDeltaFormat format;
+  guint64 size;
+  guint n_parts;
+  guint n_signatures;
+  gboolean indexed;
+  gboolean from_present;
+  gboolean to_present;
+  char *problem;
+  gpointer reserved[4];
+} DfRepoDelta;
+DF_PUBLIC void df_repo_delta_free (DfRepoDelta *delta);
+
+/**
+ * df_list_deltas:
+ * @out_deltas: (out) (element-type DfRepoDelta): every native delta (its
+ *   directory, or only an index entry left) and every stock delta, sorted
+ *   by to-commit, from-commit and format
+ *
+ * Reads superblocks and indexes, not parts. Needs the generator.
+ */
+DF_PUBLIC gboolean df_list_deltas (OstreeRepo *repo, GPtrArray **out_deltas, GCancellable *cancellable, GError **error);
+/**
+ * df_delete_delta:
+ * @opts: the build server's keys: sign keys re-sign the stats file (and
+ *   an ed25519-signed summary), summary GPG keys a GPG-signed summary
+ * @id: "FROM-TO" or "TO"; every delta of that id (native and stock) goes
+ * @out_deleted: (out) (optional) (element-type DfRepoDelta): what was removed
+ *
+ * A native delta leaves its index first (the index file goes with its last
+ * entry) and the stats file is rewritten, then its directory is moved aside
+ * and removed, so a client never reads an index naming a delta that is no
+ * longer whole. A stock delta's directory goes, then libostree's delta
+ * index and the summary are made again, keeping their kinds of signatures
+ * (df_generate_options_add_summary_gpg_key()). When a signed file would
+ * lose its signature for want of a key, nothing is removed
+ * (DF_ERROR_INVALID_ARGUMENT). No such delta: DF_ERROR_NOT_FOUND.
+ */
+DF_PUBLIC gboolean df_delete_delta (OstreeRepo *repo, const DfGenerateOptions *opts, const char *id,
+                                    GPtrArray **out_deleted, GCancellable *cancellable, GError **error);
+/**
+ * df_prune_deltas:
+ * @ref: (nullable): with @keep_last, a ref whose history bounds what is kept
+ * @keep_last: the deltas to the @keep_last newest commits of @ref's
+ *   history are kept; those to its older commits go (deltas to commits
+ *   outside that history are not touched)
+ *
+ * Removes, as df_delete_delta() does, every delta whose from- or
+ * to-commit is no longer in the repository (after `ostree prune`), and
+ * with @ref those too old.
+ */
+DF_PUBLIC gboolean df_prune_deltas (OstreeRepo *repo, const DfGenerateOptions *opts, const char *ref, guint keep_last,
+                                    GPtrArray **out_deleted, GCancellable *cancellable, GError **error);
 
 /* ------------------------------------------------------------------------ */
 /* Inspect                                                                   */
@@ -534,6 +622,25 @@ typedef struct
  */
 DF_PUBLIC gboolean df_apply (OstreeRepo *repo, const char *delta_dir, const DfApplyOptions *opts, DfApplyResult *result,
                              GCancellable *cancellable, GError **error);
+
+/**
+ * df_verify_delta:
+ * @delta: a delta df_list_deltas() listed
+ * @keys_path: (nullable): trusted ed25519 keys (file or directory): the
+ *   superblock must be signed by one of them
+ * @result: (out caller-allocates) (optional): what the trial apply did
+ *
+ * Checks a published delta against its repository as a device would take
+ * it: it must read well (no DfRepoDelta problem), every part must have
+ * the size and SHA-256 its superblock lists (DF_ERROR_CORRUPT), and it
+ * must apply: into a trial repository under REPO/tmp/ holding only the
+ * from-commit (hard links to the repository's objects, same mode), every
+ * object hashed, the commit trusted; the trial repository is removed
+ * afterwards, and nothing else is written. Time and memory: those of an
+ * apply.
+ */
+DF_PUBLIC gboolean df_verify_delta (OstreeRepo *repo, const DfRepoDelta *delta, const char *keys_path,
+                                    DfApplyResult *result, GCancellable *cancellable, GError **error);
 
 /* ------------------------------------------------------------------------ */
 /* Fetch                                                                     */
@@ -931,6 +1038,7 @@ DF_PUBLIC gboolean df_fetch_finish (GAsyncResult *res, DfFetchResult *result, GE
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfGenerateOptions, df_generate_options_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfGeneratedDelta, df_generated_delta_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfRepoDelta, df_repo_delta_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfApplyOptions, df_apply_options_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfDeltaInfo, df_delta_info_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfFetchOptions, df_fetch_options_free)

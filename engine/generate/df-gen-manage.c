@@ -1,0 +1,482 @@
+/* The deltas a repository publishes, native and stock: listing them,
+ * removing one (index first, so no client sees an index that names a
+ * delta no longer there), and pruning those whose commits are gone or
+ * too old (see deltafetch.h, "Deltas in a repository"). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "df-gen-current.h"
+#include "df-gen-publish.h"
+#include "df-generate-options.h"
+#include "df-generate-private.h"
+#include "df-sign.h"
+#include "df-stock-superblock.h"
+#include "df-stock.h"
+#include "df-superblock.h"
+
+#define NATIVE_DELTAS "deltafetch/v1/deltas"
+
+/* "FROM-TO" or "TO" (64 lowercase hex digits each) into its commits. */
+static gboolean
+parse_id (const char *id, char **from, char **to)
+{
+  size_t n = strlen (id);
+  if (n == 64 && ostree_validate_checksum_string (id, NULL))
+    {
+      *from = NULL;
+      *to = g_strdup (id);
+      return TRUE;
+    }
+  if (n != 129 || id[64] != '-')
+    return FALSE;
+  g_autofree char *f = g_strndup (id, 64);
+  if (!ostree_validate_checksum_string (f, NULL) || !ostree_validate_checksum_string (id + 65, NULL))
+    return FALSE;
+  *from = g_steal_pointer (&f);
+  *to = g_strdup (id + 65);
+  return TRUE;
+}
+
+static gboolean
+commit_present (OstreeRepo *repo, const char *csum)
+{
+  gboolean has = FALSE;
+  return ostree_repo_has_object (repo, OSTREE_OBJECT_TYPE_COMMIT, csum, &has, NULL, NULL) && has;
+}
+
+/* Size of the regular files of @rel (superblock and parts). */
+static guint64
+dir_size (int repo_dfd, const char *rel)
+{
+  guint64 total = 0;
+  DIR *d = dfi_opendir_at (repo_dfd, rel);
+  if (d == NULL)
+    return 0;
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    {
+      struct stat st;
+      if (fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (st.st_mode))
+        total += st.st_size;
+    }
+  closedir (d);
+  return total;
+}
+
+/* Whether the native index of @to lists @file as the superblock from @from. */
+static gboolean
+native_indexed (int repo_dfd, const char *from, const char *to, GBytes *file)
+{
+  g_autofree char *path = g_strdup_printf ("deltafetch/v1/indexes/%s.index", to);
+  g_autoptr (GBytes) b = dfi_read_file_bounded (repo_dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", NULL);
+  if (b == NULL)
+    return FALSE;
+  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), b, FALSE));
+  g_autoptr (GVariant) e = g_variant_lookup_value (v, from ? from : "", G_VARIANT_TYPE ("(ayt)"));
+  if (e == NULL || file == NULL)
+    return e != NULL;
+  g_autoptr (GVariant) sha = g_variant_get_child_value (e, 0);
+  guint64 size;
+  g_variant_get_child (e, 1, "t", &size);
+  guint8 want[DF_SHA256_LEN];
+  dfi_sha256 (g_bytes_get_data (file, NULL), g_bytes_get_size (file), want);
+  return g_variant_get_size (sha) == DF_SHA256_LEN && memcmp (g_variant_get_data (sha), want, DF_SHA256_LEN) == 0
+         && GUINT64_FROM_LE (size) == g_bytes_get_size (file);
+}
+
+/* A DfRepoDelta for the delta @from -> @to of @format, read from its
+ * superblock (not its parts). */
+static DfRepoDelta *
+describe (OstreeRepo *repo, DfDeltaFormat format, const char *from, const char *to)
+{
+  int repo_dfd = ostree_repo_get_dfd (repo);
+  DfRepoDelta *d = g_new0 (DfRepoDelta, 1);
+  d->from = g_strdup (from);
+  d->to = g_strdup (to);
+  d->id = from ? g_strdup_printf ("%s-%s", from, to) : g_strdup (to);
+  d->format = format;
+  g_autofree char *rel
+      = format == DF_DELTA_FORMAT_NATIVE ? dfi_native_delta_relpath (from, to) : dfi_stock_delta_relpath (from, to);
+  g_autofree char *repo_path = g_file_get_path (ostree_repo_get_path (repo));
+  d->dir = g_build_filename (repo_path, rel, NULL);
+  d->from_present = from == NULL || commit_present (repo, from);
+  d->to_present = commit_present (repo, to);
+  d->size = dir_size (repo_dfd, rel);
+  g_autofree char *sb_path = g_build_filename (rel, "superblock", NULL);
+  g_autoptr (GError) local = NULL;
+  guint64 max = format == DF_DELTA_FORMAT_NATIVE ? DF_SUPERBLOCK_MAX : DF_STOCK_SUPERBLOCK_MAX;
+  g_autoptr (GBytes) file = dfi_read_file_bounded (repo_dfd, sb_path, max, G_MAXUINT64, "superblock", &local);
+  if (file == NULL)
+    {
+      d->problem = g_strdup (format == DF_DELTA_FORMAT_NATIVE && native_indexed (repo_dfd, from, to, NULL)
+                                 ? "listed by its index, but its superblock is not there"
+                                 : local->message);
+      return d;
+    }
+  g_autoptr (GBytes) data = NULL;
+  g_autoptr (GPtrArray) sigs = NULL;
+  if (dfi_signed_unwrap (file, &data, &sigs, &local) && sigs)
+    d->n_signatures = sigs->len;
+  if (format == DF_DELTA_FORMAT_NATIVE)
+    {
+      d->indexed = native_indexed (repo_dfd, from, to, file);
+      g_autoptr (DfSuperblock) sb = dfi_superblock_parse (file, &local);
+      if (sb)
+        d->n_parts = sb->n_parts;
+      else
+        d->problem = g_strdup (local->message);
+      if (sb && !d->indexed)
+        d->problem = g_strdup ("its index does not list this superblock");
+    }
+  else
+    {
+      d->indexed = TRUE;
+      g_autoptr (DfStockSuperblock) sb = dfi_stock_superblock_parse (file, &local);
+      if (sb)
+        d->n_parts = sb->n_parts;
+      else
+        d->problem = g_strdup (local->message);
+    }
+  if (d->problem == NULL && !(d->from_present && d->to_present))
+    d->problem = g_strdup (d->to_present ? "its from-commit is no longer in the repository"
+                                         : "its to-commit is no longer in the repository");
+  return d;
+}
+
+static int
+delta_cmp (gconstpointer a, gconstpointer b)
+{
+  const DfRepoDelta *x = *(DfRepoDelta *const *)a, *y = *(DfRepoDelta *const *)b;
+  int c = strcmp (x->to, y->to);
+  if (c == 0)
+    c = g_strcmp0 (x->from, y->from);
+  return c ? c : (int)x->format - (int)y->format;
+}
+
+gboolean
+df_list_deltas (OstreeRepo *repo, GPtrArray **out_deltas, GCancellable *cancellable, GError **error)
+{
+  int repo_dfd = ostree_repo_get_dfd (repo);
+  g_autoptr (GPtrArray) list = g_ptr_array_new_with_free_func ((GDestroyNotify)df_repo_delta_free);
+  g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  DIR *d = dfi_opendir_at (repo_dfd, NATIVE_DELTAS);
+  if (d == NULL && errno != ENOENT)
+    return dfi_throw_errno (error, errno, "opening %s", NATIVE_DELTAS);
+  struct dirent *de;
+  while (d && (de = readdir (d)) != NULL)
+    {
+      g_autofree char *from = NULL, *to = NULL;
+      if (!parse_id (de->d_name, &from, &to))
+        continue; /* ., .., a delta being written (.tmp-...) */
+      g_ptr_array_add (list, describe (repo, DF_DELTA_FORMAT_NATIVE, from, to));
+      g_hash_table_add (seen, g_strdup (de->d_name));
+    }
+  if (d)
+    closedir (d);
+  /* Index entries whose delta is gone. */
+  d = dfi_opendir_at (repo_dfd, "deltafetch/v1/indexes");
+  while (d && (de = readdir (d)) != NULL)
+    {
+      size_t n = strlen (de->d_name);
+      g_autofree char *to = n == 70 ? g_strndup (de->d_name, 64) : NULL;
+      if (to == NULL || strcmp (de->d_name + 64, ".index") != 0 || !ostree_validate_checksum_string (to, NULL))
+        continue;
+      g_autofree char *path = g_strdup_printf ("deltafetch/v1/indexes/%s", de->d_name);
+      g_autoptr (GBytes) b = dfi_read_file_bounded (repo_dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", NULL);
+      if (b == NULL)
+        continue;
+      g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), b, FALSE));
+      GVariantIter it;
+      const char *from;
+      g_variant_iter_init (&it, v);
+      while (g_variant_iter_next (&it, "{&s@(ayt)}", &from, NULL))
+        {
+          g_autofree char *id = from[0] ? g_strdup_printf ("%s-%s", from, to) : g_strdup (to);
+          if ((from[0] && !ostree_validate_checksum_string (from, NULL)) || g_hash_table_contains (seen, id))
+            continue;
+          g_ptr_array_add (list, describe (repo, DF_DELTA_FORMAT_NATIVE, from[0] ? from : NULL, to));
+          g_hash_table_add (seen, g_steal_pointer (&id));
+        }
+    }
+  if (d)
+    closedir (d);
+  g_autoptr (GPtrArray) stock = NULL;
+  if (!ostree_repo_list_static_delta_names (repo, &stock, cancellable, error))
+    return FALSE;
+  for (guint i = 0; i < stock->len; i++)
+    {
+      g_autofree char *from = NULL, *to = NULL;
+      if (parse_id (stock->pdata[i], &from, &to))
+        g_ptr_array_add (list, describe (repo, DF_DELTA_FORMAT_OSTREE, from, to));
+    }
+  g_ptr_array_sort (list, delta_cmp);
+  *out_deltas = g_steal_pointer (&list);
+  return TRUE;
+}
+
+/* Moves @rel aside (so nothing reads a half-removed delta) and removes it. */
+static gboolean
+remove_dir (int repo_dfd, const char *rel, GError **error)
+{
+  g_autofree char *aside = g_strdup_printf ("%s.deleting", rel);
+  if (!dfi_rm_rf_at (repo_dfd, aside, error))
+    return FALSE;
+  if (renameat (repo_dfd, rel, repo_dfd, aside) < 0)
+    {
+      if (errno == ENOENT)
+        return TRUE;
+      return dfi_throw_errno (error, errno, "moving %s aside", rel);
+    }
+  return dfi_rm_rf_at (repo_dfd, aside, error);
+}
+
+/* Removes @d: a native one from its index first, then its directory; a
+ * stock one's directory, then libostree's delta index and the summary. */
+static gboolean
+remove_delta (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray *signers, const DfRepoDelta *d,
+              GCancellable *cancellable, GError **error)
+{
+  int repo_dfd = ostree_repo_get_dfd (repo);
+  if (d->format == DF_DELTA_FORMAT_NATIVE)
+    {
+      g_autofree char *rel = dfi_native_delta_relpath (d->from, d->to);
+      return dfi_gen_index_remove (repo_dfd, d->from, d->to, signers, error) && remove_dir (repo_dfd, rel, error);
+    }
+  g_autofree char *rel = dfi_stock_delta_relpath (d->from, d->to);
+  return remove_dir (repo_dfd, rel, error) && ostree_repo_static_delta_reindex (repo, 0, d->to, cancellable, error)
+         && dfi_summary_regenerate (repo, opts, signers, cancellable, error);
+}
+
+/* The signers of @opts, and whether what removing @victims changes can be
+ * signed again with them (summary, stats files): checked before anything
+ * is removed. */
+static GPtrArray *
+prepare_removal (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray *victims, GError **error)
+{
+  g_ptr_array_add (opts->sign_keys, NULL);
+  g_autoptr (GPtrArray) signers = dfi_signers_load ((const char *const *)opts->sign_keys->pdata, error);
+  g_ptr_array_set_size (opts->sign_keys, opts->sign_keys->len - 1);
+  if (signers == NULL)
+    return NULL;
+  gboolean stock = FALSE;
+  for (guint i = 0; i < victims->len; i++)
+    {
+      DfRepoDelta *d = victims->pdata[i];
+      stock |= d->format == DF_DELTA_FORMAT_OSTREE;
+      if (d->format == DF_DELTA_FORMAT_NATIVE
+          && !dfi_gen_stats_check_keys (ostree_repo_get_dfd (repo), d->to, signers, error))
+        return NULL;
+    }
+  if (stock && !dfi_summary_check_keys (repo, opts, signers, error))
+    return NULL;
+  return g_steal_pointer (&signers);
+}
+
+static gboolean
+remove_all (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray *victims, GCancellable *cancellable,
+            GError **error)
+{
+  g_autoptr (GPtrArray) signers = prepare_removal (repo, opts, victims, error);
+  if (signers == NULL)
+    return FALSE;
+  for (guint i = 0; i < victims->len; i++)
+    if (!remove_delta (repo, opts, signers, victims->pdata[i], cancellable, error))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+df_delete_delta (OstreeRepo *repo, const DfGenerateOptions *opts, const char *id, GPtrArray **out_deleted,
+                 GCancellable *cancellable, GError **error)
+{
+  g_autofree char *from = NULL, *to = NULL;
+  if (!parse_id (id, &from, &to))
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "'%s' is not a delta id (FROM-TO or TO, full checksums)", id);
+  g_autoptr (GPtrArray) all = NULL;
+  if (!df_list_deltas (repo, &all, cancellable, error))
+    return FALSE;
+  g_autoptr (GPtrArray) victims = g_ptr_array_new_with_free_func ((GDestroyNotify)df_repo_delta_free);
+  for (guint i = 0; i < all->len; i++)
+    {
+      DfRepoDelta *d = all->pdata[i];
+      if (strcmp (d->id, id) == 0)
+        g_ptr_array_add (victims, g_steal_pointer (&all->pdata[i]));
+    }
+  if (victims->len == 0)
+    return dfi_throw (error, DF_ERROR_NOT_FOUND, "the repository has no delta %s", id);
+  if (!remove_all (repo, opts, victims, cancellable, error))
+    return FALSE;
+  if (out_deleted)
+    *out_deleted = g_steal_pointer (&victims);
+  return TRUE;
+}
+
+gboolean
+df_prune_deltas (OstreeRepo *repo, const DfGenerateOptions *opts, const char *ref, guint keep_last,
+                 GPtrArray **out_deleted, GCancellable *cancellable, GError **error)
+{
+  /* The commits of @ref's history beyond the @keep_last newest. */
+  g_autoptr (GHashTable) old = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  if (ref)
+    {
+      g_autofree char *cur = NULL;
+      if (!ostree_repo_resolve_rev (repo, ref, FALSE, &cur, error))
+        return FALSE;
+      for (guint n = 0; cur; n++)
+        {
+          g_autoptr (GVariant) commit = NULL;
+          if (!ostree_repo_load_variant_if_exists (repo, OSTREE_OBJECT_TYPE_COMMIT, cur, &commit, error))
+            return FALSE;
+          if (n >= keep_last)
+            g_hash_table_add (old, g_strdup (cur));
+          g_autofree char *parent = commit ? ostree_commit_get_parent (commit) : NULL;
+          g_free (cur);
+          cur = g_steal_pointer (&parent);
+        }
+    }
+  g_autoptr (GPtrArray) all = NULL;
+  if (!df_list_deltas (repo, &all, cancellable, error))
+    return FALSE;
+  g_autoptr (GPtrArray) victims = g_ptr_array_new_with_free_func ((GDestroyNotify)df_repo_delta_free);
+  for (guint i = 0; i < all->len; i++)
+    {
+      DfRepoDelta *d = all->pdata[i];
+      if (!d->from_present || !d->to_present || g_hash_table_contains (old, d->to))
+        g_ptr_array_add (victims, g_steal_pointer (&all->pdata[i]));
+    }
+  if (!remove_all (repo, opts, victims, cancellable, error))
+    return FALSE;
+  if (out_deleted)
+    *out_deleted = g_steal_pointer (&victims);
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Verify                                                                  */
+
+/* Every part of @d as its superblock lists it (size, SHA-256). */
+static gboolean
+parts_whole (const DfRepoDelta *d, GCancellable *cancellable, GError **error)
+{
+  g_autofree char *sb_path = g_build_filename (d->dir, "superblock", NULL);
+  guint64 max = d->format == DF_DELTA_FORMAT_NATIVE ? DF_SUPERBLOCK_MAX : DF_STOCK_SUPERBLOCK_MAX;
+  g_autoptr (GBytes) file = dfi_read_file_bounded (AT_FDCWD, sb_path, max, G_MAXUINT64, "superblock", error);
+  if (file == NULL)
+    return FALSE;
+  g_autoptr (DfSuperblock) sb = NULL;
+  g_autoptr (DfStockSuperblock) st = NULL;
+  if (d->format == DF_DELTA_FORMAT_NATIVE ? (sb = dfi_superblock_parse (file, error)) == NULL
+                                          : (st = dfi_stock_superblock_parse (file, error)) == NULL)
+    return FALSE;
+  int dfd = open (d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return dfi_throw_errno (error, errno, "opening %s", d->dir);
+  guint n = sb ? sb->n_parts : st->n_parts;
+  gboolean ok = TRUE;
+  for (guint i = 0; i < n && ok; i++)
+    {
+      if (st && st->parts[i].inline_data)
+        continue;
+      char name[16];
+      g_snprintf (name, sizeof name, "%u", i);
+      ok = sb ? dfi_gen_file_matches (dfd, name, sb->parts[i].compressed_size, sb->parts[i].sha256, cancellable)
+              : dfi_gen_file_matches (dfd, name, st->parts[i].size, st->parts[i].sha256, cancellable);
+      if (!ok)
+        dfi_throw (error, DF_ERROR_CORRUPT,
+                   "part %u is missing, or its size or SHA-256 is not what the superblock lists", i);
+    }
+  close (dfd);
+  return ok;
+}
+
+/* objects/XX/YYY.EXT of object @csum of @type (@archive: file objects are
+ * ".filez"). */
+static char *
+object_path (const char *csum, OstreeObjectType type, gboolean archive)
+{
+  const char *ext = type == OSTREE_OBJECT_TYPE_FILE && archive ? "filez" : ostree_object_type_to_string (type);
+  return g_strdup_printf ("objects/%.2s/%s.%s", csum, csum + 2, ext);
+}
+
+/* Hard-links the objects of commit @csum of @repo (and its detached
+ * metadata) into @dest, a new repository of the same mode on the same
+ * file system. */
+static gboolean
+link_commit (OstreeRepo *repo, const char *csum, OstreeRepo *dest, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GHashTable) reachable = NULL;
+  if (!ostree_repo_traverse_commit (repo, csum, 0, &reachable, cancellable, error))
+    return FALSE;
+  gboolean compressed = ostree_repo_get_mode (repo) == OSTREE_REPO_MODE_ARCHIVE;
+  int src_dfd = ostree_repo_get_dfd (repo), dst_dfd = ostree_repo_get_dfd (dest);
+  GHashTableIter it;
+  GVariant *key;
+  g_hash_table_iter_init (&it, reachable);
+  while (g_hash_table_iter_next (&it, (gpointer *)&key, NULL))
+    {
+      const char *c;
+      OstreeObjectType type;
+      ostree_object_name_deserialize (key, &c, &type);
+      g_autofree char *rel = object_path (c, type, compressed);
+      g_autofree char *dir = g_path_get_dirname (rel);
+      if (!dfi_mkdir_p_at (dst_dfd, dir, error))
+        return FALSE;
+      if (linkat (src_dfd, rel, dst_dfd, rel, 0) < 0 && errno != EEXIST)
+        return dfi_throw_errno (error, errno, "linking %s into the trial repository", rel);
+      if (type == OSTREE_OBJECT_TYPE_COMMIT)
+        {
+          g_autofree char *meta = object_path (c, OSTREE_OBJECT_TYPE_COMMIT_META, compressed);
+          if (linkat (src_dfd, meta, dst_dfd, meta, 0) < 0 && errno != ENOENT && errno != EEXIST)
+            return dfi_throw_errno (error, errno, "linking %s into the trial repository", meta);
+        }
+    }
+  return TRUE;
+}
+
+/* Applies @d into a trial repository under REPO/tmp/ that holds only its
+ * from-commit (hard links), then removes it. */
+static gboolean
+trial_apply (OstreeRepo *repo, const DfRepoDelta *d, const char *keys_path, DfApplyResult *res,
+             GCancellable *cancellable, GError **error)
+{
+  int repo_dfd = ostree_repo_get_dfd (repo);
+  if (!dfi_mkdir_p_at (repo_dfd, "tmp", error))
+    return FALSE;
+  g_autofree char *repo_path = g_file_get_path (ostree_repo_get_path (repo));
+  g_autofree char *tmpl = g_build_filename (repo_path, "tmp", "deltafetch-verify-XXXXXX", NULL);
+  if (g_mkdtemp (tmpl) == NULL)
+    return dfi_throw_errno (error, errno, "creating a trial repository under %s/tmp", repo_path);
+  g_autoptr (GFile) tf = g_file_new_for_path (tmpl);
+  g_autoptr (OstreeRepo) trial = ostree_repo_new (tf);
+  gboolean ok = ostree_repo_create (trial, ostree_repo_get_mode (repo), cancellable, error)
+                && (d->from == NULL || link_commit (repo, d->from, trial, cancellable, error));
+  if (ok)
+    {
+      g_autoptr (DfApplyOptions) ao = df_apply_options_new ();
+      df_apply_options_set_commit (ao, d->to);
+      df_apply_options_set_trusted_keys (ao, keys_path);
+      df_apply_options_set_allow_unsigned (ao, keys_path == NULL);
+      ok = df_apply (trial, d->dir, ao, res, cancellable, error);
+    }
+  g_autoptr (GError) rm_error = NULL;
+  if (!dfi_rm_rf_at (AT_FDCWD, tmpl, &rm_error) && ok)
+    {
+      g_propagate_error (error, g_steal_pointer (&rm_error));
+      return FALSE;
+    }
+  return ok;
+}
+
+gboolean
+df_verify_delta (OstreeRepo *repo, const DfRepoDelta *delta, const char *keys_path, DfApplyResult *result,
+                 GCancellable *cancellable, GError **error)
+{
+  if (delta->problem)
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s", delta->problem);
+  if (!parts_whole (delta, cancellable, error))
+    return FALSE;
+  DfApplyResult local = { 0 };
+  return trial_apply (repo, delta, keys_path, result ? result : &local, cancellable, error);
+}
