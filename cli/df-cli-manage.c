@@ -310,3 +310,72 @@ df_cli_verify (int argc, char **argv)
     fprintf (stderr, "deltafetch: %u of %u deltas failed verification\n", failed, checked);
   return first;
 }
+
+int
+df_cli_sign (int argc, char **argv)
+{
+  g_autofree char *repo_path = NULL, *remove = NULL;
+  gboolean all = FALSE;
+  g_auto (Keys) keys = { 0 };
+  GOptionEntry entries[] = {
+    { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository (required)", "REPO" },
+    { "all", 0, 0, G_OPTION_ARG_NONE, &all, "Every delta of the repository", NULL },
+    { "remove-key", 0, 0, G_OPTION_ARG_FILENAME, &remove,
+      "Take out the signatures of these public keys (file or directory of base64 keys)", "PATH" },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) ctx
+      = g_option_context_new ("[ID...] - sign published deltas again in place, for a key rotation");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  add_key_options (ctx, &keys);
+  g_autoptr (OstreeRepo) repo = NULL;
+  int rc = parse (ctx, &argc, &argv, &repo_path, &repo);
+  if (rc != 0)
+    return rc;
+  if ((argc > 1) == all)
+    return df_cli_usage (ctx, "give delta ids (deltafetch list shows them) or --all");
+  if (keys.signs == NULL && remove == NULL)
+    return df_cli_usage (ctx, "give --sign, --remove-key or both");
+  g_autoptr (DfGenerateOptions) opts = keys_options (&keys);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) done = NULL;
+  if (!df_sign_deltas (repo, opts, all ? NULL : (const char *const *)argv + 1, remove, &done, df_cli_cancellable,
+                       &error))
+    return df_cli_fail (error);
+  g_autoptr (GPtrArray) now = NULL;
+  if (!df_list_deltas (repo, &now, df_cli_cancellable, &error))
+    return df_cli_fail (error);
+  for (guint i = 0; i < done->len; i++)
+    for (guint j = 0; j < now->len; j++)
+      {
+        DfRepoDelta *a = done->pdata[i], *b = now->pdata[j];
+        if (strcmp (a->id, b->id) == 0 && a->format == b->format)
+          print_delta (b, "signed ");
+      }
+  return 0;
+}
+
+int
+df_cli_keygen (int argc, char **argv)
+{
+  g_autofree char *out = NULL;
+  GOptionEntry entries[] = {
+    { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Write PREFIX.secret (mode 0600) and PREFIX.pub (required)", "PREFIX" },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- make an ed25519 key pair for --sign and --keys");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_set_description (ctx, df_cli_exit_codes);
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    return df_cli_usage (ctx, "%s", error->message);
+  if (out == NULL || argc > 1)
+    return df_cli_usage (ctx, "give --out=PREFIX and nothing else");
+  g_autofree char *secret = g_strconcat (out, ".secret", NULL);
+  g_autofree char *pub = g_strconcat (out, ".pub", NULL);
+  if (!df_ed25519_keygen (secret, pub, &error))
+    return df_cli_fail (error);
+  printf ("secret key: %s (for generate --sign; keep it off devices)\npublic key: %s (for --keys on devices)\n", secret,
+          pub);
+  return 0;
+}

@@ -184,6 +184,10 @@ df_cli_add_trust_options (GOptionContext *ctx, DfCliTrust *t)
       "Trusted ed25519 public keys (a file of base64 keys, or a directory of them): the superblock must be signed by "
       "one of them",
       "PATH" },
+    { "revoked-keys", 0, 0, G_OPTION_ARG_FILENAME, &t->revoked_keys,
+      "Revoked ed25519 public keys (file or directory): a signature by one of them never counts, even by a key "
+      "also in --keys",
+      "PATH" },
     { "require-signatures", 0, 0, G_OPTION_ARG_NONE, &t->require_signatures,
       "Refuse a delta whose superblock is not signed by one of --keys (fetch: and libostree's pull)", NULL },
     { "allow-unsigned", 0, 0, G_OPTION_ARG_NONE, &t->allow_unsigned,
@@ -224,6 +228,7 @@ df_cli_trust_set (const DfCliTrust *t, DfFetchOptions *opts, char **msg)
   df_fetch_options_set_rebuild (opts, rebuild);
   df_fetch_options_set_allow_downgrade (opts, t->allow_downgrade);
   df_fetch_options_set_trusted_keys (opts, t->keys);
+  df_fetch_options_set_revoked_keys (opts, t->revoked_keys);
   df_fetch_options_set_require_signatures (opts, t->require_signatures);
   df_fetch_options_set_allow_unsigned (opts, t->allow_unsigned);
   df_fetch_options_set_lock_timeout (opts, t->lock_timeout);
@@ -234,6 +239,7 @@ void
 df_cli_trust_clear (DfCliTrust *t)
 {
   g_clear_pointer (&t->keys, g_free);
+  g_clear_pointer (&t->revoked_keys, g_free);
   g_clear_pointer (&t->rebuild, g_free);
 }
 

@@ -12,6 +12,8 @@ int df_cli_list (int argc, char **argv);
 int df_cli_delete (int argc, char **argv);
 int df_cli_prune (int argc, char **argv);
 int df_cli_verify (int argc, char **argv);
+int df_cli_sign (int argc, char **argv);
+int df_cli_keygen (int argc, char **argv);
 
 /* Text appended to every verb's --help. */
 extern const char *df_cli_exit_codes;
@@ -51,6 +53,7 @@ void df_cli_print_rebuild_result (const DfApplyResult *res);
 typedef struct
 {
   char *keys;
+  char *revoked_keys;
   gboolean require_signatures;
   gboolean allow_unsigned;
   gboolean allow_downgrade;

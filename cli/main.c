@@ -44,6 +44,8 @@ static const struct
   { "delete", df_cli_delete, FALSE, "remove deltas from a repository, index first" },
   { "prune", df_cli_prune, FALSE, "remove deltas whose commits are gone or too old" },
   { "verify", df_cli_verify, TRUE, "check published deltas: parts whole, signatures, a trial apply" },
+  { "sign", df_cli_sign, FALSE, "sign published deltas again in place (key rotation)" },
+  { "keygen", df_cli_keygen, FALSE, "make an ed25519 key pair" },
 };
 
 static void

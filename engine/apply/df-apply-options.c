@@ -20,6 +20,7 @@ df_apply_options_free (DfApplyOptions *o)
   g_free (o->commit);
   g_free (o->ref);
   g_free (o->trusted_keys);
+  g_free (o->revoked_keys);
   g_free (o->remote);
   g_ptr_array_unref (o->urls);
   g_free (o);
@@ -76,6 +77,13 @@ df_apply_options_set_trusted_keys (DfApplyOptions *o, const char *path)
 }
 
 void
+df_apply_options_set_revoked_keys (DfApplyOptions *o, const char *path)
+{
+  g_free (o->revoked_keys);
+  o->revoked_keys = g_strdup (path);
+}
+
+void
 df_apply_options_set_require_signatures (DfApplyOptions *o, gboolean require)
 {
   o->require_signatures = require;
@@ -111,7 +119,7 @@ dfi_apply_signature_policy (const DfApplyOptions *o, DfSignaturePolicy *out, GEr
 {
   if (o->allow_unsigned && o->require_signatures)
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "signatures cannot be both required and optional");
-  return dfi_signature_policy_init (out, o->trusted_keys,
+  return dfi_signature_policy_init (out, o->trusted_keys, o->revoked_keys,
                                     o->require_signatures || (o->trusted_keys != NULL && !o->allow_unsigned), error);
 }
 
@@ -128,6 +136,7 @@ dfi_apply_options_copy (const DfApplyOptions *o)
   c->commit = g_strdup (o->commit);
   c->ref = g_strdup (o->ref);
   c->trusted_keys = g_strdup (o->trusted_keys);
+  c->revoked_keys = g_strdup (o->revoked_keys);
   c->remote = g_strdup (o->remote);
   c->urls = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < o->urls->len; i++)

@@ -15,6 +15,7 @@ struct _DfApplyOptions
   guint jobs;
   gboolean allow_downgrade;
   char *trusted_keys;
+  char *revoked_keys;
   gboolean require_signatures;
   gboolean allow_unsigned;
   guint lock_timeout;

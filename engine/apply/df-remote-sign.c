@@ -64,10 +64,20 @@ dfi_remote_keyring (OstreeRepo *repo, const char *remote, GError **error)
         if (g_file_test (system[i], G_FILE_TEST_EXISTS) && !dfi_keyring_add_path (k, system[i], error))
           return NULL;
     }
+  /* Keys the system revoked, beside its trusted ones: they never count. */
+  const char *revoked[] = { "/etc/ostree/revoked.ed25519", "/etc/ostree/revoked.ed25519.d",
+                            "/usr/share/ostree/revoked.ed25519", "/usr/share/ostree/revoked.ed25519.d" };
+  g_autoptr (DfKeyring) r = dfi_keyring_new ();
+  for (guint i = 0; i < G_N_ELEMENTS (revoked); i++)
+    if (g_file_test (revoked[i], G_FILE_TEST_EXISTS) && !dfi_keyring_add_path (r, revoked[i], error))
+      return NULL;
+  dfi_keyring_remove (k, r);
   if (dfi_keyring_size (k) == 0)
     {
       dfi_throw (error, DF_ERROR_UNTRUSTED,
-                 "remote %s asks for ed25519 signatures but names no key (verification-ed25519-key or -file)", remote);
+                 "remote %s asks for ed25519 signatures but names no key (verification-ed25519-key or -file) "
+                 "that is not revoked",
+                 remote);
       return NULL;
     }
   return g_steal_pointer (&k);

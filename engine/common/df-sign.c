@@ -118,6 +118,34 @@ dfi_keyring_add_key (DfKeyring *k, const char *base64, GError **error)
   return TRUE;
 }
 
+/* The raw public key of @pk. */
+static gboolean
+raw_public (EVP_PKEY *pk, guint8 out[DF_ED25519_KEY_LEN])
+{
+  gsize len = DF_ED25519_KEY_LEN;
+  return EVP_PKEY_get_raw_public_key (pk, out, &len) == 1 && len == DF_ED25519_KEY_LEN;
+}
+
+guint
+dfi_keyring_remove (DfKeyring *k, const DfKeyring *revoked)
+{
+  guint removed = 0;
+  for (guint i = k->keys->len; i-- > 0;)
+    {
+      guint8 a[DF_ED25519_KEY_LEN], b[DF_ED25519_KEY_LEN];
+      if (!raw_public (k->keys->pdata[i], a))
+        continue;
+      for (guint j = 0; j < revoked->keys->len; j++)
+        if (raw_public (revoked->keys->pdata[j], b) && memcmp (a, b, sizeof a) == 0)
+          {
+            g_ptr_array_remove_index (k->keys, i);
+            removed++;
+            break;
+          }
+    }
+  return removed;
+}
+
 DfKeyring *
 dfi_keyring_load (const char *path, GError **error)
 {
@@ -411,7 +439,7 @@ dfi_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, c
   g_autoptr (GPtrArray) sigs = NULL;
   if (!dfi_signed_open (file, &inner, &signed_data, &sigs, error))
     return NULL;
-  if (policy && !dfi_signature_policy (signed_data, sigs, policy->keys, policy->require, &sf.verified, error))
+  if (policy && !dfi_signature_policy (signed_data, sigs, policy, &sf.verified, error))
     return NULL;
   sf.is_signed = signed_data != NULL;
   sf.n_signatures = sigs ? sigs->len : 0;
@@ -427,12 +455,24 @@ dfi_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, c
 }
 
 gboolean
-dfi_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, gboolean require, GError **error)
+dfi_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, const char *revoked_path, gboolean require,
+                           GError **error)
 {
-  p->keys = NULL;
+  p->keys = p->revoked = NULL;
   p->require = require;
   if (keys_path && (p->keys = dfi_keyring_load (keys_path, error)) == NULL)
     return FALSE;
+  if (revoked_path)
+    {
+      p->revoked = dfi_keyring_new ();
+      if (!dfi_keyring_add_path (p->revoked, revoked_path, error))
+        {
+          g_prefix_error (error, "revoked keys: ");
+          return FALSE;
+        }
+      if (p->keys)
+        dfi_keyring_remove (p->keys, p->revoked);
+    }
   return TRUE;
 }
 
@@ -440,12 +480,15 @@ void
 dfi_signature_policy_clear (DfSignaturePolicy *p)
 {
   g_clear_pointer (&p->keys, dfi_keyring_free);
+  g_clear_pointer (&p->revoked, dfi_keyring_free);
 }
 
 gboolean
-dfi_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfKeyring *keys, gboolean require,
-                      gboolean *out_verified, GError **error)
+dfi_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfSignaturePolicy *p, gboolean *out_verified,
+                      GError **error)
 {
+  const DfKeyring *keys = p->keys;
+  gboolean require = p->require;
   *out_verified = FALSE;
   if (signed_data == NULL)
     {
@@ -460,9 +503,82 @@ dfi_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfKeyring *key
       return TRUE;
     }
   if (!dfi_keyring_verify_any (keys, signed_data, sigs))
-    return dfi_throw (error, DF_ERROR_UNTRUSTED,
-                      "none of the superblock's %u ed25519 signatures verifies with the %u trusted keys",
-                      sigs ? sigs->len : 0, dfi_keyring_size (keys));
+    {
+      if (p->revoked && dfi_keyring_verify_any (p->revoked, signed_data, sigs))
+        return dfi_throw (error, DF_ERROR_UNTRUSTED,
+                          "the superblock is signed only by revoked keys (none of its %u ed25519 signatures "
+                          "verifies with the %u trusted keys left)",
+                          sigs ? sigs->len : 0, dfi_keyring_size (keys));
+      return dfi_throw (error, DF_ERROR_UNTRUSTED,
+                        "none of the superblock's %u ed25519 signatures verifies with the %u trusted keys",
+                        sigs ? sigs->len : 0, dfi_keyring_size (keys));
+    }
   *out_verified = TRUE;
+  return TRUE;
+}
+
+/* Writes @text into a new file @path (never over an existing one). */
+static gboolean
+write_new_file (const char *path, const char *text, int mode, GError **error)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0)
+    return dfi_throw_errno (error, errno, "creating %s", path);
+  gsize len = strlen (text), done = 0;
+  while (done < len)
+    {
+      ssize_t n = write (fd, text + done, len - done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          int errsv = errno;
+          close (fd);
+          unlink (path);
+          return dfi_throw_errno (error, errsv, "writing %s", path);
+        }
+      done += n;
+    }
+  if (fsync (fd) < 0 || close (fd) < 0)
+    {
+      int errsv = errno;
+      unlink (path);
+      return dfi_throw_errno (error, errsv, "writing %s", path);
+    }
+  return TRUE;
+}
+
+gboolean
+df_ed25519_keygen (const char *secret_path, const char *public_path, GError **error)
+{
+  if (g_file_test (secret_path, G_FILE_TEST_EXISTS) || g_file_test (public_path, G_FILE_TEST_EXISTS))
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s or %s already exists: keys are never overwritten",
+                      secret_path, public_path);
+  EVP_PKEY *pk = EVP_PKEY_Q_keygen (NULL, NULL, "ED25519");
+  guint8 raw[64];
+  gsize slen = 32, plen = 32;
+  gboolean ok = pk && EVP_PKEY_get_raw_private_key (pk, raw, &slen) == 1 && slen == 32
+                && EVP_PKEY_get_raw_public_key (pk, raw + 32, &plen) == 1 && plen == 32;
+  EVP_PKEY_free (pk);
+  if (!ok)
+    {
+      OPENSSL_cleanse (raw, sizeof raw);
+      return dfi_throw (error, DF_ERROR_FAILED, "ed25519 key generation failed");
+    }
+  g_autofree char *secret = g_base64_encode (raw, 64);
+  g_autofree char *pub = g_base64_encode (raw + 32, 32);
+  OPENSSL_cleanse (raw, sizeof raw);
+  g_autofree char *secret_line = g_strconcat (secret, "\n", NULL);
+  g_autofree char *pub_line = g_strconcat (pub, "\n", NULL);
+  OPENSSL_cleanse (secret, strlen (secret));
+  ok = write_new_file (secret_path, secret_line, 0600, error);
+  OPENSSL_cleanse (secret_line, strlen (secret_line));
+  if (!ok)
+    return FALSE;
+  if (!write_new_file (public_path, pub_line, 0644, error))
+    {
+      unlink (secret_path);
+      return FALSE;
+    }
   return TRUE;
 }

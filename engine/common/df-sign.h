@@ -31,6 +31,8 @@ gboolean dfi_keyring_add_key (DfKeyring *k, const char *base64, GError **error);
 void dfi_keyring_free (DfKeyring *k);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfKeyring, dfi_keyring_free)
 guint dfi_keyring_size (const DfKeyring *k);
+/* Takes the keys of @revoked out of @k; returns how many. */
+guint dfi_keyring_remove (DfKeyring *k, const DfKeyring *revoked);
 
 /* TRUE when one of @sigs (GBytes of DF_ED25519_SIG_LEN) verifies @data
  * with one of the keys. */
@@ -62,12 +64,16 @@ typedef struct
  * (DF_ERROR_UNTRUSTED). */
 typedef struct
 {
-  DfKeyring *keys; /* owned */
+  DfKeyring *keys;    /* owned; the revoked ones taken out */
+  DfKeyring *revoked; /* owned; NULL: none */
   gboolean require;
 } DfSignaturePolicy;
 
-/* Fills @p from a key file or directory (NULL: no keys). */
-gboolean dfi_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, gboolean require, GError **error);
+/* Fills @p from a key file or directory (NULL: no keys), less the keys of
+ * @revoked_path (a file or directory, NULL: none): a signature by a
+ * revoked key never counts. */
+gboolean dfi_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, const char *revoked_path,
+                                    gboolean require, GError **error);
 void dfi_signature_policy_clear (DfSignaturePolicy *p);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfSignaturePolicy, dfi_signature_policy_clear)
 
@@ -82,8 +88,8 @@ gpointer dfi_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_
 
 /* The signature policy applied to an envelope's @signed_data and @sigs
  * (NULL when unsigned). */
-gboolean dfi_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfKeyring *keys, gboolean require,
-                               gboolean *out_verified, GError **error);
+gboolean dfi_signature_policy (GBytes *signed_data, GPtrArray *sigs, const DfSignaturePolicy *p, gboolean *out_verified,
+                               GError **error);
 
 /* A signer from a secret key file; checks that the seed yields the public
  * half stored beside it. */

@@ -226,6 +226,12 @@ df_fetch_options_set_trusted_keys (DfFetchOptions *o, const char *path)
 }
 
 void
+df_fetch_options_set_revoked_keys (DfFetchOptions *o, const char *path)
+{
+  df_apply_options_set_revoked_keys (o->apply, path);
+}
+
+void
 df_fetch_options_set_require_signatures (DfFetchOptions *o, gboolean require)
 {
   df_apply_options_set_require_signatures (o->apply, require);

@@ -480,3 +480,106 @@ df_verify_delta (OstreeRepo *repo, const DfRepoDelta *delta, const char *keys_pa
   DfApplyResult local = { 0 };
   return trial_apply (repo, delta, keys_path, result ? result : &local, cancellable, error);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Signing again                                                           */
+
+/* @d's superblock signed again: its signatures by @revoked and by
+ * @signers dropped, then one by each of @signers added. */
+static gboolean
+resign_one (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray *signers, const DfKeyring *revoked,
+            const DfRepoDelta *d, GCancellable *cancellable, GError **error)
+{
+  int repo_dfd = ostree_repo_get_dfd (repo);
+  g_autofree char *rel = d->format == DF_DELTA_FORMAT_NATIVE ? dfi_native_delta_relpath (d->from, d->to)
+                                                             : dfi_stock_delta_relpath (d->from, d->to);
+  g_autofree char *sb_path = g_build_filename (rel, "superblock", NULL);
+  guint64 max = d->format == DF_DELTA_FORMAT_NATIVE ? DF_SUPERBLOCK_MAX : DF_STOCK_SUPERBLOCK_MAX;
+  g_autoptr (GBytes) file = dfi_read_file_bounded (repo_dfd, sb_path, max, G_MAXUINT64, "superblock", error);
+  if (file == NULL)
+    return FALSE;
+  g_autoptr (GBytes) data = NULL;
+  g_autoptr (GPtrArray) old = NULL;
+  g_autoptr (GError) local = NULL;
+  if (!dfi_signed_unwrap (file, &data, &old, &local))
+    {
+      if (local)
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
+      data = g_bytes_ref (file); /* unsigned until now */
+    }
+  g_autoptr (GPtrArray) sigs = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  for (guint i = 0; old && i < old->len; i++)
+    {
+      g_autoptr (GPtrArray) one = g_ptr_array_new ();
+      g_ptr_array_add (one, old->pdata[i]);
+      gboolean drop = revoked && dfi_keyring_verify_any (revoked, data, one);
+      for (guint j = 0; j < signers->len && !drop; j++)
+        drop = dfi_signer_verify (signers->pdata[j], data, old->pdata[i]);
+      if (!drop)
+        g_ptr_array_add (sigs, g_bytes_ref (old->pdata[i]));
+    }
+  g_autoptr (GPtrArray) added = dfi_signers_sign (signers, data, error);
+  if (added == NULL)
+    return FALSE;
+  for (guint i = 0; i < added->len; i++)
+    g_ptr_array_add (sigs, g_bytes_ref (added->pdata[i]));
+  if (sigs->len > DF_SIGNATURES_MAX)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s would carry %u signatures, more than devices accept (%d)",
+                      d->id, sigs->len, DF_SIGNATURES_MAX);
+  g_autoptr (GBytes) out = sigs->len ? dfi_signed_wrap (data, sigs) : g_bytes_ref (data);
+  if (g_bytes_equal (out, file))
+    return TRUE;
+  if (!dfi_write_file_atomic (repo_dfd, sb_path, out, error))
+    return FALSE;
+  if (d->format == DF_DELTA_FORMAT_NATIVE)
+    return dfi_gen_index_set (repo_dfd, d->from, d->to, out, signers, error);
+  return ostree_repo_static_delta_reindex (repo, 0, d->to, cancellable, error)
+         && dfi_summary_regenerate (repo, opts, signers, cancellable, error);
+}
+
+gboolean
+df_sign_deltas (OstreeRepo *repo, const DfGenerateOptions *opts, const char *const *ids, const char *revoked_path,
+                GPtrArray **out_signed, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GPtrArray) all = NULL;
+  if (!df_list_deltas (repo, &all, cancellable, error))
+    return FALSE;
+  g_autoptr (GPtrArray) chosen = g_ptr_array_new_with_free_func ((GDestroyNotify)df_repo_delta_free);
+  for (guint i = 0; ids && ids[i]; i++)
+    {
+      gboolean found = FALSE;
+      for (guint j = 0; j < all->len; j++)
+        if (all->pdata[j] && strcmp (((DfRepoDelta *)all->pdata[j])->id, ids[i]) == 0)
+          {
+            g_ptr_array_add (chosen, g_steal_pointer (&all->pdata[j]));
+            found = TRUE;
+          }
+      if (!found)
+        return dfi_throw (error, DF_ERROR_NOT_FOUND, "the repository has no delta %s", ids[i]);
+    }
+  for (guint j = 0; ids == NULL && j < all->len; j++)
+    g_ptr_array_add (chosen, g_steal_pointer (&all->pdata[j]));
+  for (guint i = 0; i < chosen->len; i++)
+    {
+      DfRepoDelta *d = chosen->pdata[i];
+      if (d->problem)
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s: %s", d->id, d->problem);
+    }
+  g_autoptr (GPtrArray) signers = prepare_removal (repo, opts, chosen, error);
+  if (signers == NULL)
+    return FALSE;
+  g_autoptr (DfKeyring) revoked = NULL;
+  if (revoked_path && (revoked = dfi_keyring_load (revoked_path, error)) == NULL)
+    return FALSE;
+  if (signers->len == 0 && revoked == NULL)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "give a key to sign with or a key to remove");
+  for (guint i = 0; i < chosen->len; i++)
+    if (!resign_one (repo, opts, signers, revoked, chosen->pdata[i], cancellable, error))
+      return FALSE;
+  if (out_signed)
+    *out_signed = g_steal_pointer (&chosen);
+  return TRUE;
+}

@@ -206,6 +206,14 @@ dfi_gen_stats_check_keys (int repo_dfd, const char *to, GPtrArray *signers, GErr
 }
 
 gboolean
+dfi_gen_index_set (int repo_dfd, const char *from, const char *to, GBytes *superblock, GPtrArray *signers,
+                   GError **error)
+{
+  gboolean left;
+  return update_index (repo_dfd, from, to, superblock, &left, error) && update_stats (repo_dfd, to, signers, error);
+}
+
+gboolean
 dfi_gen_index_remove (int repo_dfd, const char *from, const char *to, GPtrArray *signers, GError **error)
 {
   gboolean left;

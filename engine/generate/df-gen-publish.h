@@ -29,6 +29,10 @@ gboolean dfi_gen_publish (DfGenerator *g, const char *from, const char *to, GVar
  * (after an error); safe to call on an output never opened. */
 void dfi_gen_output_close (DfGenerator *g);
 
+/* Lists @superblock (the file's bytes) as the delta from @from to @to in
+ * @to's native index, and rewrites the stats file, signed by @signers. */
+gboolean dfi_gen_index_set (int repo_dfd, const char *from, const char *to, GBytes *superblock, GPtrArray *signers,
+                            GError **error);
 /* Removes the entry of @from (NULL: from scratch) from the native index of
  * @to (the index goes with its last entry) and rewrites the stats file,
  * signed by @signers (removed with the index). */

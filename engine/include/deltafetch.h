@@ -435,6 +435,41 @@ DF_PUBLIC gboolean df_delete_delta (OstreeRepo *repo, const DfGenerateOptions *o
 DF_PUBLIC gboolean df_prune_deltas (OstreeRepo *repo, const DfGenerateOptions *opts, const char *ref, guint keep_last,
                                     GPtrArray **out_deleted, GCancellable *cancellable, GError **error);
 
+/**
+ * df_sign_deltas:
+ * @opts: the keys: each sign key adds its signature (replacing one it had
+ *   made before); summary GPG keys as for df_delete_delta()
+ * @ids: (nullable): the deltas ("FROM-TO" or "TO"; every format of an id);
+ *   NULL: every delta of the repository
+ * @remove_keys_path: (nullable): public keys (file or directory) whose
+ *   signatures are taken out
+ * @out_signed: (out) (optional) (element-type DfRepoDelta): the deltas signed
+ *
+ * Signs published deltas again in place, for a key rotation: each
+ * superblock's envelope keeps the signatures it had but those of
+ * @remove_keys_path, and gains one by each sign key (a delta left with no
+ * signature becomes unsigned). Each superblock is replaced by an atomic
+ * rename, then its index entry (native; the stats file is signed again)
+ * or libostree's delta index and the summary (stock). A device fetching
+ * in between may find the index and the superblock disagreeing: the
+ * fetcher then reads the index again, once. Parts are not touched. Keys
+ * missing for a signed stats file or summary, or a delta with a problem:
+ * nothing is changed.
+ */
+DF_PUBLIC gboolean df_sign_deltas (OstreeRepo *repo, const DfGenerateOptions *opts, const char *const *ids,
+                                   const char *remove_keys_path, GPtrArray **out_signed, GCancellable *cancellable,
+                                   GError **error);
+
+/**
+ * df_ed25519_keygen:
+ * @secret_path: where the secret key goes (base64 of the 32-byte seed and
+ *   the 32-byte public key, as `ostree sign` reads it), mode 0600
+ * @public_path: where the public key goes (base64 of its 32 bytes)
+ *
+ * Makes a new ed25519 key pair (OpenSSL). Neither file may exist yet.
+ */
+DF_PUBLIC gboolean df_ed25519_keygen (const char *secret_path, const char *public_path, GError **error);
+
 /* ------------------------------------------------------------------------ */
 /* Inspect                                                                   */
 
@@ -540,6 +575,11 @@ DF_PUBLIC void df_apply_options_set_jobs (DfApplyOptions *opts, guint jobs);
 DF_PUBLIC void df_apply_options_set_trusted_keys (DfApplyOptions *opts, const char *path);
 /* Refuse unsigned deltas, and signed ones when no trusted keys are set. */
 DF_PUBLIC void df_apply_options_set_require_signatures (DfApplyOptions *opts, gboolean require);
+/* Revoked ed25519 public keys (a file of base64 keys or a directory of
+ * them): a signature by one of them never counts, even when the key is
+ * also among the trusted keys; a delta signed only by revoked keys is
+ * refused (DF_ERROR_UNTRUSTED) when signatures are required. */
+DF_PUBLIC void df_apply_options_set_revoked_keys (DfApplyOptions *opts, const char *path);
 /* With trusted keys, still accept an unsigned delta (a signed one must
  * verify): for a fleet moving to signed deltas. Contradicts
  * df_apply_options_set_require_signatures() (DF_ERROR_INVALID_ARGUMENT). */
@@ -784,6 +824,7 @@ DF_PUBLIC void df_fetch_options_set_allow_pull_fallback (DfFetchOptions *opts, g
  * is checked on the superblock before any part is downloaded. */
 DF_PUBLIC void df_fetch_options_set_trusted_keys (DfFetchOptions *opts, const char *path);
 DF_PUBLIC void df_fetch_options_set_require_signatures (DfFetchOptions *opts, gboolean require);
+DF_PUBLIC void df_fetch_options_set_revoked_keys (DfFetchOptions *opts, const char *path);
 DF_PUBLIC void df_fetch_options_set_allow_unsigned (DfFetchOptions *opts, gboolean allow);
 /* As df_apply_options_set_lock_timeout(); the wait is reported with a
  * DF_FETCH_EVENT_WAITING event. */

@@ -55,10 +55,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   /* Checked before anything is verified (issue 14: signature flooding). */
   g_assert_cmpuint (sigs->len, <=, DF_SIGNATURES_MAX);
   gboolean verified;
-  dfi_signature_policy (signed_data, sigs, NULL, FALSE, &verified, &error);
+  DfSignaturePolicy none = { NULL, NULL, FALSE };
+  dfi_signature_policy (signed_data, sigs, &none, &verified, &error);
   g_assert_no_error (error);
   g_assert_false (verified);
-  gboolean ok = dfi_signature_policy (signed_data, sigs, keys, TRUE, &verified, &error);
+  DfSignaturePolicy trusted = { keys, NULL, TRUE };
+  gboolean ok = dfi_signature_policy (signed_data, sigs, &trusted, &verified, &error);
   g_assert_true (ok == verified && ok == (error == NULL));
   return 0;
 }

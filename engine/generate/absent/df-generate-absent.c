@@ -44,6 +44,13 @@ df_prune_deltas (OstreeRepo *repo, const DfGenerateOptions *opts, const char *re
 }
 
 gboolean
+df_sign_deltas (OstreeRepo *repo, const DfGenerateOptions *opts, const char *const *ids, const char *remove_keys_path,
+                GPtrArray **out_signed, GCancellable *cancellable, GError **error)
+{
+  return absent (error);
+}
+
+gboolean
 df_verify_delta (OstreeRepo *repo, const DfRepoDelta *delta, const char *keys_path, DfApplyResult *result,
                  GCancellable *cancellable, GError **error)
 {
