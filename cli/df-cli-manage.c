@@ -379,3 +379,54 @@ df_cli_keygen (int argc, char **argv)
           pub);
   return 0;
 }
+
+static const char *cache_names[] = {
+  [DF_CACHE_IMMUTABLE] = "immutable",
+  [DF_CACHE_LONG] = "long",
+  [DF_CACHE_REVALIDATE] = "revalidate",
+  [DF_CACHE_SHORT] = "short",
+};
+
+int
+df_cli_publish (int argc, char **argv)
+{
+  g_autofree char *repo_path = NULL, *to = NULL;
+  gboolean print_order = FALSE;
+  GOptionEntry entries[] = {
+    { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository (required)", "REPO" },
+    { "to", 0, 0, G_OPTION_ARG_FILENAME, &to, "Directory a static server serves: copy the repository there", "DIR" },
+    { "print-order", 0, 0, G_OPTION_ARG_NONE, &print_order,
+      "Print the files to upload, in order, one per line: cache class, then path", NULL },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) ctx
+      = g_option_context_new ("- copy a repository to static hosting in an order no client can trip on");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_autoptr (OstreeRepo) repo = NULL;
+  int rc = parse (ctx, &argc, &argv, &repo_path, &repo);
+  if (rc != 0)
+    return rc;
+  if (argc > 1)
+    return df_cli_usage (ctx, "unexpected argument '%s'", argv[1]);
+  if ((to == NULL) == !print_order)
+    return df_cli_usage (ctx, "give exactly one of --to or --print-order");
+  g_autoptr (GError) error = NULL;
+  if (print_order)
+    {
+      g_autoptr (GPtrArray) files = NULL;
+      if (!df_publish_plan (repo, &files, df_cli_cancellable, &error))
+        return df_cli_fail (error);
+      for (guint i = 0; i < files->len; i++)
+        {
+          DfPublishFile *f = files->pdata[i];
+          printf ("%s %s\n", cache_names[f->cache], f->path);
+        }
+      return 0;
+    }
+  DfPublishResult res;
+  if (!df_publish (repo, to, &res, df_cli_cancellable, &error))
+    return df_cli_fail (error);
+  g_autofree char *bytes = df_cli_format_size (res.bytes_copied);
+  printf ("published to %s: %u files copied (%s), %u removed\n", to, res.files_copied, bytes, res.files_removed);
+  return 0;
+}

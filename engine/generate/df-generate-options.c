@@ -139,8 +139,8 @@ df_generate_options_set_progress (DfGenerateOptions *o, DfProgressFunc func, gpo
   o->progress_data = data;
 }
 
-/* The results of df_generate_many() and df_list_deltas(), freed in every
- * configuration. */
+/* The results of df_generate_many(), df_list_deltas() and
+ * df_publish_plan(), freed in every configuration. */
 
 void
 df_generated_delta_free (DfGeneratedDelta *d)
@@ -165,4 +165,13 @@ df_repo_delta_free (DfRepoDelta *d)
   g_free (d->dir);
   g_free (d->problem);
   g_free (d);
+}
+
+void
+df_publish_file_free (DfPublishFile *f)
+{
+  if (f == NULL)
+    return;
+  g_free (f->path);
+  g_free (f);
 }

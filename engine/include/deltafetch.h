@@ -461,6 +461,90 @@ DF_PUBLIC gboolean df_sign_deltas (OstreeRepo *repo, const DfGenerateOptions *op
                                    GError **error);
 
 /**
+ * DfPublishStage: the order in which df_publish() writes a repository's
+ * files to static hosting, so that no client ever reads a file that names
+ * one not there yet.
+ * @DF_PUBLISH_STAGE_OBJECTS: objects/ (what commits and stock pull name)
+ * @DF_PUBLISH_STAGE_PARTS: delta parts (deltafetch/v1/deltas/ and deltas/)
+ * @DF_PUBLISH_STAGE_SUPERBLOCKS: delta superblocks (they name the parts)
+ * @DF_PUBLISH_STAGE_INDEXES: deltafetch/v1/stats/, deltafetch/v1/indexes/,
+ *   delta-indexes/ (they name the superblocks)
+ * @DF_PUBLISH_STAGE_REFS: refs/heads/ and config
+ * @DF_PUBLISH_STAGE_SUMMARY: summary and summary.sig, one right after the other
+ */
+typedef enum
+{
+  DF_PUBLISH_STAGE_OBJECTS = 0,
+  DF_PUBLISH_STAGE_PARTS,
+  DF_PUBLISH_STAGE_SUPERBLOCKS,
+  DF_PUBLISH_STAGE_INDEXES,
+  DF_PUBLISH_STAGE_REFS,
+  DF_PUBLISH_STAGE_SUMMARY,
+} DfPublishStage;
+
+/**
+ * DfCacheClass: how long a CDN or proxy may keep a published file
+ * (docs/publishing.md gives the headers).
+ * @DF_CACHE_IMMUTABLE: named by its content (objects): forever
+ * @DF_CACHE_LONG: delta parts: long (a delta made again, with --force or
+ *   other options, rewrites them: purge its directory then)
+ * @DF_CACHE_REVALIDATE: superblocks (signing again rewrites them): revalidate
+ * @DF_CACHE_SHORT: indexes, stats, refs, config, summary: change in place,
+ *   seconds at most
+ */
+typedef enum
+{
+  DF_CACHE_IMMUTABLE = 0,
+  DF_CACHE_LONG,
+  DF_CACHE_REVALIDATE,
+  DF_CACHE_SHORT,
+} DfCacheClass;
+
+typedef struct
+{
+  char *path; /* relative to the repository */
+  DfPublishStage stage;
+  DfCacheClass cache;
+  guint64 size;
+  gpointer reserved[2];
+} DfPublishFile;
+DF_PUBLIC void df_publish_file_free (DfPublishFile *file);
+
+/**
+ * df_publish_plan:
+ * @out_files: (out) (element-type DfPublishFile): every file a static server
+ *   should hold, in the order to upload them: by stage, then by path
+ *
+ * What df_publish() copies, for uploaders of their own (an object store's
+ * command-line tool): upload in this order, each file complete before the
+ * next, then remove what the repository no longer has, last stages first.
+ */
+DF_PUBLIC gboolean df_publish_plan (OstreeRepo *repo, GPtrArray **out_files, GCancellable *cancellable, GError **error);
+
+typedef struct
+{
+  guint files_copied;
+  guint64 bytes_copied;
+  guint files_removed;
+  gpointer reserved[4];
+} DfPublishResult;
+
+/**
+ * df_publish:
+ * @dest: a directory a static server serves (created if needed)
+ *
+ * Copies the repository into @dest in df_publish_plan()'s order, each
+ * file through a hidden temporary name, synced, then renamed into place;
+ * files already there with the same bytes are left alone (objects: the
+ * same size). Then removes, last stages first, the files of @dest the
+ * repository no longer has (but objects). A client reading @dest at any
+ * moment finds every file an index or superblock names, or the index
+ * before the update ("no delta yet").
+ */
+DF_PUBLIC gboolean df_publish (OstreeRepo *repo, const char *dest, DfPublishResult *result, GCancellable *cancellable,
+                               GError **error);
+
+/**
  * df_ed25519_keygen:
  * @secret_path: where the secret key goes (base64 of the 32-byte seed and
  *   the 32-byte public key, as `ostree sign` reads it), mode 0600

@@ -51,6 +51,18 @@ df_sign_deltas (OstreeRepo *repo, const DfGenerateOptions *opts, const char *con
 }
 
 gboolean
+df_publish_plan (OstreeRepo *repo, GPtrArray **out_files, GCancellable *cancellable, GError **error)
+{
+  return absent (error);
+}
+
+gboolean
+df_publish (OstreeRepo *repo, const char *dest, DfPublishResult *result, GCancellable *cancellable, GError **error)
+{
+  return absent (error);
+}
+
+gboolean
 df_verify_delta (OstreeRepo *repo, const DfRepoDelta *delta, const char *keys_path, DfApplyResult *result,
                  GCancellable *cancellable, GError **error)
 {
