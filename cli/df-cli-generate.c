@@ -35,6 +35,7 @@ print_delta (DfGeneratedDelta *d, gboolean stock)
 int
 df_cli_generate (int argc, char **argv)
 {
+  g_autofree char *out_root = NULL;
   g_autofree char *repo_path = NULL, *to = NULL, *out = NULL, *part_size = NULL, *format = NULL, *variants = NULL;
   g_auto (GStrv) froms = NULL, signs = NULL, gpg_keys = NULL;
   g_autofree char *gpg_homedir = NULL;
@@ -51,6 +52,8 @@ df_cli_generate (int argc, char **argv)
       "Make deltas again that are already published whole with these options and keys", NULL },
     { "to", 0, 0, G_OPTION_ARG_STRING, &to, "Commit or ref to produce (required)", "REV" },
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "Write the delta to DIR instead of inside REPO", "DIR" },
+    { "out-root", 0, 0, G_OPTION_ARG_FILENAME, &out_root,
+      "Fan-out: write each delta into DIR/ID/ without index (deltafetch index merges them)", "DIR" },
     { "jobs", 'j', 0, G_OPTION_ARG_INT, &jobs, "Worker threads (default: one per processor)", "N" },
     { "level", 0, 0, G_OPTION_ARG_INT, &level, "zstd level 1..19 (default 19)", "N" },
     { "part-size", 0, 0, G_OPTION_ARG_STRING, &part_size, "Largest uncompressed part, 1M..32M (default 8M)", "SIZE" },
@@ -111,6 +114,7 @@ df_cli_generate (int argc, char **argv)
   df_generate_options_set_empty (opts, empty);
   df_generate_options_set_to (opts, to);
   df_generate_options_set_out_dir (opts, out);
+  df_generate_options_set_out_root (opts, out_root);
   df_generate_options_set_jobs (opts, jobs);
   df_generate_options_set_level (opts, level);
   df_generate_options_set_part_size (opts, psize);

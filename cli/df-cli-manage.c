@@ -430,3 +430,33 @@ df_cli_publish (int argc, char **argv)
   printf ("published to %s: %u files copied (%s), %u removed\n", to, res.files_copied, bytes, res.files_removed);
   return 0;
 }
+
+int
+df_cli_index (int argc, char **argv)
+{
+  g_autofree char *repo_path = NULL;
+  gboolean json = FALSE;
+  g_auto (Keys) keys = { 0 };
+  GOptionEntry entries[] = {
+    { "repo", 0, 0, G_OPTION_ARG_FILENAME, &repo_path, "Repository (required)", "REPO" },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print what was merged as a JSON array", NULL },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new (
+      "OUTROOT... - merge the deltas of fanned-out generate --out-root jobs into the repository and its indexes");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  add_key_options (ctx, &keys);
+  g_autoptr (OstreeRepo) repo = NULL;
+  int rc = parse (ctx, &argc, &argv, &repo_path, &repo);
+  if (rc != 0)
+    return rc;
+  if (argc < 2)
+    return df_cli_usage (ctx, "give the output roots of the generate jobs");
+  g_autoptr (DfGenerateOptions) opts = keys_options (&keys);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) merged = NULL;
+  if (!df_index_merge (repo, opts, (const char *const *)argv + 1, &merged, df_cli_cancellable, &error))
+    return df_cli_fail (error);
+  print_deltas (merged, json, "indexed ");
+  return 0;
+}

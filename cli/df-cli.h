@@ -15,6 +15,7 @@ int df_cli_verify (int argc, char **argv);
 int df_cli_sign (int argc, char **argv);
 int df_cli_keygen (int argc, char **argv);
 int df_cli_publish (int argc, char **argv);
+int df_cli_index (int argc, char **argv);
 
 /* Text appended to every verb's --help. */
 extern const char *df_cli_exit_codes;

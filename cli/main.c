@@ -46,6 +46,7 @@ static const struct
   { "verify", df_cli_verify, TRUE, "check published deltas: parts whole, signatures, a trial apply" },
   { "sign", df_cli_sign, FALSE, "sign published deltas again in place (key rotation)" },
   { "keygen", df_cli_keygen, FALSE, "make an ed25519 key pair" },
+  { "index", df_cli_index, TRUE, "merge fanned-out generate jobs' deltas into the repository's indexes" },
   { "publish", df_cli_publish, TRUE, "copy a repository to static hosting, indexes after what they name" },
 };
 

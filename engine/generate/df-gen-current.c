@@ -116,19 +116,18 @@ read_signed (int repo_dfd, const char *rel, guint64 max, GPtrArray *signers, cha
 }
 
 static gboolean
-native_current (OstreeRepo *repo, const DfGenerateOptions *opts, const char *from, const char *to, GPtrArray *signers,
-                char **why, GCancellable *cancellable)
+native_current (int repo_dfd, const char *rel, gboolean indexed, const DfGenerateOptions *opts, const char *from,
+                const char *to, GPtrArray *signers, char **why, GCancellable *cancellable)
 {
-  int repo_dfd = ostree_repo_get_dfd (repo);
-  g_autofree char *rel = dfi_native_delta_relpath (from, to);
   g_autoptr (GBytes) file = read_signed (repo_dfd, rel, DF_SUPERBLOCK_MAX, signers, why);
   if (file == NULL)
     return FALSE;
   guint8 listed[DF_SHA256_LEN], sha[DF_SHA256_LEN];
   guint64 listed_size;
   dfi_sha256 (g_bytes_get_data (file, NULL), g_bytes_get_size (file), sha);
-  if (!index_entry (repo_dfd, from, to, listed, &listed_size) || listed_size != g_bytes_get_size (file)
-      || memcmp (listed, sha, DF_SHA256_LEN) != 0)
+  if (indexed
+      && (!index_entry (repo_dfd, from, to, listed, &listed_size) || listed_size != g_bytes_get_size (file)
+          || memcmp (listed, sha, DF_SHA256_LEN) != 0))
     return stale (why, "the index does not list this superblock");
   g_autoptr (GError) local = NULL;
   g_autoptr (DfSuperblock) sb = dfi_superblock_parse (file, &local);
@@ -201,5 +200,8 @@ dfi_gen_delta_current (OstreeRepo *repo, const DfGenerateOptions *opts, const ch
 {
   if (opts->format == DF_DELTA_FORMAT_OSTREE)
     return stock_current (repo, from, to, signers, why, cancellable);
-  return native_current (repo, opts, from, to, signers, why, cancellable);
+  if (opts->out_dir)
+    return native_current (AT_FDCWD, opts->out_dir, FALSE, opts, from, to, signers, why, cancellable);
+  g_autofree char *rel = dfi_native_delta_relpath (from, to);
+  return native_current (ostree_repo_get_dfd (repo), rel, TRUE, opts, from, to, signers, why, cancellable);
 }

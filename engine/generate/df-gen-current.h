@@ -7,7 +7,8 @@
 typedef struct _DfGenerateOptions DfGenerateOptions;
 
 /* TRUE when the delta from @from (NULL: from scratch) to @to, in the
- * repository (native, or stock with a stock format in @opts), is complete
+ * repository (native, or stock with a stock format in @opts) or in @opts's
+ * output directory (native, not indexed there), is complete
  * (every part's size and SHA-256 as its superblock lists them; a native
  * one listed by its index), carries exactly the signatures of @signers
  * (none when NULL or empty), and, native, was made with @opts's level,

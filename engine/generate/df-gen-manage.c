@@ -583,3 +583,154 @@ df_sign_deltas (OstreeRepo *repo, const DfGenerateOptions *opts, const char *con
     *out_signed = g_steal_pointer (&chosen);
   return TRUE;
 }
+
+/* ---------------------------------------------------------------------- */
+/* Merging fanned-out outputs                                              */
+
+/* The superblock of the delta in directory @dir (from @from to @to, as its
+ * name says) when the delta is whole: its commits as named, every part of
+ * the listed size and SHA-256. */
+static GBytes *
+whole_delta (int dfd, const char *dir, const char *from, const char *to, GCancellable *cancellable, GError **error)
+{
+  g_autofree char *sb_path = g_build_filename (dir, "superblock", NULL);
+  g_autoptr (GBytes) file = dfi_read_file_bounded (dfd, sb_path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", error);
+  if (file == NULL)
+    return NULL;
+  g_autoptr (DfSuperblock) sb = dfi_superblock_parse (file, error);
+  if (sb == NULL)
+    return NULL;
+  if (strcmp (sb->from_hex, from ? from : "") != 0 || strcmp (sb->to_hex, to) != 0)
+    {
+      dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s: its superblock names other commits than its name", dir);
+      return NULL;
+    }
+  int d = openat (dfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0)
+    {
+      dfi_throw_errno (error, errno, "opening %s", dir);
+      return NULL;
+    }
+  gboolean ok = TRUE;
+  for (guint i = 0; i < sb->n_parts && ok; i++)
+    {
+      char name[16];
+      g_snprintf (name, sizeof name, "%u", i);
+      ok = dfi_gen_file_matches (d, name, sb->parts[i].compressed_size, sb->parts[i].sha256, cancellable);
+      if (!ok)
+        dfi_throw (error, DF_ERROR_CORRUPT, "%s: part %u is missing or does not match its SHA-256", dir, i);
+    }
+  close (d);
+  return ok ? g_steal_pointer (&file) : NULL;
+}
+
+/* Copies the whole delta @src_dir (of @n_parts parts, superblock @sb) into
+ * the repository at @rel: into a sibling first, renamed into place. */
+static gboolean
+copy_delta (int src_dfd, const char *src_dir, guint n_parts, int repo_dfd, const char *rel, GCancellable *cancellable,
+            GError **error)
+{
+  g_autofree char *tmp = g_strdup_printf ("%s.merge", rel);
+  if (!dfi_rm_rf_at (repo_dfd, tmp, error) || !dfi_mkdir_p_at (repo_dfd, tmp, error))
+    return FALSE;
+  for (guint i = 0; i <= n_parts; i++)
+    {
+      g_autofree char *name = i < n_parts ? g_strdup_printf ("%u", i) : g_strdup ("superblock");
+      g_autofree char *from_path = g_build_filename (src_dir, name, NULL);
+      g_autofree char *to_path = g_build_filename (tmp, name, NULL);
+      if (!dfi_copy_file_at (src_dfd, from_path, repo_dfd, to_path, cancellable, error))
+        return FALSE;
+    }
+  return remove_dir (repo_dfd, rel, error)
+         && (renameat (repo_dfd, tmp, repo_dfd, rel) == 0 || dfi_throw_errno (error, errno, "renaming %s", tmp));
+}
+
+static int
+name_cmp (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *)a, *(char *const *)b);
+}
+
+gboolean
+df_index_merge (OstreeRepo *repo, const DfGenerateOptions *opts, const char *const *out_roots, GPtrArray **out_merged,
+                GCancellable *cancellable, GError **error)
+{
+  int repo_dfd = ostree_repo_get_dfd (repo);
+  g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func ((GDestroyNotify)df_repo_delta_free);
+  g_autoptr (GHashTable) by_id = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr (GHashTable) sb_of = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_bytes_unref);
+  /* Everything checked before anything is merged. */
+  for (guint r = 0; out_roots && out_roots[r]; r++)
+    {
+      g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+      DIR *d = opendir (out_roots[r]);
+      if (d == NULL)
+        return dfi_throw_errno (error, errno, "opening %s", out_roots[r]);
+      struct dirent *de;
+      while ((de = readdir (d)) != NULL)
+        g_ptr_array_add (names, g_strdup (de->d_name));
+      closedir (d);
+      g_ptr_array_sort (names, name_cmp);
+      for (guint i = 0; i < names->len; i++)
+        {
+          g_autofree char *from = NULL, *to = NULL;
+          if (!parse_id (names->pdata[i], &from, &to))
+            continue;
+          g_autofree char *dir = g_build_filename (out_roots[r], names->pdata[i], NULL);
+          g_autoptr (GBytes) sb = whole_delta (AT_FDCWD, dir, from, to, cancellable, error);
+          if (sb == NULL)
+            return FALSE;
+          if (!commit_present (repo, to) || (from && !commit_present (repo, from)))
+            return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s: its commits are not in the repository", dir);
+          DfRepoDelta *prev = g_hash_table_lookup (by_id, names->pdata[i]);
+          if (prev)
+            {
+              if (!g_bytes_equal (sb, g_hash_table_lookup (sb_of, prev->id)))
+                return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s and %s hold different deltas of the same id",
+                                  prev->dir, dir);
+              continue;
+            }
+          DfRepoDelta *e = g_new0 (DfRepoDelta, 1);
+          e->id = g_strdup (names->pdata[i]);
+          e->from = g_steal_pointer (&from);
+          e->to = g_steal_pointer (&to);
+          e->dir = g_steal_pointer (&dir);
+          e->format = DF_DELTA_FORMAT_NATIVE;
+          g_ptr_array_add (found, e);
+          g_hash_table_insert (by_id, e->id, e);
+          g_hash_table_insert (sb_of, e->id, g_steal_pointer (&sb));
+        }
+    }
+  g_autoptr (GPtrArray) signers = prepare_removal (repo, opts, found, error);
+  if (signers == NULL)
+    return FALSE;
+  for (guint i = 0; i < found->len; i++)
+    {
+      DfRepoDelta *e = found->pdata[i];
+      GBytes *sb = g_hash_table_lookup (sb_of, e->id);
+      g_autofree char *rel = dfi_native_delta_relpath (e->from, e->to);
+      g_autofree char *sb_rel = g_build_filename (rel, "superblock", NULL);
+      g_autoptr (GBytes) there
+          = dfi_read_file_bounded (repo_dfd, sb_rel, DF_SUPERBLOCK_MAX, G_MAXUINT64, "superblock", NULL);
+      g_autoptr (DfSuperblock) parsed = dfi_superblock_parse (sb, error);
+      if (parsed == NULL)
+        return FALSE;
+      g_autoptr (GError) local = NULL;
+      g_autoptr (GBytes) whole_there = there && g_bytes_equal (there, sb)
+                                           ? whole_delta (repo_dfd, rel, e->from, e->to, cancellable, &local)
+                                           : NULL;
+      if (whole_there == NULL && !copy_delta (AT_FDCWD, e->dir, parsed->n_parts, repo_dfd, rel, cancellable, error))
+        return FALSE;
+      if (!dfi_gen_index_set (repo_dfd, e->from, e->to, sb, signers, error))
+        return FALSE;
+      g_autofree char *repo_path = g_file_get_path (ostree_repo_get_path (repo));
+      g_free (e->dir);
+      e->dir = g_build_filename (repo_path, rel, NULL);
+      e->size = dir_size (repo_dfd, rel);
+      e->n_parts = parsed->n_parts;
+      e->indexed = e->from_present = e->to_present = TRUE;
+    }
+  if (out_merged)
+    *out_merged = g_steal_pointer (&found);
+  return TRUE;
+}

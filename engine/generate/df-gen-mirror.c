@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "df-common.h"
+#include "df-gen-publish.h"
 
 /* The stage of a repository file (relative path), or -1 when it is not
  * published (tmp/, state/, locks, remote refs). */
@@ -152,19 +153,17 @@ same_file (int src, int dst, const DfPublishFile *f)
   return a && b && g_bytes_equal (a, b);
 }
 
-/* Copies @rel from @src to @dst through a hidden temporary name in the
- * same directory, synced, then renamed into place. */
-static gboolean
-copy_file (int src, int dst, const char *rel, GCancellable *cancellable, GError **error)
+gboolean
+dfi_copy_file_at (int src, const char *src_rel, int dst, const char *rel, GCancellable *cancellable, GError **error)
 {
   g_autofree char *dir = g_path_get_dirname (rel);
   g_autofree char *base = g_path_get_basename (rel);
   if (strcmp (dir, ".") != 0 && !dfi_mkdir_p_at (dst, dir, error))
     return FALSE;
   g_autofree char *tmp = g_strdup_printf ("%s/.%s.tmp-%d", dir, base, (int)getpid ());
-  int in = openat (src, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int in = openat (src, src_rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (in < 0)
-    return dfi_throw_errno (error, errno, "opening %s", rel);
+    return dfi_throw_errno (error, errno, "opening %s", src_rel);
   int out = openat (dst, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (out < 0)
     {
@@ -182,7 +181,7 @@ copy_file (int src, int dst, const char *rel, GCancellable *cancellable, GError 
       if (n < 0 || g_cancellable_set_error_if_cancelled (cancellable, error))
         {
           if (n < 0)
-            dfi_throw_errno (error, errno, "reading %s", rel);
+            dfi_throw_errno (error, errno, "reading %s", src_rel);
           ok = FALSE;
           break;
         }
@@ -234,7 +233,7 @@ df_publish (OstreeRepo *repo, const char *dest, DfPublishResult *result, GCancel
       g_hash_table_add (wanted, f->path);
       if (same_file (src, dst, f))
         continue;
-      ok = copy_file (src, dst, f->path, cancellable, error);
+      ok = dfi_copy_file_at (src, f->path, dst, f->path, cancellable, error);
       if (ok)
         {
           res->files_copied++;

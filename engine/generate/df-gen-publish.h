@@ -33,6 +33,11 @@ void dfi_gen_output_close (DfGenerator *g);
  * @to's native index, and rewrites the stats file, signed by @signers. */
 gboolean dfi_gen_index_set (int repo_dfd, const char *from, const char *to, GBytes *superblock, GPtrArray *signers,
                             GError **error);
+/* Copies file @src_rel of directory @src to @rel of @dst (its directories
+ * made) through a hidden temporary name in the same directory, synced,
+ * then renamed into place (df-gen-mirror.c). */
+gboolean dfi_copy_file_at (int src, const char *src_rel, int dst, const char *rel, GCancellable *cancellable,
+                           GError **error);
 /* Removes the entry of @from (NULL: from scratch) from the native index of
  * @to (the index goes with its last entry) and rewrites the stats file,
  * signed by @signers (removed with the index). */

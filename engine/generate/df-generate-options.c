@@ -23,6 +23,7 @@ df_generate_options_free (DfGenerateOptions *o)
   g_ptr_array_unref (o->froms);
   g_free (o->to);
   g_free (o->out_dir);
+  g_free (o->out_root);
   g_ptr_array_unref (o->sign_keys);
   g_ptr_array_unref (o->gpg_keys);
   g_free (o->gpg_homedir);
@@ -73,6 +74,13 @@ df_generate_options_set_out_dir (DfGenerateOptions *o, const char *dir)
 {
   g_free (o->out_dir);
   o->out_dir = g_strdup (dir);
+}
+
+void
+df_generate_options_set_out_root (DfGenerateOptions *o, const char *dir)
+{
+  g_free (o->out_root);
+  o->out_root = g_strdup (dir);
 }
 
 void

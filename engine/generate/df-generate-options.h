@@ -13,6 +13,7 @@ struct _DfGenerateOptions
   gboolean force;
   char *to;
   char *out_dir;
+  char *out_root; /* fan-out: each delta into out_root/ID/, no index */
   guint jobs;
   int level;
   guint64 part_size;

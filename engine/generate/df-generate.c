@@ -9,6 +9,8 @@
  * Determinism: the order of entries and the part boundaries depend only on
  * the two trees and the options; threads only fill in slots that the packer
  * consumes in order, so the output is the same whatever the timing. */
+#include <fcntl.h>
+
 #include "df-generate-private.h"
 #include "df-gen-current.h"
 #include "df-gen-publish.h"
@@ -578,6 +580,9 @@ df_generate_many (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray **o
   if (opts->out_dir && froms->len != 1)
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "an output directory holds one delta, and %u were asked for",
                       froms->len);
+  if (opts->out_root && (opts->out_dir || opts->format == DF_DELTA_FORMAT_OSTREE))
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                      "an output root takes native deltas, and no output directory beside it");
   if (opts->format == DF_DELTA_FORMAT_OSTREE && opts->out_dir == NULL
       && !dfi_summary_check_keys (repo, opts, signers, error))
     return FALSE;
@@ -593,16 +598,24 @@ df_generate_many (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray **o
       d->to = g_strdup (to);
       g_ptr_array_add (deltas, d);
       gint64 start = g_get_monotonic_time ();
-      if (!opts->force && opts->out_dir == NULL
-          && dfi_gen_delta_current (repo, opts, from, to, signers, &d->note, cancellable))
+      /* With an output root, this delta's own output directory in it. */
+      DfGenerateOptions each = *opts;
+      g_autofree char *id = from ? g_strdup_printf ("%s-%s", from, to) : g_strdup (to);
+      g_autofree char *own = opts->out_root ? g_build_filename (opts->out_root, id, NULL) : NULL;
+      if (own)
+        each.out_dir = own;
+      if (!opts->force && (opts->out_dir == NULL || own)
+          && dfi_gen_delta_current (repo, &each, from, to, signers, &d->note, cancellable))
         {
           d->skipped = TRUE;
           g_autofree char *rel = opts->format == DF_DELTA_FORMAT_OSTREE ? dfi_stock_delta_relpath (from, to)
                                                                         : dfi_native_delta_relpath (from, to);
-          d->dir = g_build_filename (repo_path, rel, NULL);
+          d->dir = own ? g_strdup (own) : g_build_filename (repo_path, rel, NULL);
         }
+      else if (own && !dfi_rm_rf_at (AT_FDCWD, own, error)) /* its own output, not current */
+        ok = FALSE;
       else
-        ok = generate_one (repo, opts, from, to, &tc, signers, &d->dir, cancellable, error);
+        ok = generate_one (repo, &each, from, to, &tc, signers, &d->dir, cancellable, error);
       if (g_cancellable_set_error_if_cancelled (cancellable, ok ? error : NULL))
         ok = FALSE;
       d->seconds = (g_get_monotonic_time () - start) / 1e6;

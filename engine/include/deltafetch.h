@@ -229,6 +229,12 @@ DF_PUBLIC void df_generate_options_set_to (DfGenerateOptions *opts, const char *
 /** Write the delta into @dir (created; must not hold a superblock already)
  * instead of inside the repository; no index is written then. */
 DF_PUBLIC void df_generate_options_set_out_dir (DfGenerateOptions *opts, const char *dir);
+/** df_generate_many(), for generation fanned out over a scheduler's jobs:
+ * each delta goes into @dir/ID/ (ID: FROM-TO, or TO from scratch), no
+ * index is written, and one already there whole (same options and keys)
+ * is kept. df_index_merge() then brings the jobs' outputs into the
+ * repository. Native deltas only. */
+DF_PUBLIC void df_generate_options_set_out_root (DfGenerateOptions *opts, const char *dir);
 /** Worker threads; 0 means one per processor. */
 DF_PUBLIC void df_generate_options_set_jobs (DfGenerateOptions *opts, guint jobs);
 /** zstd level 1..19 for parts and patches; higher is smaller and slower. */
@@ -543,6 +549,25 @@ typedef struct
  */
 DF_PUBLIC gboolean df_publish (OstreeRepo *repo, const char *dest, DfPublishResult *result, GCancellable *cancellable,
                                GError **error);
+
+/**
+ * df_index_merge:
+ * @opts: the keys that sign the stats files again (sign keys)
+ * @out_roots: (array zero-terminated=1): output roots of fanned-out
+ *   generate jobs (df_generate_options_set_out_root())
+ * @out_merged: (out) (optional) (element-type DfRepoDelta): the deltas merged
+ *
+ * Brings the deltas of generate jobs that ran apart (a CI matrix, a
+ * Kubernetes Job array) into the repository and its indexes. Every delta
+ * is checked first (its commits in the repository, every part as its
+ * superblock lists it; the same id twice must be the same bytes), then
+ * each is copied in beside its place and renamed into it (unless the same
+ * delta is there already), and listed in its index; the stats files are
+ * written again. Idempotent: merging the same outputs again changes
+ * nothing, and the result is byte for byte what one generate run makes.
+ */
+DF_PUBLIC gboolean df_index_merge (OstreeRepo *repo, const DfGenerateOptions *opts, const char *const *out_roots,
+                                   GPtrArray **out_merged, GCancellable *cancellable, GError **error);
 
 /**
  * df_ed25519_keygen:

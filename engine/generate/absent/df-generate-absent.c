@@ -63,6 +63,13 @@ df_publish (OstreeRepo *repo, const char *dest, DfPublishResult *result, GCancel
 }
 
 gboolean
+df_index_merge (OstreeRepo *repo, const DfGenerateOptions *opts, const char *const *out_roots, GPtrArray **out_merged,
+                GCancellable *cancellable, GError **error)
+{
+  return absent (error);
+}
+
+gboolean
 df_verify_delta (OstreeRepo *repo, const DfRepoDelta *delta, const char *keys_path, DfApplyResult *result,
                  GCancellable *cancellable, GError **error)
 {
