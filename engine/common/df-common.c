@@ -680,3 +680,36 @@ dfi_cancellable_forward (GCancellable *from, GCancellable *to)
 {
   return from ? g_cancellable_connect (from, G_CALLBACK (forward_cancel), to, NULL) : 0;
 }
+
+gboolean
+dfi_file_matches (int dfd, const char *name, guint64 size, const guint8 sha256[DF_SHA256_LEN],
+                  GCancellable *cancellable)
+{
+  int fd = openat (dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return FALSE;
+  struct stat st;
+  gboolean ok = fstat (fd, &st) == 0 && S_ISREG (st.st_mode) && (guint64)st.st_size == size;
+  DfSha256 h;
+  dfi_sha256_init (&h);
+  g_autofree guint8 *buf = ok ? g_malloc (DF_MIB) : NULL;
+  guint64 done = 0;
+  while (ok && done < size && !g_cancellable_is_cancelled (cancellable))
+    {
+      ssize_t n = read (fd, buf, MIN ((guint64)DF_MIB, size - done));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        ok = FALSE;
+      else
+        {
+          dfi_sha256_update (&h, buf, n);
+          done += n;
+        }
+    }
+  close (fd);
+  guint8 got[DF_SHA256_LEN];
+  dfi_sha256_final (&h, got);
+  dfi_sha256_clear (&h);
+  return ok && done == size && memcmp (got, sha256, DF_SHA256_LEN) == 0;
+}

@@ -122,6 +122,10 @@ guint dfi_ncpus (void);
  * path succeeds. */
 gboolean dfi_mkdir_p_at (int dfd, const char *path, GError **error);
 gboolean dfi_rm_rf_at (int dfd, const char *path, GError **error);
+/* TRUE when file @name of directory @dfd is a regular file of @size bytes
+ * whose SHA-256 is @sha256 (read in 1 MiB steps; FALSE when cancelled). */
+gboolean dfi_file_matches (int dfd, const char *name, guint64 size, const guint8 sha256[DF_SHA256_LEN],
+                           GCancellable *cancellable);
 /* A directory stream on @path relative to @dfd, with its own descriptor;
  * NULL with errno set when it cannot be opened. */
 DIR *dfi_opendir_at (int dfd, const char *path);

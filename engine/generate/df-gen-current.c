@@ -30,41 +30,6 @@ stale (char **why, const char *fmt, ...)
   return FALSE;
 }
 
-/* TRUE when file @name of directory @dfd has @size bytes and SHA-256
- * @sha256; read in 1 MiB steps. */
-gboolean
-dfi_gen_file_matches (int dfd, const char *name, guint64 size, const guint8 sha256[DF_SHA256_LEN],
-                      GCancellable *cancellable)
-{
-  int fd = openat (dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0)
-    return FALSE;
-  struct stat st;
-  gboolean ok = fstat (fd, &st) == 0 && S_ISREG (st.st_mode) && (guint64)st.st_size == size;
-  DfSha256 h;
-  dfi_sha256_init (&h);
-  g_autofree guint8 *buf = ok ? g_malloc (DF_MIB) : NULL;
-  guint64 done = 0;
-  while (ok && done < size && !g_cancellable_is_cancelled (cancellable))
-    {
-      ssize_t n = read (fd, buf, MIN ((guint64)DF_MIB, size - done));
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        ok = FALSE;
-      else
-        {
-          dfi_sha256_update (&h, buf, n);
-          done += n;
-        }
-    }
-  close (fd);
-  guint8 got[DF_SHA256_LEN];
-  dfi_sha256_final (&h, got);
-  dfi_sha256_clear (&h);
-  return ok && done == size && memcmp (got, sha256, DF_SHA256_LEN) == 0;
-}
-
 /* The index entry for @from (NULL: from scratch) of the native index of
  * @to: the superblock's SHA-256 and size. */
 static gboolean
@@ -153,7 +118,7 @@ native_current (int repo_dfd, const char *rel, gboolean indexed, const DfGenerat
     {
       char name[16];
       g_snprintf (name, sizeof name, "%u", i);
-      ok = dfi_gen_file_matches (dfd, name, sb->parts[i].compressed_size, sb->parts[i].sha256, cancellable);
+      ok = dfi_file_matches (dfd, name, sb->parts[i].compressed_size, sb->parts[i].sha256, cancellable);
       if (!ok)
         stale (why, "part %u is missing or does not match its SHA-256", i);
     }
@@ -186,7 +151,7 @@ stock_current (OstreeRepo *repo, const char *from, const char *to, GPtrArray *si
         continue;
       char name[16];
       g_snprintf (name, sizeof name, "%u", i);
-      ok = dfi_gen_file_matches (dfd, name, sb->parts[i].size, sb->parts[i].sha256, cancellable);
+      ok = dfi_file_matches (dfd, name, sb->parts[i].size, sb->parts[i].sha256, cancellable);
       if (!ok)
         stale (why, "part %u is missing or does not match its SHA-256", i);
     }

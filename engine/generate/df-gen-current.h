@@ -16,8 +16,3 @@ typedef struct _DfGenerateOptions DfGenerateOptions;
  * (when given). Reads every part. */
 gboolean dfi_gen_delta_current (OstreeRepo *repo, const DfGenerateOptions *opts, const char *from, const char *to,
                                 GPtrArray *signers, char **why, GCancellable *cancellable);
-
-/* TRUE when file @name of directory @dfd is a regular file of @size bytes
- * whose SHA-256 is @sha256 (read in 1 MiB steps). */
-gboolean dfi_gen_file_matches (int dfd, const char *name, guint64 size, const guint8 sha256[DF_SHA256_LEN],
-                               GCancellable *cancellable);

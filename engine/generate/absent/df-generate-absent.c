@@ -68,10 +68,3 @@ df_index_merge (OstreeRepo *repo, const DfGenerateOptions *opts, const char *con
 {
   return absent (error);
 }
-
-gboolean
-df_verify_delta (OstreeRepo *repo, const DfRepoDelta *delta, const char *keys_path, DfApplyResult *result,
-                 GCancellable *cancellable, GError **error)
-{
-  return absent (error);
-}
