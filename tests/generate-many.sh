@@ -7,7 +7,7 @@
 # same deltas as separate runs make, byte for byte.
 . "$(dirname "$0")/lib.sh"
 
-make_releases 6 --scale=2 --no-owner --no-xattrs
+make_releases 6 --no-owner --no-xattrs
 keypair k1 && keypair k2 && keypair other || { not_ok "openssl cannot make ed25519 keys"; finish; exit 1; }
 deltas=$src/deltafetch/v1/deltas
 gen () { "$DF" generate --repo="$src" --to=os "$@"; }

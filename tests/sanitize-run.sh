@@ -35,10 +35,12 @@ export DF_BIG_FILE_SIZE=${DF_BIG_FILE_SIZE:-268435456}
 # fetch-hostile-stock, fetch-hostile's HTTP faults again against a stock
 # server (4.5 minutes here): the stock parsers run under the sanitizers in
 # stock-apply, stock-fetch, forged and their fuzz targets, the fault
-# handling in fetch-hostile.
+# handling in fetch-hostile; and generate-many (many deltas in one run,
+# kept when current: the same C paths run here in fan-out and
+# key-rotation, with fewer trees).
 if [ $# -eq 0 ]; then
   mapfile -t tests < <(meson test -C build-asan --no-rebuild --list --no-suite bench 2>/dev/null | grep ' / ' |
-    sed 's|.* / ||' | grep -vxe recipe -e deflate -e transform -e device-build -e fetch-hostile-stock)
+    sed 's|.* / ||' | grep -vxe recipe -e deflate -e transform -e device-build -e fetch-hostile-stock -e generate-many)
   set -- "${tests[@]}"
 fi
 meson test -C build-asan --print-errorlogs --timeout-multiplier 2 "$@"
