@@ -126,11 +126,16 @@ print_deltas (GPtrArray *deltas, gboolean json, const char *verb)
   printf ("%s\n", text);
 }
 
-/* Parses the options common to the three verbs; the repository in *@repo. */
+/* Adds @entries (and with @keys the key options) to @ctx, parses, and
+ * opens the --repo every verb here needs into *@repo. */
 static int
-parse (GOptionContext *ctx, int *argc, char ***argv, char *const *repo_path, OstreeRepo **repo)
+parse (GOptionContext *ctx, GOptionEntry *entries, Keys *keys, int *argc, char ***argv, char *const *repo_path,
+       OstreeRepo **repo)
 {
   g_autoptr (GError) error = NULL;
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (keys)
+    add_key_options (ctx, keys);
   g_option_context_set_description (ctx, df_cli_exit_codes);
   if (!g_option_context_parse (ctx, argc, argv, &error))
     return df_cli_usage (ctx, "%s", error->message);
@@ -151,9 +156,8 @@ df_cli_list (int argc, char **argv)
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- list the deltas a repository publishes");
-  g_option_context_add_main_entries (ctx, entries, NULL);
   g_autoptr (OstreeRepo) repo = NULL;
-  int rc = parse (ctx, &argc, &argv, &repo_path, &repo);
+  int rc = parse (ctx, entries, NULL, &argc, &argv, &repo_path, &repo);
   if (rc != 0)
     return rc;
   if (argc > 1)
@@ -176,10 +180,8 @@ df_cli_delete (int argc, char **argv)
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("ID... - remove deltas (ID: FROM-TO or TO)");
-  g_option_context_add_main_entries (ctx, entries, NULL);
-  add_key_options (ctx, &keys);
   g_autoptr (OstreeRepo) repo = NULL;
-  int rc = parse (ctx, &argc, &argv, &repo_path, &repo);
+  int rc = parse (ctx, entries, &keys, &argc, &argv, &repo_path, &repo);
   if (rc != 0)
     return rc;
   if (argc < 2)
@@ -213,10 +215,8 @@ df_cli_prune (int argc, char **argv)
   };
   g_autoptr (GOptionContext) ctx
       = g_option_context_new ("- remove deltas whose commits are gone (after ostree prune), or older than --keep-last");
-  g_option_context_add_main_entries (ctx, entries, NULL);
-  add_key_options (ctx, &keys);
   g_autoptr (OstreeRepo) repo = NULL;
-  int rc = parse (ctx, &argc, &argv, &repo_path, &repo);
+  int rc = parse (ctx, entries, &keys, &argc, &argv, &repo_path, &repo);
   if (rc != 0)
     return rc;
   if (argc > 1)
@@ -250,9 +250,8 @@ df_cli_verify (int argc, char **argv)
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new (
       "[ID...] - check published deltas as a device takes them: parts whole, signatures, a trial apply");
-  g_option_context_add_main_entries (ctx, entries, NULL);
   g_autoptr (OstreeRepo) repo = NULL;
-  int rc = parse (ctx, &argc, &argv, &repo_path, &repo);
+  int rc = parse (ctx, entries, NULL, &argc, &argv, &repo_path, &repo);
   if (rc != 0)
     return rc;
   if ((argc > 1) == all)
@@ -326,10 +325,8 @@ df_cli_sign (int argc, char **argv)
   };
   g_autoptr (GOptionContext) ctx
       = g_option_context_new ("[ID...] - sign published deltas again in place, for a key rotation");
-  g_option_context_add_main_entries (ctx, entries, NULL);
-  add_key_options (ctx, &keys);
   g_autoptr (OstreeRepo) repo = NULL;
-  int rc = parse (ctx, &argc, &argv, &repo_path, &repo);
+  int rc = parse (ctx, entries, &keys, &argc, &argv, &repo_path, &repo);
   if (rc != 0)
     return rc;
   if ((argc > 1) == all)
@@ -401,9 +398,8 @@ df_cli_publish (int argc, char **argv)
   };
   g_autoptr (GOptionContext) ctx
       = g_option_context_new ("- copy a repository to static hosting in an order no client can trip on");
-  g_option_context_add_main_entries (ctx, entries, NULL);
   g_autoptr (OstreeRepo) repo = NULL;
-  int rc = parse (ctx, &argc, &argv, &repo_path, &repo);
+  int rc = parse (ctx, entries, NULL, &argc, &argv, &repo_path, &repo);
   if (rc != 0)
     return rc;
   if (argc > 1)
@@ -444,10 +440,8 @@ df_cli_index (int argc, char **argv)
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new (
       "OUTROOT... - merge the deltas of fanned-out generate --out-root jobs into the repository and its indexes");
-  g_option_context_add_main_entries (ctx, entries, NULL);
-  add_key_options (ctx, &keys);
   g_autoptr (OstreeRepo) repo = NULL;
-  int rc = parse (ctx, &argc, &argv, &repo_path, &repo);
+  int rc = parse (ctx, entries, &keys, &argc, &argv, &repo_path, &repo);
   if (rc != 0)
     return rc;
   if (argc < 2)

@@ -17,28 +17,10 @@ parts_whole (const DfRepoDelta *d, GCancellable *cancellable, GError **error)
   g_autoptr (GBytes) file = dfi_read_file_bounded (AT_FDCWD, sb_path, max, G_MAXUINT64, "superblock", error);
   if (file == NULL)
     return FALSE;
-  g_autoptr (DfSuperblock) sb = NULL;
-  g_autoptr (DfStockSuperblock) st = NULL;
-  if (d->format == DF_DELTA_FORMAT_NATIVE ? (sb = dfi_superblock_parse (file, error)) == NULL
-                                          : (st = dfi_stock_superblock_parse (file, error)) == NULL)
-    return FALSE;
   int dfd = open (d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0)
     return dfi_throw_errno (error, errno, "opening %s", d->dir);
-  guint n = sb ? sb->n_parts : st->n_parts;
-  gboolean ok = TRUE;
-  for (guint i = 0; i < n && ok; i++)
-    {
-      if (st && st->parts[i].inline_data)
-        continue;
-      char name[16];
-      g_snprintf (name, sizeof name, "%u", i);
-      ok = sb ? dfi_file_matches (dfd, name, sb->parts[i].compressed_size, sb->parts[i].sha256, cancellable)
-              : dfi_file_matches (dfd, name, st->parts[i].size, st->parts[i].sha256, cancellable);
-      if (!ok)
-        dfi_throw (error, DF_ERROR_CORRUPT,
-                   "part %u is missing, or its size or SHA-256 is not what the superblock lists", i);
-    }
+  gboolean ok = dfi_delta_parts_whole (dfd, file, cancellable, error);
   close (dfd);
   return ok;
 }

@@ -234,3 +234,30 @@ df_delta_info_get_count (const DfDeltaInfo *info, DfCount what)
   g_return_val_if_fail (what < DF_COUNT_LAST, 0);
   return info->counts[what];
 }
+
+gboolean
+dfi_delta_parts_whole (int dir_dfd, GBytes *file, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (DfSuperblock) sb = NULL;
+  g_autoptr (DfStockSuperblock) st = NULL;
+  if (dfi_stock_superblock_sniff (file) ? (st = dfi_stock_superblock_parse (file, error)) == NULL
+                                        : (sb = dfi_superblock_parse (file, error)) == NULL)
+    return FALSE;
+  guint n = sb ? sb->n_parts : st->n_parts;
+  for (guint i = 0; i < n; i++)
+    {
+      if (st && st->parts[i].inline_data)
+        continue;
+      char name[16];
+      g_snprintf (name, sizeof name, "%u", i);
+      gboolean ok
+          = sb ? dfi_file_matches (dir_dfd, name, sb->parts[i].compressed_size, sb->parts[i].sha256, cancellable)
+               : dfi_file_matches (dir_dfd, name, st->parts[i].size, st->parts[i].sha256, cancellable);
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return FALSE;
+      if (!ok)
+        return dfi_throw (error, DF_ERROR_CORRUPT,
+                          "part %u is missing, or its size or SHA-256 is not what the superblock lists", i);
+    }
+  return TRUE;
+}

@@ -111,5 +111,11 @@ DfSuperblock *dfi_superblock_parse_full (GBytes *file, const DfSignaturePolicy *
 /* The same without a signature policy or a memory limit (tools). */
 DfSuperblock *dfi_superblock_parse (GBytes *file, GError **error);
 
+/* TRUE when every part of the delta whose superblock file is @file
+ * (native or stock; stock parts carried inline skipped) is in directory
+ * @dir_dfd with the size and SHA-256 the superblock lists; else FALSE,
+ * DF_ERROR_CORRUPT naming the first part that is not (or the parse error). */
+gboolean dfi_delta_parts_whole (int dir_dfd, GBytes *file, GCancellable *cancellable, GError **error);
+
 /* Reads `superblock` in @dir and parses it (tools). */
 DfSuperblock *dfi_superblock_load (int dfd, const char *dir, GError **error);

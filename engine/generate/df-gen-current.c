@@ -80,6 +80,19 @@ read_signed (int repo_dfd, const char *rel, guint64 max, GPtrArray *signers, cha
   return g_steal_pointer (&file);
 }
 
+/* Every part of the delta in @rel as superblock @file lists it. */
+static gboolean
+parts_current (int repo_dfd, const char *rel, GBytes *file, char **why, GCancellable *cancellable)
+{
+  int dfd = openat (repo_dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return stale (why, "not there");
+  g_autoptr (GError) local = NULL;
+  gboolean ok = dfi_delta_parts_whole (dfd, file, cancellable, &local);
+  close (dfd);
+  return ok || stale (why, "%s", local->message);
+}
+
 static gboolean
 native_current (int repo_dfd, const char *rel, gboolean indexed, const DfGenerateOptions *opts, const char *from,
                 const char *to, GPtrArray *signers, char **why, GCancellable *cancellable)
@@ -110,20 +123,7 @@ native_current (int repo_dfd, const char *rel, gboolean indexed, const DfGenerat
   if (level != opts->level || part_size != opts->part_size || variants != (guint32)opts->variants)
     return stale (why, "made with other options (level %d, part size %" G_GUINT64_FORMAT ", variants %u)", level,
                   part_size, variants);
-  int dfd = openat (repo_dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0)
-    return stale (why, "not there");
-  gboolean ok = TRUE;
-  for (guint i = 0; i < sb->n_parts && ok; i++)
-    {
-      char name[16];
-      g_snprintf (name, sizeof name, "%u", i);
-      ok = dfi_file_matches (dfd, name, sb->parts[i].compressed_size, sb->parts[i].sha256, cancellable);
-      if (!ok)
-        stale (why, "part %u is missing or does not match its SHA-256", i);
-    }
-  close (dfd);
-  return ok;
+  return parts_current (repo_dfd, rel, file, why, cancellable);
 }
 
 static gboolean
@@ -141,22 +141,7 @@ stock_current (OstreeRepo *repo, const char *from, const char *to, GPtrArray *si
     return stale (why, "its superblock: %s", local->message);
   if (strcmp (sb->from_hex, from ? from : "") != 0 || strcmp (sb->to_hex, to) != 0)
     return stale (why, "its superblock names other commits");
-  int dfd = openat (repo_dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0)
-    return stale (why, "not there");
-  gboolean ok = TRUE;
-  for (guint i = 0; i < sb->n_parts && ok; i++)
-    {
-      if (sb->parts[i].inline_data)
-        continue;
-      char name[16];
-      g_snprintf (name, sizeof name, "%u", i);
-      ok = dfi_file_matches (dfd, name, sb->parts[i].size, sb->parts[i].sha256, cancellable);
-      if (!ok)
-        stale (why, "part %u is missing or does not match its SHA-256", i);
-    }
-  close (dfd);
-  return ok;
+  return parts_current (repo_dfd, rel, file, why, cancellable);
 }
 
 gboolean

@@ -482,16 +482,10 @@ whole_delta (int dfd, const char *dir, const char *from, const char *to, GCancel
       dfi_throw_errno (error, errno, "opening %s", dir);
       return NULL;
     }
-  gboolean ok = TRUE;
-  for (guint i = 0; i < sb->n_parts && ok; i++)
-    {
-      char name[16];
-      g_snprintf (name, sizeof name, "%u", i);
-      ok = dfi_file_matches (d, name, sb->parts[i].compressed_size, sb->parts[i].sha256, cancellable);
-      if (!ok)
-        dfi_throw (error, DF_ERROR_CORRUPT, "%s: part %u is missing or does not match its SHA-256", dir, i);
-    }
+  gboolean ok = dfi_delta_parts_whole (d, file, cancellable, error);
   close (d);
+  if (!ok)
+    g_prefix_error (error, "%s: ", dir);
   return ok ? g_steal_pointer (&file) : NULL;
 }
 
