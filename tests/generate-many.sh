@@ -87,6 +87,15 @@ for k in 1 2 3 4 5; do "$DF" generate -q --repo="$sep" --to=os --from="${rel[k]}
 check "byte-identical to six separate runs (deltas, index, stats)" \
   test "$(tree_sums "$src/deltafetch")" = "$(tree_sums "$sep/deltafetch")"
 
+# A commit signed after its delta was made: the delta carries the
+# commit's detached metadata, so it is made again.
+expect_exit 0 "the same run before the commit is signed" gen --from-last=1 --sign="$T/k1.secret"
+check "... keeps it" grep -qE '^kept: ' "$T/ee.out"
+"$DF_TEST_TOOL" sign-commit "$src" "${rel[6]}" "$T/k2.secret"
+expect_exit 0 "the same run after the commit was signed" gen --from-last=1 --sign="$T/k1.secret"
+check "... makes it again, with the commit's signature" bash -c "grep -q '^delta: ' '$T/ee.out' &&
+  '$DF' show --json '$deltas/${rel[5]}-${rel[6]}' >/dev/null"
+
 # Stock deltas too: made once, kept the second time.
 expect_exit 0 "--format=ostree --from-last=2" gen --format=ostree --from-last=2
 check "--format=ostree: 2 made" grep -qE ': 2 made, 0 kept, ' "$T/ee.out"

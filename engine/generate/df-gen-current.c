@@ -80,6 +80,28 @@ read_signed (int repo_dfd, const char *rel, guint64 max, GPtrArray *signers, cha
   return g_steal_pointer (&file);
 }
 
+/* The detached metadata of commit @to as a delta carries it: its normal
+ * form's bytes, empty when there is none. */
+static GBytes *
+commitmeta_now (OstreeRepo *repo, const char *to)
+{
+  g_autoptr (GVariant) detached = NULL;
+  if (!ostree_repo_read_commit_detached_metadata (repo, to, &detached, NULL, NULL) || detached == NULL)
+    return g_bytes_new (NULL, 0);
+  g_autoptr (GVariant) normal = g_variant_get_normal_form (detached);
+  return g_variant_get_data_as_bytes (normal);
+}
+
+/* TRUE when @carried (may be NULL or empty) is @now: a commit signed
+ * after its delta was made needs a new superblock. */
+static gboolean
+same_commitmeta (GBytes *carried, GBytes *now)
+{
+  if (carried == NULL || g_bytes_get_size (carried) == 0)
+    return g_bytes_get_size (now) == 0;
+  return g_bytes_equal (carried, now);
+}
+
 /* Every part of the delta in @rel as superblock @file lists it. */
 static gboolean
 parts_current (int repo_dfd, const char *rel, GBytes *file, char **why, GCancellable *cancellable)
@@ -94,8 +116,8 @@ parts_current (int repo_dfd, const char *rel, GBytes *file, char **why, GCancell
 }
 
 static gboolean
-native_current (int repo_dfd, const char *rel, gboolean indexed, const DfGenerateOptions *opts, const char *from,
-                const char *to, GPtrArray *signers, char **why, GCancellable *cancellable)
+native_current (OstreeRepo *repo, int repo_dfd, const char *rel, gboolean indexed, const DfGenerateOptions *opts,
+                const char *from, const char *to, GPtrArray *signers, char **why, GCancellable *cancellable)
 {
   g_autoptr (GBytes) file = read_signed (repo_dfd, rel, DF_SUPERBLOCK_MAX, signers, why);
   if (file == NULL)
@@ -113,6 +135,9 @@ native_current (int repo_dfd, const char *rel, gboolean indexed, const DfGenerat
     return stale (why, "its superblock: %s", local->message);
   if (strcmp (sb->from_hex, from ? from : "") != 0 || strcmp (sb->to_hex, to) != 0)
     return stale (why, "its superblock names other commits");
+  g_autoptr (GBytes) meta = commitmeta_now (repo, to);
+  if (!same_commitmeta (sb->commitmeta, meta))
+    return stale (why, "the commit's detached metadata (its signatures) changed since");
   gint32 level = 0;
   guint64 part_size = 0;
   guint32 variants = G_MAXUINT32;
@@ -141,6 +166,11 @@ stock_current (OstreeRepo *repo, const char *from, const char *to, GPtrArray *si
     return stale (why, "its superblock: %s", local->message);
   if (strcmp (sb->from_hex, from ? from : "") != 0 || strcmp (sb->to_hex, to) != 0)
     return stale (why, "its superblock names other commits");
+  g_autoptr (GBytes) meta = commitmeta_now (repo, to);
+  g_autoptr (GVariant) carried_v = sb->commitmeta ? g_variant_get_normal_form (sb->commitmeta) : NULL;
+  g_autoptr (GBytes) carried = carried_v ? g_variant_get_data_as_bytes (carried_v) : NULL;
+  if (!same_commitmeta (carried, meta))
+    return stale (why, "the commit's detached metadata (its signatures) changed since");
   return parts_current (repo_dfd, rel, file, why, cancellable);
 }
 
@@ -151,7 +181,7 @@ dfi_gen_delta_current (OstreeRepo *repo, const DfGenerateOptions *opts, const ch
   if (opts->format == DF_DELTA_FORMAT_OSTREE)
     return stock_current (repo, from, to, signers, why, cancellable);
   if (opts->out_dir)
-    return native_current (AT_FDCWD, opts->out_dir, FALSE, opts, from, to, signers, why, cancellable);
+    return native_current (repo, AT_FDCWD, opts->out_dir, FALSE, opts, from, to, signers, why, cancellable);
   g_autofree char *rel = dfi_native_delta_relpath (from, to);
-  return native_current (ostree_repo_get_dfd (repo), rel, TRUE, opts, from, to, signers, why, cancellable);
+  return native_current (repo, ostree_repo_get_dfd (repo), rel, TRUE, opts, from, to, signers, why, cancellable);
 }
