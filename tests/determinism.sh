@@ -18,7 +18,7 @@ for kind in "--empty --to=os" "--from=os^ --to=os"; do
 done
 out=$("$DF" generate -q --repo="$T/src" --from=os^ --to=os)
 sum1=$(cat "$out"/* | sha256sum)
-"$DF" generate -q --repo="$T/src" --from=os^ --to=os >/dev/null
+"$DF" generate -q --repo="$T/src" --from=os^ --to=os --force >/dev/null
 check "regenerating inside the repo gives the same bytes" test "$sum1" = "$(cat "$out"/* | sha256sum)"
 check "inside-repo delta equals --out delta" diff -r "$out" "$T/fromostoos-j1"
 
