@@ -312,25 +312,27 @@ signer_public (DfSigner *s, guint8 pub[DF_ED25519_KEY_LEN])
 }
 
 GPtrArray *
-dfi_signers_load (const char *const *paths, GError **error)
+dfi_signers_load (const GPtrArray *paths, GError **error)
 {
   g_autoptr (GPtrArray) signers = g_ptr_array_new_with_free_func ((GDestroyNotify)dfi_signer_free);
-  for (guint i = 0; paths && paths[i]; i++)
+  for (guint i = 0; paths && i < paths->len; i++)
     {
-      DfSigner *s = dfi_signer_load (paths[i], error);
+      const char *path = paths->pdata[i];
+      DfSigner *s = dfi_signer_load (path, error);
       if (s == NULL)
         return NULL;
       g_ptr_array_add (signers, s);
       guint8 pub[DF_ED25519_KEY_LEN], other[DF_ED25519_KEY_LEN];
       if (!signer_public (s, pub))
         {
-          dfi_throw (error, DF_ERROR_FAILED, "%s: cannot read its public key", paths[i]);
+          dfi_throw (error, DF_ERROR_FAILED, "%s: cannot read its public key", path);
           return NULL;
         }
       for (guint j = 0; j < i; j++)
         if (signer_public (signers->pdata[j], other) && memcmp (pub, other, sizeof pub) == 0)
           {
-            dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s and %s hold the same key", paths[j], paths[i]);
+            dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "%s and %s hold the same key", (const char *)paths->pdata[j],
+                       path);
             return NULL;
           }
     }

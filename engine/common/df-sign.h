@@ -105,8 +105,9 @@ GBytes *dfi_signer_wrap (DfSigner *s, GBytes *data, GError **error);
 gboolean dfi_signer_verify (DfSigner *s, GBytes *data, GBytes *sig);
 
 /* Several signers (a GPtrArray of DfSigner*, owning them), one per key
- * file of @paths (NULL-terminated); the same key twice is an error. */
-GPtrArray *dfi_signers_load (const char *const *paths, GError **error);
+ * file of @paths (char*; NULL or empty: none); the same key twice is an
+ * error. */
+GPtrArray *dfi_signers_load (const GPtrArray *paths, GError **error);
 /* The envelope around @data with one signature by each of @signers, in
  * their order (libostree's envelope holds a list). */
 GBytes *dfi_signers_wrap (GPtrArray *signers, GBytes *data, GError **error);

@@ -30,28 +30,6 @@ stale (char **why, const char *fmt, ...)
   return FALSE;
 }
 
-/* The index entry for @from (NULL: from scratch) of the native index of
- * @to: the superblock's SHA-256 and size. */
-static gboolean
-index_entry (int repo_dfd, const char *from, const char *to, guint8 sha256[DF_SHA256_LEN], guint64 *size)
-{
-  g_autofree char *path = g_strdup_printf ("deltafetch/v1/indexes/%s.index", to);
-  g_autoptr (GBytes) bytes = dfi_read_file_bounded (repo_dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", NULL);
-  if (bytes == NULL)
-    return FALSE;
-  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), bytes, FALSE));
-  g_autoptr (GVariant) entry = g_variant_lookup_value (v, from ? from : "", G_VARIANT_TYPE ("(ayt)"));
-  if (entry == NULL)
-    return FALSE;
-  g_autoptr (GVariant) sha = g_variant_get_child_value (entry, 0);
-  if (g_variant_get_size (sha) != DF_SHA256_LEN)
-    return FALSE;
-  memcpy (sha256, g_variant_get_data (sha), DF_SHA256_LEN);
-  g_variant_get_child (entry, 1, "t", size);
-  *size = GUINT64_FROM_LE (*size);
-  return TRUE;
-}
-
 /* The superblock file of the delta in @rel, checked against @signers: it
  * must carry exactly their signatures (none without signers). */
 static GBytes *
@@ -122,12 +100,7 @@ native_current (OstreeRepo *repo, int repo_dfd, const char *rel, gboolean indexe
   g_autoptr (GBytes) file = read_signed (repo_dfd, rel, DF_SUPERBLOCK_MAX, signers, why);
   if (file == NULL)
     return FALSE;
-  guint8 listed[DF_SHA256_LEN], sha[DF_SHA256_LEN];
-  guint64 listed_size;
-  dfi_sha256 (g_bytes_get_data (file, NULL), g_bytes_get_size (file), sha);
-  if (indexed
-      && (!index_entry (repo_dfd, from, to, listed, &listed_size) || listed_size != g_bytes_get_size (file)
-          || memcmp (listed, sha, DF_SHA256_LEN) != 0))
+  if (indexed && !dfi_gen_index_lists (repo_dfd, from, to, file))
     return stale (why, "the index does not list this superblock");
   g_autoptr (GError) local = NULL;
   g_autoptr (DfSuperblock) sb = dfi_superblock_parse (file, &local);

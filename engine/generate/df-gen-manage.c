@@ -45,46 +45,6 @@ commit_present (OstreeRepo *repo, const char *csum)
   return ostree_repo_has_object (repo, OSTREE_OBJECT_TYPE_COMMIT, csum, &has, NULL, NULL) && has;
 }
 
-/* Size of the regular files of @rel (superblock and parts). */
-static guint64
-dir_size (int repo_dfd, const char *rel)
-{
-  guint64 total = 0;
-  DIR *d = dfi_opendir_at (repo_dfd, rel);
-  if (d == NULL)
-    return 0;
-  struct dirent *de;
-  while ((de = readdir (d)) != NULL)
-    {
-      struct stat st;
-      if (fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (st.st_mode))
-        total += st.st_size;
-    }
-  closedir (d);
-  return total;
-}
-
-/* Whether the native index of @to lists @file as the superblock from @from. */
-static gboolean
-native_indexed (int repo_dfd, const char *from, const char *to, GBytes *file)
-{
-  g_autofree char *path = g_strdup_printf ("deltafetch/v1/indexes/%s.index", to);
-  g_autoptr (GBytes) b = dfi_read_file_bounded (repo_dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", NULL);
-  if (b == NULL)
-    return FALSE;
-  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), b, FALSE));
-  g_autoptr (GVariant) e = g_variant_lookup_value (v, from ? from : "", G_VARIANT_TYPE ("(ayt)"));
-  if (e == NULL || file == NULL)
-    return e != NULL;
-  g_autoptr (GVariant) sha = g_variant_get_child_value (e, 0);
-  guint64 size;
-  g_variant_get_child (e, 1, "t", &size);
-  guint8 want[DF_SHA256_LEN];
-  dfi_sha256 (g_bytes_get_data (file, NULL), g_bytes_get_size (file), want);
-  return g_variant_get_size (sha) == DF_SHA256_LEN && memcmp (g_variant_get_data (sha), want, DF_SHA256_LEN) == 0
-         && GUINT64_FROM_LE (size) == g_bytes_get_size (file);
-}
-
 /* A DfRepoDelta for the delta @from -> @to of @format, read from its
  * superblock (not its parts). */
 static DfRepoDelta *
@@ -102,25 +62,25 @@ describe (OstreeRepo *repo, DfDeltaFormat format, const char *from, const char *
   d->dir = g_build_filename (repo_path, rel, NULL);
   d->from_present = from == NULL || commit_present (repo, from);
   d->to_present = commit_present (repo, to);
-  d->size = dir_size (repo_dfd, rel);
+  d->size = dfi_gen_dir_bytes (repo_dfd, rel, NULL);
   g_autofree char *sb_path = g_build_filename (rel, "superblock", NULL);
   g_autoptr (GError) local = NULL;
   guint64 max = format == DF_DELTA_FORMAT_NATIVE ? DF_SUPERBLOCK_MAX : DF_STOCK_SUPERBLOCK_MAX;
   g_autoptr (GBytes) file = dfi_read_file_bounded (repo_dfd, sb_path, max, G_MAXUINT64, "superblock", &local);
   if (file == NULL)
     {
-      d->problem = g_strdup (format == DF_DELTA_FORMAT_NATIVE && native_indexed (repo_dfd, from, to, NULL)
+      d->problem = g_strdup (format == DF_DELTA_FORMAT_NATIVE && dfi_gen_index_lists (repo_dfd, from, to, NULL)
                                  ? "listed by its index, but its superblock is not there"
                                  : local->message);
       return d;
     }
   g_autoptr (GBytes) data = NULL;
   g_autoptr (GPtrArray) sigs = NULL;
-  if (dfi_signed_unwrap (file, &data, &sigs, &local) && sigs)
-    d->n_signatures = sigs->len;
+  if (dfi_signed_unwrap (file, &data, &sigs, NULL) && sigs)
+    d->n_signatures = sigs->len; /* a malformed envelope: the parse below says so */
   if (format == DF_DELTA_FORMAT_NATIVE)
     {
-      d->indexed = native_indexed (repo_dfd, from, to, file);
+      d->indexed = dfi_gen_index_lists (repo_dfd, from, to, file);
       g_autoptr (DfSuperblock) sb = dfi_superblock_parse (file, &local);
       if (sb)
         d->n_parts = sb->n_parts;
@@ -254,9 +214,7 @@ remove_delta (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray *signer
 static GPtrArray *
 prepare_removal (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray *victims, GError **error)
 {
-  g_ptr_array_add (opts->sign_keys, NULL);
-  g_autoptr (GPtrArray) signers = dfi_signers_load ((const char *const *)opts->sign_keys->pdata, error);
-  g_ptr_array_set_size (opts->sign_keys, opts->sign_keys->len - 1);
+  g_autoptr (GPtrArray) signers = dfi_signers_load (opts->sign_keys, error);
   if (signers == NULL)
     return NULL;
   gboolean stock = FALSE;
@@ -591,7 +549,7 @@ df_index_merge (OstreeRepo *repo, const DfGenerateOptions *opts, const char *con
       g_autofree char *repo_path = g_file_get_path (ostree_repo_get_path (repo));
       g_free (e->dir);
       e->dir = g_build_filename (repo_path, rel, NULL);
-      e->size = dir_size (repo_dfd, rel);
+      e->size = dfi_gen_dir_bytes (repo_dfd, rel, NULL);
       e->n_parts = parsed->n_parts;
       e->indexed = e->from_present = e->to_present = TRUE;
     }

@@ -105,12 +105,14 @@ file_cmp (gconstpointer a, gconstpointer b)
   return strcmp (x->path, y->path);
 }
 
+/* The files of @dfd a server holds, by stage and path; objects too when
+ * @objects (never removed from a server, so its own listing skips them). */
 static gboolean
-plan_dir (int dfd, GPtrArray **out, GError **error)
+plan_dir (int dfd, gboolean objects, GPtrArray **out, GError **error)
 {
   g_autoptr (GPtrArray) files = g_ptr_array_new_with_free_func ((GDestroyNotify)df_publish_file_free);
   const char *tops[] = { "objects", "deltas", "deltafetch/v1", "delta-indexes", "refs/heads" };
-  for (guint i = 0; i < G_N_ELEMENTS (tops); i++)
+  for (guint i = objects ? 0 : 1; i < G_N_ELEMENTS (tops); i++)
     if (!collect (dfd, tops[i], files, error))
       return FALSE;
   const char *singles[] = { "config", "summary.sig", "summary" };
@@ -135,22 +137,47 @@ plan_dir (int dfd, GPtrArray **out, GError **error)
 gboolean
 df_publish_plan (OstreeRepo *repo, GPtrArray **out_files, GCancellable *cancellable, GError **error)
 {
-  return plan_dir (ostree_repo_get_dfd (repo), out_files, error);
+  return plan_dir (ostree_repo_get_dfd (repo), TRUE, out_files, error);
 }
 
-/* TRUE when file @rel is the same in both directories: same size, and
- * (but for objects, named by their content) the same bytes. */
+/* TRUE when @f is in @dst as in @src: an object (named by its content) of
+ * the same size; another file of the same size and modification time
+ * (copies get their source's), else of the same bytes, compared 1 MiB at a
+ * time (then it gets its source's time, so the next run only stats it). */
 static gboolean
 same_file (int src, int dst, const DfPublishFile *f)
 {
-  struct stat st;
-  if (fstatat (dst, f->path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (st.st_mode) || (guint64)st.st_size != f->size)
+  struct stat a, b;
+  if (fstatat (dst, f->path, &b, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (b.st_mode) || (guint64)b.st_size != f->size)
     return FALSE;
   if (f->stage == DF_PUBLISH_STAGE_OBJECTS)
     return TRUE;
-  g_autoptr (GBytes) a = dfi_read_file_bounded (src, f->path, G_MAXUINT32, G_MAXUINT64, "file", NULL);
-  g_autoptr (GBytes) b = dfi_read_file_bounded (dst, f->path, G_MAXUINT32, G_MAXUINT64, "file", NULL);
-  return a && b && g_bytes_equal (a, b);
+  if (fstatat (src, f->path, &a, AT_SYMLINK_NOFOLLOW) < 0)
+    return FALSE;
+  if (a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec)
+    return TRUE;
+  int x = openat (src, f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int y = openat (dst, f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  gboolean same = x >= 0 && y >= 0;
+  g_autofree guint8 *p = same ? g_malloc (DF_MIB) : NULL;
+  g_autofree guint8 *q = same ? g_malloc (DF_MIB) : NULL;
+  for (guint64 off = 0; same && off < f->size;)
+    {
+      gsize n = MIN ((guint64)DF_MIB, f->size - off);
+      same = dfi_pread_all (x, p, n, off, "file", NULL) && dfi_pread_all (y, q, n, off, "file", NULL)
+             && memcmp (p, q, n) == 0;
+      off += n;
+    }
+  if (x >= 0)
+    close (x);
+  if (y >= 0)
+    close (y);
+  if (same)
+    {
+      struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, a.st_mtim };
+      utimensat (dst, f->path, times, AT_SYMLINK_NOFOLLOW);
+    }
+  return same;
 }
 
 gboolean
@@ -200,6 +227,13 @@ dfi_copy_file_at (int src, const char *src_rel, int dst, const char *rel, GCance
       if (!ok)
         break;
     }
+  struct stat st;
+  if (ok && fstat (in, &st) == 0)
+    {
+      /* The source's time: a later publish then only compares stats. */
+      struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, st.st_mtim };
+      futimens (out, times);
+    }
   close (in);
   if (ok && fsync (out) < 0)
     ok = dfi_throw_errno (error, errno, "syncing %s", tmp);
@@ -225,7 +259,7 @@ df_publish (OstreeRepo *repo, const char *dest, DfPublishResult *result, GCancel
   if (dst < 0)
     return dfi_throw_errno (error, errno, "opening %s", dest);
   g_autoptr (GPtrArray) files = NULL, there = NULL;
-  gboolean ok = plan_dir (src, &files, error) && plan_dir (dst, &there, error);
+  gboolean ok = plan_dir (src, TRUE, &files, error) && plan_dir (dst, FALSE, &there, error);
   g_autoptr (GHashTable) wanted = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; ok && i < files->len; i++)
     {

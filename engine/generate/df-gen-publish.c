@@ -86,10 +86,12 @@ update_index (int repo_dfd, const char *from, const char *to, GBytes *superblock
   return dfi_write_file_atomic (repo_dfd, path, bytes, error);
 }
 
-/* Bytes of the regular files in directory @rel of @dfd, and how many. */
-static guint64
-dir_bytes (int dfd, const char *rel, guint *files)
+guint64
+dfi_gen_dir_bytes (int dfd, const char *rel, guint *files)
 {
+  guint n;
+  if (files == NULL)
+    files = &n;
   *files = 0;
   int d = openat (dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (d < 0)
@@ -142,7 +144,7 @@ update_stats (int repo_dfd, const char *to, GPtrArray *signers, GError **error)
       g_autoptr (GVariant) sha_owned = sha;
       g_autofree char *rel = dfi_native_delta_relpath (from[0] ? from : NULL, to);
       guint files;
-      guint64 size = dir_bytes (repo_dfd, rel, &files);
+      guint64 size = dfi_gen_dir_bytes (repo_dfd, rel, &files);
       char hex[65] = "";
       if (g_variant_get_size (sha) == DF_SHA256_LEN)
         dfi_hex (g_variant_get_data (sha), hex);
@@ -191,6 +193,26 @@ update_stats (int repo_dfd, const char *to, GPtrArray *signers, GError **error)
   else if (unlinkat (repo_dfd, sig_path, 0) < 0 && errno != ENOENT)
     return dfi_throw_errno (error, errno, "removing %s", sig_path);
   return dfi_write_file_atomic (repo_dfd, path, json, error);
+}
+
+gboolean
+dfi_gen_index_lists (int repo_dfd, const char *from, const char *to, GBytes *superblock)
+{
+  g_autofree char *path = g_strdup_printf ("deltafetch/v1/indexes/%s.index", to);
+  g_autoptr (GBytes) b = dfi_read_file_bounded (repo_dfd, path, DF_SUPERBLOCK_MAX, G_MAXUINT64, "index", NULL);
+  if (b == NULL)
+    return FALSE;
+  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), b, FALSE));
+  g_autoptr (GVariant) e = g_variant_lookup_value (v, from ? from : "", G_VARIANT_TYPE ("(ayt)"));
+  if (e == NULL || superblock == NULL)
+    return e != NULL;
+  g_autoptr (GVariant) sha = g_variant_get_child_value (e, 0);
+  guint64 size;
+  g_variant_get_child (e, 1, "t", &size);
+  guint8 want[DF_SHA256_LEN];
+  dfi_sha256 (g_bytes_get_data (superblock, NULL), g_bytes_get_size (superblock), want);
+  return g_variant_get_size (sha) == DF_SHA256_LEN && memcmp (g_variant_get_data (sha), want, DF_SHA256_LEN) == 0
+         && GUINT64_FROM_LE (size) == g_bytes_get_size (superblock);
 }
 
 gboolean

@@ -42,6 +42,13 @@ gboolean dfi_copy_file_at (int src, const char *src_rel, int dst, const char *re
  * @to (the index goes with its last entry) and rewrites the stats file,
  * signed by @signers (removed with the index). */
 gboolean dfi_gen_index_remove (int repo_dfd, const char *from, const char *to, GPtrArray *signers, GError **error);
+/* Bytes of the regular files in directory @rel of @dfd (a delta: its
+ * superblock and parts), and how many in *@files (may be NULL). */
+guint64 dfi_gen_dir_bytes (int dfd, const char *rel, guint *files);
+/* TRUE when @to's native index has an entry for @from (NULL: from
+ * scratch), and with @superblock (the file's bytes) when it lists that
+ * very superblock (SHA-256 and size). */
+gboolean dfi_gen_index_lists (int repo_dfd, const char *from, const char *to, GBytes *superblock);
 /* FALSE when @to's stats file is signed and @signers is empty: removing a
  * delta would leave it unsigned (call before changing anything). */
 gboolean dfi_gen_stats_check_keys (int repo_dfd, const char *to, GPtrArray *signers, GError **error);

@@ -37,12 +37,10 @@ summary_sig_kinds (int repo_dfd, gboolean *gpg, gboolean *ed25519, GError **erro
   return TRUE;
 }
 
-gboolean
-dfi_summary_check_keys (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray *signers, GError **error)
+/* FALSE when a kind of signature the summary has cannot be made again. */
+static gboolean
+keys_for_kinds (gboolean gpg, gboolean ed25519, const DfGenerateOptions *opts, GPtrArray *signers, GError **error)
 {
-  gboolean gpg, ed25519;
-  if (!summary_sig_kinds (ostree_repo_get_dfd (repo), &gpg, &ed25519, error))
-    return FALSE;
   if (gpg && opts->gpg_keys->len == 0)
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
                       "the repository's summary is GPG-signed and would need signing again: give the key "
@@ -52,6 +50,14 @@ dfi_summary_check_keys (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArr
                       "the repository's summary is ed25519-signed and would need signing again: give the key "
                       "(--sign); nothing was changed");
   return TRUE;
+}
+
+gboolean
+dfi_summary_check_keys (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray *signers, GError **error)
+{
+  gboolean gpg, ed25519;
+  return summary_sig_kinds (ostree_repo_get_dfd (repo), &gpg, &ed25519, error)
+         && keys_for_kinds (gpg, ed25519, opts, signers, error);
 }
 
 /* Adds one ed25519 signature per signer of REPO/summary to summary.sig,
@@ -100,7 +106,7 @@ dfi_summary_regenerate (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArr
 {
   int repo_dfd = ostree_repo_get_dfd (repo);
   gboolean gpg, ed25519;
-  if (!summary_sig_kinds (repo_dfd, &gpg, &ed25519, error) || !dfi_summary_check_keys (repo, opts, signers, error))
+  if (!summary_sig_kinds (repo_dfd, &gpg, &ed25519, error) || !keys_for_kinds (gpg, ed25519, opts, signers, error))
     return FALSE;
   /* libostree's regeneration removes summary.sig: sign the new summary
    * again with every kind of key it had (and GPG when asked). */
@@ -108,11 +114,12 @@ dfi_summary_regenerate (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArr
     return FALSE;
   if (opts->gpg_keys->len > 0)
     {
-      g_ptr_array_add (opts->gpg_keys, NULL);
-      gboolean ok = ostree_repo_add_gpg_signature_summary (repo, (const char **)opts->gpg_keys->pdata,
-                                                           opts->gpg_homedir, cancellable, error);
-      g_ptr_array_set_size (opts->gpg_keys, opts->gpg_keys->len - 1);
-      if (!ok)
+      g_autoptr (GPtrArray) ids = g_ptr_array_new ();
+      for (guint i = 0; i < opts->gpg_keys->len; i++)
+        g_ptr_array_add (ids, opts->gpg_keys->pdata[i]);
+      g_ptr_array_add (ids, NULL);
+      if (!ostree_repo_add_gpg_signature_summary (repo, (const char **)ids->pdata, opts->gpg_homedir, cancellable,
+                                                  error))
         return FALSE;
     }
   return !ed25519 || sign_summary_ed25519 (repo_dfd, signers, error);

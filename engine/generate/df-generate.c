@@ -459,42 +459,6 @@ generate_one (OstreeRepo *repo, const DfGenerateOptions *opts, const char *from,
   return ok;
 }
 
-/* The signers of @opts's keys; an empty array when none. A bad key fails
- * at once, not after minutes of encoding. */
-static GPtrArray *
-load_signers (const DfGenerateOptions *opts, GError **error)
-{
-  g_ptr_array_add (opts->sign_keys, NULL);
-  GPtrArray *signers = dfi_signers_load ((const char *const *)opts->sign_keys->pdata, error);
-  g_ptr_array_set_size (opts->sign_keys, opts->sign_keys->len - 1);
-  return signers;
-}
-
-gboolean
-df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_path, GCancellable *cancellable,
-             GError **error)
-{
-  if (!check_options (opts, error))
-    return FALSE;
-  if (opts->froms->len + (opts->empty ? 1 : 0) != 1 || opts->from_last > 0)
-    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "give exactly one of a from-revision or empty");
-  g_autoptr (GPtrArray) signers = load_signers (opts, error);
-  if (signers == NULL)
-    return FALSE;
-  g_autofree char *to = NULL, *from = NULL;
-  if (!resolve_rev (repo, opts->to, &to, error))
-    return FALSE;
-  if (opts->froms->len && !resolve_rev (repo, opts->froms->pdata[0], &from, error))
-    return FALSE;
-  if (opts->format == DF_DELTA_FORMAT_OSTREE && opts->out_dir == NULL
-      && !dfi_summary_check_keys (repo, opts, signers, error))
-    return FALSE;
-  ToCommit tc = { 0 };
-  gboolean ok = generate_one (repo, opts, from, to, &tc, signers, out_dir_path, cancellable, error);
-  to_commit_clear (&tc);
-  return ok;
-}
-
 /* ---------------------------------------------------------------------- */
 /* Many deltas to one commit                                               */
 
@@ -550,41 +514,52 @@ list_froms (OstreeRepo *repo, const DfGenerateOptions *opts, const char *to, GEr
   return g_steal_pointer (&froms);
 }
 
-/* Bytes of the published delta in @dir: superblock and parts. */
-static guint64
-published_size (const char *dir)
+/* What df_generate() and df_generate_many() check and work out before any
+ * delta: the options, the signers, the to-commit and the from-commits. */
+static gboolean
+prepare (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray **signers, char **to, GPtrArray **froms,
+         GError **error)
 {
-  g_autoptr (DfDeltaInfo) info = df_delta_info_load (dir, NULL);
-  return info ? df_delta_info_get_superblock_size (info) + df_delta_info_get_total_compressed_size (info) : 0;
+  if (!check_options (opts, error))
+    return FALSE;
+  if (opts->froms->len == 0 && opts->from_last == 0 && !opts->empty)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "give a from-revision, a number of previous commits or empty");
+  if (opts->out_root && (opts->out_dir || opts->format == DF_DELTA_FORMAT_OSTREE))
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
+                      "an output root takes native deltas, and no output directory beside it");
+  if ((*signers = dfi_signers_load (opts->sign_keys, error)) == NULL || !resolve_rev (repo, opts->to, to, error)
+      || (*froms = list_froms (repo, opts, *to, error)) == NULL)
+    return FALSE;
+  if (opts->out_dir && (*froms)->len != 1)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "an output directory holds one delta, and %u were asked for",
+                      (*froms)->len);
+  return opts->format != DF_DELTA_FORMAT_OSTREE || opts->out_dir != NULL
+         || dfi_summary_check_keys (repo, opts, *signers, error);
+}
+
+gboolean
+df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_path, GCancellable *cancellable,
+             GError **error)
+{
+  if (opts->froms->len + (opts->empty ? 1 : 0) != 1 || opts->from_last > 0)
+    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "give exactly one of a from-revision or empty");
+  g_autoptr (GPtrArray) signers = NULL, froms = NULL;
+  g_autofree char *to = NULL;
+  if (!prepare (repo, opts, &signers, &to, &froms, error))
+    return FALSE;
+  ToCommit tc = { 0 };
+  gboolean ok = generate_one (repo, opts, froms->pdata[0], to, &tc, signers, out_dir_path, cancellable, error);
+  to_commit_clear (&tc);
+  return ok;
 }
 
 gboolean
 df_generate_many (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray **out_deltas, GCancellable *cancellable,
                   GError **error)
 {
-  if (opts->to == NULL)
-    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "no to-revision given");
-  if (opts->froms->len == 0 && opts->from_last == 0 && !opts->empty)
-    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "give a from-revision, a number of previous commits or empty");
-  if (!check_options (opts, error))
-    return FALSE;
-  g_autoptr (GPtrArray) signers = load_signers (opts, error);
-  if (signers == NULL)
-    return FALSE;
+  g_autoptr (GPtrArray) signers = NULL, froms = NULL;
   g_autofree char *to = NULL;
-  if (!resolve_rev (repo, opts->to, &to, error))
-    return FALSE;
-  g_autoptr (GPtrArray) froms = list_froms (repo, opts, to, error);
-  if (froms == NULL)
-    return FALSE;
-  if (opts->out_dir && froms->len != 1)
-    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "an output directory holds one delta, and %u were asked for",
-                      froms->len);
-  if (opts->out_root && (opts->out_dir || opts->format == DF_DELTA_FORMAT_OSTREE))
-    return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT,
-                      "an output root takes native deltas, and no output directory beside it");
-  if (opts->format == DF_DELTA_FORMAT_OSTREE && opts->out_dir == NULL
-      && !dfi_summary_check_keys (repo, opts, signers, error))
+  if (!prepare (repo, opts, &signers, &to, &froms, error))
     return FALSE;
   g_autoptr (GPtrArray) deltas = g_ptr_array_new_with_free_func ((GDestroyNotify)df_generated_delta_free);
   g_autofree char *repo_path = g_file_get_path (ostree_repo_get_path (repo));
@@ -620,7 +595,7 @@ df_generate_many (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray **o
         ok = FALSE;
       d->seconds = (g_get_monotonic_time () - start) / 1e6;
       if (ok)
-        d->size = published_size (d->dir);
+        d->size = dfi_gen_dir_bytes (AT_FDCWD, d->dir, NULL);
     }
   to_commit_clear (&tc);
   if (ok && out_deltas)
