@@ -29,6 +29,11 @@ print_delta (DfGeneratedDelta *d, gboolean stock)
   printf ("%u parts, %s compressed, %s of new content, %.1f s\n", df_delta_info_get_n_parts (info), csize, usize,
           d->seconds);
   df_cli_print_rebuilds (info);
+  if (d->analyses_reused == 1)
+    printf ("Reused:      the analysis of 1 compressed object, from an earlier delta of this run\n");
+  else if (d->analyses_reused > 1)
+    printf ("Reused:      the analyses of %u compressed objects, from an earlier delta of this run\n",
+            d->analyses_reused);
   return 0;
 }
 
@@ -81,7 +86,8 @@ df_cli_generate (int argc, char **argv)
                                 "one for each --from, each of the --from-last commits and --empty, in one run.\n"
                                 "Without --out each is stored in REPO under deltafetch/v1/deltas/ with an index under\n"
                                 "deltafetch/v1/indexes/, paths stock ostree ignores. A delta already published whole,\n"
-                                "with the same options and keys, is kept (\"kept\"), unless --force.\n\n"
+                                "with the same options and keys, is kept (\"kept\"), unless --force. The deltas of\n"
+                                "one run share the walk of TO and its compressed objects' analyses (\"Reused:\").\n\n"
                                 "Memory: per job about 160 MiB at the default level 19 (about 60 MiB at levels up to\n"
                                 "12) plus two parts in flight; 360 MB peak for 2 jobs on a 650 MB OS update.");
   g_autofree char *desc = g_strdup_printf ("%s", df_cli_exit_codes);

@@ -103,6 +103,35 @@ expect_exit 0 "--format=ostree again" gen --format=ostree --from-last=2
 check "--format=ostree again: both kept" grep -qE ': 0 made, 2 kept, ' "$T/ee.out"
 check "stock ostree lists both" test "$(ostree static-delta list --repo="$src" | grep -c -- "-")" -ge 2
 
+# A new initrd in every release (gzip made by GNU gzip: rebuilt on the
+# device from deflate reconstruction data): each delta of a run carries the
+# new one, analysed once for all of them.
+b=$T/boot
+ostree init --repo="$b" --mode=archive
+for v in 1 2 3 4; do
+  python3 "$DF_SRCDIR/tests/transform-tree.py" "$T/bt$v" "$v" gnu-gzip-6n || { not_ok "make release $v with an initrd"; break; }
+  ostree commit --repo="$b" -b os --tree=dir="$T/bt$v" --owner-uid=0 --owner-gid=0 \
+    --timestamp="2024-0$v-01T00:00:00Z" >/dev/null
+  brel[v]=$(rev "$b" os)
+done
+cp -a "$b" "$T/boot-sep"
+expect_exit 0 "a new initrd in each of 4 releases: --from-last=3" "$DF" generate --repo="$b" --to=os --from-last=3 --level=3
+check "each of the 3 deltas rebuilds it" test "$(grep -c '^Compressed: .* 1 rebuilt' "$T/ee.out")" = 3
+check "the second and the third reuse the first one's analysis" \
+  test "$(grep -c '^Reused: .* analysis of 1 compressed object' "$T/ee.out")" = 2
+for v in 3 2 1; do
+  "$DF" generate -q --repo="$T/boot-sep" --to=os --from="${brel[v]}" --level=3 >/dev/null
+done
+check "byte-identical to three separate runs, which analyse it each" \
+  test "$(tree_sums "$b/deltafetch")" = "$(tree_sums "$T/boot-sep/deltafetch")"
+ostree init --repo="$T/bdev" --mode=bare-user
+ostree pull-local --repo="$T/bdev" "$b" "${brel[1]}" >/dev/null
+ostree refs --repo="$T/bdev" --create=os "${brel[1]}"
+expect_exit 0 "a device on release 1 applies the third (made with the reused analysis)" "$DF" apply --rebuild=always \
+  --repo="$T/bdev" --ref=os --commit="${brel[4]}" "$b/deltafetch/v1/deltas/${brel[1]}-${brel[4]}"
+check "... rebuilding the initrd" grep -q '^1 compressed objects rebuilt' "$T/ee.out"
+check "... fsck-clean and identical to release 4" checkout_matches "$T/bdev" "${brel[4]}" "$T/bt4"
+
 # Bad requests: one line, exit 2, nothing made.
 expect_exit 2 "--from the to-commit itself" gen --from=os
 expect_exit 2 "--out with several deltas" gen --from-last=2 --out="$T/out"

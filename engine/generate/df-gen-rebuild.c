@@ -28,13 +28,119 @@
  * about 370 MiB to compress again). */
 #define DF_GEN_RECIPE_MEMORY_MAX (128 * DF_MIB)
 
+/* A frame's search, as dfi_recipe_find() and dfi_deflate_analyze() left
+ * it. Immutable once in the cache. */
+typedef struct
+{
+  gboolean found; /* a recipe reproduces the frame */
+  DfRecipe recipe;
+  DfRecipeFindStats stats;
+  gboolean deflate_tried; /* no recipe, a gzip or zlib frame: deflate analysis ran */
+  GBytes *recon;          /* its reconstruction data, NULL when it refused */
+  char *deflate_error;    /* why it refused */
+} FrameSearch;
+
+static void
+frame_search_free (FrameSearch *f)
+{
+  g_clear_pointer (&f->recon, g_bytes_unref);
+  g_free (f->deflate_error);
+  g_free (f);
+}
+
+struct _DfGenRebuildCache
+{
+  GMutex lock;
+  GCond cond;
+  GHashTable *busy;     /* "table/key" of what a thread is working out now */
+  GHashTable *hashes;   /* csum → 32-byte SHA-256 of its content, or a 0-byte value for "not a source" */
+  GHashTable *detects;  /* csum → DfDetect* (with entry hashes) */
+  GHashTable *frames;   /* "csum/segment" → FrameSearch* */
+  GHashTable *verified; /* "csum/program SHA-256" of programs that rebuilt their object */
+};
+
+DfGenRebuildCache *
+dfi_gen_rebuild_cache_new (void)
+{
+  DfGenRebuildCache *k = g_new0 (DfGenRebuildCache, 1);
+  g_mutex_init (&k->lock);
+  g_cond_init (&k->cond);
+  k->busy = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  k->hashes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
+  k->detects = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dfi_detect_free);
+  k->frames = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)frame_search_free);
+  k->verified = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  return k;
+}
+
+void
+dfi_gen_rebuild_cache_free (DfGenRebuildCache *k)
+{
+  if (k == NULL)
+    return;
+  g_hash_table_unref (k->hashes);
+  g_hash_table_unref (k->detects);
+  g_hash_table_unref (k->frames);
+  g_hash_table_unref (k->verified);
+  g_hash_table_unref (k->busy);
+  g_cond_clear (&k->cond);
+  g_mutex_clear (&k->lock);
+  g_free (k);
+}
+
+/* What @k holds under @key; NULL when the caller is to work it out and
+ * then cache_put() or cache_release() it. Waits while another thread works
+ * on the same key (deltas made side by side meet the same new initrd at
+ * about the same time). A thread holds one key at a time, so waits cannot
+ * form a cycle. Entries stay until the cache goes. */
+static gpointer
+cache_claim (DfGenRebuildCache *k, GHashTable *table, const char *key)
+{
+  g_autofree char *bkey = g_strdup_printf ("%p/%s", (void *)table, key);
+  g_mutex_lock (&k->lock);
+  gpointer v;
+  while ((v = g_hash_table_lookup (table, key)) == NULL && g_hash_table_contains (k->busy, bkey))
+    g_cond_wait (&k->cond, &k->lock);
+  if (v == NULL)
+    g_hash_table_add (k->busy, g_steal_pointer (&bkey));
+  g_mutex_unlock (&k->lock);
+  return v;
+}
+
+/* Gives up a key claimed: nothing is kept (an error, or no result worth
+ * keeping); a waiting thread takes it over. */
+static void
+cache_release (DfGenRebuildCache *k, GHashTable *table, const char *key)
+{
+  g_autofree char *bkey = g_strdup_printf ("%p/%s", (void *)table, key);
+  g_mutex_lock (&k->lock);
+  g_hash_table_remove (k->busy, bkey);
+  g_cond_broadcast (&k->cond);
+  g_mutex_unlock (&k->lock);
+}
+
+/* Keeps @v (owned) under the key claimed and returns it. */
+static gpointer
+cache_put (DfGenRebuildCache *k, GHashTable *table, const char *key, gpointer v)
+{
+  g_autofree char *bkey = g_strdup_printf ("%p/%s", (void *)table, key);
+  g_mutex_lock (&k->lock);
+  g_hash_table_insert (table, g_strdup (key), v);
+  g_hash_table_remove (k->busy, bkey);
+  g_cond_broadcast (&k->cond);
+  g_mutex_unlock (&k->lock);
+  return v;
+}
+
 struct _DfGenRebuild
 {
   OstreeRepo *repo;
   GMutex lock;
   GHashTable *by_size; /* guint64 size → GPtrArray of csum strings */
-  GHashTable *hashes;  /* csum → 32-byte SHA-256 of its content, or a 0-byte value for "not a source" */
   GPtrArray *pending;  /* sources whose size is not known yet */
+  DfGenRebuildCache *cache;
+  gboolean own_cache;
+  gint reused; /* atomic */
 };
 
 static guint
@@ -51,13 +157,14 @@ u64_equal (gconstpointer a, gconstpointer b)
 }
 
 DfGenRebuild *
-dfi_gen_rebuild_new (OstreeRepo *repo)
+dfi_gen_rebuild_new (OstreeRepo *repo, DfGenRebuildCache *cache)
 {
   DfGenRebuild *g = g_new0 (DfGenRebuild, 1);
   g->repo = g_object_ref (repo);
   g_mutex_init (&g->lock);
   g->by_size = g_hash_table_new_full (u64_hash, u64_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
-  g->hashes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
+  g->own_cache = cache == NULL;
+  g->cache = cache ? cache : dfi_gen_rebuild_cache_new ();
   g->pending = g_ptr_array_new_with_free_func (g_free);
   return g;
 }
@@ -68,8 +175,9 @@ dfi_gen_rebuild_free (DfGenRebuild *g)
   if (g == NULL)
     return;
   g_hash_table_unref (g->by_size);
-  g_hash_table_unref (g->hashes);
   g_ptr_array_unref (g->pending);
+  if (g->own_cache)
+    dfi_gen_rebuild_cache_free (g->cache);
   g_mutex_clear (&g->lock);
   g_object_unref (g->repo);
   g_free (g);
@@ -90,6 +198,12 @@ index_source (DfGenRebuild *g, const char *csum, guint64 size)
     if (strcmp (list->pdata[i], csum) == 0)
       return;
   g_ptr_array_add (list, g_strdup (csum));
+}
+
+guint
+dfi_gen_rebuild_reused (DfGenRebuild *g)
+{
+  return (guint)g_atomic_int_get (&g->reused);
 }
 
 void
@@ -183,16 +297,12 @@ load_object (DfGenRebuild *g, const char *csum, guint64 size, GCancellable *c, G
 static GBytes *
 source_hash (DfGenRebuild *g, const char *csum, guint64 size, GCancellable *c, GError **error)
 {
-  g_mutex_lock (&g->lock);
-  GBytes *known = g_hash_table_lookup (g->hashes, csum);
+  GBytes *known = cache_claim (g->cache, g->cache->hashes, csum);
   if (known)
-    g_bytes_ref (known);
-  g_mutex_unlock (&g->lock);
-  if (known)
-    return known;
+    return g_bytes_ref (known);
   g_autoptr (GInputStream) in = NULL;
   if (!ostree_repo_load_file (g->repo, csum, &in, NULL, NULL, c, error))
-    return NULL;
+    return (cache_release (g->cache, g->cache->hashes, csum), NULL);
   DfSha256 h;
   dfi_sha256_init (&h);
   g_autofree guint8 *buf = g_malloc (DF_COPY_BUFFER);
@@ -204,6 +314,7 @@ source_hash (DfGenRebuild *g, const char *csum, guint64 size, GCancellable *c, G
       if (!g_input_stream_read_all (in, buf, DF_COPY_BUFFER, &got, c, error))
         {
           dfi_sha256_clear (&h);
+          cache_release (g->cache, g->cache->hashes, csum);
           return NULL;
         }
       if (total == 0 && looks_transformable (buf, got))
@@ -217,10 +328,7 @@ source_hash (DfGenRebuild *g, const char *csum, guint64 size, GCancellable *c, G
   dfi_sha256_final (&h, sha);
   dfi_sha256_clear (&h);
   GBytes *v = excluded || total != size ? g_bytes_new (NULL, 0) : g_bytes_new (sha, sizeof sha);
-  g_mutex_lock (&g->lock);
-  g_hash_table_replace (g->hashes, g_strdup (csum), g_bytes_ref (v));
-  g_mutex_unlock (&g->lock);
-  return v;
+  return g_bytes_ref (cache_put (g->cache, g->cache->hashes, csum, v));
 }
 
 /* A source object whose content is @size bytes hashing to @sha, or NULL. */
@@ -348,6 +456,8 @@ typedef struct
   DfGenRebuild *g;
   DfRebuildBuilder *b;
   const DfDetect *d;
+  const char *csum;     /* the object's */
+  int ofd;              /* its copy */
   const guint8 *object; /* the object, mapped */
   guint64 size;
   GPtrArray *sources;
@@ -533,11 +643,58 @@ add_plain (Ctx *x, guint64 off, guint64 len)
   dfi_rebuild_builder_literal (x->b, x->object + off, len);
 }
 
+/* The gzip or zlib wrapper around a frame's raw deflate stream. */
+static void
+deflate_wrapper (const DfSegment *s, guint64 *head, guint64 *tail)
+{
+  *head = s->kind == DF_SEGMENT_GZIP ? s->u.gzip.header_len : 2;
+  *tail = s->kind == DF_SEGMENT_GZIP ? 8 : 4;
+}
+
+/* How frame segment @si of the object can be made again from its content
+ * (in @cfd, @clen bytes): a recipe, else for gzip and zlib deflate
+ * reconstruction data. Searched once per object for all deltas (the
+ * cache's); NULL only for an error reading the content. */
+static const FrameSearch *
+frame_search (Ctx *x, guint si, int cfd, guint64 clen, GError **error)
+{
+  DfGenRebuildCache *k = x->g->cache;
+  g_autofree char *key = g_strdup_printf ("%s/%u", x->csum, si);
+  const FrameSearch *had = cache_claim (k, k->frames, key);
+  if (had)
+    return had;
+  const DfSegment *s = &x->d->segments[si];
+  FrameSearch *fs = g_new0 (FrameSearch, 1);
+  DfRecipeSpan cspan = { x->ofd, s->offset, s->length }, content = { cfd, 0, clen };
+  /* Candidates a device could not run are not even tried: a kernel's xz
+   * payload made with a 32 MiB dictionary needs 370 MiB, and running its
+   * recipe over 66 MB costs a minute. */
+  DfRecipeFindLimits lim = { .max_memory = DF_GEN_RECIPE_MEMORY_MAX };
+  if (!dfi_recipe_find (&cspan, &content, &lim, &fs->recipe, &fs->found, &fs->stats, x->c, error))
+    {
+      frame_search_free (fs);
+      cache_release (k, k->frames, key);
+      return NULL;
+    }
+  guint64 head, tail;
+  deflate_wrapper (s, &head, &tail);
+  if (!fs->found && (s->kind == DF_SEGMENT_GZIP || s->kind == DF_SEGMENT_ZLIB) && s->length > head + tail)
+    {
+      fs->deflate_tried = TRUE;
+      DfDeflateStats st;
+      g_autoptr (GError) local = NULL;
+      if (!dfi_deflate_analyze (x->object + s->offset + head, s->length - head - tail, NULL, NULL, &fs->recon, &st,
+                                &local))
+        fs->deflate_error = g_strdup (local->message);
+    }
+  return cache_put (k, k->frames, key, fs);
+}
+
 /* Frame segment @si: a recipe or deflate reconstruction data for it, and
  * its content. FALSE without an error when neither is found (the frame
  * stays plain). */
 static gboolean
-try_frame (Ctx *x, int ofd, guint si, gboolean *used, GError **error)
+try_frame (Ctx *x, guint si, gboolean *used, GError **error)
 {
   const DfSegment *s = &x->d->segments[si];
   *used = FALSE;
@@ -552,60 +709,51 @@ try_frame (Ctx *x, int ofd, guint si, gboolean *used, GError **error)
     return TRUE; /* detection saw it whole; anything else: keep it plain */
   guint64 clen = sink.off;
 
-  DfRecipeSpan cspan = { ofd, s->offset, s->length }, content = { cfd, 0, clen };
-  DfRecipe r;
-  gboolean found = FALSE;
+  const FrameSearch *fs = frame_search (x, si, cfd, clen, error);
+  if (fs == NULL)
+    return FALSE;
+  const DfRecipe *r = &fs->recipe;
   guint64 mem = 0;
-  /* Candidates a device could not run are not even tried: a kernel's xz
-   * payload made with a 32 MiB dictionary needs 370 MiB, and running its
-   * recipe over 66 MB costs a minute. */
-  DfRecipeFindLimits lim = { .max_memory = DF_GEN_RECIPE_MEMORY_MAX };
-  DfRecipeFindStats fst;
-  if (!dfi_recipe_find (&cspan, &content, &lim, &r, &found, &fst, x->c, error))
+  if (fs->found && !dfi_recipe_memory (r, &mem, error))
     return FALSE;
-  if (found && !dfi_recipe_memory (&r, &mem, error))
-    return FALSE;
-  if (!found && fst.skipped > 0 && s->kind != DF_SEGMENT_GZIP && s->kind != DF_SEGMENT_ZLIB)
+  if (!fs->found && fs->stats.skipped > 0 && s->kind != DF_SEGMENT_GZIP && s->kind != DF_SEGMENT_ZLIB)
     {
       g_string_append_printf (x->what, "%s%s frame: %u candidate recipes need more than %u MiB to run, kept plain",
-                              x->what->len ? "; " : "", dfi_segment_kind_name (s->kind), fst.skipped,
+                              x->what->len ? "; " : "", dfi_segment_kind_name (s->kind), fs->stats.skipped,
                               (guint)(DF_GEN_RECIPE_MEMORY_MAX / DF_MIB));
       return TRUE;
     }
-  if (found)
+  if (fs->found)
     {
-      g_autoptr (GBytes) rb = dfi_recipe_serialize (&r);
+      g_autoptr (GBytes) rb = dfi_recipe_serialize (r);
       dfi_rebuild_builder_segment (x->b, DF_REBUILD_SEGMENT_RECIPE, s->length, rb);
       gboolean have = FALSE;
       for (guint i = 0; i < x->libraries->len && !have; i++)
-        have = strcmp (x->libraries->pdata[i], r.library) == 0;
+        have = strcmp (x->libraries->pdata[i], r->library) == 0;
       if (!have)
-        g_ptr_array_add (x->libraries, g_strdup (r.library));
+        g_ptr_array_add (x->libraries, g_strdup (r->library));
       x->memory = MAX (x->memory, mem);
-      g_autofree char *desc = dfi_recipe_describe (&r);
+      g_autofree char *desc = dfi_recipe_describe (r);
       g_string_append_printf (x->what, "%s%s frame by recipe (%s; %" G_GUINT64_FORMAT " MiB to rebuild)",
                               x->what->len ? "; " : "", dfi_segment_kind_name (s->kind), desc, mem / DF_MIB + 1);
     }
   else if (s->kind == DF_SEGMENT_GZIP || s->kind == DF_SEGMENT_ZLIB)
     {
-      guint64 head = s->kind == DF_SEGMENT_GZIP ? s->u.gzip.header_len : 2;
-      guint64 tail = s->kind == DF_SEGMENT_GZIP ? 8 : 4;
-      if (s->length <= head + tail)
+      guint64 head, tail;
+      deflate_wrapper (s, &head, &tail);
+      if (!fs->deflate_tried)
         return TRUE;
-      g_autoptr (GBytes) recon = NULL;
-      DfDeflateStats st;
-      g_autoptr (GError) local = NULL;
-      if (!dfi_deflate_analyze (x->object + s->offset + head, s->length - head - tail, NULL, NULL, &recon, &st, &local))
+      if (fs->recon == NULL)
         {
           g_string_append_printf (x->what, "%s%s frame: no reconstruction (%s), kept plain", x->what->len ? "; " : "",
-                                  dfi_segment_kind_name (s->kind), local->message);
+                                  dfi_segment_kind_name (s->kind), fs->deflate_error);
           return TRUE;
         }
       add_plain (x, s->offset, head);
-      dfi_rebuild_builder_segment (x->b, DF_REBUILD_SEGMENT_DEFLATE, s->length - head - tail, recon);
+      dfi_rebuild_builder_segment (x->b, DF_REBUILD_SEGMENT_DEFLATE, s->length - head - tail, fs->recon);
       x->memory = MAX (x->memory, (guint64)DF_DEFLATE_REBUILD_MEMORY);
       g_string_append_printf (x->what, "%s%s frame by deflate reconstruction (%zu B)", x->what->len ? "; " : "",
-                              dfi_segment_kind_name (s->kind), g_bytes_get_size (recon));
+                              dfi_segment_kind_name (s->kind), g_bytes_get_size (fs->recon));
       if (!add_content (x, si, cfd, clen, error))
         return FALSE;
       add_plain (x, s->offset + s->length - tail, tail);
@@ -648,13 +796,31 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
 {
   if (!resolve_sources (g, c, error))
     return FALSE;
-  g_autoptr (DfDetect) d = dfi_detect_fd (ofd, size, NULL, DF_DETECT_HASH_ENTRIES, c, error);
+  DfGenRebuildCache *k = g->cache;
+  const DfDetect *d = cache_claim (k, k->detects, csum);
   if (d == NULL)
-    return FALSE;
+    {
+      DfDetect *mine = dfi_detect_fd (ofd, size, NULL, DF_DETECT_HASH_ENTRIES, c, error);
+      if (mine == NULL)
+        return (cache_release (k, k->detects, csum), FALSE);
+      d = cache_put (k, k->detects, csum, mine);
+    }
+  else
+    g_atomic_int_inc (&g->reused);
   g_autoptr (DfRebuildBuilder) b = dfi_rebuild_builder_new ();
   g_autoptr (GPtrArray) libs = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GString) what = g_string_new (NULL);
-  Ctx x = { .g = g, .b = b, .d = d, .object = obj, .size = size, .libraries = libs, .what = what, .c = c, .old = old };
+  Ctx x = { .g = g,
+            .b = b,
+            .d = d,
+            .csum = csum,
+            .ofd = ofd,
+            .object = obj,
+            .size = size,
+            .libraries = libs,
+            .what = what,
+            .c = c,
+            .old = old };
   x.sources = g_ptr_array_new_with_free_func (g_free);
   guint64 plain_from = 0;
   guint n_frames = 0;
@@ -672,7 +838,7 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
        * is tried in a scratch builder position only once they are in. */
       add_plain (&x, plain_from, s->offset - plain_from);
       gboolean used;
-      if (!try_frame (&x, ofd, i, &used, error))
+      if (!try_frame (&x, i, &used, error))
         {
           g_ptr_array_unref (x.sources);
           return FALSE;
@@ -721,13 +887,24 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
       return TRUE;
     }
 
-  /* Run it as the device will. */
+  /* Run it as the device will (once per program: another delta to the
+   * same commit often makes the same one). */
   g_auto (DfRebuildProgram) prog = { 0 };
   Compare cmp = { obj, size, 0 };
   g_autoptr (GError) local = NULL;
-  if (!dfi_rebuild_program_parse (program, size, content_total, &prog, &local)
-      || !dfi_rebuild_run (&prog, dfi_rebuild_open_from_repo, g->repo, compare_write, &cmp, G_MAXUINT64, c, &local)
-      || cmp.off != size)
+  g_autofree char *psum = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, program);
+  g_autofree char *pkey = g_strdup_printf ("%s/%s", csum, psum);
+  gboolean ran = cache_claim (k, k->verified, pkey) != NULL;
+  gboolean good = dfi_rebuild_program_parse (program, size, content_total, &prog, &local)
+                  && (ran
+                      || (dfi_rebuild_run (&prog, dfi_rebuild_open_from_repo, g->repo, compare_write, &cmp, G_MAXUINT64,
+                                           c, &local)
+                          && cmp.off == size));
+  if (!ran && good)
+    cache_put (k, k->verified, pkey, GINT_TO_POINTER (1));
+  else if (!ran)
+    cache_release (k, k->verified, pkey);
+  if (!good)
     {
       g_ptr_array_unref (x.sources);
       if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_CANCELLED))

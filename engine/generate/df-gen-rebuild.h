@@ -16,9 +16,29 @@
 
 typedef struct _DfGenRebuild DfGenRebuild;
 
-DfGenRebuild *dfi_gen_rebuild_new (OstreeRepo *repo);
+/* What the analyses of one to-commit's objects find that depends only on
+ * the objects themselves, kept for every delta to that commit (the deltas
+ * of one df_generate_many() call; a fleet's new initrd is new against each
+ * earlier release, and its search would otherwise run once per delta):
+ * each object's detection, each frame's recipe search or deflate analysis,
+ * each source's content hash, and the programs already run and found to
+ * rebuild their object. Thread-safe. Memory: a detection per analysed
+ * object (its segments and cpio entries) and a reconstruction per gzip
+ * frame without a recipe (about 1 % of its content). */
+typedef struct _DfGenRebuildCache DfGenRebuildCache;
+
+DfGenRebuildCache *dfi_gen_rebuild_cache_new (void);
+void dfi_gen_rebuild_cache_free (DfGenRebuildCache *cache);
+
+/* @cache: (nullable): shared with other deltas to the same to-commit; NULL
+ * for one of this generator's own. */
+DfGenRebuild *dfi_gen_rebuild_new (OstreeRepo *repo, DfGenRebuildCache *cache);
 void dfi_gen_rebuild_free (DfGenRebuild *g);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfGenRebuild, dfi_gen_rebuild_free)
+
+/* How many analyses found the object already analysed (by an earlier delta
+ * sharing the cache). */
+guint dfi_gen_rebuild_reused (DfGenRebuild *g);
 
 /* Content object @csum (of the to- or from-commit) may be a piece of a
  * program: the device has it, or this delta writes it plainly (objects

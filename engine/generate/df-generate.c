@@ -89,19 +89,22 @@ content_info (OstreeRepo *repo, const char *csum, guint64 *size, gboolean *is_sy
 }
 
 /* What every delta to one to-commit shares, worked out once for all the
- * deltas of a df_generate_many() call: the commit's walk, its object, and
- * the size of each of its content objects. */
+ * deltas of a df_generate_many() call: the commit's walk, its object, the
+ * size of each of its content objects, and what the analyses of its
+ * compressed objects found. */
 typedef struct
 {
   gboolean walked;
   DfGenWalk walk;
   GVariant *commitv;
   GHashTable *sizes; /* checksum (owned by walk) -> guint64[2] { size, is symlink } */
+  DfGenRebuildCache *rebuild_cache;
 } ToCommit;
 
 static void
 to_commit_clear (ToCommit *tc)
 {
+  g_clear_pointer (&tc->rebuild_cache, dfi_gen_rebuild_cache_free);
   dfi_gen_walk_clear (&tc->walk);
   g_clear_pointer (&tc->commitv, g_variant_unref);
   g_clear_pointer (&tc->sizes, g_hash_table_unref);
@@ -310,7 +313,9 @@ plan_rebuild_sources (Run *r)
   DfGenerator *g = &r->g;
   if (g->opts->variants == DF_VARIANTS_PLAIN)
     return;
-  g->rebuild = dfi_gen_rebuild_new (g->repo);
+  if (r->tc->rebuild_cache == NULL)
+    r->tc->rebuild_cache = dfi_gen_rebuild_cache_new ();
+  g->rebuild = dfi_gen_rebuild_new (g->repo, r->tc->rebuild_cache);
   g->rebuilds = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, rebuild_result_free);
   g_autoptr (GHashTable) added = g_hash_table_new (g_str_hash, g_str_equal);
   DfGenWalk *walks[] = { &r->tc->walk, &r->wfrom };
@@ -442,7 +447,7 @@ phase_publish (Run *r, GPtrArray *signers, char **out_dir_path, GError **error)
 /* One delta from @from (NULL: from scratch) to @to, of @opts's format. */
 static gboolean
 generate_one (OstreeRepo *repo, const DfGenerateOptions *opts, const char *from, const char *to, ToCommit *tc,
-              GPtrArray *signers, char **out_dir_path, GCancellable *cancellable, GError **error)
+              GPtrArray *signers, char **out_dir_path, guint *reused, GCancellable *cancellable, GError **error)
 {
   if (opts->format == DF_DELTA_FORMAT_OSTREE)
     return dfi_generate_stock (repo, opts, from, to, signers, out_dir_path, cancellable, error);
@@ -455,6 +460,8 @@ generate_one (OstreeRepo *repo, const DfGenerateOptions *opts, const char *from,
     plan_rebuild_sources (&r);
   ok = ok && dfi_gen_output_open (&r.g, from, to, error) && phase_encode_pack (&r, error)
        && phase_publish (&r, signers, out_dir_path, error);
+  if (reused && r.g.rebuild)
+    *reused = dfi_gen_rebuild_reused (r.g.rebuild);
   run_clear (&r);
   return ok;
 }
@@ -548,7 +555,7 @@ df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir_pat
   if (!prepare (repo, opts, &signers, &to, &froms, error))
     return FALSE;
   ToCommit tc = { 0 };
-  gboolean ok = generate_one (repo, opts, froms->pdata[0], to, &tc, signers, out_dir_path, cancellable, error);
+  gboolean ok = generate_one (repo, opts, froms->pdata[0], to, &tc, signers, out_dir_path, NULL, cancellable, error);
   to_commit_clear (&tc);
   return ok;
 }
@@ -590,7 +597,7 @@ df_generate_many (OstreeRepo *repo, const DfGenerateOptions *opts, GPtrArray **o
       else if (own && !dfi_rm_rf_at (AT_FDCWD, own, error)) /* its own output, not current */
         ok = FALSE;
       else
-        ok = generate_one (repo, &each, from, to, &tc, signers, &d->dir, cancellable, error);
+        ok = generate_one (repo, &each, from, to, &tc, signers, &d->dir, &d->analyses_reused, cancellable, error);
       if (g_cancellable_set_error_if_cancelled (cancellable, ok ? error : NULL))
         ok = FALSE;
       d->seconds = (g_get_monotonic_time () - start) / 1e6;
