@@ -31,6 +31,17 @@ fetch_to () {
   ostree pull-local --repo="$dev" "$src" "${rel[from]}" >/dev/null
   "$DF" fetch --repo="$dev" --url="$url" --commit="${rel[to]}" --no-pull-fallback "$@"
 }
+# pull_to NAME FROM-RELEASE TO-RELEASE REVOKED [options...]: the same
+# through a remote of the device's config, whose deltafetch-revoked-keys
+# names REVOKED (empty: none).
+pull_to () {
+  local dev=$T/$1 from=$2 to=$3 revoked=$4; shift 4
+  rm -rf "$dev"
+  ostree init --repo="$dev" --mode=bare-user
+  ostree pull-local --repo="$dev" "$src" "${rel[from]}" >/dev/null
+  ostree remote add --repo="$dev" --no-gpg-verify ${revoked:+--set=deltafetch-revoked-keys="$revoked"} origin "$url"
+  "$DF" pull --repo="$dev" --commit="${rel[to]}" --no-pull-fallback "$@" origin:os
+}
 sigs_of () { "$DF" list --repo="$src" --json | python3 -c '
 import json, sys
 print(" ".join(str(d["signatures"]) for d in json.load(sys.stdin) if d["format"] == "native"))'; }
@@ -43,6 +54,11 @@ expect_exit 5 "step 1: a device trusting the new key only refuses" fetch_to d2 2
 expect_exit 5 "step 1: with the old key revoked, a delta only it signed is refused" fetch_to d3 2 4 \
   --keys="$T/both" --revoked-keys="$T/old.pub"
 check "... and the message says revoked" grep -q "signed only by revoked keys" "$T/ee.err"
+expect_exit 5 "step 1: pull through a remote whose config revokes the old key: refused" pull_to p1 2 4 \
+  "$T/old.pub" --keys="$T/both"
+check "... and the message says revoked" grep -q "signed only by revoked keys" "$T/ee.err"
+check "... and nothing of release 4 was written" test "$(ostree rev-parse --repo="$T/p1" origin:os 2>/dev/null)" = ""
+expect_exit 0 "step 1: the same pull through a remote that revokes nothing" pull_to p2 2 4 "" --keys="$T/both"
 
 # Step 2: the new key signs beside the old one.
 expect_exit 2 "sign with neither a key nor a key to remove" "$DF" sign --repo="$src" --all
@@ -60,6 +76,9 @@ check "step 2: fsck-clean and identical" checkout_matches "$T/d5" "${rel[4]}" "$
 # Step 3: devices trust the new key, the old one revoked.
 expect_exit 0 "step 3: trusting both, the old one revoked: the new signature counts" fetch_to d6 2 4 \
   --keys="$T/both" --revoked-keys="$T/old.pub"
+expect_exit 0 "step 3: the same through a remote whose config revokes the old key" pull_to p3 2 4 "$T/old.pub" \
+  --keys="$T/both"
+check "step 3: fsck-clean and identical" checkout_matches "$T/p3" "${rel[4]}" "$T/r4"
 
 # Step 4: the old signatures go.
 expect_exit 0 "step 4: sign --all --remove-key=old --sign=new" "$DF" sign --repo="$src" --all \

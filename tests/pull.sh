@@ -128,6 +128,12 @@ expect_exit 5 "a summary changed under its signature is refused" "$DF" pull --re
 publish "$c2"
 expect_exit 14 "a ref the summary lacks: not found (exit 14)" "$DF" pull --repo="$dev3" origin:nosuch
 expect_exit 2 "an unknown remote" "$DF" pull --repo="$dev3" nosuch:os
+dev6=$T/dev6
+ostree init --repo="$dev6" --mode=bare
+add_remote "$dev6" origin "$url" --set=deltafetch-revoked-keys="$T/good.pub"
+expect_exit 5 "a remote whose config revokes its only key refuses the summary" "$DF" pull --repo="$dev6" origin:os
+check "... saying no key is left that is not revoked" grep -q "that is not revoked" "$T/ee.err"
+check "... and nothing reached the repository" test -z "$(objects_list "$dev6")"
 expect_exit 2 "the ref given twice" "$DF" pull --repo="$dev3" origin:os os
 expect_exit 2 "a remote without a ref or --commit" "$DF" pull --repo="$dev3" origin
 # A commit not signed, or signed by another key: refused once its

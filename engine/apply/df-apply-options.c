@@ -22,6 +22,7 @@ df_apply_options_free (DfApplyOptions *o)
   g_free (o->trusted_keys);
   g_free (o->revoked_keys);
   g_free (o->remote);
+  g_free (o->remote_revoked_keys);
   g_ptr_array_unref (o->urls);
   g_free (o);
 }
@@ -119,7 +120,8 @@ dfi_apply_signature_policy (const DfApplyOptions *o, DfSignaturePolicy *out, GEr
 {
   if (o->allow_unsigned && o->require_signatures)
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "signatures cannot be both required and optional");
-  return dfi_signature_policy_init (out, o->trusted_keys, o->revoked_keys,
+  const char *revoked[] = { o->revoked_keys, o->remote_revoked_keys };
+  return dfi_signature_policy_init (out, o->trusted_keys, revoked, G_N_ELEMENTS (revoked),
                                     o->require_signatures || (o->trusted_keys != NULL && !o->allow_unsigned), error);
 }
 
@@ -138,6 +140,7 @@ dfi_apply_options_copy (const DfApplyOptions *o)
   c->trusted_keys = g_strdup (o->trusted_keys);
   c->revoked_keys = g_strdup (o->revoked_keys);
   c->remote = g_strdup (o->remote);
+  c->remote_revoked_keys = g_strdup (o->remote_revoked_keys);
   c->urls = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < o->urls->len; i++)
     g_ptr_array_add (c->urls, g_strdup (o->urls->pdata[i]));

@@ -25,6 +25,7 @@ struct _DfApplyOptions
   DfRebuildPolicy rebuild;
   gboolean plain_at_hand; /* set by apply on its copy: the delta directory holds every plain part */
   char *remote;           /* set by a fetch through a remote: the commit's signature is checked as its config asks */
+  char *remote_revoked_keys; /* set by a fetch through a remote: its deltafetch-revoked-keys, beside revoked_keys */
 };
 
 /* A copy of @o (progress function included). */

@@ -64,13 +64,22 @@ dfi_remote_keyring (OstreeRepo *repo, const char *remote, GError **error)
         if (g_file_test (system[i], G_FILE_TEST_EXISTS) && !dfi_keyring_add_path (k, system[i], error))
           return NULL;
     }
-  /* Keys the system revoked, beside its trusted ones: they never count. */
+  /* Keys the system revoked, beside its trusted ones, and those the
+   * remote's deltafetch-revoked-keys names: they never count. */
   const char *revoked[] = { "/etc/ostree/revoked.ed25519", "/etc/ostree/revoked.ed25519.d",
                             "/usr/share/ostree/revoked.ed25519", "/usr/share/ostree/revoked.ed25519.d" };
   g_autoptr (DfKeyring) r = dfi_keyring_new ();
   for (guint i = 0; i < G_N_ELEMENTS (revoked); i++)
     if (g_file_test (revoked[i], G_FILE_TEST_EXISTS) && !dfi_keyring_add_path (r, revoked[i], error))
       return NULL;
+  g_autofree char *own = NULL;
+  if (!dfi_remote_option (repo, remote, DF_REMOTE_REVOKED_KEYS, &own, error))
+    return NULL;
+  if (own && !dfi_keyring_add_path (r, own, error))
+    {
+      g_prefix_error (error, "remote %s: %s: ", remote, DF_REMOTE_REVOKED_KEYS);
+      return NULL;
+    }
   dfi_keyring_remove (k, r);
   if (dfi_keyring_size (k) == 0)
     {

@@ -8,6 +8,12 @@
 
 #include "df-sign.h"
 
+/* A remote's option of deltafetch's own (libostree ignores it): a file or
+ * directory of revoked ed25519 public keys, in the format of
+ * df_apply_options_set_revoked_keys(). Their signatures never count, on
+ * the summary, the commit or a delta fetched through the remote. */
+#define DF_REMOTE_REVOKED_KEYS "deltafetch-revoked-keys"
+
 /* A remote's string option, or NULL when absent or empty
  * (DF_ERROR_INVALID_ARGUMENT when the config cannot be read). */
 gboolean dfi_remote_option (OstreeRepo *repo, const char *remote, const char *key, char **out, GError **error);

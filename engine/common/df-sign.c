@@ -457,24 +457,27 @@ dfi_signed_file_parse (GBytes *file, DfPlainParser parse, goffset file_member, c
 }
 
 gboolean
-dfi_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, const char *revoked_path, gboolean require,
-                           GError **error)
+dfi_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, const char *const *revoked_paths,
+                           guint n_revoked, gboolean require, GError **error)
 {
   p->keys = p->revoked = NULL;
   p->require = require;
   if (keys_path && (p->keys = dfi_keyring_load (keys_path, error)) == NULL)
     return FALSE;
-  if (revoked_path)
+  for (guint i = 0; i < n_revoked; i++)
     {
-      p->revoked = dfi_keyring_new ();
-      if (!dfi_keyring_add_path (p->revoked, revoked_path, error))
+      if (revoked_paths[i] == NULL)
+        continue;
+      if (p->revoked == NULL)
+        p->revoked = dfi_keyring_new ();
+      if (!dfi_keyring_add_path (p->revoked, revoked_paths[i], error))
         {
           g_prefix_error (error, "revoked keys: ");
           return FALSE;
         }
-      if (p->keys)
-        dfi_keyring_remove (p->keys, p->revoked);
     }
+  if (p->keys && p->revoked)
+    dfi_keyring_remove (p->keys, p->revoked);
   return TRUE;
 }
 

@@ -70,10 +70,10 @@ typedef struct
 } DfSignaturePolicy;
 
 /* Fills @p from a key file or directory (NULL: no keys), less the keys of
- * @revoked_path (a file or directory, NULL: none): a signature by a
- * revoked key never counts. */
-gboolean dfi_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, const char *revoked_path,
-                                    gboolean require, GError **error);
+ * each of @revoked_paths (files or directories; NULL entries skipped, up
+ * to @n_revoked): a signature by a revoked key never counts. */
+gboolean dfi_signature_policy_init (DfSignaturePolicy *p, const char *keys_path, const char *const *revoked_paths,
+                                    guint n_revoked, gboolean require, GError **error);
 void dfi_signature_policy_clear (DfSignaturePolicy *p);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (DfSignaturePolicy, dfi_signature_policy_clear)
 

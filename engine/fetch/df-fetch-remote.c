@@ -251,6 +251,12 @@ dfi_fetch_remote_resolve (OstreeRepo *repo, const DfFetchOptions *o, DfFetchResu
     r->net.proxy = g_steal_pointer (&proxy);
   r->net.insecure = r->net.insecure || permissive;
 
+  /* Revoked keys: the remote's beside the options' own (both count). */
+  g_free (r->apply->remote_revoked_keys);
+  r->apply->remote_revoked_keys = NULL;
+  if (!dfi_remote_option (repo, remote, DF_REMOTE_REVOKED_KEYS, &r->apply->remote_revoked_keys, error))
+    return FALSE;
+
   /* The ref is the remote's: REMOTE:REF, as `ostree pull` keeps it. */
   g_autofree char *ref_remote = NULL, *ref_name = NULL;
   if (r->apply->ref)
