@@ -67,6 +67,38 @@ for kind in delta scratch stock-delta pull; do
   plan_then_fetch "$kind" "$dev" "$u" "$kind"
 done
 
+# libostree's pull for a commit that carries its object sizes (ostree
+# commit --generate-sizes): the plan reads them from the commit object
+# (checked against the trusted checksum) and counts what the device lacks.
+sized=$T/www/sized
+ostree init --repo="$sized" --mode=archive
+ostree commit --repo="$sized" -b os --tree=dir="$T/v1" --generate-sizes --timestamp="2024-01-01T00:00:00Z" >/dev/null
+ostree commit --repo="$sized" -b os --tree=dir="$T/v2" --generate-sizes --timestamp="2024-02-01T00:00:00Z" >/dev/null
+s1=$(rev "$sized" os^) s2=$(rev "$sized" os)
+sdev=$T/dev-sized
+ostree init --repo="$sdev" --mode=bare
+ostree pull-local --repo="$sdev" "$sized" "$s1" >/dev/null
+before=$(snapshot "$sdev")
+expect_exit 0 "pull with ostree.sizes: --dry-run" "$DF" fetch --repo="$sdev" --url="$base/sized" --commit="$s2" \
+  --dry-run --json
+cp "$T/ee.out" "$T/plan.json"
+check "pull with ostree.sizes: the plan wrote nothing" test "$(snapshot "$sdev")" = "$before"
+check "pull with ostree.sizes: libostree's pull, its size known" \
+  test "$(field "$T/plan.json" path) $(field "$T/plan.json" size_known)" = "pull true"
+expect_exit 0 "pull with ostree.sizes: the fetch" "$DF" fetch --repo="$sdev" --url="$base/sized" --commit="$s2" --json
+planned=$(field "$T/plan.json" download_bytes) got=$(field "$T/ee.out" bytes_downloaded)
+diag "pull with ostree.sizes: planned $planned bytes, downloaded $got"
+check "pull with ostree.sizes: planned bytes within 1 % of those downloaded ($planned, $got)" within1 "$planned" "$got"
+check "pull with ostree.sizes: v2 fsck-clean and identical" checkout_matches "$sdev" "$s2" "$T/v2"
+# A server whose v2 commit object is another commit's: the plan refuses it.
+cp -a "$sized" "$T/www/forged"
+ostree init --repo="$T/dev-sized2" --mode=bare
+obj=$T/www/forged/objects/${s2:0:2}/${s2:2}.commit
+cp --remove-destination "$T/www/forged/objects/${s1:0:2}/${s1:2}.commit" "$obj"
+expect_exit 5 "pull: a commit object that is not the trusted commit" "$DF" fetch --repo="$T/dev-sized2" \
+  --url="$base/forged" --commit="$s2" --dry-run
+check "... said so" grep -q "not to the trusted commit" "$T/ee.err"
+
 expect_exit 0 "present: --dry-run" "$DF" fetch --repo="$T/dev-delta" --url="$base/repo" --commit="$c2" --dry-run --json
 check "present: nothing to do" test "$(field "$T/ee.out" path) $(field "$T/ee.out" download_bytes)" = "present 0"
 

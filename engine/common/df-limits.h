@@ -141,6 +141,9 @@
 /* A stock server's summary file, read for its delta table when the server
  * has no delta index for the commit. */
 #define DF_FETCH_SUMMARY_MAX (16 * DF_MIB)
+/* A commit object, read by a plan for libostree's pull for its object
+ * sizes (ostree.sizes: about 45 bytes per object, 350,000 objects). */
+#define DF_FETCH_COMMIT_MAX (16 * DF_MIB)
 /* A summary's signatures (summary.sig): a few hundred bytes a key. */
 #define DF_FETCH_SUMMARY_SIG_MAX (1 * DF_MIB)
 /* A remote's mirror list ("mirrorlist=URL"): a URL a line. */

@@ -1131,7 +1131,8 @@ typedef struct
   guint64 disk_bytes;     /* the free space df_fetch() checks for before downloading (beyond min-free-space) */
   guint parts_total;
   guint parts_to_fetch;        /* parts (stock: and fallback objects) with bytes still to download */
-  gboolean size_known;         /* FALSE for libostree's pull, whose size is not known beforehand */
+  gboolean size_known;         /* FALSE for libostree's pull unless the commit carries its objects' sizes
+                                  (ostree.sizes, `ostree commit --generate-sizes`) */
   gboolean signature_verified; /* the superblock's signature verified with a trusted key */
   gboolean summary_verified;   /* as in #DfFetchResult */
   /*< private >*/
@@ -1149,7 +1150,9 @@ typedef struct
  * needs for that (a remote's summary, the delta index, the superblock) and
  * writing nothing, in the repository or anywhere: the path, the
  * from-commit, the bytes to download (less what an interrupted run left),
- * the free space needed, the signatures' state. It fails as df_fetch()
+ * the free space needed, the signatures' state (for libostree's pull, the
+ * commit object too: its ostree.sizes, when it has them, give the bytes of
+ * the objects the repository lacks). It fails as df_fetch()
  * would before downloading a part: a superblock whose signature, commit or
  * from-commit is wrong (DF_ERROR_UNTRUSTED, DF_ERROR_MISSING_BASE), a
  * downgrade, an update over the byte limit or a from-scratch download not
