@@ -499,8 +499,9 @@ plan_pull (DfFetchRun *f, GError **error)
       unpacked_missing += unpacked;
       plan->parts_to_fetch++;
     }
-  /* The commit object again, and the objects it lacks. */
-  plan->download_bytes += g_bytes_get_size (bytes) + missing;
+  /* The commit object (counted once: the plan's fetch stands for the
+   * pull's), and the objects the repository lacks. */
+  plan->download_bytes += missing;
   plan->disk_bytes = unpacked_missing;
   plan->size_known = TRUE;
   return dfi_check_free_space (f->repo, ostree_repo_get_dfd (f->repo), plan->disk_bytes, error);
