@@ -21,6 +21,7 @@
 #include "df-discovery.h"
 #include "df-fetch-private.h"
 #include "df-fetch-run.h"
+#include "df-part.h"
 
 void
 dfi_fetch_run_init (DfFetchRun *f, OstreeRepo *repo, const DfFetchOptions *o, DfFetchResult *res,
@@ -423,24 +424,6 @@ forget_if_final (DfFetchRun *f, const GError *error)
     dfi_apply_forget_staging (f->repo, file->sha256);
 }
 
-/* One LEB128 number of an ostree.sizes entry at *@p (before @end). */
-static gboolean
-sizes_varint (const guint8 **p, const guint8 *end, guint64 *out)
-{
-  guint64 v = 0;
-  for (guint shift = 0; *p < end && shift < 64; shift += 7)
-    {
-      guint8 b = *(*p)++;
-      v |= (guint64)(b & 0x7f) << shift;
-      if ((b & 0x80) == 0)
-        {
-          *out = v;
-          return TRUE;
-        }
-    }
-  return FALSE;
-}
-
 /* A plan for libostree's pull: its size, when the commit says it. The
  * commit object is fetched (bounded) and checked against the trusted
  * checksum; its ostree.sizes (written by `ostree commit --generate-sizes`:
@@ -484,7 +467,7 @@ plan_pull (DfFetchRun *f, GError **error)
       char hex[65];
       ostree_checksum_inplace_from_bytes (p, hex);
       p += DF_SHA256_LEN;
-      if (!sizes_varint (&p, end, &archived) || !sizes_varint (&p, end, &unpacked))
+      if (!dfi_varint_read (&p, end, &archived) || !dfi_varint_read (&p, end, &unpacked))
         return dfi_throw (error, DF_ERROR_INVALID_DELTA, "commit %s: ostree.sizes entry %zu is malformed", commit, i);
       OstreeObjectType type = p < end ? (OstreeObjectType)*p : OSTREE_OBJECT_TYPE_FILE;
       if (!ostree_validate_structureof_objtype (type, NULL))

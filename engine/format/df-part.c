@@ -47,25 +47,36 @@ dfi_part_reader_take (DfPartReader *r, DfSection s, guint64 n, GError **error)
 }
 
 gboolean
-dfi_part_reader_varint (DfPartReader *r, DfSection s, guint64 *out, GError **error)
+dfi_varint_read (const guint8 **p, const guint8 *end, guint64 *out)
 {
   guint64 v = 0;
-  for (guint i = 0; i < 10; i++)
+  const guint8 *q = *p;
+  for (guint i = 0; i < 10 && q < end; i++)
     {
-      if (r->pos[s] >= r->len[s])
-        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s section ends inside a number", section_names[s]);
-      guint8 b = r->data[s][r->pos[s]++];
+      guint8 b = *q++;
       /* The tenth byte may only carry the 64th bit. */
       if (i == 9 && b > 1)
-        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s section: number over 64 bits", section_names[s]);
+        return FALSE;
       v |= (guint64)(b & 0x7f) << (7 * i);
       if ((b & 0x80) == 0)
         {
           *out = v;
+          *p = q;
           return TRUE;
         }
     }
-  return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s section: number over 64 bits", section_names[s]);
+  return FALSE;
+}
+
+gboolean
+dfi_part_reader_varint (DfPartReader *r, DfSection s, guint64 *out, GError **error)
+{
+  const guint8 *p = r->data[s] + r->pos[s];
+  if (!dfi_varint_read (&p, r->data[s] + r->len[s], out))
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "%s section: a number ends early or exceeds 64 bits",
+                      section_names[s]);
+  r->pos[s] = p - r->data[s];
+  return TRUE;
 }
 
 gboolean

@@ -46,6 +46,11 @@ gboolean dfi_part_reader_finish (const DfPartReader *r, GError **error);
 /* Appends @v to @out as an unsigned LEB128 number. */
 void dfi_varint_append (GByteArray *out, guint64 v);
 
+/* Reads an unsigned LEB128 number (at most 10 bytes, no bits beyond 64)
+ * at *@p, before @end, and moves *@p past it; FALSE (nothing moved) when
+ * it ends early or is too long. */
+gboolean dfi_varint_read (const guint8 **p, const guint8 *end, guint64 *out);
+
 /* Table plus sections: the payload dfi_part_reader_init() reads. */
 GByteArray *dfi_part_payload_assemble (GByteArray *const sections[DF_SECTION_COUNT]);
 

@@ -51,8 +51,6 @@ frame_search_free (FrameSearch *f)
 struct _DfGenRebuildCache
 {
   GMutex lock;
-  GCond cond;
-  GHashTable *busy;     /* "table/key" of what a thread is working out now */
   GHashTable *hashes;   /* csum → 32-byte SHA-256 of its content, or a 0-byte value for "not a source" */
   GHashTable *detects;  /* csum → DfDetect* (with entry hashes) */
   GHashTable *frames;   /* "csum/segment" → FrameSearch* */
@@ -64,8 +62,6 @@ dfi_gen_rebuild_cache_new (void)
 {
   DfGenRebuildCache *k = g_new0 (DfGenRebuildCache, 1);
   g_mutex_init (&k->lock);
-  g_cond_init (&k->cond);
-  k->busy = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   k->hashes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
   k->detects = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)dfi_detect_free);
   k->frames = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)frame_search_free);
@@ -82,54 +78,34 @@ dfi_gen_rebuild_cache_free (DfGenRebuildCache *k)
   g_hash_table_unref (k->detects);
   g_hash_table_unref (k->frames);
   g_hash_table_unref (k->verified);
-  g_hash_table_unref (k->busy);
-  g_cond_clear (&k->cond);
   g_mutex_clear (&k->lock);
   g_free (k);
 }
 
-/* What @k holds under @key; NULL when the caller is to work it out and
- * then cache_put() or cache_release() it. Waits while another thread works
- * on the same key (deltas made side by side meet the same new initrd at
- * about the same time). A thread holds one key at a time, so waits cannot
- * form a cycle. Entries stay until the cache goes. */
+/* What @k holds under @key, or NULL. Entries stay until the cache goes. */
 static gpointer
-cache_claim (DfGenRebuildCache *k, GHashTable *table, const char *key)
+cache_get (DfGenRebuildCache *k, GHashTable *table, const char *key)
 {
-  g_autofree char *bkey = g_strdup_printf ("%p/%s", (void *)table, key);
   g_mutex_lock (&k->lock);
-  gpointer v;
-  while ((v = g_hash_table_lookup (table, key)) == NULL && g_hash_table_contains (k->busy, bkey))
-    g_cond_wait (&k->cond, &k->lock);
-  if (v == NULL)
-    g_hash_table_add (k->busy, g_steal_pointer (&bkey));
+  gpointer v = g_hash_table_lookup (table, key);
   g_mutex_unlock (&k->lock);
   return v;
 }
 
-/* Gives up a key claimed: nothing is kept (an error, or no result worth
- * keeping); a waiting thread takes it over. */
-static void
-cache_release (DfGenRebuildCache *k, GHashTable *table, const char *key)
-{
-  g_autofree char *bkey = g_strdup_printf ("%p/%s", (void *)table, key);
-  g_mutex_lock (&k->lock);
-  g_hash_table_remove (k->busy, bkey);
-  g_cond_broadcast (&k->cond);
-  g_mutex_unlock (&k->lock);
-}
-
-/* Keeps @v (owned) under the key claimed and returns it. */
+/* Keeps @v (owned) under @key unless another worker got there first (two
+ * analyses may hash the same source at once); returns what the cache
+ * holds, freeing @v with @v_free when that is the other's. */
 static gpointer
-cache_put (DfGenRebuildCache *k, GHashTable *table, const char *key, gpointer v)
+cache_keep (DfGenRebuildCache *k, GHashTable *table, const char *key, gpointer v, GDestroyNotify v_free)
 {
-  g_autofree char *bkey = g_strdup_printf ("%p/%s", (void *)table, key);
   g_mutex_lock (&k->lock);
-  g_hash_table_insert (table, g_strdup (key), v);
-  g_hash_table_remove (k->busy, bkey);
-  g_cond_broadcast (&k->cond);
+  gpointer had = g_hash_table_lookup (table, key);
+  if (had == NULL)
+    g_hash_table_insert (table, g_strdup (key), v);
   g_mutex_unlock (&k->lock);
-  return v;
+  if (had && v_free)
+    v_free (v);
+  return had ? had : v;
 }
 
 struct _DfGenRebuild
@@ -138,9 +114,8 @@ struct _DfGenRebuild
   GMutex lock;
   GHashTable *by_size; /* guint64 size → GPtrArray of csum strings */
   GPtrArray *pending;  /* sources whose size is not known yet */
-  DfGenRebuildCache *cache;
-  gboolean own_cache;
-  gint reused; /* atomic */
+  DfGenRebuildCache *cache; /* the caller's */
+  gint reused;              /* atomic */
 };
 
 static guint
@@ -163,8 +138,7 @@ dfi_gen_rebuild_new (OstreeRepo *repo, DfGenRebuildCache *cache)
   g->repo = g_object_ref (repo);
   g_mutex_init (&g->lock);
   g->by_size = g_hash_table_new_full (u64_hash, u64_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
-  g->own_cache = cache == NULL;
-  g->cache = cache ? cache : dfi_gen_rebuild_cache_new ();
+  g->cache = cache;
   g->pending = g_ptr_array_new_with_free_func (g_free);
   return g;
 }
@@ -176,8 +150,6 @@ dfi_gen_rebuild_free (DfGenRebuild *g)
     return;
   g_hash_table_unref (g->by_size);
   g_ptr_array_unref (g->pending);
-  if (g->own_cache)
-    dfi_gen_rebuild_cache_free (g->cache);
   g_mutex_clear (&g->lock);
   g_object_unref (g->repo);
   g_free (g);
@@ -297,12 +269,12 @@ load_object (DfGenRebuild *g, const char *csum, guint64 size, GCancellable *c, G
 static GBytes *
 source_hash (DfGenRebuild *g, const char *csum, guint64 size, GCancellable *c, GError **error)
 {
-  GBytes *known = cache_claim (g->cache, g->cache->hashes, csum);
+  GBytes *known = cache_get (g->cache, g->cache->hashes, csum);
   if (known)
     return g_bytes_ref (known);
   g_autoptr (GInputStream) in = NULL;
   if (!ostree_repo_load_file (g->repo, csum, &in, NULL, NULL, c, error))
-    return (cache_release (g->cache, g->cache->hashes, csum), NULL);
+    return NULL;
   DfSha256 h;
   dfi_sha256_init (&h);
   g_autofree guint8 *buf = g_malloc (DF_COPY_BUFFER);
@@ -314,7 +286,6 @@ source_hash (DfGenRebuild *g, const char *csum, guint64 size, GCancellable *c, G
       if (!g_input_stream_read_all (in, buf, DF_COPY_BUFFER, &got, c, error))
         {
           dfi_sha256_clear (&h);
-          cache_release (g->cache, g->cache->hashes, csum);
           return NULL;
         }
       if (total == 0 && looks_transformable (buf, got))
@@ -328,7 +299,7 @@ source_hash (DfGenRebuild *g, const char *csum, guint64 size, GCancellable *c, G
   dfi_sha256_final (&h, sha);
   dfi_sha256_clear (&h);
   GBytes *v = excluded || total != size ? g_bytes_new (NULL, 0) : g_bytes_new (sha, sizeof sha);
-  return g_bytes_ref (cache_put (g->cache, g->cache->hashes, csum, v));
+  return g_bytes_ref (cache_keep (g->cache, g->cache->hashes, csum, v, (GDestroyNotify)g_bytes_unref));
 }
 
 /* A source object whose content is @size bytes hashing to @sha, or NULL. */
@@ -660,7 +631,7 @@ frame_search (Ctx *x, guint si, int cfd, guint64 clen, GError **error)
 {
   DfGenRebuildCache *k = x->g->cache;
   g_autofree char *key = g_strdup_printf ("%s/%u", x->csum, si);
-  const FrameSearch *had = cache_claim (k, k->frames, key);
+  const FrameSearch *had = cache_get (k, k->frames, key);
   if (had)
     return had;
   const DfSegment *s = &x->d->segments[si];
@@ -673,7 +644,6 @@ frame_search (Ctx *x, guint si, int cfd, guint64 clen, GError **error)
   if (!dfi_recipe_find (&cspan, &content, &lim, &fs->recipe, &fs->found, &fs->stats, x->c, error))
     {
       frame_search_free (fs);
-      cache_release (k, k->frames, key);
       return NULL;
     }
   guint64 head, tail;
@@ -687,7 +657,7 @@ frame_search (Ctx *x, guint si, int cfd, guint64 clen, GError **error)
                                 &local))
         fs->deflate_error = g_strdup (local->message);
     }
-  return cache_put (k, k->frames, key, fs);
+  return cache_keep (k, k->frames, key, fs, (GDestroyNotify)frame_search_free);
 }
 
 /* Frame segment @si: a recipe or deflate reconstruction data for it, and
@@ -797,13 +767,13 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
   if (!resolve_sources (g, c, error))
     return FALSE;
   DfGenRebuildCache *k = g->cache;
-  const DfDetect *d = cache_claim (k, k->detects, csum);
+  const DfDetect *d = cache_get (k, k->detects, csum);
   if (d == NULL)
     {
       DfDetect *mine = dfi_detect_fd (ofd, size, NULL, DF_DETECT_HASH_ENTRIES, c, error);
       if (mine == NULL)
-        return (cache_release (k, k->detects, csum), FALSE);
-      d = cache_put (k, k->detects, csum, mine);
+        return FALSE;
+      d = cache_keep (k, k->detects, csum, mine, (GDestroyNotify)dfi_detect_free);
     }
   else
     g_atomic_int_inc (&g->reused);
@@ -892,18 +862,18 @@ analyze_mapped (DfGenRebuild *g, const char *csum, int ofd, const guint8 *obj, g
   g_auto (DfRebuildProgram) prog = { 0 };
   Compare cmp = { obj, size, 0 };
   g_autoptr (GError) local = NULL;
-  g_autofree char *psum = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, program);
+  guint8 psha[DF_SHA256_LEN];
+  dfi_sha256 (g_bytes_get_data (program, NULL), g_bytes_get_size (program), psha);
+  g_autofree char *psum = ostree_checksum_from_bytes (psha);
   g_autofree char *pkey = g_strdup_printf ("%s/%s", csum, psum);
-  gboolean ran = cache_claim (k, k->verified, pkey) != NULL;
+  gboolean ran = cache_get (k, k->verified, pkey) != NULL;
   gboolean good = dfi_rebuild_program_parse (program, size, content_total, &prog, &local)
                   && (ran
                       || (dfi_rebuild_run (&prog, dfi_rebuild_open_from_repo, g->repo, compare_write, &cmp, G_MAXUINT64,
                                            c, &local)
                           && cmp.off == size));
-  if (!ran && good)
-    cache_put (k, k->verified, pkey, GINT_TO_POINTER (1));
-  else if (!ran)
-    cache_release (k, k->verified, pkey);
+  if (good && !ran)
+    cache_keep (k, k->verified, pkey, GINT_TO_POINTER (1), NULL);
   if (!good)
     {
       g_ptr_array_unref (x.sources);

@@ -30,8 +30,8 @@ typedef struct _DfGenRebuildCache DfGenRebuildCache;
 DfGenRebuildCache *dfi_gen_rebuild_cache_new (void);
 void dfi_gen_rebuild_cache_free (DfGenRebuildCache *cache);
 
-/* @cache: (nullable): shared with other deltas to the same to-commit; NULL
- * for one of this generator's own. */
+/* @cache: (borrowed, outliving the result) shared with the other deltas to
+ * the same to-commit. */
 DfGenRebuild *dfi_gen_rebuild_new (OstreeRepo *repo, DfGenRebuildCache *cache);
 void dfi_gen_rebuild_free (DfGenRebuild *g);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DfGenRebuild, dfi_gen_rebuild_free)
