@@ -195,8 +195,10 @@ print_plan (const DfFetchPlan *p, const char *ref, gboolean json, gboolean quiet
   g_autofree char *db = df_cli_format_size (p->delta_bytes);
   g_autofree char *ru = df_cli_format_size (p->reused_bytes);
   g_autofree char *disk = df_cli_format_size (p->disk_bytes);
-  if (p->path == DF_FETCH_PATH_PULL)
-    printf ("download: not known beforehand (libostree's pull)\n");
+  if (p->path == DF_FETCH_PATH_PULL && !p->size_known)
+    printf ("download: not known beforehand (libostree's pull; the server declares no object sizes)\n");
+  else if (p->path == DF_FETCH_PATH_PULL)
+    printf ("download: %s by libostree's pull, %u objects; disk: at least %s needed\n", dl, p->parts_to_fetch, disk);
   else if (p->path != DF_FETCH_PATH_PRESENT)
     printf ("download: %s of a %s delta (%s already here), %u of %u files; disk: %s needed\n", dl, db, ru,
             p->parts_to_fetch, p->parts_total, disk);

@@ -35,6 +35,7 @@ plan_then_fetch () {
   before=$(snapshot "$repo")
   expect_exit 0 "$name: --dry-run" "$DF" fetch --repo="$repo" --url="$u" --commit="$c2" --ref=os --dry-run --json "$@"
   cp "$T/ee.out" "$T/plan.json"
+  cp "$T/ee.out" "$T/$name.plan"
   check "$name: the plan wrote nothing" test "$(snapshot "$repo")" = "$before"
   check "$name: the plan's path is $want" test "$(field "$T/plan.json" path)" = "$want"
   expect_exit 0 "$name: the fetch" "$DF" fetch --repo="$repo" --url="$u" --commit="$c2" --ref=os --json "$@"
@@ -44,28 +45,62 @@ plan_then_fetch () {
   local planned got
   planned=$(field "$T/plan.json" download_bytes) got=$(field "$T/done.json" bytes_downloaded)
   diag "$name: planned $planned bytes, downloaded $got"
-  if [ "$want" != pull ]; then
-    check "$name: planned bytes within 1 % of those downloaded ($planned, $got)" within1 "$planned" "$got"
-  else
-    check "$name: libostree's pull: the size is not known beforehand" test "$(field "$T/plan.json" size_known)" = false
-  fi
+  check "$name: the size is known beforehand" test "$(field "$T/plan.json" size_known)" = true
+  check "$name: planned bytes within 1 % of those downloaded ($planned, $got)" within1 "$planned" "$got"
   check "$name: v2 fsck-clean and identical" checkout_matches "$repo" "$c2" "$T/v2"
 }
 
-for kind in delta scratch stock-delta pull; do
+# libostree's pull of a commit without ostree.sizes: the plan walks the
+# commit's trees (those the device lacks from the server, checked against
+# their checksums) and asks the server the size of each object the device
+# lacks; from scratch, and from v1 (whose trees the device has).
+for kind in delta scratch stock-delta pull pull-from-v1; do
   dev=$T/dev-$kind
   ostree init --repo="$dev" --mode=bare
   case $kind in
     delta) ostree pull-local --repo="$dev" "$src" "$c1" >/dev/null && ostree refs --repo="$dev" --create=os "$c1" ;;
     stock-delta) ostree pull-local --repo="$dev" "$stock" "$c1" >/dev/null && ostree refs --repo="$dev" --create=os "$c1" ;;
+    pull-from-v1) ostree pull-local --repo="$dev" "$plain" "$c1" >/dev/null && ostree refs --repo="$dev" --create=os "$c1" ;;
   esac
   case $kind in
     delta | scratch) u=$base/repo ;;
     stock-delta) u=$base/stock ;;
-    pull) u=$base/plain ;;
+    pull*) u=$base/plain ;;
   esac
-  plan_then_fetch "$kind" "$dev" "$u" "$kind"
+  start=$(($(wc -l <"$log") + 1))
+  plan_then_fetch "$kind" "$dev" "$u" "${kind%-from-v1}"
+  case $kind in
+    pull*)
+      served=$(tail -n +"$start" "$log" | awk '$9 == 200 && $6 == "\"GET" { n += $10 } END { print n + 0 }')
+      heads=$(tail -n +"$start" "$log" | grep -c '"HEAD ' || true)
+      diag "$kind: nginx served $served body bytes to GET requests; the plan asked $heads HEADs"
+      check "$kind: the plan asked the sizes with HEAD requests" test "$heads" -gt 0
+      ;;
+  esac
 done
+
+# The walk's files from mirrors: a first mirror with the config and the
+# commit but no other object (404) leaves them to the second, and the
+# plan is the same.
+mkdir -p "$T/www/thin/objects/${c2:0:2}"
+cp "$plain/config" "$T/www/thin/"
+cp "$plain/objects/${c2:0:2}/${c2:2}.commit" "$T/www/thin/objects/${c2:0:2}/"
+ostree init --repo="$T/dev-thin" --mode=bare
+expect_exit 0 "pull, two mirrors: --dry-run" "$DF" fetch --repo="$T/dev-thin" --url="$base/thin" --url="$base/plain" \
+  --commit="$c2" --dry-run --json
+check "pull, two mirrors: the same bytes as from one" \
+  test "$(field "$T/ee.out" download_bytes) $(field "$T/ee.out" size_known)" = "$(field "$T/pull.plan" download_bytes) true"
+expect_exit 0 "pull, text: --dry-run" "$DF" fetch --repo="$T/dev-thin" --url="$base/plain" --commit="$c2" --dry-run
+check "... says the bytes libostree's pull would download" grep -q "^download: .* by libostree's pull, [0-9]* objects" "$T/ee.out"
+# A dirtree that is not what its name says: the plan refuses the server.
+cp -a "$plain" "$T/www/forged-tree"
+root=$(ostree ls --repo="$plain" -C -d "$c2" / | awk '{ print $5 }')
+other=$(find "$T/www/forged-tree/objects" -name '*.dirtree' ! -name "${root:2}.dirtree" | head -1)
+cp --remove-destination "$other" "$T/www/forged-tree/objects/${root:0:2}/${root:2}.dirtree"
+ostree init --repo="$T/dev-forged-tree" --mode=bare
+expect_exit 5 "pull: a dirtree that does not hash to its name" "$DF" fetch --repo="$T/dev-forged-tree" \
+  --url="$base/forged-tree" --commit="$c2" --dry-run
+check "... said so" grep -q "does not hash to its name" "$T/ee.err"
 
 # libostree's pull for a commit that carries its object sizes (ostree
 # commit --generate-sizes): the plan reads them from the commit object

@@ -144,6 +144,8 @@
 /* A commit object, read by a plan for libostree's pull for its object
  * sizes (ostree.sizes: about 45 bytes per object, 350,000 objects). */
 #define DF_FETCH_COMMIT_MAX (16 * DF_MIB)
+/* A remote repository's config file (read to learn the remote's mode). */
+#define DF_FETCH_CONFIG_MAX (64 * 1024)
 /* A summary's signatures (summary.sig): a few hundred bytes a key. */
 #define DF_FETCH_SUMMARY_SIG_MAX (1 * DF_MIB)
 /* A remote's mirror list ("mirrorlist=URL"): a URL a line. */

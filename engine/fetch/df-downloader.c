@@ -57,6 +57,7 @@ typedef struct
   gboolean whole;      /* the reply is the whole file */
   gboolean moot;       /* a second whole-file reply for a part: dropped, its range waits */
   gboolean superseded; /* the part started over meanwhile */
+  guint item;          /* a batch's file (dfi_downloader_fetch_many()) */
 } Job;
 
 static void
@@ -306,7 +307,7 @@ part_rel (DfDownloader *d, const DfStorePart *p)
 
 static Job *
 job_new_full (DfDownloader *d, guint mirror, const char *rel, const char *name, guint64 off, guint64 len,
-              guint64 file_size, gboolean ranged, const char *if_range, gboolean fresh)
+              guint64 file_size, gboolean ranged, const char *if_range, gboolean fresh, gboolean head)
 {
   Job *j = g_new0 (Job, 1);
   j->d = d;
@@ -322,7 +323,8 @@ job_new_full (DfDownloader *d, guint mirror, const char *rel, const char *name, 
                             .len = len,
                             .file_size = file_size,
                             .if_range = if_range,
-                            .fresh = fresh };
+                            .fresh = fresh,
+                            .head = head };
   DfTransferSink sink = { .validator = job_validator, .reply = job_reply, .write = job_write, .data = j };
   j->t = dfi_transfer_new (&d->net, &req, &sink, d->cancellable);
   return j;
@@ -332,7 +334,7 @@ static Job *
 job_new (DfDownloader *d, guint mirror, const char *rel, const char *name, guint64 off, guint64 len, guint64 file_size,
          gboolean ranged, const char *if_range)
 {
-  return job_new_full (d, mirror, rel, name, off, len, file_size, ranged, if_range, FALSE);
+  return job_new_full (d, mirror, rel, name, off, len, file_size, ranged, if_range, FALSE, FALSE);
 }
 
 void
@@ -358,7 +360,7 @@ dfi_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gbool
         continue;
       for (guint attempt = 1; attempt <= MAX (1, d->o->net.retries); attempt++)
         {
-          Job *j = job_new_full (d, m, rel, rel, 0, cap, G_MAXUINT64, FALSE, NULL, d->fresh);
+          Job *j = job_new_full (d, m, rel, rel, 0, cap, G_MAXUINT64, FALSE, NULL, d->fresh, FALSE);
           j->buf = g_byte_array_new ();
           CURLcode rc = dfi_transfer_perform (j->t, d->multi);
           g_autofree char *msg = NULL;
@@ -411,6 +413,172 @@ dfi_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gbool
     }
   dfi_throw (error, kind, "%s (every mirror failed)", last ? last : rel);
   return NULL;
+}
+
+/* The first mirror in use after @m (G_MAXUINT for the first of all), or
+ * G_MAXUINT when none is left. */
+static guint
+next_mirror (DfDownloader *d, guint m)
+{
+  for (guint i = m == G_MAXUINT ? 0 : m + 1; i < d->n_mirrors; i++)
+    if (!d->mirrors[i].demoted)
+      return i;
+  return G_MAXUINT;
+}
+
+/* A batch's file failed on its mirror (@out, @status, @msg): retried there
+ * after a pause, or asked of the next mirror. FALSE with @error when no
+ * mirror is left to ask. */
+static gboolean
+many_failed (DfDownloader *d, DfSmallFile *f, DfTransferOutcome out, int status, DfError kind, const char *msg,
+             GError **error)
+{
+  g_autofree char *what = g_strdup_printf ("%s/%s: %s", d->mirrors[f->mirror].base, f->rel, msg);
+  if (out == DF_TRANSFER_FATAL)
+    return dfi_throw (error, kind, "%s: %s", f->rel, msg);
+  if (status == 404 || status == 410)
+    f->n404++; /* not there: the next mirror may have it */
+  else
+    {
+      d->res->retries++;
+      dfi_downloader_emit (d, DF_FETCH_EVENT_RETRY, d->mirrors[f->mirror].base, what);
+      if (out != DF_TRANSFER_DEMOTE && ++f->attempts < MAX (1, d->o->net.retries))
+        {
+          f->ready_at = g_get_monotonic_time () + dfi_transfer_backoff_us (f->attempts);
+          return TRUE;
+        }
+      dfi_downloader_demote (d, f->mirror, what);
+    }
+  f->attempts = 0;
+  f->mirror = next_mirror (d, f->mirror);
+  if (f->mirror != G_MAXUINT)
+    return TRUE;
+  guint usable = 0;
+  for (guint m = 0; m < d->n_mirrors; m++)
+    usable += !d->mirrors[m].demoted;
+  if (f->n404 > 0 && f->n404 >= usable)
+    return dfi_throw (error, DF_ERROR_NOT_FOUND, "%s: not found on any mirror", f->rel);
+  return dfi_throw (error, kind, "%s (every mirror failed)", what);
+}
+
+/* A batch's transfer ended: the file is in, or waits for another try. */
+static gboolean
+many_done (DfDownloader *d, DfSmallFile *files, Job *j, CURLcode rc, GError **error)
+{
+  DfSmallFile *f = &files[j->item];
+  DfError kind = DF_ERROR_NETWORK;
+  g_autofree char *msg = NULL;
+  DfTransferOutcome out = dfi_transfer_judge (j->t, rc, &kind, &msg);
+  if (out == DF_TRANSFER_OK)
+    {
+      if (f->head)
+        f->size = dfi_transfer_get_declared_size (j->t);
+      else
+        f->bytes = g_byte_array_free_to_bytes (g_steal_pointer (&j->buf));
+      f->done = TRUE;
+      return TRUE;
+    }
+  if (g_cancellable_set_error_if_cancelled (d->cancellable, error))
+    return FALSE;
+  return many_failed (d, f, out, dfi_transfer_get_status (j->t), kind, msg, error);
+}
+
+gboolean
+dfi_downloader_fetch_many (DfDownloader *d, DfSmallFile *files, guint n, GError **error)
+{
+  g_return_val_if_fail (d->jobs->len == 0, FALSE);
+  guint first = next_mirror (d, G_MAXUINT);
+  if (first == G_MAXUINT)
+    return dfi_throw (error, DF_ERROR_NETWORK, "no mirror left to ask");
+  for (guint i = 0; i < n; i++)
+    {
+      files[i].bytes = NULL, files[i].size = G_MAXUINT64, files[i].done = FALSE;
+      files[i].mirror = first, files[i].attempts = files[i].n404 = 0, files[i].ready_at = 0;
+    }
+  /* More requests than connections: HTTP/2 multiplexes them, and libcurl
+   * queues the rest for a free connection. */
+  guint limit = MIN (4 * MAX (1u, d->o->net.connections), 64u);
+  guint next = 0, left = n;
+  GError *local = NULL;
+  while (left > 0 && local == NULL)
+    {
+      if (g_cancellable_set_error_if_cancelled (d->cancellable, &local))
+        break;
+      gint64 now = g_get_monotonic_time (), wait_until = now + 200 * 1000;
+      /* Start what may start: files not yet done, not in flight, past their
+       * pause, in order from where the last round stopped. */
+      for (guint k = 0; k < n && d->jobs->len < limit; k++)
+        {
+          guint i = (next + k) % n;
+          DfSmallFile *f = &files[i];
+          if (f->done || f->in_flight)
+            continue;
+          if (f->ready_at > now)
+            {
+              wait_until = MIN (wait_until, f->ready_at);
+              continue;
+            }
+          if (d->mirrors[f->mirror].demoted && (f->mirror = next_mirror (d, f->mirror)) == G_MAXUINT)
+            {
+              dfi_throw (&local, DF_ERROR_NETWORK, "%s (every mirror failed)", f->rel);
+              break;
+            }
+          Job *j = job_new_full (d, f->mirror, f->rel, f->rel, 0, f->head ? G_MAXUINT64 - 1 : f->cap, G_MAXUINT64,
+                                 FALSE, NULL, d->fresh, f->head);
+          j->item = i;
+          if (!f->head)
+            j->buf = g_byte_array_new ();
+          f->in_flight = TRUE;
+          g_ptr_array_add (d->jobs, j);
+          curl_multi_add_handle (d->multi, dfi_transfer_get_easy (j->t));
+          next = i + 1;
+        }
+      if (local)
+        break;
+      int running;
+      if (curl_multi_perform (d->multi, &running) != CURLM_OK)
+        {
+          dfi_throw (&local, DF_ERROR_NETWORK, "libcurl failed to drive the transfers");
+          break;
+        }
+      CURLMsg *m;
+      int queued;
+      while (local == NULL && (m = curl_multi_info_read (d->multi, &queued)))
+        {
+          if (m->msg != CURLMSG_DONE)
+            continue;
+          DfTransfer *t = dfi_transfer_from_easy (m->easy_handle);
+          Job *j = dfi_transfer_get_sink_data (t);
+          CURLcode rc = m->data.result;
+          curl_multi_remove_handle (d->multi, m->easy_handle);
+          g_ptr_array_remove_fast (d->jobs, j);
+          files[j->item].in_flight = FALSE;
+          if (many_done (d, files, j, rc, &local) && files[j->item].done)
+            left--;
+          job_free (j);
+        }
+      dfi_downloader_progress (d, FALSE);
+      if (local == NULL && left > 0)
+        {
+          gint64 ms = MAX ((wait_until - g_get_monotonic_time ()) / 1000, 1);
+          curl_multi_poll (d->multi, NULL, 0, (int)MIN (ms, 200), NULL);
+        }
+    }
+  /* Stopped early: what is in flight goes. */
+  for (guint i = 0; i < d->jobs->len; i++)
+    {
+      Job *j = d->jobs->pdata[i];
+      curl_multi_remove_handle (d->multi, dfi_transfer_get_easy (j->t));
+      files[j->item].in_flight = FALSE;
+      job_free (j);
+    }
+  g_ptr_array_set_size (d->jobs, 0);
+  if (local)
+    {
+      g_propagate_error (error, local);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* ---------------------------------------------------------------------- */

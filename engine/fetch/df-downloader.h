@@ -68,6 +68,30 @@ void dfi_downloader_set_fresh (DfDownloader *d);
 GBytes *dfi_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 cap, gboolean *not_found,
                                     guint *served_by, GError **error);
 
+/* One small file of a batch: its body (at most @cap bytes) or, with
+ * @head, only its size. */
+typedef struct
+{
+  const char *rel; /* relative to a mirror's base (borrowed) */
+  gboolean head;
+  guint64 cap;
+  GBytes *bytes; /* out, not with @head: the body (the caller frees it) */
+  guint64 size;  /* out, with @head: the size the server declares, G_MAXUINT64 when none */
+  /*< private >*/
+  gboolean done, in_flight;
+  guint mirror, attempts, n404;
+  gint64 ready_at;
+} DfSmallFile;
+
+/* Fetches @files side by side (up to four requests a connection the
+ * options allow; HTTP/2 multiplexes them), each from the first mirror in
+ * use, retried and demoted as dfi_downloader_fetch_small() does, then from
+ * the next mirror. Fails at the first file no mirror serves
+ * (DF_ERROR_NOT_FOUND when every mirror in use answered 404 or 410); the
+ * bodies fetched so far are the caller's to free either way. For a
+ * downloader with no part in flight. */
+gboolean dfi_downloader_fetch_many (DfDownloader *d, DfSmallFile *files, guint n, GError **error);
+
 /* Downloads into @store (borrowed) the parts added next: those without a
  * path of their own are "@delta_rel/<index>" on the mirrors. Verified parts
  * go to @consumer (copied). */

@@ -8,6 +8,10 @@
  * (DF_ERROR_TIMEOUT); the bytes it receives count in @f->dl, with
  * progress events. Writes nothing into the repository's config. */
 gboolean dfi_fetch_pull_fallback (DfFetchRun *f, GError **error);
+/* The plan of that pull (@f->plan): the bytes it would download, from the
+ * commit's ostree.sizes, else from a walk of the commit's trees and the
+ * server's sizes of the objects the repository lacks (an archive's). */
+gboolean dfi_fetch_plan_pull (DfFetchRun *f, GError **error);
 /* Removes the fallback pull's remote file, if a run killed during its pull
  * left it there (and the remote older versions wrote into the config). */
 void dfi_fetch_pull_forget_remote (OstreeRepo *repo);

@@ -34,10 +34,15 @@
 
 #include "df-apply-policy.h"
 #include "df-common.h"
+#include "df-objset.h"
+#include "df-part.h"
 
 #include <sys/socket.h>
 
 #define FALLBACK_REMOTE "deltafetch-fallback"
+/* Dirtrees and dirmetas a plan's walk fetches at a time (a batch of HEAD
+ * requests is 16 times as many: they hold no body). */
+#define DF_PLAN_WALK_BATCH 256
 /* The directory of the remote's file, relative to the repository. */
 #define REMOTE_DIR "tmp/deltafetch-remote"
 
@@ -357,4 +362,319 @@ dfi_fetch_pull_fallback (DfFetchRun *f, GError **error)
       last = g_strdup_printf ("%s: %s", url, e->message);
     }
   return dfi_throw (error, kind, "libostree's pull failed on every mirror; last: %s", last);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The plan of a pull                                                       */
+
+/* What a plan of libostree's pull finds out: the bytes it would download
+ * beyond what the plan itself fetched, and the disk it needs at least. */
+typedef struct
+{
+  guint64 download, disk;
+  guint objects;
+} PullSize;
+
+static gboolean
+add_size (PullSize *sz, guint64 archived, guint64 unpacked)
+{
+  if (archived > G_MAXUINT64 - sz->download || unpacked > G_MAXUINT64 - sz->disk)
+    return FALSE;
+  sz->download += archived, sz->disk += unpacked, sz->objects++;
+  return TRUE;
+}
+
+/* The commit's ostree.sizes (`ostree commit --generate-sizes`: per object
+ * its checksum, archived and unpacked size, and type): the objects the
+ * repository lacks, without asking the server. */
+static gboolean
+size_from_commit (DfFetchRun *f, GVariant *sizes, PullSize *sz, GError **error)
+{
+  const char *commit = f->o->apply->commit;
+  gsize n = g_variant_n_children (sizes);
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr (GVariant) e = g_variant_get_child_value (sizes, i);
+      gsize len;
+      const guint8 *p = g_variant_get_fixed_array (e, &len, 1), *end = p + len;
+      guint64 archived, unpacked;
+      if (len < DF_SHA256_LEN + 2)
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "commit %s: ostree.sizes entry %zu is malformed", commit, i);
+      char hex[65];
+      ostree_checksum_inplace_from_bytes (p, hex);
+      p += DF_SHA256_LEN;
+      if (!dfi_varint_read (&p, end, &archived) || !dfi_varint_read (&p, end, &unpacked))
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "commit %s: ostree.sizes entry %zu is malformed", commit, i);
+      OstreeObjectType type = p < end ? (OstreeObjectType)*p : OSTREE_OBJECT_TYPE_FILE;
+      if (!ostree_validate_structureof_objtype (type, NULL))
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "commit %s: ostree.sizes entry %zu names object type %u",
+                          commit, i, (guint)type);
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (f->repo, type, hex, &have, f->cancellable, error))
+        return FALSE;
+      if (!have && !add_size (sz, archived, unpacked))
+        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "commit %s: ostree.sizes add up past 2^64 bytes", commit);
+    }
+  return TRUE;
+}
+
+/* The walk of a commit without ostree.sizes, the way libostree's pull
+ * walks it: the dirtrees and dirmetas the repository lacks come from the
+ * server (checked against their checksums; their bytes are the pull's
+ * too), and for each content object it lacks the server says its size
+ * (HEAD). Sets and queues stay within the memory budget. */
+typedef struct
+{
+  DfFetchRun *f;
+  DfObjSet *seen;    /* every object met */
+  GByteArray *trees; /* checksums of dirtrees to read next */
+  GByteArray *metas; /* checksums of dirmetas the repository lacks */
+  GByteArray *files; /* checksums of content objects the repository lacks */
+  guint64 memory;    /* what the walk may hold */
+  PullSize *sz;
+} PullWalk;
+
+static gboolean
+walk_meet (PullWalk *w, OstreeObjectType type, GVariant *csum_v, GByteArray *queue, gboolean local_too, GError **error)
+{
+  if (g_variant_n_children (csum_v) != DF_SHA256_LEN)
+    return dfi_throw (error, DF_ERROR_INVALID_DELTA, "a dirtree of commit %s names a malformed checksum",
+                      w->f->o->apply->commit);
+  const guint8 *csum = ostree_checksum_bytes_peek (csum_v);
+  if (!dfi_objset_add (w->seen, type, csum, NULL))
+    return TRUE;
+  if (dfi_objset_memory (w->seen) + w->trees->len + w->metas->len + w->files->len > w->memory)
+    return dfi_throw (error, DF_ERROR_TOO_LARGE,
+                      "commit %s has more objects than a plan may hold within the memory budget (%u met)",
+                      w->f->o->apply->commit, dfi_objset_size (w->seen));
+  if (!local_too)
+    {
+      char hex[65];
+      dfi_hex (csum, hex);
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object (w->f->repo, type, hex, &have, w->f->cancellable, error))
+        return FALSE;
+      if (have)
+        return TRUE;
+    }
+  g_byte_array_append (queue, csum, DF_SHA256_LEN);
+  return TRUE;
+}
+
+/* A dirtree's entries: its files and subdirectories met. */
+static gboolean
+walk_tree (PullWalk *w, GVariant *tree, GError **error)
+{
+  g_autoptr (GVariant) files = g_variant_get_child_value (tree, 0);
+  g_autoptr (GVariant) dirs = g_variant_get_child_value (tree, 1);
+  gsize nf = g_variant_n_children (files), nd = g_variant_n_children (dirs);
+  for (gsize i = 0; i < nf; i++)
+    {
+      g_autoptr (GVariant) csum = NULL;
+      g_variant_get_child (files, i, "(&s@ay)", NULL, &csum);
+      if (!walk_meet (w, OSTREE_OBJECT_TYPE_FILE, csum, w->files, FALSE, error))
+        return FALSE;
+    }
+  for (gsize i = 0; i < nd; i++)
+    {
+      g_autoptr (GVariant) tcsum = NULL, mcsum = NULL;
+      g_variant_get_child (dirs, i, "(&s@ay@ay)", NULL, &tcsum, &mcsum);
+      /* A subtree the repository has is read there: the pull walks it too. */
+      if (!walk_meet (w, OSTREE_OBJECT_TYPE_DIR_TREE, tcsum, w->trees, TRUE, error)
+          || !walk_meet (w, OSTREE_OBJECT_TYPE_DIR_META, mcsum, w->metas, FALSE, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static char *
+object_rel (const guint8 *csum, const char *ext)
+{
+  char hex[65];
+  dfi_hex (csum, hex);
+  return g_strdup_printf ("objects/%.2s/%s.%s", hex, hex + 2, ext);
+}
+
+/* Takes up to @max checksums off the front of @queue. */
+static GByteArray *
+take_front (GByteArray *queue, guint max)
+{
+  guint n = MIN (queue->len / DF_SHA256_LEN, max);
+  GByteArray *out = g_byte_array_sized_new (n * DF_SHA256_LEN);
+  g_byte_array_append (out, queue->data, n * DF_SHA256_LEN);
+  g_byte_array_remove_range (queue, 0, n * DF_SHA256_LEN);
+  return out;
+}
+
+/* A step of the walk: queued dirtrees (from the repository when it has
+ * them, else from the server) and dirmetas, fetched side by side, so many
+ * at a time that what they hold stays small. */
+static gboolean
+walk_step (PullWalk *w, GError **error)
+{
+  g_autoptr (GByteArray) trees = take_front (w->trees, DF_PLAN_WALK_BATCH);
+  g_autoptr (GByteArray) metas = take_front (w->metas, DF_PLAN_WALK_BATCH);
+  guint nt = trees->len / DF_SHA256_LEN, nm = metas->len / DF_SHA256_LEN;
+  g_autoptr (GPtrArray) rels = g_ptr_array_new_with_free_func (g_free);
+  g_autofree DfSmallFile *batch = g_new0 (DfSmallFile, nt + nm);
+  g_autofree guint *tree_of = g_new0 (guint, nt + nm);
+  guint n = 0;
+  g_autoptr (GPtrArray) local = g_ptr_array_new_with_free_func ((GDestroyNotify)g_variant_unref);
+  for (guint i = 0; i < nt + nm; i++)
+    {
+      const guint8 *csum = i < nt ? trees->data + i * DF_SHA256_LEN : metas->data + (i - nt) * DF_SHA256_LEN;
+      if (i < nt)
+        {
+          char hex[65];
+          dfi_hex (csum, hex);
+          g_autoptr (GVariant) v = NULL;
+          if (!ostree_repo_load_variant_if_exists (w->f->repo, OSTREE_OBJECT_TYPE_DIR_TREE, hex, &v, error))
+            return FALSE;
+          if (v)
+            {
+              g_ptr_array_add (local, g_steal_pointer (&v));
+              continue;
+            }
+        }
+      char *rel = object_rel (csum, i < nt ? "dirtree" : "dirmeta");
+      g_ptr_array_add (rels, rel);
+      batch[n] = (DfSmallFile){ .rel = rel, .cap = DF_FETCH_COMMIT_MAX };
+      tree_of[n++] = i;
+    }
+  gboolean ok = dfi_downloader_fetch_many (w->f->dl, batch, n, error);
+  for (guint k = 0; ok && k < n; k++)
+    {
+      guint i = tree_of[k];
+      const guint8 *csum = i < nt ? trees->data + i * DF_SHA256_LEN : metas->data + (i - nt) * DF_SHA256_LEN;
+      guint8 got[DF_SHA256_LEN];
+      dfi_sha256 (g_bytes_get_data (batch[k].bytes, NULL), g_bytes_get_size (batch[k].bytes), got);
+      if (memcmp (got, csum, DF_SHA256_LEN) != 0)
+        ok = dfi_throw (error, DF_ERROR_UNTRUSTED, "the server's %s does not hash to its name", batch[k].rel);
+      else if (i < nt)
+        {
+          GVariant *v = g_variant_new_from_bytes (OSTREE_TREE_GVARIANT_FORMAT, batch[k].bytes, FALSE);
+          g_ptr_array_add (local, g_variant_ref_sink (v));
+        }
+    }
+  for (guint k = 0; k < n; k++)
+    g_clear_pointer (&batch[k].bytes, g_bytes_unref);
+  for (guint i = 0; ok && i < local->len; i++)
+    ok = walk_tree (w, local->pdata[i], error);
+  return ok;
+}
+
+/* The sizes of the content objects the walk found missing, asked with
+ * HEAD requests in batches. FALSE in *@known when the server declares
+ * none for one of them. */
+static gboolean
+walk_sizes (PullWalk *w, gboolean *known, GError **error)
+{
+  guint n = w->files->len / DF_SHA256_LEN;
+  const guint per_batch = 16 * DF_PLAN_WALK_BATCH;
+  *known = TRUE;
+  for (guint first = 0; first < n; first += per_batch)
+    {
+      guint m = MIN (per_batch, n - first);
+      g_autoptr (GPtrArray) rels = g_ptr_array_new_with_free_func (g_free);
+      g_autofree DfSmallFile *batch = g_new0 (DfSmallFile, m);
+      for (guint k = 0; k < m; k++)
+        {
+          char *rel = object_rel (w->files->data + (first + k) * DF_SHA256_LEN, "filez");
+          g_ptr_array_add (rels, rel);
+          batch[k] = (DfSmallFile){ .rel = rel, .head = TRUE };
+        }
+      if (!dfi_downloader_fetch_many (w->f->dl, batch, m, error))
+        return FALSE;
+      for (guint k = 0; k < m; k++)
+        if (batch[k].size == G_MAXUINT64)
+          *known = FALSE;
+        /* Archived objects are compressed: at least this much on disk. */
+        else if (!add_size (w->sz, batch[k].size, batch[k].size))
+          return dfi_throw (error, DF_ERROR_INVALID_DELTA, "the server's object sizes add up past 2^64 bytes");
+    }
+  return TRUE;
+}
+
+/* The remote's mode, from its config (which libostree's pull reads
+ * first): only an archive's objects have sizes a plan can ask for. */
+static gboolean
+remote_is_archive (DfFetchRun *f, gboolean *archive, GError **error)
+{
+  gboolean not_found = FALSE;
+  guint served_by = 0;
+  g_autoptr (GBytes) bytes
+      = dfi_downloader_fetch_small (f->dl, "config", DF_FETCH_CONFIG_MAX, &not_found, &served_by, error);
+  if (bytes == NULL)
+    return not_found ? dfi_throw (error, DF_ERROR_NOT_FOUND, "the server has no repository config") : FALSE;
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  gsize len;
+  const char *data = g_bytes_get_data (bytes, &len);
+  g_autofree char *mode = NULL;
+  if (g_key_file_load_from_data (kf, data, len, G_KEY_FILE_NONE, NULL))
+    mode = g_key_file_get_string (kf, "core", "mode", NULL);
+  *archive = mode && (strcmp (mode, "archive-z2") == 0 || strcmp (mode, "archive") == 0);
+  return TRUE;
+}
+
+gboolean
+dfi_fetch_plan_pull (DfFetchRun *f, GError **error)
+{
+  DfFetchPlan *plan = f->plan;
+  const char *commit = f->o->apply->commit;
+  gboolean archive = FALSE;
+  if (!remote_is_archive (f, &archive, error))
+    return FALSE;
+  g_autofree char *rel = g_strdup_printf ("objects/%.2s/%s.commit", commit, commit + 2);
+  gboolean not_found = FALSE;
+  guint served_by = 0;
+  g_autoptr (GBytes) bytes
+      = dfi_downloader_fetch_small (f->dl, rel, DF_FETCH_COMMIT_MAX, &not_found, &served_by, error);
+  if (bytes == NULL)
+    return not_found ? dfi_throw (error, DF_ERROR_NOT_FOUND, "commit %s: not on any mirror", commit) : FALSE;
+  guint8 sha[DF_SHA256_LEN];
+  dfi_sha256 (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes), sha);
+  g_autofree char *got = ostree_checksum_from_bytes (sha);
+  if (strcmp (got, commit) != 0)
+    return dfi_throw (error, DF_ERROR_UNTRUSTED,
+                      "the server's commit object hashes to %s, not to the trusted commit %s", got, commit);
+  g_autoptr (GVariant) cv = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, bytes, FALSE));
+  g_autoptr (GVariant) meta = g_variant_get_child_value (cv, 0);
+  g_autoptr (GVariant) sizes = g_variant_lookup_value (meta, "ostree.sizes", G_VARIANT_TYPE ("aay"));
+  PullSize sz = { 0 };
+  gboolean known = TRUE;
+  if (sizes)
+    {
+      if (!size_from_commit (f, sizes, &sz, error))
+        return FALSE;
+    }
+  else if (!archive)
+    known = FALSE; /* a server's bare objects: libostree's pull reads no sizes there either */
+  else
+    {
+      PullWalk w = { .f = f,
+                     .seen = dfi_objset_new (NULL),
+                     .trees = g_byte_array_new (),
+                     .metas = g_byte_array_new (),
+                     .files = g_byte_array_new (),
+                     .memory = f->o->apply->memory / 2,
+                     .sz = &sz };
+      g_autoptr (GVariant) root_tree = g_variant_get_child_value (cv, 6);
+      g_autoptr (GVariant) root_meta = g_variant_get_child_value (cv, 7);
+      gboolean ok = walk_meet (&w, OSTREE_OBJECT_TYPE_DIR_TREE, root_tree, w.trees, TRUE, error)
+                    && walk_meet (&w, OSTREE_OBJECT_TYPE_DIR_META, root_meta, w.metas, FALSE, error);
+      while (ok && (w.trees->len > 0 || w.metas->len > 0))
+        ok = walk_step (&w, error);
+      ok = ok && walk_sizes (&w, &known, error);
+      dfi_objset_free (w.seen);
+      g_byte_array_unref (w.trees), g_byte_array_unref (w.metas), g_byte_array_unref (w.files);
+      if (!ok)
+        return FALSE;
+    }
+  /* What the plan fetched (the config, the commit object, dirtrees and
+   * dirmetas) stands for the pull's own fetches of them. */
+  plan->download_bytes = dfi_downloader_bytes (f->dl) + sz.download;
+  plan->parts_to_fetch = sz.objects;
+  plan->disk_bytes = sz.disk;
+  plan->size_known = known;
+  return !known || dfi_check_free_space (f->repo, ostree_repo_get_dfd (f->repo), plan->disk_bytes, error);
 }

@@ -424,72 +424,6 @@ forget_if_final (DfFetchRun *f, const GError *error)
     dfi_apply_forget_staging (f->repo, file->sha256);
 }
 
-/* A plan for libostree's pull: its size, when the commit says it. The
- * commit object is fetched (bounded) and checked against the trusted
- * checksum; its ostree.sizes (written by `ostree commit --generate-sizes`:
- * per object its checksum, archived and unpacked size, and type) gives the
- * bytes of every object the repository lacks. Without it the size stays
- * unknown, as libostree's own dry run has none but for deltas. */
-static gboolean
-plan_pull (DfFetchRun *f, GError **error)
-{
-  DfFetchPlan *plan = f->plan;
-  const char *commit = f->o->apply->commit;
-  g_autofree char *rel = g_strdup_printf ("objects/%.2s/%s.commit", commit, commit + 2);
-  gboolean not_found = FALSE;
-  guint served_by = 0;
-  g_autoptr (GBytes) bytes
-      = dfi_downloader_fetch_small (f->dl, rel, DF_FETCH_COMMIT_MAX, &not_found, &served_by, error);
-  plan->download_bytes = dfi_downloader_bytes (f->dl);
-  if (bytes == NULL)
-    return not_found ? dfi_throw (error, DF_ERROR_NOT_FOUND, "commit %s: not on any mirror", commit) : FALSE;
-  guint8 sha[DF_SHA256_LEN];
-  dfi_sha256 (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes), sha);
-  g_autofree char *got = ostree_checksum_from_bytes (sha);
-  if (strcmp (got, commit) != 0)
-    return dfi_throw (error, DF_ERROR_UNTRUSTED,
-                      "the server's commit object hashes to %s, not to the trusted commit %s", got, commit);
-  g_autoptr (GVariant) cv = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_COMMIT_GVARIANT_FORMAT, bytes, FALSE));
-  g_autoptr (GVariant) meta = g_variant_get_child_value (cv, 0);
-  g_autoptr (GVariant) sizes = g_variant_lookup_value (meta, "ostree.sizes", G_VARIANT_TYPE ("aay"));
-  if (sizes == NULL)
-    return TRUE; /* size_known stays FALSE */
-  guint64 missing = 0, unpacked_missing = 0;
-  gsize n = g_variant_n_children (sizes);
-  for (gsize i = 0; i < n; i++)
-    {
-      g_autoptr (GVariant) e = g_variant_get_child_value (sizes, i);
-      gsize len;
-      const guint8 *p = g_variant_get_fixed_array (e, &len, 1), *end = p + len;
-      guint64 archived, unpacked;
-      if (len < DF_SHA256_LEN + 2)
-        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "commit %s: ostree.sizes entry %zu is malformed", commit, i);
-      char hex[65];
-      ostree_checksum_inplace_from_bytes (p, hex);
-      p += DF_SHA256_LEN;
-      if (!dfi_varint_read (&p, end, &archived) || !dfi_varint_read (&p, end, &unpacked))
-        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "commit %s: ostree.sizes entry %zu is malformed", commit, i);
-      OstreeObjectType type = p < end ? (OstreeObjectType)*p : OSTREE_OBJECT_TYPE_FILE;
-      if (!ostree_validate_structureof_objtype (type, NULL))
-        return dfi_throw (error, DF_ERROR_INVALID_DELTA, "commit %s: ostree.sizes entry %zu names object type %u",
-                          commit, i, (guint)type);
-      gboolean have = FALSE;
-      if (!ostree_repo_has_object (f->repo, type, hex, &have, f->cancellable, error))
-        return FALSE;
-      if (have || archived > G_MAXUINT64 - missing || unpacked > G_MAXUINT64 - unpacked_missing)
-        continue;
-      missing += archived;
-      unpacked_missing += unpacked;
-      plan->parts_to_fetch++;
-    }
-  /* The commit object (counted once: the plan's fetch stands for the
-   * pull's), and the objects the repository lacks. */
-  plan->download_bytes += missing;
-  plan->disk_bytes = unpacked_missing;
-  plan->size_known = TRUE;
-  return dfi_check_free_space (f->repo, ostree_repo_get_dfd (f->repo), plan->disk_bytes, error);
-}
-
 /* Discovery and the download it leads to (else libostree's pull), for a
  * device at @from (NULL: none). A small file that fails its check sets
  * f->suspect. */
@@ -547,7 +481,7 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
                       o->apply->commit, o->expected_size);
   f->res->path = DF_FETCH_PATH_PULL;
   if (f->plan)
-    return plan_pull (f, error);
+    return dfi_fetch_plan_pull (f, error);
   dfi_downloader_set_phase (f->dl, DF_FETCH_PHASE_DOWNLOAD);
   dfi_downloader_emit (f->dl, DF_FETCH_EVENT_START, o->net.urls->pdata[0], NULL);
   return dfi_fetch_pull_fallback (f, error);

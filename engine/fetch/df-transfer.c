@@ -10,7 +10,7 @@ struct _DfTransfer
   GCancellable *cancellable;
   DfTransferSink sink;
   char *url, *name;
-  gboolean ranged;
+  gboolean ranged, head;
   guint64 off, len, file_size;
   struct curl_slist *headers;
   /* The response */
@@ -264,12 +264,16 @@ dfi_transfer_new (const DfNetConfig *net, const DfTransferRequest *req, const Df
   t->off = req->off;
   t->len = req->len;
   t->file_size = req->file_size;
+  t->head = req->head;
   CURL *e = t->easy = curl_easy_init ();
   if (e == NULL)
     g_error ("out of memory creating a transfer");
   curl_easy_setopt (e, CURLOPT_URL, t->url);
   curl_easy_setopt (e, CURLOPT_PRIVATE, t);
-  set_network (e, net, t->url, req->len);
+  /* A HEAD moves no body: its deadline is the connection's and a stall's. */
+  set_network (e, net, t->url, req->head ? 0 : req->len);
+  if (req->head)
+    curl_easy_setopt (e, CURLOPT_NOBODY, 1L);
   curl_easy_setopt (e, CURLOPT_ERRORBUFFER, t->errbuf);
   curl_easy_setopt (e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt (e, CURLOPT_HEADERDATA, t);
@@ -337,6 +341,15 @@ dfi_transfer_get_received (DfTransfer *t)
   return t->received;
 }
 
+guint64
+dfi_transfer_get_declared_size (DfTransfer *t)
+{
+  guint64 n;
+  if (!t->content_length[0] || !dfi_http_parse_u63 (t->content_length, strlen (t->content_length), &n))
+    return G_MAXUINT64;
+  return n;
+}
+
 CURLcode
 dfi_transfer_perform (DfTransfer *t, CURLM *multi)
 {
@@ -375,7 +388,7 @@ judge_curl (DfTransfer *t, CURLcode rc, DfError *kind, char **msg)
     case CURLE_OK:
       /* A file of known size must arrive whole; @expect bounds one of
        * unknown size. */
-      if (t->file_size != G_MAXUINT64 && t->received != t->expect)
+      if (t->file_size != G_MAXUINT64 && !t->head && t->received != t->expect)
         {
           *msg = g_strdup_printf ("body ended after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " bytes", t->received,
                                   t->expect);

@@ -44,7 +44,9 @@ typedef struct
  * whole file, of which @len bounds an unknown size. With @if_range, the
  * request carries "If-Range: @if_range". @name names the file in
  * messages ("part 3"). With @fresh, the request asks every cache on the
- * way for a fresh copy ("Cache-Control: no-cache"). Strings are copied. */
+ * way for a fresh copy ("Cache-Control: no-cache"). With @head, only the
+ * headers are asked for (HEAD): dfi_transfer_get_declared_size() then
+ * says the file's size. Strings are copied. */
 typedef struct
 {
   const char *url;
@@ -53,6 +55,7 @@ typedef struct
   guint64 off, len, file_size;
   const char *if_range;
   gboolean fresh;
+  gboolean head;
 } DfTransferRequest;
 
 typedef enum
@@ -103,6 +106,9 @@ gpointer dfi_transfer_get_sink_data (DfTransfer *t);
 /* The final reply's status (0 before one), and the body bytes taken. */
 int dfi_transfer_get_status (DfTransfer *t);
 guint64 dfi_transfer_get_received (DfTransfer *t);
+/* The size the final reply's Content-Length declares, or G_MAXUINT64 when
+ * it declares none (a HEAD's answer to "how big is this file"). */
+guint64 dfi_transfer_get_declared_size (DfTransfer *t);
 
 /* Runs @t to its end in @multi, alone; returns libcurl's result. */
 CURLcode dfi_transfer_perform (DfTransfer *t, CURLM *multi);

@@ -1126,13 +1126,17 @@ typedef struct
   DfFetchFrom from_found;
   guint64 delta_bytes;    /* the delta as published: superblock and parts (stock: and the fallback objects it lacks) */
   guint64 download_bytes; /* what df_fetch() would download now: index, superblock, and the parts (stock: fallback
-                             objects) still missing; with size_known FALSE, only what the plan itself fetched */
+                             objects) still missing; libostree's pull: the config, commit and trees the plan
+                             fetched and the objects the repository lacks; with size_known FALSE, only what the
+                             plan itself fetched */
   guint64 reused_bytes;   /* part bytes an interrupted run left, not downloaded again */
-  guint64 disk_bytes;     /* the free space df_fetch() checks for before downloading (beyond min-free-space) */
+  guint64 disk_bytes;     /* the free space df_fetch() checks for before downloading (beyond min-free-space);
+                             libostree's pull without ostree.sizes: the objects' compressed sizes, a lower bound */
   guint parts_total;
   guint parts_to_fetch;        /* parts (stock: and fallback objects) with bytes still to download */
-  gboolean size_known;         /* FALSE for libostree's pull unless the commit carries its objects' sizes
-                                  (ostree.sizes, `ostree commit --generate-sizes`) */
+  gboolean size_known;         /* FALSE only for libostree's pull when neither the commit carries its objects'
+                                  sizes (ostree.sizes) nor the server declares them (a bare repository, or replies
+                                  without Content-Length) */
   gboolean signature_verified; /* the superblock's signature verified with a trusted key */
   gboolean summary_verified;   /* as in #DfFetchResult */
   /*< private >*/
@@ -1152,7 +1156,12 @@ typedef struct
  * from-commit, the bytes to download (less what an interrupted run left),
  * the free space needed, the signatures' state (for libostree's pull, the
  * commit object too: its ostree.sizes, when it has them, give the bytes of
- * the objects the repository lacks). It fails as df_fetch()
+ * the objects the repository lacks; else the plan walks the commit's trees
+ * as the pull would, the dirtrees and dirmetas the repository lacks
+ * fetched and checked against their checksums, and asks the server the
+ * size of each content object the repository lacks with a HEAD request,
+ * many side by side; what it holds meanwhile stays within half the memory
+ * budget, or it fails with DF_ERROR_TOO_LARGE). It fails as df_fetch()
  * would before downloading a part: a superblock whose signature, commit or
  * from-commit is wrong (DF_ERROR_UNTRUSTED, DF_ERROR_MISSING_BASE), a
  * downgrade, an update over the byte limit or a from-scratch download not
