@@ -216,6 +216,29 @@ check "no ref: the delta from v1, found in the repository" \
 check "no ref: no loose object was requested (the server has no from-scratch delta to v2: the pull)" \
   bash -c "! tail -n +$mark '$log' | grep -q '/objects/'"
 check "no ref: fsck-clean and identical to v2" checkout_matches "$dev11" "$c2" "$T/v2"
+# Of several commits the server has deltas from, the one whose delta its
+# stats file says is the smallest: p2 (newer) replaced a large file that
+# p3 has as p1 had it, so p1 -> p3 is small and p2 -> p3 large.
+pick=$T/www/pick
+mkdir -p "$T/pick/a"
+head -c 400000 /dev/urandom >"$T/pick/a/big" && echo one >"$T/pick/a/small"
+cp -a "$T/pick/a" "$T/pick/b" && head -c 400000 /dev/urandom >"$T/pick/b/big"
+cp -a "$T/pick/a" "$T/pick/c" && echo three >"$T/pick/c/small"
+ostree init --repo="$pick" --mode=archive
+p1=$(ostree commit --repo="$pick" -b os --tree=dir="$T/pick/a" --timestamp=2024-01-01T00:00:00Z)
+p2=$(ostree commit --repo="$pick" -b os --tree=dir="$T/pick/b" --timestamp=2024-02-01T00:00:00Z)
+p3=$(ostree commit --repo="$pick" -b os --tree=dir="$T/pick/c" --timestamp=2024-03-01T00:00:00Z)
+"$DF" generate -q --repo="$pick" --from="$p1" --from="$p2" --to="$p3" >/dev/null
+size_of () { python3 -c "import json,sys; print([d['size'] for d in json.load(open(sys.argv[1]))['deltas'] if d['from'] == sys.argv[2]][0])" "$pick/deltafetch/v1/stats/$p3.json" "$1"; }
+diag "published: $p1 -> $p3 $(size_of "$p1") bytes, $p2 -> $p3 $(size_of "$p2") bytes"
+check "the stats file says p1 -> p3 is the smaller" test "$(size_of "$p1")" -lt "$(size_of "$p2")"
+devp=$T/dev-pick
+ostree init --repo="$devp" --mode=bare
+ostree pull-local --repo="$devp" "$pick" "$p1" "$p2" >/dev/null
+check "two commits under no ref: fetch p3" "$DF" fetch --json --repo="$devp" --url="http://127.0.0.1:$NGINX_PORT/pick" --commit="$p3"
+check "the delta from p1 (the smaller by the stats file), not from the newer p2" \
+  test "$(sed -n '$p' "$T/check.out" | python3 -c 'import json,sys; e=json.load(sys.stdin); print(e["from"], e["from_found"])')" = "$p1 repository"
+check "p3: fsck-clean and identical" checkout_matches "$devp" "$p3" "$T/pick/c"
 
 # Limits for metered and shared links. --max-bytes and --no-from-scratch
 # refuse (exit 13) once the superblock says how big the update is, before
@@ -246,9 +269,20 @@ check "--no-from-scratch with a delta from the device's commit: fetched" \
 expect_exit 13 "--no-from-scratch: the pull fallback into an empty repository is refused" \
   "$DF" fetch --repo="$dev10" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$(rev "$plain" os)" \
   --no-from-scratch
-expect_exit 13 "--max-bytes: the pull fallback (size unknown beforehand) is refused" \
+# The pull fallback under --max-bytes: sized first (its trees walked, its
+# objects' sizes asked), refused when over, before any object is fetched;
+# held to the limit as it runs.
+mark=$(($(wc -l <"$log") + 1))
+expect_exit 13 "--max-bytes below the pull fallback's size: refused" \
   "$DF" fetch --repo="$dev10" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$(rev "$plain" os)" \
+  --max-bytes=100K
+check "... saying what it needs" grep -q "libostree's pull of .* needs [0-9]* bytes downloaded, more than the limit" "$T/ee.err"
+check "... before any content object was fetched" bash -c "! tail -n +$mark '$log' | grep -q 'GET [^ ]*\.filez'"
+ostree init --repo="$T/dev-pull-limit" --mode=bare
+check "--max-bytes above the pull fallback's size: fetched" \
+  "$DF" fetch -q --repo="$T/dev-pull-limit" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$(rev "$plain" os)" \
   --max-bytes=1G
+check "--max-bytes, pull: fsck-clean and identical" checkout_matches "$T/dev-pull-limit" "$(rev "$plain" os)" "$T/v2"
 expect_exit 9 "--max-rate: the pull fallback (no rate cap in libostree) is refused" \
   "$DF" fetch --repo="$dev10" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$(rev "$plain" os)" \
   --max-rate=1M
@@ -279,6 +313,24 @@ if start_nginx "$T/www" "" "location / { proxy_pass http://127.0.0.1:$origin_por
   check "through http_proxy: the proxy carried the part requests" grep -q "/deltas/$c1/[0-9]" "$NGINX_LOG"
 else
   not_ok "nginx forward proxy did not start"
+fi
+
+# A server that declares its objects smaller than it serves them (HEAD
+# answered from a 1-byte file) passes the pull's plan under --max-bytes;
+# the pull is then held to the limit as it runs (slowed, so the watchdog
+# sees it past the limit).
+printf x >"$T/www/tiny"
+if start_nginx "$T/www" "" 'limit_rate 100k; if ($request_method = HEAD) { rewrite \.filez$ /tiny last; }'; then
+  dev11=$T/dev-lying
+  ostree init --repo="$dev11" --mode=bare
+  expect_exit 13 "--max-bytes: a pull whose server understated its sizes is stopped at the limit" \
+    "$DF" fetch --repo="$dev11" --url="http://127.0.0.1:$NGINX_PORT/plain" --commit="$(rev "$plain" os)" \
+    --max-bytes=300K
+  check "... saying so" grep -q "libostree's pull went past the limit of 307200 bytes" "$T/ee.err"
+  check "... the commit left marked partial, no ref" \
+    bash -c "test -e '$dev11/state/$(rev "$plain" os).commitpartial' && test -z \"\$(ostree refs --repo='$dev11')\""
+else
+  not_ok "nginx (understating sizes) did not start"
 fi
 
 # HTTPS with HTTP/2 and mutual TLS.

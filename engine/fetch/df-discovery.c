@@ -1,6 +1,9 @@
 /* Discovery (see df-discovery.h). */
 #include "df-discovery.h"
 
+#include <json-glib/json-glib.h>
+
+#include "df-objset.h"
 #include "df-stock.h"
 #include "df-superblock.h"
 
@@ -26,32 +29,94 @@ local_commit_time (OstreeRepo *repo, const char *commit)
   return (gint64)MIN (ostree_commit_get_timestamp (v), (guint64)G_MAXINT64);
 }
 
-/* Of the from-commits @names those wholly in @repo, the newest by
- * timestamp: the nearest in history, whose delta is likely the smallest (a
- * listing carries no delta's size). NULL when none is. */
+/* Of the from-commits @names those wholly in @repo, the one whose delta
+ * @sizes (from-commit -> guint64*, may be NULL) says is the smallest, else
+ * the newest by timestamp: the nearest in history, whose delta is likely
+ * the smallest. Ties go to the newest, then to the lesser name. NULL when
+ * none is in @repo. */
 static const char *
-newest_local (OstreeRepo *repo, GPtrArray *names)
+best_local (OstreeRepo *repo, GPtrArray *names, GHashTable *sizes)
 {
   const char *best = NULL;
   gint64 best_time = -1;
+  guint64 best_size = G_MAXUINT64;
   for (guint i = 0; i < names->len; i++)
     {
       const char *name = names->pdata[i];
       gint64 t = local_commit_time (repo, name);
-      if (t > best_time || (t == best_time && t >= 0 && strcmp (name, best) < 0))
-        best = name, best_time = t;
+      if (t < 0)
+        continue;
+      const guint64 *sp = sizes ? g_hash_table_lookup (sizes, name) : NULL;
+      guint64 size = sp ? *sp : G_MAXUINT64;
+      if (best == NULL || size < best_size
+          || (size == best_size && (t > best_time || (t == best_time && strcmp (name, best) < 0))))
+        best = name, best_time = t, best_size = size;
     }
   return best;
 }
 
-/* Looks up the delta for a device at @from (NULL: none) in the native
- * index; without one from @from, from the newest commit of @repo (may be
- * NULL) the index has a delta from (*@searched), else from scratch.
- * Returns the key used ("" for scratch) or NULL when the index offers
- * nothing usable. */
+/* How many of @names are commits wholly in @repo. */
+static guint
+count_local (OstreeRepo *repo, GPtrArray *names)
+{
+  guint n = 0;
+  for (guint i = 0; i < names->len; i++)
+    n += local_commit_time (repo, names->pdata[i]) >= 0;
+  return n;
+}
+
+/* The sizes the server publishes for the deltas to @commit (from-commit ->
+ * guint64*), from the generator's stats file
+ * (deltafetch/v1/stats/COMMIT.json), or NULL when it has none or it does
+ * not parse. Only a preference: the delta chosen is checked as any other,
+ * and a wrong size costs at most bytes, which --max-bytes bounds. */
+static GHashTable *
+published_sizes (DfDownloader *d, const char *commit)
+{
+  g_autofree char *rel = g_strdup_printf ("deltafetch/v1/stats/%s.json", commit);
+  gboolean not_found = FALSE;
+  guint served_by = 0;
+  g_autoptr (GError) ignored = NULL;
+  g_autoptr (GBytes) bytes = dfi_downloader_fetch_small (d, rel, DF_FETCH_INDEX_MAX, &not_found, &served_by, &ignored);
+  if (bytes == NULL)
+    return NULL;
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  gsize len;
+  const char *data = g_bytes_get_data (bytes, &len);
+  if (len > G_MAXSSIZE || !json_parser_load_from_data (parser, data, (gssize)len, NULL))
+    return NULL;
+  JsonNode *root = json_parser_get_root (parser);
+  JsonObject *top = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  JsonNode *deltas = top ? json_object_get_member (top, "deltas") : NULL;
+  if (deltas == NULL || !JSON_NODE_HOLDS_ARRAY (deltas))
+    return NULL;
+  JsonArray *a = json_node_get_array (deltas);
+  GHashTable *sizes = g_hash_table_new_full (dfi_keyed_str_hash, g_str_equal, g_free, g_free);
+  for (guint i = 0; i < json_array_get_length (a); i++)
+    {
+      JsonNode *e = json_array_get_element (a, i);
+      JsonObject *o = JSON_NODE_HOLDS_OBJECT (e) ? json_node_get_object (e) : NULL;
+      JsonNode *from = o ? json_object_get_member (o, "from") : NULL;
+      JsonNode *size = o ? json_object_get_member (o, "size") : NULL;
+      if (from == NULL || size == NULL || json_node_get_value_type (from) != G_TYPE_STRING
+          || json_node_get_value_type (size) != G_TYPE_INT64 || json_node_get_int (size) < 0
+          || !ostree_validate_checksum_string (json_node_get_string (from), NULL))
+        continue;
+      g_hash_table_insert (sizes, g_strdup (json_node_get_string (from)),
+                           g_memdup2 (&(guint64){ (guint64)json_node_get_int (size) }, sizeof (guint64)));
+    }
+  return sizes;
+}
+
+/* Looks up the delta to @commit for a device at @from (NULL: none) in the
+ * native index; without one from @from, from the commit of @repo (may be
+ * NULL) the index has a delta from (*@searched) whose delta is the smallest
+ * (when several are, by the server's stats file, else the newest), else
+ * from scratch. Returns the key used ("" for scratch) or NULL when the
+ * index offers nothing usable. */
 static char *
-pick_delta (GBytes *index, OstreeRepo *repo, const char *from, guint8 sb_sha[DF_SHA256_LEN], guint64 *sb_size,
-            gboolean *searched, GError **error)
+pick_delta (DfDownloader *d, GBytes *index, OstreeRepo *repo, const char *commit, const char *from,
+            guint8 sb_sha[DF_SHA256_LEN], guint64 *sb_size, gboolean *searched, GError **error)
 {
   g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a{s(ayt)}"), index, FALSE));
   if (!g_variant_is_normal_form (v))
@@ -73,7 +138,8 @@ pick_delta (GBytes *index, OstreeRepo *repo, const char *from, guint8 sb_sha[DF_
           if (name[0])
             g_ptr_array_add (names, g_strdup (name));
         }
-      found = newest_local (repo, names);
+      g_autoptr (GHashTable) sizes = count_local (repo, names) > 1 ? published_sizes (d, commit) : NULL;
+      found = best_local (repo, names, sizes);
       *searched = found != NULL;
     }
   const char *keys[3] = { from, found, "" };
@@ -191,7 +257,7 @@ discover_stock (DfDownloader *d, OstreeRepo *repo, const char *commit, const cha
           if (dash && dash - name == 64 && strcmp (dash + 1, commit) == 0)
             g_ptr_array_add (names, g_strndup (name, 64));
         }
-      const char *found = newest_local (repo, names);
+      const char *found = best_local (repo, names, NULL);
       if (found)
         {
           g_autofree char *name = g_strdup_printf ("%s-%s", found, commit);
@@ -257,7 +323,7 @@ dfi_discover (DfDownloader *d, OstreeRepo *repo, const char *commit, const char 
   if (index)
     {
       g_autoptr (GError) pick_error = NULL;
-      out->key = pick_delta (index, repo, from, out->sb_sha, &out->sb_size, &out->searched, &pick_error);
+      out->key = pick_delta (d, index, repo, commit, from, out->sb_sha, &out->sb_size, &out->searched, &pick_error);
       if (pick_error)
         {
           *suspect = index_mirror;

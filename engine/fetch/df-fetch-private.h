@@ -12,6 +12,11 @@ gboolean dfi_fetch_pull_fallback (DfFetchRun *f, GError **error);
  * commit's ostree.sizes, else from a walk of the commit's trees and the
  * server's sizes of the objects the repository lacks (an archive's). */
 gboolean dfi_fetch_plan_pull (DfFetchRun *f, GError **error);
+/* The plan of that pull (into @f->plan when planning), held to the
+ * caller's byte limit (DF_ERROR_TOO_LARGE when over, or when the size
+ * cannot be known); the pull's watchdog then holds it to the limit as it
+ * runs. */
+gboolean dfi_fetch_pull_within_limit (DfFetchRun *f, GError **error);
 /* Removes the fallback pull's remote file, if a run killed during its pull
  * left it there (and the remote older versions wrote into the config). */
 void dfi_fetch_pull_forget_remote (OstreeRepo *repo);

@@ -69,7 +69,9 @@ typedef struct
   gint64 last_tick;          /* monotonic µs */
   gint64 waited;             /* µs with fetches outstanding and the loop free to receive */
   GArray *window;            /* Sample, spanning the last low-speed time of waiting */
+  guint64 byte_cap;          /* the caller's limit on all bytes downloaded, or 0 */
   char *verdict;             /* why the pull was cancelled */
+  DfError verdict_code;
 } Watchdog;
 
 static void
@@ -106,6 +108,16 @@ watchdog_tick (gpointer data)
   guint64 bytes = ostree_async_progress_get_uint64 (w->progress, "bytes-transferred");
   count_bytes (w, bytes);
   w->waited += step;
+  /* The plan's sizes are the server's word: the limit holds as it runs. */
+  if (w->byte_cap > 0 && dfi_downloader_bytes (w->dl) > w->byte_cap)
+    {
+      w->verdict = g_strdup_printf ("libostree's pull went past the limit of %" G_GUINT64_FORMAT
+                                    " bytes downloaded (%" G_GUINT64_FORMAT ")",
+                                    w->byte_cap, dfi_downloader_bytes (w->dl));
+      w->verdict_code = DF_ERROR_TOO_LARGE;
+      g_cancellable_cancel (w->cancellable);
+      return G_SOURCE_CONTINUE;
+    }
 
   if (o->net.low_speed_limit > 0 && o->net.low_speed_time > 0)
     {
@@ -184,7 +196,12 @@ watched_pull (OstreeRepo *repo, DfFetchRun *f, GVariant *popts, GError **error)
   g_main_context_push_thread_default (ctx);
   g_autoptr (GCancellable) pc = g_cancellable_new ();
   gulong forward = dfi_cancellable_forward (c, pc);
-  Watchdog w = { .o = o, .dl = f->dl, .cancellable = pc, .last_tick = g_get_monotonic_time () };
+  Watchdog w = { .o = o,
+                 .dl = f->dl,
+                 .cancellable = pc,
+                 .last_tick = g_get_monotonic_time (),
+                 .byte_cap = o->max_bytes,
+                 .verdict_code = DF_ERROR_TIMEOUT };
   /* Made here, so that its change notifications go to the pull's context. */
   w.progress = ostree_async_progress_new ();
   w.window = g_array_new (FALSE, FALSE, sizeof (Sample));
@@ -216,7 +233,7 @@ watched_pull (OstreeRepo *repo, DfFetchRun *f, GVariant *popts, GError **error)
   if (g_cancellable_set_error_if_cancelled (c, error))
     return FALSE;
   if (verdict)
-    return dfi_throw (error, DF_ERROR_TIMEOUT, "%s", verdict);
+    return dfi_throw (error, w.verdict_code, "%s", verdict);
   g_propagate_error (error, g_steal_pointer (&local));
   return FALSE;
 }
@@ -344,7 +361,9 @@ dfi_fetch_pull_fallback (DfFetchRun *f, GError **error)
       dfi_rm_rf_at (ostree_repo_get_dfd (f->repo), REMOTE_DIR, NULL);
       if (ok)
         return dfi_set_ref (f->repo, o->apply->ref, o->apply->commit, f->cancellable, error);
-      if (g_error_matches (e, G_IO_ERROR, G_IO_ERROR_CANCELLED) || final)
+      /* Past the byte limit, no other mirror can help either. */
+      if (g_error_matches (e, G_IO_ERROR, G_IO_ERROR_CANCELLED) || final
+          || g_error_matches (e, DF_ERROR, DF_ERROR_TOO_LARGE))
         {
           g_propagate_error (error, g_steal_pointer (&e));
           return FALSE;
@@ -677,4 +696,35 @@ dfi_fetch_plan_pull (DfFetchRun *f, GError **error)
   plan->disk_bytes = sz.disk;
   plan->size_known = known;
   return !known || dfi_check_free_space (f->repo, ostree_repo_get_dfd (f->repo), plan->disk_bytes, error);
+}
+
+gboolean
+dfi_fetch_pull_within_limit (DfFetchRun *f, GError **error)
+{
+  const DfFetchOptions *o = f->o;
+  DfFetchPlan own = { 0 };
+  gboolean planning = f->plan != NULL;
+  guint64 before = dfi_downloader_bytes (f->dl);
+  if (!planning)
+    f->plan = &own;
+  DfFetchPlan *plan = f->plan;
+  gboolean ok = dfi_fetch_plan_pull (f, error);
+  if (!planning)
+    f->plan = NULL;
+  if (!ok || o->max_bytes == 0)
+    return ok;
+  if (!plan->size_known)
+    return dfi_throw (error, DF_ERROR_TOO_LARGE,
+                      "the server offers no delta to %s, and libostree's pull cannot be held to a byte limit (the "
+                      "server declares no sizes of its objects)",
+                      o->apply->commit);
+  /* A pull fetches again the config, commit and trees its plan read. */
+  guint64 need = plan->download_bytes + (planning ? 0 : dfi_downloader_bytes (f->dl) - before);
+  if (need > o->max_bytes)
+    return dfi_throw (error, DF_ERROR_TOO_LARGE,
+                      "libostree's pull of %s needs %" G_GUINT64_FORMAT
+                      " bytes downloaded, more than the limit of %" G_GUINT64_FORMAT
+                      " (nothing of it was downloaded but the commit and its trees)",
+                      o->apply->commit, need, o->max_bytes);
+  return TRUE;
 }

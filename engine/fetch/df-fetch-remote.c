@@ -109,21 +109,27 @@ expand_url (const DfFetchOptions *o, const char *remote, const char *url, GPtrAr
   return TRUE;
 }
 
-/* The summary's signatures, as remote @remote asks: ed25519 by
- * sign-verify-summary, GPG by gpg-verify-summary. *@checked says whether
- * any was asked for. */
+/* The summary signatures remote @remote asks for: ed25519 by
+ * sign-verify-summary, GPG by gpg-verify-summary. */
 static gboolean
-verify_summary (OstreeRepo *repo, const char *remote, GBytes *summary, GBytes *sig, gboolean *checked, GCancellable *c,
-                GError **error)
+summary_wants (OstreeRepo *repo, const char *remote, gboolean *ed25519, gboolean *gpg, GError **error)
 {
-  gboolean ed25519 = FALSE, gpg = FALSE;
   g_autoptr (GError) local = NULL;
-  if (!dfi_remote_wants_ed25519 (repo, remote, "sign-verify-summary", &ed25519, error))
+  *ed25519 = *gpg = FALSE;
+  if (!dfi_remote_wants_ed25519 (repo, remote, "sign-verify-summary", ed25519, error))
     return FALSE;
-  if (!ostree_repo_remote_get_gpg_verify_summary (repo, remote, &gpg, &local))
+  if (!ostree_repo_remote_get_gpg_verify_summary (repo, remote, gpg, &local))
     return dfi_throw (error, DF_ERROR_INVALID_ARGUMENT, "remote %s: %s", remote, local->message);
-  *checked = ed25519 || gpg;
-  if (!*checked)
+  return TRUE;
+}
+
+/* The summary's signatures as summary_wants() found them asked for. */
+static gboolean
+verify_summary (OstreeRepo *repo, const char *remote, GBytes *summary, GBytes *sig, gboolean ed25519, gboolean gpg,
+                GCancellable *c, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  if (!ed25519 && !gpg)
     return TRUE;
   if (sig == NULL)
     return dfi_throw (error, DF_ERROR_UNTRUSTED,
@@ -160,6 +166,9 @@ resolve_ref (OstreeRepo *repo, const DfFetchOptions *o, const char *remote, cons
   mo->net.urls = g_ptr_array_ref (meta_urls);
   if (!dfi_fetch_validate_urls (mo->net.urls, error))
     return FALSE;
+  gboolean ed25519 = FALSE, gpg = FALSE;
+  if (!summary_wants (repo, remote, &ed25519, &gpg, error))
+    return FALSE;
   DfDownloader *d = dfi_downloader_new (mo, res, c);
   gboolean not_found = FALSE;
   guint served_by = 0;
@@ -167,7 +176,7 @@ resolve_ref (OstreeRepo *repo, const DfFetchOptions *o, const char *remote, cons
       = dfi_downloader_fetch_small (d, "summary", DF_FETCH_SUMMARY_MAX, &not_found, &served_by, error);
   g_autoptr (GBytes) sig = NULL;
   g_autoptr (GError) sig_error = NULL;
-  if (summary)
+  if (summary && (ed25519 || gpg))
     {
       /* From the mirror the summary came from: signature and summary must
        * be one publication. */
@@ -188,8 +197,7 @@ resolve_ref (OstreeRepo *repo, const DfFetchOptions *o, const char *remote, cons
   dfi_downloader_free (d);
   if (summary == NULL)
     return FALSE;
-  gboolean checked = FALSE;
-  if (!verify_summary (repo, remote, summary, sig, &checked, c, error))
+  if (!verify_summary (repo, remote, summary, sig, ed25519, gpg, c, error))
     return FALSE;
   g_autoptr (GVariant) sv
       = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_SUMMARY_GVARIANT_FORMAT, summary, FALSE));
@@ -208,7 +216,7 @@ resolve_ref (OstreeRepo *repo, const DfFetchOptions *o, const char *remote, cons
         return dfi_throw (error, DF_ERROR_INVALID_DELTA, "remote %s: the summary's entry for %s is malformed", remote,
                           ref);
       *out = ostree_checksum_from_bytes (g_variant_get_data (csum));
-      res->summary_verified = checked;
+      res->summary_verified = ed25519 || gpg;
       return TRUE;
     }
   return dfi_throw (error, DF_ERROR_NOT_FOUND, "remote %s has no ref %s", remote, ref);

@@ -465,11 +465,6 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
   if (!o->allow_pull)
     return dfi_throw (error, DF_ERROR_NETWORK, "the server offers no native delta to %s%s%s", o->apply->commit,
                       from ? " from " : "", from ? from : "");
-  if (o->max_bytes > 0)
-    return dfi_throw (error, DF_ERROR_TOO_LARGE,
-                      "the server offers no delta to %s, and libostree's pull cannot be held to a byte limit (its "
-                      "size is not known beforehand)",
-                      o->apply->commit);
   if (o->net.max_rate > 0)
     return dfi_throw (error, DF_ERROR_NETWORK,
                       "the server offers no delta to %s, and libostree's pull cannot honour the rate cap",
@@ -480,8 +475,13 @@ discover_and_fetch (DfFetchRun *f, const char *from, GError **error)
                       " bytes",
                       o->apply->commit, o->expected_size);
   f->res->path = DF_FETCH_PATH_PULL;
-  if (f->plan)
-    return dfi_fetch_plan_pull (f, error);
+  if (f->plan || o->max_bytes > 0)
+    {
+      if (!dfi_fetch_pull_within_limit (f, error))
+        return FALSE;
+      if (f->plan)
+        return TRUE;
+    }
   dfi_downloader_set_phase (f->dl, DF_FETCH_PHASE_DOWNLOAD);
   dfi_downloader_emit (f->dl, DF_FETCH_EVENT_START, o->net.urls->pdata[0], NULL);
   return dfi_fetch_pull_fallback (f, error);

@@ -125,6 +125,28 @@ dfi_part_store_open_existing (DfPartStore *s, const char *sb_hex)
   return s->dfd >= 0;
 }
 
+/* Part @p's record of the ranges already in (PART.ranges: the range size,
+ * 8 bytes little-endian, then a byte per range, 1 when in), or NULL when
+ * there is none or it was made with another range size (it does not
+ * describe these ranges). *@flags points at the per-range bytes. */
+static GBytes *
+read_ranges_record (DfPartStore *s, const DfStorePart *p, const guint8 **flags)
+{
+  char name[96];
+  g_snprintf (name, sizeof name, "%s.ranges", p->name);
+  g_autoptr (GBytes) rec = dfi_read_file_bounded (s->dfd, name, 8 + p->n_ranges, G_MAXUINT64, "ranges", NULL);
+  gsize rlen = 0;
+  const guint8 *rb = rec ? g_bytes_get_data (rec, &rlen) : NULL;
+  guint64 rs = 0;
+  if (rb == NULL || rlen != 8 + p->n_ranges)
+    return NULL;
+  memcpy (&rs, rb, 8);
+  if (GUINT64_FROM_LE (rs) != s->range_size)
+    return NULL;
+  *flags = rb + 8;
+  return g_steal_pointer (&rec);
+}
+
 guint64
 dfi_part_store_peek (DfPartStore *s, const DfStorePart *p)
 {
@@ -135,18 +157,12 @@ dfi_part_store_peek (DfPartStore *s, const DfStorePart *p)
   if (fstatat (s->dfd, p->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (st.st_mode)
       && (guint64)st.st_size == p->size)
     return p->size;
-  char name[96];
-  g_snprintf (name, sizeof name, "%s.ranges", p->name);
-  g_autoptr (GBytes) rec = dfi_read_file_bounded (s->dfd, name, 8 + p->n_ranges, G_MAXUINT64, "ranges", NULL);
-  gsize rlen = 0;
-  const guint8 *rb = rec ? g_bytes_get_data (rec, &rlen) : NULL;
-  guint64 rs = 0, reused = 0;
-  if (rb && rlen == 8 + p->n_ranges)
-    memcpy (&rs, rb, 8);
-  if (rb && GUINT64_FROM_LE (rs) == s->range_size)
-    for (guint r = 0; r < p->n_ranges; r++)
-      if (rb[8 + r] == 1)
-        reused += p->ranges[r].len;
+  const guint8 *flags = NULL;
+  g_autoptr (GBytes) rec = read_ranges_record (s, p, &flags);
+  guint64 reused = 0;
+  for (guint r = 0; rec && r < p->n_ranges; r++)
+    if (flags[r] == 1)
+      reused += p->ranges[r].len;
   return reused;
 }
 
@@ -232,7 +248,6 @@ part_matches (DfPartStore *s, DfStorePart *p, int fd, GError **error)
 void
 dfi_part_store_lookup (DfPartStore *s, DfStorePart *p)
 {
-  char name[96];
   struct stat st;
   dfi_autofd done_fd = dfi_open_regular (s->dfd, p->name, p->name, &st, NULL);
   if (done_fd >= 0 && (guint64)st.st_size == p->size && part_matches (s, p, done_fd, NULL))
@@ -243,24 +258,16 @@ dfi_part_store_lookup (DfPartStore *s, DfStorePart *p)
     }
   dfi_part_store_set_state (s, p, DF_PART_STATE_WANTED);
   unlinkat (s->dfd, p->name, 0);
-  g_snprintf (name, sizeof name, "%s.ranges", p->name);
-  g_autoptr (GError) ignored = NULL;
-  g_autoptr (GBytes) rec = dfi_read_file_bounded (s->dfd, name, 8 + p->n_ranges, G_MAXUINT64, "ranges", &ignored);
-  gsize rlen = 0;
-  const guint8 *rb = rec ? g_bytes_get_data (rec, &rlen) : NULL;
-  guint64 rs = 0;
-  if (rb && rlen == 8 + p->n_ranges)
-    memcpy (&rs, rb, 8);
-  /* A record made with another range size does not describe these ranges. */
-  if (rb && GUINT64_FROM_LE (rs) == s->range_size)
-    for (guint r = 0; r < p->n_ranges; r++)
-      if (rb[8 + r] == 1)
-        {
-          p->done[r] = p->recorded[r] = 1;
-          p->remaining--;
-          p->resumed = TRUE;
-          s->bytes_reused += p->ranges[r].len;
-        }
+  const guint8 *flags = NULL;
+  g_autoptr (GBytes) rec = read_ranges_record (s, p, &flags);
+  for (guint r = 0; rec && r < p->n_ranges; r++)
+    if (flags[r] == 1)
+      {
+        p->done[r] = p->recorded[r] = 1;
+        p->remaining--;
+        p->resumed = TRUE;
+        s->bytes_reused += p->ranges[r].len;
+      }
 }
 
 gboolean

@@ -309,8 +309,9 @@ DF_PUBLIC void df_generate_options_set_progress (DfGenerateOptions *opts, DfProg
  *
  * Memory: per job a 2 MiB chunk, its 4 MiB source window and suffix array
  * (16 MiB), a zstd compressor (about 30 MiB at level 12, 100 MiB at 19) and
- * up to two 8 MiB parts waiting; measured peak RSS 360 MB for 2 jobs at
- * level 19 on a 650 MB OS update.
+ * up to two 8 MiB parts waiting; measured peak RSS 350 MB for 2 jobs at
+ * level 19 on a 650 MB OS update (440 MB for three deltas of one
+ * df_generate_many()).
  */
 DF_PUBLIC gboolean df_generate (OstreeRepo *repo, const DfGenerateOptions *opts, char **out_dir,
                                 GCancellable *cancellable, GError **error);
@@ -866,9 +867,10 @@ DF_PUBLIC void df_fetch_options_set_min_rate (DfFetchOptions *opts, guint bytes_
  * exceed it, so that a cap never turns into a timeout. */
 DF_PUBLIC void df_fetch_options_set_max_rate (DfFetchOptions *opts, guint64 bytes_per_second);
 /* Refuses (DF_ERROR_TOO_LARGE), before any part is downloaded, an update
- * whose download would exceed @bytes (index and superblock included), and
- * libostree's pull, whose size is not known beforehand. 0 (the default): no
- * limit. */
+ * whose download would exceed @bytes (index and superblock included).
+ * libostree's pull is sized first as df_fetch_plan() sizes it, refused
+ * when over (or when its size cannot be known), and stopped when it goes
+ * past @bytes as it runs. 0 (the default): no limit. */
 DF_PUBLIC void df_fetch_options_set_max_bytes (DfFetchOptions *opts, guint64 bytes);
 /* The size of the delta, as published (superblock and parts: "size" in the
  * generator's deltafetch/v1/stats/TO.json), that the update's signed
@@ -1053,8 +1055,9 @@ DF_PUBLIC void df_fetch_options_set_progress (DfFetchOptions *opts, DfProgressFu
  *   (when the system is not booted from @repo's sysroot, or its booted
  *   commit is not wholly in @repo)
  * @DF_FETCH_FROM_REPOSITORY: the device's own commit had no delta (or there
- *   was none): the newest commit wholly in the repository that the server
- *   offers a delta from
+ *   was none): the commit wholly in the repository that the server offers
+ *   a delta from (of several, the one whose delta the server's stats file
+ *   says is the smallest, else the newest)
  * @DF_FETCH_FROM_BOOTED: the commit of the deployment the system booted
  *   (/run/ostree-booted, the default sysroot), when @repo is that sysroot's
  *   repository and no from-commit was given: tried before the ref's
@@ -1100,7 +1103,8 @@ typedef struct
  *
  * Brings the commit into @repo from a static HTTP(S) server: the native delta
  * from the device's commit if the server's index lists one, else from the
- * newest commit the repository holds that it lists one from, else the native
+ * commit the repository holds that it lists one from (the smallest delta
+ * by the server's stats file, else the newest), else the native
  * from-scratch delta, else a stock OSTree delta the server's delta index or
  * summary lists (with its fallback objects, each hashed before it is
  * accepted), else (unless disabled) libostree's pull. Parts are
