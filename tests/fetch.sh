@@ -239,6 +239,15 @@ check "two commits under no ref: fetch p3" "$DF" fetch --json --repo="$devp" --u
 check "the delta from p1 (the smaller by the stats file), not from the newer p2" \
   test "$(sed -n '$p' "$T/check.out" | python3 -c 'import json,sys; e=json.load(sys.stdin); print(e["from"], e["from_found"])')" = "$p1 repository"
 check "p3: fsck-clean and identical" checkout_matches "$devp" "$p3" "$T/pick/c"
+# The stats file is only a hint: nested 100,000 deep (json-glib's parser
+# recurses a level at a time), it is set aside and the newest commit's
+# delta taken.
+python3 -c "print('[' * 100000)" >"$pick/deltafetch/v1/stats/$p3.json"
+ostree init --repo="$devp.2" --mode=bare
+ostree pull-local --repo="$devp.2" "$pick" "$p1" "$p2" >/dev/null
+check "a stats file nested 100,000 deep: fetch p3 all the same" \
+  "$DF" fetch --json --repo="$devp.2" --url="http://127.0.0.1:$NGINX_PORT/pick" --commit="$p3"
+check "... from the newest, p2" test "$(sed -n '$p' "$T/check.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["from"])')" = "$p2"
 
 # Limits for metered and shared links. --max-bytes and --no-from-scratch
 # refuse (exit 13) once the superblock says how big the update is, before

@@ -101,6 +101,11 @@ ostree init --repo="$T/dev-forged-tree" --mode=bare
 expect_exit 5 "pull: a dirtree that does not hash to its name" "$DF" fetch --repo="$T/dev-forged-tree" \
   --url="$base/forged-tree" --commit="$c2" --dry-run
 check "... said so" grep -q "does not hash to its name" "$T/ee.err"
+# A dirtree larger than any a plan takes (4 MiB): refused as it arrives.
+head -c 5000000 /dev/urandom >"$T/www/forged-tree/objects/${root:0:2}/${root:2}.dirtree"
+expect_exit 9 "pull: a 5 MB dirtree: the mirror refused" "$DF" fetch --repo="$T/dev-forged-tree" \
+  --url="$base/forged-tree" --commit="$c2" --dry-run
+check "... for its size" grep -q "at most 4194304 are acceptable" "$T/ee.err"
 
 # libostree's pull for a commit that carries its object sizes (ostree
 # commit --generate-sizes): the plan reads them from the commit object

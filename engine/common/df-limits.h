@@ -144,6 +144,13 @@
 /* A commit object, read by a plan for libostree's pull for its object
  * sizes (ostree.sizes: about 45 bytes per object, 350,000 objects). */
 #define DF_FETCH_COMMIT_MAX (16 * DF_MIB)
+/* A dirtree (about 60 bytes an entry: 70,000 entries) and a dirmeta, read
+ * by a plan's walk of a commit for libostree's pull. */
+#define DF_FETCH_DIRTREE_MAX (4 * DF_MIB)
+#define DF_FETCH_DIRMETA_MAX (64 * 1024)
+/* The generator's stats file of a to-commit (about 250 bytes a delta),
+ * read to choose among from-commits. */
+#define DF_FETCH_STATS_MAX (256 * 1024)
 /* A remote repository's config file (read to learn the remote's mode). */
 #define DF_FETCH_CONFIG_MAX (64 * 1024)
 /* A summary's signatures (summary.sig): a few hundred bytes a key. */

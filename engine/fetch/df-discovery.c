@@ -65,6 +65,33 @@ count_local (OstreeRepo *repo, GPtrArray *names)
   return n;
 }
 
+/* Whether the arrays and objects of JSON text @data nest at most @max
+ * deep (strings, with their escapes, skipped). */
+static gboolean
+json_depth_at_most (const char *data, gsize len, guint max)
+{
+  guint depth = 0;
+  gboolean in_string = FALSE;
+  for (gsize i = 0; i < len; i++)
+    {
+      char c = data[i];
+      if (in_string)
+        {
+          if (c == '\\')
+            i++;
+          else if (c == '"')
+            in_string = FALSE;
+        }
+      else if (c == '"')
+        in_string = TRUE;
+      else if ((c == '[' || c == '{') && ++depth > max)
+        return FALSE;
+      else if ((c == ']' || c == '}') && depth > 0)
+        depth--;
+    }
+  return TRUE;
+}
+
 /* The sizes the server publishes for the deltas to @commit (from-commit ->
  * guint64*), from the generator's stats file
  * (deltafetch/v1/stats/COMMIT.json), or NULL when it has none or it does
@@ -74,15 +101,19 @@ static GHashTable *
 published_sizes (DfDownloader *d, const char *commit)
 {
   g_autofree char *rel = g_strdup_printf ("deltafetch/v1/stats/%s.json", commit);
-  gboolean not_found = FALSE;
-  guint served_by = 0;
+  /* A hint: asked once, and a failure blames no mirror. */
+  DfSmallFile file = { .rel = rel, .cap = DF_FETCH_STATS_MAX, .optional = TRUE };
   g_autoptr (GError) ignored = NULL;
-  g_autoptr (GBytes) bytes = dfi_downloader_fetch_small (d, rel, DF_FETCH_INDEX_MAX, &not_found, &served_by, &ignored);
-  if (bytes == NULL)
+  if (!dfi_downloader_fetch_many (d, &file, 1, 0, NULL, NULL, &ignored) || file.bytes == NULL)
     return NULL;
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  g_autoptr (GBytes) bytes = file.bytes;
   gsize len;
   const char *data = g_bytes_get_data (bytes, &len);
+  /* json-glib's parser recurses once a level: the file's three levels
+   * and no more. */
+  if (!json_depth_at_most (data, len, 4))
+    return NULL;
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   if (len > G_MAXSSIZE || !json_parser_load_from_data (parser, data, (gssize)len, NULL))
     return NULL;
   JsonNode *root = json_parser_get_root (parser);

@@ -426,9 +426,33 @@ next_mirror (DfDownloader *d, guint m)
   return G_MAXUINT;
 }
 
+/* No mirror is left to ask for batch file @f: not found when every mirror
+ * still in use answered 404 or 410, else the last failure (@kind, @what). */
+static gboolean
+many_exhausted (DfDownloader *d, DfSmallFile *f, DfError kind, const char *what, GError **error)
+{
+  guint usable = 0;
+  for (guint m = 0; m < d->n_mirrors; m++)
+    usable += !d->mirrors[m].demoted;
+  if (f->n404 > 0 && usable > 0 && f->n404 >= usable)
+    return dfi_throw (error, DF_ERROR_NOT_FOUND, "%s: not found on any mirror", f->rel);
+  return dfi_throw (error, kind, "%s (every mirror failed)", what ? what : f->rel);
+}
+
+/* Batch file @f goes to the next mirror in use after its own, its tries
+ * counted afresh there. FALSE when there is none. */
+static gboolean
+many_next_mirror (DfDownloader *d, DfSmallFile *f)
+{
+  f->attempts = 0;
+  f->ready_at = 0;
+  f->mirror = next_mirror (d, f->mirror);
+  return f->mirror != G_MAXUINT;
+}
+
 /* A batch's file failed on its mirror (@out, @status, @msg): retried there
- * after a pause, or asked of the next mirror. FALSE with @error when no
- * mirror is left to ask. */
+ * after a pause, or asked of the next mirror; an optional file is given up
+ * at once. FALSE with @error when no mirror is left to ask. */
 static gboolean
 many_failed (DfDownloader *d, DfSmallFile *f, DfTransferOutcome out, int status, DfError kind, const char *msg,
              GError **error)
@@ -436,9 +460,14 @@ many_failed (DfDownloader *d, DfSmallFile *f, DfTransferOutcome out, int status,
   g_autofree char *what = g_strdup_printf ("%s/%s: %s", d->mirrors[f->mirror].base, f->rel, msg);
   if (out == DF_TRANSFER_FATAL)
     return dfi_throw (error, kind, "%s: %s", f->rel, msg);
+  if (f->optional)
+    {
+      f->done = TRUE; /* a hint: no retry, no mirror blamed */
+      return TRUE;
+    }
   if (status == 404 || status == 410)
     f->n404++; /* not there: the next mirror may have it */
-  else
+  else if (!d->mirrors[f->mirror].demoted)
     {
       d->res->retries++;
       dfi_downloader_emit (d, DF_FETCH_EVENT_RETRY, d->mirrors[f->mirror].base, what);
@@ -449,21 +478,16 @@ many_failed (DfDownloader *d, DfSmallFile *f, DfTransferOutcome out, int status,
         }
       dfi_downloader_demote (d, f->mirror, what);
     }
-  f->attempts = 0;
-  f->mirror = next_mirror (d, f->mirror);
-  if (f->mirror != G_MAXUINT)
+  if (many_next_mirror (d, f))
     return TRUE;
-  guint usable = 0;
-  for (guint m = 0; m < d->n_mirrors; m++)
-    usable += !d->mirrors[m].demoted;
-  if (f->n404 > 0 && f->n404 >= usable)
-    return dfi_throw (error, DF_ERROR_NOT_FOUND, "%s: not found on any mirror", f->rel);
-  return dfi_throw (error, kind, "%s (every mirror failed)", what);
+  return many_exhausted (d, f, kind, what, error);
 }
 
-/* A batch's transfer ended: the file is in, or waits for another try. */
+/* A batch's transfer ended: the file is in (and passed @check), or waits
+ * for another try. */
 static gboolean
-many_done (DfDownloader *d, DfSmallFile *files, Job *j, CURLcode rc, GError **error)
+many_done (DfDownloader *d, DfSmallFile *files, Job *j, CURLcode rc, DfSmallFileCheck check, gpointer data,
+           GError **error)
 {
   DfSmallFile *f = &files[j->item];
   DfError kind = DF_ERROR_NETWORK;
@@ -476,7 +500,7 @@ many_done (DfDownloader *d, DfSmallFile *files, Job *j, CURLcode rc, GError **er
       else
         f->bytes = g_byte_array_free_to_bytes (g_steal_pointer (&j->buf));
       f->done = TRUE;
-      return TRUE;
+      return f->head || check == NULL || check (f, data, error);
     }
   if (g_cancellable_set_error_if_cancelled (d->cancellable, error))
     return FALSE;
@@ -484,21 +508,25 @@ many_done (DfDownloader *d, DfSmallFile *files, Job *j, CURLcode rc, GError **er
 }
 
 gboolean
-dfi_downloader_fetch_many (DfDownloader *d, DfSmallFile *files, guint n, GError **error)
+dfi_downloader_fetch_many (DfDownloader *d, DfSmallFile *files, guint n, guint64 held_max, DfSmallFileCheck check,
+                           gpointer data, GError **error)
 {
   g_return_val_if_fail (d->jobs->len == 0, FALSE);
+  if (n == 0)
+    return TRUE;
   guint first = next_mirror (d, G_MAXUINT);
   if (first == G_MAXUINT)
     return dfi_throw (error, DF_ERROR_NETWORK, "no mirror left to ask");
   for (guint i = 0; i < n; i++)
     {
-      files[i].bytes = NULL, files[i].size = G_MAXUINT64, files[i].done = FALSE;
+      files[i].bytes = NULL, files[i].size = G_MAXUINT64, files[i].done = files[i].in_flight = FALSE;
       files[i].mirror = first, files[i].attempts = files[i].n404 = 0, files[i].ready_at = 0;
     }
   /* More requests than connections: HTTP/2 multiplexes them, and libcurl
    * queues the rest for a free connection. */
   guint limit = MIN (4 * MAX (1u, d->o->net.connections), 64u);
   guint next = 0, left = n;
+  guint64 held = 0; /* the caps of the bodies in flight */
   GError *local = NULL;
   while (left > 0 && local == NULL)
     {
@@ -506,7 +534,8 @@ dfi_downloader_fetch_many (DfDownloader *d, DfSmallFile *files, guint n, GError 
         break;
       gint64 now = g_get_monotonic_time (), wait_until = now + 200 * 1000;
       /* Start what may start: files not yet done, not in flight, past their
-       * pause, in order from where the last round stopped. */
+       * pause, in order from where the last round stopped; bodies in
+       * flight held to @held_max together (one at least). */
       for (guint k = 0; k < n && d->jobs->len < limit; k++)
         {
           guint i = (next + k) % n;
@@ -518,9 +547,12 @@ dfi_downloader_fetch_many (DfDownloader *d, DfSmallFile *files, guint n, GError 
               wait_until = MIN (wait_until, f->ready_at);
               continue;
             }
-          if (d->mirrors[f->mirror].demoted && (f->mirror = next_mirror (d, f->mirror)) == G_MAXUINT)
+          guint64 cap = f->head ? 0 : f->cap;
+          if (held_max > 0 && d->jobs->len > 0 && (cap > held_max || held > held_max - cap))
+            break;
+          if (d->mirrors[f->mirror].demoted && !many_next_mirror (d, f))
             {
-              dfi_throw (&local, DF_ERROR_NETWORK, "%s (every mirror failed)", f->rel);
+              many_exhausted (d, f, DF_ERROR_NETWORK, NULL, &local);
               break;
             }
           Job *j = job_new_full (d, f->mirror, f->rel, f->rel, 0, f->head ? G_MAXUINT64 - 1 : f->cap, G_MAXUINT64,
@@ -529,12 +561,17 @@ dfi_downloader_fetch_many (DfDownloader *d, DfSmallFile *files, guint n, GError 
           if (!f->head)
             j->buf = g_byte_array_new ();
           f->in_flight = TRUE;
+          held += cap;
           g_ptr_array_add (d->jobs, j);
           curl_multi_add_handle (d->multi, dfi_transfer_get_easy (j->t));
           next = i + 1;
         }
       if (local)
         break;
+      /* Under a rate cap, transfers the bucket paused resume here. */
+      for (guint i = 0; i < d->jobs->len; i++)
+        dfi_transfer_pace (((Job *)d->jobs->pdata[(d->pace_next + i) % d->jobs->len])->t);
+      d->pace_next++;
       int running;
       if (curl_multi_perform (d->multi, &running) != CURLM_OK)
         {
@@ -552,8 +589,10 @@ dfi_downloader_fetch_many (DfDownloader *d, DfSmallFile *files, guint n, GError 
           CURLcode rc = m->data.result;
           curl_multi_remove_handle (d->multi, m->easy_handle);
           g_ptr_array_remove_fast (d->jobs, j);
-          files[j->item].in_flight = FALSE;
-          if (many_done (d, files, j, rc, &local) && files[j->item].done)
+          DfSmallFile *f = &files[j->item];
+          f->in_flight = FALSE;
+          held -= f->head ? 0 : f->cap;
+          if (many_done (d, files, j, rc, check, data, &local) && f->done)
             left--;
           job_free (j);
         }

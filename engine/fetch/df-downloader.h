@@ -70,27 +70,38 @@ GBytes *dfi_downloader_fetch_small (DfDownloader *d, const char *rel, guint64 ca
 
 /* One small file of a batch: its body (at most @cap bytes) or, with
  * @head, only its size. */
-typedef struct
+typedef struct _DfSmallFile DfSmallFile;
+struct _DfSmallFile
 {
   const char *rel; /* relative to a mirror's base (borrowed) */
   gboolean head;
+  gboolean optional; /* a hint: asked once, of one mirror; on failure done with no body, no mirror demoted */
   guint64 cap;
+  gpointer user; /* the caller's */
   GBytes *bytes; /* out, not with @head: the body (the caller frees it) */
   guint64 size;  /* out, with @head: the size the server declares, G_MAXUINT64 when none */
   /*< private >*/
   gboolean done, in_flight;
   guint mirror, attempts, n404;
   gint64 ready_at;
-} DfSmallFile;
+};
+
+/* Judges a batch file's body as soon as it is in (a hash check, so that a
+ * wrong one stops the batch before more arrive); FALSE with @error stops
+ * the batch. */
+typedef gboolean (*DfSmallFileCheck) (DfSmallFile *f, gpointer data, GError **error);
 
 /* Fetches @files side by side (up to four requests a connection the
  * options allow; HTTP/2 multiplexes them), each from the first mirror in
  * use, retried and demoted as dfi_downloader_fetch_small() does, then from
- * the next mirror. Fails at the first file no mirror serves
- * (DF_ERROR_NOT_FOUND when every mirror in use answered 404 or 410); the
- * bodies fetched so far are the caller's to free either way. For a
- * downloader with no part in flight. */
-gboolean dfi_downloader_fetch_many (DfDownloader *d, DfSmallFile *files, guint n, GError **error);
+ * the next mirror. The bodies in flight take at most @held_max bytes
+ * together by their caps (0: no bound; one is always let through); each
+ * body in passes @check (may be NULL). Fails at the first file no mirror
+ * serves (DF_ERROR_NOT_FOUND when every mirror in use answered 404 or
+ * 410) or that @check refuses; the bodies fetched so far are the caller's
+ * to free either way. For a downloader with no part in flight. */
+gboolean dfi_downloader_fetch_many (DfDownloader *d, DfSmallFile *files, guint n, guint64 held_max,
+                                    DfSmallFileCheck check, gpointer data, GError **error);
 
 /* Downloads into @store (borrowed) the parts added next: those without a
  * path of their own are "@delta_rel/<index>" on the mirrors. Verified parts

@@ -449,7 +449,8 @@ typedef struct
   GByteArray *trees; /* checksums of dirtrees to read next */
   GByteArray *metas; /* checksums of dirmetas the repository lacks */
   GByteArray *files; /* checksums of content objects the repository lacks */
-  guint64 memory;    /* what the walk may hold */
+  guint64 memory;    /* what its sets and queues may hold */
+  guint64 held_max;  /* what the trees in flight may hold, by their caps */
   PullSize *sz;
 } PullWalk;
 
@@ -525,9 +526,33 @@ take_front (GByteArray *queue, guint max)
   return out;
 }
 
+/* A dirtree or dirmeta of the walk, in from the server: kept only when it
+ * hashes to its name (the file's user data); a dirtree is walked at once
+ * and let go. */
+static gboolean
+walk_check (DfSmallFile *f, gpointer data, GError **error)
+{
+  PullWalk *w = data;
+  const guint8 *csum = f->user;
+  guint8 got[DF_SHA256_LEN];
+  dfi_sha256 (g_bytes_get_data (f->bytes, NULL), g_bytes_get_size (f->bytes), got);
+  if (memcmp (got, csum, DF_SHA256_LEN) != 0)
+    return dfi_throw (error, DF_ERROR_UNTRUSTED, "the server's %s does not hash to its name", f->rel);
+  gboolean ok = TRUE;
+  if (g_str_has_suffix (f->rel, ".dirtree"))
+    {
+      g_autoptr (GVariant) v
+          = g_variant_ref_sink (g_variant_new_from_bytes (OSTREE_TREE_GVARIANT_FORMAT, f->bytes, FALSE));
+      ok = walk_tree (w, v, error);
+    }
+  g_clear_pointer (&f->bytes, g_bytes_unref);
+  return ok;
+}
+
 /* A step of the walk: queued dirtrees (from the repository when it has
- * them, else from the server) and dirmetas, fetched side by side, so many
- * at a time that what they hold stays small. */
+ * them, else from the server) and dirmetas, fetched side by side with
+ * what is in flight held to the walk's memory; each is checked and walked
+ * as it comes in. Under a byte limit, the walk stops once past it. */
 static gboolean
 walk_step (PullWalk *w, GError **error)
 {
@@ -536,12 +561,10 @@ walk_step (PullWalk *w, GError **error)
   guint nt = trees->len / DF_SHA256_LEN, nm = metas->len / DF_SHA256_LEN;
   g_autoptr (GPtrArray) rels = g_ptr_array_new_with_free_func (g_free);
   g_autofree DfSmallFile *batch = g_new0 (DfSmallFile, nt + nm);
-  g_autofree guint *tree_of = g_new0 (guint, nt + nm);
   guint n = 0;
-  g_autoptr (GPtrArray) local = g_ptr_array_new_with_free_func ((GDestroyNotify)g_variant_unref);
   for (guint i = 0; i < nt + nm; i++)
     {
-      const guint8 *csum = i < nt ? trees->data + i * DF_SHA256_LEN : metas->data + (i - nt) * DF_SHA256_LEN;
+      guint8 *csum = i < nt ? trees->data + i * DF_SHA256_LEN : metas->data + (i - nt) * DF_SHA256_LEN;
       if (i < nt)
         {
           char hex[65];
@@ -551,34 +574,25 @@ walk_step (PullWalk *w, GError **error)
             return FALSE;
           if (v)
             {
-              g_ptr_array_add (local, g_steal_pointer (&v));
+              if (!walk_tree (w, v, error))
+                return FALSE;
               continue;
             }
         }
       char *rel = object_rel (csum, i < nt ? "dirtree" : "dirmeta");
       g_ptr_array_add (rels, rel);
-      batch[n] = (DfSmallFile){ .rel = rel, .cap = DF_FETCH_COMMIT_MAX };
-      tree_of[n++] = i;
+      batch[n++]
+          = (DfSmallFile){ .rel = rel, .cap = i < nt ? DF_FETCH_DIRTREE_MAX : DF_FETCH_DIRMETA_MAX, .user = csum };
     }
-  gboolean ok = dfi_downloader_fetch_many (w->f->dl, batch, n, error);
-  for (guint k = 0; ok && k < n; k++)
-    {
-      guint i = tree_of[k];
-      const guint8 *csum = i < nt ? trees->data + i * DF_SHA256_LEN : metas->data + (i - nt) * DF_SHA256_LEN;
-      guint8 got[DF_SHA256_LEN];
-      dfi_sha256 (g_bytes_get_data (batch[k].bytes, NULL), g_bytes_get_size (batch[k].bytes), got);
-      if (memcmp (got, csum, DF_SHA256_LEN) != 0)
-        ok = dfi_throw (error, DF_ERROR_UNTRUSTED, "the server's %s does not hash to its name", batch[k].rel);
-      else if (i < nt)
-        {
-          GVariant *v = g_variant_new_from_bytes (OSTREE_TREE_GVARIANT_FORMAT, batch[k].bytes, FALSE);
-          g_ptr_array_add (local, g_variant_ref_sink (v));
-        }
-    }
+  gboolean ok = dfi_downloader_fetch_many (w->f->dl, batch, n, w->held_max, walk_check, w, error);
   for (guint k = 0; k < n; k++)
     g_clear_pointer (&batch[k].bytes, g_bytes_unref);
-  for (guint i = 0; ok && i < local->len; i++)
-    ok = walk_tree (w, local->pdata[i], error);
+  guint64 max = w->f->o->max_bytes;
+  if (ok && max > 0 && dfi_downloader_bytes (w->f->dl) > max)
+    return dfi_throw (error, DF_ERROR_TOO_LARGE,
+                      "libostree's pull of %s needs more than the limit of %" G_GUINT64_FORMAT
+                      " bytes downloaded (its trees alone passed it)",
+                      w->f->o->apply->commit, max);
   return ok;
 }
 
@@ -602,7 +616,7 @@ walk_sizes (PullWalk *w, gboolean *known, GError **error)
           g_ptr_array_add (rels, rel);
           batch[k] = (DfSmallFile){ .rel = rel, .head = TRUE };
         }
-      if (!dfi_downloader_fetch_many (w->f->dl, batch, m, error))
+      if (!dfi_downloader_fetch_many (w->f->dl, batch, m, 0, NULL, NULL, error))
         return FALSE;
       for (guint k = 0; k < m; k++)
         if (batch[k].size == G_MAXUINT64)
@@ -676,6 +690,7 @@ dfi_fetch_plan_pull (DfFetchRun *f, GError **error)
                      .metas = g_byte_array_new (),
                      .files = g_byte_array_new (),
                      .memory = f->o->apply->memory / 2,
+                     .held_max = f->o->apply->memory / 2,
                      .sz = &sz };
       g_autoptr (GVariant) root_tree = g_variant_get_child_value (cv, 6);
       g_autoptr (GVariant) root_meta = g_variant_get_child_value (cv, 7);
@@ -691,7 +706,8 @@ dfi_fetch_plan_pull (DfFetchRun *f, GError **error)
     }
   /* What the plan fetched (the config, the commit object, dirtrees and
    * dirmetas) stands for the pull's own fetches of them. */
-  plan->download_bytes = dfi_downloader_bytes (f->dl) + sz.download;
+  guint64 fetched = dfi_downloader_bytes (f->dl);
+  plan->download_bytes = sz.download > G_MAXUINT64 - fetched ? G_MAXUINT64 : fetched + sz.download;
   plan->parts_to_fetch = sz.objects;
   plan->disk_bytes = sz.disk;
   plan->size_known = known;
@@ -718,8 +734,12 @@ dfi_fetch_pull_within_limit (DfFetchRun *f, GError **error)
                       "the server offers no delta to %s, and libostree's pull cannot be held to a byte limit (the "
                       "server declares no sizes of its objects)",
                       o->apply->commit);
-  /* A pull fetches again the config, commit and trees its plan read. */
-  guint64 need = plan->download_bytes + (planning ? 0 : dfi_downloader_bytes (f->dl) - before);
+  /* Under a limit the fetch sizes the pull first, which then fetches the
+   * config, commit and trees again: a plan says as much. */
+  guint64 again = dfi_downloader_bytes (f->dl) - before;
+  guint64 need = again > G_MAXUINT64 - plan->download_bytes ? G_MAXUINT64 : plan->download_bytes + again;
+  if (planning)
+    plan->download_bytes = need;
   if (need > o->max_bytes)
     return dfi_throw (error, DF_ERROR_TOO_LARGE,
                       "libostree's pull of %s needs %" G_GUINT64_FORMAT

@@ -162,6 +162,8 @@ on_write (char *data, size_t size, size_t n, void *user)
   gsize len = size * n;
   if (!t->headers_checked)
     return refuse (t, DF_ERROR_NETWORK, "body without a checked response"), 0;
+  if (t->head)
+    return refuse (t, DF_ERROR_NETWORK, "a body in reply to HEAD"), 0;
   /* Endless data stops here, whatever the headers said. */
   if (len > t->expect - t->received)
     return refuse (t, DF_ERROR_NETWORK, "server sent more than the %" G_GUINT64_FORMAT " bytes expected", t->expect), 0;

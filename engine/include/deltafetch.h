@@ -1164,8 +1164,9 @@ typedef struct
  * as the pull would, the dirtrees and dirmetas the repository lacks
  * fetched and checked against their checksums, and asks the server the
  * size of each content object the repository lacks with a HEAD request,
- * many side by side; what it holds meanwhile stays within half the memory
- * budget, or it fails with DF_ERROR_TOO_LARGE). It fails as df_fetch()
+ * many side by side; its sets and queues stay within half the memory
+ * budget, or it fails with DF_ERROR_TOO_LARGE, and the trees in flight,
+ * each checked and let go as it comes in, within the other half). It fails as df_fetch()
  * would before downloading a part: a superblock whose signature, commit or
  * from-commit is wrong (DF_ERROR_UNTRUSTED, DF_ERROR_MISSING_BASE), a
  * downgrade, an update over the byte limit or a from-scratch download not
