@@ -228,7 +228,7 @@ if command -v gpg >/dev/null; then
   gdev=$T/gdev sdev=$T/sdev
   for r in "$gdev" "$sdev"; do
     ostree init --repo="$r" --mode=bare
-    ostree remote add --repo="$r" "${tls_opts[@]}" --gpg-import="$T/gpg.pub" --set=gpg-verify-summary=true gorigin "$url"
+    ostree remote add --repo="$r" "${tls_opts[@]}" --gpg-import="$T/gpg.pub" --set=gpg-verify-summary=true gorigin "$url" >&2
   done
   expect_exit 0 "deltafetch pull: GPG-verified summary and commit" "$DF" pull --repo="$gdev" gorigin:os --json
   check "JSON: summary_verified" test "$(json_field "$T/ee.out" summary_verified)" = true
@@ -243,7 +243,7 @@ if command -v gpg >/dev/null; then
   GNUPGHOME=$T/gnupg2 gpg --batch --passphrase '' --quick-gen-key "other <o@example.invalid>" ed25519 sign never 2>/dev/null
   GNUPGHOME=$T/gnupg2 gpg --export >"$T/gpg-other.pub"
   ostree remote add --repo="$gdev2" "${tls_opts[@]}" --gpg-import="$T/gpg-other.pub" --set=gpg-verify-summary=false \
-    gother "$url"
+    gother "$url" >&2
   expect_exit 5 "a commit GPG-signed by a key not in the remote's keyring is refused" "$DF" pull --repo="$gdev2" \
     gother:os --no-pull-fallback
   check "nothing written" test -z "$(objects_list "$gdev2")"

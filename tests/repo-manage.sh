@@ -39,7 +39,7 @@ check "the new summary lists the stock delta" bash -c "ostree summary --repo='$s
 stock_pull () { # stock_pull NAME FROM: a stock device on FROM pulls os with gpg-verify-summary
   local dev=$T/$1
   ostree init --repo="$dev" --mode=bare-user
-  ostree remote add --repo="$dev" --gpg-import="$T/gpg.pub" --no-gpg-verify --set=gpg-verify-summary=true o "$url"
+  ostree remote add --repo="$dev" --gpg-import="$T/gpg.pub" --no-gpg-verify --set=gpg-verify-summary=true o "$url" >&2
   ostree pull --repo="$dev" o "$2" >/dev/null 2>&1 && ostree pull --repo="$dev" o os >"$T/$1.pull" 2>&1 &&
     checkout_matches "$dev" "${rel[5]}" "$T/r5"
 }
